@@ -1,0 +1,22 @@
+//! rdeploy: an agentless, push-based deployment executor.
+//!
+//! ```text
+//! cli ─▶ inventory ─▶ playbook (parse, validate) ─▶ render (minijinja) ─▶ plan (batches)
+//!         └─────────── vars (one precedence list) ──┘                         │
+//!                                                                             ▼
+//! report ◀── events ◀── exec (JoinSet + Semaphore(forks)) ─▶ transport (ssh | local)
+//! ```
+//!
+//! Everything before `exec` is pure and touches no host: `rdeploy plan` and `--syntax-check`
+//! stop there. Each module's own header says what it owns.
+
+pub mod cli;
+pub mod diag;
+pub mod inventory;
+pub mod modules;
+pub mod plan;
+pub mod playbook;
+pub mod report;
+pub mod template;
+pub mod vars;
+pub mod yaml;

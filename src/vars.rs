@@ -1,0 +1,1 @@
+//! (placeholder: the one variable precedence list)
