@@ -209,10 +209,13 @@ impl LazyVars {
                     return Err(e);
                 }
                 let described = super::describe_error(&self.inner.env, &e, &source, &ctx);
-                Err(Error::new(
-                    e.kind(),
-                    format!("variable '{name}': {described}"),
-                ))
+                // Undefined stays undefined (see `get_value`); anything else is already
+                // described, so it must not be prefixed again by its kind.
+                let kind = match e.kind() {
+                    ErrorKind::UndefinedError => ErrorKind::UndefinedError,
+                    _ => ErrorKind::InvalidOperation,
+                };
+                Err(Error::new(kind, format!("variable '{name}': {described}")))
             }
         }
     }
@@ -495,6 +498,18 @@ mod tests {
         // The guard unwinds: a later, sound lookup still works.
         let lazy2 = LazyVars::new(vec![layer(&[("ok", t(json!("{{ 1 }}")))])], env());
         assert_eq!(render(&lazy2, "{{ ok }}").unwrap(), "1");
+    }
+
+    #[test]
+    fn broken_template_in_a_variable_is_reported_once_with_its_name() {
+        let lazy = LazyVars::new(vec![layer(&[("bad", t(json!("{{ 1 + }}")))])], env());
+        let err = render(&lazy, "{{ bad | default('x') }}").unwrap_err();
+        assert!(
+            err.message
+                .starts_with("variable 'bad': template syntax error:"),
+            "{err}"
+        );
+        assert_eq!(err.message.matches("syntax error").count(), 1, "{err}");
     }
 
     #[test]

@@ -351,8 +351,8 @@ fn to_diagnostic_in(
         at.col = 1;
     }
     let mut d = Diagnostic::at(&at, describe_error(env, e, source, ctx));
-    if let Some(s) = snippet(e, source) {
-        d = d.note(format!("in template expression: {s}"));
+    if let Some(text) = source_line(source, line) {
+        d = d.note(format!("in template: {text}"));
     }
     let mut cause = std::error::Error::source(e);
     while let Some(inner) = cause {
@@ -360,6 +360,18 @@ fn to_diagnostic_in(
         cause = inner.source();
     }
     d
+}
+
+/// Line `line` (1-based) of a template, trimmed and shortened for a note.
+fn source_line(source: &str, line: usize) -> Option<String> {
+    let text = source.lines().nth(line.saturating_sub(1))?.trim();
+    if text.is_empty() {
+        return None;
+    }
+    Some(match text.char_indices().nth(120) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
+    })
 }
 
 /// The part of `source` minijinja blames, if it says.
