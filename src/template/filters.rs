@@ -152,8 +152,11 @@ fn parse_int(s: &str, base: u32) -> Option<i128> {
         _ => None,
     };
     let digits = match prefix {
-        Some(p) if rest.len() > 2 && rest[..2].eq_ignore_ascii_case(p) => &rest[2..],
-        _ => rest,
+        Some(p) => match (rest.get(..2), rest.get(2..)) {
+            (Some(head), Some(tail)) if head.eq_ignore_ascii_case(p) => tail,
+            _ => rest,
+        },
+        None => rest,
     };
     if digits.is_empty() || digits.starts_with('_') || digits.ends_with('_') {
         return None;
@@ -1320,6 +1323,8 @@ mod unit_tests {
             ("{{ 'ff' | int(base=16) }}", "255"),
             ("{{ '0x1A' | int(base=16) }}", "26"),
             ("{{ '0x1A' | int(0, 16) }}", "26"),
+            ("{{ '0é1' | int(base=16) }}", "0"),
+            ("{{ '0x' | int(base=16) }}", "0"),
             ("{{ '755' | int(base=8) }}", "493"),
             ("{{ true | int }}", "1"),
             ("{{ 2.7 | int }}", "2"),
@@ -1339,7 +1344,8 @@ mod unit_tests {
             ("{{ '' | default('d') }}", ""),
             ("{{ '' | default('d', true) }}", "d"),
             ("{{ 0 | default('d', true) }}", "d"),
-            ("{{ none | default('d') }}", "None"),
+            ("{{ none | default('d') }}", ""),
+            ("{{ none }}|{{ [none] }}", "|[None]"),
         ]);
         assert_eq!(r("{{ missing | default(omit) }}"), crate::template::OMIT);
         assert_eq!(r("{{ omit }}"), crate::template::OMIT);

@@ -34,7 +34,7 @@ pub const OMIT: &str = "__omit_place_holder__rdeploy__";
 /// The one minijinja Environment every template is rendered with.
 ///
 /// `UndefinedBehavior::Strict`; trailing newlines kept and `trim_blocks` on (both as Ansible's
-/// templar); no auto-escaping; Python string/dict/list methods through
+/// templar); no auto-escaping; a printed none is `''` (Ansible's finalize); Python string/dict/list methods through
 /// `minijinja_contrib::pycompat::unknown_method_callback`; Ansible's filters ([`filters`]),
 /// tests ([`tests`]), the `omit` global and `lookup('env', NAME)`.
 pub fn environment() -> Environment<'static> {
@@ -51,6 +51,15 @@ pub fn environment() -> Environment<'static> {
     if let Ok(syntax) = syntax {
         env.set_syntax(syntax);
     }
+    // Ansible's templar finalizes a printed none as '' (`{{ maybe_null }}` in a config file
+    // prints nothing, not "None"); strict undefined is checked by minijinja before this runs.
+    env.set_formatter(|out, state, value| {
+        if value.is_none() {
+            Ok(())
+        } else {
+            minijinja::escape_formatter(out, state, value)
+        }
+    });
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_global("omit", Value::from(OMIT));
     filters::register(&mut env);
