@@ -1,1 +1,518 @@
-//! (placeholder: filled in by its owner)
+//! The template environment: the one minijinja [`Environment`] every playbook string is
+//! rendered with, Ansible's filters and tests on top of it, and the lazy variable object
+//! ([`LazyVars`]) templates are rendered against.
+//!
+//! This module owns *how* a string or expression becomes a value: strict undefined, no
+//! auto-escaping, trailing newlines kept, Python string/dict/list methods, Ansible's
+//! whole-template native-type rule ([`render_value`]), Ansible truthiness for conditionals
+//! ([`eval_bool`]) and the static "which variables does this read" analysis
+//! ([`referenced_vars`]). Every failure comes back as a [`Diagnostic`] at the caller's [`Loc`].
+//!
+//! It must not decide *which* variables exist or in what order they win (that is `vars.rs`,
+//! which hands us layers), must not read files or run commands (`lookup('env')` is the one
+//! exception, and it only reads the controller's environment), and must never render a value
+//! that is data rather than playbook text: see [`lazy`] for why.
+
+pub mod filters;
+pub mod lazy;
+pub mod tests;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use minijinja::value::ValueKind;
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior, Value};
+
+use crate::diag::{Diagnostic, Loc};
+
+pub use lazy::{HostVars, LazyVars, VarValue};
+
+/// The sentinel string that `omit` (and so `default(omit)`) yields. A module argument equal to
+/// it is dropped by the caller, as if the task had not written it.
+pub const OMIT: &str = "__omit_place_holder__rdeploy__";
+
+/// The one minijinja Environment every template is rendered with.
+///
+/// `UndefinedBehavior::Strict`; trailing newlines kept and `trim_blocks` on (both as Ansible's
+/// templar); no auto-escaping; a printed none is `''` (Ansible's finalize); Python string/dict/list methods through
+/// `minijinja_contrib::pycompat::unknown_method_callback`; Ansible's filters ([`filters`]),
+/// tests ([`tests`]), the `omit` global and `lookup('env', NAME)`.
+pub fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    let syntax = env
+        .syntax()
+        .to_builder()
+        .keep_trailing_newline(true)
+        .trim_blocks(true)
+        .build();
+    // The builder only fails on conflicting delimiters, which we do not change.
+    if let Ok(syntax) = syntax {
+        env.set_syntax(syntax);
+    }
+    // Ansible's templar finalizes a printed none as '' (`{{ maybe_null }}` in a config file
+    // prints nothing, not "None"); strict undefined is checked by minijinja before this runs.
+    env.set_formatter(|out, state, value| {
+        if value.is_none() {
+            Ok(())
+        } else {
+            minijinja::escape_formatter(out, state, value)
+        }
+    });
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.add_global("omit", Value::from(OMIT));
+    filters::register(&mut env);
+    tests::register(&mut env);
+    env
+}
+
+/// Renders one template string against `ctx`. Errors become a [`Diagnostic`] at `loc`; an error
+/// on line N of a multi-line template is reported N-1 lines below `loc`.
+pub fn render_str(
+    env: &Environment<'static>,
+    source: &str,
+    ctx: &Value,
+    loc: &Loc,
+) -> Result<String, Diagnostic> {
+    env.render_str(source, ctx.clone())
+        .map_err(|e| to_diagnostic_in(env, &e, source, ctx, loc))
+}
+
+/// Evaluates a bare expression (Ansible `when:`, `changed_when:`, `failed_when:`, `until:`,
+/// `that:`). An expression written as one `{{ expr }}` is accepted and unwrapped; a result that
+/// is undefined is an error naming the variable.
+pub fn eval_expr(
+    env: &Environment<'static>,
+    expr: &str,
+    ctx: &Value,
+    loc: &Loc,
+) -> Result<Value, Diagnostic> {
+    let inner = bare_expression(env, expr, loc)?;
+    let compiled = env
+        .compile_expression_owned(inner.to_string())
+        .map_err(|e| to_diagnostic_in(env, &e, inner, ctx, loc))?;
+    let v = compiled
+        .eval(ctx.clone())
+        .map_err(|e| to_diagnostic_in(env, &e, inner, ctx, loc))?;
+    if v.is_undefined() {
+        let e = Error::from(ErrorKind::UndefinedError);
+        return Err(to_diagnostic_in(env, &e, inner, ctx, loc));
+    }
+    Ok(v)
+}
+
+/// Evaluates a conditional to a bool with Ansible truthiness: a bool is itself; none, `0`, `""`
+/// and empty lists/maps are false; anything else is true. One deliberate exception: a string
+/// result that Ansible's `bool` filter reads as false (`'false'`, `'no'`, `'off'`, `'n'`, `'0'`)
+/// is an error, because Jinja would call it true and a deploy should not guess.
+pub fn eval_bool(
+    env: &Environment<'static>,
+    expr: &str,
+    ctx: &Value,
+    loc: &Loc,
+) -> Result<bool, Diagnostic> {
+    let v = eval_expr(env, expr, ctx, loc)?;
+    if let Some(s) = v.as_str() {
+        let t = s.trim().to_ascii_lowercase();
+        if matches!(t.as_str(), "false" | "no" | "off" | "n" | "0" | "f") {
+            return Err(Diagnostic::at(
+                loc,
+                format!(
+                    "conditional '{}' is the string '{s}', which Jinja treats as true",
+                    expr.trim()
+                ),
+            )
+            .note("write `... | bool` to read it as a boolean"));
+        }
+    }
+    Ok(v.is_true())
+}
+
+/// Renders a value that may hold templates. A string that is exactly one `{{ expr }}` yields the
+/// expression's native value (list, map, number, bool, none); any other string renders to a
+/// string; lists and maps are rendered leaf by leaf (map keys render to strings); other scalars
+/// are returned as they are.
+pub fn render_value(
+    env: &Environment<'static>,
+    v: &serde_json::Value,
+    ctx: &Value,
+    loc: &Loc,
+) -> Result<serde_json::Value, Diagnostic> {
+    render_json(env, v, ctx).map_err(|(e, source)| to_diagnostic_in(env, &e, &source, ctx, loc))
+}
+
+/// [`render_value`] with minijinja's error and the template text it came from.
+pub(crate) fn render_json(
+    env: &Environment<'static>,
+    v: &serde_json::Value,
+    ctx: &Value,
+) -> Result<serde_json::Value, (Error, String)> {
+    use serde_json::Value as J;
+    match v {
+        J::String(s) => render_string_value(env, s, ctx),
+        J::Array(items) => items
+            .iter()
+            .map(|i| render_json(env, i, ctx))
+            .collect::<Result<Vec<_>, _>>()
+            .map(J::Array),
+        J::Object(map) => {
+            let mut out = serde_json::Map::with_capacity(map.len());
+            for (k, val) in map {
+                let key = if has_template(k) {
+                    env.render_str(k, ctx.clone()).map_err(|e| (e, k.clone()))?
+                } else {
+                    k.clone()
+                };
+                out.insert(key, render_json(env, val, ctx)?);
+            }
+            Ok(J::Object(out))
+        }
+        other => Ok(other.clone()),
+    }
+}
+
+/// The names of top-level variables `source` reads and does not set itself (`{% set %}`, loop
+/// variables and macro arguments are not listed; neither are globals such as `omit`, `range` or
+/// `lookup`). A syntax error comes back as a [`Diagnostic`].
+pub fn referenced_vars(
+    env: &Environment<'static>,
+    source: &str,
+    loc: &Loc,
+) -> Result<BTreeSet<String>, Diagnostic> {
+    let mut tmp = Environment::empty();
+    tmp.set_syntax(env.syntax().clone());
+    let t = tmp
+        .template_from_str(source)
+        .map_err(|e| to_diagnostic_in(env, &e, source, &Value::UNDEFINED, loc))?;
+    Ok(without_globals(env, t.undeclared_variables(false)))
+}
+
+/// Like [`referenced_vars`] for a bare expression (a `when:` condition); a single `{{ expr }}`
+/// is unwrapped as [`eval_expr`] does.
+pub fn expr_referenced_vars(
+    env: &Environment<'static>,
+    expr: &str,
+    loc: &Loc,
+) -> Result<BTreeSet<String>, Diagnostic> {
+    let inner = bare_expression(env, expr, loc)?;
+    let e = env
+        .compile_expression_owned(inner.to_string())
+        .map_err(|e| to_diagnostic_in(env, &e, inner, &Value::UNDEFINED, loc))?;
+    Ok(without_globals(env, e.undeclared_variables(false)))
+}
+
+/// True if `s` contains anything minijinja would treat as template syntax.
+pub fn has_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+fn without_globals(
+    env: &Environment<'static>,
+    names: std::collections::HashSet<String>,
+) -> BTreeSet<String> {
+    let globals: BTreeSet<&str> = env.globals().map(|(n, _)| n).collect();
+    names
+        .into_iter()
+        .filter(|n| !globals.contains(n.as_str()))
+        .collect()
+}
+
+/// If `s` is exactly one `{{ expr }}` (no text around it, no second block), the expression.
+pub(crate) fn single_expression<'a>(env: &Environment<'static>, s: &'a str) -> Option<&'a str> {
+    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
+    let inner = inner.strip_prefix('-').unwrap_or(inner);
+    let inner = inner.strip_suffix('-').unwrap_or(inner);
+    if inner.trim().is_empty() {
+        return None;
+    }
+    // `{{ a }} and {{ b }}` strips to `a }} and {{ b`, which is not an expression.
+    env.compile_expression_owned(inner.to_string()).ok()?;
+    Some(inner)
+}
+
+/// The expression a conditional means: the text itself, or what is inside a single `{{ }}`.
+fn bare_expression<'a>(
+    env: &Environment<'static>,
+    expr: &'a str,
+    loc: &Loc,
+) -> Result<&'a str, Diagnostic> {
+    let t = expr.trim();
+    if let Some(inner) = single_expression(env, t) {
+        return Ok(inner);
+    }
+    if has_template(t) {
+        return Err(Diagnostic::at(
+            loc,
+            format!("conditional '{t}' mixes an expression with {{{{ }}}} or {{% %}} blocks"),
+        )
+        .note("conditionals are already expressions: write `x == 1`, not `{{ x }} == 1`"));
+    }
+    if t.is_empty() {
+        return Err(Diagnostic::at(loc, "empty expression"));
+    }
+    Ok(t)
+}
+
+fn render_string_value(
+    env: &Environment<'static>,
+    s: &str,
+    ctx: &Value,
+) -> Result<serde_json::Value, (Error, String)> {
+    if !has_template(s) {
+        return Ok(serde_json::Value::String(s.to_string()));
+    }
+    if let Some(inner) = single_expression(env, s) {
+        let compiled = env
+            .compile_expression_owned(inner.to_string())
+            .map_err(|e| (e, inner.to_string()))?;
+        let v = compiled
+            .eval(ctx.clone())
+            .map_err(|e| (e, inner.to_string()))?;
+        if v.is_undefined() {
+            return Err((Error::from(ErrorKind::UndefinedError), inner.to_string()));
+        }
+        return value_to_json(&v).map_err(|e| (e, s.to_string()));
+    }
+    env.render_str(s, ctx.clone())
+        .map(serde_json::Value::String)
+        .map_err(|e| (e, s.to_string()))
+}
+
+/// Converts a template value into JSON data. Undefined and invalid values are errors (strict
+/// undefined must not turn into `null` on the way out); map keys become strings.
+pub fn value_to_json(v: &Value) -> Result<serde_json::Value, Error> {
+    use serde_json::Value as J;
+    Ok(match v.kind() {
+        ValueKind::Undefined => {
+            return Err(Error::new(ErrorKind::UndefinedError, "value is undefined"));
+        }
+        ValueKind::Invalid => {
+            // minijinja keeps the carried error private; its display text is what we have.
+            let text = v.to_string();
+            let text = text
+                .strip_prefix("<invalid value: ")
+                .and_then(|t| t.strip_suffix('>'))
+                .unwrap_or(&text);
+            return Err(Error::new(ErrorKind::InvalidOperation, text.to_string()));
+        }
+        ValueKind::None => J::Null,
+        ValueKind::Bool => J::Bool(v.is_true()),
+        ValueKind::Number => {
+            if let Ok(i) = i64::try_from(v.clone()) {
+                J::from(i)
+            } else if let Ok(u) = u64::try_from(v.clone()) {
+                J::from(u)
+            } else if let Ok(f) = f64::try_from(v.clone()) {
+                serde_json::Number::from_f64(f)
+                    .map(J::Number)
+                    .unwrap_or_else(|| J::String(v.to_string()))
+            } else {
+                J::String(v.to_string())
+            }
+        }
+        ValueKind::String => J::String(v.as_str().unwrap_or_default().to_string()),
+        ValueKind::Bytes => {
+            J::String(String::from_utf8_lossy(v.as_bytes().unwrap_or_default()).into())
+        }
+        ValueKind::Map => {
+            let mut out = serde_json::Map::new();
+            for key in v.try_iter()? {
+                let val = v.get_item(&key)?;
+                let k = match key.as_str() {
+                    Some(s) => s.to_string(),
+                    None => key.to_string(),
+                };
+                out.insert(k, value_to_json(&val)?);
+            }
+            J::Object(out)
+        }
+        ValueKind::Seq | ValueKind::Iterable => {
+            let mut out = Vec::new();
+            for item in v.try_iter()? {
+                out.push(value_to_json(&item)?);
+            }
+            J::Array(out)
+        }
+        _ => J::String(v.to_string()),
+    })
+}
+
+/// Converts JSON data into a template value (key order kept).
+pub fn json_to_value(v: &serde_json::Value) -> Value {
+    Value::from(minijinja::value::Serde(v))
+}
+
+/// Turns a minijinja error into a Diagnostic at `loc`, moved down by the template's own line.
+fn to_diagnostic_in(
+    env: &Environment<'static>,
+    e: &Error,
+    source: &str,
+    ctx: &Value,
+    loc: &Loc,
+) -> Diagnostic {
+    let mut at = loc.clone();
+    let line = e.line().unwrap_or(1).max(1);
+    if line > 1 {
+        at.line = at
+            .line
+            .saturating_add(u32::try_from(line - 1).unwrap_or(u32::MAX));
+        at.col = 1;
+    }
+    let mut d = Diagnostic::at(&at, describe_error(env, e, source, ctx));
+    if let Some(text) = source_line(source, line) {
+        d = d.note(format!("in template: {text}"));
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(inner) = cause {
+        d = d.note(format!("caused by: {inner}"));
+        cause = inner.source();
+    }
+    d
+}
+
+/// Line `line` (1-based) of a template, trimmed and shortened for a note.
+fn source_line(source: &str, line: usize) -> Option<String> {
+    let text = source.lines().nth(line.saturating_sub(1))?.trim();
+    if text.is_empty() {
+        return None;
+    }
+    Some(match text.char_indices().nth(120) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
+    })
+}
+
+/// The part of `source` minijinja blames, if it says.
+fn snippet<'a>(e: &Error, source: &'a str) -> Option<&'a str> {
+    e.range()
+        .and_then(|r| source.get(r))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// One sentence for a minijinja error: for an undefined value, which variable; for a
+/// variable whose own template failed, that variable and why.
+pub(crate) fn describe_error(
+    env: &Environment<'static>,
+    e: &Error,
+    source: &str,
+    ctx: &Value,
+) -> String {
+    match e.kind() {
+        ErrorKind::UndefinedError => undefined_message(env, e, snippet(e, source), source, ctx),
+        ErrorKind::SyntaxError => format!(
+            "template syntax error: {}",
+            e.detail().unwrap_or("invalid syntax")
+        ),
+        kind => match e.detail() {
+            Some(d) if kind == ErrorKind::InvalidOperation => d.to_string(),
+            Some(d) => format!("{kind}: {d}"),
+            None => kind.to_string(),
+        },
+    }
+}
+
+/// "'x' is undefined" naming the variable (minijinja's own detail when it has one, else the
+/// first variable the failing text reads that `ctx` lacks); for a variable that is defined but
+/// whose template read something undefined, why that template failed.
+fn undefined_message(
+    env: &Environment<'static>,
+    e: &Error,
+    snippet: Option<&str>,
+    source: &str,
+    ctx: &Value,
+) -> String {
+    let detail = e.detail();
+    let from_detail = detail
+        .and_then(|d| d.strip_prefix('`'))
+        .and_then(|d| d.split_once("` is undefined"))
+        .map(|(n, _)| n.to_string());
+    let name = match (from_detail, detail) {
+        (Some(n), _) => Some(n),
+        (None, None) => first_undefined(env, snippet, source, ctx),
+        (None, Some(_)) => None,
+    };
+    let Some(name) = name else {
+        return detail.unwrap_or("undefined value").to_string();
+    };
+    if snippet.is_some_and(|s| s.starts_with("mandatory")) {
+        return format!("mandatory variable '{name}' is not defined");
+    }
+    let head = name.split(['.', '[']).next().unwrap_or(&name);
+    if let Some(lazy) = ctx.downcast_object_ref::<LazyVars>()
+        && let Some(Err(inner)) = lazy.get(head)
+    {
+        return inner.detail().unwrap_or("undefined value").to_string();
+    }
+    format!("'{name}' is undefined")
+}
+
+/// The first variable (or dotted path prefix) that the failing text reads and `ctx` lacks.
+fn first_undefined(
+    env: &Environment<'static>,
+    snippet: Option<&str>,
+    source: &str,
+    ctx: &Value,
+) -> Option<String> {
+    let mut names = Vec::new();
+    for text in [snippet, Some(source)].into_iter().flatten() {
+        let mut tmp = Environment::empty();
+        tmp.set_syntax(env.syntax().clone());
+        let found = tmp
+            .compile_expression_owned(text.to_string())
+            .map(|x| x.undeclared_variables(true))
+            .or_else(|_| {
+                tmp.template_from_str(text)
+                    .map(|t| t.undeclared_variables(true))
+            })
+            .unwrap_or_default();
+        let mut found: Vec<String> = found
+            .into_iter()
+            .filter(|n| {
+                let head = n.split('.').next().unwrap_or(n);
+                env.globals().all(|(g, _)| g != head)
+            })
+            .collect();
+        found.sort();
+        names.extend(found);
+    }
+    for n in &names {
+        if path_defined(ctx, n) {
+            continue;
+        }
+        // `a.b.c`: name the first part that is missing.
+        let mut prefix = String::new();
+        for part in n.split('.') {
+            if !prefix.is_empty() {
+                prefix.push('.');
+            }
+            prefix.push_str(part);
+            if !path_defined(ctx, &prefix) {
+                break;
+            }
+        }
+        return Some(prefix);
+    }
+    None
+}
+
+/// Whether a dotted path such as `a.b.c` resolves in `ctx`.
+fn path_defined(ctx: &Value, path: &str) -> bool {
+    let mut cur = ctx.clone();
+    for part in path.split('.') {
+        match cur.get_attr(part) {
+            Ok(v) if !v.is_undefined() => cur = v,
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Shared handle to the environment, as [`LazyVars`] needs it.
+pub fn shared_environment() -> Arc<Environment<'static>> {
+    Arc::new(environment())
+}
+
+#[cfg(test)]
+mod unit_tests;
