@@ -1,0 +1,1 @@
+//! Tests of the inventory layer as a whole.
