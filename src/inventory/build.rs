@@ -46,6 +46,7 @@ impl Builder {
         };
         b.add_group("all", None);
         b.add_group("ungrouped", None);
+        b.add_child("all", "ungrouped", None);
         b
     }
 
