@@ -52,9 +52,11 @@ pub(crate) fn read(b: &mut Builder, file: &Arc<str>, text: &str) {
             continue;
         }
         let indent = raw_line.len() - raw_line.trim_start().len();
+        // Offsets may come from an unquoted token, so they need not fall on a char boundary.
         let col_of = |byte: usize| -> u32 {
-            let chars = raw_line[..(indent + byte).min(raw_line.len())]
-                .chars()
+            let chars = raw_line
+                .char_indices()
+                .take_while(|(i, _)| *i < indent + byte)
                 .count();
             u32::try_from(chars + 1).unwrap_or(u32::MAX)
         };

@@ -44,7 +44,7 @@ use serde_json::{Map, Value};
 use crate::diag::{Diagnostics, Loc};
 
 pub use pattern::split_host_pattern;
-pub use range::RangeError;
+use range::RangeError;
 
 /// Names that reach the implicit localhost when no inventory host has them (Ansible's
 /// `C.LOCALHOST`).

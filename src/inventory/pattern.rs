@@ -175,9 +175,14 @@ enum Matcher {
 impl Matcher {
     fn new(expr: &str) -> Result<Matcher, String> {
         if let Some(re) = expr.strip_prefix('~') {
+            let invalid = |e: regex::Error| {
+                format!("invalid regular expression in host pattern '{expr}': {e}")
+            };
+            // Checked alone first, so that a stray `)` cannot escape the anchoring group.
+            Regex::new(re).map_err(invalid)?;
             return Regex::new(&format!("^(?:{re})"))
                 .map(Matcher::Regex)
-                .map_err(|e| format!("invalid regular expression in host pattern '{expr}': {e}"));
+                .map_err(invalid);
         }
         GlobBuilder::new(&escape_braces(expr))
             .literal_separator(false)

@@ -244,6 +244,8 @@ fn pattern_regex_and_globs() {
     assert_eq!(sel(&inv, "stag*"), ["w3", "d2"]);
     let e = inv.select("~(").unwrap_err();
     assert!(e.contains("invalid regular expression"), "{e}");
+    // A stray `)` must not break out of the anchoring group.
+    assert!(inv.select("~zz)|(.*").is_err());
 }
 
 #[test]
@@ -770,6 +772,14 @@ fn malformed_inventories_report_line_and_column() {
             "{name}:\n got: {first}\nwant: {want}"
         );
     }
+}
+
+#[test]
+fn positions_after_quotes_and_multibyte_names_do_not_panic() {
+    let (_d, _p, res) = load_text("u.ini", "[web]\n\"wé b\"[5:1] x='é'\n\"ü\"x]\n");
+    assert_eq!(res.unwrap_err().len(), 2);
+    let (_d, _p, res) = load_text("u.yml", "web:\n  hosts:\n    \"é\u{e9}[5:1]\":\n");
+    assert!(res.unwrap_err().to_string().contains(":3:"));
 }
 
 #[test]

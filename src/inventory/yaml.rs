@@ -140,7 +140,8 @@ fn add_host_entry(b: &mut Builder, group: &str, key: &Node, vars: Option<&Node>)
         Err(e) => {
             let col = key.loc.col
                 + u32::from(quoted)
-                + u32::try_from(entry[..e.offset].chars().count()).unwrap_or(0);
+                + u32::try_from(entry.get(..e.offset).map_or(0, |s| s.chars().count()))
+                    .unwrap_or(0);
             b.error(Some(&Loc::new(&key.loc.file, key.loc.line, col)), e.message);
             return;
         }
