@@ -302,6 +302,11 @@ pub struct Action {
     /// Free-form text (`command: ls -l`, `include_tasks: x.yml`, `meta: flush_handlers`),
     /// with any `key=value` options the module declares moved into `args`.
     pub free_form: Option<Node>,
+    /// For `copy`, `template`, `unarchive` (without `remote_src`) and `script` with a literal
+    /// source: the controller file (or directory) it names, found the way Ansible looks:
+    /// the role's `files/` or `templates/`, the role, then the including file's and the
+    /// playbook's directories (each with that subdirectory first).
+    pub local_src: Option<PathBuf>,
 }
 
 impl Action {
@@ -598,7 +603,7 @@ pub struct TemplateSite<'a> {
     pub node: &'a Node,
     /// Template or bare expression.
     pub kind: SiteKind,
-    /// What it is, for messages: `when`, `args.dest`, `vars.app_root`, `hosts`...
+    /// What it is, for messages: `when`, `args.dest`, `free_form`, `vars.app_root`, `hosts`...
     pub field: String,
     /// The task it belongs to, if any.
     pub task: Option<&'a Task>,
@@ -1079,7 +1084,7 @@ impl<'f, 'g> Visitor<'f, 'g> {
         }
         self.node(t.name.as_ref(), "name", task, &lv);
         self.keywords(&t.keywords, task, &lv);
-        self.node(t.action.free_form.as_ref(), "args", task, &lv);
+        self.node(t.action.free_form.as_ref(), "free_form", task, &lv);
         for (k, n) in &t.action.args {
             let field = format!("args.{k}");
             match (t.action.module.as_str(), k.as_str()) {

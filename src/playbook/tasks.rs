@@ -278,7 +278,8 @@ impl Loader<'_> {
                 }
             }
         };
-        let action = self.action(spec, module_loc, value.as_ref(), args_kw);
+        let mut action = self.action(spec, module_loc, value.as_ref(), args_kw);
+        action.local_src = self.local_src(&action, ctx);
 
         let mut task = Task {
             loc: node.loc.clone(),
@@ -430,6 +431,7 @@ impl Loader<'_> {
                                 module_loc,
                                 args: Vec::new(),
                                 free_form: None,
+                                local_src: None,
                             };
                         }
                         raw = s.args;
@@ -473,7 +475,70 @@ impl Loader<'_> {
             module_loc,
             args,
             free_form: free,
+            local_src: None,
         }
+    }
+
+    /// Finds the controller file a `copy`/`template`/`unarchive`/`script` task reads, when
+    /// it is named literally; a missing one is an error at the name.
+    fn local_src(&mut self, action: &Action, ctx: &Ctx) -> Option<PathBuf> {
+        let remote = action
+            .arg("remote_src")
+            .is_some_and(|n| crate::modules::spec::ansible_bool(n) != Some(false));
+        let (node, name, sub) = match action.module.as_str() {
+            "copy" | "unarchive" if !remote => {
+                let n = action.arg("src")?;
+                (n, n.scalar_string()?, "files")
+            }
+            "template" => {
+                let n = action.arg("src")?;
+                (n, n.scalar_string()?, "templates")
+            }
+            "script" => {
+                let n = action.free_form.as_ref().or_else(|| action.arg("cmd"))?;
+                let first = n.scalar_string()?.split_whitespace().next()?.to_string();
+                (n, first, "files")
+            }
+            _ => return None,
+        };
+        if is_template(node) || name.contains("://") || name.is_empty() {
+            return None;
+        }
+        let p = Path::new(&name);
+        let mut cands: Vec<PathBuf> = Vec::new();
+        if p.is_absolute() {
+            cands.push(p.to_path_buf());
+        } else {
+            if let Some(r) = &ctx.role {
+                cands.push(r.path.join(sub).join(p));
+                cands.push(r.path.join(p));
+            }
+            for d in [&ctx.dir, &ctx.play_dir] {
+                cands.push(d.join(sub).join(p));
+                cands.push(d.join(p));
+            }
+            let mut seen: Vec<PathBuf> = Vec::new();
+            cands.retain(|c| {
+                let new = !seen.contains(c);
+                seen.push(c.clone());
+                new
+            });
+        }
+        if let Some(found) = cands.iter().find(|c| c.exists()) {
+            return Some(found.clone());
+        }
+        let looked: Vec<String> = cands.iter().map(|c| c.display().to_string()).collect();
+        self.errors.push(
+            crate::diag::Diagnostic::at(
+                &node.loc,
+                format!(
+                    "{} source '{name}' not found on the controller",
+                    action.module
+                ),
+            )
+            .note(format!("looked in: {}", looked.join(", "))),
+        );
+        None
     }
 
     fn loop_control(&mut self, v: &Node) -> Option<LoopControl> {

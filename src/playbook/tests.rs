@@ -359,6 +359,12 @@ fn cases() -> Vec<(
             "pb.yml:3:28: error: role 'r' has no tasks file 'nope' (looked for roles/r/tasks/nope.yml)",
         ),
         (
+            "missing template",
+            t("    - template: {src: nope.j2, dest: /x}\n"),
+            vec![],
+            "pb.yml:3:23: error: template source 'nope.j2' not found on the controller",
+        ),
+        (
             "yaml syntax error",
             "- hosts: [all\n".into(),
             vec![],
@@ -483,6 +489,16 @@ fn role_defaults_tasks_and_handlers_are_loaded() {
     };
     assert_eq!(t.action.module, "file");
     assert_eq!(t.role.as_deref(), Some("app"));
+    let TaskItem::Task(tpl) = &r.role.tasks[1] else {
+        panic!()
+    };
+    assert!(
+        tpl.action
+            .local_src
+            .as_ref()
+            .unwrap()
+            .ends_with("roles/app/templates/app.conf.j2")
+    );
 }
 
 #[test]
@@ -539,10 +555,13 @@ fn tasks_flat_orders_sections_and_inherits_tags() {
 
 #[test]
 fn builtin_spelling_free_form_and_kv_args() {
-    let (_d, res) = load_files(&[(
-        "pb.yml",
-        "- hosts: all\n  tasks:\n    - ansible.builtin.copy: {content: x, dest: /tmp/x}\n    - command: chdir=/tmp ls -l\n    - shell: |\n        echo a\n        echo b\n    - ansible.legacy.file: path=/tmp/d state=directory\n    - action: template src=a.j2 dest=/tmp/a\n    - local_action:\n        module: debug\n        msg: hi\n    - command: ls\n      args: {creates: /x}\n",
-    )]);
+    let (_d, res) = load_files(&[
+        (
+            "pb.yml",
+            "- hosts: all\n  tasks:\n    - ansible.builtin.copy: {content: x, dest: /tmp/x}\n    - command: chdir=/tmp ls -l\n    - shell: |\n        echo a\n        echo b\n    - ansible.legacy.file: path=/tmp/d state=directory\n    - action: template src=a.j2 dest=/tmp/a\n    - local_action:\n        module: debug\n        msg: hi\n    - command: ls\n      args: {creates: /x}\n",
+        ),
+        ("templates/a.j2", "{{ x }}\n"),
+    ]);
     let pb = res.unwrap();
     let tasks: Vec<&Task> = pb.plays[0]
         .tasks
@@ -731,4 +750,66 @@ fn example_paths_are_relative_to_the_playbook() {
             .path
             .ends_with(Path::new("roles/app"))
     );
+}
+
+#[test]
+fn bad_fixtures_report_every_mistake() {
+    let dir = repo().join("tests/fixtures/bad");
+    let run = |name: &str| -> Vec<String> {
+        match load(&dir.join(name), &LoadOptions::default()) {
+            Ok(_) => Vec::new(),
+            Err(d) => {
+                d.0.iter()
+                    .map(|e| {
+                        let line = e.to_string();
+                        let first = line.lines().next().unwrap_or_default().to_string();
+                        first
+                            .rsplit_once("bad/")
+                            .map_or(first.clone(), |(_, r)| r.to_string())
+                    })
+                    .collect()
+            }
+        }
+    };
+    assert_eq!(
+        run("typos.yaml"),
+        vec![
+            "typos.yaml:4:3: error: unknown play keyword 'serail', did you mean 'serial'?",
+            "typos.yaml:5:11: error: 'become' must be a boolean, found 'maybe'",
+            "typos.yaml:8:7: error: unknown module 'cpoy', did you mean 'copy'?",
+            "typos.yaml:13:7: error: unknown task keyword 'wehn', did you mean 'when'?",
+        ]
+    );
+    assert_eq!(
+        run("bad-serial.yaml"),
+        vec![
+            "bad-serial.yaml:3:15: error: invalid serial value 'x%': expected a number of hosts or a percentage like \"25%\"",
+            "bad-serial.yaml:3:21: error: invalid serial value -2: must not be negative",
+            "bad-serial.yaml:3:25: error: invalid serial value '150%': a percentage must be between 0% and 100%",
+            "bad-serial.yaml:4:9: error: invalid duration '5 minutes' for 'soak': expected a number and a unit (ms, s, m, h), e.g. 500ms or 30s",
+            "bad-serial.yaml:5:15: error: invalid on_failure 'retry', expected one of: rollback, halt",
+        ]
+    );
+    assert_eq!(
+        run("unsupported.yaml"),
+        vec![
+            "unsupported.yaml:3:13: error: strategy 'free' is not supported yet: rdeploy runs plays like Ansible's linear strategy",
+            "unsupported.yaml:6:7: error: 'async' is an Ansible keyword rdeploy does not support yet",
+            "unsupported.yaml:7:7: error: 'poll' is an Ansible keyword rdeploy does not support yet",
+            "unsupported.yaml:9:7: error: 'with_dict' is an Ansible keyword rdeploy does not support yet",
+        ]
+    );
+}
+
+#[test]
+fn site_example_templates_and_runtime_names() {
+    let pb = load_example("site.yaml");
+    let names = pb.runtime_names();
+    assert!(names.contains("current_version"));
+    let mut fields = Vec::new();
+    pb.plays[0].visit_templates(&mut |s| fields.push((s.field.clone(), s.kind)));
+    assert!(fields.contains(&("args.path".to_string(), SiteKind::Template)));
+    assert!(fields.contains(&("vars.app_user".to_string(), SiteKind::Template)));
+    assert!(fields.contains(&("args.that".to_string(), SiteKind::Expression)));
+    assert!(fields.contains(&("free_form".to_string(), SiteKind::Template)));
 }
