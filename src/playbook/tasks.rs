@@ -142,8 +142,7 @@ impl Loader<'_> {
                         actions.push((k, key.to_string(), v, Some(key == "local_action")));
                     }
                     "loop" | "with_items" | "with_list" => {
-                        if let Some(prev) = &loop_over {
-                            let _ = prev;
+                        if loop_over.is_some() {
                             self.err(
                                 &k.loc,
                                 "a task can have only one of 'loop', 'with_items' and 'with_list'",
@@ -329,7 +328,7 @@ impl Loader<'_> {
                 }
             }
             "include_role" => {
-                if let Some(r) = self.role_from_task(&task, ctx, Keywords::default(), false) {
+                if let Some(r) = self.role_from_task(&task, ctx, Keywords::default()) {
                     task.included = Some(Included::Role(Box::new(r)));
                 }
             }
@@ -668,18 +667,12 @@ impl Loader<'_> {
             return None;
         }
         let kw = task.keywords.clone();
-        self.role_from_task(&task, ctx, kw, true)
+        self.role_from_task(&task, ctx, kw)
             .map(|r| TaskItem::ImportRole(Box::new(r)))
     }
 
     /// The role named by an `import_role`/`include_role` task, loaded (literal names only).
-    fn role_from_task(
-        &mut self,
-        task: &Task,
-        ctx: &Ctx,
-        keywords: Keywords,
-        _import: bool,
-    ) -> Option<RoleRef> {
+    fn role_from_task(&mut self, task: &Task, ctx: &Ctx, keywords: Keywords) -> Option<RoleRef> {
         let name_node = task.action.arg("name")?;
         if is_template(name_node) {
             return None;
