@@ -1,1 +1,69 @@
-//! (placeholder: filled in by its owner)
+//! The module registry: which modules exist and what arguments they take.
+//!
+//! Owns name lookup (`copy`, `ansible.builtin.copy` and `ansible.legacy.copy` are the same
+//! module) and the static [`ModuleSpec`] table used to validate playbooks and to print
+//! `rdeploy doc MODULE`. It must not run modules or touch hosts; the executor's module
+//! implementations are looked up by the same canonical names.
+
+pub mod builtin;
+pub mod spec;
+
+pub use spec::{ArgKind, ArgSpec, ArgsRef, CheckFn, ModuleSpec};
+
+/// Collection prefixes that name the built-in modules.
+pub const BUILTIN_PREFIXES: &[&str] = &["ansible.builtin.", "ansible.legacy."];
+
+/// The canonical short name for `name`: strips `ansible.builtin.` / `ansible.legacy.`.
+pub fn canonical_name(name: &str) -> &str {
+    BUILTIN_PREFIXES
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .unwrap_or(name)
+}
+
+/// The spec of module `name` (short or `ansible.builtin.`/`ansible.legacy.` spelling).
+pub fn lookup(name: &str) -> Option<&'static ModuleSpec> {
+    let short = canonical_name(name);
+    builtin::MODULES.iter().find(|m| m.name == short)
+}
+
+/// Every module name, sorted.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    builtin::MODULES.iter().map(|m| m.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_strips_builtin_prefixes() {
+        assert_eq!(lookup("ansible.builtin.copy").map(|m| m.name), Some("copy"));
+        assert_eq!(
+            lookup("ansible.legacy.shell").map(|m| m.name),
+            Some("shell")
+        );
+        assert!(lookup("community.general.copy").is_none());
+        assert!(lookup("cpoy").is_none());
+    }
+
+    #[test]
+    fn table_is_sorted_unique_and_documented() {
+        let all: Vec<&str> = names().collect();
+        let mut sorted = all.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(all, sorted);
+        for m in builtin::MODULES {
+            assert!(!m.doc.is_empty(), "{}", m.name);
+            for a in m.args {
+                assert!(!a.doc.is_empty(), "{}.{}", m.name, a.name);
+                if let Some(d) = a.default
+                    && !a.choices.is_empty()
+                {
+                    assert!(a.choices.contains(&d), "{}.{}", m.name, a.name);
+                }
+            }
+        }
+    }
+}

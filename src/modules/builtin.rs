@@ -1,0 +1,1118 @@
+//! The table of built-in module specifications (the `ansible.builtin` subset rdeploy runs).
+//!
+//! Owns each module's argument list, its one-paragraph doc and its own argument check. It must
+//! not implement the modules: `check`/`apply` live in one file per module elsewhere.
+
+use super::spec::{ArgKind::*, ArgSpec as A, ArgsRef, ModuleSpec};
+use crate::diag::{Diagnostic, did_you_mean};
+
+/// Every module rdeploy knows, in alphabetical order.
+pub static MODULES: &[ModuleSpec] = &[
+    ModuleSpec {
+        name: "apt",
+        doc: "Manages packages with apt on Debian and Ubuntu hosts.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new(
+                "name",
+                "Package name(s), optionally with a version (`nginx=1.24*`).",
+            )
+            .aliases(&["package", "pkg"])
+            .kind(List),
+            A::new(
+                "state",
+                "Whether the packages are installed, removed or at the latest version.",
+            )
+            .default("present")
+            .choices(&["present", "absent", "latest"]),
+            A::new("update_cache", "Run `apt-get update` first.")
+                .aliases(&["update-cache"])
+                .kind(Bool)
+                .default("no"),
+            A::new(
+                "cache_valid_time",
+                "Skip the cache update if it is younger than this many seconds.",
+            )
+            .kind(Int)
+            .default("0"),
+        ],
+        check_args: Some(name_or_update_cache),
+    },
+    ModuleSpec {
+        name: "assert",
+        doc: "Fails the host unless every expression in `that` is true. The expressions are bare Jinja, as in `when`.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new(
+                "that",
+                "An expression or a list of expressions that must all be true.",
+            )
+            .req()
+            .kind(List),
+            A::new("fail_msg", "Message when an expression is false.").aliases(&["msg"]),
+            A::new("success_msg", "Message when all expressions are true."),
+            A::new("quiet", "Do not print the success message.")
+                .kind(Bool)
+                .default("no"),
+        ],
+        check_args: None,
+    },
+    ModuleSpec {
+        name: "blockinfile",
+        doc: "Inserts, updates or removes a block of lines between marker lines in a text file.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new("path", "The file to change.")
+                .req()
+                .aliases(&["dest", "destfile", "name"])
+                .kind(Path),
+            A::new("block", "The text between the markers.")
+                .aliases(&["content"])
+                .default(""),
+            A::new(
+                "marker",
+                "Marker line template; `{mark}` becomes `marker_begin`/`marker_end`.",
+            )
+            .default("# {mark} ANSIBLE MANAGED BLOCK"),
+            A::new("marker_begin", "Replaces `{mark}` in the opening marker.").default("BEGIN"),
+            A::new("marker_end", "Replaces `{mark}` in the closing marker.").default("END"),
+            A::new(
+                "insertafter",
+                "Insert after the last line matching this regex, or `EOF`.",
+            )
+            .default("EOF"),
+            A::new(
+                "insertbefore",
+                "Insert before the last line matching this regex, or `BOF`.",
+            ),
+            A::new("state", "Whether the block is present or absent.")
+                .default("present")
+                .choices(&["present", "absent"]),
+            A::new("create", "Create the file if it does not exist.")
+                .kind(Bool)
+                .default("no"),
+            A::new(
+                "backup",
+                "Keep a timestamped copy of the original file on the host.",
+            )
+            .kind(Bool)
+            .default("no"),
+            A::new("mode", "Permissions of the file (`0644`, `u=rw,g=r`).").kind(Raw),
+            A::new("owner", "Owner of the file."),
+            A::new("group", "Group of the file."),
+            A::new(
+                "validate",
+                "Command run on the new content before it is moved in; `%s` is the temp file.",
+            ),
+        ],
+        check_args: Some(after_xor_before),
+    },
+    ModuleSpec {
+        name: "command",
+        doc: "Runs a command on the host without a shell: no pipes, redirects or variable expansion. Give it free-form (`command: ls -l`), as `cmd`, or as an `argv` list. Not reversible unless the task has `creates`/`removes` or a `rollback:`.",
+        free_form: true,
+        open_args: false,
+        args: &[
+            A::new(
+                "cmd",
+                "The command line, split like a shell would split it.",
+            ),
+            A::new("argv", "The command as a list of arguments (no splitting).").kind(List),
+            A::new("creates", "Skip the command if this path exists.").kind(Path),
+            A::new("removes", "Run the command only if this path exists.").kind(Path),
+            A::new("chdir", "Change into this directory first.").kind(Path),
+            A::new("stdin", "Text written to the command's standard input."),
+            A::new("stdin_add_newline", "Append a newline to `stdin`.")
+                .kind(Bool)
+                .default("yes"),
+            A::new(
+                "strip_empty_ends",
+                "Strip empty lines from the ends of stdout/stderr.",
+            )
+            .kind(Bool)
+            .default("yes"),
+        ],
+        check_args: Some(one_command),
+    },
+    ModuleSpec {
+        name: "copy",
+        doc: "Copies a file from the controller (`src`, looked up in the role's `files/`) or literal `content` to `dest` on the host, then sets mode and ownership. A symlink at `dest` is replaced, never written through.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new(
+                "src",
+                "Local file to copy (or a path on the host with `remote_src`).",
+            )
+            .kind(Path),
+            A::new("content", "Literal content to write instead of `src`.").kind(Raw),
+            A::new("dest", "Destination path on the host.")
+                .req()
+                .kind(Path),
+            A::new(
+                "mode",
+                "Permissions of the file (`0644`, `u=rw,g=r`, `preserve`).",
+            )
+            .kind(Raw),
+            A::new("owner", "Owner of the file."),
+            A::new("group", "Group of the file."),
+            A::new(
+                "force",
+                "Replace `dest` when its content differs; with `no`, only create it.",
+            )
+            .kind(Bool)
+            .default("yes"),
+            A::new(
+                "validate",
+                "Command run on the new file before it is moved in; `%s` is the temp file.",
+            ),
+            A::new(
+                "backup",
+                "Keep a timestamped copy of the original file on the host.",
+            )
+            .kind(Bool)
+            .default("no"),
+            A::new(
+                "remote_src",
+                "`src` is a path on the host rather than the controller.",
+            )
+            .kind(Bool)
+            .default("no"),
+        ],
+        check_args: Some(src_xor_content),
+    },
+    ModuleSpec {
+        name: "debug",
+        doc: "Prints a message (`msg`) or the value of a variable expression (`var`, bare Jinja) in the run report.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new("msg", "The message to print.")
+                .kind(Raw)
+                .default("Hello world!"),
+            A::new(
+                "var",
+                "A variable expression to print (bare Jinja, no `{{ }}`).",
+            ),
+            A::new("verbosity", "Print only at this `-v` level or above.")
+                .kind(Int)
+                .default("0"),
+        ],
+        check_args: Some(msg_xor_var),
+    },
+    ModuleSpec {
+        name: "dnf",
+        doc: "Manages packages with dnf on Fedora, RHEL and derivatives.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new("name", "Package name(s) or specs.")
+                .aliases(&["pkg"])
+                .kind(List),
+            A::new(
+                "state",
+                "Whether the packages are installed, removed or at the latest version.",
+            )
+            .default("present")
+            .choices(&["present", "absent", "latest", "installed", "removed"]),
+            A::new("update_cache", "Refresh the metadata first.")
+                .aliases(&["expire-cache"])
+                .kind(Bool)
+                .default("no"),
+        ],
+        check_args: Some(name_or_update_cache),
+    },
+    ModuleSpec {
+        name: "fail",
+        doc: "Fails the host with a message; usually guarded by `when`.",
+        free_form: false,
+        open_args: false,
+        args: &[A::new("msg", "The failure message.").default("Failed as requested from task")],
+        check_args: None,
+    },
+    ModuleSpec {
+        name: "fetch",
+        doc: "Copies a file from the host to the controller, by default under `dest/HOSTNAME/PATH`.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new("src", "The file on the host.").req().kind(Path),
+            A::new(
+                "dest",
+                "Directory (or, with `flat`, file) on the controller.",
+            )
+            .req()
+            .kind(Path),
+            A::new(
+                "flat",
+                "Store as `dest` itself instead of under the host name.",
+            )
+            .kind(Bool)
+            .default("no"),
+            A::new("fail_on_missing", "Fail when `src` does not exist.")
+                .kind(Bool)
+                .default("yes"),
+        ],
+        check_args: None,
+    },
+    ModuleSpec {
+        name: "file",
+        doc: "Sets the state of a path on the host: a file's attributes, a directory, a symlink or hard link, an absent path, or a touched file.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new("path", "The path to manage.")
+                .req()
+                .aliases(&["dest", "name"])
+                .kind(Path),
+            A::new(
+                "state",
+                "What the path should be; `file` only changes attributes of an existing file.",
+            )
+            .default("file")
+            .choices(&["file", "directory", "link", "hard", "absent", "touch"]),
+            A::new("mode", "Permissions (`0755`, `u=rwx,g=rx`).").kind(Raw),
+            A::new("owner", "Owner."),
+            A::new("group", "Group."),
+            A::new(
+                "recurse",
+                "With `state: directory`, apply attributes to the whole tree.",
+            )
+            .kind(Bool)
+            .default("no"),
+            A::new("src", "Target of the link for `state: link` or `hard`.").kind(Path),
+            A::new(
+                "force",
+                "Replace an existing file or link at `path` for `state: link`.",
+            )
+            .kind(Bool)
+            .default("no"),
+        ],
+        check_args: Some(file_link_needs_src),
+    },
+    ModuleSpec {
+        name: "find",
+        doc: "Lists files on the host matching patterns, age, size and type; register the result.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new("paths", "Directories to search.")
+                .req()
+                .aliases(&["name", "path"])
+                .kind(List),
+            A::new(
+                "patterns",
+                "Shell globs (or regexes with `use_regex`) the basename must match.",
+            )
+            .aliases(&["pattern"])
+            .kind(List),
+            A::new("excludes", "Patterns to leave out.")
+                .aliases(&["exclude"])
+                .kind(List),
+            A::new("contains", "A regex the file content must match."),
+            A::new("use_regex", "Treat patterns as Python-style regexes.")
+                .kind(Bool)
+                .default("no"),
+            A::new("file_type", "Type of entries to return.")
+                .default("file")
+                .choices(&["file", "directory", "link", "any"]),
+            A::new("recurse", "Descend into subdirectories.")
+                .kind(Bool)
+                .default("no"),
+            A::new("age", "Select by age: `2d`, `-1h` (younger than)."),
+            A::new("size", "Select by size: `10m`, `-1k` (smaller than)."),
+            A::new("hidden", "Include hidden files.")
+                .kind(Bool)
+                .default("no"),
+        ],
+        check_args: None,
+    },
+    ModuleSpec {
+        name: "get_url",
+        doc: "Downloads a URL to a path on the host (the host makes the request), optionally checking a checksum.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new("url", "The URL (http, https or ftp).").req(),
+            A::new("dest", "Destination file or directory on the host.")
+                .req()
+                .kind(Path),
+            A::new(
+                "checksum",
+                "`ALGORITHM:HEX` the download must match (e.g. `sha256:...`).",
+            ),
+            A::new("mode", "Permissions of the file.").kind(Raw),
+            A::new("owner", "Owner of the file."),
+            A::new("group", "Group of the file."),
+            A::new("timeout", "Request timeout in seconds.")
+                .kind(Int)
+                .default("10"),
+            A::new("force", "Download even when `dest` exists.")
+                .kind(Bool)
+                .default("no"),
+            A::new("headers", "Extra request headers.").kind(Dict),
+            A::new("validate_certs", "Verify TLS certificates.")
+                .kind(Bool)
+                .default("yes"),
+        ],
+        check_args: None,
+    },
+    ModuleSpec {
+        name: "import_role",
+        doc: "Inlines a role's tasks here when the playbook is loaded (static): its tasks get this task's keywords, its handlers join the play.",
+        free_form: false,
+        open_args: false,
+        args: ROLE_ARGS,
+        check_args: None,
+    },
+    ModuleSpec {
+        name: "import_tasks",
+        doc: "Inlines a task file here when the playbook is loaded (static). The file name cannot use loop or host variables.",
+        free_form: true,
+        open_args: false,
+        args: &[A::new("file", "The task file, relative to the including file.").kind(Path)],
+        check_args: Some(file_or_free_form),
+    },
+    ModuleSpec {
+        name: "include_role",
+        doc: "Runs a role's tasks at this point of the run (dynamic): the task's `when` and loop apply to the include itself.",
+        free_form: false,
+        open_args: false,
+        args: ROLE_ARGS,
+        check_args: None,
+    },
+    ModuleSpec {
+        name: "include_tasks",
+        doc: "Runs the tasks of a file at this point of the run (dynamic); the file name may be a template and the task may loop.",
+        free_form: true,
+        open_args: false,
+        args: &[
+            A::new("file", "The task file, relative to the including file.").kind(Path),
+            A::new("apply", "Keywords applied to every included task.").kind(Dict),
+        ],
+        check_args: Some(file_or_free_form),
+    },
+    ModuleSpec {
+        name: "include_vars",
+        doc: "Loads variables from a YAML file (free-form or `file`) or every file of a directory (`dir`) on the controller, as host facts for the rest of the play.",
+        free_form: true,
+        open_args: false,
+        args: &[
+            A::new(
+                "file",
+                "The vars file (looked up in the role's `vars/` first).",
+            )
+            .kind(Path),
+            A::new(
+                "dir",
+                "A directory whose files are all loaded, in name order.",
+            )
+            .kind(Path),
+            A::new("name", "Put the loaded variables under this one name."),
+            A::new("depth", "With `dir`, how deep to descend (0 = no limit).")
+                .kind(Int)
+                .default("0"),
+            A::new(
+                "files_matching",
+                "With `dir`, load only file names matching this regex.",
+            ),
+            A::new("ignore_files", "With `dir`, file names to skip.").kind(List),
+            A::new("extensions", "With `dir`, extensions to load.")
+                .kind(List)
+                .default("yaml, yml, json"),
+        ],
+        check_args: Some(include_vars_source),
+    },
+    ModuleSpec {
+        name: "lineinfile",
+        doc: "Ensures one line is present (replacing the last line matching `regexp`) or absent in a text file.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new("path", "The file to change.")
+                .req()
+                .aliases(&["dest", "destfile", "name"])
+                .kind(Path),
+            A::new("regexp", "Regex of the line to replace or remove.").aliases(&["regex"]),
+            A::new(
+                "search_string",
+                "Literal text of the line to replace or remove.",
+            ),
+            A::new("line", "The line to insert or put in place of the match.").aliases(&["value"]),
+            A::new(
+                "insertafter",
+                "Insert after the last line matching this regex, or `EOF`.",
+            )
+            .default("EOF"),
+            A::new(
+                "insertbefore",
+                "Insert before the last line matching this regex, or `BOF`.",
+            ),
+            A::new("state", "Whether the line is present or absent.")
+                .default("present")
+                .choices(&["present", "absent"]),
+            A::new("create", "Create the file if it does not exist.")
+                .kind(Bool)
+                .default("no"),
+            A::new(
+                "backrefs",
+                "`line` may use `\\1` groups of `regexp`; with no match, change nothing.",
+            )
+            .kind(Bool)
+            .default("no"),
+            A::new(
+                "backup",
+                "Keep a timestamped copy of the original file on the host.",
+            )
+            .kind(Bool)
+            .default("no"),
+            A::new("mode", "Permissions of the file.").kind(Raw),
+            A::new("owner", "Owner of the file."),
+            A::new("group", "Group of the file."),
+            A::new(
+                "validate",
+                "Command run on the new content before it is moved in; `%s` is the temp file.",
+            ),
+        ],
+        check_args: Some(lineinfile_check),
+    },
+    ModuleSpec {
+        name: "meta",
+        doc: "Controls the run itself: `flush_handlers`, `end_play`, `end_host`, `noop`, `clear_facts`, `refresh_inventory` or `reset_connection` (free-form).",
+        free_form: true,
+        open_args: false,
+        args: &[],
+        check_args: Some(meta_action),
+    },
+    ModuleSpec {
+        name: "package",
+        doc: "Manages packages with the host's package manager (apt or dnf, detected from facts).",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new("name", "Package name(s).")
+                .req()
+                .aliases(&["pkg"])
+                .kind(List),
+            A::new(
+                "state",
+                "Whether the packages are installed, removed or at the latest version.",
+            )
+            .req()
+            .choices(&["present", "absent", "latest"]),
+        ],
+        check_args: None,
+    },
+    ModuleSpec {
+        name: "pause",
+        doc: "Waits for a number of seconds or minutes. Without either, waits for Enter at the controller (refused with no TTY).",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new("seconds", "How long to wait, in seconds.").kind(Int),
+            A::new("minutes", "How long to wait, in minutes.").kind(Int),
+            A::new("prompt", "Text shown while waiting."),
+            A::new("echo", "Echo what is typed at the prompt.")
+                .kind(Bool)
+                .default("yes"),
+        ],
+        check_args: Some(seconds_xor_minutes),
+    },
+    ModuleSpec {
+        name: "ping",
+        doc: "Checks that the host is reachable and can run commands; returns `data`.",
+        free_form: false,
+        open_args: false,
+        args: &[A::new("data", "Value returned as `ping`.").default("pong")],
+        check_args: None,
+    },
+    ModuleSpec {
+        name: "raw",
+        doc: "Sends a command line through the connection with no processing at all (free-form). Use it only where `command`/`shell` cannot run.",
+        free_form: true,
+        open_args: false,
+        args: &[A::new("executable", "Shell used to run the line.").kind(Path)],
+        check_args: Some(needs_free_form),
+    },
+    ModuleSpec {
+        name: "replace",
+        doc: "Replaces every match of a regex in a text file, optionally only between `after` and `before`.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new("path", "The file to change.")
+                .req()
+                .aliases(&["dest", "destfile", "name"])
+                .kind(Path),
+            A::new("regexp", "Python-style regex to replace.").req(),
+            A::new("replace", "Replacement text; may use `\\1` groups.").default(""),
+            A::new("after", "Only replace after the first match of this regex."),
+            A::new(
+                "before",
+                "Only replace before the first match of this regex.",
+            ),
+            A::new(
+                "backup",
+                "Keep a timestamped copy of the original file on the host.",
+            )
+            .kind(Bool)
+            .default("no"),
+            A::new("mode", "Permissions of the file.").kind(Raw),
+            A::new("owner", "Owner of the file."),
+            A::new("group", "Group of the file."),
+            A::new(
+                "validate",
+                "Command run on the new content before it is moved in; `%s` is the temp file.",
+            ),
+        ],
+        check_args: None,
+    },
+    ModuleSpec {
+        name: "script",
+        doc: "Copies a script from the controller (role `files/` first) to the host and runs it; free-form `path args` or `cmd`.",
+        free_form: true,
+        open_args: false,
+        args: &[
+            A::new("cmd", "The script path and its arguments."),
+            A::new(
+                "creates",
+                "Skip the script if this path exists on the host.",
+            )
+            .kind(Path),
+            A::new(
+                "removes",
+                "Run the script only if this path exists on the host.",
+            )
+            .kind(Path),
+            A::new("chdir", "Change into this directory on the host first.").kind(Path),
+            A::new("executable", "Interpreter to run the script with.").kind(Path),
+        ],
+        check_args: Some(free_form_or_cmd),
+    },
+    ModuleSpec {
+        name: "service",
+        doc: "Starts, stops, restarts or reloads a service and sets whether it starts at boot.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new("name", "The service.").req(),
+            A::new("state", "What to do; `restarted`/`reloaded` always act.").choices(&[
+                "started",
+                "stopped",
+                "restarted",
+                "reloaded",
+            ]),
+            A::new("enabled", "Whether it starts at boot.").kind(Bool),
+        ],
+        check_args: Some(state_or_enabled),
+    },
+    ModuleSpec {
+        name: "set_fact",
+        doc: "Sets host variables (any keys) for the rest of the run; values are templates.",
+        free_form: false,
+        open_args: true,
+        args: &[
+            A::new("cacheable", "Also store the facts in the fact cache.")
+                .kind(Bool)
+                .default("no"),
+        ],
+        check_args: Some(set_fact_keys),
+    },
+    ModuleSpec {
+        name: "setup",
+        doc: "Gathers facts about the host (`ansible_facts`); run implicitly by `gather_facts`.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new(
+                "gather_subset",
+                "Fact groups to gather (`all`, `min`, `network`, `!hardware`...).",
+            )
+            .kind(List)
+            .default("all"),
+            A::new("filter", "Globs of fact names to keep.").kind(List),
+            A::new("gather_timeout", "Seconds allowed for gathering.")
+                .kind(Int)
+                .default("10"),
+        ],
+        check_args: None,
+    },
+    ModuleSpec {
+        name: "shell",
+        doc: "Runs a command line through `/bin/sh` on the host (pipes, redirects, variables). Give it free-form or as `cmd`. Not reversible unless the task has `creates`/`removes` or a `rollback:`.",
+        free_form: true,
+        open_args: false,
+        args: &[
+            A::new("cmd", "The command line."),
+            A::new("creates", "Skip the command if this path exists.").kind(Path),
+            A::new("removes", "Run the command only if this path exists.").kind(Path),
+            A::new("chdir", "Change into this directory first.").kind(Path),
+            A::new("stdin", "Text written to the command's standard input."),
+            A::new("executable", "Shell to use instead of `/bin/sh`.").kind(Path),
+        ],
+        check_args: Some(free_form_or_cmd),
+    },
+    ModuleSpec {
+        name: "stat",
+        doc: "Reports whether a path exists and its type, mode, owner, size and checksum; register the result.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new("path", "The path to inspect.")
+                .req()
+                .aliases(&["dest", "name"])
+                .kind(Path),
+            A::new("checksum_algorithm", "Algorithm of the reported checksum.")
+                .aliases(&["checksum", "checksum_algo"])
+                .default("sha1")
+                .choices(&["md5", "sha1", "sha224", "sha256", "sha384", "sha512"]),
+            A::new("get_checksum", "Compute the checksum of a regular file.")
+                .kind(Bool)
+                .default("yes"),
+            A::new("follow", "Follow a symlink at `path`.")
+                .kind(Bool)
+                .default("no"),
+        ],
+        check_args: None,
+    },
+    ModuleSpec {
+        name: "systemd",
+        doc: "Controls a systemd unit: state, enabled at boot, masked, and `daemon_reload` after unit files changed.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new("name", "The unit (`.service` may be left out).").aliases(&["service", "unit"]),
+            A::new("state", "What to do; `restarted`/`reloaded` always act.").choices(&[
+                "started",
+                "stopped",
+                "restarted",
+                "reloaded",
+            ]),
+            A::new("enabled", "Whether it starts at boot.").kind(Bool),
+            A::new("masked", "Whether the unit is masked.").kind(Bool),
+            A::new("daemon_reload", "Run `systemctl daemon-reload` first.")
+                .aliases(&["daemon-reload"])
+                .kind(Bool)
+                .default("no"),
+            A::new("scope", "Which systemd manager to talk to.")
+                .default("system")
+                .choices(&["system", "user", "global"]),
+        ],
+        check_args: Some(systemd_check),
+    },
+    ModuleSpec {
+        name: "template",
+        doc: "Renders a Jinja template from the controller (role `templates/` first) with the host's variables and writes it to `dest`, then sets mode and ownership. A symlink at `dest` is replaced, never written through.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new("src", "The template file on the controller.")
+                .req()
+                .kind(Path),
+            A::new("dest", "Destination path on the host.")
+                .req()
+                .kind(Path),
+            A::new("mode", "Permissions of the file.").kind(Raw),
+            A::new("owner", "Owner of the file."),
+            A::new("group", "Group of the file."),
+            A::new(
+                "force",
+                "Replace `dest` when its content differs; with `no`, only create it.",
+            )
+            .kind(Bool)
+            .default("yes"),
+            A::new(
+                "validate",
+                "Command run on the new file before it is moved in; `%s` is the temp file.",
+            ),
+            A::new(
+                "backup",
+                "Keep a timestamped copy of the original file on the host.",
+            )
+            .kind(Bool)
+            .default("no"),
+        ],
+        check_args: None,
+    },
+    ModuleSpec {
+        name: "unarchive",
+        doc: "Unpacks a tar or zip archive (from the controller, or the host with `remote_src`) into a directory on the host.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new("src", "The archive.").req().kind(Path),
+            A::new("dest", "Existing directory to unpack into.")
+                .req()
+                .kind(Path),
+            A::new("creates", "Skip when this path exists on the host.").kind(Path),
+            A::new("remote_src", "`src` is already on the host.")
+                .kind(Bool)
+                .default("no"),
+            A::new("mode", "Permissions of the unpacked entries.").kind(Raw),
+            A::new("owner", "Owner of the unpacked entries."),
+            A::new("group", "Group of the unpacked entries."),
+        ],
+        check_args: None,
+    },
+    ModuleSpec {
+        name: "uri",
+        doc: "Makes an HTTP request from the host and checks the status code; register the result for the body.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new("url", "The URL.").req(),
+            A::new("method", "HTTP method.").default("GET"),
+            A::new("status_code", "Status code(s) that count as success.")
+                .kind(List)
+                .default("200"),
+            A::new("return_content", "Return the body as `content`.")
+                .kind(Bool)
+                .default("no"),
+            A::new("timeout", "Request timeout in seconds.")
+                .kind(Int)
+                .default("30"),
+            A::new("body", "Request body.").kind(Raw),
+            A::new("body_format", "How `body` is encoded.")
+                .default("raw")
+                .choices(&["raw", "json", "form-urlencoded"]),
+            A::new("headers", "Request headers.").kind(Dict),
+            A::new("dest", "Save the body to this path on the host.").kind(Path),
+            A::new("validate_certs", "Verify TLS certificates.")
+                .kind(Bool)
+                .default("yes"),
+            A::new("url_username", "User for basic authentication.").aliases(&["user"]),
+            A::new("url_password", "Password for basic authentication.").aliases(&["password"]),
+            A::new(
+                "force_basic_auth",
+                "Send basic authentication without waiting for a 401.",
+            )
+            .kind(Bool)
+            .default("no"),
+        ],
+        check_args: None,
+    },
+    ModuleSpec {
+        name: "wait_for",
+        doc: "Waits until a port accepts connections (or is closed / drained), or a file exists or contains a regex, or a delay has passed.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new("host", "Address to check, as seen from the host.").default("127.0.0.1"),
+            A::new("port", "TCP port to check.").kind(Int),
+            A::new("path", "File to check instead of a port.").kind(Path),
+            A::new(
+                "search_regex",
+                "Regex the file or the port's banner must match.",
+            ),
+            A::new("state", "The condition to wait for.")
+                .default("started")
+                .choices(&["started", "stopped", "present", "absent", "drained"]),
+            A::new("timeout", "Give up after this many seconds.")
+                .kind(Int)
+                .default("300"),
+            A::new("delay", "Seconds to wait before the first check.")
+                .kind(Int)
+                .default("0"),
+            A::new("sleep", "Seconds between checks.")
+                .kind(Int)
+                .default("1"),
+            A::new(
+                "connect_timeout",
+                "Seconds allowed for each connection attempt.",
+            )
+            .kind(Int)
+            .default("5"),
+            A::new("msg", "Message on timeout."),
+        ],
+        check_args: Some(port_xor_path),
+    },
+];
+
+static ROLE_ARGS: &[A] = &[
+    A::new("name", "The role.").req(),
+    A::new(
+        "tasks_from",
+        "Task file of the role's `tasks/` to run instead of `main`.",
+    )
+    .default("main"),
+    A::new(
+        "vars_from",
+        "File of the role's `vars/` to load instead of `main`.",
+    )
+    .default("main"),
+    A::new(
+        "defaults_from",
+        "File of the role's `defaults/` to load instead of `main`.",
+    )
+    .default("main"),
+    A::new(
+        "handlers_from",
+        "File of the role's `handlers/` to load instead of `main`.",
+    )
+    .default("main"),
+    A::new(
+        "allow_duplicates",
+        "Run the role again even when it already ran with the same parameters.",
+    )
+    .kind(Bool)
+    .default("yes"),
+    A::new(
+        "public",
+        "Expose the role's vars and defaults to the rest of the play.",
+    )
+    .kind(Bool)
+    .default("no"),
+];
+
+/// The actions `meta` accepts.
+pub const META_ACTIONS: &[&str] = &[
+    "flush_handlers",
+    "end_play",
+    "end_host",
+    "noop",
+    "clear_facts",
+    "refresh_inventory",
+    "reset_connection",
+];
+
+fn err(a: &ArgsRef<'_>, msg: String) -> Vec<Diagnostic> {
+    vec![Diagnostic::at(a.module_loc, msg)]
+}
+
+fn exclusive(a: &ArgsRef<'_>, x: &str, y: &str) -> Vec<Diagnostic> {
+    if a.has(x) && a.has(y) {
+        err(
+            a,
+            format!(
+                "arguments '{x}' and '{y}' of module '{}' are mutually exclusive",
+                a.module
+            ),
+        )
+    } else {
+        Vec::new()
+    }
+}
+
+fn one_command(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    let n =
+        usize::from(a.free_form.is_some()) + usize::from(a.has("cmd")) + usize::from(a.has("argv"));
+    match n {
+        0 => err(
+            a,
+            "module 'command' needs a command: free-form text, 'cmd' or 'argv'".into(),
+        ),
+        1 => Vec::new(),
+        _ => err(
+            a,
+            "module 'command' takes only one of free-form text, 'cmd' and 'argv'".into(),
+        ),
+    }
+}
+
+fn free_form_or_cmd(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    match (a.free_form.is_some(), a.has("cmd")) {
+        (false, false) => err(
+            a,
+            format!(
+                "module '{}' needs a command: free-form text or 'cmd'",
+                a.module
+            ),
+        ),
+        (true, true) => err(
+            a,
+            format!(
+                "module '{}' takes free-form text or 'cmd', not both",
+                a.module
+            ),
+        ),
+        _ => Vec::new(),
+    }
+}
+
+fn needs_free_form(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    if a.free_form.is_none() {
+        err(a, format!("module '{}' needs free-form text", a.module))
+    } else {
+        Vec::new()
+    }
+}
+
+fn file_or_free_form(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    match (a.free_form.is_some(), a.has("file")) {
+        (false, false) => err(a, format!("module '{}' needs a file name", a.module)),
+        (true, true) => err(
+            a,
+            format!(
+                "module '{}' takes free-form text or 'file', not both",
+                a.module
+            ),
+        ),
+        _ => Vec::new(),
+    }
+}
+
+fn include_vars_source(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    let n =
+        usize::from(a.free_form.is_some()) + usize::from(a.has("file")) + usize::from(a.has("dir"));
+    match n {
+        0 => err(
+            a,
+            "module 'include_vars' needs a file (free-form or 'file') or a 'dir'".into(),
+        ),
+        1 => Vec::new(),
+        _ => err(
+            a,
+            "module 'include_vars' takes only one of free-form text, 'file' and 'dir'".into(),
+        ),
+    }
+}
+
+fn src_xor_content(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    match (a.has("src"), a.has("content")) {
+        (false, false) => err(a, "module 'copy' needs 'src' or 'content'".into()),
+        (true, true) => exclusive(a, "src", "content"),
+        _ => Vec::new(),
+    }
+}
+
+fn msg_xor_var(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    exclusive(a, "msg", "var")
+}
+
+fn after_xor_before(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    exclusive(a, "insertafter", "insertbefore")
+}
+
+fn port_xor_path(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    exclusive(a, "port", "path")
+}
+
+fn seconds_xor_minutes(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    exclusive(a, "seconds", "minutes")
+}
+
+fn lineinfile_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    let mut out = after_xor_before(a);
+    out.extend(exclusive(a, "regexp", "search_string"));
+    let state = match a.get("state") {
+        None => "present".to_string(),
+        Some(_) => a.literal("state").unwrap_or_default(),
+    };
+    if state == "present" && !a.has("line") {
+        out.extend(err(
+            a,
+            "module 'lineinfile' needs 'line' when state is present".into(),
+        ));
+    }
+    if state == "absent" && !a.has("regexp") && !a.has("search_string") && !a.has("line") {
+        out.extend(err(
+            a,
+            "module 'lineinfile' needs 'regexp', 'search_string' or 'line' when state is absent"
+                .into(),
+        ));
+    }
+    out
+}
+
+fn file_link_needs_src(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    match a.literal("state").as_deref() {
+        Some(s @ ("link" | "hard")) if !a.has("src") => {
+            err(a, format!("module 'file' needs 'src' when state is {s}"))
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn name_or_update_cache(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    if !a.has("name") && !a.has("update_cache") {
+        err(
+            a,
+            format!("module '{}' needs 'name' or 'update_cache'", a.module),
+        )
+    } else {
+        Vec::new()
+    }
+}
+
+fn state_or_enabled(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    if !a.has("state") && !a.has("enabled") {
+        err(
+            a,
+            format!("module '{}' needs 'state' or 'enabled'", a.module),
+        )
+    } else {
+        Vec::new()
+    }
+}
+
+fn systemd_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    let acts = ["state", "enabled", "masked"].iter().any(|k| a.has(k));
+    if acts && !a.has("name") {
+        return err(
+            a,
+            "module 'systemd' needs 'name' with 'state', 'enabled' or 'masked'".into(),
+        );
+    }
+    if !acts && !a.has("daemon_reload") {
+        return err(
+            a,
+            "module 'systemd' needs 'state', 'enabled', 'masked' or 'daemon_reload'".into(),
+        );
+    }
+    Vec::new()
+}
+
+fn set_fact_keys(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut any = false;
+    for (k, v) in a.args {
+        if k == "cacheable" {
+            continue;
+        }
+        any = true;
+        if !crate::playbook::keywords::is_identifier(k) {
+            out.push(Diagnostic::at(
+                &v.loc,
+                format!("'{k}' is not a valid variable name for set_fact"),
+            ));
+        }
+    }
+    if !any {
+        out.extend(err(
+            a,
+            "module 'set_fact' needs at least one variable to set".into(),
+        ));
+    }
+    out
+}
+
+fn meta_action(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    let Some(ff) = a.free_form else {
+        return err(
+            a,
+            format!(
+                "module 'meta' needs an action: one of {}",
+                META_ACTIONS.join(", ")
+            ),
+        );
+    };
+    if super::spec::is_template(ff) {
+        return Vec::new();
+    }
+    let text = ff.scalar_string().unwrap_or_default();
+    let text = text.trim();
+    if META_ACTIONS.contains(&text) {
+        return Vec::new();
+    }
+    let msg = match did_you_mean(text, META_ACTIONS.iter().copied()) {
+        Some(s) => format!("unknown meta action '{text}', did you mean '{s}'?"),
+        None => format!(
+            "unknown meta action '{text}', expected one of: {}",
+            META_ACTIONS.join(", ")
+        ),
+    };
+    vec![Diagnostic::at(&ff.loc, msg)]
+}

@@ -1,0 +1,591 @@
+//! Loading a playbook: files, `import_playbook`, plays, `vars_files`, and the checks that need
+//! the whole play (hosts present, notify targets exist).
+//!
+//! Owns [`load`], the [`Loader`] that carries the error list and the include chain (for cycle
+//! detection) through tasks (`tasks.rs`), roles (`roles.rs`) and probes (`probe.rs`), and the
+//! play-level keyword dispatch. Every problem is collected; nothing stops at the first error.
+//! It must not render templates, resolve inventory patterns or look at hosts.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::keywords::{Level, is_unsupported, unknown_message, unsupported_message};
+use super::model::{
+    Keywords, Named, OnFailure, Order, Play, Playbook, RollbackScope, TaskItem, VarsFile,
+};
+use super::probe;
+use super::values::{self, Errors};
+use crate::diag::{Diagnostic, Diagnostics, Loc};
+use crate::modules::spec::{is_template, shown};
+use crate::yaml::{self, Kind, Node};
+
+/// Where to look for things the playbook does not contain itself.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Directories searched for roles after `<playbook dir>/roles` (Ansible's `roles_path`).
+    pub roles_path: Vec<PathBuf>,
+}
+
+/// Loads, expands and validates the playbook at `path`. Every mistake in the playbook and the
+/// files it pulls in statically (imports, roles, literal `include_tasks`, vars files) is
+/// reported, sorted by position.
+pub fn load(path: &Path, opts: &LoadOptions) -> Result<Playbook, Diagnostics> {
+    let mut l = Loader::new(opts);
+    let plays = l.playbook_file(path, None);
+    let errors = Diagnostics(l.errors).sorted();
+    errors.into_result(Playbook {
+        path: path.to_path_buf(),
+        dir: parent_dir(path),
+        plays,
+    })
+}
+
+/// The directory of a file, `""` for a bare file name.
+pub(super) fn parent_dir(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// The role whose files are being read.
+#[derive(Clone, Debug)]
+pub(super) struct RoleCtx {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// Where the node being parsed comes from.
+#[derive(Clone, Debug)]
+pub(super) struct Ctx {
+    /// Directory of the file being parsed.
+    pub dir: PathBuf,
+    /// Directory of the playbook file holding the play.
+    pub play_dir: PathBuf,
+    /// The role being read, if any.
+    pub role: Option<RoleCtx>,
+}
+
+/// Loader state shared by the play, task, role and probe parsers.
+pub(super) struct Loader<'o> {
+    pub opts: &'o LoadOptions,
+    pub errors: Errors,
+    /// Files being read, outermost first (canonical path, path as shown).
+    pub chain: Vec<(PathBuf, String)>,
+    /// Roles being read, outermost first (canonical path, name).
+    pub role_chain: Vec<(PathBuf, String)>,
+    /// `listen` of handlers, by task position, until the handler list is assembled.
+    pub listen: HashMap<Loc, Vec<Named>>,
+}
+
+impl<'o> Loader<'o> {
+    fn new(opts: &'o LoadOptions) -> Loader<'o> {
+        Loader {
+            opts,
+            errors: Vec::new(),
+            chain: Vec::new(),
+            role_chain: Vec::new(),
+            listen: HashMap::new(),
+        }
+    }
+
+    /// Records an error at `loc`.
+    pub fn err(&mut self, loc: &Loc, msg: impl Into<String>) {
+        self.errors.push(Diagnostic::at(loc, msg));
+    }
+
+    /// Starts reading `path`; `false` (and an error at `at`) if that closes a cycle.
+    pub fn enter(&mut self, path: &Path, at: &Loc, what: &str) -> bool {
+        let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if let Some(i) = self.chain.iter().position(|(c, _)| *c == canon) {
+            let mut names: Vec<String> = self.chain[i..].iter().map(|(_, s)| s.clone()).collect();
+            names.push(path.display().to_string());
+            self.err(at, format!("{what} cycle: {}", names.join(" -> ")));
+            return false;
+        }
+        self.chain.push((canon, path.display().to_string()));
+        true
+    }
+
+    /// Ends reading the innermost file.
+    pub fn leave(&mut self) {
+        self.chain.pop();
+    }
+
+    /// Parses a YAML file (the first document; `Null` for an empty file).
+    pub fn read_yaml(&mut self, path: &Path) -> Option<Node> {
+        match yaml::load_file(path, yaml::Limits::default()) {
+            Ok(mut docs) => {
+                if docs.len() > 1 {
+                    let loc = docs[1].loc.clone();
+                    self.err(&loc, "expected one YAML document, found several");
+                }
+                Some(if docs.is_empty() {
+                    Node {
+                        kind: Kind::Null,
+                        loc: Loc::file_start(Arc::from(path.display().to_string())),
+                        tag: None,
+                    }
+                } else {
+                    docs.swap_remove(0)
+                })
+            }
+            Err(ds) => {
+                self.errors.extend(ds);
+                None
+            }
+        }
+    }
+
+    /// The first of `candidates` that is a file.
+    pub fn first_file(candidates: &[PathBuf]) -> Option<PathBuf> {
+        candidates.iter().find(|p| p.is_file()).cloned()
+    }
+
+    /// Where a relative file name used in `ctx` may be: the role's `subdir` first (for role
+    /// files), then next to the including file, then next to the playbook.
+    pub fn candidates(ctx: &Ctx, name: &str, subdir: &str) -> Vec<PathBuf> {
+        let p = Path::new(name);
+        if p.is_absolute() {
+            return vec![p.to_path_buf()];
+        }
+        let mut out = Vec::new();
+        if let Some(r) = &ctx.role {
+            out.push(r.path.join(subdir).join(name));
+            out.push(r.path.join(name));
+        }
+        out.push(ctx.dir.join(name));
+        out.push(ctx.play_dir.join(name));
+        let mut seen = Vec::new();
+        out.retain(|c| {
+            if seen.contains(c) {
+                false
+            } else {
+                seen.push(c.clone());
+                true
+            }
+        });
+        out
+    }
+
+    /// A key that is not allowed at `level`: unsupported Ansible keyword or unknown.
+    pub fn bad_key(&mut self, k: &Node, key: &str, level: Level) {
+        if is_unsupported(key, level) {
+            self.err(&k.loc, unsupported_message(key));
+        } else {
+            self.err(&k.loc, unknown_message(key, level));
+        }
+    }
+
+    /// A mapping key as text, or an error.
+    pub fn key_str<'n>(&mut self, k: &'n Node) -> Option<&'n str> {
+        let s = k.as_str();
+        if s.is_none() {
+            self.err(
+                &k.loc,
+                format!("keys here must be strings, found {}", shown(k)),
+            );
+        }
+        s
+    }
+
+    /// Parses a keyword shared by several levels into `kw`. The caller checked it is allowed.
+    pub fn keyword(&mut self, kw: &mut Keywords, key: &str, v: &Node) {
+        let e = &mut self.errors;
+        match key {
+            "when" => kw.when = values::conditions(e, key, v),
+            "tags" => kw.tags = values::tags(e, v),
+            "vars" => kw.vars = values::vars(e, key, v),
+            "environment" => kw.environment = values::environment(e, v),
+            "become" => kw.r#become = values::boolean(e, key, v),
+            "become_user" => kw.become_user = values::text(e, key, v),
+            "become_method" => kw.become_method = values::text(e, key, v),
+            "remote_user" => kw.remote_user = values::text(e, key, v),
+            "port" => kw.port = values::integer(e, key, v, 1),
+            "no_log" => kw.no_log = values::boolean(e, key, v),
+            "ignore_errors" => kw.ignore_errors = values::boolean(e, key, v),
+            "ignore_unreachable" => kw.ignore_unreachable = values::boolean(e, key, v),
+            "check_mode" => kw.check_mode = values::boolean(e, key, v),
+            "diff" => kw.diff = values::boolean(e, key, v),
+            "any_errors_fatal" => kw.any_errors_fatal = values::boolean(e, key, v),
+            "delegate_to" => kw.delegate_to = values::text(e, key, v),
+            "delegate_facts" => kw.delegate_facts = values::boolean(e, key, v),
+            "run_once" => kw.run_once = values::boolean(e, key, v),
+            "throttle" => kw.throttle = values::integer(e, key, v, 0),
+            "timeout" => kw.timeout = values::integer(e, key, v, 0),
+            "collections" => self.collections(v),
+            // `name` and level-specific keys are handled by the caller.
+            _ => {}
+        }
+    }
+
+    /// `collections`: accepted when it names only the built-in collection.
+    fn collections(&mut self, v: &Node) {
+        let items: Vec<&Node> = match &v.kind {
+            Kind::Seq(items) => items.iter().collect(),
+            _ => vec![v],
+        };
+        for it in items {
+            match it.as_str() {
+                Some("ansible.builtin" | "ansible.legacy") => {}
+                Some(s) => self.err(
+                    &it.loc,
+                    format!("collection '{s}' is not supported: rdeploy has only ansible.builtin modules"),
+                ),
+                None => self.err(
+                    &it.loc,
+                    format!("'collections' must be a list of names, found {}", shown(it)),
+                ),
+            }
+        }
+    }
+
+    /// A playbook file: a list of plays and `import_playbook`s.
+    fn playbook_file(&mut self, path: &Path, at: Option<&Loc>) -> Vec<Play> {
+        let start = Loc::file_start(Arc::from(path.display().to_string()));
+        let at_loc = at.cloned().unwrap_or_else(|| start.clone());
+        if at.is_some() && !path.is_file() {
+            self.err(&at_loc, format!("playbook '{}' not found", path.display()));
+            return Vec::new();
+        }
+        if !self.enter(path, &at_loc, "import") {
+            return Vec::new();
+        }
+        let plays = self.playbook_doc(path);
+        self.leave();
+        plays
+    }
+
+    fn playbook_doc(&mut self, path: &Path) -> Vec<Play> {
+        let Some(doc) = self.read_yaml(path) else {
+            return Vec::new();
+        };
+        let dir = parent_dir(path);
+        let items = match &doc.kind {
+            Kind::Seq(items) => items,
+            Kind::Null => {
+                self.err(&doc.loc, "the playbook is empty: expected a list of plays");
+                return Vec::new();
+            }
+            _ => {
+                self.err(
+                    &doc.loc,
+                    format!(
+                        "a playbook must be a list of plays, found {}",
+                        doc.type_name()
+                    ),
+                );
+                return Vec::new();
+            }
+        };
+        let ctx = Ctx {
+            dir: dir.clone(),
+            play_dir: dir,
+            role: None,
+        };
+        let mut plays = Vec::new();
+        for item in items {
+            if item.as_map().is_none() {
+                self.err(
+                    &item.loc,
+                    format!("a play must be a mapping, found {}", item.type_name()),
+                );
+                continue;
+            }
+            let import = ["import_playbook", "ansible.builtin.import_playbook"]
+                .iter()
+                .any(|k| item.get(k).is_some());
+            if import {
+                plays.extend(self.import_playbook(item, &ctx));
+            } else if let Some(p) = self.play(item, &ctx) {
+                plays.push(p);
+            }
+        }
+        plays
+    }
+
+    fn import_playbook(&mut self, item: &Node, ctx: &Ctx) -> Vec<Play> {
+        let mut file: Option<&Node> = None;
+        let mut vars = Vec::new();
+        let mut tags = Vec::new();
+        for (k, v) in item.as_map().unwrap_or_default() {
+            let Some(key) = self.key_str(k) else { continue };
+            match key {
+                "import_playbook" | "ansible.builtin.import_playbook" => file = Some(v),
+                "name" => {}
+                "vars" => vars = values::vars(&mut self.errors, key, v),
+                "tags" => tags = values::tags(&mut self.errors, v),
+                _ => self.bad_key(k, key, Level::ImportPlaybook),
+            }
+        }
+        let Some(file) = file else { return Vec::new() };
+        let Some(name) = file.as_str().filter(|_| !is_template(file)) else {
+            self.err(
+                &file.loc,
+                format!(
+                    "import_playbook needs a literal file name, found {}",
+                    shown(file)
+                ),
+            );
+            return Vec::new();
+        };
+        let path = if Path::new(name).is_absolute() {
+            PathBuf::from(name)
+        } else {
+            ctx.dir.join(name)
+        };
+        let mut plays = self.playbook_file(&path, Some(&file.loc));
+        for p in &mut plays {
+            let mut t = tags.clone();
+            t.append(&mut p.keywords.tags);
+            p.keywords.tags = t;
+            p.keywords.vars.extend(vars.iter().cloned());
+        }
+        plays
+    }
+
+    fn play(&mut self, node: &Node, ctx: &Ctx) -> Option<Play> {
+        let mut play = Play {
+            loc: node.loc.clone(),
+            dir: ctx.dir.clone(),
+            name: None,
+            hosts: Node {
+                kind: Kind::Null,
+                loc: node.loc.clone(),
+                tag: None,
+            },
+            vars_files: Vec::new(),
+            gather_facts: None,
+            serial: None,
+            max_fail_percentage: None,
+            order: Order::default(),
+            force_handlers: None,
+            keywords: Keywords::default(),
+            pre_tasks: Vec::new(),
+            roles: Vec::new(),
+            tasks: Vec::new(),
+            post_tasks: Vec::new(),
+            handlers: Vec::new(),
+            health: Vec::new(),
+            probe: Default::default(),
+            soak: None,
+            on_failure: OnFailure::default(),
+            rollback_scope: RollbackScope::default(),
+            rollback: Vec::new(),
+            release_label: None,
+        };
+        let before = self.errors.len();
+        let mut hosts_seen = false;
+        let allowed = Level::Play.allowed();
+        for (k, v) in node.as_map().unwrap_or_default() {
+            let Some(key) = self.key_str(k) else { continue };
+            if !allowed.contains(&key) {
+                self.bad_key(k, key, Level::Play);
+                continue;
+            }
+            let e = &mut self.errors;
+            match key {
+                "name" => play.name = values::text(e, key, v),
+                "hosts" => {
+                    hosts_seen = true;
+                    self.hosts(v);
+                    play.hosts = v.clone();
+                }
+                "vars_files" => play.vars_files = self.vars_files(v, ctx),
+                "gather_facts" => play.gather_facts = values::boolean(e, key, v),
+                "serial" => play.serial = values::serial(e, v),
+                "max_fail_percentage" => play.max_fail_percentage = values::percentage(e, key, v),
+                "order" => {
+                    play.order = match values::choice(e, key, v, Order::NAMES) {
+                        Some(1) => Order::ReverseInventory,
+                        Some(2) => Order::Sorted,
+                        Some(3) => Order::ReverseSorted,
+                        Some(4) => Order::Shuffle,
+                        _ => Order::Inventory,
+                    }
+                }
+                "force_handlers" => play.force_handlers = values::boolean(e, key, v),
+                "strategy" => {
+                    if v.as_str() != Some("linear") {
+                        self.err(
+                            &v.loc,
+                            format!(
+                                "strategy {} is not supported yet: rdeploy runs plays like Ansible's linear strategy",
+                                shown(v)
+                            ),
+                        );
+                    }
+                }
+                "pre_tasks" => play.pre_tasks = self.task_list(v, ctx, key, Level::Task),
+                "tasks" => play.tasks = self.task_list(v, ctx, key, Level::Task),
+                "post_tasks" => play.post_tasks = self.task_list(v, ctx, key, Level::Task),
+                "rollback" => play.rollback = self.task_list(v, ctx, key, Level::Task),
+                "roles" => play.roles = self.roles_list(v, ctx),
+                "handlers" => play.handlers = self.handler_list(v, ctx),
+                "health" => play.health = probe::health(e, v),
+                "probe" => play.probe = probe::settings(e, v),
+                "soak" => play.soak = values::duration(e, key, v),
+                "on_failure" => {
+                    play.on_failure = match values::choice(e, key, v, &["rollback", "halt"]) {
+                        Some(1) => OnFailure::Halt,
+                        _ => OnFailure::Rollback,
+                    }
+                }
+                "rollback_scope" => {
+                    play.rollback_scope = match values::choice(e, key, v, &["batch", "all"]) {
+                        Some(1) => RollbackScope::All,
+                        _ => RollbackScope::Batch,
+                    }
+                }
+                "release_label" => play.release_label = values::text(e, key, v),
+                _ => self.keyword(&mut play.keywords, key, v),
+            }
+        }
+        if !hosts_seen {
+            self.err(&node.loc, "play has no 'hosts'");
+        }
+        if self.errors.len() == before {
+            self.check_notify(&play);
+        }
+        (self.errors.len() == before).then_some(play)
+    }
+
+    fn hosts(&mut self, v: &Node) {
+        let empty = |n: &Node| n.as_str().is_some_and(|s| s.trim().is_empty());
+        match &v.kind {
+            Kind::Null => self.err(&v.loc, "'hosts' is empty"),
+            Kind::Str { .. } if empty(v) => self.err(&v.loc, "'hosts' is empty"),
+            Kind::Str { .. } => {}
+            Kind::Seq(items) if items.is_empty() => self.err(&v.loc, "'hosts' is empty"),
+            Kind::Seq(items) => {
+                for it in items {
+                    if it.as_str().is_none() || empty(it) {
+                        self.err(
+                            &it.loc,
+                            format!("'hosts' entries must be host patterns, found {}", shown(it)),
+                        );
+                    }
+                }
+            }
+            _ => self.err(
+                &v.loc,
+                format!(
+                    "'hosts' must be a pattern or a list of patterns, found {}",
+                    shown(v)
+                ),
+            ),
+        }
+    }
+
+    fn vars_files(&mut self, v: &Node, ctx: &Ctx) -> Vec<VarsFile> {
+        let items: Vec<&Node> = match &v.kind {
+            Kind::Seq(items) => items.iter().collect(),
+            Kind::Null => Vec::new(),
+            _ => vec![v],
+        };
+        let mut out = Vec::new();
+        for it in items {
+            let Some(name) = it.as_str() else {
+                let msg = if matches!(it.kind, Kind::Seq(_)) {
+                    "first-found lists in 'vars_files' are not supported yet".to_string()
+                } else {
+                    format!(
+                        "'vars_files' entries must be file names, found {}",
+                        shown(it)
+                    )
+                };
+                self.err(&it.loc, msg);
+                continue;
+            };
+            if is_template(it) {
+                out.push(VarsFile {
+                    node: it.clone(),
+                    path: None,
+                    vars: None,
+                });
+                continue;
+            }
+            let path = if Path::new(name).is_absolute() {
+                PathBuf::from(name)
+            } else {
+                ctx.dir.join(name)
+            };
+            if !path.is_file() {
+                self.err(&it.loc, format!("vars file '{}' not found", path.display()));
+                continue;
+            }
+            let vars = self.vars_file(&path, "vars_files");
+            out.push(VarsFile {
+                node: it.clone(),
+                path: Some(path),
+                vars,
+            });
+        }
+        out
+    }
+
+    /// Reads a variables file; `None` when vault-encrypted (decrypted later, at run time).
+    pub fn vars_file(&mut self, path: &Path, what: &str) -> Option<Vec<(String, Node)>> {
+        if std::fs::read(path)
+            .map(|b| b.starts_with(b"$ANSIBLE_VAULT"))
+            .unwrap_or(false)
+        {
+            return None;
+        }
+        let doc = self.read_yaml(path)?;
+        Some(values::vars(&mut self.errors, what, &doc))
+    }
+
+    /// A task list keyword (`tasks`, `block`, ...): null or a list.
+    pub fn task_list(&mut self, v: &Node, ctx: &Ctx, key: &str, level: Level) -> Vec<TaskItem> {
+        match &v.kind {
+            Kind::Null => Vec::new(),
+            Kind::Seq(items) => items
+                .iter()
+                .filter_map(|it| self.task_item(it, ctx, level))
+                .collect(),
+            _ => {
+                self.err(
+                    &v.loc,
+                    format!("'{key}' must be a list of tasks, found {}", v.type_name()),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// Every literal `notify` must name a handler or a `listen` topic of the play.
+    fn check_notify(&mut self, play: &Play) {
+        let mut known: Vec<String> = Vec::new();
+        for h in play.all_handlers() {
+            match h.task.name.as_ref() {
+                Some(n) if is_template(n) => return,
+                Some(n) => {
+                    let name = n.scalar_string().unwrap_or_default();
+                    if let Some(r) = &h.task.role {
+                        known.push(format!("{r} : {name}"));
+                    }
+                    known.push(name);
+                }
+                None => {}
+            }
+            known.extend(h.listen.iter().map(|l| l.name.clone()));
+        }
+        let mut bad: Vec<(Loc, String)> = Vec::new();
+        play.for_each_task(&mut |t| {
+            for n in &t.notify {
+                if !n.name.contains("{{") && !known.contains(&n.name) {
+                    let msg = match crate::diag::did_you_mean(
+                        &n.name,
+                        known.iter().map(String::as_str),
+                    ) {
+                        Some(s) => format!("no handler named '{}', did you mean '{s}'?", n.name),
+                        None => format!("no handler named '{}' in this play", n.name),
+                    };
+                    bad.push((n.loc.clone(), msg));
+                }
+            }
+        });
+        for (loc, msg) in bad {
+            self.err(&loc, msg);
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! rdeploy's rollout keywords: `health` probes and `probe` settings.
+//!
+//! Owns the shapes of `http`, `tcp`, `command` and `prometheus` probes and their options, and
+//! the retry/timing settings. It must not run probes (that is `probe/`'s runner) or render
+//! their templates.
+
+use super::model::{Probe, ProbeCheck, ProbeFrom, ProbeSettings};
+use super::values::{self, Errors};
+use crate::diag::{Diagnostic, did_you_mean};
+use crate::modules::spec::{ansible_bool, shown};
+use crate::yaml::{Kind, Node};
+
+const KINDS: &[&str] = &["http", "tcp", "command", "prometheus"];
+const HTTP_KEYS: &[&str] = &[
+    "http",
+    "name",
+    "status",
+    "body",
+    "max_latency",
+    "headers",
+    "ca_file",
+    "insecure",
+    "from",
+];
+const TCP_KEYS: &[&str] = &["tcp", "name", "from"];
+const COMMAND_KEYS: &[&str] = &["command", "name", "stdout"];
+const PROMETHEUS_KEYS: &[&str] = &["prometheus", "name", "query", "max", "min"];
+const SETTINGS: &[&str] = &[
+    "initial_delay",
+    "retries",
+    "interval",
+    "timeout",
+    "success_threshold",
+];
+
+/// `health:` — a list of probes.
+pub fn health(errors: &mut Errors, v: &Node) -> Vec<Probe> {
+    match &v.kind {
+        Kind::Null => Vec::new(),
+        Kind::Seq(items) => items.iter().filter_map(|it| probe(errors, it)).collect(),
+        _ => {
+            errors.push(Diagnostic::at(
+                &v.loc,
+                format!("'health' must be a list of probes, found {}", v.type_name()),
+            ));
+            Vec::new()
+        }
+    }
+}
+
+fn probe(errors: &mut Errors, n: &Node) -> Option<Probe> {
+    let Some(entries) = n.as_map() else {
+        errors.push(Diagnostic::at(
+            &n.loc,
+            format!("a health probe must be a mapping, found {}", n.type_name()),
+        ));
+        return None;
+    };
+    let kinds: Vec<&str> = entries
+        .iter()
+        .filter_map(|(k, _)| k.as_str())
+        .filter(|k| KINDS.contains(k))
+        .collect();
+    let kind = match kinds.as_slice() {
+        [one] => *one,
+        [] => {
+            errors.push(Diagnostic::at(
+                &n.loc,
+                "a health probe needs one of: http, tcp, command, prometheus",
+            ));
+            return None;
+        }
+        many => {
+            errors.push(Diagnostic::at(
+                &n.loc,
+                format!(
+                    "a health probe has only one kind, found: {}",
+                    many.join(", ")
+                ),
+            ));
+            return None;
+        }
+    };
+    let allowed = match kind {
+        "http" => HTTP_KEYS,
+        "tcp" => TCP_KEYS,
+        "command" => COMMAND_KEYS,
+        _ => PROMETHEUS_KEYS,
+    };
+    let before = errors.len();
+    for (k, _) in entries {
+        let key = k.scalar_string().unwrap_or_default();
+        if !allowed.contains(&key.as_str()) {
+            let msg = match did_you_mean(&key, allowed.iter().copied()) {
+                Some(s) => format!("unknown {kind} probe option '{key}', did you mean '{s}'?"),
+                None => format!("unknown {kind} probe option '{key}'"),
+            };
+            errors.push(Diagnostic::at(&k.loc, msg));
+        }
+    }
+    let get = |k: &str| n.get(k);
+    let target = get(kind).and_then(|t| values::text(errors, kind, t));
+    let name = get("name").and_then(|t| values::text(errors, "name", t));
+    let from = get("from").map_or(Some(ProbeFrom::Controller), |f| {
+        values::choice(errors, "from", f, &["controller", "host"]).map(|i| {
+            if i == 1 {
+                ProbeFrom::Host
+            } else {
+                ProbeFrom::Controller
+            }
+        })
+    });
+    let check = match kind {
+        "http" => {
+            let status = match get("status") {
+                None => vec![200],
+                Some(s) => status_codes(errors, s),
+            };
+            let headers = match get("headers") {
+                None => Vec::new(),
+                Some(h) => match h.as_map() {
+                    Some(m) => m
+                        .iter()
+                        .map(|(k, v)| (k.scalar_string().unwrap_or_default(), v.clone()))
+                        .collect(),
+                    None => {
+                        errors.push(Diagnostic::at(
+                            &h.loc,
+                            format!("'headers' must be a mapping, found {}", shown(h)),
+                        ));
+                        Vec::new()
+                    }
+                },
+            };
+            let insecure = match get("insecure") {
+                None => false,
+                Some(i) => ansible_bool(i).unwrap_or_else(|| {
+                    errors.push(Diagnostic::at(
+                        &i.loc,
+                        format!("'insecure' must be a boolean, found {}", shown(i)),
+                    ));
+                    false
+                }),
+            };
+            ProbeCheck::Http {
+                url: target?,
+                status,
+                body: get("body").and_then(|b| values::text(errors, "body", b)),
+                max_latency: get("max_latency")
+                    .and_then(|d| values::duration(errors, "max_latency", d)),
+                headers,
+                ca_file: get("ca_file").and_then(|c| values::text(errors, "ca_file", c)),
+                insecure,
+                from: from?,
+            }
+        }
+        "tcp" => ProbeCheck::Tcp {
+            address: target?,
+            from: from?,
+        },
+        "command" => ProbeCheck::Command {
+            command: target?,
+            stdout: get("stdout").and_then(|s| values::text(errors, "stdout", s)),
+        },
+        _ => {
+            let query = match get("query") {
+                Some(q) => values::text(errors, "query", q),
+                None => {
+                    errors.push(Diagnostic::at(&n.loc, "a prometheus probe needs a 'query'"));
+                    None
+                }
+            };
+            let max = get("max").and_then(|m| values::number(errors, "max", m));
+            let min = get("min").and_then(|m| values::number(errors, "min", m));
+            if max.is_none() && min.is_none() && errors.len() == before {
+                errors.push(Diagnostic::at(
+                    &n.loc,
+                    "a prometheus probe needs 'max', 'min' or both",
+                ));
+            }
+            ProbeCheck::Prometheus {
+                url: target?,
+                query: query?,
+                max,
+                min,
+            }
+        }
+    };
+    (errors.len() == before).then(|| Probe {
+        loc: n.loc.clone(),
+        name,
+        check,
+    })
+}
+
+fn status_codes(errors: &mut Errors, n: &Node) -> Vec<u16> {
+    let items: Vec<&Node> = match &n.kind {
+        Kind::Seq(items) => items.iter().collect(),
+        _ => vec![n],
+    };
+    let mut out = Vec::new();
+    for it in items {
+        match &it.kind {
+            Kind::Int(i) if (100..=599).contains(i) => out.push(*i as u16),
+            _ => errors.push(Diagnostic::at(
+                &it.loc,
+                format!(
+                    "'status' must be an HTTP status code (100-599), found {}",
+                    shown(it)
+                ),
+            )),
+        }
+    }
+    out
+}
+
+/// `probe:` — retry and timing settings.
+pub fn settings(errors: &mut Errors, v: &Node) -> ProbeSettings {
+    let mut s = ProbeSettings::default();
+    let Some(entries) = v.as_map() else {
+        if !v.is_null() {
+            errors.push(Diagnostic::at(
+                &v.loc,
+                format!("'probe' must be a mapping, found {}", v.type_name()),
+            ));
+        }
+        return s;
+    };
+    for (k, val) in entries {
+        let key = k.scalar_string().unwrap_or_default();
+        match key.as_str() {
+            "initial_delay" => {
+                if let Some(d) = values::duration(errors, "initial_delay", val) {
+                    s.initial_delay = d;
+                }
+            }
+            "interval" => {
+                if let Some(d) = values::duration(errors, "interval", val) {
+                    s.interval = d;
+                }
+            }
+            "timeout" => {
+                if let Some(d) = values::duration(errors, "timeout", val) {
+                    s.timeout = d;
+                }
+            }
+            "retries" => {
+                if let Some(c) = values::count(errors, "retries", val) {
+                    s.retries = c;
+                }
+            }
+            "success_threshold" => match values::count(errors, "success_threshold", val) {
+                Some(0) => errors.push(Diagnostic::at(
+                    &val.loc,
+                    "'success_threshold' must be at least 1",
+                )),
+                Some(c) => s.success_threshold = c,
+                None => {}
+            },
+            _ => {
+                let msg = match did_you_mean(&key, SETTINGS.iter().copied()) {
+                    Some(x) => format!("unknown probe setting '{key}', did you mean '{x}'?"),
+                    None => format!("unknown probe setting '{key}'"),
+                };
+                errors.push(Diagnostic::at(&k.loc, msg));
+            }
+        }
+    }
+    s
+}

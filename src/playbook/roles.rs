@@ -1,0 +1,327 @@
+//! Roles: `roles:` entries, finding a role directory, loading its `tasks`, `handlers`,
+//! `defaults`, `vars` and `meta` files, and its dependencies (with cycle detection).
+//!
+//! Search order for a role named `NAME`: a path if the name contains `/`; else
+//! `<playbook dir>/roles/NAME`, each `roles_path` entry, then (for dependencies) a sibling of
+//! the depending role, then `<playbook dir>/NAME`. It must not decide run order or
+//! de-duplication of roles: the executor walks [`RoleRef`]s as given.
+
+use std::path::{Path, PathBuf};
+
+use super::keywords::{Level, is_unsupported, unsupported_message};
+use super::load::{Ctx, Loader, RoleCtx};
+use super::model::{Keywords, Role, RoleRef};
+use crate::diag::{Diagnostic, did_you_mean};
+use crate::modules::spec::{is_template, shown};
+use crate::yaml::{Kind, Node};
+
+/// Which files of a role to load instead of `main` (from `import_role`/`include_role`).
+#[derive(Clone, Debug, Default)]
+pub(super) struct RoleFiles {
+    pub tasks_from: Option<String>,
+    pub vars_from: Option<String>,
+    pub defaults_from: Option<String>,
+    pub handlers_from: Option<String>,
+}
+
+/// Keys of `meta/main.yml`.
+const META_KEYS: &[&str] = &[
+    "galaxy_info",
+    "dependencies",
+    "allow_duplicates",
+    "collections",
+    "argument_specs",
+];
+
+impl Loader<'_> {
+    /// A `roles:` list.
+    pub(super) fn roles_list(&mut self, v: &Node, ctx: &Ctx) -> Vec<RoleRef> {
+        match &v.kind {
+            Kind::Null => Vec::new(),
+            Kind::Seq(items) => items
+                .iter()
+                .filter_map(|it| self.role_entry(it, ctx))
+                .collect(),
+            _ => {
+                self.err(
+                    &v.loc,
+                    format!("'roles' must be a list of roles, found {}", v.type_name()),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// One role entry: `app`, or `{role: app, when: ..., tags: ..., vars: ..., param: value}`.
+    fn role_entry(&mut self, node: &Node, ctx: &Ctx) -> Option<RoleRef> {
+        let before = self.errors.len();
+        let mut keywords = Keywords::default();
+        let mut params = Vec::new();
+        let mut role_key: Option<&Node> = None;
+        let mut name_key: Option<&Node> = None;
+        match &node.kind {
+            Kind::Str { .. } => role_key = Some(node),
+            Kind::Map(entries) => {
+                let allowed = Level::Role.allowed();
+                for (k, v) in entries {
+                    let Some(key) = self.key_str(k) else { continue };
+                    match key {
+                        "role" => role_key = Some(v),
+                        "name" => name_key = Some(v),
+                        _ if allowed.contains(&key) => self.keyword(&mut keywords, key, v),
+                        _ if is_unsupported(key, Level::Role) => {
+                            self.err(&k.loc, unsupported_message(key))
+                        }
+                        _ => {
+                            // Other keys are role parameters, unless they look like a typo of
+                            // a keyword.
+                            if let Some(s) = did_you_mean(key, allowed.iter().copied()) {
+                                self.errors.push(
+                                    Diagnostic::at(
+                                        &k.loc,
+                                        format!("unknown role keyword '{key}', did you mean '{s}'?"),
+                                    )
+                                    .note("role parameters must not look like keywords; put them under 'vars:'"),
+                                );
+                            } else if !super::keywords::is_identifier(key) {
+                                self.err(&k.loc, format!("'{key}' is not a valid variable name"));
+                            } else {
+                                params.push((key.to_string(), v.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {
+                self.err(
+                    &node.loc,
+                    format!(
+                        "a role entry must be a name or a mapping, found {}",
+                        node.type_name()
+                    ),
+                );
+                return None;
+            }
+        }
+        let Some(name_node) = role_key.or(name_key) else {
+            self.err(&node.loc, "role entry has no 'role'");
+            return None;
+        };
+        let Some(name) = name_node.as_str().filter(|s| !s.trim().is_empty()) else {
+            self.err(
+                &name_node.loc,
+                format!("role name must be a string, found {}", shown(name_node)),
+            );
+            return None;
+        };
+        if is_template(name_node) {
+            self.err(&name_node.loc, "role names in 'roles:' cannot be templates");
+            return None;
+        }
+        let role = self.load_role(name, name_node, ctx, &RoleFiles::default())?;
+        (self.errors.len() == before).then(|| RoleRef {
+            loc: node.loc.clone(),
+            name: name.to_string(),
+            keywords,
+            params,
+            role,
+        })
+    }
+
+    /// Where role `name` lives, or an error at `at`.
+    fn find_role(&mut self, name: &str, at: &Node, ctx: &Ctx) -> Option<PathBuf> {
+        let mut cands: Vec<PathBuf> = Vec::new();
+        if name.contains('/') || Path::new(name).is_absolute() {
+            cands.push(ctx.play_dir.join(name));
+        } else {
+            cands.push(ctx.play_dir.join("roles").join(name));
+            cands.extend(self.opts.roles_path.iter().map(|p| p.join(name)));
+            if let Some(r) = &ctx.role
+                && let Some(parent) = r.path.parent()
+            {
+                cands.push(parent.join(name));
+            }
+            cands.push(ctx.play_dir.join(name));
+        }
+        if let Some(found) = cands.iter().find(|p| p.is_dir()) {
+            return Some(found.clone());
+        }
+        let looked: Vec<String> = cands.iter().map(|p| p.display().to_string()).collect();
+        self.errors.push(
+            Diagnostic::at(&at.loc, format!("role '{name}' not found"))
+                .note(format!("looked in: {}", looked.join(", "))),
+        );
+        None
+    }
+
+    /// Finds and loads a role with its dependencies.
+    pub(super) fn load_role(
+        &mut self,
+        name: &str,
+        at: &Node,
+        ctx: &Ctx,
+        files: &RoleFiles,
+    ) -> Option<Role> {
+        let path = self.find_role(name, at, ctx)?;
+        let canon = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        if let Some(i) = self.role_chain.iter().position(|(c, _)| *c == canon) {
+            let mut names: Vec<String> = self.role_chain[i..]
+                .iter()
+                .map(|(_, n)| n.clone())
+                .collect();
+            names.push(name.to_string());
+            self.err(
+                &at.loc,
+                format!("role dependency cycle: {}", names.join(" -> ")),
+            );
+            return None;
+        }
+        self.role_chain.push((canon, name.to_string()));
+        let role = self.read_role(name, &path, at, ctx, files);
+        self.role_chain.pop();
+        Some(role)
+    }
+
+    fn read_role(
+        &mut self,
+        name: &str,
+        path: &Path,
+        at: &Node,
+        ctx: &Ctx,
+        files: &RoleFiles,
+    ) -> Role {
+        let rctx = Ctx {
+            dir: path.join("tasks"),
+            play_dir: ctx.play_dir.clone(),
+            role: Some(RoleCtx {
+                name: name.to_string(),
+                path: path.to_path_buf(),
+            }),
+        };
+        let dependencies = match self.role_file(path, "meta", None, name, at) {
+            Some(p) => self.role_meta(&p, &rctx),
+            None => Vec::new(),
+        };
+        let tasks = match self.role_file(path, "tasks", files.tasks_from.as_deref(), name, at) {
+            Some(p) => {
+                let sub = Ctx {
+                    dir: super::load::parent_dir(&p),
+                    ..rctx.clone()
+                };
+                self.task_file(&p, &at.loc, &sub, Level::Task)
+                    .unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
+        let handlers =
+            match self.role_file(path, "handlers", files.handlers_from.as_deref(), name, at) {
+                Some(p) => self.role_handlers(&p, &at.loc, &rctx),
+                None => Vec::new(),
+            };
+        let defaults =
+            match self.role_file(path, "defaults", files.defaults_from.as_deref(), name, at) {
+                Some(p) => self.vars_file(&p, "defaults").unwrap_or_default(),
+                None => Vec::new(),
+            };
+        let vars = match self.role_file(path, "vars", files.vars_from.as_deref(), name, at) {
+            Some(p) => self.vars_file(&p, "vars").unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let dir_if = |d: &str| Some(path.join(d)).filter(|p| p.is_dir());
+        Role {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            tasks,
+            handlers,
+            defaults,
+            vars,
+            dependencies,
+            templates_dir: dir_if("templates"),
+            files_dir: dir_if("files"),
+        }
+    }
+
+    /// `ROLE/SUB/FROM(.yml|.yaml)`; a missing `main` is fine, a missing `*_from` is an error.
+    fn role_file(
+        &mut self,
+        path: &Path,
+        sub: &str,
+        from: Option<&str>,
+        name: &str,
+        at: &Node,
+    ) -> Option<PathBuf> {
+        let base = from.unwrap_or("main");
+        let dir = path.join(sub);
+        let cands = [
+            dir.join(format!("{base}.yml")),
+            dir.join(format!("{base}.yaml")),
+            dir.join(base),
+        ];
+        let found = Loader::first_file(&cands);
+        if found.is_none() && from.is_some() {
+            self.err(
+                &at.loc,
+                format!(
+                    "role '{name}' has no {sub} file '{base}' (looked for {})",
+                    cands[0].display()
+                ),
+            );
+        }
+        found
+    }
+
+    fn role_handlers(
+        &mut self,
+        p: &Path,
+        at: &crate::diag::Loc,
+        rctx: &Ctx,
+    ) -> Vec<super::model::Handler> {
+        if !self.enter(p, at, "include") {
+            return Vec::new();
+        }
+        let sub = Ctx {
+            dir: super::load::parent_dir(p),
+            ..rctx.clone()
+        };
+        let out = match self.read_yaml(p) {
+            Some(doc) => self.handler_list(&doc, &sub),
+            None => Vec::new(),
+        };
+        self.leave();
+        out
+    }
+
+    fn role_meta(&mut self, p: &Path, rctx: &Ctx) -> Vec<RoleRef> {
+        let Some(doc) = self.read_yaml(p) else {
+            return Vec::new();
+        };
+        let mut deps = Vec::new();
+        match &doc.kind {
+            Kind::Null => {}
+            Kind::Map(entries) => {
+                for (k, v) in entries {
+                    let Some(key) = self.key_str(k) else { continue };
+                    match key {
+                        "dependencies" => deps = self.roles_list(v, rctx),
+                        "collections" => self.keyword(&mut Keywords::default(), key, v),
+                        _ if META_KEYS.contains(&key) => {}
+                        _ => {
+                            let msg = match did_you_mean(key, META_KEYS.iter().copied()) {
+                                Some(s) => {
+                                    format!("unknown role meta key '{key}', did you mean '{s}'?")
+                                }
+                                None => format!("unknown role meta key '{key}'"),
+                            };
+                            self.err(&k.loc, msg);
+                        }
+                    }
+                }
+            }
+            _ => self.err(
+                &doc.loc,
+                format!("role meta must be a mapping, found {}", doc.type_name()),
+            ),
+        }
+        deps
+    }
+}

@@ -1,0 +1,777 @@
+//! Tasks, blocks and handlers: finding the module among a task's keys, its arguments
+//! (mapping, `key=value` text, free form, `args:`, `action:`/`local_action:`), loops, and the
+//! static includes (`import_tasks`, literal `include_tasks`, `import_role`/`include_role`,
+//! `include_vars`).
+//!
+//! Owns the task-level keyword dispatch and the "which key is the module" decision. It must
+//! not render templates: a templated include name is kept for the executor.
+
+use std::path::{Path, PathBuf};
+
+use super::args::split_kv;
+use super::keywords::{Level, distance, is_unsupported, unknown_message, unsupported_message};
+use super::load::{Ctx, Loader, parent_dir};
+use super::model::{
+    Action, Block, Handler, ImportTasks, Included, Keywords, Loop, LoopControl, LoopKind, RoleRef,
+    Task, TaskItem,
+};
+use super::roles::RoleFiles;
+use super::values;
+use crate::diag::{Loc, did_you_mean};
+use crate::modules::spec::{is_template, shown};
+use crate::modules::{self, ModuleSpec, canonical_name};
+use crate::yaml::{Kind, Node};
+
+/// Task-only keys that make no sense on `import_tasks` / `import_role` (they are not tasks).
+const NOT_ON_IMPORT: &[&str] = &[
+    "loop",
+    "with_items",
+    "with_list",
+    "loop_control",
+    "register",
+    "notify",
+    "changed_when",
+    "failed_when",
+    "until",
+    "retries",
+    "delay",
+];
+
+fn str_node(s: &str, at: &Node) -> Node {
+    Node {
+        kind: Kind::Str {
+            value: s.to_string(),
+            quoted: true,
+        },
+        loc: at.loc.clone(),
+        tag: at.tag.clone(),
+    }
+}
+
+impl Loader<'_> {
+    /// One entry of a task list: a task, a block, or an import.
+    pub(super) fn task_item(&mut self, node: &Node, ctx: &Ctx, level: Level) -> Option<TaskItem> {
+        if node.as_map().is_none() {
+            self.err(
+                &node.loc,
+                format!("a task must be a mapping, found {}", node.type_name()),
+            );
+            return None;
+        }
+        if node.get("block").is_some() {
+            return self
+                .block(node, ctx, level)
+                .map(|b| TaskItem::Block(Box::new(b)));
+        }
+        let mut ok = true;
+        for (k, _) in node.as_map().unwrap_or_default() {
+            if let Some(key @ ("rescue" | "always")) = k.as_str() {
+                self.err(
+                    &k.loc,
+                    format!("'{key}' is only allowed in a block, next to 'block'"),
+                );
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        self.task(node, ctx, level)
+    }
+
+    fn block(&mut self, node: &Node, ctx: &Ctx, level: Level) -> Option<Block> {
+        let before = self.errors.len();
+        let mut b = Block {
+            loc: node.loc.clone(),
+            name: None,
+            block: Vec::new(),
+            rescue: Vec::new(),
+            always: Vec::new(),
+            keywords: Keywords::default(),
+            role: ctx.role.as_ref().map(|r| r.name.clone()),
+        };
+        let allowed = Level::Block.allowed();
+        for (k, v) in node.as_map().unwrap_or_default() {
+            let Some(key) = self.key_str(k) else { continue };
+            match key {
+                "block" => b.block = self.task_list(v, ctx, key, level),
+                "rescue" => b.rescue = self.task_list(v, ctx, key, level),
+                "always" => b.always = self.task_list(v, ctx, key, level),
+                "name" => b.name = values::text(&mut self.errors, key, v),
+                _ if allowed.contains(&key) => self.keyword(&mut b.keywords, key, v),
+                _ if modules::lookup(key).is_some() => self.err(
+                    &k.loc,
+                    format!("a block cannot have a module ('{key}'); move the task into 'block:'"),
+                ),
+                _ => self.bad_key(k, key, Level::Block),
+            }
+        }
+        (self.errors.len() == before).then_some(b)
+    }
+
+    /// A task mapping (not a block).
+    fn task(&mut self, node: &Node, ctx: &Ctx, level: Level) -> Option<TaskItem> {
+        let before = self.errors.len();
+        let allowed = level.allowed();
+        let mut kw = Keywords::default();
+        let mut name = None;
+        let mut loop_over: Option<Loop> = None;
+        let mut loop_control = None;
+        let mut register = None;
+        let mut notify = Vec::new();
+        let mut listen = Vec::new();
+        let (mut changed_when, mut failed_when, mut until) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut retries, mut delay) = (None, None);
+        let mut args_kw: Option<&Node> = None;
+        // (key node, written name, value, from action:/local_action:)
+        let mut actions: Vec<(&Node, String, &Node, Option<bool>)> = Vec::new();
+        let mut unknown: Vec<&Node> = Vec::new();
+        let mut task_only_keys: Vec<&Node> = Vec::new();
+
+        for (k, v) in node.as_map().unwrap_or_default() {
+            let Some(key) = self.key_str(k) else { continue };
+            if allowed.contains(&key) {
+                if NOT_ON_IMPORT.contains(&key) {
+                    task_only_keys.push(k);
+                }
+                let e = &mut self.errors;
+                match key {
+                    "name" => name = values::text(e, key, v),
+                    "args" => args_kw = Some(v),
+                    "action" | "local_action" => {
+                        actions.push((k, key.to_string(), v, Some(key == "local_action")));
+                    }
+                    "loop" | "with_items" | "with_list" => {
+                        if loop_over.is_some() {
+                            self.err(
+                                &k.loc,
+                                "a task can have only one of 'loop', 'with_items' and 'with_list'",
+                            );
+                            continue;
+                        }
+                        let kind = match key {
+                            "loop" => LoopKind::Loop,
+                            "with_items" => LoopKind::WithItems,
+                            _ => LoopKind::WithList,
+                        };
+                        if matches!(v.kind, Kind::Seq(_)) || is_template(v) {
+                            loop_over = Some(Loop {
+                                kind,
+                                items: v.clone(),
+                            });
+                        } else {
+                            self.err(
+                                &v.loc,
+                                format!(
+                                    "'{key}' must be a list or a template that gives one, found {}",
+                                    shown(v)
+                                ),
+                            );
+                        }
+                    }
+                    "loop_control" => loop_control = self.loop_control(v),
+                    "register" => register = values::var_name(e, key, v),
+                    "notify" => notify = values::names(e, key, v),
+                    "listen" => listen = values::names(e, key, v),
+                    "changed_when" => changed_when = values::conditions(e, key, v),
+                    "failed_when" => failed_when = values::conditions(e, key, v),
+                    "until" => until = values::conditions(e, key, v),
+                    "retries" => retries = values::integer(e, key, v, 0),
+                    "delay" => delay = values::integer(e, key, v, 0),
+                    _ => self.keyword(&mut kw, key, v),
+                }
+            } else if modules::lookup(key).is_some() {
+                actions.push((k, key.to_string(), v, None));
+            } else if canonical_name(key) == "import_playbook" {
+                self.err(
+                    &k.loc,
+                    "import_playbook is only allowed at the top level of a playbook, not in a task list",
+                );
+            } else if canonical_name(key) == "include" {
+                self.err(
+                    &k.loc,
+                    "'include' was removed from Ansible; use include_tasks or import_tasks",
+                );
+            } else if is_unsupported(key, level) {
+                self.err(&k.loc, unsupported_message(key));
+            } else {
+                unknown.push(k);
+            }
+        }
+
+        // Unknown keys: a mistyped keyword or a mistyped (or missing) module?
+        let has_action = !actions.is_empty();
+        let mut reported_module = false;
+        for k in unknown {
+            let key = k.as_str().unwrap_or_default();
+            let kw_s = did_you_mean(key, allowed.iter().copied());
+            let mod_s = did_you_mean(key, modules::names());
+            let kw_d = kw_s.map(|s| distance(key, s));
+            let mod_d = mod_s.map(|s| distance(key, s));
+            let as_keyword = match (kw_d, mod_d) {
+                (Some(a), Some(b)) => a < b || (a == b && has_action),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => has_action || reported_module,
+            };
+            if as_keyword {
+                self.err(&k.loc, unknown_message(key, level));
+            } else {
+                reported_module = true;
+                let msg = match mod_s {
+                    Some(s) => format!("unknown module '{key}', did you mean '{s}'?"),
+                    None => format!("unknown module '{key}'"),
+                };
+                let mut d = crate::diag::Diagnostic::at(&k.loc, msg);
+                if key.contains('.') {
+                    d = d.note("rdeploy runs only its ansible.builtin modules (see `rdeploy doc`)");
+                }
+                self.errors.push(d);
+            }
+        }
+        if actions.len() > 1 {
+            let names: Vec<&str> = actions.iter().map(|a| a.1.as_str()).collect();
+            let loc = actions[1].0.loc.clone();
+            self.err(
+                &loc,
+                format!("conflicting action statements: {}", names.join(", ")),
+            );
+            return None;
+        }
+        let Some((akey, written, avalue, from_action)) = actions.pop() else {
+            if !reported_module {
+                self.err(&node.loc, "no module or action found in task");
+            }
+            return None;
+        };
+
+        // The module, and the value holding its arguments.
+        let (spec, module_loc, value): (&'static ModuleSpec, Loc, Option<Node>) = match from_action
+        {
+            None => (
+                modules::lookup(&written)?,
+                akey.loc.clone(),
+                Some(avalue.clone()),
+            ),
+            Some(local) => {
+                if local {
+                    if kw.delegate_to.is_some() {
+                        self.err(
+                            &akey.loc,
+                            "'local_action' and 'delegate_to' cannot be used together",
+                        );
+                    }
+                    kw.delegate_to = Some(str_node("localhost", akey));
+                }
+                let (mname, rest) = self.action_value(&written, avalue)?;
+                match modules::lookup(&mname) {
+                    Some(s) => (s, avalue.loc.clone(), rest),
+                    None => {
+                        let msg = match did_you_mean(&mname, modules::names()) {
+                            Some(s) => format!("unknown module '{mname}', did you mean '{s}'?"),
+                            None => format!("unknown module '{mname}'"),
+                        };
+                        self.err(&avalue.loc, msg);
+                        return None;
+                    }
+                }
+            }
+        };
+        let mut action = self.action(spec, module_loc, value.as_ref(), args_kw);
+        action.local_src = self.local_src(&action, ctx);
+
+        let mut task = Task {
+            loc: node.loc.clone(),
+            name,
+            action,
+            keywords: kw,
+            loop_over,
+            loop_control,
+            register,
+            notify,
+            changed_when,
+            failed_when,
+            until,
+            retries,
+            delay,
+            role: ctx.role.as_ref().map(|r| r.name.clone()),
+            included: None,
+        };
+        if !listen.is_empty() {
+            self.listen.insert(task.loc.clone(), listen);
+        }
+
+        match spec.name {
+            "import_tasks" | "import_role" => {
+                for k in &task_only_keys {
+                    let key = k.as_str().unwrap_or_default();
+                    self.err(
+                        &k.loc,
+                        format!(
+                            "'{key}' cannot be used with {} (use {} instead)",
+                            spec.name,
+                            spec.name.replace("import_", "include_")
+                        ),
+                    );
+                }
+                if self.errors.len() != before {
+                    return None;
+                }
+                if spec.name == "import_tasks" {
+                    return self.import_tasks(task, ctx, level);
+                }
+                return self.import_role(task, ctx);
+            }
+            "include_tasks" => {
+                if let Some(file) = self.include_file_node(&task) {
+                    task.included = self.include_tasks(&file, ctx, level);
+                }
+            }
+            "include_role" => {
+                if let Some(r) = self.role_from_task(&task, ctx, Keywords::default()) {
+                    task.included = Some(Included::Role(Box::new(r)));
+                }
+            }
+            "include_vars" => task.included = self.include_vars(&task, ctx),
+            _ => {}
+        }
+        (self.errors.len() == before).then(|| TaskItem::Task(Box::new(task)))
+    }
+
+    /// `action: copy src=a dest=b` or `action: {module: copy, src: a}`: the module name and
+    /// what holds its arguments.
+    fn action_value(&mut self, key: &str, v: &Node) -> Option<(String, Option<Node>)> {
+        match &v.kind {
+            Kind::Map(entries) => {
+                let Some(m) = v.get("module").and_then(Node::as_str) else {
+                    self.err(&v.loc, format!("'{key}' as a mapping needs a 'module' key"));
+                    return None;
+                };
+                let rest: Vec<(Node, Node)> = entries
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != Some("module"))
+                    .cloned()
+                    .collect();
+                Some((
+                    m.to_string(),
+                    Some(Node {
+                        kind: Kind::Map(rest),
+                        loc: v.loc.clone(),
+                        tag: None,
+                    }),
+                ))
+            }
+            Kind::Str { value, .. } => {
+                let t = value.trim_start();
+                let (m, rest) = t.split_once(char::is_whitespace).unwrap_or((t, ""));
+                if m.is_empty() {
+                    self.err(&v.loc, format!("'{key}' needs a module name"));
+                    return None;
+                }
+                let rest = (!rest.trim().is_empty()).then(|| str_node(rest.trim(), v));
+                Some((m.to_string(), rest))
+            }
+            _ => {
+                self.err(
+                    &v.loc,
+                    format!(
+                        "'{key}' must be a module with its arguments, found {}",
+                        shown(v)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Arguments from the module's value and `args:`, checked against the spec.
+    fn action(
+        &mut self,
+        spec: &'static ModuleSpec,
+        module_loc: Loc,
+        value: Option<&Node>,
+        args_kw: Option<&Node>,
+    ) -> Action {
+        let mut raw: Vec<(Node, Node)> = Vec::new();
+        let mut free: Option<Node> = None;
+        if let Some(v) = value {
+            match &v.kind {
+                Kind::Null => {}
+                Kind::Map(entries) => raw = entries.clone(),
+                Kind::Str { value: text, .. } => {
+                    if matches!(spec.name, "meta" | "include_tasks" | "import_tasks") {
+                        free = Some(v.clone());
+                    } else if spec.free_form {
+                        let take = |k: &str| {
+                            spec.arg(k)
+                                .is_some_and(|a| a.name != "cmd" && a.name != "argv")
+                        };
+                        let s = split_kv(text, v, &take, true);
+                        if s.args.is_empty() {
+                            free = Some(v.clone());
+                        } else {
+                            raw = s.args;
+                            free = s.rest.map(|r| str_node(&r, v));
+                        }
+                    } else {
+                        let s = split_kv(text, v, &|_| true, false);
+                        if let Some(w) = s.stray.first() {
+                            // The arguments could not be read: checking them would only add
+                            // confusing "missing argument" errors.
+                            self.err(
+                                &v.loc,
+                                format!(
+                                    "module '{}' takes key=value arguments or a mapping; '{w}' is not key=value",
+                                    spec.name
+                                ),
+                            );
+                            return Action {
+                                module: spec.name.to_string(),
+                                module_loc,
+                                args: Vec::new(),
+                                free_form: None,
+                                local_src: None,
+                            };
+                        }
+                        raw = s.args;
+                    }
+                }
+                Kind::Int(_) | Kind::Float(_) | Kind::Bool(_) if spec.free_form => {
+                    free = Some(v.clone());
+                }
+                _ => self.err(
+                    &v.loc,
+                    format!(
+                        "arguments of module '{}' must be a mapping or key=value text, found {}",
+                        spec.name,
+                        v.type_name()
+                    ),
+                ),
+            }
+        }
+        if let Some(a) = args_kw {
+            match &a.kind {
+                Kind::Null => {}
+                Kind::Map(entries) => {
+                    for (k, v) in entries {
+                        let dup = raw
+                            .iter()
+                            .any(|(rk, _)| rk.as_str().is_some() && rk.as_str() == k.as_str());
+                        if !dup {
+                            raw.push((k.clone(), v.clone()));
+                        }
+                    }
+                }
+                _ => self.err(
+                    &a.loc,
+                    format!("'args' must be a mapping, found {}", shown(a)),
+                ),
+            }
+        }
+        let args = spec.validate(&module_loc, raw, free.as_ref(), &mut self.errors);
+        Action {
+            module: spec.name.to_string(),
+            module_loc,
+            args,
+            free_form: free,
+            local_src: None,
+        }
+    }
+
+    /// Finds the controller file a `copy`/`template`/`unarchive`/`script` task reads, when
+    /// it is named literally; a missing one is an error at the name.
+    fn local_src(&mut self, action: &Action, ctx: &Ctx) -> Option<PathBuf> {
+        let remote = action
+            .arg("remote_src")
+            .is_some_and(|n| crate::modules::spec::ansible_bool(n) != Some(false));
+        let (node, name, sub) = match action.module.as_str() {
+            "copy" | "unarchive" if !remote => {
+                let n = action.arg("src")?;
+                (n, n.scalar_string()?, "files")
+            }
+            "template" => {
+                let n = action.arg("src")?;
+                (n, n.scalar_string()?, "templates")
+            }
+            "script" => {
+                let n = action.free_form.as_ref().or_else(|| action.arg("cmd"))?;
+                let first = n.scalar_string()?.split_whitespace().next()?.to_string();
+                (n, first, "files")
+            }
+            _ => return None,
+        };
+        if is_template(node) || name.contains("://") || name.is_empty() {
+            return None;
+        }
+        let p = Path::new(&name);
+        let mut cands: Vec<PathBuf> = Vec::new();
+        if p.is_absolute() {
+            cands.push(p.to_path_buf());
+        } else {
+            if let Some(r) = &ctx.role {
+                cands.push(r.path.join(sub).join(p));
+                cands.push(r.path.join(p));
+            }
+            for d in [&ctx.dir, &ctx.play_dir] {
+                cands.push(d.join(sub).join(p));
+                cands.push(d.join(p));
+            }
+            let mut seen: Vec<PathBuf> = Vec::new();
+            cands.retain(|c| {
+                let new = !seen.contains(c);
+                seen.push(c.clone());
+                new
+            });
+        }
+        if let Some(found) = cands.iter().find(|c| c.exists()) {
+            return Some(found.clone());
+        }
+        let looked: Vec<String> = cands.iter().map(|c| c.display().to_string()).collect();
+        self.errors.push(
+            crate::diag::Diagnostic::at(
+                &node.loc,
+                format!(
+                    "{} source '{name}' not found on the controller",
+                    action.module
+                ),
+            )
+            .note(format!("looked in: {}", looked.join(", "))),
+        );
+        None
+    }
+
+    fn loop_control(&mut self, v: &Node) -> Option<LoopControl> {
+        let Some(entries) = v.as_map() else {
+            self.err(
+                &v.loc,
+                format!("'loop_control' must be a mapping, found {}", shown(v)),
+            );
+            return None;
+        };
+        let mut lc = LoopControl::default();
+        for (k, val) in entries {
+            let Some(key) = self.key_str(k) else { continue };
+            let e = &mut self.errors;
+            match key {
+                "loop_var" => lc.loop_var = values::var_name(e, key, val),
+                "index_var" => lc.index_var = values::var_name(e, key, val),
+                "label" => lc.label = Some(val.clone()),
+                "pause" => lc.pause = values::duration(e, key, val),
+                "extended" => lc.extended = values::boolean(e, key, val),
+                _ => self.bad_key(k, key, Level::LoopControl),
+            }
+        }
+        Some(lc)
+    }
+
+    /// The file name node of an `include_tasks`/`import_tasks`.
+    fn include_file_node(&self, t: &Task) -> Option<Node> {
+        t.action
+            .free_form
+            .clone()
+            .or_else(|| t.action.arg("file").cloned())
+    }
+
+    /// Resolves a literal task file name and loads it; `None` for a template.
+    fn task_file_for(
+        &mut self,
+        file: &Node,
+        ctx: &Ctx,
+        level: Level,
+    ) -> Option<(PathBuf, Vec<TaskItem>)> {
+        if is_template(file) {
+            return None;
+        }
+        let name = file.scalar_string().unwrap_or_default();
+        let cands = Loader::candidates(ctx, name.trim(), "tasks");
+        let Some(path) = Loader::first_file(&cands) else {
+            let shown_path = cands
+                .first()
+                .map(|p| p.display().to_string())
+                .unwrap_or(name);
+            self.err(&file.loc, format!("task file '{shown_path}' not found"));
+            return None;
+        };
+        let tasks = self.task_file(&path, &file.loc, ctx, level)?;
+        Some((path, tasks))
+    }
+
+    /// Loads a task file (a list of tasks) in the context of `ctx`'s role and play.
+    pub(super) fn task_file(
+        &mut self,
+        path: &Path,
+        at: &Loc,
+        ctx: &Ctx,
+        level: Level,
+    ) -> Option<Vec<TaskItem>> {
+        if !self.enter(path, at, "include") {
+            return None;
+        }
+        let out = self.read_yaml(path).map(|doc| {
+            let sub = Ctx {
+                dir: parent_dir(path),
+                play_dir: ctx.play_dir.clone(),
+                role: ctx.role.clone(),
+            };
+            match &doc.kind {
+                Kind::Null => Vec::new(),
+                Kind::Seq(_) => self.task_list(&doc, &sub, "tasks", level),
+                _ => {
+                    self.err(
+                        &doc.loc,
+                        format!(
+                            "a task file must be a list of tasks, found {}",
+                            doc.type_name()
+                        ),
+                    );
+                    Vec::new()
+                }
+            }
+        });
+        self.leave();
+        out
+    }
+
+    fn import_tasks(&mut self, task: Task, ctx: &Ctx, level: Level) -> Option<TaskItem> {
+        let file = self.include_file_node(&task)?;
+        if is_template(&file) {
+            self.err(
+                &file.loc,
+                "import_tasks needs a literal file name; use include_tasks for a templated one",
+            );
+            return None;
+        }
+        let (path, tasks) = self.task_file_for(&file, ctx, level)?;
+        Some(TaskItem::ImportTasks(Box::new(ImportTasks {
+            loc: task.loc,
+            name: task.name,
+            path,
+            keywords: task.keywords,
+            tasks,
+            role: task.role,
+        })))
+    }
+
+    fn include_tasks(&mut self, file: &Node, ctx: &Ctx, level: Level) -> Option<Included> {
+        let (path, tasks) = self.task_file_for(file, ctx, level)?;
+        Some(Included::Tasks { path, tasks })
+    }
+
+    fn import_role(&mut self, task: Task, ctx: &Ctx) -> Option<TaskItem> {
+        if task.action.arg("name").is_some_and(is_template) {
+            let loc = task.action.module_loc.clone();
+            self.err(
+                &loc,
+                "import_role needs a literal role name; use include_role for a templated one",
+            );
+            return None;
+        }
+        let kw = task.keywords.clone();
+        self.role_from_task(&task, ctx, kw)
+            .map(|r| TaskItem::ImportRole(Box::new(r)))
+    }
+
+    /// The role named by an `import_role`/`include_role` task, loaded (literal names only).
+    fn role_from_task(&mut self, task: &Task, ctx: &Ctx, keywords: Keywords) -> Option<RoleRef> {
+        let name_node = task.action.arg("name")?;
+        if is_template(name_node) {
+            return None;
+        }
+        let name = name_node.scalar_string().unwrap_or_default();
+        let lit = |k: &str| {
+            task.action
+                .arg(k)
+                .filter(|n| !is_template(n))
+                .and_then(Node::scalar_string)
+        };
+        let files = RoleFiles {
+            tasks_from: lit("tasks_from"),
+            vars_from: lit("vars_from"),
+            defaults_from: lit("defaults_from"),
+            handlers_from: lit("handlers_from"),
+        };
+        let role = self.load_role(&name, name_node, ctx, &files)?;
+        Some(RoleRef {
+            loc: task.loc.clone(),
+            name,
+            keywords,
+            params: Vec::new(),
+            role,
+        })
+    }
+
+    fn include_vars(&mut self, task: &Task, ctx: &Ctx) -> Option<Included> {
+        if let Some(n) = task.action.arg("name") {
+            return n
+                .as_str()
+                .filter(|_| !is_template(n))
+                .map(|s| Included::Vars {
+                    path: None,
+                    names: vec![s.to_string()],
+                });
+        }
+        let file = task
+            .action
+            .free_form
+            .clone()
+            .or_else(|| task.action.arg("file").cloned())?;
+        if is_template(&file) {
+            return None;
+        }
+        let name = file.scalar_string().unwrap_or_default();
+        let cands = Loader::candidates(ctx, name.trim(), "vars");
+        let Some(path) = Loader::first_file(&cands) else {
+            let shown_path = cands
+                .first()
+                .map(|p| p.display().to_string())
+                .unwrap_or(name);
+            self.err(&file.loc, format!("vars file '{shown_path}' not found"));
+            return None;
+        };
+        let vars = self.vars_file(&path, "include_vars").unwrap_or_default();
+        Some(Included::Vars {
+            path: Some(path),
+            names: vars.into_iter().map(|(k, _)| k).collect(),
+        })
+    }
+
+    /// A `handlers:` list (or a role's handlers file): tasks that may `listen`; `import_tasks`
+    /// is expanded, each imported handler inheriting the import's keywords.
+    pub(super) fn handler_list(&mut self, v: &Node, ctx: &Ctx) -> Vec<Handler> {
+        let items = self.task_list(v, ctx, "handlers", Level::Handler);
+        let mut out = Vec::new();
+        self.handlers_from(items, None, &mut out);
+        out
+    }
+
+    fn handlers_from(
+        &mut self,
+        items: Vec<TaskItem>,
+        parent: Option<&Keywords>,
+        out: &mut Vec<Handler>,
+    ) {
+        for it in items {
+            match it {
+                TaskItem::Task(t) => {
+                    let mut task = *t;
+                    if let Some(p) = parent {
+                        task.keywords.inherit(p);
+                    }
+                    let listen = self.listen.remove(&task.loc).unwrap_or_default();
+                    out.push(Handler { task, listen });
+                }
+                TaskItem::ImportTasks(i) => {
+                    let mut kw = i.keywords.clone();
+                    if let Some(p) = parent {
+                        kw.inherit(p);
+                    }
+                    self.handlers_from(i.tasks, Some(&kw), out);
+                }
+                TaskItem::Block(b) => self.err(&b.loc, "blocks in handlers are not supported yet"),
+                TaskItem::ImportRole(r) => {
+                    self.err(&r.loc, "import_role in handlers is not supported yet")
+                }
+            }
+        }
+    }
+}

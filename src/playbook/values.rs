@@ -1,0 +1,473 @@
+//! Keyword values: turning one raw YAML node into a typed value or a positioned error.
+//!
+//! Owns booleans (Ansible's spellings), integers, durations (`500ms`, `2s`, `5m`, `1h`),
+//! `serial` forms, percentages, tags, name lists, conditions, variable mappings and choice
+//! keywords. Every function reports into the caller's error list and returns `None` on a bad
+//! value so that checking continues. It must not know where a keyword is allowed.
+
+use std::time::Duration;
+
+use super::keywords::is_identifier;
+use super::model::{Named, Serial, SerialStep, Val};
+use crate::diag::{Diagnostic, did_you_mean};
+use crate::modules::spec::{ansible_bool, is_template, shown};
+use crate::yaml::{Kind, Node};
+
+/// The error list every parser appends to.
+pub type Errors = Vec<Diagnostic>;
+
+fn push(errors: &mut Errors, n: &Node, msg: String) {
+    errors.push(Diagnostic::at(&n.loc, msg));
+}
+
+/// A boolean keyword: YAML booleans, Ansible's strings (`yes`, `False`, `1`...), or a template.
+pub fn boolean(errors: &mut Errors, key: &str, n: &Node) -> Option<Val<bool>> {
+    if is_template(n) {
+        return Some(Val::Template(n.clone()));
+    }
+    match ansible_bool(n) {
+        Some(value) => Some(Val::Lit {
+            value,
+            loc: n.loc.clone(),
+        }),
+        None => {
+            push(
+                errors,
+                n,
+                format!("'{key}' must be a boolean, found {}", shown(n)),
+            );
+            None
+        }
+    }
+}
+
+/// An integer keyword (a number, a string of digits, or a template).
+pub fn integer(errors: &mut Errors, key: &str, n: &Node, min: i64) -> Option<Val<i64>> {
+    if is_template(n) {
+        return Some(Val::Template(n.clone()));
+    }
+    let v = match &n.kind {
+        Kind::Int(i) => Some(*i),
+        Kind::Str { value, .. } => value.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    match v {
+        Some(value) if value >= min => Some(Val::Lit {
+            value,
+            loc: n.loc.clone(),
+        }),
+        Some(value) => {
+            push(
+                errors,
+                n,
+                format!("'{key}' must be at least {min}, found {value}"),
+            );
+            None
+        }
+        None => {
+            push(
+                errors,
+                n,
+                format!("'{key}' must be an integer, found {}", shown(n)),
+            );
+            None
+        }
+    }
+}
+
+/// A literal non-negative integer (no template).
+pub fn count(errors: &mut Errors, key: &str, n: &Node) -> Option<u32> {
+    match &n.kind {
+        Kind::Int(i) if *i >= 0 => Some(u32::try_from(*i).unwrap_or(u32::MAX)),
+        _ => {
+            push(
+                errors,
+                n,
+                format!("'{key}' must be a non-negative integer, found {}", shown(n)),
+            );
+            None
+        }
+    }
+}
+
+/// A literal number (integer or float).
+pub fn number(errors: &mut Errors, key: &str, n: &Node) -> Option<f64> {
+    match &n.kind {
+        Kind::Int(i) => Some(*i as f64),
+        Kind::Float(f) if f.is_finite() => Some(*f),
+        _ => {
+            push(
+                errors,
+                n,
+                format!("'{key}' must be a number, found {}", shown(n)),
+            );
+            None
+        }
+    }
+}
+
+/// A text value that may be a template: any scalar except null.
+pub fn text(errors: &mut Errors, key: &str, n: &Node) -> Option<Node> {
+    match &n.kind {
+        Kind::Str { .. } | Kind::Int(_) | Kind::Float(_) | Kind::Bool(_) => Some(n.clone()),
+        _ => {
+            push(
+                errors,
+                n,
+                format!("'{key}' must be a string, found {}", shown(n)),
+            );
+            None
+        }
+    }
+}
+
+/// A duration: a number of seconds, or text `N` / `Nms` / `Ns` / `Nm` / `Nh` (N may have a
+/// fraction). Templates are refused: rollout timing must be known before the run.
+pub fn duration(errors: &mut Errors, key: &str, n: &Node) -> Option<Duration> {
+    let bad = |errors: &mut Errors, what: String| {
+        push(
+            errors,
+            n,
+            format!(
+                "invalid duration {what} for '{key}': expected a number and a unit (ms, s, m, h), e.g. 500ms or 30s"
+            ),
+        );
+        None
+    };
+    match &n.kind {
+        Kind::Int(i) if *i >= 0 => Some(Duration::from_secs(u64::try_from(*i).unwrap_or(0))),
+        Kind::Float(f) if f.is_finite() && *f >= 0.0 => Duration::try_from_secs_f64(*f).ok(),
+        Kind::Str { value, .. } => {
+            let s = value.trim();
+            let split = s
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(s.len());
+            let (num, unit) = s.split_at(split);
+            let factor = match unit.trim() {
+                "" | "s" => 1.0,
+                "ms" => 0.001,
+                "m" => 60.0,
+                "h" => 3600.0,
+                _ => return bad(errors, format!("'{s}'")),
+            };
+            match num.parse::<f64>() {
+                Ok(x) if x.is_finite() => Duration::try_from_secs_f64(x * factor)
+                    .ok()
+                    .or_else(|| bad(errors, format!("'{s}'"))),
+                _ => bad(errors, format!("'{s}'")),
+            }
+        }
+        _ => bad(errors, shown(n)),
+    }
+}
+
+/// One of `choices`, as its index.
+pub fn choice(errors: &mut Errors, key: &str, n: &Node, choices: &[&str]) -> Option<usize> {
+    let s = match &n.kind {
+        Kind::Str { value, .. } => value.as_str(),
+        _ => {
+            push(
+                errors,
+                n,
+                format!(
+                    "'{key}' must be one of: {}, found {}",
+                    choices.join(", "),
+                    shown(n)
+                ),
+            );
+            return None;
+        }
+    };
+    if let Some(i) = choices.iter().position(|c| *c == s) {
+        return Some(i);
+    }
+    let mut msg = format!(
+        "invalid {key} '{s}', expected one of: {}",
+        choices.join(", ")
+    );
+    if let Some(d) = did_you_mean(s, choices.iter().copied()) {
+        msg = format!("invalid {key} '{s}', did you mean '{d}'?");
+    }
+    push(errors, n, msg);
+    None
+}
+
+/// `serial`: an integer, `"N%"`, or a non-empty list of those.
+pub fn serial(errors: &mut Errors, n: &Node) -> Option<Serial> {
+    let items: Vec<&Node> = match &n.kind {
+        Kind::Seq(items) if items.is_empty() => {
+            push(errors, n, "'serial' must not be an empty list".into());
+            return None;
+        }
+        Kind::Seq(items) => items.iter().collect(),
+        _ => vec![n],
+    };
+    let mut steps = Vec::new();
+    let before = errors.len();
+    for it in items {
+        if let Some(s) = serial_step(errors, it) {
+            steps.push(s);
+        }
+    }
+    (errors.len() == before).then(|| Serial {
+        steps,
+        loc: n.loc.clone(),
+    })
+}
+
+fn serial_step(errors: &mut Errors, n: &Node) -> Option<SerialStep> {
+    let expected = "expected a number of hosts or a percentage like \"25%\"";
+    match &n.kind {
+        Kind::Int(i) if *i >= 0 => Some(SerialStep::Count(u64::try_from(*i).unwrap_or(0))),
+        Kind::Int(i) => {
+            push(
+                errors,
+                n,
+                format!("invalid serial value {i}: must not be negative"),
+            );
+            None
+        }
+        Kind::Str { value, .. } if is_template(n) => {
+            push(
+                errors,
+                n,
+                format!(
+                    "invalid serial value '{value}': templates are not supported in 'serial' yet"
+                ),
+            );
+            None
+        }
+        Kind::Str { value, .. } => {
+            let s = value.trim();
+            if let Some(p) = s.strip_suffix('%') {
+                match p.trim().parse::<f64>() {
+                    Ok(x) if (0.0..=100.0).contains(&x) => Some(SerialStep::Percent(x)),
+                    Ok(_) => {
+                        push(
+                            errors,
+                            n,
+                            format!(
+                                "invalid serial value '{s}': a percentage must be between 0% and 100%"
+                            ),
+                        );
+                        None
+                    }
+                    Err(_) => {
+                        push(errors, n, format!("invalid serial value '{s}': {expected}"));
+                        None
+                    }
+                }
+            } else if let Ok(i) = s.parse::<i64>() {
+                if i < 0 {
+                    push(
+                        errors,
+                        n,
+                        format!("invalid serial value {i}: must not be negative"),
+                    );
+                    return None;
+                }
+                Some(SerialStep::Count(u64::try_from(i).unwrap_or(0)))
+            } else {
+                push(errors, n, format!("invalid serial value '{s}': {expected}"));
+                None
+            }
+        }
+        _ => {
+            push(
+                errors,
+                n,
+                format!("invalid serial value {}: {expected}", shown(n)),
+            );
+            None
+        }
+    }
+}
+
+/// `max_fail_percentage`: a number `0..=100`, or text `"N"`/`"N%"`.
+pub fn percentage(errors: &mut Errors, key: &str, n: &Node) -> Option<f64> {
+    let v = match &n.kind {
+        Kind::Int(i) => Some(*i as f64),
+        Kind::Float(f) => Some(*f),
+        Kind::Str { value, .. } => value
+            .trim()
+            .trim_end_matches('%')
+            .trim()
+            .parse::<f64>()
+            .ok(),
+        _ => None,
+    };
+    match v {
+        Some(x) if (0.0..=100.0).contains(&x) => Some(x),
+        _ => {
+            push(
+                errors,
+                n,
+                format!(
+                    "'{key}' must be a percentage between 0 and 100, found {}",
+                    shown(n)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Tags: a string (comma-separated, as Ansible splits it), a number, or a list of those.
+pub fn tags(errors: &mut Errors, n: &Node) -> Vec<Named> {
+    let mut out = Vec::new();
+    let items: Vec<&Node> = match &n.kind {
+        Kind::Seq(items) => items.iter().collect(),
+        Kind::Null => Vec::new(),
+        _ => vec![n],
+    };
+    for it in items {
+        match &it.kind {
+            Kind::Str { value, .. } => {
+                for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    out.push(Named {
+                        name: part.to_string(),
+                        loc: it.loc.clone(),
+                    });
+                }
+            }
+            Kind::Int(_) | Kind::Float(_) => out.push(Named {
+                name: it.scalar_string().unwrap_or_default(),
+                loc: it.loc.clone(),
+            }),
+            _ => push(
+                errors,
+                it,
+                format!(
+                    "'tags' must be a string or a list of strings, found {}",
+                    it.type_name()
+                ),
+            ),
+        }
+    }
+    out
+}
+
+/// A name or a list of names (`notify`, `listen`).
+pub fn names(errors: &mut Errors, key: &str, n: &Node) -> Vec<Named> {
+    let items: Vec<&Node> = match &n.kind {
+        Kind::Seq(items) => items.iter().collect(),
+        _ => vec![n],
+    };
+    let mut out = Vec::new();
+    for it in items {
+        match it.as_str() {
+            Some(s) if !s.trim().is_empty() => out.push(Named {
+                name: s.to_string(),
+                loc: it.loc.clone(),
+            }),
+            _ => push(
+                errors,
+                it,
+                format!(
+                    "'{key}' must be a name or a list of names, found {}",
+                    shown(it)
+                ),
+            ),
+        }
+    }
+    out
+}
+
+/// A variable name (`register`, `loop_var`, `index_var`).
+pub fn var_name(errors: &mut Errors, key: &str, n: &Node) -> Option<Named> {
+    match n.as_str() {
+        Some(s) if is_identifier(s) => Some(Named {
+            name: s.to_string(),
+            loc: n.loc.clone(),
+        }),
+        _ => {
+            push(
+                errors,
+                n,
+                format!("'{key}' must be a variable name, found {}", shown(n)),
+            );
+            None
+        }
+    }
+}
+
+/// Conditions: one expression (string, boolean) or a list of them.
+pub fn conditions(errors: &mut Errors, key: &str, n: &Node) -> Vec<Node> {
+    let items: Vec<&Node> = match &n.kind {
+        Kind::Seq(items) => items.iter().collect(),
+        Kind::Null => Vec::new(),
+        _ => vec![n],
+    };
+    let mut out = Vec::new();
+    for it in items {
+        match &it.kind {
+            Kind::Str { .. } | Kind::Bool(_) | Kind::Int(_) | Kind::Float(_) => {
+                out.push(it.clone())
+            }
+            _ => push(
+                errors,
+                it,
+                format!(
+                    "'{key}' must be a condition or a list of conditions, found {}",
+                    it.type_name()
+                ),
+            ),
+        }
+    }
+    out
+}
+
+/// A variables mapping (`vars`, role defaults): identifier keys, any values.
+pub fn vars(errors: &mut Errors, key: &str, n: &Node) -> Vec<(String, Node)> {
+    match &n.kind {
+        Kind::Null => Vec::new(),
+        Kind::Map(entries) => {
+            let mut out = Vec::new();
+            for (k, v) in entries {
+                match k.as_str() {
+                    Some(s) if is_identifier(s) => out.push((s.to_string(), v.clone())),
+                    _ => push(
+                        errors,
+                        k,
+                        format!(
+                            "{} is not a valid variable name",
+                            k.scalar_string()
+                                .map_or_else(|| k.type_name().to_string(), |s| format!("'{s}'"))
+                        ),
+                    ),
+                }
+            }
+            out
+        }
+        _ => {
+            push(
+                errors,
+                n,
+                format!("'{key}' must be a mapping, found {}", n.type_name()),
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// `environment`: a mapping, a template, or a list of those.
+pub fn environment(errors: &mut Errors, n: &Node) -> Option<Node> {
+    let ok = |x: &Node| matches!(x.kind, Kind::Map(_)) || is_template(x);
+    let good = match &n.kind {
+        Kind::Seq(items) => items.iter().all(ok),
+        _ => ok(n),
+    };
+    if good {
+        Some(n.clone())
+    } else {
+        push(
+            errors,
+            n,
+            format!(
+                "'environment' must be a mapping or a template, found {}",
+                shown(n)
+            ),
+        );
+        None
+    }
+}
