@@ -1,1 +1,33 @@
-fn main() {}
+//! The `rdeploy` binary: error-report setup, then `cli::run`, then the exit code. Nothing else.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let _ = color_eyre::install();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("RDEPLOY_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = match rdeploy::cli::args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors; every other bad option is invalid input.
+            let code = if e.use_stderr() {
+                rdeploy::cli::Exit::Invalid as u8
+            } else {
+                0
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match rdeploy::cli::run(cli) {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(report) => {
+            eprintln!("rdeploy: internal error: {report:?}");
+            ExitCode::from(rdeploy::cli::Exit::Internal as u8)
+        }
+    }
+}

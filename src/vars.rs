@@ -1,1 +1,194 @@
-//! (placeholder: the one variable precedence list)
+//! The one variable precedence list.
+//!
+//! Owns the order in which variable sources override each other, and which sources are
+//! templates (written in playbook or role files, rendered when read) and which are data
+//! (inventory, registered results, facts, extra vars: never rendered). It must not render
+//! anything itself: [`VarStack::layers`] hands the ordered layers to `template::LazyVars`.
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use crate::template::VarValue;
+
+/// Where a variable comes from, lowest precedence first. A later tier overrides an earlier
+/// one; inside a tier, later definitions override earlier ones.
+///
+/// | # | tier | source | rendered? |
+/// |---|------|--------|-----------|
+/// | 1 | `RoleDefaults` | `roles/*/defaults/main.yml` | template |
+/// | 2 | `InventoryGroup` | inventory group vars, `group_vars/` (all → parent → child) | data |
+/// | 3 | `InventoryHost` | inventory host vars, `host_vars/` | data |
+/// | 4 | `Play` | play `vars:`, `vars_files:` | template |
+/// | 5 | `RoleVars` | `roles/*/vars/main.yml`, role params | template |
+/// | 6 | `Task` | block `vars:`, then task `vars:` | template |
+/// | 7 | `Runtime` | `register:`, `set_fact`, `include_vars`, facts | data |
+/// | 8 | `Extra` | `-e` extra vars | data |
+/// | 9 | `Magic` | `inventory_hostname`, `groups`, `hostvars`, `omit`, … | data |
+///
+/// Magic variables sit on top so a playbook cannot redefine `inventory_hostname`; the one
+/// magic default that inventories do override, `ansible_host`, lives at the bottom.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tier {
+    /// Defaults that only apply when nothing else sets the name (`ansible_host`).
+    MagicDefaults,
+    /// Role defaults.
+    RoleDefaults,
+    /// Inventory group vars.
+    InventoryGroup,
+    /// Inventory host vars.
+    InventoryHost,
+    /// Play vars and vars_files.
+    Play,
+    /// Role vars and role params.
+    RoleVars,
+    /// Block and task vars.
+    Task,
+    /// Registered results, set_fact, include_vars, facts.
+    Runtime,
+    /// `-e`.
+    Extra,
+    /// Magic variables.
+    Magic,
+}
+
+impl Tier {
+    /// Every tier, lowest precedence first.
+    pub const ALL: [Tier; 10] = [
+        Tier::MagicDefaults,
+        Tier::RoleDefaults,
+        Tier::InventoryGroup,
+        Tier::InventoryHost,
+        Tier::Play,
+        Tier::RoleVars,
+        Tier::Task,
+        Tier::Runtime,
+        Tier::Extra,
+        Tier::Magic,
+    ];
+
+    /// True for tiers written in playbook and role files, which are rendered when read.
+    pub fn is_template(self) -> bool {
+        matches!(
+            self,
+            Tier::RoleDefaults | Tier::Play | Tier::RoleVars | Tier::Task
+        )
+    }
+}
+
+/// The variables of one host at one point of a play, tier by tier.
+#[derive(Clone, Debug, Default)]
+pub struct VarStack {
+    layers: [IndexMap<String, Value>; 10],
+}
+
+impl VarStack {
+    /// An empty stack.
+    pub fn new() -> VarStack {
+        VarStack::default()
+    }
+
+    /// Sets `name` in `tier` (a later set in the same tier wins).
+    pub fn set(&mut self, tier: Tier, name: impl Into<String>, value: Value) {
+        self.layers[tier as usize].insert(name.into(), value);
+    }
+
+    /// Sets every entry of `vars` in `tier`.
+    pub fn extend<I, K>(&mut self, tier: Tier, vars: I)
+    where
+        I: IntoIterator<Item = (K, Value)>,
+        K: Into<String>,
+    {
+        let layer = &mut self.layers[tier as usize];
+        for (k, v) in vars {
+            layer.insert(k.into(), v);
+        }
+    }
+
+    /// The value `name` resolves to before rendering, and its tier.
+    pub fn lookup(&self, name: &str) -> Option<(Tier, &Value)> {
+        Tier::ALL
+            .iter()
+            .rev()
+            .find_map(|&t| self.layers[t as usize].get(name).map(|v| (t, v)))
+    }
+
+    /// Every name defined in any tier.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.layers
+            .iter()
+            .flat_map(|l| l.keys().map(String::as_str))
+    }
+
+    /// The tiers as layers for `template::LazyVars`, lowest first, each value marked as
+    /// template or data by its tier.
+    pub fn layers(&self) -> Vec<IndexMap<String, VarValue>> {
+        Tier::ALL
+            .iter()
+            .map(|&t| {
+                self.layers[t as usize]
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = if t.is_template() {
+                            VarValue::Template(v.clone())
+                        } else {
+                            VarValue::Data(v.clone())
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn precedence_is_the_documented_list() {
+        let mut s = VarStack::new();
+        // Set the same name in every tier, lowest first, and peel them off from the top.
+        for (i, t) in Tier::ALL.iter().enumerate() {
+            s.set(*t, "x", json!(i));
+        }
+        for (i, t) in Tier::ALL.iter().enumerate().rev() {
+            assert_eq!(s.lookup("x"), Some((*t, &json!(i))));
+            s.layers[*t as usize].shift_remove("x");
+        }
+        assert_eq!(s.lookup("x"), None);
+    }
+
+    #[test]
+    fn issue_order_role_defaults_lose_to_inventory_and_extra_vars_win() {
+        let mut s = VarStack::new();
+        s.set(Tier::RoleDefaults, "port", json!(80));
+        s.set(Tier::InventoryGroup, "port", json!(8080));
+        assert_eq!(s.lookup("port").unwrap().1, &json!(8080));
+        s.set(Tier::InventoryHost, "port", json!(8081));
+        s.set(Tier::Play, "port", json!(8082));
+        s.set(Tier::RoleVars, "port", json!(8083));
+        s.set(Tier::Task, "port", json!(8084));
+        s.set(Tier::Runtime, "port", json!(8085));
+        assert_eq!(s.lookup("port").unwrap().1, &json!(8085));
+        s.set(Tier::Extra, "port", json!(9000));
+        assert_eq!(s.lookup("port").unwrap(), (Tier::Extra, &json!(9000)));
+    }
+
+    #[test]
+    fn only_playbook_tiers_are_templates() {
+        let mut s = VarStack::new();
+        s.set(Tier::InventoryHost, "a", json!("{{ b }}"));
+        s.set(Tier::Play, "c", json!("{{ b }}"));
+        let layers = s.layers();
+        assert!(matches!(
+            layers[Tier::InventoryHost as usize]["a"],
+            VarValue::Data(_)
+        ));
+        assert!(matches!(
+            layers[Tier::Play as usize]["c"],
+            VarValue::Template(_)
+        ));
+    }
+}

@@ -1,1 +1,261 @@
-//! (placeholder: filled in by its owner)
+//! The command line: the only place that knows the order of the stages.
+//!
+//! `args` is what the user typed, `settings` is it checked; `run` sequences
+//! settings → inventory → playbook → plan → template check → (later) execute, and maps
+//! outcomes to exit codes. Invalid input of any kind stops before a host is contacted.
+
+pub mod args;
+pub mod settings;
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::inventory::Inventory;
+use crate::plan::{self, Plan, PlanOptions};
+use crate::playbook::{self, Playbook};
+use crate::report;
+use crate::validate;
+use args::{Cli, Command, OutputFormat};
+use settings::Settings;
+
+/// Process exit codes (the README's table). No code means two things.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Every targeted host ok or changed.
+    Success = 0,
+    /// A bug in rdeploy.
+    Internal = 1,
+    /// One or more hosts failed or were unreachable; nothing was rolled back.
+    HostsFailed = 2,
+    /// A batch failed its health gate or failure budget and was rolled back cleanly.
+    RolledBack = 3,
+    /// Invalid input (playbook, inventory, options): nothing was run.
+    Invalid = 4,
+    /// Rollback incomplete: manual action needed.
+    RollbackIncomplete = 5,
+    /// Host identity refused.
+    HostKeyRefused = 6,
+    /// No hosts matched.
+    NoHosts = 7,
+    /// Another run holds the lock.
+    Locked = 75,
+    /// Interrupted by SIGINT.
+    Interrupted = 130,
+    /// Interrupted by SIGTERM.
+    Terminated = 143,
+}
+
+/// Runs one command line to completion.
+pub fn run(cli: Cli) -> color_eyre::Result<Exit> {
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let result = match cli.command {
+        Command::Run(a) => cmd_run(&mut out, a),
+        Command::Plan(a) => cmd_plan(&mut out, a),
+        Command::Inventory(a) => cmd_inventory(&mut out, a),
+        Command::Doc(a) => cmd_doc(&mut out, a),
+    };
+    out.flush()?;
+    match result {
+        Ok(exit) => Ok(exit),
+        Err(Failed::Invalid(d)) => {
+            report::diagnostics(&mut io::stderr().lock(), &d.sorted())?;
+            Ok(Exit::Invalid)
+        }
+        Err(Failed::NoHosts(msg)) => {
+            report::text(&mut io::stderr().lock(), &format!("rdeploy: {msg}"))?;
+            Ok(Exit::NoHosts)
+        }
+        Err(Failed::Io(e)) => Err(e.into()),
+    }
+}
+
+/// Why a command stopped before doing its work.
+enum Failed {
+    Invalid(Diagnostics),
+    NoHosts(String),
+    Io(io::Error),
+}
+
+impl From<Diagnostics> for Failed {
+    fn from(d: Diagnostics) -> Failed {
+        Failed::Invalid(d)
+    }
+}
+
+impl From<io::Error> for Failed {
+    fn from(e: io::Error) -> Failed {
+        Failed::Io(e)
+    }
+}
+
+/// Everything that is known before the first connection.
+pub struct Checked {
+    /// Validated options.
+    pub settings: Settings,
+    /// The inventory.
+    pub inventory: Inventory,
+    /// The playbook with its roles and imports.
+    pub playbook: Playbook,
+    /// Plays → batches → hosts, and tasks.
+    pub plan: Plan,
+}
+
+/// Loads and checks everything: options, inventory, playbook, plan, templates. All mistakes
+/// from every stage that could run are returned together.
+pub fn check(settings: Settings) -> Result<Checked, Diagnostics> {
+    let mut errors = Diagnostics::new();
+    let playbook_dir = settings.playbook.parent().map(Path::to_path_buf);
+    let inventory = Inventory::load(&settings.inventory, playbook_dir.as_deref());
+    let opts = playbook::LoadOptions {
+        roles_path: settings.roles_path.clone(),
+    };
+    let playbook = playbook::load(&settings.playbook, &opts);
+    let (inventory, playbook) = match (inventory, playbook) {
+        (Ok(i), Ok(p)) => (i, p),
+        (i, p) => {
+            if let Err(d) = i {
+                errors.extend(d);
+            }
+            if let Err(d) = p {
+                errors.extend(d);
+            }
+            return Err(errors);
+        }
+    };
+    let plan_opts = PlanOptions {
+        limit: settings.limit.clone(),
+        tags: settings.tags.clone(),
+        skip_tags: settings.skip_tags.clone(),
+        shuffle_seed: settings.shuffle_seed,
+    };
+    let plan = plan::build(&inventory, &playbook, &plan_opts)?;
+    validate::templates(&inventory, &playbook, &plan, &settings)?;
+    Ok(Checked {
+        settings,
+        inventory,
+        playbook,
+        plan,
+    })
+}
+
+fn cmd_plan(out: &mut dyn Write, a: args::PlanArgs) -> Result<Exit, Failed> {
+    let settings = Settings::from_common(&a.playbook, &a.common)?;
+    let c = check(settings)?;
+    match c.settings.output {
+        OutputFormat::Json => report::plan_json(out, &c.plan)?,
+        OutputFormat::Human => report::plan_human(out, &a.playbook.display().to_string(), &c.plan)?,
+    }
+    no_hosts(&c.plan)?;
+    Ok(Exit::Success)
+}
+
+fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
+    let settings = Settings::from_common(&a.playbook, &a.common)?;
+    let c = check(settings)?;
+    let name = a.playbook.display().to_string();
+    if a.syntax_check {
+        report::syntax_ok(out, &name)?;
+        return Ok(Exit::Success);
+    }
+    if a.list_hosts || a.list_tasks || a.list_tags {
+        if a.list_hosts {
+            report::list_hosts(out, &name, &c.plan)?;
+        }
+        if a.list_tasks {
+            report::list_tasks(out, &name, &c.plan)?;
+        }
+        if a.list_tags {
+            report::list_tags(out, &name, &c.plan)?;
+        }
+        return Ok(Exit::Success);
+    }
+    no_hosts(&c.plan)?;
+    Err(Diagnostics::from(Diagnostic::options(
+        "executing playbooks is not built yet: use --syntax-check, --list-hosts, --list-tasks, --list-tags or `rdeploy plan`",
+    ))
+    .into())
+}
+
+fn no_hosts(plan: &Plan) -> Result<(), Failed> {
+    if plan.no_hosts() {
+        return Err(Failed::NoHosts(
+            "no hosts matched: no play has any host to run on".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn cmd_inventory(out: &mut dyn Write, a: args::InventoryArgs) -> Result<Exit, Failed> {
+    let inv = Inventory::load(&a.inventory, None)?;
+    if let Some(host) = a.host.as_deref() {
+        let Some(h) = inv.hosts.get(host) else {
+            return Err(Diagnostics::from(Diagnostic::options(format!(
+                "host '{host}' is not in the inventory"
+            )))
+            .into());
+        };
+        report::json_pretty(out, &serde_json::Value::Object(inv.vars_of(h)))?;
+        return Ok(Exit::Success);
+    }
+    if let Some(group) = a.graph.as_deref() {
+        if !inv.groups.contains_key(group) {
+            return Err(Diagnostics::from(Diagnostic::options(format!(
+                "group '{group}' is not in the inventory"
+            )))
+            .into());
+        }
+        report::text(out, &inv.graph_from(group))?;
+        return Ok(Exit::Success);
+    }
+    let mut v = inv.list_json();
+    if let Some(limit) = a.limit.as_deref() {
+        let limit = settings::read_limit(limit).map_err(Diagnostics::from)?;
+        let keep: Vec<String> = inv
+            .select(&limit)
+            .map_err(|m| Diagnostics::from(Diagnostic::options(format!("--limit '{limit}': {m}"))))?
+            .into_iter()
+            .map(|h| h.name.clone())
+            .collect();
+        retain_hosts(&mut v, &keep);
+    }
+    report::json_pretty(out, &v)?;
+    Ok(Exit::Success)
+}
+
+/// Drops hosts not in `keep` from an `--list` JSON document.
+fn retain_hosts(v: &mut serde_json::Value, keep: &[String]) {
+    let Some(obj) = v.as_object_mut() else { return };
+    for (name, group) in obj.iter_mut() {
+        if name == "_meta" {
+            if let Some(hv) = group.get_mut("hostvars").and_then(|h| h.as_object_mut()) {
+                hv.retain(|h, _| keep.contains(h));
+            }
+        } else if let Some(hosts) = group.get_mut("hosts").and_then(|h| h.as_array_mut()) {
+            hosts.retain(|h| h.as_str().is_some_and(|h| keep.iter().any(|k| k == h)));
+        }
+    }
+}
+
+fn cmd_doc(out: &mut dyn Write, a: args::DocArgs) -> Result<Exit, Failed> {
+    let Some(name) = a.module.as_deref() else {
+        for n in crate::modules::names() {
+            report::text(out, n)?;
+        }
+        return Ok(Exit::Success);
+    };
+    match crate::modules::lookup(name) {
+        Some(spec) => {
+            report::text(out, &crate::modules::render_doc(spec))?;
+            Ok(Exit::Success)
+        }
+        None => {
+            let mut d = Diagnostic::options(format!("unknown module '{name}'"));
+            if let Some(s) = crate::diag::did_you_mean(name, crate::modules::names()) {
+                d = d.note(format!("did you mean '{s}'?"));
+            }
+            Err(Diagnostics::from(d).into())
+        }
+    }
+}

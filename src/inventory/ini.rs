@@ -2,8 +2,10 @@
 //!
 //! Owns reading INI inventory text into the [`Builder`] the way Ansible's `ini` plugin does:
 //! lines before any section are ungrouped hosts; host lines are split like Python's
-//! `shlex.split(comments=True)`; `key=value` right-hand sides (inline host vars and `[g:vars]`
-//! lines alike) are typed by [`typed_value`] (Python `literal_eval`, else the string); a
+//! `shlex.split(comments=True)`; inline host `key=value` right-hand sides are typed by
+//! [`typed_value`] (Python `literal_eval`, else the string), while `[g:vars]` values stay
+//! strings, as Ansible's inventory guide documents (its `ini.py` literal-evals both; we follow
+//! the documented rule so `version=1.10` never turns into the float 1.1); a
 //! `[g:vars]` section needs `g` declared by a `[g]`/`[g:children]` section (in this file or an
 //! earlier source), and so does each name listed under `[g:children]`. Unlike Ansible, every
 //! bad line is reported (with its column), not just the first. It must not read files.
@@ -12,6 +14,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
 
 use regex::Regex;
+use serde_json::Value;
 
 use crate::diag::{Diagnostic, Loc, did_you_mean};
 
@@ -111,7 +114,7 @@ pub(crate) fn read(b: &mut Builder, file: &Arc<str>, text: &str) {
             State::Vars => match line.split_once('=') {
                 Some((k, v)) if !k.trim().is_empty() => {
                     let loc = at(k.len() + 1);
-                    b.set_group_var(&group, k.trim(), typed_value(v.trim()), Some(&loc));
+                    b.set_group_var(&group, k.trim(), group_var_value(v.trim()), Some(&loc));
                 }
                 _ => b.error(
                     Some(&at(0)),
@@ -256,6 +259,15 @@ fn shlex_split(line: &str) -> Result<Vec<(String, usize)>, (usize, &'static str)
         tokens.push(t);
     }
     Ok(tokens)
+}
+
+/// A `[g:vars]` value: always a string (`x=5` is "5", `flag=False` is "False"); a quoted
+/// Python string literal loses its quotes.
+fn group_var_value(text: &str) -> Value {
+    match typed_value(text) {
+        s @ Value::String(_) => s,
+        _ => Value::String(text.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -239,7 +239,12 @@ impl Inventory {
     /// `rdeploy inventory --graph`: the tree `ansible-inventory --graph` prints (`@all:`,
     /// `  |--@web:`, `  |  |--web01`; children and hosts sorted by name), with a final newline.
     pub fn graph(&self) -> String {
-        output::graph(self)
+        output::graph(self, "all")
+    }
+
+    /// `--graph GROUP`: the tree from one group down.
+    pub fn graph_from(&self, group: &str) -> String {
+        output::graph(self, group)
     }
 
     /// Host variables as a play sees them at the inventory tiers: [`Host::group_vars`] with

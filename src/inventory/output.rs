@@ -82,9 +82,9 @@ fn sort_keys(v: Value) -> Value {
 }
 
 /// `ansible-inventory --graph`, one line per group and host, ending with a newline.
-pub(crate) fn graph(inv: &Inventory) -> String {
+pub(crate) fn graph(inv: &Inventory, root: &str) -> String {
     let mut lines = Vec::new();
-    graph_group(inv, "all", 0, &mut lines);
+    graph_group(inv, root, 0, &mut lines);
     let mut out = lines.join("\n");
     out.push('\n');
     out

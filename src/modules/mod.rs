@@ -32,6 +32,41 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     builtin::MODULES.iter().map(|m| m.name)
 }
 
+/// The text `rdeploy doc MODULE` prints: the module's paragraph, then one line per argument
+/// (name, aliases, required/default, choices, what it does).
+pub fn render_doc(spec: &ModuleSpec) -> String {
+    let mut out = format!("{}\n\n{}\n", spec.name, spec.doc);
+    if spec.free_form {
+        out.push_str("\nTakes free-form text: `");
+        out.push_str(spec.name);
+        out.push_str(": TEXT`.\n");
+    }
+    if spec.open_args {
+        out.push_str("\nAccepts any argument names.\n");
+    }
+    if !spec.args.is_empty() {
+        out.push_str("\nArguments:\n");
+    }
+    for a in spec.args {
+        let mut head = format!("  {}", a.name);
+        if !a.aliases.is_empty() {
+            head.push_str(&format!(" (also: {})", a.aliases.join(", ")));
+        }
+        head.push_str(&format!(" — {}", a.kind.describe()));
+        if a.required {
+            head.push_str(", required");
+        }
+        if let Some(d) = a.default {
+            head.push_str(&format!(", default {d}"));
+        }
+        if !a.choices.is_empty() {
+            head.push_str(&format!(", one of: {}", a.choices.join(", ")));
+        }
+        out.push_str(&format!("{head}\n      {}\n", a.doc));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

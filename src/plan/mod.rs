@@ -1,1 +1,67 @@
-//! (placeholder: filled in by its owner)
+//! The plan: which hosts each play runs on, in which batches, with which tasks.
+//!
+//! `Plan::build` is pure: inventory + playbook + settings in, plan out, no I/O, no host
+//! contacted. `rdeploy plan`, `--list-hosts` and `--list-tasks` print it; the executor walks it.
+//! It must not render templates or read files.
+
+mod build;
+pub mod serial;
+
+use serde::Serialize;
+
+pub use build::{PlanOptions, build};
+pub use serial::{BatchSize, batch_sizes};
+
+/// Every play of a playbook, in order.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// The plays.
+    pub plays: Vec<PlannedPlay>,
+}
+
+/// One play: its hosts (after `--limit` and `order`) cut into batches, and its tasks.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlannedPlay {
+    /// The play's name, or its host pattern when it has none.
+    pub name: String,
+    /// The host pattern as written.
+    pub pattern: String,
+    /// The hosts, in run order.
+    pub hosts: Vec<String>,
+    /// The hosts cut by `serial`.
+    pub batches: Vec<Vec<String>>,
+    /// The tasks in run order (pre_tasks, roles, tasks, post_tasks), after `--tags`/`--skip-tags`.
+    pub tasks: Vec<PlannedTask>,
+    /// Handlers, in the order they would run when notified.
+    pub handlers: Vec<PlannedTask>,
+    /// The play's `rollback:` tasks (run on a failed batch after its backups are restored).
+    pub rollback: Vec<PlannedTask>,
+    /// Tags set on the play itself.
+    pub tags: Vec<String>,
+}
+
+/// One task as the plan shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlannedTask {
+    /// The task's name, or `module` when it has none (Ansible shows the action).
+    pub name: String,
+    /// The module it runs.
+    pub module: String,
+    /// Its tags, including those inherited from the play, role, block or import.
+    pub tags: Vec<String>,
+    /// The role it comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// `PATH:LINE:COL` of the task.
+    pub location: String,
+    /// False for steps rollback cannot undo (`command`/`shell`/`script`/`raw` without
+    /// `creates:`/`removes:`); `rdeploy plan` flags them.
+    pub reversible: bool,
+}
+
+impl Plan {
+    /// True when no play has any host.
+    pub fn no_hosts(&self) -> bool {
+        self.plays.iter().all(|p| p.hosts.is_empty())
+    }
+}

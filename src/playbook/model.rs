@@ -584,6 +584,9 @@ pub struct FlatTask {
     pub role: Option<String>,
     /// The section.
     pub section: Section,
+    /// False for steps rollback cannot undo: `command`, `shell`, `script` and `raw` without
+    /// `creates:` or `removes:`.
+    pub reversible: bool,
 }
 
 /// How a template site is evaluated.
@@ -825,6 +828,7 @@ fn push_task(t: &Task, base: &[String], section: Section, out: &mut Vec<FlatTask
         tags: with_tags(base, &t.keywords.tags),
         role: t.role.clone(),
         section,
+        reversible: t.reversible(),
     });
 }
 
@@ -893,6 +897,21 @@ fn walk_role(r: &RoleRef, f: &mut dyn FnMut(&Task)) {
     walk_tasks(&r.role.tasks, f);
     for h in &r.role.handlers {
         f(&h.task);
+    }
+}
+
+impl Task {
+    /// Whether rollback can undo this step: file-shaped modules are restored from their
+    /// backups; `command`/`shell`/`script`/`raw` only when `creates:`/`removes:` make them
+    /// idempotent (a play's `rollback:` tasks cover the rest).
+    pub fn reversible(&self) -> bool {
+        match self.action.module.as_str() {
+            "command" | "shell" | "script" => {
+                self.action.arg("creates").is_some() || self.action.arg("removes").is_some()
+            }
+            "raw" => false,
+            _ => true,
+        }
     }
 }
 

@@ -1,1 +1,201 @@
-//! (placeholder: filled in by its owner)
+//! Reporters: everything the user reads is written here, and nowhere else.
+//!
+//! Owns the text and JSON forms of plans, host/task/tag listings, inventories and
+//! diagnostics. Functions write to any `io::Write` so tests can read what a user would see;
+//! they must not compute anything the caller could not have printed itself.
+
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+
+use crate::diag::Diagnostics;
+use crate::plan::{Plan, PlannedTask};
+
+/// Writes every diagnostic, then a count line, as the user sees them on stderr.
+pub fn diagnostics(w: &mut dyn Write, d: &Diagnostics) -> io::Result<()> {
+    writeln!(w, "{d}")?;
+    let n = d.len();
+    writeln!(
+        w,
+        "rdeploy: {n} error{} found; nothing was run",
+        if n == 1 { "" } else { "s" }
+    )
+}
+
+/// `rdeploy plan`: each play, its batches and its tasks.
+pub fn plan_human(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<()> {
+    writeln!(w, "playbook: {playbook}")?;
+    for (i, p) in plan.plays.iter().enumerate() {
+        writeln!(w)?;
+        writeln!(w, "play #{} ({}): {}", i + 1, p.pattern, p.name)?;
+        writeln!(
+            w,
+            "  hosts ({}), {} batch{}:",
+            p.hosts.len(),
+            p.batches.len(),
+            plural_es(p.batches.len())
+        )?;
+        for (b, batch) in p.batches.iter().enumerate() {
+            writeln!(
+                w,
+                "    batch {} ({}): {}",
+                b + 1,
+                batch.len(),
+                batch.join(", ")
+            )?;
+        }
+        for (title, list) in [
+            ("tasks", &p.tasks),
+            ("handlers", &p.handlers),
+            ("rollback", &p.rollback),
+        ] {
+            if list.is_empty() && title != "tasks" {
+                continue;
+            }
+            writeln!(w, "  {title} ({}):", list.len())?;
+            for t in list {
+                writeln!(w, "{}", plan_task_line(t))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn plan_task_line(t: &PlannedTask) -> String {
+    let mut line = format!("    {}", task_label(t.role.as_deref(), &t.name));
+    if t.name != t.module {
+        line.push_str(&format!("  [{}]", t.module));
+    }
+    if !t.reversible {
+        line.push_str("  (not reversible: add creates:, removes: or a rollback: task)");
+    }
+    line
+}
+
+/// `rdeploy plan --output json`.
+pub fn plan_json(w: &mut dyn Write, plan: &Plan) -> io::Result<()> {
+    let plays: Vec<serde_json::Value> = plan
+        .plays
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "name": p.name,
+                "pattern": p.pattern,
+                "hosts": p.hosts,
+                "batches": p.batches,
+                "tasks": p.tasks,
+                "handlers": p.handlers,
+                "rollback": p.rollback,
+            })
+        })
+        .collect();
+    json_line(w, &serde_json::json!({ "plays": plays }))
+}
+
+/// `--list-hosts`, in ansible-playbook's layout.
+pub fn list_hosts(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<()> {
+    writeln!(w, "\nplaybook: {playbook}")?;
+    for (i, p) in plan.plays.iter().enumerate() {
+        writeln!(
+            w,
+            "\n  play #{} ({}): {}\tTAGS: [{}]",
+            i + 1,
+            p.pattern,
+            p.name,
+            p.tags.join(", ")
+        )?;
+        writeln!(w, "    pattern: ['{}']", p.pattern)?;
+        writeln!(w, "    hosts ({}):", p.hosts.len())?;
+        for h in &p.hosts {
+            writeln!(w, "      {h}")?;
+        }
+    }
+    Ok(())
+}
+
+/// `--list-tasks`, in ansible-playbook's layout.
+pub fn list_tasks(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<()> {
+    writeln!(w, "\nplaybook: {playbook}")?;
+    for (i, p) in plan.plays.iter().enumerate() {
+        writeln!(
+            w,
+            "\n  play #{} ({}): {}\tTAGS: [{}]",
+            i + 1,
+            p.pattern,
+            p.name,
+            p.tags.join(", ")
+        )?;
+        writeln!(w, "    tasks:")?;
+        for t in &p.tasks {
+            writeln!(
+                w,
+                "      {}\tTAGS: [{}]",
+                task_label(t.role.as_deref(), &t.name),
+                t.tags.join(", ")
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `--list-tags`, in ansible-playbook's layout.
+pub fn list_tags(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<()> {
+    writeln!(w, "\nplaybook: {playbook}")?;
+    for (i, p) in plan.plays.iter().enumerate() {
+        writeln!(
+            w,
+            "\n  play #{} ({}): {}\tTAGS: [{}]",
+            i + 1,
+            p.pattern,
+            p.name,
+            p.tags.join(", ")
+        )?;
+        let tags: BTreeSet<&str> = p
+            .tasks
+            .iter()
+            .flat_map(|t| t.tags.iter().map(String::as_str))
+            .collect();
+        writeln!(
+            w,
+            "      TASK TAGS: [{}]",
+            tags.into_iter().collect::<Vec<_>>().join(", ")
+        )?;
+    }
+    Ok(())
+}
+
+/// `--syntax-check` success line, as ansible-playbook prints it.
+pub fn syntax_ok(w: &mut dyn Write, playbook: &str) -> io::Result<()> {
+    writeln!(w, "\nplaybook: {playbook}")
+}
+
+/// Any value as one line of JSON.
+pub fn json_line(w: &mut dyn Write, v: &serde_json::Value) -> io::Result<()> {
+    serde_json::to_writer(&mut *w, v)?;
+    writeln!(w)
+}
+
+/// Any value as indented JSON (inventory listings).
+pub fn json_pretty(w: &mut dyn Write, v: &serde_json::Value) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *w, v)?;
+    writeln!(w)
+}
+
+/// Plain text as it is (graphs, docs).
+pub fn text(w: &mut dyn Write, s: &str) -> io::Result<()> {
+    w.write_all(s.as_bytes())?;
+    if !s.ends_with('\n') {
+        writeln!(w)?;
+    }
+    Ok(())
+}
+
+fn task_label(role: Option<&str>, name: &str) -> String {
+    match role {
+        Some(r) => format!("{r} : {name}"),
+        None => name.to_string(),
+    }
+}
+
+fn plural_es(n: usize) -> &'static str {
+    if n == 1 { "" } else { "es" }
+}

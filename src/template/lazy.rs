@@ -105,11 +105,11 @@ impl LazyVars {
         }
     }
 
-    /// Adds a ready value above every layer (for objects such as `hostvars`, or loop
-    /// variables such as `item`). Returns a new object with a fresh cache.
-    pub fn with_value(self, name: impl Into<String>, value: Value) -> LazyVars {
+    /// Adds several values above every layer at once (cheaper than repeated
+    /// [`LazyVars::with_value`]).
+    pub fn with_values(self, values: impl IntoIterator<Item = (String, Value)>) -> LazyVars {
         let mut extra = self.inner.extra.clone();
-        extra.insert(name.into(), value);
+        extra.extend(values);
         LazyVars {
             inner: Arc::new(Inner {
                 layers: Arc::clone(&self.inner.layers),
@@ -118,6 +118,12 @@ impl LazyVars {
                 cache: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// Adds a ready value above every layer (for objects such as `hostvars`, or loop
+    /// variables such as `item`). Returns a new object with a fresh cache.
+    pub fn with_value(self, name: impl Into<String>, value: Value) -> LazyVars {
+        self.with_values([(name.into(), value)])
     }
 
     /// This object as a template context.

@@ -25,7 +25,7 @@ use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior, Va
 
 use crate::diag::{Diagnostic, Loc};
 
-pub use lazy::{HostVars, LazyVars, VarValue};
+pub use lazy::{HostVars, Layer, LazyVars, VarValue};
 
 /// The sentinel string that `omit` (and so `default(omit)`) yields. A module argument equal to
 /// it is dropped by the caller, as if the task had not written it.
@@ -98,6 +98,38 @@ pub fn eval_expr(
     if v.is_undefined() {
         let e = Error::from(ErrorKind::UndefinedError);
         return Err(to_diagnostic_in(env, &e, inner, ctx, loc));
+    }
+    Ok(v)
+}
+
+/// Renders `source` only to see whether it can be rendered, keeping minijinja's error kind so
+/// the plan-time check can tell an undefined variable from an artefact of its stand-ins.
+pub fn check_render(
+    env: &Environment<'static>,
+    source: &str,
+    ctx: &Value,
+    loc: &Loc,
+) -> Result<(), (ErrorKind, Diagnostic)> {
+    env.render_str(source, ctx.clone())
+        .map(|_| ())
+        .map_err(|e| (e.kind(), to_diagnostic_in(env, &e, source, ctx, loc)))
+}
+
+/// [`eval_expr`] keeping minijinja's error kind (see [`check_render`]).
+pub fn check_expr(
+    env: &Environment<'static>,
+    expr: &str,
+    ctx: &Value,
+    loc: &Loc,
+) -> Result<Value, (ErrorKind, Diagnostic)> {
+    let inner = bare_expression(env, expr, loc).map_err(|d| (ErrorKind::SyntaxError, d))?;
+    let fail = |e: Error| (e.kind(), to_diagnostic_in(env, &e, inner, ctx, loc));
+    let compiled = env
+        .compile_expression_owned(inner.to_string())
+        .map_err(fail)?;
+    let v = compiled.eval(ctx.clone()).map_err(fail)?;
+    if v.is_undefined() {
+        return Err(fail(Error::from(ErrorKind::UndefinedError)));
     }
     Ok(v)
 }

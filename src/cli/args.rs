@@ -1,0 +1,154 @@
+//! The command line exactly as the user typed it (clap derive, no interpretation).
+//!
+//! Owns flag names, help texts and environment fallbacks. It must not validate or combine
+//! values: `settings.rs` turns these into a checked `Settings`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// rdeploy: agentless, push-based deployments with backups, health gates and rollback.
+#[derive(Debug, Parser)]
+#[command(name = "rdeploy", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a playbook (or, with --syntax-check/--list-*, only check or list it).
+    Run(RunArgs),
+    /// Print each play's batches and tasks without connecting to any host.
+    Plan(PlanArgs),
+    /// Show the inventory as rdeploy reads it.
+    Inventory(InventoryArgs),
+    /// Print a module's documentation and arguments.
+    Doc(DocArgs),
+}
+
+/// Flags shared by every command that reads an inventory and a playbook.
+#[derive(Debug, Args, Clone)]
+pub struct Common {
+    /// Inventory file, directory or executable script; repeatable.
+    #[arg(
+        short = 'i',
+        long = "inventory",
+        value_name = "PATH",
+        env = "RDEPLOY_INVENTORY",
+        value_delimiter = ','
+    )]
+    pub inventory: Vec<PathBuf>,
+    /// Further limit the hosts to this pattern (`web:&prod`, `~db\d+`, `@file`).
+    #[arg(short = 'l', long = "limit", value_name = "PATTERN")]
+    pub limit: Option<String>,
+    /// Extra variables: `k=v k2=v2`, JSON/YAML (`'{"k": 1}'`) or `@file`; repeatable; highest precedence.
+    #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
+    pub extra_vars: Vec<String>,
+    /// Only run tasks and plays tagged with these tags (comma-separated, repeatable).
+    #[arg(short = 't', long = "tags", value_name = "TAGS", value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// Skip tasks and plays tagged with these tags.
+    #[arg(long = "skip-tags", value_name = "TAGS", value_delimiter = ',')]
+    pub skip_tags: Vec<String>,
+    /// Extra directories to look for roles in (after `roles/` next to the playbook).
+    #[arg(
+        long = "roles-path",
+        value_name = "DIR",
+        env = "RDEPLOY_ROLES_PATH",
+        value_delimiter = ':'
+    )]
+    pub roles_path: Vec<PathBuf>,
+    /// Seed for `order: shuffle`, so that a shuffled plan can be reproduced.
+    #[arg(long = "shuffle-seed", value_name = "N")]
+    pub shuffle_seed: Option<u64>,
+    /// Output format.
+    #[arg(long = "output", value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+    /// More output (-v, -vv, -vvv).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// `rdeploy run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The playbook to run.
+    pub playbook: PathBuf,
+    #[command(flatten)]
+    pub common: Common,
+    /// Check the playbook, its roles and templates; connect to nothing.
+    #[arg(long = "syntax-check")]
+    pub syntax_check: bool,
+    /// List the hosts each play would run on; connect to nothing.
+    #[arg(long = "list-hosts")]
+    pub list_hosts: bool,
+    /// List the tasks each play would run; connect to nothing.
+    #[arg(long = "list-tasks")]
+    pub list_tasks: bool,
+    /// List every tag in the playbook; connect to nothing.
+    #[arg(long = "list-tags")]
+    pub list_tags: bool,
+    /// Report what would change, change nothing.
+    #[arg(short = 'C', long = "check")]
+    pub check: bool,
+    /// Show the changes (text diffs, before/after of mode, owner, link target, state).
+    #[arg(short = 'D', long = "diff")]
+    pub diff: bool,
+    /// How many hosts run at once.
+    #[arg(short = 'f', long = "forks", value_name = "N", default_value_t = 50)]
+    pub forks: usize,
+}
+
+/// `rdeploy plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The playbook to plan.
+    pub playbook: PathBuf,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `rdeploy inventory`.
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// Inventory file, directory or executable script; repeatable.
+    #[arg(
+        short = 'i',
+        long = "inventory",
+        value_name = "PATH",
+        env = "RDEPLOY_INVENTORY",
+        value_delimiter = ','
+    )]
+    pub inventory: Vec<PathBuf>,
+    /// Print every group, host and variable as JSON (ansible-inventory --list shape).
+    #[arg(long = "list", conflicts_with_all = ["graph", "host"])]
+    pub list: bool,
+    /// Print the group tree (ansible-inventory --graph), optionally from GROUP down.
+    #[arg(long = "graph", value_name = "GROUP", num_args = 0..=1, default_missing_value = "all")]
+    pub graph: Option<String>,
+    /// Print one host's variables as JSON.
+    #[arg(long = "host", value_name = "HOST")]
+    pub host: Option<String>,
+    /// Only hosts matching this pattern.
+    #[arg(short = 'l', long = "limit", value_name = "PATTERN")]
+    pub limit: Option<String>,
+}
+
+/// `rdeploy doc`.
+#[derive(Debug, Args)]
+pub struct DocArgs {
+    /// A module name (`copy`, `ansible.builtin.template`); none lists every module.
+    pub module: Option<String>,
+}
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// For people: aligned text.
+    Human,
+    /// For machines: JSON.
+    Json,
+}

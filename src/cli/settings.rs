@@ -1,0 +1,264 @@
+//! Settings: the command line checked and turned into typed values.
+//!
+//! Owns reading `-e` (key=value, JSON/YAML, `@file`) and `--limit @file`, and refusing bad
+//! option values with a clear message. It must not load inventories or playbooks.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use crate::cli::args::{Common, OutputFormat};
+use crate::diag::{Diagnostic, Diagnostics, Loc};
+use crate::yaml;
+
+/// Options shared by `run` and `plan`, validated.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The playbook file.
+    pub playbook: PathBuf,
+    /// Inventory sources, in the order given.
+    pub inventory: Vec<PathBuf>,
+    /// The `--limit` pattern, with `@file` already read (one pattern per line, joined by `,`).
+    pub limit: Option<String>,
+    /// Extra variables, merged in the order given (later `-e` wins).
+    pub extra_vars: IndexMap<String, Value>,
+    /// `--tags`.
+    pub tags: Vec<String>,
+    /// `--skip-tags`.
+    pub skip_tags: Vec<String>,
+    /// `--roles-path`.
+    pub roles_path: Vec<PathBuf>,
+    /// Seed for `order: shuffle`.
+    pub shuffle_seed: u64,
+    /// Output format.
+    pub output: OutputFormat,
+    /// `-v` count.
+    pub verbose: u8,
+}
+
+impl Settings {
+    /// Validates the shared flags for `playbook`.
+    pub fn from_common(playbook: &Path, c: &Common) -> Result<Settings, Diagnostics> {
+        let mut errors = Diagnostics::new();
+        let mut extra_vars = IndexMap::new();
+        for raw in &c.extra_vars {
+            match parse_extra_vars(raw) {
+                Ok(vars) => extra_vars.extend(vars),
+                Err(d) => errors.extend(d),
+            }
+        }
+        let limit = match c.limit.as_deref() {
+            Some(l) => match read_limit(l) {
+                Ok(l) => Some(l),
+                Err(d) => {
+                    errors.push(d);
+                    None
+                }
+            },
+            None => None,
+        };
+        if !playbook.is_file() {
+            errors.push(Diagnostic::at(
+                &Loc::file_start(playbook.display().to_string()),
+                "playbook not found (expected a YAML file)",
+            ));
+        }
+        let clean = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect()
+        };
+        errors.into_result(Settings {
+            playbook: playbook.to_path_buf(),
+            inventory: c.inventory.clone(),
+            limit,
+            extra_vars,
+            tags: clean(&c.tags),
+            skip_tags: clean(&c.skip_tags),
+            roles_path: c.roles_path.clone(),
+            shuffle_seed: c.shuffle_seed.unwrap_or_else(seed_from_clock),
+            output: c.output,
+            verbose: c.verbose,
+        })
+    }
+}
+
+fn seed_from_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// `--limit`: a pattern, or `@file` with one pattern per line.
+pub fn read_limit(raw: &str) -> Result<String, Diagnostic> {
+    let Some(path) = raw.strip_prefix('@') else {
+        return Ok(raw.to_string());
+    };
+    let file: Arc<str> = Arc::from(path);
+    let text = yaml::read_text(Path::new(path), &file, 16 * 1024 * 1024)?;
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if parts.is_empty() {
+        return Err(Diagnostic::at(
+            &Loc::file_start(file),
+            "limit file names no hosts",
+        ));
+    }
+    Ok(parts.join(","))
+}
+
+/// One `-e` value: `@file` (YAML or JSON), an inline JSON/YAML mapping, or `key=value` pairs
+/// (values are strings, as in Ansible).
+pub fn parse_extra_vars(raw: &str) -> Result<IndexMap<String, Value>, Diagnostics> {
+    let trimmed = raw.trim_start();
+    if let Some(path) = trimmed.strip_prefix('@') {
+        let docs =
+            yaml::load_file(Path::new(path), yaml::Limits::default()).map_err(Diagnostics)?;
+        return mapping_to_vars(docs.into_iter().next(), path);
+    }
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        let file: Arc<str> = Arc::from("<extra vars>");
+        let docs = yaml::load_str(&file, trimmed, yaml::Limits::default()).map_err(Diagnostics)?;
+        return mapping_to_vars(docs.into_iter().next(), "<extra vars>");
+    }
+    parse_kv(raw)
+        .map_err(|m| Diagnostics::from(Diagnostic::options(format!("-e '{raw}': {m}"))))
+        .map(|pairs| {
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect()
+        })
+}
+
+fn mapping_to_vars(
+    doc: Option<yaml::Node>,
+    what: &str,
+) -> Result<IndexMap<String, Value>, Diagnostics> {
+    match doc {
+        None => Ok(IndexMap::new()),
+        Some(node) if node.is_null() => Ok(IndexMap::new()),
+        Some(node) => match node.to_json() {
+            Value::Object(m) => Ok(m.into_iter().collect()),
+            _ => Err(Diagnostic::at(
+                &node.loc,
+                format!(
+                    "extra vars from {what} must be a mapping, found {}",
+                    node.type_name()
+                ),
+            )
+            .into()),
+        },
+    }
+}
+
+/// Splits `a=1 b="two words" c='x'` into pairs, honouring quotes and backslashes.
+pub fn parse_kv(raw: &str) -> Result<Vec<(String, String)>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut in_word = false;
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), '\\') => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            (Some(_), c) => cur.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, '\\') => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                    in_word = true;
+                }
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        return Err("unterminated quote".into());
+    }
+    if in_word {
+        words.push(cur);
+    }
+    words
+        .into_iter()
+        .map(|w| match w.split_once('=') {
+            Some((k, v)) if is_identifier(k) => Ok((k.to_string(), v.to_string())),
+            _ => Err(format!("expected key=value, found '{w}'")),
+        })
+        .collect()
+}
+
+/// A valid variable name: a letter or `_`, then letters, digits or `_`.
+pub fn is_identifier(s: &str) -> bool {
+    let mut it = s.chars();
+    matches!(it.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && it.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_extra_vars_are_strings_with_quotes_honoured() {
+        let v = parse_extra_vars(r#"version=1.2 msg="hello world" n=3"#).unwrap();
+        assert_eq!(v["version"], "1.2");
+        assert_eq!(v["msg"], "hello world");
+        assert_eq!(v["n"], "3");
+    }
+
+    #[test]
+    fn json_extra_vars_keep_types() {
+        let v = parse_extra_vars(r#"{"n": 3, "on": true, "list": [1, 2]}"#).unwrap();
+        assert_eq!(v["n"], 3);
+        assert_eq!(v["on"], true);
+        assert_eq!(v["list"], serde_json::json!([1, 2]));
+    }
+
+    #[test]
+    fn bad_kv_is_an_error() {
+        assert!(parse_extra_vars("novalue").is_err());
+        assert!(parse_extra_vars("a='open").is_err());
+        assert!(parse_extra_vars("1x=2").is_err());
+    }
+
+    #[test]
+    fn extra_vars_file_and_limit_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("vars.yaml");
+        std::fs::write(&f, "release: v2\nreplicas: 3\n").unwrap();
+        let v = parse_extra_vars(&format!("@{}", f.display())).unwrap();
+        assert_eq!(v["release"], "v2");
+        assert_eq!(v["replicas"], 3);
+        let l = dir.path().join("retry");
+        std::fs::write(&l, "web01\n\nweb02\n").unwrap();
+        assert_eq!(
+            read_limit(&format!("@{}", l.display())).unwrap(),
+            "web01,web02"
+        );
+    }
+}

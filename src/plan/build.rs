@@ -1,0 +1,251 @@
+//! `Plan::build`: hosts per play (pattern ∩ `--limit`, then `order`), batches from `serial`,
+//! tasks after `--tags`/`--skip-tags`. Pure: no I/O and no templating.
+
+use std::collections::BTreeSet;
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::inventory::Inventory;
+use crate::plan::{BatchSize, Plan, PlannedPlay, PlannedTask, batch_sizes};
+use crate::playbook::model::{Order, Play, Playbook, Section, SerialStep};
+use crate::yaml::{Kind, Node};
+
+/// What the command line adds to the plan.
+#[derive(Clone, Debug, Default)]
+pub struct PlanOptions {
+    /// `--limit`, already read from `@file`.
+    pub limit: Option<String>,
+    /// `--tags` (empty means `all`).
+    pub tags: Vec<String>,
+    /// `--skip-tags`.
+    pub skip_tags: Vec<String>,
+    /// Seed for `order: shuffle`.
+    pub shuffle_seed: u64,
+}
+
+/// Builds the plan. A bad pattern is a diagnostic at the play's `hosts:`; a `--limit` that
+/// names nothing is an options error.
+pub fn build(inv: &Inventory, pb: &Playbook, opts: &PlanOptions) -> Result<Plan, Diagnostics> {
+    let mut errors = Diagnostics::new();
+    let limit: Option<BTreeSet<&str>> = match opts.limit.as_deref() {
+        None => None,
+        Some(l) => match inv.select(l) {
+            Ok(hosts) => Some(hosts.into_iter().map(|h| h.name.as_str()).collect()),
+            Err(m) => {
+                errors.push(Diagnostic::options(format!("--limit '{l}': {m}")));
+                None
+            }
+        },
+    };
+    let mut plays = Vec::new();
+    for play in &pb.plays {
+        match plan_play(inv, play, limit.as_ref(), opts) {
+            Ok(p) => plays.push(p),
+            Err(d) => errors.push(d),
+        }
+    }
+    errors.into_result(Plan { plays })
+}
+
+fn plan_play(
+    inv: &Inventory,
+    play: &Play,
+    limit: Option<&BTreeSet<&str>>,
+    opts: &PlanOptions,
+) -> Result<PlannedPlay, Diagnostic> {
+    let pattern = hosts_pattern(&play.hosts);
+    if crate::template::has_template(&pattern) {
+        return Err(Diagnostic::at(
+            &play.hosts.loc,
+            "a templated 'hosts:' pattern is not supported yet: write the pattern, or pass it with --limit",
+        ));
+    }
+    let selected = inv
+        .select(&pattern)
+        .map_err(|m| Diagnostic::at(&play.hosts.loc, format!("hosts '{pattern}': {m}")))?;
+    let mut hosts: Vec<String> = selected
+        .into_iter()
+        .filter(|h| limit.is_none_or(|l| l.contains(h.name.as_str())))
+        .map(|h| h.name.clone())
+        .collect();
+    apply_order(&mut hosts, play.order, opts.shuffle_seed);
+    let serial: Vec<BatchSize> = play
+        .serial
+        .as_ref()
+        .map(|s| {
+            s.steps
+                .iter()
+                .map(|step| match *step {
+                    SerialStep::Count(n) => BatchSize::Count(n),
+                    SerialStep::Percent(p) => BatchSize::Percent(p),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut batches = Vec::new();
+    let mut rest = hosts.as_slice();
+    for size in batch_sizes(hosts.len(), &serial) {
+        let (batch, tail) = rest.split_at(size);
+        batches.push(batch.to_vec());
+        rest = tail;
+    }
+    let mut tasks = Vec::new();
+    let mut handlers = Vec::new();
+    let mut rollback = Vec::new();
+    for t in play.tasks_flat() {
+        let list = match t.section {
+            Section::Handlers => &mut handlers,
+            Section::Rollback => &mut rollback,
+            _ if !tags_selected(&t.tags, &opts.tags, &opts.skip_tags) => continue,
+            _ => &mut tasks,
+        };
+        list.push(PlannedTask {
+            reversible: t.reversible,
+            name: t.name,
+            module: t.module,
+            tags: t.tags,
+            role: t.role,
+            location: t.loc.to_string(),
+        });
+    }
+    Ok(PlannedPlay {
+        name: play.display_name(),
+        pattern,
+        hosts,
+        batches,
+        tasks,
+        handlers,
+        rollback,
+        tags: play.keywords.tags.iter().map(|t| t.name.clone()).collect(),
+    })
+}
+
+/// The `hosts:` value as one pattern: a list is a union.
+fn hosts_pattern(hosts: &Node) -> String {
+    match &hosts.kind {
+        Kind::Seq(items) => items
+            .iter()
+            .filter_map(Node::scalar_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => hosts.scalar_string().unwrap_or_default(),
+    }
+}
+
+/// `order:` applied before batching.
+pub fn apply_order(hosts: &mut [String], order: Order, seed: u64) {
+    match order {
+        Order::Inventory => {}
+        Order::ReverseInventory => hosts.reverse(),
+        Order::Sorted => hosts.sort(),
+        Order::ReverseSorted => {
+            hosts.sort();
+            hosts.reverse();
+        }
+        Order::Shuffle => {
+            // Fisher–Yates with splitmix64: reproducible from --shuffle-seed.
+            let mut state = seed;
+            let mut next = || {
+                state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^ (z >> 31)
+            };
+            for i in (1..hosts.len()).rev() {
+                let j = (next() % (i as u64 + 1)) as usize;
+                hosts.swap(i, j);
+            }
+        }
+    }
+}
+
+/// Ansible's tag selection (`Taggable.evaluate_tags`): an untagged task counts as tagged
+/// `untagged`; `always` runs unless skipped explicitly; `never` runs only when asked for.
+pub fn tags_selected(task_tags: &[String], only: &[String], skip: &[String]) -> bool {
+    let untagged = ["untagged".to_string()];
+    let tags: &[String] = if task_tags.is_empty() {
+        &untagged
+    } else {
+        task_tags
+    };
+    let has = |set: &[String], t: &str| set.iter().any(|x| x == t);
+    let meets = |set: &[String]| tags.iter().any(|t| has(set, t));
+    let is_untagged = task_tags.is_empty();
+    // No --tags means Ansible's default `--tags all`.
+    let all = ["all".to_string()];
+    let only: &[String] = if only.is_empty() { &all } else { only };
+    let run = has(tags, "always")
+        || (has(only, "all") && !has(tags, "never"))
+        || meets(only)
+        || (has(only, "tagged") && !is_untagged && !has(tags, "never"));
+    let skipped = if has(skip, "all") {
+        !has(tags, "always") || has(skip, "always")
+    } else {
+        meets(skip) || (has(skip, "tagged") && !is_untagged)
+    };
+    run && !skipped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn tag_selection_matches_ansible() {
+        // (task tags, --tags, --skip-tags, runs?)
+        type Case<'a> = (&'a [&'a str], &'a [&'a str], &'a [&'a str], bool);
+        let cases: &[Case] = &[
+            (&[], &[], &[], true),
+            (&["web"], &[], &[], true),
+            (&["never"], &[], &[], false),
+            (&["never", "debug"], &["debug"], &[], true),
+            (&["web"], &["db"], &[], false),
+            (&["web"], &["web"], &[], true),
+            (&["always"], &["db"], &[], true),
+            (&["always"], &[], &["always"], false),
+            (&["always"], &[], &["all"], true),
+            (&[], &["untagged"], &[], true),
+            (&["web"], &["untagged"], &[], false),
+            (&["web"], &["tagged"], &[], true),
+            (&[], &["tagged"], &[], false),
+            (&["web"], &[], &["web"], false),
+            (&["web", "db"], &["web"], &["db"], false),
+            (&[], &[], &["tagged"], true),
+            (&["x"], &["all"], &[], true),
+        ];
+        for (task, only, skip, want) in cases {
+            assert_eq!(
+                tags_selected(&v(task), &v(only), &v(skip)),
+                *want,
+                "task={task:?} tags={only:?} skip={skip:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn order_forms() {
+        let base = v(&["b", "c", "a"]);
+        let mut h = base.clone();
+        apply_order(&mut h, Order::Sorted, 0);
+        assert_eq!(h, v(&["a", "b", "c"]));
+        apply_order(&mut h, Order::ReverseSorted, 0);
+        assert_eq!(h, v(&["c", "b", "a"]));
+        let mut h = base.clone();
+        apply_order(&mut h, Order::ReverseInventory, 0);
+        assert_eq!(h, v(&["a", "c", "b"]));
+        let mut s1: Vec<String> = (0..20).map(|i| format!("h{i}")).collect();
+        let mut s2 = s1.clone();
+        apply_order(&mut s1, Order::Shuffle, 42);
+        apply_order(&mut s2, Order::Shuffle, 42);
+        assert_eq!(s1, s2, "same seed, same order");
+        let mut sorted = s1.clone();
+        sorted.sort();
+        let mut all: Vec<String> = (0..20).map(|i| format!("h{i}")).collect();
+        all.sort();
+        assert_eq!(sorted, all, "a shuffle keeps every host");
+    }
+}

@@ -1,0 +1,680 @@
+//! The template check: every template and condition in the playbook is rendered for the
+//! play's hosts before anything runs, so an undefined variable or a template syntax error is
+//! reported as `PATH:LINE:COL` with exit 4, not discovered on host 37 at 3 a.m.
+//!
+//! Owns deciding what can be known before the run. Names only known at run time (registered
+//! results, `set_fact`, loop variables, facts) are stood in for by [`Unknown`], a value that
+//! accepts any use; a task whose `when:` is false for a host is not checked for that host, as
+//! Ansible would not render it. Hosts whose variables have the same names are checked once
+//! (undefinedness depends on names, not values), which keeps 2,000 hosts fast.
+//! It must not touch hosts, files outside the playbook's, or change any input.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
+use minijinja::{Environment, ErrorKind, State};
+
+use crate::cli::settings::Settings;
+use crate::diag::{Diagnostic, Diagnostics, Loc};
+use crate::inventory::{Host, Inventory};
+use crate::plan::{Plan, PlannedPlay};
+use crate::playbook::model::{
+    Included, Keywords, Play, Playbook, ProbeCheck, RoleRef, Task, TaskItem, Val, loop_vars,
+};
+use crate::template::{self, HostVars, LazyVars, VarValue};
+use crate::vars::{Tier, VarStack};
+use crate::yaml::{Kind, Node};
+
+/// A stand-in for a value only known at run time: every attribute, item and method call
+/// gives another `Unknown`, it iterates as empty, is true, and renders as nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Unknown;
+
+impl fmt::Display for Unknown {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Ok(())
+    }
+}
+
+impl Object for Unknown {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, _key: &Value) -> Option<Value> {
+        Some(Value::from_object(Unknown))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Empty
+    }
+
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
+    fn call(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        _args: &[Value],
+    ) -> Result<Value, minijinja::Error> {
+        Ok(Value::from_object(Unknown))
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        _method: &str,
+        _args: &[Value],
+    ) -> Result<Value, minijinja::Error> {
+        Ok(Value::from_object(Unknown))
+    }
+
+    fn render(self: &Arc<Self>, _f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Ok(())
+    }
+}
+
+/// The value that stands in for a run-time name.
+pub fn unknown() -> Value {
+    Value::from_object(Unknown)
+}
+
+/// True for errors the check reports: syntax errors and undefined variables. Other errors
+/// (a filter refusing an [`Unknown`]) may be artefacts of the stand-ins and are left to the run.
+pub fn reportable(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::SyntaxError
+            | ErrorKind::UndefinedError
+            | ErrorKind::UnknownFilter
+            | ErrorKind::UnknownTest
+    )
+}
+
+/// Checks every template of every play for the play's hosts. All problems are returned.
+pub fn templates(
+    inv: &Inventory,
+    pb: &Playbook,
+    plan: &Plan,
+    settings: &Settings,
+) -> Result<(), Diagnostics> {
+    let env = template::shared_environment();
+    let runtime: BTreeSet<String> = pb.runtime_names();
+    let mut errors = Diagnostics::new();
+    for (play, planned) in pb.plays.iter().zip(&plan.plays) {
+        if planned.hosts.is_empty() {
+            continue;
+        }
+        let stacks = play_stacks(inv, pb, play, planned, settings);
+        let layers: IndexMap<String, Arc<Vec<template::Layer>>> = stacks
+            .iter()
+            .map(|(h, s)| (h.clone(), Arc::new(s.layers())))
+            .collect();
+        let hostvars = HostVars::new(layers.clone(), Arc::clone(&env));
+        for host in representatives(inv, &planned.hosts) {
+            let Some(base) = layers.get(host) else {
+                continue;
+            };
+            let mut c = Checker {
+                env: &env,
+                base: Arc::clone(base),
+                hostvars: hostvars.to_value(),
+                runtime: &runtime,
+                errors: &mut errors,
+                scope_vars: Vec::new(),
+                role_stack: Vec::new(),
+                loop_names: Vec::new(),
+            };
+            c.play(play);
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.sorted())
+    }
+}
+
+/// One host of each kind: hosts whose variables have the same names (and the same groups)
+/// cannot differ in what is undefined, so one of them speaks for all.
+fn representatives<'a>(inv: &Inventory, hosts: &'a [String]) -> Vec<&'a String> {
+    let mut seen: BTreeMap<Vec<String>, &'a String> = BTreeMap::new();
+    for h in hosts {
+        let Some(host) = inv.hosts.get(h) else {
+            continue;
+        };
+        let mut key: Vec<String> = host
+            .group_vars
+            .keys()
+            .chain(host.host_vars.keys())
+            .cloned()
+            .collect();
+        key.sort();
+        key.push("\u{0}groups".into());
+        key.extend(host.groups.iter().cloned());
+        seen.entry(key).or_insert(h);
+    }
+    seen.into_values().collect()
+}
+
+/// Every play host's variables at the tiers known before the run.
+fn play_stacks(
+    inv: &Inventory,
+    pb: &Playbook,
+    play: &Play,
+    planned: &PlannedPlay,
+    settings: &Settings,
+) -> IndexMap<String, VarStack> {
+    let groups = groups_value(inv);
+    let play_hosts = serde_json::Value::from(planned.hosts.clone());
+    let first_batch = serde_json::Value::from(planned.batches.first().cloned().unwrap_or_default());
+    let mut shared = VarStack::new();
+    for r in &play.roles {
+        role_vars(r, &mut shared);
+    }
+    for (k, n) in &play.keywords.vars {
+        shared.set(Tier::Play, k.clone(), n.to_json());
+    }
+    for vf in &play.vars_files {
+        for (k, n) in vf.vars.iter().flatten() {
+            shared.set(Tier::Play, k.clone(), n.to_json());
+        }
+    }
+    shared.extend(
+        Tier::Extra,
+        settings
+            .extra_vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    let magic_play = [
+        ("groups", groups),
+        ("ansible_play_hosts", play_hosts.clone()),
+        ("ansible_play_hosts_all", play_hosts.clone()),
+        ("play_hosts", play_hosts),
+        ("ansible_play_batch", first_batch),
+        ("ansible_check_mode", serde_json::Value::Bool(false)),
+        ("ansible_diff_mode", serde_json::Value::Bool(false)),
+        (
+            "playbook_dir",
+            serde_json::Value::from(pb.dir.display().to_string()),
+        ),
+        (
+            "ansible_play_name",
+            serde_json::Value::from(play.display_name()),
+        ),
+        ("omit", serde_json::Value::from(template::OMIT)),
+        (
+            "ansible_run_tags",
+            serde_json::Value::from(run_tags(settings)),
+        ),
+        (
+            "ansible_skip_tags",
+            serde_json::Value::from(settings.skip_tags.clone()),
+        ),
+    ];
+    for (k, v) in magic_play {
+        shared.set(Tier::Magic, k, v);
+    }
+    planned
+        .hosts
+        .iter()
+        .filter_map(|h| inv.hosts.get(h))
+        .map(|host| (host.name.clone(), host_stack(&shared, host)))
+        .collect()
+}
+
+fn run_tags(settings: &Settings) -> Vec<String> {
+    if settings.tags.is_empty() {
+        vec!["all".into()]
+    } else {
+        settings.tags.clone()
+    }
+}
+
+/// A role's defaults (tier 1) and vars and params (tier 5), dependencies first.
+fn role_vars(r: &RoleRef, stack: &mut VarStack) {
+    for d in &r.role.dependencies {
+        role_vars(d, stack);
+    }
+    for (k, n) in &r.role.defaults {
+        stack.set(Tier::RoleDefaults, k.clone(), n.to_json());
+    }
+    for (k, n) in r.role.vars.iter().chain(&r.params) {
+        stack.set(Tier::RoleVars, k.clone(), n.to_json());
+    }
+}
+
+fn host_stack(shared: &VarStack, host: &Host) -> VarStack {
+    let mut s = shared.clone();
+    s.set(
+        Tier::MagicDefaults,
+        "ansible_host",
+        serde_json::Value::from(host.name.clone()),
+    );
+    s.extend(
+        Tier::InventoryGroup,
+        host.group_vars.iter().map(|(k, v)| (k.clone(), v.clone())),
+    );
+    s.extend(
+        Tier::InventoryHost,
+        host.host_vars.iter().map(|(k, v)| (k.clone(), v.clone())),
+    );
+    let short = host
+        .name
+        .split('.')
+        .next()
+        .unwrap_or(&host.name)
+        .to_string();
+    s.set(
+        Tier::Magic,
+        "inventory_hostname",
+        serde_json::Value::from(host.name.clone()),
+    );
+    s.set(
+        Tier::Magic,
+        "inventory_hostname_short",
+        serde_json::Value::from(short),
+    );
+    s.set(
+        Tier::Magic,
+        "group_names",
+        serde_json::Value::from(host.groups.clone()),
+    );
+    s
+}
+
+/// `groups`: every group's hosts (with `all` and `ungrouped`), as Ansible exposes it.
+fn groups_value(inv: &Inventory) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for (name, _) in &inv.groups {
+        let hosts: Vec<String> = inv
+            .select(name)
+            .map(|hs| hs.into_iter().map(|h| h.name.clone()).collect())
+            .unwrap_or_default();
+        m.insert(name.clone(), serde_json::Value::from(hosts));
+    }
+    serde_json::Value::Object(m)
+}
+
+/// Walks one play for one host, with the variables in scope at each point.
+struct Checker<'a> {
+    env: &'a Arc<Environment<'static>>,
+    base: Arc<Vec<template::Layer>>,
+    hostvars: Value,
+    runtime: &'a BTreeSet<String>,
+    errors: &'a mut Diagnostics,
+    /// Block, import and include vars in scope (tier 6), outermost first.
+    scope_vars: Vec<(String, serde_json::Value)>,
+    /// Roles entered through include_role/import_role (their defaults, vars and params).
+    role_stack: Vec<&'a RoleRef>,
+    /// Loop variables of enclosing `include_tasks` loops.
+    loop_names: Vec<String>,
+}
+
+impl<'a> Checker<'a> {
+    fn play(&mut self, play: &'a Play) {
+        let ctx = self.ctx(&[], None);
+        self.template(play.name.as_ref(), &ctx);
+        self.syntax_only(&play.keywords.vars);
+        for vf in &play.vars_files {
+            self.template(Some(&vf.node), &ctx);
+        }
+        self.template(play.release_label.as_ref(), &ctx);
+        for p in &play.health {
+            let nodes: Vec<&Node> = match &p.check {
+                ProbeCheck::Http {
+                    url,
+                    body,
+                    headers,
+                    ca_file,
+                    ..
+                } => {
+                    let mut v = vec![url];
+                    v.extend(body.iter());
+                    v.extend(ca_file.iter());
+                    v.extend(headers.iter().map(|(_, n)| n));
+                    v
+                }
+                ProbeCheck::Tcp { address, .. } => vec![address],
+                ProbeCheck::Command { command, stdout } => {
+                    let mut v = vec![command];
+                    v.extend(stdout.iter());
+                    v
+                }
+                ProbeCheck::Prometheus { url, query, .. } => vec![url, query],
+            };
+            for n in nodes {
+                self.template(Some(n), &ctx);
+            }
+        }
+        self.items(&play.pre_tasks);
+        for r in &play.roles {
+            self.role(r, false);
+        }
+        self.items(&play.tasks);
+        self.items(&play.post_tasks);
+        for h in play.all_handlers() {
+            self.task(&h.task);
+        }
+        self.items(&play.rollback);
+    }
+
+    /// A role's tasks; `scoped` for include_role/import_role, whose variables apply only inside.
+    fn role(&mut self, r: &'a RoleRef, scoped: bool) {
+        let pushed = scoped;
+        if pushed {
+            self.role_stack.push(r);
+        }
+        for (_, n) in r.role.defaults.iter().chain(&r.role.vars) {
+            self.syntax_one(n);
+        }
+        if self.enter(&r.keywords) {
+            for d in &r.role.dependencies {
+                self.role(d, scoped);
+            }
+            self.items(&r.role.tasks);
+            self.leave(&r.keywords);
+        }
+        if pushed {
+            self.role_stack.pop();
+        }
+    }
+
+    fn items(&mut self, items: &'a [TaskItem]) {
+        for it in items {
+            match it {
+                TaskItem::Task(t) => self.task(t),
+                TaskItem::Block(b) => {
+                    let ctx = self.ctx(&[], None);
+                    self.template(b.name.as_ref(), &ctx);
+                    if self.enter(&b.keywords) {
+                        self.items(&b.block);
+                        self.items(&b.rescue);
+                        self.items(&b.always);
+                        self.leave(&b.keywords);
+                    }
+                }
+                TaskItem::ImportTasks(i) => {
+                    if self.enter(&i.keywords) {
+                        self.items(&i.tasks);
+                        self.leave(&i.keywords);
+                    }
+                }
+                TaskItem::ImportRole(r) => self.role(r, true),
+            }
+        }
+    }
+
+    /// Enters a block/import/role scope: checks its keywords, pushes its vars, and says
+    /// whether its `when:` can be true for this host.
+    fn enter(&mut self, k: &'a Keywords) -> bool {
+        self.syntax_only(&k.vars);
+        self.scope_vars
+            .extend(k.vars.iter().map(|(n, v)| (n.clone(), v.to_json())));
+        let ctx = self.ctx(&[], None);
+        self.keyword_templates(k, &ctx);
+        let ok = self.conditions(&k.when, &ctx);
+        if !ok {
+            self.leave(k);
+        }
+        ok
+    }
+
+    fn leave(&mut self, k: &Keywords) {
+        let n = self.scope_vars.len().saturating_sub(k.vars.len());
+        self.scope_vars.truncate(n);
+    }
+
+    fn task(&mut self, t: &'a Task) {
+        let own_loop = loop_vars(t);
+        self.syntax_only(&t.keywords.vars);
+        let ctx = self.ctx(&t.keywords.vars, Some(&own_loop));
+        if !self.conditions(&t.keywords.when, &ctx) {
+            return;
+        }
+        self.template(t.name.as_ref(), &ctx);
+        if let Some(l) = &t.loop_over {
+            // The list itself is rendered without the loop variable it defines.
+            let outer = self.ctx(&t.keywords.vars, None);
+            self.template(Some(&l.items), &outer);
+        }
+        if let Some(lc) = &t.loop_control {
+            self.template(lc.label.as_ref(), &ctx);
+        }
+        self.keyword_templates(&t.keywords, &ctx);
+        for n in t.notify.iter() {
+            let _ = n;
+        }
+        self.args(t, &ctx);
+        for e in t.changed_when.iter().chain(&t.failed_when).chain(&t.until) {
+            self.expression(e, &ctx);
+        }
+        match &t.included {
+            Some(Included::Tasks { tasks, .. }) => {
+                let saved = self.scope_vars.len();
+                self.scope_vars.extend(
+                    t.keywords
+                        .vars
+                        .iter()
+                        .map(|(n, v)| (n.clone(), v.to_json())),
+                );
+                let before = self.loop_names.len();
+                self.loop_names.extend(own_loop);
+                self.items(tasks);
+                self.loop_names.truncate(before);
+                self.scope_vars.truncate(saved);
+            }
+            Some(Included::Role(r)) => {
+                let saved = self.scope_vars.len();
+                self.scope_vars.extend(
+                    t.keywords
+                        .vars
+                        .iter()
+                        .map(|(n, v)| (n.clone(), v.to_json())),
+                );
+                self.role(r, true);
+                self.scope_vars.truncate(saved);
+            }
+            _ => {}
+        }
+    }
+
+    fn args(&mut self, t: &Task, ctx: &Value) {
+        let module = t.action.module.as_str();
+        for (name, node) in &t.action.args {
+            let bare = matches!(
+                (module, name.as_str()),
+                ("assert", "that") | ("debug", "var")
+            );
+            if bare {
+                match &node.kind {
+                    Kind::Seq(items) => items.iter().for_each(|n| self.expression(n, ctx)),
+                    _ => self.expression(node, ctx),
+                }
+            } else {
+                self.template(Some(node), ctx);
+            }
+        }
+        self.template(t.action.free_form.as_ref(), ctx);
+        if module == "template"
+            && let Some(src) = &t.action.local_src
+        {
+            self.template_file(src, ctx);
+        }
+    }
+
+    /// The contents of a `template:` source file.
+    fn template_file(&mut self, path: &Path, ctx: &Value) {
+        let file: Arc<str> = Arc::from(path.display().to_string());
+        match crate::yaml::read_text(path, &file, 16 * 1024 * 1024) {
+            Ok(text) => self.report(template::check_render(
+                self.env,
+                &text,
+                ctx,
+                &Loc::file_start(file),
+            )),
+            Err(d) => self.errors.push(d),
+        }
+    }
+
+    fn keyword_templates(&mut self, k: &Keywords, ctx: &Value) {
+        for n in [
+            &k.environment,
+            &k.become_user,
+            &k.become_method,
+            &k.remote_user,
+            &k.delegate_to,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.template(Some(n), ctx);
+        }
+        for v in [
+            &k.r#become,
+            &k.no_log,
+            &k.ignore_errors,
+            &k.ignore_unreachable,
+            &k.check_mode,
+            &k.diff,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Val::Template(n) = v {
+                self.template(Some(n), ctx);
+            }
+        }
+    }
+
+    /// Evaluates `when:` conditions; false when one is false (the task is not rendered for
+    /// this host, as in Ansible). An error is reported and also stops the walk there.
+    fn conditions(&mut self, when: &[Node], ctx: &Value) -> bool {
+        for w in when {
+            match &w.kind {
+                Kind::Bool(false) => return false,
+                Kind::Str { value, .. } => match template::check_expr(self.env, value, ctx, &w.loc)
+                {
+                    Ok(v) => {
+                        if !v.is_true() {
+                            return false;
+                        }
+                    }
+                    Err((kind, d)) => {
+                        if reportable(kind) {
+                            self.errors.push(d);
+                        }
+                        return false;
+                    }
+                },
+                _ => {}
+            }
+        }
+        true
+    }
+
+    fn expression(&mut self, n: &Node, ctx: &Value) {
+        if let Some(s) = n.as_str() {
+            let r = template::check_expr(self.env, s, ctx, &n.loc).map(|_| ());
+            self.report(r);
+        }
+    }
+
+    /// Every templated string inside `node`.
+    fn template(&mut self, node: Option<&Node>, ctx: &Value) {
+        let Some(node) = node else { return };
+        match &node.kind {
+            Kind::Str { value, .. }
+                if template::has_template(value) && node.tag.as_deref() != Some("unsafe") =>
+            {
+                let r = template::check_render(self.env, value, ctx, &node.loc);
+                self.report(r);
+            }
+            Kind::Seq(items) => items.iter().for_each(|n| self.template(Some(n), ctx)),
+            Kind::Map(entries) => {
+                for (k, v) in entries {
+                    self.template(Some(k), ctx);
+                    self.template(Some(v), ctx);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Variable definitions are rendered lazily, when used; here only their syntax is checked.
+    fn syntax_only(&mut self, vars: &[(String, Node)]) {
+        for (_, n) in vars {
+            self.syntax_one(n);
+        }
+    }
+
+    fn syntax_one(&mut self, n: &Node) {
+        match &n.kind {
+            Kind::Str { value, .. } if template::has_template(value) => {
+                if let Err(d) = template::referenced_vars(self.env, value, &n.loc) {
+                    self.errors.push(d);
+                }
+            }
+            Kind::Seq(items) => items.iter().for_each(|i| self.syntax_one(i)),
+            Kind::Map(entries) => entries.iter().for_each(|(_, v)| self.syntax_one(v)),
+            _ => {}
+        }
+    }
+
+    fn report(&mut self, r: Result<(), (ErrorKind, Diagnostic)>) {
+        if let Err((kind, d)) = r
+            && reportable(kind)
+        {
+            self.errors.push(d);
+        }
+    }
+
+    /// The context at this point: the host's base layers, then role-scoped and block/task
+    /// vars, then stand-ins for run-time names and loop variables.
+    fn ctx(&self, task_vars: &[(String, Node)], own_loop: Option<&Vec<String>>) -> Value {
+        let mut layers: Vec<template::Layer> = (*self.base).clone();
+        for r in &self.role_stack {
+            let mut s = VarStack::new();
+            role_vars(r, &mut s);
+            for (i, l) in s.layers().into_iter().enumerate() {
+                layers[i].extend(l);
+            }
+        }
+        let task_tier = &mut layers[Tier::Task as usize];
+        for (k, v) in &self.scope_vars {
+            task_tier.insert(k.clone(), VarValue::Template(v.clone()));
+        }
+        for (k, n) in task_vars {
+            task_tier.insert(k.clone(), VarValue::Template(n.to_json()));
+        }
+        let role_path = self
+            .role_stack
+            .last()
+            .map(|r| r.role.path.display().to_string());
+        let lazy = LazyVars::new(layers, Arc::clone(self.env));
+        let mut extra: Vec<(String, Value)> = vec![("hostvars".into(), self.hostvars.clone())];
+        if let Some(p) = role_path {
+            extra.push(("role_path".into(), Value::from(p)));
+        }
+        for name in self
+            .runtime
+            .iter()
+            .chain(&self.loop_names)
+            .chain(own_loop.into_iter().flatten())
+        {
+            if !lazy.contains(name) {
+                extra.push((name.clone(), unknown()));
+            }
+        }
+        for name in ["ansible_facts", "ansible_local"] {
+            extra.push((name.into(), unknown()));
+        }
+        lazy.with_values(extra).to_value()
+    }
+}
