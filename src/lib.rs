@@ -18,5 +18,6 @@ pub mod plan;
 pub mod playbook;
 pub mod report;
 pub mod template;
+pub mod transport;
 pub mod vars;
 pub mod yaml;
