@@ -18,6 +18,7 @@ pub mod plan;
 pub mod playbook;
 pub mod report;
 pub mod template;
+pub mod transport;
 pub mod validate;
 pub mod vars;
 pub mod yaml;

@@ -1,0 +1,1430 @@
+//! The command builder: the only place in rdeploy where a shell string is built.
+//!
+//! Modules describe what to run as [`Cmd`] values made of trusted shell syntax written by our own
+//! code ([`Cmd::raw`], [`Cmd::op`]), arguments that are always POSIX-single-quoted ([`Cmd::arg`];
+//! every value that came from a playbook goes through it) and secrets ([`Cmd::secret`], quoted in
+//! the real line, `********` in [`Cmd::display`]), plus settings (`chdir`, environment, stdin,
+//! `become`, timeout). This file owns quoting, the `sh -c` / `sudo` / `su` wrapping, secret
+//! masking, batching of read-only checks into one round trip ([`Cmd::batch`]) and the small
+//! library of file helpers modules build on ([`stat_cmd`], [`ln_sf_atomic`], ...). It must not run
+//! anything, do I/O or know about a particular transport; a `format!` that makes a shell line
+//! anywhere else in the crate is a bug.
+//!
+//! Target shell: plain POSIX `sh` (dash on Debian) with GNU coreutils. Never a login shell, no
+//! bash-isms. Where a helper relies on a GNU option the comment says so and names the BusyBox/BSD
+//! difference.
+
+use std::borrow::Cow;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::{Output, Truncated};
+
+/// What is shown in place of a secret by [`Cmd::display`].
+pub const MASK: &str = "********";
+
+/// A command that cannot be turned into a shell line or argv. Never echoes the offending value
+/// (it may be a secret); it names where the problem is.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CmdError {
+    /// A NUL byte cannot be passed in argv or in a shell string; we refuse rather than truncate.
+    #[error("{what} contains a NUL byte, which cannot be passed to a command")]
+    NulByte {
+        /// Where: "argument 2", "a secret", "chdir", "environment variable FOO", ...
+        what: String,
+    },
+    /// An environment variable name that is not `[A-Za-z_][A-Za-z0-9_]*`.
+    #[error(
+        "invalid environment variable name {0:?}: expected letters, digits and '_', not starting with a digit"
+    )]
+    InvalidEnvName(String),
+    /// A `become` user that is empty, starts with `-` or contains whitespace/control characters.
+    #[error("invalid become user {0:?}")]
+    InvalidBecomeUser(String),
+    /// A command with no parts at all.
+    #[error("empty command")]
+    Empty,
+    /// A sub-command (in [`Cmd::batch`] or [`Cmd::and`] and friends) carries a setting that only
+    /// the outermost command can have.
+    #[error("sub-command {index} sets {setting}, which only the outermost command can carry")]
+    NotNestable {
+        /// Position of the sub-command (0-based).
+        index: usize,
+        /// "stdin", "become" or "timeout".
+        setting: &'static str,
+    },
+}
+
+/// POSIX-single-quote `s` exactly like Python's `shlex.quote` (so the `quote` template filter and
+/// this builder agree): the empty string becomes `''`, a string made only of
+/// `[A-Za-z0-9_@%+=:,./-]` is returned as is, anything else is wrapped in single quotes with each
+/// `'` written as `'"'"'`.
+///
+/// Errors with [`CmdError::NulByte`] if `s` contains a NUL byte, which no shell word can carry.
+pub fn quote(s: &str) -> Result<String, CmdError> {
+    if s.contains('\0') {
+        return Err(CmdError::NulByte {
+            what: "the quoted string".into(),
+        });
+    }
+    if s.is_empty() {
+        return Ok("''".into());
+    }
+    if s.bytes().all(is_shlex_safe) {
+        return Ok(s.to_string());
+    }
+    Ok(single_quote(s))
+}
+
+fn is_shlex_safe(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(&b)
+}
+
+/// Always single-quote, even a "safe" word: an argument must never become an assignment
+/// (`A=b` as first word), a keyword (`if`) or be tilde-expanded. NUL bytes are not checked here.
+fn single_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        if c == '\'' {
+            out.push_str("'\"'\"'");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// How a command switches user on the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BecomeMethod {
+    /// `sudo -n -u USER -- sh -c SCRIPT`: non-interactive; fails fast ("a password is required")
+    /// instead of hanging when sudo wants a password.
+    Sudo,
+    /// `su -s /bin/sh USER -c SCRIPT`, fed its password on stdin when one is given.
+    Su,
+}
+
+/// Run the command as another user (Ansible's `become`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Become {
+    /// Target user name.
+    pub user: String,
+    /// sudo or su.
+    pub method: BecomeMethod,
+    /// Only used by [`BecomeMethod::Su`]: written as the first line of stdin. Beware that su run
+    /// by root does not ask, and the line then reaches the command's stdin instead.
+    pub password: Option<String>,
+}
+
+impl Become {
+    /// `sudo -n -u USER`.
+    pub fn sudo(user: impl Into<String>) -> Become {
+        Become {
+            user: user.into(),
+            method: BecomeMethod::Sudo,
+            password: None,
+        }
+    }
+
+    /// `su -s /bin/sh USER`, with an optional password fed on stdin.
+    pub fn su(user: impl Into<String>, password: Option<String>) -> Become {
+        Become {
+            user: user.into(),
+            method: BecomeMethod::Su,
+            password,
+        }
+    }
+
+    fn validated_user(&self) -> Result<&str, CmdError> {
+        let u = self.user.as_str();
+        if u.is_empty()
+            || u.starts_with('-')
+            || u.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(CmdError::InvalidBecomeUser(u.to_string()));
+        }
+        Ok(u)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Part {
+    /// Trusted shell syntax from our own code, inserted verbatim.
+    Raw(Cow<'static, str>),
+    /// A value: always single-quoted.
+    Arg(String),
+    /// A value: single-quoted in the real line, masked in `display`.
+    Secret(String),
+    /// A whole command, run in a subshell `( ... )`.
+    Sub(Box<Cmd>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct EnvVar {
+    name: String,
+    value: String,
+    secret: bool,
+}
+
+/// A command to run on a host, built from parts so that quoting, masking and wrapping happen in
+/// one place. Parts are joined with single spaces.
+///
+/// ```
+/// use rdeploy::transport::cmd::Cmd;
+/// let c = Cmd::raw("test -e").arg("/etc/my app.conf");
+/// assert_eq!(c.to_shell().unwrap(), "test -e '/etc/my app.conf'");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cmd {
+    parts: Vec<Part>,
+    chdir: Option<String>,
+    env: Vec<EnvVar>,
+    stdin: Option<Vec<u8>>,
+    become_: Option<Become>,
+    timeout: Option<Duration>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The line actually run: every check applies, secrets are in it.
+    Real,
+    /// For humans: never fails, secrets masked.
+    Display,
+}
+
+impl Cmd {
+    /// Start a command with trusted shell syntax written by our own code (a program name, an
+    /// operator, a fixed script). `'static` on purpose: a value computed at run time (anything
+    /// from a playbook) cannot end up here by accident; use [`Cmd::arg`] for those.
+    pub fn raw(syntax: &'static str) -> Cmd {
+        Cmd {
+            parts: vec![Part::Raw(Cow::Borrowed(syntax))],
+            ..Cmd::default()
+        }
+    }
+
+    /// A command whose every word is a quoted value: `argv[0]` is looked up in `PATH`, no shell
+    /// syntax is interpreted (the `command` module).
+    pub fn argv<I, S>(words: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Cmd::default().args(words)
+    }
+
+    /// A shell script written by the playbook's author and run as written (the `shell` module,
+    /// probe `command:` lines). This is the one sanctioned way for playbook text to be shell
+    /// syntax; nothing else may use it.
+    pub fn user_script(script: impl Into<String>) -> Cmd {
+        Cmd {
+            parts: vec![Part::Raw(Cow::Owned(script.into()))],
+            ..Cmd::default()
+        }
+    }
+
+    /// Append trusted shell syntax (an operator such as `&&` or `|`, a redirection, a keyword).
+    pub fn op(mut self, syntax: &'static str) -> Cmd {
+        self.parts.push(Part::Raw(Cow::Borrowed(syntax)));
+        self
+    }
+
+    /// Append a value, always single-quoted.
+    pub fn arg(mut self, value: impl Into<String>) -> Cmd {
+        self.parts.push(Part::Arg(value.into()));
+        self
+    }
+
+    /// Append several values, each single-quoted.
+    pub fn args<I, S>(mut self, values: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.parts
+            .extend(values.into_iter().map(|v| Part::Arg(v.into())));
+        self
+    }
+
+    /// Append a secret: quoted in the real line, shown as `********` by [`Cmd::display`]. Prefer
+    /// [`Cmd::stdin`] for secrets: argv is visible to other users of the host through `ps`.
+    pub fn secret(mut self, value: impl Into<String>) -> Cmd {
+        self.parts.push(Part::Secret(value.into()));
+        self
+    }
+
+    /// `self && other` (`other` runs in a subshell so its `chdir`/`env` stay its own).
+    pub fn and(self, other: Cmd) -> Cmd {
+        self.op("&&").sub(other)
+    }
+
+    /// `self || other`.
+    pub fn or(self, other: Cmd) -> Cmd {
+        self.op("||").sub(other)
+    }
+
+    /// `self; other`.
+    pub fn then(self, other: Cmd) -> Cmd {
+        self.op(";").sub(other)
+    }
+
+    /// `self | other`.
+    pub fn pipe(self, other: Cmd) -> Cmd {
+        self.op("|").sub(other)
+    }
+
+    /// `! self`: inverts the exit status.
+    pub fn negate(self) -> Cmd {
+        Cmd::raw("!").sub(self)
+    }
+
+    fn sub(mut self, other: Cmd) -> Cmd {
+        self.parts.push(Part::Sub(Box::new(other)));
+        self
+    }
+
+    /// Run in this directory (`cd -- DIR || exit 1` before the command).
+    pub fn chdir(mut self, dir: impl Into<String>) -> Cmd {
+        self.chdir = Some(dir.into());
+        self
+    }
+
+    /// Export an environment variable for the command (the name is validated when the line is
+    /// built: `[A-Za-z_][A-Za-z0-9_]*`).
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Cmd {
+        self.env.push(EnvVar {
+            name: name.into(),
+            value: value.into(),
+            secret: false,
+        });
+        self
+    }
+
+    /// Export an environment variable whose value is masked in [`Cmd::display`].
+    pub fn env_secret(mut self, name: impl Into<String>, value: impl Into<String>) -> Cmd {
+        self.env.push(EnvVar {
+            name: name.into(),
+            value: value.into(),
+            secret: true,
+        });
+        self
+    }
+
+    /// Bytes written to the command's stdin (then closed). The way to hand over secrets and file
+    /// contents: never argv.
+    pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Cmd {
+        self.stdin = Some(data.into());
+        self
+    }
+
+    /// Run as another user.
+    pub fn with_become(mut self, become_: Become) -> Cmd {
+        self.become_ = Some(become_);
+        self
+    }
+
+    /// Wall-clock limit for this command; the transport kills the command's whole process group
+    /// when it is exceeded.
+    pub fn timeout(mut self, after: Duration) -> Cmd {
+        self.timeout = Some(after);
+        self
+    }
+
+    /// The per-command timeout, if any.
+    pub fn get_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// The `become` setting, if any.
+    pub fn get_become(&self) -> Option<&Become> {
+        self.become_.as_ref()
+    }
+
+    /// What the transport writes to the command's stdin: the `su` password line (if any)
+    /// followed by [`Cmd::stdin`]'s bytes. `None` means stdin is `/dev/null`.
+    pub fn stdin_bytes(&self) -> Option<Vec<u8>> {
+        let password = self
+            .become_
+            .as_ref()
+            .filter(|b| b.method == BecomeMethod::Su)
+            .and_then(|b| b.password.as_deref());
+        match (password, &self.stdin) {
+            (None, None) => None,
+            (None, Some(data)) => Some(data.clone()),
+            (Some(pw), data) => {
+                let mut bytes = Vec::with_capacity(pw.len() + 1);
+                bytes.extend_from_slice(pw.as_bytes());
+                bytes.push(b'\n');
+                if let Some(data) = data {
+                    bytes.extend_from_slice(data);
+                }
+                Some(bytes)
+            }
+        }
+    }
+
+    /// The full script run by `sh -c`: `cd`, environment exports, then the command.
+    pub fn to_shell(&self) -> Result<String, CmdError> {
+        let mut out = String::new();
+        self.render(Mode::Real, &mut out)?;
+        Ok(out)
+    }
+
+    /// The script with secrets masked, for logs, errors and the journal. Never fails (a NUL byte
+    /// is shown as `\0`); prefixed by `[become USER via sudo|su] ` when the command switches user.
+    /// Stdin contents are never shown.
+    pub fn display(&self) -> String {
+        let mut out = String::new();
+        if let Some(b) = &self.become_ {
+            let how = match b.method {
+                BecomeMethod::Sudo => "sudo",
+                BecomeMethod::Su => "su",
+            };
+            out.push_str("[become ");
+            out.push_str(&b.user);
+            out.push_str(" via ");
+            out.push_str(how);
+            out.push_str("] ");
+        }
+        // Display mode never returns an error.
+        let _ = self.render(Mode::Display, &mut out);
+        out
+    }
+
+    /// The argv actually executed: `["sh", "-c", script]`; with become,
+    /// `["sudo", "-n", "-u", USER, "--", "sh", "-c", script]` or
+    /// `["su", "-s", "/bin/sh", USER, "-c", script]`. Always `sh -c`, never a login shell.
+    pub fn wrap(&self) -> Result<Vec<String>, CmdError> {
+        let script = self.to_shell()?;
+        let mut argv: Vec<String> = Vec::with_capacity(8);
+        match &self.become_ {
+            None => {}
+            Some(b) => {
+                let user = b.validated_user()?.to_string();
+                match b.method {
+                    BecomeMethod::Sudo => {
+                        argv.extend(["sudo", "-n", "-u"].map(String::from));
+                        argv.push(user);
+                        argv.push("--".into());
+                    }
+                    BecomeMethod::Su => {
+                        argv.extend(["su", "-s", "/bin/sh"].map(String::from));
+                        argv.push(user);
+                        argv.push("-c".into());
+                        argv.push(script);
+                        return Ok(argv);
+                    }
+                }
+            }
+        }
+        argv.extend(["sh", "-c"].map(String::from));
+        argv.push(script);
+        Ok(argv)
+    }
+
+    /// [`Cmd::wrap`] as one line for transports that take a command string (SSH `exec`, run by
+    /// the remote user's shell): each word quoted with [`quote`].
+    pub fn wrap_line(&self) -> Result<String, CmdError> {
+        let argv = self.wrap()?;
+        let mut words = Vec::with_capacity(argv.len());
+        for w in &argv {
+            words.push(quote(w)?);
+        }
+        Ok(words.join(" "))
+    }
+
+    fn render(&self, mode: Mode, out: &mut String) -> Result<(), CmdError> {
+        if self.parts.is_empty() && mode == Mode::Real {
+            return Err(CmdError::Empty);
+        }
+        if let Some(dir) = &self.chdir {
+            out.push_str("cd -- ");
+            push_quoted(out, dir, mode, || "chdir".into())?;
+            out.push_str(" || exit 1\n");
+        }
+        for var in &self.env {
+            if mode == Mode::Real && !valid_env_name(&var.name) {
+                return Err(CmdError::InvalidEnvName(var.name.clone()));
+            }
+            out.push_str("export ");
+            out.push_str(&var.name);
+            out.push('=');
+            if var.secret && mode == Mode::Display {
+                out.push_str(MASK);
+            } else {
+                push_quoted(out, &var.value, mode, || {
+                    format!("environment variable {}", var.name)
+                })?;
+            }
+            out.push('\n');
+        }
+        let mut arg_no = 0usize;
+        let mut sub_no = 0usize;
+        for (i, part) in self.parts.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            match part {
+                Part::Raw(s) => {
+                    if s.contains('\0') && mode == Mode::Real {
+                        return Err(CmdError::NulByte {
+                            what: "the script".into(),
+                        });
+                    }
+                    out.push_str(s);
+                }
+                Part::Arg(v) => {
+                    arg_no += 1;
+                    push_quoted(out, v, mode, || format!("argument {arg_no}"))?;
+                }
+                Part::Secret(v) => {
+                    if mode == Mode::Display {
+                        out.push_str(MASK);
+                    } else {
+                        push_quoted(out, v, mode, || "a secret".into())?;
+                    }
+                }
+                Part::Sub(c) => {
+                    if mode == Mode::Real {
+                        c.check_nestable(sub_no)?;
+                    }
+                    sub_no += 1;
+                    out.push_str("( ");
+                    c.render(mode, out)?;
+                    out.push_str("\n)");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_nestable(&self, index: usize) -> Result<(), CmdError> {
+        let setting = if self.stdin.is_some() {
+            "stdin"
+        } else if self.become_.is_some() {
+            "become"
+        } else if self.timeout.is_some() {
+            "timeout"
+        } else {
+            return Ok(());
+        };
+        Err(CmdError::NotNestable { index, setting })
+    }
+}
+
+fn push_quoted(
+    out: &mut String,
+    value: &str,
+    mode: Mode,
+    what: impl FnOnce() -> String,
+) -> Result<(), CmdError> {
+    if value.contains('\0') {
+        if mode == Mode::Real {
+            return Err(CmdError::NulByte { what: what() });
+        }
+        out.push_str(&single_quote(&value.replace('\0', "\\0")));
+        return Ok(());
+    }
+    out.push_str(&single_quote(value));
+    Ok(())
+}
+
+fn valid_env_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    match bytes.next() {
+        Some(b) if b.is_ascii_alphabetic() || b == b'_' => {}
+        _ => return false,
+    }
+    bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// A random-enough token (128 bits) for batch delimiters and temporary names. Not a secret: the
+/// batch framing is length-prefixed, the nonce only guards against desynchronisation.
+fn nonce() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut words = [0u64; 2];
+    for (i, w) in words.iter_mut().enumerate() {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        h.write_usize(i);
+        h.write_u32(std::process::id());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        h.write_u128(now);
+        *w = h.finish();
+    }
+    format!("{:016x}{:016x}", words[0], words[1])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batching
+// ---------------------------------------------------------------------------------------------
+
+/// Default number of bytes kept from the start and from the end of each sub-command's stdout and
+/// stderr in a batch (so at most 64 KiB per stream): batches are for small read-only checks.
+pub const BATCH_KEEP_DEFAULT: u64 = 32 * 1024;
+
+/// The batch runner, run by `sh -c` after `set -- NONCE KEEP`. Each sub-command runs as
+/// `sh -c SCRIPT` (so a syntax error or `exit` in one cannot affect the others), stdin from
+/// /dev/null, stdout and stderr into files in a private temporary directory. Then a header line
+/// `RDEPLOY-BATCH NONCE INDEX STATUS OUT_LEN OUT_DROPPED ERR_LEN ERR_DROPPED` is printed, followed
+/// by exactly OUT_LEN bytes of stdout and ERR_LEN bytes of stderr. The parser walks those lengths,
+/// so whatever a sub-command prints (including fake headers) can never be taken for a boundary.
+/// A stream longer than 2*KEEP keeps its first and last KEEP bytes and reports the rest dropped.
+/// Exit 125 means the runner itself failed (mktemp, disk full). GNU/BusyBox `head -c`/`tail -c`
+/// and `mktemp -d` are needed (not in POSIX, but in every coreutils we target).
+const BATCH_PRELUDE: &str = r#"
+n_=$1 c_=$2
+d_=$(mktemp -d "${TMPDIR:-/tmp}/rdeploy-batch.XXXXXXXXXX") || exit 125
+trap 'rm -rf -- "$d_"' EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+cap_() {
+  z_=$(wc -c < "$1") || exit 125
+  z_=$((z_))
+  if [ "$z_" -gt "$((2 * c_))" ]; then
+    { head -c "$c_" -- "$1" && tail -c "$c_" -- "$1"; } > "$1.k" || exit 125
+    k_=$((2 * c_)) x_=$((z_ - 2 * c_))
+  else
+    mv -f -- "$1" "$1.k" || exit 125
+    k_=$z_ x_=0
+  fi
+}
+run_() {
+  sh -c "$2" < /dev/null > "$d_/o" 2> "$d_/e"
+  s_=$?
+  cap_ "$d_/o"
+  ok_=$k_ ox_=$x_
+  cap_ "$d_/e"
+  printf 'RDEPLOY-BATCH %s %s %s %s %s %s %s\n' "$n_" "$1" "$s_" "$ok_" "$ox_" "$k_" "$x_"
+  cat -- "$d_/o.k" "$d_/e.k" || exit 125
+  rm -f -- "$d_/o" "$d_/e" "$d_/o.k" "$d_/e.k"
+}"#;
+
+/// Several read-only commands run in one round trip; see [`Cmd::batch`].
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// The command to execute (set a timeout or `become` on it as for any command).
+    pub cmd: Cmd,
+    nonce: String,
+    count: usize,
+}
+
+/// A batch's output could not be split back into its sub-commands' outputs.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    /// The transport dropped bytes from the middle of the batch's stdout: raise the transport's
+    /// output limits or lower the batch's per-stream keep.
+    #[error("batch output was truncated by the transport ({dropped} bytes dropped)")]
+    Truncated {
+        /// Bytes the transport dropped.
+        dropped: u64,
+    },
+    /// The runner stopped early or its output is not what it prints.
+    #[error(
+        "batch output incomplete after {parsed} of {expected} commands ({reason}); exit status {status}; stderr: {stderr}"
+    )]
+    Incomplete {
+        /// Sub-commands successfully parsed.
+        parsed: usize,
+        /// Sub-commands in the batch.
+        expected: usize,
+        /// What was wrong.
+        reason: String,
+        /// Exit status of the whole batch.
+        status: i32,
+        /// Start of the batch's own stderr.
+        stderr: String,
+    },
+}
+
+impl Cmd {
+    /// One script that runs each of `cmds` in order and reports each one's exit status, stdout
+    /// and stderr separately (length-prefixed framing with a per-batch nonce). Meant for
+    /// read-only checks: sub-commands get `/dev/null` as stdin and may not carry stdin, become or
+    /// a timeout of their own (set those on [`Batch::cmd`]). Each stream keeps at most
+    /// [`BATCH_KEEP_DEFAULT`] bytes from its start and from its end.
+    pub fn batch(cmds: &[Cmd]) -> Result<Batch, CmdError> {
+        Cmd::batch_keeping(cmds, BATCH_KEEP_DEFAULT)
+    }
+
+    /// [`Cmd::batch`] keeping `keep` bytes from the start and `keep` from the end of each
+    /// sub-command's stream.
+    pub fn batch_keeping(cmds: &[Cmd], keep: u64) -> Result<Batch, CmdError> {
+        let nonce = nonce();
+        let mut cmd = Cmd::raw("set --")
+            .arg(nonce.clone())
+            .arg(keep.to_string())
+            .op(BATCH_PRELUDE);
+        for (i, sub) in cmds.iter().enumerate() {
+            sub.check_nestable(i)?;
+            cmd = cmd.op("\nrun_").arg(i.to_string()).arg(sub.to_shell()?);
+        }
+        cmd = cmd
+            .op("\nprintf 'RDEPLOY-BATCH-END %s %s\\n' \"$n_\"")
+            .arg(cmds.len().to_string());
+        Ok(Batch {
+            cmd,
+            nonce,
+            count: cmds.len(),
+        })
+    }
+}
+
+impl Batch {
+    /// Number of sub-commands.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the batch has no sub-commands.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Split the batch's output back into one [`Output`] per sub-command, in order. Text before
+    /// the first header (e.g. from a chatty shell start-up file) is skipped.
+    pub fn parse(&self, out: &Output) -> Result<Vec<Output>, BatchError> {
+        if out.truncated.stdout > 0 {
+            return Err(BatchError::Truncated {
+                dropped: out.truncated.stdout,
+            });
+        }
+        let data = out.stdout.as_slice();
+        let mut results = Vec::with_capacity(self.count);
+        let incomplete = |parsed: usize, reason: String| BatchError::Incomplete {
+            parsed,
+            expected: self.count,
+            reason,
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr[..out.stderr.len().min(500)]).into_owned(),
+        };
+        let first = if self.count == 0 {
+            format!("RDEPLOY-BATCH-END {} ", self.nonce)
+        } else {
+            format!("RDEPLOY-BATCH {} 0 ", self.nonce)
+        };
+        let Some(mut pos) = find(data, first.as_bytes()) else {
+            return Err(incomplete(0, "no header found".into()));
+        };
+        if pos > 0 {
+            tracing::debug!(
+                skipped = pos,
+                "batch: skipping output before the first header"
+            );
+        }
+        for i in 0..self.count {
+            let (line, next) =
+                header_line(data, pos).ok_or_else(|| incomplete(i, format!("no header {i}")))?;
+            let fields: Vec<&str> = line.split(' ').collect();
+            let nums = match fields.as_slice() {
+                ["RDEPLOY-BATCH", n, idx, rest @ ..]
+                    if *n == self.nonce && *idx == i.to_string() && rest.len() == 5 =>
+                {
+                    rest.iter()
+                        .map(|f| f.parse::<u64>())
+                        .collect::<Result<Vec<u64>, _>>()
+                        .map_err(|_| incomplete(i, format!("bad header {i}: {line:?}")))?
+                }
+                _ => return Err(incomplete(i, format!("bad header {i}: {line:?}"))),
+            };
+            let [status, out_len, out_dropped, err_len, err_dropped] = nums[..] else {
+                return Err(incomplete(i, format!("bad header {i}")));
+            };
+            let status = i32::try_from(status)
+                .map_err(|_| incomplete(i, format!("bad status in header {i}")))?;
+            let out_end = usize::try_from(out_len)
+                .ok()
+                .and_then(|l| next.checked_add(l))
+                .filter(|&e| e <= data.len())
+                .ok_or_else(|| incomplete(i, format!("stdout of command {i} is cut short")))?;
+            let err_end = usize::try_from(err_len)
+                .ok()
+                .and_then(|l| out_end.checked_add(l))
+                .filter(|&e| e <= data.len())
+                .ok_or_else(|| incomplete(i, format!("stderr of command {i} is cut short")))?;
+            results.push(Output {
+                status,
+                stdout: data[next..out_end].to_vec(),
+                stderr: data[out_end..err_end].to_vec(),
+                truncated: Truncated {
+                    stdout: out_dropped,
+                    stderr: err_dropped,
+                },
+            });
+            pos = err_end;
+        }
+        let end = format!("RDEPLOY-BATCH-END {} {}", self.nonce, self.count);
+        match header_line(data, pos) {
+            Some((line, rest)) if line == end => {
+                if rest < data.len() {
+                    tracing::debug!(
+                        extra = data.len() - rest,
+                        "batch: ignoring output after the end marker"
+                    );
+                }
+                Ok(results)
+            }
+            _ => Err(incomplete(self.count, "no end marker".into())),
+        }
+    }
+}
+
+/// The line starting at `pos` (without its `\n`) and the position after it; headers are short.
+fn header_line(data: &[u8], pos: usize) -> Option<(&str, usize)> {
+    let rest = data.get(pos..)?;
+    let window = &rest[..rest.len().min(256)];
+    let nl = window.iter().position(|&b| b == b'\n')?;
+    let line = std::str::from_utf8(&window[..nl]).ok()?;
+    Some((line, pos + nl + 1))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || needle.len() > haystack.len() {
+        return None;
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helper library for modules
+// ---------------------------------------------------------------------------------------------
+
+/// What kind of thing is at a path (`lstat`: a symlink is reported as a link, not followed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathKind {
+    /// Nothing there.
+    Absent,
+    /// A regular file.
+    File,
+    /// A directory.
+    Directory,
+    /// A symbolic link, with its target as stored (non-UTF-8 bytes replaced).
+    Link {
+        /// The link's target, as `readlink` prints it.
+        target: String,
+    },
+    /// A FIFO, socket or device.
+    Other,
+}
+
+/// A path's state on the host, as reported by [`stat_cmd`] and parsed by [`parse_stat`]. For
+/// [`PathKind::Absent`] every other field is zero/empty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathState {
+    /// File type.
+    pub kind: PathKind,
+    /// Permission bits including setuid/setgid/sticky (e.g. `0o1777`).
+    pub mode: u32,
+    /// Numeric owner.
+    pub uid: u32,
+    /// Numeric group.
+    pub gid: u32,
+    /// Owner name (`UNKNOWN` when the uid has no name).
+    pub owner: String,
+    /// Group name (`UNKNOWN` when the gid has no name).
+    pub group: String,
+    /// Size in bytes (of the link itself for a link).
+    pub size: u64,
+    /// sha256 of a regular file's content, lowercase hex; `None` for other kinds or when the
+    /// file could not be read.
+    pub sha256: Option<String>,
+}
+
+impl PathState {
+    /// Whether anything (even a dangling link) is at the path.
+    pub fn exists(&self) -> bool {
+        self.kind != PathKind::Absent
+    }
+
+    /// Whether `owner` (a name or a numeric id) matches this path's owner.
+    pub fn owner_is(&self, owner: &str) -> bool {
+        self.owner == owner || owner.parse::<u32>().is_ok_and(|id| id == self.uid)
+    }
+
+    /// Whether `group` (a name or a numeric id) matches this path's group.
+    pub fn group_is(&self, group: &str) -> bool {
+        self.group == group || group.parse::<u32>().is_ok_and(|id| id == self.gid)
+    }
+}
+
+/// [`stat_cmd`]'s output could not be understood.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StatError {
+    /// The command failed (e.g. permission denied on the parent directory).
+    #[error("cannot stat (exit status {status}): {stderr}")]
+    Failed {
+        /// Exit status.
+        status: i32,
+        /// The command's stderr.
+        stderr: String,
+    },
+    /// The output is not in the expected form (e.g. a non-GNU `stat`).
+    #[error("unexpected stat output: {0}")]
+    Malformed(String),
+}
+
+/// Script for [`stat_cmd`], after `set -- PATH`. Prints `key value` lines: `kind` (absent, file,
+/// directory, link, other); unless absent `mode` (octal, with special bits), `uid`, `gid`,
+/// `owner`, `group`, `size`; `sha256` for readable regular files; and for links `target` LAST,
+/// raw up to the final newline (so a target containing newlines still parses). A path whose
+/// parent exists but cannot be searched is an error (exit 3), not "absent".
+/// GNU `stat -c`; BusyBox accepts the same `-c` formats; BSD/macOS `stat` needs `-f '%Lp %u %g
+/// %Su %Sg %z'` instead and `shasum -a 256` in place of `sha256sum`.
+const STAT_SCRIPT: &str = r#"
+p_=$1
+if [ -L "$p_" ]; then k_=link
+elif [ -d "$p_" ]; then k_=directory
+elif [ -f "$p_" ]; then k_=file
+elif [ -e "$p_" ]; then k_=other
+else
+  q_=$(dirname -- "$p_")
+  if [ -e "$q_" ] && ! [ -x "$q_" ]; then
+    printf 'rdeploy: cannot search directory %s\n' "$q_" >&2
+    exit 3
+  fi
+  printf 'kind absent\n'
+  exit 0
+fi
+printf 'kind %s\n' "$k_"
+stat -c 'mode %a
+uid %u
+gid %g
+owner %U
+group %G
+size %s' -- "$p_" || exit 3
+if [ "$k_" = file ]; then
+  h_=$(sha256sum < "$p_") && printf 'sha256 %.64s\n' "$h_"
+fi
+if [ "$k_" = link ]; then
+  printf 'target '
+  readlink -- "$p_" || exit 3
+fi
+exit 0"#;
+
+/// A command printing `path`'s type, mode, owner, group, size, link target and sha256 (for
+/// regular files) in the form [`parse_stat`] reads. Does not follow a symlink at `path`.
+pub fn stat_cmd(path: &str) -> Cmd {
+    Cmd::raw("set --").arg(path).op(STAT_SCRIPT)
+}
+
+/// Parse the output of [`stat_cmd`].
+pub fn parse_stat(out: &Output) -> Result<PathState, StatError> {
+    if out.status != 0 {
+        return Err(StatError::Failed {
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim_end().to_string(),
+        });
+    }
+    let data = out.stdout.as_slice();
+    // The link target is last and may contain anything but NUL: split it off first.
+    let (fields, target) = if let Some(rest) = data.strip_prefix(b"target ") {
+        (&data[..0], Some(rest))
+    } else if let Some(at) = find(data, b"\ntarget ") {
+        (&data[..at + 1], Some(&data[at + 8..]))
+    } else {
+        (data, None)
+    };
+    let fields = std::str::from_utf8(fields)
+        .map_err(|_| StatError::Malformed("fields are not UTF-8".into()))?;
+    let mut state = PathState {
+        kind: PathKind::Absent,
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        owner: String::new(),
+        group: String::new(),
+        size: 0,
+        sha256: None,
+    };
+    let mut kind = None;
+    let bad = |what: &str, v: &str| StatError::Malformed(format!("bad {what} {v:?}"));
+    for line in fields.lines() {
+        let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+        match key {
+            "kind" => kind = Some(value.to_string()),
+            "mode" => state.mode = u32::from_str_radix(value, 8).map_err(|_| bad(key, value))?,
+            "uid" => state.uid = value.parse().map_err(|_| bad(key, value))?,
+            "gid" => state.gid = value.parse().map_err(|_| bad(key, value))?,
+            "owner" => state.owner = value.to_string(),
+            "group" => state.group = value.to_string(),
+            "size" => state.size = value.parse().map_err(|_| bad(key, value))?,
+            "sha256" => {
+                if value.len() != 64 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(bad(key, value));
+                }
+                state.sha256 = Some(value.to_ascii_lowercase());
+            }
+            "" => {}
+            _ => return Err(StatError::Malformed(format!("unknown field {key:?}"))),
+        }
+    }
+    state.kind = match (kind.as_deref(), target) {
+        (Some("absent"), None) => PathKind::Absent,
+        (Some("file"), None) => PathKind::File,
+        (Some("directory"), None) => PathKind::Directory,
+        (Some("other"), None) => PathKind::Other,
+        (Some("link"), Some(t)) => {
+            let t = t.strip_suffix(b"\n").unwrap_or(t);
+            PathKind::Link {
+                target: String::from_utf8_lossy(t).into_owned(),
+            }
+        }
+        (k, _) => {
+            return Err(StatError::Malformed(format!(
+                "kind {k:?} with target {}",
+                target.is_some()
+            )));
+        }
+    };
+    Ok(state)
+}
+
+/// Print a file's bytes (`cat`; our transports carry binary output unchanged). Follows a
+/// symlink at `path`. Check the output's `truncated` counts: large files are cut in the middle.
+pub fn read_file_cmd(path: &str) -> Cmd {
+    Cmd::raw("cat --").arg(path)
+}
+
+/// `mkdir -p -- PATH`.
+pub fn mkdir_p(path: &str) -> Cmd {
+    Cmd::raw("mkdir -p --").arg(path)
+}
+
+/// `chmod -- MODE PATH` with `mode` in octal (e.g. `0o644` → `0644`). Follows symlinks, like
+/// chmod itself: check the kind first.
+pub fn chmod(path: &str, mode: u32) -> Cmd {
+    Cmd::raw("chmod --").arg(format!("{mode:04o}")).arg(path)
+}
+
+/// `chown -h -- OWNER:GROUP PATH` (either may be left out; `-h` changes a symlink itself).
+/// Names or numeric ids. With neither, a no-op (`:`).
+pub fn chown(path: &str, owner: Option<&str>, group: Option<&str>) -> Cmd {
+    let spec = match (owner, group) {
+        (None, None) => return Cmd::raw(":"),
+        (Some(o), None) => o.to_string(),
+        (None, Some(g)) => format!(":{g}"),
+        (Some(o), Some(g)) => format!("{o}:{g}"),
+    };
+    Cmd::raw("chown -h --").arg(spec).arg(path)
+}
+
+/// Point the symlink `link` at `target` atomically: create a temporary link in the same
+/// directory, then `mv -Tf` it over `link` (rename(2) swaps it in one step; `-T` makes mv replace
+/// a link to a directory instead of moving into that directory). The temporary link is removed
+/// if the swap fails. GNU `mv -T`; BusyBox mv has no `-T` and BSD spells it `mv -h`.
+pub fn ln_sf_atomic(target: &str, link: &str) -> Cmd {
+    let (dir, name) = match link.trim_end_matches('/').rsplit_once('/') {
+        Some(("", name)) => ("/", name),
+        Some((dir, name)) => (dir, name),
+        None => (".", link),
+    };
+    let sep = if dir.ends_with('/') { "" } else { "/" };
+    let tmp = format!("{dir}{sep}.{name}.rdeploy-ln.{}", nonce());
+    Cmd::raw("set --")
+        .arg(target)
+        .arg(link)
+        .arg(tmp)
+        .op(r#"; ln -s -- "$1" "$3" || exit 1; mv -f -T -- "$3" "$2" || { s_=$?; rm -f -- "$3"; exit "$s_"; }"#)
+}
+
+/// `rm -rf -- PATH` (GNU rm refuses `/` by default).
+pub fn rm_rf(path: &str) -> Cmd {
+    Cmd::raw("rm -rf --").arg(path)
+}
+
+/// `mv -f -T -- SRC DST`: rename over `dst`, never into it when it is a directory (GNU `-T`; see
+/// [`ln_sf_atomic`] for other platforms).
+pub fn mv_f(src: &str, dst: &str) -> Cmd {
+    Cmd::raw("mv -f -T --").arg(src).arg(dst)
+}
+
+/// `test -e PATH`: exit 0 when something exists there. Follows symlinks, so a dangling link
+/// counts as absent; use [`stat_cmd`] to tell them apart.
+pub fn test_e(path: &str) -> Cmd {
+    Cmd::raw("test -e").arg(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sh_printf(quoted: &str) -> Vec<u8> {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf %s {quoted}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        out.stdout
+    }
+
+    #[test]
+    fn quote_matches_python_shlex() {
+        // Expected values produced by Python 3's shlex.quote.
+        let table: &[(&str, &str)] = &[
+            ("", "''"),
+            ("abc", "abc"),
+            ("a b", "'a b'"),
+            ("it's", r#"'it'"'"'s'"#),
+            ("$(id)", "'$(id)'"),
+            ("`id`", "'`id`'"),
+            ("a\nb", "'a\nb'"),
+            ("x;y", "'x;y'"),
+            ("héllo", "'héllo'"),
+            ("@%+=:,./-_", "@%+=:,./-_"),
+            ("~", "'~'"),
+            ("*", "'*'"),
+            ("a\"b", "'a\"b'"),
+            ("'", r#"''"'"''"#),
+            ("-n", "-n"),
+            ("if", "if"),
+            ("A=b", "A=b"),
+            ("tab\there", "'tab\there'"),
+            ("back\\slash", "'back\\slash'"),
+            ("!", "'!'"),
+        ];
+        for (input, expected) in table {
+            assert_eq!(quote(input).unwrap(), *expected, "quote({input:?})");
+        }
+    }
+
+    #[test]
+    fn quote_refuses_nul() {
+        assert!(matches!(quote("a\0b"), Err(CmdError::NulByte { .. })));
+        let err = Cmd::raw("echo")
+            .arg("x")
+            .arg("a\0b")
+            .to_shell()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            CmdError::NulByte {
+                what: "argument 2".into()
+            }
+        );
+        // The message names the position, never the value.
+        let err = Cmd::raw("echo").secret("hunter2\0").to_shell().unwrap_err();
+        assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn quote_round_trips_through_sh_table() {
+        for s in [
+            "",
+            "'",
+            "''",
+            "a'b'c",
+            "$(touch /tmp/pwned)",
+            "`id`",
+            "a\nb\n",
+            ";rm -rf /;",
+            "\\",
+            "\"$HOME\"",
+            "${x:-y}",
+            "*?[a]",
+            "~root",
+            "héllo wörld ✓",
+            "\t \r",
+            "-n",
+            "%s%d",
+            "!$",
+            "#comment",
+            "a&b|c>d<e",
+        ] {
+            assert_eq!(sh_printf(&quote(s).unwrap()), s.as_bytes(), "{s:?}");
+            assert_eq!(sh_printf(&single_quote(s)), s.as_bytes(), "{s:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn quote_round_trips_through_sh(s in "[^\u{0}]{0,40}") {
+            prop_assert_eq!(sh_printf(&quote(&s).unwrap()), s.as_bytes());
+        }
+
+        #[test]
+        fn arg_round_trips_through_sh(s in "(['\"$`\\\\;&|\n a-z]|[^\u{0}]){0,30}") {
+            let line = Cmd::raw("printf %s").arg(s.clone()).to_shell().unwrap();
+            let out = std::process::Command::new("sh").arg("-c").arg(line).output().unwrap();
+            prop_assert_eq!(out.stdout, s.as_bytes());
+        }
+    }
+
+    #[test]
+    fn arg_is_always_quoted() {
+        let c = Cmd::argv(["A=b", "if", "~"]);
+        assert_eq!(c.to_shell().unwrap(), "'A=b' 'if' '~'");
+    }
+
+    #[test]
+    fn secrets_are_masked_in_display_only() {
+        let c = Cmd::raw("mysql -p")
+            .secret("s3cr'et")
+            .env_secret("TOKEN", "tok")
+            .env("MODE", "x y");
+        let real = c.to_shell().unwrap();
+        assert!(real.contains(r#"'s3cr'"'"'et'"#));
+        assert!(real.contains("export TOKEN='tok'"));
+        let shown = c.display();
+        assert!(!shown.contains("s3cr") && !shown.contains("tok"), "{shown}");
+        assert!(shown.contains("mysql -p ********"));
+        assert!(shown.contains("export TOKEN=********"));
+        assert!(shown.contains("export MODE='x y'"));
+    }
+
+    #[test]
+    fn chdir_and_env_come_first() {
+        let c = Cmd::raw("pwd").chdir("/tmp/a b").env("FOO", "1");
+        assert_eq!(
+            c.to_shell().unwrap(),
+            "cd -- '/tmp/a b' || exit 1\nexport FOO='1'\npwd"
+        );
+        let out = std::process::Command::new("sh")
+            .args(
+                Cmd::raw("echo \"$FOO\"; pwd")
+                    .chdir("/")
+                    .env("FOO", "x'y")
+                    .wrap()
+                    .unwrap()
+                    .iter()
+                    .skip(1),
+            )
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, b"x'y\n/\n");
+    }
+
+    #[test]
+    fn env_names_are_validated() {
+        for bad in ["", "1A", "A-B", "A B", "A;rm"] {
+            assert_eq!(
+                Cmd::raw("true").env(bad, "v").to_shell(),
+                Err(CmdError::InvalidEnvName(bad.into()))
+            );
+        }
+        assert!(Cmd::raw("true").env("_A1", "v").to_shell().is_ok());
+    }
+
+    #[test]
+    fn empty_command_is_an_error() {
+        assert_eq!(Cmd::default().to_shell(), Err(CmdError::Empty));
+    }
+
+    #[test]
+    fn wrap_plain_sudo_and_su() {
+        let c = Cmd::raw("id");
+        assert_eq!(c.wrap().unwrap(), ["sh", "-c", "id"]);
+        let s = c.clone().with_become(Become::sudo("root"));
+        assert_eq!(
+            s.wrap().unwrap(),
+            ["sudo", "-n", "-u", "root", "--", "sh", "-c", "id"]
+        );
+        assert_eq!(s.display(), "[become root via sudo] id");
+        let su = c
+            .clone()
+            .with_become(Become::su("app", Some("pw".into())))
+            .stdin(b"data".to_vec());
+        assert_eq!(
+            su.wrap().unwrap(),
+            ["su", "-s", "/bin/sh", "app", "-c", "id"]
+        );
+        assert_eq!(su.stdin_bytes().unwrap(), b"pw\ndata");
+        assert!(!su.display().contains("pw"));
+        for bad in ["", "-root", "a b", "a\nb"] {
+            assert_eq!(
+                c.clone().with_become(Become::sudo(bad)).wrap(),
+                Err(CmdError::InvalidBecomeUser(bad.into()))
+            );
+        }
+    }
+
+    #[test]
+    fn wrap_line_quotes_each_word() {
+        let c = Cmd::raw("echo")
+            .arg("it's")
+            .with_become(Become::sudo("root"));
+        let line = c.wrap_line().unwrap();
+        assert_eq!(
+            line,
+            r#"sudo -n -u root -- sh -c 'echo '"'"'it'"'"'"'"'"'"'"'"'s'"'"''"#
+        );
+        let c = Cmd::raw("echo").arg("it's $HOME");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(c.wrap_line().unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, b"it's $HOME\n");
+    }
+
+    #[test]
+    fn combinators_use_subshells() {
+        let c = test_e("/nonexistent").or(mkdir_p("/x y").chdir("/"));
+        assert_eq!(
+            c.to_shell().unwrap(),
+            "test -e '/nonexistent' || ( cd -- '/' || exit 1\nmkdir -p -- '/x y'\n)"
+        );
+        let bad = Cmd::raw("true").and(Cmd::raw("cat").stdin(b"x".to_vec()));
+        assert_eq!(
+            bad.to_shell(),
+            Err(CmdError::NotNestable {
+                index: 0,
+                setting: "stdin"
+            })
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(
+                Cmd::raw("false")
+                    .negate()
+                    .and(Cmd::raw("echo ok"))
+                    .to_shell()
+                    .unwrap(),
+            )
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, b"ok\n");
+    }
+
+    #[test]
+    fn helpers_build_expected_lines() {
+        assert_eq!(
+            chmod("/a", 0o644).to_shell().unwrap(),
+            "chmod -- '0644' '/a'"
+        );
+        assert_eq!(
+            chmod("/a", 0o4755).to_shell().unwrap(),
+            "chmod -- '4755' '/a'"
+        );
+        assert_eq!(
+            chown("/a", Some("app"), Some("www")).to_shell().unwrap(),
+            "chown -h -- 'app:www' '/a'"
+        );
+        assert_eq!(
+            chown("/a", None, Some("www")).to_shell().unwrap(),
+            "chown -h -- ':www' '/a'"
+        );
+        assert_eq!(chown("/a", None, None).to_shell().unwrap(), ":");
+        assert_eq!(rm_rf("/a b").to_shell().unwrap(), "rm -rf -- '/a b'");
+        assert_eq!(
+            mv_f("/a", "/b").to_shell().unwrap(),
+            "mv -f -T -- '/a' '/b'"
+        );
+        assert_eq!(read_file_cmd("/a").to_shell().unwrap(), "cat -- '/a'");
+        let ln = ln_sf_atomic("../rel 1", "/srv/app/current")
+            .to_shell()
+            .unwrap();
+        assert!(
+            ln.starts_with("set -- '../rel 1' '/srv/app/current' '/srv/app/.current.rdeploy-ln.")
+        );
+        let ln = ln_sf_atomic("x", "/top").to_shell().unwrap();
+        assert!(ln.contains("'/.top.rdeploy-ln."), "{ln}");
+        let ln = ln_sf_atomic("x", "rel").to_shell().unwrap();
+        assert!(ln.contains("'./.rel.rdeploy-ln."), "{ln}");
+    }
+
+    #[test]
+    fn parse_stat_reads_each_kind() {
+        let o = |s: &[u8]| Output {
+            status: 0,
+            stdout: s.to_vec(),
+            ..Output::default()
+        };
+        let st = parse_stat(&o(b"kind absent\n")).unwrap();
+        assert!(!st.exists());
+        let st = parse_stat(&o(b"kind file\nmode 644\nuid 0\ngid 0\nowner root\ngroup root\nsize 3\nsha256 ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n")).unwrap();
+        assert_eq!(st.kind, PathKind::File);
+        assert_eq!(st.mode, 0o644);
+        assert!(st.owner_is("root") && st.owner_is("0") && !st.owner_is("1"));
+        let st = parse_stat(&o(b"kind link\nmode 777\nuid 0\ngid 0\nowner root\ngroup root\nsize 5\ntarget a\ntarget b\n")).unwrap();
+        assert_eq!(
+            st.kind,
+            PathKind::Link {
+                target: "a\ntarget b".into()
+            }
+        );
+        assert!(matches!(
+            parse_stat(&o(b"kind file\nmode xyz\n")),
+            Err(StatError::Malformed(_))
+        ));
+        assert!(matches!(parse_stat(&o(b"")), Err(StatError::Malformed(_))));
+        assert!(matches!(
+            parse_stat(&Output {
+                status: 3,
+                ..Output::default()
+            }),
+            Err(StatError::Failed { status: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn batch_nonces_differ() {
+        let a = Cmd::batch(&[Cmd::raw("true")]).unwrap();
+        let b = Cmd::batch(&[Cmd::raw("true")]).unwrap();
+        assert_ne!(a.nonce, b.nonce);
+        assert_eq!(a.nonce.len(), 32);
+    }
+
+    #[test]
+    fn batch_rejects_nested_settings() {
+        let err = Cmd::batch(&[
+            Cmd::raw("true"),
+            Cmd::raw("id").with_become(Become::sudo("x")),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err,
+            CmdError::NotNestable {
+                index: 1,
+                setting: "become"
+            }
+        );
+    }
+
+    #[test]
+    fn batch_parse_rejects_truncated_and_forged_output() {
+        let b = Cmd::batch(&[Cmd::raw("true")]).unwrap();
+        let out = Output {
+            status: 0,
+            stdout: format!("RDEPLOY-BATCH {} 0 0 5 0 0 0\nab", b.nonce).into_bytes(),
+            ..Output::default()
+        };
+        assert!(matches!(
+            b.parse(&out),
+            Err(BatchError::Incomplete { parsed: 0, .. })
+        ));
+        let out = Output {
+            truncated: Truncated {
+                stdout: 1,
+                stderr: 0,
+            },
+            ..out
+        };
+        assert!(matches!(
+            b.parse(&out),
+            Err(BatchError::Truncated { dropped: 1 })
+        ));
+        // Another batch's nonce is not accepted.
+        let other = Cmd::batch(&[Cmd::raw("true")]).unwrap();
+        let out = Output {
+            stdout: format!(
+                "RDEPLOY-BATCH {n} 0 0 0 0 0 0\nRDEPLOY-BATCH-END {n} 1\n",
+                n = other.nonce
+            )
+            .into_bytes(),
+            ..Output::default()
+        };
+        assert!(b.parse(&out).is_err());
+        assert_eq!(other.parse(&out).unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,291 @@
+//! The transport contract: how the executor runs a [`Cmd`] on a host and moves files to and
+//! from it.
+//!
+//! This module owns the [`Transport`] trait, the bounded [`Output`] every transport returns (the
+//! first and last N bytes of each stream, with a count of what was dropped), the
+//! [`TransportError`] enum (transport failures only: a non-zero exit status is data in
+//! [`Output::status`], not an error) and [`AnyTransport`], the one type the executor holds. It
+//! must not build shell strings (that is [`cmd`]'s job), know about modules, or print anything.
+//! Implementations live in their own files: [`local`] (`ansible_connection: local`); SSH comes
+//! later as another [`AnyTransport`] variant.
+
+pub mod cmd;
+pub mod local;
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::time::Duration;
+
+pub use cmd::{Become, BecomeMethod, Cmd, CmdError};
+pub use local::LocalTransport;
+
+/// What a command left behind: exit status and (bounded) output.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Exit code; `128 + signal` when the command was killed by a signal.
+    pub status: i32,
+    /// Standard output (first and last bytes only when `truncated.stdout > 0`).
+    pub stdout: Vec<u8>,
+    /// Standard error (first and last bytes only when `truncated.stderr > 0`).
+    pub stderr: Vec<u8>,
+    /// Bytes dropped from the middle of each stream.
+    pub truncated: Truncated,
+}
+
+impl Output {
+    /// Whether the command exited with status 0.
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+
+    /// Stdout as text (invalid UTF-8 replaced).
+    pub fn stdout_lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.stdout)
+    }
+
+    /// Stderr as text (invalid UTF-8 replaced).
+    pub fn stderr_lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.stderr)
+    }
+}
+
+/// Bytes dropped from the middle of each stream to keep an [`Output`] bounded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Truncated {
+    /// Bytes dropped from stdout.
+    pub stdout: u64,
+    /// Bytes dropped from stderr.
+    pub stderr: u64,
+}
+
+/// How much of each stream an [`Output`] keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputLimits {
+    /// Bytes kept from the start of each stream.
+    pub head: usize,
+    /// Bytes kept from the end of each stream.
+    pub tail: usize,
+}
+
+impl Default for OutputLimits {
+    /// 1 MiB from the start and 1 MiB from the end of each stream.
+    fn default() -> Self {
+        OutputLimits {
+            head: 1 << 20,
+            tail: 1 << 20,
+        }
+    }
+}
+
+/// Collects one output stream in bounded memory: the first `head` bytes, the last `tail` bytes,
+/// and a count of the bytes dropped in between. Shared by all transports.
+#[derive(Debug)]
+pub struct Capture {
+    head: Vec<u8>,
+    tail: VecDeque<u8>,
+    limits: OutputLimits,
+    dropped: u64,
+}
+
+impl Capture {
+    /// An empty capture with these limits.
+    pub fn new(limits: OutputLimits) -> Capture {
+        Capture {
+            head: Vec::new(),
+            tail: VecDeque::new(),
+            limits,
+            dropped: 0,
+        }
+    }
+
+    /// Append bytes read from the stream.
+    pub fn push(&mut self, mut data: &[u8]) {
+        let room = self.limits.head.saturating_sub(self.head.len());
+        let take = room.min(data.len());
+        self.head.extend_from_slice(&data[..take]);
+        data = &data[take..];
+        if data.is_empty() {
+            return;
+        }
+        let cap = self.limits.tail;
+        if data.len() >= cap {
+            self.dropped += (self.tail.len() + data.len() - cap) as u64;
+            self.tail.clear();
+            self.tail.extend(&data[data.len() - cap..]);
+        } else {
+            self.tail.extend(data);
+            let excess = self.tail.len().saturating_sub(cap);
+            if excess > 0 {
+                self.tail.drain(..excess);
+                self.dropped += excess as u64;
+            }
+        }
+    }
+
+    /// The kept bytes (head then tail) and the number of bytes dropped between them.
+    pub fn finish(self) -> (Vec<u8>, u64) {
+        let mut bytes = self.head;
+        bytes.extend(self.tail);
+        (bytes, self.dropped)
+    }
+}
+
+/// Attributes for [`Transport::put`]. `None` leaves the choice to the transport: an existing
+/// regular file's mode is kept (else `0644`); owner and group are the connecting user's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileAttrs {
+    /// Permission bits, e.g. `0o640`.
+    pub mode: Option<u32>,
+    /// Owner name or numeric uid.
+    pub owner: Option<String>,
+    /// Group name or numeric gid.
+    pub group: Option<String>,
+}
+
+/// A transport failure: the host could not be reached or did not run the command to its end.
+/// A command that ran and exited non-zero is not an error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// No connection could be made.
+    #[error("host unreachable: {0}")]
+    Unreachable(String),
+    /// The host refused our credentials.
+    #[error("authentication failed: {0}")]
+    AuthFailed(String),
+    /// The host's identity was not accepted (unknown or changed host key).
+    #[error("host key refused: {0}")]
+    HostKeyRefused(String),
+    /// The command (named by its masked display) ran longer than its timeout and was killed.
+    #[error("timed out after {after:?}: {what}")]
+    TimedOut {
+        /// The limit that was exceeded.
+        after: Duration,
+        /// What was running ([`Cmd::display`], secrets masked).
+        what: String,
+    },
+    /// A local or remote I/O failure.
+    #[error("I/O error: {0}")]
+    Io(String),
+    /// The other side did not behave as expected (e.g. a checksum mismatch after writing).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The command could not be built (NUL byte, bad environment name, ...): nothing was run.
+    #[error("invalid command: {0}")]
+    InvalidCommand(#[from] CmdError),
+    /// [`Transport::get`] found a file larger than allowed.
+    #[error("{path} is larger than {max_bytes} bytes")]
+    TooLarge {
+        /// The file asked for.
+        path: String,
+        /// The limit given.
+        max_bytes: u64,
+    },
+}
+
+/// Runs commands on one host and moves files to and from it. One value per host, owned by that
+/// host's future. Every method's future is `Send` so hosts can run in a `JoinSet`.
+pub trait Transport: Send {
+    /// Run `cmd` (as [`Cmd::wrap`] gives it) with its stdin, become and timeout. A non-zero exit
+    /// is returned in [`Output::status`]; on timeout or cancellation the command's whole process
+    /// group is killed.
+    fn exec(&mut self, cmd: &Cmd) -> impl Future<Output = Result<Output, TransportError>> + Send;
+
+    /// Write `data` to `path`: temp file in the same directory, fsync, chown/chmod BEFORE the
+    /// rename, rename over `path`; a symlink at `path` is replaced, never written through; the
+    /// content's sha256 is verified after writing.
+    fn put(
+        &mut self,
+        data: &[u8],
+        path: &str,
+        attrs: &FileAttrs,
+    ) -> impl Future<Output = Result<(), TransportError>> + Send;
+
+    /// Read `path` (following symlinks); [`TransportError::TooLarge`] when it holds more than
+    /// `max_bytes` bytes.
+    fn get(
+        &mut self,
+        path: &str,
+        max_bytes: u64,
+    ) -> impl Future<Output = Result<Vec<u8>, TransportError>> + Send;
+
+    /// The host's name, for messages.
+    fn name(&self) -> &str;
+}
+
+/// Every transport rdeploy has, as one type the executor can hold. SSH will be another variant.
+#[derive(Debug)]
+pub enum AnyTransport {
+    /// Commands run on the controller itself.
+    Local(LocalTransport),
+}
+
+impl Transport for AnyTransport {
+    async fn exec(&mut self, cmd: &Cmd) -> Result<Output, TransportError> {
+        match self {
+            AnyTransport::Local(t) => t.exec(cmd).await,
+        }
+    }
+
+    async fn put(
+        &mut self,
+        data: &[u8],
+        path: &str,
+        attrs: &FileAttrs,
+    ) -> Result<(), TransportError> {
+        match self {
+            AnyTransport::Local(t) => t.put(data, path, attrs).await,
+        }
+    }
+
+    async fn get(&mut self, path: &str, max_bytes: u64) -> Result<Vec<u8>, TransportError> {
+        match self {
+            AnyTransport::Local(t) => t.get(path, max_bytes).await,
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            AnyTransport::Local(t) => t.name(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capture(limits: OutputLimits, chunks: &[&[u8]]) -> (Vec<u8>, u64) {
+        let mut c = Capture::new(limits);
+        for chunk in chunks {
+            c.push(chunk);
+        }
+        c.finish()
+    }
+
+    #[test]
+    fn capture_keeps_everything_under_the_limits() {
+        let l = OutputLimits { head: 4, tail: 4 };
+        assert_eq!(capture(l, &[b"abc", b"def"]), (b"abcdef".to_vec(), 0));
+        assert_eq!(capture(l, &[b"abcdefgh"]), (b"abcdefgh".to_vec(), 0));
+    }
+
+    #[test]
+    fn capture_drops_the_middle() {
+        let l = OutputLimits { head: 3, tail: 3 };
+        assert_eq!(capture(l, &[b"0123456789"]), (b"012789".to_vec(), 4));
+        let chunks: Vec<&[u8]> = b"0123456789".chunks(1).collect();
+        assert_eq!(capture(l, &chunks), (b"012789".to_vec(), 4));
+        let chunks: Vec<&[u8]> = b"0123456789".chunks(4).collect();
+        assert_eq!(capture(l, &chunks), (b"012789".to_vec(), 4));
+        let l = OutputLimits { head: 0, tail: 0 };
+        assert_eq!(capture(l, &[b"abc", b"d"]), (Vec::new(), 4));
+    }
+
+    #[test]
+    fn any_transport_futures_are_send() {
+        fn assert_send<T: Send>(_: T) {}
+        let mut t = AnyTransport::Local(LocalTransport::new("localhost"));
+        let cmd = Cmd::raw("true");
+        assert_send(t.exec(&cmd));
+    }
+}
