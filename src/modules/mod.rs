@@ -6,9 +6,20 @@
 //! implementations are looked up by the same canonical names.
 
 pub mod builtin;
+pub mod files;
+pub mod runtime;
 pub mod spec;
+pub mod system;
 
 pub use spec::{ArgKind, ArgSpec, ArgsRef, CheckFn, ModuleSpec};
+
+/// The implementation of a host module (one that runs `check`/`apply` on a host), by canonical
+/// name. Controller-side actions (`debug`, `set_fact`, `assert`, `include_*`, `meta`...) are
+/// the executor's and are not here.
+pub fn implementation(name: &str) -> Option<&'static dyn runtime::Module> {
+    let name = canonical_name(name);
+    files::lookup(name).or_else(|| system::lookup(name))
+}
 
 /// Collection prefixes that name the built-in modules.
 pub const BUILTIN_PREFIXES: &[&str] = &["ansible.builtin.", "ansible.legacy."];

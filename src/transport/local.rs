@@ -36,6 +36,9 @@ pub struct LocalTransport {
     limits: OutputLimits,
     default_timeout: Option<Duration>,
     kill_grace: Duration,
+    /// Every command run, as [`Cmd::display`] shows it, when recording is on (tests and the
+    /// "processes per task" figure); `None` otherwise.
+    recorded: Option<Vec<String>>,
 }
 
 impl LocalTransport {
@@ -47,7 +50,19 @@ impl LocalTransport {
             limits: OutputLimits::default(),
             default_timeout: None,
             kill_grace: KILL_GRACE_DEFAULT,
+            recorded: None,
         }
+    }
+
+    /// Records every command run (see [`LocalTransport::recorded`]).
+    pub fn with_recording(mut self) -> LocalTransport {
+        self.recorded = Some(Vec::new());
+        self
+    }
+
+    /// The commands run so far (secrets masked), when recording is on.
+    pub fn recorded(&self) -> &[String] {
+        self.recorded.as_deref().unwrap_or(&[])
     }
 
     /// Keep this much of each output stream.
@@ -78,6 +93,9 @@ impl Transport for LocalTransport {
         let input = cmd.stdin_bytes();
         let timeout = cmd.get_timeout().or(self.default_timeout);
         tracing::debug!(host = %self.name, cmd = %cmd.display(), ?timeout, "local exec");
+        if let Some(log) = self.recorded.as_mut() {
+            log.push(cmd.display());
+        }
 
         let mut command = tokio::process::Command::new(program);
         command
