@@ -12,6 +12,7 @@
 
 pub mod cli;
 pub mod diag;
+pub mod exec;
 pub mod inventory;
 pub mod modules;
 pub mod plan;

@@ -20,13 +20,13 @@ use minijinja::{Environment, ErrorKind, State};
 
 use crate::cli::settings::Settings;
 use crate::diag::{Diagnostic, Diagnostics, Loc};
-use crate::inventory::{Host, Inventory};
-use crate::plan::{Plan, PlannedPlay};
+use crate::inventory::Inventory;
+use crate::plan::Plan;
 use crate::playbook::model::{
     Included, Keywords, Play, Playbook, ProbeCheck, RoleRef, Task, TaskItem, Val, loop_vars,
 };
 use crate::template::{self, HostVars, LazyVars, VarValue};
-use crate::vars::{Tier, VarStack};
+use crate::vars::{Tier, VarStack, host_stacks, play_stack, role_vars};
 use crate::yaml::{Kind, Node};
 
 /// A stand-in for a value only known at run time: every attribute, item and method call
@@ -110,7 +110,8 @@ pub fn templates(
         if planned.hosts.is_empty() {
             continue;
         }
-        let stacks = play_stacks(inv, pb, play, planned, settings);
+        let shared = play_stack(inv, pb, play, &planned.hosts, settings, false);
+        let stacks = host_stacks(inv, &shared, &planned.hosts);
         let layers: IndexMap<String, Arc<Vec<template::Layer>>> = stacks
             .iter()
             .map(|(h, s)| (h.clone(), Arc::new(s.layers())))
@@ -160,146 +161,6 @@ fn representatives<'a>(inv: &Inventory, hosts: &'a [String]) -> Vec<&'a String> 
         seen.entry(key).or_insert(h);
     }
     seen.into_values().collect()
-}
-
-/// Every play host's variables at the tiers known before the run.
-fn play_stacks(
-    inv: &Inventory,
-    pb: &Playbook,
-    play: &Play,
-    planned: &PlannedPlay,
-    settings: &Settings,
-) -> IndexMap<String, VarStack> {
-    let groups = groups_value(inv);
-    let play_hosts = serde_json::Value::from(planned.hosts.clone());
-    let first_batch = serde_json::Value::from(planned.batches.first().cloned().unwrap_or_default());
-    let mut shared = VarStack::new();
-    for r in &play.roles {
-        role_vars(r, &mut shared);
-    }
-    for (k, n) in &play.keywords.vars {
-        shared.set(Tier::Play, k.clone(), n.to_json());
-    }
-    for vf in &play.vars_files {
-        for (k, n) in vf.vars.iter().flatten() {
-            shared.set(Tier::Play, k.clone(), n.to_json());
-        }
-    }
-    shared.extend(
-        Tier::Extra,
-        settings
-            .extra_vars
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone())),
-    );
-    let magic_play = [
-        ("groups", groups),
-        ("ansible_play_hosts", play_hosts.clone()),
-        ("ansible_play_hosts_all", play_hosts.clone()),
-        ("play_hosts", play_hosts),
-        ("ansible_play_batch", first_batch),
-        ("ansible_check_mode", serde_json::Value::Bool(false)),
-        ("ansible_diff_mode", serde_json::Value::Bool(false)),
-        (
-            "playbook_dir",
-            serde_json::Value::from(pb.dir.display().to_string()),
-        ),
-        (
-            "ansible_play_name",
-            serde_json::Value::from(play.display_name()),
-        ),
-        ("omit", serde_json::Value::from(template::OMIT)),
-        (
-            "ansible_run_tags",
-            serde_json::Value::from(run_tags(settings)),
-        ),
-        (
-            "ansible_skip_tags",
-            serde_json::Value::from(settings.skip_tags.clone()),
-        ),
-    ];
-    for (k, v) in magic_play {
-        shared.set(Tier::Magic, k, v);
-    }
-    planned
-        .hosts
-        .iter()
-        .filter_map(|h| inv.hosts.get(h))
-        .map(|host| (host.name.clone(), host_stack(&shared, host)))
-        .collect()
-}
-
-fn run_tags(settings: &Settings) -> Vec<String> {
-    if settings.tags.is_empty() {
-        vec!["all".into()]
-    } else {
-        settings.tags.clone()
-    }
-}
-
-/// A role's defaults (tier 1) and vars and params (tier 5), dependencies first.
-fn role_vars(r: &RoleRef, stack: &mut VarStack) {
-    for d in &r.role.dependencies {
-        role_vars(d, stack);
-    }
-    for (k, n) in &r.role.defaults {
-        stack.set(Tier::RoleDefaults, k.clone(), n.to_json());
-    }
-    for (k, n) in r.role.vars.iter().chain(&r.params) {
-        stack.set(Tier::RoleVars, k.clone(), n.to_json());
-    }
-}
-
-fn host_stack(shared: &VarStack, host: &Host) -> VarStack {
-    let mut s = shared.clone();
-    s.set(
-        Tier::MagicDefaults,
-        "ansible_host",
-        serde_json::Value::from(host.name.clone()),
-    );
-    s.extend(
-        Tier::InventoryGroup,
-        host.group_vars.iter().map(|(k, v)| (k.clone(), v.clone())),
-    );
-    s.extend(
-        Tier::InventoryHost,
-        host.host_vars.iter().map(|(k, v)| (k.clone(), v.clone())),
-    );
-    let short = host
-        .name
-        .split('.')
-        .next()
-        .unwrap_or(&host.name)
-        .to_string();
-    s.set(
-        Tier::Magic,
-        "inventory_hostname",
-        serde_json::Value::from(host.name.clone()),
-    );
-    s.set(
-        Tier::Magic,
-        "inventory_hostname_short",
-        serde_json::Value::from(short),
-    );
-    s.set(
-        Tier::Magic,
-        "group_names",
-        serde_json::Value::from(host.groups.clone()),
-    );
-    s
-}
-
-/// `groups`: every group's hosts (with `all` and `ungrouped`), as Ansible exposes it.
-fn groups_value(inv: &Inventory) -> serde_json::Value {
-    let mut m = serde_json::Map::new();
-    for (name, _) in &inv.groups {
-        let hosts: Vec<String> = inv
-            .select(name)
-            .map(|hs| hs.into_iter().map(|h| h.name.clone()).collect())
-            .unwrap_or_default();
-        m.insert(name.clone(), serde_json::Value::from(hosts));
-    }
-    serde_json::Value::Object(m)
 }
 
 /// Walks one play for one host, with the variables in scope at each point.
@@ -674,6 +535,12 @@ impl<'a> Checker<'a> {
         }
         for name in ["ansible_facts", "ansible_local"] {
             extra.push((name.into(), unknown()));
+        }
+        for f in crate::exec::facts::FACT_NAMES {
+            let name = format!("ansible_{f}");
+            if !lazy.contains(&name) {
+                extra.push((name, unknown()));
+            }
         }
         lazy.with_values(extra).to_value()
     }

@@ -2,13 +2,17 @@
 //!
 //! Owns the order in which variable sources override each other, and which sources are
 //! templates (written in playbook or role files, rendered when read) and which are data
-//! (inventory, registered results, facts, extra vars: never rendered). It must not render
+//! (inventory, registered results, facts, extra vars: never rendered), and filling those tiers
+//! for a play's hosts (shared by the plan-time check and the executor). It must not render
 //! anything itself: [`VarStack::layers`] hands the ordered layers to `template::LazyVars`.
 
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use crate::template::VarValue;
+use crate::cli::settings::Settings;
+use crate::inventory::{Host, Inventory};
+use crate::playbook::model::{Play, Playbook, RoleRef};
+use crate::template::{self, VarValue};
 
 /// Where a variable comes from, lowest precedence first. A later tier overrides an earlier
 /// one; inside a tier, later definitions override earlier ones.
@@ -139,6 +143,158 @@ impl VarStack {
             })
             .collect()
     }
+}
+
+/// The variables every host of a play shares, at the tiers known before the run: role
+/// defaults and vars of the play's `roles:`, play vars and vars_files, extra vars, and the
+/// play-wide magic variables. `ansible_play_batch` starts as all the play's hosts; the
+/// executor sets it per batch.
+pub fn play_stack(
+    inv: &Inventory,
+    pb: &Playbook,
+    play: &Play,
+    hosts: &[String],
+    settings: &Settings,
+    check_mode: bool,
+) -> VarStack {
+    let groups = groups_value(inv);
+    let play_hosts = serde_json::Value::from(hosts.to_vec());
+    let mut shared = VarStack::new();
+    for r in &play.roles {
+        role_vars(r, &mut shared);
+    }
+    for (k, n) in &play.keywords.vars {
+        shared.set(Tier::Play, k.clone(), n.to_json());
+    }
+    for vf in &play.vars_files {
+        for (k, n) in vf.vars.iter().flatten() {
+            shared.set(Tier::Play, k.clone(), n.to_json());
+        }
+    }
+    shared.extend(
+        Tier::Extra,
+        settings
+            .extra_vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    let magic_play = [
+        ("groups", groups),
+        ("ansible_play_hosts", play_hosts.clone()),
+        ("ansible_play_hosts_all", play_hosts.clone()),
+        ("play_hosts", play_hosts.clone()),
+        ("ansible_play_batch", play_hosts),
+        ("ansible_check_mode", serde_json::Value::Bool(check_mode)),
+        ("ansible_diff_mode", serde_json::Value::Bool(false)),
+        (
+            "playbook_dir",
+            serde_json::Value::from(pb.dir.display().to_string()),
+        ),
+        (
+            "ansible_play_name",
+            serde_json::Value::from(play.display_name()),
+        ),
+        ("omit", serde_json::Value::from(template::OMIT)),
+        (
+            "ansible_run_tags",
+            serde_json::Value::from(run_tags(settings)),
+        ),
+        (
+            "ansible_skip_tags",
+            serde_json::Value::from(settings.skip_tags.clone()),
+        ),
+    ];
+    for (k, v) in magic_play {
+        shared.set(Tier::Magic, k, v);
+    }
+    shared
+}
+
+/// Each host's full stack: the play's shared stack with its inventory vars and host magic.
+pub fn host_stacks(
+    inv: &Inventory,
+    shared: &VarStack,
+    hosts: &[String],
+) -> IndexMap<String, VarStack> {
+    hosts
+        .iter()
+        .filter_map(|h| inv.hosts.get(h))
+        .map(|host| (host.name.clone(), host_stack(shared, host)))
+        .collect()
+}
+
+/// `ansible_run_tags`: the `--tags` given, or `all`.
+pub fn run_tags(settings: &Settings) -> Vec<String> {
+    if settings.tags.is_empty() {
+        vec!["all".into()]
+    } else {
+        settings.tags.clone()
+    }
+}
+
+/// A role's defaults (tier 1) and vars and params (tier 5), dependencies first.
+pub fn role_vars(r: &RoleRef, stack: &mut VarStack) {
+    for d in &r.role.dependencies {
+        role_vars(d, stack);
+    }
+    for (k, n) in &r.role.defaults {
+        stack.set(Tier::RoleDefaults, k.clone(), n.to_json());
+    }
+    for (k, n) in r.role.vars.iter().chain(&r.params) {
+        stack.set(Tier::RoleVars, k.clone(), n.to_json());
+    }
+}
+
+pub fn host_stack(shared: &VarStack, host: &Host) -> VarStack {
+    let mut s = shared.clone();
+    s.set(
+        Tier::MagicDefaults,
+        "ansible_host",
+        serde_json::Value::from(host.name.clone()),
+    );
+    s.extend(
+        Tier::InventoryGroup,
+        host.group_vars.iter().map(|(k, v)| (k.clone(), v.clone())),
+    );
+    s.extend(
+        Tier::InventoryHost,
+        host.host_vars.iter().map(|(k, v)| (k.clone(), v.clone())),
+    );
+    let short = host
+        .name
+        .split('.')
+        .next()
+        .unwrap_or(&host.name)
+        .to_string();
+    s.set(
+        Tier::Magic,
+        "inventory_hostname",
+        serde_json::Value::from(host.name.clone()),
+    );
+    s.set(
+        Tier::Magic,
+        "inventory_hostname_short",
+        serde_json::Value::from(short),
+    );
+    s.set(
+        Tier::Magic,
+        "group_names",
+        serde_json::Value::from(host.groups.clone()),
+    );
+    s
+}
+
+/// `groups`: every group's hosts (with `all` and `ungrouped`), as Ansible exposes it.
+pub fn groups_value(inv: &Inventory) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for (name, _) in &inv.groups {
+        let hosts: Vec<String> = inv
+            .select(name)
+            .map(|hs| hs.into_iter().map(|h| h.name.clone()).collect())
+            .unwrap_or_default();
+        m.insert(name.clone(), serde_json::Value::from(hosts));
+    }
+    serde_json::Value::Object(m)
 }
 
 #[cfg(test)]

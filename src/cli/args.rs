@@ -100,6 +100,15 @@ pub struct RunArgs {
     /// How many hosts run at once.
     #[arg(short = 'f', long = "forks", value_name = "N", default_value_t = 50)]
     pub forks: usize,
+    /// Start at the task with this name (`NAME` or `role : NAME`), skipping those before it.
+    #[arg(long = "start-at-task", value_name = "NAME")]
+    pub start_at_task: Option<String>,
+    /// Default time limit for each command a task runs (`30s`, `5m`); a task's `timeout:` wins.
+    #[arg(long = "task-timeout", value_name = "DURATION")]
+    pub task_timeout: Option<String>,
+    /// Run notified handlers even on hosts that failed.
+    #[arg(long = "force-handlers")]
+    pub force_handlers: bool,
 }
 
 /// `rdeploy plan`.

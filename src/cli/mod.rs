@@ -11,10 +11,12 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::exec::{self, RunOptions};
 use crate::inventory::Inventory;
 use crate::plan::{self, Plan, PlanOptions};
 use crate::playbook::{self, Playbook};
 use crate::report;
+use crate::report::run::{Format, Reporter};
 use crate::validate;
 use args::{Cli, Command, OutputFormat};
 use settings::Settings;
@@ -172,10 +174,39 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
         return Ok(Exit::Success);
     }
     no_hosts(&c.plan)?;
-    Err(Diagnostics::from(Diagnostic::options(
-        "executing playbooks is not built yet: use --syntax-check, --list-hosts, --list-tasks, --list-tags or `rdeploy plan`",
-    ))
-    .into())
+    let task_timeout = match a.task_timeout.as_deref() {
+        None => None,
+        Some(t) => Some(crate::playbook::values::parse_duration(t).ok_or_else(|| {
+            Diagnostics::from(Diagnostic::options(format!(
+                "--task-timeout '{t}': expected a number and a unit (ms, s, m, h), e.g. 30s"
+            )))
+        })?),
+    };
+    if a.forks == 0 {
+        return Err(Diagnostics::from(Diagnostic::options("--forks must be at least 1")).into());
+    }
+    let opts = RunOptions {
+        check: a.check,
+        diff: a.diff,
+        forks: a.forks,
+        start_at_task: a.start_at_task.clone(),
+        task_timeout,
+        force_handlers: a.force_handlers,
+    };
+    let format = match c.settings.output {
+        OutputFormat::Human => Format::Human,
+        OutputFormat::Json => Format::Json,
+    };
+    let mut reporter = Reporter::stdout(format, c.settings.verbose, a.diff);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let summary = runtime.block_on(exec::run(&c, opts, &mut reporter));
+    Ok(if summary.clean() {
+        Exit::Success
+    } else {
+        Exit::HostsFailed
+    })
 }
 
 fn no_hosts(plan: &Plan) -> Result<(), Failed> {

@@ -4,7 +4,7 @@
 //! contacted. `rdeploy plan`, `--list-hosts` and `--list-tasks` print it; the executor walks it.
 //! It must not render templates or read files.
 
-mod build;
+pub mod build;
 pub mod serial;
 
 use serde::Serialize;

@@ -138,26 +138,29 @@ pub fn duration(errors: &mut Errors, key: &str, n: &Node) -> Option<Duration> {
         Kind::Int(i) if *i >= 0 => Some(Duration::from_secs(u64::try_from(*i).unwrap_or(0))),
         Kind::Float(f) if f.is_finite() && *f >= 0.0 => Duration::try_from_secs_f64(*f).ok(),
         Kind::Str { value, .. } => {
-            let s = value.trim();
-            let split = s
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .unwrap_or(s.len());
-            let (num, unit) = s.split_at(split);
-            let factor = match unit.trim() {
-                "" | "s" => 1.0,
-                "ms" => 0.001,
-                "m" => 60.0,
-                "h" => 3600.0,
-                _ => return bad(errors, format!("'{s}'")),
-            };
-            match num.parse::<f64>() {
-                Ok(x) if x.is_finite() => Duration::try_from_secs_f64(x * factor)
-                    .ok()
-                    .or_else(|| bad(errors, format!("'{s}'"))),
-                _ => bad(errors, format!("'{s}'")),
-            }
+            parse_duration(value).or_else(|| bad(errors, format!("'{}'", value.trim())))
         }
         _ => bad(errors, shown(n)),
+    }
+}
+
+/// `N`, `Nms`, `Ns`, `Nm` or `Nh` (N may have a fraction); `None` when it is not one.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let s = text.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let factor = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return None,
+    };
+    match num.parse::<f64>() {
+        Ok(x) if x.is_finite() => Duration::try_from_secs_f64(x * factor).ok(),
+        _ => None,
     }
 }
 

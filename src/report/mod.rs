@@ -4,6 +4,9 @@
 //! diagnostics. Functions write to any `io::Write` so tests can read what a user would see;
 //! they must not compute anything the caller could not have printed itself.
 
+pub mod events;
+pub mod run;
+
 use std::collections::BTreeSet;
 use std::io::{self, Write};
 

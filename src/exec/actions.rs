@@ -1,0 +1,265 @@
+//! Controller-side actions: the "modules" that never run on a host (`debug`, `assert`,
+//! `fail`, `set_fact`, `include_vars`, `pause`, `meta`, `include_tasks`, `include_role`,
+//! `setup`), and delegation targets.
+//!
+//! Owns their behaviour. They return a [`Step`] like host modules do, so the pipeline
+//! around them (loops, `register`, `changed_when`, `ignore_errors`) is the same.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Map, Value as Json};
+
+use crate::exec::Flow;
+use crate::exec::facts;
+use crate::exec::host::{Connection, HostState, open};
+use crate::exec::outcome::Status;
+use crate::exec::task::{Step, TaskCtx};
+use crate::modules::runtime::{Args, ArgsExt};
+use crate::template::{self, LazyVars};
+use crate::transport::{AnyTransport, TransportError};
+use crate::yaml;
+
+/// Runs `module` if it is a controller action; `None` for host modules.
+pub async fn controller(
+    ctx: &TaskCtx,
+    st: &mut HostState,
+    vars: &LazyVars,
+    module: &str,
+    args: &Args,
+) -> Option<Step> {
+    Some(match module {
+        "debug" => debug(ctx, vars, args),
+        "assert" => assert(ctx, vars, args),
+        "fail" => {
+            let msg = args
+                .str_arg("msg")
+                .unwrap_or_else(|| "Failed as requested from task".into());
+            Step::failed(msg)
+        }
+        "set_fact" => set_fact(st, args),
+        "include_vars" => include_vars(ctx, st, args),
+        "pause" => pause(args).await,
+        "meta" => {
+            let what = args.str_arg("_raw_params").unwrap_or_default();
+            let mut s = Step::new(Status::Ok, Map::new());
+            s.flow = Flow::Meta(what.trim().to_string());
+            s
+        }
+        "include_tasks" | "import_tasks" | "include_role" | "import_role" => {
+            let mut s = Step::new(Status::Ok, Map::new());
+            s.flow = Flow::Include;
+            s
+        }
+        "setup" | "gather_facts" => match st.transport() {
+            Ok(tr) => match facts::gather(tr).await {
+                Ok(f) => {
+                    facts::store(st, &f);
+                    let mut r = Map::new();
+                    r.insert("ansible_facts".into(), Json::Object(f));
+                    Step::new(Status::Ok, r)
+                }
+                Err(m) => Step::failed(m),
+            },
+            Err(e) => {
+                let mut s = Step::failed(e.to_string());
+                s.status = Status::Unreachable;
+                s
+            }
+        },
+        _ => return None,
+    })
+}
+
+fn debug(ctx: &TaskCtx, vars: &LazyVars, args: &Args) -> Step {
+    let mut r = Map::new();
+    if let Some(var) = args.str_arg("var") {
+        match template::eval_expr(
+            &ctx.shared.env,
+            &var,
+            &vars.to_value(),
+            &ctx.task.action.module_loc,
+        ) {
+            Ok(v) => {
+                let j = template::value_to_json(&v).unwrap_or(Json::Null);
+                r.insert(var, j);
+            }
+            Err(_) => {
+                r.insert(var, Json::from("VARIABLE IS NOT DEFINED!"));
+            }
+        }
+    } else {
+        let msg = args
+            .get("msg")
+            .cloned()
+            .unwrap_or_else(|| Json::from("Hello world!"));
+        r.insert("msg".into(), msg);
+    }
+    let mut s = Step::new(Status::Ok, r);
+    s.show = true;
+    s
+}
+
+fn assert(ctx: &TaskCtx, vars: &LazyVars, args: &Args) -> Step {
+    let that: Vec<Json> = match args.get("that") {
+        Some(Json::Array(a)) => a.clone(),
+        Some(other) => vec![other.clone()],
+        None => Vec::new(),
+    };
+    let v = vars.to_value();
+    for cond in &that {
+        let ok = match cond {
+            Json::Bool(b) => Ok(*b),
+            Json::String(s) => {
+                template::eval_bool(&ctx.shared.env, s, &v, &ctx.task.action.module_loc)
+                    .map_err(|d| d.message)
+            }
+            other => Err(format!("assert: cannot evaluate {other}")),
+        };
+        match ok {
+            Ok(true) => {}
+            Ok(false) => {
+                let msg = args
+                    .str_arg("fail_msg")
+                    .or_else(|| args.str_arg("msg"))
+                    .unwrap_or_else(|| "Assertion failed".into());
+                let mut s = Step::failed(msg);
+                s.result.insert("assertion".into(), cond.clone());
+                s.result.insert("evaluated_to".into(), Json::Bool(false));
+                return s;
+            }
+            Err(m) => return Step::failed(m),
+        }
+    }
+    let mut r = Map::new();
+    r.insert(
+        "msg".into(),
+        Json::from(
+            args.str_arg("success_msg")
+                .unwrap_or_else(|| "All assertions passed".into()),
+        ),
+    );
+    let mut s = Step::new(Status::Ok, r);
+    s.show = !args.bool_arg("quiet", false).unwrap_or(false);
+    s
+}
+
+fn set_fact(st: &mut HostState, args: &Args) -> Step {
+    let mut facts = Map::new();
+    for (k, v) in args {
+        if k == "cacheable" {
+            continue;
+        }
+        st.set_runtime(k.clone(), v.clone());
+        facts.insert(k.clone(), v.clone());
+    }
+    let mut r = Map::new();
+    r.insert("ansible_facts".into(), Json::Object(facts));
+    Step::new(Status::Ok, r)
+}
+
+/// `include_vars`: a file's variables become run-time data (not rendered again).
+fn include_vars(ctx: &TaskCtx, st: &mut HostState, args: &Args) -> Step {
+    let Some(file) = args.str_arg("file").or_else(|| args.str_arg("_raw_params")) else {
+        return Step::failed(
+            "include_vars: only `file:` (or a file name) is supported; `dir:` is not yet",
+        );
+    };
+    let mut path = Path::new(&file).to_path_buf();
+    if path.is_relative() {
+        let base = ctx
+            .task
+            .role
+            .as_ref()
+            .and_then(|r| ctx.shared.role_paths.get(r))
+            .map(|r| r.join("vars"))
+            .filter(|d| d.join(&path).exists())
+            .unwrap_or_else(|| {
+                ctx.task
+                    .loc
+                    .file
+                    .as_ref()
+                    .rsplit_once('/')
+                    .map(|(d, _)| d.into())
+                    .unwrap_or_else(|| ".".into())
+            });
+        path = Path::new(&base).join(&path);
+    }
+    let docs = match yaml::load_file(&path, yaml::Limits::default()) {
+        Ok(d) => d,
+        Err(errs) => {
+            return Step::failed(
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
+        }
+    };
+    let vars = match docs.into_iter().next().map(|n| n.to_json()) {
+        Some(Json::Object(m)) => m,
+        None | Some(Json::Null) => Map::new(),
+        Some(_) => {
+            return Step::failed(format!(
+                "{}: expected a mapping of variables",
+                path.display()
+            ));
+        }
+    };
+    let vars = match args.str_arg("name") {
+        Some(name) => {
+            let mut m = Map::new();
+            m.insert(name, Json::Object(vars));
+            m
+        }
+        None => vars,
+    };
+    for (k, v) in &vars {
+        st.set_runtime(k.clone(), v.clone());
+    }
+    let mut r = Map::new();
+    r.insert("ansible_facts".into(), Json::Object(vars));
+    Step::new(Status::Ok, r)
+}
+
+/// `pause`: waits `seconds`/`minutes`; a `prompt` without a time needs a terminal.
+async fn pause(args: &Args) -> Step {
+    let secs = args
+        .str_arg("seconds")
+        .and_then(|s| s.trim().parse::<f64>().ok());
+    let mins = args
+        .str_arg("minutes")
+        .and_then(|s| s.trim().parse::<f64>().ok());
+    let total = secs.or(mins.map(|m| m * 60.0));
+    match total {
+        Some(t) if t >= 0.0 => {
+            tokio::time::sleep(Duration::from_secs_f64(t)).await;
+            let mut r = Map::new();
+            r.insert("delta".into(), Json::from(t));
+            Step::new(Status::Ok, r)
+        }
+        _ if !std::io::stdin().is_terminal() => Step::failed(
+            "pause without seconds/minutes waits for a keypress, and stdin is not a terminal",
+        ),
+        _ => Step::failed(
+            "pause waiting for a keypress is not supported yet; give seconds: or minutes:",
+        ),
+    }
+}
+
+/// The transport for `delegate_to: NAME`: localhost (implicit or `ansible_connection:
+/// local`) runs on the controller.
+pub fn delegate_transport(ctx: &TaskCtx, name: &str) -> Result<AnyTransport, TransportError> {
+    let inv = &ctx.shared.inventory;
+    let conn = match inv.hosts.get(name) {
+        Some(h) => Connection::from_vars(&inv.vars_of(h)).map_err(TransportError::Unreachable)?,
+        None if crate::inventory::LOCALHOST_NAMES.contains(&name) => Connection::Local,
+        None => {
+            return Err(TransportError::Unreachable(format!(
+                "delegate_to: host '{name}' is not in the inventory"
+            )));
+        }
+    };
+    open(name, &conn)
+}

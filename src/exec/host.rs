@@ -1,0 +1,160 @@
+//! One host's state for the whole run: its connection, its run-time variables (registered
+//! results, `set_fact`, facts), notified handlers, and whether it failed.
+//!
+//! Owns opening the host's one connection (lazily, reused for every task). Each host's state
+//! is moved into that host's future for a task and handed back after it: nothing here is
+//! shared or locked. It must not print.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use serde_json::Value as Json;
+
+use crate::exec::outcome::Recap;
+use crate::template::{Layer, VarValue};
+use crate::transport::{AnyTransport, LocalTransport, TransportError};
+use crate::vars::Tier;
+
+/// How rdeploy reaches a host, from its `ansible_connection`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Connection {
+    /// Commands run on the controller (`ansible_connection: local`).
+    Local,
+    /// Over SSH (the default).
+    Ssh,
+}
+
+impl Connection {
+    /// The connection a host's variables ask for.
+    pub fn from_vars(vars: &serde_json::Map<String, Json>) -> Result<Connection, String> {
+        match vars.get("ansible_connection").and_then(Json::as_str) {
+            Some("local") => Ok(Connection::Local),
+            None | Some("ssh" | "smart" | "paramiko" | "ansible.builtin.ssh") => {
+                Ok(Connection::Ssh)
+            }
+            Some(other) => Err(format!(
+                "ansible_connection '{other}' is not supported (local or ssh)"
+            )),
+        }
+    }
+}
+
+/// Everything rdeploy knows about one host during a run.
+pub struct HostState {
+    /// The inventory name.
+    pub name: String,
+    /// How to reach it.
+    pub connection: Connection,
+    /// The open connection, once a task needed it.
+    pub transport: Option<AnyTransport>,
+    /// The play's variables for this host, tiers 1–5, 8, 9 (set at play start).
+    pub base: Arc<Vec<Layer>>,
+    /// Registered results, `set_fact`, `include_vars` and facts (tier 7). Persist across plays.
+    pub runtime: IndexMap<String, Json>,
+    /// Variables of enclosing `include_tasks` loops (`item`...), innermost last.
+    pub scoped: Vec<IndexMap<String, Json>>,
+    /// Handler names and `listen` topics notified and not yet run.
+    pub notified: BTreeSet<String>,
+    /// A task failed (and was not rescued).
+    pub failed: bool,
+    /// The host could not be reached.
+    pub unreachable: bool,
+    /// `meta: end_host` was reached, or the play ended for it.
+    pub ended: bool,
+    /// PLAY RECAP counters.
+    pub recap: Recap,
+    /// Cached layers including `runtime`, rebuilt when `runtime` changes.
+    layers: Option<Arc<Vec<Layer>>>,
+}
+
+impl HostState {
+    /// A host that has not been contacted.
+    pub fn new(name: impl Into<String>, connection: Connection) -> HostState {
+        HostState {
+            name: name.into(),
+            connection,
+            transport: None,
+            base: Arc::new(Vec::new()),
+            runtime: IndexMap::new(),
+            scoped: Vec::new(),
+            notified: BTreeSet::new(),
+            failed: false,
+            unreachable: false,
+            ended: false,
+            recap: Recap::default(),
+            layers: None,
+        }
+    }
+
+    /// Sets the play's variables for this host.
+    pub fn set_base(&mut self, base: Arc<Vec<Layer>>) {
+        self.base = base;
+        self.layers = None;
+    }
+
+    /// Sets a run-time variable (data: never rendered).
+    pub fn set_runtime(&mut self, name: impl Into<String>, value: Json) {
+        self.runtime.insert(name.into(), value);
+        self.layers = None;
+    }
+
+    /// Removes run-time variables whose name matches (clear_facts).
+    pub fn clear_runtime(&mut self, keep: impl Fn(&str) -> bool) {
+        self.runtime.retain(|k, _| keep(k));
+        self.layers = None;
+    }
+
+    /// The host's layers with run-time variables in their tier.
+    pub fn layers(&mut self) -> Arc<Vec<Layer>> {
+        if let Some(l) = &self.layers {
+            return Arc::clone(l);
+        }
+        let mut layers: Vec<Layer> = (*self.base).clone();
+        if layers.len() <= Tier::Runtime as usize {
+            layers.resize_with(Tier::ALL.len(), Layer::new);
+        }
+        let rt = &mut layers[Tier::Runtime as usize];
+        for (k, v) in &self.runtime {
+            rt.insert(k.clone(), VarValue::Data(v.clone()));
+        }
+        let l = Arc::new(layers);
+        self.layers = Some(Arc::clone(&l));
+        l
+    }
+
+    /// Whether the host takes part in the next task.
+    pub fn active(&self, in_always: bool) -> bool {
+        !self.ended && !self.unreachable && (!self.failed || in_always)
+    }
+
+    /// The host's connection, opened on first use.
+    pub fn transport(&mut self) -> Result<&mut AnyTransport, TransportError> {
+        if self.transport.is_none() {
+            self.transport = Some(open(&self.name, &self.connection)?);
+        }
+        self.transport
+            .as_mut()
+            .ok_or_else(|| TransportError::Unreachable("no connection".into()))
+    }
+
+    /// Commands run on this host so far (local connection; for per-task counts).
+    pub fn commands_run(&self) -> usize {
+        match &self.transport {
+            Some(AnyTransport::Local(l)) => l.recorded().len(),
+            None => 0,
+        }
+    }
+}
+
+/// Opens a connection to `name`.
+pub fn open(name: &str, connection: &Connection) -> Result<AnyTransport, TransportError> {
+    match connection {
+        Connection::Local => Ok(AnyTransport::Local(
+            LocalTransport::new(name).with_recording(),
+        )),
+        Connection::Ssh => Err(TransportError::Unreachable(format!(
+            "{name}: the SSH transport is not built yet; only ansible_connection: local hosts can be run"
+        ))),
+    }
+}

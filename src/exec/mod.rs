@@ -1,0 +1,744 @@
+//! The executor: runs a checked plan play by play, batch by batch, task by task (Ansible's
+//! linear strategy), each task on all of a batch's hosts at once.
+//!
+//! Owns the walk over a play's task tree (blocks with rescue/always, imports, includes,
+//! roles, handlers, `meta`) and the concurrency: a host's state is moved into its future for
+//! one task (a `JoinSet`, bounded by a `Semaphore` of `--forks`) and handed back. Only
+//! immutable data is shared (`Arc<Shared>`). The per-host pipeline lives in `task.rs`. Events
+//! go to the reporter; nothing here prints.
+
+pub mod actions;
+pub mod facts;
+pub mod host;
+pub mod outcome;
+pub mod task;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use minijinja::Environment;
+use serde_json::Value as Json;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::cli::Checked;
+use crate::exec::host::{Connection, HostState};
+use crate::exec::outcome::{HostOutcome, Recap, Status};
+use crate::exec::task::{TaskCtx, run_on_host};
+use crate::inventory::Inventory;
+use crate::plan::build::tags_selected;
+use crate::playbook::model::{Handler, Included, Keywords, Play, RoleRef, Task, TaskItem, Val};
+use crate::report::events::Event;
+use crate::report::run::Reporter;
+use crate::template::{self, HostVars, Layer};
+use crate::vars::{Tier, VarStack, host_stacks, play_stack, role_vars};
+
+/// How to run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// `--check`: report what would change, change nothing.
+    pub check: bool,
+    /// `--diff`.
+    pub diff: bool,
+    /// Hosts in flight at once.
+    pub forks: usize,
+    /// `--start-at-task NAME`.
+    pub start_at_task: Option<String>,
+    /// `--task-timeout`: default per-command limit.
+    pub task_timeout: Option<Duration>,
+    /// `--force-handlers`.
+    pub force_handlers: bool,
+}
+
+/// Data every host's future may read.
+pub struct Shared {
+    /// The template environment.
+    pub env: Arc<Environment<'static>>,
+    /// The inventory.
+    pub inventory: Arc<Inventory>,
+    /// Run options.
+    pub opts: RunOptions,
+    /// The playbook's directory (relative `src:` and `fetch` destinations).
+    pub playbook_dir: PathBuf,
+    /// Role name → role directory, for `src:` lookups of templated names.
+    pub role_paths: HashMap<String, PathBuf>,
+}
+
+/// What surrounds a task: block/import/include variables and keywords, the role it runs in.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    /// Block, import and include `vars:` (tier 6), outermost first.
+    pub vars: Vec<(String, Json)>,
+    /// Variables of roles entered through `include_role`/`import_role`.
+    pub role_vars: Vec<(Tier, String, Json)>,
+    /// The role whose tasks these are.
+    pub role: Option<RoleInfo>,
+    /// Keywords inherited from blocks, roles and the play (`become`, `ignore_errors`, ...).
+    pub keywords: Keywords,
+    /// Tags inherited from the play, roles, blocks and imports.
+    pub tags: Vec<String>,
+    /// Inside `always:` (runs on failed hosts too).
+    pub in_always: bool,
+}
+
+/// A role's name and directory.
+#[derive(Clone, Debug)]
+pub struct RoleInfo {
+    /// The role's name.
+    pub name: String,
+    /// Its directory.
+    pub path: PathBuf,
+}
+
+/// What the walker does after a task.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Flow {
+    /// Next task.
+    #[default]
+    Continue,
+    /// The task was an include: run what it included on this host.
+    Include,
+    /// `meta: ...`.
+    Meta(String),
+}
+
+/// The whole run's outcome.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Per-host counters, in first-seen order.
+    pub recap: Vec<(String, Recap)>,
+}
+
+impl Summary {
+    /// True when every host finished without a failure or an unreachable state.
+    pub fn clean(&self) -> bool {
+        self.recap.iter().all(|(_, r)| r.clean())
+    }
+}
+
+/// Runs every play of a checked playbook.
+pub async fn run<'r>(c: &'r Checked, opts: RunOptions, reporter: &'r mut Reporter) -> Summary {
+    let shared = Arc::new(Shared {
+        env: template::shared_environment(),
+        inventory: Arc::new(c.inventory.clone()),
+        opts,
+        playbook_dir: c.playbook.dir.clone(),
+        role_paths: role_paths(&c.playbook.plays),
+    });
+    let start_at = shared.opts.start_at_task.clone();
+    let sem = Arc::new(Semaphore::new(shared.opts.forks.max(1)));
+    let mut runner = Runner {
+        shared,
+        reporter,
+        states: IndexMap::new(),
+        started: start_at.is_none(),
+        start_at,
+        end_play: false,
+        tags: (c.settings.tags.clone(), c.settings.skip_tags.clone()),
+        sem,
+        play: None,
+    };
+    for (play, planned) in c.playbook.plays.iter().zip(&c.plan.plays) {
+        if planned.hosts.is_empty() {
+            continue;
+        }
+        runner.play(c, play, &planned.batches).await;
+    }
+    let recap: Vec<(String, Recap)> = runner
+        .states
+        .iter()
+        .map(|(h, s)| (h.clone(), s.recap))
+        .collect();
+    runner.reporter.emit(&Event::Recap { rows: &recap });
+    Summary { recap }
+}
+
+fn role_paths(plays: &[Play]) -> HashMap<String, PathBuf> {
+    fn add(r: &RoleRef, out: &mut HashMap<String, PathBuf>) {
+        out.entry(r.name.clone())
+            .or_insert_with(|| r.role.path.clone());
+        for d in &r.role.dependencies {
+            add(d, out);
+        }
+    }
+    let mut out = HashMap::new();
+    for p in plays {
+        for r in &p.roles {
+            add(r, &mut out);
+        }
+        p.for_each_task(&mut |t| {
+            if let Some(Included::Role(r)) = &t.included {
+                add(r, &mut out);
+            }
+        });
+    }
+    out
+}
+
+struct Runner<'r> {
+    shared: Arc<Shared>,
+    reporter: &'r mut Reporter,
+    /// The play being run (for `meta: flush_handlers`).
+    play: Option<&'r Play>,
+    /// Every host seen so far, in first-seen order (state persists across plays).
+    states: IndexMap<String, HostState>,
+    started: bool,
+    start_at: Option<String>,
+    end_play: bool,
+    tags: (Vec<String>, Vec<String>),
+    sem: Arc<Semaphore>,
+}
+
+impl<'r> Runner<'r> {
+    async fn play(&mut self, c: &Checked, play: &'r Play, batches: &[Vec<String>]) {
+        self.play = Some(play);
+        let all: Vec<String> = batches.iter().flatten().cloned().collect();
+        self.reporter.emit(&Event::PlayStart {
+            name: &play.display_name(),
+            hosts: all.len(),
+            batches: batches.len(),
+        });
+        self.end_play = false;
+        let shared_stack = play_stack(
+            &c.inventory,
+            &c.playbook,
+            play,
+            &all,
+            &c.settings,
+            self.shared.opts.check,
+        );
+        let stacks = host_stacks(&c.inventory, &shared_stack, &all);
+        for h in &all {
+            if !self.states.contains_key(h) {
+                let conn = match c.inventory.hosts.get(h) {
+                    Some(host) => {
+                        Connection::from_vars(&c.inventory.vars_of(host)).unwrap_or(Connection::Ssh)
+                    }
+                    None => Connection::Ssh,
+                };
+                self.states
+                    .insert(h.clone(), HostState::new(h.clone(), conn));
+            }
+        }
+        let play_scope = Scope {
+            keywords: {
+                let mut k = play.keywords.clone();
+                k.when.clear();
+                k.vars.clear();
+                k
+            },
+            tags: play.keywords.tags.iter().map(|t| t.name.clone()).collect(),
+            ..Scope::default()
+        };
+        for (i, batch) in batches.iter().enumerate() {
+            if self.end_play {
+                break;
+            }
+            self.reporter.emit(&Event::BatchStart {
+                index: i + 1,
+                total: batches.len(),
+                hosts: batch,
+            });
+            for h in batch {
+                if let Some(mut stack) = stacks.get(h).cloned() {
+                    stack.set(Tier::Magic, "ansible_play_batch", Json::from(batch.clone()));
+                    if let Some(st) = self.states.get_mut(h) {
+                        st.set_base(Arc::new(stack.layers()));
+                        st.ended = false;
+                    }
+                }
+            }
+            let hosts: Vec<String> = batch
+                .iter()
+                .filter(|h| self.states.get(*h).is_some_and(|s| s.active(false)))
+                .cloned()
+                .collect();
+            if play_gathers_facts(play) {
+                self.gather(&hosts).await;
+            }
+            self.section(&play.pre_tasks, &play_scope, &hosts, play)
+                .await;
+            for r in &play.roles {
+                self.role(r, &play_scope, &hosts, false).await;
+            }
+            self.items(&play.tasks, &play_scope, &hosts).await;
+            self.flush_handlers(play, &hosts).await;
+            self.section(&play.post_tasks, &play_scope, &hosts, play)
+                .await;
+        }
+    }
+
+    async fn section(&mut self, items: &[TaskItem], scope: &Scope, hosts: &[String], play: &Play) {
+        self.items(items, scope, hosts).await;
+        self.flush_handlers(play, hosts).await;
+    }
+
+    async fn gather(&mut self, hosts: &[String]) {
+        let t = gather_task();
+        let scope = Scope::default();
+        self.run_task(&t, &scope, hosts, false, "Gathering Facts")
+            .await;
+    }
+
+    async fn role(&mut self, r: &RoleRef, outer: &Scope, hosts: &[String], scoped_vars: bool) {
+        let mut scope = outer.clone();
+        scope.role = Some(RoleInfo {
+            name: r.name.clone(),
+            path: r.role.path.clone(),
+        });
+        scope
+            .tags
+            .extend(r.keywords.tags.iter().map(|t| t.name.clone()));
+        inherit(&mut scope.keywords, &r.keywords);
+        if scoped_vars {
+            let mut s = VarStack::new();
+            role_vars(r, &mut s);
+            for (tier, layer) in Tier::ALL.iter().zip(s.layers()) {
+                for (k, v) in layer {
+                    let (template::VarValue::Template(j) | template::VarValue::Data(j)) = v;
+                    scope.role_vars.push((*tier, k, j));
+                }
+            }
+        }
+        let hosts = self.filter_when(&r.keywords.when, &scope, hosts).await;
+        for d in &r.role.dependencies {
+            Box::pin(self.role(d, &scope, &hosts, scoped_vars)).await;
+        }
+        Box::pin(self.items(&r.role.tasks, &scope, &hosts)).await;
+    }
+
+    /// Hosts for which a block/role/import `when:` is true (evaluated per host). A condition
+    /// that cannot be evaluated fails that host.
+    async fn filter_when(
+        &mut self,
+        when: &[crate::yaml::Node],
+        scope: &Scope,
+        hosts: &[String],
+    ) -> Vec<String> {
+        if when.is_empty() {
+            return hosts.to_vec();
+        }
+        let hostvars = self.hostvars();
+        let mut keep = Vec::new();
+        for h in hosts {
+            let Some(st) = self.states.get_mut(h) else {
+                continue;
+            };
+            let vars = task::vars_at(&self.shared, scope, &hostvars, st, &[]);
+            match task::when_holds(&self.shared.env, when, &vars) {
+                Ok(true) => keep.push(h.clone()),
+                Ok(false) => {}
+                Err(msg) => {
+                    st.failed = true;
+                    st.recap.failed += 1;
+                    let warning = format!("{h}: {msg}");
+                    self.reporter.emit(&Event::Warning(&warning));
+                }
+            }
+        }
+        keep
+    }
+
+    async fn items(&mut self, items: &[TaskItem], scope: &Scope, hosts: &[String]) {
+        for it in items {
+            if self.end_play {
+                return;
+            }
+            let active: Vec<String> = hosts
+                .iter()
+                .filter(|h| {
+                    self.states
+                        .get(*h)
+                        .is_some_and(|s| s.active(scope.in_always))
+                })
+                .cloned()
+                .collect();
+            if active.is_empty() {
+                return;
+            }
+            match it {
+                TaskItem::Task(t) => self.task(t, scope, &active).await,
+                TaskItem::Block(b) => {
+                    let mut inner = scope.clone();
+                    inner.vars.extend(
+                        b.keywords
+                            .vars
+                            .iter()
+                            .map(|(k, n)| (k.clone(), n.to_json())),
+                    );
+                    inner
+                        .tags
+                        .extend(b.keywords.tags.iter().map(|t| t.name.clone()));
+                    inherit(&mut inner.keywords, &b.keywords);
+                    let entered = self.filter_when(&b.keywords.when, &inner, &active).await;
+                    Box::pin(self.items(&b.block, &inner, &entered)).await;
+                    let failed: Vec<String> = entered
+                        .iter()
+                        .filter(|h| {
+                            self.states
+                                .get(*h)
+                                .is_some_and(|s| s.failed && !s.unreachable)
+                        })
+                        .cloned()
+                        .collect();
+                    if !b.rescue.is_empty() && !failed.is_empty() {
+                        for h in &failed {
+                            if let Some(s) = self.states.get_mut(h) {
+                                s.failed = false;
+                                s.recap.failed = s.recap.failed.saturating_sub(1);
+                                s.recap.rescued += 1;
+                            }
+                        }
+                        Box::pin(self.items(&b.rescue, &inner, &failed)).await;
+                    }
+                    if !b.always.is_empty() {
+                        let mut always = inner.clone();
+                        always.in_always = true;
+                        Box::pin(self.items(&b.always, &always, &entered)).await;
+                    }
+                }
+                TaskItem::ImportTasks(i) => {
+                    let mut inner = scope.clone();
+                    inner.vars.extend(
+                        i.keywords
+                            .vars
+                            .iter()
+                            .map(|(k, n)| (k.clone(), n.to_json())),
+                    );
+                    inner
+                        .tags
+                        .extend(i.keywords.tags.iter().map(|t| t.name.clone()));
+                    inherit(&mut inner.keywords, &i.keywords);
+                    let entered = self.filter_when(&i.keywords.when, &inner, &active).await;
+                    Box::pin(self.items(&i.tasks, &inner, &entered)).await;
+                }
+                TaskItem::ImportRole(r) => Box::pin(self.role(r, scope, &active, true)).await,
+            }
+        }
+    }
+
+    async fn task(&mut self, t: &Task, scope: &Scope, hosts: &[String]) {
+        let label = task_label(t, scope);
+        if !self.started {
+            let name = t
+                .name
+                .as_ref()
+                .and_then(crate::yaml::Node::scalar_string)
+                .unwrap_or_default();
+            if self
+                .start_at
+                .as_deref()
+                .is_some_and(|s| s == name || s == label)
+            {
+                self.started = true;
+            } else {
+                return;
+            }
+        }
+        let mut tags = scope.tags.clone();
+        tags.extend(t.keywords.tags.iter().map(|x| x.name.clone()));
+        let is_meta_or_include = matches!(t.action.module.as_str(), "meta");
+        if !is_meta_or_include && !tags_selected(&tags, &self.tags.0, &self.tags.1) {
+            return;
+        }
+        let results = self.run_task(t, scope, hosts, false, &label).await;
+        self.after(t, scope, results).await;
+    }
+
+    /// Includes and `meta:` after a task ran.
+    async fn after(&mut self, t: &Task, scope: &Scope, results: Vec<(String, HostOutcome, Flow)>) {
+        let include_hosts: Vec<String> = results
+            .iter()
+            .filter(|(_, o, f)| *f == Flow::Include && o.status != Status::Skipped)
+            .map(|(h, _, _)| h.clone())
+            .collect();
+        for (h, _, f) in &results {
+            if let Flow::Meta(m) = f {
+                match m.as_str() {
+                    "end_host" => {
+                        if let Some(s) = self.states.get_mut(h) {
+                            s.ended = true;
+                        }
+                    }
+                    "end_play" => self.end_play = true,
+                    "clear_facts" => {
+                        if let Some(s) = self.states.get_mut(h) {
+                            s.clear_runtime(|k| !k.starts_with("ansible_"));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if results
+            .iter()
+            .any(|(_, _, f)| *f == Flow::Meta("flush_handlers".into()))
+        {
+            let hosts: Vec<String> = results.iter().map(|(h, _, _)| h.clone()).collect();
+            if let Some(play) = self.play {
+                Box::pin(self.flush_handlers(play, &hosts)).await;
+            }
+        }
+        if include_hosts.is_empty() {
+            return;
+        }
+        match &t.included {
+            Some(Included::Tasks { tasks, .. }) => {
+                let mut inner = scope.clone();
+                inner.vars.extend(
+                    t.keywords
+                        .vars
+                        .iter()
+                        .map(|(k, n)| (k.clone(), n.to_json())),
+                );
+                Box::pin(self.items(tasks, &inner, &include_hosts)).await;
+            }
+            Some(Included::Role(r)) => {
+                let mut inner = scope.clone();
+                inner.vars.extend(
+                    t.keywords
+                        .vars
+                        .iter()
+                        .map(|(k, n)| (k.clone(), n.to_json())),
+                );
+                Box::pin(self.role(r, &inner, &include_hosts, true)).await;
+            }
+            _ => {}
+        }
+    }
+
+    async fn flush_handlers(&mut self, play: &Play, hosts: &[String]) {
+        let force = self.shared.opts.force_handlers
+            || play
+                .force_handlers
+                .as_ref()
+                .and_then(Val::literal)
+                .unwrap_or(false);
+        for h in play.all_handlers() {
+            let name = h
+                .task
+                .name
+                .as_ref()
+                .and_then(crate::yaml::Node::scalar_string)
+                .unwrap_or_default();
+            let targets: Vec<String> = hosts
+                .iter()
+                .filter(|host| {
+                    self.states.get(*host).is_some_and(|s| {
+                        (s.active(false) || (force && !s.unreachable))
+                            && (s.notified.contains(&name)
+                                || h.listen.iter().any(|l| s.notified.contains(&l.name)))
+                    })
+                })
+                .cloned()
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
+            let scope = handler_scope(h);
+            let label = task_label(&h.task, &scope);
+            self.run_task(&h.task, &scope, &targets, true, &label).await;
+        }
+        for host in hosts {
+            if let Some(s) = self.states.get_mut(host) {
+                s.notified.clear();
+            }
+        }
+    }
+
+    /// Runs a task on `hosts` (in parallel, at most `forks` at once), reports each result.
+    async fn run_task(
+        &mut self,
+        t: &Task,
+        scope: &Scope,
+        hosts: &[String],
+        handler: bool,
+        label: &str,
+    ) -> Vec<(String, HostOutcome, Flow)> {
+        self.reporter.emit(&Event::TaskStart {
+            label,
+            handler,
+            check: self.shared.opts.check,
+        });
+        let run_once = matches!(
+            t.keywords
+                .run_once
+                .as_ref()
+                .or(scope.keywords.run_once.as_ref()),
+            Some(Val::Lit { value: true, .. })
+        );
+        let targets: Vec<String> = if run_once {
+            hosts.iter().take(1).cloned().collect()
+        } else {
+            hosts.to_vec()
+        };
+        let results = self.run_hosts(t, scope, &targets, label).await;
+        if run_once && let (Some((_, first, _)), Some(reg)) = (results.first(), &t.register) {
+            let v = Json::Object(first.result.clone());
+            for h in hosts.iter().skip(1) {
+                if let Some(s) = self.states.get_mut(h) {
+                    s.set_runtime(reg.name.clone(), v.clone());
+                }
+            }
+        }
+        let fatal = matches!(
+            t.keywords
+                .any_errors_fatal
+                .as_ref()
+                .or(scope.keywords.any_errors_fatal.as_ref()),
+            Some(Val::Lit { value: true, .. })
+        );
+        if fatal
+            && results
+                .iter()
+                .any(|(_, o, _)| o.status == Status::Failed && !o.ignored)
+        {
+            for h in hosts {
+                if let Some(s) = self.states.get_mut(h) {
+                    s.ended = true;
+                }
+            }
+            self.end_play = true;
+        }
+        results
+    }
+
+    /// The per-host futures of one task; results are reported as they finish.
+    async fn run_hosts(
+        &mut self,
+        t: &Task,
+        scope: &Scope,
+        hosts: &[String],
+        label: &str,
+    ) -> Vec<(String, HostOutcome, Flow)> {
+        let hostvars = self.hostvars();
+        let ctx = Arc::new(TaskCtx {
+            shared: Arc::clone(&self.shared),
+            task: t.clone(),
+            scope: scope.clone(),
+            hostvars,
+            label: label.to_string(),
+        });
+        let mut set = JoinSet::new();
+        for h in hosts {
+            let Some(st) = self.states.shift_remove(h) else {
+                continue;
+            };
+            let ctx = Arc::clone(&ctx);
+            let sem = Arc::clone(&self.sem);
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                run_on_host(ctx, st).await
+            });
+        }
+        let mut done: HashMap<String, (HostState, HostOutcome, Flow)> = HashMap::new();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((st, outcome, flow)) => {
+                    self.reporter.emit(&Event::Host(&outcome));
+                    done.insert(st.name.clone(), (st, outcome, flow));
+                }
+                Err(e) => {
+                    let msg =
+                        format!("internal error: a host's task panicked or was cancelled: {e}");
+                    self.reporter.emit(&Event::Warning(&msg));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for h in hosts {
+            if let Some((st, o, f)) = done.remove(h) {
+                self.states.insert(h.clone(), st);
+                out.push((h.clone(), o, f));
+            }
+        }
+        out
+    }
+
+    /// `hostvars` for the next task: every host's current variables.
+    fn hostvars(&mut self) -> minijinja::Value {
+        let layers: IndexMap<String, Arc<Vec<Layer>>> = self
+            .states
+            .iter_mut()
+            .map(|(h, s)| (h.clone(), s.layers()))
+            .collect();
+        HostVars::new(layers, Arc::clone(&self.shared.env)).to_value()
+    }
+}
+
+/// The scope's keywords after entering a block/role/import with keywords `child`: the
+/// child's own settings win, the scope's fill the rest. Conditions, vars and tags are
+/// handled separately by the walker.
+fn inherit(scope: &mut Keywords, child: &Keywords) {
+    let mut k = child.clone();
+    k.inherit(scope);
+    k.when.clear();
+    k.vars.clear();
+    k.tags.clear();
+    *scope = k;
+}
+
+/// A handler runs in its role's scope.
+fn handler_scope(h: &Handler) -> Scope {
+    Scope {
+        role: h.task.role.as_ref().map(|r| RoleInfo {
+            name: r.clone(),
+            path: PathBuf::new(),
+        }),
+        ..Scope::default()
+    }
+}
+
+/// `role : name` as Ansible labels tasks.
+fn task_label(t: &Task, scope: &Scope) -> String {
+    let name = t
+        .name
+        .as_ref()
+        .and_then(crate::yaml::Node::scalar_string)
+        .unwrap_or_else(|| t.action.module.clone());
+    match t.role.as_ref().or(scope.role.as_ref().map(|r| &r.name)) {
+        Some(r) => format!("{r} : {name}"),
+        None => name,
+    }
+}
+
+/// `gather_facts`, default true as in Ansible.
+fn play_gathers_facts(play: &Play) -> bool {
+    match &play.gather_facts {
+        Some(Val::Lit { value, .. }) => *value,
+        _ => true,
+    }
+}
+
+/// The implicit "Gathering Facts" task.
+fn gather_task() -> Task {
+    use crate::diag::Loc;
+    use crate::playbook::model::Action;
+    let loc = Loc::file_start("<facts>");
+    Task {
+        loc: loc.clone(),
+        name: None,
+        action: Action {
+            module: "setup".into(),
+            module_loc: loc,
+            args: Vec::new(),
+            free_form: None,
+            local_src: None,
+        },
+        keywords: Keywords::default(),
+        loop_over: None,
+        loop_control: None,
+        register: None,
+        notify: Vec::new(),
+        changed_when: Vec::new(),
+        failed_when: Vec::new(),
+        until: Vec::new(),
+        retries: None,
+        delay: None,
+        role: None,
+        included: None,
+    }
+}

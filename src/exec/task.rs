@@ -1,0 +1,871 @@
+//! The per-host task pipeline: render → `when` → check → [check mode stops] → apply → verify
+//! → record, with loops, `until` retries, `changed_when`/`failed_when`, `register`,
+//! `ignore_errors` and `notify` around it.
+//!
+//! Owns what one task does on one host. Each step is a small function. It must not print
+//! (it returns a [`HostOutcome`]) and must not see other hosts' state.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use minijinja::Value;
+use serde_json::{Map, Value as Json};
+
+use crate::diag::Loc;
+use crate::exec::actions;
+use crate::exec::host::HostState;
+use crate::exec::outcome::{HostOutcome, ItemOutcome, Status};
+use crate::exec::{Flow, Scope, Shared};
+use crate::modules::runtime::{Args, Change, ModuleCtx, ModuleError, Verdict};
+use crate::playbook::model::{Keywords, LoopKind, Task, Val, loop_vars};
+use crate::template::{self, LazyVars, VarValue};
+use crate::transport::{AnyTransport, Become, TransportError};
+use crate::vars::Tier;
+use crate::yaml::{Kind, Node};
+
+/// Everything one task needs on every host, shared by the hosts' futures.
+pub struct TaskCtx {
+    /// Run-wide data.
+    pub shared: Arc<Shared>,
+    /// The task.
+    pub task: Task,
+    /// Block/role/include scope around it.
+    pub scope: Scope,
+    /// `hostvars` as of the start of this task.
+    pub hostvars: Value,
+    /// The label shown for the task.
+    pub label: String,
+}
+
+/// What one attempt of a task's action produced.
+pub struct Step {
+    /// Ok, changed, skipped, failed or unreachable.
+    pub status: Status,
+    /// Result keys for `register:`.
+    pub result: Map<String, Json>,
+    /// What changed (for `--diff`).
+    pub changes: Vec<Change>,
+    /// Failure or skip reason.
+    pub msg: Option<String>,
+    /// What the walker must do next (includes, meta).
+    pub flow: Flow,
+    /// Always show the result (debug).
+    pub show: bool,
+    /// A check-mode prediction (the action did not run): `failed_when` and templated
+    /// `changed_when` cannot be judged and are left alone.
+    pub predicted: bool,
+}
+
+impl Step {
+    /// A finished step.
+    pub fn new(status: Status, result: Map<String, Json>) -> Step {
+        Step {
+            status,
+            result,
+            changes: Vec::new(),
+            msg: None,
+            flow: Flow::Continue,
+            show: false,
+            predicted: false,
+        }
+    }
+
+    /// A failure with a message.
+    pub fn failed(msg: impl Into<String>) -> Step {
+        let msg = msg.into();
+        let mut result = Map::new();
+        result.insert("msg".into(), Json::from(msg.clone()));
+        let mut s = Step::new(Status::Failed, result);
+        s.msg = Some(msg);
+        s
+    }
+}
+
+/// Runs one task on one host. The host's state goes in and comes back.
+pub async fn run_on_host(ctx: Arc<TaskCtx>, mut st: HostState) -> (HostState, HostOutcome, Flow) {
+    let started = Instant::now();
+    let before = st.commands_run();
+    let kw = effective_keywords(&ctx);
+    let vars = task_vars(&ctx, &mut st);
+    let no_log = literal_bool(&kw.no_log, &vars, &ctx).unwrap_or(false);
+    let (step, items) = if ctx.task.loop_over.is_some() {
+        run_loop(&ctx, &kw, &mut st, &vars).await
+    } else {
+        match when_true(&ctx, &ctx.task.keywords.when, &vars) {
+            Ok(true) => (attempts(&ctx, &kw, &mut st, &vars).await, Vec::new()),
+            Ok(false) => (skipped(), Vec::new()),
+            Err(msg) => (Step::failed(msg), Vec::new()),
+        }
+    };
+    let ignore = literal_bool(&kw.ignore_errors, &vars, &ctx).unwrap_or(false);
+    let ignored = step.status == Status::Failed && ignore;
+    record(&ctx, &mut st, &step, &vars);
+    match step.status {
+        Status::Failed if !ignored => st.failed = true,
+        Status::Unreachable => st.unreachable = true,
+        _ => {}
+    }
+    let diff_on = literal_bool(&kw.diff, &vars, &ctx).unwrap_or(true);
+    let outcome = HostOutcome {
+        host: st.name.clone(),
+        status: step.status,
+        ignored,
+        msg: step.msg.clone(),
+        result: step.result.clone(),
+        changes: if no_log || !diff_on {
+            Vec::new()
+        } else {
+            step.changes.clone()
+        },
+        items,
+        no_log,
+        delegated_to: delegate_name(&ctx, &vars),
+        duration: started.elapsed(),
+        commands: st.commands_run().saturating_sub(before),
+        show: step.show,
+    };
+    st.recap.count(&outcome);
+    (st, outcome, step.flow)
+}
+
+/// The task's keywords with the scope's (block, role, play) filled in where the task is silent.
+fn effective_keywords(ctx: &TaskCtx) -> Keywords {
+    let mut k = ctx.task.keywords.clone();
+    let mut parent = ctx.scope.keywords.clone();
+    parent.when.clear();
+    parent.vars.clear();
+    parent.tags.clear();
+    k.inherit(&parent);
+    k
+}
+
+/// The variables this task sees on this host.
+fn task_vars(ctx: &TaskCtx, st: &mut HostState) -> LazyVars {
+    vars_at(
+        &ctx.shared,
+        &ctx.scope,
+        &ctx.hostvars,
+        st,
+        &ctx.task.keywords.vars,
+    )
+}
+
+/// The variables at a point of the play on this host: its layers, then role-scoped and
+/// block/import vars from `scope`, then `extra_vars` of the task itself, then `hostvars`,
+/// `role_path` and enclosing include loop variables.
+pub fn vars_at(
+    shared: &Shared,
+    scope: &Scope,
+    hostvars: &Value,
+    st: &mut HostState,
+    own_vars: &[(String, Node)],
+) -> LazyVars {
+    let base = st.layers();
+    let needs_copy = !scope.vars.is_empty() || !scope.role_vars.is_empty() || !own_vars.is_empty();
+    let layers = if needs_copy {
+        let mut layers: Vec<template::Layer> = (*base).clone();
+        layers.resize_with(Tier::ALL.len().max(layers.len()), template::Layer::new);
+        for (tier, k, v) in &scope.role_vars {
+            layers[*tier as usize].insert(k.clone(), VarValue::Template(v.clone()));
+        }
+        let task_tier = &mut layers[Tier::Task as usize];
+        for (k, v) in &scope.vars {
+            task_tier.insert(k.clone(), VarValue::Template(v.clone()));
+        }
+        for (k, n) in own_vars {
+            task_tier.insert(k.clone(), VarValue::Template(node_json(n)));
+        }
+        Arc::new(layers)
+    } else {
+        base
+    };
+    let mut extra: Vec<(String, Value)> = vec![("hostvars".into(), hostvars.clone())];
+    if let Some(r) = &scope.role {
+        extra.push((
+            "role_path".into(),
+            Value::from(r.path.display().to_string()),
+        ));
+        extra.push(("role_name".into(), Value::from(r.name.clone())));
+    }
+    for frame in &st.scoped {
+        for (k, v) in frame {
+            extra.push((k.clone(), template::json_to_value(v)));
+        }
+    }
+    LazyVars::from_shared(layers, Arc::clone(&shared.env)).with_values(extra)
+}
+
+/// A node as variable data.
+fn node_json(n: &Node) -> Json {
+    n.to_json()
+}
+
+fn skipped() -> Step {
+    let mut r = Map::new();
+    r.insert("skipped".into(), Json::Bool(true));
+    r.insert(
+        "skip_reason".into(),
+        Json::from("Conditional result was False"),
+    );
+    r.insert("changed".into(), Json::Bool(false));
+    let mut s = Step::new(Status::Skipped, r);
+    s.msg = Some("Conditional result was False".into());
+    s
+}
+
+/// All `when:` conditions (ANDed).
+fn when_true(ctx: &TaskCtx, when: &[Node], vars: &LazyVars) -> Result<bool, String> {
+    when_holds(&ctx.shared.env, when, vars)
+}
+
+/// All `when:` conditions (ANDed) with these variables.
+pub fn when_holds(
+    env: &minijinja::Environment<'static>,
+    when: &[Node],
+    vars: &LazyVars,
+) -> Result<bool, String> {
+    let v = vars.to_value();
+    for w in when {
+        match &w.kind {
+            Kind::Bool(b) => {
+                if !b {
+                    return Ok(false);
+                }
+            }
+            Kind::Str { value, .. } => {
+                let ok = template::eval_bool(env, value, &v, &w.loc).map_err(|d| d.to_string())?;
+                if !ok {
+                    return Ok(false);
+                }
+            }
+            Kind::Null => {}
+            _ => return Err(format!("{}: when: expects a condition", w.loc)),
+        }
+    }
+    Ok(true)
+}
+
+/// A boolean keyword (`no_log`, `ignore_errors`, ...): literal or template.
+fn literal_bool(v: &Option<Val<bool>>, vars: &LazyVars, ctx: &TaskCtx) -> Option<bool> {
+    match v.as_ref()? {
+        Val::Lit { value, .. } => Some(*value),
+        Val::Template(n) => {
+            let s = n.as_str()?;
+            let r =
+                template::render_value(&ctx.shared.env, &Json::from(s), &vars.to_value(), &n.loc)
+                    .ok()?;
+            match r {
+                Json::Bool(b) => Some(b),
+                Json::String(s) => crate::template::filters::to_bool(&Value::from(s)).ok(),
+                Json::Number(n) => Some(n.as_f64().unwrap_or(0.0) != 0.0),
+                _ => None,
+            }
+        }
+    }
+}
+
+fn delegate_name(ctx: &TaskCtx, vars: &LazyVars) -> Option<String> {
+    let n = ctx
+        .task
+        .keywords
+        .delegate_to
+        .as_ref()
+        .or(ctx.scope.keywords.delegate_to.as_ref())?;
+    render_string(ctx, n, vars).ok()
+}
+
+fn render_string(ctx: &TaskCtx, n: &Node, vars: &LazyVars) -> Result<String, String> {
+    match &n.kind {
+        Kind::Str { value, .. } if n.tag.as_deref() != Some("unsafe") => {
+            template::render_str(&ctx.shared.env, value, &vars.to_value(), &n.loc)
+                .map_err(|d| d.to_string())
+        }
+        _ => Ok(n.scalar_string().unwrap_or_default()),
+    }
+}
+
+/// Loops: render the list, run each item, aggregate like Ansible (`results`, changed if any
+/// changed, failed if any failed, skipped if all skipped).
+async fn run_loop(
+    ctx: &TaskCtx,
+    kw: &Keywords,
+    st: &mut HostState,
+    vars: &LazyVars,
+) -> (Step, Vec<ItemOutcome>) {
+    let Some(lp) = &ctx.task.loop_over else {
+        return (Step::failed("internal: no loop"), Vec::new());
+    };
+    let items = match render_node(ctx, &lp.items, vars) {
+        Ok(Json::Array(a)) => a,
+        Ok(Json::Null) => Vec::new(),
+        Ok(Json::String(s)) if lp.kind == LoopKind::WithItems => vec![Json::String(s)],
+        Ok(other) => {
+            return (
+                Step::failed(format!("loop expects a list, got {}", json_type(&other))),
+                Vec::new(),
+            );
+        }
+        Err(m) => return (Step::failed(m), Vec::new()),
+    };
+    let items: Vec<Json> = if lp.kind == LoopKind::WithItems {
+        items
+            .into_iter()
+            .flat_map(|i| match i {
+                Json::Array(inner) => inner,
+                other => vec![other],
+            })
+            .collect()
+    } else {
+        items
+    };
+    let names = loop_vars(&ctx.task);
+    let loop_var = names.first().cloned().unwrap_or_else(|| "item".into());
+    let lc = ctx.task.loop_control.as_ref();
+    let index_var = lc
+        .and_then(|c| c.index_var.as_ref())
+        .map(|n| n.name.clone());
+    let pause = lc.and_then(|c| c.pause);
+    let mut results = Vec::new();
+    let mut outcomes = Vec::new();
+    let (mut any_changed, mut any_failed, mut all_skipped) = (false, false, true);
+    let mut changes = Vec::new();
+    let mut flow = Flow::Continue;
+    let n = items.len();
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0
+            && let Some(p) = pause
+        {
+            tokio::time::sleep(p).await;
+        }
+        let mut extra: Vec<(String, Value)> = vec![
+            (loop_var.clone(), template::json_to_value(&item)),
+            ("ansible_loop_var".into(), Value::from(loop_var.clone())),
+        ];
+        if let Some(iv) = &index_var {
+            extra.push((iv.clone(), Value::from(i)));
+            extra.push(("ansible_index_var".into(), Value::from(iv.clone())));
+        }
+        extra.push((
+            "ansible_loop".into(),
+            template::json_to_value(&serde_json::json!({
+                "index": i + 1, "index0": i, "first": i == 0, "last": i + 1 == n, "length": n,
+                "revindex": n - i, "revindex0": n - i - 1,
+            })),
+        ));
+        let iv = vars.clone().with_values(extra);
+        let label = lc
+            .and_then(|c| c.label.as_ref())
+            .and_then(|l| render_string(ctx, l, &iv).ok())
+            .unwrap_or_else(|| json_label(&item));
+        let mut step = match when_true(ctx, &ctx.task.keywords.when, &iv) {
+            Ok(true) => attempts(ctx, kw, st, &iv).await,
+            Ok(false) => skipped(),
+            Err(m) => Step::failed(m),
+        };
+        step.result.insert(loop_var.clone(), item.clone());
+        step.result
+            .insert("ansible_loop_var".into(), Json::from(loop_var.clone()));
+        any_changed |= step.status == Status::Changed;
+        any_failed |= step.status == Status::Failed || step.status == Status::Unreachable;
+        all_skipped &= step.status == Status::Skipped;
+        changes.extend(step.changes);
+        if !matches!(step.flow, Flow::Continue) {
+            flow = step.flow;
+        }
+        outcomes.push(ItemOutcome {
+            label,
+            status: step.status,
+            msg: step.msg.clone(),
+        });
+        results.push(Json::Object(step.result));
+        if step.status == Status::Unreachable {
+            break;
+        }
+    }
+    let mut r = Map::new();
+    r.insert("results".into(), Json::Array(results));
+    r.insert("changed".into(), Json::Bool(any_changed));
+    let status = if any_failed {
+        r.insert("failed".into(), Json::Bool(true));
+        r.insert("msg".into(), Json::from("One or more items failed"));
+        Status::Failed
+    } else if n > 0 && all_skipped {
+        r.insert("skipped".into(), Json::Bool(true));
+        Status::Skipped
+    } else if any_changed {
+        Status::Changed
+    } else {
+        Status::Ok
+    };
+    let mut step = Step::new(status, r);
+    if any_failed {
+        step.msg = Some("One or more items failed".into());
+    }
+    step.changes = changes;
+    step.flow = flow;
+    (step, outcomes)
+}
+
+fn json_type(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "a list",
+        Json::Object(_) => "a mapping",
+    }
+}
+
+fn json_label(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Runs the action, retrying while `until:` is false (`retries`, default 3; `delay`, default
+/// 5 s), then applies `changed_when`/`failed_when`.
+async fn attempts(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVars) -> Step {
+    let until = &ctx.task.until;
+    let retries = int_kw(&ctx.task.retries, vars, ctx).unwrap_or(3).max(0) as u64;
+    let delay = int_kw(&ctx.task.delay, vars, ctx).unwrap_or(5).max(0) as u64;
+    let mut attempt = 0u64;
+    loop {
+        attempt += 1;
+        let mut step = action(ctx, kw, st, vars).await;
+        conditions(ctx, &mut step, vars);
+        if until.is_empty() || matches!(step.status, Status::Unreachable | Status::Skipped) {
+            return step;
+        }
+        let rv = bind_result(ctx, vars, &step.result);
+        let done = until.iter().all(|c| {
+            c.as_str().is_some_and(|s| {
+                template::eval_bool(&ctx.shared.env, s, &rv.to_value(), &c.loc).unwrap_or(false)
+            })
+        });
+        step.result.insert("attempts".into(), Json::from(attempt));
+        if done {
+            if step.status == Status::Failed && ctx.task.failed_when.is_empty() {
+                step.status = if truthy(step.result.get("changed")) {
+                    Status::Changed
+                } else {
+                    Status::Ok
+                };
+                step.msg = None;
+                step.result.insert("failed".into(), Json::Bool(false));
+            }
+            return step;
+        }
+        if attempt > retries {
+            step.status = Status::Failed;
+            step.msg = Some(format!(
+                "retries exhausted: `until` still false after {attempt} attempts"
+            ));
+            step.result.insert("failed".into(), Json::Bool(true));
+            return step;
+        }
+        tokio::time::sleep(Duration::from_secs(delay)).await;
+    }
+}
+
+fn int_kw(v: &Option<Val<i64>>, vars: &LazyVars, ctx: &TaskCtx) -> Option<i64> {
+    match v.as_ref()? {
+        Val::Lit { value, .. } => Some(*value),
+        Val::Template(n) => match render_node(ctx, n, vars).ok()? {
+            Json::Number(n) => n.as_i64(),
+            Json::String(s) => s.trim().parse().ok(),
+            _ => None,
+        },
+    }
+}
+
+fn truthy(v: Option<&Json>) -> bool {
+    matches!(v, Some(Json::Bool(true)))
+}
+
+/// The vars with this task's result visible under its `register:` name (for
+/// `changed_when`/`failed_when`/`until`, as Ansible does).
+fn bind_result(ctx: &TaskCtx, vars: &LazyVars, result: &Map<String, Json>) -> LazyVars {
+    let mut extra = Vec::new();
+    if let Some(r) = &ctx.task.register {
+        extra.push((
+            r.name.clone(),
+            template::json_to_value(&Json::Object(result.clone())),
+        ));
+    }
+    vars.clone().with_values(extra)
+}
+
+/// `changed_when` and `failed_when`.
+fn conditions(ctx: &TaskCtx, step: &mut Step, vars: &LazyVars) {
+    if matches!(step.status, Status::Unreachable | Status::Skipped) {
+        return;
+    }
+    let t = &ctx.task;
+    if t.changed_when.is_empty() && t.failed_when.is_empty() {
+        return;
+    }
+    if step.predicted {
+        // Only a literal `changed_when: false` can be judged without running the command.
+        if t.changed_when
+            .iter()
+            .any(|c| matches!(c.kind, Kind::Bool(false)))
+        {
+            step.status = Status::Ok;
+            step.changes.clear();
+        }
+        return;
+    }
+    let rv = bind_result(ctx, vars, &step.result).to_value();
+    let eval = |c: &Node| -> Result<bool, String> {
+        match &c.kind {
+            Kind::Bool(b) => Ok(*b),
+            Kind::Str { value, .. } => {
+                template::eval_bool(&ctx.shared.env, value, &rv, &c.loc).map_err(|d| d.to_string())
+            }
+            _ => Ok(false),
+        }
+    };
+    if !t.changed_when.is_empty() && step.status != Status::Failed {
+        match t
+            .changed_when
+            .iter()
+            .map(eval)
+            .collect::<Result<Vec<bool>, String>>()
+        {
+            Ok(v) => {
+                let changed = v.iter().all(|b| *b);
+                step.status = if changed { Status::Changed } else { Status::Ok };
+                step.result.insert("changed".into(), Json::Bool(changed));
+                if !changed {
+                    step.changes.clear();
+                }
+            }
+            Err(m) => *step = Step::failed(m),
+        }
+    }
+    if !t.failed_when.is_empty() {
+        match t
+            .failed_when
+            .iter()
+            .map(eval)
+            .collect::<Result<Vec<bool>, String>>()
+        {
+            Ok(v) => {
+                let failed = v.iter().all(|b| *b);
+                step.result.insert("failed".into(), Json::Bool(failed));
+                if failed {
+                    step.status = Status::Failed;
+                    step.msg = Some("failed_when condition was true".into());
+                    step.result
+                        .insert("failed_when_result".into(), Json::Bool(true));
+                } else if step.status == Status::Failed {
+                    step.status = if truthy(step.result.get("changed")) {
+                        Status::Changed
+                    } else {
+                        Status::Ok
+                    };
+                    step.msg = None;
+                }
+            }
+            Err(m) => *step = Step::failed(m),
+        }
+    }
+}
+
+/// `register:` and `notify:`.
+fn record(ctx: &TaskCtx, st: &mut HostState, step: &Step, vars: &LazyVars) {
+    if let Some(r) = &ctx.task.register {
+        let mut result = step.result.clone();
+        result.insert("changed".into(), Json::Bool(step.status == Status::Changed));
+        result.insert("failed".into(), Json::Bool(step.status == Status::Failed));
+        if step.status == Status::Skipped {
+            result.insert("skipped".into(), Json::Bool(true));
+        }
+        if step.status == Status::Unreachable {
+            result.insert("unreachable".into(), Json::Bool(true));
+        }
+        st.set_runtime(r.name.clone(), Json::Object(result));
+    }
+    if step.status == Status::Changed {
+        for n in &ctx.task.notify {
+            let name = if template::has_template(&n.name) {
+                template::render_str(&ctx.shared.env, &n.name, &vars.to_value(), &n.loc)
+                    .unwrap_or_else(|_| n.name.clone())
+            } else {
+                n.name.clone()
+            };
+            st.notified.insert(name);
+        }
+    }
+}
+
+/// Renders a node as data with native types (`"{{ [1, 2] }}"` is a list).
+pub fn render_node(ctx: &TaskCtx, n: &Node, vars: &LazyVars) -> Result<Json, String> {
+    if n.tag.as_deref() == Some("unsafe") {
+        return Ok(n.to_json());
+    }
+    template::render_value(&ctx.shared.env, &n.to_json(), &vars.to_value(), &n.loc)
+        .map_err(|d| d.to_string())
+}
+
+/// The task's arguments rendered; `omit` dropped; free-form text under `_raw_params`.
+pub fn render_args(ctx: &TaskCtx, vars: &LazyVars) -> Result<Args, String> {
+    let mut args = Map::new();
+    for (k, n) in &ctx.task.action.args {
+        let v = render_node(ctx, n, vars)?;
+        if v.as_str() == Some(template::OMIT) {
+            continue;
+        }
+        args.insert(k.clone(), v);
+    }
+    if let Some(ff) = &ctx.task.action.free_form {
+        args.insert(
+            "_raw_params".into(),
+            Json::from(render_string(ctx, ff, vars)?),
+        );
+    }
+    Ok(args)
+}
+
+/// One attempt of the task's action on the host (or on the controller for controller
+/// actions).
+async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVars) -> Step {
+    let module = ctx.task.action.module.as_str();
+    let args = match render_args(ctx, vars) {
+        Ok(a) => a,
+        Err(m) => return Step::failed(m),
+    };
+    if let Some(step) = actions::controller(ctx, st, vars, module, &args).await {
+        return step;
+    }
+    let Some(imp) = crate::modules::implementation(module) else {
+        return Step::failed(format!("module '{module}' is not implemented yet"));
+    };
+    let check_mode = effective_check_mode(ctx, kw, vars);
+    let become_ = match become_of(ctx, kw, vars) {
+        Ok(b) => b,
+        Err(m) => return Step::failed(m),
+    };
+    let environment = match environment_of(ctx, kw, vars) {
+        Ok(e) => e,
+        Err(m) => return Step::failed(m),
+    };
+    let timeout = int_kw(&kw.timeout, vars, ctx)
+        .map(|s| Duration::from_secs(s.max(0) as u64))
+        .or(ctx.shared.opts.task_timeout);
+    let local_src = local_src(ctx, &args);
+    let env = Arc::clone(&ctx.shared.env);
+    let render_ctx = vars.to_value();
+    let src_loc = local_src
+        .as_ref()
+        .map(|p| Loc::file_start(p.display().to_string()));
+    let render = move |text: &str| -> Result<String, String> {
+        let loc = src_loc
+            .clone()
+            .unwrap_or_else(|| Loc::file_start("<template>"));
+        template::render_str(&env, text, &render_ctx, &loc).map_err(|d| d.to_string())
+    };
+    let mctx = ModuleCtx {
+        local_src: local_src.as_deref(),
+        render: &render,
+        become_,
+        environment,
+        timeout,
+        controller_dir: &ctx.shared.playbook_dir,
+    };
+    let delegate = delegate_name(ctx, vars);
+    let mut delegated: Option<AnyTransport> = None;
+    let tr: &mut AnyTransport = match delegate.as_deref() {
+        Some(d) if d != st.name => match actions::delegate_transport(ctx, d) {
+            Ok(t) => delegated.insert(t),
+            Err(e) => return unreachable(e),
+        },
+        _ => match st.transport() {
+            Ok(t) => t,
+            Err(e) => return unreachable(e),
+        },
+    };
+    pipeline(imp, tr, &args, &mctx, check_mode).await
+}
+
+/// check → [check mode stops] → apply → verify.
+async fn pipeline(
+    imp: &'static dyn crate::modules::runtime::Module,
+    tr: &mut AnyTransport,
+    args: &Args,
+    mctx: &ModuleCtx<'_>,
+    check_mode: bool,
+) -> Step {
+    let converges = imp.converges(args);
+    let drift = match imp.check(tr, args, mctx).await {
+        Ok(Verdict::InSync { result }) => return Step::new(Status::Ok, result),
+        Ok(Verdict::Drift(d)) => d,
+        Err(e) => return module_error(e),
+    };
+    if check_mode {
+        // A prediction: converging modules say what would change; commands would run
+        // (pyinfra-style dry run), so both are reported as changes.
+        let mut s = Step::new(Status::Changed, Map::new());
+        if !converges {
+            s.msg = Some("check mode: the command would run".into());
+        }
+        s.changes = drift.changes;
+        s.predicted = true;
+        return s;
+    }
+    let result = match imp.apply(tr, args, mctx, &drift).await {
+        Ok(r) => r,
+        Err(e) => {
+            let mut s = module_error(e);
+            s.changes = drift.changes;
+            return s;
+        }
+    };
+    if converges {
+        match imp.check(tr, args, mctx).await {
+            Ok(Verdict::InSync { .. }) => {}
+            Ok(Verdict::Drift(d)) => {
+                let what: Vec<String> = d.changes.iter().map(describe_change).collect();
+                let mut s = Step::failed(format!(
+                    "module '{}' did not converge: after applying, it still differs ({})",
+                    imp.name(),
+                    what.join("; ")
+                ));
+                s.changes = drift.changes;
+                return s;
+            }
+            Err(e) => return module_error(e),
+        }
+    }
+    let mut s = Step::new(Status::Changed, result);
+    s.changes = drift.changes;
+    s
+}
+
+fn describe_change(c: &Change) -> String {
+    match c {
+        Change::Content { path, .. } => format!("content of {path}"),
+        Change::Attr { subject, what, .. } => format!("{what} of {subject}"),
+        Change::Run { command } => format!("run {command}"),
+    }
+}
+
+fn unreachable(e: TransportError) -> Step {
+    let mut s = Step::failed(e.to_string());
+    s.status = Status::Unreachable;
+    s.result.insert("unreachable".into(), Json::Bool(true));
+    s
+}
+
+fn module_error(e: ModuleError) -> Step {
+    match e {
+        ModuleError::Failed { msg, mut result } => {
+            result.insert("msg".into(), Json::from(msg.clone()));
+            result.insert("failed".into(), Json::Bool(true));
+            let mut s = Step::new(Status::Failed, result);
+            s.msg = Some(msg);
+            s
+        }
+        ModuleError::Args(m) => Step::failed(m),
+        ModuleError::Transport(TransportError::TimedOut { after, what }) => {
+            Step::failed(format!("timed out after {}s: {what}", after.as_secs()))
+        }
+        ModuleError::Transport(e) => unreachable(e),
+    }
+}
+
+/// `--check`, unless the task says `check_mode: false` (always run) or `true` (always check).
+fn effective_check_mode(ctx: &TaskCtx, kw: &Keywords, vars: &LazyVars) -> bool {
+    match literal_bool(&kw.check_mode, vars, ctx) {
+        Some(b) => b,
+        None => ctx.shared.opts.check,
+    }
+}
+
+fn become_of(ctx: &TaskCtx, kw: &Keywords, vars: &LazyVars) -> Result<Option<Become>, String> {
+    if !literal_bool(&kw.r#become, vars, ctx).unwrap_or(false) {
+        return Ok(None);
+    }
+    let user = match &kw.become_user {
+        Some(n) => render_string(ctx, n, vars)?,
+        None => "root".into(),
+    };
+    let method = match &kw.become_method {
+        Some(n) => render_string(ctx, n, vars)?,
+        None => "sudo".into(),
+    };
+    match method.as_str() {
+        "sudo" => Ok(Some(Become::sudo(user))),
+        "su" => Ok(Some(Become::su(user, None))),
+        other => Err(format!(
+            "become_method '{other}' is not supported (sudo or su)"
+        )),
+    }
+}
+
+fn environment_of(
+    ctx: &TaskCtx,
+    kw: &Keywords,
+    vars: &LazyVars,
+) -> Result<Vec<(String, String)>, String> {
+    let Some(n) = &kw.environment else {
+        return Ok(Vec::new());
+    };
+    match render_node(ctx, n, vars)? {
+        Json::Object(m) => Ok(m
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Json::String(s) => s,
+                    other => other.to_string(),
+                };
+                (k, v)
+            })
+            .collect()),
+        Json::Null => Ok(Vec::new()),
+        other => Err(format!(
+            "environment: expects a mapping, got {}",
+            json_type(&other)
+        )),
+    }
+}
+
+/// The controller-side file a `src:` names: the loader's resolution when the name was
+/// literal, else searched like Ansible (role `files/`/`templates/`, then the playbook's).
+fn local_src(ctx: &TaskCtx, args: &Args) -> Option<PathBuf> {
+    if let Some(p) = &ctx.task.action.local_src {
+        return Some(p.clone());
+    }
+    let src = args.get("src")?.as_str()?;
+    if args
+        .get("remote_src")
+        .is_some_and(|v| v == &Json::Bool(true))
+    {
+        return None;
+    }
+    let p = Path::new(src);
+    if p.is_absolute() {
+        return Some(p.to_path_buf());
+    }
+    let sub = if ctx.task.action.module == "template" {
+        "templates"
+    } else {
+        "files"
+    };
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(r) = ctx
+        .task
+        .role
+        .as_ref()
+        .and_then(|r| ctx.shared.role_paths.get(r))
+    {
+        dirs.push(r.join(sub));
+        dirs.push(r.clone());
+    }
+    dirs.push(ctx.shared.playbook_dir.join(sub));
+    dirs.push(ctx.shared.playbook_dir.clone());
+    dirs.into_iter().map(|d| d.join(p)).find(|c| c.exists())
+}

@@ -1,0 +1,346 @@
+//! The run reporter: renders [`Event`]s as Ansible-style text for people (colours only on a
+//! terminal, `NO_COLOR` respected) or as JSON lines for machines.
+//!
+//! Owns every line printed during a run. It must not decide outcomes: it shows what the
+//! executor reports, hiding results of `no_log` tasks.
+
+use std::io::{self, IsTerminal, Write};
+
+use crate::exec::outcome::{HostOutcome, Status};
+use crate::modules::runtime::Change;
+use crate::report::events::Event;
+
+/// How the run is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Text for people.
+    Human,
+    /// One JSON object per event, per line.
+    Json,
+}
+
+/// Writes run events to a stream.
+pub struct Reporter {
+    out: Box<dyn Write + Send>,
+    format: Format,
+    color: bool,
+    verbose: u8,
+    diff: bool,
+}
+
+const NO_LOG_MSG: &str =
+    "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
+
+impl Reporter {
+    /// A reporter on stdout. Colours when stdout is a terminal and `NO_COLOR` is unset.
+    pub fn stdout(format: Format, verbose: u8, diff: bool) -> Reporter {
+        let color =
+            io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        Reporter::new(Box::new(io::stdout()), format, color, verbose, diff)
+    }
+
+    /// A reporter on any stream (tests read what a user would see).
+    pub fn new(
+        out: Box<dyn Write + Send>,
+        format: Format,
+        color: bool,
+        verbose: u8,
+        diff: bool,
+    ) -> Reporter {
+        Reporter {
+            out,
+            format,
+            color,
+            verbose,
+            diff,
+        }
+    }
+
+    /// Shows one event. Output errors (a closed pipe) are ignored: the run goes on.
+    pub fn emit(&mut self, e: &Event<'_>) {
+        let _ = match self.format {
+            Format::Human => self.human(e),
+            Format::Json => self.json(e),
+        };
+        let _ = self.out.flush();
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn banner(&mut self, title: &str) -> io::Result<()> {
+        let stars = 72usize.saturating_sub(title.chars().count() + 1).max(3);
+        writeln!(self.out, "\n{title} {}", "*".repeat(stars))
+    }
+
+    fn human(&mut self, e: &Event<'_>) -> io::Result<()> {
+        match e {
+            Event::PlayStart { name, .. } => self.banner(&format!("PLAY [{name}]")),
+            Event::BatchStart {
+                index,
+                total,
+                hosts,
+            } => {
+                if *total > 1 {
+                    self.banner(&format!("BATCH {index}/{total} [{}]", hosts.join(", ")))?;
+                }
+                Ok(())
+            }
+            Event::TaskStart {
+                label,
+                handler,
+                check,
+            } => {
+                let kind = if *handler { "RUNNING HANDLER" } else { "TASK" };
+                let suffix = if *check { " (check mode)" } else { "" };
+                self.banner(&format!("{kind} [{label}]{suffix}"))
+            }
+            Event::Host(o) => self.host_line(o),
+            Event::Warning(w) => {
+                let line = self.paint("35", &format!("[WARNING]: {w}"));
+                writeln!(self.out, "{line}")
+            }
+            Event::Recap { rows } => {
+                self.banner("PLAY RECAP")?;
+                let width = rows.iter().map(|(h, _)| h.len()).max().unwrap_or(0);
+                for (host, r) in rows.iter() {
+                    let code = if r.unreachable > 0 || r.failed > 0 {
+                        "31"
+                    } else if r.changed > 0 {
+                        "33"
+                    } else {
+                        "32"
+                    };
+                    let name = self.paint(code, &format!("{host:width$}"));
+                    writeln!(
+                        self.out,
+                        "{name} : ok={:<4} changed={:<4} unreachable={:<4} failed={:<4} skipped={:<4} rescued={:<4} ignored={}",
+                        r.ok, r.changed, r.unreachable, r.failed, r.skipped, r.rescued, r.ignored
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn status_color(s: Status) -> &'static str {
+        match s {
+            Status::Ok => "32",
+            Status::Changed => "33",
+            Status::Skipped => "36",
+            Status::Failed | Status::Unreachable => "31",
+        }
+    }
+
+    fn host_line(&mut self, o: &HostOutcome) -> io::Result<()> {
+        let host = match &o.delegated_to {
+            Some(d) => format!("{} -> {d}", o.host),
+            None => o.host.clone(),
+        };
+        if !o.items.is_empty() {
+            for item in &o.items {
+                let label = if o.no_log {
+                    "None".to_string()
+                } else {
+                    item.label.clone()
+                };
+                let mut line = format!("{}: [{host}] => (item={label})", item.status.word());
+                if let (Some(m), false) = (&item.msg, o.no_log) {
+                    line.push_str(&format!(" => {m}"));
+                }
+                let line = self.paint(Self::status_color(item.status), &line);
+                writeln!(self.out, "{line}")?;
+            }
+        }
+        let word = o.status.word();
+        let mut line = match o.status {
+            Status::Failed if o.ignored => format!("{word}: [{host}]: FAILED! (ignored)"),
+            Status::Failed => format!("{word}: [{host}]: FAILED!"),
+            Status::Unreachable => format!("fatal: [{host}]: UNREACHABLE!"),
+            _ => format!("{word}: [{host}]"),
+        };
+        let show_result = matches!(o.status, Status::Failed | Status::Unreachable)
+            || self.verbose > 0
+            || is_debug(o);
+        if show_result {
+            if o.no_log {
+                line.push_str(&format!(" => {{\"censored\": \"{NO_LOG_MSG}\"}}"));
+            } else {
+                line.push_str(&format!(" => {}", summary_json(o, self.verbose)));
+            }
+        }
+        if self.verbose > 1 {
+            line.push_str(&format!(
+                " ({:.3}s, {} command{})",
+                o.duration.as_secs_f64(),
+                o.commands,
+                if o.commands == 1 { "" } else { "s" }
+            ));
+        }
+        let line = self.paint(Self::status_color(o.status), &line);
+        if o.items.is_empty()
+            || matches!(o.status, Status::Failed | Status::Unreachable)
+            || self.verbose > 0
+        {
+            writeln!(self.out, "{line}")?;
+        }
+        if self.diff && !o.no_log {
+            for c in &o.changes {
+                let text = render_change(c);
+                for l in text.lines() {
+                    let painted = match l.as_bytes().first() {
+                        Some(b'+') if !l.starts_with("+++") => self.paint("32", l),
+                        Some(b'-') if !l.starts_with("---") => self.paint("31", l),
+                        Some(b'@') => self.paint("36", l),
+                        _ => l.to_string(),
+                    };
+                    writeln!(self.out, "{painted}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn json(&mut self, e: &Event<'_>) -> io::Result<()> {
+        let v = match e {
+            Event::PlayStart {
+                name,
+                hosts,
+                batches,
+            } => {
+                serde_json::json!({"event": "play", "name": name, "hosts": hosts, "batches": batches})
+            }
+            Event::BatchStart {
+                index,
+                total,
+                hosts,
+            } => {
+                serde_json::json!({"event": "batch", "index": index, "total": total, "hosts": hosts})
+            }
+            Event::TaskStart {
+                label,
+                handler,
+                check,
+            } => {
+                serde_json::json!({"event": "task", "name": label, "handler": handler, "check": check})
+            }
+            Event::Host(o) => {
+                let mut v = serde_json::to_value(o).unwrap_or_default();
+                if o.no_log
+                    && let Some(m) = v.as_object_mut()
+                {
+                    m.insert("result".into(), serde_json::json!({"censored": NO_LOG_MSG}));
+                    m.remove("msg");
+                    m.remove("items");
+                }
+                if self.diff
+                    && !o.no_log
+                    && let Some(m) = v.as_object_mut()
+                {
+                    let diffs: Vec<String> = o.changes.iter().map(render_change).collect();
+                    m.insert("diff".into(), serde_json::json!(diffs));
+                }
+                serde_json::json!({"event": "result", "result": v})
+            }
+            Event::Warning(w) => serde_json::json!({"event": "warning", "msg": w}),
+            Event::Recap { rows } => {
+                let m: serde_json::Map<String, serde_json::Value> = rows
+                    .iter()
+                    .map(|(h, r)| (h.clone(), serde_json::to_value(r).unwrap_or_default()))
+                    .collect();
+                serde_json::json!({"event": "recap", "hosts": m})
+            }
+        };
+        serde_json::to_writer(&mut self.out, &v)?;
+        writeln!(self.out)
+    }
+}
+
+fn is_debug(o: &HostOutcome) -> bool {
+    o.show
+}
+
+/// The part of a result shown after `=>`: Ansible shows the whole result dict; we show it
+/// without the bulky line lists unless -vv.
+fn summary_json(o: &HostOutcome, verbose: u8) -> String {
+    let mut m = o.result.clone();
+    if verbose < 2 {
+        m.remove("stdout_lines");
+        m.remove("stderr_lines");
+    }
+    if let (Some(msg), false) = (&o.msg, m.contains_key("msg")) {
+        m.insert("msg".into(), serde_json::Value::from(msg.clone()));
+    }
+    serde_json::to_string(&m).unwrap_or_default()
+}
+
+/// `--diff` text for one change: a unified diff for content, before/after for attributes.
+pub fn render_change(c: &Change) -> String {
+    match c {
+        Change::Content {
+            path,
+            before,
+            after,
+        } => {
+            let old = before.as_deref().unwrap_or("");
+            let diff = similar::TextDiff::from_lines(old, after.as_str());
+            let from = if before.is_some() {
+                format!("before: {path}")
+            } else {
+                "before: (absent)".to_string()
+            };
+            diff.unified_diff()
+                .context_radius(3)
+                .header(&from, &format!("after: {path}"))
+                .to_string()
+        }
+        Change::Attr {
+            subject,
+            what,
+            before,
+            after,
+        } => {
+            format!(
+                "--- before: {subject}\n+++ after: {subject}\n-  {what}: {before}\n+  {what}: {after}\n"
+            )
+        }
+        Change::Run { command } => format!("would run: {command}\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_diff_is_unified() {
+        let c = Change::Content {
+            path: "/srv/app.conf".into(),
+            before: Some("port=80\nname=x\n".into()),
+            after: "port=8080\nname=x\n".into(),
+        };
+        let d = render_change(&c);
+        assert!(d.contains("--- before: /srv/app.conf"), "{d}");
+        assert!(d.contains("-port=80\n"), "{d}");
+        assert!(d.contains("+port=8080\n"), "{d}");
+    }
+
+    #[test]
+    fn attr_diff_shows_before_and_after() {
+        let c = Change::Attr {
+            subject: "/srv/x".into(),
+            what: "mode".into(),
+            before: "0644".into(),
+            after: "0600".into(),
+        };
+        assert_eq!(
+            render_change(&c),
+            "--- before: /srv/x\n+++ after: /srv/x\n-  mode: 0644\n+  mode: 0600\n"
+        );
+    }
+}
