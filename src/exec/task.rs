@@ -353,7 +353,14 @@ async fn run_loop(
                 "revindex": n - i, "revindex0": n - i - 1,
             })),
         ));
-        let iv = vars.clone().with_values(extra);
+        // Rebuilt per item: a `set_fact` in the previous iteration is visible (Ansible's
+        // accumulate-in-a-loop idiom).
+        let iv = if i == 0 {
+            vars.clone()
+        } else {
+            task_vars(ctx, st)
+        }
+        .with_values(extra);
         let label = lc
             .and_then(|c| c.label.as_ref())
             .and_then(|l| render_string(ctx, l, &iv).ok())

@@ -1,0 +1,403 @@
+//! End to end: the executor on the local connection, through the `rdeploy` binary, with
+//! playbooks written into a temp directory. Covers the task keywords that need no host
+//! module (when, loop, register, set_fact, assert, block/rescue/always, handlers, tags,
+//! --start-at-task, run_once, meta) and the exit codes a user relies on.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+
+const INVENTORY: &str = "local:\n  hosts:\n    localhost:\n      ansible_connection: local\n";
+
+/// Runs `rdeploy run` on `playbook` text with extra args; returns (exit code, stdout, stderr).
+fn run(dir: &Path, playbook: &str, args: &[&str]) -> (i32, String, String) {
+    std::fs::write(dir.join("inv.yaml"), INVENTORY).unwrap();
+    std::fs::write(dir.join("pb.yaml"), playbook).unwrap();
+    let out = Command::cargo_bin("rdeploy")
+        .unwrap()
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .args(["run", "pb.yaml", "-i", "inv.yaml"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn recap_line(stdout: &str) -> String {
+    stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("PLAY RECAP"))
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn set_fact_register_and_assert_flow_between_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - set_fact:
+        base: 40
+    - set_fact:
+        answer: "{{ base + 2 }}"
+    - assert:
+        that:
+          - answer | int == 42
+    - debug:
+        msg: "answer={{ answer }}"
+      register: said
+    - assert:
+        that: said.msg == 'answer=42'
+"#,
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(r#"ok: [localhost] => {"msg":"answer=42"}"#),
+        "{out}"
+    );
+    assert_eq!(
+        recap_line(&out),
+        "localhost : ok=5 changed=0 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0"
+    );
+}
+
+#[test]
+fn a_failed_task_stops_the_host_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = run(
+        dir.path(),
+        r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - fail:
+        msg: "deliberate"
+    - debug:
+        msg: "never printed"
+"#,
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(out.contains("fatal: [localhost]: FAILED!"), "{out}");
+    assert!(out.contains("deliberate"), "{out}");
+    assert!(!out.contains("never printed"), "{out}");
+    assert!(recap_line(&out).contains("failed=1"), "{out}");
+}
+
+#[test]
+fn ignore_errors_keeps_going_and_counts_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = run(
+        dir.path(),
+        r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - fail:
+        msg: "tolerated"
+      ignore_errors: yes
+    - debug:
+        msg: "after"
+"#,
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("FAILED! (ignored)"), "{out}");
+    assert!(out.contains(r#"{"msg":"after"}"#), "{out}");
+    assert!(recap_line(&out).contains("ignored=1"), "{out}");
+}
+
+#[test]
+fn rescue_recovers_the_host_and_always_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = run(
+        dir.path(),
+        r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - block:
+        - fail:
+            msg: "in block"
+        - debug:
+            msg: "skipped by the failure"
+      rescue:
+        - debug:
+            msg: "rescued"
+      always:
+        - debug:
+            msg: "always ran"
+    - debug:
+        msg: "play goes on"
+"#,
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("skipped by the failure"), "{out}");
+    for want in ["rescued", "always ran", "play goes on"] {
+        assert!(out.contains(want), "{want} missing in {out}");
+    }
+    assert!(recap_line(&out).contains("rescued=1"), "{out}");
+    assert!(recap_line(&out).contains("failed=0"), "{out}");
+}
+
+#[test]
+fn always_runs_even_when_nothing_rescues() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = run(
+        dir.path(),
+        r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - block:
+        - fail:
+            msg: "no rescue"
+      always:
+        - debug:
+            msg: "cleanup"
+"#,
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(out.contains("cleanup"), "{out}");
+}
+
+#[test]
+fn when_loop_and_loop_control() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = run(
+        dir.path(),
+        r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - set_fact:
+        seen: []
+    - set_fact:
+        seen: "{{ seen + [pkg.name ~ '@' ~ idx] }}"
+      loop:
+        - { name: a }
+        - { name: b }
+        - { name: c }
+      loop_control:
+        loop_var: pkg
+        index_var: idx
+        label: "{{ pkg.name }}"
+      when: pkg.name != 'b'
+    - assert:
+        that: seen == ['a@0', 'c@2']
+"#,
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("(item=a)"), "{out}");
+    assert!(out.contains("skipping: [localhost] => (item=b)"), "{out}");
+}
+
+#[test]
+fn handlers_run_once_at_the_end_of_the_section_in_definition_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = run(
+        dir.path(),
+        r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - debug:
+        msg: "one"
+      changed_when: true
+      notify: [second, first]
+    - debug:
+        msg: "two"
+      changed_when: true
+      notify: first
+    - debug:
+        msg: "not notifying"
+      notify: never
+  handlers:
+    - name: first
+      debug:
+        msg: "handler first"
+    - name: second
+      debug:
+        msg: "handler second"
+    - name: never
+      debug:
+        msg: "handler never"
+"#,
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("handler first").count(), 1, "{out}");
+    let first = out.find("handler first").unwrap();
+    let second = out.find("handler second").unwrap();
+    assert!(first < second, "handlers run in definition order: {out}");
+    assert!(
+        out.find("not notifying").unwrap() < first,
+        "after the section's tasks: {out}"
+    );
+    assert!(!out.contains("handler never"), "{out}");
+    assert!(out.contains("RUNNING HANDLER [first]"), "{out}");
+}
+
+#[test]
+fn tags_and_start_at_task_select_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - debug: { msg: "alpha" }
+      tags: [a]
+    - debug: { msg: "beta" }
+      tags: [b]
+    - debug: { msg: "gamma" }
+      tags: [always]
+    - debug: { msg: "delta" }
+      tags: [never, debug]
+"#;
+    let (code, out, _) = run(dir.path(), pb, &["--tags", "b"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !out.contains("alpha")
+            && out.contains("beta")
+            && out.contains("gamma")
+            && !out.contains("delta"),
+        "{out}"
+    );
+    let (_, out, _) = run(dir.path(), pb, &["--skip-tags", "b"]);
+    assert!(
+        out.contains("alpha") && !out.contains("beta") && !out.contains("delta"),
+        "{out}"
+    );
+    let (_, out, _) = run(dir.path(), pb, &["--tags", "debug"]);
+    assert!(out.contains("delta"), "never runs when asked for: {out}");
+    let named = r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - name: first
+      debug: { msg: "m1" }
+    - name: second
+      debug: { msg: "m2" }
+"#;
+    let (_, out, _) = run(dir.path(), named, &["--start-at-task", "second"]);
+    assert!(!out.contains("m1") && out.contains("m2"), "{out}");
+}
+
+#[test]
+fn meta_end_play_stops_the_play() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = run(
+        dir.path(),
+        r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - debug: { msg: "before" }
+    - meta: end_play
+    - debug: { msg: "after" }
+"#,
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("before") && !out.contains(r#""msg":"after""#),
+        "{out}"
+    );
+}
+
+#[test]
+fn until_retries_then_fails_with_the_attempt_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = run(
+        dir.path(),
+        r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - debug: { msg: "try" }
+      register: r
+      until: r.msg == 'never'
+      retries: 2
+      delay: 0
+"#,
+        &[],
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains(r#""attempts":3"#), "{out}");
+}
+
+#[test]
+fn facts_are_gathered_by_default_and_skippable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = run(
+        dir.path(),
+        r#"
+- hosts: localhost
+  tasks:
+    - assert:
+        that:
+          - ansible_facts.system == 'Linux'
+          - ansible_system == 'Linux'
+          - ansible_hostname | length > 0
+"#,
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("TASK [Gathering Facts]"), "{out}");
+}
+
+#[test]
+fn json_output_is_one_event_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = run(
+        dir.path(),
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - debug: { msg: hi }\n",
+        &["--output", "json"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["play", "batch", "task", "result", "recap"]);
+    assert_eq!(events[3]["result"]["status"], "ok");
+    assert_eq!(events[4]["hosts"]["localhost"]["ok"], 1);
+}
+
+#[test]
+fn no_log_hides_results_on_screen_and_in_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - fail: { msg: 'token=s3cr3t' }\n      no_log: true\n";
+    let (code, out, err) = run(dir.path(), pb, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        !out.contains("s3cr3t") && !err.contains("s3cr3t"),
+        "{out}{err}"
+    );
+    assert!(out.contains("censored"), "{out}");
+    let (_, out, err) = run(dir.path(), pb, &["--output", "json"]);
+    assert!(
+        !out.contains("s3cr3t") && !err.contains("s3cr3t"),
+        "{out}{err}"
+    );
+}
