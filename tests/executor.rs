@@ -401,3 +401,40 @@ fn no_log_hides_results_on_screen_and_in_json() {
         "{out}{err}"
     );
 }
+
+/// A one-shot HTTP server on loopback answering `status` with `body`.
+fn http_once(status: u16, body: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = l.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let reply = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(reply.as_bytes());
+        }
+    });
+    port
+}
+
+#[test]
+fn uri_checks_the_status_and_parses_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = http_once(200, r#"{"version": "1.2.3"}"#);
+    let pb = format!(
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - uri:\n        url: http://127.0.0.1:{port}/health\n        return_content: yes\n      register: h\n    - assert:\n        that: h.json.version == '1.2.3' and h.status == 200\n"
+    );
+    let (code, out, _) = run(dir.path(), &pb, &[]);
+    assert_eq!(code, 0, "{out}");
+    let port = http_once(503, "{}");
+    let pb = format!(
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - uri:\n        url: http://127.0.0.1:{port}/\n"
+    );
+    let (code, out, _) = run(dir.path(), &pb, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("Status code was 503"), "{out}");
+}

@@ -52,6 +52,7 @@ pub async fn controller(
             s.flow = Flow::Include;
             s
         }
+        "uri" => uri(args).await,
         "setup" | "gather_facts" => match st.transport() {
             Ok(tr) => match facts::gather(tr).await {
                 Ok(f) => {
@@ -246,6 +247,109 @@ async fn pause(args: &Args) -> Step {
             "pause waiting for a keypress is not supported yet; give seconds: or minutes:",
         ),
     }
+}
+
+/// `uri`: an HTTP request from the controller (Ansible runs it on the host; rdeploy needs no
+/// Python there, so it runs here). Fails unless the status is in `status_code` (default 200).
+async fn uri(args: &Args) -> Step {
+    let Some(url) = args.str_arg("url") else {
+        return Step::failed("uri: missing required argument 'url'");
+    };
+    let method = args
+        .str_arg("method")
+        .unwrap_or_else(|| "GET".into())
+        .to_ascii_uppercase();
+    let timeout = args
+        .str_arg("timeout")
+        .and_then(|t| t.parse::<f64>().ok())
+        .unwrap_or(30.0);
+    let validate = args.bool_arg("validate_certs", true).unwrap_or(true);
+    let wanted: Vec<u16> = match args.get("status_code") {
+        None | Some(Json::Null) => vec![200],
+        Some(Json::Array(a)) => a
+            .iter()
+            .filter_map(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
+            .filter_map(|v| u16::try_from(v).ok())
+            .collect(),
+        Some(v) => v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .and_then(|v| u16::try_from(v).ok())
+            .into_iter()
+            .collect(),
+    };
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs_f64(timeout.max(0.001)))
+        .tls_danger_accept_invalid_certs(!validate)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => return Step::failed(format!("uri: {e}")),
+    };
+    let Ok(m) = reqwest::Method::from_bytes(method.as_bytes()) else {
+        return Step::failed(format!("uri: invalid method '{method}'"));
+    };
+    let mut req = client.request(m, &url);
+    if let Some(Json::Object(h)) = args.get("headers") {
+        for (k, v) in h {
+            let v = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            req = req.header(k.as_str(), v);
+        }
+    }
+    if let Some(body) = args.get("body") {
+        let format = args.str_arg("body_format").unwrap_or_else(|| "raw".into());
+        req = match (format.as_str(), body) {
+            ("json", b) => req
+                .header("Content-Type", "application/json")
+                .body(b.to_string()),
+            (_, Json::String(s)) => req.body(s.clone()),
+            (_, other) => req.body(other.to_string()),
+        };
+    }
+    let started = std::time::Instant::now();
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => return Step::failed(format!("uri: request to {url} failed: {e}")),
+    };
+    let status = resp.status().as_u16();
+    let mut r = Map::new();
+    r.insert("status".into(), Json::from(status));
+    r.insert("url".into(), Json::from(url.clone()));
+    r.insert(
+        "elapsed".into(),
+        Json::from(started.elapsed().as_secs_f64()),
+    );
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if args.bool_arg("return_content", false).unwrap_or(false) || ctype.contains("json") {
+        let text = resp.text().await.unwrap_or_default();
+        if ctype.contains("json")
+            && let Ok(j) = serde_json::from_str::<Json>(&text)
+        {
+            r.insert("json".into(), j);
+        }
+        if args.bool_arg("return_content", false).unwrap_or(false) {
+            r.insert("content".into(), Json::from(text));
+        }
+    }
+    if !wanted.contains(&status) {
+        let msg = format!("Status code was {status} and not {wanted:?}");
+        r.insert("msg".into(), Json::from(msg.clone()));
+        let mut s = Step::new(Status::Failed, r);
+        s.msg = Some(msg);
+        return s;
+    }
+    Step::new(Status::Ok, r)
 }
 
 /// The transport for `delegate_to: NAME`: localhost (implicit or `ansible_connection:
