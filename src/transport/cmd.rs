@@ -1052,6 +1052,47 @@ pub fn test_e(path: &str) -> Cmd {
     Cmd::raw("test -e").arg(path)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Additions for the file modules (mod-files): resolved stat, user commands naming a file
+// ---------------------------------------------------------------------------------------------
+
+/// Like [`stat_cmd`], but for the path a symlink at `path` finally points to (`readlink -f`;
+/// GNU/BusyBox, every component but the last must exist, otherwise exit 3). For a path that is
+/// not a link this is the same as [`stat_cmd`]. Used by the modules that edit a file in place
+/// (`lineinfile`, `blockinfile`, `replace`), which follow a link at their path like Ansible does.
+pub fn stat_resolved_cmd(path: &str) -> Cmd {
+    Cmd::raw("set --")
+        .arg(path)
+        .op(r#"; r_=$(readlink -f -- "$1") || { printf 'rdeploy: cannot resolve %s\n' "$1" >&2; exit 3; }; set -- "$r_""#)
+        .op(STAT_SCRIPT)
+}
+
+/// A command written by the playbook's author that names a file with `%s` (Ansible's
+/// `validate: visudo -cf %s`). `path` is passed as a quoted positional parameter and each `%s`
+/// becomes `"$1"`, so the value is never spliced into the line; `%%` is a literal `%`, as in
+/// Python's `%` formatting. The rest of `template` is shell text, as with [`Cmd::user_script`].
+pub fn user_script_with_path(template: &str, path: &str) -> Cmd {
+    let mut script = String::with_capacity(template.len() + 8);
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('%', Some('s')) => {
+                chars.next();
+                script.push_str("\"$1\"");
+            }
+            ('%', Some('%')) => {
+                chars.next();
+                script.push('%');
+            }
+            _ => script.push(c),
+        }
+    }
+    Cmd::raw("set --")
+        .arg(path)
+        .op(";")
+        .sub(Cmd::user_script(script))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1365,6 +1406,43 @@ mod tests {
             }),
             Err(StatError::Failed { status: 3, .. })
         ));
+    }
+
+    #[test]
+    fn user_script_with_path_passes_the_path_as_a_parameter() {
+        let c = user_script_with_path("printf '%%s|' %s x%s", "/tmp/a b'c");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(c.to_shell().unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, b"/tmp/a b'c|x/tmp/a b'c|");
+    }
+
+    #[test]
+    fn stat_resolved_follows_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("t");
+        std::fs::write(&target, b"abc").unwrap();
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink("t", &link).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(
+                stat_resolved_cmd(&link.to_string_lossy())
+                    .to_shell()
+                    .unwrap(),
+            )
+            .output()
+            .unwrap();
+        let st = parse_stat(&Output {
+            status: out.status.code().unwrap_or(1),
+            stdout: out.stdout,
+            ..Output::default()
+        })
+        .unwrap();
+        assert_eq!(st.kind, PathKind::File);
+        assert_eq!(st.size, 3);
     }
 
     #[test]

@@ -1,12 +1,35 @@
 //! File-shaped modules: copy, template, file, lineinfile, blockinfile, replace, stat, find.
 //!
-//! Owns their `check`/`apply`. Must not format shell lines (use `transport::cmd`), and must
-//! not read the run mode.
+//! Owns their `check`/`apply` (one file per module; shared helpers in `common`, Python regex
+//! semantics in `pyre`). Must not format shell lines (use `transport::cmd`), and must not read
+//! the run mode.
+
+mod blockinfile;
+mod common;
+mod copy;
+mod file;
+mod find;
+mod lineinfile;
+mod pyre;
+mod replace;
+mod stat;
+
+#[cfg(test)]
+mod tests;
 
 use super::runtime::Module;
 
 /// The file module registered under `name`, if it is one of these.
 pub fn lookup(name: &str) -> Option<&'static dyn Module> {
-    let _ = name;
-    None
+    Some(match name {
+        "copy" => &copy::Copy,
+        "template" => &copy::Template,
+        "file" => &file::File,
+        "lineinfile" => &lineinfile::LineInFile,
+        "blockinfile" => &blockinfile::BlockInFile,
+        "replace" => &replace::Replace,
+        "stat" => &stat::Stat,
+        "find" => &find::Find,
+        _ => return None,
+    })
 }

@@ -1,0 +1,756 @@
+//! `copy` and `template`: put content (literal `content`, a controller file or directory tree,
+//! a file already on the host with `remote_src`, or a rendered template) at `dest`, then set
+//! mode and ownership.
+//!
+//! Owns the destination rules (a `dest` ending in `/` or naming a directory, or a symlink to
+//! one, receives `dest/basename(src)`; a source directory is copied recursively, its contents
+//! only when `src` ends in `/`), the one-round-trip check (stats, sha256 and, for `--diff`, the
+//! old text) and the writes. A symlink AT `dest` is replaced by the new file, never written
+//! through (Ansible's default `follow: no`). It must not format shell lines, must not truncate
+//! a file in place (every write is `tr.put` + rename) and must not read the run mode.
+//!
+//! Not supported (refused clearly): `remote_src` with a directory source; `mode: preserve` with
+//! `content`. Directories created for a recursive copy get the host's default mode (Ansible's
+//! `directory_mode` is not in the spec); `mode` applies to the copied files, `owner`/`group` to
+//! both.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::common::{
+    AttrFix, DIFF_MAX, WantAttrs, WriteSpec, attr, basename, diff_text, failed, join, mode_text,
+    read_for_diff_cmd, run_batch, sha1_hex, sha256_hex, shown_after, stat_of, take, temp_next_to,
+    validate_and_move, validate_arg, write_file,
+};
+use crate::modules::runtime::{
+    Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    need_local_src,
+};
+use crate::transport::AnyTransport;
+use crate::transport::cmd::{self, Cmd, PathKind, PathState, stat_cmd};
+
+/// The `copy` module.
+pub struct Copy;
+
+/// The `template` module: `copy` of `ctx.render(text of src)`.
+pub struct Template;
+
+/// Where the content comes from.
+enum Source {
+    /// Bytes known on the controller (content, a local file, a rendered template), with the
+    /// mode of the local file for `mode: preserve`.
+    Bytes(Vec<u8>, Option<u32>),
+    /// A file on the host (`remote_src`).
+    Remote(String),
+    /// A directory on the controller, copied recursively to this root on the host.
+    LocalDir(PathBuf, String),
+}
+
+/// What a single-file copy carries from check to apply.
+struct FilePlan {
+    dest: String,
+    data: Option<Vec<u8>>,
+    remote_src: Option<String>,
+    /// The remote source's mode, for a new `dest` without `mode` (Ansible's `copystat`).
+    remote_mode: Option<u32>,
+    mkdir: Option<String>,
+    write: WriteSpec,
+    fix: AttrFix,
+    result: Args,
+}
+
+/// What a tree copy carries from check to apply.
+struct TreePlan {
+    mkdirs: Vec<String>,
+    files: Vec<(String, Vec<u8>, crate::transport::FileAttrs)>,
+    fixes: Vec<(String, AttrFix)>,
+    result: Args,
+}
+
+impl Module for Copy {
+    fn name(&self) -> &'static str {
+        "copy"
+    }
+
+    fn check<'a>(
+        &'a self,
+        tr: &'a mut AnyTransport,
+        args: &'a Args,
+        ctx: &'a ModuleCtx<'a>,
+    ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
+        Box::pin(async move {
+            let (source, src_name) = copy_source(args, ctx)?;
+            match source {
+                Source::LocalDir(dir, root) => check_tree(tr, args, ctx, &dir, &root).await,
+                other => check_file(tr, args, ctx, other, src_name.as_deref()).await,
+            }
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        tr: &'a mut AnyTransport,
+        _args: &'a Args,
+        ctx: &'a ModuleCtx<'a>,
+        drift: &'a Drift,
+    ) -> BoxFut<'a, Result<Args, ModuleError>> {
+        Box::pin(apply_any(tr, ctx, drift))
+    }
+
+    fn resources(&self, args: &Args) -> Vec<Resource> {
+        let Some(dest) = args.str_arg("dest") else {
+            return Vec::new();
+        };
+        let src = args.str_arg("src");
+        let remote = args.bool_arg("remote_src", false).unwrap_or(false);
+        let mut out = vec![Resource::Path(dest.clone())];
+        let Some(src) = src else {
+            return out;
+        };
+        let local = Path::new(&src);
+        if !remote && local.is_dir() {
+            // The whole destination tree: the root and every path the source tree names.
+            let root = tree_root(&src, &dest);
+            out = vec![Resource::Path(root.clone())];
+            if let Ok(entries) = walk_local(local) {
+                out.extend(
+                    entries
+                        .iter()
+                        .filter(|e| !e.rel.is_empty())
+                        .map(|e| Resource::Path(join(&root, &e.rel))),
+                );
+            }
+        } else {
+            out.push(Resource::Path(join(&dest, basename(&src))));
+        }
+        out
+    }
+}
+
+impl Module for Template {
+    fn name(&self) -> &'static str {
+        "template"
+    }
+
+    fn check<'a>(
+        &'a self,
+        tr: &'a mut AnyTransport,
+        args: &'a Args,
+        ctx: &'a ModuleCtx<'a>,
+    ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
+        Box::pin(async move {
+            let local = need_local_src(ctx)?;
+            let text = std::fs::read_to_string(local).map_err(|e| {
+                ModuleError::Args(format!("cannot read template {}: {e}", local.display()))
+            })?;
+            let rendered = (ctx.render)(&text)
+                .map_err(|e| ModuleError::Args(format!("{}: {e}", local.display())))?;
+            let name = args
+                .str_arg("src")
+                .map(|s| basename(&s).to_string())
+                .unwrap_or_else(|| basename(&local.to_string_lossy()).to_string());
+            let source = Source::Bytes(rendered.into_bytes(), local_mode(local));
+            check_file(tr, args, ctx, source, Some(&name)).await
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        tr: &'a mut AnyTransport,
+        _args: &'a Args,
+        ctx: &'a ModuleCtx<'a>,
+        drift: &'a Drift,
+    ) -> BoxFut<'a, Result<Args, ModuleError>> {
+        Box::pin(apply_any(tr, ctx, drift))
+    }
+
+    fn resources(&self, args: &Args) -> Vec<Resource> {
+        let Some(dest) = args.str_arg("dest") else {
+            return Vec::new();
+        };
+        let mut out = vec![Resource::Path(dest.clone())];
+        if let Some(src) = args.str_arg("src") {
+            out.push(Resource::Path(join(&dest, basename(&src))));
+        }
+        out
+    }
+}
+
+fn local_mode(p: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o7777)
+}
+
+/// The source of a `copy` task and the name a directory `dest` receives.
+fn copy_source(args: &Args, ctx: &ModuleCtx<'_>) -> Result<(Source, Option<String>), ModuleError> {
+    if let Some(content) = args.get("content").filter(|v| !v.is_null()) {
+        let text = match content {
+            Value::String(s) => s.clone(),
+            other => serde_json::to_string(other).unwrap_or_default(),
+        };
+        return Ok((Source::Bytes(text.into_bytes(), None), None));
+    }
+    let src = args.req_str("src")?;
+    let name = basename(&src).to_string();
+    if args.bool_arg("remote_src", false)? {
+        return Ok((Source::Remote(src), Some(name)));
+    }
+    let local = need_local_src(ctx)?;
+    if local.is_dir() {
+        let root = tree_root(&src, &args.req_str("dest")?);
+        return Ok((Source::LocalDir(local.to_path_buf(), root), None));
+    }
+    let data = std::fs::read(local)
+        .map_err(|e| ModuleError::Args(format!("cannot read {}: {e}", local.display())))?;
+    Ok((Source::Bytes(data, local_mode(local)), Some(name)))
+}
+
+/// The host directory a source directory is copied to: `dest` itself for `src/` (contents
+/// only), `dest/basename(src)` otherwise.
+fn tree_root(src: &str, dest: &str) -> String {
+    if src.ends_with('/') {
+        dest.trim_end_matches('/').to_string()
+    } else {
+        join(dest, basename(src))
+    }
+}
+
+/// Checks a single-file copy in ONE round trip: `[stat src]` (remote_src), then for `dest`
+/// and (when a source name is known) `dest/NAME`: stat, diff read; plus `test -d dest` to
+/// follow a symlink to a directory like Ansible does.
+async fn check_file(
+    tr: &mut AnyTransport,
+    args: &Args,
+    ctx: &ModuleCtx<'_>,
+    source: Source,
+    src_name: Option<&str>,
+) -> Result<Verdict, ModuleError> {
+    let dest = args.req_str("dest")?;
+    let force = args.bool_arg("force", true)?;
+    let want = WantAttrs::from_args(args);
+    let inner = src_name.map(|n| join(&dest, n));
+    let mut cmds = Vec::new();
+    if let Source::Remote(src) = &source {
+        cmds.push(stat_cmd(src));
+    }
+    cmds.push(stat_cmd(&dest));
+    cmds.push(read_for_diff_cmd(&dest));
+    cmds.push(Cmd::raw("test -d").arg(dest.clone()));
+    if let Some(inner) = &inner {
+        cmds.push(stat_cmd(inner));
+        cmds.push(read_for_diff_cmd(inner));
+    }
+    let mut outs = run_batch(tr, ctx, &cmds, DIFF_MAX + 1).await?.into_iter();
+    let src_state = match &source {
+        Source::Remote(src) => Some(stat_of(&take(&mut outs)?, src)?),
+        _ => None,
+    };
+    let dest_state = stat_of(&take(&mut outs)?, &dest)?;
+    let dest_read = take(&mut outs)?;
+    let dest_is_dir = take(&mut outs)?.success();
+    let into_dir = dest.ends_with('/') || dest_is_dir;
+    let (target, cur, read, mkdir) = if into_dir {
+        let Some(inner) = inner else {
+            return Err(ModuleError::Args(format!(
+                "can not use content with a dir as dest ({dest})"
+            )));
+        };
+        let st = stat_of(&take(&mut outs)?, &inner)?;
+        let mkdir = (!dest_state.exists()).then(|| dest.clone());
+        (inner, st, take(&mut outs)?, mkdir)
+    } else {
+        (dest.clone(), dest_state, dest_read, None)
+    };
+
+    let (want_sha, data, remote_src, preserve_mode) = match source {
+        Source::Bytes(data, mode) => (sha256_hex(&data), Some(data), None, mode),
+        Source::Remote(src) => {
+            let st = src_state
+                .clone()
+                .ok_or_else(|| failed("internal: no source state"))?;
+            match (&st.kind, &st.sha256) {
+                (PathKind::File, Some(sha)) => (sha.clone(), None, Some(src), Some(st.mode)),
+                (PathKind::Absent, _) => {
+                    return Err(failed(format!("Source {src} not found")));
+                }
+                (PathKind::Directory, _) => {
+                    return Err(ModuleError::Args(format!(
+                        "remote_src with a directory source ({src}) is not supported"
+                    )));
+                }
+                _ => {
+                    return Err(failed(format!(
+                        "Source {src} is not a readable regular file"
+                    )));
+                }
+            }
+        }
+        Source::LocalDir(..) => return Err(failed("internal: directory source")),
+    };
+    let want = resolve_preserve(want, preserve_mode)?;
+    let src_mode = src_state.as_ref().map(|s| s.mode & 0o7777);
+
+    let mut result = Args::new();
+    result.insert("dest".into(), Value::from(target.clone()));
+    if let Some(src) = &remote_src {
+        result.insert("src".into(), Value::from(src.clone()));
+    }
+    if let Some(d) = &data {
+        result.insert("checksum".into(), Value::from(sha1_hex(d)));
+        result.insert("size".into(), Value::from(d.len()));
+    }
+    result.insert("sha256".into(), Value::from(want_sha.clone()));
+    result.insert("state".into(), Value::from("file"));
+
+    if !force && cur.exists() {
+        result.insert("msg".into(), Value::from("dest exists and force is no"));
+        return Ok(Verdict::InSync { result });
+    }
+    match cur.kind {
+        PathKind::Directory => {
+            return Err(failed(format!(
+                "{target} is a directory, cannot copy a file over it"
+            )));
+        }
+        PathKind::Other => {
+            return Err(failed(format!("{target} is not a regular file")));
+        }
+        _ => {}
+    }
+    let same = cur.kind == PathKind::File && cur.sha256.as_deref() == Some(want_sha.as_str());
+    let mut changes = Vec::new();
+    let mut fix = AttrFix::default();
+    let attrs = want.put_attrs(&cur)?;
+    if same {
+        fix = want.diff(&target, &cur)?;
+        changes.extend(fix.changes.iter().cloned());
+        result.insert(
+            "mode".into(),
+            Value::from(mode_text(fix.mode.unwrap_or(cur.mode))),
+        );
+        result.insert(
+            "owner".into(),
+            Value::from(fix.owner.clone().unwrap_or(cur.owner.clone())),
+        );
+        result.insert(
+            "group".into(),
+            Value::from(fix.group.clone().unwrap_or(cur.group.clone())),
+        );
+    } else {
+        if let PathKind::Link { target: old } = &cur.kind {
+            changes.push(attr(&target, "state", format!("link to {old}"), "file"));
+        }
+        let after = match &data {
+            Some(d) => shown_after(d),
+            None => format!(
+                "<content of {} on the host, sha256 {want_sha}>",
+                remote_src.as_deref().unwrap_or_default()
+            ),
+        };
+        changes.push(Change::Content {
+            path: target.clone(),
+            before: if cur.kind == PathKind::File {
+                diff_text(&read)
+            } else {
+                None
+            },
+            after,
+        });
+        if cur.kind == PathKind::File {
+            changes.extend(want.diff(&target, &cur)?.changes);
+        }
+        result.insert(
+            "mode".into(),
+            Value::from(mode_text(attrs.mode.or(src_mode).unwrap_or(0o644))),
+        );
+        if let Some(o) = &attrs.owner {
+            result.insert("owner".into(), Value::from(o.clone()));
+        }
+        if let Some(g) = &attrs.group {
+            result.insert("group".into(), Value::from(g.clone()));
+        }
+    }
+    if changes.is_empty() {
+        return Ok(Verdict::InSync { result });
+    }
+    let plan = FilePlan {
+        write: WriteSpec {
+            dest: target.clone(),
+            attrs,
+            validate: validate_arg(args)?,
+            backup: args.bool_arg("backup", false)? && cur.kind == PathKind::File && !same,
+        },
+        dest: target,
+        data: if same { None } else { data },
+        remote_src: if same { None } else { remote_src },
+        remote_mode: src_mode,
+        mkdir,
+        fix,
+        result,
+    };
+    Ok(Verdict::Drift(Drift::new(changes, plan)))
+}
+
+/// `mode: preserve` → the source's mode (refused for literal content).
+fn resolve_preserve(
+    mut want: WantAttrs,
+    source_mode: Option<u32>,
+) -> Result<WantAttrs, ModuleError> {
+    if want.mode.as_ref().and_then(Value::as_str) == Some("preserve") {
+        let m = source_mode.ok_or_else(|| {
+            ModuleError::Args("mode 'preserve' needs a source file (not 'content')".into())
+        })?;
+        want.mode = Some(Value::from(m));
+    }
+    Ok(want)
+}
+
+async fn apply_any(
+    tr: &mut AnyTransport,
+    ctx: &ModuleCtx<'_>,
+    drift: &Drift,
+) -> Result<Args, ModuleError> {
+    if let Some(plan) = drift.plan::<FilePlan>() {
+        return apply_file(tr, ctx, plan).await;
+    }
+    if let Some(plan) = drift.plan::<TreePlan>() {
+        return apply_tree(tr, ctx, plan).await;
+    }
+    Err(ModuleError::Args("internal: foreign drift plan".into()))
+}
+
+async fn apply_file(
+    tr: &mut AnyTransport,
+    ctx: &ModuleCtx<'_>,
+    plan: &FilePlan,
+) -> Result<Args, ModuleError> {
+    let mut result = plan.result.clone();
+    if let Some(dir) = &plan.mkdir {
+        ctx.run_ok(tr, cmd::mkdir_p(dir)).await?;
+    }
+    if let Some(data) = &plan.data {
+        if let Some(b) = write_file(tr, ctx, data, &plan.write).await? {
+            result.insert("backup_file".into(), Value::from(b));
+        }
+    } else if let Some(src) = &plan.remote_src {
+        if plan.write.backup {
+            let out = ctx
+                .run_ok(tr, super::common::backup_cmd(&plan.dest))
+                .await?;
+            result.insert(
+                "backup_file".into(),
+                Value::from(out.stdout_lossy().into_owned()),
+            );
+        }
+        // cp to a temporary file next to dest, set attributes, validate, rename over dest.
+        let tmp = temp_next_to(&plan.dest);
+        ctx.run_ok(tr, Cmd::raw("cp --").arg(src.clone()).arg(tmp.clone()))
+            .await?;
+        let a = &plan.write.attrs;
+        let fix = AttrFix {
+            mode: Some(a.mode.or(plan.remote_mode).unwrap_or(0o644)),
+            owner: a.owner.clone(),
+            group: a.group.clone(),
+            changes: Vec::new(),
+        };
+        let moved = async {
+            fix.apply(tr, ctx, &tmp).await?;
+            match &plan.write.validate {
+                Some(v) => validate_and_move(tr, ctx, v, &tmp, &plan.dest).await,
+                None => ctx
+                    .run_ok(tr, cmd::mv_f(&tmp, &plan.dest))
+                    .await
+                    .map(|_| ()),
+            }
+        }
+        .await;
+        if let Err(e) = moved {
+            let _ = ctx.run(tr, cmd::rm_rf(&tmp)).await;
+            return Err(e);
+        }
+    } else {
+        plan.fix.apply(tr, ctx, &plan.dest).await?;
+    }
+    Ok(result)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recursive copy of a controller directory
+// ---------------------------------------------------------------------------------------------
+
+/// One entry of a controller directory tree; `rel` is empty for the root.
+struct LocalEntry {
+    rel: String,
+    path: PathBuf,
+    is_dir: bool,
+}
+
+/// The tree under `root` (symlinks followed, like Ansible's `local_follow: yes`), parents
+/// before children, sorted. Names with a newline or tab are refused (the host listing is
+/// line-based).
+fn walk_local(root: &Path) -> Result<Vec<LocalEntry>, ModuleError> {
+    let mut out = vec![LocalEntry {
+        rel: String::new(),
+        path: root.to_path_buf(),
+        is_dir: true,
+    }];
+    let mut i = 0;
+    while i < out.len() {
+        if out[i].is_dir {
+            if out.len() > 100_000 || out[i].rel.matches('/').count() > 64 {
+                return Err(ModuleError::Args(format!(
+                    "{}: source tree too large or too deep (a symlink loop?)",
+                    root.display()
+                )));
+            }
+            let dir = out[i].path.clone();
+            let base = out[i].rel.clone();
+            let mut children = Vec::new();
+            let rd = std::fs::read_dir(&dir)
+                .map_err(|e| ModuleError::Args(format!("cannot list {}: {e}", dir.display())))?;
+            for entry in rd {
+                let entry = entry.map_err(|e| {
+                    ModuleError::Args(format!("cannot list {}: {e}", dir.display()))
+                })?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.contains(['\n', '\t']) {
+                    return Err(ModuleError::Args(format!(
+                        "{}: names with newlines or tabs cannot be copied",
+                        entry.path().display()
+                    )));
+                }
+                let meta = std::fs::metadata(entry.path()).map_err(|e| {
+                    ModuleError::Args(format!("cannot read {}: {e}", entry.path().display()))
+                })?;
+                let rel = if base.is_empty() {
+                    name
+                } else {
+                    format!("{base}/{name}")
+                };
+                children.push(LocalEntry {
+                    rel,
+                    path: entry.path(),
+                    is_dir: meta.is_dir(),
+                });
+            }
+            children.sort_by(|a, b| a.rel.cmp(&b.rel));
+            out.extend(children);
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+/// Lists each relative path read from stdin under `$1` as `kind\tmode\tuid\tgid\towner\tgroup\t
+/// sha256\tpath` (lstat; sha256 `-` unless a regular file); missing paths print nothing. Exit 4
+/// when `$1` exists but is not a directory.
+const TREE_STAT: &str = r#"
+if ! [ -d "$1" ]; then
+  if [ -e "$1" ] || [ -L "$1" ]; then printf 'rdeploy: %s is not a directory\n' "$1" >&2; exit 4; fi
+  exit 0
+fi
+cd -- "$1" || exit 3
+while IFS= read -r p_; do
+  if [ -L "$p_" ]; then k_=link
+  elif [ -d "$p_" ]; then k_=directory
+  elif [ -f "$p_" ]; then k_=file
+  elif [ -e "$p_" ]; then k_=other
+  else continue; fi
+  a_=$(stat -c '%a	%u	%g	%U	%G' -- "$p_") || exit 3
+  h_=-
+  if [ "$k_" = file ]; then h_=$(sha256sum < "$p_") || exit 3; h_=${h_%% *}; fi
+  printf '%s\t%s\t%s\t%s\n' "$k_" "$a_" "$h_" "$p_"
+done"#;
+
+fn parse_tree(out: &crate::transport::Output) -> Result<HashMap<String, PathState>, ModuleError> {
+    if out.status != 0 || out.truncated.stdout > 0 {
+        return Err(failed(format!(
+            "listing the destination failed (exit {}): {}",
+            out.status,
+            out.stderr_lossy().trim_end()
+        )));
+    }
+    let mut map = HashMap::new();
+    for line in out.stdout_lossy().lines() {
+        let f: Vec<&str> = line.splitn(8, '\t').collect();
+        let [kind, mode, uid, gid, owner, group, sha, rel] = f[..] else {
+            return Err(failed(format!("unexpected listing line {line:?}")));
+        };
+        let bad = || failed(format!("unexpected listing line {line:?}"));
+        let st = PathState {
+            kind: match kind {
+                "file" => PathKind::File,
+                "directory" => PathKind::Directory,
+                "link" => PathKind::Link {
+                    target: String::new(),
+                },
+                _ => PathKind::Other,
+            },
+            mode: u32::from_str_radix(mode, 8).map_err(|_| bad())?,
+            uid: uid.parse().map_err(|_| bad())?,
+            gid: gid.parse().map_err(|_| bad())?,
+            owner: owner.to_string(),
+            group: group.to_string(),
+            size: 0,
+            sha256: (sha != "-").then(|| sha.to_string()),
+        };
+        let rel = rel.strip_prefix("./").unwrap_or(rel);
+        let rel = if rel == "." { "" } else { rel };
+        map.insert(rel.to_string(), st);
+    }
+    Ok(map)
+}
+
+/// Checks a recursive copy in ONE command: the relative paths go on stdin, the host lists the
+/// state of each under the destination root.
+async fn check_tree(
+    tr: &mut AnyTransport,
+    args: &Args,
+    ctx: &ModuleCtx<'_>,
+    src: &Path,
+    root: &str,
+) -> Result<Verdict, ModuleError> {
+    let force = args.bool_arg("force", true)?;
+    let want = WantAttrs::from_args(args);
+    if validate_arg(args)?.is_some() || args.bool_arg("backup", false)? {
+        return Err(ModuleError::Args(
+            "validate and backup are not supported when copying a directory".into(),
+        ));
+    }
+    let entries = walk_local(src)?;
+    let mut list = String::from(".\n");
+    for e in entries.iter().filter(|e| !e.rel.is_empty()) {
+        list.push_str(&e.rel);
+        list.push('\n');
+    }
+    let c = Cmd::raw("set --")
+        .arg(root)
+        .op(TREE_STAT)
+        .stdin(list.into_bytes());
+    let out = ctx.run(tr, c).await?;
+    let states = parse_tree(&out)?;
+
+    let mut changes = Vec::new();
+    let mut plan = TreePlan {
+        mkdirs: Vec::new(),
+        files: Vec::new(),
+        fixes: Vec::new(),
+        result: Args::new(),
+    };
+    let dir_want = WantAttrs {
+        mode: None,
+        ..want.clone()
+    };
+    for e in &entries {
+        let path = if e.rel.is_empty() {
+            root.to_string()
+        } else {
+            join(root, &e.rel)
+        };
+        let cur = states.get(&e.rel);
+        if e.is_dir {
+            match cur.map(|c| &c.kind) {
+                None => {
+                    changes.push(attr(&path, "state", "absent", "directory"));
+                    plan.mkdirs.push(path.clone());
+                    if want.owner.is_some() || want.group.is_some() {
+                        plan.fixes.push((
+                            path,
+                            AttrFix {
+                                owner: want.owner.clone(),
+                                group: want.group.clone(),
+                                ..AttrFix::default()
+                            },
+                        ));
+                    }
+                }
+                Some(PathKind::Directory) => {
+                    let fix = dir_want.diff(&path, cur.ok_or_else(|| failed("internal"))?)?;
+                    if !fix.is_empty() {
+                        changes.extend(fix.changes.iter().cloned());
+                        plan.fixes.push((path, fix));
+                    }
+                }
+                Some(_) => {
+                    return Err(failed(format!("{path} exists and is not a directory")));
+                }
+            }
+            continue;
+        }
+        let data = std::fs::read(&e.path)
+            .map_err(|err| ModuleError::Args(format!("cannot read {}: {err}", e.path.display())))?;
+        let file_want = resolve_preserve(want.clone(), local_mode(&e.path))?;
+        let absent = super::common::absent_state();
+        let cur = cur.unwrap_or(&absent);
+        if !force && cur.exists() {
+            continue;
+        }
+        match &cur.kind {
+            PathKind::Directory | PathKind::Other => {
+                return Err(failed(format!("{path} exists and is not a regular file")));
+            }
+            PathKind::File if cur.sha256.as_deref() == Some(sha256_hex(&data).as_str()) => {
+                let fix = file_want.diff(&path, cur)?;
+                if !fix.is_empty() {
+                    changes.extend(fix.changes.iter().cloned());
+                    plan.fixes.push((path, fix));
+                }
+            }
+            kind => {
+                if matches!(kind, PathKind::Link { .. }) {
+                    changes.push(attr(&path, "state", "link", "file"));
+                }
+                changes.push(Change::Content {
+                    path: path.clone(),
+                    before: None,
+                    after: shown_after(&data),
+                });
+                if *kind == PathKind::File {
+                    changes.extend(file_want.diff(&path, cur)?.changes);
+                }
+                let attrs = file_want.put_attrs(cur)?;
+                plan.files.push((path, data, attrs));
+            }
+        }
+    }
+    plan.result
+        .insert("dest".into(), Value::from(root.to_string()));
+    if let Some(src) = args.str_arg("src") {
+        plan.result.insert("src".into(), Value::from(src));
+    }
+    plan.result.insert("state".into(), Value::from("directory"));
+    if changes.is_empty() {
+        return Ok(Verdict::InSync {
+            result: plan.result,
+        });
+    }
+    Ok(Verdict::Drift(Drift::new(changes, plan)))
+}
+
+async fn apply_tree(
+    tr: &mut AnyTransport,
+    ctx: &ModuleCtx<'_>,
+    plan: &TreePlan,
+) -> Result<Args, ModuleError> {
+    for chunk in plan.mkdirs.chunks(256) {
+        ctx.run_ok(tr, Cmd::raw("mkdir -p --").args(chunk.iter().cloned()))
+            .await?;
+    }
+    for (path, data, attrs) in &plan.files {
+        let spec = WriteSpec {
+            dest: path.clone(),
+            attrs: attrs.clone(),
+            validate: None,
+            backup: false,
+        };
+        write_file(tr, ctx, data, &spec).await?;
+    }
+    for (path, fix) in &plan.fixes {
+        fix.apply(tr, ctx, path).await?;
+    }
+    Ok(plan.result.clone())
+}

@@ -1,0 +1,607 @@
+//! `file`: the state of a path — a file's attributes, a directory (optionally its whole tree),
+//! a symlink, a hard link, an absent path, a touched file.
+//!
+//! Owns Ansible's state rules and the one-round-trip check (lstat, stat of what a link points
+//! to, realpath, and per state: the link source's existence, inodes for hard links, a listing
+//! of the tree for `recurse`). Symlink swaps are atomic (`ln_sf_atomic`: temp link + rename).
+//! `state: file|directory|touch` on a symlink act on what it points to (Ansible's default
+//! `follow: yes`); `state: link|hard|absent` act on the path itself. It must not format shell
+//! lines and must not read the run mode.
+//!
+//! Deviations: `mode` is not applied to a symlink (Linux has no link modes; Ansible's follow
+//! would chmod the target); a directory is never replaced by a link, even with `force`;
+//! `mkdir -p` applies `mode`/`owner`/`group` to the last directory only; `touch` is always a
+//! change and so reports `converges() == false` for that state.
+
+use serde_json::Value;
+
+use super::common::{
+    AttrFix, WantAttrs, attr, failed, join, kind_word, mode_text, parent_of, realpath_cmd,
+    run_batch, stat_of, take,
+};
+use crate::modules::runtime::{
+    Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+};
+use crate::transport::AnyTransport;
+use crate::transport::cmd::{
+    self, Cmd, PathKind, PathState, ln_sf_atomic, rm_rf, stat_cmd, stat_resolved_cmd,
+};
+
+/// The `file` module.
+pub struct File;
+
+/// What `apply` does, in order.
+#[derive(Clone, Debug)]
+enum Step {
+    /// `mkdir -p`.
+    Mkdir(String),
+    /// `rm -rf`.
+    Remove(String),
+    /// Atomic symlink (target, link).
+    Symlink(String, String),
+    /// Atomic hard link (source, path).
+    Hardlink(String, String),
+    /// `touch` (creates a missing file, updates times).
+    Touch(String),
+    /// chown/chmod on one path.
+    Fix(String, AttrFix),
+    /// `chown -R -h` then `chmod -R` on a tree.
+    FixTree {
+        path: String,
+        owner: Option<String>,
+        group: Option<String>,
+        mode: Option<String>,
+    },
+}
+
+struct Plan {
+    steps: Vec<Step>,
+    result: Args,
+}
+
+/// Lists a tree (root included) as `type\tmode\tuid\tgid\towner\tgroup\tpath\0` (GNU find).
+fn tree_listing(path: &str) -> Cmd {
+    Cmd::raw("find -P")
+        .arg(path)
+        .op(r"-printf '%y\t%m\t%U\t%G\t%u\t%g\t%p\0'")
+}
+
+/// `stat -c %d:%i` of each path (device and inode, one line each; lstat).
+fn inode_cmd(a: &str, b: &str) -> Cmd {
+    Cmd::raw("stat -c '%d:%i' --").arg(a).arg(b)
+}
+
+/// Creates a hard link atomically: `ln` to a temporary name next to `path`, then rename.
+fn hardlink_atomic(src: &str, path: &str) -> Cmd {
+    let tmp = join(
+        parent_of(path),
+        &format!(".{}.rdeploy-hard", super::common::basename(path)),
+    );
+    Cmd::raw("set --")
+        .arg(src)
+        .arg(path)
+        .arg(tmp)
+        .op(r#"; rm -f -- "$3"; ln -- "$1" "$3" || exit 1; mv -f -T -- "$3" "$2" || { s_=$?; rm -f -- "$3"; exit "$s_"; }"#)
+}
+
+impl Module for File {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    fn check<'a>(
+        &'a self,
+        tr: &'a mut AnyTransport,
+        args: &'a Args,
+        ctx: &'a ModuleCtx<'a>,
+    ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
+        Box::pin(check(tr, args, ctx))
+    }
+
+    fn apply<'a>(
+        &'a self,
+        tr: &'a mut AnyTransport,
+        _args: &'a Args,
+        ctx: &'a ModuleCtx<'a>,
+        drift: &'a Drift,
+    ) -> BoxFut<'a, Result<Args, ModuleError>> {
+        Box::pin(async move {
+            let plan = drift
+                .plan::<Plan>()
+                .ok_or_else(|| ModuleError::Args("internal: foreign drift plan".into()))?;
+            for step in &plan.steps {
+                run_step(tr, ctx, step).await?;
+            }
+            Ok(plan.result.clone())
+        })
+    }
+
+    fn resources(&self, args: &Args) -> Vec<Resource> {
+        args.str_arg("path")
+            .map(|p| vec![Resource::Path(p)])
+            .unwrap_or_default()
+    }
+
+    fn converges(&self, args: &Args) -> bool {
+        args.str_arg("state").as_deref() != Some("touch")
+    }
+}
+
+async fn run_step(
+    tr: &mut AnyTransport,
+    ctx: &ModuleCtx<'_>,
+    step: &Step,
+) -> Result<(), ModuleError> {
+    let c = match step {
+        Step::Mkdir(p) => cmd::mkdir_p(p),
+        Step::Remove(p) => rm_rf(p),
+        Step::Symlink(t, l) => ln_sf_atomic(t, l),
+        Step::Hardlink(s, p) => hardlink_atomic(s, p),
+        Step::Touch(p) => Cmd::raw("touch --").arg(p.clone()),
+        Step::Fix(p, fix) => return fix.apply(tr, ctx, p).await,
+        Step::FixTree {
+            path,
+            owner,
+            group,
+            mode,
+        } => {
+            let mut c: Option<Cmd> = None;
+            if owner.is_some() || group.is_some() {
+                let spec = match (owner, group) {
+                    (Some(o), Some(g)) => format!("{o}:{g}"),
+                    (Some(o), None) => o.clone(),
+                    (None, Some(g)) => format!(":{g}"),
+                    (None, None) => String::new(),
+                };
+                c = Some(Cmd::raw("chown -R -h --").arg(spec).arg(path.clone()));
+            }
+            if let Some(m) = mode {
+                let ch = Cmd::raw("chmod -R --").arg(m.clone()).arg(path.clone());
+                c = Some(match c {
+                    Some(c) => c.and(ch),
+                    None => ch,
+                });
+            }
+            match c {
+                Some(c) => c,
+                None => return Ok(()),
+            }
+        }
+    };
+    ctx.run_ok(tr, c).await.map(|_| ())
+}
+
+/// A symbolic mode for `chmod -R` that means what `parse_mode` means: a clause without `who`
+/// gets `a` (chmod would otherwise mask it with the umask).
+fn chmod_spec(mode: &Value) -> Result<String, ModuleError> {
+    match mode {
+        Value::Number(_) => Ok(mode_text(crate::modules::runtime::parse_mode(
+            mode, None, false,
+        )?)),
+        Value::String(s) if s.trim().chars().all(|c| c.is_digit(8)) => Ok(mode_text(
+            crate::modules::runtime::parse_mode(mode, None, false)?,
+        )),
+        Value::String(s) => Ok(s
+            .split(',')
+            .map(|c| {
+                if c.starts_with(['=', '+', '-']) {
+                    format!("a{c}")
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")),
+        other => Err(ModuleError::Args(format!(
+            "mode must be octal or symbolic, found {other}"
+        ))),
+    }
+}
+
+async fn check(
+    tr: &mut AnyTransport,
+    args: &Args,
+    ctx: &ModuleCtx<'_>,
+) -> Result<Verdict, ModuleError> {
+    let path = args.req_str("path")?;
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/').to_string()
+    } else {
+        path
+    };
+    let recurse = args.bool_arg("recurse", false)?;
+    let force = args.bool_arg("force", false)?;
+    let want = WantAttrs::from_args(args);
+    let state_arg = args.str_arg("state");
+    let src = args.str_arg("src");
+    let src_on_host = src.as_ref().map(|s| {
+        if s.starts_with('/') {
+            s.clone()
+        } else {
+            join(parent_of(&path), s)
+        }
+    });
+
+    let mut cmds = vec![
+        stat_cmd(&path),
+        stat_resolved_cmd(&path),
+        realpath_cmd(&path),
+    ];
+    match state_arg.as_deref() {
+        Some("link") | Some("hard") => {
+            let s = src_on_host
+                .clone()
+                .ok_or_else(|| ModuleError::Args("src is required for state=link/hard".into()))?;
+            cmds.push(Cmd::raw("test -e").arg(s.clone()));
+            cmds.push(inode_cmd(&s, &path));
+        }
+        _ => {}
+    }
+    let listing = recurse && matches!(state_arg.as_deref(), None | Some("directory"));
+    if listing {
+        cmds.push(tree_listing(&path));
+    }
+    let mut outs = run_batch(tr, ctx, &cmds, 1 << 20).await?.into_iter();
+    let cur = stat_of(&take(&mut outs)?, &path)?;
+    let resolved_out = take(&mut outs)?;
+    let real_out = take(&mut outs)?;
+    let real = real_out.stdout_lossy().trim_end_matches('\n').to_string();
+    let resolved = if resolved_out.success() && !real.is_empty() {
+        Some((real, stat_of(&resolved_out, &path)?))
+    } else {
+        None
+    };
+    let state = match state_arg.as_deref() {
+        Some(s) => s.to_string(),
+        None => match cur.kind {
+            PathKind::Directory => "directory".into(),
+            PathKind::Absent if recurse => "directory".into(),
+            _ => "file".into(),
+        },
+    };
+    let mut result = Args::new();
+    result.insert("path".into(), Value::from(path.clone()));
+    result.insert("state".into(), Value::from(state.clone()));
+    let mut changes = Vec::new();
+    let mut steps = Vec::new();
+
+    match state.as_str() {
+        "absent" => {
+            if cur.exists() {
+                changes.push(attr(&path, "state", kind_word(&cur.kind), "absent"));
+                steps.push(Step::Remove(path.clone()));
+            }
+        }
+        "file" => {
+            let (target, st) = follow(&path, &cur, resolved.as_ref());
+            match st.kind {
+                PathKind::Absent => {
+                    return Err(failed(format!("file ({path}) is absent, cannot continue")));
+                }
+                PathKind::File => {}
+                ref k if state_arg.is_some() => {
+                    return Err(failed(format!(
+                        "file ({path}) is {}, cannot continue",
+                        kind_word(k)
+                    )));
+                }
+                _ => {}
+            }
+            attrs_on(
+                &want,
+                &target,
+                st,
+                &path,
+                &mut changes,
+                &mut steps,
+                &mut result,
+            )?;
+        }
+        "touch" => {
+            let (target, st) = follow(&path, &cur, resolved.as_ref());
+            if st.kind == PathKind::Directory {
+                // touch on a directory only updates its times.
+            }
+            changes.push(attr(
+                &path,
+                "state",
+                kind_word(&st.kind),
+                if st.exists() { "touched" } else { "file" },
+            ));
+            steps.push(Step::Touch(target.clone()));
+            if st.exists() {
+                attrs_on(
+                    &want,
+                    &target,
+                    st,
+                    &path,
+                    &mut changes,
+                    &mut steps,
+                    &mut result,
+                )?;
+            } else {
+                let fix = AttrFix {
+                    mode: want.mode_for(0o644, false)?,
+                    owner: want.owner.clone(),
+                    group: want.group.clone(),
+                    changes: Vec::new(),
+                };
+                steps.push(Step::Fix(target, fix));
+            }
+        }
+        "directory" => {
+            let (target, st) = follow(&path, &cur, resolved.as_ref());
+            match st.kind {
+                PathKind::Absent => {
+                    changes.push(attr(&path, "state", "absent", "directory"));
+                    steps.push(Step::Mkdir(path.clone()));
+                    let fix = AttrFix {
+                        mode: want.mode_for(0o755, true)?,
+                        owner: want.owner.clone(),
+                        group: want.group.clone(),
+                        changes: Vec::new(),
+                    };
+                    if !fix.is_empty() {
+                        steps.push(Step::Fix(path.clone(), fix));
+                    }
+                }
+                PathKind::Directory => {
+                    if listing {
+                        let out = take(&mut outs)?;
+                        tree_drift(&want, &out, &target, &mut changes, &mut steps)?;
+                    } else {
+                        attrs_on(
+                            &want,
+                            &target,
+                            st,
+                            &path,
+                            &mut changes,
+                            &mut steps,
+                            &mut result,
+                        )?;
+                    }
+                }
+                ref k => {
+                    return Err(failed(format!(
+                        "{path} already exists as a {}",
+                        kind_word(k)
+                    )));
+                }
+            }
+        }
+        "link" => {
+            let src = src.unwrap_or_default();
+            let src_exists = take(&mut outs)?.success();
+            result.insert("dest".into(), Value::from(path.clone()));
+            result.insert("src".into(), Value::from(src.clone()));
+            match &cur.kind {
+                PathKind::Link { target } if *target == src => {
+                    let fix = WantAttrs {
+                        mode: None,
+                        ..want.clone()
+                    }
+                    .diff(&path, &cur)?;
+                    changes.extend(fix.changes.iter().cloned());
+                    if !fix.is_empty() {
+                        steps.push(Step::Fix(path.clone(), fix));
+                    }
+                }
+                PathKind::Directory => {
+                    return Err(failed(format!(
+                        "refusing to replace directory {path} with a symlink"
+                    )));
+                }
+                PathKind::File | PathKind::Other if !force => {
+                    return Err(failed(format!(
+                        "refusing to convert from {} to symlink for {path}",
+                        kind_word(&cur.kind)
+                    )));
+                }
+                kind => {
+                    if !src_exists && !force {
+                        return Err(failed(format!(
+                            "src file does not exist, use \"force=yes\" if you really want to create the link: {}",
+                            src_on_host.unwrap_or_default()
+                        )));
+                    }
+                    let before = match kind {
+                        PathKind::Link { target } => target.clone(),
+                        other => kind_word(other).to_string(),
+                    };
+                    changes.push(attr(&path, "target", before, src.clone()));
+                    steps.push(Step::Symlink(src.clone(), path.clone()));
+                    if want.owner.is_some() || want.group.is_some() {
+                        steps.push(Step::Fix(
+                            path.clone(),
+                            AttrFix {
+                                owner: want.owner.clone(),
+                                group: want.group.clone(),
+                                ..AttrFix::default()
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        "hard" => {
+            let src = src.unwrap_or_default();
+            let src_on_host = src_on_host.unwrap_or_default();
+            if !take(&mut outs)?.success() {
+                return Err(failed(format!("src file does not exist: {src_on_host}")));
+            }
+            let inodes = take(&mut outs)?;
+            let lines: Vec<String> = inodes.stdout_lossy().lines().map(str::to_string).collect();
+            let same = inodes.success() && lines.len() == 2 && lines[0] == lines[1];
+            result.insert("dest".into(), Value::from(path.clone()));
+            result.insert("src".into(), Value::from(src.clone()));
+            if same {
+                attrs_on(
+                    &want,
+                    &path,
+                    &cur,
+                    &path,
+                    &mut changes,
+                    &mut steps,
+                    &mut result,
+                )?;
+            } else {
+                match &cur.kind {
+                    PathKind::Absent => {}
+                    PathKind::Directory => {
+                        return Err(failed(format!(
+                            "refusing to replace directory {path} with a hard link"
+                        )));
+                    }
+                    k if !force => {
+                        return Err(failed(format!(
+                            "Cannot link, {} exists at destination {path}",
+                            kind_word(k)
+                        )));
+                    }
+                    _ => {}
+                }
+                changes.push(attr(&path, "state", kind_word(&cur.kind), "hard"));
+                steps.push(Step::Hardlink(src_on_host, path.clone()));
+                let fix = AttrFix {
+                    mode: want
+                        .mode
+                        .as_ref()
+                        .map(|m| crate::modules::runtime::parse_mode(m, None, false))
+                        .transpose()?,
+                    owner: want.owner.clone(),
+                    group: want.group.clone(),
+                    changes: Vec::new(),
+                };
+                if !fix.is_empty() {
+                    steps.push(Step::Fix(path.clone(), fix));
+                }
+            }
+        }
+        other => {
+            return Err(ModuleError::Args(format!("unknown state '{other}'")));
+        }
+    }
+    if changes.is_empty() {
+        return Ok(Verdict::InSync { result });
+    }
+    Ok(Verdict::Drift(Drift::new(changes, Plan { steps, result })))
+}
+
+/// For a symlink, the real path and what it points to; otherwise the path itself.
+fn follow<'s>(
+    path: &str,
+    cur: &'s PathState,
+    resolved: Option<&'s (String, PathState)>,
+) -> (String, &'s PathState) {
+    match (&cur.kind, resolved) {
+        (PathKind::Link { .. }, Some((real, st))) => (real.clone(), st),
+        _ => (path.to_string(), cur),
+    }
+}
+
+/// Attribute drift of one existing path; fills the result's `mode`/`owner`/`group`/`uid`/
+/// `gid`/`size` with the values after apply.
+fn attrs_on(
+    want: &WantAttrs,
+    target: &str,
+    st: &PathState,
+    shown: &str,
+    changes: &mut Vec<Change>,
+    steps: &mut Vec<Step>,
+    result: &mut Args,
+) -> Result<(), ModuleError> {
+    let fix = want.diff(shown, st)?;
+    result.insert(
+        "mode".into(),
+        Value::from(mode_text(fix.mode.unwrap_or(st.mode & 0o7777))),
+    );
+    result.insert(
+        "owner".into(),
+        Value::from(fix.owner.clone().unwrap_or_else(|| st.owner.clone())),
+    );
+    result.insert(
+        "group".into(),
+        Value::from(fix.group.clone().unwrap_or_else(|| st.group.clone())),
+    );
+    if fix.owner.is_none() {
+        result.insert("uid".into(), Value::from(st.uid));
+    }
+    if fix.group.is_none() {
+        result.insert("gid".into(), Value::from(st.gid));
+    }
+    result.insert("size".into(), Value::from(st.size));
+    if !fix.is_empty() {
+        changes.extend(fix.changes.iter().cloned());
+        steps.push(Step::Fix(target.to_string(), fix));
+    }
+    Ok(())
+}
+
+/// Drift of a whole tree (`recurse: yes`) from a [`tree_listing`]; one `FixTree` step fixes it.
+fn tree_drift(
+    want: &WantAttrs,
+    out: &crate::transport::Output,
+    root: &str,
+    changes: &mut Vec<Change>,
+    steps: &mut Vec<Step>,
+) -> Result<(), ModuleError> {
+    if out.truncated.stdout > 0 {
+        return Err(failed(format!(
+            "{root}: tree too large to list for recurse"
+        )));
+    }
+    let mut need_owner = false;
+    let mut need_group = false;
+    let mut need_mode = false;
+    for rec in out.stdout.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+        let rec = String::from_utf8_lossy(rec);
+        let f: Vec<&str> = rec.splitn(7, '\t').collect();
+        let [ty, mode, uid, gid, owner, group, p] = f[..] else {
+            return Err(failed(format!("unexpected find output {rec:?}")));
+        };
+        let bad = || failed(format!("unexpected find output {rec:?}"));
+        let st = PathState {
+            kind: match ty {
+                "d" => PathKind::Directory,
+                "f" => PathKind::File,
+                "l" => PathKind::Link {
+                    target: String::new(),
+                },
+                _ => PathKind::Other,
+            },
+            mode: u32::from_str_radix(mode, 8).map_err(|_| bad())?,
+            uid: uid.parse().map_err(|_| bad())?,
+            gid: gid.parse().map_err(|_| bad())?,
+            owner: owner.to_string(),
+            group: group.to_string(),
+            size: 0,
+            sha256: None,
+        };
+        let fix = want.diff(p, &st)?;
+        need_owner |= fix.owner.is_some();
+        need_group |= fix.group.is_some();
+        need_mode |= fix.mode.is_some();
+        changes.extend(fix.changes);
+    }
+    if need_owner || need_group || need_mode {
+        steps.push(Step::FixTree {
+            path: root.to_string(),
+            owner: if need_owner || need_group {
+                want.owner.clone()
+            } else {
+                None
+            },
+            group: if need_owner || need_group {
+                want.group.clone()
+            } else {
+                None
+            },
+            mode: if need_mode {
+                want.mode.as_ref().map(chmod_spec).transpose()?
+            } else {
+                None
+            },
+        });
+    }
+    Ok(())
+}
