@@ -26,7 +26,7 @@ use crate::playbook::model::{
     Included, Keywords, Play, Playbook, ProbeCheck, RoleRef, Task, TaskItem, Val, loop_vars,
 };
 use crate::template::{self, HostVars, LazyVars, VarValue};
-use crate::vars::{Tier, VarStack, host_stacks, play_stack, role_vars};
+use crate::vars::{Tier, VarStack, host_stacks, play_magic, play_stack, role_vars};
 use crate::yaml::{Kind, Node};
 
 /// A stand-in for a value only known at run time: every attribute, item and method call
@@ -117,6 +117,11 @@ pub fn templates(
             .map(|(h, s)| (h.clone(), Arc::new(s.layers())))
             .collect();
         let hostvars = HostVars::new(layers.clone(), Arc::clone(&env));
+        let magic = play_magic(
+            inv,
+            &planned.hosts,
+            planned.batches.first().map_or(&[][..], |b| b.as_slice()),
+        );
         for host in representatives(inv, &planned.hosts) {
             let Some(base) = layers.get(host) else {
                 continue;
@@ -125,6 +130,7 @@ pub fn templates(
                 env: &env,
                 base: Arc::clone(base),
                 hostvars: hostvars.to_value(),
+                magic: &magic,
                 runtime: &runtime,
                 errors: &mut errors,
                 scope_vars: Vec::new(),
@@ -168,6 +174,7 @@ struct Checker<'a> {
     env: &'a Arc<Environment<'static>>,
     base: Arc<Vec<template::Layer>>,
     hostvars: Value,
+    magic: &'a [(String, Value)],
     runtime: &'a BTreeSet<String>,
     errors: &'a mut Diagnostics,
     /// Block, import and include vars in scope (tier 6), outermost first.
@@ -520,6 +527,7 @@ impl<'a> Checker<'a> {
             .map(|r| r.role.path.display().to_string());
         let lazy = LazyVars::new(layers, Arc::clone(self.env));
         let mut extra: Vec<(String, Value)> = vec![("hostvars".into(), self.hostvars.clone())];
+        extra.extend(self.magic.iter().cloned());
         if let Some(p) = role_path {
             extra.push(("role_path".into(), Value::from(p)));
         }

@@ -147,8 +147,8 @@ impl VarStack {
 
 /// The variables every host of a play shares, at the tiers known before the run: role
 /// defaults and vars of the play's `roles:`, play vars and vars_files, extra vars, and the
-/// play-wide magic variables. `ansible_play_batch` starts as all the play's hosts; the
-/// executor sets it per batch.
+/// small play-wide magic variables. The large ones (host lists) are in [`play_magic`], shared
+/// by every host rather than copied into each host's stack.
 pub fn play_stack(
     inv: &Inventory,
     pb: &Playbook,
@@ -157,8 +157,7 @@ pub fn play_stack(
     settings: &Settings,
     check_mode: bool,
 ) -> VarStack {
-    let groups = groups_value(inv);
-    let play_hosts = serde_json::Value::from(hosts.to_vec());
+    let _ = (inv, hosts);
     let mut shared = VarStack::new();
     for r in &play.roles {
         role_vars(r, &mut shared);
@@ -179,11 +178,6 @@ pub fn play_stack(
             .map(|(k, v)| (k.clone(), v.clone())),
     );
     let magic_play = [
-        ("groups", groups),
-        ("ansible_play_hosts", play_hosts.clone()),
-        ("ansible_play_hosts_all", play_hosts.clone()),
-        ("play_hosts", play_hosts.clone()),
-        ("ansible_play_batch", play_hosts),
         ("ansible_check_mode", serde_json::Value::Bool(check_mode)),
         ("ansible_diff_mode", serde_json::Value::Bool(false)),
         (
@@ -208,6 +202,25 @@ pub fn play_stack(
         shared.set(Tier::Magic, k, v);
     }
     shared
+}
+
+/// Magic variables that list hosts (`groups`, `ansible_play_hosts`, `ansible_play_batch`...),
+/// built once per play (and batch) as shared template values: copying them into every host's
+/// stack made planning 2,000 hosts quadratic in memory.
+pub fn play_magic(
+    inv: &Inventory,
+    hosts: &[String],
+    batch: &[String],
+) -> Vec<(String, minijinja::Value)> {
+    let list = |h: &[String]| template::json_to_value(&serde_json::Value::from(h.to_vec()));
+    let play_hosts = list(hosts);
+    vec![
+        ("groups".into(), template::json_to_value(&groups_value(inv))),
+        ("ansible_play_hosts".into(), play_hosts.clone()),
+        ("ansible_play_hosts_all".into(), play_hosts.clone()),
+        ("play_hosts".into(), play_hosts),
+        ("ansible_play_batch".into(), list(batch)),
+    ]
 }
 
 /// Each host's full stack: the play's shared stack with its inventory vars and host magic.

@@ -50,6 +50,8 @@ pub struct HostState {
     pub transport: Option<AnyTransport>,
     /// The play's variables for this host, tiers 1–5, 8, 9 (set at play start).
     pub base: Arc<Vec<Layer>>,
+    /// Host-list magic variables of the current play and batch, shared by every host.
+    pub magic: Arc<Vec<(String, minijinja::Value)>>,
     /// Registered results, `set_fact`, `include_vars` and facts (tier 7). Persist across plays.
     pub runtime: IndexMap<String, Json>,
     /// Variables of enclosing `include_tasks` loops (`item`...), innermost last.
@@ -76,6 +78,7 @@ impl HostState {
             connection,
             transport: None,
             base: Arc::new(Vec::new()),
+            magic: Arc::new(Vec::new()),
             runtime: IndexMap::new(),
             scoped: Vec::new(),
             notified: BTreeSet::new(),

@@ -34,7 +34,7 @@ use crate::playbook::model::{Handler, Included, Keywords, Play, RoleRef, Task, T
 use crate::report::events::Event;
 use crate::report::run::Reporter;
 use crate::template::{self, HostVars, Layer};
-use crate::vars::{Tier, VarStack, host_stacks, play_stack, role_vars};
+use crate::vars::{Tier, VarStack, host_stacks, play_magic, play_stack, role_vars};
 
 /// How to run.
 #[derive(Clone, Debug, Default)]
@@ -242,13 +242,12 @@ impl<'r> Runner<'r> {
                 total: batches.len(),
                 hosts: batch,
             });
+            let magic = Arc::new(play_magic(&c.inventory, &all, batch));
             for h in batch {
-                if let Some(mut stack) = stacks.get(h).cloned() {
-                    stack.set(Tier::Magic, "ansible_play_batch", Json::from(batch.clone()));
-                    if let Some(st) = self.states.get_mut(h) {
-                        st.set_base(Arc::new(stack.layers()));
-                        st.ended = false;
-                    }
+                if let (Some(stack), Some(st)) = (stacks.get(h), self.states.get_mut(h)) {
+                    st.set_base(Arc::new(stack.layers()));
+                    st.magic = Arc::clone(&magic);
+                    st.ended = false;
                 }
             }
             let hosts: Vec<String> = batch

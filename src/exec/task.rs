@@ -181,6 +181,7 @@ pub fn vars_at(
         base
     };
     let mut extra: Vec<(String, Value)> = vec![("hostvars".into(), hostvars.clone())];
+    extra.extend(st.magic.iter().cloned());
     if let Some(r) = &scope.role {
         extra.push((
             "role_path".into(),
