@@ -731,3 +731,70 @@ fn plan_and_listings_never_connect() {
     assert!(listener.accept().is_ok(), "the listener sees connections");
     drop(probe);
 }
+
+// ---------------------------------------------------------------- scale and pipes
+
+/// Pre-flight must stay linear in the number of hosts: planning 2,000 hosts with one task
+/// fits easily in 2 GB of address space (a linear plan needs tens of MB). Regression: every
+/// host's variable stack held its own copy of `groups` and the play's host lists, so memory
+/// grew with hosts² (4.8 GB at 2,000 hosts, 16 GB at 4,000).
+#[cfg(target_os = "linux")]
+#[test]
+fn plan_memory_is_not_quadratic_in_hosts() {
+    let sb = Sandbox::new();
+    sb.write("inv.ini", "[web]\nweb[0001:2000].example.com\n[prod:children]\nweb\n")
+        .write(
+            "pb.yaml",
+            "- hosts: web\n  serial: [1, \"10%\", \"100%\"]\n  tasks:\n    - debug:\n        msg: \"{{ inventory_hostname }} of {{ groups['web'] | length }}\"\n",
+        );
+    let bin = assert_cmd::cargo::cargo_bin("rdeploy");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 2000000 && exec \"$0\" plan pb.yaml -i inv.ini --output json")
+        .arg(&bin)
+        .current_dir(sb.path())
+        .output()
+        .expect("run sh");
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "plan of 2,000 hosts under a 2 GB limit\nstderr:\n{}",
+        &err[..err.len().min(2000)]
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(batch_sizes(&plan, 0), [1, 200, 1799]);
+}
+
+/// `rdeploy plan ... | head` must not turn a closed pipe into an internal error (exit 1 is
+/// "a bug in rdeploy") with a backtrace.
+#[test]
+fn closed_stdout_is_not_an_internal_error() {
+    let sb = Sandbox::new();
+    let mut pb = String::from("- hosts: all\n  tasks:\n");
+    for i in 0..3000 {
+        pb.push_str(&format!(
+            "    - name: step {i} of a long deployment with a long name\n      debug:\n        msg: hi\n"
+        ));
+    }
+    sb.write("inv.yaml", "all:\n  hosts:\n    h1:\n")
+        .write("pb.yaml", pb);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("rdeploy"))
+        .args(["plan", "pb.yaml", "-i", "inv.yaml"])
+        .current_dir(sb.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn rdeploy");
+    // Close the reading end at once, like `head` that has seen enough: the plan is far larger
+    // than a pipe buffer, so rdeploy's writes fail with EPIPE.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait for rdeploy");
+    let err = stderr(&out);
+    assert!(
+        !err.contains("internal error") && out.status.code() != Some(1),
+        "exit {:?}\nstderr:\n{err}",
+        out.status.code()
+    );
+}
