@@ -87,7 +87,7 @@ measure syntax "rdeploy run --syntax-check" "$BIN" run "$work/site.yaml" -i "$wo
 measure tasks "rdeploy run --list-tasks" "$BIN" run "$work/site.yaml" -i "$work/inventory" --list-tasks
 measure hosts "rdeploy run --list-hosts" "$BIN" run "$work/site.yaml" -i "$work/inventory" --list-hosts
 if command -v ansible-playbook >/dev/null; then
-  echo "baseline: $(ansible-playbook --version | head -1)"
+  echo "baseline: $(ansible-playbook --version 2>/dev/null | sed -n 1p)"
   export ANSIBLE_NOCOLOR=1 ANSIBLE_HOST_KEY_CHECKING=0 ANSIBLE_LOCAL_TEMP="$work/ansible-tmp"
   measure a_syntax "ansible-playbook --syntax-check" ansible-playbook -i "$work/inventory" "$work/site.yaml" --syntax-check
   measure a_tasks "ansible-playbook --list-tasks" ansible-playbook -i "$work/inventory" "$work/site.yaml" --list-tasks

@@ -245,6 +245,17 @@ fn limit_slice_then_serial() {
 }
 
 #[test]
+fn limit_union_with_commas_keeps_inventory_order_per_term() {
+    let plan = prod_limited("web05.prod.example.com,web02.prod.example.com,lb01.prod.example.com");
+    // lb01 is not in the play; the play's hosts keep the inventory order.
+    assert_eq!(
+        names(&plan["plays"][0]["hosts"]),
+        ["web02.prod.example.com", "web05.prod.example.com"]
+    );
+    assert_eq!(batch_sizes(&plan, 0), [1, 1]);
+}
+
+#[test]
 fn limit_from_file() {
     let sb = Sandbox::new();
     sb.write(
