@@ -2,18 +2,20 @@
 # Benchmark: validate and plan a large fleet without connecting to anything.
 #   bench/plan.sh [HOSTS] [TASKS]     (defaults: 2000 hosts, 200 tasks)
 # Generates an INI inventory with HOSTS hosts in 4 groups (with group_vars and host ranges)
-# and a playbook with TASKS templated tasks in a role, then times `rdeploy plan` and
-# `rdeploy run --syntax-check` (release build) over several runs and prints the median wall
-# time and peak RSS. Baseline in the same run: `ansible-playbook --syntax-check` and
-# `--list-hosts` when ansible is installed.
+# and a playbook with TASKS templated tasks in a role, then times `rdeploy plan` and `rdeploy
+# run --syntax-check/--list-tasks/--list-hosts` (release build) over several runs and prints
+# the median wall time and peak RSS. Baseline in the same run: `ansible-playbook --syntax-check`,
+# `--list-tasks` and `--list-hosts` when ansible is installed, with the ratio of median times.
+# RUNS (default 5) sets the number of runs per command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HOSTS=${1:-2000}
 TASKS=${2:-200}
 RUNS=${RUNS:-5}
 cargo build --release --quiet
-BIN=$PWD/target/release/rdeploy
-[ -n "${CARGO_TARGET_DIR:-}" ] && BIN=$CARGO_TARGET_DIR/release/rdeploy
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+case $TARGET_DIR in /*) ;; *) TARGET_DIR=$PWD/$TARGET_DIR ;; esac
+BIN=$TARGET_DIR/release/rdeploy
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -53,23 +55,46 @@ with open(f"{work}/site.yaml", "w") as f:
 PY
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-measure() { # label, command...
-  local label=$1; shift
+declare -A WALL
+measure() { # key, label, command...
+  local key=$1 label=$2; shift 2
   local times=() rss=()
   for _ in $(seq "$RUNS"); do
     /usr/bin/time -f '%e %M' -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; return 1; }
     read -r t m <"$work/time"; times+=("$t"); rss+=("$m")
   done
-  printf '%-42s median %6.3f s   peak RSS %6.1f MB\n' "$label" \
-    "$(printf '%s\n' "${times[@]}" | median)" "$(printf "%s\n" "${rss[@]}" | median | awk "{print \$1/1024}")"
+  local t m
+  t=$(printf '%s\n' "${times[@]}" | median)
+  m=$(printf '%s\n' "${rss[@]}" | median)
+  WALL[$key]=$t
+  printf '%-44s median %7.3f s   peak RSS %7.1f MB\n' "$label" "$t" "$(awk "BEGIN {print $m/1024}")"
 }
+ratio() { # label, ansible key, rdeploy key
+  awk -v a="${WALL[$2]}" -v r="${WALL[$3]}" -v l="$1" 'BEGIN {
+    if (r <= 0) printf "%-44s rdeploy under the timer resolution (0.01 s)\n", l
+    else if (a >= r) printf "%-44s rdeploy %.1fx faster\n", l, a / r
+    else printf "%-44s rdeploy %.1fx SLOWER\n", l, r / a }'
+}
+
 echo "hosts=$HOSTS tasks=$TASKS runs=$RUNS"
-measure "rdeploy plan" "$BIN" plan "$work/site.yaml" -i "$work/inventory"
-measure "rdeploy run --syntax-check" "$BIN" run "$work/site.yaml" -i "$work/inventory" --syntax-check
-measure "rdeploy run --list-tasks" "$BIN" run "$work/site.yaml" -i "$work/inventory" --list-tasks
+# Sanity: the generated fleet is valid for rdeploy and plans into the expected batches.
+"$BIN" plan "$work/site.yaml" -i "$work/inventory" --output json | python3 -c '
+import json, sys
+p = json.load(sys.stdin)["plays"][0]
+print("plan: %d hosts, batches %s, %d tasks" % (len(p["hosts"]), "/".join(str(len(b)) for b in p["batches"]), len(p["tasks"])))'
+measure plan "rdeploy plan" "$BIN" plan "$work/site.yaml" -i "$work/inventory"
+measure syntax "rdeploy run --syntax-check" "$BIN" run "$work/site.yaml" -i "$work/inventory" --syntax-check
+measure tasks "rdeploy run --list-tasks" "$BIN" run "$work/site.yaml" -i "$work/inventory" --list-tasks
+measure hosts "rdeploy run --list-hosts" "$BIN" run "$work/site.yaml" -i "$work/inventory" --list-hosts
 if command -v ansible-playbook >/dev/null; then
-  measure "ansible-playbook --syntax-check" ansible-playbook -i "$work/inventory" "$work/site.yaml" --syntax-check
-  measure "ansible-playbook --list-hosts" ansible-playbook -i "$work/inventory" "$work/site.yaml" --list-hosts
+  echo "baseline: $(ansible-playbook --version 2>/dev/null | sed -n 1p)"
+  export ANSIBLE_NOCOLOR=1 ANSIBLE_HOST_KEY_CHECKING=0 ANSIBLE_LOCAL_TEMP="$work/ansible-tmp"
+  measure a_syntax "ansible-playbook --syntax-check" ansible-playbook -i "$work/inventory" "$work/site.yaml" --syntax-check
+  measure a_tasks "ansible-playbook --list-tasks" ansible-playbook -i "$work/inventory" "$work/site.yaml" --list-tasks
+  measure a_hosts "ansible-playbook --list-hosts" ansible-playbook -i "$work/inventory" "$work/site.yaml" --list-hosts
+  ratio "--syntax-check: rdeploy vs ansible-playbook" a_syntax syntax
+  ratio "--list-tasks:   rdeploy vs ansible-playbook" a_tasks tasks
+  ratio "--list-hosts:   rdeploy vs ansible-playbook" a_hosts hosts
 else
   echo "ansible-playbook not installed: no Ansible baseline (pip install ansible-core to add one)"
 fi
