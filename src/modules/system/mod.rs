@@ -2,12 +2,24 @@
 //! package/apt/dnf, wait_for, fetch, unarchive, get_url, ping.
 //!
 //! Owns their `check`/`apply`. Must not format shell lines (use `transport::cmd`), and must
-//! not read the run mode.
+//! not read the run mode. Free-form text (`command: ls -l`, `shell: |`) reaches these modules
+//! under the argument [`common::FREE_FORM`] (`_raw_params`), or as `cmd`.
+
+pub mod command;
+pub mod common;
+
+#[cfg(test)]
+mod testutil;
 
 use super::runtime::Module;
 
 /// The system module registered under `name`, if it is one of these.
 pub fn lookup(name: &str) -> Option<&'static dyn Module> {
-    let _ = name;
-    None
+    Some(match name {
+        "command" => &command::Command,
+        "shell" => &command::Shell,
+        "raw" => &command::Raw,
+        "script" => &command::Script,
+        _ => return None,
+    })
 }
