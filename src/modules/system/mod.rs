@@ -7,6 +7,8 @@
 
 pub mod command;
 pub mod common;
+pub mod package;
+pub mod service;
 
 #[cfg(test)]
 mod testutil;
@@ -20,6 +22,11 @@ pub fn lookup(name: &str) -> Option<&'static dyn Module> {
         "shell" => &command::Shell,
         "raw" => &command::Raw,
         "script" => &command::Script,
+        "service" => &service::Service,
+        "systemd" => &service::Systemd,
+        "package" => &package::Package,
+        "apt" => &package::Apt,
+        "dnf" => &package::Dnf,
         _ => return None,
     })
 }
