@@ -9,6 +9,7 @@ pub mod command;
 pub mod common;
 pub mod package;
 pub mod service;
+pub mod wait_for;
 
 #[cfg(test)]
 mod testutil;
@@ -27,6 +28,8 @@ pub fn lookup(name: &str) -> Option<&'static dyn Module> {
         "package" => &package::Package,
         "apt" => &package::Apt,
         "dnf" => &package::Dnf,
+        "wait_for" => &wait_for::WaitFor,
+        "ping" => &wait_for::Ping,
         _ => return None,
     })
 }
