@@ -7,8 +7,11 @@
 
 pub mod command;
 pub mod common;
+pub mod fetch;
+pub mod get_url;
 pub mod package;
 pub mod service;
+pub mod unarchive;
 pub mod wait_for;
 
 #[cfg(test)]
@@ -30,6 +33,9 @@ pub fn lookup(name: &str) -> Option<&'static dyn Module> {
         "dnf" => &package::Dnf,
         "wait_for" => &wait_for::WaitFor,
         "ping" => &wait_for::Ping,
+        "fetch" => &fetch::Fetch,
+        "get_url" => &get_url::GetUrl,
+        "unarchive" => &unarchive::Unarchive,
         _ => return None,
     })
 }

@@ -683,7 +683,7 @@ esac"#;
         // An unknown unit fails in check.
         let a = args(json!({"name": "nope", "state": "started"}));
         assert!(
-            matches!(check_apply(&Systemd, &mut tr, &a, &c).await, Ran::CheckFailed(m, _) if m.contains("Could not find"))
+            matches!(check_apply(&Systemd, &mut tr, &a, &c).await, Ran::CheckFailed(m, r) if m.contains("Could not find") && r["name"] == json!("nope"))
         );
         assert_eq!(
             Systemd.resources(&a),
