@@ -272,10 +272,13 @@ impl Module for Script {
             if let Some(skip) = guard(tr, args, ctx, &p.shown).await? {
                 return Ok(Verdict::InSync { result: skip });
             }
-            let shown = p.cmd("TMPDIR", &format!("TMPDIR/{}", p.file_name), args)?;
+            // What will run, as the user thinks of it: the pushed script and its arguments.
+            let mut words: Vec<String> = p.executable.iter().cloned().collect();
+            words.push(format!("$TMPDIR/{}", p.file_name));
+            words.extend(p.argv.iter().cloned());
             Ok(Verdict::Drift(Drift::new(
                 vec![Change::Run {
-                    command: shown.display(),
+                    command: Cmd::argv(words).display(),
                 }],
                 p,
             )))
@@ -608,7 +611,10 @@ mod tests {
         let Ran::Applied(ch, Ok(r)) = check_apply(&Script, &mut tr, &a, &c).await else {
             panic!()
         };
-        assert!(matches!(&ch[0], Change::Run { command } if command.contains("'a b'")));
+        assert!(
+            matches!(&ch[0], Change::Run { command } if command == "'$TMPDIR/hello.sh' 'a b' '$HOME'"),
+            "{ch:?}"
+        );
         let lines = r["stdout_lines"].as_array().cloned().unwrap_or_default();
         let first = lines[0].as_str().unwrap_or_default();
         let tmp = first.split('|').next().unwrap_or_default().to_string();

@@ -39,3 +39,36 @@ pub fn lookup(name: &str) -> Option<&'static dyn Module> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_module_is_registered_under_its_spec_name() {
+        let names = [
+            "command",
+            "shell",
+            "raw",
+            "script",
+            "service",
+            "systemd",
+            "package",
+            "apt",
+            "dnf",
+            "wait_for",
+            "ping",
+            "fetch",
+            "get_url",
+            "unarchive",
+        ];
+        for n in names {
+            let m = lookup(n).map(|m| m.name());
+            assert_eq!(m, Some(n));
+            assert!(crate::modules::lookup(n).is_some(), "{n} has no spec");
+            let full = format!("ansible.builtin.{n}");
+            assert!(crate::modules::implementation(&full).is_some(), "{full}");
+        }
+        assert!(lookup("copy").is_none());
+    }
+}

@@ -598,6 +598,14 @@ mod tests {
         );
         assert_eq!(sd(Step::Enable), "systemctl --system enable -- 'my app'");
         assert_eq!(sd(Step::DaemonReload), "systemctl --system daemon-reload");
+        let w = want_of(
+            json!({"name": "u", "state": "started", "scope": "user"}),
+            true,
+        );
+        assert_eq!(
+            step_cmd(Manager::Systemd, w.scope, "u", Step::Action("start")).display(),
+            "systemctl --user start -- 'u'"
+        );
         let sv = |s| step_cmd(Manager::Sysv, "--system", "nginx", s).display();
         assert_eq!(sv(Step::Action("reload")), "service 'nginx' reload");
         assert!(sv(Step::Enable).starts_with("set -- 'nginx' 'on'"));
