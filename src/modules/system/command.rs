@@ -1,0 +1,646 @@
+//! The command-running modules: `command` (argv, no shell), `shell` (the playbook's text as a
+//! shell script), `raw` (the text through `sh -c`, no guards) and `script` (a controller file
+//! pushed to a private temporary directory on the host, run, removed).
+//!
+//! Owns how each turns its arguments into one [`Cmd`], the `creates`/`removes` guards (checked
+//! in `check`, one round trip) and Ansible's result keys (`cmd`, `rc`, `stdout`, `stderr`,
+//! `*_lines`, `start`, `end`, `delta`; `msg` on failure). None of them converges: `check`
+//! without a guard returns drift without running anything. A non-zero exit is
+//! [`ModuleError::Failed`] carrying the full result so the executor can apply `failed_when` /
+//! `ignore_errors`. Only `shell` and `raw` hand playbook text to a shell
+//! ([`Cmd::user_script`]); `command` and `script` arguments are always quoted words.
+
+use serde_json::Value;
+
+use super::common::{Clock, FREE_FORM, command_result, failed, free_text, guard, shlex_split};
+use crate::modules::runtime::{
+    Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    need_local_src,
+};
+use crate::transport::{AnyTransport, Cmd, FileAttrs, Transport};
+
+/// `command`: runs argv without a shell (`$HOME`, `*`, `|` stay literal).
+pub struct Command;
+/// `shell`: runs the text with `/bin/sh` (or `executable`).
+pub struct Shell;
+/// `raw`: runs the text with `sh -c` (or `executable`), no guards, no options.
+pub struct Raw;
+/// `script`: pushes a controller script to the host and runs it with its arguments.
+pub struct Script;
+
+/// What `check` decided to run, carried to `apply`.
+struct Planned {
+    cmd: Cmd,
+    /// The `cmd` key of the result (argv list for `command`, text for `shell`/`raw`).
+    shown: Value,
+    strip: bool,
+}
+
+fn stdin_of(args: &Args) -> Result<Option<Vec<u8>>, ModuleError> {
+    let Some(text) = args.str_arg("stdin") else {
+        return Ok(None);
+    };
+    let mut bytes = text.into_bytes();
+    if args.bool_arg("stdin_add_newline", true)? {
+        bytes.push(b'\n');
+    }
+    Ok(Some(bytes))
+}
+
+fn with_common(mut cmd: Cmd, args: &Args) -> Result<Cmd, ModuleError> {
+    if let Some(d) = args.str_arg("chdir") {
+        cmd = cmd.chdir(d);
+    }
+    if let Some(s) = stdin_of(args)? {
+        cmd = cmd.stdin(s);
+    }
+    Ok(cmd)
+}
+
+fn plan_command(args: &Args) -> Result<Planned, ModuleError> {
+    let argv = if args.contains_key("argv") {
+        args.list_arg("argv", false)
+    } else {
+        let text = free_text(args).ok_or_else(|| {
+            ModuleError::Args(format!(
+                "no command given: free-form text ('{FREE_FORM}'), 'cmd' or 'argv'"
+            ))
+        })?;
+        shlex_split(&text)?
+    };
+    if argv.is_empty() {
+        return Err(ModuleError::Args("no command given".into()));
+    }
+    // `exec` runs the program found in PATH, never a shell builtin or keyword of the same name.
+    let cmd = with_common(Cmd::raw("exec").args(argv.clone()), args)?;
+    Ok(Planned {
+        cmd,
+        shown: Value::from(argv),
+        strip: args.bool_arg("strip_empty_ends", true)?,
+    })
+}
+
+fn plan_shell(args: &Args, guards: bool) -> Result<Planned, ModuleError> {
+    let text = free_text(args).ok_or_else(|| {
+        ModuleError::Args(format!(
+            "no command given: free-form text ('{FREE_FORM}') or 'cmd'"
+        ))
+    })?;
+    let cmd = match args.str_arg("executable") {
+        Some(exe) => Cmd::argv([exe, "-c".to_string(), text.clone()]),
+        None => Cmd::user_script(text.clone()),
+    };
+    let cmd = if guards { with_common(cmd, args)? } else { cmd };
+    Ok(Planned {
+        cmd,
+        shown: Value::from(text),
+        strip: args.bool_arg("strip_empty_ends", true)?,
+    })
+}
+
+/// The drift of a command that will run: one `Run` change, nothing executed.
+fn run_drift(p: Planned) -> Verdict {
+    Verdict::Drift(Drift::new(
+        vec![Change::Run {
+            command: p.cmd.display(),
+        }],
+        p,
+    ))
+}
+
+/// Runs a planned command: the full result, or `Failed` with it on a non-zero exit.
+async fn run_planned(
+    tr: &mut AnyTransport,
+    ctx: &ModuleCtx<'_>,
+    p: &Planned,
+) -> Result<Args, ModuleError> {
+    let clock = Clock::start();
+    let out = ctx.run(tr, p.cmd.clone()).await?;
+    let mut r = command_result(&out, p.strip);
+    r.insert("cmd".into(), p.shown.clone());
+    clock.finish(&mut r);
+    if out.status != 0 {
+        return Err(failed("non-zero return code", r));
+    }
+    Ok(r)
+}
+
+fn guarded_resources(args: &Args) -> Vec<Resource> {
+    ["creates", "removes"]
+        .iter()
+        .filter_map(|k| args.str_arg(k))
+        .map(Resource::Path)
+        .collect()
+}
+
+fn plan_guarded_shell(args: &Args) -> Result<Planned, ModuleError> {
+    plan_shell(args, true)
+}
+
+fn plan_raw(args: &Args) -> Result<Planned, ModuleError> {
+    plan_shell(args, false)
+}
+
+/// Whether the module takes `creates`/`removes` (all but `raw`).
+fn has_guards(name: &str) -> bool {
+    name != "raw"
+}
+
+macro_rules! command_like {
+    ($ty:ident, $name:literal, $plan:ident) => {
+        impl Module for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn check<'a>(
+                &'a self,
+                tr: &'a mut AnyTransport,
+                args: &'a Args,
+                ctx: &'a ModuleCtx<'a>,
+            ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
+                Box::pin(async move {
+                    let p: Planned = $plan(args)?;
+                    if has_guards($name)
+                        && let Some(skip) = guard(tr, args, ctx, &p.shown).await?
+                    {
+                        return Ok(Verdict::InSync { result: skip });
+                    }
+                    Ok(run_drift(p))
+                })
+            }
+
+            fn apply<'a>(
+                &'a self,
+                tr: &'a mut AnyTransport,
+                args: &'a Args,
+                ctx: &'a ModuleCtx<'a>,
+                drift: &'a Drift,
+            ) -> BoxFut<'a, Result<Args, ModuleError>> {
+                Box::pin(async move {
+                    match drift.plan::<Planned>() {
+                        Some(p) => run_planned(tr, ctx, p).await,
+                        None => run_planned(tr, ctx, &$plan(args)?).await,
+                    }
+                })
+            }
+
+            fn resources(&self, args: &Args) -> Vec<Resource> {
+                if has_guards($name) {
+                    guarded_resources(args)
+                } else {
+                    Vec::new()
+                }
+            }
+
+            fn converges(&self, _args: &Args) -> bool {
+                false
+            }
+        }
+    };
+}
+
+command_like!(Command, "command", plan_command);
+command_like!(Shell, "shell", plan_guarded_shell);
+command_like!(Raw, "raw", plan_raw);
+
+/// What `script` runs: the controller file's base name, its interpreter and arguments.
+struct ScriptPlan {
+    file_name: String,
+    executable: Option<String>,
+    argv: Vec<String>,
+    shown: Value,
+}
+
+/// Removes the temporary directory after the script, keeping the script's exit status.
+const SCRIPT_RUN: &str = r#"; t_=$1; shift; "$@"; s_=$?; rm -rf -- "$t_"; exit "$s_""#;
+
+fn plan_script(args: &Args, ctx: &ModuleCtx<'_>) -> Result<ScriptPlan, ModuleError> {
+    let text = free_text(args).ok_or_else(|| {
+        ModuleError::Args(format!(
+            "no script given: free-form text ('{FREE_FORM}') or 'cmd'"
+        ))
+    })?;
+    let mut words = shlex_split(&text)?;
+    if words.is_empty() {
+        return Err(ModuleError::Args("no script given".into()));
+    }
+    let local = need_local_src(ctx)?;
+    let file_name = local
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "script".into());
+    Ok(ScriptPlan {
+        shown: Value::from(text),
+        file_name,
+        executable: args.str_arg("executable"),
+        argv: words.split_off(1),
+    })
+}
+
+impl ScriptPlan {
+    /// The command for the script at `path` inside temp dir `tmp` (removed afterwards).
+    fn cmd(&self, tmp: &str, path: &str, args: &Args) -> Result<Cmd, ModuleError> {
+        let mut words = Vec::with_capacity(self.argv.len() + 3);
+        words.push(tmp.to_string());
+        // With `executable`, the interpreter runs the script as its first argument.
+        words.extend(self.executable.iter().cloned());
+        words.push(path.to_string());
+        words.extend(self.argv.iter().cloned());
+        let mut cmd = Cmd::raw("set --").args(words).op(SCRIPT_RUN);
+        if let Some(d) = args.str_arg("chdir") {
+            cmd = cmd.chdir(d);
+        }
+        Ok(cmd)
+    }
+}
+
+impl Module for Script {
+    fn name(&self) -> &'static str {
+        "script"
+    }
+
+    fn check<'a>(
+        &'a self,
+        tr: &'a mut AnyTransport,
+        args: &'a Args,
+        ctx: &'a ModuleCtx<'a>,
+    ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
+        Box::pin(async move {
+            let p = plan_script(args, ctx)?;
+            if let Some(skip) = guard(tr, args, ctx, &p.shown).await? {
+                return Ok(Verdict::InSync { result: skip });
+            }
+            // What will run, as the user thinks of it: the pushed script and its arguments.
+            let mut words: Vec<String> = p.executable.iter().cloned().collect();
+            words.push(format!("$TMPDIR/{}", p.file_name));
+            words.extend(p.argv.iter().cloned());
+            Ok(Verdict::Drift(Drift::new(
+                vec![Change::Run {
+                    command: Cmd::argv(words).display(),
+                }],
+                p,
+            )))
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        tr: &'a mut AnyTransport,
+        args: &'a Args,
+        ctx: &'a ModuleCtx<'a>,
+        drift: &'a Drift,
+    ) -> BoxFut<'a, Result<Args, ModuleError>> {
+        Box::pin(async move {
+            let fresh;
+            let p = match drift.plan::<ScriptPlan>() {
+                Some(p) => p,
+                None => {
+                    fresh = plan_script(args, ctx)?;
+                    &fresh
+                }
+            };
+            let local = need_local_src(ctx)?;
+            let data = tokio::fs::read(local).await.map_err(|e| {
+                ModuleError::Args(format!("cannot read script {}: {e}", local.display()))
+            })?;
+            run_script(tr, args, ctx, p, &data).await
+        })
+    }
+
+    fn resources(&self, args: &Args) -> Vec<Resource> {
+        guarded_resources(args)
+    }
+
+    fn converges(&self, _args: &Args) -> bool {
+        false
+    }
+}
+
+/// mktemp -d (as the connecting user, so `put` can write there), put the script, run it
+/// (with `become`), remove the directory.
+async fn run_script(
+    tr: &mut AnyTransport,
+    args: &Args,
+    ctx: &ModuleCtx<'_>,
+    p: &ScriptPlan,
+    data: &[u8],
+) -> Result<Args, ModuleError> {
+    // Another user (become) must be able to reach and run the script; nobody else needs to.
+    let (dir_mode, file_mode) = if ctx.become_.is_some() {
+        ("0711", 0o755)
+    } else {
+        ("0700", 0o700)
+    };
+    let mk = Cmd::raw("d_=$(mktemp -d \"${TMPDIR:-/tmp}/rdeploy-script.XXXXXXXXXX\") && chmod")
+        .arg(dir_mode)
+        .op("\"$d_\" && printf '%s\\n' \"$d_\"");
+    let mut mk = mk;
+    if let Some(t) = ctx.timeout {
+        mk = mk.timeout(t);
+    }
+    let out = tr.exec(&mk).await.map_err(ModuleError::Transport)?;
+    if out.status != 0 {
+        return Err(failed(
+            format!(
+                "cannot create a temporary directory on the host: {}",
+                out.stderr_lossy().trim()
+            ),
+            command_result(&out, true),
+        ));
+    }
+    let tmp = out.stdout_lossy().trim_end_matches('\n').to_string();
+    let path = format!("{tmp}/{}", p.file_name);
+    let attrs = FileAttrs {
+        mode: Some(file_mode),
+        ..FileAttrs::default()
+    };
+    if let Err(e) = tr.put(data, &path, &attrs).await {
+        let _ = tr.exec(&crate::transport::cmd::rm_rf(&tmp)).await;
+        return Err(ModuleError::Transport(e));
+    }
+    let cmd = p.cmd(&tmp, &path, args)?;
+    let clock = Clock::start();
+    let ran = ctx.run(tr, cmd).await;
+    // The script's own `rm` runs as the become user; make sure the directory goes either way.
+    let _ = tr.exec(&crate::transport::cmd::rm_rf(&tmp)).await;
+    let out = ran?;
+    let mut r = command_result(&out, true);
+    clock.finish(&mut r);
+    if out.status != 0 {
+        return Err(failed("non-zero return code", r));
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::system::testutil::*;
+    use serde_json::json;
+    use std::path::Path;
+
+    fn out_str(r: &Args, k: &str) -> String {
+        r.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn command_does_not_expand_and_shell_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path(), None, vec![("HOME".into(), "/home/x".into())]);
+        let mut tr = transport();
+        let a = args(json!({"_raw_params": "echo $HOME * '{{ x }}' $(id) `id`"}));
+        // check runs nothing and says it would run.
+        let Verdict::Drift(d) = Command.check(&mut tr, &a, &c).await.unwrap() else {
+            panic!("expected drift");
+        };
+        assert!(recorded(&tr).is_empty());
+        assert!(matches!(&d.changes[0], Change::Run { command } if command.contains("'$HOME'")));
+        let r = Command.apply(&mut tr, &a, &c, &d).await.unwrap();
+        assert_eq!(out_str(&r, "stdout"), "$HOME * {{ x }} $(id) `id`");
+        assert_eq!(
+            r["cmd"],
+            json!(["echo", "$HOME", "*", "{{ x }}", "$(id)", "`id`"])
+        );
+        for k in [
+            "rc",
+            "stdout_lines",
+            "stderr",
+            "stderr_lines",
+            "start",
+            "end",
+            "delta",
+        ] {
+            assert!(r.contains_key(k), "{k}");
+        }
+        assert!(!Command.converges(&a));
+
+        let a = args(json!({"_raw_params": "echo $HOME; echo '{{ x }}'"}));
+        let Ran::Applied(_, Ok(r)) = check_apply(&Shell, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert_eq!(r["stdout_lines"], json!(["/home/x", "{{ x }}"]));
+        assert_eq!(r["cmd"], json!("echo $HOME; echo '{{ x }}'"));
+    }
+
+    #[tokio::test]
+    async fn command_output_is_data_not_evaluated() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path(), None, vec![]);
+        let mut tr = transport();
+        let a = args(json!({"argv": ["printf", "%s\\n", "{{ x }} $(id) ${HOME}"]}));
+        let Ran::Applied(_, Ok(r)) = check_apply(&Command, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert_eq!(out_str(&r, "stdout"), "{{ x }} $(id) ${HOME}");
+        // A builtin's name runs the program, not the builtin (dash's echo would expand \n).
+        let a = args(json!({"cmd": "echo 'a\\nb'"}));
+        let Ran::Applied(_, Ok(r)) = check_apply(&Command, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert_eq!(out_str(&r, "stdout"), "a\\nb");
+    }
+
+    #[tokio::test]
+    async fn non_zero_rc_fails_with_the_full_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path(), None, vec![]);
+        let mut tr = transport();
+        let a = args(json!({"_raw_params": "echo out; echo err >&2; exit 3"}));
+        let Verdict::Drift(d) = Shell.check(&mut tr, &a, &c).await.unwrap() else {
+            panic!()
+        };
+        let Err(ModuleError::Failed { msg, result }) = Shell.apply(&mut tr, &a, &c, &d).await
+        else {
+            panic!()
+        };
+        assert_eq!(msg, "non-zero return code");
+        assert_eq!(result["rc"], json!(3));
+        assert_eq!(result["stdout"], json!("out"));
+        assert_eq!(result["stderr"], json!("err"));
+        assert_eq!(result["msg"], json!("non-zero return code"));
+        assert!(result.contains_key("delta"));
+
+        let a = args(json!({"argv": ["false"]}));
+        let r = check_apply(&Command, &mut tr, &a, &c).await;
+        assert!(
+            matches!(r, Ran::Applied(_, Err(ref m)) if m.contains("\"rc\":1")),
+            "{r:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn creates_and_removes_guard_both_modules() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path(), None, vec![]);
+        let marker = dir.path().join("made it");
+        let m = marker.display().to_string();
+        let glob = dir.path().join("made*").display().to_string();
+        let cases = [
+            (
+                &Command as &dyn Module,
+                args(json!({"argv": ["touch", m], "creates": glob})),
+            ),
+            (
+                &Shell,
+                args(
+                    json!({"_raw_params": "touch 'made it'", "chdir": dir.path(), "creates": "made*"}),
+                ),
+            ),
+        ];
+        for (module, a) in cases {
+            let _ = std::fs::remove_file(&marker);
+            let mut tr = transport();
+            let Ran::Applied(_, Ok(_)) = check_apply(module, &mut tr, &a, &c).await else {
+                panic!("{}", module.name())
+            };
+            assert!(marker.exists());
+            let Ran::InSync(r) = check_apply(module, &mut tr, &a, &c).await else {
+                panic!()
+            };
+            assert_eq!(r["rc"], json!(0));
+            assert_eq!(r["changed"], json!(false));
+            let stdout = out_str(&r, "stdout");
+            assert!(stdout.starts_with("skipped, since ") && stdout.ends_with(" exists"));
+            assert_eq!(
+                module.resources(&a),
+                vec![Resource::Path(
+                    a["creates"].as_str().unwrap_or_default().into()
+                )]
+            );
+        }
+        // removes: runs only while the path exists.
+        let mut tr = transport();
+        let a = args(json!({"argv": ["rm", m.clone()], "removes": m}));
+        assert!(matches!(
+            check_apply(&Command, &mut tr, &a, &c).await,
+            Ran::Applied(_, Ok(_))
+        ));
+        let Ran::InSync(r) = check_apply(&Command, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert!(out_str(&r, "stdout").ends_with("does not exist"));
+        // Both guards: one round trip (a batch).
+        let mut tr = transport();
+        let a = args(json!({"argv": ["true"], "creates": "/nonexistent/x", "removes": "/"}));
+        assert!(
+            check_only(&Command, &mut tr, &a, &c)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(recorded(&tr).len(), 1);
+        // A pattern is data: `$(...)` in it is never run.
+        let a = args(json!({"argv": ["true"], "creates": "/tmp/$(touch /tmp/rdeploy-pwned)"}));
+        check_only(&Command, &mut tr, &a, &c).await.unwrap();
+        assert!(!Path::new("/tmp/rdeploy-pwned").exists());
+    }
+
+    #[tokio::test]
+    async fn stdin_chdir_and_executable() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path(), None, vec![]);
+        let mut tr = transport();
+        let a = args(json!({"argv": ["cat"], "stdin": "hello"}));
+        let Ran::Applied(_, Ok(r)) = check_apply(&Command, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert_eq!(r["stdout"], json!("hello"));
+        let a = args(json!({"argv": ["od", "-c"], "stdin": "x", "stdin_add_newline": false}));
+        let Ran::Applied(_, Ok(r)) = check_apply(&Command, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert!(!out_str(&r, "stdout").contains("\\n"), "{r:?}");
+        let a = args(json!({"_raw_params": "pwd", "chdir": dir.path()}));
+        let Ran::Applied(_, Ok(r)) = check_apply(&Command, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        let want = std::fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(out_str(&r, "stdout"), want.display().to_string());
+        let a =
+            args(json!({"_raw_params": "echo ${BASH_VERSION:+bash}", "executable": "/bin/bash"}));
+        let Ran::Applied(_, Ok(r)) = check_apply(&Shell, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert_eq!(r["stdout"], json!("bash"));
+        let a = args(json!({"_raw_params": "echo a; echo b | tr b c"}));
+        let Ran::Applied(ch, Ok(r)) = check_apply(&Raw, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert_eq!(r["stdout_lines"], json!(["a", "c"]));
+        assert_eq!(ch.len(), 1);
+        // strip_empty_ends: no
+        let a = args(json!({"_raw_params": "printf 'x\\n\\n'", "strip_empty_ends": false}));
+        let Ran::Applied(_, Ok(r)) = check_apply(&Shell, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert_eq!(r["stdout"], json!("x\n\n"));
+    }
+
+    #[tokio::test]
+    async fn bad_command_lines_are_argument_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path(), None, vec![]);
+        let mut tr = transport();
+        for a in [
+            json!({"_raw_params": "echo 'x"}),
+            json!({}),
+            json!({"argv": []}),
+        ] {
+            assert!(matches!(
+                Command.check(&mut tr, &args(a), &c).await,
+                Err(ModuleError::Args(_))
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn script_is_pushed_run_with_args_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("hello.sh");
+        std::fs::write(&src, "#!/bin/sh\necho \"$0|$1|$2\"; pwd; exit ${3:-0}\n").unwrap();
+        let work = dir.path().join("work");
+        std::fs::create_dir(&work).unwrap();
+        let c = ctx(dir.path(), Some(&src), vec![]);
+        let mut tr = transport();
+        let a = args(json!({"_raw_params": "hello.sh 'a b' $HOME", "chdir": work}));
+        let Ran::Applied(ch, Ok(r)) = check_apply(&Script, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert!(
+            matches!(&ch[0], Change::Run { command } if command == "'$TMPDIR/hello.sh' 'a b' '$HOME'"),
+            "{ch:?}"
+        );
+        let lines = r["stdout_lines"].as_array().cloned().unwrap_or_default();
+        let first = lines[0].as_str().unwrap_or_default();
+        let tmp = first.split('|').next().unwrap_or_default().to_string();
+        assert!(tmp.contains("rdeploy-script."), "{first}");
+        assert!(first.ends_with("|a b|$HOME"), "{first}");
+        let want = std::fs::canonicalize(&work).unwrap();
+        assert_eq!(lines[1], json!(want.display().to_string()));
+        assert!(!Path::new(&tmp).exists(), "temp script left behind");
+        // Failure keeps rc, and still cleans up.
+        let a = args(json!({"_raw_params": "hello.sh x y 4"}));
+        let r = check_apply(&Script, &mut tr, &a, &c).await;
+        assert!(
+            matches!(r, Ran::Applied(_, Err(ref m)) if m.contains("\"rc\":4")),
+            "{r:?}"
+        );
+        // creates
+        let a = args(json!({"_raw_params": "hello.sh", "creates": work}));
+        assert!(matches!(
+            check_apply(&Script, &mut tr, &a, &c).await,
+            Ran::InSync(_)
+        ));
+        // executable
+        let a = args(json!({"_raw_params": "hello.sh", "executable": "/bin/sh"}));
+        assert!(matches!(
+            check_apply(&Script, &mut tr, &a, &c).await,
+            Ran::Applied(_, Ok(_))
+        ));
+    }
+}

@@ -1,0 +1,602 @@
+//! `package`, `apt` and `dnf`: whether packages are installed, absent or at the latest version.
+//!
+//! Owns reading package state (one round trip: a batch with one query per package, plus the
+//! apt cache age when `update_cache` is asked; `package` detects the manager inside the same
+//! queries), choosing what to install/upgrade/remove, and doing it in one round trip
+//! (`apt-get update && apt-get install ...`). Names are validated (no leading `-`) and passed
+//! as quoted arguments. It must not format shell lines.
+//!
+//! `update_cache` does not make a task change by itself when packages are given: the cache is
+//! refreshed before an install that is needed anyway (so `state: latest` compares against the
+//! cache as it was). With no `name`, `update_cache` is a change unless the cache is younger
+//! than `cache_valid_time`.
+
+use serde_json::Value;
+
+use super::common::{choice_arg, command_result, failed, int_arg, plain_name, result};
+use crate::modules::runtime::{
+    Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+};
+use crate::transport::{AnyTransport, Cmd};
+
+/// `package`: apt or dnf, whichever the host has.
+pub struct Package;
+/// `apt`: Debian and Ubuntu.
+pub struct Apt;
+/// `dnf`: Fedora, RHEL and derivatives.
+pub struct Dnf;
+
+/// The package manager.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mgr {
+    Apt,
+    Dnf,
+}
+
+/// Reads one package. `$1`: `auto`, `apt` or `dnf`; `$2`: the name; `$3`: `latest` to also
+/// ask whether an upgrade is available. Prints `manager M`, then `installed VERSION` or
+/// `absent`, then (with `latest`) `upgradable yes|no`.
+const QUERY: &str = r#"
+m_=$1 p_=$2
+if [ "$m_" = auto ]; then
+  if command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then m_=apt
+  elif command -v dnf >/dev/null 2>&1 && command -v rpm >/dev/null 2>&1; then m_=dnf
+  else printf 'manager none\n'; exit 0; fi
+fi
+printf 'manager %s\n' "$m_"
+v_=
+if [ "$m_" = apt ]; then
+  o_=$(dpkg-query -W -f='${Status}|${Version}\n' "$p_" 2>/dev/null | head -n 1)
+  case $o_ in
+    *" ok installed|"*) v_=${o_#*|}; printf 'installed %s\n' "$v_" ;;
+    *) printf 'absent\n' ;;
+  esac
+  if [ "$3" = latest ]; then
+    c_=$(LC_ALL=C apt-cache policy "$p_" 2>/dev/null | sed -n 's/^ *Candidate: *//p' | head -n 1)
+    if [ -n "$c_" ] && [ "$c_" != "(none)" ] && [ "$c_" != "$v_" ]; then printf 'upgradable yes\n'; else printf 'upgradable no\n'; fi
+  fi
+else
+  if v_=$(rpm -q --qf '%{VERSION}-%{RELEASE}\n' "$p_" 2>/dev/null); then
+    printf 'installed %s\n' "$(printf '%s\n' "$v_" | head -n 1)"
+  else
+    printf 'absent\n'
+  fi
+  if [ "$3" = latest ]; then
+    dnf -q check-update "$p_" >/dev/null 2>&1
+    if [ $? -eq 100 ]; then printf 'upgradable yes\n'; else printf 'upgradable no\n'; fi
+  fi
+fi"#;
+
+/// Seconds since the apt lists were last updated (a large number when unknown).
+const APT_CACHE_AGE: &str = r#"
+s_=$(stat -c %Y /var/lib/apt/periodic/update-success-stamp 2>/dev/null || stat -c %Y /var/lib/apt/lists 2>/dev/null || echo 0)
+printf '%s\n' "$(( $(date +%s) - s_ ))""#;
+
+/// One package as the host has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Pkg {
+    manager: Option<Mgr>,
+    version: Option<String>,
+    upgradable: bool,
+}
+
+fn parse_query(text: &str) -> Result<Pkg, String> {
+    let mut p = Pkg {
+        manager: None,
+        version: None,
+        upgradable: false,
+    };
+    let mut seen_manager = false;
+    for line in text.lines() {
+        let (k, v) = line.split_once(' ').unwrap_or((line, ""));
+        match k {
+            "manager" => {
+                seen_manager = true;
+                p.manager = match v {
+                    "apt" => Some(Mgr::Apt),
+                    "dnf" => Some(Mgr::Dnf),
+                    _ => None,
+                };
+            }
+            "installed" => p.version = Some(v.to_string()),
+            "absent" => p.version = None,
+            "upgradable" => p.upgradable = v == "yes",
+            _ => return Err(format!("unexpected line {line:?}")),
+        }
+    }
+    if !seen_manager {
+        return Err("no manager line".into());
+    }
+    Ok(p)
+}
+
+/// `name=VERSION` (apt) split into name and version pattern.
+fn split_spec(mgr_hint: Option<Mgr>, spec: &str) -> (&str, Option<&str>) {
+    match (mgr_hint, spec.split_once('=')) {
+        (Some(Mgr::Dnf), _) | (_, None) => (spec, None),
+        (_, Some((n, v))) => (n, Some(v)),
+    }
+}
+
+/// `*` and `?` glob match, as apt does for `pkg=1.2*`.
+fn glob_match(pat: &str, s: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pat.chars().collect(), s.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// What `apply` does.
+struct Plan {
+    mgr: Mgr,
+    update: bool,
+    install: Vec<String>,
+    upgrade: Vec<String>,
+    remove: Vec<String>,
+}
+
+struct Want {
+    names: Vec<String>,
+    state: &'static str,
+    update: bool,
+    cache_valid: u64,
+}
+
+fn want(args: &Args, which: Option<Mgr>) -> Result<Want, ModuleError> {
+    let names = args.list_arg("name", true);
+    for n in &names {
+        plain_name("package", n)?;
+    }
+    let state = match choice_arg(
+        args,
+        "state",
+        &["present", "absent", "latest", "installed", "removed"],
+        "present",
+    )? {
+        "installed" => "present",
+        "removed" => "absent",
+        s => s,
+    };
+    let update = which.is_some() && args.bool_arg("update_cache", false)?;
+    if names.is_empty() && !update {
+        return Err(ModuleError::Args("give 'name' or 'update_cache'".into()));
+    }
+    Ok(Want {
+        names,
+        state,
+        update,
+        cache_valid: int_arg(args, "cache_valid_time", 0)?,
+    })
+}
+
+fn query_cmd(which: Option<Mgr>, name: &str, latest: bool) -> Cmd {
+    let m = match which {
+        None => "auto",
+        Some(Mgr::Apt) => "apt",
+        Some(Mgr::Dnf) => "dnf",
+    };
+    Cmd::raw("set --")
+        .arg(m)
+        .arg(name)
+        .arg(if latest { "latest" } else { "" })
+        .op(QUERY)
+}
+
+async fn check_packages(
+    tr: &mut AnyTransport,
+    args: &Args,
+    ctx: &ModuleCtx<'_>,
+    which: Option<Mgr>,
+) -> Result<Verdict, ModuleError> {
+    let w = want(args, which)?;
+    let latest = w.state == "latest";
+    let mut cmds: Vec<Cmd> = w
+        .names
+        .iter()
+        .map(|n| query_cmd(which, split_spec(which, n).0, latest))
+        .collect();
+    let want_age = w.update && which == Some(Mgr::Apt) && w.cache_valid > 0;
+    if want_age {
+        cmds.push(Cmd::raw(APT_CACHE_AGE));
+    }
+    let outs = if cmds.is_empty() {
+        Vec::new()
+    } else {
+        let batch = Cmd::batch(&cmds).map_err(|e| ModuleError::Args(e.to_string()))?;
+        let out = ctx.run(tr, batch.cmd.clone()).await?;
+        batch
+            .parse(&out)
+            .map_err(|e| failed(format!("cannot read package state: {e}"), Args::new()))?
+    };
+    let mut mgr = which;
+    let mut changes = Vec::new();
+    let mut plan = Plan {
+        mgr: which.unwrap_or(Mgr::Apt),
+        update: false,
+        install: Vec::new(),
+        upgrade: Vec::new(),
+        remove: Vec::new(),
+    };
+    let mut versions = serde_json::Map::new();
+    for (spec, out) in w.names.iter().zip(&outs) {
+        let p = parse_query(&out.stdout_lossy())
+            .map_err(|e| failed(format!("cannot read the state of {spec}: {e}"), Args::new()))?;
+        let Some(m) = p.manager else {
+            return Err(failed(
+                "no supported package manager (apt or dnf) found on the host",
+                Args::new(),
+            ));
+        };
+        mgr = Some(m);
+        let (name, ver) = split_spec(Some(m), spec);
+        versions.insert(
+            name.to_string(),
+            p.version.clone().map(Value::from).unwrap_or(Value::Null),
+        );
+        let before = p.version.clone().unwrap_or_else(|| "absent".into());
+        let attr = |after: &str| Change::Attr {
+            subject: name.to_string(),
+            what: "version".into(),
+            before: before.clone(),
+            after: after.into(),
+        };
+        match (w.state, &p.version) {
+            ("absent", Some(_)) => {
+                plan.remove.push(name.to_string());
+                changes.push(attr("absent"));
+            }
+            ("present" | "latest", None) => {
+                plan.install.push(spec.clone());
+                changes.push(attr(ver.unwrap_or(if latest {
+                    "latest"
+                } else {
+                    "present"
+                })));
+            }
+            ("present", Some(v)) if ver.is_some_and(|want| !glob_match(want, v)) => {
+                plan.install.push(spec.clone());
+                changes.push(attr(ver.unwrap_or_default()));
+            }
+            ("latest", Some(_)) if p.upgradable => {
+                plan.upgrade.push(spec.clone());
+                changes.push(attr("latest"));
+            }
+            _ => {}
+        }
+    }
+    if let Some(m) = mgr {
+        plan.mgr = m;
+    }
+    let pkg_drift = !changes.is_empty();
+    let stale = match outs.get(w.names.len()) {
+        Some(o) if want_age => o
+            .stdout_lossy()
+            .trim()
+            .parse::<u64>()
+            .map_or(true, |age| age >= w.cache_valid),
+        _ => true,
+    };
+    plan.update = w.update && stale && (pkg_drift || w.names.is_empty());
+    if plan.update {
+        changes.insert(
+            0,
+            Change::Run {
+                command: update_cmd(plan.mgr).display(),
+            },
+        );
+    }
+    let mut r = result([("versions", Value::Object(versions))]);
+    if changes.is_empty() {
+        r.insert("cache_updated".into(), Value::from(false));
+        return Ok(Verdict::InSync { result: r });
+    }
+    Ok(Verdict::Drift(Drift::new(changes, plan)))
+}
+
+fn update_cmd(mgr: Mgr) -> Cmd {
+    match mgr {
+        Mgr::Apt => Cmd::raw("apt-get update -q").env("DEBIAN_FRONTEND", "noninteractive"),
+        Mgr::Dnf => Cmd::raw("dnf makecache -q"),
+    }
+}
+
+fn apt_get(verb: &'static str, pkgs: &[String]) -> Cmd {
+    Cmd::raw("apt-get")
+        .op(verb)
+        .op("-y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold")
+        .args(pkgs.iter().cloned())
+        .env("DEBIAN_FRONTEND", "noninteractive")
+}
+
+fn plan_cmd(p: &Plan) -> Option<Cmd> {
+    let mut steps = Vec::new();
+    if p.update {
+        steps.push(update_cmd(p.mgr));
+    }
+    match p.mgr {
+        Mgr::Apt => {
+            // `apt-get install` installs missing packages and upgrades installed ones to the
+            // candidate version.
+            let mut install = p.install.clone();
+            install.extend(p.upgrade.iter().cloned());
+            if !install.is_empty() {
+                steps.push(apt_get("install", &install));
+            }
+            if !p.remove.is_empty() {
+                steps.push(apt_get("remove", &p.remove));
+            }
+        }
+        Mgr::Dnf => {
+            if !p.install.is_empty() {
+                steps.push(Cmd::raw("dnf install -y -q").args(p.install.iter().cloned()));
+            }
+            if !p.upgrade.is_empty() {
+                steps.push(Cmd::raw("dnf upgrade -y -q").args(p.upgrade.iter().cloned()));
+            }
+            if !p.remove.is_empty() {
+                steps.push(Cmd::raw("dnf remove -y -q").args(p.remove.iter().cloned()));
+            }
+        }
+    }
+    steps.into_iter().reduce(Cmd::and)
+}
+
+async fn apply_packages(
+    tr: &mut AnyTransport,
+    ctx: &ModuleCtx<'_>,
+    drift: &Drift,
+) -> Result<Args, ModuleError> {
+    let p = drift
+        .plan::<Plan>()
+        .ok_or_else(|| ModuleError::Args("package: apply without a plan from check".into()))?;
+    let mut r = result([
+        ("cache_updated", Value::from(p.update)),
+        ("installed", Value::from(p.install.clone())),
+        ("upgraded", Value::from(p.upgrade.clone())),
+        ("removed", Value::from(p.remove.clone())),
+    ]);
+    let Some(cmd) = plan_cmd(p) else {
+        return Ok(r);
+    };
+    let out = ctx.run(tr, cmd).await?;
+    r.extend(command_result(&out, true));
+    if out.status != 0 {
+        let msg = format!(
+            "package manager failed (rc {}): {}",
+            out.status,
+            out.stderr_lossy().trim()
+        );
+        return Err(failed(msg, r));
+    }
+    Ok(r)
+}
+
+macro_rules! package_module {
+    ($ty:ident, $name:literal, $which:expr) => {
+        impl Module for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn check<'a>(
+                &'a self,
+                tr: &'a mut AnyTransport,
+                args: &'a Args,
+                ctx: &'a ModuleCtx<'a>,
+            ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
+                Box::pin(check_packages(tr, args, ctx, $which))
+            }
+
+            fn apply<'a>(
+                &'a self,
+                tr: &'a mut AnyTransport,
+                _args: &'a Args,
+                ctx: &'a ModuleCtx<'a>,
+                drift: &'a Drift,
+            ) -> BoxFut<'a, Result<Args, ModuleError>> {
+                Box::pin(apply_packages(tr, ctx, drift))
+            }
+
+            fn resources(&self, args: &Args) -> Vec<Resource> {
+                args.list_arg("name", true)
+                    .iter()
+                    .map(|n| Resource::Package(split_spec($which, n).0.to_string()))
+                    .collect()
+            }
+        }
+    };
+}
+
+package_module!(Package, "package", None);
+package_module!(Apt, "apt", Some(Mgr::Apt));
+package_module!(Dnf, "dnf", Some(Mgr::Dnf));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::system::testutil::*;
+    use serde_json::json;
+
+    #[test]
+    fn parse_and_match() {
+        let p = parse_query("manager apt\ninstalled 9.1-1\nupgradable no\n").unwrap();
+        assert_eq!(p.manager, Some(Mgr::Apt));
+        assert_eq!(p.version.as_deref(), Some("9.1-1"));
+        assert!(parse_query("manager none\n").unwrap().manager.is_none());
+        assert!(parse_query("installed 1\n").is_err());
+        assert!(glob_match("1.24*", "1.24.0-1"));
+        assert!(!glob_match("1.24*", "1.25.0"));
+        assert!(glob_match("1.?", "1.2"));
+        assert_eq!(split_spec(None, "nginx=1.2*"), ("nginx", Some("1.2*")));
+        assert_eq!(split_spec(Some(Mgr::Dnf), "a=b"), ("a=b", None));
+        assert!(want(&args(json!({"name": "-o"})), None).is_err());
+        assert!(want(&args(json!({})), Some(Mgr::Apt)).is_err());
+        assert_eq!(
+            Apt.resources(&args(json!({"name": ["nginx=1.2", "curl"]}))),
+            vec![
+                Resource::Package("nginx".into()),
+                Resource::Package("curl".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn commands_for_a_plan() {
+        let p = Plan {
+            mgr: Mgr::Apt,
+            update: true,
+            install: vec!["nginx".into()],
+            upgrade: vec!["curl".into()],
+            remove: vec!["telnet".into()],
+        };
+        let shown = plan_cmd(&p).map(|c| c.display()).unwrap_or_default();
+        assert!(
+            shown.starts_with("export DEBIAN_FRONTEND='noninteractive'\napt-get update -q && ("),
+            "{shown}"
+        );
+        assert!(shown.contains("apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold 'nginx' 'curl'"), "{shown}");
+        assert!(shown.contains("apt-get remove -y -q"), "{shown}");
+        let p = Plan {
+            mgr: Mgr::Dnf,
+            update: false,
+            install: vec!["a".into()],
+            upgrade: vec![],
+            remove: vec![],
+        };
+        assert_eq!(
+            plan_cmd(&p).map(|c| c.display()).unwrap_or_default(),
+            "dnf install -y -q 'a'"
+        );
+    }
+
+    #[tokio::test]
+    async fn real_dpkg_query_sees_coreutils_installed() {
+        if !Path::new("/usr/bin/dpkg-query").exists() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path(), None, vec![]);
+        let mut tr = transport();
+        for m in [&Package as &dyn Module, &Apt] {
+            let a = args(json!({"name": ["coreutils"], "state": "present"}));
+            let r = check_only(m, &mut tr, &a, &c).await.unwrap();
+            let r = r.expect("coreutils is installed");
+            assert!(r["versions"]["coreutils"].is_string(), "{r:?}");
+        }
+        assert_eq!(recorded(&tr).len(), 2, "one round trip per check");
+        let a = args(json!({"name": "rdeploy-no-such-package", "state": "absent"}));
+        assert!(check_only(&Apt, &mut tr, &a, &c).await.unwrap().is_some());
+        let a = args(json!({"name": "coreutils", "state": "absent"}));
+        assert!(check_only(&Apt, &mut tr, &a, &c).await.unwrap().is_none());
+    }
+
+    /// Fake dpkg tools: `$FAKE/pkgs/NAME` holds the installed version, `$FAKE/candidate/NAME`
+    /// the candidate; every apt-get call is logged to `$FAKE/log`.
+    const FAKE_DPKG_QUERY: &str = r#"
+eval p=\${$#}
+if [ -e "$FAKE/pkgs/$p" ]; then printf 'install ok installed|%s\n' "$(cat "$FAKE/pkgs/$p")"; else echo "dpkg-query: no packages found matching $p" >&2; exit 1; fi"#;
+    const FAKE_APT_CACHE: &str = r#"
+echo "$2:"; echo "  Installed: x"; echo "  Candidate: $(cat "$FAKE/candidate/$2" 2>/dev/null || echo '(none)')""#;
+    const FAKE_APT_GET: &str = r#"
+echo "apt-get $* DEBIAN_FRONTEND=$DEBIAN_FRONTEND" >> "$FAKE/log"
+verb=$1
+for a in "$@"; do case $a in -*|Dpkg*|install|remove|update) ;; *)
+  n=${a%%=*}
+  if [ "$verb" = install ]; then cat "$FAKE/candidate/$n" > "$FAKE/pkgs/$n" 2>/dev/null || echo 1.0 > "$FAKE/pkgs/$n"; else rm -f "$FAKE/pkgs/$n"; fi ;;
+esac; done"#;
+
+    #[tokio::test]
+    async fn apt_end_to_end_with_fake_tools() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        let st = dir.path().join("state");
+        for d in [&bin, &st.join("pkgs"), &st.join("candidate")] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        fake_tool(&bin, "dpkg-query", FAKE_DPKG_QUERY);
+        fake_tool(&bin, "apt-cache", FAKE_APT_CACHE);
+        fake_tool(&bin, "apt-get", FAKE_APT_GET);
+        std::fs::write(st.join("pkgs/curl"), "7.0").unwrap();
+        std::fs::write(st.join("candidate/curl"), "8.0").unwrap();
+        std::fs::write(st.join("candidate/nginx"), "1.24.0").unwrap();
+        let c = ctx(dir.path(), None, fake_env(&bin, &st));
+        let mut tr = transport();
+
+        let a = args(json!({"name": ["nginx", "curl"], "state": "present", "update_cache": true}));
+        let Ran::Applied(changes, Ok(r)) = check_apply(&Apt, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert_eq!(changes.len(), 2, "{changes:?}"); // update + nginx; curl is present
+        assert_eq!(r["installed"], json!(["nginx"]));
+        assert_eq!(r["cache_updated"], json!(true));
+        assert_eq!(recorded(&tr).len(), 2);
+        let log = std::fs::read_to_string(st.join("log")).unwrap();
+        assert!(
+            log.starts_with(
+                "apt-get update -q DEBIAN_FRONTEND=noninteractive\napt-get install -y -q"
+            ),
+            "{log}"
+        );
+        // Present now: in sync, and no cache update.
+        assert!(matches!(
+            check_apply(&Apt, &mut tr, &a, &c).await,
+            Ran::InSync(_)
+        ));
+        // latest upgrades curl 7.0 → 8.0, then is in sync.
+        let a = args(json!({"name": "curl,nginx", "state": "latest"}));
+        let Ran::Applied(_, Ok(r)) = check_apply(&Package, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert_eq!(r["upgraded"], json!(["curl"]));
+        assert_eq!(
+            std::fs::read_to_string(st.join("pkgs/curl"))
+                .unwrap()
+                .trim(),
+            "8.0"
+        );
+        assert!(matches!(
+            check_apply(&Package, &mut tr, &a, &c).await,
+            Ran::InSync(_)
+        ));
+        // Version pins.
+        let a = args(json!({"name": "nginx=1.24*"}));
+        assert!(matches!(
+            check_apply(&Apt, &mut tr, &a, &c).await,
+            Ran::InSync(_)
+        ));
+        // absent
+        let a = args(json!({"name": ["nginx"], "state": "absent"}));
+        let Ran::Applied(_, Ok(r)) = check_apply(&Apt, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert_eq!(r["removed"], json!(["nginx"]));
+        assert!(!st.join("pkgs/nginx").exists());
+        assert!(matches!(
+            check_apply(&Apt, &mut tr, &a, &c).await,
+            Ran::InSync(_)
+        ));
+        // update_cache alone is a change (cache_valid_time 0).
+        let a = args(json!({"update_cache": true}));
+        assert!(matches!(
+            check_apply(&Apt, &mut tr, &a, &c).await,
+            Ran::Applied(_, Ok(_))
+        ));
+    }
+
+    use std::path::Path;
+}

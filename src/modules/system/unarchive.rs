@@ -1,0 +1,418 @@
+//! `unarchive`: unpacks a tar (any compression GNU tar detects) or zip archive into an existing
+//! directory on the host.
+//!
+//! Owns the check (one round trip: `dest` must be a directory; `creates` short-cuts; else the
+//! archive's member list — `tar -tf` / `unzip -Z1` on the host — is compared with `dest`, and
+//! "every member exists" counts as in sync; Ansible also compares sizes, modes and mtimes) and
+//! the unpack (one round trip). A controller archive (`local_src`) is streamed on the command's
+//! stdin into a private temporary file on the host (in check as well, to list it there), so it
+//! works the same with `become`; `remote_src` reads the host's file in place. `mode`, `owner`
+//! and `group` are applied to every unpacked member. It must not format shell lines.
+
+use serde_json::Value;
+
+use super::common::{failed, result};
+use crate::modules::runtime::{
+    Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    parse_mode,
+};
+use crate::transport::{AnyTransport, Cmd};
+
+/// `unarchive`.
+pub struct Unarchive;
+
+/// Shared prelude. `$1` dest, `$2` `zip`/`tar`, `$3` archive path on the host (empty: read the
+/// archive from stdin into a private temporary file). Defines `list_` (members, one per line).
+const PRELUDE: &str = r#"
+d_=$1 f_=$2 a_=$3
+if ! [ -d "$d_" ]; then printf 'nodest\n'; exit 0; fi
+if [ -z "$a_" ]; then
+  t_=$(mktemp -d "${TMPDIR:-/tmp}/rdeploy-unarchive.XXXXXXXXXX") || exit 125
+  trap 'rm -rf -- "$t_"' EXIT
+  a_=$t_/archive
+  cat > "$a_" || exit 125
+fi
+list_() { if [ "$f_" = zip ]; then unzip -Z1 "$a_"; else tar -tf "$a_"; fi; }
+l_=$(list_) || { printf 'rdeploy: cannot list the archive %s\n' "$3" >&2; exit 4; }
+"#;
+
+/// Prints `missing MEMBER` for each member absent from dest, then `listed N`.
+const COMPARE: &str = r#"
+printf '%s\n' "$l_" | {
+  n_=0
+  while IFS= read -r e_; do
+    e_=${e_%/}
+    case $e_ in ''|.|./) continue ;; esac
+    n_=$((n_ + 1))
+    if ! [ -e "$d_/$e_" ] && ! [ -L "$d_/$e_" ]; then printf 'missing %s\n' "$e_"; fi
+  done
+  printf 'listed %s\n' "$n_"
+}"#;
+
+/// Unpacks, then applies `$4` mode and `$5` owner[:group] to each member (links skipped for
+/// mode). Prints `extracted`.
+const EXTRACT: &str = r#"
+if [ "$f_" = zip ]; then unzip -o -q "$a_" -d "$d_" || exit 5
+else tar -xf "$a_" -C "$d_" || exit 5; fi
+m_=$4 o_=$5
+if [ -n "$m_" ] || [ -n "$o_" ]; then
+  printf '%s\n' "$l_" | while IFS= read -r e_; do
+    e_=${e_%/}
+    case $e_ in ''|.|./) continue ;; esac
+    if [ -n "$m_" ] && ! [ -L "$d_/$e_" ]; then chmod -- "$m_" "$d_/$e_" || exit 6; fi
+    if [ -n "$o_" ]; then chown -h -- "$o_" "$d_/$e_" || exit 6; fi
+  done || exit 6
+fi
+printf 'extracted\n'"#;
+
+struct Src {
+    /// The archive on the host (`remote_src`), or `None` to stream `bytes`.
+    remote: Option<String>,
+    bytes: Vec<u8>,
+    format: &'static str,
+    shown: String,
+}
+
+/// A path a tool cannot take for an option.
+fn not_an_option(p: &str) -> String {
+    if p.starts_with('-') {
+        format!("./{p}")
+    } else {
+        p.to_string()
+    }
+}
+
+async fn source(args: &Args, ctx: &ModuleCtx<'_>) -> Result<Src, ModuleError> {
+    let src = args.req_str("src")?;
+    let by_name = |s: &str| {
+        if s.to_ascii_lowercase().ends_with(".zip") {
+            "zip"
+        } else {
+            "tar"
+        }
+    };
+    if args.bool_arg("remote_src", false)? {
+        return Ok(Src {
+            remote: Some(not_an_option(&src)),
+            bytes: Vec::new(),
+            format: by_name(&src),
+            shown: src,
+        });
+    }
+    let local = ctx
+        .local_src
+        .ok_or_else(|| ModuleError::Args(format!("src '{src}' was not found on the controller")))?;
+    let bytes = tokio::fs::read(local)
+        .await
+        .map_err(|e| ModuleError::Args(format!("cannot read {}: {e}", local.display())))?;
+    let format = if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
+        "zip"
+    } else {
+        "tar"
+    };
+    Ok(Src {
+        remote: None,
+        bytes,
+        format,
+        shown: src,
+    })
+}
+
+fn base_cmd(dest: &str, s: &Src) -> Cmd {
+    Cmd::raw("set --")
+        .arg(dest)
+        .arg(s.format)
+        .arg(s.remote.clone().unwrap_or_default())
+}
+
+fn with_stdin(cmd: Cmd, s: &Src) -> Cmd {
+    if s.remote.is_none() {
+        cmd.stdin(s.bytes.clone())
+    } else {
+        cmd
+    }
+}
+
+fn handler(s: &Src) -> &'static str {
+    if s.format == "zip" {
+        "ZipArchive"
+    } else {
+        "TgzArchive"
+    }
+}
+
+async fn check_unarchive(
+    tr: &mut AnyTransport,
+    args: &Args,
+    ctx: &ModuleCtx<'_>,
+) -> Result<Verdict, ModuleError> {
+    let dest = args.req_str("dest")?;
+    let s = source(args, ctx).await?;
+    let mut r = result([
+        ("dest", Value::from(dest.clone())),
+        ("src", Value::from(s.shown.clone())),
+        ("handler", Value::from(handler(&s))),
+    ]);
+    if let Some(c) = args.str_arg("creates") {
+        let out = ctx.run(tr, super::common::glob_exists(&c)).await?;
+        if out.status == 0 {
+            r.insert(
+                "msg".into(),
+                Value::from(format!("skipped, since {c} exists")),
+            );
+            r.insert("changed".into(), Value::from(false));
+            return Ok(Verdict::InSync { result: r });
+        }
+    }
+    let cmd = with_stdin(base_cmd(&dest, &s).op(PRELUDE).op(COMPARE), &s);
+    let out = ctx.run(tr, cmd).await?;
+    let text = out.stdout_lossy();
+    if text.lines().next() == Some("nodest") {
+        return Err(failed(format!("dest '{dest}' must be an existing dir"), r));
+    }
+    if out.status != 0 {
+        return Err(failed(
+            format!("cannot list {}: {}", s.shown, out.stderr_lossy().trim()),
+            r,
+        ));
+    }
+    let missing: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("missing "))
+        .collect();
+    if missing.is_empty() {
+        return Ok(Verdict::InSync { result: r });
+    }
+    let mut shown: Vec<String> = missing.iter().take(10).map(|m| m.to_string()).collect();
+    if missing.len() > 10 {
+        shown.push(format!("... and {} more", missing.len() - 10));
+    }
+    let change = Change::Attr {
+        subject: dest.clone(),
+        what: "members".into(),
+        before: format!("{} missing", missing.len()),
+        after: format!("unpacked from {}: {}", s.shown, shown.join(", ")),
+    };
+    Ok(Verdict::Drift(Drift::new(vec![change], ())))
+}
+
+async fn apply_unarchive(
+    tr: &mut AnyTransport,
+    args: &Args,
+    ctx: &ModuleCtx<'_>,
+) -> Result<Args, ModuleError> {
+    let dest = args.req_str("dest")?;
+    let s = source(args, ctx).await?;
+    let mode = match args.get("mode") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(m)) => {
+            // Validated here; chmod applies the symbolic form to each member itself.
+            parse_mode(&Value::String(m.clone()), Some(0), false)?;
+            m.clone()
+        }
+        Some(v) => format!("{:04o}", parse_mode(v, None, false)?),
+    };
+    let owner = match (args.str_arg("owner"), args.str_arg("group")) {
+        (None, None) => String::new(),
+        (Some(o), None) => o,
+        (None, Some(g)) => format!(":{g}"),
+        (Some(o), Some(g)) => format!("{o}:{g}"),
+    };
+    let cmd = base_cmd(&dest, &s)
+        .arg(mode)
+        .arg(owner)
+        .op(PRELUDE)
+        .op(EXTRACT);
+    let out = ctx.run(tr, with_stdin(cmd, &s)).await?;
+    let mut r = result([
+        ("dest", Value::from(dest.clone())),
+        ("src", Value::from(s.shown.clone())),
+        ("handler", Value::from(handler(&s))),
+    ]);
+    let text = out.stdout_lossy();
+    if text.lines().next() == Some("nodest") {
+        return Err(failed(format!("dest '{dest}' must be an existing dir"), r));
+    }
+    if out.status != 0 || !text.contains("extracted") {
+        r.insert("rc".into(), Value::from(out.status));
+        r.insert(
+            "stderr".into(),
+            Value::from(out.stderr_lossy().trim().to_string()),
+        );
+        return Err(failed(
+            format!(
+                "failed to unpack {} into {dest}: {}",
+                s.shown,
+                out.stderr_lossy().trim()
+            ),
+            r,
+        ));
+    }
+    Ok(r)
+}
+
+impl Module for Unarchive {
+    fn name(&self) -> &'static str {
+        "unarchive"
+    }
+
+    fn check<'a>(
+        &'a self,
+        tr: &'a mut AnyTransport,
+        args: &'a Args,
+        ctx: &'a ModuleCtx<'a>,
+    ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
+        Box::pin(check_unarchive(tr, args, ctx))
+    }
+
+    fn apply<'a>(
+        &'a self,
+        tr: &'a mut AnyTransport,
+        args: &'a Args,
+        ctx: &'a ModuleCtx<'a>,
+        _drift: &'a Drift,
+    ) -> BoxFut<'a, Result<Args, ModuleError>> {
+        Box::pin(apply_unarchive(tr, args, ctx))
+    }
+
+    /// The whole `dest` tree: which members an archive holds is only known on the host.
+    fn resources(&self, args: &Args) -> Vec<Resource> {
+        args.str_arg("dest")
+            .map(Resource::Path)
+            .into_iter()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::system::testutil::*;
+    use serde_json::json;
+    use std::path::Path;
+    use std::process::Command as Proc;
+
+    fn make_archives(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let content = dir.join("content");
+        std::fs::create_dir_all(content.join("app/bin")).unwrap();
+        std::fs::write(content.join("app/bin/run $(id).sh"), "#!/bin/sh\n").unwrap();
+        std::fs::write(content.join("app/README"), "{{ x }}\n").unwrap();
+        let tgz = dir.join("app.tar.gz");
+        let zip = dir.join("app.zip");
+        let ok = Proc::new("tar")
+            .arg("-czf")
+            .arg(&tgz)
+            .arg("-C")
+            .arg(&content)
+            .arg("app")
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let ok = Proc::new("zip")
+            .arg("-qr")
+            .arg(&zip)
+            .arg("app")
+            .current_dir(&content)
+            .status();
+        if !ok.map(|s| s.success()).unwrap_or(false) {
+            let _ = std::fs::remove_file(&zip);
+        }
+        (tgz, zip)
+    }
+
+    #[tokio::test]
+    async fn local_tgz_and_zip_unpack_then_in_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tgz, zip) = make_archives(dir.path());
+        for archive in [tgz, zip] {
+            if !archive.exists() {
+                continue; // no `zip` tool to build the fixture
+            }
+            let dest = dir
+                .path()
+                .join(format!("dest-{}", archive.display().to_string().len()));
+            std::fs::create_dir_all(&dest).unwrap();
+            let c = ctx(dir.path(), Some(&archive), vec![]);
+            let mut tr = transport();
+            let a = args(
+                json!({"src": archive.file_name().unwrap().to_string_lossy(), "dest": dest, "mode": "u=rwx,go=rx"}),
+            );
+            let Ran::Applied(ch, Ok(r)) = check_apply(&Unarchive, &mut tr, &a, &c).await else {
+                panic!("{}", archive.display())
+            };
+            assert!(
+                matches!(&ch[0], Change::Attr { before, .. } if before == "4 missing"),
+                "{ch:?}"
+            );
+            assert!(r["handler"].is_string());
+            assert_eq!(
+                std::fs::read_to_string(dest.join("app/README")).unwrap(),
+                "{{ x }}\n"
+            );
+            assert!(dest.join("app/bin/run $(id).sh").exists());
+            use std::os::unix::fs::PermissionsExt;
+            let m = std::fs::metadata(dest.join("app/README"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(m & 0o777, 0o755);
+            assert_eq!(recorded(&tr).len(), 2);
+            assert!(matches!(
+                check_apply(&Unarchive, &mut tr, &a, &c).await,
+                Ran::InSync(_)
+            ));
+            // Nothing left in the host's temp dir by us.
+            assert!(
+                recorded(&tr)
+                    .iter()
+                    .all(|l| !l.contains("rdeploy-unarchive.X") || l.contains("rm -rf"))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn remote_src_creates_and_missing_dest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tgz, _) = make_archives(dir.path());
+        let dest = dir.path().join("d");
+        std::fs::create_dir_all(&dest).unwrap();
+        let c = ctx(dir.path(), None, vec![]);
+        let mut tr = transport();
+        let a = args(json!({"src": tgz, "dest": dest, "remote_src": true}));
+        assert!(matches!(
+            check_apply(&Unarchive, &mut tr, &a, &c).await,
+            Ran::Applied(_, Ok(_))
+        ));
+        assert!(dest.join("app/README").exists());
+        assert!(matches!(
+            check_apply(&Unarchive, &mut tr, &a, &c).await,
+            Ran::InSync(_)
+        ));
+        let a = args(json!({"src": tgz, "dest": dest.join("nope"), "remote_src": true}));
+        assert!(
+            matches!(check_apply(&Unarchive, &mut tr, &a, &c).await, Ran::CheckFailed(m, _) if m.contains("must be an existing dir"))
+        );
+        let a = args(
+            json!({"src": tgz, "dest": dir.path().join("e"), "remote_src": true, "creates": dest.join("app")}),
+        );
+        let Ran::InSync(r) = check_apply(&Unarchive, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert!(
+            r["msg"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("skipped, since")
+        );
+        let a = args(
+            json!({"src": dir.path().join("content/app/README"), "dest": dest, "remote_src": true}),
+        );
+        assert!(
+            matches!(check_apply(&Unarchive, &mut tr, &a, &c).await, Ran::CheckFailed(m, _) if m.contains("cannot list"))
+        );
+        assert_eq!(
+            Unarchive.resources(&a),
+            vec![Resource::Path(dest.display().to_string())]
+        );
+    }
+}

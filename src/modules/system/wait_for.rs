@@ -1,0 +1,413 @@
+//! `wait_for` (waits on the host for a port, a file or a delay) and `ping` (proves the host runs
+//! commands).
+//!
+//! Both change nothing: `check` does the work and always returns in sync, or fails. `wait_for`
+//! runs one bounded loop ON THE HOST (one round trip) so that "127.0.0.1" means the host's
+//! loopback. The port probe is portable POSIX: `nc -z -w T` when `nc` exists, else bash's
+//! `/dev/tcp` (only inside `bash -c`, under `timeout` when present), else `python3`'s
+//! `socket.create_connection`; with none of them it fails with a message saying so. Files use
+//! `test -e` and, with `search_regex`, `grep -E` (POSIX ERE, line by line — Ansible uses Python
+//! regexes over the whole file). It must not format shell lines.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::common::{choice_arg, failed, int_arg, result};
+use crate::modules::runtime::{
+    Args, ArgsExt, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+};
+use crate::transport::{AnyTransport, Cmd};
+
+/// `wait_for`.
+pub struct WaitFor;
+/// `ping`.
+pub struct Ping;
+
+/// The loop. `$1` kind (`port`, `path`, `sleep`), `$2` `up` (wait until present/open) or
+/// `down`, `$3` host, `$4` port, `$5` path, `$6` regex, `$7` timeout, `$8` delay, `$9` sleep,
+/// `${10}` connect timeout. Prints `elapsed N` and exits 0 when the condition holds, 1 on
+/// timeout, 2 when no port probe tool exists.
+const WAIT: &str = r#"
+k_=$1 w_=$2 h_=$3 p_=$4 f_=$5 r_=$6 to_=$7 dl_=$8 sl_=$9 ct_=${10}
+probe_() {
+  if command -v nc >/dev/null 2>&1; then
+    nc -z -w "$ct_" "$h_" "$p_" >/dev/null 2>&1
+  elif command -v bash >/dev/null 2>&1; then
+    if command -v timeout >/dev/null 2>&1; then
+      timeout "$ct_" bash -c 'exec 3<>"/dev/tcp/$1/$2"' rdeploy-probe "$h_" "$p_" >/dev/null 2>&1
+    else
+      bash -c 'exec 3<>"/dev/tcp/$1/$2"' rdeploy-probe "$h_" "$p_" >/dev/null 2>&1
+    fi
+  elif command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), float(sys.argv[3])).close()' "$h_" "$p_" "$ct_" >/dev/null 2>&1
+  else
+    printf 'rdeploy: wait_for needs nc, bash or python3 on the host to probe a port\n' >&2
+    exit 2
+  fi
+}
+holds_() {
+  case $k_ in
+    port) if probe_; then [ "$w_" = up ]; else [ "$w_" = down ]; fi ;;
+    path)
+      if [ "$w_" = down ]; then ! [ -e "$f_" ]
+      elif [ -n "$r_" ]; then [ -r "$f_" ] && grep -Eq -e "$r_" -- "$f_"
+      else [ -e "$f_" ]; fi ;;
+    *) false ;;
+  esac
+}
+st_=$(date +%s)
+[ "$dl_" -gt 0 ] && sleep "$dl_"
+if [ "$k_" = sleep ]; then sleep "$to_"; printf 'elapsed %s\n' "$(( $(date +%s) - st_ ))"; exit 0; fi
+while :; do
+  if holds_; then printf 'elapsed %s\n' "$(( $(date +%s) - st_ ))"; exit 0; fi
+  el_=$(( $(date +%s) - st_ ))
+  if [ "$el_" -ge "$to_" ]; then printf 'elapsed %s\n' "$el_"; exit 1; fi
+  sleep "$sl_"
+done"#;
+
+async fn wait(
+    tr: &mut AnyTransport,
+    args: &Args,
+    ctx: &ModuleCtx<'_>,
+) -> Result<Verdict, ModuleError> {
+    let state = choice_arg(
+        args,
+        "state",
+        &["started", "stopped", "present", "absent", "drained"],
+        "started",
+    )?;
+    if state == "drained" {
+        return Err(ModuleError::Args(
+            "wait_for: state=drained is not supported".into(),
+        ));
+    }
+    let host = args.str_arg("host").unwrap_or_else(|| "127.0.0.1".into());
+    let port = match args.get("port") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(int_arg(args, "port", 0)?).filter(|p| (1..=65_535).contains(p)),
+    };
+    if args.get("port").is_some_and(|v| !v.is_null()) && port.is_none() {
+        return Err(ModuleError::Args("wait_for: port must be 1-65535".into()));
+    }
+    let path = args.str_arg("path");
+    let regex = args.str_arg("search_regex");
+    if port.is_some() && path.is_some() {
+        return Err(ModuleError::Args("'port' and 'path' are exclusive".into()));
+    }
+    if port.is_some() && regex.is_some() {
+        return Err(ModuleError::Args(
+            "wait_for: search_regex on a port's banner is not supported; use it with 'path'".into(),
+        ));
+    }
+    let timeout = int_arg(args, "timeout", 300)?;
+    let delay = int_arg(args, "delay", 0)?;
+    let sleep = int_arg(args, "sleep", 1)?.max(1);
+    let connect = int_arg(args, "connect_timeout", 5)?.max(1);
+    let (kind, what) = match (&port, &path) {
+        (Some(p), _) => ("port", format!("{host}:{p}")),
+        (_, Some(f)) => match &regex {
+            Some(r) if matches!(state, "started" | "present") => {
+                ("path", format!("search string {r} in {f}"))
+            }
+            _ => ("path", format!("file {f}")),
+        },
+        _ => ("sleep", String::new()),
+    };
+    let up = matches!(state, "started" | "present");
+    let cmd = Cmd::raw("set --")
+        .arg(kind)
+        .arg(if up { "up" } else { "down" })
+        .arg(host.clone())
+        .arg(port.map(|p| p.to_string()).unwrap_or_default())
+        .arg(path.clone().unwrap_or_default())
+        .arg(regex.clone().unwrap_or_default())
+        .arg(timeout.to_string())
+        .arg(delay.to_string())
+        .arg(sleep.to_string())
+        .arg(connect.to_string())
+        .op(WAIT)
+        // Our own bound, so a task without a timeout cannot hang here; the task's wins.
+        .timeout(Duration::from_secs(timeout + delay + connect + sleep + 30));
+    let out = ctx.run(tr, cmd).await?;
+    let elapsed: u64 = out
+        .stdout_lossy()
+        .lines()
+        .find_map(|l| l.strip_prefix("elapsed ")?.trim().parse().ok())
+        .unwrap_or(0);
+    let mut r = result([
+        ("elapsed", Value::from(elapsed)),
+        ("state", Value::from(state)),
+    ]);
+    if let Some(p) = port {
+        r.insert("port".into(), Value::from(p));
+    }
+    if let Some(f) = &path {
+        r.insert("path".into(), Value::from(f.clone()));
+    }
+    if let Some(re) = &regex {
+        r.insert("search_regex".into(), Value::from(re.clone()));
+    }
+    match out.status {
+        0 => Ok(Verdict::InSync { result: r }),
+        1 => {
+            let msg = args
+                .str_arg("msg")
+                .unwrap_or_else(|| format!("Timeout when waiting for {what}"));
+            Err(failed(msg, r))
+        }
+        rc => Err(failed(
+            format!(
+                "wait_for could not run (rc {rc}): {}",
+                out.stderr_lossy().trim()
+            ),
+            r,
+        )),
+    }
+}
+
+impl Module for WaitFor {
+    fn name(&self) -> &'static str {
+        "wait_for"
+    }
+
+    fn check<'a>(
+        &'a self,
+        tr: &'a mut AnyTransport,
+        args: &'a Args,
+        ctx: &'a ModuleCtx<'a>,
+    ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
+        Box::pin(wait(tr, args, ctx))
+    }
+
+    fn apply<'a>(
+        &'a self,
+        _tr: &'a mut AnyTransport,
+        _args: &'a Args,
+        _ctx: &'a ModuleCtx<'a>,
+        _drift: &'a Drift,
+    ) -> BoxFut<'a, Result<Args, ModuleError>> {
+        Box::pin(async { Ok(Args::new()) })
+    }
+
+    fn resources(&self, _args: &Args) -> Vec<Resource> {
+        Vec::new()
+    }
+}
+
+impl Module for Ping {
+    fn name(&self) -> &'static str {
+        "ping"
+    }
+
+    fn check<'a>(
+        &'a self,
+        tr: &'a mut AnyTransport,
+        args: &'a Args,
+        ctx: &'a ModuleCtx<'a>,
+    ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
+        Box::pin(async move {
+            let data = args.str_arg("data").unwrap_or_else(|| "pong".into());
+            // Ansible's test hook: `data: crash` makes the module fail.
+            if data == "crash" {
+                return Err(failed("boom", Args::new()));
+            }
+            ctx.run_ok(tr, Cmd::raw("true")).await?;
+            Ok(Verdict::InSync {
+                result: result([("ping", Value::from(data))]),
+            })
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        _tr: &'a mut AnyTransport,
+        _args: &'a Args,
+        _ctx: &'a ModuleCtx<'a>,
+        _drift: &'a Drift,
+    ) -> BoxFut<'a, Result<Args, ModuleError>> {
+        Box::pin(async { Ok(Args::new()) })
+    }
+
+    fn resources(&self, _args: &Args) -> Vec<Resource> {
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::system::testutil::*;
+    use serde_json::json;
+    use std::path::Path;
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(1)
+    }
+
+    /// A PATH holding only the tools the loop needs plus `extra` (to force one probe).
+    fn only_tools(dir: &Path, extra: &[&str]) -> Vec<(String, String)> {
+        let bin = dir.join("only");
+        std::fs::create_dir_all(&bin).unwrap();
+        for t in ["sh", "date", "sleep", "grep", "cat"].iter().chain(extra) {
+            for base in ["/usr/bin", "/bin"] {
+                let src = Path::new(base).join(t);
+                if src.exists() {
+                    let _ = std::os::unix::fs::symlink(&src, bin.join(t));
+                    break;
+                }
+            }
+        }
+        vec![("PATH".into(), bin.display().to_string())]
+    }
+
+    #[tokio::test]
+    async fn port_open_closed_and_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap().port();
+        let closed = free_port();
+        let c = ctx(dir.path(), None, vec![]);
+        let mut tr = transport();
+        let a = args(json!({"port": open, "timeout": 5}));
+        let r = check_only(&WaitFor, &mut tr, &a, &c)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r["elapsed"], json!(0));
+        assert_eq!(r["port"], json!(open));
+        assert_eq!(recorded(&tr).len(), 1);
+        let a = args(json!({"port": closed, "state": "stopped", "timeout": 5}));
+        assert!(
+            check_only(&WaitFor, &mut tr, &a, &c)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let a = args(json!({"port": closed, "timeout": 1, "host": "127.0.0.1"}));
+        let Err(ModuleError::Failed { msg, result }) = WaitFor.check(&mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert_eq!(msg, format!("Timeout when waiting for 127.0.0.1:{closed}"));
+        assert!(result["elapsed"].as_u64().unwrap_or(0) >= 1);
+        drop(listener);
+    }
+
+    #[tokio::test]
+    async fn each_port_probe_works() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap().port();
+        let closed = free_port();
+        for (probe, tools) in [("bash", vec!["bash", "timeout"]), ("python3", vec![])] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut env = only_tools(dir.path(), &tools);
+            if probe == "python3" {
+                let Ok(py) = which("python3") else { continue };
+                let _ = std::os::unix::fs::symlink(py, dir.path().join("only/python3"));
+            }
+            env.push(("HOME".into(), "/nonexistent".into()));
+            let c = ctx(dir.path(), None, env);
+            let mut tr = transport();
+            let a = args(json!({"port": open, "timeout": 3}));
+            let r = check_only(&WaitFor, &mut tr, &a, &c).await;
+            assert!(matches!(r, Ok(Some(_))), "{probe}: {r:?}");
+            let a = args(json!({"port": closed, "timeout": 3, "state": "absent"}));
+            let r = check_only(&WaitFor, &mut tr, &a, &c).await;
+            assert!(matches!(r, Ok(Some(_))), "{probe}: {r:?}");
+        }
+        // No probe tool at all: a clear failure, not a silent timeout.
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path(), None, only_tools(dir.path(), &[]));
+        let mut tr = transport();
+        let a = args(json!({"port": open, "timeout": 3}));
+        let Err(ModuleError::Failed { msg, .. }) = WaitFor.check(&mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert!(msg.contains("needs nc, bash or python3"), "{msg}");
+        drop(listener);
+    }
+
+    fn which(tool: &str) -> Result<std::path::PathBuf, ()> {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("command -v python3 && python3 -c 'import sys; print(sys.executable)'")
+            .output()
+            .map_err(|_| ())?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .last()
+            .filter(|l| l.contains(tool))
+            .map(std::path::PathBuf::from)
+            .ok_or(())
+    }
+
+    #[tokio::test]
+    async fn path_states_regex_and_sleep() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("ready");
+        let c = ctx(dir.path(), None, vec![]);
+        let mut tr = transport();
+        let a = args(json!({"path": f, "timeout": 1}));
+        assert!(matches!(
+            WaitFor.check(&mut tr, &a, &c).await,
+            Err(ModuleError::Failed { .. })
+        ));
+        let a = args(json!({"path": f, "state": "absent", "timeout": 1}));
+        assert!(
+            check_only(&WaitFor, &mut tr, &a, &c)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        std::fs::write(&f, "booting\nstatus: READY $(id)\n").unwrap();
+        let a = args(json!({"path": f, "search_regex": "READY \\$\\(id\\)", "timeout": 2}));
+        assert!(
+            check_only(&WaitFor, &mut tr, &a, &c)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let a = args(json!({"path": f, "search_regex": "^DONE", "timeout": 1, "msg": "never"}));
+        let Err(ModuleError::Failed { msg, .. }) = WaitFor.check(&mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert_eq!(msg, "never");
+        let a = args(json!({"timeout": 1}));
+        let r = check_only(&WaitFor, &mut tr, &a, &c)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r["elapsed"], json!(1));
+        let a = args(json!({"port": 80, "state": "drained"}));
+        assert!(matches!(
+            WaitFor.check(&mut tr, &a, &c).await,
+            Err(ModuleError::Args(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn ping_returns_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path(), None, vec![]);
+        let mut tr = transport();
+        let r = check_only(&Ping, &mut tr, &args(json!({})), &c)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r["ping"], json!("pong"));
+        let r = check_only(&Ping, &mut tr, &args(json!({"data": "hi"})), &c)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r["ping"], json!("hi"));
+        assert_eq!(recorded(&tr), ["true", "true"]);
+        assert!(
+            Ping.check(&mut tr, &args(json!({"data": "crash"})), &c)
+                .await
+                .is_err()
+        );
+    }
+}
