@@ -438,3 +438,120 @@ fn uri_checks_the_status_and_parses_json() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("Status code was 503"), "{out}");
 }
+
+const TWO_HOSTS: &str = "local:\n  hosts:\n    h1:\n      ansible_connection: local\n    h2:\n      ansible_connection: local\n";
+
+fn run_two(dir: &Path, playbook: &str, args: &[&str]) -> (i32, String) {
+    std::fs::write(dir.join("two.yaml"), TWO_HOSTS).unwrap();
+    std::fs::write(dir.join("pb2.yaml"), playbook).unwrap();
+    let out = Command::cargo_bin("rdeploy")
+        .unwrap()
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .args(["run", "pb2.yaml", "-i", "two.yaml"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn a_failed_host_stops_only_that_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = run_two(
+        dir.path(),
+        r#"
+- hosts: local
+  gather_facts: no
+  tasks:
+    - fail: { msg: "h1 breaks" }
+      when: inventory_hostname == 'h1'
+    - command: "touch {{ inventory_hostname }}.done"
+      args: { chdir: "{{ playbook_dir }}" }
+"#,
+        &[],
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(!dir.path().join("h1.done").exists());
+    assert!(dir.path().join("h2.done").exists(), "{out}");
+    assert!(out.contains("h1") && out.contains("failed=1"), "{out}");
+}
+
+#[test]
+fn run_once_runs_on_the_first_host_and_registers_for_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = run_two(
+        dir.path(),
+        r#"
+- hosts: local
+  gather_facts: no
+  tasks:
+    - shell: "echo once >> {{ playbook_dir }}/count; echo {{ inventory_hostname }}"
+      run_once: true
+      register: once
+    - assert:
+        that: once.stdout == 'h1'
+"#,
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("count")).unwrap(),
+        "once\n"
+    );
+}
+
+#[test]
+fn environment_timeout_and_check_mode_false() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = run(
+        dir.path(),
+        r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - shell: 'printf %s "$GREETING"'
+      environment:
+        GREETING: "hello there"
+      register: env_out
+      check_mode: false
+    - assert:
+        that: env_out.stdout == 'hello there'
+"#,
+        &["--check"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(r#"All assertions passed"#),
+        "check_mode: false ran the shell task in --check: {out}"
+    );
+    let (code, out, _) = run(
+        dir.path(),
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - command: sleep 30\n      timeout: 1\n",
+        &[],
+    );
+    assert_eq!(code, 2, "the sleep times out: {out}");
+    assert!(out.contains("timed out after 1s"), "{out}");
+}
+
+#[test]
+fn delegate_to_localhost_runs_on_the_controller() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = run_two(
+        dir.path(),
+        r#"
+- hosts: local
+  gather_facts: no
+  tasks:
+    - command: "touch {{ playbook_dir }}/from-{{ inventory_hostname }}"
+      delegate_to: localhost
+"#,
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("[h1 -> localhost]"), "{out}");
+    assert!(dir.path().join("from-h1").exists() && dir.path().join("from-h2").exists());
+}

@@ -36,9 +36,21 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Playbook, Diagnostics> {
     let errors = Diagnostics(l.errors).sorted();
     errors.into_result(Playbook {
         path: path.to_path_buf(),
-        dir: parent_dir(path),
+        dir: absolute_dir(path),
         plays,
     })
+}
+
+/// The playbook's directory as an absolute path (Ansible's `playbook_dir`): a relative
+/// `playbook_dir` would point commands on the host at the wrong place.
+fn absolute_dir(path: &Path) -> PathBuf {
+    let dir = parent_dir(path);
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 /// The directory of a file, `""` for a bare file name.
