@@ -194,8 +194,8 @@ pub fn did_you_mean<'a>(
 }
 
 /// Optimal-string-alignment distance: insertions, deletions, substitutions and adjacent
-/// transpositions each cost one (so `serail` is one step from `serial`).
-fn edit_distance(a: &str, b: &str) -> usize {
+/// transpositions each cost one (so `serail` is one step from `serial`). Case-sensitive.
+pub fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     let (n, m) = (a.len(), b.len());

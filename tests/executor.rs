@@ -555,3 +555,31 @@ fn delegate_to_localhost_runs_on_the_controller() {
     assert!(out.contains("[h1 -> localhost]"), "{out}");
     assert!(dir.path().join("from-h1").exists() && dir.path().join("from-h2").exists());
 }
+
+#[test]
+fn include_tasks_with_a_loop_runs_the_file_per_item() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("step.yaml"),
+        "- set_fact:\n    acc: \"{{ acc + [item * scale] }}\"\n",
+    )
+    .unwrap();
+    let (code, out, _) = run(
+        dir.path(),
+        r#"
+- hosts: localhost
+  gather_facts: no
+  vars:
+    acc: []
+  tasks:
+    - include_tasks: step.yaml
+      loop: [1, 2, 3]
+      vars:
+        scale: 10
+    - assert:
+        that: acc == [10, 20, 30]
+"#,
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+}

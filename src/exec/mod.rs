@@ -84,6 +84,18 @@ pub struct Scope {
     pub in_always: bool,
 }
 
+impl Scope {
+    /// The scope inside a block, import or role with keywords `k`: its vars and tags are
+    /// added, its settings (`become`, `ignore_errors`...) override the outer ones.
+    pub fn enter(&self, k: &Keywords) -> Scope {
+        let mut inner = self.clone();
+        inner.vars.extend(k.vars.iter().map(|(n, v)| (n.clone(), v.to_json())));
+        inner.tags.extend(k.tags.iter().map(|t| t.name.clone()));
+        inherit(&mut inner.keywords, k);
+        inner
+    }
+}
+
 /// A role's name and directory.
 #[derive(Clone, Debug)]
 pub struct RoleInfo {
@@ -283,15 +295,11 @@ impl<'r> Runner<'r> {
     }
 
     async fn role(&mut self, r: &RoleRef, outer: &Scope, hosts: &[String], scoped_vars: bool) {
-        let mut scope = outer.clone();
+        let mut scope = outer.enter(&r.keywords);
         scope.role = Some(RoleInfo {
             name: r.name.clone(),
             path: r.role.path.clone(),
         });
-        scope
-            .tags
-            .extend(r.keywords.tags.iter().map(|t| t.name.clone()));
-        inherit(&mut scope.keywords, &r.keywords);
         if scoped_vars {
             let mut s = VarStack::new();
             role_vars(r, &mut s);
@@ -361,17 +369,7 @@ impl<'r> Runner<'r> {
             match it {
                 TaskItem::Task(t) => self.task(t, scope, &active).await,
                 TaskItem::Block(b) => {
-                    let mut inner = scope.clone();
-                    inner.vars.extend(
-                        b.keywords
-                            .vars
-                            .iter()
-                            .map(|(k, n)| (k.clone(), n.to_json())),
-                    );
-                    inner
-                        .tags
-                        .extend(b.keywords.tags.iter().map(|t| t.name.clone()));
-                    inherit(&mut inner.keywords, &b.keywords);
+                    let inner = scope.enter(&b.keywords);
                     let entered = self.filter_when(&b.keywords.when, &inner, &active).await;
                     Box::pin(self.items(&b.block, &inner, &entered)).await;
                     let failed: Vec<String> = entered
@@ -400,17 +398,7 @@ impl<'r> Runner<'r> {
                     }
                 }
                 TaskItem::ImportTasks(i) => {
-                    let mut inner = scope.clone();
-                    inner.vars.extend(
-                        i.keywords
-                            .vars
-                            .iter()
-                            .map(|(k, n)| (k.clone(), n.to_json())),
-                    );
-                    inner
-                        .tags
-                        .extend(i.keywords.tags.iter().map(|t| t.name.clone()));
-                    inherit(&mut inner.keywords, &i.keywords);
+                    let inner = scope.enter(&i.keywords);
                     let entered = self.filter_when(&i.keywords.when, &inner, &active).await;
                     Box::pin(self.items(&i.tasks, &inner, &entered)).await;
                 }
@@ -484,25 +472,50 @@ impl<'r> Runner<'r> {
         if include_hosts.is_empty() {
             return;
         }
+        // An include's own vars apply to what it includes; its other keywords do not.
+        let mut inner = scope.clone();
+        inner
+            .vars
+            .extend(t.keywords.vars.iter().map(|(k, n)| (k.clone(), n.to_json())));
         match &t.included {
+            Some(Included::Tasks { tasks, .. }) if t.loop_over.is_some() => {
+                // A looping include runs its tasks once per item, with the item in scope.
+                let per_host: Vec<(String, Vec<Json>)> = results
+                    .iter()
+                    .filter(|(h, _, _)| include_hosts.contains(h))
+                    .map(|(h, o, _)| {
+                        let items = o.result.get("results").and_then(Json::as_array).cloned().unwrap_or_default();
+                        (h.clone(), items)
+                    })
+                    .collect();
+                let rounds = per_host.iter().map(|(_, i)| i.len()).max().unwrap_or(0);
+                for round in 0..rounds {
+                    let mut hosts = Vec::new();
+                    for (h, items) in &per_host {
+                        let Some(Json::Object(r)) = items.get(round) else { continue };
+                        if r.get("skipped") == Some(&Json::Bool(true)) {
+                            continue;
+                        }
+                        let var = r.get("ansible_loop_var").and_then(Json::as_str).unwrap_or("item").to_string();
+                        let mut frame = IndexMap::new();
+                        frame.insert(var.clone(), r.get(&var).cloned().unwrap_or(Json::Null));
+                        if let Some(st) = self.states.get_mut(h) {
+                            st.scoped.push(frame);
+                            hosts.push(h.clone());
+                        }
+                    }
+                    Box::pin(self.items(tasks, &inner, &hosts)).await;
+                    for h in &hosts {
+                        if let Some(st) = self.states.get_mut(h) {
+                            st.scoped.pop();
+                        }
+                    }
+                }
+            }
             Some(Included::Tasks { tasks, .. }) => {
-                let mut inner = scope.clone();
-                inner.vars.extend(
-                    t.keywords
-                        .vars
-                        .iter()
-                        .map(|(k, n)| (k.clone(), n.to_json())),
-                );
                 Box::pin(self.items(tasks, &inner, &include_hosts)).await;
             }
             Some(Included::Role(r)) => {
-                let mut inner = scope.clone();
-                inner.vars.extend(
-                    t.keywords
-                        .vars
-                        .iter()
-                        .map(|(k, n)| (k.clone(), n.to_json())),
-                );
                 Box::pin(self.role(r, &inner, &include_hosts, true)).await;
             }
             _ => {}
