@@ -191,6 +191,31 @@ pub fn parse_kv(raw: &str) -> Result<Vec<(String, String)>, String> {
                     in_word = false;
                 }
             }
+            (None, '{') if matches!(chars.clone().next(), Some('{' | '%' | '#')) => {
+                // A Jinja block (`{{ a }}`, `{% if %}`, `{# #}`) stays whole, spaces and
+                // quotes included, as Ansible's splitter keeps it.
+                let open = chars.next().unwrap_or('{');
+                let close = match open {
+                    '{' => '}',
+                    other => other,
+                };
+                cur.push('{');
+                cur.push(open);
+                let mut prev = '\0';
+                let mut closed = false;
+                for n in chars.by_ref() {
+                    cur.push(n);
+                    if prev == close && n == '}' {
+                        closed = true;
+                        break;
+                    }
+                    prev = n;
+                }
+                if !closed {
+                    return Err(format!("unterminated '{{{open}' block"));
+                }
+                in_word = true;
+            }
             (None, c) => {
                 cur.push(c);
                 in_word = true;
@@ -222,6 +247,20 @@ pub fn is_identifier(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kv_keeps_jinja_blocks_whole() {
+        let v = parse_kv("a={{ x | default('y z') }} b={% if c %}1{% endif %} d=e").unwrap();
+        assert_eq!(
+            v,
+            [
+                ("a".to_string(), "{{ x | default('y z') }}".to_string()),
+                ("b".to_string(), "{% if c %}1{% endif %}".to_string()),
+                ("d".to_string(), "e".to_string()),
+            ]
+        );
+        assert!(parse_kv("a={{ x").is_err());
+    }
 
     #[test]
     fn kv_extra_vars_are_strings_with_quotes_honoured() {

@@ -89,7 +89,9 @@ impl Scope {
     /// added, its settings (`become`, `ignore_errors`...) override the outer ones.
     pub fn enter(&self, k: &Keywords) -> Scope {
         let mut inner = self.clone();
-        inner.vars.extend(k.vars.iter().map(|(n, v)| (n.clone(), v.to_json())));
+        inner
+            .vars
+            .extend(k.vars.iter().map(|(n, v)| (n.clone(), v.to_json())));
         inner.tags.extend(k.tags.iter().map(|t| t.name.clone()));
         inherit(&mut inner.keywords, k);
         inner
@@ -208,12 +210,6 @@ impl<'r> Runner<'r> {
     async fn play(&mut self, c: &Checked, play: &'r Play, batches: &[Vec<String>]) {
         self.play = Some(play);
         let all: Vec<String> = batches.iter().flatten().cloned().collect();
-        self.reporter.emit(&Event::PlayStart {
-            name: &play.display_name(),
-            hosts: all.len(),
-            batches: batches.len(),
-        });
-        self.end_play = false;
         let shared_stack = play_stack(
             &c.inventory,
             &c.playbook,
@@ -222,6 +218,12 @@ impl<'r> Runner<'r> {
             &c.settings,
             self.shared.opts.check,
         );
+        self.reporter.emit(&Event::PlayStart {
+            name: &crate::vars::play_name(play, &shared_stack),
+            hosts: all.len(),
+            batches: batches.len(),
+        });
+        self.end_play = false;
         let stacks = host_stacks(&c.inventory, &shared_stack, &all);
         for h in &all {
             if !self.states.contains_key(h) {
@@ -474,9 +476,12 @@ impl<'r> Runner<'r> {
         }
         // An include's own vars apply to what it includes; its other keywords do not.
         let mut inner = scope.clone();
-        inner
-            .vars
-            .extend(t.keywords.vars.iter().map(|(k, n)| (k.clone(), n.to_json())));
+        inner.vars.extend(
+            t.keywords
+                .vars
+                .iter()
+                .map(|(k, n)| (k.clone(), n.to_json())),
+        );
         match &t.included {
             Some(Included::Tasks { tasks, .. }) if t.loop_over.is_some() => {
                 // A looping include runs its tasks once per item, with the item in scope.
@@ -484,7 +489,12 @@ impl<'r> Runner<'r> {
                     .iter()
                     .filter(|(h, _, _)| include_hosts.contains(h))
                     .map(|(h, o, _)| {
-                        let items = o.result.get("results").and_then(Json::as_array).cloned().unwrap_or_default();
+                        let items = o
+                            .result
+                            .get("results")
+                            .and_then(Json::as_array)
+                            .cloned()
+                            .unwrap_or_default();
                         (h.clone(), items)
                     })
                     .collect();
@@ -492,11 +502,17 @@ impl<'r> Runner<'r> {
                 for round in 0..rounds {
                     let mut hosts = Vec::new();
                     for (h, items) in &per_host {
-                        let Some(Json::Object(r)) = items.get(round) else { continue };
+                        let Some(Json::Object(r)) = items.get(round) else {
+                            continue;
+                        };
                         if r.get("skipped") == Some(&Json::Bool(true)) {
                             continue;
                         }
-                        let var = r.get("ansible_loop_var").and_then(Json::as_str).unwrap_or("item").to_string();
+                        let var = r
+                            .get("ansible_loop_var")
+                            .and_then(Json::as_str)
+                            .unwrap_or("item")
+                            .to_string();
                         let mut frame = IndexMap::new();
                         frame.insert(var.clone(), r.get(&var).cloned().unwrap_or(Json::Null));
                         if let Some(st) = self.states.get_mut(h) {
