@@ -279,6 +279,9 @@ fn options_extra_key_type_password_encrypted_key_sudo_and_shared_sshd() {
     assert_eq!(ok(&mut login(PASSPHRASE, "publickey")), format!("{USER}\n"));
     fails(&mut login("wrong", "publickey"));
 
-    assert!(enable_sudo(), "sudo is missing: scripts/test.sh installs it");
+    assert!(
+        enable_sudo(),
+        "sudo is missing: scripts/test.sh installs it"
+    );
     assert_eq!(ok(&mut fleet.ssh(h0, "sudo -n id -u")), "0\n");
 }

@@ -44,11 +44,31 @@ pub async fn run_batch(
     cmds: &[Cmd],
     keep: u64,
 ) -> Result<Vec<Output>, ModuleError> {
+    if let [one] = cmds {
+        // One check needs no batch runner around it (that costs the host several processes).
+        let out = ctx.run(tr, one.clone()).await?;
+        return Ok(vec![keep_ends(out, keep)]);
+    }
     let batch = Cmd::batch_keeping(cmds, keep).map_err(bad_cmd)?;
     let out = ctx.run(tr, batch.cmd.clone()).await?;
     batch
         .parse(&out)
         .map_err(|e| failed(format!("reading the host's state failed: {e}")))
+}
+
+/// `out` with each stream cut to its first and last `keep` bytes, as a batch would keep them.
+fn keep_ends(mut out: Output, keep: u64) -> Output {
+    let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+    let cut = |data: &mut Vec<u8>, dropped: &mut u64| {
+        if data.len() > keep.saturating_mul(2) {
+            let extra = data.len() - 2 * keep;
+            data.drain(keep..keep + extra);
+            *dropped += extra as u64;
+        }
+    };
+    cut(&mut out.stdout, &mut out.truncated.stdout);
+    cut(&mut out.stderr, &mut out.truncated.stderr);
+    out
 }
 
 /// The first output of a batch, or an error (a batch always returns one output per command).
@@ -278,22 +298,30 @@ impl AttrFix {
         self.mode.is_none() && self.owner.is_none() && self.group.is_none()
     }
 
-    /// `chown -h` then `chmod` (chmod last: chown clears setuid/setgid), as one command.
+    /// `chown -h` then `chmod` (chmod last: chown clears setuid/setgid), as one command; `None`
+    /// when nothing needs changing.
+    pub fn cmd(&self, path: &str) -> Option<Cmd> {
+        match (self.owner.is_some() || self.group.is_some(), self.mode) {
+            (false, None) => None,
+            (true, None) => Some(chown(path, self.owner.as_deref(), self.group.as_deref())),
+            (false, Some(m)) => Some(chmod(path, m)),
+            (true, Some(m)) => {
+                Some(chown(path, self.owner.as_deref(), self.group.as_deref()).and(chmod(path, m)))
+            }
+        }
+    }
+
+    /// Runs [`AttrFix::cmd`] on the host.
     pub async fn apply(
         &self,
         tr: &mut AnyTransport,
         ctx: &ModuleCtx<'_>,
         path: &str,
     ) -> Result<(), ModuleError> {
-        let c = match (self.owner.is_some() || self.group.is_some(), self.mode) {
-            (false, None) => return Ok(()),
-            (true, None) => chown(path, self.owner.as_deref(), self.group.as_deref()),
-            (false, Some(m)) => chmod(path, m),
-            (true, Some(m)) => {
-                chown(path, self.owner.as_deref(), self.group.as_deref()).and(chmod(path, m))
-            }
-        };
-        ctx.run_ok(tr, c).await.map(|_| ())
+        match self.cmd(path) {
+            Some(c) => ctx.run_ok(tr, c).await.map(|_| ()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -581,4 +609,23 @@ pub async fn edit_apply(
         plan.fix.apply(tr, ctx, &plan.write.dest).await?;
     }
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_ends_cuts_the_middle_like_a_batch() {
+        let out = Output {
+            stdout: b"0123456789".to_vec(),
+            stderr: b"abc".to_vec(),
+            ..Output::default()
+        };
+        let kept = keep_ends(out, 2);
+        assert_eq!(kept.stdout, b"0189");
+        assert_eq!(kept.truncated.stdout, 6);
+        assert_eq!(kept.stderr, b"abc");
+        assert_eq!(kept.truncated.stderr, 0);
+    }
 }

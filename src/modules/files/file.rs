@@ -109,8 +109,15 @@ impl Module for File {
             let plan = drift
                 .plan::<Plan>()
                 .ok_or_else(|| ModuleError::Args("internal: foreign drift plan".into()))?;
-            for step in &plan.steps {
-                run_step(tr, ctx, step).await?;
+            // Every step as one command line joined by `&&`: one round trip, and the first
+            // failure stops the rest, as running them one by one would.
+            let joined = plan
+                .steps
+                .iter()
+                .filter_map(step_cmd)
+                .reduce(|all, c| all.and(c));
+            if let Some(c) = joined {
+                ctx.run_ok(tr, c).await?;
             }
             Ok(plan.result.clone())
         })
@@ -127,48 +134,39 @@ impl Module for File {
     }
 }
 
-async fn run_step(
-    tr: &mut AnyTransport,
-    ctx: &ModuleCtx<'_>,
-    step: &Step,
-) -> Result<(), ModuleError> {
-    let c = match step {
+/// The command for one step; `None` when the step has nothing to do.
+fn step_cmd(step: &Step) -> Option<Cmd> {
+    Some(match step {
         Step::Mkdir(p) => cmd::mkdir_p(p),
         Step::Remove(p) => rm_rf(p),
         Step::Symlink(t, l) => ln_sf_atomic(t, l),
         Step::Hardlink(s, p) => hardlink_atomic(s, p),
         Step::Touch(p) => Cmd::raw("touch --").arg(p.clone()),
-        Step::Fix(p, fix) => return fix.apply(tr, ctx, p).await,
+        Step::Fix(p, fix) => return fix.cmd(p),
         Step::FixTree {
             path,
             owner,
             group,
             mode,
         } => {
-            let mut c: Option<Cmd> = None;
-            if owner.is_some() || group.is_some() {
+            let chown = (owner.is_some() || group.is_some()).then(|| {
                 let spec = match (owner, group) {
                     (Some(o), Some(g)) => format!("{o}:{g}"),
                     (Some(o), None) => o.clone(),
                     (None, Some(g)) => format!(":{g}"),
                     (None, None) => String::new(),
                 };
-                c = Some(Cmd::raw("chown -R -h --").arg(spec).arg(path.clone()));
-            }
-            if let Some(m) = mode {
-                let ch = Cmd::raw("chmod -R --").arg(m.clone()).arg(path.clone());
-                c = Some(match c {
-                    Some(c) => c.and(ch),
-                    None => ch,
-                });
-            }
-            match c {
-                Some(c) => c,
-                None => return Ok(()),
-            }
+                Cmd::raw("chown -R -h --").arg(spec).arg(path.clone())
+            });
+            let chmod = mode
+                .as_ref()
+                .map(|m| Cmd::raw("chmod -R --").arg(m.clone()).arg(path.clone()));
+            return match (chown, chmod) {
+                (Some(a), Some(b)) => Some(a.and(b)),
+                (a, b) => a.or(b),
+            };
         }
-    };
-    ctx.run_ok(tr, c).await.map(|_| ())
+    })
 }
 
 /// A symbolic mode for `chmod -R` that means what `parse_mode` means: a clause without `who`
