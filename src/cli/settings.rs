@@ -161,48 +161,7 @@ fn mapping_to_vars(
 
 /// Splits `a=1 b="two words" c='x'` into pairs, honouring quotes and backslashes.
 pub fn parse_kv(raw: &str) -> Result<Vec<(String, String)>, String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    let mut in_word = false;
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), '\\') => {
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-            }
-            (Some(_), c) => cur.push(c),
-            (None, '"' | '\'') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, '\\') => {
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                    in_word = true;
-                }
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if quote.is_some() {
-        return Err("unterminated quote".into());
-    }
-    if in_word {
-        words.push(cur);
-    }
+    let words = crate::transport::cmd::split_words(raw)?;
     words
         .into_iter()
         .map(|w| match w.split_once('=') {

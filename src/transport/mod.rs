@@ -10,7 +10,9 @@
 //! later as another [`AnyTransport`] variant.
 
 pub mod cmd;
+pub mod known_hosts;
 pub mod local;
+pub mod ssh_config;
 
 use std::collections::VecDeque;
 use std::future::Future;
