@@ -51,6 +51,10 @@ pub struct RunOptions {
     pub task_timeout: Option<Duration>,
     /// `--force-handlers`.
     pub force_handlers: bool,
+    /// SSH options from the command line.
+    pub ssh: crate::transport::ssh_config::SshOptions,
+    /// The ssh config file, read once.
+    pub ssh_config: Arc<ssh2_config::SshConfig>,
 }
 
 /// Data every host's future may read.
@@ -89,7 +93,9 @@ impl Scope {
     /// added, its settings (`become`, `ignore_errors`...) override the outer ones.
     pub fn enter(&self, k: &Keywords) -> Scope {
         let mut inner = self.clone();
-        inner.vars.extend(k.vars.iter().map(|(n, v)| (n.clone(), v.to_json())));
+        inner
+            .vars
+            .extend(k.vars.iter().map(|(n, v)| (n.clone(), v.to_json())));
         inner.tags.extend(k.tags.iter().map(|t| t.name.clone()));
         inherit(&mut inner.keywords, k);
         inner
@@ -129,6 +135,11 @@ impl Summary {
     pub fn clean(&self) -> bool {
         self.recap.iter().all(|(_, r)| r.clean())
     }
+
+    /// True when some host's identity was refused (exit code 6).
+    pub fn host_key_refused(&self) -> bool {
+        self.recap.iter().any(|(_, r)| r.host_key_refused())
+    }
 }
 
 /// Runs every play of a checked playbook.
@@ -152,12 +163,19 @@ pub async fn run<'r>(c: &'r Checked, opts: RunOptions, reporter: &'r mut Reporte
         tags: (c.settings.tags.clone(), c.settings.skip_tags.clone()),
         sem,
         play: None,
+        halted: false,
     };
     for (play, planned) in c.playbook.plays.iter().zip(&c.plan.plays) {
+        if runner.halted {
+            break;
+        }
         if planned.hosts.is_empty() {
             continue;
         }
         runner.play(c, play, &planned.batches).await;
+    }
+    for st in runner.states.values_mut() {
+        st.close().await;
     }
     let recap: Vec<(String, Recap)> = runner
         .states
@@ -202,6 +220,8 @@ struct Runner<'r> {
     end_play: bool,
     tags: (Vec<String>, Vec<String>),
     sem: Arc<Semaphore>,
+    /// A host's identity was refused: no new batch (or play) starts.
+    halted: bool,
 }
 
 impl<'r> Runner<'r> {
@@ -246,7 +266,7 @@ impl<'r> Runner<'r> {
             ..Scope::default()
         };
         for (i, batch) in batches.iter().enumerate() {
-            if self.end_play {
+            if self.end_play || self.halted {
                 break;
             }
             self.reporter.emit(&Event::BatchStart {
@@ -279,7 +299,31 @@ impl<'r> Runner<'r> {
             self.flush_handlers(play, &hosts).await;
             self.section(&play.post_tasks, &play_scope, &hosts, play)
                 .await;
+            self.halt_on_refused_identity(batch);
         }
+    }
+
+    /// A host key refusal in this batch stops new batches: the fleet may be under attack or
+    /// misconfigured, and going on would spread a deployment over hosts we cannot vouch for.
+    fn halt_on_refused_identity(&mut self, batch: &[String]) {
+        let refused: Vec<&str> = batch
+            .iter()
+            .filter(|h| {
+                self.states
+                    .get(*h)
+                    .is_some_and(|s| s.recap.host_key_refused())
+            })
+            .map(String::as_str)
+            .collect();
+        if refused.is_empty() {
+            return;
+        }
+        self.halted = true;
+        let msg = format!(
+            "host key refused for {}: no new batch is started",
+            refused.join(", ")
+        );
+        self.reporter.emit(&Event::Warning(&msg));
     }
 
     async fn section(&mut self, items: &[TaskItem], scope: &Scope, hosts: &[String], play: &Play) {
@@ -474,9 +518,12 @@ impl<'r> Runner<'r> {
         }
         // An include's own vars apply to what it includes; its other keywords do not.
         let mut inner = scope.clone();
-        inner
-            .vars
-            .extend(t.keywords.vars.iter().map(|(k, n)| (k.clone(), n.to_json())));
+        inner.vars.extend(
+            t.keywords
+                .vars
+                .iter()
+                .map(|(k, n)| (k.clone(), n.to_json())),
+        );
         match &t.included {
             Some(Included::Tasks { tasks, .. }) if t.loop_over.is_some() => {
                 // A looping include runs its tasks once per item, with the item in scope.
@@ -484,7 +531,12 @@ impl<'r> Runner<'r> {
                     .iter()
                     .filter(|(h, _, _)| include_hosts.contains(h))
                     .map(|(h, o, _)| {
-                        let items = o.result.get("results").and_then(Json::as_array).cloned().unwrap_or_default();
+                        let items = o
+                            .result
+                            .get("results")
+                            .and_then(Json::as_array)
+                            .cloned()
+                            .unwrap_or_default();
                         (h.clone(), items)
                     })
                     .collect();
@@ -492,11 +544,17 @@ impl<'r> Runner<'r> {
                 for round in 0..rounds {
                     let mut hosts = Vec::new();
                     for (h, items) in &per_host {
-                        let Some(Json::Object(r)) = items.get(round) else { continue };
+                        let Some(Json::Object(r)) = items.get(round) else {
+                            continue;
+                        };
                         if r.get("skipped") == Some(&Json::Bool(true)) {
                             continue;
                         }
-                        let var = r.get("ansible_loop_var").and_then(Json::as_str).unwrap_or("item").to_string();
+                        let var = r
+                            .get("ansible_loop_var")
+                            .and_then(Json::as_str)
+                            .unwrap_or("item")
+                            .to_string();
                         let mut frame = IndexMap::new();
                         frame.insert(var.clone(), r.get(&var).cloned().unwrap_or(Json::Null));
                         if let Some(st) = self.states.get_mut(h) {
