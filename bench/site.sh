@@ -48,8 +48,12 @@ for label, path in (("first", sys.argv[1]), ("second", sys.argv[2])):
 PY
 if command -v ansible-playbook >/dev/null; then
   root=$work/ansible
-  t0=$(now); ansible-playbook -i inventory/local.yaml playbooks/site.yaml -e "app_root=$root" >/dev/null; t1=$(now)
-  ansible-playbook -i inventory/local.yaml playbooks/site.yaml -e "app_root=$root" >/dev/null; t2=$(now)
+  # The interpreter next to ansible-playbook (a venv's python), not whatever `python3` is first.
+  py=$(dirname "$(command -v ansible-playbook)")/python
+  [ -x "$py" ] || py=$(command -v python3)
+  ans=(ansible-playbook -i inventory/local.yaml playbooks/site.yaml -e "app_root=$root" -e "ansible_python_interpreter=$py")
+  t0=$(now); "${ans[@]}" >"$work/ansible1.log" 2>&1 || { echo "  ansible-playbook failed:"; tail -5 "$work/ansible1.log"; exit 0; }; t1=$(now)
+  "${ans[@]}" >"$work/ansible2.log" 2>&1 || { echo "  ansible-playbook failed:"; tail -5 "$work/ansible2.log"; exit 0; }; t2=$(now)
   printf '  ansible-playbook first %.3f s, second %.3f s\n' "$(echo "$t1 $t0" | awk '{print $1-$2}')" "$(echo "$t2 $t1" | awk '{print $1-$2}')"
 else
   echo "  ansible-playbook not installed: no Ansible baseline"

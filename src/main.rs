@@ -5,7 +5,15 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let _ = color_eyre::install();
+    // Colours in internal-error reports only for a person at a terminal.
+    let plain = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+        || !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let hook = if plain {
+        color_eyre::config::HookBuilder::default().theme(color_eyre::config::Theme::new())
+    } else {
+        color_eyre::config::HookBuilder::default()
+    };
+    let _ = hook.install();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("RDEPLOY_LOG"))
         .with_writer(std::io::stderr)

@@ -192,6 +192,9 @@ impl<'a> Checker<'a> {
         self.syntax_only(&play.keywords.vars);
         for vf in &play.vars_files {
             self.template(Some(&vf.node), &ctx);
+            if let Some(vars) = &vf.vars {
+                self.syntax_only(vars);
+            }
         }
         self.template(play.release_label.as_ref(), &ctx);
         for p in &play.health {

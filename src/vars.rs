@@ -204,6 +204,19 @@ pub fn play_stack(
     shared
 }
 
+/// The play's name as ansible-playbook shows it: rendered with the play's variables (play
+/// vars, vars_files, role vars, extra vars and the play-level magic variables). A name that
+/// needs more than that (a host's variables) is shown as written.
+pub fn play_name(play: &Play, shared: &VarStack) -> String {
+    let raw = play.display_name();
+    if !template::has_template(&raw) {
+        return raw;
+    }
+    let env = template::shared_environment();
+    let ctx = template::LazyVars::new(shared.layers(), std::sync::Arc::clone(&env));
+    env.render_str(&raw, ctx.to_value()).unwrap_or(raw)
+}
+
 /// Magic variables that list hosts (`groups`, `ansible_play_hosts`, `ansible_play_batch`...),
 /// built once per play (and batch) as shared template values: copying them into every host's
 /// stack made planning 2,000 hosts quadratic in memory.

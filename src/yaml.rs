@@ -192,8 +192,9 @@ pub fn load_str(file: &Arc<str>, text: &str, limits: Limits) -> Result<Vec<Node>
             Ok(x) => x,
             Err(e) => {
                 let m = e.marker();
+                let col = tab_column(text, m.line(), m.col(), &e.info());
                 b.errors.push(Diagnostic::at(
-                    &Loc::new(file, line_u32(m.line()), line_u32(m.col() + 1)),
+                    &Loc::new(file, line_u32(m.line()), line_u32(col + 1)),
                     format!("invalid YAML: {}", e.info()),
                 ));
                 return Err(b.errors);
@@ -252,6 +253,23 @@ pub fn read_text(
             "file is not valid UTF-8",
         )
     })
+}
+
+/// For a tab error the scanner points just after the tabs; point at the first tab of the run
+/// instead (0-based column on 1-based `line`), which is what the user has to delete.
+fn tab_column(text: &str, line: usize, col: usize, info: &str) -> usize {
+    if !info.contains("tab") {
+        return col;
+    }
+    let Some(src) = text.lines().nth(line.saturating_sub(1)) else {
+        return col;
+    };
+    let chars: Vec<char> = src.chars().collect();
+    let mut c = col.min(chars.len());
+    while c > 0 && chars[c - 1] == '\t' {
+        c -= 1;
+    }
+    c
 }
 
 fn line_u32(n: usize) -> u32 {

@@ -583,3 +583,36 @@ fn include_tasks_with_a_loop_runs_the_file_per_item() {
     );
     assert_eq!(code, 0, "{out}");
 }
+
+/// `become` wraps the command in `sudo -n -u USER`; the harness runs as root, so sudo needs no
+/// password (the README's test command installs sudo when it is missing).
+#[test]
+fn become_runs_the_command_as_become_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = run(
+        dir.path(),
+        r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - command: id -un
+      become: yes
+      become_user: nobody
+      register: as_nobody
+    - shell: id -un
+      become: true
+      register: as_root
+    - assert:
+        that:
+          - as_nobody.stdout == 'nobody'
+          - as_root.stdout == 'root'
+    - command: id -un
+      become: yes
+      become_user: no-such-user-rdeploy
+"#,
+        &[],
+    );
+    assert_eq!(code, 2, "the unknown become_user fails the host: {out}");
+    assert!(out.contains("All assertions passed"), "{out}");
+    assert!(out.contains("no-such-user-rdeploy"), "{out}");
+}

@@ -20,6 +20,7 @@ use crate::report::run::{Format, Reporter};
 use crate::transport::known_hosts::HostKeyPolicy;
 use crate::transport::ssh_config::{self, Secret, SshOptions};
 use crate::validate;
+use crate::vars;
 use args::{Cli, Command, OutputFormat};
 use settings::Settings;
 
@@ -60,7 +61,12 @@ pub fn run(cli: Cli) -> color_eyre::Result<Exit> {
         Command::Inventory(a) => cmd_inventory(&mut out, a),
         Command::Doc(a) => cmd_doc(&mut out, a),
     };
-    out.flush()?;
+    // A reader that stopped reading (`rdeploy plan | head`) is not an error of ours.
+    if let Err(e) = out.flush()
+        && e.kind() != io::ErrorKind::BrokenPipe
+    {
+        return Err(e.into());
+    }
     match result {
         Ok(exit) => Ok(exit),
         Err(Failed::Invalid(d)) => {
@@ -71,6 +77,7 @@ pub fn run(cli: Cli) -> color_eyre::Result<Exit> {
             report::text(&mut io::stderr().lock(), &format!("rdeploy: {msg}"))?;
             Ok(Exit::NoHosts)
         }
+        Err(Failed::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Exit::Success),
         Err(Failed::Io(e)) => Err(e.into()),
     }
 }
@@ -134,7 +141,18 @@ pub fn check(settings: Settings) -> Result<Checked, Diagnostics> {
         skip_tags: settings.skip_tags.clone(),
         shuffle_seed: settings.shuffle_seed,
     };
-    let plan = plan::build(&inventory, &playbook, &plan_opts)?;
+    let mut plan = plan::build(&inventory, &playbook, &plan_opts)?;
+    for (play, planned) in playbook.plays.iter().zip(plan.plays.iter_mut()) {
+        let shared = vars::play_stack(
+            &inventory,
+            &playbook,
+            play,
+            &planned.hosts,
+            &settings,
+            false,
+        );
+        planned.name = vars::play_name(play, &shared);
+    }
     validate::templates(&inventory, &playbook, &plan, &settings)?;
     Ok(Checked {
         settings,
@@ -164,15 +182,12 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
         return Ok(Exit::Success);
     }
     if a.list_hosts || a.list_tasks || a.list_tags {
-        if a.list_hosts {
-            report::list_hosts(out, &name, &c.plan)?;
-        }
-        if a.list_tasks {
-            report::list_tasks(out, &name, &c.plan)?;
-        }
-        if a.list_tags {
-            report::list_tags(out, &name, &c.plan)?;
-        }
+        let what = report::Listing {
+            hosts: a.list_hosts,
+            tasks: a.list_tasks,
+            tags: a.list_tags,
+        };
+        report::listing(out, &name, &c.plan, what)?;
         return Ok(Exit::Success);
     }
     no_hosts(&c.plan)?;

@@ -161,7 +161,73 @@ fn mapping_to_vars(
 
 /// Splits `a=1 b="two words" c='x'` into pairs, honouring quotes and backslashes.
 pub fn parse_kv(raw: &str) -> Result<Vec<(String, String)>, String> {
-    let words = crate::transport::cmd::split_words(raw)?;
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut in_word = false;
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), '\\') => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            (Some(_), c) => cur.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, '\\') => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                    in_word = true;
+                }
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            (None, '{') if matches!(chars.clone().next(), Some('{' | '%' | '#')) => {
+                // A Jinja block (`{{ a }}`, `{% if %}`, `{# #}`) stays whole, spaces and
+                // quotes included, as Ansible's splitter keeps it.
+                let open = chars.next().unwrap_or('{');
+                let close = match open {
+                    '{' => '}',
+                    other => other,
+                };
+                cur.push('{');
+                cur.push(open);
+                let mut prev = '\0';
+                let mut closed = false;
+                for n in chars.by_ref() {
+                    cur.push(n);
+                    if prev == close && n == '}' {
+                        closed = true;
+                        break;
+                    }
+                    prev = n;
+                }
+                if !closed {
+                    return Err(format!("unterminated '{{{open}' block"));
+                }
+                in_word = true;
+            }
+            (None, c) => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        return Err("unterminated quote".into());
+    }
+    if in_word {
+        words.push(cur);
+    }
     words
         .into_iter()
         .map(|w| match w.split_once('=') {
@@ -181,6 +247,20 @@ pub fn is_identifier(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kv_keeps_jinja_blocks_whole() {
+        let v = parse_kv("a={{ x | default('y z') }} b={% if c %}1{% endif %} d=e").unwrap();
+        assert_eq!(
+            v,
+            [
+                ("a".to_string(), "{{ x | default('y z') }}".to_string()),
+                ("b".to_string(), "{% if c %}1{% endif %}".to_string()),
+                ("d".to_string(), "e".to_string()),
+            ]
+        );
+        assert!(parse_kv("a={{ x").is_err());
+    }
 
     #[test]
     fn kv_extra_vars_are_strings_with_quotes_honoured() {

@@ -228,12 +228,6 @@ impl<'r> Runner<'r> {
     async fn play(&mut self, c: &Checked, play: &'r Play, batches: &[Vec<String>]) {
         self.play = Some(play);
         let all: Vec<String> = batches.iter().flatten().cloned().collect();
-        self.reporter.emit(&Event::PlayStart {
-            name: &play.display_name(),
-            hosts: all.len(),
-            batches: batches.len(),
-        });
-        self.end_play = false;
         let shared_stack = play_stack(
             &c.inventory,
             &c.playbook,
@@ -242,6 +236,12 @@ impl<'r> Runner<'r> {
             &c.settings,
             self.shared.opts.check,
         );
+        self.reporter.emit(&Event::PlayStart {
+            name: &crate::vars::play_name(play, &shared_stack),
+            hosts: all.len(),
+            batches: batches.len(),
+        });
+        self.end_play = false;
         let stacks = host_stacks(&c.inventory, &shared_stack, &all);
         for h in &all {
             if !self.states.contains_key(h) {

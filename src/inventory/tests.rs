@@ -703,7 +703,7 @@ fn malformed_inventories_report_line_and_column() {
         (
             "h.yml",
             "a:\n  children:\n    b:\n      children:\n        a:\n",
-            "3:5: error: making 'b' a child of 'a' creates a cycle",
+            "5:9: error: making 'a' a child of 'b' creates a cycle",
         ),
         (
             "i.yml",

@@ -185,8 +185,11 @@ fn read_children(b: &mut Builder, group: &str, section: &Node, depth: usize) {
         Kind::Map(entries) => {
             for (key, value) in entries {
                 if let Some(child) = group_name(b, key) {
-                    read_group(b, &child, &key.loc, value, depth + 1);
+                    // The edge first, then the child's body: a cycle is reported where it
+                    // closes, as the INI reader does.
+                    b.add_group(&child, Some(&key.loc));
                     b.add_child(group, &child, Some(&key.loc));
+                    read_group(b, &child, &key.loc, value, depth + 1);
                 }
             }
         }

@@ -543,6 +543,20 @@ impl<'o> Loader<'o> {
             return None;
         }
         let doc = self.read_yaml(path)?;
+        if !matches!(doc.kind, Kind::Map(_) | Kind::Null) {
+            // The file's content is what is wrong, not the keyword that names it.
+            let file = match what {
+                "vars_files" => "a vars file",
+                "include_vars" => "an include_vars file",
+                "defaults" => "a role defaults file",
+                _ => "a role vars file",
+            };
+            self.err(
+                &doc.loc,
+                format!("{file} must be a mapping, found {}", doc.type_name()),
+            );
+            return Some(Vec::new());
+        }
         Some(values::vars(&mut self.errors, what, &doc))
     }
 

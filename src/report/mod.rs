@@ -94,29 +94,20 @@ pub fn plan_json(w: &mut dyn Write, plan: &Plan) -> io::Result<()> {
     json_line(w, &serde_json::json!({ "plays": plays }))
 }
 
-/// `--list-hosts`, in ansible-playbook's layout.
-pub fn list_hosts(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<()> {
-    writeln!(w, "\nplaybook: {playbook}")?;
-    for (i, p) in plan.plays.iter().enumerate() {
-        writeln!(
-            w,
-            "\n  play #{} ({}): {}\tTAGS: [{}]",
-            i + 1,
-            p.pattern,
-            p.name,
-            p.tags.join(", ")
-        )?;
-        writeln!(w, "    pattern: ['{}']", p.pattern)?;
-        writeln!(w, "    hosts ({}):", p.hosts.len())?;
-        for h in &p.hosts {
-            writeln!(w, "      {h}")?;
-        }
-    }
-    Ok(())
+/// What `--list-hosts`, `--list-tasks` and `--list-tags` ask to see.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Listing {
+    /// `--list-hosts`: the play's pattern and matched hosts.
+    pub hosts: bool,
+    /// `--list-tasks`: the selected tasks with their tags.
+    pub tasks: bool,
+    /// `--list-tags`: the union of the tasks' tags.
+    pub tags: bool,
 }
 
-/// `--list-tasks`, in ansible-playbook's layout.
-pub fn list_tasks(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<()> {
+/// `--list-hosts`/`--list-tasks`/`--list-tags` in ansible-playbook's layout: one section per
+/// play holding what each flag asks for, in that order.
+pub fn listing(w: &mut dyn Write, playbook: &str, plan: &Plan, what: Listing) -> io::Result<()> {
     writeln!(w, "\nplaybook: {playbook}")?;
     for (i, p) in plan.plays.iter().enumerate() {
         writeln!(
@@ -127,41 +118,36 @@ pub fn list_tasks(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<
             p.name,
             p.tags.join(", ")
         )?;
-        writeln!(w, "    tasks:")?;
-        for t in &p.tasks {
+        if what.hosts {
+            writeln!(w, "    pattern: ['{}']", p.pattern)?;
+            writeln!(w, "    hosts ({}):", p.hosts.len())?;
+            for h in &p.hosts {
+                writeln!(w, "      {h}")?;
+            }
+        }
+        if what.tasks {
+            writeln!(w, "    tasks:")?;
+            for t in &p.tasks {
+                writeln!(
+                    w,
+                    "      {}\tTAGS: [{}]",
+                    task_label(t.role.as_deref(), &t.name),
+                    t.tags.join(", ")
+                )?;
+            }
+        }
+        if what.tags {
+            let tags: BTreeSet<&str> = p
+                .tasks
+                .iter()
+                .flat_map(|t| t.tags.iter().map(String::as_str))
+                .collect();
             writeln!(
                 w,
-                "      {}\tTAGS: [{}]",
-                task_label(t.role.as_deref(), &t.name),
-                t.tags.join(", ")
+                "      TASK TAGS: [{}]",
+                tags.into_iter().collect::<Vec<_>>().join(", ")
             )?;
         }
-    }
-    Ok(())
-}
-
-/// `--list-tags`, in ansible-playbook's layout.
-pub fn list_tags(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<()> {
-    writeln!(w, "\nplaybook: {playbook}")?;
-    for (i, p) in plan.plays.iter().enumerate() {
-        writeln!(
-            w,
-            "\n  play #{} ({}): {}\tTAGS: [{}]",
-            i + 1,
-            p.pattern,
-            p.name,
-            p.tags.join(", ")
-        )?;
-        let tags: BTreeSet<&str> = p
-            .tasks
-            .iter()
-            .flat_map(|t| t.tags.iter().map(String::as_str))
-            .collect();
-        writeln!(
-            w,
-            "      TASK TAGS: [{}]",
-            tags.into_iter().collect::<Vec<_>>().join(", ")
-        )?;
     }
     Ok(())
 }

@@ -995,9 +995,10 @@ fn symmetric_difference(a: &Value, b: &Value) -> Result<Value, Error> {
 
 // ---------------------------------------------------------------- regex
 
-/// Compiles a Python-style pattern with `ignorecase` / `multiline` flags.
+/// Compiles a Python-style pattern with `ignorecase` / `multiline` flags, translated as the
+/// modules' regex arguments are (`\Z`, ...; see `modules::files::pyre`).
 pub fn compile_regex(pattern: &str, ignorecase: bool, multiline: bool) -> Result<Regex, Error> {
-    regex::RegexBuilder::new(pattern)
+    regex::RegexBuilder::new(&crate::modules::files::pyre::translate(pattern))
         .case_insensitive(ignorecase)
         .multi_line(multiline)
         .build()

@@ -571,12 +571,14 @@ fn nonce() -> String {
 pub const BATCH_KEEP_DEFAULT: u64 = 32 * 1024;
 
 /// The batch runner, run by `sh -c` after `set -- NONCE KEEP`. Each sub-command runs as
-/// `sh -c SCRIPT` (so a syntax error or `exit` in one cannot affect the others), stdin from
+/// `sh -c SCRIPT` (so a syntax error, `exit` or `$$` in one cannot affect the others), stdin from
 /// /dev/null, stdout and stderr into files in a private temporary directory. Then a header line
 /// `RDEPLOY-BATCH NONCE INDEX STATUS OUT_LEN OUT_DROPPED ERR_LEN ERR_DROPPED` is printed, followed
 /// by exactly OUT_LEN bytes of stdout and ERR_LEN bytes of stderr. The parser walks those lengths,
 /// so whatever a sub-command prints (including fake headers) can never be taken for a boundary.
 /// A stream longer than 2*KEEP keeps its first and last KEEP bytes and reports the rest dropped.
+/// Empty streams cost no process: a check that prints one short line costs its `sh`, one `wc`
+/// and one `cat`.
 /// Exit 125 means the runner itself failed (mktemp, disk full). GNU/BusyBox `head -c`/`tail -c`
 /// and `mktemp -d` are needed (not in POSIX, but in every coreutils we target).
 const BATCH_PRELUDE: &str = r#"
@@ -587,13 +589,14 @@ trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
 cap_() {
+  if [ ! -s "$1" ]; then k_=0 x_=0; return; fi
   z_=$(wc -c < "$1") || exit 125
   z_=$((z_))
   if [ "$z_" -gt "$((2 * c_))" ]; then
     { head -c "$c_" -- "$1" && tail -c "$c_" -- "$1"; } > "$1.k" || exit 125
+    mv -f -- "$1.k" "$1" || exit 125
     k_=$((2 * c_)) x_=$((z_ - 2 * c_))
   else
-    mv -f -- "$1" "$1.k" || exit 125
     k_=$z_ x_=0
   fi
 }
@@ -604,8 +607,7 @@ run_() {
   ok_=$k_ ox_=$x_
   cap_ "$d_/e"
   printf 'RDEPLOY-BATCH %s %s %s %s %s %s %s\n' "$n_" "$1" "$s_" "$ok_" "$ox_" "$k_" "$x_"
-  cat -- "$d_/o.k" "$d_/e.k" || exit 125
-  rm -f -- "$d_/o" "$d_/e" "$d_/o.k" "$d_/e.k"
+  if [ "$ok_" -gt 0 ] || [ "$k_" -gt 0 ]; then cat -- "$d_/o" "$d_/e" || exit 125; fi
 }"#;
 
 /// Several read-only commands run in one round trip; see [`Cmd::batch`].

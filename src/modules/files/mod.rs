@@ -10,7 +10,7 @@ mod copy;
 mod file;
 mod find;
 mod lineinfile;
-mod pyre;
+pub mod pyre;
 mod replace;
 mod stat;
 

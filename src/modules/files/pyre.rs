@@ -32,7 +32,7 @@ pub fn compile(
 }
 
 /// `\Z` (Python: end of string) → `\z`; everything else is passed as written.
-fn translate(pattern: &str) -> String {
+pub fn translate(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len());
     let mut chars = pattern.chars();
     while let Some(c) = chars.next() {
