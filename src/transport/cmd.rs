@@ -1152,9 +1152,13 @@ pub fn split_words(s: &str) -> Result<Vec<String>, String> {
 /// gave the session), after printing `RDEPLOY-PGID <pgid>` as the first line of stdout so the
 /// transport can kill the whole group on timeout or cancel ([`kill_group_cmd`]). The transport
 /// strips that line (and anything a login script printed before it).
-pub fn session_line(cmd: &Cmd) -> Result<String, CmdError> {
+pub fn session_line(cmd: &Cmd, stdin: bool) -> Result<String, CmdError> {
     let argv = cmd.wrap()?;
-    let mut line = String::from("set --");
+    let mut line = String::from(if stdin {
+        "set --"
+    } else {
+        "exec </dev/null; set --"
+    });
     for w in &argv {
         line.push(' ');
         line.push_str(&quote(w)?);
@@ -1264,7 +1268,7 @@ mod tests {
     #[test]
     fn session_line_runs_the_command_as_leader_of_its_own_group() {
         let c = Cmd::raw(r#"echo "pid=$$"; echo err >&2; exit 7"#);
-        let out = run_sh(&session_line(&c).unwrap(), b"");
+        let out = run_sh(&session_line(&c, false).unwrap(), b"");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let mut lines = text.lines();
         let pgid = lines
@@ -1282,7 +1286,7 @@ mod tests {
         let c = Cmd::raw("sleep 30 & sleep 31 & wait");
         let mut child = std::process::Command::new("sh")
             .arg("-c")
-            .arg(session_line(&c).unwrap())
+            .arg(session_line(&c, false).unwrap())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .spawn()

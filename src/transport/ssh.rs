@@ -167,12 +167,12 @@ impl SshTransport {
         input: Option<&[u8]>,
         limits: OutputLimits,
     ) -> Result<Output, TransportError> {
-        let line = cmd::session_line(cmd)?;
         let own_stdin = match input {
             Some(_) => None,
             None => cmd.stdin_bytes(),
         };
         let input = input.or(own_stdin.as_deref());
+        let line = cmd::session_line(cmd, input.is_some())?;
         let timeout = cmd.get_timeout().or(self.default_timeout);
         self.commands += 1;
         tracing::debug!(host = %self.name, cmd = %cmd.display(), ?timeout, "ssh exec");
@@ -421,14 +421,17 @@ impl Conn {
             .await
             .map_err(|e| self.lost("starting a command", e))?;
         let (mut read, write) = channel.split();
+        // Without input the command's stdin is /dev/null (see session_line): no EOF to send,
+        // one message less per command (it costs a delayed ACK through a jump host).
         let writer = async {
             if let Some(data) = input {
                 write.data(data).await?;
+                write.eof().await?;
             }
-            write.eof().await
+            Ok::<(), russh::Error>(())
         };
         tokio::pin!(writer);
-        let mut writing = true;
+        let mut writing = input.is_some();
         let mut stdout = Capture::new(limits);
         let mut stderr = Capture::new(limits);
         let mut marker = Marker::default();
