@@ -1,20 +1,52 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need on a fresh machine, then runs
 # every test (unit, fixture and end-to-end). Safe to run again.
+#   scripts/test.sh                  install what is missing, then cargo test
+#   scripts/test.sh --install-only   install what is missing, run nothing
+#   scripts/test.sh ARGS...          extra ARGS go to cargo test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+install_only=0
+if [ "${1:-}" = "--install-only" ]; then install_only=1; shift; fi
+
+# has BINARY: the binary is on PATH or at the absolute path given.
+has() { case "$1" in /*) [ -x "$1" ] ;; *) command -v "$1" >/dev/null ;; esac; }
+
 need=()
-command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
-# Tools the test suites use. Later suites (the SSH fleet) add openssh-server and iproute2 here.
-command -v python3 >/dev/null || need+=(python3)
-command -v sudo >/dev/null || need+=(sudo)
+# want PACKAGE BINARY...: PACKAGE is installed when one of its BINARYs is missing.
+want() {
+  local pkg=$1; shift
+  local b
+  for b in "$@"; do
+    if ! has "$b"; then need+=("$pkg"); return; fi
+  done
+}
+
+[ "$install_only" = 1 ] || has cargo || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
+# Tools the test suites use. The SSH fleet (tests/support/fleet.rs) needs the first five;
+# its tests use ps on the hosts, and become tests use sudo.
+want openssh-server /usr/sbin/sshd
+want openssh-client ssh ssh-keygen
+want iproute2 ip
+want util-linux unshare nsenter
+want mount mount
+want procps ps
+want sudo sudo
+want python3 python3
+want curl curl
+# useradd (passwd) and kill (procps/util-linux) are part of every Debian base system.
+
 if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+  if [ "$(id -u)" = 0 ] && has apt-get; then
+    echo "installing: ${need[*]}" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
   else
     echo "please install: ${need[*]}" >&2; exit 1
   fi
 fi
+# sshd refuses to start without its privilege-separation directory.
+if [ "$(id -u)" = 0 ] && [ ! -d /run/sshd ]; then mkdir -p -m 0755 /run/sshd; fi
 
+[ "$install_only" = 1 ] && exit 0
 cargo test --all-targets --locked "$@"

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test crate uses a different subset
 
+pub mod fleet;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
