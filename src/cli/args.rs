@@ -109,6 +109,28 @@ pub struct RunArgs {
     /// Run notified handlers even on hosts that failed.
     #[arg(long = "force-handlers")]
     pub force_handlers: bool,
+    /// ssh config file to read instead of ~/.ssh/config.
+    #[arg(long = "ssh-config", value_name = "FILE", env = "RDEPLOY_SSH_CONFIG")]
+    pub ssh_config: Option<PathBuf>,
+    /// Unknown host keys: `strict` refuses them (the default), `accept-new` records them in
+    /// known_hosts. A changed key is always refused.
+    #[arg(long = "host-key-checking", value_enum, value_name = "POLICY")]
+    pub host_key_checking: Option<HostKeyChecking>,
+    /// Time limit for connecting to a host (TCP, key exchange, authentication), e.g. `10s`.
+    #[arg(long = "connect-timeout", value_name = "DURATION")]
+    pub connect_timeout: Option<String>,
+    /// File whose first line is the passphrase of encrypted private keys.
+    #[arg(long = "key-passphrase-file", value_name = "FILE")]
+    pub key_passphrase_file: Option<PathBuf>,
+}
+
+/// `--host-key-checking` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HostKeyChecking {
+    /// Refuse hosts whose key is not in known_hosts.
+    Strict,
+    /// Record unknown keys; still refuse changed ones.
+    AcceptNew,
 }
 
 /// `rdeploy plan`.

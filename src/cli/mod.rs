@@ -17,6 +17,8 @@ use crate::plan::{self, Plan, PlanOptions};
 use crate::playbook::{self, Playbook};
 use crate::report;
 use crate::report::run::{Format, Reporter};
+use crate::transport::known_hosts::HostKeyPolicy;
+use crate::transport::ssh_config::{self, Secret, SshOptions};
 use crate::validate;
 use crate::vars;
 use args::{Cli, Command, OutputFormat};
@@ -200,6 +202,7 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
     if a.forks == 0 {
         return Err(Diagnostics::from(Diagnostic::options("--forks must be at least 1")).into());
     }
+    let (ssh, ssh_config) = ssh_options(&a)?;
     let opts = RunOptions {
         check: a.check,
         diff: a.diff,
@@ -207,6 +210,8 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
         start_at_task: a.start_at_task.clone(),
         task_timeout,
         force_handlers: a.force_handlers,
+        ssh,
+        ssh_config: std::sync::Arc::new(ssh_config),
     };
     let format = match c.settings.output {
         OutputFormat::Human => Format::Human,
@@ -217,11 +222,60 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
         .enable_all()
         .build()?;
     let summary = runtime.block_on(exec::run(&c, opts, &mut reporter));
-    Ok(if summary.clean() {
+    Ok(if summary.host_key_refused() {
+        Exit::HostKeyRefused
+    } else if summary.clean() {
         Exit::Success
     } else {
         Exit::HostsFailed
     })
+}
+
+/// The SSH flags checked, the passphrase file read, the ssh config file parsed.
+fn ssh_options(a: &args::RunArgs) -> Result<(SshOptions, ssh2_config::SshConfig), Failed> {
+    let mut errors = Diagnostics::new();
+    let connect_timeout = match a.connect_timeout.as_deref() {
+        None => None,
+        Some(t) => match crate::playbook::values::parse_duration(t) {
+            Some(d) if !d.is_zero() => Some(d),
+            _ => {
+                errors.push(Diagnostic::options(format!(
+                    "--connect-timeout '{t}': expected a number and a unit (ms, s, m, h), e.g. 10s"
+                )));
+                None
+            }
+        },
+    };
+    let key_passphrase = match &a.key_passphrase_file {
+        None => None,
+        Some(f) => match std::fs::read_to_string(f) {
+            Ok(text) => Some(Secret::new(text.lines().next().unwrap_or_default())),
+            Err(e) => {
+                errors.push(Diagnostic::options(format!(
+                    "--key-passphrase-file {}: {e}",
+                    f.display()
+                )));
+                None
+            }
+        },
+    };
+    let config = match ssh_config::load_config(a.ssh_config.as_deref()) {
+        Ok(c) => c,
+        Err(m) => {
+            errors.push(Diagnostic::options(m));
+            ssh2_config::SshConfig::default()
+        }
+    };
+    let opts = SshOptions {
+        config_file: a.ssh_config.clone(),
+        host_key_checking: a.host_key_checking.map(|h| match h {
+            args::HostKeyChecking::Strict => HostKeyPolicy::Strict,
+            args::HostKeyChecking::AcceptNew => HostKeyPolicy::AcceptNew,
+        }),
+        connect_timeout,
+        key_passphrase,
+    };
+    Ok(errors.into_result((opts, config))?)
 }
 
 fn no_hosts(plan: &Plan) -> Result<(), Failed> {

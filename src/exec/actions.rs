@@ -13,12 +13,12 @@ use serde_json::{Map, Value as Json};
 
 use crate::exec::Flow;
 use crate::exec::facts;
-use crate::exec::host::{Connection, HostState, open};
+use crate::exec::host::{Connection, HostState};
 use crate::exec::outcome::Status;
 use crate::exec::task::{Step, TaskCtx};
 use crate::modules::runtime::{Args, ArgsExt};
 use crate::template::{self, LazyVars};
-use crate::transport::{AnyTransport, TransportError};
+use crate::transport::TransportError;
 use crate::yaml;
 
 /// Runs `module` if it is a controller action; `None` for host modules.
@@ -53,7 +53,12 @@ pub async fn controller(
             s
         }
         "uri" => uri(args).await,
-        "setup" | "gather_facts" => match st.transport() {
+        "setup" | "gather_facts" => match st
+            .transport(&ctx.shared.opts, &|k: &str| {
+                vars.get_json(k).and_then(Result::ok)
+            })
+            .await
+        {
             Ok(tr) => match facts::gather(tr).await {
                 Ok(f) => {
                     facts::store(st, &f);
@@ -63,11 +68,7 @@ pub async fn controller(
                 }
                 Err(m) => Step::failed(m),
             },
-            Err(e) => {
-                let mut s = Step::failed(e.to_string());
-                s.status = Status::Unreachable;
-                s
-            }
+            Err(e) => crate::exec::task::unreachable(e),
         },
         _ => return None,
     })
@@ -352,18 +353,24 @@ async fn uri(args: &Args) -> Step {
     Step::new(Status::Ok, r)
 }
 
-/// The transport for `delegate_to: NAME`: localhost (implicit or `ansible_connection:
-/// local`) runs on the controller.
-pub fn delegate_transport(ctx: &TaskCtx, name: &str) -> Result<AnyTransport, TransportError> {
+/// How to reach `delegate_to: NAME`: its inventory variables and connection; localhost
+/// (implicit or `ansible_connection: local`) runs on the controller.
+pub fn delegate_target(
+    ctx: &TaskCtx,
+    name: &str,
+) -> Result<(Connection, serde_json::Map<String, Json>), TransportError> {
     let inv = &ctx.shared.inventory;
-    let conn = match inv.hosts.get(name) {
-        Some(h) => Connection::from_vars(&inv.vars_of(h)).map_err(TransportError::Unreachable)?,
-        None if crate::inventory::LOCALHOST_NAMES.contains(&name) => Connection::Local,
-        None => {
-            return Err(TransportError::Unreachable(format!(
-                "delegate_to: host '{name}' is not in the inventory"
-            )));
+    match inv.hosts.get(name) {
+        Some(h) => {
+            let vars = inv.vars_of(h);
+            let conn = Connection::from_vars(&vars).map_err(TransportError::Unreachable)?;
+            Ok((conn, vars))
         }
-    };
-    open(name, &conn)
+        None if crate::inventory::LOCALHOST_NAMES.contains(&name) => {
+            Ok((Connection::Local, serde_json::Map::new()))
+        }
+        None => Err(TransportError::Unreachable(format!(
+            "delegate_to: host '{name}' is not in the inventory"
+        ))),
+    }
 }

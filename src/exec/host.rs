@@ -1,19 +1,22 @@
 //! One host's state for the whole run: its connection, its run-time variables (registered
 //! results, `set_fact`, facts), notified handlers, and whether it failed.
 //!
-//! Owns opening the host's one connection (lazily, reused for every task). Each host's state
-//! is moved into that host's future for a task and handed back after it: nothing here is
-//! shared or locked. It must not print.
+//! Owns opening the host's one connection (lazily, on the first task that needs it, then
+//! reused for every task; connections to `delegate_to` targets are kept the same way) and
+//! closing them at the end of the run. Each host's state is moved into that host's future for a
+//! task and handed back after it: nothing here is shared or locked. It must not print.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use indexmap::IndexMap;
 use serde_json::Value as Json;
 
+use crate::exec::RunOptions;
 use crate::exec::outcome::Recap;
 use crate::template::{Layer, VarValue};
-use crate::transport::{AnyTransport, LocalTransport, TransportError};
+use crate::transport::ssh_config::{self, HostSettings};
+use crate::transport::{AnyTransport, LocalTransport, SshTransport, TransportError};
 use crate::vars::Tier;
 
 /// How rdeploy reaches a host, from its `ansible_connection`.
@@ -48,6 +51,8 @@ pub struct HostState {
     pub connection: Connection,
     /// The open connection, once a task needed it.
     pub transport: Option<AnyTransport>,
+    /// Connections to `delegate_to` targets, by name, kept for the run.
+    pub delegates: HashMap<String, AnyTransport>,
     /// The play's variables for this host, tiers 1–5, 8, 9 (set at play start).
     pub base: Arc<Vec<Layer>>,
     /// Host-list magic variables of the current play and batch, shared by every host.
@@ -77,6 +82,7 @@ impl HostState {
             name: name.into(),
             connection,
             transport: None,
+            delegates: HashMap::new(),
             base: Arc::new(Vec::new()),
             magic: Arc::new(Vec::new()),
             runtime: IndexMap::new(),
@@ -131,33 +137,98 @@ impl HostState {
         !self.ended && !self.unreachable && (!self.failed || in_always)
     }
 
-    /// The host's connection, opened on first use.
-    pub fn transport(&mut self) -> Result<&mut AnyTransport, TransportError> {
+    /// The host's connection, opened on first use with the settings `var` gives (the host's
+    /// variables, templated).
+    pub async fn transport(
+        &mut self,
+        opts: &RunOptions,
+        var: &(dyn Fn(&str) -> Option<Json> + Sync),
+    ) -> Result<&mut AnyTransport, TransportError> {
         if self.transport.is_none() {
-            self.transport = Some(open(&self.name, &self.connection)?);
+            let how = Opening::plan(&self.name, &self.connection, opts, var)?;
+            self.transport = Some(how.open(opts).await?);
         }
         self.transport
             .as_mut()
             .ok_or_else(|| TransportError::Unreachable("no connection".into()))
     }
 
-    /// Commands run on this host so far (local connection; for per-task counts).
+    /// The connection to `delegate_to: name`, opened on first use.
+    pub async fn delegate(
+        &mut self,
+        name: &str,
+        connection: &Connection,
+        opts: &RunOptions,
+        var: &(dyn Fn(&str) -> Option<Json> + Sync),
+    ) -> Result<&mut AnyTransport, TransportError> {
+        if !self.delegates.contains_key(name) {
+            let how = Opening::plan(name, connection, opts, var)?;
+            let t = how.open(opts).await?;
+            self.delegates.insert(name.to_string(), t);
+        }
+        self.delegates
+            .get_mut(name)
+            .ok_or_else(|| TransportError::Unreachable(format!("{name}: no connection")))
+    }
+
+    /// Commands run on this host so far (for per-task counts).
     pub fn commands_run(&self) -> usize {
-        match &self.transport {
-            Some(AnyTransport::Local(l)) => l.recorded().len(),
-            None => 0,
+        self.transport
+            .as_ref()
+            .map(AnyTransport::commands_run)
+            .unwrap_or(0)
+            + self
+                .delegates
+                .values()
+                .map(AnyTransport::commands_run)
+                .sum::<usize>()
+    }
+
+    /// Closes this host's connections (end of the run).
+    pub async fn close(&mut self) {
+        if let Some(t) = self.transport.take() {
+            t.close().await;
+        }
+        for (_, t) in self.delegates.drain() {
+            t.close().await;
         }
     }
 }
 
-/// Opens a connection to `name`.
-pub fn open(name: &str, connection: &Connection) -> Result<AnyTransport, TransportError> {
-    match connection {
-        Connection::Local => Ok(AnyTransport::Local(
-            LocalTransport::new(name).with_recording(),
-        )),
-        Connection::Ssh => Err(TransportError::Unreachable(format!(
-            "{name}: the SSH transport is not built yet; only ansible_connection: local hosts can be run"
-        ))),
+/// How a connection will be opened, decided (and its settings checked) before any I/O.
+#[derive(Debug)]
+pub enum Opening {
+    /// On the controller.
+    Local(String),
+    /// Over SSH with these settings.
+    Ssh(Box<HostSettings>),
+}
+
+impl Opening {
+    /// Resolves `name`'s connection settings from its variables (`var`) and the run's options.
+    pub fn plan(
+        name: &str,
+        connection: &Connection,
+        opts: &RunOptions,
+        var: &(dyn Fn(&str) -> Option<Json> + Sync),
+    ) -> Result<Opening, TransportError> {
+        match connection {
+            Connection::Local => Ok(Opening::Local(name.to_string())),
+            Connection::Ssh => ssh_config::resolve(name, var, &opts.ssh, &opts.ssh_config)
+                .map(|s| Opening::Ssh(Box::new(s)))
+                .map_err(TransportError::Unreachable),
+        }
+    }
+
+    /// Opens the connection.
+    pub async fn open(self, opts: &RunOptions) -> Result<AnyTransport, TransportError> {
+        match self {
+            Opening::Local(name) => Ok(AnyTransport::Local(
+                LocalTransport::new(name).with_recording(),
+            )),
+            Opening::Ssh(settings) => Ok(AnyTransport::Ssh(
+                SshTransport::connect(&settings, &opts.ssh).await?,
+            )),
+        }
     }
 }

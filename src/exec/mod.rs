@@ -51,6 +51,10 @@ pub struct RunOptions {
     pub task_timeout: Option<Duration>,
     /// `--force-handlers`.
     pub force_handlers: bool,
+    /// SSH options from the command line.
+    pub ssh: crate::transport::ssh_config::SshOptions,
+    /// The ssh config file, read once.
+    pub ssh_config: Arc<ssh2_config::SshConfig>,
 }
 
 /// Data every host's future may read.
@@ -131,6 +135,11 @@ impl Summary {
     pub fn clean(&self) -> bool {
         self.recap.iter().all(|(_, r)| r.clean())
     }
+
+    /// True when some host's identity was refused (exit code 6).
+    pub fn host_key_refused(&self) -> bool {
+        self.recap.iter().any(|(_, r)| r.host_key_refused())
+    }
 }
 
 /// Runs every play of a checked playbook.
@@ -154,12 +163,19 @@ pub async fn run<'r>(c: &'r Checked, opts: RunOptions, reporter: &'r mut Reporte
         tags: (c.settings.tags.clone(), c.settings.skip_tags.clone()),
         sem,
         play: None,
+        halted: false,
     };
     for (play, planned) in c.playbook.plays.iter().zip(&c.plan.plays) {
+        if runner.halted {
+            break;
+        }
         if planned.hosts.is_empty() {
             continue;
         }
         runner.play(c, play, &planned.batches).await;
+    }
+    for st in runner.states.values_mut() {
+        st.close().await;
     }
     let recap: Vec<(String, Recap)> = runner
         .states
@@ -204,6 +220,8 @@ struct Runner<'r> {
     end_play: bool,
     tags: (Vec<String>, Vec<String>),
     sem: Arc<Semaphore>,
+    /// A host's identity was refused: no new batch (or play) starts.
+    halted: bool,
 }
 
 impl<'r> Runner<'r> {
@@ -248,7 +266,7 @@ impl<'r> Runner<'r> {
             ..Scope::default()
         };
         for (i, batch) in batches.iter().enumerate() {
-            if self.end_play {
+            if self.end_play || self.halted {
                 break;
             }
             self.reporter.emit(&Event::BatchStart {
@@ -281,7 +299,31 @@ impl<'r> Runner<'r> {
             self.flush_handlers(play, &hosts).await;
             self.section(&play.post_tasks, &play_scope, &hosts, play)
                 .await;
+            self.halt_on_refused_identity(batch);
         }
+    }
+
+    /// A host key refusal in this batch stops new batches: the fleet may be under attack or
+    /// misconfigured, and going on would spread a deployment over hosts we cannot vouch for.
+    fn halt_on_refused_identity(&mut self, batch: &[String]) {
+        let refused: Vec<&str> = batch
+            .iter()
+            .filter(|h| {
+                self.states
+                    .get(*h)
+                    .is_some_and(|s| s.recap.host_key_refused())
+            })
+            .map(String::as_str)
+            .collect();
+        if refused.is_empty() {
+            return;
+        }
+        self.halted = true;
+        let msg = format!(
+            "host key refused for {}: no new batch is started",
+            refused.join(", ")
+        );
+        self.reporter.emit(&Event::Warning(&msg));
     }
 
     async fn section(&mut self, items: &[TaskItem], scope: &Scope, hosts: &[String], play: &Play) {

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::modules::runtime::Change;
+use crate::transport::Reach;
 
 /// The result of one task on one host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -85,6 +86,9 @@ pub struct HostOutcome {
     /// Always show the result after `=>` (`debug` output).
     #[serde(skip)]
     pub show: bool,
+    /// Why the host could not be used, when the status is `unreachable`.
+    #[serde(rename = "unreachable_reason", skip_serializing_if = "Option::is_none")]
+    pub reach: Option<Reach>,
 }
 
 fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -108,6 +112,9 @@ pub struct Recap {
     pub rescued: u32,
     /// Failures ignored.
     pub ignored: u32,
+    /// Why the host became unreachable.
+    #[serde(rename = "unreachable_reason", skip_serializing_if = "Option::is_none")]
+    pub reach: Option<Reach>,
 }
 
 impl Recap {
@@ -125,12 +132,20 @@ impl Recap {
                 self.ignored += 1;
             }
             Status::Failed => self.failed += 1,
-            Status::Unreachable => self.unreachable = 1,
+            Status::Unreachable => {
+                self.unreachable = 1;
+                self.reach = o.reach.or(Some(Reach::Unreachable));
+            }
         }
     }
 
     /// True when the host neither failed nor became unreachable.
     pub fn clean(&self) -> bool {
         self.failed == 0 && self.unreachable == 0
+    }
+
+    /// True when the host's identity was refused.
+    pub fn host_key_refused(&self) -> bool {
+        self.reach == Some(Reach::HostKeyRefused)
     }
 }

@@ -20,7 +20,7 @@ use crate::exec::{Flow, Scope, Shared};
 use crate::modules::runtime::{Args, Change, ModuleCtx, ModuleError, Verdict};
 use crate::playbook::model::{Keywords, LoopKind, Task, Val, loop_vars};
 use crate::template::{self, LazyVars, VarValue};
-use crate::transport::{AnyTransport, Become, TransportError};
+use crate::transport::{AnyTransport, Become, Reach, TransportError};
 use crate::vars::Tier;
 use crate::yaml::{Kind, Node};
 
@@ -55,6 +55,8 @@ pub struct Step {
     /// A check-mode prediction (the action did not run): `failed_when` and templated
     /// `changed_when` cannot be judged and are left alone.
     pub predicted: bool,
+    /// Why the host could not be used, when the status is `Unreachable`.
+    pub reach: Option<Reach>,
 }
 
 impl Step {
@@ -68,6 +70,7 @@ impl Step {
             flow: Flow::Continue,
             show: false,
             predicted: false,
+            reach: None,
         }
     }
 
@@ -124,6 +127,7 @@ pub async fn run_on_host(ctx: Arc<TaskCtx>, mut st: HostState) -> (HostState, Ho
         duration: started.elapsed(),
         commands: st.commands_run().saturating_sub(before),
         show: step.show,
+        reach: step.reach,
     };
     st.recap.count(&outcome);
     (st, outcome, step.flow)
@@ -330,6 +334,7 @@ async fn run_loop(
     let mut results = Vec::new();
     let mut outcomes = Vec::new();
     let (mut any_changed, mut any_failed, mut all_skipped) = (false, false, true);
+    let mut reach: Option<Reach> = None;
     let mut changes = Vec::new();
     let mut flow = Flow::Continue;
     let n = items.len();
@@ -375,7 +380,10 @@ async fn run_loop(
         step.result
             .insert("ansible_loop_var".into(), Json::from(loop_var.clone()));
         any_changed |= step.status == Status::Changed;
-        any_failed |= step.status == Status::Failed || step.status == Status::Unreachable;
+        any_failed |= step.status == Status::Failed;
+        if step.status == Status::Unreachable {
+            reach = step.reach.or(Some(Reach::Unreachable));
+        }
         all_skipped &= step.status == Status::Skipped;
         changes.extend(step.changes);
         if !matches!(step.flow, Flow::Continue) {
@@ -394,7 +402,10 @@ async fn run_loop(
     let mut r = Map::new();
     r.insert("results".into(), Json::Array(results));
     r.insert("changed".into(), Json::Bool(any_changed));
-    let status = if any_failed {
+    let status = if reach.is_some() {
+        r.insert("unreachable".into(), Json::Bool(true));
+        Status::Unreachable
+    } else if any_failed {
         r.insert("failed".into(), Json::Bool(true));
         r.insert("msg".into(), Json::from("One or more items failed"));
         Status::Failed
@@ -407,7 +418,10 @@ async fn run_loop(
         Status::Ok
     };
     let mut step = Step::new(status, r);
-    if any_failed {
+    if reach.is_some() {
+        step.reach = reach;
+        step.msg = outcomes.iter().rev().find_map(|o| o.msg.clone());
+    } else if any_failed {
         step.msg = Some("One or more items failed".into());
     }
     step.changes = changes;
@@ -685,16 +699,23 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
         controller_dir: &ctx.shared.playbook_dir,
     };
     let delegate = delegate_name(ctx, vars);
-    let mut delegated: Option<AnyTransport> = None;
-    let tr: &mut AnyTransport = match delegate.as_deref() {
-        Some(d) if d != st.name => match actions::delegate_transport(ctx, d) {
-            Ok(t) => delegated.insert(t),
-            Err(e) => return unreachable(e),
+    let opts = &ctx.shared.opts;
+    let opened = match delegate.as_deref() {
+        Some(d) if d != st.name => match actions::delegate_target(ctx, d) {
+            Ok((conn, dvars)) => {
+                st.delegate(d, &conn, opts, &|k: &str| dvars.get(k).cloned())
+                    .await
+            }
+            Err(e) => Err(e),
         },
-        _ => match st.transport() {
-            Ok(t) => t,
-            Err(e) => return unreachable(e),
-        },
+        _ => {
+            st.transport(opts, &|k: &str| vars.get_json(k).and_then(Result::ok))
+                .await
+        }
+    };
+    let tr: &mut AnyTransport = match opened {
+        Ok(t) => t,
+        Err(e) => return unreachable(e),
     };
     pipeline(imp, tr, &args, &mctx, check_mode).await
 }
@@ -761,10 +782,18 @@ fn describe_change(c: &Change) -> String {
     }
 }
 
-fn unreachable(e: TransportError) -> Step {
+/// The host could not be used: the step is `unreachable`, with the reason's kind in the result
+/// (`unreachable_reason`: unreachable, auth_failed, host_key_refused, timed_out).
+pub fn unreachable(e: TransportError) -> Step {
+    let reach = e.reach().unwrap_or(Reach::Unreachable);
     let mut s = Step::failed(e.to_string());
     s.status = Status::Unreachable;
     s.result.insert("unreachable".into(), Json::Bool(true));
+    s.result.insert(
+        "unreachable_reason".into(),
+        serde_json::to_value(reach).unwrap_or_default(),
+    );
+    s.reach = Some(reach);
     s
 }
 

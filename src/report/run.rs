@@ -117,9 +117,13 @@ impl Reporter {
                         "32"
                     };
                     let name = self.paint(code, &format!("{host:width$}"));
+                    let why = match r.reach {
+                        Some(reach) if r.unreachable > 0 => format!("  ({})", reach.describe()),
+                        _ => String::new(),
+                    };
                     writeln!(
                         self.out,
-                        "{name} : ok={:<4} changed={:<4} unreachable={:<4} failed={:<4} skipped={:<4} rescued={:<4} ignored={}",
+                        "{name} : ok={:<4} changed={:<4} unreachable={:<4} failed={:<4} skipped={:<4} rescued={:<4} ignored={}{why}",
                         r.ok, r.changed, r.unreachable, r.failed, r.skipped, r.rescued, r.ignored
                     )?;
                 }
@@ -161,7 +165,12 @@ impl Reporter {
         let mut line = match o.status {
             Status::Failed if o.ignored => format!("{word}: [{host}]: FAILED! (ignored)"),
             Status::Failed => format!("{word}: [{host}]: FAILED!"),
-            Status::Unreachable => format!("fatal: [{host}]: UNREACHABLE!"),
+            Status::Unreachable => match o.reach {
+                Some(r) if r != crate::transport::Reach::Unreachable => {
+                    format!("fatal: [{host}]: UNREACHABLE! ({})", r.describe())
+                }
+                _ => format!("fatal: [{host}]: UNREACHABLE!"),
+            },
             _ => format!("{word}: [{host}]"),
         };
         let show_result = matches!(o.status, Status::Failed | Status::Unreachable)

@@ -1009,13 +1009,20 @@ pub fn chmod(path: &str, mode: u32) -> Cmd {
 /// `chown -h -- OWNER:GROUP PATH` (either may be left out; `-h` changes a symlink itself).
 /// Names or numeric ids. With neither, a no-op (`:`).
 pub fn chown(path: &str, owner: Option<&str>, group: Option<&str>) -> Cmd {
-    let spec = match (owner, group) {
-        (None, None) => return Cmd::raw(":"),
-        (Some(o), None) => o.to_string(),
-        (None, Some(g)) => format!(":{g}"),
-        (Some(o), Some(g)) => format!("{o}:{g}"),
-    };
-    Cmd::raw("chown -h --").arg(spec).arg(path)
+    match chown_spec(owner, group) {
+        None => Cmd::raw(":"),
+        Some(spec) => Cmd::raw("chown -h --").arg(spec).arg(path),
+    }
+}
+
+/// `OWNER:GROUP`, `OWNER` or `:GROUP` as chown takes it; `None` when neither is given.
+fn chown_spec(owner: Option<&str>, group: Option<&str>) -> Option<String> {
+    match (owner, group) {
+        (None, None) => None,
+        (Some(o), None) => Some(o.to_string()),
+        (None, Some(g)) => Some(format!(":{g}")),
+        (Some(o), Some(g)) => Some(format!("{o}:{g}")),
+    }
 }
 
 /// Point the symlink `link` at `target` atomically: create a temporary link in the same
@@ -1095,10 +1102,327 @@ pub fn user_script_with_path(template: &str, path: &str) -> Cmd {
         .sub(Cmd::user_script(script))
 }
 
+/// The inverse of [`quote`]: splits a command line into words as a POSIX shell would for
+/// plain words (whitespace separates; single quotes keep everything; double quotes group and
+/// allow `\\` escapes; a backslash outside quotes escapes the next character). No expansion of
+/// any kind. Errors on an unterminated quote.
+pub fn split_words(s: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some('\''), '\'') | (Some('"'), '"') => quote = None,
+            (Some('"') | None, '\\') => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                    in_word = true;
+                }
+            }
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        return Err("unterminated quote".into());
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+/// The line a remote-shell transport sends (SSH `exec`): runs [`Cmd::wrap`]'s argv in a new
+/// session and process group (`setsid -w`; without util-linux's setsid, the group sshd already
+/// gave the session), after printing `RDEPLOY-PGID <pgid>` as the first line of stdout so the
+/// transport can kill the whole group on timeout or cancel ([`kill_group_cmd`]). The transport
+/// strips that line (and anything a login script printed before it).
+pub fn session_line(cmd: &Cmd, stdin: bool) -> Result<String, CmdError> {
+    let argv = cmd.wrap()?;
+    let mut line = String::from(if stdin {
+        "set --"
+    } else {
+        "exec </dev/null; set --"
+    });
+    for w in &argv {
+        line.push(' ');
+        line.push_str(&quote(w)?);
+    }
+    line.push_str(concat!(
+        "; S='printf \"RDEPLOY-PGID %s\\n\" \"$$\"; exec \"$@\"'",
+        "; if command -v setsid >/dev/null 2>&1; then exec setsid -w sh -c \"$S\" rdeploy \"$@\"",
+        "; else exec sh -c \"$S\" rdeploy \"$@\"; fi"
+    ));
+    Ok(line)
+}
+
+/// The marker [`session_line`] prints before the command runs.
+pub const PGID_MARKER: &str = "RDEPLOY-PGID ";
+
+/// Kills the process group `pgid` started by [`session_line`]: SIGTERM, up to `grace` for it
+/// to go (checked every 0.1 s), then SIGKILL. Give it the same `become` as the command it
+/// kills (a group running as root can only be signalled by root). Always exits 0.
+pub fn kill_group_cmd(pgid: u32, grace: Duration) -> Cmd {
+    let tenths = (grace.as_millis() / 100).max(1);
+    Cmd::raw("set --")
+        .arg(format!("-{pgid}"))
+        .arg(tenths.to_string())
+        .op(r#"; kill -s TERM -- "$1" 2>/dev/null; i=0; while kill -s 0 -- "$1" 2>/dev/null && [ "$i" -lt "$2" ]; do sleep 0.1; i=$((i+1)); done; kill -s KILL -- "$1" 2>/dev/null; :"#)
+}
+
+/// Writes stdin to `dest` atomically for a remote-shell transport (stream the bytes to its
+/// stdin): a new temporary file next to `dest` (`set -C`: never through an existing file or
+/// link; umask 077), its sha256 compared with `sha256` (exit 3 on a mismatch), chown then
+/// chmod (`mode`, else the mode of the regular file at `dest`, else 0644) BEFORE `mv -f -T`
+/// renames it over `dest` (a symlink there is replaced, not followed). The temporary file is
+/// removed on any failure. `dest` must be absolute. GNU coreutils (`sha256sum`, `stat -c`,
+/// `mv -T`).
+pub fn put_file_cmd(
+    dest: &str,
+    sha256: &str,
+    mode: Option<u32>,
+    owner: Option<&str>,
+    group: Option<&str>,
+) -> Cmd {
+    let (dir, name) = dest.rsplit_once('/').unwrap_or(("", dest));
+    let tmp = format!("{dir}/.{name}.rdeploy-tmp.{}", nonce());
+    Cmd::raw("set --")
+        .arg(dest)
+        .arg(tmp)
+        .arg(sha256)
+        .arg(
+            mode.map(|m| format!("{:o}", m & 0o7777))
+                .unwrap_or_default(),
+        )
+        .arg(chown_spec(owner, group).unwrap_or_default())
+        .op(PUT_SCRIPT)
+}
+
+const PUT_SCRIPT: &str = r#"
+T=$2
+fail() { rm -f -- "$T"; exit "${1:-1}"; }
+umask 077
+( set -C; exec cat > "$T" ) || fail
+got=$(sha256sum < "$T") || fail
+got=${got%% *}
+[ "$got" = "$3" ] || { echo "sha256 of $1 differs after writing (got $got)" >&2; fail 3; }
+m=$4
+if [ -z "$m" ]; then
+  if [ -f "$1" ] && [ ! -L "$1" ]; then m=$(stat -c %a -- "$1") || m=644; else m=644; fi
+fi
+if [ -n "$5" ]; then chown -- "$5" "$T" || fail; fi
+chmod -- "$m" "$T" || fail
+sync -- "$T" 2>/dev/null || :
+mv -f -T -- "$T" "$1" || fail"#;
+
+/// Prints at most `max_bytes` bytes of `path` (following a symlink): the transport asks for one
+/// byte more than it accepts, to tell "exactly the limit" from "larger".
+pub fn read_file_bounded_cmd(path: &str, max_bytes: u64) -> Cmd {
+    Cmd::raw("head -c")
+        .arg(max_bytes.to_string())
+        .op("--")
+        .arg(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn run_sh(line: &str, stdin: &[u8]) -> std::process::Output {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// The process group of `pid`, from /proc.
+    fn pgrp_of(pid: &str) -> Option<String> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let after = stat.rsplit_once(')')?.1;
+        after.split_whitespace().nth(2).map(str::to_string)
+    }
+
+    #[test]
+    fn session_line_runs_the_command_as_leader_of_its_own_group() {
+        let c = Cmd::raw(r#"echo "pid=$$"; echo err >&2; exit 7"#);
+        let out = run_sh(&session_line(&c, false).unwrap(), b"");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut lines = text.lines();
+        let pgid = lines
+            .next()
+            .and_then(|l| l.strip_prefix(PGID_MARKER))
+            .unwrap_or_else(|| panic!("no marker: {text}"))
+            .to_string();
+        assert_eq!(lines.next(), Some(format!("pid={pgid}").as_str()), "{text}");
+        assert_eq!(out.status.code(), Some(7));
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    }
+
+    #[test]
+    fn kill_group_cmd_leaves_nothing_of_the_group() {
+        let c = Cmd::raw("sleep 30 & sleep 31 & wait");
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(session_line(&c, false).unwrap())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut first,
+        )
+        .unwrap();
+        let pgid: u32 = first
+            .trim()
+            .strip_prefix(PGID_MARKER.trim())
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let out = run_sh(
+            &kill_group_cmd(pgid, Duration::from_secs(2))
+                .to_shell()
+                .unwrap(),
+            b"",
+        );
+        assert!(out.status.success());
+        child.wait().unwrap();
+        let left: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|p| p.chars().all(|c| c.is_ascii_digit()))
+            .filter(|p| pgrp_of(p).as_deref() == Some(pgid.to_string().as_str()))
+            .collect();
+        assert!(left.is_empty(), "still running in group {pgid}: {left:?}");
+    }
+
+    #[test]
+    fn put_file_cmd_writes_verifies_and_renames() {
+        use sha2::{Digest, Sha256};
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("conf file").to_string_lossy().into_owned();
+        let data = b"line one\nline 'two'\n";
+        let sum = hex::encode(Sha256::digest(data));
+        // A symlink at dest is replaced, not written through.
+        let target = dir.path().join("target");
+        std::fs::write(&target, "keep").unwrap();
+        std::os::unix::fs::symlink(&target, &dest).unwrap();
+        let out = run_sh(
+            &put_file_cmd(&dest, &sum, Some(0o640), None, None)
+                .to_shell()
+                .unwrap(),
+            data,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(std::fs::read(&dest).unwrap(), data);
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        let meta = std::fs::symlink_metadata(&dest).unwrap();
+        assert!(meta.file_type().is_file());
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
+        // No mode given: the existing file's is kept.
+        let sum2 = hex::encode(Sha256::digest(b"v2"));
+        let out = run_sh(
+            &put_file_cmd(&dest, &sum2, None, None, None)
+                .to_shell()
+                .unwrap(),
+            b"v2",
+        );
+        assert!(out.status.success());
+        assert_eq!(
+            std::fs::metadata(&dest).unwrap().permissions().mode() & 0o7777,
+            0o640
+        );
+        // A checksum mismatch leaves dest alone and no temporary file behind.
+        let out = run_sh(
+            &put_file_cmd(&dest, &sum, None, None, None)
+                .to_shell()
+                .unwrap(),
+            b"other",
+        );
+        assert_eq!(out.status.code(), Some(3));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("sha256"));
+        assert_eq!(std::fs::read(&dest).unwrap(), b"v2");
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn read_file_bounded_cmd_stops_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("big");
+        std::fs::write(&f, vec![b'x'; 100]).unwrap();
+        let out = run_sh(
+            &read_file_bounded_cmd(&f.to_string_lossy(), 11)
+                .to_shell()
+                .unwrap(),
+            b"",
+        );
+        assert_eq!(out.stdout.len(), 11);
+    }
+
+    #[test]
+    fn split_words_splits_like_a_shell() {
+        assert_eq!(
+            split_words(r#"-o "A=b c" -o'X=y' \"q"#).unwrap(),
+            vec!["-o", "A=b c", "-oX=y", "\"q"]
+        );
+        assert!(split_words("'open").is_err());
+    }
+
+    #[test]
+    fn split_words_undoes_quote() {
+        for w in [
+            "plain",
+            "two words",
+            "it's",
+            "a\\b",
+            "",
+            "\"q\"",
+            "$HOME `x`",
+        ] {
+            let line = format!("{} {}", quote(w).unwrap(), quote("next").unwrap());
+            assert_eq!(
+                split_words(&line).unwrap(),
+                vec![w.to_string(), "next".into()],
+                "{line}"
+            );
+        }
+    }
 
     fn sh_printf(quoted: &str) -> Vec<u8> {
         let out = std::process::Command::new("sh")

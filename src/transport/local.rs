@@ -23,7 +23,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin};
 
 use super::cmd::{self, Cmd};
-use super::{Capture, FileAttrs, Output, OutputLimits, Transport, TransportError, Truncated};
+use super::{
+    Capture, FileAttrs, Output, OutputLimits, Transport, TransportError, Truncated, within,
+};
 
 /// Default time a timed-out or cancelled command's process group gets between SIGTERM and
 /// SIGKILL.
@@ -118,19 +120,12 @@ impl Transport for LocalTransport {
         let mut group = ProcessGroup::new(child, self.kill_grace)?;
 
         let run = collect(&mut group, stdin, input, stdout, stderr, self.limits);
-        let result = match timeout {
-            None => run.await,
-            Some(after) => match tokio::time::timeout(after, run).await {
-                Ok(result) => result,
-                Err(_) => {
-                    tracing::warn!(host = %self.name, cmd = %cmd.display(), ?after, "command timed out; killing its process group");
-                    group.terminate().await;
-                    return Err(TransportError::TimedOut {
-                        after,
-                        what: cmd.display(),
-                    });
-                }
-            },
+        let result = match within(timeout, run).await {
+            Ok(result) => result,
+            Err(after) => {
+                group.terminate().await;
+                return Err(TransportError::timed_out(after, cmd));
+            }
         };
         match result {
             Ok(output) => Ok(output),
@@ -753,6 +748,7 @@ mod tests {
             mode: Some(0o4750),
             owner: Some(uid.clone()),
             group: Some(gid),
+            become_: None,
         };
         local().put(b"x", &p, &attrs).await.unwrap();
         let meta = std::fs::metadata(&p).unwrap();

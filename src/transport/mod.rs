@@ -6,11 +6,14 @@
 //! [`TransportError`] enum (transport failures only: a non-zero exit status is data in
 //! [`Output::status`], not an error) and [`AnyTransport`], the one type the executor holds. It
 //! must not build shell strings (that is [`cmd`]'s job), know about modules, or print anything.
-//! Implementations live in their own files: [`local`] (`ansible_connection: local`); SSH comes
-//! later as another [`AnyTransport`] variant.
+//! Implementations live in their own files: [`local`] (`ansible_connection: local`) and [`ssh`]
+//! (the default), with [`known_hosts`] and [`ssh_config`] beside it.
 
 pub mod cmd;
+pub mod known_hosts;
 pub mod local;
+pub mod ssh;
+pub mod ssh_config;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -18,6 +21,7 @@ use std::time::Duration;
 
 pub use cmd::{Become, BecomeMethod, Cmd, CmdError};
 pub use local::LocalTransport;
+pub use ssh::SshTransport;
 
 /// What a command left behind: exit status and (bounded) output.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -140,6 +144,9 @@ pub struct FileAttrs {
     pub owner: Option<String>,
     /// Group name or numeric gid.
     pub group: Option<String>,
+    /// Write the file as this user (the task's `become`). Remote transports run the whole
+    /// write under it; the local transport writes as the controller's user.
+    pub become_: Option<Become>,
 }
 
 /// A transport failure: the host could not be reached or did not run the command to its end.
@@ -155,6 +162,10 @@ pub enum TransportError {
     /// The host's identity was not accepted (unknown or changed host key).
     #[error("host key refused: {0}")]
     HostKeyRefused(String),
+    /// The host did not answer in time: connect timeout, or keepalives unanswered (a host
+    /// that stopped answering mid-run).
+    #[error("host not answering: {0}")]
+    Unresponsive(String),
     /// The command (named by its masked display) ran longer than its timeout and was killed.
     #[error("timed out after {after:?}: {what}")]
     TimedOut {
@@ -212,17 +223,107 @@ pub trait Transport: Send {
     fn name(&self) -> &str;
 }
 
-/// Every transport rdeploy has, as one type the executor can hold. SSH will be another variant.
+/// Runs `fut` under an optional time limit: `Err(after)` when the limit ran out first (the
+/// future is dropped; the caller kills what it started).
+pub(crate) async fn within<T>(
+    limit: Option<Duration>,
+    fut: impl Future<Output = T>,
+) -> Result<T, Duration> {
+    match limit {
+        None => Ok(fut.await),
+        Some(after) => tokio::time::timeout(after, fut).await.map_err(|_| after),
+    }
+}
+
+impl TransportError {
+    /// `cmd` ran longer than `after` (and was killed).
+    pub fn timed_out(after: Duration, cmd: &Cmd) -> TransportError {
+        tracing::warn!(cmd = %cmd.display(), ?after, "command timed out; killing its process group");
+        TransportError::TimedOut {
+            after,
+            what: cmd.display(),
+        }
+    }
+
+    /// How the host was unreachable, when this error means it was (the outcome's reason).
+    pub fn reach(&self) -> Option<Reach> {
+        match self {
+            TransportError::Unreachable(_) => Some(Reach::Unreachable),
+            TransportError::AuthFailed(_) => Some(Reach::AuthFailed),
+            TransportError::HostKeyRefused(_) => Some(Reach::HostKeyRefused),
+            TransportError::Unresponsive(_) => Some(Reach::TimedOut),
+            _ => None,
+        }
+    }
+}
+
+/// Why a host could not be used: each is reported distinctly (human output, recap, JSON).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reach {
+    /// No connection: refused, DNS failure, no route, connection lost.
+    Unreachable,
+    /// The host refused every credential tried.
+    AuthFailed,
+    /// The host's key is unknown (strict policy), changed, of another type or revoked.
+    HostKeyRefused,
+    /// No answer in time: connect timeout, or keepalives unanswered.
+    TimedOut,
+}
+
+impl Reach {
+    /// Words for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reach::Unreachable => "unreachable",
+            Reach::AuthFailed => "authentication failed",
+            Reach::HostKeyRefused => "host key refused",
+            Reach::TimedOut => "timed out",
+        }
+    }
+}
+
+/// Every transport rdeploy has, as one type the executor can hold.
 #[derive(Debug)]
 pub enum AnyTransport {
     /// Commands run on the controller itself.
     Local(LocalTransport),
+    /// Commands run over SSH.
+    Ssh(SshTransport),
+}
+
+impl AnyTransport {
+    /// Commands run through this transport so far.
+    pub fn commands_run(&self) -> usize {
+        match self {
+            AnyTransport::Local(t) => t.recorded().len(),
+            AnyTransport::Ssh(t) => t.commands_run(),
+        }
+    }
+
+    /// The commands run so far (secrets masked) when the transport records them (the local
+    /// transport in tests); empty otherwise.
+    pub fn recorded(&self) -> &[String] {
+        match self {
+            AnyTransport::Local(t) => t.recorded(),
+            AnyTransport::Ssh(_) => &[],
+        }
+    }
+
+    /// Closes the connection (a no-op for the local transport).
+    pub async fn close(self) {
+        match self {
+            AnyTransport::Local(_) => {}
+            AnyTransport::Ssh(t) => t.close().await,
+        }
+    }
 }
 
 impl Transport for AnyTransport {
     async fn exec(&mut self, cmd: &Cmd) -> Result<Output, TransportError> {
         match self {
             AnyTransport::Local(t) => t.exec(cmd).await,
+            AnyTransport::Ssh(t) => t.exec(cmd).await,
         }
     }
 
@@ -234,18 +335,21 @@ impl Transport for AnyTransport {
     ) -> Result<(), TransportError> {
         match self {
             AnyTransport::Local(t) => t.put(data, path, attrs).await,
+            AnyTransport::Ssh(t) => t.put(data, path, attrs).await,
         }
     }
 
     async fn get(&mut self, path: &str, max_bytes: u64) -> Result<Vec<u8>, TransportError> {
         match self {
             AnyTransport::Local(t) => t.get(path, max_bytes).await,
+            AnyTransport::Ssh(t) => t.get(path, max_bytes).await,
         }
     }
 
     fn name(&self) -> &str {
         match self {
             AnyTransport::Local(t) => t.name(),
+            AnyTransport::Ssh(t) => t.name(),
         }
     }
 }

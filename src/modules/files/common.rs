@@ -260,7 +260,12 @@ impl WantAttrs {
             .group
             .clone()
             .or_else(|| existing.then(|| cur.gid.to_string()));
-        Ok(FileAttrs { mode, owner, group })
+        Ok(FileAttrs {
+            mode,
+            owner,
+            group,
+            become_: None,
+        })
     }
 }
 
@@ -389,11 +394,11 @@ pub async fn write_file(
         None
     };
     let Some(validate) = &spec.validate else {
-        put(tr, data, &spec.dest, &spec.attrs).await?;
+        put(tr, ctx, data, &spec.dest, &spec.attrs).await?;
         return Ok(backup);
     };
     let tmp = temp_next_to(&spec.dest);
-    put(tr, data, &tmp, &spec.attrs).await?;
+    put(tr, ctx, data, &tmp, &spec.attrs).await?;
     validate_and_move(tr, ctx, validate, &tmp, &spec.dest).await?;
     Ok(backup)
 }
@@ -431,13 +436,19 @@ pub async fn validate_and_move(
     Ok(())
 }
 
+/// `put` under the task's `become`.
 async fn put(
     tr: &mut AnyTransport,
+    ctx: &ModuleCtx<'_>,
     data: &[u8],
     path: &str,
     attrs: &FileAttrs,
 ) -> Result<(), ModuleError> {
-    tr.put(data, path, attrs).await.map_err(|e| match e {
+    let attrs = FileAttrs {
+        become_: attrs.become_.clone().or_else(|| ctx.become_.clone()),
+        ..attrs.clone()
+    };
+    tr.put(data, path, &attrs).await.map_err(|e| match e {
         TransportError::Io(m) | TransportError::Protocol(m) => failed(m),
         other => ModuleError::Transport(other),
     })

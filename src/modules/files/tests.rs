@@ -28,11 +28,7 @@ fn ctx<'a>(local_src: Option<&'a Path>, controller: &'a Path) -> ModuleCtx<'a> {
 }
 
 fn recorded(tr: &AnyTransport) -> Vec<String> {
-    #[allow(unreachable_patterns)]
-    match tr {
-        AnyTransport::Local(l) => l.recorded().to_vec(),
-        _ => Vec::new(),
-    }
+    tr.recorded().to_vec()
 }
 
 fn to_args(v: Value) -> Args {

@@ -24,9 +24,7 @@ pub fn transport() -> AnyTransport {
 
 /// The commands `tr` ran so far.
 pub fn recorded(tr: &AnyTransport) -> Vec<String> {
-    match tr {
-        AnyTransport::Local(t) => t.recorded().to_vec(),
-    }
+    tr.recorded().to_vec()
 }
 
 /// Arguments from a JSON object.

@@ -1,0 +1,1008 @@
+//! `SshTransport`: one russh connection per host for the whole run, a channel per command.
+//!
+//! It owns the connection's life: TCP connect (through `ProxyJump` hosts with `direct-tcpip`
+//! channels and `connect_stream`), host identity (our [`known_hosts`] layer, consulted from
+//! `check_server_key`, refusing before any credential is sent), authentication (ssh-agent, key
+//! files, password; a failure names every method tried), a semaphore capping channels below
+//! OpenSSH's `MaxSessions` (10), and a liveness task sending `keepalive@openssh.com` requests
+//! that need a reply (a host that stops answering is declared dead after interval × count;
+//! russh's inactivity timer is not enough, the server's own keepalives reset it). Each command
+//! runs in its own session and process group ([`cmd::session_line`]); on timeout or
+//! cancellation the group is killed over a fresh channel ([`cmd::kill_group_cmd`], with the
+//! command's `become`), so nothing is left behind on the host. Files go through `exec`
+//! channels: `put` streams the bytes to [`cmd::put_file_cmd`] (temp file, sha256 check on the
+//! host, chmod before rename), `get` reads at most the limit plus one byte.
+//!
+//! It must not build shell strings (all come from [`cmd`]), print, or log secrets.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use russh::client::{self, AuthResult, Handle};
+use russh::keys::agent::AgentIdentity;
+use russh::keys::agent::client::AgentClient;
+use russh::keys::{Algorithm, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::{ChannelMsg, Sig};
+use sha2::{Digest, Sha256};
+use tokio::sync::{Semaphore, watch};
+
+use super::cmd::{self, Become, Cmd};
+use super::known_hosts::{self, HostKey, HostKeyPolicy, KnownHosts, Verdict};
+use super::ssh_config::{Hop, HostSettings, SshOptions};
+use super::{
+    Capture, FileAttrs, Output, OutputLimits, Transport, TransportError, Truncated, within,
+};
+
+/// Channels open at once on one connection (OpenSSH's `MaxSessions` defaults to 10).
+pub const MAX_CHANNELS: usize = 8;
+
+/// Time a timed-out or cancelled command's process group gets between SIGTERM and SIGKILL.
+pub const KILL_GRACE_DEFAULT: Duration = Duration::from_secs(2);
+
+/// Runs commands on a host over SSH (see the module docs).
+pub struct SshTransport {
+    name: String,
+    conn: Arc<Conn>,
+    limits: OutputLimits,
+    default_timeout: Option<Duration>,
+    kill_grace: Duration,
+    commands: usize,
+}
+
+impl std::fmt::Debug for SshTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshTransport")
+            .field("name", &self.name)
+            .field("commands", &self.commands)
+            .finish()
+    }
+}
+
+/// One authenticated connection, shared by the transport, its kill tasks and its liveness task.
+struct Conn {
+    name: String,
+    handle: Handle<Client>,
+    /// Jump connections the tunnel runs through; kept open as long as this one.
+    _jumps: Vec<Handle<Client>>,
+    channels: Arc<Semaphore>,
+    dead: watch::Receiver<Option<String>>,
+    liveness: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(t) = self.liveness.take() {
+            t.abort();
+        }
+    }
+}
+
+impl SshTransport {
+    /// Connects to the host described by `settings` (through its jump hosts), verifies its
+    /// identity and authenticates. Errors: [`TransportError::Unreachable`] (DNS, refused, lost),
+    /// [`TransportError::Unresponsive`] (connect timeout), [`TransportError::HostKeyRefused`],
+    /// [`TransportError::AuthFailed`].
+    pub async fn connect(
+        settings: &HostSettings,
+        opts: &SshOptions,
+    ) -> Result<SshTransport, TransportError> {
+        let name = settings.name.clone();
+        let mut jumps: Vec<Handle<Client>> = Vec::new();
+        for hop in settings
+            .jumps
+            .iter()
+            .chain(std::iter::once(&settings.target))
+        {
+            let what = if std::ptr::eq(hop, &settings.target) {
+                format!("{name} ({})", hop.endpoint)
+            } else {
+                format!("{name}: jump host {}", hop.endpoint)
+            };
+            let handle = tokio::time::timeout(
+                settings.connect_timeout,
+                connect_hop(hop, jumps.last(), opts, &what),
+            )
+            .await
+            .map_err(|_| {
+                TransportError::Unresponsive(format!(
+                    "{what}: no answer within {}s (connect timeout)",
+                    settings.connect_timeout.as_secs_f64()
+                ))
+            })??;
+            jumps.push(handle);
+        }
+        let Some(handle) = jumps.pop() else {
+            return Err(TransportError::Unreachable(format!(
+                "{name}: nothing to connect to"
+            )));
+        };
+        let (dead_tx, dead_rx) = watch::channel(None);
+        let conn = Arc::new_cyclic(|weak: &Weak<Conn>| Conn {
+            name: name.clone(),
+            handle,
+            _jumps: jumps,
+            channels: Arc::new(Semaphore::new(MAX_CHANNELS)),
+            dead: dead_rx,
+            liveness: settings.alive_interval.map(|interval| {
+                tokio::spawn(liveness(
+                    weak.clone(),
+                    dead_tx,
+                    interval,
+                    settings.alive_count.max(1),
+                ))
+            }),
+        });
+        tracing::debug!(host = %name, "ssh connection ready");
+        Ok(SshTransport {
+            name,
+            conn,
+            limits: OutputLimits::default(),
+            default_timeout: None,
+            kill_grace: KILL_GRACE_DEFAULT,
+            commands: 0,
+        })
+    }
+
+    /// Commands run so far (for the per-task count).
+    pub fn commands_run(&self) -> usize {
+        self.commands
+    }
+
+    /// Closes the connection (and the jump connections under it).
+    pub async fn close(self) {
+        if let Ok(conn) = Arc::try_unwrap(self.conn) {
+            let _ = conn
+                .handle
+                .disconnect(russh::Disconnect::ByApplication, "", "en")
+                .await;
+        }
+    }
+
+    /// Runs `cmd` with `input` on stdin (`cmd`'s own stdin when `None`).
+    async fn run(
+        &mut self,
+        cmd: &Cmd,
+        input: Option<&[u8]>,
+        limits: OutputLimits,
+    ) -> Result<Output, TransportError> {
+        let own_stdin = match input {
+            Some(_) => None,
+            None => cmd.stdin_bytes(),
+        };
+        let input = input.or(own_stdin.as_deref());
+        let line = cmd::session_line(cmd, input.is_some())?;
+        let timeout = cmd.get_timeout().or(self.default_timeout);
+        self.commands += 1;
+        tracing::debug!(host = %self.name, cmd = %cmd.display(), ?timeout, "ssh exec");
+        let mut guard = KillGuard {
+            conn: Arc::clone(&self.conn),
+            pgid: Arc::new(AtomicU32::new(0)),
+            become_: cmd.get_become().cloned(),
+            grace: self.kill_grace,
+            armed: true,
+        };
+        let run = self
+            .conn
+            .exec(&line, input, limits, Arc::clone(&guard.pgid));
+        let result = match within(timeout, run).await {
+            Ok(r) => r,
+            Err(after) => {
+                guard.armed = false;
+                guard.kill_now().await;
+                return Err(TransportError::timed_out(after, cmd));
+            }
+        };
+        guard.armed = false;
+        if let Err(TransportError::Unresponsive(_) | TransportError::Unreachable(_)) = &result {
+            // The host is gone: nobody can be asked to kill anything.
+            return result;
+        }
+        if result.is_err() {
+            guard.kill_now().await;
+        }
+        result
+    }
+}
+
+impl Transport for SshTransport {
+    async fn exec(&mut self, cmd: &Cmd) -> Result<Output, TransportError> {
+        let limits = self.limits;
+        self.run(cmd, None, limits).await
+    }
+
+    async fn put(
+        &mut self,
+        data: &[u8],
+        path: &str,
+        attrs: &FileAttrs,
+    ) -> Result<(), TransportError> {
+        if !path.starts_with('/') {
+            return Err(TransportError::Io(format!("{path}: path must be absolute")));
+        }
+        let sum = hex::encode(Sha256::digest(data));
+        let mut cmd = cmd::put_file_cmd(
+            path,
+            &sum,
+            attrs.mode,
+            attrs.owner.as_deref(),
+            attrs.group.as_deref(),
+        );
+        if let Some(b) = &attrs.become_ {
+            cmd = cmd.with_become(b.clone());
+        }
+        if let Some(t) = self.default_timeout {
+            cmd = cmd.timeout(t);
+        }
+        let small = OutputLimits {
+            head: 64 * 1024,
+            tail: 64 * 1024,
+        };
+        // A su password (if any) goes first on stdin; the bytes follow.
+        let out = match cmd.stdin_bytes() {
+            None => self.run(&cmd, Some(data), small).await?,
+            Some(mut pw) => {
+                pw.extend_from_slice(data);
+                self.run(&cmd, Some(&pw), small).await?
+            }
+        };
+        match out.status {
+            0 => Ok(()),
+            3 => Err(TransportError::Protocol(format!(
+                "{}: {}",
+                self.name,
+                out.stderr_lossy().trim_end()
+            ))),
+            s => Err(TransportError::Io(format!(
+                "writing {path} failed (exit {s}): {}",
+                out.stderr_lossy().trim_end()
+            ))),
+        }
+    }
+
+    async fn get(&mut self, path: &str, max_bytes: u64) -> Result<Vec<u8>, TransportError> {
+        let want = max_bytes.saturating_add(1);
+        let mut cmd = cmd::read_file_bounded_cmd(path, want);
+        if let Some(t) = self.default_timeout {
+            cmd = cmd.timeout(t);
+        }
+        let limits = OutputLimits {
+            head: usize::try_from(want).unwrap_or(usize::MAX),
+            tail: 0,
+        };
+        let out = self.run(&cmd, None, limits).await?;
+        if out.status != 0 {
+            return Err(TransportError::Io(format!(
+                "read {path}: {}",
+                out.stderr_lossy().trim_end()
+            )));
+        }
+        if out.stdout.len() as u64 > max_bytes || out.truncated.stdout > 0 {
+            return Err(TransportError::TooLarge {
+                path: path.to_string(),
+                max_bytes,
+            });
+        }
+        Ok(out.stdout)
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Kills a command's process group when the command is abandoned: on timeout or error right
+/// away ([`KillGuard::kill_now`]), on cancellation (the future dropped) from a task.
+struct KillGuard {
+    conn: Arc<Conn>,
+    pgid: Arc<AtomicU32>,
+    become_: Option<Become>,
+    grace: Duration,
+    armed: bool,
+}
+
+impl KillGuard {
+    async fn kill_now(&self) {
+        kill_group(
+            Arc::clone(&self.conn),
+            self.pgid.load(Ordering::SeqCst),
+            self.become_.clone(),
+            self.grace,
+        )
+        .await;
+    }
+}
+
+impl Drop for KillGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let pgid = self.pgid.load(Ordering::SeqCst);
+        if pgid == 0 {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            tracing::debug!(host = %self.conn.name, pgid, "command cancelled; killing its process group");
+            rt.spawn(kill_group(
+                Arc::clone(&self.conn),
+                pgid,
+                self.become_.clone(),
+                self.grace,
+            ));
+        }
+    }
+}
+
+async fn kill_group(conn: Arc<Conn>, pgid: u32, become_: Option<Become>, grace: Duration) {
+    if pgid <= 1 || conn.dead.borrow().is_some() {
+        return;
+    }
+    let mut kill = cmd::kill_group_cmd(pgid, grace);
+    if let Some(b) = become_ {
+        kill = kill.with_become(b);
+    }
+    let Ok(line) = kill.wrap_line() else { return };
+    let limits = OutputLimits {
+        head: 4096,
+        tail: 4096,
+    };
+    let run = conn.exec(&line, None, limits, Arc::new(AtomicU32::new(0)));
+    match tokio::time::timeout(grace + Duration::from_secs(10), run).await {
+        Ok(Ok(out)) if out.success() => {}
+        Ok(Ok(out)) => {
+            tracing::warn!(host = %conn.name, pgid, stderr = %out.stderr_lossy(), "killing the process group failed")
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(host = %conn.name, pgid, error = %e, "cannot kill the process group")
+        }
+        Err(_) => tracing::warn!(host = %conn.name, pgid, "killing the process group timed out"),
+    }
+}
+
+impl Conn {
+    /// The reason the connection is dead, if it is.
+    fn dead_reason(&self) -> Option<String> {
+        self.dead.borrow().clone()
+    }
+
+    fn lost(&self, what: &str, e: impl std::fmt::Display) -> TransportError {
+        match self.dead_reason() {
+            Some(r) => TransportError::Unresponsive(r),
+            None => {
+                TransportError::Unreachable(format!("{}: connection lost {what}: {e}", self.name))
+            }
+        }
+    }
+
+    /// Opens a channel, runs `line`, feeds `input`, collects bounded output. Reports the
+    /// command's process group in `pgid` as soon as it is known. Waits on the liveness signal
+    /// so a host that stops answering ends the wait.
+    async fn exec(
+        &self,
+        line: &str,
+        input: Option<&[u8]>,
+        limits: OutputLimits,
+        pgid: Arc<AtomicU32>,
+    ) -> Result<Output, TransportError> {
+        let mut dead = self.dead.clone();
+        if let Some(r) = dead.borrow_and_update().clone() {
+            return Err(TransportError::Unresponsive(r));
+        }
+        let work = self.exec_channel(line, input, limits, pgid);
+        tokio::select! {
+            r = work => r,
+            _ = dead.wait_for(Option::is_some) => Err(TransportError::Unresponsive(
+                self.dead_reason().unwrap_or_else(|| format!("{}: connection lost", self.name)),
+            )),
+        }
+    }
+
+    async fn exec_channel(
+        &self,
+        line: &str,
+        input: Option<&[u8]>,
+        limits: OutputLimits,
+        pgid: Arc<AtomicU32>,
+    ) -> Result<Output, TransportError> {
+        let _permit = self
+            .channels
+            .acquire()
+            .await
+            .map_err(|e| TransportError::Io(format!("channel limit: {e}")))?;
+        let channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| self.lost("opening a channel", e))?;
+        channel
+            .exec(true, line.as_bytes())
+            .await
+            .map_err(|e| self.lost("starting a command", e))?;
+        let (mut read, write) = channel.split();
+        // Without input the command's stdin is /dev/null (see session_line): no EOF to send,
+        // one message less per command (it costs a delayed ACK through a jump host).
+        let writer = async {
+            if let Some(data) = input {
+                write.data(data).await?;
+                write.eof().await?;
+            }
+            Ok::<(), russh::Error>(())
+        };
+        tokio::pin!(writer);
+        let mut writing = input.is_some();
+        let mut stdout = Capture::new(limits);
+        let mut stderr = Capture::new(limits);
+        let mut marker = Marker::default();
+        let mut status: Option<i32> = None;
+        let mut refused = false;
+        loop {
+            tokio::select! {
+                w = &mut writer, if writing => {
+                    writing = false;
+                    if let Err(e) = w {
+                        // The command may exit without reading its stdin.
+                        tracing::debug!(host = %self.name, error = %e, "stdin not fully written");
+                    }
+                }
+                msg = read.wait() => match msg {
+                    Some(ChannelMsg::Data { data }) => {
+                        if let Some(rest) = marker.feed(&data, &pgid) {
+                            stdout.push(&rest);
+                        }
+                    }
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => stderr.push(&data),
+                    Some(ChannelMsg::ExitStatus { exit_status }) => {
+                        status = Some(i32::try_from(exit_status).unwrap_or(255));
+                    }
+                    Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                        status = Some(128 + signal_number(&signal_name));
+                    }
+                    Some(ChannelMsg::Failure) => refused = true,
+                    Some(ChannelMsg::Close) | None => break,
+                    Some(_) => {}
+                },
+            }
+        }
+        if let Some(rest) = marker.finish() {
+            stdout.push(&rest);
+        }
+        let Some(status) = status else {
+            if refused {
+                return Err(TransportError::Protocol(format!(
+                    "{}: the server refused to run the command",
+                    self.name
+                )));
+            }
+            return Err(self.lost(
+                "while a command ran",
+                "the channel closed without an exit status",
+            ));
+        };
+        let (out, dropped_out) = stdout.finish();
+        let (err, dropped_err) = stderr.finish();
+        Ok(Output {
+            status,
+            stdout: out,
+            stderr: err,
+            truncated: Truncated {
+                stdout: dropped_out,
+                stderr: dropped_err,
+            },
+        })
+    }
+}
+
+/// Finds the `RDEPLOY-PGID n` line [`cmd::session_line`] prints first; what a login script
+/// printed before it is dropped. Gives up (passing everything through) after 64 KiB.
+#[derive(Default)]
+struct Marker {
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl Marker {
+    const LIMIT: usize = 64 * 1024;
+
+    /// Bytes that belong to the command's stdout, once the marker is behind us.
+    fn feed(&mut self, data: &[u8], pgid: &AtomicU32) -> Option<Vec<u8>> {
+        if self.done {
+            return Some(data.to_vec());
+        }
+        self.buf.extend_from_slice(data);
+        let mut start = 0;
+        while let Some(nl) = self.buf[start..].iter().position(|&b| b == b'\n') {
+            let line = &self.buf[start..start + nl];
+            if let Some(n) = line
+                .strip_prefix(cmd::PGID_MARKER.as_bytes())
+                .and_then(|n| std::str::from_utf8(n).ok())
+                .and_then(|n| n.trim().parse::<u32>().ok())
+            {
+                pgid.store(n, Ordering::SeqCst);
+                self.done = true;
+                let rest = self.buf[start + nl + 1..].to_vec();
+                self.buf.clear();
+                return Some(rest);
+            }
+            start += nl + 1;
+        }
+        if self.buf.len() > Self::LIMIT {
+            self.done = true;
+            return Some(std::mem::take(&mut self.buf));
+        }
+        None
+    }
+
+    /// What is left when the stream ends without a marker (the command never started).
+    fn finish(self) -> Option<Vec<u8>> {
+        (!self.done && !self.buf.is_empty()).then_some(self.buf)
+    }
+}
+
+fn signal_number(sig: &Sig) -> i32 {
+    match sig {
+        Sig::HUP => 1,
+        Sig::INT => 2,
+        Sig::QUIT => 3,
+        Sig::ILL => 4,
+        Sig::ABRT => 6,
+        Sig::FPE => 8,
+        Sig::KILL => 9,
+        Sig::USR1 => 10,
+        Sig::SEGV => 11,
+        Sig::PIPE => 13,
+        Sig::ALRM => 14,
+        Sig::TERM => 15,
+        Sig::Custom(_) => 0,
+    }
+}
+
+/// Every `interval`, a `keepalive@openssh.com` request that wants a reply (any reply, even
+/// "unsupported", proves the host alive). `count` unanswered in a row, or a closed connection,
+/// and the connection is declared dead: every command waiting on it fails at once.
+async fn liveness(
+    conn: Weak<Conn>,
+    dead: watch::Sender<Option<String>>,
+    interval: Duration,
+    count: u32,
+) {
+    let mut missed = 0u32;
+    loop {
+        let started = tokio::time::Instant::now();
+        let Some(c) = conn.upgrade() else { return };
+        let name = c.name.clone();
+        let reply = tokio::time::timeout(
+            interval,
+            c.handle
+                .send_global_request("keepalive@openssh.com", &[], true),
+        )
+        .await;
+        drop(c);
+        match reply {
+            Ok(Ok(_)) | Ok(Err(russh::Error::RequestDenied)) => {
+                missed = 0;
+                tokio::time::sleep_until(started + interval).await;
+            }
+            Ok(Err(e)) => {
+                let _ = dead.send(Some(format!("{name}: connection lost: {e}")));
+                return;
+            }
+            Err(_) => {
+                missed += 1;
+                tracing::debug!(host = %name, missed, "keepalive unanswered");
+                if missed >= count {
+                    let _ = dead.send(Some(format!(
+                        "{name}: the host stopped answering ({count} keepalives unanswered, {}s apart)",
+                        interval.as_secs_f64()
+                    )));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The russh handler: checks the server's key against known_hosts before anything else.
+struct Client {
+    label: String,
+    host: String,
+    port: u16,
+    policy: HostKeyPolicy,
+    files: Vec<PathBuf>,
+    known: KnownHosts,
+    refusal: Arc<Mutex<Option<String>>>,
+}
+
+impl Client {
+    fn refuse(&self, why: String) -> bool {
+        tracing::warn!(host = %self.label, "{why}");
+        if let Ok(mut r) = self.refusal.lock() {
+            *r = Some(why);
+        }
+        false
+    }
+
+    async fn verify(&self, key: &PublicKey) -> bool {
+        let blob = match key.to_bytes() {
+            Ok(b) => b,
+            Err(e) => {
+                return self.refuse(format!("{}: cannot encode its host key: {e}", self.label));
+            }
+        };
+        let hk = HostKey {
+            algo: key.algorithm().as_str().to_string(),
+            blob,
+        };
+        let verdict = self.known.check(&self.host, self.port, &hk);
+        let shown = known_hosts::lookup_name(&self.host, self.port);
+        match verdict {
+            Verdict::Known => true,
+            Verdict::Unknown => match (self.policy, self.files.first()) {
+                (HostKeyPolicy::Strict, _) | (_, None) => self.refuse(format!(
+                    "{}: host key for {shown} is unknown ({} {}); not in {}. Refusing under the strict policy: add it to known_hosts (e.g. ssh-keyscan) or use --host-key-checking accept-new",
+                    self.label,
+                    hk.algo,
+                    hk.fingerprint(),
+                    self.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+                )),
+                (HostKeyPolicy::AcceptNew, Some(file)) => {
+                    let (file, known, host, port, key2) = (
+                        file.clone(),
+                        self.known.clone(),
+                        self.host.clone(),
+                        self.port,
+                        hk.clone(),
+                    );
+                    let learned = tokio::task::spawn_blocking(move || {
+                        known_hosts::learn(&file, &known, &host, port, &key2)
+                    })
+                    .await;
+                    match learned {
+                        Ok(Ok(Verdict::Known)) => {
+                            tracing::info!(host = %self.label, key = %hk.fingerprint(), "recorded a new host key (accept-new)");
+                            true
+                        }
+                        Ok(Ok(v)) => {
+                            let why = v.refusal(&shown, &hk).unwrap_or_default();
+                            self.refuse(format!("{}: {why}", self.label))
+                        }
+                        Ok(Err(e)) => self.refuse(format!("{}: cannot record its host key: {e}", self.label)),
+                        Err(e) => self.refuse(format!("{}: cannot record its host key: {e}", self.label)),
+                    }
+                }
+            },
+            v => {
+                let why = v.refusal(&shown, &hk).unwrap_or_default();
+                self.refuse(format!("{}: {why}", self.label))
+            }
+        }
+    }
+}
+
+impl client::Handler for Client {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_public_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        match server_public_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => Ok(self.verify(key).await),
+            PublicKeyOrCertificate::Certificate(_) => Ok(self.refuse(format!(
+                "{}: the server offered a host certificate; rdeploy verifies plain host keys only",
+                self.label
+            ))),
+        }
+    }
+}
+
+/// Connects to one hop (directly, or through `via`'s direct-tcpip channel), verifies its key,
+/// authenticates.
+async fn connect_hop(
+    hop: &Hop,
+    via: Option<&Handle<Client>>,
+    opts: &SshOptions,
+    label: &str,
+) -> Result<Handle<Client>, TransportError> {
+    let ep = &hop.endpoint;
+    let files = hop.known_hosts.clone();
+    let known = {
+        let files = files.clone();
+        tokio::task::spawn_blocking(move || KnownHosts::load(&files))
+            .await
+            .map_err(|e| TransportError::Io(format!("{label}: {e}")))?
+            .map_err(|e| TransportError::HostKeyRefused(format!("{label}: {e}")))?
+    };
+    let mut config = client::Config {
+        nodelay: true,
+        ..client::Config::default()
+    };
+    config.preferred.key = preferred_host_keys(&known.known_types(&ep.host, ep.port)).into();
+    let refusal = Arc::new(Mutex::new(None));
+    let handler = Client {
+        label: label.to_string(),
+        host: ep.host.clone(),
+        port: ep.port,
+        policy: hop.policy,
+        files,
+        known,
+        refusal: Arc::clone(&refusal),
+    };
+    let config = Arc::new(config);
+    let connected = match via {
+        None => {
+            let stream = tcp_connect(&ep.host, ep.port, label).await?;
+            client::connect_stream(config, stream, handler).await
+        }
+        Some(jump) => {
+            let channel = jump
+                .channel_open_direct_tcpip(ep.host.clone(), u32::from(ep.port), "127.0.0.1", 0)
+                .await
+                .map_err(|e| {
+                    TransportError::Unreachable(format!(
+                        "{label}: the jump host could not open a tunnel to {}:{}: {e}",
+                        ep.host, ep.port
+                    ))
+                })?;
+            client::connect_stream(config, channel.into_stream(), handler).await
+        }
+    };
+    let mut handle = match connected {
+        Ok(h) => h,
+        Err(e) => {
+            if let Some(why) = refusal.lock().ok().and_then(|mut r| r.take()) {
+                return Err(TransportError::HostKeyRefused(why));
+            }
+            return Err(TransportError::Unreachable(format!(
+                "{label}: SSH handshake failed: {e}"
+            )));
+        }
+    };
+    authenticate(&mut handle, hop, opts, label).await?;
+    Ok(handle)
+}
+
+async fn tcp_connect(
+    host: &str,
+    port: u16,
+    label: &str,
+) -> Result<tokio::net::TcpStream, TransportError> {
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| TransportError::Unreachable(format!("{label}: cannot resolve {host}: {e}")))?
+        .collect();
+    let mut last = None;
+    for addr in &addrs {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(s) => {
+                if let Err(e) = s.set_nodelay(true) {
+                    tracing::debug!(error = %e, "set_nodelay failed");
+                }
+                return Ok(s);
+            }
+            Err(e) => last = Some(format!("{addr}: {e}")),
+        }
+    }
+    Err(TransportError::Unreachable(format!(
+        "{label}: cannot connect: {}",
+        last.unwrap_or_else(|| format!("{host} has no address"))
+    )))
+}
+
+/// russh's default host key algorithms, with the types known_hosts records for this host first
+/// (OpenSSH does the same): a host with several keys then shows us the one we know.
+fn preferred_host_keys(known: &[String]) -> Vec<Algorithm> {
+    let defaults: Vec<Algorithm> = russh::Preferred::DEFAULT.key.to_vec();
+    let mut out: Vec<Algorithm> = Vec::new();
+    for t in known {
+        for a in &defaults {
+            let same = match a {
+                Algorithm::Rsa { .. } => t == "ssh-rsa",
+                other => other.as_str() == t,
+            };
+            if same && !out.contains(a) {
+                out.push(a.clone());
+            }
+        }
+    }
+    for a in defaults {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
+}
+
+/// Tries the agent's keys, then the key files, then the password. The error lists every
+/// method tried and what the server still accepts; it never contains a secret.
+async fn authenticate(
+    handle: &mut Handle<Client>,
+    hop: &Hop,
+    opts: &SshOptions,
+    label: &str,
+) -> Result<(), TransportError> {
+    let user = hop.endpoint.user.clone();
+    let mut tried: Vec<String> = Vec::new();
+    let mut server_accepts: Option<String> = None;
+    let mut note = |r: &AuthResult| {
+        if let AuthResult::Failure {
+            remaining_methods, ..
+        } = r
+        {
+            let names: Vec<&str> = remaining_methods.iter().map(<&str>::from).collect();
+            server_accepts = Some(names.join(","));
+        }
+    };
+    let rsa_hash = handle
+        .best_supported_rsa_hash()
+        .await
+        .ok()
+        .flatten()
+        .flatten();
+
+    // 1. ssh-agent.
+    let wanted: Option<Vec<PublicKey>> = hop.identities_only.then(|| {
+        hop.identity_files
+            .iter()
+            .filter_map(|f| russh::keys::load_public_key(pub_path(f)).ok())
+            .collect()
+    });
+    match AgentClient::connect_env().await {
+        Err(_) => tried.push("ssh-agent (none: SSH_AUTH_SOCK unset or unreachable)".into()),
+        Ok(mut agent) => match agent.request_identities().await {
+            Err(e) => tried.push(format!("ssh-agent (cannot list keys: {e})")),
+            Ok(ids) => {
+                let mut offered = 0;
+                for id in ids {
+                    let AgentIdentity::PublicKey { key, comment } = id else {
+                        continue;
+                    };
+                    if let Some(w) = &wanted
+                        && !w.iter().any(|k| k.key_data() == key.key_data())
+                    {
+                        continue;
+                    }
+                    offered += 1;
+                    let hash = key.algorithm().is_rsa().then_some(rsa_hash).flatten();
+                    match handle
+                        .authenticate_publickey_with(&user, key.clone(), hash, &mut agent)
+                        .await
+                    {
+                        Ok(AuthResult::Success) => return Ok(()),
+                        Ok(r) => note(&r),
+                        Err(e) => {
+                            tracing::debug!(host = %label, error = %e, %comment, "agent signing failed")
+                        }
+                    }
+                }
+                tried.push(format!("ssh-agent ({offered} key(s) refused)"));
+            }
+        },
+    }
+
+    // 2. Key files.
+    for file in &hop.identity_files {
+        if !file.exists() {
+            continue;
+        }
+        let shown = file.display().to_string();
+        let key = match russh::keys::load_secret_key(file, None) {
+            Ok(k) => k,
+            Err(russh::keys::Error::KeyIsEncrypted) => match &opts.key_passphrase {
+                None => {
+                    tried.push(format!(
+                        "key {shown} (encrypted: give --key-passphrase-file or load it into ssh-agent)"
+                    ));
+                    continue;
+                }
+                Some(p) => match russh::keys::load_secret_key(file, Some(p.expose())) {
+                    Ok(k) => k,
+                    Err(_) => {
+                        tried.push(format!("key {shown} (the passphrase does not unlock it)"));
+                        continue;
+                    }
+                },
+            },
+            Err(e) => {
+                tried.push(format!("key {shown} (unreadable: {e})"));
+                continue;
+            }
+        };
+        let hash = key.algorithm().is_rsa().then_some(rsa_hash).flatten();
+        let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+        match handle.authenticate_publickey(&user, key).await {
+            Ok(AuthResult::Success) => return Ok(()),
+            Ok(r) => {
+                note(&r);
+                tried.push(format!("key {shown} (refused)"));
+            }
+            Err(e) => tried.push(format!("key {shown} (error: {e})")),
+        }
+    }
+    if !hop.identity_files.iter().any(|f| f.exists()) {
+        tried.push(format!(
+            "key files (none found: {})",
+            hop.identity_files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+
+    // 3. Password.
+    match (&hop.password, hop.batch_mode) {
+        (Some(pw), false) => match handle.authenticate_password(&user, pw.expose()).await {
+            Ok(AuthResult::Success) => return Ok(()),
+            Ok(r) => {
+                note(&r);
+                tried.push("password (refused)".into());
+            }
+            Err(e) => tried.push(format!("password (error: {e})")),
+        },
+        (Some(_), true) => tried.push("password (not tried: BatchMode yes)".into()),
+        (None, _) => {}
+    }
+
+    let accepts = server_accepts
+        .map(|m| format!("; the server accepts: {m}"))
+        .unwrap_or_default();
+    Err(TransportError::AuthFailed(format!(
+        "{label}: authentication as {user} failed; tried: {}{accepts}",
+        tried.join(", ")
+    )))
+}
+
+/// `key` → `key.pub`.
+fn pub_path(f: &std::path::Path) -> PathBuf {
+    let mut s = f.as_os_str().to_os_string();
+    s.push(".pub");
+    PathBuf::from(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_strips_the_pgid_line_and_login_noise() {
+        let pgid = AtomicU32::new(0);
+        let mut m = Marker::default();
+        assert_eq!(m.feed(b"motd noise\nRDEPLOY-PG", &pgid), None);
+        assert_eq!(
+            m.feed(b"ID 4242\nhello\n", &pgid),
+            Some(b"hello\n".to_vec())
+        );
+        assert_eq!(pgid.load(Ordering::SeqCst), 4242);
+        assert_eq!(m.feed(b"more", &pgid), Some(b"more".to_vec()));
+        assert_eq!(m.finish(), None);
+    }
+
+    #[test]
+    fn output_without_a_marker_is_kept() {
+        let pgid = AtomicU32::new(0);
+        let mut m = Marker::default();
+        assert_eq!(m.feed(b"sh: setsid: not found\n", &pgid), None);
+        assert_eq!(m.finish(), Some(b"sh: setsid: not found\n".to_vec()));
+        assert_eq!(pgid.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn known_key_types_are_preferred() {
+        let p = preferred_host_keys(&["ssh-rsa".into()]);
+        assert!(matches!(p[0], Algorithm::Rsa { .. }));
+        assert!(matches!(p[1], Algorithm::Rsa { .. }));
+        assert_eq!(p.len(), russh::Preferred::DEFAULT.key.len());
+        let p = preferred_host_keys(&["ecdsa-sha2-nistp384".into()]);
+        assert_eq!(p[0].as_str(), "ecdsa-sha2-nistp384");
+        let p = preferred_host_keys(&[]);
+        assert_eq!(p, russh::Preferred::DEFAULT.key.to_vec());
+    }
+
+    #[test]
+    fn signals_map_to_shell_statuses() {
+        assert_eq!(128 + signal_number(&Sig::KILL), 137);
+        assert_eq!(128 + signal_number(&Sig::TERM), 143);
+    }
+}

@@ -1,0 +1,673 @@
+//! The SSH transport end to end, against the test fleet's real sshd hosts: a multi-host deploy
+//! and its idempotent second run; host identity (unknown refused under strict, learned under
+//! accept-new, changed key and other key type refused, exit code 6); authentication (keys,
+//! encrypted key with a passphrase file, password, a failure naming the methods tried); hosts
+//! that are unreachable, killed mid-run or frozen next to healthy ones; a hanging command
+//! killed with its whole process group; ProxyJump through the bastion; `--ssh-config`; become
+//! via sudo.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+use support::Sandbox;
+use support::fleet::{Fleet, KeyType, PASSPHRASE, PASSWORD, USER, enable_sudo};
+
+/// One finished `rdeploy run --output json`.
+struct Run {
+    code: i32,
+    events: Vec<Value>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// The recap row of `host`.
+    fn recap(&self, host: &str) -> Value {
+        self.events
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "recap")
+            .map(|e| e["hosts"][host].clone())
+            .unwrap_or(Value::Null)
+    }
+
+    /// Every task result of `host`, in order.
+    fn results(&self, host: &str) -> Vec<Value> {
+        self.events
+            .iter()
+            .filter(|e| e["event"] == "result" && e["result"]["host"] == host)
+            .map(|e| e["result"].clone())
+            .collect()
+    }
+
+    /// The last result of `host`.
+    fn last(&self, host: &str) -> Value {
+        self.results(host).pop().unwrap_or(Value::Null)
+    }
+
+    fn explain(&self) -> String {
+        format!("exit {}\n{}\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// `rdeploy run PLAYBOOK -i inv.yaml --output json ARGS` in the sandbox (no ssh-agent).
+fn run(sb: &Sandbox, playbook: &str, args: &[&str]) -> Run {
+    let out = sb
+        .rdeploy(&["run", playbook, "-i", "inv.yaml", "--output", "json"])
+        .args(args)
+        .env_remove("SSH_AUTH_SOCK")
+        .timeout(Duration::from_secs(120))
+        .output()
+        .expect("run rdeploy");
+    Run::from(out)
+}
+
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Run {
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            events: stdout
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect(),
+            stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// An inventory with `hosts` (name → connection variables) in group `group` and `vars` for all.
+fn inventory(group: &str, hosts: Vec<(String, Map<String, Value>)>, vars: Value) -> String {
+    let hosts: Map<String, Value> = hosts
+        .into_iter()
+        .map(|(h, v)| (h, Value::Object(v)))
+        .collect();
+    let mut doc = json!({ group: { "hosts": hosts } });
+    if !vars.is_null() {
+        doc["all"] = json!({ "vars": vars });
+    }
+    serde_saphyr::to_string(&doc).expect("inventory YAML")
+}
+
+/// Every fleet host with its connection variables, plus `extra` on each.
+fn fleet_hosts(fleet: &Fleet, extra: &Value) -> Vec<(String, Map<String, Value>)> {
+    fleet
+        .hosts()
+        .iter()
+        .map(|h| {
+            let mut v = fleet.host_vars(h);
+            if let Some(m) = extra.as_object() {
+                v.extend(m.clone());
+            }
+            (h.name().to_string(), v)
+        })
+        .collect()
+}
+
+/// Known hosts for the fleet: the file rdeploy uses, as an `-o` argument.
+fn known_hosts_arg(path: &Path) -> Value {
+    json!(format!("-o UserKnownHostsFile={}", path.display()))
+}
+
+/// A sandbox with [`WRITE_FILE`] and every fleet host using the sandbox's own known_hosts
+/// file, which holds `known` (no file when empty). Returns the file's path too.
+fn sandbox_known_hosts(fleet: &Fleet, known: &str) -> (Sandbox, std::path::PathBuf) {
+    let sb = Sandbox::new();
+    let kh = sb.path().join("known_hosts");
+    if !known.is_empty() {
+        std::fs::write(&kh, known).unwrap();
+    }
+    let extra = json!({ "ansible_ssh_extra_args": known_hosts_arg(&kh) });
+    sb.write(
+        "inv.yaml",
+        inventory("all", fleet_hosts(fleet, &extra), Value::Null),
+    );
+    sb.write("pb.yaml", WRITE_FILE);
+    (sb, kh)
+}
+
+/// A sandbox whose inventory lists every fleet host (with the fleet's known_hosts) in `all`.
+fn sandbox(fleet: &Fleet, playbook: &str) -> Sandbox {
+    let sb = Sandbox::new();
+    let extra = json!({ "ansible_ssh_extra_args": known_hosts_arg(fleet.known_hosts()) });
+    sb.write(
+        "inv.yaml",
+        inventory("all", fleet_hosts(fleet, &extra), Value::Null),
+    );
+    sb.write("pb.yaml", playbook);
+    sb
+}
+
+fn keygen(kind: &str, path: &Path) {
+    let ok = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", kind, "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen")
+        .success();
+    assert!(ok, "ssh-keygen failed");
+}
+
+const WRITE_FILE: &str = "- hosts: all\n  gather_facts: no\n  tasks:\n    - copy:\n        content: \"{{ inventory_hostname }}\\n\"\n        dest: /srv/who\n        mode: \"0640\"\n";
+
+// ------------------------------------------------------------------ deploys
+
+#[test]
+fn site_yaml_deploys_on_three_hosts_over_ssh_and_a_second_run_changes_nothing() {
+    let fleet = Fleet::start(3);
+    let sb = Sandbox::new();
+    let extra = json!({ "ansible_ssh_extra_args": known_hosts_arg(fleet.known_hosts()) });
+    sb.write(
+        "inv.yaml",
+        inventory("local", fleet_hosts(&fleet, &extra), Value::Null),
+    );
+    let site = support::repo().join("playbooks/site.yaml");
+    let site = site.to_str().unwrap();
+    let first = run(&sb, site, &["-e", "app_root=/srv/app"]);
+    assert_eq!(first.code, 0, "{}", first.explain());
+    for h in fleet.hosts() {
+        let r = first.recap(h.name());
+        assert!(r["changed"].as_u64().unwrap_or(0) > 0, "{r}");
+        // `current` points at the release by its path on the host.
+        let current = std::fs::read_link(h.path("/srv/app/current")).unwrap();
+        assert_eq!(current, Path::new("/srv/app/releases/1.0.0"));
+        let release = h.path("/srv/app/releases/1.0.0");
+        assert_eq!(
+            std::fs::read_to_string(release.join("VERSION")).unwrap(),
+            "1.0.0\n"
+        );
+        assert!(release.join("STARTED").exists(), "the handler ran");
+    }
+    let second = run(&sb, site, &["-e", "app_root=/srv/app"]);
+    assert_eq!(second.code, 0, "{}", second.explain());
+    for h in fleet.hosts() {
+        assert_eq!(second.recap(h.name())["changed"], 0, "{}", second.explain());
+    }
+}
+
+#[test]
+fn files_arrive_whole_with_their_mode_and_fetch_brings_them_back() {
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let big: String = (0..200_000).map(|i| format!("line {i}\n")).collect();
+    let sb = sandbox(
+        &fleet,
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - copy:\n        src: big.txt\n        dest: /srv/big.txt\n        mode: \"0600\"\n    - fetch:\n        src: /srv/big.txt\n        dest: got/\n",
+    );
+    sb.write("big.txt", &big);
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert_eq!(
+        std::fs::read_to_string(h.path("/srv/big.txt")).unwrap(),
+        big
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(h.path("/srv/big.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o600);
+    let fetched = sb.path().join("got").join(h.name()).join("srv/big.txt");
+    assert_eq!(std::fs::read_to_string(fetched).unwrap(), big);
+}
+
+// ------------------------------------------------------------------ host identity
+
+#[test]
+fn an_unknown_host_is_refused_under_strict_and_learned_under_accept_new() {
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let (sb, kh) = sandbox_known_hosts(&fleet, "");
+
+    let strict = run(&sb, "pb.yaml", &[]);
+    assert_eq!(strict.code, 6, "{}", strict.explain());
+    let last = strict.last(h.name());
+    assert_eq!(last["unreachable_reason"], "host_key_refused", "{last}");
+    assert!(last["msg"].as_str().unwrap().contains("unknown"), "{last}");
+    assert_eq!(
+        strict.recap(h.name())["unreachable_reason"],
+        "host_key_refused"
+    );
+    assert!(!h.path("/srv/who").exists());
+    assert!(
+        !h.log().contains("Accepted"),
+        "refused before authentication:\n{}",
+        h.log()
+    );
+
+    let learn = run(&sb, "pb.yaml", &["--host-key-checking", "accept-new"]);
+    assert_eq!(learn.code, 0, "{}", learn.explain());
+    assert_eq!(std::fs::read_to_string(&kh).unwrap(), h.known_hosts_lines());
+
+    // Now known: strict accepts it.
+    let again = run(&sb, "pb.yaml", &[]);
+    assert_eq!(again.code, 0, "{}", again.explain());
+}
+
+#[test]
+fn accept_new_from_the_inventory_records_many_hosts_once_each() {
+    let fleet = Fleet::start(6);
+    let sb = Sandbox::new();
+    let kh = sb.path().join("kh/known_hosts");
+    let extra = json!({ "ansible_ssh_common_args": format!("-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={}", kh.display()) });
+    sb.write(
+        "inv.yaml",
+        inventory("all", fleet_hosts(&fleet, &extra), Value::Null),
+    );
+    sb.write("pb.yaml", WRITE_FILE);
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    let text = std::fs::read_to_string(&kh).unwrap();
+    assert_eq!(text.lines().count(), 6, "{text}");
+    for h in fleet.hosts() {
+        assert!(text.contains(&h.known_hosts_lines()), "{text}");
+    }
+}
+
+#[test]
+fn a_changed_host_key_is_refused_even_under_accept_new() {
+    let fleet = Fleet::start(2);
+    let (h0, h1) = (fleet.host(0), fleet.host(1));
+    // host0's name with host1's key: what a man in the middle would look like.
+    let pattern = format!("[{}]:{}", h0.addr(), h0.port());
+    let (sb, _) = sandbox_known_hosts(&fleet, &format!("{pattern} {}\n", h1.host_keys()[0].public));
+    for args in [&[][..], &["--host-key-checking", "accept-new"][..]] {
+        let r = run(&sb, "pb.yaml", args);
+        assert_eq!(r.code, 6, "{}", r.explain());
+        let last = r.last(h0.name());
+        assert_eq!(last["unreachable_reason"], "host_key_refused");
+        assert!(last["msg"].as_str().unwrap().contains("CHANGED"), "{last}");
+        assert!(!h0.path("/srv/who").exists());
+    }
+}
+
+#[test]
+fn a_host_known_only_under_another_key_type_is_refused() {
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let keys = tempfile::tempdir().unwrap();
+    keygen("rsa", &keys.path().join("other_rsa"));
+    let rsa = std::fs::read_to_string(keys.path().join("other_rsa.pub")).unwrap();
+    let rsa: Vec<&str> = rsa.split_whitespace().take(2).collect();
+    let line = format!("[{}]:{} {}\n", h.addr(), h.port(), rsa.join(" "));
+    let (sb, kh) = sandbox_known_hosts(&fleet, &line);
+    let r = run(&sb, "pb.yaml", &["--host-key-checking", "accept-new"]);
+    assert_eq!(r.code, 6, "{}", r.explain());
+    let msg = r.last(h.name())["msg"].as_str().unwrap().to_string();
+    assert!(msg.contains("known only with ssh-rsa"), "{msg}");
+    // Nothing was learned on top of it.
+    assert_eq!(std::fs::read_to_string(&kh).unwrap().lines().count(), 1);
+}
+
+#[test]
+fn the_key_type_known_hosts_records_is_the_one_negotiated() {
+    // The host has Ed25519 and ECDSA keys; known_hosts lists only the ECDSA one.
+    let fleet = Fleet::builder().hosts(1).host_key(KeyType::Ecdsa).start();
+    let h = fleet.host(0);
+    let ecdsa = h
+        .host_keys()
+        .iter()
+        .find(|k| k.kind == KeyType::Ecdsa)
+        .unwrap()
+        .public
+        .clone();
+    let (sb, _) = sandbox_known_hosts(&fleet, &format!("[{}]:{} {ecdsa}\n", h.addr(), h.port()));
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+}
+
+#[test]
+fn a_refused_host_stops_new_batches() {
+    let fleet = Fleet::start(2);
+    let sb = Sandbox::new();
+    let empty = sb.path().join("empty_known_hosts");
+    let mut hosts = fleet_hosts(
+        &fleet,
+        &json!({ "ansible_ssh_extra_args": known_hosts_arg(fleet.known_hosts()) }),
+    );
+    // host0 (first batch) is unknown; host1 (second batch) would be fine.
+    hosts[0]
+        .1
+        .insert("ansible_ssh_extra_args".into(), known_hosts_arg(&empty));
+    sb.write("inv.yaml", inventory("all", hosts, Value::Null));
+    sb.write(
+        "pb.yaml",
+        "- hosts: all\n  serial: 1\n  gather_facts: no\n  tasks:\n    - command: \"true\"\n",
+    );
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 6, "{}", r.explain());
+    assert!(r.results("host1").is_empty(), "{}", r.explain());
+    assert!(r.stdout.contains("no new batch"), "{}", r.explain());
+}
+
+// ------------------------------------------------------------------ authentication
+
+#[test]
+fn an_auth_failure_names_the_methods_tried_and_never_the_password() {
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let sb = sandbox(&fleet, WRITE_FILE);
+    keygen("ed25519", &sb.path().join("stranger"));
+    let stranger = sb.path().join("stranger");
+    let extra = json!({
+        "ansible_ssh_extra_args": known_hosts_arg(fleet.known_hosts()),
+        "ansible_ssh_private_key_file": stranger.display().to_string(),
+        "ansible_password": "not-the-password-42",
+    });
+    sb.write(
+        "inv.yaml",
+        inventory("all", fleet_hosts(&fleet, &extra), Value::Null),
+    );
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    let last = r.last(h.name());
+    assert_eq!(last["unreachable_reason"], "auth_failed", "{last}");
+    let msg = last["msg"].as_str().unwrap();
+    assert!(msg.contains("ssh-agent"), "{msg}");
+    assert!(
+        msg.contains(&format!("key {} (refused)", stranger.display())),
+        "{msg}"
+    );
+    assert!(msg.contains("password"), "{msg}");
+    assert!(msg.contains(USER), "{msg}");
+    assert!(!r.stdout.contains("not-the-password-42") && !r.stderr.contains("not-the-password-42"));
+}
+
+#[test]
+fn an_encrypted_key_needs_its_passphrase_file() {
+    let fleet = Fleet::builder().hosts(1).encrypted_client_key().start();
+    let h = fleet.host(0);
+    let sb = Sandbox::new();
+    let key = fleet.encrypted_client_key().unwrap().display().to_string();
+    let extra = json!({
+        "ansible_ssh_extra_args": known_hosts_arg(fleet.known_hosts()),
+        "ansible_ssh_private_key_file": key,
+    });
+    sb.write(
+        "inv.yaml",
+        inventory("all", fleet_hosts(&fleet, &extra), Value::Null),
+    );
+    sb.write("pb.yaml", WRITE_FILE);
+    let without = run(&sb, "pb.yaml", &[]);
+    assert_eq!(without.code, 2, "{}", without.explain());
+    let msg = without.last(h.name())["msg"].as_str().unwrap().to_string();
+    assert!(msg.contains("encrypted"), "{msg}");
+    sb.write("pass", format!("{PASSPHRASE}\n"));
+    let with = run(&sb, "pb.yaml", &["--key-passphrase-file", "pass"]);
+    assert_eq!(with.code, 0, "{}", with.explain());
+    assert!(!with.stdout.contains(PASSPHRASE) && !with.stderr.contains(PASSPHRASE));
+}
+
+#[test]
+fn password_authentication_works_without_any_key() {
+    let fleet = Fleet::builder().hosts(1).password_auth().start();
+    let h = fleet.host(0);
+    let sb = Sandbox::new();
+    let mut hosts = fleet_hosts(
+        &fleet,
+        &json!({
+            "ansible_ssh_extra_args": known_hosts_arg(fleet.known_hosts()),
+            "ansible_password": PASSWORD,
+        }),
+    );
+    hosts[0].1.remove("ansible_ssh_private_key_file");
+    sb.write("inv.yaml", inventory("all", hosts, Value::Null));
+    sb.write("pb.yaml", WRITE_FILE);
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert_eq!(
+        std::fs::read_to_string(h.path("/srv/who")).unwrap(),
+        "host0\n"
+    );
+    assert!(!r.stdout.contains(PASSWORD));
+}
+
+/// Runs [`WRITE_FILE`] with an inventory of bare host names and `--ssh-config` the fleet's
+/// config: everything (address, port, user, key, known_hosts, ProxyJump) comes from it.
+fn run_with_ssh_config_only(fleet: &Fleet) -> Run {
+    let sb = Sandbox::new();
+    let hosts = fleet
+        .hosts()
+        .iter()
+        .map(|h| (h.name().to_string(), Map::new()))
+        .collect();
+    sb.write("inv.yaml", inventory("all", hosts, Value::Null));
+    sb.write("pb.yaml", WRITE_FILE);
+    let config = fleet.ssh_config().display().to_string();
+    run(&sb, "pb.yaml", &["--ssh-config", &config])
+}
+
+/// Each host holds its own name in `/srv/who` ([`WRITE_FILE`] ran there).
+fn assert_each_wrote_its_name(fleet: &Fleet) {
+    for h in fleet.hosts() {
+        assert_eq!(
+            std::fs::read_to_string(h.path("/srv/who")).unwrap(),
+            format!("{}\n", h.name())
+        );
+    }
+}
+
+#[test]
+fn the_ssh_config_file_alone_is_enough() {
+    let fleet = Fleet::start(2);
+    let r = run_with_ssh_config_only(&fleet);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert_each_wrote_its_name(&fleet);
+}
+
+// ------------------------------------------------------------------ failures next to healthy hosts
+
+#[test]
+fn an_unreachable_host_is_reported_and_the_others_finish() {
+    let fleet = Fleet::start(2);
+    let sb = sandbox(&fleet, WRITE_FILE);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut hosts = fleet_hosts(
+        &fleet,
+        &json!({ "ansible_ssh_extra_args": known_hosts_arg(fleet.known_hosts()) }),
+    );
+    let mut dead = hosts[0].1.clone();
+    dead.insert("ansible_port".into(), json!(closed));
+    hosts.push(("nothing-listens".into(), dead));
+    sb.write("inv.yaml", inventory("all", hosts, Value::Null));
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    let last = r.last("nothing-listens");
+    assert_eq!(last["status"], "unreachable");
+    assert_eq!(last["unreachable_reason"], "unreachable");
+    assert!(last["msg"].as_str().unwrap().contains("refused"), "{last}");
+    for h in fleet.hosts() {
+        assert_eq!(r.recap(h.name())["changed"], 1, "{}", r.explain());
+    }
+}
+
+/// Starts `rdeploy run` in the background; [`finish`] waits for it.
+fn spawn(sb: &Sandbox) -> std::thread::JoinHandle<std::process::Output> {
+    let mut cmd = sb.rdeploy(&["run", "pb.yaml", "-i", "inv.yaml", "--output", "json"]);
+    cmd.env_remove("SSH_AUTH_SOCK")
+        .timeout(Duration::from_secs(120));
+    std::thread::spawn(move || cmd.output().expect("run rdeploy"))
+}
+
+fn finish(child: std::thread::JoinHandle<std::process::Output>) -> Run {
+    Run::from(child.join().expect("the rdeploy thread"))
+}
+
+/// Waits until `host` runs a process whose command line contains `needle`.
+fn wait_for_process(h: &support::fleet::Host, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !h
+        .user_processes()
+        .iter()
+        .any(|p| p.cmdline.contains(needle))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{needle} never started on {}",
+            h.name()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_host_whose_sshd_is_killed_mid_run_is_reported_and_the_others_finish() {
+    let fleet = Fleet::start(2);
+    let sb = sandbox(
+        &fleet,
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - command: sleep 3\n    - command: \"true\"\n",
+    );
+    let child = spawn(&sb);
+    wait_for_process(fleet.host(1), "sleep 3");
+    fleet.host(1).kill();
+    let r = finish(child);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    assert_eq!(r.last("host1")["status"], "unreachable", "{}", r.explain());
+    assert_eq!(r.recap("host1")["unreachable"], 1);
+    assert_eq!(r.recap("host0")["changed"], 2, "{}", r.explain());
+}
+
+#[test]
+fn a_frozen_host_is_declared_dead_within_interval_times_count() {
+    let fleet = Fleet::start(2);
+    let sb = Sandbox::new();
+    let extra = json!({
+        "ansible_ssh_common_args": format!(
+            "-o UserKnownHostsFile={} -o ServerAliveInterval=1 -o ServerAliveCountMax=2",
+            fleet.known_hosts().display()
+        )
+    });
+    sb.write(
+        "inv.yaml",
+        inventory("all", fleet_hosts(&fleet, &extra), Value::Null),
+    );
+    sb.write(
+        "pb.yaml",
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - command: sleep 8\n    - command: \"true\"\n",
+    );
+    let child = spawn(&sb);
+    wait_for_process(fleet.host(1), "sleep 8");
+    let frozen_at = Instant::now();
+    fleet.host(1).freeze();
+    let r = finish(child);
+    let elapsed = frozen_at.elapsed();
+    fleet.host(1).thaw();
+    assert_eq!(r.code, 2, "{}", r.explain());
+    let last = r.last("host1");
+    assert_eq!(last["status"], "unreachable", "{}", r.explain());
+    assert_eq!(last["unreachable_reason"], "timed_out", "{last}");
+    assert!(
+        last["msg"].as_str().unwrap().contains("stopped answering"),
+        "{last}"
+    );
+    // host1's task ended long before host0's 8 s sleep: within 2 × 1 s plus slack.
+    let secs = last["duration"].as_f64().unwrap();
+    assert!(secs < 6.0, "liveness took {secs}s");
+    assert_eq!(r.recap("host0")["changed"], 2, "{}", r.explain());
+    assert!(elapsed < Duration::from_secs(30));
+}
+
+#[test]
+fn a_hanging_command_is_killed_with_its_process_group_and_the_host_goes_on() {
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let sb = sandbox(
+        &fleet,
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - shell: \"sleep 300 & sleep 301 & wait\"\n      timeout: 2\n      ignore_errors: yes\n    - command: \"true\"\n",
+    );
+    let started = Instant::now();
+    let r = run(&sb, "pb.yaml", &[]);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{}",
+        r.explain()
+    );
+    assert_eq!(r.code, 0, "{}", r.explain());
+    let hung = &r.results(h.name())[0];
+    assert!(
+        hung["msg"].as_str().unwrap().contains("timed out"),
+        "{hung}"
+    );
+    assert_eq!(r.recap(h.name())["ignored"], 1);
+    assert_eq!(r.recap(h.name())["changed"], 1, "the next task ran");
+    let left: Vec<String> = h
+        .user_processes()
+        .into_iter()
+        .map(|p| p.cmdline)
+        .filter(|c| c.contains("sleep 30"))
+        .collect();
+    assert!(left.is_empty(), "orphans on the host: {left:?}");
+}
+
+#[test]
+fn task_timeout_from_the_command_line_kills_the_command() {
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let sb = sandbox(
+        &fleet,
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - command: sleep 302\n",
+    );
+    let r = run(&sb, "pb.yaml", &["--task-timeout", "1s"]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    assert!(
+        r.last(h.name())["msg"]
+            .as_str()
+            .unwrap()
+            .contains("timed out")
+    );
+    assert!(
+        !h.user_processes()
+            .iter()
+            .any(|p| p.cmdline.contains("sleep 302"))
+    );
+}
+
+// ------------------------------------------------------------------ topology and become
+
+#[test]
+fn proxy_jump_through_the_bastion_reaches_the_private_hosts() {
+    let fleet = Fleet::builder().hosts(2).bastion().start();
+    let sb = sandbox(&fleet, WRITE_FILE);
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert_each_wrote_its_name(&fleet);
+    // The same hosts from the fleet's ssh config (`ProxyJump bastion`).
+    let r = run_with_ssh_config_only(&fleet);
+    assert_eq!(r.code, 0, "{}", r.explain());
+}
+
+#[test]
+fn become_runs_commands_and_writes_files_as_root_through_sudo() {
+    assert!(
+        enable_sudo(),
+        "sudo is required: scripts/test.sh --install-only installs it"
+    );
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let sb = sandbox(
+        &fleet,
+        "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - command: id -u\n      register: who\n    - copy:\n        content: \"{{ who.stdout }}\\n\"\n        dest: /etc/rdeploy-test/root-owned\n        mode: \"0600\"\n    - shell: \"sleep 303 & sleep 304 & wait\"\n      timeout: 1\n      ignore_errors: yes\n",
+    );
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    let f = h.path("/etc/rdeploy-test/root-owned");
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "0\n");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&f).unwrap().uid(), 0);
+    // The timed-out group ran as root and was still killed (through sudo).
+    assert!(
+        !h.processes()
+            .iter()
+            .any(|p| p.cmdline.contains("sleep 303") || p.cmdline.contains("sleep 304")),
+        "{:?}",
+        h.processes()
+    );
+}
