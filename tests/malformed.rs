@@ -1001,3 +1001,21 @@ fn every_bad_serial_form_in_one_list_is_reported() {
         "{err}"
     );
 }
+
+/// ansible.cfg in the current directory is read as Ansible reads it; a value of the wrong
+/// type is an error at its position and nothing runs.
+#[test]
+fn ansible_cfg_bad_forks() {
+    check(
+        &[
+            ("inv.yaml", INV.as_bytes()),
+            ("pb.yaml", OK_PB.as_bytes()),
+            (
+                "ansible.cfg",
+                b"[defaults]\ninventory = inv.yaml\nforks = many\n",
+            ),
+        ],
+        &["plan", "pb.yaml"],
+        "ansible.cfg:3:9: error: 'forks' must be a positive whole number, found 'many'",
+    );
+}

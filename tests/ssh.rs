@@ -459,6 +459,56 @@ fn the_ssh_config_file_alone_is_enough() {
     assert_each_wrote_its_name(&fleet);
 }
 
+/// An Ansible project's ansible.cfg supplies the inventory, the login user, the key, the host
+/// key policy (`host_key_checking = False` learns new keys) and forks; rdeploy says which of
+/// its settings it does not use.
+#[test]
+fn ansible_cfg_supplies_inventory_user_key_and_host_key_policy() {
+    let fleet = Fleet::start(2);
+    let sb = Sandbox::new();
+    let kh = sb.path().join("known_hosts");
+    let hosts: Vec<(String, Map<String, Value>)> = fleet
+        .hosts()
+        .iter()
+        .map(|h| {
+            let mut v = Map::new();
+            v.insert("ansible_host".into(), json!(h.addr().to_string()));
+            v.insert("ansible_port".into(), json!(h.port()));
+            v.insert("ansible_ssh_extra_args".into(), known_hosts_arg(&kh));
+            (h.name().to_string(), v)
+        })
+        .collect();
+    sb.write("hosts/inv.yaml", inventory("all", hosts, Value::Null));
+    sb.write("pb.yaml", WRITE_FILE);
+    sb.write(
+        "ansible.cfg",
+        format!(
+            "[defaults]\ninventory = hosts/inv.yaml\nremote_user = {USER}\nprivate_key_file = {}\n\
+             host_key_checking = False\nforks = 1\nretry_files_enabled = False\n\
+             [ssh_connection]\npipelining = True\n",
+            fleet.client_key().display()
+        ),
+    );
+    let r = Run::from(
+        sb.rdeploy(&["run", "pb.yaml", "--output", "json", "-v"])
+            .env_remove("SSH_AUTH_SOCK")
+            .timeout(Duration::from_secs(120))
+            .output()
+            .expect("run rdeploy"),
+    );
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert_each_wrote_its_name(&fleet);
+    let learned = std::fs::read_to_string(&kh).unwrap();
+    assert_eq!(learned.lines().count(), 2, "{learned}");
+    assert!(
+        r.stderr.contains(
+            "ansible.cfg: not used by rdeploy: [defaults] retry_files_enabled, [ssh_connection] pipelining"
+        ),
+        "{}",
+        r.explain()
+    );
+}
+
 // ------------------------------------------------------------------ failures next to healthy hosts
 
 #[test]

@@ -97,9 +97,9 @@ pub struct RunArgs {
     /// Show the changes (text diffs, before/after of mode, owner, link target, state).
     #[arg(short = 'D', long = "diff")]
     pub diff: bool,
-    /// How many hosts run at once.
-    #[arg(short = 'f', long = "forks", value_name = "N", default_value_t = 50)]
-    pub forks: usize,
+    /// How many hosts run at once [default: `forks` in ansible.cfg, else 50].
+    #[arg(short = 'f', long = "forks", value_name = "N")]
+    pub forks: Option<usize>,
     /// Start at the task with this name (`NAME` or `role : NAME`), skipping those before it.
     #[arg(long = "start-at-task", value_name = "NAME")]
     pub start_at_task: Option<String>,
@@ -119,6 +119,13 @@ pub struct RunArgs {
     /// Time limit for connecting to a host (TCP, key exchange, authentication), e.g. `10s`.
     #[arg(long = "connect-timeout", value_name = "DURATION")]
     pub connect_timeout: Option<String>,
+    /// Login user for hosts that set no `ansible_user` [default: `remote_user` in ansible.cfg].
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+    /// Private key file for hosts that set no `ansible_ssh_private_key_file` [default:
+    /// `private_key_file` in ansible.cfg].
+    #[arg(long = "private-key", visible_alias = "key-file", value_name = "FILE")]
+    pub private_key: Option<PathBuf>,
     /// File whose first line is the passphrase of encrypted private keys.
     #[arg(long = "key-passphrase-file", value_name = "FILE")]
     pub key_passphrase_file: Option<PathBuf>,

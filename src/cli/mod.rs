@@ -5,6 +5,7 @@
 //! outcomes to exit codes. Invalid input of any kind stops before a host is contacted.
 
 pub mod args;
+pub mod config;
 pub mod settings;
 
 use std::io::{self, Write};
@@ -22,6 +23,7 @@ use crate::transport::ssh_config::{self, Secret, SshOptions};
 use crate::validate;
 use crate::vars;
 use args::{Cli, Command, OutputFormat};
+use config::AnsibleCfg;
 use settings::Settings;
 
 /// Process exit codes (the README's table). No code means two things.
@@ -165,6 +167,7 @@ pub fn check(settings: Settings) -> Result<Checked, Diagnostics> {
 fn cmd_plan(out: &mut dyn Write, a: args::PlanArgs) -> Result<Exit, Failed> {
     let settings = Settings::from_common(&a.playbook, &a.common)?;
     let c = check(settings)?;
+    config_note(c.settings.config.as_ref())?;
     match c.settings.output {
         OutputFormat::Json => report::plan_json(out, &c.plan)?,
         OutputFormat::Human => report::plan_human(out, &a.playbook.display().to_string(), &c.plan)?,
@@ -199,14 +202,19 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
             )))
         })?),
     };
-    if a.forks == 0 {
+    let cfg = c.settings.config.as_ref();
+    if c.settings.verbose > 0 {
+        config_note(cfg)?;
+    }
+    let forks = a.forks.or(cfg.and_then(|f| f.forks)).unwrap_or(50);
+    if forks == 0 {
         return Err(Diagnostics::from(Diagnostic::options("--forks must be at least 1")).into());
     }
-    let (ssh, ssh_config) = ssh_options(&a)?;
+    let (ssh, ssh_config) = ssh_options(&a, cfg)?;
     let opts = RunOptions {
         check: a.check,
         diff: a.diff,
-        forks: a.forks,
+        forks,
         start_at_task: a.start_at_task.clone(),
         task_timeout,
         force_handlers: a.force_handlers,
@@ -231,11 +239,25 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
     })
 }
 
-/// The SSH flags checked, the passphrase file read, the ssh config file parsed.
-fn ssh_options(a: &args::RunArgs) -> Result<(SshOptions, ssh2_config::SshConfig), Failed> {
+/// Says which `ansible.cfg` settings rdeploy does not use (on stderr, one line).
+fn config_note(cfg: Option<&AnsibleCfg>) -> io::Result<()> {
+    match cfg.and_then(AnsibleCfg::ignored_note) {
+        Some(note) => report::text(&mut io::stderr().lock(), &note),
+        None => Ok(()),
+    }
+}
+
+/// The SSH flags checked (ansible.cfg's defaults under them), the passphrase file read, the
+/// ssh config file parsed.
+fn ssh_options(
+    a: &args::RunArgs,
+    cfg: Option<&AnsibleCfg>,
+) -> Result<(SshOptions, ssh2_config::SshConfig), Failed> {
     let mut errors = Diagnostics::new();
     let connect_timeout = match a.connect_timeout.as_deref() {
-        None => None,
+        None => cfg
+            .and_then(|c| c.timeout)
+            .map(std::time::Duration::from_secs),
         Some(t) => match crate::playbook::values::parse_duration(t) {
             Some(d) if !d.is_zero() => Some(d),
             _ => {
@@ -268,10 +290,30 @@ fn ssh_options(a: &args::RunArgs) -> Result<(SshOptions, ssh2_config::SshConfig)
     };
     let opts = SshOptions {
         config_file: a.ssh_config.clone(),
-        host_key_checking: a.host_key_checking.map(|h| match h {
-            args::HostKeyChecking::Strict => HostKeyPolicy::Strict,
-            args::HostKeyChecking::AcceptNew => HostKeyPolicy::AcceptNew,
-        }),
+        host_key_checking: a
+            .host_key_checking
+            .map(|h| match h {
+                args::HostKeyChecking::Strict => HostKeyPolicy::Strict,
+                args::HostKeyChecking::AcceptNew => HostKeyPolicy::AcceptNew,
+            })
+            .or_else(|| {
+                // `host_key_checking = False` learns new keys; a changed key is still refused.
+                cfg.and_then(|c| c.host_key_checking).map(|strict| {
+                    if strict {
+                        HostKeyPolicy::Strict
+                    } else {
+                        HostKeyPolicy::AcceptNew
+                    }
+                })
+            }),
+        user: a
+            .user
+            .clone()
+            .or_else(|| cfg.and_then(|c| c.remote_user.clone())),
+        identity_file: a
+            .private_key
+            .clone()
+            .or_else(|| cfg.and_then(|c| c.private_key_file.clone())),
         connect_timeout,
         key_passphrase,
     };
@@ -288,7 +330,16 @@ fn no_hosts(plan: &Plan) -> Result<(), Failed> {
 }
 
 fn cmd_inventory(out: &mut dyn Write, a: args::InventoryArgs) -> Result<Exit, Failed> {
-    let inv = Inventory::load(&a.inventory, None)?;
+    let from_cfg;
+    let sources = if a.inventory.is_empty() {
+        let cfg = AnsibleCfg::discover()?;
+        config_note(cfg.as_ref())?;
+        from_cfg = cfg.map(|c| c.inventory).unwrap_or_default();
+        &from_cfg
+    } else {
+        &a.inventory
+    };
+    let inv = Inventory::load(sources, None)?;
     if let Some(host) = a.host.as_deref() {
         let Some(h) = inv.hosts.get(host) else {
             return Err(Diagnostics::from(Diagnostic::options(format!(

@@ -10,6 +10,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use crate::cli::args::{Common, OutputFormat};
+use crate::cli::config::AnsibleCfg;
 use crate::diag::{Diagnostic, Diagnostics, Loc};
 use crate::yaml;
 
@@ -36,12 +37,18 @@ pub struct Settings {
     pub output: OutputFormat,
     /// `-v` count.
     pub verbose: u8,
+    /// The `ansible.cfg` found, if any (its defaults are already applied above).
+    pub config: Option<AnsibleCfg>,
 }
 
 impl Settings {
     /// Validates the shared flags for `playbook`.
     pub fn from_common(playbook: &Path, c: &Common) -> Result<Settings, Diagnostics> {
         let mut errors = Diagnostics::new();
+        let config = AnsibleCfg::discover().unwrap_or_else(|d| {
+            errors.extend(d);
+            None
+        });
         let mut extra_vars = IndexMap::new();
         for raw in &c.extra_vars {
             match parse_extra_vars(raw) {
@@ -73,15 +80,24 @@ impl Settings {
         };
         errors.into_result(Settings {
             playbook: playbook.to_path_buf(),
-            inventory: c.inventory.clone(),
+            inventory: match &config {
+                Some(cfg) if c.inventory.is_empty() => cfg.inventory.clone(),
+                _ => c.inventory.clone(),
+            },
             limit,
             extra_vars,
             tags: clean(&c.tags),
             skip_tags: clean(&c.skip_tags),
-            roles_path: c.roles_path.clone(),
+            roles_path: c
+                .roles_path
+                .iter()
+                .chain(config.iter().flat_map(|cfg| &cfg.roles_path))
+                .cloned()
+                .collect(),
             shuffle_seed: c.shuffle_seed.unwrap_or_else(seed_from_clock),
             output: c.output,
             verbose: c.verbose,
+            config,
         })
     }
 }

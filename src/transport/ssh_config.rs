@@ -65,6 +65,11 @@ pub struct SshOptions {
     pub connect_timeout: Option<Duration>,
     /// Read from `--key-passphrase-file`: unlocks passphrase-protected key files.
     pub key_passphrase: Option<Secret>,
+    /// `-u`/`--user` (or `remote_user` in ansible.cfg): the login user of hosts that set none.
+    pub user: Option<String>,
+    /// `--private-key` (or `private_key_file` in ansible.cfg): offered before the ssh
+    /// config's IdentityFile.
+    pub identity_file: Option<PathBuf>,
 }
 
 /// Loads the ssh config file: `path`, or `~/.ssh/config` when `path` is `None` (a missing
@@ -230,6 +235,7 @@ pub fn resolve(
     };
     let user = match first(&["ansible_user", "ansible_ssh_user"])
         .or_else(|| opts.user.clone())
+        .or_else(|| cli.user.clone())
         .or_else(|| cfg.user.clone())
         .or_else(local_user)
     {
@@ -242,6 +248,7 @@ pub fn resolve(
             .map(|p| vec![expand_tilde(&p)])
             .unwrap_or_default();
     identity_files.extend(opts.identity_file.clone().unwrap_or_default());
+    identity_files.extend(cli.identity_file.iter().cloned());
     identity_files.extend(cfg.identity_file.clone().unwrap_or_default());
     if identity_files.is_empty() {
         identity_files = default_identities();
@@ -670,6 +677,17 @@ Host *
         };
         // Config only (the CLI flag beats the config's accept-new and ConnectTimeout 3).
         let s = resolve_with("web1", &[], &cli, CFG).unwrap();
+        let with_user = SshOptions {
+            user: Some("cliuser".into()),
+            identity_file: Some(PathBuf::from("/keys/cli")),
+            ..SshOptions::default()
+        };
+        let u = resolve_with("web1", &[], &with_user, CFG).unwrap();
+        assert_eq!(u.target.endpoint.user, "cliuser");
+        assert_eq!(
+            u.target.identity_files.first(),
+            Some(&PathBuf::from("/keys/cli"))
+        );
         assert_eq!(s.target.policy, HostKeyPolicy::Strict);
         assert_eq!(s.connect_timeout, Duration::from_secs(20));
         // -o beats the CLI and the config.

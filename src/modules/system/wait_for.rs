@@ -380,7 +380,8 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(r["elapsed"], json!(1));
+        // A plain delay waits at least its timeout (more on a loaded machine).
+        assert!(r["elapsed"].as_u64().is_some_and(|e| e >= 1), "{r:?}");
         let a = args(json!({"port": 80, "state": "drained"}));
         assert!(matches!(
             WaitFor.check(&mut tr, &a, &c).await,
