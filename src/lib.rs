@@ -10,6 +10,7 @@
 //! Everything before `exec` is pure and touches no host: `rdeploy plan` and `--syntax-check`
 //! stop there. Each module's own header says what it owns.
 
+pub mod backup;
 pub mod cli;
 pub mod diag;
 pub mod exec;

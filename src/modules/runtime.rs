@@ -150,8 +150,11 @@ pub enum Change {
 /// Something a module may touch, which the executor backs up before `apply`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Resource {
-    /// A path (file, directory tree, symlink, or its absence).
+    /// A path (a file's content, a symlink, attributes, or its existence). A directory's
+    /// contents are not copied: use [`Resource::Tree`] when they may change.
     Path(String),
+    /// A directory tree whose contents may change (copied whole before the change).
+    Tree(String),
     /// A service's active/enabled state.
     Service(String),
     /// A package's installed version.

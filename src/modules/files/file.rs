@@ -124,8 +124,15 @@ impl Module for File {
     }
 
     fn resources(&self, args: &Args) -> Vec<Resource> {
+        let absent = args.str_arg("state").as_deref() == Some("absent");
         args.str_arg("path")
-            .map(|p| vec![Resource::Path(p)])
+            .map(|p| {
+                vec![if absent {
+                    Resource::Tree(p)
+                } else {
+                    Resource::Path(p)
+                }]
+            })
             .unwrap_or_default()
     }
 

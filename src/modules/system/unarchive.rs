@@ -278,7 +278,7 @@ impl Module for Unarchive {
     /// The whole `dest` tree: which members an archive holds is only known on the host.
     fn resources(&self, args: &Args) -> Vec<Resource> {
         args.str_arg("dest")
-            .map(Resource::Path)
+            .map(Resource::Tree)
             .into_iter()
             .collect()
     }
@@ -412,7 +412,7 @@ mod tests {
         );
         assert_eq!(
             Unarchive.resources(&a),
-            vec![Resource::Path(dest.display().to_string())]
+            vec![Resource::Tree(dest.display().to_string())]
         );
     }
 }

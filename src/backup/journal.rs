@@ -1,0 +1,410 @@
+//! The controller's run journal: `<state>/runs/<run-id>/journal.jsonl`, append-only JSON
+//! lines, fsynced.
+//!
+//! Owns the record vocabulary ([`Record`]), run ids, the controller state directory
+//! (`--state-dir`, else `$XDG_STATE_HOME/rdeploy`, else `~/.local/state/rdeploy`) and reading
+//! journals back (a torn last line is tolerated). Writes go through one writer thread that
+//! group-commits: every record queued while it wrote is written, then one `fsync` covers them
+//! all, so fifty hosts recording intents at once cost one disk flush, not fifty. An intent
+//! ([`Journal::durable`]) returns only once it is on disk. Records carry statuses, paths and
+//! task names, never registered results or variable values, so secrets cannot reach it. It
+//! must not print.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Entry;
+
+/// One journal line.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Record {
+    /// The run begins.
+    RunStart {
+        /// Its id.
+        run_id: String,
+        /// The playbook as given.
+        playbook: String,
+        /// The inventory sources as given.
+        inventory: Vec<String>,
+        /// `--limit`, if any.
+        #[serde(default)]
+        limit: Option<String>,
+        /// The controller's working directory (relative paths above are relative to it).
+        cwd: String,
+        /// Unix seconds.
+        started: u64,
+    },
+    /// A play begins.
+    Play {
+        /// 0-based index in the playbook.
+        index: usize,
+        /// Its name.
+        name: String,
+        /// Its release label, rendered, when it sets `release_label`.
+        #[serde(default)]
+        release: Option<String>,
+    },
+    /// A batch begins.
+    Batch {
+        /// 0-based play index.
+        play: usize,
+        /// 1-based batch index.
+        index: usize,
+        /// Its hosts.
+        hosts: Vec<String>,
+    },
+    /// A host's backups live in `state_dir`.
+    Host {
+        /// The host.
+        host: String,
+        /// Its `rdeploy_state_dir`.
+        state_dir: String,
+    },
+    /// About to change `paths` on `host` as its step `step` (written before the change).
+    Intent {
+        /// The host.
+        host: String,
+        /// The host's step number.
+        step: u32,
+        /// The task's label.
+        task: String,
+        /// What the step may change.
+        paths: Vec<String>,
+    },
+    /// What the step's backup recorded.
+    Backup {
+        /// The host.
+        host: String,
+        /// The step.
+        step: u32,
+        /// The manifest entries.
+        entries: Vec<Entry>,
+    },
+    /// A task finished on a host.
+    Result {
+        /// The host.
+        host: String,
+        /// The task's label.
+        task: String,
+        /// `ok`, `changed`, `failed`, `skipped`, `unreachable`.
+        status: String,
+        /// The host's step number when the task changed something.
+        #[serde(default)]
+        step: Option<u32>,
+    },
+    /// A health probe's outcome.
+    Probe {
+        /// The host.
+        host: String,
+        /// The probe's name.
+        probe: String,
+        /// Passed or not.
+        passed: bool,
+        /// The last observed value.
+        observed: String,
+    },
+    /// A batch's health gate or failure budget failed.
+    GateFailed {
+        /// 0-based play index.
+        play: usize,
+        /// 1-based batch index.
+        batch: usize,
+        /// Why.
+        reason: String,
+    },
+    /// A host was rolled back.
+    Rollback {
+        /// The host.
+        host: String,
+        /// The run whose changes were undone.
+        run_id: String,
+        /// Entries restored.
+        restored: usize,
+        /// What failed, if anything.
+        #[serde(default)]
+        error: Option<String>,
+    },
+    /// The run ended.
+    RunEnd {
+        /// `success`, `failed`, `rolled_back`, `rollback_incomplete`, `host_key_refused`,
+        /// `interrupted`.
+        outcome: String,
+        /// The exit code.
+        exit_code: i32,
+        /// Unix seconds.
+        ended: u64,
+        /// Hosts with at least one change.
+        hosts_changed: Vec<String>,
+    },
+}
+
+/// Unix seconds now.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for unix seconds `t`.
+pub fn rfc3339(t: u64) -> String {
+    let (days, secs) = (t / 86_400, t % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Howard Hinnant's days-since-epoch to civil date.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// A new run id: `YYYYMMDDTHHMMSSZ-xxxxxx`, sortable by start time, unique by its random tail.
+pub fn new_run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let t = now();
+    let stamp: String = rfc3339(t)
+        .chars()
+        .filter(|c| *c != '-' && *c != ':')
+        .collect();
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    format!("{stamp}-{:06x}", h.finish() & 0xff_ffff)
+}
+
+/// Whether `id` has the shape of a run id (so it is safe in paths on both sides).
+pub fn valid_run_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The controller's state directory: `--state-dir`, `$XDG_STATE_HOME/rdeploy`,
+/// `~/.local/state/rdeploy`.
+pub fn state_dir(flag: Option<&Path>) -> PathBuf {
+    if let Some(d) = flag {
+        return d.to_path_buf();
+    }
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("rdeploy");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
+    PathBuf::from(home).join(".local/state/rdeploy")
+}
+
+/// `<state>/runs/<run-id>/journal.jsonl`.
+pub fn journal_path(state: &Path, run_id: &str) -> PathBuf {
+    state.join("runs").join(run_id).join("journal.jsonl")
+}
+
+type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// An open journal. Dropping it (or [`Journal::close`]) flushes and joins the writer.
+pub struct Journal {
+    tx: Option<mpsc::Sender<(String, Option<Ack>)>>,
+    writer: Option<JoinHandle<()>>,
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Creates the run's folder and journal file.
+    pub fn create(state: &Path, run_id: &str) -> io::Result<Journal> {
+        let path = journal_path(state, run_id);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let (tx, rx) = mpsc::channel::<(String, Option<Ack>)>();
+        let writer = std::thread::Builder::new()
+            .name("rdeploy-journal".into())
+            .spawn(move || write_loop(file, rx))?;
+        Ok(Journal {
+            tx: Some(tx),
+            writer: Some(writer),
+            path,
+        })
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues `rec`; it reaches the disk with the next flush.
+    pub fn note(&self, rec: &Record) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send((line(rec), None));
+        }
+    }
+
+    /// Writes `rec` and returns once it is on disk.
+    pub async fn durable(&self, rec: &Record) -> Result<(), String> {
+        let Some(tx) = &self.tx else {
+            return Err("the journal is closed".into());
+        };
+        let (ack, done) = tokio::sync::oneshot::channel();
+        tx.send((line(rec), Some(ack)))
+            .map_err(|_| "the journal writer stopped".to_string())?;
+        done.await
+            .map_err(|_| "the journal writer stopped".to_string())?
+    }
+
+    /// Flushes everything queued and stops the writer.
+    pub fn close(&mut self) {
+        self.tx = None;
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn line(rec: &Record) -> String {
+    let mut v = serde_json::to_value(rec).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("t".into(), Value::from(now()));
+    }
+    let mut s = v.to_string();
+    s.push('\n');
+    s
+}
+
+/// Group commit: block for one record, take every other one already queued, write, fsync,
+/// acknowledge them all.
+fn write_loop(mut file: File, rx: mpsc::Receiver<(String, Option<Ack>)>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        let mut buf = String::new();
+        for (l, _) in &batch {
+            buf.push_str(l);
+        }
+        let res = file
+            .write_all(buf.as_bytes())
+            .and_then(|()| file.sync_data())
+            .map_err(|e| e.to_string());
+        for (_, ack) in batch {
+            if let Some(ack) = ack {
+                let _ = ack.send(res.clone());
+            }
+        }
+    }
+}
+
+/// Reads a journal: its records and whether a line did not parse (a torn last write).
+pub fn read(path: &Path) -> io::Result<(Vec<Record>, bool)> {
+    let text = fs::read_to_string(path)?;
+    let mut torn = false;
+    let mut out = Vec::new();
+    for l in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str::<Record>(l) {
+            Ok(r) => out.push(r),
+            Err(_) => torn = true,
+        }
+    }
+    Ok((out, torn))
+}
+
+/// Every run id with a journal under `state`, oldest first.
+pub fn run_ids(state: &Path) -> io::Result<Vec<String>> {
+    let dir = state.join("runs");
+    let mut ids: Vec<String> = match fs::read_dir(&dir) {
+        Ok(d) => d
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join("journal.jsonl").is_file())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| valid_run_id(n))
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    ids.sort();
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_run_ids() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_796_083_200), "2026-12-01T00:00:00Z");
+        assert_eq!(rfc3339(951_827_696), "2000-02-29T12:34:56Z");
+        let a = new_run_id();
+        assert!(valid_run_id(&a), "{a}");
+        assert_eq!(a.len(), "20261201T130000Z-abcdef".len());
+        assert!(!valid_run_id("../etc"));
+        assert!(!valid_run_id(""));
+    }
+
+    #[tokio::test]
+    async fn records_survive_a_torn_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(dir.path(), "r1").unwrap();
+        j.durable(&Record::Intent {
+            host: "web1".into(),
+            step: 1,
+            task: "copy".into(),
+            paths: vec!["/srv/a".into()],
+        })
+        .await
+        .unwrap();
+        j.note(&Record::Result {
+            host: "web1".into(),
+            task: "copy".into(),
+            status: "changed".into(),
+            step: Some(1),
+        });
+        j.close();
+        let path = journal_path(dir.path(), "r1");
+        // A write cut short by a crash.
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"event\":\"res")
+            .unwrap();
+        let (recs, torn) = read(&path).unwrap();
+        assert!(torn);
+        assert_eq!(recs.len(), 2);
+        assert!(matches!(&recs[1], Record::Result { status, .. } if status == "changed"));
+        assert_eq!(run_ids(dir.path()).unwrap(), ["r1"]);
+    }
+}

@@ -1,0 +1,398 @@
+//! Backups on the host before every change, and their restore.
+//!
+//! Owns the on-host layout under a host's state directory (`rdeploy_state_dir`, default
+//! `/var/lib/rdeploy`):
+//!
+//! ```text
+//! <state>/backups/<run-id>/<step>/<index>/data     a file's bytes, or a whole tree (cp -a)
+//! <state>/backups/<run-id>/<step>/<index>/target   a symlink's target
+//! <state>/runs/<run-id>.json                       the manifest: one JSON object per line
+//! <state>/runs/<run-id>.pending                    a rollback of this run did not finish
+//! ```
+//!
+//! A manifest line is appended only after its backup is complete, so every entry can be
+//! restored; an interrupted backup leaves no entry. Restores read the manifest from the host,
+//! so `rdeploy rollback` works from any controller. The shell lines are fixed scripts given
+//! to [`Cmd`] with every value quoted; nothing here formats a shell line. It must not print
+//! or decide when to back up (that is the executor's pipeline).
+
+pub mod journal;
+
+use serde::{Deserialize, Serialize};
+
+use crate::modules::runtime::Resource;
+use crate::transport::{AnyTransport, Become, Cmd, Output, Transport, TransportError};
+
+/// The default `rdeploy_state_dir`.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/rdeploy";
+/// The default `rdeploy_keep_runs`.
+pub const DEFAULT_KEEP_RUNS: u32 = 5;
+
+/// Where and how one host keeps its backups for this run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Store {
+    /// `rdeploy_state_dir` for the host.
+    pub state_dir: String,
+    /// The run's id.
+    pub run_id: String,
+    /// `rdeploy_keep_runs` for the host.
+    pub keep_runs: u32,
+}
+
+/// One backed-up resource, as a manifest line records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The host's step number in this run (1-based, one per changing task).
+    pub step: u32,
+    /// The resource's index within the step.
+    pub index: u32,
+    /// The task's label, for reports.
+    pub task: String,
+    /// The path on the host.
+    pub path: String,
+    /// The user a restore runs as (the task's `become_user`), if any.
+    #[serde(default)]
+    pub become_user: Option<String>,
+    /// `file`, `directory`, `link`, `absent` or `other`.
+    pub kind: String,
+    /// Octal mode (`644`), empty when absent.
+    #[serde(default)]
+    pub mode: String,
+    /// Owner's uid.
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// Group's gid.
+    #[serde(default)]
+    pub gid: Option<u32>,
+    /// sha256 of a file's bytes.
+    #[serde(default)]
+    pub sha256: String,
+    /// A directory's contents were copied too (`cp -a`).
+    #[serde(default)]
+    pub deep: bool,
+}
+
+impl Entry {
+    /// The folder holding this entry's data on the host.
+    pub fn dir(&self, store_dir: &str, run_id: &str) -> String {
+        format!(
+            "{}/backups/{run_id}/{}/{}",
+            store_dir.trim_end_matches('/'),
+            step_name(self.step),
+            self.index
+        )
+    }
+}
+
+/// `0007`: step folders sort by name in step order.
+fn step_name(step: u32) -> String {
+    format!("{step:04}")
+}
+
+/// The manifest's path for `run_id` under `state_dir`.
+pub fn manifest_path(state_dir: &str, run_id: &str) -> String {
+    format!("{}/runs/{run_id}.json", state_dir.trim_end_matches('/'))
+}
+
+/// A backup could not be taken or a restore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The host could not be reached.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The command ran and failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A path the run may change and whether a directory there is copied whole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The path.
+    pub path: String,
+    /// Copy a directory's contents (`Resource::Tree`), not only its attributes.
+    pub deep: bool,
+}
+
+/// The paths among a module's resources. Services and packages are not backed up: their
+/// state is left to the play's `rollback:` tasks.
+pub fn targets(resources: &[Resource]) -> Vec<Target> {
+    let mut out: Vec<Target> = Vec::new();
+    for r in resources {
+        let (path, deep) = match r {
+            Resource::Path(p) => (p, false),
+            Resource::Tree(p) => (p, true),
+            Resource::Service(_) | Resource::Package(_) => continue,
+        };
+        match out.iter_mut().find(|t| t.path == *path) {
+            Some(t) => t.deep |= deep,
+            None => out.push(Target {
+                path: path.clone(),
+                deep,
+            }),
+        }
+    }
+    out
+}
+
+/// Creates the state folders and prunes old runs: keeps the newest `keep_runs` runs (this one
+/// included), never one whose rollback is pending. Run ids sort by start time.
+const PREPARE: &str = r#"; sd_=$1; run_=$2; keep_=$3
+umask 077
+mkdir -p -- "$sd_/runs" "$sd_/backups/$run_" || exit 3
+ls -1 -- "$sd_/backups" | sort -r | tail -n +"$((keep_ + 1))" | while IFS= read -r old_; do
+  [ "$old_" = "$run_" ] && continue
+  [ -e "$sd_/runs/$old_.pending" ] && continue
+  rm -rf -- "$sd_/backups/$old_" "$sd_/runs/$old_.json"
+done
+exit 0"#;
+
+/// Backs up each `INDEX PATH DEEP PREFIX` group after `STATE RUN STEP`: copies the data, then
+/// appends the manifest line (PREFIX is the controller's JSON for the fixed fields, without
+/// the closing brace) and prints it.
+const BACKUP: &str = r#"; sd_=$1; run_=$2; step_=$3; shift 3
+umask 077
+man_="$sd_/runs/$run_.json"
+while [ $# -ge 4 ]; do
+  i_=$1; p_=$2; deep_=$3; pre_=$4; shift 4
+  d_="$sd_/backups/$run_/$step_/$i_"
+  rm -rf -- "$d_" && mkdir -p -- "$d_" || exit 3
+  h_=
+  if [ -L "$p_" ]; then k_=link; readlink -- "$p_" > "$d_/target" || exit 3
+  elif [ -f "$p_" ]; then k_=file; cp -p -- "$p_" "$d_/data" || exit 3
+    h_=$(sha256sum < "$d_/data") || exit 3; h_=${h_%% *}
+  elif [ -d "$p_" ]; then k_=directory
+    if [ "$deep_" = 1 ]; then cp -a -- "$p_" "$d_/data" || exit 3; fi
+  elif [ -e "$p_" ]; then k_=other
+  else k_=absent; fi
+  if [ "$k_" = absent ]; then m_=; u_=null; g_=null
+  else s_=$(stat -c '%a %u %g' -- "$p_") || exit 3
+    m_=${s_%% *}; s_=${s_#* }; u_=${s_%% *}; g_=${s_#* }; fi
+  l_=$(printf '%s,"kind":"%s","mode":"%s","uid":%s,"gid":%s,"sha256":"%s","deep":%s}' \
+    "$pre_" "$k_" "$m_" "$u_" "$g_" "$h_" "$([ "$deep_" = 1 ] && echo true || echo false)")
+  printf '%s\n' "$l_" >> "$man_" || exit 3
+  printf '%s\n' "$l_"
+done
+exit 0"#;
+
+/// Restores one entry: `PATH KIND MODE UID GID DIR SHA256 DEEP`. Exit 4: the restored file's
+/// checksum is wrong; 5: the kind cannot be restored.
+const RESTORE: &str = r#"; p_=$1; k_=$2; m_=$3; u_=$4; g_=$5; d_=$6; h_=$7; deep_=$8
+t_="$p_.rdeploy-restore.$$"
+own_() { [ "$(stat -c '%u:%g' -- "$1")" = "$u_:$g_" ] || chown -h -- "$u_:$g_" "$1"; }
+case $k_ in
+absent) rm -rf -- "$p_" || exit 3 ;;
+file)
+  cp -p -- "$d_/data" "$t_" && own_ "$t_" && chmod -- "$m_" "$t_" || { rm -f -- "$t_"; exit 3; }
+  if [ -d "$p_" ] && [ ! -L "$p_" ]; then rm -rf -- "$p_" || exit 3; fi
+  mv -f -T -- "$t_" "$p_" || { rm -f -- "$t_"; exit 3; }
+  x_=$(sha256sum < "$p_") || exit 3
+  [ "${x_%% *}" = "$h_" ] || { echo "checksum of $p_ differs after restore" >&2; exit 4; } ;;
+link)
+  ln -s -- "$(cat -- "$d_/target")" "$t_" && own_ "$t_" || { rm -f -- "$t_"; exit 3; }
+  if [ -d "$p_" ] && [ ! -L "$p_" ]; then rm -rf -- "$p_" || exit 3; fi
+  mv -f -T -- "$t_" "$p_" || { rm -f -- "$t_"; exit 3; } ;;
+directory)
+  if [ "$deep_" = true ]; then
+    cp -a -- "$d_/data" "$t_" || { rm -rf -- "$t_"; exit 3; }
+    if [ -e "$p_" ] || [ -L "$p_" ]; then mv -f -T -- "$p_" "$p_.rdeploy-old.$$" || exit 3; fi
+    mv -T -- "$t_" "$p_" || exit 3
+    rm -rf -- "$p_.rdeploy-old.$$"
+  else
+    if [ -L "$p_" ] || { [ -e "$p_" ] && [ ! -d "$p_" ]; }; then rm -f -- "$p_" || exit 3; fi
+    mkdir -p -- "$p_" || exit 3
+  fi
+  own_ "$p_" && chmod -- "$m_" "$p_" || exit 3 ;;
+*) echo "$p_ was a special file: it cannot be restored" >&2; exit 5 ;;
+esac
+exit 0"#;
+
+/// Marks (`pending`) or unmarks a run whose rollback did not finish.
+const PENDING: &str = r#"; f_="$1/runs/$2.pending"
+if [ "$3" = 1 ]; then mkdir -p -- "$1/runs" && : > "$f_"; else rm -f -- "$f_"; fi"#;
+
+/// Runs `cmd` with `become_` and fails on a non-zero exit with its stderr.
+async fn run_ok(
+    tr: &mut AnyTransport,
+    cmd: Cmd,
+    become_: Option<&Become>,
+    what: &str,
+) -> Result<Output, BackupError> {
+    let cmd = match become_ {
+        Some(b) => cmd.with_become(b.clone()),
+        None => cmd,
+    };
+    let out = tr.exec(&cmd).await?;
+    if out.status != 0 {
+        return Err(BackupError::Failed(format!(
+            "{what} failed (exit {}): {}",
+            out.status,
+            out.stderr_lossy().trim()
+        )));
+    }
+    Ok(out)
+}
+
+/// Creates `store`'s folders on the host and prunes runs beyond `keep_runs`.
+pub async fn prepare(
+    tr: &mut AnyTransport,
+    store: &Store,
+    become_: Option<&Become>,
+) -> Result<(), BackupError> {
+    let cmd = Cmd::raw("set --")
+        .arg(&store.state_dir)
+        .arg(&store.run_id)
+        .arg(store.keep_runs.max(1).to_string())
+        .op(PREPARE);
+    run_ok(tr, cmd, become_, "preparing the state directory").await
+        .map(|_| ())
+        .map_err(|e| match e {
+            BackupError::Failed(m) => BackupError::Failed(format!(
+                "{m} (set rdeploy_state_dir to a folder the login or become user may write: it is {})",
+                store.state_dir
+            )),
+            other => other,
+        })
+}
+
+/// Backs up `targets` as step `step` of task `task`; returns the manifest entries written.
+pub async fn backup(
+    tr: &mut AnyTransport,
+    store: &Store,
+    step: u32,
+    task: &str,
+    targets: &[Target],
+    become_: Option<&Become>,
+) -> Result<Vec<Entry>, BackupError> {
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut cmd = Cmd::raw("set --")
+        .arg(&store.state_dir)
+        .arg(&store.run_id)
+        .arg(step_name(step));
+    for (i, t) in targets.iter().enumerate() {
+        let prefix = prefix_json(step, i as u32, task, &t.path, become_);
+        cmd = cmd
+            .arg(i.to_string())
+            .arg(&t.path)
+            .arg(if t.deep { "1" } else { "0" })
+            .arg(prefix);
+    }
+    let out = run_ok(tr, cmd.op(BACKUP), become_, "backup").await?;
+    let (entries, torn) = parse_manifest(&out.stdout_lossy());
+    if torn || entries.len() != targets.len() {
+        return Err(BackupError::Failed(format!(
+            "backup printed {} of {} manifest entries",
+            entries.len(),
+            targets.len()
+        )));
+    }
+    Ok(entries)
+}
+
+/// The manifest line's fixed fields, as JSON without the closing brace.
+fn prefix_json(step: u32, index: u32, task: &str, path: &str, become_: Option<&Become>) -> String {
+    let mut v = serde_json::json!({
+        "step": step,
+        "index": index,
+        "task": task,
+        "path": path,
+        "become_user": become_.map(|b| b.user.clone()),
+    })
+    .to_string();
+    v.pop(); // the closing brace: the host adds the fields it measured
+    v
+}
+
+/// Parses a manifest; lines that do not parse (a torn last line) are dropped and reported by
+/// the flag.
+pub fn parse_manifest(text: &str) -> (Vec<Entry>, bool) {
+    let mut torn = false;
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str::<Entry>(line) {
+            Ok(e) => out.push(e),
+            Err(_) => torn = true,
+        }
+    }
+    (out, torn)
+}
+
+/// Reads the manifest of `run_id` from the host; `None` when the host has none.
+pub async fn read_manifest(
+    tr: &mut AnyTransport,
+    state_dir: &str,
+    run_id: &str,
+    become_: Option<&Become>,
+) -> Result<Option<Vec<Entry>>, BackupError> {
+    let path = manifest_path(state_dir, run_id);
+    let cmd = Cmd::raw("if [ -e")
+        .arg(&path)
+        .op("]; then cat --")
+        .arg(&path)
+        .op("; else exit 9; fi");
+    let cmd = match become_ {
+        Some(b) => cmd.with_become(b.clone()),
+        None => cmd,
+    };
+    let out = tr.exec(&cmd).await?;
+    match out.status {
+        0 => Ok(Some(parse_manifest(&out.stdout_lossy()).0)),
+        9 => Ok(None),
+        s => Err(BackupError::Failed(format!(
+            "reading {path} failed (exit {s}): {}",
+            out.stderr_lossy().trim()
+        ))),
+    }
+}
+
+/// Restores one entry (as its task's become user).
+pub async fn restore(
+    tr: &mut AnyTransport,
+    state_dir: &str,
+    run_id: &str,
+    e: &Entry,
+) -> Result<(), BackupError> {
+    let become_ = e.become_user.as_ref().map(|u| Become::sudo(u.clone()));
+    let cmd = Cmd::raw("set --")
+        .arg(&e.path)
+        .arg(&e.kind)
+        .arg(&e.mode)
+        .arg(e.uid.map(|u| u.to_string()).unwrap_or_default())
+        .arg(e.gid.map(|g| g.to_string()).unwrap_or_default())
+        .arg(e.dir(state_dir, run_id))
+        .arg(&e.sha256)
+        .arg(if e.deep { "true" } else { "false" })
+        .op(RESTORE);
+    let what = format!("restoring {} (step {}, {})", e.path, e.step, e.task);
+    run_ok(tr, cmd, become_.as_ref(), &what).await.map(|_| ())
+}
+
+/// Marks or unmarks `run_id`'s rollback as pending on the host (a pending run is never
+/// pruned).
+pub async fn set_pending(
+    tr: &mut AnyTransport,
+    state_dir: &str,
+    run_id: &str,
+    pending: bool,
+    become_: Option<&Become>,
+) -> Result<(), BackupError> {
+    let cmd = Cmd::raw("set --")
+        .arg(state_dir)
+        .arg(run_id)
+        .arg(if pending { "1" } else { "0" })
+        .op(PENDING);
+    run_ok(tr, cmd, become_, "marking the rollback")
+        .await
+        .map(|_| ())
+}
+
+/// Entries in restore order: the last step first, and within a step the last resource first.
+pub fn restore_order(mut entries: Vec<Entry>) -> Vec<Entry> {
+    entries.sort_by(|a, b| (b.step, b.index).cmp(&(a.step, a.index)));
+    entries
+}
+
+#[cfg(test)]
+mod tests;
