@@ -390,7 +390,7 @@ pub async fn set_pending(
 
 /// Entries in restore order: the last step first, and within a step the last resource first.
 pub fn restore_order(mut entries: Vec<Entry>) -> Vec<Entry> {
-    entries.sort_by(|a, b| (b.step, b.index).cmp(&(a.step, a.index)));
+    entries.sort_by_key(|e| std::cmp::Reverse((e.step, e.index)));
     entries
 }
 
