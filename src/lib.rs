@@ -18,6 +18,7 @@ pub mod inventory;
 pub mod modules;
 pub mod plan;
 pub mod playbook;
+pub mod probe;
 pub mod report;
 pub mod template;
 pub mod transport;

@@ -1239,10 +1239,43 @@ pub fn read_file_bounded_cmd(path: &str, max_bytes: u64) -> Cmd {
         .arg(path)
 }
 
+/// `if command -v PROGRAM >/dev/null 2>&1; then ( found ) else ( otherwise ) fi`: run `found`
+/// when `program` is on the host's `PATH`, else `otherwise` (which may itself be an
+/// `if_program`, to try several tools in turn). Neither branch may carry stdin, become or a
+/// timeout: set those on the result. Used by the health probes (`curl`, else `wget`).
+pub fn if_program(program: &'static str, found: Cmd, otherwise: Cmd) -> Cmd {
+    Cmd::raw("if command -v")
+        .arg(program)
+        .op(">/dev/null 2>&1; then")
+        .sub(found)
+        .op("; else")
+        .sub(otherwise)
+        .op("; fi")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn if_program_picks_the_first_tool_found() {
+        let c = if_program(
+            "sh",
+            Cmd::raw("echo").arg("has sh"),
+            Cmd::raw("echo").arg("no sh"),
+        );
+        let out = run_sh(&c.to_shell().unwrap(), b"");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "has sh\n");
+        let c = if_program(
+            "rdeploy-no-such-tool",
+            Cmd::raw("echo").arg("found"),
+            Cmd::raw("echo").arg("fallback").op("; exit 3"),
+        );
+        let out = run_sh(&c.to_shell().unwrap(), b"");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "fallback\n");
+        assert_eq!(out.status.code(), Some(3));
+    }
 
     fn run_sh(line: &str, stdin: &[u8]) -> std::process::Output {
         use std::io::Write;
