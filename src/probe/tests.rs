@@ -743,7 +743,9 @@ fn fake_render(n: &Node) -> Result<String, String> {
     if text.contains("{{ missing }}") {
         return Err("'missing' is undefined".into());
     }
-    Ok(text.replace("{{ host }}", "web1"))
+    Ok(text
+        .replace("{{ host }}", "web1")
+        .replace("{{ empty }}", " "))
 }
 
 #[test]
@@ -817,6 +819,7 @@ fn render_rejects_a_bad_regex_and_template_errors() {
 - command: "true"
   stdout: "/(?P<x/"
 - tcp: "{{ missing }}:80"
+- command: "{{ empty }}"
 "#,
     );
     let e = render(&probes[0], &fake_render).unwrap_err();
@@ -831,6 +834,8 @@ fn render_rejects_a_bad_regex_and_template_errors() {
     );
     let e = render(&probes[2], &fake_render).unwrap_err();
     assert_eq!(e, "health tcp: 'missing' is undefined");
+    let e = render(&probes[3], &fake_render).unwrap_err();
+    assert_eq!(e, "health command: empty after rendering");
 }
 
 #[test]
