@@ -94,7 +94,8 @@ async fn build_client(
         .map_err(|e| format!("HTTP client: {}", innermost(&e)))
 }
 
-/// One GET from the controller, bounded by `limit` (connect to end of body).
+/// One GET from the controller, bounded by `limit` (connect to end of body). Redirects are
+/// followed (up to 10); the status judged is the last response's.
 pub async fn check(clients: &mut Clients, spec: &HttpSpec<'_>, limit: Duration) -> Attempt {
     let client = match clients.get(spec.ca_file, spec.insecure).await {
         Ok(c) => c,

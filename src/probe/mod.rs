@@ -154,6 +154,11 @@ pub fn render(
     render: &dyn Fn(&Node) -> Result<String, String>,
 ) -> Result<Rendered, String> {
     let field = |what: &str, n: &Node| render(n).map_err(|e| format!("health {what}: {e}"));
+    // What a probe targets (URL, address, command, query) cannot be empty.
+    let target = |what: &str, n: &Node| match field(what, n)? {
+        t if t.trim().is_empty() => Err(format!("health {what}: empty after rendering")),
+        t => Ok(t),
+    };
     let matcher = |what: &str, n: &Option<Node>| -> Result<Option<Matcher>, String> {
         let Some(n) = n else { return Ok(None) };
         let text = field(what, n)?;
@@ -172,7 +177,7 @@ pub fn render(
             insecure,
             from,
         } => {
-            let url = field("http", url)?;
+            let url = target("http", url)?;
             let mut hs = Vec::with_capacity(headers.len());
             for (k, v) in headers {
                 hs.push((k.clone(), field(&format!("headers.{k}"), v)?));
@@ -199,7 +204,7 @@ pub fn render(
             (check, described)
         }
         ProbeCheck::Tcp { address, from } => {
-            let address = field("tcp", address)?;
+            let address = target("tcp", address)?;
             let described = format!("tcp {address}");
             (
                 Check::Tcp {
@@ -210,7 +215,7 @@ pub fn render(
             )
         }
         ProbeCheck::Command { command, stdout } => {
-            let command = field("command", command)?;
+            let command = target("command", command)?;
             let described = format!("command {command}");
             (
                 Check::Command {
@@ -226,8 +231,8 @@ pub fn render(
             max,
             min,
         } => {
-            let url = field("prometheus", url)?;
-            let query = field("query", query)?;
+            let url = target("prometheus", url)?;
+            let query = target("query", query)?;
             let described = format!("prometheus {query}");
             (
                 Check::Prometheus {

@@ -83,7 +83,8 @@ pub async fn http(tr: &mut AnyTransport, spec: &HttpSpec<'_>, limit: Duration) -
 /// The command for an HTTP probe run on the host.
 pub fn http_cmd(spec: &HttpSpec<'_>, limit: Duration) -> Cmd {
     let secs = format!("{:.3}", limit.as_secs_f64());
-    let mut curl = Cmd::raw("curl -sS --max-time")
+    // -L: follow redirects, like the controller's client (up to 10) and wget.
+    let mut curl = Cmd::raw("curl -sS -L --max-redirs 10 --max-time")
         .arg(secs.as_str())
         .op("-w")
         .arg("\\nrdeploy-probe-curl %{http_code} %{time_total}\\n");

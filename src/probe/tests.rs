@@ -17,6 +17,8 @@ struct Reply {
     status: u16,
     body: String,
     delay: Duration,
+    /// A `Location` header (for redirects).
+    location: Option<String>,
 }
 
 fn reply(status: u16, body: &str) -> Reply {
@@ -24,6 +26,7 @@ fn reply(status: u16, body: &str) -> Reply {
         status,
         body: body.to_string(),
         delay: Duration::ZERO,
+        location: None,
     }
 }
 
@@ -88,8 +91,12 @@ async fn serve(answer: impl Fn(usize, &str) -> Reply + Send + Sync + 'static) ->
                 recorded.lock().unwrap().push(req.clone());
                 let r = answer(n, &req);
                 tokio::time::sleep(r.delay).await;
+                let location = r
+                    .location
+                    .map(|l| format!("Location: {l}\r\n"))
+                    .unwrap_or_default();
                 let head = format!(
-                    "HTTP/1.1 {} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    "HTTP/1.1 {} X\r\n{location}Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                     r.status,
                     r.body.len()
                 );
@@ -327,6 +334,34 @@ async fn http_success_threshold_needs_consecutive_passes() {
 }
 
 #[tokio::test]
+async fn redirects_are_followed_from_the_controller_and_the_host() {
+    let s = serve(|_, req| {
+        if req.starts_with("GET /old ") {
+            Reply {
+                location: Some("/new".into()),
+                ..reply(302, "")
+            }
+        } else {
+            reply(200, "new place")
+        }
+    })
+    .await;
+    let c = with_body(http(s.url("/old")), "new place");
+    let o = run_one(c.clone(), &settings(0, 1)).await;
+    assert!(o.passed, "{o:?}");
+    if !have("curl") {
+        return;
+    }
+    let mut c = c;
+    if let Check::Http { from, .. } = &mut c {
+        *from = ProbeFrom::Host;
+    }
+    let o = run_on_host(c, &settings(0, 1)).await;
+    assert!(o.passed, "{o:?}");
+    assert_eq!(s.requests().len(), 4);
+}
+
+#[tokio::test]
 async fn http_connection_refused() {
     let port = closed_port().await;
     let o = run_one(http(format!("http://127.0.0.1:{port}/")), &settings(0, 1)).await;
@@ -401,6 +436,10 @@ async fn tcp_open_and_closed_ports() {
     )
     .await;
     assert_eq!((o.passed, o.attempts), (false, 1), "{o:?}");
+    assert!(
+        o.observed.starts_with("invalid address \"no-port\""),
+        "{o:?}"
+    );
 }
 
 fn prom(url: String, max: Option<f64>, min: Option<f64>, query: &str) -> Check {
@@ -662,7 +701,7 @@ async fn initial_delay_is_waited_once() {
         },
     ];
     let settings = ProbeSettings {
-        initial_delay: Duration::from_millis(150),
+        initial_delay: Duration::from_millis(300),
         ..settings(0, 1)
     };
     let started = std::time::Instant::now();
@@ -671,9 +710,9 @@ async fn initial_delay_is_waited_once() {
     assert_eq!(out.len(), 2);
     assert_eq!((out[0].probe.as_str(), out[1].probe.as_str()), ("a", "b"));
     assert!(out.iter().all(|o| o.passed));
-    assert!(took >= Duration::from_millis(150), "{took:?}");
+    assert!(took >= Duration::from_millis(300), "{took:?}");
     assert!(
-        took < Duration::from_millis(290),
+        took < Duration::from_millis(600),
         "delay waited once: {took:?}"
     );
 }
@@ -704,7 +743,9 @@ fn fake_render(n: &Node) -> Result<String, String> {
     if text.contains("{{ missing }}") {
         return Err("'missing' is undefined".into());
     }
-    Ok(text.replace("{{ host }}", "web1"))
+    Ok(text
+        .replace("{{ host }}", "web1")
+        .replace("{{ empty }}", " "))
 }
 
 #[test]
@@ -778,6 +819,7 @@ fn render_rejects_a_bad_regex_and_template_errors() {
 - command: "true"
   stdout: "/(?P<x/"
 - tcp: "{{ missing }}:80"
+- command: "{{ empty }}"
 "#,
     );
     let e = render(&probes[0], &fake_render).unwrap_err();
@@ -792,6 +834,8 @@ fn render_rejects_a_bad_regex_and_template_errors() {
     );
     let e = render(&probes[2], &fake_render).unwrap_err();
     assert_eq!(e, "health tcp: 'missing' is undefined");
+    let e = render(&probes[3], &fake_render).unwrap_err();
+    assert_eq!(e, "health command: empty after rendering");
 }
 
 #[test]
@@ -810,4 +854,102 @@ fn matchers_substring_and_regex() {
     assert!(!re.matches("ready"));
     assert_eq!(re.to_string(), r"/ready \d+/");
     assert_eq!(Matcher::parse("a\"b").unwrap().to_string(), r#""a\"b""#);
+}
+
+// --- TLS (needs the openssl command: its `s_server -www` answers every GET with 200) ---------
+
+/// A self-signed certificate for 127.0.0.1 served by `openssl s_server`; killed on drop.
+struct TlsServer {
+    _child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+    port: u16,
+    cert: std::path::PathBuf,
+}
+
+async fn tls_server() -> Option<TlsServer> {
+    if !have("openssl") {
+        eprintln!("skipped: no openssl");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=rdeploy-test", "-addext"])
+        .args(["subjectAltName=IP:127.0.0.1", "-addext"])
+        .args(["basicConstraints=critical,CA:FALSE", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let port = closed_port().await;
+    let child = tokio::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "s_server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Some(TlsServer {
+        _child: child,
+        _dir: dir,
+        port,
+        cert,
+    })
+}
+
+fn https(port: u16, ca: Option<&std::path::Path>, insecure_: bool) -> Check {
+    let mut c = http(format!("https://127.0.0.1:{port}/"));
+    if let Check::Http {
+        ca_file, insecure, ..
+    } = &mut c
+    {
+        *ca_file = ca.map(std::path::Path::to_path_buf);
+        *insecure = insecure_;
+    }
+    c
+}
+
+#[tokio::test]
+async fn tls_needs_the_ca_file_or_insecure() {
+    let Some(s) = tls_server().await else {
+        return;
+    };
+    let o = run_one(https(s.port, None, false), &settings(0, 1)).await;
+    assert!(!o.passed, "an unknown issuer is refused: {o:?}");
+    assert!(o.observed.to_lowercase().contains("certificate"), "{o:?}");
+
+    let o = run_one(https(s.port, Some(&s.cert), false), &settings(0, 1)).await;
+    assert!(o.passed, "trusted through ca_file: {o:?}");
+
+    let o = run_one(https(s.port, None, true), &settings(0, 1)).await;
+    assert!(o.passed, "insecure: {o:?}");
+
+    // A file that is not PEM.
+    let not_pem = s._dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let o = run_one(https(s.port, Some(&not_pem), false), &settings(3, 1)).await;
+
+    assert_eq!((o.passed, o.attempts), (false, 1), "{o:?}");
+    assert!(o.observed.ends_with("no PEM certificate in it"), "{o:?}");
 }
