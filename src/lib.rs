@@ -20,6 +20,7 @@ pub mod plan;
 pub mod playbook;
 pub mod probe;
 pub mod report;
+pub mod rollback;
 pub mod template;
 pub mod transport;
 pub mod validate;

@@ -217,6 +217,18 @@ pub fn play_name(play: &Play, shared: &VarStack) -> String {
     env.render_str(&raw, ctx.to_value()).unwrap_or(raw)
 }
 
+/// A play-level template (`release_label`) rendered with the play's shared variables; the
+/// text as written when it cannot be rendered.
+pub fn render_with(n: &crate::yaml::Node, shared: &VarStack) -> String {
+    let raw = n.scalar_string().unwrap_or_default();
+    if !template::has_template(&raw) {
+        return raw;
+    }
+    let env = template::shared_environment();
+    let ctx = template::LazyVars::new(shared.layers(), std::sync::Arc::clone(&env));
+    env.render_str(&raw, ctx.to_value()).unwrap_or(raw)
+}
+
 /// Magic variables that list hosts (`groups`, `ansible_play_hosts`, `ansible_play_batch`...),
 /// built once per play (and batch) as shared template values: copying them into every host's
 /// stack made planning 2,000 hosts quadratic in memory.

@@ -17,6 +17,7 @@ fn run(dir: &Path, playbook: &str, args: &[&str]) -> (i32, String, String) {
         .unwrap()
         .current_dir(dir)
         .env("NO_COLOR", "1")
+        .env("RDEPLOY_STATE_DIR", dir.join("state"))
         .args(["run", "pb.yaml", "-i", "inv.yaml"])
         .args(args)
         .output()
@@ -379,9 +380,20 @@ fn json_output_is_one_event_per_line() {
         .iter()
         .map(|e| e["event"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["play", "batch", "task", "result", "recap"]);
+    assert_eq!(
+        kinds,
+        ["play", "batch", "task", "result", "recap", "run_end"]
+    );
     assert_eq!(events[3]["result"]["status"], "ok");
     assert_eq!(events[4]["hosts"]["localhost"]["ok"], 1);
+    // The run is recorded: its journal is where the last event says.
+    let journal = events[5]["journal"].as_str().unwrap();
+    assert!(journal.starts_with(&dir.path().join("state").display().to_string()));
+    assert!(
+        std::fs::read_to_string(journal)
+            .unwrap()
+            .contains("\"event\":\"run_end\"")
+    );
 }
 
 #[test]

@@ -67,6 +67,9 @@ pub enum Record {
         host: String,
         /// Its `rdeploy_state_dir`.
         state_dir: String,
+        /// The user the state folder was prepared as, when not the login user.
+        #[serde(default)]
+        become_user: Option<String>,
     },
     /// About to change `paths` on `host` as its step `step` (written before the change).
     Intent {

@@ -27,6 +27,12 @@ pub enum Command {
     Inventory(InventoryArgs),
     /// Print a module's documentation and arguments.
     Doc(DocArgs),
+    /// Restore every host an earlier run changed to what it was before that run.
+    Rollback(RollbackArgs),
+    /// List earlier runs: id, playbook, start, end, outcome, hosts changed, release.
+    History(HistoryArgs),
+    /// Print one run, per host and step.
+    Show(ShowArgs),
 }
 
 /// Flags shared by every command that reads an inventory and a playbook.
@@ -109,6 +115,16 @@ pub struct RunArgs {
     /// Run notified handlers even on hosts that failed.
     #[arg(long = "force-handlers")]
     pub force_handlers: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Where run journals are kept [default: $XDG_STATE_HOME/rdeploy].
+    #[arg(long = "state-dir", value_name = "DIR", env = "RDEPLOY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// How to reach hosts over SSH (`run` and `rollback`).
+#[derive(Debug, Args, Clone)]
+pub struct ConnectArgs {
     /// ssh config file to read instead of ~/.ssh/config.
     #[arg(long = "ssh-config", value_name = "FILE", env = "RDEPLOY_SSH_CONFIG")]
     pub ssh_config: Option<PathBuf>,
@@ -129,6 +145,55 @@ pub struct RunArgs {
     /// File whose first line is the passphrase of encrypted private keys.
     #[arg(long = "key-passphrase-file", value_name = "FILE")]
     pub key_passphrase_file: Option<PathBuf>,
+}
+
+/// `rdeploy rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The run to undo (`rdeploy history` lists them).
+    pub run_id: String,
+    /// Inventory [default: the run's own, from its journal; needed on another controller].
+    #[arg(
+        short = 'i',
+        long = "inventory",
+        value_name = "PATH",
+        value_delimiter = ','
+    )]
+    pub inventory: Vec<PathBuf>,
+    /// Only these hosts.
+    #[arg(short = 'l', long = "limit", value_name = "PATTERN")]
+    pub limit: Option<String>,
+    /// How many hosts are restored at once.
+    #[arg(short = 'f', long = "forks", value_name = "N")]
+    pub forks: Option<usize>,
+    /// Output format.
+    #[arg(long = "output", value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Where run journals are kept [default: $XDG_STATE_HOME/rdeploy].
+    #[arg(long = "state-dir", value_name = "DIR", env = "RDEPLOY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `rdeploy history` and `rdeploy show`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Output format.
+    #[arg(long = "output", value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+    /// Where run journals are kept [default: $XDG_STATE_HOME/rdeploy].
+    #[arg(long = "state-dir", value_name = "DIR", env = "RDEPLOY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `rdeploy show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The run to show.
+    pub run_id: String,
+    #[command(flatten)]
+    pub history: HistoryArgs,
 }
 
 /// `--host-key-checking` values.

@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod config;
+pub mod runs;
 pub mod settings;
 
 use std::io::{self, Write};
@@ -62,6 +63,9 @@ pub fn run(cli: Cli) -> color_eyre::Result<Exit> {
         Command::Plan(a) => cmd_plan(&mut out, a),
         Command::Inventory(a) => cmd_inventory(&mut out, a),
         Command::Doc(a) => cmd_doc(&mut out, a),
+        Command::Rollback(a) => runs::cmd_rollback(a),
+        Command::History(a) => runs::cmd_history(&mut out, a),
+        Command::Show(a) => runs::cmd_show(&mut out, a),
     };
     // A reader that stopped reading (`rdeploy plan | head`) is not an error of ours.
     if let Err(e) = out.flush()
@@ -85,7 +89,7 @@ pub fn run(cli: Cli) -> color_eyre::Result<Exit> {
 }
 
 /// Why a command stopped before doing its work.
-enum Failed {
+pub(crate) enum Failed {
     Invalid(Diagnostics),
     NoHosts(String),
     Io(io::Error),
@@ -210,7 +214,12 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
     if forks == 0 {
         return Err(Diagnostics::from(Diagnostic::options("--forks must be at least 1")).into());
     }
-    let (ssh, ssh_config) = ssh_options(&a, cfg)?;
+    let (ssh, ssh_config) = ssh_options(&a.connect, cfg)?;
+    let run = if a.check {
+        None
+    } else {
+        Some(std::sync::Arc::new(runs::start(&a, &c)?))
+    };
     let opts = RunOptions {
         check: a.check,
         diff: a.diff,
@@ -220,6 +229,7 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
         force_handlers: a.force_handlers,
         ssh,
         ssh_config: std::sync::Arc::new(ssh_config),
+        run: run.clone(),
     };
     let format = match c.settings.output {
         OutputFormat::Human => Format::Human,
@@ -230,13 +240,27 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
         .enable_all()
         .build()?;
     let summary = runtime.block_on(exec::run(&c, opts, &mut reporter));
-    Ok(if summary.host_key_refused() {
-        Exit::HostKeyRefused
-    } else if summary.clean() {
-        Exit::Success
-    } else {
-        Exit::HostsFailed
-    })
+    let exit = exit_of(&summary);
+    if let Some(run) = run {
+        runs::end(&run, &summary, exit);
+        reporter.emit(&crate::report::events::Event::RunEnd {
+            run_id: &run.run_id,
+            journal: &run.journal.path().display().to_string(),
+        });
+    }
+    Ok(exit)
+}
+
+/// The exit code of a finished run.
+fn exit_of(summary: &exec::Summary) -> Exit {
+    match summary.outcome {
+        exec::Outcome::RollbackIncomplete => Exit::RollbackIncomplete,
+        exec::Outcome::RolledBack => Exit::RolledBack,
+        _ if summary.host_key_refused() => Exit::HostKeyRefused,
+        exec::Outcome::Halted => Exit::HostsFailed,
+        _ if summary.clean() => Exit::Success,
+        _ => Exit::HostsFailed,
+    }
 }
 
 /// Says which `ansible.cfg` settings rdeploy does not use (on stderr, one line).
@@ -250,7 +274,7 @@ fn config_note(cfg: Option<&AnsibleCfg>) -> io::Result<()> {
 /// The SSH flags checked (ansible.cfg's defaults under them), the passphrase file read, the
 /// ssh config file parsed.
 fn ssh_options(
-    a: &args::RunArgs,
+    a: &args::ConnectArgs,
     cfg: Option<&AnsibleCfg>,
 ) -> Result<(SshOptions, ssh2_config::SshConfig), Failed> {
     let mut errors = Diagnostics::new();

@@ -71,6 +71,10 @@ pub struct HostState {
     pub ended: bool,
     /// PLAY RECAP counters.
     pub recap: Recap,
+    /// Backups taken on this host in this run.
+    pub backups: crate::exec::backups::HostBackups,
+    /// The host was rolled back in this run.
+    pub rolled_back: bool,
     /// Cached layers including `runtime`, rebuilt when `runtime` changes.
     layers: Option<Arc<Vec<Layer>>>,
 }
@@ -92,6 +96,8 @@ impl HostState {
             unreachable: false,
             ended: false,
             recap: Recap::default(),
+            backups: Default::default(),
+            rolled_back: false,
             layers: None,
         }
     }

@@ -8,7 +8,9 @@
 //! go to the reporter; nothing here prints.
 
 pub mod actions;
+pub mod backups;
 pub mod facts;
+mod gate;
 pub mod host;
 pub mod outcome;
 pub mod task;
@@ -24,6 +26,7 @@ use serde_json::Value as Json;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::backup::journal::Record;
 use crate::cli::Checked;
 use crate::exec::host::{Connection, HostState};
 use crate::exec::outcome::{HostOutcome, Recap, Status};
@@ -55,6 +58,8 @@ pub struct RunOptions {
     pub ssh: crate::transport::ssh_config::SshOptions,
     /// The ssh config file, read once.
     pub ssh_config: Arc<ssh2_config::SshConfig>,
+    /// The run's id and journal; `None` in check mode (nothing changes, nothing is recorded).
+    pub run: Option<Arc<backups::RunCtx>>,
 }
 
 /// Data every host's future may read.
@@ -123,11 +128,29 @@ pub enum Flow {
     Meta(String),
 }
 
+/// How a run ended, beyond each host's counters (worst wins).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    /// Every batch passed its gate.
+    #[default]
+    Completed,
+    /// A batch failed and `on_failure: halt` stopped the run.
+    Halted,
+    /// A batch failed and was rolled back cleanly.
+    RolledBack,
+    /// A rollback could not restore everything, or its tasks or health gate failed.
+    RollbackIncomplete,
+}
+
 /// The whole run's outcome.
 #[derive(Debug, Default)]
 pub struct Summary {
     /// Per-host counters, in first-seen order.
     pub recap: Vec<(String, Recap)>,
+    /// How the run ended.
+    pub outcome: Outcome,
+    /// Hosts with at least one change.
+    pub changed_hosts: Vec<String>,
 }
 
 impl Summary {
@@ -164,15 +187,16 @@ pub async fn run<'r>(c: &'r Checked, opts: RunOptions, reporter: &'r mut Reporte
         sem,
         play: None,
         halted: false,
+        outcome: Outcome::Completed,
     };
-    for (play, planned) in c.playbook.plays.iter().zip(&c.plan.plays) {
+    for (i, (play, planned)) in c.playbook.plays.iter().zip(&c.plan.plays).enumerate() {
         if runner.halted {
             break;
         }
         if planned.hosts.is_empty() {
             continue;
         }
-        runner.play(c, play, &planned.batches).await;
+        runner.play(c, i, play, &planned.batches).await;
     }
     for st in runner.states.values_mut() {
         st.close().await;
@@ -183,7 +207,16 @@ pub async fn run<'r>(c: &'r Checked, opts: RunOptions, reporter: &'r mut Reporte
         .map(|(h, s)| (h.clone(), s.recap))
         .collect();
     runner.reporter.emit(&Event::Recap { rows: &recap });
-    Summary { recap }
+    let changed_hosts = recap
+        .iter()
+        .filter(|(_, r)| r.changed > 0)
+        .map(|(h, _)| h.clone())
+        .collect();
+    Summary {
+        recap,
+        outcome: runner.outcome,
+        changed_hosts,
+    }
 }
 
 fn role_paths(plays: &[Play]) -> HashMap<String, PathBuf> {
@@ -220,12 +253,14 @@ struct Runner<'r> {
     end_play: bool,
     tags: (Vec<String>, Vec<String>),
     sem: Arc<Semaphore>,
-    /// A host's identity was refused: no new batch (or play) starts.
+    /// A host's identity was refused or a batch failed: no new batch (or play) starts.
     halted: bool,
+    /// How the run is ending.
+    outcome: Outcome,
 }
 
 impl<'r> Runner<'r> {
-    async fn play(&mut self, c: &Checked, play: &'r Play, batches: &[Vec<String>]) {
+    async fn play(&mut self, c: &Checked, index: usize, play: &'r Play, batches: &[Vec<String>]) {
         self.play = Some(play);
         let all: Vec<String> = batches.iter().flatten().cloned().collect();
         let shared_stack = play_stack(
@@ -236,11 +271,22 @@ impl<'r> Runner<'r> {
             &c.settings,
             self.shared.opts.check,
         );
+        let name = crate::vars::play_name(play, &shared_stack);
         self.reporter.emit(&Event::PlayStart {
-            name: &crate::vars::play_name(play, &shared_stack),
+            name: &name,
             hosts: all.len(),
             batches: batches.len(),
         });
+        if let Some(run) = &self.shared.opts.run {
+            run.journal.note(&Record::Play {
+                index,
+                name: name.clone(),
+                release: play
+                    .release_label
+                    .as_ref()
+                    .map(|n| crate::vars::render_with(n, &shared_stack)),
+            });
+        }
         self.end_play = false;
         let stacks = host_stacks(&c.inventory, &shared_stack, &all);
         for h in &all {
@@ -274,6 +320,13 @@ impl<'r> Runner<'r> {
                 total: batches.len(),
                 hosts: batch,
             });
+            if let Some(run) = &self.shared.opts.run {
+                run.journal.note(&Record::Batch {
+                    play: index,
+                    index: i + 1,
+                    hosts: batch.clone(),
+                });
+            }
             let magic = Arc::new(play_magic(&c.inventory, &all, batch));
             for h in batch {
                 if let (Some(stack), Some(st)) = (stacks.get(h), self.states.get_mut(h)) {
@@ -300,6 +353,16 @@ impl<'r> Runner<'r> {
             self.section(&play.post_tasks, &play_scope, &hosts, play)
                 .await;
             self.halt_on_refused_identity(batch);
+            if let Some(reason) = self.gate(play, i + 1, batches.len(), batch).await {
+                let pos = gate::BatchPos {
+                    play: index,
+                    index: i + 1,
+                    total: batches.len(),
+                };
+                self.fail_batch(play, &play_scope, pos, batch, &reason)
+                    .await;
+                break;
+            }
         }
     }
 
@@ -709,6 +772,15 @@ impl<'r> Runner<'r> {
             match joined {
                 Ok((st, outcome, flow)) => {
                     self.reporter.emit(&Event::Host(&outcome));
+                    if let Some(run) = &self.shared.opts.run {
+                        run.journal.note(&Record::Result {
+                            host: st.name.clone(),
+                            task: label.to_string(),
+                            status: outcome.status.word().to_string(),
+                            step: (outcome.status == Status::Changed && st.backups.step > 0)
+                                .then_some(st.backups.step),
+                        });
+                    }
                     done.insert(st.name.clone(), (st, outcome, flow));
                 }
                 Err(e) => {

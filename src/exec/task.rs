@@ -14,6 +14,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::diag::Loc;
 use crate::exec::actions;
+use crate::exec::backups::StepBackup;
 use crate::exec::host::HostState;
 use crate::exec::outcome::{HostOutcome, ItemOutcome, Status};
 use crate::exec::{Flow, Scope, Shared};
@@ -700,6 +701,9 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
     };
     let delegate = delegate_name(ctx, vars);
     let opts = &ctx.shared.opts;
+    let host_name = st.name.clone();
+    let local = st.connection == crate::exec::host::Connection::Local;
+    let mut backups = std::mem::take(&mut st.backups);
     let opened = match delegate.as_deref() {
         Some(d) if d != st.name => match actions::delegate_target(ctx, d) {
             Ok((conn, dvars)) => {
@@ -715,18 +719,36 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
     };
     let tr: &mut AnyTransport = match opened {
         Ok(t) => t,
-        Err(e) => return unreachable(e),
+        Err(e) => {
+            st.backups = backups;
+            return unreachable(e);
+        }
     };
-    pipeline(imp, tr, &args, &mctx, check_mode).await
+    // Backups go to the host's own state folder; a delegated step's target keeps none.
+    let mut guard = match (&ctx.shared.opts.run, &delegate) {
+        (Some(run), d) if d.as_deref().is_none_or(|d| d == host_name) => Some(StepBackup {
+            run,
+            host: &mut backups,
+            name: &host_name,
+            vars,
+            task: &ctx.label,
+            local,
+        }),
+        _ => None,
+    };
+    let step = pipeline(imp, tr, &args, &mctx, check_mode, guard.as_mut()).await;
+    st.backups = backups;
+    step
 }
 
-/// check → [check mode stops] → apply → verify.
+/// check → [check mode stops] → backup → apply → verify.
 async fn pipeline(
     imp: &'static dyn crate::modules::runtime::Module,
     tr: &mut AnyTransport,
     args: &Args,
     mctx: &ModuleCtx<'_>,
     check_mode: bool,
+    backup: Option<&mut StepBackup<'_>>,
 ) -> Step {
     let converges = imp.converges(args);
     let drift = match imp.check(tr, args, mctx).await {
@@ -743,6 +765,15 @@ async fn pipeline(
         }
         s.changes = drift.changes;
         s.predicted = true;
+        return s;
+    }
+    if let Some(b) = backup
+        && let Err(msg) = b
+            .take(tr, &imp.resources(args), mctx.become_.as_ref())
+            .await
+    {
+        let mut s = Step::failed(msg);
+        s.changes = drift.changes;
         return s;
     }
     let result = match imp.apply(tr, args, mctx, &drift).await {

@@ -379,7 +379,7 @@ impl<'o> Loader<'o> {
             health: Vec::new(),
             probe: Default::default(),
             soak: None,
-            on_failure: OnFailure::default(),
+            on_failure: None,
             rollback_scope: RollbackScope::default(),
             rollback: Vec::new(),
             release_label: None,
@@ -437,8 +437,8 @@ impl<'o> Loader<'o> {
                 "soak" => play.soak = values::duration(e, key, v),
                 "on_failure" => {
                     play.on_failure = match values::choice(e, key, v, &["rollback", "halt"]) {
-                        Some(1) => OnFailure::Halt,
-                        _ => OnFailure::Rollback,
+                        Some(1) => Some(OnFailure::Halt),
+                        _ => Some(OnFailure::Rollback),
                     }
                 }
                 "rollback_scope" => {

@@ -159,10 +159,10 @@ impl Order {
 }
 
 /// `on_failure`: what a failed batch (health gate or failure budget) does.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnFailure {
-    /// Restore backups and run `rollback:` on the failed batch (the default).
-    #[default]
+    /// Restore backups and run `rollback:` on the failed batch (the default for plays with
+    /// `health` or `rollback`).
     Rollback,
     /// Stop scheduling batches; change nothing back.
     Halt,
@@ -231,8 +231,8 @@ pub struct Play {
     pub probe: ProbeSettings,
     /// `soak`: wait, then probe again, before the next batch.
     pub soak: Option<Duration>,
-    /// `on_failure`.
-    pub on_failure: OnFailure,
+    /// `on_failure` as written; see [`Play::failure_action`].
+    pub on_failure: Option<OnFailure>,
     /// `rollback_scope`.
     pub rollback_scope: RollbackScope,
     /// `rollback`: tasks run on a failed batch after its backups are restored.
@@ -666,6 +666,16 @@ impl Role {
 }
 
 impl Play {
+    /// What a failed batch does: `on_failure` when written; otherwise a rollback for plays
+    /// with `health` probes or `rollback:` tasks, and Ansible's plain stop for the others.
+    pub fn failure_action(&self) -> OnFailure {
+        match self.on_failure {
+            Some(a) => a,
+            None if !self.health.is_empty() || !self.rollback.is_empty() => OnFailure::Rollback,
+            None => OnFailure::Halt,
+        }
+    }
+
     /// The play's name, or its `hosts` text.
     pub fn display_name(&self) -> String {
         if let Some(n) = self.name.as_ref().and_then(Node::scalar_string) {

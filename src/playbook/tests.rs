@@ -461,7 +461,7 @@ fn rolling_web_has_the_rollout_keywords() {
     assert_eq!(play.probe.success_threshold, 2);
     assert_eq!(play.probe.timeout, std::time::Duration::from_secs(2));
     assert_eq!(play.soak, Some(std::time::Duration::from_secs(5)));
-    assert_eq!(play.on_failure, OnFailure::Rollback);
+    assert_eq!(play.failure_action(), OnFailure::Rollback);
     assert_eq!(play.rollback.len(), 1);
     assert_eq!(
         play.keywords.r#become.as_ref().and_then(Val::literal),

@@ -2,6 +2,7 @@
 //! reporter (human text or JSON lines) renders them.
 
 use crate::exec::outcome::{HostOutcome, Recap};
+use crate::rollback::HostRollback;
 
 /// Something that happened during a run.
 #[derive(Debug)]
@@ -37,6 +38,51 @@ pub enum Event<'a> {
     Host(&'a HostOutcome),
     /// A warning for the user.
     Warning(&'a str),
+    /// A batch's health gate begins (`soak` true for the probes after the soak time).
+    GateStart {
+        /// 1-based batch index.
+        index: usize,
+        /// Batches in the play.
+        total: usize,
+        /// The second round, after `soak`.
+        soak: bool,
+    },
+    /// One health probe's outcome on one host.
+    Probe {
+        /// The host.
+        host: &'a str,
+        /// The probe's name.
+        probe: &'a str,
+        /// Passed.
+        passed: bool,
+        /// Attempts made.
+        attempts: u32,
+        /// The last observed value.
+        observed: &'a str,
+    },
+    /// A batch failed its health gate or its failure budget.
+    GateFailed {
+        /// 1-based batch index.
+        index: usize,
+        /// Why.
+        reason: &'a str,
+        /// What happens now: `rollback` or `halt`.
+        action: &'a str,
+    },
+    /// A rollback begins on these hosts.
+    RollbackStart {
+        /// The hosts.
+        hosts: &'a [String],
+    },
+    /// A host's backups were restored (or not).
+    Rollback(&'a HostRollback),
+    /// The run was recorded.
+    RunEnd {
+        /// Its id.
+        run_id: &'a str,
+        /// The journal's path.
+        journal: &'a str,
+    },
     /// The end of the run: per-host counters.
     Recap {
         /// Host name and its counters, in first-seen order.

@@ -105,6 +105,79 @@ impl Reporter {
                 let line = self.paint("35", &format!("[WARNING]: {w}"));
                 writeln!(self.out, "{line}")
             }
+            Event::GateStart { index, total, soak } => {
+                let after = if *soak { " after soak" } else { "" };
+                self.banner(&format!("HEALTH [batch {index}/{total}{after}]"))
+            }
+            Event::Probe {
+                host,
+                probe,
+                passed,
+                attempts,
+                observed,
+            } => {
+                let tries = if *attempts == 1 { "try" } else { "tries" };
+                let (word, code) = if *passed {
+                    ("ok", "32")
+                } else {
+                    ("fatal", "31")
+                };
+                let verdict = if *passed { "" } else { "FAILED! " };
+                let line = self.paint(
+                    code,
+                    &format!(
+                        "{word}: [{host}] => {verdict}{probe}: {observed} ({attempts} {tries})"
+                    ),
+                );
+                writeln!(self.out, "{line}")
+            }
+            Event::GateFailed {
+                index,
+                reason,
+                action,
+            } => {
+                let what = if *action == "rollback" {
+                    "rolling it back and stopping"
+                } else {
+                    "stopping (on_failure: halt, nothing is rolled back)"
+                };
+                let line = self.paint(
+                    "31",
+                    &format!("[ERROR]: batch {index} failed: {reason}; {what}"),
+                );
+                writeln!(self.out, "{line}")
+            }
+            Event::RollbackStart { hosts } => {
+                self.banner(&format!("ROLLBACK [{}]", hosts.join(", ")))
+            }
+            Event::Rollback(r) => {
+                let line = if r.clean() {
+                    let what = if r.nothing_recorded {
+                        "nothing was recorded to restore".to_string()
+                    } else {
+                        format!("{} of {} backups restored", r.restored, r.entries)
+                    };
+                    self.paint("33", &format!("restored: [{}] => {what}", r.host))
+                } else {
+                    self.paint(
+                        "31",
+                        &format!(
+                            "fatal: [{}]: ROLLBACK INCOMPLETE! {} of {} backups restored; {}",
+                            r.host,
+                            r.restored,
+                            r.entries,
+                            r.errors.join("; ")
+                        ),
+                    )
+                };
+                writeln!(self.out, "{line}")
+            }
+            Event::RunEnd { run_id, journal } => {
+                writeln!(
+                    self.out,
+                    "\nrun {run_id} recorded in {journal}\n(undo it with: rdeploy rollback {run_id})"
+                )
+            }
             Event::Recap { rows } => {
                 self.banner("PLAY RECAP")?;
                 let width = rows.iter().map(|(h, _)| h.len()).max().unwrap_or(0);
@@ -257,6 +330,30 @@ impl Reporter {
                 serde_json::json!({"event": "result", "result": v})
             }
             Event::Warning(w) => serde_json::json!({"event": "warning", "msg": w}),
+            Event::GateStart { index, total, soak } => {
+                serde_json::json!({"event": "health", "batch": index, "total": total, "soak": soak})
+            }
+            Event::Probe {
+                host,
+                probe,
+                passed,
+                attempts,
+                observed,
+            } => serde_json::json!({"event": "probe", "host": host, "probe": probe,
+                "passed": passed, "attempts": attempts, "observed": observed}),
+            Event::GateFailed {
+                index,
+                reason,
+                action,
+            } => serde_json::json!({"event": "gate_failed", "batch": index, "reason": reason,
+                "action": action}),
+            Event::RollbackStart { hosts } => {
+                serde_json::json!({"event": "rollback_start", "hosts": hosts})
+            }
+            Event::Rollback(r) => serde_json::json!({"event": "rollback", "rollback": r}),
+            Event::RunEnd { run_id, journal } => {
+                serde_json::json!({"event": "run_end", "run_id": run_id, "journal": journal})
+            }
             Event::Recap { rows } => {
                 let m: serde_json::Map<String, serde_json::Value> = rows
                     .iter()

@@ -22,6 +22,11 @@ pub fn rdeploy_in_repo() -> Command {
     let mut cmd = Command::cargo_bin("rdeploy").expect("the rdeploy binary is built");
     cmd.current_dir(repo())
         .env("NO_COLOR", "1")
+        // Run journals and the local connection's backups stay out of the user's home.
+        .env(
+            "RDEPLOY_STATE_DIR",
+            std::env::temp_dir().join("rdeploy-test-state"),
+        )
         .env_remove("RUST_LOG");
     cmd
 }

@@ -1,0 +1,447 @@
+//! Runs as records: starting and ending a run's journal, and the commands that read journals
+//! back (`rdeploy history`, `rdeploy show`) or undo a run (`rdeploy rollback`).
+//!
+//! Owns the controller-side view of past runs. Restoring is `rollback.rs`'s, connecting is the
+//! transport's; what the user sees goes through the reporter or `report::text`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::args::{self, OutputFormat};
+use super::config::AnsibleCfg;
+use super::{Checked, Exit, Failed, ssh_options};
+use crate::backup::journal::{self, Journal, Record};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::exec::backups::{RunCtx, checked_state_dir};
+use crate::exec::host::{Connection, Opening};
+use crate::exec::{RunOptions, Summary};
+use crate::inventory::Inventory;
+use crate::report;
+use crate::report::events::Event;
+use crate::report::run::{Format, Reporter};
+use crate::rollback::{self, HostRollback};
+
+fn invalid(msg: impl Into<String>) -> Failed {
+    Failed::Invalid(Diagnostics::from(Diagnostic::options(msg)))
+}
+
+/// Opens the journal of a new run and records its start.
+pub(crate) fn start(a: &args::RunArgs, c: &Checked) -> Result<RunCtx, Failed> {
+    let state = journal::state_dir(a.state_dir.as_deref());
+    let run_id = journal::new_run_id();
+    let journal = Journal::create(&state, &run_id).map_err(|e| {
+        invalid(format!(
+            "cannot create the run journal under {} ({e}); set --state-dir",
+            state.display()
+        ))
+    })?;
+    journal.note(&Record::RunStart {
+        run_id: run_id.clone(),
+        playbook: c.settings.playbook.display().to_string(),
+        inventory: c
+            .settings
+            .inventory
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        limit: c.settings.limit.clone(),
+        cwd: std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
+        started: journal::now(),
+    });
+    let local = std::path::absolute(state.join("local")).unwrap_or_else(|_| state.join("local"));
+    Ok(RunCtx {
+        run_id,
+        journal,
+        local_state_dir: local.display().to_string(),
+    })
+}
+
+/// Records the run's end.
+pub fn end(run: &RunCtx, summary: &Summary, exit: Exit) {
+    run.journal.note(&Record::RunEnd {
+        outcome: outcome_word(exit).into(),
+        exit_code: exit as i32,
+        ended: journal::now(),
+        hosts_changed: summary.changed_hosts.clone(),
+    });
+}
+
+fn outcome_word(exit: Exit) -> &'static str {
+    match exit {
+        Exit::Success => "success",
+        Exit::RolledBack => "rolled_back",
+        Exit::RollbackIncomplete => "rollback_incomplete",
+        Exit::HostKeyRefused => "host_key_refused",
+        Exit::Interrupted | Exit::Terminated => "interrupted",
+        _ => "failed",
+    }
+}
+
+/// One past run, summarised from its journal.
+#[derive(Debug, Default, serde::Serialize)]
+struct RunInfo {
+    run_id: String,
+    playbook: String,
+    started: Option<String>,
+    ended: Option<String>,
+    /// `success`, `failed`, `rolled_back`, ..., or `unfinished` (no end record: killed).
+    outcome: String,
+    hosts_changed: Vec<String>,
+    release: Option<String>,
+    /// Hosts restored by a later `rdeploy rollback` of this run.
+    rolled_back_hosts: Vec<String>,
+}
+
+fn run_info(run_id: &str, recs: &[Record]) -> RunInfo {
+    let mut info = RunInfo {
+        run_id: run_id.to_string(),
+        outcome: "unfinished".into(),
+        ..RunInfo::default()
+    };
+    for r in recs {
+        match r {
+            Record::RunStart {
+                playbook, started, ..
+            } => {
+                info.playbook = playbook.clone();
+                info.started = Some(journal::rfc3339(*started));
+            }
+            Record::Play {
+                release: Some(rel), ..
+            } => info.release = Some(rel.clone()),
+            Record::Rollback { host, error, .. }
+                if error.is_none() && !info.rolled_back_hosts.contains(host) =>
+            {
+                info.rolled_back_hosts.push(host.clone());
+            }
+            Record::RunEnd {
+                outcome,
+                ended,
+                hosts_changed,
+                ..
+            } => {
+                info.outcome = outcome.clone();
+                info.ended = Some(journal::rfc3339(*ended));
+                info.hosts_changed = hosts_changed.clone();
+            }
+            _ => {}
+        }
+    }
+    info
+}
+
+/// `rdeploy history`.
+pub(crate) fn cmd_history(out: &mut dyn Write, a: args::HistoryArgs) -> Result<Exit, Failed> {
+    let state = journal::state_dir(a.state_dir.as_deref());
+    let mut runs = Vec::new();
+    for id in journal::run_ids(&state)? {
+        let (recs, _) = journal::read(&journal::journal_path(&state, &id))?;
+        runs.push(run_info(&id, &recs));
+    }
+    match a.output {
+        OutputFormat::Json => {
+            for r in &runs {
+                report::text(out, &serde_json::to_string(r).unwrap_or_default())?;
+            }
+        }
+        OutputFormat::Human => {
+            if runs.is_empty() {
+                report::text(out, &format!("no runs recorded under {}", state.display()))?;
+            }
+            for r in &runs {
+                let mut line = format!(
+                    "{}  {:<20} {:<20} {:<20} {:<19} changed={}",
+                    r.run_id,
+                    r.playbook,
+                    r.started.as_deref().unwrap_or("-"),
+                    r.ended.as_deref().unwrap_or("-"),
+                    r.outcome,
+                    r.hosts_changed.len()
+                );
+                if let Some(rel) = &r.release {
+                    line.push_str(&format!(" release={rel}"));
+                }
+                if !r.rolled_back_hosts.is_empty() {
+                    line.push_str(&format!(" rolled-back={}", r.rolled_back_hosts.len()));
+                }
+                report::text(out, &line)?;
+            }
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn load_journal(state: &Path, run_id: &str) -> Result<Option<Vec<Record>>, Failed> {
+    if !journal::valid_run_id(run_id) {
+        return Err(invalid(format!("'{run_id}' is not a run id")));
+    }
+    let path = journal::journal_path(state, run_id);
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(journal::read(&path)?.0))
+}
+
+/// `rdeploy show RUN_ID`: the run's header, then per host its steps, results, probes and
+/// rollbacks.
+pub(crate) fn cmd_show(out: &mut dyn Write, a: args::ShowArgs) -> Result<Exit, Failed> {
+    let state = journal::state_dir(a.history.state_dir.as_deref());
+    let Some(recs) = load_journal(&state, &a.run_id)? else {
+        return Err(invalid(format!(
+            "no journal for run {} under {}",
+            a.run_id,
+            state.display()
+        )));
+    };
+    let info = run_info(&a.run_id, &recs);
+    let mut hosts: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for r in &recs {
+        let (host, v) = match r {
+            Record::Intent {
+                host,
+                step,
+                task,
+                paths,
+            } => (host, json!({"step": step, "task": task, "intent": paths})),
+            Record::Result {
+                host,
+                task,
+                status,
+                step,
+            } => (host, json!({"task": task, "status": status, "step": step})),
+            Record::Probe {
+                host,
+                probe,
+                passed,
+                observed,
+            } => (
+                host,
+                json!({"probe": probe, "passed": passed, "observed": observed}),
+            ),
+            Record::Rollback {
+                host,
+                restored,
+                error,
+                ..
+            } => (
+                host,
+                json!({"rollback": {"restored": restored, "error": error}}),
+            ),
+            _ => continue,
+        };
+        hosts.entry(host.clone()).or_default().push(v);
+    }
+    match a.history.output {
+        OutputFormat::Json => {
+            report::json_pretty(out, &json!({"run": info, "hosts": hosts}))?;
+        }
+        OutputFormat::Human => {
+            report::text(
+                out,
+                &format!(
+                    "run {} ({}): {} from {} to {}",
+                    info.run_id,
+                    info.playbook,
+                    info.outcome,
+                    info.started.as_deref().unwrap_or("-"),
+                    info.ended.as_deref().unwrap_or("-")
+                ),
+            )?;
+            for (h, events) in &hosts {
+                report::text(out, &format!("{h}:"))?;
+                for e in events {
+                    let line = if let Some(p) = e.get("intent") {
+                        format!("  step {} {}: changes {}", e["step"], e["task"], p)
+                    } else if let Some(s) = e.get("status") {
+                        format!("  {} {}", s.as_str().unwrap_or("?"), e["task"])
+                    } else if let Some(p) = e.get("probe") {
+                        let ok = if e["passed"] == true {
+                            "passed"
+                        } else {
+                            "FAILED"
+                        };
+                        format!("  probe {} {ok}: {}", p, e["observed"])
+                    } else {
+                        format!("  rollback {}", e["rollback"])
+                    };
+                    report::text(out, &line)?;
+                }
+            }
+        }
+    }
+    Ok(Exit::Success)
+}
+
+/// `rdeploy rollback RUN_ID`: every host the run backed up, restored to before the run, from
+/// the manifests on the hosts. Without the run's journal (another controller), `-i` names the
+/// inventory and every host in it (or `--limit`) is asked for its manifest.
+pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
+    let state = journal::state_dir(a.state_dir.as_deref());
+    let recs = load_journal(&state, &a.run_id)?;
+    let (sources, base) = match (&recs, a.inventory.is_empty()) {
+        (_, false) => (a.inventory.clone(), None),
+        (Some(recs), true) => match recs.iter().find_map(|r| match r {
+            Record::RunStart { inventory, cwd, .. } => Some((inventory.clone(), cwd.clone())),
+            _ => None,
+        }) {
+            Some((inv, cwd)) => (inv.into_iter().map(PathBuf::from).collect(), Some(cwd)),
+            None => return Err(invalid("the run's journal has no start record: give -i")),
+        },
+        (None, true) => {
+            return Err(invalid(format!(
+                "no journal for run {} under {}: on another controller, give the inventory with -i",
+                a.run_id,
+                state.display()
+            )));
+        }
+    };
+    let sources: Vec<PathBuf> = sources
+        .into_iter()
+        .map(|p| match &base {
+            Some(cwd) if p.is_relative() => Path::new(cwd).join(p),
+            _ => p,
+        })
+        .collect();
+    let inv = Inventory::load(&sources, None)?;
+    // Host → (state dir, user the state folder was prepared as).
+    let mut targets: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
+    match &recs {
+        Some(recs) => {
+            for r in recs {
+                if let Record::Host {
+                    host,
+                    state_dir,
+                    become_user,
+                } = r
+                {
+                    targets.insert(host.clone(), (state_dir.clone(), become_user.clone()));
+                }
+            }
+        }
+        None => {
+            let all = inv.select("all").map_err(invalid)?;
+            for h in all {
+                let vars = inv.vars_of(h);
+                let dir = match vars.get("rdeploy_state_dir") {
+                    Some(Value::String(s)) => checked_state_dir(s).map_err(invalid)?,
+                    _ => crate::backup::DEFAULT_STATE_DIR.to_string(),
+                };
+                targets.insert(h.name.clone(), (dir, None));
+            }
+        }
+    }
+    if let Some(limit) = a.limit.as_deref() {
+        let keep: Vec<String> = inv
+            .select(limit)
+            .map_err(|m| invalid(format!("--limit '{limit}': {m}")))?
+            .into_iter()
+            .map(|h| h.name.clone())
+            .collect();
+        targets.retain(|h, _| keep.contains(h));
+    }
+    if targets.is_empty() {
+        return Err(Failed::NoHosts(format!(
+            "run {} changed no host that is selected",
+            a.run_id
+        )));
+    }
+    let cfg = AnsibleCfg::discover()?;
+    let (ssh, ssh_config) = ssh_options(&a.connect, cfg.as_ref())?;
+    let opts = Arc::new(RunOptions {
+        forks: a.forks.unwrap_or(50).max(1),
+        ssh,
+        ssh_config: Arc::new(ssh_config),
+        ..RunOptions::default()
+    });
+    let format = match a.output {
+        OutputFormat::Human => Format::Human,
+        OutputFormat::Json => Format::Json,
+    };
+    let mut reporter = Reporter::stdout(format, 0, false);
+    let journal = recs
+        .as_ref()
+        .and_then(|_| Journal::create(&state, &a.run_id).ok());
+    let hosts: Vec<String> = targets.keys().cloned().collect();
+    reporter.emit(&Event::RollbackStart { hosts: &hosts });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let inv = Arc::new(inv);
+    let results: Vec<HostRollback> = runtime.block_on(async {
+        let sem = Arc::new(Semaphore::new(opts.forks));
+        let mut set = JoinSet::new();
+        for (host, (dir, prepared_as)) in targets {
+            let (opts, inv, sem) = (Arc::clone(&opts), Arc::clone(&inv), Arc::clone(&sem));
+            let run_id = a.run_id.clone();
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                restore_one(&inv, &opts, &host, &dir, &run_id, prepared_as.as_deref()).await
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = set.join_next().await {
+            if let Ok(r) = r {
+                out.push(r);
+            }
+        }
+        out.sort_by(|a, b| a.host.cmp(&b.host));
+        out
+    });
+    let mut clean = true;
+    for r in &results {
+        reporter.emit(&Event::Rollback(r));
+        clean &= r.clean();
+        if let Some(j) = &journal {
+            j.note(&Record::Rollback {
+                host: r.host.clone(),
+                run_id: a.run_id.clone(),
+                restored: r.restored,
+                error: (!r.clean()).then(|| r.errors.join("; ")),
+            });
+        }
+    }
+    Ok(if clean {
+        Exit::Success
+    } else {
+        Exit::RollbackIncomplete
+    })
+}
+
+async fn restore_one(
+    inv: &Inventory,
+    opts: &RunOptions,
+    host: &str,
+    state_dir: &str,
+    run_id: &str,
+    prepared_as: Option<&str>,
+) -> HostRollback {
+    let Some(h) = inv.hosts.get(host) else {
+        return HostRollback::failed(host, "the host is no longer in the inventory");
+    };
+    let vars = inv.vars_of(h);
+    let conn = match Connection::from_vars(&vars) {
+        Ok(c) => c,
+        Err(e) => return HostRollback::failed(host, e),
+    };
+    let var = |k: &str| vars.get(k).cloned();
+    let opened = match Opening::plan(host, &conn, opts, &var) {
+        Ok(o) => o.open(opts).await,
+        Err(e) => Err(e),
+    };
+    match opened {
+        Ok(mut tr) => {
+            let r = rollback::restore_host(&mut tr, host, state_dir, run_id, prepared_as).await;
+            tr.close().await;
+            r
+        }
+        Err(e) => HostRollback::failed(host, e.to_string()),
+    }
+}

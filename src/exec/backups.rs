@@ -1,0 +1,185 @@
+//! The executor's side of backups: the run's journal and id, each host's backup bookkeeping,
+//! and the `backup` step of the pipeline (between check and apply).
+//!
+//! Owns deciding where a host keeps its backups (`rdeploy_state_dir`, `rdeploy_keep_runs`),
+//! preparing that folder once per host and run, numbering the host's steps, and writing the
+//! intent to the journal before the backup and the change. What is copied and how lives in
+//! `backup/`. It must not print.
+
+use serde_json::Value as Json;
+
+use crate::backup::journal::{Journal, Record};
+use crate::backup::{self, DEFAULT_KEEP_RUNS, DEFAULT_STATE_DIR, Store};
+use crate::modules::runtime::Resource;
+use crate::template::LazyVars;
+use crate::transport::{AnyTransport, Become};
+
+/// One run that changes hosts: its id and its journal. Absent in check mode.
+pub struct RunCtx {
+    /// The run id.
+    pub run_id: String,
+    /// The controller journal.
+    pub journal: Journal,
+    /// The state folder of hosts on the local connection (the controller itself) that set no
+    /// `rdeploy_state_dir`: `<controller state dir>/local`, writable without root.
+    pub local_state_dir: String,
+}
+
+impl std::fmt::Debug for RunCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunCtx")
+            .field("run_id", &self.run_id)
+            .finish()
+    }
+}
+
+/// A host's backups in this run.
+#[derive(Clone, Debug, Default)]
+pub struct HostBackups {
+    /// Where they go, once prepared.
+    pub store: Option<Store>,
+    /// The user the state folder was prepared as (`None`: the login user).
+    pub prepared_as: Option<String>,
+    /// Steps backed up so far.
+    pub step: u32,
+}
+
+/// `rdeploy_state_dir` from the host's variables (`default` when unset): an absolute path
+/// without `..`.
+pub fn state_dir_of(vars: &LazyVars, default: &str) -> Result<String, String> {
+    let dir = match vars.get_json("rdeploy_state_dir") {
+        None => return checked_state_dir(default),
+        Some(Ok(Json::String(s))) => s,
+        Some(Ok(other)) => return Err(format!("rdeploy_state_dir must be a path, found {other}")),
+        Some(Err(e)) => return Err(format!("rdeploy_state_dir: {e}")),
+    };
+    checked_state_dir(&dir)
+}
+
+/// `dir` if it is absolute and does not climb (`..`).
+pub fn checked_state_dir(dir: &str) -> Result<String, String> {
+    if !dir.starts_with('/') || dir.split('/').any(|c| c == "..") || dir.contains('\0') {
+        return Err(format!(
+            "rdeploy_state_dir '{dir}' must be an absolute path without '..'"
+        ));
+    }
+    Ok(dir.to_string())
+}
+
+fn keep_runs_of(vars: &LazyVars) -> Result<u32, String> {
+    match vars.get_json("rdeploy_keep_runs") {
+        None => Ok(DEFAULT_KEEP_RUNS),
+        Some(Ok(v)) => v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                format!("rdeploy_keep_runs must be a whole number of at least 1, found {v}")
+            }),
+        Some(Err(e)) => Err(format!("rdeploy_keep_runs: {e}")),
+    }
+}
+
+/// What one step needs to be backed up.
+pub struct StepBackup<'a> {
+    /// The run.
+    pub run: &'a RunCtx,
+    /// The host's bookkeeping.
+    pub host: &'a mut HostBackups,
+    /// The host's name.
+    pub name: &'a str,
+    /// The task's variables on this host.
+    pub vars: &'a LazyVars,
+    /// The task's label.
+    pub task: &'a str,
+    /// The host is the controller (local connection).
+    pub local: bool,
+}
+
+impl StepBackup<'_> {
+    /// Before `apply`: records the intent, then backs up every path among `resources`.
+    /// Returns the step number, or `None` when the module touches no path. An error means the
+    /// change must not be made.
+    pub async fn take(
+        &mut self,
+        tr: &mut AnyTransport,
+        resources: &[Resource],
+        become_: Option<&Become>,
+    ) -> Result<Option<u32>, String> {
+        let targets = backup::targets(resources);
+        if targets.is_empty() {
+            return Ok(None);
+        }
+        let store = self.store(tr, become_).await?;
+        self.host.step += 1;
+        let step = self.host.step;
+        self.run
+            .journal
+            .durable(&Record::Intent {
+                host: self.name.to_string(),
+                step,
+                task: self.task.to_string(),
+                paths: targets.iter().map(|t| t.path.clone()).collect(),
+            })
+            .await
+            .map_err(|e| format!("the journal could not record the change: {e}"))?;
+        let entries = backup::backup(tr, &store, step, self.task, &targets, become_)
+            .await
+            .map_err(|e| format!("backup before the change failed, nothing was changed: {e}"))?;
+        self.run.journal.note(&Record::Backup {
+            host: self.name.to_string(),
+            step,
+            entries,
+        });
+        Ok(Some(step))
+    }
+
+    /// The host's store, prepared on first use: as the login user, or, when that cannot write
+    /// the state folder, as the task's become user.
+    async fn store(
+        &mut self,
+        tr: &mut AnyTransport,
+        become_: Option<&Become>,
+    ) -> Result<Store, String> {
+        if let Some(s) = &self.host.store {
+            return Ok(s.clone());
+        }
+        let store = Store {
+            state_dir: state_dir_of(
+                self.vars,
+                if self.local {
+                    &self.run.local_state_dir
+                } else {
+                    DEFAULT_STATE_DIR
+                },
+            )?,
+            run_id: self.run.run_id.clone(),
+            keep_runs: keep_runs_of(self.vars)?,
+        };
+        let mut prepared_as = None;
+        if let Err(first) = backup::prepare(tr, &store, None).await {
+            match become_ {
+                Some(b) => {
+                    backup::prepare(tr, &store, Some(b))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    prepared_as = Some(b.user.clone());
+                }
+                None => return Err(first.to_string()),
+            }
+        }
+        self.run
+            .journal
+            .durable(&Record::Host {
+                host: self.name.to_string(),
+                state_dir: store.state_dir.clone(),
+                become_user: prepared_as.clone(),
+            })
+            .await
+            .map_err(|e| format!("the journal could not record the host: {e}"))?;
+        self.host.prepared_as = prepared_as;
+        self.host.store = Some(store.clone());
+        Ok(store)
+    }
+}

@@ -1,0 +1,391 @@
+//! Between batches: the failure budget, the health gate (probes, `soak`, probes again) and,
+//! when either fails, the batch's rollback.
+//!
+//! Owns deciding whether a batch passed (`max_fail_percentage` must be strictly exceeded; a
+//! batch whose every host failed stops the play unless it is `100`; `any_errors_fatal`), running
+//! the play's probes on the batch's healthy hosts at once, and the rollback sequence: restore
+//! each host's backups newest first, run the play's `rollback:` tasks (and their handlers), then
+//! the health gate again. Probing itself is `probe/`'s; restoring is `rollback.rs`'s. It must
+//! not print: everything goes out as events.
+
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+
+use super::{Outcome, Runner, Scope, task};
+use crate::backup::journal::Record;
+use crate::exec::host::HostState;
+use crate::playbook::model::{OnFailure, Play, RollbackScope, Val};
+use crate::probe::{self, ProbeOutcome};
+use crate::report::events::Event;
+use crate::rollback::{self, HostRollback};
+use crate::template;
+use crate::yaml::{Kind, Node};
+
+/// Where a batch is: its play (0-based), its index (1-based) and the play's batch count.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchPos {
+    /// The play's index in the playbook.
+    pub play: usize,
+    /// 1-based batch index.
+    pub index: usize,
+    /// Batches in the play.
+    pub total: usize,
+}
+
+/// Whether a batch broke its failure budget: `failed` of `size` hosts failed.
+pub fn budget_broken(failed: usize, size: usize, max_fail_percentage: Option<f64>) -> bool {
+    if size == 0 || failed == 0 {
+        return false;
+    }
+    let pct = failed as f64 * 100.0 / size as f64;
+    match max_fail_percentage {
+        Some(m) if m >= 100.0 => false,
+        Some(m) => pct > m || failed == size,
+        None => failed == size,
+    }
+}
+
+impl<'r> Runner<'r> {
+    /// The batch's verdict: `None` when it passed, else why it failed. Runs the health gate
+    /// (and `soak`) only when the failure budget held.
+    pub(super) async fn gate(
+        &mut self,
+        play: &Play,
+        index: usize,
+        total: usize,
+        batch: &[String],
+    ) -> Option<String> {
+        let failed: Vec<&String> = batch
+            .iter()
+            .filter(|h| {
+                self.states
+                    .get(*h)
+                    .is_some_and(|s| s.failed || s.unreachable)
+            })
+            .collect();
+        let fatal = matches!(
+            play.keywords.any_errors_fatal,
+            Some(Val::Lit { value: true, .. })
+        );
+        if budget_broken(failed.len(), batch.len(), play.max_fail_percentage)
+            || (fatal && !failed.is_empty())
+        {
+            let names: Vec<&str> = failed.iter().map(|h| h.as_str()).collect();
+            return Some(format!(
+                "{} of {} hosts failed ({}), over the failure budget{}",
+                failed.len(),
+                batch.len(),
+                names.join(", "),
+                match play.max_fail_percentage {
+                    Some(m) => format!(" (max_fail_percentage {m})"),
+                    None if fatal => " (any_errors_fatal)".to_string(),
+                    None => String::new(),
+                }
+            ));
+        }
+        if play.health.is_empty() {
+            return None;
+        }
+        let healthy: Vec<String> = batch
+            .iter()
+            .filter(|h| !failed.contains(h))
+            .cloned()
+            .collect();
+        if let Some(why) = self.probe_hosts(play, &healthy, index, total, false).await {
+            return Some(why);
+        }
+        if let Some(soak) = play.soak {
+            tokio::time::sleep(soak).await;
+            return self.probe_hosts(play, &healthy, index, total, true).await;
+        }
+        None
+    }
+
+    /// Runs the play's probes on `hosts` at once; `Some(reason)` when any failed.
+    async fn probe_hosts(
+        &mut self,
+        play: &Play,
+        hosts: &[String],
+        index: usize,
+        total: usize,
+        soak: bool,
+    ) -> Option<String> {
+        if hosts.is_empty() || play.health.is_empty() {
+            return None;
+        }
+        self.reporter.emit(&Event::GateStart { index, total, soak });
+        let hostvars = self.hostvars();
+        let mut set = JoinSet::new();
+        let mut failures: Vec<String> = Vec::new();
+        for h in hosts {
+            let Some(mut st) = self.states.shift_remove(h) else {
+                continue;
+            };
+            let vars = task::vars_at(&self.shared, &Scope::default(), &hostvars, &mut st, &[]);
+            let env = Arc::clone(&self.shared.env);
+            let ctx = vars.to_value();
+            let render = |n: &Node| -> Result<String, String> {
+                match &n.kind {
+                    Kind::Str { value, .. } if n.tag.as_deref() != Some("unsafe") => {
+                        template::render_str(&env, value, &ctx, &n.loc).map_err(|d| d.to_string())
+                    }
+                    _ => Ok(n.scalar_string().unwrap_or_default()),
+                }
+            };
+            let rendered: Result<Vec<probe::Rendered>, String> = play
+                .health
+                .iter()
+                .map(|p| probe::render(p, &render))
+                .collect();
+            let settings = play.probe.clone();
+            let shared = Arc::clone(&self.shared);
+            let sem = Arc::clone(&self.sem);
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let outcomes = match rendered {
+                    Err(msg) => vec![ProbeOutcome {
+                        probe: "health".into(),
+                        passed: false,
+                        attempts: 0,
+                        observed: msg,
+                        elapsed_ms: 0,
+                    }],
+                    Ok(probes) => {
+                        let var = |k: &str| vars.get_json(k).and_then(Result::ok);
+                        let tr = st.transport(&shared.opts, &var).await.ok();
+                        probe::run_host(&probes, &settings, tr).await
+                    }
+                };
+                (st, outcomes)
+            });
+        }
+        let mut done: Vec<(HostState, Vec<ProbeOutcome>)> = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok(r) => done.push(r),
+                Err(e) => failures.push(format!("internal error: a probe task failed: {e}")),
+            }
+        }
+        for (st, outcomes) in done {
+            for o in &outcomes {
+                self.reporter.emit(&Event::Probe {
+                    host: &st.name,
+                    probe: &o.probe,
+                    passed: o.passed,
+                    attempts: o.attempts,
+                    observed: &o.observed,
+                });
+                if let Some(run) = &self.shared.opts.run {
+                    run.journal.note(&Record::Probe {
+                        host: st.name.clone(),
+                        probe: o.probe.clone(),
+                        passed: o.passed,
+                        observed: o.observed.clone(),
+                    });
+                }
+                if !o.passed {
+                    failures.push(format!("{}: {} ({})", st.name, o.probe, o.observed));
+                }
+            }
+            self.states.insert(st.name.clone(), st);
+        }
+        if failures.is_empty() {
+            None
+        } else {
+            failures.sort();
+            Some(format!("health gate failed on {}", failures.join("; ")))
+        }
+    }
+
+    /// A failed batch: stop scheduling; with `on_failure: rollback`, restore, run the play's
+    /// `rollback:` tasks and probe again.
+    pub(super) async fn fail_batch(
+        &mut self,
+        play: &'r Play,
+        scope: &Scope,
+        pos: BatchPos,
+        batch: &[String],
+        reason: &str,
+    ) {
+        let BatchPos {
+            play: play_index,
+            index,
+            total,
+        } = pos;
+        self.halted = true;
+        let action = play.failure_action();
+        let word = match action {
+            OnFailure::Rollback => "rollback",
+            OnFailure::Halt => "halt",
+        };
+        if let Some(run) = &self.shared.opts.run {
+            run.journal.note(&Record::GateFailed {
+                play: play_index,
+                batch: index,
+                reason: reason.to_string(),
+            });
+        }
+        self.reporter.emit(&Event::GateFailed {
+            index,
+            reason,
+            action: word,
+        });
+        if action == OnFailure::Halt {
+            self.outcome = self.outcome.max(Outcome::Halted);
+            return;
+        }
+        let hosts: Vec<String> = match play.rollback_scope {
+            RollbackScope::Batch => batch.to_vec(),
+            RollbackScope::All => self
+                .states
+                .iter()
+                .filter(|(h, s)| s.backups.store.is_some() || batch.contains(h))
+                .map(|(h, _)| h.clone())
+                .collect(),
+        };
+        let mut clean = self.restore(&hosts).await;
+        // The rollback tasks and the second health gate run on every host that can be reached.
+        let reachable: Vec<String> = hosts
+            .iter()
+            .filter(|h| self.states.get(*h).is_some_and(|s| !s.unreachable))
+            .cloned()
+            .collect();
+        for h in &reachable {
+            if let Some(s) = self.states.get_mut(h) {
+                s.failed = false;
+                s.ended = false;
+                s.rolled_back = true;
+            }
+        }
+        self.end_play = false;
+        if !play.rollback.is_empty() && !reachable.is_empty() {
+            self.items(&play.rollback, scope, &reachable).await;
+            self.flush_handlers(play, &reachable).await;
+            let failed: Vec<&String> = reachable
+                .iter()
+                .filter(|h| {
+                    self.states
+                        .get(*h)
+                        .is_some_and(|s| s.failed || s.unreachable)
+                })
+                .collect();
+            if !failed.is_empty() {
+                clean = false;
+                let names: Vec<&str> = failed.iter().map(|h| h.as_str()).collect();
+                let msg = format!(
+                    "rollback tasks failed on {}: check these hosts by hand",
+                    names.join(", ")
+                );
+                self.reporter.emit(&Event::Warning(&msg));
+            }
+        }
+        let ok: Vec<String> = reachable
+            .iter()
+            .filter(|h| {
+                self.states
+                    .get(*h)
+                    .is_some_and(|s| !s.failed && !s.unreachable)
+            })
+            .cloned()
+            .collect();
+        if let Some(why) = self.probe_hosts(play, &ok, index, total, false).await {
+            clean = false;
+            let msg = format!("after the rollback, {why}: check these hosts by hand");
+            self.reporter.emit(&Event::Warning(&msg));
+        }
+        self.outcome = self.outcome.max(if clean {
+            Outcome::RolledBack
+        } else {
+            Outcome::RollbackIncomplete
+        });
+    }
+
+    /// Restores this run's backups on `hosts` at once; true when every host was restored.
+    async fn restore(&mut self, hosts: &[String]) -> bool {
+        let Some(run) = self.shared.opts.run.clone() else {
+            return true;
+        };
+        self.reporter.emit(&Event::RollbackStart { hosts });
+        let mut set = JoinSet::new();
+        for h in hosts {
+            let Some(mut st) = self.states.shift_remove(h) else {
+                continue;
+            };
+            let run = Arc::clone(&run);
+            let shared = Arc::clone(&self.shared);
+            let sem = Arc::clone(&self.sem);
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let Some(store) = st.backups.store.clone() else {
+                    let r = HostRollback {
+                        host: st.name.clone(),
+                        nothing_recorded: true,
+                        ..HostRollback::default()
+                    };
+                    return (st, r);
+                };
+                if st.unreachable {
+                    let r = HostRollback::failed(
+                        &st.name,
+                        "the host is unreachable: its backups are still on it; run `rdeploy rollback` when it is back",
+                    );
+                    return (st, r);
+                }
+                let prepared_as = st.backups.prepared_as.clone();
+                let name = st.name.clone();
+                let none = |_: &str| None;
+                let r = match st.transport(&shared.opts, &none).await {
+                    Ok(tr) => {
+                        rollback::restore_host(
+                            tr,
+                            &name,
+                            &store.state_dir,
+                            &run.run_id,
+                            prepared_as.as_deref(),
+                        )
+                        .await
+                    }
+                    Err(e) => HostRollback::failed(&name, e.to_string()),
+                };
+                (st, r)
+            });
+        }
+        let mut clean = true;
+        while let Some(joined) = set.join_next().await {
+            let Ok((st, r)) = joined else {
+                clean = false;
+                continue;
+            };
+            clean &= r.clean();
+            self.reporter.emit(&Event::Rollback(&r));
+            run.journal.note(&Record::Rollback {
+                host: r.host.clone(),
+                run_id: run.run_id.clone(),
+                restored: r.restored,
+                error: (!r.clean()).then(|| r.errors.join("; ")),
+            });
+            self.states.insert(st.name.clone(), st);
+        }
+        clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::budget_broken;
+
+    #[test]
+    fn the_budget_must_be_strictly_exceeded() {
+        // 1 of 4 is 25%: at the threshold the rollout goes on, one more host aborts it.
+        assert!(!budget_broken(1, 4, Some(25.0)));
+        assert!(budget_broken(2, 4, Some(25.0)));
+        assert!(budget_broken(1, 4, Some(0.0)));
+        assert!(!budget_broken(0, 4, Some(0.0)));
+        // Every host of a batch failed: the play stops, unless the budget is 100.
+        assert!(budget_broken(3, 3, None));
+        assert!(budget_broken(3, 3, Some(99.0)));
+        assert!(!budget_broken(3, 3, Some(100.0)));
+        assert!(!budget_broken(2, 3, None));
+    }
+}

@@ -1,0 +1,92 @@
+//! Rollback: a host's recorded backups for one run, restored newest step first.
+//!
+//! Owns the order and the bookkeeping of a restore: read the run's manifest from the host
+//! (so it works from any controller), mark the run pending, restore every entry in reverse
+//! step order (going on past a failure so as much as possible is put back, and naming each
+//! failure), then clear the mark. Used by the executor on a failed batch and by
+//! `rdeploy rollback`. The play's `rollback:` tasks and the health gate after it are the
+//! executor's. It must not print.
+
+use serde::Serialize;
+
+use crate::backup::{self, Entry};
+use crate::transport::{AnyTransport, Become};
+
+/// What a rollback did on one host.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct HostRollback {
+    /// The host.
+    pub host: String,
+    /// Entries the manifest listed.
+    pub entries: usize,
+    /// Entries restored.
+    pub restored: usize,
+    /// The host had no manifest for the run (it changed nothing that was backed up).
+    pub nothing_recorded: bool,
+    /// What failed: `step N (task): message`, in restore order.
+    pub errors: Vec<String>,
+}
+
+impl HostRollback {
+    /// Every entry was restored.
+    pub fn clean(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// A rollback that could not start (the host is unreachable, say).
+    pub fn failed(host: &str, error: impl Into<String>) -> HostRollback {
+        HostRollback {
+            host: host.to_string(),
+            errors: vec![error.into()],
+            ..HostRollback::default()
+        }
+    }
+}
+
+/// Restores `run_id` on the host behind `tr`. `manifest_as` is the user the state folder was
+/// prepared as (the journal's `host` record), `None` for the login user.
+pub async fn restore_host(
+    tr: &mut AnyTransport,
+    host: &str,
+    state_dir: &str,
+    run_id: &str,
+    manifest_as: Option<&str>,
+) -> HostRollback {
+    let become_ = manifest_as.map(|u| Become::sudo(u.to_string()));
+    let mut out = HostRollback {
+        host: host.to_string(),
+        ..HostRollback::default()
+    };
+    let entries: Vec<Entry> =
+        match backup::read_manifest(tr, state_dir, run_id, become_.as_ref()).await {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                out.nothing_recorded = true;
+                return out;
+            }
+            Err(e) => {
+                out.errors.push(format!("reading the manifest: {e}"));
+                return out;
+            }
+        };
+    out.entries = entries.len();
+    if let Err(e) = backup::set_pending(tr, state_dir, run_id, true, become_.as_ref()).await {
+        out.errors
+            .push(format!("marking the rollback pending: {e}"));
+        return out;
+    }
+    for e in backup::restore_order(entries) {
+        match backup::restore(tr, state_dir, run_id, &e).await {
+            Ok(()) => out.restored += 1,
+            Err(err) => out
+                .errors
+                .push(format!("step {} ({}): {}", e.step, e.task, err)),
+        }
+    }
+    if out.clean()
+        && let Err(e) = backup::set_pending(tr, state_dir, run_id, false, become_.as_ref()).await
+    {
+        out.errors.push(format!("clearing the pending mark: {e}"));
+    }
+    out
+}
