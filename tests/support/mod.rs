@@ -70,12 +70,18 @@ impl Sandbox {
 
     /// `rdeploy ARGS` in the working directory, with HOME, XDG_* and TMPDIR in the sandbox.
     pub fn rdeploy(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("rdeploy").expect("the rdeploy binary is built");
+        Command::from_std(self.rdeploy_process(args))
+    }
+
+    /// [`Sandbox::rdeploy`] as a plain process, for tests that spawn it and stop it.
+    pub fn rdeploy_process(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("rdeploy"));
         let home = self.home.path();
         cmd.current_dir(self.work.path())
             .args(args)
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
+            .env_remove("RDEPLOY_STATE_DIR")
             .env("HOME", home)
             .env("XDG_STATE_HOME", home.join("state"))
             .env("XDG_CACHE_HOME", home.join("cache"))

@@ -1,0 +1,368 @@
+//! Transactional rolling updates end to end, on the test fleet's real sshd hosts with the demo
+//! app (`playbooks/rolling-update.yaml`: python3's http.server per host) answering the health
+//! probes: a clean rollout, a canary that fails its health gate and is rolled back alone, a
+//! failure in the second batch rolled back on every host with `rollback_scope: all`, the
+//! failure budget's boundary, `rdeploy rollback` of a finished run, and `rdeploy rollback`
+//! after rdeploy was killed mid-batch.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::Sandbox;
+use support::fleet::{Fleet, Host};
+
+/// A fleet of `n` hosts, each with its own `app_port`, and a sandbox whose `inv.yaml` lists
+/// them.
+struct Rollout {
+    fleet: Fleet,
+    sb: Sandbox,
+    ports: Vec<u16>,
+    playbook: PathBuf,
+}
+
+struct Run {
+    code: i32,
+    events: Vec<Value>,
+    out: String,
+}
+
+impl Run {
+    fn explain(&self) -> String {
+        self.out.clone()
+    }
+
+    fn run_id(&self) -> String {
+        self.events
+            .iter()
+            .find(|e| e["event"] == "run_end")
+            .and_then(|e| e["run_id"].as_str())
+            .expect("a run_end event")
+            .to_string()
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Rollout {
+    fn new(n: usize) -> Rollout {
+        let fleet = Fleet::start(n);
+        let sb = Sandbox::new();
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let mut hosts = serde_json::Map::new();
+        for (h, port) in fleet.hosts().iter().zip(&ports) {
+            let mut v = fleet.host_vars(h);
+            v.insert("app_port".into(), json!(port));
+            v.insert(
+                "ansible_ssh_extra_args".into(),
+                json!(format!(
+                    "-o UserKnownHostsFile={}",
+                    fleet.known_hosts().display()
+                )),
+            );
+            hosts.insert(h.name().to_string(), Value::Object(v));
+        }
+        let inv = json!({ "all": { "hosts": hosts } });
+        sb.write("inv.yaml", serde_saphyr::to_string(&inv).unwrap());
+        let playbook = support::repo().join("playbooks/rolling-update.yaml");
+        Rollout {
+            fleet,
+            sb,
+            ports,
+            playbook,
+        }
+    }
+
+    fn host(&self, i: usize) -> &Host {
+        self.fleet.host(i)
+    }
+
+    fn rdeploy(&self, args: &[&str]) -> Run {
+        let out = self
+            .sb
+            .rdeploy(args)
+            .env_remove("SSH_AUTH_SOCK")
+            .timeout(Duration::from_secs(240))
+            .output()
+            .expect("run rdeploy");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            events: stdout
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect(),
+            out: format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)),
+        }
+    }
+
+    /// `rdeploy run` of `playbook` with version `v` and `extra` (`-e` JSON).
+    fn deploy_with(&self, playbook: &Path, v: &str, extra: Value) -> Run {
+        let mut vars = json!({ "app_version": v });
+        if let (Some(m), Some(e)) = (vars.as_object_mut(), extra.as_object()) {
+            m.extend(e.clone());
+        }
+        let vars = vars.to_string();
+        let pb = playbook.display().to_string();
+        self.rdeploy(&[
+            "run", &pb, "-i", "inv.yaml", "--output", "json", "-e", &vars,
+        ])
+    }
+
+    fn deploy(&self, v: &str, extra: Value) -> Run {
+        self.deploy_with(&self.playbook, v, extra)
+    }
+
+    /// What host `i`'s app answers on /health.
+    fn health(&self, i: usize) -> String {
+        http_get(self.ports[i], "/health")
+    }
+
+    /// The host's `/srv/app` tree (kind, bytes or link target, mode) without the app's
+    /// pid file and log.
+    fn snapshot(&self, i: usize) -> BTreeMap<PathBuf, (String, Vec<u8>, u32)> {
+        let root = self.host(i).path("/srv/app");
+        let mut out = BTreeMap::new();
+        walk(&root, &root, &mut out);
+        out.retain(|p, _| p != Path::new("app.pid") && p != Path::new("app.log"));
+        out
+    }
+
+    fn current(&self, i: usize) -> PathBuf {
+        std::fs::read_link(self.host(i).path("/srv/app/current")).unwrap_or_default()
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, (String, Vec<u8>, u32)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let rel = p.strip_prefix(root).unwrap().to_path_buf();
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let mode = meta.permissions().mode() & 0o7777;
+        if meta.file_type().is_symlink() {
+            let t = std::fs::read_link(&p).unwrap();
+            out.insert(
+                rel,
+                ("link".into(), t.display().to_string().into_bytes(), 0),
+            );
+        } else if meta.is_dir() {
+            out.insert(rel, ("dir".into(), Vec::new(), mode));
+            walk(root, &p, out);
+        } else {
+            out.insert(rel, ("file".into(), std::fs::read(&p).unwrap(), mode));
+        }
+    }
+}
+
+/// The body of `GET path` on 127.0.0.1:port, or the error.
+fn http_get(port: u16, path: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut s = TcpStream::connect(("127.0.0.1", port))?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))?;
+            write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+            let mut text = String::new();
+            s.read_to_string(&mut text)?;
+            Ok(text
+                .split_once("\r\n\r\n")
+                .map(|(_, b)| b.to_string())
+                .unwrap_or(text))
+        })();
+        match attempt {
+            Ok(body) => return body,
+            Err(e) if Instant::now() > deadline => return format!("error: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+// ------------------------------------------------------------------ rollouts
+
+#[test]
+fn six_hosts_roll_forward_batch_by_batch_and_a_broken_canary_is_rolled_back_alone() {
+    let r = Rollout::new(6);
+    let v1 = r.deploy("1.0.0", Value::Null);
+    assert_eq!(v1.code, 0, "{}", v1.explain());
+    let v2 = r.deploy("2.0.0", Value::Null);
+    assert_eq!(v2.code, 0, "{}", v2.explain());
+    let batches: Vec<usize> = v2
+        .events
+        .iter()
+        .filter(|e| e["event"] == "batch")
+        .map(|e| e["hosts"].as_array().map(Vec::len).unwrap_or(0))
+        .collect();
+    assert_eq!(batches, [1, 2, 3], "serial [1, 2, \"100%\"]");
+    let probes = v2.events.iter().filter(|e| e["event"] == "probe").count();
+    assert_eq!(probes, 6, "every host passed its health probe once");
+    for i in 0..6 {
+        assert_eq!(r.health(i), "ok 2.0.0\n", "host {i}");
+        assert_eq!(r.current(i), Path::new("/srv/app/releases/2.0.0"));
+    }
+    let before: Vec<_> = (0..6).map(|i| r.snapshot(i)).collect();
+
+    // v3 fails its health check on the canary (the first batch): only the canary changed,
+    // and it is put back exactly as it was.
+    let canary = r.host(0).name().to_string();
+    let v3 = r.deploy("3.0.0", json!({ "app_broken_on": [canary] }));
+    assert_eq!(v3.code, 3, "{}", v3.explain());
+    assert!(
+        v3.events
+            .iter()
+            .any(|e| e["event"] == "gate_failed" && e["batch"] == 1),
+        "{}",
+        v3.explain()
+    );
+    let restored: Vec<&Value> = v3
+        .events
+        .iter()
+        .filter(|e| e["event"] == "rollback")
+        .collect();
+    assert_eq!(restored.len(), 1, "{}", v3.explain());
+    assert_eq!(restored[0]["rollback"]["host"], canary.as_str());
+    for (i, snap) in before.iter().enumerate() {
+        assert_eq!(&r.snapshot(i), snap, "host {i} is as it was before v3");
+    }
+    assert!(!r.host(0).path("/srv/app/releases/3.0.0").exists());
+    assert_eq!(
+        r.health(0),
+        "ok 2.0.0\n",
+        "the restored release was restarted"
+    );
+}
+
+#[test]
+fn a_failure_in_batch_two_with_rollback_scope_all_restores_every_updated_host() {
+    let r = Rollout::new(4);
+    assert_eq!(r.deploy("2.0.0", Value::Null).code, 0);
+    let before: Vec<_> = (0..4).map(|i| r.snapshot(i)).collect();
+    let text = std::fs::read_to_string(&r.playbook).unwrap();
+    assert!(text.contains("rollback_scope: batch"));
+    r.sb.write(
+        "all.yaml",
+        text.replace("rollback_scope: batch", "rollback_scope: all"),
+    );
+    let all = r.sb.path().join("all.yaml");
+    // Batch 2 is hosts 1 and 2; host 2 breaks. Host 0 (batch 1) passed and is rolled back
+    // too; host 3 (batch 3) was never touched.
+    let broken = r.host(2).name().to_string();
+    let v3 = r.deploy_with(&all, "3.0.0", json!({ "app_broken_on": [broken] }));
+    assert_eq!(v3.code, 3, "{}", v3.explain());
+    let rolled: Vec<String> = v3
+        .events
+        .iter()
+        .filter(|e| e["event"] == "rollback")
+        .filter_map(|e| e["rollback"]["host"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(rolled.len(), 3, "{rolled:?}");
+    for (i, snap) in before.iter().enumerate() {
+        assert_eq!(&r.snapshot(i), snap, "host {i} is byte-identical to v2");
+        assert_eq!(r.health(i), "ok 2.0.0\n", "host {i}");
+    }
+
+    // The history has the run as rolled back.
+    let h = r.rdeploy(&["history", "--output", "json"]);
+    assert_eq!(h.code, 0, "{}", h.explain());
+    let last = h.events.last().cloned().unwrap_or_default();
+    assert_eq!(last["outcome"], "rolled_back", "{}", h.explain());
+    assert_eq!(last["release"], "app 3.0.0");
+}
+
+#[test]
+fn the_failure_budget_must_be_strictly_exceeded() {
+    let r = Rollout::new(4);
+    r.sb.write(
+        "budget.yaml",
+        "- hosts: all\n  gather_facts: no\n  serial: 2\n  max_fail_percentage: 50\n  tasks:\n    - copy: { dest: /srv/touched, content: \"x\\n\" }\n    - fail: { msg: planned }\n      when: inventory_hostname in failing\n",
+    );
+    let run = |failing: Vec<&str>| {
+        let vars = json!({ "failing": failing }).to_string();
+        r.rdeploy(&[
+            "run",
+            "budget.yaml",
+            "-i",
+            "inv.yaml",
+            "--output",
+            "json",
+            "-e",
+            &vars,
+        ])
+    };
+    // One of two hosts (50%) failing is at the threshold: the second batch runs.
+    let at = run(vec![r.host(0).name()]);
+    assert_eq!(at.code, 2, "{}", at.explain());
+    assert!(r.host(3).path("/srv/touched").exists(), "{}", at.explain());
+    for i in 0..4 {
+        let _ = std::fs::remove_file(r.host(i).path("/srv/touched"));
+    }
+    // Both hosts of the first batch failing is over it: nothing after it is touched, and with
+    // no health gate and no rollback tasks the play stops as Ansible's does (exit 2).
+    let over = run(vec![r.host(0).name(), r.host(1).name()]);
+    assert_eq!(over.code, 2, "{}", over.explain());
+    assert!(over.events.iter().any(|e| e["event"] == "gate_failed"));
+    assert!(!r.host(2).path("/srv/touched").exists());
+    assert!(!r.host(3).path("/srv/touched").exists());
+}
+
+#[test]
+fn rdeploy_rollback_undoes_a_finished_run_and_a_killed_one() {
+    let r = Rollout::new(3);
+    assert_eq!(r.deploy("1.0.0", Value::Null).code, 0);
+    let v1: Vec<_> = (0..3).map(|i| r.snapshot(i)).collect();
+    let v2 = r.deploy("2.0.0", Value::Null);
+    assert_eq!(v2.code, 0, "{}", v2.explain());
+    let back = r.rdeploy(&["rollback", &v2.run_id(), "--output", "json"]);
+    assert_eq!(back.code, 0, "{}", back.explain());
+    for (i, snap) in v1.iter().enumerate() {
+        assert_eq!(&r.snapshot(i), snap, "host {i} is back on 1.0.0");
+    }
+
+    // Kill rdeploy while the second batch is changing things, then roll that run back: every
+    // host ends in its recorded state, none half-changed.
+    r.sb.write(
+        "slow.yaml",
+        std::fs::read_to_string(&r.playbook).unwrap().replace(
+            "    - name: Switch to the new release\n",
+            "    - name: Take a while\n      command: sleep 3\n      when: inventory_hostname != groups['all'][0]\n\n    - name: Switch to the new release\n",
+        ),
+    );
+    let slow = r.sb.path().join("slow.yaml").display().to_string();
+    let mut child =
+        r.sb.rdeploy_process(&["run", &slow, "-i", "inv.yaml", "--output", "json"])
+            .args(["-e", "app_version=2.0.0"])
+            .env_remove("SSH_AUTH_SOCK")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn rdeploy");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !r.host(1).path("/srv/app/releases/2.0.0/app.conf").exists() {
+        assert!(Instant::now() < deadline, "the second batch never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let hist = r.rdeploy(&["history", "--output", "json"]);
+    let killed = hist.events.last().cloned().unwrap_or_default();
+    assert_eq!(killed["outcome"], "unfinished", "{}", hist.explain());
+    let id = killed["run_id"].as_str().unwrap().to_string();
+    let back = r.rdeploy(&["rollback", &id, "--output", "json"]);
+    assert_eq!(back.code, 0, "{}", back.explain());
+    for (i, snap) in v1.iter().enumerate() {
+        assert_eq!(&r.snapshot(i), snap, "host {i} is back on 1.0.0");
+    }
+}
