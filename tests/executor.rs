@@ -628,3 +628,88 @@ fn become_runs_the_command_as_become_user() {
     assert!(out.contains("All assertions passed"), "{out}");
     assert!(out.contains("no-such-user-rdeploy"), "{out}");
 }
+
+/// SIGINT (and SIGTERM) during a step: the step in flight finishes and is recorded, no
+/// further step starts, and the exit code says which signal stopped the run.
+#[test]
+fn a_signal_finishes_the_step_in_flight_and_stops() {
+    for (sig, code) in [
+        (rustix::process::Signal::INT, 130),
+        (rustix::process::Signal::TERM, 143),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        std::fs::write(dir.path().join("inv.yaml"), INVENTORY).unwrap();
+        let pb = format!(
+            "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: {{ dest: '{d}/one', content: '1' }}\n    - shell: 'sleep 1.5; echo done > {d}/slow'\n    - copy: {{ dest: '{d}/two', content: '2' }}\n"
+        );
+        std::fs::write(dir.path().join("pb.yaml"), pb).unwrap();
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("rdeploy"))
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .env("RDEPLOY_STATE_DIR", dir.path().join("state"))
+            .args(["run", "pb.yaml", "-i", "inv.yaml", "--output", "json"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !dir.path().join("one").exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the first step never ran"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(code), "{stdout}");
+        assert!(
+            dir.path().join("slow").exists(),
+            "the step in flight finished"
+        );
+        assert!(
+            !dir.path().join("two").exists(),
+            "no step started after the signal"
+        );
+        let end = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| e["event"] == "run_end")
+            .expect("the run is recorded");
+        let journal = std::fs::read_to_string(end["journal"].as_str().unwrap()).unwrap();
+        assert!(journal.contains("\"outcome\":\"interrupted\""), "{journal}");
+    }
+}
+
+/// `throttle: 1` runs the task on one host at a time although forks allow more: three hosts
+/// taking the same lock directory never collide.
+#[test]
+fn throttle_caps_the_hosts_in_flight_for_one_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let inv = "local:\n  hosts:\n    a: { ansible_connection: local }\n    b: { ansible_connection: local }\n    c: { ansible_connection: local }\n";
+    let task = format!("shell: 'mkdir {d}/lock && sleep 0.3 && rmdir {d}/lock'");
+    for (throttle, want) in [("\n      throttle: 1", 0), ("", 2)] {
+        std::fs::write(dir.path().join("inv.yaml"), inv).unwrap();
+        std::fs::write(
+            dir.path().join("pb.yaml"),
+            format!("- hosts: local\n  gather_facts: no\n  tasks:\n    - {task}{throttle}\n"),
+        )
+        .unwrap();
+        let out = Command::cargo_bin("rdeploy")
+            .unwrap()
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .env("RDEPLOY_STATE_DIR", dir.path().join("state"))
+            .args(["run", "pb.yaml", "-i", "inv.yaml", "--output", "json"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let failed = stdout.matches("\"status\":\"failed\"").count();
+        assert_eq!(failed, want, "throttle {throttle:?}: {stdout}");
+        let _ = std::fs::remove_dir(dir.path().join("lock"));
+    }
+}

@@ -239,21 +239,68 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let summary = runtime.block_on(exec::run(&c, opts, &mut reporter));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let summary = runtime.block_on(async {
+        watch_signals(std::sync::Arc::clone(&stop));
+        exec::run(&c, opts, &mut reporter, stop).await
+    });
     let exit = exit_of(&summary);
+    if let (exec::Outcome::Interrupted(sig), Some(run)) = (summary.outcome, &run) {
+        let name = if sig == 15 { "SIGTERM" } else { "SIGINT" };
+        let msg = format!(
+            "interrupted by {name}: the steps in flight finished and were recorded; \
+             `rdeploy resume {id}` goes on, `rdeploy rollback {id}` undoes the run",
+            id = run.run_id
+        );
+        reporter.emit(&crate::report::events::Event::Warning(&msg));
+    }
     if let Some(run) = run {
         runs::end(&run, &summary, exit);
         reporter.emit(&crate::report::events::Event::RunEnd {
             run_id: &run.run_id,
             journal: &run.journal.path().display().to_string(),
+            timing: &summary.timing,
         });
     }
     Ok(exit)
 }
 
+/// The first SIGINT or SIGTERM asks the run to stop after the steps in flight (the executor
+/// reads `stop`); a second one ends the process at once.
+fn watch_signals(stop: std::sync::Arc<std::sync::atomic::AtomicI32>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::spawn(async move {
+        loop {
+            let sig = tokio::select! {
+                _ = int.recv() => 2,
+                _ = term.recv() => 15,
+            };
+            if stop
+                .compare_exchange(
+                    0,
+                    sig,
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                )
+                .is_err()
+            {
+                std::process::exit(128 + sig);
+            }
+        }
+    });
+}
+
 /// The exit code of a finished run.
 fn exit_of(summary: &exec::Summary) -> Exit {
     match summary.outcome {
+        exec::Outcome::Interrupted(15) => Exit::Terminated,
+        exec::Outcome::Interrupted(_) => Exit::Interrupted,
         exec::Outcome::RollbackIncomplete => Exit::RollbackIncomplete,
         exec::Outcome::RolledBack => Exit::RolledBack,
         _ if summary.host_key_refused() => Exit::HostKeyRefused,

@@ -42,6 +42,8 @@ pub struct HostBackups {
     pub prepared_as: Option<String>,
     /// Steps backed up so far.
     pub step: u32,
+    /// Time spent preparing, journaling and taking backups on this host.
+    pub spent: std::time::Duration,
 }
 
 /// `rdeploy_state_dir` from the host's variables (`default` when unset): an absolute path
@@ -111,6 +113,18 @@ impl StepBackup<'_> {
         if targets.is_empty() {
             return Ok(None);
         }
+        let started = std::time::Instant::now();
+        let r = self.take_targets(tr, &targets, become_).await;
+        self.host.spent += started.elapsed();
+        r
+    }
+
+    async fn take_targets(
+        &mut self,
+        tr: &mut AnyTransport,
+        targets: &[backup::Target],
+        become_: Option<&Become>,
+    ) -> Result<Option<u32>, String> {
         let store = self.store(tr, become_).await?;
         self.host.step += 1;
         let step = self.host.step;
@@ -124,7 +138,7 @@ impl StepBackup<'_> {
             })
             .await
             .map_err(|e| format!("the journal could not record the change: {e}"))?;
-        let entries = backup::backup(tr, &store, step, self.task, &targets, become_)
+        let entries = backup::backup(tr, &store, step, self.task, targets, become_)
             .await
             .map_err(|e| format!("backup before the change failed, nothing was changed: {e}"))?;
         self.run.journal.note(&Record::Backup {

@@ -18,7 +18,8 @@ pub mod task;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 use minijinja::Environment;
@@ -74,6 +75,9 @@ pub struct Shared {
     pub playbook_dir: PathBuf,
     /// Role name → role directory, for `src:` lookups of templated names.
     pub role_paths: HashMap<String, PathBuf>,
+    /// The signal that asked the run to stop (SIGINT 2, SIGTERM 15), 0 while none did: the
+    /// steps in flight finish and are recorded, no new one starts.
+    pub stop: Arc<AtomicI32>,
 }
 
 /// What surrounds a task: block/import/include variables and keywords, the role it runs in.
@@ -140,6 +144,8 @@ pub enum Outcome {
     RolledBack,
     /// A rollback could not restore everything, or its tasks or health gate failed.
     RollbackIncomplete,
+    /// SIGINT (2) or SIGTERM (15) stopped the run after the steps in flight.
+    Interrupted(i32),
 }
 
 /// The whole run's outcome.
@@ -151,6 +157,23 @@ pub struct Summary {
     pub outcome: Outcome,
     /// Hosts with at least one change.
     pub changed_hosts: Vec<String>,
+    /// Where the time went.
+    pub timing: Timing,
+}
+
+/// Where a run's time went (wall-clock seconds).
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct Timing {
+    /// The whole run.
+    pub total_s: f64,
+    /// Running tasks and handlers on hosts (backups included).
+    pub tasks_s: f64,
+    /// Health gates (probes and soak).
+    pub probes_s: f64,
+    /// Rollbacks.
+    pub rollback_s: f64,
+    /// Host-seconds spent taking backups and journaling intents, summed over hosts.
+    pub backup_host_s: f64,
 }
 
 impl Summary {
@@ -166,13 +189,19 @@ impl Summary {
 }
 
 /// Runs every play of a checked playbook.
-pub async fn run<'r>(c: &'r Checked, opts: RunOptions, reporter: &'r mut Reporter) -> Summary {
+pub async fn run<'r>(
+    c: &'r Checked,
+    opts: RunOptions,
+    reporter: &'r mut Reporter,
+    stop: Arc<AtomicI32>,
+) -> Summary {
     let shared = Arc::new(Shared {
         env: template::shared_environment(),
         inventory: Arc::new(c.inventory.clone()),
         opts,
         playbook_dir: c.playbook.dir.clone(),
         role_paths: role_paths(&c.playbook.plays),
+        stop,
     });
     let start_at = shared.opts.start_at_task.clone();
     let sem = Arc::new(Semaphore::new(shared.opts.forks.max(1)));
@@ -188,7 +217,9 @@ pub async fn run<'r>(c: &'r Checked, opts: RunOptions, reporter: &'r mut Reporte
         play: None,
         halted: false,
         outcome: Outcome::Completed,
+        timing: Timing::default(),
     };
+    let started = Instant::now();
     for (i, (play, planned)) in c.playbook.plays.iter().zip(&c.plan.plays).enumerate() {
         if runner.halted {
             break;
@@ -212,10 +243,22 @@ pub async fn run<'r>(c: &'r Checked, opts: RunOptions, reporter: &'r mut Reporte
         .filter(|(_, r)| r.changed > 0)
         .map(|(h, _)| h.clone())
         .collect();
+    let mut timing = runner.timing;
+    timing.total_s = started.elapsed().as_secs_f64();
+    timing.backup_host_s = runner
+        .states
+        .values()
+        .map(|s| s.backups.spent.as_secs_f64())
+        .sum();
+    let outcome = match runner.shared.stop.load(Ordering::SeqCst) {
+        0 => runner.outcome,
+        sig => runner.outcome.max(Outcome::Interrupted(sig)),
+    };
     Summary {
         recap,
-        outcome: runner.outcome,
+        outcome,
         changed_hosts,
+        timing,
     }
 }
 
@@ -257,6 +300,8 @@ struct Runner<'r> {
     halted: bool,
     /// How the run is ending.
     outcome: Outcome,
+    /// Where the time went.
+    timing: Timing,
 }
 
 impl<'r> Runner<'r> {
@@ -312,7 +357,7 @@ impl<'r> Runner<'r> {
             ..Scope::default()
         };
         for (i, batch) in batches.iter().enumerate() {
-            if self.end_play || self.halted {
+            if self.end_play || self.halted || self.stopping() {
                 break;
             }
             self.reporter.emit(&Event::BatchStart {
@@ -353,17 +398,30 @@ impl<'r> Runner<'r> {
             self.section(&play.post_tasks, &play_scope, &hosts, play)
                 .await;
             self.halt_on_refused_identity(batch);
-            if let Some(reason) = self.gate(play, i + 1, batches.len(), batch).await {
+            if self.stopping() {
+                break;
+            }
+            let gate_started = Instant::now();
+            let verdict = self.gate(play, i + 1, batches.len(), batch).await;
+            self.timing.probes_s += gate_started.elapsed().as_secs_f64();
+            if let Some(reason) = verdict {
                 let pos = gate::BatchPos {
                     play: index,
                     index: i + 1,
                     total: batches.len(),
                 };
+                let rollback_started = Instant::now();
                 self.fail_batch(play, &play_scope, pos, batch, &reason)
                     .await;
+                self.timing.rollback_s += rollback_started.elapsed().as_secs_f64();
                 break;
             }
         }
+    }
+
+    /// A signal asked the run to stop.
+    fn stopping(&self) -> bool {
+        self.shared.stop.load(Ordering::SeqCst) != 0
     }
 
     /// A host key refusal in this batch stops new batches: the fleet may be under attack or
@@ -458,7 +516,7 @@ impl<'r> Runner<'r> {
 
     async fn items(&mut self, items: &[TaskItem], scope: &Scope, hosts: &[String]) {
         for it in items {
-            if self.end_play {
+            if self.end_play || self.stopping() {
                 return;
             }
             let active: Vec<String> = hosts
@@ -755,6 +813,19 @@ impl<'r> Runner<'r> {
             hostvars,
             label: label.to_string(),
         });
+        // `throttle: N` caps this task's hosts in flight below `--forks`.
+        let throttle = match t
+            .keywords
+            .throttle
+            .as_ref()
+            .or(scope.keywords.throttle.as_ref())
+        {
+            Some(Val::Lit { value, .. }) if *value > 0 => Some(Arc::new(Semaphore::new(
+                usize::try_from(*value).unwrap_or(1),
+            ))),
+            _ => None,
+        };
+        let task_started = Instant::now();
         let mut set = JoinSet::new();
         for h in hosts {
             let Some(st) = self.states.shift_remove(h) else {
@@ -762,7 +833,12 @@ impl<'r> Runner<'r> {
             };
             let ctx = Arc::clone(&ctx);
             let sem = Arc::clone(&self.sem);
+            let throttle = throttle.clone();
             set.spawn(async move {
+                let _throttled = match throttle {
+                    Some(t) => t.acquire_owned().await.ok(),
+                    None => None,
+                };
                 let _permit = sem.acquire_owned().await;
                 run_on_host(ctx, st).await
             });
@@ -790,6 +866,7 @@ impl<'r> Runner<'r> {
                 }
             }
         }
+        self.timing.tasks_s += task_started.elapsed().as_secs_f64();
         let mut out = Vec::new();
         for h in hosts {
             if let Some((st, o, f)) = done.remove(h) {

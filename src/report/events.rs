@@ -82,6 +82,8 @@ pub enum Event<'a> {
         run_id: &'a str,
         /// The journal's path.
         journal: &'a str,
+        /// Where the time went.
+        timing: &'a crate::exec::Timing,
     },
     /// The end of the run: per-host counters.
     Recap {

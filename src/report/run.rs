@@ -172,7 +172,9 @@ impl Reporter {
                 };
                 writeln!(self.out, "{line}")
             }
-            Event::RunEnd { run_id, journal } => {
+            Event::RunEnd {
+                run_id, journal, ..
+            } => {
                 writeln!(
                     self.out,
                     "\nrun {run_id} recorded in {journal}\n(undo it with: rdeploy rollback {run_id})"
@@ -351,8 +353,13 @@ impl Reporter {
                 serde_json::json!({"event": "rollback_start", "hosts": hosts})
             }
             Event::Rollback(r) => serde_json::json!({"event": "rollback", "rollback": r}),
-            Event::RunEnd { run_id, journal } => {
-                serde_json::json!({"event": "run_end", "run_id": run_id, "journal": journal})
+            Event::RunEnd {
+                run_id,
+                journal,
+                timing,
+            } => {
+                serde_json::json!({"event": "run_end", "run_id": run_id, "journal": journal,
+                    "timing": timing})
             }
             Event::Recap { rows } => {
                 let m: serde_json::Map<String, serde_json::Value> = rows
