@@ -644,7 +644,7 @@ fn a_signal_finishes_the_step_in_flight_and_stops() {
             "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: {{ dest: '{d}/one', content: '1' }}\n    - shell: 'sleep 1.5; echo done > {d}/slow'\n    - copy: {{ dest: '{d}/two', content: '2' }}\n"
         );
         std::fs::write(dir.path().join("pb.yaml"), pb).unwrap();
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("rdeploy"))
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("rdeploy"))
             .current_dir(dir.path())
             .env("NO_COLOR", "1")
             .env("RDEPLOY_STATE_DIR", dir.path().join("state"))
