@@ -191,6 +191,41 @@ fn http_get(port: u16, path: &str) -> String {
     }
 }
 
+impl Rollout {
+    /// Starts a v2 rollout of a slowed-down copy of the playbook and kills rdeploy (SIGKILL)
+    /// once the second batch has started changing its hosts.
+    fn kill_mid_batch_two(&self) {
+        self.sb.write(
+            "slow.yaml",
+            std::fs::read_to_string(&self.playbook).unwrap().replace(
+                "    - name: Switch to the new release\n",
+                "    - name: Take a while\n      command: sleep 3\n      when: inventory_hostname != groups['all'][0]\n\n    - name: Switch to the new release\n",
+            ),
+        );
+        let slow = self.sb.path().join("slow.yaml").display().to_string();
+        let mut child = self
+            .sb
+            .rdeploy_process(&["run", &slow, "-i", "inv.yaml", "--output", "json"])
+            .args(["-e", "app_version=2.0.0"])
+            .env_remove("SSH_AUTH_SOCK")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn rdeploy");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self
+            .host(1)
+            .path("/srv/app/releases/2.0.0/app.conf")
+            .exists()
+        {
+            assert!(Instant::now() < deadline, "the second batch never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
 // ------------------------------------------------------------------ rollouts
 
 #[test]
@@ -333,29 +368,7 @@ fn rdeploy_rollback_undoes_a_finished_run_and_a_killed_one() {
 
     // Kill rdeploy while the second batch is changing things, then roll that run back: every
     // host ends in its recorded state, none half-changed.
-    r.sb.write(
-        "slow.yaml",
-        std::fs::read_to_string(&r.playbook).unwrap().replace(
-            "    - name: Switch to the new release\n",
-            "    - name: Take a while\n      command: sleep 3\n      when: inventory_hostname != groups['all'][0]\n\n    - name: Switch to the new release\n",
-        ),
-    );
-    let slow = r.sb.path().join("slow.yaml").display().to_string();
-    let mut child =
-        r.sb.rdeploy_process(&["run", &slow, "-i", "inv.yaml", "--output", "json"])
-            .args(["-e", "app_version=2.0.0"])
-            .env_remove("SSH_AUTH_SOCK")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn rdeploy");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !r.host(1).path("/srv/app/releases/2.0.0/app.conf").exists() {
-        assert!(Instant::now() < deadline, "the second batch never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    r.kill_mid_batch_two();
     let hist = r.rdeploy(&["history", "--output", "json"]);
     let killed = hist.events.last().cloned().unwrap_or_default();
     assert_eq!(killed["outcome"], "unfinished", "{}", hist.explain());
@@ -365,4 +378,37 @@ fn rdeploy_rollback_undoes_a_finished_run_and_a_killed_one() {
     for (i, snap) in v1.iter().enumerate() {
         assert_eq!(&r.snapshot(i), snap, "host {i} is back on 1.0.0");
     }
+}
+
+#[test]
+fn rdeploy_resume_finishes_a_killed_run_without_redoing_finished_batches() {
+    let r = Rollout::new(4);
+    assert_eq!(r.deploy("1.0.0", Value::Null).code, 0);
+    r.kill_mid_batch_two();
+    let hist = r.rdeploy(&["history", "--output", "json"]);
+    let killed = hist.events.last().cloned().unwrap_or_default();
+    assert_eq!(killed["outcome"], "unfinished", "{}", hist.explain());
+    let id = killed["run_id"].as_str().unwrap().to_string();
+    let resumed = r.rdeploy(&["resume", &id, "--output", "json", "-e", "app_version=2.0.0"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.explain());
+    assert!(
+        resumed
+            .events
+            .iter()
+            .any(|e| e["event"] == "warning"
+                && e["msg"].as_str().unwrap_or("").contains("batch 1/3")),
+        "the canary's batch is not run again: {}",
+        resumed.explain()
+    );
+    for i in 0..4 {
+        assert_eq!(
+            r.current(i),
+            Path::new("/srv/app/releases/2.0.0"),
+            "host {i}"
+        );
+        assert_eq!(r.health(i), "ok 2.0.0\n", "host {i}");
+    }
+    // A finished run cannot be resumed.
+    let again = r.rdeploy(&["resume", &resumed.run_id()]);
+    assert_eq!(again.code, 4, "{}", again.explain());
 }

@@ -41,6 +41,9 @@ pub enum Record {
         cwd: String,
         /// Unix seconds.
         started: u64,
+        /// The interrupted run this one goes on with.
+        #[serde(default)]
+        resumed_from: Option<String>,
     },
     /// A play begins.
     Play {
@@ -54,6 +57,15 @@ pub enum Record {
     },
     /// A batch begins.
     Batch {
+        /// 0-based play index.
+        play: usize,
+        /// 1-based batch index.
+        index: usize,
+        /// Its hosts.
+        hosts: Vec<String>,
+    },
+    /// A batch passed its gate.
+    BatchEnd {
         /// 0-based play index.
         play: usize,
         /// 1-based batch index.

@@ -33,6 +33,8 @@ pub enum Command {
     History(HistoryArgs),
     /// Print one run, per host and step.
     Show(ShowArgs),
+    /// Go on with an interrupted run from the first batch it did not finish.
+    Resume(ResumeArgs),
 }
 
 /// Flags shared by every command that reads an inventory and a playbook.
@@ -120,6 +122,26 @@ pub struct RunArgs {
     /// Where run journals are kept [default: $XDG_STATE_HOME/rdeploy].
     #[arg(long = "state-dir", value_name = "DIR", env = "RDEPLOY_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Go on with an interrupted run: batches it finished are skipped (`rdeploy resume`).
+    #[arg(long = "resume", value_name = "RUN_ID")]
+    pub resume: Option<String>,
+}
+
+/// `rdeploy resume`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The interrupted run.
+    pub run_id: String,
+    /// Where run journals are kept [default: $XDG_STATE_HOME/rdeploy].
+    #[arg(long = "state-dir", value_name = "DIR", env = "RDEPLOY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Further `rdeploy run` flags (`-e` the run's extra vars again, `-f`, `--output`...).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "RUN FLAGS"
+    )]
+    pub rest: Vec<String>,
 }
 
 /// How to reach hosts over SSH (`run` and `rollback`).

@@ -66,6 +66,7 @@ pub fn run(cli: Cli) -> color_eyre::Result<Exit> {
         Command::Rollback(a) => runs::cmd_rollback(a),
         Command::History(a) => runs::cmd_history(&mut out, a),
         Command::Show(a) => runs::cmd_show(&mut out, a),
+        Command::Resume(a) => runs::resume_args(a).and_then(|r| cmd_run(&mut out, r)),
     };
     // A reader that stopped reading (`rdeploy plan | head`) is not an error of ours.
     if let Err(e) = out.flush()
@@ -215,6 +216,10 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
         return Err(Diagnostics::from(Diagnostic::options("--forks must be at least 1")).into());
     }
     let (ssh, ssh_config) = ssh_options(&a.connect, cfg)?;
+    let done = match &a.resume {
+        Some(id) => runs::finished_batches(a.state_dir.as_deref(), id)?,
+        None => Default::default(),
+    };
     let run = if a.check {
         None
     } else {
@@ -230,6 +235,7 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
         ssh,
         ssh_config: std::sync::Arc::new(ssh_config),
         run: run.clone(),
+        done,
     };
     let format = match c.settings.output {
         OutputFormat::Human => Format::Human,

@@ -55,6 +55,7 @@ pub(crate) fn start(a: &args::RunArgs, c: &Checked) -> Result<RunCtx, Failed> {
             .map(|d| d.display().to_string())
             .unwrap_or_default(),
         started: journal::now(),
+        resumed_from: a.resume.clone(),
     });
     let local = std::path::absolute(state.join("local")).unwrap_or_else(|_| state.join("local"));
     Ok(RunCtx {
@@ -443,5 +444,86 @@ async fn restore_one(
             r
         }
         Err(e) => HostRollback::failed(host, e.to_string()),
+    }
+}
+
+/// For `--resume RUN_ID`: per play index, the hosts whose batch the run finished. Only a run
+/// that was interrupted (or killed: no end record) can be resumed.
+pub(crate) fn finished_batches(
+    state_dir: Option<&Path>,
+    run_id: &str,
+) -> Result<std::collections::HashMap<usize, std::collections::HashSet<String>>, Failed> {
+    let state = journal::state_dir(state_dir);
+    let Some(recs) = load_journal(&state, run_id)? else {
+        return Err(invalid(format!(
+            "no journal for run {run_id} under {}",
+            state.display()
+        )));
+    };
+    let info = run_info(run_id, &recs);
+    if info.outcome != "unfinished" && info.outcome != "interrupted" {
+        return Err(invalid(format!(
+            "run {run_id} ended ({}): only an interrupted run can be resumed; start a new run",
+            info.outcome
+        )));
+    }
+    let mut done: std::collections::HashMap<usize, std::collections::HashSet<String>> =
+        Default::default();
+    for r in &recs {
+        if let Record::BatchEnd { play, hosts, .. } = r {
+            done.entry(*play).or_default().extend(hosts.iter().cloned());
+        }
+    }
+    Ok(done)
+}
+
+/// `rdeploy resume RUN_ID [RUN FLAGS]`: `rdeploy run` again with the run's playbook,
+/// inventory and limit, and `--resume RUN_ID`.
+pub(crate) fn resume_args(a: args::ResumeArgs) -> Result<args::RunArgs, Failed> {
+    let state = journal::state_dir(a.state_dir.as_deref());
+    let Some(recs) = load_journal(&state, &a.run_id)? else {
+        return Err(invalid(format!(
+            "no journal for run {} under {}",
+            a.run_id,
+            state.display()
+        )));
+    };
+    let Some((playbook, inventory, limit, cwd)) = recs.iter().find_map(|r| match r {
+        Record::RunStart {
+            playbook,
+            inventory,
+            limit,
+            cwd,
+            ..
+        } => Some((
+            playbook.clone(),
+            inventory.clone(),
+            limit.clone(),
+            cwd.clone(),
+        )),
+        _ => None,
+    }) else {
+        return Err(invalid("the run's journal has no start record"));
+    };
+    let abs = |p: &str| Path::new(&cwd).join(p).display().to_string();
+    let mut argv: Vec<String> = vec!["rdeploy".into(), "run".into(), abs(&playbook)];
+    for i in &inventory {
+        argv.extend(["-i".into(), abs(i)]);
+    }
+    if let Some(l) = limit {
+        argv.extend(["--limit".into(), l]);
+    }
+    argv.extend(["--resume".into(), a.run_id.clone()]);
+    if let Some(d) = &a.state_dir {
+        argv.extend(["--state-dir".into(), d.display().to_string()]);
+    }
+    argv.extend(a.rest);
+    use clap::Parser;
+    match args::Cli::try_parse_from(&argv) {
+        Ok(args::Cli {
+            command: args::Command::Run(r),
+        }) => Ok(r),
+        Ok(_) => Err(invalid("internal: resume did not build a run")),
+        Err(e) => Err(invalid(format!("rdeploy resume: {}", e.to_string().trim()))),
     }
 }

@@ -61,6 +61,9 @@ pub struct RunOptions {
     pub ssh_config: Arc<ssh2_config::SshConfig>,
     /// The run's id and journal; `None` in check mode (nothing changes, nothing is recorded).
     pub run: Option<Arc<backups::RunCtx>>,
+    /// Resuming: per play index, the hosts whose batch an interrupted run finished. A batch
+    /// whose every host is listed is skipped.
+    pub done: HashMap<usize, std::collections::HashSet<String>>,
 }
 
 /// Data every host's future may read.
@@ -360,6 +363,22 @@ impl<'r> Runner<'r> {
             if self.end_play || self.halted || self.stopping() {
                 break;
             }
+            if self
+                .shared
+                .opts
+                .done
+                .get(&index)
+                .is_some_and(|done| batch.iter().all(|h| done.contains(h)))
+            {
+                let msg = format!(
+                    "batch {}/{} ({}) was finished by the interrupted run: skipped",
+                    i + 1,
+                    batches.len(),
+                    batch.join(", ")
+                );
+                self.reporter.emit(&Event::Warning(&msg));
+                continue;
+            }
             self.reporter.emit(&Event::BatchStart {
                 index: i + 1,
                 total: batches.len(),
@@ -415,6 +434,13 @@ impl<'r> Runner<'r> {
                     .await;
                 self.timing.rollback_s += rollback_started.elapsed().as_secs_f64();
                 break;
+            }
+            if let Some(run) = &self.shared.opts.run {
+                run.journal.note(&Record::BatchEnd {
+                    play: index,
+                    index: i + 1,
+                    hosts: batch.clone(),
+                });
             }
         }
     }
