@@ -168,6 +168,23 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, (String, Vec<u8>, u
     }
 }
 
+/// One quick `GET /health`: true when it answers `ok`.
+fn probe_once(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(500),
+    ) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if write!(s, "GET /health HTTP/1.0\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.contains("\r\n\r\nok")
+}
+
 /// The body of `GET path` on 127.0.0.1:port, or the error.
 fn http_get(port: u16, path: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -233,7 +250,25 @@ fn six_hosts_roll_forward_batch_by_batch_and_a_broken_canary_is_rolled_back_alon
     let r = Rollout::new(6);
     let v1 = r.deploy("1.0.0", Value::Null);
     assert_eq!(v1.code, 0, "{}", v1.explain());
+    // While v2 rolls out, watch every host's /health: never more hosts are down at once
+    // than the largest batch (3).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (stop, ports) = (std::sync::Arc::clone(&stop), r.ports.clone());
+        std::thread::spawn(move || {
+            let mut worst = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let down = ports.iter().filter(|p| !probe_once(**p)).count();
+                worst = worst.max(down);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            worst
+        })
+    };
     let v2 = r.deploy("2.0.0", Value::Null);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let worst = watcher.join().unwrap();
+    assert!(worst <= 3, "{worst} hosts were down at once");
     assert_eq!(v2.code, 0, "{}", v2.explain());
     let batches: Vec<usize> = v2
         .events
