@@ -22,7 +22,9 @@
 //! - `rdeploy` first run (fresh hosts) and second run (nothing to change), `--forks N`.
 //!
 //! Peak RSS is `ru_maxrss`: the largest single process of the contender's tree, not a sum
-//! (the OpenSSH baseline runs 11 ssh processes per host, up to N masters at once).
+//! (the OpenSSH baseline runs 12 ssh processes per host, up to N masters at once).
+//! "machine CPU" is the busy time of the whole machine during the run (`/proc/stat`): the
+//! contender plus the hosts' sshd and shells, which share the controller's CPUs here.
 
 #[allow(dead_code)]
 #[path = "../tests/support/fleet.rs"]
@@ -55,7 +57,7 @@ fn main() -> ExitCode {
         Some("floor") if args.len() == 2 => floor(Path::new(&args[1])),
         _ => {
             eprintln!(
-                "usage: fleet_bench drive N [--per-sshd K] [--reps R] [--no-ansible]\n       \
+                "usage: fleet_bench drive N [--per-sshd K] [--reps R] [--no-ansible] [--hold SECS]\n       \
                  fleet_bench floor SPEC.json"
             );
             ExitCode::from(2)
@@ -358,6 +360,8 @@ struct Options {
     per_sshd: usize,
     reps: usize,
     ansible: bool,
+    /// Seconds to keep the fleet and the work folder after the runs, to look around.
+    hold: u64,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -371,6 +375,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         per_sshd: 1,
         reps: 3,
         ansible: true,
+        hold: 0,
     };
     while let Some(a) = it.next() {
         let mut num = |what: &str| -> Result<usize, String> {
@@ -383,6 +388,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--per-sshd" => o.per_sshd = num("--per-sshd")?,
             "--reps" => o.reps = num("--reps")?,
             "--no-ansible" => o.ansible = false,
+            "--hold" => o.hold = num("--hold")? as u64,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -396,6 +402,27 @@ struct Measure {
     cpu: Duration,
     /// Kilobytes.
     maxrss: u64,
+    /// CPU time the whole machine spent meanwhile (the hosts' sshd and shells included).
+    machine: Duration,
+}
+
+/// Busy CPU time of the whole machine since boot, from the first line of `/proc/stat`.
+fn machine_cpu() -> Duration {
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: u64 = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .enumerate()
+        // user nice system idle iowait irq softirq steal: all but idle and iowait.
+        .filter(|(i, _)| *i < 8 && *i != 3 && *i != 4)
+        .filter_map(|(_, v)| v.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / hz)
 }
 
 /// Runs `cmd` (stdout and stderr to `log`) and takes its wall time and, from `wait4`, the
@@ -403,6 +430,7 @@ struct Measure {
 fn measure(cmd: &mut Command, log: &Path) -> Result<Measure, String> {
     let out = fs::File::create(log).map_err(|e| e.to_string())?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
+    let machine_start = machine_cpu();
     let start = Instant::now();
     let child = cmd
         .stdin(Stdio::null())
@@ -426,6 +454,7 @@ fn measure(cmd: &mut Command, log: &Path) -> Result<Measure, String> {
         }
     }
     let wall = start.elapsed();
+    let machine = machine_cpu().saturating_sub(machine_start);
     // Reaped above: dropping the handle neither waits nor kills.
     drop(child);
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
@@ -444,6 +473,7 @@ fn measure(cmd: &mut Command, log: &Path) -> Result<Measure, String> {
         wall,
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
         maxrss: usage.ru_maxrss as u64,
+        machine,
     })
 }
 
@@ -674,10 +704,11 @@ fn drive(args: &[String]) -> ExitCode {
         match m {
             Ok(m) => {
                 eprintln!(
-                    "  {name:<16} {:7.2} s wall {:7.2} s CPU {:6.1} MB",
+                    "  {name:<16} {:7.2} s wall {:7.2} s CPU {:6.1} MB {:7.2} s machine CPU",
                     m.wall.as_secs_f64(),
                     m.cpu.as_secs_f64(),
-                    m.maxrss as f64 / 1024.0
+                    m.maxrss as f64 / 1024.0,
+                    m.machine.as_secs_f64()
                 );
                 results.entry(name).or_default().push(m);
                 true
@@ -729,6 +760,26 @@ fn drive(args: &[String]) -> ExitCode {
         }
     }
     report(&o, &results);
+    if o.hold > 0 {
+        eprintln!(
+            "holding the fleet for {} s; work folder {} (rdeploy: {})",
+            o.hold,
+            w.display(),
+            rdeploy_cmd()
+                .get_args()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        // Ends early when the file is removed: a signal would leave the fleet running.
+        let flag = w.join("hold");
+        fs::write(&flag, "remove this file to stop the fleet\n").expect("write hold");
+        eprintln!("remove {} to stop earlier", flag.display());
+        let until = Instant::now() + Duration::from_secs(o.hold);
+        while Instant::now() < until && flag.exists() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
     drop(fleet);
     if failed {
         eprintln!("fleet_bench: a contender failed; its figures are left out");
@@ -800,12 +851,12 @@ fn report(o: &Options, results: &BTreeMap<&str, Vec<Measure>>) {
         o.hosts, o.per_sshd, o.reps
     );
     println!(
-        "| {:<18} | {:>8} | {:>8} | {:>13} | {:>13} |",
-        "contender", "wall s", "CPU s", "peak RSS MB", "wall / floor"
+        "| {:<18} | {:>8} | {:>8} | {:>11} | {:>12} | {:>14} |",
+        "contender", "wall s", "CPU s", "peak RSS MB", "wall / floor", "machine CPU s"
     );
     println!(
-        "|{:-<20}|{:->10}|{:->10}|{:->15}|{:->15}|",
-        "", "", "", "", ""
+        "|{:-<20}|{:->10}|{:->10}|{:->13}|{:->14}|{:->16}|",
+        "", "", "", "", "", ""
     );
     let order = [
         "floor (russh)",
@@ -821,7 +872,10 @@ fn report(o: &Options, results: &BTreeMap<&str, Vec<Measure>>) {
         let wall = median(v.iter().map(|m| m.wall.as_secs_f64()).collect());
         let cpu = median(v.iter().map(|m| m.cpu.as_secs_f64()).collect());
         let rss = median(v.iter().map(|m| m.maxrss as f64 / 1024.0).collect());
-        let ratio = floor.map_or("-".to_string(), |f| format!("{:.2}×", wall / f));
-        println!("| {name:<18} | {wall:>8.2} | {cpu:>8.2} | {rss:>13.1} | {ratio:>13} |");
+        let machine = median(v.iter().map(|m| m.machine.as_secs_f64()).collect());
+        let ratio = floor.map_or("-".to_string(), |f| format!("{:.2}x", wall / f));
+        println!(
+            "| {name:<18} | {wall:>8.2} | {cpu:>8.2} | {rss:>11.1} | {ratio:>12} | {machine:>14.2} |"
+        );
     }
 }
