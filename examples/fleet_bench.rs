@@ -276,7 +276,7 @@ impl client::Handler for Checker {
         };
         let shown: Vec<&str> = text.split_whitespace().take(2).collect();
         let line = format!("{}{}", self.pattern, shown.join(" "));
-        Ok(self.known.iter().any(|l| *l == line))
+        Ok(self.known.contains(&line))
     }
 }
 
