@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Benchmark of issue 4: a 10-step deploy on N test-fleet hosts (real sshd, loopback), by
+# rdeploy and, in the same run, three baselines doing the same 10 steps:
+#   (a) a minimal in-process russh client (the floor), (b) OpenSSH with one ControlMaster
+#   per host, (c) ansible-playbook when it is on PATH (forks = N, pipelining, no facts).
+#   bench/run.sh [N] [--per-sshd K] [--reps R] [--no-ansible]    (default N = 50, R = 3)
+# Prints wall time, controller CPU time (user + system, reaped children included) and peak
+# RSS of each contender, each measured as a child process with wait4, and the ratio of its
+# wall time to the floor's. Needs root and what the test fleet needs (scripts/test.sh
+# --install-only). See examples/fleet_bench.rs for what each contender does.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-50}
+[ $# -gt 0 ] && shift
+cargo build --release --quiet --bin rdeploy --example fleet_bench
+TARGET=${CARGO_TARGET_DIR:-target}
+case "$TARGET" in /*) ;; *) TARGET=$PWD/$TARGET ;; esac
+# Many hosts at once: each connection (and each OpenSSH process) needs descriptors.
+ulimit -n 65536 2>/dev/null || true
+RDEPLOY_BIN=$TARGET/release/rdeploy exec "$TARGET/release/examples/fleet_bench" drive "$N" "$@"

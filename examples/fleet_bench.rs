@@ -1,0 +1,895 @@
+//! The fleet benchmark of issue 4 (run it through `bench/run.sh`): the same 10-step deploy
+//! on N test-fleet hosts by rdeploy and by three baselines, each measured as a child process.
+//!
+//! `fleet_bench drive N [--per-sshd K] [--reps R] [--no-ansible]` starts the fleet
+//! (`tests/support/fleet.rs`), writes the inventory, ssh config, playbook and scripts into a
+//! temporary folder, then, R times, runs each contender as a child process and takes its
+//! wall time, user+system CPU and peak RSS from `wait4` (so each figure is the contender's
+//! own, its reaped children included). Every host's `/srv/bench` is removed before each
+//! contender's first run, and after each run every host must have the expected files, so a
+//! broken contender cannot look fast. It prints the median of each figure and its ratio to
+//! the floor.
+//!
+//! The contenders:
+//! - `floor`: this binary again (`fleet_bench floor SPEC.json`), a minimal russh client:
+//!   one connection per host, the 10 steps as 10 exec channels one after the other, all
+//!   hosts at once. No checks before changing, no backups, no verification: the floor.
+//! - `openssh`: a generated bash script: per host, in the background, a ControlMaster
+//!   connection and the 10 steps as `ssh -S SOCKET` commands; measured as the bash process,
+//!   so the ssh processes it reaps count.
+//! - `ansible-playbook` (when on PATH, run once, not R times): forks = N, pipelining on,
+//!   facts off. Its persistent control masters are not its children: their CPU is not counted.
+//! - `rdeploy` first run (fresh hosts) and second run (nothing to change), `--forks N`.
+//!
+//! Peak RSS is `ru_maxrss`: the largest single process of the contender's tree, not a sum
+//! (the OpenSSH baseline runs 12 ssh processes per host, up to N masters at once).
+//! "machine CPU" is the busy time of the whole machine during the run (`/proc/stat`): the
+//! contender plus the hosts' sshd and shells, which share the controller's CPUs here.
+
+#[allow(dead_code)]
+#[path = "../tests/support/fleet.rs"]
+mod fleet;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use russh::client;
+use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::{ChannelMsg, Disconnect};
+use serde_json::{Value, json};
+
+use fleet::Fleet;
+
+/// The release every contender deploys.
+const VERSION: &str = "1.0";
+/// Size of the payload file each contender copies to each host.
+const PAYLOAD_SIZE: usize = 100 * 1024;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("drive") => drive(&args[1..]),
+        Some("floor") if args.len() == 2 => floor(Path::new(&args[1])),
+        _ => {
+            eprintln!(
+                "usage: fleet_bench drive N [--per-sshd K] [--reps R] [--no-ansible] [--hold SECS]\n       \
+                 fleet_bench floor SPEC.json"
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+// ------------------------------------------------------------------ the workload
+
+/// Where host `name` deploys: hosts sharing an sshd share its `/srv`, so each has a folder.
+fn root(name: &str) -> String {
+    format!("/srv/bench/{name}")
+}
+
+/// The content of `app.conf` for host `name` (what the playbook's template renders).
+fn app_conf(name: &str) -> String {
+    format!(
+        "# Managed by the fleet benchmark\nname={name}\nversion={VERSION}\nlisten=127.0.0.1:8080\n"
+    )
+}
+
+/// What a step sends on the command's stdin.
+enum Input {
+    None,
+    Payload,
+    AppConf,
+}
+
+/// One of the 10 steps as a shell command, for the floor and the OpenSSH baseline.
+struct Step {
+    cmd: String,
+    input: Input,
+    /// The command's stdout must be this (trimmed).
+    expect: Option<String>,
+}
+
+/// The 10 steps for host `name`, as the baselines run them: the same effect as the playbook,
+/// without checking first.
+fn steps(name: &str) -> Vec<Step> {
+    let r = root(name);
+    let rel = format!("{r}/releases/{VERSION}");
+    let step = |cmd: String, input| Step {
+        cmd,
+        input,
+        expect: None,
+    };
+    vec![
+        step(format!("mkdir -p {rel}"), Input::None),
+        step(format!("cat > {rel}/payload.bin"), Input::Payload),
+        step(format!("cat > {rel}/app.conf"), Input::AppConf),
+        step(format!("sha256sum {rel}/payload.bin"), Input::None),
+        step(
+            format!(
+                "grep -qx mode=production {r}/env 2>/dev/null || \
+                 {{ sed -i /^mode=/d {r}/env 2>/dev/null; echo mode=production >> {r}/env; }}"
+            ),
+            Input::None,
+        ),
+        step(
+            format!("ln -sfn {rel} {r}/current.tmp && mv -T {r}/current.tmp {r}/current"),
+            Input::None,
+        ),
+        step(format!("echo {VERSION} > {rel}/VERSION"), Input::None),
+        Step {
+            cmd: format!("cat {r}/current/VERSION"),
+            input: Input::None,
+            expect: Some(VERSION.into()),
+        },
+        step(format!("chmod 0600 {rel}/payload.bin"), Input::None),
+        step(format!("test -f {r}/current/VERSION"), Input::None),
+    ]
+}
+
+/// The playbook: the same 10 steps with rdeploy's (and Ansible's) modules.
+const PLAYBOOK: &str = r#"- name: fleet benchmark
+  hosts: all
+  gather_facts: false
+  vars:
+    root: "/srv/bench/{{ inventory_hostname }}"
+    rel: "/srv/bench/{{ inventory_hostname }}/releases/{{ app_version }}"
+  tasks:
+    - name: release directory
+      file: { path: "{{ rel }}", state: directory }
+    - name: payload
+      copy: { src: payload.bin, dest: "{{ rel }}/payload.bin" }
+    - name: config
+      template: { src: app.conf.j2, dest: "{{ rel }}/app.conf" }
+    - name: checksum
+      stat: { path: "{{ rel }}/payload.bin", get_checksum: true, checksum_algorithm: sha256 }
+      register: payload
+    - name: mode line
+      lineinfile: { path: "{{ root }}/env", regexp: "^mode=", line: mode=production, create: true }
+    - name: current link
+      file: { src: "{{ rel }}", dest: "{{ root }}/current", state: link }
+    - name: version file
+      copy: { content: "{{ app_version }}\n", dest: "{{ rel }}/VERSION" }
+    - name: read version
+      command: cat {{ root }}/current/VERSION
+      register: version
+      changed_when: false
+      failed_when: version.stdout != app_version
+    - name: payload mode
+      file: { path: "{{ rel }}/payload.bin", mode: "0600" }
+    - name: smoke test
+      command: test -f {{ root }}/current/VERSION
+      changed_when: false
+"#;
+
+const TEMPLATE: &str = "# Managed by the fleet benchmark\nname={{ inventory_hostname }}\n\
+                        version={{ app_version }}\nlisten=127.0.0.1:8080\n";
+
+/// Deterministic, incompressible-looking bytes.
+fn payload() -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..PAYLOAD_SIZE)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------ the floor
+
+/// What the floor needs to know, written by `drive` as JSON.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FloorSpec {
+    user: String,
+    key: PathBuf,
+    known_hosts: PathBuf,
+    payload: PathBuf,
+    /// (name, address, port)
+    hosts: Vec<(String, String, u16)>,
+}
+
+fn floor(spec: &Path) -> ExitCode {
+    let spec: FloorSpec = match fs::read(spec).map(|b| serde_json::from_slice(&b)) {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return fail(format!("{}: {e}", spec.display())),
+        Err(e) => return fail(format!("{}: {e}", spec.display())),
+    };
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match rt.block_on(floor_all(spec)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(msg: String) -> ExitCode {
+    eprintln!("fleet_bench: {msg}");
+    ExitCode::FAILURE
+}
+
+async fn floor_all(spec: FloorSpec) -> Result<(), String> {
+    let key = russh::keys::load_secret_key(&spec.key, None).map_err(|e| e.to_string())?;
+    let key = Arc::new(key);
+    // `[addr]:port alg base64` lines: a host key is accepted only if it is listed for the host.
+    let known = fs::read_to_string(&spec.known_hosts).map_err(|e| e.to_string())?;
+    let known: Arc<Vec<String>> = Arc::new(known.lines().map(str::to_string).collect());
+    let payload = Arc::new(fs::read(&spec.payload).map_err(|e| e.to_string())?);
+    let config = Arc::new(client::Config {
+        nodelay: true,
+        ..client::Config::default()
+    });
+    let user = Arc::new(spec.user);
+    let mut set = tokio::task::JoinSet::new();
+    for (name, addr, port) in spec.hosts {
+        let (key, known, payload, config, user) = (
+            key.clone(),
+            known.clone(),
+            payload.clone(),
+            config.clone(),
+            user.clone(),
+        );
+        set.spawn(async move {
+            floor_host(&name, &addr, port, &user, key, &known, &payload, config)
+                .await
+                .map_err(|e| format!("{name}: {e}"))
+        });
+    }
+    let mut errors = Vec::new();
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+struct Checker {
+    /// `[addr]:port ` prefix of this host's known_hosts lines.
+    pattern: String,
+    known: Arc<Vec<String>>,
+}
+
+impl client::Handler for Checker {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_public_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = server_public_key else {
+            return Ok(false);
+        };
+        let Ok(text) = key.to_openssh() else {
+            return Ok(false);
+        };
+        let shown: Vec<&str> = text.split_whitespace().take(2).collect();
+        let line = format!("{}{}", self.pattern, shown.join(" "));
+        Ok(self.known.contains(&line))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn floor_host(
+    name: &str,
+    addr: &str,
+    port: u16,
+    user: &str,
+    key: Arc<russh::keys::PrivateKey>,
+    known: &Arc<Vec<String>>,
+    payload: &[u8],
+    config: Arc<client::Config>,
+) -> Result<(), String> {
+    let checker = Checker {
+        pattern: format!("[{addr}]:{port} "),
+        known: known.clone(),
+    };
+    let mut handle = client::connect(config, (addr, port), checker)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let auth = handle
+        .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, None))
+        .await
+        .map_err(|e| format!("auth: {e}"))?;
+    if !auth.success() {
+        return Err("authentication refused".into());
+    }
+    let conf = app_conf(name);
+    for step in steps(name) {
+        let input: Option<&[u8]> = match step.input {
+            Input::None => None,
+            Input::Payload => Some(payload),
+            Input::AppConf => Some(conf.as_bytes()),
+        };
+        let (status, out) = run(&handle, &step.cmd, input)
+            .await
+            .map_err(|e| format!("{}: {e}", step.cmd))?;
+        if status != 0 {
+            return Err(format!("{}: exit status {status}", step.cmd));
+        }
+        if let Some(want) = &step.expect
+            && String::from_utf8_lossy(&out).trim() != want
+        {
+            return Err(format!("{}: printed {out:?}, not {want}", step.cmd));
+        }
+    }
+    let _ = handle.disconnect(Disconnect::ByApplication, "", "").await;
+    Ok(())
+}
+
+/// One command on one channel: (exit status, stdout).
+async fn run(
+    handle: &client::Handle<Checker>,
+    cmd: &str,
+    input: Option<&[u8]>,
+) -> Result<(u32, Vec<u8>), russh::Error> {
+    let mut channel = handle.channel_open_session().await?;
+    channel.exec(true, cmd).await?;
+    if let Some(data) = input {
+        channel.data(data).await?;
+        channel.eof().await?;
+    }
+    let mut out = Vec::new();
+    let mut status = None;
+    while let Some(msg) = channel.wait().await {
+        match msg {
+            ChannelMsg::Data { data } => out.extend_from_slice(&data),
+            ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+            ChannelMsg::Close => break,
+            _ => {}
+        }
+    }
+    Ok((status.unwrap_or(255), out))
+}
+
+// ------------------------------------------------------------------ the driver
+
+struct Options {
+    hosts: usize,
+    per_sshd: usize,
+    reps: usize,
+    ansible: bool,
+    /// Seconds to keep the fleet and the work folder after the runs, to look around.
+    hold: u64,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut it = args.iter();
+    let hosts = it
+        .next()
+        .and_then(|n| n.parse().ok())
+        .ok_or("drive needs a host count")?;
+    let mut o = Options {
+        hosts,
+        per_sshd: 1,
+        reps: 3,
+        ansible: true,
+        hold: 0,
+    };
+    while let Some(a) = it.next() {
+        let mut num = |what: &str| -> Result<usize, String> {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .filter(|&v| v > 0)
+                .ok_or(format!("{what} needs a positive number"))
+        };
+        match a.as_str() {
+            "--per-sshd" => o.per_sshd = num("--per-sshd")?,
+            "--reps" => o.reps = num("--reps")?,
+            "--no-ansible" => o.ansible = false,
+            "--hold" => o.hold = num("--hold")? as u64,
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(o)
+}
+
+/// One measured run of a contender.
+#[derive(Clone, Copy)]
+struct Measure {
+    wall: Duration,
+    cpu: Duration,
+    /// Kilobytes.
+    maxrss: u64,
+    /// CPU time the whole machine spent meanwhile (the hosts' sshd and shells included).
+    machine: Duration,
+}
+
+/// Busy CPU time of the whole machine since boot, from the first line of `/proc/stat`.
+fn machine_cpu() -> Duration {
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: u64 = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .enumerate()
+        // user nice system idle iowait irq softirq steal: all but idle and iowait.
+        .filter(|(i, _)| *i < 8 && *i != 3 && *i != 4)
+        .filter_map(|(_, v)| v.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// Runs `cmd` (stdout and stderr to `log`) and takes its wall time and, from `wait4`, the
+/// CPU time and peak RSS of it and every child it reaped.
+fn measure(cmd: &mut Command, log: &Path) -> Result<Measure, String> {
+    let out = fs::File::create(log).map_err(|e| e.to_string())?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    let machine_start = machine_cpu();
+    let start = Instant::now();
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("{cmd:?}: {e}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value; wait4 fills it in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: pid is our unreaped child; status and usage are valid for writes.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(format!("wait4: {e}"));
+        }
+    }
+    let wall = start.elapsed();
+    let machine = machine_cpu().saturating_sub(machine_start);
+    // Reaped above: dropping the handle neither waits nor kills.
+    drop(child);
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    if !ok {
+        let text = fs::read_to_string(log).unwrap_or_default();
+        let tail: Vec<String> = text
+            .lines()
+            .rev()
+            .take(15)
+            .map(|l| l.chars().take(300).collect())
+            .collect();
+        let tail: Vec<String> = tail.into_iter().rev().collect();
+        return Err(format!(
+            "exited with status {status:#x}; end of {}:\n{}",
+            log.display(),
+            tail.join("\n")
+        ));
+    }
+    Ok(Measure {
+        wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        maxrss: usage.ru_maxrss as u64,
+        machine,
+    })
+}
+
+/// Removes every host's `/srv/bench`: the next contender starts on fresh hosts.
+fn reset(fleet: &Fleet) {
+    for h in fleet.hosts() {
+        let p = h.path("/srv/bench");
+        if p.exists() {
+            fs::remove_dir_all(&p).unwrap_or_else(|e| panic!("remove {}: {e}", p.display()));
+        }
+    }
+}
+
+/// Every host has the deployed release: a contender that did not do the work fails here.
+fn verify(fleet: &Fleet, payload: &[u8]) -> Result<(), String> {
+    for h in fleet.hosts() {
+        let r = root(h.name());
+        let rel = format!("{r}/releases/{VERSION}");
+        let read = |p: &str| fs::read(h.path(p)).map_err(|e| format!("{}: {p}: {e}", h.name()));
+        if read(&format!("{rel}/VERSION"))? != format!("{VERSION}\n").as_bytes() {
+            return Err(format!("{}: wrong VERSION", h.name()));
+        }
+        if read(&format!("{rel}/payload.bin"))? != payload {
+            return Err(format!("{}: wrong payload.bin", h.name()));
+        }
+        if read(&format!("{rel}/app.conf"))? != app_conf(h.name()).as_bytes() {
+            return Err(format!("{}: wrong app.conf", h.name()));
+        }
+        if !String::from_utf8_lossy(&read(&format!("{r}/env"))?).contains("mode=production\n") {
+            return Err(format!("{}: env has no mode=production", h.name()));
+        }
+        let link = fs::read_link(h.path(&format!("{r}/current")))
+            .map_err(|e| format!("{}: current: {e}", h.name()))?;
+        if link != Path::new(&rel) {
+            return Err(format!("{}: current -> {}", h.name(), link.display()));
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(h.path(&format!("{rel}/payload.bin")))
+            .map_err(|e| e.to_string())?
+            .permissions()
+            .mode();
+        if mode & 0o777 != 0o600 {
+            return Err(format!("{}: payload.bin mode {:o}", h.name(), mode & 0o777));
+        }
+    }
+    Ok(())
+}
+
+/// Single-quotes `s` for bash.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The OpenSSH baseline: a bash script, one background job per host.
+fn openssh_script(fleet: &Fleet, ssh_config: &Path, work: &Path, payload: &Path) -> String {
+    let cfg = ssh_config.display().to_string();
+    let mut s = format!(
+        "#!/usr/bin/env bash\n# Generated by examples/fleet_bench.rs: the OpenSSH baseline.\n\
+         set -u\nCFG={}\nCM={}\nPAYLOAD={}\n\
+         master() {{ ssh -F \"$CFG\" -M -N -S \"$CM/$1\" \"$1\" & }}\n\
+         ready() {{ until [ -S \"$CM/$1\" ]; do kill -0 \"$2\" 2>/dev/null || return 1; sleep 0.01; done; }}\n\
+         c() {{ local h=$1; shift; ssh -F \"$CFG\" -S \"$CM/$h\" \"$h\" \"$@\"; }}\n",
+        quote(&cfg),
+        quote(&work.join("cm").display().to_string()),
+        quote(&payload.display().to_string()),
+    );
+    for h in fleet.hosts() {
+        let name = h.name();
+        let _ = writeln!(
+            s,
+            "{name}() {{\n  set -e\n  trap 'echo \"{name}: line $LINENO failed\" >&2' ERR\n  \
+             master {name}; m=$!\n  ready {name} $m"
+        );
+        for step in steps(name) {
+            let cmd = quote(&step.cmd);
+            let line = match (&step.input, &step.expect) {
+                (Input::Payload, _) => format!("c {name} {cmd} < \"$PAYLOAD\""),
+                (Input::AppConf, _) => {
+                    format!("printf %s {} | c {name} {cmd}", quote(&app_conf(name)))
+                }
+                (Input::None, Some(want)) => {
+                    format!("[ \"$(c {name} {cmd})\" = {} ]", quote(want))
+                }
+                (Input::None, None) => format!("c {name} {cmd} > /dev/null"),
+            };
+            let _ = writeln!(s, "  {line}");
+        }
+        let _ = writeln!(
+            s,
+            "  ssh -F \"$CFG\" -S \"$CM/{name}\" -O exit {name} 2>/dev/null\n  wait $m || true\n}}"
+        );
+    }
+    s.push_str("pids=()\n");
+    for h in fleet.hosts() {
+        let _ = writeln!(s, "{} & pids+=($!)", h.name());
+    }
+    s.push_str("rc=0\nfor p in \"${pids[@]}\"; do wait \"$p\" || rc=1; done\nexit $rc\n");
+    s
+}
+
+fn ansible_cfg(work: &Path, forks: usize, ssh_config: &Path) -> String {
+    format!(
+        "[defaults]\nforks = {forks}\ngathering = explicit\nhost_key_checking = True\n\
+         interpreter_python = /usr/bin/python3\nretry_files_enabled = False\n\
+         [ssh_connection]\npipelining = True\n\
+         ssh_args = -F {} -o ControlMaster=auto -o ControlPersist=60s\ncontrol_path_dir = {}\n",
+        ssh_config.display(),
+        work.join("acp").display()
+    )
+}
+
+/// Closes the ControlPersist masters Ansible left behind (processes it started for us).
+fn close_masters(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let _ = Command::new("ssh")
+            .arg("-S")
+            .arg(e.path())
+            .args(["-O", "exit", "x"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn which(prog: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(prog))
+            .find(|p| p.is_file())
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn drive(args: &[String]) -> ExitCode {
+    let o = match parse(args) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let rdeploy = match std::env::var_os("RDEPLOY_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => return fail("set RDEPLOY_BIN to the release rdeploy binary".into()),
+    };
+    let me = std::env::current_exe().expect("own path");
+    let work = tempfile::Builder::new()
+        .prefix("fleet-bench-")
+        .tempdir()
+        .expect("temp dir");
+    let w = work.path();
+    eprintln!("starting {} hosts ({} per sshd)...", o.hosts, o.per_sshd);
+    let t = Instant::now();
+    let fleet = Fleet::builder()
+        .hosts(o.hosts)
+        .hosts_per_sshd(o.per_sshd)
+        .start();
+    eprintln!("fleet up in {:.1} s", t.elapsed().as_secs_f64());
+
+    let payload = payload();
+    let payload_path = w.join("payload.bin");
+    fs::write(&payload_path, &payload).expect("write payload");
+    fs::create_dir(w.join("files")).expect("mkdir files");
+    fs::create_dir(w.join("templates")).expect("mkdir templates");
+    fs::create_dir(w.join("cm")).expect("mkdir cm");
+    fs::write(w.join("files/payload.bin"), &payload).expect("write payload");
+    fs::write(w.join("templates/app.conf.j2"), TEMPLATE).expect("write template");
+    fs::write(w.join("bench.yaml"), PLAYBOOK).expect("write playbook");
+    fleet.write_inventory(w.join("inventory.yaml"), json!({ "app_version": VERSION }));
+    // The fleet's ssh config with room to connect: hundreds of key exchanges at once on a
+    // 2-CPU machine take longer than its 5 s ConnectTimeout, for every client alike.
+    let ssh_config = w.join("ssh_config");
+    let text = fs::read_to_string(fleet.ssh_config()).expect("read the fleet's ssh config");
+    fs::write(
+        &ssh_config,
+        text.replace("ConnectTimeout 5\n", "ConnectTimeout 120\n"),
+    )
+    .expect("write ssh_config");
+    let spec = FloorSpec {
+        user: fleet::USER.into(),
+        key: fleet.client_key().into(),
+        known_hosts: fleet.known_hosts().into(),
+        payload: payload_path.clone(),
+        hosts: fleet
+            .hosts()
+            .iter()
+            .map(|h| (h.name().to_string(), h.addr().to_string(), h.port()))
+            .collect(),
+    };
+    fs::write(w.join("floor.json"), serde_json::to_vec(&spec).unwrap()).expect("write spec");
+    fs::write(
+        w.join("openssh.sh"),
+        openssh_script(&fleet, &ssh_config, w, &payload_path),
+    )
+    .expect("write script");
+    // Not in the playbook's folder: rdeploy reads ./ansible.cfg too.
+    fs::create_dir(w.join("ansible")).expect("mkdir ansible");
+    fs::write(
+        w.join("ansible/ansible.cfg"),
+        ansible_cfg(w, o.hosts, &ssh_config),
+    )
+    .expect("write ansible.cfg");
+
+    let forks = o.hosts.to_string();
+    let rdeploy_cmd = || {
+        let mut c = Command::new(&rdeploy);
+        c.current_dir(w)
+            .args([
+                "run",
+                "bench.yaml",
+                "-i",
+                "inventory.yaml",
+                "--forks",
+                &forks,
+            ])
+            .arg("--ssh-config")
+            .arg(&ssh_config)
+            .args(["--output", "json"])
+            .env("NO_COLOR", "1")
+            .env("HOME", w);
+        c
+    };
+
+    let mut results: BTreeMap<&str, Vec<Measure>> = BTreeMap::new();
+    let mut record = |name: &'static str, m: Result<Measure, String>, check: bool| -> bool {
+        let m = m.and_then(|m| {
+            if check {
+                verify(&fleet, &payload).map(|()| m)
+            } else {
+                Ok(m)
+            }
+        });
+        match m {
+            Ok(m) => {
+                eprintln!(
+                    "  {name:<16} {:7.2} s wall {:7.2} s CPU {:6.1} MB {:7.2} s machine CPU",
+                    m.wall.as_secs_f64(),
+                    m.cpu.as_secs_f64(),
+                    m.maxrss as f64 / 1024.0,
+                    m.machine.as_secs_f64()
+                );
+                results.entry(name).or_default().push(m);
+                true
+            }
+            Err(e) => {
+                eprintln!("  {name}: FAILED: {e}");
+                false
+            }
+        }
+    };
+    let mut failed = false;
+    for rep in 1..=o.reps {
+        eprintln!("repetition {rep}/{}", o.reps);
+        reset(&fleet);
+        let mut c = Command::new(&me);
+        c.arg("floor").arg(w.join("floor.json"));
+        failed |= !record("floor (russh)", measure(&mut c, &w.join("floor.log")), true);
+
+        reset(&fleet);
+        let mut c = Command::new("bash");
+        c.arg(w.join("openssh.sh"));
+        failed |= !record("openssh", measure(&mut c, &w.join("openssh.log")), true);
+
+        reset(&fleet);
+        let log1 = w.join(format!("rdeploy-first-{rep}.json"));
+        failed |= !record("rdeploy first", measure(&mut rdeploy_cmd(), &log1), true);
+        let log2 = w.join(format!("rdeploy-second-{rep}.json"));
+        failed |= !record("rdeploy second", measure(&mut rdeploy_cmd(), &log2), true);
+        if rep == 1 {
+            commands_per_task(&log1, "first");
+            commands_per_task(&log2, "second");
+            check_unchanged(&log2);
+        }
+    }
+    match (o.ansible, which("ansible-playbook")) {
+        (false, _) => eprintln!("ansible-playbook: skipped (--no-ansible)"),
+        (true, None) => eprintln!("ansible-playbook: not installed"),
+        (true, Some(ansible)) => {
+            eprintln!("ansible-playbook (one run)");
+            reset(&fleet);
+            let mut c = Command::new(ansible);
+            c.current_dir(w)
+                .args(["-i", "inventory.yaml", "bench.yaml"])
+                .env("ANSIBLE_CONFIG", w.join("ansible/ansible.cfg"))
+                .env("ANSIBLE_NOCOLOR", "1");
+            let m = measure(&mut c, &w.join("ansible.log"));
+            failed |= !record("ansible-playbook", m, true);
+            close_masters(&w.join("acp"));
+        }
+    }
+    report(&o, &results);
+    if o.hold > 0 {
+        eprintln!(
+            "holding the fleet for {} s; work folder {} (rdeploy: {})",
+            o.hold,
+            w.display(),
+            rdeploy_cmd()
+                .get_args()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        // Ends early when the file is removed: a signal would leave the fleet running.
+        let flag = w.join("hold");
+        fs::write(&flag, "remove this file to stop the fleet\n").expect("write hold");
+        eprintln!("remove {} to stop earlier", flag.display());
+        let until = Instant::now() + Duration::from_secs(o.hold);
+        while Instant::now() < until && flag.exists() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    drop(fleet);
+    if failed {
+        eprintln!("fleet_bench: a contender failed; its figures are left out");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// Prints how many commands each task of an rdeploy run sent to one host, from its JSON events.
+fn commands_per_task(log: &Path, label: &str) {
+    let Ok(text) = fs::read_to_string(log) else {
+        return;
+    };
+    let mut task = String::new();
+    let mut per_task: Vec<(String, u64, u64)> = Vec::new();
+    for line in text.lines() {
+        let Ok(e) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        match e["event"].as_str() {
+            Some("task") => {
+                task = e["name"].as_str().unwrap_or("?").to_string();
+                per_task.push((task.clone(), 0, 0));
+            }
+            Some("result") => {
+                if let Some(last) = per_task.last_mut().filter(|l| l.0 == task) {
+                    last.1 += e["result"]["commands"].as_u64().unwrap_or(0);
+                    last.2 += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    let total: u64 = per_task.iter().map(|t| t.1).sum();
+    let hosts = per_task.first().map_or(1, |t| t.2.max(1));
+    let shown: Vec<String> = per_task
+        .iter()
+        .map(|(t, c, n)| format!("{t} {:.1}", *c as f64 / (*n).max(1) as f64))
+        .collect();
+    eprintln!(
+        "  rdeploy {label} run: {:.1} commands per host ({})",
+        total as f64 / hosts as f64,
+        shown.join(", ")
+    );
+}
+
+/// The second run must change nothing: says so when it did.
+fn check_unchanged(log: &Path) {
+    let Ok(text) = fs::read_to_string(log) else {
+        return;
+    };
+    let changed = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "result" && e["result"]["status"] == "changed")
+        .count();
+    if changed > 0 {
+        eprintln!("  note: the rdeploy second run reported {changed} changed results");
+    }
+}
+
+fn report(o: &Options, results: &BTreeMap<&str, Vec<Measure>>) {
+    let floor = results
+        .get("floor (russh)")
+        .map(|v| median(v.iter().map(|m| m.wall.as_secs_f64()).collect()));
+    println!(
+        "\nfleet benchmark: {} hosts ({} per sshd), 10 steps per host, median of {} runs \
+         (ansible-playbook: 1 run)",
+        o.hosts, o.per_sshd, o.reps
+    );
+    println!(
+        "| {:<18} | {:>8} | {:>8} | {:>11} | {:>12} | {:>14} |",
+        "contender", "wall s", "CPU s", "peak RSS MB", "wall / floor", "machine CPU s"
+    );
+    println!(
+        "|{:-<20}|{:->10}|{:->10}|{:->13}|{:->14}|{:->16}|",
+        "", "", "", "", "", ""
+    );
+    let order = [
+        "floor (russh)",
+        "openssh",
+        "ansible-playbook",
+        "rdeploy first",
+        "rdeploy second",
+    ];
+    for name in order {
+        let Some(v) = results.get(name) else {
+            continue;
+        };
+        let wall = median(v.iter().map(|m| m.wall.as_secs_f64()).collect());
+        let cpu = median(v.iter().map(|m| m.cpu.as_secs_f64()).collect());
+        let rss = median(v.iter().map(|m| m.maxrss as f64 / 1024.0).collect());
+        let machine = median(v.iter().map(|m| m.machine.as_secs_f64()).collect());
+        let ratio = floor.map_or("-".to_string(), |f| format!("{:.2}x", wall / f));
+        println!(
+            "| {name:<18} | {wall:>8.2} | {cpu:>8.2} | {rss:>11.1} | {ratio:>12} | {machine:>14.2} |"
+        );
+    }
+}
