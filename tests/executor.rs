@@ -460,6 +460,7 @@ fn run_two(dir: &Path, playbook: &str, args: &[&str]) -> (i32, String) {
         .unwrap()
         .current_dir(dir)
         .env("NO_COLOR", "1")
+        .env("RDEPLOY_STATE_DIR", dir.join("state"))
         .args(["run", "pb2.yaml", "-i", "two.yaml"])
         .args(args)
         .output()

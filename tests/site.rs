@@ -17,6 +17,11 @@ fn site(root: &Path, extra: &[&str]) -> (i32, Vec<serde_json::Value>) {
     let out = Command::cargo_bin("rdeploy")
         .unwrap()
         .current_dir(repo())
+        // Run journals and the local connection's backups stay out of the user's home.
+        .env(
+            "RDEPLOY_STATE_DIR",
+            std::env::temp_dir().join("rdeploy-test-state"),
+        )
         .args([
             "run",
             "playbooks/site.yaml",
