@@ -714,3 +714,28 @@ fn throttle_caps_the_hosts_in_flight_for_one_task() {
         let _ = std::fs::remove_dir(dir.path().join("lock"));
     }
 }
+
+/// A health gate that cannot pass: its `deadline` cuts the probing short, the batch is rolled
+/// back (the file it wrote is gone again), and since the gate still fails after the rollback
+/// the run asks for a person (exit 5).
+#[test]
+fn a_health_gate_deadline_fails_the_batch_in_time_and_it_is_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let pb = format!(
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: {{ dest: '{d}/conf', content: 'new' }}\n  health:\n    - command: 'false'\n  probe: {{ retries: 1000, interval: 50ms, deadline: 1s }}\n"
+    );
+    let started = std::time::Instant::now();
+    let (code, out, _) = run(dir.path(), &pb, &["--output", "json"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{out}"
+    );
+    assert_eq!(code, 5, "{out}");
+    assert!(out.contains("deadline"), "{out}");
+    assert!(out.contains("\"event\":\"rollback\""), "{out}");
+    assert!(
+        !dir.path().join("conf").exists(),
+        "the change was rolled back"
+    );
+}

@@ -22,6 +22,13 @@ use crate::rollback::{self, HostRollback};
 use crate::template;
 use crate::yaml::{Kind, Node};
 
+fn deadline_passed(play: &Play) -> String {
+    format!(
+        "the health gate did not pass within its deadline ({}s)",
+        play.probe.deadline.map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    )
+}
+
 /// Where a batch is: its play (0-based), its index (1-based) and the play's batch count.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchPos {
@@ -92,12 +99,25 @@ impl<'r> Runner<'r> {
             .filter(|h| !failed.contains(h))
             .cloned()
             .collect();
-        if let Some(why) = self.probe_hosts(play, &healthy, index, total, false).await {
+        let deadline = play.probe.deadline.map(|d| tokio::time::Instant::now() + d);
+        if let Some(why) = self
+            .probe_hosts(play, &healthy, (index, total), false, deadline)
+            .await
+        {
             return Some(why);
         }
         if let Some(soak) = play.soak {
-            tokio::time::sleep(soak).await;
-            return self.probe_hosts(play, &healthy, index, total, true).await;
+            let until = tokio::time::Instant::now() + soak;
+            match deadline {
+                Some(d) if d < until => {
+                    tokio::time::sleep_until(d).await;
+                    return Some(deadline_passed(play));
+                }
+                _ => tokio::time::sleep_until(until).await,
+            }
+            return self
+                .probe_hosts(play, &healthy, (index, total), true, deadline)
+                .await;
         }
         None
     }
@@ -107,9 +127,9 @@ impl<'r> Runner<'r> {
         &mut self,
         play: &Play,
         hosts: &[String],
-        index: usize,
-        total: usize,
+        (index, total): (usize, usize),
         soak: bool,
+        deadline: Option<tokio::time::Instant>,
     ) -> Option<String> {
         if hosts.is_empty() || play.health.is_empty() {
             return None;
@@ -153,8 +173,24 @@ impl<'r> Runner<'r> {
                     }],
                     Ok(probes) => {
                         let var = |k: &str| vars.get_json(k).and_then(Result::ok);
-                        let tr = st.transport(&shared.opts, &var).await.ok();
-                        probe::run_host(&probes, &settings, tr).await
+                        let probing = async {
+                            let tr = st.transport(&shared.opts, &var).await.ok();
+                            probe::run_host(&probes, &settings, tr).await
+                        };
+                        // The host's state always comes back: only the probing is cut short.
+                        match deadline {
+                            None => probing.await,
+                            Some(d) => match tokio::time::timeout_at(d, probing).await {
+                                Ok(o) => o,
+                                Err(_) => vec![ProbeOutcome {
+                                    probe: "health".into(),
+                                    passed: false,
+                                    attempts: 0,
+                                    observed: "the health gate's deadline passed".into(),
+                                    elapsed_ms: 0,
+                                }],
+                            },
+                        }
                     }
                 };
                 (st, outcomes)
@@ -289,7 +325,11 @@ impl<'r> Runner<'r> {
             })
             .cloned()
             .collect();
-        if let Some(why) = self.probe_hosts(play, &ok, index, total, false).await {
+        let deadline = play.probe.deadline.map(|d| tokio::time::Instant::now() + d);
+        if let Some(why) = self
+            .probe_hosts(play, &ok, (index, total), false, deadline)
+            .await
+        {
             clean = false;
             let msg = format!("after the rollback, {why}: check these hosts by hand");
             self.reporter.emit(&Event::Warning(&msg));

@@ -538,6 +538,9 @@ pub struct ProbeSettings {
     pub timeout: Duration,
     /// Consecutive successes needed (default 1).
     pub success_threshold: u32,
+    /// Longest a batch's whole health gate (every host's probes, the soak, the probes after
+    /// it) may take before it counts as failed (default: no limit beyond the attempts').
+    pub deadline: Option<Duration>,
 }
 
 impl Default for ProbeSettings {
@@ -548,6 +551,7 @@ impl Default for ProbeSettings {
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(5),
             success_threshold: 1,
+            deadline: None,
         }
     }
 }

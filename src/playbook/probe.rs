@@ -31,6 +31,7 @@ const SETTINGS: &[&str] = &[
     "interval",
     "timeout",
     "success_threshold",
+    "deadline",
 ];
 
 /// `health:` — a list of probes.
@@ -242,6 +243,11 @@ pub fn settings(errors: &mut Errors, v: &Node) -> ProbeSettings {
             "timeout" => {
                 if let Some(d) = values::duration(errors, "timeout", val) {
                     s.timeout = d;
+                }
+            }
+            "deadline" => {
+                if let Some(d) = values::duration(errors, "deadline", val) {
+                    s.deadline = Some(d);
                 }
             }
             "retries" => {

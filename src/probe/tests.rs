@@ -120,6 +120,7 @@ fn settings(retries: u32, success_threshold: u32) -> ProbeSettings {
         interval: Duration::from_millis(50),
         timeout: Duration::from_secs(3),
         success_threshold,
+        deadline: None,
     }
 }
 
