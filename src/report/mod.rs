@@ -28,6 +28,12 @@ pub fn diagnostics(w: &mut dyn Write, d: &Diagnostics) -> io::Result<()> {
 
 /// `rdeploy plan`: each play, its batches and its tasks.
 pub fn plan_human(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<()> {
+    let mut buf = Vec::new();
+    plan_human_raw(&mut buf, playbook, plan)?;
+    text(w, &String::from_utf8_lossy(&buf))
+}
+
+fn plan_human_raw(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<()> {
     writeln!(w, "playbook: {playbook}")?;
     for (i, p) in plan.plays.iter().enumerate() {
         writeln!(w)?;
@@ -110,6 +116,12 @@ pub struct Listing {
 /// `--list-hosts`/`--list-tasks`/`--list-tags` in ansible-playbook's layout: one section per
 /// play holding what each flag asks for, in that order.
 pub fn listing(w: &mut dyn Write, playbook: &str, plan: &Plan, what: Listing) -> io::Result<()> {
+    let mut buf = Vec::new();
+    listing_raw(&mut buf, playbook, plan, what)?;
+    text(w, &String::from_utf8_lossy(&buf))
+}
+
+fn listing_raw(w: &mut dyn Write, playbook: &str, plan: &Plan, what: Listing) -> io::Result<()> {
     writeln!(w, "\nplaybook: {playbook}")?;
     for (i, p) in plan.plays.iter().enumerate() {
         writeln!(
