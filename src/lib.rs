@@ -25,4 +25,5 @@ pub mod template;
 pub mod transport;
 pub mod validate;
 pub mod vars;
+pub mod vault;
 pub mod yaml;

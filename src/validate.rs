@@ -522,7 +522,7 @@ impl<'a> Checker<'a> {
             task_tier.insert(k.clone(), VarValue::Template(v.clone()));
         }
         for (k, n) in task_vars {
-            task_tier.insert(k.clone(), VarValue::Template(n.to_json()));
+            task_tier.insert(k.clone(), VarValue::of_node(n));
         }
         let role_path = self
             .role_stack

@@ -80,9 +80,13 @@ impl Tier {
 }
 
 /// The variables of one host at one point of a play, tier by tier.
+///
+/// A value from a template tier that was tagged `!unsafe` (or decrypted from `!vault`) is kept
+/// as data: it is never rendered, whatever it contains.
 #[derive(Clone, Debug, Default)]
 pub struct VarStack {
     layers: [IndexMap<String, Value>; 10],
+    data: [std::collections::HashSet<String>; 10],
 }
 
 impl VarStack {
@@ -93,7 +97,22 @@ impl VarStack {
 
     /// Sets `name` in `tier` (a later set in the same tier wins).
     pub fn set(&mut self, tier: Tier, name: impl Into<String>, value: Value) {
-        self.layers[tier as usize].insert(name.into(), value);
+        let name = name.into();
+        let data = &mut self.data[tier as usize];
+        if !data.is_empty() {
+            data.remove(&name);
+        }
+        self.layers[tier as usize].insert(name, value);
+    }
+
+    /// Sets `name` in `tier` from a YAML node: a node tagged `unsafe` (written `!unsafe`, or
+    /// a decrypted `!vault`) is data even in a template tier.
+    pub fn set_node(&mut self, tier: Tier, name: impl Into<String>, node: &crate::yaml::Node) {
+        let name = name.into();
+        self.set(tier, name.clone(), node.to_json());
+        if node.tag.as_deref() == Some("unsafe") {
+            self.data[tier as usize].insert(name);
+        }
     }
 
     /// Sets every entry of `vars` in `tier`.
@@ -132,7 +151,7 @@ impl VarStack {
                 self.layers[t as usize]
                     .iter()
                     .map(|(k, v)| {
-                        let v = if t.is_template() {
+                        let v = if t.is_template() && !self.data[t as usize].contains(k) {
                             VarValue::Template(v.clone())
                         } else {
                             VarValue::Data(v.clone())
@@ -163,11 +182,11 @@ pub fn play_stack(
         role_vars(r, &mut shared);
     }
     for (k, n) in &play.keywords.vars {
-        shared.set(Tier::Play, k.clone(), n.to_json());
+        shared.set_node(Tier::Play, k.clone(), n);
     }
     for vf in &play.vars_files {
         for (k, n) in vf.vars.iter().flatten() {
-            shared.set(Tier::Play, k.clone(), n.to_json());
+            shared.set_node(Tier::Play, k.clone(), n);
         }
     }
     shared.extend(
@@ -229,6 +248,27 @@ pub fn render_with(n: &crate::yaml::Node, shared: &VarStack) -> String {
     env.render_str(&raw, ctx.to_value()).unwrap_or(raw)
 }
 
+/// `secret_vars: [name, ...]` (a play, role or inventory variable): registers the value of
+/// each named variable, rendered with `stack`, for redaction. A name that cannot be rendered
+/// yet (it needs facts or registered results) is skipped; its use fails later anyway.
+pub fn register_secret_vars(stack: &VarStack) {
+    if stack.lookup("secret_vars").is_none() {
+        return;
+    }
+    let env = template::shared_environment();
+    let ctx = template::LazyVars::new(stack.layers(), std::sync::Arc::clone(&env));
+    let names = match ctx.get_json("secret_vars") {
+        Some(Ok(Value::Array(names))) => names,
+        Some(Ok(Value::String(name))) => vec![Value::String(name)],
+        _ => return,
+    };
+    for name in names.iter().filter_map(Value::as_str) {
+        if let Some(Ok(v)) = ctx.get_json(name) {
+            crate::vault::redact::register_json(&v);
+        }
+    }
+}
+
 /// Magic variables that list hosts (`groups`, `ansible_play_hosts`, `ansible_play_batch`...),
 /// built once per play (and batch) as shared template values: copying them into every host's
 /// stack made planning 2,000 hosts quadratic in memory.
@@ -276,10 +316,10 @@ pub fn role_vars(r: &RoleRef, stack: &mut VarStack) {
         role_vars(d, stack);
     }
     for (k, n) in &r.role.defaults {
-        stack.set(Tier::RoleDefaults, k.clone(), n.to_json());
+        stack.set_node(Tier::RoleDefaults, k.clone(), n);
     }
     for (k, n) in r.role.vars.iter().chain(&r.params) {
-        stack.set(Tier::RoleVars, k.clone(), n.to_json());
+        stack.set_node(Tier::RoleVars, k.clone(), n);
     }
 }
 
@@ -368,6 +408,35 @@ mod tests {
         assert_eq!(s.lookup("port").unwrap().1, &json!(8085));
         s.set(Tier::Extra, "port", json!(9000));
         assert_eq!(s.lookup("port").unwrap(), (Tier::Extra, &json!(9000)));
+    }
+
+    #[test]
+    fn unsafe_and_vault_values_stay_data_in_template_tiers() {
+        let f: std::sync::Arc<str> = std::sync::Arc::from("t.yaml");
+        let docs = crate::yaml::load_str(
+            &f,
+            "a: !unsafe '{{ b }}'\nc: '{{ b }}'\n",
+            crate::yaml::Limits::default(),
+        )
+        .unwrap();
+        let mut s = VarStack::new();
+        for (k, n) in docs[0].as_map().unwrap() {
+            s.set_node(Tier::Play, k.as_str().unwrap(), n);
+        }
+        let layers = s.layers();
+        assert!(matches!(
+            layers[Tier::Play as usize]["a"],
+            VarValue::Data(_)
+        ));
+        assert!(matches!(
+            layers[Tier::Play as usize]["c"],
+            VarValue::Template(_)
+        ));
+        s.set(Tier::Play, "a", json!("{{ b }}"));
+        assert!(matches!(
+            s.layers()[Tier::Play as usize]["a"],
+            VarValue::Template(_)
+        ));
     }
 
     #[test]

@@ -6,6 +6,12 @@
 //! consumer, duplicate keys refused, and limits on file size and nesting depth. Every node
 //! carries its [`Loc`], so that the layers above can say `PATH:LINE:COL` for any mistake.
 //!
+//! It is also the one place vault-encrypted YAML is opened: [`read_text`] decrypts a whole
+//! vault file before it is parsed, and [`load_str`] replaces each `!vault` scalar by its
+//! plaintext, tagged `unsafe` (data, never rendered as a template). Both use the passwords
+//! the command line installed in [`crate::vault::secrets`], and register what they decrypt
+//! for redaction.
+//!
 //! It must not know playbook or inventory keywords: those layers walk the tree themselves.
 //! We build the tree from `granit-parser` events (the parser under serde-saphyr) rather than
 //! through serde, because Ansible's task shape (the module is whichever key is left over) and
@@ -17,6 +23,7 @@ use std::sync::Arc;
 use granit_parser::{Event, Parser, ScalarStyle};
 
 use crate::diag::{Diagnostic, Loc};
+use crate::vault;
 
 /// Limits that keep a hostile or broken file from exhausting the controller.
 #[derive(Clone, Copy, Debug)]
@@ -210,10 +217,51 @@ pub fn load_str(file: &Arc<str>, text: &str, limits: Limits) -> Result<Vec<Node>
             return Err(b.errors);
         }
     }
+    for d in &mut b.docs {
+        decrypt_inline(d, &mut b.errors);
+    }
     if b.errors.is_empty() {
         Ok(b.docs)
     } else {
         Err(b.errors)
+    }
+}
+
+/// The message for a vault value or file that cannot be opened.
+fn vault_message(e: &vault::VaultError, what: &str) -> String {
+    match e {
+        vault::VaultError::NoSecret => e.to_string(),
+        _ => format!("cannot decrypt this {what}: {e}"),
+    }
+}
+
+/// Replaces every `!vault` scalar below `n` by its plaintext, tagged `unsafe` so that no layer
+/// renders it, and registers the plaintext for redaction.
+fn decrypt_inline(n: &mut Node, errors: &mut Vec<Diagnostic>) {
+    match &mut n.kind {
+        Kind::Seq(items) => items.iter_mut().for_each(|i| decrypt_inline(i, errors)),
+        Kind::Map(entries) => entries
+            .iter_mut()
+            .for_each(|(_, v)| decrypt_inline(v, errors)),
+        Kind::Str { value, .. } if n.tag.as_deref() == Some("vault") => {
+            let plain = vault::secrets::with(|s| vault::decrypt(value, s))
+                .map_err(|e| vault_message(&e, "!vault value"))
+                .and_then(|b| {
+                    String::from_utf8(b).map_err(|_| "this !vault value is not UTF-8 text".into())
+                });
+            match plain {
+                Ok(p) => {
+                    vault::redact::register(&p);
+                    n.kind = Kind::Str {
+                        value: p,
+                        quoted: true,
+                    };
+                    n.tag = Some("unsafe".into());
+                }
+                Err(m) => errors.push(Diagnostic::at(&n.loc, m)),
+            }
+        }
+        _ => {}
     }
 }
 
@@ -224,7 +272,9 @@ pub fn load_file(path: &std::path::Path, limits: Limits) -> Result<Vec<Node>, Ve
     load_str(&file, &text, limits)
 }
 
-/// Reads a UTF-8 text file of at most `max_bytes`, naming the file in any error.
+/// Reads a UTF-8 text file of at most `max_bytes`, naming the file in any error. A vault file
+/// (`$ANSIBLE_VAULT;...`) is decrypted here, so every reader of YAML gets the plaintext; the
+/// string values of a decrypted YAML file are registered for redaction.
 pub fn read_text(
     path: &std::path::Path,
     file: &Arc<str>,
@@ -242,9 +292,15 @@ pub fn read_text(
             ),
         ));
     }
-    let bytes = std::fs::read(path)
+    let mut bytes = std::fs::read(path)
         .map_err(|e| Diagnostic::at(&start, format!("cannot read file: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| {
+    let encrypted = bytes.starts_with(vault::HEADER.as_bytes());
+    if encrypted {
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        bytes = vault::secrets::with(|s| vault::decrypt(&text, s))
+            .map_err(|e| Diagnostic::at(&start, vault_message(&e, "vault file")))?;
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
         let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = upto.iter().filter(|&&c| c == b'\n').count() + 1;
         let col = upto.iter().rev().take_while(|&&c| c != b'\n').count() + 1;
@@ -252,7 +308,26 @@ pub fn read_text(
             &Loc::new(file, line_u32(line), line_u32(col)),
             "file is not valid UTF-8",
         )
-    })
+    })?;
+    if encrypted {
+        register_file_values(file, &text, max_bytes);
+    }
+    Ok(text)
+}
+
+/// Registers for redaction the scalar values (not the keys) of a decrypted file; a file that
+/// is not YAML is registered line by line.
+fn register_file_values(file: &Arc<str>, text: &str, max_bytes: usize) {
+    let limits = Limits {
+        max_bytes,
+        ..Limits::default()
+    };
+    match load_str(file, text, limits) {
+        Ok(docs) => docs
+            .iter()
+            .for_each(|d| vault::redact::register_json(&d.to_json())),
+        Err(_) => text.lines().for_each(vault::redact::register),
+    }
 }
 
 /// For a tab error the scanner points just after the tabs; point at the first tab of the run
@@ -779,9 +854,34 @@ mod tests {
 
     #[test]
     fn local_tags_are_kept() {
-        let n = one("a: !unsafe '{{ x }}'\nb: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  3030\n");
+        let n = one("a: !unsafe '{{ x }}'\nb: !other x\n");
         assert_eq!(n.get("a").unwrap().tag.as_deref(), Some("unsafe"));
-        assert_eq!(n.get("b").unwrap().tag.as_deref(), Some("vault"));
+        assert_eq!(n.get("b").unwrap().tag.as_deref(), Some("other"));
         assert_eq!(n.get("a").unwrap().as_str(), Some("{{ x }}"));
+    }
+
+    #[test]
+    fn vault_values_decrypt_to_unsafe_data_or_fail_at_their_position() {
+        let f: Arc<str> = Arc::from("t.yaml");
+        let secret = vault::VaultSecret::new("yaml-test", "yaml-test-pw");
+        let value = vault::encrypt(b"{{ not a template }}", &secret, None);
+        let text = format!("a: 1\nb: !vault |\n  {}", value.replace('\n', "\n  "));
+        let errs = load_str(&f, &text, Limits::default()).unwrap_err();
+        // No password at all, or (another test installed one) not this one.
+        let e = errs[0].to_string();
+        assert!(
+            e == "t.yaml:3:3: error: vault-encrypted: give --vault-password-file or --vault-id"
+                || e.starts_with("t.yaml:3:3: error: cannot decrypt this !vault value"),
+            "{e}"
+        );
+        vault::secrets::install([secret]);
+        let n = one(&text);
+        let b = n.get("b").unwrap();
+        assert_eq!(b.tag.as_deref(), Some("unsafe"));
+        assert_eq!(b.as_str(), Some("{{ not a template }}"));
+        assert_eq!(
+            vault::redact::redact("x {{ not a template }}"),
+            "x ********"
+        );
     }
 }

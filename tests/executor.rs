@@ -739,3 +739,183 @@ fn a_health_gate_deadline_fails_the_batch_in_time_and_it_is_rolled_back() {
         "the change was rolled back"
     );
 }
+
+/// The vault fixtures (made by ansible-vault; see tests/fixtures/vault/README.md).
+fn vault_fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/vault")
+        .join(name)
+}
+
+/// A play whose secrets come from an inline `!vault` value, a whole-file vault in
+/// `vars_files` and `secret_vars`, printed by debug, a failure message and a `--diff`.
+fn vault_playbook(dir: &Path) -> String {
+    std::fs::copy(vault_fixture("v11.yml"), dir.join("secrets.yml")).unwrap();
+    let inline: String = std::fs::read_to_string(vault_fixture("inline.yml"))
+        .unwrap()
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    format!(
+        r#"
+- hosts: localhost
+  gather_facts: no
+  vars_files: [secrets.yml]
+  vars:
+{inline}    db_url: "postgres://app:{{{{ vault_db_password }}}}@db/app"
+    secret_vars: [db_url]
+  tasks:
+    - debug: msg="{{{{ vault_pw }}}}"
+    - debug: msg="token {{{{ vault_api_token }}}} url {{{{ db_url }}}}"
+    - copy:
+        content: "pw={{{{ vault_pw }}}} url={{{{ db_url }}}}"
+        dest: "{dest}"
+    - fail: msg="failed with {{{{ vault_pw }}}}"
+"#,
+        dest = dir.join("out.txt").display()
+    )
+}
+
+#[test]
+fn vault_secrets_are_masked_in_every_output_but_written_to_files() {
+    let secrets = [
+        "hunter2-inline-Secret",
+        "s3cr3t-db-Pa55",
+        "tok_9f8e7d6c5b4a",
+        "postgres://app:",
+    ];
+    for format in ["human", "json"] {
+        let dir = tempfile::tempdir().unwrap();
+        let pb = vault_playbook(dir.path());
+        let pw = vault_fixture("password.txt");
+        let (code, out, err) = run(
+            dir.path(),
+            &pb,
+            &[
+                "--diff",
+                "--output",
+                format,
+                "--vault-password-file",
+                pw.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 2, "the fail task fails: {out}{err}");
+        for s in secrets {
+            assert!(!out.contains(s), "{format}: '{s}' on stdout:\n{out}");
+            assert!(!err.contains(s), "{format}: '{s}' on stderr:\n{err}");
+        }
+        assert!(out.contains("********"), "{out}");
+        assert!(out.contains("failed with ********"), "{out}");
+        assert!(
+            out.contains("+pw=********"),
+            "{format}: the diff is masked: {out}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+            "pw=hunter2-inline-Secret url=postgres://app:s3cr3t-db-Pa55@db/app"
+        );
+    }
+}
+
+#[test]
+fn vault_without_a_password_is_invalid_input_naming_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = vault_playbook(dir.path());
+    let (code, out, err) = run(dir.path(), &pb, &[]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(
+        err.contains(
+            "pb.yaml:7:15: error: vault-encrypted: give --vault-password-file or --vault-id"
+        ),
+        "{err}"
+    );
+    let wrong = vault_fixture("prod-password.txt");
+    let (code, _, err) = run(
+        dir.path(),
+        &pb,
+        &["--vault-id", &format!("prod@{}", wrong.display())],
+    );
+    assert_eq!(code, 4);
+    assert!(
+        err.contains("no vault password given decrypts this"),
+        "{err}"
+    );
+}
+
+#[test]
+fn vault_files_in_group_vars_and_extra_vars_are_decrypted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("group_vars")).unwrap();
+    std::fs::copy(
+        vault_fixture("v11.yml"),
+        dir.path().join("group_vars/all.yml"),
+    )
+    .unwrap();
+    std::fs::copy(vault_fixture("v11.yml"), dir.path().join("extra.yml")).unwrap();
+    let pw = vault_fixture("password-script.sh");
+    let (code, out, err) = run(
+        dir.path(),
+        r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - assert:
+        that:
+          - vault_db_password == "s3cr3t-db-Pa55"
+          - replicas == 3
+"#,
+        &[
+            "-e",
+            "@extra.yml",
+            "--vault-password-file",
+            pw.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn vault_encrypt_view_decrypt_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.yml");
+    std::fs::write(&file, "k: v-secret\n").unwrap();
+    let pw = format!("prod@{}", vault_fixture("prod-password.txt").display());
+    let vault = |args: &[&str]| {
+        Command::cargo_bin("rdeploy")
+            .unwrap()
+            .current_dir(dir.path())
+            .arg("vault")
+            .args(args)
+            .args(["--vault-id", &pw])
+            .output()
+            .unwrap()
+    };
+    assert!(vault(&["encrypt", "s.yml"]).status.success());
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.starts_with("$ANSIBLE_VAULT;1.2;AES256;prod\n"),
+        "{text}"
+    );
+    let view = vault(&["view", "s.yml"]);
+    assert_eq!(view.stdout, b"k: v-secret\n");
+    assert!(
+        vault(&["decrypt", "s.yml", "--output", "plain.yml"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        text,
+        "--output leaves FILE"
+    );
+    assert!(vault(&["decrypt", "s.yml"]).status.success());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "k: v-secret\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("plain.yml")).unwrap(),
+        "k: v-secret\n"
+    );
+    assert!(
+        !vault(&["decrypt", "s.yml"]).status.success(),
+        "not encrypted"
+    );
+}

@@ -35,6 +35,53 @@ pub enum Command {
     Show(ShowArgs),
     /// Go on with an interrupted run from the first batch it did not finish.
     Resume(ResumeArgs),
+    /// Encrypt, decrypt or view a file in Ansible Vault format.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+}
+
+/// Where vault passwords come from (never a prompt).
+#[derive(Debug, Args, Clone, Default)]
+pub struct VaultArgs {
+    /// File holding a vault password (first line); an executable file is run and the first
+    /// line of its output is the password. Repeatable.
+    #[arg(
+        long = "vault-password-file",
+        visible_alias = "vault-pass-file",
+        value_name = "FILE",
+        env = "RDEPLOY_VAULT_PASSWORD_FILE"
+    )]
+    pub vault_password_file: Vec<PathBuf>,
+    /// A password under a vault id, `LABEL@FILE` (or `FILE`); tried first for `1.2` vault texts
+    /// with that label. Repeatable.
+    #[arg(long = "vault-id", value_name = "LABEL@FILE")]
+    pub vault_id: Vec<String>,
+}
+
+/// `rdeploy vault`.
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Encrypt a file in place (or into --output).
+    Encrypt(VaultFileArgs),
+    /// Decrypt a file in place (or into --output).
+    Decrypt(VaultFileArgs),
+    /// Print a vault file's plaintext.
+    View(VaultFileArgs),
+}
+
+/// A vault subcommand's file and passwords.
+#[derive(Debug, Args)]
+pub struct VaultFileArgs {
+    /// The file.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub vault: VaultArgs,
+    /// Write here instead of rewriting FILE (`-` for stdout).
+    #[arg(long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// With `encrypt` and several passwords: the vault id to encrypt with [default: the first].
+    #[arg(long = "encrypt-vault-id", value_name = "LABEL")]
+    pub encrypt_vault_id: Option<String>,
 }
 
 /// Flags shared by every command that reads an inventory and a playbook.
@@ -78,6 +125,8 @@ pub struct Common {
     /// More output (-v, -vv, -vvv).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
+    #[command(flatten)]
+    pub vault: VaultArgs,
 }
 
 /// `rdeploy run`.
@@ -196,6 +245,8 @@ pub struct RollbackArgs {
     /// Where run journals are kept [default: $XDG_STATE_HOME/rdeploy].
     #[arg(long = "state-dir", value_name = "DIR", env = "RDEPLOY_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub vault: VaultArgs,
 }
 
 /// `rdeploy history` and `rdeploy show`.
@@ -260,6 +311,8 @@ pub struct InventoryArgs {
     /// Only hosts matching this pattern.
     #[arg(short = 'l', long = "limit", value_name = "PATTERN")]
     pub limit: Option<String>,
+    #[command(flatten)]
+    pub vault: VaultArgs,
 }
 
 /// `rdeploy doc`.

@@ -8,6 +8,7 @@ pub mod args;
 pub mod config;
 pub mod runs;
 pub mod settings;
+pub mod vault;
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -67,6 +68,7 @@ pub fn run(cli: Cli) -> color_eyre::Result<Exit> {
         Command::History(a) => runs::cmd_history(&mut out, a),
         Command::Show(a) => runs::cmd_show(&mut out, a),
         Command::Resume(a) => runs::resume_args(a).and_then(|r| cmd_run(&mut out, r)),
+        Command::Vault(a) => vault::cmd_vault(&mut out, a),
     };
     // A reader that stopped reading (`rdeploy plan | head`) is not an error of ours.
     if let Err(e) = out.flush()
@@ -158,6 +160,7 @@ pub fn check(settings: Settings) -> Result<Checked, Diagnostics> {
             &settings,
             false,
         );
+        vars::register_secret_vars(&shared);
         planned.name = vars::play_name(play, &shared);
     }
     validate::templates(&inventory, &playbook, &plan, &settings)?;
@@ -169,7 +172,16 @@ pub fn check(settings: Settings) -> Result<Checked, Diagnostics> {
     })
 }
 
+/// Reads the vault passwords and hands them to the YAML loader, before anything is loaded
+/// (`-e @file` included).
+pub(crate) fn install_vault(v: &args::VaultArgs) -> Result<(), Failed> {
+    let secrets = settings::vault_secrets(v)?;
+    crate::vault::secrets::install(secrets);
+    Ok(())
+}
+
 fn cmd_plan(out: &mut dyn Write, a: args::PlanArgs) -> Result<Exit, Failed> {
+    install_vault(&a.common.vault)?;
     let settings = Settings::from_common(&a.playbook, &a.common)?;
     let c = check(settings)?;
     config_note(c.settings.config.as_ref())?;
@@ -182,6 +194,7 @@ fn cmd_plan(out: &mut dyn Write, a: args::PlanArgs) -> Result<Exit, Failed> {
 }
 
 fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
+    install_vault(&a.common.vault)?;
     let settings = Settings::from_common(&a.playbook, &a.common)?;
     let c = check(settings)?;
     let name = a.playbook.display().to_string();
@@ -407,6 +420,7 @@ fn no_hosts(plan: &Plan) -> Result<(), Failed> {
 }
 
 fn cmd_inventory(out: &mut dyn Write, a: args::InventoryArgs) -> Result<Exit, Failed> {
+    install_vault(&a.vault)?;
     let from_cfg;
     let sources = if a.inventory.is_empty() {
         let cfg = AnsibleCfg::discover()?;

@@ -285,6 +285,7 @@ pub(crate) fn cmd_show(out: &mut dyn Write, a: args::ShowArgs) -> Result<Exit, F
 /// the manifests on the hosts. Without the run's journal (another controller), `-i` names the
 /// inventory and every host in it (or `--limit`) is asked for its manifest.
 pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
+    super::install_vault(&a.vault)?;
     let state = journal::state_dir(a.state_dir.as_deref());
     let recs = load_journal(&state, &a.run_id)?;
     let (sources, base) = match (&recs, a.inventory.is_empty()) {

@@ -1,7 +1,7 @@
 //! Settings: the command line checked and turned into typed values.
 //!
-//! Owns reading `-e` (key=value, JSON/YAML, `@file`) and `--limit @file`, and refusing bad
-//! option values with a clear message. It must not load inventories or playbooks.
+//! Owns reading `-e` (key=value, JSON/YAML, `@file`), `--limit @file` and the vault password
+//! files, and refusing bad option values with a clear message. It must not load inventories or playbooks.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,9 +9,10 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use crate::cli::args::{Common, OutputFormat};
+use crate::cli::args::{Common, OutputFormat, VaultArgs};
 use crate::cli::config::AnsibleCfg;
 use crate::diag::{Diagnostic, Diagnostics, Loc};
+use crate::vault::secrets::{Source, VaultSecret};
 use crate::yaml;
 
 /// Options shared by `run` and `plan`, validated.
@@ -107,6 +108,30 @@ fn seed_from_clock() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+/// The vault passwords of `--vault-password-file` (under `default`) and `--vault-id`, read
+/// (password scripts run) in the order given. Every unreadable one is reported.
+pub fn vault_secrets(v: &VaultArgs) -> Result<Vec<VaultSecret>, Diagnostics> {
+    let mut errors = Diagnostics::new();
+    let sources = v
+        .vault_password_file
+        .iter()
+        .map(|f| {
+            Ok(Source {
+                label: "default".into(),
+                file: f.clone(),
+            })
+        })
+        .chain(v.vault_id.iter().map(|raw| Source::parse_vault_id(raw)));
+    let mut out = Vec::new();
+    for s in sources {
+        match s.and_then(|s| s.read()) {
+            Ok(secret) => out.push(secret),
+            Err(m) => errors.push(Diagnostic::options(m)),
+        }
+    }
+    errors.into_result(out)
 }
 
 /// `--limit`: a pattern, or `@file` with one pattern per line.

@@ -319,6 +319,9 @@ impl<'r> Runner<'r> {
             &c.settings,
             self.shared.opts.check,
         );
+        let stacks = host_stacks(&c.inventory, &shared_stack, &all);
+        crate::vars::register_secret_vars(&shared_stack);
+        stacks.values().for_each(crate::vars::register_secret_vars);
         let name = crate::vars::play_name(play, &shared_stack);
         self.reporter.emit(&Event::PlayStart {
             name: &name,
@@ -336,7 +339,6 @@ impl<'r> Runner<'r> {
             });
         }
         self.end_play = false;
-        let stacks = host_stacks(&c.inventory, &shared_stack, &all);
         for h in &all {
             if !self.states.contains_key(h) {
                 let conn = match c.inventory.hosts.get(h) {

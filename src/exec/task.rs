@@ -179,7 +179,7 @@ pub fn vars_at(
             task_tier.insert(k.clone(), VarValue::Template(v.clone()));
         }
         for (k, n) in own_vars {
-            task_tier.insert(k.clone(), VarValue::Template(node_json(n)));
+            task_tier.insert(k.clone(), VarValue::of_node(n));
         }
         Arc::new(layers)
     } else {
@@ -203,10 +203,6 @@ pub fn vars_at(
 }
 
 /// A node as variable data.
-fn node_json(n: &Node) -> Json {
-    n.to_json()
-}
-
 fn skipped() -> Step {
     let mut r = Map::new();
     r.insert("skipped".into(), Json::Bool(true));

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::diag::{Diagnostic, Diagnostics, Loc};
+use crate::diag::{Diagnostic, Diagnostics};
 use crate::yaml;
 
 /// The variables found below one base directory, per group and per host name.
@@ -114,7 +114,8 @@ fn dir_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
     }
 }
 
-/// One vars file: a single YAML/JSON mapping, or nothing.
+/// One vars file: a single YAML/JSON mapping, or nothing (a vault file is decrypted by
+/// `yaml::read_text`).
 pub(crate) fn read_vars_file(path: &Path, diags: &mut Diagnostics) -> Option<Map<String, Value>> {
     let file: Arc<str> = Arc::from(path.display().to_string());
     let limits = yaml::Limits::default();
@@ -125,13 +126,6 @@ pub(crate) fn read_vars_file(path: &Path, diags: &mut Diagnostics) -> Option<Map
             return None;
         }
     };
-    if text.starts_with("$ANSIBLE_VAULT;") {
-        diags.push(Diagnostic::at(
-            &Loc::file_start(Arc::clone(&file)),
-            "this vars file is vault-encrypted; the inventory cannot decrypt it",
-        ));
-        return None;
-    }
     let docs = match yaml::load_str(&file, &text, limits) {
         Ok(d) => d,
         Err(errs) => {

@@ -534,14 +534,9 @@ impl<'o> Loader<'o> {
         out
     }
 
-    /// Reads a variables file; `None` when vault-encrypted (decrypted later, at run time).
+    /// Reads a variables file (a vault file is decrypted by `yaml::read_text`); `None` when it
+    /// cannot be read or parsed (the error is recorded).
     pub fn vars_file(&mut self, path: &Path, what: &str) -> Option<Vec<(String, Node)>> {
-        if std::fs::read(path)
-            .map(|b| b.starts_with(b"$ANSIBLE_VAULT"))
-            .unwrap_or(false)
-        {
-            return None;
-        }
         let doc = self.read_yaml(path)?;
         if !matches!(doc.kind, Kind::Map(_) | Kind::Null) {
             // The file's content is what is wrong, not the keyword that names it.

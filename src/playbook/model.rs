@@ -185,7 +185,7 @@ pub struct VarsFile {
     pub node: Node,
     /// The file, when the name is not a template.
     pub path: Option<PathBuf>,
-    /// Its variables, when it was read (not a template, not vault-encrypted).
+    /// Its variables, when it was read (its name is not a template; a vault file is decrypted).
     pub vars: Option<Vec<(String, Node)>>,
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Owns the text and JSON forms of plans, host/task/tag listings, inventories and
 //! diagnostics. Functions write to any `io::Write` so tests can read what a user would see;
-//! they must not compute anything the caller could not have printed itself.
+//! they must not compute anything the caller could not have printed itself. Every registered
+//! secret (`vault::redact`) is masked in what they write.
 
 pub mod events;
 pub mod run;
@@ -12,10 +13,11 @@ use std::io::{self, Write};
 
 use crate::diag::Diagnostics;
 use crate::plan::{Plan, PlannedTask};
+use crate::vault::redact::redact;
 
 /// Writes every diagnostic, then a count line, as the user sees them on stderr.
 pub fn diagnostics(w: &mut dyn Write, d: &Diagnostics) -> io::Result<()> {
-    writeln!(w, "{d}")?;
+    writeln!(w, "{}", redact(&d.to_string()))?;
     let n = d.len();
     writeln!(
         w,
@@ -26,6 +28,12 @@ pub fn diagnostics(w: &mut dyn Write, d: &Diagnostics) -> io::Result<()> {
 
 /// `rdeploy plan`: each play, its batches and its tasks.
 pub fn plan_human(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<()> {
+    let mut buf = Vec::new();
+    plan_human_raw(&mut buf, playbook, plan)?;
+    text(w, &String::from_utf8_lossy(&buf))
+}
+
+fn plan_human_raw(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<()> {
     writeln!(w, "playbook: {playbook}")?;
     for (i, p) in plan.plays.iter().enumerate() {
         writeln!(w)?;
@@ -108,6 +116,12 @@ pub struct Listing {
 /// `--list-hosts`/`--list-tasks`/`--list-tags` in ansible-playbook's layout: one section per
 /// play holding what each flag asks for, in that order.
 pub fn listing(w: &mut dyn Write, playbook: &str, plan: &Plan, what: Listing) -> io::Result<()> {
+    let mut buf = Vec::new();
+    listing_raw(&mut buf, playbook, plan, what)?;
+    text(w, &String::from_utf8_lossy(&buf))
+}
+
+fn listing_raw(w: &mut dyn Write, playbook: &str, plan: &Plan, what: Listing) -> io::Result<()> {
     writeln!(w, "\nplaybook: {playbook}")?;
     for (i, p) in plan.plays.iter().enumerate() {
         writeln!(
@@ -159,23 +173,29 @@ pub fn syntax_ok(w: &mut dyn Write, playbook: &str) -> io::Result<()> {
 
 /// Any value as one line of JSON.
 pub fn json_line(w: &mut dyn Write, v: &serde_json::Value) -> io::Result<()> {
-    serde_json::to_writer(&mut *w, v)?;
-    writeln!(w)
+    let s = serde_json::to_string(v)?;
+    writeln!(w, "{}", redact(&s))
 }
 
 /// Any value as indented JSON (inventory listings).
 pub fn json_pretty(w: &mut dyn Write, v: &serde_json::Value) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *w, v)?;
-    writeln!(w)
+    let s = serde_json::to_string_pretty(v)?;
+    writeln!(w, "{}", redact(&s))
 }
 
-/// Plain text as it is (graphs, docs).
+/// Plain text as it is (graphs, docs), secrets masked.
 pub fn text(w: &mut dyn Write, s: &str) -> io::Result<()> {
+    let s = redact(s);
     w.write_all(s.as_bytes())?;
     if !s.ends_with('\n') {
         writeln!(w)?;
     }
     Ok(())
+}
+
+/// Bytes exactly as they are (`rdeploy vault view`: the plaintext the user asked to see).
+pub fn bytes(w: &mut dyn Write, b: &[u8]) -> io::Result<()> {
+    w.write_all(b)
 }
 
 fn task_label(role: Option<&str>, name: &str) -> String {

@@ -2,7 +2,8 @@
 //! terminal, `NO_COLOR` respected) or as JSON lines for machines.
 //!
 //! Owns every line printed during a run. It must not decide outcomes: it shows what the
-//! executor reports, hiding results of `no_log` tasks.
+//! executor reports, hiding results of `no_log` tasks and masking every registered secret
+//! (`vault::redact`) in each event's text, diffs and warnings included.
 
 use std::io::{self, IsTerminal, Write};
 
@@ -22,6 +23,8 @@ pub enum Format {
 /// Writes run events to a stream.
 pub struct Reporter {
     out: Box<dyn Write + Send>,
+    /// One event's text, redacted before it reaches `out`.
+    buf: Vec<u8>,
     format: Format,
     color: bool,
     verbose: u8,
@@ -49,6 +52,7 @@ impl Reporter {
     ) -> Reporter {
         Reporter {
             out,
+            buf: Vec::new(),
             format,
             color,
             verbose,
@@ -57,11 +61,18 @@ impl Reporter {
     }
 
     /// Shows one event. Output errors (a closed pipe) are ignored: the run goes on.
+    /// Each event is rendered whole, then every registered secret (vault values,
+    /// `secret_vars`) is masked before it is written.
     pub fn emit(&mut self, e: &Event<'_>) {
+        self.buf.clear();
         let _ = match self.format {
             Format::Human => self.human(e),
             Format::Json => self.json(e),
         };
+        let text = String::from_utf8_lossy(&self.buf);
+        let _ = self
+            .out
+            .write_all(crate::vault::redact::redact(&text).as_bytes());
         let _ = self.out.flush();
     }
 
@@ -75,7 +86,7 @@ impl Reporter {
 
     fn banner(&mut self, title: &str) -> io::Result<()> {
         let stars = 72usize.saturating_sub(title.chars().count() + 1).max(3);
-        writeln!(self.out, "\n{title} {}", "*".repeat(stars))
+        writeln!(self.buf, "\n{title} {}", "*".repeat(stars))
     }
 
     fn human(&mut self, e: &Event<'_>) -> io::Result<()> {
@@ -103,7 +114,7 @@ impl Reporter {
             Event::Host(o) => self.host_line(o),
             Event::Warning(w) => {
                 let line = self.paint("35", &format!("[WARNING]: {w}"));
-                writeln!(self.out, "{line}")
+                writeln!(self.buf, "{line}")
             }
             Event::GateStart { index, total, soak } => {
                 let after = if *soak { " after soak" } else { "" };
@@ -129,7 +140,7 @@ impl Reporter {
                         "{word}: [{host}] => {verdict}{probe}: {observed} ({attempts} {tries})"
                     ),
                 );
-                writeln!(self.out, "{line}")
+                writeln!(self.buf, "{line}")
             }
             Event::GateFailed {
                 index,
@@ -145,7 +156,7 @@ impl Reporter {
                     "31",
                     &format!("[ERROR]: batch {index} failed: {reason}; {what}"),
                 );
-                writeln!(self.out, "{line}")
+                writeln!(self.buf, "{line}")
             }
             Event::RollbackStart { hosts } => {
                 self.banner(&format!("ROLLBACK [{}]", hosts.join(", ")))
@@ -170,13 +181,13 @@ impl Reporter {
                         ),
                     )
                 };
-                writeln!(self.out, "{line}")
+                writeln!(self.buf, "{line}")
             }
             Event::RunEnd {
                 run_id, journal, ..
             } => {
                 writeln!(
-                    self.out,
+                    self.buf,
                     "\nrun {run_id} recorded in {journal}\n(undo it with: rdeploy rollback {run_id})"
                 )
             }
@@ -197,7 +208,7 @@ impl Reporter {
                         _ => String::new(),
                     };
                     writeln!(
-                        self.out,
+                        self.buf,
                         "{name} : ok={:<4} changed={:<4} unreachable={:<4} failed={:<4} skipped={:<4} rescued={:<4} ignored={}{why}",
                         r.ok, r.changed, r.unreachable, r.failed, r.skipped, r.rescued, r.ignored
                     )?;
@@ -233,7 +244,7 @@ impl Reporter {
                     line.push_str(&format!(" => {m}"));
                 }
                 let line = self.paint(Self::status_color(item.status), &line);
-                writeln!(self.out, "{line}")?;
+                writeln!(self.buf, "{line}")?;
             }
         }
         let word = o.status.word();
@@ -271,7 +282,7 @@ impl Reporter {
             || matches!(o.status, Status::Failed | Status::Unreachable)
             || self.verbose > 0
         {
-            writeln!(self.out, "{line}")?;
+            writeln!(self.buf, "{line}")?;
         }
         if self.diff && !o.no_log {
             for c in &o.changes {
@@ -283,7 +294,7 @@ impl Reporter {
                         Some(b'@') => self.paint("36", l),
                         _ => l.to_string(),
                     };
-                    writeln!(self.out, "{painted}")?;
+                    writeln!(self.buf, "{painted}")?;
                 }
             }
         }
@@ -369,8 +380,8 @@ impl Reporter {
                 serde_json::json!({"event": "recap", "hosts": m})
             }
         };
-        serde_json::to_writer(&mut self.out, &v)?;
-        writeln!(self.out)
+        serde_json::to_writer(&mut self.buf, &v)?;
+        writeln!(self.buf)
     }
 }
 

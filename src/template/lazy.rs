@@ -37,6 +37,18 @@ pub enum VarValue {
     Template(serde_json::Value),
 }
 
+impl VarValue {
+    /// A variable written in a playbook file: a template, unless tagged `!unsafe` (or
+    /// decrypted from `!vault`), which is data.
+    pub fn of_node(n: &crate::yaml::Node) -> VarValue {
+        if n.tag.as_deref() == Some("unsafe") {
+            VarValue::Data(n.to_json())
+        } else {
+            VarValue::Template(n.to_json())
+        }
+    }
+}
+
 /// One layer of variables: name → value. Layers are given lowest precedence first.
 pub type Layer = IndexMap<String, VarValue>;
 
