@@ -78,10 +78,13 @@ pub struct Shared {
     pub playbook_dir: PathBuf,
     /// Role name → role directory, for `src:` lookups of templated names.
     pub role_paths: HashMap<String, PathBuf>,
-    /// The signal that asked the run to stop (SIGINT 2, SIGTERM 15), 0 while none did: the
-    /// steps in flight finish and are recorded, no new one starts.
+    /// What asked the run to stop (SIGINT 2, SIGTERM 15, [`STOP_DEADLINE`]), 0 while nothing
+    /// did: the steps in flight finish and are recorded, no new one starts.
     pub stop: Arc<AtomicI32>,
 }
+
+/// The value of [`Shared::stop`] when `--deadline` passed (signals use their numbers).
+pub const STOP_DEADLINE: i32 = -1;
 
 /// What surrounds a task: block/import/include variables and keywords, the role it runs in.
 #[derive(Clone, Debug, Default)]
@@ -147,6 +150,8 @@ pub enum Outcome {
     RolledBack,
     /// A rollback could not restore everything, or its tasks or health gate failed.
     RollbackIncomplete,
+    /// `--deadline` passed: the run stopped after the steps in flight.
+    Deadline,
     /// SIGINT (2) or SIGTERM (15) stopped the run after the steps in flight.
     Interrupted(i32),
 }
@@ -255,6 +260,7 @@ pub async fn run<'r>(
         .sum();
     let outcome = match runner.shared.stop.load(Ordering::SeqCst) {
         0 => runner.outcome,
+        STOP_DEADLINE => runner.outcome.max(Outcome::Deadline),
         sig => runner.outcome.max(Outcome::Interrupted(sig)),
     };
     Summary {
@@ -445,7 +451,7 @@ impl<'r> Runner<'r> {
         }
     }
 
-    /// A signal asked the run to stop.
+    /// A signal or the deadline asked the run to stop.
     fn stopping(&self) -> bool {
         self.shared.stop.load(Ordering::SeqCst) != 0
     }

@@ -5,7 +5,9 @@
 //! they must not compute anything the caller could not have printed itself.
 
 pub mod events;
+pub mod notify;
 pub mod run;
+pub mod summary;
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
