@@ -141,8 +141,12 @@ fn a_second_run_of_the_same_inventory_and_playbook_exits_75_naming_the_holder() 
     let first = d.spawn_run(&[]);
     d.wait_for("started");
 
-    let second = d.run(&[]);
+    let second = d.run(&["--report", "locked.json"]);
     assert_eq!(code(&second), 75, "{}", text(&second));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.p("locked.json")).unwrap()).unwrap();
+    assert_eq!(report["outcome"], "locked");
+    assert_eq!(report["exit_code"], 75);
     let err = stderr(&second);
     assert!(
         err.contains(&format!("pid {}", first.id())),
@@ -518,8 +522,12 @@ fn history_since_and_stats() {
         ONE,
         "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - fail: { msg: no }\n      when: broken | default(false) | bool\n",
     );
+    // Journals count in seconds: a second apart, the order of the runs is certain.
+    let pause = || std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(code(&d.run(&[])), 0);
+    pause();
     assert_eq!(code(&d.run(&["-e", "broken=true"])), 2);
+    pause();
     assert_eq!(code(&d.run(&[])), 0);
     let out = d.rdeploy(&["history", "--stats", "--output", "json"]);
     assert_eq!(code(&out), 0, "{}", text(&out));

@@ -254,31 +254,13 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    // Check mode changes nothing and records nothing: it needs no lock, and a drift check
-    // from cron must not fail because a deployment is running.
-    let _lock = if a.check || un.no_lock {
-        None
-    } else {
-        let state = journal::state_dir(a.state_dir.as_deref());
-        let wait = match un.deadline {
-            Some(d) => un.lock_wait.min(d.saturating_sub(began.0.elapsed())),
-            None => un.lock_wait,
-        };
-        match unattended::take_lock(
-            &state,
-            &c.settings.inventory,
-            &c.settings.playbook,
-            wait,
-            "run",
-        ) {
-            Ok(l) => Some(l),
-            Err(Failed::Locked(msg)) => {
-                facts.error = Some(msg.clone());
-                finish(&runtime, &mut reporter, &mut facts, Exit::Locked, None, &un)?;
-                return Err(Failed::Locked(msg));
-            }
-            Err(e) => return Err(e),
+    let _lock = match lock_for_run(&a, &c, &un, began.0) {
+        Err(Failed::Locked(msg)) => {
+            facts.error = Some(msg.clone());
+            finish(&runtime, &mut reporter, &mut facts, Exit::Locked, None, &un)?;
+            return Err(Failed::Locked(msg));
         }
+        other => other?,
     };
     let run = if a.check {
         None
@@ -305,19 +287,7 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
     let summary = runtime.block_on(async {
         watch_signals(std::sync::Arc::clone(&stop));
         if let Some(d) = un.deadline {
-            let mut abandoned = facts.clone();
-            abandoned.outcome = runs::outcome_word(Exit::Deadline);
-            abandoned.exit_code = Exit::Deadline as i32;
-            let abandon = unattended::Abandon {
-                run: run.clone(),
-                report: un.report.clone().map(|p| (p, abandoned)),
-            };
-            unattended::watch_deadline(
-                began.0 + d,
-                unattended::grace(d),
-                std::sync::Arc::clone(&stop),
-                abandon,
-            );
+            start_deadline(began.0 + d, d, &stop, run.clone(), &facts, &un);
         }
         exec::run(&c, opts, &mut reporter, stop).await
     });
@@ -349,6 +319,48 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
         &un,
     )?;
     Ok(exit)
+}
+
+/// The run lock of the playbook and inventory, waiting at most `--lock-wait` (and never past
+/// the deadline). Check mode changes nothing and records nothing: it takes no lock, so that a
+/// drift check from cron never fails because a deployment is running.
+fn lock_for_run(
+    a: &args::RunArgs,
+    c: &Checked,
+    un: &unattended::Unattended,
+    began: std::time::Instant,
+) -> Result<Option<lock::RunLock>, Failed> {
+    if a.check || un.no_lock {
+        return Ok(None);
+    }
+    let state = journal::state_dir(a.state_dir.as_deref());
+    let wait = match un.deadline {
+        Some(d) => un.lock_wait.min(d.saturating_sub(began.elapsed())),
+        None => un.lock_wait,
+    };
+    let (inv, pb) = (&c.settings.inventory, &c.settings.playbook);
+    unattended::take_lock(&state, inv, pb, wait, "run").map(Some)
+}
+
+/// Starts the deadline's watcher (inside the runtime): it stops the run at `at`, and gives
+/// up on steps still running a grace period later.
+fn start_deadline(
+    at: std::time::Instant,
+    deadline: std::time::Duration,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicI32>,
+    run: Option<std::sync::Arc<exec::backups::RunCtx>>,
+    facts: &RunFacts,
+    un: &unattended::Unattended,
+) {
+    let mut abandoned = facts.clone();
+    abandoned.outcome = runs::outcome_word(Exit::Deadline);
+    abandoned.exit_code = Exit::Deadline as i32;
+    let abandon = unattended::Abandon {
+        run,
+        report: un.report.clone().map(|p| (p, abandoned)),
+    };
+    let grace = unattended::grace(deadline);
+    unattended::watch_deadline(at, grace, std::sync::Arc::clone(stop), abandon);
 }
 
 /// The reporter of a run: output format, verbosity, `--quiet`, and the `--log-file` and
@@ -449,12 +461,12 @@ fn watch_signals(stop: std::sync::Arc<std::sync::atomic::AtomicI32>) {
 fn exit_of(summary: &exec::Summary) -> Exit {
     match summary.outcome {
         exec::Outcome::Interrupted(15) => Exit::Terminated,
-        exec::Outcome::Deadline => Exit::Deadline,
         exec::Outcome::Interrupted(_) => Exit::Interrupted,
         exec::Outcome::RollbackIncomplete => Exit::RollbackIncomplete,
         exec::Outcome::RolledBack => Exit::RolledBack,
         _ if summary.host_key_refused() => Exit::HostKeyRefused,
         exec::Outcome::Halted => Exit::HostsFailed,
+        exec::Outcome::Deadline => Exit::Deadline,
         _ if summary.clean() => Exit::Success,
         _ => Exit::HostsFailed,
     }

@@ -144,14 +144,15 @@ pub enum Outcome {
     /// Every batch passed its gate.
     #[default]
     Completed,
+    /// `--deadline` passed: the run stopped after the steps in flight. Anything that ended
+    /// the run by itself (a halt, a rollback) ranks above it.
+    Deadline,
     /// A batch failed and `on_failure: halt` stopped the run.
     Halted,
     /// A batch failed and was rolled back cleanly.
     RolledBack,
     /// A rollback could not restore everything, or its tasks or health gate failed.
     RollbackIncomplete,
-    /// `--deadline` passed: the run stopped after the steps in flight.
-    Deadline,
     /// SIGINT (2) or SIGTERM (15) stopped the run after the steps in flight.
     Interrupted(i32),
 }
