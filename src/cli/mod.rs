@@ -286,10 +286,15 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
     let summary = runtime.block_on(async {
         watch_signals(std::sync::Arc::clone(&stop));
-        if let Some(d) = un.deadline {
-            start_deadline(began.0 + d, d, &stop, run.clone(), &facts, &un);
+        let watcher = un
+            .deadline
+            .map(|d| start_deadline(began.0 + d, d, &stop, run.clone(), &facts, &un));
+        let summary = exec::run(&c, opts, &mut reporter, stop).await;
+        // The run ended by itself: the webhooks and the report that follow are not cut short.
+        if let Some(w) = watcher {
+            w.abort();
         }
-        exec::run(&c, opts, &mut reporter, stop).await
+        summary
     });
     let mut exit = exit_of(&summary);
     if exit == Exit::Success && un.detailed_exitcode && !summary.changed_hosts.is_empty() {
@@ -351,7 +356,7 @@ fn start_deadline(
     run: Option<std::sync::Arc<exec::backups::RunCtx>>,
     facts: &RunFacts,
     un: &unattended::Unattended,
-) {
+) -> tokio::task::JoinHandle<()> {
     let mut abandoned = facts.clone();
     abandoned.outcome = runs::outcome_word(Exit::Deadline);
     abandoned.exit_code = Exit::Deadline as i32;
@@ -360,7 +365,7 @@ fn start_deadline(
         report: un.report.clone().map(|p| (p, abandoned)),
     };
     let grace = unattended::grace(deadline);
-    unattended::watch_deadline(at, grace, std::sync::Arc::clone(stop), abandon);
+    unattended::watch_deadline(at, grace, std::sync::Arc::clone(stop), abandon)
 }
 
 /// The reporter of a run: output format, verbosity, `--quiet`, and the `--log-file` and

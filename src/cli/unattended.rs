@@ -155,8 +155,14 @@ pub struct Abandon {
 }
 
 /// At `at`, asks the run to stop (unless a signal already did); `grace` later, if the process
-/// is still running, records the end and exits 124. Call inside the run's tokio runtime.
-pub fn watch_deadline(at: Instant, grace: Duration, stop: Arc<AtomicI32>, abandon: Abandon) {
+/// is still running, records the end and exits 124. Call inside the run's tokio runtime, and
+/// abort the watcher once the run has ended by itself.
+pub fn watch_deadline(
+    at: Instant,
+    grace: Duration,
+    stop: Arc<AtomicI32>,
+    abandon: Abandon,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         tokio::time::sleep_until(at.into()).await;
         if stop
@@ -192,7 +198,7 @@ pub fn watch_deadline(at: Instant, grace: Duration, stop: Arc<AtomicI32>, abando
             ),
         );
         std::process::exit(code);
-    });
+    })
 }
 
 #[cfg(test)]
