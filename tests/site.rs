@@ -12,16 +12,14 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs site.yaml with `app_root` under `root`; returns (exit, JSON events).
+/// Runs site.yaml with `app_root` under `root` (journals and the run lock in `state/` next
+/// to it, so that tests running at once hold different locks); returns (exit, JSON events).
 fn site(root: &Path, extra: &[&str]) -> (i32, Vec<serde_json::Value>) {
+    let state = root.parent().expect("root has a parent").join(STATE);
     let out = Command::cargo_bin("rdeploy")
         .unwrap()
         .current_dir(repo())
-        // Run journals and the local connection's backups stay out of the user's home.
-        .env(
-            "RDEPLOY_STATE_DIR",
-            std::env::temp_dir().join("rdeploy-test-state"),
-        )
+        .env("RDEPLOY_STATE_DIR", state)
         .args([
             "run",
             "playbooks/site.yaml",
@@ -68,7 +66,11 @@ fn recap(events: &[serde_json::Value]) -> serde_json::Value {
         .clone()
 }
 
-/// Every path under `root` with its type, mode and content (or link target).
+/// The controller state folder, next to `app_root`.
+const STATE: &str = "state";
+
+/// Every path under `root` with its type, mode and content (or link target), but the
+/// controller's state folder.
 fn tree(root: &Path) -> BTreeMap<String, String> {
     use std::os::unix::fs::PermissionsExt;
     let mut out = BTreeMap::new();
@@ -78,6 +80,9 @@ fn tree(root: &Path) -> BTreeMap<String, String> {
             continue;
         };
         let key = p.strip_prefix(root).unwrap().display().to_string();
+        if key == STATE {
+            continue;
+        }
         let mode = meta.permissions().mode() & 0o7777;
         let val = if meta.file_type().is_symlink() {
             format!("link -> {}", std::fs::read_link(&p).unwrap().display())

@@ -150,7 +150,7 @@ pub enum Record {
     /// The run ended.
     RunEnd {
         /// `success`, `failed`, `rolled_back`, `rollback_incomplete`, `host_key_refused`,
-        /// `interrupted`.
+        /// `interrupted`, `deadline`.
         outcome: String,
         /// The exit code.
         exit_code: i32,

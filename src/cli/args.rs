@@ -18,6 +18,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Run a playbook (or, with --syntax-check/--list-*, only check or list it).
     Run(RunArgs),
@@ -174,6 +175,49 @@ pub struct RunArgs {
     /// Go on with an interrupted run: batches it finished are skipped (`rdeploy resume`).
     #[arg(long = "resume", value_name = "RUN_ID")]
     pub resume: Option<String>,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    #[command(flatten)]
+    pub unattended: UnattendedArgs,
+}
+
+/// The run lock (`run`, `resume`, `rollback`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct LockArgs {
+    /// When another run of the same inventory and playbook holds the lock, wait up to this
+    /// long for it (`30s`, `10m`) instead of exiting 75 at once.
+    #[arg(long = "lock-wait", value_name = "DURATION")]
+    pub lock_wait: Option<String>,
+    /// Take no lock (another run of the same inventory and playbook may run meanwhile).
+    #[arg(long = "no-lock", conflicts_with = "lock_wait")]
+    pub no_lock: bool,
+}
+
+/// What an unattended run (cron, CI) needs: bounded time, little output, a report, a log,
+/// webhooks.
+#[derive(Debug, Args, Clone, Default)]
+pub struct UnattendedArgs {
+    /// Only failures, warnings, gate failures, rollbacks and the recap.
+    #[arg(short = 'q', long = "quiet", conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Stop at the next step boundary once this much time has passed since rdeploy started
+    /// (`30m`, `2h`), lock waiting included; exit 124.
+    #[arg(long = "deadline", value_name = "DURATION")]
+    pub deadline: Option<String>,
+    /// Write a final JSON report here (per host state, last task, batch, changes, error; run
+    /// id, outcome, exit code, timing), whatever the output mode.
+    #[arg(long = "report", value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Append every event of the run to this file as JSON lines, whatever the output mode.
+    #[arg(long = "log-file", value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+    /// With --check: exit 10 when something would change, 0 when nothing would.
+    #[arg(long = "detailed-exitcode", requires = "check")]
+    pub detailed_exitcode: bool,
+    /// POST a JSON summary to this URL when the run ends and when a rollback starts
+    /// (5 s timeout; a failure is a warning); repeatable.
+    #[arg(long = "notify", value_name = "URL")]
+    pub notify: Vec<String>,
 }
 
 /// `rdeploy resume`.
@@ -247,11 +291,13 @@ pub struct RollbackArgs {
     pub state_dir: Option<PathBuf>,
     #[command(flatten)]
     pub vault: VaultArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
-/// `rdeploy history` and `rdeploy show`.
+/// Where journals are and how to print them (`history`, `show`).
 #[derive(Debug, Args)]
-pub struct HistoryArgs {
+pub struct JournalArgs {
     /// Output format.
     #[arg(long = "output", value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
@@ -260,13 +306,28 @@ pub struct HistoryArgs {
     pub state_dir: Option<PathBuf>,
 }
 
+/// `rdeploy history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub journals: JournalArgs,
+    /// Only runs started since then: a duration back from now (`7d`, `12h`, `2w`) or a date
+    /// (`2026-11-01`, `2026-11-01T08:00:00Z`, UTC).
+    #[arg(long = "since", value_name = "DURATION|DATE")]
+    pub since: Option<String>,
+    /// Per playbook: runs per day, change failure rate, mean time to restore, median
+    /// duration.
+    #[arg(long = "stats")]
+    pub stats: bool,
+}
+
 /// `rdeploy show`.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// The run to show.
     pub run_id: String,
     #[command(flatten)]
-    pub history: HistoryArgs,
+    pub journals: JournalArgs,
 }
 
 /// `--host-key-checking` values.

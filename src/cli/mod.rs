@@ -1,18 +1,22 @@
 //! The command line: the only place that knows the order of the stages.
 //!
 //! `args` is what the user typed, `settings` is it checked; `run` sequences
-//! settings → inventory → playbook → plan → template check → (later) execute, and maps
+//! settings → inventory → playbook → plan → template check → lock → execute, and maps
 //! outcomes to exit codes. Invalid input of any kind stops before a host is contacted.
 
 pub mod args;
 pub mod config;
+pub mod lock;
 pub mod runs;
 pub mod settings;
+pub mod stats;
+pub mod unattended;
 pub mod vault;
 
 use std::io::{self, Write};
 use std::path::Path;
 
+use crate::backup::journal;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::exec::{self, RunOptions};
 use crate::inventory::Inventory;
@@ -20,6 +24,7 @@ use crate::plan::{self, Plan, PlanOptions};
 use crate::playbook::{self, Playbook};
 use crate::report;
 use crate::report::run::{Format, Reporter};
+use crate::report::summary::RunFacts;
 use crate::transport::known_hosts::HostKeyPolicy;
 use crate::transport::ssh_config::{self, Secret, SshOptions};
 use crate::validate;
@@ -47,8 +52,12 @@ pub enum Exit {
     HostKeyRefused = 6,
     /// No hosts matched.
     NoHosts = 7,
+    /// `--check --detailed-exitcode`: something would change.
+    ChangesPending = 10,
     /// Another run holds the lock.
     Locked = 75,
+    /// `--deadline` passed: the run stopped at a step boundary (GNU `timeout`'s code).
+    Deadline = 124,
     /// Interrupted by SIGINT.
     Interrupted = 130,
     /// Interrupted by SIGTERM.
@@ -86,6 +95,10 @@ pub fn run(cli: Cli) -> color_eyre::Result<Exit> {
             report::text(&mut io::stderr().lock(), &format!("rdeploy: {msg}"))?;
             Ok(Exit::NoHosts)
         }
+        Err(Failed::Locked(msg)) => {
+            report::text(&mut io::stderr().lock(), &format!("rdeploy: {msg}"))?;
+            Ok(Exit::Locked)
+        }
         Err(Failed::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Exit::Success),
         Err(Failed::Io(e)) => Err(e.into()),
     }
@@ -95,6 +108,8 @@ pub fn run(cli: Cli) -> color_eyre::Result<Exit> {
 pub(crate) enum Failed {
     Invalid(Diagnostics),
     NoHosts(String),
+    /// Another run holds the lock (the message names the holder).
+    Locked(String),
     Io(io::Error),
 }
 
@@ -195,6 +210,8 @@ fn cmd_plan(out: &mut dyn Write, a: args::PlanArgs) -> Result<Exit, Failed> {
 
 fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
     install_vault(&a.common.vault)?;
+    // The deadline counts from here, lock waiting included.
+    let began = (std::time::Instant::now(), journal::now());
     let settings = Settings::from_common(&a.playbook, &a.common)?;
     let c = check(settings)?;
     let name = a.playbook.display().to_string();
@@ -233,11 +250,40 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
         Some(id) => runs::finished_batches(a.state_dir.as_deref(), id)?,
         None => Default::default(),
     };
+    let un = unattended::check(&a.unattended, &a.lock)?;
+    let mut facts = RunFacts {
+        playbook: c.settings.playbook.display().to_string(),
+        inventory: c
+            .settings
+            .inventory
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        check: a.check,
+        started: began.1,
+        ..RunFacts::default()
+    };
+    let mut reporter = reporter_for(&c.settings, &a, &un);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let _lock = match lock_for_run(&a, &c, &un, began.0) {
+        Err(Failed::Locked(msg)) => {
+            facts.error = Some(msg.clone());
+            finish(&runtime, &mut reporter, &mut facts, Exit::Locked, None, &un)?;
+            return Err(Failed::Locked(msg));
+        }
+        other => other?,
+    };
     let run = if a.check {
         None
     } else {
         Some(std::sync::Arc::new(runs::start(&a, &c)?))
     };
+    if let Some(run) = &run {
+        reporter.set_run_id(&run.run_id);
+        facts.run_id = Some(run.run_id.clone());
+    }
     let opts = RunOptions {
         check: a.check,
         diff: a.diff,
@@ -250,38 +296,152 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
         run: run.clone(),
         done,
     };
-    let format = match c.settings.output {
-        OutputFormat::Human => Format::Human,
-        OutputFormat::Json => Format::Json,
-    };
-    let mut reporter = Reporter::stdout(format, c.settings.verbose, a.diff);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
     let summary = runtime.block_on(async {
         watch_signals(std::sync::Arc::clone(&stop));
-        exec::run(&c, opts, &mut reporter, stop).await
+        let watcher = un
+            .deadline
+            .map(|d| start_deadline(began.0 + d, d, &stop, run.clone(), &facts, &un));
+        let summary = exec::run(&c, opts, &mut reporter, stop).await;
+        // The run ended by itself: the webhooks and the report that follow are not cut short.
+        if let Some(w) = watcher {
+            w.abort();
+        }
+        summary
     });
-    let exit = exit_of(&summary);
-    if let (exec::Outcome::Interrupted(sig), Some(run)) = (summary.outcome, &run) {
-        let name = if sig == 15 { "SIGTERM" } else { "SIGINT" };
-        let msg = format!(
-            "interrupted by {name}: the steps in flight finished and were recorded; \
-             `rdeploy resume {id}` goes on, `rdeploy rollback {id}` undoes the run",
-            id = run.run_id
-        );
+    let mut exit = exit_of(&summary);
+    if exit == Exit::Success && un.detailed_exitcode && !summary.changed_hosts.is_empty() {
+        exit = Exit::ChangesPending;
+    }
+    if let Some(msg) = stopped_note(
+        summary.outcome,
+        run.as_deref(),
+        a.unattended.deadline.as_deref(),
+    ) {
         reporter.emit(&crate::report::events::Event::Warning(&msg));
     }
-    if let Some(run) = run {
-        runs::end(&run, &summary, exit);
+    if let Some(run) = &run {
+        runs::end(run, &summary, exit);
         reporter.emit(&crate::report::events::Event::RunEnd {
             run_id: &run.run_id,
             journal: &run.journal.path().display().to_string(),
             timing: &summary.timing,
         });
     }
+    finish(
+        &runtime,
+        &mut reporter,
+        &mut facts,
+        exit,
+        Some(summary.timing),
+        &un,
+    )?;
     Ok(exit)
+}
+
+/// The run lock of the playbook and inventory, waiting at most `--lock-wait` (and never past
+/// the deadline). Check mode changes nothing and records nothing: it takes no lock, so that a
+/// drift check from cron never fails because a deployment is running.
+fn lock_for_run(
+    a: &args::RunArgs,
+    c: &Checked,
+    un: &unattended::Unattended,
+    began: std::time::Instant,
+) -> Result<Option<lock::RunLock>, Failed> {
+    if a.check || un.no_lock {
+        return Ok(None);
+    }
+    let state = journal::state_dir(a.state_dir.as_deref());
+    let wait = match un.deadline {
+        Some(d) => un.lock_wait.min(d.saturating_sub(began.elapsed())),
+        None => un.lock_wait,
+    };
+    let (inv, pb) = (&c.settings.inventory, &c.settings.playbook);
+    unattended::take_lock(&state, inv, pb, wait, "run").map(Some)
+}
+
+/// Starts the deadline's watcher (inside the runtime): it stops the run at `at`, and gives
+/// up on steps still running a grace period later.
+fn start_deadline(
+    at: std::time::Instant,
+    deadline: std::time::Duration,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicI32>,
+    run: Option<std::sync::Arc<exec::backups::RunCtx>>,
+    facts: &RunFacts,
+    un: &unattended::Unattended,
+) -> tokio::task::JoinHandle<()> {
+    let mut abandoned = facts.clone();
+    abandoned.outcome = runs::outcome_word(Exit::Deadline);
+    abandoned.exit_code = Exit::Deadline as i32;
+    let abandon = unattended::Abandon {
+        run,
+        report: un.report.clone().map(|p| (p, abandoned)),
+    };
+    let grace = unattended::grace(deadline);
+    unattended::watch_deadline(at, grace, std::sync::Arc::clone(stop), abandon)
+}
+
+/// The reporter of a run: output format, verbosity, `--quiet`, and the `--log-file` and
+/// `--notify` sinks.
+fn reporter_for(s: &Settings, a: &args::RunArgs, un: &unattended::Unattended) -> Reporter {
+    let format = match s.output {
+        OutputFormat::Human => Format::Human,
+        OutputFormat::Json => Format::Json,
+    };
+    let mut r = Reporter::stdout(format, s.verbose, a.diff).quiet(un.quiet);
+    if let Some(log) = un.log.as_ref().and_then(|f| f.try_clone().ok()) {
+        r = r.log_to(Box::new(log));
+    }
+    if !un.notify.is_empty() {
+        r = r.notify(crate::report::notify::Notifier::new(un.notify.clone()));
+    }
+    r
+}
+
+/// The end of a run (or of one that could not start): the webhooks are told, and the report
+/// written. A report that cannot be written is a warning: the run's outcome stands.
+fn finish(
+    runtime: &tokio::runtime::Runtime,
+    reporter: &mut Reporter,
+    facts: &mut RunFacts,
+    exit: Exit,
+    timing: Option<exec::Timing>,
+    un: &unattended::Unattended,
+) -> io::Result<()> {
+    facts.outcome = runs::outcome_word(exit);
+    facts.exit_code = exit as i32;
+    facts.ended = journal::now();
+    facts.timing = timing;
+    let doc = runtime.block_on(reporter.finish(facts));
+    if let Some(path) = &un.report
+        && let Err(e) = crate::report::summary::write(path, &doc)
+    {
+        let msg = format!("--report {}: {e}", path.display());
+        reporter.emit(&crate::report::events::Event::Warning(&msg));
+    }
+    Ok(())
+}
+
+/// What to tell the user when a signal or the deadline stopped the run.
+fn stopped_note(
+    outcome: exec::Outcome,
+    run: Option<&exec::backups::RunCtx>,
+    deadline: Option<&str>,
+) -> Option<String> {
+    let what = match outcome {
+        exec::Outcome::Interrupted(15) => "interrupted by SIGTERM".to_string(),
+        exec::Outcome::Interrupted(_) => "interrupted by SIGINT".to_string(),
+        exec::Outcome::Deadline => format!("the deadline ({}) passed", deadline.unwrap_or("?")),
+        _ => return None,
+    };
+    Some(match run {
+        Some(run) => format!(
+            "{what}: the steps in flight finished and were recorded; \
+             `rdeploy resume {id}` goes on, `rdeploy rollback {id}` undoes the run",
+            id = run.run_id
+        ),
+        None => format!("{what}: the steps in flight finished; nothing was changed (check mode)"),
+    })
 }
 
 /// The first SIGINT or SIGTERM asks the run to stop after the steps in flight (the executor
@@ -324,6 +484,7 @@ fn exit_of(summary: &exec::Summary) -> Exit {
         exec::Outcome::RolledBack => Exit::RolledBack,
         _ if summary.host_key_refused() => Exit::HostKeyRefused,
         exec::Outcome::Halted => Exit::HostsFailed,
+        exec::Outcome::Deadline => Exit::Deadline,
         _ if summary.clean() => Exit::Success,
         _ => Exit::HostsFailed,
     }

@@ -75,9 +75,13 @@ pub fn end(run: &RunCtx, summary: &Summary, exit: Exit) {
     });
 }
 
-fn outcome_word(exit: Exit) -> &'static str {
+/// The journal's and the report's word for how a run ended.
+pub(crate) fn outcome_word(exit: Exit) -> &'static str {
     match exit {
         Exit::Success => "success",
+        Exit::ChangesPending => "changes_pending",
+        Exit::Deadline => "deadline",
+        Exit::Locked => "locked",
         Exit::RolledBack => "rolled_back",
         Exit::RollbackIncomplete => "rollback_incomplete",
         Exit::HostKeyRefused => "host_key_refused",
@@ -87,18 +91,24 @@ fn outcome_word(exit: Exit) -> &'static str {
 }
 
 /// One past run, summarised from its journal.
-#[derive(Debug, Default, serde::Serialize)]
-struct RunInfo {
-    run_id: String,
-    playbook: String,
-    started: Option<String>,
-    ended: Option<String>,
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub(crate) struct RunInfo {
+    pub(crate) run_id: String,
+    pub(crate) playbook: String,
+    pub(crate) started: Option<String>,
+    pub(crate) ended: Option<String>,
     /// `success`, `failed`, `rolled_back`, ..., or `unfinished` (no end record: killed).
-    outcome: String,
-    hosts_changed: Vec<String>,
-    release: Option<String>,
+    pub(crate) outcome: String,
+    pub(crate) hosts_changed: Vec<String>,
+    pub(crate) release: Option<String>,
     /// Hosts restored by a later `rdeploy rollback` of this run.
-    rolled_back_hosts: Vec<String>,
+    pub(crate) rolled_back_hosts: Vec<String>,
+    /// Unix seconds of the start.
+    #[serde(skip)]
+    pub(crate) started_at: Option<u64>,
+    /// Unix seconds of the end.
+    #[serde(skip)]
+    pub(crate) ended_at: Option<u64>,
 }
 
 fn run_info(run_id: &str, recs: &[Record]) -> RunInfo {
@@ -114,6 +124,7 @@ fn run_info(run_id: &str, recs: &[Record]) -> RunInfo {
             } => {
                 info.playbook = playbook.clone();
                 info.started = Some(journal::rfc3339(*started));
+                info.started_at = Some(*started);
             }
             Record::Play {
                 release: Some(rel), ..
@@ -131,6 +142,7 @@ fn run_info(run_id: &str, recs: &[Record]) -> RunInfo {
             } => {
                 info.outcome = outcome.clone();
                 info.ended = Some(journal::rfc3339(*ended));
+                info.ended_at = Some(*ended);
                 info.hosts_changed = hosts_changed.clone();
             }
             _ => {}
@@ -139,15 +151,35 @@ fn run_info(run_id: &str, recs: &[Record]) -> RunInfo {
     info
 }
 
-/// `rdeploy history`.
+/// `rdeploy history [--since WHEN] [--stats]`.
 pub(crate) fn cmd_history(out: &mut dyn Write, a: args::HistoryArgs) -> Result<Exit, Failed> {
-    let state = journal::state_dir(a.state_dir.as_deref());
+    let now = journal::now();
+    let since = match a.since.as_deref() {
+        None => None,
+        Some(w) => Some(super::stats::parse_since(w, now).map_err(invalid)?),
+    };
+    let state = journal::state_dir(a.journals.state_dir.as_deref());
     let mut runs = Vec::new();
     for id in journal::run_ids(&state)? {
         let (recs, _) = journal::read(&journal::journal_path(&state, &id))?;
-        runs.push(run_info(&id, &recs));
+        let info = run_info(&id, &recs);
+        if since.is_none_or(|s| info.started_at.is_some_and(|t| t >= s)) {
+            runs.push(info);
+        }
     }
-    match a.output {
+    if a.stats {
+        let stats = super::stats::per_playbook(&runs, since, now);
+        match a.journals.output {
+            OutputFormat::Json => report::json_pretty(
+                out,
+                &json!({"since": since.map(journal::rfc3339), "until": journal::rfc3339(now),
+                    "playbooks": stats}),
+            )?,
+            OutputFormat::Human => report::text(out, &super::stats::table(&stats))?,
+        }
+        return Ok(Exit::Success);
+    }
+    match a.journals.output {
         OutputFormat::Json => {
             for r in &runs {
                 report::text(out, &serde_json::to_string(r).unwrap_or_default())?;
@@ -158,26 +190,30 @@ pub(crate) fn cmd_history(out: &mut dyn Write, a: args::HistoryArgs) -> Result<E
                 report::text(out, &format!("no runs recorded under {}", state.display()))?;
             }
             for r in &runs {
-                let mut line = format!(
-                    "{}  {:<20} {:<20} {:<20} {:<19} changed={}",
-                    r.run_id,
-                    r.playbook,
-                    r.started.as_deref().unwrap_or("-"),
-                    r.ended.as_deref().unwrap_or("-"),
-                    r.outcome,
-                    r.hosts_changed.len()
-                );
-                if let Some(rel) = &r.release {
-                    line.push_str(&format!(" release={rel}"));
-                }
-                if !r.rolled_back_hosts.is_empty() {
-                    line.push_str(&format!(" rolled-back={}", r.rolled_back_hosts.len()));
-                }
-                report::text(out, &line)?;
+                report::text(out, &history_line(r))?;
             }
         }
     }
     Ok(Exit::Success)
+}
+
+fn history_line(r: &RunInfo) -> String {
+    let mut line = format!(
+        "{}  {:<20} {:<20} {:<20} {:<19} changed={}",
+        r.run_id,
+        r.playbook,
+        r.started.as_deref().unwrap_or("-"),
+        r.ended.as_deref().unwrap_or("-"),
+        r.outcome,
+        r.hosts_changed.len()
+    );
+    if let Some(rel) = &r.release {
+        line.push_str(&format!(" release={rel}"));
+    }
+    if !r.rolled_back_hosts.is_empty() {
+        line.push_str(&format!(" rolled-back={}", r.rolled_back_hosts.len()));
+    }
+    line
 }
 
 fn load_journal(state: &Path, run_id: &str) -> Result<Option<Vec<Record>>, Failed> {
@@ -194,7 +230,7 @@ fn load_journal(state: &Path, run_id: &str) -> Result<Option<Vec<Record>>, Faile
 /// `rdeploy show RUN_ID`: the run's header, then per host its steps, results, probes and
 /// rollbacks.
 pub(crate) fn cmd_show(out: &mut dyn Write, a: args::ShowArgs) -> Result<Exit, Failed> {
-    let state = journal::state_dir(a.history.state_dir.as_deref());
+    let state = journal::state_dir(a.journals.state_dir.as_deref());
     let Some(recs) = load_journal(&state, &a.run_id)? else {
         return Err(invalid(format!(
             "no journal for run {} under {}",
@@ -240,7 +276,7 @@ pub(crate) fn cmd_show(out: &mut dyn Write, a: args::ShowArgs) -> Result<Exit, F
         };
         hosts.entry(host.clone()).or_default().push(v);
     }
-    match a.history.output {
+    match a.journals.output {
         OutputFormat::Json => {
             report::json_pretty(out, &json!({"run": info, "hosts": hosts}))?;
         }
@@ -312,6 +348,10 @@ pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
             _ => p,
         })
         .collect();
+    let _lock = match (&recs, a.lock.no_lock) {
+        (Some(recs), false) => rollback_lock(&state, recs, &sources, &a)?,
+        _ => None,
+    };
     let inv = Inventory::load(&sources, None)?;
     // Host → (state dir, user the state folder was prepared as).
     let mut targets: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
@@ -417,6 +457,27 @@ pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
     })
 }
 
+/// The lock of the run's inventory and playbook, so that a rollback and a run of them never
+/// overlap. Without the run's journal (another controller) there is no playbook to lock, and
+/// this controller's lock would not stop the other's runs anyway.
+fn rollback_lock(
+    state: &Path,
+    recs: &[Record],
+    sources: &[PathBuf],
+    a: &args::RollbackArgs,
+) -> Result<Option<super::lock::RunLock>, Failed> {
+    let Some((playbook, cwd)) = recs.iter().find_map(|r| match r {
+        Record::RunStart { playbook, cwd, .. } => Some((playbook.clone(), cwd.clone())),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    let wait = super::unattended::lock_wait(&a.lock).map_err(Diagnostics::from)?;
+    let what = format!("rollback {}", a.run_id);
+    let playbook = Path::new(&cwd).join(playbook);
+    super::unattended::take_lock(state, sources, &playbook, wait, &what).map(Some)
+}
+
 async fn restore_one(
     inv: &Inventory,
     opts: &RunOptions,
@@ -449,7 +510,7 @@ async fn restore_one(
 }
 
 /// For `--resume RUN_ID`: per play index, the hosts whose batch the run finished. Only a run
-/// that was interrupted (or killed: no end record) can be resumed.
+/// that was interrupted, stopped by its deadline, or killed (no end record) can be resumed.
 pub(crate) fn finished_batches(
     state_dir: Option<&Path>,
     run_id: &str,
@@ -462,7 +523,10 @@ pub(crate) fn finished_batches(
         )));
     };
     let info = run_info(run_id, &recs);
-    if info.outcome != "unfinished" && info.outcome != "interrupted" {
+    if !matches!(
+        info.outcome.as_str(),
+        "unfinished" | "interrupted" | "deadline"
+    ) {
         return Err(invalid(format!(
             "run {run_id} ended ({}): only an interrupted run can be resumed; start a new run",
             info.outcome

@@ -78,10 +78,13 @@ pub struct Shared {
     pub playbook_dir: PathBuf,
     /// Role name → role directory, for `src:` lookups of templated names.
     pub role_paths: HashMap<String, PathBuf>,
-    /// The signal that asked the run to stop (SIGINT 2, SIGTERM 15), 0 while none did: the
-    /// steps in flight finish and are recorded, no new one starts.
+    /// What asked the run to stop (SIGINT 2, SIGTERM 15, [`STOP_DEADLINE`]), 0 while nothing
+    /// did: the steps in flight finish and are recorded, no new one starts.
     pub stop: Arc<AtomicI32>,
 }
+
+/// The value of [`Shared::stop`] when `--deadline` passed (signals use their numbers).
+pub const STOP_DEADLINE: i32 = -1;
 
 /// What surrounds a task: block/import/include variables and keywords, the role it runs in.
 #[derive(Clone, Debug, Default)]
@@ -141,6 +144,9 @@ pub enum Outcome {
     /// Every batch passed its gate.
     #[default]
     Completed,
+    /// `--deadline` passed: the run stopped after the steps in flight. Anything that ended
+    /// the run by itself (a halt, a rollback) ranks above it.
+    Deadline,
     /// A batch failed and `on_failure: halt` stopped the run.
     Halted,
     /// A batch failed and was rolled back cleanly.
@@ -255,6 +261,7 @@ pub async fn run<'r>(
         .sum();
     let outcome = match runner.shared.stop.load(Ordering::SeqCst) {
         0 => runner.outcome,
+        STOP_DEADLINE => runner.outcome.max(Outcome::Deadline),
         sig => runner.outcome.max(Outcome::Interrupted(sig)),
     };
     Summary {
@@ -447,7 +454,7 @@ impl<'r> Runner<'r> {
         }
     }
 
-    /// A signal asked the run to stop.
+    /// A signal or the deadline asked the run to stop.
     fn stopping(&self) -> bool {
         self.shared.stop.load(Ordering::SeqCst) != 0
     }

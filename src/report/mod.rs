@@ -6,7 +6,9 @@
 //! secret (`vault::redact`) is masked in what they write.
 
 pub mod events;
+pub mod notify;
 pub mod run;
+pub mod summary;
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};

@@ -1,15 +1,21 @@
 //! The run reporter: renders [`Event`]s as Ansible-style text for people (colours only on a
 //! terminal, `NO_COLOR` respected) or as JSON lines for machines.
 //!
-//! Owns every line printed during a run. It must not decide outcomes: it shows what the
-//! executor reports, hiding results of `no_log` tasks and masking every registered secret
-//! (`vault::redact`) in each event's text, diffs and warnings included.
+//! Owns every line printed during a run, and the run's other sinks, fed whatever the output
+//! mode: `--log-file` (every event as a JSON line, appended), the report tracker
+//! (`--report`, see `summary.rs`) and webhooks (`--notify`, see `notify.rs`). `--quiet`
+//! keeps only failures, warnings, gate failures, rollbacks and the recap on screen (a failed
+//! task's banner is shown with its first failure). It must not decide outcomes: it shows
+//! what the executor reports, hiding results of `no_log` tasks and masking every registered
+//! secret (`vault::redact`) in everything it writes.
 
 use std::io::{self, IsTerminal, Write};
 
 use crate::exec::outcome::{HostOutcome, Status};
 use crate::modules::runtime::Change;
 use crate::report::events::Event;
+use crate::report::notify::Notifier;
+use crate::report::summary::{self, RunFacts, Tracker};
 
 /// How the run is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +35,18 @@ pub struct Reporter {
     color: bool,
     verbose: u8,
     diff: bool,
+    /// `--quiet`: only failures and the recap on screen.
+    quiet: bool,
+    /// `--quiet`: the banner of the task in flight, shown with its first failure.
+    held_banner: Option<String>,
+    /// `--log-file`.
+    log: Option<Box<dyn Write + Send>>,
+    /// The run's id, once known (log lines and webhooks carry it).
+    run_id: Option<String>,
+    /// What the final report needs.
+    tracker: Tracker,
+    /// `--notify`.
+    notifier: Option<Notifier>,
 }
 
 const NO_LOG_MSG: &str =
@@ -57,7 +75,36 @@ impl Reporter {
             color,
             verbose,
             diff,
+            quiet: false,
+            held_banner: None,
+            log: None,
+            run_id: None,
+            tracker: Tracker::default(),
+            notifier: None,
         }
+    }
+
+    /// `--quiet`: only failures, warnings, gate failures, rollbacks and the recap.
+    pub fn quiet(mut self, quiet: bool) -> Reporter {
+        self.quiet = quiet;
+        self
+    }
+
+    /// `--log-file`: every event, as a JSON line, to `log` too.
+    pub fn log_to(mut self, log: Box<dyn Write + Send>) -> Reporter {
+        self.log = Some(log);
+        self
+    }
+
+    /// `--notify`: webhooks on run end and rollback start.
+    pub fn notify(mut self, notifier: Notifier) -> Reporter {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// The run's id, for log lines and webhooks.
+    pub fn set_run_id(&mut self, run_id: &str) {
+        self.run_id = Some(run_id.to_string());
     }
 
     /// Shows one event. Output errors (a closed pipe) are ignored: the run goes on.
@@ -65,15 +112,99 @@ impl Reporter {
     /// `secret_vars`) is masked before it is written.
     pub fn emit(&mut self, e: &Event<'_>) {
         self.buf.clear();
+        self.tracker.observe(e);
+        if self.log.is_some() {
+            let _ = self.log_line(e);
+        }
+        if let (Event::RollbackStart { hosts }, Some(n)) = (e, self.notifier.as_mut()) {
+            n.send(
+                &serde_json::json!({"event": "rollback_start", "run_id": self.run_id,
+                "hosts": hosts}),
+            );
+        }
+        if self.quiet && !self.shown_when_quiet(e) {
+            return;
+        }
         let _ = match self.format {
             Format::Human => self.human(e),
-            Format::Json => self.json(e),
+            Format::Json => {
+                let v = self.json_value(e);
+                serde_json::to_writer(&mut self.buf, &v)
+                    .map_err(io::Error::from)
+                    .and_then(|()| writeln!(self.buf))
+            }
         };
         let text = String::from_utf8_lossy(&self.buf);
         let _ = self
             .out
             .write_all(crate::vault::redact::redact(&text).as_bytes());
         let _ = self.out.flush();
+    }
+
+    /// `--quiet`: whether `e` is shown. A task's banner is held back and shown before its
+    /// first failure.
+    fn shown_when_quiet(&mut self, e: &Event<'_>) -> bool {
+        match e {
+            Event::TaskStart { label, handler, .. } => {
+                let kind = if *handler { "RUNNING HANDLER" } else { "TASK" };
+                self.held_banner = Some(format!("{kind} [{label}]"));
+                false
+            }
+            Event::Host(o) => {
+                let failed =
+                    o.status == Status::Unreachable || (o.status == Status::Failed && !o.ignored);
+                if failed
+                    && self.format == Format::Human
+                    && let Some(b) = self.held_banner.take()
+                {
+                    let _ = self.banner(&b);
+                }
+                failed
+            }
+            Event::Probe { passed, .. } => !passed,
+            Event::Warning(_)
+            | Event::GateFailed { .. }
+            | Event::RollbackStart { .. }
+            | Event::Rollback(_)
+            | Event::Recap { .. } => true,
+            Event::PlayStart { .. }
+            | Event::BatchStart { .. }
+            | Event::GateStart { .. }
+            | Event::RunEnd { .. } => false,
+        }
+    }
+
+    /// `--log-file`: the event as JSON with its time and the run's id.
+    fn log_line(&mut self, e: &Event<'_>) -> io::Result<()> {
+        let mut v = self.json_value(e);
+        if let Some(m) = v.as_object_mut() {
+            m.insert("t".into(), serde_json::json!(crate::backup::journal::now()));
+            m.insert("run_id".into(), serde_json::json!(self.run_id));
+        }
+        if let Some(log) = self.log.as_mut() {
+            let text = v.to_string();
+            writeln!(log, "{}", crate::vault::redact::redact(&text))?;
+            log.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The end of the run: the report document (per host from the events seen, the rest from
+    /// `facts`), after the webhooks got it and finished; their failures are shown as
+    /// warnings.
+    pub async fn finish(&mut self, facts: &RunFacts) -> serde_json::Value {
+        let doc = summary::document(facts, &self.tracker.hosts());
+        if let Some(mut n) = self.notifier.take() {
+            let mut body = doc.clone();
+            if let Some(m) = body.as_object_mut() {
+                m.insert("event".into(), serde_json::json!("run_end"));
+            }
+            n.send(&body);
+            for w in n.finish().await {
+                self.emit(&Event::Warning(&w));
+            }
+        }
+        doc
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -301,8 +432,8 @@ impl Reporter {
         Ok(())
     }
 
-    fn json(&mut self, e: &Event<'_>) -> io::Result<()> {
-        let v = match e {
+    fn json_value(&self, e: &Event<'_>) -> serde_json::Value {
+        match e {
             Event::PlayStart {
                 name,
                 hosts,
@@ -379,9 +510,7 @@ impl Reporter {
                     .collect();
                 serde_json::json!({"event": "recap", "hosts": m})
             }
-        };
-        serde_json::to_writer(&mut self.buf, &v)?;
-        writeln!(self.buf)
+        }
     }
 }
 

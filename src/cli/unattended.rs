@@ -1,0 +1,229 @@
+//! Running unattended (cron, CI): the run lock, `--deadline`, `--report`, `--log-file`,
+//! `--notify`, `--quiet` and `--detailed-exitcode`, checked before anything runs.
+//!
+//! Owns turning those flags into [`Unattended`] (a bad value is invalid input, exit 4), taking
+//! the lock of a run's inventory and playbook (`lock.rs`), and the deadline's watcher: when
+//! the deadline passes it asks the executor to stop at the next step boundary (as SIGINT
+//! does); if steps are still running a grace period later ([`grace`]), it records the run's
+//! end and exits 124 at once, so nothing hangs. What the user reads goes through `report`.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::args::{LockArgs, UnattendedArgs};
+use super::lock::{self, LockError, RunLock};
+use super::{Exit, Failed};
+use crate::backup::journal::{self, Record};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::exec::STOP_DEADLINE;
+use crate::exec::backups::RunCtx;
+use crate::report;
+use crate::report::summary::{self, RunFacts};
+
+/// The unattended-run flags, checked.
+#[derive(Debug, Default)]
+pub struct Unattended {
+    /// `--deadline`, from rdeploy's start.
+    pub deadline: Option<Duration>,
+    /// `--lock-wait` (zero: do not wait).
+    pub lock_wait: Duration,
+    /// `--no-lock`.
+    pub no_lock: bool,
+    /// `--quiet`.
+    pub quiet: bool,
+    /// `--report FILE`.
+    pub report: Option<PathBuf>,
+    /// `--log-file FILE`, opened for appending.
+    pub log: Option<File>,
+    /// `--notify URL`s.
+    pub notify: Vec<reqwest::Url>,
+    /// `--detailed-exitcode`.
+    pub detailed_exitcode: bool,
+}
+
+/// A duration flag's value (`30s`, `10m`, `2h`), greater than zero.
+pub fn duration_flag(flag: &str, raw: &str) -> Result<Duration, Diagnostic> {
+    match crate::playbook::values::parse_duration(raw) {
+        Some(d) if !d.is_zero() => Ok(d),
+        _ => Err(Diagnostic::options(format!(
+            "{flag} '{raw}': expected a number and a unit (ms, s, m, h), e.g. 30m"
+        ))),
+    }
+}
+
+/// `--lock-wait`, zero when not given.
+pub fn lock_wait(l: &LockArgs) -> Result<Duration, Diagnostic> {
+    l.lock_wait
+        .as_deref()
+        .map_or(Ok(Duration::ZERO), |w| duration_flag("--lock-wait", w))
+}
+
+/// Checks every unattended-run flag; all mistakes are reported together.
+pub fn check(u: &UnattendedArgs, l: &LockArgs) -> Result<Unattended, Diagnostics> {
+    let mut errors = Diagnostics::new();
+    let mut keep = |r: Result<Duration, Diagnostic>| match r {
+        Ok(d) => Some(d),
+        Err(d) => {
+            errors.push(d);
+            None
+        }
+    };
+    let deadline = u
+        .deadline
+        .as_deref()
+        .and_then(|d| keep(duration_flag("--deadline", d)));
+    let lock_wait = keep(lock_wait(l)).unwrap_or_default();
+    if let Some(r) = &u.report {
+        let dir = r.parent().filter(|p| !p.as_os_str().is_empty());
+        if !dir.unwrap_or(Path::new(".")).is_dir() || r.is_dir() {
+            errors.push(Diagnostic::options(format!(
+                "--report {}: its folder does not exist, or it is a folder",
+                r.display()
+            )));
+        }
+    }
+    let log = match &u.log_file {
+        None => None,
+        Some(p) => match File::options().create(true).append(true).open(p) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                errors.push(Diagnostic::options(format!(
+                    "--log-file {}: {e}",
+                    p.display()
+                )));
+                None
+            }
+        },
+    };
+    let notify = report::notify::parse_urls(&u.notify).unwrap_or_else(|m| {
+        errors.push(Diagnostic::options(m));
+        Vec::new()
+    });
+    errors.into_result(Unattended {
+        deadline,
+        lock_wait,
+        no_lock: l.no_lock,
+        quiet: u.quiet,
+        report: u.report.clone(),
+        log,
+        notify,
+        detailed_exitcode: u.detailed_exitcode,
+    })
+}
+
+/// Takes the lock of `inventory` + `playbook` under `state`, waiting up to `wait`.
+/// Another holder is [`Failed::Locked`] (exit 75).
+pub(crate) fn take_lock(
+    state: &Path,
+    inventory: &[PathBuf],
+    playbook: &Path,
+    wait: Duration,
+    what: &str,
+) -> Result<RunLock, Failed> {
+    let path = lock::lock_path(state, inventory, playbook);
+    lock::acquire(&path, wait, what).map_err(|e| match e {
+        LockError::Locked(l) => {
+            let hint = if wait.is_zero() {
+                "--lock-wait DURATION waits for it"
+            } else {
+                "it was not released in time"
+            };
+            Failed::Locked(format!("{l}; {hint}"))
+        }
+        LockError::Io(p, e) => Failed::Invalid(Diagnostics::from(Diagnostic::options(format!(
+            "cannot take the run lock {} ({e}); set --state-dir, or --no-lock",
+            p.display()
+        )))),
+    })
+}
+
+/// How long steps still running after the deadline may take before rdeploy gives up on
+/// them: a tenth of the deadline, between 5 s and 60 s.
+pub fn grace(deadline: Duration) -> Duration {
+    (deadline / 10).clamp(Duration::from_secs(5), Duration::from_secs(60))
+}
+
+/// What the watcher records when it has to give up on steps that outlive the grace period.
+pub struct Abandon {
+    /// The run's journal (none in check mode).
+    pub run: Option<Arc<RunCtx>>,
+    /// `--report` and what it says (per-host detail is lost).
+    pub report: Option<(PathBuf, RunFacts)>,
+}
+
+/// At `at`, asks the run to stop (unless a signal already did); `grace` later, if the process
+/// is still running, records the end and exits 124. Call inside the run's tokio runtime, and
+/// abort the watcher once the run has ended by itself.
+pub fn watch_deadline(
+    at: Instant,
+    grace: Duration,
+    stop: Arc<AtomicI32>,
+    abandon: Abandon,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep_until(at.into()).await;
+        if stop
+            .compare_exchange(0, STOP_DEADLINE, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return;
+        }
+        tokio::time::sleep(grace).await;
+        let code = Exit::Deadline as i32;
+        if let Some(run) = &abandon.run {
+            let _ = run
+                .journal
+                .durable(&Record::RunEnd {
+                    outcome: "deadline".into(),
+                    exit_code: code,
+                    ended: journal::now(),
+                    hosts_changed: Vec::new(),
+                })
+                .await;
+        }
+        if let Some((path, mut facts)) = abandon.report {
+            facts.ended = journal::now();
+            facts.error = Some("steps still running after the deadline were abandoned".into());
+            let _ = summary::write(&path, &summary::document(&facts, &Default::default()));
+        }
+        let _ = report::text(
+            &mut std::io::stderr().lock(),
+            &format!(
+                "rdeploy: the deadline passed and steps were still running {}s later: \
+                 abandoned them (`rdeploy show` names the steps begun)",
+                grace.as_secs()
+            ),
+        );
+        std::process::exit(code);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grace_is_a_tenth_of_the_deadline_within_bounds() {
+        assert_eq!(grace(Duration::from_secs(1)), Duration::from_secs(5));
+        assert_eq!(grace(Duration::from_secs(300)), Duration::from_secs(30));
+        assert_eq!(grace(Duration::from_secs(7200)), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn bad_values_are_all_reported() {
+        let u = UnattendedArgs {
+            deadline: Some("soon".into()),
+            notify: vec!["ftp://x/".into()],
+            report: Some("/nonexistent-dir/r.json".into()),
+            ..Default::default()
+        };
+        let l = LockArgs {
+            lock_wait: Some("0s".into()),
+            no_lock: false,
+        };
+        assert_eq!(check(&u, &l).unwrap_err().len(), 4);
+    }
+}

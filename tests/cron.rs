@@ -1,0 +1,599 @@
+//! End to end, through the `rdeploy` binary on the local connection: what an unattended run
+//! (cron, CI) relies on. The run lock (exit 75 naming the holder, `--lock-wait`, `--no-lock`,
+//! check mode without it, `rollback` and `resume` taking it, a killed holder releasing it),
+//! `--deadline` (exit 124 at a step boundary, and a hanging step abandoned), `--quiet`,
+//! `--report` and `--log-file` whatever the output mode, `--check --detailed-exitcode`,
+//! `--notify` webhooks against a recording HTTP server on 127.0.0.1, `history --since
+//! --stats`, and the README's exit codes that the local connection can produce (0, 2, 3, 4,
+//! 5, 7, 10, 75, 124; 130/143 are in `executor.rs`, 6 in `ssh.rs`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const ONE: &str = "local:\n  hosts:\n    localhost:\n      ansible_connection: local\n";
+const TWO: &str = "local:\n  hosts:\n    h1:\n      ansible_connection: local\n    h2:\n      ansible_connection: local\n";
+
+/// A temp dir with `inv.yaml` and `pb.yaml`; runs are started in it with their state there.
+struct Dir {
+    tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    fn new(inventory: &str, playbook: &str) -> Dir {
+        let d = Dir {
+            tmp: tempfile::tempdir().unwrap(),
+        };
+        d.write("inv.yaml", inventory);
+        d.write("pb.yaml", playbook);
+        d
+    }
+
+    fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    fn write(&self, rel: &str, body: &str) {
+        std::fs::write(self.p(rel), body).unwrap();
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(assert_cmd::cargo::cargo_bin("rdeploy"));
+        c.current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .env("RDEPLOY_STATE_DIR", self.p("state"))
+            .env_remove("RDEPLOY_INVENTORY")
+            .args(args);
+        c
+    }
+
+    /// `rdeploy run pb.yaml -i inv.yaml ARGS`.
+    fn run(&self, args: &[&str]) -> Output {
+        let mut all = vec!["run", "pb.yaml", "-i", "inv.yaml"];
+        all.extend_from_slice(args);
+        self.rdeploy(&all)
+    }
+
+    fn rdeploy(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn spawn_run(&self, args: &[&str]) -> Child {
+        let mut all = vec!["run", "pb.yaml", "-i", "inv.yaml"];
+        all.extend_from_slice(args);
+        self.cmd(&all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Waits for `rel` to exist (a step of a spawned run reached it).
+    fn wait_for(&self, rel: &str) {
+        let until = Instant::now() + Duration::from_secs(30);
+        while !self.p(rel).exists() {
+            assert!(Instant::now() < until, "{rel} never appeared");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn journal_of(&self, run_id: &str) -> String {
+        std::fs::read_to_string(self.p(&format!("state/runs/{run_id}/journal.jsonl"))).unwrap()
+    }
+
+    fn run_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(self.p("state/runs"))
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A playbook whose run touches `started`, then waits for `release` to exist (at most 20 s;
+/// not with `-e quick=true`), so a test decides how long it holds the lock.
+fn holding_playbook(d: &Dir) -> String {
+    let dir = d.path().display();
+    format!(
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: {{ dest: '{dir}/started', content: 'x' }}\n    - shell: 'for i in $(seq 200); do test -e {dir}/release && break; sleep 0.1; done'\n      when: not (quick | default(false) | bool)\n"
+    )
+}
+
+// ---------------------------------------------------------------- the run lock
+
+#[test]
+fn a_second_run_of_the_same_inventory_and_playbook_exits_75_naming_the_holder() {
+    let d = Dir::new(ONE, "");
+    d.write("pb.yaml", &holding_playbook(&d));
+    let first = d.spawn_run(&[]);
+    d.wait_for("started");
+
+    let second = d.run(&["--report", "locked.json"]);
+    assert_eq!(code(&second), 75, "{}", text(&second));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.p("locked.json")).unwrap()).unwrap();
+    assert_eq!(report["outcome"], "locked");
+    assert_eq!(report["exit_code"], 75);
+    let err = stderr(&second);
+    assert!(
+        err.contains(&format!("pid {}", first.id())),
+        "the holder's pid: {err}"
+    );
+    assert!(
+        err.contains("since ") && err.contains("user ") && err.contains("host "),
+        "{err}"
+    );
+
+    // The same pair through an absolute path is the same lock.
+    let abs = d.p("pb.yaml").display().to_string();
+    let again = d.rdeploy(&["run", &abs, "-i", "inv.yaml"]);
+    assert_eq!(code(&again), 75, "{}", text(&again));
+    // Check mode changes nothing: it takes no lock.
+    let check = d.run(&["--check", "-e", "quick=true"]);
+    assert_eq!(code(&check), 0, "{}", text(&check));
+    // --no-lock runs anyway.
+    let unlocked = d.run(&["--no-lock", "-e", "quick=true"]);
+    assert_eq!(code(&unlocked), 0, "{}", text(&unlocked));
+    // Another playbook on the same inventory has its own lock.
+    d.write(
+        "other.yaml",
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - debug: { msg: hi }\n",
+    );
+    let other = d.rdeploy(&["run", "other.yaml", "-i", "inv.yaml"]);
+    assert_eq!(code(&other), 0, "{}", text(&other));
+
+    // --lock-wait waits for the holder to finish, then runs.
+    let waiter = d.spawn_run(&["--lock-wait", "20s"]);
+    std::thread::sleep(Duration::from_millis(500));
+    d.write("release", "");
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(code(&first), 0, "{}", text(&first));
+    let waited = waiter.wait_with_output().unwrap();
+    assert_eq!(code(&waited), 0, "{}", text(&waited));
+}
+
+#[test]
+fn lock_wait_gives_up_after_its_duration() {
+    let d = Dir::new(ONE, "");
+    d.write("pb.yaml", &holding_playbook(&d));
+    let mut first = d.spawn_run(&[]);
+    d.wait_for("started");
+    let t = Instant::now();
+    let second = d.run(&["--lock-wait", "1s"]);
+    assert_eq!(code(&second), 75, "{}", text(&second));
+    assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
+    assert!(
+        stderr(&second).contains("not released in time"),
+        "{}",
+        text(&second)
+    );
+    d.write("release", "");
+    assert_eq!(first.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn a_killed_holder_releases_the_lock_at_once() {
+    let d = Dir::new(ONE, "");
+    d.write("pb.yaml", &holding_playbook(&d));
+    let mut first = d.spawn_run(&[]);
+    d.wait_for("started");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    d.write("release", "");
+    let next = d.run(&[]);
+    assert_eq!(code(&next), 0, "{}", text(&next));
+}
+
+#[test]
+fn rollback_and_resume_take_the_lock_of_the_runs_inventory_and_playbook() {
+    let d = Dir::new(ONE, "");
+    d.write("pb.yaml", &holding_playbook(&d));
+    // An earlier run stopped by its deadline: it can be resumed and rolled back.
+    let stopped = d.spawn_run(&["--deadline", "1s"]);
+    d.wait_for("started");
+    std::thread::sleep(Duration::from_millis(1200));
+    d.write("release", "");
+    let stopped = stopped.wait_with_output().unwrap();
+    assert_eq!(code(&stopped), 124, "{}", text(&stopped));
+    let earlier = d.run_ids().pop().unwrap();
+    std::fs::remove_file(d.p("release")).unwrap();
+    std::fs::remove_file(d.p("started")).unwrap();
+
+    let mut holder = d.spawn_run(&[]);
+    d.wait_for("started");
+    let rollback = d.rdeploy(&["rollback", &earlier]);
+    assert_eq!(code(&rollback), 75, "{}", text(&rollback));
+    let resume = d.rdeploy(&["resume", &earlier]);
+    assert_eq!(code(&resume), 75, "{}", text(&resume));
+    d.write("release", "");
+    assert_eq!(holder.wait().unwrap().code(), Some(0));
+    let resume = d.rdeploy(&["resume", &earlier]);
+    assert_eq!(code(&resume), 0, "{}", text(&resume));
+    let rollback = d.rdeploy(&["rollback", &earlier, "--no-lock"]);
+    assert_eq!(code(&rollback), 0, "{}", text(&rollback));
+}
+
+// ---------------------------------------------------------------- the deadline
+
+#[test]
+fn the_deadline_stops_the_run_at_the_next_step_boundary_and_exits_124() {
+    let d = Dir::new(ONE, "");
+    let dir = d.path().display().to_string();
+    d.write(
+        "pb.yaml",
+        &format!(
+            "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: {{ dest: '{dir}/one', content: '1' }}\n    - shell: 'sleep 1.5; echo done > {dir}/slow'\n    - copy: {{ dest: '{dir}/two', content: '2' }}\n"
+        ),
+    );
+    let out = d.run(&["--deadline", "1s", "--report", "report.json"]);
+    assert_eq!(code(&out), 124, "{}", text(&out));
+    assert!(d.p("slow").exists(), "the step in flight finished");
+    assert!(!d.p("two").exists(), "no step started after the deadline");
+    assert!(
+        stdout(&out).contains("the deadline (1s) passed"),
+        "{}",
+        text(&out)
+    );
+    let id = d.run_ids().pop().unwrap();
+    let journal = d.journal_of(&id);
+    assert!(journal.contains("\"outcome\":\"deadline\""), "{journal}");
+    assert!(journal.contains("\"exit_code\":124"), "{journal}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.p("report.json")).unwrap()).unwrap();
+    assert_eq!(report["outcome"], "deadline");
+    assert_eq!(report["exit_code"], 124);
+}
+
+#[test]
+fn a_step_that_outlives_the_deadline_is_abandoned_and_nothing_hangs() {
+    let d = Dir::new(
+        ONE,
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - shell: 'sleep 120'\n",
+    );
+    let t = Instant::now();
+    let out = d.run(&["--deadline", "1s", "--report", "report.json"]);
+    assert_eq!(code(&out), 124, "{}", text(&out));
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert!(stderr(&out).contains("abandoned"), "{}", text(&out));
+    let id = d.run_ids().pop().unwrap();
+    assert!(d.journal_of(&id).contains("\"outcome\":\"deadline\""));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.p("report.json")).unwrap()).unwrap();
+    assert_eq!(report["exit_code"], 124);
+}
+
+// ---------------------------------------------------------------- output for cron
+
+const MIXED: &str = r#"
+- hosts: local
+  gather_facts: no
+  tasks:
+    - name: the ok task
+      debug: { msg: "chatty" }
+    - name: write a file
+      copy: { dest: "{{ playbook_dir }}/{{ inventory_hostname }}.txt", content: "x" }
+    - name: the failing task
+      fail: { msg: "token=s3cr3t" }
+      no_log: true
+      when: inventory_hostname == 'h1'
+    - name: the last task
+      debug: { msg: "after" }
+"#;
+
+#[test]
+fn quiet_shows_only_failures_and_the_recap() {
+    let d = Dir::new(TWO, MIXED);
+    let out = d.run(&["-q"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    let s = stdout(&out);
+    assert!(s.contains("TASK [the failing task]"), "{s}");
+    assert!(s.contains("fatal: [h1]: FAILED!"), "{s}");
+    assert!(s.contains("PLAY RECAP"), "{s}");
+    for hidden in [
+        "chatty",
+        "the ok task",
+        "ok: [",
+        "changed: [",
+        "PLAY [",
+        "skipping",
+    ] {
+        assert!(!s.contains(hidden), "{hidden:?} in quiet output:\n{s}");
+    }
+    assert!(!s.contains("s3cr3t"), "{s}");
+
+    // A clean quiet run prints the recap and nothing else.
+    let d = Dir::new(
+        ONE,
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - debug: { msg: chatty }\n",
+    );
+    let out = d.run(&["--quiet"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let s = stdout(&out);
+    assert!(s.trim_start().starts_with("PLAY RECAP"), "{s}");
+    assert_eq!(s.lines().filter(|l| !l.trim().is_empty()).count(), 2, "{s}");
+}
+
+#[test]
+fn report_and_log_file_are_written_whatever_the_output_mode() {
+    let d = Dir::new(TWO, MIXED);
+    let out = d.run(&["-q", "--report", "last.json", "--log-file", "runs.jsonl"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    let report_text = std::fs::read_to_string(d.p("last.json")).unwrap();
+    assert!(!report_text.contains("s3cr3t"), "{report_text}");
+    let r: Value = serde_json::from_str(&report_text).unwrap();
+    let id = d.run_ids().pop().unwrap();
+    assert_eq!(r["run_id"], id.as_str());
+    assert_eq!(r["outcome"], "failed");
+    assert_eq!(r["exit_code"], 2);
+    assert_eq!(r["check"], false);
+    assert!(r["timing"]["total_s"].as_f64().is_some(), "{r:#}");
+    assert!(r["started"].as_str().unwrap().ends_with('Z'));
+    let h1 = &r["hosts"]["h1"];
+    assert_eq!(h1["state"], "failed", "{r:#}");
+    assert_eq!(h1["last_task"], "write a file");
+    assert_eq!(h1["batch"], 1);
+    assert_eq!(h1["changed"], 1);
+    let err = h1["error"].as_str().unwrap();
+    assert!(
+        err.contains("the failing task") && err.contains("no_log"),
+        "{err}"
+    );
+    let h2 = &r["hosts"]["h2"];
+    assert_eq!(h2["state"], "changed", "{r:#}");
+    assert_eq!(h2["last_task"], "the last task");
+    assert_eq!(h2["error"], Value::Null);
+
+    // The log has every event (quiet or not), each with the run id, and is appended to.
+    let log = std::fs::read_to_string(d.p("runs.jsonl")).unwrap();
+    assert!(!log.contains("s3cr3t"));
+    let events: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        events
+            .iter()
+            .all(|e| e["run_id"] == id.as_str() && e["t"].is_u64())
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "task" && e["name"] == "the ok task")
+    );
+    assert!(events.iter().any(|e| e["event"] == "recap"));
+    let first_len = events.len();
+    let out = d.run(&[
+        "--output",
+        "json",
+        "--log-file",
+        "runs.jsonl",
+        "--report",
+        "last.json",
+        "--check",
+    ]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    let log = std::fs::read_to_string(d.p("runs.jsonl")).unwrap();
+    assert!(log.lines().count() > first_len, "appended");
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.p("last.json")).unwrap()).unwrap();
+    assert_eq!(r["check"], true);
+    assert_eq!(r["run_id"], Value::Null, "check mode records no run");
+}
+
+#[test]
+fn check_with_detailed_exitcode_exits_10_when_changes_are_pending() {
+    let d = Dir::new(
+        ONE,
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: { dest: '{{ playbook_dir }}/f', content: 'x' }\n",
+    );
+    let pending = d.run(&["--check", "--detailed-exitcode"]);
+    assert_eq!(code(&pending), 10, "{}", text(&pending));
+    assert!(!d.p("f").exists());
+    assert_eq!(code(&d.run(&["--check"])), 0, "without the flag: 0");
+    assert_eq!(code(&d.run(&[])), 0);
+    let none = d.run(&["--check", "--detailed-exitcode"]);
+    assert_eq!(code(&none), 0, "{}", text(&none));
+    let without_check = d.run(&["--detailed-exitcode"]);
+    assert_eq!(code(&without_check), 4, "{}", text(&without_check));
+}
+
+// ---------------------------------------------------------------- webhooks
+
+/// An HTTP server on 127.0.0.1 that answers 200 to every request and records the bodies.
+fn recording_server() -> (u16, Arc<Mutex<Vec<Value>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&bodies);
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0usize;
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0u8; len];
+            let _ = r.read_exact(&mut body);
+            if let Ok(v) = serde_json::from_slice(&body) {
+                seen.lock().unwrap().push(v);
+            }
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (port, bodies)
+}
+
+#[test]
+fn notify_posts_the_summary_on_run_end_and_rollback_start() {
+    let (port, bodies) = recording_server();
+    let url = format!("http://127.0.0.1:{port}/hook/s3cr3t");
+    let d = Dir::new(ONE, "");
+    let dir = d.path().display().to_string();
+    d.write("f", "v1");
+    d.write(
+        "pb.yaml",
+        &format!(
+            "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: {{ dest: '{dir}/f', content: 'v2' }}\n  health:\n    - command: \"grep -q v1 {dir}/f\"\n  probe: {{ retries: 0, timeout: 2s }}\n"
+        ),
+    );
+    let out = d.run(&["--notify", &url, "-q"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let got = bodies.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert_eq!(got[0]["event"], "rollback_start");
+    assert_eq!(got[0]["hosts"], serde_json::json!(["localhost"]));
+    assert_eq!(got[1]["event"], "run_end");
+    assert_eq!(got[1]["outcome"], "rolled_back");
+    assert_eq!(got[1]["exit_code"], 3);
+    assert_eq!(
+        got[1]["hosts"]["localhost"]["state"], "rolled_back",
+        "{got:#?}"
+    );
+    assert_eq!(got[0]["run_id"], got[1]["run_id"]);
+}
+
+#[test]
+fn an_unreachable_webhook_is_a_warning_and_does_not_change_the_exit_code() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}/hook/s3cr3t");
+    let d = Dir::new(
+        ONE,
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - debug: { msg: hi }\n",
+    );
+    let out = d.run(&["--notify", &url]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let s = stdout(&out);
+    assert!(
+        s.contains(&format!("[WARNING]: webhook http://127.0.0.1:{port}/…")),
+        "{s}"
+    );
+    assert!(!s.contains("s3cr3t"), "the URL's path is not shown: {s}");
+    let bad = d.run(&["--notify", "ftp://example.com/"]);
+    assert_eq!(code(&bad), 4, "{}", text(&bad));
+}
+
+// ---------------------------------------------------------------- history
+
+#[test]
+fn history_since_and_stats() {
+    let d = Dir::new(
+        ONE,
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - fail: { msg: no }\n      when: broken | default(false) | bool\n",
+    );
+    // Journals count in seconds: a second apart, the order of the runs is certain.
+    let pause = || std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(code(&d.run(&[])), 0);
+    pause();
+    assert_eq!(code(&d.run(&["-e", "broken=true"])), 2);
+    pause();
+    assert_eq!(code(&d.run(&[])), 0);
+    let out = d.rdeploy(&["history", "--stats", "--output", "json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pb = &v["playbooks"][0];
+    assert_eq!(pb["playbook"], "pb.yaml", "{v:#}");
+    assert_eq!(pb["runs"], 3);
+    assert_eq!(pb["failed"], 1);
+    assert_eq!(pb["judged"], 3);
+    let cfr = pb["change_failure_rate"].as_f64().unwrap();
+    assert!((cfr - 1.0 / 3.0).abs() < 1e-9, "{cfr}");
+    assert_eq!(pb["restores"], 1);
+    assert!(pb["mean_time_to_restore_s"].as_f64().unwrap() >= 0.0);
+    assert!(pb["median_duration_s"].as_f64().is_some());
+    assert!(pb["runs_per_day"].as_f64().unwrap() >= 3.0 - 1e-9);
+    let human = stdout(&d.rdeploy(&["history", "--stats"]));
+    assert!(
+        human.contains("change failure rate") && human.contains("33% (1/3)"),
+        "{human}"
+    );
+
+    let all = stdout(&d.rdeploy(&["history", "--since", "1h"]));
+    assert_eq!(all.lines().count(), 3, "{all}");
+    let none = stdout(&d.rdeploy(&["history", "--since", "2999-01-01", "--output", "json"]));
+    assert_eq!(none, "");
+    let bad = d.rdeploy(&["history", "--since", "last tuesday"]);
+    assert_eq!(code(&bad), 4, "{}", text(&bad));
+}
+
+// ---------------------------------------------------------------- exit codes
+
+#[test]
+fn exit_codes_of_the_readme_table_on_the_local_connection() {
+    // 7: no hosts matched, for `run` as for `plan`.
+    let d = Dir::new(
+        "all:\n  children:\n    web:\n      hosts: {}\n  hosts:\n    localhost:\n      ansible_connection: local\n",
+        "- hosts: web\n  gather_facts: no\n  tasks:\n    - debug: { msg: hi }\n",
+    );
+    let out = d.run(&[]);
+    assert_eq!(code(&out), 7, "{}", text(&out));
+    assert!(stderr(&out).contains("no hosts matched"));
+
+    // 3: the health gate failed and the batch was rolled back cleanly; 5: the rollback's
+    // own tasks failed.
+    let d = Dir::new(ONE, "");
+    let dir = d.path().display().to_string();
+    d.write(
+        "pb.yaml",
+        &format!(
+            "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: {{ dest: '{dir}/f', content: 'v2' }}\n  health:\n    - command: \"grep -q v1 {dir}/f\"\n  probe: {{ retries: 0, timeout: 2s }}\n  rollback:\n    - command: \"{{{{ rb | default('true') }}}}\"\n"
+        ),
+    );
+    d.write("f", "v1");
+    let out = d.run(&[]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(d.p("f")).unwrap(), "v1");
+    let out = d.run(&["-e", "rb=false"]);
+    assert_eq!(code(&out), 5, "{}", text(&out));
+
+    // 4: invalid options.
+    for bad in [
+        &["--deadline", "soon"][..],
+        &["--lock-wait", "x"],
+        &["--report", "/nonexistent/r.json"],
+    ] {
+        let out = d.run(bad);
+        assert_eq!(code(&out), 4, "{bad:?}: {}", text(&out));
+    }
+}
