@@ -642,7 +642,7 @@ fn a_signal_finishes_the_step_in_flight_and_stops() {
         let d = dir.path().display().to_string();
         std::fs::write(dir.path().join("inv.yaml"), INVENTORY).unwrap();
         let pb = format!(
-            "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: {{ dest: '{d}/one', content: '1' }}\n    - shell: 'sleep 1.5; echo done > {d}/slow'\n    - copy: {{ dest: '{d}/two', content: '2' }}\n"
+            "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: {{ dest: '{d}/one', content: '1' }}\n    - shell: 'touch {d}/started; sleep 1.5; echo done > {d}/slow'\n    - copy: {{ dest: '{d}/two', content: '2' }}\n"
         );
         std::fs::write(dir.path().join("pb.yaml"), pb).unwrap();
         let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("rdeploy"))
@@ -654,14 +654,14 @@ fn a_signal_finishes_the_step_in_flight_and_stops() {
             .spawn()
             .unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !dir.path().join("one").exists() {
+        // Signal while the second step is known to be running.
+        while !dir.path().join("started").exists() {
             assert!(
                 std::time::Instant::now() < deadline,
-                "the first step never ran"
+                "the slow step never started"
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        std::thread::sleep(std::time::Duration::from_millis(300));
         let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
         rustix::process::kill_process(pid, sig).unwrap();
         let out = child.wait_with_output().unwrap();
