@@ -76,7 +76,9 @@ impl Notifier {
         };
         // Registered secrets (vault values, `secret_vars`) are masked in what leaves too.
         let text = body.to_string();
-        let bytes = crate::vault::redact::redact(&text).into_owned().into_bytes();
+        let bytes = crate::vault::redact::redact(&text)
+            .into_owned()
+            .into_bytes();
         for url in &self.urls {
             let Some(client) = self.client.clone() else {
                 self.pending
