@@ -233,26 +233,41 @@ async fn run_ok(
     Ok(out)
 }
 
+/// The command creating `store`'s folders on the host and pruning runs beyond `keep_runs`.
+pub fn prepare_cmd(store: &Store) -> Cmd {
+    Cmd::raw("set --")
+        .arg(&store.state_dir)
+        .arg(&store.run_id)
+        .arg(store.keep_runs.max(1).to_string())
+        .op(PREPARE)
+}
+
+/// What to add to a failed preparation's message.
+pub fn prepare_hint(store: &Store) -> String {
+    format!(
+        "set rdeploy_state_dir to a folder the login or become user may write: it is {}",
+        store.state_dir
+    )
+}
+
 /// Creates `store`'s folders on the host and prunes runs beyond `keep_runs`.
 pub async fn prepare(
     tr: &mut AnyTransport,
     store: &Store,
     become_: Option<&Become>,
 ) -> Result<(), BackupError> {
-    let cmd = Cmd::raw("set --")
-        .arg(&store.state_dir)
-        .arg(&store.run_id)
-        .arg(store.keep_runs.max(1).to_string())
-        .op(PREPARE);
-    run_ok(tr, cmd, become_, "preparing the state directory").await
-        .map(|_| ())
-        .map_err(|e| match e {
-            BackupError::Failed(m) => BackupError::Failed(format!(
-                "{m} (set rdeploy_state_dir to a folder the login or become user may write: it is {})",
-                store.state_dir
-            )),
-            other => other,
-        })
+    run_ok(
+        tr,
+        prepare_cmd(store),
+        become_,
+        "preparing the state directory",
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| match e {
+        BackupError::Failed(m) => BackupError::Failed(format!("{m} ({})", prepare_hint(store))),
+        other => other,
+    })
 }
 
 /// Backs up `targets` as step `step` of task `task`; returns the manifest entries written.
@@ -267,6 +282,20 @@ pub async fn backup(
     if targets.is_empty() {
         return Ok(Vec::new());
     }
+    let cmd = backup_cmd(store, step, task, targets, become_);
+    let out = run_ok(tr, cmd, become_, "backup").await?;
+    parse_backup(&out, targets)
+}
+
+/// The command backing up `targets` as step `step` of task `task` (without `become`: add the
+/// task's). It prints the manifest entries it wrote; see [`parse_backup`].
+pub fn backup_cmd(
+    store: &Store,
+    step: u32,
+    task: &str,
+    targets: &[Target],
+    become_: Option<&Become>,
+) -> Cmd {
     let mut cmd = Cmd::raw("set --")
         .arg(&store.state_dir)
         .arg(&store.run_id)
@@ -279,7 +308,11 @@ pub async fn backup(
             .arg(if t.deep { "1" } else { "0" })
             .arg(prefix);
     }
-    let out = run_ok(tr, cmd.op(BACKUP), become_, "backup").await?;
+    cmd.op(BACKUP)
+}
+
+/// The manifest entries a [`backup_cmd`] that exited 0 printed: one per target.
+pub fn parse_backup(out: &Output, targets: &[Target]) -> Result<Vec<Entry>, BackupError> {
     let (entries, torn) = parse_manifest(&out.stdout_lossy());
     if torn || entries.len() != targets.len() {
         return Err(BackupError::Failed(format!(
