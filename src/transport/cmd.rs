@@ -1133,7 +1133,8 @@ pub enum StatError {
 /// directory, link, other); unless absent `mode` (octal, with special bits), `uid`, `gid`,
 /// `owner`, `group`, `size`; `sha256` for readable regular files; and for links `target` LAST,
 /// raw up to the final newline (so a target containing newlines still parses). A path whose
-/// parent exists but cannot be searched is an error (exit 3), not "absent".
+/// parent exists but cannot be searched is an error (exit 3), not "absent" (the parent is found
+/// as `dirname` finds it, with shell built-ins: no process).
 /// GNU `stat -c`; BusyBox accepts the same `-c` formats; BSD/macOS `stat` needs `-f '%Lp %u %g
 /// %Su %Sg %z'` instead and `shasum -a 256` in place of `sha256sum`.
 const STAT_SCRIPT: &str = r#"
@@ -1143,7 +1144,9 @@ elif [ -d "$p_" ]; then k_=directory
 elif [ -f "$p_" ]; then k_=file
 elif [ -e "$p_" ]; then k_=other
 else
-  q_=$(dirname -- "$p_")
+  q_=$p_
+  while case $q_ in */) [ "$q_" != / ] ;; *) false ;; esac; do q_=${q_%/}; done
+  case $q_ in */*) q_=${q_%/*}; q_=${q_:-/} ;; *) q_=. ;; esac
   if [ -e "$q_" ] && ! [ -x "$q_" ]; then
     printf 'rdeploy: cannot search directory %s\n' "$q_" >&2
     exit 3
@@ -1412,8 +1415,12 @@ pub fn split_words(s: &str) -> Result<Vec<String>, String> {
 /// with or without a PTY), so the login shell running this line is the leader of a new session
 /// and process group: the line checks that in `/proc/self/stat` (its pid field equals its
 /// process-group field, whichever pid namespace that `/proc` shows) with shell built-ins only
-/// (the redirection is opened by the shell itself, so `self` is the shell) and then
-/// `exec`s the command in place (no extra process; the group's id stays the shell's pid). Where
+/// (the redirection is opened by the shell itself, so `self` is the shell) and then runs the
+/// command in place: when the login shell is `sh` (its `comm`, the name it was run as, as `sh -c`
+/// would run it) and the argv is `sh -c SCRIPT`, the script is `eval`ed by this very shell,
+/// positional parameters and the line's own variables cleared first (one exec less per command,
+/// which is most of a small command's cost on the host); otherwise the argv is `exec`ed (no extra
+/// process; the group's id stays the shell's pid). Where
 /// that cannot be confirmed (no `/proc`, another SSH server, a shell that is not the group's
 /// leader) it falls back to util-linux's `setsid -w` (and, without setsid, to the group the
 /// shell is in).
@@ -1429,9 +1436,13 @@ pub fn session_line(cmd: &Cmd, stdin: bool) -> Result<String, CmdError> {
         line.push_str(&quote(w)?);
     }
     line.push_str(concat!(
-        "; g_=; p_=x; if IFS= read -r g_ 2>/dev/null < /proc/self/stat; then",
-        " p_=${g_%% *}; g_=${g_##*') '}; g_=${g_#* * }; g_=${g_%% *}; fi",
-        "; if [ \"$g_\" = \"$p_\" ]; then printf 'RDEPLOY-PGID %s\\n' \"$$\"; exec \"$@\"; fi",
+        "; g_=; p_=x; c_=; if IFS= read -r g_ 2>/dev/null < /proc/self/stat; then",
+        " p_=${g_%% *}; c_=${g_#*'('}; c_=${c_%') '*}",
+        "; g_=${g_##*') '}; g_=${g_#* * }; g_=${g_%% *}; fi",
+        "; if [ \"$g_\" = \"$p_\" ]; then printf 'RDEPLOY-PGID %s\\n' \"$$\"",
+        "; if [ \"$c_\" = sh ] && [ $# -eq 3 ] && [ \"$1\" = sh ] && [ \"$2\" = -c ]; then",
+        " c_=$3; eval \"unset c_ g_ p_; set --",
+        "\n$c_\"; exit; fi; exec \"$@\"; fi",
         "; S='printf \"RDEPLOY-PGID %s\\n\" \"$$\"; exec \"$@\"'",
         "; if command -v setsid >/dev/null 2>&1; then exec setsid -w sh -c \"$S\" rdeploy \"$@\"",
         "; else exec sh -c \"$S\" rdeploy \"$@\"; fi"
@@ -1586,7 +1597,7 @@ mod tests {
     fn session_line_execs_in_place_when_the_shell_already_leads_its_group() {
         use std::os::unix::process::CommandExt;
         // As sshd starts it: the shell is the leader of a new group (setsid in sshd's child).
-        let c = Cmd::raw(r#"echo "pid=$$""#);
+        let c = Cmd::raw(r#"echo "pid=$$ n=$# c=${c_-unset} g=${g_-unset}"; exit 3"#);
         let child = std::process::Command::new("sh")
             .arg("-c")
             .arg(session_line(&c, false).unwrap())
@@ -1598,9 +1609,10 @@ mod tests {
         let out = child.wait_with_output().unwrap();
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
-            format!("{PGID_MARKER}{leader}\npid={leader}\n"),
+            format!("{PGID_MARKER}{leader}\npid={leader} n=0 c=unset g=unset\n"),
             "no setsid, no extra process: the command is the shell sshd started"
         );
+        assert_eq!(out.status.code(), Some(3));
     }
 
     #[test]
