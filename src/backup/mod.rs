@@ -147,31 +147,33 @@ ls -1 -- "$sd_/backups" | sort -r | tail -n +"$((keep_ + 1))" | while IFS= read 
 done
 exit 0"#;
 
-/// Backs up each `INDEX PATH DEEP PREFIX` group after `STATE RUN STEP`: copies the data, then
-/// appends the manifest line (PREFIX is the controller's JSON for the fixed fields, without
-/// the closing brace) and prints it.
+/// Backs up each `INDEX PATH DEEP PREFIX` group after `STATE RUN STEP`: copies the data (into
+/// the entry's folder, made only when there is data to keep), then appends the manifest line
+/// (PREFIX is the controller's JSON for the fixed fields, without the closing brace; one
+/// `printf`, one write) and prints it. Only `mkdir`, `cp`, `readlink`, `sha256sum` and `stat`
+/// run as processes, and only for what exists.
 const BACKUP: &str = r#"; sd_=$1; run_=$2; step_=$3; shift 3
 umask 077
 man_="$sd_/runs/$run_.json"
 while [ $# -ge 4 ]; do
   i_=$1; p_=$2; deep_=$3; pre_=$4; shift 4
   d_="$sd_/backups/$run_/$step_/$i_"
-  rm -rf -- "$d_" && mkdir -p -- "$d_" || exit 3
+  if [ -e "$d_" ] || [ -L "$d_" ]; then rm -rf -- "$d_" || exit 3; fi
   h_=
-  if [ -L "$p_" ]; then k_=link; readlink -- "$p_" > "$d_/target" || exit 3
-  elif [ -f "$p_" ]; then k_=file; cp -p -- "$p_" "$d_/data" || exit 3
+  if [ -L "$p_" ]; then k_=link; mkdir -p -- "$d_" && readlink -- "$p_" > "$d_/target" || exit 3
+  elif [ -f "$p_" ]; then k_=file; mkdir -p -- "$d_" && cp -p -- "$p_" "$d_/data" || exit 3
     h_=$(sha256sum < "$d_/data") || exit 3; h_=${h_%% *}
   elif [ -d "$p_" ]; then k_=directory
-    if [ "$deep_" = 1 ]; then cp -a -- "$p_" "$d_/data" || exit 3; fi
+    if [ "$deep_" = 1 ]; then mkdir -p -- "$d_" && cp -a -- "$p_" "$d_/data" || exit 3; fi
   elif [ -e "$p_" ]; then k_=other
   else k_=absent; fi
   if [ "$k_" = absent ]; then m_=; u_=null; g_=null
   else s_=$(stat -c '%a %u %g' -- "$p_") || exit 3
     m_=${s_%% *}; s_=${s_#* }; u_=${s_%% *}; g_=${s_#* }; fi
-  l_=$(printf '%s,"kind":"%s","mode":"%s","uid":%s,"gid":%s,"sha256":"%s","deep":%s}' \
-    "$pre_" "$k_" "$m_" "$u_" "$g_" "$h_" "$([ "$deep_" = 1 ] && echo true || echo false)")
-  printf '%s\n' "$l_" >> "$man_" || exit 3
-  printf '%s\n' "$l_"
+  if [ "$deep_" = 1 ]; then x_=true; else x_=false; fi
+  f_='%s,"kind":"%s","mode":"%s","uid":%s,"gid":%s,"sha256":"%s","deep":%s}\n'
+  printf "$f_" "$pre_" "$k_" "$m_" "$u_" "$g_" "$h_" "$x_" >> "$man_" || exit 3
+  printf "$f_" "$pre_" "$k_" "$m_" "$u_" "$g_" "$h_" "$x_"
 done
 exit 0"#;
 

@@ -1328,12 +1328,35 @@ pub fn test_e(path: &str) -> Cmd {
 /// GNU/BusyBox, every component but the last must exist, otherwise exit 3). For a path that is
 /// not a link this is the same as [`stat_cmd`]. Used by the modules that edit a file in place
 /// (`lineinfile`, `blockinfile`, `replace`), which follow a link at their path like Ansible does.
+/// A path that exists and is not a symlink is stat'ed as it is (the same file `readlink -f`
+/// names): no `readlink` process.
 pub fn stat_resolved_cmd(path: &str) -> Cmd {
     Cmd::raw("set --")
         .arg(path)
-        .op(r#"; r_=$(readlink -f -- "$1") || { printf 'rdeploy: cannot resolve %s\n' "$1" >&2; exit 3; }; set -- "$r_""#)
+        .op(r#"; if [ -L "$1" ] || ! [ -e "$1" ]; then r_=$(readlink -f -- "$1") || { printf 'rdeploy: cannot resolve %s\n' "$1" >&2; exit 3; }; set -- "$r_"; fi"#)
         .op(STAT_SCRIPT)
 }
+
+/// Prints the path after following every symlink, as `readlink -f -- PATH` does. For a path
+/// that exists and is not a symlink it is found with shell built-ins (`cd -P` and `$PWD`: no
+/// process); anything else (a link, a missing path, a directory that cannot be entered) goes
+/// to `readlink -f` (GNU/BusyBox).
+pub fn realpath_cmd(path: &str) -> Cmd {
+    Cmd::raw("set --").arg(path).op(REALPATH_SCRIPT)
+}
+
+const REALPATH_SCRIPT: &str = r#"
+if [ -e "$1" ] && ! [ -L "$1" ]; then
+  if [ -d "$1" ]; then
+    cd -P -- "$1" 2>/dev/null && { printf '%s\n' "$PWD"; exit 0; }
+  else
+    case $1 in */*) d_=${1%/*} ;; *) d_=. ;; esac
+    case ${1##*/} in ''|.|..) ;; *)
+      cd -P -- "${d_:-/}" 2>/dev/null && { printf '%s/%s\n' "${PWD%/}" "${1##*/}"; exit 0; } ;;
+    esac
+  fi
+fi
+exec readlink -f -- "$1""#;
 
 /// A command written by the playbook's author that names a file with `%s` (Ansible's
 /// `validate: visudo -cf %s`). `path` is passed as a quoted positional parameter and each `%s`
@@ -2077,6 +2100,35 @@ mod tests {
             .output()
             .unwrap();
         assert_eq!(out.stdout, b"/tmp/a b'c|x/tmp/a b'c|");
+    }
+
+    #[test]
+    fn realpath_cmd_agrees_with_readlink_f() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("real/sub")).unwrap();
+        std::fs::write(d.join("real/f"), b"x").unwrap();
+        std::os::unix::fs::symlink("real", d.join("lnk")).unwrap();
+        let p = d.to_string_lossy();
+        for path in [
+            format!("{p}/lnk/sub"),
+            format!("{p}/lnk/f"),
+            format!("{p}/lnk"),
+            format!("{p}/real/sub/.."),
+            format!("{p}/lnk/sub/"),
+            format!("{p}//lnk///f"),
+            format!("{p}/missing/x"),
+            format!("{p}/real/missing"),
+            "/".to_string(),
+        ] {
+            let ours = run_sh(&realpath_cmd(&path).to_shell().unwrap(), b"");
+            let theirs = std::process::Command::new("readlink")
+                .args(["-f", "--", &path])
+                .output()
+                .unwrap();
+            assert_eq!(ours.stdout, theirs.stdout, "{path}");
+            assert_eq!(ours.status.code(), theirs.status.code(), "{path}");
+        }
     }
 
     #[test]

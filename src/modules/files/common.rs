@@ -89,9 +89,10 @@ pub fn read_following_cmd(path: &str) -> Cmd {
         .op(r#"; if [ -f "$1" ]; then cat -- "$1"; fi"#)
 }
 
-/// `readlink -f -- PATH` (the path after following every symlink).
+/// `readlink -f -- PATH` (the path after following every symlink). See [`cmd::realpath_cmd`]:
+/// no process for a path that exists and is not a symlink.
 pub fn realpath_cmd(path: &str) -> Cmd {
-    Cmd::raw("readlink -f --").arg(path)
+    cmd::realpath_cmd(path)
 }
 
 /// The content a diff-read returned, if it is all there and is text.
