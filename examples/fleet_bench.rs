@@ -913,6 +913,12 @@ fn rolling(args: &[String]) -> ExitCode {
     else {
         return fail("rolling needs a host count".into());
     };
+    if args.len() > 1 {
+        return fail(format!(
+            "rolling takes only a host count, not {:?}",
+            &args[1..]
+        ));
+    }
     let rdeploy = match std::env::var_os("RDEPLOY_BIN") {
         Some(p) => PathBuf::from(p),
         None => return fail("set RDEPLOY_BIN to the release rdeploy binary".into()),
