@@ -4,12 +4,16 @@
 #   (a) a minimal in-process russh client (the floor), (b) OpenSSH with one ControlMaster
 #   per host, (c) ansible-playbook when it is on PATH (forks = N, pipelining, no facts).
 #   bench/run.sh [N] [--per-sshd K] [--reps R] [--no-ansible]    (default N = 50, R = 3)
+#   bench/run.sh --rolling [N]    (issue 5: playbooks/rolling-update.yaml on N hosts in 5
+#                                  batches, v1 then v2; prints the v2 run's wall time and timing)
 # Prints wall time, controller CPU time (user + system, reaped children included) and peak
 # RSS of each contender, each measured as a child process with wait4, and the ratio of its
 # wall time to the floor's. Needs root and what the test fleet needs (scripts/test.sh
 # --install-only). See examples/fleet_bench.rs for what each contender does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+MODE=drive
+if [ "${1:-}" = "--rolling" ]; then MODE=rolling; shift; fi
 N=${1:-50}
 [ $# -gt 0 ] && shift
 cargo build --release --quiet --bin rdeploy --example fleet_bench
@@ -17,4 +21,4 @@ TARGET=${CARGO_TARGET_DIR:-target}
 case "$TARGET" in /*) ;; *) TARGET=$PWD/$TARGET ;; esac
 # Many hosts at once: each connection (and each OpenSSH process) needs descriptors.
 ulimit -n 65536 2>/dev/null || true
-RDEPLOY_BIN=$TARGET/release/rdeploy exec "$TARGET/release/examples/fleet_bench" drive "$N" "$@"
+RDEPLOY_BIN=$TARGET/release/rdeploy exec "$TARGET/release/examples/fleet_bench" "$MODE" "$N" "$@"

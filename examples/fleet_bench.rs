@@ -21,6 +21,12 @@
 //!   facts off. Its persistent control masters are not its children: their CPU is not counted.
 //! - `rdeploy` first run (fresh hosts) and second run (nothing to change), `--forks N`.
 //!
+//! `fleet_bench rolling N` (issue 5) deploys `playbooks/rolling-update.yaml` (the demo app:
+//! python3's http.server per host on its own `app_port`, health probed from the controller)
+//! to N hosts in 5 batches (a copy of the playbook with `serial: "20%"`): v1 on fresh hosts,
+//! then v2, and prints the v2 run's wall time and the `timing` of its `run_end` event. Every
+//! host must answer `ok 2.0.0` on /health afterwards.
+//!
 //! Peak RSS is `ru_maxrss`: the largest single process of the contender's tree, not a sum
 //! (the OpenSSH baseline runs 12 ssh processes per host, up to N masters at once).
 //! "machine CPU" is the busy time of the whole machine during the run (`/proc/stat`): the
@@ -54,10 +60,12 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("drive") => drive(&args[1..]),
+        Some("rolling") => rolling(&args[1..]),
         Some("floor") if args.len() == 2 => floor(Path::new(&args[1])),
         _ => {
             eprintln!(
                 "usage: fleet_bench drive N [--per-sshd K] [--reps R] [--no-ansible] [--hold SECS]\n       \
+                 fleet_bench rolling N\n       \
                  fleet_bench floor SPEC.json"
             );
             ExitCode::from(2)
@@ -892,4 +900,171 @@ fn report(o: &Options, results: &BTreeMap<&str, Vec<Measure>>) {
             "| {name:<18} | {wall:>8.2} | {cpu:>8.2} | {rss:>11.1} | {ratio:>12} | {machine:>14.2} |"
         );
     }
+}
+
+// ------------------------------------------------------------------ rolling update (issue 5)
+
+/// `fleet_bench rolling N`: see the file's docs.
+fn rolling(args: &[String]) -> ExitCode {
+    let Some(n) = args
+        .first()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+    else {
+        return fail("rolling needs a host count".into());
+    };
+    if args.len() > 1 {
+        return fail(format!(
+            "rolling takes only a host count, not {:?}",
+            &args[1..]
+        ));
+    }
+    let rdeploy = match std::env::var_os("RDEPLOY_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => return fail("set RDEPLOY_BIN to the release rdeploy binary".into()),
+    };
+    let work = tempfile::Builder::new()
+        .prefix("fleet-rolling-")
+        .tempdir()
+        .expect("temp dir");
+    let w = work.path();
+    eprintln!("starting {n} hosts (1 per sshd: each host has its own /srv/app)...");
+    let fleet = Fleet::builder().hosts(n).hosts_per_sshd(1).start();
+
+    // Each host's app listens on its own port of 127.0.0.1 (the hosts share the loopback).
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    let ports: Vec<u16> = listeners
+        .iter()
+        .map(|l| l.local_addr().expect("port").port())
+        .collect();
+    drop(listeners);
+    let mut hosts = serde_json::Map::new();
+    for (h, port) in fleet.hosts().iter().zip(&ports) {
+        let mut v = fleet.host_vars(h);
+        v.insert("app_port".into(), json!(port));
+        hosts.insert(h.name().to_string(), Value::Object(v));
+    }
+    let inv = json!({ "all": { "hosts": hosts } });
+    fs::write(
+        w.join("inventory.yaml"),
+        serde_saphyr::to_string(&inv).expect("serialize the inventory"),
+    )
+    .expect("write inventory");
+    let ssh_config = w.join("ssh_config");
+    let text = fs::read_to_string(fleet.ssh_config()).expect("read the fleet's ssh config");
+    fs::write(
+        &ssh_config,
+        text.replace("ConnectTimeout 5\n", "ConnectTimeout 120\n"),
+    )
+    .expect("write ssh_config");
+    let original = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/rolling-update.yaml");
+    let text = fs::read_to_string(&original).expect("read playbooks/rolling-update.yaml");
+    let serial = "  serial: [1, 2, \"100%\"]\n";
+    if !text.contains(serial) {
+        return fail(format!(
+            "{}: no `{}` line to replace",
+            original.display(),
+            serial.trim()
+        ));
+    }
+    fs::write(
+        w.join("rolling.yaml"),
+        text.replace(serial, "  serial: \"20%\"\n"),
+    )
+    .expect("write playbook");
+
+    let forks = n.to_string();
+    let deploy = |version: &str, log: &Path| -> Result<Measure, String> {
+        let mut c = Command::new(&rdeploy);
+        c.current_dir(w)
+            .args([
+                "run",
+                "rolling.yaml",
+                "-i",
+                "inventory.yaml",
+                "--forks",
+                &forks,
+            ])
+            .arg("--ssh-config")
+            .arg(&ssh_config)
+            .args(["--output", "json", "-e"])
+            .arg(json!({ "app_version": version }).to_string())
+            .env("NO_COLOR", "1")
+            .env("HOME", w);
+        measure(&mut c, log)
+    };
+    let mut failed = false;
+    for (version, log) in [("1.0.0", "rolling-v1.json"), ("2.0.0", "rolling-v2.json")] {
+        let log = w.join(log);
+        match deploy(version, &log) {
+            Ok(m) => {
+                let timing = run_end_timing(&log);
+                eprintln!(
+                    "  v{version}: {:.2} s wall, {:.2} s CPU, {:.1} MB, {:.2} s machine CPU",
+                    m.wall.as_secs_f64(),
+                    m.cpu.as_secs_f64(),
+                    m.maxrss as f64 / 1024.0,
+                    m.machine.as_secs_f64()
+                );
+                if version == "2.0.0" {
+                    println!(
+                        "\nrolling update: {n} hosts, 5 batches (serial 20%), v1 -> v2\n\
+                         v2 run: {:.2} s wall\nrun_end timing: {}",
+                        m.wall.as_secs_f64(),
+                        timing.map_or("(no run_end event)".to_string(), |t| t.to_string())
+                    );
+                }
+            }
+            Err(e) => {
+                eprintln!("  v{version}: FAILED: {e}");
+                failed = true;
+                break;
+            }
+        }
+    }
+    if !failed {
+        for (h, port) in fleet.hosts().iter().zip(&ports) {
+            let body = http_get(*port, "/health");
+            if body.trim() != "ok 2.0.0" {
+                eprintln!("  {}: /health answered {body:?}", h.name());
+                failed = true;
+            }
+        }
+    }
+    drop(fleet);
+    if failed {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// The `timing` object of the `run_end` event in an `--output json` log.
+fn run_end_timing(log: &Path) -> Option<Value> {
+    fs::read_to_string(log)
+        .ok()?
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["event"] == "run_end")
+        .map(|e| e["timing"].clone())
+}
+
+/// The body of `GET path` on 127.0.0.1:`port` (empty on any error).
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return String::new();
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    text.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
 }

@@ -147,31 +147,33 @@ ls -1 -- "$sd_/backups" | sort -r | tail -n +"$((keep_ + 1))" | while IFS= read 
 done
 exit 0"#;
 
-/// Backs up each `INDEX PATH DEEP PREFIX` group after `STATE RUN STEP`: copies the data, then
-/// appends the manifest line (PREFIX is the controller's JSON for the fixed fields, without
-/// the closing brace) and prints it.
+/// Backs up each `INDEX PATH DEEP PREFIX` group after `STATE RUN STEP`: copies the data (into
+/// the entry's folder, made only when there is data to keep), then appends the manifest line
+/// (PREFIX is the controller's JSON for the fixed fields, without the closing brace; one
+/// `printf`, one write) and prints it. Only `mkdir`, `cp`, `readlink`, `sha256sum` and `stat`
+/// run as processes, and only for what exists.
 const BACKUP: &str = r#"; sd_=$1; run_=$2; step_=$3; shift 3
 umask 077
 man_="$sd_/runs/$run_.json"
 while [ $# -ge 4 ]; do
   i_=$1; p_=$2; deep_=$3; pre_=$4; shift 4
   d_="$sd_/backups/$run_/$step_/$i_"
-  rm -rf -- "$d_" && mkdir -p -- "$d_" || exit 3
+  if [ -e "$d_" ] || [ -L "$d_" ]; then rm -rf -- "$d_" || exit 3; fi
   h_=
-  if [ -L "$p_" ]; then k_=link; readlink -- "$p_" > "$d_/target" || exit 3
-  elif [ -f "$p_" ]; then k_=file; cp -p -- "$p_" "$d_/data" || exit 3
+  if [ -L "$p_" ]; then k_=link; mkdir -p -- "$d_" && readlink -- "$p_" > "$d_/target" || exit 3
+  elif [ -f "$p_" ]; then k_=file; mkdir -p -- "$d_" && cp -p -- "$p_" "$d_/data" || exit 3
     h_=$(sha256sum < "$d_/data") || exit 3; h_=${h_%% *}
   elif [ -d "$p_" ]; then k_=directory
-    if [ "$deep_" = 1 ]; then cp -a -- "$p_" "$d_/data" || exit 3; fi
+    if [ "$deep_" = 1 ]; then mkdir -p -- "$d_" && cp -a -- "$p_" "$d_/data" || exit 3; fi
   elif [ -e "$p_" ]; then k_=other
   else k_=absent; fi
   if [ "$k_" = absent ]; then m_=; u_=null; g_=null
   else s_=$(stat -c '%a %u %g' -- "$p_") || exit 3
     m_=${s_%% *}; s_=${s_#* }; u_=${s_%% *}; g_=${s_#* }; fi
-  l_=$(printf '%s,"kind":"%s","mode":"%s","uid":%s,"gid":%s,"sha256":"%s","deep":%s}' \
-    "$pre_" "$k_" "$m_" "$u_" "$g_" "$h_" "$([ "$deep_" = 1 ] && echo true || echo false)")
-  printf '%s\n' "$l_" >> "$man_" || exit 3
-  printf '%s\n' "$l_"
+  if [ "$deep_" = 1 ]; then x_=true; else x_=false; fi
+  f_='%s,"kind":"%s","mode":"%s","uid":%s,"gid":%s,"sha256":"%s","deep":%s}\n'
+  printf "$f_" "$pre_" "$k_" "$m_" "$u_" "$g_" "$h_" "$x_" >> "$man_" || exit 3
+  printf "$f_" "$pre_" "$k_" "$m_" "$u_" "$g_" "$h_" "$x_"
 done
 exit 0"#;
 
@@ -233,26 +235,41 @@ async fn run_ok(
     Ok(out)
 }
 
+/// The command creating `store`'s folders on the host and pruning runs beyond `keep_runs`.
+pub fn prepare_cmd(store: &Store) -> Cmd {
+    Cmd::raw("set --")
+        .arg(&store.state_dir)
+        .arg(&store.run_id)
+        .arg(store.keep_runs.max(1).to_string())
+        .op(PREPARE)
+}
+
+/// What to add to a failed preparation's message.
+pub fn prepare_hint(store: &Store) -> String {
+    format!(
+        "set rdeploy_state_dir to a folder the login or become user may write: it is {}",
+        store.state_dir
+    )
+}
+
 /// Creates `store`'s folders on the host and prunes runs beyond `keep_runs`.
 pub async fn prepare(
     tr: &mut AnyTransport,
     store: &Store,
     become_: Option<&Become>,
 ) -> Result<(), BackupError> {
-    let cmd = Cmd::raw("set --")
-        .arg(&store.state_dir)
-        .arg(&store.run_id)
-        .arg(store.keep_runs.max(1).to_string())
-        .op(PREPARE);
-    run_ok(tr, cmd, become_, "preparing the state directory").await
-        .map(|_| ())
-        .map_err(|e| match e {
-            BackupError::Failed(m) => BackupError::Failed(format!(
-                "{m} (set rdeploy_state_dir to a folder the login or become user may write: it is {})",
-                store.state_dir
-            )),
-            other => other,
-        })
+    run_ok(
+        tr,
+        prepare_cmd(store),
+        become_,
+        "preparing the state directory",
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| match e {
+        BackupError::Failed(m) => BackupError::Failed(format!("{m} ({})", prepare_hint(store))),
+        other => other,
+    })
 }
 
 /// Backs up `targets` as step `step` of task `task`; returns the manifest entries written.
@@ -267,6 +284,20 @@ pub async fn backup(
     if targets.is_empty() {
         return Ok(Vec::new());
     }
+    let cmd = backup_cmd(store, step, task, targets, become_);
+    let out = run_ok(tr, cmd, become_, "backup").await?;
+    parse_backup(&out, targets)
+}
+
+/// The command backing up `targets` as step `step` of task `task` (without `become`: add the
+/// task's). It prints the manifest entries it wrote; see [`parse_backup`].
+pub fn backup_cmd(
+    store: &Store,
+    step: u32,
+    task: &str,
+    targets: &[Target],
+    become_: Option<&Become>,
+) -> Cmd {
     let mut cmd = Cmd::raw("set --")
         .arg(&store.state_dir)
         .arg(&store.run_id)
@@ -279,7 +310,11 @@ pub async fn backup(
             .arg(if t.deep { "1" } else { "0" })
             .arg(prefix);
     }
-    let out = run_ok(tr, cmd.op(BACKUP), become_, "backup").await?;
+    cmd.op(BACKUP)
+}
+
+/// The manifest entries a [`backup_cmd`] that exited 0 printed: one per target.
+pub fn parse_backup(out: &Output, targets: &[Target]) -> Result<Vec<Entry>, BackupError> {
     let (entries, torn) = parse_manifest(&out.stdout_lossy());
     if torn || entries.len() != targets.len() {
         return Err(BackupError::Failed(format!(

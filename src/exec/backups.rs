@@ -12,7 +12,7 @@ use crate::backup::journal::{Journal, Record};
 use crate::backup::{self, DEFAULT_KEEP_RUNS, DEFAULT_STATE_DIR, Store};
 use crate::modules::runtime::Resource;
 use crate::template::LazyVars;
-use crate::transport::{AnyTransport, Become};
+use crate::transport::{AnyTransport, Become, Cmd, QueuedOutcome};
 
 /// One run that changes hosts: its id and its journal. Absent in check mode.
 pub struct RunCtx {
@@ -99,33 +99,46 @@ pub struct StepBackup<'a> {
     pub local: bool,
 }
 
+/// A backup queued on the transport to run right before the module's first change
+/// ([`AnyTransport::run_before_next`]); settled by [`StepBackup::settle`] after `apply`.
+#[derive(Debug)]
+pub struct Queued {
+    step: u32,
+    targets: Vec<backup::Target>,
+    /// The state folder is prepared by the same command (the host's first backup).
+    prepares: bool,
+}
+
 impl StepBackup<'_> {
-    /// Before `apply`: records the intent, then backs up every path among `resources`.
-    /// Returns the step number, or `None` when the module touches no path. An error means the
-    /// change must not be made.
-    pub async fn take(
+    /// Before `apply`: records the intent (durably, in the journal), then queues the backup of
+    /// every path among `resources` on the transport, so that it runs on the host right before
+    /// the module's first command, in the same round trip, and that command runs only if the
+    /// backup succeeded (see [`AnyTransport::run_before_next`]). The host's first backup also
+    /// prepares its state folder in that command. Returns `None` when the module touches no
+    /// path. An error means the change must not be made.
+    pub async fn queue(
         &mut self,
         tr: &mut AnyTransport,
         resources: &[Resource],
         become_: Option<&Become>,
-    ) -> Result<Option<u32>, String> {
+    ) -> Result<Option<Queued>, String> {
         let targets = backup::targets(resources);
         if targets.is_empty() {
             return Ok(None);
         }
         let started = std::time::Instant::now();
-        let r = self.take_targets(tr, &targets, become_).await;
+        let r = self.queue_targets(tr, targets, become_).await;
         self.host.spent += started.elapsed();
         r
     }
 
-    async fn take_targets(
+    async fn queue_targets(
         &mut self,
         tr: &mut AnyTransport,
-        targets: &[backup::Target],
+        targets: Vec<backup::Target>,
         become_: Option<&Become>,
-    ) -> Result<Option<u32>, String> {
-        let store = self.store(tr, become_).await?;
+    ) -> Result<Option<Queued>, String> {
+        let (store, prepare) = self.store(tr, become_).await?;
         self.host.step += 1;
         let step = self.host.step;
         self.run
@@ -138,26 +151,76 @@ impl StepBackup<'_> {
             })
             .await
             .map_err(|e| format!("the journal could not record the change: {e}"))?;
-        let entries = backup::backup(tr, &store, step, self.task, targets, become_)
-            .await
-            .map_err(|e| format!("backup before the change failed, nothing was changed: {e}"))?;
-        self.run.journal.note(&Record::Backup {
-            host: self.name.to_string(),
+        let mut cmd = backup::backup_cmd(&store, step, self.task, &targets, become_);
+        let prepares = prepare.is_some();
+        if let Some(p) = prepare {
+            cmd = Cmd::raw(":").and(p).and(cmd);
+        }
+        if let Some(b) = become_ {
+            cmd = cmd.with_become(b.clone());
+        }
+        tr.run_before_next(cmd);
+        Ok(Some(Queued {
             step,
-            entries,
-        });
-        Ok(Some(step))
+            targets,
+            prepares,
+        }))
     }
 
-    /// The host's store, prepared on first use: as the login user, or, when that cannot write
-    /// the state folder, as the task's become user.
+    /// After `apply`: what became of the queued backup. `Err` when it failed (the module's
+    /// change was then not made: the transport refused every command after it) or its output
+    /// is not the manifest entries expected.
+    pub fn settle(&mut self, tr: &mut AnyTransport, q: Queued) -> Result<(), String> {
+        let outcome = tr.take_queued();
+        let failed =
+            |what: String| format!("backup before the change failed, nothing was changed: {what}");
+        let out = match outcome {
+            Some(QueuedOutcome::Ran(out)) => out,
+            // The module ran no command: nothing was changed, nothing needed a backup.
+            None => {
+                if q.prepares {
+                    self.host.store = None;
+                }
+                return Ok(());
+            }
+            Some(QueuedOutcome::Failed(out)) => {
+                let (what, hint) = match q.prepares.then(|| self.host.store.take()).flatten() {
+                    Some(store) => (
+                        "preparing the state directory or the backup",
+                        format!(" ({})", backup::prepare_hint(&store)),
+                    ),
+                    None => ("backup", String::new()),
+                };
+                return Err(failed(format!(
+                    "{what} failed (exit {}): {}{hint}",
+                    out.status,
+                    out.stderr_lossy().trim()
+                )));
+            }
+            Some(QueuedOutcome::Lost(e)) => {
+                return Err(format!("the backup before the change did not finish: {e}"));
+            }
+        };
+        let entries = backup::parse_backup(&out, &q.targets).map_err(|e| e.to_string())?;
+        self.run.journal.note(&Record::Backup {
+            host: self.name.to_string(),
+            step: q.step,
+            entries,
+        });
+        Ok(())
+    }
+
+    /// The host's store and, when it is not prepared yet and the login user prepares it, the
+    /// command preparing it (to run with the first backup). With a `become` user, the folder
+    /// is prepared right away: as the login user, or, when that cannot write the state folder,
+    /// as the task's become user.
     async fn store(
         &mut self,
         tr: &mut AnyTransport,
         become_: Option<&Become>,
-    ) -> Result<Store, String> {
+    ) -> Result<(Store, Option<Cmd>), String> {
         if let Some(s) = &self.host.store {
-            return Ok(s.clone());
+            return Ok((s.clone(), None));
         }
         let store = Store {
             state_dir: state_dir_of(
@@ -171,6 +234,13 @@ impl StepBackup<'_> {
             run_id: self.run.run_id.clone(),
             keep_runs: keep_runs_of(self.vars)?,
         };
+        if become_.is_none() {
+            self.record_host(&store, None).await?;
+            self.host.prepared_as = None;
+            self.host.store = Some(store.clone());
+            let prepare = backup::prepare_cmd(&store);
+            return Ok((store, Some(prepare)));
+        }
         let mut prepared_as = None;
         if let Err(first) = backup::prepare(tr, &store, None).await {
             match become_ {
@@ -183,17 +253,22 @@ impl StepBackup<'_> {
                 None => return Err(first.to_string()),
             }
         }
+        self.record_host(&store, prepared_as.clone()).await?;
+        self.host.prepared_as = prepared_as;
+        self.host.store = Some(store.clone());
+        Ok((store, None))
+    }
+
+    /// The journal's record of where the host keeps its backups, written before any of them.
+    async fn record_host(&self, store: &Store, become_user: Option<String>) -> Result<(), String> {
         self.run
             .journal
             .durable(&Record::Host {
                 host: self.name.to_string(),
                 state_dir: store.state_dir.clone(),
-                become_user: prepared_as.clone(),
+                become_user,
             })
             .await
-            .map_err(|e| format!("the journal could not record the host: {e}"))?;
-        self.host.prepared_as = prepared_as;
-        self.host.store = Some(store.clone());
-        Ok(store)
+            .map_err(|e| format!("the journal could not record the host: {e}"))
     }
 }

@@ -181,7 +181,9 @@ pub struct Timing {
     pub probes_s: f64,
     /// Rollbacks.
     pub rollback_s: f64,
-    /// Host-seconds spent taking backups and journaling intents, summed over hosts.
+    /// Host-seconds spent preparing backups (the state folder when it needs a `become` of its
+    /// own) and journaling intents, summed over hosts. The backups themselves run in the same
+    /// round trip as each step's first change, so their time is in `tasks_s`.
     pub backup_host_s: f64,
 }
 

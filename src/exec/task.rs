@@ -763,16 +763,38 @@ async fn pipeline(
         s.predicted = true;
         return s;
     }
-    if let Some(b) = backup
-        && let Err(msg) = b
-            .take(tr, &imp.resources(args), mctx.become_.as_ref())
+    // The backup is queued on the transport: it runs on the host right before apply's first
+    // command, in the same round trip, and that command runs only if the backup succeeded.
+    let mut queued = None;
+    if let Some(b) = backup {
+        match b
+            .queue(tr, &imp.resources(args), mctx.become_.as_ref())
             .await
+        {
+            Ok(q) => queued = q.map(|q| (b, q)),
+            Err(msg) => {
+                let mut s = Step::failed(msg);
+                s.changes = drift.changes;
+                return s;
+            }
+        }
+    }
+    let applied = imp.apply(tr, args, mctx, &drift).await;
+    if let Some((b, q)) = queued
+        && let Err(msg) = b.settle(tr, q)
     {
-        let mut s = Step::failed(msg);
+        // A host that stopped answering (or a timeout) is the step's outcome, as reported by
+        // the module; a failed backup is reported as such (the change was not made).
+        let mut s = match applied {
+            Err(ModuleError::Transport(e)) if !matches!(e, TransportError::NotRun) => {
+                module_error(ModuleError::Transport(e))
+            }
+            _ => Step::failed(msg),
+        };
         s.changes = drift.changes;
         return s;
     }
-    let result = match imp.apply(tr, args, mctx, &drift).await {
+    let result = match applied {
         Ok(r) => r,
         Err(e) => {
             let mut s = module_error(e);

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::transport::cmd::{Batch, BatchError};
 use crate::transport::{AnyTransport, Become, Cmd, Output, Transport, TransportError};
 
 /// A module's arguments after rendering: canonical names, `omit` already removed.
@@ -62,6 +63,29 @@ impl ModuleCtx<'_> {
     pub async fn run(&self, tr: &mut AnyTransport, cmd: Cmd) -> Result<Output, ModuleError> {
         let cmd = self.prepare(cmd);
         tr.exec(&cmd).await.map_err(ModuleError::Transport)
+    }
+
+    /// Runs `batch` (prepared) and splits its output. When the whole output was too big for the
+    /// transport, runs it once more through the capped runner ([`Batch::capped`]), which cuts
+    /// each sub-command's streams on the host: the outputs are the same either way.
+    pub async fn run_batch(
+        &self,
+        tr: &mut AnyTransport,
+        batch: &Batch,
+    ) -> Result<Result<Vec<Output>, BatchError>, ModuleError> {
+        let out = self.run(tr, batch.cmd.clone()).await?;
+        match batch.parse(&out) {
+            Err(BatchError::Truncated { dropped }) => {
+                tracing::debug!(
+                    dropped,
+                    "batch output too big for the transport; capped runner"
+                );
+                let capped = batch.capped();
+                let out = self.run(tr, capped.cmd.clone()).await?;
+                Ok(capped.parse(&out))
+            }
+            parsed => Ok(parsed),
+        }
     }
 
     /// Runs `cmd` and fails with its stderr unless it exits 0.

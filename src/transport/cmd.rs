@@ -570,17 +570,37 @@ fn nonce() -> String {
 /// stderr in a batch (so at most 64 KiB per stream): batches are for small read-only checks.
 pub const BATCH_KEEP_DEFAULT: u64 = 32 * 1024;
 
-/// The batch runner, run by `sh -c` after `set -- NONCE KEEP`. Each sub-command runs as
-/// `sh -c SCRIPT` (so a syntax error, `exit` or `$$` in one cannot affect the others), stdin from
-/// /dev/null, stdout and stderr into files in a private temporary directory. Then a header line
-/// `RDEPLOY-BATCH NONCE INDEX STATUS OUT_LEN OUT_DROPPED ERR_LEN ERR_DROPPED` is printed, followed
-/// by exactly OUT_LEN bytes of stdout and ERR_LEN bytes of stderr. The parser walks those lengths,
-/// so whatever a sub-command prints (including fake headers) can never be taken for a boundary.
-/// A stream longer than 2*KEEP keeps its first and last KEEP bytes and reports the rest dropped.
-/// Empty streams cost no process: a check that prints one short line costs its `sh`, one `wc`
-/// and one `cat`.
-/// Exit 125 means the runner itself failed (mktemp, disk full). GNU/BusyBox `head -c`/`tail -c`
-/// and `mktemp -d` are needed (not in POSIX, but in every coreutils we target).
+/// The batch runner (the fast one, [`Cmd::batch`]). It reads its nonce from stdin (the last
+/// line: a `su` password line may come first), so the nonce is never in a command line another
+/// user of the host could read, then prints a start line `RDEPLOY-BATCH NONCE start` on stdout
+/// and on stderr. Each sub-command runs in a subshell (`( eval SCRIPT )`: a syntax error, `exit`,
+/// `set` or `cd` in one cannot affect the others; the nonce is unset in there), stdin from
+/// /dev/null, its stdout and stderr going straight to the batch's. After it, a line
+/// `\nRDEPLOY-BATCH NONCE INDEX STATUS` ends its stdout and `\nRDEPLOY-BATCH NONCE INDEX` its
+/// stderr (the leading newline is the runner's: outputs without a trailing newline stay exact),
+/// and `RDEPLOY-BATCH-END NONCE COUNT` ends the batch. Nothing a sub-command prints can be taken
+/// for a boundary without the nonce, which no sub-command sees. No temporary file, no process
+/// but one fork per sub-command. `$$` in a sub-command is the runner's pid.
+const BATCH_RUNNER: &str = r#"n_=; while IFS= read -r l_; do n_=$l_; done; l_=
+[ "${#n_}" -eq 32 ] || { echo 'rdeploy: batch nonce missing on stdin' >&2; exit 125; }
+printf 'RDEPLOY-BATCH %s start\n' "$n_"; printf 'RDEPLOY-BATCH %s start\n' "$n_" >&2
+run_() {
+  ( unset n_; eval "$2" ) < /dev/null
+  s_=$?
+  printf '\nRDEPLOY-BATCH %s %s %s\n' "$n_" "$1" "$s_"
+  printf '\nRDEPLOY-BATCH %s %s\n' "$n_" "$1" >&2
+}"#;
+
+/// The capped batch runner ([`Batch::capped`]), run by `sh -c` after `set -- NONCE KEEP`: the
+/// fallback when a batch's whole output is too big for the transport. Each sub-command runs as
+/// `sh -c SCRIPT`, stdin from /dev/null, stdout and stderr into files in a private temporary
+/// directory. Then a header line `RDEPLOY-BATCH NONCE INDEX STATUS OUT_LEN OUT_DROPPED ERR_LEN
+/// ERR_DROPPED` is printed, followed by exactly OUT_LEN bytes of stdout and ERR_LEN bytes of
+/// stderr. The parser walks those lengths, so whatever a sub-command prints (including fake
+/// headers) can never be taken for a boundary. A stream longer than 2*KEEP keeps its first and
+/// last KEEP bytes and reports the rest dropped on the host, so the batch's output stays
+/// small. Exit 125 means the runner itself failed (mktemp, disk full). GNU/BusyBox `head -c`/
+/// `tail -c` and `mktemp -d` are needed (not in POSIX, but in every coreutils we target).
 const BATCH_PRELUDE: &str = r#"
 n_=$1 c_=$2
 d_=$(mktemp -d "${TMPDIR:-/tmp}/rdeploy-batch.XXXXXXXXXX") || exit 125
@@ -617,13 +637,19 @@ pub struct Batch {
     pub cmd: Cmd,
     nonce: String,
     count: usize,
+    keep: u64,
+    /// The sub-commands' scripts, for [`Batch::capped`].
+    scripts: Vec<String>,
+    /// Which runner `cmd` is.
+    capped: bool,
 }
 
 /// A batch's output could not be split back into its sub-commands' outputs.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {
-    /// The transport dropped bytes from the middle of the batch's stdout: raise the transport's
-    /// output limits or lower the batch's per-stream keep.
+    /// The transport dropped bytes from the middle of the batch's stdout or stderr: run
+    /// [`Batch::capped`] instead (it cuts each sub-command's streams on the host), or raise the
+    /// transport's output limits.
     #[error("batch output was truncated by the transport ({dropped} bytes dropped)")]
     Truncated {
         /// Bytes the transport dropped.
@@ -649,10 +675,10 @@ pub enum BatchError {
 
 impl Cmd {
     /// One script that runs each of `cmds` in order and reports each one's exit status, stdout
-    /// and stderr separately (length-prefixed framing with a per-batch nonce). Meant for
-    /// read-only checks: sub-commands get `/dev/null` as stdin and may not carry stdin, become or
-    /// a timeout of their own (set those on [`Batch::cmd`]). Each stream keeps at most
-    /// [`BATCH_KEEP_DEFAULT`] bytes from its start and from its end.
+    /// and stderr separately (nonce-framed; see `BATCH_RUNNER`). Meant for read-only checks:
+    /// sub-commands get `/dev/null` as stdin and may not carry stdin, become or a timeout of
+    /// their own (set those on [`Batch::cmd`], which carries the nonce as its stdin). Each
+    /// stream keeps at most [`BATCH_KEEP_DEFAULT`] bytes from its start and from its end.
     pub fn batch(cmds: &[Cmd]) -> Result<Batch, CmdError> {
         Cmd::batch_keeping(cmds, BATCH_KEEP_DEFAULT)
     }
@@ -661,21 +687,25 @@ impl Cmd {
     /// sub-command's stream.
     pub fn batch_keeping(cmds: &[Cmd], keep: u64) -> Result<Batch, CmdError> {
         let nonce = nonce();
-        let mut cmd = Cmd::raw("set --")
-            .arg(nonce.clone())
-            .arg(keep.to_string())
-            .op(BATCH_PRELUDE);
+        let mut scripts = Vec::with_capacity(cmds.len());
+        let mut cmd = Cmd::raw(BATCH_RUNNER);
         for (i, sub) in cmds.iter().enumerate() {
             sub.check_nestable(i)?;
-            cmd = cmd.op("\nrun_").arg(i.to_string()).arg(sub.to_shell()?);
+            let script = sub.to_shell()?;
+            cmd = cmd.op("\nrun_").arg(i.to_string()).arg(script.clone());
+            scripts.push(script);
         }
         cmd = cmd
             .op("\nprintf 'RDEPLOY-BATCH-END %s %s\\n' \"$n_\"")
-            .arg(cmds.len().to_string());
+            .arg(cmds.len().to_string())
+            .stdin(format!("{nonce}\n").into_bytes());
         Ok(Batch {
             cmd,
             nonce,
             count: cmds.len(),
+            keep,
+            scripts,
+            capped: false,
         })
     }
 }
@@ -691,9 +721,105 @@ impl Batch {
         self.count == 0
     }
 
-    /// Split the batch's output back into one [`Output`] per sub-command, in order. Text before
-    /// the first header (e.g. from a chatty shell start-up file) is skipped.
+    /// The same sub-commands through the capped runner (temporary files on the host, each
+    /// stream cut to its first and last `keep` bytes there): for when [`Batch::parse`] says
+    /// [`BatchError::Truncated`]. A new nonce; the same outputs.
+    pub fn capped(&self) -> Batch {
+        let nonce = nonce();
+        let mut cmd = Cmd::raw("set --")
+            .arg(nonce.clone())
+            .arg(self.keep.to_string())
+            .op(BATCH_PRELUDE);
+        for (i, script) in self.scripts.iter().enumerate() {
+            cmd = cmd.op("\nrun_").arg(i.to_string()).arg(script.clone());
+        }
+        cmd = cmd
+            .op("\nprintf 'RDEPLOY-BATCH-END %s %s\\n' \"$n_\"")
+            .arg(self.count.to_string());
+        Batch {
+            cmd,
+            nonce,
+            count: self.count,
+            keep: self.keep,
+            scripts: self.scripts.clone(),
+            capped: true,
+        }
+    }
+
+    /// Split the batch's output back into one [`Output`] per sub-command, in order, each stream
+    /// cut to its first and last `keep` bytes (the cut counted in `truncated`). Text before the
+    /// start (e.g. from a chatty shell start-up file) is skipped.
     pub fn parse(&self, out: &Output) -> Result<Vec<Output>, BatchError> {
+        if self.capped {
+            return self.parse_capped(out);
+        }
+        let dropped = out.truncated.stdout + out.truncated.stderr;
+        if dropped > 0 {
+            return Err(BatchError::Truncated { dropped });
+        }
+        let incomplete = |parsed: usize, reason: String| BatchError::Incomplete {
+            parsed,
+            expected: self.count,
+            reason,
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr[..out.stderr.len().min(500)]).into_owned(),
+        };
+        let start = format!("RDEPLOY-BATCH {} start\n", self.nonce);
+        let mark = format!("\nRDEPLOY-BATCH {} ", self.nonce);
+        let (data, errs) = (out.stdout.as_slice(), out.stderr.as_slice());
+        let (Some(mut pos), Some(mut epos)) =
+            (find(data, start.as_bytes()), find(errs, start.as_bytes()))
+        else {
+            return Err(incomplete(0, "no start line".into()));
+        };
+        pos += start.len();
+        epos += start.len();
+        let mut results = Vec::with_capacity(self.count);
+        for i in 0..self.count {
+            let at = find_from(data, mark.as_bytes(), pos)
+                .ok_or_else(|| incomplete(i, format!("no end of stdout {i}")))?;
+            let (line, next) = header_line(data, at + mark.len())
+                .ok_or_else(|| incomplete(i, format!("no status {i}")))?;
+            let status = match line.split_once(' ') {
+                Some((idx, st)) if idx == i.to_string() => st.parse::<i32>().ok(),
+                _ => None,
+            }
+            .ok_or_else(|| incomplete(i, format!("bad status line {i}: {line:?}")))?;
+            let eat = find_from(errs, mark.as_bytes(), epos)
+                .ok_or_else(|| incomplete(i, format!("no end of stderr {i}")))?;
+            let (eline, enext) = header_line(errs, eat + mark.len())
+                .ok_or_else(|| incomplete(i, format!("no end of stderr {i}")))?;
+            if eline != i.to_string() {
+                return Err(incomplete(i, format!("bad stderr end {i}: {eline:?}")));
+            }
+            let mut o = Output {
+                status,
+                stdout: data[pos..at].to_vec(),
+                stderr: errs[epos..eat].to_vec(),
+                truncated: Truncated::default(),
+            };
+            keep_ends(&mut o, self.keep);
+            results.push(o);
+            pos = next;
+            epos = enext;
+        }
+        let end = format!("RDEPLOY-BATCH-END {} {}", self.nonce, self.count);
+        match header_line(data, pos) {
+            Some((line, rest)) if line == end => {
+                if rest < data.len() {
+                    tracing::debug!(
+                        extra = data.len() - rest,
+                        "batch: ignoring output after the end marker"
+                    );
+                }
+                Ok(results)
+            }
+            _ => Err(incomplete(self.count, "no end marker".into())),
+        }
+    }
+
+    /// [`Batch::parse`] for the capped runner's length-prefixed output.
+    fn parse_capped(&self, out: &Output) -> Result<Vec<Output>, BatchError> {
         if out.truncated.stdout > 0 {
             return Err(BatchError::Truncated {
                 dropped: out.truncated.stdout,
@@ -779,6 +905,25 @@ impl Batch {
     }
 }
 
+/// `out` with each stream cut to its first and last `keep` bytes (the cut added to
+/// `truncated`), as the capped runner cuts them on the host.
+pub fn keep_ends(out: &mut Output, keep: u64) {
+    let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+    let cut = |data: &mut Vec<u8>, dropped: &mut u64| {
+        if data.len() > keep.saturating_mul(2) {
+            let extra = data.len() - 2 * keep;
+            data.drain(keep..keep + extra);
+            *dropped += extra as u64;
+        }
+    };
+    cut(&mut out.stdout, &mut out.truncated.stdout);
+    cut(&mut out.stderr, &mut out.truncated.stderr);
+}
+
+fn find_from(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    find(haystack.get(from..)?, needle).map(|i| i + from)
+}
+
 /// The line starting at `pos` (without its `\n`) and the position after it; headers are short.
 fn header_line(data: &[u8], pos: usize) -> Option<(&str, usize)> {
     let rest = data.get(pos..)?;
@@ -793,6 +938,117 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         return None;
     }
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A command run right before another, in the same round trip
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `PRE` (after `set -- NONCE PRE`) in a subshell with stdin from /dev/null, then prints
+/// `\nRDEPLOY-PRE NONCE STATUS` on stdout and `\nRDEPLOY-PRE NONCE` on stderr; only when PRE
+/// exited 0 does the main command's script follow, in the same shell (exit 97 otherwise).
+const PREAMBLE_RUNNER: &str = r#"
+( eval "$2" ) < /dev/null
+s_=$?
+printf '\nRDEPLOY-PRE %s %s\n' "$1" "$s_"
+printf '\nRDEPLOY-PRE %s\n' "$1" >&2
+[ "$s_" -eq 0 ] || exit 97
+set --
+"#;
+
+/// How to split the output of a command built by [`Cmd::after`].
+#[derive(Clone, Debug)]
+pub struct Preamble {
+    nonce: String,
+}
+
+/// What [`Preamble::split`] found.
+#[derive(Debug)]
+pub enum PreambleSplit {
+    /// The preamble exited 0 and the main command ran: both outputs.
+    Ran {
+        /// The preamble's output.
+        pre: Output,
+        /// The main command's output.
+        main: Output,
+    },
+    /// The preamble failed (its output, non-zero status): the main command did not run.
+    PreFailed(Output),
+    /// No marker: the shell did not get that far (the output is the whole command's).
+    NoMarker,
+}
+
+impl Cmd {
+    /// `pre` then `self` in ONE command (one round trip): `pre` runs first, in a subshell with
+    /// stdin from /dev/null; `self` runs only if `pre` exited 0, with its own stdin, `chdir` and
+    /// environment. The result carries `self`'s `become` and timeout; `pre` may carry neither
+    /// become nor stdin (run it separately when its `become` differs). Split the output with
+    /// [`Preamble::split`]. `pre`'s own output must not hold the marker line (it cannot, short of
+    /// printing the 128-bit nonce built here): it is meant for the executor's backup script.
+    pub fn after(&self, pre: &Cmd) -> Result<(Cmd, Preamble), CmdError> {
+        if pre.stdin.is_some() {
+            return Err(CmdError::NotNestable {
+                index: 0,
+                setting: "stdin",
+            });
+        }
+        let nonce = nonce();
+        let mut main = self.clone();
+        let (stdin, become_, timeout) =
+            (main.stdin.take(), main.become_.take(), main.timeout.take());
+        let mut pre = pre.clone();
+        pre.become_ = None;
+        pre.timeout = None;
+        let mut cmd = Cmd::raw("set --")
+            .arg(nonce.clone())
+            .arg(pre.to_shell()?)
+            .op(PREAMBLE_RUNNER);
+        cmd.parts.push(Part::Raw(Cow::Owned(main.to_shell()?)));
+        cmd.stdin = stdin;
+        cmd.become_ = become_;
+        cmd.timeout = timeout;
+        Ok((cmd, Preamble { nonce }))
+    }
+}
+
+impl Preamble {
+    /// Splits the combined command's output at the preamble's markers.
+    pub fn split(&self, out: Output) -> PreambleSplit {
+        let mark = format!("\nRDEPLOY-PRE {} ", self.nonce);
+        let emark = format!("\nRDEPLOY-PRE {}\n", self.nonce);
+        let Some(at) = find(&out.stdout, mark.as_bytes()) else {
+            return PreambleSplit::NoMarker;
+        };
+        let Some((line, next)) = header_line(&out.stdout, at + mark.len()) else {
+            return PreambleSplit::NoMarker;
+        };
+        let Ok(status) = line.parse::<i32>() else {
+            return PreambleSplit::NoMarker;
+        };
+        let (pre_err, main_err) = match find(&out.stderr, emark.as_bytes()) {
+            Some(e) => (
+                out.stderr[..e].to_vec(),
+                out.stderr[e + emark.len()..].to_vec(),
+            ),
+            None => (Vec::new(), out.stderr.clone()),
+        };
+        let pre = Output {
+            status,
+            stdout: out.stdout[..at].to_vec(),
+            stderr: pre_err,
+            truncated: Truncated::default(),
+        };
+        if status != 0 {
+            return PreambleSplit::PreFailed(pre);
+        }
+        let main = Output {
+            status: out.status,
+            stdout: out.stdout[next..].to_vec(),
+            stderr: main_err,
+            truncated: out.truncated,
+        };
+        PreambleSplit::Ran { pre, main }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -877,7 +1133,8 @@ pub enum StatError {
 /// directory, link, other); unless absent `mode` (octal, with special bits), `uid`, `gid`,
 /// `owner`, `group`, `size`; `sha256` for readable regular files; and for links `target` LAST,
 /// raw up to the final newline (so a target containing newlines still parses). A path whose
-/// parent exists but cannot be searched is an error (exit 3), not "absent".
+/// parent exists but cannot be searched is an error (exit 3), not "absent" (the parent is found
+/// as `dirname` finds it, with shell built-ins: no process).
 /// GNU `stat -c`; BusyBox accepts the same `-c` formats; BSD/macOS `stat` needs `-f '%Lp %u %g
 /// %Su %Sg %z'` instead and `shasum -a 256` in place of `sha256sum`.
 const STAT_SCRIPT: &str = r#"
@@ -887,7 +1144,9 @@ elif [ -d "$p_" ]; then k_=directory
 elif [ -f "$p_" ]; then k_=file
 elif [ -e "$p_" ]; then k_=other
 else
-  q_=$(dirname -- "$p_")
+  q_=$p_
+  while case $q_ in */) [ "$q_" != / ] ;; *) false ;; esac; do q_=${q_%/}; done
+  case $q_ in */*) q_=${q_%/*}; q_=${q_:-/} ;; *) q_=. ;; esac
   if [ -e "$q_" ] && ! [ -x "$q_" ]; then
     printf 'rdeploy: cannot search directory %s\n' "$q_" >&2
     exit 3
@@ -1069,12 +1328,35 @@ pub fn test_e(path: &str) -> Cmd {
 /// GNU/BusyBox, every component but the last must exist, otherwise exit 3). For a path that is
 /// not a link this is the same as [`stat_cmd`]. Used by the modules that edit a file in place
 /// (`lineinfile`, `blockinfile`, `replace`), which follow a link at their path like Ansible does.
+/// A path that exists and is not a symlink is stat'ed as it is (the same file `readlink -f`
+/// names): no `readlink` process.
 pub fn stat_resolved_cmd(path: &str) -> Cmd {
     Cmd::raw("set --")
         .arg(path)
-        .op(r#"; r_=$(readlink -f -- "$1") || { printf 'rdeploy: cannot resolve %s\n' "$1" >&2; exit 3; }; set -- "$r_""#)
+        .op(r#"; if [ -L "$1" ] || ! [ -e "$1" ]; then r_=$(readlink -f -- "$1") || { printf 'rdeploy: cannot resolve %s\n' "$1" >&2; exit 3; }; set -- "$r_"; fi"#)
         .op(STAT_SCRIPT)
 }
+
+/// Prints the path after following every symlink, as `readlink -f -- PATH` does. For a path
+/// that exists and is not a symlink it is found with shell built-ins (`cd -P` and `$PWD`: no
+/// process); anything else (a link, a missing path, a directory that cannot be entered) goes
+/// to `readlink -f` (GNU/BusyBox).
+pub fn realpath_cmd(path: &str) -> Cmd {
+    Cmd::raw("set --").arg(path).op(REALPATH_SCRIPT)
+}
+
+const REALPATH_SCRIPT: &str = r#"
+if [ -e "$1" ] && ! [ -L "$1" ]; then
+  if [ -d "$1" ]; then
+    cd -P -- "$1" 2>/dev/null && { printf '%s\n' "$PWD"; exit 0; }
+  else
+    case $1 in */*) d_=${1%/*} ;; *) d_=. ;; esac
+    case ${1##*/} in ''|.|..) ;; *)
+      cd -P -- "${d_:-/}" 2>/dev/null && { printf '%s/%s\n' "${PWD%/}" "${1##*/}"; exit 0; } ;;
+    esac
+  fi
+fi
+exec readlink -f -- "$1""#;
 
 /// A command written by the playbook's author that names a file with `%s` (Ansible's
 /// `validate: visudo -cf %s`). `path` is passed as a quoted positional parameter and each `%s`
@@ -1147,11 +1429,24 @@ pub fn split_words(s: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
-/// The line a remote-shell transport sends (SSH `exec`): runs [`Cmd::wrap`]'s argv in a new
-/// session and process group (`setsid -w`; without util-linux's setsid, the group sshd already
-/// gave the session), after printing `RDEPLOY-PGID <pgid>` as the first line of stdout so the
-/// transport can kill the whole group on timeout or cancel ([`kill_group_cmd`]). The transport
-/// strips that line (and anything a login script printed before it).
+/// The line a remote-shell transport sends (SSH `exec`): runs [`Cmd::wrap`]'s argv as the leader
+/// of its own process group, after printing `RDEPLOY-PGID <pgid>` as the first line of stdout so
+/// the transport can kill the whole group on timeout or cancel ([`kill_group_cmd`]). The
+/// transport strips that line (and anything a login script printed before it).
+///
+/// OpenSSH's sshd already calls `setsid()` in the child it forks for a session (`session.c`,
+/// with or without a PTY), so the login shell running this line is the leader of a new session
+/// and process group: the line checks that in `/proc/self/stat` (its pid field equals its
+/// process-group field, whichever pid namespace that `/proc` shows) with shell built-ins only
+/// (the redirection is opened by the shell itself, so `self` is the shell) and then runs the
+/// command in place: when the login shell is `sh` (its `comm`, the name it was run as, as `sh -c`
+/// would run it) and the argv is `sh -c SCRIPT`, the script is `eval`ed by this very shell,
+/// positional parameters and the line's own variables cleared first (one exec less per command,
+/// which is most of a small command's cost on the host); otherwise the argv is `exec`ed (no extra
+/// process; the group's id stays the shell's pid). Where
+/// that cannot be confirmed (no `/proc`, another SSH server, a shell that is not the group's
+/// leader) it falls back to util-linux's `setsid -w` (and, without setsid, to the group the
+/// shell is in).
 pub fn session_line(cmd: &Cmd, stdin: bool) -> Result<String, CmdError> {
     let argv = cmd.wrap()?;
     let mut line = String::from(if stdin {
@@ -1164,6 +1459,13 @@ pub fn session_line(cmd: &Cmd, stdin: bool) -> Result<String, CmdError> {
         line.push_str(&quote(w)?);
     }
     line.push_str(concat!(
+        "; g_=; p_=x; c_=; if IFS= read -r g_ 2>/dev/null < /proc/self/stat; then",
+        " p_=${g_%% *}; c_=${g_#*'('}; c_=${c_%') '*}",
+        "; g_=${g_##*') '}; g_=${g_#* * }; g_=${g_%% *}; fi",
+        "; if [ \"$g_\" = \"$p_\" ]; then printf 'RDEPLOY-PGID %s\\n' \"$$\"",
+        "; if [ \"$c_\" = sh ] && [ $# -eq 3 ] && [ \"$1\" = sh ] && [ \"$2\" = -c ]; then",
+        " c_=$3; eval \"unset c_ g_ p_; set --",
+        "\n$c_\"; exit; fi; exec \"$@\"; fi",
         "; S='printf \"RDEPLOY-PGID %s\\n\" \"$$\"; exec \"$@\"'",
         "; if command -v setsid >/dev/null 2>&1; then exec setsid -w sh -c \"$S\" rdeploy \"$@\"",
         "; else exec sh -c \"$S\" rdeploy \"$@\"; fi"
@@ -1312,6 +1614,28 @@ mod tests {
         assert_eq!(lines.next(), Some(format!("pid={pgid}").as_str()), "{text}");
         assert_eq!(out.status.code(), Some(7));
         assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    }
+
+    #[test]
+    fn session_line_execs_in_place_when_the_shell_already_leads_its_group() {
+        use std::os::unix::process::CommandExt;
+        // As sshd starts it: the shell is the leader of a new group (setsid in sshd's child).
+        let c = Cmd::raw(r#"echo "pid=$$ n=$# c=${c_-unset} g=${g_-unset}"; exit 3"#);
+        let child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(session_line(&c, false).unwrap())
+            .process_group(0)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let leader = child.id();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{PGID_MARKER}{leader}\npid={leader} n=0 c=unset g=unset\n"),
+            "no setsid, no extra process: the command is the shell sshd started"
+        );
+        assert_eq!(out.status.code(), Some(3));
     }
 
     #[test]
@@ -1779,6 +2103,35 @@ mod tests {
     }
 
     #[test]
+    fn realpath_cmd_agrees_with_readlink_f() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("real/sub")).unwrap();
+        std::fs::write(d.join("real/f"), b"x").unwrap();
+        std::os::unix::fs::symlink("real", d.join("lnk")).unwrap();
+        let p = d.to_string_lossy();
+        for path in [
+            format!("{p}/lnk/sub"),
+            format!("{p}/lnk/f"),
+            format!("{p}/lnk"),
+            format!("{p}/real/sub/.."),
+            format!("{p}/lnk/sub/"),
+            format!("{p}//lnk///f"),
+            format!("{p}/missing/x"),
+            format!("{p}/real/missing"),
+            "/".to_string(),
+        ] {
+            let ours = run_sh(&realpath_cmd(&path).to_shell().unwrap(), b"");
+            let theirs = std::process::Command::new("readlink")
+                .args(["-f", "--", &path])
+                .output()
+                .unwrap();
+            assert_eq!(ours.stdout, theirs.stdout, "{path}");
+            assert_eq!(ours.status.code(), theirs.status.code(), "{path}");
+        }
+    }
+
+    #[test]
     fn stat_resolved_follows_links() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("t");
@@ -1831,9 +2184,11 @@ mod tests {
     #[test]
     fn batch_parse_rejects_truncated_and_forged_output() {
         let b = Cmd::batch(&[Cmd::raw("true")]).unwrap();
+        let start = format!("RDEPLOY-BATCH {} start\n", b.nonce);
         let out = Output {
             status: 0,
-            stdout: format!("RDEPLOY-BATCH {} 0 0 5 0 0 0\nab", b.nonce).into_bytes(),
+            stdout: format!("{start}ab").into_bytes(),
+            stderr: start.clone().into_bytes(),
             ..Output::default()
         };
         assert!(matches!(
@@ -1853,15 +2208,101 @@ mod tests {
         ));
         // Another batch's nonce is not accepted.
         let other = Cmd::batch(&[Cmd::raw("true")]).unwrap();
-        let out = Output {
+        let framed = |n: &str| {
+            Output {
             stdout: format!(
-                "RDEPLOY-BATCH {n} 0 0 0 0 0 0\nRDEPLOY-BATCH-END {n} 1\n",
-                n = other.nonce
+                "noise\nRDEPLOY-BATCH {n} start\nab\nRDEPLOY-BATCH {n} 0 3\nRDEPLOY-BATCH-END {n} 1\n"
             )
             .into_bytes(),
+            stderr: format!("RDEPLOY-BATCH {n} start\ne\nRDEPLOY-BATCH {n} 0\n").into_bytes(),
+            ..Output::default()
+        }
+        };
+        assert!(b.parse(&framed(&other.nonce)).is_err());
+        let parts = other.parse(&framed(&other.nonce)).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].status, 3);
+        assert_eq!(parts[0].stdout, b"ab");
+        assert_eq!(parts[0].stderr, b"e");
+    }
+
+    #[test]
+    fn batch_runs_each_command_in_a_subshell_that_cannot_see_the_nonce() {
+        let b = Cmd::batch(&[
+            Cmd::raw(r#"printf '%s|' "$n_"; cd /; x_=1; exit 4"#),
+            Cmd::raw(r#"printf '%s|%s' "$x_" "$(pwd)" ; printf e >&2"#).chdir("/tmp"),
+            Cmd::raw("if then"),
+        ])
+        .unwrap();
+        let line = b.cmd.to_shell().unwrap();
+        assert!(
+            !line.contains(&b.nonce),
+            "the nonce is not in the command line"
+        );
+        let out = run_sh(&line, &b.cmd.stdin_bytes().unwrap());
+        let parts = b
+            .parse(&Output {
+                status: out.status.code().unwrap_or(-1),
+                stdout: out.stdout,
+                stderr: out.stderr,
+                ..Output::default()
+            })
+            .unwrap();
+        assert_eq!(parts[0].stdout, b"|");
+        assert_eq!(parts[0].status, 4);
+        assert_eq!(parts[1].stdout, b"|/tmp");
+        assert_eq!(parts[1].stderr, b"e");
+        assert_eq!(
+            parts[2].status, 2,
+            "a syntax error stays in its sub-command"
+        );
+    }
+
+    #[test]
+    fn after_runs_the_preamble_first_and_the_command_only_if_it_succeeded() {
+        let main = Cmd::raw("printf 'main:'; cat; printf x >&2").stdin(b"in".to_vec());
+        let (c, p) = main.after(&Cmd::raw("printf pre; printf pe >&2")).unwrap();
+        let out = run_sh(&c.to_shell().unwrap(), &c.stdin_bytes().unwrap());
+        let out = Output {
+            status: out.status.code().unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: out.stderr,
             ..Output::default()
         };
-        assert!(b.parse(&out).is_err());
-        assert_eq!(other.parse(&out).unwrap().len(), 1);
+        match p.split(out) {
+            PreambleSplit::Ran { pre, main } => {
+                assert_eq!(pre.stdout, b"pre");
+                assert_eq!(pre.stderr, b"pe");
+                assert_eq!(main.stdout, b"main:in");
+                assert_eq!(main.stderr, b"x");
+                assert_eq!(main.status, 0);
+            }
+            other => panic!("{other:?}"),
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let flag = dir.path().join("ran");
+        let main = Cmd::raw("touch --").arg(flag.to_string_lossy());
+        let (c, p) = main.after(&Cmd::raw("echo no >&2; exit 3")).unwrap();
+        let out = run_sh(&c.to_shell().unwrap(), b"");
+        assert_eq!(out.status.code(), Some(97));
+        let out = Output {
+            status: 97,
+            stdout: out.stdout,
+            stderr: out.stderr,
+            ..Output::default()
+        };
+        match p.split(out) {
+            PreambleSplit::PreFailed(o) => {
+                assert_eq!(o.status, 3);
+                assert_eq!(o.stderr, b"no\n");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!flag.exists(), "the command did not run");
+        assert!(
+            Cmd::raw("true")
+                .after(&Cmd::raw("cat").stdin(b"x".to_vec()))
+                .is_err()
+        );
     }
 }

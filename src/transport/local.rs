@@ -24,7 +24,7 @@ use tokio::process::{Child, ChildStdin};
 
 use super::cmd::{self, Cmd};
 use super::{
-    Capture, FileAttrs, Output, OutputLimits, Transport, TransportError, Truncated, within,
+    Capture, FileAttrs, Output, OutputLimits, Queued, Transport, TransportError, Truncated, within,
 };
 
 /// Default time a timed-out or cancelled command's process group gets between SIGTERM and
@@ -41,6 +41,8 @@ pub struct LocalTransport {
     /// Every command run, as [`Cmd::display`] shows it, when recording is on (tests and the
     /// "processes per task" figure); `None` otherwise.
     recorded: Option<Vec<String>>,
+    /// The executor's command queued before the next one ([`super::AnyTransport::run_before_next`]).
+    pub(crate) queued: Queued,
 }
 
 impl LocalTransport {
@@ -53,7 +55,18 @@ impl LocalTransport {
             default_timeout: None,
             kill_grace: KILL_GRACE_DEFAULT,
             recorded: None,
+            queued: Queued::default(),
         }
+    }
+
+    /// Runs the queued command (if any) on its own, before the next command: a local command
+    /// costs no round trip. `Err` when the next command must not run.
+    pub(crate) async fn run_queued(&mut self) -> Result<(), TransportError> {
+        if let Some(pre) = self.queued.take_pending() {
+            let r = self.exec(&pre).await;
+            self.queued.settle_alone(r)?;
+        }
+        self.queued.blocked()
     }
 
     /// Records every command run (see [`LocalTransport::recorded`]).
@@ -909,7 +922,7 @@ mod tests {
             Cmd::raw("head -c 200000 /dev/urandom | od -An | head -c 150000; echo tail"),
             Cmd::raw("exit 1)"),
             Cmd::raw("cat; echo $0").env("X", "1").chdir("/"),
-            Cmd::raw("kill -9 $$"),
+            Cmd::raw("sh -c 'kill -9 $PPID'"),
         ];
         let batch = Cmd::batch_keeping(&cmds, 1000).unwrap();
         assert_eq!(batch.len(), 6);
@@ -974,6 +987,61 @@ mod tests {
         let empty = Cmd::batch(&[]).unwrap();
         assert!(empty.is_empty());
         assert_eq!(empty.parse(&run(empty.cmd.clone()).await).unwrap(), vec![]);
+    }
+
+    #[tokio::test]
+    async fn capped_batch_gives_the_same_outputs() {
+        let cmds = vec![
+            Cmd::raw("printf 'no newline'; printf '\\000\\377\\n\\r' >&2; exit 5"),
+            Cmd::raw("head -c 3000 /dev/zero | tr '\\0' a; echo tail"),
+            Cmd::raw("true"),
+        ];
+        let batch = Cmd::batch_keeping(&cmds, 100).unwrap();
+        let fast = batch.parse(&run(batch.cmd.clone()).await).unwrap();
+        let capped = batch.capped();
+        let slow = capped.parse(&run(capped.cmd.clone()).await).unwrap();
+        assert_eq!(fast, slow);
+        assert_eq!(fast[0].stdout, b"no newline");
+        assert_eq!(fast[0].stderr, b"\x00\xff\n\r");
+        assert_eq!(fast[1].stdout.len(), 200);
+        assert_eq!(fast[1].truncated.stdout, 3005 - 200);
+        // Too big for the transport: the fast runner's output is refused, the capped one fits.
+        let mut t = local().with_limits(OutputLimits {
+            head: 500,
+            tail: 500,
+        });
+        let out = t.exec(&batch.cmd).await.unwrap();
+        assert!(matches!(
+            batch.parse(&out),
+            Err(BatchError::Truncated { .. })
+        ));
+        let out = t.exec(&capped.cmd).await.unwrap();
+        assert_eq!(capped.parse(&out).unwrap(), slow);
+    }
+
+    #[tokio::test]
+    async fn a_failed_queued_command_blocks_the_next_ones() {
+        use crate::transport::{AnyTransport, QueuedOutcome};
+        let dir = tempfile::tempdir().unwrap();
+        let flag = dir.path().join("ran");
+        let mut t = AnyTransport::Local(local());
+        t.run_before_next(Cmd::raw("echo backup; exit 3"));
+        let touch = Cmd::raw("touch --").arg(flag.to_string_lossy());
+        assert!(matches!(t.exec(&touch).await, Err(TransportError::NotRun)));
+        assert!(matches!(t.exec(&touch).await, Err(TransportError::NotRun)));
+        assert!(!flag.exists());
+        match t.take_queued() {
+            Some(QueuedOutcome::Failed(o)) => assert_eq!(o.status, 3),
+            other => panic!("{other:?}"),
+        }
+        t.run_before_next(Cmd::raw("echo backup"));
+        assert!(t.exec(&touch).await.unwrap().success());
+        assert!(flag.exists());
+        match t.take_queued() {
+            Some(QueuedOutcome::Ran(o)) => assert_eq!(o.stdout, b"backup\n"),
+            other => panic!("{other:?}"),
+        }
+        assert!(t.take_queued().is_none());
     }
 
     #[tokio::test]

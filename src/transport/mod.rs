@@ -183,6 +183,10 @@ pub enum TransportError {
     /// The command could not be built (NUL byte, bad environment name, ...): nothing was run.
     #[error("invalid command: {0}")]
     InvalidCommand(#[from] CmdError),
+    /// The command queued to run before this one ([`AnyTransport::run_before_next`]) failed, so
+    /// this one was not run; the executor reports the queued command's failure.
+    #[error("not run: the command queued before it failed")]
+    NotRun,
     /// [`Transport::get`] found a file larger than allowed.
     #[error("{path} is larger than {max_bytes} bytes")]
     TooLarge {
@@ -283,6 +287,106 @@ impl Reach {
     }
 }
 
+/// What became of a command queued with [`AnyTransport::run_before_next`].
+#[derive(Clone, Debug)]
+pub enum QueuedOutcome {
+    /// It ran and exited 0 (its output); the next command ran after it.
+    Ran(Output),
+    /// It failed (its output; a non-zero status): the next command was not run, nor any
+    /// command after it until [`AnyTransport::take_queued`].
+    Failed(Output),
+    /// The round trip carrying it failed (timeout, connection lost): how far it got is unknown.
+    Lost(String),
+}
+
+/// A transport's queued command and, once it ran, its outcome.
+#[derive(Clone, Debug, Default)]
+pub struct Queued {
+    pending: Option<Cmd>,
+    outcome: Option<QueuedOutcome>,
+}
+
+impl Queued {
+    /// Queue `cmd` (replacing anything queued or recorded before).
+    pub fn set(&mut self, cmd: Cmd) {
+        self.pending = Some(cmd);
+        self.outcome = None;
+    }
+
+    /// The queued command, if it has not run yet.
+    pub fn take_pending(&mut self) -> Option<Cmd> {
+        self.pending.take()
+    }
+
+    /// `Err(NotRun)` while a failed queued command blocks the transport.
+    pub fn blocked(&self) -> Result<(), TransportError> {
+        match self.outcome {
+            Some(QueuedOutcome::Failed(_)) => Err(TransportError::NotRun),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records the queued command's result when it ran on its own; `Err` when the next
+    /// command must not run.
+    pub fn settle_alone(
+        &mut self,
+        r: Result<Output, TransportError>,
+    ) -> Result<(), TransportError> {
+        match r {
+            Ok(out) if out.status == 0 => {
+                self.outcome = Some(QueuedOutcome::Ran(out));
+                Ok(())
+            }
+            Ok(out) => {
+                self.outcome = Some(QueuedOutcome::Failed(out));
+                Err(TransportError::NotRun)
+            }
+            Err(e) => {
+                self.outcome = Some(QueuedOutcome::Lost(e.to_string()));
+                Err(e)
+            }
+        }
+    }
+
+    /// Records the queued command's result from a combined command ([`Cmd::after`]) and returns
+    /// the next command's own result.
+    pub fn settle_combined(
+        &mut self,
+        r: Result<Output, TransportError>,
+        pre: &cmd::Preamble,
+    ) -> Result<Output, TransportError> {
+        let out = match r {
+            Ok(out) => out,
+            Err(e) => {
+                self.outcome = Some(QueuedOutcome::Lost(e.to_string()));
+                return Err(e);
+            }
+        };
+        match pre.split(out.clone()) {
+            cmd::PreambleSplit::Ran { pre, main } => {
+                self.outcome = Some(QueuedOutcome::Ran(pre));
+                Ok(main)
+            }
+            cmd::PreambleSplit::PreFailed(o) => {
+                self.outcome = Some(QueuedOutcome::Failed(o));
+                Err(TransportError::NotRun)
+            }
+            // The shell stopped before the queued command finished (sudo refused, ...): the
+            // next command did not run either.
+            cmd::PreambleSplit::NoMarker => {
+                self.outcome = Some(QueuedOutcome::Failed(out));
+                Err(TransportError::NotRun)
+            }
+        }
+    }
+
+    /// The outcome (`None` when nothing ran), clearing the queue and unblocking.
+    pub fn take(&mut self) -> Option<QueuedOutcome> {
+        self.pending = None;
+        self.outcome.take()
+    }
+}
+
 /// Every transport rdeploy has, as one type the executor can hold.
 #[derive(Debug)]
 pub enum AnyTransport {
@@ -310,6 +414,28 @@ impl AnyTransport {
         }
     }
 
+    /// Queues `cmd` to run on the host right before the next command (or file transfer), in the
+    /// same round trip when the transport can (SSH, same `become`: [`Cmd::after`]); the next
+    /// command runs only if `cmd` exits 0, and while a failed queued command's outcome has not
+    /// been taken ([`AnyTransport::take_queued`]) every command is refused with
+    /// [`TransportError::NotRun`]. The executor queues its backup this way: it runs on the host
+    /// before the change, without a round trip of its own. `cmd` may not carry stdin.
+    pub fn run_before_next(&mut self, cmd: Cmd) {
+        match self {
+            AnyTransport::Local(t) => t.queued.set(cmd),
+            AnyTransport::Ssh(t) => t.queued.set(cmd),
+        }
+    }
+
+    /// What became of the command queued with [`AnyTransport::run_before_next`]: `None` when it
+    /// has not run (no command followed it; it is dropped). Unblocks the transport.
+    pub fn take_queued(&mut self) -> Option<QueuedOutcome> {
+        match self {
+            AnyTransport::Local(t) => t.queued.take(),
+            AnyTransport::Ssh(t) => t.queued.take(),
+        }
+    }
+
     /// Closes the connection (a no-op for the local transport).
     pub async fn close(self) {
         match self {
@@ -322,7 +448,10 @@ impl AnyTransport {
 impl Transport for AnyTransport {
     async fn exec(&mut self, cmd: &Cmd) -> Result<Output, TransportError> {
         match self {
-            AnyTransport::Local(t) => t.exec(cmd).await,
+            AnyTransport::Local(t) => {
+                t.run_queued().await?;
+                t.exec(cmd).await
+            }
             AnyTransport::Ssh(t) => t.exec(cmd).await,
         }
     }
@@ -334,14 +463,20 @@ impl Transport for AnyTransport {
         attrs: &FileAttrs,
     ) -> Result<(), TransportError> {
         match self {
-            AnyTransport::Local(t) => t.put(data, path, attrs).await,
+            AnyTransport::Local(t) => {
+                t.run_queued().await?;
+                t.put(data, path, attrs).await
+            }
             AnyTransport::Ssh(t) => t.put(data, path, attrs).await,
         }
     }
 
     async fn get(&mut self, path: &str, max_bytes: u64) -> Result<Vec<u8>, TransportError> {
         match self {
-            AnyTransport::Local(t) => t.get(path, max_bytes).await,
+            AnyTransport::Local(t) => {
+                t.run_queued().await?;
+                t.get(path, max_bytes).await
+            }
             AnyTransport::Ssh(t) => t.get(path, max_bytes).await,
         }
     }

@@ -32,7 +32,7 @@ use super::cmd::{self, Become, Cmd};
 use super::known_hosts::{self, HostKey, HostKeyPolicy, KnownHosts, Verdict};
 use super::ssh_config::{Hop, HostSettings, SshOptions};
 use super::{
-    Capture, FileAttrs, Output, OutputLimits, Transport, TransportError, Truncated, within,
+    Capture, FileAttrs, Output, OutputLimits, Queued, Transport, TransportError, Truncated, within,
 };
 
 /// Channels open at once on one connection (OpenSSH's `MaxSessions` defaults to 10).
@@ -49,6 +49,8 @@ pub struct SshTransport {
     default_timeout: Option<Duration>,
     kill_grace: Duration,
     commands: usize,
+    /// The executor's command queued before the next one ([`super::AnyTransport::run_before_next`]).
+    pub(crate) queued: Queued,
 }
 
 impl std::fmt::Debug for SshTransport {
@@ -142,6 +144,7 @@ impl SshTransport {
             default_timeout: None,
             kill_grace: KILL_GRACE_DEFAULT,
             commands: 0,
+            queued: Queued::default(),
         })
     }
 
@@ -160,8 +163,31 @@ impl SshTransport {
         }
     }
 
-    /// Runs `cmd` with `input` on stdin (`cmd`'s own stdin when `None`).
+    /// Runs `cmd` with `input` on stdin (`cmd`'s own stdin when `None`), after the queued
+    /// command if there is one: in the same round trip when both have the same `become`
+    /// ([`Cmd::after`]), else on its own first.
     async fn run(
+        &mut self,
+        cmd: &Cmd,
+        input: Option<&[u8]>,
+        limits: OutputLimits,
+    ) -> Result<Output, TransportError> {
+        if let Some(pre) = self.queued.take_pending() {
+            if pre.get_become() == cmd.get_become()
+                && let Ok((combined, preamble)) = cmd.after(&pre)
+            {
+                let r = self.run_one(&combined, input, limits).await;
+                return self.queued.settle_combined(r, &preamble);
+            }
+            let r = self.run_one(&pre, None, self.limits).await;
+            self.queued.settle_alone(r)?;
+        }
+        self.queued.blocked()?;
+        self.run_one(cmd, input, limits).await
+    }
+
+    /// Runs one command on its own channel.
+    async fn run_one(
         &mut self,
         cmd: &Cmd,
         input: Option<&[u8]>,

@@ -50,24 +50,14 @@ pub async fn run_batch(
         return Ok(vec![keep_ends(out, keep)]);
     }
     let batch = Cmd::batch_keeping(cmds, keep).map_err(bad_cmd)?;
-    let out = ctx.run(tr, batch.cmd.clone()).await?;
-    batch
-        .parse(&out)
+    ctx.run_batch(tr, &batch)
+        .await?
         .map_err(|e| failed(format!("reading the host's state failed: {e}")))
 }
 
 /// `out` with each stream cut to its first and last `keep` bytes, as a batch would keep them.
 fn keep_ends(mut out: Output, keep: u64) -> Output {
-    let keep = usize::try_from(keep).unwrap_or(usize::MAX);
-    let cut = |data: &mut Vec<u8>, dropped: &mut u64| {
-        if data.len() > keep.saturating_mul(2) {
-            let extra = data.len() - 2 * keep;
-            data.drain(keep..keep + extra);
-            *dropped += extra as u64;
-        }
-    };
-    cut(&mut out.stdout, &mut out.truncated.stdout);
-    cut(&mut out.stderr, &mut out.truncated.stderr);
+    cmd::keep_ends(&mut out, keep);
     out
 }
 
@@ -99,9 +89,10 @@ pub fn read_following_cmd(path: &str) -> Cmd {
         .op(r#"; if [ -f "$1" ]; then cat -- "$1"; fi"#)
 }
 
-/// `readlink -f -- PATH` (the path after following every symlink).
+/// `readlink -f -- PATH` (the path after following every symlink). See [`cmd::realpath_cmd`]:
+/// no process for a path that exists and is not a symlink.
 pub fn realpath_cmd(path: &str) -> Cmd {
-    Cmd::raw("readlink -f --").arg(path)
+    cmd::realpath_cmd(path)
 }
 
 /// The content a diff-read returned, if it is all there and is text.

@@ -277,11 +277,13 @@ pub async fn guard(
         }
         _ => {
             let batch = Cmd::batch(&tests).map_err(|e| ModuleError::Args(e.to_string()))?;
-            let out = ctx.run(tr, batch.cmd.clone()).await?;
-            let parts = batch.parse(&out).map_err(|e| ModuleError::Failed {
-                msg: e.to_string(),
-                result: Args::new(),
-            })?;
+            let parts = ctx
+                .run_batch(tr, &batch)
+                .await?
+                .map_err(|e| ModuleError::Failed {
+                    msg: e.to_string(),
+                    result: Args::new(),
+                })?;
             parts.iter().map(|o| o.status == 0).collect()
         }
     };

@@ -191,9 +191,9 @@ async fn check_get_url(
         }
     }
     let batch = Cmd::batch(&cmds).map_err(|e| ModuleError::Args(e.to_string()))?;
-    let out = ctx.run(tr, batch.cmd.clone()).await?;
-    let outs = batch
-        .parse(&out)
+    let outs = ctx
+        .run_batch(tr, &batch)
+        .await?
         .map_err(|e| failed(format!("cannot look at {}: {e}", w.dest), Args::new()))?;
     let stat = |i: usize| -> Result<PathState, ModuleError> {
         let o = outs.get(i).cloned().unwrap_or_default();

@@ -218,9 +218,8 @@ async fn check_packages(
         Vec::new()
     } else {
         let batch = Cmd::batch(&cmds).map_err(|e| ModuleError::Args(e.to_string()))?;
-        let out = ctx.run(tr, batch.cmd.clone()).await?;
-        batch
-            .parse(&out)
+        ctx.run_batch(tr, &batch)
+            .await?
             .map_err(|e| failed(format!("cannot read package state: {e}"), Args::new()))?
     };
     let mut mgr = which;
