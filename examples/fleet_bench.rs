@@ -146,6 +146,8 @@ const PLAYBOOK: &str = r#"- name: fleet benchmark
   vars:
     root: "/srv/bench/{{ inventory_hostname }}"
     rel: "/srv/bench/{{ inventory_hostname }}/releases/{{ app_version }}"
+    # Hosts sharing an sshd (--per-sshd) share its /var/lib/rdeploy: one state folder each.
+    rdeploy_state_dir: "/var/lib/rdeploy/{{ inventory_hostname }}"
   tasks:
     - name: release directory
       file: { path: "{{ rel }}", state: directory }

@@ -53,7 +53,7 @@ pub struct Entry {
     /// The user a restore runs as (the task's `become_user`), if any.
     #[serde(default)]
     pub become_user: Option<String>,
-    /// `file`, `directory`, `link`, `absent` or `other`.
+    /// `file`, `directory`, `link`, `absent` or `other`; `service` or `package`.
     pub kind: String,
     /// Octal mode (`644`), empty when absent.
     #[serde(default)]
@@ -70,6 +70,13 @@ pub struct Entry {
     /// A directory's contents were copied too (`cp -a`).
     #[serde(default)]
     pub deep: bool,
+    /// The task's `PATH` from `environment:`, used again by the restore.
+    #[serde(default)]
+    pub path_env: Option<String>,
+    /// A service's `ACTIVE ENABLED` (as systemctl says them), or a package's installed
+    /// version (empty: not installed).
+    #[serde(default)]
+    pub state: String,
 }
 
 impl Entry {
@@ -105,30 +112,46 @@ pub enum BackupError {
     Failed(String),
 }
 
-/// A path the run may change and whether a directory there is copied whole.
+/// What a backup records about a subject.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TargetKind {
+    /// A path: its content, link target, attributes or absence.
+    #[default]
+    Path,
+    /// A service: whether it is active and enabled at boot.
+    Service,
+    /// A package: its installed version, or its absence.
+    Package,
+}
+
+/// Something the run may change: a path (and whether a directory there is copied whole), a
+/// service or a package.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
-    /// The path.
+    /// The path, or the service's or package's name.
     pub path: String,
     /// Copy a directory's contents (`Resource::Tree`), not only its attributes.
     pub deep: bool,
+    /// What kind of subject it is.
+    pub kind: TargetKind,
 }
 
-/// The paths among a module's resources. Services and packages are not backed up: their
-/// state is left to the play's `rollback:` tasks.
+/// What a module's resources say to record before its change, each subject once.
 pub fn targets(resources: &[Resource]) -> Vec<Target> {
     let mut out: Vec<Target> = Vec::new();
     for r in resources {
-        let (path, deep) = match r {
-            Resource::Path(p) => (p, false),
-            Resource::Tree(p) => (p, true),
-            Resource::Service(_) | Resource::Package(_) => continue,
+        let (path, deep, kind) = match r {
+            Resource::Path(p) => (p, false, TargetKind::Path),
+            Resource::Tree(p) => (p, true, TargetKind::Path),
+            Resource::Service(n) => (n, false, TargetKind::Service),
+            Resource::Package(n) => (n, false, TargetKind::Package),
         };
-        match out.iter_mut().find(|t| t.path == *path) {
+        match out.iter_mut().find(|t| t.path == *path && t.kind == kind) {
             Some(t) => t.deep |= deep,
             None => out.push(Target {
                 path: path.clone(),
                 deep,
+                kind,
             }),
         }
     }
@@ -157,6 +180,32 @@ umask 077
 man_="$sd_/runs/$run_.json"
 while [ $# -ge 4 ]; do
   i_=$1; p_=$2; deep_=$3; pre_=$4; shift 4
+  if [ "$deep_" = svc ]; then
+    if command -v systemctl >/dev/null 2>&1; then
+      a_=$(systemctl is-active -- "$p_" 2>/dev/null); e_=$(systemctl is-enabled -- "$p_" 2>/dev/null)
+    elif service "$p_" status >/dev/null 2>&1; then a_=active; e_=unknown
+    else a_=inactive; e_=unknown; fi
+    case $a_ in ''|*[!a-z-]*) a_=unknown ;; esac
+    case $e_ in ''|*[!a-z-]*) e_=unknown ;; esac
+    f_='%s,"kind":"service","state":"%s %s"}\n'
+    printf "$f_" "$pre_" "$a_" "$e_" >> "$man_" || exit 3
+    printf "$f_" "$pre_" "$a_" "$e_"
+    continue
+  fi
+  if [ "$deep_" = pkg ]; then
+    v_=
+    if command -v dpkg-query >/dev/null 2>&1; then
+      v_=$(dpkg-query -W -f='${Status} ${Version}' "$p_" 2>/dev/null)
+      case $v_ in "install ok installed "*) v_=${v_#install ok installed } ;; *) v_= ;; esac
+    elif command -v rpm >/dev/null 2>&1; then
+      v_=$(rpm -q --qf '%{VERSION}-%{RELEASE}' "$p_" 2>/dev/null) || v_=
+    fi
+    case $v_ in *[!A-Za-z0-9.+~:_-]*) echo "unexpected version of $p_: $v_" >&2; exit 3 ;; esac
+    f_='%s,"kind":"package","state":"%s"}\n'
+    printf "$f_" "$pre_" "$v_" >> "$man_" || exit 3
+    printf "$f_" "$pre_" "$v_"
+    continue
+  fi
   d_="$sd_/backups/$run_/$step_/$i_"
   if [ -e "$d_" ] || [ -L "$d_" ]; then rm -rf -- "$d_" || exit 3; fi
   h_=
@@ -179,7 +228,7 @@ exit 0"#;
 
 /// Restores one entry: `PATH KIND MODE UID GID DIR SHA256 DEEP`. Exit 4: the restored file's
 /// checksum is wrong; 5: the kind cannot be restored.
-const RESTORE: &str = r#"; p_=$1; k_=$2; m_=$3; u_=$4; g_=$5; d_=$6; h_=$7; deep_=$8
+const RESTORE: &str = r#"; p_=$1; k_=$2; m_=$3; u_=$4; g_=$5; d_=$6; h_=$7; deep_=$8; st_=$9
 t_="$p_.rdeploy-restore.$$"
 own_() { [ "$(stat -c '%u:%g' -- "$1")" = "$u_:$g_" ] || chown -h -- "$u_:$g_" "$1"; }
 case $k_ in
@@ -205,6 +254,21 @@ directory)
     mkdir -p -- "$p_" || exit 3
   fi
   own_ "$p_" && chmod -- "$m_" "$p_" || exit 3 ;;
+service)
+  a_=${st_%% *}; e_=${st_#* }
+  if command -v systemctl >/dev/null 2>&1; then
+    case $a_ in active) systemctl start -- "$p_" || exit 3 ;; inactive|failed) systemctl stop -- "$p_" || exit 3 ;; esac
+    case $e_ in enabled) systemctl enable -- "$p_" || exit 3 ;; disabled) systemctl disable -- "$p_" || exit 3 ;; esac
+  else
+    case $a_ in active) service "$p_" start || exit 3 ;; inactive|failed) service "$p_" stop || exit 3 ;; esac
+  fi ;;
+package)
+  if command -v apt-get >/dev/null 2>&1; then
+    if [ -z "$st_" ]; then DEBIAN_FRONTEND=noninteractive apt-get remove -y -q "$p_" || exit 3
+    else DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades "$p_=$st_" || exit 3; fi
+  elif command -v dnf >/dev/null 2>&1; then
+    if [ -z "$st_" ]; then dnf remove -y "$p_" || exit 3; else dnf install -y "$p_-$st_" || exit 3; fi
+  else echo "no apt-get or dnf to put $p_ back" >&2; exit 5; fi ;;
 *) echo "$p_ was a special file: it cannot be restored" >&2; exit 5 ;;
 esac
 exit 0"#;
@@ -280,37 +344,49 @@ pub async fn backup(
     task: &str,
     targets: &[Target],
     become_: Option<&Become>,
+    path_env: Option<&str>,
 ) -> Result<Vec<Entry>, BackupError> {
     if targets.is_empty() {
         return Ok(Vec::new());
     }
-    let cmd = backup_cmd(store, step, task, targets, become_);
+    let cmd = backup_cmd(store, step, task, targets, become_, path_env);
     let out = run_ok(tr, cmd, become_, "backup").await?;
     parse_backup(&out, targets)
 }
 
 /// The command backing up `targets` as step `step` of task `task` (without `become`: add the
-/// task's). It prints the manifest entries it wrote; see [`parse_backup`].
+/// task's). It prints the manifest entries it wrote; see [`parse_backup`]. `path_env` is the
+/// task's own `PATH` (`environment:`), kept so a restore finds the same tools.
 pub fn backup_cmd(
     store: &Store,
     step: u32,
     task: &str,
     targets: &[Target],
     become_: Option<&Become>,
+    path_env: Option<&str>,
 ) -> Cmd {
     let mut cmd = Cmd::raw("set --")
         .arg(&store.state_dir)
         .arg(&store.run_id)
         .arg(step_name(step));
     for (i, t) in targets.iter().enumerate() {
-        let prefix = prefix_json(step, i as u32, task, &t.path, become_);
+        let prefix = prefix_json(step, i as u32, task, &t.path, become_, path_env);
         cmd = cmd
             .arg(i.to_string())
             .arg(&t.path)
-            .arg(if t.deep { "1" } else { "0" })
+            .arg(match (t.kind, t.deep) {
+                (TargetKind::Service, _) => "svc",
+                (TargetKind::Package, _) => "pkg",
+                (TargetKind::Path, true) => "1",
+                (TargetKind::Path, false) => "0",
+            })
             .arg(prefix);
     }
-    cmd.op(BACKUP)
+    let cmd = cmd.op(BACKUP);
+    match path_env {
+        Some(p) => cmd.env("PATH", p),
+        None => cmd,
+    }
 }
 
 /// The manifest entries a [`backup_cmd`] that exited 0 printed: one per target.
@@ -327,13 +403,21 @@ pub fn parse_backup(out: &Output, targets: &[Target]) -> Result<Vec<Entry>, Back
 }
 
 /// The manifest line's fixed fields, as JSON without the closing brace.
-fn prefix_json(step: u32, index: u32, task: &str, path: &str, become_: Option<&Become>) -> String {
+fn prefix_json(
+    step: u32,
+    index: u32,
+    task: &str,
+    path: &str,
+    become_: Option<&Become>,
+    path_env: Option<&str>,
+) -> String {
     let mut v = serde_json::json!({
         "step": step,
         "index": index,
         "task": task,
         "path": path,
         "become_user": become_.map(|b| b.user.clone()),
+        "path_env": path_env,
     })
     .to_string();
     v.pop(); // the closing brace: the host adds the fields it measured
@@ -399,7 +483,12 @@ pub async fn restore(
         .arg(e.dir(state_dir, run_id))
         .arg(&e.sha256)
         .arg(if e.deep { "true" } else { "false" })
+        .arg(&e.state)
         .op(RESTORE);
+    let cmd = match &e.path_env {
+        Some(p) => cmd.env("PATH", p.clone()),
+        None => cmd,
+    };
     let what = format!("restoring {} (step {}, {})", e.path, e.step, e.task);
     run_ok(tr, cmd, become_.as_ref(), &what).await.map(|_| ())
 }

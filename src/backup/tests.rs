@@ -25,6 +25,7 @@ fn t(p: &Path, deep: bool) -> Target {
     Target {
         path: p.display().to_string(),
         deep,
+        kind: TargetKind::Path,
     }
 }
 
@@ -66,6 +67,7 @@ async fn every_kind_of_path_comes_back_as_it_was() {
         "step one",
         &[t(&file, false), t(&link, false), t(&created, false)],
         None,
+        None,
     )
     .await
     .unwrap();
@@ -80,6 +82,7 @@ async fn every_kind_of_path_comes_back_as_it_was() {
         2,
         "step two",
         &[t(&root.join("tree"), true)],
+        None,
         None,
     )
     .await
@@ -114,7 +117,7 @@ async fn a_directory_is_restored_in_attributes_only_unless_deep() {
     let s = store(dir.path(), "20261201T000000Z-000002");
     let mut tr = tr();
     prepare(&mut tr, &s, None).await.unwrap();
-    backup(&mut tr, &s, 1, "mode", &[t(&d, false)], None)
+    backup(&mut tr, &s, 1, "mode", &[t(&d, false)], None, None)
         .await
         .unwrap();
     fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).unwrap();
@@ -135,7 +138,7 @@ async fn a_path_replaced_by_another_kind_is_put_back() {
     let s = store(dir.path(), "20261201T000000Z-000003");
     let mut tr = tr();
     prepare(&mut tr, &s, None).await.unwrap();
-    backup(&mut tr, &s, 1, "x", &[t(&p, false)], None)
+    backup(&mut tr, &s, 1, "x", &[t(&p, false)], None, None)
         .await
         .unwrap();
     fs::remove_file(&p).unwrap();
@@ -152,7 +155,7 @@ async fn a_tampered_backup_is_reported_not_restored_silently() {
     let s = store(dir.path(), "20261201T000000Z-000004");
     let mut tr = tr();
     prepare(&mut tr, &s, None).await.unwrap();
-    let e = backup(&mut tr, &s, 1, "x", &[t(&p, false)], None)
+    let e = backup(&mut tr, &s, 1, "x", &[t(&p, false)], None, None)
         .await
         .unwrap();
     fs::write(
@@ -178,7 +181,7 @@ async fn old_runs_are_pruned_except_pending_ones() {
     for (i, id) in ids.iter().enumerate() {
         let s = store(dir.path(), id);
         prepare(&mut tr, &s, None).await.unwrap();
-        backup(&mut tr, &s, 1, "x", &[t(&p, false)], None)
+        backup(&mut tr, &s, 1, "x", &[t(&p, false)], None, None)
             .await
             .unwrap();
         if i == 0 {
@@ -215,9 +218,17 @@ async fn hostile_paths_are_data() {
     let s = store(dir.path(), "20261201T000000Z-000005");
     let mut tr = tr();
     prepare(&mut tr, &s, None).await.unwrap();
-    let e = backup(&mut tr, &s, 1, "task \"quoted\"", &[t(&p, false)], None)
-        .await
-        .unwrap();
+    let e = backup(
+        &mut tr,
+        &s,
+        1,
+        "task \"quoted\"",
+        &[t(&p, false)],
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(e[0].path, p.display().to_string());
     assert_eq!(e[0].task, "task \"quoted\"");
     fs::write(&p, "v2").unwrap();
@@ -228,7 +239,7 @@ async fn hostile_paths_are_data() {
 }
 
 #[test]
-fn targets_merge_paths_and_skip_services() {
+fn targets_merge_paths_and_keep_services() {
     let r = vec![
         Resource::Path("/a".into()),
         Resource::Service("nginx".into()),
@@ -241,12 +252,134 @@ fn targets_merge_paths_and_skip_services() {
         [
             Target {
                 path: "/a".into(),
-                deep: true
+                deep: true,
+                kind: TargetKind::Path,
+            },
+            Target {
+                path: "nginx".into(),
+                deep: false,
+                kind: TargetKind::Service,
             },
             Target {
                 path: "/b".into(),
-                deep: false
+                deep: false,
+                kind: TargetKind::Path,
             }
         ]
+    );
+}
+
+/// Writes an executable `sh` script.
+fn tool(dir: &Path, name: &str, body: &str) {
+    let p = dir.join(name);
+    fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A service's active/enabled state and a package's version are recorded before the change
+/// and put back by the restore, through the same tools (stand-ins for systemctl, dpkg-query
+/// and apt-get first on the task's PATH: this machine runs no systemd and tests install no
+/// packages).
+#[tokio::test]
+async fn service_and_package_states_are_recorded_and_put_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    let st = dir.path().join("fake");
+    fs::create_dir_all(&bin).unwrap();
+    fs::create_dir_all(&st).unwrap();
+    let f = st.display();
+    tool(
+        &bin,
+        "systemctl",
+        &format!(
+            r#"[ "$2" = -- ] && n="$3" || n="$2"
+case $1 in
+is-active) cat "{f}/$n.active" ;;
+is-enabled) cat "{f}/$n.enabled" ;;
+start) echo active > "{f}/$n.active" ;;
+stop) echo inactive > "{f}/$n.active" ;;
+enable) echo enabled > "{f}/$n.enabled" ;;
+disable) echo disabled > "{f}/$n.enabled" ;;
+esac"#
+        ),
+    );
+    tool(
+        &bin,
+        "dpkg-query",
+        &format!(
+            r#"eval n=\${{$#}}
+[ -f "{f}/$n.version" ] || exit 1
+printf 'install ok installed %s' "$(cat "{f}/$n.version")""#
+        ),
+    );
+    tool(
+        &bin,
+        "apt-get",
+        &format!(
+            r#"echo "$*" >> "{f}/apt.log"
+for a; do case $a in *=*) echo "${{a#*=}}" > "{f}/${{a%%=*}}.version" ;; esac; done
+case "$*" in *remove*) eval n=\${{$#}}; rm -f "{f}/$n.version" ;; esac"#
+        ),
+    );
+    fs::write(st.join("app.active"), "inactive\n").unwrap();
+    fs::write(st.join("app.enabled"), "disabled\n").unwrap();
+    fs::write(st.join("nginx.version"), "1.22.1-9\n").unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let s = store(dir.path(), "20261201T000000Z-000006");
+    let mut tr = tr();
+    prepare(&mut tr, &s, None).await.unwrap();
+    let subject = |name: &str, kind| Target {
+        path: name.into(),
+        deep: false,
+        kind,
+    };
+    let e = backup(
+        &mut tr,
+        &s,
+        1,
+        "service and packages",
+        &[
+            subject("app", TargetKind::Service),
+            subject("nginx", TargetKind::Package),
+            subject("curl", TargetKind::Package),
+        ],
+        None,
+        Some(&path),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (e[0].kind.as_str(), e[0].state.as_str()),
+        ("service", "inactive disabled")
+    );
+    assert_eq!(
+        (e[1].kind.as_str(), e[1].state.as_str()),
+        ("package", "1.22.1-9")
+    );
+    assert_eq!((e[2].kind.as_str(), e[2].state.as_str()), ("package", ""));
+
+    // The run starts and enables the service, upgrades nginx and installs curl.
+    fs::write(st.join("app.active"), "active\n").unwrap();
+    fs::write(st.join("app.enabled"), "enabled\n").unwrap();
+    fs::write(st.join("nginx.version"), "1.24.0-1\n").unwrap();
+    fs::write(st.join("curl.version"), "7.88.1\n").unwrap();
+
+    rollback(&mut tr, &s).await;
+    let read = |n: &str| fs::read_to_string(st.join(n)).unwrap_or_default();
+    assert_eq!(read("app.active"), "inactive\n");
+    assert_eq!(read("app.enabled"), "disabled\n");
+    assert_eq!(read("nginx.version"), "1.22.1-9\n");
+    assert!(
+        !st.join("curl.version").exists(),
+        "a package the run installed is removed"
+    );
+    assert!(
+        read("apt.log").contains("nginx=1.22.1-9"),
+        "{}",
+        read("apt.log")
     );
 }

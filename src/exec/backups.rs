@@ -121,13 +121,14 @@ impl StepBackup<'_> {
         tr: &mut AnyTransport,
         resources: &[Resource],
         become_: Option<&Become>,
+        environment: &[(String, String)],
     ) -> Result<Option<Queued>, String> {
         let targets = backup::targets(resources);
         if targets.is_empty() {
             return Ok(None);
         }
         let started = std::time::Instant::now();
-        let r = self.queue_targets(tr, targets, become_).await;
+        let r = self.queue_targets(tr, targets, become_, environment).await;
         self.host.spent += started.elapsed();
         r
     }
@@ -137,6 +138,7 @@ impl StepBackup<'_> {
         tr: &mut AnyTransport,
         targets: Vec<backup::Target>,
         become_: Option<&Become>,
+        environment: &[(String, String)],
     ) -> Result<Option<Queued>, String> {
         let (store, prepare) = self.store(tr, become_).await?;
         self.host.step += 1;
@@ -151,10 +153,18 @@ impl StepBackup<'_> {
             })
             .await
             .map_err(|e| format!("the journal could not record the change: {e}"))?;
-        let mut cmd = backup::backup_cmd(&store, step, self.task, &targets, become_);
+        let path_env = environment
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str());
+        let mut cmd = backup::backup_cmd(&store, step, self.task, &targets, become_, path_env);
         let prepares = prepare.is_some();
         if let Some(p) = prepare {
             cmd = Cmd::raw(":").and(p).and(cmd);
+        }
+        // The task's `environment:` (a PATH, say) applies to what the backup looks at too.
+        for (k, v) in environment.iter().filter(|(k, _)| k != "PATH") {
+            cmd = cmd.env(k.clone(), v.clone());
         }
         if let Some(b) = become_ {
             cmd = cmd.with_become(b.clone());

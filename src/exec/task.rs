@@ -768,7 +768,12 @@ async fn pipeline(
     let mut queued = None;
     if let Some(b) = backup {
         match b
-            .queue(tr, &imp.resources(args), mctx.become_.as_ref())
+            .queue(
+                tr,
+                &imp.resources(args),
+                mctx.become_.as_ref(),
+                &mctx.environment,
+            )
             .await
         {
             Ok(q) => queued = q.map(|q| (b, q)),
