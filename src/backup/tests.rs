@@ -57,6 +57,11 @@ async fn every_kind_of_path_comes_back_as_it_was() {
     symlink("releases/v1", &link).unwrap();
     fs::write(root.join("tree/sub/a"), "a").unwrap();
     let created = root.join("releases/v2");
+    // As root (the test fleet's machines and CI), the file belongs to someone else first.
+    let root_user = rustix::process::geteuid().is_root();
+    if root_user {
+        std::os::unix::fs::chown(&file, Some(65534), Some(65534)).unwrap();
+    }
     let s = store(dir.path(), "20261201T000000Z-000001");
     let mut tr = tr();
     prepare(&mut tr, &s, None).await.unwrap();
@@ -97,9 +102,22 @@ async fn every_kind_of_path_comes_back_as_it_was() {
     symlink("releases/v2", &link).unwrap();
     fs::remove_dir_all(root.join("tree")).unwrap();
 
+    if root_user {
+        std::os::unix::fs::chown(&file, Some(0), Some(0)).unwrap();
+    }
+
     rollback(&mut tr, &s).await;
     assert_eq!(fs::read(&file).unwrap(), b"port=1\n\0binary\xff");
     assert_eq!(mode(&file), 0o640);
+    if root_user {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(&file).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid()),
+            (65534, 65534),
+            "the owner is restored too"
+        );
+    }
     assert_eq!(
         fs::read_link(&link).unwrap(),
         std::path::PathBuf::from("releases/v1")
