@@ -35,6 +35,9 @@ want procps ps
 want sudo sudo
 want python3 python3
 want curl curl
+# The health-probe tests: `from: host` HTTP falls back to wget, TLS probes need a server.
+want wget wget
+want openssl openssl
 # useradd (passwd) and kill (procps/util-linux) are part of every Debian base system.
 
 if [ ${#need[@]} -gt 0 ]; then
