@@ -350,9 +350,10 @@ async fn redirects_are_followed_from_the_controller_and_the_host() {
     let c = with_body(http(s.url("/old")), "new place");
     let o = run_one(c.clone(), &settings(0, 1)).await;
     assert!(o.passed, "{o:?}");
-    if !have("curl") {
-        return;
-    }
+    assert!(
+        have("curl"),
+        "curl is required by this test (scripts/test.sh installs it)"
+    );
     let mut c = c;
     if let Check::Http { from, .. } = &mut c {
         *from = ProbeFrom::Host;
