@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -41,7 +42,7 @@ pub struct Template;
 enum Source {
     /// Bytes known on the controller (content, a local file, a rendered template), with the
     /// mode of the local file for `mode: preserve`.
-    Bytes(Vec<u8>, Option<u32>),
+    Bytes(Arc<[u8]>, Option<u32>),
     /// A file on the host (`remote_src`).
     Remote(String),
     /// A directory on the controller, copied recursively to this root on the host.
@@ -51,7 +52,7 @@ enum Source {
 /// What a single-file copy carries from check to apply.
 struct FilePlan {
     dest: String,
-    data: Option<Vec<u8>>,
+    data: Option<Arc<[u8]>>,
     remote_src: Option<String>,
     /// The remote source's mode, for a new `dest` without `mode` (Ansible's `copystat`).
     remote_mode: Option<u32>,
@@ -151,7 +152,7 @@ impl Module for Template {
                 .str_arg("src")
                 .map(|s| basename(&s).to_string())
                 .unwrap_or_else(|| basename(&local.to_string_lossy()).to_string());
-            let source = Source::Bytes(rendered.into_bytes(), local_mode(local));
+            let source = Source::Bytes(Arc::from(rendered.into_bytes()), local_mode(local));
             check_file(tr, args, ctx, source, Some(&name)).await
         })
     }
@@ -192,7 +193,7 @@ fn copy_source(args: &Args, ctx: &ModuleCtx<'_>) -> Result<(Source, Option<Strin
             Value::String(s) => s.clone(),
             other => serde_json::to_string(other).unwrap_or_default(),
         };
-        return Ok((Source::Bytes(text.into_bytes(), None), None));
+        return Ok((Source::Bytes(Arc::from(text.into_bytes()), None), None));
     }
     let src = args.req_str("src")?;
     let name = basename(&src).to_string();
@@ -204,9 +205,35 @@ fn copy_source(args: &Args, ctx: &ModuleCtx<'_>) -> Result<(Source, Option<Strin
         let root = tree_root(&src, &args.req_str("dest")?);
         return Ok((Source::LocalDir(local.to_path_buf(), root), None));
     }
-    let data = std::fs::read(local)
+    let data = read_shared(local)
         .map_err(|e| ModuleError::Args(format!("cannot read {}: {e}", local.display())))?;
     Ok((Source::Bytes(data, local_mode(local)), Some(name)))
+}
+
+/// A controller-side file's bytes, read once and shared by every host copying it at the
+/// same time (500 hosts in flight would otherwise hold 500 copies). Entries are weak: the
+/// bytes are freed when the last host is done, and a file changed since (size or mtime) is
+/// read again.
+fn read_shared(path: &Path) -> std::io::Result<Arc<[u8]>> {
+    use std::sync::{Mutex, OnceLock, Weak};
+    type Key = (PathBuf, Option<std::time::SystemTime>, u64);
+    static CACHE: OnceLock<Mutex<HashMap<Key, Weak<[u8]>>>> = OnceLock::new();
+    let meta = std::fs::metadata(path)?;
+    let key: Key = (path.to_path_buf(), meta.modified().ok(), meta.len());
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(data) = cache
+        .lock()
+        .ok()
+        .and_then(|c| c.get(&key).and_then(Weak::upgrade))
+    {
+        return Ok(data);
+    }
+    let data: Arc<[u8]> = Arc::from(std::fs::read(path)?);
+    if let Ok(mut c) = cache.lock() {
+        c.retain(|_, w| w.strong_count() > 0);
+        c.insert(key, Arc::downgrade(&data));
+    }
+    Ok(data)
 }
 
 /// The host directory a source directory is copied to: `dest` itself for `src/` (contents
