@@ -491,6 +491,27 @@ fn notify_posts_the_summary_on_run_end_and_rollback_start() {
     assert_eq!(got[0]["run_id"], got[1]["run_id"]);
 }
 
+/// `RDEPLOY_NOTIFY` (space-separated URLs) stands in for `--notify` on every run, e.g. from
+/// the crontab's environment.
+#[test]
+fn notify_urls_can_come_from_the_environment() {
+    let (port, bodies) = recording_server();
+    let d = Dir::new(
+        ONE,
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - debug: { msg: hi }\n",
+    );
+    let urls = format!("http://127.0.0.1:{port}/a http://127.0.0.1:{port}/b");
+    let out = d
+        .cmd(&["run", "pb.yaml", "-i", "inv.yaml"])
+        .env("RDEPLOY_NOTIFY", &urls)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let got = bodies.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "one POST per URL: {got:#?}");
+    assert!(got.iter().all(|b| b["event"] == "run_end"), "{got:#?}");
+}
+
 #[test]
 fn an_unreachable_webhook_is_a_warning_and_does_not_change_the_exit_code() {
     let port = {

@@ -216,7 +216,12 @@ pub struct UnattendedArgs {
     pub detailed_exitcode: bool,
     /// POST a JSON summary to this URL when the run ends and when a rollback starts
     /// (5 s timeout; a failure is a warning); repeatable.
-    #[arg(long = "notify", value_name = "URL")]
+    #[arg(
+        long = "notify",
+        value_name = "URL",
+        env = "RDEPLOY_NOTIFY",
+        value_delimiter = ' '
+    )]
     pub notify: Vec<String>,
 }
 
