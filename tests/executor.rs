@@ -919,3 +919,33 @@ fn vault_encrypt_view_decrypt_round_trip() {
         "not encrypted"
     );
 }
+
+/// Diagnostic logs (`RDEPLOY_LOG=debug` prints every command a host runs) mask vault values
+/// too.
+#[test]
+fn vault_secrets_are_masked_in_diagnostic_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(vault_fixture("v11.yml"), dir.path().join("secrets.yml")).unwrap();
+    std::fs::write(dir.path().join("inv.yaml"), INVENTORY).unwrap();
+    std::fs::write(
+        dir.path().join("pb.yaml"),
+        "- hosts: localhost\n  gather_facts: no\n  vars_files: [secrets.yml]\n  tasks:\n    - shell: \"test -n '{{ vault_db_password }}'\"\n      changed_when: false\n",
+    )
+    .unwrap();
+    let out = Command::cargo_bin("rdeploy")
+        .unwrap()
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .env("RDEPLOY_LOG", "debug")
+        .env("RDEPLOY_STATE_DIR", dir.path().join("state"))
+        .args(["run", "pb.yaml", "-i", "inv.yaml", "--vault-password-file"])
+        .arg(vault_fixture("password.txt"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("local exec"), "the command is logged: {err}");
+    assert!(err.contains("test -n"), "{err}");
+    assert!(!err.contains("s3cr3t"), "{err}");
+    assert!(err.contains("********"), "{err}");
+}
