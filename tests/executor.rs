@@ -949,3 +949,55 @@ fn vault_secrets_are_masked_in_diagnostic_logs() {
     assert!(!err.contains("s3cr3t"), "{err}");
     assert!(err.contains("********"), "{err}");
 }
+
+/// On the local connection a vault secret in a shell line never shows in the controller's
+/// process list either, and the command still runs with it.
+#[test]
+fn a_secret_in_a_local_command_line_stays_out_of_the_process_list() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(vault_fixture("v11.yml"), dir.path().join("secrets.yml")).unwrap();
+    std::fs::write(dir.path().join("inv.yaml"), INVENTORY).unwrap();
+    let out_file = dir.path().join("ran");
+    std::fs::write(
+        dir.path().join("pb.yaml"),
+        format!(
+            "- hosts: localhost\n  gather_facts: no\n  vars_files: [secrets.yml]\n  tasks:\n    - shell: \"sleep 1.5; printf %s '{{{{ vault_db_password }}}}' > {}\"\n",
+            out_file.display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("rdeploy"))
+        .current_dir(dir.path())
+        .env("RDEPLOY_STATE_DIR", dir.path().join("state"))
+        .args(["run", "pb.yaml", "-i", "inv.yaml", "--vault-password-file"])
+        .arg(vault_fixture("password.txt"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen_sleep = false;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&raw);
+            assert!(
+                !cmdline.contains("s3cr3t-db-Pa55"),
+                "the secret is in a process's arguments: {cmdline}"
+            );
+            seen_sleep |= cmdline.contains("sleep") && cmdline.contains("1.5");
+        }
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run did not end");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(seen_sleep, "the check looked while the command ran");
+    assert_eq!(
+        std::fs::read_to_string(&out_file).unwrap(),
+        "s3cr3t-db-Pa55"
+    );
+}

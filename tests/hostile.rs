@@ -176,3 +176,50 @@ fn hostile_values_arrive_as_their_literal_bytes_from_every_surface() {
     );
     assert!(!sb.path().join("pwned").exists());
 }
+
+/// A vault secret the playbook puts into a shell line never shows in the host's process list:
+/// the line travels over stdin, not in the exec request.
+#[test]
+fn a_secret_in_a_command_line_never_reaches_the_hosts_process_list() {
+    let fleet = Fleet::start(1);
+    let sb = Sandbox::new();
+    sb.write("inv.yaml", inventory(&fleet, "web1", Value::Null));
+    let fixtures = support::repo().join("tests/fixtures/vault");
+    std::fs::copy(fixtures.join("v11.yml"), sb.path().join("secrets.yml")).unwrap();
+    sb.write(
+        "pb.yaml",
+        "- hosts: all\n  gather_facts: no\n  vars_files: [secrets.yml]\n  tasks:\n    - shell: \"sleep 2; test -n '{{ vault_db_password }}' && echo ok > /srv/ran\"\n",
+    );
+    let pw = fixtures.join("password.txt");
+    let mut child = sb
+        .rdeploy_process(&["run", "pb.yaml", "-i", "inv.yaml", "--vault-password-file"])
+        .arg(&pw)
+        .env_remove("SSH_AUTH_SOCK")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen_sleep = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        for p in fleet.host(0).processes() {
+            assert!(
+                !p.cmdline.contains("s3cr3t-db-Pa55"),
+                "the secret is in a host process's arguments: {}",
+                p.cmdline
+            );
+            seen_sleep |= p.cmdline.contains("sleep 2");
+        }
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(seen_sleep, "the check looked while the command ran");
+    assert_eq!(
+        std::fs::read_to_string(fleet.host(0).path("/srv/ran")).unwrap(),
+        "ok\n"
+    );
+}

@@ -1473,6 +1473,30 @@ pub fn session_line(cmd: &Cmd, stdin: bool) -> Result<String, CmdError> {
     Ok(line)
 }
 
+/// The command line sent in place of a [`session_line`] that holds a secret: it reads the real
+/// line from stdin (a line count, then the lines; `read` takes one line at a time and never
+/// more, so the command's own stdin follows untouched) and evaluates it in the same shell, so
+/// the secret is never in a process's arguments on the host (`ps`).
+const STDIN_BOOTSTRAP: &str = concat!(
+    "IFS= read -r n_ || exit 125; s_=; i_=0; while [ \"$i_\" -lt \"$n_\" ]; do",
+    " l_=; IFS= read -r l_ || [ -n \"$l_\" ] || exit 125",
+    "; if [ \"$i_\" -eq 0 ]; then s_=$l_; else s_=\"$s_",
+    "\n$l_\"; fi; i_=$((i_ + 1)); done; unset n_ i_ l_; eval \"$s_\""
+);
+
+/// `line` delivered through stdin: the fixed command to send instead, and the bytes to send
+/// on stdin before the command's own input. The line must then always get stdin (its own
+/// `exec </dev/null` still applies once it is read).
+pub fn stdin_bootstrap(line: &str) -> (&'static str, Vec<u8>) {
+    let lines: Vec<&str> = line.split('\n').collect();
+    let mut data = format!("{}\n", lines.len()).into_bytes();
+    for l in lines {
+        data.extend_from_slice(l.as_bytes());
+        data.push(b'\n');
+    }
+    (STDIN_BOOTSTRAP, data)
+}
+
 /// The marker [`session_line`] prints before the command runs.
 pub const PGID_MARKER: &str = "RDEPLOY-PGID ";
 
@@ -1591,6 +1615,33 @@ mod tests {
             .unwrap();
         child.stdin.take().unwrap().write_all(stdin).unwrap();
         child.wait_with_output().unwrap()
+    }
+
+    #[test]
+    fn a_line_sent_through_stdin_runs_as_it_would_directly_and_keeps_the_stdin_after_it() {
+        let c = Cmd::user_script("printf '%s|' \"$0\" 'two\nlines'; cat; echo; exit 7");
+        for own_stdin in [Some(&b"the command's input\n"[..]), None] {
+            let line = session_line(&c, own_stdin.is_some()).unwrap();
+            let direct = run_sh(&line, own_stdin.unwrap_or(b""));
+            let (boot, mut data) = stdin_bootstrap(&line);
+            assert!(
+                !boot.contains("two"),
+                "the line is not in the command: {boot}"
+            );
+            data.extend_from_slice(own_stdin.unwrap_or(b""));
+            let via = run_sh(boot, &data);
+            assert_eq!(via.status.code(), Some(7));
+            assert_eq!(direct.status.code(), Some(7));
+            let strip = |o: &std::process::Output| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter(|l| !l.starts_with(PGID_MARKER))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            assert_eq!(strip(&via), strip(&direct));
+            assert!(strip(&via).contains("two\nlines|"), "{}", strip(&via));
+        }
     }
 
     /// The process group of `pid`, from /proc.

@@ -99,13 +99,51 @@ impl LocalTransport {
     }
 }
 
+/// A command whose arguments hold a secret (a vault value, `secret_vars`) is started as `sh -c`
+/// with a fixed line that reads the real one from stdin ([`crate::transport::cmd::stdin_bootstrap`]),
+/// so the secret is not in the controller's process list; a shell script is evaluated in that
+/// shell. Other commands are left as they are.
+fn off_the_argv(
+    argv: Vec<String>,
+    input: Option<Vec<u8>>,
+) -> Result<(Vec<String>, Option<Vec<u8>>), TransportError> {
+    if !argv
+        .iter()
+        .any(|w| crate::vault::redact::contains_secret(w))
+    {
+        return Ok((argv, input));
+    }
+    let mut line = match argv.as_slice() {
+        [sh, c, script] if sh == "sh" && c == "-c" => script.clone(),
+        words => {
+            let quoted: Result<Vec<String>, _> = words
+                .iter()
+                .map(|w| crate::transport::cmd::quote(w))
+                .collect();
+            format!(
+                "exec {}",
+                quoted
+                    .map_err(|e| TransportError::Io(e.to_string()))?
+                    .join(" ")
+            )
+        }
+    };
+    if input.is_none() {
+        line = format!("exec </dev/null\n{line}");
+    }
+    let (boot, mut data) = crate::transport::cmd::stdin_bootstrap(&line);
+    if let Some(i) = &input {
+        data.extend_from_slice(i);
+    }
+    Ok((vec!["sh".into(), "-c".into(), boot.into()], Some(data)))
+}
+
 impl Transport for LocalTransport {
     async fn exec(&mut self, cmd: &Cmd) -> Result<Output, TransportError> {
-        let argv = cmd.wrap()?;
+        let (argv, input) = off_the_argv(cmd.wrap()?, cmd.stdin_bytes())?;
         let Some((program, args)) = argv.split_first() else {
             return Err(TransportError::Io("empty argv".into()));
         };
-        let input = cmd.stdin_bytes();
         let timeout = cmd.get_timeout().or(self.default_timeout);
         tracing::debug!(host = %self.name, cmd = %cmd.display(), ?timeout, "local exec");
         if let Some(log) = self.recorded.as_mut() {

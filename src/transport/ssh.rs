@@ -199,6 +199,17 @@ impl SshTransport {
         };
         let input = input.or(own_stdin.as_deref());
         let line = cmd::session_line(cmd, input.is_some())?;
+        // A line holding a secret (a vault value, `secret_vars`) travels over stdin, never as
+        // the exec request: the host's process list would show it.
+        let via_stdin = crate::vault::redact::contains_secret(&line).then(|| {
+            let (boot, mut data) = cmd::stdin_bootstrap(&line);
+            data.extend_from_slice(input.unwrap_or_default());
+            (boot.to_string(), data)
+        });
+        let (line, input) = match &via_stdin {
+            Some((boot, data)) => (boot.clone(), Some(data.as_slice())),
+            None => (line, input),
+        };
         let timeout = cmd.get_timeout().or(self.default_timeout);
         self.commands += 1;
         tracing::debug!(host = %self.name, cmd = %cmd.display(), ?timeout, "ssh exec");

@@ -66,6 +66,12 @@ pub fn is_empty() -> bool {
     SECRETS.read().map(|s| s.is_empty()).unwrap_or(false)
 }
 
+/// Whether `text` holds a registered secret.
+pub fn contains_secret(text: &str) -> bool {
+    let set = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    set.iter().any(|s| text.contains(s.as_str()))
+}
+
 /// `text` with every registered secret replaced by [`MASK`].
 pub fn redact(text: &str) -> Cow<'_, str> {
     let set = SECRETS.read().unwrap_or_else(|e| e.into_inner());
