@@ -1477,11 +1477,14 @@ pub fn session_line(cmd: &Cmd, stdin: bool) -> Result<String, CmdError> {
 /// line from stdin (a line count, then the lines; `read` takes one line at a time and never
 /// more, so the command's own stdin follows untouched) and evaluates it in the same shell, so
 /// the secret is never in a process's arguments on the host (`ps`).
+/// It first becomes `sh` (`exec`: same process, still the group's leader), so the line's own
+/// fast path (a script evaluated in place, never in an argument list) applies whatever the
+/// login shell is.
 const STDIN_BOOTSTRAP: &str = concat!(
-    "IFS= read -r n_ || exit 125; s_=; i_=0; while [ \"$i_\" -lt \"$n_\" ]; do",
+    "exec sh -c 'IFS= read -r n_ || exit 125; s_=; i_=0; while [ \"$i_\" -lt \"$n_\" ]; do",
     " l_=; IFS= read -r l_ || [ -n \"$l_\" ] || exit 125",
     "; if [ \"$i_\" -eq 0 ]; then s_=$l_; else s_=\"$s_",
-    "\n$l_\"; fi; i_=$((i_ + 1)); done; unset n_ i_ l_; eval \"$s_\""
+    "\n$l_\"; fi; i_=$((i_ + 1)); done; unset n_ i_ l_; eval \"$s_\"'"
 );
 
 /// `line` delivered through stdin: the fixed command to send instead, and the bytes to send
@@ -1641,6 +1644,18 @@ mod tests {
             };
             assert_eq!(strip(&via), strip(&direct));
             assert!(strip(&via).contains("two\nlines|"), "{}", strip(&via));
+            // A login shell that is not sh (bash) becomes sh first: the same result.
+            let mut bash = std::process::Command::new("bash")
+                .arg("-c")
+                .arg(boot)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(&mut bash.stdin.take().unwrap(), &data).unwrap();
+            let via_bash = bash.wait_with_output().unwrap();
+            assert_eq!(via_bash.status.code(), Some(7));
+            assert_eq!(strip(&via_bash), strip(&direct));
         }
     }
 
