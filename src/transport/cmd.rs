@@ -1500,6 +1500,24 @@ pub fn stdin_bootstrap(line: &str) -> (&'static str, Vec<u8>) {
     (STDIN_BOOTSTRAP, data)
 }
 
+/// A shell line running `argv` (from [`Cmd::wrap`]) in the shell that evaluates it: an
+/// `sh -c SCRIPT` is the script itself, anything else is `exec`ed with every word quoted;
+/// without `stdin` the line first points stdin at /dev/null. For [`stdin_bootstrap`].
+pub fn argv_line(argv: &[String], stdin: bool) -> Result<String, CmdError> {
+    let mut line = String::from(if stdin { "" } else { "exec </dev/null\n" });
+    match argv {
+        [sh, c, script] if sh == "sh" && c == "-c" => line.push_str(script),
+        words => {
+            line.push_str("exec");
+            for w in words {
+                line.push(' ');
+                line.push_str(&quote(w)?);
+            }
+        }
+    }
+    Ok(line)
+}
+
 /// The marker [`session_line`] prints before the command runs.
 pub const PGID_MARKER: &str = "RDEPLOY-PGID ";
 
@@ -1657,6 +1675,28 @@ mod tests {
             assert_eq!(via_bash.status.code(), Some(7));
             assert_eq!(strip(&via_bash), strip(&direct));
         }
+    }
+
+    #[test]
+    fn argv_line_execs_quoted_words_and_evaluates_a_script_in_place() {
+        let words: Vec<String> = ["printf", "%s|", "a b", "it's"]
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        let line = argv_line(&words, false).unwrap();
+        assert_eq!(
+            line,
+            "exec </dev/null\nexec printf '%s|' 'a b' 'it'\"'\"'s'"
+        );
+        let (boot, data) = stdin_bootstrap(&line);
+        let out = run_sh(boot, &data);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "a b|it's|");
+        let script = vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            "echo in place".to_string(),
+        ];
+        assert_eq!(argv_line(&script, true).unwrap(), "echo in place");
     }
 
     /// The process group of `pid`, from /proc.

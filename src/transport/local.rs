@@ -113,24 +113,8 @@ fn off_the_argv(
     {
         return Ok((argv, input));
     }
-    let mut line = match argv.as_slice() {
-        [sh, c, script] if sh == "sh" && c == "-c" => script.clone(),
-        words => {
-            let quoted: Result<Vec<String>, _> = words
-                .iter()
-                .map(|w| crate::transport::cmd::quote(w))
-                .collect();
-            format!(
-                "exec {}",
-                quoted
-                    .map_err(|e| TransportError::Io(e.to_string()))?
-                    .join(" ")
-            )
-        }
-    };
-    if input.is_none() {
-        line = format!("exec </dev/null\n{line}");
-    }
+    let line = crate::transport::cmd::argv_line(&argv, input.is_some())
+        .map_err(|e| TransportError::Io(e.to_string()))?;
     let (boot, mut data) = crate::transport::cmd::stdin_bootstrap(&line);
     if let Some(i) = &input {
         data.extend_from_slice(i);
