@@ -5,10 +5,15 @@
 //!         └─────────── vars (one precedence list) ──┘                         │
 //!                                                                             ▼
 //! report ◀── events ◀── exec (JoinSet + Semaphore(forks)) ─▶ transport (ssh | local)
+//!                         │   per host, per task: render → when → check → [check mode stops]
+//!                         │                       → journal intent → backup → apply → verify
+//!                         ├─▶ probe    (between batches: http | tcp | command | prometheus)
+//!                         └─▶ rollback (on-host manifests read backwards: restore backups)
 //! ```
 //!
 //! Everything before `exec` is pure and touches no host: `rdeploy plan` and `--syntax-check`
-//! stop there. Each module's own header says what it owns.
+//! stop there. `backup` owns the on-host backups and the controller journal, `vault` Ansible
+//! Vault and the masking of secrets. Each module's own header says what it owns.
 
 pub mod backup;
 pub mod cli;
