@@ -172,27 +172,14 @@ pub fn now() -> u64 {
 /// `YYYY-MM-DDTHH:MM:SSZ` for unix seconds `t`.
 pub fn rfc3339(t: u64) -> String {
     let (days, secs) = (t / 86_400, t % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
+    let (y, m, d) =
+        crate::modules::system::common::civil_from_days(i64::try_from(days).unwrap_or_default());
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
         secs / 3600,
         secs % 3600 / 60,
         secs % 60
     )
-}
-
-/// Howard Hinnant's days-since-epoch to civil date.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// A new run id: `YYYYMMDDTHHMMSSZ-xxxxxx`, sortable by start time, unique by its random tail.

@@ -336,24 +336,6 @@ pub async fn prepare(
     })
 }
 
-/// Backs up `targets` as step `step` of task `task`; returns the manifest entries written.
-pub async fn backup(
-    tr: &mut AnyTransport,
-    store: &Store,
-    step: u32,
-    task: &str,
-    targets: &[Target],
-    become_: Option<&Become>,
-    path_env: Option<&str>,
-) -> Result<Vec<Entry>, BackupError> {
-    if targets.is_empty() {
-        return Ok(Vec::new());
-    }
-    let cmd = backup_cmd(store, step, task, targets, become_, path_env);
-    let out = run_ok(tr, cmd, become_, "backup").await?;
-    parse_backup(&out, targets)
-}
-
 /// The command backing up `targets` as step `step` of task `task` (without `become`: add the
 /// task's). It prints the manifest entries it wrote; see [`parse_backup`]. `path_env` is the
 /// task's own `PATH` (`environment:`), kept so a restore finds the same tools.

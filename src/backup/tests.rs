@@ -9,6 +9,21 @@ use std::path::Path;
 use super::*;
 use crate::transport::LocalTransport;
 
+/// Backs up `targets` as the executor does (one command, then its printed entries).
+async fn backup(
+    tr: &mut AnyTransport,
+    store: &Store,
+    step: u32,
+    task: &str,
+    targets: &[Target],
+    become_: Option<&Become>,
+    path_env: Option<&str>,
+) -> Result<Vec<Entry>, BackupError> {
+    let cmd = backup_cmd(store, step, task, targets, become_, path_env);
+    let out = run_ok(tr, cmd, become_, "backup").await?;
+    parse_backup(&out, targets)
+}
+
 fn tr() -> AnyTransport {
     AnyTransport::Local(LocalTransport::new("t"))
 }

@@ -63,14 +63,7 @@ impl<'r> Runner<'r> {
         total: usize,
         batch: &[String],
     ) -> Option<String> {
-        let failed: Vec<&String> = batch
-            .iter()
-            .filter(|h| {
-                self.states
-                    .get(*h)
-                    .is_some_and(|s| s.failed || s.unreachable)
-            })
-            .collect();
+        let failed = self.failed_among(batch);
         let fatal = matches!(
             play.keywords.any_errors_fatal,
             Some(Val::Lit { value: true, .. })
@@ -120,6 +113,18 @@ impl<'r> Runner<'r> {
                 .await;
         }
         None
+    }
+
+    /// The hosts among `hosts` that failed or could not be used.
+    fn failed_among<'h>(&self, hosts: &'h [String]) -> Vec<&'h String> {
+        hosts
+            .iter()
+            .filter(|h| {
+                self.states
+                    .get(*h)
+                    .is_some_and(|s| s.failed || s.unreachable)
+            })
+            .collect()
     }
 
     /// Runs the play's probes on `hosts` at once; `Some(reason)` when any failed.
@@ -298,14 +303,7 @@ impl<'r> Runner<'r> {
         if !play.rollback.is_empty() && !reachable.is_empty() {
             self.items(&play.rollback, scope, &reachable).await;
             self.flush_handlers(play, &reachable).await;
-            let failed: Vec<&String> = reachable
-                .iter()
-                .filter(|h| {
-                    self.states
-                        .get(*h)
-                        .is_some_and(|s| s.failed || s.unreachable)
-                })
-                .collect();
+            let failed = self.failed_among(&reachable);
             if !failed.is_empty() {
                 clean = false;
                 let names: Vec<&str> = failed.iter().map(|h| h.as_str()).collect();

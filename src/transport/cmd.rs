@@ -803,6 +803,14 @@ impl Batch {
             pos = next;
             epos = enext;
         }
+        self.end_marker(data, pos)
+            .map_err(|reason| incomplete(self.count, reason))?;
+        Ok(results)
+    }
+
+    /// [`Batch::parse`] for the capped runner's length-prefixed output.
+    /// The batch's end marker must come at `pos` (else why not); output after it is ignored.
+    fn end_marker(&self, data: &[u8], pos: usize) -> Result<(), String> {
         let end = format!("RDEPLOY-BATCH-END {} {}", self.nonce, self.count);
         match header_line(data, pos) {
             Some((line, rest)) if line == end => {
@@ -812,13 +820,12 @@ impl Batch {
                         "batch: ignoring output after the end marker"
                     );
                 }
-                Ok(results)
+                Ok(())
             }
-            _ => Err(incomplete(self.count, "no end marker".into())),
+            _ => Err("no end marker".into()),
         }
     }
 
-    /// [`Batch::parse`] for the capped runner's length-prefixed output.
     fn parse_capped(&self, out: &Output) -> Result<Vec<Output>, BatchError> {
         if out.truncated.stdout > 0 {
             return Err(BatchError::Truncated {
@@ -889,19 +896,9 @@ impl Batch {
             });
             pos = err_end;
         }
-        let end = format!("RDEPLOY-BATCH-END {} {}", self.nonce, self.count);
-        match header_line(data, pos) {
-            Some((line, rest)) if line == end => {
-                if rest < data.len() {
-                    tracing::debug!(
-                        extra = data.len() - rest,
-                        "batch: ignoring output after the end marker"
-                    );
-                }
-                Ok(results)
-            }
-            _ => Err(incomplete(self.count, "no end marker".into())),
-        }
+        self.end_marker(data, pos)
+            .map_err(|reason| incomplete(self.count, reason))?;
+        Ok(results)
     }
 }
 
