@@ -1001,3 +1001,69 @@ fn a_secret_in_a_local_command_line_stays_out_of_the_process_list() {
         "s3cr3t-db-Pa55"
     );
 }
+
+/// Each task's status on localhost, from `--output json`.
+fn statuses(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "result")
+        .map(|e| e["result"]["status"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+#[test]
+fn reads_run_ahead_never_hide_a_change_made_before_their_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("data");
+    let playbook = format!(
+        r#"
+- hosts: localhost
+  gather_facts: no
+  vars:
+    d: {d}
+  tasks:
+    - file: {{ path: "{{{{ d }}}}", state: directory }}
+    - copy: {{ content: "{{{{ v }}}}", dest: "{{{{ d }}}}/f" }}
+    # The same file again: the change just made must be seen (ok), not what was read before.
+    - copy: {{ content: "{{{{ v }}}}", dest: "{{{{ d }}}}/f" }}
+    - stat: {{ path: "{{{{ d }}}}/f" }}
+      register: s
+    - assert:
+        that: s.stat.size == v | length
+    - shell: echo other > {{{{ d }}}}/f
+    # Changed behind the modules' back: seen again.
+    - copy: {{ content: "{{{{ v }}}}", dest: "{{{{ d }}}}/f" }}
+    - lineinfile: {{ path: "{{{{ d }}}}/f", line: extra }}
+    - lineinfile: {{ path: "{{{{ d }}}}/f", line: extra }}
+"#,
+        d = d.display()
+    );
+    for (v, first) in [("one", "changed"), ("two", "ok")] {
+        for ahead in ["true", "false"] {
+            let (code, out, err) = run(
+                dir.path(),
+                &playbook,
+                &[
+                    "--output",
+                    "json",
+                    "-e",
+                    &format!("v={v}"),
+                    "-e",
+                    &format!("rdeploy_read_ahead={ahead}"),
+                ],
+            );
+            assert_eq!(code, 0, "{out}{err}");
+            let mut want = vec![first, "changed", "ok", "ok", "ok", "changed", "changed"];
+            want.extend(["changed", "ok"]);
+            // Only the very first run creates the folder; then the content alternates.
+            let got = statuses(&out);
+            let rest: Vec<&str> = got.iter().skip(1).map(String::as_str).collect();
+            assert_eq!(rest, want[1..], "v={v} read-ahead={ahead}\n{out}");
+            assert_eq!(
+                std::fs::read_to_string(d.join("f")).unwrap(),
+                format!("{v}\nextra\n")
+            );
+        }
+    }
+}

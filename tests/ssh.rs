@@ -189,6 +189,107 @@ fn site_yaml_deploys_on_three_hosts_over_ssh_and_a_second_run_changes_nothing() 
     }
 }
 
+/// Ten steps like the benchmark's: directory, file, template, stat, line, link, file, command,
+/// mode, command.
+const RELEASE: &str = r#"- hosts: all
+  gather_facts: no
+  vars:
+    rel: /srv/rel/{{ v }}
+  tasks:
+    - file: { path: "{{ rel }}", state: directory }
+    - copy: { content: "payload {{ v }}\n", dest: "{{ rel }}/payload" }
+    - template: { src: app.conf.j2, dest: "{{ rel }}/app.conf" }
+    - stat: { path: "{{ rel }}/payload", get_checksum: true }
+      register: payload
+    - lineinfile: { path: /srv/rel/env, regexp: "^mode=", line: mode=production, create: true }
+    - file: { src: "{{ rel }}", dest: /srv/rel/current, state: link }
+    - copy: { content: "{{ v }}\n", dest: "{{ rel }}/VERSION" }
+    - command: cat /srv/rel/current/VERSION
+      register: version
+      changed_when: false
+      failed_when: version.stdout != v
+    - file: { path: "{{ rel }}/payload", mode: "0600" }
+    - command: test -f /srv/rel/current/VERSION
+      changed_when: false
+"#;
+
+/// Commands each host was sent, summed over the run.
+fn commands_per_host(r: &Run, host: &str) -> u64 {
+    r.results(host)
+        .iter()
+        .map(|x| x["commands"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+#[test]
+fn checks_read_ahead_ride_in_round_trips_the_host_makes_anyway() {
+    let fleet = Fleet::start(2);
+    let sb = sandbox(&fleet, RELEASE);
+    sb.write("app.conf.j2", "version={{ v }}\n");
+    let first = run(&sb, "pb.yaml", &["-e", "v=1"]);
+    assert_eq!(first.code, 0, "{}", first.explain());
+    let second = run(&sb, "pb.yaml", &["-e", "v=1"]);
+    assert_eq!(second.code, 0, "{}", second.explain());
+    let off = run(
+        &sb,
+        "pb.yaml",
+        &["-e", "v=1", "-e", "rdeploy_read_ahead=false"],
+    );
+    assert_eq!(off.code, 0, "{}", off.explain());
+    let upgrade = run(&sb, "pb.yaml", &["-e", "v=2"]);
+    assert_eq!(upgrade.code, 0, "{}", upgrade.explain());
+    for h in fleet.hosts() {
+        let statuses = |r: &Run| -> Vec<String> {
+            r.results(h.name())
+                .iter()
+                .map(|x| x["status"].as_str().unwrap_or("?").to_string())
+                .collect()
+        };
+        let all = |s: &str, n: usize| vec![s.to_string(); n];
+        assert_eq!(statuses(&second), all("ok", 10), "{}", second.explain());
+        assert_eq!(statuses(&off), all("ok", 10), "{}", off.explain());
+        // One round trip for the seven checks, one per command: the host is asked 3 times
+        // instead of once per task, and every change is still seen.
+        assert_eq!(
+            commands_per_host(&second, h.name()),
+            3,
+            "{}",
+            second.explain()
+        );
+        assert_eq!(commands_per_host(&off, h.name()), 10, "{}", off.explain());
+        // The first run: the checks of the next task and the verification of each change ride
+        // with the change (plus the state folder set up once, and the first batch of checks).
+        let first_cmds = commands_per_host(&first, h.name());
+        assert!(
+            first_cmds <= 12,
+            "{first_cmds} commands\n{}",
+            first.explain()
+        );
+        let changed: Vec<String> = statuses(&upgrade);
+        assert_eq!(
+            changed,
+            [
+                "changed", "changed", "changed", "ok", "ok", "changed", "changed", "ok", "changed",
+                "ok"
+            ],
+            "{}",
+            upgrade.explain()
+        );
+        assert_eq!(
+            std::fs::read_link(h.path("/srv/rel/current")).unwrap(),
+            Path::new("/srv/rel/2")
+        );
+        assert_eq!(
+            std::fs::read_to_string(h.path("/srv/rel/2/VERSION")).unwrap(),
+            "2\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(h.path("/srv/rel/2/app.conf")).unwrap(),
+            "version=2\n"
+        );
+    }
+}
+
 #[test]
 fn files_arrive_whole_with_their_mode_and_fetch_brings_them_back() {
     let fleet = Fleet::start(1);

@@ -80,6 +80,17 @@ pub struct HostState {
 }
 
 impl HostState {
+    /// Forgets what was read ahead on the host's connections (something else may have
+    /// changed it).
+    pub fn forget_reads(&mut self) {
+        if let Some(t) = self.transport.as_mut() {
+            t.reads().forget();
+        }
+        for t in self.delegates.values_mut() {
+            t.reads().forget();
+        }
+    }
+
     /// A host that has not been contacted.
     pub fn new(name: impl Into<String>, connection: Connection) -> HostState {
         HostState {

@@ -31,8 +31,9 @@ use crate::backup::journal::Record;
 use crate::cli::Checked;
 use crate::exec::host::{Connection, HostState};
 use crate::exec::outcome::{HostOutcome, Recap, Status};
-use crate::exec::task::{TaskCtx, run_on_host};
+use crate::exec::task::{AheadTask, TaskCtx, run_on_host};
 use crate::inventory::Inventory;
+use crate::modules::runtime::Ahead;
 use crate::plan::build::tags_selected;
 use crate::playbook::model::{Handler, Included, Keywords, Play, RoleRef, Task, TaskItem, Val};
 use crate::report::events::Event;
@@ -427,6 +428,12 @@ impl<'r> Runner<'r> {
             self.flush_handlers(play, &hosts).await;
             self.section(&play.post_tasks, &play_scope, &hosts, play)
                 .await;
+            // Reads run ahead serve the next tasks only, never across a gate or a soak.
+            for h in batch {
+                if let Some(st) = self.states.get_mut(h) {
+                    st.forget_reads();
+                }
+            }
             self.halt_on_refused_identity(batch);
             if self.stopping() {
                 break;
@@ -492,7 +499,7 @@ impl<'r> Runner<'r> {
     async fn gather(&mut self, hosts: &[String]) {
         let t = gather_task();
         let scope = Scope::default();
-        self.run_task(&t, &scope, hosts, false, "Gathering Facts")
+        self.run_task(&t, &scope, hosts, false, "Gathering Facts", &[])
             .await;
     }
 
@@ -552,7 +559,7 @@ impl<'r> Runner<'r> {
     }
 
     async fn items(&mut self, items: &[TaskItem], scope: &Scope, hosts: &[String]) {
-        for it in items {
+        for (i, it) in items.iter().enumerate() {
             if self.end_play || self.stopping() {
                 return;
             }
@@ -569,7 +576,7 @@ impl<'r> Runner<'r> {
                 return;
             }
             match it {
-                TaskItem::Task(t) => self.task(t, scope, &active).await,
+                TaskItem::Task(t) => self.task(t, scope, &active, &items[i + 1..]).await,
                 TaskItem::Block(b) => {
                     let inner = scope.enter(&b.keywords);
                     let entered = self.filter_when(&b.keywords.when, &inner, &active).await;
@@ -609,7 +616,8 @@ impl<'r> Runner<'r> {
         }
     }
 
-    async fn task(&mut self, t: &Task, scope: &Scope, hosts: &[String]) {
+    /// Runs task `t`; `rest` are the items after it (their checks may run ahead).
+    async fn task(&mut self, t: &Task, scope: &Scope, hosts: &[String], rest: &[TaskItem]) {
         let label = task_label(t, scope);
         if !self.started {
             let name = t
@@ -633,7 +641,7 @@ impl<'r> Runner<'r> {
         if !is_meta_or_include && !tags_selected(&tags, &self.tags.0, &self.tags.1) {
             return;
         }
-        let results = self.run_task(t, scope, hosts, false, &label).await;
+        let results = self.run_task(t, scope, hosts, false, &label, rest).await;
         self.after(t, scope, results).await;
     }
 
@@ -768,7 +776,8 @@ impl<'r> Runner<'r> {
             }
             let scope = handler_scope(h);
             let label = task_label(&h.task, &scope);
-            self.run_task(&h.task, &scope, &targets, true, &label).await;
+            self.run_task(&h.task, &scope, &targets, true, &label, &[])
+                .await;
         }
         for host in hosts {
             if let Some(s) = self.states.get_mut(host) {
@@ -785,6 +794,7 @@ impl<'r> Runner<'r> {
         hosts: &[String],
         handler: bool,
         label: &str,
+        rest: &[TaskItem],
     ) -> Vec<(String, HostOutcome, Flow)> {
         self.reporter.emit(&Event::TaskStart {
             label,
@@ -803,7 +813,7 @@ impl<'r> Runner<'r> {
         } else {
             hosts.to_vec()
         };
-        let results = self.run_hosts(t, scope, &targets, label).await;
+        let results = self.run_hosts(t, scope, &targets, label, rest).await;
         if run_once && let (Some((_, first, _)), Some(reg)) = (results.first(), &t.register) {
             let v = Json::Object(first.result.clone());
             for h in hosts.iter().skip(1) {
@@ -841,14 +851,17 @@ impl<'r> Runner<'r> {
         scope: &Scope,
         hosts: &[String],
         label: &str,
+        rest: &[TaskItem],
     ) -> Vec<(String, HostOutcome, Flow)> {
         let hostvars = self.hostvars();
+        let ahead = self.ahead_of(rest, scope, &hostvars);
         let ctx = Arc::new(TaskCtx {
             shared: Arc::clone(&self.shared),
             task: t.clone(),
             scope: scope.clone(),
             hostvars,
             label: label.to_string(),
+            ahead,
         });
         // `throttle: N` caps this task's hosts in flight below `--forks`.
         let throttle = match t
@@ -904,12 +917,64 @@ impl<'r> Runner<'r> {
             }
         }
         self.timing.tasks_s += task_started.elapsed().as_secs_f64();
+        if t.keywords.delegate_to.is_some() || scope.keywords.delegate_to.is_some() {
+            // A delegated step may have changed another host behind its connection's back.
+            for st in self.states.values_mut() {
+                st.forget_reads();
+            }
+        }
         let mut out = Vec::new();
         for h in hosts {
             if let Some((st, o, f)) = done.remove(h) {
                 self.states.insert(h.clone(), st);
                 out.push((h.clone(), o, f));
             }
+        }
+        out
+    }
+
+    /// The tasks at the start of `rest` whose checks may run ahead of their turn: plain tasks
+    /// of a module that allows it ([`Ahead`]), without loop, delegation, `run_once` or include,
+    /// selected by the tags; the first other item ends the list.
+    fn ahead_of(
+        &self,
+        rest: &[TaskItem],
+        scope: &Scope,
+        hostvars: &minijinja::Value,
+    ) -> Vec<AheadTask> {
+        const MAX_AHEAD: usize = 8;
+        let mut out = Vec::new();
+        for it in rest.iter().take(MAX_AHEAD) {
+            let TaskItem::Task(t) = it else { break };
+            let kind = crate::modules::implementation(t.action.module.as_str())
+                .map_or(Ahead::No, |m| m.ahead());
+            let k = &t.keywords;
+            if kind == Ahead::No
+                || t.loop_over.is_some()
+                || t.included.is_some()
+                || k.delegate_to.is_some()
+                || k.run_once.is_some()
+                || scope.keywords.run_once.is_some()
+                || scope.keywords.delegate_to.is_some()
+            {
+                break;
+            }
+            let mut tags = scope.tags.clone();
+            tags.extend(k.tags.iter().map(|x| x.name.clone()));
+            if !tags_selected(&tags, &self.tags.0, &self.tags.1) {
+                continue;
+            }
+            out.push(AheadTask {
+                ctx: Arc::new(TaskCtx {
+                    shared: Arc::clone(&self.shared),
+                    task: (**t).clone(),
+                    scope: scope.clone(),
+                    hostvars: hostvars.clone(),
+                    label: task_label(t, scope),
+                    ahead: Vec::new(),
+                }),
+                kind,
+            });
         }
         out
     }

@@ -18,10 +18,10 @@ use crate::exec::backups::StepBackup;
 use crate::exec::host::HostState;
 use crate::exec::outcome::{HostOutcome, ItemOutcome, Status};
 use crate::exec::{Flow, Scope, Shared};
-use crate::modules::runtime::{Args, Change, ModuleCtx, ModuleError, Verdict};
+use crate::modules::runtime::{Ahead, Args, Change, ModuleCtx, ModuleError, Verdict};
 use crate::playbook::model::{Keywords, LoopKind, Task, Val, loop_vars};
 use crate::template::{self, LazyVars, VarValue};
-use crate::transport::{AnyTransport, Become, Reach, TransportError};
+use crate::transport::{AnyTransport, Become, LocalTransport, Reach, ReadSet, TransportError};
 use crate::vars::Tier;
 use crate::yaml::{Kind, Node};
 
@@ -37,6 +37,8 @@ pub struct TaskCtx {
     pub hostvars: Value,
     /// The label shown for the task.
     pub label: String,
+    /// The tasks that follow it whose checks may run ahead (empty for handlers).
+    pub ahead: Vec<AheadTask>,
 }
 
 /// What one attempt of a task's action produced.
@@ -664,40 +666,15 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
         return Step::failed(format!("module '{module}' is not implemented yet"));
     };
     let check_mode = effective_check_mode(ctx, kw, vars);
-    let become_ = match become_of(ctx, kw, vars) {
-        Ok(b) => b,
+    let parts = match Parts::new(ctx, kw, vars, &args) {
+        Ok(p) => p,
         Err(m) => return Step::failed(m),
     };
-    let environment = match environment_of(ctx, kw, vars) {
-        Ok(e) => e,
-        Err(m) => return Step::failed(m),
-    };
-    let timeout = int_kw(&kw.timeout, vars, ctx)
-        .map(|s| Duration::from_secs(s.max(0) as u64))
-        .or(ctx.shared.opts.task_timeout);
-    let local_src = local_src(ctx, &args);
-    let env = Arc::clone(&ctx.shared.env);
-    let render_ctx = vars.to_value();
-    let src_loc = local_src
-        .as_ref()
-        .map(|p| Loc::file_start(p.display().to_string()));
-    let render = move |text: &str| -> Result<String, String> {
-        let loc = src_loc
-            .clone()
-            .unwrap_or_else(|| Loc::file_start("<template>"));
-        template::render_str(&env, text, &render_ctx, &loc).map_err(|d| d.to_string())
-    };
-    let mctx = ModuleCtx {
-        local_src: local_src.as_deref(),
-        render: &render,
-        become_,
-        environment,
-        timeout,
-        controller_dir: &ctx.shared.playbook_dir,
-    };
+    let mctx = parts.mctx(ctx);
     let delegate = delegate_name(ctx, vars);
     let opts = &ctx.shared.opts;
     let host_name = st.name.clone();
+    let ahead_vars: Vec<LazyVars> = ctx.ahead.iter().map(|a| task_vars(&a.ctx, st)).collect();
     let local = st.connection == crate::exec::host::Connection::Local;
     let mut backups = std::mem::take(&mut st.backups);
     let opened = match delegate.as_deref() {
@@ -712,6 +689,18 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
             st.transport(opts, &|k: &str| vars.get_json(k).and_then(Result::ok))
                 .await
         }
+    };
+    // Reads run ahead on the host's own connection only, unless `rdeploy_read_ahead: false`.
+    let on = delegate.as_deref().is_none_or(|d| d == host_name)
+        && vars
+            .get_json("rdeploy_read_ahead")
+            .and_then(Result::ok)
+            .is_none_or(|v| truthy(Some(&v)));
+    let look = Lookahead {
+        on,
+        tasks: if on { &ctx.ahead } else { &[] },
+        vars: ahead_vars,
+        host: &host_name,
     };
     let tr: &mut AnyTransport = match opened {
         Ok(t) => t,
@@ -732,12 +721,17 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
         }),
         _ => None,
     };
-    let step = pipeline(imp, tr, &args, &mctx, check_mode, guard.as_mut()).await;
+    let step = pipeline(imp, tr, &args, &mctx, check_mode, guard.as_mut(), &look).await;
     st.backups = backups;
     step
 }
 
 /// check → [check mode stops] → backup → apply → verify.
+///
+/// Reads run ahead ([`crate::transport::reads`]): when nothing is read ahead on the host, the
+/// reads of the next tasks' checks are announced and ride with this task's first round trip;
+/// before a change, this check's reads (to verify) and those of the next tasks up to one that
+/// may change the host are announced and ride with the change.
 async fn pipeline(
     imp: &'static dyn crate::modules::runtime::Module,
     tr: &mut AnyTransport,
@@ -745,13 +739,29 @@ async fn pipeline(
     mctx: &ModuleCtx<'_>,
     check_mode: bool,
     backup: Option<&mut StepBackup<'_>>,
+    look: &Lookahead<'_>,
 ) -> Step {
     let converges = imp.converges(args);
+    if tr.reads().idle() {
+        let window = look.reads(usize::MAX).await;
+        tr.reads().announce(window);
+    }
+    tr.reads().take_seen();
     let drift = match imp.check(tr, args, mctx).await {
         Ok(Verdict::InSync { result }) => return Step::new(Status::Ok, result),
         Ok(Verdict::Drift(d)) => d,
         Err(e) => return module_error(e),
     };
+    if !check_mode {
+        let mut sets = if converges && look.on {
+            tr.reads().take_seen()
+        } else {
+            Vec::new()
+        };
+        let next = look.tasks.iter().position(|a| a.kind != Ahead::ReadsOnly);
+        sets.extend(look.reads(next.map_or(usize::MAX, |i| i + 1)).await);
+        tr.reads().announce(sets);
+    }
     if check_mode {
         // A prediction: converging modules say what would change; commands would run
         // (pyinfra-style dry run), so both are reported as changes.
@@ -826,6 +836,109 @@ async fn pipeline(
     let mut s = Step::new(Status::Changed, result);
     s.changes = drift.changes;
     s
+}
+
+/// What a module is given on a host besides its arguments: `become`, `environment:`, the
+/// timeout, its controller-side source and the task's template renderer.
+struct Parts {
+    become_: Option<Become>,
+    environment: Vec<(String, String)>,
+    timeout: Option<Duration>,
+    local_src: Option<PathBuf>,
+    render: Renderer,
+}
+
+/// Renders template text with one task's variables on one host.
+type Renderer = Box<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
+
+impl Parts {
+    fn new(ctx: &TaskCtx, kw: &Keywords, vars: &LazyVars, args: &Args) -> Result<Parts, String> {
+        let become_ = become_of(ctx, kw, vars)?;
+        let environment = environment_of(ctx, kw, vars)?;
+        let timeout = int_kw(&kw.timeout, vars, ctx)
+            .map(|s| Duration::from_secs(s.max(0) as u64))
+            .or(ctx.shared.opts.task_timeout);
+        let local_src = local_src(ctx, args);
+        let env = Arc::clone(&ctx.shared.env);
+        let render_ctx = vars.to_value();
+        let src_loc = local_src
+            .as_ref()
+            .map(|p| Loc::file_start(p.display().to_string()));
+        let render = move |text: &str| -> Result<String, String> {
+            let loc = src_loc
+                .clone()
+                .unwrap_or_else(|| Loc::file_start("<template>"));
+            template::render_str(&env, text, &render_ctx, &loc).map_err(|d| d.to_string())
+        };
+        Ok(Parts {
+            become_,
+            environment,
+            timeout,
+            local_src,
+            render: Box::new(render),
+        })
+    }
+
+    fn mctx<'a>(&'a self, ctx: &'a TaskCtx) -> ModuleCtx<'a> {
+        ModuleCtx {
+            local_src: self.local_src.as_deref(),
+            render: &*self.render,
+            become_: self.become_.clone(),
+            environment: self.environment.clone(),
+            timeout: self.timeout,
+            controller_dir: &ctx.shared.playbook_dir,
+        }
+    }
+}
+
+/// A task that follows the current one and whose check may run ahead ([`Ahead`]).
+pub struct AheadTask {
+    /// The task, as it will run.
+    pub ctx: Arc<TaskCtx>,
+    /// What its module allows.
+    pub kind: Ahead,
+}
+
+/// The tasks after this one on this host, for reads run ahead.
+struct Lookahead<'a> {
+    /// Reads run ahead on this host for this task (`rdeploy_read_ahead`, not delegated).
+    on: bool,
+    tasks: &'a [AheadTask],
+    vars: Vec<LazyVars>,
+    host: &'a str,
+}
+
+impl Lookahead<'_> {
+    /// The reads the checks of the first `n` next tasks will ask for on this host (a task that
+    /// will be skipped, or whose arguments cannot be rendered yet, asks for nothing). Each
+    /// check runs on a recording transport: nothing reaches the host.
+    async fn reads(&self, n: usize) -> Vec<ReadSet> {
+        let mut sets = Vec::new();
+        for (a, vars) in self.tasks.iter().zip(&self.vars).take(n) {
+            let actx = &*a.ctx;
+            if !matches!(when_true(actx, &actx.task.keywords.when, vars), Ok(true)) {
+                continue;
+            }
+            let Some(imp) = crate::modules::implementation(actx.task.action.module.as_str()) else {
+                continue;
+            };
+            let kw = effective_keywords(actx);
+            let Ok(args) = render_args(actx, vars) else {
+                continue;
+            };
+            let Ok(parts) = Parts::new(actx, &kw, vars, &args) else {
+                continue;
+            };
+            let mctx = parts.mctx(actx);
+            let mut rec = AnyTransport::Local(LocalTransport::new(self.host));
+            rec.reads().start_recording();
+            let r = imp.check(&mut rec, &args, &mctx).await;
+            let got = rec.reads().stop_recording();
+            tracing::trace!(task = %actx.label, sets = got.len(), ok = r.is_ok(), "reads of a next task");
+            sets.extend(got);
+        }
+        sets
+    }
 }
 
 fn describe_change(c: &Change) -> String {

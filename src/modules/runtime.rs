@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::transport::cmd::{Batch, BatchError};
-use crate::transport::{AnyTransport, Become, Cmd, Output, Transport, TransportError};
+use crate::transport::{AnyTransport, Become, Cmd, Output, ReadSet, Transport, TransportError};
 
 /// A module's arguments after rendering: canonical names, `omit` already removed.
 pub type Args = Map<String, Value>;
@@ -65,26 +65,41 @@ impl ModuleCtx<'_> {
         tr.exec(&cmd).await.map_err(ModuleError::Transport)
     }
 
-    /// Runs `batch` (prepared) and splits its output. When the whole output was too big for the
-    /// transport, runs it once more through the capped runner ([`Batch::capped`]), which cuts
-    /// each sub-command's streams on the host: the outputs are the same either way.
+    /// Runs `batch` (prepared) and splits its output; see [`AnyTransport::batch`]. It runs as
+    /// any command: what was read ahead on the host is forgotten first.
     pub async fn run_batch(
         &self,
         tr: &mut AnyTransport,
         batch: &Batch,
     ) -> Result<Result<Vec<Output>, BatchError>, ModuleError> {
-        let out = self.run(tr, batch.cmd.clone()).await?;
-        match batch.parse(&out) {
-            Err(BatchError::Truncated { dropped }) => {
-                tracing::debug!(
-                    dropped,
-                    "batch output too big for the transport; capped runner"
-                );
-                let capped = batch.capped();
-                let out = self.run(tr, capped.cmd.clone()).await?;
-                Ok(capped.parse(&out))
+        tr.batch(batch, &|c| self.prepare(c), false)
+            .await
+            .map_err(ModuleError::Transport)
+    }
+
+    /// Runs read-only `cmds` (prepared; a check's look at the host) in one round trip and
+    /// returns one output per command, each stream cut to `keep` bytes at each end. The host
+    /// may have read them ahead ([`crate::transport::reads`]): then no round trip at all.
+    pub async fn read(
+        &self,
+        tr: &mut AnyTransport,
+        cmds: &[Cmd],
+        keep: u64,
+    ) -> Result<Result<Vec<Output>, BatchError>, ModuleError> {
+        // A command that cannot be built (a NUL byte in a path) is the arguments' fault.
+        let args_fault = |e: TransportError| match e {
+            TransportError::InvalidCommand(e) => ModuleError::Args(e.to_string()),
+            e => ModuleError::Transport(e),
+        };
+        let prepared: Vec<Cmd> = cmds.iter().map(|c| self.prepare(c.clone())).collect();
+        match ReadSet::new(&prepared, keep) {
+            Some(set) => tr.read(&set).await.map_err(args_fault),
+            // Commands that cannot be read as one set (su): a batch of their own.
+            None => {
+                let batch = Cmd::batch_keeping(cmds, keep)
+                    .map_err(|e| args_fault(TransportError::InvalidCommand(e)))?;
+                self.run_batch(tr, &batch).await
             }
-            parsed => Ok(parsed),
         }
     }
 
@@ -229,12 +244,30 @@ pub trait Module: Send + Sync {
     /// What `apply` may touch, for backups. Empty for modules that change nothing backed up.
     fn resources(&self, args: &Args) -> Vec<Resource>;
 
+    /// Whether the executor may run `check` ahead of its turn ([`Ahead`]).
+    fn ahead(&self) -> Ahead {
+        Ahead::No
+    }
+
     /// False for modules whose every run is a change (`command`, `shell`, `script`, `raw`):
     /// the executor does not verify them after `apply`, skips them in check mode, and
     /// reports them as not reversible.
     fn converges(&self, _args: &Args) -> bool {
         true
     }
+}
+
+/// What the executor may do with a module's `check` before the task's turn: run it on a
+/// recording transport to learn which reads it will ask for, and announce them to the host
+/// ([`crate::transport::reads`]) so they ride in a round trip it makes anyway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ahead {
+    /// `check` runs in its turn only (it may cost the controller much, or not only read).
+    No,
+    /// `check` looks at the host only through [`ModuleCtx::read`] and has no other effect.
+    Reads,
+    /// As [`Ahead::Reads`], and the module never changes the host (`stat`, `find`).
+    ReadsOnly,
 }
 
 /// `rc`/`stdout`/`stderr`/`stdout_lines`/`stderr_lines` of a command's output.

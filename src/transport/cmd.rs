@@ -367,6 +367,18 @@ impl Cmd {
         }
     }
 
+    /// The command without its `become` and timeout (to nest it in another that carries them);
+    /// `None` when it has stdin of its own.
+    pub fn bare(&self) -> Option<Cmd> {
+        if self.stdin.is_some() {
+            return None;
+        }
+        let mut c = self.clone();
+        c.become_ = None;
+        c.timeout = None;
+        Some(c)
+    }
+
     /// The full script run by `sh -c`: `cd`, environment exports, then the command.
     pub fn to_shell(&self) -> Result<String, CmdError> {
         let mut out = String::new();
@@ -583,7 +595,11 @@ pub const BATCH_KEEP_DEFAULT: u64 = 32 * 1024;
 /// but one fork per sub-command. `$$` in a sub-command is the runner's pid.
 const BATCH_RUNNER: &str = r#"n_=; while IFS= read -r l_; do n_=$l_; done; l_=
 [ "${#n_}" -eq 32 ] || { echo 'rdeploy: batch nonce missing on stdin' >&2; exit 125; }
-printf 'RDEPLOY-BATCH %s start\n' "$n_"; printf 'RDEPLOY-BATCH %s start\n' "$n_" >&2
+printf 'RDEPLOY-BATCH %s start\n' "$n_"; printf 'RDEPLOY-BATCH %s start\n' "$n_" >&2"#;
+
+/// The batch runners' `run_ INDEX SCRIPT` ([`Cmd::batch`], [`Cmd::then_reads`]): one sub-command
+/// in a subshell, stdin from /dev/null, then its stdout and stderr end lines.
+const BATCH_RUN_FN: &str = r#"
 run_() {
   ( unset n_; eval "$2" ) < /dev/null
   s_=$?
@@ -688,7 +704,7 @@ impl Cmd {
     pub fn batch_keeping(cmds: &[Cmd], keep: u64) -> Result<Batch, CmdError> {
         let nonce = nonce();
         let mut scripts = Vec::with_capacity(cmds.len());
-        let mut cmd = Cmd::raw(BATCH_RUNNER);
+        let mut cmd = Cmd::raw(BATCH_RUNNER).op(BATCH_RUN_FN);
         for (i, sub) in cmds.iter().enumerate() {
             sub.check_nestable(i)?;
             let script = sub.to_shell()?;
@@ -938,6 +954,125 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Read-only commands run right after another, in the same round trip
+// ---------------------------------------------------------------------------------------------
+
+/// [`Cmd::then_reads`]: the nonce comes first on stdin (one line, before the main command's own
+/// input, which `read` leaves untouched), so it is never in a command line.
+const READS_HEAD: &str = r#"n_=; IFS= read -r n_
+[ "${#n_}" -eq 32 ] || { echo 'rdeploy: reads nonce missing on stdin' >&2; exit 125; }"#;
+
+/// After the main command: its status line on both streams, then the batch framing of the reads.
+const READS_MID: &str = r#"
+m_=$?
+printf '\nRDEPLOY-POST %s %s\n' "$n_" "$m_"; printf '\nRDEPLOY-POST %s\n' "$n_" >&2
+printf 'RDEPLOY-BATCH %s start\n' "$n_"; printf 'RDEPLOY-BATCH %s start\n' "$n_" >&2"#;
+
+/// How to split the output of a command built by [`Cmd::then_reads`].
+#[derive(Clone, Debug)]
+pub struct ReadsFrame {
+    nonce: String,
+    count: usize,
+}
+
+impl Cmd {
+    /// `self`, then the read-only `reads`, in ONE command (one round trip): `self` runs first in a
+    /// subshell with its own `chdir` and environment (and the rest of stdin when `main_stdin`,
+    /// else /dev/null), then each read as in a batch ([`Cmd::batch`]), whatever `self`'s exit
+    /// status; the command exits with `self`'s status. The result carries `self`'s `become` and
+    /// timeout, and NO stdin: send [`ReadsFrame::stdin_prefix`] and then `self`'s input. The reads
+    /// may carry neither stdin, become nor a timeout (run them with the same ones as `self`).
+    /// Split the output with [`ReadsFrame::split`].
+    pub fn then_reads(
+        &self,
+        reads: &[Cmd],
+        main_stdin: bool,
+    ) -> Result<(Cmd, ReadsFrame), CmdError> {
+        let mut main = self.clone();
+        let (become_, timeout) = (main.become_.take(), main.timeout.take());
+        main.stdin = None;
+        let mut cmd = Cmd::raw(READS_HEAD).op(BATCH_RUN_FN).op("\n");
+        cmd.parts.push(Part::Sub(Box::new(main)));
+        if !main_stdin {
+            cmd = cmd.op("< /dev/null");
+        }
+        cmd = cmd.op(READS_MID);
+        for (i, sub) in reads.iter().enumerate() {
+            sub.check_nestable(i)?;
+            cmd = cmd.op("\nrun_").arg(i.to_string()).arg(sub.to_shell()?);
+        }
+        cmd = cmd
+            .op("\nprintf 'RDEPLOY-BATCH-END %s %s\\n' \"$n_\"")
+            .arg(reads.len().to_string())
+            .op("\nexit \"$m_\"");
+        cmd.become_ = become_;
+        cmd.timeout = timeout;
+        Ok((
+            cmd,
+            ReadsFrame {
+                nonce: nonce(),
+                count: reads.len(),
+            },
+        ))
+    }
+}
+
+impl ReadsFrame {
+    /// What goes on stdin before the main command's own input.
+    pub fn stdin_prefix(&self) -> Vec<u8> {
+        format!("{}\n", self.nonce).into_bytes()
+    }
+
+    /// The main command's output, and the reads' outputs (each stream whole) when every one of
+    /// them came back intact. With no marker (the shell stopped before it: `sudo` refused, the
+    /// command was killed) the output is the main command's, as it is.
+    pub fn split(&self, out: Output) -> (Output, Option<Vec<Output>>) {
+        let mark = format!("\nRDEPLOY-POST {} ", self.nonce);
+        let emark = format!("\nRDEPLOY-POST {}\n", self.nonce);
+        let Some(at) = find(&out.stdout, mark.as_bytes()) else {
+            return (out, None);
+        };
+        let Some((status, next)) = header_line(&out.stdout, at + mark.len())
+            .and_then(|(line, next)| Some((line.parse::<i32>().ok()?, next)))
+        else {
+            return (out, None);
+        };
+        let (main_err, rest_err) = match find(&out.stderr, emark.as_bytes()) {
+            Some(e) => (
+                out.stderr[..e].to_vec(),
+                out.stderr[e + emark.len()..].to_vec(),
+            ),
+            None => (out.stderr.clone(), Vec::new()),
+        };
+        let main = Output {
+            status,
+            stdout: out.stdout[..at].to_vec(),
+            stderr: main_err,
+            truncated: out.truncated,
+        };
+        if out.truncated != Truncated::default() {
+            // Where the transport cut is unknown: the reads are not trusted.
+            return (main, None);
+        }
+        let rest = Output {
+            status: out.status,
+            stdout: out.stdout[next..].to_vec(),
+            stderr: rest_err,
+            truncated: Truncated::default(),
+        };
+        let batch = Batch {
+            cmd: Cmd::default(),
+            nonce: self.nonce.clone(),
+            count: self.count,
+            keep: u64::MAX,
+            scripts: Vec::new(),
+            capped: false,
+        };
+        (main, batch.parse(&rest).ok())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // A command run right before another, in the same round trip
 // ---------------------------------------------------------------------------------------------
 
@@ -1158,7 +1293,7 @@ gid %g
 owner %U
 group %G
 size %s' -- "$p_" || exit 3
-if [ "$k_" = file ]; then
+if [ "$k_" = file ] && [ -n "$w_" ]; then
   h_=$(sha256sum < "$p_") && printf 'sha256 %.64s\n' "$h_"
 fi
 if [ "$k_" = link ]; then
@@ -1170,7 +1305,13 @@ exit 0"#;
 /// A command printing `path`'s type, mode, owner, group, size, link target and sha256 (for
 /// regular files) in the form [`parse_stat`] reads. Does not follow a symlink at `path`.
 pub fn stat_cmd(path: &str) -> Cmd {
-    Cmd::raw("set --").arg(path).op(STAT_SCRIPT)
+    Cmd::raw("w_=1; set --").arg(path).op(STAT_SCRIPT)
+}
+
+/// [`stat_cmd`] without the sha256 (no `sha256sum` process, the file is not read): for
+/// modules that look at attributes only.
+pub fn stat_attrs_cmd(path: &str) -> Cmd {
+    Cmd::raw("w_=; set --").arg(path).op(STAT_SCRIPT)
 }
 
 /// Parse the output of [`stat_cmd`].
@@ -1328,7 +1469,16 @@ pub fn test_e(path: &str) -> Cmd {
 /// A path that exists and is not a symlink is stat'ed as it is (the same file `readlink -f`
 /// names): no `readlink` process.
 pub fn stat_resolved_cmd(path: &str) -> Cmd {
-    Cmd::raw("set --")
+    stat_resolved_with(path, true)
+}
+
+/// [`stat_resolved_cmd`] without the sha256 (see [`stat_attrs_cmd`]).
+pub fn stat_resolved_attrs_cmd(path: &str) -> Cmd {
+    stat_resolved_with(path, false)
+}
+
+fn stat_resolved_with(path: &str, hash: bool) -> Cmd {
+    Cmd::raw(if hash { "w_=1; set --" } else { "w_=; set --" })
         .arg(path)
         .op(r#"; if [ -L "$1" ] || ! [ -e "$1" ]; then r_=$(readlink -f -- "$1") || { printf 'rdeploy: cannot resolve %s\n' "$1" >&2; exit 3; }; set -- "$r_"; fi"#)
         .op(STAT_SCRIPT)
@@ -1633,6 +1783,85 @@ mod tests {
             .unwrap();
         child.stdin.take().unwrap().write_all(stdin).unwrap();
         child.wait_with_output().unwrap()
+    }
+
+    #[test]
+    fn keep_ends_cuts_the_middle_like_a_batch() {
+        let mut out = Output {
+            stdout: b"0123456789".to_vec(),
+            stderr: b"abc".to_vec(),
+            ..Output::default()
+        };
+        keep_ends(&mut out, 2);
+        assert_eq!(out.stdout, b"0189");
+        assert_eq!(out.truncated.stdout, 6);
+        assert_eq!(out.stderr, b"abc");
+        assert_eq!(out.truncated.stderr, 0);
+    }
+
+    fn output_of(o: std::process::Output) -> Output {
+        Output {
+            status: o.status.code().unwrap_or(-1),
+            stdout: o.stdout,
+            stderr: o.stderr,
+            truncated: Truncated::default(),
+        }
+    }
+
+    #[test]
+    fn reads_after_a_command_see_its_change_and_come_back_apart_from_its_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f").display().to_string();
+        // The main command reads its own stdin (after the nonce line) and exits 3 without a
+        // trailing newline; the reads run after it, see what it wrote, and print fake markers.
+        let main = Cmd::raw("cat >")
+            .arg(f.clone())
+            .op("; printf 'main out'; printf 'main err' >&2; exit 3");
+        let reads = [
+            Cmd::raw("cat --").arg(f.clone()),
+            Cmd::raw("printf '\\nRDEPLOY-POST x 0\\nRDEPLOY-BATCH-END x 9\\n'; echo e >&2; exit 4"),
+        ];
+        let (cmd, frame) = main.then_reads(&reads, true).unwrap();
+        let mut stdin = frame.stdin_prefix();
+        stdin.extend_from_slice(b"the new content");
+        let out = output_of(run_sh(&cmd.to_shell().unwrap(), &stdin));
+        assert_eq!(out.status, 3, "the main command's status is the command's");
+        let (main_out, reads_out) = frame.split(out);
+        assert_eq!(main_out.status, 3);
+        assert_eq!(main_out.stdout, b"main out");
+        assert_eq!(main_out.stderr, b"main err");
+        let reads_out = reads_out.expect("reads parsed");
+        assert_eq!(reads_out.len(), 2);
+        assert_eq!(reads_out[0].stdout, b"the new content");
+        assert_eq!(reads_out[0].status, 0);
+        assert_eq!(reads_out[1].status, 4);
+        assert_eq!(reads_out[1].stderr, b"e\n");
+        assert!(reads_out[1].stdout.starts_with(b"\nRDEPLOY-POST x 0"));
+    }
+
+    #[test]
+    fn reads_without_main_stdin_and_a_main_that_never_reached_the_marker() {
+        let (cmd, frame) = Cmd::raw("cat")
+            .then_reads(&[Cmd::raw("echo read")], false)
+            .unwrap();
+        // No input after the nonce: `cat` reads /dev/null, not the rest of stdin.
+        let mut stdin = frame.stdin_prefix();
+        stdin.extend_from_slice(b"not for cat");
+        let (main_out, reads_out) =
+            frame.split(output_of(run_sh(&cmd.to_shell().unwrap(), &stdin)));
+        assert_eq!(main_out.stdout, b"");
+        assert_eq!(reads_out.unwrap()[0].stdout, b"read\n");
+        // A shell that stopped early (no nonce at all): the whole output is the main command's.
+        let out = output_of(run_sh(&cmd.to_shell().unwrap(), b""));
+        let (main_out, reads_out) = frame.split(out);
+        assert_eq!(main_out.status, 125);
+        assert!(reads_out.is_none());
+        // Reads may not carry settings of their own.
+        assert!(
+            Cmd::raw("true")
+                .then_reads(&[Cmd::raw("cat").stdin(b"x".to_vec())], false)
+                .is_err()
+        );
     }
 
     #[test]

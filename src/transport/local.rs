@@ -24,7 +24,8 @@ use tokio::process::{Child, ChildStdin};
 
 use super::cmd::{self, Cmd};
 use super::{
-    Capture, FileAttrs, Output, OutputLimits, Queued, Transport, TransportError, Truncated, within,
+    Capture, FileAttrs, Output, OutputLimits, Queued, Reads, Transport, TransportError, Truncated,
+    within,
 };
 
 /// Default time a timed-out or cancelled command's process group gets between SIGTERM and
@@ -43,6 +44,8 @@ pub struct LocalTransport {
     recorded: Option<Vec<String>>,
     /// The executor's command queued before the next one ([`super::AnyTransport::run_before_next`]).
     pub(crate) queued: Queued,
+    /// Reads run ahead ([`super::reads`]).
+    pub(crate) reads: Reads,
 }
 
 impl LocalTransport {
@@ -56,6 +59,7 @@ impl LocalTransport {
             kill_grace: KILL_GRACE_DEFAULT,
             recorded: None,
             queued: Queued::default(),
+            reads: Reads::default(),
         }
     }
 

@@ -12,6 +12,7 @@
 pub mod cmd;
 pub mod known_hosts;
 pub mod local;
+pub mod reads;
 pub mod ssh;
 pub mod ssh_config;
 
@@ -19,8 +20,9 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::time::Duration;
 
-pub use cmd::{Become, BecomeMethod, Cmd, CmdError};
+pub use cmd::{Batch, BatchError, Become, BecomeMethod, Cmd, CmdError};
 pub use local::LocalTransport;
+pub use reads::{ReadSet, Reads};
 pub use ssh::SshTransport;
 
 /// What a command left behind: exit status and (bounded) output.
@@ -436,6 +438,113 @@ impl AnyTransport {
         }
     }
 
+    /// The reads run ahead on this host ([`reads`]): announce, record, forget.
+    pub fn reads(&mut self) -> &mut Reads {
+        match self {
+            AnyTransport::Local(t) => &mut t.reads,
+            AnyTransport::Ssh(t) => &mut t.reads,
+        }
+    }
+
+    /// Runs the read-only commands of `set` and returns their outputs (one per command, each
+    /// stream cut to the set's `keep` bytes at each end), or hands out what was read ahead for
+    /// the very same set. Announced sets with the same settings run in the same batch and are
+    /// kept. Refused with [`TransportError::NotRun`] while recording.
+    pub async fn read(
+        &mut self,
+        set: &ReadSet,
+    ) -> Result<Result<Vec<Output>, BatchError>, TransportError> {
+        if !self.reads().note(set) {
+            return Err(TransportError::NotRun);
+        }
+        if let Some(outs) = self.reads().hit(set) {
+            return Ok(Ok(outs));
+        }
+        let others = self.reads().batch_with(set);
+        if others.is_empty() {
+            if let [one] = set.commands().as_slice() {
+                // One command needs no batch runner around it (that costs the host processes).
+                let mut out = self.run_read(one).await?;
+                cmd::keep_ends(&mut out, set.keep());
+                return Ok(Ok(vec![out]));
+            }
+            let batch = Cmd::batch_keeping(set.bare(), set.keep())?;
+            return self.batch(&batch, &|c| set.dress(c), true).await;
+        }
+        let mut bare = set.bare().to_vec();
+        for o in &others {
+            bare.extend_from_slice(o.bare());
+        }
+        let batch = Cmd::batch_keeping(&bare, u64::MAX)?;
+        let out = self.run_read(&set.dress(batch.cmd.clone())).await?;
+        match batch.parse(&out) {
+            Ok(mut outs) => {
+                let rest = outs.split_off(set.len().min(outs.len()));
+                for o in &mut outs {
+                    cmd::keep_ends(o, set.keep());
+                }
+                self.reads().keep_outputs(others, rest);
+                Ok(Ok(outs))
+            }
+            // Too much for one round trip: this set alone, capped on the host if need be.
+            Err(BatchError::Truncated { .. }) => {
+                let batch = Cmd::batch_keeping(set.bare(), set.keep())?;
+                self.batch(&batch, &|c| set.dress(c), true).await
+            }
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    /// Runs `batch` (its command passed through `dress`: become, environment, timeout) and
+    /// splits its output. When the whole output was too big for the transport, runs it once
+    /// more through the capped runner ([`Batch::capped`]), which cuts each sub-command's streams
+    /// on the host: the outputs are the same either way. `read_only` batches leave what was read
+    /// ahead alone; others run as any command ([`Transport::exec`]).
+    pub async fn batch(
+        &mut self,
+        batch: &Batch,
+        dress: &(dyn Fn(Cmd) -> Cmd + Sync),
+        read_only: bool,
+    ) -> Result<Result<Vec<Output>, BatchError>, TransportError> {
+        let cmd = dress(batch.cmd.clone());
+        let out = if read_only {
+            self.run_read(&cmd).await?
+        } else {
+            self.exec(&cmd).await?
+        };
+        match batch.parse(&out) {
+            Err(BatchError::Truncated { dropped }) => {
+                tracing::debug!(
+                    dropped,
+                    "batch output too big for the transport; capped runner"
+                );
+                let capped = batch.capped();
+                let cmd = dress(capped.cmd.clone());
+                let out = if read_only {
+                    self.run_read(&cmd).await?
+                } else {
+                    self.exec(&cmd).await?
+                };
+                Ok(capped.parse(&out))
+            }
+            parsed => Ok(parsed),
+        }
+    }
+
+    /// Runs a read-only command: nothing read ahead is forgotten, nothing rides with it.
+    async fn run_read(&mut self, cmd: &Cmd) -> Result<Output, TransportError> {
+        match self {
+            AnyTransport::Local(t) => {
+                if t.reads.recording() {
+                    return Err(TransportError::NotRun);
+                }
+                t.run_queued().await?;
+                t.exec(cmd).await
+            }
+            AnyTransport::Ssh(t) => t.run_read(cmd).await,
+        }
+    }
+
     /// Closes the connection (a no-op for the local transport).
     pub async fn close(self) {
         match self {
@@ -446,11 +555,24 @@ impl AnyTransport {
 }
 
 impl Transport for AnyTransport {
+    /// Any command may change the host: what was read ahead is forgotten first, and announced
+    /// reads ride in the same round trip ([`Reads::ride`]).
     async fn exec(&mut self, cmd: &Cmd) -> Result<Output, TransportError> {
         match self {
             AnyTransport::Local(t) => {
+                if t.reads.recording() {
+                    return Err(TransportError::NotRun);
+                }
+                let own = cmd.stdin_bytes();
+                let riding = t.reads.ride(cmd, own.as_deref());
                 t.run_queued().await?;
-                t.exec(cmd).await
+                match riding {
+                    Some(r) => {
+                        let out = t.exec(&r.cmd).await?;
+                        Ok(t.reads.land(r, out))
+                    }
+                    None => t.exec(cmd).await,
+                }
             }
             AnyTransport::Ssh(t) => t.exec(cmd).await,
         }
@@ -464,6 +586,11 @@ impl Transport for AnyTransport {
     ) -> Result<(), TransportError> {
         match self {
             AnyTransport::Local(t) => {
+                if t.reads.recording() {
+                    return Err(TransportError::NotRun);
+                }
+                // Written by the controller itself: nothing can ride; what was read is stale.
+                t.reads.changed();
                 t.run_queued().await?;
                 t.put(data, path, attrs).await
             }
@@ -474,6 +601,9 @@ impl Transport for AnyTransport {
     async fn get(&mut self, path: &str, max_bytes: u64) -> Result<Vec<u8>, TransportError> {
         match self {
             AnyTransport::Local(t) => {
+                if t.reads.recording() {
+                    return Err(TransportError::NotRun);
+                }
                 t.run_queued().await?;
                 t.get(path, max_bytes).await
             }

@@ -32,7 +32,8 @@ use super::cmd::{self, Become, Cmd};
 use super::known_hosts::{self, HostKey, HostKeyPolicy, KnownHosts, Verdict};
 use super::ssh_config::{Hop, HostSettings, SshOptions};
 use super::{
-    Capture, FileAttrs, Output, OutputLimits, Queued, Transport, TransportError, Truncated, within,
+    Capture, FileAttrs, Output, OutputLimits, Queued, Reads, Transport, TransportError, Truncated,
+    within,
 };
 
 /// Channels open at once on one connection (OpenSSH's `MaxSessions` defaults to 10).
@@ -51,6 +52,8 @@ pub struct SshTransport {
     commands: usize,
     /// The executor's command queued before the next one ([`super::AnyTransport::run_before_next`]).
     pub(crate) queued: Queued,
+    /// Reads run ahead ([`super::reads`]).
+    pub(crate) reads: Reads,
 }
 
 impl std::fmt::Debug for SshTransport {
@@ -145,6 +148,7 @@ impl SshTransport {
             kill_grace: KILL_GRACE_DEFAULT,
             commands: 0,
             queued: Queued::default(),
+            reads: Reads::default(),
         })
     }
 
@@ -163,10 +167,45 @@ impl SshTransport {
         }
     }
 
-    /// Runs `cmd` with `input` on stdin (`cmd`'s own stdin when `None`), after the queued
-    /// command if there is one: in the same round trip when both have the same `become`
-    /// ([`Cmd::after`]), else on its own first.
+    /// Runs `cmd` (which may change the host) with `input` on stdin (`cmd`'s own stdin when
+    /// `None`): what was read ahead is forgotten, and the reads announced meanwhile ride in the
+    /// same round trip when they can ([`Reads::ride`]).
     async fn run(
+        &mut self,
+        cmd: &Cmd,
+        input: Option<&[u8]>,
+        limits: OutputLimits,
+    ) -> Result<Output, TransportError> {
+        if self.reads.recording() {
+            return Err(TransportError::NotRun);
+        }
+        let own = match input {
+            Some(_) => None,
+            None => cmd.stdin_bytes(),
+        };
+        let Some(riding) = self.reads.ride(cmd, input.or(own.as_deref())) else {
+            return self.run_after_queued(cmd, input, limits).await;
+        };
+        let limits = OutputLimits {
+            head: limits.head.max(self.limits.head),
+            tail: limits.tail.max(self.limits.tail),
+        };
+        let out = self.run_after_queued(&riding.cmd, None, limits).await?;
+        Ok(self.reads.land(riding, out))
+    }
+
+    /// Runs a read-only command (nothing read ahead is forgotten, nothing rides with it).
+    pub(crate) async fn run_read(&mut self, cmd: &Cmd) -> Result<Output, TransportError> {
+        if self.reads.recording() {
+            return Err(TransportError::NotRun);
+        }
+        let limits = self.limits;
+        self.run_after_queued(cmd, None, limits).await
+    }
+
+    /// Runs `cmd` after the queued command if there is one: in the same round trip when both
+    /// have the same `become` ([`Cmd::after`]), else on its own first.
+    async fn run_after_queued(
         &mut self,
         cmd: &Cmd,
         input: Option<&[u8]>,
@@ -308,7 +347,10 @@ impl Transport for SshTransport {
             head: usize::try_from(want).unwrap_or(usize::MAX),
             tail: 0,
         };
-        let out = self.run(&cmd, None, limits).await?;
+        if self.reads.recording() {
+            return Err(TransportError::NotRun);
+        }
+        let out = self.run_after_queued(&cmd, None, limits).await?;
         if out.status != 0 {
             return Err(TransportError::Io(format!(
                 "read {path}: {}",

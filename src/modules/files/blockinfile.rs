@@ -14,7 +14,7 @@ use super::common::{edit_apply, edit_verdict, failed, read_text_file};
 use super::lineinfile::split_lines;
 use super::pyre::compile;
 use crate::modules::runtime::{
-    Args, ArgsExt, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Ahead, Args, ArgsExt, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::AnyTransport;
 
@@ -22,6 +22,10 @@ use crate::transport::AnyTransport;
 pub struct BlockInFile;
 
 impl Module for BlockInFile {
+    fn ahead(&self) -> Ahead {
+        Ahead::Reads
+    }
+
     fn name(&self) -> &'static str {
         "blockinfile"
     }

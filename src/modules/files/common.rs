@@ -31,11 +31,6 @@ pub fn failed(msg: impl Into<String>) -> ModuleError {
     }
 }
 
-/// A command that could not be built (a NUL byte in a path...): the arguments are at fault.
-pub fn bad_cmd(e: cmd::CmdError) -> ModuleError {
-    ModuleError::Args(e.to_string())
-}
-
 /// Runs `cmds` as ONE round trip (a [`Cmd::batch`] keeping `keep` bytes of each stream's ends)
 /// with the task's become/environment/timeout, and splits the outputs back.
 pub async fn run_batch(
@@ -44,21 +39,9 @@ pub async fn run_batch(
     cmds: &[Cmd],
     keep: u64,
 ) -> Result<Vec<Output>, ModuleError> {
-    if let [one] = cmds {
-        // One check needs no batch runner around it (that costs the host several processes).
-        let out = ctx.run(tr, one.clone()).await?;
-        return Ok(vec![keep_ends(out, keep)]);
-    }
-    let batch = Cmd::batch_keeping(cmds, keep).map_err(bad_cmd)?;
-    ctx.run_batch(tr, &batch)
+    ctx.read(tr, cmds, keep)
         .await?
         .map_err(|e| failed(format!("reading the host's state failed: {e}")))
-}
-
-/// `out` with each stream cut to its first and last `keep` bytes, as a batch would keep them.
-fn keep_ends(mut out: Output, keep: u64) -> Output {
-    cmd::keep_ends(&mut out, keep);
-    out
 }
 
 /// The first output of a batch, or an error (a batch always returns one output per command).
@@ -455,6 +438,8 @@ pub struct TextFile {
     pub state: PathState,
     /// Its content, `None` when absent.
     pub bytes: Option<Vec<u8>>,
+    /// Its parent directory exists (the path could be resolved).
+    pub parent_exists: bool,
 }
 
 /// Reads `path` for an edit in ONE round trip: realpath, stat of the real file, content. Fails
@@ -466,13 +451,14 @@ pub async fn read_text_file(
 ) -> Result<TextFile, ModuleError> {
     let cmds = [
         realpath_cmd(path),
-        cmd::stat_resolved_cmd(path),
+        cmd::stat_resolved_attrs_cmd(path),
         read_following_cmd(path),
     ];
     let mut outs = run_batch(tr, ctx, &cmds, READ_KEEP).await?.into_iter();
     let (real_out, stat_out, read_out) = (take(&mut outs)?, take(&mut outs)?, take(&mut outs)?);
     let real = real_out.stdout_lossy().trim_end_matches('\n').to_string();
-    let (real, state) = if real_out.success() && !real.is_empty() {
+    let parent_exists = real_out.success() && !real.is_empty();
+    let (real, state) = if parent_exists {
         (real, stat_of(&stat_out, path)?)
     } else {
         // The parent does not exist: nothing to follow, the file is absent.
@@ -483,6 +469,7 @@ pub async fn read_text_file(
             real,
             state,
             bytes: None,
+            parent_exists,
         }),
         PathKind::File => {
             if read_out.truncated.stdout > 0 || read_out.status != 0 {
@@ -496,6 +483,7 @@ pub async fn read_text_file(
                 real,
                 state,
                 bytes: Some(read_out.stdout),
+                parent_exists,
             })
         }
         PathKind::Directory => Err(failed(format!("Path {path} is a directory !"))),
@@ -581,7 +569,7 @@ pub fn edit_verdict(
             validate: validate_arg(args)?,
             backup: args.bool_arg("backup", false)? && tf.state.kind == PathKind::File,
         },
-        mkdir_parent: !tf.state.exists(),
+        mkdir_parent: !tf.state.exists() && !tf.parent_exists,
         data,
         fix,
     };
@@ -611,23 +599,4 @@ pub async fn edit_apply(
         plan.fix.apply(tr, ctx, &plan.write.dest).await?;
     }
     Ok(result)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keep_ends_cuts_the_middle_like_a_batch() {
-        let out = Output {
-            stdout: b"0123456789".to_vec(),
-            stderr: b"abc".to_vec(),
-            ..Output::default()
-        };
-        let kept = keep_ends(out, 2);
-        assert_eq!(kept.stdout, b"0189");
-        assert_eq!(kept.truncated.stdout, 6);
-        assert_eq!(kept.stderr, b"abc");
-        assert_eq!(kept.truncated.stderr, 0);
-    }
 }

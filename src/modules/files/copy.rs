@@ -26,7 +26,7 @@ use super::common::{
     validate_and_move, validate_arg, write_file,
 };
 use crate::modules::runtime::{
-    Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Ahead, Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
     need_local_src,
 };
 use crate::transport::AnyTransport;
@@ -71,6 +71,10 @@ struct TreePlan {
 }
 
 impl Module for Copy {
+    fn ahead(&self) -> Ahead {
+        Ahead::Reads
+    }
+
     fn name(&self) -> &'static str {
         "copy"
     }
@@ -131,6 +135,10 @@ impl Module for Copy {
 }
 
 impl Module for Template {
+    fn ahead(&self) -> Ahead {
+        Ahead::Reads
+    }
+
     fn name(&self) -> &'static str {
         "template"
     }

@@ -20,11 +20,11 @@ use super::common::{
     run_batch, stat_of, take,
 };
 use crate::modules::runtime::{
-    Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Ahead, Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::AnyTransport;
 use crate::transport::cmd::{
-    self, Cmd, PathKind, PathState, ln_sf_atomic, rm_rf, stat_cmd, stat_resolved_cmd,
+    self, Cmd, PathKind, PathState, ln_sf_atomic, rm_rf, stat_attrs_cmd, stat_resolved_attrs_cmd,
 };
 
 /// The `file` module.
@@ -85,6 +85,10 @@ fn hardlink_atomic(src: &str, path: &str) -> Cmd {
 }
 
 impl Module for File {
+    fn ahead(&self) -> Ahead {
+        Ahead::Reads
+    }
+
     fn name(&self) -> &'static str {
         "file"
     }
@@ -227,9 +231,12 @@ async fn check(
         }
     });
 
+    // Attributes only (no hashing); the resolved stat only where `path` is a link (`follow`).
     let mut cmds = vec![
-        stat_cmd(&path),
-        stat_resolved_cmd(&path),
+        stat_attrs_cmd(&path),
+        Cmd::raw("test -L")
+            .arg(path.clone())
+            .and(stat_resolved_attrs_cmd(&path)),
         realpath_cmd(&path),
     ];
     match state_arg.as_deref() {
@@ -251,7 +258,10 @@ async fn check(
     let resolved_out = take(&mut outs)?;
     let real_out = take(&mut outs)?;
     let real = real_out.stdout_lossy().trim_end_matches('\n').to_string();
-    let resolved = if resolved_out.success() && !real.is_empty() {
+    let resolved = if matches!(cur.kind, PathKind::Link { .. })
+        && resolved_out.success()
+        && !real.is_empty()
+    {
         Some((real, stat_of(&resolved_out, &path)?))
     } else {
         None

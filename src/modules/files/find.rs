@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::common::{failed, run_batch, take};
 use super::pyre::compile;
 use crate::modules::runtime::{
-    Args, ArgsExt, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Ahead, Args, ArgsExt, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::AnyTransport;
 use crate::transport::cmd::Cmd;
@@ -108,6 +108,10 @@ fn parse_unit(s: &str, units: &[(char, i64)], what: &str) -> Result<i64, ModuleE
 }
 
 impl Module for Find {
+    fn ahead(&self) -> Ahead {
+        Ahead::ReadsOnly
+    }
+
     fn name(&self) -> &'static str {
         "find"
     }

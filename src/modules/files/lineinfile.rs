@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::common::{edit_apply, edit_verdict, failed, read_text_file};
 use super::pyre::{Template, compile};
 use crate::modules::runtime::{
-    Args, ArgsExt, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Ahead, Args, ArgsExt, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::AnyTransport;
 
@@ -25,6 +25,10 @@ use crate::transport::AnyTransport;
 pub struct LineInFile;
 
 impl Module for LineInFile {
+    fn ahead(&self) -> Ahead {
+        Ahead::Reads
+    }
+
     fn name(&self) -> &'static str {
         "lineinfile"
     }

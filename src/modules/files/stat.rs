@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::common::{failed, mode_text, realpath_cmd, run_batch, stat_of, take};
 use crate::modules::runtime::{
-    Args, ArgsExt, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Ahead, Args, ArgsExt, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::AnyTransport;
 use crate::transport::cmd::{Cmd, PathKind, stat_cmd, stat_resolved_cmd};
@@ -66,6 +66,10 @@ fn checksum_program(algo: &str) -> Result<Option<&'static str>, ModuleError> {
 }
 
 impl Module for Stat {
+    fn ahead(&self) -> Ahead {
+        Ahead::ReadsOnly
+    }
+
     fn name(&self) -> &'static str {
         "stat"
     }
