@@ -1295,6 +1295,9 @@ group %G
 size %s' -- "$p_" || exit 3
 if [ "$k_" = file ] && [ -n "$w_" ]; then
   h_=$(sha256sum < "$p_") && printf 'sha256 %.64s\n' "$h_"
+  if [ -n "$2" ] && [ -n "$h_" ] && [ "${h_%% *}" != "$2" ]; then
+    printf 'content\n'; head -c "$3" -- "$p_" || :
+  fi
 fi
 if [ "$k_" = link ]; then
   printf 'target '
@@ -1308,6 +1311,18 @@ pub fn stat_cmd(path: &str) -> Cmd {
     Cmd::raw("w_=1; set --").arg(path).op(STAT_SCRIPT)
 }
 
+/// [`stat_cmd`], followed for a regular file whose sha256 is not `unless_sha` (any, when
+/// `None`) by a line `content` and its first `max` bytes: a check that compares content gets the
+/// current text for the diff without a read of its own when nothing differs. Parse with
+/// [`parse_stat_content`].
+pub fn stat_content_cmd(path: &str, unless_sha: Option<&str>, max: u64) -> Cmd {
+    Cmd::raw("w_=1; set --")
+        .arg(path)
+        .arg(unless_sha.unwrap_or("-"))
+        .arg(max.to_string())
+        .op(STAT_SCRIPT)
+}
+
 /// [`stat_cmd`] without the sha256 (no `sha256sum` process, the file is not read): for
 /// modules that look at attributes only.
 pub fn stat_attrs_cmd(path: &str) -> Cmd {
@@ -1316,13 +1331,29 @@ pub fn stat_attrs_cmd(path: &str) -> Cmd {
 
 /// Parse the output of [`stat_cmd`].
 pub fn parse_stat(out: &Output) -> Result<PathState, StatError> {
+    parse_stat_content(out).map(|(state, _)| state)
+}
+
+/// Parse the output of [`stat_content_cmd`]: the state, and the content when it was sent.
+pub fn parse_stat_content(out: &Output) -> Result<(PathState, Option<Vec<u8>>), StatError> {
+    // Only a regular file's fields (names and numbers, one per line) come before `content`;
+    // a link's target, which may hold anything, never comes with it.
+    let (fields, content) = match find(&out.stdout, b"\ncontent\n") {
+        Some(at) if find(&out.stdout[..at], b"target ").is_none() => {
+            (&out.stdout[..at + 1], Some(out.stdout[at + 9..].to_vec()))
+        }
+        _ => (out.stdout.as_slice(), None),
+    };
+    parse_stat_fields(out, fields).map(|state| (state, content))
+}
+
+fn parse_stat_fields(out: &Output, data: &[u8]) -> Result<PathState, StatError> {
     if out.status != 0 {
         return Err(StatError::Failed {
             status: out.status,
             stderr: String::from_utf8_lossy(&out.stderr).trim_end().to_string(),
         });
     }
-    let data = out.stdout.as_slice();
     // The link target is last and may contain anything but NUL: split it off first.
     let (fields, target) = if let Some(rest) = data.strip_prefix(b"target ") {
         (&data[..0], Some(rest))
@@ -1466,8 +1497,8 @@ pub fn test_e(path: &str) -> Cmd {
 /// GNU/BusyBox, every component but the last must exist, otherwise exit 3). For a path that is
 /// not a link this is the same as [`stat_cmd`]. Used by the modules that edit a file in place
 /// (`lineinfile`, `blockinfile`, `replace`), which follow a link at their path like Ansible does.
-/// A path that exists and is not a symlink is stat'ed as it is (the same file `readlink -f`
-/// names): no `readlink` process.
+/// A path that is not a symlink (existing or not) is stat'ed as it is (the same file
+/// `readlink -f` names): no `readlink` process.
 pub fn stat_resolved_cmd(path: &str) -> Cmd {
     stat_resolved_with(path, true)
 }
@@ -1480,20 +1511,20 @@ pub fn stat_resolved_attrs_cmd(path: &str) -> Cmd {
 fn stat_resolved_with(path: &str, hash: bool) -> Cmd {
     Cmd::raw(if hash { "w_=1; set --" } else { "w_=; set --" })
         .arg(path)
-        .op(r#"; if [ -L "$1" ] || ! [ -e "$1" ]; then r_=$(readlink -f -- "$1") || { printf 'rdeploy: cannot resolve %s\n' "$1" >&2; exit 3; }; set -- "$r_"; fi"#)
+        .op(r#"; if [ -L "$1" ]; then r_=$(readlink -f -- "$1") || { printf 'rdeploy: cannot resolve %s\n' "$1" >&2; exit 3; }; set -- "$r_"; fi"#)
         .op(STAT_SCRIPT)
 }
 
 /// Prints the path after following every symlink, as `readlink -f -- PATH` does. For a path
-/// that exists and is not a symlink it is found with shell built-ins (`cd -P` and `$PWD`: no
-/// process); anything else (a link, a missing path, a directory that cannot be entered) goes
-/// to `readlink -f` (GNU/BusyBox).
+/// that is not a symlink (existing, or missing in an existing folder) it is found with shell
+/// built-ins (`cd -P` and `$PWD`: no process); anything else (a link, a missing folder, a
+/// directory that cannot be entered) goes to `readlink -f` (GNU/BusyBox).
 pub fn realpath_cmd(path: &str) -> Cmd {
     Cmd::raw("set --").arg(path).op(REALPATH_SCRIPT)
 }
 
 const REALPATH_SCRIPT: &str = r#"
-if [ -e "$1" ] && ! [ -L "$1" ]; then
+if ! [ -L "$1" ]; then
   if [ -d "$1" ]; then
     cd -P -- "$1" 2>/dev/null && { printf '%s\n' "$PWD"; exit 0; }
   else
@@ -2451,6 +2482,9 @@ mod tests {
             format!("{p}//lnk///f"),
             format!("{p}/missing/x"),
             format!("{p}/real/missing"),
+            format!("{p}/lnk/missing"),
+            format!("{p}/real/f/x"),
+            "relative-missing".to_string(),
             "/".to_string(),
         ] {
             let ours = run_sh(&realpath_cmd(&path).to_shell().unwrap(), b"");
@@ -2487,6 +2521,75 @@ mod tests {
         .unwrap();
         assert_eq!(st.kind, PathKind::File);
         assert_eq!(st.size, 3);
+        assert!(st.sha256.is_some());
+        // Attributes only: no hash; a missing path is absent, whether its folder exists or not.
+        for (path, kind) in [
+            (link.clone(), PathKind::File),
+            (dir.path().join("missing"), PathKind::Absent),
+            (dir.path().join("no/such"), PathKind::Absent),
+        ] {
+            let out = run_sh(
+                &stat_resolved_attrs_cmd(&path.to_string_lossy())
+                    .to_shell()
+                    .unwrap(),
+                b"",
+            );
+            let st = parse_stat(&Output {
+                status: out.status.code().unwrap_or(1),
+                stdout: out.stdout,
+                ..Output::default()
+            })
+            .unwrap();
+            assert_eq!(st.kind, kind, "{}", path.display());
+            assert!(st.sha256.is_none());
+        }
+    }
+
+    #[test]
+    fn stat_content_sends_the_text_only_when_it_differs() {
+        use sha2::{Digest, Sha256};
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, b"old\ncontent\nline").unwrap();
+        let same = hex::encode(Sha256::digest(b"old\ncontent\nline"));
+        let stat = |path: &std::path::Path, unless: Option<&str>| {
+            let out = run_sh(
+                &stat_content_cmd(&path.to_string_lossy(), unless, 100)
+                    .to_shell()
+                    .unwrap(),
+                b"",
+            );
+            parse_stat_content(&Output {
+                status: out.status.code().unwrap_or(1),
+                stdout: out.stdout,
+                ..Output::default()
+            })
+            .unwrap()
+        };
+        let (st, content) = stat(&f, Some(&same));
+        assert_eq!((st.kind, st.size), (PathKind::File, 16));
+        assert_eq!(st.sha256.as_deref(), Some(same.as_str()));
+        assert_eq!(content, None, "in sync: no content");
+        let (_, content) = stat(&f, Some(&"0".repeat(64)));
+        assert_eq!(content.as_deref(), Some(&b"old\ncontent\nline"[..]));
+        assert_eq!(
+            stat(&f, None).1.as_deref(),
+            Some(&b"old\ncontent\nline"[..])
+        );
+        // A link's target may hold the marker: it is the target, not content.
+        let l = dir.path().join("l");
+        std::os::unix::fs::symlink("a\ncontent\nb", &l).unwrap();
+        let (st, content) = stat(&l, None);
+        assert_eq!(
+            st.kind,
+            PathKind::Link {
+                target: "a\ncontent\nb".into()
+            }
+        );
+        assert_eq!(content, None);
+        // Absent: nothing.
+        let (st, content) = stat(&dir.path().join("none"), None);
+        assert_eq!((st.kind, content), (PathKind::Absent, None));
     }
 
     #[test]

@@ -55,13 +55,13 @@ pub fn stat_of(out: &Output, path: &str) -> Result<PathState, ModuleError> {
     parse_stat(out).map_err(|e| failed(format!("{path}: {e}")))
 }
 
-/// Prints a regular file's first `DIFF_MAX + 1` bytes; prints nothing for anything else (a
-/// symlink is not followed: it will be replaced, so its target's text is not "before").
-pub fn read_for_diff_cmd(path: &str) -> Cmd {
-    Cmd::raw("set --")
-        .arg(path)
-        .arg((DIFF_MAX + 1).to_string())
-        .op(r#"; if [ -f "$1" ] && ! [ -L "$1" ]; then head -c "$2" -- "$1"; fi"#)
+/// Parses a [`cmd::stat_content_cmd`] output for `path`: the state, and the content when the
+/// host sent it.
+pub fn stat_content_of(
+    out: &Output,
+    path: &str,
+) -> Result<(PathState, Option<Vec<u8>>), ModuleError> {
+    cmd::parse_stat_content(out).map_err(|e| failed(format!("{path}: {e}")))
 }
 
 /// Prints a regular file's bytes, following a symlink; nothing for anything else (never blocks
@@ -79,11 +79,11 @@ pub fn realpath_cmd(path: &str) -> Cmd {
 }
 
 /// The content a diff-read returned, if it is all there and is text.
-pub fn diff_text(out: &Output) -> Option<String> {
-    if out.status != 0 || out.truncated.stdout > 0 || out.stdout.len() as u64 > DIFF_MAX {
+pub fn diff_text(content: &[u8]) -> Option<String> {
+    if content.len() as u64 > DIFF_MAX {
         return None;
     }
-    as_text(&out.stdout)
+    as_text(content)
 }
 
 /// `bytes` as text, if it is UTF-8 without NUL bytes.

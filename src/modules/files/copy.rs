@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use super::common::{
     AttrFix, DIFF_MAX, WantAttrs, WriteSpec, attr, basename, diff_text, failed, join, mode_text,
-    read_for_diff_cmd, run_batch, sha1_hex, sha256_hex, shown_after, stat_of, take, temp_next_to,
+    run_batch, sha1_hex, sha256_hex, shown_after, stat_content_of, stat_of, take, temp_next_to,
     validate_and_move, validate_arg, write_file,
 };
 use crate::modules::runtime::{
@@ -30,7 +30,7 @@ use crate::modules::runtime::{
     need_local_src,
 };
 use crate::transport::AnyTransport;
-use crate::transport::cmd::{self, Cmd, PathKind, PathState, stat_cmd};
+use crate::transport::cmd::{self, Cmd, PathKind, PathState, stat_cmd, stat_content_cmd};
 
 /// The `copy` module.
 pub struct Copy;
@@ -268,24 +268,26 @@ async fn check_file(
     let force = args.bool_arg("force", true)?;
     let want = WantAttrs::from_args(args);
     let inner = src_name.map(|n| join(&dest, n));
+    // The destination's current text (for the diff) comes back only when it differs.
+    let bytes_sha = match &source {
+        Source::Bytes(data, _) => Some(sha256_hex(data)),
+        _ => None,
+    };
     let mut cmds = Vec::new();
     if let Source::Remote(src) = &source {
         cmds.push(stat_cmd(src));
     }
-    cmds.push(stat_cmd(&dest));
-    cmds.push(read_for_diff_cmd(&dest));
+    cmds.push(stat_content_cmd(&dest, bytes_sha.as_deref(), DIFF_MAX + 1));
     cmds.push(Cmd::raw("test -d").arg(dest.clone()));
     if let Some(inner) = &inner {
-        cmds.push(stat_cmd(inner));
-        cmds.push(read_for_diff_cmd(inner));
+        cmds.push(stat_content_cmd(inner, bytes_sha.as_deref(), DIFF_MAX + 1));
     }
     let mut outs = run_batch(tr, ctx, &cmds, DIFF_MAX + 1).await?.into_iter();
     let src_state = match &source {
         Source::Remote(src) => Some(stat_of(&take(&mut outs)?, src)?),
         _ => None,
     };
-    let dest_state = stat_of(&take(&mut outs)?, &dest)?;
-    let dest_read = take(&mut outs)?;
+    let (dest_state, dest_read) = stat_content_of(&take(&mut outs)?, &dest)?;
     let dest_is_dir = take(&mut outs)?.success();
     let into_dir = dest.ends_with('/') || dest_is_dir;
     let (target, cur, read, mkdir) = if into_dir {
@@ -294,15 +296,20 @@ async fn check_file(
                 "can not use content with a dir as dest ({dest})"
             )));
         };
-        let st = stat_of(&take(&mut outs)?, &inner)?;
+        let (st, read) = stat_content_of(&take(&mut outs)?, &inner)?;
         let mkdir = (!dest_state.exists()).then(|| dest.clone());
-        (inner, st, take(&mut outs)?, mkdir)
+        (inner, st, read, mkdir)
     } else {
         (dest.clone(), dest_state, dest_read, None)
     };
 
     let (want_sha, data, remote_src, preserve_mode) = match source {
-        Source::Bytes(data, mode) => (sha256_hex(&data), Some(data), None, mode),
+        Source::Bytes(data, mode) => (
+            bytes_sha.unwrap_or_else(|| sha256_hex(&data)),
+            Some(data),
+            None,
+            mode,
+        ),
         Source::Remote(src) => {
             let st = src_state
                 .clone()
@@ -389,7 +396,7 @@ async fn check_file(
         changes.push(Change::Content {
             path: target.clone(),
             before: if cur.kind == PathKind::File {
-                diff_text(&read)
+                read.as_deref().and_then(diff_text)
             } else {
                 None
             },

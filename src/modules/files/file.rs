@@ -231,14 +231,18 @@ async fn check(
         }
     });
 
-    // Attributes only (no hashing); the resolved stat only where `path` is a link (`follow`).
-    let mut cmds = vec![
-        stat_attrs_cmd(&path),
-        Cmd::raw("test -L")
-            .arg(path.clone())
-            .and(stat_resolved_attrs_cmd(&path)),
-        realpath_cmd(&path),
-    ];
+    // Attributes only (no hashing); where a link at `path` is followed (`follow`: states file,
+    // touch, directory), its real path and the resolved stat, made only for a link.
+    let follows = !matches!(state_arg.as_deref(), Some("link" | "hard" | "absent"));
+    let mut cmds = vec![stat_attrs_cmd(&path)];
+    if follows {
+        cmds.push(
+            Cmd::raw("test -L")
+                .arg(path.clone())
+                .and(stat_resolved_attrs_cmd(&path)),
+        );
+        cmds.push(realpath_cmd(&path));
+    }
     match state_arg.as_deref() {
         Some("link") | Some("hard") => {
             let s = src_on_host
@@ -255,14 +259,15 @@ async fn check(
     }
     let mut outs = run_batch(tr, ctx, &cmds, 1 << 20).await?.into_iter();
     let cur = stat_of(&take(&mut outs)?, &path)?;
-    let resolved_out = take(&mut outs)?;
-    let real_out = take(&mut outs)?;
-    let real = real_out.stdout_lossy().trim_end_matches('\n').to_string();
-    let resolved = if matches!(cur.kind, PathKind::Link { .. })
-        && resolved_out.success()
-        && !real.is_empty()
-    {
-        Some((real, stat_of(&resolved_out, &path)?))
+    let resolved = if follows {
+        let resolved_out = take(&mut outs)?;
+        let real_out = take(&mut outs)?;
+        let real = real_out.stdout_lossy().trim_end_matches('\n').to_string();
+        if matches!(cur.kind, PathKind::Link { .. }) && resolved_out.success() && !real.is_empty() {
+            Some((real, stat_of(&resolved_out, &path)?))
+        } else {
+            None
+        }
     } else {
         None
     };
