@@ -3,7 +3,8 @@
 //! drawn below the result lines and cleared at the end, leaving on screen exactly the lines a
 //! run without a terminal prints; `RDEPLOY_LOG` lines do not tear them; `-q`, `CI`,
 //! `TERM=dumb` and `--progress never` turn them off, `--progress always` back on (but for a
-//! dumb terminal); without a terminal nothing changes, whatever `--progress` says. The transcript is read back through a
+//! dumb terminal); a terminal that hangs up mid-run does not stop it; without a terminal
+//! nothing changes, whatever `--progress` says. The transcript is read back through a
 //! terminal emulator (vt100) to see the screen a person would see.
 
 use std::io::Read;
@@ -34,6 +35,18 @@ const PLAYBOOK: &str = r#"
     - name: Say hello
       debug:
         msg: hello
+"#;
+
+/// Long enough to hang up the terminal in the middle.
+const SLOW: &str = r#"
+- name: Slow
+  hosts: local
+  gather_facts: no
+  tasks:
+    - name: One
+      command: sleep 1
+    - name: Two
+      command: sleep 1
 "#;
 
 /// The same without waiting, for the tests that only look for bars.
@@ -311,4 +324,52 @@ fn without_a_terminal_nothing_changes_whatever_progress_says() {
         events.iter().all(|e| known.contains(&e.as_str())),
         "{events:?}"
     );
+}
+
+#[test]
+fn a_terminal_that_hangs_up_does_not_stop_the_run() {
+    let d = Dir::new(SLOW);
+    // The hangup signal ignored (as under `nohup` with output left on the terminal): the
+    // run goes on, and each write to the closed terminal fails.
+    let line = format!(
+        "trap '' HUP; stty rows {ROWS} cols {COLS}; '{}' run pb.yaml -i inv.yaml \
+         --report report.json; echo $? > rc",
+        bin().display()
+    );
+    let mut c = Command::new("script");
+    d.env(&mut c);
+    c.args(["-qec", &line, "/dev/null"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().expect("start script");
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !has_bars(&seen) {
+        let n = out.read(&mut buf).expect("read the terminal");
+        assert!(
+            n > 0,
+            "no bars before the end:\n{}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    // The terminal goes away while the first task runs.
+    child.kill().expect("kill script");
+    let _ = child.wait();
+    drop(out);
+    let rc = d.path().join("rc");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !rc.exists() {
+        assert!(Instant::now() < deadline, "the run did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let code = std::fs::read_to_string(&rc).expect("read rc");
+    assert_eq!(code.trim(), "0", "the run's exit code");
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(d.path().join("report.json")).expect("the report is written"),
+    )
+    .expect("JSON report");
+    assert_eq!(report["outcome"], "success", "{report}");
 }

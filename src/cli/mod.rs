@@ -80,9 +80,11 @@ pub fn run(cli: Cli) -> color_eyre::Result<Exit> {
         Command::Resume(a) => runs::resume_args(a).and_then(|r| cmd_run(&mut out, r)),
         Command::Vault(a) => vault::cmd_vault(&mut out, a),
     };
-    // A reader that stopped reading (`rdeploy plan | head`) is not an error of ours.
+    // A reader that stopped reading (`rdeploy plan | head`), or a terminal that hung up
+    // (EIO: the session closed, the hangup signal ignored), is not an error of ours.
     if let Err(e) = out.flush()
         && e.kind() != io::ErrorKind::BrokenPipe
+        && e.raw_os_error() != Some(rustix::io::Errno::IO.raw_os_error())
     {
         return Err(e.into());
     }

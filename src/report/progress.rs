@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use crate::exec::outcome::{HostOutcome, Status};
 use crate::report::events::Event;
@@ -427,11 +427,14 @@ impl Bars {
         }
     }
 
-    /// Bars on stdout, through [`screen`] (so that log lines lift them too). indicatif draws
-    /// nothing when stdout is not a terminal.
+    /// Bars on stdout, through [`screen`] (so that log lines lift them too). For a terminal
+    /// only: [`wanted`] says when.
     pub fn stdout() -> Bars {
         let mp = screen().clone();
-        mp.set_draw_target(ProgressDrawTarget::stdout());
+        mp.set_draw_target(ProgressDrawTarget::term_like_with_hz(
+            Box::new(Stdout(console::Term::buffered_stdout())),
+            20,
+        ));
         let mut bars = Bars::new(mp);
         bars.hide_when_done = true;
         bars
@@ -539,6 +542,59 @@ impl Drop for Bars {
             self.mp.set_draw_target(ProgressDrawTarget::hidden());
         }
     }
+}
+
+/// stdout as indicatif's terminal (as `ProgressDrawTarget::stdout` has it), write errors
+/// dropped: indicatif unwraps some of them, and a terminal that went away (a closed session
+/// whose hangup signal was ignored) must not stop a deployment, no more than it does for the
+/// result lines.
+#[derive(Debug)]
+struct Stdout(console::Term);
+
+impl TermLike for Stdout {
+    fn width(&self) -> u16 {
+        self.0.size().1
+    }
+
+    fn height(&self) -> u16 {
+        self.0.size().0
+    }
+
+    fn move_cursor_up(&self, n: usize) -> io::Result<()> {
+        dropped(self.0.move_cursor_up(n))
+    }
+
+    fn move_cursor_down(&self, n: usize) -> io::Result<()> {
+        dropped(self.0.move_cursor_down(n))
+    }
+
+    fn move_cursor_right(&self, n: usize) -> io::Result<()> {
+        dropped(self.0.move_cursor_right(n))
+    }
+
+    fn move_cursor_left(&self, n: usize) -> io::Result<()> {
+        dropped(self.0.move_cursor_left(n))
+    }
+
+    fn write_line(&self, s: &str) -> io::Result<()> {
+        dropped(self.0.write_line(s))
+    }
+
+    fn write_str(&self, s: &str) -> io::Result<()> {
+        dropped(self.0.write_str(s))
+    }
+
+    fn clear_line(&self) -> io::Result<()> {
+        dropped(self.0.clear_line())
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        dropped(self.0.flush())
+    }
+}
+
+fn dropped(_: io::Result<()>) -> io::Result<()> {
+    Ok(())
 }
 
 fn style(template: &str) -> ProgressStyle {
