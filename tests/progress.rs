@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 
 const ROWS: u16 = 400;
-const COLS: u16 = 200;
+/// Wide enough that no line (log lines hold commands) wraps.
+const COLS: u16 = 400;
 
 const INVENTORY: &str = "local:\n  hosts:\n    h1:\n      ansible_connection: local\n    h2:\n      ansible_connection: local\n";
 
@@ -360,12 +361,15 @@ fn a_terminal_that_hangs_up_does_not_stop_the_run() {
     drop(out);
     let rc = d.path().join("rc");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !rc.exists() {
-        assert!(Instant::now() < deadline, "the run did not end");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    let code = std::fs::read_to_string(&rc).expect("read rc");
+    let code = loop {
+        match std::fs::read_to_string(&rc) {
+            Ok(code) if code.ends_with('\n') => break code,
+            _ => {
+                assert!(Instant::now() < deadline, "the run did not end");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
     assert_eq!(code.trim(), "0", "the run's exit code");
     let report: serde_json::Value = serde_json::from_slice(
         &std::fs::read(d.path().join("report.json")).expect("the report is written"),

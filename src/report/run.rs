@@ -640,4 +640,104 @@ mod tests {
             "--- before: /srv/x\n+++ after: /srv/x\n-  mode: 0644\n+  mode: 0600\n"
         );
     }
+
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| io::Error::other("poisoned"))?
+                .extend_from_slice(b);
+            Ok(b.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What a run of a few events prints, with or without bars drawn beside it.
+    fn printed(bars: Option<Bars>) -> Vec<u8> {
+        let out = Shared::default();
+        let mut r = Reporter::new(Box::new(out.clone()), Format::Human, false, 0, false);
+        if let Some(b) = bars {
+            r = r.with_bars(b);
+        }
+        let hosts = vec!["web1".to_string(), "web2".to_string()];
+        let ok = |host: &str, status| HostOutcome {
+            host: host.to_string(),
+            status,
+            ignored: false,
+            msg: None,
+            result: serde_json::Map::new(),
+            changes: Vec::new(),
+            items: Vec::new(),
+            no_log: false,
+            delegated_to: None,
+            duration: std::time::Duration::ZERO,
+            commands: 1,
+            show: false,
+            reach: None,
+        };
+        let rows = vec![
+            ("web1".to_string(), crate::exec::outcome::Recap::default()),
+            ("web2".to_string(), crate::exec::outcome::Recap::default()),
+        ];
+        for e in [
+            Event::PlayStart {
+                name: "web",
+                hosts: 2,
+                batches: 2,
+            },
+            Event::BatchStart {
+                index: 1,
+                total: 2,
+                hosts: &hosts,
+            },
+            Event::TaskStart {
+                label: "deploy",
+                handler: false,
+                check: false,
+                hosts: &hosts,
+            },
+            Event::HostStart { host: "web1" },
+            Event::HostStart { host: "web2" },
+            Event::Host(&ok("web2", Status::Changed)),
+            Event::Host(&ok("web1", Status::Failed)),
+            Event::Soak {
+                index: 1,
+                total: 2,
+                seconds: 1.0,
+            },
+            Event::Recap { rows: &rows },
+        ] {
+            r.emit(&e);
+        }
+        drop(r);
+        out.0.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+
+    #[test]
+    fn bars_change_no_byte_of_the_lines() {
+        let term = indicatif::InMemoryTerm::new(10, 80);
+        let mp = indicatif::MultiProgress::with_draw_target(
+            indicatif::ProgressDrawTarget::term_like(Box::new(term.clone())),
+        );
+        let plain = printed(None);
+        let beside_bars = printed(Some(Bars::new(mp)));
+        assert!(!plain.is_empty());
+        assert_eq!(
+            String::from_utf8_lossy(&plain),
+            String::from_utf8_lossy(&beside_bars)
+        );
+        assert!(!plain.contains(&0x1b));
+        assert_eq!(
+            term.contents().trim(),
+            "",
+            "the bars are gone after the recap"
+        );
+    }
 }
