@@ -38,6 +38,8 @@ want curl curl
 # The health-probe tests: `from: host` HTTP falls back to wget, TLS probes need a server.
 want wget wget
 want openssl openssl
+# tests/progress.rs runs rdeploy on a pseudo-terminal with `script` (util-linux, in bsdutils).
+want bsdutils script
 # useradd (passwd) and kill (procps/util-linux) are part of every Debian base system.
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -16,7 +16,8 @@ fn main() -> ExitCode {
     let _ = hook.install();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("RDEPLOY_LOG"))
-        .with_writer(|| RedactedStderr)
+        // stderr, secrets masked, progress bars lifted while a line is written.
+        .with_writer(rdeploy::report::progress::log_writer)
         .init();
     let cli = match rdeploy::cli::args::Cli::try_parse() {
         Ok(cli) => cli,
@@ -37,21 +38,5 @@ fn main() -> ExitCode {
             eprintln!("rdeploy: internal error: {report:?}");
             ExitCode::from(rdeploy::cli::Exit::Internal as u8)
         }
-    }
-}
-
-/// Diagnostic logs (`RDEPLOY_LOG`) on stderr with every registered secret masked, like the
-/// reporter's output: each event arrives as one write.
-struct RedactedStderr;
-
-impl std::io::Write for RedactedStderr {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = String::from_utf8_lossy(buf);
-        std::io::stderr().write_all(rdeploy::vault::redact::redact(&text).as_bytes())?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
     }
 }

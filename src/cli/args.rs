@@ -179,6 +179,16 @@ pub struct RunArgs {
     pub lock: LockArgs,
     #[command(flatten)]
     pub unattended: UnattendedArgs,
+    /// Progress bars below the results: `auto` draws them when stdout is a terminal, unless
+    /// -q, --output json, CI, or TERM unset or dumb; `always` also with -q or CI; `never`.
+    #[arg(
+        long = "progress",
+        value_enum,
+        value_name = "WHEN",
+        env = "RDEPLOY_PROGRESS",
+        default_value_t = ProgressWhen::Auto
+    )]
+    pub progress: ProgressWhen,
 }
 
 /// The run lock (`run`, `resume`, `rollback`).
@@ -395,4 +405,15 @@ pub enum OutputFormat {
     Human,
     /// For machines: JSON.
     Json,
+}
+
+/// `--progress`: when progress bars are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProgressWhen {
+    /// On a terminal, for human output, unless -q, CI, or TERM unset or dumb.
+    Auto,
+    /// Also with -q or CI.
+    Always,
+    /// Never.
+    Never,
 }

@@ -23,6 +23,7 @@ use crate::inventory::Inventory;
 use crate::plan::{self, Plan, PlanOptions};
 use crate::playbook::{self, Playbook};
 use crate::report;
+use crate::report::progress;
 use crate::report::run::{Format, Reporter};
 use crate::report::summary::RunFacts;
 use crate::transport::known_hosts::HostKeyPolicy;
@@ -66,8 +67,8 @@ pub enum Exit {
 
 /// Runs one command line to completion.
 pub fn run(cli: Cli) -> color_eyre::Result<Exit> {
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
+    // Not locked for the whole command: the progress bars' ticker thread draws on stdout too.
+    let mut out = io::stdout();
     let result = match cli.command {
         Command::Run(a) => cmd_run(&mut out, a),
         Command::Plan(a) => cmd_plan(&mut out, a),
@@ -79,9 +80,11 @@ pub fn run(cli: Cli) -> color_eyre::Result<Exit> {
         Command::Resume(a) => runs::resume_args(a).and_then(|r| cmd_run(&mut out, r)),
         Command::Vault(a) => vault::cmd_vault(&mut out, a),
     };
-    // A reader that stopped reading (`rdeploy plan | head`) is not an error of ours.
+    // A reader that stopped reading (`rdeploy plan | head`), or a terminal that hung up
+    // (EIO: the session closed, the hangup signal ignored), is not an error of ours.
     if let Err(e) = out.flush()
         && e.kind() != io::ErrorKind::BrokenPipe
+        && e.raw_os_error() != Some(rustix::io::Errno::IO.raw_os_error())
     {
         return Err(e.into());
     }
@@ -381,14 +384,27 @@ fn start_deadline(
     unattended::watch_deadline(at, grace, std::sync::Arc::clone(stop), abandon)
 }
 
-/// The reporter of a run: output format, verbosity, `--quiet`, and the `--log-file` and
-/// `--notify` sinks.
+/// The reporter of a run: output format, verbosity, `--quiet`, `--progress`, and the
+/// `--log-file` and `--notify` sinks.
 fn reporter_for(s: &Settings, a: &args::RunArgs, un: &unattended::Unattended) -> Reporter {
     let format = match s.output {
         OutputFormat::Human => Format::Human,
         OutputFormat::Json => Format::Json,
     };
-    let mut r = Reporter::stdout(format, s.verbose, a.diff).quiet(un.quiet);
+    let when = match a.progress {
+        args::ProgressWhen::Auto => progress::When::Auto,
+        args::ProgressWhen::Always => progress::When::Always,
+        args::ProgressWhen::Never => progress::When::Never,
+    };
+    let bars = progress::wanted(
+        when,
+        format == Format::Human,
+        un.quiet,
+        progress::Terminal::stdout(),
+    );
+    let mut r = Reporter::stdout(format, s.verbose, a.diff)
+        .quiet(un.quiet)
+        .progress(bars);
     if let Some(log) = un.log.as_ref().and_then(|f| f.try_clone().ok()) {
         r = r.log_to(Box::new(log));
     }
@@ -469,6 +485,7 @@ fn watch_signals(stop: std::sync::Arc<std::sync::atomic::AtomicI32>) {
                 )
                 .is_err()
             {
+                progress::before_exit(|| ());
                 std::process::exit(128 + sig);
             }
         }

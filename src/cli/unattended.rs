@@ -189,14 +189,12 @@ pub fn watch_deadline(
             facts.error = Some("steps still running after the deadline were abandoned".into());
             let _ = summary::write(&path, &summary::document(&facts, &Default::default()));
         }
-        let _ = report::text(
-            &mut std::io::stderr().lock(),
-            &format!(
-                "rdeploy: the deadline passed and steps were still running {}s later: \
-                 abandoned them (`rdeploy show` names the steps begun)",
-                grace.as_secs()
-            ),
+        let msg = format!(
+            "rdeploy: the deadline passed and steps were still running {}s later: \
+             abandoned them (`rdeploy show` names the steps begun)",
+            grace.as_secs()
         );
+        let _ = report::progress::before_exit(|| report::text(&mut std::io::stderr().lock(), &msg));
         std::process::exit(code);
     })
 }

@@ -100,6 +100,11 @@ impl<'r> Runner<'r> {
             return Some(why);
         }
         if let Some(soak) = play.soak {
+            self.reporter.emit(&Event::Soak {
+                index,
+                total,
+                seconds: soak.as_secs_f64(),
+            });
             let until = tokio::time::Instant::now() + soak;
             match deadline {
                 Some(d) if d < until => {
@@ -139,7 +144,12 @@ impl<'r> Runner<'r> {
         if hosts.is_empty() || play.health.is_empty() {
             return None;
         }
-        self.reporter.emit(&Event::GateStart { index, total, soak });
+        self.reporter.emit(&Event::GateStart {
+            index,
+            total,
+            soak,
+            hosts,
+        });
         let hostvars = self.hostvars();
         let mut set = JoinSet::new();
         let mut failures: Vec<String> = Vec::new();

@@ -796,11 +796,6 @@ impl<'r> Runner<'r> {
         label: &str,
         rest: &[TaskItem],
     ) -> Vec<(String, HostOutcome, Flow)> {
-        self.reporter.emit(&Event::TaskStart {
-            label,
-            handler,
-            check: self.shared.opts.check,
-        });
         let run_once = matches!(
             t.keywords
                 .run_once
@@ -813,6 +808,12 @@ impl<'r> Runner<'r> {
         } else {
             hosts.to_vec()
         };
+        self.reporter.emit(&Event::TaskStart {
+            label,
+            handler,
+            check: self.shared.opts.check,
+            hosts: &targets,
+        });
         let results = self.run_hosts(t, scope, &targets, label, rest).await;
         if run_once && let (Some((_, first, _)), Some(reg)) = (results.first(), &t.register) {
             let v = Json::Object(first.result.clone());
@@ -877,6 +878,8 @@ impl<'r> Runner<'r> {
         };
         let task_started = Instant::now();
         let mut set = JoinSet::new();
+        // Each host says when it gets its slot (for the progress bars' hosts in flight).
+        let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<String>();
         for h in hosts {
             let Some(st) = self.states.shift_remove(h) else {
                 continue;
@@ -884,17 +887,32 @@ impl<'r> Runner<'r> {
             let ctx = Arc::clone(&ctx);
             let sem = Arc::clone(&self.sem);
             let throttle = throttle.clone();
+            let started_tx = started_tx.clone();
             set.spawn(async move {
                 let _throttled = match throttle {
                     Some(t) => t.acquire_owned().await.ok(),
                     None => None,
                 };
                 let _permit = sem.acquire_owned().await;
+                let _ = started_tx.send(st.name.clone());
                 run_on_host(ctx, st).await
             });
         }
+        drop(started_tx);
         let mut done: HashMap<String, (HostState, HostOutcome, Flow)> = HashMap::new();
-        while let Some(joined) = set.join_next().await {
+        loop {
+            // Starts first: a host's start is always reported before its result.
+            let joined = tokio::select! {
+                biased;
+                Some(host) = started.recv() => {
+                    self.reporter.emit(&Event::HostStart { host: &host });
+                    continue;
+                }
+                joined = set.join_next() => joined,
+            };
+            let Some(joined) = joined else {
+                break;
+            };
             match joined {
                 Ok((st, outcome, flow)) => {
                     self.reporter.emit(&Event::Host(&outcome));

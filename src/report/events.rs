@@ -1,5 +1,9 @@
 //! Events: everything the user sees during a run is one of these. The engine emits them; a
 //! reporter (human text or JSON lines) renders them.
+//!
+//! Two of them ([`Event::HostStart`], [`Event::Soak`]) only move the progress bars on a
+//! terminal: they are not printed, not written as JSON and not logged (see
+//! [`Event::progress_only`]).
 
 use crate::exec::outcome::{HostOutcome, Recap};
 use crate::rollback::HostRollback;
@@ -33,6 +37,14 @@ pub enum Event<'a> {
         handler: bool,
         /// True in check mode.
         check: bool,
+        /// The hosts it runs on (one with `run_once`).
+        hosts: &'a [String],
+    },
+    /// A host begins working on the current task (it got one of the `forks` slots).
+    /// Progress only.
+    HostStart {
+        /// The host.
+        host: &'a str,
     },
     /// A task's result on one host.
     Host(&'a HostOutcome),
@@ -46,6 +58,17 @@ pub enum Event<'a> {
         total: usize,
         /// The second round, after `soak`.
         soak: bool,
+        /// The hosts probed.
+        hosts: &'a [String],
+    },
+    /// The health gate waits `soak` before probing again. Progress only.
+    Soak {
+        /// 1-based batch index.
+        index: usize,
+        /// Batches in the play.
+        total: usize,
+        /// How long it waits.
+        seconds: f64,
     },
     /// One health probe's outcome on one host.
     Probe {
@@ -90,4 +113,12 @@ pub enum Event<'a> {
         /// Host name and its counters, in first-seen order.
         rows: &'a [(String, Recap)],
     },
+}
+
+impl Event<'_> {
+    /// True for the events that only move the progress bars: no text line, no JSON event, no
+    /// `--log-file` line.
+    pub fn progress_only(&self) -> bool {
+        matches!(self, Event::HostStart { .. } | Event::Soak { .. })
+    }
 }

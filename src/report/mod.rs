@@ -7,6 +7,7 @@
 
 pub mod events;
 pub mod notify;
+pub mod progress;
 pub mod run;
 pub mod summary;
 

@@ -8,6 +8,10 @@
 //! task's banner is shown with its first failure). It must not decide outcomes: it shows
 //! what the executor reports, hiding results of `no_log` tasks and masking every registered
 //! secret (`vault::redact`) in everything it writes.
+//!
+//! On a terminal it can also draw progress bars (`progress.rs`, `--progress`): it feeds them
+//! every event and prints its lines with the bars lifted, so the lines are the same bytes as
+//! without bars and the bars stay below them; the bars are cleared before the recap.
 
 use std::io::{self, IsTerminal, Write};
 
@@ -15,6 +19,7 @@ use crate::exec::outcome::{HostOutcome, Status};
 use crate::modules::runtime::Change;
 use crate::report::events::Event;
 use crate::report::notify::Notifier;
+use crate::report::progress::Bars;
 use crate::report::summary::{self, RunFacts, Tracker};
 
 /// How the run is shown.
@@ -47,6 +52,8 @@ pub struct Reporter {
     tracker: Tracker,
     /// `--notify`.
     notifier: Option<Notifier>,
+    /// `--progress`: bars below the lines, on a terminal.
+    bars: Option<Bars>,
 }
 
 const NO_LOG_MSG: &str =
@@ -81,7 +88,20 @@ impl Reporter {
             run_id: None,
             tracker: Tracker::default(),
             notifier: None,
+            bars: None,
         }
+    }
+
+    /// Progress bars on stdout (see `progress::wanted` for when), below the lines.
+    pub fn progress(mut self, on: bool) -> Reporter {
+        self.bars = on.then(Bars::stdout);
+        self
+    }
+
+    /// Progress bars drawn by `bars` (tests draw them on an in-memory terminal).
+    pub fn with_bars(mut self, bars: Bars) -> Reporter {
+        self.bars = Some(bars);
+        self
     }
 
     /// `--quiet`: only failures, warnings, gate failures, rollbacks and the recap.
@@ -111,6 +131,12 @@ impl Reporter {
     /// Each event is rendered whole, then every registered secret (vault values,
     /// `secret_vars`) is masked before it is written.
     pub fn emit(&mut self, e: &Event<'_>) {
+        if let Some(bars) = self.bars.as_mut() {
+            bars.observe(e);
+        }
+        if e.progress_only() {
+            return;
+        }
         self.buf.clear();
         self.tracker.observe(e);
         if self.log.is_some() {
@@ -135,10 +161,16 @@ impl Reporter {
             }
         };
         let text = String::from_utf8_lossy(&self.buf);
-        let _ = self
-            .out
-            .write_all(crate::vault::redact::redact(&text).as_bytes());
-        let _ = self.out.flush();
+        let text = crate::vault::redact::redact(&text);
+        let out = &mut self.out;
+        let mut write = || {
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        };
+        match &self.bars {
+            Some(bars) if !text.is_empty() => bars.suspend(write),
+            _ => write(),
+        }
     }
 
     /// `--quiet`: whether `e` is shown. A task's banner is held back and shown before its
@@ -170,7 +202,9 @@ impl Reporter {
             Event::PlayStart { .. }
             | Event::BatchStart { .. }
             | Event::GateStart { .. }
-            | Event::RunEnd { .. } => false,
+            | Event::RunEnd { .. }
+            | Event::HostStart { .. }
+            | Event::Soak { .. } => false,
         }
     }
 
@@ -237,17 +271,22 @@ impl Reporter {
                 label,
                 handler,
                 check,
+                ..
             } => {
                 let kind = if *handler { "RUNNING HANDLER" } else { "TASK" };
                 let suffix = if *check { " (check mode)" } else { "" };
                 self.banner(&format!("{kind} [{label}]{suffix}"))
             }
             Event::Host(o) => self.host_line(o),
+            // Progress only: `emit` never gets here with them.
+            Event::HostStart { .. } | Event::Soak { .. } => Ok(()),
             Event::Warning(w) => {
                 let line = self.paint("35", &format!("[WARNING]: {w}"));
                 writeln!(self.buf, "{line}")
             }
-            Event::GateStart { index, total, soak } => {
+            Event::GateStart {
+                index, total, soak, ..
+            } => {
                 let after = if *soak { " after soak" } else { "" };
                 self.banner(&format!("HEALTH [batch {index}/{total}{after}]"))
             }
@@ -452,6 +491,7 @@ impl Reporter {
                 label,
                 handler,
                 check,
+                ..
             } => {
                 serde_json::json!({"event": "task", "name": label, "handler": handler, "check": check})
             }
@@ -474,7 +514,11 @@ impl Reporter {
                 serde_json::json!({"event": "result", "result": v})
             }
             Event::Warning(w) => serde_json::json!({"event": "warning", "msg": w}),
-            Event::GateStart { index, total, soak } => {
+            // Progress only: `emit` never gets here with them.
+            Event::HostStart { .. } | Event::Soak { .. } => serde_json::Value::Null,
+            Event::GateStart {
+                index, total, soak, ..
+            } => {
                 serde_json::json!({"event": "health", "batch": index, "total": total, "soak": soak})
             }
             Event::Probe {
@@ -594,6 +638,106 @@ mod tests {
         assert_eq!(
             render_change(&c),
             "--- before: /srv/x\n+++ after: /srv/x\n-  mode: 0644\n+  mode: 0600\n"
+        );
+    }
+
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| io::Error::other("poisoned"))?
+                .extend_from_slice(b);
+            Ok(b.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What a run of a few events prints, with or without bars drawn beside it.
+    fn printed(bars: Option<Bars>) -> Vec<u8> {
+        let out = Shared::default();
+        let mut r = Reporter::new(Box::new(out.clone()), Format::Human, false, 0, false);
+        if let Some(b) = bars {
+            r = r.with_bars(b);
+        }
+        let hosts = vec!["web1".to_string(), "web2".to_string()];
+        let ok = |host: &str, status| HostOutcome {
+            host: host.to_string(),
+            status,
+            ignored: false,
+            msg: None,
+            result: serde_json::Map::new(),
+            changes: Vec::new(),
+            items: Vec::new(),
+            no_log: false,
+            delegated_to: None,
+            duration: std::time::Duration::ZERO,
+            commands: 1,
+            show: false,
+            reach: None,
+        };
+        let rows = vec![
+            ("web1".to_string(), crate::exec::outcome::Recap::default()),
+            ("web2".to_string(), crate::exec::outcome::Recap::default()),
+        ];
+        for e in [
+            Event::PlayStart {
+                name: "web",
+                hosts: 2,
+                batches: 2,
+            },
+            Event::BatchStart {
+                index: 1,
+                total: 2,
+                hosts: &hosts,
+            },
+            Event::TaskStart {
+                label: "deploy",
+                handler: false,
+                check: false,
+                hosts: &hosts,
+            },
+            Event::HostStart { host: "web1" },
+            Event::HostStart { host: "web2" },
+            Event::Host(&ok("web2", Status::Changed)),
+            Event::Host(&ok("web1", Status::Failed)),
+            Event::Soak {
+                index: 1,
+                total: 2,
+                seconds: 1.0,
+            },
+            Event::Recap { rows: &rows },
+        ] {
+            r.emit(&e);
+        }
+        drop(r);
+        out.0.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+
+    #[test]
+    fn bars_change_no_byte_of_the_lines() {
+        let term = indicatif::InMemoryTerm::new(10, 80);
+        let mp = indicatif::MultiProgress::with_draw_target(
+            indicatif::ProgressDrawTarget::term_like(Box::new(term.clone())),
+        );
+        let plain = printed(None);
+        let beside_bars = printed(Some(Bars::new(mp)));
+        assert!(!plain.is_empty());
+        assert_eq!(
+            String::from_utf8_lossy(&plain),
+            String::from_utf8_lossy(&beside_bars)
+        );
+        assert!(!plain.contains(&0x1b));
+        assert_eq!(
+            term.contents().trim(),
+            "",
+            "the bars are gone after the recap"
         );
     }
 }
