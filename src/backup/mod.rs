@@ -160,13 +160,20 @@ pub fn targets(resources: &[Resource]) -> Vec<Target> {
 
 /// Creates the state folders and prunes old runs: keeps the newest `keep_runs` runs (this one
 /// included), never one whose rollback is pending. Run ids sort by start time.
+/// The glob lists the runs oldest first (run ids sort by time); only `mkdir` (and `rm` for what
+/// goes) runs as a process.
 const PREPARE: &str = r#"; sd_=$1; run_=$2; keep_=$3
 umask 077
 mkdir -p -- "$sd_/runs" "$sd_/backups/$run_" || exit 3
-ls -1 -- "$sd_/backups" | sort -r | tail -n +"$((keep_ + 1))" | while IFS= read -r old_; do
-  [ "$old_" = "$run_" ] && continue
-  [ -e "$sd_/runs/$old_.pending" ] && continue
-  rm -rf -- "$sd_/backups/$old_" "$sd_/runs/$old_.json"
+set -- "$sd_/backups"/*
+n_=$#
+for old_ in "$@"; do
+  [ "$n_" -le "$keep_" ] && break
+  n_=$((n_ - 1))
+  id_=${old_##*/}
+  [ "$id_" = "$run_" ] && continue
+  [ -e "$sd_/runs/$id_.pending" ] && continue
+  rm -rf -- "$old_" "$sd_/runs/$id_.json"
 done
 exit 0"#;
 

@@ -1726,6 +1726,13 @@ pub fn put_file_cmd(
 ) -> Cmd {
     let (dir, name) = dest.rsplit_once('/').unwrap_or(("", dest));
     let tmp = format!("{dir}/.{name}.rdeploy-tmp.{}", nonce());
+    let chown = chown_spec(owner, group);
+    // A mode the umask can give at creation (no execute or special bits) needs no chmod; with
+    // a chown, the file stays private until it has its owner.
+    let umask = match mode {
+        Some(m) if m & 0o7111 == 0 && chown.is_none() => format!("{:03o}", 0o777 & !m),
+        _ => String::new(),
+    };
     Cmd::raw("set --")
         .arg(dest)
         .arg(tmp)
@@ -1734,24 +1741,31 @@ pub fn put_file_cmd(
             mode.map(|m| format!("{:o}", m & 0o7777))
                 .unwrap_or_default(),
         )
-        .arg(chown_spec(owner, group).unwrap_or_default())
+        .arg(chown.unwrap_or_default())
+        .arg(umask)
         .op(PUT_SCRIPT)
 }
 
+/// `DEST TMP SHA256 MODE CHOWN UMASK`. With UMASK (or a new file with no mode and no chown,
+/// which gets 0644), the temp file is created with its final mode: no `chmod` process.
 const PUT_SCRIPT: &str = r#"
 T=$2
 fail() { rm -f -- "$T"; exit "${1:-1}"; }
-umask 077
+u_=$6
+if [ -z "$u_" ] && [ -z "$4" ] && [ -z "$5" ] && ! { [ -f "$1" ] && ! [ -L "$1" ]; }; then u_=022; fi
+if [ -n "$u_" ]; then umask "$u_"; else umask 077; fi
 ( set -C; exec cat > "$T" ) || fail
 got=$(sha256sum < "$T") || fail
 got=${got%% *}
 [ "$got" = "$3" ] || { echo "sha256 of $1 differs after writing (got $got)" >&2; fail 3; }
-m=$4
-if [ -z "$m" ]; then
-  if [ -f "$1" ] && [ ! -L "$1" ]; then m=$(stat -c %a -- "$1") || m=644; else m=644; fi
+if [ -z "$u_" ]; then
+  m=$4
+  if [ -z "$m" ]; then
+    if [ -f "$1" ] && [ ! -L "$1" ]; then m=$(stat -c %a -- "$1") || m=644; else m=644; fi
+  fi
+  if [ -n "$5" ]; then chown -- "$5" "$T" || fail; fi
+  chmod -- "$m" "$T" || fail
 fi
-if [ -n "$5" ]; then chown -- "$5" "$T" || fail; fi
-chmod -- "$m" "$T" || fail
 sync -- "$T" 2>/dev/null || :
 mv -f -T -- "$T" "$1" || fail"#;
 
@@ -2099,6 +2113,32 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
+        // A new file gets 0644 without a mode; modes with execute bits are set by chmod; the
+        // caller's umask plays no part.
+        for (name, mode, want) in [
+            ("new", None, 0o644),
+            ("x", Some(0o750), 0o750),
+            ("p", Some(0o600), 0o600),
+        ] {
+            let f = dir.path().join(name).to_string_lossy().into_owned();
+            let out = run_sh(
+                &format!(
+                    "umask 0777; {}",
+                    put_file_cmd(&f, &sum2, mode, None, None)
+                        .to_shell()
+                        .unwrap()
+                ),
+                b"v2",
+            );
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(std::fs::read(&f).unwrap(), b"v2");
+            let got = std::fs::metadata(&f).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(got, want, "{name}");
+        }
     }
 
     #[test]
