@@ -568,7 +568,9 @@ impl Transport for AnyTransport {
                 t.run_queued().await?;
                 match riding {
                     Some(r) => {
-                        let out = t.exec(&r.cmd).await?;
+                        let mut stdin = r.prefix.clone();
+                        stdin.extend_from_slice(own.as_deref().unwrap_or_default());
+                        let out = t.exec(&r.cmd.clone().stdin(stdin)).await?;
                         Ok(t.reads.land(r, out))
                     }
                     None => t.exec(cmd).await,

@@ -122,8 +122,10 @@ pub struct Reads {
 /// A command with announced reads riding along ([`Reads::ride`]).
 #[derive(Debug)]
 pub struct Riding {
-    /// The command to run instead (its stdin: the prefix, then the main command's input).
+    /// The command to run instead, without stdin: send `prefix`, then the main command's input.
     pub cmd: Cmd,
+    /// The first bytes on its stdin.
+    pub prefix: Vec<u8>,
     frame: ReadsFrame,
     sets: Vec<ReadSet>,
 }
@@ -243,10 +245,9 @@ impl Reads {
         }
         let reads: Vec<Cmd> = sets.iter().flat_map(|s| s.cmds.iter().cloned()).collect();
         let (riding, frame) = cmd.then_reads(&reads, input.is_some()).ok()?;
-        let mut stdin = frame.stdin_prefix();
-        stdin.extend_from_slice(input.unwrap_or_default());
         Some(Riding {
-            cmd: riding.stdin(stdin),
+            cmd: riding,
+            prefix: frame.stdin_prefix(),
             frame,
             sets,
         })

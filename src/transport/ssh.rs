@@ -183,14 +183,24 @@ impl SshTransport {
             Some(_) => None,
             None => cmd.stdin_bytes(),
         };
-        let Some(riding) = self.reads.ride(cmd, input.or(own.as_deref())) else {
-            return self.run_after_queued(cmd, input, limits).await;
+        let body = input.or(own.as_deref());
+        let Some(riding) = self.reads.ride(cmd, body) else {
+            return self
+                .run_after_queued(cmd, body.map(Stdin::body), limits)
+                .await;
         };
         let limits = OutputLimits {
             head: limits.head.max(self.limits.head),
             tail: limits.tail.max(self.limits.tail),
         };
-        let out = self.run_after_queued(&riding.cmd, None, limits).await?;
+        // The input is not copied: the prefix and the body are written one after the other.
+        let stdin = Stdin {
+            head: &riding.prefix,
+            body: body.unwrap_or_default(),
+        };
+        let out = self
+            .run_after_queued(&riding.cmd, Some(stdin), limits)
+            .await?;
         Ok(self.reads.land(riding, out))
     }
 
@@ -208,7 +218,7 @@ impl SshTransport {
     async fn run_after_queued(
         &mut self,
         cmd: &Cmd,
-        input: Option<&[u8]>,
+        input: Option<Stdin<'_>>,
         limits: OutputLimits,
     ) -> Result<Output, TransportError> {
         if let Some(pre) = self.queued.take_pending() {
@@ -229,24 +239,27 @@ impl SshTransport {
     async fn run_one(
         &mut self,
         cmd: &Cmd,
-        input: Option<&[u8]>,
+        input: Option<Stdin<'_>>,
         limits: OutputLimits,
     ) -> Result<Output, TransportError> {
         let own_stdin = match input {
             Some(_) => None,
             None => cmd.stdin_bytes(),
         };
-        let input = input.or(own_stdin.as_deref());
+        let input = input.or(own_stdin.as_deref().map(Stdin::body));
         let line = cmd::session_line(cmd, input.is_some())?;
         // A line holding a secret (a vault value, `secret_vars`) travels over stdin, never as
         // the exec request: the host's process list would show it.
         let via_stdin = crate::vault::redact::contains_secret(&line).then(|| {
             let (boot, mut data) = cmd::stdin_bootstrap(&line);
-            data.extend_from_slice(input.unwrap_or_default());
+            if let Some(i) = input {
+                data.extend_from_slice(i.head);
+                data.extend_from_slice(i.body);
+            }
             (boot.to_string(), data)
         });
         let (line, input) = match &via_stdin {
-            Some((boot, data)) => (boot.clone(), Some(data.as_slice())),
+            Some((boot, data)) => (boot.clone(), Some(Stdin::body(data))),
             None => (line, input),
         };
         let timeout = cmd.get_timeout().or(self.default_timeout);
@@ -371,6 +384,20 @@ impl Transport for SshTransport {
     }
 }
 
+/// What a command gets on stdin: `head`, then `body`, written one after the other (a large
+/// body is never copied to put a few bytes before it).
+#[derive(Clone, Copy, Debug)]
+struct Stdin<'a> {
+    head: &'a [u8],
+    body: &'a [u8],
+}
+
+impl<'a> Stdin<'a> {
+    fn body(body: &'a [u8]) -> Stdin<'a> {
+        Stdin { head: &[], body }
+    }
+}
+
 /// Kills a command's process group when the command is abandoned: on timeout or error right
 /// away ([`KillGuard::kill_now`]), on cancellation (the future dropped) from a task.
 struct KillGuard {
@@ -461,7 +488,7 @@ impl Conn {
     async fn exec(
         &self,
         line: &str,
-        input: Option<&[u8]>,
+        input: Option<Stdin<'_>>,
         limits: OutputLimits,
         pgid: Arc<AtomicU32>,
     ) -> Result<Output, TransportError> {
@@ -481,7 +508,7 @@ impl Conn {
     async fn exec_channel(
         &self,
         line: &str,
-        input: Option<&[u8]>,
+        input: Option<Stdin<'_>>,
         limits: OutputLimits,
         pgid: Arc<AtomicU32>,
     ) -> Result<Output, TransportError> {
@@ -503,8 +530,10 @@ impl Conn {
         // Without input the command's stdin is /dev/null (see session_line): no EOF to send,
         // one message less per command (it costs a delayed ACK through a jump host).
         let writer = async {
-            if let Some(data) = input {
-                write.data(data).await?;
+            if let Some(s) = input {
+                write
+                    .data(tokio::io::AsyncReadExt::chain(s.head, s.body))
+                    .await?;
                 write.eof().await?;
             }
             Ok::<(), russh::Error>(())
