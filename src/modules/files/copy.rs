@@ -244,6 +244,32 @@ fn read_shared(path: &Path) -> std::io::Result<Arc<[u8]>> {
     Ok(data)
 }
 
+/// The sha256 of `data`, computed once per shared buffer ([`read_shared`]): every host, and
+/// every look ahead at the task ([`crate::modules::runtime::Ahead`]), asks for it.
+fn sha256_shared(data: &Arc<[u8]>) -> String {
+    use std::sync::{Mutex, OnceLock, Weak};
+    type Entry = (Weak<[u8]>, String);
+    static SUMS: OnceLock<Mutex<HashMap<usize, Entry>>> = OnceLock::new();
+    let key = Arc::as_ptr(data).cast::<u8>() as usize;
+    let sums = SUMS.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(sum) = sums.lock().ok().and_then(|s| {
+        s.get(&key)
+            .filter(|(w, _)| w.upgrade().is_some_and(|d| Arc::ptr_eq(&d, data)))
+            .map(|(_, sum)| sum.clone())
+    }) {
+        return sum;
+    }
+    let sum = sha256_hex(data);
+    // Small buffers (content, rendered templates) are hashed again: not worth an entry.
+    if data.len() >= 1 << 20
+        && let Ok(mut s) = sums.lock()
+    {
+        s.retain(|_, (w, _)| w.strong_count() > 0);
+        s.insert(key, (Arc::downgrade(data), sum.clone()));
+    }
+    sum
+}
+
 /// The host directory a source directory is copied to: `dest` itself for `src/` (contents
 /// only), `dest/basename(src)` otherwise.
 fn tree_root(src: &str, dest: &str) -> String {
@@ -270,7 +296,7 @@ async fn check_file(
     let inner = src_name.map(|n| join(&dest, n));
     // The destination's current text (for the diff) comes back only when it differs.
     let bytes_sha = match &source {
-        Source::Bytes(data, _) => Some(sha256_hex(data)),
+        Source::Bytes(data, _) => Some(sha256_shared(data)),
         _ => None,
     };
     let mut cmds = Vec::new();
@@ -795,4 +821,23 @@ async fn apply_tree(
         fix.apply(tr, ctx, path).await?;
     }
     Ok(plan.result.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_buffer_is_hashed_once_and_a_new_one_again() {
+        let big: Arc<[u8]> = Arc::from(vec![7u8; 2 << 20]);
+        let want = sha256_hex(&big);
+        assert_eq!(sha256_shared(&big), want);
+        assert_eq!(sha256_shared(&Arc::clone(&big)), want);
+        drop(big);
+        // Whatever address the next buffer gets, its own content is hashed.
+        let other: Arc<[u8]> = Arc::from(vec![8u8; 2 << 20]);
+        assert_eq!(sha256_shared(&other), sha256_hex(&other));
+        let small: Arc<[u8]> = Arc::from(&b"x"[..]);
+        assert_eq!(sha256_shared(&small), sha256_hex(&small));
+    }
 }
