@@ -91,6 +91,27 @@ pub struct HostOutcome {
     pub reach: Option<Reach>,
 }
 
+impl HostOutcome {
+    /// An outcome with nothing but its host and status (no result, no time, no commands).
+    pub fn of(host: &str, status: Status) -> HostOutcome {
+        HostOutcome {
+            host: host.to_string(),
+            status,
+            ignored: false,
+            msg: None,
+            result: Map::new(),
+            changes: Vec::new(),
+            items: Vec::new(),
+            no_log: false,
+            delegated_to: None,
+            duration: Duration::ZERO,
+            commands: 0,
+            show: false,
+            reach: None,
+        }
+    }
+}
+
 fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }

@@ -614,21 +614,7 @@ mod tests {
     }
 
     fn outcome(host: &str, status: Status) -> HostOutcome {
-        HostOutcome {
-            host: host.to_string(),
-            status,
-            ignored: false,
-            msg: None,
-            result: serde_json::Map::new(),
-            changes: Vec::new(),
-            items: Vec::new(),
-            no_log: false,
-            delegated_to: None,
-            duration: Duration::ZERO,
-            commands: 0,
-            show: false,
-            reach: None,
-        }
+        HostOutcome::of(host, status)
     }
 
     /// A board in batch 1/2 of play `web`, running `label` on `hosts`, each started

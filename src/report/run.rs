@@ -668,19 +668,8 @@ mod tests {
         }
         let hosts = vec!["web1".to_string(), "web2".to_string()];
         let ok = |host: &str, status| HostOutcome {
-            host: host.to_string(),
-            status,
-            ignored: false,
-            msg: None,
-            result: serde_json::Map::new(),
-            changes: Vec::new(),
-            items: Vec::new(),
-            no_log: false,
-            delegated_to: None,
-            duration: std::time::Duration::ZERO,
             commands: 1,
-            show: false,
-            reach: None,
+            ..HostOutcome::of(host, status)
         };
         let rows = vec![
             ("web1".to_string(), crate::exec::outcome::Recap::default()),
