@@ -53,7 +53,8 @@ pub struct Entry {
     /// The user a restore runs as (the task's `become_user`), if any.
     #[serde(default)]
     pub become_user: Option<String>,
-    /// `file`, `directory`, `link`, `absent` or `other`; `service` or `package`.
+    /// `file`, `directory`, `link`, `absent` or `other`; `attrs` (a regular file of which
+    /// only the attributes were kept); `service` or `package`.
     pub kind: String,
     /// Octal mode (`644`), empty when absent.
     #[serde(default)]
@@ -122,6 +123,8 @@ pub enum TargetKind {
     Service,
     /// A package: its installed version, or its absence.
     Package,
+    /// A path whose attributes only may change: a regular file's content is not copied.
+    Attrs,
 }
 
 /// Something the run may change: a path (and whether a directory there is copied whole), a
@@ -143,11 +146,22 @@ pub fn targets(resources: &[Resource]) -> Vec<Target> {
         let (path, deep, kind) = match r {
             Resource::Path(p) => (p, false, TargetKind::Path),
             Resource::Tree(p) => (p, true, TargetKind::Path),
+            Resource::Attrs(p) => (p, false, TargetKind::Attrs),
             Resource::Service(n) => (n, false, TargetKind::Service),
             Resource::Package(n) => (n, false, TargetKind::Package),
         };
-        match out.iter_mut().find(|t| t.path == *path && t.kind == kind) {
-            Some(t) => t.deep |= deep,
+        // A path named for its attributes and for more is backed up for more.
+        let is_path = |k: TargetKind| matches!(k, TargetKind::Path | TargetKind::Attrs);
+        match out
+            .iter_mut()
+            .find(|t| t.path == *path && (t.kind == kind || (is_path(t.kind) && is_path(kind))))
+        {
+            Some(t) => {
+                t.deep |= deep;
+                if kind == TargetKind::Path {
+                    t.kind = TargetKind::Path;
+                }
+            }
             None => out.push(Target {
                 path: path.clone(),
                 deep,
@@ -217,6 +231,7 @@ while [ $# -ge 4 ]; do
   if [ -e "$d_" ] || [ -L "$d_" ]; then rm -rf -- "$d_" || exit 3; fi
   h_=
   if [ -L "$p_" ]; then k_=link; mkdir -p -- "$d_" && readlink -- "$p_" > "$d_/target" || exit 3
+  elif [ -f "$p_" ] && [ "$deep_" = attr ]; then k_=attrs
   elif [ -f "$p_" ]; then k_=file; mkdir -p -- "$d_" && cp -p -- "$p_" "$d_/data" || exit 3
     h_=$(sha256sum < "$d_/data") || exit 3; h_=${h_%% *}
   elif [ -d "$p_" ]; then k_=directory
@@ -240,6 +255,11 @@ t_="$p_.rdeploy-restore.$$"
 own_() { [ "$(stat -c '%u:%g' -- "$1")" = "$u_:$g_" ] || chown -h -- "$u_:$g_" "$1"; }
 case $k_ in
 absent) rm -rf -- "$p_" || exit 3 ;;
+attrs)
+  if [ -L "$p_" ] || ! [ -f "$p_" ]; then
+    echo "$p_ is no longer a regular file: only its mode and owner were kept" >&2; exit 3
+  fi
+  own_ "$p_" && chmod -- "$m_" "$p_" || exit 3 ;;
 file)
   cp -p -- "$d_/data" "$t_" && own_ "$t_" && chmod -- "$m_" "$t_" || { rm -f -- "$t_"; exit 3; }
   if [ -d "$p_" ] && [ ! -L "$p_" ]; then rm -rf -- "$p_" || exit 3; fi
@@ -368,6 +388,7 @@ pub fn backup_cmd(
                 (TargetKind::Package, _) => "pkg",
                 (TargetKind::Path, true) => "1",
                 (TargetKind::Path, false) => "0",
+                (TargetKind::Attrs, _) => "attr",
             })
             .arg(prefix);
     }

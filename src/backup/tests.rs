@@ -416,3 +416,63 @@ case "$*" in *remove*) eval n=\${{$#}}; rm -f "{f}/$n.version" ;; esac"#
         read("apt.log")
     );
 }
+
+#[tokio::test]
+async fn an_attribute_change_keeps_the_mode_and_owner_but_copies_no_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("big.bin");
+    fs::write(&f, vec![1u8; 4096]).unwrap();
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
+    let s = store(dir.path(), "20261201T000000Z-000009");
+    let mut tr = tr();
+    prepare(&mut tr, &s, None).await.unwrap();
+    let target = Target {
+        path: f.display().to_string(),
+        deep: false,
+        kind: TargetKind::Attrs,
+    };
+    let entries = backup(&mut tr, &s, 1, "mode", &[target], None, None)
+        .await
+        .unwrap();
+    assert_eq!(entries[0].kind, "attrs");
+    assert_eq!(entries[0].mode, "644");
+    assert!(
+        !Path::new(&entries[0].dir(&s.state_dir, &s.run_id)).exists(),
+        "no copy of the content"
+    );
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
+    rollback(&mut tr, &s).await;
+    assert_eq!(mode(&f), 0o644);
+    assert_eq!(fs::read(&f).unwrap(), vec![1u8; 4096]);
+    // Replaced by something else meanwhile: the restore says so instead of guessing.
+    fs::remove_file(&f).unwrap();
+    symlink("elsewhere", &f).unwrap();
+    let entries = read_manifest(&mut tr, &s.state_dir, &s.run_id, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let err = restore(&mut tr, &s.state_dir, &s.run_id, &entries[0])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no longer a regular file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_path_named_for_its_attributes_and_its_content_is_backed_up_whole() {
+    for r in [
+        vec![Resource::Attrs("/a".into()), Resource::Path("/a".into())],
+        vec![Resource::Path("/a".into()), Resource::Attrs("/a".into())],
+    ] {
+        assert_eq!(
+            targets(&r),
+            [Target {
+                path: "/a".into(),
+                deep: false,
+                kind: TargetKind::Path,
+            }]
+        );
+    }
+}

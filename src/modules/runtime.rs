@@ -194,6 +194,9 @@ pub enum Resource {
     Path(String),
     /// A directory tree whose contents may change (copied whole before the change).
     Tree(String),
+    /// A path of which only the mode, owner and group may change: a regular file's content is
+    /// not copied (a `chmod` of a large file costs no copy of it).
+    Attrs(String),
     /// A service's active/enabled state.
     Service(String),
     /// A package's installed version.

@@ -128,13 +128,14 @@ impl Module for File {
     }
 
     fn resources(&self, args: &Args) -> Vec<Resource> {
-        let absent = args.str_arg("state").as_deref() == Some("absent");
+        let state = args.str_arg("state");
         args.str_arg("path")
             .map(|p| {
-                vec![if absent {
-                    Resource::Tree(p)
-                } else {
-                    Resource::Path(p)
+                vec![match state.as_deref() {
+                    Some("absent") => Resource::Tree(p),
+                    // `state: file` never writes content: a file's mode and owner are enough.
+                    Some("file") | None => Resource::Attrs(p),
+                    _ => Resource::Path(p),
                 }]
             })
             .unwrap_or_default()
