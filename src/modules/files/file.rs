@@ -250,7 +250,9 @@ async fn check(
                 .clone()
                 .ok_or_else(|| ModuleError::Args("src is required for state=link/hard".into()))?;
             cmds.push(Cmd::raw("test -e").arg(s.clone()));
-            cmds.push(inode_cmd(&s, &path));
+            if state_arg.as_deref() == Some("hard") {
+                cmds.push(inode_cmd(&s, &path));
+            }
         }
         _ => {}
     }

@@ -16,7 +16,9 @@ use crate::modules::runtime::{
     Ahead, Args, ArgsExt, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::AnyTransport;
-use crate::transport::cmd::{Cmd, PathKind, stat_cmd, stat_resolved_cmd};
+use crate::transport::cmd::{
+    Cmd, PathKind, stat_attrs_cmd, stat_cmd, stat_resolved_attrs_cmd, stat_resolved_cmd,
+};
 
 /// The `stat` module.
 pub struct Stat;
@@ -88,11 +90,14 @@ impl Module for Stat {
                 .str_arg("checksum_algorithm")
                 .unwrap_or_else(|| "sha1".into());
             let prog = checksum_program(&algo)?;
+            // The stat helper hashes with sha256 itself; other checksums (or none) need no hash.
+            let sha256_here = get_checksum && prog.is_none();
             let mut cmds = vec![
-                if follow {
-                    stat_resolved_cmd(&path)
-                } else {
-                    stat_cmd(&path)
+                match (follow, sha256_here) {
+                    (true, true) => stat_resolved_cmd(&path),
+                    (true, false) => stat_resolved_attrs_cmd(&path),
+                    (false, true) => stat_cmd(&path),
+                    (false, false) => stat_attrs_cmd(&path),
                 },
                 times_cmd(&path, follow),
                 access_cmd(&path),
