@@ -186,6 +186,9 @@ pub struct Cmd {
     stdin: Option<Vec<u8>>,
     become_: Option<Become>,
     timeout: Option<Duration>,
+    /// A stat helper's path and whether it hashes it: a batch stats (and hashes) its helpers'
+    /// paths with one process each ([`stat_tables`]).
+    stats: Option<(String, bool)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -705,6 +708,9 @@ impl Cmd {
         let nonce = nonce();
         let mut scripts = Vec::with_capacity(cmds.len());
         let mut cmd = Cmd::raw(BATCH_RUNNER).op(BATCH_RUN_FN);
+        if let Some(t) = stat_tables(cmds) {
+            cmd.parts.extend(t.parts);
+        }
         for (i, sub) in cmds.iter().enumerate() {
             sub.check_nestable(i)?;
             let script = sub.to_shell()?;
@@ -997,6 +1003,9 @@ impl Cmd {
             cmd = cmd.op("< /dev/null");
         }
         cmd = cmd.op(READS_MID);
+        if let Some(t) = stat_tables(reads) {
+            cmd.parts.extend(t.parts);
+        }
         for (i, sub) in reads.iter().enumerate() {
             sub.check_nestable(i)?;
             cmd = cmd.op("\nrun_").arg(i.to_string()).arg(sub.to_shell()?);
@@ -1270,7 +1279,7 @@ pub enum StatError {
 /// GNU `stat -c`; BusyBox accepts the same `-c` formats; BSD/macOS `stat` needs `-f '%Lp %u %g
 /// %Su %Sg %z'` instead and `shasum -a 256` in place of `sha256sum`.
 const STAT_SCRIPT: &str = r#"
-p_=$1
+p_=$1; c_=${2-}; m_=${3-}
 if [ -L "$p_" ]; then k_=link
 elif [ -d "$p_" ]; then k_=directory
 elif [ -f "$p_" ]; then k_=file
@@ -1287,16 +1296,34 @@ else
   exit 0
 fi
 printf 'kind %s\n' "$k_"
-stat -c 'mode %a
+f_= h_= r_=${st_t_-}
+while [ -n "$r_" ]; do
+  l_=${r_%%
+*}; r_=${r_#"$l_"}; r_=${r_#?}
+  case $l_ in "$p_	"*) f_=${l_#"$p_	"}; break ;; esac
+done
+if [ -n "$f_" ]; then
+  set -f; set -- $f_; set +f
+  printf 'mode %s\nuid %s\ngid %s\nowner %s\ngroup %s\nsize %s\n' "$1" "$2" "$3" "$4" "$5" "$6"
+else
+  stat -c 'mode %a
 uid %u
 gid %g
 owner %U
 group %G
 size %s' -- "$p_" || exit 3
+fi
 if [ "$k_" = file ] && [ -n "$w_" ]; then
-  h_=$(sha256sum < "$p_") && printf 'sha256 %.64s\n' "$h_"
-  if [ -n "$2" ] && [ -n "$h_" ] && [ "${h_%% *}" != "$2" ]; then
-    printf 'content\n'; head -c "$3" -- "$p_" || :
+  r_=${sh_t_-}
+  while [ -n "$r_" ]; do
+    l_=${r_%%
+*}; r_=${r_#"$l_"}; r_=${r_#?}
+    case $l_ in ????????????????????????????????????????????????????????????????"  $p_") h_=$l_; break ;; esac
+  done
+  [ -n "$h_" ] || h_=$(sha256sum < "$p_")
+  [ -n "$h_" ] && printf 'sha256 %.64s\n' "$h_"
+  if [ -n "$c_" ] && [ -n "$h_" ] && [ "${h_%% *}" != "$c_" ]; then
+    printf 'content\n'; head -c "$m_" -- "$p_" || :
   fi
 fi
 if [ "$k_" = link ]; then
@@ -1308,7 +1335,10 @@ exit 0"#;
 /// A command printing `path`'s type, mode, owner, group, size, link target and sha256 (for
 /// regular files) in the form [`parse_stat`] reads. Does not follow a symlink at `path`.
 pub fn stat_cmd(path: &str) -> Cmd {
-    Cmd::raw("w_=1; set --").arg(path).op(STAT_SCRIPT)
+    Cmd::raw("w_=1; set --")
+        .arg(path)
+        .op(STAT_SCRIPT)
+        .stats(path, true)
 }
 
 /// [`stat_cmd`], followed for a regular file whose sha256 is not `unless_sha` (any, when
@@ -1321,12 +1351,57 @@ pub fn stat_content_cmd(path: &str, unless_sha: Option<&str>, max: u64) -> Cmd {
         .arg(unless_sha.unwrap_or("-"))
         .arg(max.to_string())
         .op(STAT_SCRIPT)
+        .stats(path, true)
 }
 
 /// [`stat_cmd`] without the sha256 (no `sha256sum` process, the file is not read): for
 /// modules that look at attributes only.
 pub fn stat_attrs_cmd(path: &str) -> Cmd {
-    Cmd::raw("w_=; set --").arg(path).op(STAT_SCRIPT)
+    Cmd::raw("w_=; set --")
+        .arg(path)
+        .op(STAT_SCRIPT)
+        .stats(path, false)
+}
+
+impl Cmd {
+    /// Notes that this command is a stat helper for `path` (hashing it when `hash`).
+    fn stats(mut self, path: &str, hash: bool) -> Cmd {
+        self.stats = Some((path.to_string(), hash));
+        self
+    }
+}
+
+/// The `stat` (and `sha256sum`) tables of a batch's stat helpers: one process each for all
+/// their paths instead of one per helper, run in the batch's shell before the helpers, which
+/// look their path up and start their own process only when it is not there. Paths a table
+/// line could not hold unambiguously (newline, tab, backslash) are left to the helpers. `None`
+/// when fewer than two paths would share a table.
+fn stat_tables(cmds: &[Cmd]) -> Option<Cmd> {
+    let usable = |p: &str| !p.is_empty() && !p.contains(['\n', '\t', '\\']);
+    let mut stat: Vec<&str> = Vec::new();
+    let mut hash: Vec<&str> = Vec::new();
+    for (p, h) in cmds.iter().filter_map(|c| c.stats.as_ref()) {
+        if usable(p) && !stat.contains(&p.as_str()) {
+            stat.push(p);
+        }
+        if *h && usable(p) && !hash.contains(&p.as_str()) {
+            hash.push(p);
+        }
+    }
+    if stat.len() < 2 {
+        return None;
+    }
+    let mut t = Cmd::raw("\nst_t_=$(stat -c '%n\t%a %u %g %U %G %s' --")
+        .args(stat)
+        .op("2>/dev/null)");
+    if hash.len() >= 2 {
+        // Regular files only (a FIFO would block): the helpers hash nothing else either.
+        t = t.op("\nset --").args(hash).op(concat!(
+            "\nfor f_ do shift; if [ -f \"$f_\" ] && ! [ -L \"$f_\" ]; then set -- \"$@\" \"$f_\"; fi; done",
+            "\nif [ $# -gt 1 ]; then sh_t_=$(sha256sum -- \"$@\" 2>/dev/null); fi; set --"
+        ));
+    }
+    Some(t)
 }
 
 /// Parse the output of [`stat_cmd`].
@@ -2630,6 +2705,92 @@ mod tests {
         // Absent: nothing.
         let (st, content) = stat(&dir.path().join("none"), None);
         assert_eq!((st.kind, content), (PathKind::Absent, None));
+    }
+
+    #[test]
+    fn a_batch_of_stat_helpers_stats_and_hashes_with_one_process_each_and_says_the_same() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a"), b"alpha").unwrap();
+        std::fs::write(d.join("b c"), b"beta").unwrap();
+        std::fs::write(d.join("tab\there"), b"tab").unwrap();
+        std::fs::create_dir(d.join("dir")).unwrap();
+        std::os::unix::fs::symlink("a", d.join("link")).unwrap();
+        let fifo = d.join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        // Shims count how often stat and sha256sum start.
+        let bin = d.join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        for tool in ["stat", "sha256sum"] {
+            let shim = bin.join(tool);
+            std::fs::write(
+                &shim,
+                format!(
+                    "#!/bin/sh\necho {tool} >> {}/calls\nexec /usr/bin/{tool} \"$@\"\n",
+                    d.display()
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let p = |n: &str| d.join(n).to_string_lossy().into_owned();
+        let cmds = vec![
+            stat_cmd(&p("a")),
+            stat_content_cmd(&p("b c"), Some(&"0".repeat(64)), 100),
+            stat_attrs_cmd(&p("dir")),
+            stat_cmd(&p("link")),
+            stat_cmd(&p("missing")),
+            stat_cmd(&p("tab\there")),
+            stat_cmd(&p("fifo")),
+            stat_resolved_cmd(&p("link")),
+        ];
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let run = |script: String, stdin: &[u8]| {
+            let out = run_sh(&format!("PATH='{path}'; export PATH\n{script}"), stdin);
+            Output {
+                status: out.status.code().unwrap_or(-1),
+                stdout: out.stdout,
+                stderr: out.stderr,
+                truncated: Truncated::default(),
+            }
+        };
+        let alone: Vec<Output> = cmds
+            .iter()
+            .map(|c| run(c.to_shell().unwrap(), b""))
+            .collect();
+        let calls = || std::fs::read_to_string(d.join("calls")).unwrap_or_default();
+        let count = |tool: &str| calls().lines().filter(|l| *l == tool).count();
+        let (alone_stat, alone_hash) = (count("stat"), count("sha256sum"));
+        std::fs::remove_file(d.join("calls")).unwrap();
+        let batch = Cmd::batch(&cmds).unwrap();
+        let out = run(
+            batch.cmd.to_shell().unwrap(),
+            format!("{}\n", batch.nonce).as_bytes(),
+        );
+        let together = batch.parse(&out).unwrap();
+        for (i, (a, t)) in alone.iter().zip(&together).enumerate() {
+            assert_eq!(
+                String::from_utf8_lossy(&a.stdout),
+                String::from_utf8_lossy(&t.stdout),
+                "helper {i}"
+            );
+            assert_eq!(a.status, t.status, "helper {i}");
+        }
+        // Alone: a stat per existing path (and the resolved link); together: the table, and
+        // the tab path's own (the resolved link's target, `a`, is in the table).
+        assert_eq!((alone_stat, alone_hash), (7, 4), "{}", calls());
+        assert_eq!((count("stat"), count("sha256sum")), (2, 2), "{}", calls());
     }
 
     #[test]
