@@ -1303,7 +1303,7 @@ while [ -n "$r_" ]; do
   case $l_ in "$p_	"*) f_=${l_#"$p_	"}; break ;; esac
 done
 if [ -n "$f_" ]; then
-  set -f; set -- $f_; set +f
+  o_=$IFS; IFS='	'; set -f; set -- $f_; set +f; IFS=$o_
   printf 'mode %s\nuid %s\ngid %s\nowner %s\ngroup %s\nsize %s\n' "$1" "$2" "$3" "$4" "$5" "$6"
 else
   stat -c 'mode %a
@@ -1391,7 +1391,8 @@ fn stat_tables(cmds: &[Cmd]) -> Option<Cmd> {
     if stat.len() < 2 {
         return None;
     }
-    let mut t = Cmd::raw("\nst_t_=$(stat -c '%n\t%a %u %g %U %G %s' --")
+    // Tab-separated: an owner or group name may hold spaces (`domain users`).
+    let mut t = Cmd::raw("\nst_t_=$(stat -c '%n\t%a\t%u\t%g\t%U\t%G\t%s' --")
         .args(stat)
         .op("2>/dev/null)");
     if hash.len() >= 2 {
@@ -2791,6 +2792,37 @@ mod tests {
         // the tab path's own (the resolved link's target, `a`, is in the table).
         assert_eq!((alone_stat, alone_hash), (7, 4), "{}", calls());
         assert_eq!((count("stat"), count("sha256sum")), (2, 2), "{}", calls());
+    }
+
+    #[test]
+    fn a_stat_table_line_keeps_names_with_spaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, b"12345").unwrap();
+        let f = f.to_string_lossy().into_owned();
+        // A table as the batch writes it, with an AD-style group name.
+        let script = format!(
+            "st_t_='{f}\t640\t1000\t1001\talice\tdomain users\t5'\n{}",
+            stat_attrs_cmd(&f).to_shell().unwrap()
+        );
+        let out = run_sh(&script, b"");
+        let st = parse_stat(&Output {
+            status: out.status.code().unwrap_or(1),
+            stdout: out.stdout,
+            ..Output::default()
+        })
+        .unwrap();
+        assert_eq!(
+            (
+                st.mode,
+                st.uid,
+                st.gid,
+                st.owner.as_str(),
+                st.group.as_str(),
+                st.size
+            ),
+            (0o640, 1000, 1001, "alice", "domain users", 5)
+        );
     }
 
     #[test]
