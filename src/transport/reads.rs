@@ -19,6 +19,10 @@ use super::{Become, Output};
 /// mean copying the input once more.
 const RIDE_MAX_INPUT: usize = 1 << 20;
 
+/// A set whose outputs are bigger than this is not kept (it is read again in its turn): 500
+/// hosts each keeping a large file's text until the next task would cost the controller much.
+const KEEP_MAX_BYTES: usize = 256 << 10;
+
 /// One check's read-only commands, asked for together; the same set asked again with nothing
 /// but reads run on the host in between gives the same outputs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -274,7 +278,8 @@ impl Reads {
                     o
                 })
                 .collect();
-            if mine.len() == s.cmds.len() {
+            let bytes: usize = mine.iter().map(|o| o.stdout.len() + o.stderr.len()).sum();
+            if mine.len() == s.cmds.len() && bytes <= KEEP_MAX_BYTES {
                 self.cached.retain(|(c, _)| *c != s);
                 self.cached.push((s, mine));
             }
@@ -339,6 +344,19 @@ mod tests {
             ReadSet::new(&[Cmd::raw("echo c").with_become(Become::sudo("nobody"))], 1).unwrap();
         assert_ne!(other, set("echo c"));
         assert!(tr.reads().hit(&other).is_none());
+    }
+
+    #[tokio::test]
+    async fn large_outputs_are_not_kept() {
+        let big = set("head -c 300000 /dev/zero");
+        let mut tr = local();
+        tr.reads().announce(vec![big.clone()]);
+        tr.exec(&Cmd::raw("true")).await.unwrap();
+        assert!(tr.reads().idle(), "300 KB is not kept for later");
+        assert_eq!(
+            tr.read(&big).await.unwrap().unwrap()[0].stdout.len(),
+            300_000
+        );
     }
 
     #[tokio::test]
