@@ -779,13 +779,7 @@ impl Batch {
         if dropped > 0 {
             return Err(BatchError::Truncated { dropped });
         }
-        let incomplete = |parsed: usize, reason: String| BatchError::Incomplete {
-            parsed,
-            expected: self.count,
-            reason,
-            status: out.status,
-            stderr: String::from_utf8_lossy(&out.stderr[..out.stderr.len().min(500)]).into_owned(),
-        };
+        let incomplete = |parsed: usize, reason: String| self.incomplete(out, parsed, reason);
         let start = format!("RDEPLOY-BATCH {} start\n", self.nonce);
         let mark = format!("\nRDEPLOY-BATCH {} ", self.nonce);
         let (data, errs) = (out.stdout.as_slice(), out.stderr.as_slice());
@@ -830,7 +824,17 @@ impl Batch {
         Ok(results)
     }
 
-    /// [`Batch::parse`] for the capped runner's length-prefixed output.
+    /// The error for output that stopped making sense after `parsed` sub-commands.
+    fn incomplete(&self, out: &Output, parsed: usize, reason: String) -> BatchError {
+        BatchError::Incomplete {
+            parsed,
+            expected: self.count,
+            reason,
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr[..out.stderr.len().min(500)]).into_owned(),
+        }
+    }
+
     /// The batch's end marker must come at `pos` (else why not); output after it is ignored.
     fn end_marker(&self, data: &[u8], pos: usize) -> Result<(), String> {
         let end = format!("RDEPLOY-BATCH-END {} {}", self.nonce, self.count);
@@ -848,6 +852,7 @@ impl Batch {
         }
     }
 
+    /// [`Batch::parse`] for the capped runner's length-prefixed output.
     fn parse_capped(&self, out: &Output) -> Result<Vec<Output>, BatchError> {
         if out.truncated.stdout > 0 {
             return Err(BatchError::Truncated {
@@ -856,13 +861,7 @@ impl Batch {
         }
         let data = out.stdout.as_slice();
         let mut results = Vec::with_capacity(self.count);
-        let incomplete = |parsed: usize, reason: String| BatchError::Incomplete {
-            parsed,
-            expected: self.count,
-            reason,
-            status: out.status,
-            stderr: String::from_utf8_lossy(&out.stderr[..out.stderr.len().min(500)]).into_owned(),
-        };
+        let incomplete = |parsed: usize, reason: String| self.incomplete(out, parsed, reason);
         let first = if self.count == 0 {
             format!("RDEPLOY-BATCH-END {} ", self.nonce)
         } else {
