@@ -11,6 +11,9 @@
 //!                         └─▶ rollback (on-host manifests read backwards: restore backups)
 //! ```
 //!
+//! The checks of the next tasks ride with a command the host runs anyway (`transport::reads`):
+//! a check's reads are often answered without a round trip of their own.
+//!
 //! Everything before `exec` is pure and touches no host: `rdeploy plan` and `--syntax-check`
 //! stop there. `backup` owns the on-host backups and the controller journal, `vault` Ansible
 //! Vault and the masking of secrets. Each module's own header says what it owns.
