@@ -752,16 +752,6 @@ async fn pipeline(
         Ok(Verdict::Drift(d)) => d,
         Err(e) => return module_error(e),
     };
-    if !check_mode {
-        let mut sets = if converges && look.on {
-            tr.reads().take_seen()
-        } else {
-            Vec::new()
-        };
-        let next = look.tasks.iter().position(|a| a.kind != Ahead::ReadsOnly);
-        sets.extend(look.reads(next.map_or(usize::MAX, |i| i + 1)).await);
-        tr.reads().announce(sets);
-    }
     if check_mode {
         // A prediction: converging modules say what would change; commands would run
         // (pyinfra-style dry run), so both are reported as changes.
@@ -773,6 +763,16 @@ async fn pipeline(
         s.predicted = true;
         return s;
     }
+    // Riding with the change: this check's reads (to verify) and the next tasks' up to one
+    // that may change the host.
+    let mut sets = if converges && look.on {
+        tr.reads().take_seen()
+    } else {
+        Vec::new()
+    };
+    let next = look.tasks.iter().position(|a| a.kind != Ahead::ReadsOnly);
+    sets.extend(look.reads(next.map_or(usize::MAX, |i| i + 1)).await);
+    tr.reads().announce(sets);
     // The backup is queued on the transport: it runs on the host right before apply's first
     // command, in the same round trip, and that command runs only if the backup succeeded.
     let mut queued = None;
