@@ -1067,3 +1067,63 @@ fn reads_run_ahead_never_hide_a_change_made_before_their_turn() {
         }
     }
 }
+
+#[test]
+fn vault_encrypted_copy_and_template_sources_are_decrypted_and_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(vault_fixture("v11.yml"), dir.path().join("secrets.bin")).unwrap();
+    std::fs::copy(vault_fixture("v12.txt"), dir.path().join("page.j2")).unwrap();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    // What was there before is not shown either.
+    std::fs::write(out_dir.join("secrets.yml"), "old-secret-line\n").unwrap();
+    let playbook = format!(
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: {{ src: secrets.bin, dest: {o}/secrets.yml, mode: '0600' }}\n    - template: {{ src: page.j2, dest: {o}/page.txt }}\n",
+        o = out_dir.display()
+    );
+    let prod = vault_fixture("prod-password.txt");
+    let (code, out, err) = run(
+        dir.path(),
+        &playbook,
+        &[
+            "--diff",
+            "--vault-password-file",
+            vault_fixture("password.txt").to_str().unwrap(),
+            "--vault-id",
+            &format!("prod@{}", prod.display()),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        std::fs::read(out_dir.join("secrets.yml")).unwrap(),
+        std::fs::read(vault_fixture("plain.yml")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("page.txt")).unwrap(),
+        std::fs::read_to_string(vault_fixture("plain12.txt")).unwrap()
+    );
+    for secret in [
+        "s3cr3t-db-Pa55",
+        "tok_9f8e7d6c5b4a",
+        "old-secret-line",
+        "second line",
+    ] {
+        assert!(!out.contains(secret), "{secret} shown:\n{out}");
+        assert!(!err.contains(secret), "{secret} shown:\n{err}");
+    }
+    assert!(out.contains("decrypted from Ansible Vault"), "{out}");
+    // Without the password: a clear failure naming the file; the ciphertext is never copied.
+    let again = tempfile::tempdir().unwrap();
+    std::fs::copy(vault_fixture("v11.yml"), again.path().join("secrets.bin")).unwrap();
+    let pb = format!(
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: {{ src: secrets.bin, dest: {}/x }}\n",
+        again.path().display()
+    );
+    let (code, out, err) = run(again.path(), &pb, &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.contains("secrets.bin: vault-encrypted: give --vault-password-file or --vault-id"),
+        "{out}"
+    );
+    assert!(!again.path().join("x").exists());
+}

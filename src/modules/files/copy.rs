@@ -86,10 +86,10 @@ impl Module for Copy {
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
         Box::pin(async move {
-            let (source, src_name) = copy_source(args, ctx)?;
+            let (source, src_name, vaulted) = copy_source(args, ctx)?;
             match source {
                 Source::LocalDir(dir, root) => check_tree(tr, args, ctx, &dir, &root).await,
-                other => check_file(tr, args, ctx, other, src_name.as_deref()).await,
+                other => check_file(tr, args, ctx, other, src_name.as_deref(), vaulted).await,
             }
         })
     }
@@ -151,17 +151,21 @@ impl Module for Template {
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
         Box::pin(async move {
             let local = need_local_src(ctx)?;
-            let text = std::fs::read_to_string(local).map_err(|e| {
+            let raw = read_shared(local).map_err(|e| {
                 ModuleError::Args(format!("cannot read template {}: {e}", local.display()))
             })?;
-            let rendered = (ctx.render)(&text)
+            let (raw, vaulted) = unvault(local, raw)?;
+            let text = std::str::from_utf8(&raw).map_err(|_| {
+                ModuleError::Args(format!("template {} is not UTF-8 text", local.display()))
+            })?;
+            let rendered = (ctx.render)(text)
                 .map_err(|e| ModuleError::Args(format!("{}: {e}", local.display())))?;
             let name = args
                 .str_arg("src")
                 .map(|s| basename(&s).to_string())
                 .unwrap_or_else(|| basename(&local.to_string_lossy()).to_string());
             let source = Source::Bytes(Arc::from(rendered.into_bytes()), local_mode(local));
-            check_file(tr, args, ctx, source, Some(&name)).await
+            check_file(tr, args, ctx, source, Some(&name), vaulted).await
         })
     }
 
@@ -194,28 +198,37 @@ fn local_mode(p: &Path) -> Option<u32> {
         .map(|m| m.permissions().mode() & 0o7777)
 }
 
-/// The source of a `copy` task and the name a directory `dest` receives.
-fn copy_source(args: &Args, ctx: &ModuleCtx<'_>) -> Result<(Source, Option<String>), ModuleError> {
+/// The source of a `copy` task, the name a directory `dest` receives, and whether the source
+/// was decrypted from Ansible Vault.
+fn copy_source(
+    args: &Args,
+    ctx: &ModuleCtx<'_>,
+) -> Result<(Source, Option<String>, bool), ModuleError> {
     if let Some(content) = args.get("content").filter(|v| !v.is_null()) {
         let text = match content {
             Value::String(s) => s.clone(),
             other => serde_json::to_string(other).unwrap_or_default(),
         };
-        return Ok((Source::Bytes(Arc::from(text.into_bytes()), None), None));
+        return Ok((
+            Source::Bytes(Arc::from(text.into_bytes()), None),
+            None,
+            false,
+        ));
     }
     let src = args.req_str("src")?;
     let name = basename(&src).to_string();
     if args.bool_arg("remote_src", false)? {
-        return Ok((Source::Remote(src), Some(name)));
+        return Ok((Source::Remote(src), Some(name), false));
     }
     let local = need_local_src(ctx)?;
     if local.is_dir() {
         let root = tree_root(&src, &args.req_str("dest")?);
-        return Ok((Source::LocalDir(local.to_path_buf(), root), None));
+        return Ok((Source::LocalDir(local.to_path_buf(), root), None, false));
     }
     let data = read_shared(local)
         .map_err(|e| ModuleError::Args(format!("cannot read {}: {e}", local.display())))?;
-    Ok((Source::Bytes(data, local_mode(local)), Some(name)))
+    let (data, vaulted) = unvault(local, data)?;
+    Ok((Source::Bytes(data, local_mode(local)), Some(name), vaulted))
 }
 
 /// A controller-side file's bytes, read once and shared by every host copying it at the
@@ -244,30 +257,65 @@ fn read_shared(path: &Path) -> std::io::Result<Arc<[u8]>> {
     Ok(data)
 }
 
-/// The sha256 of `data`, computed once per shared buffer ([`read_shared`]): every host, and
-/// every look ahead at the task ([`crate::modules::runtime::Ahead`]), asks for it.
+/// A value computed once per shared buffer ([`read_shared`]), kept as long as the buffer lives:
+/// every host, and every look ahead at the task ([`crate::modules::runtime::Ahead`]), asks.
+struct PerBuffer<T>(std::sync::OnceLock<std::sync::Mutex<PerBufferMap<T>>>);
+
+type PerBufferMap<T> = HashMap<usize, (std::sync::Weak<[u8]>, T)>;
+
+impl<T: Clone> PerBuffer<T> {
+    const fn new() -> PerBuffer<T> {
+        PerBuffer(std::sync::OnceLock::new())
+    }
+
+    fn get_or(&self, data: &Arc<[u8]>, compute: impl FnOnce() -> T) -> T {
+        let key = Arc::as_ptr(data).cast::<u8>() as usize;
+        let map = self.0.get_or_init(Default::default);
+        if let Some(v) = map.lock().ok().and_then(|m| {
+            m.get(&key)
+                .filter(|(w, _)| w.upgrade().is_some_and(|d| Arc::ptr_eq(&d, data)))
+                .map(|(_, v)| v.clone())
+        }) {
+            return v;
+        }
+        let v = compute();
+        if let Ok(mut m) = map.lock() {
+            m.retain(|_, (w, _)| w.strong_count() > 0);
+            m.insert(key, (Arc::downgrade(data), v.clone()));
+        }
+        v
+    }
+}
+
+/// The sha256 of `data`, computed once per shared buffer of 1 MiB or more (smaller ones,
+/// content and rendered templates, are hashed again: not worth an entry).
 fn sha256_shared(data: &Arc<[u8]>) -> String {
-    use std::sync::{Mutex, OnceLock, Weak};
-    type Entry = (Weak<[u8]>, String);
-    static SUMS: OnceLock<Mutex<HashMap<usize, Entry>>> = OnceLock::new();
-    let key = Arc::as_ptr(data).cast::<u8>() as usize;
-    let sums = SUMS.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Some(sum) = sums.lock().ok().and_then(|s| {
-        s.get(&key)
-            .filter(|(w, _)| w.upgrade().is_some_and(|d| Arc::ptr_eq(&d, data)))
-            .map(|(_, sum)| sum.clone())
-    }) {
-        return sum;
+    static SUMS: PerBuffer<String> = PerBuffer::new();
+    if data.len() < 1 << 20 {
+        return sha256_hex(data);
     }
-    let sum = sha256_hex(data);
-    // Small buffers (content, rendered templates) are hashed again: not worth an entry.
-    if data.len() >= 1 << 20
-        && let Ok(mut s) = sums.lock()
-    {
-        s.retain(|_, (w, _)| w.strong_count() > 0);
-        s.insert(key, (Arc::downgrade(data), sum.clone()));
+    SUMS.get_or(data, || sha256_hex(data))
+}
+
+/// A controller-side source encrypted with Ansible Vault, decrypted with the run's vault
+/// passwords as Ansible does (once per shared buffer: the key derivation is slow); `true` when
+/// it was, and its text is then never shown in a diff. Without a password that opens it, an
+/// error naming the file: never the ciphertext copied.
+fn unvault(path: &Path, data: Arc<[u8]>) -> Result<(Arc<[u8]>, bool), ModuleError> {
+    static PLAIN: PerBuffer<Result<Arc<[u8]>, String>> = PerBuffer::new();
+    if !data.starts_with(b"$ANSIBLE_VAULT;") {
+        return Ok((data, false));
     }
-    sum
+    let plain = PLAIN.get_or(&data, || {
+        let text =
+            std::str::from_utf8(&data).map_err(|_| "not an Ansible Vault text".to_string())?;
+        crate::vault::secrets::with(|s| crate::vault::decrypt(text, s))
+            .map(Arc::from)
+            .map_err(|e| e.to_string())
+    });
+    plain
+        .map(|p| (p, true))
+        .map_err(|e| ModuleError::Args(format!("{}: {e}", path.display())))
 }
 
 /// The host directory a source directory is copied to: `dest` itself for `src/` (contents
@@ -289,6 +337,7 @@ async fn check_file(
     ctx: &ModuleCtx<'_>,
     source: Source,
     src_name: Option<&str>,
+    vaulted: bool,
 ) -> Result<Verdict, ModuleError> {
     let dest = args.req_str("dest")?;
     let force = args.bool_arg("force", true)?;
@@ -413,6 +462,7 @@ async fn check_file(
             changes.push(attr(&target, "state", format!("link to {old}"), "file"));
         }
         let after = match &data {
+            Some(d) if vaulted => format!("<{} bytes decrypted from Ansible Vault>", d.len()),
             Some(d) => shown_after(d),
             None => format!(
                 "<content of {} on the host, sha256 {want_sha}>",
@@ -421,7 +471,7 @@ async fn check_file(
         };
         changes.push(Change::Content {
             path: target.clone(),
-            before: if cur.kind == PathKind::File {
+            before: if cur.kind == PathKind::File && !vaulted {
                 read.as_deref().and_then(diff_text)
             } else {
                 None
