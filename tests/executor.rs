@@ -1127,3 +1127,34 @@ fn vault_encrypted_copy_and_template_sources_are_decrypted_and_never_shown() {
     );
     assert!(!again.path().join("x").exists());
 }
+
+#[test]
+fn ansible_cfg_vault_password_file_and_identity_list_are_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("keys")).unwrap();
+    std::fs::copy(vault_fixture("password.txt"), d.join("keys/pw.txt")).unwrap();
+    std::fs::copy(vault_fixture("prod-password.txt"), d.join("keys/prod.txt")).unwrap();
+    std::fs::copy(vault_fixture("v11.yml"), d.join("secrets.yml")).unwrap();
+    std::fs::copy(vault_fixture("v12.txt"), d.join("page.j2")).unwrap();
+    std::fs::write(
+        d.join("ansible.cfg"),
+        "[defaults]\nvault_password_file = keys/pw.txt\nvault_identity_list = prod@keys/prod.txt\n",
+    )
+    .unwrap();
+    let pb = format!(
+        "- hosts: localhost\n  gather_facts: no\n  vars_files: [secrets.yml]\n  tasks:\n    - copy: {{ content: \"{{{{ vault_db_password }}}}\", dest: {d}/db.txt }}\n    - template: {{ src: page.j2, dest: {d}/page.txt }}\n",
+        d = d.display()
+    );
+    let (code, out, err) = run(d, &pb, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!err.contains("not used by rdeploy"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(d.join("db.txt")).unwrap(),
+        "s3cr3t-db-Pa55"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("page.txt")).unwrap(),
+        std::fs::read_to_string(vault_fixture("plain12.txt")).unwrap()
+    );
+}

@@ -31,6 +31,11 @@ pub struct AnsibleCfg {
     pub host_key_checking: Option<bool>,
     /// `[defaults] timeout`: the connect timeout in seconds.
     pub timeout: Option<u64>,
+    /// `[defaults] vault_password_file`, relative to the file's directory.
+    pub vault_password_file: Option<PathBuf>,
+    /// `[defaults] vault_identity_list`: `LABEL@FILE` (or `FILE`) entries, each file relative to
+    /// the file's directory.
+    pub vault_identity_list: Vec<String>,
     /// `[section] key` of every setting rdeploy does not use, in file order.
     pub ignored: Vec<String>,
 }
@@ -157,6 +162,20 @@ fn parse(text: &str, path: &Path, file: &Arc<str>) -> Result<AnsibleCfg, Diagnos
             "private_key_file" if !value.is_empty() => {
                 cfg.private_key_file = Some(resolve(base, value));
             }
+            "vault_password_file" if !value.is_empty() => {
+                cfg.vault_password_file = Some(resolve(base, value));
+            }
+            "vault_identity_list" => {
+                cfg.vault_identity_list = split(value, ',')
+                    .map(|id| match id.split_once('@') {
+                        Some((label, file)) if file != "prompt" => {
+                            format!("{label}@{}", resolve(base, file).display())
+                        }
+                        Some(_) => id.to_string(),
+                        None => resolve(base, id).display().to_string(),
+                    })
+                    .collect();
+            }
             _ => cfg.ignored.push(format!("[defaults] {key}")),
         }
     }
@@ -211,6 +230,7 @@ mod tests {
             ]
         );
         assert_eq!(cfg.forks, Some(20));
+        assert_eq!(cfg.vault_password_file, None);
         assert_eq!(cfg.remote_user.as_deref(), Some("deploy"));
         assert_eq!(cfg.private_key_file, Some(PathBuf::from("/p/keys/id")));
         assert_eq!(cfg.host_key_checking, Some(false));
@@ -224,6 +244,20 @@ mod tests {
             ["[defaults] gathering", "[ssh_connection] pipelining"]
         );
         assert!(cfg.ignored_note().unwrap().contains("gathering"));
+    }
+
+    #[test]
+    fn vault_passwords_are_found_next_to_the_file() {
+        let cfg = parsed(
+            "[defaults]\nvault_password_file = keys/pw\nvault_identity_list = dev@d.txt, /abs/p, x@prompt\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.vault_password_file, Some(PathBuf::from("/p/keys/pw")));
+        assert_eq!(
+            cfg.vault_identity_list,
+            ["dev@/p/d.txt", "/abs/p", "x@prompt"].map(String::from)
+        );
+        assert!(cfg.ignored.is_empty(), "{:?}", cfg.ignored);
     }
 
     #[test]

@@ -191,9 +191,15 @@ pub fn check(settings: Settings) -> Result<Checked, Diagnostics> {
 }
 
 /// Reads the vault passwords and hands them to the YAML loader, before anything is loaded
-/// (`-e @file` included).
+/// (`-e @file` included): the command line's, then `ansible.cfg`'s `vault_password_file` and
+/// `vault_identity_list` (an error in that file is reported where the settings are read).
 pub(crate) fn install_vault(v: &args::VaultArgs) -> Result<(), Failed> {
-    let secrets = settings::vault_secrets(v)?;
+    let mut v = v.clone();
+    if let Ok(Some(cfg)) = config::AnsibleCfg::discover() {
+        v.vault_password_file.extend(cfg.vault_password_file);
+        v.vault_id.extend(cfg.vault_identity_list);
+    }
+    let secrets = settings::vault_secrets(&v)?;
     crate::vault::secrets::install(secrets);
     Ok(())
 }
