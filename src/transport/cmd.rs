@@ -1390,10 +1390,12 @@ fn stat_tables(cmds: &[Cmd]) -> Option<Cmd> {
     if stat.len() < 2 {
         return None;
     }
-    // Tab-separated: an owner or group name may hold spaces (`domain users`).
-    let mut t = Cmd::raw("\nst_t_=$(stat -c '%n\t%a\t%u\t%g\t%U\t%G\t%s' --")
-        .args(stat)
-        .op("2>/dev/null)");
+    // Paths that exist only (on a fresh host nothing is there: no process at all);
+    // tab-separated: an owner or group name may hold spaces (`domain users`).
+    let mut t = Cmd::raw("\nset --").args(stat).op(concat!(
+        "\nfor f_ do shift; if [ -e \"$f_\" ] || [ -L \"$f_\" ]; then set -- \"$@\" \"$f_\"; fi; done",
+        "\nif [ $# -gt 1 ]; then st_t_=$(stat -c '%n\t%a\t%u\t%g\t%U\t%G\t%s' -- \"$@\" 2>/dev/null); fi"
+    ));
     if hash.len() >= 2 {
         // Regular files only (a FIFO would block): the helpers hash nothing else either.
         t = t.op("\nset --").args(hash).op(concat!(
@@ -2790,6 +2792,15 @@ mod tests {
         // Alone: a stat per existing path (and the resolved link); together: the table, and
         // the tab path's own (the resolved link's target, `a`, is in the table).
         assert_eq!((alone_stat, alone_hash), (7, 4), "{}", calls());
+        assert_eq!((count("stat"), count("sha256sum")), (2, 2), "{}", calls());
+        // Nothing there yet (a fresh host): no process at all.
+        let fresh = Cmd::batch(&[stat_cmd(&p("new1")), stat_cmd(&p("new2"))]).unwrap();
+        let out = run(
+            fresh.cmd.to_shell().unwrap(),
+            format!("{}\n", fresh.nonce).as_bytes(),
+        );
+        let outs = fresh.parse(&out).unwrap();
+        assert!(outs.iter().all(|o| o.stdout == b"kind absent\n"));
         assert_eq!((count("stat"), count("sha256sum")), (2, 2), "{}", calls());
     }
 
