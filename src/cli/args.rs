@@ -44,8 +44,9 @@ pub enum Command {
 /// Where vault passwords come from (never a prompt).
 #[derive(Debug, Args, Clone, Default)]
 pub struct VaultArgs {
-    /// File holding a vault password (first line); an executable file is run and the first
-    /// line of its output is the password. Repeatable.
+    /// File holding a vault password (its content, whitespace stripped at both ends); an
+    /// executable file is run and its output (CR/LF stripped at both ends) is the password.
+    /// Repeatable.
     #[arg(
         long = "vault-password-file",
         visible_alias = "vault-pass-file",

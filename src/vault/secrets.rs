@@ -1,8 +1,9 @@
 //! Vault passwords: reading them from `--vault-password-file` and `--vault-id label@FILE`, and
 //! the process-wide set the YAML loader decrypts with.
 //!
-//! Owns how a password file is read (an executable file is run and the first line of its
-//! stdout is the password; any other file's first line is; trailing whitespace is stripped)
+//! Owns how a password file is read, exactly as Ansible reads it (an executable file is run and
+//! its stdout without leading and trailing CR/LF is the password; any other file's content
+//! without leading and trailing whitespace is)
 //! and the one place the passwords live for the rest of the process. It never prompts: there
 //! is no terminal input anywhere in rdeploy. It must not decrypt (that is `mod.rs`).
 
@@ -77,11 +78,14 @@ impl Source {
     }
 }
 
-/// The password in `path`: the first line of an executable's stdout, else the file's first
-/// line; trailing whitespace stripped. An empty password is an error.
+/// The password in `path`, as Ansible's `FileVaultSecret`/`ScriptVaultSecret` read it: an
+/// executable's stdout with CR/LF stripped from both ends, else the file's content with
+/// whitespace stripped from both ends (a password of several lines keeps its inner newlines).
+/// An empty password is an error.
 pub fn read_password_file(path: &Path) -> Result<Vec<u8>, String> {
     let shown = path.display();
-    let bytes = if is_executable(path) {
+    let script = is_executable(path);
+    let bytes = if script {
         let out = std::process::Command::new(path)
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::inherit())
@@ -97,17 +101,28 @@ pub fn read_password_file(path: &Path) -> Result<Vec<u8>, String> {
     } else {
         std::fs::read(path).map_err(|e| format!("vault password file {shown}: {e}"))?
     };
-    let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-    let end = line
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(0, |i| i + 1);
-    if end == 0 {
+    // Python's bytes.strip(): space, \t, \n, \v, \f, \r.
+    let stripped: &[u8] = if script {
+        trim(&bytes, |b| b == b'\r' || b == b'\n')
+    } else {
+        trim(&bytes, |b| b" \t\n\x0b\x0c\r".contains(&b))
+    };
+    if stripped.is_empty() {
         return Err(format!(
             "vault password file {shown} holds an empty password"
         ));
     }
-    Ok(line[..end].to_vec())
+    Ok(stripped.to_vec())
+}
+
+/// `bytes` without the leading and trailing bytes that are `strip`.
+fn trim(bytes: &[u8], strip: impl Fn(u8) -> bool) -> &[u8] {
+    let start = bytes.iter().position(|&b| !strip(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| !strip(b))
+        .map_or(start, |i| i + 1);
+    &bytes[start..end]
 }
 
 fn is_executable(path: &Path) -> bool {

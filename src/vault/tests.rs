@@ -65,10 +65,37 @@ fn inline_encrypt_string_value_decrypts_and_reencrypts() {
 }
 
 #[test]
-fn executable_password_file_gives_its_first_stdout_line() {
+fn executable_password_file_gives_its_stdout_as_ansible_reads_it() {
     let s = secret("default", "password-script.sh");
     assert_eq!(s.password(), b"correct horse battery staple");
     assert!(decrypt(&fixture("v11.yml"), &[s]).is_ok());
+}
+
+#[test]
+fn password_files_are_stripped_as_ansible_strips_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[u8], &[u8]); 3] = [
+        (b"  pw with spaces \t\n", b"pw with spaces"),
+        (b"\nline one\nline two\n", b"line one\nline two"),
+        (b"pw\r\n", b"pw"),
+    ];
+    for (i, (content, want)) in cases.into_iter().enumerate() {
+        let f = dir.path().join(format!("pw{i}"));
+        std::fs::write(&f, content).unwrap();
+        assert_eq!(
+            secrets::read_password_file(&f).unwrap(),
+            want,
+            "{content:?}"
+        );
+    }
+    // A script's trailing spaces are part of its password (only CR/LF are stripped).
+    let script = dir.path().join("pw.sh");
+    std::fs::write(&script, "#!/bin/sh\nprintf 'pw  \\n'\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(secrets::read_password_file(&script).unwrap(), b"pw  ");
+    std::fs::write(dir.path().join("empty"), " \n").unwrap();
+    assert!(secrets::read_password_file(&dir.path().join("empty")).is_err());
 }
 
 #[test]
