@@ -1158,3 +1158,37 @@ fn ansible_cfg_vault_password_file_and_identity_list_are_used() {
         std::fs::read_to_string(vault_fixture("plain12.txt")).unwrap()
     );
 }
+
+#[test]
+fn a_vault_encrypted_script_runs_decrypted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let marker = d.join("ran");
+    std::fs::write(
+        d.join("run.sh"),
+        format!("#!/bin/sh\necho decrypted > '{}'\n", marker.display()),
+    )
+    .unwrap();
+    let pw = vault_fixture("password.txt");
+    let enc = Command::cargo_bin("rdeploy")
+        .unwrap()
+        .current_dir(d)
+        .args(["vault", "encrypt", "run.sh", "--vault-password-file"])
+        .arg(&pw)
+        .output()
+        .unwrap();
+    assert!(
+        enc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enc.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(d.join("run.sh"))
+            .unwrap()
+            .starts_with("$ANSIBLE_VAULT;")
+    );
+    let pb = "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - script: run.sh\n";
+    let (code, out, err) = run(d, pb, &["--vault-password-file", pw.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "decrypted\n");
+}

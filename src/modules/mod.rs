@@ -8,6 +8,7 @@
 pub mod builtin;
 pub mod files;
 pub mod runtime;
+pub mod source;
 pub mod spec;
 pub mod system;
 

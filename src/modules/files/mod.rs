@@ -5,7 +5,7 @@
 //! the run mode.
 
 mod blockinfile;
-mod common;
+pub(crate) mod common;
 mod copy;
 mod file;
 mod find;

@@ -302,9 +302,8 @@ impl Module for Script {
                 }
             };
             let local = need_local_src(ctx)?;
-            let data = tokio::fs::read(local).await.map_err(|e| {
-                ModuleError::Args(format!("cannot read script {}: {e}", local.display()))
-            })?;
+            // A vault-encrypted script runs decrypted, as Ansible's `decrypt: true` default.
+            let (data, _) = crate::modules::source::read(local)?;
             run_script(tr, args, ctx, p, &data).await
         })
     }

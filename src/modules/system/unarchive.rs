@@ -102,9 +102,8 @@ async fn source(args: &Args, ctx: &ModuleCtx<'_>) -> Result<Src, ModuleError> {
     let local = ctx
         .local_src
         .ok_or_else(|| ModuleError::Args(format!("src '{src}' was not found on the controller")))?;
-    let bytes = tokio::fs::read(local)
-        .await
-        .map_err(|e| ModuleError::Args(format!("cannot read {}: {e}", local.display())))?;
+    // A vault-encrypted archive is unpacked decrypted, as Ansible's `decrypt: true` default.
+    let bytes = crate::modules::source::read(local)?.0.to_vec();
     let format = if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
         "zip"
     } else {
