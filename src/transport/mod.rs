@@ -535,9 +535,7 @@ impl AnyTransport {
     async fn run_read(&mut self, cmd: &Cmd) -> Result<Output, TransportError> {
         match self {
             AnyTransport::Local(t) => {
-                if t.reads.recording() {
-                    return Err(TransportError::NotRun);
-                }
+                t.reads.may_run()?;
                 t.run_queued().await?;
                 t.exec(cmd).await
             }
@@ -560,9 +558,7 @@ impl Transport for AnyTransport {
     async fn exec(&mut self, cmd: &Cmd) -> Result<Output, TransportError> {
         match self {
             AnyTransport::Local(t) => {
-                if t.reads.recording() {
-                    return Err(TransportError::NotRun);
-                }
+                t.reads.may_run()?;
                 let own = cmd.stdin_bytes();
                 let riding = t.reads.ride(cmd, own.as_deref());
                 t.run_queued().await?;
@@ -588,9 +584,7 @@ impl Transport for AnyTransport {
     ) -> Result<(), TransportError> {
         match self {
             AnyTransport::Local(t) => {
-                if t.reads.recording() {
-                    return Err(TransportError::NotRun);
-                }
+                t.reads.may_run()?;
                 // Written by the controller itself: nothing can ride; what was read is stale.
                 t.reads.changed();
                 t.run_queued().await?;
@@ -603,9 +597,7 @@ impl Transport for AnyTransport {
     async fn get(&mut self, path: &str, max_bytes: u64) -> Result<Vec<u8>, TransportError> {
         match self {
             AnyTransport::Local(t) => {
-                if t.reads.recording() {
-                    return Err(TransportError::NotRun);
-                }
+                t.reads.may_run()?;
                 t.run_queued().await?;
                 t.get(path, max_bytes).await
             }

@@ -179,9 +179,12 @@ impl Reads {
         self.recording.take().unwrap_or_default()
     }
 
-    /// Whether the transport is recording (nothing may run).
-    pub fn recording(&self) -> bool {
-        self.recording.is_some()
+    /// `Err(NotRun)` while recording: nothing may run on the host then.
+    pub fn may_run(&self) -> Result<(), super::TransportError> {
+        match self.recording {
+            Some(_) => Err(super::TransportError::NotRun),
+            None => Ok(()),
+        }
     }
 
     /// Notes `set` as asked for; `false` while recording (the caller runs nothing).

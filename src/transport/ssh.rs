@@ -176,9 +176,7 @@ impl SshTransport {
         input: Option<&[u8]>,
         limits: OutputLimits,
     ) -> Result<Output, TransportError> {
-        if self.reads.recording() {
-            return Err(TransportError::NotRun);
-        }
+        self.reads.may_run()?;
         let own = match input {
             Some(_) => None,
             None => cmd.stdin_bytes(),
@@ -206,9 +204,7 @@ impl SshTransport {
 
     /// Runs a read-only command (nothing read ahead is forgotten, nothing rides with it).
     pub(crate) async fn run_read(&mut self, cmd: &Cmd) -> Result<Output, TransportError> {
-        if self.reads.recording() {
-            return Err(TransportError::NotRun);
-        }
+        self.reads.may_run()?;
         let limits = self.limits;
         self.run_after_queued(cmd, None, limits).await
     }
@@ -360,9 +356,7 @@ impl Transport for SshTransport {
             head: usize::try_from(want).unwrap_or(usize::MAX),
             tail: 0,
         };
-        if self.reads.recording() {
-            return Err(TransportError::NotRun);
-        }
+        self.reads.may_run()?;
         let out = self.run_after_queued(&cmd, None, limits).await?;
         if out.status != 0 {
             return Err(TransportError::Io(format!(
