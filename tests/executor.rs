@@ -1192,3 +1192,42 @@ fn a_vault_encrypted_script_runs_decrypted() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "decrypted\n");
 }
+
+#[test]
+fn ansible_vault_password_environment_variables_are_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let view = |file: &str| {
+        Command::cargo_bin("rdeploy")
+            .unwrap()
+            .current_dir(dir.path())
+            .env("ANSIBLE_VAULT_PASSWORD_FILE", vault_fixture("password.txt"))
+            .env(
+                "ANSIBLE_VAULT_IDENTITY_LIST",
+                format!("prod@{}", vault_fixture("prod-password.txt").display()),
+            )
+            .args(["vault", "view"])
+            .arg(vault_fixture(file))
+            .output()
+            .unwrap()
+    };
+    let v11 = view("v11.yml");
+    assert!(
+        v11.status.success(),
+        "{}",
+        String::from_utf8_lossy(&v11.stderr)
+    );
+    assert_eq!(
+        v11.stdout,
+        std::fs::read(vault_fixture("plain.yml")).unwrap()
+    );
+    let v12 = view("v12.txt");
+    assert!(
+        v12.status.success(),
+        "{}",
+        String::from_utf8_lossy(&v12.stderr)
+    );
+    assert_eq!(
+        v12.stdout,
+        std::fs::read(vault_fixture("plain12.txt")).unwrap()
+    );
+}

@@ -191,17 +191,36 @@ pub fn check(settings: Settings) -> Result<Checked, Diagnostics> {
 }
 
 /// Reads the vault passwords and hands them to the YAML loader, before anything is loaded
-/// (`-e @file` included): the command line's, then `ansible.cfg`'s `vault_password_file` and
-/// `vault_identity_list` (an error in that file is reported where the settings are read).
+/// (`-e @file` included); see [`vault_sources`].
 pub(crate) fn install_vault(v: &args::VaultArgs) -> Result<(), Failed> {
+    let v = vault_sources(v);
+    let secrets = settings::vault_secrets(&v)?;
+    crate::vault::secrets::install(secrets);
+    Ok(())
+}
+
+/// Where vault passwords come from, as Ansible looks for them: the command line's, then
+/// `ANSIBLE_VAULT_PASSWORD_FILE` and `ANSIBLE_VAULT_IDENTITY_LIST`, then `ansible.cfg`'s
+/// `vault_password_file` and `vault_identity_list` (an error in that file is reported where
+/// the settings are read).
+pub(crate) fn vault_sources(v: &args::VaultArgs) -> args::VaultArgs {
     let mut v = v.clone();
+    if let Some(f) = std::env::var_os("ANSIBLE_VAULT_PASSWORD_FILE").filter(|f| !f.is_empty()) {
+        v.vault_password_file.push(f.into());
+    }
+    if let Ok(ids) = std::env::var("ANSIBLE_VAULT_IDENTITY_LIST") {
+        v.vault_id.extend(
+            ids.split(',')
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+                .map(str::to_string),
+        );
+    }
     if let Ok(Some(cfg)) = config::AnsibleCfg::discover() {
         v.vault_password_file.extend(cfg.vault_password_file);
         v.vault_id.extend(cfg.vault_identity_list);
     }
-    let secrets = settings::vault_secrets(&v)?;
-    crate::vault::secrets::install(secrets);
-    Ok(())
+    v
 }
 
 fn cmd_plan(out: &mut dyn Write, a: args::PlanArgs) -> Result<Exit, Failed> {

@@ -21,7 +21,7 @@ pub(crate) fn cmd_vault(out: &mut dyn Write, cmd: VaultCommand) -> Result<Exit, 
         VaultCommand::Decrypt(a) => ("decrypt", a),
         VaultCommand::View(a) => ("view", a),
     };
-    let secrets = settings::vault_secrets(&a.vault)?;
+    let secrets = settings::vault_secrets(&super::vault_sources(&a.vault))?;
     let err = |m: String| -> Failed { Diagnostics::from(Diagnostic::options(m)).into() };
     let shown = a.file.display().to_string();
     let data = std::fs::read(&a.file).map_err(|e| err(format!("{shown}: {e}")))?;
