@@ -291,6 +291,45 @@ fn checks_read_ahead_ride_in_round_trips_the_host_makes_anyway() {
 }
 
 #[test]
+fn a_controller_archive_is_streamed_to_each_host_and_unpacked() {
+    let fleet = Fleet::start(2);
+    let sb = sandbox(
+        &fleet,
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - file: { path: /srv/u, state: directory }\n    - unarchive: { src: app.tar.gz, dest: /srv/u }\n",
+    );
+    std::fs::create_dir_all(sb.path().join("src/app")).unwrap();
+    std::fs::write(sb.path().join("src/app/README"), "hello\n").unwrap();
+    let tar = std::process::Command::new("tar")
+        .args(["czf", "app.tar.gz", "-C", "src", "app"])
+        .current_dir(sb.path())
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let first = run(&sb, "pb.yaml", &[]);
+    assert_eq!(first.code, 0, "{}", first.explain());
+    let second = run(&sb, "pb.yaml", &[]);
+    assert_eq!(second.code, 0, "{}", second.explain());
+    for h in fleet.hosts() {
+        assert_eq!(
+            std::fs::read_to_string(h.path("/srv/u/app/README")).unwrap(),
+            "hello\n"
+        );
+        assert_eq!(
+            first.last(h.name())["status"],
+            "changed",
+            "{}",
+            first.explain()
+        );
+        assert_eq!(
+            second.last(h.name())["status"],
+            "ok",
+            "{}",
+            second.explain()
+        );
+    }
+}
+
+#[test]
 fn files_arrive_whole_with_their_mode_and_fetch_brings_them_back() {
     let fleet = Fleet::start(1);
     let h = fleet.host(0);

@@ -65,6 +65,20 @@ impl ModuleCtx<'_> {
         tr.exec(&cmd).await.map_err(ModuleError::Transport)
     }
 
+    /// Runs `cmd` (prepared) with `input` on its stdin, borrowed (a large input shared by many
+    /// hosts is not copied for each); see [`AnyTransport::exec_input`].
+    pub async fn run_input(
+        &self,
+        tr: &mut AnyTransport,
+        cmd: Cmd,
+        input: &[u8],
+    ) -> Result<Output, ModuleError> {
+        let cmd = self.prepare(cmd);
+        tr.exec_input(&cmd, input)
+            .await
+            .map_err(ModuleError::Transport)
+    }
+
     /// Runs `batch` (prepared) and splits its output; see [`AnyTransport::batch`]. It runs as
     /// any command: what was read ahead on the host is forgotten first.
     pub async fn run_batch(

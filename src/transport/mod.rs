@@ -531,6 +531,16 @@ impl AnyTransport {
         }
     }
 
+    /// [`Transport::exec`] with `input` on the command's stdin (after a `su` password, if any),
+    /// borrowed: over SSH it is written from the caller's buffer, never copied.
+    pub async fn exec_input(&mut self, cmd: &Cmd, input: &[u8]) -> Result<Output, TransportError> {
+        match self {
+            // The controller's own process gets its copy; one host, not many.
+            AnyTransport::Local(_) => self.exec(&cmd.clone().stdin(input.to_vec())).await,
+            AnyTransport::Ssh(t) => t.exec_input(cmd, input).await,
+        }
+    }
+
     /// Runs a read-only command: nothing read ahead is forgotten, nothing rides with it.
     async fn run_read(&mut self, cmd: &Cmd) -> Result<Output, TransportError> {
         match self {

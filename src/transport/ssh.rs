@@ -202,6 +202,22 @@ impl SshTransport {
         Ok(self.reads.land(riding, out))
     }
 
+    /// Runs `cmd` with `input` after its own stdin (a `su` password), borrowed when it has none.
+    pub(crate) async fn exec_input(
+        &mut self,
+        cmd: &Cmd,
+        input: &[u8],
+    ) -> Result<Output, TransportError> {
+        let limits = self.limits;
+        match cmd.stdin_bytes() {
+            None => self.run(cmd, Some(input), limits).await,
+            Some(mut pw) => {
+                pw.extend_from_slice(input);
+                self.run(cmd, Some(&pw), limits).await
+            }
+        }
+    }
+
     /// Runs a read-only command (nothing read ahead is forgotten, nothing rides with it).
     pub(crate) async fn run_read(&mut self, cmd: &Cmd) -> Result<Output, TransportError> {
         self.reads.may_run()?;

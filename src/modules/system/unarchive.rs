@@ -68,7 +68,8 @@ printf 'extracted\n'"#;
 struct Src {
     /// The archive on the host (`remote_src`), or `None` to stream `bytes`.
     remote: Option<String>,
-    bytes: Vec<u8>,
+    /// A controller archive's bytes, shared by every host in flight (never copied per host).
+    bytes: std::sync::Arc<[u8]>,
     format: &'static str,
     shown: String,
 }
@@ -94,7 +95,7 @@ async fn source(args: &Args, ctx: &ModuleCtx<'_>) -> Result<Src, ModuleError> {
     if args.bool_arg("remote_src", false)? {
         return Ok(Src {
             remote: Some(not_an_option(&src)),
-            bytes: Vec::new(),
+            bytes: std::sync::Arc::from(Vec::new()),
             format: by_name(&src),
             shown: src,
         });
@@ -103,7 +104,7 @@ async fn source(args: &Args, ctx: &ModuleCtx<'_>) -> Result<Src, ModuleError> {
         .local_src
         .ok_or_else(|| ModuleError::Args(format!("src '{src}' was not found on the controller")))?;
     // A vault-encrypted archive is unpacked decrypted, as Ansible's `decrypt: true` default.
-    let bytes = crate::modules::source::read(local)?.0.to_vec();
+    let bytes = crate::modules::source::read(local)?.0;
     let format = if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
         "zip"
     } else {
@@ -124,11 +125,16 @@ fn base_cmd(dest: &str, s: &Src) -> Cmd {
         .arg(s.remote.clone().unwrap_or_default())
 }
 
-fn with_stdin(cmd: Cmd, s: &Src) -> Cmd {
-    if s.remote.is_none() {
-        cmd.stdin(s.bytes.clone())
-    } else {
-        cmd
+/// Runs `cmd` with the controller archive on its stdin (borrowed: no copy per host).
+async fn run_with_archive(
+    tr: &mut AnyTransport,
+    ctx: &ModuleCtx<'_>,
+    cmd: Cmd,
+    s: &Src,
+) -> Result<crate::transport::Output, ModuleError> {
+    match s.remote {
+        None => ctx.run_input(tr, cmd, &s.bytes).await,
+        Some(_) => ctx.run(tr, cmd).await,
     }
 }
 
@@ -163,8 +169,8 @@ async fn check_unarchive(
             return Ok(Verdict::InSync { result: r });
         }
     }
-    let cmd = with_stdin(base_cmd(&dest, &s).op(PRELUDE).op(COMPARE), &s);
-    let out = ctx.run(tr, cmd).await?;
+    let cmd = base_cmd(&dest, &s).op(PRELUDE).op(COMPARE);
+    let out = run_with_archive(tr, ctx, cmd, &s).await?;
     let text = out.stdout_lossy();
     if text.lines().next() == Some("nodest") {
         return Err(failed(format!("dest '{dest}' must be an existing dir"), r));
@@ -222,7 +228,7 @@ async fn apply_unarchive(
         .arg(owner)
         .op(PRELUDE)
         .op(EXTRACT);
-    let out = ctx.run(tr, with_stdin(cmd, &s)).await?;
+    let out = run_with_archive(tr, ctx, cmd, &s).await?;
     let mut r = result([
         ("dest", Value::from(dest.clone())),
         ("src", Value::from(s.shown.clone())),
