@@ -209,6 +209,17 @@ impl SshTransport {
         input: &[u8],
     ) -> Result<Output, TransportError> {
         let limits = self.limits;
+        self.run_input(cmd, input, limits).await
+    }
+
+    /// [`SshTransport::exec_input`] keeping `limits` of the output.
+    async fn run_input(
+        &mut self,
+        cmd: &Cmd,
+        input: &[u8],
+        limits: OutputLimits,
+    ) -> Result<Output, TransportError> {
+        // A su password (if any) goes first on stdin; the bytes follow.
         match cmd.stdin_bytes() {
             None => self.run(cmd, Some(input), limits).await,
             Some(mut pw) => {
@@ -340,14 +351,7 @@ impl Transport for SshTransport {
             head: 64 * 1024,
             tail: 64 * 1024,
         };
-        // A su password (if any) goes first on stdin; the bytes follow.
-        let out = match cmd.stdin_bytes() {
-            None => self.run(&cmd, Some(data), small).await?,
-            Some(mut pw) => {
-                pw.extend_from_slice(data);
-                self.run(&cmd, Some(&pw), small).await?
-            }
-        };
+        let out = self.run_input(&cmd, data, small).await?;
         match out.status {
             0 => Ok(()),
             3 => Err(TransportError::Protocol(format!(
