@@ -329,6 +329,127 @@ fn a_controller_archive_is_streamed_to_each_host_and_unpacked() {
     }
 }
 
+/// [`run`], also returning rdeploy's own peak RSS in KiB (from `wait4`: that process alone).
+fn run_measured(sb: &Sandbox, playbook: &str) -> (Run, i64) {
+    use std::io::Read;
+    // Reaped below with wait4 (Child::wait would not give its rusage).
+    #[allow(clippy::zombie_processes)]
+    let mut child = sb
+        .rdeploy_process(&["run", playbook, "-i", "inv.yaml", "--output", "json"])
+        .env_remove("SSH_AUTH_SOCK")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start rdeploy");
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let mut stdout = Vec::new();
+    out.read_to_end(&mut stdout).unwrap();
+    let pid = i32::try_from(child.id()).unwrap();
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value; wait4 fills it in for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
+    let stderr = err_reader.join().unwrap();
+    let out = std::process::Output {
+        status: std::os::unix::process::ExitStatusExt::from_raw(status),
+        stdout,
+        stderr,
+    };
+    (Run::from(out), usage.ru_maxrss)
+}
+
+#[test]
+fn hundreds_of_megabytes_are_streamed_from_disk_never_held_in_memory_whole() {
+    let fleet = Fleet::start(2);
+    let sb = sandbox(
+        &fleet,
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - copy: { src: big.bin, dest: /srv/big.bin, mode: \"0600\" }\n    - script: big-script.sh\n    - file: { path: /srv/u, state: directory }\n    - unarchive: { src: s.tar, dest: /srv/u }\n",
+    );
+    // 256 MiB that differ from block to block (a reordered or repeated chunk shows).
+    const MIB: usize = 1 << 20;
+    let path = sb.path().join("big.bin");
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let mut block = vec![0u8; MIB];
+        for i in 0..256u32 {
+            for (j, b) in block.iter_mut().enumerate() {
+                *b = (j as u32 ^ i.wrapping_mul(2_654_435_761)) as u8;
+            }
+            block[..4].copy_from_slice(&i.to_le_bytes());
+            f.write_all(&block).unwrap();
+        }
+    }
+    // A 2 MiB script (streamed too): a shell line, then a long comment.
+    let mut script = b"#!/bin/sh\necho \"script ran on $(hostname)\" > /srv/script-ran\n".to_vec();
+    while script.len() < 2 * MIB {
+        script.extend_from_slice(b"# padding padding padding padding padding padding padding\n");
+    }
+    sb.write("big-script.sh", &script);
+    // A tar archive over 1 MiB (streamed as well).
+    let tar = std::process::Command::new("tar")
+        .args(["cf", "s.tar", "big-script.sh"])
+        .current_dir(sb.path())
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let want = std::process::Command::new("sha256sum")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let want = String::from_utf8_lossy(&want.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+
+    let (first, rss_kib) = run_measured(&sb, "pb.yaml");
+    assert_eq!(first.code, 0, "{}", first.explain());
+    for h in fleet.hosts() {
+        let got = std::process::Command::new("sha256sum")
+            .arg(h.path("/srv/big.bin"))
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&got.stdout).starts_with(&want),
+            "{} differs",
+            h.name()
+        );
+        assert_eq!(first.results(h.name())[0]["status"], "changed");
+        assert!(
+            std::fs::read_to_string(h.path("/srv/script-ran"))
+                .unwrap()
+                .starts_with("script ran")
+        );
+        assert_eq!(
+            std::fs::read(h.path("/srv/u/big-script.sh")).unwrap(),
+            script,
+            "unpacked from the streamed archive"
+        );
+    }
+    // Two hosts took 256 MiB each; rdeploy never held even one copy (it peaked at 535 MiB
+    // when it read the file whole).
+    eprintln!("rdeploy's peak RSS: {} MiB", rss_kib / 1024);
+    assert!(
+        rss_kib < 128 * 1024,
+        "rdeploy's peak RSS was {} MiB for a 256 MiB file",
+        rss_kib / 1024
+    );
+    let (second, _) = run_measured(&sb, "pb.yaml");
+    assert_eq!(second.code, 0, "{}", second.explain());
+    for h in fleet.hosts() {
+        let r = second.results(h.name());
+        assert_eq!(r[0]["status"], "ok", "{}", second.explain());
+        assert_eq!(r[3]["status"], "ok", "{}", second.explain());
+    }
+}
+
 #[test]
 fn files_arrive_whole_with_their_mode_and_fetch_brings_them_back() {
     let fleet = Fleet::start(1);

@@ -66,12 +66,13 @@ impl ModuleCtx<'_> {
     }
 
     /// Runs `cmd` (prepared) with `input` on its stdin, borrowed (a large input shared by many
-    /// hosts is not copied for each); see [`AnyTransport::exec_input`].
+    /// hosts is not copied for each) or streamed from its file; see
+    /// [`AnyTransport::exec_input`].
     pub async fn run_input(
         &self,
         tr: &mut AnyTransport,
         cmd: Cmd,
-        input: &[u8],
+        input: crate::transport::Payload<'_>,
     ) -> Result<Output, ModuleError> {
         let cmd = self.prepare(cmd);
         tr.exec_input(&cmd, input)

@@ -1,15 +1,167 @@
-//! Controller-side source files (`copy`/`template`/`script`/`unarchive` `src:`): read once and
-//! shared by every host in flight, hashed once, and decrypted from Ansible Vault as Ansible does.
+//! Controller-side source files (`copy`/`template`/`script`/`unarchive` `src:`): small ones read
+//! once and shared by every host in flight, large ones streamed from disk ([`Content::Disk`]),
+//! each hashed once, and decrypted from Ansible Vault as Ansible does.
 //!
 //! Owns the per-buffer caches (weak: a buffer is freed when the last host is done with it, and
-//! a file changed since is read again). It must not touch hosts.
+//! a file changed since is read again) and the sums of large files. It must not touch hosts.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::modules::files::common::sha256_hex;
+use crate::modules::files::common::{sha1_hex, sha256_hex};
 use crate::modules::runtime::ModuleError;
+use crate::transport::{LocalFile, Payload};
+
+/// Files of this size or more are streamed from disk ([`Content::Disk`]) rather than read
+/// into memory; smaller ones are read whole (they can be shown in a diff).
+pub const STREAM_FROM: u64 = 1 << 20;
+
+/// A controller-side source's bytes: in memory, or a large file left on disk and streamed to
+/// each host as it is sent (never held whole).
+#[derive(Clone, Debug)]
+pub enum Content {
+    /// In memory: a small file, a decrypted Ansible Vault file, literal content, a rendered
+    /// template.
+    Mem(Arc<[u8]>),
+    /// A large file on disk, hashed once.
+    Disk(Arc<Hashed>),
+}
+
+/// A large controller-side file with its sums, computed once in one pass.
+#[derive(Debug)]
+pub struct Hashed {
+    /// The file, its length and sha256.
+    pub file: LocalFile,
+    /// Its sha1 (Ansible's `checksum`).
+    pub sha1: String,
+}
+
+impl Content {
+    /// What a transfer sends.
+    pub fn payload(&self) -> Payload<'_> {
+        match self {
+            Content::Mem(b) => Payload::Bytes(b),
+            Content::Disk(h) => Payload::File(&h.file),
+        }
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> u64 {
+        self.payload().len()
+    }
+
+    /// Whether it holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Its sha256 (lowercase hex).
+    pub fn sha256(&self) -> String {
+        match self {
+            Content::Mem(b) => sha256_shared(b),
+            Content::Disk(h) => h.file.sha256.clone(),
+        }
+    }
+
+    /// Its sha1 (lowercase hex).
+    pub fn sha1(&self) -> String {
+        match self {
+            Content::Mem(b) => sha1_hex(b),
+            Content::Disk(h) => h.sha1.clone(),
+        }
+    }
+
+    /// The bytes when they are in memory (for a diff).
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            Content::Mem(b) => Some(b),
+            Content::Disk(_) => None,
+        }
+    }
+}
+
+/// `path`'s content: read whole ([`read`]) below [`STREAM_FROM`] bytes or when it is an Ansible
+/// Vault file (decrypted: then `true`), else left on disk to stream, hashed once per version of
+/// the file ([`hashed`]).
+pub async fn open(path: &Path) -> Result<(Content, bool), ModuleError> {
+    let cannot =
+        |e: std::io::Error| ModuleError::Args(format!("cannot read {}: {e}", path.display()));
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if meta.len() < STREAM_FROM || starts_as_vault(path).map_err(cannot)? {
+        return read(path).map(|(data, vaulted)| (Content::Mem(data), vaulted));
+    }
+    hashed(path, &meta)
+        .await
+        .map(|h| (Content::Disk(h), false))
+        .map_err(|e| ModuleError::Args(format!("cannot read {}: {e}", path.display())))
+}
+
+fn starts_as_vault(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(16);
+    std::fs::File::open(path)?.take(15).read_to_end(&mut head)?;
+    Ok(head.starts_with(b"$ANSIBLE_VAULT;"))
+}
+
+/// A large file's sums, computed once per version (path, mtime, length) however many hosts
+/// ask at once: the first hashes it (off the async threads), the others wait for its result.
+async fn hashed(path: &Path, meta: &std::fs::Metadata) -> Result<Arc<Hashed>, String> {
+    use std::sync::{Mutex, OnceLock};
+    type Key = (PathBuf, Option<std::time::SystemTime>, u64);
+    type Cell = Arc<tokio::sync::OnceCell<Result<Arc<Hashed>, String>>>;
+    static SUMS: OnceLock<Mutex<HashMap<PathBuf, (Key, Cell)>>> = OnceLock::new();
+    let key: Key = (path.to_path_buf(), meta.modified().ok(), meta.len());
+    let cell = {
+        let mut sums = SUMS
+            .get_or_init(|| Mutex::new(HashMap::new()))
+            .lock()
+            .map_err(|_| "internal: a hashing thread panicked".to_string())?;
+        match sums.get(path) {
+            Some((k, cell)) if *k == key => Arc::clone(cell),
+            _ => {
+                let cell = Cell::default();
+                sums.insert(path.to_path_buf(), (key.clone(), Arc::clone(&cell)));
+                cell
+            }
+        }
+    };
+    cell.get_or_init(|| async move {
+        let (path, _, len) = key;
+        tokio::task::spawn_blocking(move || hash_file(path, len))
+            .await
+            .map_err(|e| format!("internal: {e}"))?
+    })
+    .await
+    .clone()
+}
+
+/// Reads `path` once, in chunks, for its sha256 and sha1; an error if it no longer holds `len`
+/// bytes (changed while we read it).
+fn hash_file(path: PathBuf, len: u64) -> Result<Arc<Hashed>, String> {
+    use sha2::Digest;
+    let mut file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+    let mut sha256 = sha2::Sha256::new();
+    let mut sha1 = sha1::Sha1::new();
+    let read = crate::transport::read_chunks(&mut file, |chunk| {
+        sha256.update(chunk);
+        sha1.update(chunk);
+    })
+    .map_err(|e| e.to_string())?;
+    if read != len {
+        return Err(format!(
+            "it changed while it was read ({len} bytes, then {read})"
+        ));
+    }
+    Ok(Arc::new(Hashed {
+        file: LocalFile {
+            path,
+            len,
+            sha256: hex::encode(sha256.finalize()),
+        },
+        sha1: hex::encode(sha1.finalize()),
+    }))
+}
 
 /// `path`'s bytes (shared, [`read_shared`]), decrypted when Ansible Vault encrypted them
 /// ([`unvault`]; then `true`).
@@ -109,6 +261,53 @@ pub fn unvault(path: &Path, data: Arc<[u8]>) -> Result<(Arc<[u8]>, bool), Module
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn large_files_stay_on_disk_with_their_sums_and_small_ones_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small");
+        std::fs::write(&small, b"hello\n").unwrap();
+        let (c, vaulted) = open(&small).await.unwrap();
+        assert!(!vaulted);
+        assert_eq!(c.bytes(), Some(&b"hello\n"[..]));
+        assert_eq!(c.sha256(), sha256_hex(b"hello\n"));
+
+        let big = dir.path().join("big");
+        let data = vec![3u8; STREAM_FROM as usize + 7];
+        std::fs::write(&big, &data).unwrap();
+        let (c, _) = open(&big).await.unwrap();
+        assert!(c.bytes().is_none(), "streamed, not read into memory");
+        assert_eq!(c.len(), data.len() as u64);
+        assert_eq!(c.sha256(), sha256_hex(&data));
+        assert_eq!(c.sha1(), sha1_hex(&data));
+        match c.payload() {
+            Payload::File(f) => assert_eq!(f.path, big),
+            Payload::Bytes(_) => panic!("a large file must be streamed"),
+        }
+        // Hosts asking at once share one result.
+        let (a, b) = tokio::join!(open(&big), open(&big));
+        match (a.unwrap().0, b.unwrap().0) {
+            (Content::Disk(a), Content::Disk(b)) => assert!(Arc::ptr_eq(&a, &b)),
+            _ => panic!("expected streamed files"),
+        }
+        // The file changed: hashed again.
+        let data = vec![4u8; STREAM_FROM as usize + 9];
+        std::fs::write(&big, &data).unwrap();
+        let (c, _) = open(&big).await.unwrap();
+        assert_eq!(c.sha256(), sha256_hex(&data));
+    }
+
+    #[tokio::test]
+    async fn a_large_vault_file_is_decrypted_never_streamed_as_ciphertext() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("secret.bin");
+        let mut text = b"$ANSIBLE_VAULT;1.1;AES256\n".to_vec();
+        text.resize(STREAM_FROM as usize + 1, b'0');
+        std::fs::write(&p, &text).unwrap();
+        // No password opens it (this one is not even valid): an error naming the file.
+        let e = open(&p).await.unwrap_err();
+        assert!(e.to_string().contains("secret.bin"), "{e}");
+    }
 
     #[test]
     fn a_shared_buffer_is_hashed_once_and_a_new_one_again() {

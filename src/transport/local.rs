@@ -24,8 +24,8 @@ use tokio::process::{Child, ChildStdin};
 
 use super::cmd::{self, Cmd};
 use super::{
-    Capture, FileAttrs, Output, OutputLimits, Queued, Reads, Transport, TransportError, Truncated,
-    within,
+    Capture, FileAttrs, LocalFile, Output, OutputLimits, Payload, Queued, Reads, Transport,
+    TransportError, Truncated, within,
 };
 
 /// Default time a timed-out or cancelled command's process group gets between SIGTERM and
@@ -107,9 +107,11 @@ impl LocalTransport {
 /// with a fixed line that reads the real one from stdin ([`crate::transport::cmd::stdin_bootstrap`]),
 /// so the secret is not in the controller's process list; a shell script is evaluated in that
 /// shell. Other commands are left as they are.
+/// `more` says whether more input follows `input` (a streamed body).
 fn off_the_argv(
     argv: Vec<String>,
     input: Option<Vec<u8>>,
+    more: bool,
 ) -> Result<(Vec<String>, Option<Vec<u8>>), TransportError> {
     if !argv
         .iter()
@@ -117,7 +119,7 @@ fn off_the_argv(
     {
         return Ok((argv, input));
     }
-    let line = crate::transport::cmd::argv_line(&argv, input.is_some())
+    let line = crate::transport::cmd::argv_line(&argv, input.is_some() || more)
         .map_err(|e| TransportError::Io(e.to_string()))?;
     let (boot, mut data) = crate::transport::cmd::stdin_bootstrap(&line);
     if let Some(i) = &input {
@@ -126,9 +128,28 @@ fn off_the_argv(
     Ok((vec!["sh".into(), "-c".into(), boot.into()], Some(data)))
 }
 
-impl Transport for LocalTransport {
-    async fn exec(&mut self, cmd: &Cmd) -> Result<Output, TransportError> {
-        let (argv, input) = off_the_argv(cmd.wrap()?, cmd.stdin_bytes())?;
+impl LocalTransport {
+    /// [`Transport::exec`] with `input` on stdin after the command's own (a `su` password):
+    /// written from the caller's buffer, or streamed from its file.
+    pub(crate) async fn exec_input(
+        &mut self,
+        cmd: &Cmd,
+        input: Payload<'_>,
+    ) -> Result<Output, TransportError> {
+        self.run(cmd, Some(input)).await
+    }
+
+    /// Runs `cmd` with its own stdin, then `body` when given.
+    async fn run(
+        &mut self,
+        cmd: &Cmd,
+        body: Option<Payload<'_>>,
+    ) -> Result<Output, TransportError> {
+        let body = match body {
+            Some(b) => Some(b.reader().await?),
+            None => None,
+        };
+        let (argv, input) = off_the_argv(cmd.wrap()?, cmd.stdin_bytes(), body.is_some())?;
         let Some((program, args)) = argv.split_first() else {
             return Err(TransportError::Io("empty argv".into()));
         };
@@ -141,7 +162,7 @@ impl Transport for LocalTransport {
         let mut command = tokio::process::Command::new(program);
         command
             .args(args)
-            .stdin(if input.is_some() {
+            .stdin(if input.is_some() || body.is_some() {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -158,7 +179,7 @@ impl Transport for LocalTransport {
         let stderr = child.stderr.take();
         let mut group = ProcessGroup::new(child, self.kill_grace)?;
 
-        let run = collect(&mut group, stdin, input, stdout, stderr, self.limits);
+        let run = collect(&mut group, stdin, input, body, stdout, stderr, self.limits);
         let result = match within(timeout, run).await {
             Ok(result) => result,
             Err(after) => {
@@ -174,10 +195,16 @@ impl Transport for LocalTransport {
             }
         }
     }
+}
+
+impl Transport for LocalTransport {
+    async fn exec(&mut self, cmd: &Cmd) -> Result<Output, TransportError> {
+        self.run(cmd, None).await
+    }
 
     async fn put(
         &mut self,
-        data: &[u8],
+        data: Payload<'_>,
         path: &str,
         attrs: &FileAttrs,
     ) -> Result<(), TransportError> {
@@ -192,7 +219,10 @@ impl Transport for LocalTransport {
             unique_suffix()
         ));
         let written = {
-            let data = data.to_vec();
+            let data = match data {
+                Payload::Bytes(b) => Source::Bytes(b.to_vec()),
+                Payload::File(f) => Source::File(f.clone()),
+            };
             let tmp = tmp.clone();
             let dest = dest.clone();
             let mode = attrs.mode;
@@ -297,12 +327,19 @@ impl LocalTransport {
     }
 }
 
+/// What [`write_temp`] writes: bytes, or a controller file copied in chunks.
+enum Source {
+    Bytes(Vec<u8>),
+    File(LocalFile),
+}
+
 /// Create the temporary file exclusively (never through a symlink), write, fsync, read back and
-/// compare sha256. Returns the open file and the mode to give it.
+/// compare sha256 (in chunks: a large file is never held whole). Returns the open file and the
+/// mode to give it.
 fn write_temp(
     tmp: &Path,
     dest: &Path,
-    data: &[u8],
+    data: &Source,
     mode: Option<u32>,
 ) -> Result<(std::fs::File, u32), TransportError> {
     let shown = dest.display().to_string();
@@ -320,19 +357,37 @@ fn write_temp(
         .mode(0o600)
         .open(tmp)
         .map_err(|e| io_error("create temporary file for", &shown, &e))?;
-    file.write_all(data)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| io_error("write", &shown, &e))?;
-    let mut back = Vec::with_capacity(data.len());
+    let want = match data {
+        Source::Bytes(b) => {
+            file.write_all(b)
+                .map_err(|e| io_error("write", &shown, &e))?;
+            hex::encode(Sha256::digest(b))
+        }
+        Source::File(f) => {
+            let src = std::fs::File::open(&f.path)
+                .map_err(|e| io_error("read", &f.path.display().to_string(), &e))?;
+            std::io::copy(&mut src.take(f.len), &mut file)
+                .map_err(|e| io_error("write", &shown, &e))?;
+            f.sha256.clone()
+        }
+    };
+    file.sync_all().map_err(|e| io_error("write", &shown, &e))?;
     file.seek(SeekFrom::Start(0))
-        .and_then(|_| file.read_to_end(&mut back))
         .map_err(|e| io_error("read back", &shown, &e))?;
-    if Sha256::digest(&back) != Sha256::digest(data) {
+    let back = sha256_reader(&mut file).map_err(|e| io_error("read back", &shown, &e))?;
+    if back != want {
         return Err(TransportError::Protocol(format!(
             "sha256 of {shown} differs after writing"
         )));
     }
     Ok((file, mode))
+}
+
+/// The sha256 (lowercase hex) of what `r` reads to its end, read in chunks.
+fn sha256_reader(r: &mut impl Read) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    super::read_chunks(r, |chunk| hasher.update(chunk))?;
+    Ok(hex::encode(hasher.finalize()))
 }
 
 fn absolute(path: &str) -> Result<PathBuf, TransportError> {
@@ -378,13 +433,22 @@ async fn collect(
     group: &mut ProcessGroup,
     stdin: Option<ChildStdin>,
     input: Option<Vec<u8>>,
+    body: Option<Box<dyn AsyncRead + Send + Unpin + '_>>,
     stdout: Option<impl AsyncRead + Unpin>,
     stderr: Option<impl AsyncRead + Unpin>,
     limits: OutputLimits,
 ) -> Result<Output, TransportError> {
     let write = async move {
-        if let (Some(mut pipe), Some(data)) = (stdin, input) {
-            match pipe.write_all(&data).await {
+        if let Some(mut pipe) = stdin {
+            let head = input.unwrap_or_default();
+            let sent = match body {
+                Some(mut body) => {
+                    let mut all = AsyncReadExt::chain(head.as_slice(), &mut body);
+                    tokio::io::copy(&mut all, &mut pipe).await.map(|_| ())
+                }
+                None => pipe.write_all(&head).await,
+            };
+            match sent {
                 // A command that does not read all its stdin is not an error.
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
                 other => other?,
@@ -742,11 +806,11 @@ mod tests {
             mode: Some(0o640),
             ..FileAttrs::default()
         };
-        t.put(b"one", &p, &attrs).await.unwrap();
+        t.put(Payload::Bytes(b"one"), &p, &attrs).await.unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"one");
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o7777, 0o640);
         // Mode kept when not given.
-        t.put(b"two\0bytes", &p, &FileAttrs::default())
+        t.put(Payload::Bytes(b"two\0bytes"), &p, &FileAttrs::default())
             .await
             .unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two\0bytes");
@@ -756,8 +820,90 @@ mod tests {
         assert_eq!(names.len(), 1);
         // New file without a mode: 0644.
         let q = dir.path().join("new").to_string_lossy().into_owned();
-        t.put(b"", &q, &FileAttrs::default()).await.unwrap();
+        t.put(Payload::Bytes(b""), &q, &FileAttrs::default())
+            .await
+            .unwrap();
         assert_eq!(std::fs::metadata(&q).unwrap().mode() & 0o7777, 0o644);
+    }
+
+    /// A large controller file: 3 MiB of a non-repeating pattern, with its sha256.
+    fn big_file(dir: &Path) -> LocalFile {
+        let data: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+        let path = dir.join("big.bin");
+        std::fs::write(&path, &data).unwrap();
+        LocalFile {
+            path,
+            len: data.len() as u64,
+            sha256: hex::encode(Sha256::digest(&data)),
+        }
+    }
+
+    #[tokio::test]
+    async fn put_streams_a_controller_file_and_checks_its_sum() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = big_file(dir.path());
+        let dest = dir.path().join("dest.bin");
+        let d = dest.to_string_lossy().into_owned();
+        local()
+            .put(Payload::File(&src), &d, &FileAttrs::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read(&dest).unwrap(),
+            std::fs::read(&src.path).unwrap()
+        );
+        // The file changed since it was hashed: refused, the destination keeps its content,
+        // no temporary file stays.
+        let stale = LocalFile {
+            sha256: "0".repeat(64),
+            ..src.clone()
+        };
+        let e = local()
+            .put(Payload::File(&stale), &d, &FileAttrs::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, TransportError::Protocol(_)), "{e:?}");
+        assert_eq!(
+            std::fs::read(&dest).unwrap(),
+            std::fs::read(&src.path).unwrap()
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        // A file that cannot be read: an error naming it.
+        let gone = LocalFile {
+            path: dir.path().join("gone"),
+            ..src
+        };
+        let e = local()
+            .put(Payload::File(&gone), &d, &FileAttrs::default())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("gone"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn exec_input_streams_a_file_after_the_commands_own_stdin() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = big_file(dir.path());
+        let mut t = local();
+        let out = t
+            .exec_input(&Cmd::raw("wc -c"), Payload::File(&src))
+            .await
+            .unwrap();
+        assert_eq!(out.stdout_lossy().trim(), (3u32 << 20).to_string());
+        let out = t
+            .exec_input(
+                // `read` takes one line and not a byte more (a pipe is read byte by byte).
+                &Cmd::raw("IFS= read -r l; printf '%s\\n' \"$l\"; sha256sum")
+                    .stdin(b"head\n".to_vec()),
+                Payload::File(&src),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            out.stdout_lossy(),
+            format!("head\n{}  -\n", src.sha256),
+            "the command's own stdin first, then the file"
+        );
     }
 
     #[tokio::test]
@@ -768,7 +914,11 @@ mod tests {
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&victim, &link).unwrap();
         local()
-            .put(b"new", &link.to_string_lossy(), &FileAttrs::default())
+            .put(
+                Payload::Bytes(b"new"),
+                &link.to_string_lossy(),
+                &FileAttrs::default(),
+            )
             .await
             .unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
@@ -789,7 +939,7 @@ mod tests {
             group: Some(gid),
             become_: None,
         };
-        local().put(b"x", &p, &attrs).await.unwrap();
+        local().put(Payload::Bytes(b"x"), &p, &attrs).await.unwrap();
         let meta = std::fs::metadata(&p).unwrap();
         assert_eq!(meta.uid().to_string(), uid);
         // chmod came after chown, so setuid survived.
@@ -799,7 +949,7 @@ mod tests {
             ..FileAttrs::default()
         };
         let q = dir.path().join("bad").to_string_lossy().into_owned();
-        assert!(local().put(b"x", &q, &bad).await.is_err());
+        assert!(local().put(Payload::Bytes(b"x"), &q, &bad).await.is_err());
         assert!(!Path::new(&q).exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
@@ -809,7 +959,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(
             local()
-                .put(b"x", "rel", &FileAttrs::default())
+                .put(Payload::Bytes(b"x"), "rel", &FileAttrs::default())
                 .await
                 .is_err()
         );
@@ -817,7 +967,11 @@ mod tests {
         std::fs::create_dir(&sub).unwrap();
         assert!(
             local()
-                .put(b"x", &sub.to_string_lossy(), &FileAttrs::default())
+                .put(
+                    Payload::Bytes(b"x"),
+                    &sub.to_string_lossy(),
+                    &FileAttrs::default()
+                )
                 .await
                 .is_err()
         );

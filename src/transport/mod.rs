@@ -136,6 +136,97 @@ impl Capture {
     }
 }
 
+/// What a file transfer ([`Transport::put`]) or a command's input
+/// ([`AnyTransport::exec_input`]) carries: bytes in memory, or a controller-side file that is
+/// streamed from disk in chunks as it is sent, never held in memory whole.
+#[derive(Clone, Copy, Debug)]
+pub enum Payload<'a> {
+    /// Bytes already in memory (literal content, a rendered template, a small file).
+    Bytes(&'a [u8]),
+    /// A file on the controller, sent as it is on disk.
+    File(&'a LocalFile),
+}
+
+/// A controller-side file to stream ([`Payload::File`]): its path, and its length and sha256
+/// when it was hashed. The receiving side checks the sha256, so a file changed on the
+/// controller since it was hashed is refused, never written half old, half new.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalFile {
+    /// Where it is on the controller.
+    pub path: std::path::PathBuf,
+    /// Its length in bytes when it was hashed (no more is sent).
+    pub len: u64,
+    /// Its sha256 (lowercase hex) when it was hashed.
+    pub sha256: String,
+}
+
+impl<'a> From<&'a [u8]> for Payload<'a> {
+    fn from(data: &'a [u8]) -> Payload<'a> {
+        Payload::Bytes(data)
+    }
+}
+
+impl<'a> Payload<'a> {
+    /// Its length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Payload::Bytes(b) => b.len() as u64,
+            Payload::File(f) => f.len,
+        }
+    }
+
+    /// Whether it carries no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Its sha256 (lowercase hex): computed for bytes, as hashed for a file.
+    pub fn sha256(&self) -> String {
+        match self {
+            Payload::Bytes(b) => hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b)),
+            Payload::File(f) => f.sha256.clone(),
+        }
+    }
+
+    /// A reader of its bytes: the slice, or the file opened now (at most `len` bytes of it).
+    /// Opening first means a file that cannot be read fails before anything runs on the host.
+    pub(crate) async fn reader(
+        self,
+    ) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin + 'a>, TransportError> {
+        use tokio::io::AsyncReadExt;
+        match self {
+            Payload::Bytes(b) => Ok(Box::new(b)),
+            Payload::File(f) => {
+                let file = tokio::fs::File::open(&f.path).await.map_err(|e| {
+                    TransportError::Io(format!("cannot read {}: {e}", f.path.display()))
+                })?;
+                Ok(Box::new(file.take(f.len)))
+            }
+        }
+    }
+}
+
+/// Feeds what `r` reads, to its end, to `each` in chunks of at most 256 KiB (a large file is
+/// never held whole); returns how many bytes it read.
+pub fn read_chunks(
+    r: &mut impl std::io::Read,
+    mut each: impl FnMut(&[u8]),
+) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => {
+                each(&buf[..n]);
+                total += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Attributes for [`Transport::put`]. `None` leaves the choice to the transport: an existing
 /// regular file's mode is kept (else `0644`); owner and group are the connecting user's.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -209,10 +300,10 @@ pub trait Transport: Send {
 
     /// Write `data` to `path`: temp file in the same directory, fsync, chown/chmod BEFORE the
     /// rename, rename over `path`; a symlink at `path` is replaced, never written through; the
-    /// content's sha256 is verified after writing.
+    /// content's sha256 is verified after writing. A [`Payload::File`] is streamed from disk.
     fn put(
         &mut self,
-        data: &[u8],
+        data: Payload<'_>,
         path: &str,
         attrs: &FileAttrs,
     ) -> impl Future<Output = Result<(), TransportError>> + Send;
@@ -532,11 +623,19 @@ impl AnyTransport {
     }
 
     /// [`Transport::exec`] with `input` on the command's stdin (after a `su` password, if any),
-    /// borrowed: over SSH it is written from the caller's buffer, never copied.
-    pub async fn exec_input(&mut self, cmd: &Cmd, input: &[u8]) -> Result<Output, TransportError> {
+    /// borrowed: written from the caller's buffer, never copied, or streamed from its file.
+    pub async fn exec_input(
+        &mut self,
+        cmd: &Cmd,
+        input: Payload<'_>,
+    ) -> Result<Output, TransportError> {
         match self {
-            // The controller's own process gets its copy; one host, not many.
-            AnyTransport::Local(_) => self.exec(&cmd.clone().stdin(input.to_vec())).await,
+            AnyTransport::Local(t) => {
+                t.reads.may_run()?;
+                t.reads.changed();
+                t.run_queued().await?;
+                t.exec_input(cmd, input).await
+            }
             AnyTransport::Ssh(t) => t.exec_input(cmd, input).await,
         }
     }
@@ -570,7 +669,7 @@ impl Transport for AnyTransport {
             AnyTransport::Local(t) => {
                 t.reads.may_run()?;
                 let own = cmd.stdin_bytes();
-                let riding = t.reads.ride(cmd, own.as_deref());
+                let riding = t.reads.ride(cmd, own.as_ref().map(|o| o.len() as u64));
                 t.run_queued().await?;
                 match riding {
                     Some(r) => {
@@ -588,7 +687,7 @@ impl Transport for AnyTransport {
 
     async fn put(
         &mut self,
-        data: &[u8],
+        data: Payload<'_>,
         path: &str,
         attrs: &FileAttrs,
     ) -> Result<(), TransportError> {

@@ -17,7 +17,7 @@ use super::{Become, Output};
 
 /// Above this much input (a file being written), the command travels alone: riding reads would
 /// mean copying the input once more.
-const RIDE_MAX_INPUT: usize = 1 << 20;
+const RIDE_MAX_INPUT: u64 = 1 << 20;
 
 /// A set whose outputs are bigger than this is not kept (it is read again in its turn): 500
 /// hosts each keeping a large file's text until the next task would cost the controller much.
@@ -234,9 +234,9 @@ impl Reads {
     /// Before `cmd` (which may change the host; `input` bytes on its stdin) runs: every kept
     /// output is forgotten, and the announced sets that can run in the same round trip are
     /// taken to ride with it.
-    pub fn ride(&mut self, cmd: &Cmd, input: Option<&[u8]>) -> Option<Riding> {
+    pub fn ride(&mut self, cmd: &Cmd, input: Option<u64>) -> Option<Riding> {
         self.cached.clear();
-        if input.is_some_and(|i| i.len() > RIDE_MAX_INPUT)
+        if input.is_some_and(|len| len > RIDE_MAX_INPUT)
             || cmd
                 .get_become()
                 .is_some_and(|b| b.method == BecomeMethod::Su)

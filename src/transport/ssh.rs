@@ -25,15 +25,14 @@ use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
 use russh::keys::{Algorithm, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::{ChannelMsg, Sig};
-use sha2::{Digest, Sha256};
 use tokio::sync::{Semaphore, watch};
 
 use super::cmd::{self, Become, Cmd};
 use super::known_hosts::{self, HostKey, HostKeyPolicy, KnownHosts, Verdict};
 use super::ssh_config::{Hop, HostSettings, SshOptions};
 use super::{
-    Capture, FileAttrs, Output, OutputLimits, Queued, Reads, Transport, TransportError, Truncated,
-    within,
+    Capture, FileAttrs, Output, OutputLimits, Payload, Queued, Reads, Transport, TransportError,
+    Truncated, within,
 };
 
 /// Channels open at once on one connection (OpenSSH's `MaxSessions` defaults to 10).
@@ -173,7 +172,7 @@ impl SshTransport {
     async fn run(
         &mut self,
         cmd: &Cmd,
-        input: Option<&[u8]>,
+        input: Option<Stdin<'_>>,
         limits: OutputLimits,
     ) -> Result<Output, TransportError> {
         self.reads.may_run()?;
@@ -181,20 +180,29 @@ impl SshTransport {
             Some(_) => None,
             None => cmd.stdin_bytes(),
         };
-        let body = input.or(own.as_deref());
-        let Some(riding) = self.reads.ride(cmd, body) else {
-            return self
-                .run_after_queued(cmd, body.map(Stdin::body), limits)
-                .await;
+        let input = input.or(own.as_deref().map(Stdin::bytes));
+        let Some(riding) = self.reads.ride(cmd, input.map(|i| i.len())) else {
+            return self.run_after_queued(cmd, input, limits).await;
         };
         let limits = OutputLimits {
             head: limits.head.max(self.limits.head),
             tail: limits.tail.max(self.limits.tail),
         };
-        // The input is not copied: the prefix and the body are written one after the other.
-        let stdin = Stdin {
-            head: &riding.prefix,
-            body: body.unwrap_or_default(),
+        // The reads' prefix goes first; the command's own input follows, not copied.
+        let joined;
+        let stdin = match input {
+            Some(i) if !i.head.is_empty() => {
+                joined = [riding.prefix.as_slice(), i.head].concat();
+                Stdin {
+                    head: &joined,
+                    body: i.body,
+                }
+            }
+            Some(i) => Stdin {
+                head: &riding.prefix,
+                body: i.body,
+            },
+            None => Stdin::bytes(&riding.prefix),
         };
         let out = self
             .run_after_queued(&riding.cmd, Some(stdin), limits)
@@ -202,11 +210,12 @@ impl SshTransport {
         Ok(self.reads.land(riding, out))
     }
 
-    /// Runs `cmd` with `input` after its own stdin (a `su` password), borrowed when it has none.
+    /// Runs `cmd` with `input` after its own stdin (a `su` password), borrowed: written from
+    /// the caller's buffer or streamed from its file, never copied.
     pub(crate) async fn exec_input(
         &mut self,
         cmd: &Cmd,
-        input: &[u8],
+        input: Payload<'_>,
     ) -> Result<Output, TransportError> {
         let limits = self.limits;
         self.run_input(cmd, input, limits).await
@@ -216,17 +225,16 @@ impl SshTransport {
     async fn run_input(
         &mut self,
         cmd: &Cmd,
-        input: &[u8],
+        input: Payload<'_>,
         limits: OutputLimits,
     ) -> Result<Output, TransportError> {
-        // A su password (if any) goes first on stdin; the bytes follow.
-        match cmd.stdin_bytes() {
-            None => self.run(cmd, Some(input), limits).await,
-            Some(mut pw) => {
-                pw.extend_from_slice(input);
-                self.run(cmd, Some(&pw), limits).await
-            }
-        }
+        // A su password (if any) goes first on stdin; the payload follows.
+        let pw = cmd.stdin_bytes().unwrap_or_default();
+        let stdin = Stdin {
+            head: &pw,
+            body: input,
+        };
+        self.run(cmd, Some(stdin), limits).await
     }
 
     /// Runs a read-only command (nothing read ahead is forgotten, nothing rides with it).
@@ -269,20 +277,25 @@ impl SshTransport {
             Some(_) => None,
             None => cmd.stdin_bytes(),
         };
-        let input = input.or(own_stdin.as_deref().map(Stdin::body));
+        let input = input.or(own_stdin.as_deref().map(Stdin::bytes));
         let line = cmd::session_line(cmd, input.is_some())?;
         // A line holding a secret (a vault value, `secret_vars`) travels over stdin, never as
-        // the exec request: the host's process list would show it.
+        // the exec request: the host's process list would show it. The body follows unchanged.
         let via_stdin = crate::vault::redact::contains_secret(&line).then(|| {
             let (boot, mut data) = cmd::stdin_bootstrap(&line);
             if let Some(i) = input {
                 data.extend_from_slice(i.head);
-                data.extend_from_slice(i.body);
             }
             (boot.to_string(), data)
         });
         let (line, input) = match &via_stdin {
-            Some((boot, data)) => (boot.clone(), Some(Stdin::body(data))),
+            Some((boot, data)) => (
+                boot.clone(),
+                Some(Stdin {
+                    head: data,
+                    body: input.map_or(Payload::Bytes(&[]), |i| i.body),
+                }),
+            ),
             None => (line, input),
         };
         let timeout = cmd.get_timeout().or(self.default_timeout);
@@ -326,14 +339,14 @@ impl Transport for SshTransport {
 
     async fn put(
         &mut self,
-        data: &[u8],
+        data: Payload<'_>,
         path: &str,
         attrs: &FileAttrs,
     ) -> Result<(), TransportError> {
         if !path.starts_with('/') {
             return Err(TransportError::Io(format!("{path}: path must be absolute")));
         }
-        let sum = hex::encode(Sha256::digest(data));
+        let sum = data.sha256();
         let mut cmd = cmd::put_file_cmd(
             path,
             &sum,
@@ -399,16 +412,23 @@ impl Transport for SshTransport {
 }
 
 /// What a command gets on stdin: `head`, then `body`, written one after the other (a large
-/// body is never copied to put a few bytes before it).
+/// body is never copied to put a few bytes before it; a file body is streamed from disk).
 #[derive(Clone, Copy, Debug)]
 struct Stdin<'a> {
     head: &'a [u8],
-    body: &'a [u8],
+    body: Payload<'a>,
 }
 
 impl<'a> Stdin<'a> {
-    fn body(body: &'a [u8]) -> Stdin<'a> {
-        Stdin { head: &[], body }
+    fn bytes(body: &'a [u8]) -> Stdin<'a> {
+        Stdin {
+            head: &[],
+            body: Payload::Bytes(body),
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.head.len() as u64 + self.body.len()
     }
 }
 
@@ -526,6 +546,11 @@ impl Conn {
         limits: OutputLimits,
         pgid: Arc<AtomicU32>,
     ) -> Result<Output, TransportError> {
+        // A file to stream is opened first: one that cannot be read fails before anything runs.
+        let body = match &input {
+            Some(s) => Some(s.body.reader().await?),
+            None => None,
+        };
         let _permit = self
             .channels
             .acquire()
@@ -544,11 +569,15 @@ impl Conn {
         // Without input the command's stdin is /dev/null (see session_line): no EOF to send,
         // one message less per command (it costs a delayed ACK through a jump host).
         let writer = async {
-            if let Some(s) = input {
-                write
-                    .data(tokio::io::AsyncReadExt::chain(s.head, s.body))
-                    .await?;
-                write.eof().await?;
+            if let (Some(s), Some(body)) = (input, body) {
+                let sent = write
+                    .data(tokio::io::AsyncReadExt::chain(s.head, body))
+                    .await;
+                // EOF even when the body could not be read to its end: the command sees a short
+                // input (a transfer's sha256 check then refuses it) instead of waiting forever.
+                let eof = write.eof().await;
+                sent?;
+                eof?;
             }
             Ok::<(), russh::Error>(())
         };

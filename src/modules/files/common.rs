@@ -14,7 +14,7 @@ use crate::modules::runtime::{Args, ArgsExt, Change, ModuleCtx, ModuleError, par
 use crate::transport::cmd::{
     self, Cmd, PathKind, PathState, chmod, chown, mv_f, parse_stat, rm_rf, user_script_with_path,
 };
-use crate::transport::{AnyTransport, FileAttrs, Output, Transport, TransportError};
+use crate::transport::{AnyTransport, FileAttrs, Output, Payload, Transport, TransportError};
 
 /// Bytes kept from the start and from the end of a batched file read. A file bigger than twice
 /// this is refused by the modules that edit text (the transport keeps 1 MiB of each end).
@@ -103,6 +103,15 @@ pub fn shown_after(data: &[u8]) -> String {
             data.len(),
             hex::encode(<sha2::Sha256 as sha2::Digest>::digest(data))
         ),
+    }
+}
+
+/// [`shown_after`] for a controller-side source: a file streamed from disk is described by its
+/// length and sha256 (too big for a diff) without being read again.
+pub fn shown_content(c: &crate::modules::source::Content) -> String {
+    match c.bytes() {
+        Some(b) => shown_after(b),
+        None => format!("<{} bytes, sha256 {}>", c.len(), c.sha256()),
     }
 }
 
@@ -358,7 +367,7 @@ pub fn temp_next_to(dest: &str) -> String {
 pub async fn write_file(
     tr: &mut AnyTransport,
     ctx: &ModuleCtx<'_>,
-    data: &[u8],
+    data: Payload<'_>,
     spec: &WriteSpec,
 ) -> Result<Option<String>, ModuleError> {
     let backup = if spec.backup {
@@ -414,7 +423,7 @@ pub async fn validate_and_move(
 async fn put(
     tr: &mut AnyTransport,
     ctx: &ModuleCtx<'_>,
-    data: &[u8],
+    data: Payload<'_>,
     path: &str,
     attrs: &FileAttrs,
 ) -> Result<(), ModuleError> {
@@ -592,7 +601,7 @@ pub async fn edit_apply(
             ctx.run_ok(tr, cmd::mkdir_p(parent_of(&plan.write.dest)))
                 .await?;
         }
-        if let Some(b) = write_file(tr, ctx, data, &plan.write).await? {
+        if let Some(b) = write_file(tr, ctx, Payload::Bytes(data), &plan.write).await? {
             result.insert(backup_key.into(), Value::from(b));
         }
     } else {

@@ -22,14 +22,14 @@ use serde_json::Value;
 
 use super::common::{
     AttrFix, DIFF_MAX, WantAttrs, WriteSpec, attr, basename, diff_text, failed, join, mode_text,
-    run_batch, sha1_hex, sha256_hex, shown_after, stat_content_of, stat_of, take, temp_next_to,
-    validate_and_move, validate_arg, write_file,
+    run_batch, shown_content, stat_content_of, stat_of, take, temp_next_to, validate_and_move,
+    validate_arg, write_file,
 };
 use crate::modules::runtime::{
     Ahead, Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
     need_local_src,
 };
-use crate::modules::source;
+use crate::modules::source::{self, Content};
 use crate::transport::AnyTransport;
 use crate::transport::cmd::{self, Cmd, PathKind, PathState, stat_cmd, stat_content_cmd};
 
@@ -43,7 +43,7 @@ pub struct Template;
 enum Source {
     /// Bytes known on the controller (content, a local file, a rendered template), with the
     /// mode of the local file for `mode: preserve`.
-    Bytes(Arc<[u8]>, Option<u32>),
+    Bytes(Content, Option<u32>),
     /// A file on the host (`remote_src`).
     Remote(String),
     /// A directory on the controller, copied recursively to this root on the host.
@@ -53,7 +53,7 @@ enum Source {
 /// What a single-file copy carries from check to apply.
 struct FilePlan {
     dest: String,
-    data: Option<Arc<[u8]>>,
+    data: Option<Content>,
     remote_src: Option<String>,
     /// The remote source's mode, for a new `dest` without `mode` (Ansible's `copystat`).
     remote_mode: Option<u32>,
@@ -66,7 +66,7 @@ struct FilePlan {
 /// What a tree copy carries from check to apply.
 struct TreePlan {
     mkdirs: Vec<String>,
-    files: Vec<(String, Vec<u8>, crate::transport::FileAttrs)>,
+    files: Vec<(String, Content, crate::transport::FileAttrs)>,
     fixes: Vec<(String, AttrFix)>,
     result: Args,
 }
@@ -87,7 +87,7 @@ impl Module for Copy {
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
         Box::pin(async move {
-            let (source, src_name, vaulted) = copy_source(args, ctx)?;
+            let (source, src_name, vaulted) = copy_source(args, ctx).await?;
             match source {
                 Source::LocalDir(dir, root) => check_tree(tr, args, ctx, &dir, &root).await,
                 other => check_file(tr, args, ctx, other, src_name.as_deref(), vaulted).await,
@@ -162,7 +162,10 @@ impl Module for Template {
                 .str_arg("src")
                 .map(|s| basename(&s).to_string())
                 .unwrap_or_else(|| basename(&local.to_string_lossy()).to_string());
-            let source = Source::Bytes(Arc::from(rendered.into_bytes()), local_mode(local));
+            let source = Source::Bytes(
+                Content::Mem(Arc::from(rendered.into_bytes())),
+                local_mode(local),
+            );
             check_file(tr, args, ctx, source, Some(&name), vaulted).await
         })
     }
@@ -198,7 +201,7 @@ fn local_mode(p: &Path) -> Option<u32> {
 
 /// The source of a `copy` task, the name a directory `dest` receives, and whether the source
 /// was decrypted from Ansible Vault.
-fn copy_source(
+async fn copy_source(
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<(Source, Option<String>, bool), ModuleError> {
@@ -208,7 +211,7 @@ fn copy_source(
             other => serde_json::to_string(other).unwrap_or_default(),
         };
         return Ok((
-            Source::Bytes(Arc::from(text.into_bytes()), None),
+            Source::Bytes(Content::Mem(Arc::from(text.into_bytes())), None),
             None,
             false,
         ));
@@ -223,7 +226,7 @@ fn copy_source(
         let root = tree_root(&src, &args.req_str("dest")?);
         return Ok((Source::LocalDir(local.to_path_buf(), root), None, false));
     }
-    let (data, vaulted) = source::read(local)?;
+    let (data, vaulted) = source::open(local).await?;
     Ok((Source::Bytes(data, local_mode(local)), Some(name), vaulted))
 }
 
@@ -254,7 +257,7 @@ async fn check_file(
     let inner = src_name.map(|n| join(&dest, n));
     // The destination's current text (for the diff) comes back only when it differs.
     let bytes_sha = match &source {
-        Source::Bytes(data, _) => Some(source::sha256_shared(data)),
+        Source::Bytes(data, _) => Some(data.sha256()),
         _ => None,
     };
     let mut cmds = Vec::new();
@@ -289,7 +292,7 @@ async fn check_file(
 
     let (want_sha, data, remote_src, preserve_mode) = match source {
         Source::Bytes(data, mode) => (
-            bytes_sha.unwrap_or_else(|| sha256_hex(&data)),
+            bytes_sha.unwrap_or_else(|| data.sha256()),
             Some(data),
             None,
             mode,
@@ -326,7 +329,7 @@ async fn check_file(
         result.insert("src".into(), Value::from(src.clone()));
     }
     if let Some(d) = &data {
-        result.insert("checksum".into(), Value::from(sha1_hex(d)));
+        result.insert("checksum".into(), Value::from(d.sha1()));
         result.insert("size".into(), Value::from(d.len()));
     }
     result.insert("sha256".into(), Value::from(want_sha.clone()));
@@ -372,7 +375,7 @@ async fn check_file(
         }
         let after = match &data {
             Some(d) if vaulted => format!("<{} bytes decrypted from Ansible Vault>", d.len()),
-            Some(d) => shown_after(d),
+            Some(d) => shown_content(d),
             None => format!(
                 "<content of {} on the host, sha256 {want_sha}>",
                 remote_src.as_deref().unwrap_or_default()
@@ -460,7 +463,7 @@ async fn apply_file(
         ctx.run_ok(tr, cmd::mkdir_p(dir)).await?;
     }
     if let Some(data) = &plan.data {
-        if let Some(b) = write_file(tr, ctx, data, &plan.write).await? {
+        if let Some(b) = write_file(tr, ctx, data.payload(), &plan.write).await? {
             result.insert("backup_file".into(), Value::from(b));
         }
     } else if let Some(src) = &plan.remote_src {
@@ -708,8 +711,7 @@ async fn check_tree(
             }
             continue;
         }
-        let data = std::fs::read(&e.path)
-            .map_err(|err| ModuleError::Args(format!("cannot read {}: {err}", e.path.display())))?;
+        let (data, _) = source::open(&e.path).await?;
         let file_want = resolve_preserve(want.clone(), local_mode(&e.path))?;
         let absent = super::common::absent_state();
         let cur = cur.unwrap_or(&absent);
@@ -720,7 +722,7 @@ async fn check_tree(
             PathKind::Directory | PathKind::Other => {
                 return Err(failed(format!("{path} exists and is not a regular file")));
             }
-            PathKind::File if cur.sha256.as_deref() == Some(sha256_hex(&data).as_str()) => {
+            PathKind::File if cur.sha256.as_deref() == Some(data.sha256().as_str()) => {
                 let fix = file_want.diff(&path, cur)?;
                 if !fix.is_empty() {
                     changes.extend(fix.changes.iter().cloned());
@@ -734,7 +736,7 @@ async fn check_tree(
                 changes.push(Change::Content {
                     path: path.clone(),
                     before: None,
-                    after: shown_after(&data),
+                    after: shown_content(&data),
                 });
                 if *kind == PathKind::File {
                     changes.extend(file_want.diff(&path, cur)?.changes);
@@ -774,7 +776,7 @@ async fn apply_tree(
             validate: None,
             backup: false,
         };
-        write_file(tr, ctx, data, &spec).await?;
+        write_file(tr, ctx, data.payload(), &spec).await?;
     }
     for (path, fix) in &plan.fixes {
         fix.apply(tr, ctx, path).await?;

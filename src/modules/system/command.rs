@@ -303,8 +303,8 @@ impl Module for Script {
             };
             let local = need_local_src(ctx)?;
             // A vault-encrypted script runs decrypted, as Ansible's `decrypt: true` default.
-            let (data, _) = crate::modules::source::read(local)?;
-            run_script(tr, args, ctx, p, &data).await
+            let (data, _) = crate::modules::source::open(local).await?;
+            run_script(tr, args, ctx, p, data.payload()).await
         })
     }
 
@@ -324,7 +324,7 @@ async fn run_script(
     args: &Args,
     ctx: &ModuleCtx<'_>,
     p: &ScriptPlan,
-    data: &[u8],
+    data: crate::transport::Payload<'_>,
 ) -> Result<Args, ModuleError> {
     // Another user (become) must be able to reach and run the script; nobody else needs to.
     let (dir_mode, file_mode) = if ctx.become_.is_some() {

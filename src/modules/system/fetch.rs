@@ -64,9 +64,18 @@ fn local_dest(ctx: &ModuleCtx<'_>, host: &str, src: &str, dest: &str, flat: bool
     p
 }
 
+/// The sha256 of the controller's copy, read in chunks (it may be large); `None` when absent.
 async fn local_sum(path: &Path) -> Option<String> {
-    let data = tokio::fs::read(path).await.ok()?;
-    Some(hex::encode(Sha256::digest(&data)))
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(path).ok()?;
+        let mut sum = Sha256::new();
+        crate::transport::read_chunks(&mut file, |chunk| sum.update(chunk)).ok()?;
+        Some(hex::encode(sum.finalize()))
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 async fn check_fetch(

@@ -16,6 +16,7 @@ use crate::modules::runtime::{
     Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
     parse_mode,
 };
+use crate::modules::source::Content;
 use crate::transport::{AnyTransport, Cmd};
 
 /// `unarchive`.
@@ -68,8 +69,9 @@ printf 'extracted\n'"#;
 struct Src {
     /// The archive on the host (`remote_src`), or `None` to stream `bytes`.
     remote: Option<String>,
-    /// A controller archive's bytes, shared by every host in flight (never copied per host).
-    bytes: std::sync::Arc<[u8]>,
+    /// A controller archive: its bytes shared by every host in flight (never copied per host),
+    /// or a large one streamed from disk.
+    bytes: Content,
     format: &'static str,
     shown: String,
 }
@@ -95,7 +97,7 @@ async fn source(args: &Args, ctx: &ModuleCtx<'_>) -> Result<Src, ModuleError> {
     if args.bool_arg("remote_src", false)? {
         return Ok(Src {
             remote: Some(not_an_option(&src)),
-            bytes: std::sync::Arc::from(Vec::new()),
+            bytes: Content::Mem(std::sync::Arc::from(Vec::new())),
             format: by_name(&src),
             shown: src,
         });
@@ -104,18 +106,29 @@ async fn source(args: &Args, ctx: &ModuleCtx<'_>) -> Result<Src, ModuleError> {
         .local_src
         .ok_or_else(|| ModuleError::Args(format!("src '{src}' was not found on the controller")))?;
     // A vault-encrypted archive is unpacked decrypted, as Ansible's `decrypt: true` default.
-    let bytes = crate::modules::source::read(local)?.0;
-    let format = if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
-        "zip"
-    } else {
-        "tar"
-    };
+    let bytes = crate::modules::source::open(local).await?.0;
+    let format = if is_zip(&bytes, local) { "zip" } else { "tar" };
     Ok(Src {
         remote: None,
         bytes,
         format,
         shown: src,
     })
+}
+
+/// Whether a controller archive is a zip file (by its first bytes, as Ansible's handlers do).
+fn is_zip(c: &Content, path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(4);
+    let head = match c.bytes() {
+        Some(b) => b,
+        None => {
+            // An unreadable file fails when it is sent, naming it.
+            let _ = std::fs::File::open(path).and_then(|f| f.take(4).read_to_end(&mut head));
+            head.as_slice()
+        }
+    };
+    head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06")
 }
 
 fn base_cmd(dest: &str, s: &Src) -> Cmd {
@@ -133,7 +146,7 @@ async fn run_with_archive(
     s: &Src,
 ) -> Result<crate::transport::Output, ModuleError> {
     match s.remote {
-        None => ctx.run_input(tr, cmd, &s.bytes).await,
+        None => ctx.run_input(tr, cmd, s.bytes.payload()).await,
         Some(_) => ctx.run(tr, cmd).await,
     }
 }
