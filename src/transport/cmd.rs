@@ -1594,8 +1594,9 @@ fn stat_resolved_with(path: &str, hash: bool) -> Cmd {
 
 /// Prints the path after following every symlink, as `readlink -f -- PATH` does. For a path
 /// that is not a symlink (existing, or missing in an existing folder) it is found with shell
-/// built-ins (`cd -P` and `$PWD`: no process); anything else (a link, a missing folder, a
-/// directory that cannot be entered) goes to `readlink -f` (GNU/BusyBox).
+/// built-ins (`cd -P` and `$PWD`: no process), and a path in a missing folder fails as
+/// `readlink -f` fails there (no output, exit 1); anything else (a link, a dangling link on
+/// the way, a directory that cannot be entered) goes to `readlink -f` (GNU/BusyBox).
 pub fn realpath_cmd(path: &str) -> Cmd {
     Cmd::raw("set --").arg(path).op(REALPATH_SCRIPT)
 }
@@ -1607,7 +1608,9 @@ if ! [ -L "$1" ]; then
   else
     case $1 in */*) d_=${1%/*} ;; *) d_=. ;; esac
     case ${1##*/} in ''|.|..) ;; *)
-      cd -P -- "${d_:-/}" 2>/dev/null && { printf '%s/%s\n' "${PWD%/}" "${1##*/}"; exit 0; } ;;
+      cd -P -- "${d_:-/}" 2>/dev/null && { printf '%s/%s\n' "${PWD%/}" "${1##*/}"; exit 0; }
+      # A missing folder (not even a dangling link): readlink -f prints nothing and fails.
+      [ -e "${d_:-/}" ] || [ -L "${d_:-/}" ] || exit 1 ;;
     esac
   fi
 fi
@@ -1825,13 +1828,20 @@ pub fn put_file_cmd(
 
 /// `DEST TMP SHA256 MODE CHOWN UMASK`. With UMASK (or a new file with no mode and no chown,
 /// which gets 0644), the temp file is created with its final mode: no `chmod` process.
+///
+/// The temp file is created exclusively (`set -C`: never through a planted symlink) on fd 3,
+/// and written and fsynced by one `dd conv=fsync` (GNU, BusyBox). A `dd` that refuses those
+/// operands exits before reading anything: then `cat` writes it and `sync FILE` flushes it.
+/// A chown/chmod afterwards is flushed with `sync FILE` too.
 const PUT_SCRIPT: &str = r#"
 T=$2
 fail() { rm -f -- "$T"; exit "${1:-1}"; }
 u_=$6
 if [ -z "$u_" ] && [ -z "$4" ] && [ -z "$5" ] && ! { [ -f "$1" ] && ! [ -L "$1" ]; }; then u_=022; fi
 if [ -n "$u_" ]; then umask "$u_"; else umask 077; fi
-( set -C; exec cat > "$T" ) || fail
+( set -C; exec 3>"$T"
+  dd bs=65536 conv=fsync status=none >&3 && exit 0
+  ! [ -s "$T" ] && cat >&3 && { sync -- "$T" 2>/dev/null || :; } ) || fail
 got=$(sha256sum < "$T") || fail
 got=${got%% *}
 [ "$got" = "$3" ] || { echo "sha256 of $1 differs after writing (got $got)" >&2; fail 3; }
@@ -1842,8 +1852,8 @@ if [ -z "$u_" ]; then
   fi
   if [ -n "$5" ]; then chown -- "$5" "$T" || fail; fi
   chmod -- "$m" "$T" || fail
+  sync -- "$T" 2>/dev/null || :
 fi
-sync -- "$T" 2>/dev/null || :
 mv -f -T -- "$T" "$1" || fail"#;
 
 /// Prints at most `max_bytes` bytes of `path` (following a symlink): the transport asks for one
@@ -2219,6 +2229,87 @@ mod tests {
     }
 
     #[test]
+    fn put_file_cmd_writes_and_flushes_with_one_dd_or_falls_back_to_cat_and_sync() {
+        use sha2::{Digest, Sha256};
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // 300 KiB: more than one pipe buffer and one dd block.
+        let data: Vec<u8> = (0..300 * 1024u32).map(|i| (i % 253) as u8).collect();
+        let sum = hex::encode(Sha256::digest(&data));
+        // Shims log each start of dd, cat and sync; `old/dd` refuses conv=fsync as a dd
+        // without it does (before reading anything).
+        let (bin, old) = (d.join("bin"), d.join("old"));
+        for b in [&bin, &old] {
+            std::fs::create_dir(b).unwrap();
+        }
+        let shim = |path: std::path::PathBuf, body: String| {
+            std::fs::write(
+                &path,
+                format!(
+                    "#!/bin/sh\necho {} >> {}/calls\n{body}\n",
+                    path.file_name().unwrap().to_string_lossy(),
+                    d.display()
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        for tool in ["dd", "cat", "sync"] {
+            shim(bin.join(tool), format!("exec /usr/bin/{tool} \"$@\""));
+            shim(old.join(tool), format!("exec /usr/bin/{tool} \"$@\""));
+        }
+        shim(
+            old.join("dd"),
+            "echo 'dd: invalid conversion' >&2; exit 1".into(),
+        );
+        let path = std::env::var("PATH").unwrap_or_default();
+        for (shims, want_calls) in [(&bin, "dd\n"), (&old, "dd\ncat\nsync\n")] {
+            let dest = d.join("dest").to_string_lossy().into_owned();
+            let _ = std::fs::remove_file(d.join("calls"));
+            let out = run_sh(
+                &format!(
+                    "PATH='{}:{path}'\n{}",
+                    shims.display(),
+                    put_file_cmd(&dest, &sum, Some(0o640), None, None)
+                        .to_shell()
+                        .unwrap()
+                ),
+                &data,
+            );
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(std::fs::read(&dest).unwrap(), data, "{}", shims.display());
+            assert_eq!(
+                std::fs::metadata(&dest).unwrap().permissions().mode() & 0o7777,
+                0o640
+            );
+            let calls = std::fs::read_to_string(d.join("calls")).unwrap();
+            assert_eq!(calls, want_calls, "{}", shims.display());
+        }
+        // A temp name already taken (a planted symlink) is never written through.
+        let victim = d.join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let dest = d.join("d2").to_string_lossy().into_owned();
+        let cmd = put_file_cmd(&dest, &sum, None, None, None);
+        let script = cmd.to_shell().unwrap();
+        let tmp = script
+            .split('\'')
+            .find(|w| w.contains(".d2.rdeploy-tmp."))
+            .unwrap()
+            .to_string();
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        // (No input: the script stops before reading it.)
+        let out = run_sh(&script, b"");
+        assert!(!out.status.success());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(!std::path::Path::new(&dest).exists());
+    }
+
+    #[test]
     fn read_file_bounded_cmd_stops_at_the_limit() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("big");
@@ -2589,6 +2680,7 @@ mod tests {
         std::fs::create_dir_all(d.join("real/sub")).unwrap();
         std::fs::write(d.join("real/f"), b"x").unwrap();
         std::os::unix::fs::symlink("real", d.join("lnk")).unwrap();
+        std::os::unix::fs::symlink("nowhere", d.join("dangling")).unwrap();
         let p = d.to_string_lossy();
         for path in [
             format!("{p}/lnk/sub"),
@@ -2601,7 +2693,11 @@ mod tests {
             format!("{p}/real/missing"),
             format!("{p}/lnk/missing"),
             format!("{p}/real/f/x"),
+            format!("{p}/missing/a/b"),
+            format!("{p}/dangling/x"),
+            format!("{p}/dangling"),
             "relative-missing".to_string(),
+            "missing-folder/x".to_string(),
             "/".to_string(),
         ] {
             let ours = run_sh(&realpath_cmd(&path).to_shell().unwrap(), b"");
@@ -2612,6 +2708,31 @@ mod tests {
             assert_eq!(ours.stdout, theirs.stdout, "{path}");
             assert_eq!(ours.status.code(), theirs.status.code(), "{path}");
         }
+        // A path in a missing folder (a fresh host) is answered without readlink.
+        let bin = d.join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        std::fs::write(
+            bin.join("readlink"),
+            "#!/bin/sh\necho readlink ran >&2\nexit 99\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            bin.join("readlink"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let ours = run_sh(
+            &format!(
+                "PATH='{}'\n{}",
+                bin.display(),
+                realpath_cmd(&format!("{p}/missing/a/b"))
+                    .to_shell()
+                    .unwrap()
+            ),
+            b"",
+        );
+        assert_eq!(ours.status.code(), Some(1), "{ours:?}");
+        assert!(ours.stdout.is_empty() && ours.stderr.is_empty(), "{ours:?}");
     }
 
     #[test]

@@ -23,14 +23,15 @@ use crate::transport::cmd::{
 /// The `stat` module.
 pub struct Stat;
 
-/// Prints `atime mtime ctime inode dev nlink type words`.
+/// Prints `atime mtime ctime inode dev nlink type words`; for a path that is not there (the
+/// built-in `test` says so) nothing, exit 1, without starting `stat`.
 fn times_cmd(path: &str, follow: bool) -> Cmd {
-    let c = if follow {
-        Cmd::raw("stat -L -c '%X %Y %Z %i %d %h %F' --")
+    let c = Cmd::raw("set --").arg(path);
+    if follow {
+        c.op(r#"; [ -e "$1" ] || exit 1; exec stat -L -c '%X %Y %Z %i %d %h %F' -- "$1""#)
     } else {
-        Cmd::raw("stat -c '%X %Y %Z %i %d %h %F' --")
-    };
-    c.arg(path)
+        c.op(r#"; [ -e "$1" ] || [ -L "$1" ] || exit 1; exec stat -c '%X %Y %Z %i %d %h %F' -- "$1""#)
+    }
 }
 
 /// Prints three words `true`/`false`: readable, writeable, executable.

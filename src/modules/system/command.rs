@@ -361,7 +361,19 @@ async fn run_script(
     }
     let cmd = p.cmd(&tmp, &path, args)?;
     let clock = Clock::start();
-    let ran = ctx.run(tr, cmd).await;
+    let mut ran = ctx.run(tr, cmd.clone()).await;
+    // Written by the controller itself (the local connection), the script can be "busy" for a
+    // moment: a process another thread started just then holds a copy of the descriptor it was
+    // written through until its own exec. The script did not start; try again shortly.
+    for _ in 0..5 {
+        match &ran {
+            Ok(o) if o.status == 126 && o.stderr_lossy().contains("Text file busy") => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                ran = ctx.run(tr, cmd.clone()).await;
+            }
+            _ => break,
+        }
+    }
     // The script's own `rm` runs as the become user; make sure the directory goes either way.
     let _ = tr.exec(&crate::transport::cmd::rm_rf(&tmp)).await;
     let out = ran?;
