@@ -601,6 +601,13 @@ impl Fleet {
         self.bastion.as_ref()
     }
 
+    /// With [`FleetBuilder::bastion`]: the network namespace the bastion and the hosts live
+    /// in. A thread that enters it reaches the bastion at the same `127.0.0.1:PORT` without
+    /// the relay, so [`Fleet::ssh_config`] works there too (`examples/jump_bench.rs`).
+    pub fn netns_path(&self) -> Option<&Path> {
+        self.netns.as_ref().map(Netns::path)
+    }
+
     /// The fleet's directory (one folder per sshd, the client keys, known_hosts, ...).
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -1315,6 +1322,10 @@ fn relay_loop(listener: &TcpListener, target: SocketAddr, stop: &AtomicBool) {
         let Ok(server) = TcpStream::connect_timeout(&target, Duration::from_secs(2)) else {
             continue;
         };
+        // A forwarder must not hold back what it read: without TCP_NODELAY its writes wait
+        // for the ACK of the previous one (Nagle), ~40 ms per command to the bastion.
+        let _ = client.set_nodelay(true);
+        let _ = server.set_nodelay(true);
         let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
             continue;
         };
