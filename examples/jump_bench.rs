@@ -12,7 +12,8 @@
 //!   the fleet's);
 //! - the same two from inside the fleet's network namespace (a thread that entered it, with
 //!   its own runtime): no relay, the controller talks TCP to the bastion's sshd, as it would
-//!   to a real bastion.
+//!   to a real bastion; and the private host through a chain of two jump hosts (the bastion
+//!   twice, the second hop being the bastion reaching itself).
 //!
 //! `--hold SECS` waits that long before connecting, so strace can be attached to the sshds
 //! (their PIDs are printed) and see the connections from their start, or OpenSSH's client be
@@ -35,8 +36,12 @@ use rdeploy::transport::{Cmd, SshTransport, Transport};
 
 use fleet::Fleet;
 
-/// One connection to measure: a label, the ssh config to read, the host to connect to.
-type Target = (&'static str, PathBuf, &'static str);
+/// One connection to measure: a label, the ssh config to read, the host to connect to, and
+/// its `ansible_ssh_common_args` if any.
+type Target = (&'static str, PathBuf, &'static str, Option<&'static str>);
+
+/// A chain of two jump hosts: the bastion, then the bastion again (reaching itself).
+const TWO_JUMPS: &str = "-o ProxyJump=bastion,bastion";
 
 /// Per-command durations of one target, sorted.
 type Times = Vec<Duration>;
@@ -81,29 +86,20 @@ fn main() -> ExitCode {
         );
         std::thread::sleep(Duration::from_secs(secs));
     }
+    let (plain_cfg, jump_cfg) = (plain.ssh_config(), jumped.ssh_config());
     let outside: Vec<Target> = vec![
-        ("direct: plain host", plain.ssh_config().into(), "host0"),
-        (
-            "relay: bastion itself",
-            jumped.ssh_config().into(),
-            "bastion",
-        ),
-        (
-            "relay: through ProxyJump",
-            jumped.ssh_config().into(),
-            "host0",
-        ),
+        ("direct: plain host", plain_cfg.into(), "host0", None),
+        ("relay: bastion itself", jump_cfg.into(), "bastion", None),
+        ("relay: through ProxyJump", jump_cfg.into(), "host0", None),
     ];
     let inside: Vec<Target> = vec![
+        ("netns: bastion itself", jump_cfg.into(), "bastion", None),
+        ("netns: through ProxyJump", jump_cfg.into(), "host0", None),
         (
-            "netns: bastion itself",
-            jumped.ssh_config().into(),
-            "bastion",
-        ),
-        (
-            "netns: through ProxyJump",
-            jumped.ssh_config().into(),
+            "netns: two jumps",
+            jump_cfg.into(),
             "host0",
+            Some(TWO_JUMPS),
         ),
     ];
     let measured = measure_all(outside, n).and_then(|mut rows| {
@@ -158,8 +154,8 @@ fn measure_all(targets: Vec<Target>, n: usize) -> Result<Vec<(&'static str, Time
     // starting before the connection exists (a spawn from outside the workers can race it).
     let work = rt.spawn(async move {
         let mut conns = Vec::new();
-        for (what, config, host) in targets {
-            let t = connect(&config, host)
+        for (what, config, host, args) in targets {
+            let t = connect(&config, host, args)
                 .await
                 .map_err(|e| format!("{what}: {e}"))?;
             conns.push((what, t));
@@ -178,13 +174,21 @@ fn measure_all(targets: Vec<Target>, n: usize) -> Result<Vec<(&'static str, Time
         .unwrap_or_else(|e| Err(format!("the measuring task failed: {e}")))
 }
 
-async fn connect(config_file: &Path, host: &str) -> Result<SshTransport, String> {
+async fn connect(
+    config_file: &Path,
+    host: &str,
+    ssh_args: Option<&str>,
+) -> Result<SshTransport, String> {
     let config = ssh_config::load_config(Some(config_file))?;
     let opts = SshOptions {
         config_file: Some(config_file.to_path_buf()),
         ..SshOptions::default()
     };
-    let settings = ssh_config::resolve(host, &|_| None, &opts, &config)?;
+    let var = |k: &str| match (k, ssh_args) {
+        ("ansible_ssh_common_args", Some(a)) => Some(serde_json::Value::from(a)),
+        _ => None,
+    };
+    let settings = ssh_config::resolve(host, &var, &opts, &config)?;
     SshTransport::connect(&settings, &opts)
         .await
         .map_err(|e| e.to_string())

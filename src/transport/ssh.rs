@@ -1,7 +1,8 @@
 //! `SshTransport`: one russh connection per host for the whole run, a channel per command.
 //!
 //! It owns the connection's life: TCP connect (through `ProxyJump` hosts with `direct-tcpip`
-//! channels and `connect_stream`), host identity (our [`known_hosts`] layer, consulted from
+//! channels and `connect_stream`; the first jump host's socket acknowledges what it reads at
+//! once, [`QuickAck`], since sshd leaves Nagle on there), host identity (our [`known_hosts`] layer, consulted from
 //! `check_server_key`, refusing before any credential is sent), authentication (ssh-agent, key
 //! files, password; a failure names every method tried), a semaphore capping channels below
 //! OpenSSH's `MaxSessions` (10), and a liveness task sending `keepalive@openssh.com` requests
@@ -30,6 +31,7 @@ use tokio::sync::{Semaphore, watch};
 
 use super::cmd::{self, Become, Cmd};
 use super::known_hosts::{self, HostKey, HostKeyPolicy, KnownHosts, Verdict};
+use super::quickack::QuickAck;
 use super::ssh_config::{Hop, HostSettings, SshOptions};
 use super::{
     Capture, FileAttrs, Output, OutputLimits, Queued, Reads, Transport, TransportError, Truncated,
@@ -100,14 +102,18 @@ impl SshTransport {
             .iter()
             .chain(std::iter::once(&settings.target))
         {
-            let what = if std::ptr::eq(hop, &settings.target) {
-                format!("{name} ({})", hop.endpoint)
+            let role = if std::ptr::eq(hop, &settings.target) {
+                HopRole::Target
             } else {
-                format!("{name}: jump host {}", hop.endpoint)
+                HopRole::Jump
+            };
+            let what = match role {
+                HopRole::Target => format!("{name} ({})", hop.endpoint),
+                HopRole::Jump => format!("{name}: jump host {}", hop.endpoint),
             };
             let handle = tokio::time::timeout(
                 settings.connect_timeout,
-                connect_hop(hop, jumps.last(), opts, &what),
+                connect_hop(hop, role, jumps.last(), opts, &what),
             )
             .await
             .map_err(|_| {
@@ -819,10 +825,20 @@ impl client::Handler for Client {
     }
 }
 
+/// What a hop's connection is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HopRole {
+    /// A `ProxyJump` host: its connection carries only the tunnel to the next hop.
+    Jump,
+    /// The host the commands run on.
+    Target,
+}
+
 /// Connects to one hop (directly, or through `via`'s direct-tcpip channel), verifies its key,
 /// authenticates.
 async fn connect_hop(
     hop: &Hop,
+    role: HopRole,
     via: Option<&Handle<Client>>,
     opts: &SshOptions,
     label: &str,
@@ -855,7 +871,14 @@ async fn connect_hop(
     let connected = match via {
         None => {
             let stream = tcp_connect(&ep.host, ep.port, label).await?;
-            client::connect_stream(config, stream, handler).await
+            match role {
+                // sshd leaves Nagle on for a connection that only tunnels: without quick ACKs
+                // each command waits ~40 ms on the jump host (see quickack.rs).
+                HopRole::Jump => {
+                    client::connect_stream(config, QuickAck::new(stream), handler).await
+                }
+                HopRole::Target => client::connect_stream(config, stream, handler).await,
+            }
         }
         Some(jump) => {
             let channel = jump

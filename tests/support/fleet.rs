@@ -10,7 +10,9 @@
 //! Plain hosts listen on `127.0.0.1` with a free port each. With [`FleetBuilder::bastion`]
 //! the hosts and a bastion live in a network namespace the fleet creates: the controller
 //! reaches only the bastion (a relay thread forwards `127.0.0.1:PORT` to it) and the bastion
-//! reaches the hosts on their loopback addresses inside that namespace.
+//! reaches the hosts on their loopback addresses inside that namespace. The relay is the
+//! bastion's TCP peer: the bastion sees the relay's ACK timing, not the controller's (a
+//! thread that enters [`Fleet::netns_path`] talks to the bastion directly).
 //!
 //! Everything the fleet starts is stopped by PID when the fleet is dropped, also when the
 //! test panics: each host's sshd is killed through a pidfd, which ends its whole PID
