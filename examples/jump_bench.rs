@@ -149,9 +149,7 @@ fn measure_in(
 /// Connects to every target, then measures them one after the other.
 fn measure_all(targets: Vec<Target>, n: usize) -> Result<Vec<(&'static str, Times)>, String> {
     let rt = tokio::runtime::Runtime::new().map_err(|e| format!("tokio: {e}"))?;
-    // As in a run, connections are made inside a task of the runtime: SshTransport::connect
-    // spawns its liveness task from inside `Arc::new_cyclic`, which relies on that task not
-    // starting before the connection exists (a spawn from outside the workers can race it).
+    // As in a run, connections are made inside a task of the runtime.
     let work = rt.spawn(async move {
         let mut conns = Vec::new();
         for (what, config, host, args) in targets {

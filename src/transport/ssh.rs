@@ -18,7 +18,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use russh::client::{self, AuthResult, Handle};
@@ -75,12 +75,16 @@ struct Conn {
     _jumps: Vec<Handle<Client>>,
     channels: Arc<Semaphore>,
     dead: watch::Receiver<Option<String>>,
-    liveness: Option<tokio::task::JoinHandle<()>>,
+    /// Keeps `dead` open: without a liveness task (`ServerAliveInterval 0`) nothing declares
+    /// the connection dead, and a closed channel would read as "connection lost".
+    _dead_tx: watch::Sender<Option<String>>,
+    /// Set once, right after the connection is built (the task holds a `Weak` to it).
+    liveness: OnceLock<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        if let Some(t) = self.liveness.take() {
+        if let Some(t) = self.liveness.get() {
             t.abort();
         }
     }
@@ -130,21 +134,27 @@ impl SshTransport {
             )));
         };
         let (dead_tx, dead_rx) = watch::channel(None);
-        let conn = Arc::new_cyclic(|weak: &Weak<Conn>| Conn {
+        let conn = Arc::new(Conn {
             name: name.clone(),
             handle,
             _jumps: jumps,
             channels: Arc::new(Semaphore::new(MAX_CHANNELS)),
             dead: dead_rx,
-            liveness: settings.alive_interval.map(|interval| {
-                tokio::spawn(liveness(
-                    weak.clone(),
-                    dead_tx,
-                    interval,
-                    settings.alive_count.max(1),
-                ))
-            }),
+            _dead_tx: dead_tx.clone(),
+            liveness: OnceLock::new(),
         });
+        if let Some(interval) = settings.alive_interval {
+            // Spawned once `conn` exists: started from inside `Arc::new_cyclic`, the task could
+            // run before the Arc did, find nothing to upgrade and end, which every command then
+            // read as "connection lost".
+            let task = tokio::spawn(liveness(
+                Arc::downgrade(&conn),
+                dead_tx,
+                interval,
+                settings.alive_count.max(1),
+            ));
+            let _ = conn.liveness.set(task);
+        }
         tracing::debug!(host = %name, "ssh connection ready");
         Ok(SshTransport {
             name,
