@@ -887,6 +887,28 @@ fn a_frozen_host_is_declared_dead_within_interval_times_count() {
 }
 
 #[test]
+fn server_alive_interval_0_turns_liveness_off_and_commands_still_run() {
+    // It used to fail every command with "connection lost": without a liveness task the
+    // connection's "dead" signal had no sender left, and a closed signal read as dead.
+    let fleet = Fleet::start(1);
+    let sb = Sandbox::new();
+    let extra = json!({
+        "ansible_ssh_common_args": format!(
+            "-o UserKnownHostsFile={} -o ServerAliveInterval=0",
+            fleet.known_hosts().display()
+        )
+    });
+    sb.write(
+        "inv.yaml",
+        inventory("all", fleet_hosts(&fleet, &extra), Value::Null),
+    );
+    sb.write("pb.yaml", WRITE_FILE);
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert_each_wrote_its_name(&fleet);
+}
+
+#[test]
 fn a_hanging_command_is_killed_with_its_process_group_and_the_host_goes_on() {
     let fleet = Fleet::start(1);
     let h = fleet.host(0);

@@ -12,6 +12,7 @@
 pub mod cmd;
 pub mod known_hosts;
 pub mod local;
+mod quickack;
 pub mod reads;
 pub mod ssh;
 pub mod ssh_config;

@@ -1,7 +1,8 @@
 //! `SshTransport`: one russh connection per host for the whole run, a channel per command.
 //!
 //! It owns the connection's life: TCP connect (through `ProxyJump` hosts with `direct-tcpip`
-//! channels and `connect_stream`), host identity (our [`known_hosts`] layer, consulted from
+//! channels and `connect_stream`; the first jump host's socket acknowledges what it reads at
+//! once, [`QuickAck`], since sshd leaves Nagle on there), host identity (our [`known_hosts`] layer, consulted from
 //! `check_server_key`, refusing before any credential is sent), authentication (ssh-agent, key
 //! files, password; a failure names every method tried), a semaphore capping channels below
 //! OpenSSH's `MaxSessions` (10), and a liveness task sending `keepalive@openssh.com` requests
@@ -17,7 +18,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use russh::client::{self, AuthResult, Handle};
@@ -29,6 +30,7 @@ use tokio::sync::{Semaphore, watch};
 
 use super::cmd::{self, Become, Cmd};
 use super::known_hosts::{self, HostKey, HostKeyPolicy, KnownHosts, Verdict};
+use super::quickack::QuickAck;
 use super::ssh_config::{Hop, HostSettings, SshOptions};
 use super::{
     Capture, FileAttrs, Output, OutputLimits, Payload, Queued, Reads, Transport, TransportError,
@@ -72,12 +74,16 @@ struct Conn {
     _jumps: Vec<Handle<Client>>,
     channels: Arc<Semaphore>,
     dead: watch::Receiver<Option<String>>,
-    liveness: Option<tokio::task::JoinHandle<()>>,
+    /// Keeps `dead` open: without a liveness task (`ServerAliveInterval 0`) nothing declares
+    /// the connection dead, and a closed channel would read as "connection lost".
+    _dead_tx: watch::Sender<Option<String>>,
+    /// Set once, right after the connection is built (the task holds a `Weak` to it).
+    liveness: OnceLock<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        if let Some(t) = self.liveness.take() {
+        if let Some(t) = self.liveness.get() {
             t.abort();
         }
     }
@@ -99,14 +105,18 @@ impl SshTransport {
             .iter()
             .chain(std::iter::once(&settings.target))
         {
-            let what = if std::ptr::eq(hop, &settings.target) {
-                format!("{name} ({})", hop.endpoint)
+            let role = if std::ptr::eq(hop, &settings.target) {
+                HopRole::Target
             } else {
-                format!("{name}: jump host {}", hop.endpoint)
+                HopRole::Jump
+            };
+            let what = match role {
+                HopRole::Target => format!("{name} ({})", hop.endpoint),
+                HopRole::Jump => format!("{name}: jump host {}", hop.endpoint),
             };
             let handle = tokio::time::timeout(
                 settings.connect_timeout,
-                connect_hop(hop, jumps.last(), opts, &what),
+                connect_hop(hop, role, jumps.last(), opts, &what),
             )
             .await
             .map_err(|_| {
@@ -123,21 +133,27 @@ impl SshTransport {
             )));
         };
         let (dead_tx, dead_rx) = watch::channel(None);
-        let conn = Arc::new_cyclic(|weak: &Weak<Conn>| Conn {
+        let conn = Arc::new(Conn {
             name: name.clone(),
             handle,
             _jumps: jumps,
             channels: Arc::new(Semaphore::new(MAX_CHANNELS)),
             dead: dead_rx,
-            liveness: settings.alive_interval.map(|interval| {
-                tokio::spawn(liveness(
-                    weak.clone(),
-                    dead_tx,
-                    interval,
-                    settings.alive_count.max(1),
-                ))
-            }),
+            _dead_tx: dead_tx.clone(),
+            liveness: OnceLock::new(),
         });
+        if let Some(interval) = settings.alive_interval {
+            // Spawned once `conn` exists: started from inside `Arc::new_cyclic`, the task could
+            // run before the Arc did, find nothing to upgrade and end, which every command then
+            // read as "connection lost".
+            let task = tokio::spawn(liveness(
+                Arc::downgrade(&conn),
+                dead_tx,
+                interval,
+                settings.alive_count.max(1),
+            ));
+            let _ = conn.liveness.set(task);
+        }
         tracing::debug!(host = %name, "ssh connection ready");
         Ok(SshTransport {
             name,
@@ -848,10 +864,20 @@ impl client::Handler for Client {
     }
 }
 
+/// What a hop's connection is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HopRole {
+    /// A `ProxyJump` host: its connection carries only the tunnel to the next hop.
+    Jump,
+    /// The host the commands run on.
+    Target,
+}
+
 /// Connects to one hop (directly, or through `via`'s direct-tcpip channel), verifies its key,
 /// authenticates.
 async fn connect_hop(
     hop: &Hop,
+    role: HopRole,
     via: Option<&Handle<Client>>,
     opts: &SshOptions,
     label: &str,
@@ -884,7 +910,14 @@ async fn connect_hop(
     let connected = match via {
         None => {
             let stream = tcp_connect(&ep.host, ep.port, label).await?;
-            client::connect_stream(config, stream, handler).await
+            match role {
+                // sshd leaves Nagle on for a connection that only tunnels: without quick ACKs
+                // each command waits ~40 ms on the jump host (see quickack.rs).
+                HopRole::Jump => {
+                    client::connect_stream(config, QuickAck::new(stream), handler).await
+                }
+                HopRole::Target => client::connect_stream(config, stream, handler).await,
+            }
         }
         Some(jump) => {
             let channel = jump

@@ -10,7 +10,9 @@
 //! Plain hosts listen on `127.0.0.1` with a free port each. With [`FleetBuilder::bastion`]
 //! the hosts and a bastion live in a network namespace the fleet creates: the controller
 //! reaches only the bastion (a relay thread forwards `127.0.0.1:PORT` to it) and the bastion
-//! reaches the hosts on their loopback addresses inside that namespace.
+//! reaches the hosts on their loopback addresses inside that namespace. The relay is the
+//! bastion's TCP peer: the bastion sees the relay's ACK timing, not the controller's (a
+//! thread that enters [`Fleet::netns_path`] talks to the bastion directly).
 //!
 //! Everything the fleet starts is stopped by PID when the fleet is dropped, also when the
 //! test panics: each host's sshd is killed through a pidfd, which ends its whole PID
@@ -599,6 +601,13 @@ impl Fleet {
     /// by jumping through the bastion.
     pub fn bastion(&self) -> Option<&Host> {
         self.bastion.as_ref()
+    }
+
+    /// With [`FleetBuilder::bastion`]: the network namespace the bastion and the hosts live
+    /// in. A thread that enters it reaches the bastion at the same `127.0.0.1:PORT` without
+    /// the relay, so [`Fleet::ssh_config`] works there too (`examples/jump_bench.rs`).
+    pub fn netns_path(&self) -> Option<&Path> {
+        self.netns.as_ref().map(Netns::path)
     }
 
     /// The fleet's directory (one folder per sshd, the client keys, known_hosts, ...).
@@ -1315,6 +1324,10 @@ fn relay_loop(listener: &TcpListener, target: SocketAddr, stop: &AtomicBool) {
         let Ok(server) = TcpStream::connect_timeout(&target, Duration::from_secs(2)) else {
             continue;
         };
+        // A forwarder must not hold back what it read: without TCP_NODELAY its writes wait
+        // for the ACK of the previous one (Nagle), ~40 ms per command to the bastion.
+        let _ = client.set_nodelay(true);
+        let _ = server.set_nodelay(true);
         let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
             continue;
         };
