@@ -1832,10 +1832,12 @@ pub fn put_file_cmd(
 /// The temp file is created exclusively (`set -C`: never through a planted symlink) on fd 3,
 /// and written and fsynced by one `dd conv=fsync` (GNU, BusyBox). A `dd` that refuses those
 /// operands exits before reading anything: then `cat` writes it and `sync FILE` flushes it.
-/// A chown/chmod afterwards is flushed with `sync FILE` too.
+/// A chown/chmod afterwards is flushed with `sync FILE` too. Killed (a timeout, Ctrl-C: the
+/// whole process group gets SIGTERM), it removes the temp file before it goes.
 const PUT_SCRIPT: &str = r#"
 T=$2
 fail() { rm -f -- "$T"; exit "${1:-1}"; }
+trap 'fail 143' TERM; trap 'fail 129' HUP; trap 'fail 130' INT
 u_=$6
 if [ -z "$u_" ] && [ -z "$4" ] && [ -z "$5" ] && ! { [ -f "$1" ] && ! [ -L "$1" ]; }; then u_=022; fi
 if [ -n "$u_" ]; then umask "$u_"; else umask 077; fi
@@ -2306,6 +2308,48 @@ mod tests {
         let out = run_sh(&script, b"");
         assert!(!out.status.success());
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(!std::path::Path::new(&dest).exists());
+    }
+
+    #[test]
+    fn a_put_killed_mid_transfer_leaves_no_temp_file() {
+        use std::io::Write;
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("big").to_string_lossy().into_owned();
+        let line = put_file_cmd(&dest, &"0".repeat(64), None, None, None)
+            .to_shell()
+            .unwrap();
+        // Its own process group, as on a host (sshd makes each session's shell a leader).
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .stdin(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(&[7u8; 200_000]).unwrap();
+        // The input stays open: the transfer is in flight until the temp file has the bytes.
+        let tmp_len = || {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter_map(Result::ok)
+                .find(|e| e.file_name().to_string_lossy().contains(".rdeploy-tmp."))
+                .and_then(|e| e.metadata().ok())
+                .map(|m| m.len())
+        };
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while tmp_len() != Some(200_000) && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(tmp_len(), Some(200_000), "the transfer never got going");
+        let pgid = rustix::process::Pid::from_child(&child);
+        rustix::process::kill_process_group(pgid, rustix::process::Signal::TERM).unwrap();
+        let status = child.wait().unwrap();
+        drop(input);
+        assert_eq!(status.code(), Some(143), "{status:?}");
+        assert_eq!(tmp_len(), None, "temp file left behind");
         assert!(!std::path::Path::new(&dest).exists());
     }
 
