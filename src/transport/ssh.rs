@@ -1,8 +1,9 @@
 //! `SshTransport`: one russh connection per host for the whole run, a channel per command.
 //!
 //! It owns the connection's life: TCP connect (through `ProxyJump` hosts with `direct-tcpip`
-//! channels and `connect_stream`; the first jump host's socket acknowledges what it reads at
-//! once, [`QuickAck`], since sshd leaves Nagle on there), host identity (our [`known_hosts`] layer, consulted from
+//! channels and `connect_stream`; the TCP socket acknowledges what it reads at once,
+//! [`QuickAck`], since sshd leaves Nagle on until a command runs, and for good on a jump
+//! host), host identity (our [`known_hosts`] layer, consulted from
 //! `check_server_key`, refusing before any credential is sent), authentication (ssh-agent, key
 //! files, password; a failure names every method tried), a semaphore capping channels below
 //! OpenSSH's `MaxSessions` (10), and a liveness task sending `keepalive@openssh.com` requests
@@ -105,18 +106,14 @@ impl SshTransport {
             .iter()
             .chain(std::iter::once(&settings.target))
         {
-            let role = if std::ptr::eq(hop, &settings.target) {
-                HopRole::Target
+            let what = if std::ptr::eq(hop, &settings.target) {
+                format!("{name} ({})", hop.endpoint)
             } else {
-                HopRole::Jump
-            };
-            let what = match role {
-                HopRole::Target => format!("{name} ({})", hop.endpoint),
-                HopRole::Jump => format!("{name}: jump host {}", hop.endpoint),
+                format!("{name}: jump host {}", hop.endpoint)
             };
             let handle = tokio::time::timeout(
                 settings.connect_timeout,
-                connect_hop(hop, role, jumps.last(), opts, &what),
+                connect_hop(hop, jumps.last(), opts, &what),
             )
             .await
             .map_err(|_| {
@@ -864,20 +861,10 @@ impl client::Handler for Client {
     }
 }
 
-/// What a hop's connection is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum HopRole {
-    /// A `ProxyJump` host: its connection carries only the tunnel to the next hop.
-    Jump,
-    /// The host the commands run on.
-    Target,
-}
-
 /// Connects to one hop (directly, or through `via`'s direct-tcpip channel), verifies its key,
 /// authenticates.
 async fn connect_hop(
     hop: &Hop,
-    role: HopRole,
     via: Option<&Handle<Client>>,
     opts: &SshOptions,
     label: &str,
@@ -910,14 +897,10 @@ async fn connect_hop(
     let connected = match via {
         None => {
             let stream = tcp_connect(&ep.host, ep.port, label).await?;
-            match role {
-                // sshd leaves Nagle on for a connection that only tunnels: without quick ACKs
-                // each command waits ~40 ms on the jump host (see quickack.rs).
-                HopRole::Jump => {
-                    client::connect_stream(config, QuickAck::new(stream), handler).await
-                }
-                HopRole::Target => client::connect_stream(config, stream, handler).await,
-            }
+            // sshd keeps Nagle on until a session runs a command (a jump host: for good):
+            // without quick ACKs the login and the first command each wait ~40 ms, and every
+            // command through a jump host (see quickack.rs).
+            client::connect_stream(config, QuickAck::new(stream), handler).await
         }
         Some(jump) => {
             let channel = jump
