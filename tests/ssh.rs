@@ -132,8 +132,16 @@ fn sandbox_known_hosts(fleet: &Fleet, known: &str) -> (Sandbox, std::path::PathB
 
 /// A sandbox whose inventory lists every fleet host (with the fleet's known_hosts) in `all`.
 fn sandbox(fleet: &Fleet, playbook: &str) -> Sandbox {
+    sandbox_with_options(fleet, "", playbook)
+}
+
+/// [`sandbox`], with `options` (`-o Key=Value ...`) after the known_hosts option in every
+/// host's `ansible_ssh_extra_args`.
+fn sandbox_with_options(fleet: &Fleet, options: &str, playbook: &str) -> Sandbox {
     let sb = Sandbox::new();
-    let extra = json!({ "ansible_ssh_extra_args": known_hosts_arg(fleet.known_hosts()) });
+    let known = known_hosts_arg(fleet.known_hosts());
+    let args = format!("{} {options}", known.as_str().unwrap_or_default());
+    let extra = json!({ "ansible_ssh_extra_args": args.trim_end() });
     sb.write(
         "inv.yaml",
         inventory("all", fleet_hosts(fleet, &extra), Value::Null),
@@ -849,19 +857,9 @@ fn a_host_whose_sshd_is_killed_mid_run_is_reported_and_the_others_finish() {
 #[test]
 fn a_frozen_host_is_declared_dead_within_interval_times_count() {
     let fleet = Fleet::start(2);
-    let sb = Sandbox::new();
-    let extra = json!({
-        "ansible_ssh_common_args": format!(
-            "-o UserKnownHostsFile={} -o ServerAliveInterval=1 -o ServerAliveCountMax=2",
-            fleet.known_hosts().display()
-        )
-    });
-    sb.write(
-        "inv.yaml",
-        inventory("all", fleet_hosts(&fleet, &extra), Value::Null),
-    );
-    sb.write(
-        "pb.yaml",
+    let sb = sandbox_with_options(
+        &fleet,
+        "-o ServerAliveInterval=1 -o ServerAliveCountMax=2",
         "- hosts: all\n  gather_facts: no\n  tasks:\n    - command: sleep 8\n    - command: \"true\"\n",
     );
     let child = spawn(&sb);
@@ -891,18 +889,7 @@ fn server_alive_interval_0_turns_liveness_off_and_commands_still_run() {
     // It used to fail every command with "connection lost": without a liveness task the
     // connection's "dead" signal had no sender left, and a closed signal read as dead.
     let fleet = Fleet::start(1);
-    let sb = Sandbox::new();
-    let extra = json!({
-        "ansible_ssh_common_args": format!(
-            "-o UserKnownHostsFile={} -o ServerAliveInterval=0",
-            fleet.known_hosts().display()
-        )
-    });
-    sb.write(
-        "inv.yaml",
-        inventory("all", fleet_hosts(&fleet, &extra), Value::Null),
-    );
-    sb.write("pb.yaml", WRITE_FILE);
+    let sb = sandbox_with_options(&fleet, "-o ServerAliveInterval=0", WRITE_FILE);
     let r = run(&sb, "pb.yaml", &[]);
     assert_eq!(r.code, 0, "{}", r.explain());
     assert_each_wrote_its_name(&fleet);
