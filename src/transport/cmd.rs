@@ -189,6 +189,22 @@ pub struct Cmd {
     /// A stat helper's path and whether it hashes it: a batch stats (and hashes) its helpers'
     /// paths with one process each ([`stat_tables`]).
     stats: Option<(String, bool)>,
+    /// The long script this command ends with, which a batch of several such commands defines
+    /// once as a shell function ([`Cmd::with_shared`]).
+    shared: Option<Shared>,
+}
+
+/// A script several commands of a batch end with (the stat helper): the batch defines it once
+/// as the function `name` and runs each command's `call` (its own head, then `name "$@"`),
+/// instead of carrying the whole script once per command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Shared {
+    name: &'static str,
+    body: &'static str,
+    call: Box<Cmd>,
+    /// The command's parts when it was made: anything added since (or a `chdir`/`env`) and the
+    /// call no longer says the same, so the whole script is used.
+    parts: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -711,11 +727,16 @@ impl Cmd {
         if let Some(t) = stat_tables(cmds) {
             cmd.parts.extend(t.parts);
         }
+        let (defs, defined) = shared_functions(cmds);
+        cmd.parts.push(Part::Raw(Cow::Owned(defs)));
         for (i, sub) in cmds.iter().enumerate() {
             sub.check_nestable(i)?;
-            let script = sub.to_shell()?;
-            cmd = cmd.op("\nrun_").arg(i.to_string()).arg(script.clone());
-            scripts.push(script);
+            // The capped runner (no functions there) gets each whole script.
+            scripts.push(sub.to_shell()?);
+            cmd = cmd
+                .op("\nrun_")
+                .arg(i.to_string())
+                .arg(sub.batch_script(&defined)?);
         }
         cmd = cmd
             .op("\nprintf 'RDEPLOY-BATCH-END %s %s\\n' \"$n_\"")
@@ -1005,9 +1026,14 @@ impl Cmd {
         if let Some(t) = stat_tables(reads) {
             cmd.parts.extend(t.parts);
         }
+        let (defs, defined) = shared_functions(reads);
+        cmd.parts.push(Part::Raw(Cow::Owned(defs)));
         for (i, sub) in reads.iter().enumerate() {
             sub.check_nestable(i)?;
-            cmd = cmd.op("\nrun_").arg(i.to_string()).arg(sub.to_shell()?);
+            cmd = cmd
+                .op("\nrun_")
+                .arg(i.to_string())
+                .arg(sub.batch_script(&defined)?);
         }
         cmd = cmd
             .op("\nprintf 'RDEPLOY-BATCH-END %s %s\\n' \"$n_\"")
@@ -1336,9 +1362,12 @@ exit 0"#;
 pub fn stat_cmd(path: &str) -> Cmd {
     Cmd::raw("w_=1; set --")
         .arg(path)
-        .op(STAT_SCRIPT)
+        .with_shared(STAT_FN, STAT_SCRIPT)
         .stats(path, true)
 }
+
+/// The name a batch gives [`STAT_SCRIPT`] when several of its helpers use it.
+const STAT_FN: &str = "st_f_";
 
 /// [`stat_cmd`], followed for a regular file whose sha256 is not `unless_sha` (any, when
 /// `None`) by a line `content` and its first `max` bytes: a check that compares content gets the
@@ -1349,7 +1378,7 @@ pub fn stat_content_cmd(path: &str, unless_sha: Option<&str>, max: u64) -> Cmd {
         .arg(path)
         .arg(unless_sha.unwrap_or("-"))
         .arg(max.to_string())
-        .op(STAT_SCRIPT)
+        .with_shared(STAT_FN, STAT_SCRIPT)
         .stats(path, true)
 }
 
@@ -1358,7 +1387,7 @@ pub fn stat_content_cmd(path: &str, unless_sha: Option<&str>, max: u64) -> Cmd {
 pub fn stat_attrs_cmd(path: &str) -> Cmd {
     Cmd::raw("w_=; set --")
         .arg(path)
-        .op(STAT_SCRIPT)
+        .with_shared(STAT_FN, STAT_SCRIPT)
         .stats(path, false)
 }
 
@@ -1368,6 +1397,60 @@ impl Cmd {
         self.stats = Some((path.to_string(), hash));
         self
     }
+
+    /// Ends this command with `body` (a script reading its arguments from `"$@"`, run in the
+    /// command's own shell or subshell: its `exit` ends the command), which a batch of several
+    /// such commands defines once as the function `name` ([`shared_functions`]).
+    fn with_shared(self, name: &'static str, body: &'static str) -> Cmd {
+        let mut call = self.clone();
+        call.parts
+            .push(Part::Raw(Cow::Owned(format!("\n{name} \"$@\""))));
+        let mut full = self.op(body);
+        full.shared = Some(Shared {
+            name,
+            body,
+            call: Box::new(call),
+            parts: full.parts.len(),
+        });
+        full
+    }
+
+    /// The script of this command as a sub-command of a batch that defines the functions
+    /// `defined`: its short call when its shared script is one of them.
+    fn batch_script(&self, defined: &[&str]) -> Result<String, CmdError> {
+        match &self.shared {
+            Some(sh)
+                if defined.contains(&sh.name)
+                    && self.parts.len() == sh.parts
+                    && self.chdir.is_none()
+                    && self.env.is_empty() =>
+            {
+                sh.call.to_shell()
+            }
+            _ => self.to_shell(),
+        }
+    }
+}
+
+/// The definitions (`name() { body }`) of the shared scripts at least two of `cmds` end with,
+/// and their names: each is sent once instead of once per command.
+fn shared_functions(cmds: &[Cmd]) -> (String, Vec<&'static str>) {
+    let mut defs = String::new();
+    let mut names = Vec::new();
+    for sh in cmds.iter().filter_map(|c| c.shared.as_ref()) {
+        if names.contains(&sh.name) {
+            continue;
+        }
+        let users = cmds
+            .iter()
+            .filter(|c| c.shared.as_ref().is_some_and(|o| o.name == sh.name))
+            .count();
+        if users >= 2 {
+            defs.push_str(&format!("\n{}() {{{}\n}}", sh.name, sh.body));
+            names.push(sh.name);
+        }
+    }
+    (defs, names)
 }
 
 /// The `stat` (and `sha256sum`) tables of a batch's stat helpers: one process each for all
@@ -1379,7 +1462,12 @@ fn stat_tables(cmds: &[Cmd]) -> Option<Cmd> {
     let usable = |p: &str| !p.is_empty() && !p.contains(['\n', '\t', '\\']);
     let mut stat: Vec<&str> = Vec::new();
     let mut hash: Vec<&str> = Vec::new();
-    for (p, h) in cmds.iter().filter_map(|c| c.stats.as_ref()) {
+    // A helper that changes folder looks its path up from there: not in the batch's table.
+    for (p, h) in cmds
+        .iter()
+        .filter(|c| c.chdir.is_none())
+        .filter_map(|c| c.stats.as_ref())
+    {
         if usable(p) && !stat.contains(&p.as_str()) {
             stat.push(p);
         }
@@ -1589,7 +1677,7 @@ fn stat_resolved_with(path: &str, hash: bool) -> Cmd {
     Cmd::raw(if hash { "w_=1; set --" } else { "w_=; set --" })
         .arg(path)
         .op(r#"; if [ -L "$1" ]; then r_=$(readlink -f -- "$1") || { printf 'rdeploy: cannot resolve %s\n' "$1" >&2; exit 3; }; set -- "$r_"; fi"#)
-        .op(STAT_SCRIPT)
+        .with_shared(STAT_FN, STAT_SCRIPT)
 }
 
 /// Prints the path after following every symlink, as `readlink -f -- PATH` does. For a path
@@ -2917,6 +3005,8 @@ mod tests {
             stat_cmd(&p("tab\there")),
             stat_cmd(&p("fifo")),
             stat_resolved_cmd(&p("link")),
+            // Changed after it was made: the batch must run its whole script, not the call.
+            stat_cmd("b c").chdir(d.to_string_lossy()),
         ];
         let path = format!(
             "{}:{}",
@@ -2946,6 +3036,15 @@ mod tests {
             format!("{}\n", batch.nonce).as_bytes(),
         );
         let together = batch.parse(&out).unwrap();
+        assert_eq!(together.len(), cmds.len());
+        // The helpers' script is sent once (a shell function), not once per helper.
+        let text = batch.cmd.to_shell().unwrap();
+        assert_eq!(text.matches("cannot search directory").count(), 2, "{text}");
+        assert!(
+            alone[8].stdout.starts_with(b"kind file\n"),
+            "{:?}",
+            alone[8]
+        );
         for (i, (a, t)) in alone.iter().zip(&together).enumerate() {
             assert_eq!(
                 String::from_utf8_lossy(&a.stdout),
@@ -2955,9 +3054,10 @@ mod tests {
             assert_eq!(a.status, t.status, "helper {i}");
         }
         // Alone: a stat per existing path (and the resolved link); together: the table, and
-        // the tab path's own (the resolved link's target, `a`, is in the table).
-        assert_eq!((alone_stat, alone_hash), (7, 4), "{}", calls());
-        assert_eq!((count("stat"), count("sha256sum")), (2, 2), "{}", calls());
+        // the tab path's own and the one run from another folder (the resolved link's
+        // target, `a`, is in the table).
+        assert_eq!((alone_stat, alone_hash), (8, 5), "{}", calls());
+        assert_eq!((count("stat"), count("sha256sum")), (3, 3), "{}", calls());
         // Nothing there yet (a fresh host): no process at all.
         let fresh = Cmd::batch(&[stat_cmd(&p("new1")), stat_cmd(&p("new2"))]).unwrap();
         let out = run(
@@ -2966,7 +3066,7 @@ mod tests {
         );
         let outs = fresh.parse(&out).unwrap();
         assert!(outs.iter().all(|o| o.stdout == b"kind absent\n"));
-        assert_eq!((count("stat"), count("sha256sum")), (2, 2), "{}", calls());
+        assert_eq!((count("stat"), count("sha256sum")), (3, 3), "{}", calls());
     }
 
     #[test]
