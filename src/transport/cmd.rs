@@ -722,26 +722,10 @@ impl Cmd {
     /// sub-command's stream.
     pub fn batch_keeping(cmds: &[Cmd], keep: u64) -> Result<Batch, CmdError> {
         let nonce = nonce();
-        let mut scripts = Vec::with_capacity(cmds.len());
-        let mut cmd = Cmd::raw(BATCH_RUNNER).op(BATCH_RUN_FN);
-        if let Some(t) = stat_tables(cmds) {
-            cmd.parts.extend(t.parts);
-        }
-        let (defs, defined) = shared_functions(cmds);
-        cmd.parts.push(Part::Raw(Cow::Owned(defs)));
-        for (i, sub) in cmds.iter().enumerate() {
-            sub.check_nestable(i)?;
-            // The capped runner (no functions there) gets each whole script.
-            scripts.push(sub.to_shell()?);
-            cmd = cmd
-                .op("\nrun_")
-                .arg(i.to_string())
-                .arg(sub.batch_script(&defined)?);
-        }
-        cmd = cmd
-            .op("\nprintf 'RDEPLOY-BATCH-END %s %s\\n' \"$n_\"")
-            .arg(cmds.len().to_string())
+        let cmd = run_each(Cmd::raw(BATCH_RUNNER).op(BATCH_RUN_FN), cmds)?
             .stdin(format!("{nonce}\n").into_bytes());
+        // The capped runner (no functions, no tables there) gets each whole script.
+        let scripts = cmds.iter().map(Cmd::to_shell).collect::<Result<_, _>>()?;
         Ok(Batch {
             cmd,
             nonce,
@@ -1022,23 +1006,7 @@ impl Cmd {
         if !main_stdin {
             cmd = cmd.op("< /dev/null");
         }
-        cmd = cmd.op(READS_MID);
-        if let Some(t) = stat_tables(reads) {
-            cmd.parts.extend(t.parts);
-        }
-        let (defs, defined) = shared_functions(reads);
-        cmd.parts.push(Part::Raw(Cow::Owned(defs)));
-        for (i, sub) in reads.iter().enumerate() {
-            sub.check_nestable(i)?;
-            cmd = cmd
-                .op("\nrun_")
-                .arg(i.to_string())
-                .arg(sub.batch_script(&defined)?);
-        }
-        cmd = cmd
-            .op("\nprintf 'RDEPLOY-BATCH-END %s %s\\n' \"$n_\"")
-            .arg(reads.len().to_string())
-            .op("\nexit \"$m_\"");
+        cmd = run_each(cmd.op(READS_MID), reads)?.op("\nexit \"$m_\"");
         cmd.become_ = become_;
         cmd.timeout = timeout;
         Ok((
@@ -1430,6 +1398,26 @@ impl Cmd {
             _ => self.to_shell(),
         }
     }
+}
+
+/// Appends to `cmd` (a script that defined `run_` and `n_`) the batch's stat tables and shared
+/// functions, a `run_ INDEX SCRIPT` line per command of `cmds`, and the end marker.
+fn run_each(mut cmd: Cmd, cmds: &[Cmd]) -> Result<Cmd, CmdError> {
+    if let Some(t) = stat_tables(cmds) {
+        cmd.parts.extend(t.parts);
+    }
+    let (defs, defined) = shared_functions(cmds);
+    cmd.parts.push(Part::Raw(Cow::Owned(defs)));
+    for (i, sub) in cmds.iter().enumerate() {
+        sub.check_nestable(i)?;
+        cmd = cmd
+            .op("\nrun_")
+            .arg(i.to_string())
+            .arg(sub.batch_script(&defined)?);
+    }
+    Ok(cmd
+        .op("\nprintf 'RDEPLOY-BATCH-END %s %s\\n' \"$n_\"")
+        .arg(cmds.len().to_string()))
 }
 
 /// The definitions (`name() { body }`) of the shared scripts at least two of `cmds` end with,

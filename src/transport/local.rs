@@ -374,20 +374,13 @@ fn write_temp(
     file.sync_all().map_err(|e| io_error("write", &shown, &e))?;
     file.seek(SeekFrom::Start(0))
         .map_err(|e| io_error("read back", &shown, &e))?;
-    let back = sha256_reader(&mut file).map_err(|e| io_error("read back", &shown, &e))?;
+    let back = super::sha256_reader(&mut file).map_err(|e| io_error("read back", &shown, &e))?;
     if back != want {
         return Err(TransportError::Protocol(format!(
             "sha256 of {shown} differs after writing"
         )));
     }
     Ok((file, mode))
-}
-
-/// The sha256 (lowercase hex) of what `r` reads to its end, read in chunks.
-fn sha256_reader(r: &mut impl Read) -> std::io::Result<String> {
-    let mut hasher = Sha256::new();
-    super::read_chunks(r, |chunk| hasher.update(chunk))?;
-    Ok(hex::encode(hasher.finalize()))
 }
 
 fn absolute(path: &str) -> Result<PathBuf, TransportError> {

@@ -228,6 +228,14 @@ pub fn read_chunks(
     }
 }
 
+/// The sha256 (lowercase hex) of what `r` reads to its end, read in chunks ([`read_chunks`]).
+pub fn sha256_reader(r: &mut impl std::io::Read) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    read_chunks(r, |chunk| hasher.update(chunk))?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
 /// Attributes for [`Transport::put`]. `None` leaves the choice to the transport: an existing
 /// regular file's mode is kept (else `0644`); owner and group are the connecting user's.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -69,9 +69,7 @@ async fn local_sum(path: &Path) -> Option<String> {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let mut file = std::fs::File::open(path).ok()?;
-        let mut sum = Sha256::new();
-        crate::transport::read_chunks(&mut file, |chunk| sum.update(chunk)).ok()?;
-        Some(hex::encode(sum.finalize()))
+        crate::transport::sha256_reader(&mut file).ok()
     })
     .await
     .ok()
