@@ -53,5 +53,10 @@ fi
 # sshd refuses to start without its privilege-separation directory.
 if [ "$(id -u)" = 0 ] && [ ! -d /run/sshd ]; then mkdir -p -m 0755 /run/sshd; fi
 
+# The compatibility tests compare rdeploy with ansible-playbook (ansible-core in a venv of its
+# own, tests only): RDEPLOY_ANSIBLE_PLAYBOOK names it for them.
+RDEPLOY_ANSIBLE_PLAYBOOK=$(scripts/ansible-venv.sh)
+export RDEPLOY_ANSIBLE_PLAYBOOK
+
 [ "$install_only" = 1 ] && exit 0
 cargo test --all-targets --locked "$@"
