@@ -79,6 +79,19 @@ impl Object for Unknown {
     }
 }
 
+/// Stand-ins for every name only known at run time: registered results, `set_fact` and
+/// `include_vars` names (`runtime`), and the facts.
+fn runtime_standins(runtime: &BTreeSet<String>) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = runtime.iter().map(|n| (n.clone(), unknown())).collect();
+    for name in ["ansible_facts", "ansible_local"] {
+        out.push((name.into(), unknown()));
+    }
+    for f in crate::exec::facts::FACT_NAMES {
+        out.push((format!("ansible_{f}"), unknown()));
+    }
+    out
+}
+
 /// The value that stands in for a run-time name.
 pub fn unknown() -> Value {
     Value::from_object(Unknown)
@@ -116,7 +129,10 @@ pub fn templates(
             .iter()
             .map(|(h, s)| (h.clone(), Arc::new(s.layers())))
             .collect();
-        let hostvars = HostVars::new(layers.clone(), Arc::clone(&env));
+        // Other hosts' facts and registered results are only known at run time, as this
+        // host's are: `hostvars[h]['ansible_hostname']` stands in for them the same way.
+        let hostvars =
+            HostVars::with_fallbacks(layers.clone(), Arc::clone(&env), runtime_standins(&runtime));
         let magic = play_magic(
             inv,
             &planned.hosts,
@@ -509,6 +525,12 @@ impl<'a> Checker<'a> {
     /// The context at this point: the host's base layers, then role-scoped and block/task
     /// vars, then stand-ins for run-time names and loop variables.
     fn ctx(&self, task_vars: &[(String, Node)], own_loop: Option<&Vec<String>>) -> Value {
+        let own_loop: Vec<String> = self
+            .loop_names
+            .iter()
+            .chain(own_loop.into_iter().flatten())
+            .cloned()
+            .collect();
         let mut layers: Vec<template::Layer> = (*self.base).clone();
         for r in &self.role_stack {
             let mut s = VarStack::new();
@@ -534,23 +556,12 @@ impl<'a> Checker<'a> {
         if let Some(p) = role_path {
             extra.push(("role_path".into(), Value::from(p)));
         }
-        for name in self
-            .runtime
-            .iter()
-            .chain(&self.loop_names)
-            .chain(own_loop.into_iter().flatten())
+        for (name, v) in runtime_standins(self.runtime)
+            .into_iter()
+            .chain(own_loop.into_iter().map(|n| (n, unknown())))
         {
-            if !lazy.contains(name) {
-                extra.push((name.clone(), unknown()));
-            }
-        }
-        for name in ["ansible_facts", "ansible_local"] {
-            extra.push((name.into(), unknown()));
-        }
-        for f in crate::exec::facts::FACT_NAMES {
-            let name = format!("ansible_{f}");
             if !lazy.contains(&name) {
-                extra.push((name, unknown()));
+                extra.push((name, v));
             }
         }
         lazy.with_values(extra).to_value()

@@ -11,12 +11,16 @@ use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
 
-use crate::exec::Flow;
+use std::sync::Arc;
+
 use crate::exec::facts;
 use crate::exec::host::{Connection, HostState};
 use crate::exec::outcome::Status;
 use crate::exec::task::{Step, TaskCtx};
+use crate::exec::{Flow, IncludeKey};
 use crate::modules::runtime::{Args, ArgsExt};
+use crate::playbook::model::{IncludeSite, Included};
+use crate::playbook::tasks::{FromFiles, load_dynamic};
 use crate::template::{self, LazyVars};
 use crate::transport::TransportError;
 use crate::yaml;
@@ -47,7 +51,8 @@ pub async fn controller(
             s.flow = Flow::Meta(what.trim().to_string());
             s
         }
-        "include_tasks" | "import_tasks" | "include_role" | "import_role" => {
+        "include_tasks" | "include_role" => include(ctx, module, args),
+        "import_tasks" | "import_role" => {
             let mut s = Step::new(Status::Ok, Map::new());
             s.flow = Flow::Include;
             s
@@ -72,6 +77,79 @@ pub async fn controller(
         },
         _ => return None,
     })
+}
+
+/// `include_tasks`/`include_role` reached for one host (one item of a loop): a conditional
+/// include's deferred mistakes fail the host here; a dynamic one's name (rendered for this
+/// host) is found, loaded and checked (once per name, shared by the hosts), and a mistake in
+/// it fails this host only. The result names what was included (`include`, as Ansible's).
+fn include(ctx: &TaskCtx, module: &str, args: &Args) -> Step {
+    let task = &ctx.task;
+    if !task.deferred.is_empty() {
+        let msgs: Vec<String> = task.deferred.iter().map(|d| d.to_string()).collect();
+        return Step::failed(msgs.join("\n"));
+    }
+    let name = if module == "include_role" {
+        args.str_arg("name")
+    } else {
+        args.str_arg("_raw_params").or_else(|| args.str_arg("file"))
+    }
+    .unwrap_or_default();
+    let mut r = Map::new();
+    r.insert("include".into(), Json::from(name.clone()));
+    let from = FromFiles {
+        tasks_from: args.str_arg("tasks_from"),
+        vars_from: args.str_arg("vars_from"),
+        defaults_from: args.str_arg("defaults_from"),
+        handlers_from: args.str_arg("handlers_from"),
+    };
+    if module == "include_role" {
+        let mut a = Map::new();
+        for (k, v) in [
+            ("tasks_from", &from.tasks_from),
+            ("vars_from", &from.vars_from),
+            ("defaults_from", &from.defaults_from),
+            ("handlers_from", &from.handlers_from),
+        ] {
+            if let Some(v) = v {
+                a.insert(k.into(), Json::from(v.clone()));
+            }
+        }
+        r.insert("include_args".into(), Json::Object(a));
+    }
+    if let Some(Included::Dynamic(site)) = &task.included {
+        let key = (
+            task.loc.clone(),
+            module.to_string(),
+            name.clone(),
+            from.clone(),
+        );
+        if let Err(msg) = load_include(ctx, site, key) {
+            let mut s = Step::failed(msg);
+            s.result.extend(r);
+            return s;
+        }
+    }
+    let mut s = Step::new(Status::Ok, r);
+    s.flow = Flow::Include;
+    s
+}
+
+/// Loads (once) what a dynamic include named for a host.
+fn load_include(ctx: &TaskCtx, site: &IncludeSite, key: IncludeKey) -> Result<(), String> {
+    let cache = &ctx.shared.includes;
+    if let Some(done) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return done.map(|_| ());
+    }
+    let (loc, module, name, from) = &key;
+    let loaded = load_dynamic(site, module, name, from, loc)
+        .map(Arc::new)
+        .map_err(|ds| ds.to_string());
+    let out = loaded.as_ref().map(|_| ()).map_err(Clone::clone);
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, loaded);
+    }
+    out
 }
 
 fn debug(ctx: &TaskCtx, vars: &LazyVars, args: &Args) -> Step {

@@ -36,6 +36,7 @@ use crate::inventory::Inventory;
 use crate::modules::runtime::Ahead;
 use crate::plan::build::tags_selected;
 use crate::playbook::model::{Handler, Included, Keywords, Play, RoleRef, Task, TaskItem, Val};
+use crate::playbook::tasks::{FromFiles, Loaded};
 use crate::report::events::Event;
 use crate::report::run::Reporter;
 use crate::template::{self, HostVars, Layer};
@@ -82,7 +83,14 @@ pub struct Shared {
     /// What asked the run to stop (SIGINT 2, SIGTERM 15, [`STOP_DEADLINE`]), 0 while nothing
     /// did: the steps in flight finish and are recorded, no new one starts.
     pub stop: Arc<AtomicI32>,
+    /// What dynamic includes loaded so far, by where the include is and what it named for a
+    /// host: loaded and checked once, shared by every host that names the same thing.
+    pub includes: std::sync::Mutex<HashMap<IncludeKey, Result<Arc<Loaded>, String>>>,
 }
+
+/// A dynamic include as reached for a host: the include task's position, the module, the
+/// rendered name and `*_from` files.
+pub type IncludeKey = (crate::diag::Loc, String, String, FromFiles);
 
 /// The value of [`Shared::stop`] when `--deadline` passed (signals use their numbers).
 pub const STOP_DEADLINE: i32 = -1;
@@ -214,6 +222,7 @@ pub async fn run<'r>(
         playbook_dir: c.playbook.dir.clone(),
         role_paths: role_paths(&c.playbook.plays),
         stop,
+        includes: std::sync::Mutex::new(HashMap::new()),
     });
     let start_at = shared.opts.start_at_task.clone();
     let sem = Arc::new(Semaphore::new(shared.opts.forks.max(1)));
@@ -690,60 +699,119 @@ impl<'r> Runner<'r> {
                 .iter()
                 .map(|(k, n)| (k.clone(), n.to_json())),
         );
-        match &t.included {
-            Some(Included::Tasks { tasks, .. }) if t.loop_over.is_some() => {
-                // A looping include runs its tasks once per item, with the item in scope.
-                let per_host: Vec<(String, Vec<Json>)> = results
-                    .iter()
-                    .filter(|(h, _, _)| include_hosts.contains(h))
-                    .map(|(h, o, _)| {
-                        let items = o
-                            .result
-                            .get("results")
-                            .and_then(Json::as_array)
-                            .cloned()
-                            .unwrap_or_default();
-                        (h.clone(), items)
-                    })
-                    .collect();
-                let rounds = per_host.iter().map(|(_, i)| i.len()).max().unwrap_or(0);
-                for round in 0..rounds {
-                    let mut hosts = Vec::new();
-                    for (h, items) in &per_host {
-                        let Some(Json::Object(r)) = items.get(round) else {
-                            continue;
-                        };
-                        if r.get("skipped") == Some(&Json::Bool(true)) {
-                            continue;
-                        }
-                        let var = r
-                            .get("ansible_loop_var")
-                            .and_then(Json::as_str)
-                            .unwrap_or("item")
-                            .to_string();
-                        let mut frame = IndexMap::new();
-                        frame.insert(var.clone(), r.get(&var).cloned().unwrap_or(Json::Null));
-                        if let Some(st) = self.states.get_mut(h) {
-                            st.scoped.push(frame);
-                            hosts.push(h.clone());
-                        }
+        if t.loop_over.is_some() {
+            // A looping include runs what it includes once per item, with the item in scope.
+            let per_host: Vec<(String, Vec<Json>)> = results
+                .iter()
+                .filter(|(h, _, _)| include_hosts.contains(h))
+                .map(|(h, o, _)| {
+                    let items = o
+                        .result
+                        .get("results")
+                        .and_then(Json::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    (h.clone(), items)
+                })
+                .collect();
+            let rounds = per_host.iter().map(|(_, i)| i.len()).max().unwrap_or(0);
+            for round in 0..rounds {
+                let mut hosts = Vec::new();
+                for (h, items) in &per_host {
+                    let Some(Json::Object(r)) = items.get(round) else {
+                        continue;
+                    };
+                    if r.get("skipped") == Some(&Json::Bool(true))
+                        || r.get("failed") == Some(&Json::Bool(true))
+                    {
+                        continue;
                     }
-                    Box::pin(self.items(tasks, &inner, &hosts)).await;
-                    for h in &hosts {
-                        if let Some(st) = self.states.get_mut(h) {
-                            st.scoped.pop();
-                        }
+                    let var = r
+                        .get("ansible_loop_var")
+                        .and_then(Json::as_str)
+                        .unwrap_or("item")
+                        .to_string();
+                    let mut frame = IndexMap::new();
+                    frame.insert(var.clone(), r.get(&var).cloned().unwrap_or(Json::Null));
+                    if let Some(st) = self.states.get_mut(h) {
+                        st.scoped.push(frame);
+                        hosts.push((h.clone(), r.clone()));
+                    }
+                }
+                self.run_included(t, &inner, &hosts).await;
+                for (h, _) in &hosts {
+                    if let Some(st) = self.states.get_mut(h) {
+                        st.scoped.pop();
                     }
                 }
             }
+        } else {
+            let hosts: Vec<(String, serde_json::Map<String, Json>)> = results
+                .iter()
+                .filter(|(h, _, _)| include_hosts.contains(h))
+                .map(|(h, o, _)| (h.clone(), o.result.clone()))
+                .collect();
+            self.run_included(t, &inner, &hosts).await;
+        }
+    }
+
+    /// Runs what include `t` included on each host; `hosts` pairs each host with its result
+    /// (the item's, in a loop), which names what a dynamic include loaded for it. Hosts that
+    /// named the same file or role run it together.
+    async fn run_included(
+        &mut self,
+        t: &Task,
+        inner: &Scope,
+        hosts: &[(String, serde_json::Map<String, Json>)],
+    ) {
+        let names: Vec<String> = hosts.iter().map(|(h, _)| h.clone()).collect();
+        match &t.included {
             Some(Included::Tasks { tasks, .. }) => {
-                Box::pin(self.items(tasks, &inner, &include_hosts)).await;
+                Box::pin(self.items(tasks, inner, &names)).await;
             }
             Some(Included::Role(r)) => {
-                Box::pin(self.role(r, &inner, &include_hosts, true)).await;
+                Box::pin(self.role(r, inner, &names, true)).await;
+            }
+            Some(Included::Dynamic(_)) => {
+                let mut groups: Vec<(Arc<Loaded>, Vec<String>)> = Vec::new();
+                for (h, r) in hosts {
+                    let Some(loaded) = self.dynamic_loaded(t, r) else {
+                        continue;
+                    };
+                    match groups.iter_mut().find(|(l, _)| Arc::ptr_eq(l, &loaded)) {
+                        Some((_, hs)) => hs.push(h.clone()),
+                        None => groups.push((loaded, vec![h.clone()])),
+                    }
+                }
+                for (loaded, hs) in groups {
+                    match &*loaded {
+                        Loaded::Tasks(_, tasks) => Box::pin(self.items(tasks, inner, &hs)).await,
+                        Loaded::Role(r) => Box::pin(self.role(r, inner, &hs, true)).await,
+                    }
+                }
             }
             _ => {}
         }
+    }
+
+    /// What a dynamic include loaded for the host whose include result is `r`.
+    fn dynamic_loaded(&self, t: &Task, r: &serde_json::Map<String, Json>) -> Option<Arc<Loaded>> {
+        let name = r.get("include")?.as_str()?.to_string();
+        let args = r.get("include_args").and_then(Json::as_object);
+        let arg = |k: &str| {
+            args.and_then(|a| a.get(k))
+                .and_then(Json::as_str)
+                .map(str::to_string)
+        };
+        let from = FromFiles {
+            tasks_from: arg("tasks_from"),
+            vars_from: arg("vars_from"),
+            defaults_from: arg("defaults_from"),
+            handlers_from: arg("handlers_from"),
+        };
+        let key = (t.loc.clone(), t.action.module.clone(), name, from);
+        let cache = self.shared.includes.lock().ok()?;
+        cache.get(&key)?.as_ref().ok().cloned()
     }
 
     async fn flush_handlers(&mut self, play: &Play, hosts: &[String]) {
@@ -1079,5 +1147,6 @@ fn gather_task() -> Task {
         delay: None,
         role: None,
         included: None,
+        deferred: Vec::new(),
     }
 }

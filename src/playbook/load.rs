@@ -74,6 +74,9 @@ pub(super) struct Ctx {
     pub play_dir: PathBuf,
     /// The role being read, if any.
     pub role: Option<RoleCtx>,
+    /// True under a `when:` (a block's, a role's, a conditional include's): what an include
+    /// loads here is checked when it is reached, not before the run.
+    pub conditional: bool,
 }
 
 /// Loader state shared by the play, task, role and probe parsers.
@@ -89,6 +92,11 @@ pub(super) struct Loader<'o> {
 }
 
 impl<'o> Loader<'o> {
+    /// A loader for files reached at run time (dynamic includes).
+    pub fn new_for(opts: &'o LoadOptions) -> Loader<'o> {
+        Loader::new(opts)
+    }
+
     fn new(opts: &'o LoadOptions) -> Loader<'o> {
         Loader {
             opts,
@@ -292,6 +300,7 @@ impl<'o> Loader<'o> {
             dir: dir.clone(),
             play_dir: dir,
             role: None,
+            conditional: false,
         };
         let mut plays = Vec::new();
         for item in items {

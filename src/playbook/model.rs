@@ -364,6 +364,9 @@ pub enum Included {
     },
     /// `include_role` with a literal role name.
     Role(Box<RoleRef>),
+    /// `include_tasks`/`include_role` whose name is a template: the file or role is found,
+    /// loaded and checked per host when the include is reached, from where it was written.
+    Dynamic(Box<IncludeSite>),
     /// `include_vars` of a literal file: the names it sets.
     Vars {
         /// The file (`None` for `dir:` or when `name:` decides the one name set).
@@ -371,6 +374,21 @@ pub enum Included {
         /// Top-level names it defines.
         names: Vec<String>,
     },
+}
+
+/// Where a dynamic include was written: what loading its file or role needs at run time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IncludeSite {
+    /// Directory of the file holding the include.
+    pub dir: PathBuf,
+    /// Directory of the playbook file holding the play.
+    pub play_dir: PathBuf,
+    /// The role the include belongs to (name, directory).
+    pub role: Option<(String, PathBuf)>,
+    /// Role directories after `<playbook dir>/roles` (`--roles-path`).
+    pub roles_path: Vec<PathBuf>,
+    /// True when the include sits in a handler list.
+    pub in_handlers: bool,
 }
 
 /// A task.
@@ -406,6 +424,9 @@ pub struct Task {
     pub role: Option<String>,
     /// What `include_tasks`, `include_role` or `include_vars` loaded statically.
     pub included: Option<Included>,
+    /// Mistakes in what a conditional include loads (a `setup-FreeBSD.yml` on a Debian
+    /// fleet): reported for a host only when the include is reached for it.
+    pub deferred: Vec<crate::diag::Diagnostic>,
 }
 
 /// A handler: a task that runs once at the end of a section when notified.

@@ -118,7 +118,11 @@ impl Loader<'_> {
             self.err(&name_node.loc, "role names in 'roles:' cannot be templates");
             return None;
         }
-        let role = self.load_role(name, name_node, ctx, &RoleFiles::default())?;
+        let sub = Ctx {
+            conditional: ctx.conditional || node.get("when").is_some(),
+            ..ctx.clone()
+        };
+        let role = self.load_role(name, name_node, &sub, &RoleFiles::default())?;
         (self.errors.len() == before).then(|| RoleRef {
             loc: node.loc.clone(),
             name: name.to_string(),
@@ -197,6 +201,7 @@ impl Loader<'_> {
                 name: name.to_string(),
                 path: path.to_path_buf(),
             }),
+            conditional: ctx.conditional,
         };
         let dependencies = match self.role_file(path, "meta", None, name, at) {
             Some(p) => self.role_meta(&p, &rctx),

@@ -12,8 +12,8 @@ use super::args::split_kv;
 use super::keywords::{Level, distance, is_unsupported, unknown_message, unsupported_message};
 use super::load::{Ctx, Loader, parent_dir};
 use super::model::{
-    Action, Block, Handler, ImportTasks, Included, Keywords, Loop, LoopControl, LoopKind, RoleRef,
-    Task, TaskItem,
+    Action, Block, Handler, ImportTasks, IncludeSite, Included, Keywords, Loop, LoopControl,
+    LoopKind, RoleRef, Task, TaskItem,
 };
 use super::roles::RoleFiles;
 use super::values;
@@ -91,12 +91,16 @@ impl Loader<'_> {
             role: ctx.role.as_ref().map(|r| r.name.clone()),
         };
         let allowed = Level::Block.allowed();
+        let inner = Ctx {
+            conditional: ctx.conditional || node.get("when").is_some(),
+            ..ctx.clone()
+        };
         for (k, v) in node.as_map().unwrap_or_default() {
             let Some(key) = self.key_str(k) else { continue };
             match key {
-                "block" => b.block = self.task_list(v, ctx, key, level),
-                "rescue" => b.rescue = self.task_list(v, ctx, key, level),
-                "always" => b.always = self.task_list(v, ctx, key, level),
+                "block" => b.block = self.task_list(v, &inner, key, level),
+                "rescue" => b.rescue = self.task_list(v, &inner, key, level),
+                "always" => b.always = self.task_list(v, &inner, key, level),
                 "name" => b.name = values::text(&mut self.errors, key, v),
                 _ if allowed.contains(&key) => self.keyword(&mut b.keywords, key, v),
                 _ if modules::lookup(key).is_some() => self.err(
@@ -296,6 +300,7 @@ impl Loader<'_> {
             delay,
             role: ctx.role.as_ref().map(|r| r.name.clone()),
             included: None,
+            deferred: Vec::new(),
         };
         if !listen.is_empty() {
             self.listen.insert(task.loc.clone(), listen);
@@ -322,14 +327,32 @@ impl Loader<'_> {
                 }
                 return self.import_role(task, ctx);
             }
-            "include_tasks" => {
-                if let Some(file) = self.include_file_node(&task) {
-                    task.included = self.include_tasks(&file, ctx, level);
-                }
-            }
-            "include_role" => {
-                if let Some(r) = self.role_from_task(&task, ctx, Keywords::default()) {
+            "include_tasks" | "include_role" => {
+                // A conditional include may load what this fleet never runs (a role's
+                // `setup-FreeBSD.yml`): its mistakes wait until it is reached for a host.
+                let defer = ctx.conditional || !task.keywords.when.is_empty();
+                let sub = Ctx {
+                    conditional: defer,
+                    ..ctx.clone()
+                };
+                let mark = self.errors.len();
+                let name = if spec.name == "include_tasks" {
+                    self.include_file_node(&task)
+                } else {
+                    task.action.arg("name").cloned()
+                };
+                if name.as_ref().is_some_and(is_template) {
+                    task.included =
+                        Some(Included::Dynamic(Box::new(self.include_site(ctx, level))));
+                } else if spec.name == "include_tasks" {
+                    if let Some(file) = name {
+                        task.included = self.include_tasks(&file, &sub, level);
+                    }
+                } else if let Some(r) = self.role_from_task(&task, &sub, Keywords::default()) {
                     task.included = Some(Included::Role(Box::new(r)));
+                }
+                if defer {
+                    task.deferred = self.errors.split_off(mark);
                 }
             }
             "include_vars" => task.included = self.include_vars(&task, ctx),
@@ -612,6 +635,7 @@ impl Loader<'_> {
                 dir: parent_dir(path),
                 play_dir: ctx.play_dir.clone(),
                 role: ctx.role.clone(),
+                conditional: ctx.conditional,
             };
             match &doc.kind {
                 Kind::Null => Vec::new(),
@@ -650,6 +674,17 @@ impl Loader<'_> {
             tasks,
             role: task.role,
         })))
+    }
+
+    /// Where an include sits, for loading what it names when it is reached.
+    fn include_site(&self, ctx: &Ctx, level: Level) -> IncludeSite {
+        IncludeSite {
+            dir: ctx.dir.clone(),
+            play_dir: ctx.play_dir.clone(),
+            role: ctx.role.as_ref().map(|r| (r.name.clone(), r.path.clone())),
+            roles_path: self.opts.roles_path.clone(),
+            in_handlers: level == Level::Handler,
+        }
     }
 
     fn include_tasks(&mut self, file: &Node, ctx: &Ctx, level: Level) -> Option<Included> {
@@ -773,5 +808,90 @@ impl Loader<'_> {
                 }
             }
         }
+    }
+}
+
+/// What a dynamic include loaded when it was reached for a host.
+#[derive(Debug)]
+pub enum Loaded {
+    /// `include_tasks`: the file and its tasks.
+    Tasks(PathBuf, Vec<TaskItem>),
+    /// `include_role`: the role.
+    Role(Box<RoleRef>),
+}
+
+/// The role files an `include_role` asks for instead of `main` (rendered for the host).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FromFiles {
+    /// `tasks_from`.
+    pub tasks_from: Option<String>,
+    /// `vars_from`.
+    pub vars_from: Option<String>,
+    /// `defaults_from`.
+    pub defaults_from: Option<String>,
+    /// `handlers_from`.
+    pub handlers_from: Option<String>,
+}
+
+/// Loads what a dynamic include names, at run time, exactly as the loader loads a literal one
+/// before the run: the file (`include_tasks`) or role (`include_role`, with `from`) is found
+/// from where the include was written, parsed and checked. `name` is the rendered name; `at`
+/// the include's position. Every mistake comes back, each at its `PATH:LINE:COL`.
+pub fn load_dynamic(
+    site: &IncludeSite,
+    module: &str,
+    name: &str,
+    from: &FromFiles,
+    at: &Loc,
+) -> Result<Loaded, crate::diag::Diagnostics> {
+    let opts = super::LoadOptions {
+        roles_path: site.roles_path.clone(),
+    };
+    let mut l = Loader::new_for(&opts);
+    let ctx = Ctx {
+        dir: site.dir.clone(),
+        play_dir: site.play_dir.clone(),
+        role: site.role.as_ref().map(|(name, path)| super::load::RoleCtx {
+            name: name.clone(),
+            path: path.clone(),
+        }),
+        conditional: false,
+    };
+    let level = if site.in_handlers {
+        Level::Handler
+    } else {
+        Level::Task
+    };
+    let node = Node {
+        kind: Kind::Str {
+            value: name.to_string(),
+            quoted: true,
+        },
+        loc: at.clone(),
+        tag: None,
+    };
+    let loaded = if module == "include_role" {
+        let files = RoleFiles {
+            tasks_from: from.tasks_from.clone(),
+            vars_from: from.vars_from.clone(),
+            defaults_from: from.defaults_from.clone(),
+            handlers_from: from.handlers_from.clone(),
+        };
+        l.load_role(name.trim(), &node, &ctx, &files).map(|role| {
+            Loaded::Role(Box::new(RoleRef {
+                loc: at.clone(),
+                name: name.trim().to_string(),
+                keywords: Keywords::default(),
+                params: Vec::new(),
+                role,
+            }))
+        })
+    } else {
+        l.task_file_for(&node, &ctx, level)
+            .map(|(path, tasks)| Loaded::Tasks(path, tasks))
+    };
+    match loaded {
+        Some(x) if l.errors.is_empty() => Ok(x),
+        _ => Err(crate::diag::Diagnostics(l.errors).sorted()),
     }
 }

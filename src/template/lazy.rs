@@ -331,6 +331,9 @@ impl Object for LazyVars {
 pub struct HostVars {
     hosts: IndexMap<String, Arc<Vec<Layer>>>,
     env: Arc<Environment<'static>>,
+    /// Values for names a host's layers lack (the plan-time check stands in for facts and
+    /// registered results of other hosts with these).
+    fallbacks: Vec<(String, Value)>,
 }
 
 impl fmt::Debug for HostVars {
@@ -347,14 +350,39 @@ impl HostVars {
         hosts: IndexMap<String, Arc<Vec<Layer>>>,
         env: Arc<Environment<'static>>,
     ) -> Arc<HostVars> {
-        Arc::new(HostVars { hosts, env })
+        Arc::new(HostVars {
+            hosts,
+            env,
+            fallbacks: Vec::new(),
+        })
+    }
+
+    /// Like [`HostVars::new`], with `fallbacks` for the names a host does not define (the
+    /// plan-time check's stand-ins for run-time names).
+    pub fn with_fallbacks(
+        hosts: IndexMap<String, Arc<Vec<Layer>>>,
+        env: Arc<Environment<'static>>,
+        fallbacks: Vec<(String, Value)>,
+    ) -> Arc<HostVars> {
+        Arc::new(HostVars {
+            hosts,
+            env,
+            fallbacks,
+        })
     }
 
     /// One host's variables (with `hostvars` set to `self`).
     pub fn host(self: &Arc<Self>, name: &str) -> Option<LazyVars> {
         let layers = self.hosts.get(name)?;
+        let lazy = LazyVars::from_shared(Arc::clone(layers), Arc::clone(&self.env));
+        let missing: Vec<(String, Value)> = self
+            .fallbacks
+            .iter()
+            .filter(|(n, _)| !lazy.contains(n))
+            .cloned()
+            .collect();
         Some(
-            LazyVars::from_shared(Arc::clone(layers), Arc::clone(&self.env))
+            lazy.with_values(missing)
                 .with_value("hostvars", Value::from_dyn_object(Arc::clone(self))),
         )
     }

@@ -75,8 +75,82 @@ pub fn render_str(
     ctx: &Value,
     loc: &Loc,
 ) -> Result<String, Diagnostic> {
-    env.render_str(source, ctx.clone())
-        .map_err(|e| to_diagnostic_in(env, &e, source, ctx, loc))
+    render_guarded(env, source, ctx).map_err(|e| to_diagnostic_in(env, &e, source, ctx, loc))
+}
+
+/// True if `source` guards against undefined values the way Ansible templates do:
+/// `default(...)`/`d(...)`, or an `is defined`/`is undefined` test.
+fn is_guarded(source: &str) -> bool {
+    static GUARD: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    GUARD
+        .get_or_init(|| {
+            regex::Regex::new(r"\|\s*(default|d)\s*(\(|\||\}|$)|\bis\s+(not\s+)?(un)?defined\b")
+                .ok()
+        })
+        .as_ref()
+        .is_some_and(|re| re.is_match(source))
+}
+
+/// The environment guarded templates are tried again with: the same filters and tests, with
+/// Ansible's undefined semantics for attribute chains (`foo.bar` of an undefined `foo` is
+/// undefined, so `foo.bar | default('x')` works), while printing an undefined value is still an
+/// error.
+fn chainable(env: &Environment<'static>) -> Environment<'static> {
+    let mut twin = env.clone();
+    twin.set_undefined_behavior(UndefinedBehavior::Chainable);
+    twin.set_formatter(|out, state, value| {
+        if value.is_undefined() {
+            Err(Error::from(ErrorKind::UndefinedError))
+        } else if value.is_none() {
+            Ok(())
+        } else {
+            minijinja::escape_formatter(out, state, value)
+        }
+    });
+    twin
+}
+
+/// Runs `f` with strict undefined; if that fails on an undefined value and `source` is
+/// guarded ([`is_guarded`]), runs it again in the [`chainable`] twin of `env`. Ansible's
+/// `{{ foo.bar | default('x') }}` is then `x` when `foo` is undefined, and every template
+/// without a guard keeps strict undefined.
+fn guarded<T>(
+    env: &Environment<'static>,
+    source: &str,
+    f: impl Fn(&Environment<'static>) -> Result<T, Error>,
+) -> Result<T, Error> {
+    match f(env) {
+        Err(e) if e.kind() == ErrorKind::UndefinedError && is_guarded(source) => {
+            // Still undefined without the guard's help: that error names what is missing.
+            f(&chainable(env)).map_err(|e2| {
+                if e2.kind() == ErrorKind::UndefinedError {
+                    e2
+                } else {
+                    e
+                }
+            })
+        }
+        other => other,
+    }
+}
+
+/// `env.render_str` through [`guarded`].
+fn render_guarded(env: &Environment<'static>, source: &str, ctx: &Value) -> Result<String, Error> {
+    guarded(env, source, |env| env.render_str(source, ctx.clone()))
+}
+
+/// Compiles and evaluates a bare expression through [`guarded`]; an undefined result is an
+/// error.
+fn eval_guarded(env: &Environment<'static>, expr: &str, ctx: &Value) -> Result<Value, Error> {
+    guarded(env, expr, |env| {
+        let v = env
+            .compile_expression_owned(expr.to_string())?
+            .eval(ctx.clone())?;
+        if v.is_undefined() {
+            return Err(Error::from(ErrorKind::UndefinedError));
+        }
+        Ok(v)
+    })
 }
 
 /// Evaluates a bare expression (Ansible `when:`, `changed_when:`, `failed_when:`, `until:`,
@@ -89,17 +163,7 @@ pub fn eval_expr(
     loc: &Loc,
 ) -> Result<Value, Diagnostic> {
     let inner = bare_expression(env, expr, loc)?;
-    let compiled = env
-        .compile_expression_owned(inner.to_string())
-        .map_err(|e| to_diagnostic_in(env, &e, inner, ctx, loc))?;
-    let v = compiled
-        .eval(ctx.clone())
-        .map_err(|e| to_diagnostic_in(env, &e, inner, ctx, loc))?;
-    if v.is_undefined() {
-        let e = Error::from(ErrorKind::UndefinedError);
-        return Err(to_diagnostic_in(env, &e, inner, ctx, loc));
-    }
-    Ok(v)
+    eval_guarded(env, inner, ctx).map_err(|e| to_diagnostic_in(env, &e, inner, ctx, loc))
 }
 
 /// Renders `source` only to see whether it can be rendered, keeping minijinja's error kind so
@@ -110,7 +174,7 @@ pub fn check_render(
     ctx: &Value,
     loc: &Loc,
 ) -> Result<(), (ErrorKind, Diagnostic)> {
-    env.render_str(source, ctx.clone())
+    render_guarded(env, source, ctx)
         .map(|_| ())
         .map_err(|e| (e.kind(), to_diagnostic_in(env, &e, source, ctx, loc)))
 }
@@ -123,15 +187,8 @@ pub fn check_expr(
     loc: &Loc,
 ) -> Result<Value, (ErrorKind, Diagnostic)> {
     let inner = bare_expression(env, expr, loc).map_err(|d| (ErrorKind::SyntaxError, d))?;
-    let fail = |e: Error| (e.kind(), to_diagnostic_in(env, &e, inner, ctx, loc));
-    let compiled = env
-        .compile_expression_owned(inner.to_string())
-        .map_err(fail)?;
-    let v = compiled.eval(ctx.clone()).map_err(fail)?;
-    if v.is_undefined() {
-        return Err(fail(Error::from(ErrorKind::UndefinedError)));
-    }
-    Ok(v)
+    eval_guarded(env, inner, ctx)
+        .map_err(|e| (e.kind(), to_diagnostic_in(env, &e, inner, ctx, loc)))
 }
 
 /// Evaluates a conditional to a bool with Ansible truthiness: a bool is itself; none, `0`, `""`
@@ -295,18 +352,10 @@ fn render_string_value(
         return Ok(serde_json::Value::String(s.to_string()));
     }
     if let Some(inner) = single_expression(env, s) {
-        let compiled = env
-            .compile_expression_owned(inner.to_string())
-            .map_err(|e| (e, inner.to_string()))?;
-        let v = compiled
-            .eval(ctx.clone())
-            .map_err(|e| (e, inner.to_string()))?;
-        if v.is_undefined() {
-            return Err((Error::from(ErrorKind::UndefinedError), inner.to_string()));
-        }
+        let v = eval_guarded(env, inner, ctx).map_err(|e| (e, inner.to_string()))?;
         return value_to_json(&v).map_err(|e| (e, s.to_string()));
     }
-    env.render_str(s, ctx.clone())
+    render_guarded(env, s, ctx)
         .map(serde_json::Value::String)
         .map_err(|e| (e, s.to_string()))
 }

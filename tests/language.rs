@@ -1,0 +1,237 @@
+//! End to end: Ansible's playbook language as existing playbooks use it (issue 12), on the
+//! local connection through the `rdeploy` binary. Each test is named after what went wrong
+//! before: a templated include that ran nothing, guards refused as undefined, inventory
+//! values that were never rendered, and so on.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+
+const INVENTORY: &str = "local:\n  hosts:\n    localhost:\n      ansible_connection: local\n";
+
+/// Writes `files` (path, text) under `dir`, the inventory unless one is given, and runs
+/// `rdeploy run pb.yaml -i inv.yaml ARGS`; returns (exit code, stdout, stderr).
+fn run(dir: &Path, files: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
+    if !files.iter().any(|(p, _)| *p == "inv.yaml") {
+        std::fs::write(dir.join("inv.yaml"), INVENTORY).unwrap();
+    }
+    for (p, text) in files {
+        let p = dir.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let out = Command::cargo_bin("rdeploy")
+        .unwrap()
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("RDEPLOY_STATE_DIR", dir.join("state"))
+        .args(["run", "pb.yaml", "-i", "inv.yaml"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn recap_line(stdout: &str) -> String {
+    stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("PLAY RECAP"))
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn a_templated_include_runs_the_tasks_of_the_file_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                r#"
+- hosts: localhost
+  gather_facts: yes
+  vars:
+    flavour: Debian
+  tasks:
+    - file: { path: "{{ playbook_dir }}/out", state: directory }
+    - include_tasks: "tasks/setup-{{ 'Debian' }}.yml"
+    - include_tasks: "tasks/setup-{{ flavour }}.yml"
+    - include_tasks: "tasks/setup-{{ item }}.yml"
+      loop: [Debian, Other]
+    - include_tasks:
+        file: "tasks/setup-{{ ansible_system }}.yml"
+"#,
+            ),
+            (
+                "tasks/setup-Debian.yml",
+                "- copy: { dest: \"{{ playbook_dir }}/out/debian-{{ item | default('plain') }}\", content: x }\n",
+            ),
+            (
+                "tasks/setup-Other.yml",
+                "- copy: { dest: \"{{ playbook_dir }}/out/other\", content: x }\n",
+            ),
+            (
+                "tasks/setup-Linux.yml",
+                "- copy: { dest: \"{{ playbook_dir }}/out/linux\", content: x }\n",
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let mut made: Vec<String> = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    made.sort();
+    assert_eq!(made, ["debian-Debian", "debian-plain", "linux", "other"]);
+}
+
+#[test]
+fn a_templated_include_that_names_no_file_fails_the_host_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - include_tasks: \"setup-{{ 'Nope' }}.yml\"\n    - debug: msg=after\n",
+        )],
+        &[],
+    );
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(out.contains("setup-Nope.yml' not found"), "{out}");
+    assert!(!out.contains("after"), "{out}");
+    assert!(recap_line(&out).contains("failed=1"), "{out}");
+}
+
+#[test]
+fn an_unsupported_module_in_a_conditional_include_fails_only_when_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        (
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: yes
+  tasks:
+    - include_tasks: setup-FreeBSD.yml
+      when: ansible_system == 'FreeBSD'
+    - block:
+        - include_tasks: setup-FreeBSD.yml
+      when: ansible_system == 'FreeBSD'
+    - copy: { dest: "{{ playbook_dir }}/ran", content: x }
+"#,
+        ),
+        ("setup-FreeBSD.yml", "- pkgng: { name: nginx }\n"),
+    ];
+    let (code, out, err) = run(dir.path(), &files, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(dir.path().join("ran").exists());
+
+    // Reached, the same file fails the host with the file's own position.
+    let dir = tempfile::tempdir().unwrap();
+    let reached = files[0].1.replace("== 'FreeBSD'", "!= 'FreeBSD'");
+    let (code, out, err) = run(dir.path(), &[("pb.yaml", &reached), files[1]], &[]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(out.contains("setup-FreeBSD.yml:1:3"), "{out}");
+    assert!(!dir.path().join("ran").exists());
+
+    // An include that certainly runs is still checked before anything runs.
+    let dir = tempfile::tempdir().unwrap();
+    let certain = files[0].1.replace(
+        "      when: ansible_system == 'FreeBSD'\n    - block",
+        "    - block",
+    );
+    let (code, _out, err) = run(dir.path(), &[("pb.yaml", &certain), files[1]], &[]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("setup-FreeBSD.yml:1:3"), "{err}");
+    assert!(!dir.path().join("ran").exists());
+}
+
+#[test]
+fn guarded_expressions_are_not_refused_as_undefined() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: no
+  vars:
+    defined_one: 5
+  tasks:
+    - debug: { msg: "a={{ foo.bar | default('x') }}" }
+    - debug: { msg: "b={{ foo.bar.baz | d('y') }}" }
+    - debug: { msg: "c={{ x if x is defined else 'z' }}" }
+    - debug: { msg: "d={{ nothing | default(omit) }}" }
+    - debug: { msg: never }
+      when: x is defined and x
+    - debug: { msg: "e={{ defined_one | default(1) }}" }
+"#,
+        )],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    for want in ["a=x", "b=y", "c=z", "e=5"] {
+        assert!(out.contains(want), "{want} in {out}");
+    }
+    assert!(!out.contains("never"), "{out}");
+    assert!(recap_line(&out).contains("skipped=1"), "{out}");
+}
+
+#[test]
+fn an_unguarded_undefined_attribute_is_still_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - debug: { msg: \"{{ foo.bar }}\" }\n    - debug: { msg: \"{{ foo.bar | default('x') }} {{ baz.qux }}\" }\n",
+        )],
+        &[],
+    );
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert!(
+        err.contains("pb.yaml:4:") && err.contains("'foo' is undefined"),
+        "{err}"
+    );
+    assert!(
+        err.contains("pb.yaml:5:") && err.contains("'baz' is undefined"),
+        "{err}"
+    );
+}
+
+#[test]
+fn loop_variables_inside_hostvars_are_not_undefined() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: yes
+  tasks:
+    - debug:
+        msg: "names={% for b in groups['local'] %}{{ hostvars[b]['ansible_hostname'] | length > 0 }}{% endfor %}"
+    - debug:
+        msg: "sys={{ hostvars[inventory_hostname]['ansible_facts']['system'] }}"
+"#,
+        )],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("names=True") || out.contains("names=true"),
+        "{out}"
+    );
+    assert!(out.contains("sys=Linux"), "{out}");
+}
