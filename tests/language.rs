@@ -235,3 +235,33 @@ fn loop_variables_inside_hostvars_are_not_undefined() {
     );
     assert!(out.contains("sys=Linux"), "{out}");
 }
+
+#[test]
+fn a_templated_include_vars_sets_the_variables_of_the_file_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                r#"
+- hosts: localhost
+  gather_facts: yes
+  tasks:
+    - include_vars: "vars/{{ ansible_facts.system }}.yml"
+    - debug: { msg: "os_var={{ os_var }}" }
+    - include_vars:
+        file: "vars/{{ 'Other' }}.yml"
+    - debug: var=other_var
+"#,
+            ),
+            ("vars/Linux.yml", "os_var: linux-value\n"),
+            ("vars/FreeBSD.yml", "os_var: bsd-value\n"),
+            ("vars/Other.yml", "other_var: 7\n"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("os_var=linux-value"), "{out}");
+    assert!(out.contains("\"other_var\":7"), "{out}");
+}

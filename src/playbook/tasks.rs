@@ -750,10 +750,13 @@ impl Loader<'_> {
             .free_form
             .clone()
             .or_else(|| task.action.arg("file").cloned())?;
-        if is_template(&file) {
-            return None;
-        }
         let name = file.scalar_string().unwrap_or_default();
+        if is_template(&file) {
+            return Some(Included::Vars {
+                path: None,
+                names: self.names_in_matching_files(ctx, name.trim()),
+            });
+        }
         let cands = Loader::candidates(ctx, name.trim(), "vars");
         let Some(path) = Loader::first_file(&cands) else {
             let shown_path = cands
@@ -768,6 +771,70 @@ impl Loader<'_> {
             path: Some(path),
             names: vars.into_iter().map(|(k, _)| k).collect(),
         })
+    }
+
+    /// The names set by any vars file a templated `include_vars` name can stand for
+    /// (`"{{ ansible_os_family }}.yml"` reads every `*.yml` beside it), so the plan-time check
+    /// knows them. Only the file name part may be templated; files that do not parse as a
+    /// mapping are passed over silently (the run reports the one actually included).
+    fn names_in_matching_files(&mut self, ctx: &Ctx, name: &str) -> Vec<String> {
+        let Some(file_re) = template_pattern(name.rsplit('/').next().unwrap_or(name)) else {
+            return Vec::new();
+        };
+        let dir_part = name.rsplit_once('/').map_or("", |(d, _)| d);
+        if is_template_text(dir_part) {
+            return Vec::new();
+        }
+        let mut names = Vec::new();
+        let mut seen_dirs = Vec::new();
+        let probe = if dir_part.is_empty() {
+            "x".to_string()
+        } else {
+            format!("{dir_part}/x")
+        };
+        for cand in Loader::candidates(ctx, &probe, "vars") {
+            let Some(dir) = cand.parent().map(|d| {
+                if d.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    d.to_path_buf()
+                }
+            }) else {
+                continue;
+            };
+            if seen_dirs.contains(&dir) {
+                continue;
+            }
+            seen_dirs.push(dir.clone());
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.is_file()
+                        && p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| file_re.is_match(n))
+                        && matches!(
+                            p.extension().and_then(|e| e.to_str()),
+                            Some("yml" | "yaml" | "json")
+                        )
+                })
+                .collect();
+            files.sort();
+            for f in files.into_iter().take(200) {
+                let mark = self.errors.len();
+                if let Some(vars) = self.vars_file(&f, "include_vars") {
+                    names.extend(vars.into_iter().map(|(k, _)| k));
+                }
+                self.errors.truncate(mark);
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// A `handlers:` list (or a role's handlers file): tasks that may `listen`; `import_tasks`
@@ -894,4 +961,27 @@ pub fn load_dynamic(
         Some(x) if l.errors.is_empty() => Ok(x),
         _ => Err(crate::diag::Diagnostics(l.errors).sorted()),
     }
+}
+
+fn is_template_text(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%")
+}
+
+/// A regex matching every text a file name with `{{ }}`/`{% %}` parts can render to: each
+/// templated part matches anything.
+fn template_pattern(name: &str) -> Option<regex::Regex> {
+    let mut re = String::from("^");
+    let mut rest = name;
+    while let Some(start) = rest.find("{{").or_else(|| rest.find("{%")) {
+        let close = if rest[start..].starts_with("{{") { "}}" } else { "%}" };
+        re.push_str(&regex::escape(&rest[..start]));
+        re.push_str(".*");
+        match rest[start..].find(close) {
+            Some(end) => rest = &rest[start + end + 2..],
+            None => return None,
+        }
+    }
+    re.push_str(&regex::escape(rest));
+    re.push('$');
+    regex::Regex::new(&re).ok()
 }
