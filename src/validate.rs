@@ -515,8 +515,10 @@ impl<'a> Checker<'a> {
     }
 
     fn report(&mut self, r: Result<(), (ErrorKind, Diagnostic)>) {
+        // A variable whose template reads itself (`a: "{{ b }}"`, `b: "{{ a }}"`) fails
+        // whatever the stand-ins: caught here, before the run.
         if let Err((kind, d)) = r
-            && reportable(kind)
+            && (reportable(kind) || d.message.contains("recursive loop detected"))
         {
             self.errors.push(d);
         }

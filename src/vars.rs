@@ -1,8 +1,9 @@
 //! The one variable precedence list.
 //!
 //! Owns the order in which variable sources override each other, and which sources are
-//! templates (written in playbook or role files, rendered when read) and which are data
-//! (inventory, registered results, facts, extra vars: never rendered), and filling those tiers
+//! templates (written by the operator: inventory, playbook and role files, `-e`; rendered when
+//! read) and which are data (registered results, facts, magic variables, and values marked
+//! `!unsafe`: never rendered), and filling those tiers
 //! for a play's hosts (shared by the plan-time check and the executor). It must not render
 //! anything itself: [`VarStack::layers`] hands the ordered layers to `template::LazyVars`.
 
@@ -20,13 +21,13 @@ use crate::template::{self, VarValue};
 /// | # | tier | source | rendered? |
 /// |---|------|--------|-----------|
 /// | 1 | `RoleDefaults` | `roles/*/defaults/main.yml` | template |
-/// | 2 | `InventoryGroup` | inventory group vars, `group_vars/` (all → parent → child) | data |
-/// | 3 | `InventoryHost` | inventory host vars, `host_vars/` | data |
+/// | 2 | `InventoryGroup` | inventory group vars, `group_vars/` (all → parent → child) | template |
+/// | 3 | `InventoryHost` | inventory host vars, `host_vars/` | template |
 /// | 4 | `Play` | play `vars:`, `vars_files:` | template |
 /// | 5 | `RoleVars` | `roles/*/vars/main.yml`, role params | template |
 /// | 6 | `Task` | block `vars:`, then task `vars:` | template |
 /// | 7 | `Runtime` | `register:`, `set_fact`, `include_vars`, facts | data |
-/// | 8 | `Extra` | `-e` extra vars | data |
+/// | 8 | `Extra` | `-e` extra vars | template |
 /// | 9 | `Magic` | `inventory_hostname`, `groups`, `hostvars`, `omit`, … | data |
 ///
 /// Magic variables sit on top so a playbook cannot redefine `inventory_hostname`; the one
@@ -70,11 +71,19 @@ impl Tier {
         Tier::Magic,
     ];
 
-    /// True for tiers written in playbook and role files, which are rendered when read.
+    /// True for tiers the operator wrote (inventory files, `group_vars/`, `host_vars/`,
+    /// playbook and role files, `-e`), which are rendered when read, as in Ansible. What
+    /// comes from hosts and the magic variables are data.
     pub fn is_template(self) -> bool {
         matches!(
             self,
-            Tier::RoleDefaults | Tier::Play | Tier::RoleVars | Tier::Task
+            Tier::RoleDefaults
+                | Tier::InventoryGroup
+                | Tier::InventoryHost
+                | Tier::Play
+                | Tier::RoleVars
+                | Tier::Task
+                | Tier::Extra
         )
     }
 }
@@ -133,6 +142,19 @@ impl VarStack {
             .iter()
             .rev()
             .find_map(|&t| self.layers[t as usize].get(name).map(|v| (t, v)))
+    }
+
+    /// Keeps as data every variable of `tier` whose value holds one of `texts` (values written
+    /// `!unsafe` in an inventory or extra-vars file, or printed by an inventory script).
+    pub fn keep_as_data(&mut self, tier: Tier, texts: &std::collections::HashSet<String>) {
+        if texts.is_empty() {
+            return;
+        }
+        for (k, v) in &self.layers[tier as usize] {
+            if template::lazy::holds_text(v, texts) {
+                self.data[tier as usize].insert(k.clone());
+            }
+        }
     }
 
     /// Every name defined in any tier.
@@ -196,6 +218,7 @@ pub fn play_stack(
             .iter()
             .map(|(k, v)| (k.clone(), v.clone())),
     );
+    shared.keep_as_data(Tier::Extra, &settings.extra_data_texts);
     let magic_play = [
         ("ansible_check_mode", serde_json::Value::Bool(check_mode)),
         ("ansible_diff_mode", serde_json::Value::Bool(false)),
@@ -297,7 +320,7 @@ pub fn host_stacks(
     hosts
         .iter()
         .filter_map(|h| inv.hosts.get(h))
-        .map(|host| (host.name.clone(), host_stack(shared, host)))
+        .map(|host| (host.name.clone(), host_stack(shared, host, &inv.data_texts)))
         .collect()
 }
 
@@ -323,7 +346,11 @@ pub fn role_vars(r: &RoleRef, stack: &mut VarStack) {
     }
 }
 
-pub fn host_stack(shared: &VarStack, host: &Host) -> VarStack {
+pub fn host_stack(
+    shared: &VarStack,
+    host: &Host,
+    data_texts: &std::collections::HashSet<String>,
+) -> VarStack {
     let mut s = shared.clone();
     s.set(
         Tier::MagicDefaults,
@@ -338,6 +365,8 @@ pub fn host_stack(shared: &VarStack, host: &Host) -> VarStack {
         Tier::InventoryHost,
         host.host_vars.iter().map(|(k, v)| (k.clone(), v.clone())),
     );
+    s.keep_as_data(Tier::InventoryGroup, data_texts);
+    s.keep_as_data(Tier::InventoryHost, data_texts);
     let short = host
         .name
         .split('.')
@@ -440,18 +469,44 @@ mod tests {
     }
 
     #[test]
-    fn only_playbook_tiers_are_templates() {
+    fn operator_written_tiers_are_templates_and_host_data_is_not() {
         let mut s = VarStack::new();
-        s.set(Tier::InventoryHost, "a", json!("{{ b }}"));
-        s.set(Tier::Play, "c", json!("{{ b }}"));
+        for t in [
+            Tier::InventoryGroup,
+            Tier::InventoryHost,
+            Tier::Play,
+            Tier::Extra,
+        ] {
+            s.set(t, format!("t{}", t as usize), json!("{{ b }}"));
+        }
+        s.set(Tier::Runtime, "registered", json!("{{ b }}"));
+        s.set(Tier::InventoryHost, "marked", json!("{{ not_me }}"));
+        s.keep_as_data(
+            Tier::InventoryHost,
+            &["{{ not_me }}".to_string()].into_iter().collect(),
+        );
         let layers = s.layers();
+        for t in [
+            Tier::InventoryGroup,
+            Tier::InventoryHost,
+            Tier::Play,
+            Tier::Extra,
+        ] {
+            assert!(
+                matches!(
+                    layers[t as usize][&format!("t{}", t as usize)],
+                    VarValue::Template(_)
+                ),
+                "{t:?}"
+            );
+        }
         assert!(matches!(
-            layers[Tier::InventoryHost as usize]["a"],
+            layers[Tier::Runtime as usize]["registered"],
             VarValue::Data(_)
         ));
         assert!(matches!(
-            layers[Tier::Play as usize]["c"],
-            VarValue::Template(_)
+            layers[Tier::InventoryHost as usize]["marked"],
+            VarValue::Data(_)
         ));
     }
 }

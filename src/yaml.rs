@@ -149,6 +149,24 @@ impl Node {
 
     /// The node as plain data (what a variable holds). Mapping keys become strings the way
     /// Ansible's JSON would show them; tags are dropped (callers that care look first).
+    /// Adds to `out` every string below `self` that sits under an `unsafe` tag (`!unsafe`, a
+    /// decrypted `!vault`) and holds template syntax: the texts that stay data once the tags
+    /// are gone ([`Node::to_json`] drops them).
+    pub fn unsafe_texts(&self, out: &mut std::collections::HashSet<String>) {
+        fn walk(n: &Node, under: bool, out: &mut std::collections::HashSet<String>) {
+            let under = under || n.tag.as_deref() == Some("unsafe");
+            match &n.kind {
+                Kind::Str { value, .. } if under && crate::template::has_template(value) => {
+                    out.insert(value.clone());
+                }
+                Kind::Seq(items) => items.iter().for_each(|i| walk(i, under, out)),
+                Kind::Map(entries) => entries.iter().for_each(|(_, v)| walk(v, under, out)),
+                _ => {}
+            }
+        }
+        walk(self, false, out);
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value;
         match &self.kind {

@@ -645,26 +645,33 @@ fn extra_vars_render_the_play_name_in_list_hosts() {
     ));
 }
 
+/// As in Ansible, extra vars are templates: `-e` values render against the other variables
+/// (issue 12: they reached hosts as literal `{{ ... }}` text before).
 #[test]
-fn extra_vars_are_data_not_templates_json_and_file() {
+fn extra_vars_are_templates_json_file_and_key_value() {
     let sb = release_sandbox();
-    sb.write("extra.yaml", "release: \"{{ undefined_var }}\"\n");
-    for e in [
-        "{\"release\": \"{{ undefined_var }}\"}",
-        "@extra.yaml",
-        "release=\"{{ undefined_var }}\"",
+    sb.write("extra.yaml", "release: \"{{ base }}-file\"\n");
+    for (e, want) in [
+        ("{\"release\": \"{{ base }}-json\"}", "deploy v3-json"),
+        ("@extra.yaml", "deploy v3-file"),
+        ("release={{ base }}-kv", "deploy v3-kv"),
     ] {
-        sb.rdeploy(&["plan", "pb.yaml", "-i", "inv.yaml", "-e", e])
-            .assert()
-            .code(0);
+        sb.rdeploy(&[
+            "run",
+            "pb.yaml",
+            "-i",
+            "inv.yaml",
+            "-e",
+            "base=v3",
+            "-e",
+            e,
+            "--list-hosts",
+        ])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(want));
     }
-}
-
-/// Ansible's `-e 'x={{ a }}'` keeps the `{{ ... }}` block whole when splitting key=value
-/// pairs; it is one value, and data.
-#[test]
-fn extra_vars_key_value_with_unquoted_braces_is_data() {
-    let sb = release_sandbox();
+    // Still strict: an undefined name inside an extra var is refused before the run.
     sb.rdeploy(&[
         "plan",
         "pb.yaml",
@@ -674,7 +681,18 @@ fn extra_vars_key_value_with_unquoted_braces_is_data() {
         "release={{ undefined_var }}",
     ])
     .assert()
-    .code(0);
+    .code(4)
+    .stderr(predicate::str::contains("'undefined_var' is undefined"));
+}
+
+/// A value written `!unsafe` in an extra-vars file stays data, as in Ansible.
+#[test]
+fn extra_vars_written_unsafe_in_a_file_stay_data() {
+    let sb = release_sandbox();
+    sb.write("extra.yaml", "release: !unsafe \"{{ undefined_var }}\"\n");
+    sb.rdeploy(&["plan", "pb.yaml", "-i", "inv.yaml", "-e", "@extra.yaml"])
+        .assert()
+        .code(0);
 }
 
 #[test]

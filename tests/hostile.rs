@@ -161,11 +161,18 @@ fn hostile_values_arrive_as_their_literal_bytes_from_every_surface() {
     );
     assert_eq!(out.status.code(), Some(0), "{text}");
     let read = |p: &str| std::fs::read(h.path(p)).unwrap_or_default();
-    assert_eq!(read("/srv/out/inv"), PAYLOAD.as_bytes());
-    assert_eq!(read("/srv/out/extra"), PAYLOAD.as_bytes());
+    // Inventory and extra vars are the operator's templates, as in Ansible (issue 12): their
+    // `{{ }}`/`{% %}` render, and what they render to still arrives as its literal bytes.
+    let rendered = |t: &str| {
+        t.replace("{{ 7 * 7 }}", "49")
+            .replace("{% if true %}T{% endif %}", "T")
+    };
+    assert_eq!(read("/srv/out/inv"), rendered(PAYLOAD).as_bytes());
+    assert_eq!(read("/srv/out/extra"), rendered(PAYLOAD).as_bytes());
     assert_eq!(read("/srv/out/registered"), PAYLOAD.as_bytes());
     assert_eq!(read("/srv/out/binary"), bytes);
     assert_eq!(read("/srv/out/name"), name.as_bytes());
+    let path = rendered(path);
     assert!(h.path(&format!("/srv/out/{path}")).exists(), "{text}");
     assert!(h.path(&format!("/srv/out/{path}.argv")).exists(), "{text}");
     assert!(!h.path("/srv/pwned").exists(), "a payload was executed");

@@ -265,3 +265,68 @@ fn a_templated_include_vars_sets_the_variables_of_the_file_it_names() {
     assert!(out.contains("os_var=linux-value"), "{out}");
     assert!(out.contains("\"other_var\":7"), "{out}");
 }
+
+#[test]
+fn inventory_values_are_templates_rendered_when_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("custom-state");
+    let inv = format!(
+        "local:\n  hosts:\n    localhost:\n      ansible_connection: local\n      root_dir: {}\n      rdeploy_state_dir: \"{{{{ root_dir }}}}/custom-state\"\n      literal: !unsafe \"{{{{ not_rendered }}}}\"\n",
+        dir.path().display()
+    );
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            ("inv.yaml", &inv),
+            (
+                "group_vars/all.yml",
+                "base_dir: \"{{ playbook_dir }}/srv\"\napp_dir: \"{{ base_dir }}/app\"\n",
+            ),
+            (
+                "pb.yaml",
+                r#"
+- hosts: all
+  gather_facts: no
+  tasks:
+    - file: { path: "{{ app_dir }}", state: directory }
+    - copy: { dest: "{{ app_dir }}/literal", content: "{{ literal }}" }
+"#,
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let app = dir.path().join("srv/app");
+    assert!(app.is_dir(), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(app.join("literal")).unwrap(),
+        "{{ not_rendered }}"
+    );
+    // The templated state directory is where the backups went.
+    assert!(
+        state.join("backups").is_dir() || state.join("runs").is_dir(),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_inventory_variable_that_refers_to_itself_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            ("group_vars/all.yml", "a: \"{{ b }}\"\nb: \"{{ a }}\"\n"),
+            (
+                "pb.yaml",
+                "- hosts: all\n  gather_facts: no\n  tasks:\n    - debug: { msg: \"{{ a }}\" }\n",
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert!(err.contains("pb.yaml:4:"), "{err}");
+    assert!(
+        err.contains("recurs") || err.contains("cycle") || err.contains("itself"),
+        "{err}"
+    );
+}

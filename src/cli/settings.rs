@@ -26,6 +26,9 @@ pub struct Settings {
     pub limit: Option<String>,
     /// Extra variables, merged in the order given (later `-e` wins).
     pub extra_vars: IndexMap<String, Value>,
+    /// Texts of extra vars written `!unsafe` (or decrypted from `!vault`) in `-e @file`: the
+    /// variables holding them stay data.
+    pub extra_data_texts: std::collections::HashSet<String>,
     /// `--tags`.
     pub tags: Vec<String>,
     /// `--skip-tags`.
@@ -51,8 +54,9 @@ impl Settings {
             None
         });
         let mut extra_vars = IndexMap::new();
+        let mut extra_data_texts = std::collections::HashSet::new();
         for raw in &c.extra_vars {
-            match parse_extra_vars(raw) {
+            match parse_extra_vars_into(raw, &mut extra_data_texts) {
                 Ok(vars) => extra_vars.extend(vars),
                 Err(d) => errors.extend(d),
             }
@@ -87,6 +91,7 @@ impl Settings {
             },
             limit,
             extra_vars,
+            extra_data_texts,
             tags: clean(&c.tags),
             skip_tags: clean(&c.skip_tags),
             roles_path: c
@@ -158,16 +163,31 @@ pub fn read_limit(raw: &str) -> Result<String, Diagnostic> {
 /// One `-e` value: `@file` (YAML or JSON), an inline JSON/YAML mapping, or `key=value` pairs
 /// (values are strings, as in Ansible).
 pub fn parse_extra_vars(raw: &str) -> Result<IndexMap<String, Value>, Diagnostics> {
+    parse_extra_vars_into(raw, &mut std::collections::HashSet::new())
+}
+
+/// [`parse_extra_vars`], adding the `!unsafe`/`!vault` texts it finds to `data_texts`.
+pub fn parse_extra_vars_into(
+    raw: &str,
+    data_texts: &mut std::collections::HashSet<String>,
+) -> Result<IndexMap<String, Value>, Diagnostics> {
     let trimmed = raw.trim_start();
+    let mut doc = |docs: Vec<yaml::Node>| {
+        let first = docs.into_iter().next();
+        if let Some(n) = &first {
+            n.unsafe_texts(data_texts);
+        }
+        first
+    };
     if let Some(path) = trimmed.strip_prefix('@') {
         let docs =
             yaml::load_file(Path::new(path), yaml::Limits::default()).map_err(Diagnostics)?;
-        return mapping_to_vars(docs.into_iter().next(), path);
+        return mapping_to_vars(doc(docs), path);
     }
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         let file: Arc<str> = Arc::from("<extra vars>");
         let docs = yaml::load_str(&file, trimmed, yaml::Limits::default()).map_err(Diagnostics)?;
-        return mapping_to_vars(docs.into_iter().next(), "<extra vars>");
+        return mapping_to_vars(doc(docs), "<extra vars>");
     }
     parse_kv(raw)
         .map_err(|m| Diagnostics::from(Diagnostic::options(format!("-e '{raw}': {m}"))))

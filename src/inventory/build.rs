@@ -34,6 +34,9 @@ pub(crate) struct Builder {
     pub hosts: IndexMap<String, RawHost>,
     pub groups: IndexMap<String, RawGroup>,
     pub diags: Diagnostics,
+    /// Texts that stay data although inventory values are templates (see
+    /// [`Inventory::data_texts`](super::Inventory::data_texts)).
+    pub data_texts: std::collections::HashSet<String>,
 }
 
 impl Builder {
@@ -43,6 +46,7 @@ impl Builder {
             hosts: IndexMap::new(),
             groups: IndexMap::new(),
             diags: Diagnostics::new(),
+            data_texts: Default::default(),
         };
         b.add_group("all", None);
         b.add_group("ungrouped", None);

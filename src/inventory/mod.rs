@@ -5,7 +5,8 @@
 //! and next to the playbook), host patterns ([`Inventory::select`]), and the inventory tiers of
 //! variable precedence ([`Inventory::vars_of`]), all as Ansible does them. Every mistake in every
 //! file is collected as a [`Diagnostic`](crate::diag::Diagnostic) with `PATH:LINE:COL`. It must
-//! not template anything (values are data; `{{ }}` stays text), touch hosts, or know about plays
+//! not template anything (values are rendered later, when a play reads them; it only records
+//! which texts must stay data: [`Inventory::data_texts`]), touch hosts, or know about plays
 //! beyond the playbook directory.
 //!
 //! Variable precedence inside the inventory, lowest first (Ansible's `VARIABLE_PRECEDENCE` for
@@ -57,6 +58,11 @@ pub struct Inventory {
     pub hosts: IndexMap<String, Host>,
     /// Groups in the order first seen, starting with `all` and `ungrouped`.
     pub groups: IndexMap<String, Group>,
+    /// Texts that stay data although inventory values are templates: values written
+    /// `!unsafe` or decrypted from an inline `!vault` (their tags do not survive into
+    /// [`Host::group_vars`]), and everything a dynamic inventory script printed (it comes
+    /// from outside: a cloud API, a CMDB). A variable whose value holds one is never rendered.
+    pub data_texts: std::collections::HashSet<String>,
 }
 
 /// One group.
@@ -217,7 +223,15 @@ impl Inventory {
                 },
             );
         }
-        diags.sorted().into_result(Inventory { hosts, groups })
+        let mut data_texts = std::mem::take(&mut b.data_texts);
+        for d in &all_dirs {
+            data_texts.extend(d.data_texts.iter().cloned());
+        }
+        diags.sorted().into_result(Inventory {
+            hosts,
+            groups,
+            data_texts,
+        })
     }
 
     /// Hosts matching an Ansible host pattern (`web`, `all`, `*`, `web*`, `~re`, `g[0]`,

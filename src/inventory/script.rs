@@ -42,6 +42,8 @@ pub(crate) fn read_with_timeout(b: &mut Builder, path: &Path, timeout: Duration)
             return;
         }
     };
+    // What a script prints comes from outside (a cloud API, a CMDB): data, never rendered.
+    crate::template::lazy::template_texts(&data, &mut b.data_texts);
     let Value::Object(data) = data else {
         b.error(
             Some(&loc),

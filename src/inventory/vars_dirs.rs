@@ -21,6 +21,8 @@ use crate::yaml;
 pub(crate) struct VarsDir {
     pub groups: HashMap<String, Map<String, Value>>,
     pub hosts: HashMap<String, Map<String, Value>>,
+    /// Texts written `!unsafe` (or decrypted from `!vault`) in these files.
+    pub data_texts: std::collections::HashSet<String>,
 }
 
 const EXTENSIONS: [&str; 3] = ["yml", "yaml", "json"];
@@ -50,7 +52,7 @@ pub(crate) fn read<'a>(
             continue;
         }
         for name in names {
-            if let Some(vars) = read_entity(&dir, name, diags) {
+            if let Some(vars) = read_entity(&dir, name, diags, &mut out.data_texts) {
                 into.insert(name.to_string(), vars);
             }
         }
@@ -59,7 +61,12 @@ pub(crate) fn read<'a>(
 }
 
 /// The merged variables of `name` below `dir`, or `None` when it has no file there.
-fn read_entity(dir: &Path, name: &str, diags: &mut Diagnostics) -> Option<Map<String, Value>> {
+fn read_entity(
+    dir: &Path,
+    name: &str,
+    diags: &mut Diagnostics,
+    texts: &mut std::collections::HashSet<String>,
+) -> Option<Map<String, Value>> {
     // A name that could leave the directory is never looked up.
     if name.is_empty() || name.contains(['/', '\\', '\0']) || name == "." || name == ".." {
         return None;
@@ -77,7 +84,7 @@ fn read_entity(dir: &Path, name: &str, diags: &mut Diagnostics) -> Option<Map<St
     };
     let mut vars = Map::new();
     for f in files {
-        if let Some(v) = read_vars_file(&f, diags) {
+        if let Some(v) = read_vars_file(&f, diags, texts) {
             vars.extend(v);
         }
     }
@@ -116,7 +123,11 @@ fn dir_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
 
 /// One vars file: a single YAML/JSON mapping, or nothing (a vault file is decrypted by
 /// `yaml::read_text`).
-pub(crate) fn read_vars_file(path: &Path, diags: &mut Diagnostics) -> Option<Map<String, Value>> {
+pub(crate) fn read_vars_file(
+    path: &Path,
+    diags: &mut Diagnostics,
+    texts: &mut std::collections::HashSet<String>,
+) -> Option<Map<String, Value>> {
     let file: Arc<str> = Arc::from(path.display().to_string());
     let limits = yaml::Limits::default();
     let text = match yaml::read_text(path, &file, limits.max_bytes) {
@@ -141,6 +152,7 @@ pub(crate) fn read_vars_file(path: &Path, diags: &mut Diagnostics) -> Option<Map
         return None;
     }
     let doc = docs.first()?;
+    doc.unsafe_texts(texts);
     match doc.to_json() {
         Value::Object(m) => Some(m),
         Value::Null => Some(Map::new()),

@@ -18,6 +18,7 @@ const GROUP_KEYS: [&str; 3] = ["hosts", "children", "vars"];
 
 /// Adds the groups and hosts of one YAML inventory document to `b`.
 pub(crate) fn read_doc(b: &mut Builder, doc: &Node) {
+    doc.unsafe_texts(&mut b.data_texts);
     let Some(entries) = doc.as_map() else {
         if !doc.is_null() {
             b.error(

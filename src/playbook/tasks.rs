@@ -973,7 +973,11 @@ fn template_pattern(name: &str) -> Option<regex::Regex> {
     let mut re = String::from("^");
     let mut rest = name;
     while let Some(start) = rest.find("{{").or_else(|| rest.find("{%")) {
-        let close = if rest[start..].starts_with("{{") { "}}" } else { "%}" };
+        let close = if rest[start..].starts_with("{{") {
+            "}}"
+        } else {
+            "%}"
+        };
         re.push_str(&regex::escape(&rest[..start]));
         re.push_str(".*");
         match rest[start..].find(close) {

@@ -8,14 +8,15 @@
 //! views. It must not decide the precedence order itself (`vars.rs` builds the layers) and
 //! must not read files or hosts.
 //!
-//! **Why [`VarValue::Data`] is never rendered.** Values that come from inventory, gathered
-//! facts, registered results, extra-vars files or file contents are *data*: a host's
-//! registered stdout may contain `{{ lookup(...) }}`, `{% for %}` or `$(rm -rf ~)` written by
-//! whoever controls that host or that file, and evaluating it would let a managed host (or a
-//! file's author) run template code on the controller, or smuggle text into later commands.
-//! Only text the playbook author wrote (play vars, vars_files, role defaults/vars, task vars)
-//! is [`VarValue::Template`]; everything else is returned exactly as it came in. (Ansible
-//! marks such values "unsafe" for the same reason.)
+//! **Why [`VarValue::Data`] is never rendered.** Values that come from hosts (gathered facts,
+//! registered results, fetched or slurped content), from inventory scripts, or that were
+//! written `!unsafe` are *data*: a host's registered stdout may contain `{{ lookup(...) }}`,
+//! `{% for %}` or `$(rm -rf ~)` written by whoever controls that host, and evaluating it would
+//! let a managed host run template code on the controller, or smuggle text into later
+//! commands. Only text the operator wrote (inventory files, `group_vars`/`host_vars`, play
+//! vars, vars_files, role defaults/vars, task vars, `-e`) is [`VarValue::Template`];
+//! everything else is returned exactly as it came in. (Ansible marks such values "unsafe" for
+//! the same reason.)
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -26,11 +27,34 @@ use indexmap::IndexMap;
 use minijinja::value::{Enumerator, Object, ObjectRepr};
 use minijinja::{Environment, Error, ErrorKind, Value};
 
+/// Adds to `out` every string inside `v` that holds template syntax (for values that must stay
+/// data: what a dynamic inventory script printed).
+pub fn template_texts(v: &serde_json::Value, out: &mut std::collections::HashSet<String>) {
+    match v {
+        serde_json::Value::String(s) if super::has_template(s) => {
+            out.insert(s.clone());
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| template_texts(x, out)),
+        serde_json::Value::Object(m) => m.values().for_each(|x| template_texts(x, out)),
+        _ => {}
+    }
+}
+
+/// True if any string inside `v` is one of `texts`.
+pub fn holds_text(v: &serde_json::Value, texts: &std::collections::HashSet<String>) -> bool {
+    match v {
+        serde_json::Value::String(s) => texts.contains(s),
+        serde_json::Value::Array(a) => a.iter().any(|x| holds_text(x, texts)),
+        serde_json::Value::Object(m) => m.values().any(|x| holds_text(x, texts)),
+        _ => false,
+    }
+}
+
 /// One variable as a layer holds it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum VarValue {
-    /// Data from outside the playbook (inventory, facts, registered results, extra vars, file
-    /// contents): returned as-is, never rendered, even if it contains `{{ }}`.
+    /// Data from hosts (facts, registered results, file contents), inventory scripts, or
+    /// written `!unsafe`: returned as-is, never rendered, even if it contains `{{ }}`.
     Data(serde_json::Value),
     /// Text written in a playbook file (play vars, vars_files, role defaults/vars, task vars):
     /// rendered on access. A string that is exactly one `{{ expr }}` yields the native value.
