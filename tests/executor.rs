@@ -451,6 +451,93 @@ fn uri_checks_the_status_and_parses_json() {
     assert!(out.contains("Status code was 503"), "{out}");
 }
 
+/// A loopback HTTP server that answers every request 200 and counts the requests it got.
+fn http_counter() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&hits);
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            counted.fetch_add(1, Ordering::SeqCst);
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    (port, hits)
+}
+
+/// `--check` changes nothing anywhere: `uri` (any method), `command`, `shell` and `raw` are
+/// not run and are reported `skipping`, as ansible-playbook 2.19 reports them (same recap on
+/// this playbook: ok=3 changed=1 skipped=6); a skipped task notifies no handler (before, the
+/// POST was sent and the "would run" command notified a failing handler: exit 2).
+#[test]
+fn check_mode_sends_no_request_and_skipped_commands_notify_no_handler() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let (port, hits) = http_counter();
+    let pb = format!(
+        r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - uri: {{ url: "http://127.0.0.1:{port}/hook", method: POST, body: "deploy" }}
+    - uri: {{ url: "http://127.0.0.1:{port}/health" }}
+      register: health
+    - assert: {{ that: [health is skipped] }}
+    - command: touch {{{{ playbook_dir }}}}/touched
+      notify: restart
+    - shell: echo hi > {{{{ playbook_dir }}}}/shell
+      register: sh
+    - assert: {{ that: ["sh is skipped", "sh.stdout == ''", "sh.rc == 0"] }}
+    - raw: touch {{{{ playbook_dir }}}}/raw
+    - command: touch {{{{ playbook_dir }}}}/guarded
+      args: {{ creates: "{{{{ playbook_dir }}}}/guarded" }}
+      notify: reload
+  handlers:
+    - name: restart
+      command: /bin/false
+    - name: reload
+      command: touch {{{{ playbook_dir }}}}/reloaded
+"#
+    );
+    let (code, out, err) = run(dir.path(), &pb, &["--check", "-v"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "--check sent a request: {out}"
+    );
+    for f in ["touched", "shell", "raw", "guarded", "reloaded"] {
+        assert!(!dir.path().join(f).exists(), "--check created {f}: {out}");
+    }
+    assert!(
+        out.contains("This action (uri) does not support check mode."),
+        "{out}"
+    );
+    assert!(
+        out.contains("Command would have run if not in check mode"),
+        "{out}"
+    );
+    assert!(!out.contains("RUNNING HANDLER [restart]"), "{out}");
+    assert_eq!(
+        recap_line(&out),
+        "localhost : ok=3 changed=1 unreachable=0 failed=0 skipped=6 rescued=0 ignored=0"
+    );
+    // The server counts: the real run sends both requests.
+    let pb = pb
+        .replace("    - assert: { that: [health is skipped] }\n", "")
+        .replace("\"sh is skipped\", ", "");
+    let (code, out, _) = run(dir.path(), &pb, &[]);
+    assert_eq!(code, 2, "the real run's handler fails: {out}");
+    assert!(out.contains("RUNNING HANDLER [restart]"), "{out}");
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "{out}");
+}
+
 const TWO_HOSTS: &str = "local:\n  hosts:\n    h1:\n      ansible_connection: local\n    h2:\n      ansible_connection: local\n";
 
 fn run_two(dir: &Path, playbook: &str, args: &[&str]) -> (i32, String) {

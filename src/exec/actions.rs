@@ -21,6 +21,12 @@ use crate::template::{self, LazyVars};
 use crate::transport::TransportError;
 use crate::yaml;
 
+/// Whether `module` is a controller action that ansible-playbook does not run under
+/// `--check` (it reports it `skipping`): its effect cannot be predicted (`uri` may POST).
+pub fn without_check_mode(module: &str) -> bool {
+    module == "uri"
+}
+
 /// Runs `module` if it is a controller action; `None` for host modules.
 pub async fn controller(
     ctx: &TaskCtx,

@@ -659,13 +659,22 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
         Ok(a) => a,
         Err(m) => return Step::failed(m),
     };
+    let check_mode = effective_check_mode(ctx, kw, vars);
+    if check_mode && actions::without_check_mode(module) {
+        // As Ansible: an action that cannot predict its effect is not run under `--check`.
+        let msg = format!("This action ({module}) does not support check mode.");
+        let mut r = Map::new();
+        r.insert("msg".into(), Json::from(msg.clone()));
+        let mut s = Step::new(Status::Skipped, r);
+        s.msg = Some(msg);
+        return s;
+    }
     if let Some(step) = actions::controller(ctx, st, vars, module, &args).await {
         return step;
     }
     let Some(imp) = crate::modules::implementation(module) else {
         return Step::failed(format!("module '{module}' is not implemented yet"));
     };
-    let check_mode = effective_check_mode(ctx, kw, vars);
     let parts = match Parts::new(ctx, kw, vars, &args) {
         Ok(p) => p,
         Err(m) => return Step::failed(m),
@@ -753,15 +762,7 @@ async fn pipeline(
         Err(e) => return module_error(e),
     };
     if check_mode {
-        // A prediction: converging modules say what would change; commands would run
-        // (pyinfra-style dry run), so both are reported as changes.
-        let mut s = Step::new(Status::Changed, Map::new());
-        if !converges {
-            s.msg = Some("check mode: the command would run".into());
-        }
-        s.changes = drift.changes;
-        s.predicted = true;
-        return s;
+        return predicted(imp, args, drift, converges);
     }
     // Riding with the change: this check's reads (to verify) and the next tasks' up to one
     // that may change the host.
@@ -835,6 +836,40 @@ async fn pipeline(
     }
     let mut s = Step::new(Status::Changed, result);
     s.changes = drift.changes;
+    s
+}
+
+/// `--check` stops after `check`: a converging module's drift is the predicted change; a
+/// module whose effect cannot be predicted (a command) is reported as Ansible reports it:
+/// `skipping`, unless its `creates`/`removes` predicted that it runs.
+fn predicted(
+    imp: &'static dyn crate::modules::runtime::Module,
+    args: &Args,
+    drift: crate::modules::runtime::Drift,
+    converges: bool,
+) -> Step {
+    let mut s = if converges {
+        Step::new(Status::Changed, Map::new())
+    } else {
+        let u = imp.unpredicted(args, &drift);
+        let status = if u.skip {
+            Status::Skipped
+        } else {
+            Status::Changed
+        };
+        let mut s = Step::new(status, u.result);
+        s.msg = s
+            .result
+            .get("msg")
+            .and_then(Json::as_str)
+            .map(str::to_string);
+        if u.skip {
+            return s;
+        }
+        s
+    };
+    s.changes = drift.changes;
+    s.predicted = true;
     s
 }
 
