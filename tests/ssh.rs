@@ -991,3 +991,210 @@ fn become_runs_commands_and_writes_files_as_root_through_sudo() {
         h.processes()
     );
 }
+
+/// What the debug task `said` printed on `host`.
+fn said(r: &Run, host: &str) -> String {
+    r.results(host)
+        .iter()
+        .rev()
+        .find_map(|e| e["result"]["msg"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+const WHO_BECOMES: &str = r#"
+- hosts: all
+  gather_facts: no
+  become: yes
+  tasks:
+    - command: id -un
+      register: play_become
+    - command: id -un
+      become: false
+      register: task_no_become
+- hosts: all
+  gather_facts: no
+  tasks:
+    - command: id -un
+      register: no_keyword
+    - debug:
+        msg: "{{ play_become.stdout }} {{ task_no_become.stdout }} {{ no_keyword.stdout }}"
+"#;
+
+/// `ansible_become*` variables (inventory, `-e`) win over the play's and task's keywords,
+/// which win over `-b`/`--become-user`, as ansible-playbook 2.19 does on the same playbook
+/// (`-e ansible_become=false` used to be ignored: commands still ran under sudo).
+#[test]
+fn become_variables_win_over_keywords_which_win_over_the_command_line() {
+    assert!(
+        enable_sudo(),
+        "sudo is required: scripts/test.sh --install-only installs it"
+    );
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0).name().to_string();
+    let sb = sandbox(&fleet, WHO_BECOMES);
+    let cases: [(&[&str], &str); 4] = [
+        (&[], "root rdeploy-test rdeploy-test"),
+        (
+            &["-e", "ansible_become=false"],
+            "rdeploy-test rdeploy-test rdeploy-test",
+        ),
+        (
+            &["-b", "--become-user", "nobody"],
+            "nobody rdeploy-test nobody",
+        ),
+        (
+            &[
+                "-e",
+                "ansible_become_user=nobody",
+                "--become-user",
+                "daemon",
+            ],
+            "nobody rdeploy-test rdeploy-test",
+        ),
+    ];
+    for (args, want) in cases {
+        let r = run(&sb, "pb.yaml", args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.explain());
+        assert_eq!(said(&r, &h), want, "{args:?}");
+    }
+    // From the inventory: the variable beats even the task's `become: false`.
+    let extra = json!({
+        "ansible_ssh_extra_args": known_hosts_arg(fleet.known_hosts()),
+        "ansible_become": true,
+        "ansible_become_user": "nobody",
+    });
+    sb.write(
+        "inv.yaml",
+        inventory("all", fleet_hosts(&fleet, &extra), Value::Null),
+    );
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert_eq!(said(&r, &h), "nobody nobody nobody");
+}
+
+/// A sudo that asks for a password gets `ansible_become_password` (here from a file given with
+/// `-e @FILE`) on stdin, never in a command line; the command's own stdin is intact whether
+/// sudo asked or not; the password is never printed. Without it, sudo fails fast.
+#[test]
+fn become_password_from_a_file_unlocks_sudo_and_never_shows() {
+    assert!(
+        enable_sudo(),
+        "sudo is required: scripts/test.sh --install-only installs it"
+    );
+    let fleet = Fleet::builder().hosts(1).sudo_password().start();
+    let h = fleet.host(0).name().to_string();
+    let pb = "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - shell: cat; id -un\n      args:\n        stdin: from the playbook\n      register: out\n    - debug:\n        msg: \"{{ out.stdout_lines | join(' / ') }}\"\n";
+    let sb = sandbox(&fleet, pb);
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(
+        r.code,
+        2,
+        "sudo -n without a password fails: {}",
+        r.explain()
+    );
+    assert!(r.stdout.contains("password is required"), "{}", r.explain());
+    sb.write(
+        "become.yml",
+        format!("ansible_become_password: {PASSWORD}\n"),
+    );
+    let r = run(&sb, "pb.yaml", &["-e", "@become.yml", "-v"]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert_eq!(said(&r, &h), "from the playbook / root");
+    assert!(!r.stdout.contains(PASSWORD) && !r.stderr.contains(PASSWORD));
+}
+
+/// Passwords never come from argv, and prompts need a terminal: each is an error before any
+/// host is touched (exit 4, no result line).
+#[test]
+fn become_password_in_argv_and_prompts_without_a_terminal_are_refused_up_front() {
+    let fleet = Fleet::start(1);
+    let sb = sandbox(&fleet, WRITE_FILE);
+    for (args, needle) in [
+        (
+            &["-e", "ansible_become_password=hunter22"][..],
+            "command line",
+        ),
+        (&["-K"][..], "terminal"),
+        (&["--ask-vault-pass"][..], "terminal"),
+        (&["--become-method", "doas"][..], "not supported by rdeploy"),
+    ] {
+        let r = run(&sb, "pb.yaml", args);
+        assert_eq!(r.code, 4, "{args:?}: {}", r.explain());
+        assert!(r.stderr.contains(needle), "{args:?}: {}", r.explain());
+        assert!(!r.stderr.contains("hunter22"), "{}", r.explain());
+        assert!(r.events.iter().all(|e| e["event"] != "result"), "{args:?}");
+    }
+    assert!(!fleet.host(0).path("/srv/who").exists());
+}
+
+/// `-K` on a terminal (util-linux `script` gives rdeploy a pseudo-terminal): the prompt is
+/// Ansible's, what is typed is not echoed, and sudo gets it.
+#[test]
+fn ask_become_pass_prompts_on_a_terminal_with_the_input_hidden() {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    assert!(
+        enable_sudo(),
+        "sudo is required: scripts/test.sh --install-only installs it"
+    );
+    let fleet = Fleet::builder().hosts(1).sudo_password().start();
+    let pb = "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - command: id -un\n";
+    let sb = sandbox(&fleet, pb);
+    let proc = sb.rdeploy_process(&[]);
+    let line = format!(
+        "exec '{}' run pb.yaml -i inv.yaml -K",
+        assert_cmd::cargo::cargo_bin("rdeploy").display()
+    );
+    let mut c = std::process::Command::new("script");
+    c.args(["-qec", &line, "/dev/null"])
+        .current_dir(sb.path())
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in proc.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let mut child = c
+        .spawn()
+        .expect("util-linux script (scripts/test.sh installs it)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut typed = false;
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(b) => screen.extend(b),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(_) => {}
+        }
+        if !typed && String::from_utf8_lossy(&screen).contains("BECOME password: ") {
+            // The terminal's echo is off once the prompt is shown.
+            std::thread::sleep(Duration::from_millis(200));
+            stdin.write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+            typed = true;
+        }
+    }
+    let status = child.wait().expect("wait for script");
+    let screen = String::from_utf8_lossy(&screen).into_owned();
+    assert!(typed, "no prompt: {screen}");
+    assert!(status.success(), "{screen}");
+    assert!(screen.contains("changed: ["), "{screen}");
+    assert!(
+        !screen.contains(PASSWORD),
+        "the password was echoed: {screen}"
+    );
+}

@@ -65,6 +65,33 @@ pub struct RunOptions {
     /// Resuming: per play index, the hosts whose batch an interrupted run finished. A batch
     /// whose every host is listed is skipped.
     pub done: HashMap<usize, std::collections::HashSet<String>>,
+    /// `-b`, `--become-user`, `--become-method`, `-K`: below keywords and variables.
+    pub become_cli: BecomeCli,
+}
+
+/// `become` from the command line: the lowest precedence, as in Ansible (a play's or task's
+/// keyword wins, an `ansible_become*` variable wins over both).
+#[derive(Clone, Default)]
+pub struct BecomeCli {
+    /// `-b/--become` (`None`: not given).
+    pub r#become: Option<bool>,
+    /// `--become-user`.
+    pub user: Option<String>,
+    /// `--become-method`.
+    pub method: Option<String>,
+    /// `-K/--ask-become-pass`: what was typed.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for BecomeCli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BecomeCli")
+            .field("become", &self.r#become)
+            .field("user", &self.user)
+            .field("method", &self.method)
+            .field("password", &self.password.as_ref().map(|_| "********"))
+            .finish()
+    }
 }
 
 /// Data every host's future may read.

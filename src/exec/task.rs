@@ -1024,24 +1024,63 @@ fn effective_check_mode(ctx: &TaskCtx, kw: &Keywords, vars: &LazyVars) -> bool {
     }
 }
 
+/// The task's `become`, with Ansible's precedence (checked with ansible-playbook 2.19): the
+/// variables `ansible_become`, `ansible_become_user`, `ansible_become_method` (from the
+/// inventory, vars files, play/task `vars:`, `-e`) win over the play/block/task keywords,
+/// which win over the command line's `-b`, `--become-user`, `--become-method`. The password is
+/// `ansible_become_password` (or `ansible_become_pass`), else `-K`'s.
 fn become_of(ctx: &TaskCtx, kw: &Keywords, vars: &LazyVars) -> Result<Option<Become>, String> {
-    if !literal_bool(&kw.r#become, vars, ctx).unwrap_or(false) {
+    let cli = &ctx.shared.opts.become_cli;
+    let on = match var_text(vars, "ansible_become")? {
+        Some(v) => crate::template::filters::to_bool(&Value::from(v.as_str()))
+            .map_err(|_| format!("ansible_become: expected a boolean, got '{v}'"))?,
+        None => literal_bool(&kw.r#become, vars, ctx)
+            .or(cli.r#become)
+            .unwrap_or(false),
+    };
+    if !on {
         return Ok(None);
     }
-    let user = match &kw.become_user {
-        Some(n) => render_string(ctx, n, vars)?,
-        None => "root".into(),
+    let keyword = |n: &Option<Node>| -> Result<Option<String>, String> {
+        n.as_ref().map(|n| render_string(ctx, n, vars)).transpose()
     };
-    let method = match &kw.become_method {
-        Some(n) => render_string(ctx, n, vars)?,
-        None => "sudo".into(),
+    let user = match var_text(vars, "ansible_become_user")? {
+        Some(u) => u,
+        None => keyword(&kw.become_user)?
+            .or_else(|| cli.user.clone())
+            .unwrap_or_else(|| "root".into()),
     };
+    let method = match var_text(vars, "ansible_become_method")? {
+        Some(m) => m,
+        None => keyword(&kw.become_method)?
+            .or_else(|| cli.method.clone())
+            .unwrap_or_else(|| "sudo".into()),
+    };
+    let password = match var_text(vars, "ansible_become_password")? {
+        Some(p) => Some(p),
+        None => var_text(vars, "ansible_become_pass")?,
+    }
+    .or_else(|| cli.password.clone());
+    if let Some(p) = &password {
+        // Masked wherever it could be printed (an error echoing stdin, a debug of the var).
+        crate::vault::redact::register(p);
+    }
     match method.as_str() {
-        "sudo" => Ok(Some(Become::sudo(user))),
-        "su" => Ok(Some(Become::su(user, None))),
+        "sudo" => Ok(Some(Become::sudo(user).with_password(password))),
+        "su" => Ok(Some(Become::su(user, password))),
         other => Err(format!(
-            "become_method '{other}' is not supported (sudo or su)"
+            "become_method '{other}' is not supported by rdeploy (sudo or su)"
         )),
+    }
+}
+
+/// A connection variable's value as text (`None` when nothing defines it).
+fn var_text(vars: &LazyVars, name: &str) -> Result<Option<String>, String> {
+    match vars.get_json(name) {
+        None | Some(Ok(Json::Null)) => Ok(None),
+        Some(Ok(Json::String(s))) => Ok(Some(s)),
+        Some(Ok(other)) => Ok(Some(other.to_string())),
+        Some(Err(e)) => Err(format!("{name}: {e}")),
     }
 }
 

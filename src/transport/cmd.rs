@@ -98,6 +98,14 @@ fn single_quote(s: &str) -> String {
     out
 }
 
+/// The line after a sudo password on stdin ([`Become::password`]).
+const SUDO_MARK: &str = "rdeploy-become-password-ends-here";
+
+/// Run first under `sudo -S`: reads past the marker, and past the password too when sudo did
+/// not read it (no password needed). `read` takes one byte at a time from a pipe, as sudo does,
+/// so nothing after the marker is consumed.
+const SUDO_SKIP: &str = "IFS= read -r b_; [ \"$b_\" = rdeploy-become-password-ends-here ] || IFS= read -r b_; unset b_\n";
+
 /// How a command switches user on the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BecomeMethod {
@@ -115,8 +123,11 @@ pub struct Become {
     pub user: String,
     /// sudo or su.
     pub method: BecomeMethod,
-    /// Only used by [`BecomeMethod::Su`]: written as the first line of stdin. Beware that su run
-    /// by root does not ask, and the line then reaches the command's stdin instead.
+    /// The become password (`ansible_become_password`, `-K`), written as the first line of
+    /// stdin, never in a command line. su run by root does not ask, and the line then reaches
+    /// the command's stdin instead; sudo is given it with `-S` and a marker line after it, which
+    /// the command's shell reads past, so the command's stdin is the same whether sudo asked
+    /// (a password) or not (`NOPASSWD`, cached).
     pub password: Option<String>,
 }
 
@@ -137,6 +148,18 @@ impl Become {
             method: BecomeMethod::Su,
             password,
         }
+    }
+
+    /// This become with a password (`None` keeps `sudo -n`: fail fast rather than hang).
+    pub fn with_password(mut self, password: Option<String>) -> Become {
+        self.password = password;
+        self
+    }
+
+    /// Whether the wrapped command's stdin starts with lines of the become method's own (a
+    /// password): such a command cannot join a batch of reads.
+    pub fn reads_stdin(&self) -> bool {
+        self.method == BecomeMethod::Su || self.password.is_some()
     }
 
     fn validated_user(&self) -> Result<&str, CmdError> {
@@ -366,18 +389,19 @@ impl Cmd {
     /// What the transport writes to the command's stdin: the `su` password line (if any)
     /// followed by [`Cmd::stdin`]'s bytes. `None` means stdin is `/dev/null`.
     pub fn stdin_bytes(&self) -> Option<Vec<u8>> {
-        let password = self
-            .become_
-            .as_ref()
-            .filter(|b| b.method == BecomeMethod::Su)
-            .and_then(|b| b.password.as_deref());
+        let become_ = self.become_.as_ref();
+        let password = become_.and_then(|b| b.password.as_deref());
         match (password, &self.stdin) {
             (None, None) => None,
             (None, Some(data)) => Some(data.clone()),
             (Some(pw), data) => {
-                let mut bytes = Vec::with_capacity(pw.len() + 1);
+                let mut bytes = Vec::with_capacity(pw.len() + SUDO_MARK.len() + 2);
                 bytes.extend_from_slice(pw.as_bytes());
                 bytes.push(b'\n');
+                if become_.is_some_and(|b| b.method == BecomeMethod::Sudo) {
+                    bytes.extend_from_slice(SUDO_MARK.as_bytes());
+                    bytes.push(b'\n');
+                }
                 if let Some(data) = data {
                     bytes.extend_from_slice(data);
                 }
@@ -437,6 +461,15 @@ impl Cmd {
             Some(b) => {
                 let user = b.validated_user()?.to_string();
                 match b.method {
+                    BecomeMethod::Sudo if b.password.is_some() => {
+                        // The password is read from stdin (`-S`, no prompt text); the marker line
+                        // after it tells the command's shell where its own stdin starts.
+                        argv.extend(["sudo", "-S", "-p", "", "-u"].map(String::from));
+                        argv.push(user);
+                        argv.extend(["--", "sh", "-c"].map(String::from));
+                        argv.push(format!("{SUDO_SKIP}{script}"));
+                        return Ok(argv);
+                    }
                     BecomeMethod::Sudo => {
                         argv.extend(["sudo", "-n", "-u"].map(String::from));
                         argv.push(user);
@@ -2633,6 +2666,28 @@ mod tests {
     #[test]
     fn empty_command_is_an_error() {
         assert_eq!(Cmd::default().to_shell(), Err(CmdError::Empty));
+    }
+
+    /// A sudo password goes on stdin before a marker line, never in argv; the command's shell
+    /// skips past it whether sudo read the password or not, and the command sees its own stdin.
+    #[test]
+    fn a_sudo_password_is_on_stdin_only_and_the_command_keeps_its_stdin() {
+        let c = Cmd::raw("cat")
+            .stdin(b"data\n".to_vec())
+            .with_become(Become::sudo("root").with_password(Some("s3cret pw".into())));
+        let argv = c.wrap().unwrap();
+        assert_eq!(argv[..7], ["sudo", "-S", "-p", "", "-u", "root", "--"]);
+        assert!(argv.iter().all(|a| !a.contains("s3cret")), "{argv:?}");
+        let input = c.stdin_bytes().unwrap();
+        assert_eq!(input, format!("s3cret pw\n{SUDO_MARK}\ndata\n").as_bytes());
+        let script = &argv[argv.len() - 1];
+        // sudo read the password: the shell sees the marker first.
+        let asked = run_sh(script, &input[b"s3cret pw\n".len()..]);
+        assert_eq!(asked.stdout, b"data\n");
+        // sudo needed none: the shell sees the password line, then the marker.
+        assert_eq!(run_sh(script, &input).stdout, b"data\n");
+        assert!(c.get_become().is_some_and(Become::reads_stdin));
+        assert!(!Become::sudo("root").reads_stdin());
     }
 
     #[test]
