@@ -604,6 +604,61 @@ fn run_once_runs_on_the_first_host_and_registers_for_all() {
     );
 }
 
+/// A failed `run_once` task fails every host of the batch, as in Ansible: none goes on to the
+/// next task or play (before, only the first host stopped). Output as ansible-playbook 2.19
+/// prints it: one `fatal` line, counted for the host that ran it; exit 2.
+#[test]
+fn a_failed_run_once_task_stops_every_host_of_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = run_two(
+        dir.path(),
+        r#"
+- hosts: local
+  gather_facts: no
+  tasks:
+    - debug: { msg: one }
+    - command: /bin/false
+      run_once: true
+    - shell: "touch {{ playbook_dir }}/after-{{ inventory_hostname }}"
+- hosts: local
+  gather_facts: no
+  tasks:
+    - shell: "touch {{ playbook_dir }}/play2-{{ inventory_hostname }}"
+"#,
+        &[],
+    );
+    assert_eq!(code, 2, "{out}");
+    for f in ["after-h1", "after-h2", "play2-h1", "play2-h2"] {
+        assert!(!dir.path().join(f).exists(), "{f}: {out}");
+    }
+    assert!(out.contains("fatal: [h1]: FAILED!"), "{out}");
+    assert!(!out.contains("fatal: [h2]"), "{out}");
+    let mut recap: Vec<String> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("PLAY RECAP"))
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .take(2)
+        .collect();
+    recap.sort();
+    assert_eq!(
+        recap,
+        [
+            "h1 : ok=1 changed=0 unreachable=0 failed=1 skipped=0 rescued=0 ignored=0",
+            "h2 : ok=1 changed=0 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0"
+        ]
+    );
+    // With `ignore_errors`, every host goes on.
+    let (code, out) = run_two(
+        dir.path(),
+        "- hosts: local\n  gather_facts: no\n  tasks:\n    - command: /bin/false\n      run_once: true\n      ignore_errors: true\n    - shell: \"touch {{ playbook_dir }}/after-{{ inventory_hostname }}\"\n",
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(dir.path().join("after-h2").exists(), "{out}");
+}
+
 #[test]
 fn environment_timeout_and_check_mode_false() {
     let dir = tempfile::tempdir().unwrap();

@@ -842,13 +842,8 @@ impl<'r> Runner<'r> {
             hosts: &targets,
         });
         let results = self.run_hosts(t, scope, &targets, label, rest).await;
-        if run_once && let (Some((_, first, _)), Some(reg)) = (results.first(), &t.register) {
-            let v = Json::Object(first.result.clone());
-            for h in hosts.iter().skip(1) {
-                if let Some(s) = self.states.get_mut(h) {
-                    s.set_runtime(reg.name.clone(), v.clone());
-                }
-            }
+        if run_once && let Some((_, first, _)) = results.first() {
+            self.once_for_all(t, first, hosts);
         }
         let fatal = matches!(
             t.keywords
@@ -870,6 +865,23 @@ impl<'r> Runner<'r> {
             self.end_play = true;
         }
         results
+    }
+
+    /// A `run_once` task's result applies to every host of the batch, as in Ansible: its
+    /// `register:`, and its failure (the other hosts stop too, and a `rescue:` runs on each).
+    /// As ansible-playbook 2.19 does, only the host that ran it prints a result and counts it
+    /// in the recap.
+    fn once_for_all(&mut self, t: &Task, first: &HostOutcome, hosts: &[String]) {
+        let failed = first.status == Status::Failed && !first.ignored;
+        let v = Json::Object(first.result.clone());
+        for h in hosts.iter().skip(1) {
+            if let Some(s) = self.states.get_mut(h) {
+                if let Some(reg) = &t.register {
+                    s.set_runtime(reg.name.clone(), v.clone());
+                }
+                s.failed |= failed;
+            }
+        }
     }
 
     /// The per-host futures of one task; results are reported as they finish.
