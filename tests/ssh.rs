@@ -1198,3 +1198,66 @@ fn ask_become_pass_prompts_on_a_terminal_with_the_input_hidden() {
         "the password was echoed: {screen}"
     );
 }
+
+/// `copy` and `template` over a file whose group the plain login user is not in (here root's):
+/// with no `owner`/`group` in the task, the write keeps what the rename allows, as Ansible's
+/// `atomic_move` does (its `chown` refused, the user's own group), keeps the mode, and says so
+/// under `-v`. Before, every such task failed on `chown ... Operation not permitted`.
+#[test]
+fn copy_over_a_file_of_a_group_the_login_user_is_not_in_keeps_what_it_may() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let pb = "- hosts: all\n  gather_facts: no\n  tasks:\n    - copy:\n        content: \"new\\n\"\n        dest: /srv/app.conf\n    - template:\n        src: t.j2\n        dest: /srv/app.tmpl\n    - copy:\n        content: \"asked\\n\"\n        dest: /srv/strict.conf\n        group: root\n";
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let sb = sandbox(&fleet, pb);
+    sb.write("t.j2", "{{ inventory_hostname }}\n");
+    let uid = std::fs::metadata(h.path("/srv")).unwrap().uid();
+    assert_ne!(uid, 0, "the fleet's /srv belongs to the login user");
+    for f in ["/srv/app.conf", "/srv/app.tmpl", "/srv/strict.conf"] {
+        let p = h.path(f);
+        std::fs::write(&p, "old\n").unwrap();
+        std::os::unix::fs::chown(&p, Some(uid), Some(0)).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    let r = run(&sb, "pb.yaml", &["-v"]);
+    // The task that names `group: root` still fails: what a task asks for is never dropped.
+    assert_eq!(r.code, 2, "{}", r.explain());
+    let results = r.results(h.name());
+    assert_eq!(results[0]["status"], "changed", "{}", r.explain());
+    assert_eq!(results[1]["status"], "changed", "{}", r.explain());
+    assert_eq!(results[2]["status"], "failed", "{}", r.explain());
+    for (f, body) in [
+        ("/srv/app.conf", "new\n"),
+        ("/srv/app.tmpl", format!("{}\n", h.name()).as_str()),
+    ] {
+        let p = h.path(f);
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), body);
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!((m.uid(), m.mode() & 0o7777), (uid, 0o640), "{f}");
+        assert_ne!(
+            m.gid(),
+            0,
+            "{f}: the login user cannot give it root's group"
+        );
+    }
+    let msg = results[0]["result"]["msg"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("/srv/app.conf is now owned by rdeploy-test:"),
+        "{}",
+        r.explain()
+    );
+    // A second run changes nothing: the content is there; owner and group were not asked.
+    sb.write(
+        "pb.yaml",
+        pb.split("    - copy:\n        content: \"asked")
+            .next()
+            .unwrap(),
+    );
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert!(
+        r.results(h.name()).iter().all(|e| e["status"] == "ok"),
+        "{}",
+        r.explain()
+    );
+}

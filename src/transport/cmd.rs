@@ -1629,6 +1629,21 @@ pub fn chown(path: &str, owner: Option<&str>, group: Option<&str>) -> Cmd {
     }
 }
 
+/// Gives `path` the owner and group `owner`:`group` (numeric ids of a file it replaces) where
+/// permitted: both, else the group, else neither; never fails. Prints [`NOT_KEPT`] and the
+/// `OWNER:GROUP` names it has when it did not get both.
+pub fn keep_owner(path: &str, owner: Option<&str>, group: Option<&str>) -> Cmd {
+    Cmd::raw("set --")
+        .arg(path)
+        .arg(chown_spec(owner, group).unwrap_or_default())
+        .op(KEEP_OWNER_SCRIPT)
+}
+
+/// `PATH UID:GID`: the keeping chown of [`PUT_SCRIPT`] on its own.
+const KEEP_OWNER_SCRIPT: &str = r#"; [ -n "$2" ] || exit 0
+chown -- "$2" "$1" 2>/dev/null || chown -- ":${2#*:}" "$1" 2>/dev/null || :
+[ "$(stat -c %u:%g -- "$1")" = "$2" ] || printf 'rdeploy-not-kept %s\n' "$(stat -c %U:%G -- "$1")""#;
+
 /// `OWNER:GROUP`, `OWNER` or `:GROUP` as chown takes it; `None` when neither is given.
 fn chown_spec(owner: Option<&str>, group: Option<&str>) -> Option<String> {
     match (owner, group) {
@@ -1913,6 +1928,20 @@ pub fn put_file_cmd(
     owner: Option<&str>,
     group: Option<&str>,
 ) -> Cmd {
+    put_file_keeping_cmd(dest, sha256, mode, owner, group, false)
+}
+
+/// [`put_file_cmd`]; with `keep`, `owner` and `group` are the replaced file's (numeric ids),
+/// set where permitted: `OWNER:GROUP`, else `:GROUP`, else neither, never a failure. When the
+/// new file did not get both, it prints `rdeploy-not-kept OWNER:GROUP` (what it has) on stdout.
+pub fn put_file_keeping_cmd(
+    dest: &str,
+    sha256: &str,
+    mode: Option<u32>,
+    owner: Option<&str>,
+    group: Option<&str>,
+    keep: bool,
+) -> Cmd {
     let (dir, name) = dest.rsplit_once('/').unwrap_or(("", dest));
     let tmp = format!("{dir}/.{name}.rdeploy-tmp.{}", nonce());
     let chown = chown_spec(owner, group);
@@ -1932,10 +1961,14 @@ pub fn put_file_cmd(
         )
         .arg(chown.unwrap_or_default())
         .arg(umask)
+        .arg(if keep { "keep" } else { "" })
         .op(PUT_SCRIPT)
 }
 
-/// `DEST TMP SHA256 MODE CHOWN UMASK`. With UMASK (or a new file with no mode and no chown,
+/// The marker [`put_file_keeping_cmd`] prints when the replaced file's owner/group were not kept.
+pub const NOT_KEPT: &str = "rdeploy-not-kept ";
+
+/// `DEST TMP SHA256 MODE CHOWN UMASK KEEP`. With UMASK (or a new file with no mode and no chown,
 /// which gets 0644), the temp file is created with its final mode: no `chmod` process.
 ///
 /// The temp file is created exclusively (`set -C`: never through a planted symlink) on fd 3,
@@ -1961,7 +1994,10 @@ if [ -z "$u_" ]; then
   if [ -z "$m" ]; then
     if [ -f "$1" ] && [ ! -L "$1" ]; then m=$(stat -c %a -- "$1") || m=644; else m=644; fi
   fi
-  if [ -n "$5" ]; then chown -- "$5" "$T" || fail; fi
+  if [ -n "$7" ]; then
+    chown -- "$5" "$T" 2>/dev/null || chown -- ":${5#*:}" "$T" 2>/dev/null || :
+    [ "$(stat -c %u:%g -- "$T")" = "$5" ] || printf 'rdeploy-not-kept %s\n' "$(stat -c %U:%G -- "$T")"
+  elif [ -n "$5" ]; then chown -- "$5" "$T" || fail; fi
   chmod -- "$m" "$T" || fail
   sync -- "$T" 2>/dev/null || :
 fi
