@@ -266,10 +266,12 @@ fn checks_read_ahead_ride_in_round_trips_the_host_makes_anyway() {
         );
         assert_eq!(commands_per_host(&off, h.name()), 10, "{}", off.explain());
         // The first run: the checks of the next task and the verification of each change ride
-        // with the change (plus the state folder set up once, and the first batch of checks).
+        // with the change (plus the state folder set up once, and the first batch of checks;
+        // and, with no facts gathered and no `rdeploy_state_dir`, one command asking the login
+        // user's uid and home for the default state folder).
         let first_cmds = commands_per_host(&first, h.name());
         assert!(
-            first_cmds <= 12,
+            first_cmds <= 13,
             "{first_cmds} commands\n{}",
             first.explain()
         );
@@ -1257,6 +1259,158 @@ fn copy_over_a_file_of_a_group_the_login_user_is_not_in_keeps_what_it_may() {
     assert_eq!(r.code, 0, "{}", r.explain());
     assert!(
         r.results(h.name()).iter().all(|e| e["status"] == "ok"),
+        "{}",
+        r.explain()
+    );
+}
+
+/// The test user's `/etc/passwd` fields (the same on the machine and every host).
+fn user_entry() -> Vec<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let line = passwd
+        .lines()
+        .find(|l| l.starts_with(&format!("{USER}:")))
+        .expect("the fleet's user");
+    line.split(':').map(str::to_string).collect()
+}
+
+/// The test user's home directory.
+fn user_home() -> String {
+    user_entry()[5].clone()
+}
+
+/// The test user's uid and primary gid.
+fn user_ids() -> (u32, u32) {
+    let e = user_entry();
+    (e[2].parse().unwrap(), e[3].parse().unwrap())
+}
+
+/// A plain login user with no `rdeploy_state_dir` gets its backups in
+/// `~/.local/state/rdeploy` on the host (created 0700), shown with `-v`, and `rdeploy rollback`
+/// finds them there (from the journal, and from the inventory alone, as another controller
+/// would). Before, every changing task failed on `mkdir: cannot create directory
+/// '/var/lib/rdeploy'` (here the fleet's /var/lib/rdeploy is made root's, as on a real host).
+#[test]
+fn a_plain_login_user_keeps_its_backups_in_its_home_and_rollback_finds_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let var_lib = h.path("/var/lib/rdeploy");
+    std::os::unix::fs::chown(&var_lib, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&var_lib, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sb = sandbox(&fleet, WRITE_FILE);
+    std::fs::write(h.path("/srv/who"), "before\n").unwrap();
+    // The login user's file, as it would be on a real host.
+    let (uid, gid) = user_ids();
+    std::os::unix::fs::chown(h.path("/srv/who"), Some(uid), Some(gid)).unwrap();
+    let r = run(&sb, "pb.yaml", &["-v"]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    let home = user_home();
+    let state = format!("{home}/.local/state/rdeploy");
+    assert!(
+        r.events
+            .iter()
+            .any(|e| e["event"] == "state_dir" && e["dir"] == state.as_str()),
+        "-v names the state directory: {}",
+        r.explain()
+    );
+    let mode = std::fs::metadata(h.path(&state))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    let run_id = r
+        .events
+        .iter()
+        .find(|e| e["event"] == "run_end")
+        .and_then(|e| e["run_id"].as_str())
+        .expect("a run id")
+        .to_string();
+    assert!(h.path(&format!("{state}/runs/{run_id}.json")).exists());
+    assert_eq!(
+        std::fs::read_to_string(h.path("/srv/who")).unwrap(),
+        format!("{}\n", h.name())
+    );
+    let back = sb
+        .rdeploy(&["rollback", &run_id, "-i", "inv.yaml", "--no-lock"])
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    assert!(back.status.success(), "{back:?}");
+    assert_eq!(
+        std::fs::read_to_string(h.path("/srv/who")).unwrap(),
+        "before\n"
+    );
+    // Another controller (no journal): the manifest is found under the login user's home.
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    let run_id = r
+        .events
+        .iter()
+        .find(|e| e["event"] == "run_end")
+        .and_then(|e| e["run_id"].as_str())
+        .unwrap()
+        .to_string();
+    let elsewhere = sb.path().join("other-controller");
+    let back = sb
+        .rdeploy(&["rollback", &run_id, "-i", "inv.yaml", "--no-lock"])
+        .env("RDEPLOY_STATE_DIR", &elsewhere)
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    assert!(back.status.success(), "{back:?}");
+    assert_eq!(
+        std::fs::read_to_string(h.path("/srv/who")).unwrap(),
+        "before\n"
+    );
+}
+
+/// `--check` fails a host whose state directory cannot be prepared (here the user's
+/// `~/.local` belongs to root), so a check that passes never predicts a run that fails at
+/// every change; it creates nothing. A task with `become` (root) uses `/var/lib/rdeploy`.
+#[test]
+fn check_fails_a_host_whose_state_directory_cannot_be_prepared() {
+    use std::os::unix::fs::PermissionsExt;
+    assert!(
+        enable_sudo(),
+        "sudo is required: scripts/test.sh --install-only installs it"
+    );
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let sb = sandbox(&fleet, WRITE_FILE);
+    let home = user_home();
+    let r = run(&sb, "pb.yaml", &["--check", "-v"]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert!(
+        !h.path(&format!("{home}/.local")).exists(),
+        "--check created it"
+    );
+    let local = h.path(&format!("{home}/.local"));
+    std::fs::create_dir(&local).unwrap();
+    std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = run(&sb, "pb.yaml", &["--check"]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    let last = r.last(h.name());
+    assert_eq!(last["status"], "failed", "{}", r.explain());
+    let msg = last["msg"].as_str().unwrap_or_default().to_string();
+    assert!(
+        msg.contains("state directory") && msg.contains("not writable"),
+        "{}",
+        r.explain()
+    );
+    // The real run fails the same way, as predicted.
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    assert!(!h.path("/srv/who").exists());
+    // With become (root), the state directory is root's.
+    let pb = "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - copy: { content: \"x\\n\", dest: /srv/who }\n";
+    sb.write("pb.yaml", pb);
+    let r = run(&sb, "pb.yaml", &["-v"]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert!(
+        r.events
+            .iter()
+            .any(|e| e["event"] == "state_dir" && e["dir"] == "/var/lib/rdeploy"),
         "{}",
         r.explain()
     );

@@ -982,7 +982,11 @@ impl<'r> Runner<'r> {
         }
         let mut out = Vec::new();
         for h in hosts {
-            if let Some((st, o, f)) = done.remove(h) {
+            if let Some((mut st, o, f)) = done.remove(h) {
+                if let (Some(dir), false) = (&st.backups.dir, st.backups.shown) {
+                    self.reporter.emit(&Event::StateDir { host: h, dir });
+                    st.backups.shown = true;
+                }
                 self.states.insert(h.clone(), st);
                 out.push((h.clone(), o, f));
             }

@@ -730,9 +730,46 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
         }),
         _ => None,
     };
-    let step = pipeline(imp, tr, &args, &mctx, check_mode, guard.as_mut(), &look).await;
+    let mut step = pipeline(imp, tr, &args, &mctx, check_mode, guard.as_mut(), &look).await;
+    let own_host = delegate.as_deref().is_none_or(|d| d == host_name);
+    if step.predicted && step.status == Status::Changed && own_host && !local {
+        let resources = imp.resources(&args);
+        if !resources.is_empty()
+            && let Err(m) = check_preparable(tr, &mut backups, vars, mctx.become_.as_ref()).await
+        {
+            let changes = std::mem::take(&mut step.changes);
+            step = Step::failed(format!(
+                "the real run would fail before this change: the state directory for backups cannot be prepared: {m}"
+            ));
+            step.changes = changes;
+        }
+    }
     st.backups = backups;
     step
+}
+
+/// `--check`, before the host's first predicted change that the real run would back up:
+/// whether its state directory can be prepared (read-only; once per host).
+async fn check_preparable(
+    tr: &mut AnyTransport,
+    backups: &mut crate::exec::backups::HostBackups,
+    vars: &LazyVars,
+    become_: Option<&Become>,
+) -> Result<(), String> {
+    if let Some(r) = &backups.preparable {
+        return r.clone();
+    }
+    let r = match crate::exec::backups::resolve_state_dir(tr, vars, become_, None).await {
+        Ok(dir) => {
+            backups.dir = Some(dir.clone());
+            crate::backup::preparable(tr, &dir, become_)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e),
+    };
+    backups.preparable = Some(r.clone());
+    r
 }
 
 /// check → [check mode stops] → backup → apply → verify.
