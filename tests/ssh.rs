@@ -1415,3 +1415,52 @@ fn check_fails_a_host_whose_state_directory_cannot_be_prepared() {
         r.explain()
     );
 }
+
+/// `connection:` on a play and a task, as in Ansible: `local` runs on the controller (here as
+/// root, facts included), a task's `ssh` goes back to the host (as the login user), and an
+/// `ansible_connection` variable wins over both keywords. Other plugins are refused up front.
+#[test]
+fn the_connection_keyword_on_plays_and_tasks_chooses_local_or_ssh() {
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0).name().to_string();
+    let pb = r#"
+- hosts: all
+  connection: local
+  tasks:
+    - command: id -un
+      register: play_local
+    - command: id -un
+      connection: ssh
+      register: task_ssh
+    - debug:
+        msg: "{{ ansible_user_id }} {{ play_local.stdout }} {{ task_ssh.stdout }}"
+"#;
+    let sb = sandbox(&fleet, pb);
+    let controller = String::from_utf8(
+        std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let me = controller.trim();
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert_eq!(said(&r, &h), format!("{me} {me} {USER}"));
+    let r = run(&sb, "pb.yaml", &["-e", "ansible_connection=ssh"]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert_eq!(said(&r, &h), format!("{USER} {USER} {USER}"));
+    sb.write(
+        "pb.yaml",
+        pb.replace("connection: local", "connection: winrm"),
+    );
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 4, "{}", r.explain());
+    assert!(
+        r.stderr
+            .contains("connection 'winrm' is not supported by rdeploy"),
+        "{}",
+        r.explain()
+    );
+}

@@ -444,7 +444,7 @@ impl<'r> Runner<'r> {
                 .cloned()
                 .collect();
             if play_gathers_facts(play) {
-                self.gather(&hosts).await;
+                self.gather(&hosts, &play_scope).await;
             }
             self.section(&play.pre_tasks, &play_scope, &hosts, play)
                 .await;
@@ -523,9 +523,12 @@ impl<'r> Runner<'r> {
         self.flush_handlers(play, hosts).await;
     }
 
-    async fn gather(&mut self, hosts: &[String]) {
+    /// The play's implicit `setup`, over the play's `connection:` (facts of the controller for
+    /// `connection: local`, as in Ansible).
+    async fn gather(&mut self, hosts: &[String], play: &Scope) {
         let t = gather_task();
-        let scope = Scope::default();
+        let mut scope = Scope::default();
+        scope.keywords.connection = play.keywords.connection.clone();
         self.run_task(&t, &scope, hosts, false, "Gathering Facts", &[])
             .await;
     }

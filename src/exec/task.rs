@@ -684,7 +684,12 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
     let opts = &ctx.shared.opts;
     let host_name = st.name.clone();
     let ahead_vars: Vec<LazyVars> = ctx.ahead.iter().map(|a| task_vars(&a.ctx, st)).collect();
-    let local = st.connection == crate::exec::host::Connection::Local;
+    let conn = match connection_of(ctx, vars, &st.connection) {
+        Ok(c) => c,
+        Err(m) => return Step::failed(m),
+    };
+    let local = conn == crate::exec::host::Connection::Local;
+    let own_connection = conn == st.connection;
     let mut backups = std::mem::take(&mut st.backups);
     let opened = match delegate.as_deref() {
         Some(d) if d != st.name => match actions::delegate_target(ctx, d) {
@@ -695,12 +700,15 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
             Err(e) => Err(e),
         },
         _ => {
-            st.transport(opts, &|k: &str| vars.get_json(k).and_then(Result::ok))
-                .await
+            st.transport_via(&conn, opts, &|k: &str| {
+                vars.get_json(k).and_then(Result::ok)
+            })
+            .await
         }
     };
     // Reads run ahead on the host's own connection only, unless `rdeploy_read_ahead: false`.
-    let on = delegate.as_deref().is_none_or(|d| d == host_name)
+    let on = own_connection
+        && delegate.as_deref().is_none_or(|d| d == host_name)
         && vars
             .get_json("rdeploy_read_ahead")
             .and_then(Result::ok)
@@ -1051,6 +1059,25 @@ fn module_error(e: ModuleError) -> Step {
         }
         ModuleError::Transport(e) => unreachable(e),
     }
+}
+
+/// How the task reaches its host, as in Ansible: an `ansible_connection` variable, else the
+/// `connection:` keyword of the task, its blocks, role or play, else the host's own.
+pub fn connection_of(
+    ctx: &TaskCtx,
+    vars: &LazyVars,
+    host: &crate::exec::host::Connection,
+) -> Result<crate::exec::host::Connection, String> {
+    use crate::exec::host::Connection;
+    let name = match var_text(vars, "ansible_connection")? {
+        Some(n) => n,
+        None => match &effective_keywords(ctx).connection {
+            Some(n) => render_string(ctx, n, vars)?,
+            None => return Ok(host.clone()),
+        },
+    };
+    Connection::parse(&name)
+        .ok_or_else(|| format!("connection '{name}' is not supported by rdeploy (local or ssh)"))
 }
 
 /// `--check`, unless the task says `check_mode: false` (always run) or `true` (always check).
