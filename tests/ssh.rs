@@ -1099,6 +1099,14 @@ fn become_password_from_a_file_unlocks_sudo_and_never_shows() {
         "become.yml",
         format!("ansible_become_password: {PASSWORD}\n"),
     );
+    // Shown on purpose: masked all the same.
+    sb.write(
+        "pb.yaml",
+        pb.replace(
+            "  tasks:\n",
+            "  tasks:\n    - debug: { var: ansible_become_password }\n",
+        ),
+    );
     let r = run(&sb, "pb.yaml", &["-e", "@become.yml", "-v"]);
     assert_eq!(r.code, 0, "{}", r.explain());
     assert_eq!(said(&r, &h), "from the playbook / root");
