@@ -968,10 +968,7 @@ fn proxy_jump_through_the_bastion_reaches_the_private_hosts() {
 
 #[test]
 fn become_runs_commands_and_writes_files_as_root_through_sudo() {
-    assert!(
-        enable_sudo(),
-        "sudo is required: scripts/test.sh --install-only installs it"
-    );
+    need_sudo();
     let fleet = Fleet::start(1);
     let h = fleet.host(0);
     let sb = sandbox(
@@ -992,6 +989,24 @@ fn become_runs_commands_and_writes_files_as_root_through_sudo() {
         "{:?}",
         h.processes()
     );
+}
+
+/// Installs the test user's sudoers rule; sudo itself must be installed.
+fn need_sudo() {
+    assert!(
+        enable_sudo(),
+        "sudo is required: scripts/test.sh --install-only installs it"
+    );
+}
+
+/// The run id a run's `run_end` event names.
+fn run_id_of(r: &Run) -> String {
+    r.events
+        .iter()
+        .find(|e| e["event"] == "run_end")
+        .and_then(|e| e["run_id"].as_str())
+        .expect("a run id")
+        .to_string()
 }
 
 /// What the debug task `said` printed on `host`.
@@ -1027,10 +1042,7 @@ const WHO_BECOMES: &str = r#"
 /// (`-e ansible_become=false` used to be ignored: commands still ran under sudo).
 #[test]
 fn become_variables_win_over_keywords_which_win_over_the_command_line() {
-    assert!(
-        enable_sudo(),
-        "sudo is required: scripts/test.sh --install-only installs it"
-    );
+    need_sudo();
     let fleet = Fleet::start(1);
     let h = fleet.host(0).name().to_string();
     let sb = sandbox(&fleet, WHO_BECOMES);
@@ -1079,10 +1091,7 @@ fn become_variables_win_over_keywords_which_win_over_the_command_line() {
 /// sudo asked or not; the password is never printed. Without it, sudo fails fast.
 #[test]
 fn become_password_from_a_file_unlocks_sudo_and_never_shows() {
-    assert!(
-        enable_sudo(),
-        "sudo is required: scripts/test.sh --install-only installs it"
-    );
+    need_sudo();
     let fleet = Fleet::builder().hosts(1).sudo_password().start();
     let h = fleet.host(0).name().to_string();
     let pb = "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - shell: cat; id -un\n      args:\n        stdin: from the playbook\n      register: out\n    - debug:\n        msg: \"{{ out.stdout_lines | join(' / ') }}\"\n";
@@ -1143,10 +1152,7 @@ fn become_password_in_argv_and_prompts_without_a_terminal_are_refused_up_front()
 fn ask_become_pass_prompts_on_a_terminal_with_the_input_hidden() {
     use std::io::{Read, Write};
     use std::process::Stdio;
-    assert!(
-        enable_sudo(),
-        "sudo is required: scripts/test.sh --install-only installs it"
-    );
+    need_sudo();
     let fleet = Fleet::builder().hosts(1).sudo_password().start();
     let pb = "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - command: id -un\n";
     let sb = sandbox(&fleet, pb);
@@ -1327,13 +1333,7 @@ fn a_plain_login_user_keeps_its_backups_in_its_home_and_rollback_finds_them() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o700);
-    let run_id = r
-        .events
-        .iter()
-        .find(|e| e["event"] == "run_end")
-        .and_then(|e| e["run_id"].as_str())
-        .expect("a run id")
-        .to_string();
+    let run_id = run_id_of(&r);
     assert!(h.path(&format!("{state}/runs/{run_id}.json")).exists());
     assert_eq!(
         std::fs::read_to_string(h.path("/srv/who")).unwrap(),
@@ -1352,13 +1352,7 @@ fn a_plain_login_user_keeps_its_backups_in_its_home_and_rollback_finds_them() {
     // Another controller (no journal): the manifest is found under the login user's home.
     let r = run(&sb, "pb.yaml", &[]);
     assert_eq!(r.code, 0, "{}", r.explain());
-    let run_id = r
-        .events
-        .iter()
-        .find(|e| e["event"] == "run_end")
-        .and_then(|e| e["run_id"].as_str())
-        .unwrap()
-        .to_string();
+    let run_id = run_id_of(&r);
     let elsewhere = sb.path().join("other-controller");
     let back = sb
         .rdeploy(&["rollback", &run_id, "-i", "inv.yaml", "--no-lock"])
@@ -1379,10 +1373,7 @@ fn a_plain_login_user_keeps_its_backups_in_its_home_and_rollback_finds_them() {
 #[test]
 fn check_fails_a_host_whose_state_directory_cannot_be_prepared() {
     use std::os::unix::fs::PermissionsExt;
-    assert!(
-        enable_sudo(),
-        "sudo is required: scripts/test.sh --install-only installs it"
-    );
+    need_sudo();
     let fleet = Fleet::start(1);
     let h = fleet.host(0);
     let sb = sandbox(&fleet, WRITE_FILE);
