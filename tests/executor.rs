@@ -538,6 +538,40 @@ fn check_mode_sends_no_request_and_skipped_commands_notify_no_handler() {
     assert_eq!(hits.load(Ordering::SeqCst), 2, "{out}");
 }
 
+/// Modules Ansible does not run under `--check` are reported `skipping` with its message:
+/// `wait_for` (before, it waited for a port that check mode never opened, and failed) and
+/// `fetch`.
+#[test]
+fn check_mode_skips_wait_for_and_fetch_as_ansible_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let pb = format!(
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - wait_for: {{ port: {port}, timeout: 20 }}\n    - fetch: {{ src: /etc/hostname, dest: \"{{{{ playbook_dir }}}}/fetched/\" }}\n"
+    );
+    let started = std::time::Instant::now();
+    let (code, out, _) = run(dir.path(), &pb, &["--check", "-v"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "it waited: {out}"
+    );
+    assert!(
+        out.contains("remote module (wait_for) does not support check mode"),
+        "{out}"
+    );
+    assert!(
+        out.contains("check mode not (yet) supported for this module"),
+        "{out}"
+    );
+    assert!(!dir.path().join("fetched").exists());
+    assert_eq!(
+        recap_line(&out),
+        "localhost : ok=0 changed=0 unreachable=0 failed=0 skipped=2 rescued=0 ignored=0"
+    );
+}
+
 const TWO_HOSTS: &str = "local:\n  hosts:\n    h1:\n      ansible_connection: local\n    h2:\n      ansible_connection: local\n";
 
 fn run_two(dir: &Path, playbook: &str, args: &[&str]) -> (i32, String) {

@@ -662,12 +662,9 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
     let check_mode = effective_check_mode(ctx, kw, vars);
     if check_mode && actions::without_check_mode(module) {
         // As Ansible: an action that cannot predict its effect is not run under `--check`.
-        let msg = format!("This action ({module}) does not support check mode.");
-        let mut r = Map::new();
-        r.insert("msg".into(), Json::from(msg.clone()));
-        let mut s = Step::new(Status::Skipped, r);
-        s.msg = Some(msg);
-        return s;
+        return not_run_in_check_mode(&format!(
+            "This action ({module}) does not support check mode."
+        ));
     }
     if let Some(step) = actions::controller(ctx, st, vars, module, &args).await {
         return step;
@@ -796,6 +793,9 @@ async fn pipeline(
     look: &Lookahead<'_>,
 ) -> Step {
     let converges = imp.converges(args);
+    if check_mode && let Some(msg) = imp.check_mode_skip() {
+        return not_run_in_check_mode(msg);
+    }
     if tr.reads().idle() {
         let window = look.reads(usize::MAX).await;
         tr.reads().announce(window);
@@ -881,6 +881,14 @@ async fn pipeline(
     }
     let mut s = Step::new(Status::Changed, result);
     s.changes = drift.changes;
+    s
+}
+
+/// `skipping` under `--check`, with Ansible's message, for what Ansible does not run there.
+fn not_run_in_check_mode(msg: &str) -> Step {
+    let mut s = Step::new(Status::Skipped, Map::new());
+    s.result.insert("msg".into(), Json::from(msg));
+    s.msg = Some(msg.to_string());
     s
 }
 

@@ -274,6 +274,13 @@ pub trait Module: Send + Sync {
         true
     }
 
+    /// `Some(message)` when ansible-playbook does not run this module at all under `--check`
+    /// and reports it `skipping` with that message (`wait_for` would wait for what check mode
+    /// did not start); the executor then neither checks nor applies it.
+    fn check_mode_skip(&self) -> Option<&'static str> {
+        None
+    }
+
     /// What `--check` reports for a module that does not converge (its effect cannot be
     /// predicted, so it is not run), as ansible-playbook reports it: skipped with Ansible's
     /// message, unless the module's own guards (`creates`/`removes`) let it predict a change.
