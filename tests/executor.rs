@@ -539,16 +539,26 @@ fn check_mode_sends_no_request_and_skipped_commands_notify_no_handler() {
 }
 
 /// Modules Ansible does not run under `--check` are reported `skipping` with its message:
-/// `wait_for` (before, it waited for a port that check mode never opened, and failed) and
-/// `fetch`.
+/// `wait_for` (before, it waited for a port that check mode never opened, and failed),
+/// `fetch`, and `unarchive` of a tar archive (before, the archive was copied to the host to be
+/// listed).
 #[test]
-fn check_mode_skips_wait_for_and_fetch_as_ansible_does() {
+fn check_mode_skips_wait_for_fetch_and_tar_unarchive_as_ansible_does() {
     let dir = tempfile::tempdir().unwrap();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
+    std::fs::create_dir(dir.path().join("content")).unwrap();
+    std::fs::write(dir.path().join("content/a"), "a\n").unwrap();
+    let tar = std::process::Command::new("tar")
+        .args(["czf", "app.tgz", "-C", "content", "a"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    std::fs::create_dir(dir.path().join("unpacked")).unwrap();
     let pb = format!(
-        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - wait_for: {{ port: {port}, timeout: 20 }}\n    - fetch: {{ src: /etc/hostname, dest: \"{{{{ playbook_dir }}}}/fetched/\" }}\n"
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - wait_for: {{ port: {port}, timeout: 20 }}\n    - fetch: {{ src: /etc/hostname, dest: \"{{{{ playbook_dir }}}}/fetched/\" }}\n    - unarchive: {{ src: app.tgz, dest: \"{{{{ playbook_dir }}}}/unpacked\" }}\n"
     );
     let started = std::time::Instant::now();
     let (code, out, _) = run(dir.path(), &pb, &["--check", "-v"]);
@@ -557,18 +567,18 @@ fn check_mode_skips_wait_for_and_fetch_as_ansible_does() {
         started.elapsed() < std::time::Duration::from_secs(15),
         "it waited: {out}"
     );
-    assert!(
-        out.contains("remote module (wait_for) does not support check mode"),
-        "{out}"
-    );
-    assert!(
-        out.contains("check mode not (yet) supported for this module"),
-        "{out}"
-    );
+    for msg in [
+        "remote module (wait_for) does not support check mode",
+        "check mode not (yet) supported for this module",
+        "remote module (ansible.legacy.unarchive) does not support check mode when using gtar",
+    ] {
+        assert!(out.contains(msg), "{msg}: {out}");
+    }
     assert!(!dir.path().join("fetched").exists());
+    assert!(!dir.path().join("unpacked/a").exists());
     assert_eq!(
         recap_line(&out),
-        "localhost : ok=0 changed=0 unreachable=0 failed=0 skipped=2 rescued=0 ignored=0"
+        "localhost : ok=0 changed=0 unreachable=0 failed=0 skipped=3 rescued=0 ignored=0"
     );
 }
 

@@ -793,7 +793,7 @@ async fn pipeline(
     look: &Lookahead<'_>,
 ) -> Step {
     let converges = imp.converges(args);
-    if check_mode && let Some(msg) = imp.check_mode_skip() {
+    if check_mode && let Some(msg) = imp.check_mode_skip(args, mctx) {
         return not_run_in_check_mode(msg);
     }
     if tr.reads().idle() {

@@ -277,7 +277,7 @@ pub trait Module: Send + Sync {
     /// `Some(message)` when ansible-playbook does not run this module at all under `--check`
     /// and reports it `skipping` with that message (`wait_for` would wait for what check mode
     /// did not start); the executor then neither checks nor applies it.
-    fn check_mode_skip(&self) -> Option<&'static str> {
+    fn check_mode_skip(&self, _args: &Args, _ctx: &ModuleCtx<'_>) -> Option<&'static str> {
         None
     }
 

@@ -214,7 +214,7 @@ impl Module for Fetch {
         "fetch"
     }
 
-    fn check_mode_skip(&self) -> Option<&'static str> {
+    fn check_mode_skip(&self, _args: &Args, _ctx: &ModuleCtx<'_>) -> Option<&'static str> {
         Some("check mode not (yet) supported for this module")
     }
 
