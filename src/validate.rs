@@ -415,6 +415,7 @@ impl<'a> Checker<'a> {
             &k.environment,
             &k.become_user,
             &k.become_method,
+            &k.connection,
             &k.remote_user,
             &k.delegate_to,
         ]

@@ -271,20 +271,26 @@ pub fn render_with(n: &crate::yaml::Node, shared: &VarStack) -> String {
     env.render_str(&raw, ctx.to_value()).unwrap_or(raw)
 }
 
+/// Variables whose values are always secrets, `secret_vars` or not: become passwords.
+const ALWAYS_SECRET: [&str; 2] = ["ansible_become_password", "ansible_become_pass"];
+
 /// `secret_vars: [name, ...]` (a play, role or inventory variable): registers the value of
-/// each named variable, rendered with `stack`, for redaction. A name that cannot be rendered
-/// yet (it needs facts or registered results) is skipped; its use fails later anyway.
+/// each named variable, rendered with `stack`, for redaction, and of [`ALWAYS_SECRET`]. A name
+/// that cannot be rendered yet (it needs facts or registered results) is skipped; its use
+/// fails later anyway.
 pub fn register_secret_vars(stack: &VarStack) {
-    if stack.lookup("secret_vars").is_none() {
+    let always = ALWAYS_SECRET.iter().any(|n| stack.lookup(n).is_some());
+    if stack.lookup("secret_vars").is_none() && !always {
         return;
     }
     let env = template::shared_environment();
     let ctx = template::LazyVars::new(stack.layers(), std::sync::Arc::clone(&env));
-    let names = match ctx.get_json("secret_vars") {
+    let mut names = match ctx.get_json("secret_vars") {
         Some(Ok(Value::Array(names))) => names,
         Some(Ok(Value::String(name))) => vec![Value::String(name)],
-        _ => return,
+        _ => Vec::new(),
     };
+    names.extend(ALWAYS_SECRET.iter().map(|n| Value::from(*n)));
     for name in names.iter().filter_map(Value::as_str) {
         if let Some(Ok(v)) = ctx.get_json(name) {
             crate::vault::redact::register_json(&v);

@@ -451,6 +451,137 @@ fn uri_checks_the_status_and_parses_json() {
     assert!(out.contains("Status code was 503"), "{out}");
 }
 
+/// A loopback HTTP server that answers every request 200 and counts the requests it got.
+fn http_counter() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&hits);
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            counted.fetch_add(1, Ordering::SeqCst);
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    (port, hits)
+}
+
+/// `--check` changes nothing anywhere: `uri` (any method), `command`, `shell` and `raw` are
+/// not run and are reported `skipping`, as ansible-playbook 2.19 reports them (same recap on
+/// this playbook: ok=3 changed=1 skipped=6); a skipped task notifies no handler (before, the
+/// POST was sent and the "would run" command notified a failing handler: exit 2).
+#[test]
+fn check_mode_sends_no_request_and_skipped_commands_notify_no_handler() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let (port, hits) = http_counter();
+    let pb = format!(
+        r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - uri: {{ url: "http://127.0.0.1:{port}/hook", method: POST, body: "deploy" }}
+    - uri: {{ url: "http://127.0.0.1:{port}/health" }}
+      register: health
+    - assert: {{ that: [health is skipped] }}
+    - command: touch {{{{ playbook_dir }}}}/touched
+      notify: restart
+    - shell: echo hi > {{{{ playbook_dir }}}}/shell
+      register: sh
+    - assert: {{ that: ["sh is skipped", "sh.stdout == ''", "sh.rc == 0"] }}
+    - raw: touch {{{{ playbook_dir }}}}/raw
+    - command: touch {{{{ playbook_dir }}}}/guarded
+      args: {{ creates: "{{{{ playbook_dir }}}}/guarded" }}
+      notify: reload
+  handlers:
+    - name: restart
+      command: /bin/false
+    - name: reload
+      command: touch {{{{ playbook_dir }}}}/reloaded
+"#
+    );
+    let (code, out, err) = run(dir.path(), &pb, &["--check", "-v"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "--check sent a request: {out}"
+    );
+    for f in ["touched", "shell", "raw", "guarded", "reloaded"] {
+        assert!(!dir.path().join(f).exists(), "--check created {f}: {out}");
+    }
+    assert!(
+        out.contains("This action (uri) does not support check mode."),
+        "{out}"
+    );
+    assert!(
+        out.contains("Command would have run if not in check mode"),
+        "{out}"
+    );
+    assert!(!out.contains("RUNNING HANDLER [restart]"), "{out}");
+    assert_eq!(
+        recap_line(&out),
+        "localhost : ok=3 changed=1 unreachable=0 failed=0 skipped=6 rescued=0 ignored=0"
+    );
+    // The server counts: the real run sends both requests.
+    let pb = pb
+        .replace("    - assert: { that: [health is skipped] }\n", "")
+        .replace("\"sh is skipped\", ", "");
+    let (code, out, _) = run(dir.path(), &pb, &[]);
+    assert_eq!(code, 2, "the real run's handler fails: {out}");
+    assert!(out.contains("RUNNING HANDLER [restart]"), "{out}");
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "{out}");
+}
+
+/// Modules Ansible does not run under `--check` are reported `skipping` with its message:
+/// `wait_for` (before, it waited for a port that check mode never opened, and failed),
+/// `fetch`, and `unarchive` of a tar archive (before, the archive was copied to the host to be
+/// listed).
+#[test]
+fn check_mode_skips_wait_for_fetch_and_tar_unarchive_as_ansible_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    std::fs::create_dir(dir.path().join("content")).unwrap();
+    std::fs::write(dir.path().join("content/a"), "a\n").unwrap();
+    let tar = std::process::Command::new("tar")
+        .args(["czf", "app.tgz", "-C", "content", "a"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    std::fs::create_dir(dir.path().join("unpacked")).unwrap();
+    let pb = format!(
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - wait_for: {{ port: {port}, timeout: 20 }}\n    - fetch: {{ src: /etc/hostname, dest: \"{{{{ playbook_dir }}}}/fetched/\" }}\n    - unarchive: {{ src: app.tgz, dest: \"{{{{ playbook_dir }}}}/unpacked\" }}\n"
+    );
+    let started = std::time::Instant::now();
+    let (code, out, _) = run(dir.path(), &pb, &["--check", "-v"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "it waited: {out}"
+    );
+    for msg in [
+        "remote module (wait_for) does not support check mode",
+        "check mode not (yet) supported for this module",
+        "remote module (ansible.legacy.unarchive) does not support check mode when using gtar",
+    ] {
+        assert!(out.contains(msg), "{msg}: {out}");
+    }
+    assert!(!dir.path().join("fetched").exists());
+    assert!(!dir.path().join("unpacked/a").exists());
+    assert_eq!(
+        recap_line(&out),
+        "localhost : ok=0 changed=0 unreachable=0 failed=0 skipped=3 rescued=0 ignored=0"
+    );
+}
+
 const TWO_HOSTS: &str = "local:\n  hosts:\n    h1:\n      ansible_connection: local\n    h2:\n      ansible_connection: local\n";
 
 fn run_two(dir: &Path, playbook: &str, args: &[&str]) -> (i32, String) {
@@ -515,6 +646,61 @@ fn run_once_runs_on_the_first_host_and_registers_for_all() {
         std::fs::read_to_string(dir.path().join("count")).unwrap(),
         "once\n"
     );
+}
+
+/// A failed `run_once` task fails every host of the batch, as in Ansible: none goes on to the
+/// next task or play (before, only the first host stopped). Output as ansible-playbook 2.19
+/// prints it: one `fatal` line, counted for the host that ran it; exit 2.
+#[test]
+fn a_failed_run_once_task_stops_every_host_of_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = run_two(
+        dir.path(),
+        r#"
+- hosts: local
+  gather_facts: no
+  tasks:
+    - debug: { msg: one }
+    - command: /bin/false
+      run_once: true
+    - shell: "touch {{ playbook_dir }}/after-{{ inventory_hostname }}"
+- hosts: local
+  gather_facts: no
+  tasks:
+    - shell: "touch {{ playbook_dir }}/play2-{{ inventory_hostname }}"
+"#,
+        &[],
+    );
+    assert_eq!(code, 2, "{out}");
+    for f in ["after-h1", "after-h2", "play2-h1", "play2-h2"] {
+        assert!(!dir.path().join(f).exists(), "{f}: {out}");
+    }
+    assert!(out.contains("fatal: [h1]: FAILED!"), "{out}");
+    assert!(!out.contains("fatal: [h2]"), "{out}");
+    let mut recap: Vec<String> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("PLAY RECAP"))
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .take(2)
+        .collect();
+    recap.sort();
+    assert_eq!(
+        recap,
+        [
+            "h1 : ok=1 changed=0 unreachable=0 failed=1 skipped=0 rescued=0 ignored=0",
+            "h2 : ok=1 changed=0 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0"
+        ]
+    );
+    // With `ignore_errors`, every host goes on.
+    let (code, out) = run_two(
+        dir.path(),
+        "- hosts: local\n  gather_facts: no\n  tasks:\n    - command: /bin/false\n      run_once: true\n      ignore_errors: true\n    - shell: \"touch {{ playbook_dir }}/after-{{ inventory_hostname }}\"\n",
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(dir.path().join("after-h2").exists(), "{out}");
 }
 
 #[test]

@@ -266,10 +266,12 @@ fn checks_read_ahead_ride_in_round_trips_the_host_makes_anyway() {
         );
         assert_eq!(commands_per_host(&off, h.name()), 10, "{}", off.explain());
         // The first run: the checks of the next task and the verification of each change ride
-        // with the change (plus the state folder set up once, and the first batch of checks).
+        // with the change (plus the state folder set up once, and the first batch of checks;
+        // and, with no facts gathered and no `rdeploy_state_dir`, one command asking the login
+        // user's uid and home for the default state folder).
         let first_cmds = commands_per_host(&first, h.name());
         assert!(
-            first_cmds <= 12,
+            first_cmds <= 13,
             "{first_cmds} commands\n{}",
             first.explain()
         );
@@ -966,10 +968,7 @@ fn proxy_jump_through_the_bastion_reaches_the_private_hosts() {
 
 #[test]
 fn become_runs_commands_and_writes_files_as_root_through_sudo() {
-    assert!(
-        enable_sudo(),
-        "sudo is required: scripts/test.sh --install-only installs it"
-    );
+    need_sudo();
     let fleet = Fleet::start(1);
     let h = fleet.host(0);
     let sb = sandbox(
@@ -989,5 +988,478 @@ fn become_runs_commands_and_writes_files_as_root_through_sudo() {
             .any(|p| p.cmdline.contains("sleep 303") || p.cmdline.contains("sleep 304")),
         "{:?}",
         h.processes()
+    );
+}
+
+/// Installs the test user's sudoers rule; sudo itself must be installed.
+fn need_sudo() {
+    assert!(
+        enable_sudo(),
+        "sudo is required: scripts/test.sh --install-only installs it"
+    );
+}
+
+/// The run id a run's `run_end` event names.
+fn run_id_of(r: &Run) -> String {
+    r.events
+        .iter()
+        .find(|e| e["event"] == "run_end")
+        .and_then(|e| e["run_id"].as_str())
+        .expect("a run id")
+        .to_string()
+}
+
+/// What the debug task `said` printed on `host`.
+fn said(r: &Run, host: &str) -> String {
+    r.results(host)
+        .iter()
+        .rev()
+        .find_map(|e| e["result"]["msg"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+const WHO_BECOMES: &str = r#"
+- hosts: all
+  gather_facts: no
+  become: yes
+  tasks:
+    - command: id -un
+      register: play_become
+    - command: id -un
+      become: false
+      register: task_no_become
+- hosts: all
+  gather_facts: no
+  tasks:
+    - command: id -un
+      register: no_keyword
+    - debug:
+        msg: "{{ play_become.stdout }} {{ task_no_become.stdout }} {{ no_keyword.stdout }}"
+"#;
+
+/// `ansible_become*` variables (inventory, `-e`) win over the play's and task's keywords,
+/// which win over `-b`/`--become-user`, as ansible-playbook 2.19 does on the same playbook
+/// (`-e ansible_become=false` used to be ignored: commands still ran under sudo).
+#[test]
+fn become_variables_win_over_keywords_which_win_over_the_command_line() {
+    need_sudo();
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0).name().to_string();
+    let sb = sandbox(&fleet, WHO_BECOMES);
+    let cases: [(&[&str], &str); 4] = [
+        (&[], "root rdeploy-test rdeploy-test"),
+        (
+            &["-e", "ansible_become=false"],
+            "rdeploy-test rdeploy-test rdeploy-test",
+        ),
+        (
+            &["-b", "--become-user", "nobody"],
+            "nobody rdeploy-test nobody",
+        ),
+        (
+            &[
+                "-e",
+                "ansible_become_user=nobody",
+                "--become-user",
+                "daemon",
+            ],
+            "nobody rdeploy-test rdeploy-test",
+        ),
+    ];
+    for (args, want) in cases {
+        let r = run(&sb, "pb.yaml", args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.explain());
+        assert_eq!(said(&r, &h), want, "{args:?}");
+    }
+    // From the inventory: the variable beats even the task's `become: false`.
+    let extra = json!({
+        "ansible_ssh_extra_args": known_hosts_arg(fleet.known_hosts()),
+        "ansible_become": true,
+        "ansible_become_user": "nobody",
+    });
+    sb.write(
+        "inv.yaml",
+        inventory("all", fleet_hosts(&fleet, &extra), Value::Null),
+    );
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert_eq!(said(&r, &h), "nobody nobody nobody");
+}
+
+/// A sudo that asks for a password gets `ansible_become_password` (here from a file given with
+/// `-e @FILE`) on stdin, never in a command line; the command's own stdin is intact whether
+/// sudo asked or not; the password is never printed. Without it, sudo fails fast.
+#[test]
+fn become_password_from_a_file_unlocks_sudo_and_never_shows() {
+    need_sudo();
+    let fleet = Fleet::builder().hosts(1).sudo_password().start();
+    let h = fleet.host(0).name().to_string();
+    let pb = "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - shell: cat; id -un\n      args:\n        stdin: from the playbook\n      register: out\n    - debug:\n        msg: \"{{ out.stdout_lines | join(' / ') }}\"\n";
+    let sb = sandbox(&fleet, pb);
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(
+        r.code,
+        2,
+        "sudo -n without a password fails: {}",
+        r.explain()
+    );
+    assert!(r.stdout.contains("password is required"), "{}", r.explain());
+    sb.write(
+        "become.yml",
+        format!("ansible_become_password: {PASSWORD}\n"),
+    );
+    // Shown on purpose: masked all the same.
+    sb.write(
+        "pb.yaml",
+        pb.replace(
+            "  tasks:\n",
+            "  tasks:\n    - debug: { var: ansible_become_password }\n",
+        ),
+    );
+    let r = run(&sb, "pb.yaml", &["-e", "@become.yml", "-v"]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert_eq!(said(&r, &h), "from the playbook / root");
+    assert!(!r.stdout.contains(PASSWORD) && !r.stderr.contains(PASSWORD));
+}
+
+/// Passwords never come from argv, and prompts need a terminal: each is an error before any
+/// host is touched (exit 4, no result line).
+#[test]
+fn become_password_in_argv_and_prompts_without_a_terminal_are_refused_up_front() {
+    let fleet = Fleet::start(1);
+    let sb = sandbox(&fleet, WRITE_FILE);
+    for (args, needle) in [
+        (
+            &["-e", "ansible_become_password=hunter22"][..],
+            "command line",
+        ),
+        (&["-K"][..], "terminal"),
+        (&["--ask-vault-pass"][..], "terminal"),
+        (&["--become-method", "doas"][..], "not supported by rdeploy"),
+    ] {
+        let r = run(&sb, "pb.yaml", args);
+        assert_eq!(r.code, 4, "{args:?}: {}", r.explain());
+        assert!(r.stderr.contains(needle), "{args:?}: {}", r.explain());
+        assert!(!r.stderr.contains("hunter22"), "{}", r.explain());
+        assert!(r.events.iter().all(|e| e["event"] != "result"), "{args:?}");
+    }
+    assert!(!fleet.host(0).path("/srv/who").exists());
+}
+
+/// `-K` on a terminal (util-linux `script` gives rdeploy a pseudo-terminal): the prompt is
+/// Ansible's, what is typed is not echoed, and sudo gets it.
+#[test]
+fn ask_become_pass_prompts_on_a_terminal_with_the_input_hidden() {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    need_sudo();
+    let fleet = Fleet::builder().hosts(1).sudo_password().start();
+    let pb = "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - command: id -un\n";
+    let sb = sandbox(&fleet, pb);
+    let proc = sb.rdeploy_process(&[]);
+    let line = format!(
+        "exec '{}' run pb.yaml -i inv.yaml -K",
+        assert_cmd::cargo::cargo_bin("rdeploy").display()
+    );
+    let mut c = std::process::Command::new("script");
+    c.args(["-qec", &line, "/dev/null"])
+        .current_dir(sb.path())
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in proc.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let mut child = c
+        .spawn()
+        .expect("util-linux script (scripts/test.sh installs it)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut typed = false;
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(b) => screen.extend(b),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(_) => {}
+        }
+        if !typed && String::from_utf8_lossy(&screen).contains("BECOME password: ") {
+            // The terminal's echo is off once the prompt is shown.
+            std::thread::sleep(Duration::from_millis(200));
+            stdin.write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+            typed = true;
+        }
+    }
+    let status = child.wait().expect("wait for script");
+    let screen = String::from_utf8_lossy(&screen).into_owned();
+    assert!(typed, "no prompt: {screen}");
+    assert!(status.success(), "{screen}");
+    assert!(screen.contains("changed: ["), "{screen}");
+    assert!(
+        !screen.contains(PASSWORD),
+        "the password was echoed: {screen}"
+    );
+}
+
+/// `copy` and `template` over a file whose group the plain login user is not in (here root's):
+/// with no `owner`/`group` in the task, the write keeps what the rename allows, as Ansible's
+/// `atomic_move` does (its `chown` refused, the user's own group), keeps the mode, and says so
+/// under `-v`. Before, every such task failed on `chown ... Operation not permitted`.
+#[test]
+fn copy_over_a_file_of_a_group_the_login_user_is_not_in_keeps_what_it_may() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let pb = "- hosts: all\n  gather_facts: no\n  tasks:\n    - copy:\n        content: \"new\\n\"\n        dest: /srv/app.conf\n    - template:\n        src: t.j2\n        dest: /srv/app.tmpl\n    - copy:\n        content: \"asked\\n\"\n        dest: /srv/strict.conf\n        group: root\n";
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let sb = sandbox(&fleet, pb);
+    sb.write("t.j2", "{{ inventory_hostname }}\n");
+    let uid = std::fs::metadata(h.path("/srv")).unwrap().uid();
+    assert_ne!(uid, 0, "the fleet's /srv belongs to the login user");
+    for f in ["/srv/app.conf", "/srv/app.tmpl", "/srv/strict.conf"] {
+        let p = h.path(f);
+        std::fs::write(&p, "old\n").unwrap();
+        std::os::unix::fs::chown(&p, Some(uid), Some(0)).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    let r = run(&sb, "pb.yaml", &["-v"]);
+    // The task that names `group: root` still fails: what a task asks for is never dropped.
+    assert_eq!(r.code, 2, "{}", r.explain());
+    let results = r.results(h.name());
+    assert_eq!(results[0]["status"], "changed", "{}", r.explain());
+    assert_eq!(results[1]["status"], "changed", "{}", r.explain());
+    assert_eq!(results[2]["status"], "failed", "{}", r.explain());
+    for (f, body) in [
+        ("/srv/app.conf", "new\n"),
+        ("/srv/app.tmpl", format!("{}\n", h.name()).as_str()),
+    ] {
+        let p = h.path(f);
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), body);
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!((m.uid(), m.mode() & 0o7777), (uid, 0o640), "{f}");
+        assert_ne!(
+            m.gid(),
+            0,
+            "{f}: the login user cannot give it root's group"
+        );
+    }
+    let msg = results[0]["result"]["msg"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("/srv/app.conf is now owned by rdeploy-test:"),
+        "{}",
+        r.explain()
+    );
+    // A second run changes nothing: the content is there; owner and group were not asked.
+    sb.write(
+        "pb.yaml",
+        pb.split("    - copy:\n        content: \"asked")
+            .next()
+            .unwrap(),
+    );
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert!(
+        r.results(h.name()).iter().all(|e| e["status"] == "ok"),
+        "{}",
+        r.explain()
+    );
+}
+
+/// The test user's `/etc/passwd` fields (the same on the machine and every host).
+fn user_entry() -> Vec<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let line = passwd
+        .lines()
+        .find(|l| l.starts_with(&format!("{USER}:")))
+        .expect("the fleet's user");
+    line.split(':').map(str::to_string).collect()
+}
+
+/// The test user's home directory.
+fn user_home() -> String {
+    user_entry()[5].clone()
+}
+
+/// The test user's uid and primary gid.
+fn user_ids() -> (u32, u32) {
+    let e = user_entry();
+    (e[2].parse().unwrap(), e[3].parse().unwrap())
+}
+
+/// A plain login user with no `rdeploy_state_dir` gets its backups in
+/// `~/.local/state/rdeploy` on the host (created 0700), shown with `-v`, and `rdeploy rollback`
+/// finds them there (from the journal, and from the inventory alone, as another controller
+/// would). Before, every changing task failed on `mkdir: cannot create directory
+/// '/var/lib/rdeploy'` (here the fleet's /var/lib/rdeploy is made root's, as on a real host).
+#[test]
+fn a_plain_login_user_keeps_its_backups_in_its_home_and_rollback_finds_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let var_lib = h.path("/var/lib/rdeploy");
+    std::os::unix::fs::chown(&var_lib, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&var_lib, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sb = sandbox(&fleet, WRITE_FILE);
+    std::fs::write(h.path("/srv/who"), "before\n").unwrap();
+    // The login user's file, as it would be on a real host.
+    let (uid, gid) = user_ids();
+    std::os::unix::fs::chown(h.path("/srv/who"), Some(uid), Some(gid)).unwrap();
+    let r = run(&sb, "pb.yaml", &["-v"]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    let home = user_home();
+    let state = format!("{home}/.local/state/rdeploy");
+    assert!(
+        r.events
+            .iter()
+            .any(|e| e["event"] == "state_dir" && e["dir"] == state.as_str()),
+        "-v names the state directory: {}",
+        r.explain()
+    );
+    let mode = std::fs::metadata(h.path(&state))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    let run_id = run_id_of(&r);
+    assert!(h.path(&format!("{state}/runs/{run_id}.json")).exists());
+    assert_eq!(
+        std::fs::read_to_string(h.path("/srv/who")).unwrap(),
+        format!("{}\n", h.name())
+    );
+    let back = sb
+        .rdeploy(&["rollback", &run_id, "-i", "inv.yaml", "--no-lock"])
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    assert!(back.status.success(), "{back:?}");
+    assert_eq!(
+        std::fs::read_to_string(h.path("/srv/who")).unwrap(),
+        "before\n"
+    );
+    // Another controller (no journal): the manifest is found under the login user's home.
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    let run_id = run_id_of(&r);
+    let elsewhere = sb.path().join("other-controller");
+    let back = sb
+        .rdeploy(&["rollback", &run_id, "-i", "inv.yaml", "--no-lock"])
+        .env("RDEPLOY_STATE_DIR", &elsewhere)
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    assert!(back.status.success(), "{back:?}");
+    assert_eq!(
+        std::fs::read_to_string(h.path("/srv/who")).unwrap(),
+        "before\n"
+    );
+}
+
+/// `--check` fails a host whose state directory cannot be prepared (here the user's
+/// `~/.local` belongs to root), so a check that passes never predicts a run that fails at
+/// every change; it creates nothing. A task with `become` (root) uses `/var/lib/rdeploy`.
+#[test]
+fn check_fails_a_host_whose_state_directory_cannot_be_prepared() {
+    use std::os::unix::fs::PermissionsExt;
+    need_sudo();
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let sb = sandbox(&fleet, WRITE_FILE);
+    let home = user_home();
+    let r = run(&sb, "pb.yaml", &["--check", "-v"]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert!(
+        !h.path(&format!("{home}/.local")).exists(),
+        "--check created it"
+    );
+    let local = h.path(&format!("{home}/.local"));
+    std::fs::create_dir(&local).unwrap();
+    std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = run(&sb, "pb.yaml", &["--check"]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    let last = r.last(h.name());
+    assert_eq!(last["status"], "failed", "{}", r.explain());
+    let msg = last["msg"].as_str().unwrap_or_default().to_string();
+    assert!(
+        msg.contains("state directory") && msg.contains("not writable"),
+        "{}",
+        r.explain()
+    );
+    // The real run fails the same way, as predicted.
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    assert!(!h.path("/srv/who").exists());
+    // With become (root), the state directory is root's.
+    let pb = "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - copy: { content: \"x\\n\", dest: /srv/who }\n";
+    sb.write("pb.yaml", pb);
+    let r = run(&sb, "pb.yaml", &["-v"]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert!(
+        r.events
+            .iter()
+            .any(|e| e["event"] == "state_dir" && e["dir"] == "/var/lib/rdeploy"),
+        "{}",
+        r.explain()
+    );
+}
+
+/// `connection:` on a play and a task, as in Ansible: `local` runs on the controller (here as
+/// root, facts included), a task's `ssh` goes back to the host (as the login user), and an
+/// `ansible_connection` variable wins over both keywords. Other plugins are refused up front.
+#[test]
+fn the_connection_keyword_on_plays_and_tasks_chooses_local_or_ssh() {
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0).name().to_string();
+    let pb = r#"
+- hosts: all
+  connection: local
+  tasks:
+    - command: id -un
+      register: play_local
+    - command: id -un
+      connection: ssh
+      register: task_ssh
+    - debug:
+        msg: "{{ ansible_user_id }} {{ play_local.stdout }} {{ task_ssh.stdout }}"
+"#;
+    let sb = sandbox(&fleet, pb);
+    let controller = String::from_utf8(
+        std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let me = controller.trim();
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert_eq!(said(&r, &h), format!("{me} {me} {USER}"));
+    let r = run(&sb, "pb.yaml", &["-e", "ansible_connection=ssh"]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert_eq!(said(&r, &h), format!("{USER} {USER} {USER}"));
+    sb.write(
+        "pb.yaml",
+        pb.replace("connection: local", "connection: winrm"),
+    );
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 4, "{}", r.explain());
+    assert!(
+        r.stderr
+            .contains("connection 'winrm' is not supported by rdeploy"),
+        "{}",
+        r.explain()
     );
 }

@@ -1,7 +1,8 @@
 //! Backups on the host before every change, and their restore.
 //!
 //! Owns the on-host layout under a host's state directory (`rdeploy_state_dir`, default
-//! `/var/lib/rdeploy`):
+//! `/var/lib/rdeploy` for root and `~/.local/state/rdeploy` for other users, chosen by
+//! `exec::backups`):
 //!
 //! ```text
 //! <state>/backups/<run-id>/<step>/<index>/data     a file's bytes, or a whole tree (cp -a)
@@ -23,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::modules::runtime::Resource;
 use crate::transport::{AnyTransport, Become, Cmd, Output, Transport, TransportError};
 
-/// The default `rdeploy_state_dir`.
+/// The default `rdeploy_state_dir` of a host whose backups run as root.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/rdeploy";
 /// The default `rdeploy_keep_runs`.
 pub const DEFAULT_KEEP_RUNS: u32 = 5;
@@ -335,11 +336,66 @@ pub fn prepare_cmd(store: &Store) -> Cmd {
         .op(PREPARE)
 }
 
+/// Prints the user's uid and home directory (from the user database, else `$HOME`).
+const WHOAMI: &str = r#"id -u; h_=$(getent passwd "$(id -u)" 2>/dev/null | cut -d: -f6); printf '%s\n' "${h_:-$HOME}""#;
+
+/// The uid and home directory of the user commands run as on the host (with `become_`).
+pub async fn whoami(
+    tr: &mut AnyTransport,
+    become_: Option<&Become>,
+) -> Result<(i64, String), BackupError> {
+    let out = run_ok(tr, Cmd::raw(WHOAMI), become_, "asking the user's home").await?;
+    let text = out.stdout_lossy();
+    let mut lines = text.lines();
+    match (
+        lines.next().and_then(|u| u.trim().parse().ok()),
+        lines.next(),
+    ) {
+        (Some(uid), Some(home)) if !home.is_empty() => Ok((uid, home.to_string())),
+        _ => Err(BackupError::Failed(format!(
+            "asking the user's home printed {:?}",
+            text.trim()
+        ))),
+    }
+}
+
+/// Whether `mkdir -p DIR` would succeed (read-only: the first existing folder on the way must
+/// be a writable, searchable directory, or DIR a writable one).
+const PREPARABLE: &str = r#"; d_=$1
+while [ ! -e "$d_" ] && [ ! -L "$d_" ]; do d_=$(dirname -- "$d_"); done
+[ -d "$d_" ] || { echo "$d_ is not a directory" >&2; exit 1; }
+[ -w "$d_" ] && [ -x "$d_" ] || { echo "$d_ is not writable by $(id -un)" >&2; exit 1; }"#;
+
+/// `--check`: whether the state directory could be prepared (as the real run would: as the
+/// login user, else with `become_`). Changes nothing.
+pub async fn preparable(
+    tr: &mut AnyTransport,
+    state_dir: &str,
+    become_: Option<&Become>,
+) -> Result<(), BackupError> {
+    let cmd = Cmd::raw("set --").arg(state_dir).op(PREPARABLE);
+    let what = "preparing the state directory";
+    let first = run_ok(tr, cmd.clone(), None, what).await;
+    let result = match (first, become_) {
+        (Err(BackupError::Failed(_)), Some(b)) => run_ok(tr, cmd, Some(b), what).await.map(|_| ()),
+        (r, _) => r.map(|_| ()),
+    };
+    result.map_err(|e| match e {
+        BackupError::Failed(m) => {
+            BackupError::Failed(format!("{m} ({})", prepare_hint_dir(state_dir)))
+        }
+        other => other,
+    })
+}
+
 /// What to add to a failed preparation's message.
 pub fn prepare_hint(store: &Store) -> String {
+    prepare_hint_dir(&store.state_dir)
+}
+
+fn prepare_hint_dir(state_dir: &str) -> String {
     format!(
-        "set rdeploy_state_dir to a folder the login or become user may write: it is {}",
-        store.state_dir
+        "set rdeploy_state_dir to a folder the login or become user may write: it is {state_dir}"
     )
 }
 

@@ -170,6 +170,8 @@ pub struct RunArgs {
     pub force_handlers: bool,
     #[command(flatten)]
     pub connect: ConnectArgs,
+    #[command(flatten)]
+    pub become_: BecomeArgs,
     /// Where run journals are kept [default: $XDG_STATE_HOME/rdeploy].
     #[arg(long = "state-dir", value_name = "DIR", env = "RDEPLOY_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
@@ -190,6 +192,36 @@ pub struct RunArgs {
         default_value_t = ProgressWhen::Auto
     )]
     pub progress: ProgressWhen,
+}
+
+/// `become` and passwords from the command line (Ansible's flags). The flags are the lowest
+/// precedence: a play's or task's `become:` keyword wins, an `ansible_become*` variable wins
+/// over both.
+#[derive(Debug, Args, Clone, Default)]
+pub struct BecomeArgs {
+    /// Run tasks as another user (sudo) where the playbook does not say `become:`.
+    #[arg(short = 'b', long = "become")]
+    pub r#become: bool,
+    /// The user to become [default: root].
+    #[arg(long = "become-user", value_name = "USER")]
+    pub become_user: Option<String>,
+    /// How to become it: `sudo` (the default) or `su`.
+    #[arg(long = "become-method", value_name = "METHOD")]
+    pub become_method: Option<String>,
+    /// Ask for the become password on the terminal (hidden); without a terminal it is an error.
+    #[arg(
+        short = 'K',
+        long = "ask-become-pass",
+        visible_alias = "ask-become-password"
+    )]
+    pub ask_become_pass: bool,
+    /// Ask for the vault password on the terminal (hidden); without a terminal it is an error.
+    #[arg(
+        short = 'J',
+        long = "ask-vault-pass",
+        visible_alias = "ask-vault-password"
+    )]
+    pub ask_vault_pass: bool,
 }
 
 /// The run lock (`run`, `resume`, `rollback`).

@@ -7,6 +7,7 @@
 pub mod args;
 pub mod config;
 pub mod lock;
+pub mod prompt;
 pub mod runs;
 pub mod settings;
 pub mod stats;
@@ -193,10 +194,60 @@ pub fn check(settings: Settings) -> Result<Checked, Diagnostics> {
 /// Reads the vault passwords and hands them to the YAML loader, before anything is loaded
 /// (`-e @file` included); see [`vault_sources`].
 pub(crate) fn install_vault(v: &args::VaultArgs) -> Result<(), Failed> {
+    install_vault_with(v, None)
+}
+
+/// [`install_vault`] with a password typed at `--ask-vault-pass` (tried first, as Ansible's
+/// default vault id).
+fn install_vault_with(v: &args::VaultArgs, typed: Option<String>) -> Result<(), Failed> {
     let v = vault_sources(v);
-    let secrets = settings::vault_secrets(&v)?;
+    let mut secrets = settings::vault_secrets(&v)?;
+    if let Some(t) = typed {
+        secrets.insert(0, crate::vault::secrets::VaultSecret::new("default", t));
+    }
     crate::vault::secrets::install(secrets);
     Ok(())
+}
+
+/// `-b`, `--become-user`, `--become-method`, and the passwords `-K` and `--ask-vault-pass` ask
+/// for on the terminal (before anything else happens: without a terminal, an error before any
+/// host is touched). Returns the become settings and the typed vault password.
+fn become_and_passwords(a: &args::RunArgs) -> Result<(exec::BecomeCli, Option<String>), Failed> {
+    prompt::no_password_in_argv(&a.common.extra_vars)?;
+    let b = &a.become_;
+    if let Some(m) = b.become_method.as_deref()
+        && !matches!(m, "sudo" | "su")
+    {
+        return Err(Diagnostics::from(Diagnostic::options(format!(
+            "--become-method {m}: not supported by rdeploy (sudo or su)"
+        )))
+        .into());
+    }
+    let password = if b.ask_become_pass {
+        Some(prompt::password(
+            "BECOME password: ",
+            "-K/--ask-become-pass",
+            "set ansible_become_password in a vault-encrypted variable or in a file given with -e @FILE",
+        )?)
+    } else {
+        None
+    };
+    let vault = if b.ask_vault_pass {
+        Some(prompt::password(
+            "Vault password: ",
+            "--ask-vault-pass",
+            "give --vault-password-file FILE instead",
+        )?)
+    } else {
+        None
+    };
+    let cli = exec::BecomeCli {
+        r#become: b.r#become.then_some(true),
+        user: b.become_user.clone(),
+        method: b.become_method.clone(),
+        password,
+    };
+    Ok((cli, vault))
 }
 
 /// Where vault passwords come from, as Ansible looks for them: the command line's, then
@@ -237,7 +288,8 @@ fn cmd_plan(out: &mut dyn Write, a: args::PlanArgs) -> Result<Exit, Failed> {
 }
 
 fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
-    install_vault(&a.common.vault)?;
+    let (become_cli, typed_vault) = become_and_passwords(&a)?;
+    install_vault_with(&a.common.vault, typed_vault)?;
     // The deadline counts from here, lock waiting included.
     let began = (std::time::Instant::now(), journal::now());
     let settings = Settings::from_common(&a.playbook, &a.common)?;
@@ -323,6 +375,7 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
         ssh_config: std::sync::Arc::new(ssh_config),
         run: run.clone(),
         done,
+        become_cli,
     };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
     let summary = runtime.block_on(async {

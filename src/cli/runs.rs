@@ -372,9 +372,10 @@ pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
             let all = inv.select("all").map_err(invalid)?;
             for h in all {
                 let vars = inv.vars_of(h);
+                // Empty: the default, looked up on the host (root's, then the login user's).
                 let dir = match vars.get("rdeploy_state_dir") {
                     Some(Value::String(s)) => checked_state_dir(s).map_err(invalid)?,
-                    _ => crate::backup::DEFAULT_STATE_DIR.to_string(),
+                    _ => String::new(),
                 };
                 targets.insert(h.name.clone(), (dir, None));
             }
@@ -501,11 +502,42 @@ async fn restore_one(
     };
     match opened {
         Ok(mut tr) => {
-            let r = rollback::restore_host(&mut tr, host, state_dir, run_id, prepared_as).await;
+            let dir = match state_dir {
+                "" => default_dir_holding(&mut tr, run_id).await,
+                d => d.to_string(),
+            };
+            let r = rollback::restore_host(&mut tr, host, &dir, run_id, prepared_as).await;
             tr.close().await;
             r
         }
         Err(e) => HostRollback::failed(host, e.to_string()),
+    }
+}
+
+/// Without the run's journal (another controller) and without `rdeploy_state_dir`: the default
+/// state directory that holds the run's manifest, `/var/lib/rdeploy` (root's) or the login
+/// user's `~/.local/state/rdeploy`; the former when neither does.
+async fn default_dir_holding(tr: &mut crate::transport::AnyTransport, run_id: &str) -> String {
+    let root = crate::backup::DEFAULT_STATE_DIR.to_string();
+    if matches!(
+        crate::backup::read_manifest(tr, &root, run_id, None).await,
+        Ok(Some(_))
+    ) {
+        return root;
+    }
+    match crate::backup::whoami(tr, None).await {
+        Ok((uid, home)) if uid != 0 => {
+            let dir = format!(
+                "{}/{}",
+                home.trim_end_matches('/'),
+                crate::exec::backups::USER_STATE_DIR
+            );
+            match crate::backup::read_manifest(tr, &dir, run_id, None).await {
+                Ok(Some(_)) => dir,
+                _ => root,
+            }
+        }
+        _ => root,
     }
 }
 

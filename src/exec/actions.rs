@@ -25,6 +25,12 @@ use crate::template::{self, LazyVars};
 use crate::transport::TransportError;
 use crate::yaml;
 
+/// Whether `module` is a controller action that ansible-playbook does not run under
+/// `--check` (it reports it `skipping`): its effect cannot be predicted (`uri` may POST).
+pub fn without_check_mode(module: &str) -> bool {
+    module == "uri"
+}
+
 /// Runs `module` if it is a controller action; `None` for host modules.
 pub async fn controller(
     ctx: &TaskCtx,
@@ -58,23 +64,28 @@ pub async fn controller(
             s
         }
         "uri" => uri(args).await,
-        "setup" | "gather_facts" => match st
-            .transport(&ctx.shared.opts, &|k: &str| {
-                vars.get_json(k).and_then(Result::ok)
-            })
-            .await
-        {
-            Ok(tr) => match facts::gather(tr).await {
-                Ok(f) => {
-                    facts::store(st, &f);
-                    let mut r = Map::new();
-                    r.insert("ansible_facts".into(), Json::Object(f));
-                    Step::new(Status::Ok, r)
-                }
+        "setup" | "gather_facts" => {
+            match crate::exec::task::connection_of(ctx, vars, &st.connection) {
                 Err(m) => Step::failed(m),
-            },
-            Err(e) => crate::exec::task::unreachable(e),
-        },
+                Ok(conn) => match st
+                    .transport_via(&conn, &ctx.shared.opts, &|k: &str| {
+                        vars.get_json(k).and_then(Result::ok)
+                    })
+                    .await
+                {
+                    Ok(tr) => match facts::gather(tr).await {
+                        Ok(f) => {
+                            facts::store(st, &f);
+                            let mut r = Map::new();
+                            r.insert("ansible_facts".into(), Json::Object(f));
+                            Step::new(Status::Ok, r)
+                        }
+                        Err(m) => Step::failed(m),
+                    },
+                    Err(e) => crate::exec::task::unreachable(e),
+                },
+            }
+        }
         _ => return None,
     })
 }

@@ -40,23 +40,82 @@ pub struct HostBackups {
     pub store: Option<Store>,
     /// The user the state folder was prepared as (`None`: the login user).
     pub prepared_as: Option<String>,
+    /// The state directory in use (or, in check mode, that would be), once known.
+    pub dir: Option<String>,
+    /// `dir` was shown (`-v`).
+    pub shown: bool,
+    /// Check mode: whether the state directory could be prepared (once per host).
+    pub preparable: Option<Result<(), String>>,
     /// Steps backed up so far.
     pub step: u32,
     /// Time spent preparing, journaling and taking backups on this host.
     pub spent: std::time::Duration,
 }
 
-/// `rdeploy_state_dir` from the host's variables (`default` when unset): an absolute path
+/// `rdeploy_state_dir` from the host's variables (`None` when unset): an absolute path
 /// without `..`.
-pub fn state_dir_of(vars: &LazyVars, default: &str) -> Result<String, String> {
+pub fn state_dir_var(vars: &LazyVars) -> Result<Option<String>, String> {
     let dir = match vars.get_json("rdeploy_state_dir") {
-        None => return checked_state_dir(default),
+        None | Some(Ok(Json::Null)) => return Ok(None),
         Some(Ok(Json::String(s))) => s,
         Some(Ok(other)) => return Err(format!("rdeploy_state_dir must be a path, found {other}")),
         Some(Err(e)) => return Err(format!("rdeploy_state_dir: {e}")),
     };
-    checked_state_dir(&dir)
+    checked_state_dir(&dir).map(Some)
 }
+
+/// The host's state directory: `rdeploy_state_dir` when set; else, on the local connection,
+/// `local` (the controller's); else the default for the user the backups run as (the task's
+/// `become` user, else the login user): `/var/lib/rdeploy` for root, otherwise
+/// `$HOME/.local/state/rdeploy` of that user on the host (as Ansible keeps `~/.ansible/tmp`).
+/// The user comes from `become`, else from the gathered facts (`ansible_user_uid`,
+/// `ansible_user_dir`); only when neither tells is the host asked (one command).
+pub async fn resolve_state_dir(
+    tr: &mut AnyTransport,
+    vars: &LazyVars,
+    become_: Option<&Become>,
+    local: Option<&str>,
+) -> Result<String, String> {
+    if let Some(d) = state_dir_var(vars)? {
+        return Ok(d);
+    }
+    if let Some(l) = local {
+        return checked_state_dir(l);
+    }
+    let root_or_home = |uid: i64, home: &str| -> Result<String, String> {
+        if uid == 0 {
+            return Ok(DEFAULT_STATE_DIR.to_string());
+        }
+        checked_state_dir(&format!(
+            "{}/{USER_STATE_DIR}",
+            home.trim_end_matches('/')
+        ))
+        .map_err(|_| {
+            format!("the home directory '{home}' on the host is not an absolute path: set rdeploy_state_dir")
+        })
+    };
+    match become_ {
+        Some(b) if b.user == "root" || b.user == "0" => return root_or_home(0, "/"),
+        Some(_) => {}
+        None => {
+            let fact = |k: &str| vars.get_json(k).and_then(Result::ok);
+            if let (Some(uid), Some(Json::String(home))) = (
+                fact("ansible_user_uid").and_then(|u| u.as_i64()),
+                fact("ansible_user_dir"),
+            ) && uid >= 0
+            {
+                return root_or_home(uid, &home);
+            }
+        }
+    }
+    let (uid, home) = backup::whoami(tr, become_)
+        .await
+        .map_err(|e| format!("finding the state directory: {e}"))?;
+    root_or_home(uid, &home)
+}
+
+/// Under a plain user's home: the default state directory (XDG's state folder).
+pub const USER_STATE_DIR: &str = ".local/state/rdeploy";
 
 /// `dir` if it is absolute and does not climb (`..`).
 pub fn checked_state_dir(dir: &str) -> Result<String, String> {
@@ -232,18 +291,13 @@ impl StepBackup<'_> {
         if let Some(s) = &self.host.store {
             return Ok((s.clone(), None));
         }
+        let local = self.local.then_some(self.run.local_state_dir.as_str());
         let store = Store {
-            state_dir: state_dir_of(
-                self.vars,
-                if self.local {
-                    &self.run.local_state_dir
-                } else {
-                    DEFAULT_STATE_DIR
-                },
-            )?,
+            state_dir: resolve_state_dir(tr, self.vars, become_, local).await?,
             run_id: self.run.run_id.clone(),
             keep_runs: keep_runs_of(self.vars)?,
         };
+        self.host.dir = Some(store.state_dir.clone());
         if become_.is_none() {
             self.record_host(&store, None).await?;
             self.host.prepared_as = None;

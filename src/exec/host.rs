@@ -32,13 +32,18 @@ impl Connection {
     /// The connection a host's variables ask for.
     pub fn from_vars(vars: &serde_json::Map<String, Json>) -> Result<Connection, String> {
         match vars.get("ansible_connection").and_then(Json::as_str) {
-            Some("local") => Ok(Connection::Local),
-            None | Some("ssh" | "smart" | "paramiko" | "ansible.builtin.ssh") => {
-                Ok(Connection::Ssh)
-            }
-            Some(other) => Err(format!(
-                "ansible_connection '{other}' is not supported (local or ssh)"
-            )),
+            None => Ok(Connection::Ssh),
+            Some(c) => Connection::parse(c)
+                .ok_or_else(|| format!("ansible_connection '{c}' is not supported (local or ssh)")),
+        }
+    }
+
+    /// A connection plugin's name (`local`, `ssh` and Ansible's other names for SSH).
+    pub fn parse(name: &str) -> Option<Connection> {
+        match name {
+            "local" | "ansible.builtin.local" => Some(Connection::Local),
+            "ssh" | "smart" | "paramiko" | "ansible.builtin.ssh" => Some(Connection::Ssh),
+            _ => None,
         }
     }
 }
@@ -168,6 +173,29 @@ impl HostState {
         self.transport
             .as_mut()
             .ok_or_else(|| TransportError::Unreachable("no connection".into()))
+    }
+
+    /// The connection for a task whose `connection:` (or `ansible_connection`) is `connection`:
+    /// the host's own when it is the host's, else another one to the same host (the
+    /// controller for `local`), kept for the run like a delegate's.
+    pub async fn transport_via(
+        &mut self,
+        connection: &Connection,
+        opts: &RunOptions,
+        var: &(dyn Fn(&str) -> Option<Json> + Sync),
+    ) -> Result<&mut AnyTransport, TransportError> {
+        if *connection == self.connection {
+            return self.transport(opts, var).await;
+        }
+        let key = format!("{}\0{connection:?}", self.name);
+        if !self.delegates.contains_key(&key) {
+            let how = Opening::plan(&self.name, connection, opts, var)?;
+            let t = how.open(opts).await?;
+            self.delegates.insert(key.clone(), t);
+        }
+        self.delegates
+            .get_mut(&key)
+            .ok_or_else(|| TransportError::Unreachable(format!("{}: no connection", self.name)))
     }
 
     /// The connection to `delegate_to: name`, opened on first use.

@@ -66,6 +66,33 @@ pub struct RunOptions {
     /// Resuming: per play index, the hosts whose batch an interrupted run finished. A batch
     /// whose every host is listed is skipped.
     pub done: HashMap<usize, std::collections::HashSet<String>>,
+    /// `-b`, `--become-user`, `--become-method`, `-K`: below keywords and variables.
+    pub become_cli: BecomeCli,
+}
+
+/// `become` from the command line: the lowest precedence, as in Ansible (a play's or task's
+/// keyword wins, an `ansible_become*` variable wins over both).
+#[derive(Clone, Default)]
+pub struct BecomeCli {
+    /// `-b/--become` (`None`: not given).
+    pub r#become: Option<bool>,
+    /// `--become-user`.
+    pub user: Option<String>,
+    /// `--become-method`.
+    pub method: Option<String>,
+    /// `-K/--ask-become-pass`: what was typed.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for BecomeCli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BecomeCli")
+            .field("become", &self.r#become)
+            .field("user", &self.user)
+            .field("method", &self.method)
+            .field("password", &self.password.as_ref().map(|_| "********"))
+            .finish()
+    }
 }
 
 /// Data every host's future may read.
@@ -426,7 +453,7 @@ impl<'r> Runner<'r> {
                 .cloned()
                 .collect();
             if play_gathers_facts(play) {
-                self.gather(&hosts).await;
+                self.gather(&hosts, &play_scope).await;
             }
             self.section(&play.pre_tasks, &play_scope, &hosts, play)
                 .await;
@@ -505,9 +532,12 @@ impl<'r> Runner<'r> {
         self.flush_handlers(play, hosts).await;
     }
 
-    async fn gather(&mut self, hosts: &[String]) {
+    /// The play's implicit `setup`, over the play's `connection:` (facts of the controller for
+    /// `connection: local`, as in Ansible).
+    async fn gather(&mut self, hosts: &[String], play: &Scope) {
         let t = gather_task();
-        let scope = Scope::default();
+        let mut scope = Scope::default();
+        scope.keywords.connection = play.keywords.connection.clone();
         self.run_task(&t, &scope, hosts, false, "Gathering Facts", &[])
             .await;
     }
@@ -883,13 +913,8 @@ impl<'r> Runner<'r> {
             hosts: &targets,
         });
         let results = self.run_hosts(t, scope, &targets, label, rest).await;
-        if run_once && let (Some((_, first, _)), Some(reg)) = (results.first(), &t.register) {
-            let v = Json::Object(first.result.clone());
-            for h in hosts.iter().skip(1) {
-                if let Some(s) = self.states.get_mut(h) {
-                    s.set_runtime(reg.name.clone(), v.clone());
-                }
-            }
+        if run_once && let Some((_, first, _)) = results.first() {
+            self.once_for_all(t, first, hosts);
         }
         let fatal = matches!(
             t.keywords
@@ -911,6 +936,23 @@ impl<'r> Runner<'r> {
             self.end_play = true;
         }
         results
+    }
+
+    /// A `run_once` task's result applies to every host of the batch, as in Ansible: its
+    /// `register:`, and its failure (the other hosts stop too, and a `rescue:` runs on each).
+    /// As ansible-playbook 2.19 does, only the host that ran it prints a result and counts it
+    /// in the recap.
+    fn once_for_all(&mut self, t: &Task, first: &HostOutcome, hosts: &[String]) {
+        let failed = first.status == Status::Failed && !first.ignored;
+        let v = Json::Object(first.result.clone());
+        for h in hosts.iter().skip(1) {
+            if let Some(s) = self.states.get_mut(h) {
+                if let Some(reg) = &t.register {
+                    s.set_runtime(reg.name.clone(), v.clone());
+                }
+                s.failed |= failed;
+            }
+        }
     }
 
     /// The per-host futures of one task; results are reported as they finish.
@@ -1011,7 +1053,11 @@ impl<'r> Runner<'r> {
         }
         let mut out = Vec::new();
         for h in hosts {
-            if let Some((st, o, f)) = done.remove(h) {
+            if let Some((mut st, o, f)) = done.remove(h) {
+                if let (Some(dir), false) = (&st.backups.dir, st.backups.shown) {
+                    self.reporter.emit(&Event::StateDir { host: h, dir });
+                    st.backups.shown = true;
+                }
                 self.states.insert(h.clone(), st);
                 out.push((h.clone(), o, f));
             }

@@ -659,13 +659,19 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
         Ok(a) => a,
         Err(m) => return Step::failed(m),
     };
+    let check_mode = effective_check_mode(ctx, kw, vars);
+    if check_mode && actions::without_check_mode(module) {
+        // As Ansible: an action that cannot predict its effect is not run under `--check`.
+        return not_run_in_check_mode(&format!(
+            "This action ({module}) does not support check mode."
+        ));
+    }
     if let Some(step) = actions::controller(ctx, st, vars, module, &args).await {
         return step;
     }
     let Some(imp) = crate::modules::implementation(module) else {
         return Step::failed(format!("module '{module}' is not implemented yet"));
     };
-    let check_mode = effective_check_mode(ctx, kw, vars);
     let parts = match Parts::new(ctx, kw, vars, &args) {
         Ok(p) => p,
         Err(m) => return Step::failed(m),
@@ -675,7 +681,12 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
     let opts = &ctx.shared.opts;
     let host_name = st.name.clone();
     let ahead_vars: Vec<LazyVars> = ctx.ahead.iter().map(|a| task_vars(&a.ctx, st)).collect();
-    let local = st.connection == crate::exec::host::Connection::Local;
+    let conn = match connection_of(ctx, vars, &st.connection) {
+        Ok(c) => c,
+        Err(m) => return Step::failed(m),
+    };
+    let local = conn == crate::exec::host::Connection::Local;
+    let own_connection = conn == st.connection;
     let mut backups = std::mem::take(&mut st.backups);
     let opened = match delegate.as_deref() {
         Some(d) if d != st.name => match actions::delegate_target(ctx, d) {
@@ -686,12 +697,15 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
             Err(e) => Err(e),
         },
         _ => {
-            st.transport(opts, &|k: &str| vars.get_json(k).and_then(Result::ok))
-                .await
+            st.transport_via(&conn, opts, &|k: &str| {
+                vars.get_json(k).and_then(Result::ok)
+            })
+            .await
         }
     };
     // Reads run ahead on the host's own connection only, unless `rdeploy_read_ahead: false`.
-    let on = delegate.as_deref().is_none_or(|d| d == host_name)
+    let on = own_connection
+        && delegate.as_deref().is_none_or(|d| d == host_name)
         && vars
             .get_json("rdeploy_read_ahead")
             .and_then(Result::ok)
@@ -721,9 +735,46 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
         }),
         _ => None,
     };
-    let step = pipeline(imp, tr, &args, &mctx, check_mode, guard.as_mut(), &look).await;
+    let mut step = pipeline(imp, tr, &args, &mctx, check_mode, guard.as_mut(), &look).await;
+    let own_host = delegate.as_deref().is_none_or(|d| d == host_name);
+    if step.predicted && step.status == Status::Changed && own_host && !local {
+        let resources = imp.resources(&args);
+        if !resources.is_empty()
+            && let Err(m) = check_preparable(tr, &mut backups, vars, mctx.become_.as_ref()).await
+        {
+            let changes = std::mem::take(&mut step.changes);
+            step = Step::failed(format!(
+                "the real run would fail before this change: the state directory for backups cannot be prepared: {m}"
+            ));
+            step.changes = changes;
+        }
+    }
     st.backups = backups;
     step
+}
+
+/// `--check`, before the host's first predicted change that the real run would back up:
+/// whether its state directory can be prepared (read-only; once per host).
+async fn check_preparable(
+    tr: &mut AnyTransport,
+    backups: &mut crate::exec::backups::HostBackups,
+    vars: &LazyVars,
+    become_: Option<&Become>,
+) -> Result<(), String> {
+    if let Some(r) = &backups.preparable {
+        return r.clone();
+    }
+    let r = match crate::exec::backups::resolve_state_dir(tr, vars, become_, None).await {
+        Ok(dir) => {
+            backups.dir = Some(dir.clone());
+            crate::backup::preparable(tr, &dir, become_)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e),
+    };
+    backups.preparable = Some(r.clone());
+    r
 }
 
 /// check → [check mode stops] → backup → apply → verify.
@@ -742,6 +793,9 @@ async fn pipeline(
     look: &Lookahead<'_>,
 ) -> Step {
     let converges = imp.converges(args);
+    if check_mode && let Some(msg) = imp.check_mode_skip(args, mctx) {
+        return not_run_in_check_mode(msg);
+    }
     if tr.reads().idle() {
         let window = look.reads(usize::MAX).await;
         tr.reads().announce(window);
@@ -753,15 +807,7 @@ async fn pipeline(
         Err(e) => return module_error(e),
     };
     if check_mode {
-        // A prediction: converging modules say what would change; commands would run
-        // (pyinfra-style dry run), so both are reported as changes.
-        let mut s = Step::new(Status::Changed, Map::new());
-        if !converges {
-            s.msg = Some("check mode: the command would run".into());
-        }
-        s.changes = drift.changes;
-        s.predicted = true;
-        return s;
+        return predicted(imp, args, drift, converges);
     }
     // Riding with the change: this check's reads (to verify) and the next tasks' up to one
     // that may change the host.
@@ -835,6 +881,48 @@ async fn pipeline(
     }
     let mut s = Step::new(Status::Changed, result);
     s.changes = drift.changes;
+    s
+}
+
+/// `skipping` under `--check`, with Ansible's message, for what Ansible does not run there.
+fn not_run_in_check_mode(msg: &str) -> Step {
+    let mut s = Step::new(Status::Skipped, Map::new());
+    s.result.insert("msg".into(), Json::from(msg));
+    s.msg = Some(msg.to_string());
+    s
+}
+
+/// `--check` stops after `check`: a converging module's drift is the predicted change; a
+/// module whose effect cannot be predicted (a command) is reported as Ansible reports it:
+/// `skipping`, unless its `creates`/`removes` predicted that it runs.
+fn predicted(
+    imp: &'static dyn crate::modules::runtime::Module,
+    args: &Args,
+    drift: crate::modules::runtime::Drift,
+    converges: bool,
+) -> Step {
+    let mut s = if converges {
+        Step::new(Status::Changed, Map::new())
+    } else {
+        let u = imp.unpredicted(args, &drift);
+        let status = if u.skip {
+            Status::Skipped
+        } else {
+            Status::Changed
+        };
+        let mut s = Step::new(status, u.result);
+        s.msg = s
+            .result
+            .get("msg")
+            .and_then(Json::as_str)
+            .map(str::to_string);
+        if u.skip {
+            return s;
+        }
+        s
+    };
+    s.changes = drift.changes;
+    s.predicted = true;
     s
 }
 
@@ -981,6 +1069,25 @@ fn module_error(e: ModuleError) -> Step {
     }
 }
 
+/// How the task reaches its host, as in Ansible: an `ansible_connection` variable, else the
+/// `connection:` keyword of the task, its blocks, role or play, else the host's own.
+pub fn connection_of(
+    ctx: &TaskCtx,
+    vars: &LazyVars,
+    host: &crate::exec::host::Connection,
+) -> Result<crate::exec::host::Connection, String> {
+    use crate::exec::host::Connection;
+    let name = match var_text(vars, "ansible_connection")? {
+        Some(n) => n,
+        None => match &effective_keywords(ctx).connection {
+            Some(n) => render_string(ctx, n, vars)?,
+            None => return Ok(host.clone()),
+        },
+    };
+    Connection::parse(&name)
+        .ok_or_else(|| format!("connection '{name}' is not supported by rdeploy (local or ssh)"))
+}
+
 /// `--check`, unless the task says `check_mode: false` (always run) or `true` (always check).
 fn effective_check_mode(ctx: &TaskCtx, kw: &Keywords, vars: &LazyVars) -> bool {
     match literal_bool(&kw.check_mode, vars, ctx) {
@@ -989,24 +1096,63 @@ fn effective_check_mode(ctx: &TaskCtx, kw: &Keywords, vars: &LazyVars) -> bool {
     }
 }
 
+/// The task's `become`, with Ansible's precedence (checked with ansible-playbook 2.19): the
+/// variables `ansible_become`, `ansible_become_user`, `ansible_become_method` (from the
+/// inventory, vars files, play/task `vars:`, `-e`) win over the play/block/task keywords,
+/// which win over the command line's `-b`, `--become-user`, `--become-method`. The password is
+/// `ansible_become_password` (or `ansible_become_pass`), else `-K`'s.
 fn become_of(ctx: &TaskCtx, kw: &Keywords, vars: &LazyVars) -> Result<Option<Become>, String> {
-    if !literal_bool(&kw.r#become, vars, ctx).unwrap_or(false) {
+    let cli = &ctx.shared.opts.become_cli;
+    let on = match var_text(vars, "ansible_become")? {
+        Some(v) => crate::template::filters::to_bool(&Value::from(v.as_str()))
+            .map_err(|_| format!("ansible_become: expected a boolean, got '{v}'"))?,
+        None => literal_bool(&kw.r#become, vars, ctx)
+            .or(cli.r#become)
+            .unwrap_or(false),
+    };
+    if !on {
         return Ok(None);
     }
-    let user = match &kw.become_user {
-        Some(n) => render_string(ctx, n, vars)?,
-        None => "root".into(),
+    let keyword = |n: &Option<Node>| -> Result<Option<String>, String> {
+        n.as_ref().map(|n| render_string(ctx, n, vars)).transpose()
     };
-    let method = match &kw.become_method {
-        Some(n) => render_string(ctx, n, vars)?,
-        None => "sudo".into(),
+    let user = match var_text(vars, "ansible_become_user")? {
+        Some(u) => u,
+        None => keyword(&kw.become_user)?
+            .or_else(|| cli.user.clone())
+            .unwrap_or_else(|| "root".into()),
     };
+    let method = match var_text(vars, "ansible_become_method")? {
+        Some(m) => m,
+        None => keyword(&kw.become_method)?
+            .or_else(|| cli.method.clone())
+            .unwrap_or_else(|| "sudo".into()),
+    };
+    let password = match var_text(vars, "ansible_become_password")? {
+        Some(p) => Some(p),
+        None => var_text(vars, "ansible_become_pass")?,
+    }
+    .or_else(|| cli.password.clone());
+    if let Some(p) = &password {
+        // Masked wherever it could be printed (an error echoing stdin, a debug of the var).
+        crate::vault::redact::register(p);
+    }
     match method.as_str() {
-        "sudo" => Ok(Some(Become::sudo(user))),
-        "su" => Ok(Some(Become::su(user, None))),
+        "sudo" => Ok(Some(Become::sudo(user).with_password(password))),
+        "su" => Ok(Some(Become::su(user, password))),
         other => Err(format!(
-            "become_method '{other}' is not supported (sudo or su)"
+            "become_method '{other}' is not supported by rdeploy (sudo or su)"
         )),
+    }
+}
+
+/// A connection variable's value as text (`None` when nothing defines it).
+fn var_text(vars: &LazyVars, name: &str) -> Result<Option<String>, String> {
+    match vars.get_json(name) {
+        None | Some(Ok(Json::Null)) => Ok(None),
+        Some(Ok(Json::String(s))) => Ok(Some(s)),
+        Some(Ok(other)) => Ok(Some(other.to_string())),
+        Some(Err(e)) => Err(format!("{name}: {e}")),
     }
 }
 

@@ -273,6 +273,42 @@ pub trait Module: Send + Sync {
     fn converges(&self, _args: &Args) -> bool {
         true
     }
+
+    /// `Some(message)` when ansible-playbook does not run this module at all under `--check`
+    /// and reports it `skipping` with that message (`wait_for` would wait for what check mode
+    /// did not start); the executor then neither checks nor applies it.
+    fn check_mode_skip(&self, _args: &Args, _ctx: &ModuleCtx<'_>) -> Option<&'static str> {
+        None
+    }
+
+    /// What `--check` reports for a module that does not converge (its effect cannot be
+    /// predicted, so it is not run), as ansible-playbook reports it: skipped with Ansible's
+    /// message, unless the module's own guards (`creates`/`removes`) let it predict a change.
+    /// Only asked after `check` found drift.
+    fn unpredicted(&self, _args: &Args, _drift: &Drift) -> Unpredicted {
+        Unpredicted::skip(Some("Check mode is not supported for this task."))
+    }
+}
+
+/// A non-converging module's report under `--check` ([`Module::unpredicted`]).
+#[derive(Debug)]
+pub struct Unpredicted {
+    /// Reported `skipping` (no change is predicted, no handler is notified); false: a change
+    /// is predicted (`changed`, handlers notified).
+    pub skip: bool,
+    /// The result keys (`msg`, and for commands Ansible's empty `rc`/`stdout`/...).
+    pub result: Args,
+}
+
+impl Unpredicted {
+    /// Skipped, with Ansible's message if it has one.
+    pub fn skip(msg: Option<&str>) -> Unpredicted {
+        let mut result = Map::new();
+        if let Some(m) = msg {
+            result.insert("msg".into(), Value::from(m));
+        }
+        Unpredicted { skip: true, result }
+    }
 }
 
 /// What the executor may do with a module's `check` before the task's turn: run it on a

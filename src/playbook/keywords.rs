@@ -22,6 +22,7 @@ pub const COMMON: &[&str] = &[
     "become",
     "become_user",
     "become_method",
+    "connection",
     "remote_user",
     "port",
     "tags",
@@ -97,7 +98,6 @@ pub const LOOP_CONTROL: &[&str] = &["loop_var", "index_var", "label", "pause", "
 pub const UNSUPPORTED: &[&str] = &[
     "async",
     "poll",
-    "connection",
     "debugger",
     "module_defaults",
     "become_exe",

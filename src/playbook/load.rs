@@ -218,6 +218,16 @@ impl<'o> Loader<'o> {
             "become" => kw.r#become = values::boolean(e, key, v),
             "become_user" => kw.become_user = values::text(e, key, v),
             "become_method" => kw.become_method = values::text(e, key, v),
+            "connection" => {
+                kw.connection = values::text(e, key, v);
+                if let Some(c) = v.as_str().filter(|c| !crate::template::has_template(c))
+                    && crate::exec::host::Connection::parse(c).is_none()
+                {
+                    let msg =
+                        format!("connection '{c}' is not supported by rdeploy (local or ssh)");
+                    self.err(&v.loc, msg);
+                }
+            }
             "remote_user" => kw.remote_user = values::text(e, key, v),
             "port" => kw.port = values::integer(e, key, v, 1),
             "no_log" => kw.no_log = values::boolean(e, key, v),

@@ -85,6 +85,8 @@ pub struct Keywords {
     pub become_user: Option<Node>,
     /// Escalation method (`sudo`, `su`).
     pub become_method: Option<Node>,
+    /// How to reach the host (`local` or `ssh`); an `ansible_connection` variable wins.
+    pub connection: Option<Node>,
     /// Login user.
     pub remote_user: Option<Node>,
     /// SSH port.
@@ -661,6 +663,7 @@ impl Keywords {
             r#become,
             become_user,
             become_method,
+            connection,
             remote_user,
             port,
             no_log,
@@ -1065,6 +1068,7 @@ impl<'f, 'g> Visitor<'f, 'g> {
         self.node(k.environment.as_ref(), "environment", task, lv);
         self.node(k.become_user.as_ref(), "become_user", task, lv);
         self.node(k.become_method.as_ref(), "become_method", task, lv);
+        self.node(k.connection.as_ref(), "connection", task, lv);
         self.node(k.remote_user.as_ref(), "remote_user", task, lv);
         self.node(k.delegate_to.as_ref(), "delegate_to", task, lv);
         self.val(k.r#become.as_ref(), "become", task, lv);

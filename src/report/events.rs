@@ -50,6 +50,13 @@ pub enum Event<'a> {
     Host(&'a HostOutcome),
     /// A warning for the user.
     Warning(&'a str),
+    /// Where a host keeps (or, in check mode, would keep) its backups: shown with `-v`.
+    StateDir {
+        /// The host.
+        host: &'a str,
+        /// Its state directory on the host.
+        dir: &'a str,
+    },
     /// A batch's health gate begins (`soak` true for the probes after the soak time).
     GateStart {
         /// 1-based batch index.

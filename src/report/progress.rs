@@ -272,7 +272,10 @@ impl Board {
                 self.finish(&r.host, mark);
             }
             Event::Recap { .. } => self.begin(Step::None, &[], now),
-            Event::Warning(_) | Event::GateFailed { .. } | Event::RunEnd { .. } => {}
+            Event::Warning(_)
+            | Event::StateDir { .. }
+            | Event::GateFailed { .. }
+            | Event::RunEnd { .. } => {}
         }
     }
 

@@ -151,6 +151,9 @@ impl Reporter {
         if self.quiet && !self.shown_when_quiet(e) {
             return;
         }
+        if matches!(e, Event::StateDir { .. }) && self.verbose == 0 {
+            return;
+        }
         let _ = match self.format {
             Format::Human => self.human(e),
             Format::Json => {
@@ -194,6 +197,7 @@ impl Reporter {
                 failed
             }
             Event::Probe { passed, .. } => !passed,
+            Event::StateDir { .. } => false,
             Event::Warning(_)
             | Event::GateFailed { .. }
             | Event::RollbackStart { .. }
@@ -283,6 +287,9 @@ impl Reporter {
             Event::Warning(w) => {
                 let line = self.paint("35", &format!("[WARNING]: {w}"));
                 writeln!(self.buf, "{line}")
+            }
+            Event::StateDir { host, dir } => {
+                writeln!(self.buf, "backups: [{host}] => state directory {dir}")
             }
             Event::GateStart {
                 index, total, soak, ..
@@ -514,6 +521,9 @@ impl Reporter {
                 serde_json::json!({"event": "result", "result": v})
             }
             Event::Warning(w) => serde_json::json!({"event": "warning", "msg": w}),
+            Event::StateDir { host, dir } => {
+                serde_json::json!({"event": "state_dir", "host": host, "dir": dir})
+            }
             // Progress only: `emit` never gets here with them.
             Event::HostStart { .. } | Event::Soak { .. } => serde_json::Value::Null,
             Event::GateStart {

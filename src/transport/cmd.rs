@@ -98,6 +98,14 @@ fn single_quote(s: &str) -> String {
     out
 }
 
+/// The line after a sudo password on stdin ([`Become::password`]).
+const SUDO_MARK: &str = "rdeploy-become-password-ends-here";
+
+/// Run first under `sudo -S`: reads past the marker, and past the password too when sudo did
+/// not read it (no password needed). `read` takes one byte at a time from a pipe, as sudo does,
+/// so nothing after the marker is consumed.
+const SUDO_SKIP: &str = "IFS= read -r b_; [ \"$b_\" = rdeploy-become-password-ends-here ] || IFS= read -r b_; unset b_\n";
+
 /// How a command switches user on the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BecomeMethod {
@@ -115,8 +123,11 @@ pub struct Become {
     pub user: String,
     /// sudo or su.
     pub method: BecomeMethod,
-    /// Only used by [`BecomeMethod::Su`]: written as the first line of stdin. Beware that su run
-    /// by root does not ask, and the line then reaches the command's stdin instead.
+    /// The become password (`ansible_become_password`, `-K`), written as the first line of
+    /// stdin, never in a command line. su run by root does not ask, and the line then reaches
+    /// the command's stdin instead; sudo is given it with `-S` and a marker line after it, which
+    /// the command's shell reads past, so the command's stdin is the same whether sudo asked
+    /// (a password) or not (`NOPASSWD`, cached).
     pub password: Option<String>,
 }
 
@@ -137,6 +148,18 @@ impl Become {
             method: BecomeMethod::Su,
             password,
         }
+    }
+
+    /// This become with a password (`None` keeps `sudo -n`: fail fast rather than hang).
+    pub fn with_password(mut self, password: Option<String>) -> Become {
+        self.password = password;
+        self
+    }
+
+    /// Whether the wrapped command's stdin starts with lines of the become method's own (a
+    /// password): such a command cannot join a batch of reads.
+    pub fn reads_stdin(&self) -> bool {
+        self.method == BecomeMethod::Su || self.password.is_some()
     }
 
     fn validated_user(&self) -> Result<&str, CmdError> {
@@ -366,18 +389,19 @@ impl Cmd {
     /// What the transport writes to the command's stdin: the `su` password line (if any)
     /// followed by [`Cmd::stdin`]'s bytes. `None` means stdin is `/dev/null`.
     pub fn stdin_bytes(&self) -> Option<Vec<u8>> {
-        let password = self
-            .become_
-            .as_ref()
-            .filter(|b| b.method == BecomeMethod::Su)
-            .and_then(|b| b.password.as_deref());
+        let become_ = self.become_.as_ref();
+        let password = become_.and_then(|b| b.password.as_deref());
         match (password, &self.stdin) {
             (None, None) => None,
             (None, Some(data)) => Some(data.clone()),
             (Some(pw), data) => {
-                let mut bytes = Vec::with_capacity(pw.len() + 1);
+                let mut bytes = Vec::with_capacity(pw.len() + SUDO_MARK.len() + 2);
                 bytes.extend_from_slice(pw.as_bytes());
                 bytes.push(b'\n');
+                if become_.is_some_and(|b| b.method == BecomeMethod::Sudo) {
+                    bytes.extend_from_slice(SUDO_MARK.as_bytes());
+                    bytes.push(b'\n');
+                }
                 if let Some(data) = data {
                     bytes.extend_from_slice(data);
                 }
@@ -437,6 +461,15 @@ impl Cmd {
             Some(b) => {
                 let user = b.validated_user()?.to_string();
                 match b.method {
+                    BecomeMethod::Sudo if b.password.is_some() => {
+                        // The password is read from stdin (`-S`, no prompt text); the marker line
+                        // after it tells the command's shell where its own stdin starts.
+                        argv.extend(["sudo", "-S", "-p", "", "-u"].map(String::from));
+                        argv.push(user);
+                        argv.extend(["--", "sh", "-c"].map(String::from));
+                        argv.push(format!("{SUDO_SKIP}{script}"));
+                        return Ok(argv);
+                    }
                     BecomeMethod::Sudo => {
                         argv.extend(["sudo", "-n", "-u"].map(String::from));
                         argv.push(user);
@@ -1596,6 +1629,21 @@ pub fn chown(path: &str, owner: Option<&str>, group: Option<&str>) -> Cmd {
     }
 }
 
+/// Gives `path` the owner and group `owner`:`group` (numeric ids of a file it replaces) where
+/// permitted: both, else the group, else neither; never fails. Prints [`NOT_KEPT`] and the
+/// `OWNER:GROUP` names it has when it did not get both.
+pub fn keep_owner(path: &str, owner: Option<&str>, group: Option<&str>) -> Cmd {
+    Cmd::raw("set --")
+        .arg(path)
+        .arg(chown_spec(owner, group).unwrap_or_default())
+        .op(KEEP_OWNER_SCRIPT)
+}
+
+/// `PATH UID:GID`: the keeping chown of [`PUT_SCRIPT`] on its own.
+const KEEP_OWNER_SCRIPT: &str = r#"; [ -n "$2" ] || exit 0
+chown -- "$2" "$1" 2>/dev/null || chown -- ":${2#*:}" "$1" 2>/dev/null || :
+[ "$(stat -c %u:%g -- "$1")" = "$2" ] || printf 'rdeploy-not-kept %s\n' "$(stat -c %U:%G -- "$1")""#;
+
 /// `OWNER:GROUP`, `OWNER` or `:GROUP` as chown takes it; `None` when neither is given.
 fn chown_spec(owner: Option<&str>, group: Option<&str>) -> Option<String> {
     match (owner, group) {
@@ -1880,6 +1928,20 @@ pub fn put_file_cmd(
     owner: Option<&str>,
     group: Option<&str>,
 ) -> Cmd {
+    put_file_keeping_cmd(dest, sha256, mode, owner, group, false)
+}
+
+/// [`put_file_cmd`]; with `keep`, `owner` and `group` are the replaced file's (numeric ids),
+/// set where permitted: `OWNER:GROUP`, else `:GROUP`, else neither, never a failure. When the
+/// new file did not get both, it prints `rdeploy-not-kept OWNER:GROUP` (what it has) on stdout.
+pub fn put_file_keeping_cmd(
+    dest: &str,
+    sha256: &str,
+    mode: Option<u32>,
+    owner: Option<&str>,
+    group: Option<&str>,
+    keep: bool,
+) -> Cmd {
     let (dir, name) = dest.rsplit_once('/').unwrap_or(("", dest));
     let tmp = format!("{dir}/.{name}.rdeploy-tmp.{}", nonce());
     let chown = chown_spec(owner, group);
@@ -1899,10 +1961,14 @@ pub fn put_file_cmd(
         )
         .arg(chown.unwrap_or_default())
         .arg(umask)
+        .arg(if keep { "keep" } else { "" })
         .op(PUT_SCRIPT)
 }
 
-/// `DEST TMP SHA256 MODE CHOWN UMASK`. With UMASK (or a new file with no mode and no chown,
+/// The marker [`put_file_keeping_cmd`] prints when the replaced file's owner/group were not kept.
+pub const NOT_KEPT: &str = "rdeploy-not-kept ";
+
+/// `DEST TMP SHA256 MODE CHOWN UMASK KEEP`. With UMASK (or a new file with no mode and no chown,
 /// which gets 0644), the temp file is created with its final mode: no `chmod` process.
 ///
 /// The temp file is created exclusively (`set -C`: never through a planted symlink) on fd 3,
@@ -1928,7 +1994,10 @@ if [ -z "$u_" ]; then
   if [ -z "$m" ]; then
     if [ -f "$1" ] && [ ! -L "$1" ]; then m=$(stat -c %a -- "$1") || m=644; else m=644; fi
   fi
-  if [ -n "$5" ]; then chown -- "$5" "$T" || fail; fi
+  if [ -n "$7" ]; then
+    chown -- "$5" "$T" 2>/dev/null || chown -- ":${5#*:}" "$T" 2>/dev/null || :
+    [ "$(stat -c %u:%g -- "$T")" = "$5" ] || printf 'rdeploy-not-kept %s\n' "$(stat -c %U:%G -- "$T")"
+  elif [ -n "$5" ]; then chown -- "$5" "$T" || fail; fi
   chmod -- "$m" "$T" || fail
   sync -- "$T" 2>/dev/null || :
 fi
@@ -2633,6 +2702,28 @@ mod tests {
     #[test]
     fn empty_command_is_an_error() {
         assert_eq!(Cmd::default().to_shell(), Err(CmdError::Empty));
+    }
+
+    /// A sudo password goes on stdin before a marker line, never in argv; the command's shell
+    /// skips past it whether sudo read the password or not, and the command sees its own stdin.
+    #[test]
+    fn a_sudo_password_is_on_stdin_only_and_the_command_keeps_its_stdin() {
+        let c = Cmd::raw("cat")
+            .stdin(b"data\n".to_vec())
+            .with_become(Become::sudo("root").with_password(Some("s3cret pw".into())));
+        let argv = c.wrap().unwrap();
+        assert_eq!(argv[..7], ["sudo", "-S", "-p", "", "-u", "root", "--"]);
+        assert!(argv.iter().all(|a| !a.contains("s3cret")), "{argv:?}");
+        let input = c.stdin_bytes().unwrap();
+        assert_eq!(input, format!("s3cret pw\n{SUDO_MARK}\ndata\n").as_bytes());
+        let script = &argv[argv.len() - 1];
+        // sudo read the password: the shell sees the marker first.
+        let asked = run_sh(script, &input[b"s3cret pw\n".len()..]);
+        assert_eq!(asked.stdout, b"data\n");
+        // sudo needed none: the shell sees the password line, then the marker.
+        assert_eq!(run_sh(script, &input).stdout, b"data\n");
+        assert!(c.get_become().is_some_and(Become::reads_stdin));
+        assert!(!Become::sudo("root").reads_stdin());
     }
 
     #[test]

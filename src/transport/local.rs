@@ -24,7 +24,7 @@ use tokio::process::{Child, ChildStdin};
 
 use super::cmd::{self, Cmd};
 use super::{
-    Capture, FileAttrs, LocalFile, Output, OutputLimits, Payload, Queued, Reads, Transport,
+    Capture, FileAttrs, LocalFile, Output, OutputLimits, Payload, Put, Queued, Reads, Transport,
     TransportError, Truncated, within,
 };
 
@@ -207,7 +207,7 @@ impl Transport for LocalTransport {
         data: Payload<'_>,
         path: &str,
         attrs: &FileAttrs,
-    ) -> Result<(), TransportError> {
+    ) -> Result<Put, TransportError> {
         let dest = absolute(path)?;
         let (dir, name) = match (dest.parent(), dest.file_name()) {
             (Some(dir), Some(name)) => (dir.to_path_buf(), name.to_string_lossy().into_owned()),
@@ -277,8 +277,11 @@ impl LocalTransport {
         dest: &Path,
         dir: &Path,
         attrs: &FileAttrs,
-    ) -> Result<(), TransportError> {
-        if attrs.owner.is_some() || attrs.group.is_some() {
+    ) -> Result<Put, TransportError> {
+        let mut put = Put::default();
+        if attrs.keep {
+            put.not_kept = self.keep_owner(tmp, attrs).await?;
+        } else if attrs.owner.is_some() || attrs.group.is_some() {
             let tmp_str = tmp.to_string_lossy();
             let out = self
                 .exec(&cmd::chown(
@@ -321,9 +324,29 @@ impl LocalTransport {
                     dest.display()
                 )));
             }
-            Ok(())
+            Ok(put)
         })
         .await
+    }
+
+    /// [`FileAttrs::keep`]: the replaced file's owner and group where permitted (both, else the
+    /// group), never a failure; `OWNER:GROUP` of the file when they were not both kept.
+    async fn keep_owner(
+        &mut self,
+        tmp: &Path,
+        attrs: &FileAttrs,
+    ) -> Result<Option<String>, TransportError> {
+        let keep = cmd::keep_owner(
+            &tmp.to_string_lossy(),
+            attrs.owner.as_deref(),
+            attrs.group.as_deref(),
+        );
+        let out = self.exec(&keep).await?;
+        Ok(out
+            .stdout_lossy()
+            .lines()
+            .find_map(|l| l.strip_prefix(cmd::NOT_KEPT))
+            .map(str::to_string))
     }
 }
 
@@ -931,6 +954,7 @@ mod tests {
             owner: Some(uid.clone()),
             group: Some(gid),
             become_: None,
+            keep: false,
         };
         local().put(Payload::Bytes(b"x"), &p, &attrs).await.unwrap();
         let meta = std::fs::metadata(&p).unwrap();

@@ -249,6 +249,19 @@ pub struct FileAttrs {
     /// Write the file as this user (the task's `become`). Remote transports run the whole
     /// write under it; the local transport writes as the controller's user.
     pub become_: Option<Become>,
+    /// `owner` and `group` are not asked for: they are the replaced file's, kept as far as the
+    /// writing user may set them (Ansible's `atomic_move`). A `chown` that is not permitted (a
+    /// plain login user, a group it is not in) is not a failure: the new file keeps the group,
+    /// or the owner and group, the user could give it, and [`Put::not_kept`] says which.
+    pub keep: bool,
+}
+
+/// What [`Transport::put`] did besides writing the content.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Put {
+    /// With [`FileAttrs::keep`]: `OWNER:GROUP` (names) the file got instead of the replaced
+    /// file's, when the writing user could not keep them; `None` when they were kept.
+    pub not_kept: Option<String>,
 }
 
 /// A transport failure: the host could not be reached or did not run the command to its end.
@@ -315,7 +328,7 @@ pub trait Transport: Send {
         data: Payload<'_>,
         path: &str,
         attrs: &FileAttrs,
-    ) -> impl Future<Output = Result<(), TransportError>> + Send;
+    ) -> impl Future<Output = Result<Put, TransportError>> + Send;
 
     /// Read `path` (following symlinks); [`TransportError::TooLarge`] when it holds more than
     /// `max_bytes` bytes.
@@ -699,7 +712,7 @@ impl Transport for AnyTransport {
         data: Payload<'_>,
         path: &str,
         attrs: &FileAttrs,
-    ) -> Result<(), TransportError> {
+    ) -> Result<Put, TransportError> {
         match self {
             AnyTransport::Local(t) => {
                 t.reads.may_run()?;

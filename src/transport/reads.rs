@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use super::cmd::{BecomeMethod, Cmd, ReadsFrame, keep_ends};
+use super::cmd::{Cmd, ReadsFrame, keep_ends};
 use super::{Become, Output};
 
 /// Above this much input (a file being written), the command travels alone: riding reads would
@@ -42,10 +42,7 @@ impl ReadSet {
     pub fn new(cmds: &[Cmd], keep: u64) -> Option<ReadSet> {
         let first = cmds.first()?;
         let (become_, timeout) = (first.get_become().cloned(), first.get_timeout());
-        if become_
-            .as_ref()
-            .is_some_and(|b| b.method == BecomeMethod::Su)
-        {
+        if become_.as_ref().is_some_and(Become::reads_stdin) {
             return None;
         }
         let mut bare = Vec::with_capacity(cmds.len());
@@ -237,9 +234,7 @@ impl Reads {
     pub fn ride(&mut self, cmd: &Cmd, input: Option<u64>) -> Option<Riding> {
         self.cached.clear();
         if input.is_some_and(|len| len > RIDE_MAX_INPUT)
-            || cmd
-                .get_become()
-                .is_some_and(|b| b.method == BecomeMethod::Su)
+            || cmd.get_become().is_some_and(Become::reads_stdin)
         {
             return None;
         }

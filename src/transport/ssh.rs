@@ -34,8 +34,8 @@ use super::known_hosts::{self, HostKey, HostKeyPolicy, KnownHosts, Verdict};
 use super::quickack::QuickAck;
 use super::ssh_config::{Hop, HostSettings, SshOptions};
 use super::{
-    Capture, FileAttrs, Output, OutputLimits, Payload, Queued, Reads, Transport, TransportError,
-    Truncated, within,
+    Capture, FileAttrs, Output, OutputLimits, Payload, Put, Queued, Reads, Transport,
+    TransportError, Truncated, within,
 };
 
 /// Channels open at once on one connection (OpenSSH's `MaxSessions` defaults to 10).
@@ -355,17 +355,18 @@ impl Transport for SshTransport {
         data: Payload<'_>,
         path: &str,
         attrs: &FileAttrs,
-    ) -> Result<(), TransportError> {
+    ) -> Result<Put, TransportError> {
         if !path.starts_with('/') {
             return Err(TransportError::Io(format!("{path}: path must be absolute")));
         }
         let sum = data.sha256();
-        let mut cmd = cmd::put_file_cmd(
+        let mut cmd = cmd::put_file_keeping_cmd(
             path,
             &sum,
             attrs.mode,
             attrs.owner.as_deref(),
             attrs.group.as_deref(),
+            attrs.keep,
         );
         if let Some(b) = &attrs.become_ {
             cmd = cmd.with_become(b.clone());
@@ -379,7 +380,13 @@ impl Transport for SshTransport {
         };
         let out = self.run_input(&cmd, data, small).await?;
         match out.status {
-            0 => Ok(()),
+            0 => Ok(Put {
+                not_kept: out
+                    .stdout_lossy()
+                    .lines()
+                    .find_map(|l| l.strip_prefix(cmd::NOT_KEPT))
+                    .map(str::to_string),
+            }),
             3 => Err(TransportError::Protocol(format!(
                 "{}: {}",
                 self.name,

@@ -348,6 +348,7 @@ pub struct FleetBuilder {
     bastion: bool,
     key_types: Vec<KeyType>,
     password_auth: bool,
+    sudo_password: bool,
     encrypted_key: bool,
 }
 
@@ -382,6 +383,14 @@ impl FleetBuilder {
     /// Accept password logins ([`PASSWORD`]) besides keys.
     pub fn password_auth(mut self) -> Self {
         self.password_auth = true;
+        self
+    }
+
+    /// [`USER`]'s sudo asks for [`PASSWORD`] inside the hosts (a sudoers rule without
+    /// `NOPASSWD` bound over the machine's, and the shadow file of [`Self::password_auth`]).
+    /// Needs [`enable_sudo`] first.
+    pub fn sudo_password(mut self) -> Self {
+        self.sudo_password = true;
         self
     }
 
@@ -427,6 +436,7 @@ impl Fleet {
             bastion: false,
             key_types: vec![KeyType::Ed25519],
             password_auth: false,
+            sudo_password: false,
             encrypted_key: false,
         }
     }
@@ -521,7 +531,13 @@ impl Fleet {
         }
         let authorized_keys = root.join("authorized_keys");
         fs::write(&authorized_keys, authorized).expect("write authorized_keys");
-        let shadow = opts.password_auth.then(|| write_shadow(root));
+        let shadow = (opts.password_auth || opts.sudo_password).then(|| write_shadow(root));
+        let sudoers = opts.sudo_password.then(|| {
+            let path = root.join("sudoers-password");
+            fs::write(&path, format!("{USER} ALL=(ALL:ALL) ALL\n")).expect("write sudoers");
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o440)).expect("chmod sudoers");
+            (path, PathBuf::from("/etc/sudoers.d/rdeploy-test"))
+        });
         SshdOptions {
             authorized_keys,
             key_types: opts.key_types.clone(),
@@ -531,6 +547,7 @@ impl Fleet {
                 .into_iter()
                 .map(|(folder, target)| (PathBuf::from(folder), target))
                 .chain(shadow.map(|s| (s, PathBuf::from("/etc/shadow"))))
+                .chain(sudoers)
                 .collect(),
         }
     }

@@ -14,7 +14,7 @@ use crate::modules::runtime::{Args, ArgsExt, Change, ModuleCtx, ModuleError, par
 use crate::transport::cmd::{
     self, Cmd, PathKind, PathState, chmod, chown, mv_f, parse_stat, rm_rf, user_script_with_path,
 };
-use crate::transport::{AnyTransport, FileAttrs, Output, Payload, Transport, TransportError};
+use crate::transport::{AnyTransport, FileAttrs, Output, Payload, Put, Transport, TransportError};
 
 /// Bytes kept from the start and from the end of a batched file read. A file bigger than twice
 /// this is refused by the modules that edit text (the transport keeps 1 MiB of each end).
@@ -230,9 +230,11 @@ impl WantAttrs {
 
     /// Attributes for `put` when writing content at a path whose current state is `cur`: what
     /// was asked, else what the existing regular file has (owner and group kept like Ansible's
-    /// `atomic_move`), else the transport's default (`0644`, the connecting user).
+    /// `atomic_move`: when neither is asked, as far as the writing user may set them,
+    /// [`FileAttrs::keep`]), else the transport's default (`0644`, the connecting user).
     pub fn put_attrs(&self, cur: &PathState) -> Result<FileAttrs, ModuleError> {
         let existing = cur.kind == PathKind::File;
+        let keep = existing && self.owner.is_none() && self.group.is_none();
         let base = if existing { cur.mode & 0o7777 } else { 0o644 };
         let mode = self.mode_for(base, false)?.or(existing.then_some(base));
         let owner = self
@@ -248,6 +250,7 @@ impl WantAttrs {
             owner,
             group,
             become_: None,
+            keep,
         })
     }
 }
@@ -369,7 +372,7 @@ pub async fn write_file(
     ctx: &ModuleCtx<'_>,
     data: Payload<'_>,
     spec: &WriteSpec,
-) -> Result<Option<String>, ModuleError> {
+) -> Result<Written, ModuleError> {
     let backup = if spec.backup {
         let out = ctx.run_ok(tr, backup_cmd(&spec.dest)).await?;
         Some(out.stdout_lossy().into_owned())
@@ -377,13 +380,53 @@ pub async fn write_file(
         None
     };
     let Some(validate) = &spec.validate else {
-        put(tr, ctx, data, &spec.dest, &spec.attrs).await?;
-        return Ok(backup);
+        let put = put(tr, ctx, data, &spec.dest, &spec.attrs).await?;
+        return Ok(Written::new(backup, put, &spec.dest));
     };
     let tmp = temp_next_to(&spec.dest);
-    put(tr, ctx, data, &tmp, &spec.attrs).await?;
+    let put = put(tr, ctx, data, &tmp, &spec.attrs).await?;
     validate_and_move(tr, ctx, validate, &tmp, &spec.dest).await?;
-    Ok(backup)
+    Ok(Written::new(backup, put, &spec.dest))
+}
+
+/// What [`write_file`] did besides writing: the backup it kept, and a note when the replaced
+/// file's owner/group could not be kept.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// The `backup: true` copy's path.
+    pub backup: Option<String>,
+    /// Shown as the result's `msg` (with `-v`): the replaced file's owner/group were not kept.
+    pub note: Option<String>,
+}
+
+impl Written {
+    fn new(backup: Option<String>, put: Put, dest: &str) -> Written {
+        Written {
+            backup,
+            note: put.not_kept.map(|now| not_kept_note(dest, &now)),
+        }
+    }
+
+    /// Puts the backup under `backup_key` and the note in `msg` (after the module's own).
+    pub fn record(self, result: &mut Args, backup_key: &str) {
+        if let Some(b) = self.backup {
+            result.insert(backup_key.into(), Value::from(b));
+        }
+        if let Some(n) = self.note {
+            let msg = match result.get("msg").and_then(Value::as_str) {
+                Some(m) if !m.is_empty() => format!("{m}; {n}"),
+                _ => n,
+            };
+            result.insert("msg".into(), Value::from(msg));
+        }
+    }
+}
+
+/// Why a replaced file's owner/group changed although the task named neither.
+pub fn not_kept_note(dest: &str, now: &str) -> String {
+    format!(
+        "{dest} is now owned by {now}: the login user may not give it the owner and group of the file it replaced, so it kept what the rename allows (as Ansible does); name owner/group with become to set them"
+    )
 }
 
 /// Runs `validate` on `tmp` (already written next to `dest`), then renames it over `dest`;
@@ -426,7 +469,7 @@ async fn put(
     data: Payload<'_>,
     path: &str,
     attrs: &FileAttrs,
-) -> Result<(), ModuleError> {
+) -> Result<Put, ModuleError> {
     let attrs = FileAttrs {
         become_: attrs.become_.clone().or_else(|| ctx.become_.clone()),
         ..attrs.clone()
@@ -601,9 +644,9 @@ pub async fn edit_apply(
             ctx.run_ok(tr, cmd::mkdir_p(parent_of(&plan.write.dest)))
                 .await?;
         }
-        if let Some(b) = write_file(tr, ctx, Payload::Bytes(data), &plan.write).await? {
-            result.insert(backup_key.into(), Value::from(b));
-        }
+        write_file(tr, ctx, Payload::Bytes(data), &plan.write)
+            .await?
+            .record(&mut result, backup_key);
     } else {
         plan.fix.apply(tr, ctx, &plan.write.dest).await?;
     }

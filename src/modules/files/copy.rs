@@ -463,9 +463,9 @@ async fn apply_file(
         ctx.run_ok(tr, cmd::mkdir_p(dir)).await?;
     }
     if let Some(data) = &plan.data {
-        if let Some(b) = write_file(tr, ctx, data.payload(), &plan.write).await? {
-            result.insert("backup_file".into(), Value::from(b));
-        }
+        write_file(tr, ctx, data.payload(), &plan.write)
+            .await?
+            .record(&mut result, "backup_file");
     } else if let Some(src) = &plan.remote_src {
         if plan.write.backup {
             let out = ctx
@@ -483,11 +483,28 @@ async fn apply_file(
         let a = &plan.write.attrs;
         let fix = AttrFix {
             mode: Some(a.mode.or(plan.remote_mode).unwrap_or(0o644)),
-            owner: a.owner.clone(),
-            group: a.group.clone(),
+            owner: a.owner.clone().filter(|_| !a.keep),
+            group: a.group.clone().filter(|_| !a.keep),
             changes: Vec::new(),
         };
         let moved = async {
+            if a.keep {
+                // The replaced file's owner and group, as far as the login user may set them.
+                let out = ctx
+                    .run_ok(
+                        tr,
+                        cmd::keep_owner(&tmp, a.owner.as_deref(), a.group.as_deref()),
+                    )
+                    .await?;
+                if let Some(now) = out
+                    .stdout_lossy()
+                    .lines()
+                    .find_map(|l| l.strip_prefix(cmd::NOT_KEPT))
+                {
+                    let note = super::common::not_kept_note(&plan.dest, now);
+                    result.insert("msg".into(), Value::from(note));
+                }
+            }
             fix.apply(tr, ctx, &tmp).await?;
             match &plan.write.validate {
                 Some(v) => validate_and_move(tr, ctx, v, &tmp, &plan.dest).await,

@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use super::common::{Clock, FREE_FORM, command_result, failed, free_text, guard, shlex_split};
 use crate::modules::runtime::{
-    Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
-    need_local_src,
+    Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Unpredicted,
+    Verdict, need_local_src,
 };
 use crate::transport::{AnyTransport, Cmd, FileAttrs, Transport};
 
@@ -196,8 +196,43 @@ macro_rules! command_like {
             fn converges(&self, _args: &Args) -> bool {
                 false
             }
+
+            fn unpredicted(&self, args: &Args, drift: &Drift) -> Unpredicted {
+                match drift.plan::<Planned>() {
+                    Some(p) if has_guards($name) => command_unpredicted(args, p),
+                    _ => Unpredicted::skip(None),
+                }
+            }
         }
     };
+}
+
+/// Ansible's check-mode report of `command`/`shell`: the command would run, so it is skipped
+/// (with empty output keys), or predicted `changed` when `creates`/`removes` decided it.
+fn command_unpredicted(args: &Args, p: &Planned) -> Unpredicted {
+    let mut u = Unpredicted::skip(Some(WOULD_RUN));
+    u.skip = !is_guarded(args);
+    u.result.insert("cmd".into(), p.shown.clone());
+    u.result.insert("rc".into(), Value::from(0));
+    for k in ["stdout", "stderr"] {
+        u.result.insert(k.into(), Value::from(""));
+        u.result
+            .insert(format!("{k}_lines"), Value::Array(Vec::new()));
+    }
+    for k in ["start", "end", "delta"] {
+        u.result.insert(k.into(), Value::Null);
+    }
+    u
+}
+
+/// Ansible's message for a command that `--check` does not run.
+const WOULD_RUN: &str = "Command would have run if not in check mode";
+
+/// Whether `creates` or `removes` is given (then `check` predicts whether it runs).
+fn is_guarded(args: &Args) -> bool {
+    ["creates", "removes"]
+        .iter()
+        .any(|k| args.str_arg(k).is_some())
 }
 
 command_like!(Command, "command", plan_command);
@@ -314,6 +349,17 @@ impl Module for Script {
 
     fn converges(&self, _args: &Args) -> bool {
         false
+    }
+
+    fn unpredicted(&self, args: &Args, _drift: &Drift) -> Unpredicted {
+        if is_guarded(args) {
+            Unpredicted {
+                skip: false,
+                result: Args::new(),
+            }
+        } else {
+            Unpredicted::skip(Some("Check mode is not supported for this task."))
+        }
     }
 }
 

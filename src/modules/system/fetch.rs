@@ -214,6 +214,10 @@ impl Module for Fetch {
         "fetch"
     }
 
+    fn check_mode_skip(&self, _args: &Args, _ctx: &ModuleCtx<'_>) -> Option<&'static str> {
+        Some("check mode not (yet) supported for this module")
+    }
+
     fn check<'a>(
         &'a self,
         tr: &'a mut AnyTransport,

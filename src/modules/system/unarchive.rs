@@ -5,7 +5,8 @@
 //! archive's member list — `tar -tf` / `unzip -Z1` on the host — is compared with `dest`, and
 //! "every member exists" counts as in sync; Ansible also compares sizes, modes and mtimes) and
 //! the unpack (one round trip). A controller archive (`local_src`) is streamed on the command's
-//! stdin into a private temporary file on the host (in check as well, to list it there), so it
+//! stdin into a private temporary file on the host (in check as well, to list it there; under
+//! `--check` a tar archive is not looked at, as in Ansible), so it
 //! works the same with `become`; `remote_src` reads the host's file in place. `mode`, `owner`
 //! and `group` are applied to every unpacked member. It must not format shell lines.
 
@@ -87,13 +88,7 @@ fn not_an_option(p: &str) -> String {
 
 async fn source(args: &Args, ctx: &ModuleCtx<'_>) -> Result<Src, ModuleError> {
     let src = args.req_str("src")?;
-    let by_name = |s: &str| {
-        if s.to_ascii_lowercase().ends_with(".zip") {
-            "zip"
-        } else {
-            "tar"
-        }
-    };
+    let by_name = |s: &str| if zip_by_name(s) { "zip" } else { "tar" };
     if args.bool_arg("remote_src", false)? {
         return Ok(Src {
             remote: Some(not_an_option(&src)),
@@ -118,17 +113,28 @@ async fn source(args: &Args, ctx: &ModuleCtx<'_>) -> Result<Src, ModuleError> {
 
 /// Whether a controller archive is a zip file (by its first bytes, as Ansible's handlers do).
 fn is_zip(c: &Content, path: &std::path::Path) -> bool {
+    match c.bytes() {
+        Some(b) => zip_magic(b),
+        None => file_is_zip(path),
+    }
+}
+
+/// [`is_zip`] of a controller file, read from disk.
+fn file_is_zip(path: &std::path::Path) -> bool {
     use std::io::Read;
     let mut head = Vec::with_capacity(4);
-    let head = match c.bytes() {
-        Some(b) => b,
-        None => {
-            // An unreadable file fails when it is sent, naming it.
-            let _ = std::fs::File::open(path).and_then(|f| f.take(4).read_to_end(&mut head));
-            head.as_slice()
-        }
-    };
+    // An unreadable file fails when it is sent, naming it.
+    let _ = std::fs::File::open(path).and_then(|f| f.take(4).read_to_end(&mut head));
+    zip_magic(&head)
+}
+
+fn zip_magic(head: &[u8]) -> bool {
     head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06")
+}
+
+/// A host's archive is a zip file when its name says so.
+fn zip_by_name(src: &str) -> bool {
+    src.to_ascii_lowercase().ends_with(".zip")
 }
 
 fn base_cmd(dest: &str, s: &Src) -> Cmd {
@@ -272,6 +278,18 @@ async fn apply_unarchive(
 impl Module for Unarchive {
     fn name(&self) -> &'static str {
         "unarchive"
+    }
+
+    /// Ansible's unarchive supports check mode for zip archives only: a tar archive is not
+    /// looked at (here it would be copied to the host to be listed).
+    fn check_mode_skip(&self, args: &Args, ctx: &ModuleCtx<'_>) -> Option<&'static str> {
+        let zip = match (args.bool_arg("remote_src", false), ctx.local_src) {
+            (Ok(false), Some(local)) => file_is_zip(local),
+            _ => args.str_arg("src").is_some_and(|s| zip_by_name(&s)),
+        };
+        (!zip).then_some(
+            "remote module (ansible.legacy.unarchive) does not support check mode when using gtar",
+        )
     }
 
     fn check<'a>(

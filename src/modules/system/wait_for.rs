@@ -171,6 +171,10 @@ impl Module for WaitFor {
         "wait_for"
     }
 
+    fn check_mode_skip(&self, _args: &Args, _ctx: &ModuleCtx<'_>) -> Option<&'static str> {
+        Some("remote module (wait_for) does not support check mode")
+    }
+
     fn check<'a>(
         &'a self,
         tr: &'a mut AnyTransport,
