@@ -79,6 +79,44 @@ impl Object for Unknown {
     }
 }
 
+/// `ansible_facts` before the run: a fact rdeploy gathers (or a host's interface, whose
+/// names are only known on the host) is an [`Unknown`]; a fact Ansible gathers and rdeploy
+/// does not is an error naming it; any other key is undefined, as in Ansible.
+#[derive(Debug, Clone, Copy)]
+struct FactsStandIn;
+
+impl Object for FactsStandIn {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let Some(k) = key.as_str() else {
+            // A computed key (`ansible_facts[item]`) is only known at run time.
+            return Some(unknown());
+        };
+        // Undefined, so `default()` guards it; the message names it as not gathered.
+        (crate::exec::facts::fact_names().any(|f| f == k)
+            || ["gather_subset", "module_setup"].contains(&k)
+            || crate::exec::facts::may_be_interface(k))
+        .then(unknown)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Empty
+    }
+
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+}
+
+/// `ansible_<iface>` before the run: interface names are only known on the host.
+fn interface_fact(name: &str) -> Option<Value> {
+    let iface = name.strip_prefix("ansible_")?;
+    crate::exec::facts::may_be_interface(iface).then(unknown)
+}
+
 /// The value that stands in for a run-time name.
 pub fn unknown() -> Value {
     Value::from_object(Unknown)
@@ -544,15 +582,17 @@ impl<'a> Checker<'a> {
                 extra.push((name.clone(), unknown()));
             }
         }
-        for name in ["ansible_facts", "ansible_local"] {
-            extra.push((name.into(), unknown()));
+        if !lazy.contains("ansible_facts") {
+            extra.push(("ansible_facts".into(), Value::from_object(FactsStandIn)));
         }
-        for f in crate::exec::facts::FACT_NAMES {
+        for f in crate::exec::facts::fact_names() {
             let name = format!("ansible_{f}");
             if !lazy.contains(&name) {
                 extra.push((name, unknown()));
             }
         }
-        lazy.with_values(extra).to_value()
+        lazy.with_values(extra)
+            .with_fallback(interface_fact)
+            .to_value()
     }
 }

@@ -53,25 +53,76 @@ pub async fn controller(
             s
         }
         "uri" => uri(args).await,
-        "setup" | "gather_facts" => match st
-            .transport(&ctx.shared.opts, &|k: &str| {
-                vars.get_json(k).and_then(Result::ok)
-            })
-            .await
-        {
-            Ok(tr) => match facts::gather(tr).await {
-                Ok(f) => {
-                    facts::store(st, &f);
-                    let mut r = Map::new();
-                    r.insert("ansible_facts".into(), Json::Object(f));
-                    Step::new(Status::Ok, r)
-                }
-                Err(m) => Step::failed(m),
-            },
-            Err(e) => crate::exec::task::unreachable(e),
-        },
+        "setup" | "gather_facts" => setup(ctx, st, vars, args).await,
         _ => return None,
     })
+}
+
+/// `setup`/`gather_facts`: gathers the asked groups on the host (or on `delegate_to`), keeps
+/// what `filter` matches and stores it on the host, or on the delegate with
+/// `delegate_facts: true` (the executor stores those, see [`facts::DELEGATED`]).
+async fn setup(ctx: &TaskCtx, st: &mut HostState, vars: &LazyVars, args: &Args) -> Step {
+    let subset = args.list_arg("gather_subset", true);
+    let groups = match facts::groups(&subset) {
+        Ok(g) => g,
+        Err(m) => return Step::failed(m),
+    };
+    let delegate = crate::exec::task::delegate_name(ctx, vars).filter(|d| *d != st.name);
+    let opts = &ctx.shared.opts;
+    let opened = match delegate.as_deref() {
+        Some(d) => match delegate_target(ctx, d) {
+            Ok((conn, dvars)) => {
+                st.delegate(d, &conn, opts, &|k: &str| dvars.get(k).cloned())
+                    .await
+            }
+            Err(e) => Err(e),
+        },
+        None => {
+            st.transport(opts, &|k: &str| vars.get_json(k).and_then(Result::ok))
+                .await
+        }
+    };
+    let tr = match opened {
+        Ok(tr) => tr,
+        Err(e) => return crate::exec::task::unreachable(e),
+    };
+    let mut f = match facts::gather(tr, &groups).await {
+        Ok(f) => f,
+        Err(m) => return Step::failed(m),
+    };
+    let filter = args.list_arg("filter", false);
+    if filter.iter().all(|p| p.is_empty() || p == "*") {
+        let asked = if subset.is_empty() {
+            vec![Json::from("all")]
+        } else {
+            subset.iter().map(|s| Json::from(s.as_str())).collect()
+        };
+        f.insert("gather_subset".into(), Json::Array(asked));
+        f.insert("module_setup".into(), Json::Bool(true));
+    }
+    let f = match facts::filter(f, &filter) {
+        Ok(f) => f,
+        Err(m) => return Step::failed(m),
+    };
+    let to_delegate = delegate.filter(|_| {
+        matches!(
+            ctx.task.keywords.delegate_facts.as_ref().or(ctx
+                .scope
+                .keywords
+                .delegate_facts
+                .as_ref()),
+            Some(crate::playbook::model::Val::Lit { value: true, .. })
+        )
+    });
+    let mut r = Map::new();
+    match to_delegate {
+        Some(d) => {
+            r.insert(facts::DELEGATED.into(), Json::from(d));
+        }
+        None => facts::store(st, &f),
+    }
+    r.insert("ansible_facts".into(), Json::Object(f));
+    Step::new(Status::Ok, r)
 }
 
 fn debug(ctx: &TaskCtx, vars: &LazyVars, args: &Args) -> Step {

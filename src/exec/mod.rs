@@ -417,7 +417,7 @@ impl<'r> Runner<'r> {
                 .cloned()
                 .collect();
             if play_gathers_facts(play) {
-                self.gather(&hosts).await;
+                self.gather(play, &hosts).await;
             }
             self.section(&play.pre_tasks, &play_scope, &hosts, play)
                 .await;
@@ -496,8 +496,8 @@ impl<'r> Runner<'r> {
         self.flush_handlers(play, hosts).await;
     }
 
-    async fn gather(&mut self, hosts: &[String]) {
-        let t = gather_task();
+    async fn gather(&mut self, play: &Play, hosts: &[String]) {
+        let t = gather_task(play);
         let scope = Scope::default();
         self.run_task(&t, &scope, hosts, false, "Gathering Facts", &[])
             .await;
@@ -815,6 +815,7 @@ impl<'r> Runner<'r> {
             hosts: &targets,
         });
         let results = self.run_hosts(t, scope, &targets, label, rest).await;
+        self.store_delegated_facts(&results);
         if run_once && let (Some((_, first, _)), Some(reg)) = (results.first(), &t.register) {
             let v = Json::Object(first.result.clone());
             for h in hosts.iter().skip(1) {
@@ -843,6 +844,21 @@ impl<'r> Runner<'r> {
             self.end_play = true;
         }
         results
+    }
+
+    /// `delegate_facts: true`: facts a host gathered for its delegate go to the delegate.
+    fn store_delegated_facts(&mut self, results: &[(String, HostOutcome, Flow)]) {
+        for (_, o, _) in results {
+            let (Some(Json::String(target)), Some(Json::Object(f))) = (
+                o.result.get(facts::DELEGATED),
+                o.result.get("ansible_facts"),
+            ) else {
+                continue;
+            };
+            if let Some(s) = self.states.get_mut(target) {
+                facts::store(s, f);
+            }
+        }
     }
 
     /// The per-host futures of one task; results are reported as they finish.
@@ -1052,8 +1068,8 @@ fn play_gathers_facts(play: &Play) -> bool {
     }
 }
 
-/// The implicit "Gathering Facts" task.
-fn gather_task() -> Task {
+/// The implicit "Gathering Facts" task, with the play's `gather_subset` and `gather_timeout`.
+fn gather_task(play: &Play) -> Task {
     use crate::diag::Loc;
     use crate::playbook::model::Action;
     let loc = Loc::file_start("<facts>");
@@ -1063,7 +1079,13 @@ fn gather_task() -> Task {
         action: Action {
             module: "setup".into(),
             module_loc: loc,
-            args: Vec::new(),
+            args: [
+                ("gather_subset", &play.gather_subset),
+                ("gather_timeout", &play.gather_timeout),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v.clone()?)))
+            .collect(),
             free_form: None,
             local_src: None,
         },

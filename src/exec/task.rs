@@ -269,7 +269,7 @@ fn literal_bool(v: &Option<Val<bool>>, vars: &LazyVars, ctx: &TaskCtx) -> Option
     }
 }
 
-fn delegate_name(ctx: &TaskCtx, vars: &LazyVars) -> Option<String> {
+pub(crate) fn delegate_name(ctx: &TaskCtx, vars: &LazyVars) -> Option<String> {
     let n = ctx
         .task
         .keywords

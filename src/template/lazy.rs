@@ -83,6 +83,9 @@ pub struct LazyVars {
 struct Inner {
     layers: Arc<Vec<Layer>>,
     extra: IndexMap<String, Value>,
+    /// Values for names nothing defines (the plan-time check's stand-ins for names only the
+    /// host knows, such as `ansible_eth0`).
+    fallback: Option<fn(&str) -> Option<Value>>,
     env: Arc<Environment<'static>>,
     /// Resolved values by name. Only successes are cached: layers never change, so a value
     /// once rendered is the value.
@@ -111,6 +114,7 @@ impl LazyVars {
             inner: Arc::new(Inner {
                 layers,
                 extra: IndexMap::new(),
+                fallback: None,
                 env,
                 cache: Mutex::new(HashMap::new()),
             }),
@@ -126,6 +130,20 @@ impl LazyVars {
             inner: Arc::new(Inner {
                 layers: Arc::clone(&self.inner.layers),
                 extra,
+                fallback: self.inner.fallback,
+                env: Arc::clone(&self.inner.env),
+                cache: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Gives names nothing defines the value `fallback` returns for them (if any).
+    pub fn with_fallback(self, fallback: fn(&str) -> Option<Value>) -> LazyVars {
+        LazyVars {
+            inner: Arc::new(Inner {
+                layers: Arc::clone(&self.inner.layers),
+                extra: self.inner.extra.clone(),
+                fallback: Some(fallback),
                 env: Arc::clone(&self.inner.env),
                 cache: Mutex::new(HashMap::new()),
             }),
@@ -175,7 +193,7 @@ impl LazyVars {
         let raw = match self.raw(name) {
             Some(raw) => raw,
             None if name == "vars" => return Some(Ok(self.to_value())),
-            None => return None,
+            None => return self.inner.fallback.and_then(|f| f(name)).map(Ok),
         };
         let result = match raw {
             VarValue::Data(j) => Ok(super::json_to_value(j)),

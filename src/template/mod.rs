@@ -477,6 +477,9 @@ fn undefined_message(
     {
         return inner.detail().unwrap_or("undefined value").to_string();
     }
+    if let Some(msg) = crate::exec::facts::not_gathered_path(&name) {
+        return msg;
+    }
     format!("'{name}' is undefined")
 }
 
