@@ -111,10 +111,17 @@ impl Object for FactsStandIn {
     }
 }
 
-/// `ansible_<iface>` before the run: interface names are only known on the host.
-fn interface_fact(name: &str) -> Option<Value> {
-    let iface = name.strip_prefix("ansible_")?;
-    crate::exec::facts::may_be_interface(iface).then(unknown)
+/// Facts before the run, for a host's own variables and for `hostvars[...]`: `ansible_facts`
+/// (see [`FactsStandIn`]), each fact rdeploy gathers as `ansible_NAME`, and `ansible_<iface>`
+/// (interface names are only known on the host).
+fn fact_stand_in(name: &str) -> Option<Value> {
+    if name == "ansible_facts" {
+        return Some(Value::from_object(FactsStandIn));
+    }
+    let fact = name.strip_prefix("ansible_")?;
+    (crate::exec::facts::fact_names().any(|f| f == fact)
+        || crate::exec::facts::may_be_interface(fact))
+    .then(unknown)
 }
 
 /// The value that stands in for a run-time name.
@@ -154,7 +161,7 @@ pub fn templates(
             .iter()
             .map(|(h, s)| (h.clone(), Arc::new(s.layers())))
             .collect();
-        let hostvars = HostVars::new(layers.clone(), Arc::clone(&env));
+        let hostvars = HostVars::with_fallback(layers.clone(), Arc::clone(&env), fact_stand_in);
         let magic = play_magic(
             inv,
             &planned.hosts,
@@ -582,17 +589,8 @@ impl<'a> Checker<'a> {
                 extra.push((name.clone(), unknown()));
             }
         }
-        if !lazy.contains("ansible_facts") {
-            extra.push(("ansible_facts".into(), Value::from_object(FactsStandIn)));
-        }
-        for f in crate::exec::facts::fact_names() {
-            let name = format!("ansible_{f}");
-            if !lazy.contains(&name) {
-                extra.push((name, unknown()));
-            }
-        }
         lazy.with_values(extra)
-            .with_fallback(interface_fact)
+            .with_fallback(fact_stand_in)
             .to_value()
     }
 }

@@ -68,6 +68,10 @@ async fn setup(ctx: &TaskCtx, st: &mut HostState, vars: &LazyVars, args: &Args) 
         Err(m) => return Step::failed(m),
     };
     let delegate = crate::exec::task::delegate_name(ctx, vars).filter(|d| *d != st.name);
+    let how = match gathering(ctx, vars, delegate.as_deref()) {
+        Ok(h) => h,
+        Err(m) => return Step::failed(m),
+    };
     let opts = &ctx.shared.opts;
     let opened = match delegate.as_deref() {
         Some(d) => match delegate_target(ctx, d) {
@@ -86,7 +90,7 @@ async fn setup(ctx: &TaskCtx, st: &mut HostState, vars: &LazyVars, args: &Args) 
         Ok(tr) => tr,
         Err(e) => return crate::exec::task::unreachable(e),
     };
-    let mut f = match facts::gather(tr, &groups).await {
+    let mut f = match facts::gather(tr, &groups, &how).await {
         Ok(f) => f,
         Err(m) => return Step::failed(m),
     };
@@ -123,6 +127,26 @@ async fn setup(ctx: &TaskCtx, st: &mut HostState, vars: &LazyVars, args: &Args) 
     }
     r.insert("ansible_facts".into(), Json::Object(f));
     Step::new(Status::Ok, r)
+}
+
+/// How the gathering command runs: the task's `become` and `environment`, the host's
+/// `ansible_python_interpreter` (the interpreter Ansible would report as `ansible_python`).
+fn gathering(ctx: &TaskCtx, vars: &LazyVars, delegate: Option<&str>) -> Result<facts::How, String> {
+    use crate::exec::task::{become_of, effective_keywords, environment_of};
+    let kw = effective_keywords(ctx);
+    let python = match delegate {
+        Some(d) => delegate_target(ctx, d)
+            .ok()
+            .and_then(|(_, v)| v.get("ansible_python_interpreter").cloned()),
+        None => vars
+            .get_json("ansible_python_interpreter")
+            .and_then(Result::ok),
+    };
+    Ok(facts::How {
+        become_: become_of(ctx, &kw, vars)?,
+        environment: environment_of(ctx, &kw, vars)?,
+        python: python.and_then(|p| p.as_str().map(str::to_string)),
+    })
 }
 
 fn debug(ctx: &TaskCtx, vars: &LazyVars, args: &Args) -> Step {

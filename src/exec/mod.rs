@@ -417,7 +417,7 @@ impl<'r> Runner<'r> {
                 .cloned()
                 .collect();
             if play_gathers_facts(play) {
-                self.gather(play, &hosts).await;
+                self.gather(play, &play_scope, &hosts).await;
             }
             self.section(&play.pre_tasks, &play_scope, &hosts, play)
                 .await;
@@ -496,10 +496,10 @@ impl<'r> Runner<'r> {
         self.flush_handlers(play, hosts).await;
     }
 
-    async fn gather(&mut self, play: &Play, hosts: &[String]) {
+    /// The implicit fact gathering, under the play's keywords (`become`, `environment`).
+    async fn gather(&mut self, play: &Play, scope: &Scope, hosts: &[String]) {
         let t = gather_task(play);
-        let scope = Scope::default();
-        self.run_task(&t, &scope, hosts, false, "Gathering Facts", &[])
+        self.run_task(&t, scope, hosts, false, "Gathering Facts", &[])
             .await;
     }
 

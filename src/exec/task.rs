@@ -137,7 +137,7 @@ pub async fn run_on_host(ctx: Arc<TaskCtx>, mut st: HostState) -> (HostState, Ho
 }
 
 /// The task's keywords with the scope's (block, role, play) filled in where the task is silent.
-fn effective_keywords(ctx: &TaskCtx) -> Keywords {
+pub(crate) fn effective_keywords(ctx: &TaskCtx) -> Keywords {
     let mut k = ctx.task.keywords.clone();
     let mut parent = ctx.scope.keywords.clone();
     parent.when.clear();
@@ -989,7 +989,11 @@ fn effective_check_mode(ctx: &TaskCtx, kw: &Keywords, vars: &LazyVars) -> bool {
     }
 }
 
-fn become_of(ctx: &TaskCtx, kw: &Keywords, vars: &LazyVars) -> Result<Option<Become>, String> {
+pub(crate) fn become_of(
+    ctx: &TaskCtx,
+    kw: &Keywords,
+    vars: &LazyVars,
+) -> Result<Option<Become>, String> {
     if !literal_bool(&kw.r#become, vars, ctx).unwrap_or(false) {
         return Ok(None);
     }
@@ -1010,7 +1014,7 @@ fn become_of(ctx: &TaskCtx, kw: &Keywords, vars: &LazyVars) -> Result<Option<Bec
     }
 }
 
-fn environment_of(
+pub(crate) fn environment_of(
     ctx: &TaskCtx,
     kw: &Keywords,
     vars: &LazyVars,

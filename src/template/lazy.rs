@@ -349,6 +349,8 @@ impl Object for LazyVars {
 pub struct HostVars {
     hosts: IndexMap<String, Arc<Vec<Layer>>>,
     env: Arc<Environment<'static>>,
+    /// Given to each host's [`LazyVars`] (see [`LazyVars::with_fallback`]).
+    fallback: Option<fn(&str) -> Option<Value>>,
 }
 
 impl fmt::Debug for HostVars {
@@ -365,16 +367,35 @@ impl HostVars {
         hosts: IndexMap<String, Arc<Vec<Layer>>>,
         env: Arc<Environment<'static>>,
     ) -> Arc<HostVars> {
-        Arc::new(HostVars { hosts, env })
+        Arc::new(HostVars {
+            hosts,
+            env,
+            fallback: None,
+        })
+    }
+
+    /// `hostvars` whose hosts give names nothing defines the value `fallback` returns.
+    pub fn with_fallback(
+        hosts: IndexMap<String, Arc<Vec<Layer>>>,
+        env: Arc<Environment<'static>>,
+        fallback: fn(&str) -> Option<Value>,
+    ) -> Arc<HostVars> {
+        Arc::new(HostVars {
+            hosts,
+            env,
+            fallback: Some(fallback),
+        })
     }
 
     /// One host's variables (with `hostvars` set to `self`).
     pub fn host(self: &Arc<Self>, name: &str) -> Option<LazyVars> {
         let layers = self.hosts.get(name)?;
-        Some(
-            LazyVars::from_shared(Arc::clone(layers), Arc::clone(&self.env))
-                .with_value("hostvars", Value::from_dyn_object(Arc::clone(self))),
-        )
+        let vars = LazyVars::from_shared(Arc::clone(layers), Arc::clone(&self.env))
+            .with_value("hostvars", Value::from_dyn_object(Arc::clone(self)));
+        Some(match self.fallback {
+            Some(f) => vars.with_fallback(f),
+            None => vars,
+        })
     }
 
     /// This object as a template value.

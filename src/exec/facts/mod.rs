@@ -12,7 +12,7 @@ use globset::{Glob, GlobMatcher};
 use serde_json::{Map, Value as Json};
 
 use crate::exec::host::HostState;
-use crate::transport::{AnyTransport, Cmd, Transport};
+use crate::transport::{AnyTransport, Become, Cmd, Transport};
 
 pub use parse::facts as parse_groups;
 
@@ -281,8 +281,22 @@ pub fn groups(subset: &[String]) -> Result<Vec<Group>, String> {
     Ok(out)
 }
 
+/// How the gathering runs on the host.
+#[derive(Debug, Default)]
+pub struct How {
+    /// The task's `become`.
+    pub become_: Option<Become>,
+    /// The task's `environment` (it shows in `ansible_env`, as in Ansible).
+    pub environment: Vec<(String, String)>,
+    /// `ansible_python_interpreter`, tried first for the `python` fact.
+    pub python: Option<String>,
+}
+
+/// The variable that hands `ansible_python_interpreter` to the script (not an `env` fact).
+pub(crate) const PYTHON_VAR: &str = "RDEPLOY_FACTS_PYTHON";
+
 /// The one command that gathers `groups`.
-fn command(groups: &[Group]) -> Cmd {
+fn command(groups: &[Group], how: &How) -> Cmd {
     let mut cmd = Cmd::raw(script::PROLOGUE);
     for g in groups {
         cmd = cmd.then(Cmd::raw(match g {
@@ -292,12 +306,29 @@ fn command(groups: &[Group]) -> Cmd {
             Group::Virtual => script::VIRTUAL,
         }));
     }
-    cmd.then(Cmd::raw("true"))
+    let mut cmd = cmd.then(Cmd::raw("true"));
+    for (k, v) in &how.environment {
+        cmd = cmd.env(k.clone(), v.clone());
+    }
+    if let Some(p) = &how.python {
+        cmd = cmd.env(PYTHON_VAR, p.clone());
+    }
+    match &how.become_ {
+        Some(b) => cmd.with_become(b.clone()),
+        None => cmd,
+    }
 }
 
 /// Collects the facts of `groups` in one round trip (names without `ansible_`).
-pub async fn gather(tr: &mut AnyTransport, groups: &[Group]) -> Result<Map<String, Json>, String> {
-    let out = tr.exec(&command(groups)).await.map_err(|e| e.to_string())?;
+pub async fn gather(
+    tr: &mut AnyTransport,
+    groups: &[Group],
+    how: &How,
+) -> Result<Map<String, Json>, String> {
+    let out = tr
+        .exec(&command(groups, how))
+        .await
+        .map_err(|e| e.to_string())?;
     if out.status != 0 {
         return Err(format!(
             "gathering facts failed: {}",

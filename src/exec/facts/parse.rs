@@ -493,9 +493,10 @@ fn env(s: &Sections, f: &mut Map<String, Json>) {
             last = Some(k.to_string());
         }
     }
-    // awk's own variable, not the session's.
+    // awk's own variables and the script's, not the session's.
     e.remove("AWKPATH");
     e.remove("AWKLIBPATH");
+    e.remove(super::PYTHON_VAR);
     put(
         f,
         "env",

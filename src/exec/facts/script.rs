@@ -48,8 +48,9 @@ if [ -e /etc/init.d/ ]; then echo sysvinit; fi; \
 if [ -e /etc/dinit.d/ ]; then echo dinit; fi; \
 s env; awk 'BEGIN { for (k in ENVIRON) { n = split(ENVIRON[k], p, \"\\n\"); \
 printf \"%s=%s\\n\", k, p[1]; for (i = 2; i <= n; i++) print \"+\" p[i] } }'; \
-s python; for p in /usr/bin/python3 python3 /usr/bin/python python; do \
-if command -v \"$p\" >/dev/null && \"$p\" -c 'import sys, json
+s python; for p in \"${RDEPLOY_FACTS_PYTHON:-}\" python3.14 python3.13 python3.12 python3.11 \
+python3.10 python3.9 python3.8 /usr/bin/python3 python3; do \
+if [ -n \"$p\" ] && p=$(command -v \"$p\") && \"$p\" -c 'import sys, json
 try:
     import ssl
     h = hasattr(ssl, \"SSLContext\")
