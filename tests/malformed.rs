@@ -560,6 +560,18 @@ fn gathered_and_interface_facts_pass_the_plan_time_check() {
 }
 
 #[test]
+fn an_unknown_gather_subset_is_refused_before_the_run() {
+    bad_playbook(
+        "- hosts: all\n  gather_subset: [min, netwrk]\n  tasks:\n    - ping:\n",
+        "pb.yaml:2:18: error: unknown gather_subset 'netwrk' (all, min, network, hardware, virtual, each may be negated with '!'), did you mean 'network'?",
+    );
+    bad_playbook(
+        "- hosts: all\n  tasks:\n    - setup:\n        gather_subset: facter\n",
+        "pb.yaml:4:24: error: gather_subset 'facter' is not supported by rdeploy (it gathers all, min, network, hardware, virtual)",
+    );
+}
+
+#[test]
 fn template_syntax_error_in_task() {
     bad_playbook(
         "- hosts: all\n  tasks:\n    - debug:\n        msg: \"{{ foo \"\n",

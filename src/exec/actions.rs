@@ -68,7 +68,7 @@ async fn setup(ctx: &TaskCtx, st: &mut HostState, vars: &LazyVars, args: &Args) 
         Err(m) => return Step::failed(m),
     };
     let delegate = crate::exec::task::delegate_name(ctx, vars).filter(|d| *d != st.name);
-    let how = match gathering(ctx, vars, delegate.as_deref()) {
+    let how = match gathering(ctx, vars, args, delegate.as_deref()) {
         Ok(h) => h,
         Err(m) => return Step::failed(m),
     };
@@ -130,8 +130,14 @@ async fn setup(ctx: &TaskCtx, st: &mut HostState, vars: &LazyVars, args: &Args) 
 }
 
 /// How the gathering command runs: the task's `become` and `environment`, the host's
-/// `ansible_python_interpreter` (the interpreter Ansible would report as `ansible_python`).
-fn gathering(ctx: &TaskCtx, vars: &LazyVars, delegate: Option<&str>) -> Result<facts::How, String> {
+/// `ansible_python_interpreter` (the interpreter Ansible would report as `ansible_python`),
+/// `gather_timeout`.
+fn gathering(
+    ctx: &TaskCtx,
+    vars: &LazyVars,
+    args: &Args,
+    delegate: Option<&str>,
+) -> Result<facts::How, String> {
     use crate::exec::task::{become_of, effective_keywords, environment_of};
     let kw = effective_keywords(ctx);
     let python = match delegate {
@@ -146,6 +152,9 @@ fn gathering(ctx: &TaskCtx, vars: &LazyVars, delegate: Option<&str>) -> Result<f
         become_: become_of(ctx, &kw, vars)?,
         environment: environment_of(ctx, &kw, vars)?,
         python: python.and_then(|p| p.as_str().map(str::to_string)),
+        timeout: args
+            .str_arg("gather_timeout")
+            .and_then(|t| t.trim().parse::<u64>().ok()),
     })
 }
 

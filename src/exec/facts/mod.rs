@@ -266,8 +266,12 @@ pub fn groups(subset: &[String]) -> Result<Vec<Group>, String> {
                     ));
                 }
                 None => {
+                    let known = ["all", "min", "network", "hardware", "virtual"];
+                    let hint = crate::diag::did_you_mean(other, known)
+                        .map(|m| format!(", did you mean '{m}'?"))
+                        .unwrap_or_default();
                     return Err(format!(
-                        "Bad subset '{other}' given to Ansible. gather_subset options allowed: all, min, network, hardware, virtual"
+                        "unknown gather_subset '{other}' (all, min, network, hardware, virtual, each may be negated with '!'){hint}"
                     ));
                 }
             },
@@ -290,10 +294,29 @@ pub struct How {
     pub environment: Vec<(String, String)>,
     /// `ansible_python_interpreter`, tried first for the `python` fact.
     pub python: Option<String>,
+    /// `gather_timeout`: seconds for reading one mount's size.
+    pub timeout: Option<u64>,
 }
 
 /// The variable that hands `ansible_python_interpreter` to the script (not an `env` fact).
 pub(crate) const PYTHON_VAR: &str = "RDEPLOY_FACTS_PYTHON";
+
+/// The variable that hands `gather_timeout` to the script.
+pub(crate) const TIMEOUT_VAR: &str = "RDEPLOY_FACTS_TIMEOUT";
+
+/// A `gather_subset` written without templates (a list, or comma-separated text), to check
+/// before the run; `None` when any of it is only known at run time.
+pub fn literal_subset(n: &crate::yaml::Node) -> Option<Vec<String>> {
+    use crate::yaml::Kind;
+    let text = |n: &crate::yaml::Node| match &n.kind {
+        Kind::Str { value, .. } if !crate::template::has_template(value) => Some(value.clone()),
+        _ => None,
+    };
+    match &n.kind {
+        Kind::Seq(items) => items.iter().map(text).collect(),
+        _ => Some(text(n)?.split(',').map(|s| s.trim().to_string()).collect()),
+    }
+}
 
 /// The one command that gathers `groups`.
 fn command(groups: &[Group], how: &How) -> Cmd {
@@ -312,6 +335,9 @@ fn command(groups: &[Group], how: &How) -> Cmd {
     }
     if let Some(p) = &how.python {
         cmd = cmd.env(PYTHON_VAR, p.clone());
+    }
+    if let Some(t) = how.timeout {
+        cmd = cmd.env(TIMEOUT_VAR, t.to_string());
     }
     match &how.become_ {
         Some(b) => cmd.with_become(b.clone()),

@@ -497,6 +497,7 @@ fn env(s: &Sections, f: &mut Map<String, Json>) {
     e.remove("AWKPATH");
     e.remove("AWKLIBPATH");
     e.remove(super::PYTHON_VAR);
+    e.remove(super::TIMEOUT_VAR);
     put(
         f,
         "env",

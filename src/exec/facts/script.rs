@@ -9,7 +9,7 @@
 /// Prologue of every gathering: errors of missing tools are not facts, and `s NAME` opens a
 /// section.
 pub const PROLOGUE: &str = "exec 2>/dev/null; s() { printf '\\n@@%s\\n' \"$1\"; }; \
-t=; command -v timeout >/dev/null && t='timeout 5'";
+t=; command -v timeout >/dev/null && t=\"timeout ${RDEPLOY_FACTS_TIMEOUT:-10}\"";
 
 /// The `min` group: platform, distribution, user, date and time, DNS, environment, LSB,
 /// SELinux, package and service manager, Python.
@@ -83,8 +83,9 @@ printf 'perm_macaddress=%s\\n' \"$(cat \"$d/bonding_slave/perm_hwaddr\")\"; fi; 
 s \"primary $n\"; ip addr show primary dev \"$n\" || ip addr show dev \"$n\"; \
 s \"secondary $n\"; ip addr show secondary dev \"$n\"; done";
 
-/// The `hardware` group: memory, processors, mounts (with their sizes; a hung network
-/// mount is given five seconds, as Ansible's own gather timeout does per mount).
+/// The `hardware` group: memory, processors, mounts (with their sizes; reading one mount's
+/// size may take `gather_timeout` seconds, 10 by default, as in Ansible, so a hung network
+/// mount does not hang the gathering).
 pub const HARDWARE: &str = "s meminfo; cat /proc/meminfo; \
 s cpuinfo; grep -E '^(processor|vendor_id|model name|physical id|core id|cpu cores|siblings|Processor|cpu|Vendor)[[:space:]]*:' /proc/cpuinfo; \
 s xen; if [ -e /proc/xen ]; then echo xen; elif [ \"$(cat /sys/hypervisor/type)\" = xen ]; then echo xen; fi; \

@@ -138,7 +138,11 @@ fn gather_subset_reads_like_ansibles() {
             .unwrap_err()
             .contains("not supported by rdeploy")
     );
-    assert!(g(&["netwrk"]).unwrap_err().contains("Bad subset 'netwrk'"));
+    assert!(
+        g(&["netwrk"])
+            .unwrap_err()
+            .ends_with("did you mean 'network'?")
+    );
 }
 
 #[test]
