@@ -336,3 +336,21 @@ fn a_fact_rdeploy_does_not_gather_fails_the_host_naming_it_at_run_time() {
         "{last:#}"
     );
 }
+
+#[test]
+fn facts_are_gathered_as_the_become_user_and_with_the_plays_environment() {
+    assert!(
+        support::fleet::enable_sudo(),
+        "sudo is required: scripts/test.sh --install-only installs it"
+    );
+    let fleet = Fleet::start(1);
+    let sb = sandbox(&fleet);
+    let host = fleet.host(0).name().to_string();
+    let events = run(
+        &sb,
+        "- hosts: all\n  become: yes\n  environment:\n    DEPLOY_STAGE: blue\n  tasks:\n    - debug:\n        msg: \"{{ ansible_user_id }} {{ ansible_user_uid }} {{ ansible_env.DEPLOY_STAGE }}\"\n",
+        0,
+    );
+    let last = results(&events, &host).pop().expect("a result");
+    assert_eq!(last["result"]["msg"], "root 0 blue", "{last:#}");
+}
