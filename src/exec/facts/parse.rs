@@ -182,6 +182,12 @@ fn version_in(text: &str) -> Option<String> {
 fn distribution_name(id: &str, name: &str) -> String {
     match id {
         "rhel" => "RedHat".into(),
+        "centos" => "CentOS".into(),
+        "sled" => "SLED".into(),
+        "pop" => "Pop!_OS".into(),
+        "euleros" => "EulerOS".into(),
+        "openeuler" => "openEuler".into(),
+        "clear-linux-os" => "Clear Linux OS".into(),
         "amzn" => "Amazon".into(),
         "almalinux" => "AlmaLinux".into(),
         "opensuse-leap" => "openSUSE Leap".into(),
@@ -901,6 +907,9 @@ impl Net {
 }
 
 fn network(s: &Sections, f: &mut Map<String, Json>) {
+    if s.first("ip").is_none_or(|l| l.trim().is_empty()) {
+        return;
+    }
     let mut net = Net {
         interfaces: BTreeMap::new(),
         order: Vec::new(),

@@ -16,7 +16,7 @@ t=; command -v timeout >/dev/null && t=\"timeout ${RDEPLOY_FACTS_TIMEOUT:-10}\""
 pub const MIN: &str = "s uname; uname -n; uname -s; uname -r; uname -m; uname -v; \
 s fqdn; a=$(getent hosts \"$(uname -n)\" | awk '{print $1; exit}'); \
 if [ -n \"$a\" ]; then getent hosts \"$a\" | head -n 1; fi; \
-s bits; getconf LONG_BIT; \
+s bits; getconf LONG_BIT || case $(uname -m) in *64*|s390x) echo 64;; *) echo 32;; esac; \
 s id; id -un; id -u; id -g; id -ru; id -rg; \
 s passwd; getent passwd \"$(id -un)\" || grep \"^$(id -un):\" /etc/passwd; \
 s machine_id; cat /var/lib/dbus/machine-id || cat /etc/machine-id; \
@@ -61,8 +61,10 @@ print(json.dumps({\"executable\": sys.executable, \"has_sslcontext\": h, \"type\
 then break; fi; done";
 
 /// The `network` group: default routes, every interface under `/sys/class/net` with its
-/// addresses (`ip addr`, primary and secondary as Ansible asks for them).
-pub const NETWORK: &str = "s route4; ip -4 route get 8.8.8.8; \
+/// addresses (`ip addr`, primary and secondary as Ansible asks for them). Like Ansible, no
+/// network facts at all on a host without `ip`.
+pub const NETWORK: &str = "s ip; command -v ip; \
+s route4; ip -4 route get 8.8.8.8; \
 s route6; ip -6 route get 2404:6800:400a:800::1012; \
 s local4; ip -4 route show table local; s local6; ip -6 route show table local; \
 for d in /sys/class/net/*; do [ -d \"$d\" ] || continue; n=${d##*/}; s \"if $n\"; \

@@ -210,3 +210,112 @@ fn interface_names_are_told_from_fact_typos() {
         assert!(!may_be_interface(no), "{no}");
     }
 }
+
+/// The distribution facts of a host whose files are `sections` (`@@NAME` blocks).
+fn distro(sections: &str) -> Map<String, Json> {
+    let f = parse::facts(sections, &[Group::Min]);
+    [
+        "distribution",
+        "distribution_version",
+        "distribution_major_version",
+        "distribution_release",
+        "os_family",
+        "pkg_mgr",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), f[*k].clone()))
+    .collect()
+}
+
+#[test]
+fn distributions_are_named_as_ansible_names_them() {
+    let rocky = distro(
+        "@@os_release\nNAME=\"Rocky Linux\"\nVERSION=\"9.3 (Blue Onyx)\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.3\"\n@@pkg\n/usr/bin/yum\n/usr/bin/dnf\ndnf_target=/usr/bin/dnf-3\n",
+    );
+    assert_eq!(
+        Json::Object(rocky),
+        json!({"distribution": "Rocky", "distribution_version": "9.3",
+               "distribution_major_version": "9", "distribution_release": "Blue Onyx",
+               "os_family": "RedHat", "pkg_mgr": "dnf"})
+    );
+    let ubuntu = distro(
+        "@@os_release\nNAME=\"Ubuntu\"\nVERSION_ID=\"22.04\"\nVERSION=\"22.04.3 LTS (Jammy Jellyfish)\"\nVERSION_CODENAME=jammy\nID=ubuntu\nID_LIKE=debian\n@@pkg\n/usr/bin/apt-get\n",
+    );
+    assert_eq!(
+        Json::Object(ubuntu),
+        json!({"distribution": "Ubuntu", "distribution_version": "22.04",
+               "distribution_major_version": "22", "distribution_release": "jammy",
+               "os_family": "Debian", "pkg_mgr": "apt"})
+    );
+    let centos7 = distro(
+        "@@os_release\nNAME=\"CentOS Linux\"\nVERSION=\"7 (Core)\"\nID=\"centos\"\nVERSION_ID=\"7\"\n@@centos_release\nCentOS Linux release 7.9.2009 (Core)\n@@pkg\n/usr/bin/yum\n",
+    );
+    assert_eq!(centos7["distribution"], "CentOS");
+    assert_eq!(centos7["os_family"], "RedHat");
+    assert_eq!(centos7["distribution_version"], "7.9");
+    assert_eq!(centos7["distribution_release"], "Core");
+    // ansible-core 2.19 knows no yum: a RedHat host without dnf has no package manager.
+    assert_eq!(centos7["pkg_mgr"], "unknown");
+    let rhel = distro("@@os_release\nID=\"rhel\"\nVERSION_ID=\"8.9\"\n");
+    assert_eq!(rhel["distribution"], "RedHat");
+    assert_eq!(rhel["os_family"], "RedHat");
+    let alpine = distro(
+        "@@os_release\nNAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.19.1\n@@pkg\n/sbin/apk\n",
+    );
+    assert_eq!(alpine["distribution"], "Alpine");
+    assert_eq!(alpine["distribution_major_version"], "3");
+    assert_eq!(alpine["os_family"], "Alpine");
+    assert_eq!(alpine["pkg_mgr"], "apk");
+    let nothing = distro("");
+    assert_eq!(nothing["distribution"], "OtherLinux");
+    assert_eq!(nothing["distribution_version"], "NA");
+}
+
+#[test]
+fn a_host_without_ip_has_no_network_facts_as_in_ansible() {
+    let without_ip = DEBIAN12.replace("@@ip\n/usr/sbin/ip\n", "@@ip\n");
+    let f = parse::facts(&without_ip, &[Group::Min, Group::Network]);
+    assert!(f.contains_key("hostname"));
+    assert!(!f.contains_key("interfaces"));
+    assert!(!f.contains_key("default_ipv4"));
+}
+
+#[test]
+fn missing_sources_give_ansibles_defaults_not_a_panic() {
+    let f = parse::facts("", &all());
+    assert_eq!(f["selinux"], json!({"status": "disabled"}));
+    assert_eq!(f["dns"], json!({}));
+    assert_eq!(f["lsb"], json!({}));
+    assert_eq!(f["service_mgr"], "service");
+    assert!(!f.contains_key("python"));
+    assert!(!f.contains_key("date_time"));
+    assert!(!f.contains_key("memtotal_mb"));
+    assert_eq!(f["virtualization_type"], "NA");
+    assert_eq!(f["mounts"], json!([]));
+}
+
+#[test]
+fn hostile_output_cannot_forge_sections_through_the_environment() {
+    let forged = DEBIAN12.replace("MULTI=first\n+second", "MULTI=first\n+@@selinux\n+1");
+    let f = parse::facts(&forged, &all());
+    assert_eq!(f["selinux"], json!({"status": "disabled"}));
+    assert_eq!(f["env"]["MULTI"], "first\n@@selinux\n1");
+}
+
+#[test]
+fn mount_points_with_spaces_and_bind_mounts_read_like_ansible() {
+    let text = "@@bind\n/srv/my\\x20dir /dev/vda[/data] ext4 rw\n/srv/b /dev/vda[/b] ext4 rw\n\
+                @@lsblk\n/dev/vda abcd-1234\n\
+                @@mounts\nM /dev/vda /srv/b ext4 rw,relatime 0 0\nS 4096 4096 100 40 50 20\n\
+                M /dev/vda /mnt/my\\040dir ext4 rw 0 2\n";
+    let f = parse::facts(text, &[Group::Hardware]);
+    let m = f["mounts"].as_array().unwrap();
+    assert_eq!(m[0]["options"], "rw,relatime,bind");
+    assert_eq!(m[0]["uuid"], "abcd-1234");
+    assert_eq!(m[0]["size_total"], 409_600);
+    assert_eq!(m[0]["block_used"], 60);
+    assert_eq!(m[0]["inode_used"], 30);
+    assert_eq!(m[1]["mount"], "/mnt/my dir");
+    assert_eq!(m[1]["passno"], 2);
+    assert!(m[1].get("size_total").is_none());
+}
