@@ -300,7 +300,7 @@ fn gather_subset_filter_hostvars_and_delegate_facts_work_across_hosts() {
          \x20         {{{{ ansible_default_ipv4 is defined }}}} {{{{ ansible_hostname is defined }}}} {{{{ ansible_memtotal_mb is defined }}}}\n\
          \x20         {{{{ hostvars['{h1}']['ansible_facts']['interfaces'] | length > 0 }}}}\n\
          - hosts: {h0}\n  gather_facts: false\n  tasks:\n\
-         \x20   - setup:\n        filter: ['ansible_user_*', 'kernel']\n      delegate_to: {h1}\n      delegate_facts: true\n\
+         \x20   - setup:\n        filter: ['ansible_user_*', 'kernel']\n      delegate_to: \"{{{{ item }}}}\"\n      delegate_facts: true\n      loop: ['{h1}']\n\
          - hosts: {h1}\n  gather_facts: false\n  tasks:\n\
          \x20   - copy:\n        dest: /srv/delegated\n        content: \"{{{{ ansible_user_dir }}}} {{{{ ansible_kernel }}}} {{{{ ansible_hostname is defined }}}}\\n\"\n"
     );

@@ -846,17 +846,22 @@ impl<'r> Runner<'r> {
         results
     }
 
-    /// `delegate_facts: true`: facts a host gathered for its delegate go to the delegate.
+    /// `delegate_facts: true`: facts a host gathered for its delegate go to the delegate
+    /// (also from each item of a loop over delegates).
     fn store_delegated_facts(&mut self, results: &[(String, HostOutcome, Flow)]) {
         for (_, o, _) in results {
-            let (Some(Json::String(target)), Some(Json::Object(f))) = (
-                o.result.get(facts::DELEGATED),
-                o.result.get("ansible_facts"),
-            ) else {
-                continue;
-            };
-            if let Some(s) = self.states.get_mut(target) {
-                facts::store(s, f);
+            let items = o.result.get("results").and_then(Json::as_array);
+            let each = std::iter::once(&o.result)
+                .chain(items.into_iter().flatten().filter_map(Json::as_object));
+            for r in each {
+                let (Some(Json::String(target)), Some(Json::Object(f))) =
+                    (r.get(facts::DELEGATED), r.get("ansible_facts"))
+                else {
+                    continue;
+                };
+                if let Some(s) = self.states.get_mut(target) {
+                    facts::store(s, f);
+                }
             }
         }
     }
