@@ -80,16 +80,54 @@ impl Object for Unknown {
 }
 
 /// Stand-ins for every name only known at run time: registered results, `set_fact` and
-/// `include_vars` names (`runtime`), and the facts.
+/// `include_vars` names (`runtime`). Facts are [`fact_stand_in`]'s.
 fn runtime_standins(runtime: &BTreeSet<String>) -> Vec<(String, Value)> {
-    let mut out: Vec<(String, Value)> = runtime.iter().map(|n| (n.clone(), unknown())).collect();
-    for name in ["ansible_facts", "ansible_local"] {
-        out.push((name.into(), unknown()));
+    runtime.iter().map(|n| (n.clone(), unknown())).collect()
+}
+
+/// `ansible_facts` before the run: a fact rdeploy gathers (or a host's interface, whose
+/// names are only known on the host) is an [`Unknown`]; a fact Ansible gathers and rdeploy
+/// does not is an error naming it; any other key is undefined, as in Ansible.
+#[derive(Debug, Clone, Copy)]
+struct FactsStandIn;
+
+impl Object for FactsStandIn {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
     }
-    for f in crate::exec::facts::FACT_NAMES {
-        out.push((format!("ansible_{f}"), unknown()));
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let Some(k) = key.as_str() else {
+            // A computed key (`ansible_facts[item]`) is only known at run time.
+            return Some(unknown());
+        };
+        // Undefined, so `default()` guards it; the message names it as not gathered.
+        (crate::exec::facts::fact_names().any(|f| f == k)
+            || ["gather_subset", "module_setup"].contains(&k)
+            || crate::exec::facts::may_be_interface(k))
+        .then(unknown)
     }
-    out
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Empty
+    }
+
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+}
+
+/// Facts before the run, for a host's own variables and for `hostvars[...]`: `ansible_facts`
+/// (see [`FactsStandIn`]), each fact rdeploy gathers as `ansible_NAME`, and `ansible_<iface>`
+/// (interface names are only known on the host).
+fn fact_stand_in(name: &str) -> Option<Value> {
+    if name == "ansible_facts" {
+        return Some(Value::from_object(FactsStandIn));
+    }
+    let fact = name.strip_prefix("ansible_")?;
+    (crate::exec::facts::fact_names().any(|f| f == fact)
+        || crate::exec::facts::may_be_interface(fact))
+    .then(unknown)
 }
 
 /// The value that stands in for a run-time name.
@@ -131,8 +169,12 @@ pub fn templates(
             .collect();
         // Other hosts' facts and registered results are only known at run time, as this
         // host's are: `hostvars[h]['ansible_hostname']` stands in for them the same way.
-        let hostvars =
-            HostVars::with_fallbacks(layers.clone(), Arc::clone(&env), runtime_standins(&runtime));
+        let hostvars = HostVars::with_stand_ins(
+            layers.clone(),
+            Arc::clone(&env),
+            runtime_standins(&runtime),
+            fact_stand_in,
+        );
         let magic = play_magic(
             inv,
             &planned.hosts,
@@ -567,6 +609,8 @@ impl<'a> Checker<'a> {
                 extra.push((name, v));
             }
         }
-        lazy.with_values(extra).to_value()
+        lazy.with_values(extra)
+            .with_fallback(fact_stand_in)
+            .to_value()
     }
 }

@@ -524,6 +524,54 @@ fn undefined_variable_in_task() {
 }
 
 #[test]
+fn a_fact_rdeploy_does_not_gather_is_named_so_not_called_undefined() {
+    bad_playbook(
+        "- hosts: all\n  tasks:\n    - debug:\n        msg: \"{{ ansible_bios_date }}\"\n",
+        "pb.yaml:4:14: error: fact 'bios_date' is not gathered by rdeploy",
+    );
+    bad_playbook(
+        "- hosts: all\n  tasks:\n    - debug:\n        msg: \"{{ ansible_facts.product_uuid }}\"\n",
+        "pb.yaml:4:14: error: fact 'product_uuid' is not gathered by rdeploy",
+    );
+}
+
+#[test]
+fn a_misspelt_fact_is_still_undefined_before_the_run() {
+    bad_playbook(
+        "- hosts: all\n  tasks:\n    - debug:\n        msg: \"{{ ansible_facts.os_famly }}\"\n",
+        "pb.yaml:4:14: error: 'ansible_facts.os_famly' is undefined",
+    );
+    bad_playbook(
+        "- hosts: all\n  tasks:\n    - debug:\n        msg: \"{{ ansible_hostnme }}\"\n",
+        "pb.yaml:4:14: error: 'ansible_hostnme' is undefined",
+    );
+}
+
+#[test]
+fn gathered_and_interface_facts_pass_the_plan_time_check() {
+    let sb = Sandbox::new();
+    sb.write("inv.yaml", INV);
+    sb.write(
+        "pb.yaml",
+        "- hosts: all\n  gather_subset: [\"!all\", network]\n  tasks:\n    - debug:\n        msg: >-\n          {{ ansible_eth0.ipv4.address }} {{ ansible_default_ipv4.gateway }}\n          {{ ansible_facts.mounts | map(attribute='mount') | list }}\n          {{ ansible_facts['date_time'].epoch }} {{ ansible_lsb.codename | default('') }}\n          {{ ansible_facts.bios_date | default('none') }} {{ ansible_python.executable }}\n",
+    );
+    let out = sb.rdeploy(PLAN).output().expect("run rdeploy");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn an_unknown_gather_subset_is_refused_before_the_run() {
+    bad_playbook(
+        "- hosts: all\n  gather_subset: [min, netwrk]\n  tasks:\n    - ping:\n",
+        "pb.yaml:2:18: error: unknown gather_subset 'netwrk' (all, min, network, hardware, virtual, each may be negated with '!'), did you mean 'network'?",
+    );
+    bad_playbook(
+        "- hosts: all\n  tasks:\n    - setup:\n        gather_subset: facter\n",
+        "pb.yaml:4:24: error: gather_subset 'facter' is not supported by rdeploy (it gathers all, min, network, hardware, virtual)",
+    );
+}
+
+#[test]
 fn template_syntax_error_in_task() {
     bad_playbook(
         "- hosts: all\n  tasks:\n    - debug:\n        msg: \"{{ foo \"\n",

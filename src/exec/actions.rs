@@ -64,28 +64,7 @@ pub async fn controller(
             s
         }
         "uri" => uri(args).await,
-        "setup" | "gather_facts" => {
-            match crate::exec::task::connection_of(ctx, vars, &st.connection) {
-                Err(m) => Step::failed(m),
-                Ok(conn) => match st
-                    .transport_via(&conn, &ctx.shared.opts, &|k: &str| {
-                        vars.get_json(k).and_then(Result::ok)
-                    })
-                    .await
-                {
-                    Ok(tr) => match facts::gather(tr).await {
-                        Ok(f) => {
-                            facts::store(st, &f);
-                            let mut r = Map::new();
-                            r.insert("ansible_facts".into(), Json::Object(f));
-                            Step::new(Status::Ok, r)
-                        }
-                        Err(m) => Step::failed(m),
-                    },
-                    Err(e) => crate::exec::task::unreachable(e),
-                },
-            }
-        }
+        "setup" | "gather_facts" => setup(ctx, st, vars, args).await,
         _ => return None,
     })
 }
@@ -161,6 +140,111 @@ fn load_include(ctx: &TaskCtx, site: &IncludeSite, key: IncludeKey) -> Result<()
         c.insert(key, loaded);
     }
     out
+}
+
+/// `setup`/`gather_facts`: gathers the asked groups on the host (or on `delegate_to`), keeps
+/// what `filter` matches and stores it on the host, or on the delegate with
+/// `delegate_facts: true` (the executor stores those, see [`facts::DELEGATED`]).
+async fn setup(ctx: &TaskCtx, st: &mut HostState, vars: &LazyVars, args: &Args) -> Step {
+    let subset = args.list_arg("gather_subset", true);
+    let groups = match facts::groups(&subset) {
+        Ok(g) => g,
+        Err(m) => return Step::failed(m),
+    };
+    let delegate = crate::exec::task::delegate_name(ctx, vars).filter(|d| *d != st.name);
+    let how = match gathering(ctx, vars, args, delegate.as_deref()) {
+        Ok(h) => h,
+        Err(m) => return Step::failed(m),
+    };
+    let opts = &ctx.shared.opts;
+    let opened = match delegate.as_deref() {
+        Some(d) => match delegate_target(ctx, d) {
+            Ok((conn, dvars)) => {
+                st.delegate(d, &conn, opts, &|k: &str| dvars.get(k).cloned())
+                    .await
+            }
+            Err(e) => Err(e),
+        },
+        None => match crate::exec::task::connection_of(ctx, vars, &st.connection) {
+            Err(m) => return Step::failed(m),
+            Ok(conn) => {
+                st.transport_via(&conn, opts, &|k: &str| {
+                    vars.get_json(k).and_then(Result::ok)
+                })
+                .await
+            }
+        },
+    };
+    let tr = match opened {
+        Ok(tr) => tr,
+        Err(e) => return crate::exec::task::unreachable(e),
+    };
+    let mut f = match facts::gather(tr, &groups, &how).await {
+        Ok(f) => f,
+        Err(m) => return Step::failed(m),
+    };
+    let filter = args.list_arg("filter", false);
+    if filter.iter().all(|p| p.is_empty() || p == "*") {
+        let asked = if subset.is_empty() {
+            vec![Json::from("all")]
+        } else {
+            subset.iter().map(|s| Json::from(s.as_str())).collect()
+        };
+        f.insert("gather_subset".into(), Json::Array(asked));
+        f.insert("module_setup".into(), Json::Bool(true));
+    }
+    let f = match facts::filter(f, &filter) {
+        Ok(f) => f,
+        Err(m) => return Step::failed(m),
+    };
+    let to_delegate = delegate.filter(|_| {
+        matches!(
+            ctx.task.keywords.delegate_facts.as_ref().or(ctx
+                .scope
+                .keywords
+                .delegate_facts
+                .as_ref()),
+            Some(crate::playbook::model::Val::Lit { value: true, .. })
+        )
+    });
+    let mut r = Map::new();
+    match to_delegate {
+        Some(d) => {
+            r.insert(facts::DELEGATED.into(), Json::from(d));
+        }
+        None => facts::store(st, &f),
+    }
+    r.insert("ansible_facts".into(), Json::Object(f));
+    Step::new(Status::Ok, r)
+}
+
+/// How the gathering command runs: the task's `become` and `environment`, the host's
+/// `ansible_python_interpreter` (the interpreter Ansible would report as `ansible_python`),
+/// `gather_timeout`.
+fn gathering(
+    ctx: &TaskCtx,
+    vars: &LazyVars,
+    args: &Args,
+    delegate: Option<&str>,
+) -> Result<facts::How, String> {
+    use crate::exec::task::{become_of, effective_keywords, environment_of};
+    let kw = effective_keywords(ctx);
+    let python = match delegate {
+        Some(d) => delegate_target(ctx, d)
+            .ok()
+            .and_then(|(_, v)| v.get("ansible_python_interpreter").cloned()),
+        None => vars
+            .get_json("ansible_python_interpreter")
+            .and_then(Result::ok),
+    };
+    Ok(facts::How {
+        become_: become_of(ctx, &kw, vars)?,
+        environment: environment_of(ctx, &kw, vars)?,
+        python: python.and_then(|p| p.as_str().map(str::to_string)),
+        timeout: args
+            .str_arg("gather_timeout")
+            .and_then(|t| t.trim().parse::<u64>().ok()),
+    })
 }
 
 fn debug(ctx: &TaskCtx, vars: &LazyVars, args: &Args) -> Step {

@@ -453,7 +453,7 @@ impl<'r> Runner<'r> {
                 .cloned()
                 .collect();
             if play_gathers_facts(play) {
-                self.gather(&hosts, &play_scope).await;
+                self.gather(play, &play_scope, &hosts).await;
             }
             self.section(&play.pre_tasks, &play_scope, &hosts, play)
                 .await;
@@ -532,13 +532,10 @@ impl<'r> Runner<'r> {
         self.flush_handlers(play, hosts).await;
     }
 
-    /// The play's implicit `setup`, over the play's `connection:` (facts of the controller for
-    /// `connection: local`, as in Ansible).
-    async fn gather(&mut self, hosts: &[String], play: &Scope) {
-        let t = gather_task();
-        let mut scope = Scope::default();
-        scope.keywords.connection = play.keywords.connection.clone();
-        self.run_task(&t, &scope, hosts, false, "Gathering Facts", &[])
+    /// The implicit fact gathering, under the play's keywords (`become`, `environment`).
+    async fn gather(&mut self, play: &Play, scope: &Scope, hosts: &[String]) {
+        let t = gather_task(play);
+        self.run_task(&t, scope, hosts, false, "Gathering Facts", &[])
             .await;
     }
 
@@ -913,6 +910,7 @@ impl<'r> Runner<'r> {
             hosts: &targets,
         });
         let results = self.run_hosts(t, scope, &targets, label, rest).await;
+        self.store_delegated_facts(&results);
         if run_once && let Some((_, first, _)) = results.first() {
             self.once_for_all(t, first, hosts);
         }
@@ -951,6 +949,26 @@ impl<'r> Runner<'r> {
                     s.set_runtime(reg.name.clone(), v.clone());
                 }
                 s.failed |= failed;
+            }
+        }
+    }
+
+    /// `delegate_facts: true`: facts a host gathered for its delegate go to the delegate
+    /// (also from each item of a loop over delegates).
+    fn store_delegated_facts(&mut self, results: &[(String, HostOutcome, Flow)]) {
+        for (_, o, _) in results {
+            let items = o.result.get("results").and_then(Json::as_array);
+            let each = std::iter::once(&o.result)
+                .chain(items.into_iter().flatten().filter_map(Json::as_object));
+            for r in each {
+                let (Some(Json::String(target)), Some(Json::Object(f))) =
+                    (r.get(facts::DELEGATED), r.get("ansible_facts"))
+                else {
+                    continue;
+                };
+                if let Some(s) = self.states.get_mut(target) {
+                    facts::store(s, f);
+                }
             }
         }
     }
@@ -1166,8 +1184,8 @@ fn play_gathers_facts(play: &Play) -> bool {
     }
 }
 
-/// The implicit "Gathering Facts" task.
-fn gather_task() -> Task {
+/// The implicit "Gathering Facts" task, with the play's `gather_subset` and `gather_timeout`.
+fn gather_task(play: &Play) -> Task {
     use crate::diag::Loc;
     use crate::playbook::model::Action;
     let loc = Loc::file_start("<facts>");
@@ -1177,7 +1195,13 @@ fn gather_task() -> Task {
         action: Action {
             module: "setup".into(),
             module_loc: loc,
-            args: Vec::new(),
+            args: [
+                ("gather_subset", &play.gather_subset),
+                ("gather_timeout", &play.gather_timeout),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v.clone()?)))
+            .collect(),
             free_form: None,
             local_src: None,
         },

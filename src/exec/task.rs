@@ -137,7 +137,7 @@ pub async fn run_on_host(ctx: Arc<TaskCtx>, mut st: HostState) -> (HostState, Ho
 }
 
 /// The task's keywords with the scope's (block, role, play) filled in where the task is silent.
-fn effective_keywords(ctx: &TaskCtx) -> Keywords {
+pub(crate) fn effective_keywords(ctx: &TaskCtx) -> Keywords {
     let mut k = ctx.task.keywords.clone();
     let mut parent = ctx.scope.keywords.clone();
     parent.when.clear();
@@ -269,7 +269,7 @@ fn literal_bool(v: &Option<Val<bool>>, vars: &LazyVars, ctx: &TaskCtx) -> Option
     }
 }
 
-fn delegate_name(ctx: &TaskCtx, vars: &LazyVars) -> Option<String> {
+pub(crate) fn delegate_name(ctx: &TaskCtx, vars: &LazyVars) -> Option<String> {
     let n = ctx
         .task
         .keywords
@@ -1101,7 +1101,11 @@ fn effective_check_mode(ctx: &TaskCtx, kw: &Keywords, vars: &LazyVars) -> bool {
 /// inventory, vars files, play/task `vars:`, `-e`) win over the play/block/task keywords,
 /// which win over the command line's `-b`, `--become-user`, `--become-method`. The password is
 /// `ansible_become_password` (or `ansible_become_pass`), else `-K`'s.
-fn become_of(ctx: &TaskCtx, kw: &Keywords, vars: &LazyVars) -> Result<Option<Become>, String> {
+pub(crate) fn become_of(
+    ctx: &TaskCtx,
+    kw: &Keywords,
+    vars: &LazyVars,
+) -> Result<Option<Become>, String> {
     let cli = &ctx.shared.opts.become_cli;
     let on = match var_text(vars, "ansible_become")? {
         Some(v) => crate::template::filters::to_bool(&Value::from(v.as_str()))
@@ -1156,7 +1160,7 @@ fn var_text(vars: &LazyVars, name: &str) -> Result<Option<String>, String> {
     }
 }
 
-fn environment_of(
+pub(crate) fn environment_of(
     ctx: &TaskCtx,
     kw: &Keywords,
     vars: &LazyVars,

@@ -634,11 +634,14 @@ pub static MODULES: &[ModuleSpec] = &[
             .kind(List)
             .default("all"),
             A::new("filter", "Globs of fact names to keep.").kind(List),
-            A::new("gather_timeout", "Seconds allowed for gathering.")
-                .kind(Int)
-                .default("10"),
+            A::new(
+                "gather_timeout",
+                "Seconds allowed for reading one mount's size (a hung network mount).",
+            )
+            .kind(Int)
+            .default("10"),
         ],
-        check_args: None,
+        check_args: Some(gather_subset_known),
     },
     ModuleSpec {
         name: "shell",
@@ -1034,6 +1037,17 @@ fn name_or_update_cache(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
         )
     } else {
         Vec::new()
+    }
+}
+
+/// `gather_subset` names only subsets rdeploy gathers (or excludes any).
+fn gather_subset_known(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    let Some(n) = a.get("gather_subset") else {
+        return Vec::new();
+    };
+    match crate::exec::facts::literal_subset(n).map(|s| crate::exec::facts::groups(&s)) {
+        Some(Err(m)) => vec![Diagnostic::at(&n.loc, m)],
+        _ => Vec::new(),
     }
 }
 

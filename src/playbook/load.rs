@@ -385,6 +385,8 @@ impl<'o> Loader<'o> {
             },
             vars_files: Vec::new(),
             gather_facts: None,
+            gather_subset: None,
+            gather_timeout: None,
             serial: None,
             max_fail_percentage: None,
             order: Order::default(),
@@ -422,6 +424,14 @@ impl<'o> Loader<'o> {
                 }
                 "vars_files" => play.vars_files = self.vars_files(v, ctx),
                 "gather_facts" => play.gather_facts = values::boolean(e, key, v),
+                "gather_subset" => {
+                    let subset = crate::exec::facts::literal_subset(v);
+                    if let Some(Err(m)) = subset.map(|s| crate::exec::facts::groups(&s)) {
+                        self.err(&v.loc, m);
+                    }
+                    play.gather_subset = Some(v.clone());
+                }
+                "gather_timeout" => play.gather_timeout = Some(v.clone()),
                 "serial" => play.serial = values::serial(e, v),
                 "max_fail_percentage" => play.max_fail_percentage = values::percentage(e, key, v),
                 "order" => {

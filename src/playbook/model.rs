@@ -206,6 +206,10 @@ pub struct Play {
     pub vars_files: Vec<VarsFile>,
     /// `gather_facts` (Ansible's default is yes).
     pub gather_facts: Option<Val<bool>>,
+    /// `gather_subset` for the implicit fact gathering (a list or comma-separated text).
+    pub gather_subset: Option<Node>,
+    /// `gather_timeout` for the implicit fact gathering.
+    pub gather_timeout: Option<Node>,
     /// `serial`.
     pub serial: Option<Serial>,
     /// `max_fail_percentage`, `0..=100`.

@@ -107,6 +107,9 @@ pub struct LazyVars {
 struct Inner {
     layers: Arc<Vec<Layer>>,
     extra: IndexMap<String, Value>,
+    /// Values for names nothing defines (the plan-time check's stand-ins for names only the
+    /// host knows, such as `ansible_eth0`).
+    fallback: Option<fn(&str) -> Option<Value>>,
     env: Arc<Environment<'static>>,
     /// Resolved values by name. Only successes are cached: layers never change, so a value
     /// once rendered is the value.
@@ -135,6 +138,7 @@ impl LazyVars {
             inner: Arc::new(Inner {
                 layers,
                 extra: IndexMap::new(),
+                fallback: None,
                 env,
                 cache: Mutex::new(HashMap::new()),
             }),
@@ -150,6 +154,20 @@ impl LazyVars {
             inner: Arc::new(Inner {
                 layers: Arc::clone(&self.inner.layers),
                 extra,
+                fallback: self.inner.fallback,
+                env: Arc::clone(&self.inner.env),
+                cache: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Gives names nothing defines the value `fallback` returns for them (if any).
+    pub fn with_fallback(self, fallback: fn(&str) -> Option<Value>) -> LazyVars {
+        LazyVars {
+            inner: Arc::new(Inner {
+                layers: Arc::clone(&self.inner.layers),
+                extra: self.inner.extra.clone(),
+                fallback: Some(fallback),
                 env: Arc::clone(&self.inner.env),
                 cache: Mutex::new(HashMap::new()),
             }),
@@ -199,7 +217,7 @@ impl LazyVars {
         let raw = match self.raw(name) {
             Some(raw) => raw,
             None if name == "vars" => return Some(Ok(self.to_value())),
-            None => return None,
+            None => return self.inner.fallback.and_then(|f| f(name)).map(Ok),
         };
         let result = match raw {
             VarValue::Data(j) => Ok(super::json_to_value(j)),
@@ -355,9 +373,11 @@ impl Object for LazyVars {
 pub struct HostVars {
     hosts: IndexMap<String, Arc<Vec<Layer>>>,
     env: Arc<Environment<'static>>,
-    /// Values for names a host's layers lack (the plan-time check stands in for facts and
-    /// registered results of other hosts with these).
+    /// Values for names a host's layers lack (the plan-time check stands in for registered
+    /// results of other hosts with these).
     fallbacks: Vec<(String, Value)>,
+    /// Given to each host's [`LazyVars`] (see [`LazyVars::with_fallback`]).
+    fallback: Option<fn(&str) -> Option<Value>>,
 }
 
 impl fmt::Debug for HostVars {
@@ -378,20 +398,24 @@ impl HostVars {
             hosts,
             env,
             fallbacks: Vec::new(),
+            fallback: None,
         })
     }
 
-    /// Like [`HostVars::new`], with `fallbacks` for the names a host does not define (the
-    /// plan-time check's stand-ins for run-time names).
-    pub fn with_fallbacks(
+    /// `hostvars` for the plan-time check: `fallbacks` for the names a host does not define
+    /// (stand-ins for run-time names), and `fallback` given to each host's [`LazyVars`]
+    /// (see [`LazyVars::with_fallback`]).
+    pub fn with_stand_ins(
         hosts: IndexMap<String, Arc<Vec<Layer>>>,
         env: Arc<Environment<'static>>,
         fallbacks: Vec<(String, Value)>,
+        fallback: fn(&str) -> Option<Value>,
     ) -> Arc<HostVars> {
         Arc::new(HostVars {
             hosts,
             env,
             fallbacks,
+            fallback: Some(fallback),
         })
     }
 
@@ -405,10 +429,13 @@ impl HostVars {
             .filter(|(n, _)| !lazy.contains(n))
             .cloned()
             .collect();
-        Some(
-            lazy.with_values(missing)
-                .with_value("hostvars", Value::from_dyn_object(Arc::clone(self))),
-        )
+        let vars = lazy
+            .with_values(missing)
+            .with_value("hostvars", Value::from_dyn_object(Arc::clone(self)));
+        Some(match self.fallback {
+            Some(f) => vars.with_fallback(f),
+            None => vars,
+        })
     }
 
     /// This object as a template value.

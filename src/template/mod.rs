@@ -515,6 +515,9 @@ fn undefined_message(
         (None, Some(_)) => None,
     };
     let Some(name) = name else {
+        if let Some(msg) = computed_fact(env, snippet, source, ctx) {
+            return msg;
+        }
         return detail.unwrap_or("undefined value").to_string();
     };
     if snippet.is_some_and(|s| s.starts_with("mandatory")) {
@@ -526,7 +529,48 @@ fn undefined_message(
     {
         return inner.detail().unwrap_or("undefined value").to_string();
     }
+    if let Some(msg) = crate::exec::facts::not_gathered_path(&name)
+        .or_else(|| computed_fact(env, snippet, source, ctx))
+    {
+        return msg;
+    }
     format!("'{name}' is undefined")
+}
+
+/// "fact 'X' is not gathered by rdeploy" for `ansible_facts[EXPR]` in the failing text whose
+/// `EXPR` evaluates to such a fact's name (a key computed at run time).
+fn computed_fact(
+    env: &Environment<'static>,
+    snippet: Option<&str>,
+    source: &str,
+    ctx: &Value,
+) -> Option<String> {
+    const HEAD: &str = "ansible_facts[";
+    [snippet, Some(source)]
+        .into_iter()
+        .flatten()
+        .find_map(|text| {
+            let start = text.find(HEAD)? + HEAD.len();
+            let mut depth = 0usize;
+            let end = text[start..].char_indices().find_map(|(i, c)| match c {
+                '[' => {
+                    depth += 1;
+                    None
+                }
+                ']' if depth == 0 => Some(i),
+                ']' => {
+                    depth -= 1;
+                    None
+                }
+                _ => None,
+            })?;
+            let key = env
+                .compile_expression(&text[start..start + end])
+                .ok()?
+                .eval(ctx)
+                .ok()?;
+            crate::exec::facts::not_gathered(key.as_str()?)
+        })
 }
 
 /// The first variable (or dotted path prefix) that the failing text reads and `ctx` lacks.
