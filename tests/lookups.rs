@@ -214,3 +214,27 @@ fn with_items_over_a_bare_name_is_refused_with_the_fix() {
     );
     assert!(err.contains(r#"write `with_items: "{{ pkgs }}"`"#), "{err}");
 }
+
+#[test]
+fn vars_prompt_takes_its_default_or_the_extra_var_and_never_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = "- hosts: localhost\n  gather_facts: no\n  vars_prompt:\n    - name: release\n      prompt: Which release?\n      default: v1\n    - name: token\n      prompt: Token\n      private: yes\n  tasks:\n    - debug: {msg: \"{{ release }}\"}\n";
+    let (code, out, err) = run(dir.path(), pb, &["-e", "token=abc"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(r#"{"msg":"v1"}"#), "{out}");
+    assert!(
+        !out.contains("Which release?") && !out.contains("Token"),
+        "{out}"
+    );
+    let (code, out, _) = run(dir.path(), pb, &["-e", "token=abc", "-e", "release=v2"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(r#"{"msg":"v2"}"#), "{out}");
+    // No -e for the prompt without a default: refused before any host, naming the fix.
+    let (code, out, err) = run(dir.path(), pb, &[]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(
+        err.contains("pb.yaml:7:7: error: vars_prompt 'token' has no default and no -e value")
+            && err.contains("`-e token=...`"),
+        "{err}"
+    );
+}

@@ -42,6 +42,7 @@ pub const SCOPED: &[&str] = &[
 pub const PLAY_ONLY: &[&str] = &[
     "hosts",
     "vars_files",
+    "vars_prompt",
     "gather_facts",
     "serial",
     "max_fail_percentage",
@@ -102,7 +103,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "module_defaults",
     "become_exe",
     "become_flags",
-    "vars_prompt",
     "gather_subset",
     "gather_timeout",
     "fact_path",

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::keywords::{Level, is_unsupported, unknown_message, unsupported_message};
+use super::keywords::{self, Level, is_unsupported, unknown_message, unsupported_message};
 use super::model::{
     Keywords, Named, OnFailure, Order, Play, Playbook, RollbackScope, TaskItem, VarsFile,
 };
@@ -25,6 +25,8 @@ use crate::yaml::{self, Kind, Node};
 pub struct LoadOptions {
     /// Directories searched for roles after `<playbook dir>/roles` (Ansible's `roles_path`).
     pub roles_path: Vec<PathBuf>,
+    /// Names given with `-e` (a `vars_prompt` they answer is not asked).
+    pub extra_var_names: Vec<String>,
 }
 
 /// Loads, expands and validates the playbook at `path`. Every mistake in the playbook and the
@@ -386,6 +388,7 @@ impl<'o> Loader<'o> {
         };
         let before = self.errors.len();
         let mut hosts_seen = false;
+        let mut prompts: Option<&Node> = None;
         let allowed = Level::Play.allowed();
         for (k, v) in node.as_map().unwrap_or_default() {
             let Some(key) = self.key_str(k) else { continue };
@@ -448,8 +451,12 @@ impl<'o> Loader<'o> {
                     }
                 }
                 "release_label" => play.release_label = values::text(e, key, v),
+                "vars_prompt" => prompts = Some(v),
                 _ => self.keyword(&mut play.keywords, key, v),
             }
+        }
+        if let Some(v) = prompts {
+            self.vars_prompt(v, &mut play.keywords.vars);
         }
         if !hosts_seen {
             self.err(&node.loc, "play has no 'hosts'");
@@ -458,6 +465,79 @@ impl<'o> Loader<'o> {
             self.check_notify(&play);
         }
         (self.errors.len() == before).then_some(play)
+    }
+
+    /// `vars_prompt`: a name given with `-e` is not asked; otherwise its `default` becomes a
+    /// play variable. rdeploy does not prompt: an entry with neither is refused before any
+    /// host is touched, naming the fix.
+    fn vars_prompt(&mut self, v: &Node, vars: &mut Vec<(String, Node)>) {
+        let Some(items) = v.as_seq() else {
+            self.err(
+                &v.loc,
+                format!(
+                    "'vars_prompt' must be a list of prompts, found {}",
+                    shown(v)
+                ),
+            );
+            return;
+        };
+        const KEYS: &[&str] = &[
+            "name",
+            "prompt",
+            "default",
+            "private",
+            "confirm",
+            "encrypt",
+            "salt",
+            "salt_size",
+            "unsafe",
+        ];
+        for it in items {
+            let Some(map) = it.as_map() else {
+                self.err(
+                    &it.loc,
+                    format!("a vars_prompt entry must be a mapping, found {}", shown(it)),
+                );
+                continue;
+            };
+            let mut name = None;
+            let mut default = None;
+            for (k, val) in map {
+                let key = k.as_str().unwrap_or_default();
+                match key {
+                    "name" => name = val.as_str().map(str::to_string),
+                    "default" => default = Some(val.clone()),
+                    "encrypt" | "salt" | "salt_size" => self.err(
+                        &k.loc,
+                        format!("vars_prompt '{key}' is not supported by rdeploy: it cannot hash passwords"),
+                    ),
+                    _ if KEYS.contains(&key) => {}
+                    _ => self.err(
+                        &k.loc,
+                        format!("unknown vars_prompt key '{key}' (it takes {})", KEYS.join(", ")),
+                    ),
+                }
+            }
+            let Some(name) = name.filter(|n| keywords::is_identifier(n)) else {
+                self.err(
+                    &it.loc,
+                    "a vars_prompt entry needs 'name:' (a variable name)",
+                );
+                continue;
+            };
+            if self.opts.extra_var_names.contains(&name) {
+                continue;
+            }
+            match default {
+                Some(d) => vars.push((name, d)),
+                None => self.err(
+                    &it.loc,
+                    format!(
+                        "vars_prompt '{name}' has no default and no -e value: prompting is not supported by rdeploy; give it with `-e {name}=...` (or a `default:`)"
+                    ),
+                ),
+            }
+        }
     }
 
     fn hosts(&mut self, v: &Node) {
