@@ -238,3 +238,35 @@ fn vars_prompt_takes_its_default_or_the_extra_var_and_never_waits() {
         "{err}"
     );
 }
+
+#[test]
+fn vars_files_take_a_first_found_list() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("vars")).unwrap();
+    std::fs::write(dir.path().join("vars/Debian.yml"), "from_list: debian\n").unwrap();
+    std::fs::write(
+        dir.path().join("vars/default.yml"),
+        "from_lookup: default\n",
+    )
+    .unwrap();
+    let pb = r#"
+- hosts: localhost
+  gather_facts: no
+  vars:
+    family: RedHat
+  vars_files:
+    - [vars/RedHat.yml, vars/Debian.yml]
+  tasks:
+    - debug: {msg: "{{ from_list }}"}
+"#;
+    let (code, out, err) = run(dir.path(), pb, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(r#"{"msg":"debian"}"#), "{out}");
+    let bad = pb.replace("vars/Debian.yml]", "vars/Suse.yml]");
+    let (code, out, err) = run(dir.path(), &bad, &[]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(
+        err.contains("pb.yaml:7:7: error: none of the vars files in this list exists"),
+        "{err}"
+    );
+}

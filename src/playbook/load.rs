@@ -567,6 +567,53 @@ impl<'o> Loader<'o> {
         }
     }
 
+    /// A `vars_files` entry that is a list: the first file of it that exists. Templated names
+    /// in such a list are refused (they would need each host's variables to choose).
+    fn first_vars_file(&mut self, it: &Node, choices: &[Node], ctx: &Ctx) -> Option<VarsFile> {
+        let mut tried = Vec::new();
+        for c in choices {
+            let Some(name) = c.as_str() else {
+                self.err(
+                    &c.loc,
+                    format!(
+                        "'vars_files' entries must be file names, found {}",
+                        shown(c)
+                    ),
+                );
+                return None;
+            };
+            if is_template(c) {
+                self.err(
+                    &c.loc,
+                    "a templated name in a 'vars_files' first-found list is not supported by rdeploy; use a single \"{{ lookup('first_found', [...]) }}\" entry",
+                );
+                return None;
+            }
+            let path = if Path::new(name).is_absolute() {
+                PathBuf::from(name)
+            } else {
+                ctx.dir.join(name)
+            };
+            if path.is_file() {
+                let vars = self.vars_file(&path, "vars_files");
+                return Some(VarsFile {
+                    node: c.clone(),
+                    path: Some(path),
+                    vars,
+                });
+            }
+            tried.push(path.display().to_string());
+        }
+        self.err(
+            &it.loc,
+            format!(
+                "none of the vars files in this list exists (looked for {})",
+                tried.join(", ")
+            ),
+        );
+        None
+    }
+
     fn vars_files(&mut self, v: &Node, ctx: &Ctx) -> Vec<VarsFile> {
         let items: Vec<&Node> = match &v.kind {
             Kind::Seq(items) => items.iter().collect(),
@@ -575,16 +622,21 @@ impl<'o> Loader<'o> {
         };
         let mut out = Vec::new();
         for it in items {
+            if let Kind::Seq(choices) = &it.kind {
+                // Ansible: a list entry loads the first of its files that exists.
+                if let Some(f) = self.first_vars_file(it, choices, ctx) {
+                    out.push(f);
+                }
+                continue;
+            }
             let Some(name) = it.as_str() else {
-                let msg = if matches!(it.kind, Kind::Seq(_)) {
-                    "first-found lists in 'vars_files' are not supported yet".to_string()
-                } else {
+                self.err(
+                    &it.loc,
                     format!(
                         "'vars_files' entries must be file names, found {}",
                         shown(it)
-                    )
-                };
-                self.err(&it.loc, msg);
+                    ),
+                );
                 continue;
             };
             if is_template(it) {
