@@ -135,8 +135,9 @@ pub fn unknown() -> Value {
     Value::from_object(Unknown)
 }
 
-/// True for errors the check reports: syntax errors and undefined variables. Other errors
-/// (a filter refusing an [`Unknown`]) may be artefacts of the stand-ins and are left to the run.
+/// True for errors the check reports: syntax errors, undefined variables, unknown filters,
+/// tests and functions (a lookup plugin or option rdeploy does not have). Other errors (a
+/// filter refusing an [`Unknown`]) may be artefacts of the stand-ins and are left to the run.
 pub fn reportable(kind: ErrorKind) -> bool {
     matches!(
         kind,
@@ -144,6 +145,7 @@ pub fn reportable(kind: ErrorKind) -> bool {
             | ErrorKind::UndefinedError
             | ErrorKind::UnknownFilter
             | ErrorKind::UnknownTest
+            | ErrorKind::UnknownFunction
     )
 }
 
@@ -154,7 +156,8 @@ pub fn templates(
     plan: &Plan,
     settings: &Settings,
 ) -> Result<(), Diagnostics> {
-    let env = template::shared_environment();
+    // Lookups are checked, not run: nothing on the controller is read, run or written.
+    let env = Arc::new(template::plan_environment(unknown()));
     let runtime: BTreeSet<String> = pb.runtime_names();
     let mut errors = Diagnostics::new();
     for (play, planned) in pb.plays.iter().zip(&plan.plays) {

@@ -149,6 +149,7 @@ pub fn check(settings: Settings) -> Result<Checked, Diagnostics> {
     let inventory = Inventory::load(&settings.inventory, playbook_dir.as_deref());
     let opts = playbook::LoadOptions {
         roles_path: settings.roles_path.clone(),
+        extra_var_names: settings.extra_vars.keys().cloned().collect(),
     };
     let playbook = playbook::load(&settings.playbook, &opts);
     let (inventory, playbook) = match (inventory, playbook) {

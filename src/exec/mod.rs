@@ -243,7 +243,7 @@ pub async fn run<'r>(
     stop: Arc<AtomicI32>,
 ) -> Summary {
     let shared = Arc::new(Shared {
-        env: template::shared_environment(),
+        env: Arc::new(template::run_environment(opts.check)),
         inventory: Arc::new(c.inventory.clone()),
         opts,
         playbook_dir: c.playbook.dir.clone(),

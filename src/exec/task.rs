@@ -289,6 +289,77 @@ fn render_string(ctx: &TaskCtx, n: &Node, vars: &LazyVars) -> Result<String, Str
     }
 }
 
+/// The items a task's loop runs over: `loop`/`with_list` as rendered, `with_items` flattened
+/// one level, `with_NAME` as `query(NAME, *terms)` with Ansible's item shapes.
+fn loop_items(
+    ctx: &TaskCtx,
+    lp: &crate::playbook::model::Loop,
+    vars: &LazyVars,
+) -> Result<Vec<Json>, String> {
+    let rendered = render_node(ctx, &lp.items, vars)?;
+    if let LoopKind::Lookup(plugin) = lp.kind {
+        return lookup_loop(ctx, plugin, rendered, vars);
+    }
+    let items = match rendered {
+        Json::Array(a) => a,
+        Json::Null => Vec::new(),
+        Json::String(s) if lp.kind == LoopKind::WithItems => vec![Json::String(s)],
+        other => return Err(format!("loop expects a list, got {}", json_type(&other))),
+    };
+    Ok(if lp.kind == LoopKind::WithItems {
+        items
+            .into_iter()
+            .flat_map(|i| match i {
+                Json::Array(inner) => inner,
+                other => vec![other],
+            })
+            .collect()
+    } else {
+        items
+    })
+}
+
+/// `with_NAME: terms`: the terms (a list, or one value made a list, as Ansible does) handed
+/// to the lookup plugin. `with_first_found` searches the directory Ansible picks from the
+/// task's action (`templates/` for template, `vars/` for include_vars, else `files/`).
+fn lookup_loop(
+    ctx: &TaskCtx,
+    plugin: &str,
+    terms: Json,
+    vars: &LazyVars,
+) -> Result<Vec<Json>, String> {
+    let terms: Vec<minijinja::Value> = match terms {
+        Json::Array(a) => a.iter().map(template::json_to_value).collect(),
+        other => vec![template::json_to_value(&other)],
+    };
+    let action = ctx.task.action.module.as_str();
+    let subdir = ["template", "var", "file"]
+        .into_iter()
+        .find(|s| action.contains(s))
+        .map_or("files", |s| match s {
+            "template" => "templates",
+            "var" => "vars",
+            _ => "files",
+        });
+    let var = |n: &str| match vars.get(n) {
+        Some(Ok(v)) => Some(v),
+        _ => None,
+    };
+    let caller = template::lookups::Caller {
+        var: &var,
+        env: &ctx.shared.env,
+        context: vars.to_value(),
+        with_subdir: Some(subdir),
+        check: ctx.shared.opts.check,
+    };
+    let items = template::lookups::run(&caller, plugin, &terms, &Default::default())
+        .map_err(|e| format!("with_{plugin}: {}", e.detail().unwrap_or("lookup failed")))?;
+    items
+        .iter()
+        .map(|v| template::value_to_json(v).map_err(|e| format!("with_{plugin}: {e}")))
+        .collect()
+}
+
 /// Loops: render the list, run each item, aggregate like Ansible (`results`, changed if any
 /// changed, failed if any failed, skipped if all skipped).
 async fn run_loop(
@@ -300,28 +371,9 @@ async fn run_loop(
     let Some(lp) = &ctx.task.loop_over else {
         return (Step::failed("internal: no loop"), Vec::new());
     };
-    let items = match render_node(ctx, &lp.items, vars) {
-        Ok(Json::Array(a)) => a,
-        Ok(Json::Null) => Vec::new(),
-        Ok(Json::String(s)) if lp.kind == LoopKind::WithItems => vec![Json::String(s)],
-        Ok(other) => {
-            return (
-                Step::failed(format!("loop expects a list, got {}", json_type(&other))),
-                Vec::new(),
-            );
-        }
+    let items = match loop_items(ctx, lp, vars) {
+        Ok(items) => items,
         Err(m) => return (Step::failed(m), Vec::new()),
-    };
-    let items: Vec<Json> = if lp.kind == LoopKind::WithItems {
-        items
-            .into_iter()
-            .flat_map(|i| match i {
-                Json::Array(inner) => inner,
-                other => vec![other],
-            })
-            .collect()
-    } else {
-        items
     };
     let names = loop_vars(&ctx.task);
     let loop_var = names.first().cloned().unwrap_or_else(|| "item".into());

@@ -43,6 +43,7 @@ pub const SCOPED: &[&str] = &[
 pub const PLAY_ONLY: &[&str] = &[
     "hosts",
     "vars_files",
+    "vars_prompt",
     "gather_facts",
     "gather_subset",
     "gather_timeout",
@@ -104,7 +105,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "module_defaults",
     "become_exe",
     "become_flags",
-    "vars_prompt",
     "fact_path",
     "extended_allitems",
     "break_when",
@@ -181,9 +181,9 @@ pub fn is_unsupported(key: &str, level: Level) -> bool {
         return true;
     }
     match level {
-        Level::Task | Level::Handler => {
-            key.starts_with("with_") && key != "with_items" && key != "with_list"
-        }
+        Level::Task | Level::Handler => key
+            .strip_prefix("with_")
+            .is_some_and(|name| !crate::template::lookups::is_with_lookup(name)),
         Level::Play => ["run_once", "throttle", "timeout"].contains(&key),
         Level::Block => ["notify"].contains(&key),
         Level::ImportPlaybook => key == "when",
@@ -191,8 +191,19 @@ pub fn is_unsupported(key: &str, level: Level) -> bool {
     }
 }
 
-/// "'async' is an Ansible keyword rdeploy does not support yet".
+/// "'async' is an Ansible keyword rdeploy does not support yet"; for `with_NAME`, which
+/// lookup loops rdeploy has.
 pub fn unsupported_message(key: &str) -> String {
+    if let Some(name) = key.strip_prefix("with_") {
+        let have: Vec<String> = crate::template::lookups::SUPPORTED
+            .iter()
+            .map(|s| format!("with_{s}"))
+            .collect();
+        return format!(
+            "'{key}' (a loop over the '{name}' lookup plugin) is not supported by rdeploy; it has {}",
+            have.join(", ")
+        );
+    }
     format!("'{key}' is an Ansible keyword rdeploy does not support yet")
 }
 
@@ -232,7 +243,8 @@ mod tests {
                 assert!(!is_unsupported(k, level), "{k}");
             }
         }
-        assert!(is_unsupported("with_dict", Level::Task));
+        assert!(is_unsupported("with_hashi_vault", Level::Task));
+        assert!(!is_unsupported("with_dict", Level::Task));
         assert!(!is_unsupported("with_items", Level::Task));
     }
 

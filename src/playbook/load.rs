@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::keywords::{Level, is_unsupported, unknown_message, unsupported_message};
+use super::keywords::{self, Level, is_unsupported, unknown_message, unsupported_message};
 use super::model::{
     Keywords, Named, OnFailure, Order, Play, Playbook, RollbackScope, TaskItem, VarsFile,
 };
@@ -25,6 +25,8 @@ use crate::yaml::{self, Kind, Node};
 pub struct LoadOptions {
     /// Directories searched for roles after `<playbook dir>/roles` (Ansible's `roles_path`).
     pub roles_path: Vec<PathBuf>,
+    /// Names given with `-e` (a `vars_prompt` they answer is not asked).
+    pub extra_var_names: Vec<String>,
 }
 
 /// Loads, expands and validates the playbook at `path`. Every mistake in the playbook and the
@@ -407,6 +409,7 @@ impl<'o> Loader<'o> {
         };
         let before = self.errors.len();
         let mut hosts_seen = false;
+        let mut prompts: Option<&Node> = None;
         let allowed = Level::Play.allowed();
         for (k, v) in node.as_map().unwrap_or_default() {
             let Some(key) = self.key_str(k) else { continue };
@@ -477,8 +480,12 @@ impl<'o> Loader<'o> {
                     }
                 }
                 "release_label" => play.release_label = values::text(e, key, v),
+                "vars_prompt" => prompts = Some(v),
                 _ => self.keyword(&mut play.keywords, key, v),
             }
+        }
+        if let Some(v) = prompts {
+            self.vars_prompt(v, &mut play.keywords.vars);
         }
         if !hosts_seen {
             self.err(&node.loc, "play has no 'hosts'");
@@ -487,6 +494,79 @@ impl<'o> Loader<'o> {
             self.check_notify(&play);
         }
         (self.errors.len() == before).then_some(play)
+    }
+
+    /// `vars_prompt`: a name given with `-e` is not asked; otherwise its `default` becomes a
+    /// play variable. rdeploy does not prompt: an entry with neither is refused before any
+    /// host is touched, naming the fix.
+    fn vars_prompt(&mut self, v: &Node, vars: &mut Vec<(String, Node)>) {
+        let Some(items) = v.as_seq() else {
+            self.err(
+                &v.loc,
+                format!(
+                    "'vars_prompt' must be a list of prompts, found {}",
+                    shown(v)
+                ),
+            );
+            return;
+        };
+        const KEYS: &[&str] = &[
+            "name",
+            "prompt",
+            "default",
+            "private",
+            "confirm",
+            "encrypt",
+            "salt",
+            "salt_size",
+            "unsafe",
+        ];
+        for it in items {
+            let Some(map) = it.as_map() else {
+                self.err(
+                    &it.loc,
+                    format!("a vars_prompt entry must be a mapping, found {}", shown(it)),
+                );
+                continue;
+            };
+            let mut name = None;
+            let mut default = None;
+            for (k, val) in map {
+                let key = k.as_str().unwrap_or_default();
+                match key {
+                    "name" => name = val.as_str().map(str::to_string),
+                    "default" => default = Some(val.clone()),
+                    "encrypt" | "salt" | "salt_size" => self.err(
+                        &k.loc,
+                        format!("vars_prompt '{key}' is not supported by rdeploy: it cannot hash passwords"),
+                    ),
+                    _ if KEYS.contains(&key) => {}
+                    _ => self.err(
+                        &k.loc,
+                        format!("unknown vars_prompt key '{key}' (it takes {})", KEYS.join(", ")),
+                    ),
+                }
+            }
+            let Some(name) = name.filter(|n| keywords::is_identifier(n)) else {
+                self.err(
+                    &it.loc,
+                    "a vars_prompt entry needs 'name:' (a variable name)",
+                );
+                continue;
+            };
+            if self.opts.extra_var_names.contains(&name) {
+                continue;
+            }
+            match default {
+                Some(d) => vars.push((name, d)),
+                None => self.err(
+                    &it.loc,
+                    format!(
+                        "vars_prompt '{name}' has no default and no -e value: prompting is not supported by rdeploy; give it with `-e {name}=...` (or a `default:`)"
+                    ),
+                ),
+            }
+        }
     }
 
     fn hosts(&mut self, v: &Node) {
@@ -516,6 +596,53 @@ impl<'o> Loader<'o> {
         }
     }
 
+    /// A `vars_files` entry that is a list: the first file of it that exists. Templated names
+    /// in such a list are refused (they would need each host's variables to choose).
+    fn first_vars_file(&mut self, it: &Node, choices: &[Node], ctx: &Ctx) -> Option<VarsFile> {
+        let mut tried = Vec::new();
+        for c in choices {
+            let Some(name) = c.as_str() else {
+                self.err(
+                    &c.loc,
+                    format!(
+                        "'vars_files' entries must be file names, found {}",
+                        shown(c)
+                    ),
+                );
+                return None;
+            };
+            if is_template(c) {
+                self.err(
+                    &c.loc,
+                    "a templated name in a 'vars_files' first-found list is not supported by rdeploy; use a single \"{{ lookup('first_found', [...]) }}\" entry",
+                );
+                return None;
+            }
+            let path = if Path::new(name).is_absolute() {
+                PathBuf::from(name)
+            } else {
+                ctx.dir.join(name)
+            };
+            if path.is_file() {
+                let vars = self.vars_file(&path, "vars_files");
+                return Some(VarsFile {
+                    node: c.clone(),
+                    path: Some(path),
+                    vars,
+                });
+            }
+            tried.push(path.display().to_string());
+        }
+        self.err(
+            &it.loc,
+            format!(
+                "none of the vars files in this list exists (looked for {})",
+                tried.join(", ")
+            ),
+        );
+        None
+    }
+
     fn vars_files(&mut self, v: &Node, ctx: &Ctx) -> Vec<VarsFile> {
         let items: Vec<&Node> = match &v.kind {
             Kind::Seq(items) => items.iter().collect(),
@@ -524,16 +651,21 @@ impl<'o> Loader<'o> {
         };
         let mut out = Vec::new();
         for it in items {
+            if let Kind::Seq(choices) = &it.kind {
+                // Ansible: a list entry loads the first of its files that exists.
+                if let Some(f) = self.first_vars_file(it, choices, ctx) {
+                    out.push(f);
+                }
+                continue;
+            }
             let Some(name) = it.as_str() else {
-                let msg = if matches!(it.kind, Kind::Seq(_)) {
-                    "first-found lists in 'vars_files' are not supported yet".to_string()
-                } else {
+                self.err(
+                    &it.loc,
                     format!(
                         "'vars_files' entries must be file names, found {}",
                         shown(it)
-                    )
-                };
-                self.err(&it.loc, msg);
+                    ),
+                );
                 continue;
             };
             if is_template(it) {

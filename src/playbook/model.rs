@@ -331,6 +331,20 @@ pub enum LoopKind {
     WithItems,
     /// `with_list`: the list as is.
     WithList,
+    /// `with_NAME` for a lookup plugin NAME: `query(NAME, *terms)`, the value being the terms.
+    Lookup(&'static str),
+}
+
+impl LoopKind {
+    /// The keyword as written (`loop`, `with_items`, `with_dict`, ...).
+    pub fn keyword(self) -> String {
+        match self {
+            LoopKind::Loop => "loop".into(),
+            LoopKind::WithItems => "with_items".into(),
+            LoopKind::WithList => "with_list".into(),
+            LoopKind::Lookup(name) => format!("with_{name}"),
+        }
+    }
 }
 
 /// A task's loop.

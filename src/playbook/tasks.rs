@@ -9,7 +9,9 @@
 use std::path::{Path, PathBuf};
 
 use super::args::split_kv;
-use super::keywords::{Level, distance, is_unsupported, unknown_message, unsupported_message};
+use super::keywords::{
+    self, Level, distance, is_unsupported, unknown_message, unsupported_message,
+};
 use super::load::{Ctx, Loader, parent_dir};
 use super::model::{
     Action, Block, Handler, ImportTasks, IncludeSite, Included, Keywords, Loop, LoopControl,
@@ -17,10 +19,20 @@ use super::model::{
 };
 use super::roles::RoleFiles;
 use super::values;
-use crate::diag::{Loc, did_you_mean};
+use crate::diag::{Diagnostic, Loc, did_you_mean};
 use crate::modules::spec::{is_template, shown};
 use crate::modules::{self, ModuleSpec, canonical_name};
 use crate::yaml::{Kind, Node};
+
+/// The lookup plugin a `with_NAME` task key names, if rdeploy has it (`with_items` and
+/// `with_list` are handled as their own loop kinds).
+fn with_lookup(key: &str) -> Option<&'static str> {
+    let name = key.strip_prefix("with_")?;
+    crate::template::lookups::SUPPORTED
+        .iter()
+        .find(|s| **s == name && !matches!(name, "items" | "list"))
+        .copied()
+}
 
 /// Task-only keys that make no sense on `import_tasks` / `import_role` (they are not tasks).
 const NOT_ON_IMPORT: &[&str] = &[
@@ -146,32 +158,12 @@ impl Loader<'_> {
                         actions.push((k, key.to_string(), v, Some(key == "local_action")));
                     }
                     "loop" | "with_items" | "with_list" => {
-                        if loop_over.is_some() {
-                            self.err(
-                                &k.loc,
-                                "a task can have only one of 'loop', 'with_items' and 'with_list'",
-                            );
-                            continue;
-                        }
                         let kind = match key {
                             "loop" => LoopKind::Loop,
                             "with_items" => LoopKind::WithItems,
                             _ => LoopKind::WithList,
                         };
-                        if matches!(v.kind, Kind::Seq(_)) || is_template(v) {
-                            loop_over = Some(Loop {
-                                kind,
-                                items: v.clone(),
-                            });
-                        } else {
-                            self.err(
-                                &v.loc,
-                                format!(
-                                    "'{key}' must be a list or a template that gives one, found {}",
-                                    shown(v)
-                                ),
-                            );
-                        }
+                        self.set_loop(&mut loop_over, k, key, kind, v);
                     }
                     "loop_control" => loop_control = self.loop_control(v),
                     "register" => register = values::var_name(e, key, v),
@@ -184,6 +176,11 @@ impl Loader<'_> {
                     "delay" => delay = values::integer(e, key, v, 0),
                     _ => self.keyword(&mut kw, key, v),
                 }
+            } else if matches!(level, Level::Task | Level::Handler)
+                && let Some(plugin) = with_lookup(key)
+            {
+                task_only_keys.push(k);
+                self.set_loop(&mut loop_over, k, key, LoopKind::Lookup(plugin), v);
             } else if modules::lookup(key).is_some() {
                 actions.push((k, key.to_string(), v, None));
             } else if canonical_name(key) == "import_playbook" {
@@ -563,6 +560,60 @@ impl Loader<'_> {
         None
     }
 
+    /// Records a task's loop keyword `key` (`loop`, `with_items`, `with_list`, `with_NAME`).
+    fn set_loop(
+        &mut self,
+        loop_over: &mut Option<Loop>,
+        k: &Node,
+        key: &str,
+        kind: LoopKind,
+        v: &Node,
+    ) {
+        if let Some(prev) = loop_over.as_ref() {
+            self.err(
+                &k.loc,
+                format!(
+                    "a task can have only one loop keyword ('loop' or one 'with_*'); it already has '{}'",
+                    prev.kind.keyword()
+                ),
+            );
+            return;
+        }
+        let ok = match kind {
+            // `with_NAME: value` hands the value to the lookup as its terms, whatever it is.
+            LoopKind::Lookup(_) => true,
+            _ => matches!(v.kind, Kind::Seq(_)) || is_template(v),
+        };
+        if ok {
+            *loop_over = Some(Loop {
+                kind,
+                items: v.clone(),
+            });
+            return;
+        }
+        if kind == LoopKind::WithItems
+            && let Some(name) = v.as_str().filter(|s| keywords::is_identifier(s))
+        {
+            self.errors.push(
+                Diagnostic::at(
+                    &v.loc,
+                    format!(
+                        "'with_items: {name}' loops over the text '{name}' itself (one item), not over the variable {name}: Ansible stopped reading bare variable names here, so rdeploy refuses it rather than guess"
+                    ),
+                )
+                .note(format!("write `with_items: \"{{{{ {name} }}}}\"`")),
+            );
+            return;
+        }
+        self.err(
+            &v.loc,
+            format!(
+                "'{key}' must be a list or a template that gives one, found {}",
+                shown(v)
+            ),
+        );
+    }
+
     fn loop_control(&mut self, v: &Node) -> Option<LoopControl> {
         let Some(entries) = v.as_map() else {
             self.err(
@@ -913,6 +964,7 @@ pub fn load_dynamic(
 ) -> Result<Loaded, crate::diag::Diagnostics> {
     let opts = super::LoadOptions {
         roles_path: site.roles_path.clone(),
+        ..Default::default()
     };
     let mut l = Loader::new_for(&opts);
     let ctx = Ctx {

@@ -232,15 +232,16 @@ fn cases() -> Vec<(
         ),
         (
             "unsupported loop kind",
-            t("    - debug: {var: item}\n      with_dict: \"{{ d }}\"\n"),
+            t("    - debug: {var: item}\n      with_cartesian: \"{{ d }}\"\n"),
             vec![],
-            "pb.yml:4:7: error: 'with_dict' is an Ansible keyword rdeploy does not support yet",
+            "pb.yml:4:7: error: 'with_cartesian' (a loop over the 'cartesian' lookup plugin) is not supported by rdeploy; it has with_file, with_template, with_env, with_pipe, with_fileglob, with_first_found, with_lines, with_password, with_vars, with_items, with_list, with_dict, with_subelements, with_sequence, with_indexed_items, with_together, with_nested",
         ),
         (
-            "unsupported play keyword",
-            "- hosts: all\n  vars_prompt: []\n".into(),
+            "vars_prompt without default or -e",
+            "- hosts: all\n  vars_prompt:\n    - name: release\n      prompt: Which release?\n"
+                .into(),
             vec![],
-            "pb.yml:2:3: error: 'vars_prompt' is an Ansible keyword rdeploy does not support yet",
+            "pb.yml:3:7: error: vars_prompt 'release' has no default and no -e value: prompting is not supported by rdeploy; give it with `-e release=...` (or a `default:`)",
         ),
         (
             "strategy free",
@@ -800,7 +801,7 @@ fn bad_fixtures_report_every_mistake() {
             "unsupported.yaml:3:13: error: strategy 'free' is not supported yet: rdeploy runs plays like Ansible's linear strategy",
             "unsupported.yaml:6:7: error: 'async' is an Ansible keyword rdeploy does not support yet",
             "unsupported.yaml:7:7: error: 'poll' is an Ansible keyword rdeploy does not support yet",
-            "unsupported.yaml:9:7: error: 'with_dict' is an Ansible keyword rdeploy does not support yet",
+            "unsupported.yaml:9:7: error: 'with_inventory_hostnames' (a loop over the 'inventory_hostnames' lookup plugin) is not supported by rdeploy; it has with_file, with_template, with_env, with_pipe, with_fileglob, with_first_found, with_lines, with_password, with_vars, with_items, with_list, with_dict, with_subelements, with_sequence, with_indexed_items, with_together, with_nested",
         ]
     );
 }

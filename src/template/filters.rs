@@ -1,4 +1,4 @@
-//! Ansible's filters on top of minijinja's built-ins, and the `lookup('env', ...)` function.
+//! Ansible's filters on top of minijinja's built-ins.
 //!
 //! This file owns filters whose Ansible behaviour differs from (or is missing in) minijinja:
 //! `bool` (YAML 1.1 words; the built-in reads `'no'` as true), `int`/`float` (0 on failure, as
@@ -7,15 +7,14 @@
 //! shell quoting and friends. Built-ins that already behave as Ansible users expect (`default`,
 //! `selectattr`, `map`, `sort`, `unique`, `join`, `length`, ...) are left alone.
 //!
-//! It must not touch files, hosts or the network; the one outside read is `lookup('env')`,
-//! which reads the controller's environment.
+//! It must not touch files, hosts or the network (lookups are in [`super::lookups`]).
 
 use std::sync::Arc;
 
 use base64::Engine as _;
 use indexmap::IndexMap;
 use minijinja::value::{Kwargs, Rest, Tuple, ValueKind};
-use minijinja::{Environment, Error, ErrorKind, State, Value};
+use minijinja::{Environment, Error, ErrorKind, Value};
 use regex::Regex;
 
 use super::{json_to_value, value_to_json};
@@ -24,7 +23,7 @@ use super::{json_to_value, value_to_json};
 /// it with "mandatory variable 'NAME' is not defined" using the failing expression's text.
 pub const MANDATORY_MARK: &str = "mandatory variable is not defined";
 
-/// Adds every filter of this file (and `lookup`, `dict`) to `env`.
+/// Adds every filter of this file (and the `dict` function) to `env`.
 pub fn register(env: &mut Environment<'static>) {
     env.add_filter("bool", bool_filter);
     env.add_filter("int", int);
@@ -61,7 +60,6 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("basename", basename);
     env.add_filter("dirname", dirname);
     env.add_filter("splitext", splitext);
-    env.add_function("lookup", lookup);
     env.add_function("dict", dict_function);
 }
 
@@ -1219,34 +1217,6 @@ fn splitext(v: &Value) -> Result<Value, Error> {
 
 /// `lookup('env', 'NAME', ...)`: the controller's environment variables joined with `,`
 /// (unset is `''`, or `default=`). Other lookup plugins are not supported.
-fn lookup(
-    _state: &State,
-    plugin: &str,
-    terms: Rest<String>,
-    kwargs: Kwargs,
-) -> Result<Value, Error> {
-    let default = kwargs.get::<Option<String>>("default")?;
-    kwargs.assert_all_used()?;
-    match plugin {
-        "env" => {
-            let vals: Vec<String> = terms
-                .iter()
-                .map(|t| {
-                    std::env::var(t)
-                        .ok()
-                        .or_else(|| default.clone())
-                        .unwrap_or_default()
-                })
-                .collect();
-            Ok(Value::from(vals.join(",")))
-        }
-        other => Err(Error::new(
-            ErrorKind::UnknownFunction,
-            format!("lookup plugin '{other}' is not supported (only 'env')"),
-        )),
-    }
-}
-
 #[cfg(test)]
 mod unit_tests {
     use crate::diag::Loc;
@@ -1709,19 +1679,6 @@ mod unit_tests {
         }
         assert_eq!(r("{{ 'a b' | quote }}"), "'a b'");
         assert_eq!(r("{{ none | quote }}"), "''");
-    }
-
-    #[test]
-    fn lookup_env_only() {
-        // PATH is set in every test environment.
-        let path = std::env::var("PATH").unwrap_or_default();
-        assert_eq!(r("{{ lookup('env', 'PATH') }}"), path);
-        assert_eq!(r("{{ lookup('env', 'RDEPLOY_SURELY_UNSET_VAR') }}"), "");
-        assert_eq!(
-            r("{{ lookup('env', 'RDEPLOY_SURELY_UNSET_VAR', default='d') }}"),
-            "d"
-        );
-        assert!(err("{{ lookup('file', '/etc/passwd') }}").contains("not supported"));
     }
 
     #[test]

@@ -9,12 +9,13 @@
 //! ([`referenced_vars`]). Every failure comes back as a [`Diagnostic`] at the caller's [`Loc`].
 //!
 //! It must not decide *which* variables exist or in what order they win (that is `vars.rs`,
-//! which hands us layers), must not read files or run commands (`lookup('env')` is the one
-//! exception, and it only reads the controller's environment), and must never render a value
-//! that is data rather than playbook text: see [`lazy`] for why.
+//! which hands us layers), must not read files or run commands itself (the lookup plugins in
+//! [`lookups`] do, on the controller, only from operator-written text), and must never render
+//! a value that is data rather than playbook text: see [`lazy`] for why.
 
 pub mod filters;
 pub mod lazy;
+pub mod lookups;
 pub mod tests;
 
 use std::collections::BTreeSet;
@@ -36,8 +37,24 @@ pub const OMIT: &str = "__omit_place_holder__rdeploy__";
 /// `UndefinedBehavior::Strict`; trailing newlines kept and `trim_blocks` on (both as Ansible's
 /// templar); no auto-escaping; a printed none is `''` (Ansible's finalize); Python string/dict/list methods through
 /// `minijinja_contrib::pycompat::unknown_method_callback`; Ansible's filters ([`filters`]),
-/// tests ([`tests`]), the `omit` global and `lookup('env', NAME)`.
+/// tests ([`tests`]), the `omit` global and the lookup plugins ([`lookups`]) as they run
+/// outside `--check`.
 pub fn environment() -> Environment<'static> {
+    environment_with(lookups::Mode::Run { check: false })
+}
+
+/// [`environment`] for a run: under `--check` (`check`) the `password` lookup creates no file.
+pub fn run_environment(check: bool) -> Environment<'static> {
+    environment_with(lookups::Mode::Run { check })
+}
+
+/// [`environment`] for the plan-time template check: lookups are checked (plugin name,
+/// options) and give `stand_in` without reading a file, running a command or writing one.
+pub fn plan_environment(stand_in: Value) -> Environment<'static> {
+    environment_with(lookups::Mode::Plan(stand_in))
+}
+
+fn environment_with(mode: lookups::Mode) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
@@ -64,6 +81,7 @@ pub fn environment() -> Environment<'static> {
     env.add_global("omit", Value::from(OMIT));
     filters::register(&mut env);
     tests::register(&mut env);
+    lookups::register(&mut env, mode);
     env
 }
 
@@ -488,6 +506,9 @@ pub(crate) fn describe_error(
         ),
         kind => match e.detail() {
             Some(d) if kind == ErrorKind::InvalidOperation => d.to_string(),
+            Some(d) if kind == ErrorKind::UnknownFunction && d.starts_with("lookup") => {
+                d.to_string()
+            }
             Some(d) => format!("{kind}: {d}"),
             None => kind.to_string(),
         },
