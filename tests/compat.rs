@@ -21,8 +21,7 @@
 //! `COMPAT_ONLY=NAME[,NAME]` runs only those entries (and compares only them).
 //!
 //! Ansible's results come from tests/compat/callback/compat_results.py, a stdout callback of
-//! ours (ansible-core has no JSON one). Include tasks, which Ansible reports only as
-//! "included", are left out on both sides.
+//! ours (ansible-core has no JSON one); it sees every task result, include tasks' too.
 
 mod support;
 
@@ -358,48 +357,28 @@ fn sandbox_on_fleet(e: &Entry) -> (Fleet, Sandbox) {
 
 // ------------------------------------------------------------------ comparing
 
-/// Per host: (task, status, message) in order. An include that went ahead is left out on both
-/// sides (Ansible reports it only as "included"); a failed or skipped one is kept.
+/// Per host: (task, status, message) in order.
 type PerHost = BTreeMap<String, Vec<(String, String, String)>>;
-
-fn kept(include: bool, status: &str) -> bool {
-    !(include && (status == "ok" || status == "changed"))
-}
 
 fn rdeploy_results(ran: &Ran) -> PerHost {
     let mut out = PerHost::new();
     let mut task = String::new();
-    let mut include = false;
     for ev in &ran.events {
         match ev["event"].as_str() {
-            Some("task") => {
-                task = ev["name"].as_str().unwrap_or("").to_string();
-                include = is_include_name(&task);
-            }
+            Some("task") => task = ev["name"].as_str().unwrap_or("").to_string(),
             Some("result") => {
                 let r = &ev["result"];
                 let host = r["host"].as_str().unwrap_or("").to_string();
                 let status = r["status"].as_str().unwrap_or("").to_string();
                 let msg = r["msg"].as_str().unwrap_or("").to_string();
-                if kept(include, &status) {
-                    out.entry(host)
-                        .or_default()
-                        .push((task.clone(), status, msg));
-                }
+                out.entry(host)
+                    .or_default()
+                    .push((task.clone(), status, msg));
             }
             _ => {}
         }
     }
     out
-}
-
-/// rdeploy names an unnamed include after its keyword, as Ansible does.
-fn is_include_name(name: &str) -> bool {
-    let bare = name.rsplit(" : ").next().unwrap_or(name);
-    let bare = bare.strip_prefix("ansible.builtin.").unwrap_or(bare);
-    ["include_tasks", "include_role", "include"]
-        .iter()
-        .any(|k| bare == *k || bare.starts_with(&format!("{k} ")))
 }
 
 fn ansible_results(ran: &Ran) -> PerHost {
@@ -411,9 +390,7 @@ fn ansible_results(ran: &Ran) -> PerHost {
             let task = ev["task"].as_str().unwrap_or("").to_string();
             let status = r["status"].as_str().unwrap_or("").to_string();
             let msg = r["msg"].as_str().unwrap_or("").to_string();
-            if kept(ev["include"] == true, &status) {
-                out.entry(host).or_default().push((task, status, msg));
-            }
+            out.entry(host).or_default().push((task, status, msg));
         }
     }
     out
