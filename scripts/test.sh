@@ -59,4 +59,26 @@ RDEPLOY_ANSIBLE_PLAYBOOK=$(scripts/ansible-venv.sh)
 export RDEPLOY_ANSIBLE_PLAYBOOK
 
 [ "$install_only" = 1 ] && exit 0
-cargo test --all-targets --locked "$@"
+
+# cargo test, then one total over every test binary ("N passed, N failed"), from the
+# "test result:" lines; the exit code stays cargo's. Only stdout goes through tee, so libtest
+# is told to keep its colours when stdout is a terminal.
+color=()
+if [ -t 1 ]; then
+  case " $* " in *" -- "*) color=(--color=always) ;; *) color=(-- --color=always) ;; esac
+fi
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --all-targets --locked "$@" ${color[@]+"${color[@]}"} | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+sed 's/\x1b\[[0-9;]*m//g' "$log" | awk '
+  /^test result:/ {
+    for (i = 2; i <= NF; i++) {
+      if ($i == "passed;") passed += $(i - 1)
+      if ($i == "failed;") failed += $(i - 1)
+    }
+  }
+  END { printf "%d passed, %d failed\n", passed, failed }'
+exit "$status"
