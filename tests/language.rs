@@ -330,3 +330,44 @@ fn an_inventory_variable_that_refers_to_itself_is_an_error_not_a_hang() {
         "{err}"
     );
 }
+
+#[test]
+fn real_ansible_modules_and_arguments_are_not_supported_not_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - yum: { name: nginx }
+    - yumm: { name: nginx }
+    - lineinfle: { path: /tmp/x, line: y }
+    - npm:
+        name: left-pad
+    - file: { path: /tmp/x, setype: httpd_t }
+    - file: { path: /tmp/x, stat: touch }
+    - my_module: { a: 1 }
+"#,
+            ),
+            ("library/my_module.py", "# a custom Ansible module\n"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 4, "{out}\n{err}");
+    for want in [
+        "pb.yaml:5:7: error: module 'yum' is not supported by rdeploy",
+        "pb.yaml:6:7: error: unknown module 'yumm'",
+        "pb.yaml:7:7: error: unknown module 'lineinfle', did you mean 'lineinfile'?",
+        "pb.yaml:8:7: error: module 'npm' is not supported by rdeploy",
+        "error: argument 'setype' of module 'file' is not supported by rdeploy",
+        "error: unknown argument 'stat' for module 'file', did you mean 'state'?",
+        "module 'my_module' is a Python plugin",
+    ] {
+        assert!(err.contains(want), "{want}\n{err}");
+    }
+    assert!(!err.contains("yumm' is not supported"), "{err}");
+}

@@ -5,6 +5,7 @@
 //! `rdeploy doc MODULE`. It must not run modules or touch hosts; the executor's module
 //! implementations are looked up by the same canonical names.
 
+pub mod ansible;
 pub mod builtin;
 pub mod files;
 pub mod runtime;

@@ -216,6 +216,14 @@ impl ModuleSpec {
                         .iter()
                         .flat_map(|a| std::iter::once(a.name).chain(a.aliases.iter().copied()));
                     let msg = match did_you_mean(&word, names) {
+                        _ if super::ansible::builtin_args(self.name)
+                            .is_some_and(|mut a| a.any(|a| a == word)) =>
+                        {
+                            format!(
+                                "argument '{word}' of module '{}' is not supported by rdeploy",
+                                self.name
+                            )
+                        }
                         Some(s) => format!(
                             "unknown argument '{word}' for module '{}', did you mean '{s}'?",
                             self.name

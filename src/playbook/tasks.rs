@@ -205,6 +205,11 @@ impl Loader<'_> {
         let mut reported_module = false;
         for k in unknown {
             let key = k.as_str().unwrap_or_default();
+            if let Some(d) = self.unsupported_module(key, k, ctx) {
+                reported_module = true;
+                self.errors.push(d);
+                continue;
+            }
             let kw_s = did_you_mean(key, allowed.iter().copied());
             let mod_s = did_you_mean(key, modules::names());
             let kw_d = kw_s.map(|s| distance(key, s));
@@ -725,6 +730,41 @@ impl Loader<'_> {
             tasks,
             role: task.role,
         })))
+    }
+
+    /// A real Ansible module rdeploy does not carry (`yum`, `community.general.ufw`), or a
+    /// Python module from a `library/` folder: "not supported by rdeploy", never a typo.
+    fn unsupported_module(
+        &self,
+        key: &str,
+        k: &Node,
+        ctx: &Ctx,
+    ) -> Option<crate::diag::Diagnostic> {
+        let short = key.rsplit('.').next().unwrap_or(key);
+        let mut libraries = vec![ctx.play_dir.join("library")];
+        if let Some(r) = &ctx.role {
+            libraries.insert(0, r.path.join("library"));
+        }
+        if let Some(lib) = libraries
+            .iter()
+            .map(|d| d.join(format!("{short}.py")))
+            .find(|p| p.is_file())
+        {
+            return Some(crate::diag::Diagnostic::at(
+                &k.loc,
+                format!(
+                    "module '{key}' is a Python plugin ({}): not supported by rdeploy",
+                    lib.display()
+                ),
+            ));
+        }
+        modules::ansible::is_ansible_module(key).then(|| {
+            crate::diag::Diagnostic::at(
+                &k.loc,
+                format!("module '{key}' is not supported by rdeploy"),
+            )
+            .note("`rdeploy doc` lists the modules rdeploy runs")
+        })
     }
 
     /// Where an include sits, for loading what it names when it is reached.

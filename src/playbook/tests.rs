@@ -78,7 +78,7 @@ fn cases() -> Vec<(
             "unknown collection module",
             t("    - community.general.ufw: {rule: allow}\n"),
             vec![],
-            "pb.yml:3:7: error: unknown module 'community.general.ufw'",
+            "pb.yml:3:7: error: module 'community.general.ufw' is not supported by rdeploy",
         ),
         (
             "two modules",
