@@ -3,41 +3,16 @@
 //! module (when, loop, register, set_fact, assert, block/rescue/always, handlers, tags,
 //! --start-at-task, run_once, meta) and the exit codes a user relies on.
 
+mod support;
+
 use std::path::Path;
 
 use assert_cmd::Command;
-
-const INVENTORY: &str = "local:\n  hosts:\n    localhost:\n      ansible_connection: local\n";
+use support::{LOCAL_INVENTORY as INVENTORY, recap_line};
 
 /// Runs `rdeploy run` on `playbook` text with extra args; returns (exit code, stdout, stderr).
 fn run(dir: &Path, playbook: &str, args: &[&str]) -> (i32, String, String) {
-    std::fs::write(dir.join("inv.yaml"), INVENTORY).unwrap();
-    std::fs::write(dir.join("pb.yaml"), playbook).unwrap();
-    let out = Command::cargo_bin("rdeploy")
-        .unwrap()
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("RDEPLOY_STATE_DIR", dir.join("state"))
-        .args(["run", "pb.yaml", "-i", "inv.yaml"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn recap_line(stdout: &str) -> String {
-    stdout
-        .lines()
-        .skip_while(|l| !l.starts_with("PLAY RECAP"))
-        .nth(1)
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    support::run_local(dir, &[("pb.yaml", playbook)], args, &[])
 }
 
 #[test]

@@ -3,50 +3,15 @@
 //! before: a templated include that ran nothing, guards refused as undefined, inventory
 //! values that were never rendered, and so on.
 
+mod support;
+
 use std::path::Path;
 
-use assert_cmd::Command;
+use support::recap_line;
 
-const INVENTORY: &str = "local:\n  hosts:\n    localhost:\n      ansible_connection: local\n";
-
-/// Writes `files` (path, text) under `dir`, the inventory unless one is given, and runs
-/// `rdeploy run pb.yaml -i inv.yaml ARGS`; returns (exit code, stdout, stderr).
 fn run(dir: &Path, files: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
-    if !files.iter().any(|(p, _)| *p == "inv.yaml") {
-        std::fs::write(dir.join("inv.yaml"), INVENTORY).unwrap();
-    }
-    for (p, text) in files {
-        let p = dir.join(p);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    let out = Command::cargo_bin("rdeploy")
-        .unwrap()
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("RDEPLOY_STATE_DIR", dir.join("state"))
-        .args(["run", "pb.yaml", "-i", "inv.yaml"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    support::run_local(dir, files, args, &[])
 }
-
-fn recap_line(stdout: &str) -> String {
-    stdout
-        .lines()
-        .skip_while(|l| !l.starts_with("PLAY RECAP"))
-        .nth(1)
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[test]
 fn a_templated_include_runs_the_tasks_of_the_file_it_names() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,29 +2,16 @@
 //! connection, with the results ansible-playbook 2.19 prints for the same playbook (the
 //! expected lines below were taken from it; fileglob's order is sorted in rdeploy).
 
+mod support;
+
 use std::path::Path;
 
-use assert_cmd::Command;
-
-const INVENTORY: &str = "local:\n  hosts:\n    localhost:\n      ansible_connection: local\n";
-
 fn run(dir: &Path, playbook: &str, args: &[&str]) -> (i32, String, String) {
-    std::fs::write(dir.join("inv.yaml"), INVENTORY).unwrap();
-    std::fs::write(dir.join("pb.yaml"), playbook).unwrap();
-    let out = Command::cargo_bin("rdeploy")
-        .unwrap()
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("RDEPLOY_STATE_DIR", dir.join("state"))
-        .env("RDEPLOY_LOOKUP_TEST", "from-env")
-        .args(["run", "pb.yaml", "-i", "inv.yaml"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    support::run_local(
+        dir,
+        &[("pb.yaml", playbook)],
+        args,
+        &[("RDEPLOY_LOOKUP_TEST", "from-env")],
     )
 }
 

@@ -94,12 +94,8 @@ pub(super) struct Loader<'o> {
 }
 
 impl<'o> Loader<'o> {
-    /// A loader for files reached at run time (dynamic includes).
-    pub fn new_for(opts: &'o LoadOptions) -> Loader<'o> {
-        Loader::new(opts)
-    }
-
-    fn new(opts: &'o LoadOptions) -> Loader<'o> {
+    /// A loader for `opts` (also for files reached at run time: dynamic includes).
+    pub(super) fn new(opts: &'o LoadOptions) -> Loader<'o> {
         Loader {
             opts,
             errors: Vec::new(),

@@ -1006,7 +1006,7 @@ pub fn load_dynamic(
         roles_path: site.roles_path.clone(),
         ..Default::default()
     };
-    let mut l = Loader::new_for(&opts);
+    let mut l = Loader::new(&opts);
     let ctx = Ctx {
         dir: site.dir.clone(),
         play_dir: site.play_dir.clone(),

@@ -131,3 +131,53 @@ pub fn stdout(out: &std::process::Output) -> String {
 pub fn stderr(out: &std::process::Output) -> String {
     String::from_utf8(out.stderr.clone()).expect("stderr is UTF-8")
 }
+
+/// An inventory with only `localhost` on the local connection.
+pub const LOCAL_INVENTORY: &str =
+    "local:\n  hosts:\n    localhost:\n      ansible_connection: local\n";
+
+/// Writes `files` (path, text) under `dir`, and [`LOCAL_INVENTORY`] as `inv.yaml` unless
+/// `files` has one, then runs `rdeploy run pb.yaml -i inv.yaml ARGS` there with `env` set
+/// (journals under `dir/state`); returns (exit code, stdout, stderr).
+pub fn run_local(
+    dir: &Path,
+    files: &[(&str, &str)],
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
+    if !files.iter().any(|(p, _)| *p == "inv.yaml") {
+        std::fs::write(dir.join("inv.yaml"), LOCAL_INVENTORY).unwrap();
+    }
+    for (p, text) in files {
+        let p = dir.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let out = Command::cargo_bin("rdeploy")
+        .unwrap()
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("RDEPLOY_STATE_DIR", dir.join("state"))
+        .envs(env.iter().copied())
+        .args(["run", "pb.yaml", "-i", "inv.yaml"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The host line of the `PLAY RECAP`, with runs of spaces folded.
+pub fn recap_line(stdout: &str) -> String {
+    stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("PLAY RECAP"))
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
