@@ -978,6 +978,133 @@ fn vault_secrets_are_masked_in_every_output_but_written_to_files() {
     }
 }
 
+/// A health probe whose URL carries a vault value: the probe fails, the batch is rolled back,
+/// and the secret reaches neither the journal nor `rdeploy show` (human and JSON), the report
+/// or the log; those files are 0600 and the run's folder 0700.
+#[test]
+fn a_vault_value_in_a_probe_url_never_reaches_the_journal_and_run_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(vault_fixture("v11.yml"), dir.path().join("secrets.yml")).unwrap();
+    let d = dir.path().display().to_string();
+    let pb = format!(
+        "- hosts: localhost\n  gather_facts: no\n  vars_files: [secrets.yml]\n  tasks:\n    - copy: {{ dest: '{d}/conf', content: 'new' }}\n  health:\n    - http: \"http://127.0.0.1:1/health?token={{{{ vault_api_token }}}}\"\n  probe: {{ retries: 1, interval: 50ms, deadline: 5s }}\n"
+    );
+    let pw = vault_fixture("password.txt");
+    let (code, out, err) = run(
+        dir.path(),
+        &pb,
+        &[
+            "--vault-password-file",
+            pw.to_str().unwrap(),
+            "--report",
+            "report.json",
+            "--log-file",
+            "run.log",
+        ],
+    );
+    // The gate fails, the batch is rolled back, the gate still fails: a person is needed.
+    assert_eq!(code, 5, "{out}{err}");
+    let secret = "tok_9f8e7d6c5b4a";
+    let runs = dir.path().join("state/runs");
+    let run_dir = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let journal = std::fs::read_to_string(run_dir.join("journal.jsonl")).unwrap();
+    assert!(journal.contains("\"gate_failed\""), "{journal}");
+    assert!(journal.contains("token=********"), "{journal}");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&run_dir.join("journal.jsonl")), 0o600);
+    assert_eq!(mode(&run_dir), 0o700);
+    for f in ["report.json", "run.log"] {
+        let p = dir.path().join(f);
+        assert_eq!(mode(&p), 0o600, "{f}");
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(!text.contains(secret), "{f}: {text}");
+    }
+    assert!(!journal.contains(secret), "{journal}");
+    let id = run_dir.file_name().unwrap().to_string_lossy().into_owned();
+    for format in ["human", "json"] {
+        let shown = Command::cargo_bin("rdeploy")
+            .unwrap()
+            .env("RDEPLOY_STATE_DIR", dir.path().join("state"))
+            .args(["show", &id, "--output", format])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(shown.status.success(), "{text}");
+        assert!(text.contains("health"), "{format}: {text}");
+        assert!(!text.contains(secret), "{format}: {text}");
+    }
+}
+
+/// On the host, the copy kept of a file about to change is 0600 (the original was 0640) and
+/// the state folders are 0700, even when an older run left them 0755; the file itself gets its
+/// mode back on rollback.
+#[test]
+fn host_backups_are_0600_and_state_folders_0700() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let conf = dir.path().join("app.ini");
+    std::fs::write(&conf, "old\n").unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let hs = dir.path().join("hoststate");
+    for sub in ["runs", "backups"] {
+        std::fs::create_dir_all(hs.join(sub)).unwrap();
+        std::fs::set_permissions(hs.join(sub), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let pb = format!(
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: {{ dest: '{d}/app.ini', content: 'new', mode: '0644' }}\n"
+    );
+    let hs_arg = format!("rdeploy_state_dir={}", hs.display());
+    let (code, out, err) = run(dir.path(), &pb, &["-e", &hs_arg]);
+    assert_eq!(code, 0, "{out}{err}");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&hs.join("runs")), 0o700);
+    assert_eq!(mode(&hs.join("backups")), 0o700);
+    let mut data = Vec::new();
+    let mut stack = vec![hs.join("backups")];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).unwrap() {
+            let e = e.unwrap().path();
+            if e.is_dir() {
+                assert_eq!(mode(&e), 0o700, "{}", e.display());
+                stack.push(e);
+            } else if e.file_name().unwrap() == "data" {
+                data.push(e);
+            }
+        }
+    }
+    assert_eq!(data.len(), 1, "one file backed up");
+    assert_eq!(mode(&data[0]), 0o600);
+    assert_eq!(std::fs::read_to_string(&data[0]).unwrap(), "old\n");
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("run "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let back = Command::cargo_bin("rdeploy")
+        .unwrap()
+        .current_dir(dir.path())
+        .env("RDEPLOY_STATE_DIR", dir.path().join("state"))
+        .args(["rollback", &id, "-i", "inv.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        back.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&back.stdout),
+        String::from_utf8_lossy(&back.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "old\n");
+    assert_eq!(mode(&conf), 0o640, "the file's own mode comes back");
+}
+
 #[test]
 fn vault_without_a_password_is_invalid_input_naming_the_value() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,11 +7,14 @@
 //! group-commits: every record queued while it wrote is written, then one `fsync` covers them
 //! all, so fifty hosts recording intents at once cost one disk flush, not fifty. An intent
 //! ([`Journal::durable`]) returns only once it is on disk. Records carry statuses, paths and
-//! task names, never registered results or variable values, so secrets cannot reach it. It
+//! task names, never registered results or variable values; the descriptive texts that can
+//! hold a rendered value (a probe's URL, a gate's reason) have every registered secret masked
+//! before they are written. The journal file is created 0600 and the run folders 0700. It
 //! must not print.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -223,6 +226,15 @@ pub fn state_dir(flag: Option<&Path>) -> PathBuf {
     PathBuf::from(home).join(".local/state/rdeploy")
 }
 
+/// Creates `dir` and its missing parents 0700 (the controller's state folders hold what
+/// runs changed; nobody else needs to read them).
+pub fn private_dir_all(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 /// `<state>/runs/<run-id>/journal.jsonl`.
 pub fn journal_path(state: &Path, run_id: &str) -> PathBuf {
     state.join("runs").join(run_id).join("journal.jsonl")
@@ -242,9 +254,13 @@ impl Journal {
     pub fn create(state: &Path, run_id: &str) -> io::Result<Journal> {
         let path = journal_path(state, run_id);
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)?;
+            private_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)?;
         let (tx, rx) = mpsc::channel::<(String, Option<Ack>)>();
         let writer = std::thread::Builder::new()
             .name("rdeploy-journal".into())
@@ -297,12 +313,48 @@ impl Drop for Journal {
 
 fn line(rec: &Record) -> String {
     let mut v = serde_json::to_value(rec).unwrap_or(Value::Null);
+    if !crate::vault::redact::is_empty() {
+        mask_secrets(&mut v);
+    }
     if let Value::Object(m) = &mut v {
         m.insert("t".into(), Value::from(now()));
     }
     let mut s = v.to_string();
     s.push('\n');
     s
+}
+
+/// Fields that name what rollback restores (paths, the host's state folder, the manifest
+/// entries): kept as they are, since masking them would make the run impossible to undo.
+const RESTORE_FIELDS: &[&str] = &[
+    "paths",
+    "entries",
+    "state_dir",
+    "cwd",
+    "playbook",
+    "inventory",
+];
+
+/// Masks every registered secret in a record's descriptive texts (probe descriptions and
+/// observations, gate reasons, task labels, errors), so a value rendered from a vault
+/// variable never reaches the disk. Shown again by `rdeploy show` as `********`.
+fn mask_secrets(v: &mut Value) {
+    match v {
+        Value::String(s) => {
+            if let std::borrow::Cow::Owned(masked) = crate::vault::redact::redact(s) {
+                *s = masked;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(mask_secrets),
+        Value::Object(m) => {
+            for (k, item) in m.iter_mut() {
+                if !RESTORE_FIELDS.contains(&k.as_str()) {
+                    mask_secrets(item);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Group commit: block for one record, take every other one already queued, write, fsync,

@@ -180,6 +180,7 @@ pub fn targets(resources: &[Resource]) -> Vec<Target> {
 const PREPARE: &str = r#"; sd_=$1; run_=$2; keep_=$3
 umask 077
 mkdir -p -- "$sd_/runs" "$sd_/backups/$run_" || exit 3
+chmod 700 -- "$sd_/runs" "$sd_/backups" "$sd_/backups/$run_" || exit 3
 set -- "$sd_/backups"/*
 n_=$#
 for old_ in "$@"; do
@@ -233,10 +234,10 @@ while [ $# -ge 4 ]; do
   h_=
   if [ -L "$p_" ]; then k_=link; mkdir -p -- "$d_" && readlink -- "$p_" > "$d_/target" || exit 3
   elif [ -f "$p_" ] && [ "$deep_" = attr ]; then k_=attrs
-  elif [ -f "$p_" ]; then k_=file; mkdir -p -- "$d_" && cp -p -- "$p_" "$d_/data" || exit 3
+  elif [ -f "$p_" ]; then k_=file; mkdir -p -- "$d_" && cp -p -- "$p_" "$d_/data" && chmod 600 -- "$d_/data" || exit 3
     h_=$(sha256sum < "$d_/data") || exit 3; h_=${h_%% *}
   elif [ -d "$p_" ]; then k_=directory
-    if [ "$deep_" = 1 ]; then mkdir -p -- "$d_" && cp -a -- "$p_" "$d_/data" || exit 3; fi
+    if [ "$deep_" = 1 ]; then mkdir -p -- "$d_" && cp -a -- "$p_" "$d_/data" && chmod 700 -- "$d_/data" || exit 3; fi
   elif [ -e "$p_" ]; then k_=other
   else k_=absent; fi
   if [ "$k_" = absent ]; then m_=; u_=null; g_=null

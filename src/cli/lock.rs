@@ -151,7 +151,7 @@ pub fn lock_path(state: &Path, inventory: &[PathBuf], playbook: &Path) -> PathBu
 pub fn acquire(path: &Path, wait: Duration, what: &str) -> Result<RunLock, LockError> {
     let io = |e| LockError::Io(path.to_path_buf(), e);
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
+        crate::backup::journal::private_dir_all(dir).map_err(io)?;
     }
     let mut file = OpenOptions::new()
         .read(true)

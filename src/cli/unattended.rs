@@ -8,6 +8,7 @@
 //! end and exits 124 at once, so nothing hangs. What the user reads goes through `report`.
 
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -87,7 +88,12 @@ pub fn check(u: &UnattendedArgs, l: &LockArgs) -> Result<Unattended, Diagnostics
     }
     let log = match &u.log_file {
         None => None,
-        Some(p) => match File::options().create(true).append(true).open(p) {
+        Some(p) => match File::options()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(p)
+        {
             Ok(f) => Some(f),
             Err(e) => {
                 errors.push(Diagnostic::options(format!(

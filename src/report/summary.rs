@@ -8,6 +8,7 @@
 //! fixed text. It must not decide outcomes: the run's outcome and exit code are given.
 
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use indexmap::IndexMap;
@@ -206,7 +207,12 @@ pub fn write(path: &Path, doc: &Value) -> io::Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "report".into());
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
+    // 0600: a report names hosts, tasks and errors; nobody else needs to read it.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
     let text = serde_json::to_string_pretty(doc)?;
     // Registered secrets (vault values, `secret_vars`) never reach the report.
     writeln!(f, "{}", crate::vault::redact::redact(&text))?;

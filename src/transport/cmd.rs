@@ -1609,9 +1609,20 @@ pub fn read_file_cmd(path: &str) -> Cmd {
     Cmd::raw("cat --").arg(path)
 }
 
-/// `mkdir -p -- PATH`.
+/// `mkdir -p -- PATH`: every folder it creates is 0755 whatever the login's umask (under
+/// umask 000 a plain `mkdir -p` makes world-writable folders); a task's `mode:` is applied
+/// after it by the caller.
 pub fn mkdir_p(path: &str) -> Cmd {
-    Cmd::raw("mkdir -p --").arg(path)
+    mkdir_p_all([path])
+}
+
+/// [`mkdir_p`] for several folders in one command.
+pub fn mkdir_p_all<I, S>(paths: I) -> Cmd
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    Cmd::raw("(umask 022 && mkdir -p --").args(paths).op(")")
 }
 
 /// `chmod -- MODE PATH` with `mode` in octal (e.g. `0o644` → `0644`). Follows symlinks, like
@@ -2774,11 +2785,32 @@ mod tests {
     }
 
     #[test]
+    fn folders_made_under_umask_000_are_0755_not_world_writable() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let deep = d.path().join("a/b/c");
+        let line = format!(
+            "umask 000; {}",
+            mkdir_p(&deep.to_string_lossy()).to_shell().unwrap()
+        );
+        let st = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        for p in [d.path().join("a"), d.path().join("a/b"), deep] {
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, 0o755, "{}", p.display());
+        }
+    }
+
+    #[test]
     fn combinators_use_subshells() {
-        let c = test_e("/nonexistent").or(mkdir_p("/x y").chdir("/"));
+        let c = test_e("/nonexistent").or(rm_rf("/x y").chdir("/"));
         assert_eq!(
             c.to_shell().unwrap(),
-            "test -e '/nonexistent' || ( cd -- '/' || exit 1\nmkdir -p -- '/x y'\n)"
+            "test -e '/nonexistent' || ( cd -- '/' || exit 1\nrm -rf -- '/x y'\n)"
         );
         let bad = Cmd::raw("true").and(Cmd::raw("cat").stdin(b"x".to_vec()));
         assert_eq!(

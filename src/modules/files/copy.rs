@@ -783,7 +783,7 @@ async fn apply_tree(
     plan: &TreePlan,
 ) -> Result<Args, ModuleError> {
     for chunk in plan.mkdirs.chunks(256) {
-        ctx.run_ok(tr, Cmd::raw("mkdir -p --").args(chunk.iter().cloned()))
+        ctx.run_ok(tr, cmd::mkdir_p_all(chunk.iter().cloned()))
             .await?;
     }
     for (path, data, attrs) in &plan.files {
