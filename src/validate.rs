@@ -160,6 +160,7 @@ pub fn templates(
     let env = Arc::new(template::plan_environment(unknown()));
     let runtime: BTreeSet<String> = pb.runtime_names();
     let mut errors = Diagnostics::new();
+    delegates(inv, pb, &mut errors);
     for (play, planned) in pb.plays.iter().zip(&plan.plays) {
         if planned.hosts.is_empty() {
             continue;
@@ -205,6 +206,49 @@ pub fn templates(
         Ok(())
     } else {
         Err(errors.sorted())
+    }
+}
+
+/// A literal `delegate_to` must name a host of the inventory or `localhost` (the run refuses
+/// any other name; Ansible would try to connect to it as it stands), found before earlier
+/// batches are deployed. A playbook that adds hosts at run time (`add_host`) is left to the
+/// run.
+fn delegates(inv: &Inventory, pb: &Playbook, errors: &mut Diagnostics) {
+    let mut targets: Vec<Node> = Vec::new();
+    let mut adds_hosts = false;
+    for play in &pb.plays {
+        play.for_each_task(&mut |t| {
+            adds_hosts |= matches!(
+                t.action.module.as_str(),
+                "add_host" | "ansible.builtin.add_host"
+            );
+            if let Some(n) = &t.keywords.delegate_to {
+                targets.push(n.clone());
+            }
+        });
+    }
+    if adds_hosts {
+        return;
+    }
+    for n in &targets {
+        let Kind::Str { value, .. } = &n.kind else {
+            continue;
+        };
+        let name = value.trim();
+        if name.contains("{{")
+            || name.contains("{%")
+            || crate::inventory::LOCALHOST_NAMES.contains(&name)
+            || inv.hosts.contains_key(name)
+        {
+            continue;
+        }
+        errors.push(
+            Diagnostic::at(
+                &n.loc,
+                format!("delegate_to '{name}': no host of the inventory is called that"),
+            )
+            .note("add it to the inventory, with its address in ansible_host"),
+        );
     }
 }
 

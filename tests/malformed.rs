@@ -1067,3 +1067,44 @@ fn ansible_cfg_bad_forks() {
         "ansible.cfg:3:9: error: 'forks' must be a positive whole number, found 'many'",
     );
 }
+
+/// Connection variables whose written value can never work are refused where they are
+/// written, before the first connection (they used to fail at run time, after earlier
+/// batches were deployed, and `ansible_connection=telnet` silently ran over SSH).
+#[test]
+fn connection_variables_that_cannot_work_are_refused_before_any_connection() {
+    let err = check(
+        &[
+            (
+                "inv.ini",
+                b"[web]\nw1 ansible_host=127.0.0.1 ansible_port=twenty-two\nw2 ansible_connection=telnet\n[web:vars]\nansible_ssh_host_key_checking=maybe\n",
+            ),
+            ("group_vars/web.yml", b"ansible_port: 70000\n"),
+            ("pb.yaml", b"- hosts: web\n  tasks:\n    - ping:\n"),
+        ],
+        &["run", "pb.yaml", "-i", "inv.ini"],
+        "./group_vars/web.yml:1:15: error: ansible_port must be a port number from 1 to 65535, found '70000'",
+    );
+    for line in [
+        "inv.ini:2:40: error: ansible_port must be a port number from 1 to 65535, found 'twenty-two'",
+        "inv.ini:3:23: error: ansible_connection 'telnet' is not supported by rdeploy (expected local or ssh)",
+        "inv.ini:5:31: error: ansible_ssh_host_key_checking must be a boolean, strict or accept-new, found 'maybe'",
+    ] {
+        assert!(err.contains(line), "{line}\n{err}");
+    }
+    bad_option(
+        &["-e", "ansible_ssh_timeout=soon"],
+        "rdeploy: error: -e ansible_ssh_timeout must be a whole number of seconds, found 'soon'",
+    );
+}
+
+/// A literal `delegate_to` that names no host of the inventory (nor `localhost`) is refused
+/// before the run (it used to fail at run time), with what to do.
+#[test]
+fn delegate_to_a_host_the_inventory_does_not_have() {
+    let err = bad_playbook(
+        "- hosts: all\n  tasks:\n    - ping:\n      delegate_to: nosuchhost\n    - ping:\n      delegate_to: 127.0.0.1\n    - ping:\n      delegate_to: \"{{ groups['web'][0] }}\"\n",
+        "pb.yaml:4:20: error: delegate_to 'nosuchhost': no host of the inventory is called that",
+    );
+    assert!(err.contains("1 error found"), "{err}");
+}

@@ -57,7 +57,14 @@ impl Settings {
         let mut extra_data_texts = std::collections::HashSet::new();
         for raw in &c.extra_vars {
             match parse_extra_vars_into(raw, &mut extra_data_texts) {
-                Ok(vars) => extra_vars.extend(vars),
+                Ok(vars) => {
+                    for (k, v) in &vars {
+                        if let Some(msg) = crate::inventory::connvars::error(k, v) {
+                            errors.push(Diagnostic::options(format!("-e {msg}")));
+                        }
+                    }
+                    extra_vars.extend(vars)
+                }
                 Err(d) => errors.extend(d),
             }
         }

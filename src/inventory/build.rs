@@ -82,6 +82,13 @@ impl Builder {
         }
     }
 
+    /// Refuses a connection variable whose written value can never work (see `connvars`).
+    pub fn check_var(&mut self, key: &str, value: &Value, loc: Option<&Loc>) {
+        if let Some(msg) = super::connvars::error(key, value) {
+            self.error(loc, msg);
+        }
+    }
+
     /// Sets an inline host variable; a later source overrides an earlier one.
     pub fn set_host_var(&mut self, host: &str, key: &str, value: Value) {
         self.hosts
@@ -113,7 +120,12 @@ impl Builder {
             }
             return;
         }
-        g.vars.insert(key.to_string(), value);
+        if let Some(msg) = super::connvars::error(key, &value) {
+            self.error(loc, msg);
+        }
+        if let Some(g) = self.groups.get_mut(group) {
+            g.vars.insert(key.to_string(), value);
+        }
     }
 
     /// Makes `child` a child group of `parent`, refusing `all` as a child and cycles.

@@ -186,7 +186,11 @@ fn host_line(b: &mut Builder, group: &str, line: &str, at: &dyn Fn(usize) -> Loc
     let mut vars = Vec::new();
     for (tok, tok_at) in &tokens[1..] {
         match tok.split_once('=') {
-            Some((k, v)) if !k.is_empty() => vars.push((k.to_string(), typed_value(v))),
+            Some((k, v)) if !k.is_empty() => {
+                let v = typed_value(v);
+                b.check_var(k, &v, Some(&at(*tok_at + k.len() + 1)));
+                vars.push((k.to_string(), v));
+            }
             _ => b.error(
                 Some(&at(*tok_at)),
                 format!("expected a 'key=value' host variable, found '{tok}'"),

@@ -23,6 +23,7 @@
 
 mod address;
 mod build;
+pub(crate) mod connvars;
 mod ini;
 mod literal;
 mod output;
@@ -137,8 +138,28 @@ impl Inventory {
             .iter()
             .map(|d| vars_dirs::read(d, group_names.clone(), host_names.clone(), &mut diags))
             .collect();
-        let play_dir = playbook_dir
-            .map(|d| vars_dirs::read(d, group_names.clone(), host_names.clone(), &mut diags));
+        // The playbook's folder is often the inventory's too: its files' mistakes are
+        // reported once.
+        let canon = |d: &Path| {
+            let d = if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            };
+            std::fs::canonicalize(d).ok()
+        };
+        let same = |d: &Path| {
+            let c = canon(d);
+            c.is_some() && basedirs.iter().any(|b| canon(b) == c)
+        };
+        let play_dir = playbook_dir.map(|d| {
+            let mut seen = Diagnostics::new();
+            let dir = vars_dirs::read(d, group_names.clone(), host_names.clone(), &mut seen);
+            if !same(d) {
+                diags.extend(seen);
+            }
+            dir
+        });
         // Inventory sources first, the playbook directory last (it wins).
         let all_dirs: Vec<&vars_dirs::VarsDir> = inv_dirs.iter().chain(play_dir.as_ref()).collect();
 

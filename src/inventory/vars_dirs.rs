@@ -153,6 +153,16 @@ pub(crate) fn read_vars_file(
     }
     let doc = docs.first()?;
     doc.unsafe_texts(texts);
+    if let yaml::Kind::Map(entries) = &doc.kind {
+        for (k, v) in entries {
+            let msg = k
+                .scalar_string()
+                .and_then(|k| super::connvars::error(&k, &v.to_json()));
+            if let Some(msg) = msg {
+                diags.push(Diagnostic::at(&v.loc, msg));
+            }
+        }
+    }
     match doc.to_json() {
         Value::Object(m) => Some(m),
         Value::Null => Some(Map::new()),

@@ -169,7 +169,13 @@ fn add_host_entry(b: &mut Builder, group: &str, key: &Node, vars: Option<&Node>)
         }
         for (k, v) in var_entries {
             match k.scalar_string() {
-                Some(k) => b.set_host_var(name, &k, v.to_json()),
+                Some(k) => {
+                    let value = v.to_json();
+                    if Some(name) == names.first() {
+                        b.check_var(&k, &value, Some(&v.loc));
+                    }
+                    b.set_host_var(name, &k, value);
+                }
                 None => b.error(Some(&k.loc), "expected a variable name"),
             }
         }
