@@ -711,6 +711,44 @@ fn environment_timeout_and_check_mode_false() {
     assert!(out.contains("timed out after 1s"), "{out}");
 }
 
+/// A step that times out inside one of rdeploy's own scripts (here: reading a FIFO nobody
+/// writes to) says so in one line; the script itself is shown only at -vvv. A user's own
+/// command is named as written.
+#[test]
+fn a_timed_out_step_names_the_users_command_not_the_internal_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let pb = format!(
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - fetch: {{ src: '{}', dest: '{}/out', flat: true }}\n      timeout: 1\n      ignore_errors: true\n    - shell: sleep 30 && echo done\n      timeout: 1\n",
+        fifo.display(),
+        dir.path().display()
+    );
+    let (code, out, _) = run(dir.path(), &pb, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(
+            r#""msg":"timed out after 1s in one of rdeploy's own steps (-vvv shows its script)""#
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#""msg":"timed out after 1s: sleep 30 && echo done""#),
+        "{out}"
+    );
+    assert!(
+        !out.contains("\"script\""),
+        "no internal script by default: {out}"
+    );
+    assert!(out.lines().all(|l| l.len() < 400), "{out}");
+    let (_, out, _) = run(dir.path(), &pb, &["-vvv"]);
+    assert!(out.contains("\"script\":"), "-vvv shows the script: {out}");
+}
+
 #[test]
 fn delegate_to_localhost_runs_on_the_controller() {
     let dir = tempfile::tempdir().unwrap();

@@ -1114,8 +1114,20 @@ fn module_error(e: ModuleError) -> Step {
             s
         }
         ModuleError::Args(m) => Step::failed(m),
-        ModuleError::Transport(TransportError::TimedOut { after, what }) => {
-            Step::failed(format!("timed out after {}s: {what}", after.as_secs()))
+        ModuleError::Transport(TransportError::TimedOut {
+            after,
+            what,
+            script,
+        }) => {
+            let mut s = Step::failed(match what {
+                Some(w) => format!("timed out after {}s: {w}", after.as_secs()),
+                None => format!(
+                    "timed out after {}s in one of rdeploy's own steps (-vvv shows its script)",
+                    after.as_secs()
+                ),
+            });
+            s.result.insert("script".into(), Json::from(script));
+            s
         }
         ModuleError::Transport(e) => unreachable(e),
     }

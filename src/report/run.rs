@@ -580,6 +580,10 @@ fn summary_json(o: &HostOutcome, verbose: u8) -> String {
         m.remove("stdout_lines");
         m.remove("stderr_lines");
     }
+    // A timed-out step's whole internal script: only for whoever asked with -vvv.
+    if verbose < 3 {
+        m.remove("script");
+    }
     if let (Some(msg), false) = (&o.msg, m.contains_key("msg")) {
         m.insert("msg".into(), serde_json::Value::from(msg.clone()));
     }

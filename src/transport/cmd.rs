@@ -450,6 +450,25 @@ impl Cmd {
         out
     }
 
+    /// What a person recognises of this command in an error message: the playbook's own
+    /// script (`shell`, `raw`, a probe's `command:`), else the command when it is one short
+    /// line (a `command` argv, one program); `None` for rdeploy's own step scripts, which
+    /// only `-vvv` shows. Secrets masked.
+    pub fn brief(&self) -> Option<String> {
+        fn user_part(c: &Cmd) -> Option<&str> {
+            c.parts.iter().find_map(|p| match p {
+                Part::Raw(Cow::Owned(s)) => Some(s.as_str()),
+                Part::Sub(c) => user_part(c),
+                _ => None,
+            })
+        }
+        if let Some(s) = user_part(self) {
+            return Some(s.trim().to_string());
+        }
+        let full = self.display();
+        (full.chars().count() <= 200 && !full.contains('\n')).then_some(full)
+    }
+
     /// The argv actually executed: `["sh", "-c", script]`; with become,
     /// `["sudo", "-n", "-u", USER, "--", "sh", "-c", script]` or
     /// `["su", "-s", "/bin/sh", USER, "-c", script]`. Always `sh -c`, never a login shell.

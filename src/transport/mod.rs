@@ -281,13 +281,16 @@ pub enum TransportError {
     /// that stopped answering mid-run).
     #[error("host not answering: {0}")]
     Unresponsive(String),
-    /// The command (named by its masked display) ran longer than its timeout and was killed.
-    #[error("timed out after {after:?}: {what}")]
+    /// The command ran longer than its timeout and was killed.
+    #[error("timed out after {after:?}{}", what.as_deref().map(|w| format!(": {w}")).unwrap_or_default())]
     TimedOut {
         /// The limit that was exceeded.
         after: Duration,
-        /// What was running ([`Cmd::display`], secrets masked).
-        what: String,
+        /// The command as a person knows it ([`Cmd::brief`]), when it is not rdeploy's own
+        /// step script.
+        what: Option<String>,
+        /// The whole script ([`Cmd::display`], secrets masked), shown only at `-vvv`.
+        script: String,
     },
     /// A local or remote I/O failure.
     #[error("I/O error: {0}")]
@@ -360,7 +363,8 @@ impl TransportError {
         tracing::warn!(cmd = %cmd.display(), ?after, "command timed out; killing its process group");
         TransportError::TimedOut {
             after,
-            what: cmd.display(),
+            what: cmd.brief(),
+            script: cmd.display(),
         }
     }
 
