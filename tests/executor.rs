@@ -749,6 +749,46 @@ fn a_timed_out_step_names_the_users_command_not_the_internal_script() {
     assert!(out.contains("\"script\":"), "-vvv shows the script: {out}");
 }
 
+/// A step that fails before changing anything (its file is on a read-only filesystem) is
+/// rolled back by doing nothing: the run ends "rolled back" (exit 3), not "manual action
+/// needed" (exit 5) for a host that was never touched. The read-only folder is a bind mount
+/// in a mount namespace of the run's own (`unshare -m`, root).
+#[test]
+fn a_step_that_changed_nothing_is_not_a_failed_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::write(ro.join("app.ini"), "old\n").unwrap();
+    let pb = format!(
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: {{ dest: '{}/app.ini', content: 'new' }}\n  rollback:\n    - debug: msg=rolled\n",
+        ro.display()
+    );
+    std::fs::write(dir.path().join("pb.yaml"), pb).unwrap();
+    std::fs::write(dir.path().join("inv.yaml"), INVENTORY).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("rdeploy");
+    let script = format!(
+        "mount --bind '{r}' '{r}' && mount -o remount,bind,ro '{r}' && exec '{b}' run pb.yaml -i inv.yaml",
+        r = ro.display(),
+        b = bin.display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .env("RDEPLOY_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("Read-only file system"), "{text}{err}");
+    assert_eq!(out.status.code(), Some(3), "{text}{err}");
+    assert!(!text.contains("manual action"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(ro.join("app.ini")).unwrap(),
+        "old\n"
+    );
+}
+
 #[test]
 fn delegate_to_localhost_runs_on_the_controller() {
     let dir = tempfile::tempdir().unwrap();

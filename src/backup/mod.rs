@@ -251,24 +251,34 @@ done
 exit 0"#;
 
 /// Restores one entry: `PATH KIND MODE UID GID DIR SHA256 DEEP`. Exit 4: the restored file's
-/// checksum is wrong; 5: the kind cannot be restored.
+/// checksum is wrong; 5: the kind cannot be restored. Only what differs from the backup is
+/// written: a path the step never changed (it failed first, say on a read-only filesystem)
+/// is restored by doing nothing.
 const RESTORE: &str = r#"; p_=$1; k_=$2; m_=$3; u_=$4; g_=$5; d_=$6; h_=$7; deep_=$8; st_=$9
 t_="$p_.rdeploy-restore.$$"
 own_() { [ "$(stat -c '%u:%g' -- "$1")" = "$u_:$g_" ] || chown -h -- "$u_:$g_" "$1"; }
+mod_() { [ "$(stat -c '%a' -- "$1")" = "$m_" ] || chmod -- "$m_" "$1"; }
 case $k_ in
-absent) rm -rf -- "$p_" || exit 3 ;;
+absent) if [ -e "$p_" ] || [ -L "$p_" ]; then rm -rf -- "$p_" || exit 3; fi ;;
 attrs)
   if [ -L "$p_" ] || ! [ -f "$p_" ]; then
     echo "$p_ is no longer a regular file: only its mode and owner were kept" >&2; exit 3
   fi
-  own_ "$p_" && chmod -- "$m_" "$p_" || exit 3 ;;
+  own_ "$p_" && mod_ "$p_" || exit 3 ;;
 file)
+  if [ -f "$p_" ] && [ ! -L "$p_" ]; then
+    x_=$(sha256sum < "$p_") || exit 3
+    if [ "${x_%% *}" = "$h_" ]; then own_ "$p_" && mod_ "$p_" || exit 3; exit 0; fi
+  fi
   cp -p -- "$d_/data" "$t_" && own_ "$t_" && chmod -- "$m_" "$t_" || { rm -f -- "$t_"; exit 3; }
   if [ -d "$p_" ] && [ ! -L "$p_" ]; then rm -rf -- "$p_" || exit 3; fi
   mv -f -T -- "$t_" "$p_" || { rm -f -- "$t_"; exit 3; }
   x_=$(sha256sum < "$p_") || exit 3
   [ "${x_%% *}" = "$h_" ] || { echo "checksum of $p_ differs after restore" >&2; exit 4; } ;;
 link)
+  if [ -L "$p_" ] && [ "$(readlink -- "$p_")" = "$(cat -- "$d_/target")" ]; then
+    own_ "$p_" || exit 3; exit 0
+  fi
   ln -s -- "$(cat -- "$d_/target")" "$t_" && own_ "$t_" || { rm -f -- "$t_"; exit 3; }
   if [ -d "$p_" ] && [ ! -L "$p_" ]; then rm -rf -- "$p_" || exit 3; fi
   mv -f -T -- "$t_" "$p_" || { rm -f -- "$t_"; exit 3; } ;;
@@ -280,9 +290,9 @@ directory)
     rm -rf -- "$p_.rdeploy-old.$$"
   else
     if [ -L "$p_" ] || { [ -e "$p_" ] && [ ! -d "$p_" ]; }; then rm -f -- "$p_" || exit 3; fi
-    mkdir -p -- "$p_" || exit 3
+    [ -d "$p_" ] || mkdir -p -- "$p_" || exit 3
   fi
-  own_ "$p_" && chmod -- "$m_" "$p_" || exit 3 ;;
+  own_ "$p_" && mod_ "$p_" || exit 3 ;;
 service)
   a_=${st_%% *}; e_=${st_#* }
   if command -v systemctl >/dev/null 2>&1; then

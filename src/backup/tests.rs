@@ -191,6 +191,7 @@ async fn a_tampered_backup_is_reported_not_restored_silently() {
     let e = backup(&mut tr, &s, 1, "x", &[t(&p, false)], None, None)
         .await
         .unwrap();
+    fs::write(&p, "v2").unwrap();
     fs::write(
         format!("{}/data", e[0].dir(&s.state_dir, &s.run_id)),
         "evil",
@@ -200,6 +201,49 @@ async fn a_tampered_backup_is_reported_not_restored_silently() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("checksum"), "{err}");
+}
+
+/// A path the step never changed (it failed first, say on a read-only filesystem) is
+/// restored by doing nothing: no copy, no chmod, no chown, so the restore cannot fail there.
+#[tokio::test]
+async fn an_unchanged_path_is_restored_by_doing_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("f");
+    let l = dir.path().join("l");
+    let d = dir.path().join("d");
+    fs::write(&p, "v1").unwrap();
+    std::os::unix::fs::symlink("f", &l).unwrap();
+    fs::create_dir(&d).unwrap();
+    let s = store(dir.path(), "20261201T000000Z-000009");
+    let mut tr = tr();
+    prepare(&mut tr, &s, None).await.unwrap();
+    let gone = dir.path().join("never-made");
+    let e = backup(
+        &mut tr,
+        &s,
+        1,
+        "x",
+        &[t(&p, false), t(&l, false), t(&d, false), t(&gone, false)],
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::symlink_metadata(p).unwrap());
+    let before = [inode(&p), inode(&l), inode(&d)];
+    let mtime = fs::metadata(&p).unwrap().modified().unwrap();
+    for entry in &e {
+        restore(&mut tr, &s.state_dir, &s.run_id, entry)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        before,
+        [inode(&p), inode(&l), inode(&d)],
+        "nothing was replaced"
+    );
+    assert_eq!(fs::metadata(&p).unwrap().modified().unwrap(), mtime);
+    assert!(!gone.exists());
 }
 
 #[tokio::test]
