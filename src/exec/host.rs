@@ -66,8 +66,14 @@ pub struct HostState {
     pub runtime: IndexMap<String, Json>,
     /// Variables of enclosing `include_tasks` loops (`item`...), innermost last.
     pub scoped: Vec<IndexMap<String, Json>>,
-    /// Handler names and `listen` topics notified and not yet run.
+    /// Handler names and `listen` topics notified since handlers were last looked up.
     pub notified: BTreeSet<String>,
+    /// Handlers of the play's handler list (by index) notified and not yet run.
+    pub due: BTreeSet<usize>,
+    /// Role instances of the current play (by identity) in which a task ran on this host: a
+    /// later `roles:` entry or dependency naming the same role the same way is not run again
+    /// (unless the role says `allow_duplicates`).
+    pub roles_ran: std::collections::HashSet<String>,
     /// A task failed (and was not rescued).
     pub failed: bool,
     /// The host could not be reached.
@@ -108,6 +114,8 @@ impl HostState {
             runtime: IndexMap::new(),
             scoped: Vec::new(),
             notified: BTreeSet::new(),
+            due: BTreeSet::new(),
+            roles_ran: std::collections::HashSet::new(),
             failed: false,
             unreachable: false,
             ended: false,

@@ -275,6 +275,9 @@ pub struct Block {
     pub always: Vec<TaskItem>,
     /// Keywords applied to every task inside.
     pub keywords: Keywords,
+    /// `notify`: handler names or `listen` topics for every task inside (in `block`, `rescue`
+    /// and `always`, nested blocks and includes) that has no `notify` of its own.
+    pub notify: Vec<Named>,
     /// The role the block belongs to.
     pub role: Option<String>,
 }
@@ -494,6 +497,9 @@ pub struct Role {
     pub templates_dir: Option<PathBuf>,
     /// `files/`, when present.
     pub files_dir: Option<PathBuf>,
+    /// `allow_duplicates` of `meta/main.yml`: run it again when a `roles:` entry or a
+    /// dependency names it a second time with the same parameters (Ansible's default: no).
+    pub allow_duplicates: bool,
 }
 
 /// A health probe.
@@ -817,6 +823,43 @@ impl Play {
             f(&h.task);
         }
         walk_tasks(&self.rollback, f);
+    }
+
+    /// Calls `f` for every block of the play (nested ones, those of roles, imports and
+    /// statically loaded includes), in execution order.
+    pub fn for_each_block(&self, f: &mut dyn FnMut(&Block)) {
+        fn items(list: &[TaskItem], f: &mut dyn FnMut(&Block)) {
+            for it in list {
+                match it {
+                    TaskItem::Task(t) => match &t.included {
+                        Some(Included::Tasks { tasks, .. }) => items(tasks, f),
+                        Some(Included::Role(r)) => role(r, f),
+                        _ => {}
+                    },
+                    TaskItem::Block(b) => {
+                        f(b);
+                        items(&b.block, f);
+                        items(&b.rescue, f);
+                        items(&b.always, f);
+                    }
+                    TaskItem::ImportTasks(i) => items(&i.tasks, f),
+                    TaskItem::ImportRole(r) => role(r, f),
+                }
+            }
+        }
+        fn role(r: &RoleRef, f: &mut dyn FnMut(&Block)) {
+            for d in &r.role.dependencies {
+                role(d, f);
+            }
+            items(&r.role.tasks, f);
+        }
+        items(&self.pre_tasks, f);
+        for r in &self.roles {
+            role(r, f);
+        }
+        items(&self.tasks, f);
+        items(&self.post_tasks, f);
+        items(&self.rollback, f);
     }
 
     /// Names this play sets at run time (see [`Playbook::runtime_names`]).

@@ -100,6 +100,7 @@ impl Loader<'_> {
             rescue: Vec::new(),
             always: Vec::new(),
             keywords: Keywords::default(),
+            notify: Vec::new(),
             role: ctx.role.as_ref().map(|r| r.name.clone()),
         };
         let allowed = Level::Block.allowed();
@@ -114,6 +115,7 @@ impl Loader<'_> {
                 "rescue" => b.rescue = self.task_list(v, &inner, key, level),
                 "always" => b.always = self.task_list(v, &inner, key, level),
                 "name" => b.name = values::text(&mut self.errors, key, v),
+                "notify" => b.notify = values::names(&mut self.errors, key, v),
                 _ if allowed.contains(&key) => self.keyword(&mut b.keywords, key, v),
                 _ if modules::lookup(key).is_some() => self.err(
                     &k.loc,
