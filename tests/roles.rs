@@ -138,6 +138,35 @@ fn a_role_listed_twice_with_the_same_parameters_runs_once_unless_it_allows_dupli
 }
 
 #[test]
+fn import_role_and_include_role_with_allow_duplicates_false_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                r#"
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - import_role: {name: q}
+    - import_role: {name: q}
+    - import_role: {name: q, allow_duplicates: false}
+    - import_role: {name: q, allow_duplicates: false}
+    - include_role: {name: q, allow_duplicates: false}
+    - include_role: {name: q}
+"#,
+            ),
+            ("roles/q/tasks/main.yml", "- debug: msg=in-q\n"),
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    // As ansible-playbook 2.19: imports and includes share one identity; those that say
+    // `allow_duplicates: false` do not run where it already ran, the others always run.
+    assert_eq!(lines_with(&out, "\"msg\":\"in-q\"").len(), 3, "{out}");
+}
+
+#[test]
 fn include_role_and_import_role_vars_reach_the_roles_handlers() {
     let dir = tempfile::tempdir().unwrap();
     let (code, out, err) = run(

@@ -176,10 +176,10 @@ pub struct RoleInfo {
     pub name: String,
     /// Its directory.
     pub path: PathBuf,
-    /// The instance's identity (name, path, parameters, `when`, `tags`, `vars`) for a
-    /// `roles:` entry or dependency, which run once per host unless the role allows
-    /// duplicates; `None` for `import_role`/`include_role`, which always run.
-    pub key: Option<String>,
+    /// The instance's identity ([`RoleRef::origin`], path, parameters, `when`, `tags`,
+    /// `vars`): a host where a task of it ran does not run it again unless it allows
+    /// duplicates. Empty outside roles.
+    pub key: String,
 }
 
 /// What the walker does after a task.
@@ -489,7 +489,7 @@ impl<'r> Runner<'r> {
             self.section(&play.pre_tasks, &play_scope, &hosts, play)
                 .await;
             for r in &play.roles {
-                self.role(r, &play_scope, &hosts, true).await;
+                self.role(r, &play_scope, &hosts).await;
             }
             self.items(&play.tasks, &play_scope, &hosts).await;
             self.flush_handlers(play, &hosts).await;
@@ -571,13 +571,13 @@ impl<'r> Runner<'r> {
     }
 
     /// Runs a role instance: its dependencies, then its tasks, with its own variables in
-    /// scope. `listed` for a `roles:` entry or dependency: a host on which the same instance
-    /// already ran a task in this play skips it silently, as in Ansible, unless the role's
-    /// meta says `allow_duplicates: true`.
-    async fn role(&mut self, r: &RoleRef, outer: &Scope, hosts: &[String], listed: bool) {
-        let scope = role_scope(r, outer, listed);
-        let hosts: Vec<String> = match scope.role.as_ref().and_then(|i| i.key.as_ref()) {
-            Some(key) if !r.role.allow_duplicates => hosts
+    /// scope. Unless it allows duplicates ([`RoleRef::allow_duplicates`]: by default
+    /// `roles:` entries and dependencies do not), it is skipped silently, as in Ansible, on a
+    /// host where the same instance already ran a task in this play.
+    async fn role(&mut self, r: &RoleRef, outer: &Scope, hosts: &[String]) {
+        let scope = role_scope(r, outer);
+        let hosts: Vec<String> = match scope.role.as_ref().map(|i| &i.key) {
+            Some(key) if !r.allow_duplicates => hosts
                 .iter()
                 .filter(|h| {
                     self.states
@@ -592,7 +592,7 @@ impl<'r> Runner<'r> {
             return;
         }
         for d in &r.role.dependencies {
-            Box::pin(self.role(d, &scope, &hosts, true)).await;
+            Box::pin(self.role(d, &scope, &hosts)).await;
         }
         Box::pin(self.items(&r.role.tasks, &scope, &hosts)).await;
     }
@@ -649,7 +649,7 @@ impl<'r> Runner<'r> {
                     let inner = scope.enter(&i.keywords);
                     Box::pin(self.items(&i.tasks, &inner, &active)).await;
                 }
-                TaskItem::ImportRole(r) => Box::pin(self.role(r, scope, &active, false)).await,
+                TaskItem::ImportRole(r) => Box::pin(self.role(r, scope, &active)).await,
             }
         }
     }
@@ -803,8 +803,8 @@ impl<'r> Runner<'r> {
                 Box::pin(self.items(tasks, inner, &names)).await;
             }
             Some(Included::Role(r)) => {
-                role_handlers(r, inner, false, &mut self.handlers);
-                Box::pin(self.role(r, inner, &names, false)).await;
+                role_handlers(r, inner, &mut self.handlers);
+                Box::pin(self.role(r, inner, &names)).await;
             }
             Some(Included::Dynamic(_)) => {
                 let mut groups: Vec<(Arc<Loaded>, Vec<String>)> = Vec::new();
@@ -824,9 +824,12 @@ impl<'r> Runner<'r> {
                             Box::pin(self.items(tasks, inner, &hs)).await;
                         }
                         Loaded::Role(r) => {
+                            let mut r = (**r).clone();
+                            (r.origin, r.allow_duplicates) =
+                                crate::playbook::tasks::include_identity(t);
                             // Its handlers can be notified from now on, as in Ansible.
-                            role_handlers(r, inner, false, &mut self.handlers);
-                            Box::pin(self.role(r, inner, &hs, false)).await;
+                            role_handlers(&r, inner, &mut self.handlers);
+                            Box::pin(self.role(&r, inner, &hs)).await;
                         }
                     }
                 }
@@ -1114,7 +1117,7 @@ impl<'r> Runner<'r> {
             }
         }
         let mut out = Vec::new();
-        let role_key = scope.role.as_ref().and_then(|r| r.key.clone());
+        let role_key = scope.role.as_ref().map(|r| r.key.clone());
         for h in hosts {
             if let Some((mut st, o, f)) = done.remove(h) {
                 if let Some(key) = &role_key
@@ -1205,17 +1208,17 @@ fn inherit(scope: &mut Keywords, child: &Keywords) {
 
 /// The scope inside role instance `r` entered from `outer`: the entry's keywords (its
 /// `when` included), the role's name and directory, and the instance's variables (what its
-/// dependencies export, its defaults, `vars/` and parameters). `listed` for `roles:` entries
-/// and dependencies, which carry an identity for de-duplication.
-fn role_scope(r: &RoleRef, outer: &Scope, listed: bool) -> Scope {
+/// dependencies export, its defaults, `vars/` and parameters), and the instance's identity.
+fn role_scope(r: &RoleRef, outer: &Scope) -> Scope {
     let mut scope = outer.enter(&r.keywords);
-    let key = listed.then(|| {
+    let key = {
         let json = |v: &[(String, crate::yaml::Node)]| -> Vec<(String, Json)> {
             v.iter().map(|(k, n)| (k.clone(), n.to_json())).collect()
         };
         let when: Vec<Json> = r.keywords.when.iter().map(|n| n.to_json()).collect();
         let tags: Vec<&str> = r.keywords.tags.iter().map(|t| t.name.as_str()).collect();
         serde_json::json!([
+            r.origin,
             r.role.path.display().to_string(),
             json(&r.params),
             when,
@@ -1223,7 +1226,7 @@ fn role_scope(r: &RoleRef, outer: &Scope, listed: bool) -> Scope {
             json(&r.keywords.vars),
         ])
         .to_string()
-    });
+    };
     scope.role = Some(RoleInfo {
         name: r.name.clone(),
         path: r.role.path.clone(),
@@ -1242,10 +1245,10 @@ fn role_scope(r: &RoleRef, outer: &Scope, listed: bool) -> Scope {
 
 /// The handlers of role instance `r` (dependencies first, then its own, then those of roles
 /// its tasks import), each with the instance's scope.
-fn role_handlers(r: &RoleRef, outer: &Scope, listed: bool, out: &mut Vec<(Handler, Scope)>) {
-    let scope = role_scope(r, outer, listed);
+fn role_handlers(r: &RoleRef, outer: &Scope, out: &mut Vec<(Handler, Scope)>) {
+    let scope = role_scope(r, outer);
     for d in &r.role.dependencies {
-        role_handlers(d, &scope, true, out);
+        role_handlers(d, &scope, out);
     }
     out.extend(r.role.handlers.iter().map(|h| (h.clone(), scope.clone())));
     import_role_handlers(&r.role.tasks, &scope, out);
@@ -1266,7 +1269,7 @@ fn import_role_handlers(items: &[TaskItem], scope: &Scope, out: &mut Vec<(Handle
             TaskItem::ImportTasks(i) => {
                 import_role_handlers(&i.tasks, &scope.enter(&i.keywords), out)
             }
-            TaskItem::ImportRole(r) => role_handlers(r, scope, false, out),
+            TaskItem::ImportRole(r) => role_handlers(r, scope, out),
         }
     }
 }
@@ -1276,7 +1279,7 @@ fn import_role_handlers(items: &[TaskItem], scope: &Scope, out: &mut Vec<(Handle
 fn static_handlers(play: &Play, play_scope: &Scope) -> Vec<(Handler, Scope)> {
     let mut out = Vec::new();
     for r in &play.roles {
-        role_handlers(r, play_scope, true, &mut out);
+        role_handlers(r, play_scope, &mut out);
     }
     out.extend(
         play.handlers

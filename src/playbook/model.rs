@@ -474,6 +474,14 @@ pub struct RoleRef {
     pub params: Vec<(String, Node)>,
     /// The loaded role.
     pub role: Role,
+    /// What identifies the instance besides its role, parameters, `when`, `tags` and `vars`
+    /// (as Ansible's role cache): empty for `roles:` entries and dependencies, the `*_from`
+    /// files for `import_role`/`include_role` (which share one identity).
+    pub origin: String,
+    /// Run it again on a host where the same instance already ran a task in this play:
+    /// `allow_duplicates` of the role's meta for `roles:` entries and dependencies (default
+    /// no), of the task for `import_role`/`include_role` (default yes).
+    pub allow_duplicates: bool,
 }
 
 /// A role directory, loaded.

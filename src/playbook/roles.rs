@@ -128,6 +128,8 @@ impl Loader<'_> {
             name: name.to_string(),
             keywords,
             params,
+            origin: String::new(),
+            allow_duplicates: role.allow_duplicates,
             role,
         })
     }

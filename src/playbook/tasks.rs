@@ -819,12 +819,15 @@ impl Loader<'_> {
             handlers_from: lit("handlers_from"),
         };
         let role = self.load_role(&name, name_node, ctx, &files)?;
+        let (origin, allow_duplicates) = include_identity(task);
         Some(RoleRef {
             loc: task.loc.clone(),
             name,
             keywords,
             params: Vec::new(),
             role,
+            origin,
+            allow_duplicates,
         })
     }
 
@@ -971,6 +974,26 @@ impl Loader<'_> {
     }
 }
 
+/// The role identity an `import_role`/`include_role` task gives ([`RoleRef::origin`]: its
+/// `*_from` files) and whether it runs again where the same instance already ran (its
+/// `allow_duplicates`, default yes).
+pub fn include_identity(task: &Task) -> (String, bool) {
+    let allow = task
+        .action
+        .arg("allow_duplicates")
+        .is_none_or(|n| crate::modules::spec::ansible_bool(n) != Some(false));
+    let from: Vec<String> = ["tasks_from", "vars_from", "defaults_from", "handlers_from"]
+        .iter()
+        .map(|k| {
+            task.action
+                .arg(k)
+                .and_then(Node::scalar_string)
+                .unwrap_or_default()
+        })
+        .collect();
+    (format!("include:{}", from.join(":")), allow)
+}
+
 /// What a dynamic include loaded when it was reached for a host.
 #[derive(Debug)]
 pub enum Loaded {
@@ -1045,6 +1068,9 @@ pub fn load_dynamic(
                 keywords: Keywords::default(),
                 params: Vec::new(),
                 role,
+                // The executor sets these from the include task (see `include_identity`).
+                origin: String::new(),
+                allow_duplicates: true,
             }))
         })
     } else {
