@@ -378,3 +378,45 @@ fn notifying_a_handler_no_loaded_role_defines_fails_the_host() {
     assert!(out.contains("handler 'rh' was not found"), "{out}");
     assert!(!out.contains("after"), "{out}");
 }
+
+#[test]
+fn role_parameters_are_not_visible_after_the_role_and_play_keywords_reach_handlers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                r#"
+- hosts: localhost
+  gather_facts: false
+  environment:
+    FOO: from-play
+  roles:
+    - {role: q, x: 1}
+  tasks:
+    - debug: msg="x is {{ x | default('undefined') }}, y is {{ y }}"
+    - command: "true"
+      notify: h
+  handlers:
+    - name: h
+      shell: echo "$FOO"
+      register: hout
+  post_tasks:
+    - debug: msg="handler saw {{ hout.stdout }}"
+"#,
+            ),
+            ("roles/q/tasks/main.yml", "- debug: msg=\"q {{ x }}\"\n"),
+            ("roles/q/defaults/main.yml", "y: from-defaults\n"),
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("\"msg\":\"q 1\""), "{out}");
+    // Role defaults are the play's to read; the entry's parameters are not (Ansible).
+    assert!(
+        out.contains("\"msg\":\"x is undefined, y is from-defaults\""),
+        "{out}"
+    );
+    // The play's `environment` applies to its handlers too.
+    assert!(out.contains("\"msg\":\"handler saw from-play\""), "{out}");
+}

@@ -3,8 +3,9 @@
 //!
 //! Search order for a role named `NAME`: a path if the name contains `/`; else
 //! `<playbook dir>/roles/NAME`, each `roles_path` entry, then (for dependencies) a sibling of
-//! the depending role, then `<playbook dir>/NAME`. It must not decide run order or
-//! de-duplication of roles: the executor walks [`RoleRef`]s as given.
+//! the depending role, then `<playbook dir>/NAME`. It records what identifies a role instance
+//! and whether it allows duplicates ([`RoleRef::origin`], [`RoleRef::allow_duplicates`]), but
+//! must not decide run order or de-duplication: the executor walks [`RoleRef`]s as given.
 
 use std::path::{Path, PathBuf};
 
