@@ -187,7 +187,7 @@ impl VarStack {
 }
 
 /// The variables every host of a play shares, at the tiers known before the run: role
-/// defaults and vars of the play's `roles:` (not their parameters), play vars and vars_files, extra vars, and the
+/// defaults and vars of the play's `roles:` and `import_role`s (not their parameters), play vars and vars_files, extra vars, and the
 /// small play-wide magic variables. The large ones (host lists) are in [`play_magic`], shared
 /// by every host rather than copied into each host's stack.
 pub fn play_stack(
@@ -200,7 +200,7 @@ pub fn play_stack(
 ) -> VarStack {
     let _ = (inv, hosts);
     let mut shared = VarStack::new();
-    for r in &play.roles {
+    for r in play.roles.iter().chain(play.imported_roles()) {
         role_exports(r, &mut shared);
     }
     for (k, n) in &play.keywords.vars {

@@ -420,3 +420,59 @@ fn role_parameters_are_not_visible_after_the_role_and_play_keywords_reach_handle
     // The play's `environment` applies to its handlers too.
     assert!(out.contains("\"msg\":\"handler saw from-play\""), "{out}");
 }
+
+#[test]
+fn import_role_exports_its_defaults_to_the_play_and_include_role_only_when_public() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                r#"
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - debug: msg="before {{ dv | default('U') }} {{ vv | default('U') }}"
+    - import_role: {name: pv}
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - include_role: {name: pv}
+    - debug: msg="private {{ dv | default('U') }} {{ vv | default('U') }}"
+    - include_role: {name: pv, public: true}
+    - debug: msg="public {{ dv }} {{ vv }}"
+"#,
+            ),
+            ("roles/pv/tasks/main.yml", "- debug: msg=pv\n"),
+            ("roles/pv/defaults/main.yml", "dv: d-val\n"),
+            ("roles/pv/vars/main.yml", "vv: v-val\n"),
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    // As in Ansible: an imported role's defaults and vars are the play's from its start.
+    assert!(out.contains("\"msg\":\"before d-val v-val\""), "{out}");
+    assert!(out.contains("\"msg\":\"private U U\""), "{out}");
+    assert!(out.contains("\"msg\":\"public d-val v-val\""), "{out}");
+}
+
+#[test]
+fn a_templated_public_or_allow_duplicates_is_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                "- hosts: localhost\n  tasks:\n    - include_role:\n        name: q\n        public: \"{{ flag }}\"\n",
+            ),
+            ("roles/q/tasks/main.yml", "- debug: msg=q\n"),
+        ],
+    );
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert!(
+        err.contains("pb.yaml:5:17")
+            && err.contains("'public' of include_role as a template is not supported by rdeploy"),
+        "{err}"
+    );
+}

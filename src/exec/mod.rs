@@ -423,6 +423,7 @@ impl<'r> Runner<'r> {
             }
             if let Some(st) = self.states.get_mut(h) {
                 st.roles_ran.clear();
+                st.clear_exported();
                 st.notified.clear();
                 st.due.clear();
             }
@@ -805,6 +806,7 @@ impl<'r> Runner<'r> {
             Some(Included::Role(r)) => {
                 role_handlers(r, inner, &mut self.handlers);
                 Box::pin(self.role(r, inner, &names)).await;
+                self.export_if_public(t, r, &names);
             }
             Some(Included::Dynamic(_)) => {
                 let mut groups: Vec<(Arc<Loaded>, Vec<String>)> = Vec::new();
@@ -830,11 +832,38 @@ impl<'r> Runner<'r> {
                             // Its handlers can be notified from now on, as in Ansible.
                             role_handlers(&r, inner, &mut self.handlers);
                             Box::pin(self.role(&r, inner, &hs)).await;
+                            self.export_if_public(t, &r, &hs);
                         }
                     }
                 }
             }
             _ => {}
+        }
+    }
+
+    /// `include_role` with `public: true`: the role's defaults and `vars/` (its
+    /// dependencies' first) are the play's from now on, on the hosts that ran it.
+    fn export_if_public(&mut self, t: &Task, r: &RoleRef, hosts: &[String]) {
+        let public = t
+            .action
+            .arg("public")
+            .is_some_and(|n| crate::modules::spec::ansible_bool(n) == Some(true));
+        if !public {
+            return;
+        }
+        let mut s = VarStack::new();
+        crate::vars::role_exports(r, &mut s);
+        let mut vars = Vec::new();
+        for (tier, layer) in Tier::ALL.iter().zip(s.layers()) {
+            for (k, v) in layer {
+                let (template::VarValue::Template(j) | template::VarValue::Data(j)) = v;
+                vars.push((*tier, k, j));
+            }
+        }
+        for h in hosts {
+            if let Some(st) = self.states.get_mut(h) {
+                st.export(vars.clone());
+            }
         }
     }
 

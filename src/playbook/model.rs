@@ -833,6 +833,43 @@ impl Play {
         walk_tasks(&self.rollback, f);
     }
 
+    /// The roles `import_role` brings into the play (in its sections, blocks, imported task
+    /// files and the tasks of its roles), in load order: as in Ansible, their defaults and
+    /// `vars/` are the play's from its start (`include_role` exports only with `public`).
+    pub fn imported_roles(&self) -> Vec<&RoleRef> {
+        fn items<'a>(list: &'a [TaskItem], out: &mut Vec<&'a RoleRef>) {
+            for it in list {
+                match it {
+                    TaskItem::Task(_) => {}
+                    TaskItem::Block(b) => {
+                        items(&b.block, out);
+                        items(&b.rescue, out);
+                        items(&b.always, out);
+                    }
+                    TaskItem::ImportTasks(i) => items(&i.tasks, out),
+                    TaskItem::ImportRole(r) => {
+                        out.push(r);
+                        role(r, out);
+                    }
+                }
+            }
+        }
+        fn role<'a>(r: &'a RoleRef, out: &mut Vec<&'a RoleRef>) {
+            for d in &r.role.dependencies {
+                role(d, out);
+            }
+            items(&r.role.tasks, out);
+        }
+        let mut out = Vec::new();
+        for r in &self.roles {
+            role(r, &mut out);
+        }
+        for list in [&self.pre_tasks, &self.tasks, &self.post_tasks] {
+            items(list, &mut out);
+        }
+        out
+    }
+
     /// Calls `f` for every block of the play (nested ones, those of roles, imports and
     /// statically loaded includes), in execution order.
     pub fn for_each_block(&self, f: &mut dyn FnMut(&Block)) {
@@ -1062,6 +1099,23 @@ fn task_runtime_names(t: &Task, out: &mut BTreeSet<String>) {
         "include_vars" => {
             if let Some(Included::Vars { names, .. }) = &t.included {
                 out.extend(names.iter().cloned());
+            }
+        }
+        // A public include_role's defaults and vars exist once it ran.
+        "include_role"
+            if t.action
+                .arg("public")
+                .is_some_and(|n| crate::modules::spec::ansible_bool(n) == Some(true)) =>
+        {
+            if let Some(Included::Role(r)) = &t.included {
+                fn names(r: &RoleRef, out: &mut BTreeSet<String>) {
+                    for d in &r.role.dependencies {
+                        names(d, out);
+                    }
+                    let all = r.role.defaults.iter().chain(&r.role.vars);
+                    out.extend(all.map(|(k, _)| k.clone()));
+                }
+                names(r, out);
             }
         }
         _ => {}

@@ -310,6 +310,19 @@ impl Loader<'_> {
             self.listen.insert(task.loc.clone(), listen);
         }
 
+        if matches!(spec.name, "import_role" | "include_role") {
+            for k in ["allow_duplicates", "public"] {
+                if let Some(n) = task.action.arg(k).filter(|n| is_template(n)) {
+                    self.err(
+                        &n.loc,
+                        format!(
+                            "'{k}' of {} as a template is not supported by rdeploy; write yes or no",
+                            spec.name
+                        ),
+                    );
+                }
+            }
+        }
         match spec.name {
             "import_tasks" | "import_role" => {
                 for k in &task_only_keys {
