@@ -178,7 +178,7 @@ pub struct RoleInfo {
     pub path: PathBuf,
     /// The instance's identity ([`RoleRef::origin`], path, parameters, `when`, `tags`,
     /// `vars`): a host where a task of it ran does not run it again unless it allows
-    /// duplicates. Empty outside roles.
+    /// duplicates.
     pub key: String,
 }
 
@@ -618,6 +618,7 @@ impl<'r> Runner<'r> {
             match it {
                 TaskItem::Task(t) => self.task(t, scope, &active, &items[i + 1..]).await,
                 TaskItem::Block(b) => {
+                    // The block's `when:` is evaluated by each task inside (see `Scope::when`).
                     let inner = scope.enter_block(b);
                     let entered = active;
                     Box::pin(self.items(&b.block, &inner, &entered)).await;
