@@ -188,8 +188,9 @@ impl VarStack {
 
 /// The variables every host of a play shares, at the tiers known before the run: role
 /// defaults and vars of the play's `roles:` and `import_role`s (not their parameters), play
-/// vars and vars_files, extra vars, and the small play-wide magic variables. The large ones (host lists) are in [`play_magic`], shared
-/// by every host rather than copied into each host's stack.
+/// vars and vars_files, extra vars, and the small play-wide magic variables. The large ones
+/// (host lists) are in [`play_magic`], shared by every host rather than copied into each
+/// host's stack.
 pub fn play_stack(
     inv: &Inventory,
     pb: &Playbook,
