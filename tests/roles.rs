@@ -476,3 +476,43 @@ fn a_templated_public_or_allow_duplicates_is_refused_before_the_run() {
         "{err}"
     );
 }
+
+#[test]
+fn a_templated_handler_name_is_rendered_with_the_play_and_role_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                r#"
+- hosts: localhost
+  gather_facts: false
+  vars:
+    what: thing
+  roles:
+    - tn
+  tasks:
+    - command: "true"
+      notify: "reload thing"
+  handlers:
+    - name: "reload {{ what }}"
+      debug: msg=reloaded
+"#,
+            ),
+            ("roles/tn/defaults/main.yml", "svc: web\n"),
+            (
+                "roles/tn/tasks/main.yml",
+                "- command: \"true\"\n  notify: restart web\n",
+            ),
+            (
+                "roles/tn/handlers/main.yml",
+                "- name: \"restart {{ svc }}\"\n  debug: msg=restarted\n",
+            ),
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("RUNNING HANDLER [tn : restart web]"), "{out}");
+    assert!(out.contains("RUNNING HANDLER [reload thing]"), "{out}");
+    assert!(recap_line(&out).contains("ok=4 changed=2"), "{out}");
+}

@@ -287,6 +287,7 @@ pub async fn run<'r>(
         outcome: Outcome::Completed,
         timing: Timing::default(),
         handlers: Vec::new(),
+        play_layers: Arc::new(Vec::new()),
     };
     let started = Instant::now();
     for (i, (play, planned)) in c.playbook.plays.iter().zip(&c.plan.plays).enumerate() {
@@ -376,6 +377,9 @@ struct Runner<'r> {
     /// instance's variables and keywords): roles' (dependencies first), the play's own,
     /// `import_role`s', then those of `include_role`s as they run.
     handlers: Vec<(crate::playbook::model::Handler, Scope)>,
+    /// The play's variables every host shares (role exports, play vars, extra vars): what a
+    /// templated handler name is rendered with, as Ansible does (no host's variables).
+    play_layers: Arc<Vec<Layer>>,
 }
 
 impl<'r> Runner<'r> {
@@ -391,6 +395,7 @@ impl<'r> Runner<'r> {
             self.shared.opts.check,
         );
         let stacks = host_stacks(&c.inventory, &shared_stack, &all);
+        self.play_layers = Arc::new(shared_stack.layers());
         crate::vars::register_secret_vars(&shared_stack);
         stacks.values().for_each(crate::vars::register_secret_vars);
         let name = crate::vars::play_name(play, &shared_stack);
@@ -484,6 +489,7 @@ impl<'r> Runner<'r> {
                 .cloned()
                 .collect();
             self.handlers = static_handlers(play, &play_scope);
+            self.render_handler_names(0);
             if play_gathers_facts(play) {
                 self.gather(play, &play_scope, &hosts).await;
             }
@@ -801,11 +807,15 @@ impl<'r> Runner<'r> {
         }
         match &t.included {
             Some(Included::Tasks { tasks, .. }) => {
+                let from = self.handlers.len();
                 import_role_handlers(tasks, inner, &mut self.handlers);
+                self.render_handler_names(from);
                 Box::pin(self.items(tasks, inner, &names)).await;
             }
             Some(Included::Role(r)) => {
+                let from = self.handlers.len();
                 role_handlers(r, inner, &mut self.handlers);
+                self.render_handler_names(from);
                 Box::pin(self.role(r, inner, &names)).await;
                 self.export_if_public(t, r, &names);
             }
@@ -823,7 +833,9 @@ impl<'r> Runner<'r> {
                 for (loaded, hs) in groups {
                     match &*loaded {
                         Loaded::Tasks(_, tasks) => {
+                            let from = self.handlers.len();
                             import_role_handlers(tasks, inner, &mut self.handlers);
+                            self.render_handler_names(from);
                             Box::pin(self.items(tasks, inner, &hs)).await;
                         }
                         Loaded::Role(r) => {
@@ -831,7 +843,9 @@ impl<'r> Runner<'r> {
                             (r.origin, r.allow_duplicates) =
                                 crate::playbook::tasks::include_identity(t);
                             // Its handlers can be notified from now on, as in Ansible.
+                            let from = self.handlers.len();
                             role_handlers(&r, inner, &mut self.handlers);
+                            self.render_handler_names(from);
                             Box::pin(self.role(&r, inner, &hs)).await;
                             self.export_if_public(t, &r, &hs);
                         }
@@ -839,6 +853,39 @@ impl<'r> Runner<'r> {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Renders the templated names of the handlers from index `from` on, once, with the
+    /// play's variables and the handler's role instance's, as Ansible does: notifications
+    /// then match the rendered name. A name that needs more (a host's variables) is kept as
+    /// written and matches only that text.
+    fn render_handler_names(&mut self, from: usize) {
+        let env = Arc::clone(&self.shared.env);
+        for (h, scope) in self.handlers.iter_mut().skip(from) {
+            let Some(node) = h.task.name.as_mut() else {
+                continue;
+            };
+            let Some(text) = node.as_str().filter(|t| template::has_template(t)) else {
+                continue;
+            };
+            let text = text.to_string();
+            let mut layers: Vec<Layer> = (*self.play_layers).clone();
+            layers.resize_with(Tier::ALL.len().max(layers.len()), Layer::new);
+            for (tier, k, v) in &scope.role_vars {
+                layers[*tier as usize].insert(k.clone(), template::VarValue::Template(v.clone()));
+            }
+            for (k, v) in &scope.vars {
+                layers[Tier::Task as usize]
+                    .insert(k.clone(), template::VarValue::Template(v.clone()));
+            }
+            let vars = template::LazyVars::new(layers, Arc::clone(&env));
+            if let Ok(name) = template::render_str(&env, &text, &vars.to_value(), &node.loc) {
+                node.kind = crate::yaml::Kind::Str {
+                    value: name,
+                    quoted: true,
+                };
+            }
         }
     }
 
