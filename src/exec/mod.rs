@@ -488,8 +488,12 @@ impl<'r> Runner<'r> {
                 .filter(|h| self.states.get(*h).is_some_and(|s| s.active(false)))
                 .cloned()
                 .collect();
+            // The handler list is rebuilt per batch: indexes into an earlier one mean nothing.
             self.handlers = static_handlers(play, &play_scope);
             self.render_handler_names(0);
+            for st in self.states.values_mut() {
+                st.due.clear();
+            }
             if play_gathers_facts(play) {
                 self.gather(play, &play_scope, &hosts).await;
             }
