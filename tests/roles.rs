@@ -516,3 +516,36 @@ fn a_templated_handler_name_is_rendered_with_the_play_and_role_variables() {
     assert!(out.contains("RUNNING HANDLER [reload thing]"), "{out}");
     assert!(recap_line(&out).contains("ok=4 changed=2"), "{out}");
 }
+
+#[test]
+fn a_handler_notified_by_a_later_handler_runs_at_the_next_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - command: "true"
+      notify: b
+  post_tasks:
+    - debug: msg=post
+  handlers:
+    - name: a
+      debug: msg=ha
+    - name: b
+      command: "true"
+      notify: a
+"#,
+        )],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    // As ansible-playbook 2.19: `a` comes before `b` in the list, so it waits for the flush
+    // after post_tasks (it used to be dropped).
+    let b = out.find("RUNNING HANDLER [b]").expect("b runs");
+    let post = out.find("\"msg\":\"post\"").expect("post_tasks run");
+    let a = out.find("RUNNING HANDLER [a]").expect("a runs");
+    assert!(b < post && post < a, "{out}");
+}
