@@ -284,7 +284,7 @@ struct Checker<'a> {
     errors: &'a mut Diagnostics,
     /// Block, import and include vars in scope (tier 6), outermost first.
     scope_vars: Vec<(String, serde_json::Value)>,
-    /// Roles entered through include_role/import_role (their defaults, vars and params).
+    /// Role instances entered (their defaults, vars and params), outermost first.
     role_stack: Vec<&'a RoleRef>,
     /// Loop variables of enclosing `include_tasks` loops.
     loop_names: Vec<String>,
@@ -331,35 +331,35 @@ impl<'a> Checker<'a> {
         }
         self.items(&play.pre_tasks);
         for r in &play.roles {
-            self.role(r, false);
+            self.role(r);
         }
         self.items(&play.tasks);
         self.items(&play.post_tasks);
-        for h in play.all_handlers() {
+        // Role handlers are checked with their role instance's variables, in `role`.
+        for h in &play.handlers {
             self.task(&h.task);
         }
         self.items(&play.rollback);
     }
 
-    /// A role's tasks; `scoped` for include_role/import_role, whose variables apply only inside.
-    fn role(&mut self, r: &'a RoleRef, scoped: bool) {
-        let pushed = scoped;
-        if pushed {
-            self.role_stack.push(r);
-        }
+    /// A role instance's tasks and handlers, with its own defaults, vars and parameters in
+    /// scope (a second instance of the same role sees only its own).
+    fn role(&mut self, r: &'a RoleRef) {
+        self.role_stack.push(r);
         for (_, n) in r.role.defaults.iter().chain(&r.role.vars) {
             self.syntax_one(n);
         }
         if self.enter(&r.keywords) {
             for d in &r.role.dependencies {
-                self.role(d, scoped);
+                self.role(d);
             }
             self.items(&r.role.tasks);
+            for h in &r.role.handlers {
+                self.task(&h.task);
+            }
             self.leave(&r.keywords);
         }
-        if pushed {
-            self.role_stack.pop();
-        }
+        self.role_stack.pop();
     }
 
     fn items(&mut self, items: &'a [TaskItem]) {
@@ -382,7 +382,7 @@ impl<'a> Checker<'a> {
                         self.leave(&i.keywords);
                     }
                 }
-                TaskItem::ImportRole(r) => self.role(r, true),
+                TaskItem::ImportRole(r) => self.role(r),
             }
         }
     }
@@ -454,7 +454,7 @@ impl<'a> Checker<'a> {
                         .iter()
                         .map(|(n, v)| (n.clone(), v.to_json())),
                 );
-                self.role(r, true);
+                self.role(r);
                 self.scope_vars.truncate(saved);
             }
             _ => {}

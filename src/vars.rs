@@ -187,9 +187,10 @@ impl VarStack {
 }
 
 /// The variables every host of a play shares, at the tiers known before the run: role
-/// defaults and vars of the play's `roles:`, play vars and vars_files, extra vars, and the
-/// small play-wide magic variables. The large ones (host lists) are in [`play_magic`], shared
-/// by every host rather than copied into each host's stack.
+/// defaults and vars of the play's `roles:` and `import_role`s (not their parameters), play
+/// vars and vars_files, extra vars, and the small play-wide magic variables. The large ones
+/// (host lists) are in [`play_magic`], shared by every host rather than copied into each
+/// host's stack.
 pub fn play_stack(
     inv: &Inventory,
     pb: &Playbook,
@@ -200,8 +201,8 @@ pub fn play_stack(
 ) -> VarStack {
     let _ = (inv, hosts);
     let mut shared = VarStack::new();
-    for r in &play.roles {
-        role_vars(r, &mut shared);
+    for r in play.roles.iter().chain(play.imported_roles()) {
+        role_exports(r, &mut shared);
     }
     for (k, n) in &play.keywords.vars {
         shared.set_node(Tier::Play, k.clone(), n);
@@ -339,10 +340,27 @@ pub fn run_tags(settings: &Settings) -> Vec<String> {
     }
 }
 
-/// A role's defaults (tier 1) and vars and params (tier 5), dependencies first.
+/// What a role exports to the whole play, as Ansible's public roles do: its defaults
+/// (tier 1) and its `vars/` (tier 5), dependencies first. Never its parameters: those belong
+/// to one role instance ([`role_vars`]).
+pub fn role_exports(r: &RoleRef, stack: &mut VarStack) {
+    for d in &r.role.dependencies {
+        role_exports(d, stack);
+    }
+    for (k, n) in &r.role.defaults {
+        stack.set_node(Tier::RoleDefaults, k.clone(), n);
+    }
+    for (k, n) in &r.role.vars {
+        stack.set_node(Tier::RoleVars, k.clone(), n);
+    }
+}
+
+/// The variables of one role instance, for its own tasks and handlers: what its dependencies
+/// export, then its defaults (tier 1), `vars/` and parameters (tier 5). A second instance of
+/// the same role with other parameters sees only its own.
 pub fn role_vars(r: &RoleRef, stack: &mut VarStack) {
     for d in &r.role.dependencies {
-        role_vars(d, stack);
+        role_exports(d, stack);
     }
     for (k, n) in &r.role.defaults {
         stack.set_node(Tier::RoleDefaults, k.clone(), n);

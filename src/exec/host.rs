@@ -66,8 +66,17 @@ pub struct HostState {
     pub runtime: IndexMap<String, Json>,
     /// Variables of enclosing `include_tasks` loops (`item`...), innermost last.
     pub scoped: Vec<IndexMap<String, Json>>,
-    /// Handler names and `listen` topics notified and not yet run.
+    /// Handler names and `listen` topics notified since handlers were last looked up.
     pub notified: BTreeSet<String>,
+    /// Handlers of the play's handler list (by index) notified and not yet run.
+    pub due: BTreeSet<usize>,
+    /// Defaults (tier 1) and `vars/` (tier 5) of roles an `include_role` with `public: true`
+    /// ran on this host in the current play: the rest of the play sees them.
+    pub exported: Vec<(Tier, String, Json)>,
+    /// Role instances of the current play (by identity) in which a task ran on this host: a
+    /// later `roles:` entry or dependency naming the same role the same way is not run again
+    /// (unless the role says `allow_duplicates`).
+    pub roles_ran: std::collections::HashSet<String>,
     /// A task failed (and was not rescued).
     pub failed: bool,
     /// The host could not be reached.
@@ -108,6 +117,9 @@ impl HostState {
             runtime: IndexMap::new(),
             scoped: Vec::new(),
             notified: BTreeSet::new(),
+            due: BTreeSet::new(),
+            roles_ran: std::collections::HashSet::new(),
+            exported: Vec::new(),
             failed: false,
             unreachable: false,
             ended: false,
@@ -130,6 +142,18 @@ impl HostState {
         self.layers = None;
     }
 
+    /// Makes a public `include_role`'s defaults and vars the play's on this host.
+    pub fn export(&mut self, vars: Vec<(Tier, String, Json)>) {
+        self.exported.extend(vars);
+        self.layers = None;
+    }
+
+    /// Forgets what public `include_role`s exported (a new play starts).
+    pub fn clear_exported(&mut self) {
+        self.exported.clear();
+        self.layers = None;
+    }
+
     /// Removes run-time variables whose name matches (clear_facts).
     pub fn clear_runtime(&mut self, keep: impl Fn(&str) -> bool) {
         self.runtime.retain(|k, _| keep(k));
@@ -144,6 +168,9 @@ impl HostState {
         let mut layers: Vec<Layer> = (*self.base).clone();
         if layers.len() <= Tier::Runtime as usize {
             layers.resize_with(Tier::ALL.len(), Layer::new);
+        }
+        for (tier, k, v) in &self.exported {
+            layers[*tier as usize].insert(k.clone(), VarValue::Template(v.clone()));
         }
         let rt = &mut layers[Tier::Runtime as usize];
         for (k, v) in &self.runtime {

@@ -135,6 +135,12 @@ pub struct Scope {
     pub keywords: Keywords,
     /// Tags inherited from the play, roles, blocks and imports.
     pub tags: Vec<String>,
+    /// Conditions of enclosing blocks, imports and role entries, outermost first: each task
+    /// inside evaluates them before its own (a false one reports the task `skipping`, as
+    /// Ansible does).
+    pub when: Vec<crate::yaml::Node>,
+    /// `notify` of the innermost enclosing block that has one: for tasks without their own.
+    pub notify: Option<Vec<crate::playbook::model::Named>>,
     /// Inside `always:` (runs on failed hosts too).
     pub in_always: bool,
 }
@@ -148,7 +154,17 @@ impl Scope {
             .vars
             .extend(k.vars.iter().map(|(n, v)| (n.clone(), v.to_json())));
         inner.tags.extend(k.tags.iter().map(|t| t.name.clone()));
+        inner.when.extend(k.when.iter().cloned());
         inherit(&mut inner.keywords, k);
+        inner
+    }
+
+    /// The scope inside block `b`: its keywords, and its `notify` for tasks without one.
+    pub fn enter_block(&self, b: &crate::playbook::model::Block) -> Scope {
+        let mut inner = self.enter(&b.keywords);
+        if !b.notify.is_empty() {
+            inner.notify = Some(b.notify.clone());
+        }
         inner
     }
 }
@@ -160,6 +176,10 @@ pub struct RoleInfo {
     pub name: String,
     /// Its directory.
     pub path: PathBuf,
+    /// The instance's identity ([`RoleRef::origin`], path, parameters, `when`, `tags`,
+    /// `vars`): a host where a task of it ran does not run it again unless it allows
+    /// duplicates.
+    pub key: String,
 }
 
 /// What the walker does after a task.
@@ -266,6 +286,8 @@ pub async fn run<'r>(
         halted: false,
         outcome: Outcome::Completed,
         timing: Timing::default(),
+        handlers: Vec::new(),
+        play_layers: Arc::new(Vec::new()),
     };
     let started = Instant::now();
     for (i, (play, planned)) in c.playbook.plays.iter().zip(&c.plan.plays).enumerate() {
@@ -351,6 +373,13 @@ struct Runner<'r> {
     outcome: Outcome,
     /// Where the time went.
     timing: Timing,
+    /// The play's handlers in load order, each with the scope it runs in (its role
+    /// instance's variables and keywords): roles' (dependencies first), the play's own,
+    /// `import_role`s', then those of `include_role`s as they run.
+    handlers: Vec<(crate::playbook::model::Handler, Scope)>,
+    /// The play's variables every host shares (role exports, play vars, extra vars): what a
+    /// templated handler name is rendered with, as Ansible does (no host's variables).
+    play_layers: Arc<Vec<Layer>>,
 }
 
 impl<'r> Runner<'r> {
@@ -366,6 +395,7 @@ impl<'r> Runner<'r> {
             self.shared.opts.check,
         );
         let stacks = host_stacks(&c.inventory, &shared_stack, &all);
+        self.play_layers = Arc::new(shared_stack.layers());
         crate::vars::register_secret_vars(&shared_stack);
         stacks.values().for_each(crate::vars::register_secret_vars);
         let name = crate::vars::play_name(play, &shared_stack);
@@ -395,6 +425,12 @@ impl<'r> Runner<'r> {
                 };
                 self.states
                     .insert(h.clone(), HostState::new(h.clone(), conn));
+            }
+            if let Some(st) = self.states.get_mut(h) {
+                st.roles_ran.clear();
+                st.clear_exported();
+                st.notified.clear();
+                st.due.clear();
             }
         }
         let play_scope = Scope {
@@ -452,13 +488,19 @@ impl<'r> Runner<'r> {
                 .filter(|h| self.states.get(*h).is_some_and(|s| s.active(false)))
                 .cloned()
                 .collect();
+            // The handler list is rebuilt per batch: indexes into an earlier one mean nothing.
+            self.handlers = static_handlers(play, &play_scope);
+            self.render_handler_names(0);
+            for st in self.states.values_mut() {
+                st.due.clear();
+            }
             if play_gathers_facts(play) {
                 self.gather(play, &play_scope, &hosts).await;
             }
             self.section(&play.pre_tasks, &play_scope, &hosts, play)
                 .await;
             for r in &play.roles {
-                self.role(r, &play_scope, &hosts, false).await;
+                self.role(r, &play_scope, &hosts).await;
             }
             self.items(&play.tasks, &play_scope, &hosts).await;
             self.flush_handlers(play, &hosts).await;
@@ -539,59 +581,31 @@ impl<'r> Runner<'r> {
             .await;
     }
 
-    async fn role(&mut self, r: &RoleRef, outer: &Scope, hosts: &[String], scoped_vars: bool) {
-        let mut scope = outer.enter(&r.keywords);
-        scope.role = Some(RoleInfo {
-            name: r.name.clone(),
-            path: r.role.path.clone(),
-        });
-        if scoped_vars {
-            let mut s = VarStack::new();
-            role_vars(r, &mut s);
-            for (tier, layer) in Tier::ALL.iter().zip(s.layers()) {
-                for (k, v) in layer {
-                    let (template::VarValue::Template(j) | template::VarValue::Data(j)) = v;
-                    scope.role_vars.push((*tier, k, j));
-                }
-            }
+    /// Runs a role instance: its dependencies, then its tasks, with its own variables in
+    /// scope. Unless it allows duplicates ([`RoleRef::allow_duplicates`]: by default
+    /// `roles:` entries and dependencies do not), it is skipped silently, as in Ansible, on a
+    /// host where the same instance already ran a task in this play.
+    async fn role(&mut self, r: &RoleRef, outer: &Scope, hosts: &[String]) {
+        let scope = role_scope(r, outer);
+        let hosts: Vec<String> = match scope.role.as_ref().map(|i| &i.key) {
+            Some(key) if !r.allow_duplicates => hosts
+                .iter()
+                .filter(|h| {
+                    self.states
+                        .get(*h)
+                        .is_some_and(|s| !s.roles_ran.contains(key))
+                })
+                .cloned()
+                .collect(),
+            _ => hosts.to_vec(),
+        };
+        if hosts.is_empty() {
+            return;
         }
-        let hosts = self.filter_when(&r.keywords.when, &scope, hosts).await;
         for d in &r.role.dependencies {
-            Box::pin(self.role(d, &scope, &hosts, scoped_vars)).await;
+            Box::pin(self.role(d, &scope, &hosts)).await;
         }
         Box::pin(self.items(&r.role.tasks, &scope, &hosts)).await;
-    }
-
-    /// Hosts for which a block/role/import `when:` is true (evaluated per host). A condition
-    /// that cannot be evaluated fails that host.
-    async fn filter_when(
-        &mut self,
-        when: &[crate::yaml::Node],
-        scope: &Scope,
-        hosts: &[String],
-    ) -> Vec<String> {
-        if when.is_empty() {
-            return hosts.to_vec();
-        }
-        let hostvars = self.hostvars();
-        let mut keep = Vec::new();
-        for h in hosts {
-            let Some(st) = self.states.get_mut(h) else {
-                continue;
-            };
-            let vars = task::vars_at(&self.shared, scope, &hostvars, st, &[]);
-            match task::when_holds(&self.shared.env, when, &vars) {
-                Ok(true) => keep.push(h.clone()),
-                Ok(false) => {}
-                Err(msg) => {
-                    st.failed = true;
-                    st.recap.failed += 1;
-                    let warning = format!("{h}: {msg}");
-                    self.reporter.emit(&Event::Warning(&warning));
-                }
-            }
-        }
-        keep
     }
 
     async fn items(&mut self, items: &[TaskItem], scope: &Scope, hosts: &[String]) {
@@ -614,8 +628,9 @@ impl<'r> Runner<'r> {
             match it {
                 TaskItem::Task(t) => self.task(t, scope, &active, &items[i + 1..]).await,
                 TaskItem::Block(b) => {
-                    let inner = scope.enter(&b.keywords);
-                    let entered = self.filter_when(&b.keywords.when, &inner, &active).await;
+                    // The block's `when:` is evaluated by each task inside (see `Scope::when`).
+                    let inner = scope.enter_block(b);
+                    let entered = active;
                     Box::pin(self.items(&b.block, &inner, &entered)).await;
                     let failed: Vec<String> = entered
                         .iter()
@@ -644,10 +659,9 @@ impl<'r> Runner<'r> {
                 }
                 TaskItem::ImportTasks(i) => {
                     let inner = scope.enter(&i.keywords);
-                    let entered = self.filter_when(&i.keywords.when, &inner, &active).await;
-                    Box::pin(self.items(&i.tasks, &inner, &entered)).await;
+                    Box::pin(self.items(&i.tasks, &inner, &active)).await;
                 }
-                TaskItem::ImportRole(r) => Box::pin(self.role(r, scope, &active, true)).await,
+                TaskItem::ImportRole(r) => Box::pin(self.role(r, scope, &active)).await,
             }
         }
     }
@@ -792,12 +806,22 @@ impl<'r> Runner<'r> {
         hosts: &[(String, serde_json::Map<String, Json>)],
     ) {
         let names: Vec<String> = hosts.iter().map(|(h, _)| h.clone()).collect();
+        if names.is_empty() {
+            return;
+        }
         match &t.included {
             Some(Included::Tasks { tasks, .. }) => {
+                let from = self.handlers.len();
+                import_role_handlers(tasks, inner, &mut self.handlers);
+                self.render_handler_names(from);
                 Box::pin(self.items(tasks, inner, &names)).await;
             }
             Some(Included::Role(r)) => {
-                Box::pin(self.role(r, inner, &names, true)).await;
+                let from = self.handlers.len();
+                role_handlers(r, inner, &mut self.handlers);
+                self.render_handler_names(from);
+                Box::pin(self.role(r, inner, &names)).await;
+                self.export_if_public(t, r, &names);
             }
             Some(Included::Dynamic(_)) => {
                 let mut groups: Vec<(Arc<Loaded>, Vec<String>)> = Vec::new();
@@ -812,12 +836,86 @@ impl<'r> Runner<'r> {
                 }
                 for (loaded, hs) in groups {
                     match &*loaded {
-                        Loaded::Tasks(_, tasks) => Box::pin(self.items(tasks, inner, &hs)).await,
-                        Loaded::Role(r) => Box::pin(self.role(r, inner, &hs, true)).await,
+                        Loaded::Tasks(_, tasks) => {
+                            let from = self.handlers.len();
+                            import_role_handlers(tasks, inner, &mut self.handlers);
+                            self.render_handler_names(from);
+                            Box::pin(self.items(tasks, inner, &hs)).await;
+                        }
+                        Loaded::Role(r) => {
+                            let mut r = (**r).clone();
+                            (r.origin, r.allow_duplicates) =
+                                crate::playbook::tasks::include_identity(t);
+                            // Its handlers can be notified from now on, as in Ansible.
+                            let from = self.handlers.len();
+                            role_handlers(&r, inner, &mut self.handlers);
+                            self.render_handler_names(from);
+                            Box::pin(self.role(&r, inner, &hs)).await;
+                            self.export_if_public(t, &r, &hs);
+                        }
                     }
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Renders the templated names of the handlers from index `from` on, once, with the
+    /// play's variables and the handler's role instance's, as Ansible does: notifications
+    /// then match the rendered name. A name that needs more (a host's variables) is kept as
+    /// written and matches only that text.
+    fn render_handler_names(&mut self, from: usize) {
+        let env = Arc::clone(&self.shared.env);
+        for (h, scope) in self.handlers.iter_mut().skip(from) {
+            let Some(node) = h.task.name.as_mut() else {
+                continue;
+            };
+            let Some(text) = node.as_str().filter(|t| template::has_template(t)) else {
+                continue;
+            };
+            let text = text.to_string();
+            let mut layers: Vec<Layer> = (*self.play_layers).clone();
+            layers.resize_with(Tier::ALL.len().max(layers.len()), Layer::new);
+            for (tier, k, v) in &scope.role_vars {
+                layers[*tier as usize].insert(k.clone(), template::VarValue::Template(v.clone()));
+            }
+            for (k, v) in &scope.vars {
+                layers[Tier::Task as usize]
+                    .insert(k.clone(), template::VarValue::Template(v.clone()));
+            }
+            let vars = template::LazyVars::new(layers, Arc::clone(&env));
+            if let Ok(name) = template::render_str(&env, &text, &vars.to_value(), &node.loc) {
+                node.kind = crate::yaml::Kind::Str {
+                    value: name,
+                    quoted: true,
+                };
+            }
+        }
+    }
+
+    /// `include_role` with `public: true`: the role's defaults and `vars/` (its
+    /// dependencies' first) are the play's from now on, on the hosts that ran it.
+    fn export_if_public(&mut self, t: &Task, r: &RoleRef, hosts: &[String]) {
+        let public = t
+            .action
+            .arg("public")
+            .is_some_and(|n| crate::modules::spec::ansible_bool(n) == Some(true));
+        if !public {
+            return;
+        }
+        let mut s = VarStack::new();
+        crate::vars::role_exports(r, &mut s);
+        let mut vars = Vec::new();
+        for (tier, layer) in Tier::ALL.iter().zip(s.layers()) {
+            for (k, v) in layer {
+                let (template::VarValue::Template(j) | template::VarValue::Data(j)) = v;
+                vars.push((*tier, k, j));
+            }
+        }
+        for h in hosts {
+            if let Some(st) = self.states.get_mut(h) {
+                st.export(vars.clone());
+            }
         }
     }
 
@@ -841,6 +939,9 @@ impl<'r> Runner<'r> {
         cache.get(&key)?.as_ref().ok().cloned()
     }
 
+    /// Runs the notified handlers on `hosts`, in the order of the play's handler list, each
+    /// at most once per host. A handler notified by another handler runs in the same flush
+    /// when it comes later in the list, at the next flush otherwise (as in Ansible).
     async fn flush_handlers(&mut self, play: &Play, hosts: &[String]) {
         let force = self.shared.opts.force_handlers
             || play
@@ -848,37 +949,64 @@ impl<'r> Runner<'r> {
                 .as_ref()
                 .and_then(Val::literal)
                 .unwrap_or(false);
-        for h in play.all_handlers() {
-            let name = h
-                .task
-                .name
-                .as_ref()
-                .and_then(crate::yaml::Node::scalar_string)
-                .unwrap_or_default();
-            let targets: Vec<String> = hosts
-                .iter()
-                .filter(|host| {
-                    self.states.get(*host).is_some_and(|s| {
-                        (s.active(false) || (force && !s.unreachable))
-                            && (s.notified.contains(&name)
-                                || h.listen.iter().any(|l| s.notified.contains(&l.name)))
-                    })
-                })
-                .cloned()
-                .collect();
-            if targets.is_empty() {
-                continue;
+        self.resolve_notifications(hosts);
+        let mut i = 0;
+        while i < self.handlers.len() {
+            let mut targets: Vec<String> = Vec::new();
+            for host in hosts {
+                if let Some(s) = self.states.get_mut(host)
+                    && (s.active(false) || (force && !s.unreachable))
+                    && s.due.remove(&i)
+                {
+                    targets.push(host.clone());
+                }
             }
-            let scope = handler_scope(h);
-            let label = task_label(&h.task, &scope);
-            self.run_task(&h.task, &scope, &targets, true, &label, &[])
-                .await;
+            if !targets.is_empty() {
+                let (h, scope) = self.handlers[i].clone();
+                let label = task_label(&h.task, &scope);
+                self.run_task(&h.task, &scope, &targets, true, &label, &[])
+                    .await;
+                self.resolve_notifications(hosts);
+            }
+            i += 1;
         }
+    }
+
+    /// Turns each host's notified names into the handlers they select (see [`notified_by`]).
+    fn resolve_notifications(&mut self, hosts: &[String]) {
         for host in hosts {
-            if let Some(s) = self.states.get_mut(host) {
-                s.notified.clear();
+            if let Some(st) = self.states.get_mut(host) {
+                for name in std::mem::take(&mut st.notified) {
+                    st.due.extend(notified_by(&self.handlers, &name));
+                }
             }
         }
+    }
+
+    /// A notified name that no loaded handler answers (a templated `notify`, or a handler of
+    /// an `include_role` that has not run) fails the host, as Ansible's missing-handler error.
+    fn check_notified(&mut self, st: &mut HostState) {
+        let missing: Vec<String> = st
+            .notified
+            .iter()
+            .filter(|n| notified_by(&self.handlers, n).is_empty())
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        for n in &missing {
+            st.notified.remove(n);
+        }
+        st.failed = true;
+        st.recap.failed += 1;
+        let msg = format!(
+            "{}: the notified handler '{}' was not found: no handler loaded in this play has \
+             that name or listens to it",
+            st.name,
+            missing.join("', '")
+        );
+        self.reporter.emit(&Event::Warning(&msg));
     }
 
     /// Runs a task on `hosts` (in parallel, at most `forks` at once), reports each result.
@@ -1070,8 +1198,15 @@ impl<'r> Runner<'r> {
             }
         }
         let mut out = Vec::new();
+        let role_key = scope.role.as_ref().map(|r| r.key.clone());
         for h in hosts {
             if let Some((mut st, o, f)) = done.remove(h) {
+                if let Some(key) = &role_key
+                    && !matches!(o.status, Status::Skipped | Status::Unreachable)
+                {
+                    st.roles_ran.insert(key.clone());
+                }
+                self.check_notified(&mut st);
                 if let (Some(dir), false) = (&st.backups.dir, st.backups.shown) {
                     self.reporter.emit(&Event::StateDir { host: h, dir });
                     st.backups.shown = true;
@@ -1152,15 +1287,132 @@ fn inherit(scope: &mut Keywords, child: &Keywords) {
     *scope = k;
 }
 
-/// A handler runs in its role's scope.
-fn handler_scope(h: &Handler) -> Scope {
-    Scope {
-        role: h.task.role.as_ref().map(|r| RoleInfo {
-            name: r.clone(),
-            path: PathBuf::new(),
-        }),
-        ..Scope::default()
+/// The scope inside role instance `r` entered from `outer`: the entry's keywords (its
+/// `when` included), the role's name and directory, and the instance's variables (what its
+/// dependencies export, its defaults, `vars/` and parameters), and the instance's identity.
+fn role_scope(r: &RoleRef, outer: &Scope) -> Scope {
+    let mut scope = outer.enter(&r.keywords);
+    let key = {
+        let json = |v: &[(String, crate::yaml::Node)]| -> Vec<(String, Json)> {
+            v.iter().map(|(k, n)| (k.clone(), n.to_json())).collect()
+        };
+        let when: Vec<Json> = r.keywords.when.iter().map(|n| n.to_json()).collect();
+        let tags: Vec<&str> = r.keywords.tags.iter().map(|t| t.name.as_str()).collect();
+        serde_json::json!([
+            r.origin,
+            r.role.path.display().to_string(),
+            json(&r.params),
+            when,
+            tags,
+            json(&r.keywords.vars),
+        ])
+        .to_string()
+    };
+    scope.role = Some(RoleInfo {
+        name: r.name.clone(),
+        path: r.role.path.clone(),
+        key,
+    });
+    let mut s = VarStack::new();
+    role_vars(r, &mut s);
+    for (tier, layer) in Tier::ALL.iter().zip(s.layers()) {
+        for (k, v) in layer {
+            let (template::VarValue::Template(j) | template::VarValue::Data(j)) = v;
+            scope.role_vars.push((*tier, k, j));
+        }
     }
+    scope
+}
+
+/// The handlers of role instance `r` (dependencies first, then its own, then those of roles
+/// its tasks import), each with the instance's scope.
+fn role_handlers(r: &RoleRef, outer: &Scope, out: &mut Vec<(Handler, Scope)>) {
+    let scope = role_scope(r, outer);
+    for d in &r.role.dependencies {
+        role_handlers(d, &scope, out);
+    }
+    out.extend(r.role.handlers.iter().map(|h| (h.clone(), scope.clone())));
+    import_role_handlers(&r.role.tasks, &scope, out);
+}
+
+/// The handlers of the roles `import_role` brings into `items` (blocks and imports
+/// included), each with the scope at its import.
+fn import_role_handlers(items: &[TaskItem], scope: &Scope, out: &mut Vec<(Handler, Scope)>) {
+    for it in items {
+        match it {
+            TaskItem::Task(_) => {}
+            TaskItem::Block(b) => {
+                let inner = scope.enter_block(b);
+                for list in [&b.block, &b.rescue, &b.always] {
+                    import_role_handlers(list, &inner, out);
+                }
+            }
+            TaskItem::ImportTasks(i) => {
+                import_role_handlers(&i.tasks, &scope.enter(&i.keywords), out)
+            }
+            TaskItem::ImportRole(r) => role_handlers(r, scope, out),
+        }
+    }
+}
+
+/// The play's handler list before any `include_role` runs, in Ansible's load order: the
+/// handlers of the play's roles, the play's own, then those of imported roles.
+fn static_handlers(play: &Play, play_scope: &Scope) -> Vec<(Handler, Scope)> {
+    let mut out = Vec::new();
+    for r in &play.roles {
+        role_handlers(r, play_scope, &mut out);
+    }
+    out.extend(
+        play.handlers
+            .iter()
+            .map(|h| (h.clone(), play_scope.clone())),
+    );
+    for list in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
+        import_role_handlers(list, play_scope, &mut out);
+    }
+    out
+}
+
+/// The handlers (indexes into `handlers`) a notification of `name` selects, as Ansible 2.19
+/// does: by name (`NAME` or `ROLE : NAME`), only the last loaded handler of that name (a
+/// role listed twice with other parameters runs its handler once, in its last instance's
+/// scope); by `listen` topic, every handler listening to it, the last loaded of each name.
+fn notified_by(handlers: &[(Handler, Scope)], name: &str) -> Vec<usize> {
+    let handler_name = |(h, _): &(Handler, Scope)| {
+        h.task
+            .name
+            .as_ref()
+            .and_then(crate::yaml::Node::scalar_string)
+    };
+    let mut out = Vec::new();
+    let by_name = handlers.iter().rposition(|entry| {
+        let Some(n) = handler_name(entry) else {
+            return false;
+        };
+        let role = entry
+            .0
+            .task
+            .role
+            .as_ref()
+            .or(entry.1.role.as_ref().map(|r| &r.name));
+        n == name || role.is_some_and(|r| format!("{r} : {n}") == name)
+    });
+    out.extend(by_name);
+    let mut seen = std::collections::HashSet::new();
+    for (i, entry) in handlers.iter().enumerate().rev() {
+        if !entry.0.listen.iter().any(|l| l.name == name) {
+            continue;
+        }
+        if let Some(n) = handler_name(entry)
+            && !seen.insert(n)
+        {
+            continue;
+        }
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
 }
 
 /// `role : name` as Ansible labels tasks.

@@ -95,7 +95,11 @@ pub async fn run_on_host(ctx: Arc<TaskCtx>, mut st: HostState) -> (HostState, Ho
     let kw = effective_keywords(&ctx);
     let vars = task_vars(&ctx, &mut st);
     let no_log = literal_bool(&kw.no_log, &vars, &ctx).unwrap_or(false);
-    let (step, items) = if ctx.task.loop_over.is_some() {
+    // Conditions of enclosing blocks, imports and role entries come first, once for the
+    // task (a loop over something only they guard is never evaluated).
+    let (step, items) = if let Some(s) = scope_when_fails(&ctx, &vars) {
+        (s, Vec::new())
+    } else if ctx.task.loop_over.is_some() {
         run_loop(&ctx, &kw, &mut st, &vars).await
     } else {
         match when_true(&ctx, &ctx.task.keywords.when, &vars) {
@@ -216,6 +220,16 @@ fn skipped() -> Step {
     let mut s = Step::new(Status::Skipped, r);
     s.msg = Some("Conditional result was False".into());
     s
+}
+
+/// A skipped (or failed) step when the conditions inherited from enclosing blocks, imports
+/// and role entries do not all hold; `None` when they do.
+fn scope_when_fails(ctx: &TaskCtx, vars: &LazyVars) -> Option<Step> {
+    match when_true(ctx, &ctx.scope.when, vars) {
+        Ok(true) => None,
+        Ok(false) => Some(skipped()),
+        Err(msg) => Some(Step::failed(msg)),
+    }
 }
 
 /// All `when:` conditions (ANDed).
@@ -663,7 +677,12 @@ fn record(ctx: &TaskCtx, st: &mut HostState, step: &Step, vars: &LazyVars) {
         st.set_runtime(r.name.clone(), Json::Object(result));
     }
     if step.status == Status::Changed {
-        for n in &ctx.task.notify {
+        // A task without `notify` of its own notifies what its enclosing block names.
+        let notify = match (&ctx.task.notify[..], &ctx.scope.notify) {
+            ([], Some(block)) => &block[..],
+            (own, _) => own,
+        };
+        for n in notify {
             let name = if template::has_template(&n.name) {
                 template::render_str(&ctx.shared.env, &n.name, &vars.to_value(), &n.loc)
                     .unwrap_or_else(|_| n.name.clone())
@@ -1056,7 +1075,9 @@ impl Lookahead<'_> {
         let mut sets = Vec::new();
         for (a, vars) in self.tasks.iter().zip(&self.vars).take(n) {
             let actx = &*a.ctx;
-            if !matches!(when_true(actx, &actx.task.keywords.when, vars), Ok(true)) {
+            if !matches!(when_true(actx, &actx.scope.when, vars), Ok(true))
+                || !matches!(when_true(actx, &actx.task.keywords.when, vars), Ok(true))
+            {
                 continue;
             }
             let Some(imp) = crate::modules::implementation(actx.task.action.module.as_str()) else {

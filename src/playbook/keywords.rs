@@ -84,8 +84,8 @@ pub const TASK_ONLY: &[&str] = &[
     "delay",
 ];
 
-/// Block-only keywords.
-pub const BLOCK_ONLY: &[&str] = &["block", "rescue", "always"];
+/// Block-only keywords (`notify` is inherited by the block's tasks).
+pub const BLOCK_ONLY: &[&str] = &["block", "rescue", "always", "notify"];
 
 /// Keys of a `roles:` entry or a `meta/main.yml` dependency besides [`COMMON`] and [`SCOPED`].
 pub const ROLE_ONLY: &[&str] = &["role"];
@@ -185,7 +185,6 @@ pub fn is_unsupported(key: &str, level: Level) -> bool {
             .strip_prefix("with_")
             .is_some_and(|name| !crate::template::lookups::is_with_lookup(name)),
         Level::Play => ["run_once", "throttle", "timeout"].contains(&key),
-        Level::Block => ["notify"].contains(&key),
         Level::ImportPlaybook => key == "when",
         _ => false,
     }

@@ -730,8 +730,17 @@ impl<'o> Loader<'o> {
         }
     }
 
-    /// Every literal `notify` must name a handler or a `listen` topic of the play.
+    /// Every literal `notify` must name a handler or a `listen` topic of the play. A play
+    /// with a dynamic include (templated name) may load handlers only at run time: there, a
+    /// name that no loaded handler answers fails the host when it is notified.
     fn check_notify(&mut self, play: &Play) {
+        let mut dynamic = false;
+        play.for_each_task(&mut |t| {
+            dynamic |= matches!(t.included, Some(super::model::Included::Dynamic(_)));
+        });
+        if dynamic {
+            return;
+        }
         let mut known: Vec<String> = Vec::new();
         for h in play.all_handlers() {
             match h.task.name.as_ref() {
@@ -748,20 +757,19 @@ impl<'o> Loader<'o> {
             known.extend(h.listen.iter().map(|l| l.name.clone()));
         }
         let mut bad: Vec<(Loc, String)> = Vec::new();
-        play.for_each_task(&mut |t| {
-            for n in &t.notify {
-                if !n.name.contains("{{") && !known.contains(&n.name) {
-                    let msg = match crate::diag::did_you_mean(
-                        &n.name,
-                        known.iter().map(String::as_str),
-                    ) {
-                        Some(s) => format!("no handler named '{}', did you mean '{s}'?", n.name),
-                        None => format!("no handler named '{}' in this play", n.name),
-                    };
-                    bad.push((n.loc.clone(), msg));
-                }
+        let mut notified: Vec<super::model::Named> = Vec::new();
+        play.for_each_task(&mut |t| notified.extend(t.notify.iter().cloned()));
+        play.for_each_block(&mut |b| notified.extend(b.notify.iter().cloned()));
+        for n in &notified {
+            if !n.name.contains("{{") && !known.contains(&n.name) {
+                let msg = match crate::diag::did_you_mean(&n.name, known.iter().map(String::as_str))
+                {
+                    Some(s) => format!("no handler named '{}', did you mean '{s}'?", n.name),
+                    None => format!("no handler named '{}' in this play", n.name),
+                };
+                bad.push((n.loc.clone(), msg));
             }
-        });
+        }
         for (loc, msg) in bad {
             self.err(&loc, msg);
         }

@@ -275,6 +275,9 @@ pub struct Block {
     pub always: Vec<TaskItem>,
     /// Keywords applied to every task inside.
     pub keywords: Keywords,
+    /// `notify`: handler names or `listen` topics for every task inside (in `block`, `rescue`
+    /// and `always`, nested blocks and includes) that has no `notify` of its own.
+    pub notify: Vec<Named>,
     /// The role the block belongs to.
     pub role: Option<String>,
 }
@@ -471,6 +474,14 @@ pub struct RoleRef {
     pub params: Vec<(String, Node)>,
     /// The loaded role.
     pub role: Role,
+    /// What identifies the instance besides its role, parameters, `when`, `tags` and `vars`
+    /// (as Ansible's role cache): empty for `roles:` entries and dependencies, the `*_from`
+    /// files for `import_role`/`include_role` (which share one identity).
+    pub origin: String,
+    /// Run it again on a host where the same instance already ran a task in this play:
+    /// `allow_duplicates` of the role's meta for `roles:` entries and dependencies (default
+    /// no), of the task for `import_role`/`include_role` (default yes).
+    pub allow_duplicates: bool,
 }
 
 /// A role directory, loaded.
@@ -494,6 +505,9 @@ pub struct Role {
     pub templates_dir: Option<PathBuf>,
     /// `files/`, when present.
     pub files_dir: Option<PathBuf>,
+    /// `allow_duplicates` of `meta/main.yml`: run it again when a `roles:` entry or a
+    /// dependency names it a second time with the same parameters (Ansible's default: no).
+    pub allow_duplicates: bool,
 }
 
 /// A health probe.
@@ -819,6 +833,80 @@ impl Play {
         walk_tasks(&self.rollback, f);
     }
 
+    /// The roles `import_role` brings into the play (in its sections, blocks, imported task
+    /// files and the tasks of its roles), in load order: as in Ansible, their defaults and
+    /// `vars/` are the play's from its start (`include_role` exports only with `public`).
+    pub fn imported_roles(&self) -> Vec<&RoleRef> {
+        fn items<'a>(list: &'a [TaskItem], out: &mut Vec<&'a RoleRef>) {
+            for it in list {
+                match it {
+                    TaskItem::Task(_) => {}
+                    TaskItem::Block(b) => {
+                        items(&b.block, out);
+                        items(&b.rescue, out);
+                        items(&b.always, out);
+                    }
+                    TaskItem::ImportTasks(i) => items(&i.tasks, out),
+                    TaskItem::ImportRole(r) => {
+                        out.push(r);
+                        role(r, out);
+                    }
+                }
+            }
+        }
+        fn role<'a>(r: &'a RoleRef, out: &mut Vec<&'a RoleRef>) {
+            for d in &r.role.dependencies {
+                role(d, out);
+            }
+            items(&r.role.tasks, out);
+        }
+        let mut out = Vec::new();
+        for r in &self.roles {
+            role(r, &mut out);
+        }
+        for list in [&self.pre_tasks, &self.tasks, &self.post_tasks] {
+            items(list, &mut out);
+        }
+        out
+    }
+
+    /// Calls `f` for every block of the play (nested ones, those of roles, imports and
+    /// statically loaded includes), in execution order.
+    pub fn for_each_block(&self, f: &mut dyn FnMut(&Block)) {
+        fn items(list: &[TaskItem], f: &mut dyn FnMut(&Block)) {
+            for it in list {
+                match it {
+                    TaskItem::Task(t) => match &t.included {
+                        Some(Included::Tasks { tasks, .. }) => items(tasks, f),
+                        Some(Included::Role(r)) => role(r, f),
+                        _ => {}
+                    },
+                    TaskItem::Block(b) => {
+                        f(b);
+                        items(&b.block, f);
+                        items(&b.rescue, f);
+                        items(&b.always, f);
+                    }
+                    TaskItem::ImportTasks(i) => items(&i.tasks, f),
+                    TaskItem::ImportRole(r) => role(r, f),
+                }
+            }
+        }
+        fn role(r: &RoleRef, f: &mut dyn FnMut(&Block)) {
+            for d in &r.role.dependencies {
+                role(d, f);
+            }
+            items(&r.role.tasks, f);
+        }
+        items(&self.pre_tasks, f);
+        for r in &self.roles {
+            role(r, f);
+        }
+        items(&self.tasks, f);
+        items(&self.post_tasks, f);
+        items(&self.rollback, f);
+    }
+
     /// Names this play sets at run time (see [`Playbook::runtime_names`]).
     pub fn runtime_names(&self, out: &mut BTreeSet<String>) {
         self.for_each_task(&mut |t| task_runtime_names(t, out));
@@ -1011,6 +1099,23 @@ fn task_runtime_names(t: &Task, out: &mut BTreeSet<String>) {
         "include_vars" => {
             if let Some(Included::Vars { names, .. }) = &t.included {
                 out.extend(names.iter().cloned());
+            }
+        }
+        // A public include_role's defaults and vars exist once it ran.
+        "include_role"
+            if t.action
+                .arg("public")
+                .is_some_and(|n| crate::modules::spec::ansible_bool(n) == Some(true)) =>
+        {
+            if let Some(Included::Role(r)) = &t.included {
+                fn names(r: &RoleRef, out: &mut BTreeSet<String>) {
+                    for d in &r.role.dependencies {
+                        names(d, out);
+                    }
+                    let all = r.role.defaults.iter().chain(&r.role.vars);
+                    out.extend(all.map(|(k, _)| k.clone()));
+                }
+                names(r, out);
             }
         }
         _ => {}

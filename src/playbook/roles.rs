@@ -3,8 +3,9 @@
 //!
 //! Search order for a role named `NAME`: a path if the name contains `/`; else
 //! `<playbook dir>/roles/NAME`, each `roles_path` entry, then (for dependencies) a sibling of
-//! the depending role, then `<playbook dir>/NAME`. It must not decide run order or
-//! de-duplication of roles: the executor walks [`RoleRef`]s as given.
+//! the depending role, then `<playbook dir>/NAME`. It records what identifies a role instance
+//! and whether it allows duplicates ([`RoleRef::origin`], [`RoleRef::allow_duplicates`]), but
+//! must not decide run order or de-duplication: the executor walks [`RoleRef`]s as given.
 
 use std::path::{Path, PathBuf};
 
@@ -128,6 +129,8 @@ impl Loader<'_> {
             name: name.to_string(),
             keywords,
             params,
+            origin: String::new(),
+            allow_duplicates: role.allow_duplicates,
             role,
         })
     }
@@ -203,9 +206,9 @@ impl Loader<'_> {
             }),
             conditional: ctx.conditional,
         };
-        let dependencies = match self.role_file(path, "meta", None, name, at) {
+        let (dependencies, allow_duplicates) = match self.role_file(path, "meta", None, name, at) {
             Some(p) => self.role_meta(&p, &rctx),
-            None => Vec::new(),
+            None => (Vec::new(), false),
         };
         let tasks = match self.role_file(path, "tasks", files.tasks_from.as_deref(), name, at) {
             Some(p) => {
@@ -243,6 +246,7 @@ impl Loader<'_> {
             dependencies,
             templates_dir: dir_if("templates"),
             files_dir: dir_if("files"),
+            allow_duplicates,
         }
     }
 
@@ -296,11 +300,13 @@ impl Loader<'_> {
         out
     }
 
-    fn role_meta(&mut self, p: &Path, rctx: &Ctx) -> Vec<RoleRef> {
+    /// `meta/main.yml`: the dependencies and `allow_duplicates`.
+    fn role_meta(&mut self, p: &Path, rctx: &Ctx) -> (Vec<RoleRef>, bool) {
         let Some(doc) = self.read_yaml(p) else {
-            return Vec::new();
+            return (Vec::new(), false);
         };
         let mut deps = Vec::new();
+        let mut allow_duplicates = false;
         match &doc.kind {
             Kind::Null => {}
             Kind::Map(entries) => {
@@ -308,6 +314,13 @@ impl Loader<'_> {
                     let Some(key) = self.key_str(k) else { continue };
                     match key {
                         "dependencies" => deps = self.roles_list(v, rctx),
+                        "allow_duplicates" => match crate::modules::spec::ansible_bool(v) {
+                            Some(b) => allow_duplicates = b,
+                            None => self.err(
+                                &v.loc,
+                                format!("'allow_duplicates' must be a boolean, found {}", shown(v)),
+                            ),
+                        },
                         "collections" => self.keyword(&mut Keywords::default(), key, v),
                         _ if META_KEYS.contains(&key) => {}
                         _ => {
@@ -327,6 +340,6 @@ impl Loader<'_> {
                 format!("role meta must be a mapping, found {}", doc.type_name()),
             ),
         }
-        deps
+        (deps, allow_duplicates)
     }
 }

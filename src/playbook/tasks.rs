@@ -100,6 +100,7 @@ impl Loader<'_> {
             rescue: Vec::new(),
             always: Vec::new(),
             keywords: Keywords::default(),
+            notify: Vec::new(),
             role: ctx.role.as_ref().map(|r| r.name.clone()),
         };
         let allowed = Level::Block.allowed();
@@ -114,6 +115,7 @@ impl Loader<'_> {
                 "rescue" => b.rescue = self.task_list(v, &inner, key, level),
                 "always" => b.always = self.task_list(v, &inner, key, level),
                 "name" => b.name = values::text(&mut self.errors, key, v),
+                "notify" => b.notify = values::names(&mut self.errors, key, v),
                 _ if allowed.contains(&key) => self.keyword(&mut b.keywords, key, v),
                 _ if modules::lookup(key).is_some() => self.err(
                     &k.loc,
@@ -308,6 +310,19 @@ impl Loader<'_> {
             self.listen.insert(task.loc.clone(), listen);
         }
 
+        if matches!(spec.name, "import_role" | "include_role") {
+            for k in ["allow_duplicates", "public"] {
+                if let Some(n) = task.action.arg(k).filter(|n| is_template(n)) {
+                    self.err(
+                        &n.loc,
+                        format!(
+                            "'{k}' of {} as a template is not supported by rdeploy; write yes or no",
+                            spec.name
+                        ),
+                    );
+                }
+            }
+        }
         match spec.name {
             "import_tasks" | "import_role" => {
                 for k in &task_only_keys {
@@ -817,12 +832,15 @@ impl Loader<'_> {
             handlers_from: lit("handlers_from"),
         };
         let role = self.load_role(&name, name_node, ctx, &files)?;
+        let (origin, allow_duplicates) = include_identity(task);
         Some(RoleRef {
             loc: task.loc.clone(),
             name,
             keywords,
             params: Vec::new(),
             role,
+            origin,
+            allow_duplicates,
         })
     }
 
@@ -969,6 +987,26 @@ impl Loader<'_> {
     }
 }
 
+/// The role identity an `import_role`/`include_role` task gives ([`RoleRef::origin`]: its
+/// `*_from` files) and whether it runs again where the same instance already ran (its
+/// `allow_duplicates`, default yes).
+pub fn include_identity(task: &Task) -> (String, bool) {
+    let allow = task
+        .action
+        .arg("allow_duplicates")
+        .is_none_or(|n| crate::modules::spec::ansible_bool(n) != Some(false));
+    let from: Vec<String> = ["tasks_from", "vars_from", "defaults_from", "handlers_from"]
+        .iter()
+        .map(|k| {
+            task.action
+                .arg(k)
+                .and_then(Node::scalar_string)
+                .unwrap_or_default()
+        })
+        .collect();
+    (format!("include:{}", from.join(":")), allow)
+}
+
 /// What a dynamic include loaded when it was reached for a host.
 #[derive(Debug)]
 pub enum Loaded {
@@ -1043,6 +1081,9 @@ pub fn load_dynamic(
                 keywords: Keywords::default(),
                 params: Vec::new(),
                 role,
+                // The executor sets these from the include task (see `include_identity`).
+                origin: String::new(),
+                allow_duplicates: true,
             }))
         })
     } else {
