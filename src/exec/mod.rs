@@ -1218,5 +1218,6 @@ fn gather_task(play: &Play) -> Task {
         role: None,
         included: None,
         deferred: Vec::new(),
+        when_reached: false,
     }
 }

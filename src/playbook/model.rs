@@ -447,6 +447,11 @@ pub struct Task {
     /// Mistakes in what a conditional include loads (a `setup-FreeBSD.yml` on a Debian
     /// fleet): reported for a host only when the include is reached for it.
     pub deferred: Vec<crate::diag::Diagnostic>,
+    /// True for an `include_tasks`/`include_role` whose file or role is checked when it is
+    /// reached, not before the run: a templated name, or a literal one under a `when:`
+    /// (its own, a block's, a role's or an enclosing include's). `--syntax-check` and
+    /// `rdeploy plan` list these.
+    pub when_reached: bool,
 }
 
 /// A handler: a task that runs once at the end of a section when notified.
@@ -806,7 +811,7 @@ impl Play {
 
     /// Calls `f` for every task of the play, in execution order, including tasks of roles
     /// (dependencies first), imports, statically loaded includes, handlers and `rollback`.
-    pub fn for_each_task(&self, f: &mut dyn FnMut(&Task)) {
+    pub fn for_each_task<'a>(&'a self, f: &mut dyn FnMut(&'a Task)) {
         walk_tasks(&self.pre_tasks, f);
         for r in &self.roles {
             walk_role(r, f);
@@ -817,6 +822,19 @@ impl Play {
             f(&h.task);
         }
         walk_tasks(&self.rollback, f);
+    }
+
+    /// The play's includes whose file or role is checked when reached ([`Task::when_reached`]),
+    /// in execution order, each once.
+    pub fn when_reached(&self) -> Vec<&Task> {
+        let mut out: Vec<&Task> = Vec::new();
+        let mut seen = BTreeSet::new();
+        self.for_each_task(&mut |t| {
+            if t.when_reached && seen.insert(t.loc.to_string()) {
+                out.push(t);
+            }
+        });
+        out
     }
 
     /// Names this play sets at run time (see [`Playbook::runtime_names`]).
@@ -924,7 +942,7 @@ fn flatten_role_handlers(r: &RoleRef, base: &[String], out: &mut Vec<FlatTask>) 
     }
 }
 
-fn walk_tasks(items: &[TaskItem], f: &mut dyn FnMut(&Task)) {
+fn walk_tasks<'a>(items: &'a [TaskItem], f: &mut dyn FnMut(&'a Task)) {
     for it in items {
         match it {
             TaskItem::Task(t) => {
@@ -946,7 +964,7 @@ fn walk_tasks(items: &[TaskItem], f: &mut dyn FnMut(&Task)) {
     }
 }
 
-fn walk_role(r: &RoleRef, f: &mut dyn FnMut(&Task)) {
+fn walk_role<'a>(r: &'a RoleRef, f: &mut dyn FnMut(&'a Task)) {
     for d in &r.role.dependencies {
         walk_role(d, f);
     }

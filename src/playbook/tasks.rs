@@ -303,6 +303,7 @@ impl Loader<'_> {
             role: ctx.role.as_ref().map(|r| r.name.clone()),
             included: None,
             deferred: Vec::new(),
+            when_reached: false,
         };
         if !listen.is_empty() {
             self.listen.insert(task.loc.clone(), listen);
@@ -343,6 +344,7 @@ impl Loader<'_> {
                 } else {
                     task.action.arg("name").cloned()
                 };
+                task.when_reached = defer || name.as_ref().is_some_and(is_template);
                 if name.as_ref().is_some_and(is_template) {
                     task.included =
                         Some(Included::Dynamic(Box::new(self.include_site(ctx, level))));
