@@ -336,3 +336,41 @@ fn real_ansible_modules_and_arguments_are_not_supported_not_unknown() {
     }
     assert!(!err.contains("yumm' is not supported"), "{err}");
 }
+
+#[test]
+fn set_fact_with_a_templated_key_sets_the_name_it_renders_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: no
+  vars:
+    pairs: {alpha: one, beta: two}
+  tasks:
+    - set_fact: "{{ item }}=moo"
+      with_items: [foo, bar]
+    - set_fact:
+        "{{ item.key }}_v": "{{ item.value }}"
+      loop: "{{ pairs | dict2items }}"
+    - set_fact: "{{ item.key }}={{ item.value | upper }}"
+      with_dict: {gamma: three}
+    - set_fact:
+        "{{ 'bad name' }}": x
+      ignore_errors: true
+    - debug:
+        msg: "got {{ foo }} {{ bar }} {{ alpha_v }} {{ beta_v }} {{ gamma }}"
+"#,
+        )],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("got moo moo one two THREE"), "{out}");
+    assert!(
+        out.contains("Invalid variable name 'bad name' (from '{{ 'bad name' }}')"),
+        "{out}"
+    );
+    assert!(recap_line(&out).contains("ignored=1"), "{out}");
+}

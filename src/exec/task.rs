@@ -684,6 +684,21 @@ pub fn render_node(ctx: &TaskCtx, n: &Node, vars: &LazyVars) -> Result<Json, Str
         .map_err(|d| d.to_string())
 }
 
+/// A `set_fact` key written as a template, rendered for this host: it must give a variable
+/// name, as in Ansible.
+fn fact_name(ctx: &TaskCtx, key: &str, at: &Node, vars: &LazyVars) -> Result<String, String> {
+    let name = template::render_str(&ctx.shared.env, key, &vars.to_value(), &at.loc)
+        .map_err(|d| d.to_string())?;
+    if !crate::playbook::keywords::is_identifier(&name) {
+        return Err(format!(
+            "Invalid variable name '{name}' (from '{key}'). Variable names must be strings \
+             starting with a letter or underscore character, and contain only letters, numbers \
+             and underscores."
+        ));
+    }
+    Ok(name)
+}
+
 /// The task's arguments rendered; `omit` dropped; free-form text under `_raw_params`.
 pub fn render_args(ctx: &TaskCtx, vars: &LazyVars) -> Result<Args, String> {
     let mut args = Map::new();
@@ -692,7 +707,12 @@ pub fn render_args(ctx: &TaskCtx, vars: &LazyVars) -> Result<Args, String> {
         if v.as_str() == Some(template::OMIT) {
             continue;
         }
-        args.insert(k.clone(), v);
+        let k = if ctx.task.action.module == "set_fact" && template::has_template(k) {
+            fact_name(ctx, k, n, vars)?
+        } else {
+            k.clone()
+        };
+        args.insert(k, v);
     }
     if let Some(ff) = &ctx.task.action.free_form {
         args.insert(

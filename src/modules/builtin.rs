@@ -1087,7 +1087,8 @@ fn set_fact_keys(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
             continue;
         }
         any = true;
-        if !crate::playbook::keywords::is_identifier(k) {
+        // A templated key is rendered, and checked, per host when the task runs.
+        if !crate::playbook::keywords::is_identifier(k) && !crate::template::has_template(k) {
             out.push(Diagnostic::at(
                 &v.loc,
                 format!("'{k}' is not a valid variable name for set_fact"),
