@@ -374,3 +374,36 @@ fn set_fact_with_a_templated_key_sets_the_name_it_renders_to() {
     );
     assert!(recap_line(&out).contains("ignored=1"), "{out}");
 }
+
+#[test]
+fn rescue_sees_ansible_failed_task_and_ansible_failed_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - block:
+        - name: EXPECTED FAILURE
+          fail: msg=boom
+      rescue:
+        - assert:
+            that:
+              - ansible_failed_task is defined
+              - ansible_failed_result is defined
+        - debug:
+            msg: "caught {{ ansible_failed_task.name }} / {{ ansible_failed_task.action }} / {{ ansible_failed_result.msg }} / {{ ansible_failed_result.failed }}"
+"#,
+        )],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("caught EXPECTED FAILURE / fail / boom / True"),
+        "{out}"
+    );
+    assert!(recap_line(&out).contains("rescued=1"), "{out}");
+}

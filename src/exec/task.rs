@@ -108,7 +108,10 @@ pub async fn run_on_host(ctx: Arc<TaskCtx>, mut st: HostState) -> (HostState, Ho
     let ignored = step.status == Status::Failed && ignore;
     record(&ctx, &mut st, &step, &vars);
     match step.status {
-        Status::Failed if !ignored => st.failed = true,
+        Status::Failed if !ignored => {
+            st.failed = true;
+            st.last_failure = Some(failure_record(&ctx.task, &step));
+        }
         Status::Unreachable => st.unreachable = true,
         _ => {}
     }
@@ -649,6 +652,32 @@ fn conditions(ctx: &TaskCtx, step: &mut Step, vars: &LazyVars) {
 }
 
 /// `register:` and `notify:`.
+/// The failed task (its name, action and arguments as written) and its result, as a
+/// `rescue:` sees them in `ansible_failed_task` and `ansible_failed_result`.
+fn failure_record(task: &Task, step: &Step) -> (Json, Json) {
+    let name = task
+        .name
+        .as_ref()
+        .and_then(crate::yaml::Node::scalar_string)
+        .unwrap_or_default();
+    let mut args = Map::new();
+    for (k, v) in &task.action.args {
+        args.insert(k.clone(), v.to_json());
+    }
+    if let Some(ff) = &task.action.free_form {
+        args.insert("_raw_params".into(), ff.to_json());
+    }
+    let t = serde_json::json!({
+        "name": name,
+        "action": task.action.module,
+        "args": args,
+    });
+    let mut r = step.result.clone();
+    r.insert("failed".into(), Json::Bool(true));
+    r.entry("changed").or_insert(Json::Bool(false));
+    (t, Json::Object(r))
+}
+
 fn record(ctx: &TaskCtx, st: &mut HostState, step: &Step, vars: &LazyVars) {
     if let Some(r) = &ctx.task.register {
         let mut result = step.result.clone();

@@ -840,6 +840,17 @@ impl Play {
     /// Names this play sets at run time (see [`Playbook::runtime_names`]).
     pub fn runtime_names(&self, out: &mut BTreeSet<String>) {
         self.for_each_task(&mut |t| task_runtime_names(t, out));
+        let mut rescue = false;
+        for list in [&self.pre_tasks, &self.tasks, &self.post_tasks] {
+            rescue |= has_rescue(list);
+        }
+        for r in &self.roles {
+            rescue |= role_has_rescue(r);
+        }
+        if rescue {
+            out.insert("ansible_failed_task".into());
+            out.insert("ansible_failed_result".into());
+        }
     }
 }
 
@@ -855,6 +866,30 @@ impl Playbook {
         }
         out
     }
+}
+
+/// True when a block in `items` (or in what they import or include) has a `rescue:`, which
+/// sets `ansible_failed_task` and `ansible_failed_result`.
+fn has_rescue(items: &[TaskItem]) -> bool {
+    items.iter().any(|it| match it {
+        TaskItem::Task(t) => match &t.included {
+            Some(Included::Tasks { tasks, .. }) => has_rescue(tasks),
+            Some(Included::Role(r)) => role_has_rescue(r),
+            _ => false,
+        },
+        TaskItem::Block(b) => {
+            !b.rescue.is_empty()
+                || has_rescue(&b.block)
+                || has_rescue(&b.rescue)
+                || has_rescue(&b.always)
+        }
+        TaskItem::ImportTasks(i) => has_rescue(&i.tasks),
+        TaskItem::ImportRole(r) => role_has_rescue(r),
+    })
+}
+
+fn role_has_rescue(r: &RoleRef) -> bool {
+    has_rescue(&r.role.tasks) || r.role.dependencies.iter().any(role_has_rescue)
 }
 
 fn collect_role_handlers<'a>(items: &'a [TaskItem], out: &mut Vec<&'a Handler>) {
