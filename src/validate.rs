@@ -531,7 +531,17 @@ impl<'a> Checker<'a> {
         if module == "template"
             && let Some(src) = &t.action.local_src
         {
-            self.template_file(src, ctx);
+            // The names Ansible's `template` adds for its source (see exec's template_vars).
+            let ctx = minijinja::context! {
+                template_host => unknown(),
+                template_path => unknown(),
+                template_fullpath => unknown(),
+                template_destpath => unknown(),
+                template_uid => unknown(),
+                ansible_managed => template::ANSIBLE_MANAGED,
+                ..ctx.clone()
+            };
+            self.template_file(src, &ctx);
         }
     }
 

@@ -407,3 +407,37 @@ fn rescue_sees_ansible_failed_task_and_ansible_failed_result() {
     );
     assert!(recap_line(&out).contains("rescued=1"), "{out}");
 }
+
+#[test]
+fn ansible_managed_in_a_template_is_ansibles_default_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - template: { src: conf.j2, dest: "{{ playbook_dir }}/default.conf" }
+    - template: { src: conf.j2, dest: "{{ playbook_dir }}/own.conf" }
+      vars:
+        ansible_managed: managed by ops
+"#,
+            ),
+            (
+                "templates/conf.j2",
+                "# {{ ansible_managed }}\n# from {{ template_path }} to {{ template_destpath | basename }}\n",
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    assert_eq!(
+        read("default.conf"),
+        "# Ansible managed\n# from conf.j2 to default.conf\n"
+    );
+    assert!(read("own.conf").starts_with("# managed by ops\n"));
+}

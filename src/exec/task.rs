@@ -1037,6 +1037,40 @@ struct Parts {
     render: Renderer,
 }
 
+/// The variables Ansible's `template` adds for its source: `template_host` (the
+/// controller), `template_path`, `template_fullpath`, `template_destpath`, `template_uid`, and
+/// `ansible_managed` with Ansible's default text unless the play sets it.
+fn template_vars(vars: &LazyVars, args: &Args, src: Option<&Path>) -> Vec<(String, Value)> {
+    let text = |k: &str| {
+        args.get(k)
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let full = src.map(|p| p.display().to_string()).unwrap_or_default();
+    let uid = src
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m).to_string())
+        .unwrap_or_default();
+    let mut out = vec![
+        ("template_host".to_string(), Value::from(host)),
+        ("template_path".to_string(), Value::from(text("src"))),
+        ("template_fullpath".to_string(), Value::from(full)),
+        ("template_destpath".to_string(), Value::from(text("dest"))),
+        ("template_uid".to_string(), Value::from(uid)),
+    ];
+    if vars.get("ansible_managed").is_none() {
+        out.push((
+            "ansible_managed".to_string(),
+            Value::from(template::ANSIBLE_MANAGED),
+        ));
+    }
+    out
+}
+
 /// Renders template text with one task's variables on one host.
 type Renderer = Box<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
 
@@ -1049,7 +1083,13 @@ impl Parts {
             .or(ctx.shared.opts.task_timeout);
         let local_src = local_src(ctx, args);
         let env = Arc::clone(&ctx.shared.env);
-        let render_ctx = vars.to_value();
+        let render_ctx = if ctx.task.action.module == "template" {
+            vars.clone()
+                .with_values(template_vars(vars, args, local_src.as_deref()))
+                .to_value()
+        } else {
+            vars.to_value()
+        };
         let src_loc = local_src
             .as_ref()
             .map(|p| Loc::file_start(p.display().to_string()));
