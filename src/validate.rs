@@ -447,8 +447,26 @@ impl<'a> Checker<'a> {
     }
 
     fn task(&mut self, t: &'a Task) {
-        let own_loop = loop_vars(t);
+        let mut own_loop = loop_vars(t);
         self.syntax_only(&t.keywords.vars);
+        if let Some(first) = own_loop.first_mut()
+            && template::has_template(first)
+        {
+            // A templated `loop_var`: the name it gives here, from the task's variables.
+            let outer = self.ctx(&t.keywords.vars, None);
+            let loc = t
+                .loop_control
+                .as_ref()
+                .and_then(|c| c.loop_var.as_ref())
+                .map_or_else(|| t.loc.clone(), |n| n.loc.clone());
+            match template::render_str(self.env, first, &outer, &loc) {
+                Ok(n) => *first = n,
+                Err(d) => {
+                    self.errors.push(d);
+                    return;
+                }
+            }
+        }
         let ctx = self.ctx(&t.keywords.vars, Some(&own_loop));
         if !self.conditions(&t.keywords.when, &ctx) {
             return;

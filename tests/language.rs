@@ -441,3 +441,44 @@ fn ansible_managed_in_a_template_is_ansibles_default_text() {
     );
     assert!(read("own.conf").starts_with("# managed by ops\n"));
 }
+
+#[test]
+fn a_templated_loop_var_names_the_loop_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - include_tasks: inc.yml
+      loop: [value]
+      loop_control:
+        loop_var: "{{ loop_var_name }}"
+      vars:
+        loop_var_name: templated_name
+    - copy:
+        content: "direct {{ other }}"
+        dest: "{{ playbook_dir }}/out-{{ other }}"
+      loop: [one]
+      loop_control:
+        loop_var: "{{ 'other' }}"
+"#,
+            ),
+            (
+                "inc.yml",
+                "- assert:\n    that:\n      - templated_name == 'value'\n",
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out-one")).unwrap(),
+        "direct one"
+    );
+    assert!(recap_line(&out).contains("failed=0"), "{out}");
+}

@@ -379,7 +379,26 @@ async fn run_loop(
         Err(m) => return (Step::failed(m), Vec::new()),
     };
     let names = loop_vars(&ctx.task);
-    let loop_var = names.first().cloned().unwrap_or_else(|| "item".into());
+    let mut loop_var = names.first().cloned().unwrap_or_else(|| "item".into());
+    if template::has_template(&loop_var) {
+        loop_var = match template::render_str(
+            &ctx.shared.env,
+            &loop_var,
+            &vars.to_value(),
+            &ctx.task.loc,
+        ) {
+            Ok(n) if crate::playbook::keywords::is_identifier(&n) => n,
+            Ok(n) => {
+                return (
+                    Step::failed(format!(
+                        "loop_control.loop_var '{loop_var}' gives '{n}', which is not a variable name"
+                    )),
+                    Vec::new(),
+                );
+            }
+            Err(d) => return (Step::failed(d.to_string()), Vec::new()),
+        };
+    }
     let lc = ctx.task.loop_control.as_ref();
     let index_var = lc
         .and_then(|c| c.index_var.as_ref())

@@ -634,6 +634,13 @@ impl Loader<'_> {
             let Some(key) = self.key_str(k) else { continue };
             let e = &mut self.errors;
             match key {
+                // A templated name is rendered per host when the loop runs (as in Ansible).
+                "loop_var" if is_template(val) => {
+                    lc.loop_var = val.as_str().map(|s| crate::playbook::model::Named {
+                        name: s.to_string(),
+                        loc: val.loc.clone(),
+                    })
+                }
                 "loop_var" => lc.loop_var = values::var_name(e, key, val),
                 "index_var" => lc.index_var = values::var_name(e, key, val),
                 "label" => lc.label = Some(val.clone()),
