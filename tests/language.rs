@@ -482,3 +482,31 @@ fn a_templated_loop_var_names_the_loop_variable() {
     );
     assert!(recap_line(&out).contains("failed=0"), "{out}");
 }
+
+#[test]
+fn a_relative_dest_is_resolved_in_the_modules_working_directory() {
+    // On the local connection that is the directory rdeploy runs in (over SSH, the login
+    // user's home), as Ansible's modules resolve it.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - copy: { content: "x\n", dest: ./rel.txt }
+    - file: { path: rel-dir, state: directory }
+    - lineinfile: { path: rel-dir/../rel.txt, line: y }
+"#,
+        )],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("rel.txt")).unwrap(),
+        "x\ny\n"
+    );
+    assert!(dir.path().join("rel-dir").is_dir());
+}

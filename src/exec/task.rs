@@ -775,7 +775,7 @@ pub fn render_args(ctx: &TaskCtx, vars: &LazyVars) -> Result<Args, String> {
 /// actions).
 async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVars) -> Step {
     let module = ctx.task.action.module.as_str();
-    let args = match render_args(ctx, vars) {
+    let mut args = match render_args(ctx, vars) {
         Ok(a) => a,
         Err(m) => return Step::failed(m),
     };
@@ -843,6 +843,10 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
             return unreachable(e);
         }
     };
+    if let Err(m) = absolute_paths(tr, module, &mut args, local).await {
+        st.backups = backups;
+        return Step::failed(m);
+    }
     // Backups go to the host's own state folder; a delegated step's target keeps none.
     let mut guard = match (&ctx.shared.opts.run, &delegate) {
         (Some(run), d) if d.as_deref().is_none_or(|d| d == host_name) => Some(StepBackup {
@@ -871,6 +875,66 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
     }
     st.backups = backups;
     step
+}
+
+/// Path arguments a module resolves against its working directory when they are relative.
+const PATH_ARGS: &[(&str, &str)] = &[
+    ("copy", "dest"),
+    ("template", "dest"),
+    ("file", "path"),
+    ("lineinfile", "path"),
+    ("blockinfile", "path"),
+    ("replace", "path"),
+    ("stat", "path"),
+    ("unarchive", "dest"),
+    ("get_url", "dest"),
+    ("assemble", "dest"),
+    ("ini_file", "path"),
+    ("slurp", "src"),
+    ("fetch", "src"),
+];
+
+/// A relative path argument (`dest: ./app.conf`) made absolute where Ansible's module would
+/// find it: its working directory, which is the login user's home over SSH and the
+/// controller's current directory on the local connection.
+async fn absolute_paths(
+    tr: &mut AnyTransport,
+    module: &str,
+    args: &mut Args,
+    local: bool,
+) -> Result<(), String> {
+    let relative: Vec<&str> = PATH_ARGS
+        .iter()
+        .filter(|(m, k)| {
+            *m == module
+                && args
+                    .get(*k)
+                    .and_then(Json::as_str)
+                    .is_some_and(|p| !p.is_empty() && !p.starts_with('/') && !p.starts_with('~'))
+        })
+        .map(|(_, k)| *k)
+        .collect();
+    if relative.is_empty() {
+        return Ok(());
+    }
+    let base = if local {
+        std::env::current_dir()
+            .map_err(|e| format!("the current directory, for a relative path: {e}"))?
+            .display()
+            .to_string()
+    } else {
+        crate::backup::whoami(tr, None)
+            .await
+            .map_err(|e| format!("the login user's home, for a relative path: {e}"))?
+            .1
+    };
+    for k in relative {
+        if let Some(Json::String(p)) = args.get_mut(k) {
+            let rel = p.strip_prefix("./").unwrap_or(p);
+            *p = format!("{}/{rel}", base.trim_end_matches('/'));
+        }
+    }
+    Ok(())
 }
 
 /// `--check`, before the host's first predicted change that the real run would back up:
