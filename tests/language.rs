@@ -510,3 +510,27 @@ fn a_relative_dest_is_resolved_in_the_modules_working_directory() {
     );
     assert!(dir.path().join("rel-dir").is_dir());
 }
+
+#[test]
+fn a_loop_over_an_undefined_variable_is_skipped_when_the_task_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - name: Undefined var, skipped
+      debug:
+      with_items:
+        - '{{ baz }}'
+      when: false
+"#,
+        )],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(recap_line(&out).contains("skipped=1"), "{out}");
+}

@@ -376,7 +376,14 @@ async fn run_loop(
     };
     let items = match loop_items(ctx, lp, vars) {
         Ok(items) => items,
-        Err(m) => return (Step::failed(m), Vec::new()),
+        // As Ansible: a loop that cannot be rendered is an error only if the task's `when:`
+        // (evaluated without an item) does not skip it.
+        Err(m) => {
+            return match when_true(ctx, &ctx.task.keywords.when, vars) {
+                Ok(false) => (skipped(), Vec::new()),
+                _ => (Step::failed(m), Vec::new()),
+            };
+        }
     };
     let names = loop_vars(&ctx.task);
     let mut loop_var = names.first().cloned().unwrap_or_else(|| "item".into());
