@@ -534,3 +534,49 @@ fn a_loop_over_an_undefined_variable_is_skipped_when_the_task_is() {
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(recap_line(&out).contains("skipped=1"), "{out}");
 }
+
+#[test]
+fn include_vars_dir_loads_the_files_ansible_picks() {
+    // `dir:` was accepted before the run and then failed with "`dir:` is not yet";
+    // `ignore_unknown_extensions` was refused.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - include_vars: {dir: vars/all, depth: 1}
+    - assert: {that: ["a == 2", "b == 1", "c is not defined"]}
+    - include_vars: {dir: vars/all}
+    - assert: {that: ["c == 'deep'"]}
+    - include_vars:
+        dir: vars/web
+        ignore_unknown_extensions: true
+        extensions: ['', yml]
+      register: r
+    - assert: {that: ["d == 1", "e == 1", "f is not defined", "r.ansible_included_var_files | length == 2"]}
+    - include_vars: {dir: vars/web}
+      ignore_errors: true
+"#,
+            ),
+            ("vars/all/10.yml", "a: 1\n"),
+            ("vars/all/20.yaml", "a: 2\nb: 1\n"),
+            ("vars/all/sub/x.yml", "c: deep\n"),
+            ("vars/web/app.yml", "d: 1\n"),
+            ("vars/web/noext", "e: 1\n"),
+            ("vars/web/readme.txt", "f: 1\n"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("vars/web/noext does not have a valid extension: yaml, yml, json"),
+        "{out}"
+    );
+    assert!(recap_line(&out).contains("failed=0"), "{out}");
+    assert!(recap_line(&out).contains("ignored=1"), "{out}");
+}

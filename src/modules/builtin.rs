@@ -423,6 +423,12 @@ pub static MODULES: &[ModuleSpec] = &[
             A::new("extensions", "With `dir`, extensions to load.")
                 .kind(List)
                 .default("yaml, yml, json"),
+            A::new(
+                "ignore_unknown_extensions",
+                "With `dir`, skip files with other extensions instead of failing.",
+            )
+            .kind(Bool)
+            .default("no"),
         ],
         check_args: Some(include_vars_source),
     },
