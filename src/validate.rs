@@ -158,7 +158,8 @@ pub fn templates(
 ) -> Result<(), Diagnostics> {
     // Lookups are checked, not run: nothing on the controller is read, run or written.
     let env = Arc::new(template::plan_environment(unknown()));
-    let runtime: BTreeSet<String> = pb.runtime_names();
+    let mut runtime: BTreeSet<String> = pb.runtime_names();
+    runtime.extend(templated_fact_names(pb, &env));
     let mut errors = Diagnostics::new();
     delegates(inv, pb, &mut errors);
     for (play, planned) in pb.plays.iter().zip(&plan.plays) {
@@ -249,6 +250,88 @@ fn delegates(inv: &Inventory, pb: &Playbook, errors: &mut Diagnostics) {
             )
             .note("add it to the inventory, with its address in ansible_host"),
         );
+    }
+}
+
+/// The names `set_fact` tasks with a templated key set (`"{{ item }}": moo` over a literal
+/// list, `"{{ item.key }}={{ ... }}"` with `with_dict`), where the key and its loop can be
+/// rendered before the run from literal values and the play's and task's own `vars:`. A key
+/// that depends on anything else sets names only known at run time: their uses must be
+/// guarded (`default`, `is defined`) to pass the check.
+fn templated_fact_names(pb: &Playbook, env: &Environment<'static>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for play in &pb.plays {
+        play.for_each_task(&mut |t| {
+            if t.action.module != "set_fact" {
+                return;
+            }
+            let keys: Vec<&(String, Node)> = t
+                .action
+                .args
+                .iter()
+                .filter(|(k, _)| template::has_template(k))
+                .collect();
+            if keys.is_empty() {
+                return;
+            }
+            let mut vars = serde_json::Map::new();
+            for (k, v) in play.keywords.vars.iter().chain(&t.keywords.vars) {
+                vars.insert(k.clone(), v.to_json());
+            }
+            let items: Vec<Option<serde_json::Value>> = match &t.loop_over {
+                None => vec![None],
+                Some(l) => static_loop_items(env, l, &vars)
+                    .into_iter()
+                    .map(Some)
+                    .collect(),
+            };
+            let loop_var = loop_vars(t).into_iter().next().unwrap_or_default();
+            for item in items {
+                let mut ctx = vars.clone();
+                if let Some(i) = item {
+                    ctx.insert(loop_var.clone(), i);
+                }
+                let ctx = template::json_to_value(&serde_json::Value::Object(ctx));
+                for (k, n) in &keys {
+                    if let Ok(name) = template::render_str(env, k, &ctx, &n.loc)
+                        && crate::playbook::keywords::is_identifier(&name)
+                    {
+                        out.insert(name);
+                    }
+                }
+            }
+        });
+    }
+    out
+}
+
+/// A loop's items when they can be known before the run (see [`templated_fact_names`]).
+fn static_loop_items(
+    env: &Environment<'static>,
+    l: &crate::playbook::model::Loop,
+    vars: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<serde_json::Value> {
+    use crate::playbook::model::LoopKind;
+    use serde_json::Value as Json;
+    let ctx = template::json_to_value(&Json::Object(vars.clone()));
+    let Ok(v) = template::render_value(env, &l.items.to_json(), &ctx, &l.items.loc) else {
+        return Vec::new();
+    };
+    match (l.kind, v) {
+        (LoopKind::Loop | LoopKind::WithList, Json::Array(a)) => a,
+        (LoopKind::WithItems | LoopKind::Lookup("items"), Json::Array(a)) => a
+            .into_iter()
+            .flat_map(|i| match i {
+                Json::Array(inner) => inner,
+                other => vec![other],
+            })
+            .collect(),
+        (LoopKind::WithItems, s @ Json::String(_)) => vec![s],
+        (LoopKind::Lookup("dict"), Json::Object(m)) => m
+            .into_iter()
+            .map(|(k, v)| serde_json::json!({"key": k, "value": v}))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -408,8 +491,26 @@ impl<'a> Checker<'a> {
     }
 
     fn task(&mut self, t: &'a Task) {
-        let own_loop = loop_vars(t);
+        let mut own_loop = loop_vars(t);
         self.syntax_only(&t.keywords.vars);
+        if let Some(first) = own_loop.first_mut()
+            && template::has_template(first)
+        {
+            // A templated `loop_var`: the name it gives here, from the task's variables.
+            let outer = self.ctx(&t.keywords.vars, None);
+            let loc = t
+                .loop_control
+                .as_ref()
+                .and_then(|c| c.loop_var.as_ref())
+                .map_or_else(|| t.loc.clone(), |n| n.loc.clone());
+            match template::render_str(self.env, first, &outer, &loc) {
+                Ok(n) => *first = n,
+                Err(d) => {
+                    self.errors.push(d);
+                    return;
+                }
+            }
+        }
         let ctx = self.ctx(&t.keywords.vars, Some(&own_loop));
         if !self.conditions(&t.keywords.when, &ctx) {
             return;
@@ -464,6 +565,17 @@ impl<'a> Checker<'a> {
     fn args(&mut self, t: &Task, ctx: &Value) {
         let module = t.action.module.as_str();
         for (name, node) in &t.action.args {
+            if module == "set_fact" && template::has_template(name) {
+                let key = Node {
+                    kind: Kind::Str {
+                        value: name.clone(),
+                        quoted: true,
+                    },
+                    loc: node.loc.clone(),
+                    tag: None,
+                };
+                self.template(Some(&key), ctx);
+            }
             let bare = matches!(
                 (module, name.as_str()),
                 ("assert", "that") | ("debug", "var")
@@ -481,7 +593,17 @@ impl<'a> Checker<'a> {
         if module == "template"
             && let Some(src) = &t.action.local_src
         {
-            self.template_file(src, ctx);
+            // The names Ansible's `template` adds for its source (see exec's template_vars).
+            let ctx = minijinja::context! {
+                template_host => unknown(),
+                template_path => unknown(),
+                template_fullpath => unknown(),
+                template_destpath => unknown(),
+                template_uid => unknown(),
+                ansible_managed => template::ANSIBLE_MANAGED,
+                ..ctx.clone()
+            };
+            self.template_file(src, &ctx);
         }
     }
 

@@ -827,3 +827,67 @@ fn closed_stdout_is_not_an_internal_error() {
         out.status.code()
     );
 }
+
+/// Includes whose file is checked only when reached were not listed by `--syntax-check` or
+/// `rdeploy plan`: a templated name (resolved per host), a literal file under `when:` (its
+/// mistakes shown as what a host would report if it reached it), one under a block's `when:`,
+/// and a templated `include_role`. An unconditional literal include is checked before the
+/// run and not listed.
+#[test]
+fn syntax_check_and_plan_list_includes_checked_when_reached() {
+    let sb = Sandbox::new();
+    sb.write(
+        "inv.yml",
+        "all:\n  hosts:\n    h1: {ansible_connection: local}\n",
+    )
+    .write(
+        "play.yml",
+        "- hosts: all
+  gather_facts: false
+  vars: {role_name_var: web}
+  tasks:
+    - include_tasks: \"setup-{{ ansible_os_family }}.yml\"
+    - include_tasks: freebsd.yml
+      when: ansible_os_family == 'FreeBSD'
+    - block:
+        - include_tasks:
+            file: later.yml
+      when: false
+    - include_role:
+        name: \"{{ role_name_var }}\"
+    - include_tasks: always.yml
+",
+    )
+    .write("setup-Debian.yml", "- debug: msg=deb\n")
+    .write("freebsd.yml", "- debug: msg=bsd\n- pkgng: name=x\n")
+    .write("later.yml", "- debug: msg=later\n")
+    .write("always.yml", "- debug: msg=always\n");
+    let run = |args: &[&str]| {
+        let out = sb.rdeploy(args).output().expect("run rdeploy");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let listed = "\
+checked when reached (4):
+  play.yml:5:7  include_tasks setup-{{ ansible_os_family }}.yml
+  play.yml:6:7  include_tasks freebsd.yml
+    if reached: freebsd.yml:2:3: module 'pkgng' is not supported by rdeploy
+  play.yml:9:11  include_tasks later.yml
+  play.yml:12:7  include_role {{ role_name_var }}
+";
+    assert_eq!(
+        run(&["run", "play.yml", "-i", "inv.yml", "--syntax-check"]),
+        format!("\nplaybook: play.yml\n{listed}")
+    );
+    let plan = run(&["plan", "play.yml", "-i", "inv.yml"]);
+    let indented: String = listed.lines().map(|l| format!("  {l}\n")).collect();
+    assert!(plan.ends_with(&indented), "{plan}");
+    let json: Value = serde_json::from_str(&run(&[
+        "plan", "play.yml", "-i", "inv.yml", "--output", "json",
+    ]))
+    .expect("JSON");
+    let first = &json["plays"][0]["checked_when_reached"][0];
+    assert_eq!(first["location"], "play.yml:5:7");
+    assert_eq!(first["module"], "include_tasks");
+    assert_eq!(first["name"], "setup-{{ ansible_os_family }}.yml");
+}

@@ -336,3 +336,247 @@ fn real_ansible_modules_and_arguments_are_not_supported_not_unknown() {
     }
     assert!(!err.contains("yumm' is not supported"), "{err}");
 }
+
+#[test]
+fn set_fact_with_a_templated_key_sets_the_name_it_renders_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: no
+  vars:
+    pairs: {alpha: one, beta: two}
+  tasks:
+    - set_fact: "{{ item }}=moo"
+      with_items: [foo, bar]
+    - set_fact:
+        "{{ item.key }}_v": "{{ item.value }}"
+      loop: "{{ pairs | dict2items }}"
+    - set_fact: "{{ item.key }}={{ item.value | upper }}"
+      with_dict: {gamma: three}
+    - set_fact:
+        "{{ 'bad name' }}": x
+      ignore_errors: true
+    - debug:
+        msg: "got {{ foo }} {{ bar }} {{ alpha_v }} {{ beta_v }} {{ gamma }}"
+"#,
+        )],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("got moo moo one two THREE"), "{out}");
+    assert!(
+        out.contains("Invalid variable name 'bad name' (from '{{ 'bad name' }}')"),
+        "{out}"
+    );
+    assert!(recap_line(&out).contains("ignored=1"), "{out}");
+}
+
+#[test]
+fn rescue_sees_ansible_failed_task_and_ansible_failed_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - block:
+        - name: EXPECTED FAILURE
+          fail: msg=boom
+      rescue:
+        - assert:
+            that:
+              - ansible_failed_task is defined
+              - ansible_failed_result is defined
+        - debug:
+            msg: "caught {{ ansible_failed_task.name }} / {{ ansible_failed_task.action }} / {{ ansible_failed_result.msg }} / {{ ansible_failed_result.failed }}"
+"#,
+        )],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("caught EXPECTED FAILURE / fail / boom / True"),
+        "{out}"
+    );
+    assert!(recap_line(&out).contains("rescued=1"), "{out}");
+}
+
+#[test]
+fn ansible_managed_in_a_template_is_ansibles_default_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - template: { src: conf.j2, dest: "{{ playbook_dir }}/default.conf" }
+    - template: { src: conf.j2, dest: "{{ playbook_dir }}/own.conf" }
+      vars:
+        ansible_managed: managed by ops
+"#,
+            ),
+            (
+                "templates/conf.j2",
+                "# {{ ansible_managed }}\n# from {{ template_path }} to {{ template_destpath | basename }}\n",
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    assert_eq!(
+        read("default.conf"),
+        "# Ansible managed\n# from conf.j2 to default.conf\n"
+    );
+    assert!(read("own.conf").starts_with("# managed by ops\n"));
+}
+
+#[test]
+fn a_templated_loop_var_names_the_loop_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - include_tasks: inc.yml
+      loop: [value]
+      loop_control:
+        loop_var: "{{ loop_var_name }}"
+      vars:
+        loop_var_name: templated_name
+    - copy:
+        content: "direct {{ other }}"
+        dest: "{{ playbook_dir }}/out-{{ other }}"
+      loop: [one]
+      loop_control:
+        loop_var: "{{ 'other' }}"
+"#,
+            ),
+            (
+                "inc.yml",
+                "- assert:\n    that:\n      - templated_name == 'value'\n",
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out-one")).unwrap(),
+        "direct one"
+    );
+    assert!(recap_line(&out).contains("failed=0"), "{out}");
+}
+
+#[test]
+fn a_relative_dest_is_resolved_in_the_modules_working_directory() {
+    // On the local connection that is the directory rdeploy runs in (over SSH, the login
+    // user's home), as Ansible's modules resolve it.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - copy: { content: "x\n", dest: ./rel.txt }
+    - file: { path: rel-dir, state: directory }
+    - lineinfile: { path: rel-dir/../rel.txt, line: y }
+"#,
+        )],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("rel.txt")).unwrap(),
+        "x\ny\n"
+    );
+    assert!(dir.path().join("rel-dir").is_dir());
+}
+
+#[test]
+fn a_loop_over_an_undefined_variable_is_skipped_when_the_task_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - name: Undefined var, skipped
+      debug:
+      with_items:
+        - '{{ baz }}'
+      when: false
+"#,
+        )],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(recap_line(&out).contains("skipped=1"), "{out}");
+}
+
+#[test]
+fn include_vars_dir_loads_the_files_ansible_picks() {
+    // `dir:` was accepted before the run and then failed with "`dir:` is not yet";
+    // `ignore_unknown_extensions` was refused.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - include_vars: {dir: vars/all, depth: 1}
+    - assert: {that: ["a == 2", "b == 1", "c is not defined"]}
+    - include_vars: {dir: vars/all}
+    - assert: {that: ["c == 'deep'"]}
+    - include_vars:
+        dir: vars/web
+        ignore_unknown_extensions: true
+        extensions: ['', yml]
+      register: r
+    - assert: {that: ["d == 1", "e == 1", "f is not defined", "r.ansible_included_var_files | length == 2"]}
+    - include_vars: {dir: vars/web}
+      ignore_errors: true
+"#,
+            ),
+            ("vars/all/10.yml", "a: 1\n"),
+            ("vars/all/20.yaml", "a: 2\nb: 1\n"),
+            ("vars/all/sub/x.yml", "c: deep\n"),
+            ("vars/web/app.yml", "d: 1\n"),
+            ("vars/web/noext", "e: 1\n"),
+            ("vars/web/readme.txt", "f: 1\n"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("vars/web/noext does not have a valid extension: yaml, yml, json"),
+        "{out}"
+    );
+    assert!(recap_line(&out).contains("failed=0"), "{out}");
+    assert!(recap_line(&out).contains("ignored=1"), "{out}");
+}

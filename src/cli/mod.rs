@@ -297,7 +297,7 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
     let c = check(settings)?;
     let name = a.playbook.display().to_string();
     if a.syntax_check {
-        report::syntax_ok(out, &name)?;
+        report::syntax_ok(out, &name, &c.plan)?;
         return Ok(Exit::Success);
     }
     if a.list_hosts || a.list_tasks || a.list_tags {

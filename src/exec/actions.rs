@@ -334,54 +334,48 @@ fn set_fact(st: &mut HostState, args: &Args) -> Step {
     Step::new(Status::Ok, r)
 }
 
-/// `include_vars`: a file's variables become run-time data (not rendered again).
+/// `include_vars`: a file's variables (or those of every file `dir:` picks, later files
+/// overriding earlier ones) become run-time data (not rendered again).
 fn include_vars(ctx: &TaskCtx, st: &mut HostState, args: &Args) -> Step {
-    let Some(file) = args.str_arg("file").or_else(|| args.str_arg("_raw_params")) else {
-        return Step::failed(
-            "include_vars: only `file:` (or a file name) is supported; `dir:` is not yet",
-        );
+    let role_dir = ctx
+        .task
+        .role
+        .as_ref()
+        .and_then(|r| ctx.shared.role_paths.get(r));
+    let task_dir: std::path::PathBuf = ctx
+        .task
+        .loc
+        .file
+        .as_ref()
+        .rsplit_once('/')
+        .map(|(d, _)| d.into())
+        .unwrap_or_else(|| ".".into());
+    let files = if let Some(dir) = args.str_arg("dir") {
+        match vars_dir(args, &dir, role_dir, &task_dir) {
+            Ok(f) => f,
+            Err(m) => return Step::failed(m),
+        }
+    } else {
+        let Some(file) = args.str_arg("file").or_else(|| args.str_arg("_raw_params")) else {
+            return Step::failed("include_vars needs a file (free-form or 'file') or a 'dir'");
+        };
+        let mut path = Path::new(&file).to_path_buf();
+        if path.is_relative() {
+            let base = role_dir
+                .map(|r| r.join("vars"))
+                .filter(|d| d.join(&path).exists())
+                .unwrap_or_else(|| task_dir.clone());
+            path = base.join(&path);
+        }
+        vec![path]
     };
-    let mut path = Path::new(&file).to_path_buf();
-    if path.is_relative() {
-        let base = ctx
-            .task
-            .role
-            .as_ref()
-            .and_then(|r| ctx.shared.role_paths.get(r))
-            .map(|r| r.join("vars"))
-            .filter(|d| d.join(&path).exists())
-            .unwrap_or_else(|| {
-                ctx.task
-                    .loc
-                    .file
-                    .as_ref()
-                    .rsplit_once('/')
-                    .map(|(d, _)| d.into())
-                    .unwrap_or_else(|| ".".into())
-            });
-        path = Path::new(&base).join(&path);
+    let mut vars = Map::new();
+    for path in &files {
+        match vars_of_file(path) {
+            Ok(m) => vars.extend(m),
+            Err(m) => return Step::failed(m),
+        }
     }
-    let docs = match yaml::load_file(&path, yaml::Limits::default()) {
-        Ok(d) => d,
-        Err(errs) => {
-            return Step::failed(
-                errs.iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            );
-        }
-    };
-    let vars = match docs.into_iter().next().map(|n| n.to_json()) {
-        Some(Json::Object(m)) => m,
-        None | Some(Json::Null) => Map::new(),
-        Some(_) => {
-            return Step::failed(format!(
-                "{}: expected a mapping of variables",
-                path.display()
-            ));
-        }
-    };
     let vars = match args.str_arg("name") {
         Some(name) => {
             let mut m = Map::new();
@@ -395,7 +389,86 @@ fn include_vars(ctx: &TaskCtx, st: &mut HostState, args: &Args) -> Step {
     }
     let mut r = Map::new();
     r.insert("ansible_facts".into(), Json::Object(vars));
+    r.insert(
+        "ansible_included_var_files".into(),
+        Json::Array(
+            files
+                .iter()
+                .map(|p| Json::from(p.display().to_string()))
+                .collect(),
+        ),
+    );
     Step::new(Status::Ok, r)
+}
+
+/// The files `include_vars: dir:` loads, found as Ansible finds the directory: under the
+/// role's `vars/` (or the role, for a name starting with `vars`), else beside the task's file.
+fn vars_dir(
+    args: &Args,
+    dir: &str,
+    role_dir: Option<&std::path::PathBuf>,
+    task_dir: &Path,
+) -> Result<Vec<std::path::PathBuf>, String> {
+    let mut path = Path::new(dir).to_path_buf();
+    if path.is_relative() {
+        path = match role_dir {
+            Some(r) if dir.split('/').next() == Some("vars") => r.join(dir),
+            Some(r) => r.join("vars").join(dir),
+            None => task_dir.join(dir),
+        };
+    }
+    if !path.exists() {
+        return Err(format!("{} directory does not exist", path.display()));
+    }
+    if !path.is_dir() {
+        return Err(format!("{} is not a directory", path.display()));
+    }
+    let list = |k: &str| -> Vec<String> {
+        match args.get(k) {
+            Some(Json::Array(a)) => a
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                .collect(),
+            Some(Json::String(s)) => s.split_whitespace().map(str::to_string).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut extensions = list("extensions");
+    if args.get("extensions").is_none() {
+        extensions = vec!["yaml".into(), "yml".into(), "json".into()];
+    }
+    let how = crate::playbook::load::VarsDir {
+        depth: args
+            .get("depth")
+            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
+            .unwrap_or(0) as usize,
+        files_matching: args.str_arg("files_matching"),
+        ignore_files: list("ignore_files"),
+        extensions,
+        ignore_unknown_extensions: args
+            .bool_arg("ignore_unknown_extensions", false)
+            .unwrap_or(false),
+    };
+    let skip = role_dir.map(|r| r.join("vars/main.yml"));
+    crate::playbook::load::vars_dir_files(&path, &how, skip.as_deref())
+}
+
+/// A vars file's top-level mapping.
+fn vars_of_file(path: &Path) -> Result<Map<String, Json>, String> {
+    let docs = yaml::load_file(path, yaml::Limits::default()).map_err(|errs| {
+        errs.iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    match docs.into_iter().next().map(|n| n.to_json()) {
+        Some(Json::Object(m)) => Ok(m),
+        None | Some(Json::Null) => Ok(Map::new()),
+        Some(_) => Err(format!(
+            "{}: expected a mapping of variables",
+            path.display()
+        )),
+    }
 }
 
 /// `pause`: waits `seconds`/`minutes`; a `prompt` without a time needs a terminal.

@@ -79,6 +79,9 @@ pub struct HostState {
     pub roles_ran: std::collections::HashSet<String>,
     /// A task failed (and was not rescued).
     pub failed: bool,
+    /// The last task that failed on this host and its result: `ansible_failed_task` and
+    /// `ansible_failed_result` once a `rescue:` catches it.
+    pub last_failure: Option<(Json, Json)>,
     /// The host could not be reached.
     pub unreachable: bool,
     /// `meta: end_host` was reached, or the play ended for it.
@@ -121,6 +124,7 @@ impl HostState {
             roles_ran: std::collections::HashSet::new(),
             exported: Vec::new(),
             failed: false,
+            last_failure: None,
             unreachable: false,
             ended: false,
             recap: Recap::default(),

@@ -647,6 +647,10 @@ impl<'r> Runner<'r> {
                                 s.failed = false;
                                 s.recap.failed = s.recap.failed.saturating_sub(1);
                                 s.recap.rescued += 1;
+                                if let Some((task, result)) = s.last_failure.take() {
+                                    s.set_runtime("ansible_failed_task", task);
+                                    s.set_runtime("ansible_failed_result", result);
+                                }
                             }
                         }
                         Box::pin(self.items(&b.rescue, &inner, &failed)).await;
@@ -1470,5 +1474,6 @@ fn gather_task(play: &Play) -> Task {
         role: None,
         included: None,
         deferred: Vec::new(),
+        when_reached: false,
     }
 }

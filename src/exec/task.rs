@@ -112,7 +112,10 @@ pub async fn run_on_host(ctx: Arc<TaskCtx>, mut st: HostState) -> (HostState, Ho
     let ignored = step.status == Status::Failed && ignore;
     record(&ctx, &mut st, &step, &vars);
     match step.status {
-        Status::Failed if !ignored => st.failed = true,
+        Status::Failed if !ignored => {
+            st.failed = true;
+            st.last_failure = Some(failure_record(&ctx.task, &step));
+        }
         Status::Unreachable => st.unreachable = true,
         _ => {}
     }
@@ -387,10 +390,36 @@ async fn run_loop(
     };
     let items = match loop_items(ctx, lp, vars) {
         Ok(items) => items,
-        Err(m) => return (Step::failed(m), Vec::new()),
+        // As Ansible: a loop that cannot be rendered is an error only if the task's `when:`
+        // (evaluated without an item) does not skip it.
+        Err(m) => {
+            return match when_true(ctx, &ctx.task.keywords.when, vars) {
+                Ok(false) => (skipped(), Vec::new()),
+                _ => (Step::failed(m), Vec::new()),
+            };
+        }
     };
     let names = loop_vars(&ctx.task);
-    let loop_var = names.first().cloned().unwrap_or_else(|| "item".into());
+    let mut loop_var = names.first().cloned().unwrap_or_else(|| "item".into());
+    if template::has_template(&loop_var) {
+        loop_var = match template::render_str(
+            &ctx.shared.env,
+            &loop_var,
+            &vars.to_value(),
+            &ctx.task.loc,
+        ) {
+            Ok(n) if crate::playbook::keywords::is_identifier(&n) => n,
+            Ok(n) => {
+                return (
+                    Step::failed(format!(
+                        "loop_control.loop_var '{loop_var}' gives '{n}', which is not a variable name"
+                    )),
+                    Vec::new(),
+                );
+            }
+            Err(d) => return (Step::failed(d.to_string()), Vec::new()),
+        };
+    }
     let lc = ctx.task.loop_control.as_ref();
     let index_var = lc
         .and_then(|c| c.index_var.as_ref())
@@ -663,6 +692,32 @@ fn conditions(ctx: &TaskCtx, step: &mut Step, vars: &LazyVars) {
 }
 
 /// `register:` and `notify:`.
+/// The failed task (its name, action and arguments as written) and its result, as a
+/// `rescue:` sees them in `ansible_failed_task` and `ansible_failed_result`.
+fn failure_record(task: &Task, step: &Step) -> (Json, Json) {
+    let name = task
+        .name
+        .as_ref()
+        .and_then(crate::yaml::Node::scalar_string)
+        .unwrap_or_default();
+    let mut args = Map::new();
+    for (k, v) in &task.action.args {
+        args.insert(k.clone(), v.to_json());
+    }
+    if let Some(ff) = &task.action.free_form {
+        args.insert("_raw_params".into(), ff.to_json());
+    }
+    let t = serde_json::json!({
+        "name": name,
+        "action": task.action.module,
+        "args": args,
+    });
+    let mut r = step.result.clone();
+    r.insert("failed".into(), Json::Bool(true));
+    r.entry("changed").or_insert(Json::Bool(false));
+    (t, Json::Object(r))
+}
+
 fn record(ctx: &TaskCtx, st: &mut HostState, step: &Step, vars: &LazyVars) {
     if let Some(r) = &ctx.task.register {
         let mut result = step.result.clone();
@@ -703,6 +758,21 @@ pub fn render_node(ctx: &TaskCtx, n: &Node, vars: &LazyVars) -> Result<Json, Str
         .map_err(|d| d.to_string())
 }
 
+/// A `set_fact` key written as a template, rendered for this host: it must give a variable
+/// name, as in Ansible.
+fn fact_name(ctx: &TaskCtx, key: &str, at: &Node, vars: &LazyVars) -> Result<String, String> {
+    let name = template::render_str(&ctx.shared.env, key, &vars.to_value(), &at.loc)
+        .map_err(|d| d.to_string())?;
+    if !crate::playbook::keywords::is_identifier(&name) {
+        return Err(format!(
+            "Invalid variable name '{name}' (from '{key}'). Variable names must be strings \
+             starting with a letter or underscore character, and contain only letters, numbers \
+             and underscores."
+        ));
+    }
+    Ok(name)
+}
+
 /// The task's arguments rendered; `omit` dropped; free-form text under `_raw_params`.
 pub fn render_args(ctx: &TaskCtx, vars: &LazyVars) -> Result<Args, String> {
     let mut args = Map::new();
@@ -711,7 +781,12 @@ pub fn render_args(ctx: &TaskCtx, vars: &LazyVars) -> Result<Args, String> {
         if v.as_str() == Some(template::OMIT) {
             continue;
         }
-        args.insert(k.clone(), v);
+        let k = if ctx.task.action.module == "set_fact" && template::has_template(k) {
+            fact_name(ctx, k, n, vars)?
+        } else {
+            k.clone()
+        };
+        args.insert(k, v);
     }
     if let Some(ff) = &ctx.task.action.free_form {
         args.insert(
@@ -726,7 +801,7 @@ pub fn render_args(ctx: &TaskCtx, vars: &LazyVars) -> Result<Args, String> {
 /// actions).
 async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVars) -> Step {
     let module = ctx.task.action.module.as_str();
-    let args = match render_args(ctx, vars) {
+    let mut args = match render_args(ctx, vars) {
         Ok(a) => a,
         Err(m) => return Step::failed(m),
     };
@@ -794,6 +869,10 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
             return unreachable(e);
         }
     };
+    if let Err(m) = absolute_paths(tr, module, &mut args, local).await {
+        st.backups = backups;
+        return Step::failed(m);
+    }
     // Backups go to the host's own state folder; a delegated step's target keeps none.
     let mut guard = match (&ctx.shared.opts.run, &delegate) {
         (Some(run), d) if d.as_deref().is_none_or(|d| d == host_name) => Some(StepBackup {
@@ -822,6 +901,66 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
     }
     st.backups = backups;
     step
+}
+
+/// Path arguments a module resolves against its working directory when they are relative.
+const PATH_ARGS: &[(&str, &str)] = &[
+    ("copy", "dest"),
+    ("template", "dest"),
+    ("file", "path"),
+    ("lineinfile", "path"),
+    ("blockinfile", "path"),
+    ("replace", "path"),
+    ("stat", "path"),
+    ("unarchive", "dest"),
+    ("get_url", "dest"),
+    ("assemble", "dest"),
+    ("ini_file", "path"),
+    ("slurp", "src"),
+    ("fetch", "src"),
+];
+
+/// A relative path argument (`dest: ./app.conf`) made absolute where Ansible's module would
+/// find it: its working directory, which is the login user's home over SSH and the
+/// controller's current directory on the local connection.
+async fn absolute_paths(
+    tr: &mut AnyTransport,
+    module: &str,
+    args: &mut Args,
+    local: bool,
+) -> Result<(), String> {
+    let relative: Vec<&str> = PATH_ARGS
+        .iter()
+        .filter(|(m, k)| {
+            *m == module
+                && args
+                    .get(*k)
+                    .and_then(Json::as_str)
+                    .is_some_and(|p| !p.is_empty() && !p.starts_with('/') && !p.starts_with('~'))
+        })
+        .map(|(_, k)| *k)
+        .collect();
+    if relative.is_empty() {
+        return Ok(());
+    }
+    let base = if local {
+        std::env::current_dir()
+            .map_err(|e| format!("the current directory, for a relative path: {e}"))?
+            .display()
+            .to_string()
+    } else {
+        crate::backup::whoami(tr, None)
+            .await
+            .map_err(|e| format!("the login user's home, for a relative path: {e}"))?
+            .1
+    };
+    for k in relative {
+        if let Some(Json::String(p)) = args.get_mut(k) {
+            let rel = p.strip_prefix("./").unwrap_or(p);
+            *p = format!("{}/{rel}", base.trim_end_matches('/'));
+        }
+    }
+    Ok(())
 }
 
 /// `--check`, before the host's first predicted change that the real run would back up:
@@ -1007,6 +1146,40 @@ struct Parts {
     render: Renderer,
 }
 
+/// The variables Ansible's `template` adds for its source: `template_host` (the
+/// controller), `template_path`, `template_fullpath`, `template_destpath`, `template_uid`, and
+/// `ansible_managed` with Ansible's default text unless the play sets it.
+fn template_vars(vars: &LazyVars, args: &Args, src: Option<&Path>) -> Vec<(String, Value)> {
+    let text = |k: &str| {
+        args.get(k)
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let full = src.map(|p| p.display().to_string()).unwrap_or_default();
+    let uid = src
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m).to_string())
+        .unwrap_or_default();
+    let mut out = vec![
+        ("template_host".to_string(), Value::from(host)),
+        ("template_path".to_string(), Value::from(text("src"))),
+        ("template_fullpath".to_string(), Value::from(full)),
+        ("template_destpath".to_string(), Value::from(text("dest"))),
+        ("template_uid".to_string(), Value::from(uid)),
+    ];
+    if vars.get("ansible_managed").is_none() {
+        out.push((
+            "ansible_managed".to_string(),
+            Value::from(template::ANSIBLE_MANAGED),
+        ));
+    }
+    out
+}
+
 /// Renders template text with one task's variables on one host.
 type Renderer = Box<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
 
@@ -1019,7 +1192,13 @@ impl Parts {
             .or(ctx.shared.opts.task_timeout);
         let local_src = local_src(ctx, args);
         let env = Arc::clone(&ctx.shared.env);
-        let render_ctx = vars.to_value();
+        let render_ctx = if ctx.task.action.module == "template" {
+            vars.clone()
+                .with_values(template_vars(vars, args, local_src.as_deref()))
+                .to_value()
+        } else {
+            vars.to_value()
+        };
         let src_loc = local_src
             .as_ref()
             .map(|p| Loc::file_start(p.display().to_string()));

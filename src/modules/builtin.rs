@@ -423,6 +423,12 @@ pub static MODULES: &[ModuleSpec] = &[
             A::new("extensions", "With `dir`, extensions to load.")
                 .kind(List)
                 .default("yaml, yml, json"),
+            A::new(
+                "ignore_unknown_extensions",
+                "With `dir`, skip files with other extensions instead of failing.",
+            )
+            .kind(Bool)
+            .default("no"),
         ],
         check_args: Some(include_vars_source),
     },
@@ -1087,7 +1093,8 @@ fn set_fact_keys(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
             continue;
         }
         any = true;
-        if !crate::playbook::keywords::is_identifier(k) {
+        // A templated key is rendered, and checked, per host when the task runs.
+        if !crate::playbook::keywords::is_identifier(k) && !crate::template::has_template(k) {
             out.push(Diagnostic::at(
                 &v.loc,
                 format!("'{k}' is not a valid variable name for set_fact"),

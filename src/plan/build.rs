@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::inventory::Inventory;
-use crate::plan::{BatchSize, Plan, PlannedPlay, PlannedTask, batch_sizes};
+use crate::plan::{BatchSize, Plan, PlannedPlay, PlannedTask, WhenReached, batch_sizes};
 use crate::playbook::model::{Order, Play, Playbook, Section, SerialStep};
 use crate::yaml::{Kind, Node};
 
@@ -116,7 +116,36 @@ fn plan_play(
         handlers,
         rollback,
         tags: play.keywords.tags.iter().map(|t| t.name.clone()).collect(),
+        checked_when_reached: when_reached(play),
     })
+}
+
+/// The play's includes checked when reached, with what they name as written.
+fn when_reached(play: &Play) -> Vec<WhenReached> {
+    play.when_reached()
+        .into_iter()
+        .map(|t| {
+            let a = &t.action;
+            let name = if a.module == "include_role" {
+                a.arg("name")
+            } else {
+                a.free_form.as_ref().or_else(|| a.arg("file"))
+            };
+            WhenReached {
+                location: t.loc.to_string(),
+                module: a.module.clone(),
+                name: name.and_then(Node::scalar_string).unwrap_or_default(),
+                problems: t
+                    .deferred
+                    .iter()
+                    .map(|d| match &d.loc {
+                        Some(l) => format!("{l}: {}", d.message),
+                        None => d.message.clone(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 /// The `hosts:` value as one pattern: a list is a union.

@@ -38,6 +38,23 @@ pub struct PlannedPlay {
     pub rollback: Vec<PlannedTask>,
     /// Tags set on the play itself.
     pub tags: Vec<String>,
+    /// Includes whose file or role is checked when it is reached for a host, not before the
+    /// run: a templated name (resolved per host), or a literal one under `when:`.
+    pub checked_when_reached: Vec<WhenReached>,
+}
+
+/// An include whose file or role is checked when it is reached.
+#[derive(Clone, Debug, Serialize)]
+pub struct WhenReached {
+    /// `PATH:LINE:COL` of the include task.
+    pub location: String,
+    /// `include_tasks` or `include_role`.
+    pub module: String,
+    /// The file or role as written (a pattern when it is a template).
+    pub name: String,
+    /// Mistakes found in what it loads, reported for a host only if the include is reached
+    /// for it (`PATH:LINE:COL: message`).
+    pub problems: Vec<String>,
 }
 
 /// One task as the plan shows it.

@@ -126,6 +126,15 @@ fn split_words(text: &str) -> Vec<Word> {
 }
 
 fn key_value(word: &str) -> Option<(String, String)> {
+    if word.contains("{{") {
+        // A templated key (`set_fact: "{{ item.key }}={{ value }}"`): the first `=` outside
+        // `{{ ... }}`.
+        let eq = first_eq_outside_jinja(word)?;
+        let k = &word[..eq];
+        if k.contains("{{") {
+            return Some((k.to_string(), unquote(&word[eq + 1..])));
+        }
+    }
     let (k, v) = word.split_once('=')?;
     if k.is_empty()
         || !k
@@ -135,6 +144,30 @@ fn key_value(word: &str) -> Option<(String, String)> {
         return None;
     }
     Some((k.to_string(), unquote(v)))
+}
+
+fn first_eq_outside_jinja(word: &str) -> Option<usize> {
+    let b = word.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match (b[i], b.get(i + 1)) {
+            (b'{', Some(b'{')) => {
+                depth += 1;
+                i += 2;
+                continue;
+            }
+            (b'}', Some(b'}')) if depth > 0 => {
+                depth -= 1;
+                i += 2;
+                continue;
+            }
+            (b'=', _) if depth == 0 => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 fn unquote(v: &str) -> String {
@@ -185,6 +218,32 @@ mod tests {
                 ("state".into(), "directory".into()),
                 ("mode".into(), "0755 x".into()),
                 ("owner".into(), "{{ user | default('a b') }}".into()),
+            ]
+        );
+        assert!(s.stray.is_empty());
+    }
+
+    #[test]
+    fn templated_keys_split_after_their_template() {
+        let s = split_kv(
+            "{{ item.key }}={{ hostvars[h][item.value] }} {{ k }}_x=\"a b\"",
+            &at(),
+            &|_| true,
+            false,
+        );
+        let kv: Vec<(String, String)> = s
+            .args
+            .iter()
+            .map(|(k, v)| (k.as_str().unwrap().into(), v.as_str().unwrap().into()))
+            .collect();
+        assert_eq!(
+            kv,
+            vec![
+                (
+                    "{{ item.key }}".into(),
+                    "{{ hostvars[h][item.value] }}".into()
+                ),
+                ("{{ k }}_x".into(), "a b".into()),
             ]
         );
         assert!(s.stray.is_empty());

@@ -775,3 +775,89 @@ impl<'o> Loader<'o> {
         }
     }
 }
+
+/// How `include_vars: dir:` picks its files (Ansible's `depth`, `files_matching`,
+/// `ignore_files`, `extensions`, `ignore_unknown_extensions`).
+#[derive(Clone, Debug, Default)]
+pub struct VarsDir {
+    /// Levels to descend, the directory itself being 1; 0 means no limit.
+    pub depth: usize,
+    /// Load only file names this regex finds something in.
+    pub files_matching: Option<String>,
+    /// File names ending with a match of one of these regexes are skipped.
+    pub ignore_files: Vec<String>,
+    /// Extensions to load (`""` for a file without one); Ansible's default is yaml, yml, json.
+    pub extensions: Vec<String>,
+    /// Skip a file with another extension instead of failing.
+    pub ignore_unknown_extensions: bool,
+}
+
+/// The files `include_vars: dir:` loads from `dir`, in Ansible's order (directories by path,
+/// files by name within each); `skip` is a role's `vars/main.yml`, never loaded this way.
+pub fn vars_dir_files(
+    dir: &Path,
+    how: &VarsDir,
+    skip: Option<&Path>,
+) -> Result<Vec<PathBuf>, String> {
+    let re = |p: &str| regex::Regex::new(p).map_err(|_| format!("Invalid regular expression: {p}"));
+    let matcher = how.files_matching.as_deref().map(re).transpose()?;
+    let ignore = how
+        .ignore_files
+        .iter()
+        .map(|p| re(&format!("{p}$")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut dirs = vec![(dir.to_path_buf(), 1usize)];
+    let mut i = 0;
+    while i < dirs.len() {
+        let (d, level) = dirs[i].clone();
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for e in rd.flatten() {
+                if e.path().is_dir() {
+                    dirs.push((e.path(), level + 1));
+                }
+            }
+        }
+        i += 1;
+    }
+    dirs.sort();
+    let mut out = Vec::new();
+    for (d, level) in dirs {
+        if how.depth != 0 && level > how.depth {
+            continue;
+        }
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut names: Vec<String> = rd
+            .flatten()
+            .filter(|e| !e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for name in names {
+            let path = d.join(&name);
+            if skip == Some(path.as_path())
+                || matcher.as_ref().is_some_and(|m| !m.is_match(&name))
+                || ignore.iter().any(|r| r.is_match(&name))
+            {
+                continue;
+            }
+            let ext = Path::new(&name)
+                .extension()
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if !how.extensions.contains(&ext) {
+                if how.ignore_unknown_extensions {
+                    continue;
+                }
+                return Err(format!(
+                    "{} does not have a valid extension: {}",
+                    path.display(),
+                    how.extensions.join(", ")
+                ));
+            }
+            out.push(path);
+        }
+    }
+    Ok(out)
+}

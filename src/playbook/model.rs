@@ -450,6 +450,11 @@ pub struct Task {
     /// Mistakes in what a conditional include loads (a `setup-FreeBSD.yml` on a Debian
     /// fleet): reported for a host only when the include is reached for it.
     pub deferred: Vec<crate::diag::Diagnostic>,
+    /// True for an `include_tasks`/`include_role` whose file or role is checked when it is
+    /// reached, not before the run: a templated name, or a literal one under a `when:`
+    /// (its own, a block's, a role's or an enclosing include's). `--syntax-check` and
+    /// `rdeploy plan` list these.
+    pub when_reached: bool,
 }
 
 /// A handler: a task that runs once at the end of a section when notified.
@@ -820,7 +825,7 @@ impl Play {
 
     /// Calls `f` for every task of the play, in execution order, including tasks of roles
     /// (dependencies first), imports, statically loaded includes, handlers and `rollback`.
-    pub fn for_each_task(&self, f: &mut dyn FnMut(&Task)) {
+    pub fn for_each_task<'a>(&'a self, f: &mut dyn FnMut(&'a Task)) {
         walk_tasks(&self.pre_tasks, f);
         for r in &self.roles {
             walk_role(r, f);
@@ -907,9 +912,33 @@ impl Play {
         items(&self.rollback, f);
     }
 
+    /// The play's includes whose file or role is checked when reached ([`Task::when_reached`]),
+    /// in execution order, each once.
+    pub fn when_reached(&self) -> Vec<&Task> {
+        let mut out: Vec<&Task> = Vec::new();
+        let mut seen = BTreeSet::new();
+        self.for_each_task(&mut |t| {
+            if t.when_reached && seen.insert(t.loc.to_string()) {
+                out.push(t);
+            }
+        });
+        out
+    }
+
     /// Names this play sets at run time (see [`Playbook::runtime_names`]).
     pub fn runtime_names(&self, out: &mut BTreeSet<String>) {
         self.for_each_task(&mut |t| task_runtime_names(t, out));
+        let mut rescue = false;
+        for list in [&self.pre_tasks, &self.tasks, &self.post_tasks] {
+            rescue |= has_rescue(list);
+        }
+        for r in &self.roles {
+            rescue |= role_has_rescue(r);
+        }
+        if rescue {
+            out.insert("ansible_failed_task".into());
+            out.insert("ansible_failed_result".into());
+        }
     }
 }
 
@@ -925,6 +954,30 @@ impl Playbook {
         }
         out
     }
+}
+
+/// True when a block in `items` (or in what they import or include) has a `rescue:`, which
+/// sets `ansible_failed_task` and `ansible_failed_result`.
+fn has_rescue(items: &[TaskItem]) -> bool {
+    items.iter().any(|it| match it {
+        TaskItem::Task(t) => match &t.included {
+            Some(Included::Tasks { tasks, .. }) => has_rescue(tasks),
+            Some(Included::Role(r)) => role_has_rescue(r),
+            _ => false,
+        },
+        TaskItem::Block(b) => {
+            !b.rescue.is_empty()
+                || has_rescue(&b.block)
+                || has_rescue(&b.rescue)
+                || has_rescue(&b.always)
+        }
+        TaskItem::ImportTasks(i) => has_rescue(&i.tasks),
+        TaskItem::ImportRole(r) => role_has_rescue(r),
+    })
+}
+
+fn role_has_rescue(r: &RoleRef) -> bool {
+    has_rescue(&r.role.tasks) || r.role.dependencies.iter().any(role_has_rescue)
 }
 
 fn collect_role_handlers<'a>(items: &'a [TaskItem], out: &mut Vec<&'a Handler>) {
@@ -1012,7 +1065,7 @@ fn flatten_role_handlers(r: &RoleRef, base: &[String], out: &mut Vec<FlatTask>) 
     }
 }
 
-fn walk_tasks(items: &[TaskItem], f: &mut dyn FnMut(&Task)) {
+fn walk_tasks<'a>(items: &'a [TaskItem], f: &mut dyn FnMut(&'a Task)) {
     for it in items {
         match it {
             TaskItem::Task(t) => {
@@ -1034,7 +1087,7 @@ fn walk_tasks(items: &[TaskItem], f: &mut dyn FnMut(&Task)) {
     }
 }
 
-fn walk_role(r: &RoleRef, f: &mut dyn FnMut(&Task)) {
+fn walk_role<'a>(r: &'a RoleRef, f: &mut dyn FnMut(&'a Task)) {
     for d in &r.role.dependencies {
         walk_role(d, f);
     }

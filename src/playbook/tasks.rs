@@ -305,6 +305,7 @@ impl Loader<'_> {
             role: ctx.role.as_ref().map(|r| r.name.clone()),
             included: None,
             deferred: Vec::new(),
+            when_reached: false,
         };
         if !listen.is_empty() {
             self.listen.insert(task.loc.clone(), listen);
@@ -358,6 +359,7 @@ impl Loader<'_> {
                 } else {
                     task.action.arg("name").cloned()
                 };
+                task.when_reached = defer || name.as_ref().is_some_and(is_template);
                 if name.as_ref().is_some_and(is_template) {
                     task.included =
                         Some(Included::Dynamic(Box::new(self.include_site(ctx, level))));
@@ -647,6 +649,13 @@ impl Loader<'_> {
             let Some(key) = self.key_str(k) else { continue };
             let e = &mut self.errors;
             match key {
+                // A templated name is rendered per host when the loop runs (as in Ansible).
+                "loop_var" if is_template(val) => {
+                    lc.loop_var = val.as_str().map(|s| crate::playbook::model::Named {
+                        name: s.to_string(),
+                        loc: val.loc.clone(),
+                    })
+                }
                 "loop_var" => lc.loop_var = values::var_name(e, key, val),
                 "index_var" => lc.index_var = values::var_name(e, key, val),
                 "label" => lc.label = Some(val.clone()),
@@ -854,6 +863,12 @@ impl Loader<'_> {
                     names: vec![s.to_string()],
                 });
         }
+        if let Some(dir) = task.action.arg("dir") {
+            return Some(Included::Vars {
+                path: None,
+                names: Self::names_in_vars_dir(task, dir, ctx),
+            });
+        }
         let file = task
             .action
             .free_form
@@ -880,6 +895,66 @@ impl Loader<'_> {
             path: Some(path),
             names: vars.into_iter().map(|(k, _)| k).collect(),
         })
+    }
+
+    /// The names `include_vars: dir:` sets, when its arguments are literal (else none: the run
+    /// reports what it finds). Files that do not parse as a mapping are passed over.
+    fn names_in_vars_dir(task: &Task, dir: &Node, ctx: &Ctx) -> Vec<String> {
+        let lit = |k: &str| {
+            task.action
+                .arg(k)
+                .filter(|n| !is_template(n))
+                .map(|n| n.to_json())
+        };
+        if task.action.args.iter().any(|(_, n)| is_template(n)) {
+            return Vec::new();
+        }
+        let Some(d) = dir.as_str() else {
+            return Vec::new();
+        };
+        let mut path = PathBuf::from(d);
+        if path.is_relative() {
+            path = match &ctx.role {
+                Some(r) if d.split('/').next() == Some("vars") => r.path.join(d),
+                Some(r) => r.path.join("vars").join(d),
+                None => ctx.dir.join(d),
+            };
+        }
+        let list = |k: &str| -> Option<Vec<String>> {
+            Some(match lit(k)? {
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                    .collect(),
+                serde_json::Value::String(s) => s.split_whitespace().map(str::to_string).collect(),
+                _ => Vec::new(),
+            })
+        };
+        let how = super::load::VarsDir {
+            depth: lit("depth")
+                .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
+                .unwrap_or(0) as usize,
+            files_matching: lit("files_matching").and_then(|v| v.as_str().map(str::to_string)),
+            ignore_files: list("ignore_files").unwrap_or_default(),
+            extensions: list("extensions")
+                .unwrap_or_else(|| vec!["yaml".into(), "yml".into(), "json".into()]),
+            ignore_unknown_extensions: true,
+        };
+        let skip = ctx.role.as_ref().map(|r| r.path.join("vars/main.yml"));
+        let Ok(files) = super::load::vars_dir_files(&path, &how, skip.as_deref()) else {
+            return Vec::new();
+        };
+        let mut names = Vec::new();
+        for f in files {
+            let Ok(docs) = crate::yaml::load_file(&f, crate::yaml::Limits::default()) else {
+                continue;
+            };
+            if let Some(serde_json::Value::Object(m)) = docs.into_iter().next().map(|n| n.to_json())
+            {
+                names.extend(m.keys().cloned());
+            }
+        }
+        names
     }
 
     /// The names set by any vars file a templated `include_vars` name can stand for

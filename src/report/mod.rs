@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::io::{self, Write};
 
 use crate::diag::Diagnostics;
-use crate::plan::{Plan, PlannedTask};
+use crate::plan::{Plan, PlannedTask, WhenReached};
 use crate::vault::redact::redact;
 
 /// Writes every diagnostic, then a count line, as the user sees them on stderr.
@@ -70,6 +70,23 @@ fn plan_human_raw(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<
                 writeln!(w, "{}", plan_task_line(t))?;
             }
         }
+        when_reached_lines(w, "  ", &p.checked_when_reached)?;
+    }
+    Ok(())
+}
+
+/// The includes checked when reached, under a heading, each with the mistakes it would
+/// report if reached.
+fn when_reached_lines(w: &mut dyn Write, indent: &str, list: &[WhenReached]) -> io::Result<()> {
+    if list.is_empty() {
+        return Ok(());
+    }
+    writeln!(w, "{indent}checked when reached ({}):", list.len())?;
+    for r in list {
+        writeln!(w, "{indent}  {}  {} {}", r.location, r.module, r.name)?;
+        for p in &r.problems {
+            writeln!(w, "{indent}    if reached: {p}")?;
+        }
     }
     Ok(())
 }
@@ -99,6 +116,7 @@ pub fn plan_json(w: &mut dyn Write, plan: &Plan) -> io::Result<()> {
                 "tasks": p.tasks,
                 "handlers": p.handlers,
                 "rollback": p.rollback,
+                "checked_when_reached": p.checked_when_reached,
             })
         })
         .collect();
@@ -169,9 +187,18 @@ fn listing_raw(w: &mut dyn Write, playbook: &str, plan: &Plan, what: Listing) ->
     Ok(())
 }
 
-/// `--syntax-check` success line, as ansible-playbook prints it.
-pub fn syntax_ok(w: &mut dyn Write, playbook: &str) -> io::Result<()> {
-    writeln!(w, "\nplaybook: {playbook}")
+/// `--syntax-check` success line, as ansible-playbook prints it, then the includes whose
+/// file or role is checked only when reached.
+pub fn syntax_ok(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<()> {
+    let mut buf = Vec::new();
+    writeln!(buf, "\nplaybook: {playbook}")?;
+    let all: Vec<WhenReached> = plan
+        .plays
+        .iter()
+        .flat_map(|p| p.checked_when_reached.iter().cloned())
+        .collect();
+    when_reached_lines(&mut buf, "", &all)?;
+    text(w, &String::from_utf8_lossy(&buf))
 }
 
 /// Any value as one line of JSON.

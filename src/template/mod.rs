@@ -309,6 +309,10 @@ pub fn expr_referenced_vars(
     Ok(without_globals(env, e.undeclared_variables(false)))
 }
 
+/// `ansible_managed` in a `template:` source when the play does not set it: Ansible's
+/// default (`DEFAULT_MANAGED_STR`).
+pub const ANSIBLE_MANAGED: &str = "Ansible managed";
+
 /// True if `s` contains anything minijinja would treat as template syntax.
 pub fn has_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%") || s.contains("{#")
