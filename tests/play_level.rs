@@ -105,7 +105,7 @@ if pid == 0:
 out = b""
 def read(until, seen):
     global out
-    end = time.time() + 30
+    end = time.time() + 20
     while time.time() < end:
         if out.count(until) > seen:
             return
@@ -120,9 +120,19 @@ def read(until, seen):
             out += data
 for q, a in steps:
     read(q.encode(), out.count(q.encode()))
+    # The question is written before the terminal's echo is turned off, which discards
+    # input typed too early (TCSAFLUSH): give it that moment, as a person would.
+    time.sleep(0.5)
     os.write(fd, a.encode() + b"\r")
-read(b"\x00never", 0)
-os.waitpid(pid, 0)
+read(b"PLAY RECAP", 0)
+read(b"journal.jsonl", 0)
+for _ in range(100):
+    if os.waitpid(pid, os.WNOHANG)[0]:
+        break
+    time.sleep(0.1)
+else:
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
 sys.stdout.write(out.decode(errors="replace"))
 "#;
     let bin = assert_cmd::cargo::cargo_bin("rdeploy");
@@ -187,5 +197,27 @@ fn vars_prompt_on_a_terminal_was_refused() {
     assert!(
         err.contains("pb.yaml:4:7: error: vars_prompt 'rel' has no default and no -e value"),
         "{err}"
+    );
+}
+
+#[test]
+fn become_and_timeout_templates_with_bad_values_were_silently_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = "- hosts: h1\n  gather_facts: false\n  vars: {b: false}\n  become: \"{{ b }}\"\n  tasks:\n    - command: \"true\"\n    - command: \"true\"\n      become: \"{{ nb }}\"\n      vars: {nb: maybe}\n      ignore_errors: true\n    - command: \"true\"\n      timeout: \"{{ t }}\"\n      vars: {t: soon}\n";
+    let (code, out, err) = run(dir.path(), &[("pb.yaml", pb)], &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    // ansible-playbook 2.19: "Error processing keyword 'become': The value 'maybe' could not
+    // be converted to 'bool'." on that task (ignored, which counts as ok as well).
+    assert!(
+        out.contains("become (pb.yaml:8:15): 'maybe' is not a boolean"),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"timeout (pb.yaml:12:16): expected a number of seconds, found \"soon\""#),
+        "{out}"
+    );
+    assert_eq!(
+        support::recap_line(&out),
+        "h1 : ok=2 changed=1 unreachable=0 failed=1 skipped=0 rescued=0 ignored=1"
     );
 }
