@@ -185,9 +185,11 @@ pub enum RollbackScope {
 pub struct VarsFile {
     /// The entry as written.
     pub node: Node,
-    /// The file, when the name is not a template.
+    /// The file: found when loading for a literal name, by `resolve` (before planning) for a
+    /// templated one.
     pub path: Option<PathBuf>,
-    /// Its variables, when it was read (its name is not a template; a vault file is decrypted).
+    /// Its variables once read (a vault file is decrypted); `None` until `resolve` has read a
+    /// templated one.
     pub vars: Option<Vec<(String, Node)>>,
 }
 
