@@ -221,3 +221,21 @@ fn become_and_timeout_templates_with_bad_values_were_silently_ignored() {
         "h1 : ok=2 changed=1 unreachable=0 failed=1 skipped=0 rescued=0 ignored=1"
     );
 }
+
+#[test]
+fn templated_rollout_keywords_were_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // Typed fields (status, max_latency, probe settings, soak, rollback_scope) are rendered
+    // with the play's variables before the run; the probe's command stays a per-host template.
+    let pb = "- hosts: h1\n  gather_facts: false\n  vars: {code: 200, lat: 2s, s: 0s}\n  soak: \"{{ s }}\"\n  probe: {retries: \"{{ 0 }}\", timeout: \"{{ lat }}\"}\n  rollback_scope: \"{{ 'all' }}\"\n  on_failure: halt\n  health:\n    - command: \"test {{ inventory_hostname }} = h1\"\n    - http: \"http://127.0.0.1:1/{{ inventory_hostname }}\"\n      status: [\"{{ code }}\"]\n      max_latency: \"{{ lat }}\"\n  tasks:\n    - debug: {msg: hi}\n";
+    let (code, out, err) = run(dir.path(), &[("pb.yaml", pb)], &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.contains("ok: [h1] => command test h1 = h1: exit 0 (1 try)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("http http://127.0.0.1:1/h1: connection refused (1 try)"),
+        "{out}"
+    );
+}
