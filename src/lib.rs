@@ -28,6 +28,7 @@ pub mod plan;
 pub mod playbook;
 pub mod probe;
 pub mod report;
+pub mod resolve;
 pub mod rollback;
 pub mod template;
 pub mod transport;

@@ -167,6 +167,42 @@ impl Node {
         walk(self, false, out);
     }
 
+    /// A node holding `v` (a rendered value), every part of it placed at `loc`. Strings are
+    /// quoted strings, so a rendered `"yes"` stays text.
+    pub fn from_json(v: &serde_json::Value, loc: &Loc) -> Node {
+        use serde_json::Value;
+        let kind = match v {
+            Value::Null => Kind::Null,
+            Value::Bool(b) => Kind::Bool(*b),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => Kind::Int(i),
+                None => Kind::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Value::String(s) => Kind::Str {
+                value: s.clone(),
+                quoted: true,
+            },
+            Value::Array(items) => {
+                Kind::Seq(items.iter().map(|i| Node::from_json(i, loc)).collect())
+            }
+            Value::Object(m) => Kind::Map(
+                m.iter()
+                    .map(|(k, v)| {
+                        (
+                            Node::from_json(&Value::String(k.clone()), loc),
+                            Node::from_json(v, loc),
+                        )
+                    })
+                    .collect(),
+            ),
+        };
+        Node {
+            kind,
+            loc: loc.clone(),
+            tag: None,
+        }
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value;
         match &self.kind {

@@ -141,9 +141,11 @@ pub struct Checked {
     pub plan: Plan,
 }
 
-/// Loads and checks everything: options, inventory, playbook, plan, templates. All mistakes
-/// from every stage that could run are returned together.
-pub fn check(settings: Settings) -> Result<Checked, Diagnostics> {
+/// Loads and checks everything: options, inventory, playbook, play-level values (prompts,
+/// templated `vars_files` and play keywords), plan, templates. All mistakes from every stage
+/// that could run are returned together. `ask`: a `vars_prompt` may be asked on the terminal
+/// (a real run; never `rdeploy plan`, `--syntax-check` or a listing, as in Ansible).
+pub fn check(settings: Settings, ask: bool) -> Result<Checked, Diagnostics> {
     let mut errors = Diagnostics::new();
     let playbook_dir = settings.playbook.parent().map(Path::to_path_buf);
     let inventory = Inventory::load(&settings.inventory, playbook_dir.as_deref());
@@ -164,6 +166,16 @@ pub fn check(settings: Settings) -> Result<Checked, Diagnostics> {
             return Err(errors);
         }
     };
+    let mut playbook = playbook;
+    let mut terminal = if ask { prompt::Terminal::open() } else { None };
+    crate::resolve::plays(
+        &inventory,
+        &mut playbook,
+        &settings,
+        terminal
+            .as_mut()
+            .map(|t| t as &mut dyn crate::resolve::Asker),
+    )?;
     let plan_opts = PlanOptions {
         limit: settings.limit.clone(),
         tags: settings.tags.clone(),
@@ -278,7 +290,7 @@ pub(crate) fn vault_sources(v: &args::VaultArgs) -> args::VaultArgs {
 fn cmd_plan(out: &mut dyn Write, a: args::PlanArgs) -> Result<Exit, Failed> {
     install_vault(&a.common.vault)?;
     let settings = Settings::from_common(&a.playbook, &a.common)?;
-    let c = check(settings)?;
+    let c = check(settings, false)?;
     config_note(c.settings.config.as_ref())?;
     match c.settings.output {
         OutputFormat::Json => report::plan_json(out, &c.plan)?,
@@ -294,7 +306,8 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
     // The deadline counts from here, lock waiting included.
     let began = (std::time::Instant::now(), journal::now());
     let settings = Settings::from_common(&a.playbook, &a.common)?;
-    let c = check(settings)?;
+    let listing = a.syntax_check || a.list_hosts || a.list_tasks || a.list_tags;
+    let c = check(settings, !listing)?;
     let name = a.playbook.display().to_string();
     if a.syntax_check {
         report::syntax_ok(out, &name, &c.plan)?;

@@ -1,4 +1,5 @@
-//! Passwords typed by the operator: `-K/--ask-become-pass` and `--ask-vault-pass`.
+//! What the operator types: passwords for `-K/--ask-become-pass` and `--ask-vault-pass`, and
+//! `vars_prompt` replies ([`Terminal`]).
 //!
 //! Owns asking on the terminal with echo off (Ansible's prompts, `BECOME password: ` and
 //! `Vault password: `) and refusing to ask without one: a run under cron or in a pipe gets a
@@ -26,6 +27,35 @@ pub fn password(prompt: &str, flag: &str, instead: &str) -> Result<String, Diagn
     read.map_err(|e| {
         Diagnostic::options(format!("{flag}: could not read the password: {e}")).into()
     })
+}
+
+/// The operator's terminal, for `vars_prompt`: questions on stderr's terminal, replies from
+/// it (hidden unless the prompt says `private: false`).
+pub struct Terminal(console::Term);
+
+impl Terminal {
+    /// The terminal, when stdin and stderr are one (`None` under cron, in a pipe, in CI).
+    pub fn open() -> Option<Terminal> {
+        let term = console::Term::stderr();
+        (std::io::stdin().is_terminal() && term.is_term()).then_some(Terminal(term))
+    }
+}
+
+impl crate::resolve::Asker for Terminal {
+    fn ask(&mut self, question: &str, echo: bool) -> Result<String, String> {
+        self.0.write_str(question).map_err(|e| e.to_string())?;
+        let read = if echo {
+            self.0.read_line()
+        } else {
+            self.0.read_secure_line()
+        };
+        read.map_err(|e| e.to_string())
+    }
+
+    fn say(&mut self, line: &str) {
+        // A terminal that cannot be written to fails the next question, which says why.
+        let _ = self.0.write_line(line);
+    }
 }
 
 /// The extra-vars variables that hold a become password: never given as text on the command line.

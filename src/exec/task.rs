@@ -586,6 +586,63 @@ async fn attempts(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyV
     }
 }
 
+/// A templated boolean keyword that must not be guessed (`become`): its value, or why it has
+/// none (a failed render, a value that is not a boolean), naming the keyword and its position.
+fn strict_bool_kw(
+    key: &str,
+    v: &Option<Val<bool>>,
+    vars: &LazyVars,
+    ctx: &TaskCtx,
+) -> Result<Option<bool>, String> {
+    let Some(v) = v.as_ref() else {
+        return Ok(None);
+    };
+    let n = match v {
+        Val::Lit { value, .. } => return Ok(Some(*value)),
+        Val::Template(n) => n,
+    };
+    let r = render_node(ctx, n, vars).map_err(|e| format!("{key}: {e}"))?;
+    match &r {
+        Json::Bool(b) => Ok(Some(*b)),
+        Json::String(s) => crate::template::filters::to_bool(&Value::from(s.as_str()))
+            .map(Some)
+            .map_err(|_| format!("{key} ({}): '{s}' is not a boolean", n.loc)),
+        Json::Number(x) if x.as_f64() == Some(0.0) || x.as_f64() == Some(1.0) => {
+            Ok(Some(x.as_f64() == Some(1.0)))
+        }
+        other => Err(format!("{key} ({}): {other} is not a boolean", n.loc)),
+    }
+}
+
+/// A templated integer keyword that must not be guessed (`timeout`), as [`strict_bool_kw`].
+fn strict_int_kw(
+    key: &str,
+    v: &Option<Val<i64>>,
+    vars: &LazyVars,
+    ctx: &TaskCtx,
+) -> Result<Option<i64>, String> {
+    let Some(v) = v.as_ref() else {
+        return Ok(None);
+    };
+    let n = match v {
+        Val::Lit { value, .. } => return Ok(Some(*value)),
+        Val::Template(n) => n,
+    };
+    let r = render_node(ctx, n, vars).map_err(|e| format!("{key}: {e}"))?;
+    let i = match &r {
+        Json::Number(x) => x.as_i64(),
+        Json::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    match i {
+        Some(i) if i >= 0 => Ok(Some(i)),
+        _ => Err(format!(
+            "{key} ({}): expected a number of seconds, found {r}",
+            n.loc
+        )),
+    }
+}
+
 fn int_kw(v: &Option<Val<i64>>, vars: &LazyVars, ctx: &TaskCtx) -> Option<i64> {
     match v.as_ref()? {
         Val::Lit { value, .. } => Some(*value),
@@ -1187,7 +1244,7 @@ impl Parts {
     fn new(ctx: &TaskCtx, kw: &Keywords, vars: &LazyVars, args: &Args) -> Result<Parts, String> {
         let become_ = become_of(ctx, kw, vars)?;
         let environment = environment_of(ctx, kw, vars)?;
-        let timeout = int_kw(&kw.timeout, vars, ctx)
+        let timeout = strict_int_kw("timeout", &kw.timeout, vars, ctx)?
             .map(|s| Duration::from_secs(s.max(0) as u64))
             .or(ctx.shared.opts.task_timeout);
         let local_src = local_src(ctx, args);
@@ -1374,7 +1431,7 @@ pub(crate) fn become_of(
     let on = match var_text(vars, "ansible_become")? {
         Some(v) => crate::template::filters::to_bool(&Value::from(v.as_str()))
             .map_err(|_| format!("ansible_become: expected a boolean, got '{v}'"))?,
-        None => literal_bool(&kw.r#become, vars, ctx)
+        None => strict_bool_kw("become", &kw.r#become, vars, ctx)?
             .or(cli.r#become)
             .unwrap_or(false),
     };

@@ -52,6 +52,14 @@ fn plan_play(
     limit: Option<&BTreeSet<&str>>,
     opts: &PlanOptions,
 ) -> Result<PlannedPlay, Diagnostic> {
+    if let Some((key, n)) = play.deferred.first() {
+        // `resolve::plays` renders these before planning; a caller that skipped it must not
+        // get a plan that silently ignores them.
+        return Err(Diagnostic::at(
+            &n.loc,
+            format!("'{key}' is a template that was not rendered before planning"),
+        ));
+    }
     let pattern = hosts_pattern(&play.hosts);
     if crate::template::has_template(&pattern) {
         return Err(Diagnostic::at(

@@ -27,6 +27,7 @@ pub const COMMON: &[&str] = &[
     "port",
     "tags",
     "collections",
+    "timeout",
 ];
 
 /// Keywords of blocks, tasks and role entries, but not plays (`Conditional`, `Delegatable`).
@@ -36,7 +37,6 @@ pub const SCOPED: &[&str] = &[
     "delegate_facts",
     "run_once",
     "throttle",
-    "timeout",
 ];
 
 /// Play-only keywords, including rdeploy's own (`health` ... `release_label`).
@@ -184,7 +184,7 @@ pub fn is_unsupported(key: &str, level: Level) -> bool {
         Level::Task | Level::Handler => key
             .strip_prefix("with_")
             .is_some_and(|name| !crate::template::lookups::is_with_lookup(name)),
-        Level::Play => ["run_once", "throttle", "timeout"].contains(&key),
+        Level::Play => ["run_once", "throttle"].contains(&key),
         Level::ImportPlaybook => key == "when",
         _ => false,
     }

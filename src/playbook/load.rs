@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use super::keywords::{self, Level, is_unsupported, unknown_message, unsupported_message};
 use super::model::{
-    Keywords, Named, OnFailure, Order, Play, Playbook, RollbackScope, TaskItem, VarsFile,
+    Keywords, Named, OnFailure, Order, Play, Playbook, RollbackScope, TaskItem, Val, VarPrompt,
+    VarsFile,
 };
 use super::probe;
 use super::values::{self, Errors};
@@ -53,6 +54,68 @@ fn absolute_dir(path: &Path) -> PathBuf {
         dir
     };
     std::path::absolute(&dir).unwrap_or(dir)
+}
+
+/// Play keywords Ansible renders once per play, with the play's variables (play `vars`,
+/// `vars_files`, `vars_prompt`, role defaults and vars, `-e`, `groups`), before any task runs.
+pub const PLAY_RENDERED: &[&str] = &[
+    "hosts",
+    "serial",
+    "max_fail_percentage",
+    "health",
+    "probe",
+    "soak",
+    "rollback_scope",
+];
+
+/// True when play keyword `key` holds a template that must be rendered before the play is
+/// planned. In `health`, only the typed fields count (`status`, `max_latency`, ...): a URL or
+/// command stays a template rendered per host when the probe runs.
+pub fn play_rendered(key: &str, v: &Node) -> bool {
+    if key == "health" {
+        return v.as_seq().is_some_and(|items| {
+            items.iter().any(|it| {
+                it.as_map().is_some_and(|m| {
+                    m.iter().any(|(k, val)| {
+                        k.as_str().is_some_and(|k| probe::PLAY_LEVEL.contains(&k))
+                            && has_template_leaf(val)
+                    })
+                })
+            })
+        });
+    }
+    has_template_leaf(v)
+}
+
+/// True when a string anywhere in `n` holds template syntax (an `!unsafe` string never does).
+pub fn has_template_leaf(n: &Node) -> bool {
+    match &n.kind {
+        Kind::Str { .. } => is_template(n),
+        Kind::Seq(items) => items.iter().any(has_template_leaf),
+        Kind::Map(entries) => entries.iter().any(|(_, v)| has_template_leaf(v)),
+        _ => false,
+    }
+}
+
+/// Parses `rendered`, the value of play keyword `key` rendered by `resolve`, into `play` as if
+/// it had been written so; the mistakes found, at the positions `rendered` carries.
+pub fn apply_rendered(play: &mut Play, key: &str, rendered: &Node) -> Vec<Diagnostic> {
+    let opts = LoadOptions::default();
+    let mut l = Loader::new(&opts);
+    l.play_value(play, key, rendered);
+    l.errors
+}
+
+/// Reads a variables file named at run time or by a rendered `vars_files` entry (a vault
+/// file is decrypted): its variables, or every mistake in it.
+pub fn read_vars_file(path: &Path) -> Result<Vec<(String, Node)>, Vec<Diagnostic>> {
+    let opts = LoadOptions::default();
+    let mut l = Loader::new(&opts);
+    let vars = l.vars_file(path, "vars_files");
+    match vars {
+        Some(v) if l.errors.is_empty() => Ok(v),
+        _ => Err(l.errors),
+    }
 }
 
 /// The directory of a file, `""` for a bare file name.
@@ -402,6 +465,8 @@ impl<'o> Loader<'o> {
             rollback_scope: RollbackScope::default(),
             rollback: Vec::new(),
             release_label: None,
+            vars_prompt: Vec::new(),
+            deferred: Vec::new(),
         };
         let before = self.errors.len();
         let mut hosts_seen = false;
@@ -416,10 +481,16 @@ impl<'o> Loader<'o> {
             let e = &mut self.errors;
             match key {
                 "name" => play.name = values::text(e, key, v),
-                "hosts" => {
-                    hosts_seen = true;
-                    self.hosts(v);
-                    play.hosts = v.clone();
+                _ if PLAY_RENDERED.contains(&key) => {
+                    if key == "hosts" {
+                        hosts_seen = true;
+                        play.hosts = v.clone();
+                    }
+                    if play_rendered(key, v) {
+                        play.deferred.push((key.to_string(), v.clone()));
+                    } else {
+                        self.play_value(&mut play, key, v);
+                    }
                 }
                 "vars_files" => play.vars_files = self.vars_files(v, ctx),
                 "gather_facts" => play.gather_facts = values::boolean(e, key, v),
@@ -431,8 +502,6 @@ impl<'o> Loader<'o> {
                     play.gather_subset = Some(v.clone());
                 }
                 "gather_timeout" => play.gather_timeout = Some(v.clone()),
-                "serial" => play.serial = values::serial(e, v),
-                "max_fail_percentage" => play.max_fail_percentage = values::percentage(e, key, v),
                 "order" => {
                     play.order = match values::choice(e, key, v, Order::NAMES) {
                         Some(1) => Order::ReverseInventory,
@@ -460,19 +529,10 @@ impl<'o> Loader<'o> {
                 "rollback" => play.rollback = self.task_list(v, ctx, key, Level::Task),
                 "roles" => play.roles = self.roles_list(v, ctx),
                 "handlers" => play.handlers = self.handler_list(v, ctx),
-                "health" => play.health = probe::health(e, v),
-                "probe" => play.probe = probe::settings(e, v),
-                "soak" => play.soak = values::duration(e, key, v),
                 "on_failure" => {
                     play.on_failure = match values::choice(e, key, v, &["rollback", "halt"]) {
                         Some(1) => Some(OnFailure::Halt),
                         _ => Some(OnFailure::Rollback),
-                    }
-                }
-                "rollback_scope" => {
-                    play.rollback_scope = match values::choice(e, key, v, &["batch", "all"]) {
-                        Some(1) => RollbackScope::All,
-                        _ => RollbackScope::Batch,
                     }
                 }
                 "release_label" => play.release_label = values::text(e, key, v),
@@ -481,7 +541,7 @@ impl<'o> Loader<'o> {
             }
         }
         if let Some(v) = prompts {
-            self.vars_prompt(v, &mut play.keywords.vars);
+            play.vars_prompt = self.vars_prompt(v);
         }
         if !hosts_seen {
             self.err(&node.loc, "play has no 'hosts'");
@@ -492,10 +552,9 @@ impl<'o> Loader<'o> {
         (self.errors.len() == before).then_some(play)
     }
 
-    /// `vars_prompt`: a name given with `-e` is not asked; otherwise its `default` becomes a
-    /// play variable. rdeploy does not prompt: an entry with neither is refused before any
-    /// host is touched, naming the fix.
-    fn vars_prompt(&mut self, v: &Node, vars: &mut Vec<(String, Node)>) {
+    /// `vars_prompt` entries, checked. Asking (or taking `-e` or the `default`) happens before
+    /// planning, in `resolve`.
+    fn vars_prompt(&mut self, v: &Node) -> Vec<VarPrompt> {
         let Some(items) = v.as_seq() else {
             self.err(
                 &v.loc,
@@ -504,7 +563,7 @@ impl<'o> Loader<'o> {
                     shown(v)
                 ),
             );
-            return;
+            return Vec::new();
         };
         const KEYS: &[&str] = &[
             "name",
@@ -517,6 +576,7 @@ impl<'o> Loader<'o> {
             "salt_size",
             "unsafe",
         ];
+        let mut out = Vec::new();
         for it in items {
             let Some(map) = it.as_map() else {
                 self.err(
@@ -525,43 +585,82 @@ impl<'o> Loader<'o> {
                 );
                 continue;
             };
-            let mut name = None;
-            let mut default = None;
+            let mut entry = VarPrompt {
+                loc: it.loc.clone(),
+                name: String::new(),
+                prompt: None,
+                default: None,
+                private: true,
+                confirm: false,
+                unsafe_: false,
+            };
             for (k, val) in map {
                 let key = k.as_str().unwrap_or_default();
+                let flag = |errors: &mut Errors| {
+                    values::boolean(errors, key, val).and_then(|b| match b {
+                        Val::Lit { value, .. } => Some(value),
+                        Val::Template(_) => {
+                            errors.push(Diagnostic::at(
+                                &val.loc,
+                                format!(
+                                    "vars_prompt '{key}' must be a literal boolean, found {}",
+                                    shown(val)
+                                ),
+                            ));
+                            None
+                        }
+                    })
+                };
                 match key {
-                    "name" => name = val.as_str().map(str::to_string),
-                    "default" => default = Some(val.clone()),
+                    "name" => entry.name = val.as_str().unwrap_or_default().to_string(),
+                    "prompt" => entry.prompt = values::text(&mut self.errors, key, val),
+                    "default" => entry.default = Some(val.clone()),
+                    "private" => entry.private = flag(&mut self.errors).unwrap_or(true),
+                    "confirm" => entry.confirm = flag(&mut self.errors).unwrap_or(false),
+                    "unsafe" => entry.unsafe_ = flag(&mut self.errors).unwrap_or(false),
                     "encrypt" | "salt" | "salt_size" => self.err(
                         &k.loc,
                         format!("vars_prompt '{key}' is not supported by rdeploy: it cannot hash passwords"),
                     ),
-                    _ if KEYS.contains(&key) => {}
                     _ => self.err(
                         &k.loc,
                         format!("unknown vars_prompt key '{key}' (it takes {})", KEYS.join(", ")),
                     ),
                 }
             }
-            let Some(name) = name.filter(|n| keywords::is_identifier(n)) else {
+            if !keywords::is_identifier(&entry.name) {
                 self.err(
                     &it.loc,
                     "a vars_prompt entry needs 'name:' (a variable name)",
                 );
                 continue;
-            };
-            if self.opts.extra_var_names.contains(&name) {
-                continue;
             }
-            match default {
-                Some(d) => vars.push((name, d)),
-                None => self.err(
-                    &it.loc,
-                    format!(
-                        "vars_prompt '{name}' has no default and no -e value: prompting is not supported by rdeploy; give it with `-e {name}=...` (or a `default:`)"
-                    ),
-                ),
+            out.push(entry);
+        }
+        out
+    }
+
+    /// A play keyword Ansible renders with the play's variables, written literally (or
+    /// rendered by `resolve`): parsed into `play`.
+    fn play_value(&mut self, play: &mut Play, key: &str, v: &Node) {
+        let e = &mut self.errors;
+        match key {
+            "hosts" => {
+                self.hosts(v);
+                play.hosts = v.clone();
             }
+            "serial" => play.serial = values::serial(e, v),
+            "max_fail_percentage" => play.max_fail_percentage = values::percentage(e, key, v),
+            "health" => play.health = probe::health(e, v),
+            "probe" => play.probe = probe::settings(e, v),
+            "soak" => play.soak = values::duration(e, key, v),
+            "rollback_scope" => {
+                play.rollback_scope = match values::choice(e, key, v, &["batch", "all"]) {
+                    Some(1) => RollbackScope::All,
+                    _ => RollbackScope::Batch,
+                }
+            }
+            _ => {}
         }
     }
 
@@ -592,8 +691,7 @@ impl<'o> Loader<'o> {
         }
     }
 
-    /// A `vars_files` entry that is a list: the first file of it that exists. Templated names
-    /// in such a list are refused (they would need each host's variables to choose).
+    /// A `vars_files` entry that is a list of literal names: the first file of it that exists.
     fn first_vars_file(&mut self, it: &Node, choices: &[Node], ctx: &Ctx) -> Option<VarsFile> {
         let mut tried = Vec::new();
         for c in choices {
@@ -607,13 +705,6 @@ impl<'o> Loader<'o> {
                 );
                 return None;
             };
-            if is_template(c) {
-                self.err(
-                    &c.loc,
-                    "a templated name in a 'vars_files' first-found list is not supported by rdeploy; use a single \"{{ lookup('first_found', [...]) }}\" entry",
-                );
-                return None;
-            }
             let path = if Path::new(name).is_absolute() {
                 PathBuf::from(name)
             } else {
@@ -648,6 +739,15 @@ impl<'o> Loader<'o> {
         let mut out = Vec::new();
         for it in items {
             if let Kind::Seq(choices) = &it.kind {
+                if choices.iter().any(is_template) {
+                    // Rendered with the play's variables before planning (`resolve`).
+                    out.push(VarsFile {
+                        node: it.clone(),
+                        path: None,
+                        vars: None,
+                    });
+                    continue;
+                }
                 // Ansible: a list entry loads the first of its files that exists.
                 if let Some(f) = self.first_vars_file(it, choices, ctx) {
                     out.push(f);

@@ -185,9 +185,11 @@ pub enum RollbackScope {
 pub struct VarsFile {
     /// The entry as written.
     pub node: Node,
-    /// The file, when the name is not a template.
+    /// The file: found when loading for a literal name, by `resolve` (before planning) for a
+    /// templated one.
     pub path: Option<PathBuf>,
-    /// Its variables, when it was read (its name is not a template; a vault file is decrypted).
+    /// Its variables once read (a vault file is decrypted); `None` until `resolve` has read a
+    /// templated one.
     pub vars: Option<Vec<(String, Node)>>,
 }
 
@@ -245,6 +247,32 @@ pub struct Play {
     pub rollback: Vec<TaskItem>,
     /// `release_label`: a template naming the release in history (e.g. the version).
     pub release_label: Option<Node>,
+    /// `vars_prompt` entries, asked (or answered by `-e` or their `default`) before planning.
+    pub vars_prompt: Vec<VarPrompt>,
+    /// Play keywords written as templates (`hosts`, `serial`, `max_fail_percentage`, `soak`,
+    /// `probe`, `rollback_scope`, typed `health` fields), as written. Ansible renders them once
+    /// per play with the play's variables; `resolve` does so before planning and parses the
+    /// result as if it had been written literally, then empties this list.
+    pub deferred: Vec<(String, Node)>,
+}
+
+/// One `vars_prompt` entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VarPrompt {
+    /// Where the entry starts.
+    pub loc: Loc,
+    /// The variable it sets.
+    pub name: String,
+    /// `prompt`: the question (may be a template); the name when absent.
+    pub prompt: Option<Node>,
+    /// `default`: the answer to an empty reply, or without a terminal (may be a template).
+    pub default: Option<Node>,
+    /// `private` (Ansible's default: true): the reply is not echoed.
+    pub private: bool,
+    /// `confirm`: asked twice, until both replies match.
+    pub confirm: bool,
+    /// `unsafe`: the reply is data, never rendered as a template.
+    pub unsafe_: bool,
 }
 
 /// An entry of a task list.

@@ -25,6 +25,9 @@ const HTTP_KEYS: &[&str] = &[
 const TCP_KEYS: &[&str] = &["tcp", "name", "from"];
 const COMMAND_KEYS: &[&str] = &["command", "name", "stdout"];
 const PROMETHEUS_KEYS: &[&str] = &["prometheus", "name", "query", "max", "min"];
+/// Probe fields whose value must be known before the run (a number, a duration, a choice):
+/// written as templates, they are rendered with the play's variables, as `serial` is.
+pub const PLAY_LEVEL: &[&str] = &["status", "max_latency", "insecure", "from", "max", "min"];
 const SETTINGS: &[&str] = &[
     "initial_delay",
     "retries",

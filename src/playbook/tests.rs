@@ -237,11 +237,10 @@ fn cases() -> Vec<(
             "pb.yml:4:7: error: 'with_cartesian' (a loop over the 'cartesian' lookup plugin) is not supported by rdeploy; it has with_file, with_template, with_env, with_pipe, with_fileglob, with_first_found, with_lines, with_password, with_vars, with_items, with_list, with_dict, with_subelements, with_sequence, with_indexed_items, with_together, with_nested",
         ),
         (
-            "vars_prompt without default or -e",
-            "- hosts: all\n  vars_prompt:\n    - name: release\n      prompt: Which release?\n"
-                .into(),
+            "vars_prompt encrypt",
+            "- hosts: all\n  vars_prompt:\n    - name: pw\n      encrypt: sha512_crypt\n".into(),
             vec![],
-            "pb.yml:3:7: error: vars_prompt 'release' has no default and no -e value: prompting is not supported by rdeploy; give it with `-e release=...` (or a `default:`)",
+            "pb.yml:4:7: error: vars_prompt 'encrypt' is not supported by rdeploy: it cannot hash passwords",
         ),
         (
             "strategy free",

@@ -230,16 +230,6 @@ fn serial_step(errors: &mut Errors, n: &Node) -> Option<SerialStep> {
             );
             None
         }
-        Kind::Str { value, .. } if is_template(n) => {
-            push(
-                errors,
-                n,
-                format!(
-                    "invalid serial value '{value}': templates are not supported in 'serial' yet"
-                ),
-            );
-            None
-        }
         Kind::Str { value, .. } => {
             let s = value.trim();
             if let Some(p) = s.strip_suffix('%') {
