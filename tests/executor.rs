@@ -1392,3 +1392,31 @@ fn ansible_vault_password_environment_variables_are_used() {
         std::fs::read(vault_fixture("plain12.txt")).unwrap()
     );
 }
+
+/// `ping: data:` given as a mapping or a list was refused ("expects a string, found a
+/// mapping"); Ansible turns it into text with Python's `str()`, and so does rdeploy now.
+#[test]
+fn ping_data_given_as_a_mapping_is_returned_as_python_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - ping:
+        data: {a: 1, b: [x, "y"], c: true, d: null}
+      register: r
+    - ping:
+        data: [1, 2]
+      register: r2
+    - debug: { msg: "{{ r.ping }}|{{ r2.ping }}" }
+"#,
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(r#""msg":"{'a': 1, 'b': ['x', 'y'], 'c': True, 'd': None}|[1, 2]""#),
+        "{out}"
+    );
+}

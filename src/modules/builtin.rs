@@ -523,10 +523,12 @@ pub static MODULES: &[ModuleSpec] = &[
     },
     ModuleSpec {
         name: "ping",
-        doc: "Checks that the host is reachable and can run commands; returns `data`.",
+        doc: "Checks that the host is reachable and can run commands; returns `data` (a list or mapping as Python's `str()` of it, as Ansible does).",
         free_form: false,
         open_args: false,
-        args: &[A::new("data", "Value returned as `ping`.").default("pong")],
+        args: &[A::new("data", "Value returned as `ping`.")
+            .kind(Raw)
+            .default("pong")],
         check_args: None,
     },
     ModuleSpec {
