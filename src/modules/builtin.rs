@@ -489,22 +489,28 @@ pub static MODULES: &[ModuleSpec] = &[
     },
     ModuleSpec {
         name: "package",
-        doc: "Manages packages with the host's package manager (apt or dnf, detected from facts).",
+        doc: "Manages packages with the host's package manager (apt or dnf, detected on the host). `update_cache` alone refreshes the manager's cache, as Ansible's `package` does through apt or dnf.",
         free_form: false,
         open_args: false,
         args: &[
             A::new("name", "Package name(s).")
-                .req()
                 .aliases(&["pkg"])
                 .kind(List),
             A::new(
                 "state",
                 "Whether the packages are installed, removed or at the latest version.",
             )
-            .req()
+            .default("present")
             .choices(&["present", "absent", "latest"]),
+            A::new(
+                "update_cache",
+                "Refresh the cache first (`apt-get update`, `dnf makecache`).",
+            )
+            .aliases(&["update-cache"])
+            .kind(Bool)
+            .default("no"),
         ],
-        check_args: None,
+        check_args: Some(name_or_update_cache),
     },
     ModuleSpec {
         name: "pause",
@@ -596,11 +602,14 @@ pub static MODULES: &[ModuleSpec] = &[
     },
     ModuleSpec {
         name: "service",
-        doc: "Starts, stops, restarts or reloads a service and sets whether it starts at boot.",
+        doc: "Starts, stops, restarts or reloads a service and sets whether it starts at boot. On a host that runs systemd, `daemon_reload` (with or without `name`) runs `systemctl daemon-reload` first, as Ansible's `service` does through `systemd`.",
         free_form: false,
         open_args: false,
         args: &[
-            A::new("name", "The service.").req(),
+            A::new(
+                "name",
+                "The service (required unless only `daemon_reload` is given).",
+            ),
             A::new("state", "What to do; `restarted`/`reloaded` always act.").choices(&[
                 "started",
                 "stopped",
@@ -608,8 +617,15 @@ pub static MODULES: &[ModuleSpec] = &[
                 "reloaded",
             ]),
             A::new("enabled", "Whether it starts at boot.").kind(Bool),
+            A::new(
+                "daemon_reload",
+                "Run `systemctl daemon-reload` first (systemd hosts only).",
+            )
+            .aliases(&["daemon-reload"])
+            .kind(Bool)
+            .default("no"),
         ],
-        check_args: Some(state_or_enabled),
+        check_args: Some(service_check),
     },
     ModuleSpec {
         name: "set_fact",
@@ -1053,29 +1069,30 @@ fn gather_subset_known(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     }
 }
 
-fn state_or_enabled(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    if !a.has("state") && !a.has("enabled") {
-        err(
-            a,
-            format!("module '{}' needs 'state' or 'enabled'", a.module),
-        )
-    } else {
-        Vec::new()
-    }
+fn systemd_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    unit_action(a, "systemd", &["state", "enabled", "masked"])
 }
 
-fn systemd_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    let acts = ["state", "enabled", "masked"].iter().any(|k| a.has(k));
-    if acts && !a.has("name") {
-        return err(
-            a,
-            "module 'systemd' needs 'name' with 'state', 'enabled' or 'masked'".into(),
-        );
+/// `service` hands `daemon_reload` to systemd as Ansible's does, so `name` may be left out then.
+fn service_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    unit_action(a, "service", &["state", "enabled"])
+}
+
+/// A unit module acts on `name` through one of `acts`, or only reloads systemd.
+fn unit_action(a: &ArgsRef<'_>, module: &str, acts: &[&str]) -> Vec<Diagnostic> {
+    let words = acts
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let acting = acts.iter().any(|k| a.has(k));
+    if acting && !a.has("name") {
+        return err(a, format!("module '{module}' needs 'name' with {words}"));
     }
-    if !acts && !a.has("daemon_reload") {
+    if !acting && !a.has("daemon_reload") {
         return err(
             a,
-            "module 'systemd' needs 'state', 'enabled', 'masked' or 'daemon_reload'".into(),
+            format!("module '{module}' needs {words} or 'daemon_reload'"),
         );
     }
     Vec::new()
