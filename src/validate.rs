@@ -160,6 +160,7 @@ pub fn templates(
     let env = Arc::new(template::plan_environment(unknown()));
     let runtime: BTreeSet<String> = pb.runtime_names();
     let mut errors = Diagnostics::new();
+    let dynamic = pb.plays.iter().any(crate::plan::build::changes_inventory);
     for (play, planned) in pb.plays.iter().zip(&plan.plays) {
         if planned.hosts.is_empty() {
             continue;
@@ -178,11 +179,19 @@ pub fn templates(
             runtime_standins(&runtime),
             fact_stand_in,
         );
-        let magic = play_magic(
+        let mut magic = play_magic(
             inv,
             &planned.hosts,
             planned.batches.first().map_or(&[][..], |b| b.as_slice()),
         );
+        if dynamic {
+            // `add_host`/`group_by` make groups at run time: `groups` is known only then.
+            for (k, v) in magic.iter_mut() {
+                if k == "groups" {
+                    *v = unknown();
+                }
+            }
+        }
         for host in representatives(inv, &planned.hosts) {
             let Some(base) = layers.get(host) else {
                 continue;

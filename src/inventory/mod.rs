@@ -21,8 +21,9 @@
 //!
 //! Steps 1–3 are [`Host::group_vars`], step 4 is [`Host::host_vars`].
 
-mod address;
+pub(crate) mod address;
 mod build;
+mod dynamic;
 mod ini;
 mod literal;
 mod output;

@@ -9,6 +9,24 @@ use crate::diag::{Diagnostic, did_you_mean};
 /// Every module rdeploy knows, in alphabetical order.
 pub static MODULES: &[ModuleSpec] = &[
     ModuleSpec {
+        name: "add_host",
+        doc: "Adds a host (and its groups) to the inventory for the rest of the run, once per task (not per host; once per item in a loop). Every other argument becomes a host variable (`ansible_host`, `ansible_port`, `ansible_user`, `ansible_connection`...); a later play's `hosts:` reaches the host, which gets its own connection then.",
+        free_form: false,
+        open_args: true,
+        args: &[
+            A::new("name", "The host's name, optionally `NAME:PORT`.")
+                .aliases(&["hostname", "host"])
+                .req(),
+            A::new(
+                "groups",
+                "Groups to put the host in (a list, or names separated by `,`).",
+            )
+            .aliases(&["group", "groupname"])
+            .kind(List),
+        ],
+        check_args: None,
+    },
+    ModuleSpec {
         name: "apt",
         doc: "Manages packages with apt on Debian and Ubuntu hosts.",
         free_form: false,
@@ -357,6 +375,19 @@ pub static MODULES: &[ModuleSpec] = &[
             A::new("validate_certs", "Verify TLS certificates.")
                 .kind(Bool)
                 .default("yes"),
+        ],
+        check_args: None,
+    },
+    ModuleSpec {
+        name: "group_by",
+        doc: "Puts each host in a group named by `key` (usually a template such as `os_{{ ansible_distribution }}`) for the rest of the run; later plays can target the group.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new("key", "The group's name (spaces become `-`).").req(),
+            A::new("parents", "The group's parent groups.")
+                .kind(List)
+                .default("all"),
         ],
         check_args: None,
     },
