@@ -83,12 +83,32 @@ fn add_host_with_a_local_connection_is_reached_by_a_later_play_of_its_group() {
         .map(|e| e.unwrap().path().join("journal.jsonl"))
         .next()
         .unwrap();
-    let text = std::fs::read_to_string(journal).unwrap();
+    let text = std::fs::read_to_string(&journal).unwrap();
     assert!(
         text.lines()
             .any(|l| l.contains("\"web-new\"") && l.contains("\"changed\"")),
         "{text}"
     );
+    // ... and how to reach them, so that a rollback restores them too.
+    let run_id = journal
+        .parent()
+        .and_then(|p| p.file_name())
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let back = assert_cmd::Command::cargo_bin("rdeploy")
+        .unwrap()
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .env("RDEPLOY_STATE_DIR", dir.path().join("state"))
+        .args(["rollback", &run_id])
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&back.stdout).into_owned() + &String::from_utf8_lossy(&back.stderr);
+    assert_eq!(back.status.code(), Some(0), "{said}");
+    assert!(!dir.path().join("out-web-new").exists(), "{said}");
+    assert!(!dir.path().join("out-web-other").exists(), "{said}");
 }
 
 #[test]

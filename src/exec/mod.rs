@@ -1194,6 +1194,7 @@ impl<'r> Runner<'r> {
         let judge = t.changed_when.is_empty();
         let inv = Arc::make_mut(&mut self.inventory);
         let mut any = false;
+        let mut added = Vec::new();
         let mut apply = |r: &mut serde_json::Map<String, Json>| -> bool {
             if r.get("failed") == Some(&Json::Bool(true))
                 || r.get("skipped") == Some(&Json::Bool(true))
@@ -1224,7 +1225,11 @@ impl<'r> Runner<'r> {
                 if let Some(p) = vars.get("ansible_ssh_port").cloned() {
                     vars.entry("ansible_port".to_string()).or_insert(p);
                 }
-                !name.is_empty() && inv.add_dynamic_host(name, &groups, &vars)
+                let changed = !name.is_empty() && inv.add_dynamic_host(name, &groups, &vars);
+                if changed {
+                    added.push((name.to_string(), groups, vars));
+                }
+                changed
             } else if let Some(Json::String(group)) = r.get(actions::ADD_GROUP) {
                 let parents: Vec<String> = r
                     .get("parent_groups")
@@ -1260,6 +1265,19 @@ impl<'r> Runner<'r> {
             }
         } else {
             changed = apply(&mut o.result);
+        }
+        if let Some(run) = &self.shared.opts.run {
+            // So that `rdeploy rollback` can reach the host again.
+            for (host, groups, vars) in added {
+                let vars = vars
+                    .into_iter()
+                    .filter(|(k, _)| {
+                        (k.starts_with("ansible_") || k == "rdeploy_state_dir")
+                            && !k.contains("pass")
+                    })
+                    .collect();
+                run.journal.note(&Record::AddedHost { host, groups, vars });
+            }
         }
         if any {
             self.inventory_changed = true;
