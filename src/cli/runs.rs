@@ -356,7 +356,7 @@ pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
     // Hosts the run added with `add_host` are reached as the journal recorded them.
     for r in recs.iter().flatten() {
         if let Record::AddedHost { host, groups, vars } = r
-            && !inv.hosts.get(host).is_some_and(|h| !h.implicit)
+            && inv.hosts.get(host).is_none_or(|h| h.implicit)
         {
             inv.add_dynamic_host(host, groups, vars);
         }
