@@ -171,6 +171,19 @@ fn group_by_a_variable_makes_a_group_a_later_play_targets() {
         recap_of(&out, "h2"),
         "h2 : ok=2 changed=1 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0"
     );
+    // `rdeploy plan` says when such a play's hosts are known.
+    let plan = assert_cmd::Command::cargo_bin("rdeploy")
+        .unwrap()
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .args(["plan", "pb.yaml", "-i", "inv.yaml"])
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert!(
+        plan.contains("play #2 (colour_blue): colour_blue\n  hosts: found when the play starts"),
+        "{plan}"
+    );
 }
 
 #[test]
