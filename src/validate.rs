@@ -79,6 +79,31 @@ impl Object for Unknown {
     }
 }
 
+/// `hostvars` before the run of a playbook that runs `add_host`: a host the inventory lacks
+/// may be added by then, so its variables are an [`Unknown`].
+#[derive(Debug)]
+struct AddedHostVars(Value);
+
+impl Object for AddedHostVars {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match self.0.get_item(key) {
+            Ok(v) if !v.is_undefined() => Some(v),
+            _ => Some(unknown()),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        match self.0.try_iter() {
+            Ok(it) => Enumerator::Values(it.collect()),
+            Err(_) => Enumerator::Empty,
+        }
+    }
+}
+
 /// Stand-ins for every name only known at run time: registered results, `set_fact` and
 /// `include_vars` names (`runtime`). Facts are [`fact_stand_in`]'s.
 fn runtime_standins(runtime: &BTreeSet<String>) -> Vec<(String, Value)> {
@@ -199,7 +224,11 @@ pub fn templates(
             let mut c = Checker {
                 env: &env,
                 base: Arc::clone(base),
-                hostvars: hostvars.to_value(),
+                hostvars: if dynamic {
+                    Value::from_object(AddedHostVars(hostvars.to_value()))
+                } else {
+                    hostvars.to_value()
+                },
                 magic: &magic,
                 runtime: &runtime,
                 errors: &mut errors,

@@ -39,7 +39,7 @@ fn add_host_with_a_local_connection_is_reached_by_a_later_play_of_its_group() {
       register: added
     - add_host: name=web-other groups=fresh ansible_connection=local
     - add_host: { name: web-new, groups: fresh }
-    - debug: { msg: "{{ groups['fresh'] | join(',') }} {{ added.add_host.host_vars.ansible_ssh_port }}" }
+    - debug: { msg: "{{ groups['fresh'] | join(',') }} {{ added.add_host.host_vars.ansible_ssh_port }} {{ hostvars['web-new'].colour }}" }
 - hosts: fresh
   gather_facts: no
   tasks:
@@ -65,7 +65,10 @@ fn add_host_with_a_local_connection_is_reached_by_a_later_play_of_its_group() {
     assert_eq!(after(tasks[0]), "changed: [localhost]", "{out}");
     assert_eq!(after(tasks[1]), "changed: [localhost]", "{out}");
     assert_eq!(after(tasks[2]), "ok: [localhost]", "{out}");
-    assert!(out.contains(r#""msg":"web-new,web-other 2222""#), "{out}");
+    assert!(
+        out.contains(r#""msg":"web-new,web-other 2222 blue""#),
+        "{out}"
+    );
     let read = |h: &str| std::fs::read_to_string(dir.path().join(format!("out-{h}"))).unwrap();
     assert_eq!(read("web-new"), "blue fresh,more 2222\n");
     assert_eq!(read("web-other"), "none fresh -\n");

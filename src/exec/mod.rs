@@ -281,6 +281,7 @@ pub async fn run<'r>(
         inventory: Arc::new(c.inventory.clone()),
         inventory_changed: false,
         groups_stale: false,
+        play_vars: None,
     };
     let started = Instant::now();
     for (i, (play, planned)) in c.playbook.plays.iter().zip(&c.plan.plays).enumerate() {
@@ -397,6 +398,9 @@ struct Runner<'r> {
     inventory_changed: bool,
     /// The inventory changed during the task running now: `groups` must be refreshed.
     groups_stale: bool,
+    /// The current play's variables without a host's: `hostvars` of a host `add_host` added
+    /// before any play targeted it is built on them.
+    play_vars: Option<VarStack>,
 }
 
 impl<'r> Runner<'r> {
@@ -413,6 +417,7 @@ impl<'r> Runner<'r> {
             self.shared.opts.check,
         );
         let stacks = host_stacks(&inv, &shared_stack, &all);
+        self.play_vars = Some(shared_stack.clone());
         crate::vars::register_secret_vars(&shared_stack);
         stacks.values().for_each(crate::vars::register_secret_vars);
         let name = crate::vars::play_name(play, &shared_stack);
@@ -1318,11 +1323,22 @@ impl<'r> Runner<'r> {
 
     /// `hostvars` for the next task: every host's current variables.
     fn hostvars(&mut self) -> minijinja::Value {
-        let layers: IndexMap<String, Arc<Vec<Layer>>> = self
+        let mut layers: IndexMap<String, Arc<Vec<Layer>>> = self
             .states
             .iter_mut()
             .map(|(h, s)| (h.clone(), s.layers()))
             .collect();
+        // Hosts `add_host` added that no play has targeted yet: their inventory variables.
+        if self.inventory_changed
+            && let Some(shared) = &self.play_vars
+        {
+            for (name, host) in &self.inventory.hosts {
+                if !layers.contains_key(name) && host.loc.is_none() && !host.implicit {
+                    let stack = crate::vars::host_stack(shared, host, &self.inventory.data_texts);
+                    layers.insert(name.clone(), Arc::new(stack.layers()));
+                }
+            }
+        }
         HostVars::new(layers, Arc::clone(&self.shared.env)).to_value()
     }
 }
