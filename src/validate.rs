@@ -79,6 +79,31 @@ impl Object for Unknown {
     }
 }
 
+/// `hostvars` before the run of a playbook that runs `add_host`: a host the inventory lacks
+/// may be added by then, so its variables are an [`Unknown`].
+#[derive(Debug)]
+struct AddedHostVars(Value);
+
+impl Object for AddedHostVars {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match self.0.get_item(key) {
+            Ok(v) if !v.is_undefined() => Some(v),
+            _ => Some(unknown()),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        match self.0.try_iter() {
+            Ok(it) => Enumerator::Values(it.collect()),
+            Err(_) => Enumerator::Empty,
+        }
+    }
+}
+
 /// Stand-ins for every name only known at run time: registered results, `set_fact` and
 /// `include_vars` names (`runtime`). Facts are [`fact_stand_in`]'s.
 fn runtime_standins(runtime: &BTreeSet<String>) -> Vec<(String, Value)> {
@@ -162,6 +187,7 @@ pub fn templates(
     runtime.extend(templated_fact_names(pb, &env));
     let mut errors = Diagnostics::new();
     delegates(inv, pb, &mut errors);
+    let dynamic = pb.plays.iter().any(crate::plan::build::changes_inventory);
     for (play, planned) in pb.plays.iter().zip(&plan.plays) {
         if planned.hosts.is_empty() {
             continue;
@@ -180,11 +206,19 @@ pub fn templates(
             runtime_standins(&runtime),
             fact_stand_in,
         );
-        let magic = play_magic(
+        let mut magic = play_magic(
             inv,
             &planned.hosts,
             planned.batches.first().map_or(&[][..], |b| b.as_slice()),
         );
+        if dynamic {
+            // `add_host`/`group_by` make groups at run time: `groups` is known only then.
+            for (k, v) in magic.iter_mut() {
+                if k == "groups" {
+                    *v = unknown();
+                }
+            }
+        }
         for host in representatives(inv, &planned.hosts) {
             let Some(base) = layers.get(host) else {
                 continue;
@@ -192,7 +226,11 @@ pub fn templates(
             let mut c = Checker {
                 env: &env,
                 base: Arc::clone(base),
-                hostvars: hostvars.to_value(),
+                hostvars: if dynamic {
+                    Value::from_object(AddedHostVars(hostvars.to_value()))
+                } else {
+                    hostvars.to_value()
+                },
                 magic: &magic,
                 runtime: &runtime,
                 errors: &mut errors,

@@ -1597,3 +1597,78 @@ fn ansible_vault_password_environment_variables_are_used() {
         std::fs::read(vault_fixture("plain12.txt")).unwrap()
     );
 }
+
+/// `ping: data:` given as a mapping or a list was refused ("expects a string, found a
+/// mapping"); Ansible turns it into text with Python's `str()`, and so does rdeploy now.
+#[test]
+fn ping_data_given_as_a_mapping_is_returned_as_python_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - ping:
+        data: {a: 1, b: [x, "y"], c: true, d: null}
+      register: r
+    - ping:
+        data: [1, 2]
+      register: r2
+    - debug: { msg: "{{ r.ping }}|{{ r2.ping }}" }
+"#,
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(r#""msg":"{'a': 1, 'b': ['x', 'y'], 'c': True, 'd': None}|[1, 2]""#),
+        "{out}"
+    );
+}
+
+/// `package: update_cache: true` and `service: daemon_reload: true` without `name` (and
+/// without `state`) were refused before the run; Ansible hands them to apt/dnf and systemd.
+/// Under `--check` the cache refresh is reported `changed` and not run, as ansible-playbook
+/// 2.19 reports it; this machine runs no systemd, so `service` fails on the missing name there,
+/// as Ansible's does.
+#[test]
+fn package_update_cache_and_service_daemon_reload_need_no_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - package:
+        update_cache: true
+      register: r
+    - debug: { msg: "cache_updated={{ r.cache_updated | default('unset') }}" }
+    - service:
+        daemon_reload: true
+      ignore_errors: true
+"#,
+        &["--check"],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("TASK [package]"), "{out}");
+    let after = |task: &str| {
+        out.split(&format!("TASK [{task}]"))
+            .nth(1)
+            .and_then(|s| s.lines().nth(1))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(after("package"), "changed: [localhost]", "{out}");
+    if !Path::new("/run/systemd/system").exists() {
+        assert!(
+            after("service").starts_with("fatal: [localhost]")
+                && out.contains("missing required arguments: name"),
+            "{out}"
+        );
+        assert_eq!(
+            recap_line(&out),
+            "localhost : ok=3 changed=1 unreachable=0 failed=0 skipped=0 rescued=0 ignored=1"
+        );
+    }
+}

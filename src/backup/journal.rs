@@ -86,6 +86,19 @@ pub enum Record {
         #[serde(default)]
         become_user: Option<String>,
     },
+    /// `add_host` added `host` to the run's inventory: how to reach it again for a rollback
+    /// (its connection variables; never a password or key passphrase).
+    AddedHost {
+        /// The host.
+        host: String,
+        /// Its groups.
+        #[serde(default)]
+        groups: Vec<String>,
+        /// Its connection variables (`ansible_host`, `ansible_port`, `ansible_user`,
+        /// `ansible_connection`, ...).
+        #[serde(default)]
+        vars: serde_json::Map<String, serde_json::Value>,
+    },
     /// About to change `paths` on `host` as its step `step` (written before the change).
     Intent {
         /// The host.

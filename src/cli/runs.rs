@@ -352,7 +352,15 @@ pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
         (Some(recs), false) => rollback_lock(&state, recs, &sources, &a)?,
         _ => None,
     };
-    let inv = Inventory::load(&sources, None)?;
+    let mut inv = Inventory::load(&sources, None)?;
+    // Hosts the run added with `add_host` are reached as the journal recorded them.
+    for r in recs.iter().flatten() {
+        if let Record::AddedHost { host, groups, vars } = r
+            && inv.hosts.get(host).is_none_or(|h| h.implicit)
+        {
+            inv.add_dynamic_host(host, groups, vars);
+        }
+    }
     // Host → (state dir, user the state folder was prepared as).
     let mut targets: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
     match &recs {

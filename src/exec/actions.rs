@@ -63,11 +63,116 @@ pub async fn controller(
             s.flow = Flow::Include;
             s
         }
+        "add_host" => add_host(args),
+        "group_by" => group_by(args),
         "uri" => uri(args).await,
         "setup" | "gather_facts" => setup(ctx, st, vars, args).await,
         _ => return None,
     })
 }
+
+/// `add_host`, as Ansible's action: the new host's name (a `:port` becomes `ansible_port`),
+/// its groups (a list, or a string split on `,`) and every other argument as a host variable.
+/// The result carries them under `add_host`; the executor changes the inventory and decides
+/// `changed`, as Ansible's strategy does.
+fn add_host(args: &Args) -> Step {
+    let mut args = args.clone();
+    if let Some(Json::Object(raw)) = args.remove("_raw_params") {
+        for (k, v) in raw {
+            args.entry(k).or_insert(v);
+        }
+    }
+    let Some(given) = ["name", "hostname", "host"]
+        .iter()
+        .find_map(|k| args.get(*k).filter(|v| !v.is_null()))
+        .map(|v| match v {
+            Json::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    else {
+        return Step::failed("name, host or hostname needs to be provided");
+    };
+    let (name, port) = crate::inventory::address::parse_address(&given)
+        .filter(|(n, _)| !n.contains('['))
+        .unwrap_or((given.clone(), None));
+    let groups: Vec<String> = match ["groupname", "groups", "group"]
+        .iter()
+        .find_map(|k| args.get(*k))
+    {
+        None | Some(Json::Null) => Vec::new(),
+        Some(Json::String(s)) => s.split(',').map(|g| g.trim().to_string()).collect(),
+        Some(Json::Array(items)) => items
+            .iter()
+            .map(|g| match g {
+                Json::String(s) => s.trim().to_string(),
+                other => other.to_string(),
+            })
+            .collect(),
+        Some(_) => return Step::failed("Groups must be specified as a list."),
+    };
+    let mut unique: Vec<String> = Vec::new();
+    for g in groups.into_iter().filter(|g| !g.is_empty()) {
+        if !unique.contains(&g) {
+            unique.push(g);
+        }
+    }
+    // As Ansible: `host` and `group` are not among the names it removes, so they stay as
+    // variables too.
+    let mut host_vars: Map<String, Json> = args
+        .iter()
+        .filter(|(k, _)| !["name", "hostname", "groupname", "groups"].contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Some(p) = port {
+        // As Ansible; the executor also sets `ansible_port`, which rdeploy's connection reads.
+        host_vars.insert("ansible_ssh_port".into(), Json::from(p));
+    }
+    let mut r = Map::new();
+    r.insert("changed".into(), Json::Bool(false));
+    r.insert(
+        ADD_HOST.into(),
+        serde_json::json!({ "host_name": name, "groups": unique, "host_vars": host_vars }),
+    );
+    Step::new(Status::Ok, r)
+}
+
+/// `group_by`, as Ansible's action: the group `key` (spaces become `-`) under `parents`
+/// (default `all`), under `add_group`/`parent_groups` in the result; the executor adds the host.
+fn group_by(args: &Args) -> Step {
+    let Some(key) = args.str_arg("key") else {
+        return Step::failed("the 'key' param is required when using group_by");
+    };
+    let parents: Vec<String> = match args.get("parents") {
+        None | Some(Json::Null) => vec!["all".into()],
+        Some(Json::Array(items)) => items
+            .iter()
+            .map(|p| match p {
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect(),
+        Some(Json::String(s)) => vec![s.clone()],
+        Some(other) => vec![other.to_string()],
+    };
+    let mut r = Map::new();
+    r.insert("changed".into(), Json::Bool(false));
+    r.insert(ADD_GROUP.into(), Json::from(key.replace(' ', "-")));
+    r.insert(
+        "parent_groups".into(),
+        Json::from(
+            parents
+                .iter()
+                .map(|p| p.replace(' ', "-"))
+                .collect::<Vec<_>>(),
+        ),
+    );
+    Step::new(Status::Ok, r)
+}
+
+/// The result key of `add_host` (Ansible's).
+pub const ADD_HOST: &str = "add_host";
+/// The result key of `group_by` (Ansible's).
+pub const ADD_GROUP: &str = "add_group";
 
 /// `include_tasks`/`include_role` reached for one host (one item of a loop): a conditional
 /// include's deferred mistakes fail the host here; a dynamic one's name (rendered for this
@@ -605,7 +710,7 @@ pub fn delegate_target(
     ctx: &TaskCtx,
     name: &str,
 ) -> Result<(Connection, serde_json::Map<String, Json>), TransportError> {
-    let inv = &ctx.shared.inventory;
+    let inv = ctx.shared.inventory();
     match inv.hosts.get(name) {
         Some(h) => {
             let vars = inv.vars_of(h);

@@ -99,8 +99,10 @@ impl std::fmt::Debug for BecomeCli {
 pub struct Shared {
     /// The template environment.
     pub env: Arc<Environment<'static>>,
-    /// The inventory.
-    pub inventory: Arc<Inventory>,
+    /// The inventory as `add_host`/`group_by` left it so far: the runner replaces the
+    /// snapshot between tasks; a host's future reads one ([`Shared::inventory`]) and holds no
+    /// lock.
+    pub inventory: std::sync::RwLock<Arc<Inventory>>,
     /// Run options.
     pub opts: RunOptions,
     /// The playbook's directory (relative `src:` and `fetch` destinations).
@@ -113,6 +115,16 @@ pub struct Shared {
     /// What dynamic includes loaded so far, by where the include is and what it named for a
     /// host: loaded and checked once, shared by every host that names the same thing.
     pub includes: std::sync::Mutex<HashMap<IncludeKey, Result<Arc<Loaded>, String>>>,
+}
+
+impl Shared {
+    /// The inventory as it is now.
+    pub fn inventory(&self) -> Arc<Inventory> {
+        match self.inventory.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
 }
 
 /// A dynamic include as reached for a host: the include task's position, the module, the
@@ -264,7 +276,7 @@ pub async fn run<'r>(
 ) -> Summary {
     let shared = Arc::new(Shared {
         env: Arc::new(template::run_environment(opts.check)),
-        inventory: Arc::new(c.inventory.clone()),
+        inventory: std::sync::RwLock::new(Arc::new(c.inventory.clone())),
         opts,
         playbook_dir: c.playbook.dir.clone(),
         role_paths: role_paths(&c.playbook.plays),
@@ -288,16 +300,45 @@ pub async fn run<'r>(
         timing: Timing::default(),
         handlers: Vec::new(),
         play_layers: Arc::new(Vec::new()),
+        inventory: Arc::new(c.inventory.clone()),
+        inventory_changed: false,
+        groups_stale: false,
+        play_vars: None,
     };
     let started = Instant::now();
     for (i, (play, planned)) in c.playbook.plays.iter().zip(&c.plan.plays).enumerate() {
         if runner.halted {
             break;
         }
-        if planned.hosts.is_empty() {
+        let batches = if runner.inventory_changed || planned.deferred {
+            // `add_host`/`group_by` changed the inventory: the play's hosts are found now.
+            match crate::plan::build::hosts_now(
+                &runner.inventory,
+                play,
+                c.settings.limit.as_deref(),
+                c.settings.shuffle_seed,
+            ) {
+                Ok((_, b)) => b,
+                Err(m) => {
+                    runner.reporter.emit(&Event::Warning(&m));
+                    Vec::new()
+                }
+            }
+        } else {
+            planned.batches.clone()
+        };
+        if batches.iter().all(Vec::is_empty) {
+            if planned.deferred || runner.inventory_changed {
+                // Ansible's words, then the play is skipped.
+                let msg = format!(
+                    "Could not match supplied host pattern, ignoring: {} (play '{}' skipped: no hosts matched)",
+                    planned.pattern, planned.name
+                );
+                runner.reporter.emit(&Event::Warning(&msg));
+            }
             continue;
         }
-        runner.play(c, i, play, &planned.batches).await;
+        runner.play(c, i, play, &batches).await;
     }
     for st in runner.states.values_mut() {
         st.close().await;
@@ -380,22 +421,33 @@ struct Runner<'r> {
     /// The play's variables every host shares (role exports, play vars, extra vars): what a
     /// templated handler name is rendered with, as Ansible does (no host's variables).
     play_layers: Arc<Vec<Layer>>,
+    /// The inventory with what `add_host`/`group_by` added so far.
+    inventory: Arc<Inventory>,
+    /// `add_host`/`group_by` changed the inventory: later plays find their hosts again.
+    inventory_changed: bool,
+    /// The inventory changed during the task running now: `groups` must be refreshed.
+    groups_stale: bool,
+    /// The current play's variables without a host's: `hostvars` of a host `add_host` added
+    /// before any play targeted it is built on them.
+    play_vars: Option<VarStack>,
 }
 
 impl<'r> Runner<'r> {
     async fn play(&mut self, c: &Checked, index: usize, play: &'r Play, batches: &[Vec<String>]) {
         self.play = Some(play);
         let all: Vec<String> = batches.iter().flatten().cloned().collect();
+        let inv = Arc::clone(&self.inventory);
         let shared_stack = play_stack(
-            &c.inventory,
+            &inv,
             &c.playbook,
             play,
             &all,
             &c.settings,
             self.shared.opts.check,
         );
-        let stacks = host_stacks(&c.inventory, &shared_stack, &all);
         self.play_layers = Arc::new(shared_stack.layers());
+        let stacks = host_stacks(&inv, &shared_stack, &all);
+        self.play_vars = Some(shared_stack.clone());
         crate::vars::register_secret_vars(&shared_stack);
         stacks.values().for_each(crate::vars::register_secret_vars);
         let name = crate::vars::play_name(play, &shared_stack);
@@ -417,9 +469,9 @@ impl<'r> Runner<'r> {
         self.end_play = false;
         for h in &all {
             if !self.states.contains_key(h) {
-                let conn = match c.inventory.hosts.get(h) {
+                let conn = match inv.hosts.get(h) {
                     Some(host) => {
-                        Connection::from_vars(&c.inventory.vars_of(host)).unwrap_or(Connection::Ssh)
+                        Connection::from_vars(&inv.vars_of(host)).unwrap_or(Connection::Ssh)
                     }
                     None => Connection::Ssh,
                 };
@@ -475,7 +527,7 @@ impl<'r> Runner<'r> {
                     hosts: batch.clone(),
                 });
             }
-            let magic = Arc::new(play_magic(&c.inventory, &all, batch));
+            let magic = Arc::new(play_magic(&self.inventory, &all, batch));
             for h in batch {
                 if let (Some(stack), Some(st)) = (stacks.get(h), self.states.get_mut(h)) {
                     st.set_base(Arc::new(stack.layers()));
@@ -1023,13 +1075,14 @@ impl<'r> Runner<'r> {
         label: &str,
         rest: &[TaskItem],
     ) -> Vec<(String, HostOutcome, Flow)> {
+        // `add_host` bypasses the host loop as in Ansible: it runs once, on the first host.
         let run_once = matches!(
             t.keywords
                 .run_once
                 .as_ref()
                 .or(scope.keywords.run_once.as_ref()),
             Some(Val::Lit { value: true, .. })
-        );
+        ) || crate::modules::canonical_name(&t.action.module) == "add_host";
         let targets: Vec<String> = if run_once {
             hosts.iter().take(1).cloned().collect()
         } else {
@@ -1174,7 +1227,8 @@ impl<'r> Runner<'r> {
                 break;
             };
             match joined {
-                Ok((st, outcome, flow)) => {
+                Ok((mut st, mut outcome, flow)) => {
+                    self.apply_inventory_changes(t, &mut st, &mut outcome);
                     self.reporter.emit(&Event::Host(&outcome));
                     if let Some(run) = &self.shared.opts.run {
                         run.journal.note(&Record::Result {
@@ -1218,6 +1272,9 @@ impl<'r> Runner<'r> {
                 self.states.insert(h.clone(), st);
                 out.push((h.clone(), o, f));
             }
+        }
+        if std::mem::take(&mut self.groups_stale) {
+            self.refresh_groups();
         }
         out
     }
@@ -1268,13 +1325,159 @@ impl<'r> Runner<'r> {
         out
     }
 
+    /// `add_host`/`group_by` results (the task's, or each item's) change the inventory, in the
+    /// order they come back, as Ansible's strategy applies them; a result is `changed` when the
+    /// inventory changed (unless the task has `changed_when`). Later tasks see the new
+    /// `groups`, later plays the new hosts.
+    fn apply_inventory_changes(&mut self, t: &Task, st: &mut HostState, o: &mut HostOutcome) {
+        let module = crate::modules::canonical_name(&t.action.module);
+        if !matches!(module, "add_host" | "group_by") {
+            return;
+        }
+        let host = o.host.clone();
+        let judge = t.changed_when.is_empty();
+        let inv = Arc::make_mut(&mut self.inventory);
+        let mut any = false;
+        let mut added = Vec::new();
+        let mut apply = |r: &mut serde_json::Map<String, Json>| -> bool {
+            if r.get("failed") == Some(&Json::Bool(true))
+                || r.get("skipped") == Some(&Json::Bool(true))
+            {
+                return false;
+            }
+            let changed = if let Some(Json::Object(add)) = r.get(actions::ADD_HOST) {
+                let name = add
+                    .get("host_name")
+                    .and_then(Json::as_str)
+                    .unwrap_or_default();
+                let groups: Vec<String> = add
+                    .get("groups")
+                    .and_then(Json::as_array)
+                    .map(|g| {
+                        g.iter()
+                            .filter_map(Json::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mut vars = add
+                    .get("host_vars")
+                    .and_then(Json::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                // Ansible sets `ansible_ssh_port` from `NAME:PORT`; rdeploy reads `ansible_port`.
+                if let Some(p) = vars.get("ansible_ssh_port").cloned() {
+                    vars.entry("ansible_port".to_string()).or_insert(p);
+                }
+                let changed = !name.is_empty() && inv.add_dynamic_host(name, &groups, &vars);
+                if changed {
+                    added.push((name.to_string(), groups, vars));
+                }
+                changed
+            } else if let Some(Json::String(group)) = r.get(actions::ADD_GROUP) {
+                let parents: Vec<String> = r
+                    .get("parent_groups")
+                    .and_then(Json::as_array)
+                    .map(|g| {
+                        g.iter()
+                            .filter_map(Json::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                inv.add_dynamic_group(&host, group, &parents)
+            } else {
+                false
+            };
+            any |= changed;
+            if changed && judge {
+                r.insert("changed".into(), Json::Bool(true));
+            }
+            changed
+        };
+        let mut changed = false;
+        if let Some(Json::Array(items)) = o.result.get_mut("results") {
+            for (i, item) in items.iter_mut().enumerate() {
+                if let Json::Object(r) = item
+                    && apply(r)
+                {
+                    changed = true;
+                    if judge && let Some(io) = o.items.get_mut(i) {
+                        io.status = Status::Changed;
+                    }
+                }
+            }
+        } else {
+            changed = apply(&mut o.result);
+        }
+        if let Some(run) = &self.shared.opts.run {
+            // So that `rdeploy rollback` can reach the host again.
+            for (host, groups, vars) in added {
+                let vars = vars
+                    .into_iter()
+                    .filter(|(k, _)| {
+                        (k.starts_with("ansible_") || k == "rdeploy_state_dir")
+                            && !k.contains("pass")
+                    })
+                    .collect();
+                run.journal.note(&Record::AddedHost { host, groups, vars });
+            }
+        }
+        if any {
+            self.inventory_changed = true;
+            if let Ok(mut g) = self.shared.inventory.write() {
+                *g = Arc::clone(&self.inventory);
+            }
+            // The task's hosts are out of `states` until it ends: refreshed then.
+            self.groups_stale = true;
+        }
+        if changed && judge && o.status == Status::Ok {
+            o.status = Status::Changed;
+            o.result.insert("changed".into(), Json::Bool(true));
+            st.recap.changed += 1;
+            if let Some(reg) = &t.register {
+                let mut r = o.result.clone();
+                r.insert("failed".into(), Json::Bool(false));
+                st.set_runtime(reg.name.clone(), Json::Object(r));
+            }
+        }
+    }
+
+    /// `groups` (and each host's `group_names`) after the inventory changed mid-play.
+    fn refresh_groups(&mut self) {
+        let groups = template::json_to_value(&crate::vars::groups_value(&self.inventory));
+        for st in self.states.values_mut() {
+            let mut magic: Vec<(String, minijinja::Value)> = st.magic.as_ref().clone();
+            for (k, v) in magic.iter_mut() {
+                if k == "groups" {
+                    *v = groups.clone();
+                }
+            }
+            st.magic = Arc::new(magic);
+            if let Some(h) = self.inventory.hosts.get(&st.name) {
+                st.set_runtime("group_names".to_string(), Json::from(h.groups.clone()));
+            }
+        }
+    }
+
     /// `hostvars` for the next task: every host's current variables.
     fn hostvars(&mut self) -> minijinja::Value {
-        let layers: IndexMap<String, Arc<Vec<Layer>>> = self
+        let mut layers: IndexMap<String, Arc<Vec<Layer>>> = self
             .states
             .iter_mut()
             .map(|(h, s)| (h.clone(), s.layers()))
             .collect();
+        // Hosts `add_host` added that no play has targeted yet: their inventory variables.
+        if self.inventory_changed
+            && let Some(shared) = &self.play_vars
+        {
+            for (name, host) in &self.inventory.hosts {
+                if !layers.contains_key(name) && host.loc.is_none() && !host.implicit {
+                    let stack = crate::vars::host_stack(shared, host, &self.inventory.data_texts);
+                    layers.insert(name.clone(), Arc::new(stack.layers()));
+                }
+            }
+        }
         HostVars::new(layers, Arc::clone(&self.shared.env)).to_value()
     }
 }

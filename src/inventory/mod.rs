@@ -21,9 +21,10 @@
 //!
 //! Steps 1–3 are [`Host::group_vars`], step 4 is [`Host::host_vars`].
 
-mod address;
+pub(crate) mod address;
 mod build;
 pub(crate) mod connvars;
+mod dynamic;
 mod ini;
 mod literal;
 mod output;

@@ -9,6 +9,24 @@ use crate::diag::{Diagnostic, did_you_mean};
 /// Every module rdeploy knows, in alphabetical order.
 pub static MODULES: &[ModuleSpec] = &[
     ModuleSpec {
+        name: "add_host",
+        doc: "Adds a host (and its groups) to the inventory for the rest of the run, once per task (not per host; once per item in a loop). Every other argument becomes a host variable (`ansible_host`, `ansible_port`, `ansible_user`, `ansible_connection`...); a later play's `hosts:` reaches the host, which gets its own connection then.",
+        free_form: false,
+        open_args: true,
+        args: &[
+            A::new("name", "The host's name, optionally `NAME:PORT`.")
+                .aliases(&["hostname", "host"])
+                .req(),
+            A::new(
+                "groups",
+                "Groups to put the host in (a list, or names separated by `,`).",
+            )
+            .aliases(&["group", "groupname"])
+            .kind(List),
+        ],
+        check_args: None,
+    },
+    ModuleSpec {
         name: "apt",
         doc: "Manages packages with apt on Debian and Ubuntu hosts.",
         free_form: false,
@@ -361,6 +379,19 @@ pub static MODULES: &[ModuleSpec] = &[
         check_args: None,
     },
     ModuleSpec {
+        name: "group_by",
+        doc: "Puts each host in a group named by `key` (usually a template such as `os_{{ ansible_distribution }}`) for the rest of the run; later plays can target the group.",
+        free_form: false,
+        open_args: false,
+        args: &[
+            A::new("key", "The group's name (spaces become `-`).").req(),
+            A::new("parents", "The group's parent groups.")
+                .kind(List)
+                .default("all"),
+        ],
+        check_args: None,
+    },
+    ModuleSpec {
         name: "import_role",
         doc: "Inlines a role's tasks here when the playbook is loaded (static): its tasks get this task's keywords, its handlers join the play.",
         free_form: false,
@@ -495,22 +526,28 @@ pub static MODULES: &[ModuleSpec] = &[
     },
     ModuleSpec {
         name: "package",
-        doc: "Manages packages with the host's package manager (apt or dnf, detected from facts).",
+        doc: "Manages packages with the host's package manager (apt or dnf, detected on the host). `update_cache` alone refreshes the manager's cache, as Ansible's `package` does through apt or dnf.",
         free_form: false,
         open_args: false,
         args: &[
             A::new("name", "Package name(s).")
-                .req()
                 .aliases(&["pkg"])
                 .kind(List),
             A::new(
                 "state",
                 "Whether the packages are installed, removed or at the latest version.",
             )
-            .req()
+            .default("present")
             .choices(&["present", "absent", "latest"]),
+            A::new(
+                "update_cache",
+                "Refresh the cache first (`apt-get update`, `dnf makecache`).",
+            )
+            .aliases(&["update-cache"])
+            .kind(Bool)
+            .default("no"),
         ],
-        check_args: None,
+        check_args: Some(name_or_update_cache),
     },
     ModuleSpec {
         name: "pause",
@@ -529,10 +566,12 @@ pub static MODULES: &[ModuleSpec] = &[
     },
     ModuleSpec {
         name: "ping",
-        doc: "Checks that the host is reachable and can run commands; returns `data`.",
+        doc: "Checks that the host is reachable and can run commands; returns `data` (a list or mapping as Python's `str()` of it, as Ansible does).",
         free_form: false,
         open_args: false,
-        args: &[A::new("data", "Value returned as `ping`.").default("pong")],
+        args: &[A::new("data", "Value returned as `ping`.")
+            .kind(Raw)
+            .default("pong")],
         check_args: None,
     },
     ModuleSpec {
@@ -600,11 +639,14 @@ pub static MODULES: &[ModuleSpec] = &[
     },
     ModuleSpec {
         name: "service",
-        doc: "Starts, stops, restarts or reloads a service and sets whether it starts at boot.",
+        doc: "Starts, stops, restarts or reloads a service and sets whether it starts at boot. On a host that runs systemd, `daemon_reload` (with or without `name`) runs `systemctl daemon-reload` first, as Ansible's `service` does through `systemd`.",
         free_form: false,
         open_args: false,
         args: &[
-            A::new("name", "The service.").req(),
+            A::new(
+                "name",
+                "The service (required unless only `daemon_reload` is given).",
+            ),
             A::new("state", "What to do; `restarted`/`reloaded` always act.").choices(&[
                 "started",
                 "stopped",
@@ -612,8 +654,15 @@ pub static MODULES: &[ModuleSpec] = &[
                 "reloaded",
             ]),
             A::new("enabled", "Whether it starts at boot.").kind(Bool),
+            A::new(
+                "daemon_reload",
+                "Run `systemctl daemon-reload` first (systemd hosts only).",
+            )
+            .aliases(&["daemon-reload"])
+            .kind(Bool)
+            .default("no"),
         ],
-        check_args: Some(state_or_enabled),
+        check_args: Some(service_check),
     },
     ModuleSpec {
         name: "set_fact",
@@ -1057,29 +1106,30 @@ fn gather_subset_known(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     }
 }
 
-fn state_or_enabled(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    if !a.has("state") && !a.has("enabled") {
-        err(
-            a,
-            format!("module '{}' needs 'state' or 'enabled'", a.module),
-        )
-    } else {
-        Vec::new()
-    }
+fn systemd_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    unit_action(a, "systemd", &["state", "enabled", "masked"])
 }
 
-fn systemd_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    let acts = ["state", "enabled", "masked"].iter().any(|k| a.has(k));
-    if acts && !a.has("name") {
-        return err(
-            a,
-            "module 'systemd' needs 'name' with 'state', 'enabled' or 'masked'".into(),
-        );
+/// `service` hands `daemon_reload` to systemd as Ansible's does, so `name` may be left out then.
+fn service_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    unit_action(a, "service", &["state", "enabled"])
+}
+
+/// A unit module acts on `name` through one of `acts`, or only reloads systemd.
+fn unit_action(a: &ArgsRef<'_>, module: &str, acts: &[&str]) -> Vec<Diagnostic> {
+    let words = acts
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let acting = acts.iter().any(|k| a.has(k));
+    if acting && !a.has("name") {
+        return err(a, format!("module '{module}' needs 'name' with {words}"));
     }
-    if !acts && !a.has("daemon_reload") {
+    if !acting && !a.has("daemon_reload") {
         return err(
             a,
-            "module 'systemd' needs 'state', 'enabled', 'masked' or 'daemon_reload'".into(),
+            format!("module '{module}' needs {words} or 'daemon_reload'"),
         );
     }
     Vec::new()

@@ -37,13 +37,88 @@ pub fn build(inv: &Inventory, pb: &Playbook, opts: &PlanOptions) -> Result<Plan,
         },
     };
     let mut plays = Vec::new();
+    // Once a play has run `add_host` or `group_by`, a later pattern may name what they add.
+    let mut dynamic = false;
     for play in &pb.plays {
-        match plan_play(inv, play, limit.as_ref(), opts) {
+        match plan_play(inv, play, limit.as_ref(), opts, dynamic) {
             Ok(p) => plays.push(p),
             Err(d) => errors.push(d),
         }
+        dynamic |= changes_inventory(play);
     }
     errors.into_result(Plan { plays })
+}
+
+/// Whether the play runs `add_host` or `group_by` (anywhere in it).
+pub fn changes_inventory(play: &Play) -> bool {
+    let mut found = false;
+    play.for_each_task(&mut |t| {
+        found |= matches!(
+            crate::modules::canonical_name(&t.action.module),
+            "add_host" | "group_by"
+        );
+    });
+    found
+}
+
+/// A play's hosts and batches against the inventory as it is now (after `add_host` and
+/// `group_by` changed it): the pattern ∩ `limit`, in the play's `order`, cut by `serial`.
+/// A term that matches nothing selects no host (Ansible warns and skips the play).
+pub fn hosts_now(
+    inv: &Inventory,
+    play: &Play,
+    limit: Option<&str>,
+    seed: u64,
+) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
+    let limit: Option<BTreeSet<&str>> = limit.map(|l| {
+        inv.select(l)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|h| h.name.as_str())
+            .collect()
+    });
+    let pattern = hosts_pattern(&play.hosts);
+    let selected = match inv.select(&pattern) {
+        Ok(s) => s,
+        Err(m) if m.starts_with(NO_MATCH) => Vec::new(),
+        Err(m) => return Err(format!("hosts '{pattern}': {m}")),
+    };
+    let mut hosts: Vec<String> = selected
+        .into_iter()
+        .filter(|h| limit.as_ref().is_none_or(|l| l.contains(h.name.as_str())))
+        .map(|h| h.name.clone())
+        .collect();
+    apply_order(&mut hosts, play.order, seed);
+    let batches = cut(&hosts, play);
+    Ok((hosts, batches))
+}
+
+/// How [`Inventory::select`] says that a term matched nothing.
+const NO_MATCH: &str = "no host or group matches";
+
+/// The hosts cut into batches by the play's `serial`.
+fn cut(hosts: &[String], play: &Play) -> Vec<Vec<String>> {
+    let serial: Vec<BatchSize> = play
+        .serial
+        .as_ref()
+        .map(|s| {
+            s.steps
+                .iter()
+                .map(|step| match *step {
+                    SerialStep::Count(n) => BatchSize::Count(n),
+                    SerialStep::Percent(p) => BatchSize::Percent(p),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut batches = Vec::new();
+    let mut rest = hosts;
+    for size in batch_sizes(hosts.len(), &serial) {
+        let (batch, tail) = rest.split_at(size);
+        batches.push(batch.to_vec());
+        rest = tail;
+    }
+    batches
 }
 
 fn plan_play(
@@ -51,6 +126,7 @@ fn plan_play(
     play: &Play,
     limit: Option<&BTreeSet<&str>>,
     opts: &PlanOptions,
+    dynamic: bool,
 ) -> Result<PlannedPlay, Diagnostic> {
     if let Some((key, n)) = play.deferred.first() {
         // `resolve::plays` renders these before planning; a caller that skipped it must not
@@ -67,35 +143,25 @@ fn plan_play(
             "a templated 'hosts:' pattern is not supported yet: write the pattern, or pass it with --limit",
         ));
     }
-    let selected = inv
-        .select(&pattern)
-        .map_err(|m| Diagnostic::at(&play.hosts.loc, format!("hosts '{pattern}': {m}")))?;
+    // A name only `add_host`/`group_by` of an earlier play can make is resolved when the
+    // play starts; without them, a name that matches nothing stays an error (a typo).
+    let (selected, deferred) = match inv.select(&pattern) {
+        Ok(s) => (s, false),
+        Err(m) if dynamic && m.starts_with(NO_MATCH) => (Vec::new(), true),
+        Err(m) => {
+            return Err(Diagnostic::at(
+                &play.hosts.loc,
+                format!("hosts '{pattern}': {m}"),
+            ));
+        }
+    };
     let mut hosts: Vec<String> = selected
         .into_iter()
         .filter(|h| limit.is_none_or(|l| l.contains(h.name.as_str())))
         .map(|h| h.name.clone())
         .collect();
     apply_order(&mut hosts, play.order, opts.shuffle_seed);
-    let serial: Vec<BatchSize> = play
-        .serial
-        .as_ref()
-        .map(|s| {
-            s.steps
-                .iter()
-                .map(|step| match *step {
-                    SerialStep::Count(n) => BatchSize::Count(n),
-                    SerialStep::Percent(p) => BatchSize::Percent(p),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut batches = Vec::new();
-    let mut rest = hosts.as_slice();
-    for size in batch_sizes(hosts.len(), &serial) {
-        let (batch, tail) = rest.split_at(size);
-        batches.push(batch.to_vec());
-        rest = tail;
-    }
+    let batches = cut(&hosts, play);
     let mut tasks = Vec::new();
     let mut handlers = Vec::new();
     let mut rollback = Vec::new();
@@ -120,11 +186,12 @@ fn plan_play(
         pattern,
         hosts,
         batches,
+        deferred,
+        checked_when_reached: when_reached(play),
         tasks,
         handlers,
         rollback,
         tags: play.keywords.tags.iter().map(|t| t.name.clone()).collect(),
-        checked_when_reached: when_reached(play),
     })
 }
 

@@ -30,6 +30,10 @@ pub struct PlannedPlay {
     pub hosts: Vec<String>,
     /// The hosts cut by `serial`.
     pub batches: Vec<Vec<String>>,
+    /// The pattern names what only `add_host`/`group_by` of an earlier play can make: its
+    /// hosts are known when the play starts.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deferred: bool,
     /// The tasks in run order (pre_tasks, roles, tasks, post_tasks), after `--tags`/`--skip-tags`.
     pub tasks: Vec<PlannedTask>,
     /// Handlers, in the order they would run when notified.
@@ -79,6 +83,6 @@ pub struct PlannedTask {
 impl Plan {
     /// True when no play has any host.
     pub fn no_hosts(&self) -> bool {
-        self.plays.iter().all(|p| p.hosts.is_empty())
+        self.plays.iter().all(|p| p.hosts.is_empty() && !p.deferred)
     }
 }

@@ -41,13 +41,20 @@ fn plan_human_raw(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<
     for (i, p) in plan.plays.iter().enumerate() {
         writeln!(w)?;
         writeln!(w, "play #{} ({}): {}", i + 1, p.pattern, p.name)?;
-        writeln!(
-            w,
-            "  hosts ({}), {} batch{}:",
-            p.hosts.len(),
-            p.batches.len(),
-            plural_es(p.batches.len())
-        )?;
+        if p.deferred {
+            writeln!(
+                w,
+                "  hosts: found when the play starts (names only add_host/group_by can make)"
+            )?;
+        } else {
+            writeln!(
+                w,
+                "  hosts ({}), {} batch{}:",
+                p.hosts.len(),
+                p.batches.len(),
+                plural_es(p.batches.len())
+            )?;
+        }
         for (b, batch) in p.batches.iter().enumerate() {
             writeln!(
                 w,

@@ -341,9 +341,81 @@ pub fn cmd_error(e: crate::transport::CmdError) -> ModuleError {
     ModuleError::Args(e.to_string())
 }
 
+/// Python's `str()` of a value, as Ansible turns a non-string given to a `str` argument into
+/// text: a string stays as it is, `True`/`False`/`None`, and lists and mappings in Python's
+/// `repr` (`{'a': 1, 'b': ['x']}`).
+pub fn python_str(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => python_repr(other),
+    }
+}
+
+/// Python's `repr()` of a JSON value (mappings keep their order).
+fn python_repr(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => repr_str(s),
+        Value::Array(items) => {
+            let inner: Vec<String> = items.iter().map(python_repr).collect();
+            format!("[{}]", inner.join(", "))
+        }
+        Value::Object(m) => {
+            let inner: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{}: {}", repr_str(k), python_repr(v)))
+                .collect();
+            format!("{{{}}}", inner.join(", "))
+        }
+    }
+}
+
+/// Python's `repr()` of a string: single quotes unless the text has `'` and no `"`.
+fn repr_str(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn python_str_matches_ansible_for_a_mapping_given_as_text() {
+        let v = serde_json::json!({"a": 1, "b": ["x", "it's"], "c": true, "d": null, "e": 1.5});
+        assert_eq!(
+            python_str(&v),
+            r#"{'a': 1, 'b': ['x', "it's"], 'c': True, 'd': None, 'e': 1.5}"#
+        );
+        assert_eq!(python_str(&serde_json::json!("plain")), "plain");
+        assert_eq!(python_str(&serde_json::json!([1, "a\nb"])), r"[1, 'a\nb']");
+    }
 
     #[test]
     fn shlex_like_python() {

@@ -9,7 +9,8 @@
 //! `update_cache` does not make a task change by itself when packages are given: the cache is
 //! refreshed before an install that is needed anyway (so `state: latest` compares against the
 //! cache as it was). With no `name`, `update_cache` is a change unless the cache is younger
-//! than `cache_valid_time`.
+//! than `cache_valid_time` (as Ansible's apt reports it, also under `--check`); `package` then
+//! finds the manager with a query of its own.
 
 use serde_json::Value;
 
@@ -66,6 +67,12 @@ else
     if [ $? -eq 100 ]; then printf 'upgradable yes\n'; else printf 'upgradable no\n'; fi
   fi
 fi"#;
+
+/// Which manager the host has, for `package` with no package to query: prints `manager M`.
+const DETECT: &str = r#"
+if command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then printf 'manager apt\n'
+elif command -v dnf >/dev/null 2>&1 && command -v rpm >/dev/null 2>&1; then printf 'manager dnf\n'
+else printf 'manager none\n'; fi"#;
 
 /// Seconds since the apt lists were last updated (a large number when unknown).
 const APT_CACHE_AGE: &str = r#"
@@ -157,7 +164,7 @@ struct Want {
     cache_valid: u64,
 }
 
-fn want(args: &Args, which: Option<Mgr>) -> Result<Want, ModuleError> {
+fn want(args: &Args) -> Result<Want, ModuleError> {
     let names = args.list_arg("name", true);
     for n in &names {
         plain_name("package", n)?;
@@ -172,7 +179,7 @@ fn want(args: &Args, which: Option<Mgr>) -> Result<Want, ModuleError> {
         "removed" => "absent",
         s => s,
     };
-    let update = which.is_some() && args.bool_arg("update_cache", false)?;
+    let update = args.bool_arg("update_cache", false)?;
     if names.is_empty() && !update {
         return Err(ModuleError::Args("give 'name' or 'update_cache'".into()));
     }
@@ -203,13 +210,18 @@ async fn check_packages(
     ctx: &ModuleCtx<'_>,
     which: Option<Mgr>,
 ) -> Result<Verdict, ModuleError> {
-    let w = want(args, which)?;
+    let w = want(args)?;
     let latest = w.state == "latest";
     let mut cmds: Vec<Cmd> = w
         .names
         .iter()
         .map(|n| query_cmd(which, split_spec(which, n).0, latest))
         .collect();
+    // `package: update_cache: true` alone: the manager is found by a query of its own.
+    let detect = which.is_none() && w.names.is_empty();
+    if detect {
+        cmds.push(Cmd::raw(DETECT));
+    }
     let want_age = w.update && which == Some(Mgr::Apt) && w.cache_valid > 0;
     if want_age {
         cmds.push(Cmd::raw(APT_CACHE_AGE));
@@ -278,11 +290,25 @@ async fn check_packages(
             _ => {}
         }
     }
+    if detect {
+        let found = outs
+            .first()
+            .map(|o| parse_query(&o.stdout_lossy()))
+            .transpose()
+            .map_err(|e| failed(format!("cannot find the package manager: {e}"), Args::new()))?;
+        mgr = found.and_then(|p| p.manager);
+        if mgr.is_none() {
+            return Err(failed(
+                "no supported package manager (apt or dnf) found on the host",
+                Args::new(),
+            ));
+        }
+    }
     if let Some(m) = mgr {
         plan.mgr = m;
     }
     let pkg_drift = !changes.is_empty();
-    let stale = match outs.get(w.names.len()) {
+    let stale = match outs.get(w.names.len() + usize::from(detect)) {
         Some(o) if want_age => o
             .stdout_lossy()
             .trim()
@@ -443,8 +469,8 @@ mod tests {
         assert!(glob_match("1.?", "1.2"));
         assert_eq!(split_spec(None, "nginx=1.2*"), ("nginx", Some("1.2*")));
         assert_eq!(split_spec(Some(Mgr::Dnf), "a=b"), ("a=b", None));
-        assert!(want(&args(json!({"name": "-o"})), None).is_err());
-        assert!(want(&args(json!({})), Some(Mgr::Apt)).is_err());
+        assert!(want(&args(json!({"name": "-o"}))).is_err());
+        assert!(want(&args(json!({}))).is_err());
         assert_eq!(
             Apt.resources(&args(json!({"name": ["nginx=1.2", "curl"]}))),
             vec![
@@ -597,6 +623,43 @@ esac; done"#;
             check_apply(&Apt, &mut tr, &a, &c).await,
             Ran::Applied(_, Ok(_))
         ));
+    }
+
+    /// `package: update_cache: true` with no `name` (and no `state`) was refused; Ansible's
+    /// `package` hands it to apt or dnf, which refresh the cache and report a change.
+    #[tokio::test]
+    async fn package_update_cache_without_name_refreshes_the_detected_managers_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        let st = dir.path().join("state");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&st).unwrap();
+        fake_tool(&bin, "dpkg-query", FAKE_DPKG_QUERY);
+        fake_tool(&bin, "apt-get", FAKE_APT_GET);
+        let c = ctx(dir.path(), None, fake_env(&bin, &st));
+        let mut tr = transport();
+        let a = args(json!({"update_cache": true}));
+        // Check alone (what --check runs) predicts the change and runs no apt-get.
+        assert!(
+            check_only(&Package, &mut tr, &a, &c)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(!st.join("log").exists(), "check ran apt-get");
+        let Ran::Applied(changes, Ok(r)) = check_apply(&Package, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(r["cache_updated"], json!(true));
+        let log = std::fs::read_to_string(st.join("log")).unwrap();
+        assert_eq!(log, "apt-get update -q DEBIAN_FRONTEND=noninteractive\n");
+        // The task as written in a playbook passes validation.
+        let spec = crate::modules::lookup("package").unwrap();
+        assert!(
+            spec.args.iter().all(|a| !a.required),
+            "package: no required argument"
+        );
     }
 
     use std::path::Path;

@@ -54,6 +54,13 @@ for l_ in /etc/rc[2345].d/S[0-9][0-9]"$n_"; do [ -e "$l_" ] && e_=yes; done
 printf 'enabled %s\n' "$e_"
 "#;
 
+/// Which tool manages services, for a `daemon_reload` with no unit to read: prints
+/// `manager systemd|sysv|none` as [`READ_STATE`] does.
+const DETECT: &str = r#"
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then printf 'manager systemd\n'
+elif command -v service >/dev/null 2>&1; then printf 'manager sysv\n'
+else printf 'manager none\n'; fi"#;
+
 /// Sets SysV boot links for `$1`: `$2` is `on` or `off`.
 const SYSV_ENABLE: &str = r#"
 if command -v update-rc.d >/dev/null 2>&1; then
@@ -187,7 +194,7 @@ fn want(args: &Args, systemd: bool) -> Result<Want, ModuleError> {
         state,
         enabled: opt_bool("enabled")?,
         masked: if systemd { opt_bool("masked")? } else { None },
-        daemon_reload: systemd && args.bool_arg("daemon_reload", false)?,
+        daemon_reload: args.bool_arg("daemon_reload", false)?,
         scope: if systemd {
             match choice_arg(args, "scope", &["system", "user", "global"], "system")? {
                 "user" => "--user",
@@ -351,7 +358,20 @@ async fn check_service(
 ) -> Result<Verdict, ModuleError> {
     let w = want(args, systemd)?;
     let Some(name) = w.name.clone() else {
-        // daemon_reload alone.
+        // daemon_reload alone. Ansible's `service` hands it to `systemd` on a systemd host;
+        // elsewhere its own module fails on the missing name.
+        if !systemd {
+            let out = ctx.run_ok(tr, Cmd::raw(DETECT)).await?;
+            let manager = parse_seen(&out.stdout_lossy())
+                .map_err(|e| failed(format!("cannot find the service manager: {e}"), Args::new()))?
+                .map(|s| s.manager);
+            if manager != Some(Manager::Systemd) {
+                return Err(failed(
+                    "missing required arguments: name ('daemon_reload' alone needs a host that runs systemd)",
+                    Args::new(),
+                ));
+            }
+        }
         let (steps, changes) = decide(&w, &dummy_seen());
         return Ok(Verdict::Drift(Drift::new(
             changes,
@@ -697,6 +717,50 @@ esac"#;
             Systemd.resources(&a),
             vec![Resource::Service("nope".into())]
         );
+    }
+
+    /// `service: daemon_reload: true` without `name` was refused ("nothing to do"); Ansible's
+    /// `service` hands it to `systemd`, which runs `systemctl daemon-reload`. Where the host
+    /// does not run systemd, Ansible's own `service` fails on the missing name, and so does this.
+    #[tokio::test]
+    async fn service_daemon_reload_without_name_reloads_systemd() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&state).unwrap();
+        fake_tool(&bin, "systemctl", FAKE_SYSTEMCTL);
+        let c = ctx(dir.path(), None, fake_env(&bin, &state));
+        let mut tr = transport();
+        let a = args(json!({"daemon_reload": true}));
+        // The `systemd` module: check predicts the reload and runs nothing; apply runs it.
+        assert!(
+            check_only(&Systemd, &mut tr, &a, &c)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(!state.join("log").exists(), "check ran systemctl");
+        let Ran::Applied(changes, Ok(_)) = check_apply(&Systemd, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        let log = std::fs::read_to_string(state.join("log")).unwrap();
+        assert_eq!(log, "systemctl --system daemon-reload\n");
+        std::fs::remove_file(state.join("log")).unwrap();
+        // `service` decides by what the host runs.
+        let ran = check_apply(&Service, &mut tr, &a, &c).await;
+        if Path::new("/run/systemd/system").exists() {
+            assert!(matches!(ran, Ran::Applied(_, Ok(_))), "{ran:?}");
+            let log = std::fs::read_to_string(state.join("log")).unwrap();
+            assert_eq!(log, "systemctl --system daemon-reload\n");
+        } else {
+            assert!(
+                matches!(&ran, Ran::CheckFailed(m, _) if m.starts_with("missing required arguments: name")),
+                "{ran:?}"
+            );
+            assert!(!state.join("log").exists(), "nothing ran");
+        }
     }
 
     /// A fake SysV `service`: `$FAKE/<name>.running` exists while running.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::common::{choice_arg, failed, int_arg, result};
+use super::common::{choice_arg, failed, int_arg, python_str, result};
 use crate::modules::runtime::{
     Args, ArgsExt, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
@@ -211,7 +211,11 @@ impl Module for Ping {
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
         Box::pin(async move {
-            let data = args.str_arg("data").unwrap_or_else(|| "pong".into());
+            // A list or mapping becomes text as Ansible's `str` arguments do (Python's `str()`).
+            let data = match args.get("data") {
+                None | Some(Value::Null) => "pong".to_string(),
+                Some(v) => python_str(v),
+            };
             // Ansible's test hook: `data: crash` makes the module fail.
             if data == "crash" {
                 return Err(failed("boom", Args::new()));
