@@ -775,6 +775,9 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
             return unreachable(e);
         }
     };
+    // Every wait of this task's transport (transfers and the backups included) is bounded by
+    // the task's timeout, not only the module's own commands.
+    tr.set_timeout(parts.timeout);
     // Backups go to the host's own state folder; a delegated step's target keeps none.
     let mut guard = match (&ctx.shared.opts.run, &delegate) {
         (Some(run), d) if d.as_deref().is_none_or(|d| d == host_name) => Some(StepBackup {
@@ -1117,6 +1120,7 @@ fn module_error(e: ModuleError) -> Step {
         ModuleError::Transport(TransportError::TimedOut { after, what }) => {
             Step::failed(format!("timed out after {}s: {what}", after.as_secs()))
         }
+        ModuleError::Transport(e @ TransportError::Interrupted) => Step::failed(e.to_string()),
         ModuleError::Transport(e) => unreachable(e),
     }
 }
