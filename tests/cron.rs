@@ -281,15 +281,22 @@ fn the_deadline_stops_the_run_at_the_next_step_boundary_and_exits_124() {
 fn a_step_that_outlives_the_deadline_is_abandoned_and_nothing_hangs() {
     let d = Dir::new(
         ONE,
-        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - shell: 'sleep 120'\n",
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - shell: 'echo $$ > pid; sleep 120'\n",
     );
     let t = Instant::now();
     let out = d.run(&["--deadline", "1s", "--report", "report.json"]);
     assert_eq!(code(&out), 124, "{}", text(&out));
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     assert!(stderr(&out).contains("abandoned"), "{}", text(&out));
+    // The abandoned step is killed, not left running (issue 13, item 5), and recorded.
+    let pid = std::fs::read_to_string(d.p("pid")).unwrap();
+    assert!(
+        !alive(&pid),
+        "the abandoned step's process {pid} still runs"
+    );
     let id = d.run_ids().pop().unwrap();
     assert!(d.journal_of(&id).contains("\"outcome\":\"deadline\""));
+    assert!(d.journal_of(&id).contains("\"status\":\"interrupted\""));
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(d.p("report.json")).unwrap()).unwrap();
     assert_eq!(report["exit_code"], 124);

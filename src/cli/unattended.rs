@@ -4,13 +4,13 @@
 //!
 //! Owns turning those flags into [`Unattended`] (a bad value is invalid input, exit 4), taking
 //! the lock of a run's inventory and playbook (`lock.rs`), and the watchers that stop a run:
-//! the deadline's (when the deadline passes it asks the executor to stop at the next step
-//! boundary; if steps are still running a grace period later ([`grace`]), it records the run's
-//! end and exits 124 at once, so nothing hangs) and the signals' ([`watch_signals`]: the first
-//! SIGINT or SIGTERM stops the run at the next step boundary, `--stop-grace` later the steps
-//! in flight are abandoned and killed on their hosts; a second signal, or steps that still do
-//! not end, force the exit, with the journal's end and the report written, marked forced).
-//! What the user reads goes through `report`.
+//! the deadline's and the signals' ([`watch_signals`]). The deadline, or a first SIGINT or
+//! SIGTERM, asks the executor to stop at the next step boundary; a grace period later
+//! ([`grace`] of the deadline, `--stop-grace` after a signal) the steps still in flight are
+//! abandoned and killed on their hosts, so that the run ends by itself; if it still has not a
+//! few seconds later, or at a second signal, the process exits at once, the journal's end and
+//! the report written and marked forced. Nothing hangs. What the user reads goes through
+//! `report`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -292,7 +292,9 @@ fn signal_name(sig: i32) -> &'static str {
 }
 
 /// At `at`, asks the run to stop (unless a signal already did); `grace` later, if the process
-/// is still running, records the end and exits 124. Call inside the run's tokio runtime, and
+/// is still running, abandons the steps in flight (killed on their hosts, recorded as
+/// interrupted: the run then ends by itself, exit 124), and [`WIND_DOWN`] after that records
+/// the end and exits 124. Call inside the run's tokio runtime, and
 /// abort the watcher once the run has ended by itself.
 pub fn watch_deadline(
     at: Instant,
@@ -311,15 +313,19 @@ pub fn watch_deadline(
         tokio::time::sleep(grace).await;
         let msg = format!(
             "rdeploy: the deadline passed and steps were still running {}s later: \
-             abandoned them (`rdeploy show` names the steps begun)",
+             abandoned them, killing them on their hosts",
             grace.as_secs()
         );
+        let _ = report::progress::before_exit(|| report::text(&mut std::io::stderr().lock(), &msg));
+        crate::transport::abandon_all();
+        tokio::time::sleep(WIND_DOWN).await;
         abandon
             .exit(
                 "deadline",
                 Exit::Deadline as i32,
                 "steps still running after the deadline were abandoned",
-                &msg,
+                "rdeploy: steps were still running after the deadline's grace: exiting \
+                 (`rdeploy show` names the steps begun)",
             )
             .await;
     })

@@ -804,6 +804,8 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
             step.changes = changes;
         }
     }
+    // What runs outside a task (gathering, a rollback's restores) keeps its own limits.
+    tr.set_timeout(None);
     st.backups = backups;
     step
 }

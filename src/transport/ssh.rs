@@ -466,7 +466,7 @@ struct Started {
 }
 
 impl Started {
-    /// Asks sshd to signal what the channel's session started (RFC 4254 `signal`; OpenSSH
+    /// Asks sshd to SIGKILL what the channel's session started (RFC 4254 `signal`; OpenSSH
     /// 7.9+ sends it to the session's process group with `killpg`, as the login user), then
     /// closes the channel. For a command whose process group was never learned (it hung
     /// before its shell printed it: a login script, a stopped process, a blocked write).
@@ -474,11 +474,9 @@ impl Started {
         let channel = self.channel.lock().ok().and_then(|c| c.clone());
         let Some(channel) = channel else { return };
         tracing::debug!(host = %name, "process group unknown; signalling the channel's session");
-        for sig in [Sig::TERM, Sig::KILL] {
-            if let Err(e) = channel.signal(sig).await {
-                tracing::debug!(host = %name, error = %e, "cannot signal the channel's session");
-                break;
-            }
+        // It never got as far as its own command: nothing to let clean up, SIGKILL at once.
+        if let Err(e) = channel.signal(Sig::KILL).await {
+            tracing::debug!(host = %name, error = %e, "cannot signal the channel's session");
         }
         let _ = channel.close().await;
     }
