@@ -1,7 +1,8 @@
-//! Hosts that stop taking part, end to end against the test fleet's real sshd hosts: a
+//! Steps that would hang a run, end to end against the test fleet's real sshd hosts: a
 //! transfer to a host whose receiving process stopped reading, and a command that hangs before
-//! its process group is known, both end at the task's timeout with nothing left running on
-//! the host (issue 13, item 4).
+//! its process group is known, both end at the task's timeout (issue 13, item 4); a step that
+//! outlives `--stop-grace` after SIGTERM is killed (item 5). Nothing is left running on the
+//! host.
 
 mod support;
 
@@ -190,4 +191,63 @@ fn support_home() -> String {
         .find(|l| l.starts_with(&format!("{}:", support::fleet::USER)))
         .expect("the fleet's user");
     line.split(':').nth(5).unwrap().to_string()
+}
+
+/// Issue 13 item 5 over SSH: after SIGTERM a 40 s step on a real host is given
+/// `--stop-grace 2s`, then its remote process group is killed, the host's step is recorded
+/// as interrupted, and rdeploy exits 143 within the grace + 5 s.
+#[test]
+fn sigterm_kills_a_remote_step_after_the_stop_grace() {
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let sb = sandbox(
+        &fleet,
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - command: sleep 40\n    - command: \"true\"\n",
+    );
+    let child = sb
+        .rdeploy_process(&[
+            "run",
+            "pb.yaml",
+            "-i",
+            "inv.yaml",
+            "--output",
+            "json",
+            "--stop-grace",
+            "2s",
+        ])
+        .env_remove("SSH_AUTH_SOCK")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start rdeploy");
+    let sleeper = wait_for(h, "sleep 40");
+    let t = Instant::now();
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let took = t.elapsed();
+    eprintln!("SIGTERM to exit: {:.1}s", took.as_secs_f64());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(143), "{stdout}");
+    assert!(
+        took >= Duration::from_secs(2),
+        "the grace was given: {took:?}"
+    );
+    assert!(took < Duration::from_secs(7), "grace + 5 s: {took:?}");
+    assert!(!sleeper.is_running(), "the remote step was killed");
+    let end: Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["event"] == "run_end")
+        .unwrap_or_else(|| panic!("no run_end: {stdout}"));
+    let journal = std::fs::read_to_string(end["journal"].as_str().unwrap()).unwrap();
+    assert!(
+        journal.contains(&format!(
+            "\"host\":\"{}\",\"task\":\"command\",\"status\":\"interrupted\"",
+            h.name()
+        )),
+        "{journal}"
+    );
+    assert!(journal.contains("\"outcome\":\"interrupted\""), "{journal}");
+    assert_nothing_left(h);
 }
