@@ -537,7 +537,7 @@ fn stopped_note(
         _ => return None,
     };
     let steps = if crate::transport::abandoned() {
-        "the steps still running after --stop-grace were killed and recorded as interrupted"
+        "the steps still running after the grace period were killed and recorded as interrupted"
     } else {
         "the steps in flight finished and were recorded"
     };
