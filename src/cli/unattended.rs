@@ -215,7 +215,7 @@ impl Abandon {
 
 /// The first SIGINT or SIGTERM asks the run to stop after the steps in flight (the executor
 /// reads `stop`); `grace` later, the steps still in flight are abandoned (killed on their
-/// hosts, recorded as interrupted) and the run ends by itself. If it has not [`WIND_DOWN`]
+/// hosts, recorded as interrupted) and the run ends by itself. If it has not `WIND_DOWN`
 /// later, or at a second signal (or a signal after the deadline stopped the run), the process
 /// exits at once with 128 + the first signal's number, its end recorded as forced. Call
 /// inside the run's tokio runtime.
@@ -293,7 +293,7 @@ fn signal_name(sig: i32) -> &'static str {
 
 /// At `at`, asks the run to stop (unless a signal already did); `grace` later, if the process
 /// is still running, abandons the steps in flight (killed on their hosts, recorded as
-/// interrupted: the run then ends by itself, exit 124), and [`WIND_DOWN`] after that records
+/// interrupted: the run then ends by itself, exit 124), and `WIND_DOWN` after that records
 /// the end and exits 124. Call inside the run's tokio runtime, and
 /// abort the watcher once the run has ended by itself.
 pub fn watch_deadline(
