@@ -281,15 +281,22 @@ fn the_deadline_stops_the_run_at_the_next_step_boundary_and_exits_124() {
 fn a_step_that_outlives_the_deadline_is_abandoned_and_nothing_hangs() {
     let d = Dir::new(
         ONE,
-        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - shell: 'sleep 120'\n",
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - shell: 'echo $$ > pid; sleep 120'\n",
     );
     let t = Instant::now();
     let out = d.run(&["--deadline", "1s", "--report", "report.json"]);
     assert_eq!(code(&out), 124, "{}", text(&out));
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     assert!(stderr(&out).contains("abandoned"), "{}", text(&out));
+    // The abandoned step is killed, not left running (issue 13, item 5), and recorded.
+    let pid = std::fs::read_to_string(d.p("pid")).unwrap();
+    assert!(
+        !alive(&pid),
+        "the abandoned step's process {pid} still runs"
+    );
     let id = d.run_ids().pop().unwrap();
     assert!(d.journal_of(&id).contains("\"outcome\":\"deadline\""));
+    assert!(d.journal_of(&id).contains("\"status\":\"interrupted\""));
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(d.p("report.json")).unwrap()).unwrap();
     assert_eq!(report["exit_code"], 124);
@@ -617,4 +624,127 @@ fn exit_codes_of_the_readme_table_on_the_local_connection() {
         let out = d.run(bad);
         assert_eq!(code(&out), 4, "{bad:?}: {}", text(&out));
     }
+}
+
+// ---------------------------------------------------------------- signals
+
+fn signal(child: &Child, sig: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, sig).unwrap();
+}
+
+/// True while process `pid` exists (a zombie counts as gone).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+const SLEEPER: &str = "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - shell: 'echo $$ > pid; sleep 40; touch slept'\n    - copy: { dest: '{{ playbook_dir }}/after', content: 'x' }\n";
+
+/// Issue 13 item 5: SIGTERM used to wait for the steps in flight however long they took (38 s
+/// for a 40 s step). With `--stop-grace 2s` the step gets 2 s, is then killed and recorded as
+/// interrupted mid-step, and rdeploy exits 143 within the grace + 5 s.
+#[test]
+fn sigterm_kills_a_step_that_outlives_the_stop_grace_and_exits_143() {
+    let d = Dir::new(ONE, SLEEPER);
+    let child = d.spawn_run(&["--stop-grace", "2s", "--report", "report.json"]);
+    d.wait_for("pid");
+    let t = Instant::now();
+    signal(&child, rustix::process::Signal::TERM);
+    let out = child.wait_with_output().unwrap();
+    let took = t.elapsed();
+    assert_eq!(code(&out), 143, "{}", text(&out));
+    assert!(
+        took >= Duration::from_secs(2),
+        "the grace was given: {took:?}"
+    );
+    assert!(took < Duration::from_secs(7), "grace + 5 s: {took:?}");
+    let pid = std::fs::read_to_string(d.p("pid")).unwrap();
+    assert!(!alive(&pid), "the step's process {pid} was killed");
+    assert!(!d.p("slept").exists() && !d.p("after").exists());
+    assert!(text(&out).contains("--stop-grace"), "{}", text(&out));
+    let id = d.run_ids().pop().unwrap();
+    let journal = d.journal_of(&id);
+    assert!(journal.contains("\"status\":\"interrupted\""), "{journal}");
+    assert!(journal.contains("\"outcome\":\"interrupted\""), "{journal}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.p("report.json")).unwrap()).unwrap();
+    assert_eq!(report["outcome"], "interrupted", "{report}");
+    assert_eq!(report["exit_code"], 143, "{report}");
+}
+
+/// A step that ends within the grace is waited for, as before: SIGTERM does not cut it short.
+#[test]
+fn sigterm_lets_a_step_end_within_the_stop_grace() {
+    let d = Dir::new(
+        ONE,
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - shell: 'touch started; sleep 1; touch slept'\n    - copy: { dest: '{{ playbook_dir }}/after', content: 'x' }\n",
+    );
+    let child = d.spawn_run(&["--stop-grace", "10s"]);
+    d.wait_for("started");
+    signal(&child, rustix::process::Signal::TERM);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 143, "{}", text(&out));
+    assert!(d.p("slept").exists(), "the step finished");
+    assert!(!d.p("after").exists(), "no step started after the signal");
+    assert!(
+        !d.journal_of(&d.run_ids().pop().unwrap())
+            .contains("\"status\":\"interrupted\"")
+    );
+}
+
+/// Issue 13 item 6: a second Ctrl-C ended the process without writing `--report` or the
+/// journal's `run_end`, so `history` said "unfinished". Both are written, marked forced.
+#[test]
+fn a_second_sigint_still_writes_the_report_and_the_run_end() {
+    let d = Dir::new(ONE, SLEEPER);
+    let child = d.spawn_run(&["--report", "report.json"]);
+    d.wait_for("pid");
+    signal(&child, rustix::process::Signal::INT);
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    signal(&child, rustix::process::Signal::INT);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 130, "{}", text(&out));
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.p("report.json")).unwrap()).unwrap();
+    assert_eq!(report["outcome"], "interrupted", "{report}");
+    assert_eq!(report["exit_code"], 130, "{report}");
+    assert_eq!(report["forced"], true, "{report}");
+    let id = d.run_ids().pop().unwrap();
+    let journal = d.journal_of(&id);
+    let end = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|r| r["event"] == "run_end")
+        .unwrap_or_else(|| panic!("no run_end: {journal}"));
+    assert_eq!(end["outcome"], "interrupted", "{end}");
+    assert_eq!(end["forced"], true, "{end}");
+    let history = d.rdeploy(&["history"]);
+    let h = stdout(&history);
+    assert!(
+        h.contains("interrupted") && !h.contains("unfinished"),
+        "{h}"
+    );
+    // The step's process is not waited for, but it does not outlive the run's host either:
+    // a forced exit leaves it to finish; kill it so the test leaves nothing behind.
+    let pid = std::fs::read_to_string(d.p("pid")).unwrap();
+    if alive(&pid) {
+        let pid = rustix::process::Pid::from_raw(pid.trim().parse().unwrap()).unwrap();
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+}
+
+#[test]
+fn a_bad_stop_grace_is_invalid_input() {
+    let d = Dir::new(ONE, SLEEPER);
+    let out = d.run(&["--stop-grace", "soon"]);
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    assert!(text(&out).contains("--stop-grace 'soon'"), "{}", text(&out));
 }

@@ -174,6 +174,10 @@ pub enum Record {
         ended: u64,
         /// Hosts with at least one change.
         hosts_changed: Vec<String>,
+        /// Written by a forced exit (a second signal, steps that outlived the grace): the
+        /// steps begun may not have their results recorded.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        forced: bool,
     },
 }
 

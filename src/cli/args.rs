@@ -247,6 +247,11 @@ pub struct UnattendedArgs {
     /// (`30m`, `2h`), lock waiting included; exit 124.
     #[arg(long = "deadline", value_name = "DURATION")]
     pub deadline: Option<String>,
+    /// After SIGTERM or SIGINT, how long the steps in flight may take to finish (default
+    /// 30s); then they are killed on their hosts, recorded as interrupted, and rdeploy exits
+    /// 143 (130) at most 5 s later.
+    #[arg(long = "stop-grace", value_name = "DURATION")]
+    pub stop_grace: Option<String>,
     /// Write a final JSON report here (per host state, last task, batch, changes, error; run
     /// id, outcome, exit code, timing), whatever the output mode.
     #[arg(long = "report", value_name = "FILE")]

@@ -393,7 +393,14 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
     };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
     let summary = runtime.block_on(async {
-        watch_signals(std::sync::Arc::clone(&stop));
+        unattended::watch_signals(
+            std::sync::Arc::clone(&stop),
+            un.stop_grace,
+            unattended::Abandon {
+                run: run.clone(),
+                report: un.report.clone().map(|p| (p, facts.clone())),
+            },
+        );
         let watcher = un
             .deadline
             .map(|d| start_deadline(began.0 + d, d, &stop, run.clone(), &facts, &un));
@@ -542,46 +549,19 @@ fn stopped_note(
         exec::Outcome::Deadline => format!("the deadline ({}) passed", deadline.unwrap_or("?")),
         _ => return None,
     };
+    let steps = if crate::transport::abandoned() {
+        "the steps still running after the grace period were killed and recorded as interrupted"
+    } else {
+        "the steps in flight finished and were recorded"
+    };
     Some(match run {
         Some(run) => format!(
-            "{what}: the steps in flight finished and were recorded; \
+            "{what}: {steps}; \
              `rdeploy resume {id}` goes on, `rdeploy rollback {id}` undoes the run",
             id = run.run_id
         ),
         None => format!("{what}: the steps in flight finished; nothing was changed (check mode)"),
     })
-}
-
-/// The first SIGINT or SIGTERM asks the run to stop after the steps in flight (the executor
-/// reads `stop`); a second one ends the process at once.
-fn watch_signals(stop: std::sync::Arc<std::sync::atomic::AtomicI32>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return;
-    };
-    tokio::spawn(async move {
-        loop {
-            let sig = tokio::select! {
-                _ = int.recv() => 2,
-                _ = term.recv() => 15,
-            };
-            if stop
-                .compare_exchange(
-                    0,
-                    sig,
-                    std::sync::atomic::Ordering::SeqCst,
-                    std::sync::atomic::Ordering::SeqCst,
-                )
-                .is_err()
-            {
-                progress::before_exit(|| ());
-                std::process::exit(128 + sig);
-            }
-        }
-    });
 }
 
 /// The exit code of a finished run.

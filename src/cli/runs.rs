@@ -72,6 +72,7 @@ pub fn end(run: &RunCtx, summary: &Summary, exit: Exit) {
         exit_code: exit as i32,
         ended: journal::now(),
         hosts_changed: summary.changed_hosts.clone(),
+        forced: false,
     });
 }
 

@@ -374,6 +374,17 @@ pub async fn run<'r>(
     }
 }
 
+/// A step's status in the journal: its outcome's word, or `interrupted` for a step the
+/// controller abandoned while stopping (`--stop-grace` ran out).
+fn journal_status(o: &HostOutcome) -> &'static str {
+    let interrupted = crate::transport::TransportError::Interrupted.to_string();
+    if o.status == Status::Failed && o.msg.as_deref() == Some(interrupted.as_str()) {
+        "interrupted"
+    } else {
+        o.status.word()
+    }
+}
+
 fn role_paths(plays: &[Play]) -> HashMap<String, PathBuf> {
     fn add(r: &RoleRef, out: &mut HashMap<String, PathBuf>) {
         out.entry(r.name.clone())
@@ -1234,7 +1245,7 @@ impl<'r> Runner<'r> {
                         run.journal.note(&Record::Result {
                             host: st.name.clone(),
                             task: label.to_string(),
-                            status: outcome.status.word().to_string(),
+                            status: journal_status(&outcome).to_string(),
                             step: (outcome.status == Status::Changed && st.backups.step > 0)
                                 .then_some(st.backups.step),
                         });

@@ -926,6 +926,9 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
             return unreachable(e);
         }
     };
+    // Every wait of this task's transport (transfers and the backups included) is bounded by
+    // the task's timeout, not only the module's own commands.
+    tr.set_timeout(parts.timeout);
     if let Err(m) = absolute_paths(tr, module, &mut args, local).await {
         st.backups = backups;
         return Step::failed(m);
@@ -956,6 +959,8 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
             step.changes = changes;
         }
     }
+    // What runs outside a task (gathering, a rollback's restores) keeps its own limits.
+    tr.set_timeout(None);
     st.backups = backups;
     step
 }
@@ -1386,6 +1391,7 @@ fn module_error(e: ModuleError) -> Step {
             s.result.insert("script".into(), Json::from(script));
             s
         }
+        ModuleError::Transport(e @ TransportError::Interrupted) => Step::failed(e.to_string()),
         ModuleError::Transport(e) => unreachable(e),
     }
 }

@@ -180,11 +180,14 @@ pub struct RunFacts {
     pub timing: Option<Timing>,
     /// Why the run did not start, when it did not.
     pub error: Option<String>,
+    /// The process ended before the run could (a second signal, steps that outlived
+    /// `--stop-grace` or the deadline's grace): the per-host detail is missing.
+    pub forced: bool,
 }
 
 /// The report document.
 pub fn document(facts: &RunFacts, hosts: &IndexMap<String, HostReport>) -> Value {
-    json!({
+    let mut doc = json!({
         "run_id": facts.run_id,
         "playbook": facts.playbook,
         "inventory": facts.inventory,
@@ -197,7 +200,11 @@ pub fn document(facts: &RunFacts, hosts: &IndexMap<String, HostReport>) -> Value
         "timing": facts.timing,
         "error": facts.error,
         "hosts": hosts,
-    })
+    });
+    if facts.forced {
+        doc["forced"] = Value::Bool(true);
+    }
+    doc
 }
 
 /// Writes `doc` to `path` through a temp file in the same directory and a rename.

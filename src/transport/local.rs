@@ -96,6 +96,11 @@ impl LocalTransport {
         self
     }
 
+    /// [`LocalTransport::with_default_timeout`] on a transport in use (set for each task).
+    pub fn set_default_timeout(&mut self, timeout: Option<Duration>) {
+        self.default_timeout = timeout;
+    }
+
     /// Time between SIGTERM and SIGKILL when a command's group is killed.
     pub fn with_kill_grace(mut self, grace: Duration) -> LocalTransport {
         self.kill_grace = grace;
@@ -182,9 +187,9 @@ impl LocalTransport {
         let run = collect(&mut group, stdin, input, body, stdout, stderr, self.limits);
         let result = match within(timeout, run).await {
             Ok(result) => result,
-            Err(after) => {
+            Err(gave_up) => {
                 group.terminate().await;
-                return Err(TransportError::timed_out(after, cmd));
+                return Err(TransportError::gave_up(gave_up, cmd));
             }
         };
         match result {

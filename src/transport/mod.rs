@@ -292,6 +292,10 @@ pub enum TransportError {
         /// The whole script ([`Cmd::display`], secrets masked), shown only at `-vvv`.
         script: String,
     },
+    /// The controller was stopping and gave up on the command (`--stop-grace` ran out after a
+    /// signal); its process group was killed.
+    #[error("interrupted: the controller stopped and killed the command")]
+    Interrupted,
     /// A local or remote I/O failure.
     #[error("I/O error: {0}")]
     Io(String),
@@ -345,16 +349,57 @@ pub trait Transport: Send {
     fn name(&self) -> &str;
 }
 
-/// Runs `fut` under an optional time limit: `Err(after)` when the limit ran out first (the
-/// future is dropped; the caller kills what it started).
+/// Why [`within`] gave up on a wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GaveUp {
+    /// The time limit ran out.
+    TimedOut(Duration),
+    /// The controller is stopping ([`abandon_all`]).
+    Abandoned,
+}
+
+/// Runs `fut` under an optional time limit, and until the controller abandons every wait
+/// ([`abandon_all`]): `Err` when either came first (the future is dropped; the caller kills
+/// what it started).
 pub(crate) async fn within<T>(
     limit: Option<Duration>,
     fut: impl Future<Output = T>,
-) -> Result<T, Duration> {
-    match limit {
-        None => Ok(fut.await),
-        Some(after) => tokio::time::timeout(after, fut).await.map_err(|_| after),
+) -> Result<T, GaveUp> {
+    let mut abandon = abandoning().subscribe();
+    if *abandon.borrow_and_update() {
+        return Err(GaveUp::Abandoned);
     }
+    let limited = async {
+        match limit {
+            None => Ok(fut.await),
+            Some(after) => tokio::time::timeout(after, fut)
+                .await
+                .map_err(|_| GaveUp::TimedOut(after)),
+        }
+    };
+    tokio::select! {
+        r = limited => r,
+        _ = abandon.wait_for(|a| *a) => Err(GaveUp::Abandoned),
+    }
+}
+
+/// Set once the controller gives up on the steps in flight (`--stop-grace` ran out after a
+/// signal): process-wide, as signals are.
+fn abandoning() -> &'static tokio::sync::watch::Sender<bool> {
+    static ABANDON: std::sync::OnceLock<tokio::sync::watch::Sender<bool>> =
+        std::sync::OnceLock::new();
+    ABANDON.get_or_init(|| tokio::sync::watch::channel(false).0)
+}
+
+/// Gives up on every transport wait in this process, now and later: each command running is
+/// killed (its process group on the host) and ends in [`TransportError::Interrupted`].
+pub fn abandon_all() {
+    abandoning().send_replace(true);
+}
+
+/// True once [`abandon_all`] was called.
+pub fn abandoned() -> bool {
+    *abandoning().borrow()
 }
 
 impl TransportError {
@@ -365,6 +410,17 @@ impl TransportError {
             after,
             what: cmd.brief(),
             script: cmd.display(),
+        }
+    }
+
+    /// `cmd` was given up on ([`within`]) and killed.
+    pub(crate) fn gave_up(why: GaveUp, cmd: &Cmd) -> TransportError {
+        match why {
+            GaveUp::TimedOut(after) => TransportError::timed_out(after, cmd),
+            GaveUp::Abandoned => {
+                tracing::warn!(cmd = %cmd.display(), "controller stopping; killing the command's process group");
+                TransportError::Interrupted
+            }
         }
     }
 
@@ -675,6 +731,16 @@ impl AnyTransport {
                 t.exec(cmd).await
             }
             AnyTransport::Ssh(t) => t.run_read(cmd).await,
+        }
+    }
+
+    /// The time limit of every wait that has none of its own (a command without a timeout, a
+    /// file transfer, a write blocked on the channel's window): the task's `timeout:` or
+    /// `--task-timeout`, set before each task; `None` for no limit.
+    pub fn set_timeout(&mut self, limit: Option<Duration>) {
+        match self {
+            AnyTransport::Local(t) => t.set_default_timeout(limit),
+            AnyTransport::Ssh(t) => t.set_default_timeout(limit),
         }
     }
 

@@ -164,6 +164,11 @@ impl SshTransport {
         })
     }
 
+    /// Timeout of the commands and transfers that set none of their own (set for each task).
+    pub fn set_default_timeout(&mut self, timeout: Option<Duration>) {
+        self.default_timeout = timeout;
+    }
+
     /// Commands run so far (for the per-task count).
     pub fn commands_run(&self) -> usize {
         self.commands
@@ -316,20 +321,20 @@ impl SshTransport {
         tracing::debug!(host = %self.name, cmd = %cmd.display(), ?timeout, "ssh exec");
         let mut guard = KillGuard {
             conn: Arc::clone(&self.conn),
-            pgid: Arc::new(AtomicU32::new(0)),
+            started: Arc::new(Started::default()),
             become_: cmd.get_become().cloned(),
             grace: self.kill_grace,
             armed: true,
         };
         let run = self
             .conn
-            .exec(&line, input, limits, Arc::clone(&guard.pgid));
+            .exec(&line, input, limits, Arc::clone(&guard.started));
         let result = match within(timeout, run).await {
             Ok(r) => r,
-            Err(after) => {
+            Err(gave_up) => {
                 guard.armed = false;
                 guard.kill_now().await;
-                return Err(TransportError::timed_out(after, cmd));
+                return Err(TransportError::gave_up(gave_up, cmd));
             }
         };
         guard.armed = false;
@@ -452,11 +457,36 @@ impl<'a> Stdin<'a> {
     }
 }
 
+/// What is known of a command the host started: its process group (from the marker the
+/// session line prints first) and its channel, once open.
+#[derive(Default)]
+struct Started {
+    pgid: AtomicU32,
+    channel: Mutex<Option<Arc<russh::ChannelWriteHalf<client::Msg>>>>,
+}
+
+impl Started {
+    /// Asks sshd to SIGKILL what the channel's session started (RFC 4254 `signal`; OpenSSH
+    /// 7.9+ sends it to the session's process group with `killpg`, as the login user), then
+    /// closes the channel. For a command whose process group was never learned (it hung
+    /// before its shell printed it: a login script, a stopped process, a blocked write).
+    async fn kill_by_channel(&self, name: &str) {
+        let channel = self.channel.lock().ok().and_then(|c| c.clone());
+        let Some(channel) = channel else { return };
+        tracing::debug!(host = %name, "process group unknown; signalling the channel's session");
+        // It never got as far as its own command: nothing to let clean up, SIGKILL at once.
+        if let Err(e) = channel.signal(Sig::KILL).await {
+            tracing::debug!(host = %name, error = %e, "cannot signal the channel's session");
+        }
+        let _ = channel.close().await;
+    }
+}
+
 /// Kills a command's process group when the command is abandoned: on timeout or error right
 /// away ([`KillGuard::kill_now`]), on cancellation (the future dropped) from a task.
 struct KillGuard {
     conn: Arc<Conn>,
-    pgid: Arc<AtomicU32>,
+    started: Arc<Started>,
     become_: Option<Become>,
     grace: Duration,
     armed: bool,
@@ -464,9 +494,16 @@ struct KillGuard {
 
 impl KillGuard {
     async fn kill_now(&self) {
+        let pgid = self.started.pgid.load(Ordering::SeqCst);
+        if pgid == 0 {
+            if self.conn.dead.borrow().is_none() {
+                self.started.kill_by_channel(&self.conn.name).await;
+            }
+            return;
+        }
         kill_group(
             Arc::clone(&self.conn),
-            self.pgid.load(Ordering::SeqCst),
+            pgid,
             self.become_.clone(),
             self.grace,
         )
@@ -479,8 +516,12 @@ impl Drop for KillGuard {
         if !self.armed {
             return;
         }
-        let pgid = self.pgid.load(Ordering::SeqCst);
+        let pgid = self.started.pgid.load(Ordering::SeqCst);
         if pgid == 0 {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let (started, name) = (Arc::clone(&self.started), self.conn.name.clone());
+                rt.spawn(async move { started.kill_by_channel(&name).await });
+            }
             return;
         }
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -508,7 +549,7 @@ async fn kill_group(conn: Arc<Conn>, pgid: u32, become_: Option<Become>, grace: 
         head: 4096,
         tail: 4096,
     };
-    let run = conn.exec(&line, None, limits, Arc::new(AtomicU32::new(0)));
+    let run = conn.exec(&line, None, limits, Arc::new(Started::default()));
     match tokio::time::timeout(grace + Duration::from_secs(10), run).await {
         Ok(Ok(out)) if out.success() => {}
         Ok(Ok(out)) => {
@@ -544,13 +585,13 @@ impl Conn {
         line: &str,
         input: Option<Stdin<'_>>,
         limits: OutputLimits,
-        pgid: Arc<AtomicU32>,
+        started: Arc<Started>,
     ) -> Result<Output, TransportError> {
         let mut dead = self.dead.clone();
         if let Some(r) = dead.borrow_and_update().clone() {
             return Err(TransportError::Unresponsive(r));
         }
-        let work = self.exec_channel(line, input, limits, pgid);
+        let work = self.exec_channel(line, input, limits, started);
         tokio::select! {
             r = work => r,
             _ = dead.wait_for(Option::is_some) => Err(TransportError::Unresponsive(
@@ -564,7 +605,7 @@ impl Conn {
         line: &str,
         input: Option<Stdin<'_>>,
         limits: OutputLimits,
-        pgid: Arc<AtomicU32>,
+        started: Arc<Started>,
     ) -> Result<Output, TransportError> {
         // A file to stream is opened first: one that cannot be read fails before anything runs.
         let body = match &input {
@@ -586,6 +627,10 @@ impl Conn {
             .await
             .map_err(|e| self.lost("starting a command", e))?;
         let (mut read, write) = channel.split();
+        let write = Arc::new(write);
+        if let Ok(mut c) = started.channel.lock() {
+            *c = Some(Arc::clone(&write));
+        }
         // Without input the command's stdin is /dev/null (see session_line): no EOF to send,
         // one message less per command (it costs a delayed ACK through a jump host).
         let writer = async {
@@ -619,7 +664,7 @@ impl Conn {
                 }
                 msg = read.wait() => match msg {
                     Some(ChannelMsg::Data { data }) => {
-                        if let Some(rest) = marker.feed(&data, &pgid) {
+                        if let Some(rest) = marker.feed(&data, &started.pgid) {
                             stdout.push(&rest);
                         }
                     }
