@@ -71,7 +71,13 @@ pub(crate) fn start(a: &args::RunArgs, c: &Checked, run_id: String) -> Result<Ru
         forced_over: a.force_over.clone(),
     });
     let local = std::path::absolute(state.join("local")).unwrap_or_else(|_| state.join("local"));
+    let holder = format!(
+        "{run_id} from {} since {}",
+        super::lock::host_name(),
+        journal::rfc3339(journal::now())
+    );
     Ok(RunCtx {
+        holder,
         run_id,
         journal,
         local_state_dir: local.display().to_string(),

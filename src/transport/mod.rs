@@ -302,6 +302,9 @@ pub enum TransportError {
     /// this one was not run; the executor reports the queued command's failure.
     #[error("not run: the command queued before it failed")]
     NotRun,
+    /// Another run holds the host's lock (the message names it): nothing else was sent.
+    #[error("{0}")]
+    HostLocked(String),
     /// [`Transport::get`] found a file larger than allowed.
     #[error("{path} is larger than {max_bytes} bytes")]
     TooLarge {
@@ -371,6 +374,7 @@ impl TransportError {
             TransportError::AuthFailed(_) => Some(Reach::AuthFailed),
             TransportError::HostKeyRefused(_) => Some(Reach::HostKeyRefused),
             TransportError::Unresponsive(_) => Some(Reach::TimedOut),
+            TransportError::HostLocked(_) => Some(Reach::Locked),
             _ => None,
         }
     }
@@ -388,6 +392,8 @@ pub enum Reach {
     HostKeyRefused,
     /// No answer in time: connect timeout, or keepalives unanswered.
     TimedOut,
+    /// Another run (another playbook, state directory or controller) holds the host's lock.
+    Locked,
 }
 
 impl Reach {
@@ -398,6 +404,7 @@ impl Reach {
             Reach::AuthFailed => "authentication failed",
             Reach::HostKeyRefused => "host key refused",
             Reach::TimedOut => "timed out",
+            Reach::Locked => "locked by another run",
         }
     }
 }
