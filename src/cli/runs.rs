@@ -735,6 +735,17 @@ async fn restore_one(
     };
     match opened {
         Ok(mut tr) => {
+            // The hosts' locks keep a rollback and a run elsewhere apart too.
+            let holder = format!(
+                "rollback of {run_id} from {} since {}",
+                super::lock::host_name(),
+                journal::rfc3339(journal::now())
+            );
+            let lock_dir = Some(state_dir).filter(|d| !d.is_empty());
+            if let Err(e) = crate::exec::host::lock_host(&mut tr, host, lock_dir, &holder).await {
+                tr.close().await;
+                return HostRollback::failed(host, e.to_string());
+            }
             let dir = match state_dir {
                 "" => default_dir_holding(&mut tr, run_id).await,
                 d => d.to_string(),

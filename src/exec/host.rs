@@ -268,7 +268,10 @@ pub async fn lock_host(
         return Ok(());
     };
     let line = crate::transport::cmd::host_lock_line(dir, holder)?;
-    let Some((out, status)) = ssh.hold(&line, HOST_LOCK_WAIT).await? else {
+    let started = std::time::Instant::now();
+    let held = ssh.hold(&line, HOST_LOCK_WAIT).await?;
+    tracing::debug!(host = %name, took_ms = started.elapsed().as_secs_f64() * 1e3, taken = held.is_none(), "host lock");
+    let Some((out, status)) = held else {
         return Ok(());
     };
     let held = out

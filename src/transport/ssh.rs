@@ -186,7 +186,7 @@ impl SshTransport {
             .exec(true, line.as_bytes())
             .await
             .map_err(|e| conn.lost("starting a command", e))?;
-        self.commands += 1;
+        // Not counted in `commands`: those are the tasks' own (the per-task count).
         let mut out: Vec<u8> = Vec::new();
         let mut status: Option<i32> = None;
         let taken = cmd::HOST_LOCK_TAKEN.as_bytes();
