@@ -138,8 +138,17 @@ fn holding_playbook(d: &Dir) -> String {
 fn a_second_run_of_the_same_inventory_and_playbook_exits_75_naming_the_holder() {
     let d = Dir::new(ONE, "");
     d.write("pb.yaml", &holding_playbook(&d));
-    let first = d.spawn_run(&[]);
+    // Cron sets neither USER nor LOGNAME: the holder is still named by its uid's name.
+    let first = d
+        .cmd(&["run", "pb.yaml", "-i", "inv.yaml"])
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     d.wait_for("started");
+    let holder_id = d.run_ids().pop().unwrap();
 
     let second = d.run(&["--report", "locked.json"]);
     assert_eq!(code(&second), 75, "{}", text(&second));
@@ -156,6 +165,11 @@ fn a_second_run_of_the_same_inventory_and_playbook_exits_75_naming_the_holder() 
         err.contains("since ") && err.contains("user ") && err.contains("host "),
         "{err}"
     );
+    assert!(
+        err.contains(&format!(": run {holder_id} (pid")),
+        "the holder's run id: {err}"
+    );
+    assert!(!err.contains("user ?"), "{err}");
 
     // The same pair through an absolute path is the same lock.
     let abs = d.p("pb.yaml").display().to_string();
@@ -213,8 +227,150 @@ fn a_killed_holder_releases_the_lock_at_once() {
     first.kill().unwrap();
     first.wait().unwrap();
     d.write("release", "");
-    let next = d.run(&[]);
+    // The killed run changed the host: starting over it must be said out loud.
+    let killed = d.run_ids().pop().unwrap();
+    let next = d.run(&["--force-over", &killed]);
     assert_eq!(code(&next), 0, "{}", text(&next));
+}
+
+// ------------------------------------------------------------ runs that meet each other
+
+/// A playbook whose first step writes `done1`, and whose second (reversible through
+/// `creates:`) touches `started2`, then sleeps up to 20 s before writing `made` (not with
+/// `-e quick=true`).
+fn two_step_playbook(d: &Dir) -> String {
+    let dir = d.path().display();
+    format!(
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - name: first\n      copy: {{ dest: '{dir}/done1', content: 'x' }}\n    - name: slow second\n      shell: 'touch {dir}/started2; sleep 20; touch {dir}/made'\n      args: {{ creates: '{dir}/made' }}\n      when: not (quick | default(false) | bool)\n"
+    )
+}
+
+#[test]
+fn a_new_run_over_a_killed_run_is_refused_naming_the_steps_left_mid_flight() {
+    let d = Dir::new(ONE, "");
+    d.write("pb.yaml", &two_step_playbook(&d));
+    let mut first = d.spawn_run(&[]);
+    d.wait_for("started2");
+    first.kill().unwrap(); // SIGKILL, mid-step
+    first.wait().unwrap();
+    let killed = d.run_ids().pop().unwrap();
+
+    let next = d.run(&["-e", "quick=true"]);
+    assert_eq!(code(&next), 4, "{}", text(&next));
+    let err = stderr(&next);
+    for want in [
+        format!("run {killed} (pb.yaml) did not finish"),
+        "localhost (step 2 'slow second' left mid-flight)".to_string(),
+        format!("`rdeploy resume {killed}`"),
+        format!("`rdeploy rollback {killed}`"),
+        format!("--force-over {killed}"),
+    ] {
+        assert!(err.contains(&want), "{want:?} in {}", text(&next));
+    }
+    assert_eq!(
+        d.run_ids(),
+        std::slice::from_ref(&killed),
+        "the refused run recorded nothing"
+    );
+
+    // history counts the killed run's hosts from its intents, not `changed=0`.
+    let hist = stdout(&d.rdeploy(&["history"]));
+    let line = hist.lines().find(|l| l.starts_with(&killed)).unwrap();
+    assert!(
+        line.contains("unfinished") && line.ends_with("changed=1"),
+        "{hist}"
+    );
+
+    // A playbook on other hosts is not concerned.
+    d.write(
+        "inv2.yaml",
+        "other:\n  hosts:\n    elsewhere:\n      ansible_connection: local\n",
+    );
+    d.write(
+        "other.yaml",
+        "- hosts: elsewhere\n  gather_facts: no\n  tasks:\n    - debug: { msg: hi }\n",
+    );
+    let other = d.rdeploy(&["run", "other.yaml", "-i", "inv2.yaml"]);
+    assert_eq!(code(&other), 0, "{}", text(&other));
+
+    // --force-over says so; after it the killed run no longer blocks.
+    let forced = d.run(&["-e", "quick=true", "--force-over", &killed]);
+    assert_eq!(code(&forced), 0, "{}", text(&forced));
+    let again = d.run(&["-e", "quick=true"]);
+    assert_eq!(code(&again), 0, "{}", text(&again));
+}
+
+#[test]
+fn a_killed_run_rolled_back_or_resumed_no_longer_blocks_a_new_run() {
+    let d = Dir::new(ONE, "");
+    d.write("pb.yaml", &two_step_playbook(&d));
+    for settle in ["rollback", "resume"] {
+        let _ = std::fs::remove_file(d.p("started2"));
+        let mut first = d.spawn_run(&[]);
+        d.wait_for("started2");
+        first.kill().unwrap();
+        first.wait().unwrap();
+        let killed = d.run_ids().pop().unwrap();
+        assert_eq!(code(&d.run(&["-e", "quick=true"])), 4);
+        let args = match settle {
+            "rollback" => vec!["rollback", killed.as_str()],
+            _ => vec!["resume", killed.as_str(), "-e", "quick=true"],
+        };
+        let settled = d.rdeploy(&args);
+        assert_eq!(code(&settled), 0, "{settle}: {}", text(&settled));
+        let next = d.run(&["-e", "quick=true"]);
+        assert_eq!(code(&next), 0, "after {settle}: {}", text(&next));
+    }
+}
+
+#[test]
+fn rollback_of_an_older_run_names_the_later_runs_that_changed_the_same_paths() {
+    let d = Dir::new(ONE, "");
+    let conf = d.p("app.conf").display().to_string();
+    d.write(
+        "pb.yaml",
+        &format!(
+            "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: {{ dest: '{conf}', content: '{{{{ v }}}}' }}\n"
+        ),
+    );
+    for v in ["1", "2", "3"] {
+        let o = d.run(&["-e", &format!("v={v}")]);
+        assert_eq!(code(&o), 0, "{}", text(&o));
+    }
+    let ids = d.run_ids();
+    let (a, b, c) = (&ids[0], &ids[1], &ids[2]);
+
+    let refused = d.rdeploy(&["rollback", a]);
+    assert_eq!(code(&refused), 4, "{}", text(&refused));
+    let err = stderr(&refused);
+    assert!(
+        err.contains(&format!("{b} (localhost:{conf})"))
+            && err.contains(&format!("{c} (localhost:{conf})"))
+            && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "3",
+        "nothing restored"
+    );
+
+    // The newest first: then only the run in between is named.
+    let back = d.rdeploy(&["rollback", c]);
+    assert_eq!(code(&back), 0, "{}", text(&back));
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "2");
+    let refused = d.rdeploy(&["rollback", a]);
+    assert_eq!(code(&refused), 4, "{}", text(&refused));
+    let err = stderr(&refused);
+    assert!(
+        err.contains(b.as_str()) && !err.contains(c.as_str()),
+        "{err}"
+    );
+
+    // --force undoes the older run whatever came after: it created the file.
+    let forced = d.rdeploy(&["rollback", a, "--force"]);
+    assert_eq!(code(&forced), 0, "{}", text(&forced));
+    assert!(!Path::new(&conf).exists());
 }
 
 #[test]
@@ -242,7 +398,8 @@ fn rollback_and_resume_take_the_lock_of_the_runs_inventory_and_playbook() {
     assert_eq!(holder.wait().unwrap().code(), Some(0));
     let resume = d.rdeploy(&["resume", &earlier]);
     assert_eq!(code(&resume), 0, "{}", text(&resume));
-    let rollback = d.rdeploy(&["rollback", &earlier, "--no-lock"]);
+    // The holder's run rewrote `started` since: undoing the earlier run over it is said out loud.
+    let rollback = d.rdeploy(&["rollback", &earlier, "--no-lock", "--force"]);
     assert_eq!(code(&rollback), 0, "{}", text(&rollback));
 }
 

@@ -447,3 +447,157 @@ fn rdeploy_resume_finishes_a_killed_run_without_redoing_finished_batches() {
     let again = r.rdeploy(&["resume", &resumed.run_id()]);
     assert_eq!(again.code, 4, "{}", again.explain());
 }
+
+// ------------------------------------------------------------ runs that meet each other
+
+/// A playbook that writes `/srv/first` on every host, then spends `secs` seconds in a step
+/// that is reversible (`creates:`), so a kill lands mid-step.
+fn slow_playbook(secs: u32) -> String {
+    format!(
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - copy: {{ dest: /srv/first, content: x }}\n    - name: slow step\n      shell: sleep {secs} && touch /srv/slept\n      args: {{ creates: /srv/slept }}\n"
+    )
+}
+
+const SECOND: &str =
+    "- hosts: all\n  gather_facts: no\n  tasks:\n    - copy: { dest: /srv/second, content: y }\n";
+
+impl Rollout {
+    fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.sb
+            .rdeploy_process(args)
+            .env_remove("SSH_AUTH_SOCK")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn rdeploy")
+    }
+
+    /// Waits until `/srv/first` exists on every host (the slow run holds them all).
+    fn wait_first(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !(0..n).all(|i| self.host(i).path("/srv/first").exists()) {
+            assert!(Instant::now() < deadline, "the slow run never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The id of the newest run in the default state directory.
+    fn newest_run(&self) -> String {
+        let hist = self.rdeploy(&["history", "--output", "json"]);
+        let last = hist.events.last().cloned().unwrap_or_default();
+        last["run_id"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+#[test]
+fn a_second_run_on_hosts_another_run_holds_is_refused_per_host_and_sends_nothing() {
+    let r = Rollout::new(2);
+    r.sb.write("slow.yaml", slow_playbook(4));
+    r.sb.write("second.yaml", SECOND);
+    let mut first = r.spawn(&["run", "slow.yaml", "-i", "inv.yaml"]);
+    r.wait_first(2);
+    let holder = r.newest_run();
+
+    // Another playbook, another state directory (as another controller would be): refused on
+    // each host, naming the holder; its copy never reaches a host.
+    let second = r.rdeploy(&[
+        "run",
+        "second.yaml",
+        "-i",
+        "inv.yaml",
+        "--state-dir",
+        "other-state",
+    ]);
+    assert_eq!(second.code, 2, "{}", second.explain());
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    for i in 0..2 {
+        let want = format!(
+            "{}: locked by {holder} from {} since ",
+            r.host(i).name(),
+            host_name.trim()
+        );
+        assert!(
+            second.out.contains(&want),
+            "{want:?} in {}",
+            second.explain()
+        );
+        assert!(!r.host(i).path("/srv/second").exists(), "host {i}");
+    }
+    assert_eq!(first.wait().unwrap().code(), Some(0));
+    // Released with the holder's connection: the same run now goes through. What the lock
+    // costs per host (one channel, one round trip) is printed for the record.
+    let again =
+        r.sb.rdeploy(&[
+            "run",
+            "second.yaml",
+            "-i",
+            "inv.yaml",
+            "--state-dir",
+            "other-state",
+        ])
+        .env_remove("SSH_AUTH_SOCK")
+        .env("RDEPLOY_LOG", "rdeploy::exec::host=debug")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&again.stderr).into_owned();
+    assert_eq!(again.status.code(), Some(0), "{log}");
+    assert!(r.host(0).path("/srv/second").exists());
+    for l in log.lines().filter(|l| l.contains("host lock")) {
+        eprintln!("{l}");
+    }
+}
+
+#[test]
+fn a_run_killed_mid_step_frees_its_hosts_but_a_new_run_over_it_is_refused() {
+    let r = Rollout::new(2);
+    r.sb.write("slow.yaml", slow_playbook(20));
+    r.sb.write("second.yaml", SECOND);
+    let mut killed = r.spawn(&["run", "slow.yaml", "-i", "inv.yaml"]);
+    r.wait_first(2);
+    std::thread::sleep(Duration::from_millis(500)); // into the slow step
+    killed.kill().unwrap(); // SIGKILL
+    killed.wait().unwrap();
+    let id = r.newest_run();
+
+    // The host lock died with the killed controller's connections: a run elsewhere goes on.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let other = r.rdeploy(&[
+            "run",
+            "second.yaml",
+            "-i",
+            "inv.yaml",
+            "--state-dir",
+            "other-state",
+        ]);
+        if other.code == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && other.out.contains("locked by"),
+            "{}",
+            other.explain()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The same controller knows the run was killed mid-step: refused, nothing touched.
+    let before = r.host(0).path("/srv/slept").exists();
+    let over = r.rdeploy(&["run", "slow.yaml", "-i", "inv.yaml"]);
+    assert_eq!(over.code, 4, "{}", over.explain());
+    for i in 0..2 {
+        let want = format!("{} (step 2 'slow step' left mid-flight)", r.host(i).name());
+        assert!(over.out.contains(&want), "{want:?} in {}", over.explain());
+    }
+    assert!(over.out.contains(&format!(
+        "`rdeploy resume {id}` or undo it with `rdeploy rollback {id}`"
+    )));
+    assert_eq!(r.host(0).path("/srv/slept").exists(), before);
+    let hist = r.rdeploy(&["history"]);
+    let line = hist
+        .out
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_default();
+    assert!(line.ends_with("changed=2"), "{}", hist.explain());
+}

@@ -47,6 +47,9 @@ pub enum Record {
         /// The interrupted run this one goes on with.
         #[serde(default)]
         resumed_from: Option<String>,
+        /// Unfinished runs this one was told to start over (`--force-over`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        forced_over: Vec<String>,
     },
     /// A play begins.
     Play {
@@ -202,23 +205,25 @@ pub fn rfc3339(t: u64) -> String {
     )
 }
 
-/// A new run id: `YYYYMMDDTHHMMSSZ-xxxxxx`, sortable by start time, unique by its random tail.
+/// A new run id: `YYYYMMDDTHHMMSSZ-mmmrrr`, sortable by start time to the millisecond (`mmm`,
+/// the milliseconds in hex), unique by its random tail `rrr`.
 pub fn new_run_id() -> String {
     use std::hash::{BuildHasher, Hasher};
-    let t = now();
-    let stamp: String = rfc3339(t)
+    let exact = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let stamp: String = rfc3339(exact.as_secs())
         .chars()
         .filter(|c| *c != '-' && *c != ':')
         .collect();
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u32(std::process::id());
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    format!("{stamp}-{:06x}", h.finish() & 0xff_ffff)
+    h.write_u128(exact.as_nanos());
+    format!(
+        "{stamp}-{:03x}{:03x}",
+        exact.subsec_millis(),
+        h.finish() & 0xfff
+    )
 }
 
 /// Whether `id` has the shape of a run id (so it is safe in paths on both sides).
@@ -443,6 +448,12 @@ mod tests {
         assert_eq!(a.len(), "20261201T130000Z-abcdef".len());
         assert!(!valid_run_id("../etc"));
         assert!(!valid_run_id(""));
+        // Two runs started one after the other sort in that order, within a second too.
+        let b = {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            new_run_id()
+        };
+        assert!(a < b, "{a} then {b}");
     }
 
     #[tokio::test]

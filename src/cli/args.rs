@@ -178,6 +178,10 @@ pub struct RunArgs {
     /// Go on with an interrupted run: batches it finished are skipped (`rdeploy resume`).
     #[arg(long = "resume", value_name = "RUN_ID")]
     pub resume: Option<String>,
+    /// Start although run RUN_ID was left unfinished on these hosts (killed mid-step);
+    /// without it such a run is refused (exit 4). Repeat for several runs.
+    #[arg(long = "force-over", value_name = "RUN_ID")]
+    pub force_over: Vec<String>,
     #[command(flatten)]
     pub lock: LockArgs,
     #[command(flatten)]
@@ -346,6 +350,10 @@ pub struct RollbackArgs {
     pub vault: VaultArgs,
     #[command(flatten)]
     pub lock: LockArgs,
+    /// Roll back although later runs changed some of the same paths on the same hosts
+    /// (their changes to those paths are undone too).
+    #[arg(long = "force")]
+    pub force: bool,
 }
 
 /// Where journals are and how to print them (`history`, `show`).

@@ -35,24 +35,55 @@ pub struct Holder {
     pub since: u64,
     /// What it runs (`run`, `rollback RUN_ID`).
     pub what: String,
+    /// The holder's run id (`rdeploy show` and `history` know it).
+    #[serde(default)]
+    pub run_id: Option<String>,
 }
 
 impl Holder {
     /// This process, now.
-    fn me(what: &str) -> Holder {
+    fn me(what: &str, run_id: Option<&str>) -> Holder {
         Holder {
             pid: std::process::id(),
-            user: std::env::var("USER")
-                .or_else(|_| std::env::var("LOGNAME"))
-                .unwrap_or_else(|_| "?".into()),
-            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .or_else(|_| std::env::var("HOSTNAME"))
-                .unwrap_or_else(|_| "?".into()),
+            user: user_name(),
+            host: host_name(),
             since: journal::now(),
             what: what.to_string(),
+            run_id: run_id.map(str::to_string),
         }
     }
+}
+
+/// This controller's host name.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// The user this process runs as: `USER`, `LOGNAME`, else the name of its uid in
+/// `/etc/passwd` (cron and systemd units often set neither), else `uid N`.
+pub fn user_name() -> String {
+    if let Some(u) = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    {
+        return u;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return "?".into();
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            let (name, _, id) = (f.next()?, f.next()?, f.next()?);
+            (id.parse::<u32>().ok()? == uid).then(|| name.to_string())
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
 }
 
 /// The lock is held by another process.
@@ -61,7 +92,7 @@ pub struct Locked {
     /// The lock file.
     pub path: PathBuf,
     /// Who holds it, when its file says so.
-    pub holder: Option<Holder>,
+    pub holder: Option<Box<Holder>>,
 }
 
 impl std::fmt::Display for Locked {
@@ -69,9 +100,13 @@ impl std::fmt::Display for Locked {
         match &self.holder {
             Some(h) => write!(
                 f,
-                "another run holds the lock {}: {} (pid {}, user {}, host {}, since {})",
+                "another run holds the lock {}: {}{} (pid {}, user {}, host {}, since {})",
                 self.path.display(),
                 h.what,
+                match (&h.run_id, h.what.as_str()) {
+                    (Some(id), "run") => format!(" {id}"),
+                    _ => String::new(),
+                },
                 h.pid,
                 h.user,
                 h.host,
@@ -148,7 +183,12 @@ pub fn lock_path(state: &Path, inventory: &[PathBuf], playbook: &Path) -> PathBu
 }
 
 /// Takes the lock at `path`, trying again every [`POLL`] for up to `wait`.
-pub fn acquire(path: &Path, wait: Duration, what: &str) -> Result<RunLock, LockError> {
+pub fn acquire(
+    path: &Path,
+    wait: Duration,
+    what: &str,
+    run_id: Option<&str>,
+) -> Result<RunLock, LockError> {
     let io = |e| LockError::Io(path.to_path_buf(), e);
     if let Some(dir) = path.parent() {
         crate::backup::journal::private_dir_all(dir).map_err(io)?;
@@ -170,13 +210,13 @@ pub fn acquire(path: &Path, wait: Duration, what: &str) -> Result<RunLock, LockE
             Err(TryLockError::WouldBlock) => {
                 return Err(LockError::Locked(Locked {
                     path: path.to_path_buf(),
-                    holder: read_holder(&mut file),
+                    holder: read_holder(&mut file).map(Box::new),
                 }));
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
     }
-    let me = serde_json::to_string(&Holder::me(what)).unwrap_or_default();
+    let me = serde_json::to_string(&Holder::me(what, run_id)).unwrap_or_default();
     file.set_len(0)
         .and_then(|()| file.rewind())
         .and_then(|()| file.write_all(format!("{me}\n").as_bytes()))
@@ -195,9 +235,31 @@ fn read_holder(file: &mut File) -> Option<Holder> {
     serde_json::from_str(text.trim()).ok()
 }
 
+/// Whether the lock at `path` is held now (by anyone, this process included).
+pub fn is_held(path: &Path) -> bool {
+    let Ok(file) = OpenOptions::new().read(true).write(true).open(path) else {
+        return false;
+    };
+    match file.try_lock() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(TryLockError::WouldBlock) => true,
+        Err(TryLockError::Error(_)) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_user_or_logname_the_holder_is_the_uids_name() {
+        // USER/LOGNAME are read first; the passwd fallback is what cron gets.
+        let name = user_name();
+        assert!(!name.is_empty() && name != "?", "{name}");
+    }
 
     #[test]
     fn the_same_pair_is_one_lock_and_a_second_taker_learns_the_holder() {
@@ -214,16 +276,18 @@ mod tests {
                 .to_string_lossy()
                 .starts_with("site-")
         );
-        let held = acquire(&a, Duration::ZERO, "run").unwrap();
+        let held = acquire(&a, Duration::ZERO, "run", Some("r1")).unwrap();
         let started = Instant::now();
-        match acquire(&a, Duration::from_millis(300), "run") {
+        match acquire(&a, Duration::from_millis(300), "run", None) {
             Err(LockError::Locked(l)) => {
+                let msg = l.to_string();
+                assert!(msg.contains(": run r1 (pid "), "{msg}");
                 assert_eq!(l.holder.unwrap().pid, std::process::id());
                 assert!(started.elapsed() >= Duration::from_millis(300));
             }
             other => panic!("expected Locked, got {other:?}"),
         }
         drop(held);
-        assert!(acquire(&a, Duration::ZERO, "run").is_ok());
+        assert!(acquire(&a, Duration::ZERO, "run", Some("r1")).is_ok());
     }
 }

@@ -361,7 +361,8 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let _lock = match lock_for_run(&a, &c, &un, began.0) {
+    let run_id = runs::fresh_run_id(a.state_dir.as_deref());
+    let run_lock = match lock_for_run(&a, &c, &un, began.0, &run_id) {
         Err(Failed::Locked(msg)) => {
             facts.error = Some(msg.clone());
             finish(&runtime, &mut reporter, &mut facts, Exit::Locked, None, &un)?;
@@ -372,7 +373,8 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
     let run = if a.check {
         None
     } else {
-        Some(std::sync::Arc::new(runs::start(&a, &c)?))
+        runs::refuse_over_unfinished(&a, &c, run_lock.is_some())?;
+        Some(std::sync::Arc::new(runs::start(&a, &c, run_id)?))
     };
     if let Some(run) = &run {
         reporter.set_run_id(&run.run_id);
@@ -449,6 +451,7 @@ fn lock_for_run(
     c: &Checked,
     un: &unattended::Unattended,
     began: std::time::Instant,
+    run_id: &str,
 ) -> Result<Option<lock::RunLock>, Failed> {
     if a.check || un.no_lock {
         return Ok(None);
@@ -459,7 +462,7 @@ fn lock_for_run(
         None => un.lock_wait,
     };
     let (inv, pb) = (&c.settings.inventory, &c.settings.playbook);
-    unattended::take_lock(&state, inv, pb, wait, "run").map(Some)
+    unattended::take_lock(&state, inv, pb, wait, "run", Some(run_id)).map(Some)
 }
 
 /// Starts the deadline's watcher (inside the runtime): it stops the run at `at`, and gives

@@ -31,10 +31,22 @@ fn invalid(msg: impl Into<String>) -> Failed {
     Failed::Invalid(Diagnostics::from(Diagnostic::options(msg)))
 }
 
+/// A run id no journal under the state directory has yet.
+pub(crate) fn fresh_run_id(state_dir: Option<&Path>) -> String {
+    let state = journal::state_dir(state_dir);
+    let mut id = journal::new_run_id();
+    for _ in 0..16 {
+        if !journal::journal_path(&state, &id).exists() {
+            break;
+        }
+        id = journal::new_run_id();
+    }
+    id
+}
+
 /// Opens the journal of a new run and records its start.
-pub(crate) fn start(a: &args::RunArgs, c: &Checked) -> Result<RunCtx, Failed> {
+pub(crate) fn start(a: &args::RunArgs, c: &Checked, run_id: String) -> Result<RunCtx, Failed> {
     let state = journal::state_dir(a.state_dir.as_deref());
-    let run_id = journal::new_run_id();
     let journal = Journal::create(&state, &run_id).map_err(|e| {
         invalid(format!(
             "cannot create the run journal under {} ({e}); set --state-dir",
@@ -56,9 +68,16 @@ pub(crate) fn start(a: &args::RunArgs, c: &Checked) -> Result<RunCtx, Failed> {
             .unwrap_or_default(),
         started: journal::now(),
         resumed_from: a.resume.clone(),
+        forced_over: a.force_over.clone(),
     });
     let local = std::path::absolute(state.join("local")).unwrap_or_else(|_| state.join("local"));
+    let holder = format!(
+        "{run_id} from {} since {}",
+        super::lock::host_name(),
+        journal::rfc3339(journal::now())
+    );
     Ok(RunCtx {
+        holder,
         run_id,
         journal,
         local_state_dir: local.display().to_string(),
@@ -149,7 +168,209 @@ fn run_info(run_id: &str, recs: &[Record]) -> RunInfo {
             _ => {}
         }
     }
+    // A killed run has no end record: the hosts it set out to change are in its intents.
+    if info.ended_at.is_none() {
+        for r in recs {
+            if let Record::Intent { host, .. } = r
+                && !info.hosts_changed.contains(host)
+            {
+                info.hosts_changed.push(host.clone());
+            }
+        }
+    }
     info
+}
+
+/// What an unfinished run left on one host.
+#[derive(Debug, Default, PartialEq)]
+struct LeftOn {
+    /// Steps it changed and finished.
+    done: usize,
+    /// Steps with an intent and no result after it: `(step, task)`.
+    mid_flight: Vec<(u32, String)>,
+}
+
+/// Per host, what the run's journal says it left: every host with an intent that no
+/// successful `rdeploy rollback` of the run restored since.
+fn left_by(recs: &[Record]) -> BTreeMap<String, LeftOn> {
+    let mut left: BTreeMap<String, LeftOn> = BTreeMap::new();
+    for r in recs {
+        match r {
+            Record::Intent {
+                host, step, task, ..
+            } => left
+                .entry(host.clone())
+                .or_default()
+                .mid_flight
+                .push((*step, task.clone())),
+            Record::Result { host, .. } => {
+                if let Some(l) = left.get_mut(host) {
+                    l.done += l.mid_flight.len();
+                    l.mid_flight.clear();
+                }
+            }
+            Record::Rollback {
+                host, error: None, ..
+            } => {
+                left.remove(host);
+            }
+            _ => {}
+        }
+    }
+    left
+}
+
+/// Refuses (exit 4, before anything is touched) a run over an earlier run on the same hosts
+/// that was killed: its journal has no end record, no later run resumed it or was forced over
+/// it, and no live process holds its lock. Its hosts may be half updated; a new run's backups
+/// would capture that state, so that rolling the new run back leaves them half updated.
+/// `holding` says whether this run holds its own lock (not with `--no-lock`).
+pub(crate) fn refuse_over_unfinished(
+    a: &args::RunArgs,
+    c: &Checked,
+    holding: bool,
+) -> Result<(), Failed> {
+    let state = journal::state_dir(a.state_dir.as_deref());
+    let ours: std::collections::BTreeSet<&str> = c
+        .plan
+        .plays
+        .iter()
+        .flat_map(|p| p.hosts.iter().map(String::as_str))
+        .collect();
+    let our_lock = super::lock::lock_path(&state, &c.settings.inventory, &c.settings.playbook);
+    let mut journals = Vec::new();
+    for id in journal::run_ids(&state).unwrap_or_default() {
+        if let Ok((recs, _)) = journal::read(&journal::journal_path(&state, &id)) {
+            journals.push((id, recs));
+        }
+    }
+    let mut settled: std::collections::HashSet<String> = a.force_over.iter().cloned().collect();
+    settled.extend(a.resume.iter().cloned());
+    for (_, recs) in &journals {
+        for r in recs {
+            if let Record::RunStart {
+                resumed_from,
+                forced_over,
+                ..
+            } = r
+            {
+                settled.extend(resumed_from.iter().cloned());
+                settled.extend(forced_over.iter().cloned());
+            }
+        }
+    }
+    let mut msgs = Vec::new();
+    for (id, recs) in &journals {
+        if settled.contains(id) || recs.iter().any(|r| matches!(r, Record::RunEnd { .. })) {
+            continue;
+        }
+        let Some((playbook, inventory, cwd)) = recs.iter().find_map(|r| match r {
+            Record::RunStart {
+                playbook,
+                inventory,
+                cwd,
+                ..
+            } => Some((playbook, inventory, cwd)),
+            _ => None,
+        }) else {
+            continue;
+        };
+        // Still running (another playbook of this controller, or this one under --no-lock):
+        // not a killed run. The lock this run holds itself says nothing.
+        let cwd = Path::new(cwd);
+        let inv: Vec<PathBuf> = inventory.iter().map(|i| cwd.join(i)).collect();
+        let theirs = super::lock::lock_path(&state, &inv, &cwd.join(playbook));
+        if !(holding && theirs == our_lock) && super::lock::is_held(&theirs) {
+            continue;
+        }
+        let hosts: Vec<String> = left_by(recs)
+            .into_iter()
+            .filter(|(h, _)| ours.contains(h.as_str()))
+            .map(|(h, l)| {
+                let steps: Vec<String> = l
+                    .mid_flight
+                    .iter()
+                    .map(|(n, t)| format!("step {n} '{t}'"))
+                    .collect();
+                match (steps.is_empty(), l.done) {
+                    (true, n) => format!("{h} ({n} step(s) done, the run stopped after them)"),
+                    (false, _) => format!("{h} ({} left mid-flight)", steps.join(", ")),
+                }
+            })
+            .collect();
+        if !hosts.is_empty() {
+            msgs.push(format!(
+                "run {id} ({playbook}) did not finish and left these hosts part-way: {}; \
+                 finish it with `rdeploy resume {id}` or undo it with `rdeploy rollback {id}` \
+                 (or start anyway with --force-over {id})",
+                hosts.join("; ")
+            ));
+        }
+    }
+    if msgs.is_empty() {
+        return Ok(());
+    }
+    let mut d = Diagnostics::default();
+    for m in msgs {
+        d.push(Diagnostic::options(m));
+    }
+    Err(Failed::Invalid(d))
+}
+
+/// For `rdeploy rollback RUN_ID`: the later runs (by start) whose intents touched a path this
+/// run also changed, on the same host, and that were not themselves rolled back on that host.
+/// Rolling the older run back would silently undo their changes to those paths.
+fn later_runs_over(state: &Path, run_id: &str, recs: &[Record]) -> Vec<String> {
+    let mut mine: std::collections::HashSet<(String, String)> = Default::default();
+    for r in recs {
+        if let Record::Intent { host, paths, .. } = r {
+            mine.extend(paths.iter().map(|p| (host.clone(), p.clone())));
+        }
+    }
+    let mut out = Vec::new();
+    for id in journal::run_ids(state).unwrap_or_default() {
+        if id.as_str() <= run_id {
+            continue;
+        }
+        let Ok((later, _)) = journal::read(&journal::journal_path(state, &id)) else {
+            continue;
+        };
+        let undone: std::collections::HashSet<&str> = later
+            .iter()
+            .filter_map(|r| match r {
+                Record::Rollback {
+                    host, error: None, ..
+                } => Some(host.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut touched: Vec<String> = later
+            .iter()
+            .filter_map(|r| match r {
+                Record::Intent { host, paths, .. } if !undone.contains(host.as_str()) => Some(
+                    paths
+                        .iter()
+                        .filter(|p| mine.contains(&(host.clone(), (*p).clone())))
+                        .map(|p| format!("{host}:{p}"))
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        touched.dedup();
+        if !touched.is_empty() {
+            let more = touched.len().saturating_sub(3);
+            touched.truncate(3);
+            let tail = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            out.push(format!("{id} ({}{tail})", touched.join(", ")));
+        }
+    }
+    out
 }
 
 /// `rdeploy history [--since WHEN] [--stats]`.
@@ -353,6 +574,18 @@ pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
         (Some(recs), false) => rollback_lock(&state, recs, &sources, &a)?,
         _ => None,
     };
+    if let Some(recs) = &recs {
+        let later = later_runs_over(&state, &a.run_id, recs);
+        if !later.is_empty() && !a.force {
+            return Err(invalid(format!(
+                "later runs changed the same paths since run {}: {}; rolling {} back would undo \
+                 their changes too. Roll them back first (newest first), or give --force",
+                a.run_id,
+                later.join("; "),
+                a.run_id
+            )));
+        }
+    }
     let mut inv = Inventory::load(&sources, None)?;
     // Hosts the run added with `add_host` are reached as the journal recorded them.
     for r in recs.iter().flatten() {
@@ -485,7 +718,7 @@ fn rollback_lock(
     let wait = super::unattended::lock_wait(&a.lock).map_err(Diagnostics::from)?;
     let what = format!("rollback {}", a.run_id);
     let playbook = Path::new(&cwd).join(playbook);
-    super::unattended::take_lock(state, sources, &playbook, wait, &what).map(Some)
+    super::unattended::take_lock(state, sources, &playbook, wait, &what, Some(&a.run_id)).map(Some)
 }
 
 async fn restore_one(
@@ -511,6 +744,17 @@ async fn restore_one(
     };
     match opened {
         Ok(mut tr) => {
+            // The hosts' locks keep a rollback and a run elsewhere apart too.
+            let holder = format!(
+                "rollback of {run_id} from {} since {}",
+                super::lock::host_name(),
+                journal::rfc3339(journal::now())
+            );
+            let lock_dir = Some(state_dir).filter(|d| !d.is_empty());
+            if let Err(e) = crate::exec::host::lock_host(&mut tr, host, lock_dir, &holder).await {
+                tr.close().await;
+                return HostRollback::failed(host, e.to_string());
+            }
             let dir = match state_dir {
                 "" => default_dir_holding(&mut tr, run_id).await,
                 d => d.to_string(),

@@ -157,9 +157,10 @@ pub(crate) fn take_lock(
     playbook: &Path,
     wait: Duration,
     what: &str,
+    run_id: Option<&str>,
 ) -> Result<RunLock, Failed> {
     let path = lock::lock_path(state, inventory, playbook);
-    lock::acquire(&path, wait, what).map_err(|e| match e {
+    lock::acquire(&path, wait, what, run_id).map_err(|e| match e {
         LockError::Locked(l) => {
             let hint = if wait.is_zero() {
                 "--lock-wait DURATION waits for it"

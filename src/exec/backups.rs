@@ -23,6 +23,8 @@ pub struct RunCtx {
     /// The state folder of hosts on the local connection (the controller itself) that set no
     /// `rdeploy_state_dir`: `<controller state dir>/local`, writable without root.
     pub local_state_dir: String,
+    /// Who holds the hosts' locks, as their lock files say: `RUN from CONTROLLER since T`.
+    pub holder: String,
 }
 
 impl std::fmt::Debug for RunCtx {

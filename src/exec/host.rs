@@ -199,7 +199,18 @@ impl HostState {
     ) -> Result<&mut AnyTransport, TransportError> {
         if self.transport.is_none() {
             let how = Opening::plan(&self.name, &self.connection, opts, var)?;
-            self.transport = Some(how.open(opts).await?);
+            let mut tr = how.open(opts).await?;
+            if let Some(run) = &opts.run {
+                let dir = match var("rdeploy_state_dir") {
+                    Some(Json::String(d)) => Some(d),
+                    _ => None,
+                };
+                if let Err(e) = lock_host(&mut tr, &self.name, dir.as_deref(), &run.holder).await {
+                    tr.close().await;
+                    return Err(e);
+                }
+            }
+            self.transport = Some(tr);
         }
         self.transport
             .as_mut()
@@ -269,6 +280,47 @@ impl HostState {
             t.close().await;
         }
     }
+}
+
+/// How long the host lock's command may take to answer.
+const HOST_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Takes the host's lock for this run (over SSH; the local connection is the controller, where
+/// the run lock applies): one command on a channel of its own, held until the connection
+/// closes. Another run holding it is [`TransportError::HostLocked`], naming it; nothing else
+/// is sent to the host.
+pub async fn lock_host(
+    tr: &mut AnyTransport,
+    name: &str,
+    dir: Option<&str>,
+    holder: &str,
+) -> Result<(), TransportError> {
+    let AnyTransport::Ssh(ssh) = tr else {
+        return Ok(());
+    };
+    let line = crate::transport::cmd::host_lock_line(dir, holder)?;
+    let started = std::time::Instant::now();
+    let held = ssh.hold(&line, HOST_LOCK_WAIT).await?;
+    tracing::debug!(host = %name, took_ms = started.elapsed().as_secs_f64() * 1e3, taken = held.is_none(), "host lock");
+    let Some((out, status)) = held else {
+        return Ok(());
+    };
+    let held = out
+        .lines()
+        .find_map(|l| l.strip_prefix(crate::transport::cmd::HOST_LOCK_HELD));
+    Err(match (status, held) {
+        (75, Some(h)) => TransportError::HostLocked(format!(
+            "{name}: locked by {} (its host lock); nothing was sent to this host",
+            h.trim()
+        )),
+        (127, _) => TransportError::Io(format!(
+            "{name}: the host lock needs flock(1) on the host (util-linux)"
+        )),
+        (s, _) => TransportError::Io(format!(
+            "{name}: the host lock could not be taken in its state directory (exit {s}): {}",
+            out.trim()
+        )),
+    })
 }
 
 /// How a connection will be opened, decided (and its settings checked) before any I/O.

@@ -1885,6 +1885,40 @@ pub fn session_line(cmd: &Cmd, stdin: bool) -> Result<String, CmdError> {
     Ok(line)
 }
 
+/// What [`host_lock_line`] prints first when it took the lock.
+pub const HOST_LOCK_TAKEN: &str = "RDEPLOY-HOSTLOCK taken";
+/// What [`host_lock_line`] prints, then the holder's line, when another run holds the lock.
+pub const HOST_LOCK_HELD: &str = "RDEPLOY-HOSTLOCK held ";
+
+/// The host lock's command line: in `dir` (else the login user's default state directory,
+/// `/var/lib/rdeploy` for root, `~/.local/state/rdeploy` otherwise), lock `host.lock` with
+/// `flock -n` on a descriptor of the shell itself, write `holder` into it and print
+/// [`HOST_LOCK_TAKEN`], then wait for stdin to end: the channel, and with it the lock, lives as
+/// long as the connection (sshd closes the command's stdin when the connection dies, even when
+/// the controller was killed). When another process holds it: [`HOST_LOCK_HELD`] and its holder
+/// line, exit 75. Without `flock(1)`: exit 127.
+pub fn host_lock_line(dir: Option<&str>, holder: &str) -> Result<String, CmdError> {
+    let dir = match dir {
+        Some(d) => quote(d)?,
+        None => "''".to_string(),
+    };
+    Ok(format!(
+        concat!(
+            "d_={dir}; if [ -z \"$d_\" ]; then if [ \"$(id -u)\" = 0 ];",
+            " then d_=/var/lib/rdeploy; else d_=\"$HOME/.local/state/rdeploy\"; fi; fi",
+            "; umask 077; command -v flock >/dev/null 2>&1 || exit 127",
+            "; mkdir -p \"$d_\" && exec 9>>\"$d_/host.lock\" || exit 71",
+            "; if flock -n 9; then printf '%s\\n' {holder} > \"$d_/host.lock\"",
+            "; echo '{taken}'; while IFS= read -r l_; do :; done; exit 0; fi",
+            "; printf '{held}'; head -n 1 \"$d_/host.lock\"; exit 75"
+        ),
+        dir = dir,
+        holder = quote(holder)?,
+        taken = HOST_LOCK_TAKEN,
+        held = HOST_LOCK_HELD,
+    ))
+}
+
 /// The command line sent in place of a [`session_line`] that holds a secret: it reads the real
 /// line from stdin (a line count, then the lines; `read` takes one line at a time and never
 /// more, so the command's own stdin follows untouched) and evaluates it in the same shell, so

@@ -309,6 +309,9 @@ pub enum TransportError {
     /// this one was not run; the executor reports the queued command's failure.
     #[error("not run: the command queued before it failed")]
     NotRun,
+    /// Another run holds the host's lock (the message names it): nothing else was sent.
+    #[error("{0}")]
+    HostLocked(String),
     /// [`Transport::get`] found a file larger than allowed.
     #[error("{path} is larger than {max_bytes} bytes")]
     TooLarge {
@@ -431,6 +434,7 @@ impl TransportError {
             TransportError::AuthFailed(_) => Some(Reach::AuthFailed),
             TransportError::HostKeyRefused(_) => Some(Reach::HostKeyRefused),
             TransportError::Unresponsive(_) => Some(Reach::TimedOut),
+            TransportError::HostLocked(_) => Some(Reach::Locked),
             _ => None,
         }
     }
@@ -448,6 +452,8 @@ pub enum Reach {
     HostKeyRefused,
     /// No answer in time: connect timeout, or keepalives unanswered.
     TimedOut,
+    /// Another run (another playbook, state directory or controller) holds the host's lock.
+    Locked,
 }
 
 impl Reach {
@@ -458,6 +464,7 @@ impl Reach {
             Reach::AuthFailed => "authentication failed",
             Reach::HostKeyRefused => "host key refused",
             Reach::TimedOut => "timed out",
+            Reach::Locked => "locked by another run",
         }
     }
 }

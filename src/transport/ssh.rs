@@ -34,7 +34,7 @@ use super::known_hosts::{self, HostKey, HostKeyPolicy, KnownHosts, Verdict};
 use super::quickack::QuickAck;
 use super::ssh_config::{Hop, HostSettings, SshOptions};
 use super::{
-    Capture, FileAttrs, Output, OutputLimits, Payload, Put, Queued, Reads, Transport,
+    Capture, FileAttrs, GaveUp, Output, OutputLimits, Payload, Put, Queued, Reads, Transport,
     TransportError, Truncated, within,
 };
 
@@ -56,6 +56,9 @@ pub struct SshTransport {
     pub(crate) queued: Queued,
     /// Reads run ahead ([`super::reads`]).
     pub(crate) reads: Reads,
+    /// The channel holding the host lock ([`SshTransport::hold`]), open until the connection
+    /// closes.
+    held: Option<russh::Channel<client::Msg>>,
 }
 
 impl std::fmt::Debug for SshTransport {
@@ -161,12 +164,74 @@ impl SshTransport {
             commands: 0,
             queued: Queued::default(),
             reads: Reads::default(),
+            held: None,
         })
     }
 
     /// Timeout of the commands and transfers that set none of their own (set for each task).
     pub fn set_default_timeout(&mut self, timeout: Option<Duration>) {
         self.default_timeout = timeout;
+    }
+
+    /// Runs `line` (a [`cmd::host_lock_line`]) on a channel of its own and waits at most `wait`
+    /// for [`cmd::HOST_LOCK_TAKEN`]: then the channel is kept open, holding the lock, until the
+    /// connection closes. Otherwise returns what the command printed and its exit status.
+    pub async fn hold(
+        &mut self,
+        line: &str,
+        wait: Duration,
+    ) -> Result<Option<(String, i32)>, TransportError> {
+        let conn = Arc::clone(&self.conn);
+        let mut channel = conn
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| conn.lost("opening a channel", e))?;
+        channel
+            .exec(true, line.as_bytes())
+            .await
+            .map_err(|e| conn.lost("starting a command", e))?;
+        // Not counted in `commands`: those are the tasks' own (the per-task count).
+        let mut out: Vec<u8> = Vec::new();
+        let mut status: Option<i32> = None;
+        let taken = cmd::HOST_LOCK_TAKEN.as_bytes();
+        let read = async {
+            loop {
+                match channel.wait().await {
+                    Some(ChannelMsg::Data { data }) => {
+                        out.extend_from_slice(&data);
+                        if out.split(|b| *b == b'\n').any(|l| l == taken) {
+                            return true;
+                        }
+                        out.truncate(64 * 1024);
+                    }
+                    Some(ChannelMsg::ExitStatus { exit_status }) => {
+                        status = Some(i32::try_from(exit_status).unwrap_or(255));
+                    }
+                    Some(ChannelMsg::Close) | None => return false,
+                    Some(_) => {}
+                }
+            }
+        };
+        let got = match within(Some(wait), read).await {
+            Ok(got) => got,
+            Err(GaveUp::TimedOut(after)) => {
+                return Err(TransportError::Unresponsive(format!(
+                    "{}: the host lock did not answer within {}s",
+                    self.name,
+                    after.as_secs_f64()
+                )));
+            }
+            Err(GaveUp::Abandoned) => return Err(TransportError::Interrupted),
+        };
+        if got {
+            self.held = Some(channel);
+            return Ok(None);
+        }
+        Ok(Some((
+            String::from_utf8_lossy(&out).into_owned(),
+            status.unwrap_or(255),
+        )))
     }
 
     /// Commands run so far (for the per-task count).
