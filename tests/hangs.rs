@@ -153,7 +153,13 @@ fn a_command_hung_before_its_process_group_is_known_is_killed_at_the_timeout() {
     let home = support_home();
     let ssh_dir = h.path(&format!("{home}/.ssh"));
     std::fs::create_dir_all(&ssh_dir).unwrap();
-    std::fs::write(ssh_dir.join("rc"), "sleep 303\n").unwrap();
+    // The first session is the run's host lock; the command's session is the one that hangs
+    // before it starts.
+    std::fs::write(
+        ssh_dir.join("rc"),
+        "if [ -e \"$HOME/.rc-once\" ]; then sleep 303; else : > \"$HOME/.rc-once\"; fi\n",
+    )
+    .unwrap();
     let sb = sandbox(
         &fleet,
         "- hosts: all\n  gather_facts: no\n  tasks:\n    - command: \"true\"\n",

@@ -313,6 +313,13 @@ pub async fn lock_host(
             "{name}: locked by {} (its host lock); nothing was sent to this host",
             h.trim()
         )),
+        // The folder cannot be made as the login user (a home that is not writable, a state
+        // directory only a become user may create): the run goes on without the host lock,
+        // and the step that needs the state directory reports why it cannot be prepared.
+        (71, _) => {
+            tracing::warn!(host = %name, "the host lock's folder cannot be created as the login user; running without the host lock");
+            return Ok(());
+        }
         (127, _) => TransportError::Io(format!(
             "{name}: the host lock needs flock(1) on the host (util-linux)"
         )),
