@@ -586,61 +586,66 @@ async fn attempts(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyV
     }
 }
 
-/// A templated boolean keyword that must not be guessed (`become`): its value, or why it has
-/// none (a failed render, a value that is not a boolean), naming the keyword and its position.
+/// A templated keyword that must not be guessed (`become`, `timeout`): its literal value, or
+/// its rendered value read by `read`, or why it has none (a failed render, a value `read`
+/// refuses), naming the keyword and its position.
+fn strict_kw<T: Copy>(
+    key: &str,
+    v: &Option<Val<T>>,
+    vars: &LazyVars,
+    ctx: &TaskCtx,
+    read: impl Fn(&Json, &Node) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    let Some(v) = v.as_ref() else {
+        return Ok(None);
+    };
+    let n = match v {
+        Val::Lit { value, .. } => return Ok(Some(*value)),
+        Val::Template(n) => n,
+    };
+    let r = render_node(ctx, n, vars).map_err(|e| format!("{key}: {e}"))?;
+    read(&r, n).map(Some)
+}
+
+/// [`strict_kw`] for a boolean keyword (`become`).
 fn strict_bool_kw(
     key: &str,
     v: &Option<Val<bool>>,
     vars: &LazyVars,
     ctx: &TaskCtx,
 ) -> Result<Option<bool>, String> {
-    let Some(v) = v.as_ref() else {
-        return Ok(None);
-    };
-    let n = match v {
-        Val::Lit { value, .. } => return Ok(Some(*value)),
-        Val::Template(n) => n,
-    };
-    let r = render_node(ctx, n, vars).map_err(|e| format!("{key}: {e}"))?;
-    match &r {
-        Json::Bool(b) => Ok(Some(*b)),
+    strict_kw(key, v, vars, ctx, |r, n| match r {
+        Json::Bool(b) => Ok(*b),
         Json::String(s) => crate::template::filters::to_bool(&Value::from(s.as_str()))
-            .map(Some)
             .map_err(|_| format!("{key} ({}): '{s}' is not a boolean", n.loc)),
         Json::Number(x) if x.as_f64() == Some(0.0) || x.as_f64() == Some(1.0) => {
-            Ok(Some(x.as_f64() == Some(1.0)))
+            Ok(x.as_f64() == Some(1.0))
         }
         other => Err(format!("{key} ({}): {other} is not a boolean", n.loc)),
-    }
+    })
 }
 
-/// A templated integer keyword that must not be guessed (`timeout`), as [`strict_bool_kw`].
+/// [`strict_kw`] for a whole number of seconds (`timeout`).
 fn strict_int_kw(
     key: &str,
     v: &Option<Val<i64>>,
     vars: &LazyVars,
     ctx: &TaskCtx,
 ) -> Result<Option<i64>, String> {
-    let Some(v) = v.as_ref() else {
-        return Ok(None);
-    };
-    let n = match v {
-        Val::Lit { value, .. } => return Ok(Some(*value)),
-        Val::Template(n) => n,
-    };
-    let r = render_node(ctx, n, vars).map_err(|e| format!("{key}: {e}"))?;
-    let i = match &r {
-        Json::Number(x) => x.as_i64(),
-        Json::String(s) => s.trim().parse().ok(),
-        _ => None,
-    };
-    match i {
-        Some(i) if i >= 0 => Ok(Some(i)),
-        _ => Err(format!(
-            "{key} ({}): expected a number of seconds, found {r}",
-            n.loc
-        )),
-    }
+    strict_kw(key, v, vars, ctx, |r, n| {
+        let i = match &r {
+            Json::Number(x) => x.as_i64(),
+            Json::String(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+        match i {
+            Some(i) if i >= 0 => Ok(i),
+            _ => Err(format!(
+                "{key} ({}): expected a number of seconds, found {r}",
+                n.loc
+            )),
+        }
+    })
 }
 
 fn int_kw(v: &Option<Val<i64>>, vars: &LazyVars, ctx: &TaskCtx) -> Option<i64> {

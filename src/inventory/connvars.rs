@@ -23,7 +23,9 @@ pub(crate) fn error(key: &str, value: &Value) -> Option<String> {
         _ => String::new(),
     };
     let ok = match key {
-        "ansible_port" | "ansible_ssh_port" => text.parse::<u16>().is_ok_and(|p| p > 0),
+        "ansible_port" | "ansible_ssh_port" => {
+            crate::transport::ssh_config::parse_port(&text).is_some()
+        }
         "ansible_connection" => Connection::parse(&text).is_some(),
         "ansible_ssh_host_key_checking" | "ansible_host_key_checking" => {
             HostKeyPolicy::parse(&text).is_some()

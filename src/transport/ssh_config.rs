@@ -416,7 +416,7 @@ fn split_host_port(s: &str) -> Result<(String, Option<u16>), String> {
     }
 }
 
-fn parse_port(s: &str) -> Option<u16> {
+pub(crate) fn parse_port(s: &str) -> Option<u16> {
     s.trim().parse::<u16>().ok().filter(|p| *p > 0)
 }
 
