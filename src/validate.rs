@@ -570,15 +570,17 @@ impl<'a> Checker<'a> {
         for e in t.changed_when.iter().chain(&t.failed_when).chain(&t.until) {
             self.expression(e, &ctx);
         }
+        // An include's own vars and those of its `apply:` reach what it includes.
+        let include_vars = t
+            .keywords
+            .vars
+            .iter()
+            .chain(t.apply.iter().flat_map(|a| &a.vars))
+            .map(|(n, v)| (n.clone(), v.to_json()));
         match &t.included {
             Some(Included::Tasks { tasks, .. }) => {
                 let saved = self.scope_vars.len();
-                self.scope_vars.extend(
-                    t.keywords
-                        .vars
-                        .iter()
-                        .map(|(n, v)| (n.clone(), v.to_json())),
-                );
+                self.scope_vars.extend(include_vars);
                 let before = self.loop_names.len();
                 self.loop_names.extend(own_loop);
                 self.items(tasks);
@@ -587,12 +589,7 @@ impl<'a> Checker<'a> {
             }
             Some(Included::Role(r)) => {
                 let saved = self.scope_vars.len();
-                self.scope_vars.extend(
-                    t.keywords
-                        .vars
-                        .iter()
-                        .map(|(n, v)| (n.clone(), v.to_json())),
-                );
+                self.scope_vars.extend(include_vars);
                 self.role(r);
                 self.scope_vars.truncate(saved);
             }

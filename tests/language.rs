@@ -580,3 +580,94 @@ fn include_vars_dir_loads_the_files_ansible_picks() {
     assert!(recap_line(&out).contains("failed=0"), "{out}");
     assert!(recap_line(&out).contains("ignored=1"), "{out}");
 }
+
+const TWO_LOCAL_HOSTS: &str = "all:\n  hosts:\n    h1: { ansible_connection: local }\n    h2: { ansible_connection: local }\n";
+
+#[test]
+fn a_run_once_set_fact_reaches_every_host_of_the_batch_also_through_an_include_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            ("inv.yaml", TWO_LOCAL_HOSTS),
+            (
+                "pb.yaml",
+                r#"
+- hosts: all
+  gather_facts: no
+  vars: { lola: untouched }
+  tasks:
+    - set_fact: { direct: set }
+      run_once: true
+    - include_tasks:
+        file: inc.yml
+        apply: { run_once: true }
+      run_once: true
+    - assert:
+        that: [direct == 'set', lola == 'wiseman']
+"#,
+            ),
+            ("inc.yml", "- set_fact: { lola: wiseman }\n"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(out.matches("All assertions passed").count(), 2, "{out}");
+}
+
+#[test]
+fn apply_keywords_of_an_include_reach_every_included_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - include_tasks:
+        file: inc.yml
+        apply:
+          ignore_errors: true
+          vars: { greeting: from-apply }
+    - debug: msg=after
+"#,
+            ),
+            (
+                "inc.yml",
+                "- command: /bin/false\n- debug: msg=\"{{ greeting }}\"\n",
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("FAILED! (ignored)"), "{out}");
+    assert!(out.contains("from-apply"), "{out}");
+    assert!(out.contains("after"), "{out}");
+    assert!(recap_line(&out).contains("ignored=1"), "{out}");
+}
+
+#[test]
+fn an_unknown_keyword_under_apply_is_an_error_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: { dest: \"{{ playbook_dir }}/touched\", content: x }\n    - include_tasks:\n        file: inc.yml\n        apply: { ignore_erors: true }\n",
+            ),
+            ("inc.yml", "- debug: msg=hi\n"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert!(err.contains("pb.yaml:7:18"), "{err}");
+    assert!(
+        err.contains("ignore_errors"),
+        "did-you-mean expected: {err}"
+    );
+    assert!(!dir.path().join("touched").exists());
+}

@@ -304,6 +304,7 @@ pub async fn run<'r>(
         inventory_changed: false,
         groups_stale: false,
         play_vars: None,
+        batch: Vec::new(),
     };
     let started = Instant::now();
     for (i, (play, planned)) in c.playbook.plays.iter().zip(&c.plan.plays).enumerate() {
@@ -441,6 +442,8 @@ struct Runner<'r> {
     /// The current play's variables without a host's: `hostvars` of a host `add_host` added
     /// before any play targeted it is built on them.
     play_vars: Option<VarStack>,
+    /// The hosts of the batch being run: a `run_once` task's result reaches each.
+    batch: Vec<String>,
 }
 
 impl<'r> Runner<'r> {
@@ -539,6 +542,7 @@ impl<'r> Runner<'r> {
                 });
             }
             let magic = Arc::new(play_magic(&self.inventory, &all, batch));
+            self.batch = batch.clone();
             for h in batch {
                 if let (Some(stack), Some(st)) = (stacks.get(h), self.states.get_mut(h)) {
                     st.set_base(Arc::new(stack.layers()));
@@ -807,6 +811,9 @@ impl<'r> Runner<'r> {
                 .iter()
                 .map(|(k, n)| (k.clone(), n.to_json())),
         );
+        if let Some(apply) = &t.apply {
+            inner = inner.enter(apply);
+        }
         if t.loop_over.is_some() {
             // A looping include runs what it includes once per item, with the item in scope.
             let per_host: Vec<(String, Vec<Json>)> = results
@@ -1133,17 +1140,52 @@ impl<'r> Runner<'r> {
     }
 
     /// A `run_once` task's result applies to every host of the batch, as in Ansible: its
-    /// `register:`, and its failure (the other hosts stop too, and a `rescue:` runs on each).
-    /// As ansible-playbook 2.19 does, only the host that ran it prints a result and counts it
-    /// in the recap.
+    /// `register:` and the facts it sets (`set_fact`, `include_vars`, gathered facts) reach
+    /// every reachable host of the batch, also those an include did not run on; its failure
+    /// stops the task's other hosts too (and a `rescue:` runs on each). As ansible-playbook
+    /// 2.19 does, only the host that ran it prints a result and counts it in the recap.
     fn once_for_all(&mut self, t: &Task, first: &HostOutcome, hosts: &[String]) {
         let failed = first.status == Status::Failed && !first.ignored;
         let v = Json::Object(first.result.clone());
-        for h in hosts.iter().skip(1) {
-            if let Some(s) = self.states.get_mut(h) {
-                if let Some(reg) = &t.register {
-                    s.set_runtime(reg.name.clone(), v.clone());
+        let module = crate::modules::canonical_name(&t.action.module);
+        let runtime_facts = matches!(module, "set_fact" | "include_vars");
+        let items = first.result.get("results").and_then(Json::as_array);
+        let facts: Vec<&serde_json::Map<String, Json>> = std::iter::once(&first.result)
+            .chain(items.into_iter().flatten().filter_map(Json::as_object))
+            .filter_map(|r| r.get("ansible_facts").and_then(Json::as_object))
+            .collect();
+        let ran = hosts.first();
+        let reached: Vec<String> = self
+            .batch
+            .iter()
+            .chain(hosts)
+            .filter(|h| Some(*h) != ran)
+            .cloned()
+            .collect::<indexmap::IndexSet<String>>()
+            .into_iter()
+            .collect();
+        for h in &reached {
+            let Some(s) = self.states.get_mut(h) else {
+                continue;
+            };
+            if s.unreachable {
+                continue;
+            }
+            if let Some(reg) = &t.register {
+                s.set_runtime(reg.name.clone(), v.clone());
+            }
+            if module != "debug" {
+                for f in &facts {
+                    if runtime_facts {
+                        for (k, v) in *f {
+                            s.set_runtime(k.clone(), v.clone());
+                        }
+                    } else {
+                        facts::store(s, f);
+                    }
                 }
+            }
+            if hosts.contains(h) {
                 s.failed |= failed;
             }
         }
@@ -1689,5 +1731,6 @@ fn gather_task(play: &Play) -> Task {
         included: None,
         deferred: Vec::new(),
         when_reached: false,
+        apply: None,
     }
 }

@@ -483,6 +483,9 @@ pub struct Task {
     /// (its own, a block's, a role's or an enclosing include's). `--syntax-check` and
     /// `rdeploy plan` list these.
     pub when_reached: bool,
+    /// `apply:` of an `include_tasks`/`include_role`: keywords applied to every task it
+    /// includes, as if a block wrapped them (Ansible's semantics).
+    pub apply: Option<Keywords>,
 }
 
 /// A handler: a task that runs once at the end of a section when notified.

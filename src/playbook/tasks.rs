@@ -306,6 +306,7 @@ impl Loader<'_> {
             included: None,
             deferred: Vec::new(),
             when_reached: false,
+            apply: None,
         };
         if !listen.is_empty() {
             self.listen.insert(task.loc.clone(), listen);
@@ -346,6 +347,7 @@ impl Loader<'_> {
                 return self.import_role(task, ctx);
             }
             "include_tasks" | "include_role" => {
+                task.apply = self.apply_keywords(&task);
                 // A conditional include may load what this fleet never runs (a role's
                 // `setup-FreeBSD.yml`): its mistakes wait until it is reached for a host.
                 let defer = ctx.conditional || !task.keywords.when.is_empty();
@@ -665,6 +667,33 @@ impl Loader<'_> {
             }
         }
         Some(lc)
+    }
+
+    /// `apply:` of an include: a mapping of block keywords (`tags`, `become`, `run_once`...)
+    /// every included task inherits, as Ansible applies them through a block.
+    fn apply_keywords(&mut self, task: &Task) -> Option<Keywords> {
+        let node = task.action.arg("apply")?;
+        let Some(map) = node.as_map() else {
+            self.err(
+                &node.loc,
+                format!(
+                    "'apply' must be a mapping of keywords (tags, become, run_once...), found {}",
+                    crate::modules::spec::shown(node)
+                ),
+            );
+            return None;
+        };
+        let allowed = Level::Block.allowed();
+        let mut kw = Keywords::default();
+        for (k, v) in map {
+            let Some(key) = self.key_str(k) else { continue };
+            if allowed.contains(&key) {
+                self.keyword(&mut kw, key, v);
+            } else {
+                self.bad_key(k, key, Level::Block);
+            }
+        }
+        Some(kw)
     }
 
     /// The file name node of an `include_tasks`/`import_tasks`.
