@@ -658,7 +658,6 @@ impl<'a> Checker<'a> {
 
     fn keyword_templates(&mut self, k: &Keywords, ctx: &Value) {
         for n in [
-            &k.environment,
             &k.become_user,
             &k.become_method,
             &k.connection,
@@ -667,6 +666,7 @@ impl<'a> Checker<'a> {
         ]
         .into_iter()
         .flatten()
+        .chain(&k.environment)
         {
             self.template(Some(n), ctx);
         }

@@ -671,3 +671,32 @@ fn an_unknown_keyword_under_apply_is_an_error_before_the_run() {
     );
     assert!(!dir.path().join("touched").exists());
 }
+
+#[test]
+fn a_task_environment_adds_to_the_play_and_block_environment_instead_of_replacing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: no
+  environment: { A: play, C: play }
+  tasks:
+    - block:
+        - shell: echo "$A $B $C $D"
+          environment: [{ C: task }, { D: listed }]
+          register: r
+        - debug: var=r.stdout
+      environment: { B: block }
+"#,
+        )],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(r#""r.stdout":"play block task listed""#),
+        "{out}"
+    );
+}

@@ -1497,26 +1497,33 @@ pub(crate) fn environment_of(
     kw: &Keywords,
     vars: &LazyVars,
 ) -> Result<Vec<(String, String)>, String> {
-    let Some(n) = &kw.environment else {
-        return Ok(Vec::new());
-    };
-    match render_node(ctx, n, vars)? {
-        Json::Object(m) => Ok(m
-            .into_iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    Json::String(s) => s,
-                    other => other.to_string(),
-                };
-                (k, v)
-            })
-            .collect()),
-        Json::Null => Ok(Vec::new()),
-        other => Err(format!(
-            "environment: expects a mapping, got {}",
-            json_type(&other)
-        )),
+    // Each level's `environment:` (play, block, role, task; a list merges in order) adds to
+    // the outer ones, a key set again overriding the outer value, as in Ansible.
+    let mut merged: indexmap::IndexMap<String, String> = indexmap::IndexMap::new();
+    fn add(merged: &mut indexmap::IndexMap<String, String>, v: Json) -> Result<(), String> {
+        match v {
+            Json::Object(m) => {
+                for (k, v) in m {
+                    let v = match v {
+                        Json::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    merged.insert(k, v);
+                }
+                Ok(())
+            }
+            Json::Array(items) => items.into_iter().try_for_each(|i| add(merged, i)),
+            Json::Null => Ok(()),
+            other => Err(format!(
+                "environment: expects a mapping, got {}",
+                json_type(&other)
+            )),
+        }
     }
+    for n in &kw.environment {
+        add(&mut merged, render_node(ctx, n, vars)?)?;
+    }
+    Ok(merged.into_iter().collect())
 }
 
 /// The controller-side file a `src:` names: the loader's resolution when the name was

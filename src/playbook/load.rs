@@ -275,7 +275,7 @@ impl<'o> Loader<'o> {
             "when" => kw.when = values::conditions(e, key, v),
             "tags" => kw.tags = values::tags(e, v),
             "vars" => kw.vars = values::vars(e, key, v),
-            "environment" => kw.environment = values::environment(e, v),
+            "environment" => kw.environment = values::environment(e, v).into_iter().collect(),
             "become" => kw.r#become = values::boolean(e, key, v),
             "become_user" => kw.become_user = values::text(e, key, v),
             "become_method" => kw.become_method = values::text(e, key, v),

@@ -77,8 +77,9 @@ pub struct Keywords {
     pub tags: Vec<Named>,
     /// Variables, in source order; values are templates.
     pub vars: Vec<(String, Node)>,
-    /// Environment for commands: a mapping, a template, or a list of those.
-    pub environment: Option<Node>,
+    /// Environment for commands: each a mapping, a template, or a list of those; inherited
+    /// ones first (play, block, ..., task), later keys overriding earlier ones as in Ansible.
+    pub environment: Vec<Node>,
     /// Privilege escalation.
     pub r#become: Option<Val<bool>>,
     /// User to become.
@@ -723,11 +724,13 @@ impl Keywords {
         let mut vars = parent.vars.clone();
         vars.append(&mut self.vars);
         self.vars = vars;
+        let mut environment = parent.environment.clone();
+        environment.append(&mut self.environment);
+        self.environment = environment;
         macro_rules! fill {
             ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = parent.$f.clone(); } )* };
         }
         fill!(
-            environment,
             r#become,
             become_user,
             become_method,
@@ -1272,7 +1275,9 @@ impl<'f, 'g> Visitor<'f, 'g> {
         for (name, n) in &k.vars {
             self.node(Some(n), &format!("vars.{name}"), task, lv);
         }
-        self.node(k.environment.as_ref(), "environment", task, lv);
+        for n in &k.environment {
+            self.node(Some(n), "environment", task, lv);
+        }
         self.node(k.become_user.as_ref(), "become_user", task, lv);
         self.node(k.become_method.as_ref(), "become_method", task, lv);
         self.node(k.connection.as_ref(), "connection", task, lv);
