@@ -700,3 +700,48 @@ fn a_task_environment_adds_to_the_play_and_block_environment_instead_of_replacin
         "{out}"
     );
 }
+
+#[test]
+fn a_templated_no_log_ignore_errors_or_check_mode_that_is_not_a_boolean_fails_the_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: no
+  vars: { x: maybe, secret: hunter2 }
+  tasks:
+    - debug: msg="{{ secret }}"
+      no_log: "{{ x }}"
+      ignore_errors: true
+    - debug: msg=skipped
+      no_log: "{{ x }}"
+      when: false
+    - copy: { dest: "{{ playbook_dir }}/written", content: x }
+      check_mode: "{{ x }}"
+      ignore_errors: true
+    - debug: msg=last
+      ignore_errors: "{{ x }}"
+    - debug: msg=never
+"#,
+        )],
+        &[],
+    );
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(!out.contains("hunter2"), "{out}");
+    assert!(
+        out.contains("check_mode (pb.yaml:13:19): 'maybe' is not a boolean"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ignore_errors (pb.yaml:16:22): 'maybe' is not a boolean"),
+        "{out}"
+    );
+    assert!(!dir.path().join("written").exists());
+    assert!(!out.contains("never"), "{out}");
+    assert!(recap_line(&out).contains("failed=1"), "{out}");
+    assert!(recap_line(&out).contains("skipped=1"), "{out}");
+    assert!(recap_line(&out).contains("ignored=2"), "{out}");
+}

@@ -94,11 +94,28 @@ pub async fn run_on_host(ctx: Arc<TaskCtx>, mut st: HostState) -> (HostState, Ho
     let before = st.commands_run();
     let kw = effective_keywords(&ctx);
     let vars = task_vars(&ctx, &mut st);
-    let no_log = literal_bool(&kw.no_log, &vars, &ctx).unwrap_or(false);
+    // `no_log`, `ignore_errors` and `diff` as templates: a value that is not a boolean fails
+    // the task naming the keyword, as in Ansible (a failed `no_log` still hides the output).
+    let no_log = strict_bool_kw("no_log", &kw.no_log, &vars, &ctx);
+    let ignore = strict_bool_kw("ignore_errors", &kw.ignore_errors, &vars, &ctx);
+    let diff_on = strict_bool_kw("diff", &kw.diff, &vars, &ctx);
+    let flags = [&no_log, &ignore, &diff_on]
+        .into_iter()
+        .find_map(|r| r.as_ref().err().cloned())
+        .map_or(Ok(()), Err);
+    let no_log = no_log.map_or(true, |b| b.unwrap_or(false));
+    let ignore = ignore.is_ok_and(|b| b.unwrap_or(false));
+    let diff_on = diff_on.is_ok_and(|b| b.unwrap_or(true));
     // Conditions of enclosing blocks, imports and role entries come first, once for the
     // task (a loop over something only they guard is never evaluated).
     let (step, items) = if let Some(s) = scope_when_fails(&ctx, &vars) {
         (s, Vec::new())
+    } else if let Err(m) = flags {
+        // Ansible reads these after `when:`: a task it skips does not fail for them.
+        match when_true(&ctx, &ctx.task.keywords.when, &vars) {
+            Ok(false) if ctx.task.loop_over.is_none() => (skipped(), Vec::new()),
+            _ => (Step::failed(m), Vec::new()),
+        }
     } else if ctx.task.loop_over.is_some() {
         run_loop(&ctx, &kw, &mut st, &vars).await
     } else {
@@ -108,7 +125,6 @@ pub async fn run_on_host(ctx: Arc<TaskCtx>, mut st: HostState) -> (HostState, Ho
             Err(msg) => (Step::failed(msg), Vec::new()),
         }
     };
-    let ignore = literal_bool(&kw.ignore_errors, &vars, &ctx).unwrap_or(false);
     let ignored = step.status == Status::Failed && ignore;
     record(&ctx, &mut st, &step, &vars);
     match step.status {
@@ -119,7 +135,6 @@ pub async fn run_on_host(ctx: Arc<TaskCtx>, mut st: HostState) -> (HostState, Ho
         Status::Unreachable => st.unreachable = true,
         _ => {}
     }
-    let diff_on = literal_bool(&kw.diff, &vars, &ctx).unwrap_or(true);
     let outcome = HostOutcome {
         host: st.name.clone(),
         status: step.status,
@@ -265,25 +280,6 @@ pub fn when_holds(
         }
     }
     Ok(true)
-}
-
-/// A boolean keyword (`no_log`, `ignore_errors`, ...): literal or template.
-fn literal_bool(v: &Option<Val<bool>>, vars: &LazyVars, ctx: &TaskCtx) -> Option<bool> {
-    match v.as_ref()? {
-        Val::Lit { value, .. } => Some(*value),
-        Val::Template(n) => {
-            let s = n.as_str()?;
-            let r =
-                template::render_value(&ctx.shared.env, &Json::from(s), &vars.to_value(), &n.loc)
-                    .ok()?;
-            match r {
-                Json::Bool(b) => Some(b),
-                Json::String(s) => crate::template::filters::to_bool(&Value::from(s)).ok(),
-                Json::Number(n) => Some(n.as_f64().unwrap_or(0.0) != 0.0),
-                _ => None,
-            }
-        }
-    }
 }
 
 pub(crate) fn delegate_name(ctx: &TaskCtx, vars: &LazyVars) -> Option<String> {
@@ -867,7 +863,10 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
         Ok(a) => a,
         Err(m) => return Step::failed(m),
     };
-    let check_mode = effective_check_mode(ctx, kw, vars);
+    let check_mode = match effective_check_mode(ctx, kw, vars) {
+        Ok(c) => c,
+        Err(m) => return Step::failed(m),
+    };
     if check_mode && actions::without_check_mode(module) {
         // As Ansible: an action that cannot predict its effect is not run under `--check`.
         return not_run_in_check_mode(&format!(
@@ -1421,11 +1420,9 @@ pub fn connection_of(
 }
 
 /// `--check`, unless the task says `check_mode: false` (always run) or `true` (always check).
-fn effective_check_mode(ctx: &TaskCtx, kw: &Keywords, vars: &LazyVars) -> bool {
-    match literal_bool(&kw.check_mode, vars, ctx) {
-        Some(b) => b,
-        None => ctx.shared.opts.check,
-    }
+/// A value that is not a boolean fails the task (never a real run the task meant to check).
+fn effective_check_mode(ctx: &TaskCtx, kw: &Keywords, vars: &LazyVars) -> Result<bool, String> {
+    Ok(strict_bool_kw("check_mode", &kw.check_mode, vars, ctx)?.unwrap_or(ctx.shared.opts.check))
 }
 
 /// The task's `become`, with Ansible's precedence (checked with ansible-playbook 2.19): the
