@@ -201,7 +201,13 @@ pub fn play_stack(
 ) -> VarStack {
     let _ = (inv, hosts);
     let mut shared = VarStack::new();
-    for r in play.roles.iter().chain(play.imported_roles()) {
+    // An `import_role` with `public: false` keeps its variables to its own tasks.
+    for r in play
+        .roles
+        .iter()
+        .chain(play.imported_roles())
+        .filter(|r| r.public)
+    {
         role_exports(r, &mut shared);
     }
     for (k, n) in &play.keywords.vars {

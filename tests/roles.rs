@@ -549,3 +549,39 @@ fn a_handler_notified_by_a_later_handler_runs_at_the_next_flush() {
     let a = out.find("RUNNING HANDLER [a]").expect("a runs");
     assert!(b < post && post < a, "{out}");
 }
+
+#[test]
+fn an_import_role_with_public_false_keeps_its_variables_to_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - debug: msg="before {{ x | default('hidden') }} {{ y | default('hidden') }}"
+    - import_role: { name: r1, public: false }
+    - import_role: { name: r2 }
+    - debug: msg="after {{ x | default('hidden') }} {{ y | default('hidden') }}"
+"#,
+            ),
+            ("roles/r1/defaults/main.yml", "x: from-r1\n"),
+            ("roles/r1/tasks/main.yml", "- debug: msg=\"{{ x }}\"\n"),
+            ("roles/r2/defaults/main.yml", "y: from-r2\n"),
+            ("roles/r2/tasks/main.yml", "- debug: msg=\"{{ y }}\"\n"),
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        lines_with(&out, "\"msg\""),
+        [
+            r#"ok: [localhost] => {"msg":"before hidden from-r2"}"#,
+            r#"ok: [localhost] => {"msg":"from-r1"}"#,
+            r#"ok: [localhost] => {"msg":"from-r2"}"#,
+            r#"ok: [localhost] => {"msg":"after hidden from-r2"}"#,
+        ]
+    );
+}

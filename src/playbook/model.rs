@@ -519,6 +519,10 @@ pub struct RoleRef {
     /// `allow_duplicates` of the role's meta for `roles:` entries and dependencies (default
     /// no), of the task for `import_role`/`include_role` (default yes).
     pub allow_duplicates: bool,
+    /// Its defaults and `vars/` are the whole play's: `roles:` entries and dependencies,
+    /// `import_role` unless `public: false` (Ansible 2.17+). An `include_role` exports them
+    /// once it ran, with `public: true` (see the executor).
+    pub public: bool,
 }
 
 /// A role directory, loaded.

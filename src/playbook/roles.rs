@@ -131,6 +131,7 @@ impl Loader<'_> {
             params,
             origin: String::new(),
             allow_duplicates: role.allow_duplicates,
+            public: true,
             role,
         })
     }

@@ -871,6 +871,12 @@ impl Loader<'_> {
         };
         let role = self.load_role(&name, name_node, ctx, &files)?;
         let (origin, allow_duplicates) = include_identity(task);
+        let public = task
+            .action
+            .arg("public")
+            .map_or(canonical_name(&task.action.module) == "import_role", |n| {
+                crate::modules::spec::ansible_bool(n) == Some(true)
+            });
         Some(RoleRef {
             loc: task.loc.clone(),
             name,
@@ -879,6 +885,7 @@ impl Loader<'_> {
             role,
             origin,
             allow_duplicates,
+            public,
         })
     }
 
@@ -1188,6 +1195,7 @@ pub fn load_dynamic(
                 // The executor sets these from the include task (see `include_identity`).
                 origin: String::new(),
                 allow_duplicates: true,
+                public: false,
             }))
         })
     } else {
