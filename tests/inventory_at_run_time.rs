@@ -206,3 +206,52 @@ fn a_pattern_naming_nothing_is_still_an_error_without_add_host_or_group_by() {
         "{err}"
     );
 }
+
+#[test]
+fn a_group_made_at_run_time_reads_its_group_vars_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let play = r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - group_by: { key: dyn }
+    - add_host: { name: newhost, groups: [dyn], ansible_connection: local }
+- hosts: dyn
+  gather_facts: no
+  tasks:
+    - debug: msg="{{ v_pb | default('none') }} {{ v_inv | default('none') }}"
+"#;
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            ("pb.yaml", play),
+            ("inventory/hosts.yaml", support::LOCAL_INVENTORY),
+            (
+                "inventory/group_vars/dyn.yml",
+                "v_inv: inv-dyn\nv_pb: inv\n",
+            ),
+            ("group_vars/dyn.yml", "v_pb: pb-dyn\n"),
+        ],
+        &["-i", "inventory/hosts.yaml"],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    // As ansible-playbook 2.19: the playbook directory's files win over the inventory's.
+    assert!(
+        out.contains(r#"ok: [localhost] => {"msg":"pb-dyn inv-dyn"}"#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"ok: [newhost] => {"msg":"pb-dyn inv-dyn"}"#),
+        "{out}"
+    );
+
+    // A broken file fails the task that made the group, naming the file and position.
+    std::fs::write(dir.path().join("group_vars/dyn.yml"), "bad: [\n").unwrap();
+    let (code, out, _) = run(dir.path(), &[], &["-i", "inventory/hosts.yaml"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("group_vars/dyn.yml:1:6"), "{out}");
+    assert!(
+        recap_of(&out, "localhost").contains("ok=0 changed=0 unreachable=0 failed=1"),
+        "{out}"
+    );
+}

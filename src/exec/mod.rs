@@ -1463,6 +1463,24 @@ impl<'r> Runner<'r> {
         } else {
             changed = apply(&mut o.result);
         }
+        // A broken `group_vars/NAME` of a group made just now fails the task naming it.
+        let errors = std::mem::take(&mut Arc::make_mut(&mut self.inventory).dynamic_errors);
+        if !errors.is_empty() {
+            let msg = crate::diag::Diagnostics(errors).to_string();
+            if matches!(o.status, Status::Ok | Status::Changed) {
+                st.recap.ok = st.recap.ok.saturating_sub(1);
+            }
+            if o.status == Status::Changed {
+                st.recap.changed = st.recap.changed.saturating_sub(1);
+            }
+            o.status = Status::Failed;
+            o.msg = Some(msg.clone());
+            o.result.insert("changed".into(), Json::Bool(false));
+            o.result.insert("failed".into(), Json::Bool(true));
+            o.result.insert("msg".into(), Json::from(msg));
+            st.failed = true;
+            st.recap.failed += 1;
+        }
         if let Some(run) = &self.shared.opts.run {
             // So that `rdeploy rollback` can reach the host again.
             for (host, groups, vars) in added {

@@ -2,9 +2,10 @@
 //! `InventoryManager.add_dynamic_host`/`add_dynamic_group` make them.
 //!
 //! Owns adding a host or a group membership and keeping [`Host::groups`] and
-//! [`Host::group_vars`] consistent with it. It must not read files or template anything: a
-//! group made at run time has no `group_vars/` of its own, and the variables `add_host` gives
-//! were rendered by the task.
+//! [`Host::group_vars`] consistent with it. The only files it reads are the `group_vars/NAME`
+//! of a group made at run time (as Ansible's `host_group_vars` plugin finds them, in
+//! [`Inventory::vars_bases`]); it templates nothing: the variables `add_host` gives were
+//! rendered by the task.
 
 use serde_json::{Map, Value};
 
@@ -112,6 +113,17 @@ impl Inventory {
         {
             all.children.push(name.to_string());
         }
+        // Its `group_vars/` files, the playbook directory's last (they win).
+        let mut vars = Map::new();
+        let mut diags = crate::diag::Diagnostics::new();
+        for base in &self.vars_bases {
+            let dir = super::vars_dirs::read(base, [name], [], &mut diags);
+            if let Some(v) = dir.groups.get(name) {
+                vars.extend(v.clone());
+            }
+            self.data_texts.extend(dir.data_texts);
+        }
+        self.dynamic_errors.extend(diags.0);
         self.groups.insert(
             name.to_string(),
             Group {
@@ -119,7 +131,7 @@ impl Inventory {
                 hosts: Vec::new(),
                 children: Vec::new(),
                 parents,
-                vars: Map::new(),
+                vars,
                 priority: 1,
                 loc: None,
             },

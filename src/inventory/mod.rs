@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
-use crate::diag::{Diagnostics, Loc};
+use crate::diag::{Diagnostic, Diagnostics, Loc};
 
 pub use pattern::split_host_pattern;
 use range::RangeError;
@@ -65,6 +65,11 @@ pub struct Inventory {
     /// [`Host::group_vars`]), and everything a dynamic inventory script printed (it comes
     /// from outside: a cloud API, a CMDB). A variable whose value holds one is never rendered.
     pub data_texts: std::collections::HashSet<String>,
+    /// The directories whose `group_vars/` apply (each source's, then the playbook's): a
+    /// group `add_host`/`group_by` makes at run time reads its `group_vars/NAME` there.
+    pub vars_bases: Vec<PathBuf>,
+    /// Mistakes in the `group_vars/` files of groups made at run time, not yet reported.
+    pub dynamic_errors: Vec<Diagnostic>,
 }
 
 /// One group.
@@ -249,10 +254,17 @@ impl Inventory {
         for d in &all_dirs {
             data_texts.extend(d.data_texts.iter().cloned());
         }
+        let vars_bases = basedirs
+            .iter()
+            .cloned()
+            .chain(playbook_dir.map(Path::to_path_buf))
+            .collect();
         diags.sorted().into_result(Inventory {
             hosts,
             groups,
             data_texts,
+            vars_bases,
+            dynamic_errors: Vec::new(),
         })
     }
 
