@@ -30,9 +30,14 @@ use crate::vars::{Tier, VarStack, host_stacks, play_magic, play_stack, role_vars
 use crate::yaml::{Kind, Node};
 
 /// A stand-in for a value only known at run time: every attribute, item and method call
-/// gives another `Unknown`, it iterates as empty, is true, and renders as nothing.
+/// gives another `Unknown`, it iterates as one `Unknown` (to a depth of [`UNKNOWN_DEPTH`],
+/// then as empty, so that a recursive filter such as `flatten` ends), is true, and renders as
+/// nothing.
 #[derive(Debug, Clone, Copy)]
-pub struct Unknown;
+pub struct Unknown(u8);
+
+/// How many levels of items an [`Unknown`] has.
+const UNKNOWN_DEPTH: u8 = 3;
 
 impl fmt::Display for Unknown {
     fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -46,11 +51,16 @@ impl Object for Unknown {
     }
 
     fn get_value(self: &Arc<Self>, _key: &Value) -> Option<Value> {
-        Some(Value::from_object(Unknown))
+        Some(Value::from_object(Unknown(self.0.saturating_sub(1))))
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Empty
+        // One unknown item: `x | first`, `x[0]`, `x | last` and a loop's body see a stand-in,
+        // not an undefined value that no run would give.
+        match self.0.checked_sub(1) {
+            Some(d) => Enumerator::Values(vec![Value::from_object(Unknown(d))]),
+            None => Enumerator::Empty,
+        }
     }
 
     fn is_true(self: &Arc<Self>) -> bool {
@@ -62,7 +72,7 @@ impl Object for Unknown {
         _state: &mut State<'_, '_>,
         _args: &[Value],
     ) -> Result<Value, minijinja::Error> {
-        Ok(Value::from_object(Unknown))
+        Ok(Value::from_object(Unknown(self.0)))
     }
 
     fn call_method(
@@ -71,7 +81,7 @@ impl Object for Unknown {
         _method: &str,
         _args: &[Value],
     ) -> Result<Value, minijinja::Error> {
-        Ok(Value::from_object(Unknown))
+        Ok(Value::from_object(Unknown(self.0)))
     }
 
     fn render(self: &Arc<Self>, _f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -157,7 +167,7 @@ fn fact_stand_in(name: &str) -> Option<Value> {
 
 /// The value that stands in for a run-time name.
 pub fn unknown() -> Value {
-    Value::from_object(Unknown)
+    Value::from_object(Unknown(UNKNOWN_DEPTH))
 }
 
 /// True for errors the check reports: syntax errors, undefined variables, unknown filters,
@@ -805,6 +815,7 @@ impl<'a> Checker<'a> {
         if let Some(p) = role_path {
             extra.push(("role_path".into(), Value::from(p)));
         }
+        extra.push(("ansible_search_path".into(), unknown()));
         for (name, v) in runtime_standins(self.runtime)
             .into_iter()
             .chain(own_loop.into_iter().map(|n| (n, unknown())))

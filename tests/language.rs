@@ -745,3 +745,108 @@ fn a_templated_no_log_ignore_errors_or_check_mode_that_is_not_a_boolean_fails_th
     assert!(recap_line(&out).contains("skipped=1"), "{out}");
     assert!(recap_line(&out).contains("ignored=2"), "{out}");
 }
+
+#[test]
+fn first_of_a_registered_list_is_not_called_undefined_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - command: printf 'hi\nthere\n'
+      register: result
+    - set_fact:
+        found: "{{ query('first_found', files=['missing', 'pb.yaml'], paths=[playbook_dir], errors='ignore') }}"
+    - assert:
+        that:
+          - result.stdout_lines | first == 'hi'
+          - result.stdout_lines[1] == 'there'
+          - (found | first) is search('pb.yaml')
+    - debug: msg="{{ result.stdout_lines | last }} {{ result.stdout_lines | flatten | length }}"
+"#,
+        )],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains(r#"{"msg":"there 2"}"#), "{out}");
+}
+
+#[test]
+fn include_vars_hash_behaviour_merge_merges_into_the_variable_the_task_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                r#"
+- hosts: localhost
+  gather_facts: no
+  vars:
+    conf: { a: 1, nested: { x: 1, y: 1 }, l: [1, 2] }
+  tasks:
+    - include_vars: { file: more.yml, hash_behaviour: merge }
+    - debug: msg="{{ conf | to_json }}"
+    - include_vars: { file: more.yml, hash_behaviour: replace }
+    - debug: msg="{{ conf | to_json }}"
+"#,
+            ),
+            ("more.yml", "conf: { b: 2, nested: { y: 2 }, l: [3] }\n"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let msgs: Vec<&str> = out.lines().filter(|l| l.contains("\"msg\"")).collect();
+    assert_eq!(
+        msgs,
+        [
+            r#"ok: [localhost] => {"msg":"{\"a\": 1, \"nested\": {\"x\": 1, \"y\": 2}, \"l\": [3], \"b\": 2}"}"#,
+            r#"ok: [localhost] => {"msg":"{\"b\": 2, \"nested\": {\"y\": 2}, \"l\": [3]}"}"#,
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn role_alias_index_var_search_path_and_dates_work_as_in_ansible() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - include_role: { role: r }
+    - include_tasks: idx.yml
+      loop: [a, b]
+      loop_control: { index_var: my_idx }
+    - debug: msg="{{ '%Y-%m-%d' | strftime(86400 * 365, utc=true) }} {{ now(fmt='%Y') | length }} {{ ('2026-12-05 10:20:30' | to_datetime).day }}"
+"#,
+            ),
+            (
+                "roles/r/tasks/main.yml",
+                "- debug: msg=\"{{ ansible_search_path | map('basename') | join(',') }}\"\n",
+            ),
+            ("idx.yml", "- debug: msg=\"{{ item }}={{ my_idx }}\"\n"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let base = dir
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(out.contains(&format!(r#"{{"msg":"r,tasks,{base}"}}"#)), "{out}");
+    assert!(out.contains(r#"{"msg":"a=0"}"#), "{out}");
+    assert!(out.contains(r#"{"msg":"b=1"}"#), "{out}");
+    assert!(out.contains(r#"{"msg":"1971-01-01 4 5"}"#), "{out}");
+}

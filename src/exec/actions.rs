@@ -49,7 +49,7 @@ pub async fn controller(
             Step::failed(msg)
         }
         "set_fact" => set_fact(st, args),
-        "include_vars" => include_vars(ctx, st, args),
+        "include_vars" => include_vars(ctx, st, vars, args),
         "pause" => pause(args).await,
         "meta" => {
             let what = args.str_arg("_raw_params").unwrap_or_default();
@@ -441,7 +441,7 @@ fn set_fact(st: &mut HostState, args: &Args) -> Step {
 
 /// `include_vars`: a file's variables (or those of every file `dir:` picks, later files
 /// overriding earlier ones) become run-time data (not rendered again).
-fn include_vars(ctx: &TaskCtx, st: &mut HostState, args: &Args) -> Step {
+fn include_vars(ctx: &TaskCtx, st: &mut HostState, task_vars: &LazyVars, args: &Args) -> Step {
     let role_dir = ctx
         .task
         .role
@@ -488,6 +488,27 @@ fn include_vars(ctx: &TaskCtx, st: &mut HostState, args: &Args) -> Step {
             m
         }
         None => vars,
+    };
+    // `hash_behaviour: merge`: each loaded dict is merged into what the task sees by that name.
+    let vars = if args.str_arg("hash_behaviour").as_deref() == Some("merge") {
+        vars.into_iter()
+            .map(|(k, v)| {
+                let existing = task_vars
+                    .get(&k)
+                    .and_then(Result::ok)
+                    .and_then(|x| crate::template::value_to_json(&x).ok());
+                let v = match (existing, v) {
+                    (Some(Json::Object(mut lo)), Json::Object(hi)) => {
+                        crate::template::filters::merge_maps(&mut lo, hi, true, "replace");
+                        Json::Object(lo)
+                    }
+                    (_, v) => v,
+                };
+                (k, v)
+            })
+            .collect()
+    } else {
+        vars
     };
     for (k, v) in &vars {
         st.set_runtime(k.clone(), v.clone());

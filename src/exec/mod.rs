@@ -848,6 +848,10 @@ impl<'r> Runner<'r> {
                         .to_string();
                     let mut frame = IndexMap::new();
                     frame.insert(var.clone(), r.get(&var).cloned().unwrap_or(Json::Null));
+                    // `loop_control: index_var` reaches the included tasks too.
+                    if let Some(iv) = r.get("ansible_index_var").and_then(Json::as_str) {
+                        frame.insert(iv.to_string(), r.get(iv).cloned().unwrap_or(Json::Null));
+                    }
                     if let Some(st) = self.states.get_mut(h) {
                         st.scoped.push(frame);
                         hosts.push((h.clone(), r.clone()));

@@ -178,6 +178,32 @@ fn task_vars(ctx: &TaskCtx, st: &mut HostState) -> LazyVars {
         st,
         &ctx.task.keywords.vars,
     )
+    .with_values([("ansible_search_path".to_string(), search_path(ctx))])
+}
+
+/// `ansible_search_path`, as Ansible's `get_search_path`: the role's folder, the folder of the
+/// task's file, then the playbook's folder, each once.
+fn search_path(ctx: &TaskCtx) -> Value {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |p: &Path| {
+        let p = if p.is_relative() {
+            std::env::current_dir().map_or_else(|_| p.to_path_buf(), |d| d.join(p))
+        } else {
+            p.to_path_buf()
+        };
+        let s = p.display().to_string();
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    };
+    if let Some(r) = &ctx.scope.role {
+        add(&r.path);
+    }
+    if let Some(dir) = Path::new(ctx.task.loc.file.as_ref()).parent() {
+        add(dir);
+    }
+    add(&ctx.shared.playbook_dir);
+    Value::from(out)
 }
 
 /// The variables at a point of the play on this host: its layers, then role-scoped and
@@ -469,6 +495,11 @@ async fn run_loop(
         step.result.insert(loop_var.clone(), item.clone());
         step.result
             .insert("ansible_loop_var".into(), Json::from(loop_var.clone()));
+        if let Some(iv) = &index_var {
+            step.result.insert(iv.clone(), Json::from(i));
+            step.result
+                .insert("ansible_index_var".into(), Json::from(iv.clone()));
+        }
         any_changed |= step.status == Status::Changed;
         any_failed |= step.status == Status::Failed;
         if step.status == Status::Unreachable {

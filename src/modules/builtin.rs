@@ -443,6 +443,11 @@ pub static MODULES: &[ModuleSpec] = &[
             )
             .kind(Path),
             A::new("name", "Put the loaded variables under this one name."),
+            A::new(
+                "hash_behaviour",
+                "`merge`: a loaded dict is merged (recursively) into the variable of that name the task sees; `replace` (the default) replaces it.",
+            )
+            .choices(&["replace", "merge"]),
             A::new("depth", "With `dir`, how deep to descend (0 = no limit).")
                 .kind(Int)
                 .default("0"),
@@ -890,7 +895,7 @@ pub static MODULES: &[ModuleSpec] = &[
 ];
 
 static ROLE_ARGS: &[A] = &[
-    A::new("name", "The role.").req(),
+    A::new("name", "The role.").req().aliases(&["role"]),
     A::new(
         "tasks_from",
         "Task file of the role's `tasks/` to run instead of `main`.",

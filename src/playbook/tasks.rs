@@ -313,6 +313,12 @@ impl Loader<'_> {
         }
 
         if matches!(spec.name, "import_role" | "include_role") {
+            // `role:` is Ansible's other spelling of `name:`.
+            if task.action.arg("name").is_none()
+                && let Some(k) = task.action.args.iter_mut().find(|(k, _)| k == "role")
+            {
+                k.0 = "name".to_string();
+            }
             for k in ["allow_duplicates", "public"] {
                 if let Some(n) = task.action.arg(k).filter(|n| is_template(n)) {
                     self.err(

@@ -671,7 +671,9 @@ fn merge_lists(
     }
 }
 
-fn merge_maps(
+/// Merges `high` into `low` as Ansible's `merge_hash` (and `combine`) do: `recursive` merges
+/// nested dicts; lists follow `list_merge` (`replace`, `keep`, `append`, ...).
+pub fn merge_maps(
     low: &mut serde_json::Map<String, serde_json::Value>,
     high: serde_json::Map<String, serde_json::Value>,
     recursive: bool,

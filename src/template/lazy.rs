@@ -349,6 +349,11 @@ impl Object for LazyVars {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        // Before the run (a fallback is set), a name only known then (`hostvars[h][item.x]`)
+        // is a stand-in object: what it names is just as unknown.
+        if self.inner.fallback.is_some() && key.as_object().is_some() {
+            return Some(key.clone());
+        }
         let name = key.as_str()?;
         match self.get(name)? {
             Ok(v) => Some(v),

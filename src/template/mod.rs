@@ -17,6 +17,7 @@ pub mod filters;
 pub mod lazy;
 pub mod lookups;
 pub mod tests;
+pub mod time;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -77,12 +78,145 @@ fn environment_with(mode: lookups::Mode) -> Environment<'static> {
             minijinja::escape_formatter(out, state, value)
         }
     });
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.set_unknown_method_callback(python_methods);
     env.add_global("omit", Value::from(OMIT));
     filters::register(&mut env);
+    time::register(&mut env);
     tests::register(&mut env);
     lookups::register(&mut env, mode);
     env
+}
+
+/// Python methods templates call on values: minijinja-contrib's `pycompat` set, and the ones
+/// playbooks use that it lacks (`list.index`, `str.index`/`rindex`, `zfill`, `ljust`,
+/// `rjust`, `center`, `rsplit`, `partition`, `rpartition`, `swapcase`, `dict.copy`).
+fn python_methods(
+    state: &mut minijinja::State<'_, '_>,
+    value: &Value,
+    method: &str,
+    args: &[Value],
+) -> Result<Value, Error> {
+    use minijinja::value::ValueKind;
+    let missing = || {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("{value} is not in list"),
+        )
+    };
+    let int_arg = |i: usize| -> Result<usize, Error> {
+        args.get(i)
+            .and_then(|v| usize::try_from(v.clone()).ok())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("{method}() needs a width"),
+                )
+            })
+    };
+    let str_arg = |i: usize, default: &str| -> String {
+        args.get(i)
+            .and_then(Value::as_str)
+            .map_or_else(|| default.to_string(), str::to_string)
+    };
+    match (value.kind(), method) {
+        (ValueKind::Seq, "index") => {
+            let what = args.first().ok_or_else(missing)?;
+            let pos = value.try_iter()?.position(|x| &x == what).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("{what} is not in list"),
+                )
+            })?;
+            Ok(Value::from(pos))
+        }
+        (ValueKind::Map, "copy") => Ok(value.clone()),
+        (ValueKind::String, _) if value.as_str().is_some() => {
+            let s = value.as_str().unwrap_or_default();
+            let chars: Vec<char> = s.chars().collect();
+            let pad = |width: usize, fill: &str, left: usize| -> String {
+                let fill = fill.chars().next().unwrap_or(' ');
+                let n = width.saturating_sub(chars.len());
+                let (l, r) = match left {
+                    0 => (0, n),
+                    1 => (n, 0),
+                    _ => (n / 2 + (n & width & 1), n - (n / 2 + (n & width & 1))),
+                };
+                let f = |k: usize| std::iter::repeat_n(fill, k).collect::<String>();
+                format!("{}{s}{}", f(l), f(r))
+            };
+            let found = |pos: Option<usize>| {
+                pos.map(|b| Value::from(s[..b].chars().count()))
+                    .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "substring not found"))
+            };
+            match method {
+                "index" => found(s.find(&str_arg(0, ""))),
+                "rindex" => found(s.rfind(&str_arg(0, ""))),
+                "zfill" => {
+                    let width = int_arg(0)?;
+                    let (sign, digits) = match s.strip_prefix(['-', '+']) {
+                        Some(rest) => (&s[..1], rest),
+                        None => ("", s),
+                    };
+                    let n = width.saturating_sub(chars.len());
+                    Ok(Value::from(format!("{sign}{}{digits}", "0".repeat(n))))
+                }
+                "ljust" => Ok(Value::from(pad(int_arg(0)?, &str_arg(1, " "), 0))),
+                "rjust" => Ok(Value::from(pad(int_arg(0)?, &str_arg(1, " "), 1))),
+                "center" => Ok(Value::from(pad(int_arg(0)?, &str_arg(1, " "), 2))),
+                "swapcase" => Ok(Value::from(
+                    s.chars()
+                        .map(|c| {
+                            if c.is_uppercase() {
+                                c.to_lowercase().collect::<String>()
+                            } else {
+                                c.to_uppercase().collect::<String>()
+                            }
+                        })
+                        .collect::<String>(),
+                )),
+                "partition" | "rpartition" => {
+                    let sep = str_arg(0, "");
+                    if sep.is_empty() {
+                        return Err(Error::new(ErrorKind::InvalidOperation, "empty separator"));
+                    }
+                    let at = if method == "partition" {
+                        s.find(&sep)
+                    } else {
+                        s.rfind(&sep)
+                    };
+                    let parts = match at {
+                        Some(i) => [&s[..i], sep.as_str(), &s[i + sep.len()..]],
+                        None if method == "partition" => [s, "", ""],
+                        None => ["", "", s],
+                    };
+                    Ok(Value::from(
+                        parts.iter().map(|p| Value::from(*p)).collect::<Vec<_>>(),
+                    ))
+                }
+                "rsplit" => {
+                    let sep = args.first().and_then(Value::as_str).map(str::to_string);
+                    let max = args
+                        .get(1)
+                        .and_then(|v| i64::try_from(v.clone()).ok())
+                        .unwrap_or(-1);
+                    let mut parts: Vec<String> = match &sep {
+                        Some(sep) if max >= 0 => s
+                            .rsplitn(usize::try_from(max).unwrap_or(0) + 1, sep.as_str())
+                            .map(str::to_string)
+                            .collect(),
+                        Some(sep) => s.rsplit(sep.as_str()).map(str::to_string).collect(),
+                        None => s.split_whitespace().rev().map(str::to_string).collect(),
+                    };
+                    parts.reverse();
+                    Ok(Value::from(parts))
+                }
+                _ => {
+                    minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+                }
+            }
+        }
+        _ => minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args),
+    }
 }
 
 /// Renders one template string against `ctx`. Errors become a [`Diagnostic`] at `loc`; an error

@@ -201,3 +201,24 @@ fn value_json_round_trip() {
     assert_eq!(value_to_json(&json_to_value(&j)).unwrap(), j);
     assert!(value_to_json(&Value::UNDEFINED).is_err());
 }
+
+#[test]
+fn python_methods_playbooks_call_give_pythons_results() {
+    let env = environment();
+    let c = ctx(json!({"l": ["a", "b", "c"], "s": "web-01.example", "d": {"k": 1}}));
+    let r = |t: &str| render_str(&env, t, &c, &loc()).unwrap();
+    assert_eq!(r("{{ l.index('b') }}"), "1");
+    assert_eq!(r("{{ s.index('-') }} {{ s.rindex('e') }}"), "3 13");
+    assert_eq!(r("{{ '42'.zfill(5) }} {{ '-4'.zfill(4) }}"), "00042 -004");
+    assert_eq!(
+        r("[{{ 'ab'.ljust(4, '.') }}|{{ 'ab'.rjust(4) }}|{{ 'abc'.center(6, '*') }}]"),
+        "[ab..|  ab|*abc**]"
+    );
+    assert_eq!(r("{{ s.partition('.') }}"), "['web-01', '.', 'example']");
+    assert_eq!(r("{{ 'a.b.c'.rsplit('.', 1) }}"), "['a.b', 'c']");
+    assert_eq!(
+        r("{{ 'aB'.swapcase() }} {{ d.copy().k }} {{ l.count('a') }}"),
+        "Ab 1 1"
+    );
+    assert!(render_str(&env, "{{ l.index('z') }}", &c, &loc()).is_err());
+}
