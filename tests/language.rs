@@ -845,7 +845,10 @@ fn role_alias_index_var_search_path_and_dates_work_as_in_ansible() {
         .unwrap()
         .to_string_lossy()
         .into_owned();
-    assert!(out.contains(&format!(r#"{{"msg":"r,tasks,{base}"}}"#)), "{out}");
+    assert!(
+        out.contains(&format!(r#"{{"msg":"r,tasks,{base}"}}"#)),
+        "{out}"
+    );
     assert!(out.contains(r#"{"msg":"a=0"}"#), "{out}");
     assert!(out.contains(r#"{"msg":"b=1"}"#), "{out}");
     assert!(out.contains(r#"{"msg":"1971-01-01 4 5"}"#), "{out}");

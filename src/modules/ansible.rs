@@ -30,6 +30,17 @@ pub fn builtin_args(module: &str) -> Option<impl Iterator<Item = &'static str>> 
     })
 }
 
+/// The package manager module that documents argument `arg` when `module` is `package`, which
+/// hands every argument it does not know to the manager it picks (`apt`, `dnf`).
+pub fn package_manager_arg(module: &str, arg: &str) -> Option<&'static str> {
+    if super::canonical_name(module) != "package" {
+        return None;
+    }
+    ["apt", "dnf"]
+        .into_iter()
+        .find(|m| builtin_args(m).is_some_and(|mut a| a.any(|a| a == arg)))
+}
+
 fn is_name(part: &str) -> bool {
     !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

@@ -743,7 +743,7 @@ pub static MODULES: &[ModuleSpec] = &[
     },
     ModuleSpec {
         name: "systemd",
-        doc: "Controls a systemd unit: state, enabled at boot, masked, and `daemon_reload` after unit files changed.",
+        doc: "Controls a systemd unit: state, enabled at boot, masked, and `daemon_reload` after unit files changed. Also called `systemd_service`; with only `name` it changes nothing and returns the unit's properties in `status`.",
         free_form: false,
         open_args: false,
         args: &[
@@ -1111,7 +1111,11 @@ fn gather_subset_known(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     }
 }
 
+/// `systemd` with only `name` is Ansible's status query (the unit's properties in `status`).
 fn systemd_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    if a.has("name") {
+        return Vec::new();
+    }
     unit_action(a, "systemd", &["state", "enabled", "masked"])
 }
 

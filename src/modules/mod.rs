@@ -26,12 +26,18 @@ pub fn implementation(name: &str) -> Option<&'static dyn runtime::Module> {
 /// Collection prefixes that name the built-in modules.
 pub const BUILTIN_PREFIXES: &[&str] = &["ansible.builtin.", "ansible.legacy."];
 
-/// The canonical short name for `name`: strips `ansible.builtin.` / `ansible.legacy.`.
+/// The canonical short name for `name`: strips `ansible.builtin.` / `ansible.legacy.`, and
+/// names a module by the name rdeploy carries it under when ansible-core has two
+/// (`systemd_service` is `systemd`).
 pub fn canonical_name(name: &str) -> &str {
-    BUILTIN_PREFIXES
+    let short = BUILTIN_PREFIXES
         .iter()
         .find_map(|p| name.strip_prefix(p))
-        .unwrap_or(name)
+        .unwrap_or(name);
+    match short {
+        "systemd_service" => "systemd",
+        s => s,
+    }
 }
 
 /// The spec of module `name` (short or `ansible.builtin.`/`ansible.legacy.` spelling).

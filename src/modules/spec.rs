@@ -224,6 +224,15 @@ impl ModuleSpec {
                                 self.name
                             )
                         }
+                        _ if let Some(m) =
+                            super::ansible::package_manager_arg(self.name, &word) =>
+                        {
+                            format!(
+                                "argument '{word}' of module '{}' is not supported by rdeploy \
+                                 (Ansible passes it on to the host's package manager, such as '{m}')",
+                                self.name
+                            )
+                        }
                         Some(s) => format!(
                             "unknown argument '{word}' for module '{}', did you mean '{s}'?",
                             self.name

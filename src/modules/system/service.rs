@@ -209,7 +209,8 @@ fn want(args: &Args, systemd: bool) -> Result<Want, ModuleError> {
     if acts && w.name.is_none() {
         return Err(ModuleError::Args("'name' is required".into()));
     }
-    if !acts && !w.daemon_reload {
+    // `systemd: name=X` alone is a status query (see `query_unit`).
+    if !(acts || w.daemon_reload || systemd && w.name.is_some()) {
         return Err(ModuleError::Args(
             "nothing to do: give 'state', 'enabled', 'masked' or 'daemon_reload'".into(),
         ));
@@ -357,6 +358,13 @@ async fn check_service(
     systemd: bool,
 ) -> Result<Verdict, ModuleError> {
     let w = want(args, systemd)?;
+    let acts = w.state.is_some() || w.enabled.is_some() || w.masked.is_some() || w.daemon_reload;
+    if systemd
+        && !acts
+        && let Some(name) = &w.name
+    {
+        return query_unit(tr, ctx, name, w.scope).await;
+    }
     let Some(name) = w.name.clone() else {
         // daemon_reload alone. Ansible's `service` hands it to `systemd` on a systemd host;
         // elsewhere its own module fails on the missing name.
@@ -419,6 +427,39 @@ async fn check_service(
             result: r,
         },
     )))
+}
+
+/// `systemd: name=X` and nothing else: Ansible's status query. Every property `systemctl show`
+/// gives lands in `status` (`FragmentPath`, `ActiveState`, `ExecStart`...); nothing changes.
+async fn query_unit(
+    tr: &mut AnyTransport,
+    ctx: &ModuleCtx<'_>,
+    name: &str,
+    scope: &'static str,
+) -> Result<Verdict, ModuleError> {
+    let cmd = Cmd::raw("systemctl").op(scope).op("show --").arg(name);
+    let out = ctx.run_ok(tr, cmd).await?;
+    let status: Args = parse_show(&out.stdout_lossy());
+    if status.get("LoadState").and_then(Value::as_str) == Some("not-found") {
+        return Err(failed(
+            format!("Could not find the requested service {name}"),
+            result([
+                ("name", Value::from(name)),
+                ("status", Value::Object(status)),
+            ]),
+        ));
+    }
+    let mut r = result([("name", Value::from(name))]);
+    r.insert("status".into(), Value::Object(status));
+    Ok(Verdict::InSync { result: r })
+}
+
+/// `systemctl show` output: one `Key=value` a line.
+fn parse_show(text: &str) -> Args {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), Value::from(v)))
+        .collect()
 }
 
 fn dummy_seen() -> Seen {
@@ -717,6 +758,47 @@ esac"#;
             Systemd.resources(&a),
             vec![Resource::Service("nope".into())]
         );
+    }
+
+    /// `systemd_service: name: docker` alone (geerlingguy.docker reads `status.FragmentPath`)
+    /// was refused as "needs 'state'"; Ansible returns the unit's properties and changes nothing.
+    #[tokio::test]
+    async fn systemd_with_only_a_name_returns_the_units_properties() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&state).unwrap();
+        fake_tool(
+            &bin,
+            "systemctl",
+            r#"echo "systemctl $*" >> "$FAKE/log"
+case "$*" in
+  "--system show -- docker") printf 'Id=docker.service\nLoadState=loaded\nFragmentPath=/lib/systemd/system/docker.service\nExecStart={ path=/usr/bin/dockerd ; argv[]=/usr/bin/dockerd -H fd:// }\n' ;;
+  *) printf 'Id=%s\nLoadState=not-found\n' "$4" ;;
+esac"#,
+        );
+        let c = ctx(dir.path(), None, fake_env(&bin, &state));
+        let mut tr = transport();
+        let a = args(json!({"name": "docker"}));
+        let ran = check_apply(&Systemd, &mut tr, &a, &c).await;
+        let Ran::InSync(r) = ran else {
+            panic!("{ran:?}")
+        };
+        assert_eq!(
+            r["status"]["FragmentPath"],
+            json!("/lib/systemd/system/docker.service")
+        );
+        assert_eq!(
+            r["status"]["ExecStart"],
+            json!("{ path=/usr/bin/dockerd ; argv[]=/usr/bin/dockerd -H fd:// }")
+        );
+        let a = args(json!({"name": "nope"}));
+        assert!(
+            matches!(check_apply(&Systemd, &mut tr, &a, &c).await, Ran::CheckFailed(m, _) if m.contains("Could not find the requested service nope"))
+        );
+        let log = std::fs::read_to_string(state.join("log")).unwrap();
+        assert_eq!(log.lines().count(), 2, "{log}");
     }
 
     /// `service: daemon_reload: true` without `name` was refused ("nothing to do"); Ansible's
