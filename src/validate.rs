@@ -139,7 +139,8 @@ impl Object for FactsStandIn {
         // Undefined, so `default()` guards it; the message names it as not gathered.
         (crate::exec::facts::fact_names().any(|f| f == k)
             || ["gather_subset", "module_setup"].contains(&k)
-            || crate::exec::facts::may_be_interface(k))
+            || crate::exec::facts::may_be_interface(k)
+            || crate::modules::bridge::sets_fact(k))
         .then(unknown)
     }
 

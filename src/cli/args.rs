@@ -118,6 +118,14 @@ pub struct Common {
         value_delimiter = ':'
     )]
     pub roles_path: Vec<PathBuf>,
+    /// A Python with ansible-core: Ansible's own modules that rdeploy does not carry run
+    /// through it [default: `python3` on PATH, when it can import ansible].
+    #[arg(
+        long = "ansible-python",
+        value_name = "PATH",
+        env = "RDEPLOY_ANSIBLE_PYTHON"
+    )]
+    pub ansible_python: Option<PathBuf>,
     /// Seed for `order: shuffle`, so that a shuffled plan can be reproduced.
     #[arg(long = "shuffle-seed", value_name = "N")]
     pub shuffle_seed: Option<u64>,

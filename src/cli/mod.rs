@@ -153,6 +153,7 @@ pub fn check(settings: Settings, ask: bool) -> Result<Checked, Diagnostics> {
         roles_path: settings.roles_path.clone(),
         extra_var_names: settings.extra_vars.keys().cloned().collect(),
     };
+    crate::modules::bridge::configure(settings.ansible_python.clone());
     let playbook = playbook::load(&settings.playbook, &opts);
     let (inventory, playbook) = match (inventory, playbook) {
         (Ok(i), Ok(p)) => (i, p),

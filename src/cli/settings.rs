@@ -35,6 +35,8 @@ pub struct Settings {
     pub skip_tags: Vec<String>,
     /// `--roles-path`.
     pub roles_path: Vec<PathBuf>,
+    /// `--ansible-python`.
+    pub ansible_python: Option<PathBuf>,
     /// Seed for `order: shuffle`.
     pub shuffle_seed: u64,
     /// Output format.
@@ -107,6 +109,7 @@ impl Settings {
                 .chain(config.iter().flat_map(|cfg| &cfg.roles_path))
                 .cloned()
                 .collect(),
+            ansible_python: c.ansible_python.clone(),
             shuffle_seed: c.shuffle_seed.unwrap_or_else(seed_from_clock),
             output: c.output,
             verbose: c.verbose,

@@ -808,6 +808,13 @@ fn failure_record(task: &Task, step: &Step) -> (Json, Json) {
 }
 
 fn record(ctx: &TaskCtx, st: &mut HostState, step: &Step, vars: &LazyVars) {
+    // Facts a host module returns (Ansible's `getent`, `service_facts`... through the bridge)
+    // are the host's facts from now on, as in Ansible.
+    if let Some(Json::Object(f)) = step.result.get("ansible_facts")
+        && crate::modules::implementation(&ctx.task.action.module).is_some()
+    {
+        crate::exec::facts::store_module_facts(st, f);
+    }
     if let Some(r) = &ctx.task.register {
         let mut result = step.result.clone();
         result.insert("changed".into(), Json::Bool(step.status == Status::Changed));
@@ -1186,8 +1193,17 @@ async fn pipeline(
             Err(e) => return module_error(e),
         }
     }
-    let mut s = Step::new(Status::Changed, result);
-    s.changes = drift.changes;
+    // A module that reports its own outcome (Ansible's, through the bridge) may find nothing
+    // to do after all.
+    let status = if !converges && result.get("changed") == Some(&Json::Bool(false)) {
+        Status::Ok
+    } else {
+        Status::Changed
+    };
+    let mut s = Step::new(status, result);
+    if status == Status::Changed {
+        s.changes = drift.changes;
+    }
     s
 }
 
@@ -1241,6 +1257,7 @@ struct Parts {
     timeout: Option<Duration>,
     local_src: Option<PathBuf>,
     render: Renderer,
+    no_log: bool,
 }
 
 /// The variables Ansible's `template` adds for its source: `template_host` (the
@@ -1311,6 +1328,8 @@ impl Parts {
             timeout,
             local_src,
             render: Box::new(render),
+            no_log: strict_bool_kw("no_log", &kw.no_log, vars, ctx)
+                .map_or(true, |b| b.unwrap_or(false)),
         })
     }
 
@@ -1322,6 +1341,7 @@ impl Parts {
             environment: self.environment.clone(),
             timeout: self.timeout,
             controller_dir: &ctx.shared.playbook_dir,
+            no_log: self.no_log,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! implementations are looked up by the same canonical names.
 
 pub mod ansible;
+pub mod bridge;
 pub mod builtin;
 pub mod files;
 pub mod runtime;
@@ -20,7 +21,9 @@ pub use spec::{ArgKind, ArgSpec, ArgsRef, CheckFn, ModuleSpec};
 /// the executor's and are not here.
 pub fn implementation(name: &str) -> Option<&'static dyn runtime::Module> {
     let name = canonical_name(name);
-    files::lookup(name).or_else(|| system::lookup(name))
+    files::lookup(name)
+        .or_else(|| system::lookup(name))
+        .or_else(|| bridge::implementation(name))
 }
 
 /// Collection prefixes that name the built-in modules.
@@ -43,7 +46,10 @@ pub fn canonical_name(name: &str) -> &str {
 /// The spec of module `name` (short or `ansible.builtin.`/`ansible.legacy.` spelling).
 pub fn lookup(name: &str) -> Option<&'static ModuleSpec> {
     let short = canonical_name(name);
-    builtin::MODULES.iter().find(|m| m.name == short)
+    builtin::MODULES
+        .iter()
+        .find(|m| m.name == short)
+        .or_else(|| bridge::spec(short))
 }
 
 /// Every module name, sorted.

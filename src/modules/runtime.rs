@@ -42,6 +42,8 @@ pub struct ModuleCtx<'a> {
     pub timeout: Option<Duration>,
     /// Where the module may keep controller-side scratch data (fetch's `dest` base).
     pub controller_dir: &'a Path,
+    /// The task's `no_log` (Ansible's own modules are told, so they log nothing on the host).
+    pub no_log: bool,
 }
 
 impl ModuleCtx<'_> {

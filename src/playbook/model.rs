@@ -1138,13 +1138,18 @@ fn walk_role<'a>(r: &'a RoleRef, f: &mut dyn FnMut(&'a Task)) {
 impl Task {
     /// Whether rollback can undo this step: file-shaped modules are restored from their
     /// backups; `command`/`shell`/`script`/`raw` only when `creates:`/`removes:` make them
-    /// idempotent (a play's `rollback:` tasks cover the rest).
+    /// idempotent (a play's `rollback:` tasks cover the rest); one of Ansible's own modules
+    /// run through the bridge only when it names the file it changes (`path`, `dest`), which
+    /// is backed up first.
     pub fn reversible(&self) -> bool {
         match self.action.module.as_str() {
             "command" | "shell" | "script" => {
                 self.action.arg("creates").is_some() || self.action.arg("removes").is_some()
             }
             "raw" => false,
+            m if !crate::modules::builtin::MODULES.iter().any(|s| s.name == m) => ["path", "dest"]
+                .iter()
+                .any(|k| self.action.arg(k).is_some()),
             _ => true,
         }
     }
@@ -1179,6 +1184,16 @@ fn task_runtime_names(t: &Task, out: &mut BTreeSet<String>) {
         out.insert(r.name.clone());
     }
     out.extend(loop_vars(t));
+    // Facts one of Ansible's own modules sets through the bridge (`getent_passwd`).
+    if !crate::modules::builtin::MODULES
+        .iter()
+        .any(|m| m.name == t.action.module)
+    {
+        out.extend(crate::modules::bridge::fact_names(
+            &t.action.module,
+            |arg| t.action.arg(arg).and_then(Node::scalar_string),
+        ));
+    }
     match t.action.module.as_str() {
         "set_fact" => {
             for (k, _) in &t.action.args {

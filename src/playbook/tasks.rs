@@ -822,7 +822,10 @@ impl Loader<'_> {
                 &k.loc,
                 format!("module '{key}' is not supported by rdeploy"),
             )
-            .note("`rdeploy doc` lists the modules rdeploy runs")
+            .note(format!(
+                "`rdeploy doc` lists the modules rdeploy runs; {}",
+                modules::bridge::why_not(key)
+            ))
         })
     }
 

@@ -412,5 +412,21 @@ pub fn store(st: &mut HostState, facts: &Map<String, Json>) {
     st.set_runtime("ansible_facts", Json::Object(all));
 }
 
+/// Facts a module returned (`ansible_facts` of its result), as Ansible keeps them: each is a
+/// variable by its own name (`getent_passwd`), and `ansible_facts` holds it without an
+/// `ansible_` prefix.
+pub fn store_module_facts(st: &mut HostState, facts: &Map<String, Json>) {
+    let mut all = match st.runtime.get("ansible_facts") {
+        Some(Json::Object(m)) => m.clone(),
+        _ => Map::new(),
+    };
+    for (k, v) in facts {
+        st.set_runtime(k.clone(), v.clone());
+        let short = k.strip_prefix("ansible_").unwrap_or(k);
+        all.insert(short.to_string(), v.clone());
+    }
+    st.set_runtime("ansible_facts", Json::Object(all));
+}
+
 #[cfg(test)]
 mod tests;

@@ -24,6 +24,7 @@ fn ctx<'a>(local_src: Option<&'a Path>, controller: &'a Path) -> ModuleCtx<'a> {
         environment: Vec::new(),
         timeout: None,
         controller_dir: controller,
+        no_log: false,
     }
 }
 

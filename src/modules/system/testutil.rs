@@ -45,6 +45,7 @@ pub fn ctx<'a>(
         environment,
         timeout: Some(Duration::from_secs(60)),
         controller_dir: dir,
+        no_log: false,
     }
 }
 
