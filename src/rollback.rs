@@ -3,8 +3,8 @@
 //!
 //! Owns the order and the bookkeeping of a restore: read the run's manifest from the host
 //! (so it works from any controller), mark the run pending, restore its entries in reverse
-//! step order, each subject once (going on past a failure so as much as possible is put back, and naming each
-//! failure), then clear the mark. Used by the executor on a failed batch and by
+//! step order, each subject once (going on past a failure so as much as possible is put
+//! back, and naming each failure), then clear the mark. Used by the executor on a failed batch and by
 //! `rdeploy rollback`. The play's `rollback:` tasks and the health gate after it are the
 //! executor's. It must not print.
 
