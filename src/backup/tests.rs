@@ -580,9 +580,17 @@ async fn a_mode_change_then_a_content_change_both_come_back() {
         deep: false,
         kind: TargetKind::Attrs,
     };
-    backup(&mut tr, &s, 1, "mode", &[attrs.clone()], None, None)
-        .await
-        .unwrap();
+    backup(
+        &mut tr,
+        &s,
+        1,
+        "mode",
+        std::slice::from_ref(&attrs),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
     backup(&mut tr, &s, 2, "mode again", &[attrs], None, None)
         .await
