@@ -567,14 +567,18 @@ fn stopped_note(
     })
 }
 
-/// The exit code of a finished run.
+/// The exit code of a finished run. A refused host identity wins over everything else that
+/// happened (a failed gate, a rollback, other failed hosts, a signal): the fleet may be under
+/// attack, and that must not read as an ordinary failure.
 fn exit_of(summary: &exec::Summary) -> Exit {
+    if summary.host_key_refused() {
+        return Exit::HostKeyRefused;
+    }
     match summary.outcome {
         exec::Outcome::Interrupted(15) => Exit::Terminated,
         exec::Outcome::Interrupted(_) => Exit::Interrupted,
         exec::Outcome::RollbackIncomplete => Exit::RollbackIncomplete,
         exec::Outcome::RolledBack => Exit::RolledBack,
-        _ if summary.host_key_refused() => Exit::HostKeyRefused,
         exec::Outcome::Halted => Exit::HostsFailed,
         exec::Outcome::Deadline => Exit::Deadline,
         _ if summary.clean() => Exit::Success,

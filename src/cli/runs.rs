@@ -693,7 +693,9 @@ pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
             });
         }
     }
-    Ok(if clean {
+    Ok(if results.iter().any(HostRollback::host_key_refused) {
+        Exit::HostKeyRefused
+    } else if clean {
         Exit::Success
     } else {
         Exit::RollbackIncomplete
@@ -753,7 +755,7 @@ async fn restore_one(
             let lock_dir = Some(state_dir).filter(|d| !d.is_empty());
             if let Err(e) = crate::exec::host::lock_host(&mut tr, host, lock_dir, &holder).await {
                 tr.close().await;
-                return HostRollback::failed(host, e.to_string());
+                return HostRollback::unusable(host, &e, run_id);
             }
             let dir = match state_dir {
                 "" => default_dir_holding(&mut tr, run_id).await,
@@ -763,7 +765,7 @@ async fn restore_one(
             tr.close().await;
             r
         }
-        Err(e) => HostRollback::failed(host, e.to_string()),
+        Err(e) => HostRollback::unusable(host, &e, run_id),
     }
 }
 

@@ -21,6 +21,7 @@ use crate::probe::{self, ProbeOutcome};
 use crate::report::events::Event;
 use crate::rollback::{self, HostRollback};
 use crate::template;
+use crate::transport::Reach;
 use crate::yaml::{Kind, Node};
 
 fn deadline_passed(play: &Play) -> String {
@@ -427,11 +428,14 @@ impl<'r> Runner<'r> {
             return true;
         };
         self.reporter.emit(&Event::RollbackStart { hosts });
+        let hostvars = self.hostvars();
         let mut set = JoinSet::new();
         for h in hosts {
             let Some(mut st) = self.states.shift_remove(h) else {
                 continue;
             };
+            // The host's connection variables, should its connection have to be opened again.
+            let vars = task::vars_at(&self.shared, &Scope::default(), &hostvars, &mut st, &[]);
             let run = Arc::clone(&run);
             let shared = Arc::clone(&self.shared);
             let sem = Arc::clone(&self.sem);
@@ -454,8 +458,11 @@ impl<'r> Runner<'r> {
                 }
                 let prepared_as = st.backups.prepared_as.clone();
                 let name = st.name.clone();
-                let none = |_: &str| None;
-                let r = match st.transport(&shared.opts, &none).await {
+                let var = |k: &str| vars.get_json(k).and_then(Result::ok);
+                // A connection lost since the host's last step is opened again, and the host's
+                // identity verified again: the rollback must not give up on a host it can reach.
+                let reconnect = st.forget_lost_connection().await;
+                let r = match st.transport(&shared.opts, &var).await {
                     Ok(tr) => {
                         rollback::restore_host(
                             tr,
@@ -466,7 +473,22 @@ impl<'r> Runner<'r> {
                         )
                         .await
                     }
-                    Err(e) => HostRollback::failed(&name, e.to_string()),
+                    Err(e) => {
+                        // Whatever else the run did, a refused identity is reported as one
+                        // (and wins the exit code); the host is not used again.
+                        if let Some(reach) = e.reach() {
+                            st.unreachable = true;
+                            st.recap.unreachable = 1;
+                            if st.recap.reach != Some(Reach::HostKeyRefused) {
+                                st.recap.reach = Some(reach);
+                            }
+                        }
+                        let mut r = HostRollback::unusable(&name, &e, &run.run_id);
+                        if reconnect && let Some(first) = r.errors.first_mut() {
+                            *first = format!("reconnecting for the rollback: {first}");
+                        }
+                        r
+                    }
                 };
                 (st, r)
             });

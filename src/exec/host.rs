@@ -271,6 +271,18 @@ impl HostState {
                 .sum::<usize>()
     }
 
+    /// Forgets the host's connection if it was lost, so the next [`HostState::transport`]
+    /// opens a new one (verifying the host's identity again). True when it was lost.
+    pub async fn forget_lost_connection(&mut self) -> bool {
+        if !self.transport.as_ref().is_some_and(AnyTransport::is_lost) {
+            return false;
+        }
+        if let Some(t) = self.transport.take() {
+            t.close().await;
+        }
+        true
+    }
+
     /// Closes this host's connections (end of the run).
     pub async fn close(&mut self) {
         if let Some(t) = self.transport.take() {
