@@ -50,7 +50,7 @@ pub enum Exit {
     Invalid = 4,
     /// Rollback incomplete: manual action needed.
     RollbackIncomplete = 5,
-    /// Host identity refused.
+    /// Host identity refused (wins over every other code).
     HostKeyRefused = 6,
     /// No hosts matched.
     NoHosts = 7,
