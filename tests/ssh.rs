@@ -664,29 +664,73 @@ fn an_unknown_host_key_in_a_play_with_a_health_gate_exits_6_not_3() {
     );
 }
 
-#[test]
-fn a_host_key_changed_before_the_automatic_rollback_is_refused_and_exits_6() {
-    let fleet = Fleet::start(2);
-    let (h0, h1) = (fleet.host(0), fleet.host(1));
+/// A play whose gate fails after about 3 s (nothing listens on port 1), over every fleet host
+/// with a known_hosts file of the sandbox's: started in the background once the hosts are
+/// changed and the gate runs, so that the test can change what the rollback will meet.
+fn gate_failing_slowly(
+    fleet: &Fleet,
+) -> (
+    Sandbox,
+    std::path::PathBuf,
+    std::thread::JoinHandle<std::process::Output>,
+) {
     let mut known = String::new();
     for h in fleet.hosts() {
         known.push_str(&h.known_hosts_lines());
     }
-    let (sb, kh) = sandbox_known_hosts(&fleet, &known);
-    // The gate fails after about 3 s (nothing listens on port 1): time for host0's key to
-    // change and its connection to drop, as when an impostor takes its address.
+    let (sb, kh) = sandbox_known_hosts(fleet, &known);
     sb.write(
         "pb.yaml",
         "- hosts: all\n  gather_facts: no\n  tasks:\n    - copy: { content: \"new\\n\", dest: /srv/who }\n  health:\n    - tcp: \"127.0.0.1:1\"\n  probe: { retries: 30, interval: 100ms, timeout: 1s }\n",
     );
     let child = spawn(&sb);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !(h0.path("/srv/who").exists() && h1.path("/srv/who").exists()) {
+    while !fleet.hosts().iter().all(|h| h.path("/srv/who").exists()) {
         assert!(Instant::now() < deadline, "the deploy never ran");
         std::thread::sleep(Duration::from_millis(20));
     }
     // The task has finished (it took about 0.1 s); the gate has 3 s to go.
     std::thread::sleep(Duration::from_secs(1));
+    (sb, kh, child)
+}
+
+/// Drops the host's connection: kills every process of the login user on it (its session).
+fn drop_connection(h: &support::fleet::Host) {
+    for p in h.user_processes() {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(p.pid as i32).unwrap(),
+            rustix::process::Signal::KILL,
+        );
+    }
+}
+
+#[test]
+fn a_connection_lost_before_the_automatic_rollback_is_opened_again_and_the_host_restored() {
+    let fleet = Fleet::start(1);
+    let h0 = fleet.host(0);
+    let (_sb, _kh, child) = gate_failing_slowly(&fleet);
+    drop_connection(h0);
+    let r = finish(child);
+    let rollback = r
+        .events
+        .iter()
+        .find(|e| e["event"] == "rollback")
+        .map(|e| e["rollback"].clone())
+        .unwrap_or(Value::Null);
+    assert_eq!(rollback["errors"], json!([]), "{}", r.explain());
+    assert_eq!(rollback["restored"], 1, "{}", r.explain());
+    assert!(!h0.path("/srv/who").exists());
+    // The health gate after the rollback still fails (nothing listens): exit 5, not 6.
+    assert_eq!(r.code, 5, "{}", r.explain());
+}
+
+#[test]
+fn a_host_key_changed_before_the_automatic_rollback_is_refused_and_exits_6() {
+    let fleet = Fleet::start(2);
+    let (h0, h1) = (fleet.host(0), fleet.host(1));
+    // Meanwhile host0's key changes and its connection drops, as when an impostor takes its
+    // address.
+    let (_sb, kh, child) = gate_failing_slowly(&fleet);
     let pattern = format!("[{}]:{}", h0.addr(), h0.port());
     std::fs::write(
         &kh,
@@ -697,12 +741,7 @@ fn a_host_key_changed_before_the_automatic_rollback_is_refused_and_exits_6() {
         ),
     )
     .unwrap();
-    for p in h0.user_processes() {
-        let _ = rustix::process::kill_process(
-            rustix::process::Pid::from_raw(p.pid as i32).unwrap(),
-            rustix::process::Signal::KILL,
-        );
-    }
+    drop_connection(h0);
     let r = finish(child);
     assert_eq!(r.code, 6, "{}", r.explain());
     let rollback = |host: &str| -> Value {
