@@ -456,6 +456,44 @@ fn rollback_scope_all_rolls_back_batch_by_batch_newest_first_and_never_drains_mo
 }
 
 #[test]
+fn rdeploy_rollback_restores_batch_by_batch_newest_first() {
+    let r = Rollout::new(6);
+    r.sb.write("drain.yaml", DRAINED_ROLLOUT);
+    let play = r.sb.path().join("drain.yaml");
+    let v1 = r.deploy_with(&play, "1", json!({ "v": "1", "broken": "none" }));
+    assert_eq!(v1.code, 0, "{}", v1.explain());
+    let v2 = r.deploy_with(&play, "2", json!({ "v": "2", "broken": "none" }));
+    assert_eq!(v2.code, 0, "{}", v2.explain());
+    let back = r.rdeploy(&["rollback", &v2.run_id(), "--output", "json"]);
+    assert_eq!(back.code, 0, "{}", back.explain());
+    let names: Vec<String> = (0..6).map(|i| r.host(i).name().to_string()).collect();
+    let groups: Vec<Vec<String>> = back
+        .events
+        .iter()
+        .filter(|e| e["event"] == "rollback_start")
+        .map(|e| serde_json::from_value(e["hosts"].clone()).unwrap())
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            [names[4].clone(), names[5].clone()],
+            [names[2].clone(), names[3].clone()],
+            [names[0].clone(), names[1].clone()]
+        ],
+        "{}",
+        back.explain()
+    );
+    for i in 0..6 {
+        let conf = std::fs::read_to_string(r.host(i).path("/srv/app.conf")).unwrap();
+        assert_eq!(conf, "1\n", "host {i}");
+        assert!(
+            r.host(i).path("/srv/rot/in").exists(),
+            "host {i} in rotation"
+        );
+    }
+}
+
+#[test]
 fn the_failure_budget_must_be_strictly_exceeded() {
     let r = Rollout::new(4);
     r.sb.write(
