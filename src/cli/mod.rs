@@ -758,3 +758,59 @@ fn cmd_doc(out: &mut dyn Write, a: args::DocArgs) -> Result<Exit, Failed> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Exit, exit_of};
+    use crate::exec::outcome::Recap;
+    use crate::exec::{Outcome, Summary};
+    use crate::transport::Reach;
+
+    fn summary(outcome: Outcome, refused: bool) -> Summary {
+        let refused = Recap {
+            unreachable: 1,
+            reach: Some(if refused {
+                Reach::HostKeyRefused
+            } else {
+                Reach::Unreachable
+            }),
+            ..Recap::default()
+        };
+        let failed = Recap {
+            failed: 1,
+            ..Recap::default()
+        };
+        Summary {
+            recap: vec![("h1".into(), refused), ("h2".into(), failed)],
+            outcome,
+            ..Summary::default()
+        }
+    }
+
+    #[test]
+    fn a_refused_host_key_wins_the_exit_code_over_everything_else() {
+        for outcome in [
+            Outcome::Completed,
+            Outcome::Deadline,
+            Outcome::Halted,
+            Outcome::RolledBack,
+            Outcome::RollbackIncomplete,
+            Outcome::Interrupted(2),
+            Outcome::Interrupted(15),
+        ] {
+            assert_eq!(
+                exit_of(&summary(outcome, true)),
+                Exit::HostKeyRefused,
+                "{outcome:?}"
+            );
+        }
+        assert_eq!(
+            exit_of(&summary(Outcome::RolledBack, false)),
+            Exit::RolledBack
+        );
+        assert_eq!(
+            exit_of(&summary(Outcome::Completed, false)),
+            Exit::HostsFailed
+        );
+    }
+}
