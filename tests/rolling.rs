@@ -456,6 +456,58 @@ fn rollback_scope_all_rolls_back_batch_by_batch_newest_first_and_never_drains_mo
 }
 
 #[test]
+fn a_rollback_batch_that_stays_unhealthy_stops_the_rollback_and_names_the_hosts_left() {
+    let r = Rollout::new(4);
+    // host3 fails its gate whatever it runs: the failed batch's rollback does not come back
+    // healthy either, and the batch before it keeps this run's (healthy) version.
+    r.sb.write(
+        "drain.yaml",
+        DRAINED_ROLLOUT.replace(
+            "grep -qvx down /srv/app.conf",
+            "test {{ inventory_hostname }} != {{ sick }}",
+        ),
+    );
+    let play = r.sb.path().join("drain.yaml");
+    let v1 = r.deploy_with(
+        &play,
+        "1",
+        json!({ "v": "1", "broken": "none", "sick": "none" }),
+    );
+    assert_eq!(v1.code, 0, "{}", v1.explain());
+    let sick = r.host(3).name().to_string();
+    let v2 = r.deploy_with(
+        &play,
+        "2",
+        json!({ "v": "2", "broken": "none", "sick": sick }),
+    );
+    assert_eq!(v2.code, 5, "{}", v2.explain());
+    let starts = v2
+        .events
+        .iter()
+        .filter(|e| e["event"] == "rollback_start")
+        .count();
+    assert_eq!(starts, 1, "{}", v2.explain());
+    let warning = v2
+        .events
+        .iter()
+        .filter(|e| e["event"] == "warning")
+        .filter_map(|e| e["msg"].as_str())
+        .find(|m| m.starts_with("the rollback stopped"))
+        .unwrap_or_default()
+        .to_string();
+    let (h0, h1) = (r.host(0).name(), r.host(1).name());
+    assert!(
+        warning.contains(&format!("--limit {h0},{h1}")),
+        "{}",
+        v2.explain()
+    );
+    for (i, v) in [(0, "2\n"), (1, "2\n"), (2, "1\n"), (3, "1\n")] {
+        let conf = std::fs::read_to_string(r.host(i).path("/srv/app.conf")).unwrap();
+        assert_eq!(conf, v, "host {i}");
+    }
+}
+
+#[test]
 fn rdeploy_rollback_restores_batch_by_batch_newest_first() {
     let r = Rollout::new(6);
     r.sb.write("drain.yaml", DRAINED_ROLLOUT);
