@@ -1,16 +1,17 @@
-//! Rollback: a host's recorded backups for one run, restored newest step first.
+//! Rollback: a host's recorded backups for one run, restored newest step first, each path
+//! straight to its state before the run ([`backup::restore_order`]).
 //!
 //! Owns the order and the bookkeeping of a restore: read the run's manifest from the host
-//! (so it works from any controller), mark the run pending, restore every entry in reverse
-//! step order (going on past a failure so as much as possible is put back, and naming each
-//! failure), then clear the mark. Used by the executor on a failed batch and by
+//! (so it works from any controller), mark the run pending, restore its entries in reverse
+//! step order, each subject once (going on past a failure so as much as possible is put
+//! back, and naming each failure), then clear the mark. Used by the executor on a failed batch and by
 //! `rdeploy rollback`. The play's `rollback:` tasks and the health gate after it are the
 //! executor's. It must not print.
 
 use serde::Serialize;
 
 use crate::backup::{self, Entry};
-use crate::transport::{AnyTransport, Become};
+use crate::transport::{AnyTransport, Become, Reach, TransportError};
 
 /// What a rollback did on one host.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -25,6 +26,10 @@ pub struct HostRollback {
     pub nothing_recorded: bool,
     /// What failed: `step N (task): message`, in restore order.
     pub errors: Vec<String>,
+    /// The host could not be used for the restore, and why (`host_key_refused` wins the exit
+    /// code).
+    #[serde(rename = "unreachable_reason", skip_serializing_if = "Option::is_none")]
+    pub reach: Option<Reach>,
 }
 
 impl HostRollback {
@@ -40,6 +45,28 @@ impl HostRollback {
             errors: vec![error.into()],
             ..HostRollback::default()
         }
+    }
+
+    /// A rollback that could not start because the host could not be used (`e`), with a word
+    /// on what to do about it.
+    pub fn unusable(host: &str, e: &TransportError, run_id: &str) -> HostRollback {
+        let reach = e.reach();
+        let then = match reach {
+            Some(Reach::HostKeyRefused) => "check the host's key, then run",
+            _ => "when the host can be used again, run",
+        };
+        HostRollback {
+            reach,
+            ..HostRollback::failed(
+                host,
+                format!("{e}; its backups are still on it: {then} `rdeploy rollback {run_id}`"),
+            )
+        }
+    }
+
+    /// The host's identity was refused.
+    pub fn host_key_refused(&self) -> bool {
+        self.reach == Some(Reach::HostKeyRefused)
     }
 }
 

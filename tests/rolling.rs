@@ -352,6 +352,199 @@ fn a_failure_in_batch_two_with_rollback_scope_all_restores_every_updated_host() 
     assert_eq!(last["release"], "app 3.0.0");
 }
 
+/// A drain → change → undrain play over 6 hosts, 2 at a time, whose last batch fails its
+/// health gate with `rollback_scope: all`.
+const DRAINED_ROLLOUT: &str = r#"- hosts: all
+  gather_facts: no
+  serial: 2
+  rollback_scope: all
+  tasks:
+    - file: { path: /srv/rot, state: directory }
+    - name: Out of rotation
+      file: { path: /srv/rot/in, state: absent }
+    - name: The app
+      copy: { dest: /srv/app.conf, content: "{{ 'down' if inventory_hostname == broken else v }}\n" }
+    - name: Back in rotation
+      copy: { dest: /srv/rot/in, content: "in\n" }
+  health:
+    - command: grep -qvx down /srv/app.conf
+  probe: { retries: 0 }
+  rollback:
+    - name: Record when the host's rollback ran
+      shell: "date +%s%N >> /srv/rollback.log; sleep 0.4; date +%s%N >> /srv/rollback.log"
+"#;
+
+#[test]
+fn rollback_scope_all_rolls_back_batch_by_batch_newest_first_and_never_drains_more_than_a_batch() {
+    let r = Rollout::new(6);
+    r.sb.write("drain.yaml", DRAINED_ROLLOUT);
+    let play = r.sb.path().join("drain.yaml");
+    let v1 = r.deploy_with(&play, "1", json!({ "v": "1", "broken": "none" }));
+    assert_eq!(v1.code, 0, "{}", v1.explain());
+    let names: Vec<String> = (0..6).map(|i| r.host(i).name().to_string()).collect();
+    // Sample every host's "in rotation" marker during v2: never more than a batch (2) out at
+    // once, rollback included.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let markers: Vec<PathBuf> = (0..6).map(|i| r.host(i).path("/srv/rot/in")).collect();
+    let watcher = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut worst = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let out = markers.iter().filter(|m| !m.exists()).count();
+                worst = worst.max(out);
+                std::thread::sleep(Duration::from_micros(300));
+            }
+            worst
+        })
+    };
+    // The third batch (hosts 4 and 5) fails its gate on host 5.
+    let v2 = r.deploy_with(&play, "2", json!({ "v": "2", "broken": names[5] }));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let worst = watcher.join().unwrap();
+    assert_eq!(v2.code, 3, "{}", v2.explain());
+    assert!(worst <= 2, "{worst} hosts were out of rotation at once");
+    // Rolled back in the batches they were deployed in, newest first.
+    let groups: Vec<Vec<String>> = v2
+        .events
+        .iter()
+        .filter(|e| e["event"] == "rollback_start")
+        .map(|e| serde_json::from_value(e["hosts"].clone()).unwrap())
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            [names[4].clone(), names[5].clone()],
+            [names[2].clone(), names[3].clone()],
+            [names[0].clone(), names[1].clone()]
+        ],
+        "{}",
+        v2.explain()
+    );
+    // What the hosts recorded: each host's rollback window, sampled on the host. Windows
+    // overlap only within a batch, and a batch ends before the older one starts.
+    let window = |i: usize| -> (u128, u128) {
+        let log = std::fs::read_to_string(r.host(i).path("/srv/rollback.log")).unwrap();
+        let t: Vec<u128> = log.lines().map(|l| l.trim().parse().unwrap()).collect();
+        assert_eq!(t.len(), 2, "host {i} rolled back once: {log}");
+        (t[0], t[1])
+    };
+    let windows: Vec<(u128, u128)> = (0..6).map(window).collect();
+    for &(start, _) in &windows {
+        let at_once = windows
+            .iter()
+            .filter(|(s, e)| *s <= start && start < *e)
+            .count();
+        assert!(
+            at_once <= 2,
+            "{at_once} hosts rolled back at once: {windows:?}"
+        );
+    }
+    for (newer, older) in [(4, 2), (2, 0)] {
+        let newer_end = windows[newer].1.max(windows[newer + 1].1);
+        let older_start = windows[older].0.min(windows[older + 1].0);
+        assert!(newer_end <= older_start, "batch order: {windows:?}");
+    }
+    for i in 0..6 {
+        let conf = std::fs::read_to_string(r.host(i).path("/srv/app.conf")).unwrap();
+        assert_eq!(conf, "1\n", "host {i}");
+        assert!(
+            r.host(i).path("/srv/rot/in").exists(),
+            "host {i} in rotation"
+        );
+    }
+}
+
+#[test]
+fn a_rollback_batch_that_stays_unhealthy_stops_the_rollback_and_names_the_hosts_left() {
+    let r = Rollout::new(4);
+    // host3 fails its gate whatever it runs: the failed batch's rollback does not come back
+    // healthy either, and the batch before it keeps this run's (healthy) version.
+    r.sb.write(
+        "drain.yaml",
+        DRAINED_ROLLOUT.replace(
+            "grep -qvx down /srv/app.conf",
+            "test {{ inventory_hostname }} != {{ sick }}",
+        ),
+    );
+    let play = r.sb.path().join("drain.yaml");
+    let v1 = r.deploy_with(
+        &play,
+        "1",
+        json!({ "v": "1", "broken": "none", "sick": "none" }),
+    );
+    assert_eq!(v1.code, 0, "{}", v1.explain());
+    let sick = r.host(3).name().to_string();
+    let v2 = r.deploy_with(
+        &play,
+        "2",
+        json!({ "v": "2", "broken": "none", "sick": sick }),
+    );
+    assert_eq!(v2.code, 5, "{}", v2.explain());
+    let starts = v2
+        .events
+        .iter()
+        .filter(|e| e["event"] == "rollback_start")
+        .count();
+    assert_eq!(starts, 1, "{}", v2.explain());
+    let warning = v2
+        .events
+        .iter()
+        .filter(|e| e["event"] == "warning")
+        .filter_map(|e| e["msg"].as_str())
+        .find(|m| m.starts_with("the rollback stopped"))
+        .unwrap_or_default()
+        .to_string();
+    let (h0, h1) = (r.host(0).name(), r.host(1).name());
+    assert!(
+        warning.contains(&format!("--limit {h0},{h1}")),
+        "{}",
+        v2.explain()
+    );
+    for (i, v) in [(0, "2\n"), (1, "2\n"), (2, "1\n"), (3, "1\n")] {
+        let conf = std::fs::read_to_string(r.host(i).path("/srv/app.conf")).unwrap();
+        assert_eq!(conf, v, "host {i}");
+    }
+}
+
+#[test]
+fn rdeploy_rollback_restores_batch_by_batch_newest_first() {
+    let r = Rollout::new(6);
+    r.sb.write("drain.yaml", DRAINED_ROLLOUT);
+    let play = r.sb.path().join("drain.yaml");
+    let v1 = r.deploy_with(&play, "1", json!({ "v": "1", "broken": "none" }));
+    assert_eq!(v1.code, 0, "{}", v1.explain());
+    let v2 = r.deploy_with(&play, "2", json!({ "v": "2", "broken": "none" }));
+    assert_eq!(v2.code, 0, "{}", v2.explain());
+    let back = r.rdeploy(&["rollback", &v2.run_id(), "--output", "json"]);
+    assert_eq!(back.code, 0, "{}", back.explain());
+    let names: Vec<String> = (0..6).map(|i| r.host(i).name().to_string()).collect();
+    let groups: Vec<Vec<String>> = back
+        .events
+        .iter()
+        .filter(|e| e["event"] == "rollback_start")
+        .map(|e| serde_json::from_value(e["hosts"].clone()).unwrap())
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            [names[4].clone(), names[5].clone()],
+            [names[2].clone(), names[3].clone()],
+            [names[0].clone(), names[1].clone()]
+        ],
+        "{}",
+        back.explain()
+    );
+    for i in 0..6 {
+        let conf = std::fs::read_to_string(r.host(i).path("/srv/app.conf")).unwrap();
+        assert_eq!(conf, "1\n", "host {i}");
+        assert!(
+            r.host(i).path("/srv/rot/in").exists(),
+            "host {i} in rotation"
+        );
+    }
+}
+
 #[test]
 fn the_failure_budget_must_be_strictly_exceeded() {
     let r = Rollout::new(4);

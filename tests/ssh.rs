@@ -615,6 +615,164 @@ fn a_refused_host_stops_new_batches() {
     assert!(r.stdout.contains("no new batch"), "{}", r.explain());
 }
 
+/// A play with a failure budget and a health gate: a host refused by its key fails the batch,
+/// whose other host is rolled back; the refusal, not the rollback, is the exit code.
+const GATED: &str = "- hosts: all\n  gather_facts: no\n  max_fail_percentage: 0\n  tasks:\n    - copy: { content: \"new\\n\", dest: /srv/who }\n  health:\n    - command: \"true\"\n";
+
+#[test]
+fn an_unknown_host_key_in_a_play_with_a_health_gate_exits_6_not_3() {
+    let fleet = Fleet::start(2);
+    let sb = Sandbox::new();
+    let empty = sb.path().join("empty_known_hosts");
+    let mut hosts = fleet_hosts(
+        &fleet,
+        &json!({ "ansible_ssh_extra_args": known_hosts_arg(fleet.known_hosts()) }),
+    );
+    hosts[0]
+        .1
+        .insert("ansible_ssh_extra_args".into(), known_hosts_arg(&empty));
+    sb.write("inv.yaml", inventory("all", hosts, Value::Null));
+    sb.write("pb.yaml", GATED);
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 6, "{}", r.explain());
+    assert_eq!(
+        r.recap("host0")["unreachable_reason"],
+        "host_key_refused",
+        "{}",
+        r.explain()
+    );
+    assert!(
+        r.stdout.contains("host key refused for host0"),
+        "{}",
+        r.explain()
+    );
+    // The rest happened as before: the batch failed its budget and host1 was rolled back.
+    assert!(r.events.iter().any(|e| e["event"] == "gate_failed"));
+    assert!(!fleet.host(1).path("/srv/who").exists(), "{}", r.explain());
+    // In the human output too.
+    let human = sb
+        .rdeploy(&["run", "pb.yaml", "-i", "inv.yaml"])
+        .env_remove("SSH_AUTH_SOCK")
+        .timeout(Duration::from_secs(120))
+        .output()
+        .expect("run rdeploy");
+    assert_eq!(human.status.code(), Some(6));
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("host0") && text.contains("host key refused"),
+        "{text}"
+    );
+}
+
+/// A play whose gate fails after about 3 s (nothing listens on port 1), over every fleet host
+/// with a known_hosts file of the sandbox's: started in the background once the hosts are
+/// changed and the gate runs, so that the test can change what the rollback will meet.
+fn gate_failing_slowly(
+    fleet: &Fleet,
+) -> (
+    Sandbox,
+    std::path::PathBuf,
+    std::thread::JoinHandle<std::process::Output>,
+) {
+    let mut known = String::new();
+    for h in fleet.hosts() {
+        known.push_str(&h.known_hosts_lines());
+    }
+    let (sb, kh) = sandbox_known_hosts(fleet, &known);
+    sb.write(
+        "pb.yaml",
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - copy: { content: \"new\\n\", dest: /srv/who }\n  health:\n    - tcp: \"127.0.0.1:1\"\n  probe: { retries: 30, interval: 100ms, timeout: 1s }\n",
+    );
+    let child = spawn(&sb);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !fleet.hosts().iter().all(|h| h.path("/srv/who").exists()) {
+        assert!(Instant::now() < deadline, "the deploy never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The task has finished (it took about 0.1 s); the gate has 3 s to go.
+    std::thread::sleep(Duration::from_secs(1));
+    (sb, kh, child)
+}
+
+/// Drops the host's connection: kills every process of the login user on it (its session).
+fn drop_connection(h: &support::fleet::Host) {
+    for p in h.user_processes() {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(p.pid as i32).unwrap(),
+            rustix::process::Signal::KILL,
+        );
+    }
+}
+
+#[test]
+fn a_connection_lost_before_the_automatic_rollback_is_opened_again_and_the_host_restored() {
+    let fleet = Fleet::start(1);
+    let h0 = fleet.host(0);
+    let (_sb, _kh, child) = gate_failing_slowly(&fleet);
+    drop_connection(h0);
+    let r = finish(child);
+    let rollback = r
+        .events
+        .iter()
+        .find(|e| e["event"] == "rollback")
+        .map(|e| e["rollback"].clone())
+        .unwrap_or(Value::Null);
+    assert_eq!(rollback["errors"], json!([]), "{}", r.explain());
+    assert_eq!(rollback["restored"], 1, "{}", r.explain());
+    assert!(!h0.path("/srv/who").exists());
+    // The health gate after the rollback still fails (nothing listens): exit 5, not 6.
+    assert_eq!(r.code, 5, "{}", r.explain());
+}
+
+#[test]
+fn a_host_key_changed_before_the_automatic_rollback_is_refused_and_exits_6() {
+    let fleet = Fleet::start(2);
+    let (h0, h1) = (fleet.host(0), fleet.host(1));
+    // Meanwhile host0's key changes and its connection drops, as when an impostor takes its
+    // address.
+    let (_sb, kh, child) = gate_failing_slowly(&fleet);
+    let pattern = format!("[{}]:{}", h0.addr(), h0.port());
+    std::fs::write(
+        &kh,
+        format!(
+            "{pattern} {}\n{}",
+            h1.host_keys()[0].public,
+            h1.known_hosts_lines()
+        ),
+    )
+    .unwrap();
+    drop_connection(h0);
+    let r = finish(child);
+    assert_eq!(r.code, 6, "{}", r.explain());
+    let rollback = |host: &str| -> Value {
+        r.events
+            .iter()
+            .find(|e| e["event"] == "rollback" && e["rollback"]["host"] == host)
+            .map(|e| e["rollback"].clone())
+            .unwrap_or(Value::Null)
+    };
+    let refused = rollback("host0");
+    assert_eq!(
+        refused["unreachable_reason"],
+        "host_key_refused",
+        "{}",
+        r.explain()
+    );
+    let why = refused["errors"][0].as_str().unwrap_or_default();
+    assert!(
+        why.contains("reconnecting for the rollback") && why.contains("CHANGED"),
+        "{why}"
+    );
+    assert_eq!(r.recap("host0")["unreachable_reason"], "host_key_refused");
+    // Nothing was sent to the impostor: host0 keeps the change; host1 was rolled back.
+    assert_eq!(
+        std::fs::read_to_string(h0.path("/srv/who")).unwrap(),
+        "new\n"
+    );
+    assert_eq!(rollback("host1")["errors"], json!([]), "{}", r.explain());
+    assert!(!h1.path("/srv/who").exists());
+}
+
 // ------------------------------------------------------------------ authentication
 
 #[test]

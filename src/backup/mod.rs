@@ -589,9 +589,41 @@ pub async fn set_pending(
         .map(|_| ())
 }
 
-/// Entries in restore order: the last step first, and within a step the last resource first.
+/// Entries in restore order: the last step first, and within a step the last resource first;
+/// each subject (path, service, package) restored once, straight to its state before the run.
+///
+/// A subject's oldest entry is that state: the later ones are states the run passed through
+/// (a marker removed by step 1 and written again by step 3 was absent in between), and
+/// replaying them would expose each of them on the host, if only for a moment. Only an entry
+/// that kept part of the state (`attrs`, a directory kept without its contents) needs the
+/// next complete one after it: that one holds the content the run's first change left alone,
+/// and the partial one, restored after it, the attributes.
 pub fn restore_order(mut entries: Vec<Entry>) -> Vec<Entry> {
-    entries.sort_by_key(|e| std::cmp::Reverse((e.step, e.index)));
+    entries.sort_by_key(|e| (e.step, e.index));
+    let subject = |e: &Entry| -> (&'static str, String) {
+        let class = match e.kind.as_str() {
+            "service" => "service",
+            "package" => "package",
+            _ => "path",
+        };
+        (class, e.path.clone())
+    };
+    let partial = |e: &Entry| e.kind == "attrs" || (e.kind == "directory" && !e.deep);
+    // Per subject: whether what was kept so far still lacks a complete entry.
+    let mut seen: std::collections::HashMap<(&'static str, String), bool> =
+        std::collections::HashMap::new();
+    entries.retain(|e| match seen.get_mut(&subject(e)) {
+        None => {
+            seen.insert(subject(e), partial(e));
+            true
+        }
+        Some(lacking) if *lacking && !partial(e) => {
+            *lacking = false;
+            true
+        }
+        Some(_) => false,
+    });
+    entries.reverse();
     entries
 }
 

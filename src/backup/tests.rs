@@ -520,3 +520,97 @@ fn a_path_named_for_its_attributes_and_its_content_is_backed_up_whole() {
         );
     }
 }
+
+/// A run that drains a host (removes its "in rotation" marker), changes the app and puts the
+/// marker back: its rollback restores each path straight to its state before the run, so the
+/// marker, which the run left as it found it, is never removed (the host never leaves
+/// rotation), and the app comes back.
+#[tokio::test]
+async fn a_rollback_never_passes_through_the_runs_intermediate_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("in-rotation");
+    let app = dir.path().join("app.conf");
+    fs::write(&marker, "in\n").unwrap();
+    fs::write(&app, "v1\n").unwrap();
+    let s = store(dir.path(), "20261201T000000Z-000011");
+    let mut tr = tr();
+    prepare(&mut tr, &s, None).await.unwrap();
+    backup(&mut tr, &s, 1, "drain", &[t(&marker, false)], None, None)
+        .await
+        .unwrap();
+    fs::remove_file(&marker).unwrap();
+    backup(&mut tr, &s, 2, "app", &[t(&app, false)], None, None)
+        .await
+        .unwrap();
+    fs::write(&app, "v2\n").unwrap();
+    let e3 = backup(&mut tr, &s, 3, "undrain", &[t(&marker, false)], None, None)
+        .await
+        .unwrap();
+    assert_eq!(e3[0].kind, "absent");
+    fs::write(&marker, "in\n").unwrap();
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::symlink_metadata(p).unwrap());
+    let before = inode(&marker);
+    let entries = read_manifest(&mut tr, &s.state_dir, &s.run_id, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let order: Vec<(u32, String)> = restore_order(entries)
+        .iter()
+        .map(|e| (e.step, e.task.clone()))
+        .collect();
+    assert_eq!(order, [(2, "app".into()), (1, "drain".into())]);
+    rollback(&mut tr, &s).await;
+    assert_eq!(inode(&marker), before, "the marker was never removed");
+    assert_eq!(fs::read_to_string(&app).unwrap(), "v1\n");
+}
+
+/// A path whose first change touched only its mode, then its content: both come back (the
+/// oldest entry kept only the attributes, the next one holds the content before the run).
+#[tokio::test]
+async fn a_mode_change_then_a_content_change_both_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("app.conf");
+    fs::write(&f, "v1\n").unwrap();
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
+    let s = store(dir.path(), "20261201T000000Z-000012");
+    let mut tr = tr();
+    prepare(&mut tr, &s, None).await.unwrap();
+    let attrs = Target {
+        path: f.display().to_string(),
+        deep: false,
+        kind: TargetKind::Attrs,
+    };
+    backup(
+        &mut tr,
+        &s,
+        1,
+        "mode",
+        std::slice::from_ref(&attrs),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
+    backup(&mut tr, &s, 2, "mode again", &[attrs], None, None)
+        .await
+        .unwrap();
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
+    backup(&mut tr, &s, 3, "content", &[t(&f, false)], None, None)
+        .await
+        .unwrap();
+    fs::write(&f, "v2\n").unwrap();
+    backup(&mut tr, &s, 4, "content again", &[t(&f, false)], None, None)
+        .await
+        .unwrap();
+    fs::write(&f, "v3\n").unwrap();
+    let entries = read_manifest(&mut tr, &s.state_dir, &s.run_id, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let steps: Vec<u32> = restore_order(entries).iter().map(|e| e.step).collect();
+    assert_eq!(steps, [3, 1]);
+    rollback(&mut tr, &s).await;
+    assert_eq!(fs::read_to_string(&f).unwrap(), "v1\n");
+    assert_eq!(mode(&f), 0o644);
+}

@@ -50,7 +50,7 @@ pub enum Exit {
     Invalid = 4,
     /// Rollback incomplete: manual action needed.
     RollbackIncomplete = 5,
-    /// Host identity refused.
+    /// Host identity refused (wins over every other code).
     HostKeyRefused = 6,
     /// No hosts matched.
     NoHosts = 7,
@@ -568,14 +568,18 @@ fn stopped_note(
     })
 }
 
-/// The exit code of a finished run.
+/// The exit code of a finished run. A refused host identity wins over everything else that
+/// happened (a failed gate, a rollback, other failed hosts, a signal): the fleet may be under
+/// attack, and that must not read as an ordinary failure.
 fn exit_of(summary: &exec::Summary) -> Exit {
+    if summary.host_key_refused() {
+        return Exit::HostKeyRefused;
+    }
     match summary.outcome {
         exec::Outcome::Interrupted(15) => Exit::Terminated,
         exec::Outcome::Interrupted(_) => Exit::Interrupted,
         exec::Outcome::RollbackIncomplete => Exit::RollbackIncomplete,
         exec::Outcome::RolledBack => Exit::RolledBack,
-        _ if summary.host_key_refused() => Exit::HostKeyRefused,
         exec::Outcome::Halted => Exit::HostsFailed,
         exec::Outcome::Deadline => Exit::Deadline,
         _ if summary.clean() => Exit::Success,
@@ -753,5 +757,61 @@ fn cmd_doc(out: &mut dyn Write, a: args::DocArgs) -> Result<Exit, Failed> {
             }
             Err(Diagnostics::from(d).into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Exit, exit_of};
+    use crate::exec::outcome::Recap;
+    use crate::exec::{Outcome, Summary};
+    use crate::transport::Reach;
+
+    fn summary(outcome: Outcome, refused: bool) -> Summary {
+        let refused = Recap {
+            unreachable: 1,
+            reach: Some(if refused {
+                Reach::HostKeyRefused
+            } else {
+                Reach::Unreachable
+            }),
+            ..Recap::default()
+        };
+        let failed = Recap {
+            failed: 1,
+            ..Recap::default()
+        };
+        Summary {
+            recap: vec![("h1".into(), refused), ("h2".into(), failed)],
+            outcome,
+            ..Summary::default()
+        }
+    }
+
+    #[test]
+    fn a_refused_host_key_wins_the_exit_code_over_everything_else() {
+        for outcome in [
+            Outcome::Completed,
+            Outcome::Deadline,
+            Outcome::Halted,
+            Outcome::RolledBack,
+            Outcome::RollbackIncomplete,
+            Outcome::Interrupted(2),
+            Outcome::Interrupted(15),
+        ] {
+            assert_eq!(
+                exit_of(&summary(outcome, true)),
+                Exit::HostKeyRefused,
+                "{outcome:?}"
+            );
+        }
+        assert_eq!(
+            exit_of(&summary(Outcome::RolledBack, false)),
+            Exit::RolledBack
+        );
+        assert_eq!(
+            exit_of(&summary(Outcome::Completed, false)),
+            Exit::HostsFailed
+        );
     }
 }

@@ -654,50 +654,88 @@ pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
     let journal = recs
         .as_ref()
         .and_then(|_| Journal::create(&state, &a.run_id).ok());
-    let hosts: Vec<String> = targets.keys().cloned().collect();
-    reporter.emit(&Event::RollbackStart { hosts: &hosts });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let inv = Arc::new(inv);
-    let results: Vec<HostRollback> = runtime.block_on(async {
-        let sem = Arc::new(Semaphore::new(opts.forks));
-        let mut set = JoinSet::new();
-        for (host, (dir, prepared_as)) in targets {
-            let (opts, inv, sem) = (Arc::clone(&opts), Arc::clone(&inv), Arc::clone(&sem));
-            let run_id = a.run_id.clone();
-            set.spawn(async move {
-                let _permit = sem.acquire_owned().await;
-                restore_one(&inv, &opts, &host, &dir, &run_id, prepared_as.as_deref()).await
-            });
-        }
-        let mut out = Vec::new();
-        while let Some(r) = set.join_next().await {
-            if let Ok(r) = r {
-                out.push(r);
+    let mut results: Vec<HostRollback> = Vec::new();
+    let mut clean = true;
+    for group in rollback_groups(recs.as_deref().unwrap_or_default(), &targets) {
+        reporter.emit(&Event::RollbackStart { hosts: &group });
+        let done: Vec<HostRollback> = runtime.block_on(async {
+            let sem = Arc::new(Semaphore::new(opts.forks));
+            let mut set = JoinSet::new();
+            for host in group {
+                let Some((dir, prepared_as)) = targets.get(&host).cloned() else {
+                    continue;
+                };
+                let (opts, inv, sem) = (Arc::clone(&opts), Arc::clone(&inv), Arc::clone(&sem));
+                let run_id = a.run_id.clone();
+                set.spawn(async move {
+                    let _permit = sem.acquire_owned().await;
+                    restore_one(&inv, &opts, &host, &dir, &run_id, prepared_as.as_deref()).await
+                });
+            }
+            let mut out = Vec::new();
+            while let Some(r) = set.join_next().await {
+                if let Ok(r) = r {
+                    out.push(r);
+                }
+            }
+            out.sort_by(|a, b| a.host.cmp(&b.host));
+            out
+        });
+        for r in &done {
+            reporter.emit(&Event::Rollback(r));
+            clean &= r.clean();
+            if let Some(j) = &journal {
+                j.note(&Record::Rollback {
+                    host: r.host.clone(),
+                    run_id: a.run_id.clone(),
+                    restored: r.restored,
+                    error: (!r.clean()).then(|| r.errors.join("; ")),
+                });
             }
         }
-        out.sort_by(|a, b| a.host.cmp(&b.host));
-        out
-    });
-    let mut clean = true;
-    for r in &results {
-        reporter.emit(&Event::Rollback(r));
-        clean &= r.clean();
-        if let Some(j) = &journal {
-            j.note(&Record::Rollback {
-                host: r.host.clone(),
-                run_id: a.run_id.clone(),
-                restored: r.restored,
-                error: (!r.clean()).then(|| r.errors.join("; ")),
-            });
-        }
+        results.extend(done);
     }
-    Ok(if clean {
+    Ok(if results.iter().any(HostRollback::host_key_refused) {
+        Exit::HostKeyRefused
+    } else if clean {
         Exit::Success
     } else {
         Exit::RollbackIncomplete
     })
+}
+
+/// The groups `rdeploy rollback` restores `targets` in, one after the other: the run's batches
+/// as its journal recorded them, newest first, each host once (in the newest batch it was in),
+/// so that no more hosts are being restored at once than the run deployed at once; then, in one
+/// group, the hosts no batch names (no journal: another controller).
+fn rollback_groups<T>(recs: &[Record], targets: &BTreeMap<String, T>) -> Vec<Vec<String>> {
+    let mut taken: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut groups = Vec::new();
+    for r in recs.iter().rev() {
+        if let Record::Batch { hosts, .. } = r {
+            let group: Vec<String> = hosts
+                .iter()
+                .filter(|h| targets.contains_key(*h) && taken.insert(h.as_str()))
+                .cloned()
+                .collect();
+            if !group.is_empty() {
+                groups.push(group);
+            }
+        }
+    }
+    let rest: Vec<String> = targets
+        .keys()
+        .filter(|h| !taken.contains(h.as_str()))
+        .cloned()
+        .collect();
+    if !rest.is_empty() {
+        groups.push(rest);
+    }
+    groups
 }
 
 /// The lock of the run's inventory and playbook, so that a rollback and a run of them never
@@ -753,7 +791,7 @@ async fn restore_one(
             let lock_dir = Some(state_dir).filter(|d| !d.is_empty());
             if let Err(e) = crate::exec::host::lock_host(&mut tr, host, lock_dir, &holder).await {
                 tr.close().await;
-                return HostRollback::failed(host, e.to_string());
+                return HostRollback::unusable(host, &e, run_id);
             }
             let dir = match state_dir {
                 "" => default_dir_holding(&mut tr, run_id).await,
@@ -763,7 +801,7 @@ async fn restore_one(
             tr.close().await;
             r
         }
-        Err(e) => HostRollback::failed(host, e.to_string()),
+        Err(e) => HostRollback::unusable(host, &e, run_id),
     }
 }
 

@@ -5,7 +5,8 @@
 //! batch whose every host failed stops the play unless it is `100`; `any_errors_fatal`), running
 //! the play's probes on the batch's healthy hosts at once, and the rollback sequence: restore
 //! each host's backups newest first, run the play's `rollback:` tasks (and their handlers), then
-//! the health gate again. Probing itself is `probe/`'s; restoring is `rollback.rs`'s. It must
+//! the health gate again; with `rollback_scope: all`, that sequence batch by batch, newest
+//! batch first, stopping at a batch that does not come back clean. Probing itself is `probe/`'s; restoring is `rollback.rs`'s. It must
 //! not print: everything goes out as events.
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::probe::{self, ProbeOutcome};
 use crate::report::events::Event;
 use crate::rollback::{self, HostRollback};
 use crate::template;
+use crate::transport::Reach;
 use crate::yaml::{Kind, Node};
 
 fn deadline_passed(play: &Play) -> String {
@@ -286,16 +288,91 @@ impl<'r> Runner<'r> {
             self.outcome = self.outcome.max(Outcome::Halted);
             return;
         }
-        let hosts: Vec<String> = match play.rollback_scope {
-            RollbackScope::Batch => batch.to_vec(),
-            RollbackScope::All => self
-                .states
+        let groups = self.rollback_groups(play.rollback_scope, batch);
+        let mut clean = true;
+        for (i, group) in groups.iter().enumerate() {
+            if self
+                .roll_back_group(play, scope, group, (index, total))
+                .await
+            {
+                continue;
+            }
+            clean = false;
+            let left: Vec<&str> = groups[i + 1..]
                 .iter()
-                .filter(|(h, s)| s.backups.store.is_some() || batch.contains(h))
-                .map(|(h, _)| h.clone())
-                .collect(),
-        };
-        let mut clean = self.restore(&hosts).await;
+                .flatten()
+                .map(String::as_str)
+                .collect();
+            if !left.is_empty() {
+                let msg = match &self.shared.opts.run {
+                    Some(run) => format!(
+                        "the rollback stopped: {} still run this run's changes (`rdeploy rollback {} --limit {}` when the hosts rolled back are fixed)",
+                        left.join(", "),
+                        run.run_id,
+                        left.join(",")
+                    ),
+                    None => format!(
+                        "the rollback stopped: {} were not rolled back",
+                        left.join(", ")
+                    ),
+                };
+                self.reporter.emit(&Event::Warning(&msg));
+            }
+            break;
+        }
+        self.outcome = self.outcome.max(if clean {
+            Outcome::RolledBack
+        } else {
+            Outcome::RollbackIncomplete
+        });
+    }
+
+    /// The hosts a rollback covers, in the groups it restores them in, newest first: with
+    /// `rollback_scope: batch` the failed batch; with `all`, each batch this run started
+    /// (this play's and earlier plays'), newest first, keeping its hosts that took backups
+    /// (and every host of the failed batch), each host once, in the newest batch it was in. No
+    /// group is larger than the batch it was deployed in, so the batch invariant holds during
+    /// the rollback too.
+    fn rollback_groups(
+        &self,
+        rollback_scope: RollbackScope,
+        failed: &[String],
+    ) -> Vec<Vec<String>> {
+        if rollback_scope == RollbackScope::Batch {
+            return vec![failed.to_vec()];
+        }
+        let mut taken: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let mut groups = vec![failed.to_vec()];
+        taken.extend(failed.iter().map(String::as_str));
+        for b in self.started_batches.iter().rev() {
+            let group: Vec<String> = b
+                .iter()
+                .filter(|h| {
+                    self.states
+                        .get(*h)
+                        .is_some_and(|s| s.backups.store.is_some())
+                })
+                .filter(|h| taken.insert(h.as_str()))
+                .cloned()
+                .collect();
+            if !group.is_empty() {
+                groups.push(group);
+            }
+        }
+        groups
+    }
+
+    /// Rolls back one group of hosts: restores their backups at once, runs the play's
+    /// `rollback:` tasks (and their handlers) on those that can be reached, then the health
+    /// gate on them. True when all of it went through.
+    async fn roll_back_group(
+        &mut self,
+        play: &'r Play,
+        scope: &Scope,
+        hosts: &[String],
+        (index, total): (usize, usize),
+    ) -> bool {
+        let mut clean = self.restore(hosts).await;
         // The rollback tasks and the second health gate run on every host that can be reached.
         let reachable: Vec<String> = hosts
             .iter()
@@ -342,11 +419,7 @@ impl<'r> Runner<'r> {
             let msg = format!("after the rollback, {why}: check these hosts by hand");
             self.reporter.emit(&Event::Warning(&msg));
         }
-        self.outcome = self.outcome.max(if clean {
-            Outcome::RolledBack
-        } else {
-            Outcome::RollbackIncomplete
-        });
+        clean
     }
 
     /// Restores this run's backups on `hosts` at once; true when every host was restored.
@@ -355,11 +428,14 @@ impl<'r> Runner<'r> {
             return true;
         };
         self.reporter.emit(&Event::RollbackStart { hosts });
+        let hostvars = self.hostvars();
         let mut set = JoinSet::new();
         for h in hosts {
             let Some(mut st) = self.states.shift_remove(h) else {
                 continue;
             };
+            // The host's connection variables, should its connection have to be opened again.
+            let vars = task::vars_at(&self.shared, &Scope::default(), &hostvars, &mut st, &[]);
             let run = Arc::clone(&run);
             let shared = Arc::clone(&self.shared);
             let sem = Arc::clone(&self.sem);
@@ -382,8 +458,11 @@ impl<'r> Runner<'r> {
                 }
                 let prepared_as = st.backups.prepared_as.clone();
                 let name = st.name.clone();
-                let none = |_: &str| None;
-                let r = match st.transport(&shared.opts, &none).await {
+                let var = |k: &str| vars.get_json(k).and_then(Result::ok);
+                // A connection lost since the host's last step is opened again, and the host's
+                // identity verified again: the rollback must not give up on a host it can reach.
+                let reconnect = st.forget_lost_connection().await;
+                let r = match st.transport(&shared.opts, &var).await {
                     Ok(tr) => {
                         rollback::restore_host(
                             tr,
@@ -394,7 +473,22 @@ impl<'r> Runner<'r> {
                         )
                         .await
                     }
-                    Err(e) => HostRollback::failed(&name, e.to_string()),
+                    Err(e) => {
+                        // Whatever else the run did, a refused identity is reported as one
+                        // (and wins the exit code); the host is not used again.
+                        if let Some(reach) = e.reach() {
+                            st.unreachable = true;
+                            st.recap.unreachable = 1;
+                            if st.recap.reach != Some(Reach::HostKeyRefused) {
+                                st.recap.reach = Some(reach);
+                            }
+                        }
+                        let mut r = HostRollback::unusable(&name, &e, &run.run_id);
+                        if reconnect && let Some(first) = r.errors.first_mut() {
+                            *first = format!("reconnecting for the rollback: {first}");
+                        }
+                        r
+                    }
                 };
                 (st, r)
             });

@@ -271,6 +271,18 @@ impl HostState {
                 .sum::<usize>()
     }
 
+    /// Forgets the host's connection if it was lost, so the next [`HostState::transport`]
+    /// opens a new one (verifying the host's identity again). True when it was lost.
+    pub async fn forget_lost_connection(&mut self) -> bool {
+        if !self.transport.as_ref().is_some_and(AnyTransport::is_lost) {
+            return false;
+        }
+        if let Some(t) = self.transport.take() {
+            t.close().await;
+        }
+        true
+    }
+
     /// Closes this host's connections (end of the run).
     pub async fn close(&mut self) {
         if let Some(t) = self.transport.take() {
@@ -281,6 +293,9 @@ impl HostState {
         }
     }
 }
+
+/// How often a lock still held by this run's own lost connection is tried (200 ms apart).
+const OWN_LOCK_TRIES: u32 = 25;
 
 /// How long the host lock's command may take to answer.
 const HOST_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -300,14 +315,28 @@ pub async fn lock_host(
     };
     let line = crate::transport::cmd::host_lock_line(dir, holder)?;
     let started = std::time::Instant::now();
-    let held = ssh.hold(&line, HOST_LOCK_WAIT).await?;
-    tracing::debug!(host = %name, took_ms = started.elapsed().as_secs_f64() * 1e3, taken = held.is_none(), "host lock");
-    let Some((out, status)) = held else {
-        return Ok(());
+    let mut tries = 0;
+    let (out, status, held) = loop {
+        let taken = ssh.hold(&line, HOST_LOCK_WAIT).await?;
+        tracing::debug!(host = %name, took_ms = started.elapsed().as_secs_f64() * 1e3, taken = taken.is_none(), "host lock");
+        let Some((out, status)) = taken else {
+            return Ok(());
+        };
+        let held = out
+            .lines()
+            .find_map(|l| l.strip_prefix(crate::transport::cmd::HOST_LOCK_HELD))
+            .map(str::to_string);
+        // Held by this very run: its lost connection's lock, released as soon as the host
+        // notices the connection is gone (a reconnection for the rollback).
+        tries += 1;
+        if status == 75 && held.as_deref().map(str::trim) == Some(holder) && tries < OWN_LOCK_TRIES
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            continue;
+        }
+        break (out, status, held);
     };
-    let held = out
-        .lines()
-        .find_map(|l| l.strip_prefix(crate::transport::cmd::HOST_LOCK_HELD));
+    let held = held.as_deref();
     Err(match (status, held) {
         (75, Some(h)) => TransportError::HostLocked(format!(
             "{name}: locked by {} (its host lock); nothing was sent to this host",

@@ -297,6 +297,7 @@ pub async fn run<'r>(
         play: None,
         halted: false,
         outcome: Outcome::Completed,
+        started_batches: Vec::new(),
         timing: Timing::default(),
         handlers: Vec::new(),
         play_layers: Arc::new(Vec::new()),
@@ -424,6 +425,9 @@ struct Runner<'r> {
     halted: bool,
     /// How the run is ending.
     outcome: Outcome,
+    /// Every batch started so far in the run (all plays), oldest first: `rollback_scope: all`
+    /// rolls back in these groups, newest first.
+    started_batches: Vec<Vec<String>>,
     /// Where the time went.
     timing: Timing,
     /// The play's handlers in load order, each with the scope it runs in (its role
@@ -541,6 +545,7 @@ impl<'r> Runner<'r> {
                     hosts: batch.clone(),
                 });
             }
+            self.started_batches.push(batch.clone());
             let magic = Arc::new(play_magic(&self.inventory, &all, batch));
             self.batch = batch.clone();
             for h in batch {

@@ -177,7 +177,7 @@ pub enum RollbackScope {
     /// Only the failed batch (the default).
     #[default]
     Batch,
-    /// Every host this run updated.
+    /// Every host this run updated, in the batches it was deployed in, newest first.
     All,
 }
 

@@ -751,6 +751,14 @@ impl AnyTransport {
         }
     }
 
+    /// The connection is gone: nothing can run on it any more (never for the local transport).
+    pub fn is_lost(&self) -> bool {
+        match self {
+            AnyTransport::Local(_) => false,
+            AnyTransport::Ssh(t) => t.is_lost(),
+        }
+    }
+
     /// Closes the connection (a no-op for the local transport).
     pub async fn close(self) {
         match self {

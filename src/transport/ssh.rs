@@ -168,6 +168,12 @@ impl SshTransport {
         })
     }
 
+    /// The connection is gone (closed by the host, its session killed, keepalives unanswered):
+    /// no command can run on it any more.
+    pub fn is_lost(&self) -> bool {
+        self.conn.dead_reason().is_some() || self.conn.handle.is_closed()
+    }
+
     /// Timeout of the commands and transfers that set none of their own (set for each task).
     pub fn set_default_timeout(&mut self, timeout: Option<Duration>) {
         self.default_timeout = timeout;
