@@ -153,6 +153,7 @@ impl<'r> Runner<'r> {
         let hostvars = self.hostvars();
         let mut set = JoinSet::new();
         let mut failures: Vec<String> = Vec::new();
+        let crowded = self.crowded(hosts.len());
         for h in hosts {
             let Some(mut st) = self.states.shift_remove(h) else {
                 continue;
@@ -208,6 +209,9 @@ impl<'r> Runner<'r> {
                         }
                     }
                 };
+                if crowded {
+                    st.release().await;
+                }
                 (st, outcomes)
             });
         }
@@ -356,6 +360,7 @@ impl<'r> Runner<'r> {
         };
         self.reporter.emit(&Event::RollbackStart { hosts });
         let mut set = JoinSet::new();
+        let crowded = self.crowded(hosts.len());
         for h in hosts {
             let Some(mut st) = self.states.shift_remove(h) else {
                 continue;
@@ -396,6 +401,9 @@ impl<'r> Runner<'r> {
                     }
                     Err(e) => HostRollback::failed(&name, e.to_string()),
                 };
+                if crowded {
+                    st.release().await;
+                }
                 (st, r)
             });
         }
