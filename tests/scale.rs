@@ -38,12 +38,11 @@ fn inventory(fleet: &Fleet, per_host: impl Fn(usize) -> Map<String, Value>) -> S
     serde_json::to_string(&json!({ "all": { "hosts": hosts } })).unwrap()
 }
 
-/// `prlimit --nofile=N:N -- rdeploy ARGS` with the sandbox's environment: soft and hard
-/// limit alike, so that rdeploy's raise of the soft limit cannot lift it.
-fn with_nofile(sb: &Sandbox, limit: u64, args: &[&str]) -> Command {
+/// `prlimit --nofile=SOFT:HARD -- rdeploy ARGS` with the sandbox's environment.
+fn with_nofile(sb: &Sandbox, (soft, hard): (u64, u64), args: &[&str]) -> Command {
     let inner = sb.rdeploy_process(args);
     let mut cmd = Command::new("prlimit");
-    cmd.arg(format!("--nofile={limit}:{limit}"))
+    cmd.arg(format!("--nofile={soft}:{hard}"))
         .arg("--")
         .arg(inner.get_program())
         .args(inner.get_args())
@@ -85,9 +84,10 @@ fn running_out_of_open_files_is_a_controller_error_never_a_host_key_refusal() {
         "pb.yaml",
         "- hosts: all\n  gather_facts: no\n  tasks:\n    - command: sleep 1\n",
     );
+    // Soft and hard limit alike: rdeploy's raise of the soft limit cannot lift it.
     let out = with_nofile(
         &sb,
-        32,
+        (32, 32),
         &[
             "run", "pb.yaml", "-i", "inv.yaml", "--forks", "40", "--output", "json",
         ],
@@ -215,5 +215,36 @@ fn descriptors_stay_bounded_by_forks_not_by_the_fleet_and_a_rollback_reconnects(
     assert!(
         fds <= 4 * 2 + 64,
         "{fds} descriptors open at once with --forks 2"
+    );
+}
+
+#[test]
+fn a_low_soft_open_files_limit_is_raised_to_the_hard_one_at_start() {
+    // The same 40 hosts at once under a soft limit of 32 but a hard one of 4096: rdeploy
+    // raises its soft limit first, so every host is reached.
+    let fleet = Fleet::builder().hosts(40).hosts_per_sshd(40).start();
+    let sb = Sandbox::new();
+    sb.write("inv.yaml", inventory(&fleet, |_| Map::new()));
+    sb.write(
+        "pb.yaml",
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - command: sleep 1\n",
+    );
+    let out = with_nofile(
+        &sb,
+        (32, 4096),
+        &["run", "pb.yaml", "-i", "inv.yaml", "--forks", "40"],
+    )
+    .output()
+    .expect("run rdeploy under prlimit");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ok=1") && !stdout.contains("unreachable=1"),
+        "{stdout}"
     );
 }
