@@ -23,6 +23,7 @@ pub mod cli;
 pub mod diag;
 pub mod exec;
 pub mod inventory;
+pub mod limits;
 pub mod modules;
 pub mod plan;
 pub mod playbook;

@@ -19,6 +19,8 @@ fn main() -> ExitCode {
         // stderr, secrets masked, progress bars lifted while a line is written.
         .with_writer(rdeploy::report::progress::log_writer)
         .init();
+    // A descriptor per host in flight: the soft open-files limit is raised to the hard one.
+    rdeploy::limits::raise_open_files();
     let cli = match rdeploy::cli::args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

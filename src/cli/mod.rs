@@ -54,6 +54,8 @@ pub enum Exit {
     HostKeyRefused = 6,
     /// No hosts matched.
     NoHosts = 7,
+    /// The controller ran out of open files or memory (sysexits' `EX_OSERR`).
+    ControllerExhausted = 71,
     /// `--check --detailed-exitcode`: something would change.
     ChangesPending = 10,
     /// Another run holds the lock.
@@ -580,6 +582,7 @@ fn exit_of(summary: &exec::Summary) -> Exit {
         exec::Outcome::Interrupted(_) => Exit::Interrupted,
         exec::Outcome::RollbackIncomplete => Exit::RollbackIncomplete,
         exec::Outcome::RolledBack => Exit::RolledBack,
+        _ if summary.controller_exhausted() => Exit::ControllerExhausted,
         exec::Outcome::Halted => Exit::HostsFailed,
         exec::Outcome::Deadline => Exit::Deadline,
         _ if summary.clean() => Exit::Success,

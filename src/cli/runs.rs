@@ -105,6 +105,7 @@ pub(crate) fn outcome_word(exit: Exit) -> &'static str {
         Exit::RolledBack => "rolled_back",
         Exit::RollbackIncomplete => "rollback_incomplete",
         Exit::HostKeyRefused => "host_key_refused",
+        Exit::ControllerExhausted => "controller_exhausted",
         Exit::Interrupted | Exit::Terminated => "interrupted",
         _ => "failed",
     }

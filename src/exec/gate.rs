@@ -155,6 +155,7 @@ impl<'r> Runner<'r> {
         let hostvars = self.hostvars();
         let mut set = JoinSet::new();
         let mut failures: Vec<String> = Vec::new();
+        let crowded = self.crowded(hosts.len());
         for h in hosts {
             let Some(mut st) = self.states.shift_remove(h) else {
                 continue;
@@ -210,6 +211,9 @@ impl<'r> Runner<'r> {
                         }
                     }
                 };
+                if crowded {
+                    st.release().await;
+                }
                 (st, outcomes)
             });
         }
@@ -430,6 +434,7 @@ impl<'r> Runner<'r> {
         self.reporter.emit(&Event::RollbackStart { hosts });
         let hostvars = self.hostvars();
         let mut set = JoinSet::new();
+        let crowded = self.crowded(hosts.len());
         for h in hosts {
             let Some(mut st) = self.states.shift_remove(h) else {
                 continue;
@@ -490,6 +495,9 @@ impl<'r> Runner<'r> {
                         r
                     }
                 };
+                if crowded {
+                    st.release().await;
+                }
                 (st, r)
             });
         }

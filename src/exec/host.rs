@@ -1,9 +1,10 @@
 //! One host's state for the whole run: its connection, its run-time variables (registered
 //! results, `set_fact`, facts), notified handlers, and whether it failed.
 //!
-//! Owns opening the host's one connection (lazily, on the first task that needs it, then
-//! reused for every task; connections to `delegate_to` targets are kept the same way) and
-//! closing them at the end of the run. Each host's state is moved into that host's future for a
+//! Owns opening the host's connection (lazily, on the first task that needs it, then reused
+//! while the host is in flight; connections to `delegate_to` targets are kept the same way),
+//! closing them when the executor says the host holds nothing (see [`HostState::release`]), and
+//! reopening them the way they were first opened. Each host's state is moved into that host's future for a
 //! task and handed back after it: nothing here is shared or locked. It must not print.
 
 use std::collections::{BTreeSet, HashMap};
@@ -54,8 +55,12 @@ pub struct HostState {
     pub name: String,
     /// How to reach it.
     pub connection: Connection,
-    /// The open connection, once a task needed it.
+    /// The open connection, once a task needed it (closed again by [`HostState::release`]).
     pub transport: Option<AnyTransport>,
+    /// How the host's own connection was first opened, and the host lock's folder: a
+    /// connection released between tasks is reopened the same way, whatever variables the
+    /// caller has at hand (a rollback has none).
+    opened: Option<(Opening, Option<String>)>,
     /// Connections to `delegate_to` targets, by name, kept for the run.
     pub delegates: HashMap<String, AnyTransport>,
     /// The play's variables for this host, tiers 1–5, 8, 9 (set at play start).
@@ -114,6 +119,7 @@ impl HostState {
             name: name.into(),
             connection,
             transport: None,
+            opened: None,
             delegates: HashMap::new(),
             base: Arc::new(Vec::new()),
             magic: Arc::new(Vec::new()),
@@ -198,18 +204,25 @@ impl HostState {
         var: &(dyn Fn(&str) -> Option<Json> + Sync),
     ) -> Result<&mut AnyTransport, TransportError> {
         if self.transport.is_none() {
-            let how = Opening::plan(&self.name, &self.connection, opts, var)?;
-            let mut tr = how.open(opts).await?;
-            if let Some(run) = &opts.run {
-                let dir = match var("rdeploy_state_dir") {
-                    Some(Json::String(d)) => Some(d),
-                    _ => None,
-                };
-                if let Err(e) = lock_host(&mut tr, &self.name, dir.as_deref(), &run.holder).await {
-                    tr.close().await;
-                    return Err(e);
+            let (how, dir) = match &self.opened {
+                Some((how, dir)) => (how.clone(), dir.clone()),
+                None => {
+                    let how = Opening::plan(&self.name, &self.connection, opts, var)?;
+                    let dir = match var("rdeploy_state_dir") {
+                        Some(Json::String(d)) => Some(d),
+                        _ => None,
+                    };
+                    (how, dir)
                 }
+            };
+            let mut tr = how.clone().open(opts).await?;
+            if let Some(run) = &opts.run
+                && let Err(e) = lock_host(&mut tr, &self.name, dir.as_deref(), &run.holder).await
+            {
+                tr.close().await;
+                return Err(e);
             }
+            self.opened = Some((how, dir));
             self.transport = Some(tr);
         }
         self.transport
@@ -281,6 +294,18 @@ impl HostState {
             t.close().await;
         }
         true
+    }
+
+    /// True while the host holds a connection.
+    pub fn connected(&self) -> bool {
+        self.transport.is_some() || !self.delegates.is_empty()
+    }
+
+    /// Closes this host's connections when it is not in flight, so that descriptors stay
+    /// bounded by `--forks`, not by the fleet: the next task that needs one reopens it (and
+    /// retakes the host lock). Nothing queued on a connection outlives a task.
+    pub async fn release(&mut self) {
+        self.close().await;
     }
 
     /// Closes this host's connections (end of the run).
@@ -360,7 +385,7 @@ pub async fn lock_host(
 }
 
 /// How a connection will be opened, decided (and its settings checked) before any I/O.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Opening {
     /// On the controller.
     Local(String),

@@ -265,6 +265,11 @@ impl Summary {
     pub fn host_key_refused(&self) -> bool {
         self.recap.iter().any(|(_, r)| r.host_key_refused())
     }
+
+    /// True when the controller ran out of open files or memory (exit code 71).
+    pub fn controller_exhausted(&self) -> bool {
+        self.recap.iter().any(|(_, r)| r.controller_exhausted())
+    }
 }
 
 /// Runs every play of a checked playbook.
@@ -546,6 +551,7 @@ impl<'r> Runner<'r> {
                 });
             }
             self.started_batches.push(batch.clone());
+            self.release_all_but(batch).await;
             let magic = Arc::new(play_magic(&self.inventory, &all, batch));
             self.batch = batch.clone();
             for h in batch {
@@ -613,6 +619,22 @@ impl<'r> Runner<'r> {
         }
     }
 
+    /// More hosts than `--forks` take part in a step: each host closes its connections when
+    /// its part is done, so that no more than `--forks` hosts (those in flight) hold any.
+    fn crowded(&self, hosts: usize) -> bool {
+        hosts > self.shared.opts.forks.max(1)
+    }
+
+    /// Closes the connections of every host but `keep` (a new batch starts: the hosts of
+    /// earlier batches are out of flight; a rollback reopens what it needs).
+    async fn release_all_but(&mut self, keep: &[String]) {
+        for (h, st) in self.states.iter_mut() {
+            if st.connected() && !keep.contains(h) {
+                st.release().await;
+            }
+        }
+    }
+
     /// A signal or the deadline asked the run to stop.
     fn stopping(&self) -> bool {
         self.shared.stop.load(Ordering::SeqCst) != 0
@@ -630,6 +652,21 @@ impl<'r> Runner<'r> {
             })
             .map(String::as_str)
             .collect();
+        let exhausted = batch.iter().any(|h| {
+            self.states
+                .get(h)
+                .is_some_and(|s| s.recap.controller_exhausted())
+        });
+        if exhausted {
+            // Every later host would fail the same way, for a reason that is not theirs.
+            self.halted = true;
+            let msg = format!(
+                "the controller ran out of open files or memory (open-files limit {}): no new batch is started",
+                crate::limits::open_files_limit()
+                    .map_or("unlimited".to_string(), |n| n.to_string())
+            );
+            self.reporter.emit(&Event::Warning(&msg));
+        }
         if refused.is_empty() {
             return;
         }
@@ -1255,6 +1292,7 @@ impl<'r> Runner<'r> {
         let mut set = JoinSet::new();
         // Each host says when it gets its slot (for the progress bars' hosts in flight).
         let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let crowded = self.crowded(hosts.len());
         for h in hosts {
             let Some(st) = self.states.shift_remove(h) else {
                 continue;
@@ -1270,7 +1308,12 @@ impl<'r> Runner<'r> {
                 };
                 let _permit = sem.acquire_owned().await;
                 let _ = started_tx.send(st.name.clone());
-                run_on_host(ctx, st).await
+                let (mut st, outcome, flow) = run_on_host(ctx, st).await;
+                if crowded {
+                    // Out of flight until the next task: its slot's descriptors go to the next host.
+                    st.release().await;
+                }
+                (st, outcome, flow)
             });
         }
         drop(started_tx);

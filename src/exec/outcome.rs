@@ -169,4 +169,9 @@ impl Recap {
     pub fn host_key_refused(&self) -> bool {
         self.reach == Some(Reach::HostKeyRefused)
     }
+
+    /// True when the controller ran out of open files or memory reaching the host.
+    pub fn controller_exhausted(&self) -> bool {
+        self.reach == Some(Reach::ControllerExhausted)
+    }
 }

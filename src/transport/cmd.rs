@@ -1890,12 +1890,18 @@ pub const HOST_LOCK_TAKEN: &str = "RDEPLOY-HOSTLOCK taken";
 /// What [`host_lock_line`] prints, then the holder's line, when another run holds the lock.
 pub const HOST_LOCK_HELD: &str = "RDEPLOY-HOSTLOCK held ";
 
+/// How long (seconds) the host lock waits for a lock held under the run's own holder line: the
+/// session of a connection this run just closed ([`crate::exec::host::HostState::release`])
+/// may not have ended yet on the host.
+const HOST_LOCK_REWAIT_S: u32 = 10;
+
 /// The host lock's command line: in `dir` (else the login user's default state directory,
 /// `/var/lib/rdeploy` for root, `~/.local/state/rdeploy` otherwise), lock `host.lock` with
 /// `flock -n` on a descriptor of the shell itself, write `holder` into it and print
-/// [`HOST_LOCK_TAKEN`], then wait for stdin to end: the channel, and with it the lock, lives as
-/// long as the connection (sshd closes the command's stdin when the connection dies, even when
-/// the controller was killed). When another process holds it: [`HOST_LOCK_HELD`] and its holder
+/// [`HOST_LOCK_TAKEN`] (a lock whose holder line is `holder`, this run's own, is waited for up
+/// to [`HOST_LOCK_REWAIT_S`]), then wait for stdin to end: the channel, and with it the lock,
+/// lives as long as the connection (sshd closes the command's stdin when the connection dies,
+/// even when the controller was killed). When another process holds it: [`HOST_LOCK_HELD`] and its holder
 /// line, exit 75. Without `flock(1)`: exit 127.
 pub fn host_lock_line(dir: Option<&str>, holder: &str) -> Result<String, CmdError> {
     let dir = match dir {
@@ -1908,7 +1914,8 @@ pub fn host_lock_line(dir: Option<&str>, holder: &str) -> Result<String, CmdErro
             " then d_=/var/lib/rdeploy; else d_=\"$HOME/.local/state/rdeploy\"; fi; fi",
             "; umask 077; command -v flock >/dev/null 2>&1 || exit 127",
             "; mkdir -p \"$d_\" && exec 9>>\"$d_/host.lock\" || exit 71",
-            "; if flock -n 9; then printf '%s\\n' {holder} > \"$d_/host.lock\"",
+            "; if flock -n 9 || {{ [ \"$(head -n 1 \"$d_/host.lock\")\" = {holder} ] && flock -w {rewait} 9; }}",
+            "; then printf '%s\\n' {holder} > \"$d_/host.lock\"",
             "; echo '{taken}'; while IFS= read -r l_; do :; done; exit 0; fi",
             "; printf '{held}'; head -n 1 \"$d_/host.lock\"; exit 75"
         ),
@@ -1916,6 +1923,7 @@ pub fn host_lock_line(dir: Option<&str>, holder: &str) -> Result<String, CmdErro
         holder = quote(holder)?,
         taken = HOST_LOCK_TAKEN,
         held = HOST_LOCK_HELD,
+        rewait = HOST_LOCK_REWAIT_S,
     ))
 }
 
@@ -2112,6 +2120,50 @@ mod tests {
         let out = run_sh(&c.to_shell().unwrap(), b"");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "fallback\n");
         assert_eq!(out.status.code(), Some(3));
+    }
+
+    #[test]
+    fn a_host_lock_held_by_the_runs_own_closing_connection_is_waited_for_another_runs_is_not() {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let hold = |holder: &str| {
+            let mut child = Command::new("sh")
+                .arg("-c")
+                .arg(host_lock_line(Some(d), holder).unwrap())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut first = String::new();
+            BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut first)
+                .unwrap();
+            (child, first)
+        };
+        let (mut first, said) = hold("run-A from c1 since t");
+        assert_eq!(said.trim(), HOST_LOCK_TAKEN);
+        // Another run: refused at once, naming the holder.
+        let other = run_sh(
+            &host_lock_line(Some(d), "run-B from c2 since t").unwrap(),
+            b"",
+        );
+        assert_eq!(other.status.code(), Some(75));
+        let text = String::from_utf8_lossy(&other.stdout);
+        assert!(text.contains("run-A from c1 since t"), "{text}");
+        // The same run reconnecting while its closed connection's session still holds it:
+        // taken as soon as that session ends (its stdin closes), not refused.
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(first.stdin.take());
+            first.wait().unwrap()
+        });
+        let (mut again, said) = hold("run-A from c1 since t");
+        assert_eq!(said.trim(), HOST_LOCK_TAKEN);
+        assert!(releaser.join().unwrap().success());
+        drop(again.stdin.take());
+        assert!(again.wait().unwrap().success());
     }
 
     fn run_sh(line: &str, stdin: &[u8]) -> std::process::Output {

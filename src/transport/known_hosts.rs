@@ -192,6 +192,9 @@ pub struct KnownHostsError {
     pub path: PathBuf,
     /// What went wrong.
     pub msg: String,
+    /// The failure was the controller's own ([`crate::limits::exhausted`]: out of open files
+    /// or memory), not the file's: never a reason to refuse a host.
+    pub exhausted: Option<String>,
 }
 
 impl KnownHosts {
@@ -227,6 +230,7 @@ impl KnownHosts {
                     return Err(KnownHostsError {
                         path: f.clone(),
                         msg: e.to_string(),
+                        exhausted: crate::limits::exhausted(&e),
                     });
                 }
             }
@@ -305,9 +309,10 @@ pub fn learn(
     port: u16,
     key: &HostKey,
 ) -> Result<Verdict, KnownHostsError> {
-    let err = |msg: String| KnownHostsError {
+    let err = |what: &str, e: std::io::Error| KnownHostsError {
         path: file.to_path_buf(),
-        msg,
+        msg: format!("{what}: {e}"),
+        exhausted: crate::limits::exhausted(&e),
     };
     if let Some(dir) = file.parent()
         && !dir.as_os_str().is_empty()
@@ -317,7 +322,7 @@ pub fn learn(
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| err(format!("cannot create its directory: {e}")))?;
+            .map_err(|e| err("cannot create its directory", e))?;
     }
     let mut f: File = OpenOptions::new()
         .read(true)
@@ -325,13 +330,13 @@ pub fn learn(
         .create(true)
         .mode(0o600)
         .open(file)
-        .map_err(|e| err(format!("cannot open for appending: {e}")))?;
-    f.lock().map_err(|e| err(format!("cannot lock: {e}")))?;
+        .map_err(|e| err("cannot open for appending", e))?;
+    f.lock().map_err(|e| err("cannot lock", e))?;
     let mut text = String::new();
     let mut bytes = Vec::new();
     f.seek(SeekFrom::Start(0))
         .and_then(|_| f.read_to_end(&mut bytes))
-        .map_err(|e| err(format!("cannot read: {e}")))?;
+        .map_err(|e| err("cannot read", e))?;
     text.push_str(&String::from_utf8_lossy(&bytes));
     let mut now = others.clone();
     now.add(&text, file);
@@ -349,7 +354,7 @@ pub fn learn(
     line.push('\n');
     f.write_all(line.as_bytes())
         .and_then(|()| f.sync_data())
-        .map_err(|e| err(format!("cannot append: {e}")))?;
+        .map_err(|e| err("cannot append", e))?;
     // The lock is released when `f` is closed.
     Ok(Verdict::Known)
 }

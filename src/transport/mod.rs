@@ -312,6 +312,10 @@ pub enum TransportError {
     /// Another run holds the host's lock (the message names it): nothing else was sent.
     #[error("{0}")]
     HostLocked(String),
+    /// The controller ran out of open files or memory while reaching the host: the
+    /// controller's failure, not the host's (see [`crate::limits`]).
+    #[error("{0}")]
+    Exhausted(String),
     /// [`Transport::get`] found a file larger than allowed.
     #[error("{path} is larger than {max_bytes} bytes")]
     TooLarge {
@@ -435,6 +439,7 @@ impl TransportError {
             TransportError::HostKeyRefused(_) => Some(Reach::HostKeyRefused),
             TransportError::Unresponsive(_) => Some(Reach::TimedOut),
             TransportError::HostLocked(_) => Some(Reach::Locked),
+            TransportError::Exhausted(_) => Some(Reach::ControllerExhausted),
             _ => None,
         }
     }
@@ -454,6 +459,8 @@ pub enum Reach {
     TimedOut,
     /// Another run (another playbook, state directory or controller) holds the host's lock.
     Locked,
+    /// The controller ran out of open files or memory: nothing is known about the host.
+    ControllerExhausted,
 }
 
 impl Reach {
@@ -465,6 +472,7 @@ impl Reach {
             Reach::HostKeyRefused => "host key refused",
             Reach::TimedOut => "timed out",
             Reach::Locked => "locked by another run",
+            Reach::ControllerExhausted => "controller out of resources",
         }
     }
 }

@@ -898,14 +898,31 @@ struct Client {
     policy: HostKeyPolicy,
     files: Vec<PathBuf>,
     known: KnownHosts,
-    refusal: Arc<Mutex<Option<String>>>,
+    refusal: Arc<Mutex<Option<Refusal>>>,
+}
+
+/// Why `check_server_key` said no.
+enum Refusal {
+    /// The host's identity (the message says why).
+    Identity(String),
+    /// The controller ran out of resources while checking it: nothing is known about the key.
+    Exhausted(String),
 }
 
 impl Client {
     fn refuse(&self, why: String) -> bool {
         tracing::warn!(host = %self.label, "{why}");
         if let Ok(mut r) = self.refusal.lock() {
-            *r = Some(why);
+            *r = Some(Refusal::Identity(why));
+        }
+        false
+    }
+
+    /// Gives up on the connection for the controller's own lack of resources.
+    fn exhausted(&self, why: String) -> bool {
+        tracing::warn!(host = %self.label, "{why}");
+        if let Ok(mut r) = self.refusal.lock() {
+            *r = Some(Refusal::Exhausted(why));
         }
         false
     }
@@ -954,7 +971,10 @@ impl Client {
                             let why = v.refusal(&shown, &hk).unwrap_or_default();
                             self.refuse(format!("{}: {why}", self.label))
                         }
-                        Ok(Err(e)) => self.refuse(format!("{}: cannot record its host key: {e}", self.label)),
+                        Ok(Err(e)) => match &e.exhausted {
+                            Some(x) => self.exhausted(format!("{x}: {}: cannot record its host key: {e}", self.label)),
+                            None => self.refuse(format!("{}: cannot record its host key: {e}", self.label)),
+                        },
                         Err(e) => self.refuse(format!("{}: cannot record its host key: {e}", self.label)),
                     }
                 }
@@ -999,7 +1019,11 @@ async fn connect_hop(
         tokio::task::spawn_blocking(move || KnownHosts::load(&files))
             .await
             .map_err(|e| TransportError::Io(format!("{label}: {e}")))?
-            .map_err(|e| TransportError::HostKeyRefused(format!("{label}: {e}")))?
+            .map_err(|e| match &e.exhausted {
+                // Out of descriptors while reading known_hosts says nothing about the host.
+                Some(x) => TransportError::Exhausted(format!("{x}: {label}: {e}")),
+                None => TransportError::HostKeyRefused(format!("{label}: {e}")),
+            })?
     };
     let mut config = client::Config {
         nodelay: true,
@@ -1041,8 +1065,15 @@ async fn connect_hop(
     let mut handle = match connected {
         Ok(h) => h,
         Err(e) => {
-            if let Some(why) = refusal.lock().ok().and_then(|mut r| r.take()) {
-                return Err(TransportError::HostKeyRefused(why));
+            match refusal.lock().ok().and_then(|mut r| r.take()) {
+                Some(Refusal::Identity(why)) => return Err(TransportError::HostKeyRefused(why)),
+                Some(Refusal::Exhausted(why)) => return Err(TransportError::Exhausted(why)),
+                None => {}
+            }
+            if let Some(x) = crate::limits::exhausted_text(&e.to_string()) {
+                return Err(TransportError::Exhausted(format!(
+                    "{x}: {label}: SSH handshake failed: {e}"
+                )));
             }
             return Err(TransportError::Unreachable(format!(
                 "{label}: SSH handshake failed: {e}"
@@ -1060,7 +1091,12 @@ async fn tcp_connect(
 ) -> Result<tokio::net::TcpStream, TransportError> {
     let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
         .await
-        .map_err(|e| TransportError::Unreachable(format!("{label}: cannot resolve {host}: {e}")))?
+        .map_err(|e| match crate::limits::exhausted(&e) {
+            Some(x) => {
+                TransportError::Exhausted(format!("{x}: {label}: cannot resolve {host}: {e}"))
+            }
+            None => TransportError::Unreachable(format!("{label}: cannot resolve {host}: {e}")),
+        })?
         .collect();
     let mut last = None;
     for addr in &addrs {
@@ -1071,7 +1107,15 @@ async fn tcp_connect(
                 }
                 return Ok(s);
             }
-            Err(e) => last = Some(format!("{addr}: {e}")),
+            // No socket for it: the controller's failure, whatever the host is.
+            Err(e) => match crate::limits::exhausted(&e) {
+                Some(x) => {
+                    return Err(TransportError::Exhausted(format!(
+                        "{x}: {label}: cannot connect to {addr}: {e}"
+                    )));
+                }
+                None => last = Some(format!("{addr}: {e}")),
+            },
         }
     }
     Err(TransportError::Unreachable(format!(
@@ -1139,7 +1183,14 @@ async fn authenticate(
             .collect()
     });
     match AgentClient::connect_env().await {
-        Err(_) => tried.push("ssh-agent (none: SSH_AUTH_SOCK unset or unreachable)".into()),
+        Err(e) => {
+            if let Some(x) = crate::limits::exhausted_text(&e.to_string()) {
+                return Err(TransportError::Exhausted(format!(
+                    "{x}: {label}: cannot reach ssh-agent: {e}"
+                )));
+            }
+            tried.push("ssh-agent (none: SSH_AUTH_SOCK unset or unreachable)".into())
+        }
         Ok(mut agent) => match agent.request_identities().await {
             Err(e) => tried.push(format!("ssh-agent (cannot list keys: {e})")),
             Ok(ids) => {
@@ -1195,6 +1246,11 @@ async fn authenticate(
                 },
             },
             Err(e) => {
+                if let Some(x) = crate::limits::exhausted_text(&e.to_string()) {
+                    return Err(TransportError::Exhausted(format!(
+                        "{x}: {label}: cannot read key {shown}: {e}"
+                    )));
+                }
                 tried.push(format!("key {shown} (unreadable: {e})"));
                 continue;
             }
