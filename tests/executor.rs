@@ -1672,3 +1672,130 @@ fn package_update_cache_and_service_daemon_reload_need_no_name() {
         );
     }
 }
+
+/// The run id `rdeploy run` printed.
+fn run_id_of(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("run "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// CVE-2024-9902 class: run as root, a folder on the destination's way that another user
+/// replaced by a symlink (to a folder they do not own) is refused, naming it; nothing is
+/// written where the link points. (The machine the tests run on runs them as root.)
+#[test]
+fn a_write_through_a_parent_symlink_owned_by_another_user_is_refused() {
+    if !rustix::process::geteuid().is_root() {
+        return; // only root can give a link to another user
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    std::fs::create_dir_all(dir.path().join("srv/app")).unwrap();
+    std::fs::create_dir_all(dir.path().join("etc-target")).unwrap();
+    let conf = dir.path().join("srv/app/conf");
+    std::os::unix::fs::symlink(dir.path().join("etc-target"), &conf).unwrap();
+    let chown = std::process::Command::new("chown")
+        .args(["-h", "nobody"])
+        .arg(&conf)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let pb = format!(
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: {{ dest: '{d}/srv/app/conf/app.ini', content: 'secret=1' }}\n"
+    );
+    let (code, out, err) = run(dir.path(), &pb, &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    let uid = std::fs::symlink_metadata(&conf).unwrap();
+    let uid = std::os::unix::fs::MetadataExt::uid(&uid);
+    assert!(
+        out.contains(&format!(
+            "refusing to write {d}/srv/app/conf/app.ini: parent {d}/srv/app/conf is a symlink owned by uid {uid} (neither root nor the user the task runs as); nothing was changed"
+        )),
+        "{out}{err}"
+    );
+    assert_eq!(
+        recap_line(&out),
+        "localhost : ok=0 changed=0 unreachable=0 failed=1 skipped=0 rescued=0 ignored=0"
+    );
+    let written: Vec<_> = std::fs::read_dir(dir.path().join("etc-target"))
+        .unwrap()
+        .collect();
+    assert!(written.is_empty(), "written through the link: {written:?}");
+    // A link root owns (like /var/run -> /run) is written through as before.
+    std::os::unix::fs::lchown(&conf, Some(0), None).unwrap();
+    let (code, out, err) = run(dir.path(), &pb, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("etc-target/app.ini")).unwrap(),
+        "secret=1"
+    );
+}
+
+/// `rdeploy rollback` of a copy into `a/b/` when `a` did not exist leaves no `a`.
+#[test]
+fn rollback_removes_the_folders_a_copy_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    std::fs::write(dir.path().join("c.txt"), "c\n").unwrap();
+    std::fs::create_dir(dir.path().join("srv")).unwrap();
+    let pb = format!(
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: {{ src: c.txt, dest: '{d}/srv/a/b/' }}\n    - file: {{ path: '{d}/srv/x/y/z', state: directory }}\n"
+    );
+    let hs_arg = format!("rdeploy_state_dir={d}/hoststate");
+    let (code, out, err) = run(dir.path(), &pb, &["-e", &hs_arg]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("srv/a/b/c.txt")).unwrap(),
+        "c\n"
+    );
+    assert!(dir.path().join("srv/x/y/z").is_dir());
+    let back = Command::cargo_bin("rdeploy")
+        .unwrap()
+        .current_dir(dir.path())
+        .env("RDEPLOY_STATE_DIR", dir.path().join("state"))
+        .args(["rollback", &run_id_of(&out), "-i", "inv.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        back.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&back.stdout),
+        String::from_utf8_lossy(&back.stderr)
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("srv"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// A transfer killed outright left `.NAME.rdeploy-tmp.*` next to its destination: the next
+/// run that writes in that folder removes it.
+#[test]
+fn a_stale_temp_file_next_to_a_destination_is_gone_after_the_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let www = dir.path().join("www");
+    std::fs::create_dir(&www).unwrap();
+    let stale = www.join(".index.html.rdeploy-tmp.12345.9f8e7d");
+    std::fs::write(&stale, "half a file").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(600))
+        .unwrap();
+    let pb = format!(
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: {{ dest: '{d}/www/index.html', content: 'hello' }}\n"
+    );
+    let (code, out, err) = run(dir.path(), &pb, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!stale.exists(), "the stale temp file is still there");
+    let left: Vec<_> = std::fs::read_dir(&www)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["index.html"]);
+}

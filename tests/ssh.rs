@@ -1149,6 +1149,50 @@ fn become_runs_commands_and_writes_files_as_root_through_sudo() {
     );
 }
 
+/// CVE-2024-9902 class, on a real host: the unprivileged login user replaced a folder of the
+/// tree by a symlink to a root-owned folder; a `become: yes` copy into the tree is refused,
+/// naming the link, and nothing is written where it points.
+#[test]
+fn a_root_write_through_a_folder_the_login_user_replaced_by_a_symlink_is_refused() {
+    need_sudo();
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let app = h.path("/srv/app");
+    let target = h.path("/etc/rdeploy-test/elsewhere");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::create_dir_all(&target).unwrap();
+    let conf = app.join("conf");
+    std::os::unix::fs::symlink("/etc/rdeploy-test/elsewhere", &conf).unwrap();
+    let uid = std::process::Command::new("id")
+        .args(["-u", USER])
+        .output()
+        .unwrap();
+    let uid: u32 = String::from_utf8_lossy(&uid.stdout).trim().parse().unwrap();
+    std::os::unix::fs::lchown(&conf, Some(uid), None).unwrap();
+    let sb = sandbox(
+        &fleet,
+        "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - copy: { content: \"x=1\\n\", dest: /srv/app/conf/app.ini }\n",
+    );
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    let msg = r.last(h.name())["msg"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        msg,
+        format!(
+            "refusing to write /srv/app/conf/app.ini: parent /srv/app/conf is a symlink owned by uid {uid} (neither root nor the user the task runs as); nothing was changed"
+        ),
+        "{}",
+        r.explain()
+    );
+    assert!(
+        std::fs::read_dir(&target).unwrap().next().is_none(),
+        "written through the link"
+    );
+}
+
 /// Installs the test user's sudoers rule; sudo itself must be installed.
 fn need_sudo() {
     assert!(

@@ -226,6 +226,31 @@ pub fn new_run_id() -> String {
     )
 }
 
+/// The unix second a [`new_run_id`] was made in (its `YYYYMMDDTHHMMSSZ` stamp); `None` for an
+/// id of another shape.
+pub fn run_started(id: &str) -> Option<u64> {
+    let stamp = id.get(..16)?;
+    let b = stamp.as_bytes();
+    if b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let s = stamp.get(r)?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    let (y, m, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (h, mi, s) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let days = crate::modules::system::common::days_from_civil(i64::from(y), m, d);
+    u64::try_from(days)
+        .ok()
+        .map(|days| days * 86_400 + u64::from(h) * 3600 + u64::from(mi) * 60 + u64::from(s))
+}
+
 /// Whether `id` has the shape of a run id (so it is safe in paths on both sides).
 pub fn valid_run_id(id: &str) -> bool {
     !id.is_empty()
@@ -454,6 +479,25 @@ mod tests {
             new_run_id()
         };
         assert!(a < b, "{a} then {b}");
+    }
+
+    #[test]
+    fn a_run_id_says_when_its_run_started() {
+        assert_eq!(run_started("20001231T235959Z-abcdef"), Some(978_307_199));
+        assert_eq!(run_started("20000229T123456Z-000001"), Some(951_827_696));
+        let t = now();
+        let id = new_run_id();
+        let started = run_started(&id).unwrap();
+        assert!(started >= t && started <= now(), "{id}: {started}");
+        for other in [
+            "r1",
+            "",
+            "2026120xT000000Z-1",
+            "20261301T000000Z-1",
+            "20261201T0000Z",
+        ] {
+            assert_eq!(run_started(other), None, "{other}");
+        }
     }
 
     #[tokio::test]

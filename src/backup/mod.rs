@@ -79,6 +79,15 @@ pub struct Entry {
     /// version (empty: not installed).
     #[serde(default)]
     pub state: String,
+    /// An `absent` path: how many folders above it were missing too (`a` and `a/b` for
+    /// `a/b/c` when `a` was missing), which the step may have created. Restoring the entry
+    /// removes those that are empty, deepest first. Absent from older manifests: 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub parents: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Entry {
@@ -193,14 +202,77 @@ for old_ in "$@"; do
 done
 exit 0"#;
 
-/// Backs up each `INDEX PATH DEEP PREFIX` group after `STATE RUN STEP`: copies the data (into
-/// the entry's folder, made only when there is data to keep), then appends the manifest line
-/// (PREFIX is the controller's JSON for the fixed fields, without the closing brace; one
-/// `printf`, one write) and prints it. Only `mkdir`, `cp`, `readlink`, `sha256sum` and `stat`
-/// run as processes, and only for what exists.
-const BACKUP: &str = r#"; sd_=$1; run_=$2; step_=$3; shift 3
+/// The exit status of a backup that refused a path (its stderr says why): nothing was
+/// backed up or changed.
+pub const REFUSED: i32 = 6;
+
+/// `up_`: sets `q_` to the folder holding the path in `q_` (what `dirname` prints; no process).
+macro_rules! up_fn {
+    () => {
+        r#"
+up_() {
+  while [ "${q_%/}" != "$q_" ] && [ "$q_" != / ]; do q_=${q_%/}; done
+  case $q_ in */*) q_=${q_%/*} ;; *) q_=. ;; esac
+  while [ "${q_%/}" != "$q_" ]; do q_=${q_%/}; done
+  [ -n "$q_" ] || q_=/
+}"#
+    };
+}
+
+/// Backs up each `INDEX PATH DEEP PREFIX` group after `STATE RUN STEP STARTED`: copies the
+/// data (into the entry's folder, made only when there is data to keep), then appends the
+/// manifest line (PREFIX is the controller's JSON for the fixed fields, without the closing
+/// brace; one `printf`, one write) and prints it. Only `mkdir`, `cp`, `readlink`,
+/// `sha256sum` and `stat` run as processes, and only for what exists.
+///
+/// Before anything, every path's folders are looked at: a symlink among them owned by neither
+/// root nor the user the backup runs as (the step's user) is refused, naming it (exit 6; the
+/// CVE-2024-9902 class: a user who replaced a folder by a link to somewhere else would have
+/// the step write there). For an absent path, the folders above it that are missing too are
+/// counted (`parents`). In each folder a path is in, rdeploy's temporary files
+/// (`.NAME.rdeploy-tmp.*`, `.NAME.rdeploy-validate.*`, `.NAME.rdeploy-ln.*`) last modified
+/// before STARTED (the run's start, unix seconds; empty: none is removed) are removed: left
+/// by a killed transfer, they belong to no live write (the host lock keeps other runs out).
+const BACKUP: &str = concat!(
+    "; sd_=$1; run_=$2; step_=$3; t0_=$4; shift 4",
+    up_fn!(),
+    r#"
 umask 077
 man_="$sd_/runs/$run_.json"
+me_=
+chk_() {
+  case $1 in */) q_="${1}x" ;; *) q_=$1 ;; esac
+  while up_; [ "$q_" != / ] && [ "$q_" != . ]; do
+    [ -L "$q_" ] || continue
+    o_=$(stat -c %u -- "$q_") || exit 3
+    [ "$o_" = 0 ] && continue
+    if [ -z "$me_" ]; then me_=$(id -u) || exit 3; fi
+    [ "$o_" = "$me_" ] && continue
+    printf 'refusing to write %s: parent %s is a symlink owned by uid %s (neither root nor the user the task runs as)\n' "$1" "$q_" "$o_" >&2
+    exit 6
+  done
+}
+j_=0; pp_=
+for a_ in "$@"; do
+  j_=$((j_ + 1))
+  case $((j_ % 4)) in
+  2) pp_=$a_ ;;
+  3) case $a_ in svc|pkg) ;; *) chk_ "$pp_" ;; esac ;;
+  esac
+done
+c_=
+clean_() {
+  [ -n "$t0_" ] || return 0
+  q_=$1; up_
+  [ "$q_" = "$c_" ] && return 0
+  c_=$q_
+  for f_ in "$q_"/.*.rdeploy-tmp.* "$q_"/.*.rdeploy-validate.* "$q_"/.*.rdeploy-ln.*; do
+    if [ -L "$f_" ] || [ -f "$f_" ]; then
+      y_=$(stat -c %Y -- "$f_") && [ "$y_" -lt "$t0_" ] && rm -f -- "$f_"
+    fi
+  done
+  return 0
+}
 while [ $# -ge 4 ]; do
   i_=$1; p_=$2; deep_=$3; pre_=$4; shift 4
   if [ "$deep_" = svc ]; then
@@ -229,6 +301,7 @@ while [ $# -ge 4 ]; do
     printf "$f_" "$pre_" "$v_"
     continue
   fi
+  clean_ "$p_"
   d_="$sd_/backups/$run_/$step_/$i_"
   if [ -e "$d_" ] || [ -L "$d_" ]; then rm -rf -- "$d_" || exit 3; fi
   h_=
@@ -240,15 +313,19 @@ while [ $# -ge 4 ]; do
     if [ "$deep_" = 1 ]; then mkdir -p -- "$d_" && cp -a -- "$p_" "$d_/data" && chmod 700 -- "$d_/data" || exit 3; fi
   elif [ -e "$p_" ]; then k_=other
   else k_=absent; fi
+  n_=0
   if [ "$k_" = absent ]; then m_=; u_=null; g_=null
+    q_=$p_
+    while up_; [ ! -e "$q_" ] && [ ! -L "$q_" ] && [ "$n_" -lt 4096 ]; do n_=$((n_ + 1)); done
   else s_=$(stat -c '%a %u %g' -- "$p_") || exit 3
     m_=${s_%% *}; s_=${s_#* }; u_=${s_%% *}; g_=${s_#* }; fi
   if [ "$deep_" = 1 ]; then x_=true; else x_=false; fi
-  f_='%s,"kind":"%s","mode":"%s","uid":%s,"gid":%s,"sha256":"%s","deep":%s}\n'
-  printf "$f_" "$pre_" "$k_" "$m_" "$u_" "$g_" "$h_" "$x_" >> "$man_" || exit 3
-  printf "$f_" "$pre_" "$k_" "$m_" "$u_" "$g_" "$h_" "$x_"
+  f_='%s,"kind":"%s","mode":"%s","uid":%s,"gid":%s,"sha256":"%s","deep":%s,"parents":%s}\n'
+  printf "$f_" "$pre_" "$k_" "$m_" "$u_" "$g_" "$h_" "$x_" "$n_" >> "$man_" || exit 3
+  printf "$f_" "$pre_" "$k_" "$m_" "$u_" "$g_" "$h_" "$x_" "$n_"
 done
-exit 0"#;
+exit 0"#
+);
 
 /// Restores one entry: `PATH KIND MODE UID GID DIR SHA256 DEEP`. Exit 4: the restored file's
 /// checksum is wrong; 5: the kind cannot be restored. Only what differs from the backup is
@@ -311,6 +388,21 @@ package)
 *) echo "$p_ was a special file: it cannot be restored" >&2; exit 5 ;;
 esac
 exit 0"#;
+
+/// After an `absent` entry is restored: `PATH N` removes the N folders above PATH that the
+/// step may have created, deepest first, stopping at the first that is not empty (`rmdir`
+/// removes nothing else). Always exits 0.
+const PRUNE_PARENTS: &str = concat!(
+    "; q_=$1; n_=$2",
+    up_fn!(),
+    r#"
+while [ "$n_" -gt 0 ]; do
+  up_
+  rmdir -- "$q_" 2>/dev/null || break
+  n_=$((n_ - 1))
+done
+exit 0"#
+);
 
 /// Marks (`pending`) or unmarks a run whose rollback did not finish.
 const PENDING: &str = r#"; f_="$1/runs/$2.pending"
@@ -441,10 +533,14 @@ pub fn backup_cmd(
     become_: Option<&Become>,
     path_env: Option<&str>,
 ) -> Cmd {
+    let started = journal::run_started(&store.run_id)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
     let mut cmd = Cmd::raw("set --")
         .arg(&store.state_dir)
         .arg(&store.run_id)
-        .arg(step_name(step));
+        .arg(step_name(step))
+        .arg(started);
     for (i, t) in targets.iter().enumerate() {
         let prefix = prefix_json(step, i as u32, task, &t.path, become_, path_env);
         cmd = cmd
@@ -543,7 +639,8 @@ pub async fn read_manifest(
     }
 }
 
-/// Restores one entry (as its task's become user).
+/// Restores one entry (as its task's become user); for an `absent` one, then removes the
+/// folders above it that its step created ([`Entry::parents`]) if they are empty.
 pub async fn restore(
     tr: &mut AnyTransport,
     state_dir: &str,
@@ -562,6 +659,17 @@ pub async fn restore(
         .arg(if e.deep { "true" } else { "false" })
         .arg(&e.state)
         .op(RESTORE);
+    // Each script ends with `exit`: both run in subshells.
+    let cmd = if e.kind == "absent" && e.parents > 0 {
+        Cmd::raw(":").and(cmd).and(
+            Cmd::raw("set --")
+                .arg(&e.path)
+                .arg(e.parents.to_string())
+                .op(PRUNE_PARENTS),
+        )
+    } else {
+        cmd
+    };
     let cmd = match &e.path_env {
         Some(p) => cmd.env("PATH", p.clone()),
         None => cmd,

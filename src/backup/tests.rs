@@ -614,3 +614,187 @@ async fn a_mode_change_then_a_content_change_both_come_back() {
     assert_eq!(fs::read_to_string(&f).unwrap(), "v1\n");
     assert_eq!(mode(&f), 0o644);
 }
+
+/// A step that wrote `a/b/c.txt` where `a` was missing made `a` and `a/b` too: the rollback
+/// takes them away, but never a folder that holds something else by then.
+#[tokio::test]
+async fn a_rollback_removes_the_folders_a_step_created_when_they_are_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = dir.path().join("srv");
+    fs::create_dir(&top).unwrap();
+    let s = store(dir.path(), "20261201T000000Z-000007");
+    let mut tr = tr();
+    prepare(&mut tr, &s, None).await.unwrap();
+    let file = top.join("a/b/c.txt");
+    // The copy module names the folder it copies into (with its slash) and the file.
+    let folder = Target {
+        path: format!("{}/a/b/", top.display()),
+        deep: false,
+        kind: TargetKind::Path,
+    };
+    let e = backup(
+        &mut tr,
+        &s,
+        1,
+        "copy",
+        &[folder, t(&file, false)],
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!((e[0].kind.as_str(), e[0].parents), ("absent", 1));
+    assert_eq!((e[1].kind.as_str(), e[1].parents), ("absent", 2));
+    fs::create_dir_all(top.join("a/b")).unwrap();
+    fs::write(&file, "new").unwrap();
+    rollback(&mut tr, &s).await;
+    assert!(!top.join("a").exists(), "a/ is left behind");
+    assert!(top.is_dir(), "the folder that was there stays");
+
+    // Again, but something else was put in `a` meanwhile: `a` stays with it, `a/b` goes.
+    let s = store(dir.path(), "20261201T000000Z-000008");
+    prepare(&mut tr, &s, None).await.unwrap();
+    backup(&mut tr, &s, 1, "copy", &[t(&file, false)], None, None)
+        .await
+        .unwrap();
+    fs::create_dir_all(top.join("a/b")).unwrap();
+    fs::write(&file, "new").unwrap();
+    fs::write(top.join("a/notes"), "mine").unwrap();
+    rollback(&mut tr, &s).await;
+    assert!(!top.join("a/b").exists());
+    assert_eq!(fs::read_to_string(top.join("a/notes")).unwrap(), "mine");
+}
+
+/// Manifests and journals written before `parents` existed still load (as 0).
+#[test]
+fn manifest_lines_without_parents_still_load() {
+    let line = r#"{"step":1,"index":0,"task":"copy","path":"/srv/a","become_user":null,"path_env":null,"kind":"absent","mode":"","uid":null,"gid":null,"sha256":"","deep":false}"#;
+    let (entries, torn) = parse_manifest(line);
+    assert!(!torn);
+    assert_eq!(entries[0].parents, 0);
+    let json = serde_json::to_string(&entries[0]).unwrap();
+    assert!(!json.contains("parents"), "{json}");
+}
+
+/// CVE-2024-9902 class: a folder on the way replaced by a link that another user owns is
+/// refused, naming it, before anything is backed up or written; links owned by root or by
+/// the user the step runs as are followed as before.
+#[tokio::test]
+async fn a_path_under_a_symlinked_folder_another_user_owns_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("srv/app");
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir_all(&app).unwrap();
+    fs::create_dir_all(&elsewhere).unwrap();
+    let conf = app.join("conf");
+    symlink(&elsewhere, &conf).unwrap();
+    let s = store(dir.path(), "20261201T000000Z-000009");
+    let mut tr = tr();
+    prepare(&mut tr, &s, None).await.unwrap();
+    let file = conf.join("app.ini");
+    // Our own link: allowed.
+    let e = backup(&mut tr, &s, 1, "copy", &[t(&file, false)], None, None)
+        .await
+        .unwrap();
+    assert_eq!(e[0].kind, "absent");
+    if !rustix::process::geteuid().is_root() {
+        return; // only root can give a link to another user
+    }
+    std::os::unix::fs::lchown(&conf, Some(65534), None).unwrap();
+    let err = backup(&mut tr, &s, 2, "copy", &[t(&file, false)], None, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "refusing to write {}: parent {} is a symlink owned by uid 65534 (neither root nor the user the task runs as)",
+            file.display(),
+            conf.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("(exit 6)"), "{err}");
+    let manifest = fs::read_to_string(manifest_path(&s.state_dir, &s.run_id)).unwrap();
+    assert_eq!(
+        manifest.lines().count(),
+        1,
+        "step 2 recorded nothing: {manifest}"
+    );
+    // Every target is looked at before any is backed up.
+    let first = dir.path().join("first.txt");
+    fs::write(&first, "v1").unwrap();
+    backup(
+        &mut tr,
+        &s,
+        3,
+        "copy",
+        &[t(&first, false), t(&file, false)],
+        None,
+        None,
+    )
+    .await
+    .unwrap_err();
+    let manifest = fs::read_to_string(manifest_path(&s.state_dir, &s.run_id)).unwrap();
+    assert_eq!(manifest.lines().count(), 1, "{manifest}");
+    // The same link owned by root is followed.
+    std::os::unix::fs::lchown(&conf, Some(0), None).unwrap();
+    backup(&mut tr, &s, 4, "copy", &[t(&file, false)], None, None)
+        .await
+        .unwrap();
+}
+
+/// A transfer killed outright leaves `.NAME.rdeploy-tmp.*` next to its destination: the next
+/// run's backup before a write in that folder removes it (and the other rdeploy temporary
+/// files from before the run started), and nothing else.
+#[tokio::test]
+async fn stale_temp_files_in_a_folder_about_to_be_written_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let www = dir.path().join("www");
+    fs::create_dir(&www).unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let stale = [
+        ".index.html.rdeploy-tmp.4242.1a2b",
+        ".other.css.rdeploy-tmp.c0ffee",
+        ".index.html.rdeploy-validate.1.2",
+        ".current.rdeploy-ln.abc",
+    ];
+    for name in stale {
+        let f = fs::File::create(www.join(name)).unwrap();
+        f.set_modified(old).unwrap();
+    }
+    let kept = ["notes.rdeploy-tmp.txt", "index.html.bak"];
+    for name in kept {
+        let f = fs::File::create(www.join(name)).unwrap();
+        f.set_modified(old).unwrap();
+    }
+    let s = store(dir.path(), &journal::new_run_id());
+    // Written after the run started: it may belong to a write in progress.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    fs::write(www.join(".app.js.rdeploy-tmp.live"), "x").unwrap();
+    let mut tr = tr();
+    prepare(&mut tr, &s, None).await.unwrap();
+    backup(
+        &mut tr,
+        &s,
+        1,
+        "copy",
+        &[t(&www.join("index.html"), false)],
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    let mut left: Vec<String> = fs::read_dir(&www)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            ".app.js.rdeploy-tmp.live",
+            "index.html.bak",
+            "notes.rdeploy-tmp.txt"
+        ]
+    );
+}

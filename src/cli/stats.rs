@@ -105,19 +105,8 @@ fn parse_date(s: &str) -> Option<u64> {
             }
         }
     };
-    let days = u64::try_from(days_from_civil(y, m, day)).ok()?;
+    let days = u64::try_from(crate::modules::system::common::days_from_civil(y, m, day)).ok()?;
     Some(days * DAY + secs)
-}
-
-/// Howard Hinnant's civil date to days since 1970-01-01.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 fn is_failure(r: &RunInfo) -> bool {

@@ -254,6 +254,13 @@ impl StepBackup<'_> {
                 }
                 return Ok(());
             }
+            // The backup refused a path (a folder on its way is another user's symlink).
+            Some(QueuedOutcome::Failed(out)) if out.status == backup::REFUSED => {
+                return Err(format!(
+                    "{}; nothing was changed",
+                    out.stderr_lossy().trim()
+                ));
+            }
             Some(QueuedOutcome::Failed(out)) => {
                 let (what, hint) = match q.prepares.then(|| self.host.store.take()).flatten() {
                     Some(store) => (
