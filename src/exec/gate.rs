@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 
 use super::{Outcome, Runner, Scope, task};
+use crate::backup::RestoreError;
 use crate::backup::journal::Record;
 use crate::exec::host::HostState;
 use crate::playbook::model::{OnFailure, Play, RollbackScope, Val};
@@ -376,11 +377,14 @@ impl<'r> Runner<'r> {
                 if st.unreachable {
                     let r = HostRollback::failed(
                         &st.name,
-                        "the host is unreachable: its backups are still on it; run `rdeploy rollback` when it is back",
+                        RestoreError::Unreachable {
+                            cause: "the host was lost earlier in the run: its backups are still on it; run `rdeploy rollback` when it is back".into(),
+                        },
                     );
                     return (st, r);
                 }
                 let prepared_as = st.backups.prepared_as.clone();
+                let password = st.backups.become_password.clone();
                 let name = st.name.clone();
                 let none = |_: &str| None;
                 let r = match st.transport(&shared.opts, &none).await {
@@ -390,11 +394,15 @@ impl<'r> Runner<'r> {
                             &name,
                             &store.state_dir,
                             &run.run_id,
-                            prepared_as.as_deref(),
+                            prepared_as.as_ref(),
+                            password.as_deref(),
                         )
                         .await
                     }
-                    Err(e) => HostRollback::failed(&name, e.to_string()),
+                    Err(e) => HostRollback::failed(
+                        &name,
+                        RestoreError::from_transport(&e, "connecting"),
+                    ),
                 };
                 (st, r)
             });
@@ -411,7 +419,7 @@ impl<'r> Runner<'r> {
                 host: r.host.clone(),
                 run_id: run.run_id.clone(),
                 restored: r.restored,
-                error: (!r.clean()).then(|| r.errors.join("; ")),
+                error: (!r.clean()).then(|| r.errors_line()),
             });
             self.states.insert(st.name.clone(), st);
         }
