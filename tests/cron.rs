@@ -944,6 +944,14 @@ fn rollback_of_a_run_whose_journal_is_empty_or_lost_its_start_restores_from_the_
         };
         std::fs::write(&journal, kept).unwrap();
 
+        let show = d.rdeploy(&["show", &id]);
+        assert!(
+            stderr(&show).contains(&format!(
+                "has no start record (it is empty or damaged); `rdeploy rollback {id} -i INVENTORY`"
+            )),
+            "{damage}: {}",
+            text(&show)
+        );
         // The journal names no inventory: the user is told to give one, nothing is touched.
         let without = d.rdeploy(&["rollback", &id]);
         assert_eq!(code(&without), 4, "{damage}: {}", text(&without));

@@ -480,6 +480,16 @@ pub(crate) fn cmd_show(out: &mut dyn Write, a: args::ShowArgs) -> Result<Exit, F
         )));
     };
     say_ignored(&state, &a.run_id, &read)?;
+    if !read.has_start() {
+        report::text(
+            &mut std::io::stderr().lock(),
+            &format!(
+                "rdeploy: the journal of run {id} has no start record (it is empty or damaged); \
+                 `rdeploy rollback {id} -i INVENTORY` restores from the hosts' manifests",
+                id = a.run_id
+            ),
+        )?;
+    }
     let recs = read.records;
     let info = run_info(&a.run_id, &recs);
     let mut hosts: BTreeMap<String, Vec<Value>> = BTreeMap::new();
