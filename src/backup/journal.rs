@@ -415,6 +415,9 @@ pub struct IgnoredLine {
     pub line: usize,
     /// Why it was not read.
     pub why: String,
+    /// It is the file's last line, cut short: a write a crash tore, which lost at most the
+    /// record being written (its writer never heard it was on disk).
+    pub torn_last: bool,
 }
 
 impl std::fmt::Display for IgnoredLine {
@@ -438,6 +441,12 @@ impl Read {
         self.records
             .iter()
             .any(|r| matches!(r, Record::RunStart { .. }))
+    }
+
+    /// Whether records may be missing from the middle of the run: no start record, or a line
+    /// other than a torn last one that did not read back.
+    pub fn damaged(&self) -> bool {
+        !self.has_start() || self.ignored.iter().any(|l| !l.torn_last)
     }
 }
 
@@ -481,6 +490,7 @@ pub fn read(path: &Path) -> io::Result<Read> {
             out.ignored.push(IgnoredLine {
                 line: i + 1,
                 why: "not UTF-8 text".into(),
+                torn_last: false,
             });
             continue;
         };
@@ -492,6 +502,7 @@ pub fn read(path: &Path) -> io::Result<Read> {
             Err(e) => out.ignored.push(IgnoredLine {
                 line: i + 1,
                 why: why_ignored(&e, i == last),
+                torn_last: i == last && e.classify() == serde_json::error::Category::Eof,
             }),
         }
     }
@@ -569,6 +580,8 @@ mod tests {
         assert!(matches!(&got.records[1], Record::Result { status, .. } if status == "changed"));
         assert_eq!(got.ignored.len(), 1);
         assert_eq!(got.ignored[0].line, 3);
+        // (No start record here: `damaged()` would say so for that reason alone.)
+        assert!(got.ignored[0].torn_last);
         assert!(
             got.ignored[0]
                 .to_string()
@@ -577,6 +590,20 @@ mod tests {
             got.ignored[0]
         );
         assert_eq!(run_ids(dir.path()).unwrap(), ["r1"]);
+    }
+
+    /// A crash tears at most the last line: the journal is still whole for rollback; a damaged
+    /// line before it is not.
+    #[test]
+    fn only_a_torn_last_line_leaves_the_journal_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let start = r#"{"event":"run_start","run_id":"r","playbook":"p","inventory":[],"cwd":"/","started":0}"#;
+        fs::write(&path, format!("{start}\n{{\"event\":\"res")).unwrap();
+        let got = read(&path).unwrap();
+        assert!(got.has_start() && !got.damaged(), "{:?}", got.ignored);
+        fs::write(&path, format!("{start}\n{{\"event\":\"res\n{start}\n")).unwrap();
+        assert!(read(&path).unwrap().damaged());
     }
 
     /// A damaged line in the middle is skipped with its number and why; the records around
@@ -603,7 +630,8 @@ mod tests {
             &got.records[0],
             Record::Host { become_user: Some(u), become_method: None, .. } if u == "root"
         ));
-        assert!(!got.has_start());
+        assert!(!got.has_start() && got.damaged());
+        assert!(got.ignored.iter().all(|l| !l.torn_last));
         let said: Vec<String> = got.ignored.iter().map(ToString::to_string).collect();
         assert_eq!(
             said,

@@ -572,10 +572,10 @@ pub(crate) fn cmd_show(out: &mut dyn Write, a: args::ShowArgs) -> Result<Exit, F
 
 /// `rdeploy rollback RUN_ID`: every host the run backed up, restored to before the run, from
 /// the manifests on the hosts. Without the run's journal (another controller), or with a
-/// journal that is empty or damaged (no start record, lines that did not parse), `-i` names
-/// the inventory (a damaged journal that names its own is used) and every host in it (or
-/// `--limit`) is asked for its manifest; the journal's host records still say where those
-/// hosts keep it.
+/// journal that is empty or damaged (no start record, lines other than a torn last one that
+/// did not parse), `-i` names the inventory (a damaged journal that names its own is used) and
+/// every host in it (or `--limit`) is asked for its manifest; the journal's host records still
+/// say where those hosts keep it.
 pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
     super::install_vault(&a.vault)?;
     let state = journal::state_dir(a.state_dir.as_deref());
@@ -583,10 +583,9 @@ pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
     if let Some(read) = &read {
         say_ignored(&state, &a.run_id, read)?;
     }
-    // Trust the journal for which hosts to ask only when it is whole.
-    let ask_every_host = read
-        .as_ref()
-        .is_none_or(|r| !r.has_start() || !r.ignored.is_empty());
+    // Trust the journal for which hosts to ask only when no record can be missing from it (a
+    // torn last line lost only a record whose writer never went on).
+    let ask_every_host = read.as_ref().is_none_or(journal::Read::damaged);
     let recs: Option<Vec<Record>> = read.map(|r| r.records);
     let (sources, base) = match (&recs, a.inventory.is_empty()) {
         (_, false) => (a.inventory.clone(), None),
