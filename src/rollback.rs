@@ -4,13 +4,13 @@
 //! Owns the order and the bookkeeping of a restore: read the run's manifest from the host
 //! (so it works from any controller), mark the run pending, restore its entries in reverse
 //! step order, each subject once (going on past a failure so as much as possible is put
-//! back, and naming each failure), then clear the mark. Used by the executor on a failed batch and by
-//! `rdeploy rollback`. The play's `rollback:` tasks and the health gate after it are the
-//! executor's. It must not print.
+//! back, and naming each failure by its kind; only a lost connection stops it), then clear
+//! the mark. Used by the executor on a failed batch and by `rdeploy rollback`. The play's
+//! `rollback:` tasks and the health gate after it are the executor's. It must not print.
 
 use serde::Serialize;
 
-use crate::backup::{self, Entry};
+use crate::backup::{self, Entry, RestoreError};
 use crate::transport::{AnyTransport, Become, Reach, TransportError};
 
 /// What a rollback did on one host.
@@ -24,8 +24,9 @@ pub struct HostRollback {
     pub restored: usize,
     /// The host had no manifest for the run (it changed nothing that was backed up).
     pub nothing_recorded: bool,
-    /// What failed: `step N (task): message`, in restore order.
-    pub errors: Vec<String>,
+    /// What failed, in restore order, each with its kind (checksum mismatch, cannot restore,
+    /// unreachable, a failure outside the entries).
+    pub errors: Vec<RestoreError>,
     /// The host could not be used for the restore, and why (`host_key_refused` wins the exit
     /// code).
     #[serde(rename = "unreachable_reason", skip_serializing_if = "Option::is_none")]
@@ -39,10 +40,10 @@ impl HostRollback {
     }
 
     /// A rollback that could not start (the host is unreachable, say).
-    pub fn failed(host: &str, error: impl Into<String>) -> HostRollback {
+    pub fn failed(host: &str, error: RestoreError) -> HostRollback {
         HostRollback {
             host: host.to_string(),
-            errors: vec![error.into()],
+            errors: vec![error],
             ..HostRollback::default()
         }
     }
@@ -59,7 +60,11 @@ impl HostRollback {
             reach,
             ..HostRollback::failed(
                 host,
-                format!("{e}; its backups are still on it: {then} `rdeploy rollback {run_id}`"),
+                RestoreError::Unreachable {
+                    cause: format!(
+                        "{e}; its backups are still on it: {then} `rdeploy rollback {run_id}`"
+                    ),
+                },
             )
         }
     }
@@ -68,52 +73,70 @@ impl HostRollback {
     pub fn host_key_refused(&self) -> bool {
         self.reach == Some(Reach::HostKeyRefused)
     }
+
+    /// The errors as one line (`; ` between them), for the journal and the report.
+    pub fn errors_line(&self) -> String {
+        self.errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
-/// Restores `run_id` on the host behind `tr`. `manifest_as` is the user the state folder was
-/// prepared as (the journal's `host` record), `None` for the login user.
+/// Restores `run_id` on the host behind `tr`. `manifest_as` is how the state folder was
+/// prepared (the journal's `host` record: user and method), `None` for the login user;
+/// `password` is the host's become password, if any, for the entries restored as their
+/// task's become user (by the method each was backed up with).
 pub async fn restore_host(
     tr: &mut AnyTransport,
     host: &str,
     state_dir: &str,
     run_id: &str,
-    manifest_as: Option<&str>,
+    manifest_as: Option<&Become>,
+    password: Option<&str>,
 ) -> HostRollback {
-    let become_ = manifest_as.map(|u| Become::sudo(u.to_string()));
     let mut out = HostRollback {
         host: host.to_string(),
         ..HostRollback::default()
     };
-    let entries: Vec<Entry> =
-        match backup::read_manifest(tr, state_dir, run_id, become_.as_ref()).await {
-            Ok(Some(e)) => e,
-            Ok(None) => {
-                out.nothing_recorded = true;
-                return out;
-            }
-            Err(e) => {
-                out.errors.push(format!("reading the manifest: {e}"));
-                return out;
-            }
-        };
+    let entries: Vec<Entry> = match backup::read_manifest(tr, state_dir, run_id, manifest_as).await
+    {
+        Ok(Some(e)) => e,
+        Ok(None) => {
+            out.nothing_recorded = true;
+            return out;
+        }
+        Err(e) => {
+            out.errors
+                .push(RestoreError::from_backup(&e, "reading the manifest"));
+            return out;
+        }
+    };
     out.entries = entries.len();
-    if let Err(e) = backup::set_pending(tr, state_dir, run_id, true, become_.as_ref()).await {
-        out.errors
-            .push(format!("marking the rollback pending: {e}"));
+    if let Err(e) = backup::set_pending(tr, state_dir, run_id, true, manifest_as).await {
+        out.errors.push(RestoreError::from_backup(
+            &e,
+            "marking the rollback pending",
+        ));
         return out;
     }
     for e in backup::restore_order(entries) {
-        match backup::restore(tr, state_dir, run_id, &e).await {
+        match backup::restore(tr, state_dir, run_id, &e, password).await {
             Ok(()) => out.restored += 1,
-            Err(err) => out
-                .errors
-                .push(format!("step {} ({}): {}", e.step, e.task, err)),
+            // The connection is gone: the entries left are not tried, each would say so.
+            Err(err @ RestoreError::Unreachable { .. }) => {
+                out.errors.push(err);
+                break;
+            }
+            Err(err) => out.errors.push(err),
         }
     }
     if out.clean()
-        && let Err(e) = backup::set_pending(tr, state_dir, run_id, false, become_.as_ref()).await
+        && let Err(e) = backup::set_pending(tr, state_dir, run_id, false, manifest_as).await
     {
-        out.errors.push(format!("clearing the pending mark: {e}"));
+        out.errors
+            .push(RestoreError::from_backup(&e, "clearing the pending mark"));
     }
     out
 }

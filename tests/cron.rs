@@ -905,3 +905,268 @@ fn a_bad_stop_grace_is_invalid_input() {
     assert_eq!(code(&out), 4, "{}", text(&out));
     assert!(text(&out).contains("--stop-grace 'soon'"), "{}", text(&out));
 }
+
+// ---------------------------------------------------------------- damaged journals, typed restores
+
+/// A playbook that changes `app.conf` (there before the run, `old`) and creates `new.conf`.
+fn two_files_playbook(d: &Dir) -> String {
+    let dir = d.path().display();
+    format!(
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: {{ dest: '{dir}/app.conf', content: 'new' }}\n    - copy: {{ dest: '{dir}/new.conf', content: 'made' }}\n"
+    )
+}
+
+/// A finished run of [`two_files_playbook`]: its id.
+fn changed_both_files(d: &Dir) -> String {
+    d.write("app.conf", "old");
+    let _ = std::fs::remove_file(d.p("new.conf"));
+    d.write("pb.yaml", &two_files_playbook(d));
+    let run = d.run(&[]);
+    assert_eq!(code(&run), 0, "{}", text(&run));
+    assert_eq!(std::fs::read_to_string(d.p("app.conf")).unwrap(), "new");
+    d.run_ids().pop().unwrap()
+}
+
+#[test]
+fn rollback_of_a_run_whose_journal_is_empty_or_lost_its_start_restores_from_the_hosts_manifests() {
+    let d = Dir::new(ONE, "");
+    for damage in ["empty", "no start record"] {
+        let id = changed_both_files(&d);
+        let journal = d.p(&format!("state/runs/{id}/journal.jsonl"));
+        let kept = match damage {
+            "empty" => String::new(),
+            _ => d
+                .journal_of(&id)
+                .lines()
+                .skip(1)
+                .map(|l| format!("{l}\n"))
+                .collect(),
+        };
+        std::fs::write(&journal, kept).unwrap();
+
+        let show = d.rdeploy(&["show", &id]);
+        assert!(
+            stderr(&show).contains(&format!(
+                "has no start record (it is empty or damaged); `rdeploy rollback {id} -i INVENTORY`"
+            )),
+            "{damage}: {}",
+            text(&show)
+        );
+        // The journal names no inventory: the user is told to give one, nothing is touched.
+        let without = d.rdeploy(&["rollback", &id]);
+        assert_eq!(code(&without), 4, "{damage}: {}", text(&without));
+        assert!(
+            stderr(&without).contains(
+                "has no start record (it is empty or damaged): give the inventory with -i"
+            ),
+            "{damage}: {}",
+            text(&without)
+        );
+        assert_eq!(std::fs::read_to_string(d.p("app.conf")).unwrap(), "new");
+
+        let back = d.rdeploy(&["rollback", &id, "-i", "inv.yaml"]);
+        assert_eq!(code(&back), 0, "{damage}: {}", text(&back));
+        assert!(
+            stdout(&back).contains("restored: [localhost] => 2 of 2 backups restored"),
+            "{damage}: {}",
+            text(&back)
+        );
+        assert_eq!(std::fs::read_to_string(d.p("app.conf")).unwrap(), "old");
+        assert!(
+            !d.p("new.conf").exists(),
+            "{damage}: the created file is removed"
+        );
+    }
+}
+
+#[test]
+fn damaged_journal_lines_are_named_by_number_in_show_resume_and_rollback() {
+    let d = Dir::new(ONE, "");
+    let id = changed_both_files(&d);
+    let journal = d.p(&format!("state/runs/{id}/journal.jsonl"));
+    let mut lines: Vec<String> = d.journal_of(&id).lines().map(str::to_string).collect();
+    // Line 5 torn in the middle of the file, line 7 no record at all.
+    lines[4].truncate(20);
+    lines[6] = "garbage".into();
+    std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
+
+    let show = d.rdeploy(&["show", &id]);
+    assert_eq!(code(&show), 0, "{}", text(&show));
+    let err = stderr(&show);
+    for n in [5, 7] {
+        assert_eq!(
+            err.matches(&format!("journal line {n} ignored: ")).count(),
+            1,
+            "{}",
+            text(&show)
+        );
+    }
+    assert!(err.contains("journal line 5 ignored: cut short"), "{err}");
+    assert!(err.contains("journal line 7 ignored: not JSON"), "{err}");
+    assert!(
+        stdout(&show).contains(&format!("run {id} (pb.yaml): success")),
+        "the lines around them are read: {}",
+        text(&show)
+    );
+
+    // resume reads the journal twice (its arguments, then the run's batches): said once.
+    let resume = d.rdeploy(&["resume", &id]);
+    assert_eq!(code(&resume), 4, "a finished run: {}", text(&resume));
+    assert_eq!(
+        stderr(&resume).matches("journal line 5 ignored: ").count(),
+        1,
+        "{}",
+        text(&resume)
+    );
+
+    // rollback says so and, not trusting a damaged journal for the host list, asks the
+    // inventory's hosts too.
+    let back = d.rdeploy(&["rollback", &id]);
+    assert_eq!(code(&back), 0, "{}", text(&back));
+    assert_eq!(stderr(&back).matches("journal line 7 ignored: ").count(), 1);
+    assert_eq!(std::fs::read_to_string(d.p("app.conf")).unwrap(), "old");
+    assert!(!d.p("new.conf").exists());
+}
+
+/// A folder of fake programs first in PATH: `sudo` records that it was called and refuses;
+/// `su` records its arguments and runs the real one.
+fn fake_become(d: &Dir) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = d.p("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let scripts = [
+        (
+            "sudo",
+            format!(
+                "#!/bin/sh\necho \"sudo $1 $2 $3 $4\" >> {}\necho 'sudo: refused by the test' >&2\nexit 1\n",
+                d.p("sudo.log").display()
+            ),
+        ),
+        (
+            "su",
+            format!(
+                "#!/bin/sh\necho \"su $1 $2 $3\" >> {}\nexec /usr/bin/su \"$@\"\n",
+                d.p("su.log").display()
+            ),
+        ),
+    ];
+    for (name, body) in scripts {
+        let p = bin.join(name);
+        std::fs::write(&p, body).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn a_become_method_su_step_is_rolled_back_through_su_not_sudo() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "the test switches to root with su, which root may do without a password"
+    );
+    let d = Dir::new(ONE, "");
+    let path = fake_become(&d);
+    let conf = d.p("app.conf").display().to_string();
+    d.write("app.conf", "old");
+    d.write(
+        "pb.yaml",
+        &format!(
+            "- hosts: localhost\n  gather_facts: no\n  become: yes\n  become_method: su\n  tasks:\n    - copy: {{ dest: '{conf}', content: '{{{{ v }}}}' }}\n    - command: /bin/false\n      when: fail | default(false) | bool\n  health:\n    - command: 'true'\n"
+        ),
+    );
+    let run = d
+        .cmd(&["run", "pb.yaml", "-i", "inv.yaml", "-e", "v=new"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(code(&run), 0, "{}", text(&run));
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "new");
+    let id = d.run_ids().pop().unwrap();
+    assert!(
+        d.journal_of(&id)
+            .contains(r#""become_user":"root","become_method":"su""#),
+        "the journal's backup entry keeps the method: {}",
+        d.journal_of(&id)
+    );
+    std::fs::write(d.p("su.log"), "").unwrap();
+
+    let back = d
+        .cmd(&["rollback", &id])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(code(&back), 0, "{}", text(&back));
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "old");
+    let su = std::fs::read_to_string(d.p("su.log")).unwrap();
+    assert!(
+        su.contains("su -s /bin/sh root"),
+        "restored through su: {su:?}"
+    );
+
+    // The executor's own rollback of a failed batch too.
+    let failed = d
+        .cmd(&[
+            "run",
+            "pb.yaml",
+            "-i",
+            "inv.yaml",
+            "-e",
+            "v=newer",
+            "-e",
+            "fail=true",
+        ])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(code(&failed), 3, "rolled back cleanly: {}", text(&failed));
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "old");
+    assert!(
+        !d.p("sudo.log").exists(),
+        "sudo was never called: {}",
+        std::fs::read_to_string(d.p("sudo.log")).unwrap_or_default()
+    );
+}
+
+#[test]
+fn a_tampered_backup_is_reported_as_a_checksum_mismatch_by_rollback() {
+    let d = Dir::new(ONE, "");
+    let id = changed_both_files(&d);
+    // The backup of app.conf (step 1) is changed on the host after the run.
+    let data = d.p(&format!("state/local/backups/{id}/0001/0/data"));
+    assert_eq!(std::fs::read_to_string(&data).unwrap(), "old");
+    std::fs::write(&data, "evil").unwrap();
+
+    let back = d.rdeploy(&["rollback", &id]);
+    assert_eq!(code(&back), 5, "{}", text(&back));
+    let out = stdout(&back);
+    let conf = d.p("app.conf").display().to_string();
+    assert!(
+        out.contains("fatal: [localhost]: ROLLBACK INCOMPLETE! 1 of 2 backups restored\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "  - checksum mismatch: {conf} (step 1, copy) differs from its backup after the restore"
+        )),
+        "{out}"
+    );
+    // For machines: the kind and the path.
+    let json = d.rdeploy(&["rollback", &id, "--output", "json"]);
+    let events: Vec<Value> = stdout(&json)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let rb = events
+        .iter()
+        .find(|e| e["event"] == "rollback")
+        .unwrap_or_else(|| panic!("{}", text(&json)));
+    assert_eq!(
+        rb["rollback"]["errors"][0]["kind"], "checksum_mismatch",
+        "{rb}"
+    );
+    assert_eq!(rb["rollback"]["errors"][0]["path"], conf.as_str());
+}

@@ -794,3 +794,57 @@ fn a_run_killed_mid_step_frees_its_hosts_but_a_new_run_over_it_is_refused() {
         .unwrap_or_default();
     assert!(line.ends_with("changed=2"), "{}", hist.explain());
 }
+
+/// A run's journal emptied after the run (a full disk, a truncated file): `rdeploy rollback`
+/// with the inventory restores every host from the manifests kept on the hosts (it used to
+/// exit 7, "changed no host").
+#[test]
+fn rdeploy_rollback_of_a_run_whose_journal_was_emptied_restores_every_host_from_its_manifest() {
+    let r = Rollout::new(2);
+    let state = r.sb.path().join("journals").display().to_string();
+    let pb = r.playbook.display().to_string();
+    let deploy = |v: &str| {
+        let vars = json!({ "app_version": v }).to_string();
+        r.rdeploy(&[
+            "run",
+            &pb,
+            "-i",
+            "inv.yaml",
+            "--output",
+            "json",
+            "--state-dir",
+            &state,
+            "-e",
+            &vars,
+        ])
+    };
+    let v1 = deploy("1.0.0");
+    assert_eq!(v1.code, 0, "{}", v1.explain());
+    let before: Vec<_> = (0..2).map(|i| r.snapshot(i)).collect();
+    let v2 = deploy("2.0.0");
+    assert_eq!(v2.code, 0, "{}", v2.explain());
+    let id = v2.run_id();
+    let journal = Path::new(&state).join(format!("runs/{id}/journal.jsonl"));
+    std::fs::write(&journal, "").unwrap();
+
+    let back = r.rdeploy(&[
+        "rollback",
+        &id,
+        "-i",
+        "inv.yaml",
+        "--state-dir",
+        &state,
+        "--output",
+        "json",
+    ]);
+    assert_eq!(back.code, 0, "{}", back.explain());
+    let restored = back
+        .events
+        .iter()
+        .filter(|e| e["event"] == "rollback" && e["rollback"]["restored"].as_u64() > Some(0))
+        .count();
+    assert_eq!(restored, 2, "{}", back.explain());
+    for (i, snap) in before.iter().enumerate() {
+        assert_eq!(&r.snapshot(i), snap, "host {i} is back on 1.0.0");
+    }
+}

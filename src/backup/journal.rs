@@ -3,10 +3,11 @@
 //!
 //! Owns the record vocabulary ([`Record`]), run ids, the controller state directory
 //! (`--state-dir`, else `$XDG_STATE_HOME/rdeploy`, else `~/.local/state/rdeploy`) and reading
-//! journals back (a torn last line is tolerated). Writes go through one writer thread that
-//! group-commits: every record queued while it wrote is written, then one `fsync` covers them
-//! all, so fifty hosts recording intents at once cost one disk flush, not fifty. An intent
-//! ([`Journal::durable`]) returns only once it is on disk. Records carry statuses, paths and
+//! journals back (a line that does not parse, torn by a crash or damaged, is skipped and
+//! reported with its number). Writes go through one writer thread that group-commits: every
+//! record queued while it wrote is written, then one `fsync` covers them all, so fifty hosts
+//! recording intents at once cost one disk flush, not fifty. An intent ([`Journal::durable`])
+//! returns only once it is on disk. Records carry statuses, paths and
 //! task names, never registered results or variable values; the descriptive texts that can
 //! hold a rendered value (a probe's URL, a gate's reason) have every registered secret masked
 //! before they are written. The journal file is created 0600 and the run folders 0700. It
@@ -88,6 +89,10 @@ pub enum Record {
         /// The user the state folder was prepared as, when not the login user.
         #[serde(default)]
         become_user: Option<String>,
+        /// How `become_user` was become (`sudo` or `su`; never a password). Journals written
+        /// before it was recorded have none: `sudo`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        become_method: Option<crate::transport::BecomeMethod>,
     },
     /// `add_host` added `host` to the run's inventory: how to reach it again for a rollback
     /// (its connection variables; never a password or key passphrase).
@@ -428,18 +433,105 @@ fn write_loop(mut file: File, rx: mpsc::Receiver<(String, Option<Ack>)>) {
     }
 }
 
-/// Reads a journal: its records and whether a line did not parse (a torn last write).
-pub fn read(path: &Path) -> io::Result<(Vec<Record>, bool)> {
-    let text = fs::read_to_string(path)?;
-    let mut torn = false;
-    let mut out = Vec::new();
-    for l in text.lines().filter(|l| !l.trim().is_empty()) {
+/// A journal line that was not read: its 1-based number and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IgnoredLine {
+    /// The line's number in the file, from 1.
+    pub line: usize,
+    /// Why it was not read.
+    pub why: String,
+    /// It is the file's last line, cut short: a write a crash tore, which lost at most the
+    /// record being written (its writer never heard it was on disk).
+    pub torn_last: bool,
+}
+
+impl std::fmt::Display for IgnoredLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "journal line {} ignored: {}", self.line, self.why)
+    }
+}
+
+/// A journal as read back: the records that parsed, and the lines that did not.
+#[derive(Clone, Debug, Default)]
+pub struct Read {
+    /// The records, in file order.
+    pub records: Vec<Record>,
+    /// Lines that did not parse (a write torn by a crash, a damaged file), in file order.
+    pub ignored: Vec<IgnoredLine>,
+}
+
+impl Read {
+    /// Whether the journal has the run's start record (an empty or damaged journal may not).
+    pub fn has_start(&self) -> bool {
+        self.records
+            .iter()
+            .any(|r| matches!(r, Record::RunStart { .. }))
+    }
+
+    /// Whether records may be missing from the middle of the run: no start record, or a line
+    /// other than a torn last one that did not read back.
+    pub fn damaged(&self) -> bool {
+        !self.has_start() || self.ignored.iter().any(|l| !l.torn_last)
+    }
+}
+
+/// Why a line is not a record, in words (serde's message, with the column and without its
+/// "line 1"). `last`: the file's last line, where a cut-short write is a crash's.
+fn why_ignored(e: &serde_json::Error, last: bool) -> String {
+    use serde_json::error::Category;
+    let msg = e.to_string();
+    let msg = match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg,
+    };
+    let col = e.column();
+    match e.classify() {
+        Category::Eof if last => format!("cut short, a write torn by a crash (at column {col})"),
+        Category::Eof => format!("cut short (at column {col})"),
+        Category::Syntax | Category::Io => format!("not JSON ({msg} at column {col})"),
+        Category::Data => match msg.strip_prefix("unknown variant ") {
+            // serde lists every event; the one found is enough.
+            Some(rest) => format!(
+                "not a journal record (unknown event {})",
+                rest.split(',').next().unwrap_or(rest)
+            ),
+            None => format!("not a journal record ({msg})"),
+        },
+    }
+}
+
+/// Reads a journal: its records, and the lines that did not parse with their numbers.
+/// Bytes that are not UTF-8 make their line unreadable, not the file.
+pub fn read(path: &Path) -> io::Result<Read> {
+    let bytes = fs::read(path)?;
+    let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    let last = lines
+        .iter()
+        .rposition(|l| !l.trim_ascii().is_empty())
+        .unwrap_or(0);
+    let mut out = Read::default();
+    for (i, raw) in lines.into_iter().enumerate() {
+        let Ok(l) = std::str::from_utf8(raw) else {
+            out.ignored.push(IgnoredLine {
+                line: i + 1,
+                why: "not UTF-8 text".into(),
+                torn_last: false,
+            });
+            continue;
+        };
+        if l.trim().is_empty() {
+            continue;
+        }
         match serde_json::from_str::<Record>(l) {
-            Ok(r) => out.push(r),
-            Err(_) => torn = true,
+            Ok(r) => out.records.push(r),
+            Err(e) => out.ignored.push(IgnoredLine {
+                line: i + 1,
+                why: why_ignored(&e, i == last),
+                torn_last: i == last && e.classify() == serde_json::error::Category::Eof,
+            }),
         }
     }
-    Ok((out, torn))
+    Ok(out)
 }
 
 /// Every run id with a journal under `state`, oldest first.
@@ -527,10 +619,71 @@ mod tests {
             .unwrap()
             .write_all(b"{\"event\":\"res")
             .unwrap();
-        let (recs, torn) = read(&path).unwrap();
-        assert!(torn);
-        assert_eq!(recs.len(), 2);
-        assert!(matches!(&recs[1], Record::Result { status, .. } if status == "changed"));
+        let got = read(&path).unwrap();
+        assert_eq!(got.records.len(), 2);
+        assert!(matches!(&got.records[1], Record::Result { status, .. } if status == "changed"));
+        assert_eq!(got.ignored.len(), 1);
+        assert_eq!(got.ignored[0].line, 3);
+        // (No start record here: `damaged()` would say so for that reason alone.)
+        assert!(got.ignored[0].torn_last);
+        assert!(
+            got.ignored[0]
+                .to_string()
+                .starts_with("journal line 3 ignored: cut short"),
+            "{}",
+            got.ignored[0]
+        );
         assert_eq!(run_ids(dir.path()).unwrap(), ["r1"]);
+    }
+
+    /// A crash tears at most the last line: the journal is still whole for rollback; a damaged
+    /// line before it is not.
+    #[test]
+    fn only_a_torn_last_line_leaves_the_journal_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let start = r#"{"event":"run_start","run_id":"r","playbook":"p","inventory":[],"cwd":"/","started":0}"#;
+        fs::write(&path, format!("{start}\n{{\"event\":\"res")).unwrap();
+        let got = read(&path).unwrap();
+        assert!(got.has_start() && !got.damaged(), "{:?}", got.ignored);
+        fs::write(&path, format!("{start}\n{{\"event\":\"res\n{start}\n")).unwrap();
+        assert!(read(&path).unwrap().damaged());
+    }
+
+    /// A damaged line in the middle is skipped with its number and why; the records around
+    /// it are read; a `host` record written before the become method was recorded still reads.
+    #[test]
+    fn damaged_lines_are_reported_with_their_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        fs::write(
+            &path,
+            concat!(
+                "{\"event\":\"host\",\"host\":\"a\",\"state_dir\":\"/s\",\"become_user\":\"root\"}\n",
+                "{\"event\":\"bogus\",\"host\":\"a\"}\n",
+                "{\"event\":\"result\",\"host\":\"a\",\"task\":\n",
+                "\n",
+                "not json at all\n",
+                "{\"event\":\"result\",\"host\":\"a\",\"task\":\"t\",\"status\":\"ok\"}\n",
+            ),
+        )
+        .unwrap();
+        let got = read(&path).unwrap();
+        assert_eq!(got.records.len(), 2);
+        assert!(matches!(
+            &got.records[0],
+            Record::Host { become_user: Some(u), become_method: None, .. } if u == "root"
+        ));
+        assert!(!got.has_start() && got.damaged());
+        assert!(got.ignored.iter().all(|l| !l.torn_last));
+        let said: Vec<String> = got.ignored.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            said,
+            [
+                "journal line 2 ignored: not a journal record (unknown event `bogus`)",
+                "journal line 3 ignored: cut short (at column 36)",
+                "journal line 5 ignored: not JSON (expected ident at column 2)",
+            ]
+        );
     }
 }

@@ -22,7 +22,9 @@ pub mod journal;
 use serde::{Deserialize, Serialize};
 
 use crate::modules::runtime::Resource;
-use crate::transport::{AnyTransport, Become, Cmd, Output, Transport, TransportError};
+use crate::transport::{
+    AnyTransport, Become, BecomeMethod, Cmd, Output, Transport, TransportError,
+};
 
 /// The default `rdeploy_state_dir` of a host whose backups run as root.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/rdeploy";
@@ -54,6 +56,11 @@ pub struct Entry {
     /// The user a restore runs as (the task's `become_user`), if any.
     #[serde(default)]
     pub become_user: Option<String>,
+    /// How the backup switched to `become_user` (`sudo` or `su`; never a password): the
+    /// restore switches the same way. Manifests and journals written before it was recorded
+    /// have none: `sudo`.
+    #[serde(default)]
+    pub become_method: Option<BecomeMethod>,
     /// `file`, `directory`, `link`, `absent` or `other`; `attrs` (a regular file of which
     /// only the attributes were kept); `service` or `package`.
     pub kind: String,
@@ -590,6 +597,7 @@ fn prefix_json(
         "task": task,
         "path": path,
         "become_user": become_.map(|b| b.user.clone()),
+        "become_method": become_.map(|b| b.method),
         "path_env": path_env,
     })
     .to_string();
@@ -639,15 +647,92 @@ pub async fn read_manifest(
     }
 }
 
-/// Restores one entry (as its task's become user); for an `absent` one, then removes the
-/// folders above it that its step created ([`Entry::parents`]) if they are empty.
-pub async fn restore(
-    tr: &mut AnyTransport,
-    state_dir: &str,
-    run_id: &str,
-    e: &Entry,
-) -> Result<(), BackupError> {
-    let become_ = e.become_user.as_ref().map(|u| Become::sudo(u.clone()));
+/// Why a rollback did not put something back on a host: the restored file is not the one
+/// backed up, an entry could not be restored (and why), the host could not be reached, or the
+/// host failed outside any one entry (reading its manifest, its lock, the pending mark).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RestoreError {
+    /// The file was put back, but its checksum is not the backup's.
+    #[error(
+        "checksum mismatch: {path} (step {step}, {task}) differs from its backup after the restore"
+    )]
+    ChecksumMismatch {
+        /// The entry's step.
+        step: u32,
+        /// The entry's task.
+        task: String,
+        /// The path on the host.
+        path: String,
+    },
+    /// The entry could not be restored.
+    #[error("cannot restore {path} (step {step}, {task}): {cause}")]
+    CannotRestore {
+        /// The entry's step.
+        step: u32,
+        /// The entry's task.
+        task: String,
+        /// The path, service or package on the host.
+        path: String,
+        /// What failed.
+        cause: String,
+    },
+    /// The host could not be reached (refused, unanswered, its key or our credentials refused):
+    /// its backups are still on it.
+    #[error("unreachable: {cause}")]
+    Unreachable {
+        /// What the connection said.
+        cause: String,
+    },
+    /// Something on the host outside any one entry failed.
+    #[error("{what}")]
+    Host {
+        /// What failed, and why.
+        what: String,
+    },
+}
+
+impl RestoreError {
+    /// A failure outside any one entry.
+    pub fn host(what: impl Into<String>) -> RestoreError {
+        RestoreError::Host { what: what.into() }
+    }
+
+    /// A transport failure while doing `what`: the host unreachable, or `what` failed.
+    pub fn from_transport(e: &TransportError, what: &str) -> RestoreError {
+        match e {
+            TransportError::Unreachable(m) => RestoreError::Unreachable { cause: m.clone() },
+            TransportError::AuthFailed(_)
+            | TransportError::HostKeyRefused(_)
+            | TransportError::Unresponsive(_) => RestoreError::Unreachable {
+                cause: e.to_string(),
+            },
+            other => RestoreError::host(format!("{what}: {other}")),
+        }
+    }
+
+    /// A [`BackupError`] while doing `what` (reading the manifest, marking it pending).
+    pub fn from_backup(e: &BackupError, what: &str) -> RestoreError {
+        match e {
+            BackupError::Transport(t) => RestoreError::from_transport(t, what),
+            BackupError::Failed(m) => RestoreError::host(format!("{what}: {m}")),
+        }
+    }
+}
+
+/// How an entry's restore switches user: its become user, by the method the backup used
+/// (`sudo` when the manifest predates the method), with `password` (the host's become
+/// password, if any; never recorded).
+pub fn restore_become(e: &Entry, password: Option<&str>) -> Option<Become> {
+    e.become_user.as_ref().map(|u| Become {
+        user: u.clone(),
+        method: e.become_method.unwrap_or_default(),
+        password: password.map(str::to_string),
+    })
+}
+
+/// The command restoring one entry (without its `become`: see [`restore_become`]).
+pub fn restore_cmd(state_dir: &str, run_id: &str, e: &Entry) -> Cmd {
     let cmd = Cmd::raw("set --")
         .arg(&e.path)
         .arg(&e.kind)
@@ -670,12 +755,63 @@ pub async fn restore(
     } else {
         cmd
     };
-    let cmd = match &e.path_env {
+    match &e.path_env {
         Some(p) => cmd.env("PATH", p.clone()),
         None => cmd,
+    }
+}
+
+/// What a restore command's exit says: 0 restored, 4 the checksum is wrong, anything else
+/// (3: a step failed, 5: the kind cannot be restored) the entry could not be restored.
+pub fn restore_outcome(out: &Output, e: &Entry) -> Result<(), RestoreError> {
+    let stderr = out.stderr_lossy();
+    let stderr = stderr.trim();
+    match out.status {
+        0 => Ok(()),
+        4 => Err(RestoreError::ChecksumMismatch {
+            step: e.step,
+            task: e.task.clone(),
+            path: e.path.clone(),
+        }),
+        s => Err(RestoreError::CannotRestore {
+            step: e.step,
+            task: e.task.clone(),
+            path: e.path.clone(),
+            cause: if stderr.is_empty() {
+                format!("exit {s}")
+            } else {
+                format!("{stderr} (exit {s})")
+            },
+        }),
+    }
+}
+
+/// Restores one entry, as its task's become user and by its become method; `password` is the
+/// host's become password, if it has one.
+pub async fn restore(
+    tr: &mut AnyTransport,
+    state_dir: &str,
+    run_id: &str,
+    e: &Entry,
+    password: Option<&str>,
+) -> Result<(), RestoreError> {
+    let cmd = restore_cmd(state_dir, run_id, e);
+    let cmd = match restore_become(e, password) {
+        Some(b) => cmd.with_become(b),
+        None => cmd,
     };
-    let what = format!("restoring {} (step {}, {})", e.path, e.step, e.task);
-    run_ok(tr, cmd, become_.as_ref(), &what).await.map(|_| ())
+    match tr.exec(&cmd).await {
+        Ok(out) => restore_outcome(&out, e),
+        Err(err) => Err(match RestoreError::from_transport(&err, "") {
+            RestoreError::Host { .. } => RestoreError::CannotRestore {
+                step: e.step,
+                task: e.task.clone(),
+                path: e.path.clone(),
+                cause: err.to_string(),
+            },
+            unreachable => unreachable,
+        }),
+    }
 }
 
 /// Marks or unmarks `run_id`'s rollback as pending on the host (a pending run is never

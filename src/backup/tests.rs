@@ -55,7 +55,9 @@ async fn rollback(tr: &mut AnyTransport, s: &Store) {
         .unwrap()
         .expect("a manifest");
     for e in restore_order(entries) {
-        restore(tr, &s.state_dir, &s.run_id, &e).await.unwrap();
+        restore(tr, &s.state_dir, &s.run_id, &e, None)
+            .await
+            .unwrap();
     }
 }
 
@@ -197,10 +199,14 @@ async fn a_tampered_backup_is_reported_not_restored_silently() {
         "evil",
     )
     .unwrap();
-    let err = restore(&mut tr, &s.state_dir, &s.run_id, &e[0])
+    let err = restore(&mut tr, &s.state_dir, &s.run_id, &e[0], None)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("checksum"), "{err}");
+    assert!(
+        matches!(&err, RestoreError::ChecksumMismatch { step: 1, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().starts_with("checksum mismatch: "), "{err}");
 }
 
 /// A path the step never changed (it failed first, say on a read-only filesystem) is
@@ -233,7 +239,7 @@ async fn an_unchanged_path_is_restored_by_doing_nothing() {
     let before = [inode(&p), inode(&l), inode(&d)];
     let mtime = fs::metadata(&p).unwrap().modified().unwrap();
     for entry in &e {
-        restore(&mut tr, &s.state_dir, &s.run_id, entry)
+        restore(&mut tr, &s.state_dir, &s.run_id, entry, None)
             .await
             .unwrap();
     }
@@ -495,12 +501,12 @@ async fn an_attribute_change_keeps_the_mode_and_owner_but_copies_no_content() {
         .await
         .unwrap()
         .unwrap();
-    let err = restore(&mut tr, &s.state_dir, &s.run_id, &entries[0])
+    let err = restore(&mut tr, &s.state_dir, &s.run_id, &entries[0], None)
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("no longer a regular file"),
-        "{err}"
+        matches!(&err, RestoreError::CannotRestore { cause, .. } if cause.contains("no longer a regular file")),
+        "{err:?}"
     );
 }
 
@@ -797,4 +803,121 @@ async fn stale_temp_files_in_a_folder_about_to_be_written_are_removed() {
             "notes.rdeploy-tmp.txt"
         ]
     );
+}
+
+/// The kinds of restore failure read differently, each saying its kind first, and keep their
+/// fields for `--output json`.
+#[test]
+fn restore_errors_say_their_kind() {
+    let mismatch = RestoreError::ChecksumMismatch {
+        step: 2,
+        task: "copy app.ini".into(),
+        path: "/srv/app.ini".into(),
+    };
+    let cannot = RestoreError::CannotRestore {
+        step: 1,
+        task: "copy".into(),
+        path: "/srv/fifo".into(),
+        cause: "/srv/fifo was a special file: it cannot be restored (exit 5)".into(),
+    };
+    let gone = RestoreError::Unreachable {
+        cause: "connection refused".into(),
+    };
+    assert_eq!(
+        mismatch.to_string(),
+        "checksum mismatch: /srv/app.ini (step 2, copy app.ini) differs from its backup after the restore"
+    );
+    assert_eq!(
+        cannot.to_string(),
+        "cannot restore /srv/fifo (step 1, copy): /srv/fifo was a special file: it cannot be restored (exit 5)"
+    );
+    assert_eq!(gone.to_string(), "unreachable: connection refused");
+    assert_eq!(
+        RestoreError::host("reading the manifest: exit 1").to_string(),
+        "reading the manifest: exit 1"
+    );
+    let json = serde_json::to_value(&mismatch).unwrap();
+    assert_eq!(json["kind"], "checksum_mismatch");
+    assert_eq!(json["path"], "/srv/app.ini");
+    assert_eq!(serde_json::to_value(&gone).unwrap()["kind"], "unreachable");
+}
+
+/// A restore command's exit status becomes its kind: 4 a checksum mismatch, others an entry
+/// that could not be restored with what it said; a lost connection is the host unreachable.
+#[test]
+fn restore_outcomes_are_typed_by_exit_status() {
+    let e = Entry {
+        step: 3,
+        index: 0,
+        task: "t".into(),
+        path: "/p".into(),
+        become_user: None,
+        become_method: None,
+        kind: "file".into(),
+        mode: "644".into(),
+        uid: Some(0),
+        gid: Some(0),
+        sha256: String::new(),
+        deep: false,
+        path_env: None,
+        state: String::new(),
+        parents: 0,
+    };
+    let out = |status: i32, stderr: &str| Output {
+        status,
+        stdout: Vec::new(),
+        stderr: stderr.as_bytes().to_vec(),
+        truncated: Default::default(),
+    };
+    assert_eq!(restore_outcome(&out(0, ""), &e), Ok(()));
+    assert!(matches!(
+        restore_outcome(&out(4, "checksum of /p differs after restore"), &e),
+        Err(RestoreError::ChecksumMismatch { step: 3, .. })
+    ));
+    assert_eq!(
+        restore_outcome(&out(3, "cp: Read-only file system\n"), &e),
+        Err(RestoreError::CannotRestore {
+            step: 3,
+            task: "t".into(),
+            path: "/p".into(),
+            cause: "cp: Read-only file system (exit 3)".into(),
+        })
+    );
+    let lost = RestoreError::from_transport(
+        &TransportError::Unresponsive("no keepalive reply".into()),
+        "restoring",
+    );
+    assert!(matches!(lost, RestoreError::Unreachable { .. }), "{lost:?}");
+}
+
+/// The manifest keeps how the step became its user (never the password), and the restore
+/// switches user the same way; manifests without the field restore through sudo.
+#[tokio::test]
+async fn the_manifest_keeps_the_become_method_and_the_restore_switches_user_by_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("f");
+    fs::write(&p, "v1").unwrap();
+    let s = store(dir.path(), "20261201T000000Z-000011");
+    let mut tr = tr();
+    prepare(&mut tr, &s, None).await.unwrap();
+    let su = Become::su("root", Some("hunter22".into()));
+    let cmd = backup_cmd(&s, 1, "x", &[t(&p, false)], Some(&su), None);
+    let text = cmd.display();
+    assert!(text.contains(r#""become_method":"su""#), "{text}");
+    assert!(!text.contains("hunter22"));
+    // Run without switching user here (the end-to-end tests switch for real).
+    let out = run_ok(&mut tr, cmd, None, "backup").await.unwrap();
+    let e = parse_backup(&out, &[t(&p, false)]).unwrap();
+    assert_eq!(e[0].become_method, Some(BecomeMethod::Su));
+    let manifest = fs::read_to_string(manifest_path(&s.state_dir, &s.run_id)).unwrap();
+    assert!(manifest.contains(r#""become_method":"su""#) && !manifest.contains("hunter22"));
+    assert_eq!(
+        restore_become(&e[0], Some("pw")),
+        Some(Become::su("root", Some("pw".into())))
+    );
+    let old: Entry = serde_json::from_str(
+        r#"{"step":1,"index":0,"task":"x","path":"/p","become_user":"root","kind":"absent"}"#,
+    )
+    .unwrap();
+    assert_eq!(restore_become(&old, None), Some(Become::sudo("root")));
 }

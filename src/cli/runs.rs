@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use super::args::{self, OutputFormat};
 use super::config::AnsibleCfg;
 use super::{Checked, Exit, Failed, ssh_options};
+use crate::backup::RestoreError;
 use crate::backup::journal::{self, Journal, Record};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::exec::backups::{RunCtx, checked_state_dir};
@@ -26,6 +27,7 @@ use crate::report;
 use crate::report::events::Event;
 use crate::report::run::{Format, Reporter};
 use crate::rollback::{self, HostRollback};
+use crate::transport::Become;
 
 fn invalid(msg: impl Into<String>) -> Failed {
     Failed::Invalid(Diagnostics::from(Diagnostic::options(msg)))
@@ -241,8 +243,8 @@ pub(crate) fn refuse_over_unfinished(
     let our_lock = super::lock::lock_path(&state, &c.settings.inventory, &c.settings.playbook);
     let mut journals = Vec::new();
     for id in journal::run_ids(&state).unwrap_or_default() {
-        if let Ok((recs, _)) = journal::read(&journal::journal_path(&state, &id)) {
-            journals.push((id, recs));
+        if let Ok(read) = journal::read(&journal::journal_path(&state, &id)) {
+            journals.push((id, read.records));
         }
     }
     let mut settled: std::collections::HashSet<String> = a.force_over.iter().cloned().collect();
@@ -333,7 +335,9 @@ fn later_runs_over(state: &Path, run_id: &str, recs: &[Record]) -> Vec<String> {
         if id.as_str() <= run_id {
             continue;
         }
-        let Ok((later, _)) = journal::read(&journal::journal_path(state, &id)) else {
+        let Ok(journal::Read { records: later, .. }) =
+            journal::read(&journal::journal_path(state, &id))
+        else {
             continue;
         };
         let undone: std::collections::HashSet<&str> = later
@@ -384,7 +388,7 @@ pub(crate) fn cmd_history(out: &mut dyn Write, a: args::HistoryArgs) -> Result<E
     let state = journal::state_dir(a.journals.state_dir.as_deref());
     let mut runs = Vec::new();
     for id in journal::run_ids(&state)? {
-        let (recs, _) = journal::read(&journal::journal_path(&state, &id))?;
+        let recs = journal::read(&journal::journal_path(&state, &id))?.records;
         let info = run_info(&id, &recs);
         if since.is_none_or(|s| info.started_at.is_some_and(|t| t >= s)) {
             runs.push(info);
@@ -439,7 +443,9 @@ fn history_line(r: &RunInfo) -> String {
     line
 }
 
-fn load_journal(state: &Path, run_id: &str) -> Result<Option<Vec<Record>>, Failed> {
+/// The run's journal, `None` when there is none. Lines it skipped are in [`journal::Read`]'s
+/// `ignored`: [`say_ignored`] tells the user.
+fn load_journal(state: &Path, run_id: &str) -> Result<Option<journal::Read>, Failed> {
     if !journal::valid_run_id(run_id) {
         return Err(invalid(format!("'{run_id}' is not a run id")));
     }
@@ -447,20 +453,45 @@ fn load_journal(state: &Path, run_id: &str) -> Result<Option<Vec<Record>>, Faile
     if !path.exists() {
         return Ok(None);
     }
-    Ok(Some(journal::read(&path)?.0))
+    Ok(Some(journal::read(&path)?))
+}
+
+/// On stderr, once per line: each journal line of the run that was not read, and why.
+fn say_ignored(state: &Path, run_id: &str, read: &journal::Read) -> Result<(), Failed> {
+    if read.ignored.is_empty() {
+        return Ok(());
+    }
+    let path = journal::journal_path(state, run_id);
+    let mut err = std::io::stderr().lock();
+    for l in &read.ignored {
+        report::text(&mut err, &format!("rdeploy: {l} ({})", path.display()))?;
+    }
+    Ok(())
 }
 
 /// `rdeploy show RUN_ID`: the run's header, then per host its steps, results, probes and
 /// rollbacks.
 pub(crate) fn cmd_show(out: &mut dyn Write, a: args::ShowArgs) -> Result<Exit, Failed> {
     let state = journal::state_dir(a.journals.state_dir.as_deref());
-    let Some(recs) = load_journal(&state, &a.run_id)? else {
+    let Some(read) = load_journal(&state, &a.run_id)? else {
         return Err(invalid(format!(
             "no journal for run {} under {}",
             a.run_id,
             state.display()
         )));
     };
+    say_ignored(&state, &a.run_id, &read)?;
+    if !read.has_start() {
+        report::text(
+            &mut std::io::stderr().lock(),
+            &format!(
+                "rdeploy: the journal of run {id} has no start record (it is empty or damaged); \
+                 `rdeploy rollback {id} -i INVENTORY` restores from the hosts' manifests",
+                id = a.run_id
+            ),
+        )?;
+    }
+    let recs = read.records;
     let info = run_info(&a.run_id, &recs);
     let mut hosts: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for r in &recs {
@@ -541,12 +572,22 @@ pub(crate) fn cmd_show(out: &mut dyn Write, a: args::ShowArgs) -> Result<Exit, F
 }
 
 /// `rdeploy rollback RUN_ID`: every host the run backed up, restored to before the run, from
-/// the manifests on the hosts. Without the run's journal (another controller), `-i` names the
-/// inventory and every host in it (or `--limit`) is asked for its manifest.
+/// the manifests on the hosts. Without the run's journal (another controller), or with a
+/// journal that is empty or damaged (no start record, lines other than a torn last one that
+/// did not parse), `-i` names the inventory (a damaged journal that names its own is used) and
+/// every host in it (or `--limit`) is asked for its manifest; the journal's host records still
+/// say where those hosts keep it.
 pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
     super::install_vault(&a.vault)?;
     let state = journal::state_dir(a.state_dir.as_deref());
-    let recs = load_journal(&state, &a.run_id)?;
+    let read = load_journal(&state, &a.run_id)?;
+    if let Some(read) = &read {
+        say_ignored(&state, &a.run_id, read)?;
+    }
+    // Trust the journal for which hosts to ask only when no record can be missing from it (a
+    // torn last line lost only a record whose writer never went on).
+    let ask_every_host = read.as_ref().is_none_or(journal::Read::damaged);
+    let recs: Option<Vec<Record>> = read.map(|r| r.records);
     let (sources, base) = match (&recs, a.inventory.is_empty()) {
         (_, false) => (a.inventory.clone(), None),
         (Some(recs), true) => match recs.iter().find_map(|r| match r {
@@ -554,7 +595,15 @@ pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
             _ => None,
         }) {
             Some((inv, cwd)) => (inv.into_iter().map(PathBuf::from).collect(), Some(cwd)),
-            None => return Err(invalid("the run's journal has no start record: give -i")),
+            None => {
+                return Err(invalid(format!(
+                    "the journal of run {} ({}) has no start record (it is empty or damaged): \
+                     give the inventory with -i, and every host in it is asked for the run's \
+                     manifest",
+                    a.run_id,
+                    journal::journal_path(&state, &a.run_id).display()
+                )));
+            }
         },
         (None, true) => {
             return Err(invalid(format!(
@@ -596,32 +645,34 @@ pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
             inv.add_dynamic_host(host, groups, vars);
         }
     }
-    // Host → (state dir, user the state folder was prepared as).
-    let mut targets: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
-    match &recs {
-        Some(recs) => {
-            for r in recs {
-                if let Record::Host {
-                    host,
-                    state_dir,
-                    become_user,
-                } = r
-                {
-                    targets.insert(host.clone(), (state_dir.clone(), become_user.clone()));
-                }
-            }
+    // Host → (state dir, how the state folder was prepared). An empty dir: the default, looked
+    // up on the host.
+    let mut targets: BTreeMap<String, (String, Option<Become>)> = BTreeMap::new();
+    if ask_every_host {
+        let all = inv.select("all").map_err(invalid)?;
+        for h in all {
+            let vars = inv.vars_of(h);
+            let dir = match vars.get("rdeploy_state_dir") {
+                Some(Value::String(s)) => checked_state_dir(s).map_err(invalid)?,
+                _ => String::new(),
+            };
+            targets.insert(h.name.clone(), (dir, None));
         }
-        None => {
-            let all = inv.select("all").map_err(invalid)?;
-            for h in all {
-                let vars = inv.vars_of(h);
-                // Empty: the default, looked up on the host (root's, then the login user's).
-                let dir = match vars.get("rdeploy_state_dir") {
-                    Some(Value::String(s)) => checked_state_dir(s).map_err(invalid)?,
-                    _ => String::new(),
-                };
-                targets.insert(h.name.clone(), (dir, None));
-            }
+    }
+    for r in recs.iter().flatten() {
+        if let Record::Host {
+            host,
+            state_dir,
+            become_user,
+            become_method,
+        } = r
+        {
+            let prepared_as = become_user.as_ref().map(|u| Become {
+                user: u.clone(),
+                method: become_method.unwrap_or_default(),
+                password: None,
+            });
+            targets.insert(host.clone(), (state_dir.clone(), prepared_as));
         }
     }
     if let Some(limit) = a.limit.as_deref() {
@@ -661,6 +712,12 @@ pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
     let inv = Arc::new(inv);
     let mut results: Vec<HostRollback> = Vec::new();
     let mut clean = true;
+    let local = Arc::new(
+        std::path::absolute(state.join("local"))
+            .unwrap_or_else(|_| state.join("local"))
+            .display()
+            .to_string(),
+    );
     for group in rollback_groups(recs.as_deref().unwrap_or_default(), &targets) {
         reporter.emit(&Event::RollbackStart { hosts: &group });
         let done: Vec<HostRollback> = runtime.block_on(async {
@@ -671,10 +728,17 @@ pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
                     continue;
                 };
                 let (opts, inv, sem) = (Arc::clone(&opts), Arc::clone(&inv), Arc::clone(&sem));
-                let run_id = a.run_id.clone();
+                let (run_id, local) = (a.run_id.clone(), Arc::clone(&local));
                 set.spawn(async move {
                     let _permit = sem.acquire_owned().await;
-                    restore_one(&inv, &opts, &host, &dir, &run_id, prepared_as.as_deref()).await
+                    let t = Target {
+                        host: &host,
+                        state_dir: &dir,
+                        run_id: &run_id,
+                        prepared_as,
+                        local_state_dir: &local,
+                    };
+                    restore_one(&inv, &opts, t).await
                 });
             }
             let mut out = Vec::new();
@@ -694,7 +758,7 @@ pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
                     host: r.host.clone(),
                     run_id: a.run_id.clone(),
                     restored: r.restored,
-                    error: (!r.clean()).then(|| r.errors.join("; ")),
+                    error: (!r.clean()).then(|| r.errors_line()),
                 });
             }
         }
@@ -760,56 +824,118 @@ fn rollback_lock(
     super::unattended::take_lock(state, sources, &playbook, wait, &what, Some(&a.run_id)).map(Some)
 }
 
-async fn restore_one(
-    inv: &Inventory,
-    opts: &RunOptions,
-    host: &str,
-    state_dir: &str,
-    run_id: &str,
-    prepared_as: Option<&str>,
-) -> HostRollback {
+/// One host to roll back, as `rdeploy rollback` found it.
+struct Target<'a> {
+    host: &'a str,
+    /// Its state directory; empty: the default, looked up on the host.
+    state_dir: &'a str,
+    run_id: &'a str,
+    /// How its state folder was prepared (the journal's host record).
+    prepared_as: Option<Become>,
+    /// This controller's state folder for hosts on the local connection.
+    local_state_dir: &'a str,
+}
+
+/// The host's become password (`ansible_become_password`, else `ansible_become_pass`) from
+/// the inventory, as a plain or vault value; `Err` when it is a template, which rollback does
+/// not render.
+fn become_password(vars: &serde_json::Map<String, Value>) -> Result<Option<String>, String> {
+    for k in ["ansible_become_password", "ansible_become_pass"] {
+        match vars.get(k) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(p)) if p.contains("{{") || p.contains("{%") => {
+                return Err(format!(
+                    "{k} as a template is not supported by rdeploy rollback: give it as a plain \
+                     or vault-encrypted value in the inventory"
+                ));
+            }
+            Some(Value::String(p)) => {
+                crate::vault::redact::register(p);
+                return Ok(Some(p.clone()));
+            }
+            Some(other) => return Ok(Some(other.to_string())),
+        }
+    }
+    Ok(None)
+}
+
+async fn restore_one(inv: &Inventory, opts: &RunOptions, t: Target<'_>) -> HostRollback {
+    let (host, run_id) = (t.host, t.run_id);
     let Some(h) = inv.hosts.get(host) else {
-        return HostRollback::failed(host, "the host is no longer in the inventory");
+        return HostRollback::failed(
+            host,
+            RestoreError::host("the host is no longer in the inventory"),
+        );
     };
     let vars = inv.vars_of(h);
     let conn = match Connection::from_vars(&vars) {
         Ok(c) => c,
-        Err(e) => return HostRollback::failed(host, e),
+        Err(e) => return HostRollback::failed(host, RestoreError::host(e)),
     };
+    let password = match become_password(&vars) {
+        Ok(p) => p,
+        Err(e) => return HostRollback::failed(host, RestoreError::host(e)),
+    };
+    let prepared_as = t.prepared_as.map(|b| b.with_password(password.clone()));
     let var = |k: &str| vars.get(k).cloned();
     let opened = match Opening::plan(host, &conn, opts, &var) {
         Ok(o) => o.open(opts).await,
         Err(e) => Err(e),
     };
-    match opened {
-        Ok(mut tr) => {
-            // The hosts' locks keep a rollback and a run elsewhere apart too.
-            let holder = format!(
-                "rollback of {run_id} from {} since {}",
-                super::lock::host_name(),
-                journal::rfc3339(journal::now())
-            );
-            let lock_dir = Some(state_dir).filter(|d| !d.is_empty());
-            if let Err(e) = crate::exec::host::lock_host(&mut tr, host, lock_dir, &holder).await {
-                tr.close().await;
-                return HostRollback::unusable(host, &e, run_id);
-            }
-            let dir = match state_dir {
-                "" => default_dir_holding(&mut tr, run_id).await,
-                d => d.to_string(),
-            };
-            let r = rollback::restore_host(&mut tr, host, &dir, run_id, prepared_as).await;
-            tr.close().await;
-            r
+    let mut tr = match opened {
+        Ok(tr) => tr,
+        Err(e) => {
+            return HostRollback::unusable(host, &e, run_id);
         }
-        Err(e) => HostRollback::unusable(host, &e, run_id),
+    };
+    // The hosts' locks keep a rollback and a run elsewhere apart too.
+    let holder = format!(
+        "rollback of {run_id} from {} since {}",
+        super::lock::host_name(),
+        journal::rfc3339(journal::now())
+    );
+    let lock_dir = Some(t.state_dir).filter(|d| !d.is_empty());
+    if let Err(e) = crate::exec::host::lock_host(&mut tr, host, lock_dir, &holder).await {
+        tr.close().await;
+        return HostRollback::unusable(host, &e, run_id);
     }
+    let dir = match t.state_dir {
+        "" => {
+            let local = (conn == Connection::Local).then_some(t.local_state_dir);
+            default_dir_holding(&mut tr, run_id, local).await
+        }
+        d => d.to_string(),
+    };
+    let r = rollback::restore_host(
+        &mut tr,
+        host,
+        &dir,
+        run_id,
+        prepared_as.as_ref(),
+        password.as_deref(),
+    )
+    .await;
+    tr.close().await;
+    r
 }
 
-/// Without the run's journal (another controller) and without `rdeploy_state_dir`: the default
-/// state directory that holds the run's manifest, `/var/lib/rdeploy` (root's) or the login
-/// user's `~/.local/state/rdeploy`; the former when neither does.
-async fn default_dir_holding(tr: &mut crate::transport::AnyTransport, run_id: &str) -> String {
+/// Without a state directory from the journal or `rdeploy_state_dir`: the default state
+/// directory that holds the run's manifest: on the local connection, this controller's
+/// (`local`, as the run used); else `/var/lib/rdeploy` (root's) or the login user's
+/// `~/.local/state/rdeploy`; `/var/lib/rdeploy` when none does.
+async fn default_dir_holding(
+    tr: &mut crate::transport::AnyTransport,
+    run_id: &str,
+    local: Option<&str>,
+) -> String {
+    if let Some(l) = local
+        && matches!(
+            crate::backup::read_manifest(tr, l, run_id, None).await,
+            Ok(Some(_))
+        )
+    {
+        return l.to_string();
+    }
     let root = crate::backup::DEFAULT_STATE_DIR.to_string();
     if matches!(
         crate::backup::read_manifest(tr, &root, run_id, None).await,
@@ -840,12 +966,14 @@ pub(crate) fn finished_batches(
     run_id: &str,
 ) -> Result<std::collections::HashMap<usize, std::collections::HashSet<String>>, Failed> {
     let state = journal::state_dir(state_dir);
-    let Some(recs) = load_journal(&state, run_id)? else {
+    let Some(read) = load_journal(&state, run_id)? else {
         return Err(invalid(format!(
             "no journal for run {run_id} under {}",
             state.display()
         )));
     };
+    say_ignored(&state, run_id, &read)?;
+    let recs = read.records;
     let info = run_info(run_id, &recs);
     if !matches!(
         info.outcome.as_str(),
@@ -870,14 +998,16 @@ pub(crate) fn finished_batches(
 /// inventory and limit, and `--resume RUN_ID`.
 pub(crate) fn resume_args(a: args::ResumeArgs) -> Result<args::RunArgs, Failed> {
     let state = journal::state_dir(a.state_dir.as_deref());
-    let Some(recs) = load_journal(&state, &a.run_id)? else {
+    let Some(read) = load_journal(&state, &a.run_id)? else {
         return Err(invalid(format!(
             "no journal for run {} under {}",
             a.run_id,
             state.display()
         )));
     };
-    let Some((playbook, inventory, limit, cwd)) = recs.iter().find_map(|r| match r {
+    // The lines it skipped are told once, by the run it starts (`finished_batches`), or here
+    // when it cannot start one.
+    let Some((playbook, inventory, limit, cwd)) = read.records.iter().find_map(|r| match r {
         Record::RunStart {
             playbook,
             inventory,
@@ -892,7 +1022,13 @@ pub(crate) fn resume_args(a: args::ResumeArgs) -> Result<args::RunArgs, Failed> 
         )),
         _ => None,
     }) else {
-        return Err(invalid("the run's journal has no start record"));
+        say_ignored(&state, &a.run_id, &read)?;
+        return Err(invalid(format!(
+            "the journal of run {} has no start record (it is empty or damaged), so the run \
+             cannot be resumed: undo it from the hosts' manifests with `rdeploy rollback {} -i \
+             INVENTORY`",
+            a.run_id, a.run_id
+        )));
     };
     let abs = |p: &str| Path::new(&cwd).join(p).display().to_string();
     let mut argv: Vec<String> = vec!["rdeploy".into(), "run".into(), abs(&playbook)];

@@ -40,8 +40,11 @@ impl std::fmt::Debug for RunCtx {
 pub struct HostBackups {
     /// Where they go, once prepared.
     pub store: Option<Store>,
-    /// The user the state folder was prepared as (`None`: the login user).
-    pub prepared_as: Option<String>,
+    /// How the state folder was prepared: as that become user (`None`: the login user).
+    pub prepared_as: Option<Become>,
+    /// The become password of the host's steps, when they had one (never written anywhere):
+    /// a rollback in this run restores with it.
+    pub become_password: Option<String>,
     /// The state directory in use (or, in check mode, that would be), once known.
     pub dir: Option<String>,
     /// `dir` was shown (`-v`).
@@ -202,6 +205,9 @@ impl StepBackup<'_> {
         environment: &[(String, String)],
     ) -> Result<Option<Queued>, String> {
         let (store, prepare) = self.store(tr, become_).await?;
+        if let Some(p) = become_.and_then(|b| b.password.as_ref()) {
+            self.host.become_password = Some(p.clone());
+        }
         self.host.step += 1;
         let step = self.host.step;
         self.run
@@ -321,25 +327,26 @@ impl StepBackup<'_> {
                     backup::prepare(tr, &store, Some(b))
                         .await
                         .map_err(|e| e.to_string())?;
-                    prepared_as = Some(b.user.clone());
+                    prepared_as = Some(b.clone());
                 }
                 None => return Err(first.to_string()),
             }
         }
-        self.record_host(&store, prepared_as.clone()).await?;
+        self.record_host(&store, prepared_as.as_ref()).await?;
         self.host.prepared_as = prepared_as;
         self.host.store = Some(store.clone());
         Ok((store, None))
     }
 
     /// The journal's record of where the host keeps its backups, written before any of them.
-    async fn record_host(&self, store: &Store, become_user: Option<String>) -> Result<(), String> {
+    async fn record_host(&self, store: &Store, become_: Option<&Become>) -> Result<(), String> {
         self.run
             .journal
             .durable(&Record::Host {
                 host: self.name.to_string(),
                 state_dir: store.state_dir.clone(),
-                become_user,
+                become_user: become_.map(|b| b.user.clone()),
+                become_method: become_.map(|b| b.method),
             })
             .await
             .map_err(|e| format!("the journal could not record the host: {e}"))

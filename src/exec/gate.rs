@@ -14,6 +14,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 
 use super::{Outcome, Runner, Scope, task};
+use crate::backup::RestoreError;
 use crate::backup::journal::Record;
 use crate::exec::host::HostState;
 use crate::playbook::model::{OnFailure, Play, RollbackScope, Val};
@@ -457,11 +458,14 @@ impl<'r> Runner<'r> {
                 if st.unreachable {
                     let r = HostRollback::failed(
                         &st.name,
-                        "the host is unreachable: its backups are still on it; run `rdeploy rollback` when it is back",
+                        RestoreError::Unreachable {
+                            cause: "the host was lost earlier in the run: its backups are still on it; run `rdeploy rollback` when it is back".into(),
+                        },
                     );
                     return (st, r);
                 }
                 let prepared_as = st.backups.prepared_as.clone();
+                let password = st.backups.become_password.clone();
                 let name = st.name.clone();
                 let var = |k: &str| vars.get_json(k).and_then(Result::ok);
                 // A connection lost since the host's last step is opened again, and the host's
@@ -474,7 +478,8 @@ impl<'r> Runner<'r> {
                             &name,
                             &store.state_dir,
                             &run.run_id,
-                            prepared_as.as_deref(),
+                            prepared_as.as_ref(),
+                            password.as_deref(),
                         )
                         .await
                     }
@@ -489,8 +494,10 @@ impl<'r> Runner<'r> {
                             }
                         }
                         let mut r = HostRollback::unusable(&name, &e, &run.run_id);
-                        if reconnect && let Some(first) = r.errors.first_mut() {
-                            *first = format!("reconnecting for the rollback: {first}");
+                        if reconnect
+                            && let Some(RestoreError::Unreachable { cause }) = r.errors.first_mut()
+                        {
+                            *cause = format!("reconnecting for the rollback: {cause}");
                         }
                         r
                     }
@@ -513,7 +520,7 @@ impl<'r> Runner<'r> {
                 host: r.host.clone(),
                 run_id: run.run_id.clone(),
                 restored: r.restored,
-                error: (!r.clean()).then(|| r.errors.join("; ")),
+                error: (!r.clean()).then(|| r.errors_line()),
             });
             self.states.insert(st.name.clone(), st);
         }

@@ -826,7 +826,12 @@ mod tests {
         assert!(v.hosts.is_empty());
         b.apply(&Event::RollbackStart { hosts: &hosts }, t0);
         b.apply(
-            &Event::Rollback(&HostRollback::failed("h2", "unreachable")),
+            &Event::Rollback(&HostRollback::failed(
+                "h2",
+                crate::backup::RestoreError::Unreachable {
+                    cause: "connection refused".into(),
+                },
+            )),
             t0,
         );
         let v = b.view(t0).expect("bars");

@@ -347,16 +347,16 @@ impl Reporter {
                     };
                     self.paint("33", &format!("restored: [{}] => {what}", r.host))
                 } else {
-                    self.paint(
-                        "31",
-                        &format!(
-                            "fatal: [{}]: ROLLBACK INCOMPLETE! {} of {} backups restored; {}",
-                            r.host,
-                            r.restored,
-                            r.entries,
-                            r.errors.join("; ")
-                        ),
-                    )
+                    // One line per failure, each saying its kind.
+                    let mut text = format!(
+                        "fatal: [{}]: ROLLBACK INCOMPLETE! {} of {} backups restored",
+                        r.host, r.restored, r.entries
+                    );
+                    for e in &r.errors {
+                        text.push_str("\n  - ");
+                        text.push_str(&e.to_string());
+                    }
+                    self.paint("31", &text)
                 };
                 writeln!(self.buf, "{line}")
             }

@@ -127,7 +127,7 @@ impl Tracker {
                     r.unhealthy = false;
                 } else {
                     r.rollback_failed = true;
-                    r.error = Some(format!("rollback incomplete: {}", rb.errors.join("; ")));
+                    r.error = Some(format!("rollback incomplete: {}", rb.errors_line()));
                 }
             }
             Event::Recap { rows } => {

@@ -106,11 +106,14 @@ const SUDO_MARK: &str = "rdeploy-become-password-ends-here";
 /// so nothing after the marker is consumed.
 const SUDO_SKIP: &str = "IFS= read -r b_; [ \"$b_\" = rdeploy-become-password-ends-here ] || IFS= read -r b_; unset b_\n";
 
-/// How a command switches user on the host.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a command switches user on the host. Recorded (as `sudo` or `su`) in backup manifests
+/// and the journal, so that a restore switches user the way the backup did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BecomeMethod {
     /// `sudo -n -u USER -- sh -c SCRIPT`: non-interactive; fails fast ("a password is required")
     /// instead of hanging when sudo wants a password.
+    #[default]
     Sudo,
     /// `su -s /bin/sh USER -c SCRIPT`, fed its password on stdin when one is given.
     Su,
