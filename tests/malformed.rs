@@ -743,24 +743,24 @@ fn role_template_source_missing() {
 }
 
 #[test]
-fn role_template_file_syntax_error() {
+fn role_template_file_syntax_error_is_reported_at_its_line_and_column() {
     bad_role(
         &[(
             "roles/app/templates/app.conf.j2",
             b"port = {{ app_port }}\nname = {{ app_name\n",
         )],
-        "roles/app/templates/app.conf.j2:2:1: error: template syntax error: unexpected end of input, expected end of variable block",
+        "roles/app/templates/app.conf.j2:2:11: error: template syntax error: unexpected end of input, expected end of variable block",
     );
 }
 
 #[test]
-fn role_template_file_undefined_variable() {
+fn role_template_file_undefined_variable_is_reported_at_its_line_and_column() {
     bad_role(
         &[(
             "roles/app/templates/app.conf.j2",
             b"# config\nlisten = 0.0.0.0\nport = {{ nope }}\n",
         )],
-        "roles/app/templates/app.conf.j2:3:1: error: 'nope' is undefined",
+        "roles/app/templates/app.conf.j2:3:11: error: 'nope' is undefined",
     );
 }
 

@@ -455,8 +455,13 @@ fn to_diagnostic_in(
     loc: &Loc,
 ) -> Diagnostic {
     let mut at = loc.clone();
-    let line = e.line().unwrap_or(1).max(1);
-    if line > 1 {
+    let (line, col) = error_position(e, source);
+    if at.line == 1 && at.col == 1 {
+        // A whole file (a `template:` source): the position inside it is exact.
+        at.line = u32::try_from(line).unwrap_or(u32::MAX);
+        at.col = col.map_or(1, |c| u32::try_from(c).unwrap_or(u32::MAX));
+    } else if line > 1 {
+        // A value inside YAML: its later lines lost their indentation, so only the line.
         at.line = at
             .line
             .saturating_add(u32::try_from(line - 1).unwrap_or(u32::MAX));
@@ -472,6 +477,24 @@ fn to_diagnostic_in(
         cause = inner.source();
     }
     d
+}
+
+/// Where in `source` minijinja blames `e`: the 1-based line, and the 1-based column (in
+/// characters) of the start of the blamed span when minijinja gives one.
+pub(crate) fn error_position(e: &Error, source: &str) -> (usize, Option<usize>) {
+    let line = e.line().unwrap_or(1).max(1);
+    let Some(start) = e.range().map(|r| r.start).filter(|s| *s <= source.len()) else {
+        return (line, None);
+    };
+    let Some(before) = source.get(..start) else {
+        return (line, None);
+    };
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let span_line = before.matches('\n').count() + 1;
+    if span_line != line {
+        return (line, None);
+    }
+    (line, Some(before[line_start..].chars().count() + 1))
 }
 
 /// Line `line` (1-based) of a template, trimmed and shortened for a note.
