@@ -47,6 +47,9 @@ pub struct HostReport {
     rollback_failed: bool,
     #[serde(skip)]
     started: bool,
+    /// A probe failed on the host (the recap counts that once in `failed`).
+    #[serde(skip)]
+    gate_failed: bool,
 }
 
 impl HostReport {
@@ -55,7 +58,10 @@ impl HostReport {
             "not_started"
         } else if self.recap.unreachable > 0 {
             "unreachable"
-        } else if self.recap.failed > 0 || self.unhealthy || self.rollback_failed {
+        } else if self.recap.failed > u32::from(self.gate_failed)
+            || self.unhealthy
+            || self.rollback_failed
+        {
             "failed"
         } else if self.rolled_back {
             "rolled_back"
@@ -127,6 +133,7 @@ impl Tracker {
                 let r = self.hosts.entry(host.to_string()).or_default();
                 r.started = true;
                 r.unhealthy = true;
+                r.gate_failed = true;
                 r.error = Some(format!("health probe '{probe}' failed: {observed}"));
             }
             Event::Rollback(rb) => {
