@@ -96,6 +96,17 @@ pub fn render_str(
     render_guarded(env, source, ctx).map_err(|e| to_diagnostic_in(env, &e, source, ctx, loc))
 }
 
+/// [`render_str`] for a whole template file (a `template:` source): an error is reported at
+/// its exact line and column in `file`.
+pub fn render_file(
+    env: &Environment<'static>,
+    source: &str,
+    ctx: &Value,
+    file: &Arc<str>,
+) -> Result<String, Diagnostic> {
+    render_guarded(env, source, ctx).map_err(|e| file_diagnostic(env, &e, source, ctx, file))
+}
+
 /// True if `source` guards against undefined values the way Ansible templates do:
 /// `default(...)`/`d(...)`, or an `is defined`/`is undefined` test.
 fn is_guarded(source: &str) -> bool {
@@ -195,6 +206,18 @@ pub fn check_render(
     render_guarded(env, source, ctx)
         .map(|_| ())
         .map_err(|e| (e.kind(), to_diagnostic_in(env, &e, source, ctx, loc)))
+}
+
+/// [`check_render`] for a whole template file, reported as [`render_file`] reports.
+pub fn check_render_file(
+    env: &Environment<'static>,
+    source: &str,
+    ctx: &Value,
+    file: &Arc<str>,
+) -> Result<(), (ErrorKind, Diagnostic)> {
+    render_guarded(env, source, ctx)
+        .map(|_| ())
+        .map_err(|e| (e.kind(), file_diagnostic(env, &e, source, ctx, file)))
 }
 
 /// [`eval_expr`] keeping minijinja's error kind (see [`check_render`]).
@@ -455,19 +478,47 @@ fn to_diagnostic_in(
     loc: &Loc,
 ) -> Diagnostic {
     let mut at = loc.clone();
-    let (line, col) = error_position(e, source);
-    if at.line == 1 && at.col == 1 {
-        // A whole file (a `template:` source): the position inside it is exact.
-        at.line = u32::try_from(line).unwrap_or(u32::MAX);
-        at.col = col.map_or(1, |c| u32::try_from(c).unwrap_or(u32::MAX));
-    } else if line > 1 {
+    let line = e.line().unwrap_or(1).max(1);
+    if line > 1 {
         // A value inside YAML: its later lines lost their indentation, so only the line.
         at.line = at
             .line
             .saturating_add(u32::try_from(line - 1).unwrap_or(u32::MAX));
         at.col = 1;
     }
-    let mut d = Diagnostic::at(&at, describe_error(env, e, source, ctx));
+    with_notes(
+        Diagnostic::at(&at, describe_error(env, e, source, ctx)),
+        e,
+        source,
+        line,
+    )
+}
+
+/// Turns a minijinja error in a whole template file into a Diagnostic at its exact line and
+/// column in `file`.
+fn file_diagnostic(
+    env: &Environment<'static>,
+    e: &Error,
+    source: &str,
+    ctx: &Value,
+    file: &Arc<str>,
+) -> Diagnostic {
+    let (line, col) = error_position(e, source);
+    let at = Loc::new(
+        file,
+        u32::try_from(line).unwrap_or(u32::MAX),
+        col.map_or(1, |c| u32::try_from(c).unwrap_or(u32::MAX)),
+    );
+    with_notes(
+        Diagnostic::at(&at, describe_error(env, e, source, ctx)),
+        e,
+        source,
+        line,
+    )
+}
+
+/// The template's line and the error's causes, as notes.
+fn with_notes(mut d: Diagnostic, e: &Error, source: &str, line: usize) -> Diagnostic {
     if let Some(text) = source_line(source, line) {
         d = d.note(format!("in template: {text}"));
     }

@@ -63,9 +63,9 @@ fn errors_on_later_lines_move_the_location_down() {
 #[test]
 fn template_file_errors_report_the_line_and_column_in_the_file() {
     let env = environment();
-    let file = Loc::file_start("app.conf.j2");
+    let file: Arc<str> = Arc::from("app.conf.j2");
     let at = |src: &str| {
-        let e = render_str(&env, src, &ctx(json!({"a": 1})), &file).unwrap_err();
+        let e = render_file(&env, src, &ctx(json!({"a": 1})), &file).unwrap_err();
         let at = e.loc.clone().unwrap();
         (at.line, at.col, e.message)
     };
@@ -85,6 +85,11 @@ fn template_file_errors_report_the_line_and_column_in_the_file() {
     let e = render_str(&env, "ok\n  {{ missing }}", &ctx(json!({})), &loc()).unwrap_err();
     let at = e.loc.unwrap();
     assert_eq!((at.line, at.col), (11, 1));
+    // A value at the very start of a file is still a value, not a whole file.
+    let start = Loc::file_start("<extra vars>");
+    let e = render_str(&env, "x {{ missing }}", &ctx(json!({})), &start).unwrap_err();
+    let at = e.loc.unwrap();
+    assert_eq!((at.line, at.col), (1, 1));
 }
 
 #[test]
