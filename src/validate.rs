@@ -19,7 +19,7 @@ use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 use minijinja::{Environment, ErrorKind, State};
 
 use crate::cli::settings::Settings;
-use crate::diag::{Diagnostic, Diagnostics, Loc};
+use crate::diag::{Diagnostic, Diagnostics};
 use crate::inventory::Inventory;
 use crate::plan::Plan;
 use crate::playbook::model::{
@@ -657,12 +657,7 @@ impl<'a> Checker<'a> {
     fn template_file(&mut self, path: &Path, ctx: &Value) {
         let file: Arc<str> = Arc::from(path.display().to_string());
         match crate::yaml::read_text(path, &file, 16 * 1024 * 1024) {
-            Ok(text) => self.report(template::check_render(
-                self.env,
-                &text,
-                ctx,
-                &Loc::file_start(file),
-            )),
+            Ok(text) => self.report(template::check_render_file(self.env, &text, ctx, &file)),
             Err(d) => self.errors.push(d),
         }
     }

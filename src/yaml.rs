@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use granit_parser::{Event, Parser, ScalarStyle};
+use granit_parser::{ErrorKind, Event, Parser, ScalarStyle, ScanError};
 
 use crate::diag::{Diagnostic, Loc};
 use crate::vault;
@@ -252,11 +252,10 @@ pub fn load_str(file: &Arc<str>, text: &str, limits: Limits) -> Result<Vec<Node>
         let (event, span) = match item {
             Ok(x) => x,
             Err(e) => {
-                let m = e.marker();
-                let col = tab_column(text, m.line(), m.col(), &e.info());
+                let (line, col, message) = syntax_error(text, &e);
                 b.errors.push(Diagnostic::at(
-                    &Loc::new(file, line_u32(m.line()), line_u32(col + 1)),
-                    format!("invalid YAML: {}", e.info()),
+                    &Loc::new(file, line_u32(line), line_u32(col + 1)),
+                    format!("invalid YAML: {message}"),
                 ));
                 return Err(b.errors);
             }
@@ -384,21 +383,99 @@ fn register_file_values(file: &Arc<str>, text: &str, max_bytes: usize) {
     }
 }
 
-/// For a tab error the scanner points just after the tabs; point at the first tab of the run
-/// instead (0-based column on 1-based `line`), which is what the user has to delete.
-fn tab_column(text: &str, line: usize, col: usize, info: &str) -> usize {
-    if !info.contains("tab") {
-        return col;
+/// Where a syntax error is reported (1-based line, 0-based column) and what it says. The
+/// scanner reports where it gave up; the user needs the cause: an unterminated quoted string
+/// is reported at its opening quote, a tab at the tab itself.
+fn syntax_error(text: &str, e: &ScanError) -> (usize, usize, String) {
+    let m = e.marker();
+    match e.kind() {
+        ErrorKind::UnclosedQuotedScalar => (
+            m.line(),
+            m.col(),
+            "unterminated quoted string: no closing quote before the end of the file".into(),
+        ),
+        // The scanner stops at the first continuation line that is not indented inside the
+        // string, far from where the string began: parse the text up to that line again, so
+        // the scanner meets the end inside the string and reports where the string opened.
+        ErrorKind::InvalidQuotedScalarIndent => {
+            let head: String = text
+                .split_inclusive('\n')
+                .take(m.line().saturating_sub(1))
+                .collect();
+            for item in Parser::new_from_str(head.trim_end()) {
+                match item {
+                    Ok(_) => {}
+                    Err(inner) if matches!(inner.kind(), ErrorKind::UnclosedQuotedScalar) => {
+                        let o = inner.marker();
+                        let rest: String = text.chars().skip(m.index()).collect();
+                        let message = if rest.trim().is_empty() {
+                            "unterminated quoted string: no closing quote before the end of the file".to_string()
+                        } else {
+                            format!(
+                                "unterminated quoted string: no closing quote before line {}, which is not indented as its continuation",
+                                m.line()
+                            )
+                        };
+                        return (o.line(), o.col(), message);
+                    }
+                    Err(_) => break,
+                }
+            }
+            (m.line(), m.col(), e.info())
+        }
+        // Reported at the start of the scalar; the tab is in the indentation of one of the
+        // lines after it (the first such line, or the scalar would have ended there).
+        ErrorKind::TabInPlainScalar => {
+            let found = text
+                .split('\n')
+                .enumerate()
+                .skip(m.line())
+                .find_map(|(i, l)| {
+                    l.chars()
+                        .take_while(|c| *c == ' ' || *c == '\t')
+                        .position(|c| c == '\t')
+                        .map(|c| (i + 1, c))
+                });
+            let (line, col) = found.unwrap_or((m.line(), m.col()));
+            (line, col, e.info())
+        }
+        ErrorKind::TabNotAllowed
+        | ErrorKind::TabInBlockIndentation
+        | ErrorKind::TabInIndentation => {
+            let (line, col) = tab_position(text, m.line(), m.col());
+            (line, col, e.info())
+        }
+        _ => (m.line(), m.col(), e.info()),
     }
-    let Some(src) = text.lines().nth(line.saturating_sub(1)) else {
-        return col;
+}
+
+/// For a tab error the scanner points somewhere around the tab: after the indentation it is
+/// part of, or (inside a plain scalar) at the end of the line before it. Point at the first tab
+/// of the blank run around `line`/`col` (1-based line, 0-based column) instead, which is what
+/// the user has to delete; the position is kept when that run holds no tab.
+fn tab_position(text: &str, line: usize, col: usize) -> (usize, usize) {
+    let lines: Vec<Vec<char>> = text.split('\n').map(|l| l.chars().collect()).collect();
+    let Some(src) = lines.get(line.saturating_sub(1)) else {
+        return (line, col);
     };
-    let chars: Vec<char> = src.chars().collect();
-    let mut c = col.min(chars.len());
-    while c > 0 && chars[c - 1] == '\t' {
+    let blank = |c: char| c == ' ' || c == '\t' || c == '\r';
+    let mut c = col.min(src.len());
+    while c > 0 && blank(src[c - 1]) {
         c -= 1;
     }
-    c
+    let (mut l, mut c) = (line.saturating_sub(1), c);
+    while let Some(chars) = lines.get(l) {
+        match chars.get(c) {
+            Some('\t') => return (l + 1, c),
+            Some(&ch) if blank(ch) => c += 1,
+            Some(_) => break,
+            None => {
+                l += 1;
+                c = 0;
+            }
+        }
+    }
+    (line, col)
 }
 
 fn line_u32(n: usize) -> u32 {
@@ -904,6 +981,44 @@ mod tests {
         let errs = load_str(&f, "a: [1, 2\nb: 3\n", Limits::default()).unwrap_err();
         assert!(errs[0].to_string().starts_with("bad.yaml:"), "{}", errs[0]);
         assert!(errs[0].message.starts_with("invalid YAML"));
+    }
+
+    fn first_error(text: &str) -> String {
+        let f: Arc<str> = Arc::from("f.yaml");
+        load_str(&f, text, Limits::default()).unwrap_err()[0].to_string()
+    }
+
+    #[test]
+    fn an_unterminated_quoted_string_is_reported_at_its_opening_quote() {
+        // The scanner gives up at line 4 (not indented inside the string).
+        let text = "tasks:\n  - debug:\n      msg: \"hello\n  - ping:\n";
+        assert_eq!(
+            first_error(text),
+            "f.yaml:3:12: error: invalid YAML: unterminated quoted string: no closing quote before line 4, which is not indented as its continuation"
+        );
+        let text = "a: 1\nb: 'it\n";
+        assert_eq!(
+            first_error(text),
+            "f.yaml:2:4: error: invalid YAML: unterminated quoted string: no closing quote before the end of the file"
+        );
+        // A closed string spanning lines is fine; the unclosed one after it is the one named.
+        let text = "a: \"x\n  y\"\nb: [\"z]\nc: 1\n";
+        assert!(
+            first_error(text).starts_with("f.yaml:3:5: "),
+            "{}",
+            first_error(text)
+        );
+    }
+
+    #[test]
+    fn a_tab_used_for_indentation_is_reported_at_the_tab() {
+        assert!(first_error("a:\n\tb: 1\n").starts_with("f.yaml:2:1: "));
+        // Spaces before the tab: the tab, not the first non-blank.
+        let e = first_error("a:\n  b:\n  \t  - 1\n");
+        assert!(e.starts_with("f.yaml:3:3: "), "{e}");
+        // Inside a plain scalar the scanner stops at the end of the line before the tab.
+        let e = first_error("a:\n  b: 1\n\t  c: 2\n");
+        assert!(e.starts_with("f.yaml:3:1: "), "{e}");
     }
 
     #[test]

@@ -578,6 +578,39 @@ fn report_and_log_file_are_written_whatever_the_output_mode() {
 }
 
 #[test]
+fn report_shows_hosts_that_never_started_as_not_started_not_ok() {
+    // serial: 1 and h1 fails: the run stops before h2's and h3's batches.
+    let three = format!("{TWO}    h3:\n      ansible_connection: local\n");
+    let d = Dir::new(
+        &three,
+        "- hosts: all\n  gather_facts: no\n  serial: 1\n  tasks:\n    - command: \"false\"\n      when: inventory_hostname == 'h1'\n    - debug: { msg: hi }\n",
+    );
+    let out = d.run(&["--report", "last.json"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.p("last.json")).unwrap()).unwrap();
+    assert_eq!(r["hosts"]["h1"]["state"], "failed", "{r:#}");
+    for h in ["h2", "h3"] {
+        let host = &r["hosts"][h];
+        assert_eq!(host["state"], "not_started", "{r:#}");
+        assert_eq!(host["batch"], Value::Null, "{r:#}");
+        assert_eq!(host["last_task"], Value::Null, "{r:#}");
+    }
+
+    // A host whose batch ran and changed nothing is still `ok`.
+    let d = Dir::new(
+        TWO,
+        "- hosts: all\n  gather_facts: no\n  serial: 1\n  tasks:\n    - debug: { msg: hi }\n",
+    );
+    let out = d.run(&["--report", "last.json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.p("last.json")).unwrap()).unwrap();
+    assert_eq!(r["hosts"]["h1"]["state"], "ok", "{r:#}");
+    assert_eq!(r["hosts"]["h2"]["state"], "ok", "{r:#}");
+}
+
+#[test]
 fn check_with_detailed_exitcode_exits_10_when_changes_are_pending() {
     let d = Dir::new(
         ONE,

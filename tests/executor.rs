@@ -979,6 +979,75 @@ fn a_health_gate_deadline_fails_the_batch_in_time_and_it_is_rolled_back() {
     );
 }
 
+/// A host that failed its health gate and was rolled back cleanly counted `failed=0` in the
+/// recap: the gate failure is a failure of that host (exit 3 all the same, and the report
+/// says `rolled_back`). A host that passed its gate keeps `failed=0`.
+#[test]
+fn a_host_that_failed_its_health_gate_and_was_rolled_back_counts_failed_in_the_recap() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    std::fs::write(dir.path().join("app.conf"), "v1\n").unwrap();
+    // The gate fails while `broken` exists; the rollback removes it, so it passes again.
+    let pb = format!(
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - copy: {{ dest: '{d}/app.conf', content: \"v2\\n\" }}\n    - copy: {{ dest: '{d}/broken', content: x }}\n  health:\n    - command: 'test ! -e {d}/broken'\n  probe: {{ retries: 0, interval: 10ms }}\n"
+    );
+    let (code, out, err) = run(dir.path(), &pb, &["--report", "rep.json"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert_eq!(
+        recap_line(&out),
+        "localhost : ok=2 changed=2 unreachable=0 failed=1 skipped=0 rescued=0 ignored=0",
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("app.conf")).unwrap(),
+        "v1\n"
+    );
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("rep.json")).unwrap())
+            .unwrap();
+    assert_eq!(rep["hosts"]["localhost"]["state"], "rolled_back", "{rep:#}");
+
+    // The same play with a gate that passes: failed=0, exit 0.
+    let pass = pb.replace("test ! -e", "test -e");
+    let (code, out, err) = run(dir.path(), &pass, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(recap_line(&out).contains(" failed=0 "), "{out}");
+
+    // Two hosts in one batch, only h1 fails its gate: both are rolled back, only h1 failed.
+    let two = "all:\n  hosts:\n    h1: {ansible_connection: local}\n    h2: {ansible_connection: local}\n";
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let pb = format!(
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - copy: {{ dest: '{d}/conf-{{{{ inventory_hostname }}}}', content: x }}\n    - copy: {{ dest: '{d}/broken', content: x }}\n      when: inventory_hostname == 'h1'\n  health:\n    - command: \"test ! -e {d}/broken -o {{{{ inventory_hostname }}}} != h1\"\n  probe: {{ retries: 0, interval: 10ms }}\n"
+    );
+    let (code, out, err) =
+        support::run_local(dir.path(), &[("inv.yaml", two), ("pb.yaml", &pb)], &[], &[]);
+    assert_eq!(code, 3, "{out}{err}");
+    let recap: Vec<String> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("PLAY RECAP"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert!(
+        recap
+            .iter()
+            .any(|l| l.starts_with("h1 : ") && l.contains(" failed=1 ")),
+        "{out}"
+    );
+    assert!(
+        recap
+            .iter()
+            .any(|l| l.starts_with("h2 : ") && l.contains(" failed=0 ")),
+        "{out}"
+    );
+    assert!(
+        !dir.path().join("conf-h2").exists(),
+        "h2 was rolled back: {out}"
+    );
+}
+
 /// The vault fixtures (made by ansible-vault; see tests/fixtures/vault/README.md).
 fn vault_fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -497,6 +497,30 @@ fn alias_bomb() {
 }
 
 #[test]
+fn playbook_unterminated_quote_is_reported_at_the_opening_quote() {
+    bad_playbook(
+        "- hosts: all\n  tasks:\n    - debug:\n        msg: \"hello\n    - ping:\n",
+        "pb.yaml:4:14: error: invalid YAML: unterminated quoted string: no closing quote before line 5, which is not indented as its continuation",
+    );
+}
+
+#[test]
+fn playbook_tab_after_spaces_in_indentation_is_reported_at_the_tab() {
+    bad_playbook(
+        "- hosts: all\n  vars:\n    a:\n  \t  - 1\n  tasks:\n    - ping:\n",
+        "pb.yaml:4:3: error: invalid YAML: tabs disallowed within this context (block indentation)",
+    );
+}
+
+#[test]
+fn playbook_tab_indenting_the_line_after_a_plain_value_is_reported_at_the_tab() {
+    bad_playbook(
+        "- hosts: all\n  vars:\n    a: 1\n\t  b: 2\n  tasks:\n    - ping:\n",
+        "pb.yaml:4:1: error: invalid YAML: while scanning a plain scalar, found a tab",
+    );
+}
+
+#[test]
 fn nesting_too_deep() {
     let pb = format!(
         "- hosts: all\n  vars:\n    x: {}{}\n  tasks:\n    - ping:\n",
@@ -719,24 +743,24 @@ fn role_template_source_missing() {
 }
 
 #[test]
-fn role_template_file_syntax_error() {
+fn role_template_file_syntax_error_is_reported_at_its_line_and_column() {
     bad_role(
         &[(
             "roles/app/templates/app.conf.j2",
             b"port = {{ app_port }}\nname = {{ app_name\n",
         )],
-        "roles/app/templates/app.conf.j2:2:1: error: template syntax error: unexpected end of input, expected end of variable block",
+        "roles/app/templates/app.conf.j2:2:11: error: template syntax error: unexpected end of input, expected end of variable block",
     );
 }
 
 #[test]
-fn role_template_file_undefined_variable() {
+fn role_template_file_undefined_variable_is_reported_at_its_line_and_column() {
     bad_role(
         &[(
             "roles/app/templates/app.conf.j2",
             b"# config\nlisten = 0.0.0.0\nport = {{ nope }}\n",
         )],
-        "roles/app/templates/app.conf.j2:3:1: error: 'nope' is undefined",
+        "roles/app/templates/app.conf.j2:3:11: error: 'nope' is undefined",
     );
 }
 

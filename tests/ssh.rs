@@ -556,6 +556,74 @@ fn a_changed_host_key_is_refused_even_under_accept_new() {
     }
 }
 
+/// OpenSSH's `SHA256:...` fingerprint of a known_hosts key (`ALGORITHM BASE64`).
+fn fingerprint(public: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("key.pub");
+    std::fs::write(&file, format!("{public}\n")).unwrap();
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(&file)
+        .output()
+        .expect("ssh-keygen");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_changed_key_refusal_names_the_pinned_fingerprint_and_its_known_hosts_line() {
+    let fleet = Fleet::start(2);
+    let (h0, h1) = (fleet.host(0), fleet.host(1));
+    let pattern = format!("[{}]:{}", h0.addr(), h0.port());
+    let pinned = &h1.host_keys()[0].public;
+    let offered = &h0.host_keys()[0].public;
+    let (sb, kh) = sandbox_known_hosts(&fleet, &format!("# fleet\n{pattern} {pinned}\n"));
+    let r = run(&sb, "pb.yaml", &[]);
+    assert_eq!(r.code, 6, "{}", r.explain());
+    let msg = r.last(h0.name())["msg"].as_str().unwrap().to_string();
+    let (fp_pinned, fp_offered) = (fingerprint(pinned), fingerprint(offered));
+    assert!(fp_pinned.starts_with("SHA256:") && fp_pinned != fp_offered);
+    assert!(msg.contains(&fp_offered), "offered fingerprint: {msg}");
+    assert!(msg.contains(&fp_pinned), "pinned fingerprint: {msg}");
+    assert!(
+        msg.contains(&format!("{}:2 pins", kh.display())),
+        "file:line: {msg}"
+    );
+}
+
+#[test]
+fn a_key_recorded_only_for_another_port_is_refused_under_strict_and_learned_under_accept_new() {
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    // The host's own key, but recorded for a port the host does not listen on.
+    let elsewhere = format!(
+        "[{}]:{} {}\n",
+        h.addr(),
+        h.port().wrapping_add(1),
+        h.host_keys()[0].public
+    );
+    let (sb, kh) = sandbox_known_hosts(&fleet, &elsewhere);
+
+    let strict = run(&sb, "pb.yaml", &[]);
+    assert_eq!(strict.code, 6, "{}", strict.explain());
+    let last = strict.last(h.name());
+    assert_eq!(last["unreachable_reason"], "host_key_refused", "{last}");
+    assert!(last["msg"].as_str().unwrap().contains("unknown"), "{last}");
+    assert!(!h.path("/srv/who").exists());
+    assert_eq!(std::fs::read_to_string(&kh).unwrap(), elsewhere);
+
+    let learn = run(&sb, "pb.yaml", &["--host-key-checking", "accept-new"]);
+    assert_eq!(learn.code, 0, "{}", learn.explain());
+    assert_eq!(
+        std::fs::read_to_string(&kh).unwrap(),
+        format!("{elsewhere}{}", h.known_hosts_lines())
+    );
+    assert!(h.path("/srv/who").exists());
+}
+
 #[test]
 fn a_host_known_only_under_another_key_type_is_refused() {
     let fleet = Fleet::start(1);

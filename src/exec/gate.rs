@@ -225,7 +225,13 @@ impl<'r> Runner<'r> {
                 Err(e) => failures.push(format!("internal error: a probe task failed: {e}")),
             }
         }
-        for (st, outcomes) in done {
+        for (mut st, outcomes) in done {
+            // A failed health gate is a failure of the host, in the recap too (once per run,
+            // however many of its probes or gates failed), rolled back or not.
+            if !st.gate_failed && outcomes.iter().any(|o| !o.passed) {
+                st.gate_failed = true;
+                st.recap.failed += 1;
+            }
             for o in &outcomes {
                 self.reporter.emit(&Event::Probe {
                     host: &st.name,

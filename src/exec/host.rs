@@ -97,6 +97,8 @@ pub struct HostState {
     pub backups: crate::exec::backups::HostBackups,
     /// The host was rolled back in this run.
     pub rolled_back: bool,
+    /// The host failed a health gate in this run (counted once in `recap.failed`).
+    pub gate_failed: bool,
     /// Cached layers including `runtime`, rebuilt when `runtime` changes.
     layers: Option<Arc<Vec<Layer>>>,
 }
@@ -136,6 +138,7 @@ impl HostState {
             recap: Recap::default(),
             backups: Default::default(),
             rolled_back: false,
+            gate_failed: false,
             layers: None,
         }
     }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use minijinja::Value;
 use serde_json::{Map, Value as Json};
 
-use crate::diag::Loc;
 use crate::exec::actions;
 use crate::exec::backups::StepBackup;
 use crate::exec::host::HostState;
@@ -1313,14 +1312,12 @@ impl Parts {
         } else {
             vars.to_value()
         };
-        let src_loc = local_src
-            .as_ref()
-            .map(|p| Loc::file_start(p.display().to_string()));
+        let src_file: Arc<str> = local_src.as_ref().map_or_else(
+            || Arc::from("<template>"),
+            |p| Arc::from(p.display().to_string()),
+        );
         let render = move |text: &str| -> Result<String, String> {
-            let loc = src_loc
-                .clone()
-                .unwrap_or_else(|| Loc::file_start("<template>"));
-            template::render_str(&env, text, &render_ctx, &loc).map_err(|d| d.to_string())
+            template::render_file(&env, text, &render_ctx, &src_file).map_err(|d| d.to_string())
         };
         Ok(Parts {
             become_,

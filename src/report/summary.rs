@@ -23,7 +23,9 @@ use crate::report::events::Event;
 /// What the report says about one host.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct HostReport {
-    /// `ok`, `changed`, `failed`, `unreachable` or `rolled_back`.
+    /// `ok`, `changed`, `failed`, `unreachable`, `rolled_back`, or `not_started` for a host
+    /// that no batch reached (the run stopped before its batch: a failed earlier batch, a
+    /// host-key refusal, the deadline, a signal).
     pub state: &'static str,
     /// The last task that finished on the host (ok, changed or skipped).
     pub last_task: Option<String>,
@@ -43,13 +45,23 @@ pub struct HostReport {
     rolled_back: bool,
     #[serde(skip)]
     rollback_failed: bool,
+    #[serde(skip)]
+    started: bool,
+    /// A probe failed on the host (the recap counts that once in `failed`).
+    #[serde(skip)]
+    gate_failed: bool,
 }
 
 impl HostReport {
     fn state(&self) -> &'static str {
-        if self.recap.unreachable > 0 {
+        if !self.started && self.recap == Recap::default() {
+            "not_started"
+        } else if self.recap.unreachable > 0 {
             "unreachable"
-        } else if self.recap.failed > 0 || self.unhealthy || self.rollback_failed {
+        } else if self.recap.failed > u32::from(self.gate_failed)
+            || self.unhealthy
+            || self.rollback_failed
+        {
             "failed"
         } else if self.rolled_back {
             "rolled_back"
@@ -81,12 +93,14 @@ impl Tracker {
                     let r = self.hosts.entry(h.clone()).or_default();
                     r.play = Some(self.play);
                     r.batch = Some(*index);
+                    r.started = true;
                 }
             }
             Event::TaskStart { label, .. } => self.task = Some(label.to_string()),
             Event::Host(o) => {
                 let task = self.task.clone().unwrap_or_default();
                 let r = self.hosts.entry(o.host.clone()).or_default();
+                r.started = true;
                 match o.status {
                     Status::Ok | Status::Changed | Status::Skipped => r.last_task = Some(task),
                     Status::Failed if o.ignored => r.last_task = Some(task),
@@ -117,11 +131,14 @@ impl Tracker {
                 ..
             } => {
                 let r = self.hosts.entry(host.to_string()).or_default();
+                r.started = true;
                 r.unhealthy = true;
+                r.gate_failed = true;
                 r.error = Some(format!("health probe '{probe}' failed: {observed}"));
             }
             Event::Rollback(rb) => {
                 let r = self.hosts.entry(rb.host.clone()).or_default();
+                r.started = true;
                 if rb.clean() {
                     r.rolled_back = true;
                     r.unhealthy = false;

@@ -523,12 +523,13 @@ fn template(c: &Caller<'_, '_>, name: &str, template_vars: Option<&Value>) -> Re
             let inner = e
                 .detail()
                 .map_or_else(|| e.kind().to_string(), str::to_string);
+            let at = match super::error_position(&e, &text) {
+                (line, Some(col)) => format!("{line}:{col}"),
+                (line, None) => line.to_string(),
+            };
             Error::new(
                 e.kind(),
-                format!(
-                    "lookup('template'): {shown}:{}: {inner}",
-                    e.line().unwrap_or(1)
-                ),
+                format!("lookup('template'): {shown}:{at}: {inner}"),
             )
         })
 }

@@ -230,6 +230,17 @@ pub fn render_str(
     render_guarded(env, source, ctx).map_err(|e| to_diagnostic_in(env, &e, source, ctx, loc))
 }
 
+/// [`render_str`] for a whole template file (a `template:` source): an error is reported at
+/// its exact line and column in `file`.
+pub fn render_file(
+    env: &Environment<'static>,
+    source: &str,
+    ctx: &Value,
+    file: &Arc<str>,
+) -> Result<String, Diagnostic> {
+    render_guarded(env, source, ctx).map_err(|e| file_diagnostic(env, &e, source, ctx, file))
+}
+
 /// True if `source` guards against undefined values the way Ansible templates do:
 /// `default(...)`/`d(...)`, or an `is defined`/`is undefined` test.
 fn is_guarded(source: &str) -> bool {
@@ -329,6 +340,18 @@ pub fn check_render(
     render_guarded(env, source, ctx)
         .map(|_| ())
         .map_err(|e| (e.kind(), to_diagnostic_in(env, &e, source, ctx, loc)))
+}
+
+/// [`check_render`] for a whole template file, reported as [`render_file`] reports.
+pub fn check_render_file(
+    env: &Environment<'static>,
+    source: &str,
+    ctx: &Value,
+    file: &Arc<str>,
+) -> Result<(), (ErrorKind, Diagnostic)> {
+    render_guarded(env, source, ctx)
+        .map(|_| ())
+        .map_err(|e| (e.kind(), file_diagnostic(env, &e, source, ctx, file)))
 }
 
 /// [`eval_expr`] keeping minijinja's error kind (see [`check_render`]).
@@ -591,12 +614,45 @@ fn to_diagnostic_in(
     let mut at = loc.clone();
     let line = e.line().unwrap_or(1).max(1);
     if line > 1 {
+        // A value inside YAML: its later lines lost their indentation, so only the line.
         at.line = at
             .line
             .saturating_add(u32::try_from(line - 1).unwrap_or(u32::MAX));
         at.col = 1;
     }
-    let mut d = Diagnostic::at(&at, describe_error(env, e, source, ctx));
+    with_notes(
+        Diagnostic::at(&at, describe_error(env, e, source, ctx)),
+        e,
+        source,
+        line,
+    )
+}
+
+/// Turns a minijinja error in a whole template file into a Diagnostic at its exact line and
+/// column in `file`.
+fn file_diagnostic(
+    env: &Environment<'static>,
+    e: &Error,
+    source: &str,
+    ctx: &Value,
+    file: &Arc<str>,
+) -> Diagnostic {
+    let (line, col) = error_position(e, source);
+    let at = Loc::new(
+        file,
+        u32::try_from(line).unwrap_or(u32::MAX),
+        col.map_or(1, |c| u32::try_from(c).unwrap_or(u32::MAX)),
+    );
+    with_notes(
+        Diagnostic::at(&at, describe_error(env, e, source, ctx)),
+        e,
+        source,
+        line,
+    )
+}
+
+/// The template's line and the error's causes, as notes.
+fn with_notes(mut d: Diagnostic, e: &Error, source: &str, line: usize) -> Diagnostic {
     if let Some(text) = source_line(source, line) {
         d = d.note(format!("in template: {text}"));
     }
@@ -606,6 +662,24 @@ fn to_diagnostic_in(
         cause = inner.source();
     }
     d
+}
+
+/// Where in `source` minijinja blames `e`: the 1-based line, and the 1-based column (in
+/// characters) of the start of the blamed span when minijinja gives one.
+pub(crate) fn error_position(e: &Error, source: &str) -> (usize, Option<usize>) {
+    let line = e.line().unwrap_or(1).max(1);
+    let Some(start) = e.range().map(|r| r.start).filter(|s| *s <= source.len()) else {
+        return (line, None);
+    };
+    let Some(before) = source.get(..start) else {
+        return (line, None);
+    };
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let span_line = before.matches('\n').count() + 1;
+    if span_line != line {
+        return (line, None);
+    }
+    (line, Some(before[line_start..].chars().count() + 1))
 }
 
 /// Line `line` (1-based) of a template, trimmed and shortened for a note.

@@ -61,6 +61,38 @@ fn errors_on_later_lines_move_the_location_down() {
 }
 
 #[test]
+fn template_file_errors_report_the_line_and_column_in_the_file() {
+    let env = environment();
+    let file: Arc<str> = Arc::from("app.conf.j2");
+    let at = |src: &str| {
+        let e = render_file(&env, src, &ctx(json!({"a": 1})), &file).unwrap_err();
+        let at = e.loc.clone().unwrap();
+        (at.line, at.col, e.message)
+    };
+    // Undefined: the column of the variable, also on the first line.
+    let (line, col, msg) = at("x = {{ a }}\n  y = {{ missing }}\n");
+    assert_eq!((line, col), (2, 10), "{msg}");
+    let (line, col, msg) = at("port: {{ missing }}");
+    assert_eq!((line, col), (1, 10), "{msg}");
+    // Syntax: the column of the token minijinja stopped at.
+    let (line, col, msg) = at("ok\nok\n  x = {{ 1 + }}\n");
+    assert!(msg.starts_with("template syntax error"), "{msg}");
+    assert_eq!((line, col), (3, 14), "{msg}");
+    // Columns count characters, not bytes.
+    let (line, col, msg) = at("# \u{e9}t\u{e9}\n\u{e9}\u{e9} {{ missing }}\n");
+    assert_eq!((line, col), (2, 7), "{msg}");
+    // A value inside YAML keeps its own position and moves down by lines only.
+    let e = render_str(&env, "ok\n  {{ missing }}", &ctx(json!({})), &loc()).unwrap_err();
+    let at = e.loc.unwrap();
+    assert_eq!((at.line, at.col), (11, 1));
+    // A value at the very start of a file is still a value, not a whole file.
+    let start = Loc::file_start("<extra vars>");
+    let e = render_str(&env, "x {{ missing }}", &ctx(json!({})), &start).unwrap_err();
+    let at = e.loc.unwrap();
+    assert_eq!((at.line, at.col), (1, 1));
+}
+
+#[test]
 fn render_value_native_rule() {
     let env = environment();
     let c = ctx(json!({"xs": [1, 2], "n": 5, "s": "str", "m": {"k": "v"}, "none": null}));

@@ -49,6 +49,13 @@ impl HostKeyPolicy {
         }
     }
 
+    /// Whether this policy records the key on `verdict` (rather than refusing the host):
+    /// only `accept-new`, only for an [`Verdict::Unknown`] host. A key recorded for the same
+    /// host on another port leaves it unknown on this one, as in OpenSSH.
+    pub fn learns(self, verdict: &Verdict) -> bool {
+        self == HostKeyPolicy::AcceptNew && *verdict == Verdict::Unknown
+    }
+
     /// The flag's spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -117,6 +124,8 @@ pub enum Verdict {
     Changed {
         /// The line holding the recorded key.
         at: Origin,
+        /// The key that line pins.
+        pinned: HostKey,
     },
     /// The host is recorded, but only with keys of other types.
     OtherType {
@@ -138,9 +147,11 @@ impl Verdict {
         let fp = key.fingerprint();
         match self {
             Verdict::Known | Verdict::Unknown => None,
-            Verdict::Changed { at } => Some(format!(
-                "REMOTE HOST IDENTIFICATION HAS CHANGED for {host}: it offered {} key {fp}, but {at} records a different {} key; refusing (remove the old line if the change is expected)",
-                key.algo, key.algo
+            Verdict::Changed { at, pinned } => Some(format!(
+                "REMOTE HOST IDENTIFICATION HAS CHANGED for {host}: it offered {} key {fp}, but {at} pins {} key {}; refusing (remove the old line if the change is expected)",
+                key.algo,
+                pinned.algo,
+                pinned.fingerprint()
             )),
             Verdict::OtherType { known, at } => Some(format!(
                 "{host} offered a {} key ({fp}) but is known only with {} keys ({at}); refusing",
@@ -260,7 +271,10 @@ impl KnownHosts {
             return Verdict::Known;
         }
         if let Some(e) = plain.iter().find(|e| e.key.algo == key.algo) {
-            return Verdict::Changed { at: e.at.clone() };
+            return Verdict::Changed {
+                at: e.at.clone(),
+                pinned: e.key.clone(),
+            };
         }
         match plain.first() {
             None => Verdict::Unknown,
@@ -574,12 +588,60 @@ mod tests {
                 at: Origin {
                     file: "/kh".into(),
                     line: 3
-                }
+                },
+                pinned: old.clone(),
             }
         );
         let msg = v.refusal("web1", &new).unwrap();
         assert!(msg.contains("CHANGED") && msg.contains("/kh:3"), "{msg}");
         assert!(msg.contains(&new.fingerprint()), "{msg}");
+    }
+
+    #[test]
+    fn a_changed_key_refusal_shows_the_pinned_fingerprint_and_where_it_is_pinned() {
+        let old = key(ED, 1);
+        let new = key(ED, 2);
+        let db = kh(&format!("{}{}", line("web2", &new), line("web1", &old)));
+        let v = db.check("web1", 22, &new);
+        let msg = v.refusal("web1", &new).unwrap();
+        assert!(
+            msg.contains(&format!(
+                "it offered {ED} key {}, but /kh:2 pins {ED} key {};",
+                new.fingerprint(),
+                old.fingerprint()
+            )),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_key_recorded_only_for_another_port_is_unknown_so_accept_new_learns_it_for_the_new_port() {
+        // OpenSSH looks a host up under `[host]:port` only: a key recorded for port 2222 says
+        // nothing about port 22. Strict refuses an unknown host; accept-new records it.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("known_hosts");
+        let k = key(ED, 1);
+        let recorded = line("[web1]:2222", &k);
+        std::fs::write(&file, &recorded).unwrap();
+        let db = KnownHosts::load(std::slice::from_ref(&file)).unwrap();
+        assert_eq!(db.check("web1", 22, &k), Verdict::Unknown);
+        assert!(!HostKeyPolicy::Strict.learns(&Verdict::Unknown));
+        assert!(HostKeyPolicy::AcceptNew.learns(&Verdict::Unknown));
+        let none = KnownHosts::default();
+        assert_eq!(learn(&file, &none, "web1", 22, &k).unwrap(), Verdict::Known);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(text, format!("{recorded}{}", line("web1", &k)));
+        let db = KnownHosts::load(std::slice::from_ref(&file)).unwrap();
+        assert_eq!(db.check("web1", 22, &k), Verdict::Known);
+        assert_eq!(db.check("web1", 2222, &k), Verdict::Known);
+        // A different key on the new port is still unknown there, and a changed one on the
+        // recorded port is still refused under either policy.
+        let other = key(ED, 2);
+        assert!(matches!(
+            db.check("web1", 2222, &other),
+            Verdict::Changed { .. }
+        ));
+        assert!(!HostKeyPolicy::AcceptNew.learns(&db.check("web1", 2222, &other)));
     }
 
     #[test]

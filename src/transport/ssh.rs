@@ -942,15 +942,15 @@ impl Client {
         let shown = known_hosts::lookup_name(&self.host, self.port);
         match verdict {
             Verdict::Known => true,
-            Verdict::Unknown => match (self.policy, self.files.first()) {
-                (HostKeyPolicy::Strict, _) | (_, None) => self.refuse(format!(
+            Verdict::Unknown => match (self.policy.learns(&verdict), self.files.first()) {
+                (false, _) | (_, None) => self.refuse(format!(
                     "{}: host key for {shown} is unknown ({} {}); not in {}. Refusing under the strict policy: add it to known_hosts (e.g. ssh-keyscan) or use --host-key-checking accept-new",
                     self.label,
                     hk.algo,
                     hk.fingerprint(),
                     self.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
                 )),
-                (HostKeyPolicy::AcceptNew, Some(file)) => {
+                (true, Some(file)) => {
                     let (file, known, host, port, key2) = (
                         file.clone(),
                         self.known.clone(),

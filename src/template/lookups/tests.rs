@@ -182,7 +182,7 @@ fn template_renders_with_the_task_variables_and_template_vars() {
     assert_eq!(got, "port=1 extra=x\n");
     std::fs::write(dir.path().join("templates/bad.j2"), "a\n{{ missing }}\n").unwrap();
     let e = r_in(dir.path(), "{{ lookup('template', 'bad.j2') }}", json!({})).unwrap_err();
-    assert!(e.contains("bad.j2:2"), "{e}");
+    assert!(e.contains("bad.j2:2:4:"), "{e}");
     assert!(e.contains("`missing` is undefined"), "{e}");
 }
 
