@@ -163,8 +163,8 @@ impl fmt::Display for Outcome {
 }
 
 /// expected.txt: `NAME SYNTAX CHECK RUN` per line, `#` comments.
-fn load_expected() -> BTreeMap<String, [Outcome; 3]> {
-    let text = std::fs::read_to_string(compat_dir().join("expected.txt")).unwrap_or_default();
+fn load_expected(file: &str) -> BTreeMap<String, [Outcome; 3]> {
+    let text = std::fs::read_to_string(compat_dir().join(file)).unwrap_or_default();
     let mut out = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
@@ -179,7 +179,7 @@ fn load_expected() -> BTreeMap<String, [Outcome; 3]> {
                 out.insert(words[0].to_string(), [o[0], o[1], o[2]]);
             }
             _ => panic!(
-                "tests/compat/expected.txt:{}: expected 'NAME SYNTAX CHECK RUN' with pass, refused, rejected, differs or -, found '{line}'",
+                "tests/compat/{file}:{}: expected 'NAME SYNTAX CHECK RUN' with pass, refused, rejected, differs or -, found '{line}'",
                 i + 1
             ),
         }
@@ -187,7 +187,7 @@ fn load_expected() -> BTreeMap<String, [Outcome; 3]> {
     out
 }
 
-fn write_expected(results: &BTreeMap<String, Measured>, suite: &[Entry]) {
+fn write_expected(file: &str, results: &BTreeMap<String, Measured>, suite: &[Entry]) {
     let mut text = String::from(
         "# What tests/compat.rs measured for each playbook of suite.yaml: one line per playbook,\n\
          # its outcome with --syntax-check, with --check --diff and in a real run (- when that\n\
@@ -203,7 +203,7 @@ fn write_expected(results: &BTreeMap<String, Measured>, suite: &[Entry]) {
             let _ = writeln!(text, "{:width$}{:10}{:10}{}", e.name, o[0], o[1], o[2]);
         }
     }
-    std::fs::write(compat_dir().join("expected.txt"), text).expect("write expected.txt");
+    std::fs::write(compat_dir().join(file), text).expect("write the expectations");
 }
 
 // ------------------------------------------------------------------ running one side
@@ -300,7 +300,7 @@ fn mode_args(mode: Mode) -> &'static [&'static str] {
     }
 }
 
-fn rdeploy(sb: &Sandbox, e: &Entry, mode: Mode) -> Ran {
+fn rdeploy(sb: &Sandbox, e: &Entry, mode: Mode, bridge: bool) -> Ran {
     let pb = compat_dir().join(&e.playbook);
     let mut cmd = sb.rdeploy(&["run"]);
     cmd.arg(&pb)
@@ -308,6 +308,15 @@ fn rdeploy(sb: &Sandbox, e: &Entry, mode: Mode) -> Ran {
         .args(mode_args(mode))
         .env_remove("SSH_AUTH_SOCK")
         .timeout(RDEPLOY_TIMEOUT);
+    // Ansible's own modules run through the bridge only in the measurement that asks for it.
+    if bridge {
+        cmd.env(
+            "RDEPLOY_ANSIBLE_PYTHON",
+            ansible_playbook().with_file_name("python"),
+        );
+    } else {
+        cmd.env("RDEPLOY_ANSIBLE_PYTHON", "/nonexistent/no-ansible-python");
+    }
     if let Some(r) = &e.roles {
         cmd.arg("--roles-path").arg(compat_dir().join(r));
     }
@@ -462,10 +471,10 @@ fn verdict(outcome: Outcome, why: impl Into<String>) -> Verdict {
 }
 
 /// The syntax mode's verdict, and whether ansible-playbook accepted the playbook.
-fn measure_syntax(e: &Entry) -> (Verdict, bool) {
+fn measure_syntax(e: &Entry, bridge: bool) -> (Verdict, bool) {
     // No host is touched: a fleet is still needed for the inventory's addresses.
     let (fleet, sb) = sandbox_on_fleet(e);
-    let rd = rdeploy(&sb, e, Mode::Syntax);
+    let rd = rdeploy(&sb, e, Mode::Syntax, bridge);
     let an = ansible(&sb, e, Mode::Syntax);
     assert_eq!(accepted_logins(&fleet), 0, "--syntax-check logged in");
     let v = match (rd.code == 0, an.code == 0) {
@@ -489,10 +498,10 @@ fn measure_syntax(e: &Entry) -> (Verdict, bool) {
 
 /// `ansible_parses`: ansible-playbook's --syntax-check accepted the playbook (when it did
 /// not, ansible-playbook refuses it in every mode, before any host).
-fn measure_hosts(e: &Entry, mode: Mode, ansible_parses: bool) -> Verdict {
+fn measure_hosts(e: &Entry, mode: Mode, ansible_parses: bool, bridge: bool) -> Verdict {
     let rd = {
         let (fleet, sb) = sandbox_on_fleet(e);
-        let rd = rdeploy(&sb, e, mode);
+        let rd = rdeploy(&sb, e, mode, bridge);
         if rd.code == 4 && !ansible_parses {
             return verdict(Outcome::Pass, "both reject it");
         }
@@ -565,11 +574,11 @@ impl Measured {
     }
 }
 
-fn measure(e: &Entry) -> Measured {
-    let (syntax, parses) = measure_syntax(e);
-    let check = measure_hosts(e, Mode::Check, parses);
+fn measure(e: &Entry, bridge: bool) -> Measured {
+    let (syntax, parses) = measure_syntax(e, bridge);
+    let check = measure_hosts(e, Mode::Check, parses, bridge);
     let run = if e.run {
-        measure_hosts(e, Mode::Run, parses)
+        measure_hosts(e, Mode::Run, parses, bridge)
     } else {
         verdict(Outcome::NotRun, "not run: not safe on the test hosts")
     };
@@ -582,6 +591,17 @@ fn measure(e: &Entry) -> Measured {
 
 #[test]
 fn public_playbooks_keep_their_recorded_compatibility_with_ansible_playbook() {
+    compare("expected.txt", false);
+}
+
+/// The same suite with Ansible's own modules run through the bridge (issue 14), recorded in
+/// `expected-bridge.txt`: what a user with ansible-core on the controller gets.
+#[test]
+fn public_playbooks_with_the_bridge_keep_their_recorded_compatibility() {
+    compare("expected-bridge.txt", true);
+}
+
+fn compare(file: &str, bridge: bool) {
     let started = Instant::now();
     let mut suite = load_suite();
     let only = std::env::var("COMPAT_ONLY").ok();
@@ -597,7 +617,7 @@ fn public_playbooks_keep_their_recorded_compatibility_with_ansible_playbook() {
     let expected = if bless {
         BTreeMap::new()
     } else {
-        load_expected()
+        load_expected(file)
     };
     let _ = ansible_playbook();
 
@@ -609,7 +629,7 @@ fn public_playbooks_keep_their_recorded_compatibility_with_ansible_playbook() {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(e) = suite.get(i) else { break };
-                    let m = measure(e);
+                    let m = measure(e, bridge);
                     results.lock().expect("results").insert(e.name.clone(), m);
                 }
             });
@@ -621,11 +641,12 @@ fn public_playbooks_keep_their_recorded_compatibility_with_ansible_playbook() {
         if only.is_some() {
             panic!("COMPAT_BLESS rewrites the whole file: run it without COMPAT_ONLY");
         }
-        write_expected(&results, &suite);
+        write_expected(file, &results, &suite);
     }
 
     // The table, the summary and the changes from expected.txt, always printed (the test's
     // stderr is not captured for this: it is the suite's report).
+    let tag = if bridge { "compat+bridge" } else { "compat" };
     let mut report = String::new();
     let mut changed = Vec::new();
     for e in &suite {
@@ -633,13 +654,13 @@ fn public_playbooks_keep_their_recorded_compatibility_with_ansible_playbook() {
         let o = m.outcomes();
         let _ = writeln!(
             report,
-            "compat: {:28} {:9} {:9} {:9}",
+            "{tag}: {:28} {:9} {:9} {:9}",
             e.name, o[0], o[1], o[2]
         );
         for (i, mode) in MODES.iter().enumerate() {
             let v = &m.verdicts[i];
             if !v.why.is_empty() && v.outcome != Outcome::NotRun {
-                let _ = writeln!(report, "compat:     {:6} {}", mode.word(), v.why);
+                let _ = writeln!(report, "{tag}:     {:6} {}", mode.word(), v.why);
             }
             let want = expected.get(&e.name).map(|x| x[i]);
             if want != Some(v.outcome) {
@@ -668,7 +689,7 @@ fn public_playbooks_keep_their_recorded_compatibility_with_ansible_playbook() {
         let ran = all - count(Outcome::NotRun);
         let _ = writeln!(
             report,
-            "compat: {:6}: {} of {ran} pass, {} refused, {} rejected, {} differ",
+            "{tag}: {:6}: {} of {ran} pass, {} refused, {} rejected, {} differ",
             mode.word(),
             count(Outcome::Pass),
             count(Outcome::Refused),
@@ -678,7 +699,7 @@ fn public_playbooks_keep_their_recorded_compatibility_with_ansible_playbook() {
     }
     let _ = writeln!(
         report,
-        "compat: {passing} of {all} playbooks pass all three modes ({:.0} s)",
+        "{tag}: {passing} of {all} playbooks pass all three modes ({:.0} s)",
         started.elapsed().as_secs_f64()
     );
     let _ = std::io::stderr().write_all(report.as_bytes());
@@ -686,7 +707,7 @@ fn public_playbooks_keep_their_recorded_compatibility_with_ansible_playbook() {
     if !bless {
         assert!(
             changed.is_empty(),
-            "outcomes differ from tests/compat/expected.txt (fix the regression, or record the \
+            "outcomes differ from tests/compat/{file} (fix the regression, or record the \
              improvement there, e.g. with COMPAT_BLESS=1):\n{}",
             changed.join("\n")
         );
@@ -696,7 +717,7 @@ fn public_playbooks_keep_their_recorded_compatibility_with_ansible_playbook() {
 #[test]
 fn the_suite_and_its_expectations_name_the_same_playbooks() {
     let suite = load_suite();
-    let expected = load_expected();
+    let expected = load_expected("expected.txt");
     let names: Vec<&String> = suite.iter().map(|e| &e.name).collect();
     for e in &suite {
         assert!(

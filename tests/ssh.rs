@@ -826,7 +826,13 @@ fn a_host_key_changed_before_the_automatic_rollback_is_refused_and_exits_6() {
         "{}",
         r.explain()
     );
-    let why = refused["errors"][0].as_str().unwrap_or_default();
+    assert_eq!(
+        refused["errors"][0]["kind"],
+        "unreachable",
+        "{}",
+        r.explain()
+    );
+    let why = refused["errors"][0]["cause"].as_str().unwrap_or_default();
     assert!(
         why.contains("reconnecting for the rollback") && why.contains("CHANGED"),
         "{why}"
