@@ -308,7 +308,7 @@ fn real_ansible_modules_and_arguments_are_not_supported_not_unknown() {
 - hosts: localhost
   gather_facts: no
   tasks:
-    - yum: { name: nginx }
+    - rpm_key: { key: /tmp/k }
     - yumm: { name: nginx }
     - lineinfle: { path: /tmp/x, line: y }
     - npm:
@@ -324,7 +324,7 @@ fn real_ansible_modules_and_arguments_are_not_supported_not_unknown() {
     );
     assert_eq!(code, 4, "{out}\n{err}");
     for want in [
-        "pb.yaml:5:7: error: module 'yum' is not supported by rdeploy",
+        "pb.yaml:5:7: error: module 'rpm_key' is not supported by rdeploy",
         "pb.yaml:6:7: error: unknown module 'yumm'",
         "pb.yaml:7:7: error: unknown module 'lineinfle', did you mean 'lineinfile'?",
         "pb.yaml:8:7: error: module 'npm' is not supported by rdeploy",
@@ -852,4 +852,29 @@ fn role_alias_index_var_search_path_and_dates_work_as_in_ansible() {
     assert!(out.contains(r#"{"msg":"a=0"}"#), "{out}");
     assert!(out.contains(r#"{"msg":"b=1"}"#), "{out}");
     assert!(out.contains(r#"{"msg":"1971-01-01 4 5"}"#), "{out}");
+}
+
+#[test]
+fn yum_is_dnf_as_ansible_core_redirects_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - yum: { name: nginx, state: present }\n    - ansible.builtin.yum: { name: nginx, enablerepo: epel }\n",
+        )],
+        &["--syntax-check"],
+    );
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert!(
+        err.contains(
+            "pb.yaml:5:43: error: argument 'enablerepo' of module 'dnf' is not supported by rdeploy"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("error:").count(),
+        1,
+        "the first yum task is dnf's: {err}"
+    );
 }

@@ -223,7 +223,7 @@ pub static MODULES: &[ModuleSpec] = &[
     },
     ModuleSpec {
         name: "dnf",
-        doc: "Manages packages with dnf on Fedora, RHEL and derivatives.",
+        doc: "Manages packages with dnf on Fedora, RHEL and derivatives. Also called `yum`, as ansible-core 2.19 redirects it.",
         free_form: false,
         open_args: false,
         args: &[

@@ -31,7 +31,7 @@ pub const BUILTIN_PREFIXES: &[&str] = &["ansible.builtin.", "ansible.legacy."];
 
 /// The canonical short name for `name`: strips `ansible.builtin.` / `ansible.legacy.`, and
 /// names a module by the name rdeploy carries it under when ansible-core has two
-/// (`systemd_service` is `systemd`).
+/// (`systemd_service` is `systemd`; `yum` is `dnf`, as ansible-core 2.19 redirects it).
 pub fn canonical_name(name: &str) -> &str {
     let short = BUILTIN_PREFIXES
         .iter()
@@ -39,6 +39,7 @@ pub fn canonical_name(name: &str) -> &str {
         .unwrap_or(name);
     match short {
         "systemd_service" => "systemd",
+        "yum" => "dnf",
         s => s,
     }
 }
