@@ -551,6 +551,12 @@ pub static MODULES: &[ModuleSpec] = &[
             .aliases(&["update-cache"])
             .kind(Bool)
             .default("no"),
+            A::new(
+                "cache_valid_time",
+                "Passed on to apt, as Ansible's `package` does: with `update_cache`, refresh only a cache older than this many seconds. A dnf host fails the task, as Ansible's dnf refuses it.",
+            )
+            .kind(Int)
+            .default("0"),
         ],
         check_args: Some(name_or_update_cache),
     },

@@ -222,7 +222,8 @@ async fn check_packages(
     if detect {
         cmds.push(Cmd::raw(DETECT));
     }
-    let want_age = w.update && which == Some(Mgr::Apt) && w.cache_valid > 0;
+    // `package` hands `cache_valid_time` to apt, as Ansible's does (the host decides).
+    let want_age = w.update && which != Some(Mgr::Dnf) && w.cache_valid > 0;
     if want_age {
         cmds.push(Cmd::raw(APT_CACHE_AGE));
     }
@@ -306,6 +307,13 @@ async fn check_packages(
     }
     if let Some(m) = mgr {
         plan.mgr = m;
+    }
+    if which.is_none() && plan.mgr == Mgr::Dnf && args.contains_key("cache_valid_time") {
+        // Ansible's `package` passes it on, and dnf refuses it.
+        return Err(failed(
+            "Unsupported parameters for (dnf) module: cache_valid_time",
+            Args::new(),
+        ));
     }
     let pkg_drift = !changes.is_empty();
     let stale = match outs.get(w.names.len() + usize::from(detect)) {
@@ -660,6 +668,36 @@ esac; done"#;
             spec.args.iter().all(|a| !a.required),
             "package: no required argument"
         );
+    }
+
+    /// `package: update_cache: yes, cache_valid_time: N` (geerlingguy.security) was refused
+    /// as an unknown argument; Ansible's `package` hands it to apt, which refreshes only a
+    /// cache older than N seconds.
+    #[tokio::test]
+    async fn package_passes_cache_valid_time_on_to_apt() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        let st = dir.path().join("state");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&st).unwrap();
+        fake_tool(&bin, "dpkg-query", FAKE_DPKG_QUERY);
+        fake_tool(&bin, "apt-get", FAKE_APT_GET);
+        let c = ctx(dir.path(), None, fake_env(&bin, &st));
+        let mut tr = transport();
+        // This machine's apt cache is younger than a century: nothing to refresh.
+        let a = args(json!({"update_cache": true, "cache_valid_time": 3_153_600_000u64}));
+        let Ran::InSync(r) = check_apply(&Package, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert_eq!(r["cache_updated"], json!(false));
+        assert!(!st.join("log").exists(), "apt-get ran");
+        // A cache older than 0 seconds is refreshed.
+        let a = args(json!({"update_cache": true, "cache_valid_time": 0}));
+        assert!(matches!(
+            check_apply(&Package, &mut tr, &a, &c).await,
+            Ran::Applied(_, Ok(_))
+        ));
+        assert!(crate::modules::lookup("package").unwrap().arg("cache_valid_time").is_some());
     }
 
     use std::path::Path;
