@@ -120,6 +120,69 @@ fn an_unsupported_module_in_a_conditional_include_fails_only_when_reached() {
     assert!(!dir.path().join("ran").exists());
 }
 
+/// geerlingguy.security's `fail2ban.yml` (included when fail2ban is wanted) holds a `package:
+/// enablerepo: epel` task guarded by `when: ansible_os_family == 'RedHat'`: on a Debian host
+/// Ansible skips it, and so does rdeploy now; the host used to fail at the include.
+#[test]
+fn a_refused_task_in_a_conditional_include_fails_only_a_host_that_runs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        (
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: yes
+  vars: { want_it: true }
+  tasks:
+    - include_tasks: extra.yml
+      when: want_it
+    - copy: { dest: "{{ playbook_dir }}/after", content: x }
+"#,
+        ),
+        (
+            "extra.yml",
+            r#"
+- copy: { dest: "{{ playbook_dir }}/first", content: x }
+- pkgng: { name: nginx }
+  when: ansible_system == 'FreeBSD'
+- copy: { dest: "{{ playbook_dir }}/second", content: x }
+"#,
+        ),
+    ];
+    let (code, out, err) = run(dir.path(), &files, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for f in ["first", "second", "after"] {
+        assert!(dir.path().join(f).exists(), "{f}\n{out}");
+    }
+    assert!(out.contains("skipping: [localhost]"), "{out}");
+
+    // Reached on this host, the task fails there, after the ones before it ran.
+    let dir = tempfile::tempdir().unwrap();
+    let runs = files[1]
+        .1
+        .replace("  when: ansible_system == 'FreeBSD'\n", "");
+    let (code, out, err) = run(dir.path(), &[files[0], ("extra.yml", &runs)], &[]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        out.contains("extra.yml:3:3: error: module 'pkgng' is not supported by rdeploy"),
+        "{out}"
+    );
+    assert!(dir.path().join("first").exists());
+    assert!(!dir.path().join("second").exists());
+
+    // `rdeploy plan` still lists the mistake under the include.
+    let out = support::rdeploy_in_repo()
+        .current_dir(dir.path())
+        .args(["plan", "pb.yaml", "-i", "inv.yaml"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("module 'pkgng' is not supported by rdeploy"),
+        "{text}"
+    );
+}
+
 #[test]
 fn guarded_expressions_are_not_refused_as_undefined() {
     let dir = tempfile::tempdir().unwrap();

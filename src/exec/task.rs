@@ -896,6 +896,11 @@ pub fn render_args(ctx: &TaskCtx, vars: &LazyVars) -> Result<Args, String> {
 /// actions).
 async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVars) -> Step {
     let module = ctx.task.action.module.as_str();
+    // A task of a conditionally loaded file that rdeploy cannot run, reached on this host.
+    if !ctx.task.deferred.is_empty() && !matches!(module, "include_tasks" | "include_role") {
+        let msgs: Vec<String> = ctx.task.deferred.iter().map(|d| d.to_string()).collect();
+        return Step::failed(msgs.join("\n"));
+    }
     let mut args = match render_args(ctx, vars) {
         Ok(a) => a,
         Err(m) => return Step::failed(m),

@@ -211,8 +211,8 @@ fn when_reached(play: &Play) -> Vec<WhenReached> {
                 module: a.module.clone(),
                 name: name.and_then(Node::scalar_string).unwrap_or_default(),
                 problems: t
-                    .deferred
-                    .iter()
+                    .deferred_within()
+                    .into_iter()
                     .map(|d| match &d.loc {
                         Some(l) => format!("{l}: {}", d.message),
                         None => d.message.clone(),

@@ -1136,6 +1136,27 @@ fn walk_role<'a>(r: &'a RoleRef, f: &mut dyn FnMut(&'a Task)) {
 }
 
 impl Task {
+    /// The mistakes a host reaching this include would meet: its own (the file's), and those
+    /// of the tasks in it that fail only when they run (their own `when:` may skip them).
+    pub fn deferred_within(&self) -> Vec<&crate::diag::Diagnostic> {
+        let mut out: Vec<&crate::diag::Diagnostic> = self.deferred.iter().collect();
+        if let Some(Included::Tasks { tasks, .. }) = &self.included {
+            walk_tasks(tasks, &mut |t| {
+                if !matches!(t.action.module.as_str(), "include_tasks" | "include_role") {
+                    out.extend(t.deferred.iter());
+                }
+            });
+        }
+        if let Some(Included::Role(r)) = &self.included {
+            walk_role(r, &mut |t| {
+                if !matches!(t.action.module.as_str(), "include_tasks" | "include_role") {
+                    out.extend(t.deferred.iter());
+                }
+            });
+        }
+        out
+    }
+
     /// Whether rollback can undo this step: file-shaped modules are restored from their
     /// backups; `command`/`shell`/`script`/`raw` only when `creates:`/`removes:` make them
     /// idempotent (a play's `rollback:` tasks cover the rest); one of Ansible's own modules

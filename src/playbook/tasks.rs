@@ -88,7 +88,71 @@ impl Loader<'_> {
         if !ok {
             return None;
         }
-        self.task(node, ctx, level)
+        let mark = self.errors.len();
+        let task = self.task(node, ctx, level);
+        if task.is_some() || !ctx.conditional || level != Level::Task || self.errors.len() == mark {
+            return task;
+        }
+        // In a file loaded under a condition, a task rdeploy cannot run fails only on a host
+        // that runs it: its own `when:` false skips it, as Ansible never looks at it then.
+        let own = self.errors.split_off(mark);
+        match self.stand_in(node, ctx, level) {
+            Some(mut stub) => {
+                stub.deferred = own;
+                Some(TaskItem::Task(Box::new(stub)))
+            }
+            None => {
+                self.errors.extend(own);
+                None
+            }
+        }
+    }
+
+    /// A task with `node`'s keywords (`name`, `when`, `tags`, `loop`...) and nothing to run:
+    /// what stands for a task whose module or arguments rdeploy refuses, in a file loaded
+    /// under a condition. `None` when its keywords are wrong too.
+    fn stand_in(&mut self, node: &Node, ctx: &Ctx, level: Level) -> Option<Task> {
+        let allowed = level.allowed();
+        let entries = node.as_map()?;
+        let mut kept: Vec<(Node, Node)> = entries
+            .iter()
+            .filter(|(k, _)| {
+                k.as_str().is_some_and(|k| {
+                    allowed.contains(&k) && !matches!(k, "args" | "action" | "local_action")
+                })
+            })
+            .cloned()
+            .collect();
+        let at = node.loc.clone();
+        let text = |s: &str| Node {
+            kind: crate::yaml::Kind::Str {
+                value: s.to_string(),
+                quoted: false,
+            },
+            loc: at.clone(),
+            tag: None,
+        };
+        kept.push((
+            text("fail"),
+            Node {
+                kind: crate::yaml::Kind::Map(vec![(text("msg"), text("not supported by rdeploy"))]),
+                loc: at.clone(),
+                tag: None,
+            },
+        ));
+        let stub = Node {
+            kind: crate::yaml::Kind::Map(kept),
+            loc: at.clone(),
+            tag: node.tag.clone(),
+        };
+        let mark = self.errors.len();
+        match self.task(&stub, ctx, level) {
+            Some(TaskItem::Task(t)) if self.errors.len() == mark => Some(*t),
+            _ => {
+                self.errors.truncate(mark);
+                None
+            }
+        }
     }
 
     fn block(&mut self, node: &Node, ctx: &Ctx, level: Level) -> Option<Block> {

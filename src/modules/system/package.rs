@@ -697,7 +697,12 @@ esac; done"#;
             check_apply(&Package, &mut tr, &a, &c).await,
             Ran::Applied(_, Ok(_))
         ));
-        assert!(crate::modules::lookup("package").unwrap().arg("cache_valid_time").is_some());
+        assert!(
+            crate::modules::lookup("package")
+                .unwrap()
+                .arg("cache_valid_time")
+                .is_some()
+        );
     }
 
     use std::path::Path;
