@@ -310,3 +310,40 @@ fn without_ansible_core_the_refusal_says_what_would_run_the_module() {
     );
     assert!(err.contains("--ansible-python PATH"), "{err}");
 }
+
+#[test]
+fn ansible_python_interpreter_names_the_hosts_python_and_a_missing_one_is_said_plainly() {
+    let python = ansible_python();
+    let sb = Sandbox::new();
+    sb.write(
+        "pb.yaml",
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - getent: { database: passwd, key: root }\n    - debug: msg=\"{{ getent_passwd.root[4] }}\"\n",
+    );
+    let (code, out, err) = rdeploy(
+        &sb,
+        &[
+            "run",
+            "pb.yaml",
+            "-e",
+            "ansible_python_interpreter=/usr/bin/python3",
+        ],
+        &python,
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains(r#"{"msg":"/root"}"#), "{out}");
+    let (code, out, err) = rdeploy(
+        &sb,
+        &[
+            "run",
+            "pb.yaml",
+            "-e",
+            "ansible_python_interpreter=/nonexistent/python3",
+        ],
+        &python,
+    );
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        out.contains("module 'getent' needs Python on the host; rdeploy has no native getent"),
+        "{out}"
+    );
+}

@@ -1262,6 +1262,7 @@ struct Parts {
     local_src: Option<PathBuf>,
     render: Renderer,
     no_log: bool,
+    python: Option<String>,
 }
 
 /// The variables Ansible's `template` adds for its source: `template_host` (the
@@ -1332,6 +1333,8 @@ impl Parts {
             render: Box::new(render),
             no_log: strict_bool_kw("no_log", &kw.no_log, vars, ctx)
                 .map_or(true, |b| b.unwrap_or(false)),
+            python: var_text(vars, "ansible_python_interpreter")?
+                .filter(|p| !p.starts_with("auto")),
         })
     }
 
@@ -1344,6 +1347,7 @@ impl Parts {
             timeout: self.timeout,
             controller_dir: &ctx.shared.playbook_dir,
             no_log: self.no_log,
+            python: self.python.as_deref(),
         }
     }
 }

@@ -443,10 +443,17 @@ impl Bridged {
         // A JSON string is also a Python string literal.
         let literal = serde_json::to_string(&params).unwrap_or_default();
         let text = payload.replacen(marker.as_str(), &format!("params={literal},"), 1);
+        // `ansible_python_interpreter`, else the first Python found.
+        let cmd = match ctx.python {
+            Some(p) => Cmd::argv([p, "-"]),
+            None => Cmd::raw(RUN_ON_HOST),
+        };
         let out = ctx
-            .run_input(tr, Cmd::raw(RUN_ON_HOST), Payload::Bytes(text.as_bytes()))
+            .run_input(tr, cmd, Payload::Bytes(text.as_bytes()))
             .await?;
-        if out.status == 127 && out.stderr_lossy().contains("rdeploy: no python3") {
+        if out.status == 127
+            && (ctx.python.is_some() || out.stderr_lossy().contains("rdeploy: no python3"))
+        {
             return Err(ModuleError::Failed {
                 msg: format!(
                     "module '{}' needs Python on the host; rdeploy has no native {}",

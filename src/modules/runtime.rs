@@ -44,6 +44,9 @@ pub struct ModuleCtx<'a> {
     pub controller_dir: &'a Path,
     /// The task's `no_log` (Ansible's own modules are told, so they log nothing on the host).
     pub no_log: bool,
+    /// `ansible_python_interpreter` (not `auto...`): the host's Python for Ansible's own
+    /// modules; `None` finds one.
+    pub python: Option<&'a str>,
 }
 
 impl ModuleCtx<'_> {

@@ -25,6 +25,7 @@ fn ctx<'a>(local_src: Option<&'a Path>, controller: &'a Path) -> ModuleCtx<'a> {
         timeout: None,
         controller_dir: controller,
         no_log: false,
+        python: None,
     }
 }
 

@@ -46,6 +46,7 @@ pub fn ctx<'a>(
         timeout: Some(Duration::from_secs(60)),
         controller_dir: dir,
         no_log: false,
+        python: None,
     }
 }
 
