@@ -49,6 +49,17 @@ pub static MODULES: &[ModuleSpec] = &[
                 .kind(Bool)
                 .default("no"),
             A::new(
+                "default_release",
+                "Install and upgrade from this release (`apt-get -t RELEASE`, e.g. `bookworm-backports`).",
+            )
+            .aliases(&["default-release"]),
+            A::new(
+                "install_recommends",
+                "`yes`/`no`: install recommended packages too, or not; unset follows the host's apt configuration.",
+            )
+            .aliases(&["install-recommends"])
+            .kind(Bool),
+            A::new(
                 "cache_valid_time",
                 "Skip the cache update if it is younger than this many seconds.",
             )

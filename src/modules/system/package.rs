@@ -53,7 +53,7 @@ if [ "$m_" = apt ]; then
     *) printf 'absent\n' ;;
   esac
   if [ "$3" = latest ]; then
-    c_=$(LC_ALL=C apt-cache policy "$p_" 2>/dev/null | sed -n 's/^ *Candidate: *//p' | head -n 1)
+    c_=$(LC_ALL=C apt-cache ${4:+-t "$4"} policy "$p_" 2>/dev/null | sed -n 's/^ *Candidate: *//p' | head -n 1)
     if [ -n "$c_" ] && [ "$c_" != "(none)" ] && [ "$c_" != "$v_" ]; then printf 'upgradable yes\n'; else printf 'upgradable no\n'; fi
   fi
 else
@@ -155,6 +155,8 @@ struct Plan {
     install: Vec<String>,
     upgrade: Vec<String>,
     remove: Vec<String>,
+    /// apt's `-t RELEASE` and `--[no-]install-recommends` for installs.
+    apt_opts: Vec<String>,
 }
 
 struct Want {
@@ -162,6 +164,10 @@ struct Want {
     state: &'static str,
     update: bool,
     cache_valid: u64,
+    /// apt's `default_release` (`-t`): installs and upgrades come from it.
+    release: Option<String>,
+    /// apt's `install_recommends`; unset follows the host's apt configuration.
+    recommends: Option<bool>,
 }
 
 fn want(args: &Args) -> Result<Want, ModuleError> {
@@ -183,15 +189,25 @@ fn want(args: &Args) -> Result<Want, ModuleError> {
     if names.is_empty() && !update {
         return Err(ModuleError::Args("give 'name' or 'update_cache'".into()));
     }
+    let release = args.str_arg("default_release").filter(|r| !r.is_empty());
+    if let Some(r) = &release {
+        plain_name("apt", r)?;
+    }
+    let recommends = match args.get("install_recommends") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(args.bool_arg("install_recommends", true)?),
+    };
     Ok(Want {
         names,
         state,
         update,
         cache_valid: int_arg(args, "cache_valid_time", 0)?,
+        release,
+        recommends,
     })
 }
 
-fn query_cmd(which: Option<Mgr>, name: &str, latest: bool) -> Cmd {
+fn query_cmd(which: Option<Mgr>, name: &str, latest: bool, release: Option<&str>) -> Cmd {
     let m = match which {
         None => "auto",
         Some(Mgr::Apt) => "apt",
@@ -201,6 +217,7 @@ fn query_cmd(which: Option<Mgr>, name: &str, latest: bool) -> Cmd {
         .arg(m)
         .arg(name)
         .arg(if latest { "latest" } else { "" })
+        .arg(release.unwrap_or_default())
         .op(QUERY)
 }
 
@@ -215,7 +232,7 @@ async fn check_packages(
     let mut cmds: Vec<Cmd> = w
         .names
         .iter()
-        .map(|n| query_cmd(which, split_spec(which, n).0, latest))
+        .map(|n| query_cmd(which, split_spec(which, n).0, latest, w.release.as_deref()))
         .collect();
     // `package: update_cache: true` alone: the manager is found by a query of its own.
     let detect = which.is_none() && w.names.is_empty();
@@ -243,6 +260,18 @@ async fn check_packages(
         install: Vec::new(),
         upgrade: Vec::new(),
         remove: Vec::new(),
+        apt_opts: w
+            .release
+            .iter()
+            .flat_map(|r| ["-t".to_string(), r.clone()])
+            .chain(w.recommends.map(|on| {
+                if on {
+                    "--install-recommends".to_string()
+                } else {
+                    "--no-install-recommends".to_string()
+                }
+            }))
+            .collect(),
     };
     let mut versions = serde_json::Map::new();
     for (spec, out) in w.names.iter().zip(&outs) {
@@ -348,10 +377,11 @@ fn update_cmd(mgr: Mgr) -> Cmd {
     }
 }
 
-fn apt_get(verb: &'static str, pkgs: &[String]) -> Cmd {
+fn apt_get(verb: &'static str, opts: &[String], pkgs: &[String]) -> Cmd {
     Cmd::raw("apt-get")
         .op(verb)
         .op("-y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold")
+        .args(opts.iter().cloned())
         .args(pkgs.iter().cloned())
         .env("DEBIAN_FRONTEND", "noninteractive")
 }
@@ -368,10 +398,10 @@ fn plan_cmd(p: &Plan) -> Option<Cmd> {
             let mut install = p.install.clone();
             install.extend(p.upgrade.iter().cloned());
             if !install.is_empty() {
-                steps.push(apt_get("install", &install));
+                steps.push(apt_get("install", &p.apt_opts, &install));
             }
             if !p.remove.is_empty() {
-                steps.push(apt_get("remove", &p.remove));
+                steps.push(apt_get("remove", &[], &p.remove));
             }
         }
         Mgr::Dnf => {
@@ -496,6 +526,7 @@ mod tests {
             install: vec!["nginx".into()],
             upgrade: vec!["curl".into()],
             remove: vec!["telnet".into()],
+            apt_opts: Vec::new(),
         };
         let shown = plan_cmd(&p).map(|c| c.display()).unwrap_or_default();
         assert!(
@@ -510,6 +541,7 @@ mod tests {
             install: vec!["a".into()],
             upgrade: vec![],
             remove: vec![],
+            apt_opts: Vec::new(),
         };
         assert_eq!(
             plan_cmd(&p).map(|c| c.display()).unwrap_or_default(),
@@ -546,11 +578,13 @@ mod tests {
 eval p=\${$#}
 if [ -e "$FAKE/pkgs/$p" ]; then printf 'install ok installed|%s\n' "$(cat "$FAKE/pkgs/$p")"; else echo "dpkg-query: no packages found matching $p" >&2; exit 1; fi"#;
     const FAKE_APT_CACHE: &str = r#"
-echo "$2:"; echo "  Installed: x"; echo "  Candidate: $(cat "$FAKE/candidate/$2" 2>/dev/null || echo '(none)')""#;
+eval p=\${$#}
+echo "apt-cache $*" >> "$FAKE/cache-log"
+echo "$p:"; echo "  Installed: x"; echo "  Candidate: $(cat "$FAKE/candidate/$p" 2>/dev/null || echo '(none)')""#;
     const FAKE_APT_GET: &str = r#"
 echo "apt-get $* DEBIAN_FRONTEND=$DEBIAN_FRONTEND" >> "$FAKE/log"
-verb=$1
-for a in "$@"; do case $a in -*|Dpkg*|install|remove|update) ;; *)
+verb=$1 skip=
+for a in "$@"; do if [ -n "$skip" ]; then skip=; continue; fi; case $a in -t) skip=1 ;; -*|Dpkg*|install|remove|update) ;; *)
   n=${a%%=*}
   if [ "$verb" = install ]; then cat "$FAKE/candidate/$n" > "$FAKE/pkgs/$n" 2>/dev/null || echo 1.0 > "$FAKE/pkgs/$n"; else rm -f "$FAKE/pkgs/$n"; fi ;;
 esac; done"#;
@@ -703,6 +737,56 @@ esac; done"#;
                 .arg("cache_valid_time")
                 .is_some()
         );
+    }
+
+    /// geerlingguy.nginx installs from backports with `apt: default_release:`, and many roles
+    /// set `install_recommends: no`; both were refused.
+    #[tokio::test]
+    async fn apt_default_release_and_install_recommends_reach_apt_get() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        let st = dir.path().join("state");
+        for d in [&bin, &st.join("pkgs"), &st.join("candidate")] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        fake_tool(&bin, "dpkg-query", FAKE_DPKG_QUERY);
+        fake_tool(&bin, "apt-cache", FAKE_APT_CACHE);
+        fake_tool(&bin, "apt-get", FAKE_APT_GET);
+        std::fs::write(st.join("candidate/nginx"), "1.26.0").unwrap();
+        let c = ctx(dir.path(), None, fake_env(&bin, &st));
+        let mut tr = transport();
+        let a = args(json!({
+            "name": "nginx", "state": "latest",
+            "default_release": "bookworm-backports", "install_recommends": false
+        }));
+        let Ran::Applied(_, Ok(r)) = check_apply(&Apt, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert_eq!(r["installed"], json!(["nginx"]));
+        let log = std::fs::read_to_string(st.join("log")).unwrap();
+        assert!(
+            log.contains("-t bookworm-backports --no-install-recommends nginx"),
+            "{log}"
+        );
+        // The candidate is read for that release too.
+        let a = args(
+            json!({"name": "nginx", "state": "latest", "default_release": "bookworm-backports"}),
+        );
+        assert!(matches!(
+            check_apply(&Apt, &mut tr, &a, &c).await,
+            Ran::InSync(_)
+        ));
+        let cache = std::fs::read_to_string(st.join("cache-log")).unwrap();
+        assert!(
+            cache.contains("apt-cache -t bookworm-backports policy nginx"),
+            "{cache}"
+        );
+        // A release that is not a plain name is refused.
+        let a = args(json!({"name": "nginx", "default_release": "-o Foo=bar"}));
+        assert!(matches!(
+            check_apply(&Apt, &mut tr, &a, &c).await,
+            Ran::CheckFailed(..)
+        ));
     }
 
     use std::path::Path;
