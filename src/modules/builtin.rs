@@ -60,6 +60,13 @@ pub static MODULES: &[ModuleSpec] = &[
             .aliases(&["install-recommends"])
             .kind(Bool),
             A::new(
+                "allow_downgrade",
+                "Allow installing an older version than the installed one (`--allow-downgrades`).",
+            )
+            .aliases(&["allow-downgrade", "allow_downgrades", "allow-downgrades"])
+            .kind(Bool)
+            .default("no"),
+            A::new(
                 "cache_valid_time",
                 "Skip the cache update if it is younger than this many seconds.",
             )
@@ -251,6 +258,10 @@ pub static MODULES: &[ModuleSpec] = &[
                 .aliases(&["expire-cache"])
                 .kind(Bool)
                 .default("no"),
+            A::new("enablerepo", "Repositories to enable for this task (`--enablerepo`).")
+                .kind(List),
+            A::new("disablerepo", "Repositories to disable for this task (`--disablerepo`).")
+                .kind(List),
         ],
         check_args: Some(name_or_update_cache),
     },
@@ -542,7 +553,7 @@ pub static MODULES: &[ModuleSpec] = &[
     },
     ModuleSpec {
         name: "package",
-        doc: "Manages packages with the host's package manager (apt or dnf, detected on the host). `update_cache` alone refreshes the manager's cache, as Ansible's `package` does through apt or dnf.",
+        doc: "Manages packages with the host's package manager (apt or dnf, detected on the host). `update_cache` alone refreshes the manager's cache, as Ansible's `package` does through apt or dnf. Like Ansible's, it passes the manager's own arguments on (`cache_valid_time`, `allow_downgrade` to apt; `enablerepo`, `disablerepo` to dnf); the other manager's fail the task, as Ansible's apt or dnf refuses them.",
         free_form: false,
         open_args: false,
         args: &[
@@ -568,6 +579,22 @@ pub static MODULES: &[ModuleSpec] = &[
             )
             .kind(Int)
             .default("0"),
+            A::new(
+                "allow_downgrade",
+                "Passed on to apt (`--allow-downgrades`); a dnf host fails the task (not carried for dnf by rdeploy).",
+            )
+            .kind(Bool)
+            .default("no"),
+            A::new(
+                "enablerepo",
+                "Passed on to dnf (`--enablerepo`); an apt host fails the task, as Ansible's apt refuses it.",
+            )
+            .kind(List),
+            A::new(
+                "disablerepo",
+                "Passed on to dnf (`--disablerepo`); an apt host fails the task, as Ansible's apt refuses it.",
+            )
+            .kind(List),
         ],
         check_args: Some(name_or_update_cache),
     },

@@ -822,11 +822,11 @@ fn site_example_templates_and_runtime_names() {
 fn a_package_manager_argument_given_to_package_is_named_not_supported_not_unknown() {
     let errs = errors(&[(
         "pb.yml",
-        "- hosts: all\n  tasks:\n    - package: { name: git, allow_downgrade: true }\n    - ansible.builtin.systemd_service: { name: docker }\n",
+        "- hosts: all\n  tasks:\n    - package: { name: git, autoremove: true }\n    - ansible.builtin.systemd_service: { name: docker }\n",
     )]);
     let e = errs.join("\n");
     assert!(
-        e.contains("argument 'allow_downgrade' of module 'package' is not supported by rdeploy (Ansible passes it on to the host's package manager, such as 'apt')"),
+        e.contains("argument 'autoremove' of module 'package' is not supported by rdeploy (Ansible passes it on to the host's package manager, such as 'apt')"),
         "{e}"
     );
     assert_eq!(e.lines().count(), 1, "systemd_service is systemd: {e}");

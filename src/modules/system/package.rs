@@ -155,8 +155,10 @@ struct Plan {
     install: Vec<String>,
     upgrade: Vec<String>,
     remove: Vec<String>,
-    /// apt's `-t RELEASE` and `--[no-]install-recommends` for installs.
+    /// apt's `-t RELEASE`, `--[no-]install-recommends` and `--allow-downgrades` for installs.
     apt_opts: Vec<String>,
+    /// dnf's `--enablerepo=`/`--disablerepo=` for every dnf command.
+    dnf_opts: Vec<String>,
 }
 
 struct Want {
@@ -168,6 +170,11 @@ struct Want {
     release: Option<String>,
     /// apt's `install_recommends`; unset follows the host's apt configuration.
     recommends: Option<bool>,
+    /// apt's `allow_downgrade`.
+    downgrade: bool,
+    /// dnf's `enablerepo` and `disablerepo`.
+    enable: Vec<String>,
+    disable: Vec<String>,
 }
 
 fn want(args: &Args) -> Result<Want, ModuleError> {
@@ -197,6 +204,13 @@ fn want(args: &Args) -> Result<Want, ModuleError> {
         None | Some(Value::Null) => None,
         Some(_) => Some(args.bool_arg("install_recommends", true)?),
     };
+    let repos = |k: &str| -> Result<Vec<String>, ModuleError> {
+        let v = args.list_arg(k, true);
+        for r in &v {
+            plain_name("dnf", r)?;
+        }
+        Ok(v)
+    };
     Ok(Want {
         names,
         state,
@@ -204,6 +218,9 @@ fn want(args: &Args) -> Result<Want, ModuleError> {
         cache_valid: int_arg(args, "cache_valid_time", 0)?,
         release,
         recommends,
+        downgrade: args.bool_arg("allow_downgrade", false)?,
+        enable: repos("enablerepo")?,
+        disable: repos("disablerepo")?,
     })
 }
 
@@ -271,6 +288,13 @@ async fn check_packages(
                     "--no-install-recommends".to_string()
                 }
             }))
+            .chain(w.downgrade.then(|| "--allow-downgrades".to_string()))
+            .collect(),
+        dnf_opts: w
+            .enable
+            .iter()
+            .map(|r| format!("--enablerepo={r}"))
+            .chain(w.disable.iter().map(|r| format!("--disablerepo={r}")))
             .collect(),
     };
     let mut versions = serde_json::Map::new();
@@ -337,12 +361,33 @@ async fn check_packages(
     if let Some(m) = mgr {
         plan.mgr = m;
     }
-    if which.is_none() && plan.mgr == Mgr::Dnf && args.contains_key("cache_valid_time") {
-        // Ansible's `package` passes it on, and dnf refuses it.
-        return Err(failed(
-            "Unsupported parameters for (dnf) module: cache_valid_time",
-            Args::new(),
-        ));
+    // Ansible's `package` passes every argument on to the manager it picks, which refuses
+    // the other manager's.
+    if which.is_none() {
+        if plan.mgr == Mgr::Dnf && w.downgrade {
+            return Err(failed(
+                "allow_downgrade with dnf is not supported by rdeploy",
+                Args::new(),
+            ));
+        }
+        let (other, theirs): (&str, &[&str]) = match plan.mgr {
+            Mgr::Dnf => ("dnf", &["cache_valid_time"]),
+            Mgr::Apt => ("apt", &["enablerepo", "disablerepo"]),
+        };
+        let given: Vec<&str> = theirs
+            .iter()
+            .copied()
+            .filter(|k| args.get(*k).is_some_and(|v| !v.is_null()))
+            .collect();
+        if !given.is_empty() {
+            return Err(failed(
+                format!(
+                    "Unsupported parameters for ({other}) module: {}",
+                    given.join(", ")
+                ),
+                Args::new(),
+            ));
+        }
     }
     let pkg_drift = !changes.is_empty();
     let stale = match outs.get(w.names.len() + usize::from(detect)) {
@@ -377,6 +422,15 @@ fn update_cmd(mgr: Mgr) -> Cmd {
     }
 }
 
+/// `dnf VERB -y -q` with the task's repository options, then `pkgs`.
+fn dnf(verb: &'static str, opts: &[String], pkgs: &[String]) -> Cmd {
+    Cmd::raw("dnf")
+        .op(verb)
+        .op("-y -q")
+        .args(opts.iter().cloned())
+        .args(pkgs.iter().cloned())
+}
+
 fn apt_get(verb: &'static str, opts: &[String], pkgs: &[String]) -> Cmd {
     Cmd::raw("apt-get")
         .op(verb)
@@ -406,13 +460,13 @@ fn plan_cmd(p: &Plan) -> Option<Cmd> {
         }
         Mgr::Dnf => {
             if !p.install.is_empty() {
-                steps.push(Cmd::raw("dnf install -y -q").args(p.install.iter().cloned()));
+                steps.push(dnf("install", &p.dnf_opts, &p.install));
             }
             if !p.upgrade.is_empty() {
-                steps.push(Cmd::raw("dnf upgrade -y -q").args(p.upgrade.iter().cloned()));
+                steps.push(dnf("upgrade", &p.dnf_opts, &p.upgrade));
             }
             if !p.remove.is_empty() {
-                steps.push(Cmd::raw("dnf remove -y -q").args(p.remove.iter().cloned()));
+                steps.push(dnf("remove", &p.dnf_opts, &p.remove));
             }
         }
     }
@@ -527,6 +581,7 @@ mod tests {
             upgrade: vec!["curl".into()],
             remove: vec!["telnet".into()],
             apt_opts: Vec::new(),
+            dnf_opts: Vec::new(),
         };
         let shown = plan_cmd(&p).map(|c| c.display()).unwrap_or_default();
         assert!(
@@ -542,6 +597,7 @@ mod tests {
             upgrade: vec![],
             remove: vec![],
             apt_opts: Vec::new(),
+            dnf_opts: Vec::new(),
         };
         assert_eq!(
             plan_cmd(&p).map(|c| c.display()).unwrap_or_default(),
@@ -787,6 +843,57 @@ esac; done"#;
             check_apply(&Apt, &mut tr, &a, &c).await,
             Ran::CheckFailed(..)
         ));
+    }
+
+    /// geerlingguy.docker's `package: allow_downgrade: true` and geerlingguy.git's
+    /// `package: enablerepo:` were refused; Ansible's `package` passes them on.
+    #[tokio::test]
+    async fn package_passes_allow_downgrade_to_apt_and_refuses_dnfs_repos_there_as_ansible() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        let st = dir.path().join("state");
+        for d in [&bin, &st.join("pkgs"), &st.join("candidate")] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        fake_tool(&bin, "dpkg-query", FAKE_DPKG_QUERY);
+        fake_tool(&bin, "apt-cache", FAKE_APT_CACHE);
+        fake_tool(&bin, "apt-get", FAKE_APT_GET);
+        let c = ctx(dir.path(), None, fake_env(&bin, &st));
+        let mut tr = transport();
+        let a = args(json!({"name": "docker-ce", "allow_downgrade": true}));
+        let Ran::Applied(_, Ok(_)) = check_apply(&Package, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        let log = std::fs::read_to_string(st.join("log")).unwrap();
+        assert!(log.contains("--allow-downgrades docker-ce"), "{log}");
+        let a = args(json!({"name": "git", "enablerepo": "epel"}));
+        let ran = check_apply(&Package, &mut tr, &a, &c).await;
+        assert!(
+            matches!(&ran, Ran::CheckFailed(m, _) if m == "Unsupported parameters for (apt) module: enablerepo"),
+            "{ran:?}"
+        );
+    }
+
+    #[test]
+    fn dnf_repositories_reach_every_dnf_command() {
+        let p = Plan {
+            mgr: Mgr::Dnf,
+            update: false,
+            install: vec!["git".into()],
+            upgrade: vec!["curl".into()],
+            remove: Vec::new(),
+            apt_opts: Vec::new(),
+            dnf_opts: vec!["--enablerepo=epel".into(), "--disablerepo=updates".into()],
+        };
+        let shown = plan_cmd(&p).unwrap().display();
+        assert!(
+            shown.contains("dnf install -y -q '--enablerepo=epel' '--disablerepo=updates' 'git'"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("dnf upgrade -y -q '--enablerepo=epel'"),
+            "{shown}"
+        );
     }
 
     use std::path::Path;
