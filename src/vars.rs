@@ -238,6 +238,13 @@ pub fn play_stack(
             serde_json::Value::from(play.display_name()),
         ),
         ("omit", serde_json::Value::from(template::OMIT)),
+        // The Ansible language level rdeploy follows (checked against ansible-core 2.19).
+        (
+            "ansible_version",
+            serde_json::json!({
+                "string": "2.19.0", "full": "2.19.0", "major": 2, "minor": 19, "revision": 0
+            }),
+        ),
         (
             "ansible_run_tags",
             serde_json::Value::from(run_tags(settings)),

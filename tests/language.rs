@@ -941,3 +941,18 @@ fn yum_is_dnf_as_ansible_core_redirects_it() {
         "the first yum task is dnf's: {err}"
     );
 }
+
+#[test]
+fn ansible_version_says_the_ansible_language_level_rdeploy_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - debug: msg=\"{{ ansible_version.full }} {{ ansible_version.major }} {{ ansible_version.full is version_compare('2.12', '<') }}\"\n",
+        )],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains(r#"{"msg":"2.19.0 2 False"}"#), "{out}");
+}

@@ -846,7 +846,7 @@ pub static MODULES: &[ModuleSpec] = &[
     },
     ModuleSpec {
         name: "unarchive",
-        doc: "Unpacks a tar or zip archive (from the controller, or the host with `remote_src`) into a directory on the host.",
+        doc: "Unpacks a tar or zip archive (from the controller, or the host with `remote_src`) into a directory on the host. Ansible's older `copy: no` is read as `remote_src: yes`.",
         free_form: false,
         open_args: false,
         args: &[

@@ -582,6 +582,9 @@ impl Loader<'_> {
                 ),
             }
         }
+        if spec.name == "unarchive" {
+            self.unarchive_copy(&mut raw);
+        }
         let args = spec.validate(&module_loc, raw, free.as_ref(), &mut self.errors);
         Action {
             module: spec.name.to_string(),
@@ -590,6 +593,48 @@ impl Loader<'_> {
             free_form: free,
             local_src: None,
         }
+    }
+
+    /// `unarchive: copy:` is Ansible's older spelling of `remote_src` turned round (`copy:
+    /// no` is `remote_src: yes`); the two together are an error, as in Ansible.
+    fn unarchive_copy(&mut self, raw: &mut Vec<(Node, Node)>) {
+        let has = |k: &str| raw.iter().any(|(n, _)| n.as_str() == Some(k));
+        let Some(i) = raw.iter().position(|(n, _)| n.as_str() == Some("copy")) else {
+            return;
+        };
+        let (key, value) = &raw[i];
+        if has("remote_src") {
+            self.err(
+                &key.loc,
+                "unarchive: 'copy' and 'remote_src' are mutually exclusive (copy is the older spelling of remote_src, turned round)",
+            );
+            raw.remove(i);
+            return;
+        }
+        let Some(copy) = crate::modules::spec::ansible_bool(value) else {
+            self.err(
+                &value.loc,
+                "unarchive: a templated 'copy' is not supported by rdeploy; write remote_src: yes or no",
+            );
+            raw.remove(i);
+            return;
+        };
+        let loc = key.loc.clone();
+        raw[i] = (
+            Node {
+                kind: Kind::Str {
+                    value: "remote_src".into(),
+                    quoted: false,
+                },
+                loc: loc.clone(),
+                tag: None,
+            },
+            Node {
+                kind: Kind::Bool(!copy),
+                loc: value.loc.clone(),
+                tag: None,
+            },
+        );
     }
 
     /// Finds the controller file a `copy`/`template`/`unarchive`/`script` task reads, when

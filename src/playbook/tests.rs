@@ -831,3 +831,32 @@ fn a_package_manager_argument_given_to_package_is_named_not_supported_not_unknow
     );
     assert_eq!(e.lines().count(), 1, "systemd_service is systemd: {e}");
 }
+
+#[test]
+fn unarchive_copy_no_is_remote_src_yes_and_both_together_are_an_error() {
+    let errs = errors(&[(
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - unarchive: { src: /tmp/a.tgz, dest: /tmp/a, copy: no }\n    - unarchive: { src: /tmp/a.tgz, dest: /tmp/a, copy: no, remote_src: yes }\n",
+    )]);
+    assert_eq!(
+        errs,
+        [
+            "pb.yml:4:51: error: unarchive: 'copy' and 'remote_src' are mutually exclusive (copy is the older spelling of remote_src, turned round)"
+        ],
+    );
+    let (_dir, pb) = load_files(&[(
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - unarchive: { src: /tmp/a.tgz, dest: /tmp/a, copy: no }\n",
+    )]);
+    let pb = pb.unwrap();
+    let TaskItem::Task(t) = &pb.plays[0].tasks[0] else {
+        panic!()
+    };
+    assert_eq!(
+        t.action
+            .arg("remote_src")
+            .and_then(crate::modules::spec::ansible_bool),
+        Some(true)
+    );
+    assert!(t.action.arg("copy").is_none());
+}
