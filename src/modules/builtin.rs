@@ -710,6 +710,16 @@ pub static MODULES: &[ModuleSpec] = &[
             .aliases(&["daemon-reload"])
             .kind(Bool)
             .default("no"),
+            A::new(
+                "sleep",
+                "With `state: restarted`, stop, wait this many seconds, then start.",
+            )
+            .kind(Int),
+            A::new(
+                "use",
+                "The service manager: `auto` (detect) or `systemd`; others are not supported by rdeploy.",
+            )
+            .default("auto"),
         ],
         check_args: Some(service_check),
     },

@@ -157,6 +157,8 @@ struct Plan {
     scope: &'static str,
     steps: Vec<Step>,
     result: Args,
+    /// `service: sleep`: a restart is a stop, this many seconds, then a start.
+    sleep: Option<u64>,
 }
 
 /// The arguments both modules share, validated.
@@ -167,6 +169,10 @@ struct Want {
     masked: Option<bool>,
     daemon_reload: bool,
     scope: &'static str,
+    /// `service: sleep` (seconds between stop and start when restarting).
+    sleep: Option<u64>,
+    /// `service: use: systemd` forces systemd, as Ansible's `use` picks the module.
+    force_systemd: bool,
 }
 
 fn want(args: &Args, systemd: bool) -> Result<Want, ModuleError> {
@@ -204,6 +210,20 @@ fn want(args: &Args, systemd: bool) -> Result<Want, ModuleError> {
         } else {
             "--system"
         },
+        sleep: match args.get("sleep") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(super::common::int_arg(args, "sleep", 0)?),
+        },
+        force_systemd: !systemd
+            && match args.str_arg("use").as_deref() {
+                None | Some("auto") => false,
+                Some("systemd") => true,
+                Some(other) => {
+                    return Err(ModuleError::Args(format!(
+                        "service: use: {other} is not supported by rdeploy (auto or systemd)"
+                    )));
+                }
+            },
     };
     let acts = w.state.is_some() || w.enabled.is_some() || w.masked.is_some();
     if acts && w.name.is_none() {
@@ -389,10 +409,11 @@ async fn check_service(
                 scope: w.scope,
                 steps,
                 result: Args::new(),
+                sleep: None,
             },
         )));
     };
-    let seen = read_state(tr, ctx, &name, w.scope, systemd)
+    let seen = read_state(tr, ctx, &name, w.scope, systemd || w.force_systemd)
         .await?
         .ok_or_else(|| {
             failed(
@@ -425,6 +446,7 @@ async fn check_service(
             scope: w.scope,
             steps,
             result: r,
+            sleep: w.sleep.filter(|s| *s > 0),
         },
     )))
 }
@@ -482,7 +504,20 @@ async fn apply_service(
         .ok_or_else(|| ModuleError::Args("service: apply without a plan from check".into()))?;
     let mut cmd: Option<Cmd> = None;
     for step in &plan.steps {
-        let c = step_cmd(plan.manager, plan.scope, &plan.name, *step);
+        let c = match (*step, plan.sleep) {
+            // `sleep`: stop, wait, start, as Ansible's service module restarts then.
+            (Step::Action("restart"), Some(s)) => {
+                step_cmd(plan.manager, plan.scope, &plan.name, Step::Action("stop"))
+                    .and(Cmd::raw("sleep").arg(s.to_string()))
+                    .and(step_cmd(
+                        plan.manager,
+                        plan.scope,
+                        &plan.name,
+                        Step::Action("start"),
+                    ))
+            }
+            _ => step_cmd(plan.manager, plan.scope, &plan.name, *step),
+        };
         cmd = Some(match cmd {
             None => c,
             Some(prev) => prev.and(c),
@@ -757,6 +792,36 @@ esac"#;
         assert_eq!(
             Systemd.resources(&a),
             vec![Resource::Service("nope".into())]
+        );
+    }
+
+    /// `service: sleep` and `use: systemd` (issue 14's list) were refused; a restart with
+    /// `sleep` is a stop, the pause, then a start, as Ansible's service module does it.
+    #[tokio::test]
+    async fn service_sleep_restarts_by_stop_wait_start_and_use_systemd_forces_systemd() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&state).unwrap();
+        fake_tool(&bin, "systemctl", FAKE_SYSTEMCTL);
+        std::fs::write(state.join("web.active"), "active\n").unwrap();
+        let c = ctx(dir.path(), None, fake_env(&bin, &state));
+        let mut tr = transport();
+        let a = args(json!({"name": "web", "state": "restarted", "sleep": 1, "use": "systemd"}));
+        let Ran::Applied(_, Ok(_)) = check_apply(&Service, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        let log = std::fs::read_to_string(state.join("log")).unwrap();
+        assert!(
+            log.contains("systemctl --system stop -- web\nsystemctl --system start -- web"),
+            "{log}"
+        );
+        let a = args(json!({"name": "web", "state": "restarted", "use": "openrc"}));
+        let ran = check_apply(&Service, &mut tr, &a, &c).await;
+        assert!(
+            matches!(&ran, Ran::CheckFailed(m, _) if m.contains("use: openrc is not supported by rdeploy")),
+            "{ran:?}"
         );
     }
 
