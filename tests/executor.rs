@@ -1868,3 +1868,77 @@ fn a_stale_temp_file_next_to_a_destination_is_gone_after_the_next_write() {
         .collect();
     assert_eq!(left, ["index.html"]);
 }
+
+/// A loopback HTTP server for `uri`: `/redirect` answers 302 to `/target` (200 "target");
+/// `/secret` answers 401 with a Basic challenge unless `u:p` comes with the request. It logs
+/// each request as `PATH auth|noauth`.
+fn http_auth_redirect() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&log);
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut buf = [0u8; 8192];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            let path = req.split_whitespace().nth(1).unwrap_or("").to_string();
+            // base64("u:p") = "dTpw"
+            let auth = req
+                .to_ascii_lowercase()
+                .contains("authorization: basic dtpw");
+            seen.lock()
+                .unwrap()
+                .push(format!("{path} {}", if auth { "auth" } else { "noauth" }));
+            let reply = match (path.as_str(), auth) {
+                ("/redirect", _) => format!(
+                    "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{port}/target\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                ),
+                ("/secret", false) => "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+                _ => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".to_string(),
+            };
+            let _ = s.write_all(reply.as_bytes());
+        }
+    });
+    (port, log)
+}
+
+/// `uri: url_username/url_password/force_basic_auth` were accepted and ignored (no
+/// credentials were sent), and redirects were followed for every method; Ansible sends
+/// credentials to a server that asks (or at once with `force_basic_auth`) and, by default
+/// (`follow_redirects: safe`), follows redirects of GET and HEAD only.
+#[test]
+fn uri_sends_basic_auth_as_ansible_and_follows_only_safe_redirects() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, log) = http_auth_redirect();
+    let pb = format!(
+        r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - uri: {{ url: "http://127.0.0.1:{port}/redirect" }}
+      register: followed
+    - uri: {{ url: "http://127.0.0.1:{port}/redirect", method: POST, status_code: 302 }}
+    - uri: {{ url: "http://127.0.0.1:{port}/redirect", follow_redirects: none, status_code: 302 }}
+    - uri: {{ url: "http://127.0.0.1:{port}/secret", url_username: u, url_password: p }}
+    - uri: {{ url: "http://127.0.0.1:{port}/secret", url_username: u, url_password: p, force_basic_auth: yes }}
+    - assert: {{ that: ["followed.url is search('/target')", "followed.status == 200"] }}
+"#
+    );
+    let (code, out, err) = run(dir.path(), &pb, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let log = log.lock().unwrap().clone();
+    assert_eq!(
+        log,
+        [
+            "/redirect noauth",
+            "/target noauth",
+            "/redirect noauth",
+            "/redirect noauth",
+            "/secret noauth",
+            "/secret auth",
+            "/secret auth",
+        ]
+    );
+}

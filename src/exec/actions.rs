@@ -654,9 +654,20 @@ async fn uri(args: &Args) -> Step {
             .into_iter()
             .collect(),
     };
+    // Ansible's `follow_redirects`: `safe` (and `urllib2`) only for GET and HEAD.
+    let follow = match args.str_arg("follow_redirects").as_deref() {
+        Some("all" | "yes") => true,
+        Some("none" | "no") => false,
+        _ => matches!(method.as_str(), "GET" | "HEAD"),
+    };
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs_f64(timeout.max(0.001)))
         .tls_danger_accept_invalid_certs(!validate)
+        .redirect(if follow {
+            reqwest::redirect::Policy::limited(10)
+        } else {
+            reqwest::redirect::Policy::none()
+        })
         .build()
     {
         Ok(c) => c,
@@ -665,7 +676,13 @@ async fn uri(args: &Args) -> Step {
     let Ok(m) = reqwest::Method::from_bytes(method.as_bytes()) else {
         return Step::failed(format!("uri: invalid method '{method}'"));
     };
+    let user = args.str_arg("url_username");
+    let password = args.str_arg("url_password");
+    let force_auth = args.bool_arg("force_basic_auth", false).unwrap_or(false);
     let mut req = client.request(m, &url);
+    if force_auth && let Some(u) = &user {
+        req = req.basic_auth(u, password.as_deref());
+    }
     if let Some(Json::Object(h)) = args.get("headers") {
         for (k, v) in h {
             let v = v
@@ -686,14 +703,32 @@ async fn uri(args: &Args) -> Step {
         };
     }
     let started = std::time::Instant::now();
-    let resp = match req.send().await {
+    // Without `force_basic_auth`, credentials go only to a server that asks for them (a 401
+    // with a Basic challenge), as Ansible's urllib handler does.
+    let retry = (!force_auth && user.is_some())
+        .then(|| req.try_clone())
+        .flatten();
+    let mut resp = match req.send().await {
         Ok(r) => r,
         Err(e) => return Step::failed(format!("uri: request to {url} failed: {e}")),
     };
+    if let (Some(again), Some(u)) = (retry, &user)
+        && resp.status().as_u16() == 401
+        && resp.headers().get_all("www-authenticate").iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.to_ascii_lowercase().starts_with("basic"))
+        })
+    {
+        resp = match again.basic_auth(u, password.as_deref()).send().await {
+            Ok(r) => r,
+            Err(e) => return Step::failed(format!("uri: request to {url} failed: {e}")),
+        };
+    }
     let status = resp.status().as_u16();
     let mut r = Map::new();
     r.insert("status".into(), Json::from(status));
-    r.insert("url".into(), Json::from(url.clone()));
+    // The URL the answer came from (after redirects), as Ansible reports it.
+    r.insert("url".into(), Json::from(resp.url().to_string()));
     r.insert(
         "elapsed".into(),
         Json::from(started.elapsed().as_secs_f64()),

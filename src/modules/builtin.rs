@@ -876,7 +876,7 @@ pub static MODULES: &[ModuleSpec] = &[
     },
     ModuleSpec {
         name: "uri",
-        doc: "Makes an HTTP request from the host and checks the status code; register the result for the body.",
+        doc: "Makes an HTTP request from the controller (Ansible's runs on the host; rdeploy needs no Python there) and checks the status code; register the result for the body.",
         free_form: false,
         open_args: false,
         args: &[
@@ -896,7 +896,6 @@ pub static MODULES: &[ModuleSpec] = &[
                 .default("raw")
                 .choices(&["raw", "json", "form-urlencoded"]),
             A::new("headers", "Request headers.").kind(Dict),
-            A::new("dest", "Save the body to this path on the host.").kind(Path),
             A::new("validate_certs", "Verify TLS certificates.")
                 .kind(Bool)
                 .default("yes"),
@@ -908,6 +907,12 @@ pub static MODULES: &[ModuleSpec] = &[
             )
             .kind(Bool)
             .default("no"),
+            A::new(
+                "follow_redirects",
+                "`safe` follows redirects of GET and HEAD only; `all`/`yes` every one; `none`/`no` none.",
+            )
+            .default("safe")
+            .choices(&["safe", "all", "none", "urllib2", "yes", "no"]),
         ],
         check_args: None,
     },
