@@ -1942,3 +1942,19 @@ fn uri_sends_basic_auth_as_ansible_and_follows_only_safe_redirects() {
         ]
     );
 }
+
+/// `debug: verbosity: 1` printed on every run; Ansible prints it only from `-v` on and
+/// otherwise reports the task `skipping` ("Verbosity threshold not met.").
+#[test]
+fn debug_verbosity_prints_only_from_that_many_v_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - debug: { msg: hidden-unless-v, verbosity: 1 }\n      register: r\n    - assert: { that: [r is skipped, \"r.skipped_reason == 'Verbosity threshold not met.'\"] }\n";
+    let (code, out, err) = run(dir.path(), pb, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(!out.contains("hidden-unless-v"), "{out}");
+    assert!(recap_line(&out).contains("skipped=1"), "{out}");
+    let pb = "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - debug: { msg: hidden-unless-v, verbosity: 1 }\n";
+    let (code, out, err) = run(dir.path(), pb, &["-v"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains(r#"{"msg":"hidden-unless-v"}"#), "{out}");
+}

@@ -384,6 +384,7 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
         facts.run_id = Some(run.run_id.clone());
     }
     let opts = RunOptions {
+        verbosity: c.settings.verbose,
         check: a.check,
         diff: a.diff,
         forks,

@@ -354,6 +354,21 @@ fn gathering(
 
 fn debug(ctx: &TaskCtx, vars: &LazyVars, args: &Args) -> Step {
     let mut r = Map::new();
+    // `verbosity: N` prints only with N or more `-v`, else skips, as in Ansible.
+    let wanted = args
+        .get("verbosity")
+        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
+        .unwrap_or(0);
+    if wanted > u64::from(ctx.shared.opts.verbosity) {
+        r.insert("skipped".into(), Json::Bool(true));
+        r.insert(
+            "skipped_reason".into(),
+            Json::from("Verbosity threshold not met."),
+        );
+        let mut s = Step::new(Status::Skipped, r);
+        s.msg = Some("Verbosity threshold not met.".into());
+        return s;
+    }
     if let Some(var) = args.str_arg("var") {
         match template::eval_expr(
             &ctx.shared.env,

@@ -45,6 +45,8 @@ use crate::vars::{Tier, VarStack, host_stacks, play_magic, play_stack, role_vars
 /// How to run.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
+    /// `-v` count: `debug: verbosity: N` prints only from N on.
+    pub verbosity: u8,
     /// `--check`: report what would change, change nothing.
     pub check: bool,
     /// `--diff`.
