@@ -247,31 +247,6 @@ pub static MODULES: &[ModuleSpec] = &[
         check_args: Some(name_or_update_cache),
     },
     ModuleSpec {
-        name: "fetch",
-        doc: "Copies a file from the host to the controller, by default under `dest/HOSTNAME/PATH`.",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new("src", "The file on the host.").req().kind(Path),
-            A::new(
-                "dest",
-                "Directory (or, with `flat`, file) on the controller.",
-            )
-            .req()
-            .kind(Path),
-            A::new(
-                "flat",
-                "Store as `dest` itself instead of under the host name.",
-            )
-            .kind(Bool)
-            .default("no"),
-            A::new("fail_on_missing", "Fail when `src` does not exist.")
-                .kind(Bool)
-                .default("yes"),
-        ],
-        check_args: None,
-    },
-    ModuleSpec {
         name: "file",
         doc: "Sets the state of a path on the host: a file's attributes, a directory, a symlink or hard link, an absent path, or a touched file.",
         free_form: false,

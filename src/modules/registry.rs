@@ -108,7 +108,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "fetch",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::fetch::FetchArgs::SPEC),
         runs: Runs::Host(&system::fetch::Fetch),
     },
     Entry {
