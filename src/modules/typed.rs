@@ -175,11 +175,12 @@ impl ArgValue for Vec<String> {
 }
 
 /// Any value, as rendered (messages, file modes, request bodies); `Value::Null` when absent and
-/// without a default.
+/// without a default. A null that was given stays null (`debug: msg: ~` prints `null`, as in
+/// Ansible), unlike the other kinds, where null means "not given".
 impl ArgValue for Value {
     const KIND: ArgKind = ArgKind::Raw;
     fn read(args: &Args, spec: &ArgSpec) -> Result<Self, ModuleError> {
-        match given(args, spec) {
+        match args.get(spec.name) {
             Some(v) => Ok(v.clone()),
             None if spec.required => Err(missing(spec)),
             None => Ok(spec.default.map(Value::from).unwrap_or(Value::Null)),

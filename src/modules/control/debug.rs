@@ -52,3 +52,39 @@ pub fn run(
     }
     Ok(Report::Shown(r))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn shown(args: Value) -> Value {
+        let Value::Object(a) = args else {
+            return Value::Null;
+        };
+        match run(&a, 0, |_| None) {
+            Ok(Report::Shown(r)) => Value::Object(r),
+            _ => Value::Null,
+        }
+    }
+
+    #[test]
+    fn debug_msg_null_prints_null_as_ansible_and_absent_prints_hello_world() {
+        assert_eq!(shown(json!({"msg": null})), json!({"msg": null}));
+        assert_eq!(shown(json!({})), json!({"msg": "Hello world!"}));
+        assert_eq!(
+            shown(json!({"var": "nope"})),
+            json!({"nope": "VARIABLE IS NOT DEFINED!"})
+        );
+    }
+
+    #[test]
+    fn debug_verbosity_above_the_run_level_skips() {
+        let Value::Object(a) = json!({"msg": "x", "verbosity": "2"}) else {
+            return;
+        };
+        assert!(matches!(run(&a, 1, |_| None), Ok(Report::Skipped(_))));
+        assert!(matches!(run(&a, 2, |_| None), Ok(Report::Shown(_))));
+    }
+}
