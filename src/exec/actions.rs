@@ -42,12 +42,9 @@ pub async fn controller(
     Some(match module {
         "debug" => debug(ctx, vars, args),
         "assert" => assert(ctx, vars, args),
-        "fail" => {
-            let msg = args
-                .str_arg("msg")
-                .unwrap_or_else(|| "Failed as requested from task".into());
-            Step::failed(msg)
-        }
+        "fail" => Step::failed(
+            crate::modules::control::fail::message(args).unwrap_or_else(|e| e.to_string()),
+        ),
         "set_fact" => set_fact(st, args),
         "include_vars" => include_vars(ctx, st, vars, args),
         "pause" => pause(args).await,
@@ -353,47 +350,33 @@ fn gathering(
 }
 
 fn debug(ctx: &TaskCtx, vars: &LazyVars, args: &Args) -> Step {
-    let mut r = Map::new();
-    // `verbosity: N` prints only with N or more `-v`, else skips, as in Ansible.
-    let wanted = args
-        .get("verbosity")
-        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
-        .unwrap_or(0);
-    if wanted > u64::from(ctx.shared.opts.verbosity) {
-        r.insert("skipped".into(), Json::Bool(true));
-        r.insert(
-            "skipped_reason".into(),
-            Json::from("Verbosity threshold not met."),
-        );
-        let mut s = Step::new(Status::Skipped, r);
-        s.msg = Some("Verbosity threshold not met.".into());
-        return s;
-    }
-    if let Some(var) = args.str_arg("var") {
-        match template::eval_expr(
+    use crate::modules::control::debug::{self, Report};
+    let eval = |var: &str| {
+        let v = template::eval_expr(
             &ctx.shared.env,
-            &var,
+            var,
             &vars.to_value(),
             &ctx.task.action.module_loc,
-        ) {
-            Ok(v) => {
-                let j = template::value_to_json(&v).unwrap_or(Json::Null);
-                r.insert(var, j);
-            }
-            Err(_) => {
-                r.insert(var, Json::from("VARIABLE IS NOT DEFINED!"));
-            }
+        )
+        .ok()?;
+        Some(template::value_to_json(&v).unwrap_or(Json::Null))
+    };
+    match debug::run(args, ctx.shared.opts.verbosity, eval) {
+        Ok(Report::Skipped(why)) => {
+            let mut r = Map::new();
+            r.insert("skipped".into(), Json::Bool(true));
+            r.insert("skipped_reason".into(), Json::from(why));
+            let mut s = Step::new(Status::Skipped, r);
+            s.msg = Some(why.into());
+            s
         }
-    } else {
-        let msg = args
-            .get("msg")
-            .cloned()
-            .unwrap_or_else(|| Json::from("Hello world!"));
-        r.insert("msg".into(), msg);
+        Ok(Report::Shown(r)) => {
+            let mut s = Step::new(Status::Ok, r);
+            s.show = true;
+            s
+        }
+        Err(e) => Step::failed(e.to_string()),
     }
-    let mut s = Step::new(Status::Ok, r);
-    s.show = true;
-    s
 }
 
 fn assert(ctx: &TaskCtx, vars: &LazyVars, args: &Args) -> Step {

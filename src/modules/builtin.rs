@@ -221,25 +221,6 @@ pub static MODULES: &[ModuleSpec] = &[
         check_args: Some(src_xor_content),
     },
     ModuleSpec {
-        name: "debug",
-        doc: "Prints a message (`msg`) or the value of a variable expression (`var`, bare Jinja) in the run report.",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new("msg", "The message to print.")
-                .kind(Raw)
-                .default("Hello world!"),
-            A::new(
-                "var",
-                "A variable expression to print (bare Jinja, no `{{ }}`).",
-            ),
-            A::new("verbosity", "Print only at this `-v` level or above.")
-                .kind(Int)
-                .default("0"),
-        ],
-        check_args: Some(msg_xor_var),
-    },
-    ModuleSpec {
         name: "dnf",
         doc: "Manages packages with dnf on Fedora, RHEL and derivatives. Also called `yum`, as ansible-core 2.19 redirects it.",
         free_form: false,
@@ -264,39 +245,6 @@ pub static MODULES: &[ModuleSpec] = &[
                 .kind(List),
         ],
         check_args: Some(name_or_update_cache),
-    },
-    ModuleSpec {
-        name: "fail",
-        doc: "Fails the host with a message; usually guarded by `when`.",
-        free_form: false,
-        open_args: false,
-        args: &[A::new("msg", "The failure message.").default("Failed as requested from task")],
-        check_args: None,
-    },
-    ModuleSpec {
-        name: "fetch",
-        doc: "Copies a file from the host to the controller, by default under `dest/HOSTNAME/PATH`.",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new("src", "The file on the host.").req().kind(Path),
-            A::new(
-                "dest",
-                "Directory (or, with `flat`, file) on the controller.",
-            )
-            .req()
-            .kind(Path),
-            A::new(
-                "flat",
-                "Store as `dest` itself instead of under the host name.",
-            )
-            .kind(Bool)
-            .default("no"),
-            A::new("fail_on_missing", "Fail when `src` does not exist.")
-                .kind(Bool)
-                .default("yes"),
-        ],
-        check_args: None,
     },
     ModuleSpec {
         name: "file",
@@ -773,29 +721,6 @@ pub static MODULES: &[ModuleSpec] = &[
         check_args: Some(free_form_or_cmd),
     },
     ModuleSpec {
-        name: "stat",
-        doc: "Reports whether a path exists and its type, mode, owner, size and checksum; register the result.",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new("path", "The path to inspect.")
-                .req()
-                .aliases(&["dest", "name"])
-                .kind(Path),
-            A::new("checksum_algorithm", "Algorithm of the reported checksum.")
-                .aliases(&["checksum", "checksum_algo"])
-                .default("sha1")
-                .choices(&["md5", "sha1", "sha224", "sha256", "sha384", "sha512"]),
-            A::new("get_checksum", "Compute the checksum of a regular file.")
-                .kind(Bool)
-                .default("yes"),
-            A::new("follow", "Follow a symlink at `path`.")
-                .kind(Bool)
-                .default("no"),
-        ],
-        check_args: None,
-    },
-    ModuleSpec {
         name: "systemd",
         doc: "Controls a systemd unit: state, enabled at boot, masked, and `daemon_reload` after unit files changed. Also called `systemd_service`; with only `name` it changes nothing and returns the unit's properties in `status`.",
         free_form: false,
@@ -1100,7 +1025,8 @@ fn src_xor_content(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     }
 }
 
-fn msg_xor_var(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+/// `msg` and `var` exclude each other (`debug`).
+pub(crate) fn msg_xor_var(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     exclusive(a, "msg", "var")
 }
 

@@ -1,18 +1,22 @@
-//! The module registry: which modules exist and what arguments they take.
+//! The module library: which modules exist, what arguments they take, and their code.
 //!
 //! Owns name lookup (`copy`, `ansible.builtin.copy` and `ansible.legacy.copy` are the same
-//! module) and the static [`ModuleSpec`] table used to validate playbooks and to print
-//! `rdeploy doc MODULE`. It must not run modules or touch hosts; the executor's module
-//! implementations are looked up by the same canonical names.
+//! module), going through [`registry`], the one list that names modules. A converted module
+//! declares its arguments once as a typed struct ([`typed`], `module_args!`) that is its spec,
+//! its parser and its `rdeploy doc` text; the others keep a [`ModuleSpec`] row in [`builtin`].
+//! This file must not run modules or touch hosts.
 
 pub mod ansible;
 pub mod bridge;
 pub mod builtin;
+pub mod control;
 pub mod files;
+pub mod registry;
 pub mod runtime;
 pub mod source;
 pub mod spec;
 pub mod system;
+pub mod typed;
 
 pub use spec::{ArgKind, ArgSpec, ArgsRef, CheckFn, ModuleSpec};
 
@@ -21,9 +25,14 @@ pub use spec::{ArgKind, ArgSpec, ArgsRef, CheckFn, ModuleSpec};
 /// the executor's and are not here.
 pub fn implementation(name: &str) -> Option<&'static dyn runtime::Module> {
     let name = canonical_name(name);
-    files::lookup(name)
-        .or_else(|| system::lookup(name))
-        .or_else(|| bridge::implementation(name))
+    match registry::entry(name) {
+        Some(registry::Entry {
+            runs: registry::Runs::Host(m),
+            ..
+        }) => Some(*m),
+        Some(_) => None,
+        None => bridge::implementation(name),
+    }
 }
 
 /// Collection prefixes that name the built-in modules.
@@ -37,25 +46,30 @@ pub fn canonical_name(name: &str) -> &str {
         .iter()
         .find_map(|p| name.strip_prefix(p))
         .unwrap_or(name);
-    match short {
-        "systemd_service" => "systemd",
-        "yum" => "dnf",
-        s => s,
-    }
+    registry::MODULE_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == short)
+        .map_or(short, |(_, name)| name)
 }
 
 /// The spec of module `name` (short or `ansible.builtin.`/`ansible.legacy.` spelling).
 pub fn lookup(name: &str) -> Option<&'static ModuleSpec> {
     let short = canonical_name(name);
-    builtin::MODULES
-        .iter()
-        .find(|m| m.name == short)
-        .or_else(|| bridge::spec(short))
+    match registry::entry(short) {
+        Some(e) => e.spec(),
+        None => bridge::spec(short),
+    }
 }
 
-/// Every module name, sorted.
+/// Every native module name, sorted.
 pub fn names() -> impl Iterator<Item = &'static str> {
-    builtin::MODULES.iter().map(|m| m.name)
+    registry::MODULES.iter().map(|e| e.name)
+}
+
+/// Whether rdeploy carries module `name` (canonical short name) itself, rather than running
+/// Ansible's own through the bridge.
+pub fn is_native(name: &str) -> bool {
+    registry::entry(name).is_some()
 }
 
 /// The text `rdeploy doc MODULE` prints: the module's paragraph, then one line per argument
@@ -115,7 +129,7 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(all, sorted);
-        for m in builtin::MODULES {
+        for m in registry::MODULES.iter().filter_map(|e| e.spec()) {
             assert!(!m.doc.is_empty(), "{}", m.name);
             for a in m.args {
                 assert!(!a.doc.is_empty(), "{}.{}", m.name, a.name);

@@ -76,6 +76,11 @@ impl ArgSpec {
         }
     }
 
+    /// Marks it required (the spelling `#[arg(required)]` of typed arguments uses).
+    pub const fn required(self) -> ArgSpec {
+        self.req()
+    }
+
     /// Marks it required.
     pub const fn req(self) -> ArgSpec {
         ArgSpec {
@@ -169,6 +174,32 @@ pub struct ModuleSpec {
 }
 
 impl ModuleSpec {
+    /// The starting point of a typed module's spec (`module_args!`): no free-form text, no
+    /// open arguments, no extra check; the macro fills in name, doc and arguments.
+    pub const fn typed_defaults() -> ModuleSpec {
+        ModuleSpec {
+            name: "",
+            doc: "",
+            free_form: false,
+            open_args: false,
+            args: &[],
+            check_args: None,
+        }
+    }
+
+    /// Sets whether it takes free-form text (`#[module(free_form = true)]`).
+    pub const fn free_form(self, free_form: bool) -> ModuleSpec {
+        ModuleSpec { free_form, ..self }
+    }
+
+    /// Sets its own extra check (`#[module(check_args = FN)]`).
+    pub const fn check_args(self, check: CheckFn) -> ModuleSpec {
+        ModuleSpec {
+            check_args: Some(check),
+            ..self
+        }
+    }
+
     /// The argument named `word` (canonical name or alias).
     pub fn arg(&self, word: &str) -> Option<&'static ArgSpec> {
         self.args.iter().find(|a| a.is_named(word))

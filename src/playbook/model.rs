@@ -1168,7 +1168,7 @@ impl Task {
                 self.action.arg("creates").is_some() || self.action.arg("removes").is_some()
             }
             "raw" => false,
-            m if !crate::modules::builtin::MODULES.iter().any(|s| s.name == m) => ["path", "dest"]
+            m if !crate::modules::is_native(m) => ["path", "dest"]
                 .iter()
                 .any(|k| self.action.arg(k).is_some()),
             _ => true,
@@ -1206,10 +1206,7 @@ fn task_runtime_names(t: &Task, out: &mut BTreeSet<String>) {
     }
     out.extend(loop_vars(t));
     // Facts one of Ansible's own modules sets through the bridge (`getent_passwd`).
-    if !crate::modules::builtin::MODULES
-        .iter()
-        .any(|m| m.name == t.action.module)
-    {
+    if !crate::modules::is_native(&t.action.module) {
         out.extend(crate::modules::bridge::fact_names(
             &t.action.module,
             |arg| t.action.arg(arg).and_then(Node::scalar_string),

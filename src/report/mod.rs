@@ -104,7 +104,7 @@ fn plan_task_line(t: &PlannedTask) -> String {
         line.push_str(&format!("  [{}]", t.module));
     }
     if !t.reversible {
-        line.push_str(if crate::modules::builtin::MODULES.iter().any(|m| m.name == t.module) {
+        line.push_str(if crate::modules::is_native(&t.module) {
             "  (not reversible: add creates:, removes: or a rollback: task)"
         } else {
             "  (Ansible's module: not reversible unless it names its file as path: or dest:; add a rollback: task)"

@@ -4,32 +4,15 @@
 //! semantics in `pyre`). Must not format shell lines (use `transport::cmd`), and must not read
 //! the run mode.
 
-mod blockinfile;
+pub(crate) mod blockinfile;
 pub(crate) mod common;
-mod copy;
-mod file;
-mod find;
-mod lineinfile;
+pub(crate) mod copy;
+pub(crate) mod file;
+pub(crate) mod find;
+pub(crate) mod lineinfile;
 pub mod pyre;
-mod replace;
-mod stat;
+pub(crate) mod replace;
+pub(crate) mod stat;
 
 #[cfg(test)]
 mod tests;
-
-use super::runtime::Module;
-
-/// The file module registered under `name`, if it is one of these.
-pub fn lookup(name: &str) -> Option<&'static dyn Module> {
-    Some(match name {
-        "copy" => &copy::Copy,
-        "template" => &copy::Template,
-        "file" => &file::File,
-        "lineinfile" => &lineinfile::LineInFile,
-        "blockinfile" => &blockinfile::BlockInFile,
-        "replace" => &replace::Replace,
-        "stat" => &stat::Stat,
-        "find" => &find::Find,
-        _ => return None,
-    })
-}

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::common::{failed, mode_text, realpath_cmd, run_batch, stat_of, take};
 use crate::modules::runtime::{
-    Ahead, Args, ArgsExt, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Ahead, Args, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::AnyTransport;
 use crate::transport::cmd::{
@@ -22,6 +22,30 @@ use crate::transport::cmd::{
 
 /// The `stat` module.
 pub struct Stat;
+
+crate::module_args! {
+    /// Reports whether a path exists and its type, mode, owner, size and checksum; register the
+    /// result.
+    #[module(name = "stat")]
+    pub struct StatArgs {
+        /// The path to inspect.
+        #[arg(required, kind = Path, aliases = &["dest", "name"])]
+        path: String,
+        /// Algorithm of the reported checksum.
+        #[arg(
+            aliases = &["checksum", "checksum_algo"],
+            default = "sha1",
+            choices = &["md5", "sha1", "sha224", "sha256", "sha384", "sha512"]
+        )]
+        checksum_algorithm: String,
+        /// Compute the checksum of a regular file.
+        #[arg(default = "yes")]
+        get_checksum: bool,
+        /// Follow a symlink at `path`.
+        #[arg(default = "no")]
+        follow: bool,
+    }
+}
 
 /// Prints `atime mtime ctime inode dev nlink type words`; for a path that is not there (the
 /// built-in `test` says so) nothing, exit 1, without starting `stat`.
@@ -84,13 +108,13 @@ impl Module for Stat {
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
         Box::pin(async move {
-            let path = args.req_str("path")?;
-            let follow = args.bool_arg("follow", false)?;
-            let get_checksum = args.bool_arg("get_checksum", true)?;
-            let algo = args
-                .str_arg("checksum_algorithm")
-                .unwrap_or_else(|| "sha1".into());
-            let prog = checksum_program(&algo)?;
+            let StatArgs {
+                path,
+                checksum_algorithm,
+                get_checksum,
+                follow,
+            } = StatArgs::parse(args)?;
+            let prog = checksum_program(&checksum_algorithm)?;
             // The stat helper hashes with sha256 itself; other checksums (or none) need no hash.
             let sha256_here = get_checksum && prog.is_none();
             let mut cmds = vec![

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::common::{failed, result};
 use crate::modules::runtime::{
-    Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::cmd::read_file_cmd;
 use crate::transport::{AnyTransport, Cmd, Transport};
@@ -76,14 +76,36 @@ async fn local_sum(path: &Path) -> Option<String> {
     .flatten()
 }
 
+crate::module_args! {
+    /// Copies a file from the host to the controller, by default under `dest/HOSTNAME/PATH`.
+    #[module(name = "fetch")]
+    pub struct FetchArgs {
+        /// The file on the host.
+        #[arg(required, kind = Path)]
+        src: String,
+        /// Directory (or, with `flat`, file) on the controller.
+        #[arg(required, kind = Path)]
+        dest: String,
+        /// Store as `dest` itself instead of under the host name.
+        #[arg(default = "no")]
+        flat: bool,
+        /// Fail when `src` does not exist.
+        #[arg(default = "yes")]
+        fail_on_missing: bool,
+    }
+}
+
 async fn check_fetch(
     tr: &mut AnyTransport,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
-    let src = args.req_str("src")?;
-    let dest_arg = args.req_str("dest")?;
-    let flat = args.bool_arg("flat", false)?;
+    let FetchArgs {
+        src,
+        dest: dest_arg,
+        flat,
+        fail_on_missing,
+    } = FetchArgs::parse(args)?;
     let dest = local_dest(ctx, tr.name(), &src, &dest_arg, flat);
     let out = ctx
         .run_ok(tr, Cmd::raw("set --").arg(src.clone()).op(REMOTE_SUM))
@@ -103,7 +125,7 @@ async fn check_fetch(
                 "unreadable" => "file is not readable",
                 _ => "cannot read the remote file's checksum",
             };
-            if line == "absent" && !args.bool_arg("fail_on_missing", true)? {
+            if line == "absent" && !fail_on_missing {
                 r.insert(
                     "msg".into(),
                     Value::from(format!("{msg}, not transferring, ignored")),

@@ -1,0 +1,324 @@
+//! The registry: the one list of the modules rdeploy carries natively, and the only place they
+//! are named.
+//!
+//! Owns [`MODULES`] (name, spec, implementation), the module-name aliases ansible-core
+//! redirects ([`MODULE_ALIASES`]) and the README's module table ([`readme_table`]). Lookup by
+//! name, dispatch to a host module, `rdeploy doc`, playbook validation and the bridge fallback
+//! (a name not here is Ansible's own module, run through ansible-core) all go through it.
+//!
+//! Adding a module is its file (a `module_args!` struct and a [`Module`] impl, or a controller
+//! action) plus one line here. A converted module's spec is its typed struct's `SPEC`
+//! ([`Spec::Typed`]); the others still have a row in `builtin::MODULES` ([`Spec::Table`]) until
+//! they are converted. It must not run modules.
+
+use super::builtin;
+use super::runtime::Module;
+use super::spec::ModuleSpec;
+use super::{control, files, system};
+
+/// Where a module's spec comes from.
+#[derive(Clone, Copy)]
+pub enum Spec {
+    /// Its typed argument struct's `SPEC` (see [`super::typed`]).
+    Typed(&'static ModuleSpec),
+    /// Its row in `builtin::MODULES` (not converted yet), found by the entry's name.
+    Table,
+}
+
+/// Where a module runs.
+#[derive(Clone, Copy)]
+pub enum Runs {
+    /// On the host, through its `check`/`apply`.
+    Host(&'static dyn Module),
+    /// On the controller, as an action of the executor (`debug`, `set_fact`, `include_*`...).
+    Controller,
+}
+
+/// One native module.
+#[derive(Clone, Copy)]
+pub struct Entry {
+    /// Its canonical short name.
+    pub name: &'static str,
+    /// Its spec.
+    pub spec: Spec,
+    /// Its implementation.
+    pub runs: Runs,
+}
+
+impl Entry {
+    /// The module's spec (its typed struct's, or its table row).
+    pub fn spec(&self) -> Option<&'static ModuleSpec> {
+        match self.spec {
+            Spec::Typed(s) => Some(s),
+            Spec::Table => builtin::MODULES.iter().find(|m| m.name == self.name),
+        }
+    }
+}
+
+/// Other names of native modules, as ansible-core redirects them: `systemd_service` is
+/// `systemd`; `yum` is `dnf` (ansible-core 2.19).
+pub static MODULE_ALIASES: &[(&str, &str)] = &[("systemd_service", "systemd"), ("yum", "dnf")];
+
+/// Every native module, sorted by name.
+pub static MODULES: &[Entry] = &[
+    Entry {
+        name: "add_host",
+        spec: Spec::Table,
+        runs: Runs::Controller,
+    },
+    Entry {
+        name: "apt",
+        spec: Spec::Table,
+        runs: Runs::Host(&system::package::Apt),
+    },
+    Entry {
+        name: "assert",
+        spec: Spec::Table,
+        runs: Runs::Controller,
+    },
+    Entry {
+        name: "blockinfile",
+        spec: Spec::Table,
+        runs: Runs::Host(&files::blockinfile::BlockInFile),
+    },
+    Entry {
+        name: "command",
+        spec: Spec::Table,
+        runs: Runs::Host(&system::command::Command),
+    },
+    Entry {
+        name: "copy",
+        spec: Spec::Table,
+        runs: Runs::Host(&files::copy::Copy),
+    },
+    Entry {
+        name: "debug",
+        spec: Spec::Typed(&control::debug::DebugArgs::SPEC),
+        runs: Runs::Controller,
+    },
+    Entry {
+        name: "dnf",
+        spec: Spec::Table,
+        runs: Runs::Host(&system::package::Dnf),
+    },
+    Entry {
+        name: "fail",
+        spec: Spec::Typed(&control::fail::FailArgs::SPEC),
+        runs: Runs::Controller,
+    },
+    Entry {
+        name: "fetch",
+        spec: Spec::Typed(&system::fetch::FetchArgs::SPEC),
+        runs: Runs::Host(&system::fetch::Fetch),
+    },
+    Entry {
+        name: "file",
+        spec: Spec::Table,
+        runs: Runs::Host(&files::file::File),
+    },
+    Entry {
+        name: "find",
+        spec: Spec::Table,
+        runs: Runs::Host(&files::find::Find),
+    },
+    Entry {
+        name: "get_url",
+        spec: Spec::Table,
+        runs: Runs::Host(&system::get_url::GetUrl),
+    },
+    Entry {
+        name: "group_by",
+        spec: Spec::Table,
+        runs: Runs::Controller,
+    },
+    Entry {
+        name: "import_role",
+        spec: Spec::Table,
+        runs: Runs::Controller,
+    },
+    Entry {
+        name: "import_tasks",
+        spec: Spec::Table,
+        runs: Runs::Controller,
+    },
+    Entry {
+        name: "include_role",
+        spec: Spec::Table,
+        runs: Runs::Controller,
+    },
+    Entry {
+        name: "include_tasks",
+        spec: Spec::Table,
+        runs: Runs::Controller,
+    },
+    Entry {
+        name: "include_vars",
+        spec: Spec::Table,
+        runs: Runs::Controller,
+    },
+    Entry {
+        name: "lineinfile",
+        spec: Spec::Table,
+        runs: Runs::Host(&files::lineinfile::LineInFile),
+    },
+    Entry {
+        name: "meta",
+        spec: Spec::Table,
+        runs: Runs::Controller,
+    },
+    Entry {
+        name: "package",
+        spec: Spec::Table,
+        runs: Runs::Host(&system::package::Package),
+    },
+    Entry {
+        name: "pause",
+        spec: Spec::Table,
+        runs: Runs::Controller,
+    },
+    Entry {
+        name: "ping",
+        spec: Spec::Table,
+        runs: Runs::Host(&system::wait_for::Ping),
+    },
+    Entry {
+        name: "raw",
+        spec: Spec::Table,
+        runs: Runs::Host(&system::command::Raw),
+    },
+    Entry {
+        name: "replace",
+        spec: Spec::Table,
+        runs: Runs::Host(&files::replace::Replace),
+    },
+    Entry {
+        name: "script",
+        spec: Spec::Table,
+        runs: Runs::Host(&system::command::Script),
+    },
+    Entry {
+        name: "service",
+        spec: Spec::Table,
+        runs: Runs::Host(&system::service::Service),
+    },
+    Entry {
+        name: "set_fact",
+        spec: Spec::Table,
+        runs: Runs::Controller,
+    },
+    Entry {
+        name: "setup",
+        spec: Spec::Table,
+        runs: Runs::Controller,
+    },
+    Entry {
+        name: "shell",
+        spec: Spec::Table,
+        runs: Runs::Host(&system::command::Shell),
+    },
+    Entry {
+        name: "stat",
+        spec: Spec::Typed(&files::stat::StatArgs::SPEC),
+        runs: Runs::Host(&files::stat::Stat),
+    },
+    Entry {
+        name: "systemd",
+        spec: Spec::Table,
+        runs: Runs::Host(&system::service::Systemd),
+    },
+    Entry {
+        name: "template",
+        spec: Spec::Table,
+        runs: Runs::Host(&files::copy::Template),
+    },
+    Entry {
+        name: "unarchive",
+        spec: Spec::Table,
+        runs: Runs::Host(&system::unarchive::Unarchive),
+    },
+    Entry {
+        name: "uri",
+        spec: Spec::Table,
+        runs: Runs::Controller,
+    },
+    Entry {
+        name: "wait_for",
+        spec: Spec::Table,
+        runs: Runs::Host(&system::wait_for::WaitFor),
+    },
+];
+
+/// The native module named `name` (canonical short name).
+pub fn entry(name: &str) -> Option<&'static Entry> {
+    MODULES.iter().find(|e| e.name == name)
+}
+
+/// The README's module table (the rows under "## Modules", header included): one row per
+/// native module with its doc paragraph and its arguments.
+pub fn readme_table() -> String {
+    let mut out = String::from("| module | what it does | arguments |\n|---|---|---|\n");
+    for e in MODULES {
+        let Some(s) = e.spec() else { continue };
+        let args: Vec<String> = s.args.iter().map(|a| format!("`{}`", a.name)).collect();
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            e.name,
+            s.doc,
+            args.join(", ")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every module is listed once, sorted; every table row is in the registry (one list), and
+    /// a converted module has no table row left to drift from its struct.
+    #[test]
+    fn registry_is_the_one_list_of_modules() {
+        let names: Vec<&str> = MODULES.iter().map(|e| e.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+        for row in builtin::MODULES {
+            let e =
+                entry(row.name).unwrap_or_else(|| panic!("{} is not in the registry", row.name));
+            assert!(
+                matches!(e.spec, Spec::Table),
+                "{} is typed but keeps a table row",
+                row.name
+            );
+        }
+        for e in MODULES {
+            let spec = e.spec().unwrap_or_else(|| panic!("{} has no spec", e.name));
+            assert_eq!(spec.name, e.name);
+            if let Runs::Host(m) = e.runs {
+                assert_eq!(m.name(), e.name);
+            }
+        }
+        for (alias, name) in MODULE_ALIASES {
+            assert!(entry(alias).is_none() && entry(name).is_some(), "{alias}");
+        }
+    }
+
+    /// The README's module table is what the registry renders; when it differs the test prints
+    /// the expected table, to be pasted under "## Modules".
+    #[test]
+    fn readme_module_table_matches_the_registry() {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("| module | what it does | arguments |")
+            .expect("README has the module table");
+        let len = readme[start..]
+            .find("\n\n")
+            .map_or(readme.len() - start, |i| i + 1);
+        let expected = readme_table();
+        assert!(
+            readme[start..start + len] == expected,
+            "README.md's module table differs from the registry; replace it with:\n\n{expected}"
+        );
+    }
+}
