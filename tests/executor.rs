@@ -428,20 +428,12 @@ fn uri_checks_the_status_and_parses_json() {
 
 /// A loopback HTTP server that answers every request 200 and counts the requests it got.
 fn http_counter() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{Read, Write};
     use std::sync::atomic::Ordering;
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
     let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = std::sync::Arc::clone(&hits);
-    std::thread::spawn(move || {
-        for mut s in l.incoming().flatten() {
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
-            counted.fetch_add(1, Ordering::SeqCst);
-            let _ =
-                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-        }
+    let port = http_serve(move |_, _| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".to_string()
     });
     (port, hits)
 }
@@ -1869,36 +1861,44 @@ fn a_stale_temp_file_next_to_a_destination_is_gone_after_the_next_write() {
     assert_eq!(left, ["index.html"]);
 }
 
-/// A loopback HTTP server for `uri`: `/redirect` answers 302 to `/target` (200 "target");
-/// `/secret` answers 401 with a Basic challenge unless `u:p` comes with the request. It logs
-/// each request as `PATH auth|noauth`.
-fn http_auth_redirect() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+/// A loopback HTTP server that answers each request (its head, as text) with what `reply`
+/// returns for it, the server's port given too; returns the port.
+fn http_serve(reply: impl Fn(&str, u16) -> String + Send + 'static) -> u16 {
     use std::io::{Read, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = std::sync::Arc::clone(&log);
     std::thread::spawn(move || {
         for mut s in l.incoming().flatten() {
             let mut buf = [0u8; 8192];
             let n = s.read(&mut buf).unwrap_or(0);
-            let req = String::from_utf8_lossy(&buf[..n]).to_string();
-            let path = req.split_whitespace().nth(1).unwrap_or("").to_string();
-            // base64("u:p") = "dTpw"
-            let auth = req
-                .to_ascii_lowercase()
-                .contains("authorization: basic dtpw");
-            seen.lock()
-                .unwrap()
-                .push(format!("{path} {}", if auth { "auth" } else { "noauth" }));
-            let reply = match (path.as_str(), auth) {
-                ("/redirect", _) => format!(
-                    "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{port}/target\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                ),
-                ("/secret", false) => "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
-                _ => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".to_string(),
-            };
-            let _ = s.write_all(reply.as_bytes());
+            let answer = reply(&String::from_utf8_lossy(&buf[..n]), port);
+            let _ = s.write_all(answer.as_bytes());
+        }
+    });
+    port
+}
+
+/// A loopback HTTP server for `uri`: `/redirect` answers 302 to `/target` (200 "target");
+/// `/secret` answers 401 with a Basic challenge unless `u:p` comes with the request. It logs
+/// each request as `PATH auth|noauth`.
+fn http_auth_redirect() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&log);
+    let port = http_serve(move |req, port| {
+        let path = req.split_whitespace().nth(1).unwrap_or("").to_string();
+        // base64("u:p") = "dTpw"
+        let auth = req
+            .to_ascii_lowercase()
+            .contains("authorization: basic dtpw");
+        seen.lock()
+            .unwrap()
+            .push(format!("{path} {}", if auth { "auth" } else { "noauth" }));
+        match (path.as_str(), auth) {
+            ("/redirect", _) => format!(
+                "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{port}/target\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+            ("/secret", false) => "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+            _ => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".to_string(),
         }
     });
     (port, log)

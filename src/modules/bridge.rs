@@ -499,7 +499,7 @@ fn internal_args(fqcn: &str, check_mode: bool, no_log: bool) -> Vec<(&'static st
         ("_ansible_debug", Value::Bool(false)),
         ("_ansible_diff", Value::Bool(true)),
         ("_ansible_verbosity", Value::from(0)),
-        ("_ansible_version", Value::from(crate_version())),
+        ("_ansible_version", Value::from(ansible_core_version())),
         ("_ansible_module_name", Value::from(fqcn)),
         ("_ansible_syslog_facility", Value::from("LOG_USER")),
         (
@@ -518,7 +518,7 @@ fn internal_args(fqcn: &str, check_mode: bool, no_log: bool) -> Vec<(&'static st
 }
 
 /// ansible-core's version as the helper reported it.
-fn crate_version() -> String {
+fn ansible_core_version() -> String {
     state()
         .lock()
         .ok()

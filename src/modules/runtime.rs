@@ -255,7 +255,10 @@ pub trait Module: Send + Sync {
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>>;
 
-    /// Changes exactly what `drift` says; returns the result keys for `register:`.
+    /// Changes exactly what `drift` says; returns the result keys for `register:`. A module
+    /// that does not converge ([`Module::converges`]) may return `changed: false` when it
+    /// found nothing to do after all (Ansible's own modules through the bridge): the step is
+    /// then `ok`, not `changed`.
     fn apply<'a>(
         &'a self,
         tr: &'a mut AnyTransport,

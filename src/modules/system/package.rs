@@ -645,8 +645,9 @@ for a in "$@"; do if [ -n "$skip" ]; then skip=; continue; fi; case $a in -t) sk
   if [ "$verb" = install ]; then cat "$FAKE/candidate/$n" > "$FAKE/pkgs/$n" 2>/dev/null || echo 1.0 > "$FAKE/pkgs/$n"; else rm -f "$FAKE/pkgs/$n"; fi ;;
 esac; done"#;
 
-    #[tokio::test]
-    async fn apt_end_to_end_with_fake_tools() {
+    /// A temporary host with the fake dpkg-query, apt-cache and apt-get first on `PATH`:
+    /// (its folder, the fakes' state folder with `pkgs/` and `candidate/`).
+    fn fake_apt_host() -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("bin");
         let st = dir.path().join("state");
@@ -656,10 +657,16 @@ esac; done"#;
         fake_tool(&bin, "dpkg-query", FAKE_DPKG_QUERY);
         fake_tool(&bin, "apt-cache", FAKE_APT_CACHE);
         fake_tool(&bin, "apt-get", FAKE_APT_GET);
+        (dir, st)
+    }
+
+    #[tokio::test]
+    async fn apt_end_to_end_with_fake_tools() {
+        let (dir, st) = fake_apt_host();
         std::fs::write(st.join("pkgs/curl"), "7.0").unwrap();
         std::fs::write(st.join("candidate/curl"), "8.0").unwrap();
         std::fs::write(st.join("candidate/nginx"), "1.24.0").unwrap();
-        let c = ctx(dir.path(), None, fake_env(&bin, &st));
+        let c = ctx(dir.path(), None, fake_env(&dir.path().join("bin"), &st));
         let mut tr = transport();
 
         let a = args(json!({"name": ["nginx", "curl"], "state": "present", "update_cache": true}));
@@ -727,14 +734,8 @@ esac; done"#;
     /// `package` hands it to apt or dnf, which refresh the cache and report a change.
     #[tokio::test]
     async fn package_update_cache_without_name_refreshes_the_detected_managers_cache() {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        let st = dir.path().join("state");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::create_dir_all(&st).unwrap();
-        fake_tool(&bin, "dpkg-query", FAKE_DPKG_QUERY);
-        fake_tool(&bin, "apt-get", FAKE_APT_GET);
-        let c = ctx(dir.path(), None, fake_env(&bin, &st));
+        let (dir, st) = fake_apt_host();
+        let c = ctx(dir.path(), None, fake_env(&dir.path().join("bin"), &st));
         let mut tr = transport();
         let a = args(json!({"update_cache": true}));
         // Check alone (what --check runs) predicts the change and runs no apt-get.
@@ -765,14 +766,8 @@ esac; done"#;
     /// cache older than N seconds.
     #[tokio::test]
     async fn package_passes_cache_valid_time_on_to_apt() {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        let st = dir.path().join("state");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::create_dir_all(&st).unwrap();
-        fake_tool(&bin, "dpkg-query", FAKE_DPKG_QUERY);
-        fake_tool(&bin, "apt-get", FAKE_APT_GET);
-        let c = ctx(dir.path(), None, fake_env(&bin, &st));
+        let (dir, st) = fake_apt_host();
+        let c = ctx(dir.path(), None, fake_env(&dir.path().join("bin"), &st));
         let mut tr = transport();
         // This machine's apt cache is younger than a century: nothing to refresh.
         let a = args(json!({"update_cache": true, "cache_valid_time": 3_153_600_000u64}));
@@ -799,17 +794,9 @@ esac; done"#;
     /// set `install_recommends: no`; both were refused.
     #[tokio::test]
     async fn apt_default_release_and_install_recommends_reach_apt_get() {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        let st = dir.path().join("state");
-        for d in [&bin, &st.join("pkgs"), &st.join("candidate")] {
-            std::fs::create_dir_all(d).unwrap();
-        }
-        fake_tool(&bin, "dpkg-query", FAKE_DPKG_QUERY);
-        fake_tool(&bin, "apt-cache", FAKE_APT_CACHE);
-        fake_tool(&bin, "apt-get", FAKE_APT_GET);
+        let (dir, st) = fake_apt_host();
         std::fs::write(st.join("candidate/nginx"), "1.26.0").unwrap();
-        let c = ctx(dir.path(), None, fake_env(&bin, &st));
+        let c = ctx(dir.path(), None, fake_env(&dir.path().join("bin"), &st));
         let mut tr = transport();
         let a = args(json!({
             "name": "nginx", "state": "latest",
@@ -849,16 +836,8 @@ esac; done"#;
     /// `package: enablerepo:` were refused; Ansible's `package` passes them on.
     #[tokio::test]
     async fn package_passes_allow_downgrade_to_apt_and_refuses_dnfs_repos_there_as_ansible() {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        let st = dir.path().join("state");
-        for d in [&bin, &st.join("pkgs"), &st.join("candidate")] {
-            std::fs::create_dir_all(d).unwrap();
-        }
-        fake_tool(&bin, "dpkg-query", FAKE_DPKG_QUERY);
-        fake_tool(&bin, "apt-cache", FAKE_APT_CACHE);
-        fake_tool(&bin, "apt-get", FAKE_APT_GET);
-        let c = ctx(dir.path(), None, fake_env(&bin, &st));
+        let (dir, st) = fake_apt_host();
+        let c = ctx(dir.path(), None, fake_env(&dir.path().join("bin"), &st));
         let mut tr = transport();
         let a = args(json!({"name": "docker-ce", "allow_downgrade": true}));
         let Ran::Applied(_, Ok(_)) = check_apply(&Package, &mut tr, &a, &c).await else {

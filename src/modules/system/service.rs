@@ -750,11 +750,7 @@ esac"#;
 
     #[tokio::test]
     async fn systemd_end_to_end_with_a_fake_systemctl() {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        let state = dir.path().join("state");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::create_dir_all(&state).unwrap();
+        let (dir, bin, state) = fake_dirs();
         fake_tool(&bin, "systemctl", FAKE_SYSTEMCTL);
         std::fs::write(state.join("web.active"), "inactive\n").unwrap();
         let c = ctx(dir.path(), None, fake_env(&bin, &state));
@@ -799,11 +795,7 @@ esac"#;
     /// `sleep` is a stop, the pause, then a start, as Ansible's service module does it.
     #[tokio::test]
     async fn service_sleep_restarts_by_stop_wait_start_and_use_systemd_forces_systemd() {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        let state = dir.path().join("state");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::create_dir_all(&state).unwrap();
+        let (dir, bin, state) = fake_dirs();
         fake_tool(&bin, "systemctl", FAKE_SYSTEMCTL);
         std::fs::write(state.join("web.active"), "active\n").unwrap();
         let c = ctx(dir.path(), None, fake_env(&bin, &state));
@@ -829,11 +821,7 @@ esac"#;
     /// was refused as "needs 'state'"; Ansible returns the unit's properties and changes nothing.
     #[tokio::test]
     async fn systemd_with_only_a_name_returns_the_units_properties() {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        let state = dir.path().join("state");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::create_dir_all(&state).unwrap();
+        let (dir, bin, state) = fake_dirs();
         fake_tool(
             &bin,
             "systemctl",
@@ -871,11 +859,7 @@ esac"#,
     /// does not run systemd, Ansible's own `service` fails on the missing name, and so does this.
     #[tokio::test]
     async fn service_daemon_reload_without_name_reloads_systemd() {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        let state = dir.path().join("state");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::create_dir_all(&state).unwrap();
+        let (dir, bin, state) = fake_dirs();
         fake_tool(&bin, "systemctl", FAKE_SYSTEMCTL);
         let c = ctx(dir.path(), None, fake_env(&bin, &state));
         let mut tr = transport();
@@ -925,11 +909,7 @@ esac"#;
         if Path::new("/run/systemd/system").exists() {
             return; // This host runs systemd: detection would (rightly) pick it.
         }
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        let state = dir.path().join("state");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::create_dir_all(&state).unwrap();
+        let (dir, bin, state) = fake_dirs();
         fake_tool(&bin, "service", FAKE_SERVICE);
         // A real systemctl on PATH must not matter: /run/systemd/system is absent.
         fake_tool(&bin, "systemctl", "exit 42");

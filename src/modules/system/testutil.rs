@@ -59,6 +59,17 @@ pub fn fake_tool(dir: &Path, name: &str, body: &str) -> PathBuf {
     p
 }
 
+/// A temporary folder with `bin/` (for fake tools, see [`fake_tool`]) and `state/` (their
+/// `$FAKE`): (the folder, `bin`, `state`).
+pub fn fake_dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&state).unwrap();
+    (dir, bin, state)
+}
+
 /// `PATH=dir:$PATH` (the controller's PATH) plus `FAKE=state_dir`, for fake tools.
 pub fn fake_env(bin: &Path, state: &Path) -> Vec<(String, String)> {
     let path = std::env::var("PATH").unwrap_or_default();
