@@ -34,7 +34,10 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match rdeploy::cli::run(cli) {
+    let outcome = rdeploy::cli::run(cli);
+    // No helper process outlives the run.
+    rdeploy::modules::bridge::shutdown();
+    match outcome {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(report) => {
             eprintln!("rdeploy: internal error: {report:?}");

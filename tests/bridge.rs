@@ -199,8 +199,15 @@ fn no_log_hides_what_a_bridged_module_returns_everywhere() {
         !out.contains(encoded) && !err.contains(encoded),
         "{out}\n{err}"
     );
-    let journal: String = sb
-        .snapshot()
+    // No helper outlives rdeploy: what it leaves in HOME is settled when rdeploy returns.
+    let at_exit = sb.snapshot();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        at_exit.keys().collect::<Vec<_>>(),
+        sb.snapshot().keys().collect::<Vec<_>>(),
+        "files changed after rdeploy returned"
+    );
+    let journal: String = at_exit
         .iter()
         .filter(|(p, _)| p.to_string_lossy().ends_with("journal.jsonl"))
         .map(|(_, b)| String::from_utf8_lossy(b).into_owned())

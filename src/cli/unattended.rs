@@ -216,6 +216,7 @@ impl Abandon {
             let _ = summary::write(&path, &summary::document(&facts, &Default::default()));
         }
         let _ = report::progress::before_exit(|| report::text(&mut std::io::stderr().lock(), msg));
+        crate::modules::bridge::shutdown();
         std::process::exit(code)
     }
 }

@@ -35,6 +35,8 @@ const HELPER: &str = include_str!("bridge.py");
 /// How long the helper may take for one answer (packing a module with many module_utils
 /// takes a second or two; importing ansible-core the first time a few).
 const HELPER_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the helper may take to end once its stdin is closed.
+const HELPER_EXIT_GRACE: Duration = Duration::from_secs(5);
 
 /// Finds the host's Python 3 and runs the payload on stdin with it; 127 when there is none.
 const RUN_ON_HOST: &str = "for p_ in /usr/bin/python3 python3 /usr/libexec/platform-python python; do if command -v \"$p_\" >/dev/null 2>&1; then exec \"$p_\" -; fi; done; echo 'rdeploy: no python3 on this host' >&2; exit 127";
@@ -94,7 +96,8 @@ pub fn configure(python: Option<PathBuf>) {
 /// The helper process and its answers.
 struct Helper {
     child: Child,
-    stdin: ChildStdin,
+    /// Closed (taken) when the helper is told to end.
+    stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     /// ansible-core's version and the Python it runs on.
     version: String,
@@ -127,7 +130,7 @@ impl Helper {
         });
         let mut h = Helper {
             child,
-            stdin,
+            stdin: Some(stdin),
             lines,
             version: String::new(),
             python: python.display().to_string(),
@@ -141,8 +144,11 @@ impl Helper {
     }
 
     fn request(&mut self, req: &Value) -> Result<Value, String> {
-        writeln!(self.stdin, "{req}")
-            .and_then(|()| self.stdin.flush())
+        let Some(stdin) = self.stdin.as_mut() else {
+            return Err("ansible-core's helper has ended".into());
+        };
+        writeln!(stdin, "{req}")
+            .and_then(|()| stdin.flush())
             .map_err(|e| format!("ansible-core's helper stopped: {e}"))?;
         let line = match self.lines.recv_timeout(HELPER_TIMEOUT) {
             Ok(l) => l,
@@ -167,10 +173,30 @@ impl Helper {
 }
 
 impl Drop for Helper {
+    /// Closes the helper's stdin and waits a bounded time for it to end on its own, so
+    /// ansible-core removes its own temporary files before rdeploy exits; then kills it.
     fn drop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = std::time::Instant::now() + HELPER_EXIT_GRACE;
+        while std::time::Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Ends the helper, if one was started: called once before rdeploy exits, so no helper
+/// outlives the run (the state is static and is never dropped on its own).
+pub fn shutdown() {
+    let helper = match state().try_lock() {
+        Ok(mut s) => s.helper.take(),
+        Err(_) => None,
+    };
+    drop(helper);
 }
 
 /// The Pythons to try, in order.
