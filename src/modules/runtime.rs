@@ -270,6 +270,13 @@ pub trait Module: Send + Sync {
     /// What `apply` may touch, for backups. Empty for modules that change nothing backed up.
     fn resources(&self, args: &Args) -> Vec<Resource>;
 
+    /// Why rollback cannot undo what this module does (`rdeploy plan` prints it), when its
+    /// resources' backups do not restore it; `given(NAME)` says whether the task writes
+    /// argument NAME (the arguments are not rendered yet when the plan is made).
+    fn not_reversible(&self, _given: &dyn Fn(&str) -> bool) -> Option<&'static str> {
+        None
+    }
+
     /// Whether the executor may run `check` ahead of its turn ([`Ahead`]).
     fn ahead(&self) -> Ahead {
         Ahead::No

@@ -174,6 +174,7 @@ fn plan_play(
         };
         list.push(PlannedTask {
             reversible: t.reversible,
+            not_reversible: t.not_reversible,
             name: t.name,
             module: t.module,
             tags: t.tags,

@@ -78,6 +78,9 @@ pub struct PlannedTask {
     /// False for steps rollback cannot undo (`command`/`shell`/`script`/`raw` without
     /// `creates:`/`removes:`); `rdeploy plan` flags them.
     pub reversible: bool,
+    /// Why not, when not reversible.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_reversible: Option<String>,
 }
 
 impl Plan {

@@ -685,8 +685,10 @@ pub struct FlatTask {
     /// The section.
     pub section: Section,
     /// False for steps rollback cannot undo: `command`, `shell`, `script` and `raw` without
-    /// `creates:` or `removes:`.
+    /// `creates:` or `removes:`, and what a module says it cannot undo.
     pub reversible: bool,
+    /// Why not, in a few words, when not reversible.
+    pub not_reversible: Option<String>,
 }
 
 /// How a template site is evaluated.
@@ -1063,7 +1065,8 @@ fn push_task(t: &Task, base: &[String], section: Section, out: &mut Vec<FlatTask
         tags: with_tags(base, &t.keywords.tags),
         role: t.role.clone(),
         section,
-        reversible: t.reversible(),
+        reversible: t.not_reversible().is_none(),
+        not_reversible: t.not_reversible(),
     });
 }
 
@@ -1163,15 +1166,26 @@ impl Task {
     /// run through the bridge only when it names the file it changes (`path`, `dest`), which
     /// is backed up first.
     pub fn reversible(&self) -> bool {
+        self.not_reversible().is_none()
+    }
+
+    /// Why rollback cannot undo this step (see [`Task::reversible`]); `None` when it can.
+    pub fn not_reversible(&self) -> Option<String> {
+        const COMMANDS: &str = "add creates:, removes: or a rollback: task";
+        let given = |k: &str| self.action.arg(k).is_some();
         match self.action.module.as_str() {
-            "command" | "shell" | "script" => {
-                self.action.arg("creates").is_some() || self.action.arg("removes").is_some()
-            }
-            "raw" => false,
-            m if !crate::modules::is_native(m) => ["path", "dest"]
-                .iter()
-                .any(|k| self.action.arg(k).is_some()),
-            _ => true,
+            "command" | "shell" | "script" if given("creates") || given("removes") => None,
+            "command" | "shell" | "script" | "raw" => Some(COMMANDS.into()),
+            m if !crate::modules::is_native(m) => (!["path", "dest"].iter().any(|k| given(k)))
+                .then(|| {
+                    "Ansible's module: not reversible unless it names its file as path: or dest:; add a rollback: task".into()
+                }),
+            m => match crate::modules::registry::entry(m).map(|e| e.runs) {
+                Some(crate::modules::registry::Runs::Host(module)) => {
+                    module.not_reversible(&given).map(str::to_string)
+                }
+                _ => None,
+            },
         }
     }
 }

@@ -103,12 +103,12 @@ fn plan_task_line(t: &PlannedTask) -> String {
     if t.name != t.module {
         line.push_str(&format!("  [{}]", t.module));
     }
-    if !t.reversible {
-        line.push_str(if crate::modules::is_native(&t.module) {
-            "  (not reversible: add creates:, removes: or a rollback: task)"
+    if let Some(why) = &t.not_reversible {
+        if crate::modules::is_native(&t.module) {
+            line.push_str(&format!("  (not reversible: {why})"));
         } else {
-            "  (Ansible's module: not reversible unless it names its file as path: or dest:; add a rollback: task)"
-        });
+            line.push_str(&format!("  ({why})"));
+        }
     }
     line
 }
