@@ -285,3 +285,41 @@ fn options_extra_key_type_password_encrypted_key_sudo_and_shared_sshd() {
     );
     assert_eq!(ok(&mut fleet.ssh(h0, "sudo -n id -u")), "0\n");
 }
+
+#[test]
+fn own_etc_hosts_change_their_accounts_and_hostname_never_the_machines() {
+    assert!(
+        enable_sudo(),
+        "sudo is missing: scripts/test.sh installs it"
+    );
+    let fleet = Fleet::builder().hosts(2).own_etc().start();
+    let (h0, h1) = (fleet.host(0), fleet.host(1));
+    let machine_passwd = fs::read_to_string("/etc/passwd").unwrap();
+    ok(&mut fleet.ssh(
+        h0,
+        "sudo -n useradd --create-home fleet-own-etc && sudo -n hostname fleet-h0 && \
+         echo '# own' | sudo -n tee -a /etc/fstab >/dev/null",
+    ));
+    // Host 0 sees its change; host 1 and the machine do not.
+    assert!(ok(&mut fleet.ssh(h0, "getent passwd fleet-own-etc")).starts_with("fleet-own-etc:"));
+    assert_eq!(ok(&mut fleet.ssh(h0, "hostname")), "fleet-h0\n");
+    fails(&mut fleet.ssh(h1, "getent passwd fleet-own-etc"));
+    assert_ne!(ok(&mut fleet.ssh(h1, "hostname")), "fleet-h0\n");
+    assert_eq!(fs::read_to_string("/etc/passwd").unwrap(), machine_passwd);
+    assert!(!Path::new("/home/fleet-own-etc").exists());
+    // The test reads the host's copies through Host::path.
+    assert!(
+        fs::read_to_string(h0.path("/etc/passwd"))
+            .unwrap()
+            .contains("fleet-own-etc:")
+    );
+    assert!(h0.path("/home/fleet-own-etc").is_dir());
+    assert!(
+        fs::read_to_string(h0.path("/etc/fstab"))
+            .unwrap()
+            .ends_with("# own\n")
+    );
+    // The per-host folders are still bound inside the copies.
+    fs::write(h0.path("/srv/probe"), "x").unwrap();
+    assert_eq!(ok(&mut fleet.ssh(h0, "cat /srv/probe")), "x");
+}

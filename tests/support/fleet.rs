@@ -220,6 +220,16 @@ fn host_folders(user: &User) -> [(&'static str, PathBuf); 4] {
     ]
 }
 
+/// The folders [`FleetBuilder::own_etc`] binds over the machine's, before [`host_folders`]
+/// (which are then bound inside them).
+fn own_etc_folders() -> [(&'static str, PathBuf); 3] {
+    [
+        ("etc", PathBuf::from("/etc")),
+        ("home-root", PathBuf::from("/home")),
+        ("var-spool-cron", PathBuf::from("/var/spool/cron")),
+    ]
+}
+
 /// The test user as the machine knows it.
 struct User {
     uid: u32,
@@ -247,7 +257,13 @@ fn set_up_machine() -> Result<User, String> {
             "{SSHD} is missing: run scripts/test.sh --install-only"
         ));
     }
-    for dir in ["/run/sshd", "/srv", "/etc/rdeploy-test", "/var/lib/rdeploy"] {
+    for dir in [
+        "/run/sshd",
+        "/srv",
+        "/etc/rdeploy-test",
+        "/var/lib/rdeploy",
+        "/var/spool/cron",
+    ] {
         fs::create_dir_all(dir).map_err(|e| format!("create {dir}: {e}"))?;
     }
     let (uid, home) = {
@@ -350,6 +366,7 @@ pub struct FleetBuilder {
     password_auth: bool,
     sudo_password: bool,
     encrypted_key: bool,
+    own_etc: bool,
 }
 
 impl FleetBuilder {
@@ -391,6 +408,16 @@ impl FleetBuilder {
     /// Needs [`enable_sudo`] first.
     pub fn sudo_password(mut self) -> Self {
         self.sudo_password = true;
+        self
+    }
+
+    /// Give every host its own copy of the machine's `/etc` (taken at start), its own `/home`
+    /// (holding only [`USER`]'s home) and its own `/var/spool/cron`, bound over the
+    /// machine's inside the host's mount namespace: `user`, `group`, `cron`, `mount`
+    /// (fstab), `hostname` and `timezone` change the host, never the machine. Every host
+    /// also has its own UTS namespace (hostname) in any fleet.
+    pub fn own_etc(mut self) -> Self {
+        self.own_etc = true;
         self
     }
 
@@ -438,6 +465,7 @@ impl Fleet {
             password_auth: false,
             sudo_password: false,
             encrypted_key: false,
+            own_etc: false,
         }
     }
 
@@ -513,6 +541,9 @@ impl Fleet {
         }
         for spec in specs {
             spec.make_dirs(user);
+            if opts.own_etc {
+                spec.make_own_etc(user);
+            }
             for &kind in &opts.key_types {
                 let path = spec.dir.join(kind.file_name());
                 keygens.push(keygen(kind, &path, "", &spec.name));
@@ -543,8 +574,12 @@ impl Fleet {
             key_types: opts.key_types.clone(),
             password_auth: opts.password_auth,
             penalties: user.penalties,
-            binds: host_folders(user)
+            binds: opts
+                .own_etc
+                .then(own_etc_folders)
                 .into_iter()
+                .flatten()
+                .chain(host_folders(user))
                 .map(|(folder, target)| (PathBuf::from(folder), target))
                 .chain(shadow.map(|s| (s, PathBuf::from("/etc/shadow"))))
                 .chain(sudoers)
@@ -847,11 +882,14 @@ impl Host {
     }
 
     /// Where the host's absolute path `on_host` (under `/srv`, `/etc/rdeploy-test`,
-    /// `/var/lib/rdeploy` or [`USER`]'s home) is in the fleet's directory, to read or
-    /// prepare the host's files directly. Panics for other paths.
+    /// `/var/lib/rdeploy` or [`USER`]'s home; with [`FleetBuilder::own_etc`] also under `/etc`,
+    /// `/home` and `/var/spool/cron`) is in the fleet's directory, to read or prepare the
+    /// host's files directly. Panics for other paths.
     pub fn path(&self, on_host: &str) -> PathBuf {
         let path = Path::new(on_host);
-        for (folder, root) in host_folders(machine()) {
+        let own = self.server.dir.join("etc").is_dir();
+        let own_folders = own_etc_folders().into_iter().filter(|_| own);
+        for (folder, root) in host_folders(machine()).into_iter().chain(own_folders) {
             if let Ok(rest) = path.strip_prefix(&root) {
                 return self.server.dir.join(folder).join(rest);
             }
@@ -950,6 +988,29 @@ impl ServerSpec {
         }
     }
 
+    /// [`FleetBuilder::own_etc`]'s folders: a copy of `/etc` and of `/var/spool/cron`, and a
+    /// `/home` with an empty mount point for [`USER`]'s home.
+    fn make_own_etc(&self, user: &User) {
+        for (from, to) in [("/etc", "etc"), ("/var/spool/cron", "var-spool-cron")] {
+            let out = Command::new("cp")
+                .arg("-a")
+                .arg(from)
+                .arg(self.dir.join(to))
+                .output()
+                .expect("run cp");
+            assert!(
+                out.status.success(),
+                "copy {from}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let home_root = self.dir.join("home-root");
+        fs::create_dir(&home_root).expect("create the host's /home");
+        if let Ok(rest) = user.home.strip_prefix("/home") {
+            fs::create_dir_all(home_root.join(rest)).expect("create the user's home mount point");
+        }
+    }
+
     fn write_config(&self, opts: &SshdOptions) {
         let mut c = format!(
             "# Written by tests/support/fleet.rs\nListenAddress {}:{}\nPidFile {}\n",
@@ -1004,7 +1065,7 @@ impl ServerSpec {
             }
             None => Command::new("unshare"),
         };
-        cmd.args(["--pid", "--fork", "--kill-child", "--mount-proc"])
+        cmd.args(["--pid", "--uts", "--fork", "--kill-child", "--mount-proc"])
             .args(["--propagation", "private", "sh", "-c"])
             .arg(
                 "set -e; cfg=$1; log=$2; shift 2
