@@ -891,3 +891,60 @@ checked when reached (4):
     assert_eq!(first["module"], "include_tasks");
     assert_eq!(first["name"], "setup-{{ ansible_os_family }}.yml");
 }
+
+/// Every native module's `rdeploy doc` says what is backed up and shows an example, and every
+/// example is a task rdeploy accepts (its arguments validated like any playbook's).
+#[test]
+fn every_module_documents_its_backup_and_its_examples_validate() {
+    let sb = Sandbox::new();
+    for (file, body) in [
+        ("app.conf", ""),
+        ("nginx.conf.j2", ""),
+        ("app-2.1.tar.gz", ""),
+        ("setup.yml", "[]\n"),
+        ("secrets.yml", "{}\n"),
+        ("scripts/prepare.sh", ""),
+        ("roles/nginx/tasks/main.yml", "[]\n"),
+        ("roles/app/tasks/upgrade.yml", "[]\n"),
+        ("inv", "localhost ansible_connection=local\n"),
+    ] {
+        sb.write(file, body);
+    }
+    let mut pb = String::from(
+        "- hosts: all\n  gather_facts: false\n  vars:\n    new_ip: 10.0.0.9\n    app_port: 8080\n    \
+         app_env: staging\n    app_version: '2.1'\n    result: {stdout_lines: []}\n  tasks:\n",
+    );
+    for e in rdeploy::modules::registry::MODULES {
+        let spec = e.spec().expect("a spec");
+        assert!(
+            !spec.backup.is_empty(),
+            "{} says nothing of backups",
+            e.name
+        );
+        assert!(!spec.examples.is_empty(), "{} has no example", e.name);
+        let first = spec.examples.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!("- {}:", e.name)),
+            "{}'s example starts with another module: {first}",
+            e.name
+        );
+        for line in spec.examples.lines() {
+            pb.push_str(&format!("    {line}\n"));
+        }
+        let doc = stdout(
+            &sb.rdeploy(&["doc", e.name])
+                .output()
+                .expect("run rdeploy doc"),
+        );
+        assert!(
+            doc.contains("Backup and rollback:") && doc.contains("Examples:"),
+            "{doc}"
+        );
+    }
+    sb.write("pb.yaml", &pb);
+    let out = sb
+        .rdeploy(&["plan", "pb.yaml", "-i", "inv"])
+        .output()
+        .expect("run rdeploy plan");
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+}

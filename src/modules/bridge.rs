@@ -332,6 +332,8 @@ pub fn spec(name: &str) -> Option<&'static ModuleSpec> {
         open_args: r.options.is_none(),
         args: Box::leak(args.into_boxed_slice()),
         check_args: None,
+        backup: "The file it names as `path` or `dest`, if any; nothing else (not reversible otherwise).",
+        ..ModuleSpec::typed_defaults()
     }));
     s.specs.insert(name.to_string(), spec);
     Some(spec)

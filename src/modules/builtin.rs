@@ -25,6 +25,9 @@ pub static MODULES: &[ModuleSpec] = &[
             .kind(List),
         ],
         check_args: None,
+        backup: "Runs on the controller and changes nothing on the hosts: nothing to back up. The added host lasts for this run only.",
+        returns: &[("add_host", "the host's name, groups and variables")],
+        examples: "- add_host:\n    name: \"{{ new_ip }}\"\n    groups: [web]\n    ansible_user: deploy",
     },
     ModuleSpec {
         name: "apt",
@@ -74,6 +77,9 @@ pub static MODULES: &[ModuleSpec] = &[
             .default("0"),
         ],
         check_args: Some(name_or_update_cache),
+        backup: "Each named package's installed version (or its absence) is recorded; rollback reinstalls that version with `apt-get install --allow-downgrades NAME=VERSION`, or removes a package the step installed. The apt cache is not restored.",
+        returns: &[("cache_updated", "whether the cache was updated"), ("cache_update_time", "when the cache was last updated (unix time)"), ("stdout", "apt-get's output"), ("stderr", "apt-get's errors")],
+        examples: "- apt:\n    name: [nginx, curl]\n    state: present\n    update_cache: true\n    cache_valid_time: 3600",
     },
     ModuleSpec {
         name: "assert",
@@ -94,6 +100,9 @@ pub static MODULES: &[ModuleSpec] = &[
                 .default("no"),
         ],
         check_args: None,
+        backup: "Runs on the controller and changes nothing on the hosts: nothing to back up.",
+        returns: &[("msg", "success_msg or the failed condition"), ("evaluated_to", "the failing condition's value"), ("assertion", "the failing condition")],
+        examples: "- assert:\n    that:\n      - app_port | int > 1024\n      - app_env in ['staging', 'production']\n    fail_msg: \"bad app settings\"",
     },
     ModuleSpec {
         name: "blockinfile",
@@ -145,6 +154,9 @@ pub static MODULES: &[ModuleSpec] = &[
             ),
         ],
         check_args: Some(after_xor_before),
+        backup: "The file is copied (content, mode, owner) before it is changed; rollback puts the copy back, or removes the file if the step created it.",
+        returns: &[("msg", "Block inserted, Block removed, File created...")],
+        examples: "- blockinfile:\n    path: /etc/ssh/sshd_config\n    block: |\n      Match User deploy\n        PasswordAuthentication no",
     },
     ModuleSpec {
         name: "command",
@@ -172,6 +184,9 @@ pub static MODULES: &[ModuleSpec] = &[
             .default("yes"),
         ],
         check_args: Some(one_command),
+        backup: "Nothing: a command's effect is unknown. With `creates:` the named path is backed up (rollback removes what the command created); with `removes:` that path is backed up. Otherwise not reversible: add a `rollback:` task.",
+        returns: &[("rc", "exit status"), ("stdout", "output"), ("stderr", "errors"), ("stdout_lines", "output as lines"), ("cmd", "the command run"), ("start", "start time"), ("end", "end time"), ("delta", "run time")],
+        examples: "- command: /opt/app/bin/migrate --to latest\n  args:\n    creates: /opt/app/.migrated",
     },
     ModuleSpec {
         name: "copy",
@@ -219,6 +234,9 @@ pub static MODULES: &[ModuleSpec] = &[
             .default("no"),
         ],
         check_args: Some(src_xor_content),
+        backup: "`dest` (and, for a directory source, every path it names below `dest`) is copied before it changes; rollback puts the old content, mode and owner back, or removes what the step created.",
+        returns: &[("dest", "the destination path"), ("checksum", "SHA-1 of the file"), ("size", "its size"), ("mode", "its mode"), ("owner", "its owner"), ("group", "its group")],
+        examples: "- copy:\n    src: app.conf\n    dest: /etc/app/app.conf\n    mode: \"0640\"\n    owner: root\n    group: app",
     },
     ModuleSpec {
         name: "dnf",
@@ -245,6 +263,9 @@ pub static MODULES: &[ModuleSpec] = &[
                 .kind(List),
         ],
         check_args: Some(name_or_update_cache),
+        backup: "Each named package's installed version (or its absence) is recorded; rollback installs that version again with `dnf install NAME-VERSION`, or removes a package the step installed.",
+        returns: &[("results", "what dnf did"), ("rc", "dnf's exit status"), ("msg", "what happened")],
+        examples: "- dnf:\n    name: [nginx, git]\n    state: latest\n    enablerepo: epel",
     },
     ModuleSpec {
         name: "file",
@@ -280,6 +301,9 @@ pub static MODULES: &[ModuleSpec] = &[
             .default("no"),
         ],
         check_args: Some(file_link_needs_src),
+        backup: "The path is backed up before it changes: its mode and owner (and a link's target) for attribute changes; the whole tree for `state: absent`; rollback restores them, or removes a path the step created.",
+        returns: &[("path", "the path"), ("state", "what it is now"), ("mode", "its mode"), ("owner", "its owner"), ("group", "its group"), ("diff", "before/after with --diff")],
+        examples: "- file:\n    path: /srv/app/releases\n    state: directory\n    mode: \"0755\"\n- file:\n    src: /srv/app/releases/2.1\n    dest: /srv/app/current\n    state: link",
     },
     ModuleSpec {
         name: "find",
@@ -317,6 +341,9 @@ pub static MODULES: &[ModuleSpec] = &[
                 .default("no"),
         ],
         check_args: None,
+        backup: "Changes nothing on the host: nothing to back up.",
+        returns: &[("files", "each match's stat"), ("matched", "how many matched"), ("examined", "how many were looked at")],
+        examples: "- find:\n    paths: /srv/app/releases\n    file_type: directory\n    age: 30d\n  register: old",
     },
     ModuleSpec {
         name: "get_url",
@@ -347,6 +374,9 @@ pub static MODULES: &[ModuleSpec] = &[
                 .default("yes"),
         ],
         check_args: None,
+        backup: "`dest` is copied before it is replaced; rollback puts the old file back, or removes the file the step downloaded.",
+        returns: &[("dest", "where the file went"), ("checksum_src", "SHA-1 of the download"), ("status_code", "the HTTP status"), ("url", "the URL"), ("msg", "what happened")],
+        examples: "- get_url:\n    url: https://example.com/app-2.1.tar.gz\n    dest: /srv/app/app-2.1.tar.gz\n    checksum: sha256:4f1c...",
     },
     ModuleSpec {
         name: "group_by",
@@ -360,6 +390,9 @@ pub static MODULES: &[ModuleSpec] = &[
                 .default("all"),
         ],
         check_args: None,
+        backup: "Runs on the controller and changes nothing on the hosts: nothing to back up. The groups last for this run only.",
+        returns: &[("add_group", "the group made"), ("parent_groups", "its parents")],
+        examples: "- group_by:\n    key: \"os_{{ ansible_facts.os_family }}\"",
     },
     ModuleSpec {
         name: "import_role",
@@ -368,6 +401,9 @@ pub static MODULES: &[ModuleSpec] = &[
         open_args: false,
         args: ROLE_ARGS,
         check_args: None,
+        backup: "A static import: its tasks are backed up one by one as they run.",
+        returns: &[],
+        examples: "- import_role:\n    name: nginx\n  vars:\n    nginx_port: 8080",
     },
     ModuleSpec {
         name: "import_tasks",
@@ -376,6 +412,9 @@ pub static MODULES: &[ModuleSpec] = &[
         open_args: false,
         args: &[A::new("file", "The task file, relative to the including file.").kind(Path)],
         check_args: Some(file_or_free_form),
+        backup: "A static import: its tasks are backed up one by one as they run.",
+        returns: &[],
+        examples: "- import_tasks: setup.yml",
     },
     ModuleSpec {
         name: "include_role",
@@ -384,6 +423,9 @@ pub static MODULES: &[ModuleSpec] = &[
         open_args: false,
         args: ROLE_ARGS,
         check_args: None,
+        backup: "A dynamic include: its tasks are backed up one by one as they run.",
+        returns: &[],
+        examples: "- include_role:\n    name: app\n    tasks_from: upgrade",
     },
     ModuleSpec {
         name: "include_tasks",
@@ -395,6 +437,9 @@ pub static MODULES: &[ModuleSpec] = &[
             A::new("apply", "Keywords applied to every included task.").kind(Dict),
         ],
         check_args: Some(file_or_free_form),
+        backup: "A dynamic include: its tasks are backed up one by one as they run.",
+        returns: &[],
+        examples: "- include_tasks: \"setup-{{ ansible_facts.os_family }}.yml\"",
     },
     ModuleSpec {
         name: "include_vars",
@@ -437,6 +482,9 @@ pub static MODULES: &[ModuleSpec] = &[
             .default("no"),
         ],
         check_args: Some(include_vars_source),
+        backup: "Runs on the controller and changes nothing on the hosts: nothing to back up.",
+        returns: &[("ansible_facts", "the loaded variables"), ("ansible_included_var_files", "the files read")],
+        examples: "- include_vars: \"vars/{{ ansible_facts.os_family }}.yml\"\n- include_vars:\n    file: secrets.yml\n    name: secrets",
     },
     ModuleSpec {
         name: "lineinfile",
@@ -490,6 +538,9 @@ pub static MODULES: &[ModuleSpec] = &[
             ),
         ],
         check_args: Some(lineinfile_check),
+        backup: "The file is copied (content, mode, owner) before it is changed; rollback puts the copy back, or removes the file if the step created it.",
+        returns: &[("msg", "line added, line replaced, line removed...")],
+        examples: "- lineinfile:\n    path: /etc/ssh/sshd_config\n    regexp: '^#?PermitRootLogin'\n    line: PermitRootLogin no",
     },
     ModuleSpec {
         name: "meta",
@@ -498,6 +549,9 @@ pub static MODULES: &[ModuleSpec] = &[
         open_args: false,
         args: &[],
         check_args: Some(meta_action),
+        backup: "Runs on the controller and changes nothing on the hosts: nothing to back up.",
+        returns: &[],
+        examples: "- meta: flush_handlers",
     },
     ModuleSpec {
         name: "package",
@@ -545,6 +599,9 @@ pub static MODULES: &[ModuleSpec] = &[
             .kind(List),
         ],
         check_args: Some(name_or_update_cache),
+        backup: "As the manager it picks (`apt` or `dnf`): each named package's installed version is recorded and rollback puts it back.",
+        returns: &[("results", "what the manager did"), ("msg", "what happened")],
+        examples: "- package:\n    name: git\n    state: present",
     },
     ModuleSpec {
         name: "pause",
@@ -560,6 +617,9 @@ pub static MODULES: &[ModuleSpec] = &[
                 .default("yes"),
         ],
         check_args: Some(seconds_xor_minutes),
+        backup: "Runs on the controller and changes nothing on the hosts: nothing to back up.",
+        returns: &[("user_input", "what was typed at the prompt"), ("delta", "seconds paused"), ("stdout", "Paused for N seconds")],
+        examples: "- pause:\n    seconds: 30\n- pause:\n    prompt: \"Check the canary, then press Enter\"",
     },
     ModuleSpec {
         name: "ping",
@@ -570,6 +630,9 @@ pub static MODULES: &[ModuleSpec] = &[
             .kind(Raw)
             .default("pong")],
         check_args: None,
+        backup: "Changes nothing on the host: nothing to back up.",
+        returns: &[("ping", "pong (or `data`)")],
+        examples: "- ping:",
     },
     ModuleSpec {
         name: "raw",
@@ -578,6 +641,9 @@ pub static MODULES: &[ModuleSpec] = &[
         open_args: false,
         args: &[A::new("executable", "Shell used to run the line.").kind(Path)],
         check_args: Some(needs_free_form),
+        backup: "Nothing: not reversible. Add a `rollback:` task.",
+        returns: &[("rc", "exit status"), ("stdout", "output"), ("stderr", "errors")],
+        examples: "- raw: test -e /usr/bin/python3 || (apt-get update && apt-get install -y python3)",
     },
     ModuleSpec {
         name: "replace",
@@ -611,6 +677,9 @@ pub static MODULES: &[ModuleSpec] = &[
             ),
         ],
         check_args: None,
+        backup: "The file is copied (content, mode, owner) before it is changed; rollback puts the copy back.",
+        returns: &[("msg", "N replacements made")],
+        examples: "- replace:\n    path: /etc/hosts\n    regexp: '(\\s+)old\\.example\\.com(\\s+.*)?$'\n    replace: '\\1new.example.com\\2'",
     },
     ModuleSpec {
         name: "script",
@@ -633,6 +702,9 @@ pub static MODULES: &[ModuleSpec] = &[
             A::new("executable", "Interpreter to run the script with.").kind(Path),
         ],
         check_args: Some(free_form_or_cmd),
+        backup: "Nothing: a script's effect is unknown. With `creates:`/`removes:` the named path is backed up; otherwise not reversible: add a `rollback:` task.",
+        returns: &[("rc", "exit status"), ("stdout", "output"), ("stderr", "errors")],
+        examples: "- script: scripts/prepare.sh --fast\n  args:\n    creates: /srv/app/.prepared",
     },
     ModuleSpec {
         name: "service",
@@ -670,6 +742,9 @@ pub static MODULES: &[ModuleSpec] = &[
             .default("auto"),
         ],
         check_args: Some(service_check),
+        backup: "The service's active and enabled state is recorded; rollback starts or stops it and enables or disables it as it was.",
+        returns: &[("name", "the service"), ("state", "started or stopped"), ("enabled", "whether it starts at boot"), ("status", "systemd's properties")],
+        examples: "- service:\n    name: nginx\n    state: restarted\n    enabled: true",
     },
     ModuleSpec {
         name: "set_fact",
@@ -682,6 +757,9 @@ pub static MODULES: &[ModuleSpec] = &[
                 .default("no"),
         ],
         check_args: Some(set_fact_keys),
+        backup: "Runs on the controller and changes nothing on the hosts: nothing to back up.",
+        returns: &[("ansible_facts", "the facts set")],
+        examples: "- set_fact:\n    release_dir: \"/srv/app/releases/{{ app_version }}\"\n    cacheable: true",
     },
     ModuleSpec {
         name: "setup",
@@ -704,6 +782,9 @@ pub static MODULES: &[ModuleSpec] = &[
             .default("10"),
         ],
         check_args: Some(gather_subset_known),
+        backup: "Changes nothing on the host: nothing to back up.",
+        returns: &[("ansible_facts", "the facts gathered")],
+        examples: "- setup:\n    gather_subset: [min, network]",
     },
     ModuleSpec {
         name: "shell",
@@ -719,6 +800,9 @@ pub static MODULES: &[ModuleSpec] = &[
             A::new("executable", "Shell to use instead of `/bin/sh`.").kind(Path),
         ],
         check_args: Some(free_form_or_cmd),
+        backup: "Nothing: a command's effect is unknown. With `creates:`/`removes:` the named path is backed up; otherwise not reversible: add a `rollback:` task.",
+        returns: &[("rc", "exit status"), ("stdout", "output"), ("stderr", "errors"), ("stdout_lines", "output as lines"), ("cmd", "the command run")],
+        examples: "- shell: set -o pipefail && ls /srv/app/releases | sort -V | tail -n 1\n  args:\n    executable: /bin/bash\n  register: latest\n  changed_when: false",
     },
     ModuleSpec {
         name: "systemd",
@@ -744,6 +828,9 @@ pub static MODULES: &[ModuleSpec] = &[
                 .choices(&["system", "user", "global"]),
         ],
         check_args: Some(systemd_check),
+        backup: "The unit's active and enabled state is recorded; rollback starts or stops it and enables or disables it as it was. A `daemon_reload` is not undone.",
+        returns: &[("name", "the unit"), ("state", "started or stopped"), ("enabled", "whether it starts at boot"), ("status", "systemd's properties")],
+        examples: "- systemd:\n    name: app.service\n    state: restarted\n    daemon_reload: true",
     },
     ModuleSpec {
         name: "template",
@@ -778,6 +865,9 @@ pub static MODULES: &[ModuleSpec] = &[
             .default("no"),
         ],
         check_args: None,
+        backup: "`dest` is copied (content, mode, owner) before it is replaced; rollback puts the old file back, or removes it if the step created it.",
+        returns: &[("dest", "the destination path"), ("checksum", "SHA-1 of the rendered file"), ("size", "its size"), ("mode", "its mode")],
+        examples: "- template:\n    src: nginx.conf.j2\n    dest: /etc/nginx/nginx.conf\n    validate: nginx -t -c %s\n  notify: reload nginx",
     },
     ModuleSpec {
         name: "unarchive",
@@ -798,6 +888,9 @@ pub static MODULES: &[ModuleSpec] = &[
             A::new("group", "Group of the unpacked entries."),
         ],
         check_args: None,
+        backup: "The whole `dest` tree is copied before the archive is unpacked into it; rollback puts the tree back as it was.",
+        returns: &[("dest", "where it was unpacked"), ("src", "the archive"), ("handler", "the unpacker used")],
+        examples: "- unarchive:\n    src: app-2.1.tar.gz\n    dest: /srv/app/releases/2.1\n    creates: /srv/app/releases/2.1/bin",
     },
     ModuleSpec {
         name: "uri",
@@ -840,6 +933,9 @@ pub static MODULES: &[ModuleSpec] = &[
             .choices(&["safe", "all", "none", "urllib2", "yes", "no"]),
         ],
         check_args: None,
+        backup: "Runs on the controller (the request comes from the controller, not the host) and changes nothing rdeploy can back up: a request other than GET or HEAD is not reversible and is skipped under --check.",
+        returns: &[("status", "the HTTP status"), ("content", "the body (with return_content)"), ("json", "the body parsed as JSON"), ("url", "the final URL"), ("redirected", "whether a redirect was followed"), ("msg", "OK (...) or the error")],
+        examples: "- uri:\n    url: \"http://{{ inventory_hostname }}:8080/health\"\n    status_code: 200\n    return_content: true\n  register: health",
     },
     ModuleSpec {
         name: "wait_for",
@@ -875,6 +971,9 @@ pub static MODULES: &[ModuleSpec] = &[
             A::new("msg", "Message on timeout."),
         ],
         check_args: Some(port_xor_path),
+        backup: "Changes nothing on the host: nothing to back up.",
+        returns: &[("elapsed", "seconds waited"), ("state", "what was waited for"), ("port", "the port"), ("path", "the path")],
+        examples: "- wait_for:\n    port: 8080\n    host: 127.0.0.1\n    timeout: 60",
     },
 ];
 

@@ -104,6 +104,21 @@ pub fn render_doc(spec: &ModuleSpec) -> String {
         }
         out.push_str(&format!("{head}\n      {}\n", a.doc));
     }
+    if !spec.returns.is_empty() {
+        out.push_str("\nReturns (register:):\n");
+        for (key, what) in spec.returns {
+            out.push_str(&format!("  {key} — {what}\n"));
+        }
+    }
+    if !spec.backup.is_empty() {
+        out.push_str(&format!("\nBackup and rollback:\n  {}\n", spec.backup));
+    }
+    if !spec.examples.is_empty() {
+        out.push_str("\nExamples:\n");
+        for line in spec.examples.trim_matches('\n').lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
     out
 }
 

@@ -171,6 +171,13 @@ pub struct ModuleSpec {
     pub args: &'static [ArgSpec],
     /// Its own extra check, if any.
     pub check_args: Option<CheckFn>,
+    /// What rdeploy backs up on the host before the module changes something, and how
+    /// `rdeploy rollback` restores it (or why it cannot): for `rdeploy doc`.
+    pub backup: &'static str,
+    /// The keys of its result (`register:`), each with a few words.
+    pub returns: &'static [(&'static str, &'static str)],
+    /// A task or two using it, as YAML.
+    pub examples: &'static str,
 }
 
 impl ModuleSpec {
@@ -184,7 +191,25 @@ impl ModuleSpec {
             open_args: false,
             args: &[],
             check_args: None,
+            backup: "",
+            returns: &[],
+            examples: "",
         }
+    }
+
+    /// Sets the backup and rollback text (`#[module(backup = "...")]`).
+    pub const fn backup(self, backup: &'static str) -> ModuleSpec {
+        ModuleSpec { backup, ..self }
+    }
+
+    /// Sets the result keys (`#[module(returns = &[("key", "what")])]`).
+    pub const fn returns(self, returns: &'static [(&'static str, &'static str)]) -> ModuleSpec {
+        ModuleSpec { returns, ..self }
+    }
+
+    /// Sets the examples (`#[module(examples = "...")]`).
+    pub const fn examples(self, examples: &'static str) -> ModuleSpec {
+        ModuleSpec { examples, ..self }
     }
 
     /// Sets whether it takes free-form text (`#[module(free_form = true)]`).

@@ -8,7 +8,13 @@ use crate::modules::runtime::{Args, ModuleError};
 crate::module_args! {
     /// Prints a message (`msg`) or the value of a variable expression (`var`, bare Jinja) in
     /// the run report.
-    #[module(name = "debug", check_args = crate::modules::builtin::msg_xor_var)]
+    #[module(
+        name = "debug",
+        check_args = crate::modules::builtin::msg_xor_var,
+        backup = "Runs on the controller and changes nothing on the hosts: nothing to back up.",
+        returns = &[("msg", "the message printed")],
+        examples = "- debug:\n    msg: \"deploying {{ app_version }} to {{ inventory_hostname }}\"\n- debug:\n    var: result.stdout_lines"
+    )]
     pub struct DebugArgs {
         /// The message to print.
         #[arg(default = "Hello world!")]

@@ -26,7 +26,12 @@ pub struct Stat;
 crate::module_args! {
     /// Reports whether a path exists and its type, mode, owner, size and checksum; register the
     /// result.
-    #[module(name = "stat")]
+    #[module(
+        name = "stat",
+        backup = "Changes nothing on the host: nothing to back up.",
+        returns = &[("stat", "exists, path, mode, uid, gid, pw_name, gr_name, size, isdir, isreg, islnk, lnk_source, mtime, checksum...")],
+        examples = "- stat:\n    path: /srv/app/current\n  register: current\n- debug:\n    msg: \"current release: {{ current.stat.lnk_source }}\"\n  when: current.stat.islnk | default(false)"
+    )]
     pub struct StatArgs {
         /// The path to inspect.
         #[arg(required, kind = Path, aliases = &["dest", "name"])]

@@ -78,7 +78,12 @@ async fn local_sum(path: &Path) -> Option<String> {
 
 crate::module_args! {
     /// Copies a file from the host to the controller, by default under `dest/HOSTNAME/PATH`.
-    #[module(name = "fetch")]
+    #[module(
+        name = "fetch",
+        backup = "Changes nothing on the host; the controller's copy is written atomically and is not part of a rollback.",
+        returns = &[("dest", "the controller-side path"), ("checksum", "SHA-1 of the file"), ("remote_checksum", "its checksum on the host"), ("md5sum", "not computed")],
+        examples = "- fetch:\n    src: /var/log/app/app.log\n    dest: logs/"
+    )]
     pub struct FetchArgs {
         /// The file on the host.
         #[arg(required, kind = Path)]
