@@ -1958,3 +1958,78 @@ fn debug_verbosity_prints_only_from_that_many_v_on() {
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains(r#"{"msg":"hidden-unless-v"}"#), "{out}");
 }
+
+/// `uri: body_format: form-urlencoded` was documented and sent the mapping as JSON text, and
+/// `body_format: json` sent a text body JSON-quoted; Ansible encodes a mapping as a form and
+/// sends text as it is.
+#[test]
+fn uri_encodes_form_bodies_and_sends_json_text_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&bodies);
+    let port = http_serve(move |req, _| {
+        let (head, body) = req.split_once("\r\n\r\n").unwrap_or((req, ""));
+        let ctype = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-type: ")
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        seen.lock().unwrap().push(format!("{ctype} {body}"));
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".to_string()
+    });
+    let pb = format!(
+        r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - uri:
+        url: "http://127.0.0.1:{port}/form"
+        method: POST
+        body_format: form-urlencoded
+        body: {{ name: "web 1", note: "a&b" }}
+    - uri:
+        url: "http://127.0.0.1:{port}/json"
+        method: POST
+        body_format: json
+        body: '{{"version": "2.1"}}'
+    - uri:
+        url: "http://127.0.0.1:{port}/json"
+        method: POST
+        body_format: json
+        body: {{ version: "2.1" }}
+"#
+    );
+    let (code, out, err) = run(dir.path(), &pb, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        *bodies.lock().unwrap(),
+        [
+            "application/x-www-form-urlencoded name=web+1&note=a%26b",
+            r#"application/json {"version": "2.1"}"#,
+            r#"application/json {"version":"2.1"}"#,
+        ]
+    );
+}
+
+/// `pause` documented `prompt` and `echo` and read neither, and a pause without a time failed
+/// only when reached; now the prompt is shown, the result is Ansible's, and a keypress pause is
+/// refused before the run.
+#[test]
+fn pause_shows_its_prompt_and_a_keypress_pause_is_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - pause: { seconds: 1, prompt: warming caches }\n      register: p\n    - assert: { that: [\"p.stdout == 'Paused for 1 seconds'\", \"p.delta >= 1\", \"p.user_input == ''\"] }\n";
+    let (code, out, err) = run(dir.path(), pb, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("warming caches"), "{out}");
+    let pb = "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - file: { path: /tmp/rdeploy-pause-never, state: touch }\n    - pause: { prompt: press enter }\n";
+    let (code, out, err) = run(dir.path(), pb, &[]);
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert!(
+        err.contains("pb.yaml:5:") && err.contains("not supported by rdeploy"),
+        "{err}"
+    );
+    assert!(!std::path::Path::new("/tmp/rdeploy-pause-never").exists());
+}

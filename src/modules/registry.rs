@@ -73,7 +73,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "assert",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::assert::AssertArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
@@ -128,7 +128,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "group_by",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::group_by::GroupByArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
@@ -173,7 +173,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "pause",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::pause::PauseArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
@@ -238,7 +238,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "uri",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::uri::UriArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
