@@ -2033,3 +2033,22 @@ fn pause_shows_its_prompt_and_a_keypress_pause_is_refused_before_the_run() {
     );
     assert!(!std::path::Path::new("/tmp/rdeploy-pause-never").exists());
 }
+
+/// `lineinfile: firstmatch` was read by the module but not in its spec, so a playbook using
+/// it was refused before the run; Ansible inserts after the first matching line with it.
+#[test]
+fn lineinfile_firstmatch_inserts_after_the_first_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("conf");
+    std::fs::write(&file, "a\nx=1\nb\nx=2\n").unwrap();
+    let pb = format!(
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - lineinfile: {{ path: {}, insertafter: '^x=', line: new, firstmatch: yes }}\n",
+        file.display()
+    );
+    let (code, out, err) = run(dir.path(), &pb, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "a\nx=1\nnew\nb\nx=2\n"
+    );
+}

@@ -485,6 +485,12 @@ pub static MODULES: &[ModuleSpec] = &[
             .kind(Bool)
             .default("no"),
             A::new(
+                "firstmatch",
+                "With `insertafter`/`insertbefore`: insert at the first line matching, not the last.",
+            )
+            .kind(Bool)
+            .default("no"),
+            A::new(
                 "backup",
                 "Keep a timestamped copy of the original file on the host.",
             )
