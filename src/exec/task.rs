@@ -979,6 +979,10 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
         st.backups = backups;
         return Step::failed(m);
     }
+    if let Err(m) = home_paths(tr, module, &mut args, mctx.become_.as_ref()).await {
+        st.backups = backups;
+        return Step::failed(m);
+    }
     // Backups go to the host's own state folder; a delegated step's target keeps none.
     let mut guard = match (&ctx.shared.opts.run, &delegate) {
         (Some(run), d) if d.as_deref().is_none_or(|d| d == host_name) => Some(StepBackup {
@@ -1069,6 +1073,98 @@ async fn absolute_paths(
         }
     }
     Ok(())
+}
+
+/// Path arguments that name a file on the controller, not on the host: `~` in them is not the
+/// host's (with `remote_src`, `copy`'s and `unarchive`'s `src` are on the host).
+const CONTROLLER_PATHS: &[(&str, &str)] = &[
+    ("copy", "src"),
+    ("template", "src"),
+    ("unarchive", "src"),
+    ("fetch", "dest"),
+];
+
+/// `~` and `~USER` at the start of a host-side path argument (`path: ~/.ssh/config`), expanded
+/// as Ansible's module does on the host (`os.path.expanduser`, as the user the module runs as,
+/// so after `become`): the module, its backups and `--diff` then all see the absolute path.
+async fn home_paths(
+    tr: &mut AnyTransport,
+    module: &str,
+    args: &mut Args,
+    become_: Option<&Become>,
+) -> Result<(), String> {
+    let Some(spec) = crate::modules::registry::entry(module).and_then(|e| e.spec()) else {
+        return Ok(());
+    };
+    let remote_src = args.get("remote_src").is_some_and(|v| truthy(Some(v)));
+    let keys: Vec<&str> = spec
+        .args
+        .iter()
+        .filter(|a| a.kind == crate::modules::spec::ArgKind::Path)
+        .filter(|a| remote_src || !CONTROLLER_PATHS.contains(&(module, a.name)))
+        .filter(|a| {
+            args.get(a.name)
+                .and_then(Json::as_str)
+                .is_some_and(|p| p.starts_with('~'))
+        })
+        .map(|a| a.name)
+        .collect();
+    let mut homes: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for k in keys {
+        let Some(Json::String(p)) = args.get(k) else {
+            continue;
+        };
+        let (user, rest) = match p[1..].find('/') {
+            Some(i) => (p[1..1 + i].to_string(), p[1 + i..].to_string()),
+            None => (p[1..].to_string(), String::new()),
+        };
+        let home = match homes.get(&user) {
+            Some(h) => h.clone(),
+            None => {
+                let h = home_of(tr, become_, &user).await?;
+                homes.insert(user.clone(), h.clone());
+                h
+            }
+        };
+        // An unknown `~USER` stays as written, as Python's expanduser leaves it.
+        let Some(home) = (!home.is_empty()).then_some(home) else {
+            continue;
+        };
+        let expanded = format!("{}{rest}", home.trim_end_matches('/'));
+        args.insert(
+            k.to_string(),
+            Json::from(if expanded.is_empty() {
+                "/".into()
+            } else {
+                expanded
+            }),
+        );
+    }
+    Ok(())
+}
+
+/// The home directory of `user` on the host (`""`: the user commands run as); empty when
+/// there is no such user.
+async fn home_of(
+    tr: &mut AnyTransport,
+    become_: Option<&Become>,
+    user: &str,
+) -> Result<String, String> {
+    if user.is_empty() {
+        return crate::backup::whoami(tr, become_)
+            .await
+            .map(|(_, home)| home)
+            .map_err(|e| format!("the user's home, for a path starting with ~: {e}"));
+    }
+    use crate::transport::Transport;
+    let cmd = crate::transport::Cmd::raw("set --")
+        .arg(user)
+        .op(r#"; getent passwd "$1" | cut -d: -f6"#);
+    let out = tr
+        .exec(&cmd)
+        .await
+        .map_err(|e| format!("the home of {user}, for a path starting with ~{user}: {e}"))?;
+    Ok(out.stdout_lossy().trim().to_string())
 }
 
 /// `--check`, before the host's first predicted change that the real run would back up:
