@@ -1689,7 +1689,8 @@ fn local_src(ctx: &TaskCtx, args: &Args) -> Option<PathBuf> {
     {
         return None;
     }
-    let p = Path::new(src);
+    let expanded = crate::modules::source::expand_home(src);
+    let p = expanded.as_path();
     if p.is_absolute() {
         return Some(p.to_path_buf());
     }

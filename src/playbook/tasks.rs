@@ -662,7 +662,8 @@ impl Loader<'_> {
         if is_template(node) || name.contains("://") || name.is_empty() {
             return None;
         }
-        let p = Path::new(&name);
+        let expanded = crate::modules::source::expand_home(&name);
+        let p = expanded.as_path();
         let mut cands: Vec<PathBuf> = Vec::new();
         if p.is_absolute() {
             cands.push(p.to_path_buf());
