@@ -568,26 +568,36 @@ fn json_label(v: &Json) -> String {
 }
 
 /// Runs the action, retrying while `until:` is false (`retries`, default 3; `delay`, default
-/// 5 s), then applies `changed_when`/`failed_when`.
+/// 5 s), then applies `changed_when`/`failed_when`. As ansible-core 2.19: `retries` without
+/// `until` retries while the task fails; `retries: 0` runs it once and never looks at `until`;
+/// when the retries run out, `attempts` says one less than the runs made (Ansible's count).
 async fn attempts(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVars) -> Step {
     let until = &ctx.task.until;
-    let retries = int_kw(&ctx.task.retries, vars, ctx).unwrap_or(3).max(0) as u64;
+    let retries = match (int_kw(&ctx.task.retries, vars, ctx), until.is_empty()) {
+        (Some(r), _) => r.max(0) as u64,
+        (None, false) => 3,
+        (None, true) => 0,
+    };
     let delay = int_kw(&ctx.task.delay, vars, ctx).unwrap_or(5).max(0) as u64;
     let mut attempt = 0u64;
     loop {
         attempt += 1;
         let mut step = action(ctx, kw, st, vars).await;
         conditions(ctx, &mut step, vars);
-        if until.is_empty() || matches!(step.status, Status::Unreachable | Status::Skipped) {
+        if retries == 0 || matches!(step.status, Status::Unreachable | Status::Skipped) {
             return step;
         }
-        let rv = bind_result(ctx, vars, &step.result);
-        let done = until.iter().all(|c| {
-            c.as_str().is_some_and(|s| {
-                template::eval_bool(&ctx.shared.env, s, &rv.to_value(), &c.loc).unwrap_or(false)
-            })
-        });
         step.result.insert("attempts".into(), Json::from(attempt));
+        let done = if until.is_empty() {
+            step.status != Status::Failed
+        } else {
+            let rv = bind_result(ctx, vars, &step.result);
+            until.iter().all(|c| {
+                c.as_str().is_some_and(|s| {
+                    template::eval_bool(&ctx.shared.env, s, &rv.to_value(), &c.loc).unwrap_or(false)
+                })
+            })
+        };
         if done {
             if step.status == Status::Failed && ctx.task.failed_when.is_empty() {
                 step.status = if truthy(step.result.get("changed")) {
@@ -606,6 +616,8 @@ async fn attempts(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyV
                 "retries exhausted: `until` still false after {attempt} attempts"
             ));
             step.result.insert("failed".into(), Json::Bool(true));
+            step.result
+                .insert("attempts".into(), Json::from(attempt - 1));
             return step;
         }
         tokio::time::sleep(Duration::from_secs(delay)).await;
@@ -996,6 +1008,12 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
         _ => None,
     };
     let mut step = pipeline(imp, tr, &args, &mctx, check_mode, guard.as_mut(), &look).await;
+    if ctx.task.async_secs.is_some() && !step.predicted {
+        // What an async task's final status reports in Ansible.
+        for k in ["finished", "started"] {
+            step.result.entry(k).or_insert(Json::Bool(true));
+        }
+    }
     let own_host = delegate.as_deref().is_none_or(|d| d == host_name);
     if step.predicted && step.status == Status::Changed && own_host && !local {
         let resources = imp.resources(&args);
@@ -1405,6 +1423,14 @@ impl Parts {
         let timeout = strict_int_kw("timeout", &kw.timeout, vars, ctx)?
             .map(|s| Duration::from_secs(s.max(0) as u64))
             .or(ctx.shared.opts.task_timeout);
+        // `async: N` (rdeploy waits for the task, as `poll: N` does): at most N seconds.
+        let timeout = match strict_int_kw("async", &ctx.task.async_secs, vars, ctx)? {
+            Some(n) if n > 0 => {
+                let limit = Duration::from_secs(n as u64);
+                Some(timeout.map_or(limit, |t| t.min(limit)))
+            }
+            _ => timeout,
+        };
         let local_src = local_src(ctx, args);
         let env = Arc::clone(&ctx.shared.env);
         let render_ctx = if ctx.task.action.module == "template" {
