@@ -2099,3 +2099,27 @@ fn async_with_poll_waits_for_the_task_at_most_async_seconds() {
     assert!(out.contains("timed out after 1s"), "{out}");
     assert!(recap_line(&out).contains("ok=2"), "{out}");
 }
+
+/// Three things public playbooks use that differed from ansible-playbook: `inventory_dir` and
+/// `inventory_file` were undefined, `lookup('ansible.builtin.env', ...)` (the full name
+/// ansible-lint asks for) was refused, and a `meta:` task counted as `ok` in the recap.
+#[test]
+fn inventory_dir_fqcn_lookups_and_meta_in_the_recap_are_as_in_ansible() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().canonicalize().unwrap();
+    let pb = "- hosts: all\n  gather_facts: no\n  tasks:\n    - debug: { msg: \"{{ inventory_dir }}|{{ inventory_file }}|{{ lookup('ansible.builtin.env', 'RDEPLOY_PROBE') }}\" }\n    - meta: noop\n";
+    let (code, out, err) = support::run_local(
+        &dir,
+        &[("pb.yaml", pb)],
+        &[],
+        &[("RDEPLOY_PROBE", "probe-value")],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let expected = format!(
+        "{}|{}|probe-value",
+        dir.display(),
+        dir.join("inv.yaml").display()
+    );
+    assert!(out.contains(&expected), "{out}");
+    assert!(recap_line(&out).contains("ok=1 "), "{out}");
+}
