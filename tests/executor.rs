@@ -2123,3 +2123,25 @@ fn inventory_dir_fqcn_lookups_and_meta_in_the_recap_are_as_in_ansible() {
     assert!(out.contains(&expected), "{out}");
     assert!(recap_line(&out).contains("ok=1 "), "{out}");
 }
+
+/// `include_role: apply:` was refused as an unknown argument (include_tasks had it); Ansible
+/// applies its keywords to every task of the role.
+#[test]
+fn include_role_apply_gives_its_keywords_to_the_roles_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - include_role:\n        name: r\n        apply:\n          tags: [deploy]\n      tags: [deploy]\n";
+    let (code, out, err) = support::run_local(
+        dir.path(),
+        &[
+            ("pb.yaml", pb),
+            (
+                "roles/r/tasks/main.yml",
+                "- debug: { msg: from-the-role }\n",
+            ),
+        ],
+        &["--tags", "deploy"],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("from-the-role"), "{out}");
+}
