@@ -522,9 +522,18 @@ async fn run_loop(
             break;
         }
     }
+    // The loop's result as ansible-core shapes it (`msg`, `skipped`, `skipped_reason`).
     let mut r = Map::new();
     r.insert("results".into(), Json::Array(results));
     r.insert("changed".into(), Json::Bool(any_changed));
+    r.insert("skipped".into(), Json::Bool(all_skipped));
+    if n == 0 {
+        r.insert("skipped_reason".into(), Json::from("No items in the list"));
+    } else if all_skipped {
+        r.insert("msg".into(), Json::from("All items skipped"));
+    } else if !any_failed {
+        r.insert("msg".into(), Json::from("All items completed"));
+    }
     let status = if reach.is_some() {
         r.insert("unreachable".into(), Json::Bool(true));
         Status::Unreachable
@@ -532,8 +541,8 @@ async fn run_loop(
         r.insert("failed".into(), Json::Bool(true));
         r.insert("msg".into(), Json::from("One or more items failed"));
         Status::Failed
-    } else if n > 0 && all_skipped {
-        r.insert("skipped".into(), Json::Bool(true));
+    } else if all_skipped {
+        // Every item skipped, or no item at all (Ansible reports both `skipping`).
         Status::Skipped
     } else if any_changed {
         Status::Changed
