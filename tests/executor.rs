@@ -2145,3 +2145,14 @@ fn include_role_apply_gives_its_keywords_to_the_roles_tasks() {
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("from-the-role"), "{out}");
 }
+
+/// A loop over no items was reported `ok` (Ansible: `skipping`, as geerlingguy.certbot's
+/// include over an empty list showed), and a loop's result lacked Ansible's `msg`/`skipped`.
+#[test]
+fn a_loop_result_has_ansibles_shape_and_an_empty_loop_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - debug: { msg: x }\n      loop: []\n      register: empty\n    - command: echo {{ item }}\n      loop: [a, b]\n      register: two\n    - assert:\n        that:\n          - empty is skipped\n          - \"empty.skipped_reason == 'No items in the list'\"\n          - \"two.msg == 'All items completed'\"\n          - two.skipped == false\n          - \"two.results | map(attribute='stdout') | list == ['a', 'b']\"\n";
+    let (code, out, err) = run(dir.path(), pb, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(recap_line(&out).contains("skipped=1"), "{out}");
+}
