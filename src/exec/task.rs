@@ -1127,6 +1127,16 @@ async fn home_paths(
         return Ok(());
     };
     let remote_src = args.get("remote_src").is_some_and(|v| truthy(Some(v)));
+    // A documented default under `~` (`known_hosts`' `~/.ssh/known_hosts`) is the host's too:
+    // written out, so the module and its backups see the same absolute path.
+    for a in spec.args {
+        if a.kind == crate::modules::spec::ArgKind::Path
+            && !args.contains_key(a.name)
+            && let Some(d) = a.default.filter(|d| d.starts_with('~'))
+        {
+            args.insert(a.name.to_string(), Json::from(d));
+        }
+    }
     let keys: Vec<&str> = spec
         .args
         .iter()

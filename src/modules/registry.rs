@@ -157,6 +157,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Controller,
     },
     Entry {
+        name: "known_hosts",
+        spec: Spec::Typed(&system::known_hosts::KnownHostsArgs::SPEC),
+        runs: Runs::Host(&system::known_hosts::KnownHosts),
+    },
+    Entry {
         name: "lineinfile",
         spec: Spec::Table,
         runs: Runs::Host(&files::lineinfile::LineInFile),

@@ -9,6 +9,7 @@ pub mod command;
 pub mod common;
 pub mod fetch;
 pub mod get_url;
+pub mod known_hosts;
 pub mod package;
 pub mod service;
 pub mod unarchive;
