@@ -92,6 +92,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&files::copy::Copy),
     },
     Entry {
+        name: "cron",
+        spec: Spec::Typed(&system::cron::CronArgs::SPEC),
+        runs: Runs::Host(&system::cron::Cron),
+    },
+    Entry {
         name: "debug",
         spec: Spec::Typed(&control::debug::DebugArgs::SPEC),
         runs: Runs::Controller,
@@ -155,6 +160,11 @@ pub static MODULES: &[Entry] = &[
         name: "include_vars",
         spec: Spec::Table,
         runs: Runs::Controller,
+    },
+    Entry {
+        name: "ini_file",
+        spec: Spec::Typed(&files::ini_file::IniFileArgs::SPEC),
+        runs: Runs::Host(&files::ini_file::IniFile),
     },
     Entry {
         name: "lineinfile",

@@ -7,6 +7,7 @@
 
 pub mod command;
 pub mod common;
+pub mod cron;
 pub mod fetch;
 pub mod get_url;
 pub mod package;
@@ -15,7 +16,7 @@ pub mod unarchive;
 pub mod wait_for;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 #[cfg(test)]
 mod tests {
