@@ -216,3 +216,55 @@ fn cron_changes_the_hosts_cron_files_and_rollback_removes_them() {
     assert!(!cron_d.exists(), "the cron file is removed");
     assert!(!spool.exists(), "the crontab is removed");
 }
+
+/// Runs `cmd` on `h` over SSH; its stdout.
+fn on_host(fleet: &Fleet, h: &support::fleet::Host, cmd: &str) -> String {
+    let out = fleet.ssh(h, cmd).output().expect("ssh");
+    assert!(out.status.success(), "{cmd}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `sysctl` in the hosts' own network namespace (behind the bastion): the line goes into the
+/// host's sysctl file and the live `net.ipv4.ip_forward` changes (`sysctl_set`), the second run
+/// is ok, `--check` changes neither, and rollback puts both back: the file is removed and the
+/// live value written back into /proc/sys. The machine's own value never changes.
+#[test]
+fn sysctl_sets_the_file_and_the_live_value_and_rollback_restores_both() {
+    assert!(
+        enable_sudo(),
+        "sudo is missing: scripts/test.sh installs it"
+    );
+    let machine = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let fleet = Fleet::builder().bastion().own_etc().start();
+    let h = fleet.host(0);
+    root_state_dir(h);
+    let live = || on_host(&fleet, h, "cat /proc/sys/net/ipv4/ip_forward");
+    let before = live();
+    let want = if before.trim() == "1" { "0" } else { "1" };
+    let pb = format!(
+        "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - sysctl:\n        name: net.ipv4.ip_forward\n        value: '{want}'\n        sysctl_file: /etc/sysctl.d/90-rdeploy-e2e.conf\n        sysctl_set: yes\n        reload: no\n"
+    );
+    let sb = sandbox(&fleet, &pb);
+    let conf = h.path("/etc/sysctl.d/90-rdeploy-e2e.conf");
+    let check = play(&sb, &["--check"]);
+    assert_eq!(changed(&check, h.name()), 1, "{}", check.text);
+    assert!(!conf.exists(), "--check writes no file");
+    assert_eq!(live(), before, "--check sets nothing");
+    let first = play(&sb, &[]);
+    assert_eq!(changed(&first, h.name()), 1, "{}", first.text);
+    assert_eq!(
+        read(conf.clone()).as_deref(),
+        Some(format!("net.ipv4.ip_forward={want}\n").as_str())
+    );
+    assert_eq!(live().trim(), want);
+    let second = play(&sb, &[]);
+    assert_eq!(changed(&second, h.name()), 0, "{}", second.text);
+    rollback(&sb, &first);
+    assert!(!conf.exists(), "the created file is removed");
+    assert_eq!(live(), before, "the live value is written back");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        machine,
+        "the machine's value never changes"
+    );
+}

@@ -62,7 +62,7 @@ pub struct Entry {
     #[serde(default)]
     pub become_method: Option<BecomeMethod>,
     /// `file`, `directory`, `link`, `absent` or `other`; `attrs` (a regular file of which
-    /// only the attributes were kept); `service` or `package`.
+    /// only the attributes were kept); `service`, `package` or `sysctl`.
     pub kind: String,
     /// Octal mode (`644`), empty when absent.
     #[serde(default)]
@@ -82,8 +82,9 @@ pub struct Entry {
     /// The task's `PATH` from `environment:`, used again by the restore.
     #[serde(default)]
     pub path_env: Option<String>,
-    /// A service's `ACTIVE ENABLED` (as systemctl says them), or a package's installed
-    /// version (empty: not installed).
+    /// A service's `ACTIVE ENABLED` (as systemctl says them), a package's installed
+    /// version (empty: not installed), or a sysctl parameter's live value (its words joined
+    /// by single spaces; empty: no such parameter).
     #[serde(default)]
     pub state: String,
     /// An `absent` path: how many folders above it were missing too (`a` and `a/b` for
@@ -142,6 +143,8 @@ pub enum TargetKind {
     Package,
     /// A path whose attributes only may change: a regular file's content is not copied.
     Attrs,
+    /// A kernel parameter: its live value under `/proc/sys`.
+    Sysctl,
 }
 
 /// Something the run may change: a path (and whether a directory there is copied whole), a
@@ -166,6 +169,7 @@ pub fn targets(resources: &[Resource]) -> Vec<Target> {
             Resource::Attrs(p) => (p, false, TargetKind::Attrs),
             Resource::Service(n) => (n, false, TargetKind::Service),
             Resource::Package(n) => (n, false, TargetKind::Package),
+            Resource::Sysctl(n) => (n, false, TargetKind::Sysctl),
         };
         // A path named for its attributes and for more is backed up for more.
         let is_path = |k: TargetKind| matches!(k, TargetKind::Path | TargetKind::Attrs);
@@ -264,7 +268,7 @@ for a_ in "$@"; do
   j_=$((j_ + 1))
   case $((j_ % 4)) in
   2) pp_=$a_ ;;
-  3) case $a_ in svc|pkg) ;; *) chk_ "$pp_" ;; esac ;;
+  3) case $a_ in svc|pkg|sysctl) ;; *) chk_ "$pp_" ;; esac ;;
   esac
 done
 c_=
@@ -304,6 +308,17 @@ while [ $# -ge 4 ]; do
     fi
     case $v_ in *[!A-Za-z0-9.+~:_-]*) echo "unexpected version of $p_: $v_" >&2; exit 3 ;; esac
     f_='%s,"kind":"package","state":"%s"}\n'
+    printf "$f_" "$pre_" "$v_" >> "$man_" || exit 3
+    printf "$f_" "$pre_" "$v_"
+    continue
+  fi
+  if [ "$deep_" = sysctl ]; then
+    # The live value, whitespace made single spaces; empty: no such parameter.
+    v_=
+    f_=/proc/sys/$(printf '%s' "$p_" | tr . /)
+    if [ -f "$f_" ]; then v_=$(tr -s ' \t' '  ' < "$f_") || exit 3; fi
+    case $v_ in *[!A-Za-z0-9\ ._:/+-]*) echo "unexpected value of $p_: $v_" >&2; exit 3 ;; esac
+    f_='%s,"kind":"sysctl","state":"%s"}\n'
     printf "$f_" "$pre_" "$v_" >> "$man_" || exit 3
     printf "$f_" "$pre_" "$v_"
     continue
@@ -392,6 +407,12 @@ package)
   elif command -v dnf >/dev/null 2>&1; then
     if [ -z "$st_" ]; then dnf remove -y "$p_" || exit 3; else dnf install -y "$p_-$st_" || exit 3; fi
   else echo "no apt-get or dnf to put $p_ back" >&2; exit 5; fi ;;
+sysctl)
+  # Written in place (a /proc/sys file cannot be replaced by a copy), only when it differs.
+  f_=/proc/sys/$(printf '%s' "$p_" | tr . /)
+  if [ -n "$st_" ] && [ -f "$f_" ] && [ "$(tr -s ' \t' '  ' < "$f_")" != "$st_" ]; then
+    printf '%s\n' "$st_" > "$f_" || exit 3
+  fi ;;
 *) echo "$p_ was a special file: it cannot be restored" >&2; exit 5 ;;
 esac
 exit 0"#;
@@ -556,6 +577,7 @@ pub fn backup_cmd(
             .arg(match (t.kind, t.deep) {
                 (TargetKind::Service, _) => "svc",
                 (TargetKind::Package, _) => "pkg",
+                (TargetKind::Sysctl, _) => "sysctl",
                 (TargetKind::Path, true) => "1",
                 (TargetKind::Path, false) => "0",
                 (TargetKind::Attrs, _) => "attr",
@@ -848,6 +870,7 @@ pub fn restore_order(mut entries: Vec<Entry>) -> Vec<Entry> {
         let class = match e.kind.as_str() {
             "service" => "service",
             "package" => "package",
+            "sysctl" => "sysctl",
             _ => "path",
         };
         (class, e.path.clone())

@@ -232,6 +232,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&files::stat::Stat),
     },
     Entry {
+        name: "sysctl",
+        spec: Spec::Typed(&system::sysctl::SysctlArgs::SPEC),
+        runs: Runs::Host(&system::sysctl::Sysctl),
+    },
+    Entry {
         name: "systemd",
         spec: Spec::Table,
         runs: Runs::Host(&system::service::Systemd),

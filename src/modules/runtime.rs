@@ -221,6 +221,8 @@ pub enum Resource {
     Service(String),
     /// A package's installed version.
     Package(String),
+    /// A kernel parameter's live value (`net.ipv4.ip_forward`), as `/proc/sys` shows it.
+    Sysctl(String),
 }
 
 /// A module could not do its work.

@@ -12,6 +12,7 @@ pub mod fetch;
 pub mod get_url;
 pub mod package;
 pub mod service;
+pub mod sysctl;
 pub mod unarchive;
 pub mod wait_for;
 
