@@ -268,3 +268,55 @@ fn sysctl_sets_the_file_and_the_live_value_and_rollback_restores_both() {
         "the machine's value never changes"
     );
 }
+
+/// `mount` with `state: mounted` writes the line into the host's own fstab, creates the mount
+/// point and mounts a tmpfs in the host's mount namespace; the second run is ok, `--check`
+/// changes nothing, and rollback unmounts it, removes the mount point and puts fstab back.
+#[test]
+fn mount_mounts_a_tmpfs_on_the_host_and_rollback_unmounts_it() {
+    assert!(
+        enable_sudo(),
+        "sudo is missing: scripts/test.sh installs it"
+    );
+    let machine_fstab = std::fs::read_to_string("/etc/fstab").unwrap_or_default();
+    let fleet = Fleet::builder().own_etc().start();
+    let h = fleet.host(0);
+    root_state_dir(h);
+    let pb = "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - mount:\n        path: /srv/rdeploy-mnt\n        src: tmpfs\n        fstype: tmpfs\n        opts: size=1m\n        state: mounted\n";
+    let sb = sandbox(&fleet, pb);
+    let fstab = h.path("/etc/fstab");
+    let point = h.path("/srv/rdeploy-mnt");
+    let before = read(fstab.clone());
+    let is_mounted = || {
+        on_host(
+            &fleet,
+            h,
+            "findmnt -rn -o FSTYPE --mountpoint /srv/rdeploy-mnt || true",
+        )
+    };
+    let check = play(&sb, &["--check"]);
+    assert_eq!(changed(&check, h.name()), 1, "{}", check.text);
+    assert_eq!(read(fstab.clone()), before, "--check changes nothing");
+    assert!(!point.exists());
+    let first = play(&sb, &[]);
+    assert_eq!(changed(&first, h.name()), 1, "{}", first.text);
+    let after = read(fstab.clone()).unwrap_or_default();
+    assert!(
+        after.ends_with("tmpfs /srv/rdeploy-mnt tmpfs size=1m 0 0\n"),
+        "{after}"
+    );
+    assert_eq!(is_mounted(), "tmpfs\n");
+    let second = play(&sb, &[]);
+    assert_eq!(changed(&second, h.name()), 0, "{}", second.text);
+    rollback(&sb, &first);
+    assert_eq!(read(fstab), before, "fstab is put back");
+    assert_eq!(is_mounted(), "", "the tmpfs is unmounted");
+    assert!(
+        !point.exists(),
+        "the mount point the step created is removed"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/etc/fstab").unwrap_or_default(),
+        machine_fstab
+    );
+}

@@ -177,6 +177,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Controller,
     },
     Entry {
+        name: "mount",
+        spec: Spec::Typed(&system::mount::MountArgs::SPEC),
+        runs: Runs::Host(&system::mount::Mount),
+    },
+    Entry {
         name: "package",
         spec: Spec::Table,
         runs: Runs::Host(&system::package::Package),

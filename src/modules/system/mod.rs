@@ -10,6 +10,7 @@ pub mod common;
 pub mod cron;
 pub mod fetch;
 pub mod get_url;
+pub mod mount;
 pub mod package;
 pub mod service;
 pub mod sysctl;
