@@ -7,16 +7,19 @@
 
 pub mod command;
 pub mod common;
+pub mod cron;
 pub mod fetch;
 pub mod get_url;
 pub mod known_hosts;
+pub mod mount;
 pub mod package;
 pub mod service;
+pub mod sysctl;
 pub mod unarchive;
 pub mod wait_for;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 #[cfg(test)]
 mod tests {
