@@ -127,6 +127,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::get_url::GetUrl),
     },
     Entry {
+        name: "group",
+        spec: Spec::Typed(&system::group::GroupArgs::SPEC),
+        runs: Runs::Host(&system::group::Group),
+    },
+    Entry {
         name: "group_by",
         spec: Spec::Table,
         runs: Runs::Controller,
@@ -240,6 +245,11 @@ pub static MODULES: &[Entry] = &[
         name: "uri",
         spec: Spec::Table,
         runs: Runs::Controller,
+    },
+    Entry {
+        name: "user",
+        spec: Spec::Typed(&system::user::UserArgs::SPEC),
+        runs: Runs::Host(&system::user::User),
     },
     Entry {
         name: "wait_for",

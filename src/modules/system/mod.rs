@@ -5,13 +5,16 @@
 //! not read the run mode. Free-form text (`command: ls -l`, `shell: |`) reaches these modules
 //! under the argument [`common::FREE_FORM`] (`_raw_params`), or as `cmd`.
 
+pub mod accounts;
 pub mod command;
 pub mod common;
 pub mod fetch;
 pub mod get_url;
+pub mod group;
 pub mod package;
 pub mod service;
 pub mod unarchive;
+pub mod user;
 pub mod wait_for;
 
 #[cfg(test)]
@@ -36,6 +39,8 @@ mod tests {
             "fetch",
             "get_url",
             "unarchive",
+            "user",
+            "group",
         ];
         for n in names {
             let m = crate::modules::implementation(n).map(|m| m.name());
