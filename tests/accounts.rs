@@ -95,10 +95,11 @@ fn sandbox(fleet: &Fleet, host: &Host) -> Sandbox {
         "ansible_python_interpreter".into(),
         json!(py.display().to_string()),
     );
-    // Backups under a folder only root may create, so that the state folder is prepared with
-    // become and rollback reads it with become. (Under the default /var/lib/rdeploy, which the
-    // fleet's login user may write, the folder is prepared as that user while the become
-    // steps' manifest is written by root, and `rdeploy rollback` cannot read it.)
+    // Backups under a folder only root may write (see `root_state_dir`), so that the state
+    // folder is prepared with become and rollback reads it with become. (Under the default
+    // /var/lib/rdeploy, which the fleet's login user may write, the folder is prepared as that
+    // user while the become steps' manifest is written by root, and `rdeploy rollback` cannot
+    // read it.)
     v.insert("rdeploy_state_dir".into(), json!("/etc/rdeploy-state"));
     let mut hosts = Map::new();
     hosts.insert(host.name().to_string(), Value::Object(v));
@@ -140,16 +141,18 @@ fn rdeploy(sb: &Sandbox, playbook: &str, extra: &[&str]) -> (String, Vec<String>
         .iter()
         .filter(|e| e["event"] == "result")
         .map(|e| match e["result"]["status"].as_str().unwrap_or("") {
-            "failed" => format!("failed: {}", e["result"]["msg"]),
+            "failed" | "unreachable" => format!("failed: {}", e["result"]["msg"]),
             s => s.to_string(),
         })
         .collect();
     (id, statuses)
 }
 
-fn rollback(sb: &Sandbox, id: &str) {
+fn rollback(sb: &Sandbox, id: &str, extra: &[&str]) {
+    let mut args = vec!["rollback", id, "-i", "inv.yaml"];
+    args.extend_from_slice(extra);
     let out = sb
-        .rdeploy(&["rollback", id, "-i", "inv.yaml"])
+        .rdeploy(&args)
         .env_remove("SSH_AUTH_SOCK")
         .timeout(Duration::from_secs(120))
         .output()
@@ -196,8 +199,26 @@ fn ansible(sb: &Sandbox, playbook: &str) -> Vec<String> {
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|e| e["event"] == "result")
-        .map(|e| e["result"]["status"].as_str().unwrap_or("").to_string())
+        .map(|e| match e["result"]["status"].as_str().unwrap_or("") {
+            "failed" | "unreachable" => format!("failed: {}", e["result"]["msg"]),
+            s => s.to_string(),
+        })
         .collect()
+}
+
+/// Makes `h`'s /etc/rdeploy-state root's, with the host lock file the login user's: the lock
+/// is taken as the login user before any step (a root-owned folder without it fails the run:
+/// `exec 9>>` on a folder it cannot write exits the lock's shell with 2, not 71).
+fn root_state_dir(fleet: &Fleet, h: &Host) {
+    let out = fleet
+        .ssh(
+            h,
+            "sudo -n mkdir -p /etc/rdeploy-state && sudo -n touch /etc/rdeploy-state/host.lock \
+             && sudo -n chown rdeploy-test /etc/rdeploy-state/host.lock",
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
 }
 
 fn read(h: &Host, p: &str) -> String {
@@ -248,6 +269,7 @@ fn user_and_group_create_modify_roll_back_and_remove_like_ansible() {
     );
     let fleet = Fleet::builder().hosts(2).own_etc().start();
     let (h, oracle) = (fleet.host(0), fleet.host(1));
+    root_state_dir(&fleet, h);
     let sb = sandbox(&fleet, h);
     let osb = sandbox(&fleet, oracle);
     let before = accounts(h);
@@ -322,9 +344,10 @@ fn user_and_group_create_modify_roll_back_and_remove_like_ansible() {
     assert_eq!(st, ["ok", "ok"]);
 
     // Rollback of the modification, then of the creation: as before each.
-    rollback(&sb, &modify_id);
+    rollback(&sb, &modify_id, &[]);
     assert_eq!(accounts(h), after_create);
-    rollback(&sb, &create_id);
+    // --force: the second run rewrote /srv/results.json (not an account file).
+    rollback(&sb, &create_id, &["--force"]);
     assert_eq!(accounts(h), before);
     assert_eq!(read(h, "/etc/passwd"), passwd_before);
     assert!(
