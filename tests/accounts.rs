@@ -365,3 +365,42 @@ fn user_and_group_create_modify_roll_back_and_remove_like_ansible() {
     let (_, st) = rdeploy(&sb, ABSENT_PB, &[]);
     assert_eq!(st, ["ok", "ok"]);
 }
+
+#[test]
+fn hostname_is_set_in_the_file_and_live_and_rollback_restores_the_file() {
+    assert!(
+        enable_sudo(),
+        "sudo is missing: scripts/test.sh installs it"
+    );
+    let fleet = Fleet::builder().hosts(1).own_etc().start();
+    let h = fleet.host(0);
+    root_state_dir(&fleet, h);
+    let sb = sandbox(&fleet, h);
+    let live = || {
+        let out = fleet.ssh(h, "hostname").output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let file_before = read(h, "/etc/hostname");
+    let pb = |name: &str| {
+        format!(
+            "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - hostname:\n        name: {name}\n"
+        )
+    };
+    let (id, st) = rdeploy(&sb, &pb("rdt-web01"), &[]);
+    assert_eq!(st, ["changed"]);
+    assert_eq!(read(h, "/etc/hostname"), "rdt-web01\n");
+    assert_eq!(live(), "rdt-web01");
+    let (_, st) = rdeploy(&sb, &pb("rdt-web01"), &[]);
+    assert_eq!(st, ["ok"]);
+    let (_, st) = rdeploy(&sb, &pb("rdt-web02"), &["--check"]);
+    assert_eq!(st, ["changed"]);
+    assert_eq!(read(h, "/etc/hostname"), "rdt-web01\n");
+    assert_eq!(live(), "rdt-web01");
+    rollback(&sb, &id, &[]);
+    assert_eq!(read(h, "/etc/hostname"), file_before);
+    assert_eq!(
+        live(),
+        "rdt-web01",
+        "the running name is not rolled back (documented)"
+    );
+}

@@ -137,6 +137,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Controller,
     },
     Entry {
+        name: "hostname",
+        spec: Spec::Typed(&system::hostname::HostnameArgs::SPEC),
+        runs: Runs::Host(&system::hostname::Hostname),
+    },
+    Entry {
         name: "import_role",
         spec: Spec::Table,
         runs: Runs::Controller,

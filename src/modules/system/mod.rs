@@ -11,6 +11,7 @@ pub mod common;
 pub mod fetch;
 pub mod get_url;
 pub mod group;
+pub mod hostname;
 pub mod package;
 pub mod service;
 pub mod unarchive;
@@ -41,6 +42,7 @@ mod tests {
             "unarchive",
             "user",
             "group",
+            "hostname",
         ];
         for n in names {
             let m = crate::modules::implementation(n).map(|m| m.name());
