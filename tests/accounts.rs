@@ -404,3 +404,37 @@ fn hostname_is_set_in_the_file_and_live_and_rollback_restores_the_file() {
         "the running name is not rolled back (documented)"
     );
 }
+
+#[test]
+fn timezone_links_localtime_and_writes_etc_timezone_and_rollback_restores_both() {
+    assert!(
+        enable_sudo(),
+        "sudo is missing: scripts/test.sh installs it"
+    );
+    let fleet = Fleet::builder().hosts(1).own_etc().start();
+    let h = fleet.host(0);
+    root_state_dir(&fleet, h);
+    let sb = sandbox(&fleet, h);
+    let link = || std::fs::read_link(h.path("/etc/localtime")).unwrap_or_default();
+    let (link_before, file_before) = (link(), read(h, "/etc/timezone"));
+    assert_ne!(file_before, "Europe/Paris\n");
+    let pb = |name: &str| {
+        format!(
+            "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - timezone:\n        name: {name}\n"
+        )
+    };
+    let (id, st) = rdeploy(&sb, &pb("Europe/Paris"), &[]);
+    assert_eq!(st, ["changed"]);
+    assert_eq!(link(), PathBuf::from("/usr/share/zoneinfo/Europe/Paris"));
+    assert_eq!(read(h, "/etc/timezone"), "Europe/Paris\n");
+    let (_, st) = rdeploy(&sb, &pb("Europe/Paris"), &[]);
+    assert_eq!(st, ["ok"]);
+    let (_, st) = rdeploy(&sb, &pb("Asia/Tokyo"), &["--check"]);
+    assert_eq!(st, ["changed"]);
+    assert_eq!(read(h, "/etc/timezone"), "Europe/Paris\n");
+    let (_, st) = rdeploy(&sb, &pb("Mars/Olympus"), &[]);
+    assert!(st[0].contains("is not available"), "{st:?}");
+    rollback(&sb, &id, &[]);
+    assert_eq!(link(), link_before);
+    assert_eq!(read(h, "/etc/timezone"), file_before);
+}

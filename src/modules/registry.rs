@@ -242,6 +242,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&files::copy::Template),
     },
     Entry {
+        name: "timezone",
+        spec: Spec::Typed(&system::timezone::TimezoneArgs::SPEC),
+        runs: Runs::Host(&system::timezone::Timezone),
+    },
+    Entry {
         name: "unarchive",
         spec: Spec::Table,
         runs: Runs::Host(&system::unarchive::Unarchive),

@@ -14,6 +14,7 @@ pub mod group;
 pub mod hostname;
 pub mod package;
 pub mod service;
+pub mod timezone;
 pub mod unarchive;
 pub mod user;
 pub mod wait_for;
@@ -43,6 +44,7 @@ mod tests {
             "user",
             "group",
             "hostname",
+            "timezone",
         ];
         for n in names {
             let m = crate::modules::implementation(n).map(|m| m.name());
