@@ -5,17 +5,22 @@
 //! not read the run mode. Free-form text (`command: ls -l`, `shell: |`) reaches these modules
 //! under the argument [`common::FREE_FORM`] (`_raw_params`), or as `cmd`.
 
+pub mod accounts;
 pub mod command;
 pub mod common;
 pub mod cron;
 pub mod fetch;
 pub mod get_url;
+pub mod group;
+pub mod hostname;
 pub mod known_hosts;
 pub mod mount;
 pub mod package;
 pub mod service;
 pub mod sysctl;
+pub mod timezone;
 pub mod unarchive;
+pub mod user;
 pub mod wait_for;
 
 #[cfg(test)]
@@ -40,6 +45,10 @@ mod tests {
             "fetch",
             "get_url",
             "unarchive",
+            "user",
+            "group",
+            "hostname",
+            "timezone",
         ];
         for n in names {
             let m = crate::modules::implementation(n).map(|m| m.name());
