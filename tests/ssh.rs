@@ -1887,3 +1887,48 @@ fn known_hosts_adds_a_key_to_the_users_file_and_rolls_back() {
         "other.example.com ssh-rsa AAAAB3NzaC1yc2E\n"
     );
 }
+
+/// In a state folder the login user owns (the fleet's `/var/lib/rdeploy`), a `become` step
+/// wrote its manifest as root, 0600: `rdeploy rollback` then could not read it, and a later
+/// step without become could not add to it. Both work now.
+#[test]
+fn a_become_step_in_the_login_users_state_folder_rolls_back() {
+    assert!(
+        enable_sudo(),
+        "sudo is missing: scripts/test.sh installs it"
+    );
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let sb = sandbox(
+        &fleet,
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - copy: { dest: /srv/as-root.txt, content: \"r\\n\" }\n      become: true\n    - copy: { dest: /srv/as-user.txt, content: \"u\\n\" }\n",
+    );
+    let out = sb
+        .rdeploy(&["run", "pb.yaml", "-i", "inv.yaml"])
+        .env_remove("SSH_AUTH_SOCK")
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("run ")?.split_whitespace().next())
+        .expect("a run id")
+        .to_string();
+    let back = sb
+        .rdeploy(&["rollback", &id, "-i", "inv.yaml"])
+        .env_remove("SSH_AUTH_SOCK")
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert_eq!(
+        back.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&back.stdout),
+        String::from_utf8_lossy(&back.stderr)
+    );
+    assert!(!h.path("/srv/as-root.txt").exists());
+    assert!(!h.path("/srv/as-user.txt").exists());
+}

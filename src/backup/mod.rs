@@ -361,6 +361,16 @@ while [ $# -ge 4 ]; do
   printf "$f_" "$pre_" "$k_" "$m_" "$u_" "$g_" "$h_" "$x_" "$n_" >> "$man_" || exit 3
   printf "$f_" "$pre_" "$k_" "$m_" "$u_" "$g_" "$h_" "$x_" "$n_"
 done
+# A step run with become, in a state folder the login user owns: the manifest and the run's
+# backup folder stay the folder owner's, so its rollback and later steps without become can
+# read and add to them (the copies inside stay root's, 0600).
+if [ "$(id -u)" = 0 ]; then
+  o_=$(stat -c %u:%g -- "$sd_") || exit 3
+  if [ "$o_" != 0:0 ]; then
+    if [ -e "$man_" ]; then chown -- "$o_" "$man_" || exit 3; fi
+    if [ -d "$sd_/backups/$run_" ]; then chown -- "$o_" "$sd_/backups/$run_" || exit 3; fi
+  fi
+fi
 exit 0"#
 );
 
