@@ -127,6 +127,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::get_url::GetUrl),
     },
     Entry {
+        name: "getent",
+        spec: Spec::Typed(&system::getent::GetentArgs::SPEC),
+        runs: Runs::Host(&system::getent::Getent),
+    },
+    Entry {
         name: "group_by",
         spec: Spec::Table,
         runs: Runs::Controller,
@@ -215,6 +220,11 @@ pub static MODULES: &[Entry] = &[
         name: "shell",
         spec: Spec::Table,
         runs: Runs::Host(&system::command::Shell),
+    },
+    Entry {
+        name: "slurp",
+        spec: Spec::Typed(&files::slurp::SlurpArgs::SPEC),
+        runs: Runs::Host(&files::slurp::Slurp),
     },
     Entry {
         name: "stat",

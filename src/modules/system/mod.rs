@@ -1,5 +1,5 @@
 //! Command and system modules: command, shell, script, raw, service/systemd,
-//! package/apt/dnf, wait_for, fetch, unarchive, get_url, ping.
+//! package/apt/dnf, wait_for, fetch, unarchive, get_url, ping, getent.
 //!
 //! Owns their `check`/`apply`. Must not format shell lines (use `transport::cmd`), and must
 //! not read the run mode. Free-form text (`command: ls -l`, `shell: |`) reaches these modules
@@ -9,13 +9,14 @@ pub mod command;
 pub mod common;
 pub mod fetch;
 pub mod get_url;
+pub mod getent;
 pub mod package;
 pub mod service;
 pub mod unarchive;
 pub mod wait_for;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 #[cfg(test)]
 mod tests {
@@ -36,6 +37,7 @@ mod tests {
             "fetch",
             "get_url",
             "unarchive",
+            "getent",
         ];
         for n in names {
             let m = crate::modules::implementation(n).map(|m| m.name());
