@@ -132,6 +132,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::getent::Getent),
     },
     Entry {
+        name: "git",
+        spec: Spec::Typed(&system::git::GitArgs::SPEC),
+        runs: Runs::Host(&system::git::Git),
+    },
+    Entry {
         name: "group_by",
         spec: Spec::Table,
         runs: Runs::Controller,

@@ -1,5 +1,5 @@
 //! Command and system modules: command, shell, script, raw, service/systemd,
-//! package/apt/dnf, wait_for, fetch, unarchive, get_url, ping, getent.
+//! package/apt/dnf, wait_for, fetch, unarchive, get_url, ping, getent, git.
 //!
 //! Owns their `check`/`apply`. Must not format shell lines (use `transport::cmd`), and must
 //! not read the run mode. Free-form text (`command: ls -l`, `shell: |`) reaches these modules
@@ -10,6 +10,7 @@ pub mod common;
 pub mod fetch;
 pub mod get_url;
 pub mod getent;
+pub mod git;
 pub mod package;
 pub mod service;
 pub mod unarchive;
@@ -38,6 +39,7 @@ mod tests {
             "get_url",
             "unarchive",
             "getent",
+            "git",
         ];
         for n in names {
             let m = crate::modules::implementation(n).map(|m| m.name());
