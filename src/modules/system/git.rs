@@ -919,6 +919,87 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn submodules_are_checked_out_and_updated_recursively() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lib, lib_work) = origin(dir.path());
+        let app = dir.path().join("app.git");
+        let app_work = dir.path().join("app-work");
+        std::fs::create_dir_all(&app).unwrap();
+        std::fs::create_dir_all(&app_work).unwrap();
+        git(&app, &["init", "-q", "--bare", "-b", "main"]);
+        git(&app_work, &["init", "-q", "-b", "main"]);
+        let allow = ["-c", "protocol.file.allow=always"];
+        let lib_url = lib.to_str().unwrap();
+        git(
+            &app_work,
+            &[&allow[..], &["submodule", "add", "-q", lib_url, "lib"]].concat(),
+        );
+        git(&app_work, &["commit", "-q", "-m", "with lib"]);
+        git(
+            &app_work,
+            &["remote", "add", "origin", app.to_str().unwrap()],
+        );
+        git(&app_work, &["push", "-q", "origin", "main"]);
+        // git refuses file:// submodules unless told (as it would for Ansible's module).
+        let env = vec![
+            ("GIT_CONFIG_COUNT".to_string(), "1".to_string()),
+            ("GIT_CONFIG_KEY_0".into(), "protocol.file.allow".into()),
+            ("GIT_CONFIG_VALUE_0".into(), "always".into()),
+        ];
+        let c = ctx(dir.path(), None, env);
+        let mut tr = transport();
+        let dest = dir.path().join("co");
+        let a = args(json!({"repo": app, "dest": dest}));
+        assert!(matches!(
+            check_apply(&Git, &mut tr, &a, &c).await,
+            Ran::Applied(_, Ok(_))
+        ));
+        assert_eq!(
+            std::fs::read_to_string(dest.join("lib/app.txt")).unwrap(),
+            "v1\n"
+        );
+        assert!(matches!(
+            check_apply(&Git, &mut tr, &a, &c).await,
+            Ran::InSync(_)
+        ));
+
+        // The superproject moves its submodule on: both are updated.
+        commit(&lib_work, "v2\n");
+        git(&app_work.join("lib"), &["pull", "-q", "origin", "main"]);
+        git(&app_work, &["commit", "-q", "-am", "lib v2"]);
+        git(&app_work, &["push", "-q", "origin", "main"]);
+        assert!(matches!(
+            check_apply(&Git, &mut tr, &a, &c).await,
+            Ran::Applied(_, Ok(_))
+        ));
+        assert_eq!(
+            std::fs::read_to_string(dest.join("lib/app.txt")).unwrap(),
+            "v2\n"
+        );
+        // A submodule moved by hand is a local modification (`git status` says so), as for
+        // Ansible's module; with force it is put back.
+        git(&dest.join("lib"), &["checkout", "-q", "HEAD~1"]);
+        let ran = check_apply(&Git, &mut tr, &a, &c).await;
+        assert!(
+            matches!(&ran, Ran::CheckFailed(m, _) if m.starts_with("Local modifications")),
+            "{ran:?}"
+        );
+        let forced = args(json!({"repo": app, "dest": dest, "force": true}));
+        let ran = check_apply(&Git, &mut tr, &forced, &c).await;
+        let Ran::Applied(ch, Ok(_)) = ran else {
+            panic!("{ran:?}")
+        };
+        assert!(
+            ch.iter()
+                .any(|c| matches!(c, Change::Attr { what, .. } if what == "submodules"))
+        );
+        assert_eq!(
+            std::fs::read_to_string(dest.join("lib/app.txt")).unwrap(),
+            "v2\n"
+        );
+    }
+
     #[test]
     fn ssh_command_as_ansible_builds_it() {
         let parse = |v: Value| GitArgs::parse(&args(v)).unwrap();
