@@ -671,6 +671,12 @@ impl Module for Git {
         Box::pin(apply_git(tr, args, ctx, drift))
     }
 
+    fn not_reversible(&self, given: &dyn Fn(&str) -> bool) -> Option<&'static str> {
+        (given("accept_hostkey") || given("accept_newhostkey")).then_some(
+            "a host key ssh accepts for the remote stays in the user's known_hosts after a rollback",
+        )
+    }
+
     /// The whole checkout (or its absence).
     fn resources(&self, args: &Args) -> Vec<Resource> {
         match args.get("dest") {
@@ -863,6 +869,8 @@ mod tests {
             Git.resources(&a),
             [Resource::Tree(dest.display().to_string())]
         );
+        assert!(Git.not_reversible(&|_| false).is_none());
+        assert!(Git.not_reversible(&|k| k == "accept_newhostkey").is_some());
     }
 
     #[tokio::test]
