@@ -5,9 +5,7 @@
 //! Owns their behaviour. They return a [`Step`] like host modules do, so the pipeline
 //! around them (loops, `register`, `changed_when`, `ignore_errors`) is the same.
 
-use std::io::IsTerminal;
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
 
@@ -61,8 +59,21 @@ pub async fn controller(
             s
         }
         "add_host" => add_host(args),
-        "group_by" => group_by(args),
-        "uri" => uri(args).await,
+        "group_by" => match crate::modules::control::group_by::result(args) {
+            Ok(r) => Step::new(Status::Ok, r),
+            Err(e) => Step::failed(e.to_string()),
+        },
+        "uri" => {
+            let a = crate::modules::control::uri::request(args).await;
+            let status = if a.failed.is_some() {
+                Status::Failed
+            } else {
+                Status::Ok
+            };
+            let mut s = Step::new(status, a.result);
+            s.msg = a.failed;
+            s
+        }
         "setup" | "gather_facts" => setup(ctx, st, vars, args).await,
         _ => return None,
     })
@@ -133,43 +144,10 @@ fn add_host(args: &Args) -> Step {
     Step::new(Status::Ok, r)
 }
 
-/// `group_by`, as Ansible's action: the group `key` (spaces become `-`) under `parents`
-/// (default `all`), under `add_group`/`parent_groups` in the result; the executor adds the host.
-fn group_by(args: &Args) -> Step {
-    let Some(key) = args.str_arg("key") else {
-        return Step::failed("the 'key' param is required when using group_by");
-    };
-    let parents: Vec<String> = match args.get("parents") {
-        None | Some(Json::Null) => vec!["all".into()],
-        Some(Json::Array(items)) => items
-            .iter()
-            .map(|p| match p {
-                Json::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .collect(),
-        Some(Json::String(s)) => vec![s.clone()],
-        Some(other) => vec![other.to_string()],
-    };
-    let mut r = Map::new();
-    r.insert("changed".into(), Json::Bool(false));
-    r.insert(ADD_GROUP.into(), Json::from(key.replace(' ', "-")));
-    r.insert(
-        "parent_groups".into(),
-        Json::from(
-            parents
-                .iter()
-                .map(|p| p.replace(' ', "-"))
-                .collect::<Vec<_>>(),
-        ),
-    );
-    Step::new(Status::Ok, r)
-}
-
 /// The result key of `add_host` (Ansible's).
 pub const ADD_HOST: &str = "add_host";
 /// The result key of `group_by` (Ansible's).
-pub const ADD_GROUP: &str = "add_group";
+pub const ADD_GROUP: &str = crate::modules::control::group_by::ADD_GROUP;
 
 /// `include_tasks`/`include_role` reached for one host (one item of a loop): a conditional
 /// include's deferred mistakes fail the host here; a dynamic one's name (rendered for this
@@ -380,47 +358,25 @@ fn debug(ctx: &TaskCtx, vars: &LazyVars, args: &Args) -> Step {
 }
 
 fn assert(ctx: &TaskCtx, vars: &LazyVars, args: &Args) -> Step {
-    let that: Vec<Json> = match args.get("that") {
-        Some(Json::Array(a)) => a.clone(),
-        Some(other) => vec![other.clone()],
-        None => Vec::new(),
-    };
+    use crate::modules::control::assert::{Verdict, judge};
     let v = vars.to_value();
-    for cond in &that {
-        let ok = match cond {
-            Json::Bool(b) => Ok(*b),
-            Json::String(s) => {
-                template::eval_bool(&ctx.shared.env, s, &v, &ctx.task.action.module_loc)
-                    .map_err(|d| d.message)
-            }
-            other => Err(format!("assert: cannot evaluate {other}")),
-        };
-        match ok {
-            Ok(true) => {}
-            Ok(false) => {
-                let msg = args
-                    .str_arg("fail_msg")
-                    .or_else(|| args.str_arg("msg"))
-                    .unwrap_or_else(|| "Assertion failed".into());
-                let mut s = Step::failed(msg);
-                s.result.insert("assertion".into(), cond.clone());
-                s.result.insert("evaluated_to".into(), Json::Bool(false));
-                return s;
-            }
-            Err(m) => return Step::failed(m),
+    let eval = |cond: &str| {
+        template::eval_bool(&ctx.shared.env, cond, &v, &ctx.task.action.module_loc)
+            .map_err(|d| d.message)
+    };
+    match judge(args, &eval) {
+        Ok(Verdict::Passed(r, show)) => {
+            let mut s = Step::new(Status::Ok, r);
+            s.show = show;
+            s
         }
+        Ok(Verdict::Failed(msg, r)) => {
+            let mut s = Step::new(Status::Failed, r);
+            s.msg = Some(msg);
+            s
+        }
+        Err(e) => Step::failed(e.to_string()),
     }
-    let mut r = Map::new();
-    r.insert(
-        "msg".into(),
-        Json::from(
-            args.str_arg("success_msg")
-                .unwrap_or_else(|| "All assertions passed".into()),
-        ),
-    );
-    let mut s = Step::new(Status::Ok, r);
-    s.show = !args.bool_arg("quiet", false).unwrap_or(false);
-    s
 }
 
 fn set_fact(st: &mut HostState, args: &Args) -> Step {
@@ -595,167 +551,26 @@ fn vars_of_file(path: &Path) -> Result<Map<String, Json>, String> {
     }
 }
 
-/// `pause`: waits `seconds`/`minutes`; a `prompt` without a time needs a terminal.
+/// `pause`: waits `seconds`/`minutes`, its prompt shown as the step's message.
 async fn pause(args: &Args) -> Step {
-    let secs = args
-        .str_arg("seconds")
-        .and_then(|s| s.trim().parse::<f64>().ok());
-    let mins = args
-        .str_arg("minutes")
-        .and_then(|s| s.trim().parse::<f64>().ok());
-    let total = secs.or(mins.map(|m| m * 60.0));
-    match total {
-        Some(t) if t >= 0.0 => {
-            tokio::time::sleep(Duration::from_secs_f64(t)).await;
-            let mut r = Map::new();
-            r.insert("delta".into(), Json::from(t));
-            Step::new(Status::Ok, r)
-        }
-        _ if !std::io::stdin().is_terminal() => Step::failed(
-            "pause without seconds/minutes waits for a keypress, and stdin is not a terminal",
-        ),
-        _ => Step::failed(
-            "pause waiting for a keypress is not supported yet; give seconds: or minutes:",
-        ),
-    }
-}
-
-/// `uri`: an HTTP request from the controller (Ansible runs it on the host; rdeploy needs no
-/// Python there, so it runs here). Fails unless the status is in `status_code` (default 200).
-async fn uri(args: &Args) -> Step {
-    let Some(url) = args.str_arg("url") else {
-        return Step::failed("uri: missing required argument 'url'");
+    let p = match crate::modules::control::pause::plan(args) {
+        Ok(p) => p,
+        Err(e) => return Step::failed(e.to_string()),
     };
-    let method = args
-        .str_arg("method")
-        .unwrap_or_else(|| "GET".into())
-        .to_ascii_uppercase();
-    let timeout = args
-        .str_arg("timeout")
-        .and_then(|t| t.parse::<f64>().ok())
-        .unwrap_or(30.0);
-    let validate = args.bool_arg("validate_certs", true).unwrap_or(true);
-    let wanted: Vec<u16> = match args.get("status_code") {
-        None | Some(Json::Null) => vec![200],
-        Some(Json::Array(a)) => a
-            .iter()
-            .filter_map(|v| {
-                v.as_u64()
-                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-            })
-            .filter_map(|v| u16::try_from(v).ok())
-            .collect(),
-        Some(v) => v
-            .as_u64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-            .and_then(|v| u16::try_from(v).ok())
-            .into_iter()
-            .collect(),
-    };
-    // Ansible's `follow_redirects`: `safe` (and `urllib2`) only for GET and HEAD.
-    let follow = match args.str_arg("follow_redirects").as_deref() {
-        Some("all" | "yes") => true,
-        Some("none" | "no") => false,
-        _ => matches!(method.as_str(), "GET" | "HEAD"),
-    };
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs_f64(timeout.max(0.001)))
-        .tls_danger_accept_invalid_certs(!validate)
-        .redirect(if follow {
-            reqwest::redirect::Policy::limited(10)
-        } else {
-            reqwest::redirect::Policy::none()
-        })
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => return Step::failed(format!("uri: {e}")),
-    };
-    let Ok(m) = reqwest::Method::from_bytes(method.as_bytes()) else {
-        return Step::failed(format!("uri: invalid method '{method}'"));
-    };
-    let user = args.str_arg("url_username");
-    let password = args.str_arg("url_password");
-    let force_auth = args.bool_arg("force_basic_auth", false).unwrap_or(false);
-    let mut req = client.request(m, &url);
-    if force_auth && let Some(u) = &user {
-        req = req.basic_auth(u, password.as_deref());
-    }
-    if let Some(Json::Object(h)) = args.get("headers") {
-        for (k, v) in h {
-            let v = v
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string());
-            req = req.header(k.as_str(), v);
-        }
-    }
-    if let Some(body) = args.get("body") {
-        let format = args.str_arg("body_format").unwrap_or_else(|| "raw".into());
-        req = match (format.as_str(), body) {
-            ("json", b) => req
-                .header("Content-Type", "application/json")
-                .body(b.to_string()),
-            (_, Json::String(s)) => req.body(s.clone()),
-            (_, other) => req.body(other.to_string()),
-        };
-    }
-    let started = std::time::Instant::now();
-    // Without `force_basic_auth`, credentials go only to a server that asks for them (a 401
-    // with a Basic challenge), as Ansible's urllib handler does.
-    let retry = (!force_auth && user.is_some())
-        .then(|| req.try_clone())
-        .flatten();
-    let mut resp = match req.send().await {
-        Ok(r) => r,
-        Err(e) => return Step::failed(format!("uri: request to {url} failed: {e}")),
-    };
-    if let (Some(again), Some(u)) = (retry, &user)
-        && resp.status().as_u16() == 401
-        && resp.headers().get_all("www-authenticate").iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|s| s.to_ascii_lowercase().starts_with("basic"))
-        })
-    {
-        resp = match again.basic_auth(u, password.as_deref()).send().await {
-            Ok(r) => r,
-            Err(e) => return Step::failed(format!("uri: request to {url} failed: {e}")),
-        };
-    }
-    let status = resp.status().as_u16();
-    let mut r = Map::new();
-    r.insert("status".into(), Json::from(status));
-    // The URL the answer came from (after redirects), as Ansible reports it.
-    r.insert("url".into(), Json::from(resp.url().to_string()));
-    r.insert(
-        "elapsed".into(),
-        Json::from(started.elapsed().as_secs_f64()),
+    let start = chrono::Local::now();
+    let began = std::time::Instant::now();
+    tokio::time::sleep(p.wait).await;
+    let stop = chrono::Local::now();
+    let r = p.result(
+        start.to_rfc3339(),
+        stop.to_rfc3339(),
+        began.elapsed().as_secs_f64(),
     );
-    let ctype = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    if args.bool_arg("return_content", false).unwrap_or(false) || ctype.contains("json") {
-        let text = resp.text().await.unwrap_or_default();
-        if ctype.contains("json")
-            && let Ok(j) = serde_json::from_str::<Json>(&text)
-        {
-            r.insert("json".into(), j);
-        }
-        if args.bool_arg("return_content", false).unwrap_or(false) {
-            r.insert("content".into(), Json::from(text));
-        }
-    }
-    if !wanted.contains(&status) {
-        let msg = format!("Status code was {status} and not {wanted:?}");
-        r.insert("msg".into(), Json::from(msg.clone()));
-        let mut s = Step::new(Status::Failed, r);
-        s.msg = Some(msg);
-        return s;
-    }
-    Step::new(Status::Ok, r)
+    let mut s = Step::new(Status::Ok, r);
+    // Shown with the result (as its `msg`, not registered).
+    s.show = p.prompt.is_some();
+    s.msg = p.prompt;
+    s
 }
 
 /// How to reach `delegate_to: NAME`: its inventory variables and connection; localhost

@@ -82,29 +82,6 @@ pub static MODULES: &[ModuleSpec] = &[
         examples: "- apt:\n    name: [nginx, curl]\n    state: present\n    update_cache: true\n    cache_valid_time: 3600",
     },
     ModuleSpec {
-        name: "assert",
-        doc: "Fails the host unless every expression in `that` is true. The expressions are bare Jinja, as in `when`.",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new(
-                "that",
-                "An expression or a list of expressions that must all be true.",
-            )
-            .req()
-            .kind(List),
-            A::new("fail_msg", "Message when an expression is false.").aliases(&["msg"]),
-            A::new("success_msg", "Message when all expressions are true."),
-            A::new("quiet", "Do not print the success message.")
-                .kind(Bool)
-                .default("no"),
-        ],
-        check_args: None,
-        backup: "Runs on the controller and changes nothing on the hosts: nothing to back up.",
-        returns: &[("msg", "success_msg or the failed condition"), ("evaluated_to", "the failing condition's value"), ("assertion", "the failing condition")],
-        examples: "- assert:\n    that:\n      - app_port | int > 1024\n      - app_env in ['staging', 'production']\n    fail_msg: \"bad app settings\"",
-    },
-    ModuleSpec {
         name: "blockinfile",
         doc: "Inserts, updates or removes a block of lines between marker lines in a text file.",
         free_form: false,
@@ -403,22 +380,6 @@ pub static MODULES: &[ModuleSpec] = &[
         examples: "- get_url:\n    url: https://example.com/app-2.1.tar.gz\n    dest: /srv/app/app-2.1.tar.gz\n    checksum: sha256:4f1c...",
     },
     ModuleSpec {
-        name: "group_by",
-        doc: "Puts each host in a group named by `key` (usually a template such as `os_{{ ansible_distribution }}`) for the rest of the run; later plays can target the group.",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new("key", "The group's name (spaces become `-`).").req(),
-            A::new("parents", "The group's parent groups.")
-                .kind(List)
-                .default("all"),
-        ],
-        check_args: None,
-        backup: "Runs on the controller and changes nothing on the hosts: nothing to back up. The groups last for this run only.",
-        returns: &[("add_group", "the group made"), ("parent_groups", "its parents")],
-        examples: "- group_by:\n    key: \"os_{{ ansible_facts.os_family }}\"",
-    },
-    ModuleSpec {
         name: "import_role",
         doc: "Inlines a role's tasks here when the playbook is loaded (static): its tasks get this task's keywords, its handlers join the play.",
         free_form: false,
@@ -445,7 +406,7 @@ pub static MODULES: &[ModuleSpec] = &[
         doc: "Runs a role's tasks at this point of the run (dynamic): the task's `when` and loop apply to the include itself.",
         free_form: false,
         open_args: false,
-        args: ROLE_ARGS,
+        args: INCLUDE_ROLE_ARGS,
         check_args: None,
         backup: "A dynamic include: its tasks are backed up one by one as they run.",
         returns: &[],
@@ -548,6 +509,12 @@ pub static MODULES: &[ModuleSpec] = &[
             .kind(Bool)
             .default("no"),
             A::new(
+                "firstmatch",
+                "With `insertafter`/`insertbefore`: insert at the first line matching, not the last.",
+            )
+            .kind(Bool)
+            .default("no"),
+            A::new(
                 "backup",
                 "Keep a timestamped copy of the original file on the host.",
             )
@@ -626,24 +593,6 @@ pub static MODULES: &[ModuleSpec] = &[
         backup: "As the manager it picks (`apt` or `dnf`): each named package's installed version is recorded and rollback puts it back.",
         returns: &[("results", "what the manager did"), ("msg", "what happened")],
         examples: "- package:\n    name: git\n    state: present",
-    },
-    ModuleSpec {
-        name: "pause",
-        doc: "Waits for a number of seconds or minutes. Without either, waits for Enter at the controller (refused with no TTY).",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new("seconds", "How long to wait, in seconds.").kind(Int),
-            A::new("minutes", "How long to wait, in minutes.").kind(Int),
-            A::new("prompt", "Text shown while waiting."),
-            A::new("echo", "Echo what is typed at the prompt.")
-                .kind(Bool)
-                .default("yes"),
-        ],
-        check_args: Some(seconds_xor_minutes),
-        backup: "Runs on the controller and changes nothing on the hosts: nothing to back up.",
-        returns: &[("user_input", "what was typed at the prompt"), ("delta", "seconds paused"), ("stdout", "Paused for N seconds")],
-        examples: "- pause:\n    seconds: 30\n- pause:\n    prompt: \"Check the canary, then press Enter\"",
     },
     ModuleSpec {
         name: "ping",
@@ -917,51 +866,6 @@ pub static MODULES: &[ModuleSpec] = &[
         examples: "- unarchive:\n    src: app-2.1.tar.gz\n    dest: /srv/app/releases/2.1\n    creates: /srv/app/releases/2.1/bin",
     },
     ModuleSpec {
-        name: "uri",
-        doc: "Makes an HTTP request from the controller (Ansible's runs on the host; rdeploy needs no Python there) and checks the status code; register the result for the body.",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new("url", "The URL.").req(),
-            A::new("method", "HTTP method.").default("GET"),
-            A::new("status_code", "Status code(s) that count as success.")
-                .kind(List)
-                .default("200"),
-            A::new("return_content", "Return the body as `content`.")
-                .kind(Bool)
-                .default("no"),
-            A::new("timeout", "Request timeout in seconds.")
-                .kind(Int)
-                .default("30"),
-            A::new("body", "Request body.").kind(Raw),
-            A::new("body_format", "How `body` is encoded.")
-                .default("raw")
-                .choices(&["raw", "json", "form-urlencoded"]),
-            A::new("headers", "Request headers.").kind(Dict),
-            A::new("validate_certs", "Verify TLS certificates.")
-                .kind(Bool)
-                .default("yes"),
-            A::new("url_username", "User for basic authentication.").aliases(&["user"]),
-            A::new("url_password", "Password for basic authentication.").aliases(&["password"]),
-            A::new(
-                "force_basic_auth",
-                "Send basic authentication without waiting for a 401.",
-            )
-            .kind(Bool)
-            .default("no"),
-            A::new(
-                "follow_redirects",
-                "`safe` follows redirects of GET and HEAD only; `all`/`yes` every one; `none`/`no` none.",
-            )
-            .default("safe")
-            .choices(&["safe", "all", "none", "urllib2", "yes", "no"]),
-        ],
-        check_args: None,
-        backup: "Runs on the controller (the request comes from the controller, not the host) and changes nothing rdeploy can back up: a request other than GET or HEAD is not reversible and is skipped under --check.",
-        returns: &[("status", "the HTTP status"), ("content", "the body (with return_content)"), ("json", "the body parsed as JSON"), ("url", "the final URL"), ("redirected", "whether a redirect was followed"), ("msg", "OK (...) or the error")],
-        examples: "- uri:\n    url: \"http://{{ inventory_hostname }}:8080/health\"\n    status_code: 200\n    return_content: true\n  register: health",
-    },
-    ModuleSpec {
         name: "wait_for",
         doc: "Waits until a port accepts connections (or is closed / drained), or a file exists or contains a regex, or a delay has passed.",
         free_form: false,
@@ -1001,7 +905,10 @@ pub static MODULES: &[ModuleSpec] = &[
     },
 ];
 
-static ROLE_ARGS: &[A] = &[
+/// The arguments of `import_role` and `include_role` (`$extra` after them).
+macro_rules! role_args {
+    ($($extra:expr),*) => {
+        &[
     A::new("name", "The role.").req().aliases(&["role"]),
     A::new(
         "tasks_from",
@@ -1035,7 +942,20 @@ static ROLE_ARGS: &[A] = &[
     )
     .kind(Bool)
     .default("no"),
-];
+            $($extra,)*
+        ]
+    };
+}
+
+static ROLE_ARGS: &[A] = role_args!();
+
+static INCLUDE_ROLE_ARGS: &[A] = role_args!(
+    A::new(
+        "apply",
+        "Keywords applied to every task of the role (`tags`, `become`...)."
+    )
+    .kind(Dict)
+);
 
 /// The actions `meta` accepts.
 pub const META_ACTIONS: &[&str] = &[
@@ -1161,8 +1081,17 @@ fn port_xor_path(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     exclusive(a, "port", "path")
 }
 
-fn seconds_xor_minutes(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    exclusive(a, "seconds", "minutes")
+/// `pause`: `seconds` or `minutes`, not both; one of them (waiting for a keypress is not
+/// supported).
+pub fn pause_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    let mut out = exclusive(a, "seconds", "minutes");
+    if !a.has("seconds") && !a.has("minutes") {
+        out.extend(err(
+            a,
+            "module 'pause' without seconds or minutes waits for a keypress, which is not supported by rdeploy; give seconds: or minutes: (or an approval gate)".into(),
+        ));
+    }
+    out
 }
 
 fn lineinfile_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {

@@ -73,7 +73,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "assert",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::assert::AssertArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
@@ -138,7 +138,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "group_by",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::group_by::GroupByArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
@@ -167,6 +167,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Controller,
     },
     Entry {
+        name: "known_hosts",
+        spec: Spec::Typed(&system::known_hosts::KnownHostsArgs::SPEC),
+        runs: Runs::Host(&system::known_hosts::KnownHosts),
+    },
+    Entry {
         name: "lineinfile",
         spec: Spec::Table,
         runs: Runs::Host(&files::lineinfile::LineInFile),
@@ -183,7 +188,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "pause",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::pause::PauseArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
@@ -253,7 +258,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "uri",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::uri::UriArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {

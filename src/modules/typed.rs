@@ -163,14 +163,16 @@ impl ArgValue for i64 {
     }
 }
 
-/// A list: a sequence, or one string (not split on commas; use [`CommaList`] for that).
+/// A list: a sequence, or one string (not split on commas; use [`CommaList`] for that); absent,
+/// the documented default as its one item.
 impl ArgValue for Vec<String> {
     const KIND: ArgKind = ArgKind::List;
     fn read(args: &Args, spec: &ArgSpec) -> Result<Self, ModuleError> {
-        if given(args, spec).is_none() && spec.required {
-            return Err(missing(spec));
+        match (given(args, spec), spec.default) {
+            (None, _) if spec.required => Err(missing(spec)),
+            (None, Some(d)) => Ok(vec![d.to_string()]),
+            _ => Ok(args.list_arg(spec.name, false)),
         }
-        Ok(args.list_arg(spec.name, false))
     }
 }
 

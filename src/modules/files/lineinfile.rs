@@ -9,8 +9,7 @@
 //!
 //! Python regex notes (see `pyre`): a line is matched without its trailing `\n` (so `$` works
 //! as in Python, where `$` also matches before a final newline); look-around and
-//! backreferences in patterns are refused. `firstmatch` is honoured when given (the argument
-//! spec may not list it yet). A file that is not UTF-8 text is refused.
+//! backreferences in patterns are refused. A file that is not UTF-8 text is refused.
 
 use serde_json::Value;
 
