@@ -1,5 +1,5 @@
 //! Command and system modules: command, shell, script, raw, service/systemd,
-//! package/apt/dnf, wait_for, fetch, unarchive, get_url, ping.
+//! package/apt/dnf, wait_for, fetch, unarchive, get_url, ping, getent, git, known_hosts.
 //!
 //! Owns their `check`/`apply`. Must not format shell lines (use `transport::cmd`), and must
 //! not read the run mode. Free-form text (`command: ls -l`, `shell: |`) reaches these modules
@@ -11,6 +11,8 @@ pub mod common;
 pub mod cron;
 pub mod fetch;
 pub mod get_url;
+pub mod getent;
+pub mod git;
 pub mod group;
 pub mod hostname;
 pub mod known_hosts;
@@ -49,6 +51,8 @@ mod tests {
             "group",
             "hostname",
             "timezone",
+            "getent",
+            "git",
         ];
         for n in names {
             let m = crate::modules::implementation(n).map(|m| m.name());
