@@ -1000,6 +1000,7 @@ impl Loader<'_> {
             vars_from: lit("vars_from"),
             defaults_from: lit("defaults_from"),
             handlers_from: lit("handlers_from"),
+            params: Vec::new(),
         };
         let role = self.load_role(&name, name_node, ctx, &files)?;
         let (origin, allow_duplicates) = include_identity(task);
@@ -1319,6 +1320,7 @@ pub fn load_dynamic(
             vars_from: from.vars_from.clone(),
             defaults_from: from.defaults_from.clone(),
             handlers_from: from.handlers_from.clone(),
+            params: Vec::new(),
         };
         l.load_role(name.trim(), &node, &ctx, &files).map(|role| {
             Loaded::Role(Box::new(RoleRef {
