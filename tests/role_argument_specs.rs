@@ -364,3 +364,37 @@ fn a_malformed_argument_spec_is_an_error_at_its_position_before_the_run() {
     );
     assert!(!out.contains("TASK ["), "{out}");
 }
+
+#[test]
+fn rolespec_validate_false_leaves_out_the_validation_task() {
+    // `import_role` and a templated `include_role` with `rolespec_validate: false` run the
+    // role without validating; the last include validates and fails.
+    let r = both(&role_files(
+        r#"
+- hosts: all
+  gather_facts: false
+  vars:
+    r: app
+  tasks:
+    - import_role: {name: app, rolespec_validate: false}
+      vars: {app_port: x}
+    - include_role: {name: "{{ r }}", rolespec_validate: no}
+      vars: {app_port: y}
+    - include_role: {name: "{{ r }}"}
+      vars: {app_port: z}
+"#,
+    ));
+    assert_eq!(
+        banners(&r.out)
+            .iter()
+            .filter(|b| b.contains("Validating arguments"))
+            .count(),
+        1,
+        "{}",
+        r.out
+    );
+    assert_eq!(
+        recap_line(&r.out),
+        "localhost : ok=4 changed=0 unreachable=0 failed=1 skipped=0 rescued=0 ignored=0"
+    );
+}

@@ -173,6 +173,7 @@ fn include(ctx: &TaskCtx, module: &str, args: &Args) -> Step {
         vars_from: args.str_arg("vars_from"),
         defaults_from: args.str_arg("defaults_from"),
         handlers_from: args.str_arg("handlers_from"),
+        no_validate: matches!(args.bool_arg("rolespec_validate", true), Ok(false)),
     };
     if module == "include_role" {
         let mut a = Map::new();
@@ -185,6 +186,9 @@ fn include(ctx: &TaskCtx, module: &str, args: &Args) -> Step {
             if let Some(v) = v {
                 a.insert(k.into(), Json::from(v.clone()));
             }
+        }
+        if from.no_validate {
+            a.insert("rolespec_validate".into(), Json::Bool(false));
         }
         r.insert("include_args".into(), Json::Object(a));
     }

@@ -25,6 +25,8 @@ pub(super) struct RoleFiles {
     pub handlers_from: Option<String>,
     /// The role parameters of a `roles:` entry (checked against the role's argument spec).
     pub params: Vec<(String, Node)>,
+    /// `rolespec_validate: false`: no argument spec validation task.
+    pub no_validate: bool,
 }
 
 /// Keys of `meta/main.yml`.
@@ -231,7 +233,9 @@ impl Loader<'_> {
             None => Vec::new(),
         };
         let entry = files.tasks_from.as_deref().unwrap_or("main");
-        if let Some(node) = specs.and_then(|s| validation_task(&s, entry, name, path, files))
+        if let Some(node) = specs
+            .filter(|_| !files.no_validate)
+            .and_then(|s| validation_task(&s, entry, name, path, files))
             && let Some(task) = self.task_item(&node, &rctx, Level::Task)
         {
             tasks.insert(0, task);
