@@ -942,6 +942,12 @@ macro_rules! role_args {
     )
     .kind(Bool)
     .default("no"),
+    A::new(
+        "rolespec_validate",
+        "Start the role with the validation of its argument spec (`meta/argument_specs.yml`) for the entry point.",
+    )
+    .kind(Bool)
+    .default("yes"),
             $($extra,)*
         ]
     };

@@ -302,6 +302,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::user::User),
     },
     Entry {
+        name: "validate_argument_spec",
+        spec: Spec::Typed(&control::validate_argument_spec::ValidateArgumentSpecArgs::SPEC),
+        runs: Runs::Controller,
+    },
+    Entry {
         name: "wait_for",
         spec: Spec::Table,
         runs: Runs::Host(&system::wait_for::WaitFor),
