@@ -246,6 +246,11 @@ pub static MODULES: &[Entry] = &[
         spec: Spec::Table,
         runs: Runs::Host(&system::wait_for::WaitFor),
     },
+    Entry {
+        name: "yum_repository",
+        spec: Spec::Typed(&system::yum_repository::YumRepositoryArgs::SPEC),
+        runs: Runs::Host(&system::yum_repository::YumRepository),
+    },
 ];
 
 /// The native module named `name` (canonical short name).

@@ -10,9 +10,11 @@ pub mod common;
 pub mod fetch;
 pub mod get_url;
 pub mod package;
+pub mod repofile;
 pub mod service;
 pub mod unarchive;
 pub mod wait_for;
+pub mod yum_repository;
 
 #[cfg(test)]
 mod testutil;
@@ -36,6 +38,7 @@ mod tests {
             "fetch",
             "get_url",
             "unarchive",
+            "yum_repository",
         ];
         for n in names {
             let m = crate::modules::implementation(n).map(|m| m.name());
