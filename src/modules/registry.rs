@@ -72,6 +72,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::package::Apt),
     },
     Entry {
+        name: "apt_repository",
+        spec: Spec::Typed(&system::apt_repository::AptRepositoryArgs::SPEC),
+        runs: Runs::Host(&system::apt_repository::AptRepository),
+    },
+    Entry {
         name: "assert",
         spec: Spec::Typed(&control::assert::AssertArgs::SPEC),
         runs: Runs::Controller,
