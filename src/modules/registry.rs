@@ -97,6 +97,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&files::copy::Copy),
     },
     Entry {
+        name: "deb822_repository",
+        spec: Spec::Typed(&system::deb822_repository::Deb822RepositoryArgs::SPEC),
+        runs: Runs::Host(&system::deb822_repository::Deb822Repository),
+    },
+    Entry {
         name: "debug",
         spec: Spec::Typed(&control::debug::DebugArgs::SPEC),
         runs: Runs::Controller,

@@ -8,6 +8,7 @@
 pub mod apt_repository;
 pub mod command;
 pub mod common;
+pub mod deb822_repository;
 pub mod fetch;
 pub mod get_url;
 pub mod package;
@@ -41,6 +42,7 @@ mod tests {
             "unarchive",
             "yum_repository",
             "apt_repository",
+            "deb822_repository",
         ];
         for n in names {
             let m = crate::modules::implementation(n).map(|m| m.name());
