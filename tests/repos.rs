@@ -1,0 +1,150 @@
+//! End to end on the SSH fleet: the package-repository modules (`apt_repository`,
+//! `deb822_repository`, `yum_repository`, `apt_key`) change a host that has its own `/etc`
+//! ([`FleetBuilder::own_etc`]) through `become`: `--check` writes nothing, a run changes,
+//! the same run again is ok, and `rdeploy rollback RUN` puts every file back as it was. The
+//! apt cache is not refreshed (`update_cache: no`): the host shares the machine's
+//! `/var/lib/apt`.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+use support::Sandbox;
+use support::fleet::{Fleet, enable_sudo};
+
+fn sandbox(fleet: &Fleet, playbook: &str) -> Sandbox {
+    let sb = Sandbox::new();
+    let known = format!("-o UserKnownHostsFile={}", fleet.known_hosts().display());
+    fleet.write_inventory(
+        sb.path().join("inv.yaml"),
+        json!({ "ansible_ssh_extra_args": known }),
+    );
+    sb.write("pb.yaml", playbook);
+    sb
+}
+
+fn rdeploy(sb: &Sandbox, args: &[&str]) -> (i32, String, String) {
+    let out = sb
+        .rdeploy(args)
+        .env_remove("SSH_AUTH_SOCK")
+        .timeout(Duration::from_secs(180))
+        .output()
+        .expect("run rdeploy");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn recap(out: &str) -> String {
+    out.lines()
+        .skip_while(|l| !l.starts_with("PLAY RECAP"))
+        .nth(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn run_id(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("run ")?.split_whitespace().next())
+        .expect("a run id")
+        .to_string()
+}
+
+fn read(p: &Path) -> Option<String> {
+    std::fs::read_to_string(p).ok()
+}
+
+const REPOS: &str = r#"
+- hosts: all
+  gather_facts: no
+  become: true
+  tasks:
+    - apt_repository:
+        repo: deb [trusted=yes] file:/srv/repo ./
+        filename: rdeploy-e2e
+        update_cache: no
+    - deb822_repository:
+        name: rdeploy e2e
+        uris: file:/srv/repo
+        suites: ./
+        trusted: yes
+    - yum_repository:
+        name: rdeploy-e2e
+        description: rdeploy e2e
+        baseurl: file:///srv/repo
+        gpgcheck: no
+        reposdir: /etc/rdeploy-test/yum.repos.d
+"#;
+
+#[test]
+fn repository_modules_change_check_converge_and_roll_back_on_a_host() {
+    assert!(
+        enable_sudo(),
+        "sudo is missing: scripts/test.sh installs it"
+    );
+    let fleet = Fleet::builder().hosts(1).own_etc().start();
+    let h = fleet.host(0);
+    let list = h.path("/etc/apt/sources.list.d/rdeploy-e2e.list");
+    let sources = h.path("/etc/apt/sources.list.d/rdeploy-e2e.sources");
+    let yum_dir = h.path("/etc/rdeploy-test/yum.repos.d");
+    let repo = yum_dir.join("rdeploy-e2e.repo");
+    std::fs::create_dir_all(&yum_dir).unwrap();
+    // A disabled copy of the line is there before: the run enables it in place.
+    let before_list = "# deb [trusted=yes] file:/srv/repo ./\n";
+    std::fs::write(&list, before_list).unwrap();
+    // The backups are root's: `runs/` there is root's, so the state folder is prepared
+    // through become and the journal says so (the rollback then reads the manifest root
+    // wrote through become too). The folder itself stays the login user's: the rollback
+    // takes the host lock in it as the login user.
+    let runs = h.path("/var/lib/rdeploy/runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    std::os::unix::fs::chown(&runs, Some(0), Some(0)).unwrap();
+    let sb = sandbox(&fleet, REPOS);
+    let run = ["run", "pb.yaml", "-i", "inv.yaml"];
+
+    let (code, out, err) = rdeploy(&sb, &[&run[..], &["--check"]].concat());
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(recap(&out).contains("changed=3"), "{out}");
+    assert_eq!(read(&list).as_deref(), Some(before_list), "--check wrote");
+    assert!(!sources.exists() && !repo.exists(), "--check wrote");
+
+    let (code, out, err) = rdeploy(&sb, &run);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(recap(&out).contains("changed=3"), "{out}");
+    let first = run_id(&out);
+    assert_eq!(
+        read(&list).as_deref(),
+        Some("deb [trusted=yes] file:/srv/repo ./\n")
+    );
+    assert_eq!(
+        read(&sources).as_deref(),
+        Some(
+            "X-Repolib-Name: rdeploy e2e\nSuites: ./\nTrusted: yes\nTypes: deb\nURIs: file:/srv/repo\n"
+        )
+    );
+    assert_eq!(
+        read(&repo).as_deref(),
+        Some("[rdeploy-e2e]\nbaseurl = file:///srv/repo\ngpgcheck = 0\nname = rdeploy e2e\n\n")
+    );
+    // The host sees them (its own /etc), the machine does not.
+    assert!(!Path::new("/etc/apt/sources.list.d/rdeploy-e2e.sources").exists());
+    let seen = fleet
+        .ssh(h, "cat /etc/apt/sources.list.d/rdeploy-e2e.sources")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&seen.stdout).contains("URIs: file:/srv/repo"));
+
+    let (code, out, err) = rdeploy(&sb, &run);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(recap(&out).contains("changed=0"), "{out}");
+
+    let (code, out, err) = rdeploy(&sb, &["rollback", &first, "-i", "inv.yaml", "--force"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(read(&list).as_deref(), Some(before_list), "{out}");
+    assert!(!sources.exists(), "{out}");
+    assert!(!repo.exists(), "{out}");
+}
