@@ -72,6 +72,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::package::Apt),
     },
     Entry {
+        name: "apt_key",
+        spec: Spec::Typed(&system::apt_key::AptKeyArgs::SPEC),
+        runs: Runs::Host(&system::apt_key::AptKey),
+    },
+    Entry {
         name: "apt_repository",
         spec: Spec::Typed(&system::apt_repository::AptRepositoryArgs::SPEC),
         runs: Runs::Host(&system::apt_repository::AptRepository),

@@ -5,6 +5,7 @@
 //! not read the run mode. Free-form text (`command: ls -l`, `shell: |`) reaches these modules
 //! under the argument [`common::FREE_FORM`] (`_raw_params`), or as `cmd`.
 
+pub mod apt_key;
 pub mod apt_repository;
 pub mod command;
 pub mod common;
@@ -43,6 +44,7 @@ mod tests {
             "yum_repository",
             "apt_repository",
             "deb822_repository",
+            "apt_key",
         ];
         for n in names {
             let m = crate::modules::implementation(n).map(|m| m.name());
