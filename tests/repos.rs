@@ -1,5 +1,5 @@
 //! End to end on the SSH fleet: the package-repository modules (`apt_repository`,
-//! `deb822_repository`, `yum_repository`, `apt_key`) change a host that has its own `/etc`
+//! `deb822_repository`, `yum_repository`, `apt_key` with a keyring) change a host that has its own `/etc`
 //! ([`FleetBuilder::own_etc`]) through `become`: `--check` writes nothing, a run changes,
 //! the same run again is ok, and `rdeploy rollback RUN` puts every file back as it was. The
 //! apt cache is not refreshed (`update_cache: no`): the host shares the machine's
@@ -78,7 +78,61 @@ const REPOS: &str = r#"
         baseurl: file:///srv/repo
         gpgcheck: no
         reposdir: /etc/rdeploy-test/yum.repos.d
+    - apt_key:
+        data: "{{ lookup('file', 'key.asc') }}"
+        keyring: /etc/apt/keyrings/rdeploy-e2e.gpg
 "#;
+
+/// An armored public key made with the machine's gpg, and its 16-digit id.
+fn test_key(dir: &Path) -> (String, String) {
+    let home = dir.join("gnupg");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let gpg = |args: &[&str]| {
+        let out = std::process::Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args(["--batch", "--quiet"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let uid = "rdeploy e2e <e2e@example.com>";
+    gpg(&[
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        uid,
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    let listing = gpg(&["--with-colons", "--list-keys", uid]);
+    let id = listing
+        .lines()
+        .find(|l| l.starts_with("pub:"))
+        .and_then(|l| l.split(':').nth(4))
+        .unwrap()
+        .to_string();
+    (gpg(&["--armor", "--export", uid]), id)
+}
+
+/// The key ids in a keyring file, as gpg lists them.
+fn keyring_ids(path: &Path) -> String {
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("gpg")
+        .env("GNUPGHOME", home.path())
+        .args(["--batch", "--with-colons", "--show-keys"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
 
 #[test]
 fn repository_modules_change_check_converge_and_roll_back_on_a_host() {
@@ -103,18 +157,24 @@ fn repository_modules_change_check_converge_and_roll_back_on_a_host() {
     let runs = h.path("/var/lib/rdeploy/runs");
     std::fs::create_dir_all(&runs).unwrap();
     std::os::unix::fs::chown(&runs, Some(0), Some(0)).unwrap();
+    let keyring = h.path("/etc/apt/keyrings/rdeploy-e2e.gpg");
     let sb = sandbox(&fleet, REPOS);
+    let (key, key_id) = test_key(sb.path());
+    sb.write("key.asc", &key);
     let run = ["run", "pb.yaml", "-i", "inv.yaml"];
 
     let (code, out, err) = rdeploy(&sb, &[&run[..], &["--check"]].concat());
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(recap(&out).contains("changed=3"), "{out}");
+    assert!(recap(&out).contains("changed=4"), "{out}");
     assert_eq!(read(&list).as_deref(), Some(before_list), "--check wrote");
-    assert!(!sources.exists() && !repo.exists(), "--check wrote");
+    assert!(
+        !sources.exists() && !repo.exists() && !keyring.exists(),
+        "--check wrote"
+    );
 
     let (code, out, err) = rdeploy(&sb, &run);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(recap(&out).contains("changed=3"), "{out}");
+    assert!(recap(&out).contains("changed=4"), "{out}");
     let first = run_id(&out);
     assert_eq!(
         read(&list).as_deref(),
@@ -130,6 +190,7 @@ fn repository_modules_change_check_converge_and_roll_back_on_a_host() {
         read(&repo).as_deref(),
         Some("[rdeploy-e2e]\nbaseurl = file:///srv/repo\ngpgcheck = 0\nname = rdeploy e2e\n\n")
     );
+    assert!(keyring_ids(&keyring).contains(&key_id), "{out}");
     // The host sees them (its own /etc), the machine does not.
     assert!(!Path::new("/etc/apt/sources.list.d/rdeploy-e2e.sources").exists());
     let seen = fleet
@@ -147,4 +208,5 @@ fn repository_modules_change_check_converge_and_roll_back_on_a_host() {
     assert_eq!(read(&list).as_deref(), Some(before_list), "{out}");
     assert!(!sources.exists(), "{out}");
     assert!(!repo.exists(), "{out}");
+    assert!(!keyring.exists(), "{out}");
 }
