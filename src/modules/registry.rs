@@ -207,6 +207,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&files::replace::Replace),
     },
     Entry {
+        name: "rpm_key",
+        spec: Spec::Typed(&system::rpm_key::RpmKeyArgs::SPEC),
+        runs: Runs::Host(&system::rpm_key::RpmKey),
+    },
+    Entry {
         name: "script",
         spec: Spec::Table,
         runs: Runs::Host(&system::command::Script),

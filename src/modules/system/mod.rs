@@ -14,6 +14,7 @@ pub mod fetch;
 pub mod get_url;
 pub mod package;
 pub mod repofile;
+pub mod rpm_key;
 pub mod service;
 pub mod unarchive;
 pub mod wait_for;
@@ -45,6 +46,7 @@ mod tests {
             "apt_repository",
             "deb822_repository",
             "apt_key",
+            "rpm_key",
         ];
         for n in names {
             let m = crate::modules::implementation(n).map(|m| m.name());
