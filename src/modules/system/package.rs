@@ -282,6 +282,20 @@ fn simulated(out: &str) -> Vec<String> {
         .collect()
 }
 
+/// `a, b, c` of at most ten names, then `and N more`.
+fn few(names: &[String]) -> String {
+    let mut shown = names
+        .iter()
+        .take(10)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > 10 {
+        shown.push_str(&format!(" and {} more", names.len() - 10));
+    }
+    shown
+}
+
 fn simulate_cmd(verb: &'static str) -> Cmd {
     Cmd::raw("LC_ALL=C apt-get -s -q")
         .op(verb)
@@ -503,7 +517,7 @@ async fn check_packages(
         let would = simulated(&next_extra("what an upgrade would do")?);
         if !would.is_empty() {
             changes.push(Change::Run {
-                command: format!("apt-get {verb} ({})", would.join(", ")),
+                command: format!("apt-get {verb} ({})", few(&would)),
             });
             plan.full_upgrade = Some(verb);
         }
@@ -512,7 +526,7 @@ async fn check_packages(
         let would = simulated(&next_extra("what autoremove would remove")?);
         if !would.is_empty() {
             changes.push(Change::Run {
-                command: format!("apt-get autoremove ({})", would.join(", ")),
+                command: format!("apt-get autoremove ({})", few(&would)),
             });
             plan.autoremove = true;
         }
@@ -1163,6 +1177,11 @@ printf 'install ok installed|%s\n' "$(cat "$FAKE/pkgs/$p")""#;
         );
         assert!(log.contains("dist-upgrade -y -q"), "{log}");
         assert!(log.contains("autoremove -y -q"), "{log}");
+        let many: Vec<String> = (0..12).map(|i| format!("p{i}")).collect();
+        assert_eq!(
+            few(&many),
+            "p0, p1, p2, p3, p4, p5, p6, p7, p8, p9 and 2 more"
+        );
         assert!(Apt.not_reversible(&|k| k == "deb").is_some());
         assert!(Apt.not_reversible(&|k| k == "name").is_none());
     }
