@@ -524,6 +524,28 @@ mod tests {
             check_apply(&AptKey, &mut tr, &a2, &c).await,
             Ran::InSync(_)
         ));
+        // A url is downloaded on the host (curl reads file: URLs too).
+        let key_file = dir.path().join("one.asc");
+        std::fs::write(&key_file, &k1).unwrap();
+        let by_url =
+            args(json!({"url": format!("file://{}", key_file.display()), "keyring": keyring}));
+        let Ran::Applied(_, Ok(r)) = check_apply(&AptKey, &mut tr, &by_url, &c).await else {
+            panic!()
+        };
+        assert_eq!(r["fp"], json!(id1));
+        assert!(matches!(
+            check_apply(&AptKey, &mut tr, &by_url, &c).await,
+            Ran::InSync(_)
+        ));
+        let by_file = args(json!({"file": key_file, "keyring": keyring}));
+        assert!(matches!(
+            check_apply(&AptKey, &mut tr, &by_file, &c).await,
+            Ran::InSync(_)
+        ));
+        let bad_url = args(json!({"url": "file:///nonexistent/key.asc", "keyring": keyring}));
+        assert!(
+            matches!(check_apply(&AptKey, &mut tr, &bad_url, &c).await, Ran::CheckFailed(m, _) if m.starts_with("Failed to download key at file:///nonexistent/key.asc"))
+        );
         // An .asc keyring is written armored.
         let asc = dir.path().join("keyrings/example.asc");
         let a3 = args(json!({"data": k2, "keyring": asc}));

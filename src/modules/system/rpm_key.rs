@@ -60,7 +60,7 @@ rc_=$?; rm -rf "$t_"; exit $rc_"#;
 
 /// `rpm --import` of the key on stdin, through a temporary file.
 const IMPORT_STDIN: &str =
-    r#"t_=$(mktemp) || exit 1; cat > "$t_" && rpm --import "$t_"; rc_=$?; rm -f "$t_"; exit $rc_"#;
+    r#"t_=$(mktemp) || exit 1; cat > "$t_" && rpm --import -- "$t_"; rc_=$?; rm -f "$t_"; exit $rc_"#;
 
 /// Ansible's `is_keyid`: starts with eight hex digits (after an optional `0x`).
 fn is_keyid(key: &str) -> bool {
@@ -452,6 +452,26 @@ esac"#;
                 id[8..].to_lowercase()
             )),
             "{log}"
+        );
+        // A URL is downloaded on the host (curl reads file: URLs too) and must be a key.
+        let by_url = args(json!({"key": format!("file://{}", file.display())}));
+        assert!(matches!(
+            check_apply(&RpmKey, &mut tr, &by_url, &c).await,
+            Ran::Applied(_, Ok(_))
+        ));
+        assert!(matches!(
+            check_apply(&RpmKey, &mut tr, &by_url, &c).await,
+            Ran::InSync(_)
+        ));
+        assert!(matches!(
+            check_apply(&RpmKey, &mut tr, &gone, &c).await,
+            Ran::Applied(_, Ok(_))
+        ));
+        let html = dir.path().join("index.html");
+        std::fs::write(&html, "<html></html>").unwrap();
+        let not_key = args(json!({"key": format!("file://{}", html.display())}));
+        assert!(
+            matches!(check_apply(&RpmKey, &mut tr, &not_key, &c).await, Ran::CheckFailed(m, _) if m.starts_with("Not a public key: file://"))
         );
         // An id cannot be imported; a missing path is not a key.
         let by_id = args(json!({"key": id}));
