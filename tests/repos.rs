@@ -209,4 +209,27 @@ fn repository_modules_change_check_converge_and_roll_back_on_a_host() {
     assert!(!sources.exists(), "{out}");
     assert!(!repo.exists(), "{out}");
     assert!(!keyring.exists(), "{out}");
+
+    // A key removed from a keyring: the keyring is rewritten without it; rollback puts the
+    // keyring's bytes back.
+    let (code, out, err) = rdeploy(&sb, &run);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let with_key = std::fs::read(&keyring).unwrap();
+    sb.write(
+        "absent.yaml",
+        format!(
+            "- hosts: all\n  gather_facts: no\n  become: true\n  tasks:\n    - apt_key: {{ id: '{key_id}', keyring: /etc/apt/keyrings/rdeploy-e2e.gpg, state: absent }}\n"
+        ),
+    );
+    let (code, out, err) = rdeploy(&sb, &["run", "absent.yaml", "-i", "inv.yaml"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(recap(&out).contains("changed=1"), "{out}");
+    assert!(!keyring_ids(&keyring).contains(&key_id), "{out}");
+    let removed = run_id(&out);
+    let (code, out, err) = rdeploy(&sb, &["run", "absent.yaml", "-i", "inv.yaml"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(recap(&out).contains("changed=0"), "{out}");
+    let (code, out, err) = rdeploy(&sb, &["rollback", &removed, "-i", "inv.yaml", "--force"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(std::fs::read(&keyring).unwrap(), with_key, "{out}");
 }

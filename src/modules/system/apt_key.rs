@@ -85,8 +85,9 @@ fi &&
 if [ "$armor_" = 1 ]; then gpg --batch --armor --export; else gpg --batch --export; fi
 rc_=$?; rm -rf "$t_"; exit $rc_"#;
 
-/// Lists the keys of keyring `$1` (nothing when it does not exist).
-const SHOW_KEYRING: &str = r#"; [ -e "$1" ] || exit 0
+/// Lists the keys of keyring `$1` (nothing when it does not exist or is empty: removing the
+/// last key leaves an empty keyring, as `apt-key del` does).
+const SHOW_KEYRING: &str = r#"; [ -s "$1" ] || exit 0
 t_=$(mktemp -d) || exit 1; GNUPGHOME=$t_; export GNUPGHOME
 gpg --batch --with-colons --show-keys "$1"; rc_=$?; rm -rf "$t_"; exit $rc_"#;
 
@@ -522,6 +523,23 @@ mod tests {
         ));
         assert!(matches!(
             check_apply(&AptKey, &mut tr, &a2, &c).await,
+            Ran::InSync(_)
+        ));
+        // Removing the last key leaves an empty keyring, which reads as no keys.
+        let last = dir.path().join("keyrings/last.gpg");
+        let one = args(json!({"data": k2, "keyring": last}));
+        assert!(matches!(
+            check_apply(&AptKey, &mut tr, &one, &c).await,
+            Ran::Applied(_, Ok(_))
+        ));
+        let none = args(json!({"id": id2, "keyring": last, "state": "absent"}));
+        assert!(matches!(
+            check_apply(&AptKey, &mut tr, &none, &c).await,
+            Ran::Applied(_, Ok(_))
+        ));
+        assert_eq!(std::fs::read(&last).unwrap().len(), 0);
+        assert!(matches!(
+            check_apply(&AptKey, &mut tr, &none, &c).await,
             Ran::InSync(_)
         ));
         // A url is downloaded on the host (curl reads file: URLs too).

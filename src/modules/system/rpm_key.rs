@@ -59,8 +59,7 @@ rpm -q gpg-pubkey --qf '%{description}' | gpg --no-tty --batch --with-colons --f
 rc_=$?; rm -rf "$t_"; exit $rc_"#;
 
 /// `rpm --import` of the key on stdin, through a temporary file.
-const IMPORT_STDIN: &str =
-    r#"t_=$(mktemp) || exit 1; cat > "$t_" && rpm --import -- "$t_"; rc_=$?; rm -f "$t_"; exit $rc_"#;
+const IMPORT_STDIN: &str = r#"t_=$(mktemp) || exit 1; cat > "$t_" && rpm --import -- "$t_"; rc_=$?; rm -f "$t_"; exit $rc_"#;
 
 /// Ansible's `is_keyid`: starts with eight hex digits (after an optional `0x`).
 fn is_keyid(key: &str) -> bool {
