@@ -102,6 +102,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&files::copy::Copy),
     },
     Entry {
+        name: "cron",
+        spec: Spec::Typed(&system::cron::CronArgs::SPEC),
+        runs: Runs::Host(&system::cron::Cron),
+    },
+    Entry {
         name: "deb822_repository",
         spec: Spec::Typed(&system::deb822_repository::Deb822RepositoryArgs::SPEC),
         runs: Runs::Host(&system::deb822_repository::Deb822Repository),
@@ -172,6 +177,16 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Controller,
     },
     Entry {
+        name: "ini_file",
+        spec: Spec::Typed(&files::ini_file::IniFileArgs::SPEC),
+        runs: Runs::Host(&files::ini_file::IniFile),
+    },
+    Entry {
+        name: "known_hosts",
+        spec: Spec::Typed(&system::known_hosts::KnownHostsArgs::SPEC),
+        runs: Runs::Host(&system::known_hosts::KnownHosts),
+    },
+    Entry {
         name: "lineinfile",
         spec: Spec::Table,
         runs: Runs::Host(&files::lineinfile::LineInFile),
@@ -180,6 +195,11 @@ pub static MODULES: &[Entry] = &[
         name: "meta",
         spec: Spec::Table,
         runs: Runs::Controller,
+    },
+    Entry {
+        name: "mount",
+        spec: Spec::Typed(&system::mount::MountArgs::SPEC),
+        runs: Runs::Host(&system::mount::Mount),
     },
     Entry {
         name: "package",
@@ -240,6 +260,11 @@ pub static MODULES: &[Entry] = &[
         name: "stat",
         spec: Spec::Typed(&files::stat::StatArgs::SPEC),
         runs: Runs::Host(&files::stat::Stat),
+    },
+    Entry {
+        name: "sysctl",
+        spec: Spec::Typed(&system::sysctl::SysctlArgs::SPEC),
+        runs: Runs::Host(&system::sysctl::Sysctl),
     },
     Entry {
         name: "systemd",

@@ -9,19 +9,23 @@ pub mod apt_key;
 pub mod apt_repository;
 pub mod command;
 pub mod common;
+pub mod cron;
 pub mod deb822_repository;
 pub mod fetch;
 pub mod get_url;
+pub mod known_hosts;
+pub mod mount;
 pub mod package;
 pub mod repofile;
 pub mod rpm_key;
 pub mod service;
+pub mod sysctl;
 pub mod unarchive;
 pub mod wait_for;
 pub mod yum_repository;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 #[cfg(test)]
 mod tests {
