@@ -147,9 +147,19 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::get_url::GetUrl),
     },
     Entry {
+        name: "group",
+        spec: Spec::Typed(&system::group::GroupArgs::SPEC),
+        runs: Runs::Host(&system::group::Group),
+    },
+    Entry {
         name: "group_by",
         spec: Spec::Typed(&control::group_by::GroupByArgs::SPEC),
         runs: Runs::Controller,
+    },
+    Entry {
+        name: "hostname",
+        spec: Spec::Typed(&system::hostname::HostnameArgs::SPEC),
+        runs: Runs::Host(&system::hostname::Hostname),
     },
     Entry {
         name: "import_role",
@@ -277,6 +287,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&files::copy::Template),
     },
     Entry {
+        name: "timezone",
+        spec: Spec::Typed(&system::timezone::TimezoneArgs::SPEC),
+        runs: Runs::Host(&system::timezone::Timezone),
+    },
+    Entry {
         name: "unarchive",
         spec: Spec::Table,
         runs: Runs::Host(&system::unarchive::Unarchive),
@@ -285,6 +300,11 @@ pub static MODULES: &[Entry] = &[
         name: "uri",
         spec: Spec::Typed(&control::uri::UriArgs::SPEC),
         runs: Runs::Controller,
+    },
+    Entry {
+        name: "user",
+        spec: Spec::Typed(&system::user::UserArgs::SPEC),
+        runs: Runs::Host(&system::user::User),
     },
     Entry {
         name: "wait_for",

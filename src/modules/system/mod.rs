@@ -5,6 +5,7 @@
 //! not read the run mode. Free-form text (`command: ls -l`, `shell: |`) reaches these modules
 //! under the argument [`common::FREE_FORM`] (`_raw_params`), or as `cmd`.
 
+pub mod accounts;
 pub mod apt_key;
 pub mod apt_repository;
 pub mod command;
@@ -13,6 +14,8 @@ pub mod cron;
 pub mod deb822_repository;
 pub mod fetch;
 pub mod get_url;
+pub mod group;
+pub mod hostname;
 pub mod known_hosts;
 pub mod mount;
 pub mod package;
@@ -20,7 +23,9 @@ pub mod repofile;
 pub mod rpm_key;
 pub mod service;
 pub mod sysctl;
+pub mod timezone;
 pub mod unarchive;
+pub mod user;
 pub mod wait_for;
 pub mod yum_repository;
 
@@ -51,6 +56,10 @@ mod tests {
             "deb822_repository",
             "apt_key",
             "rpm_key",
+            "user",
+            "group",
+            "hostname",
+            "timezone",
         ];
         for n in names {
             let m = crate::modules::implementation(n).map(|m| m.name());
