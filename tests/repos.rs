@@ -150,13 +150,10 @@ fn repository_modules_change_check_converge_and_roll_back_on_a_host() {
     // A disabled copy of the line is there before: the run enables it in place.
     let before_list = "# deb [trusted=yes] file:/srv/repo ./\n";
     std::fs::write(&list, before_list).unwrap();
-    // The backups are root's: `runs/` there is root's, so the state folder is prepared
-    // through become and the journal says so (the rollback then reads the manifest root
-    // wrote through become too). The folder itself stays the login user's: the rollback
-    // takes the host lock in it as the login user.
-    let runs = h.path("/var/lib/rdeploy/runs");
-    std::fs::create_dir_all(&runs).unwrap();
-    std::os::unix::fs::chown(&runs, Some(0), Some(0)).unwrap();
+    // The backups are root's, as on a real host: the fleet gives the login user its own
+    // /var/lib/rdeploy, where root's manifest (umask 077) would be unreadable to the rollback.
+    let state = h.path("/var/lib/rdeploy");
+    std::os::unix::fs::chown(&state, Some(0), Some(0)).unwrap();
     let keyring = h.path("/etc/apt/keyrings/rdeploy-e2e.gpg");
     let sb = sandbox(&fleet, REPOS);
     let (key, key_id) = test_key(sb.path());
