@@ -6,9 +6,12 @@
 //! under the argument [`common::FREE_FORM`] (`_raw_params`), or as `cmd`.
 
 pub mod accounts;
+pub mod apt_key;
+pub mod apt_repository;
 pub mod command;
 pub mod common;
 pub mod cron;
+pub mod deb822_repository;
 pub mod fetch;
 pub mod get_url;
 pub mod getent;
@@ -18,12 +21,15 @@ pub mod hostname;
 pub mod known_hosts;
 pub mod mount;
 pub mod package;
+pub mod repofile;
+pub mod rpm_key;
 pub mod service;
 pub mod sysctl;
 pub mod timezone;
 pub mod unarchive;
 pub mod user;
 pub mod wait_for;
+pub mod yum_repository;
 
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -47,6 +53,11 @@ mod tests {
             "fetch",
             "get_url",
             "unarchive",
+            "yum_repository",
+            "apt_repository",
+            "deb822_repository",
+            "apt_key",
+            "rpm_key",
             "user",
             "group",
             "hostname",
