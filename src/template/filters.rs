@@ -25,42 +25,227 @@ pub const MANDATORY_MARK: &str = "mandatory variable is not defined";
 
 /// Adds every filter of this file (and the `dict` function) to `env`.
 pub fn register(env: &mut Environment<'static>) {
-    env.add_filter("bool", bool_filter);
-    env.add_filter("int", int);
-    env.add_filter("float", float);
-    env.add_filter("to_json", to_json);
-    env.add_filter("to_nice_json", to_nice_json);
-    env.add_filter("tojson", to_json);
-    env.add_filter("from_json", from_json);
-    env.add_filter("to_yaml", to_yaml);
-    env.add_filter("to_nice_yaml", to_nice_yaml);
-    env.add_filter("from_yaml", from_yaml);
-    env.add_filter("from_yaml_all", from_yaml_all);
-    env.add_filter("b64encode", b64encode);
-    env.add_filter("b64decode", b64decode);
-    env.add_filter("hash", hash);
-    env.add_filter("checksum", checksum);
-    env.add_filter("combine", combine);
-    env.add_filter("dict2items", dict2items);
-    env.add_filter("items2dict", items2dict);
-    env.add_filter("ternary", ternary);
-    env.add_filter("mandatory", mandatory);
-    env.add_filter("quote", quote);
-    env.add_filter("flatten", flatten);
-    env.add_filter("product", product);
-    env.add_filter("dict", dict_filter);
-    env.add_filter("difference", difference);
-    env.add_filter("intersect", intersect);
-    env.add_filter("union", union);
-    env.add_filter("symmetric_difference", symmetric_difference);
-    env.add_filter("regex_replace", regex_replace);
-    env.add_filter("regex_search", regex_search);
-    env.add_filter("regex_findall", regex_findall);
-    env.add_filter("regex_escape", regex_escape);
-    env.add_filter("basename", basename);
-    env.add_filter("dirname", dirname);
-    env.add_filter("splitext", splitext);
+    add_filter(env, "bool", bool_filter);
+    add_filter(env, "int", int);
+    add_filter(env, "float", float);
+    add_filter(env, "to_json", to_json);
+    add_filter(env, "to_nice_json", to_nice_json);
+    add_filter(env, "tojson", to_json);
+    add_filter(env, "from_json", from_json);
+    add_filter(env, "to_yaml", to_yaml);
+    add_filter(env, "to_nice_yaml", to_nice_yaml);
+    add_filter(env, "from_yaml", from_yaml);
+    add_filter(env, "from_yaml_all", from_yaml_all);
+    add_filter(env, "b64encode", b64encode);
+    add_filter(env, "b64decode", b64decode);
+    add_filter(env, "hash", hash);
+    add_filter(env, "checksum", checksum);
+    add_filter(env, "combine", combine);
+    add_filter(env, "dict2items", dict2items);
+    add_filter(env, "items2dict", items2dict);
+    add_filter(env, "ternary", ternary);
+    add_filter(env, "mandatory", mandatory);
+    add_filter(env, "quote", quote);
+    add_filter(env, "flatten", flatten);
+    add_filter(env, "product", product);
+    add_filter(env, "dict", dict_filter);
+    add_filter(env, "difference", difference);
+    add_filter(env, "intersect", intersect);
+    add_filter(env, "union", union);
+    add_filter(env, "symmetric_difference", symmetric_difference);
+    add_filter(env, "regex_replace", regex_replace);
+    add_filter(env, "regex_search", regex_search);
+    add_filter(env, "regex_findall", regex_findall);
+    add_filter(env, "regex_escape", regex_escape);
+    add_filter(env, "basename", basename);
+    add_filter(env, "dirname", dirname);
+    add_filter(env, "splitext", splitext);
     env.add_function("dict", dict_function);
+    register_builtin_aliases(env);
+}
+
+/// ansible-core 2.19's builtin filters (plugins/filter/*.py): each is also registered as
+/// `ansible.builtin.NAME`, as Ansible resolves it.
+pub const ANSIBLE_FILTERS: &[&str] = &[
+    "b64decode",
+    "b64encode",
+    "to_uuid",
+    "to_json",
+    "to_nice_json",
+    "from_json",
+    "to_yaml",
+    "to_nice_yaml",
+    "from_yaml",
+    "from_yaml_all",
+    "basename",
+    "dirname",
+    "expanduser",
+    "expandvars",
+    "path_join",
+    "realpath",
+    "relpath",
+    "splitext",
+    "win_basename",
+    "win_dirname",
+    "win_splitdrive",
+    "commonpath",
+    "normpath",
+    "fileglob",
+    "bool",
+    "to_datetime",
+    "strftime",
+    "quote",
+    "md5",
+    "sha1",
+    "checksum",
+    "password_hash",
+    "hash",
+    "regex_replace",
+    "regex_escape",
+    "regex_search",
+    "regex_findall",
+    "ternary",
+    "random",
+    "shuffle",
+    "mandatory",
+    "comment",
+    "type_debug",
+    "combine",
+    "extract",
+    "flatten",
+    "dict2items",
+    "items2dict",
+    "subelements",
+    "split",
+    "groupby",
+    "d",
+    "default",
+    "map",
+    "select",
+    "selectattr",
+    "reject",
+    "rejectattr",
+    "vault",
+    "unvault",
+    "log",
+    "pow",
+    "root",
+    "unique",
+    "intersect",
+    "difference",
+    "symmetric_difference",
+    "union",
+    "product",
+    "permutations",
+    "combinations",
+    "human_readable",
+    "human_to_bytes",
+    "rekey_on_member",
+    "zip",
+    "zip_longest",
+    "urldecode",
+    "urlsplit",
+];
+
+/// ansible-core 2.19's builtin tests (plugins/test/*.py), also registered as
+/// `ansible.builtin.NAME`.
+pub const ANSIBLE_TESTS: &[&str] = &[
+    "failed",
+    "failure",
+    "succeeded",
+    "success",
+    "successful",
+    "reachable",
+    "unreachable",
+    "timedout",
+    "changed",
+    "change",
+    "skipped",
+    "skip",
+    "finished",
+    "started",
+    "match",
+    "search",
+    "regex",
+    "version_compare",
+    "version",
+    "any",
+    "all",
+    "truthy",
+    "falsy",
+    "vault_encrypted",
+    "vaulted_file",
+    "defined",
+    "undefined",
+    "directory",
+    "is_dir",
+    "file",
+    "is_file",
+    "link",
+    "is_link",
+    "exists",
+    "link_exists",
+    "abs",
+    "is_abs",
+    "same_file",
+    "is_same_file",
+    "mount",
+    "is_mount",
+    "subset",
+    "issubset",
+    "superset",
+    "issuperset",
+    "contains",
+    "nan",
+    "isnan",
+    "uri",
+    "url",
+    "urn",
+];
+
+/// Registers filter `name`, and `ansible.builtin.NAME` when Ansible has it built in.
+pub fn add_filter<F, Rv, Args>(env: &mut Environment<'static>, name: &'static str, f: F)
+where
+    F: minijinja::functions::Function<Rv, Args> + Clone,
+    Rv: minijinja::value::FunctionResult,
+    Args: for<'a> minijinja::value::FunctionArgs<'a>,
+{
+    if ANSIBLE_FILTERS.contains(&name) {
+        env.add_filter(format!("ansible.builtin.{name}"), f.clone());
+    }
+    env.add_filter(name, f);
+}
+
+/// Registers test `name`, and `ansible.builtin.NAME` when Ansible has it built in.
+pub fn add_test<F, Rv, Args>(env: &mut Environment<'static>, name: &'static str, f: F)
+where
+    F: minijinja::functions::Function<Rv, Args> + Clone,
+    Rv: minijinja::value::FunctionResult,
+    Args: for<'a> minijinja::value::FunctionArgs<'a>,
+{
+    if ANSIBLE_TESTS.contains(&name) {
+        env.add_test(format!("ansible.builtin.{name}"), f.clone());
+    }
+    env.add_test(name, f);
+}
+
+/// `ansible.builtin.` names for the filters and tests Ansible takes from Jinja2 and rdeploy
+/// from minijinja as they are.
+fn register_builtin_aliases(env: &mut Environment<'static>) {
+    use minijinja::{filters as f, tests as t};
+    env.add_filter("ansible.builtin.split", f::split);
+    env.add_filter("ansible.builtin.groupby", f::groupby);
+    env.add_filter("ansible.builtin.d", f::default);
+    env.add_filter("ansible.builtin.default", f::default);
+    env.add_filter("ansible.builtin.map", f::map);
+    env.add_filter("ansible.builtin.select", f::select);
+    env.add_filter("ansible.builtin.selectattr", f::selectattr);
+    env.add_filter("ansible.builtin.reject", f::reject);
+    env.add_filter("ansible.builtin.rejectattr", f::rejectattr);
+    env.add_filter("ansible.builtin.unique", f::unique);
+    env.add_filter("ansible.builtin.zip", f::zip);
+    env.add_test("ansible.builtin.defined", t::is_defined);
+    env.add_test("ansible.builtin.undefined", t::is_undefined);
 }
 
 fn op_err(msg: impl Into<String>) -> Error {
@@ -626,6 +811,7 @@ fn b64decode(v: &Value) -> Result<String, Error> {
 fn hash_hex(kind: &str, data: &[u8]) -> Result<String, Error> {
     use sha1::Digest as _;
     Ok(match kind {
+        "md5" => format!("{:x}", md5::compute(data)),
         "sha1" => hex::encode(sha1::Sha1::digest(data)),
         "sha224" => hex::encode(sha2::Sha224::digest(data)),
         "sha256" => hex::encode(sha2::Sha256::digest(data)),
@@ -633,7 +819,7 @@ fn hash_hex(kind: &str, data: &[u8]) -> Result<String, Error> {
         "sha512" => hex::encode(sha2::Sha512::digest(data)),
         other => {
             return Err(op_err(format!(
-                "hash type '{other}' is not supported (sha1, sha224, sha256, sha384, sha512)"
+                "hash type '{other}' is not supported (md5, sha1, sha224, sha256, sha384, sha512)"
             )));
         }
     })
@@ -1500,7 +1686,7 @@ mod unit_tests {
                 "a94a8fe5ccb19ba61c4c0873d391e987982fbbd3",
             ),
         ]);
-        assert!(err("{{ 'x' | hash('md5') }}").contains("not supported"));
+        assert!(err("{{ 'x' | hash('nope') }}").contains("not supported"));
         assert!(err("{{ '!!' | b64decode }}").contains("invalid base64"));
     }
 
