@@ -22,6 +22,7 @@ pub mod more_tests;
 mod pyrandom;
 pub mod tests;
 pub mod time;
+mod unknown;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -730,6 +731,7 @@ pub(crate) fn describe_error(
             e.detail().unwrap_or("invalid syntax")
         ),
         kind => match e.detail() {
+            Some(d) if let Some(msg) = unknown::message(kind, d) => msg,
             Some(d) if kind == ErrorKind::InvalidOperation => d.to_string(),
             Some(d) if kind == ErrorKind::UnknownFunction && d.starts_with("lookup") => {
                 d.to_string()
