@@ -1670,3 +1670,94 @@ fn unvault(v: &Value, pos: Rest<Value>, kw: Kwargs) -> Result<String, Error> {
     crate::vault::redact::register(&plain);
     Ok(plain)
 }
+
+#[cfg(test)]
+mod unit_tests {
+    use crate::template::{environment, value_to_json};
+
+    fn eval(expr: &str, ctx: serde_json::Value) -> serde_json::Value {
+        let env = environment();
+        let e = env
+            .compile_expression(expr)
+            .unwrap_or_else(|e| panic!("{expr}: {e}"));
+        let v = e
+            .eval(crate::template::json_to_value(&ctx))
+            .unwrap_or_else(|e| panic!("{expr}: {e:#}"));
+        value_to_json(&v).unwrap_or_else(|e| panic!("{expr}: {e}"))
+    }
+
+    /// Without a seed, Ansible draws from the OS (`SystemRandom`): any value in range, and a
+    /// shuffle is a permutation; a salt is random but of passlib's size.
+    #[test]
+    fn unseeded_random_shuffle_and_salt_stay_in_range() {
+        for _ in 0..50 {
+            let n = eval("100 | random(start=10, step=5)", serde_json::json!({}));
+            let n = n.as_i64().unwrap_or(-1);
+            assert!((10..100).contains(&n) && n % 5 == 0, "{n}");
+        }
+        let mut l = eval("[1,2,3,4,5] | shuffle", serde_json::json!({}));
+        let mut sorted = l.as_array_mut().cloned().unwrap_or_default();
+        sorted.sort_by_key(|v| v.as_i64());
+        assert_eq!(
+            serde_json::Value::Array(sorted),
+            serde_json::json!([1, 2, 3, 4, 5])
+        );
+        let h = eval("'pw' | password_hash('md5')", serde_json::json!({}));
+        let h = h.as_str().unwrap_or_default();
+        assert!(h.starts_with("$1$") && h.len() == 34, "{h}");
+        let a = eval(
+            "'pw' | password_hash('sha512', rounds=5000)",
+            serde_json::json!({}),
+        );
+        let b = eval(
+            "'pw' | password_hash('sha512', rounds=5000)",
+            serde_json::json!({}),
+        );
+        assert_ne!(a, b, "two unsalted hashes must differ");
+    }
+
+    /// `fileglob` lists regular files only, and `path_join`/`relpath` work on what it finds.
+    #[test]
+    fn fileglob_lists_regular_files_of_the_controller() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let d = dir.path().to_string_lossy().into_owned();
+        std::fs::write(dir.path().join("a.conf"), "x").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join(".hidden.conf"), "x").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir(dir.path().join("sub.conf")).unwrap_or_else(|e| panic!("{e}"));
+        let got = eval(
+            "[d, '*.conf'] | path_join | fileglob",
+            serde_json::json!({ "d": d }),
+        );
+        assert_eq!(got, serde_json::json!([format!("{d}/a.conf")]));
+        let got = eval(
+            "[d, '.*.conf'] | path_join | fileglob | map('relpath', d) | list",
+            serde_json::json!({ "d": d }),
+        );
+        assert_eq!(got, serde_json::json!([".hidden.conf"]));
+    }
+
+    /// `vault` then `unvault` round-trips with rdeploy's vault; a wrong secret fails.
+    #[test]
+    fn vault_round_trips_and_refuses_a_wrong_secret() {
+        let got = eval(
+            "'s3cret' | vault('pw', vault_id='prod') | unvault('pw', vault_id='prod')",
+            serde_json::json!({}),
+        );
+        assert_eq!(got, serde_json::json!("s3cret"));
+        let env = environment();
+        let e = env
+            .compile_expression("'s3cret' | vault('pw') | unvault('other')")
+            .and_then(|e| e.eval(()))
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(e.contains("Unable to decrypt"), "{e}");
+        let e = env
+            .compile_expression("'x' | vault('pw', salt='short')")
+            .and_then(|e| e.eval(()))
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(e.contains("salt of exactly 32 bytes"), "{e}");
+    }
+}
