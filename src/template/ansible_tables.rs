@@ -583,4 +583,31 @@ const CASES: &[(&str, Result<&str, &str>)] = &[
     ("'' is ansible.builtin.falsy", Ok(r##"true"##)),
     ("x is ansible.builtin.undefined", Ok(r##"true"##)),
     ("1 is ansible.builtin.defined", Ok(r##"true"##)),
+    (
+        "'dir' | b64encode(encoding='utf-16-le')",
+        Ok(r##""ZABpAHIA""##),
+    ),
+    (
+        "'h\u{e9}llo' | b64encode(encoding='utf-16')",
+        Ok(r##""//5oAOkAbABsAG8A""##),
+    ),
+    (
+        "'ZABpAHIA' | b64decode(encoding='utf-16-le')",
+        Ok(r##""dir""##),
+    ),
+    ("'??>' | b64encode(urlsafe=True)", Ok(r##""Pz8-""##)),
+    ("'Pz8-' | b64decode(urlsafe=True)", Ok(r##""??>""##)),
+    ("'aGk=' | ansible.builtin.b64decode", Ok(r##""hi""##)),
+    (
+        "'abc' | regex_replace('b', 'X', mandatory_count=1)",
+        Ok(r##""aXc""##),
+    ),
+    (
+        "'abcb' | regex_replace('b', 'X', mandatory_count=1)",
+        Err("'b' should match 1 times, but matches 0 times in 'abcb'"),
+    ),
+    (
+        "'abcb' | regex_replace('b', 'X', count=1, mandatory_count=1)",
+        Ok(r##""aXcb""##),
+    ),
 ];

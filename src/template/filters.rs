@@ -795,17 +795,129 @@ fn to_nice_yaml(v: &Value, kwargs: Kwargs) -> Result<String, Error> {
 
 // ---------------------------------------------------------------- encodings and hashes
 
-fn b64encode(v: &Value) -> Result<String, Error> {
-    let s = text_of(v, "b64encode")?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(s.as_bytes()))
+/// The `encoding` and `urlsafe` arguments of `b64encode`/`b64decode`, by position or name.
+fn b64_args(
+    what: &str,
+    encoding: Option<String>,
+    urlsafe: Option<bool>,
+    kwargs: &Kwargs,
+) -> Result<(String, bool), Error> {
+    let encoding = match encoding {
+        Some(e) => e,
+        None => kwargs
+            .get::<Option<String>>("encoding")?
+            .unwrap_or_else(|| "utf-8".to_string()),
+    };
+    let urlsafe = match urlsafe {
+        Some(u) => u,
+        None => kwargs.get::<Option<bool>>("urlsafe")?.unwrap_or(false),
+    };
+    kwargs.assert_all_used()?;
+    let norm = encoding.to_ascii_lowercase().replace('_', "-");
+    let known = [
+        "utf-8",
+        "utf8",
+        "utf-16",
+        "utf-16-le",
+        "utf-16le",
+        "utf-16-be",
+        "utf-16be",
+        "ascii",
+        "latin-1",
+        "latin1",
+        "iso-8859-1",
+    ];
+    if !known.contains(&norm.as_str()) {
+        return Err(op_err(format!(
+            "{what}: encoding '{encoding}' is not supported by rdeploy (utf-8, utf-16, utf-16-le, utf-16-be, ascii, latin-1)"
+        )));
+    }
+    Ok((norm, urlsafe))
 }
 
-fn b64decode(v: &Value) -> Result<String, Error> {
+fn b64_engine(urlsafe: bool) -> &'static base64::engine::GeneralPurpose {
+    if urlsafe {
+        &base64::engine::general_purpose::URL_SAFE
+    } else {
+        &base64::engine::general_purpose::STANDARD
+    }
+}
+
+/// `b64encode(encoding='utf-8', urlsafe=False)`: the text in `encoding`, base64-encoded
+/// (`utf-16-le` for PowerShell's `-EncodedCommand`).
+fn b64encode(
+    v: &Value,
+    encoding: Option<String>,
+    urlsafe: Option<bool>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    let (encoding, urlsafe) = b64_args("b64encode", encoding, urlsafe, &kwargs)?;
+    let s = text_of(v, "b64encode")?;
+    let bytes: Vec<u8> = match encoding.as_str() {
+        "utf-16" => [0xff, 0xfe]
+            .into_iter()
+            .chain(s.encode_utf16().flat_map(u16::to_le_bytes))
+            .collect(),
+        "utf-16-le" | "utf-16le" => s.encode_utf16().flat_map(u16::to_le_bytes).collect(),
+        "utf-16-be" | "utf-16be" => s.encode_utf16().flat_map(u16::to_be_bytes).collect(),
+        "ascii" | "latin-1" | "latin1" | "iso-8859-1" => {
+            let max = if encoding == "ascii" { 0x7f } else { 0xff };
+            s.chars()
+                .map(|c| {
+                    u8::try_from(u32::from(c))
+                        .ok()
+                        .filter(|b| u32::from(*b) <= max)
+                        .ok_or_else(|| {
+                            op_err(format!("b64encode: '{c}' cannot be encoded as {encoding}"))
+                        })
+                })
+                .collect::<Result<_, _>>()?
+        }
+        _ => s.into_bytes(),
+    };
+    Ok(b64_engine(urlsafe).encode(bytes))
+}
+
+/// `b64decode(encoding='utf-8', urlsafe=False)`: base64 to text read as `encoding`.
+fn b64decode(
+    v: &Value,
+    encoding: Option<String>,
+    urlsafe: Option<bool>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    let (encoding, urlsafe) = b64_args("b64decode", encoding, urlsafe, &kwargs)?;
     let s = str_arg(v, "b64decode")?;
-    let bytes = base64::engine::general_purpose::STANDARD
+    let bytes = b64_engine(urlsafe)
         .decode(s.trim().as_bytes())
         .map_err(|e| op_err(format!("b64decode: invalid base64: {e}")))?;
-    String::from_utf8(bytes).map_err(|_| op_err("b64decode: decoded bytes are not UTF-8 text"))
+    let utf16 = |bytes: &[u8], le: bool| -> Result<String, Error> {
+        let units: Vec<u16> = bytes
+            .chunks(2)
+            .map(|c| {
+                let pair = [c[0], c.get(1).copied().unwrap_or(0)];
+                if le {
+                    u16::from_le_bytes(pair)
+                } else {
+                    u16::from_be_bytes(pair)
+                }
+            })
+            .collect();
+        String::from_utf16(&units)
+            .map_err(|_| op_err("b64decode: decoded bytes are not UTF-16 text"))
+    };
+    match encoding.as_str() {
+        "utf-16" => match bytes.as_slice() {
+            [0xfe, 0xff, rest @ ..] => utf16(rest, false),
+            [0xff, 0xfe, rest @ ..] => utf16(rest, true),
+            rest => utf16(rest, true),
+        },
+        "utf-16-le" | "utf-16le" => utf16(&bytes, true),
+        "utf-16-be" | "utf-16be" => utf16(&bytes, false),
+        "latin-1" | "latin1" | "iso-8859-1" => Ok(bytes.iter().map(|b| char::from(*b)).collect()),
+        "ascii" if !bytes.is_ascii() => Err(op_err("b64decode: decoded bytes are not ASCII text")),
+        _ => String::from_utf8(bytes)
+            .map_err(|_| op_err("b64decode: decoded bytes are not UTF-8 text")),
+    }
 }
 
 fn hash_hex(kind: &str, data: &[u8]) -> Result<String, Error> {
@@ -1273,10 +1385,22 @@ fn regex_replace(
 ) -> Result<String, Error> {
     let (i, m) = regex_flags(&kwargs)?;
     let count = kwargs.get::<Option<usize>>("count")?.unwrap_or(0);
+    let mandatory_count = kwargs.get::<Option<usize>>("mandatory_count")?.unwrap_or(0);
     kwargs.assert_all_used()?;
     let s = text_of(v, "regex_replace")?;
-    let re = compile_regex(pattern.as_deref().unwrap_or(""), i, m)?;
+    let pattern = pattern.unwrap_or_default();
+    let re = compile_regex(&pattern, i, m)?;
     let repl = python_replacement(replacement.as_deref().unwrap_or(""))?;
+    if mandatory_count != 0 {
+        let subs = re.find_iter(&s).count();
+        let subs = if count == 0 { subs } else { subs.min(count) };
+        if subs != mandatory_count {
+            // Ansible's message prints `count` (the argument) where it means the matches.
+            return Err(op_err(format!(
+                "'{pattern}' should match {mandatory_count} times, but matches {count} times in '{s}'"
+            )));
+        }
+    }
     Ok(re.replacen(&s, count, repl.as_str()).into_owned())
 }
 
