@@ -610,4 +610,17 @@ const CASES: &[(&str, Result<&str, &str>)] = &[
         "'abcb' | regex_replace('b', 'X', count=1, mandatory_count=1)",
         Ok(r##""aXcb""##),
     ),
+    (
+        "[1,2] | zip_longest([3]) | first | type_debug",
+        Ok(r##""tuple""##),
+    ),
+    (
+        "[1,2] | product([3]) | first | type_debug",
+        Ok(r##""tuple""##),
+    ),
+    ("'C:/x' | win_splitdrive | type_debug", Ok(r##""tuple""##)),
+    (
+        "[1,2] | permutations | first | type_debug",
+        Ok(r##""tuple""##),
+    ),
 ];

@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
-use minijinja::value::{Kwargs, Rest, ValueKind};
+use minijinja::value::{Kwargs, Rest, Tuple, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, Value};
 
 use super::crypt;
@@ -223,8 +223,9 @@ impl<'a> Params<'a> {
     }
 }
 
+/// A Python tuple (a sequence `type_debug` calls `tuple`).
 fn tuple(items: Vec<Value>) -> Value {
-    Value::from(items)
+    Value::from_object(Tuple::new(items))
 }
 
 // ---------------------------------------------------------------- paths
@@ -1209,6 +1210,7 @@ fn type_debug(v: &Value) -> Result<String, Error> {
         ValueKind::String => "str",
         ValueKind::Bytes => "bytes",
         ValueKind::Map => "dict",
+        ValueKind::Seq if v.downcast_object_ref::<Tuple>().is_some() => "tuple",
         ValueKind::Seq | ValueKind::Iterable => "list",
         _ => "object",
     }
