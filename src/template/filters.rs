@@ -1689,7 +1689,7 @@ mod unit_tests {
             ),
             (
                 "{{ 'k=v, x=y' | regex_findall('(\\\\w)=(\\\\w)') }}",
-                "[('k', 'v'), ('x', 'y')]",
+                "[['k', 'v'], ['x', 'y']]",
             ),
             (
                 "{{ '^f.*o(.*)$' | regex_escape }}",
@@ -1723,8 +1723,8 @@ mod unit_tests {
             ("{{ '/etc/asdf/' | dirname }}", "/etc/asdf"),
             ("{{ '/foo' | dirname }}", "/"),
             ("{{ 'foo' | dirname }}", ""),
-            ("{{ '/a/b.tar.gz' | splitext }}", "('/a/b.tar', '.gz')"),
-            ("{{ '.bashrc' | splitext }}", "('.bashrc', '')"),
+            ("{{ '/a/b.tar.gz' | splitext }}", "['/a/b.tar', '.gz']"),
+            ("{{ '.bashrc' | splitext }}", "['.bashrc', '']"),
             ("{{ 'a/.x.y' | splitext | last }}", ".y"),
             ("{{ 'noext' | splitext | last }}", ""),
         ]);
@@ -1874,7 +1874,7 @@ mod unit_tests {
             ("{{ [['a', 1], ['b', 2]] | dict }}", "{'a': 1, 'b': 2}"),
             ("{{ dict(['a', 'b'] | zip([1, 2])) }}", "{'a': 1, 'b': 2}"),
             ("{{ dict(x=1) }}", "{'x': 1}"),
-            ("{{ {'a': 1} | items | list }}", "[('a', 1)]"),
+            ("{{ {'a': 1} | items | list }}", "[['a', 1]]"),
         ]);
     }
 
@@ -1936,11 +1936,11 @@ mod unit_tests {
             ("{{ [1, none] | flatten(skip_nulls=false) }}", "[1, None]"),
             (
                 "{{ [1, 2] | zip(['a', 'b']) | list }}",
-                "[(1, 'a'), (2, 'b')]",
+                "[[1, 'a'], [2, 'b']]",
             ),
             (
                 "{{ [1, 2] | product(['a', 'b']) | list }}",
-                "[(1, 'a'), (1, 'b'), (2, 'a'), (2, 'b')]",
+                "[[1, 'a'], [1, 'b'], [2, 'a'], [2, 'b']]",
             ),
             ("{{ 'ab' | list }}", "['a', 'b']"),
             ("{{ [1, 2, 3, 2] | difference([2]) }}", "[1, 3]"),

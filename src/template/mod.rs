@@ -80,7 +80,7 @@ fn environment_with(mode: lookups::Mode) -> Environment<'static> {
         if value.is_none() {
             Ok(())
         } else {
-            minijinja::escape_formatter(out, state, value)
+            minijinja::escape_formatter(out, state, &printed(value))
         }
     });
     env.set_unknown_method_callback(python_methods);
@@ -274,10 +274,50 @@ fn chainable(env: &Environment<'static>) -> Environment<'static> {
         } else if value.is_none() {
             Ok(())
         } else {
-            minijinja::escape_formatter(out, state, value)
+            minijinja::escape_formatter(out, state, &printed(value))
         }
     });
     twin
+}
+
+/// What `{{ value }}` prints: ansible-core 2.19 prints a tuple (`splitext`, `zip`) as a list,
+/// `['c.tar', '.gz']`, not `('c.tar', '.gz')`; tuples inside lists and dicts too.
+fn printed(value: &Value) -> Value {
+    fn has_tuple(v: &Value) -> bool {
+        match v.kind() {
+            minijinja::value::ValueKind::Seq => {
+                v.downcast_object_ref::<minijinja::value::Tuple>().is_some()
+                    || v.try_iter().is_ok_and(|mut it| it.any(|x| has_tuple(&x)))
+            }
+            minijinja::value::ValueKind::Map => v
+                .try_iter()
+                .is_ok_and(|mut it| it.any(|k| v.get_item(&k).is_ok_and(|x| has_tuple(&x)))),
+            _ => false,
+        }
+    }
+    fn lists(v: &Value) -> Value {
+        match v.kind() {
+            minijinja::value::ValueKind::Seq => match v.try_iter() {
+                Ok(it) => Value::from(it.map(|x| lists(&x)).collect::<Vec<_>>()),
+                Err(_) => v.clone(),
+            },
+            minijinja::value::ValueKind::Map if v.as_object().is_none_or(|_| true) => {
+                match v.try_iter() {
+                    Ok(it) => Value::from_iter(it.map(|k| {
+                        let x = v.get_item(&k).unwrap_or_default();
+                        (k, lists(&x))
+                    })),
+                    Err(_) => v.clone(),
+                }
+            }
+            _ => v.clone(),
+        }
+    }
+    if has_tuple(value) {
+        lists(value)
+    } else {
+        value.clone()
+    }
 }
 
 /// Runs `f` with strict undefined; if that fails on an undefined value and `source` is
