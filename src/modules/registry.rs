@@ -182,6 +182,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::wait_for::Ping),
     },
     Entry {
+        name: "pip",
+        spec: Spec::Typed(&system::pip::PipArgs::SPEC),
+        runs: Runs::Host(&system::pip::Pip),
+    },
+    Entry {
         name: "raw",
         spec: Spec::Table,
         runs: Runs::Host(&system::command::Raw),

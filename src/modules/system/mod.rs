@@ -1,5 +1,6 @@
 //! Command and system modules: command, shell, script, raw, service/systemd,
-//! package/apt/dnf, wait_for, fetch, unarchive, get_url, ping.
+//! package/apt/dnf, wait_for, fetch, unarchive, get_url, ping, and the language package
+//! managers (pip).
 //!
 //! Owns their `check`/`apply`. Must not format shell lines (use `transport::cmd`), and must
 //! not read the run mode. Free-form text (`command: ls -l`, `shell: |`) reaches these modules
@@ -10,6 +11,7 @@ pub mod common;
 pub mod fetch;
 pub mod get_url;
 pub mod package;
+pub mod pip;
 pub mod service;
 pub mod unarchive;
 pub mod wait_for;
@@ -36,6 +38,7 @@ mod tests {
             "fetch",
             "get_url",
             "unarchive",
+            "pip",
         ];
         for n in names {
             let m = crate::modules::implementation(n).map(|m| m.name());
