@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::Sandbox;
-use support::fleet::Fleet;
+use support::fleet::{Fleet, USER};
 
 /// A sandbox with the fleet's inventory as `inv.yaml` and `pb.yaml`.
 fn sandbox(fleet: &Fleet, playbook: &str) -> Sandbox {
@@ -191,4 +191,100 @@ fn pip_installs_into_a_new_virtualenv_offline_checks_again_removes_and_rolls_bac
     let (code, out) = rdeploy(&sb, &["rollback", &first, "-i", "inv.yaml", "--force"]);
     assert_eq!(code, 0, "{out}");
     assert!(!venv.exists(), "{out}");
+}
+
+/// `npm pack` of a one-file package `rdeploy-demo` 1.0.0 into `dir`.
+fn write_npm_tarball(dir: &Path) {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("package.json"),
+        r#"{"name": "rdeploy-demo", "version": "1.0.0", "main": "index.js"}"#,
+    )
+    .unwrap();
+    std::fs::write(src.path().join("index.js"), "module.exports = 1;\n").unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let st = Command::new("npm")
+        .args(["pack", "--silent", "--pack-destination"])
+        .arg(dir)
+        .current_dir(src.path())
+        .output()
+        .expect("npm pack");
+    assert!(st.status.success(), "{st:?}");
+    assert!(dir.join("rdeploy-demo-1.0.0.tgz").is_file());
+}
+
+const NPM_PLAY: &str = r#"
+- hosts: all
+  gather_facts: no
+  environment:
+    npm_config_offline: "true"
+    npm_config_audit: "false"
+    npm_config_fund: "false"
+    npm_config_update_notifier: "false"
+  tasks:
+    - npm:
+        path: /srv/app
+"#;
+
+const NPM_ABSENT: &str = r#"
+- hosts: all
+  gather_facts: no
+  environment:
+    npm_config_offline: "true"
+    npm_config_audit: "false"
+  tasks:
+    - npm:
+        name: rdeploy-demo
+        path: /srv/app
+        state: absent
+"#;
+
+#[test]
+fn npm_installs_a_projects_packed_dependency_offline_removes_it_and_rolls_back() {
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    write_npm_tarball(&h.path("/srv/pkgs"));
+    std::fs::create_dir_all(h.path("/srv/app")).unwrap();
+    let manifest = r#"{"name": "app", "version": "1.0.0", "dependencies": {"rdeploy-demo": "file:/srv/pkgs/rdeploy-demo-1.0.0.tgz"}}"#;
+    std::fs::write(h.path("/srv/app/package.json"), manifest).unwrap();
+    // The project belongs to the user the host logs in as.
+    let st = Command::new("chown")
+        .args(["-R", &format!("{USER}:")])
+        .arg(h.path("/srv/app"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let sb = sandbox(&fleet, NPM_PLAY);
+    let module = h.path("/srv/app/node_modules/rdeploy-demo/index.js");
+
+    let out = run_ok(&sb, &["--check"]);
+    assert_eq!(changed(&out), "changed=1", "{out}");
+    assert!(!h.path("/srv/app/node_modules").exists(), "{out}");
+
+    let out = run_ok(&sb, &[]);
+    assert_eq!(changed(&out), "changed=1", "{out}");
+    assert!(module.is_file(), "{out}");
+    let out = run_ok(&sb, &[]);
+    assert_eq!(changed(&out), "changed=0", "{out}");
+
+    // state: absent removes it (npm also drops it from package.json), then is ok.
+    sb.write("pb.yaml", NPM_ABSENT);
+    let out = run_ok(&sb, &["--check"]);
+    assert_eq!(changed(&out), "changed=1", "{out}");
+    assert!(module.is_file(), "{out}");
+    let out = run_ok(&sb, &[]);
+    assert_eq!(changed(&out), "changed=1", "{out}");
+    assert!(!module.exists(), "{out}");
+    let removal = run_id(&out);
+    let out = run_ok(&sb, &[]);
+    assert_eq!(changed(&out), "changed=0", "{out}");
+
+    // Rollback puts node_modules and package.json back.
+    let (code, out) = rdeploy(&sb, &["rollback", &removal, "-i", "inv.yaml"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(module.is_file(), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(h.path("/srv/app/package.json")).unwrap(),
+        manifest
+    );
 }

@@ -167,6 +167,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Controller,
     },
     Entry {
+        name: "npm",
+        spec: Spec::Typed(&system::npm::NpmArgs::SPEC),
+        runs: Runs::Host(&system::npm::Npm),
+    },
+    Entry {
         name: "package",
         spec: Spec::Table,
         runs: Runs::Host(&system::package::Package),
