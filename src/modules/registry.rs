@@ -122,6 +122,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&files::find::Find),
     },
     Entry {
+        name: "gem",
+        spec: Spec::Typed(&system::gem::GemArgs::SPEC),
+        runs: Runs::Host(&system::gem::Gem),
+    },
+    Entry {
         name: "get_url",
         spec: Spec::Table,
         runs: Runs::Host(&system::get_url::GetUrl),

@@ -1,6 +1,6 @@
 //! Command and system modules: command, shell, script, raw, service/systemd,
 //! package/apt/dnf, wait_for, fetch, unarchive, get_url, ping, and the language package
-//! managers (pip, npm).
+//! managers (pip, npm, gem).
 //!
 //! Owns their `check`/`apply`. Must not format shell lines (use `transport::cmd`), and must
 //! not read the run mode. Free-form text (`command: ls -l`, `shell: |`) reaches these modules
@@ -9,6 +9,7 @@
 pub mod command;
 pub mod common;
 pub mod fetch;
+pub mod gem;
 pub mod get_url;
 pub mod npm;
 pub mod package;
@@ -41,6 +42,7 @@ mod tests {
             "unarchive",
             "pip",
             "npm",
+            "gem",
         ];
         for n in names {
             let m = crate::modules::implementation(n).map(|m| m.name());
