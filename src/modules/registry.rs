@@ -177,9 +177,19 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::npm::Npm),
     },
     Entry {
+        name: "openbsd_pkg",
+        spec: Spec::Typed(&system::openbsd_pkg::OpenbsdPkgArgs::SPEC),
+        runs: Runs::Host(&system::openbsd_pkg::OpenbsdPkg),
+    },
+    Entry {
         name: "package",
         spec: Spec::Table,
         runs: Runs::Host(&system::package::Package),
+    },
+    Entry {
+        name: "pacman",
+        spec: Spec::Typed(&system::pacman::PacmanArgs::SPEC),
+        runs: Runs::Host(&system::pacman::Pacman),
     },
     Entry {
         name: "pause",
@@ -195,6 +205,11 @@ pub static MODULES: &[Entry] = &[
         name: "pip",
         spec: Spec::Typed(&system::pip::PipArgs::SPEC),
         runs: Runs::Host(&system::pip::Pip),
+    },
+    Entry {
+        name: "pkgng",
+        spec: Spec::Typed(&system::pkgng::PkgngArgs::SPEC),
+        runs: Runs::Host(&system::pkgng::Pkgng),
     },
     Entry {
         name: "raw",
@@ -260,6 +275,11 @@ pub static MODULES: &[Entry] = &[
         name: "wait_for",
         spec: Spec::Table,
         runs: Runs::Host(&system::wait_for::WaitFor),
+    },
+    Entry {
+        name: "zypper",
+        spec: Spec::Typed(&system::zypper::ZypperArgs::SPEC),
+        runs: Runs::Host(&system::zypper::Zypper),
     },
 ];
 

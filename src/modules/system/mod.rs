@@ -1,6 +1,7 @@
 //! Command and system modules: command, shell, script, raw, service/systemd,
 //! package/apt/dnf, wait_for, fetch, unarchive, get_url, ping, and the language package
-//! managers (pip, npm, gem).
+//! managers (pip, npm, gem) and other systems' package managers (pacman, zypper,
+//! pkgng, openbsd_pkg).
 //!
 //! Owns their `check`/`apply`. Must not format shell lines (use `transport::cmd`), and must
 //! not read the run mode. Free-form text (`command: ls -l`, `shell: |`) reaches these modules
@@ -12,11 +13,16 @@ pub mod fetch;
 pub mod gem;
 pub mod get_url;
 pub mod npm;
+pub mod openbsd_pkg;
+pub mod ospkg;
 pub mod package;
+pub mod pacman;
 pub mod pip;
+pub mod pkgng;
 pub mod service;
 pub mod unarchive;
 pub mod wait_for;
+pub mod zypper;
 
 #[cfg(test)]
 mod testutil;
@@ -43,6 +49,10 @@ mod tests {
             "pip",
             "npm",
             "gem",
+            "pacman",
+            "zypper",
+            "pkgng",
+            "openbsd_pkg",
         ];
         for n in names {
             let m = crate::modules::implementation(n).map(|m| m.name());
