@@ -50,7 +50,7 @@ fn want(args: &Args) -> Result<Want, ModuleError> {
     })
 }
 
-fn commands(p: &ospkg::Plan) -> Vec<Cmd> {
+pub(super) fn commands(p: &ospkg::Plan) -> Vec<Cmd> {
     let mut cmds = Vec::new();
     if !p.install.is_empty() {
         cmds.push(Cmd::raw("pkg_add -I").args(p.install.iter().cloned()));

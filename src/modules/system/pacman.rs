@@ -59,11 +59,11 @@ fn want(args: &Args) -> Result<Want, ModuleError> {
     })
 }
 
-fn refresh_cmd() -> Cmd {
+pub(super) fn refresh_cmd() -> Cmd {
     Cmd::raw("pacman --sync --refresh").env("LC_ALL", "C")
 }
 
-fn commands(p: &ospkg::Plan) -> Vec<Cmd> {
+pub(super) fn commands(p: &ospkg::Plan) -> Vec<Cmd> {
     let mut cmds = Vec::new();
     if p.refresh {
         cmds.push(refresh_cmd());

@@ -55,7 +55,7 @@ fn want(args: &Args) -> Result<(PkgngArgs, Want), ModuleError> {
     Ok((a, w))
 }
 
-fn commands(p: &ospkg::Plan, cached: bool) -> Vec<Cmd> {
+pub(super) fn commands(p: &ospkg::Plan, cached: bool) -> Vec<Cmd> {
     let mut cmds = Vec::new();
     if p.refresh {
         cmds.push(Cmd::raw("pkg update"));

@@ -55,11 +55,11 @@ fn want(args: &Args) -> Result<(ZypperArgs, Want), ModuleError> {
     Ok((a, w))
 }
 
-fn refresh_cmd() -> Cmd {
+pub(super) fn refresh_cmd() -> Cmd {
     Cmd::raw("zypper --quiet --non-interactive refresh")
 }
 
-fn commands(p: &ospkg::Plan) -> Vec<Cmd> {
+pub(super) fn commands(p: &ospkg::Plan) -> Vec<Cmd> {
     let mut cmds = Vec::new();
     if p.refresh {
         cmds.push(refresh_cmd());
