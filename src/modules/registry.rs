@@ -59,6 +59,17 @@ impl Entry {
 /// `systemd`; `yum` is `dnf` (ansible-core 2.19).
 pub static MODULE_ALIASES: &[(&str, &str)] = &[("systemd_service", "systemd"), ("yum", "dnf")];
 
+/// Modules of collections that rdeploy carries natively, by their full name: the name after
+/// the collection's prefix is the native module (`community.general.npm` is `npm`).
+pub static COLLECTION_NATIVE: &[&str] = &[
+    "community.general.gem",
+    "community.general.npm",
+    "community.general.openbsd_pkg",
+    "community.general.pacman",
+    "community.general.pkgng",
+    "community.general.zypper",
+];
+
 /// Every native module, sorted by name.
 pub static MODULES: &[Entry] = &[
     Entry {
@@ -333,6 +344,11 @@ mod tests {
             if let Runs::Host(m) = e.runs {
                 assert_eq!(m.name(), e.name);
             }
+        }
+        for full in COLLECTION_NATIVE {
+            let short = full.rsplit('.').next().unwrap_or_default();
+            assert!(entry(short).is_some(), "{full}");
+            assert_eq!(crate::modules::canonical_name(full), short);
         }
         for (alias, name) in MODULE_ALIASES {
             assert!(entry(alias).is_none() && entry(name).is_some(), "{alias}");
