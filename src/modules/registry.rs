@@ -68,6 +68,7 @@ pub static COLLECTION_NATIVE: &[&str] = &[
     "community.general.pacman",
     "community.general.pkgng",
     "community.general.zypper",
+    "community.general.zypper_repository",
 ];
 
 /// Every native module, sorted by name.
@@ -291,6 +292,11 @@ pub static MODULES: &[Entry] = &[
         name: "zypper",
         spec: Spec::Typed(&system::zypper::ZypperArgs::SPEC),
         runs: Runs::Host(&system::zypper::Zypper),
+    },
+    Entry {
+        name: "zypper_repository",
+        spec: Spec::Typed(&system::zypper_repository::ZypperRepositoryArgs::SPEC),
+        runs: Runs::Host(&system::zypper_repository::ZypperRepository),
     },
 ];
 

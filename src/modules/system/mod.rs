@@ -1,7 +1,7 @@
 //! Command and system modules: command, shell, script, raw, service/systemd,
 //! package/apt/dnf, wait_for, fetch, unarchive, get_url, ping, and the language package
 //! managers (pip, npm, gem) and other systems' package managers (pacman, zypper,
-//! pkgng, openbsd_pkg).
+//! pkgng, openbsd_pkg, zypper_repository).
 //!
 //! Owns their `check`/`apply`. Must not format shell lines (use `transport::cmd`), and must
 //! not read the run mode. Free-form text (`command: ls -l`, `shell: |`) reaches these modules
@@ -23,6 +23,7 @@ pub mod service;
 pub mod unarchive;
 pub mod wait_for;
 pub mod zypper;
+pub mod zypper_repository;
 
 #[cfg(test)]
 mod testutil;
@@ -53,6 +54,7 @@ mod tests {
             "zypper",
             "pkgng",
             "openbsd_pkg",
+            "zypper_repository",
         ];
         for n in names {
             let m = crate::modules::implementation(n).map(|m| m.name());
