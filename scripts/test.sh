@@ -31,7 +31,8 @@ want openssh-client ssh ssh-keygen
 want iproute2 ip
 want util-linux unshare nsenter
 want mount mount
-want procps ps
+want procps ps sysctl
+want cron crontab
 want sudo sudo
 want python3 python3
 want curl curl

@@ -425,6 +425,23 @@ pub fn host_stack(
         "group_names",
         serde_json::Value::from(host.groups.clone()),
     );
+    // `inventory_file`/`inventory_dir`: the inventory source that first named the host, as an
+    // absolute path (none for the implicit localhost or a host added at run time).
+    if let Some(loc) = &host.loc {
+        let file = std::path::absolute(&*loc.file).unwrap_or_else(|_| loc.file.as_ref().into());
+        if let Some(dir) = file.parent() {
+            s.set(
+                Tier::Magic,
+                "inventory_dir",
+                serde_json::Value::from(dir.display().to_string()),
+            );
+        }
+        s.set(
+            Tier::Magic,
+            "inventory_file",
+            serde_json::Value::from(file.display().to_string()),
+        );
+    }
     s
 }
 

@@ -387,15 +387,15 @@ fn soak_duration_without_unit_syntax() {
 fn unsupported_strategy() {
     bad_playbook(
         "- hosts: all\n  strategy: free\n  tasks:\n    - ping:\n",
-        "pb.yaml:2:13: error: strategy 'free' is not supported yet: rdeploy runs plays like Ansible's linear strategy",
+        "pb.yaml:2:13: error: strategy 'free' is not supported by rdeploy: it runs plays like Ansible's linear strategy",
     );
 }
 
 #[test]
-fn unsupported_task_keyword_async() {
+fn unsupported_task_keyword_debugger() {
     bad_playbook(
-        "- hosts: all\n  tasks:\n    - command: /bin/true\n      async: 60\n",
-        "pb.yaml:4:7: error: 'async' is an Ansible keyword rdeploy does not support yet",
+        "- hosts: all\n  tasks:\n    - command: /bin/true\n      debugger: on_failed\n",
+        "pb.yaml:4:7: error: 'debugger' is an Ansible keyword not supported by rdeploy",
     );
 }
 

@@ -1739,3 +1739,196 @@ fn the_connection_keyword_on_plays_and_tasks_chooses_local_or_ssh() {
         r.explain()
     );
 }
+
+// ------------------------------------------------------------------ ~ in paths
+
+/// `path: ~/...` failed ("cannot touch '~/x'"): rdeploy passed `~` to the host literally.
+/// Ansible's modules expand `~` and `~USER` on the host as the user they run as (after
+/// become); so does rdeploy now, and the backups name the expanded path, so rollback removes
+/// what the run created.
+#[test]
+fn tilde_paths_are_the_users_home_on_the_host_and_roll_back() {
+    assert!(
+        enable_sudo(),
+        "sudo is missing: scripts/test.sh installs it"
+    );
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let home = format!("/home/{}", USER);
+    let sb = sandbox(
+        &fleet,
+        &format!(
+            "- hosts: all\n  gather_facts: no\n  tasks:\n    - copy: {{ dest: \"~/tilde.txt\", content: \"one\\n\" }}\n    - file: {{ path: \"~/tilde-dir\", state: directory }}\n    - lineinfile: {{ path: \"~{user}/tilde-root.conf\", line: \"a=1\", create: yes }}\n      become: true\n",
+            user = USER
+        ),
+    );
+    let out = sb
+        .rdeploy(&["run", "pb.yaml", "-i", "inv.yaml"])
+        .env_remove("SSH_AUTH_SOCK")
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(h.path(&format!("{home}/tilde.txt"))).unwrap(),
+        "one\n"
+    );
+    assert!(h.path(&format!("{home}/tilde-dir")).is_dir());
+    assert_eq!(
+        std::fs::read_to_string(h.path(&format!("{home}/tilde-root.conf"))).unwrap(),
+        "a=1\n"
+    );
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("run ")?.split_whitespace().next())
+        .expect("a run id")
+        .to_string();
+    // The second run changes nothing.
+    let again = run(&sb, "pb.yaml", &[]);
+    assert_eq!(again.code, 0, "{}", again.explain());
+    assert!(
+        again.results(h.name()).iter().all(|r| r["status"] == "ok"),
+        "{}",
+        again.explain()
+    );
+    let back = sb
+        .rdeploy(&["rollback", &id, "-i", "inv.yaml"])
+        .env_remove("SSH_AUTH_SOCK")
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert_eq!(
+        back.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&back.stderr)
+    );
+    for f in ["tilde.txt", "tilde-dir", "tilde-root.conf"] {
+        assert!(
+            !h.path(&format!("{home}/{f}")).exists(),
+            "{f} is still there"
+        );
+    }
+}
+
+/// `known_hosts` is native: the default file is the login user's `~/.ssh/known_hosts` on the
+/// host, a second run changes nothing, `--check` writes nothing, rollback removes the line.
+#[test]
+fn known_hosts_adds_a_key_to_the_users_file_and_rolls_back() {
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let home = format!("/home/{USER}");
+    let line = "git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBbWexample";
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata(h.path(&home)).unwrap().uid();
+    let id_g = std::process::Command::new("id")
+        .args(["-g", USER])
+        .output()
+        .unwrap();
+    let gid: u32 = String::from_utf8_lossy(&id_g.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let ssh_dir = h.path(&format!("{home}/.ssh"));
+    std::fs::create_dir_all(&ssh_dir).unwrap();
+    let file = h.path(&format!("{home}/.ssh/known_hosts"));
+    std::fs::write(&file, "other.example.com ssh-rsa AAAAB3NzaC1yc2E\n").unwrap();
+    for p in [&ssh_dir, &file] {
+        std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
+    }
+    let sb = sandbox(
+        &fleet,
+        &format!(
+            "- hosts: all\n  gather_facts: no\n  tasks:\n    - known_hosts: {{ name: git.example.com, key: \"{line}\" }}\n"
+        ),
+    );
+    let check = run(&sb, "pb.yaml", &["--check"]);
+    assert_eq!(check.code, 0, "{}", check.explain());
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "other.example.com ssh-rsa AAAAB3NzaC1yc2E\n"
+    );
+    let out = sb
+        .rdeploy(&["run", "pb.yaml", "-i", "inv.yaml"])
+        .env_remove("SSH_AUTH_SOCK")
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("changed: [host0]"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!("other.example.com ssh-rsa AAAAB3NzaC1yc2E\n{line}\n")
+    );
+    let again = run(&sb, "pb.yaml", &[]);
+    assert_eq!(again.last(h.name())["status"], "ok", "{}", again.explain());
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("run ")?.split_whitespace().next())
+        .expect("a run id")
+        .to_string();
+    let back = sb
+        .rdeploy(&["rollback", &id, "-i", "inv.yaml"])
+        .env_remove("SSH_AUTH_SOCK")
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert_eq!(
+        back.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&back.stdout),
+        String::from_utf8_lossy(&back.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "other.example.com ssh-rsa AAAAB3NzaC1yc2E\n"
+    );
+}
+
+/// In a state folder the login user owns (the fleet's `/var/lib/rdeploy`), a `become` step
+/// wrote its manifest as root, 0600: `rdeploy rollback` then could not read it, and a later
+/// step without become could not add to it. Both work now.
+#[test]
+fn a_become_step_in_the_login_users_state_folder_rolls_back() {
+    assert!(
+        enable_sudo(),
+        "sudo is missing: scripts/test.sh installs it"
+    );
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let sb = sandbox(
+        &fleet,
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - copy: { dest: /srv/as-root.txt, content: \"r\\n\" }\n      become: true\n    - copy: { dest: /srv/as-user.txt, content: \"u\\n\" }\n",
+    );
+    let out = sb
+        .rdeploy(&["run", "pb.yaml", "-i", "inv.yaml"])
+        .env_remove("SSH_AUTH_SOCK")
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("run ")?.split_whitespace().next())
+        .expect("a run id")
+        .to_string();
+    let back = sb
+        .rdeploy(&["rollback", &id, "-i", "inv.yaml"])
+        .env_remove("SSH_AUTH_SOCK")
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert_eq!(
+        back.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&back.stdout),
+        String::from_utf8_lossy(&back.stderr)
+    );
+    assert!(!h.path("/srv/as-root.txt").exists());
+    assert!(!h.path("/srv/as-user.txt").exists());
+}

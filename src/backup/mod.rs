@@ -62,7 +62,7 @@ pub struct Entry {
     #[serde(default)]
     pub become_method: Option<BecomeMethod>,
     /// `file`, `directory`, `link`, `absent` or `other`; `attrs` (a regular file of which
-    /// only the attributes were kept); `service` or `package`.
+    /// only the attributes were kept); `service`, `package`, `sysctl` or `mount`.
     pub kind: String,
     /// Octal mode (`644`), empty when absent.
     #[serde(default)]
@@ -82,8 +82,10 @@ pub struct Entry {
     /// The task's `PATH` from `environment:`, used again by the restore.
     #[serde(default)]
     pub path_env: Option<String>,
-    /// A service's `ACTIVE ENABLED` (as systemctl says them), or a package's installed
-    /// version (empty: not installed).
+    /// A service's `ACTIVE ENABLED` (as systemctl says them), a package's installed
+    /// version (empty: not installed), a sysctl parameter's live value (its words joined
+    /// by single spaces; empty: no such parameter), or what was mounted at a path
+    /// (`SOURCE FSTYPE OPTIONS`; empty: nothing; `absent`: no mount point).
     #[serde(default)]
     pub state: String,
     /// An `absent` path: how many folders above it were missing too (`a` and `a/b` for
@@ -142,6 +144,10 @@ pub enum TargetKind {
     Package,
     /// A path whose attributes only may change: a regular file's content is not copied.
     Attrs,
+    /// A kernel parameter: its live value under `/proc/sys`.
+    Sysctl,
+    /// A mount point: what is mounted there, if anything, and whether it exists.
+    Mount,
 }
 
 /// Something the run may change: a path (and whether a directory there is copied whole), a
@@ -166,6 +172,8 @@ pub fn targets(resources: &[Resource]) -> Vec<Target> {
             Resource::Attrs(p) => (p, false, TargetKind::Attrs),
             Resource::Service(n) => (n, false, TargetKind::Service),
             Resource::Package(n) => (n, false, TargetKind::Package),
+            Resource::Sysctl(n) => (n, false, TargetKind::Sysctl),
+            Resource::Mount(p) => (p, false, TargetKind::Mount),
         };
         // A path named for its attributes and for more is backed up for more.
         let is_path = |k: TargetKind| matches!(k, TargetKind::Path | TargetKind::Attrs);
@@ -264,7 +272,7 @@ for a_ in "$@"; do
   j_=$((j_ + 1))
   case $((j_ % 4)) in
   2) pp_=$a_ ;;
-  3) case $a_ in svc|pkg) ;; *) chk_ "$pp_" ;; esac ;;
+  3) case $a_ in svc|pkg|sysctl) ;; *) chk_ "$pp_" ;; esac ;;
   esac
 done
 c_=
@@ -308,6 +316,28 @@ while [ $# -ge 4 ]; do
     printf "$f_" "$pre_" "$v_"
     continue
   fi
+  if [ "$deep_" = sysctl ]; then
+    # The live value, whitespace made single spaces; empty: no such parameter.
+    v_=
+    f_=/proc/sys/$(printf '%s' "$p_" | tr . /)
+    if [ -f "$f_" ]; then v_=$(tr -s ' \t' '  ' < "$f_") || exit 3; fi
+    case $v_ in *[!A-Za-z0-9\ ._:/+-]*) echo "unexpected value of $p_: $v_" >&2; exit 3 ;; esac
+    f_='%s,"kind":"sysctl","state":"%s"}\n'
+    printf "$f_" "$pre_" "$v_" >> "$man_" || exit 3
+    printf "$f_" "$pre_" "$v_"
+    continue
+  fi
+  if [ "$deep_" = mount ]; then
+    # `SOURCE FSTYPE OPTIONS` mounted there (findmnt's raw form); empty: nothing; `absent`:
+    # no mount point.
+    if ! [ -e "$p_" ] && ! [ -L "$p_" ]; then v_=absent
+    else v_=$(findmnt -rn -o SOURCE,FSTYPE,OPTIONS --mountpoint "$p_" 2>/dev/null | tail -n 1); fi
+    case $v_ in *[!A-Za-z0-9\ ._:/,=+@-]*) echo "unexpected mount at $p_: $v_" >&2; exit 3 ;; esac
+    f_='%s,"kind":"mount","state":"%s"}\n'
+    printf "$f_" "$pre_" "$v_" >> "$man_" || exit 3
+    printf "$f_" "$pre_" "$v_"
+    continue
+  fi
   clean_ "$p_"
   d_="$sd_/backups/$run_/$step_/$i_"
   if [ -e "$d_" ] || [ -L "$d_" ]; then rm -rf -- "$d_" || exit 3; fi
@@ -331,6 +361,16 @@ while [ $# -ge 4 ]; do
   printf "$f_" "$pre_" "$k_" "$m_" "$u_" "$g_" "$h_" "$x_" "$n_" >> "$man_" || exit 3
   printf "$f_" "$pre_" "$k_" "$m_" "$u_" "$g_" "$h_" "$x_" "$n_"
 done
+# A step run with become, in a state folder the login user owns: the manifest and the run's
+# backup folder stay the folder owner's, so its rollback and later steps without become can
+# read and add to them (the copies inside stay root's, 0600).
+if [ "$(id -u)" = 0 ]; then
+  o_=$(stat -c %u:%g -- "$sd_") || exit 3
+  if [ "$o_" != 0:0 ]; then
+    if [ -e "$man_" ]; then chown -- "$o_" "$man_" || exit 3; fi
+    if [ -d "$sd_/backups/$run_" ]; then chown -- "$o_" "$sd_/backups/$run_" || exit 3; fi
+  fi
+fi
 exit 0"#
 );
 
@@ -392,6 +432,25 @@ package)
   elif command -v dnf >/dev/null 2>&1; then
     if [ -z "$st_" ]; then dnf remove -y "$p_" || exit 3; else dnf install -y "$p_-$st_" || exit 3; fi
   else echo "no apt-get or dnf to put $p_ back" >&2; exit 5; fi ;;
+sysctl)
+  # Written in place (a /proc/sys file cannot be replaced by a copy), only when it differs.
+  f_=/proc/sys/$(printf '%s' "$p_" | tr . /)
+  if [ -n "$st_" ] && [ -f "$f_" ] && [ "$(tr -s ' \t' '  ' < "$f_")" != "$st_" ]; then
+    printf '%s\n' "$st_" > "$f_" || exit 3
+  fi ;;
+mount)
+  # Unmounted when something else (or nothing) was there; mounted again as recorded; a mount
+  # point the step created is removed only while empty (rmdir).
+  cur_=
+  if [ -d "$p_" ]; then cur_=$(findmnt -rn -o SOURCE,FSTYPE,OPTIONS --mountpoint "$p_" 2>/dev/null | tail -n 1); fi
+  if [ "$cur_" != "$st_" ]; then
+    if [ -n "$cur_" ]; then umount -- "$p_" || exit 3; fi
+    case $st_ in
+    ''|absent) ;;
+    *) set -- $st_; mkdir -p -- "$p_" && mount -t "$2" -o "$3" -- "$1" "$p_" || exit 3 ;;
+    esac
+  fi
+  if [ "$st_" = absent ] && [ -d "$p_" ] && ! [ -L "$p_" ]; then rmdir -- "$p_" || exit 3; fi ;;
 *) echo "$p_ was a special file: it cannot be restored" >&2; exit 5 ;;
 esac
 exit 0"#;
@@ -556,6 +615,8 @@ pub fn backup_cmd(
             .arg(match (t.kind, t.deep) {
                 (TargetKind::Service, _) => "svc",
                 (TargetKind::Package, _) => "pkg",
+                (TargetKind::Sysctl, _) => "sysctl",
+                (TargetKind::Mount, _) => "mount",
                 (TargetKind::Path, true) => "1",
                 (TargetKind::Path, false) => "0",
                 (TargetKind::Attrs, _) => "attr",
@@ -848,6 +909,8 @@ pub fn restore_order(mut entries: Vec<Entry>) -> Vec<Entry> {
         let class = match e.kind.as_str() {
             "service" => "service",
             "package" => "package",
+            "sysctl" => "sysctl",
+            "mount" => "mount",
             _ => "path",
         };
         (class, e.path.clone())

@@ -1799,6 +1799,8 @@ fn gather_task(play: &Play) -> Task {
         until: Vec::new(),
         retries: None,
         delay: None,
+        async_secs: None,
+        poll: None,
         role: None,
         included: None,
         deferred: Vec::new(),

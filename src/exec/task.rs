@@ -153,7 +153,10 @@ pub async fn run_on_host(ctx: Arc<TaskCtx>, mut st: HostState) -> (HostState, Ho
         show: step.show,
         reach: step.reach,
     };
-    st.recap.count(&outcome);
+    // As Ansible: a `meta:` that ran is not a task result of the recap.
+    if !(ctx.task.action.module == "meta" && outcome.status == Status::Ok) {
+        st.recap.count(&outcome);
+    }
     (st, outcome, step.flow)
 }
 
@@ -519,9 +522,18 @@ async fn run_loop(
             break;
         }
     }
+    // The loop's result as ansible-core shapes it (`msg`, `skipped`, `skipped_reason`).
     let mut r = Map::new();
     r.insert("results".into(), Json::Array(results));
     r.insert("changed".into(), Json::Bool(any_changed));
+    r.insert("skipped".into(), Json::Bool(all_skipped));
+    if n == 0 {
+        r.insert("skipped_reason".into(), Json::from("No items in the list"));
+    } else if all_skipped {
+        r.insert("msg".into(), Json::from("All items skipped"));
+    } else if !any_failed {
+        r.insert("msg".into(), Json::from("All items completed"));
+    }
     let status = if reach.is_some() {
         r.insert("unreachable".into(), Json::Bool(true));
         Status::Unreachable
@@ -529,8 +541,8 @@ async fn run_loop(
         r.insert("failed".into(), Json::Bool(true));
         r.insert("msg".into(), Json::from("One or more items failed"));
         Status::Failed
-    } else if n > 0 && all_skipped {
-        r.insert("skipped".into(), Json::Bool(true));
+    } else if all_skipped {
+        // Every item skipped, or no item at all (Ansible reports both `skipping`).
         Status::Skipped
     } else if any_changed {
         Status::Changed
@@ -568,26 +580,36 @@ fn json_label(v: &Json) -> String {
 }
 
 /// Runs the action, retrying while `until:` is false (`retries`, default 3; `delay`, default
-/// 5 s), then applies `changed_when`/`failed_when`.
+/// 5 s), then applies `changed_when`/`failed_when`. As ansible-core 2.19: `retries` without
+/// `until` retries while the task fails; `retries: 0` runs it once and never looks at `until`;
+/// when the retries run out, `attempts` says one less than the runs made (Ansible's count).
 async fn attempts(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVars) -> Step {
     let until = &ctx.task.until;
-    let retries = int_kw(&ctx.task.retries, vars, ctx).unwrap_or(3).max(0) as u64;
+    let retries = match (int_kw(&ctx.task.retries, vars, ctx), until.is_empty()) {
+        (Some(r), _) => r.max(0) as u64,
+        (None, false) => 3,
+        (None, true) => 0,
+    };
     let delay = int_kw(&ctx.task.delay, vars, ctx).unwrap_or(5).max(0) as u64;
     let mut attempt = 0u64;
     loop {
         attempt += 1;
         let mut step = action(ctx, kw, st, vars).await;
         conditions(ctx, &mut step, vars);
-        if until.is_empty() || matches!(step.status, Status::Unreachable | Status::Skipped) {
+        if retries == 0 || matches!(step.status, Status::Unreachable | Status::Skipped) {
             return step;
         }
-        let rv = bind_result(ctx, vars, &step.result);
-        let done = until.iter().all(|c| {
-            c.as_str().is_some_and(|s| {
-                template::eval_bool(&ctx.shared.env, s, &rv.to_value(), &c.loc).unwrap_or(false)
-            })
-        });
         step.result.insert("attempts".into(), Json::from(attempt));
+        let done = if until.is_empty() {
+            step.status != Status::Failed
+        } else {
+            let rv = bind_result(ctx, vars, &step.result);
+            until.iter().all(|c| {
+                c.as_str().is_some_and(|s| {
+                    template::eval_bool(&ctx.shared.env, s, &rv.to_value(), &c.loc).unwrap_or(false)
+                })
+            })
+        };
         if done {
             if step.status == Status::Failed && ctx.task.failed_when.is_empty() {
                 step.status = if truthy(step.result.get("changed")) {
@@ -606,6 +628,8 @@ async fn attempts(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyV
                 "retries exhausted: `until` still false after {attempt} attempts"
             ));
             step.result.insert("failed".into(), Json::Bool(true));
+            step.result
+                .insert("attempts".into(), Json::from(attempt - 1));
             return step;
         }
         tokio::time::sleep(Duration::from_secs(delay)).await;
@@ -979,6 +1003,10 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
         st.backups = backups;
         return Step::failed(m);
     }
+    if let Err(m) = home_paths(tr, module, &mut args, mctx.become_.as_ref()).await {
+        st.backups = backups;
+        return Step::failed(m);
+    }
     // Backups go to the host's own state folder; a delegated step's target keeps none.
     let mut guard = match (&ctx.shared.opts.run, &delegate) {
         (Some(run), d) if d.as_deref().is_none_or(|d| d == host_name) => Some(StepBackup {
@@ -992,6 +1020,12 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
         _ => None,
     };
     let mut step = pipeline(imp, tr, &args, &mctx, check_mode, guard.as_mut(), &look).await;
+    if ctx.task.async_secs.is_some() && !step.predicted {
+        // What an async task's final status reports in Ansible.
+        for k in ["finished", "started"] {
+            step.result.entry(k).or_insert(Json::Bool(true));
+        }
+    }
     let own_host = delegate.as_deref().is_none_or(|d| d == host_name);
     if step.predicted && step.status == Status::Changed && own_host && !local {
         let resources = imp.resources(&args);
@@ -1069,6 +1103,108 @@ async fn absolute_paths(
         }
     }
     Ok(())
+}
+
+/// Path arguments that name a file on the controller, not on the host: `~` in them is not the
+/// host's (with `remote_src`, `copy`'s and `unarchive`'s `src` are on the host).
+const CONTROLLER_PATHS: &[(&str, &str)] = &[
+    ("copy", "src"),
+    ("template", "src"),
+    ("unarchive", "src"),
+    ("fetch", "dest"),
+];
+
+/// `~` and `~USER` at the start of a host-side path argument (`path: ~/.ssh/config`), expanded
+/// as Ansible's module does on the host (`os.path.expanduser`, as the user the module runs as,
+/// so after `become`): the module, its backups and `--diff` then all see the absolute path.
+async fn home_paths(
+    tr: &mut AnyTransport,
+    module: &str,
+    args: &mut Args,
+    become_: Option<&Become>,
+) -> Result<(), String> {
+    let Some(spec) = crate::modules::registry::entry(module).and_then(|e| e.spec()) else {
+        return Ok(());
+    };
+    let remote_src = args.get("remote_src").is_some_and(|v| truthy(Some(v)));
+    // A documented default under `~` (`known_hosts`' `~/.ssh/known_hosts`) is the host's too:
+    // written out, so the module and its backups see the same absolute path.
+    for a in spec.args {
+        if a.kind == crate::modules::spec::ArgKind::Path
+            && !args.contains_key(a.name)
+            && let Some(d) = a.default.filter(|d| d.starts_with('~'))
+        {
+            args.insert(a.name.to_string(), Json::from(d));
+        }
+    }
+    let keys: Vec<&str> = spec
+        .args
+        .iter()
+        .filter(|a| a.kind == crate::modules::spec::ArgKind::Path)
+        .filter(|a| remote_src || !CONTROLLER_PATHS.contains(&(module, a.name)))
+        .filter(|a| {
+            args.get(a.name)
+                .and_then(Json::as_str)
+                .is_some_and(|p| p.starts_with('~'))
+        })
+        .map(|a| a.name)
+        .collect();
+    let mut homes: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for k in keys {
+        let Some(Json::String(p)) = args.get(k) else {
+            continue;
+        };
+        let (user, rest) = match p[1..].find('/') {
+            Some(i) => (p[1..1 + i].to_string(), p[1 + i..].to_string()),
+            None => (p[1..].to_string(), String::new()),
+        };
+        let home = match homes.get(&user) {
+            Some(h) => h.clone(),
+            None => {
+                let h = home_of(tr, become_, &user).await?;
+                homes.insert(user.clone(), h.clone());
+                h
+            }
+        };
+        // An unknown `~USER` stays as written, as Python's expanduser leaves it.
+        let Some(home) = (!home.is_empty()).then_some(home) else {
+            continue;
+        };
+        let expanded = format!("{}{rest}", home.trim_end_matches('/'));
+        args.insert(
+            k.to_string(),
+            Json::from(if expanded.is_empty() {
+                "/".into()
+            } else {
+                expanded
+            }),
+        );
+    }
+    Ok(())
+}
+
+/// The home directory of `user` on the host (`""`: the user commands run as); empty when
+/// there is no such user.
+async fn home_of(
+    tr: &mut AnyTransport,
+    become_: Option<&Become>,
+    user: &str,
+) -> Result<String, String> {
+    if user.is_empty() {
+        return crate::backup::whoami(tr, become_)
+            .await
+            .map(|(_, home)| home)
+            .map_err(|e| format!("the user's home, for a path starting with ~: {e}"));
+    }
+    use crate::transport::Transport;
+    let cmd = crate::transport::Cmd::raw("set --")
+        .arg(user)
+        .op(r#"; getent passwd "$1" | cut -d: -f6"#);
+    let out = tr
+        .exec(&cmd)
+        .await
+        .map_err(|e| format!("the home of {user}, for a path starting with ~{user}: {e}"))?;
+    Ok(out.stdout_lossy().trim().to_string())
 }
 
 /// `--check`, before the host's first predicted change that the real run would back up:
@@ -1309,6 +1445,14 @@ impl Parts {
         let timeout = strict_int_kw("timeout", &kw.timeout, vars, ctx)?
             .map(|s| Duration::from_secs(s.max(0) as u64))
             .or(ctx.shared.opts.task_timeout);
+        // `async: N` (rdeploy waits for the task, as `poll: N` does): at most N seconds.
+        let timeout = match strict_int_kw("async", &ctx.task.async_secs, vars, ctx)? {
+            Some(n) if n > 0 => {
+                let limit = Duration::from_secs(n as u64);
+                Some(timeout.map_or(limit, |t| t.min(limit)))
+            }
+            _ => timeout,
+        };
         let local_src = local_src(ctx, args);
         let env = Arc::clone(&ctx.shared.env);
         let render_ctx = if ctx.task.action.module == "template" {
@@ -1593,7 +1737,8 @@ fn local_src(ctx: &TaskCtx, args: &Args) -> Option<PathBuf> {
     {
         return None;
     }
-    let p = Path::new(src);
+    let expanded = crate::modules::source::expand_home(src);
+    let p = expanded.as_path();
     if p.is_absolute() {
         return Some(p.to_path_buf());
     }

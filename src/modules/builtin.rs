@@ -382,7 +382,7 @@ pub static MODULES: &[ModuleSpec] = &[
         doc: "Runs a role's tasks at this point of the run (dynamic): the task's `when` and loop apply to the include itself.",
         free_form: false,
         open_args: false,
-        args: ROLE_ARGS,
+        args: INCLUDE_ROLE_ARGS,
         check_args: None,
         backup: "A dynamic include: its tasks are backed up one by one as they run.",
         returns: &[],
@@ -881,7 +881,10 @@ pub static MODULES: &[ModuleSpec] = &[
     },
 ];
 
-static ROLE_ARGS: &[A] = &[
+/// The arguments of `import_role` and `include_role` (`$extra` after them).
+macro_rules! role_args {
+    ($($extra:expr),*) => {
+        &[
     A::new("name", "The role.").req().aliases(&["role"]),
     A::new(
         "tasks_from",
@@ -915,7 +918,20 @@ static ROLE_ARGS: &[A] = &[
     )
     .kind(Bool)
     .default("no"),
-];
+            $($extra,)*
+        ]
+    };
+}
+
+static ROLE_ARGS: &[A] = role_args!();
+
+static INCLUDE_ROLE_ARGS: &[A] = role_args!(
+    A::new(
+        "apply",
+        "Keywords applied to every task of the role (`tags`, `become`...)."
+    )
+    .kind(Dict)
+);
 
 /// The actions `meta` accepts.
 pub const META_ACTIONS: &[&str] = &[

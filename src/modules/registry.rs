@@ -104,6 +104,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&files::copy::Copy),
     },
     Entry {
+        name: "cron",
+        spec: Spec::Typed(&system::cron::CronArgs::SPEC),
+        runs: Runs::Host(&system::cron::Cron),
+    },
+    Entry {
         name: "debug",
         spec: Spec::Typed(&control::debug::DebugArgs::SPEC),
         runs: Runs::Controller,
@@ -144,9 +149,19 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::get_url::GetUrl),
     },
     Entry {
+        name: "group",
+        spec: Spec::Typed(&system::group::GroupArgs::SPEC),
+        runs: Runs::Host(&system::group::Group),
+    },
+    Entry {
         name: "group_by",
         spec: Spec::Typed(&control::group_by::GroupByArgs::SPEC),
         runs: Runs::Controller,
+    },
+    Entry {
+        name: "hostname",
+        spec: Spec::Typed(&system::hostname::HostnameArgs::SPEC),
+        runs: Runs::Host(&system::hostname::Hostname),
     },
     Entry {
         name: "import_role",
@@ -174,6 +189,16 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Controller,
     },
     Entry {
+        name: "ini_file",
+        spec: Spec::Typed(&files::ini_file::IniFileArgs::SPEC),
+        runs: Runs::Host(&files::ini_file::IniFile),
+    },
+    Entry {
+        name: "known_hosts",
+        spec: Spec::Typed(&system::known_hosts::KnownHostsArgs::SPEC),
+        runs: Runs::Host(&system::known_hosts::KnownHosts),
+    },
+    Entry {
         name: "lineinfile",
         spec: Spec::Table,
         runs: Runs::Host(&files::lineinfile::LineInFile),
@@ -182,6 +207,11 @@ pub static MODULES: &[Entry] = &[
         name: "meta",
         spec: Spec::Table,
         runs: Runs::Controller,
+    },
+    Entry {
+        name: "mount",
+        spec: Spec::Typed(&system::mount::MountArgs::SPEC),
+        runs: Runs::Host(&system::mount::Mount),
     },
     Entry {
         name: "npm",
@@ -264,6 +294,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&files::stat::Stat),
     },
     Entry {
+        name: "sysctl",
+        spec: Spec::Typed(&system::sysctl::SysctlArgs::SPEC),
+        runs: Runs::Host(&system::sysctl::Sysctl),
+    },
+    Entry {
         name: "systemd",
         spec: Spec::Table,
         runs: Runs::Host(&system::service::Systemd),
@@ -274,6 +309,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&files::copy::Template),
     },
     Entry {
+        name: "timezone",
+        spec: Spec::Typed(&system::timezone::TimezoneArgs::SPEC),
+        runs: Runs::Host(&system::timezone::Timezone),
+    },
+    Entry {
         name: "unarchive",
         spec: Spec::Table,
         runs: Runs::Host(&system::unarchive::Unarchive),
@@ -282,6 +322,11 @@ pub static MODULES: &[Entry] = &[
         name: "uri",
         spec: Spec::Typed(&control::uri::UriArgs::SPEC),
         runs: Runs::Controller,
+    },
+    Entry {
+        name: "user",
+        spec: Spec::Typed(&system::user::UserArgs::SPEC),
+        runs: Runs::Host(&system::user::User),
     },
     Entry {
         name: "wait_for",

@@ -221,6 +221,11 @@ pub enum Resource {
     Service(String),
     /// A package's installed version.
     Package(String),
+    /// A kernel parameter's live value (`net.ipv4.ip_forward`), as `/proc/sys` shows it.
+    Sysctl(String),
+    /// What is mounted at a path (source, type, options), or that nothing is, or that the
+    /// mount point does not exist.
+    Mount(String),
 }
 
 /// A module could not do its work.

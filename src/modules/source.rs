@@ -13,6 +13,34 @@ use crate::modules::files::common::{sha1_hex, sha256_hex};
 use crate::modules::runtime::ModuleError;
 use crate::transport::{LocalFile, Payload};
 
+/// A controller-side path with a leading `~` or `~USER` expanded to that user's home on the
+/// controller (Ansible's `path_dwim` does the same); other paths, and an unknown user's, as
+/// written.
+pub fn expand_home(p: &str) -> PathBuf {
+    let Some(rest) = p.strip_prefix('~') else {
+        return PathBuf::from(p);
+    };
+    let (user, tail) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, ""),
+    };
+    let home = if user.is_empty() {
+        std::env::var_os("HOME").map(PathBuf::from)
+    } else {
+        std::fs::read_to_string("/etc/passwd").ok().and_then(|t| {
+            t.lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.first() == Some(&user) && f.len() > 5)
+                .map(|f| PathBuf::from(f[5]))
+        })
+    };
+    match home {
+        Some(h) if tail.is_empty() => h,
+        Some(h) => h.join(tail),
+        None => PathBuf::from(p),
+    }
+}
+
 /// Files of this size or more are streamed from disk ([`Content::Disk`]) rather than read
 /// into memory; smaller ones are read whole (they can be shown in a diff).
 pub const STREAM_FROM: u64 = 1 << 20;
@@ -321,5 +349,23 @@ mod tests {
         assert_eq!(sha256_shared(&other), sha256_hex(&other));
         let small: Arc<[u8]> = Arc::from(&b"x"[..]);
         assert_eq!(sha256_shared(&small), sha256_hex(&small));
+    }
+}
+
+#[cfg(test)]
+mod home_tests {
+    use super::*;
+
+    #[test]
+    fn a_leading_tilde_is_the_controller_users_home() {
+        let home = PathBuf::from(std::env::var_os("HOME").expect("HOME"));
+        assert_eq!(expand_home("~/files/a.conf"), home.join("files/a.conf"));
+        assert_eq!(expand_home("~"), home);
+        assert_eq!(expand_home("~root/x"), PathBuf::from("/root/x"));
+        assert_eq!(
+            expand_home("~no-such-user-here/x"),
+            PathBuf::from("~no-such-user-here/x")
+        );
+        assert_eq!(expand_home("files/~x"), PathBuf::from("files/~x"));
     }
 }

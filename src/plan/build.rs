@@ -140,7 +140,7 @@ fn plan_play(
     if crate::template::has_template(&pattern) {
         return Err(Diagnostic::at(
             &play.hosts.loc,
-            "a templated 'hosts:' pattern is not supported yet: write the pattern, or pass it with --limit",
+            "a templated 'hosts:' pattern is not supported by rdeploy: write the pattern, or pass it with --limit",
         ));
     }
     // A name only `add_host`/`group_by` of an earlier play can make is resolved when the

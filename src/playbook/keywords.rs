@@ -1,7 +1,7 @@
 //! Keyword lists: which keys are allowed on plays, blocks, tasks, handlers and role entries,
 //! and which real Ansible keywords rdeploy refuses because it does not implement them yet.
 //!
-//! Owns the lists and the "unknown keyword" / "not supported yet" messages. It must not parse
+//! Owns the lists and the "unknown keyword" / "not supported by rdeploy" messages. It must not parse
 //! values. Ansible's own lists come from `lib/ansible/playbook/{base,play,block,task,role}`;
 //! a real Ansible keyword that we do not implement is an error rather than silently ignored.
 
@@ -82,6 +82,8 @@ pub const TASK_ONLY: &[&str] = &[
     "until",
     "retries",
     "delay",
+    "async",
+    "poll",
 ];
 
 /// Block-only keywords (`notify` is inherited by the block's tasks).
@@ -99,8 +101,6 @@ pub const LOOP_CONTROL: &[&str] = &["loop_var", "index_var", "label", "pause", "
 /// Real Ansible keywords that rdeploy refuses everywhere (the value would change behaviour,
 /// so ignoring it would be wrong).
 pub const UNSUPPORTED: &[&str] = &[
-    "async",
-    "poll",
     "debugger",
     "module_defaults",
     "become_exe",
@@ -190,8 +190,8 @@ pub fn is_unsupported(key: &str, level: Level) -> bool {
     }
 }
 
-/// "'async' is an Ansible keyword rdeploy does not support yet"; for `with_NAME`, which
-/// lookup loops rdeploy has.
+/// "'debugger' is an Ansible keyword not supported by rdeploy"; for `with_NAME`, which lookup
+/// loops rdeploy has.
 pub fn unsupported_message(key: &str) -> String {
     if let Some(name) = key.strip_prefix("with_") {
         let have: Vec<String> = crate::template::lookups::SUPPORTED
@@ -203,7 +203,7 @@ pub fn unsupported_message(key: &str) -> String {
             have.join(", ")
         );
     }
-    format!("'{key}' is an Ansible keyword rdeploy does not support yet")
+    format!("'{key}' is an Ansible keyword not supported by rdeploy")
 }
 
 /// "unknown play keyword 'serail', did you mean 'serial'?".

@@ -517,7 +517,7 @@ impl<'o> Loader<'o> {
                         self.err(
                             &v.loc,
                             format!(
-                                "strategy {} is not supported yet: rdeploy runs plays like Ansible's linear strategy",
+                                "strategy {} is not supported by rdeploy: it runs plays like Ansible's linear strategy",
                                 shown(v)
                             ),
                         );

@@ -472,6 +472,11 @@ pub struct Task {
     pub retries: Option<Val<i64>>,
     /// `delay` between retries, in seconds (Ansible's default is 5).
     pub delay: Option<Val<i64>>,
+    /// `async`: the most seconds the task may run (rdeploy waits for it: `poll` must not be 0).
+    pub async_secs: Option<Val<i64>>,
+    /// `poll`: seconds between Ansible's status checks; rdeploy waits for the task itself, so
+    /// only `poll: 0` (fire and forget) matters, and it is refused.
+    pub poll: Option<Val<i64>>,
     /// The role the task belongs to.
     pub role: Option<String>,
     /// What `include_tasks`, `include_role` or `include_vars` loaded statically.
@@ -1425,6 +1430,8 @@ impl<'f, 'g> Visitor<'f, 'g> {
         self.exprs(&t.until, "until", task, &lv);
         self.val(t.retries.as_ref(), "retries", task, &lv);
         self.val(t.delay.as_ref(), "delay", task, &lv);
+        self.val(t.async_secs.as_ref(), "async", task, &lv);
+        self.val(t.poll.as_ref(), "poll", task, &lv);
         match &t.included {
             Some(Included::Tasks { tasks, .. }) => self.items(tasks, &lv),
             Some(Included::Role(r)) => self.role(r, &lv),

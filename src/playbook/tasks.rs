@@ -204,6 +204,7 @@ impl Loader<'_> {
         let mut listen = Vec::new();
         let (mut changed_when, mut failed_when, mut until) = (Vec::new(), Vec::new(), Vec::new());
         let (mut retries, mut delay) = (None, None);
+        let (mut async_secs, mut poll) = (None, None);
         let mut args_kw: Option<&Node> = None;
         // (key node, written name, value, from action:/local_action:)
         let mut actions: Vec<(&Node, String, &Node, Option<bool>)> = Vec::new();
@@ -240,6 +241,16 @@ impl Loader<'_> {
                     "until" => until = values::conditions(e, key, v),
                     "retries" => retries = values::integer(e, key, v, 0),
                     "delay" => delay = values::integer(e, key, v, 0),
+                    "async" => async_secs = values::integer(e, key, v, 0),
+                    "poll" => {
+                        poll = values::integer(e, key, v, 0);
+                        if let Some(crate::playbook::Val::Lit { value: 0, loc }) = &poll {
+                            e.push(crate::diag::Diagnostic::at(
+                                loc,
+                                "'poll: 0' (start the task in the background, then ask async_status) is not supported by rdeploy; rdeploy waits for an async task: give poll a number of seconds, or leave poll and async out".to_string(),
+                            ));
+                        }
+                    }
                     _ => self.keyword(&mut kw, key, v),
                 }
             } else if matches!(level, Level::Task | Level::Handler)
@@ -366,6 +377,8 @@ impl Loader<'_> {
             until,
             retries,
             delay,
+            async_secs,
+            poll,
             role: ctx.role.as_ref().map(|r| r.name.clone()),
             included: None,
             deferred: Vec::new(),
@@ -662,7 +675,8 @@ impl Loader<'_> {
         if is_template(node) || name.contains("://") || name.is_empty() {
             return None;
         }
-        let p = Path::new(&name);
+        let expanded = crate::modules::source::expand_home(&name);
+        let p = expanded.as_path();
         let mut cands: Vec<PathBuf> = Vec::new();
         if p.is_absolute() {
             cands.push(p.to_path_buf());
@@ -1207,10 +1221,13 @@ impl Loader<'_> {
                     }
                     self.handlers_from(i.tasks, Some(&kw), out);
                 }
-                TaskItem::Block(b) => self.err(&b.loc, "blocks in handlers are not supported yet"),
-                TaskItem::ImportRole(r) => {
-                    self.err(&r.loc, "import_role in handlers is not supported yet")
+                TaskItem::Block(b) => {
+                    self.err(&b.loc, "blocks in handlers are not supported by rdeploy")
                 }
+                TaskItem::ImportRole(r) => self.err(
+                    &r.loc,
+                    "import_role in handlers is not supported by rdeploy",
+                ),
             }
         }
     }

@@ -226,9 +226,9 @@ fn cases() -> Vec<(
         ),
         (
             "unsupported keyword",
-            t("    - command: sleep 10\n      async: 30\n"),
+            t("    - command: sleep 10\n      async: 30\n      poll: 0\n"),
             vec![],
-            "pb.yml:4:7: error: 'async' is an Ansible keyword rdeploy does not support yet",
+            "pb.yml:5:13: error: 'poll: 0' (start the task in the background, then ask async_status) is not supported by rdeploy; rdeploy waits for an async task: give poll a number of seconds, or leave poll and async out",
         ),
         (
             "unsupported loop kind",
@@ -246,7 +246,7 @@ fn cases() -> Vec<(
             "strategy free",
             "- hosts: all\n  strategy: free\n".into(),
             vec![],
-            "pb.yml:2:13: error: strategy 'free' is not supported yet: rdeploy runs plays like Ansible's linear strategy",
+            "pb.yml:2:13: error: strategy 'free' is not supported by rdeploy: it runs plays like Ansible's linear strategy",
         ),
         (
             "rescue without block",
@@ -797,9 +797,8 @@ fn bad_fixtures_report_every_mistake() {
     assert_eq!(
         run("unsupported.yaml"),
         vec![
-            "unsupported.yaml:3:13: error: strategy 'free' is not supported yet: rdeploy runs plays like Ansible's linear strategy",
-            "unsupported.yaml:6:7: error: 'async' is an Ansible keyword rdeploy does not support yet",
-            "unsupported.yaml:7:7: error: 'poll' is an Ansible keyword rdeploy does not support yet",
+            "unsupported.yaml:3:13: error: strategy 'free' is not supported by rdeploy: it runs plays like Ansible's linear strategy",
+            "unsupported.yaml:7:13: error: 'poll: 0' (start the task in the background, then ask async_status) is not supported by rdeploy; rdeploy waits for an async task: give poll a number of seconds, or leave poll and async out",
             "unsupported.yaml:9:7: error: 'with_inventory_hostnames' (a loop over the 'inventory_hostnames' lookup plugin) is not supported by rdeploy; it has with_file, with_template, with_env, with_pipe, with_fileglob, with_first_found, with_lines, with_password, with_vars, with_items, with_list, with_dict, with_subelements, with_sequence, with_indexed_items, with_together, with_nested",
         ]
     );

@@ -109,6 +109,11 @@ fn call(
     kwargs: Kwargs,
     query: bool,
 ) -> Result<Value, Error> {
+    // `lookup('ansible.builtin.env', ...)`: the same plugins under their full names.
+    let name = ["ansible.builtin.", "ansible.legacy."]
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .unwrap_or(name);
     if !SUPPORTED.contains(&name) {
         return Err(unsupported(name));
     }

@@ -1916,7 +1916,7 @@ pub fn host_lock_line(dir: Option<&str>, holder: &str) -> Result<String, CmdErro
             "d_={dir}; if [ -z \"$d_\" ]; then if [ \"$(id -u)\" = 0 ];",
             " then d_=/var/lib/rdeploy; else d_=\"$HOME/.local/state/rdeploy\"; fi; fi",
             "; umask 077; command -v flock >/dev/null 2>&1 || exit 127",
-            "; mkdir -p \"$d_\" && exec 9>>\"$d_/host.lock\" || exit 71",
+            "; mkdir -p \"$d_\" && command exec 9>>\"$d_/host.lock\" 2>/dev/null || exit 71",
             "; if flock -n 9 || {{ [ \"$(head -n 1 \"$d_/host.lock\")\" = {holder} ] && flock -w {rewait} 9; }}",
             "; then printf '%s\\n' {holder} > \"$d_/host.lock\"",
             "; echo '{taken}'; while IFS= read -r l_; do :; done; exit 0; fi",
@@ -2167,6 +2167,17 @@ mod tests {
         assert!(releaser.join().unwrap().success());
         drop(again.stdin.take());
         assert!(again.wait().unwrap().success());
+    }
+
+    /// dash exits 2 when `exec`'s redirection fails (a special built-in), so the "no lock file
+    /// here" answer (71, on which the run goes on without the lock) never came.
+    #[test]
+    fn a_lock_file_that_cannot_be_opened_is_exit_71_not_a_shell_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("host.lock")).unwrap();
+        let d = dir.path().to_str().unwrap();
+        let out = run_sh(&host_lock_line(Some(d), "run-A").unwrap(), b"");
+        assert_eq!(out.status.code(), Some(71), "{out:?}");
     }
 
     fn run_sh(line: &str, stdin: &[u8]) -> std::process::Output {

@@ -9,6 +9,7 @@ pub(crate) mod common;
 pub(crate) mod copy;
 pub(crate) mod file;
 pub(crate) mod find;
+pub(crate) mod ini_file;
 pub(crate) mod lineinfile;
 pub mod pyre;
 pub(crate) mod replace;

@@ -7,11 +7,17 @@
 //! not read the run mode. Free-form text (`command: ls -l`, `shell: |`) reaches these modules
 //! under the argument [`common::FREE_FORM`] (`_raw_params`), or as `cmd`.
 
+pub mod accounts;
 pub mod command;
 pub mod common;
+pub mod cron;
 pub mod fetch;
 pub mod gem;
 pub mod get_url;
+pub mod group;
+pub mod hostname;
+pub mod known_hosts;
+pub mod mount;
 pub mod npm;
 pub mod openbsd_pkg;
 pub mod ospkg;
@@ -20,13 +26,16 @@ pub mod pacman;
 pub mod pip;
 pub mod pkgng;
 pub mod service;
+pub mod sysctl;
+pub mod timezone;
 pub mod unarchive;
+pub mod user;
 pub mod wait_for;
 pub mod zypper;
 pub mod zypper_repository;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 #[cfg(test)]
 mod tests {
@@ -55,6 +64,10 @@ mod tests {
             "pkgng",
             "openbsd_pkg",
             "zypper_repository",
+            "user",
+            "group",
+            "hostname",
+            "timezone",
         ];
         for n in names {
             let m = crate::modules::implementation(n).map(|m| m.name());

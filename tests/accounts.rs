@@ -1,0 +1,440 @@
+//! The account modules end to end on fleet hosts with their own /etc and /home
+//! (`Fleet::builder().own_etc()`), with sudo: `group` and `user` create, stay ok on a second
+//! run, change nothing under `--check`, modify, and `rdeploy rollback RUN` puts /etc/passwd and
+//! co back; `state: absent` removes. The same playbook run by ansible-playbook (the oracle,
+//! `RDEPLOY_ANSIBLE_PLAYBOOK`) on an identical host gives the same changed flags and result
+//! values.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use support::Sandbox;
+use support::fleet::{Fleet, Host, enable_sudo};
+
+const HASH: &str = "$6$rdeploytest$w4BoYV8X7pzcvogGVXkG12D9fKG5iofdw0ai9NfysGtvWRgtsNd87flDQBAjF73tWqc5Zo3ZzQ5bPIb5s9Wqw.";
+
+/// Creates a group and a user in it, and records both results in /srv/results.json.
+fn create_pb() -> String {
+    format!(
+        r#"- hosts: all
+  gather_facts: no
+  become: yes
+  tasks:
+    - group:
+        name: rdt-app
+        gid: 4700
+      register: g
+    - user:
+        name: rdt-alice
+        uid: 4701
+        group: rdt-app
+        groups: [adm]
+        shell: /bin/sh
+        comment: Alice Test
+        password: '{HASH}'
+      register: u
+    - copy:
+        content: "{{{{ {{'g': g, 'u': u}} | to_json }}}}"
+        dest: /srv/results.json
+"#
+    )
+}
+
+const MODIFY_PB: &str = r#"- hosts: all
+  gather_facts: no
+  become: yes
+  tasks:
+    - group:
+        name: rdt-app
+        gid: 4710
+      register: g
+    - user:
+        name: rdt-alice
+        uid: 4711
+        shell: /bin/bash
+        groups: [rdt-app, users]
+        append: yes
+      register: u
+"#;
+
+const ABSENT_PB: &str = r#"- hosts: all
+  gather_facts: no
+  become: yes
+  tasks:
+    - user:
+        name: rdt-alice
+        state: absent
+        remove: yes
+    - group:
+        name: rdt-app
+        state: absent
+"#;
+
+fn ansible_playbook() -> PathBuf {
+    std::env::var_os("RDEPLOY_ANSIBLE_PLAYBOOK")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| support::repo().join("target/ansible-venv/bin/ansible-playbook"))
+}
+
+/// A sandbox whose `inv.yaml` lists `host` only.
+fn sandbox(fleet: &Fleet, host: &Host) -> Sandbox {
+    let sb = Sandbox::new();
+    let mut v = fleet.host_vars(host);
+    v.insert(
+        "ansible_ssh_extra_args".into(),
+        json!(format!(
+            "-o UserKnownHostsFile={}",
+            fleet.known_hosts().display()
+        )),
+    );
+    let py = ansible_playbook().with_file_name("python");
+    v.insert(
+        "ansible_python_interpreter".into(),
+        json!(py.display().to_string()),
+    );
+    // Backups under a folder only root may write (see `root_state_dir`), so that the state
+    // folder is prepared with become and rollback reads it with become. (Under the default
+    // /var/lib/rdeploy, which the fleet's login user may write, the folder is prepared as that
+    // user while the become steps' manifest is written by root, and `rdeploy rollback` cannot
+    // read it.)
+    v.insert("rdeploy_state_dir".into(), json!("/etc/rdeploy-state"));
+    let mut hosts = Map::new();
+    hosts.insert(host.name().to_string(), Value::Object(v));
+    sb.write(
+        "inv.yaml",
+        serde_saphyr::to_string(&json!({"all": {"hosts": hosts}})).unwrap(),
+    );
+    sb
+}
+
+/// `rdeploy run pb.yaml --output json ARGS`: (the run id, each task's status), exit 0 or 2.
+fn rdeploy(sb: &Sandbox, playbook: &str, extra: &[&str]) -> (String, Vec<String>) {
+    sb.write("pb.yaml", playbook);
+    let mut args = vec!["run", "pb.yaml", "-i", "inv.yaml", "--output", "json"];
+    args.extend_from_slice(extra);
+    let out = sb
+        .rdeploy(&args)
+        .env_remove("SSH_AUTH_SOCK")
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        matches!(out.status.code(), Some(0 | 2)),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let id = events
+        .iter()
+        .find(|e| e["event"] == "run_end")
+        .and_then(|e| e["run_id"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let statuses = events
+        .iter()
+        .filter(|e| e["event"] == "result")
+        .map(|e| match e["result"]["status"].as_str().unwrap_or("") {
+            "failed" | "unreachable" => format!("failed: {}", e["result"]["msg"]),
+            s => s.to_string(),
+        })
+        .collect();
+    (id, statuses)
+}
+
+fn rollback(sb: &Sandbox, id: &str, extra: &[&str]) {
+    let mut args = vec!["rollback", id, "-i", "inv.yaml"];
+    args.extend_from_slice(extra);
+    let out = sb
+        .rdeploy(&args)
+        .env_remove("SSH_AUTH_SOCK")
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// ansible-playbook on `pb.yaml`: each task's changed flag (from the compat callback).
+fn ansible(sb: &Sandbox, playbook: &str) -> Vec<String> {
+    sb.write("pb.yaml", playbook);
+    let home = sb.path().join("ansible-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = std::process::Command::new(ansible_playbook())
+        .current_dir(sb.path())
+        .args(["pb.yaml", "-i", "inv.yaml"])
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("ANSIBLE_CONFIG")
+        .env("HOME", &home)
+        .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
+        .env(
+            "ANSIBLE_CALLBACK_PLUGINS",
+            support::repo().join("tests/compat/callback"),
+        )
+        .env("ANSIBLE_STDOUT_CALLBACK", "compat_results")
+        .env("ANSIBLE_PIPELINING", "true")
+        .env(
+            "ANSIBLE_SSH_ARGS",
+            "-o ControlMaster=no -o ControlPersist=no",
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "result")
+        .map(|e| match e["result"]["status"].as_str().unwrap_or("") {
+            "failed" | "unreachable" => format!("failed: {}", e["result"]["msg"]),
+            s => s.to_string(),
+        })
+        .collect()
+}
+
+/// Makes `h`'s /etc/rdeploy-state root's, with the host lock file the login user's: the lock
+/// is taken as the login user before any step (a root-owned folder without it fails the run:
+/// `exec 9>>` on a folder it cannot write exits the lock's shell with 2, not 71).
+fn root_state_dir(fleet: &Fleet, h: &Host) {
+    let out = fleet
+        .ssh(
+            h,
+            "sudo -n mkdir -p /etc/rdeploy-state && sudo -n touch /etc/rdeploy-state/host.lock \
+             && sudo -n chown rdeploy-test /etc/rdeploy-state/host.lock",
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+fn read(h: &Host, p: &str) -> String {
+    std::fs::read_to_string(h.path(p)).unwrap_or_default()
+}
+
+/// The account lines of `h` that mention the test's names.
+fn accounts(h: &Host) -> String {
+    ["/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow"]
+        .iter()
+        .map(|p| {
+            read(h, p)
+                .lines()
+                .filter(|l| l.contains("rdt-") || l.starts_with("adm:") || l.starts_with("users:"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect::<Vec<_>>()
+        .join("\n--\n")
+}
+
+/// A registered result without the keys that are the executor's, not the module's.
+fn module_keys(r: &Value) -> Map<String, Value> {
+    r.as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "invocation"
+                    | "failed"
+                    | "warnings"
+                    | "deprecations"
+                    | "diff"
+                    | "stdout"
+                    | "stderr"
+            ) && !k.starts_with('_')
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[test]
+fn user_and_group_create_modify_roll_back_and_remove_like_ansible() {
+    assert!(
+        enable_sudo(),
+        "sudo is missing: scripts/test.sh installs it"
+    );
+    let fleet = Fleet::builder().hosts(2).own_etc().start();
+    let (h, oracle) = (fleet.host(0), fleet.host(1));
+    root_state_dir(&fleet, h);
+    let sb = sandbox(&fleet, h);
+    let osb = sandbox(&fleet, oracle);
+    let before = accounts(h);
+    let passwd_before = read(h, "/etc/passwd");
+
+    // Create: changed, visible in the host's own files.
+    let (create_id, st) = rdeploy(&sb, &create_pb(), &[]);
+    assert_eq!(st, ["changed", "changed", "changed"]);
+    let passwd = read(h, "/etc/passwd");
+    assert!(
+        passwd.contains("rdt-alice:x:4701:4700:Alice Test:/home/rdt-alice:/bin/sh\n"),
+        "{passwd}"
+    );
+    assert!(read(h, "/etc/group").contains("rdt-app:x:4700:\n"));
+    assert!(
+        read(h, "/etc/group")
+            .lines()
+            .any(|l| l.starts_with("adm:") && l.contains("rdt-alice"))
+    );
+    assert!(read(h, "/etc/shadow").contains(&format!("rdt-alice:{HASH}:")));
+    assert!(h.path("/home/rdt-alice").is_dir());
+    let ours: Value = serde_json::from_str(&read(h, "/srv/results.json")).unwrap();
+
+    // ansible-playbook on an identical host: the same flags and result values.
+    let ost = ansible(&osb, &create_pb());
+    assert_eq!(ost, st, "ansible-playbook's statuses");
+    let theirs: Value = serde_json::from_str(&read(oracle, "/srv/results.json")).unwrap();
+    for k in ["g", "u"] {
+        assert_eq!(
+            module_keys(&ours[k]),
+            module_keys(&theirs[k]),
+            "{k}: rdeploy's result vs ansible's"
+        );
+    }
+    assert_eq!(ours["u"]["password"], "NOT_LOGGING_PASSWORD");
+    assert!(!read(h, "/srv/results.json").contains(HASH));
+
+    // Second run: ok, for both (the results file changes: a modification's keys differ).
+    let (_, st) = rdeploy(&sb, &create_pb(), &[]);
+    assert_eq!(st, ["ok", "ok", "changed"]);
+    assert_eq!(ansible(&osb, &create_pb()), st);
+
+    // --check: changed reported, nothing changed.
+    let after_create = accounts(h);
+    let (_, st) = rdeploy(&sb, MODIFY_PB, &["--check"]);
+    assert_eq!(st, ["changed", "changed"]);
+    assert_eq!(accounts(h), after_create);
+
+    // Modify: gid, uid, shell, appended groups.
+    let (modify_id, st) = rdeploy(&sb, MODIFY_PB, &[]);
+    assert_eq!(st, ["changed", "changed"]);
+    assert_eq!(ansible(&osb, MODIFY_PB), st);
+    let passwd = read(h, "/etc/passwd");
+    assert!(
+        passwd.contains("rdt-alice:x:4711:4710:Alice Test:/home/rdt-alice:/bin/bash\n"),
+        "{passwd}"
+    );
+    let group = read(h, "/etc/group");
+    for g in ["adm:", "users:", "rdt-app:"] {
+        assert!(
+            group
+                .lines()
+                .any(|l| l.starts_with(g) && l.contains("rdt-alice")),
+            "{g} {group}"
+        );
+    }
+    assert_eq!(
+        accounts(h).replace("4711", "x"),
+        accounts(oracle).replace("4711", "x")
+    );
+    let (_, st) = rdeploy(&sb, MODIFY_PB, &[]);
+    assert_eq!(st, ["ok", "ok"]);
+
+    // Rollback of the modification, then of the creation: as before each.
+    rollback(&sb, &modify_id, &[]);
+    assert_eq!(accounts(h), after_create);
+    // --force: the second run rewrote /srv/results.json (not an account file).
+    rollback(&sb, &create_id, &["--force"]);
+    assert_eq!(accounts(h), before);
+    assert_eq!(read(h, "/etc/passwd"), passwd_before);
+    assert!(
+        !h.path("/home/rdt-alice").exists(),
+        "the created home is removed"
+    );
+
+    // Absent: created again, then removed with its home.
+    rdeploy(&sb, &create_pb(), &[]);
+    let (_, st) = rdeploy(&sb, ABSENT_PB, &[]);
+    assert_eq!(st, ["changed", "changed"]);
+    assert!(!read(h, "/etc/passwd").contains("rdt-alice"));
+    assert!(!read(h, "/etc/group").contains("rdt-"));
+    assert!(!h.path("/home/rdt-alice").exists());
+    let (_, st) = rdeploy(&sb, ABSENT_PB, &[]);
+    assert_eq!(st, ["ok", "ok"]);
+}
+
+#[test]
+fn hostname_is_set_in_the_file_and_live_and_rollback_restores_the_file() {
+    assert!(
+        enable_sudo(),
+        "sudo is missing: scripts/test.sh installs it"
+    );
+    let fleet = Fleet::builder().hosts(1).own_etc().start();
+    let h = fleet.host(0);
+    root_state_dir(&fleet, h);
+    let sb = sandbox(&fleet, h);
+    let live = || {
+        let out = fleet.ssh(h, "hostname").output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let file_before = read(h, "/etc/hostname");
+    let pb = |name: &str| {
+        format!(
+            "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - hostname:\n        name: {name}\n"
+        )
+    };
+    let (id, st) = rdeploy(&sb, &pb("rdt-web01"), &[]);
+    assert_eq!(st, ["changed"]);
+    assert_eq!(read(h, "/etc/hostname"), "rdt-web01\n");
+    assert_eq!(live(), "rdt-web01");
+    let (_, st) = rdeploy(&sb, &pb("rdt-web01"), &[]);
+    assert_eq!(st, ["ok"]);
+    let (_, st) = rdeploy(&sb, &pb("rdt-web02"), &["--check"]);
+    assert_eq!(st, ["changed"]);
+    assert_eq!(read(h, "/etc/hostname"), "rdt-web01\n");
+    assert_eq!(live(), "rdt-web01");
+    rollback(&sb, &id, &[]);
+    assert_eq!(read(h, "/etc/hostname"), file_before);
+    assert_eq!(
+        live(),
+        "rdt-web01",
+        "the running name is not rolled back (documented)"
+    );
+}
+
+#[test]
+fn timezone_links_localtime_and_writes_etc_timezone_and_rollback_restores_both() {
+    assert!(
+        enable_sudo(),
+        "sudo is missing: scripts/test.sh installs it"
+    );
+    let fleet = Fleet::builder().hosts(1).own_etc().start();
+    let h = fleet.host(0);
+    root_state_dir(&fleet, h);
+    let sb = sandbox(&fleet, h);
+    let link = || std::fs::read_link(h.path("/etc/localtime")).unwrap_or_default();
+    let (link_before, file_before) = (link(), read(h, "/etc/timezone"));
+    assert_ne!(file_before, "Europe/Paris\n");
+    let pb = |name: &str| {
+        format!(
+            "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - timezone:\n        name: {name}\n"
+        )
+    };
+    let (id, st) = rdeploy(&sb, &pb("Europe/Paris"), &[]);
+    assert_eq!(st, ["changed"]);
+    assert_eq!(link(), PathBuf::from("/usr/share/zoneinfo/Europe/Paris"));
+    assert_eq!(read(h, "/etc/timezone"), "Europe/Paris\n");
+    let (_, st) = rdeploy(&sb, &pb("Europe/Paris"), &[]);
+    assert_eq!(st, ["ok"]);
+    let (_, st) = rdeploy(&sb, &pb("Asia/Tokyo"), &["--check"]);
+    assert_eq!(st, ["changed"]);
+    assert_eq!(read(h, "/etc/timezone"), "Europe/Paris\n");
+    let (_, st) = rdeploy(&sb, &pb("Mars/Olympus"), &[]);
+    assert!(st[0].contains("is not available"), "{st:?}");
+    rollback(&sb, &id, &[]);
+    assert_eq!(link(), link_before);
+    assert_eq!(read(h, "/etc/timezone"), file_before);
+}

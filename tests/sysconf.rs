@@ -1,0 +1,322 @@
+//! End to end on the SSH fleet: the system-configuration modules `ini_file`, `cron`, `sysctl`
+//! and `mount` change a host for real (its own `/etc` with `own_etc`, its own network namespace
+//! behind a bastion), report `ok` on a second run, change nothing under `--check`, and
+//! `rdeploy rollback RUN` puts the file and the live state back.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use support::Sandbox;
+use support::fleet::{Fleet, enable_sudo};
+
+/// One `rdeploy` invocation's exit code and JSON events.
+struct Run {
+    code: i32,
+    events: Vec<Value>,
+    text: String,
+}
+
+impl Run {
+    fn recap(&self, host: &str) -> Value {
+        self.events
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "recap")
+            .map(|e| e["hosts"][host].clone())
+            .unwrap_or(Value::Null)
+    }
+
+    fn run_id(&self) -> String {
+        self.events
+            .iter()
+            .find(|e| e["event"] == "run_end")
+            .and_then(|e| e["run_id"].as_str())
+            .expect("a run id")
+            .to_string()
+    }
+}
+
+/// A sandbox whose inventory lists every fleet host, and the playbook `pb.yaml`.
+fn sandbox(fleet: &Fleet, playbook: &str) -> Sandbox {
+    let sb = Sandbox::new();
+    let known = format!("-o UserKnownHostsFile={}", fleet.known_hosts().display());
+    let hosts: Map<String, Value> = fleet
+        .hosts()
+        .iter()
+        .map(|h| {
+            let mut v = fleet.host_vars(h);
+            v.insert("ansible_ssh_extra_args".into(), json!(known));
+            (h.name().to_string(), Value::Object(v))
+        })
+        .collect();
+    let inv = json!({ "all": { "hosts": hosts } });
+    sb.write(
+        "inv.yaml",
+        serde_saphyr::to_string(&inv).expect("inventory"),
+    );
+    sb.write("pb.yaml", playbook);
+    sb
+}
+
+fn rdeploy(sb: &Sandbox, args: &[&str]) -> Run {
+    let out = sb
+        .rdeploy(args)
+        .args(["-i", "inv.yaml", "--output", "json"])
+        .env_remove("SSH_AUTH_SOCK")
+        .timeout(Duration::from_secs(180))
+        .output()
+        .expect("run rdeploy");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        events: stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect(),
+        text: format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)),
+    }
+}
+
+/// `rdeploy run pb.yaml` with `extra` arguments; asserts it exits 0.
+fn play(sb: &Sandbox, extra: &[&str]) -> Run {
+    let mut args = vec!["run", "pb.yaml"];
+    args.extend_from_slice(extra);
+    let r = rdeploy(sb, &args);
+    assert_eq!(r.code, 0, "{}", r.text);
+    r
+}
+
+/// `rdeploy rollback RUN`; asserts it exits 0.
+fn rollback(sb: &Sandbox, run: &Run) {
+    let id = run.run_id();
+    let r = rdeploy(sb, &["rollback", &id, "--no-lock"]);
+    assert_eq!(r.code, 0, "{}", r.text);
+}
+
+fn changed(r: &Run, host: &str) -> i64 {
+    r.recap(host)["changed"].as_i64().unwrap_or(-1)
+}
+
+/// The test user's uid and primary gid.
+fn user_ids() -> (u32, u32) {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let e: Vec<&str> = passwd
+        .lines()
+        .find(|l| l.starts_with(&format!("{}:", support::fleet::USER)))
+        .expect("the fleet's user")
+        .split(':')
+        .collect();
+    (e[2].parse().unwrap(), e[3].parse().unwrap())
+}
+
+/// A host whose `/var/lib/rdeploy` is root's, as on a real host: become runs keep their
+/// backups there and rollback reads them with become.
+fn root_state_dir(h: &support::fleet::Host) {
+    use std::os::unix::fs::PermissionsExt;
+    let var_lib = h.path("/var/lib/rdeploy");
+    std::os::unix::fs::chown(&var_lib, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&var_lib, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // `rdeploy rollback` takes the host lock there as the login user, without become (a lock
+    // file it cannot open makes dash's `exec 9>>` exit 2, not the 71 that means "go on
+    // without the lock"): the lock file is the login user's, as a run as that user leaves it.
+    let lock = var_lib.join("host.lock");
+    std::fs::write(&lock, "").unwrap();
+    let (uid, gid) = user_ids();
+    std::os::unix::fs::chown(&lock, Some(uid), Some(gid)).unwrap();
+}
+
+fn read(p: std::path::PathBuf) -> Option<String> {
+    std::fs::read_to_string(p).ok()
+}
+
+/// `ini_file` writes Ansible's bytes into the host's file, is ok the second time, changes
+/// nothing under `--check`, and rollback puts the old file back (and removes a created one).
+#[test]
+fn ini_file_edits_the_hosts_file_and_rollback_restores_it() {
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let conf = h.path("/srv/app.ini");
+    std::fs::write(&conf, "; app\n[server]\nport=80\n[log]\nlevel = info\n").unwrap();
+    // The login user's file, as on a real host.
+    let (uid, gid) = user_ids();
+    std::os::unix::fs::chown(&conf, Some(uid), Some(gid)).unwrap();
+    let sb = sandbox(
+        &fleet,
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - ini_file:\n        path: /srv/app.ini\n        section: server\n        option: port\n        value: '8080'\n        backup: yes\n    - ini_file:\n        path: /srv/app.ini\n        section: log\n        state: absent\n    - ini_file:\n        path: /srv/new.ini\n        section: a\n        option: b\n        value: c\n        mode: '0600'\n",
+    );
+    let before = read(conf.clone());
+    let check = play(&sb, &["--check"]);
+    assert_eq!(changed(&check, h.name()), 3, "{}", check.text);
+    assert_eq!(read(conf.clone()), before, "--check changes nothing");
+    assert!(!h.path("/srv/new.ini").exists());
+    let first = play(&sb, &[]);
+    assert_eq!(changed(&first, h.name()), 3, "{}", first.text);
+    assert_eq!(
+        read(conf.clone()).as_deref(),
+        Some("; app\n[server]\nport = 8080\n")
+    );
+    assert_eq!(
+        read(h.path("/srv/new.ini")).as_deref(),
+        Some("\n[a]\nb = c\n")
+    );
+    let second = play(&sb, &[]);
+    assert_eq!(changed(&second, h.name()), 0, "{}", second.text);
+    rollback(&sb, &first);
+    assert_eq!(read(conf), before);
+    assert!(
+        !h.path("/srv/new.ini").exists(),
+        "a created file is removed"
+    );
+}
+
+/// `cron` writes a job into the host's own `/etc/cron.d` and installs a user's crontab with
+/// `crontab` (become), is ok the second time, changes nothing under `--check`, and rollback
+/// removes both again (the cron file, and the crontab's spool file); the machine's own cron
+/// files are never touched.
+#[test]
+fn cron_changes_the_hosts_cron_files_and_rollback_removes_them() {
+    assert!(
+        enable_sudo(),
+        "sudo is missing: scripts/test.sh installs it"
+    );
+    let fleet = Fleet::builder().own_etc().start();
+    let h = fleet.host(0);
+    let user = support::fleet::USER;
+    root_state_dir(h);
+    let pb = format!(
+        "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - cron:\n        name: app backup\n        minute: '0'\n        hour: '3'\n        user: root\n        job: /usr/local/bin/backup\n        cron_file: rdeploy-e2e\n    - cron:\n        name: rotate\n        special_time: daily\n        user: {user}\n        job: /usr/local/bin/rotate\n        backup: yes\n"
+    );
+    let sb = sandbox(&fleet, &pb);
+    let cron_d = h.path("/etc/cron.d/rdeploy-e2e");
+    let spool = h.path(&format!("/var/spool/cron/crontabs/{user}"));
+    assert!(!cron_d.exists() && !spool.exists());
+    let check = play(&sb, &["--check"]);
+    assert_eq!(changed(&check, h.name()), 2, "{}", check.text);
+    assert!(
+        !cron_d.exists() && !spool.exists(),
+        "--check changes nothing"
+    );
+    let first = play(&sb, &[]);
+    assert_eq!(changed(&first, h.name()), 2, "{}", first.text);
+    assert_eq!(
+        read(cron_d.clone()).as_deref(),
+        Some("#Ansible: app backup\n0 3 * * * root /usr/local/bin/backup\n")
+    );
+    let tab = read(spool.clone()).expect("the user's crontab is installed");
+    assert!(
+        tab.ends_with("#Ansible: rotate\n@daily /usr/local/bin/rotate\n"),
+        "{tab}"
+    );
+    assert!(!std::path::Path::new("/etc/cron.d/rdeploy-e2e").exists());
+    let second = play(&sb, &[]);
+    assert_eq!(changed(&second, h.name()), 0, "{}", second.text);
+    rollback(&sb, &first);
+    assert!(!cron_d.exists(), "the cron file is removed");
+    assert!(!spool.exists(), "the crontab is removed");
+}
+
+/// Runs `cmd` on `h` over SSH; its stdout.
+fn on_host(fleet: &Fleet, h: &support::fleet::Host, cmd: &str) -> String {
+    let out = fleet.ssh(h, cmd).output().expect("ssh");
+    assert!(out.status.success(), "{cmd}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `sysctl` in the hosts' own network namespace (behind the bastion): the line goes into the
+/// host's sysctl file and the live `net.ipv4.ip_forward` changes (`sysctl_set`), the second run
+/// is ok, `--check` changes neither, and rollback puts both back: the file is removed and the
+/// live value written back into /proc/sys. The machine's own value never changes.
+#[test]
+fn sysctl_sets_the_file_and_the_live_value_and_rollback_restores_both() {
+    assert!(
+        enable_sudo(),
+        "sudo is missing: scripts/test.sh installs it"
+    );
+    let machine = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let fleet = Fleet::builder().bastion().own_etc().start();
+    let h = fleet.host(0);
+    root_state_dir(h);
+    let live = || on_host(&fleet, h, "cat /proc/sys/net/ipv4/ip_forward");
+    let before = live();
+    let want = if before.trim() == "1" { "0" } else { "1" };
+    let pb = format!(
+        "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - sysctl:\n        name: net.ipv4.ip_forward\n        value: '{want}'\n        sysctl_file: /etc/sysctl.d/90-rdeploy-e2e.conf\n        sysctl_set: yes\n        reload: no\n"
+    );
+    let sb = sandbox(&fleet, &pb);
+    let conf = h.path("/etc/sysctl.d/90-rdeploy-e2e.conf");
+    let check = play(&sb, &["--check"]);
+    assert_eq!(changed(&check, h.name()), 1, "{}", check.text);
+    assert!(!conf.exists(), "--check writes no file");
+    assert_eq!(live(), before, "--check sets nothing");
+    let first = play(&sb, &[]);
+    assert_eq!(changed(&first, h.name()), 1, "{}", first.text);
+    assert_eq!(
+        read(conf.clone()).as_deref(),
+        Some(format!("net.ipv4.ip_forward={want}\n").as_str())
+    );
+    assert_eq!(live().trim(), want);
+    let second = play(&sb, &[]);
+    assert_eq!(changed(&second, h.name()), 0, "{}", second.text);
+    rollback(&sb, &first);
+    assert!(!conf.exists(), "the created file is removed");
+    assert_eq!(live(), before, "the live value is written back");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        machine,
+        "the machine's value never changes"
+    );
+}
+
+/// `mount` with `state: mounted` writes the line into the host's own fstab, creates the mount
+/// point and mounts a tmpfs in the host's mount namespace; the second run is ok, `--check`
+/// changes nothing, and rollback unmounts it, removes the mount point and puts fstab back.
+#[test]
+fn mount_mounts_a_tmpfs_on_the_host_and_rollback_unmounts_it() {
+    assert!(
+        enable_sudo(),
+        "sudo is missing: scripts/test.sh installs it"
+    );
+    let machine_fstab = std::fs::read_to_string("/etc/fstab").unwrap_or_default();
+    let fleet = Fleet::builder().own_etc().start();
+    let h = fleet.host(0);
+    root_state_dir(h);
+    let pb = "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - mount:\n        path: /srv/rdeploy-mnt\n        src: tmpfs\n        fstype: tmpfs\n        opts: size=1m\n        state: mounted\n";
+    let sb = sandbox(&fleet, pb);
+    let fstab = h.path("/etc/fstab");
+    let point = h.path("/srv/rdeploy-mnt");
+    let before = read(fstab.clone());
+    let is_mounted = || {
+        on_host(
+            &fleet,
+            h,
+            "findmnt -rn -o FSTYPE --mountpoint /srv/rdeploy-mnt || true",
+        )
+    };
+    let check = play(&sb, &["--check"]);
+    assert_eq!(changed(&check, h.name()), 1, "{}", check.text);
+    assert_eq!(read(fstab.clone()), before, "--check changes nothing");
+    assert!(!point.exists());
+    let first = play(&sb, &[]);
+    assert_eq!(changed(&first, h.name()), 1, "{}", first.text);
+    let after = read(fstab.clone()).unwrap_or_default();
+    assert!(
+        after.ends_with("tmpfs /srv/rdeploy-mnt tmpfs size=1m 0 0\n"),
+        "{after}"
+    );
+    assert_eq!(is_mounted(), "tmpfs\n");
+    let second = play(&sb, &[]);
+    assert_eq!(changed(&second, h.name()), 0, "{}", second.text);
+    rollback(&sb, &first);
+    assert_eq!(read(fstab), before, "fstab is put back");
+    assert_eq!(is_mounted(), "", "the tmpfs is unmounted");
+    assert!(
+        !point.exists(),
+        "the mount point the step created is removed"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/etc/fstab").unwrap_or_default(),
+        machine_fstab
+    );
+}
