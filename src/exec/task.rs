@@ -831,7 +831,7 @@ fn failure_record(task: &Task, step: &Step) -> (Json, Json) {
 }
 
 fn record(ctx: &TaskCtx, st: &mut HostState, step: &Step, vars: &LazyVars) {
-    // Facts a host module returns (Ansible's `getent`, `service_facts`... through the bridge)
+    // Facts a host module returns (`getent`; Ansible's `service_facts`... through the bridge)
     // are the host's facts from now on, as in Ansible.
     if let Some(Json::Object(f)) = step.result.get("ansible_facts")
         && crate::modules::implementation(&ctx.task.action.module).is_some()
@@ -1060,6 +1060,7 @@ const PATH_ARGS: &[(&str, &str)] = &[
     ("ini_file", "path"),
     ("slurp", "src"),
     ("fetch", "src"),
+    ("git", "dest"),
 ];
 
 /// A relative path argument (`dest: ./app.conf`) made absolute where Ansible's module would

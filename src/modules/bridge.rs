@@ -365,21 +365,21 @@ pub fn fact_names(name: &str, literal_arg: impl Fn(&str) -> Option<String>) -> V
     let names: Vec<String> = r
         .facts
         .iter()
-        .filter_map(|f| match (f.find('<'), f.find('>')) {
-            (Some(a), Some(b)) if a < b => {
-                let v = literal_arg(&f[a + 1..b])?;
-                Some(format!("{}{v}{}", &f[..a], &f[b + 1..]))
-            }
-            _ => Some(f.clone()),
-        })
+        .filter_map(|f| super::expand_fact(f, &literal_arg))
         .collect();
-    if let Ok(mut s) = state().lock() {
-        s.facts.extend(names.iter().cloned());
-    }
+    note_facts(&names);
     names
 }
 
-/// Whether a bridged task of this playbook sets fact `name` (see [`fact_names`]).
+/// Remembers fact names a task of this playbook sets (a native module's too), for
+/// [`sets_fact`].
+pub fn note_facts(names: &[String]) {
+    if let Ok(mut s) = state().lock() {
+        s.facts.extend(names.iter().cloned());
+    }
+}
+
+/// Whether a task of this playbook sets fact `name` (see [`fact_names`], [`note_facts`]).
 pub fn sets_fact(name: &str) -> bool {
     state().lock().is_ok_and(|s| s.facts.contains(name))
 }

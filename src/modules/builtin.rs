@@ -276,6 +276,30 @@ pub static MODULES: &[ModuleSpec] = &[
             )
             .kind(Bool)
             .default("no"),
+            A::new(
+                "follow",
+                "For `state: file`, `directory` and `touch`, a symlink at `path` stands for what it points to; false acts on the link itself (`state: file` and `directory` then fail on a link, as in Ansible).",
+            )
+            .kind(Bool)
+            .default("yes"),
+            A::new(
+                "modification_time",
+                "The modification time to set: `now`, `preserve` (the default, except `now` for `state: touch`) or a time in `modification_time_format`, the host's local time.",
+            ),
+            A::new(
+                "modification_time_format",
+                "The format of `modification_time` (Python's `strptime`).",
+            )
+            .default("%Y%m%d%H%M.%S"),
+            A::new(
+                "access_time",
+                "The access time to set: `now`, `preserve` (the default, except `now` for `state: touch`) or a time in `access_time_format`, the host's local time.",
+            ),
+            A::new(
+                "access_time_format",
+                "The format of `access_time` (Python's `strptime`).",
+            )
+            .default("%Y%m%d%H%M.%S"),
         ],
         check_args: Some(file_link_needs_src),
         backup: "The path is backed up before it changes: its mode and owner (and a link's target) for attribute changes; the whole tree for `state: absent`; rollback restores them, or removes a path the step created.",

@@ -35,6 +35,41 @@ pub fn implementation(name: &str) -> Option<&'static dyn runtime::Module> {
     }
 }
 
+/// The facts a task of module `name` sets (`getent_passwd` for `getent` with
+/// `database: passwd`), as far as its literal arguments tell: a native module's
+/// [`runtime::Module::facts`], or what Ansible's documentation of a bridged one says. The names
+/// are remembered for `ansible_facts.NAME` ([`bridge::sets_fact`]).
+pub fn fact_names(name: &str, literal_arg: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    match registry::entry(canonical_name(name)) {
+        Some(registry::Entry {
+            runs: registry::Runs::Host(m),
+            ..
+        }) => {
+            let names: Vec<String> = m
+                .facts()
+                .iter()
+                .filter_map(|f| expand_fact(f, &literal_arg))
+                .collect();
+            bridge::note_facts(&names);
+            names
+        }
+        Some(_) => Vec::new(),
+        None => bridge::fact_names(name, literal_arg),
+    }
+}
+
+/// A documented fact name with its `<ARG>` replaced by the task's literal argument ARG;
+/// `None` when that argument is not literal text.
+fn expand_fact(pattern: &str, literal_arg: &impl Fn(&str) -> Option<String>) -> Option<String> {
+    match (pattern.find('<'), pattern.find('>')) {
+        (Some(a), Some(b)) if a < b => {
+            let v = literal_arg(&pattern[a + 1..b])?;
+            Some(format!("{}{v}{}", &pattern[..a], &pattern[b + 1..]))
+        }
+        _ => Some(pattern.to_string()),
+    }
+}
+
 /// Collection prefixes that name the built-in modules.
 pub const BUILTIN_PREFIXES: &[&str] = &["ansible.builtin.", "ansible.legacy."];
 

@@ -149,6 +149,16 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::get_url::GetUrl),
     },
     Entry {
+        name: "getent",
+        spec: Spec::Typed(&system::getent::GetentArgs::SPEC),
+        runs: Runs::Host(&system::getent::Getent),
+    },
+    Entry {
+        name: "git",
+        spec: Spec::Typed(&system::git::GitArgs::SPEC),
+        runs: Runs::Host(&system::git::Git),
+    },
+    Entry {
         name: "group",
         spec: Spec::Typed(&system::group::GroupArgs::SPEC),
         runs: Runs::Host(&system::group::Group),
@@ -287,6 +297,11 @@ pub static MODULES: &[Entry] = &[
         name: "shell",
         spec: Spec::Table,
         runs: Runs::Host(&system::command::Shell),
+    },
+    Entry {
+        name: "slurp",
+        spec: Spec::Typed(&files::slurp::SlurpArgs::SPEC),
+        runs: Runs::Host(&files::slurp::Slurp),
     },
     Entry {
         name: "stat",

@@ -282,6 +282,13 @@ pub trait Module: Send + Sync {
         None
     }
 
+    /// The facts the module returns under `ansible_facts`, for the template check to know
+    /// their names before the run: `getent_<database>` is `getent_passwd` when the task gives
+    /// `database: passwd` literally.
+    fn facts(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Whether the executor may run `check` ahead of its turn ([`Ahead`]).
     fn ahead(&self) -> Ahead {
         Ahead::No

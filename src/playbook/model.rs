@@ -1224,13 +1224,10 @@ fn task_runtime_names(t: &Task, out: &mut BTreeSet<String>) {
         out.insert(r.name.clone());
     }
     out.extend(loop_vars(t));
-    // Facts one of Ansible's own modules sets through the bridge (`getent_passwd`).
-    if !crate::modules::is_native(&t.action.module) {
-        out.extend(crate::modules::bridge::fact_names(
-            &t.action.module,
-            |arg| t.action.arg(arg).and_then(Node::scalar_string),
-        ));
-    }
+    // Facts a module returns (`getent_passwd`), native or one of Ansible's own.
+    out.extend(crate::modules::fact_names(&t.action.module, |arg| {
+        t.action.arg(arg).and_then(Node::scalar_string)
+    }));
     match t.action.module.as_str() {
         "set_fact" => {
             for (k, _) in &t.action.args {

@@ -5,8 +5,12 @@
 //! to, realpath, and per state: the link source's existence, inodes for hard links, a listing
 //! of the tree for `recurse`). Symlink swaps are atomic (`ln_sf_atomic`: temp link + rename).
 //! `state: file|directory|touch` on a symlink act on what it points to (Ansible's default
-//! `follow: yes`); `state: link|hard|absent` act on the path itself. It must not format shell
-//! lines and must not read the run mode.
+//! `follow: yes`; `follow: no` acts on the link itself); `state: link|hard|absent` act on the
+//! path itself. `access_time`/`modification_time` (`now`, `preserve`, or a time in their
+//! `_format`, parsed here and read by the host's `date -d` in its own time zone, as Ansible's
+//! `mktime`) are compared with `stat` in a second round trip and set with `touch -c`. Times
+//! are not backed up, so rollback does not restore them (`not_reversible` says so). It must
+//! not format shell lines and must not read the run mode.
 //!
 //! Deviations: `mode` is not applied to a symlink (Linux has no link modes; Ansible's follow
 //! would chmod the target); a directory is never replaced by a link, even with `force`;
@@ -41,8 +45,15 @@ enum Step {
     Symlink(String, String),
     /// Atomic hard link (source, path).
     Hardlink(String, String),
-    /// `touch` (creates a missing file, updates times).
-    Touch(String),
+    /// `touch` (creates a missing file, updates times); true: of a symlink itself (`-h`).
+    Touch(String, bool),
+    /// Sets access and modification times (`touch -c`); true: of a symlink itself (`-h`).
+    Times {
+        path: String,
+        nofollow: bool,
+        atime: Option<TimeSpec>,
+        mtime: Option<TimeSpec>,
+    },
     /// chown/chmod on one path.
     Fix(String, AttrFix),
     /// `chown -R -h` then `chmod -R` on a tree.
@@ -57,6 +68,52 @@ enum Step {
 struct Plan {
     steps: Vec<Step>,
     result: Args,
+}
+
+/// A time `access_time`/`modification_time` asks for (`preserve` is `None`).
+#[derive(Clone, Debug, PartialEq)]
+enum TimeSpec {
+    /// The time of the change.
+    Now,
+    /// This local time on the host, as `YYYY-MM-DD HH:MM:SS` (what `touch -d` and `date -d`
+    /// read).
+    At(String),
+}
+
+/// `access_time` or `modification_time` (`which`) with its format: Ansible's default
+/// (`now` for `state: touch`, else `preserve`), `now`, or a time parsed with the format
+/// (Python's `strptime` directives).
+fn time_arg(args: &Args, which: &str, state: &str) -> Result<Option<TimeSpec>, ModuleError> {
+    let default = if state == "touch" { "now" } else { "preserve" };
+    let value = args.str_arg(which).unwrap_or_else(|| default.to_string());
+    let format = args
+        .str_arg(&format!("{which}_format"))
+        .unwrap_or_else(|| "%Y%m%d%H%M.%S".to_string());
+    match value.as_str() {
+        "preserve" => Ok(None),
+        "now" => Ok(Some(TimeSpec::Now)),
+        v => chrono::NaiveDateTime::parse_from_str(v, &format)
+            .map(|t| Some(TimeSpec::At(t.format("%Y-%m-%d %H:%M:%S").to_string())))
+            .map_err(|_| {
+                failed(format!(
+                    "Error while obtaining timestamp for time {v} using format {format}: time data '{v}' does not match format '{format}'"
+                ))
+            }),
+    }
+}
+
+/// `touch -c` of `path` setting the access (`-a`) or modification (`-m`) time to `spec`.
+fn touch_time(path: &str, nofollow: bool, flag: &'static str, spec: &TimeSpec) -> Cmd {
+    let c = if nofollow {
+        Cmd::raw("touch -c -h")
+    } else {
+        Cmd::raw("touch -c")
+    };
+    let c = c.op(flag);
+    match spec {
+        TimeSpec::Now => c.op("--").arg(path),
+        TimeSpec::At(t) => c.op("-d").arg(t.clone()).op("--").arg(path),
+    }
 }
 
 /// Lists a tree (root included) as `type\tmode\tuid\tgid\towner\tgroup\tpath\0` (GNU find).
@@ -141,8 +198,22 @@ impl Module for File {
             .unwrap_or_default()
     }
 
+    /// A time set to `now` is always a change, and so is `touch` (whose times default to
+    /// `now`) unless both times are fixed.
     fn converges(&self, args: &Args) -> bool {
-        args.str_arg("state").as_deref() != Some("touch")
+        let touch = args.str_arg("state").as_deref() == Some("touch");
+        ["access_time", "modification_time"]
+            .iter()
+            .all(|k| match args.str_arg(k) {
+                Some(v) => v != "now",
+                None => !touch,
+            })
+    }
+
+    fn not_reversible(&self, given: &dyn Fn(&str) -> bool) -> Option<&'static str> {
+        (given("access_time") || given("modification_time")).then_some(
+            "access and modification times are not backed up: rollback leaves the times this run set",
+        )
     }
 }
 
@@ -153,7 +224,21 @@ fn step_cmd(step: &Step) -> Option<Cmd> {
         Step::Remove(p) => rm_rf(p),
         Step::Symlink(t, l) => ln_sf_atomic(t, l),
         Step::Hardlink(s, p) => hardlink_atomic(s, p),
-        Step::Touch(p) => Cmd::raw("touch --").arg(p.clone()),
+        Step::Touch(p, false) => Cmd::raw("touch --").arg(p.clone()),
+        Step::Touch(p, true) => Cmd::raw("touch -h --").arg(p.clone()),
+        Step::Times {
+            path,
+            nofollow,
+            atime,
+            mtime,
+        } => {
+            let a = atime.as_ref().map(|t| touch_time(path, *nofollow, "-a", t));
+            let m = mtime.as_ref().map(|t| touch_time(path, *nofollow, "-m", t));
+            return match (a, m) {
+                (Some(a), Some(m)) => Some(a.and(m)),
+                (a, m) => a.or(m),
+            };
+        }
         Step::Fix(p, fix) => return fix.cmd(p),
         Step::FixTree {
             path,
@@ -221,6 +306,7 @@ async fn check(
     };
     let recurse = args.bool_arg("recurse", false)?;
     let force = args.bool_arg("force", false)?;
+    let follow_links = args.bool_arg("follow", true)?;
     let want = WantAttrs::from_args(args);
     let state_arg = args.str_arg("state");
     let src = args.str_arg("src");
@@ -234,7 +320,7 @@ async fn check(
 
     // Attributes only (no hashing); where a link at `path` is followed (`follow`: states file,
     // touch, directory), its real path and the resolved stat, made only for a link.
-    let follows = !matches!(state_arg.as_deref(), Some("link" | "hard" | "absent"));
+    let follows = follow_links && !matches!(state_arg.as_deref(), Some("link" | "hard" | "absent"));
     let mut cmds = vec![stat_attrs_cmd(&path)];
     if follows {
         cmds.push(
@@ -282,6 +368,16 @@ async fn check(
             _ => "file".into(),
         },
     };
+    let (atime, mtime) = if state == "absent" {
+        (None, None)
+    } else {
+        (
+            time_arg(args, "access_time", &state)?,
+            time_arg(args, "modification_time", &state)?,
+        )
+    };
+    let plain_touch =
+        state == "touch" && atime == Some(TimeSpec::Now) && mtime == Some(TimeSpec::Now);
     let mut result = Args::new();
     result.insert("path".into(), Value::from(path.clone()));
     result.insert("state".into(), Value::from(state.clone()));
@@ -322,16 +418,18 @@ async fn check(
         }
         "touch" => {
             let (target, st) = follow(&path, &cur, resolved.as_ref());
-            if st.kind == PathKind::Directory {
-                // touch on a directory only updates its times.
+            // Touched now (a directory only gets its times), unless fixed times were asked
+            // for: then a missing file is created and the times are compared below.
+            if plain_touch || !st.exists() {
+                changes.push(attr(
+                    &path,
+                    "state",
+                    kind_word(&st.kind),
+                    if st.exists() { "touched" } else { "file" },
+                ));
+                let nofollow = !follow_links && matches!(st.kind, PathKind::Link { .. });
+                steps.push(Step::Touch(target.clone(), nofollow));
             }
-            changes.push(attr(
-                &path,
-                "state",
-                kind_word(&st.kind),
-                if st.exists() { "touched" } else { "file" },
-            ));
-            steps.push(Step::Touch(target.clone()));
             if st.exists() {
                 attrs_on(
                     &want,
@@ -504,10 +602,125 @@ async fn check(
             return Err(ModuleError::Args(format!("unknown state '{other}'")));
         }
     }
+    if !plain_touch && (atime.is_some() || mtime.is_some()) {
+        let (target, st) = follow(&path, &cur, resolved.as_ref());
+        let nofollow = !follow_links && matches!(st.kind, PathKind::Link { .. });
+        times_drift(
+            tr,
+            ctx,
+            Times {
+                shown: &path,
+                target: &target,
+                exists: st.exists(),
+                nofollow,
+                atime,
+                mtime,
+            },
+            &mut changes,
+            &mut steps,
+        )
+        .await?;
+    }
     if changes.is_empty() {
         return Ok(Verdict::InSync { result });
     }
     Ok(Verdict::Drift(Drift::new(changes, Plan { steps, result })))
+}
+
+/// The times a task asks for, of one path.
+struct Times<'a> {
+    shown: &'a str,
+    target: &'a str,
+    exists: bool,
+    nofollow: bool,
+    atime: Option<TimeSpec>,
+    mtime: Option<TimeSpec>,
+}
+
+/// Compares the path's access and modification times with what the task asks for (one more
+/// round trip: `stat` and the host's `date -d` for each fixed time, in the host's time zone as
+/// Ansible's `mktime`); `now` is always a change. Adds the `Times` step after the others (a
+/// path they create gets its times then).
+async fn times_drift(
+    tr: &mut AnyTransport,
+    ctx: &ModuleCtx<'_>,
+    t: Times<'_>,
+    changes: &mut Vec<Change>,
+    steps: &mut Vec<Step>,
+) -> Result<(), ModuleError> {
+    let wanted = [("atime", &t.atime), ("mtime", &t.mtime)];
+    let mut current = ["absent".to_string(), "absent".to_string()];
+    let mut differs = [t.atime.is_some(), t.mtime.is_some()];
+    if t.exists {
+        let stat = if t.nofollow {
+            Cmd::raw("stat -c '%.9X %.9Y' --")
+        } else {
+            Cmd::raw("stat -L -c '%.9X %.9Y' --")
+        };
+        let mut cmds = vec![stat.arg(t.target)];
+        for (_, w) in wanted {
+            if let Some(TimeSpec::At(at)) = w {
+                cmds.push(Cmd::raw("date +%s -d").arg(at.clone()));
+            }
+        }
+        let outs = match ctx.read(tr, &cmds, 4096).await? {
+            Ok(o) => o,
+            Err(e) => return Err(failed(e.to_string())),
+        };
+        let mut outs = outs.into_iter();
+        let stat = take(&mut outs)?;
+        let text = stat.stdout_lossy();
+        let now: Vec<&str> = text.split_whitespace().collect();
+        if !stat.success() || now.len() != 2 {
+            return Err(failed(format!(
+                "cannot read the times of {}: {}",
+                t.target,
+                stat.stderr_lossy().trim()
+            )));
+        }
+        for (i, (_, w)) in wanted.iter().enumerate() {
+            current[i] = now[i].to_string();
+            differs[i] = match w {
+                None => false,
+                Some(TimeSpec::Now) => true,
+                Some(TimeSpec::At(at)) => {
+                    let out = take(&mut outs)?;
+                    let epoch = out.stdout_lossy().trim().to_string();
+                    if !out.success() || epoch.is_empty() {
+                        return Err(failed(format!(
+                            "the host cannot read the time {at}: {}",
+                            out.stderr_lossy().trim()
+                        )));
+                    }
+                    now[i].parse::<f64>().ok() != epoch.parse::<f64>().ok()
+                }
+            };
+        }
+    }
+    if !differs.iter().any(|d| *d) {
+        return Ok(());
+    }
+    let mut step_times = [None, None];
+    for (i, (what, w)) in wanted.iter().enumerate() {
+        if differs[i]
+            && let Some(w) = w
+        {
+            let after = match w {
+                TimeSpec::Now => "now".to_string(),
+                TimeSpec::At(at) => at.clone(),
+            };
+            changes.push(attr(t.shown, what, current[i].clone(), after));
+            step_times[i] = Some(w.clone());
+        }
+    }
+    let [atime, mtime] = step_times;
+    steps.push(Step::Times {
+        path: t.target.to_string(),
+        nofollow: t.nofollow,
+        atime,
+        mtime,
+    });
+    Ok(())
 }
 
 /// For a symlink, the real path and what it points to; otherwise the path itself.

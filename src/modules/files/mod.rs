@@ -1,4 +1,4 @@
-//! File-shaped modules: copy, template, file, lineinfile, blockinfile, replace, stat, find.
+//! File-shaped modules: copy, template, file, lineinfile, blockinfile, replace, stat, find, slurp.
 //!
 //! Owns their `check`/`apply` (one file per module; shared helpers in `common`, Python regex
 //! semantics in `pyre`). Must not format shell lines (use `transport::cmd`), and must not read
@@ -13,6 +13,7 @@ pub(crate) mod ini_file;
 pub(crate) mod lineinfile;
 pub mod pyre;
 pub(crate) mod replace;
+pub(crate) mod slurp;
 pub(crate) mod stat;
 
 #[cfg(test)]

@@ -643,6 +643,103 @@ async fn file_hard_absent_touch() {
     );
 }
 
+#[tokio::test]
+async fn file_times_fixed_now_and_preserve_as_ansible() {
+    let h = tempfile::tempdir().unwrap();
+    write(h.path(), "f", "x");
+    let f = p(h.path(), "f");
+    let mtime = |rel: &str| std::fs::metadata(h.path().join(rel)).unwrap().mtime();
+    let atime = |rel: &str| std::fs::metadata(h.path().join(rel)).unwrap().atime();
+    // A fixed time in the default format (the host's local time): a change, then in sync
+    // (the second check's look at the times is a second round trip).
+    let a = json!({"path": f, "modification_time": "202401020304.05"});
+    let r = converge_n("file", a.clone(), h.path(), None, 2).await;
+    assert_eq!(r.changes.len(), 1, "{:?}", r.changes);
+    let want = chrono::NaiveDate::from_ymd_opt(2024, 1, 2)
+        .and_then(|d| d.and_hms_opt(3, 4, 5))
+        .and_then(|t| t.and_local_timezone(chrono::Local).single())
+        .map(|t| t.timestamp())
+        .unwrap();
+    assert_eq!(mtime("f"), want);
+    let r = converge_n("file", a, h.path(), None, 2).await;
+    assert!(r.changes.is_empty(), "{:?}", r.changes);
+    // Its own format, both times.
+    let a = json!({"path": f, "state": "touch", "access_time": "2020-05-06 07:08", "access_time_format": "%Y-%m-%d %H:%M", "modification_time": "2020-05-06 07:08", "modification_time_format": "%Y-%m-%d %H:%M"});
+    let r = converge_n("file", a.clone(), h.path(), None, 2).await;
+    assert_eq!(r.changes.len(), 2, "{:?}", r.changes);
+    assert_eq!(atime("f"), mtime("f"));
+    assert!(lookup("file").unwrap().converges(&to_args(a)));
+    // `now` is always a change; `preserve` (the default) never.
+    let r = converge_n(
+        "file",
+        json!({"path": f, "modification_time": "now", "access_time": "preserve"}),
+        h.path(),
+        None,
+        2,
+    )
+    .await;
+    assert_eq!(r.changes.len(), 1);
+    assert!(mtime("f") > want);
+    // A time that does not match the format fails before the host is asked.
+    let e = check_only(
+        "file",
+        json!({"path": f, "modification_time": "yesterday"}),
+        h.path(),
+        None,
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(
+        e.to_string(),
+        "Error while obtaining timestamp for time yesterday using format %Y%m%d%H%M.%S: time data 'yesterday' does not match format '%Y%m%d%H%M.%S'"
+    );
+    // Rollback cannot put times back: plan says so.
+    let given = |k: &str| k == "modification_time";
+    assert!(lookup("file").unwrap().not_reversible(&given).is_some());
+}
+
+#[tokio::test]
+async fn file_follow_false_acts_on_the_link_itself() {
+    let h = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(h.path().join("real")).unwrap();
+    symlink(h.path().join("real"), h.path().join("ln")).unwrap();
+    let ln = p(h.path(), "ln");
+    // Followed (the default), the link stands for the directory.
+    let r = converge(
+        "file",
+        json!({"path": ln, "state": "directory"}),
+        h.path(),
+        None,
+    )
+    .await;
+    assert!(r.changes.is_empty(), "{:?}", r.changes);
+    // Not followed: the path is a link, not a directory, as Ansible says.
+    let e = check_only(
+        "file",
+        json!({"path": ln, "state": "directory", "follow": false}),
+        h.path(),
+        None,
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(e.to_string(), format!("{ln} already exists as a link"));
+    let e = check_only(
+        "file",
+        json!({"path": ln, "state": "file", "follow": "no"}),
+        h.path(),
+        None,
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(
+        e.to_string(),
+        format!("file ({ln}) is link, cannot continue")
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // lineinfile
 // ---------------------------------------------------------------------------------------------

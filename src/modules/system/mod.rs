@@ -1,7 +1,7 @@
 //! Command and system modules: command, shell, script, raw, service/systemd,
-//! package/apt/dnf, wait_for, fetch, unarchive, get_url, ping, and the language package
-//! managers (pip, npm, gem) and other systems' package managers (pacman, zypper,
-//! pkgng, openbsd_pkg, zypper_repository).
+//! package/apt/dnf, wait_for, fetch, unarchive, get_url, ping, getent, git, known_hosts, the
+//! language package managers (pip, npm, gem) and other systems' package managers (pacman,
+//! zypper, pkgng, openbsd_pkg, zypper_repository).
 //!
 //! Owns their `check`/`apply`. Must not format shell lines (use `transport::cmd`), and must
 //! not read the run mode. Free-form text (`command: ls -l`, `shell: |`) reaches these modules
@@ -14,6 +14,8 @@ pub mod cron;
 pub mod fetch;
 pub mod gem;
 pub mod get_url;
+pub mod getent;
+pub mod git;
 pub mod group;
 pub mod hostname;
 pub mod known_hosts;
@@ -68,6 +70,8 @@ mod tests {
             "group",
             "hostname",
             "timezone",
+            "getent",
+            "git",
         ];
         for n in names {
             let m = crate::modules::implementation(n).map(|m| m.name());
