@@ -41,6 +41,10 @@ want wget wget
 want openssl openssl
 # tests/progress.rs runs rdeploy on a pseudo-terminal with `script` (util-linux, in bsdutils).
 want bsdutils script
+# The repository-key modules (apt_key, rpm_key) and their tests make and read keys with gpg;
+# the apt tests build a .deb with dpkg-deb.
+want gpg gpg
+want dpkg dpkg-deb
 # useradd (passwd) and kill (procps/util-linux) are part of every Debian base system.
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -247,6 +247,7 @@ pub fn templates(
                 errors: &mut errors,
                 scope_vars: Vec::new(),
                 role_stack: Vec::new(),
+                spec_required: Vec::new(),
                 loop_names: Vec::new(),
             };
             c.play(play);
@@ -420,6 +421,31 @@ struct Checker<'a> {
     role_stack: Vec<&'a RoleRef>,
     /// Loop variables of enclosing `include_tasks` loops.
     loop_names: Vec<String>,
+    /// Required options of the argument specs of the roles entered: when one is undefined,
+    /// the role's validation task fails the host before any of its tasks, so its tasks
+    /// never see it undefined (stood in for by [`Unknown`]).
+    spec_required: Vec<String>,
+}
+
+/// The `required` options of a role's argument spec validation task (its first task).
+fn spec_required(r: &RoleRef) -> Vec<String> {
+    let Some(TaskItem::Task(t)) = r.role.tasks.first() else {
+        return Vec::new();
+    };
+    if crate::modules::canonical_name(&t.action.module) != "validate_argument_spec" {
+        return Vec::new();
+    }
+    let Some(options) = t.action.arg("argument_spec").and_then(Node::as_map) else {
+        return Vec::new();
+    };
+    options
+        .iter()
+        .filter(|(_, o)| {
+            o.get("required")
+                .is_some_and(|r| crate::modules::spec::ansible_bool(r) == Some(true))
+        })
+        .filter_map(|(k, _)| k.scalar_string())
+        .collect()
 }
 
 impl<'a> Checker<'a> {
@@ -478,6 +504,9 @@ impl<'a> Checker<'a> {
     /// scope (a second instance of the same role sees only its own).
     fn role(&mut self, r: &'a RoleRef) {
         self.role_stack.push(r);
+        let required = spec_required(r);
+        let outer = self.spec_required.len();
+        self.spec_required.extend(required);
         for (_, n) in r.role.defaults.iter().chain(&r.role.vars) {
             self.syntax_one(n);
         }
@@ -491,6 +520,7 @@ impl<'a> Checker<'a> {
             }
             self.leave(&r.keywords);
         }
+        self.spec_required.truncate(outer);
         self.role_stack.pop();
     }
 
@@ -815,6 +845,7 @@ impl<'a> Checker<'a> {
         for (name, v) in runtime_standins(self.runtime)
             .into_iter()
             .chain(own_loop.into_iter().map(|n| (n, unknown())))
+            .chain(self.spec_required.iter().map(|n| (n.clone(), unknown())))
         {
             if !lazy.contains(&name) {
                 extra.push((name, v));

@@ -75,6 +75,7 @@ pub async fn controller(
             s
         }
         "setup" | "gather_facts" => setup(ctx, st, vars, args).await,
+        "validate_argument_spec" => validate_argument_spec(vars, args),
         _ => return None,
     })
 }
@@ -172,6 +173,7 @@ fn include(ctx: &TaskCtx, module: &str, args: &Args) -> Step {
         vars_from: args.str_arg("vars_from"),
         defaults_from: args.str_arg("defaults_from"),
         handlers_from: args.str_arg("handlers_from"),
+        no_validate: matches!(args.bool_arg("rolespec_validate", true), Ok(false)),
     };
     if module == "include_role" {
         let mut a = Map::new();
@@ -184,6 +186,9 @@ fn include(ctx: &TaskCtx, module: &str, args: &Args) -> Step {
             if let Some(v) = v {
                 a.insert(k.into(), Json::from(v.clone()));
             }
+        }
+        if from.no_validate {
+            a.insert("rolespec_validate".into(), Json::Bool(false));
         }
         r.insert("include_args".into(), Json::Object(a));
     }
@@ -373,6 +378,25 @@ fn assert(ctx: &TaskCtx, vars: &LazyVars, args: &Args) -> Step {
         Ok(Verdict::Failed(msg, r)) => {
             let mut s = Step::new(Status::Failed, r);
             s.msg = Some(msg);
+            s
+        }
+        Err(e) => Step::failed(e.to_string()),
+    }
+}
+
+/// `validate_argument_spec`: the spec's options found in the task variables (rendered) and
+/// `provided_arguments`, checked with Ansible's validator.
+fn validate_argument_spec(vars: &LazyVars, args: &Args) -> Step {
+    use crate::modules::control::validate_argument_spec::run;
+    let var = |name: &str| {
+        vars.get_json(name)
+            .map(|r| r.map_err(|e| format!("'{name}': {e}")))
+    };
+    match run(args, &var) {
+        Ok(out) => {
+            let failed = out.failed.is_some();
+            let mut s = Step::new(if failed { Status::Failed } else { Status::Ok }, out.result);
+            s.msg = out.failed;
             s
         }
         Err(e) => Step::failed(e.to_string()),

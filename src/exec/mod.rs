@@ -1055,6 +1055,9 @@ impl<'r> Runner<'r> {
             vars_from: arg("vars_from"),
             defaults_from: arg("defaults_from"),
             handlers_from: arg("handlers_from"),
+            no_validate: args
+                .and_then(|a| a.get("rolespec_validate"))
+                .is_some_and(|v| v == &Json::Bool(false)),
         };
         let key = (t.loc.clone(), t.action.module.clone(), name, from);
         let cache = self.shared.includes.lock().ok()?;

@@ -75,6 +75,29 @@ pub static MODULES: &[ModuleSpec] = &[
             )
             .kind(Int)
             .default("0"),
+            A::new(
+                "only_upgrade",
+                "Only upgrade the named packages that are installed; install none.",
+            )
+            .kind(Bool)
+            .default("no"),
+            A::new(
+                "upgrade",
+                "Upgrade the whole system: `yes`/`safe` is `apt-get upgrade --with-new-pkgs`, `full`/`dist` is `apt-get dist-upgrade` (rdeploy does not use aptitude). A change when the simulation (`apt-get -s`) would install or remove something. Not reversible.",
+            )
+            .default("no")
+            .choices(&["no", "yes", "safe", "full", "dist"]),
+            A::new(
+                "autoremove",
+                "Remove packages installed as dependencies that nothing needs any more (`apt-get autoremove`), after the rest. Not reversible.",
+            )
+            .kind(Bool)
+            .default("no"),
+            A::new(
+                "deb",
+                "Path on the host of a `.deb` to install (with its dependencies, `apt-get install FILE`) unless that version of its package is installed; a URL is not supported (download it with `get_url`). Not reversible.",
+            )
+            .kind(Path),
         ],
         check_args: Some(name_or_update_cache),
         backup: "Each named package's installed version (or its absence) is recorded; rollback reinstalls that version with `apt-get install --allow-downgrades NAME=VERSION`, or removes a package the step installed. The apt cache is not restored.",
@@ -942,6 +965,12 @@ macro_rules! role_args {
     )
     .kind(Bool)
     .default("no"),
+    A::new(
+        "rolespec_validate",
+        "Start the role with the validation of its argument spec (`meta/argument_specs.yml`) for the entry point.",
+    )
+    .kind(Bool)
+    .default("yes"),
             $($extra,)*
         ]
     };
@@ -1127,7 +1156,8 @@ fn file_link_needs_src(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
 }
 
 fn name_or_update_cache(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    if !a.has("name") && !a.has("update_cache") {
+    let apt_alone = ["upgrade", "autoremove", "deb"].iter().any(|k| a.has(k));
+    if !a.has("name") && !a.has("update_cache") && !apt_alone {
         err(
             a,
             format!("module '{}' needs 'name' or 'update_cache'", a.module),

@@ -84,6 +84,16 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::package::Apt),
     },
     Entry {
+        name: "apt_key",
+        spec: Spec::Typed(&system::apt_key::AptKeyArgs::SPEC),
+        runs: Runs::Host(&system::apt_key::AptKey),
+    },
+    Entry {
+        name: "apt_repository",
+        spec: Spec::Typed(&system::apt_repository::AptRepositoryArgs::SPEC),
+        runs: Runs::Host(&system::apt_repository::AptRepository),
+    },
+    Entry {
         name: "assert",
         spec: Spec::Typed(&control::assert::AssertArgs::SPEC),
         runs: Runs::Controller,
@@ -107,6 +117,11 @@ pub static MODULES: &[Entry] = &[
         name: "cron",
         spec: Spec::Typed(&system::cron::CronArgs::SPEC),
         runs: Runs::Host(&system::cron::Cron),
+    },
+    Entry {
+        name: "deb822_repository",
+        spec: Spec::Typed(&system::deb822_repository::Deb822RepositoryArgs::SPEC),
+        runs: Runs::Host(&system::deb822_repository::Deb822Repository),
     },
     Entry {
         name: "debug",
@@ -274,6 +289,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&files::replace::Replace),
     },
     Entry {
+        name: "rpm_key",
+        spec: Spec::Typed(&system::rpm_key::RpmKeyArgs::SPEC),
+        runs: Runs::Host(&system::rpm_key::RpmKey),
+    },
+    Entry {
         name: "script",
         spec: Spec::Table,
         runs: Runs::Host(&system::command::Script),
@@ -344,9 +364,19 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::user::User),
     },
     Entry {
+        name: "validate_argument_spec",
+        spec: Spec::Typed(&control::validate_argument_spec::ValidateArgumentSpecArgs::SPEC),
+        runs: Runs::Controller,
+    },
+    Entry {
         name: "wait_for",
         spec: Spec::Table,
         runs: Runs::Host(&system::wait_for::WaitFor),
+    },
+    Entry {
+        name: "yum_repository",
+        spec: Spec::Typed(&system::yum_repository::YumRepositoryArgs::SPEC),
+        runs: Runs::Host(&system::yum_repository::YumRepository),
     },
     Entry {
         name: "zypper",

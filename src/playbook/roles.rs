@@ -23,6 +23,10 @@ pub(super) struct RoleFiles {
     pub vars_from: Option<String>,
     pub defaults_from: Option<String>,
     pub handlers_from: Option<String>,
+    /// The role parameters of a `roles:` entry (checked against the role's argument spec).
+    pub params: Vec<(String, Node)>,
+    /// `rolespec_validate: false`: no argument spec validation task.
+    pub no_validate: bool,
 }
 
 /// Keys of `meta/main.yml`.
@@ -123,7 +127,11 @@ impl Loader<'_> {
             conditional: ctx.conditional || node.get("when").is_some(),
             ..ctx.clone()
         };
-        let role = self.load_role(name, name_node, &sub, &RoleFiles::default())?;
+        let files = RoleFiles {
+            params: params.clone(),
+            ..RoleFiles::default()
+        };
+        let role = self.load_role(name, name_node, &sub, &files)?;
         (self.errors.len() == before).then(|| RoleRef {
             loc: node.loc.clone(),
             name: name.to_string(),
@@ -207,11 +215,13 @@ impl Loader<'_> {
             }),
             conditional: ctx.conditional,
         };
-        let (dependencies, allow_duplicates) = match self.role_file(path, "meta", None, name, at) {
-            Some(p) => self.role_meta(&p, &rctx),
-            None => (Vec::new(), false),
-        };
-        let tasks = match self.role_file(path, "tasks", files.tasks_from.as_deref(), name, at) {
+        let (dependencies, allow_duplicates, meta_specs) =
+            match self.role_file(path, "meta", None, name, at) {
+                Some(p) => self.role_meta(&p, &rctx),
+                None => (Vec::new(), false, None),
+            };
+        let specs = self.argument_specs(path, meta_specs);
+        let mut tasks = match self.role_file(path, "tasks", files.tasks_from.as_deref(), name, at) {
             Some(p) => {
                 let sub = Ctx {
                     dir: super::load::parent_dir(&p),
@@ -222,6 +232,14 @@ impl Loader<'_> {
             }
             None => Vec::new(),
         };
+        let entry = files.tasks_from.as_deref().unwrap_or("main");
+        if let Some(node) = specs
+            .filter(|_| !files.no_validate)
+            .and_then(|s| validation_task(&s, entry, name, path, files))
+            && let Some(task) = self.task_item(&node, &rctx, Level::Task)
+        {
+            tasks.insert(0, task);
+        }
         let handlers =
             match self.role_file(path, "handlers", files.handlers_from.as_deref(), name, at) {
                 Some(p) => self.role_handlers(&p, &at.loc, &rctx),
@@ -301,13 +319,14 @@ impl Loader<'_> {
         out
     }
 
-    /// `meta/main.yml`: the dependencies and `allow_duplicates`.
-    fn role_meta(&mut self, p: &Path, rctx: &Ctx) -> (Vec<RoleRef>, bool) {
+    /// `meta/main.yml`: the dependencies, `allow_duplicates` and `argument_specs`.
+    fn role_meta(&mut self, p: &Path, rctx: &Ctx) -> (Vec<RoleRef>, bool, Option<Node>) {
         let Some(doc) = self.read_yaml(p) else {
-            return (Vec::new(), false);
+            return (Vec::new(), false, None);
         };
         let mut deps = Vec::new();
         let mut allow_duplicates = false;
+        let mut specs = None;
         match &doc.kind {
             Kind::Null => {}
             Kind::Map(entries) => {
@@ -323,6 +342,7 @@ impl Loader<'_> {
                             ),
                         },
                         "collections" => self.keyword(&mut Keywords::default(), key, v),
+                        "argument_specs" => specs = Some(v.clone()),
                         _ if META_KEYS.contains(&key) => {}
                         _ => {
                             let msg = match did_you_mean(key, META_KEYS.iter().copied()) {
@@ -341,6 +361,253 @@ impl Loader<'_> {
                 format!("role meta must be a mapping, found {}", doc.type_name()),
             ),
         }
-        (deps, allow_duplicates)
+        (deps, allow_duplicates, specs)
     }
+
+    /// The role's argument specs, checked: `meta/argument_specs.yml` (its `argument_specs`
+    /// key) when it exists, else `argument_specs` of `meta/main.yml` (`from_meta`), as
+    /// Ansible reads them (not merged).
+    fn argument_specs(&mut self, path: &Path, from_meta: Option<Node>) -> Option<Node> {
+        let meta = path.join("meta");
+        let file = Loader::first_file(&[
+            meta.join("argument_specs.yml"),
+            meta.join("argument_specs.yaml"),
+        ]);
+        let specs = match file {
+            Some(p) => {
+                let doc = self.read_yaml(&p)?;
+                match &doc.kind {
+                    Kind::Null => return None,
+                    Kind::Map(_) => doc.get("argument_specs").cloned()?,
+                    _ => {
+                        self.err(
+                            &doc.loc,
+                            format!(
+                                "an argument spec file must be a mapping with 'argument_specs', found {}",
+                                doc.type_name()
+                            ),
+                        );
+                        return None;
+                    }
+                }
+            }
+            None => from_meta?,
+        };
+        let before = self.errors.len();
+        match &specs.kind {
+            Kind::Null => return None,
+            Kind::Map(entries) => {
+                for (k, v) in entries {
+                    let entry = k.scalar_string().unwrap_or_default();
+                    match &v.kind {
+                        Kind::Null => {}
+                        Kind::Map(_) => {
+                            if let Some(o) = v.get("options") {
+                                self.check_options(o, &format!("entry point '{entry}'"));
+                            }
+                        }
+                        _ => self.err(
+                            &v.loc,
+                            format!(
+                                "argument spec entry point '{entry}' must be a mapping, found {}",
+                                v.type_name()
+                            ),
+                        ),
+                    }
+                }
+            }
+            _ => self.err(
+                &specs.loc,
+                format!(
+                    "'argument_specs' must be a mapping of entry points, found {}",
+                    specs.type_name()
+                ),
+            ),
+        }
+        (self.errors.len() == before).then_some(specs)
+    }
+
+    /// An argument spec's `options` (and nested `options`): each a mapping with a known
+    /// `type`/`elements`, a boolean `required`, a list of `choices`/`aliases`.
+    fn check_options(&mut self, options: &Node, what: &str) {
+        use crate::modules::control::validate_argument_spec::TYPES;
+        let entries = match &options.kind {
+            Kind::Null => return,
+            Kind::Map(entries) => entries,
+            _ => {
+                self.err(
+                    &options.loc,
+                    format!(
+                        "'options' of {what} must be a mapping of option names, found {}",
+                        options.type_name()
+                    ),
+                );
+                return;
+            }
+        };
+        for (k, v) in entries {
+            let opt = k.scalar_string().unwrap_or_default();
+            if !matches!(v.kind, Kind::Map(_)) {
+                self.err(
+                    &v.loc,
+                    format!(
+                        "option '{opt}' of {what} must be a mapping, found {}",
+                        v.type_name()
+                    ),
+                );
+                continue;
+            }
+            for key in ["type", "elements"] {
+                let Some(t) = v.get(key).filter(|t| !t.is_null()) else {
+                    continue;
+                };
+                match t.as_str() {
+                    Some(name) if TYPES.contains(&name) => {}
+                    _ => self.err(
+                        &t.loc,
+                        format!(
+                            "'{key}' of option '{opt}' must be one of {}, found {}",
+                            TYPES.join(", "),
+                            shown(t)
+                        ),
+                    ),
+                }
+            }
+            if let Some(r) = v.get("required").filter(|r| !r.is_null()) {
+                match crate::modules::spec::ansible_bool(r) {
+                    None => self.err(
+                        &r.loc,
+                        format!(
+                            "'required' of option '{opt}' must be a boolean, found {}",
+                            shown(r)
+                        ),
+                    ),
+                    Some(true) if v.get("default").is_some_and(|d| !d.is_null()) => self.err(
+                        &r.loc,
+                        format!(
+                            "option '{opt}' is required and has a default: Ansible refuses both"
+                        ),
+                    ),
+                    Some(_) => {}
+                }
+            }
+            for key in [
+                "choices",
+                "aliases",
+                "mutually_exclusive",
+                "required_together",
+                "required_one_of",
+                "required_if",
+            ] {
+                if let Some(c) = v.get(key).filter(|c| !c.is_null() && c.as_seq().is_none()) {
+                    self.err(
+                        &c.loc,
+                        format!(
+                            "'{key}' of option '{opt}' must be a list, found {}",
+                            c.type_name()
+                        ),
+                    );
+                }
+            }
+            if let Some(c) = v
+                .get("required_by")
+                .filter(|c| !c.is_null() && c.as_map().is_none())
+            {
+                self.err(
+                    &c.loc,
+                    format!(
+                        "'required_by' of option '{opt}' must be a mapping, found {}",
+                        c.type_name()
+                    ),
+                );
+            }
+            if let Some(sub) = v.get("options") {
+                self.check_options(sub, &format!("option '{opt}'"));
+            }
+        }
+    }
+}
+
+/// A string node at `loc`.
+fn text(s: &str, loc: &crate::diag::Loc) -> Node {
+    Node {
+        kind: Kind::Str {
+            value: s.to_string(),
+            quoted: true,
+        },
+        loc: loc.clone(),
+        tag: None,
+    }
+}
+
+/// The task Ansible prepends to a role whose entry point has an argument spec:
+/// `validate_argument_spec` of the entry point's `options` against the role parameters,
+/// tagged `always`, named as Ansible names it. `None` when the entry point has no spec.
+fn validation_task(
+    specs: &Node,
+    entry: &str,
+    role: &str,
+    path: &Path,
+    files: &RoleFiles,
+) -> Option<Node> {
+    let spec = specs
+        .get(entry)
+        .filter(|s| s.as_map().is_some_and(|m| !m.is_empty()))?;
+    let loc = &spec.loc;
+    let mut name = format!("Validating arguments against arg spec '{entry}'");
+    if let Some(d) = spec.get("short_description") {
+        name.push_str(" - ");
+        name.push_str(&d.scalar_string().unwrap_or_else(|| shown(d)));
+    }
+    let options = spec
+        .get("options")
+        .filter(|o| !o.is_null())
+        .cloned()
+        .unwrap_or_else(|| Node {
+            kind: Kind::Map(Vec::new()),
+            loc: loc.clone(),
+            tag: None,
+        });
+    let map = |entries: Vec<(Node, Node)>| Node {
+        kind: Kind::Map(entries),
+        loc: loc.clone(),
+        tag: None,
+    };
+    let params = files
+        .params
+        .iter()
+        .map(|(k, v)| (text(k, &v.loc), v.clone()))
+        .collect();
+    let context = map(vec![
+        (text("type", loc), text("role", loc)),
+        (text("name", loc), text(role, loc)),
+        (text("argument_spec_name", loc), text(entry, loc)),
+        (
+            text("path", loc),
+            text(
+                &std::fs::canonicalize(path)
+                    .unwrap_or_else(|_| path.to_path_buf())
+                    .display()
+                    .to_string(),
+                loc,
+            ),
+        ),
+    ]);
+    let args = map(vec![
+        (text("argument_spec", loc), options),
+        (text("provided_arguments", loc), map(params)),
+        (text("validate_args_context", loc), context),
+    ]);
+    Some(map(vec![
+        (text("name", loc), text(&name, loc)),
+        (text("ansible.builtin.validate_argument_spec", loc), args),
+        (
+            text("tags", loc),
+            Node {
+                kind: Kind::Seq(vec![text("always", loc)]),
+                loc: loc.clone(),
+                tag: None,
+            },
+        ),
+    ]))
 }

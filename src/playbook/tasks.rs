@@ -1000,6 +1000,12 @@ impl Loader<'_> {
             vars_from: lit("vars_from"),
             defaults_from: lit("defaults_from"),
             handlers_from: lit("handlers_from"),
+            params: Vec::new(),
+            no_validate: task
+                .action
+                .arg("rolespec_validate")
+                .and_then(crate::modules::spec::ansible_bool)
+                == Some(false),
         };
         let role = self.load_role(&name, name_node, ctx, &files)?;
         let (origin, allow_duplicates) = include_identity(task);
@@ -1273,6 +1279,8 @@ pub struct FromFiles {
     pub defaults_from: Option<String>,
     /// `handlers_from`.
     pub handlers_from: Option<String>,
+    /// `rolespec_validate: false`.
+    pub no_validate: bool,
 }
 
 /// Loads what a dynamic include names, at run time, exactly as the loader loads a literal one
@@ -1319,6 +1327,8 @@ pub fn load_dynamic(
             vars_from: from.vars_from.clone(),
             defaults_from: from.defaults_from.clone(),
             handlers_from: from.handlers_from.clone(),
+            params: Vec::new(),
+            no_validate: from.no_validate,
         };
         l.load_role(name.trim(), &node, &ctx, &files).map(|role| {
             Loaded::Role(Box::new(RoleRef {

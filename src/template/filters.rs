@@ -25,42 +25,227 @@ pub const MANDATORY_MARK: &str = "mandatory variable is not defined";
 
 /// Adds every filter of this file (and the `dict` function) to `env`.
 pub fn register(env: &mut Environment<'static>) {
-    env.add_filter("bool", bool_filter);
-    env.add_filter("int", int);
-    env.add_filter("float", float);
-    env.add_filter("to_json", to_json);
-    env.add_filter("to_nice_json", to_nice_json);
-    env.add_filter("tojson", to_json);
-    env.add_filter("from_json", from_json);
-    env.add_filter("to_yaml", to_yaml);
-    env.add_filter("to_nice_yaml", to_nice_yaml);
-    env.add_filter("from_yaml", from_yaml);
-    env.add_filter("from_yaml_all", from_yaml_all);
-    env.add_filter("b64encode", b64encode);
-    env.add_filter("b64decode", b64decode);
-    env.add_filter("hash", hash);
-    env.add_filter("checksum", checksum);
-    env.add_filter("combine", combine);
-    env.add_filter("dict2items", dict2items);
-    env.add_filter("items2dict", items2dict);
-    env.add_filter("ternary", ternary);
-    env.add_filter("mandatory", mandatory);
-    env.add_filter("quote", quote);
-    env.add_filter("flatten", flatten);
-    env.add_filter("product", product);
-    env.add_filter("dict", dict_filter);
-    env.add_filter("difference", difference);
-    env.add_filter("intersect", intersect);
-    env.add_filter("union", union);
-    env.add_filter("symmetric_difference", symmetric_difference);
-    env.add_filter("regex_replace", regex_replace);
-    env.add_filter("regex_search", regex_search);
-    env.add_filter("regex_findall", regex_findall);
-    env.add_filter("regex_escape", regex_escape);
-    env.add_filter("basename", basename);
-    env.add_filter("dirname", dirname);
-    env.add_filter("splitext", splitext);
+    add_filter(env, "bool", bool_filter);
+    add_filter(env, "int", int);
+    add_filter(env, "float", float);
+    add_filter(env, "to_json", to_json);
+    add_filter(env, "to_nice_json", to_nice_json);
+    add_filter(env, "tojson", to_json);
+    add_filter(env, "from_json", from_json);
+    add_filter(env, "to_yaml", to_yaml);
+    add_filter(env, "to_nice_yaml", to_nice_yaml);
+    add_filter(env, "from_yaml", from_yaml);
+    add_filter(env, "from_yaml_all", from_yaml_all);
+    add_filter(env, "b64encode", b64encode);
+    add_filter(env, "b64decode", b64decode);
+    add_filter(env, "hash", hash);
+    add_filter(env, "checksum", checksum);
+    add_filter(env, "combine", combine);
+    add_filter(env, "dict2items", dict2items);
+    add_filter(env, "items2dict", items2dict);
+    add_filter(env, "ternary", ternary);
+    add_filter(env, "mandatory", mandatory);
+    add_filter(env, "quote", quote);
+    add_filter(env, "flatten", flatten);
+    add_filter(env, "product", product);
+    add_filter(env, "dict", dict_filter);
+    add_filter(env, "difference", difference);
+    add_filter(env, "intersect", intersect);
+    add_filter(env, "union", union);
+    add_filter(env, "symmetric_difference", symmetric_difference);
+    add_filter(env, "regex_replace", regex_replace);
+    add_filter(env, "regex_search", regex_search);
+    add_filter(env, "regex_findall", regex_findall);
+    add_filter(env, "regex_escape", regex_escape);
+    add_filter(env, "basename", basename);
+    add_filter(env, "dirname", dirname);
+    add_filter(env, "splitext", splitext);
     env.add_function("dict", dict_function);
+    register_builtin_aliases(env);
+}
+
+/// ansible-core 2.19's builtin filters (plugins/filter/*.py): each is also registered as
+/// `ansible.builtin.NAME`, as Ansible resolves it.
+pub const ANSIBLE_FILTERS: &[&str] = &[
+    "b64decode",
+    "b64encode",
+    "to_uuid",
+    "to_json",
+    "to_nice_json",
+    "from_json",
+    "to_yaml",
+    "to_nice_yaml",
+    "from_yaml",
+    "from_yaml_all",
+    "basename",
+    "dirname",
+    "expanduser",
+    "expandvars",
+    "path_join",
+    "realpath",
+    "relpath",
+    "splitext",
+    "win_basename",
+    "win_dirname",
+    "win_splitdrive",
+    "commonpath",
+    "normpath",
+    "fileglob",
+    "bool",
+    "to_datetime",
+    "strftime",
+    "quote",
+    "md5",
+    "sha1",
+    "checksum",
+    "password_hash",
+    "hash",
+    "regex_replace",
+    "regex_escape",
+    "regex_search",
+    "regex_findall",
+    "ternary",
+    "random",
+    "shuffle",
+    "mandatory",
+    "comment",
+    "type_debug",
+    "combine",
+    "extract",
+    "flatten",
+    "dict2items",
+    "items2dict",
+    "subelements",
+    "split",
+    "groupby",
+    "d",
+    "default",
+    "map",
+    "select",
+    "selectattr",
+    "reject",
+    "rejectattr",
+    "vault",
+    "unvault",
+    "log",
+    "pow",
+    "root",
+    "unique",
+    "intersect",
+    "difference",
+    "symmetric_difference",
+    "union",
+    "product",
+    "permutations",
+    "combinations",
+    "human_readable",
+    "human_to_bytes",
+    "rekey_on_member",
+    "zip",
+    "zip_longest",
+    "urldecode",
+    "urlsplit",
+];
+
+/// ansible-core 2.19's builtin tests (plugins/test/*.py), also registered as
+/// `ansible.builtin.NAME`.
+pub const ANSIBLE_TESTS: &[&str] = &[
+    "failed",
+    "failure",
+    "succeeded",
+    "success",
+    "successful",
+    "reachable",
+    "unreachable",
+    "timedout",
+    "changed",
+    "change",
+    "skipped",
+    "skip",
+    "finished",
+    "started",
+    "match",
+    "search",
+    "regex",
+    "version_compare",
+    "version",
+    "any",
+    "all",
+    "truthy",
+    "falsy",
+    "vault_encrypted",
+    "vaulted_file",
+    "defined",
+    "undefined",
+    "directory",
+    "is_dir",
+    "file",
+    "is_file",
+    "link",
+    "is_link",
+    "exists",
+    "link_exists",
+    "abs",
+    "is_abs",
+    "same_file",
+    "is_same_file",
+    "mount",
+    "is_mount",
+    "subset",
+    "issubset",
+    "superset",
+    "issuperset",
+    "contains",
+    "nan",
+    "isnan",
+    "uri",
+    "url",
+    "urn",
+];
+
+/// Registers filter `name`, and `ansible.builtin.NAME` when Ansible has it built in.
+pub fn add_filter<F, Rv, Args>(env: &mut Environment<'static>, name: &'static str, f: F)
+where
+    F: minijinja::functions::Function<Rv, Args> + Clone,
+    Rv: minijinja::value::FunctionResult,
+    Args: for<'a> minijinja::value::FunctionArgs<'a>,
+{
+    if ANSIBLE_FILTERS.contains(&name) {
+        env.add_filter(format!("ansible.builtin.{name}"), f.clone());
+    }
+    env.add_filter(name, f);
+}
+
+/// Registers test `name`, and `ansible.builtin.NAME` when Ansible has it built in.
+pub fn add_test<F, Rv, Args>(env: &mut Environment<'static>, name: &'static str, f: F)
+where
+    F: minijinja::functions::Function<Rv, Args> + Clone,
+    Rv: minijinja::value::FunctionResult,
+    Args: for<'a> minijinja::value::FunctionArgs<'a>,
+{
+    if ANSIBLE_TESTS.contains(&name) {
+        env.add_test(format!("ansible.builtin.{name}"), f.clone());
+    }
+    env.add_test(name, f);
+}
+
+/// `ansible.builtin.` names for the filters and tests Ansible takes from Jinja2 and rdeploy
+/// from minijinja as they are.
+fn register_builtin_aliases(env: &mut Environment<'static>) {
+    use minijinja::{filters as f, tests as t};
+    env.add_filter("ansible.builtin.split", f::split);
+    env.add_filter("ansible.builtin.groupby", f::groupby);
+    env.add_filter("ansible.builtin.d", f::default);
+    env.add_filter("ansible.builtin.default", f::default);
+    env.add_filter("ansible.builtin.map", f::map);
+    env.add_filter("ansible.builtin.select", f::select);
+    env.add_filter("ansible.builtin.selectattr", f::selectattr);
+    env.add_filter("ansible.builtin.reject", f::reject);
+    env.add_filter("ansible.builtin.rejectattr", f::rejectattr);
+    env.add_filter("ansible.builtin.unique", f::unique);
+    env.add_filter("ansible.builtin.zip", f::zip);
+    env.add_test("ansible.builtin.defined", t::is_defined);
+    env.add_test("ansible.builtin.undefined", t::is_undefined);
 }
 
 fn op_err(msg: impl Into<String>) -> Error {
@@ -610,22 +795,135 @@ fn to_nice_yaml(v: &Value, kwargs: Kwargs) -> Result<String, Error> {
 
 // ---------------------------------------------------------------- encodings and hashes
 
-fn b64encode(v: &Value) -> Result<String, Error> {
-    let s = text_of(v, "b64encode")?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(s.as_bytes()))
+/// The `encoding` and `urlsafe` arguments of `b64encode`/`b64decode`, by position or name.
+fn b64_args(
+    what: &str,
+    encoding: Option<String>,
+    urlsafe: Option<bool>,
+    kwargs: &Kwargs,
+) -> Result<(String, bool), Error> {
+    let encoding = match encoding {
+        Some(e) => e,
+        None => kwargs
+            .get::<Option<String>>("encoding")?
+            .unwrap_or_else(|| "utf-8".to_string()),
+    };
+    let urlsafe = match urlsafe {
+        Some(u) => u,
+        None => kwargs.get::<Option<bool>>("urlsafe")?.unwrap_or(false),
+    };
+    kwargs.assert_all_used()?;
+    let norm = encoding.to_ascii_lowercase().replace('_', "-");
+    let known = [
+        "utf-8",
+        "utf8",
+        "utf-16",
+        "utf-16-le",
+        "utf-16le",
+        "utf-16-be",
+        "utf-16be",
+        "ascii",
+        "latin-1",
+        "latin1",
+        "iso-8859-1",
+    ];
+    if !known.contains(&norm.as_str()) {
+        return Err(op_err(format!(
+            "{what}: encoding '{encoding}' is not supported by rdeploy (utf-8, utf-16, utf-16-le, utf-16-be, ascii, latin-1)"
+        )));
+    }
+    Ok((norm, urlsafe))
 }
 
-fn b64decode(v: &Value) -> Result<String, Error> {
+fn b64_engine(urlsafe: bool) -> &'static base64::engine::GeneralPurpose {
+    if urlsafe {
+        &base64::engine::general_purpose::URL_SAFE
+    } else {
+        &base64::engine::general_purpose::STANDARD
+    }
+}
+
+/// `b64encode(encoding='utf-8', urlsafe=False)`: the text in `encoding`, base64-encoded
+/// (`utf-16-le` for PowerShell's `-EncodedCommand`).
+fn b64encode(
+    v: &Value,
+    encoding: Option<String>,
+    urlsafe: Option<bool>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    let (encoding, urlsafe) = b64_args("b64encode", encoding, urlsafe, &kwargs)?;
+    let s = text_of(v, "b64encode")?;
+    let bytes: Vec<u8> = match encoding.as_str() {
+        "utf-16" => [0xff, 0xfe]
+            .into_iter()
+            .chain(s.encode_utf16().flat_map(u16::to_le_bytes))
+            .collect(),
+        "utf-16-le" | "utf-16le" => s.encode_utf16().flat_map(u16::to_le_bytes).collect(),
+        "utf-16-be" | "utf-16be" => s.encode_utf16().flat_map(u16::to_be_bytes).collect(),
+        "ascii" | "latin-1" | "latin1" | "iso-8859-1" => {
+            let max = if encoding == "ascii" { 0x7f } else { 0xff };
+            s.chars()
+                .map(|c| {
+                    u8::try_from(u32::from(c))
+                        .ok()
+                        .filter(|b| u32::from(*b) <= max)
+                        .ok_or_else(|| {
+                            op_err(format!("b64encode: '{c}' cannot be encoded as {encoding}"))
+                        })
+                })
+                .collect::<Result<_, _>>()?
+        }
+        _ => s.into_bytes(),
+    };
+    Ok(b64_engine(urlsafe).encode(bytes))
+}
+
+/// `b64decode(encoding='utf-8', urlsafe=False)`: base64 to text read as `encoding`.
+fn b64decode(
+    v: &Value,
+    encoding: Option<String>,
+    urlsafe: Option<bool>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    let (encoding, urlsafe) = b64_args("b64decode", encoding, urlsafe, &kwargs)?;
     let s = str_arg(v, "b64decode")?;
-    let bytes = base64::engine::general_purpose::STANDARD
+    let bytes = b64_engine(urlsafe)
         .decode(s.trim().as_bytes())
         .map_err(|e| op_err(format!("b64decode: invalid base64: {e}")))?;
-    String::from_utf8(bytes).map_err(|_| op_err("b64decode: decoded bytes are not UTF-8 text"))
+    let utf16 = |bytes: &[u8], le: bool| -> Result<String, Error> {
+        let units: Vec<u16> = bytes
+            .chunks(2)
+            .map(|c| {
+                let pair = [c[0], c.get(1).copied().unwrap_or(0)];
+                if le {
+                    u16::from_le_bytes(pair)
+                } else {
+                    u16::from_be_bytes(pair)
+                }
+            })
+            .collect();
+        String::from_utf16(&units)
+            .map_err(|_| op_err("b64decode: decoded bytes are not UTF-16 text"))
+    };
+    match encoding.as_str() {
+        "utf-16" => match bytes.as_slice() {
+            [0xfe, 0xff, rest @ ..] => utf16(rest, false),
+            [0xff, 0xfe, rest @ ..] => utf16(rest, true),
+            rest => utf16(rest, true),
+        },
+        "utf-16-le" | "utf-16le" => utf16(&bytes, true),
+        "utf-16-be" | "utf-16be" => utf16(&bytes, false),
+        "latin-1" | "latin1" | "iso-8859-1" => Ok(bytes.iter().map(|b| char::from(*b)).collect()),
+        "ascii" if !bytes.is_ascii() => Err(op_err("b64decode: decoded bytes are not ASCII text")),
+        _ => String::from_utf8(bytes)
+            .map_err(|_| op_err("b64decode: decoded bytes are not UTF-8 text")),
+    }
 }
 
 fn hash_hex(kind: &str, data: &[u8]) -> Result<String, Error> {
     use sha1::Digest as _;
     Ok(match kind {
+        "md5" => format!("{:x}", md5::compute(data)),
         "sha1" => hex::encode(sha1::Sha1::digest(data)),
         "sha224" => hex::encode(sha2::Sha224::digest(data)),
         "sha256" => hex::encode(sha2::Sha256::digest(data)),
@@ -633,7 +931,7 @@ fn hash_hex(kind: &str, data: &[u8]) -> Result<String, Error> {
         "sha512" => hex::encode(sha2::Sha512::digest(data)),
         other => {
             return Err(op_err(format!(
-                "hash type '{other}' is not supported (sha1, sha224, sha256, sha384, sha512)"
+                "hash type '{other}' is not supported (md5, sha1, sha224, sha256, sha384, sha512)"
             )));
         }
     })
@@ -1087,10 +1385,22 @@ fn regex_replace(
 ) -> Result<String, Error> {
     let (i, m) = regex_flags(&kwargs)?;
     let count = kwargs.get::<Option<usize>>("count")?.unwrap_or(0);
+    let mandatory_count = kwargs.get::<Option<usize>>("mandatory_count")?.unwrap_or(0);
     kwargs.assert_all_used()?;
     let s = text_of(v, "regex_replace")?;
-    let re = compile_regex(pattern.as_deref().unwrap_or(""), i, m)?;
+    let pattern = pattern.unwrap_or_default();
+    let re = compile_regex(&pattern, i, m)?;
     let repl = python_replacement(replacement.as_deref().unwrap_or(""))?;
+    if mandatory_count != 0 {
+        let subs = re.find_iter(&s).count();
+        let subs = if count == 0 { subs } else { subs.min(count) };
+        if subs != mandatory_count {
+            // Ansible's message prints `count` (the argument) where it means the matches.
+            return Err(op_err(format!(
+                "'{pattern}' should match {mandatory_count} times, but matches {count} times in '{s}'"
+            )));
+        }
+    }
     Ok(re.replacen(&s, count, repl.as_str()).into_owned())
 }
 
@@ -1500,7 +1810,7 @@ mod unit_tests {
                 "a94a8fe5ccb19ba61c4c0873d391e987982fbbd3",
             ),
         ]);
-        assert!(err("{{ 'x' | hash('md5') }}").contains("not supported"));
+        assert!(err("{{ 'x' | hash('nope') }}").contains("not supported"));
         assert!(err("{{ '!!' | b64decode }}").contains("invalid base64"));
     }
 

@@ -13,11 +13,16 @@
 //! [`lookups`] do, on the controller, only from operator-written text), and must never render
 //! a value that is data rather than playbook text: see [`lazy`] for why.
 
+mod crypt;
 pub mod filters;
 pub mod lazy;
 pub mod lookups;
+pub mod more_filters;
+pub mod more_tests;
+mod pyrandom;
 pub mod tests;
 pub mod time;
+mod unknown;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -81,8 +86,10 @@ fn environment_with(mode: lookups::Mode) -> Environment<'static> {
     env.set_unknown_method_callback(python_methods);
     env.add_global("omit", Value::from(OMIT));
     filters::register(&mut env);
+    more_filters::register(&mut env);
     time::register(&mut env);
     tests::register(&mut env);
+    more_tests::register(&mut env);
     lookups::register(&mut env, mode);
     env
 }
@@ -559,7 +566,14 @@ pub fn value_to_json(v: &Value) -> Result<serde_json::Value, Error> {
         ValueKind::None => J::Null,
         ValueKind::Bool => J::Bool(v.is_true()),
         ValueKind::Number => {
-            if let Ok(i) = i64::try_from(v.clone()) {
+            // A float stays a float (`2.0`, as Python prints it), even when it is whole.
+            if !v.is_integer() {
+                f64::try_from(v.clone())
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                    .map(J::Number)
+                    .unwrap_or_else(|| J::String(v.to_string()))
+            } else if let Ok(i) = i64::try_from(v.clone()) {
                 J::from(i)
             } else if let Ok(u) = u64::try_from(v.clone()) {
                 J::from(u)
@@ -717,6 +731,7 @@ pub(crate) fn describe_error(
             e.detail().unwrap_or("invalid syntax")
         ),
         kind => match e.detail() {
+            Some(d) if let Some(msg) = unknown::message(kind, d) => msg,
             Some(d) if kind == ErrorKind::InvalidOperation => d.to_string(),
             Some(d) if kind == ErrorKind::UnknownFunction && d.starts_with("lookup") => {
                 d.to_string()
@@ -874,3 +889,6 @@ pub fn shared_environment() -> Arc<Environment<'static>> {
 
 #[cfg(test)]
 mod unit_tests;
+
+#[cfg(test)]
+mod ansible_tables;

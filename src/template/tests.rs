@@ -12,29 +12,31 @@ use std::cmp::Ordering;
 use minijinja::value::{Kwargs, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, Value};
 
-use super::filters::{compile_regex, to_bool};
+use super::filters::{add_test, compile_regex, to_bool};
 
 /// Adds every test of this file to `env`.
 pub fn register(env: &mut Environment<'static>) {
-    env.add_test("match", is_match);
-    env.add_test("search", is_search);
-    env.add_test("regex", is_regex);
-    env.add_test("succeeded", is_succeeded);
-    env.add_test("success", is_succeeded);
-    env.add_test("successful", is_succeeded);
-    env.add_test("failed", is_failed);
-    env.add_test("failure", is_failed);
-    env.add_test("changed", is_changed);
-    env.add_test("change", is_changed);
-    env.add_test("skipped", is_skipped);
-    env.add_test("skip", is_skipped);
-    env.add_test("truthy", is_truthy);
-    env.add_test("falsy", is_falsy);
-    env.add_test("contains", contains);
-    env.add_test("subset", is_subset);
-    env.add_test("superset", is_superset);
-    env.add_test("version", version);
-    env.add_test("version_compare", version);
+    add_test(env, "match", is_match);
+    add_test(env, "search", is_search);
+    add_test(env, "regex", is_regex);
+    add_test(env, "succeeded", is_succeeded);
+    add_test(env, "success", is_succeeded);
+    add_test(env, "successful", is_succeeded);
+    add_test(env, "failed", is_failed);
+    add_test(env, "failure", is_failed);
+    add_test(env, "changed", is_changed);
+    add_test(env, "change", is_changed);
+    add_test(env, "skipped", is_skipped);
+    add_test(env, "skip", is_skipped);
+    add_test(env, "truthy", is_truthy);
+    add_test(env, "falsy", is_falsy);
+    add_test(env, "contains", contains);
+    add_test(env, "subset", is_subset);
+    add_test(env, "superset", is_superset);
+    add_test(env, "issubset", is_subset);
+    add_test(env, "issuperset", is_superset);
+    add_test(env, "version", version);
+    add_test(env, "version_compare", version);
 }
 
 fn op_err(msg: impl Into<String>) -> Error {

@@ -17,11 +17,13 @@ use chrono::{Datelike, Local, NaiveDateTime, TimeZone, Timelike, Utc};
 use minijinja::value::{Kwargs, Object, ObjectRepr};
 use minijinja::{Environment, Error, ErrorKind, State, Value};
 
+use super::filters::add_filter;
+
 /// Adds `now`, `strftime` and `to_datetime` to `env`.
 pub fn register(env: &mut Environment<'static>) {
     env.add_function("now", now);
-    env.add_filter("strftime", strftime);
-    env.add_filter("to_datetime", to_datetime);
+    add_filter(env, "strftime", strftime);
+    add_filter(env, "to_datetime", to_datetime);
 }
 
 /// A date and time without a zone, as Python's naive `datetime`.

@@ -1,6 +1,6 @@
 //! Controller-side modules: actions that run in rdeploy itself, not on the host (`assert`,
-//! `debug`, `fail`, `group_by`, `pause`, `uri`; the others are still in `exec::actions` until
-//! they are converted).
+//! `debug`, `fail`, `group_by`, `pause`, `uri`, `validate_argument_spec`; the others are still
+//! in `exec::actions` until they are converted).
 //!
 //! Owns each one's typed arguments (`module_args!`) and what it computes from them. Must not
 //! reach the executor's state: the executor hands in what a module needs (the run's `-v`
@@ -12,3 +12,4 @@ pub mod fail;
 pub mod group_by;
 pub mod pause;
 pub mod uri;
+pub mod validate_argument_spec;

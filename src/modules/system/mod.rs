@@ -8,9 +8,12 @@
 //! under the argument [`common::FREE_FORM`] (`_raw_params`), or as `cmd`.
 
 pub mod accounts;
+pub mod apt_key;
+pub mod apt_repository;
 pub mod command;
 pub mod common;
 pub mod cron;
+pub mod deb822_repository;
 pub mod fetch;
 pub mod gem;
 pub mod get_url;
@@ -27,12 +30,15 @@ pub mod package;
 pub mod pacman;
 pub mod pip;
 pub mod pkgng;
+pub mod repofile;
+pub mod rpm_key;
 pub mod service;
 pub mod sysctl;
 pub mod timezone;
 pub mod unarchive;
 pub mod user;
 pub mod wait_for;
+pub mod yum_repository;
 pub mod zypper;
 pub mod zypper_repository;
 
@@ -66,6 +72,11 @@ mod tests {
             "pkgng",
             "openbsd_pkg",
             "zypper_repository",
+            "yum_repository",
+            "apt_repository",
+            "deb822_repository",
+            "apt_key",
+            "rpm_key",
             "user",
             "group",
             "hostname",

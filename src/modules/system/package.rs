@@ -179,6 +179,12 @@ struct Plan {
     apt_opts: Vec<String>,
     /// dnf's `--enablerepo=`/`--disablerepo=` for every dnf command.
     dnf_opts: Vec<String>,
+    /// apt's `deb`: a package file on the host to install.
+    deb: Option<String>,
+    /// apt's `upgrade`: `upgrade` (safe) or `dist-upgrade`.
+    full_upgrade: Option<&'static str>,
+    /// apt's `autoremove`.
+    autoremove: bool,
 }
 
 struct Want {
@@ -195,6 +201,14 @@ struct Want {
     /// dnf's `enablerepo` and `disablerepo`.
     enable: Vec<String>,
     disable: Vec<String>,
+    /// apt's `only_upgrade`: named packages that are not installed are left alone.
+    only_upgrade: bool,
+    /// apt's `upgrade`, as the apt-get verb: `upgrade` or `dist-upgrade`.
+    full_upgrade: Option<&'static str>,
+    /// apt's `autoremove`.
+    autoremove: bool,
+    /// apt's `deb`.
+    deb: Option<String>,
 }
 
 fn want(args: &Args) -> Result<Want, ModuleError> {
@@ -213,7 +227,26 @@ fn want(args: &Args) -> Result<Want, ModuleError> {
         s => s,
     };
     let update = args.bool_arg("update_cache", false)?;
-    if names.is_empty() && !update {
+    let full_upgrade = match choice_arg(
+        args,
+        "upgrade",
+        &["no", "yes", "safe", "full", "dist"],
+        "no",
+    )? {
+        "no" => None,
+        "yes" | "safe" => Some("upgrade"),
+        _ => Some("dist-upgrade"),
+    };
+    let autoremove = args.bool_arg("autoremove", false)?;
+    let deb = args.str_arg("deb").filter(|d| !d.is_empty());
+    if let Some(d) = &deb
+        && d.contains("://")
+    {
+        return Err(ModuleError::Args(format!(
+            "deb {d}: a URL is not supported by rdeploy; download it with get_url and give its path on the host"
+        )));
+    }
+    if names.is_empty() && !update && full_upgrade.is_none() && !autoremove && deb.is_none() {
         return Err(ModuleError::Args("give 'name' or 'update_cache'".into()));
     }
     let release = args.str_arg("default_release").filter(|r| !r.is_empty());
@@ -241,7 +274,57 @@ fn want(args: &Args) -> Result<Want, ModuleError> {
         downgrade: args.bool_arg("allow_downgrade", false)?,
         enable: repos("enablerepo")?,
         disable: repos("disablerepo")?,
+        only_upgrade: args.bool_arg("only_upgrade", false)?,
+        full_upgrade,
+        autoremove,
+        deb,
     })
+}
+
+/// Reads a `.deb` on the host (`$1`): prints `deb NAME VERSION`, then `installed VERSION` or
+/// `absent` for that package; `missing` when the file is not there.
+const DEB_QUERY: &str = r#"
+[ -f "$1" ] || { printf 'missing\n'; exit 0; }
+n_=$(dpkg-deb -f "$1" Package) && v_=$(dpkg-deb -f "$1" Version) || exit 1
+printf 'deb %s %s\n' "$n_" "$v_"
+o_=$(dpkg-query -W -f='${Status}|${Version}\n' "$n_" 2>/dev/null | head -n 1)
+case $o_ in
+  *" ok installed|"*) printf 'installed %s\n' "${o_#*|}" ;;
+  *) printf 'absent\n' ;;
+esac"#;
+
+/// What the simulation (`apt-get -s VERB`) would do: its `Inst`/`Remv` lines' packages.
+fn simulated(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("Inst ").or_else(|| l.strip_prefix("Remv ")))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `a, b, c` of at most ten names, then `and N more`.
+fn few(names: &[String]) -> String {
+    let mut shown = names
+        .iter()
+        .take(10)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > 10 {
+        shown.push_str(&format!(" and {} more", names.len() - 10));
+    }
+    shown
+}
+
+fn simulate_cmd(verb: &'static str) -> Cmd {
+    Cmd::raw("LC_ALL=C apt-get -s -q")
+        .op(verb)
+        .op(if verb == "upgrade" {
+            "--with-new-pkgs"
+        } else {
+            ""
+        })
+        .env("DEBIAN_FRONTEND", "noninteractive")
 }
 
 fn query_cmd(which: Option<Mgr>, name: &str, latest: bool, release: Option<&str>) -> Cmd {
@@ -281,6 +364,17 @@ async fn check_packages(
     if want_age {
         cmds.push(Cmd::raw(APT_CACHE_AGE));
     }
+    // apt's whole-system steps, after the queries above: the deb's state, the simulations.
+    let extra_at = cmds.len();
+    if let Some(d) = &w.deb {
+        cmds.push(Cmd::raw("set --").arg(d.clone()).op(DEB_QUERY));
+    }
+    if let Some(verb) = w.full_upgrade {
+        cmds.push(simulate_cmd(verb));
+    }
+    if w.autoremove {
+        cmds.push(simulate_cmd("autoremove"));
+    }
     let outs = if cmds.is_empty() {
         Vec::new()
     } else {
@@ -316,6 +410,9 @@ async fn check_packages(
             .map(|r| format!("--enablerepo={r}"))
             .chain(w.disable.iter().map(|r| format!("--disablerepo={r}")))
             .collect(),
+        deb: None,
+        full_upgrade: None,
+        autoremove: false,
     };
     let mut versions = serde_json::Map::new();
     for (spec, out) in w.names.iter().zip(&outs) {
@@ -348,7 +445,7 @@ async fn check_packages(
                 plan.remove.push(name.to_string());
                 changes.push(attr("absent"));
             }
-            ("present" | "latest", None) => {
+            ("present" | "latest", None) if !w.only_upgrade => {
                 plan.install.push(spec.clone());
                 changes.push(attr(ver.unwrap_or(if latest {
                     "latest"
@@ -415,6 +512,51 @@ async fn check_packages(
             ));
         }
     }
+    let mut extra = outs.iter().skip(extra_at);
+    let mut next_extra = |what: &str| {
+        extra
+            .next()
+            .filter(|o| o.success())
+            .map(|o| o.stdout_lossy().into_owned())
+            .ok_or_else(|| failed(format!("cannot read {what} on the host"), Args::new()))
+    };
+    if let Some(d) = &w.deb {
+        let text = next_extra("the .deb")?;
+        let mut lines = text.lines();
+        let head = lines.next().unwrap_or_default();
+        let Some(("deb", nv)) = head.split_once(' ') else {
+            return Err(failed(format!("deb file {d} does not exist"), Args::new()));
+        };
+        let (name, version) = nv.split_once(' ').unwrap_or((nv, ""));
+        let installed = lines.next().and_then(|l| l.strip_prefix("installed "));
+        if installed != Some(version) {
+            changes.push(Change::Attr {
+                subject: name.to_string(),
+                what: "version".into(),
+                before: installed.unwrap_or("absent").to_string(),
+                after: version.to_string(),
+            });
+            plan.deb = Some(d.clone());
+        }
+    }
+    if let Some(verb) = w.full_upgrade {
+        let would = simulated(&next_extra("what an upgrade would do")?);
+        if !would.is_empty() {
+            changes.push(Change::Run {
+                command: format!("apt-get {verb} ({})", few(&would)),
+            });
+            plan.full_upgrade = Some(verb);
+        }
+    }
+    if w.autoremove {
+        let would = simulated(&next_extra("what autoremove would remove")?);
+        if !would.is_empty() {
+            changes.push(Change::Run {
+                command: format!("apt-get autoremove ({})", few(&would)),
+            });
+            plan.autoremove = true;
+        }
+    }
     let pkg_drift = !changes.is_empty();
     let stale = match outs.get(w.names.len() + usize::from(detect)) {
         Some(o) if want_age => o
@@ -477,11 +619,30 @@ fn plan_cmd(p: &Plan) -> Option<Cmd> {
             // candidate version.
             let mut install = p.install.clone();
             install.extend(p.upgrade.iter().cloned());
+            if let Some(d) = &p.deb {
+                // apt-get takes a file for a path with a `/`.
+                install.push(if d.contains('/') {
+                    d.clone()
+                } else {
+                    format!("./{d}")
+                });
+            }
             if !install.is_empty() {
                 steps.push(apt_get("install", &p.apt_opts, &install));
             }
+            if let Some(verb) = p.full_upgrade {
+                let with_new = if verb == "upgrade" {
+                    vec!["--with-new-pkgs".to_string()]
+                } else {
+                    Vec::new()
+                };
+                steps.push(apt_get(verb, &with_new, &[]));
+            }
             if !p.remove.is_empty() {
                 steps.push(apt_get("remove", &[], &p.remove));
+            }
+            if p.autoremove {
+                steps.push(apt_get("autoremove", &[], &[]));
             }
         }
         Mgr::Dnf => {
@@ -663,6 +824,14 @@ macro_rules! package_module {
                 Box::pin(apply_packages(tr, ctx, drift))
             }
 
+            /// apt's whole-system steps change packages the task does not name: they are not
+            /// backed up.
+            fn not_reversible(&self, given: &dyn Fn(&str) -> bool) -> Option<&'static str> {
+                ["upgrade", "autoremove", "deb"].iter().any(|k| given(k)).then_some(
+                    "upgrade, autoremove and deb change packages the task does not name (their versions are not recorded); rollback restores only the named packages",
+                )
+            }
+
             fn resources(&self, args: &Args) -> Vec<Resource> {
                 args.list_arg("name", true)
                     .iter()
@@ -716,6 +885,9 @@ mod tests {
             remove: vec!["telnet".into()],
             apt_opts: Vec::new(),
             dnf_opts: Vec::new(),
+            deb: None,
+            full_upgrade: None,
+            autoremove: false,
         };
         let shown = plan_cmd(&p).map(|c| c.display()).unwrap_or_default();
         assert!(
@@ -732,6 +904,9 @@ mod tests {
             remove: vec![],
             apt_opts: Vec::new(),
             dnf_opts: Vec::new(),
+            deb: None,
+            full_upgrade: None,
+            autoremove: false,
         };
         assert_eq!(
             plan_cmd(&p).map(|c| c.display()).unwrap_or_default(),
@@ -997,6 +1172,9 @@ esac; done"#;
             remove: Vec::new(),
             apt_opts: Vec::new(),
             dnf_opts: vec!["--enablerepo=epel".into(), "--disablerepo=updates".into()],
+            deb: None,
+            full_upgrade: None,
+            autoremove: false,
         };
         let shown = plan_cmd(&p).unwrap().display();
         assert!(
@@ -1060,4 +1238,135 @@ case $1 in -Q) [ -e "$FAKE/$2" ] && echo "$2 1.0-1" ;; -Qu) exit 1 ;;
     }
 
     use std::path::Path;
+
+    /// A fake apt host for the whole-system steps: `dpkg-query` answers from `$FAKE/pkgs/NAME`,
+    /// `apt-get -s VERB` prints `$FAKE/sim-VERB`, a real `apt-get` logs and installs a `.deb`
+    /// (recorded as its package) or empties the simulations it carried out.
+    const FAKE_APT_WHOLE: &str = r#"echo "$*" >> "$FAKE/log"
+if [ "$1" = -s ]; then cat "$FAKE/sim-$3" 2>/dev/null; exit 0; fi
+for a in "$@"; do case $a in
+  */*.deb) n=$(dpkg-deb -f "$a" Package); dpkg-deb -f "$a" Version > "$FAKE/pkgs/$n" ;;
+  upgrade|dist-upgrade|autoremove) : > "$FAKE/sim-$a" ;;
+esac; done"#;
+
+    const FAKE_DPKG_QUERY_WHOLE: &str = r#"for p; do :; done; [ -f "$FAKE/pkgs/$p" ] || exit 1
+printf 'install ok installed|%s\n' "$(cat "$FAKE/pkgs/$p")""#;
+
+    /// Builds a real `.deb` of package `name` at `version` with `dpkg-deb --build`.
+    fn build_deb(dir: &std::path::Path, name: &str, version: &str) -> std::path::PathBuf {
+        let root = dir.join(format!("{name}-{version}"));
+        std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+        std::fs::write(
+            root.join("DEBIAN/control"),
+            format!("Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: t <t@example.com>\nDescription: test\n"),
+        )
+        .unwrap();
+        let deb = dir.join(format!("{name}_{version}_all.deb"));
+        let out = std::process::Command::new("dpkg-deb")
+            .args(["--build", "--root-owner-group"])
+            .arg(&root)
+            .arg(&deb)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        deb
+    }
+
+    #[tokio::test]
+    async fn apt_deb_upgrade_autoremove_and_only_upgrade() {
+        let (dir, bin, st) = fake_dirs();
+        std::fs::create_dir_all(st.join("pkgs")).unwrap();
+        fake_tool(&bin, "apt-get", FAKE_APT_WHOLE);
+        fake_tool(&bin, "dpkg-query", FAKE_DPKG_QUERY_WHOLE);
+        let c = ctx(dir.path(), None, fake_env(&bin, &st));
+        let mut tr = transport();
+        // deb: installed unless that version is.
+        let deb = build_deb(dir.path(), "rdeploy-hello", "1.0-1");
+        let a = args(json!({"deb": deb}));
+        let Ran::Applied(ch, Ok(_)) = check_apply(&Apt, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert!(
+            matches!(&ch[..], [Change::Attr { subject, after, .. }] if subject == "rdeploy-hello" && after == "1.0-1"),
+            "{ch:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(st.join("pkgs/rdeploy-hello"))
+                .unwrap()
+                .trim(),
+            "1.0-1"
+        );
+        assert!(matches!(
+            check_apply(&Apt, &mut tr, &a, &c).await,
+            Ran::InSync(_)
+        ));
+        let newer = build_deb(dir.path(), "rdeploy-hello", "1.1-1");
+        let a = args(json!({"deb": newer}));
+        assert!(matches!(
+            check_apply(&Apt, &mut tr, &a, &c).await,
+            Ran::Applied(_, Ok(_))
+        ));
+        let missing = args(json!({"deb": "/nonexistent/x.deb"}));
+        assert!(
+            matches!(check_apply(&Apt, &mut tr, &missing, &c).await, Ran::CheckFailed(m, _) if m.contains("does not exist"))
+        );
+        let url = args(json!({"deb": "https://x/y.deb"}));
+        assert!(
+            matches!(check_apply(&Apt, &mut tr, &url, &c).await, Ran::CheckFailed(m, _) if m.contains("a URL is not supported"))
+        );
+        // upgrade: a change when the simulation would install something.
+        std::fs::write(
+            st.join("sim-dist-upgrade"),
+            "Inst libfoo [1.0] (1.1 Debian:12)\nConf libfoo (1.1 Debian:12)\n",
+        )
+        .unwrap();
+        let a = args(json!({"upgrade": "dist"}));
+        let Ran::Applied(ch, Ok(_)) = check_apply(&Apt, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert!(
+            matches!(&ch[..], [Change::Run { command }] if command == "apt-get dist-upgrade (libfoo)"),
+            "{ch:?}"
+        );
+        assert!(matches!(
+            check_apply(&Apt, &mut tr, &a, &c).await,
+            Ran::InSync(_)
+        ));
+        // autoremove likewise.
+        std::fs::write(st.join("sim-autoremove"), "Remv oldlib [0.9]\n").unwrap();
+        let a = args(json!({"autoremove": true}));
+        assert!(matches!(
+            check_apply(&Apt, &mut tr, &a, &c).await,
+            Ran::Applied(_, Ok(_))
+        ));
+        assert!(matches!(
+            check_apply(&Apt, &mut tr, &a, &c).await,
+            Ran::InSync(_)
+        ));
+        // only_upgrade: a package that is not installed is left alone.
+        let a = args(json!({"name": "not-installed", "only_upgrade": true}));
+        assert!(matches!(
+            check_apply(&Apt, &mut tr, &a, &c).await,
+            Ran::InSync(_)
+        ));
+        let log = std::fs::read_to_string(st.join("log")).unwrap();
+        assert!(log.contains(&format!("install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {}", deb.display())), "{log}");
+        assert!(
+            log.contains("-s -q upgrade --with-new-pkgs") || log.contains("-s -q dist-upgrade"),
+            "{log}"
+        );
+        assert!(log.contains("dist-upgrade -y -q"), "{log}");
+        assert!(log.contains("autoremove -y -q"), "{log}");
+        let many: Vec<String> = (0..12).map(|i| format!("p{i}")).collect();
+        assert_eq!(
+            few(&many),
+            "p0, p1, p2, p3, p4, p5, p6, p7, p8, p9 and 2 more"
+        );
+        assert!(Apt.not_reversible(&|k| k == "deb").is_some());
+        assert!(Apt.not_reversible(&|k| k == "name").is_none());
+    }
 }
