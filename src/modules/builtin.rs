@@ -569,7 +569,7 @@ pub static MODULES: &[ModuleSpec] = &[
     },
     ModuleSpec {
         name: "package",
-        doc: "Manages packages with the host's package manager (apt or dnf, detected on the host). `update_cache` alone refreshes the manager's cache, as Ansible's `package` does through apt or dnf. Like Ansible's, it passes the manager's own arguments on (`cache_valid_time`, `allow_downgrade` to apt; `enablerepo`, `disablerepo` to dnf); the other manager's fail the task, as Ansible's apt or dnf refuses them.",
+        doc: "Manages packages with the host's package manager (apt or dnf, detected on the host; on a host with pacman, zypper, FreeBSD's pkg or OpenBSD's pkg_add instead, the common subset `name`, `state`, `update_cache` goes to that manager as the `pacman`, `zypper`, `pkgng` or `openbsd_pkg` module runs it). `update_cache` alone refreshes the manager's cache, as Ansible's `package` does through apt or dnf. Like Ansible's, it passes the manager's own arguments on (`cache_valid_time`, `allow_downgrade` to apt; `enablerepo`, `disablerepo` to dnf); the other manager's fail the task, as Ansible's apt or dnf refuses them.",
         free_form: false,
         open_args: false,
         args: &[
@@ -613,7 +613,7 @@ pub static MODULES: &[ModuleSpec] = &[
             .kind(List),
         ],
         check_args: Some(name_or_update_cache),
-        backup: "As the manager it picks (`apt` or `dnf`): each named package's installed version is recorded and rollback puts it back.",
+        backup: "As the manager it picks (`apt` or `dnf`): each named package's installed version is recorded and rollback puts it back. On a pacman, zypper, pkg or OpenBSD host the version is recorded (rpm) or not, but rollback cannot put it back (its restore uses apt or dnf and reports the package as not restored).",
         returns: &[("results", "what the manager did"), ("msg", "what happened")],
         examples: "- package:\n    name: git\n    state: present",
     },

@@ -75,8 +75,13 @@ pub const BUILTIN_PREFIXES: &[&str] = &["ansible.builtin.", "ansible.legacy."];
 
 /// The canonical short name for `name`: strips `ansible.builtin.` / `ansible.legacy.`, and
 /// names a module by the name rdeploy carries it under when ansible-core has two
-/// (`systemd_service` is `systemd`; `yum` is `dnf`, as ansible-core 2.19 redirects it).
+/// (`systemd_service` is `systemd`; `yum` is `dnf`, as ansible-core 2.19 redirects it). A
+/// collection module rdeploy carries natively is named by its short name
+/// ([`registry::COLLECTION_NATIVE`]: `community.general.npm` is `npm`).
 pub fn canonical_name(name: &str) -> &str {
+    if registry::COLLECTION_NATIVE.contains(&name) {
+        return name.rsplit('.').next().unwrap_or(name);
+    }
     let short = BUILTIN_PREFIXES
         .iter()
         .find_map(|p| name.strip_prefix(p))
@@ -169,6 +174,11 @@ mod tests {
             Some("shell")
         );
         assert!(lookup("community.general.copy").is_none());
+        assert_eq!(lookup("community.general.npm").map(|m| m.name), Some("npm"));
+        assert_eq!(
+            implementation("community.general.pacman").map(|m| m.name()),
+            Some("pacman")
+        );
         assert!(lookup("cpoy").is_none());
     }
 

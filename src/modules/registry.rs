@@ -59,6 +59,18 @@ impl Entry {
 /// `systemd`; `yum` is `dnf` (ansible-core 2.19).
 pub static MODULE_ALIASES: &[(&str, &str)] = &[("systemd_service", "systemd"), ("yum", "dnf")];
 
+/// Modules of collections that rdeploy carries natively, by their full name: the name after
+/// the collection's prefix is the native module (`community.general.npm` is `npm`).
+pub static COLLECTION_NATIVE: &[&str] = &[
+    "community.general.gem",
+    "community.general.npm",
+    "community.general.openbsd_pkg",
+    "community.general.pacman",
+    "community.general.pkgng",
+    "community.general.zypper",
+    "community.general.zypper_repository",
+];
+
 /// Every native module, sorted by name.
 pub static MODULES: &[Entry] = &[
     Entry {
@@ -142,6 +154,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&files::find::Find),
     },
     Entry {
+        name: "gem",
+        spec: Spec::Typed(&system::gem::GemArgs::SPEC),
+        runs: Runs::Host(&system::gem::Gem),
+    },
+    Entry {
         name: "get_url",
         spec: Spec::Table,
         runs: Runs::Host(&system::get_url::GetUrl),
@@ -222,9 +239,24 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::mount::Mount),
     },
     Entry {
+        name: "npm",
+        spec: Spec::Typed(&system::npm::NpmArgs::SPEC),
+        runs: Runs::Host(&system::npm::Npm),
+    },
+    Entry {
+        name: "openbsd_pkg",
+        spec: Spec::Typed(&system::openbsd_pkg::OpenbsdPkgArgs::SPEC),
+        runs: Runs::Host(&system::openbsd_pkg::OpenbsdPkg),
+    },
+    Entry {
         name: "package",
         spec: Spec::Table,
         runs: Runs::Host(&system::package::Package),
+    },
+    Entry {
+        name: "pacman",
+        spec: Spec::Typed(&system::pacman::PacmanArgs::SPEC),
+        runs: Runs::Host(&system::pacman::Pacman),
     },
     Entry {
         name: "pause",
@@ -235,6 +267,16 @@ pub static MODULES: &[Entry] = &[
         name: "ping",
         spec: Spec::Table,
         runs: Runs::Host(&system::wait_for::Ping),
+    },
+    Entry {
+        name: "pip",
+        spec: Spec::Typed(&system::pip::PipArgs::SPEC),
+        runs: Runs::Host(&system::pip::Pip),
+    },
+    Entry {
+        name: "pkgng",
+        spec: Spec::Typed(&system::pkgng::PkgngArgs::SPEC),
+        runs: Runs::Host(&system::pkgng::Pkgng),
     },
     Entry {
         name: "raw",
@@ -336,6 +378,16 @@ pub static MODULES: &[Entry] = &[
         spec: Spec::Typed(&system::yum_repository::YumRepositoryArgs::SPEC),
         runs: Runs::Host(&system::yum_repository::YumRepository),
     },
+    Entry {
+        name: "zypper",
+        spec: Spec::Typed(&system::zypper::ZypperArgs::SPEC),
+        runs: Runs::Host(&system::zypper::Zypper),
+    },
+    Entry {
+        name: "zypper_repository",
+        spec: Spec::Typed(&system::zypper_repository::ZypperRepositoryArgs::SPEC),
+        runs: Runs::Host(&system::zypper_repository::ZypperRepository),
+    },
 ];
 
 /// The native module named `name` (canonical short name).
@@ -388,6 +440,11 @@ mod tests {
             if let Runs::Host(m) = e.runs {
                 assert_eq!(m.name(), e.name);
             }
+        }
+        for full in COLLECTION_NATIVE {
+            let short = full.rsplit('.').next().unwrap_or_default();
+            assert!(entry(short).is_some(), "{full}");
+            assert_eq!(crate::modules::canonical_name(full), short);
         }
         for (alias, name) in MODULE_ALIASES {
             assert!(entry(alias).is_none() && entry(name).is_some(), "{alias}");

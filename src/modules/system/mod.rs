@@ -1,5 +1,7 @@
 //! Command and system modules: command, shell, script, raw, service/systemd,
-//! package/apt/dnf, wait_for, fetch, unarchive, get_url, ping, getent, git, known_hosts.
+//! package/apt/dnf, wait_for, fetch, unarchive, get_url, ping, getent, git, known_hosts, the
+//! language package managers (pip, npm, gem) and other systems' package managers (pacman,
+//! zypper, pkgng, openbsd_pkg, zypper_repository).
 //!
 //! Owns their `check`/`apply`. Must not format shell lines (use `transport::cmd`), and must
 //! not read the run mode. Free-form text (`command: ls -l`, `shell: |`) reaches these modules
@@ -13,6 +15,7 @@ pub mod common;
 pub mod cron;
 pub mod deb822_repository;
 pub mod fetch;
+pub mod gem;
 pub mod get_url;
 pub mod getent;
 pub mod git;
@@ -20,7 +23,13 @@ pub mod group;
 pub mod hostname;
 pub mod known_hosts;
 pub mod mount;
+pub mod npm;
+pub mod openbsd_pkg;
+pub mod ospkg;
 pub mod package;
+pub mod pacman;
+pub mod pip;
+pub mod pkgng;
 pub mod repofile;
 pub mod rpm_key;
 pub mod service;
@@ -30,6 +39,8 @@ pub mod unarchive;
 pub mod user;
 pub mod wait_for;
 pub mod yum_repository;
+pub mod zypper;
+pub mod zypper_repository;
 
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -53,6 +64,14 @@ mod tests {
             "fetch",
             "get_url",
             "unarchive",
+            "pip",
+            "npm",
+            "gem",
+            "pacman",
+            "zypper",
+            "pkgng",
+            "openbsd_pkg",
+            "zypper_repository",
             "yum_repository",
             "apt_repository",
             "deb822_repository",

@@ -15,6 +15,7 @@
 use serde_json::Value;
 
 use super::common::{choice_arg, command_result, failed, int_arg, plain_name, result};
+use super::ospkg::{self, Os};
 use crate::modules::runtime::{
     Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
@@ -42,6 +43,10 @@ m_=$1 p_=$2
 if [ "$m_" = auto ]; then
   if command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then m_=apt
   elif command -v dnf >/dev/null 2>&1 && command -v rpm >/dev/null 2>&1; then m_=dnf
+  elif command -v pacman >/dev/null 2>&1; then printf 'manager pacman\n'; exit 0
+  elif command -v zypper >/dev/null 2>&1; then printf 'manager zypper\n'; exit 0
+  elif command -v pkg >/dev/null 2>&1 && ! command -v pkg_add >/dev/null 2>&1; then printf 'manager pkgng\n'; exit 0
+  elif command -v pkg_add >/dev/null 2>&1 && command -v pkg_info >/dev/null 2>&1; then printf 'manager openbsd_pkg\n'; exit 0
   else printf 'manager none\n'; exit 0; fi
 fi
 printf 'manager %s\n' "$m_"
@@ -72,6 +77,10 @@ fi"#;
 const DETECT: &str = r#"
 if command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then printf 'manager apt\n'
 elif command -v dnf >/dev/null 2>&1 && command -v rpm >/dev/null 2>&1; then printf 'manager dnf\n'
+elif command -v pacman >/dev/null 2>&1; then printf 'manager pacman\n'
+elif command -v zypper >/dev/null 2>&1; then printf 'manager zypper\n'
+elif command -v pkg >/dev/null 2>&1 && ! command -v pkg_add >/dev/null 2>&1; then printf 'manager pkgng\n'
+elif command -v pkg_add >/dev/null 2>&1 && command -v pkg_info >/dev/null 2>&1; then printf 'manager openbsd_pkg\n'
 else printf 'manager none\n'; fi"#;
 
 /// Seconds since the apt lists were last updated (a large number when unknown).
@@ -83,6 +92,9 @@ printf '%s\n' "$(( $(date +%s) - s_ ))""#;
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Pkg {
     manager: Option<Mgr>,
+    /// Another system's manager (`pacman`, `zypper`, `pkgng`, `openbsd_pkg`): the task goes
+    /// to [`super::ospkg`].
+    other: Option<Os>,
     version: Option<String>,
     upgradable: bool,
 }
@@ -90,6 +102,7 @@ struct Pkg {
 fn parse_query(text: &str) -> Result<Pkg, String> {
     let mut p = Pkg {
         manager: None,
+        other: None,
         version: None,
         upgradable: false,
     };
@@ -99,6 +112,13 @@ fn parse_query(text: &str) -> Result<Pkg, String> {
         match k {
             "manager" => {
                 seen_manager = true;
+                p.other = match v {
+                    "pacman" => Some(Os::Pacman),
+                    "zypper" => Some(Os::Zypper),
+                    "pkgng" => Some(Os::Pkgng),
+                    "openbsd_pkg" => Some(Os::OpenBsd),
+                    _ => None,
+                };
                 p.manager = match v {
                     "apt" => Some(Mgr::Apt),
                     "dnf" => Some(Mgr::Dnf),
@@ -398,6 +418,9 @@ async fn check_packages(
     for (spec, out) in w.names.iter().zip(&outs) {
         let p = parse_query(&out.stdout_lossy())
             .map_err(|e| failed(format!("cannot read the state of {spec}: {e}"), Args::new()))?;
+        if let Some(os) = p.other {
+            return delegate(tr, ctx, args, os, &w).await;
+        }
         let Some(m) = p.manager else {
             return Err(failed(
                 "no supported package manager (apt or dnf) found on the host",
@@ -447,6 +470,9 @@ async fn check_packages(
             .map(|o| parse_query(&o.stdout_lossy()))
             .transpose()
             .map_err(|e| failed(format!("cannot find the package manager: {e}"), Args::new()))?;
+        if let Some(os) = found.as_ref().and_then(|p| p.other) {
+            return delegate(tr, ctx, args, os, &w).await;
+        }
         mgr = found.and_then(|p| p.manager);
         if mgr.is_none() {
             return Err(failed(
@@ -634,11 +660,119 @@ fn plan_cmd(p: &Plan) -> Option<Cmd> {
     steps.into_iter().reduce(Cmd::and)
 }
 
+/// `package` on a host whose manager is another system's: what Ansible's `package` hands to
+/// `pacman`, `zypper`, `pkgng` or `openbsd_pkg`, checked by [`ospkg`].
+struct OtherPlan {
+    os: Os,
+    plan: ospkg::Plan,
+}
+
+/// The arguments only apt or dnf take: the other managers refuse them, as under Ansible.
+const APT_DNF_ONLY: &[&str] = &[
+    "cache_valid_time",
+    "allow_downgrade",
+    "enablerepo",
+    "disablerepo",
+    "default_release",
+    "install_recommends",
+];
+
+fn os_name(os: Os) -> &'static str {
+    match os {
+        Os::Pacman => "pacman",
+        Os::Zypper => "zypper",
+        Os::Pkgng => "pkgng",
+        Os::OpenBsd => "openbsd_pkg",
+    }
+}
+
+async fn delegate(
+    tr: &mut AnyTransport,
+    ctx: &ModuleCtx<'_>,
+    args: &Args,
+    os: Os,
+    w: &Want,
+) -> Result<Verdict, ModuleError> {
+    let given: Vec<&str> = APT_DNF_ONLY
+        .iter()
+        .copied()
+        .filter(|k| args.get(*k).is_some_and(|v| !v.is_null()))
+        .collect();
+    if !given.is_empty() {
+        return Err(failed(
+            format!(
+                "Unsupported parameters for ({}) module: {}",
+                os_name(os),
+                given.join(", ")
+            ),
+            Args::new(),
+        ));
+    }
+    let refresh = match os {
+        Os::Pacman => Some(super::pacman::refresh_cmd()),
+        Os::Zypper => Some(super::zypper::refresh_cmd()),
+        Os::Pkgng => Some(Cmd::raw("pkg update")),
+        Os::OpenBsd => None,
+    };
+    let want = ospkg::Want {
+        names: w.names.clone(),
+        state: w.state,
+        refresh: w.update,
+    };
+    match ospkg::check(tr, ctx, os, &want, refresh).await? {
+        Verdict::Drift(d) => {
+            let plan = d
+                .plan
+                .downcast::<ospkg::Plan>()
+                .map_err(|_| ModuleError::Args("package: unexpected plan".into()))?;
+            Ok(Verdict::Drift(Drift::new(
+                d.changes,
+                OtherPlan { os, plan: *plan },
+            )))
+        }
+        v => Ok(v),
+    }
+}
+
+async fn apply_other(
+    tr: &mut AnyTransport,
+    ctx: &ModuleCtx<'_>,
+    o: &OtherPlan,
+) -> Result<Args, ModuleError> {
+    let cmds = match o.os {
+        Os::Pacman => super::pacman::commands(&o.plan),
+        Os::Zypper => super::zypper::commands(&o.plan),
+        Os::Pkgng => super::pkgng::commands(&o.plan, false),
+        Os::OpenBsd => super::openbsd_pkg::commands(&o.plan),
+    };
+    let (shown, so, se, failed_out) = ospkg::run_all(tr, ctx, cmds).await?;
+    let mut r = result([
+        ("cache_updated", Value::from(o.plan.refresh)),
+        ("installed", Value::from(o.plan.install.clone())),
+        ("upgraded", Value::from(o.plan.upgrade.clone())),
+        ("removed", Value::from(o.plan.remove.clone())),
+        ("cmd", Value::from(shown.join(" && "))),
+        ("stdout", Value::from(so)),
+        ("stderr", Value::from(se.clone())),
+    ]);
+    if let Some(out) = failed_out {
+        r.insert("rc".into(), Value::from(out.status));
+        return Err(failed(
+            format!("{} failed: {}", os_name(o.os), se.trim()),
+            r,
+        ));
+    }
+    Ok(r)
+}
+
 async fn apply_packages(
     tr: &mut AnyTransport,
     ctx: &ModuleCtx<'_>,
     drift: &Drift,
 ) -> Result<Args, ModuleError> {
+    if let Some(o) = drift.plan::<OtherPlan>() {
+        return apply_other(tr, ctx, o).await;
+    }
     let p = drift
         .plan::<Plan>()
         .ok_or_else(|| ModuleError::Args("package: apply without a plan from check".into()))?;
@@ -1050,6 +1184,56 @@ esac; done"#;
         assert!(
             shown.contains("dnf upgrade -y -q '--enablerepo=epel'"),
             "{shown}"
+        );
+    }
+
+    /// `package` on an Arch host (pacman, no apt or dnf) was refused ("no supported package
+    /// manager"); Ansible's `package` hands it to pacman.
+    #[tokio::test]
+    async fn package_on_a_pacman_host_goes_to_pacman() {
+        let (dir, bin, st) = fake_dirs();
+        // The machine's tools, except the apt and dnf ones, plus a fake pacman.
+        for e in std::fs::read_dir("/usr/bin").unwrap().flatten() {
+            let name = e.file_name();
+            let n = name.to_string_lossy();
+            if !n.starts_with("apt") && !n.starts_with("dpkg") && n != "dnf" && n != "rpm" {
+                let _ = std::os::unix::fs::symlink(e.path(), bin.join(&name));
+            }
+        }
+        fake_tool(
+            &bin,
+            "pacman",
+            r#"echo "pacman $*" >> "$FAKE/log"
+case $1 in -Q) [ -e "$FAKE/$2" ] && echo "$2 1.0-1" ;; -Qu) exit 1 ;;
+*) for p in "$@"; do case $p in -*) ;; *) touch "$FAKE/$p" ;; esac; done ;; esac"#,
+        );
+        let env = vec![
+            ("PATH".to_string(), bin.display().to_string()),
+            ("FAKE".to_string(), st.display().to_string()),
+        ];
+        let c = ctx(dir.path(), None, env);
+        let mut tr = transport();
+        let a = args(json!({"name": ["nginx"], "update_cache": true}));
+        let Ran::Applied(changes, Ok(r)) = check_apply(&Package, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert_eq!(r["installed"], json!(["nginx"]));
+        let log = std::fs::read_to_string(st.join("log")).unwrap();
+        assert!(log.contains("pacman --sync --refresh\n"), "{log}");
+        assert!(
+            log.contains("pacman --noconfirm --noprogressbar --needed --sync nginx\n"),
+            "{log}"
+        );
+        assert!(matches!(
+            check_apply(&Package, &mut tr, &a, &c).await,
+            Ran::InSync(_)
+        ));
+        let a = args(json!({"name": "nginx", "cache_valid_time": 600}));
+        let ran = check_apply(&Package, &mut tr, &a, &c).await;
+        assert!(
+            matches!(&ran, Ran::CheckFailed(m, _) if m == "Unsupported parameters for (pacman) module: cache_valid_time"),
+            "{ran:?}"
         );
     }
 
