@@ -859,7 +859,10 @@ fn syntax_check_and_plan_list_includes_checked_when_reached() {
 ",
     )
     .write("setup-Debian.yml", "- debug: msg=deb\n")
-    .write("freebsd.yml", "- debug: msg=bsd\n- file: { path: /x, setype: bin_t }\n")
+    .write(
+        "freebsd.yml",
+        "- debug: msg=bsd\n- file: { path: /x, setype: bin_t }\n",
+    )
     .write("later.yml", "- debug: msg=later\n")
     .write("always.yml", "- debug: msg=always\n");
     let run = |args: &[&str]| {

@@ -261,6 +261,12 @@ pub static MODULES: &[ModuleSpec] = &[
                 .kind(List),
             A::new("disablerepo", "Repositories to disable for this task (`--disablerepo`).")
                 .kind(List),
+            A::new(
+                "allowerasing",
+                "Let dnf remove installed packages to resolve conflicts (`--allowerasing`).",
+            )
+            .kind(Bool)
+            .default("no"),
         ],
         check_args: Some(name_or_update_cache),
         backup: "Each named package's installed version (or its absence) is recorded; rollback installs that version again with `dnf install NAME-VERSION`, or removes a package the step installed.",

@@ -48,6 +48,10 @@ if [ "$m_" = auto ]; then
   elif command -v pkg >/dev/null 2>&1 && ! command -v pkg_add >/dev/null 2>&1; then printf 'manager pkgng\n'; exit 0
   elif command -v pkg_add >/dev/null 2>&1 && command -v pkg_info >/dev/null 2>&1; then printf 'manager openbsd_pkg\n'; exit 0
   else printf 'manager none\n'; exit 0; fi
+elif [ "$m_" = dnf ] && ! { command -v dnf >/dev/null 2>&1 && command -v rpm >/dev/null 2>&1; }; then
+  printf 'manager missing-dnf\n'; exit 0
+elif [ "$m_" = apt ] && ! { command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; }; then
+  printf 'manager missing-apt\n'; exit 0
 fi
 printf 'manager %s\n' "$m_"
 v_=
@@ -95,6 +99,8 @@ struct Pkg {
     /// Another system's manager (`pacman`, `zypper`, `pkgng`, `openbsd_pkg`): the task goes
     /// to [`super::ospkg`].
     other: Option<Os>,
+    /// The manager the module names (`dnf`, `apt`) is not on the host.
+    missing: Option<String>,
     version: Option<String>,
     upgradable: bool,
 }
@@ -103,6 +109,7 @@ fn parse_query(text: &str) -> Result<Pkg, String> {
     let mut p = Pkg {
         manager: None,
         other: None,
+        missing: None,
         version: None,
         upgradable: false,
     };
@@ -119,6 +126,7 @@ fn parse_query(text: &str) -> Result<Pkg, String> {
                     "openbsd_pkg" => Some(Os::OpenBsd),
                     _ => None,
                 };
+                p.missing = v.strip_prefix("missing-").map(str::to_string);
                 p.manager = match v {
                     "apt" => Some(Mgr::Apt),
                     "dnf" => Some(Mgr::Dnf),
@@ -201,6 +209,8 @@ struct Want {
     /// dnf's `enablerepo` and `disablerepo`.
     enable: Vec<String>,
     disable: Vec<String>,
+    /// dnf's `allowerasing`.
+    erasing: bool,
     /// apt's `only_upgrade`: named packages that are not installed are left alone.
     only_upgrade: bool,
     /// apt's `upgrade`, as the apt-get verb: `upgrade` or `dist-upgrade`.
@@ -274,6 +284,7 @@ fn want(args: &Args) -> Result<Want, ModuleError> {
         downgrade: args.bool_arg("allow_downgrade", false)?,
         enable: repos("enablerepo")?,
         disable: repos("disablerepo")?,
+        erasing: args.bool_arg("allowerasing", false)?,
         only_upgrade: args.bool_arg("only_upgrade", false)?,
         full_upgrade,
         autoremove,
@@ -409,6 +420,7 @@ async fn check_packages(
             .iter()
             .map(|r| format!("--enablerepo={r}"))
             .chain(w.disable.iter().map(|r| format!("--disablerepo={r}")))
+            .chain(w.erasing.then(|| "--allowerasing".to_string()))
             .collect(),
         deb: None,
         full_upgrade: None,
@@ -422,8 +434,17 @@ async fn check_packages(
             return delegate(tr, ctx, args, os, &w).await;
         }
         let Some(m) = p.manager else {
+            // What Ansible's `dnf`/`apt` say on a host without that manager.
             return Err(failed(
-                "no supported package manager (apt or dnf) found on the host",
+                match p.missing.as_deref() {
+                    Some("dnf") => {
+                        "Could not detect which major revision of dnf is in use, which is required to determine module backend."
+                    }
+                    Some("apt") => {
+                        "apt-get and dpkg-query are not on this host: the apt module needs a Debian-family host"
+                    }
+                    _ => "no supported package manager (apt or dnf) found on the host",
+                },
                 Args::new(),
             ));
         };
@@ -1142,6 +1163,29 @@ esac; done"#;
     }
 
     /// geerlingguy.docker's `package: allow_downgrade: true` and geerlingguy.git's
+    /// `dnf: allowerasing:` was refused (geerlingguy.supervisor's converge playbook uses it).
+    #[test]
+    fn dnf_allowerasing_is_read() {
+        let w = want(&args(json!({"name": "curl", "allowerasing": true}))).unwrap();
+        assert!(w.erasing);
+        assert!(!want(&args(json!({"name": "curl"}))).unwrap().erasing);
+    }
+
+    /// `dnf` on a host without dnf (a Debian host: geerlingguy.repo-epel in the compat suite)
+    /// predicted a change; Ansible's dnf fails the task, saying it found no dnf.
+    #[tokio::test]
+    async fn dnf_on_a_host_without_dnf_fails_as_ansible() {
+        let (dir, st) = fake_apt_host();
+        let c = ctx(dir.path(), None, fake_env(&dir.path().join("bin"), &st));
+        let mut tr = transport();
+        let a = args(json!({"name": "epel-release"}));
+        let ran = check_apply(&Dnf, &mut tr, &a, &c).await;
+        assert!(
+            matches!(&ran, Ran::CheckFailed(m, _) if m.starts_with("Could not detect which major revision of dnf is in use")),
+            "{ran:?}"
+        );
+    }
+
     /// `package: enablerepo:` were refused; Ansible's `package` passes them on.
     #[tokio::test]
     async fn package_passes_allow_downgrade_to_apt_and_refuses_dnfs_repos_there_as_ansible() {
