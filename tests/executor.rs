@@ -2156,3 +2156,14 @@ fn a_loop_result_has_ansibles_shape_and_an_empty_loop_is_skipped() {
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(recap_line(&out).contains("skipped=1"), "{out}");
 }
+
+/// A play's `environment:` that uses a fact (`{{ ansible_env.PATH }}`) failed fact gathering
+/// itself with "'ansible_env' is undefined" (geerlingguy.supervisor's converge playbook);
+/// ansible-playbook gathers, then every task gets the environment.
+#[test]
+fn a_play_environment_that_uses_facts_does_not_stop_gathering() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = "- hosts: localhost\n  environment:\n    PATH: \"/opt/probe-bin:{{ ansible_env.PATH }}\"\n  tasks:\n    - command: printenv PATH\n      register: p\n      changed_when: false\n    - assert: { that: [\"p.stdout.startswith('/opt/probe-bin:')\"] }\n";
+    let (code, out, err) = run(dir.path(), pb, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+}

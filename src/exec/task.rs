@@ -1719,8 +1719,16 @@ pub(crate) fn environment_of(
             )),
         }
     }
+    // Gathering facts comes before the facts a play's `environment:` often uses
+    // (`PATH: "/usr/local/bin:{{ ansible_env.PATH }}"`): ansible-playbook gathers anyway, so a
+    // level that cannot be rendered yet is left out for `setup`/`gather_facts` only.
+    let gathering = matches!(ctx.task.action.module.as_str(), "setup" | "gather_facts");
     for n in &kw.environment {
-        add(&mut merged, render_node(ctx, n, vars)?)?;
+        match render_node(ctx, n, vars) {
+            Ok(v) => add(&mut merged, v)?,
+            Err(_) if gathering => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(merged.into_iter().collect())
 }
