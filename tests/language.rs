@@ -94,7 +94,7 @@ fn an_unsupported_module_in_a_conditional_include_fails_only_when_reached() {
     - copy: { dest: "{{ playbook_dir }}/ran", content: x }
 "#,
         ),
-        ("setup-FreeBSD.yml", "- pkgng: { name: nginx }\n"),
+        ("setup-FreeBSD.yml", "- snap: { name: nginx }\n"),
     ];
     let (code, out, err) = run(dir.path(), &files, &[]);
     assert_eq!(code, 0, "{out}\n{err}");
@@ -143,7 +143,7 @@ fn a_refused_task_in_a_conditional_include_fails_only_a_host_that_runs_it() {
             "extra.yml",
             r#"
 - copy: { dest: "{{ playbook_dir }}/first", content: x }
-- pkgng: { name: nginx }
+- snap: { name: nginx }
   when: ansible_system == 'FreeBSD'
 - copy: { dest: "{{ playbook_dir }}/second", content: x }
 "#,
@@ -164,7 +164,7 @@ fn a_refused_task_in_a_conditional_include_fails_only_a_host_that_runs_it() {
     let (code, out, err) = run(dir.path(), &[files[0], ("extra.yml", &runs)], &[]);
     assert_eq!(code, 2, "{out}\n{err}");
     assert!(
-        out.contains("extra.yml:3:3: error: module 'pkgng' is not supported by rdeploy"),
+        out.contains("extra.yml:3:3: error: module 'snap' is not supported by rdeploy"),
         "{out}"
     );
     assert!(dir.path().join("first").exists());
@@ -178,7 +178,7 @@ fn a_refused_task_in_a_conditional_include_fails_only_a_host_that_runs_it() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("module 'pkgng' is not supported by rdeploy"),
+        text.contains("module 'snap' is not supported by rdeploy"),
         "{text}"
     );
 }
@@ -371,10 +371,10 @@ fn real_ansible_modules_and_arguments_are_not_supported_not_unknown() {
 - hosts: localhost
   gather_facts: no
   tasks:
-    - rpm_key: { key: /tmp/k }
+    - seboolean: { name: httpd_can_network_connect, state: yes }
     - yumm: { name: nginx }
     - lineinfle: { path: /tmp/x, line: y }
-    - npm:
+    - snap:
         name: left-pad
     - file: { path: /tmp/x, setype: httpd_t }
     - file: { path: /tmp/x, stat: touch }
@@ -387,10 +387,10 @@ fn real_ansible_modules_and_arguments_are_not_supported_not_unknown() {
     );
     assert_eq!(code, 4, "{out}\n{err}");
     for want in [
-        "pb.yaml:5:7: error: module 'rpm_key' is not supported by rdeploy",
+        "pb.yaml:5:7: error: module 'seboolean' is not supported by rdeploy",
         "pb.yaml:6:7: error: unknown module 'yumm'",
         "pb.yaml:7:7: error: unknown module 'lineinfle', did you mean 'lineinfile'?",
-        "pb.yaml:8:7: error: module 'npm' is not supported by rdeploy",
+        "pb.yaml:8:7: error: module 'snap' is not supported by rdeploy",
         "error: argument 'setype' of module 'file' is not supported by rdeploy",
         "error: unknown argument 'stat' for module 'file', did you mean 'state'?",
         "module 'my_module' is a Python plugin",
