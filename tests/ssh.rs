@@ -1740,6 +1740,39 @@ fn the_connection_keyword_on_plays_and_tasks_chooses_local_or_ssh() {
     );
 }
 
+/// `rdeploy run pb.yaml` in text mode (no ssh-agent): (exit code, stdout, the run id it printed).
+fn run_text(sb: &Sandbox) -> (Option<i32>, String, String) {
+    let out = sb
+        .rdeploy(&["run", "pb.yaml", "-i", "inv.yaml"])
+        .env_remove("SSH_AUTH_SOCK")
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("run ")?.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string();
+    (out.status.code(), text, id)
+}
+
+/// `rdeploy rollback ID`: (exit code, stdout and stderr).
+fn rollback(sb: &Sandbox, id: &str) -> (Option<i32>, String) {
+    let back = sb
+        .rdeploy(&["rollback", id, "-i", "inv.yaml"])
+        .env_remove("SSH_AUTH_SOCK")
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&back.stdout),
+        String::from_utf8_lossy(&back.stderr)
+    );
+    (back.status.code(), text)
+}
+
 // ------------------------------------------------------------------ ~ in paths
 
 /// `path: ~/...` failed ("cannot touch '~/x'"): rdeploy passed `~` to the host literally.
@@ -1762,14 +1795,8 @@ fn tilde_paths_are_the_users_home_on_the_host_and_roll_back() {
             user = USER
         ),
     );
-    let out = sb
-        .rdeploy(&["run", "pb.yaml", "-i", "inv.yaml"])
-        .env_remove("SSH_AUTH_SOCK")
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text, id) = run_text(&sb);
+    assert_eq!(code, Some(0), "{text}");
     assert_eq!(
         std::fs::read_to_string(h.path(&format!("{home}/tilde.txt"))).unwrap(),
         "one\n"
@@ -1779,11 +1806,6 @@ fn tilde_paths_are_the_users_home_on_the_host_and_roll_back() {
         std::fs::read_to_string(h.path(&format!("{home}/tilde-root.conf"))).unwrap(),
         "a=1\n"
     );
-    let id = text
-        .lines()
-        .find_map(|l| l.strip_prefix("run ")?.split_whitespace().next())
-        .expect("a run id")
-        .to_string();
     // The second run changes nothing.
     let again = run(&sb, "pb.yaml", &[]);
     assert_eq!(again.code, 0, "{}", again.explain());
@@ -1792,18 +1814,8 @@ fn tilde_paths_are_the_users_home_on_the_host_and_roll_back() {
         "{}",
         again.explain()
     );
-    let back = sb
-        .rdeploy(&["rollback", &id, "-i", "inv.yaml"])
-        .env_remove("SSH_AUTH_SOCK")
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap();
-    assert_eq!(
-        back.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&back.stderr)
-    );
+    let (code, back) = rollback(&sb, &id);
+    assert_eq!(code, Some(0), "{back}");
     for f in ["tilde.txt", "tilde-dir", "tilde-root.conf"] {
         assert!(
             !h.path(&format!("{home}/{f}")).exists(),
@@ -1849,14 +1861,8 @@ fn known_hosts_adds_a_key_to_the_users_file_and_rolls_back() {
         std::fs::read_to_string(&file).unwrap(),
         "other.example.com ssh-rsa AAAAB3NzaC1yc2E\n"
     );
-    let out = sb
-        .rdeploy(&["run", "pb.yaml", "-i", "inv.yaml"])
-        .env_remove("SSH_AUTH_SOCK")
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text, id) = run_text(&sb);
+    assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("changed: [host0]"), "{text}");
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
@@ -1864,24 +1870,8 @@ fn known_hosts_adds_a_key_to_the_users_file_and_rolls_back() {
     );
     let again = run(&sb, "pb.yaml", &[]);
     assert_eq!(again.last(h.name())["status"], "ok", "{}", again.explain());
-    let id = text
-        .lines()
-        .find_map(|l| l.strip_prefix("run ")?.split_whitespace().next())
-        .expect("a run id")
-        .to_string();
-    let back = sb
-        .rdeploy(&["rollback", &id, "-i", "inv.yaml"])
-        .env_remove("SSH_AUTH_SOCK")
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap();
-    assert_eq!(
-        back.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&back.stdout),
-        String::from_utf8_lossy(&back.stderr)
-    );
+    let (code, back) = rollback(&sb, &id);
+    assert_eq!(code, Some(0), "{back}");
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
         "other.example.com ssh-rsa AAAAB3NzaC1yc2E\n"
@@ -1903,32 +1893,10 @@ fn a_become_step_in_the_login_users_state_folder_rolls_back() {
         &fleet,
         "- hosts: all\n  gather_facts: no\n  tasks:\n    - copy: { dest: /srv/as-root.txt, content: \"r\\n\" }\n      become: true\n    - copy: { dest: /srv/as-user.txt, content: \"u\\n\" }\n",
     );
-    let out = sb
-        .rdeploy(&["run", "pb.yaml", "-i", "inv.yaml"])
-        .env_remove("SSH_AUTH_SOCK")
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    let id = text
-        .lines()
-        .find_map(|l| l.strip_prefix("run ")?.split_whitespace().next())
-        .expect("a run id")
-        .to_string();
-    let back = sb
-        .rdeploy(&["rollback", &id, "-i", "inv.yaml"])
-        .env_remove("SSH_AUTH_SOCK")
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap();
-    assert_eq!(
-        back.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&back.stdout),
-        String::from_utf8_lossy(&back.stderr)
-    );
+    let (code, text, id) = run_text(&sb);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, back) = rollback(&sb, &id);
+    assert_eq!(code, Some(0), "{back}");
     assert!(!h.path("/srv/as-root.txt").exists());
     assert!(!h.path("/srv/as-user.txt").exists());
 }
