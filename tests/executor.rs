@@ -2050,7 +2050,7 @@ fn uri_encodes_form_bodies_and_sends_json_text_as_it_is() {
 #[test]
 fn pause_shows_its_prompt_and_a_keypress_pause_is_refused_before_the_run() {
     let dir = tempfile::tempdir().unwrap();
-    let pb = "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - pause: { seconds: 1, prompt: warming caches }\n      register: p\n    - assert: { that: [\"p.stdout == 'Paused for 1 seconds'\", \"p.delta >= 1\", \"p.user_input == ''\"] }\n";
+    let pb = "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - pause: { seconds: 1, prompt: warming caches }\n      register: p\n    - assert: { that: [\"p.stdout == 'Paused for 1.0 seconds'\", \"p.delta >= 1\", \"p.user_input == ''\"] }\n";
     let (code, out, err) = run(dir.path(), pb, &[]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("warming caches"), "{out}");

@@ -586,8 +586,8 @@ async fn pause(args: &Args) -> Step {
     tokio::time::sleep(p.wait).await;
     let stop = chrono::Local::now();
     let r = p.result(
-        start.to_rfc3339(),
-        stop.to_rfc3339(),
+        start.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+        stop.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
         began.elapsed().as_secs_f64(),
     );
     let mut s = Step::new(Status::Ok, r);
