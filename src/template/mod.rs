@@ -301,15 +301,13 @@ fn printed(value: &Value) -> Value {
                 Ok(it) => Value::from(it.map(|x| lists(&x)).collect::<Vec<_>>()),
                 Err(_) => v.clone(),
             },
-            minijinja::value::ValueKind::Map if v.as_object().is_none_or(|_| true) => {
-                match v.try_iter() {
-                    Ok(it) => Value::from_iter(it.map(|k| {
-                        let x = v.get_item(&k).unwrap_or_default();
-                        (k, lists(&x))
-                    })),
-                    Err(_) => v.clone(),
-                }
-            }
+            minijinja::value::ValueKind::Map => match v.try_iter() {
+                Ok(it) => Value::from_iter(it.map(|k| {
+                    let x = v.get_item(&k).unwrap_or_default();
+                    (k, lists(&x))
+                })),
+                Err(_) => v.clone(),
+            },
             _ => v.clone(),
         }
     }
