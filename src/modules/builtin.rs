@@ -4,31 +4,10 @@
 //! not implement the modules: `check`/`apply` live in one file per module elsewhere.
 
 use super::spec::{ArgKind::*, ArgSpec as A, ArgsRef, ModuleSpec};
-use crate::diag::{Diagnostic, did_you_mean};
+use crate::diag::Diagnostic;
 
 /// Every module rdeploy knows, in alphabetical order.
 pub static MODULES: &[ModuleSpec] = &[
-    ModuleSpec {
-        name: "add_host",
-        doc: "Adds a host (and its groups) to the inventory for the rest of the run, once per task (not per host; once per item in a loop). Every other argument becomes a host variable (`ansible_host`, `ansible_port`, `ansible_user`, `ansible_connection`...); a later play's `hosts:` reaches the host, which gets its own connection then.",
-        free_form: false,
-        open_args: true,
-        args: &[
-            A::new("name", "The host's name, optionally `NAME:PORT`.")
-                .aliases(&["hostname", "host"])
-                .req(),
-            A::new(
-                "groups",
-                "Groups to put the host in (a list, or names separated by `,`).",
-            )
-            .aliases(&["group", "groupname"])
-            .kind(List),
-        ],
-        check_args: None,
-        backup: "Runs on the controller and changes nothing on the hosts: nothing to back up. The added host lasts for this run only.",
-        returns: &[("add_host", "the host's name, groups and variables")],
-        examples: "- add_host:\n    name: \"{{ new_ip }}\"\n    groups: [web]\n    ansible_user: deploy",
-    },
     ModuleSpec {
         name: "apt",
         doc: "Manages packages with apt on Debian and Ubuntu hosts.",
@@ -409,98 +388,6 @@ pub static MODULES: &[ModuleSpec] = &[
         examples: "- get_url:\n    url: https://example.com/app-2.1.tar.gz\n    dest: /srv/app/app-2.1.tar.gz\n    checksum: sha256:4f1c...",
     },
     ModuleSpec {
-        name: "import_role",
-        doc: "Inlines a role's tasks here when the playbook is loaded (static): its tasks get this task's keywords, its handlers join the play.",
-        free_form: false,
-        open_args: false,
-        args: ROLE_ARGS,
-        check_args: None,
-        backup: "A static import: its tasks are backed up one by one as they run.",
-        returns: &[],
-        examples: "- import_role:\n    name: nginx\n  vars:\n    nginx_port: 8080",
-    },
-    ModuleSpec {
-        name: "import_tasks",
-        doc: "Inlines a task file here when the playbook is loaded (static). The file name cannot use loop or host variables.",
-        free_form: true,
-        open_args: false,
-        args: &[A::new("file", "The task file, relative to the including file.").kind(Path)],
-        check_args: Some(file_or_free_form),
-        backup: "A static import: its tasks are backed up one by one as they run.",
-        returns: &[],
-        examples: "- import_tasks: setup.yml",
-    },
-    ModuleSpec {
-        name: "include_role",
-        doc: "Runs a role's tasks at this point of the run (dynamic): the task's `when` and loop apply to the include itself.",
-        free_form: false,
-        open_args: false,
-        args: INCLUDE_ROLE_ARGS,
-        check_args: None,
-        backup: "A dynamic include: its tasks are backed up one by one as they run.",
-        returns: &[],
-        examples: "- include_role:\n    name: app\n    tasks_from: upgrade",
-    },
-    ModuleSpec {
-        name: "include_tasks",
-        doc: "Runs the tasks of a file at this point of the run (dynamic); the file name may be a template and the task may loop.",
-        free_form: true,
-        open_args: false,
-        args: &[
-            A::new("file", "The task file, relative to the including file.").kind(Path),
-            A::new("apply", "Keywords applied to every included task.").kind(Dict),
-        ],
-        check_args: Some(file_or_free_form),
-        backup: "A dynamic include: its tasks are backed up one by one as they run.",
-        returns: &[],
-        examples: "- include_tasks: \"setup-{{ ansible_facts.os_family }}.yml\"",
-    },
-    ModuleSpec {
-        name: "include_vars",
-        doc: "Loads variables from a YAML file (free-form or `file`) or every file of a directory (`dir`) on the controller, as host facts for the rest of the play.",
-        free_form: true,
-        open_args: false,
-        args: &[
-            A::new(
-                "file",
-                "The vars file (looked up in the role's `vars/` first).",
-            )
-            .kind(Path),
-            A::new(
-                "dir",
-                "A directory whose files are all loaded, in name order.",
-            )
-            .kind(Path),
-            A::new("name", "Put the loaded variables under this one name."),
-            A::new(
-                "hash_behaviour",
-                "`merge`: a loaded dict is merged (recursively) into the variable of that name the task sees; `replace` (the default) replaces it.",
-            )
-            .choices(&["replace", "merge"]),
-            A::new("depth", "With `dir`, how deep to descend (0 = no limit).")
-                .kind(Int)
-                .default("0"),
-            A::new(
-                "files_matching",
-                "With `dir`, load only file names matching this regex.",
-            ),
-            A::new("ignore_files", "With `dir`, file names to skip.").kind(List),
-            A::new("extensions", "With `dir`, extensions to load.")
-                .kind(List)
-                .default("yaml, yml, json"),
-            A::new(
-                "ignore_unknown_extensions",
-                "With `dir`, skip files with other extensions instead of failing.",
-            )
-            .kind(Bool)
-            .default("no"),
-        ],
-        check_args: Some(include_vars_source),
-        backup: "Runs on the controller and changes nothing on the hosts: nothing to back up.",
-        returns: &[("ansible_facts", "the loaded variables"), ("ansible_included_var_files", "the files read")],
-        examples: "- include_vars: \"vars/{{ ansible_facts.os_family }}.yml\"\n- include_vars:\n    file: secrets.yml\n    name: secrets",
-    },
-    ModuleSpec {
         name: "lineinfile",
         doc: "Ensures one line is present (replacing the last line matching `regexp`) or absent in a text file.",
         free_form: false,
@@ -561,17 +448,6 @@ pub static MODULES: &[ModuleSpec] = &[
         backup: "The file is copied (content, mode, owner) before it is changed; rollback puts the copy back, or removes the file if the step created it.",
         returns: &[("msg", "line added, line replaced, line removed...")],
         examples: "- lineinfile:\n    path: /etc/ssh/sshd_config\n    regexp: '^#?PermitRootLogin'\n    line: PermitRootLogin no",
-    },
-    ModuleSpec {
-        name: "meta",
-        doc: "Controls the run itself: `flush_handlers`, `end_play`, `end_host`, `noop`, `clear_facts`, `refresh_inventory` or `reset_connection` (free-form).",
-        free_form: true,
-        open_args: false,
-        args: &[],
-        check_args: Some(meta_action),
-        backup: "Runs on the controller and changes nothing on the hosts: nothing to back up.",
-        returns: &[],
-        examples: "- meta: flush_handlers",
     },
     ModuleSpec {
         name: "package",
@@ -749,46 +625,6 @@ pub static MODULES: &[ModuleSpec] = &[
         examples: "- service:\n    name: nginx\n    state: restarted\n    enabled: true",
     },
     ModuleSpec {
-        name: "set_fact",
-        doc: "Sets host variables (any keys) for the rest of the run; values are templates.",
-        free_form: false,
-        open_args: true,
-        args: &[
-            A::new("cacheable", "Also store the facts in the fact cache.")
-                .kind(Bool)
-                .default("no"),
-        ],
-        check_args: Some(set_fact_keys),
-        backup: "Runs on the controller and changes nothing on the hosts: nothing to back up.",
-        returns: &[("ansible_facts", "the facts set")],
-        examples: "- set_fact:\n    release_dir: \"/srv/app/releases/{{ app_version }}\"\n    cacheable: true",
-    },
-    ModuleSpec {
-        name: "setup",
-        doc: "Gathers facts about the host (`ansible_facts`); run implicitly by `gather_facts`.",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new(
-                "gather_subset",
-                "Fact groups to gather (`all`, `min`, `network`, `!hardware`...).",
-            )
-            .kind(List)
-            .default("all"),
-            A::new("filter", "Globs of fact names to keep.").kind(List),
-            A::new(
-                "gather_timeout",
-                "Seconds allowed for reading one mount's size (a hung network mount).",
-            )
-            .kind(Int)
-            .default("10"),
-        ],
-        check_args: Some(gather_subset_known),
-        backup: "Changes nothing on the host: nothing to back up.",
-        returns: &[("ansible_facts", "the facts gathered")],
-        examples: "- setup:\n    gather_subset: [min, network]",
-    },
-    ModuleSpec {
         name: "shell",
         doc: "Runs a command line through `/bin/sh` on the host (pipes, redirects, variables). Give it free-form or as `cmd`. Not reversible unless the task has `creates`/`removes` or a `rollback:`.",
         free_form: true,
@@ -934,75 +770,6 @@ pub static MODULES: &[ModuleSpec] = &[
     },
 ];
 
-/// The arguments of `import_role` and `include_role` (`$extra` after them).
-macro_rules! role_args {
-    ($($extra:expr),*) => {
-        &[
-    A::new("name", "The role.").req().aliases(&["role"]),
-    A::new(
-        "tasks_from",
-        "Task file of the role's `tasks/` to run instead of `main`.",
-    )
-    .default("main"),
-    A::new(
-        "vars_from",
-        "File of the role's `vars/` to load instead of `main`.",
-    )
-    .default("main"),
-    A::new(
-        "defaults_from",
-        "File of the role's `defaults/` to load instead of `main`.",
-    )
-    .default("main"),
-    A::new(
-        "handlers_from",
-        "File of the role's `handlers/` to load instead of `main`.",
-    )
-    .default("main"),
-    A::new(
-        "allow_duplicates",
-        "Run the role again even when it already ran with the same parameters.",
-    )
-    .kind(Bool)
-    .default("yes"),
-    A::new(
-        "public",
-        "Expose the role's vars and defaults to the rest of the play.",
-    )
-    .kind(Bool)
-    .default("no"),
-    A::new(
-        "rolespec_validate",
-        "Start the role with the validation of its argument spec (`meta/argument_specs.yml`) for the entry point.",
-    )
-    .kind(Bool)
-    .default("yes"),
-            $($extra,)*
-        ]
-    };
-}
-
-static ROLE_ARGS: &[A] = role_args!();
-
-static INCLUDE_ROLE_ARGS: &[A] = role_args!(
-    A::new(
-        "apply",
-        "Keywords applied to every task of the role (`tags`, `become`...)."
-    )
-    .kind(Dict)
-);
-
-/// The actions `meta` accepts.
-pub const META_ACTIONS: &[&str] = &[
-    "flush_handlers",
-    "end_play",
-    "end_host",
-    "noop",
-    "clear_facts",
-    "refresh_inventory",
-    "reset_connection",
-];
-
 fn err(a: &ArgsRef<'_>, msg: String) -> Vec<Diagnostic> {
     vec![Diagnostic::at(a.module_loc, msg)]
 }
@@ -1062,36 +829,6 @@ fn needs_free_form(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
         err(a, format!("module '{}' needs free-form text", a.module))
     } else {
         Vec::new()
-    }
-}
-
-fn file_or_free_form(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    match (a.free_form.is_some(), a.has("file")) {
-        (false, false) => err(a, format!("module '{}' needs a file name", a.module)),
-        (true, true) => err(
-            a,
-            format!(
-                "module '{}' takes free-form text or 'file', not both",
-                a.module
-            ),
-        ),
-        _ => Vec::new(),
-    }
-}
-
-fn include_vars_source(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    let n =
-        usize::from(a.free_form.is_some()) + usize::from(a.has("file")) + usize::from(a.has("dir"));
-    match n {
-        0 => err(
-            a,
-            "module 'include_vars' needs a file (free-form or 'file') or a 'dir'".into(),
-        ),
-        1 => Vec::new(),
-        _ => err(
-            a,
-            "module 'include_vars' takes only one of free-form text, 'file' and 'dir'".into(),
-        ),
     }
 }
 
@@ -1173,17 +910,6 @@ fn name_or_update_cache(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     }
 }
 
-/// `gather_subset` names only subsets rdeploy gathers (or excludes any).
-fn gather_subset_known(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    let Some(n) = a.get("gather_subset") else {
-        return Vec::new();
-    };
-    match crate::exec::facts::literal_subset(n).map(|s| crate::exec::facts::groups(&s)) {
-        Some(Err(m)) => vec![Diagnostic::at(&n.loc, m)],
-        _ => Vec::new(),
-    }
-}
-
 /// `systemd` with only `name` is Ansible's status query (the unit's properties in `status`).
 fn systemd_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     if a.has("name") {
@@ -1215,57 +941,4 @@ fn unit_action(a: &ArgsRef<'_>, module: &str, acts: &[&str]) -> Vec<Diagnostic> 
         );
     }
     Vec::new()
-}
-
-fn set_fact_keys(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    let mut any = false;
-    for (k, v) in a.args {
-        if k == "cacheable" {
-            continue;
-        }
-        any = true;
-        // A templated key is rendered, and checked, per host when the task runs.
-        if !crate::playbook::keywords::is_identifier(k) && !crate::template::has_template(k) {
-            out.push(Diagnostic::at(
-                &v.loc,
-                format!("'{k}' is not a valid variable name for set_fact"),
-            ));
-        }
-    }
-    if !any {
-        out.extend(err(
-            a,
-            "module 'set_fact' needs at least one variable to set".into(),
-        ));
-    }
-    out
-}
-
-fn meta_action(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    let Some(ff) = a.free_form else {
-        return err(
-            a,
-            format!(
-                "module 'meta' needs an action: one of {}",
-                META_ACTIONS.join(", ")
-            ),
-        );
-    };
-    if super::spec::is_template(ff) {
-        return Vec::new();
-    }
-    let text = ff.scalar_string().unwrap_or_default();
-    let text = text.trim();
-    if META_ACTIONS.contains(&text) {
-        return Vec::new();
-    }
-    let msg = match did_you_mean(text, META_ACTIONS.iter().copied()) {
-        Some(s) => format!("unknown meta action '{text}', did you mean '{s}'?"),
-        None => format!(
-            "unknown meta action '{text}', expected one of: {}",
-            META_ACTIONS.join(", ")
-        ),
-    };
-    vec![Diagnostic::at(&ff.loc, msg)]
 }

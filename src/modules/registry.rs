@@ -75,7 +75,7 @@ pub static COLLECTION_NATIVE: &[&str] = &[
 pub static MODULES: &[Entry] = &[
     Entry {
         name: "add_host",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::add_host::AddHostArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
@@ -190,27 +190,27 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "import_role",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::include::ImportRoleArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
         name: "import_tasks",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::include::ImportTasksArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
         name: "include_role",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::include::IncludeRoleArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
         name: "include_tasks",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::include::IncludeTasksArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
         name: "include_vars",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::include_vars::IncludeVarsArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
@@ -230,7 +230,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "meta",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::meta::MetaArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
@@ -305,12 +305,12 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "set_fact",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::set_fact::SetFactArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
         name: "setup",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::setup::SetupArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
