@@ -761,6 +761,34 @@ fn a_meta_action_rendered_to_an_unknown_name_fails_instead_of_doing_nothing() {
     );
 }
 
+#[test]
+fn gather_facts_as_a_task_was_refused_and_gathers_as_setup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - gather_facts:
+        gather_subset: [min]
+        filter: [ansible_hostname]
+      register: g
+    - ansible.builtin.gather_facts:
+    - assert:
+        that:
+          - ansible_hostname == g.ansible_facts.hostname
+          - ansible_facts.distribution is defined
+"#,
+        )],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("All assertions passed"), "{out}");
+}
+
 const TWO_LOCAL_HOSTS: &str = "all:\n  hosts:\n    h1: { ansible_connection: local }\n    h2: { ansible_connection: local }\n";
 
 #[test]

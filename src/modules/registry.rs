@@ -154,6 +154,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&files::find::Find),
     },
     Entry {
+        name: "gather_facts",
+        spec: Spec::Typed(&control::setup::GATHER_FACTS),
+        runs: Runs::Controller,
+    },
+    Entry {
         name: "gem",
         spec: Spec::Typed(&system::gem::GemArgs::SPEC),
         runs: Runs::Host(&system::gem::Gem),

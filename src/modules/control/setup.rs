@@ -1,4 +1,4 @@
-//! `setup`: gathers facts about the host. Owns its arguments, their load-time check, which fact
+//! `setup` (and `gather_facts` as a task): gathers facts about the host. Owns its arguments, their load-time check, which fact
 //! groups to gather and what of the gathered facts the result keeps; the executor opens the
 //! connection (the host's or the delegate's), runs the gathering and stores the facts.
 
@@ -45,6 +45,16 @@ crate::module_args! {
         gather_timeout: i64,
     }
 }
+
+/// `gather_facts` as a task: Ansible's action that runs the fact modules, here `setup` itself
+/// with the same arguments (Ansible's `parallel` has no use with one fact module and is not
+/// supported).
+pub const GATHER_FACTS: crate::modules::spec::ModuleSpec = crate::modules::spec::ModuleSpec {
+    name: "gather_facts",
+    doc: "Gathers facts about the host as a task, as the play's `gather_facts` does; the same as `setup`, with its arguments.",
+    examples: "- gather_facts:\n    gather_subset: [min, network]",
+    ..SetupArgs::SPEC
+};
 
 /// What a `setup` task gathers, and what of it the result keeps.
 pub struct Gathering {
