@@ -10,8 +10,8 @@ use crate::modules::spec::ArgsRef;
 
 crate::module_args! {
     /// Sets host variables (any keys) for the rest of the run; values are templates. With
-    /// `cacheable: true` they are also host facts (`ansible_facts.NAME`), as in Ansible, where
-    /// they also reach the fact cache.
+    /// `cacheable: true` they are also host facts (`ansible_facts.NAME`), as in Ansible (which
+    /// also writes them to its fact cache; rdeploy keeps none between runs).
     #[module(
         name = "set_fact",
         open_args = true,
@@ -21,7 +21,7 @@ crate::module_args! {
         examples = "- set_fact:\n    release_dir: \"/srv/app/releases/{{ app_version }}\"\n    cacheable: true"
     )]
     pub struct SetFactArgs {
-        /// Also store the facts in the fact cache.
+        /// Also make them host facts (`ansible_facts.NAME`).
         #[arg(default = "no")]
         cacheable: bool,
     }
