@@ -1203,11 +1203,14 @@ mod tests {
         Ran, args, check_apply, ctx, fake_dirs, fake_env, fake_tool, recorded, transport,
     };
 
-    /// Fake SELinux tools: `selinuxenabled` exits `enabled`; `stat -c %C` prints
+    /// Fake SELinux tools: `selinuxenabled` exits `enabled` (none: not installed, as on
+    /// hosts without SELinux); `stat -c %C` prints
     /// `$FAKE/context` (fails when it is missing); `chcon` logs its arguments and puts the
     /// given parts into `$FAKE/context`; `matchpathcon -n` prints `$FAKE/default`.
-    fn fake_selinux(bin: &std::path::Path, enabled: u8) {
-        fake_tool(bin, "selinuxenabled", &format!("exit {enabled}"));
+    fn fake_selinux(bin: &std::path::Path, enabled: Option<u8>) {
+        if let Some(code) = enabled {
+            fake_tool(bin, "selinuxenabled", &format!("exit {code}"));
+        }
         fake_tool(
             bin,
             "stat",
@@ -1232,7 +1235,7 @@ if [ -n "$l" ]; then printf '%s:%s:%s:%s' "$u" "$r" "$t" "$l"; else printf '%s:%
 
     struct Case {
         name: &'static str,
-        enabled: u8,
+        enabled: Option<u8>,
         context: Option<&'static str>,
         default: &'static str,
         task: serde_json::Value,
@@ -1248,8 +1251,18 @@ if [ -n "$l" ]; then printf '%s:%s:%s:%s' "$u" "$r" "$t" "$l"; else printf '%s:%
     async fn selinux_parts_are_set_where_selinux_is_enabled_and_ignored_elsewhere() {
         let cases = [
             Case {
+                name: "not installed: ignored",
+                enabled: None,
+                context: Some("system_u:object_r:default_t:s0"),
+                default: "",
+                task: json!({"setype": "httpd_sys_content_t", "selevel": "_default"}),
+                change: None,
+                chcon: "",
+                after: Some("system_u:object_r:default_t:s0"),
+            },
+            Case {
                 name: "disabled: ignored",
-                enabled: 1,
+                enabled: Some(1),
                 context: Some("system_u:object_r:default_t:s0"),
                 default: "",
                 task: json!({"setype": "httpd_sys_content_t"}),
@@ -1259,7 +1272,7 @@ if [ -n "$l" ]; then printf '%s:%s:%s:%s' "$u" "$r" "$t" "$l"; else printf '%s:%
             },
             Case {
                 name: "type differs",
-                enabled: 0,
+                enabled: Some(0),
                 context: Some("system_u:object_r:default_t:s0"),
                 default: "",
                 task: json!({"setype": "httpd_sys_content_t"}),
@@ -1272,7 +1285,7 @@ if [ -n "$l" ]; then printf '%s:%s:%s:%s' "$u" "$r" "$t" "$l"; else printf '%s:%
             },
             Case {
                 name: "already so",
-                enabled: 0,
+                enabled: Some(0),
                 context: Some("system_u:object_r:httpd_sys_content_t:s0"),
                 default: "",
                 task: json!({"setype": "httpd_sys_content_t", "seuser": "system_u"}),
@@ -1282,7 +1295,7 @@ if [ -n "$l" ]; then printf '%s:%s:%s:%s' "$u" "$r" "$t" "$l"; else printf '%s:%
             },
             Case {
                 name: "_default is the policy's part",
-                enabled: 0,
+                enabled: Some(0),
                 context: Some("unconfined_u:object_r:user_tmp_t:s0"),
                 default: "system_u:object_r:etc_t:s0",
                 task: json!({"seuser": "_default", "setype": "_default", "selevel": "s0"}),
@@ -1295,7 +1308,7 @@ if [ -n "$l" ]; then printf '%s:%s:%s:%s' "$u" "$r" "$t" "$l"; else printf '%s:%
             },
             Case {
                 name: "_default without a policy default leaves the part",
-                enabled: 0,
+                enabled: Some(0),
                 context: Some("unconfined_u:object_r:user_tmp_t:s0"),
                 default: "",
                 task: json!({"setype": "_default"}),
@@ -1305,7 +1318,7 @@ if [ -n "$l" ]; then printf '%s:%s:%s:%s' "$u" "$r" "$t" "$l"; else printf '%s:%
             },
             Case {
                 name: "no level without MLS",
-                enabled: 0,
+                enabled: Some(0),
                 context: Some("system_u:object_r:etc_t"),
                 default: "",
                 task: json!({"selevel": "s0:c1"}),
@@ -1315,7 +1328,7 @@ if [ -n "$l" ]; then printf '%s:%s:%s:%s' "$u" "$r" "$t" "$l"; else printf '%s:%
             },
             Case {
                 name: "a new directory gets the parts after mkdir",
-                enabled: 0,
+                enabled: Some(0),
                 context: None,
                 default: "",
                 task: json!({"state": "directory", "setype": "httpd_sys_content_t"}),
@@ -1369,7 +1382,7 @@ if [ -n "$l" ]; then printf '%s:%s:%s:%s' "$u" "$r" "$t" "$l"; else printf '%s:%
             let mut tr = transport();
             match check_apply(&File, &mut tr, &a, &cx).await {
                 Ran::InSync(result) => {
-                    if c.enabled == 0 {
+                    if c.enabled == Some(0) {
                         assert_eq!(result.get("secontext"), c.after.map(Value::from).as_ref());
                     } else {
                         assert!(!result.contains_key("secontext"), "{}", c.name);
@@ -1383,7 +1396,7 @@ if [ -n "$l" ]; then printf '%s:%s:%s:%s' "$u" "$r" "$t" "$l"; else printf '%s:%
     #[tokio::test]
     async fn selinux_recurse_sets_the_tree_with_one_chcon() {
         let (dir, bin, state) = fake_dirs();
-        fake_selinux(&bin, 0);
+        fake_selinux(&bin, Some(0));
         // The tree's contexts (`find -printf '%Z...'`): `sub` has the default type.
         fake_tool(
             &bin,
