@@ -52,7 +52,7 @@ crate::module_args! {
     #[module(
         name = "file",
         backup = "The path is backed up before it changes: its mode and owner (and a link's target) for attribute changes; the whole tree for `state: absent`; rollback restores them, or removes a path the step created. Access and modification times and SELinux contexts are not backed up: rollback leaves the ones the run set.",
-        returns = &[("path", "the path"), ("state", "what it is now"), ("mode", "its mode"), ("owner", "its owner"), ("group", "its group"), ("diff", "before/after with --diff")],
+        returns = &[("path", "the path"), ("state", "what it is now"), ("mode", "its mode"), ("owner", "its owner"), ("group", "its group"), ("secontext", "its SELinux context, where SELinux is enabled"), ("diff", "before/after with --diff")],
         examples = "- file:\n    path: /srv/app/releases\n    state: directory\n    mode: \"0755\"\n- file:\n    src: /srv/app/releases/2.1\n    dest: /srv/app/current\n    state: link\n- file:\n    path: /srv/www\n    state: directory\n    setype: httpd_sys_content_t",
         check_args = link_needs_src
     )]
