@@ -376,7 +376,7 @@ fn real_ansible_modules_and_arguments_are_not_supported_not_unknown() {
     - lineinfle: { path: /tmp/x, line: y }
     - snap:
         name: left-pad
-    - file: { path: /tmp/x, setype: httpd_t }
+    - file: { path: /tmp/x, attributes: i }
     - file: { path: /tmp/x, stat: touch }
     - my_module: { a: 1 }
 "#,
@@ -391,7 +391,7 @@ fn real_ansible_modules_and_arguments_are_not_supported_not_unknown() {
         "pb.yaml:6:7: error: unknown module 'yumm'",
         "pb.yaml:7:7: error: unknown module 'lineinfle', did you mean 'lineinfile'?",
         "pb.yaml:8:7: error: module 'snap' is not supported by rdeploy",
-        "error: argument 'setype' of module 'file' is not supported by rdeploy",
+        "error: argument 'attributes' of module 'file' is not supported by rdeploy",
         "error: unknown argument 'stat' for module 'file', did you mean 'state'?",
         "module 'my_module' is a Python plugin",
     ] {

@@ -168,56 +168,6 @@ pub static MODULES: &[ModuleSpec] = &[
         examples: "- command: /opt/app/bin/migrate --to latest\n  args:\n    creates: /opt/app/.migrated",
     },
     ModuleSpec {
-        name: "copy",
-        doc: "Copies a file from the controller (`src`, looked up in the role's `files/`) or literal `content` to `dest` on the host, then sets mode and ownership. A symlink at `dest` is replaced, never written through.",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new(
-                "src",
-                "Local file to copy (or a path on the host with `remote_src`).",
-            )
-            .kind(Path),
-            A::new("content", "Literal content to write instead of `src`.").kind(Raw),
-            A::new("dest", "Destination path on the host.")
-                .req()
-                .kind(Path),
-            A::new(
-                "mode",
-                "Permissions of the file (`0644`, `u=rw,g=r`, `preserve`).",
-            )
-            .kind(Raw),
-            A::new("owner", "Owner of the file."),
-            A::new("group", "Group of the file."),
-            A::new(
-                "force",
-                "Replace `dest` when its content differs; with `no`, only create it.",
-            )
-            .kind(Bool)
-            .default("yes"),
-            A::new(
-                "validate",
-                "Command run on the new file before it is moved in; `%s` is the temp file.",
-            ),
-            A::new(
-                "backup",
-                "Keep a timestamped copy of the original file on the host.",
-            )
-            .kind(Bool)
-            .default("no"),
-            A::new(
-                "remote_src",
-                "`src` is a path on the host rather than the controller.",
-            )
-            .kind(Bool)
-            .default("no"),
-        ],
-        check_args: Some(src_xor_content),
-        backup: "`dest` (and, for a directory source, every path it names below `dest`) is copied before it changes; rollback puts the old content, mode and owner back, or removes what the step created.",
-        returns: &[("dest", "the destination path"), ("checksum", "SHA-1 of the file"), ("size", "its size"), ("mode", "its mode"), ("owner", "its owner"), ("group", "its group")],
-        examples: "- copy:\n    src: app.conf\n    dest: /etc/app/app.conf\n    mode: \"0640\"\n    owner: root\n    group: app",
-    },
-    ModuleSpec {
         name: "dnf",
         doc: "Manages packages with dnf on Fedora, RHEL and derivatives. Also called `yum`, as ansible-core 2.19 redirects it.",
         free_form: false,
@@ -251,108 +201,6 @@ pub static MODULES: &[ModuleSpec] = &[
         backup: "Each named package's installed version (or its absence) is recorded; rollback installs that version again with `dnf install NAME-VERSION`, or removes a package the step installed.",
         returns: &[("results", "what dnf did"), ("rc", "dnf's exit status"), ("msg", "what happened")],
         examples: "- dnf:\n    name: [nginx, git]\n    state: latest\n    enablerepo: epel",
-    },
-    ModuleSpec {
-        name: "file",
-        doc: "Sets the state of a path on the host: a file's attributes, a directory, a symlink or hard link, an absent path, or a touched file.",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new("path", "The path to manage.")
-                .req()
-                .aliases(&["dest", "name"])
-                .kind(Path),
-            A::new(
-                "state",
-                "What the path should be; `file` only changes attributes of an existing file.",
-            )
-            .default("file")
-            .choices(&["file", "directory", "link", "hard", "absent", "touch"]),
-            A::new("mode", "Permissions (`0755`, `u=rwx,g=rx`).").kind(Raw),
-            A::new("owner", "Owner."),
-            A::new("group", "Group."),
-            A::new(
-                "recurse",
-                "With `state: directory`, apply attributes to the whole tree.",
-            )
-            .kind(Bool)
-            .default("no"),
-            A::new("src", "Target of the link for `state: link` or `hard`.").kind(Path),
-            A::new(
-                "force",
-                "Replace an existing file or link at `path` for `state: link`.",
-            )
-            .kind(Bool)
-            .default("no"),
-            A::new(
-                "follow",
-                "For `state: file`, `directory` and `touch`, a symlink at `path` stands for what it points to; false acts on the link itself (`state: file` and `directory` then fail on a link, as in Ansible).",
-            )
-            .kind(Bool)
-            .default("yes"),
-            A::new(
-                "modification_time",
-                "The modification time to set: `now`, `preserve` (the default, except `now` for `state: touch`) or a time in `modification_time_format`, the host's local time.",
-            ),
-            A::new(
-                "modification_time_format",
-                "The format of `modification_time` (Python's `strptime`).",
-            )
-            .default("%Y%m%d%H%M.%S"),
-            A::new(
-                "access_time",
-                "The access time to set: `now`, `preserve` (the default, except `now` for `state: touch`) or a time in `access_time_format`, the host's local time.",
-            ),
-            A::new(
-                "access_time_format",
-                "The format of `access_time` (Python's `strptime`).",
-            )
-            .default("%Y%m%d%H%M.%S"),
-        ],
-        check_args: Some(file_link_needs_src),
-        backup: "The path is backed up before it changes: its mode and owner (and a link's target) for attribute changes; the whole tree for `state: absent`; rollback restores them, or removes a path the step created.",
-        returns: &[("path", "the path"), ("state", "what it is now"), ("mode", "its mode"), ("owner", "its owner"), ("group", "its group"), ("diff", "before/after with --diff")],
-        examples: "- file:\n    path: /srv/app/releases\n    state: directory\n    mode: \"0755\"\n- file:\n    src: /srv/app/releases/2.1\n    dest: /srv/app/current\n    state: link",
-    },
-    ModuleSpec {
-        name: "find",
-        doc: "Lists files on the host matching patterns, age, size and type; register the result.",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new("paths", "Directories to search.")
-                .req()
-                .aliases(&["name", "path"])
-                .kind(List),
-            A::new(
-                "patterns",
-                "Shell globs (or regexes with `use_regex`) the basename must match.",
-            )
-            .aliases(&["pattern"])
-            .kind(List),
-            A::new("excludes", "Patterns to leave out.")
-                .aliases(&["exclude"])
-                .kind(List),
-            A::new("contains", "A regex the file content must match."),
-            A::new("use_regex", "Treat patterns as Python-style regexes.")
-                .kind(Bool)
-                .default("no"),
-            A::new("file_type", "Type of entries to return.")
-                .default("file")
-                .choices(&["file", "directory", "link", "any"]),
-            A::new("recurse", "Descend into subdirectories.")
-                .kind(Bool)
-                .default("no"),
-            A::new("age", "Select by age: `2d`, `-1h` (younger than)."),
-            A::new("size", "Select by size: `10m`, `-1k` (smaller than)."),
-            A::new("hidden", "Include hidden files.")
-                .kind(Bool)
-                .default("no"),
-        ],
-        check_args: None,
-        backup: "Changes nothing on the host: nothing to back up.",
-        returns: &[("files", "each match's stat"), ("matched", "how many matched"), ("examined", "how many were looked at")],
-        examples: "- find:\n    paths: /srv/app/releases\n    file_type: directory\n    age: 30d\n  register: old",
     },
     ModuleSpec {
         name: "get_url",
@@ -671,43 +519,6 @@ pub static MODULES: &[ModuleSpec] = &[
         examples: "- systemd:\n    name: app.service\n    state: restarted\n    daemon_reload: true",
     },
     ModuleSpec {
-        name: "template",
-        doc: "Renders a Jinja template from the controller (role `templates/` first) with the host's variables and writes it to `dest`, then sets mode and ownership. A symlink at `dest` is replaced, never written through.",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new("src", "The template file on the controller.")
-                .req()
-                .kind(Path),
-            A::new("dest", "Destination path on the host.")
-                .req()
-                .kind(Path),
-            A::new("mode", "Permissions of the file.").kind(Raw),
-            A::new("owner", "Owner of the file."),
-            A::new("group", "Group of the file."),
-            A::new(
-                "force",
-                "Replace `dest` when its content differs; with `no`, only create it.",
-            )
-            .kind(Bool)
-            .default("yes"),
-            A::new(
-                "validate",
-                "Command run on the new file before it is moved in; `%s` is the temp file.",
-            ),
-            A::new(
-                "backup",
-                "Keep a timestamped copy of the original file on the host.",
-            )
-            .kind(Bool)
-            .default("no"),
-        ],
-        check_args: None,
-        backup: "`dest` is copied (content, mode, owner) before it is replaced; rollback puts the old file back, or removes it if the step created it.",
-        returns: &[("dest", "the destination path"), ("checksum", "SHA-1 of the rendered file"), ("size", "its size"), ("mode", "its mode")],
-        examples: "- template:\n    src: nginx.conf.j2\n    dest: /etc/nginx/nginx.conf\n    validate: nginx -t -c %s\n  notify: reload nginx",
-    },
-    ModuleSpec {
         name: "unarchive",
         doc: "Unpacks a tar or zip archive (from the controller, or the host with `remote_src`) into a directory on the host. Ansible's older `copy: no` is read as `remote_src: yes`.",
         free_form: false,
@@ -832,14 +643,6 @@ fn needs_free_form(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     }
 }
 
-fn src_xor_content(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    match (a.has("src"), a.has("content")) {
-        (false, false) => err(a, "module 'copy' needs 'src' or 'content'".into()),
-        (true, true) => exclusive(a, "src", "content"),
-        _ => Vec::new(),
-    }
-}
-
 /// `msg` and `var` exclude each other (`debug`).
 pub(crate) fn msg_xor_var(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     exclusive(a, "msg", "var")
@@ -887,15 +690,6 @@ fn lineinfile_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
         ));
     }
     out
-}
-
-fn file_link_needs_src(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    match a.literal("state").as_deref() {
-        Some(s @ ("link" | "hard")) if !a.has("src") => {
-            err(a, format!("module 'file' needs 'src' when state is {s}"))
-        }
-        _ => Vec::new(),
-    }
 }
 
 fn name_or_update_cache(a: &ArgsRef<'_>) -> Vec<Diagnostic> {

@@ -110,7 +110,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "copy",
-        spec: Spec::Table,
+        spec: Spec::Typed(&files::copy::CopyArgs::SPEC),
         runs: Runs::Host(&files::copy::Copy),
     },
     Entry {
@@ -145,12 +145,12 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "file",
-        spec: Spec::Table,
+        spec: Spec::Typed(&files::file::FileArgs::SPEC),
         runs: Runs::Host(&files::file::File),
     },
     Entry {
         name: "find",
-        spec: Spec::Table,
+        spec: Spec::Typed(&files::find::FindArgs::SPEC),
         runs: Runs::Host(&files::find::Find),
     },
     Entry {
@@ -345,7 +345,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "template",
-        spec: Spec::Table,
+        spec: Spec::Typed(&files::copy::TemplateArgs::SPEC),
         runs: Runs::Host(&files::copy::Template),
     },
     Entry {

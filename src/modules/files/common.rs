@@ -331,7 +331,12 @@ pub struct WriteSpec {
 
 /// Checks a `validate` argument: Ansible requires `%s`.
 pub fn validate_arg(args: &Args) -> Result<Option<String>, ModuleError> {
-    match args.str_arg("validate") {
+    validate_text(args.str_arg("validate"))
+}
+
+/// A `validate` command as given: it must name the temporary file with `%s`.
+pub fn validate_text(validate: Option<String>) -> Result<Option<String>, ModuleError> {
+    match validate {
         None => Ok(None),
         Some(v) if v.contains("%s") => Ok(Some(v)),
         Some(v) => Err(ModuleError::Args(format!("validate must contain %s: {v}"))),
