@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod apt_key;
 pub mod apt_repository;
+pub mod authorized_key;
 pub mod command;
 pub mod common;
 pub mod cron;
