@@ -260,6 +260,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::package::Package),
     },
     Entry {
+        name: "package_facts",
+        spec: Spec::Typed(&system::package_facts::PackageFactsArgs::SPEC),
+        runs: Runs::Host(&system::package_facts::PackageFacts),
+    },
+    Entry {
         name: "pacman",
         spec: Spec::Typed(&system::pacman::PacmanArgs::SPEC),
         runs: Runs::Host(&system::pacman::Pacman),
@@ -308,6 +313,11 @@ pub static MODULES: &[Entry] = &[
         name: "service",
         spec: Spec::Table,
         runs: Runs::Host(&system::service::Service),
+    },
+    Entry {
+        name: "service_facts",
+        spec: Spec::Typed(&system::service_facts::ServiceFactsArgs::SPEC),
+        runs: Runs::Host(&system::service_facts::ServiceFacts),
     },
     Entry {
         name: "set_fact",

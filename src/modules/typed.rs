@@ -265,6 +265,8 @@ macro_rules! module_args {
                 args: &$crate::modules::runtime::Args,
             ) -> Result<Self, $crate::modules::runtime::ModuleError> {
                 $crate::modules::typed::refuse_unknown($mname, args, Self::ARGS)?;
+                // A module without arguments (`service_facts`) reads none.
+                #[allow(unused_mut, unused_variables)]
                 let mut specs = Self::ARGS.iter();
                 Ok($name {
                     $(
