@@ -939,4 +939,52 @@ mod tests {
         }
         assert!(!home.path().join(".ssh").exists());
     }
+
+    #[tokio::test]
+    async fn https_keys_are_fetched_on_the_host_with_curl() {
+        let home = tempfile::tempdir().unwrap();
+        let (dir, mut env) = host(home.path());
+        let bin = tempfile::tempdir().unwrap();
+        fake_tool(
+            bin.path(),
+            "curl",
+            &format!(
+                "for a in \"$@\"; do u=$a; done; [ \"$u\" = https://keys.example/me.keys ] || exit 22; case \" $* \" in *' -k '*) printf 'ssh-rsa {RSA} insecure\\n' ;; *) printf 'ssh-ed25519 {ED} a\\nssh-rsa {RSA} b\\n' ;; esac"
+            ),
+        );
+        if let Some((_, path)) = env.iter_mut().find(|(k, _)| k == "PATH") {
+            *path = format!("{}:{path}", bin.path().display());
+        }
+        let c = ctx(dir.path(), None, env);
+        let mut tr = transport();
+        let file = home.path().join(".ssh/authorized_keys");
+        let a = args(json!({"user": "deploy", "key": "https://keys.example/me.keys"}));
+        match check_apply(&AuthorizedKey, &mut tr, &a, &c).await {
+            Ran::Applied(_, Ok(r)) => assert_eq!(r["key"], json!("https://keys.example/me.keys")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            format!("ssh-ed25519 {ED} a\nssh-rsa {RSA} b\n")
+        );
+        // validate_certs: false passes -k.
+        let a = args(
+            json!({"user": "deploy", "key": "https://keys.example/me.keys", "validate_certs": false, "exclusive": true}),
+        );
+        assert!(matches!(
+            check_apply(&AuthorizedKey, &mut tr, &a, &c).await,
+            Ran::Applied(_, Ok(_))
+        ));
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            format!("ssh-rsa {RSA} insecure\n")
+        );
+        let a = args(json!({"user": "deploy", "key": "https://keys.example/missing"}));
+        match check_apply(&AuthorizedKey, &mut tr, &a, &c).await {
+            Ran::CheckFailed(m, _) => {
+                assert_eq!(m, "Error getting key from: https://keys.example/missing")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
