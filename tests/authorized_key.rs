@@ -208,6 +208,10 @@ fn authorized_key_adds_replaces_removes_and_rolls_back_like_ansible() {
         "ansible.posix.authorized_key",
         &format!("user: rdeploy-test\nkey: \"{KEY1}\""),
     );
+    // --check predicts the change and creates nothing.
+    let (_, st) = rdeploy(&sb, &add, &["--check"]);
+    assert_eq!(st[0], "changed");
+    assert!(!h.path(&ssh_dir).exists(), "--check created .ssh");
     let (add_id, st) = rdeploy(&sb, &add, &[]);
     assert_eq!(st, ["changed", "changed"]);
     assert_eq!(ansible(&osb, &add, &[]), st, "ansible-playbook's statuses");
