@@ -62,6 +62,7 @@ pub static MODULE_ALIASES: &[(&str, &str)] = &[("systemd_service", "systemd"), (
 /// Modules of collections that rdeploy carries natively, by their full name: the name after
 /// the collection's prefix is the native module (`community.general.npm` is `npm`).
 pub static COLLECTION_NATIVE: &[&str] = &[
+    "ansible.posix.authorized_key",
     "community.general.gem",
     "community.general.npm",
     "community.general.openbsd_pkg",
@@ -97,6 +98,11 @@ pub static MODULES: &[Entry] = &[
         name: "assert",
         spec: Spec::Typed(&control::assert::AssertArgs::SPEC),
         runs: Runs::Controller,
+    },
+    Entry {
+        name: "authorized_key",
+        spec: Spec::Typed(&system::authorized_key::AuthorizedKeyArgs::SPEC),
+        runs: Runs::Host(&system::authorized_key::AuthorizedKey),
     },
     Entry {
         name: "blockinfile",
@@ -259,6 +265,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::package::Package),
     },
     Entry {
+        name: "package_facts",
+        spec: Spec::Typed(&system::package_facts::PackageFactsArgs::SPEC),
+        runs: Runs::Host(&system::package_facts::PackageFacts),
+    },
+    Entry {
         name: "pacman",
         spec: Spec::Typed(&system::pacman::PacmanArgs::SPEC),
         runs: Runs::Host(&system::pacman::Pacman),
@@ -307,6 +318,11 @@ pub static MODULES: &[Entry] = &[
         name: "service",
         spec: Spec::Table,
         runs: Runs::Host(&system::service::Service),
+    },
+    Entry {
+        name: "service_facts",
+        spec: Spec::Typed(&system::service_facts::ServiceFactsArgs::SPEC),
+        runs: Runs::Host(&system::service_facts::ServiceFacts),
     },
     Entry {
         name: "set_fact",

@@ -269,7 +269,7 @@ macro_rules! module_args {
                 if !Self::SPEC.open_args {
                     $crate::modules::typed::refuse_unknown($mname, args, Self::ARGS)?;
                 }
-                // A module without arguments (`meta`) reads none.
+                // A module without arguments (`meta`, `service_facts`) reads none.
                 #[allow(unused_mut, unused_variables)]
                 let mut specs = Self::ARGS.iter();
                 Ok($name {
