@@ -105,7 +105,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "command",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::command::CommandArgs::SPEC),
         runs: Runs::Host(&system::command::Command),
     },
     Entry {
@@ -265,7 +265,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "ping",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::wait_for::PingArgs::SPEC),
         runs: Runs::Host(&system::wait_for::Ping),
     },
     Entry {
@@ -280,7 +280,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "raw",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::command::RawArgs::SPEC),
         runs: Runs::Host(&system::command::Raw),
     },
     Entry {
@@ -295,12 +295,12 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "script",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::command::ScriptArgs::SPEC),
         runs: Runs::Host(&system::command::Script),
     },
     Entry {
         name: "service",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::service::ServiceArgs::SPEC),
         runs: Runs::Host(&system::service::Service),
     },
     Entry {
@@ -315,7 +315,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "shell",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::command::ShellArgs::SPEC),
         runs: Runs::Host(&system::command::Shell),
     },
     Entry {
@@ -335,7 +335,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "systemd",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::service::SystemdArgs::SPEC),
         runs: Runs::Host(&system::service::Systemd),
     },
     Entry {
@@ -370,7 +370,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "wait_for",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::wait_for::WaitForArgs::SPEC),
         runs: Runs::Host(&system::wait_for::WaitFor),
     },
     Entry {
