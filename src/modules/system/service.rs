@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::common::{failed, plain_name, result};
 use crate::diag::Diagnostic;
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Unpredicted, Verdict,
 };
 use crate::modules::spec::ArgsRef;
 use crate::transport::{AnyTransport, Cmd};
@@ -244,7 +244,8 @@ crate::module_args! {
         state: Option<String>,
         /// Whether it starts at boot.
         enabled: Option<bool>,
-        /// Run `systemctl daemon-reload` first (systemd hosts only).
+        /// Run `systemctl daemon-reload` first (systemd hosts only; a change, where Ansible
+        /// reports `ok` when nothing else changed).
         #[arg(aliases = &["daemon-reload"], default = "no")]
         daemon_reload: bool,
         /// With `state: restarted`, stop, wait this many seconds, then start.
@@ -283,10 +284,12 @@ crate::module_args! {
         force: bool,
         /// Whether the unit is masked.
         masked: Option<bool>,
-        /// Run `systemctl daemon-reload` first.
+        /// Run `systemctl daemon-reload` first (a change, where Ansible reports `ok` when
+        /// nothing else changed).
         #[arg(aliases = &["daemon-reload"], default = "no")]
         daemon_reload: bool,
-        /// Run `systemctl daemon-reexec` first (after `daemon_reload`).
+        /// Run `systemctl daemon-reexec` first, after `daemon_reload` (a change, as
+        /// `daemon_reload` is).
         #[arg(aliases = &["daemon-reexec"], default = "no")]
         daemon_reexec: bool,
         /// Which systemd manager to talk to.
@@ -448,6 +451,16 @@ fn want_service(a: ServiceArgs) -> Result<Want, ModuleError> {
             .transpose()?,
         manager: use_manager(&a.use_).map_err(ModuleError::Args)?,
     })
+}
+
+impl Want {
+    /// Whether part of the task runs whatever the unit's state (a restart, a reload, a
+    /// `daemon-reload` or `daemon-reexec`).
+    fn acts_every_run(&self) -> bool {
+        self.daemon_reload
+            || self.daemon_reexec
+            || matches!(self.state, Some("restarted" | "reloaded"))
+    }
 }
 
 fn want(args: &Args, systemd: bool) -> Result<Want, ModuleError> {
@@ -819,6 +832,23 @@ macro_rules! service_module {
                 Box::pin(apply_service(tr, ctx, drift))
             }
 
+            /// `restarted`/`reloaded` and `daemon_reload`/`daemon_reexec` act on every run:
+            /// the executor must not expect `check` to find nothing left after them.
+            fn converges(&self, args: &Args) -> bool {
+                want(args, $systemd).map_or(true, |w| !w.acts_every_run())
+            }
+
+            /// `--check` predicts the change, as Ansible's modules report it.
+            fn unpredicted(&self, _args: &Args, drift: &Drift) -> Unpredicted {
+                Unpredicted {
+                    skip: false,
+                    result: drift
+                        .plan::<Plan>()
+                        .map(|p| p.result.clone())
+                        .unwrap_or_default(),
+                }
+            }
+
             fn resources(&self, args: &Args) -> Vec<Resource> {
                 want(args, $systemd)
                     .ok()
@@ -1117,6 +1147,27 @@ mod tests {
                 "{e:?}"
             );
         }
+    }
+
+    /// What acts on every run is not expected to converge (the executor's verify would fail
+    /// it); what reaches a state is.
+    #[test]
+    fn restarts_and_reloads_act_every_run() {
+        for (a, converges) in [
+            (json!({"name": "a", "state": "restarted"}), false),
+            (json!({"name": "a", "state": "reloaded"}), false),
+            (json!({"daemon_reload": true}), false),
+            (json!({"daemon_reexec": "yes"}), false),
+            (
+                json!({"name": "a", "state": "started", "enabled": true}),
+                true,
+            ),
+            (json!({"name": "a", "masked": false}), true),
+        ] {
+            assert_eq!(Systemd.converges(&args(a.clone())), converges, "{a}");
+        }
+        assert!(!Service.converges(&args(json!({"name": "a", "state": "restarted"}))));
+        assert!(Service.converges(&args(json!({"name": "a", "state": "stopped"}))));
     }
 
     #[test]
