@@ -1,13 +1,16 @@
-//! `service` and `systemd`: a unit's running state, whether it starts at boot, masking and
-//! `daemon-reload`.
+//! `service` and `systemd`: a unit's running state, whether it starts at boot, masking,
+//! `daemon-reload` and `daemon-reexec`.
 //!
-//! Owns reading a service's state (one round trip: manager detection, active, enabled, load
-//! state), deciding the steps (`daemon-reload`, mask/unmask, enable/disable, start/stop/
-//! restart/reload) and running them chained with `&&` in one round trip. `service` uses
-//! systemd when `systemctl` is on the PATH and `/run/systemd/system` exists (booted with
-//! systemd), else the SysV `service NAME ACTION` tool with `update-rc.d`/`chkconfig` for boot
-//! links; `systemd` always uses `systemctl`. It must not format shell lines: unit names are
-//! quoted arguments after `--`.
+//! Owns both modules' typed arguments and load-time checks, reading a service's state (one
+//! round trip: manager detection, active, enabled, load state), deciding the steps
+//! (`daemon-reload`, `daemon-reexec`, mask/unmask, enable/disable, start/stop/restart/reload)
+//! and running them chained with `&&` in one round trip, each `systemctl` with the task's
+//! scope, `--no-block` and `--force`. `service` uses systemd when `systemctl` is on the PATH
+//! and `/run/systemd/system` exists (booted with systemd), else the SysV `service NAME ACTION`
+//! tool with `update-rc.d`/`chkconfig` for boot links (`use:` forces either); `systemd` always
+//! uses `systemctl`. A restart, a reload or a daemon reload acts on every run, so such a task
+//! does not converge. It must not format shell lines: unit names are quoted arguments after
+//! `--`.
 
 use serde_json::Value;
 

@@ -487,6 +487,46 @@ mod tests {
         ));
     }
 
+    /// The typed arguments: integers given as text are read, what is out of range or not
+    /// rdeploy's is refused before anything runs on the host.
+    #[tokio::test]
+    async fn arguments_out_of_range_or_unsupported_are_refused_before_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path(), None, vec![]);
+        let mut tr = transport();
+        let a = args(json!({"path": dir.path(), "timeout": "2", "sleep": "1"}));
+        assert!(
+            check_only(&WaitFor, &mut tr, &a, &c)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        for (a, want) in [
+            (json!({"port": 70000}), "wait_for: port must be 1-65535"),
+            (json!({"port": 0}), "wait_for: port must be 1-65535"),
+            (
+                json!({"path": "/x", "timeout": -1}),
+                "argument 'timeout' expects a non-negative integer, found -1",
+            ),
+            (
+                json!({"path": "/x", "exclude_hosts": ["a"]}),
+                "argument 'exclude_hosts' of module 'wait_for' is not supported by rdeploy",
+            ),
+            (
+                json!({"port": 22, "search_regex": "SSH"}),
+                "wait_for: search_regex on a port's banner is not supported; use it with 'path'",
+            ),
+        ] {
+            let r = WaitFor.check(&mut tr, &args(a.clone()), &c).await;
+            assert!(
+                matches!(&r, Err(ModuleError::Args(m)) if m == want),
+                "{a}: {:?}",
+                r.err()
+            );
+        }
+        assert_eq!(recorded(&tr).len(), 1);
+    }
+
     #[tokio::test]
     async fn ping_returns_data() {
         let dir = tempfile::tempdir().unwrap();
