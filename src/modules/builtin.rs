@@ -138,36 +138,6 @@ pub static MODULES: &[ModuleSpec] = &[
         examples: "- blockinfile:\n    path: /etc/ssh/sshd_config\n    block: |\n      Match User deploy\n        PasswordAuthentication no",
     },
     ModuleSpec {
-        name: "command",
-        doc: "Runs a command on the host without a shell: no pipes, redirects or variable expansion. Give it free-form (`command: ls -l`), as `cmd`, or as an `argv` list. Not reversible unless the task has `creates`/`removes` or a `rollback:`.",
-        free_form: true,
-        open_args: false,
-        args: &[
-            A::new(
-                "cmd",
-                "The command line, split like a shell would split it.",
-            ),
-            A::new("argv", "The command as a list of arguments (no splitting).").kind(List),
-            A::new("creates", "Skip the command if this path exists.").kind(Path),
-            A::new("removes", "Run the command only if this path exists.").kind(Path),
-            A::new("chdir", "Change into this directory first.").kind(Path),
-            A::new("stdin", "Text written to the command's standard input."),
-            A::new("stdin_add_newline", "Append a newline to `stdin`.")
-                .kind(Bool)
-                .default("yes"),
-            A::new(
-                "strip_empty_ends",
-                "Strip empty lines from the ends of stdout/stderr.",
-            )
-            .kind(Bool)
-            .default("yes"),
-        ],
-        check_args: Some(one_command),
-        backup: "Nothing: a command's effect is unknown. With `creates:` the named path is backed up (rollback removes what the command created); with `removes:` that path is backed up. Otherwise not reversible: add a `rollback:` task.",
-        returns: &[("rc", "exit status"), ("stdout", "output"), ("stderr", "errors"), ("stdout_lines", "output as lines"), ("cmd", "the command run"), ("start", "start time"), ("end", "end time"), ("delta", "run time")],
-        examples: "- command: /opt/app/bin/migrate --to latest\n  args:\n    creates: /opt/app/.migrated",
-    },
-    ModuleSpec {
         name: "dnf",
         doc: "Manages packages with dnf on Fedora, RHEL and derivatives. Also called `yum`, as ansible-core 2.19 redirects it.",
         free_form: false,
@@ -348,30 +318,6 @@ pub static MODULES: &[ModuleSpec] = &[
         examples: "- package:\n    name: git\n    state: present",
     },
     ModuleSpec {
-        name: "ping",
-        doc: "Checks that the host is reachable and can run commands; returns `data` (a list or mapping as Python's `str()` of it, as Ansible does).",
-        free_form: false,
-        open_args: false,
-        args: &[A::new("data", "Value returned as `ping`.")
-            .kind(Raw)
-            .default("pong")],
-        check_args: None,
-        backup: "Changes nothing on the host: nothing to back up.",
-        returns: &[("ping", "pong (or `data`)")],
-        examples: "- ping:",
-    },
-    ModuleSpec {
-        name: "raw",
-        doc: "Sends a command line through the connection with no processing at all (free-form). Use it only where `command`/`shell` cannot run.",
-        free_form: true,
-        open_args: false,
-        args: &[A::new("executable", "Shell used to run the line.").kind(Path)],
-        check_args: Some(needs_free_form),
-        backup: "Nothing: not reversible. Add a `rollback:` task.",
-        returns: &[("rc", "exit status"), ("stdout", "output"), ("stderr", "errors")],
-        examples: "- raw: test -e /usr/bin/python3 || (apt-get update && apt-get install -y python3)",
-    },
-    ModuleSpec {
         name: "replace",
         doc: "Replaces every match of a regex in a text file, optionally only between `after` and `before`.",
         free_form: false,
@@ -408,117 +354,6 @@ pub static MODULES: &[ModuleSpec] = &[
         examples: "- replace:\n    path: /etc/hosts\n    regexp: '(\\s+)old\\.example\\.com(\\s+.*)?$'\n    replace: '\\1new.example.com\\2'",
     },
     ModuleSpec {
-        name: "script",
-        doc: "Copies a script from the controller (role `files/` first) to the host and runs it; free-form `path args` or `cmd`.",
-        free_form: true,
-        open_args: false,
-        args: &[
-            A::new("cmd", "The script path and its arguments."),
-            A::new(
-                "creates",
-                "Skip the script if this path exists on the host.",
-            )
-            .kind(Path),
-            A::new(
-                "removes",
-                "Run the script only if this path exists on the host.",
-            )
-            .kind(Path),
-            A::new("chdir", "Change into this directory on the host first.").kind(Path),
-            A::new("executable", "Interpreter to run the script with.").kind(Path),
-        ],
-        check_args: Some(free_form_or_cmd),
-        backup: "Nothing: a script's effect is unknown. With `creates:`/`removes:` the named path is backed up; otherwise not reversible: add a `rollback:` task.",
-        returns: &[("rc", "exit status"), ("stdout", "output"), ("stderr", "errors")],
-        examples: "- script: scripts/prepare.sh --fast\n  args:\n    creates: /srv/app/.prepared",
-    },
-    ModuleSpec {
-        name: "service",
-        doc: "Starts, stops, restarts or reloads a service and sets whether it starts at boot. On a host that runs systemd, `daemon_reload` (with or without `name`) runs `systemctl daemon-reload` first, as Ansible's `service` does through `systemd`.",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new(
-                "name",
-                "The service (required unless only `daemon_reload` is given).",
-            ),
-            A::new("state", "What to do; `restarted`/`reloaded` always act.").choices(&[
-                "started",
-                "stopped",
-                "restarted",
-                "reloaded",
-            ]),
-            A::new("enabled", "Whether it starts at boot.").kind(Bool),
-            A::new(
-                "daemon_reload",
-                "Run `systemctl daemon-reload` first (systemd hosts only).",
-            )
-            .aliases(&["daemon-reload"])
-            .kind(Bool)
-            .default("no"),
-            A::new(
-                "sleep",
-                "With `state: restarted`, stop, wait this many seconds, then start.",
-            )
-            .kind(Int),
-            A::new(
-                "use",
-                "The service manager: `auto` (detect) or `systemd`; others are not supported by rdeploy.",
-            )
-            .default("auto"),
-        ],
-        check_args: Some(service_check),
-        backup: "The service's active and enabled state is recorded; rollback starts or stops it and enables or disables it as it was.",
-        returns: &[("name", "the service"), ("state", "started or stopped"), ("enabled", "whether it starts at boot"), ("status", "systemd's properties")],
-        examples: "- service:\n    name: nginx\n    state: restarted\n    enabled: true",
-    },
-    ModuleSpec {
-        name: "shell",
-        doc: "Runs a command line through `/bin/sh` on the host (pipes, redirects, variables). Give it free-form or as `cmd`. Not reversible unless the task has `creates`/`removes` or a `rollback:`.",
-        free_form: true,
-        open_args: false,
-        args: &[
-            A::new("cmd", "The command line."),
-            A::new("creates", "Skip the command if this path exists.").kind(Path),
-            A::new("removes", "Run the command only if this path exists.").kind(Path),
-            A::new("chdir", "Change into this directory first.").kind(Path),
-            A::new("stdin", "Text written to the command's standard input."),
-            A::new("executable", "Shell to use instead of `/bin/sh`.").kind(Path),
-        ],
-        check_args: Some(free_form_or_cmd),
-        backup: "Nothing: a command's effect is unknown. With `creates:`/`removes:` the named path is backed up; otherwise not reversible: add a `rollback:` task.",
-        returns: &[("rc", "exit status"), ("stdout", "output"), ("stderr", "errors"), ("stdout_lines", "output as lines"), ("cmd", "the command run")],
-        examples: "- shell: set -o pipefail && ls /srv/app/releases | sort -V | tail -n 1\n  args:\n    executable: /bin/bash\n  register: latest\n  changed_when: false",
-    },
-    ModuleSpec {
-        name: "systemd",
-        doc: "Controls a systemd unit: state, enabled at boot, masked, and `daemon_reload` after unit files changed. Also called `systemd_service`; with only `name` it changes nothing and returns the unit's properties in `status`.",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new("name", "The unit (`.service` may be left out).").aliases(&["service", "unit"]),
-            A::new("state", "What to do; `restarted`/`reloaded` always act.").choices(&[
-                "started",
-                "stopped",
-                "restarted",
-                "reloaded",
-            ]),
-            A::new("enabled", "Whether it starts at boot.").kind(Bool),
-            A::new("masked", "Whether the unit is masked.").kind(Bool),
-            A::new("daemon_reload", "Run `systemctl daemon-reload` first.")
-                .aliases(&["daemon-reload"])
-                .kind(Bool)
-                .default("no"),
-            A::new("scope", "Which systemd manager to talk to.")
-                .default("system")
-                .choices(&["system", "user", "global"]),
-        ],
-        check_args: Some(systemd_check),
-        backup: "The unit's active and enabled state is recorded; rollback starts or stops it and enables or disables it as it was. A `daemon_reload` is not undone.",
-        returns: &[("name", "the unit"), ("state", "started or stopped"), ("enabled", "whether it starts at boot"), ("status", "systemd's properties")],
-        examples: "- systemd:\n    name: app.service\n    state: restarted\n    daemon_reload: true",
-    },
-    ModuleSpec {
         name: "unarchive",
         doc: "Unpacks a tar or zip archive (from the controller, or the host with `remote_src`) into a directory on the host. Ansible's older `copy: no` is read as `remote_src: yes`.",
         free_form: false,
@@ -541,44 +376,6 @@ pub static MODULES: &[ModuleSpec] = &[
         returns: &[("dest", "where it was unpacked"), ("src", "the archive"), ("handler", "the unpacker used")],
         examples: "- unarchive:\n    src: app-2.1.tar.gz\n    dest: /srv/app/releases/2.1\n    creates: /srv/app/releases/2.1/bin",
     },
-    ModuleSpec {
-        name: "wait_for",
-        doc: "Waits until a port accepts connections (or is closed / drained), or a file exists or contains a regex, or a delay has passed.",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new("host", "Address to check, as seen from the host.").default("127.0.0.1"),
-            A::new("port", "TCP port to check.").kind(Int),
-            A::new("path", "File to check instead of a port.").kind(Path),
-            A::new(
-                "search_regex",
-                "Regex the file or the port's banner must match.",
-            ),
-            A::new("state", "The condition to wait for.")
-                .default("started")
-                .choices(&["started", "stopped", "present", "absent", "drained"]),
-            A::new("timeout", "Give up after this many seconds.")
-                .kind(Int)
-                .default("300"),
-            A::new("delay", "Seconds to wait before the first check.")
-                .kind(Int)
-                .default("0"),
-            A::new("sleep", "Seconds between checks.")
-                .kind(Int)
-                .default("1"),
-            A::new(
-                "connect_timeout",
-                "Seconds allowed for each connection attempt.",
-            )
-            .kind(Int)
-            .default("5"),
-            A::new("msg", "Message on timeout."),
-        ],
-        check_args: Some(port_xor_path),
-        backup: "Changes nothing on the host: nothing to back up.",
-        returns: &[("elapsed", "seconds waited"), ("state", "what was waited for"), ("port", "the port"), ("path", "the path")],
-        examples: "- wait_for:\n    port: 8080\n    host: 127.0.0.1\n    timeout: 60",
-    },
 ];
 
 fn err(a: &ArgsRef<'_>, msg: String) -> Vec<Diagnostic> {
@@ -599,49 +396,8 @@ fn exclusive(a: &ArgsRef<'_>, x: &str, y: &str) -> Vec<Diagnostic> {
     }
 }
 
-fn one_command(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    let n =
-        usize::from(a.free_form.is_some()) + usize::from(a.has("cmd")) + usize::from(a.has("argv"));
-    match n {
-        0 => err(
-            a,
-            "module 'command' needs a command: free-form text, 'cmd' or 'argv'".into(),
-        ),
-        1 => Vec::new(),
-        _ => err(
-            a,
-            "module 'command' takes only one of free-form text, 'cmd' and 'argv'".into(),
-        ),
-    }
-}
 
-fn free_form_or_cmd(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    match (a.free_form.is_some(), a.has("cmd")) {
-        (false, false) => err(
-            a,
-            format!(
-                "module '{}' needs a command: free-form text or 'cmd'",
-                a.module
-            ),
-        ),
-        (true, true) => err(
-            a,
-            format!(
-                "module '{}' takes free-form text or 'cmd', not both",
-                a.module
-            ),
-        ),
-        _ => Vec::new(),
-    }
-}
 
-fn needs_free_form(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    if a.free_form.is_none() {
-        err(a, format!("module '{}' needs free-form text", a.module))
-    } else {
-        Vec::new()
-    }
-}
 
 /// `msg` and `var` exclude each other (`debug`).
 pub(crate) fn msg_xor_var(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
@@ -652,9 +408,6 @@ fn after_xor_before(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     exclusive(a, "insertafter", "insertbefore")
 }
 
-fn port_xor_path(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    exclusive(a, "port", "path")
-}
 
 /// `pause`: `seconds` or `minutes`, not both; one of them (waiting for a keypress is not
 /// supported).
@@ -704,35 +457,5 @@ fn name_or_update_cache(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     }
 }
 
-/// `systemd` with only `name` is Ansible's status query (the unit's properties in `status`).
-fn systemd_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    if a.has("name") {
-        return Vec::new();
-    }
-    unit_action(a, "systemd", &["state", "enabled", "masked"])
-}
 
-/// `service` hands `daemon_reload` to systemd as Ansible's does, so `name` may be left out then.
-fn service_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    unit_action(a, "service", &["state", "enabled"])
-}
 
-/// A unit module acts on `name` through one of `acts`, or only reloads systemd.
-fn unit_action(a: &ArgsRef<'_>, module: &str, acts: &[&str]) -> Vec<Diagnostic> {
-    let words = acts
-        .iter()
-        .map(|k| format!("'{k}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let acting = acts.iter().any(|k| a.has(k));
-    if acting && !a.has("name") {
-        return err(a, format!("module '{module}' needs 'name' with {words}"));
-    }
-    if !acting && !a.has("daemon_reload") {
-        return err(
-            a,
-            format!("module '{module}' needs {words} or 'daemon_reload'"),
-        );
-    }
-    Vec::new()
-}

@@ -111,7 +111,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "command",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::command::CommandArgs::SPEC),
         runs: Runs::Host(&system::command::Command),
     },
     Entry {
@@ -281,7 +281,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "ping",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::wait_for::PingArgs::SPEC),
         runs: Runs::Host(&system::wait_for::Ping),
     },
     Entry {
@@ -296,7 +296,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "raw",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::command::RawArgs::SPEC),
         runs: Runs::Host(&system::command::Raw),
     },
     Entry {
@@ -311,12 +311,12 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "script",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::command::ScriptArgs::SPEC),
         runs: Runs::Host(&system::command::Script),
     },
     Entry {
         name: "service",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::service::ServiceArgs::SPEC),
         runs: Runs::Host(&system::service::Service),
     },
     Entry {
@@ -336,7 +336,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "shell",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::command::ShellArgs::SPEC),
         runs: Runs::Host(&system::command::Shell),
     },
     Entry {
@@ -356,7 +356,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "systemd",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::service::SystemdArgs::SPEC),
         runs: Runs::Host(&system::service::Systemd),
     },
     Entry {
@@ -391,7 +391,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "wait_for",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::wait_for::WaitForArgs::SPEC),
         runs: Runs::Host(&system::wait_for::WaitFor),
     },
     Entry {
