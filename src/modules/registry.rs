@@ -62,11 +62,15 @@ pub static MODULE_ALIASES: &[(&str, &str)] = &[("systemd_service", "systemd"), (
 /// Modules of collections that rdeploy carries natively, by their full name: the name after
 /// the collection's prefix is the native module (`community.general.npm` is `npm`).
 pub static COLLECTION_NATIVE: &[&str] = &[
+    "ansible.posix.firewalld",
+    "ansible.posix.seboolean",
+    "ansible.posix.selinux",
     "community.general.gem",
     "community.general.npm",
     "community.general.openbsd_pkg",
     "community.general.pacman",
     "community.general.pkgng",
+    "community.general.ufw",
     "community.general.zypper",
     "community.general.zypper_repository",
 ];
@@ -152,6 +156,11 @@ pub static MODULES: &[Entry] = &[
         name: "find",
         spec: Spec::Table,
         runs: Runs::Host(&files::find::Find),
+    },
+    Entry {
+        name: "firewalld",
+        spec: Spec::Typed(&system::firewalld::FirewalldArgs::SPEC),
+        runs: Runs::Host(&system::firewalld::Firewalld),
     },
     Entry {
         name: "gem",
@@ -299,6 +308,16 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::command::Script),
     },
     Entry {
+        name: "seboolean",
+        spec: Spec::Typed(&system::seboolean::SeBooleanArgs::SPEC),
+        runs: Runs::Host(&system::seboolean::SeBoolean),
+    },
+    Entry {
+        name: "selinux",
+        spec: Spec::Typed(&system::selinux::SelinuxArgs::SPEC),
+        runs: Runs::Host(&system::selinux::Selinux),
+    },
+    Entry {
         name: "service",
         spec: Spec::Table,
         runs: Runs::Host(&system::service::Service),
@@ -347,6 +366,11 @@ pub static MODULES: &[Entry] = &[
         name: "timezone",
         spec: Spec::Typed(&system::timezone::TimezoneArgs::SPEC),
         runs: Runs::Host(&system::timezone::Timezone),
+    },
+    Entry {
+        name: "ufw",
+        spec: Spec::Typed(&system::ufw::UfwArgs::SPEC),
+        runs: Runs::Host(&system::ufw::Ufw),
     },
     Entry {
         name: "unarchive",
