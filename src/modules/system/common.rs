@@ -507,4 +507,22 @@ mod tests {
         assert_eq!(choice_arg(&a, "x", &["a", "b"], "b").unwrap(), "b");
         assert!(plain_name("package", "-rf").is_err());
     }
+
+    #[tokio::test]
+    async fn a_missing_tool_fails_with_ansibles_message_and_sbin_is_searched() {
+        use crate::modules::system::testutil::{ctx, transport};
+        let dir = tempfile::tempdir().unwrap();
+        let env = |p: &str| vec![("PATH".to_string(), p.to_string())];
+        let mut tr = transport();
+        let c = ctx(dir.path(), None, env("/nonexistent"));
+        let e = bin_path(&mut tr, &c, "rdeploy-no-such-tool")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Failed to find required executable \"rdeploy-no-such-tool\" in paths: /nonexistent:/sbin:/usr/sbin:/usr/local/sbin"
+        );
+        let c = ctx(dir.path(), None, env("/usr/sbin:/bin"));
+        assert_eq!(bin_path(&mut tr, &c, "sh").await.unwrap(), "/bin/sh");
+    }
 }
