@@ -145,9 +145,12 @@ struct Element {
 
 /// `c` with `--query-OPTION [VALUE]`, `--add-...` or `--remove-...` (an interface is added
 /// with `--change-interface`, which moves it from another zone). firewall-cmd's options take
-/// their value as the next word.
-fn element_flag(c: Cmd, verb: &'static str, e: &Element) -> Cmd {
+/// their value as the next word. `offline`: `c` is firewall-offline-cmd, whose
+/// `--remove-service` is the lokkit option (refused with a zone): there it is
+/// `--remove-service-from-zone`.
+fn element_flag(c: Cmd, verb: &'static str, e: &Element, offline: bool) -> Cmd {
     let flag = match (verb, e.option) {
+        ("remove", "service") if offline => "--remove-service-from-zone",
         ("query", "service") => "--query-service",
         ("add", "service") => "--add-service",
         ("remove", "service") => "--remove-service",
@@ -192,7 +195,7 @@ struct Tools {
 }
 
 impl Tools {
-    /// `firewall-cmd [--permanent] --zone=ZONE`, or `firewall-offline-cmd --zone=ZONE` for a
+    /// `firewall-cmd [--permanent] --zone ZONE`, or `firewall-offline-cmd --zone ZONE` for a
     /// permanent change while the daemon is not running.
     fn zone_cmd(&self, permanent: bool, zone: &str) -> Cmd {
         let c = match (&self.offline, permanent) {
@@ -399,6 +402,7 @@ async fn check_firewalld(
         }
     };
     let el = element(&a, &zone)?;
+    let offline = tools.offline.is_some();
     let zone_level = matches!(a.state.as_str(), "absent" | "present");
     if el.is_some() && zone_level {
         return Err(failed(
@@ -421,7 +425,7 @@ async fn check_firewalld(
                     query(
                         tr,
                         ctx,
-                        element_flag(tools.zone_cmd(true, &zone), "query", e),
+                        element_flag(tools.zone_cmd(true, &zone), "query", e, offline),
                     )
                     .await?,
                 )
@@ -433,7 +437,7 @@ async fn check_firewalld(
                     query(
                         tr,
                         ctx,
-                        element_flag(tools.zone_cmd(false, &zone), "query", e),
+                        element_flag(tools.zone_cmd(false, &zone), "query", e, false),
                     )
                     .await?,
                 )
@@ -451,10 +455,10 @@ async fn check_firewalld(
             msgs = o.msgs.clone();
             let verb = if enable { "add" } else { "remove" };
             if o.permanent.is_some() {
-                cmds.push(element_flag(tools.zone_cmd(true, &zone), verb, e));
+                cmds.push(element_flag(tools.zone_cmd(true, &zone), verb, e, offline));
             }
             if o.immediate.is_some() {
-                let mut c = element_flag(tools.zone_cmd(false, &zone), verb, e);
+                let mut c = element_flag(tools.zone_cmd(false, &zone), verb, e, false);
                 if enable && e.timed && a.timeout > 0 {
                     c = c.op("--timeout").arg(a.timeout.to_string());
                 }
@@ -674,7 +678,11 @@ case "$1" in
 esac
 op=$1; val=$2; f="$FAKE/${where}_$zone"
 [ "$val" = nope ] && { echo "Error: INVALID_SERVICE: 'nope' not among existing services" >&2; exit 101; }
+case "$where.${0##*/}.$op" in
+*firewall-offline-cmd.--remove-service) echo "Can't use lokkit options with other options." >&2; exit 2 ;;
+esac
 case "$op" in
+--remove-service-from-zone) grep -vxF "service $val" "$f" > "$f.new"; mv "$f.new" "$f" ;;
 --query-*) grep -qxF "${op#--query-} $val" "$f" 2>/dev/null && { echo yes; exit 0; }; echo no; exit 1 ;;
 --add-*) echo "${op#--add-} $val" >> "$f" ;;
 --change-*) echo "${op#--change-} $val" >> "$f" ;;
@@ -850,6 +858,20 @@ echo success"#;
             check_apply(&Firewalld, &mut tr, &both, &c).await,
             Ran::InSync(_)
         ));
+        // firewall-offline-cmd's --remove-service is lokkit's: a zone's is -from-zone.
+        let off = args(json!({"service": "https", "permanent": true, "state": "disabled"}));
+        assert!(matches!(
+            check_apply(&Firewalld, &mut tr, &off, &c).await,
+            Ran::Applied(_, Ok(_))
+        ));
+        assert_eq!(
+            changes_run(&state)[1..],
+            ["firewall-offline-cmd --zone public --remove-service-from-zone https"]
+        );
+        assert!(matches!(
+            check_apply(&Firewalld, &mut tr, &off, &c).await,
+            Ran::InSync(_)
+        ));
     }
 
     #[tokio::test]
@@ -898,8 +920,13 @@ echo success"#;
         assert!(changes_run(&state).is_empty());
         // A host without the tool (unless this machine has it where PATH cannot hide it).
         if !sbin_has("firewall-cmd") {
-            let (dir2, bin2, state2) = fake_dirs();
-            let c2 = ctx(dir2.path(), None, fake_env(&bin2, &state2));
+            let (dir2, bin2, _state2) = fake_dirs();
+            // PATH is only the empty fake folder (the machine may have the tool on its PATH).
+            let c2 = ctx(
+                dir2.path(),
+                None,
+                vec![("PATH".into(), bin2.display().to_string())],
+            );
             let Ran::CheckFailed(m, _) = check_apply(
                 &Firewalld,
                 &mut tr,

@@ -436,8 +436,13 @@ printf '%-30s (%-4s, %4s)  Allow %s\n' "$n" "$(cat "$FAKE/live_$n")" "$(cat "$f"
         ));
         // A host without the tool (unless this machine has it where PATH cannot hide it).
         if !sbin_has("getsebool") {
-            let (dir2, bin2, state2) = fake_dirs();
-            let c2 = ctx(dir2.path(), None, fake_env(&bin2, &state2));
+            let (dir2, bin2, _state2) = fake_dirs();
+            // PATH is only the empty fake folder (the machine may have the tool on its PATH).
+            let c2 = ctx(
+                dir2.path(),
+                None,
+                vec![("PATH".into(), bin2.display().to_string())],
+            );
             let Ran::CheckFailed(m, _) = check_apply(&SeBoolean, &mut tr, &nope, &c2).await else {
                 panic!()
             };

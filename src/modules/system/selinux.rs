@@ -765,8 +765,13 @@ case "$1" in 1) echo Enforcing ;; 0) echo Permissive ;; esac > "$FAKE/mode""#,
         );
         // A host without the tool (unless this machine has it where PATH cannot hide it).
         if !sbin_has("getenforce") {
-            let (dir2, bin2, state2) = fake_dirs();
-            let c2 = ctx(dir2.path(), None, fake_env(&bin2, &state2));
+            let (dir2, bin2, _state2) = fake_dirs();
+            // PATH is only the empty fake folder (the machine may have the tool on its PATH).
+            let c2 = ctx(
+                dir2.path(),
+                None,
+                vec![("PATH".into(), bin2.display().to_string())],
+            );
             let Ran::CheckFailed(m, _) = check_apply(&Selinux, &mut tr, &a, &c2).await else {
                 panic!()
             };
