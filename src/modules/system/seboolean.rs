@@ -51,6 +51,10 @@ crate::module_args! {
     }
 }
 
+/// `semanage boolean -l -n`, found as `get_bin_path` finds a tool (PATH, then the sbin
+/// folders); exits 127 when the host has no semanage.
+const SEMANAGE_LIST: &str = "PATH=$PATH:/sbin:/usr/sbin:/usr/local/sbin; export PATH; command -v semanage >/dev/null 2>&1 || exit 127; semanage boolean -l -n";
+
 /// What `getsebool NAME` said.
 #[derive(Debug, PartialEq)]
 pub enum Live {
@@ -134,12 +138,7 @@ async fn check_bool(
     let current = if a.persistent {
         // The persistent value, as Ansible reads it through libsemanage; without semanage the
         // live value stands for it.
-        let semanage = ctx
-            .run(
-                tr,
-                Cmd::raw("command -v semanage >/dev/null 2>&1 || exit 127; semanage boolean -l -n"),
-            )
-            .await?;
+        let semanage = ctx.run(tr, Cmd::raw(SEMANAGE_LIST)).await?;
         match (semanage.status, &live) {
             (0, _) => match parse_semanage(&semanage.stdout_lossy(), &a.name) {
                 Some(v) => v,
