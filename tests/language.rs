@@ -371,7 +371,7 @@ fn real_ansible_modules_and_arguments_are_not_supported_not_unknown() {
 - hosts: localhost
   gather_facts: no
   tasks:
-    - seboolean: { name: httpd_can_network_connect, state: yes }
+    - sefcontext: { target: '/srv(/.*)?', setype: httpd_sys_content_t }
     - yumm: { name: nginx }
     - lineinfle: { path: /tmp/x, line: y }
     - snap:
@@ -387,7 +387,7 @@ fn real_ansible_modules_and_arguments_are_not_supported_not_unknown() {
     );
     assert_eq!(code, 4, "{out}\n{err}");
     for want in [
-        "pb.yaml:5:7: error: module 'seboolean' is not supported by rdeploy",
+        "pb.yaml:5:7: error: module 'sefcontext' is not supported by rdeploy",
         "pb.yaml:6:7: error: unknown module 'yumm'",
         "pb.yaml:7:7: error: unknown module 'lineinfle', did you mean 'lineinfile'?",
         "pb.yaml:8:7: error: module 'snap' is not supported by rdeploy",

@@ -63,11 +63,15 @@ pub static MODULE_ALIASES: &[(&str, &str)] = &[("systemd_service", "systemd"), (
 /// the collection's prefix is the native module (`community.general.npm` is `npm`).
 pub static COLLECTION_NATIVE: &[&str] = &[
     "ansible.posix.authorized_key",
+    "ansible.posix.firewalld",
+    "ansible.posix.seboolean",
+    "ansible.posix.selinux",
     "community.general.gem",
     "community.general.npm",
     "community.general.openbsd_pkg",
     "community.general.pacman",
     "community.general.pkgng",
+    "community.general.ufw",
     "community.general.zypper",
     "community.general.zypper_repository",
 ];
@@ -158,6 +162,11 @@ pub static MODULES: &[Entry] = &[
         name: "find",
         spec: Spec::Typed(&files::find::FindArgs::SPEC),
         runs: Runs::Host(&files::find::Find),
+    },
+    Entry {
+        name: "firewalld",
+        spec: Spec::Typed(&system::firewalld::FirewalldArgs::SPEC),
+        runs: Runs::Host(&system::firewalld::Firewalld),
     },
     Entry {
         name: "gather_facts",
@@ -315,6 +324,16 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::command::Script),
     },
     Entry {
+        name: "seboolean",
+        spec: Spec::Typed(&system::seboolean::SeBooleanArgs::SPEC),
+        runs: Runs::Host(&system::seboolean::SeBoolean),
+    },
+    Entry {
+        name: "selinux",
+        spec: Spec::Typed(&system::selinux::SelinuxArgs::SPEC),
+        runs: Runs::Host(&system::selinux::Selinux),
+    },
+    Entry {
         name: "service",
         spec: Spec::Typed(&system::service::ServiceArgs::SPEC),
         runs: Runs::Host(&system::service::Service),
@@ -368,6 +387,11 @@ pub static MODULES: &[Entry] = &[
         name: "timezone",
         spec: Spec::Typed(&system::timezone::TimezoneArgs::SPEC),
         runs: Runs::Host(&system::timezone::Timezone),
+    },
+    Entry {
+        name: "ufw",
+        spec: Spec::Typed(&system::ufw::UfwArgs::SPEC),
+        runs: Runs::Host(&system::ufw::Ufw),
     },
     Entry {
         name: "unarchive",

@@ -444,6 +444,35 @@ fn repr_str(s: &str) -> String {
     out
 }
 
+/// Finds `tool` on the host as Ansible's `get_bin_path(tool, required=True)` does: `PATH`, then
+/// `/sbin`, `/usr/sbin` and `/usr/local/sbin`; prints its path, or Ansible's message and exits
+/// 127.
+const BIN_PATH: &str = r#"; p_=$PATH; for d_ in /sbin /usr/sbin /usr/local/sbin; do case ":$p_:" in *":$d_:"*) ;; *) p_=$p_:$d_ ;; esac; done
+PATH=$p_; export PATH; command -v "$1" 2>/dev/null || { printf 'Failed to find required executable "%s" in paths: %s\n' "$1" "$p_" >&2; exit 127; }"#;
+
+/// The absolute path of `tool` on the host (Ansible's `get_bin_path(tool, required=True)`),
+/// or Ansible's failure `Failed to find required executable "TOOL" in paths: ...`.
+pub async fn bin_path(
+    tr: &mut AnyTransport,
+    ctx: &ModuleCtx<'_>,
+    tool: &'static str,
+) -> Result<String, ModuleError> {
+    let out = ctx
+        .run(tr, Cmd::raw("set --").arg(tool).op(BIN_PATH))
+        .await?;
+    let path = out.stdout_lossy().trim().to_string();
+    if out.status != 0 || !path.starts_with('/') {
+        let err = out.stderr_lossy().trim().to_string();
+        let msg = if err.is_empty() {
+            format!("Failed to find required executable \"{tool}\"")
+        } else {
+            err
+        };
+        return Err(failed(msg, Args::new()));
+    }
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,5 +536,23 @@ mod tests {
         assert!(choice_arg(&a, "st", &["a", "b"], "a").is_err());
         assert_eq!(choice_arg(&a, "x", &["a", "b"], "b").unwrap(), "b");
         assert!(plain_name("package", "-rf").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_missing_tool_fails_with_ansibles_message_and_sbin_is_searched() {
+        use crate::modules::system::testutil::{ctx, transport};
+        let dir = tempfile::tempdir().unwrap();
+        let env = |p: &str| vec![("PATH".to_string(), p.to_string())];
+        let mut tr = transport();
+        let c = ctx(dir.path(), None, env("/nonexistent"));
+        let e = bin_path(&mut tr, &c, "rdeploy-no-such-tool")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Failed to find required executable \"rdeploy-no-such-tool\" in paths: /nonexistent:/sbin:/usr/sbin:/usr/local/sbin"
+        );
+        let c = ctx(dir.path(), None, env("/usr/sbin:/bin"));
+        assert_eq!(bin_path(&mut tr, &c, "sh").await.unwrap(), "/bin/sh");
     }
 }
