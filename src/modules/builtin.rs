@@ -396,9 +396,6 @@ fn exclusive(a: &ArgsRef<'_>, x: &str, y: &str) -> Vec<Diagnostic> {
     }
 }
 
-
-
-
 /// `msg` and `var` exclude each other (`debug`).
 pub(crate) fn msg_xor_var(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     exclusive(a, "msg", "var")
@@ -407,7 +404,6 @@ pub(crate) fn msg_xor_var(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
 fn after_xor_before(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     exclusive(a, "insertafter", "insertbefore")
 }
-
 
 /// `pause`: `seconds` or `minutes`, not both; one of them (waiting for a keypress is not
 /// supported).
@@ -456,6 +452,3 @@ fn name_or_update_cache(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
         Vec::new()
     }
 }
-
-
-

@@ -179,6 +179,14 @@ mod tests {
             implementation("community.general.pacman").map(|m| m.name()),
             Some("pacman")
         );
+        for (full, short) in [
+            ("ansible.posix.mount", "mount"),
+            ("ansible.posix.sysctl", "sysctl"),
+            ("community.general.ini_file", "ini_file"),
+            ("community.general.timezone", "timezone"),
+        ] {
+            assert_eq!(lookup(full).map(|m| m.name), Some(short));
+        }
         assert!(lookup("cpoy").is_none());
     }
 
