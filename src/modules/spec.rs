@@ -112,6 +112,12 @@ impl ArgSpec {
         ArgSpec { kind, ..self }
     }
 
+    /// Names it `name` instead of its field's name: for an argument spelled as a Rust keyword
+    /// (`package`'s `use` is field `use_` with `#[arg(renamed = "use")]`).
+    pub const fn renamed(self, name: &'static str) -> ArgSpec {
+        ArgSpec { name, ..self }
+    }
+
     /// Whether `word` names this argument (canonical name or alias).
     pub fn is_named(&self, word: &str) -> bool {
         self.name == word || self.aliases.contains(&word)
