@@ -99,7 +99,8 @@ crate::module_args! {
         upgrade: String,
         /// Remove packages installed as dependencies that nothing needs any more: alone, `apt-get
         /// autoremove` (a change when it would remove something); with `name` or `upgrade`,
-        /// apt-get's `--auto-remove` on the command that runs, as Ansible does. Not reversible.
+        /// apt-get's `--auto-remove` on the command that runs; with `deb`, nothing (as
+        /// Ansible's apt does in each case). Not reversible.
         #[arg(default = "no")]
         autoremove: bool,
         /// Path on the host of a `.deb` to install (with its dependencies, `apt-get install
@@ -931,7 +932,8 @@ async fn check_packages(
             .chain(w.downgrade.then(|| "--allow-downgrades".to_string()))
             .collect(),
         purge: w.purge,
-        auto_remove_flag: w.autoremove && !lone_autoremove,
+        // Ansible's apt installs a `deb` without `--auto-remove`.
+        auto_remove_flag: w.autoremove && !lone_autoremove && w.deb.is_none(),
         policy_rc_d: w.policy_rc_d,
         dnf_opts: dnf_repo_opts(&w)
             .into_iter()
