@@ -41,11 +41,11 @@ const PLAYBOOK: &str = r#"
     - name: absent package with purge
       apt: { name: rdeploy-e2e-no-such-package, state: absent, purge: true }
     - name: autoremove with an installed name
-      apt: { name: coreutils, autoremove: true, dpkg_options: force-confold }
+      apt: { name: coreutils, autoremove: true, dpkg_options: force-confold, lock_timeout: 30, fail_on_autoremove: true }
     - name: only_upgrade of an installed name
       apt: { name: coreutils, only_upgrade: true, force: false, policy_rc_d: 101 }
     - name: everything to the latest
-      apt: { name: "*", state: latest }
+      apt: { name: "*", state: latest, force_apt_get: true, allow_unauthenticated: false }
     - name: fresh cache
       apt: { update_cache: true, cache_valid_time: 315360000 }
     - name: package forced to apt

@@ -89,6 +89,23 @@ crate::module_args! {
         /// While apt-get runs, `/usr/sbin/policy-rc.d` exits with this code (101: installed
         /// services are not started); an existing one is put back afterwards.
         policy_rc_d: Option<i64>,
+        /// Seconds apt-get waits for the dpkg lock (`-o DPkg::Lock::Timeout=N`), as Ansible's
+        /// apt passes it to every apt-get command.
+        #[arg(default = "60")]
+        lock_timeout: i64,
+        /// Install packages that cannot be authenticated (`--allow-unauthenticated`, on
+        /// installs and upgrades).
+        #[arg(default = "no", aliases = &["allow-unauthenticated"])]
+        allow_unauthenticated: bool,
+        /// Let installs and removals change held packages (`--allow-change-held-packages`).
+        #[arg(default = "no")]
+        allow_change_held_packages: bool,
+        /// Fail rather than remove packages to satisfy an install or upgrade (`--no-remove`).
+        #[arg(default = "no")]
+        fail_on_autoremove: bool,
+        /// Accepted for Ansible's sake: rdeploy always uses apt-get (never aptitude).
+        #[arg(default = "no")]
+        force_apt_get: bool,
         /// Only upgrade the named packages that are installed; install none.
         #[arg(default = "no")]
         only_upgrade: bool,
@@ -452,12 +469,12 @@ struct Plan {
     remove: Vec<String>,
     /// apt's options on every apt-get command: `Dpkg::Options` and `--force-yes`.
     apt_common: Vec<String>,
-    /// apt's `-t RELEASE`, `--[no-]install-recommends` and `--allow-downgrades` for installs.
-    apt_opts: Vec<String>,
-    /// apt's `purge`: `--purge` on remove and autoremove.
-    purge: bool,
-    /// apt's `autoremove` with names or `upgrade`: `--auto-remove` on the command that runs.
-    auto_remove_flag: bool,
+    /// The options of `apt-get install`, of the whole-system upgrade verb, of `apt-get remove`
+    /// and of a lone `apt-get autoremove`, as Ansible's apt passes them to each.
+    apt_install: Vec<String>,
+    apt_upgrade: Vec<String>,
+    apt_remove: Vec<String>,
+    apt_autoremove: Vec<String>,
     /// apt's `policy_rc_d`.
     policy_rc_d: Option<i64>,
     /// dnf's options for every dnf command (repositories, excludes, gpg, erasing).
@@ -493,6 +510,12 @@ struct Want {
     purge: bool,
     /// apt's `policy_rc_d`.
     policy_rc_d: Option<i64>,
+    /// apt's `lock_timeout` (seconds).
+    lock_timeout: i64,
+    /// apt's `allow_unauthenticated`, `allow_change_held_packages` and `fail_on_autoremove`.
+    unauthenticated: bool,
+    change_held: bool,
+    no_remove: bool,
     /// dnf's `enablerepo`, `disablerepo` and `exclude`.
     enable: Vec<String>,
     disable: Vec<String>,
@@ -598,6 +621,9 @@ impl AptArgs {
             }
         }
         let cache_valid = u64::try_from(self.cache_valid_time).unwrap_or(0);
+        if self.force_apt_get {
+            tracing::debug!("apt: force_apt_get changes nothing, rdeploy always runs apt-get");
+        }
         let w = Want {
             names,
             state,
@@ -610,6 +636,10 @@ impl AptArgs {
             dpkg_options: dpkg_options_of(&self.dpkg_options)?,
             purge: self.purge,
             policy_rc_d: self.policy_rc_d,
+            lock_timeout: self.lock_timeout,
+            unauthenticated: self.allow_unauthenticated,
+            change_held: self.allow_change_held_packages,
+            no_remove: self.fail_on_autoremove,
             only_upgrade: self.only_upgrade,
             full_upgrade,
             autoremove: self.autoremove,
@@ -679,6 +709,7 @@ impl PackageArgs {
                     .unwrap_or("force-confdef,force-confold"),
             )?,
             policy_rc_d: self.policy_rc_d,
+            lock_timeout: 60,
             enable: plain_list("dnf repository", &self.enablerepo)?,
             disable: plain_list("dnf repository", &self.disablerepo)?,
             exclude: plain_list("excluded package", &self.exclude)?,
@@ -792,23 +823,48 @@ fn query_cmd(
         .op(QUERY)
 }
 
-/// The options of the whole-system apt-get verbs (`upgrade`, `dist-upgrade`): as Ansible
-/// passes them.
-fn upgrade_opts(verb: &str, w: &Want) -> Vec<String> {
-    let mut o = Vec::new();
-    if verb == "upgrade" {
-        o.push("--with-new-pkgs".to_string());
+/// The options Ansible's apt gives apt-get `verb` (`install`, `upgrade`, `dist-upgrade`,
+/// `remove`, `autoremove`), besides the common ones; `auto_remove` is whether `--auto-remove`
+/// rides on an install or removal.
+fn apt_verb_opts(verb: &str, w: &Want, auto_remove: bool) -> Vec<String> {
+    let flag = |on: bool, f: &str| on.then(|| f.to_string());
+    let release = || {
+        w.release
+            .iter()
+            .flat_map(|r| ["-t".to_string(), r.clone()])
+            .collect::<Vec<_>>()
+    };
+    match verb {
+        "install" => release()
+            .into_iter()
+            .chain(w.recommends.map(|on| {
+                if on {
+                    "--install-recommends".to_string()
+                } else {
+                    "--no-install-recommends".to_string()
+                }
+            }))
+            .chain(flag(w.downgrade, "--allow-downgrades"))
+            .chain(flag(w.unauthenticated, "--allow-unauthenticated"))
+            .chain(flag(w.change_held, "--allow-change-held-packages"))
+            .chain(flag(w.no_remove, "--no-remove"))
+            .chain(flag(auto_remove, "--auto-remove"))
+            .collect(),
+        "upgrade" | "dist-upgrade" => flag(verb == "upgrade", "--with-new-pkgs")
+            .into_iter()
+            .chain(flag(w.autoremove, "--auto-remove"))
+            .chain(flag(w.downgrade, "--allow-downgrades"))
+            .chain(flag(w.unauthenticated, "--allow-unauthenticated"))
+            .chain(flag(w.no_remove, "--no-remove"))
+            .chain(release())
+            .collect(),
+        "remove" => flag(w.purge, "--purge")
+            .into_iter()
+            .chain(flag(auto_remove, "--auto-remove"))
+            .chain(flag(w.change_held, "--allow-change-held-packages"))
+            .collect(),
+        _ => flag(w.purge, "--purge").into_iter().collect(),
     }
-    if w.autoremove {
-        o.push("--auto-remove".into());
-    }
-    if w.downgrade {
-        o.push("--allow-downgrades".into());
-    }
-    if let Some(r) = &w.release {
-        o.extend(["-t".to_string(), r.clone()]);
-    }
-    o
 }
 
 async fn check_module(
@@ -891,7 +947,7 @@ async fn check_packages(
         cmds.push(Cmd::raw("set --").arg(d.clone()).op(DEB_QUERY));
     }
     if let Some(verb) = w.full_upgrade {
-        cmds.push(simulate_cmd(verb, &upgrade_opts(verb, &w)));
+        cmds.push(simulate_cmd(verb, &apt_verb_opts(verb, &w, false)));
     }
     // `autoremove` is a step of its own only when nothing else runs (else it is apt-get's
     // `--auto-remove` on that command, as in Ansible).
@@ -910,30 +966,27 @@ async fn check_packages(
     };
     let mut mgr = which;
     let mut changes = Vec::new();
+    // Ansible's apt installs a `deb` without `--auto-remove`.
+    let auto_remove = w.autoremove && !lone_autoremove && w.deb.is_none();
     let mut plan = Plan {
         mgr: which.unwrap_or(Mgr::Apt),
         apt_common: w
             .dpkg_options
             .iter()
             .flat_map(|o| ["-o".to_string(), format!("Dpkg::Options::=--{o}")])
+            .chain([
+                "-o".to_string(),
+                format!("DPkg::Lock::Timeout={}", w.lock_timeout),
+            ])
             .chain(w.force.then(|| "--force-yes".to_string()))
             .collect(),
-        apt_opts: w
-            .release
-            .iter()
-            .flat_map(|r| ["-t".to_string(), r.clone()])
-            .chain(w.recommends.map(|on| {
-                if on {
-                    "--install-recommends".to_string()
-                } else {
-                    "--no-install-recommends".to_string()
-                }
-            }))
-            .chain(w.downgrade.then(|| "--allow-downgrades".to_string()))
-            .collect(),
-        purge: w.purge,
-        // Ansible's apt installs a `deb` without `--auto-remove`.
-        auto_remove_flag: w.autoremove && !lone_autoremove && w.deb.is_none(),
+        apt_install: apt_verb_opts("install", &w, auto_remove),
+        apt_upgrade: w
+            .full_upgrade
+            .map(|verb| apt_verb_opts(verb, &w, false))
+            .unwrap_or_default(),
+        apt_remove: apt_verb_opts("remove", &w, auto_remove),
+        apt_autoremove: apt_verb_opts("autoremove", &w, false),
         policy_rc_d: w.policy_rc_d,
         dnf_opts: dnf_repo_opts(&w)
             .into_iter()
@@ -1153,11 +1206,6 @@ fn plan_cmd(p: &Plan) -> Option<Cmd> {
     let mut apt_steps = Vec::new();
     match p.mgr {
         Mgr::Apt => {
-            let auto_remove: Vec<String> = p
-                .auto_remove_flag
-                .then(|| "--auto-remove".to_string())
-                .into_iter()
-                .collect();
             // `apt-get install` installs missing packages and upgrades installed ones to the
             // candidate version.
             let mut install = p.install.clone();
@@ -1171,37 +1219,16 @@ fn plan_cmd(p: &Plan) -> Option<Cmd> {
                 });
             }
             if !install.is_empty() {
-                let opts: Vec<String> = p.apt_opts.iter().chain(&auto_remove).cloned().collect();
-                apt_steps.push(apt_get("install", &p.apt_common, &opts, &install));
+                apt_steps.push(apt_get("install", &p.apt_common, &p.apt_install, &install));
             }
             if let Some(verb) = p.full_upgrade {
-                let mut opts = Vec::new();
-                if verb == "upgrade" {
-                    opts.push("--with-new-pkgs".to_string());
-                }
-                opts.extend(auto_remove.iter().cloned());
-                // `-t` and `--allow-downgrades`, as Ansible passes them to the upgrade.
-                opts.extend(
-                    p.apt_opts
-                        .iter()
-                        .filter(|o| !o.contains("install-recommends"))
-                        .cloned(),
-                );
-                apt_steps.push(apt_get(verb, &p.apt_common, &opts, &[]));
+                apt_steps.push(apt_get(verb, &p.apt_common, &p.apt_upgrade, &[]));
             }
             if !p.remove.is_empty() {
-                let opts: Vec<String> = p
-                    .purge
-                    .then(|| "--purge".to_string())
-                    .into_iter()
-                    .chain(auto_remove.iter().cloned())
-                    .collect();
-                apt_steps.push(apt_get("remove", &p.apt_common, &opts, &p.remove));
+                apt_steps.push(apt_get("remove", &p.apt_common, &p.apt_remove, &p.remove));
             }
             if p.autoremove {
-                let opts: Vec<String> =
-                    p.purge.then(|| "--purge".to_string()).into_iter().collect();
-                apt_steps.push(apt_get("autoremove", &p.apt_common, &opts, &[]));
+                apt_steps.push(apt_get("autoremove", &p.apt_common, &p.apt_autoremove, &[]));
             }
         }
         Mgr::Dnf => {
@@ -1964,7 +1991,7 @@ printf 'install ok installed|%s\n' "$(cat "$FAKE/pkgs/$p")""#;
             Ran::InSync(_)
         ));
         let log = std::fs::read_to_string(st.join("log")).unwrap();
-        assert!(log.contains(&format!("install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {}", deb.display())), "{log}");
+        assert!(log.contains(&format!("install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=60 {}", deb.display())), "{log}");
         assert!(
             log.contains("-s -q upgrade --with-new-pkgs") || log.contains("-s -q dist-upgrade"),
             "{log}"
@@ -2034,7 +2061,7 @@ printf 'install ok installed|%s\n' "$(cat "$FAKE/pkgs/$p")""#;
         assert_eq!(ch.len(), 1, "{ch:?}");
         let log = apt_log(&st);
         assert!(
-            log.contains("install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --auto-remove nginx"),
+            log.contains("install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=60 --auto-remove nginx"),
             "{log}"
         );
         assert!(!log.contains("autoremove"), "{log}");
@@ -2044,7 +2071,7 @@ printf 'install ok installed|%s\n' "$(cat "$FAKE/pkgs/$p")""#;
             Ran::Applied(_, Ok(_))
         ));
         assert!(
-            apt_log(&st).contains("remove -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --auto-remove curl"),
+            apt_log(&st).contains("remove -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=60 --auto-remove curl"),
             "{}",
             apt_log(&st)
         );
@@ -2065,7 +2092,7 @@ printf 'install ok installed|%s\n' "$(cat "$FAKE/pkgs/$p")""#;
             Ran::Applied(_, Ok(_))
         ));
         assert!(
-            apt_log(&st).contains("apt-get remove -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --purge telnet"),
+            apt_log(&st).contains("apt-get remove -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=60 --purge telnet"),
             "{}",
             apt_log(&st)
         );
@@ -2089,8 +2116,9 @@ printf 'install ok installed|%s\n' "$(cat "$FAKE/pkgs/$p")""#;
         ));
     }
 
-    /// `force` is apt-get's `--force-yes` and `dpkg_options` replaces the default
-    /// `Dpkg::Options`, on every apt-get command, as Ansible builds them.
+    /// `force` is apt-get's `--force-yes`, `dpkg_options` replaces the default `Dpkg::Options`
+    /// and `lock_timeout` is `DPkg::Lock::Timeout`, on every apt-get command; the
+    /// `allow_*`/`fail_on_autoremove` flags go where Ansible's apt puts them.
     #[tokio::test]
     async fn apt_force_and_dpkg_options_reach_apt_get() {
         let (dir, st) = fake_apt_host();
@@ -2103,8 +2131,32 @@ printf 'install ok installed|%s\n' "$(cat "$FAKE/pkgs/$p")""#;
         ));
         assert!(
             apt_log(&st).contains(
-                "apt-get install -y -q -o Dpkg::Options::=--force-confnew --force-yes nginx"
+                "apt-get install -y -q -o Dpkg::Options::=--force-confnew -o DPkg::Lock::Timeout=60 --force-yes nginx"
             ),
+            "{}",
+            apt_log(&st)
+        );
+        let a = args(json!({
+            "name": "curl", "allow_unauthenticated": true, "allow_change_held_packages": true,
+            "fail_on_autoremove": true, "lock_timeout": 5, "force_apt_get": true
+        }));
+        assert!(matches!(
+            check_apply(&Apt, &mut tr, &a, &c).await,
+            Ran::Applied(_, Ok(_))
+        ));
+        assert!(
+            apt_log(&st).contains("apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=5 --allow-unauthenticated --allow-change-held-packages --no-remove curl"),
+            "{}",
+            apt_log(&st)
+        );
+        let a =
+            args(json!({"name": "curl", "state": "absent", "allow_change_held_packages": true}));
+        assert!(matches!(
+            check_apply(&Apt, &mut tr, &a, &c).await,
+            Ran::Applied(_, Ok(_))
+        ));
+        assert!(
+            apt_log(&st).contains("Lock::Timeout=60 --allow-change-held-packages curl"),
             "{}",
             apt_log(&st)
         );
@@ -2148,7 +2200,7 @@ printf 'install ok installed|%s\n' "$(cat "$FAKE/pkgs/$p")""#;
         let log = apt_log(&st);
         assert!(log.contains("-s -q upgrade --with-new-pkgs"), "{log}");
         assert!(
-            log.contains("upgrade -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --with-new-pkgs"),
+            log.contains("upgrade -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=60 --with-new-pkgs"),
             "{log}"
         );
         let a = args(json!({"name": ["*", "curl"], "state": "latest"}));
