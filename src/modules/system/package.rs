@@ -215,6 +215,20 @@ crate::module_args! {
         dpkg_options: Option<String>,
         /// Passed on to apt (`/usr/sbin/policy-rc.d` exit code while apt-get runs).
         policy_rc_d: Option<i64>,
+        /// Passed on to apt (`--purge`).
+        purge: Option<bool>,
+        /// Passed on to apt (`--force-yes`).
+        force: Option<bool>,
+        /// Passed on to apt: only upgrade installed packages.
+        only_upgrade: Option<bool>,
+        /// Passed on to apt (`DPkg::Lock::Timeout`, 60 by default).
+        lock_timeout: Option<i64>,
+        /// Passed on to apt (`--allow-unauthenticated`).
+        allow_unauthenticated: Option<bool>,
+        /// Passed on to apt (`--allow-change-held-packages`).
+        allow_change_held_packages: Option<bool>,
+        /// Passed on to apt (`--no-remove`).
+        fail_on_autoremove: Option<bool>,
         /// Passed on to dnf (`--enablerepo`).
         #[arg(kind = List)]
         enablerepo: Value,
@@ -228,6 +242,8 @@ crate::module_args! {
         allowerasing: Option<bool>,
         /// Passed on to dnf (`--nogpgcheck`).
         disable_gpg_check: Option<bool>,
+        /// Passed on to dnf (`--security` on upgrades).
+        security: Option<bool>,
     }
 }
 
@@ -709,7 +725,14 @@ impl PackageArgs {
                     .unwrap_or("force-confdef,force-confold"),
             )?,
             policy_rc_d: self.policy_rc_d,
-            lock_timeout: 60,
+            purge: self.purge.unwrap_or(false),
+            force: self.force.unwrap_or(false),
+            only_upgrade: self.only_upgrade.unwrap_or(false),
+            lock_timeout: self.lock_timeout.unwrap_or(60),
+            unauthenticated: self.allow_unauthenticated.unwrap_or(false),
+            change_held: self.allow_change_held_packages.unwrap_or(false),
+            no_remove: self.fail_on_autoremove.unwrap_or(false),
+            security: self.security.unwrap_or(false),
             enable: plain_list("dnf repository", &self.enablerepo)?,
             disable: plain_list("dnf repository", &self.disablerepo)?,
             exclude: plain_list("excluded package", &self.exclude)?,
@@ -2355,13 +2378,25 @@ case $1 in -Q) [ -e "$FAKE/$2" ] && echo "$2 1.0-1" ;; -Qu) exit 1 ;;
         );
         let c = ctx(dir.path(), None, fake_env(&bin, &st));
         let mut tr = transport();
-        let a = args(json!({"name": "nginx", "use": "apt", "install_recommends": false}));
+        let a = args(
+            json!({"name": "nginx", "use": "apt", "install_recommends": false, "lock_timeout": 9}),
+        );
         assert!(matches!(
             check_apply(&Package, &mut tr, &a, &c).await,
             Ran::Applied(_, Ok(_))
         ));
         assert!(
-            apt_log(&st).contains("--no-install-recommends nginx"),
+            apt_log(&st).contains("-o DPkg::Lock::Timeout=9 --no-install-recommends nginx"),
+            "{}",
+            apt_log(&st)
+        );
+        let a = args(json!({"name": "nginx", "state": "absent", "purge": true, "force": true}));
+        assert!(matches!(
+            check_apply(&Package, &mut tr, &a, &c).await,
+            Ran::Applied(_, Ok(_))
+        ));
+        assert!(
+            apt_log(&st).contains("--force-yes --purge nginx"),
             "{}",
             apt_log(&st)
         );
@@ -2420,6 +2455,23 @@ case $1 in -Q) [ -e "$FAKE/$2" ] && echo "$2 1.0-1" ;; -Qu) exit 1 ;;
             apt_log(&st).contains("dnf install -y -q --enablerepo=epel --exclude=x* git"),
             "{}",
             apt_log(&st)
+        );
+        let a = args(json!({"name": "git", "use": "dnf", "state": "latest", "security": true}));
+        std::fs::write(st.join("upd/git"), "").unwrap();
+        assert!(matches!(
+            check_apply(&Package, &mut tr, &a, &c).await,
+            Ran::Applied(_, Ok(_))
+        ));
+        assert!(
+            apt_log(&st).contains("dnf upgrade -y -q --security git"),
+            "{}",
+            apt_log(&st)
+        );
+        let a = args(json!({"name": "git", "use": "dnf", "purge": true}));
+        let ran = check_apply(&Package, &mut tr, &a, &c).await;
+        assert!(
+            matches!(&ran, Ran::CheckFailed(m, _) if m == "Unsupported parameters for (dnf) module: purge"),
+            "{ran:?}"
         );
         let a = args(json!({"name": "git", "use": "dnf", "allow_downgrade": true}));
         let ran = check_apply(&Package, &mut tr, &a, &c).await;
