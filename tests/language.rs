@@ -1069,14 +1069,14 @@ fn yum_is_dnf_as_ansible_core_redirects_it() {
         dir.path(),
         &[(
             "pb.yaml",
-            "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - yum: { name: nginx, state: present }\n    - ansible.builtin.yum: { name: nginx, disable_gpg_check: true }\n",
+            "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - yum: { name: nginx, state: present }\n    - ansible.builtin.yum: { name: nginx, bugfix: true }\n",
         )],
         &["--syntax-check"],
     );
     assert_eq!(code, 4, "{out}\n{err}");
     assert!(
         err.contains(
-            "pb.yaml:5:43: error: argument 'disable_gpg_check' of module 'dnf' is not supported by rdeploy"
+            "pb.yaml:5:43: error: argument 'bugfix' of module 'dnf' is not supported by rdeploy"
         ),
         "{err}"
     );

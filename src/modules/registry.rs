@@ -89,7 +89,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "apt",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::package::AptArgs::SPEC),
         runs: Runs::Host(&system::package::Apt),
     },
     Entry {
@@ -144,7 +144,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "dnf",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::package::DnfArgs::SPEC),
         runs: Runs::Host(&system::package::Dnf),
     },
     Entry {
@@ -274,7 +274,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "package",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::package::PackageArgs::SPEC),
         runs: Runs::Host(&system::package::Package),
     },
     Entry {

@@ -831,6 +831,22 @@ fn a_package_manager_argument_given_to_package_is_named_not_supported_not_unknow
     assert_eq!(e.lines().count(), 1, "systemd_service is systemd: {e}");
 }
 
+/// apt's `deb`, `name` and `upgrade` (even `upgrade: no`) were accepted together; Ansible's apt
+/// refuses them ("parameters are mutually exclusive: deb|package|upgrade").
+#[test]
+fn apt_deb_name_and_upgrade_are_mutually_exclusive() {
+    let errs = errors(&[(
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - apt: { name: git, upgrade: 'no' }\n    - apt: { deb: /tmp/x.deb, state: present }\n",
+    )]);
+    let e = errs.join("\n");
+    assert!(
+        e.contains("arguments 'name', 'upgrade' of module 'apt' are mutually exclusive"),
+        "{e}"
+    );
+    assert_eq!(e.lines().count(), 1, "{e}");
+}
+
 #[test]
 fn unarchive_copy_no_is_remote_src_yes_and_both_together_are_an_error() {
     let errs = errors(&[(
