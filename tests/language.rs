@@ -779,7 +779,8 @@ fn gather_facts_as_a_task_was_refused_and_gathers_as_setup() {
     - ansible.builtin.gather_facts:
     - assert:
         that:
-          - ansible_hostname == g.ansible_facts.hostname
+          - ansible_hostname == g.ansible_facts.ansible_hostname
+          - g.ansible_facts.hostname is not defined
           - ansible_facts.distribution is defined
 "#,
         )],

@@ -222,7 +222,7 @@ async fn setup(ctx: &TaskCtx, st: &mut HostState, vars: &LazyVars, args: &Args) 
         }
         None => facts::store(st, &f),
     }
-    r.insert("ansible_facts".into(), Json::Object(f));
+    r.insert("ansible_facts".into(), Json::Object(facts::as_returned(f)));
     Step::new(Status::Ok, r)
 }
 

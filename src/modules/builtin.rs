@@ -280,4 +280,3 @@ fn lineinfile_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     }
     out
 }
-

@@ -404,12 +404,26 @@ pub fn store(st: &mut HostState, facts: &Map<String, Json>) {
         _ => Map::new(),
     };
     for (k, v) in facts {
+        // Also as `setup` returns them (delegated facts come from a registered result).
+        let k = k.strip_prefix("ansible_").unwrap_or(k);
         if k != "gather_subset" && k != "module_setup" {
             st.set_runtime(format!("ansible_{k}"), v.clone());
         }
-        all.insert(k.clone(), v.clone());
+        all.insert(k.to_string(), v.clone());
     }
     st.set_runtime("ansible_facts", Json::Object(all));
+}
+
+/// Gathered facts as Ansible's `setup` returns them (what `register:` sees): each name with
+/// its `ansible_` prefix, but `gather_subset` and `module_setup`.
+pub fn as_returned(facts: Map<String, Json>) -> Map<String, Json> {
+    facts
+        .into_iter()
+        .map(|(k, v)| match k.as_str() {
+            "gather_subset" | "module_setup" => (k, v),
+            _ => (format!("ansible_{k}"), v),
+        })
+        .collect()
 }
 
 /// Facts a module returned (`ansible_facts` of its result), as Ansible keeps them: each is a
