@@ -105,60 +105,6 @@ pub static MODULES: &[ModuleSpec] = &[
         examples: "- apt:\n    name: [nginx, curl]\n    state: present\n    update_cache: true\n    cache_valid_time: 3600",
     },
     ModuleSpec {
-        name: "blockinfile",
-        doc: "Inserts, updates or removes a block of lines between marker lines in a text file.",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new("path", "The file to change.")
-                .req()
-                .aliases(&["dest", "destfile", "name"])
-                .kind(Path),
-            A::new("block", "The text between the markers.")
-                .aliases(&["content"])
-                .default(""),
-            A::new(
-                "marker",
-                "Marker line template; `{mark}` becomes `marker_begin`/`marker_end`.",
-            )
-            .default("# {mark} ANSIBLE MANAGED BLOCK"),
-            A::new("marker_begin", "Replaces `{mark}` in the opening marker.").default("BEGIN"),
-            A::new("marker_end", "Replaces `{mark}` in the closing marker.").default("END"),
-            A::new(
-                "insertafter",
-                "Insert after the last line matching this regex, or `EOF`.",
-            )
-            .default("EOF"),
-            A::new(
-                "insertbefore",
-                "Insert before the last line matching this regex, or `BOF`.",
-            ),
-            A::new("state", "Whether the block is present or absent.")
-                .default("present")
-                .choices(&["present", "absent"]),
-            A::new("create", "Create the file if it does not exist.")
-                .kind(Bool)
-                .default("no"),
-            A::new(
-                "backup",
-                "Keep a timestamped copy of the original file on the host.",
-            )
-            .kind(Bool)
-            .default("no"),
-            A::new("mode", "Permissions of the file (`0644`, `u=rw,g=r`).").kind(Raw),
-            A::new("owner", "Owner of the file."),
-            A::new("group", "Group of the file."),
-            A::new(
-                "validate",
-                "Command run on the new content before it is moved in; `%s` is the temp file.",
-            ),
-        ],
-        check_args: Some(after_xor_before),
-        backup: "The file is copied (content, mode, owner) before it is changed; rollback puts the copy back, or removes the file if the step created it.",
-        returns: &[("msg", "Block inserted, Block removed, File created...")],
-        examples: "- blockinfile:\n    path: /etc/ssh/sshd_config\n    block: |\n      Match User deploy\n        PasswordAuthentication no",
-    },
-    ModuleSpec {
         name: "command",
         doc: "Runs a command on the host without a shell: no pipes, redirects or variable expansion. Give it free-form (`command: ls -l`), as `cmd`, or as an `argv` list. Not reversible unless the task has `creates`/`removes` or a `rollback:`.",
         free_form: true,
@@ -376,39 +322,6 @@ pub static MODULES: &[ModuleSpec] = &[
         examples: "- find:\n    paths: /srv/app/releases\n    file_type: directory\n    age: 30d\n  register: old",
     },
     ModuleSpec {
-        name: "get_url",
-        doc: "Downloads a URL to a path on the host (the host makes the request), optionally checking a checksum.",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new("url", "The URL (http, https or ftp).").req(),
-            A::new("dest", "Destination file or directory on the host.")
-                .req()
-                .kind(Path),
-            A::new(
-                "checksum",
-                "`ALGORITHM:HEX` the download must match (e.g. `sha256:...`).",
-            ),
-            A::new("mode", "Permissions of the file.").kind(Raw),
-            A::new("owner", "Owner of the file."),
-            A::new("group", "Group of the file."),
-            A::new("timeout", "Request timeout in seconds.")
-                .kind(Int)
-                .default("10"),
-            A::new("force", "Download even when `dest` exists.")
-                .kind(Bool)
-                .default("no"),
-            A::new("headers", "Extra request headers.").kind(Dict),
-            A::new("validate_certs", "Verify TLS certificates.")
-                .kind(Bool)
-                .default("yes"),
-        ],
-        check_args: None,
-        backup: "`dest` is copied before it is replaced; rollback puts the old file back, or removes the file the step downloaded.",
-        returns: &[("dest", "where the file went"), ("checksum_src", "SHA-1 of the download"), ("status_code", "the HTTP status"), ("url", "the URL"), ("msg", "what happened")],
-        examples: "- get_url:\n    url: https://example.com/app-2.1.tar.gz\n    dest: /srv/app/app-2.1.tar.gz\n    checksum: sha256:4f1c...",
-    },
-    ModuleSpec {
         name: "import_role",
         doc: "Inlines a role's tasks here when the playbook is loaded (static): its tasks get this task's keywords, its handlers join the play.",
         free_form: false,
@@ -501,68 +414,6 @@ pub static MODULES: &[ModuleSpec] = &[
         examples: "- include_vars: \"vars/{{ ansible_facts.os_family }}.yml\"\n- include_vars:\n    file: secrets.yml\n    name: secrets",
     },
     ModuleSpec {
-        name: "lineinfile",
-        doc: "Ensures one line is present (replacing the last line matching `regexp`) or absent in a text file.",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new("path", "The file to change.")
-                .req()
-                .aliases(&["dest", "destfile", "name"])
-                .kind(Path),
-            A::new("regexp", "Regex of the line to replace or remove.").aliases(&["regex"]),
-            A::new(
-                "search_string",
-                "Literal text of the line to replace or remove.",
-            ),
-            A::new("line", "The line to insert or put in place of the match.").aliases(&["value"]),
-            A::new(
-                "insertafter",
-                "Insert after the last line matching this regex, or `EOF`.",
-            )
-            .default("EOF"),
-            A::new(
-                "insertbefore",
-                "Insert before the last line matching this regex, or `BOF`.",
-            ),
-            A::new("state", "Whether the line is present or absent.")
-                .default("present")
-                .choices(&["present", "absent"]),
-            A::new("create", "Create the file if it does not exist.")
-                .kind(Bool)
-                .default("no"),
-            A::new(
-                "backrefs",
-                "`line` may use `\\1` groups of `regexp`; with no match, change nothing.",
-            )
-            .kind(Bool)
-            .default("no"),
-            A::new(
-                "firstmatch",
-                "With `insertafter`/`insertbefore`: insert at the first line matching, not the last.",
-            )
-            .kind(Bool)
-            .default("no"),
-            A::new(
-                "backup",
-                "Keep a timestamped copy of the original file on the host.",
-            )
-            .kind(Bool)
-            .default("no"),
-            A::new("mode", "Permissions of the file.").kind(Raw),
-            A::new("owner", "Owner of the file."),
-            A::new("group", "Group of the file."),
-            A::new(
-                "validate",
-                "Command run on the new content before it is moved in; `%s` is the temp file.",
-            ),
-        ],
-        check_args: Some(lineinfile_check),
-        backup: "The file is copied (content, mode, owner) before it is changed; rollback puts the copy back, or removes the file if the step created it.",
-        returns: &[("msg", "line added, line replaced, line removed...")],
-        examples: "- lineinfile:\n    path: /etc/ssh/sshd_config\n    regexp: '^#?PermitRootLogin'\n    line: PermitRootLogin no",
-    },
-    ModuleSpec {
         name: "meta",
         doc: "Controls the run itself: `flush_handlers`, `end_play`, `end_host`, `noop`, `clear_facts`, `refresh_inventory` or `reset_connection` (free-form).",
         free_form: true,
@@ -646,42 +497,6 @@ pub static MODULES: &[ModuleSpec] = &[
         backup: "Nothing: not reversible. Add a `rollback:` task.",
         returns: &[("rc", "exit status"), ("stdout", "output"), ("stderr", "errors")],
         examples: "- raw: test -e /usr/bin/python3 || (apt-get update && apt-get install -y python3)",
-    },
-    ModuleSpec {
-        name: "replace",
-        doc: "Replaces every match of a regex in a text file, optionally only between `after` and `before`.",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new("path", "The file to change.")
-                .req()
-                .aliases(&["dest", "destfile", "name"])
-                .kind(Path),
-            A::new("regexp", "Python-style regex to replace.").req(),
-            A::new("replace", "Replacement text; may use `\\1` groups.").default(""),
-            A::new("after", "Only replace after the first match of this regex."),
-            A::new(
-                "before",
-                "Only replace before the first match of this regex.",
-            ),
-            A::new(
-                "backup",
-                "Keep a timestamped copy of the original file on the host.",
-            )
-            .kind(Bool)
-            .default("no"),
-            A::new("mode", "Permissions of the file.").kind(Raw),
-            A::new("owner", "Owner of the file."),
-            A::new("group", "Group of the file."),
-            A::new(
-                "validate",
-                "Command run on the new content before it is moved in; `%s` is the temp file.",
-            ),
-        ],
-        check_args: None,
-        backup: "The file is copied (content, mode, owner) before it is changed; rollback puts the copy back.",
-        returns: &[("msg", "N replacements made")],
-        examples: "- replace:\n    path: /etc/hosts\n    regexp: '(\\s+)old\\.example\\.com(\\s+.*)?$'\n    replace: '\\1new.example.com\\2'",
     },
     ModuleSpec {
         name: "script",
@@ -870,29 +685,6 @@ pub static MODULES: &[ModuleSpec] = &[
         backup: "`dest` is copied (content, mode, owner) before it is replaced; rollback puts the old file back, or removes it if the step created it.",
         returns: &[("dest", "the destination path"), ("checksum", "SHA-1 of the rendered file"), ("size", "its size"), ("mode", "its mode")],
         examples: "- template:\n    src: nginx.conf.j2\n    dest: /etc/nginx/nginx.conf\n    validate: nginx -t -c %s\n  notify: reload nginx",
-    },
-    ModuleSpec {
-        name: "unarchive",
-        doc: "Unpacks a tar or zip archive (from the controller, or the host with `remote_src`) into a directory on the host. Ansible's older `copy: no` is read as `remote_src: yes`.",
-        free_form: false,
-        open_args: false,
-        args: &[
-            A::new("src", "The archive.").req().kind(Path),
-            A::new("dest", "Existing directory to unpack into.")
-                .req()
-                .kind(Path),
-            A::new("creates", "Skip when this path exists on the host.").kind(Path),
-            A::new("remote_src", "`src` is already on the host.")
-                .kind(Bool)
-                .default("no"),
-            A::new("mode", "Permissions of the unpacked entries.").kind(Raw),
-            A::new("owner", "Owner of the unpacked entries."),
-            A::new("group", "Group of the unpacked entries."),
-        ],
-        check_args: None,
-        backup: "The whole `dest` tree is copied before the archive is unpacked into it; rollback puts the tree back as it was.",
-        returns: &[("dest", "where it was unpacked"), ("src", "the archive"), ("handler", "the unpacker used")],
-        examples: "- unarchive:\n    src: app-2.1.tar.gz\n    dest: /srv/app/releases/2.1\n    creates: /srv/app/releases/2.1/bin",
     },
     ModuleSpec {
         name: "wait_for",
@@ -1108,10 +900,6 @@ pub(crate) fn msg_xor_var(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     exclusive(a, "msg", "var")
 }
 
-fn after_xor_before(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    exclusive(a, "insertafter", "insertbefore")
-}
-
 fn port_xor_path(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     exclusive(a, "port", "path")
 }
@@ -1124,29 +912,6 @@ pub fn pause_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
         out.extend(err(
             a,
             "module 'pause' without seconds or minutes waits for a keypress, which is not supported by rdeploy; give seconds: or minutes: (or an approval gate)".into(),
-        ));
-    }
-    out
-}
-
-fn lineinfile_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    let mut out = after_xor_before(a);
-    out.extend(exclusive(a, "regexp", "search_string"));
-    let state = match a.get("state") {
-        None => "present".to_string(),
-        Some(_) => a.literal("state").unwrap_or_default(),
-    };
-    if state == "present" && !a.has("line") {
-        out.extend(err(
-            a,
-            "module 'lineinfile' needs 'line' when state is present".into(),
-        ));
-    }
-    if state == "absent" && !a.has("regexp") && !a.has("search_string") && !a.has("line") {
-        out.extend(err(
-            a,
-            "module 'lineinfile' needs 'regexp', 'search_string' or 'line' when state is absent"
-                .into(),
         ));
     }
     out

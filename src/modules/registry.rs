@@ -100,7 +100,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "blockinfile",
-        spec: Spec::Table,
+        spec: Spec::Typed(&files::blockinfile::BlockInFileArgs::SPEC),
         runs: Runs::Host(&files::blockinfile::BlockInFile),
     },
     Entry {
@@ -160,7 +160,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "get_url",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::get_url::GetUrlArgs::SPEC),
         runs: Runs::Host(&system::get_url::GetUrl),
     },
     Entry {
@@ -225,7 +225,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "lineinfile",
-        spec: Spec::Table,
+        spec: Spec::Typed(&files::lineinfile::LineInFileArgs::SPEC),
         runs: Runs::Host(&files::lineinfile::LineInFile),
     },
     Entry {
@@ -285,7 +285,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "replace",
-        spec: Spec::Table,
+        spec: Spec::Typed(&files::replace::ReplaceArgs::SPEC),
         runs: Runs::Host(&files::replace::Replace),
     },
     Entry {
@@ -350,7 +350,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "unarchive",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::unarchive::UnarchiveArgs::SPEC),
         runs: Runs::Host(&system::unarchive::Unarchive),
     },
     Entry {

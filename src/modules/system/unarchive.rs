@@ -7,21 +7,73 @@
 //! the unpack (one round trip). A controller archive (`local_src`) is streamed on the command's
 //! stdin into a private temporary file on the host (in check as well, to list it there; under
 //! `--check` a tar archive is not looked at, as in Ansible), so it
-//! works the same with `become`; `remote_src` reads the host's file in place. `mode`, `owner`
-//! and `group` are applied to every unpacked member. It must not format shell lines.
+//! works the same with `become`; `remote_src` (or Ansible's deprecated `copy: no`) reads the
+//! host's file in place. `mode`, `owner` and `group` are applied to every unpacked member. It
+//! must not format shell lines.
 
 use serde_json::Value;
 
 use super::common::{failed, result};
 use crate::modules::runtime::{
-    Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
-    parse_mode,
+    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict, parse_mode,
 };
 use crate::modules::source::Content;
 use crate::transport::{AnyTransport, Cmd};
 
 /// `unarchive`.
 pub struct Unarchive;
+
+crate::module_args! {
+    /// Unpacks a tar or zip archive (from the controller, or the host with `remote_src`) into a
+    /// directory on the host. Ansible's older `copy: no` is read as `remote_src: yes`.
+    /// Difference from Ansible: the archive is in sync when every member exists under `dest`
+    /// (Ansible also compares sizes, modes and times), and `src` cannot be a URL.
+    #[module(
+        name = "unarchive",
+        backup = "The whole `dest` tree is copied before the archive is unpacked into it; rollback puts the tree back as it was.",
+        returns = &[("dest", "where it was unpacked"), ("src", "the archive"), ("handler", "the unpacker used")],
+        examples = "- unarchive:\n    src: app-2.1.tar.gz\n    dest: /srv/app/releases/2.1\n    creates: /srv/app/releases/2.1/bin\n- unarchive:\n    src: /var/cache/app/app-2.1.tar.gz\n    dest: /srv/app/releases/2.1\n    remote_src: true"
+    )]
+    pub struct UnarchiveArgs {
+        /// The archive: a controller file, or a file on the host with `remote_src`.
+        #[arg(required, kind = Path)]
+        src: String,
+        /// Existing directory to unpack into.
+        #[arg(required, kind = Path)]
+        dest: String,
+        /// Skip when this path exists on the host.
+        #[arg(kind = Path)]
+        creates: Option<String>,
+        /// `src` is already on the host.
+        #[arg(default = "no")]
+        remote_src: bool,
+        /// Ansible's deprecated spelling of the opposite of `remote_src` (`copy: no` is
+        /// `remote_src: yes`); not together with `remote_src`. A literal value is read as
+        /// `remote_src` when the playbook is loaded.
+        copy: Option<bool>,
+        /// Permissions of the unpacked entries.
+        mode: Value,
+        /// Owner of the unpacked entries.
+        owner: Option<String>,
+        /// Group of the unpacked entries.
+        group: Option<String>,
+    }
+}
+
+/// Ansible's message for `copy` with `remote_src` given together (written in the playbook, the
+/// loader refuses them already).
+const COPY_AND_REMOTE_SRC: &str = "parameters are mutually exclusive: ('copy', 'remote_src')";
+
+impl UnarchiveArgs {
+    /// Whether `src` is on the host: `remote_src`, or `copy: no`.
+    fn remote(&self) -> Result<bool, ModuleError> {
+        match self.copy {
+            Some(_) if self.remote_src => Err(ModuleError::Args(COPY_AND_REMOTE_SRC.into())),
+            Some(copy) => Ok(!copy),
+            None => Ok(self.remote_src),
+        }
+    }
+}
 
 /// Shared prelude. `$1` dest, `$2` `zip`/`tar`, `$3` archive path on the host (empty: read the
 /// archive from stdin into a private temporary file). Defines `list_` (members, one per line).
@@ -86,10 +138,10 @@ fn not_an_option(p: &str) -> String {
     }
 }
 
-async fn source(args: &Args, ctx: &ModuleCtx<'_>) -> Result<Src, ModuleError> {
-    let src = args.req_str("src")?;
+async fn source(a: &UnarchiveArgs, ctx: &ModuleCtx<'_>) -> Result<Src, ModuleError> {
+    let src = a.src.clone();
     let by_name = |s: &str| if zip_by_name(s) { "zip" } else { "tar" };
-    if args.bool_arg("remote_src", false)? {
+    if a.remote()? {
         return Ok(Src {
             remote: Some(not_an_option(&src)),
             bytes: Content::Mem(std::sync::Arc::from(Vec::new())),
@@ -170,15 +222,16 @@ async fn check_unarchive(
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
-    let dest = args.req_str("dest")?;
-    let s = source(args, ctx).await?;
+    let a = UnarchiveArgs::parse(args)?;
+    let dest = a.dest.clone();
+    let s = source(&a, ctx).await?;
     let mut r = result([
         ("dest", Value::from(dest.clone())),
         ("src", Value::from(s.shown.clone())),
         ("handler", Value::from(handler(&s))),
     ]);
-    if let Some(c) = args.str_arg("creates") {
-        let out = ctx.run(tr, super::common::glob_exists(&c)).await?;
+    if let Some(c) = &a.creates {
+        let out = ctx.run(tr, super::common::glob_exists(c)).await?;
         if out.status == 0 {
             r.insert(
                 "msg".into(),
@@ -225,18 +278,19 @@ async fn apply_unarchive(
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Args, ModuleError> {
-    let dest = args.req_str("dest")?;
-    let s = source(args, ctx).await?;
-    let mode = match args.get("mode") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(m)) => {
+    let a = UnarchiveArgs::parse(args)?;
+    let dest = a.dest.clone();
+    let s = source(&a, ctx).await?;
+    let mode = match &a.mode {
+        Value::Null => String::new(),
+        Value::String(m) => {
             // Validated here; chmod applies the symbolic form to each member itself.
             parse_mode(&Value::String(m.clone()), Some(0), false)?;
             m.clone()
         }
-        Some(v) => format!("{:04o}", parse_mode(v, None, false)?),
+        v => format!("{:04o}", parse_mode(v, None, false)?),
     };
-    let owner = match (args.str_arg("owner"), args.str_arg("group")) {
+    let owner = match (a.owner, a.group) {
         (None, None) => String::new(),
         (Some(o), None) => o,
         (None, Some(g)) => format!(":{g}"),
@@ -283,9 +337,10 @@ impl Module for Unarchive {
     /// Ansible's unarchive supports check mode for zip archives only: a tar archive is not
     /// looked at (here it would be copied to the host to be listed).
     fn check_mode_skip(&self, args: &Args, ctx: &ModuleCtx<'_>) -> Option<&'static str> {
-        let zip = match (args.bool_arg("remote_src", false), ctx.local_src) {
+        let a = UnarchiveArgs::parse(args).ok()?;
+        let zip = match (a.remote(), ctx.local_src) {
             (Ok(false), Some(local)) => file_is_zip(local),
-            _ => args.str_arg("src").is_some_and(|s| zip_by_name(&s)),
+            _ => zip_by_name(&a.src),
         };
         (!zip).then_some(
             "remote module (ansible.legacy.unarchive) does not support check mode when using gtar",
@@ -313,10 +368,9 @@ impl Module for Unarchive {
 
     /// The whole `dest` tree: which members an archive holds is only known on the host.
     fn resources(&self, args: &Args) -> Vec<Resource> {
-        args.str_arg("dest")
-            .map(Resource::Tree)
-            .into_iter()
-            .collect()
+        UnarchiveArgs::parse(args)
+            .map(|a| vec![Resource::Tree(a.dest)])
+            .unwrap_or_default()
     }
 }
 
@@ -450,5 +504,85 @@ mod tests {
             Unarchive.resources(&a),
             vec![Resource::Tree(dest.display().to_string())]
         );
+    }
+
+    /// `copy: no` (Ansible's deprecated spelling) reads the archive on the host, like
+    /// `remote_src: yes`; `copy: yes` is the controller's archive; both with `remote_src` are
+    /// refused with Ansible's message.
+    #[tokio::test]
+    async fn copy_no_is_remote_src() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tgz, _) = make_archives(dir.path());
+        let dest = dir.path().join("d");
+        std::fs::create_dir_all(&dest).unwrap();
+        let c = ctx(dir.path(), None, vec![]);
+        let mut tr = transport();
+        let a = args(json!({"src": tgz, "dest": dest, "copy": "no"}));
+        let ran = check_apply(&Unarchive, &mut tr, &a, &c).await;
+        assert!(matches!(ran, Ran::Applied(_, Ok(_))), "{ran:?}");
+        assert!(dest.join("app/README").exists());
+        assert!(matches!(
+            check_apply(&Unarchive, &mut tr, &a, &c).await,
+            Ran::InSync(_)
+        ));
+        // `copy: yes` wants the controller's file, which this context has not.
+        let a = args(json!({"src": "app.tar.gz", "dest": dest, "copy": true}));
+        let ran = check_apply(&Unarchive, &mut tr, &a, &c).await;
+        assert!(
+            matches!(ran, Ran::CheckFailed(ref m, _) if m.contains("not found on the controller")),
+            "{ran:?}"
+        );
+        let a = args(json!({"src": tgz, "dest": dest, "copy": false, "remote_src": true}));
+        let ran = check_apply(&Unarchive, &mut tr, &a, &c).await;
+        assert!(
+            matches!(ran, Ran::CheckFailed(ref m, _) if m == COPY_AND_REMOTE_SRC),
+            "{ran:?}"
+        );
+        // A tar archive on the host is not looked at under --check (as Ansible's gtar
+        // handler), whichever spelling says it is there.
+        let a = args(json!({"src": tgz, "dest": dest, "copy": false}));
+        assert!(Unarchive.check_mode_skip(&a, &c).is_some());
+        let a = args(json!({"src": "/x/app.zip", "dest": dest, "copy": false}));
+        assert!(Unarchive.check_mode_skip(&a, &c).is_none());
+    }
+
+    fn load_errors(playbook: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pb.yml");
+        std::fs::write(&p, playbook).unwrap();
+        match crate::playbook::load(&p, &crate::playbook::LoadOptions::default()) {
+            Ok(_) => Vec::new(),
+            Err(d) => d.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    /// At playbook load: `copy: no` names an archive on the host, so it is not looked for on
+    /// the controller, and a templated `copy` may (before, it was refused); `copy` with
+    /// `remote_src` is refused.
+    #[test]
+    fn copy_no_is_not_looked_for_on_the_controller() {
+        let pb = |args: &str| {
+            format!(
+                "- hosts: all\n  tasks:\n    - unarchive: {{ src: /var/cache/app.tgz, dest: /srv/app{args} }}\n"
+            )
+        };
+        assert_eq!(load_errors(&pb(", copy: no")), Vec::<String>::new());
+        assert_eq!(
+            load_errors(&pb(", copy: \"{{ x }}\"")),
+            Vec::<String>::new()
+        );
+        assert_eq!(load_errors(&pb(", remote_src: yes")), Vec::<String>::new());
+        let e = load_errors(&pb(""));
+        assert!(
+            e.iter().any(|e| e.contains("not found on the controller")),
+            "{e:?}"
+        );
+        let e = load_errors(&pb(", copy: yes"));
+        assert!(
+            e.iter().any(|e| e.contains("not found on the controller")),
+            "{e:?}"
+        );
+        let e = load_errors(&pb(", copy: no, remote_src: yes"));
+        assert!(e.iter().any(|e| e.contains("mutually exclusive")), "{e:?}");
     }
 }
