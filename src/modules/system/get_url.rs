@@ -28,11 +28,11 @@ pub struct GetUrl;
 
 crate::module_args! {
     /// Downloads a URL to a path on the host (the host makes the request, with curl or wget),
-    /// optionally checking a checksum. Differences from Ansible: an existing file without
-    /// `checksum` is kept unless `force` (Ansible asks the server with `If-Modified-Since`); a
-    /// directory `dest` takes the URL's last path segment as the file name (not a
-    /// `Content-Disposition` header) and is in sync when that file exists (and matches
-    /// `checksum`); `url_username`/`url_password` need curl on the host.
+    /// optionally checking a checksum. The URL, headers and credentials reach the host on
+    /// stdin, never on a command line. Unlike Ansible, an existing file without `checksum` is
+    /// kept unless `force` (Ansible asks the server with `If-Modified-Since`); a directory
+    /// `dest` takes the URL's last path segment as the file name and is in sync when that file
+    /// exists (and matches `checksum`); `url_username` needs curl on the host.
     #[module(
         name = "get_url",
         backup = "`dest` is copied before it is replaced; rollback puts the old file back, or removes the file the step downloaded.",
@@ -1074,5 +1074,68 @@ mod tests {
             let e = GetUrlArgs::parse(&a).unwrap_err().to_string();
             assert!(e.contains("not supported by rdeploy"), "{e}");
         }
+    }
+
+    /// A host without curl downloads with wget (headers still read from stdin), and refuses
+    /// credentials, which wget would take in its command line.
+    #[tokio::test]
+    async fn wget_when_there_is_no_curl() {
+        if std::process::Command::new("wget")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            return;
+        }
+        let (port, seen) = serve_routes(vec![("/f", BODY.to_vec())], None);
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for tool in [
+            "sh",
+            "wget",
+            "mktemp",
+            "dirname",
+            "sha256sum",
+            "chmod",
+            "chown",
+            "mv",
+            "rm",
+            "cat",
+            "stat",
+            "test",
+            "[",
+        ] {
+            let found = ["/usr/bin", "/bin"]
+                .iter()
+                .map(|d| std::path::Path::new(d).join(tool))
+                .find(|p| p.exists());
+            if let Some(p) = found {
+                let _ = std::os::unix::fs::symlink(p, bin.join(tool));
+            }
+        }
+        let mut env = no_proxy();
+        env.push(("PATH".into(), bin.display().to_string()));
+        let c = ctx(dir.path(), None, env);
+        let mut tr = transport();
+        let dest = dir.path().join("f");
+        let url = format!("http://127.0.0.1:{port}/f");
+        let a = args(json!({"url": url, "dest": dest, "headers": {"X-A": "b c"}}));
+        let ran = check_apply(&GetUrl, &mut tr, &a, &c).await;
+        assert!(matches!(ran, Ran::Applied(_, Ok(_))), "{ran:?}");
+        assert_eq!(std::fs::read(&dest).unwrap(), BODY);
+        let heads = seen.lock().unwrap().clone();
+        assert!(heads[0].contains("X-A: b c"), "{heads:?}");
+        assert!(
+            heads[0].to_lowercase().contains("user-agent: wget"),
+            "{heads:?}"
+        );
+        std::fs::remove_file(&dest).unwrap();
+        let a = args(json!({"url": url, "dest": dest, "url_username": "u", "url_password": "p"}));
+        let ran = check_apply(&GetUrl, &mut tr, &a, &c).await;
+        assert!(
+            matches!(ran, Ran::Applied(_, Err(ref m)) if m.contains("needs curl")),
+            "{ran:?}"
+        );
     }
 }
