@@ -1,8 +1,8 @@
 //! End to end on the SSH fleet: `unarchive` of an archive that is already on the host (Ansible's
-//! deprecated `copy: no`, and a templated `copy`), and `get_url` with basic authentication and
-//! `force`. Each changes the hosts for real, is `ok` on a second run, changes nothing under
-//! `--check`, and `rdeploy rollback RUN` restores what was there; the password never shows in
-//! rdeploy's output, journal or the host's backups.
+//! deprecated `copy: no`, a templated `copy`, a URL with `remote_src`), and `get_url` with
+//! basic authentication and `force`. Each changes the hosts for real, is `ok` on a second run,
+//! changes nothing under `--check`, and `rdeploy rollback RUN` restores what was there; the
+//! password never shows in rdeploy's output, journal or the host's backups.
 
 mod support;
 
@@ -147,7 +147,7 @@ fn make_archive(path: &std::path::Path) {
 
 /// `unarchive` with `copy: no` unpacks the archive the host already has (it is not on the
 /// controller at all, and the playbook is not refused for it), as does a templated `copy`
-/// that renders false; `--check` changes nothing (a tar archive is not looked at, as in
+/// that renders false, and `remote_src` with a URL the hosts download; `--check` changes nothing (a tar archive is not looked at, as in
 /// Ansible), the second run is ok, and rollback puts `dest` back as it was.
 #[test]
 fn unarchive_copy_no_unpacks_the_hosts_own_archive_and_rollback_restores_dest() {
@@ -156,15 +156,20 @@ fn unarchive_copy_no_unpacks_the_hosts_own_archive_and_rollback_restores_dest() 
     for h in fleet.hosts() {
         std::fs::create_dir_all(h.path("/srv/cache")).unwrap();
         make_archive(&h.path("/srv/cache/app.tar.gz"));
-        for dest in ["/srv/u", "/srv/t"] {
+        for dest in ["/srv/u", "/srv/t", "/srv/w"] {
             std::fs::create_dir_all(h.path(dest)).unwrap();
             std::os::unix::fs::chown(h.path(dest), Some(uid), Some(gid)).unwrap();
         }
         std::fs::write(h.path("/srv/u/KEEP"), "kept\n").unwrap();
     }
+    let archive = tempfile::tempdir().unwrap();
+    make_archive(&archive.path().join("app.tar.gz"));
+    let port = serve_file(std::fs::read(archive.path().join("app.tar.gz")).unwrap());
     let sb = sandbox(
         &fleet,
-        "- hosts: all\n  gather_facts: no\n  vars:\n    from_controller: false\n  tasks:\n    - unarchive:\n        src: /srv/cache/app.tar.gz\n        dest: /srv/u\n        copy: no\n    - unarchive:\n        src: /srv/cache/app.tar.gz\n        dest: /srv/t\n        copy: \"{{ from_controller }}\"\n",
+        &format!(
+            "- hosts: all\n  gather_facts: no\n  vars:\n    from_controller: false\n  tasks:\n    - unarchive:\n        src: /srv/cache/app.tar.gz\n        dest: /srv/u\n        copy: no\n    - unarchive:\n        src: /srv/cache/app.tar.gz\n        dest: /srv/t\n        copy: \"{{{{ from_controller }}}}\"\n    - unarchive:\n        src: http://127.0.0.1:{port}/app.tar.gz\n        dest: /srv/w\n        remote_src: yes\n"
+        ),
     );
     let check = play(&sb, &["--check"], &[]);
     for h in fleet.hosts() {
@@ -175,11 +180,11 @@ fn unarchive_copy_no_unpacks_the_hosts_own_archive_and_rollback_restores_dest() 
     for h in fleet.hosts() {
         assert_eq!(
             first.statuses(h.name()),
-            ["changed", "changed"],
+            ["changed", "changed", "changed"],
             "{}",
             first.text
         );
-        for dest in ["/srv/u", "/srv/t"] {
+        for dest in ["/srv/u", "/srv/t", "/srv/w"] {
             assert_eq!(
                 std::fs::read_to_string(h.path(&format!("{dest}/app/README"))).unwrap(),
                 "hello\n"
@@ -188,7 +193,12 @@ fn unarchive_copy_no_unpacks_the_hosts_own_archive_and_rollback_restores_dest() 
     }
     let second = play(&sb, &[], &[]);
     for h in fleet.hosts() {
-        assert_eq!(second.statuses(h.name()), ["ok", "ok"], "{}", second.text);
+        assert_eq!(
+            second.statuses(h.name()),
+            ["ok", "ok", "ok"],
+            "{}",
+            second.text
+        );
     }
     rollback(&sb, &first);
     for h in fleet.hosts() {
@@ -197,12 +207,39 @@ fn unarchive_copy_no_unpacks_the_hosts_own_archive_and_rollback_restores_dest() 
             "rollback removes what was unpacked"
         );
         assert!(!h.path("/srv/t/app").exists());
+        assert!(!h.path("/srv/w/app").exists());
         assert_eq!(
             std::fs::read_to_string(h.path("/srv/u/KEEP")).unwrap(),
             "kept\n"
         );
         assert!(h.path("/srv/cache/app.tar.gz").exists());
     }
+}
+
+/// Serves `body` to every request on 127.0.0.1, where the fleet's hosts reach it.
+fn serve_file(body: Vec<u8>) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let mut req = Vec::new();
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    port
 }
 
 const BODY: &[u8] = b"release 2.1\n";
