@@ -36,7 +36,7 @@ crate::module_args! {
     #[module(
         name = "get_url",
         backup = "`dest` is copied before it is replaced; rollback puts the old file back, or removes the file the step downloaded.",
-        returns = &[("dest", "where the file went"), ("checksum_dest", "SHA-256 of the file"), ("url", "the URL, its password masked"), ("elapsed", "seconds the download took"), ("msg", "what happened")],
+        returns = &[("dest", "where the file went"), ("checksum_dest", "SHA-256 of the file"), ("status_code", "the HTTP status of a download"), ("url", "the URL, its password masked"), ("elapsed", "seconds the download took"), ("msg", "what happened")],
         examples = "- get_url:\n    url: https://example.com/app-2.1.tar.gz\n    dest: /srv/app/app-2.1.tar.gz\n    checksum: sha256:4f1c5e2a6b7d8e9f00112233445566778899aabbccddeeff0011223344556677\n- get_url:\n    url: https://repo.example.com/private/tool\n    dest: /usr/local/bin/tool\n    mode: \"0755\"\n    url_username: deploy\n    url_password: \"{{ lookup('env', 'REPO_PASSWORD') }}\"\n    force_basic_auth: true\n  no_log: true"
     )]
     pub struct GetUrlArgs {
@@ -86,7 +86,8 @@ crate::module_args! {
 /// `$5` `yes` to skip TLS verification, `$6` mode, `$7` owner[:group], `$8` how many header
 /// lines follow the URL on stdin, `$9` `yes` when credentials are in the config. Stdin: the URL
 /// (one line), the headers (one line each), then curl's config (`url`, `header`, `user`...).
-/// Prints `sha256 HEX`, then `same` when `dest` already had that content (then it is kept).
+/// Prints `status CODE` (curl), `sha256 HEX`, `size BYTES`, then `same` when `dest` already had
+/// that content (then it is kept).
 const DOWNLOAD: &str = r#"
 d_=$1 t_=$2 ht_=$3 hx_=$4 k_=$5 m_=$6 o_=$7 nh_=$8 cr_=$9
 shift 9
@@ -96,7 +97,7 @@ tmp_=$(mktemp "$(dirname -- "$d_")/.rdeploy-get_url.XXXXXXXXXX") || exit 1
 trap 'rm -f -- "$tmp_"' EXIT
 if command -v curl >/dev/null 2>&1; then
   if [ "$k_" = yes ]; then set -- -k; else set --; fi
-  curl -fsSL --max-time "$t_" -o "$tmp_" "$@" -K - || exit $?
+  curl -fsSL --max-time "$t_" -o "$tmp_" -w 'status %{http_code}\n' "$@" -K - || exit $?
 elif command -v wget >/dev/null 2>&1; then
   if [ "$cr_" = yes ]; then
     printf 'rdeploy: get_url with url_username needs curl on the host (wget would take the password in its command line)\n' >&2; exit 127
@@ -114,6 +115,7 @@ if [ -n "$ht_" ]; then
   fi
 fi
 h_=$(sha256sum < "$tmp_") && printf 'sha256 %.64s\n' "$h_" || exit 1
+printf 'size %s\n' "$(wc -c < "$tmp_")"
 if [ -f "$d_" ] && ! [ -L "$d_" ] && [ "$(sha256sum < "$d_")" = "$h_" ]; then
   if [ -n "$m_" ]; then chmod -- "$m_" "$d_" || exit 1; fi
   if [ -n "$o_" ]; then chown -- "$o_" "$d_" || exit 1; fi
@@ -657,7 +659,16 @@ async fn apply_get_url(
         // `force`: downloaded again, and the same content (Ansible's changed=false).
         r.insert("changed".into(), Value::from(false));
     }
-    r.insert("msg".into(), Value::from("OK"));
+    // Ansible's message and status, from urllib: `OK (N bytes)`.
+    let size = text.lines().find_map(|l| l.strip_prefix("size "));
+    let msg = size.map_or_else(|| "OK".to_string(), |n| format!("OK ({} bytes)", n.trim()));
+    r.insert("msg".into(), Value::from(msg));
+    let status = text
+        .lines()
+        .find_map(|l| l.strip_prefix("status "))
+        .and_then(|c| c.trim().parse::<u16>().ok())
+        .unwrap_or(200);
+    r.insert("status_code".into(), Value::from(status));
     Ok(r)
 }
 
@@ -775,6 +786,8 @@ mod tests {
             panic!()
         };
         assert_eq!(r["checksum_dest"], json!(sum));
+        assert_eq!(r["msg"], json!(format!("OK ({} bytes)", BODY.len())));
+        assert_eq!(r["status_code"], json!(200));
         assert_eq!(std::fs::read(&dest).unwrap(), BODY);
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
