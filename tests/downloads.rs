@@ -376,3 +376,33 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// With `become` (sudo reads its own lines from stdin first), the URL and credentials still
+/// reach curl on stdin: the file is downloaded as root, and the second run is `ok`.
+#[test]
+fn get_url_with_become_reads_the_credentials_after_sudo() {
+    assert!(
+        support::fleet::enable_sudo(),
+        "sudo is missing: scripts/test.sh installs it"
+    );
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let (port, hits) = serve();
+    let sb = sandbox(
+        &fleet,
+        &format!(
+            "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - get_url:\n        url: http://127.0.0.1:{port}/app.bin\n        dest: /srv/root.bin\n        url_username: deploy\n        url_password: \"{{{{ lookup('env', 'APP_REPO_PASSWORD') }}}}\"\n        force_basic_auth: yes\n        owner: root\n        mode: \"0600\"\n"
+        ),
+    );
+    let env = [("APP_REPO_PASSWORD", PASSWORD)];
+    let first = play(&sb, &[], &env);
+    assert_eq!(first.statuses(h.name()), ["changed"], "{}", first.text);
+    let f = h.path("/srv/root.bin");
+    assert_eq!(std::fs::read(&f).unwrap(), BODY);
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&f).unwrap().uid(), 0);
+    let second = play(&sb, &[], &env);
+    assert_eq!(second.statuses(h.name()), ["ok"], "{}", second.text);
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(!first.text.contains(PASSWORD) && !second.text.contains(PASSWORD));
+}
