@@ -94,8 +94,8 @@ const KNOWN_HOSTS: &str = r#"
         path: "{{ home.stdout }}/bridge_known_hosts"
         name: example.org
         key: "example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHl0AHOpyjEX6Y1F9l2Gk62gqtmz2yvx2zqPNNBGPJyL"
-    - package_facts: { manager: auto }
-    - debug: msg="{{ 'packages known' if ansible_facts.packages | length > 0 else 'no packages' }} {{ 'too' if packages | length > 0 else '' }}"
+    - mount_facts: { sources: [dynamic] }
+    - debug: msg="{{ 'mounts known' if ansible_facts.mount_points | length > 0 else 'no mounts' }} {{ 'too' if mount_points | length > 0 else '' }}"
 "#;
 
 #[test]
@@ -119,7 +119,7 @@ fn ansibles_own_modules_run_on_the_fleet_check_change_again_and_roll_back() {
     assert!(out.contains("+example.org ssh-ed25519"), "{out}");
     assert!(!exists(0) && !exists(1), "--check wrote the file\n{out}");
 
-    // A real run changes both hosts; package_facts' facts are the hosts' facts.
+    // A real run changes both hosts; mount_facts' facts are the hosts' facts.
     let (code, out, err) = rdeploy(&sb, &run, &python);
     assert_eq!(code, 0, "{out}\n{err}");
     for h in fleet.hosts() {
@@ -129,7 +129,7 @@ fn ansibles_own_modules_run_on_the_fleet_check_change_again_and_roll_back() {
             h.name()
         );
     }
-    assert!(out.contains("packages known too"), "{out}");
+    assert!(out.contains("mounts known too"), "{out}");
     assert!(exists(0) && exists(1));
     let first = run_id(&out);
 
@@ -302,7 +302,7 @@ fn without_ansible_core_the_refusal_says_what_would_run_the_module() {
     let sb = Sandbox::new();
     sb.write(
         "pb.yaml",
-        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - service_facts: {}\n",
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - mount_facts: {}\n",
     );
     let out = sb
         .rdeploy(&["run", "pb.yaml", "--ansible-python", "/nonexistent/python3"])
@@ -311,7 +311,7 @@ fn without_ansible_core_the_refusal_says_what_would_run_the_module() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(
-        err.contains("pb.yaml:4:7: error: module 'service_facts' is not supported by rdeploy"),
+        err.contains("pb.yaml:4:7: error: module 'mount_facts' is not supported by rdeploy"),
         "{err}"
     );
     assert!(err.contains("--ansible-python PATH"), "{err}");
@@ -323,7 +323,7 @@ fn ansible_python_interpreter_names_the_hosts_python_and_a_missing_one_is_said_p
     let sb = Sandbox::new();
     sb.write(
         "pb.yaml",
-        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - service_facts:\n    - debug: msg=\"{{ services is mapping }}\"\n",
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - mount_facts:\n    - debug: msg=\"{{ mount_points is mapping }}\"\n",
     );
     let (code, out, err) = rdeploy(
         &sb,
@@ -350,7 +350,7 @@ fn ansible_python_interpreter_names_the_hosts_python_and_a_missing_one_is_said_p
     assert_eq!(code, 2, "{out}\n{err}");
     assert!(
         out.contains(
-            "module 'service_facts' needs Python on the host; rdeploy has no native service_facts"
+            "module 'mount_facts' needs Python on the host; rdeploy has no native mount_facts"
         ),
         "{out}"
     );

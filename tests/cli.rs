@@ -861,7 +861,7 @@ fn syntax_check_and_plan_list_includes_checked_when_reached() {
     .write("setup-Debian.yml", "- debug: msg=deb\n")
     .write(
         "freebsd.yml",
-        "- debug: msg=bsd\n- file: { path: /x, setype: bin_t }\n",
+        "- debug: msg=bsd\n- file: { path: /x, attributes: i }\n",
     )
     .write("later.yml", "- debug: msg=later\n")
     .write("always.yml", "- debug: msg=always\n");
@@ -874,7 +874,7 @@ fn syntax_check_and_plan_list_includes_checked_when_reached() {
 checked when reached (4):
   play.yml:5:7  include_tasks setup-{{ ansible_os_family }}.yml
   play.yml:6:7  include_tasks freebsd.yml
-    if reached: freebsd.yml:2:21: argument 'setype' of module 'file' is not supported by rdeploy
+    if reached: freebsd.yml:2:21: argument 'attributes' of module 'file' is not supported by rdeploy
   play.yml:9:11  include_tasks later.yml
   play.yml:12:7  include_role {{ role_name_var }}
 ";

@@ -376,7 +376,7 @@ fn real_ansible_modules_and_arguments_are_not_supported_not_unknown() {
     - lineinfle: { path: /tmp/x, line: y }
     - snap:
         name: left-pad
-    - file: { path: /tmp/x, setype: httpd_t }
+    - file: { path: /tmp/x, attributes: i }
     - file: { path: /tmp/x, stat: touch }
     - my_module: { a: 1 }
 "#,
@@ -391,7 +391,7 @@ fn real_ansible_modules_and_arguments_are_not_supported_not_unknown() {
         "pb.yaml:6:7: error: unknown module 'yumm'",
         "pb.yaml:7:7: error: unknown module 'lineinfle', did you mean 'lineinfile'?",
         "pb.yaml:8:7: error: module 'snap' is not supported by rdeploy",
-        "error: argument 'setype' of module 'file' is not supported by rdeploy",
+        "error: argument 'attributes' of module 'file' is not supported by rdeploy",
         "error: unknown argument 'stat' for module 'file', did you mean 'state'?",
         "module 'my_module' is a Python plugin",
     ] {
@@ -642,6 +642,151 @@ fn include_vars_dir_loads_the_files_ansible_picks() {
     );
     assert!(recap_line(&out).contains("failed=0"), "{out}");
     assert!(recap_line(&out).contains("ignored=1"), "{out}");
+}
+
+#[test]
+fn every_include_vars_argument_and_set_fact_cacheable_work_as_in_ansible() {
+    // Issue 14: `include_vars: dir` once passed validation and failed on the host. Each
+    // documented argument, in a role and beside the playbook; the assertions hold under
+    // ansible-playbook 2.19 too.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                r#"
+- hosts: localhost
+  gather_facts: no
+  vars: {m: {y: 2}}
+  tasks:
+    - include_vars:
+        dir: vars/d
+        files_matching: '^[0-9]'
+        ignore_files: [skip.yml]
+        name: bundle
+        depth: 2
+      register: r
+    - assert:
+        that:
+          - "bundle == {'a': 1, 'm': {'x': 1}, 'b': 2, 'j': 4}"
+          - r.ansible_included_var_files | map('basename') | list == ['10-a.yml', '20-b.yaml', '30.json']
+    - include_vars:
+        dir: vars/d
+        ignore_files: skip.yml 30.json
+        extensions: [yml]
+        ignore_unknown_extensions: true
+        hash_behaviour: merge
+      register: r
+    - assert:
+        that:
+          - "m == {'y': 2, 'x': 1}"
+          - r.ansible_included_var_files | map('basename') | list == ['10-a.yml', 'x.yml', 'y.yml']
+          - c is not defined
+    - include_vars: dir=vars/d files_matching=^sk
+    - set_fact: {plain: 1}
+    - set_fact: {cached: 1, cacheable: true}
+    - assert:
+        that: ["c == 3", "ansible_facts.cached == 1", "ansible_facts.plain is not defined"]
+    - include_role: {name: r}
+"#,
+            ),
+            ("vars/d/10-a.yml", "a: 1\nm: {x: 1}\n"),
+            ("vars/d/20-b.yaml", "b: 2\n"),
+            ("vars/d/30.json", "{\"j\": 4}\n"),
+            ("vars/d/skip.yml", "c: 3\n"),
+            ("vars/d/sub/x.yml", "deep: 1\n"),
+            ("vars/d/sub/deeper/y.yml", "deeper: 1\n"),
+            ("roles/r/vars/f.yml", "role_file: 1\n"),
+            ("roles/r/vars/extra/a.yml", "role_dir: 1\n"),
+            (
+                "roles/r/tasks/main.yml",
+                r#"- include_vars: f.yml
+- include_vars: {dir: extra}
+- assert: {that: ["role_file == 1", "role_dir == 1"]}
+"#,
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(out.matches("All assertions passed").count(), 4, "{out}");
+    assert!(recap_line(&out).contains("failed=0"), "{out}");
+}
+
+#[test]
+fn include_vars_with_a_file_and_a_dir_only_argument_is_refused_before_the_run() {
+    // ansible-playbook fails the task with the same words when it reaches it.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - include_vars: {file: one.yml, depth: 1}\n",
+            ),
+            ("one.yml", "z: 1\n"),
+        ],
+        &[],
+    );
+    assert_ne!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("You are mixing file only and dir only arguments, these are incompatible"),
+        "{out}\n{err}"
+    );
+    assert!(!out.contains("TASK ["), "{out}");
+}
+
+#[test]
+fn a_meta_action_rendered_to_an_unknown_name_fails_instead_of_doing_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: no
+  vars: { what: end_world }
+  tasks:
+    - meta: "{{ what }}"
+"#,
+        )],
+        &[],
+    );
+    assert_ne!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("invalid meta action requested: end_world"),
+        "{out}\n{err}"
+    );
+}
+
+#[test]
+fn gather_facts_as_a_task_was_refused_and_gathers_as_setup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - gather_facts:
+        gather_subset: [min]
+        filter: [ansible_hostname]
+      register: g
+    - ansible.builtin.gather_facts:
+    - assert:
+        that:
+          - ansible_hostname == g.ansible_facts.hostname
+          - ansible_facts.distribution is defined
+"#,
+        )],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("All assertions passed"), "{out}");
 }
 
 const TWO_LOCAL_HOSTS: &str = "all:\n  hosts:\n    h1: { ansible_connection: local }\n    h2: { ansible_connection: local }\n";

@@ -1003,7 +1003,12 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
         st.backups = backups;
         return Step::failed(m);
     }
-    if let Err(m) = home_paths(tr, module, &mut args, mctx.become_.as_ref()).await {
+    let implied = imp.implied_paths(&args);
+    for (k, p) in &implied {
+        args.insert((*k).to_string(), Json::from(p.clone()));
+    }
+    let implied: Vec<&str> = implied.iter().map(|(k, _)| *k).collect();
+    if let Err(m) = home_paths(tr, module, &mut args, mctx.become_.as_ref(), &implied).await {
         st.backups = backups;
         return Step::failed(m);
     }
@@ -1126,11 +1131,13 @@ const CONTROLLER_PATHS: &[(&str, &str)] = &[
 /// `~` and `~USER` at the start of a host-side path argument (`path: ~/.ssh/config`), expanded
 /// as Ansible's module does on the host (`os.path.expanduser`, as the user the module runs as,
 /// so after `become`): the module, its backups and `--diff` then all see the absolute path.
+/// `implied` names the paths the module itself defaulted ([`crate::modules::runtime::Module::implied_paths`]).
 async fn home_paths(
     tr: &mut AnyTransport,
     module: &str,
     args: &mut Args,
     become_: Option<&Become>,
+    implied: &[&str],
 ) -> Result<(), String> {
     let Some(spec) = crate::modules::registry::entry(module).and_then(|e| e.spec()) else {
         return Ok(());
@@ -1157,6 +1164,7 @@ async fn home_paths(
                 .is_some_and(|p| p.starts_with('~'))
         })
         .map(|a| a.name)
+        .chain(implied.iter().copied())
         .collect();
     let mut homes: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     for k in keys {

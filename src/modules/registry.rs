@@ -62,6 +62,7 @@ pub static MODULE_ALIASES: &[(&str, &str)] = &[("systemd_service", "systemd"), (
 /// Modules of collections that rdeploy carries natively, by their full name: the name after
 /// the collection's prefix is the native module (`community.general.npm` is `npm`).
 pub static COLLECTION_NATIVE: &[&str] = &[
+    "ansible.posix.authorized_key",
     "community.general.gem",
     "community.general.npm",
     "community.general.openbsd_pkg",
@@ -75,7 +76,7 @@ pub static COLLECTION_NATIVE: &[&str] = &[
 pub static MODULES: &[Entry] = &[
     Entry {
         name: "add_host",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::add_host::AddHostArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
@@ -99,6 +100,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Controller,
     },
     Entry {
+        name: "authorized_key",
+        spec: Spec::Typed(&system::authorized_key::AuthorizedKeyArgs::SPEC),
+        runs: Runs::Host(&system::authorized_key::AuthorizedKey),
+    },
+    Entry {
         name: "blockinfile",
         spec: Spec::Typed(&files::blockinfile::BlockInFileArgs::SPEC),
         runs: Runs::Host(&files::blockinfile::BlockInFile),
@@ -110,7 +116,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "copy",
-        spec: Spec::Table,
+        spec: Spec::Typed(&files::copy::CopyArgs::SPEC),
         runs: Runs::Host(&files::copy::Copy),
     },
     Entry {
@@ -145,13 +151,18 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "file",
-        spec: Spec::Table,
+        spec: Spec::Typed(&files::file::FileArgs::SPEC),
         runs: Runs::Host(&files::file::File),
     },
     Entry {
         name: "find",
-        spec: Spec::Table,
+        spec: Spec::Typed(&files::find::FindArgs::SPEC),
         runs: Runs::Host(&files::find::Find),
+    },
+    Entry {
+        name: "gather_facts",
+        spec: Spec::Typed(&control::setup::GATHER_FACTS),
+        runs: Runs::Controller,
     },
     Entry {
         name: "gem",
@@ -190,27 +201,27 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "import_role",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::include::ImportRoleArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
         name: "import_tasks",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::include::ImportTasksArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
         name: "include_role",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::include::IncludeRoleArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
         name: "include_tasks",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::include::IncludeTasksArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
         name: "include_vars",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::include_vars::IncludeVarsArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
@@ -230,7 +241,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "meta",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::meta::MetaArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
@@ -252,6 +263,11 @@ pub static MODULES: &[Entry] = &[
         name: "package",
         spec: Spec::Table,
         runs: Runs::Host(&system::package::Package),
+    },
+    Entry {
+        name: "package_facts",
+        spec: Spec::Typed(&system::package_facts::PackageFactsArgs::SPEC),
+        runs: Runs::Host(&system::package_facts::PackageFacts),
     },
     Entry {
         name: "pacman",
@@ -304,13 +320,18 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::service::Service),
     },
     Entry {
+        name: "service_facts",
+        spec: Spec::Typed(&system::service_facts::ServiceFactsArgs::SPEC),
+        runs: Runs::Host(&system::service_facts::ServiceFacts),
+    },
+    Entry {
         name: "set_fact",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::set_fact::SetFactArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
         name: "setup",
-        spec: Spec::Table,
+        spec: Spec::Typed(&control::setup::SetupArgs::SPEC),
         runs: Runs::Controller,
     },
     Entry {
@@ -340,7 +361,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "template",
-        spec: Spec::Table,
+        spec: Spec::Typed(&files::copy::TemplateArgs::SPEC),
         runs: Runs::Host(&files::copy::Template),
     },
     Entry {

@@ -282,6 +282,15 @@ pub trait Module: Send + Sync {
         None
     }
 
+    /// Host paths this module defaults from its other arguments, as `(argument, path under
+    /// ~)`: the executor writes them into the arguments (under a `_` name no task can write)
+    /// and expands their `~USER` as it expands a written `path: ~/...`, so the module and the
+    /// backups of its [`Module::resources`] see the same absolute path (`authorized_key`
+    /// without `path` names `~USER/.ssh/authorized_keys`).
+    fn implied_paths(&self, _args: &Args) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
     /// The facts the module returns under `ansible_facts`, for the template check to know
     /// their names before the run: `getent_<database>` is `getent_passwd` when the task gives
     /// `database: passwd` literally.

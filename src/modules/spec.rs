@@ -217,6 +217,11 @@ impl ModuleSpec {
         ModuleSpec { free_form, ..self }
     }
 
+    /// Sets whether it accepts any argument name (`#[module(open_args = true)]`, `set_fact`).
+    pub const fn open_args(self, open_args: bool) -> ModuleSpec {
+        ModuleSpec { open_args, ..self }
+    }
+
     /// Sets its own extra check (`#[module(check_args = FN)]`).
     pub const fn check_args(self, check: CheckFn) -> ModuleSpec {
         ModuleSpec {

@@ -24,9 +24,11 @@
 //! `StatArgs::parse(&Args)`, which reads every field with Ansible's coercions (booleans in any
 //! spelling, integers given as text, a string as a one-item list), applies the documented
 //! default, checks `choices` again (a templated value could not be checked when the playbook was
-//! loaded) and refuses an argument that has no field. The words inside `#[arg(...)]` are the
-//! [`ArgSpec`](super::ArgSpec) builder methods (`required`, `kind`, `aliases`, `default`,
-//! `choices`), so a default is written once and both documented and applied.
+//! loaded) and refuses an argument that has no field (unless the module takes any name,
+//! `open_args`, as `set_fact` does: then the module reads the others itself). The words inside
+//! `#[arg(...)]` are the [`ArgSpec`](super::ArgSpec) builder methods (`required`, `kind`,
+//! `aliases`, `default`, `choices`), so a default is written once and both documented and
+//! applied.
 //!
 //! Fields should be private to the module's file: then the compiler's dead-code lint (an error
 //! under `clippy -D warnings`) proves that every documented argument is read by the module. The
@@ -264,7 +266,11 @@ macro_rules! module_args {
             pub fn parse(
                 args: &$crate::modules::runtime::Args,
             ) -> Result<Self, $crate::modules::runtime::ModuleError> {
-                $crate::modules::typed::refuse_unknown($mname, args, Self::ARGS)?;
+                if !Self::SPEC.open_args {
+                    $crate::modules::typed::refuse_unknown($mname, args, Self::ARGS)?;
+                }
+                // A module without arguments (`meta`, `service_facts`) reads none.
+                #[allow(unused_mut, unused_variables)]
                 let mut specs = Self::ARGS.iter();
                 Ok($name {
                     $(

@@ -1230,11 +1230,25 @@ fn task_runtime_names(t: &Task, out: &mut BTreeSet<String>) {
     }));
     match t.action.module.as_str() {
         "set_fact" => {
-            for (k, _) in &t.action.args {
-                if k != "cacheable" {
-                    out.insert(k.clone());
-                }
+            let names: Vec<&String> = t
+                .action
+                .args
+                .iter()
+                .map(|(k, _)| k)
+                .filter(|k| *k != "cacheable")
+                .collect();
+            // `cacheable` ones are host facts too (`ansible_facts.NAME`).
+            if t.action
+                .arg("cacheable")
+                .is_some_and(|n| crate::modules::spec::ansible_bool(n) != Some(false))
+            {
+                let facts: Vec<String> = names
+                    .iter()
+                    .map(|k| k.strip_prefix("ansible_").unwrap_or(k).to_string())
+                    .collect();
+                crate::modules::bridge::note_facts(&facts);
             }
+            out.extend(names.into_iter().cloned());
         }
         "include_vars" => {
             if let Some(Included::Vars { names, .. }) = &t.included {

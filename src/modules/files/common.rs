@@ -334,7 +334,7 @@ pub fn validate_arg(args: &Args) -> Result<Option<String>, ModuleError> {
     validate_text(args.str_arg("validate"))
 }
 
-/// Checks a `validate` command (typed arguments): Ansible requires `%s`.
+/// A `validate` command as given: it must name the temporary file with `%s`.
 pub fn validate_text(validate: Option<String>) -> Result<Option<String>, ModuleError> {
     match validate {
         None => Ok(None),

@@ -23,13 +23,15 @@ use serde_json::Value;
 use super::common::{
     AttrFix, DIFF_MAX, WantAttrs, WriteSpec, attr, basename, diff_text, failed, join, mode_text,
     run_batch, shown_content, stat_content_of, stat_of, take, temp_next_to, validate_and_move,
-    validate_arg, write_file,
+    validate_text, write_file,
 };
+use crate::diag::Diagnostic;
 use crate::modules::runtime::{
-    Ahead, Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Ahead, Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
     need_local_src,
 };
 use crate::modules::source::{self, Content};
+use crate::modules::spec::ArgsRef;
 use crate::transport::AnyTransport;
 use crate::transport::cmd::{self, Cmd, PathKind, PathState, stat_cmd, stat_content_cmd};
 
@@ -38,6 +40,134 @@ pub struct Copy;
 
 /// The `template` module: `copy` of `ctx.render(text of src)`.
 pub struct Template;
+
+crate::module_args! {
+    /// Copies a file from the controller (`src`, looked up in the role's `files/`) or literal
+    /// `content` to `dest` on the host, then sets mode and ownership. A symlink at `dest` is
+    /// replaced, never written through.
+    #[module(
+        name = "copy",
+        backup = "`dest` (and, for a directory source, every path it names below `dest`) is copied before it changes; rollback puts the old content, mode and owner back, or removes what the step created.",
+        returns = &[("dest", "the destination path"), ("checksum", "SHA-1 of the file"), ("size", "its size"), ("mode", "its mode"), ("owner", "its owner"), ("group", "its group")],
+        examples = "- copy:\n    src: app.conf\n    dest: /etc/app/app.conf\n    mode: \"0640\"\n    owner: root\n    group: app",
+        check_args = src_xor_content
+    )]
+    pub struct CopyArgs {
+        /// Local file to copy (or a path on the host with `remote_src`).
+        #[arg(kind = Path)]
+        src: Option<String>,
+        /// Literal content to write instead of `src`.
+        content: Value,
+        /// Destination path on the host.
+        #[arg(required, kind = Path)]
+        dest: String,
+        /// Permissions of the file (`0644`, `u=rw,g=r`, `preserve`).
+        mode: Value,
+        /// Owner of the file.
+        owner: Option<String>,
+        /// Group of the file.
+        group: Option<String>,
+        /// Replace `dest` when its content differs; with `no`, only create it.
+        #[arg(default = "yes")]
+        force: bool,
+        /// Command run on the new file before it is moved in; `%s` is the temp file.
+        validate: Option<String>,
+        /// Keep a timestamped copy of the original file on the host.
+        #[arg(default = "no")]
+        backup: bool,
+        /// `src` is a path on the host rather than the controller.
+        #[arg(default = "no")]
+        remote_src: bool,
+    }
+}
+
+crate::module_args! {
+    /// Renders a Jinja template from the controller (role `templates/` first) with the host's
+    /// variables and writes it to `dest`, then sets mode and ownership. A symlink at `dest` is
+    /// replaced, never written through.
+    #[module(
+        name = "template",
+        backup = "`dest` is copied (content, mode, owner) before it is replaced; rollback puts the old file back, or removes it if the step created it.",
+        returns = &[("dest", "the destination path"), ("checksum", "SHA-1 of the rendered file"), ("size", "its size"), ("mode", "its mode")],
+        examples = "- template:\n    src: nginx.conf.j2\n    dest: /etc/nginx/nginx.conf\n    validate: nginx -t -c %s\n  notify: reload nginx"
+    )]
+    pub struct TemplateArgs {
+        /// The template file on the controller.
+        #[arg(required, kind = Path)]
+        src: String,
+        /// Destination path on the host.
+        #[arg(required, kind = Path)]
+        dest: String,
+        /// Permissions of the file.
+        mode: Value,
+        /// Owner of the file.
+        owner: Option<String>,
+        /// Group of the file.
+        group: Option<String>,
+        /// Replace `dest` when its content differs; with `no`, only create it.
+        #[arg(default = "yes")]
+        force: bool,
+        /// Command run on the new file before it is moved in; `%s` is the temp file.
+        validate: Option<String>,
+        /// Keep a timestamped copy of the original file on the host.
+        #[arg(default = "no")]
+        backup: bool,
+    }
+}
+
+/// `copy` needs exactly one of `src` and `content` (checked when the playbook is loaded).
+fn src_xor_content(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    match (a.has("src"), a.has("content")) {
+        (false, false) => vec![Diagnostic::at(
+            a.module_loc,
+            "module 'copy' needs 'src' or 'content'",
+        )],
+        (true, true) => vec![Diagnostic::at(
+            a.module_loc,
+            "arguments 'src' and 'content' of module 'copy' are mutually exclusive",
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// Where and how the content is put, the same for `copy` and `template`.
+struct Put {
+    dest: String,
+    force: bool,
+    want: WantAttrs,
+    validate: Option<String>,
+    backup: bool,
+}
+
+impl Put {
+    fn of_copy(a: &CopyArgs) -> Result<Put, ModuleError> {
+        Ok(Put {
+            dest: a.dest.clone(),
+            force: a.force,
+            want: want_attrs(&a.mode, &a.owner, &a.group),
+            validate: validate_text(a.validate.clone())?,
+            backup: a.backup,
+        })
+    }
+
+    fn of_template(a: &TemplateArgs) -> Result<Put, ModuleError> {
+        Ok(Put {
+            dest: a.dest.clone(),
+            force: a.force,
+            want: want_attrs(&a.mode, &a.owner, &a.group),
+            validate: validate_text(a.validate.clone())?,
+            backup: a.backup,
+        })
+    }
+}
+
+fn want_attrs(mode: &Value, owner: &Option<String>, group: &Option<String>) -> WantAttrs {
+    WantAttrs {
+        mode: (!mode.is_null()).then(|| mode.clone()),
+        owner: owner.clone(),
+        group: group.clone(),
+    }
+}
 
 /// Where the content comes from.
 enum Source {
@@ -87,10 +217,14 @@ impl Module for Copy {
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
         Box::pin(async move {
-            let (source, src_name, vaulted) = copy_source(args, ctx).await?;
+            let a = CopyArgs::parse(args)?;
+            let put = Put::of_copy(&a)?;
+            let (source, src_name, vaulted) = copy_source(&a, ctx).await?;
             match source {
-                Source::LocalDir(dir, root) => check_tree(tr, args, ctx, &dir, &root).await,
-                other => check_file(tr, args, ctx, other, src_name.as_deref(), vaulted).await,
+                Source::LocalDir(dir, root) => {
+                    check_tree(tr, &put, a.src.as_deref(), ctx, &dir, &root).await
+                }
+                other => check_file(tr, &put, ctx, other, src_name.as_deref(), vaulted).await,
             }
         })
     }
@@ -106,11 +240,15 @@ impl Module for Copy {
     }
 
     fn resources(&self, args: &Args) -> Vec<Resource> {
-        let Some(dest) = args.str_arg("dest") else {
+        let Ok(CopyArgs {
+            dest,
+            src,
+            remote_src: remote,
+            ..
+        }) = CopyArgs::parse(args)
+        else {
             return Vec::new();
         };
-        let src = args.str_arg("src");
-        let remote = args.bool_arg("remote_src", false).unwrap_or(false);
         let mut out = vec![Resource::Path(dest.clone())];
         let Some(src) = src else {
             return out;
@@ -151,6 +289,8 @@ impl Module for Template {
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
         Box::pin(async move {
+            let a = TemplateArgs::parse(args)?;
+            let put = Put::of_template(&a)?;
             let local = need_local_src(ctx)?;
             let (raw, vaulted) = source::read(local)?;
             let text = std::str::from_utf8(&raw).map_err(|_| {
@@ -158,15 +298,12 @@ impl Module for Template {
             })?;
             let rendered = (ctx.render)(text)
                 .map_err(|e| ModuleError::Args(format!("{}: {e}", local.display())))?;
-            let name = args
-                .str_arg("src")
-                .map(|s| basename(&s).to_string())
-                .unwrap_or_else(|| basename(&local.to_string_lossy()).to_string());
+            let name = basename(&a.src).to_string();
             let source = Source::Bytes(
                 Content::Mem(Arc::from(rendered.into_bytes())),
                 local_mode(local),
             );
-            check_file(tr, args, ctx, source, Some(&name), vaulted).await
+            check_file(tr, &put, ctx, source, Some(&name), vaulted).await
         })
     }
 
@@ -181,14 +318,11 @@ impl Module for Template {
     }
 
     fn resources(&self, args: &Args) -> Vec<Resource> {
-        let Some(dest) = args.str_arg("dest") else {
+        let Ok(TemplateArgs { dest, src, .. }) = TemplateArgs::parse(args) else {
             return Vec::new();
         };
-        let mut out = vec![Resource::Path(dest.clone())];
-        if let Some(src) = args.str_arg("src") {
-            out.push(Resource::Path(join(&dest, basename(&src))));
-        }
-        out
+        let inner = join(&dest, basename(&src));
+        vec![Resource::Path(dest), Resource::Path(inner)]
     }
 }
 
@@ -202,10 +336,10 @@ fn local_mode(p: &Path) -> Option<u32> {
 /// The source of a `copy` task, the name a directory `dest` receives, and whether the source
 /// was decrypted from Ansible Vault.
 async fn copy_source(
-    args: &Args,
+    args: &CopyArgs,
     ctx: &ModuleCtx<'_>,
 ) -> Result<(Source, Option<String>, bool), ModuleError> {
-    if let Some(content) = args.get("content").filter(|v| !v.is_null()) {
+    if let Some(content) = Some(&args.content).filter(|v| !v.is_null()) {
         let text = match content {
             Value::String(s) => s.clone(),
             other => serde_json::to_string(other).unwrap_or_default(),
@@ -216,14 +350,17 @@ async fn copy_source(
             false,
         ));
     }
-    let src = args.req_str("src")?;
+    let src = args
+        .src
+        .clone()
+        .ok_or_else(|| ModuleError::Args("missing required argument 'src'".into()))?;
     let name = basename(&src).to_string();
-    if args.bool_arg("remote_src", false)? {
+    if args.remote_src {
         return Ok((Source::Remote(src), Some(name), false));
     }
     let local = need_local_src(ctx)?;
     if local.is_dir() {
-        let root = tree_root(&src, &args.req_str("dest")?);
+        let root = tree_root(&src, &args.dest);
         return Ok((Source::LocalDir(local.to_path_buf(), root), None, false));
     }
     let (data, vaulted) = source::open(local).await?;
@@ -245,15 +382,15 @@ fn tree_root(src: &str, dest: &str) -> String {
 /// follow a symlink to a directory like Ansible does.
 async fn check_file(
     tr: &mut AnyTransport,
-    args: &Args,
+    put: &Put,
     ctx: &ModuleCtx<'_>,
     source: Source,
     src_name: Option<&str>,
     vaulted: bool,
 ) -> Result<Verdict, ModuleError> {
-    let dest = args.req_str("dest")?;
-    let force = args.bool_arg("force", true)?;
-    let want = WantAttrs::from_args(args);
+    let dest = put.dest.clone();
+    let force = put.force;
+    let want = put.want.clone();
     let inner = src_name.map(|n| join(&dest, n));
     // The destination's current text (for the diff) comes back only when it differs.
     let bytes_sha = match &source {
@@ -411,8 +548,8 @@ async fn check_file(
         write: WriteSpec {
             dest: target.clone(),
             attrs,
-            validate: validate_arg(args)?,
-            backup: args.bool_arg("backup", false)? && cur.kind == PathKind::File && !same,
+            validate: put.validate.clone(),
+            backup: put.backup && cur.kind == PathKind::File && !same,
         },
         dest: target,
         data: if same { None } else { data },
@@ -656,14 +793,15 @@ fn parse_tree(out: &crate::transport::Output) -> Result<HashMap<String, PathStat
 /// state of each under the destination root.
 async fn check_tree(
     tr: &mut AnyTransport,
-    args: &Args,
+    put: &Put,
+    src_arg: Option<&str>,
     ctx: &ModuleCtx<'_>,
     src: &Path,
     root: &str,
 ) -> Result<Verdict, ModuleError> {
-    let force = args.bool_arg("force", true)?;
-    let want = WantAttrs::from_args(args);
-    if validate_arg(args)?.is_some() || args.bool_arg("backup", false)? {
+    let force = put.force;
+    let want = put.want.clone();
+    if put.validate.is_some() || put.backup {
         return Err(ModuleError::Args(
             "validate and backup are not supported when copying a directory".into(),
         ));
@@ -765,7 +903,7 @@ async fn check_tree(
     }
     plan.result
         .insert("dest".into(), Value::from(root.to_string()));
-    if let Some(src) = args.str_arg("src") {
+    if let Some(src) = src_arg {
         plan.result.insert("src".into(), Value::from(src));
     }
     plan.result.insert("state".into(), Value::from("directory"));
@@ -799,4 +937,50 @@ async fn apply_tree(
         fix.apply(tr, ctx, path).await?;
     }
     Ok(plan.result.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn args(v: Value) -> Args {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn copy_and_template_args_apply_ansible_defaults() {
+        let a = CopyArgs::parse(&args(json!({"content": "x", "dest": "/d"}))).unwrap();
+        let put = Put::of_copy(&a).unwrap();
+        assert!(put.force && !put.backup && !a.remote_src);
+        assert_eq!(put.want.mode, None);
+        let a = CopyArgs::parse(&args(
+            json!({"src": "f", "dest": "/d", "mode": "0640", "force": "no"}),
+        ))
+        .unwrap();
+        let put = Put::of_copy(&a).unwrap();
+        assert!(!put.force);
+        assert_eq!(put.want.mode, Some(json!("0640")));
+        let bad =
+            CopyArgs::parse(&args(json!({"src": "f", "dest": "/d", "validate": "true"}))).unwrap();
+        assert!(Put::of_copy(&bad).is_err());
+        let t = TemplateArgs::parse(&args(json!({"src": "a.j2", "dest": "/d/"}))).unwrap();
+        assert_eq!(
+            Template.resources(&args(json!({"src": "a.j2", "dest": "/d/"}))),
+            vec![
+                Resource::Path("/d/".into()),
+                Resource::Path("/d/a.j2".into())
+            ]
+        );
+        assert!(Put::of_template(&t).unwrap().force);
+        let e = TemplateArgs::parse(&args(
+            json!({"src": "a", "dest": "/d", "trim_blocks": false}),
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "argument 'trim_blocks' of module 'template' is not supported by rdeploy"
+        );
+    }
 }

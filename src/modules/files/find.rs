@@ -19,11 +19,68 @@ use super::pyre::compile;
 use crate::modules::runtime::{
     Ahead, Args, ArgsExt, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
+use crate::modules::spec::{ArgKind, ArgSpec};
+use crate::modules::typed::ArgValue;
 use crate::transport::AnyTransport;
 use crate::transport::cmd::Cmd;
 
 /// The `find` module.
 pub struct Find;
+
+/// A list argument where one string is split on commas, as Ansible's `type='list'` does
+/// (`paths: /a,/b`).
+#[derive(Debug, Clone, Default)]
+struct CommaList(Vec<String>);
+
+impl ArgValue for CommaList {
+    const KIND: ArgKind = ArgKind::List;
+    fn read(args: &Args, spec: &ArgSpec) -> Result<Self, ModuleError> {
+        let items = args.list_arg(spec.name, true);
+        if items.is_empty() && spec.required {
+            return Err(ModuleError::Args(format!("{} is required", spec.name)));
+        }
+        Ok(CommaList(items))
+    }
+}
+
+crate::module_args! {
+    /// Lists files on the host matching patterns, age, size and type; register the result.
+    #[module(
+        name = "find",
+        backup = "Changes nothing on the host: nothing to back up.",
+        returns = &[("files", "each match's stat"), ("matched", "how many matched"), ("examined", "how many were looked at"), ("skipped_paths", "paths that could not be searched, with why"), ("msg", "whether all paths were examined")],
+        examples = "- find:\n    paths: /srv/app/releases\n    file_type: directory\n    age: 30d\n  register: old"
+    )]
+    pub struct FindArgs {
+        /// Directories to search.
+        #[arg(required, aliases = &["name", "path"])]
+        paths: CommaList,
+        /// Shell globs (or regexes with `use_regex`) the basename must match.
+        #[arg(aliases = &["pattern"])]
+        patterns: CommaList,
+        /// Patterns to leave out.
+        #[arg(aliases = &["exclude"])]
+        excludes: CommaList,
+        /// A regex the file content must match.
+        contains: Option<String>,
+        /// Treat patterns as Python-style regexes.
+        #[arg(default = "no")]
+        use_regex: bool,
+        /// Type of entries to return.
+        #[arg(default = "file", choices = &["file", "directory", "link", "any"])]
+        file_type: String,
+        /// Descend into subdirectories.
+        #[arg(default = "no")]
+        recurse: bool,
+        /// Select by age: `2d`, `-1h` (younger than).
+        age: Option<String>,
+        /// Select by size: `10m`, `-1k` (smaller than).
+        size: Option<String>,
+        /// Include hidden files.
+        #[arg(default = "no")]
+        hidden: bool,
+    }
+}
 
 /// One `find` over `path` printing `type mode uid gid owner group size mtime atime ctime inode
 /// dev nlink path` tab-separated, NUL-terminated (GNU find).
@@ -145,19 +202,22 @@ async fn check(
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
-    let paths = args.list_arg("paths", true);
-    if paths.is_empty() {
-        return Err(ModuleError::Args("paths is required".into()));
-    }
-    let use_regex = args.bool_arg("use_regex", false)?;
-    let patterns = matchers(&args.list_arg("patterns", true), use_regex, "patterns")?;
-    let excludes = matchers(&args.list_arg("excludes", true), use_regex, "excludes")?;
-    let recurse = args.bool_arg("recurse", false)?;
-    let hidden = args.bool_arg("hidden", false)?;
-    let file_type = args.str_arg("file_type").unwrap_or_else(|| "file".into());
-    let age = args.str_arg("age").map(|a| parse_age(&a)).transpose()?;
-    let size = args.str_arg("size").map(|s| parse_size(&s)).transpose()?;
-    let contains = args.str_arg("contains");
+    let FindArgs {
+        paths: CommaList(paths),
+        patterns,
+        excludes,
+        contains,
+        use_regex,
+        file_type,
+        recurse,
+        age,
+        size,
+        hidden,
+    } = FindArgs::parse(args)?;
+    let patterns = matchers(&patterns.0, use_regex, "patterns")?;
+    let excludes = matchers(&excludes.0, use_regex, "excludes")?;
+    let age = age.map(|a| parse_age(&a)).transpose()?;
+    let size = size.map(|s| parse_size(&s)).transpose()?;
 
     let mut cmds = vec![Cmd::raw("date +%s")];
     cmds.extend(paths.iter().map(|p| find_cmd(p, recurse)));
@@ -356,4 +416,34 @@ async fn grep_files(
         .filter(|r| !r.is_empty())
         .map(|r| String::from_utf8_lossy(r).into_owned())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn args(v: Value) -> Args {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn find_args_split_comma_lists_as_ansible() {
+        let a =
+            FindArgs::parse(&args(json!({"paths": "/a, /b", "patterns": "*.log,*.gz"}))).unwrap();
+        assert_eq!(a.paths.0, ["/a", "/b"]);
+        assert_eq!(a.patterns.0, ["*.log", "*.gz"]);
+        assert!(a.excludes.0.is_empty());
+        assert_eq!(a.file_type, "file");
+        assert!(!a.recurse && !a.hidden && !a.use_regex);
+        assert_eq!(a.contains.or(a.age).or(a.size), None);
+        let e = FindArgs::parse(&args(json!({"patterns": "*"}))).unwrap_err();
+        assert_eq!(e.to_string(), "paths is required");
+        let e = FindArgs::parse(&args(json!({"paths": "/a", "depth": 2}))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "argument 'depth' of module 'find' is not supported by rdeploy"
+        );
+    }
 }
