@@ -45,6 +45,8 @@ want bsdutils script
 # the apt tests build a .deb with dpkg-deb.
 want gpg gpg
 want dpkg dpkg-deb
+# tests/sysconf.rs drives ufw in the fleet's own network namespace (never the machine's).
+want ufw /usr/sbin/ufw
 # useradd (passwd) and kill (procps/util-linux) are part of every Debian base system.
 
 if [ ${#need[@]} -gt 0 ]; then

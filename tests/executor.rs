@@ -2167,3 +2167,125 @@ fn a_play_environment_that_uses_facts_does_not_stop_gathering() {
     let (code, out, err) = run(dir.path(), pb, &[]);
     assert_eq!(code, 0, "{out}\n{err}");
 }
+
+/// A `systemctl` keeping unit state in `$FAKE/<unit>.{active,enabled}` and logging each call
+/// (`FAKE` defaults to `{units}`: rollback passes on the task's `PATH`, not its other variables).
+const FAKE_SYSTEMCTL: &str = r#"#!/bin/sh
+FAKE=${FAKE:-{units}}
+echo "systemctl $*" >> "$FAKE/log"
+while :; do case $1 in --system|--no-block|--force) shift ;; *) break ;; esac; done
+verb=$1; shift; [ "$1" = -- ] && shift
+case $verb in
+  show) eval u=\${$#}; if [ -e "$FAKE/$u.active" ]; then echo loaded; else echo not-found; fi ;;
+  is-active) s=$(cat "$FAKE/$1.active" 2>/dev/null || echo inactive); echo "$s"; [ "$s" = active ] ;;
+  is-enabled) s=$(cat "$FAKE/$1.enabled" 2>/dev/null || echo disabled); echo "$s"; [ "$s" = enabled ] ;;
+  start|restart) echo active > "$FAKE/$1.active" ;;
+  stop) echo inactive > "$FAKE/$1.active" ;;
+  enable) echo enabled > "$FAKE/$1.enabled" ;;
+  disable) echo disabled > "$FAKE/$1.enabled" ;;
+  daemon-reload|daemon-reexec) ;;
+  *) exit 9 ;;
+esac
+"#;
+
+/// `systemd: state: restarted` (and `daemon_reload: true`) failed every real run with "did not
+/// converge": after the restart, `check` still finds a restart to do, as it must. They act on
+/// every run and are `changed` each time (a `daemon-reload` too, as the README's "differs on
+/// purpose" table says); `force`, `no_block` and `daemon_reexec` reach `systemctl`; rollback
+/// disables what the run enabled; `--check` predicts the restart without running it.
+#[test]
+fn systemd_restarted_and_daemon_reload_act_every_run_and_converge() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let units = d.join("units");
+    std::fs::create_dir_all(d.join("bin")).unwrap();
+    std::fs::create_dir_all(&units).unwrap();
+    let tool = d.join("bin/systemctl");
+    let script = FAKE_SYSTEMCTL.replace("{units}", &units.display().to_string());
+    std::fs::write(&tool, script).unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(units.join("web.active"), "active\n").unwrap();
+    let pb = format!(
+        r#"
+- hosts: localhost
+  gather_facts: no
+  environment:
+    PATH: "{bin}:{{{{ lookup('env', 'PATH') }}}}"
+  tasks:
+    - systemd: {{ name: web, state: restarted }}
+    - systemd: {{ name: web, state: started, daemon_reload: true }}
+    - systemd_service: {{ daemon_reexec: true, no_block: true }}
+    - systemd: {{ name: web, enabled: true, force: true }}
+"#,
+        bin = d.join("bin").display(),
+    );
+    let host_state = format!("rdeploy_state_dir={}/hoststate", d.display());
+    let log = || std::fs::read_to_string(units.join("log")).unwrap_or_default();
+    let enabled = || std::fs::read_to_string(units.join("web.enabled")).unwrap_or_default();
+    let recap = |changed: u32| {
+        format!(
+            "localhost : ok=4 changed={changed} unreachable=0 failed=0 skipped=0 rescued=0 ignored=0"
+        )
+    };
+    let (code, out, err) = run(d, &pb, &["-e", &host_state]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(recap_line(&out), recap(4), "{out}");
+    assert_eq!(enabled(), "enabled\n");
+    let back = Command::cargo_bin("rdeploy")
+        .unwrap()
+        .current_dir(d)
+        .env("RDEPLOY_STATE_DIR", d.join("state"))
+        .args(["rollback", &run_id_of(&out), "-i", "inv.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        back.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&back.stdout),
+        String::from_utf8_lossy(&back.stderr)
+    );
+    assert_eq!(enabled(), "disabled\n", "{}", log());
+    for changed in [4, 3] {
+        let (code, out, err) = run(d, &pb, &["-e", &host_state]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        assert_eq!(recap_line(&out), recap(changed), "{out}");
+    }
+    let ran = log();
+    assert_eq!(
+        ran.matches("systemctl --system restart -- web").count(),
+        3,
+        "{ran}"
+    );
+    assert_eq!(
+        ran.matches("systemctl --system daemon-reload").count(),
+        3,
+        "{ran}"
+    );
+    assert_eq!(
+        ran.matches("systemctl --system --no-block daemon-reexec")
+            .count(),
+        3,
+        "{ran}"
+    );
+    assert_eq!(
+        ran.matches("systemctl --system --force enable -- web")
+            .count(),
+        2,
+        "{ran}"
+    );
+    let (code, out, err) = run(d, &pb, &["--check", "-e", &host_state]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.split("TASK [systemd]")
+            .nth(1)
+            .is_some_and(|t| t.lines().nth(1) == Some("changed: [localhost]")),
+        "{out}"
+    );
+    assert_eq!(
+        log().matches("restart").count(),
+        3,
+        "--check restarted: {}",
+        log()
+    );
+}

@@ -371,7 +371,7 @@ fn real_ansible_modules_and_arguments_are_not_supported_not_unknown() {
 - hosts: localhost
   gather_facts: no
   tasks:
-    - seboolean: { name: httpd_can_network_connect, state: yes }
+    - sefcontext: { target: '/srv(/.*)?', setype: httpd_sys_content_t }
     - yumm: { name: nginx }
     - lineinfle: { path: /tmp/x, line: y }
     - snap:
@@ -387,7 +387,7 @@ fn real_ansible_modules_and_arguments_are_not_supported_not_unknown() {
     );
     assert_eq!(code, 4, "{out}\n{err}");
     for want in [
-        "pb.yaml:5:7: error: module 'seboolean' is not supported by rdeploy",
+        "pb.yaml:5:7: error: module 'sefcontext' is not supported by rdeploy",
         "pb.yaml:6:7: error: unknown module 'yumm'",
         "pb.yaml:7:7: error: unknown module 'lineinfle', did you mean 'lineinfile'?",
         "pb.yaml:8:7: error: module 'snap' is not supported by rdeploy",
@@ -1100,4 +1100,64 @@ fn ansible_version_says_the_ansible_language_level_rdeploy_follows() {
     );
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains(r#"{"msg":"2.19.0 2 False"}"#), "{out}");
+}
+
+/// Issue 14: `command`, `shell`, `raw`, `service`, `systemd` and `wait_for` are typed modules.
+/// What they implement loads (`force`, `no_block`, `daemon_reexec` and `use: sysvinit` were
+/// refused before; `shell` reads `stdin_add_newline`), and what they do not is refused before
+/// the run, by name.
+#[test]
+fn command_and_service_arguments_load_or_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - systemd_service: { name: app, state: started, force: true, no_block: yes, daemon-reexec: true }
+    - service: { name: app, state: restarted, sleep: 1, use: sysvinit }
+    - shell: cat
+      args: { stdin: x, stdin_add_newline: false, strip_empty_ends: no }
+    - command: echo hi chdir=/tmp
+    - raw: echo hi
+    - wait_for: { path: /tmp, state: present, timeout: 1 }
+"#,
+        )],
+        &["--syntax-check"],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - service: { name: app, state: started, use: openrc }
+    - service: { name: app, state: started, pattern: app }
+    - wait_for: { port: 80, state: drained }
+    - wait_for: { port: 80, path: /x }
+    - command: { cmd: ls, expand_argument_vars: false }
+    - raw: { executable: /bin/sh }
+    - systemd: { enabled: true }
+"#,
+        )],
+        &["--syntax-check"],
+    );
+    assert_eq!(code, 4, "{out}\n{err}");
+    for want in [
+        "pb.yaml:5:50: error: service: use: openrc is not supported by rdeploy (auto, service, systemd or sysvinit)",
+        "pb.yaml:6:45: error: argument 'pattern' of module 'service' is not supported by rdeploy",
+        "pb.yaml:7:36: error: state 'drained' of module 'wait_for' is not supported by rdeploy",
+        "pb.yaml:8:7: error: arguments 'port' and 'path' of module 'wait_for' are mutually exclusive",
+        "pb.yaml:9:27: error: argument 'expand_argument_vars' of module 'command' is not supported by rdeploy",
+        "pb.yaml:10:7: error: module 'raw' needs free-form text",
+        "pb.yaml:11:7: error: module 'systemd' needs 'name' with 'state', 'enabled', 'masked'",
+    ] {
+        assert!(err.contains(want), "{want}\n{err}");
+    }
 }

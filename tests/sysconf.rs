@@ -1,5 +1,5 @@
-//! End to end on the SSH fleet: the system-configuration modules `ini_file`, `cron`, `sysctl`
-//! and `mount` change a host for real (its own `/etc` with `own_etc`, its own network namespace
+//! End to end on the SSH fleet: the system-configuration modules `ini_file`, `cron`, `sysctl`,
+//! `mount` and `ufw` change a host for real (its own `/etc` with `own_etc`, its own network namespace
 //! behind a bastion), report `ok` on a second run, change nothing under `--check`, and
 //! `rdeploy rollback RUN` puts the file and the live state back.
 
@@ -319,4 +319,67 @@ fn mount_mounts_a_tmpfs_on_the_host_and_rollback_unmounts_it() {
         std::fs::read_to_string("/etc/fstab").unwrap_or_default(),
         machine_fstab
     );
+}
+
+/// `ufw` in the hosts' own network namespace (behind the bastion) with the host's own /etc:
+/// `--check` changes nothing, the first run enables the firewall and adds the rule (ufw's
+/// files and the live status say so), the second run is ok, and rollback puts ufw's files
+/// back (rule gone, `ENABLED=no`); the live firewall keeps the run's rules until ufw reloads,
+/// as `rdeploy plan` says. The machine's own firewall is never touched.
+#[test]
+fn ufw_enables_the_firewall_and_adds_a_rule_and_rollback_restores_its_files() {
+    assert!(
+        enable_sudo(),
+        "sudo is missing: scripts/test.sh installs it"
+    );
+    assert!(
+        std::path::Path::new("/usr/sbin/ufw").exists(),
+        "ufw is missing: scripts/test.sh installs it"
+    );
+    let fleet = Fleet::builder().bastion().own_etc().start();
+    let h = fleet.host(0);
+    root_state_dir(h);
+    let pb = "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - community.general.ufw:\n        state: enabled\n    - ufw:\n        rule: allow\n        port: '2222'\n        proto: tcp\n        comment: e2e\n";
+    let sb = sandbox(&fleet, pb);
+    let rules = h.path("/etc/ufw/user.rules");
+    let conf = h.path("/etc/ufw/ufw.conf");
+    let (rules_before, conf_before) = (read(rules.clone()), read(conf.clone()));
+    assert!(
+        conf_before
+            .as_deref()
+            .is_some_and(|c| c.contains("ENABLED=no")),
+        "ufw starts disabled: {conf_before:?}"
+    );
+    let status = || on_host(&fleet, h, "sudo -n /usr/sbin/ufw status");
+    let plan = rdeploy(&sb, &["plan", "pb.yaml"]);
+    assert!(plan.text.contains("ufw reload"), "{}", plan.text);
+    let check = play(&sb, &["--check"]);
+    assert_eq!(changed(&check, h.name()), 2, "{}", check.text);
+    assert_eq!(read(rules.clone()), rules_before, "--check writes no rule");
+    assert!(
+        status().contains("Status: inactive"),
+        "--check enables nothing"
+    );
+    let first = play(&sb, &[]);
+    assert_eq!(changed(&first, h.name()), 2, "{}", first.text);
+    let added = read(rules.clone()).unwrap_or_default();
+    assert!(
+        added.contains("### tuple ### allow tcp 2222 0.0.0.0/0 any 0.0.0.0/0 in comment="),
+        "{added}"
+    );
+    assert!(
+        read(conf.clone())
+            .unwrap_or_default()
+            .contains("ENABLED=yes")
+    );
+    let live = status();
+    assert!(
+        live.contains("Status: active") && live.contains("2222/tcp"),
+        "{live}"
+    );
+    let second = play(&sb, &[]);
+    assert_eq!(changed(&second, h.name()), 0, "{}", second.text);
+    rollback(&sb, &first);
+    assert_eq!(read(rules), rules_before, "the rules file is put back");
+    assert_eq!(read(conf), conf_before, "ufw.conf is put back");
 }

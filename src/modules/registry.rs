@@ -63,11 +63,15 @@ pub static MODULE_ALIASES: &[(&str, &str)] = &[("systemd_service", "systemd"), (
 /// the collection's prefix is the native module (`community.general.npm` is `npm`).
 pub static COLLECTION_NATIVE: &[&str] = &[
     "ansible.posix.authorized_key",
+    "ansible.posix.firewalld",
+    "ansible.posix.seboolean",
+    "ansible.posix.selinux",
     "community.general.gem",
     "community.general.npm",
     "community.general.openbsd_pkg",
     "community.general.pacman",
     "community.general.pkgng",
+    "community.general.ufw",
     "community.general.zypper",
     "community.general.zypper_repository",
 ];
@@ -111,7 +115,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "command",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::command::CommandArgs::SPEC),
         runs: Runs::Host(&system::command::Command),
     },
     Entry {
@@ -158,6 +162,11 @@ pub static MODULES: &[Entry] = &[
         name: "find",
         spec: Spec::Typed(&files::find::FindArgs::SPEC),
         runs: Runs::Host(&files::find::Find),
+    },
+    Entry {
+        name: "firewalld",
+        spec: Spec::Typed(&system::firewalld::FirewalldArgs::SPEC),
+        runs: Runs::Host(&system::firewalld::Firewalld),
     },
     Entry {
         name: "gather_facts",
@@ -281,7 +290,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "ping",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::wait_for::PingArgs::SPEC),
         runs: Runs::Host(&system::wait_for::Ping),
     },
     Entry {
@@ -296,7 +305,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "raw",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::command::RawArgs::SPEC),
         runs: Runs::Host(&system::command::Raw),
     },
     Entry {
@@ -311,12 +320,22 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "script",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::command::ScriptArgs::SPEC),
         runs: Runs::Host(&system::command::Script),
     },
     Entry {
+        name: "seboolean",
+        spec: Spec::Typed(&system::seboolean::SeBooleanArgs::SPEC),
+        runs: Runs::Host(&system::seboolean::SeBoolean),
+    },
+    Entry {
+        name: "selinux",
+        spec: Spec::Typed(&system::selinux::SelinuxArgs::SPEC),
+        runs: Runs::Host(&system::selinux::Selinux),
+    },
+    Entry {
         name: "service",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::service::ServiceArgs::SPEC),
         runs: Runs::Host(&system::service::Service),
     },
     Entry {
@@ -336,7 +355,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "shell",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::command::ShellArgs::SPEC),
         runs: Runs::Host(&system::command::Shell),
     },
     Entry {
@@ -356,7 +375,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "systemd",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::service::SystemdArgs::SPEC),
         runs: Runs::Host(&system::service::Systemd),
     },
     Entry {
@@ -368,6 +387,11 @@ pub static MODULES: &[Entry] = &[
         name: "timezone",
         spec: Spec::Typed(&system::timezone::TimezoneArgs::SPEC),
         runs: Runs::Host(&system::timezone::Timezone),
+    },
+    Entry {
+        name: "ufw",
+        spec: Spec::Typed(&system::ufw::UfwArgs::SPEC),
+        runs: Runs::Host(&system::ufw::Ufw),
     },
     Entry {
         name: "unarchive",
@@ -391,7 +415,7 @@ pub static MODULES: &[Entry] = &[
     },
     Entry {
         name: "wait_for",
-        spec: Spec::Table,
+        spec: Spec::Typed(&system::wait_for::WaitForArgs::SPEC),
         runs: Runs::Host(&system::wait_for::WaitFor),
     },
     Entry {

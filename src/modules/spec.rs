@@ -107,6 +107,12 @@ impl ArgSpec {
         ArgSpec { choices, ..self }
     }
 
+    /// Names it `name` instead of its field's name, for an argument whose name is a Rust
+    /// keyword (`service`'s `use`: `#[arg(rename = "use")] use_: String`).
+    pub const fn rename(self, name: &'static str) -> ArgSpec {
+        ArgSpec { name, ..self }
+    }
+
     /// Sets its kind.
     pub const fn kind(self, kind: ArgKind) -> ArgSpec {
         ArgSpec { kind, ..self }

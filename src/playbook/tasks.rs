@@ -916,7 +916,7 @@ impl Loader<'_> {
         })))
     }
 
-    /// A real Ansible module rdeploy does not carry (`yum`, `community.general.ufw`), or a
+    /// A real Ansible module rdeploy does not carry (`yum`, `community.general.nmcli`), or a
     /// Python module from a `library/` folder: "not supported by rdeploy", never a typo.
     fn unsupported_module(
         &self,

@@ -76,9 +76,9 @@ fn cases() -> Vec<(
         ),
         (
             "unknown collection module",
-            t("    - community.general.ufw: {rule: allow}\n"),
+            t("    - community.general.nmcli: {conn_name: eth0}\n"),
             vec![],
-            "pb.yml:3:7: error: module 'community.general.ufw' is not supported by rdeploy",
+            "pb.yml:3:7: error: module 'community.general.nmcli' is not supported by rdeploy",
         ),
         (
             "two modules",

@@ -2,21 +2,26 @@
 //! shell script), `raw` (the text through `sh -c`, no guards) and `script` (a controller file
 //! pushed to a private temporary directory on the host, run, removed).
 //!
-//! Owns how each turns its arguments into one [`Cmd`], the `creates`/`removes` guards (checked
-//! in `check`, one round trip) and Ansible's result keys (`cmd`, `rc`, `stdout`, `stderr`,
-//! `*_lines`, `start`, `end`, `delta`; `msg` on failure). None of them converges: `check`
-//! without a guard returns drift without running anything. A non-zero exit is
+//! Owns their typed arguments and load-time checks (one command: free-form text, `cmd` or
+//! `argv`), how each turns its arguments into one [`Cmd`], the `creates`/`removes` guards
+//! (checked in `check`, one round trip) and Ansible's result keys (`cmd`, `rc`, `stdout`,
+//! `stderr`, `*_lines`, `start`, `end`, `delta`; `msg` on failure). None of them converges:
+//! `check` without a guard returns drift without running anything. A non-zero exit is
 //! [`ModuleError::Failed`] carrying the full result so the executor can apply `failed_when` /
 //! `ignore_errors`. Only `shell` and `raw` hand playbook text to a shell
 //! ([`Cmd::user_script`]); `command` and `script` arguments are always quoted words.
 
 use serde_json::Value;
 
-use super::common::{Clock, FREE_FORM, command_result, failed, free_text, guard, shlex_split};
-use crate::modules::runtime::{
-    Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Unpredicted,
-    Verdict, need_local_src,
+use super::common::{
+    Clock, FREE_FORM, Guards, command_result, failed, free_text, guard, shlex_split,
 };
+use crate::diag::Diagnostic;
+use crate::modules::runtime::{
+    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Unpredicted, Verdict,
+    need_local_src,
+};
+use crate::modules::spec::ArgsRef;
 use crate::transport::{AnyTransport, Cmd, FileAttrs, Transport};
 
 /// `command`: runs argv without a shell (`$HOME`, `*`, `|` stay literal).
@@ -28,40 +33,233 @@ pub struct Raw;
 /// `script`: pushes a controller script to the host and runs it with its arguments.
 pub struct Script;
 
+/// What rdeploy backs up for `command` and `shell` (their `backup` doc).
+const COMMAND_BACKUP: &str = "Nothing: a command's effect is unknown. With `creates:` the named path is backed up (rollback removes what the command created); with `removes:` that path is backed up. Otherwise not reversible: add a `rollback:` task.";
+
+/// The result keys of `command` and `shell`.
+const COMMAND_RETURNS: &[(&str, &str)] = &[
+    ("rc", "exit status"),
+    ("stdout", "output"),
+    ("stderr", "errors"),
+    ("stdout_lines", "output as lines"),
+    ("cmd", "the command run"),
+    ("start", "start time"),
+    ("end", "end time"),
+    ("delta", "run time"),
+];
+
+crate::module_args! {
+    /// Runs a command on the host without a shell: no pipes, redirects or variable expansion
+    /// (Ansible's `command` expands `$VAR` and `~` in the words by default; rdeploy never
+    /// does, use `shell` for that). Give it free-form (`command: ls -l`), as `cmd`, or as an
+    /// `argv` list. Not reversible unless the task has `creates`/`removes` or a `rollback:`.
+    #[module(
+        name = "command",
+        free_form = true,
+        check_args = one_command,
+        backup = COMMAND_BACKUP,
+        returns = COMMAND_RETURNS,
+        examples = "- command: /opt/app/bin/migrate --to latest\n  args:\n    creates: /opt/app/.migrated\n- command:\n    argv: [/usr/bin/env, printf, '%s\\n', 'a b']\n  register: out\n  changed_when: false"
+    )]
+    pub struct CommandArgs {
+        /// The command line, split like a shell would split it.
+        cmd: Option<String>,
+        /// The command as a list of arguments (no splitting).
+        argv: Vec<String>,
+        /// Skip the command if this path exists.
+        #[arg(kind = Path)]
+        creates: Option<String>,
+        /// Run the command only if this path exists.
+        #[arg(kind = Path)]
+        removes: Option<String>,
+        /// Change into this directory first.
+        #[arg(kind = Path)]
+        chdir: Option<String>,
+        /// Text written to the command's standard input.
+        stdin: Option<String>,
+        /// Append a newline to `stdin`.
+        #[arg(default = "yes")]
+        stdin_add_newline: bool,
+        /// Strip empty lines from the ends of stdout/stderr.
+        #[arg(default = "yes")]
+        strip_empty_ends: bool,
+    }
+}
+
+crate::module_args! {
+    /// Runs a command line through `/bin/sh` on the host (pipes, redirects, variables). Give it
+    /// free-form or as `cmd`. Not reversible unless the task has `creates`/`removes` or a
+    /// `rollback:`.
+    #[module(
+        name = "shell",
+        free_form = true,
+        check_args = free_form_or_cmd,
+        backup = COMMAND_BACKUP,
+        returns = COMMAND_RETURNS,
+        examples = "- shell: set -o pipefail && ls /srv/app/releases | sort -V | tail -n 1\n  args:\n    executable: /bin/bash\n  register: latest\n  changed_when: false"
+    )]
+    pub struct ShellArgs {
+        /// The command line.
+        cmd: Option<String>,
+        /// Skip the command if this path exists.
+        #[arg(kind = Path)]
+        creates: Option<String>,
+        /// Run the command only if this path exists.
+        #[arg(kind = Path)]
+        removes: Option<String>,
+        /// Change into this directory first.
+        #[arg(kind = Path)]
+        chdir: Option<String>,
+        /// Text written to the command's standard input.
+        stdin: Option<String>,
+        /// Append a newline to `stdin`.
+        #[arg(default = "yes")]
+        stdin_add_newline: bool,
+        /// Strip empty lines from the ends of stdout/stderr.
+        #[arg(default = "yes")]
+        strip_empty_ends: bool,
+        /// Shell to use instead of `/bin/sh`.
+        #[arg(kind = Path)]
+        executable: Option<String>,
+    }
+}
+
+crate::module_args! {
+    /// Sends a command line through the connection with no processing at all (free-form). Use
+    /// it only where `command`/`shell` cannot run.
+    #[module(
+        name = "raw",
+        free_form = true,
+        check_args = needs_free_form,
+        backup = "Nothing: not reversible. Add a `rollback:` task.",
+        returns = &[("rc", "exit status"), ("stdout", "output"), ("stderr", "errors")],
+        examples = "- raw: test -e /usr/bin/python3 || (apt-get update && apt-get install -y python3)"
+    )]
+    pub struct RawArgs {
+        /// Shell used to run the line.
+        #[arg(kind = Path)]
+        executable: Option<String>,
+    }
+}
+
+crate::module_args! {
+    /// Copies a script from the controller (role `files/` first) to the host and runs it;
+    /// free-form `path args` or `cmd`.
+    #[module(
+        name = "script",
+        free_form = true,
+        check_args = free_form_or_cmd,
+        backup = "Nothing: a script's effect is unknown. With `creates:`/`removes:` the named path is backed up; otherwise not reversible: add a `rollback:` task.",
+        returns = &[("rc", "exit status"), ("stdout", "output"), ("stderr", "errors")],
+        examples = "- script: scripts/prepare.sh --fast\n  args:\n    creates: /srv/app/.prepared"
+    )]
+    pub struct ScriptArgs {
+        /// The script path and its arguments.
+        cmd: Option<String>,
+        /// Skip the script if this path exists on the host.
+        #[arg(kind = Path)]
+        creates: Option<String>,
+        /// Run the script only if this path exists on the host.
+        #[arg(kind = Path)]
+        removes: Option<String>,
+        /// Change into this directory on the host first.
+        #[arg(kind = Path)]
+        chdir: Option<String>,
+        /// Interpreter to run the script with.
+        #[arg(kind = Path)]
+        executable: Option<String>,
+    }
+}
+
+fn err(a: &ArgsRef<'_>, msg: String) -> Vec<Diagnostic> {
+    vec![Diagnostic::at(a.module_loc, msg)]
+}
+
+/// `command`: exactly one of free-form text, `cmd` and `argv`.
+fn one_command(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    let n =
+        usize::from(a.free_form.is_some()) + usize::from(a.has("cmd")) + usize::from(a.has("argv"));
+    match n {
+        0 => err(
+            a,
+            "module 'command' needs a command: free-form text, 'cmd' or 'argv'".into(),
+        ),
+        1 => Vec::new(),
+        _ => err(
+            a,
+            "module 'command' takes only one of free-form text, 'cmd' and 'argv'".into(),
+        ),
+    }
+}
+
+/// `shell`, `script`: free-form text or `cmd`, one of them.
+fn free_form_or_cmd(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    match (a.free_form.is_some(), a.has("cmd")) {
+        (false, false) => err(
+            a,
+            format!(
+                "module '{}' needs a command: free-form text or 'cmd'",
+                a.module
+            ),
+        ),
+        (true, true) => err(
+            a,
+            format!(
+                "module '{}' takes free-form text or 'cmd', not both",
+                a.module
+            ),
+        ),
+        _ => Vec::new(),
+    }
+}
+
+/// `raw`: free-form text is its only way to say what to run.
+fn needs_free_form(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    if a.free_form.is_none() {
+        err(a, format!("module '{}' needs free-form text", a.module))
+    } else {
+        Vec::new()
+    }
+}
+
 /// What `check` decided to run, carried to `apply`.
 struct Planned {
     cmd: Cmd,
     /// The `cmd` key of the result (argv list for `command`, text for `shell`/`raw`).
     shown: Value,
     strip: bool,
+    /// `creates`/`removes` (none for `raw`).
+    guards: Guards,
 }
 
-fn stdin_of(args: &Args) -> Result<Option<Vec<u8>>, ModuleError> {
-    let Some(text) = args.str_arg("stdin") else {
-        return Ok(None);
-    };
-    let mut bytes = text.into_bytes();
-    if args.bool_arg("stdin_add_newline", true)? {
-        bytes.push(b'\n');
-    }
-    Ok(Some(bytes))
+/// `stdin`, with the newline Ansible adds unless `stdin_add_newline: no`.
+fn stdin_bytes(stdin: Option<String>, add_newline: bool) -> Option<Vec<u8>> {
+    stdin.map(|text| {
+        let mut bytes = text.into_bytes();
+        if add_newline {
+            bytes.push(b'\n');
+        }
+        bytes
+    })
 }
 
-fn with_common(mut cmd: Cmd, args: &Args) -> Result<Cmd, ModuleError> {
-    if let Some(d) = args.str_arg("chdir") {
-        cmd = cmd.chdir(d);
+/// `chdir` and `stdin` applied to `cmd`.
+fn with_common(mut cmd: Cmd, chdir: Option<&String>, stdin: Option<Vec<u8>>) -> Cmd {
+    if let Some(d) = chdir {
+        cmd = cmd.chdir(d.clone());
     }
-    if let Some(s) = stdin_of(args)? {
+    if let Some(s) = stdin {
         cmd = cmd.stdin(s);
     }
-    Ok(cmd)
+    cmd
 }
 
 fn plan_command(args: &Args) -> Result<Planned, ModuleError> {
-    let argv = if args.contains_key("argv") {
-        args.list_arg("argv", false)
+    let a = CommandArgs::parse(args)?;
+    let argv = if args.get("argv").is_some_and(|v| !v.is_null()) {
+        a.argv
     } else {
-        let text = free_text(args).ok_or_else(|| {
+        let text = free_text(a.cmd, args).ok_or_else(|| {
             ModuleError::Args(format!(
                 "no command given: free-form text ('{FREE_FORM}'), 'cmd' or 'argv'"
             ))
@@ -72,29 +270,65 @@ fn plan_command(args: &Args) -> Result<Planned, ModuleError> {
         return Err(ModuleError::Args("no command given".into()));
     }
     // `exec` runs the program found in PATH, never a shell builtin or keyword of the same name.
-    let cmd = with_common(Cmd::raw("exec").args(argv.clone()), args)?;
+    let cmd = with_common(
+        Cmd::raw("exec").args(argv.clone()),
+        a.chdir.as_ref(),
+        stdin_bytes(a.stdin, a.stdin_add_newline),
+    );
     Ok(Planned {
         cmd,
         shown: Value::from(argv),
-        strip: args.bool_arg("strip_empty_ends", true)?,
+        strip: a.strip_empty_ends,
+        guards: Guards {
+            creates: a.creates,
+            removes: a.removes,
+            chdir: a.chdir,
+        },
     })
 }
 
-fn plan_shell(args: &Args, guards: bool) -> Result<Planned, ModuleError> {
-    let text = free_text(args).ok_or_else(|| {
+/// The text through `executable -c`, or through `/bin/sh`.
+fn shell_cmd(text: &str, executable: Option<String>) -> Cmd {
+    match executable {
+        Some(exe) => Cmd::argv([exe, "-c".to_string(), text.to_string()]),
+        None => Cmd::user_script(text.to_string()),
+    }
+}
+
+fn plan_shell(args: &Args) -> Result<Planned, ModuleError> {
+    let a = ShellArgs::parse(args)?;
+    let text = free_text(a.cmd, args).ok_or_else(|| {
         ModuleError::Args(format!(
             "no command given: free-form text ('{FREE_FORM}') or 'cmd'"
         ))
     })?;
-    let cmd = match args.str_arg("executable") {
-        Some(exe) => Cmd::argv([exe, "-c".to_string(), text.clone()]),
-        None => Cmd::user_script(text.clone()),
-    };
-    let cmd = if guards { with_common(cmd, args)? } else { cmd };
+    let cmd = with_common(
+        shell_cmd(&text, a.executable),
+        a.chdir.as_ref(),
+        stdin_bytes(a.stdin, a.stdin_add_newline),
+    );
     Ok(Planned {
         cmd,
         shown: Value::from(text),
-        strip: args.bool_arg("strip_empty_ends", true)?,
+        strip: a.strip_empty_ends,
+        guards: Guards {
+            creates: a.creates,
+            removes: a.removes,
+            chdir: a.chdir,
+        },
+    })
+}
+
+fn plan_raw(args: &Args) -> Result<Planned, ModuleError> {
+    let a = RawArgs::parse(args)?;
+    let text = free_text(None, args).ok_or_else(|| {
+        ModuleError::Args(format!("no command given: free-form text ('{FREE_FORM}')"))
+    })?;
+    Ok(Planned {
+        cmd: shell_cmd(&text, a.executable),
+        shown: Value::from(text),
+        strip: true,
+        guards: Guards::default(),
     })
 }
 
@@ -125,27 +359,6 @@ async fn run_planned(
     Ok(r)
 }
 
-fn guarded_resources(args: &Args) -> Vec<Resource> {
-    ["creates", "removes"]
-        .iter()
-        .filter_map(|k| args.str_arg(k))
-        .map(Resource::Path)
-        .collect()
-}
-
-fn plan_guarded_shell(args: &Args) -> Result<Planned, ModuleError> {
-    plan_shell(args, true)
-}
-
-fn plan_raw(args: &Args) -> Result<Planned, ModuleError> {
-    plan_shell(args, false)
-}
-
-/// Whether the module takes `creates`/`removes` (all but `raw`).
-fn has_guards(name: &str) -> bool {
-    name != "raw"
-}
-
 macro_rules! command_like {
     ($ty:ident, $name:literal, $plan:ident) => {
         impl Module for $ty {
@@ -161,9 +374,7 @@ macro_rules! command_like {
             ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
                 Box::pin(async move {
                     let p: Planned = $plan(args)?;
-                    if has_guards($name)
-                        && let Some(skip) = guard(tr, args, ctx, &p.shown).await?
-                    {
+                    if let Some(skip) = guard(tr, &p.guards, ctx, &p.shown).await? {
                         return Ok(Verdict::InSync { result: skip });
                     }
                     Ok(run_drift(p))
@@ -186,20 +397,18 @@ macro_rules! command_like {
             }
 
             fn resources(&self, args: &Args) -> Vec<Resource> {
-                if has_guards($name) {
-                    guarded_resources(args)
-                } else {
-                    Vec::new()
-                }
+                $plan(args)
+                    .map(|p| p.guards.resources())
+                    .unwrap_or_default()
             }
 
             fn converges(&self, _args: &Args) -> bool {
                 false
             }
 
-            fn unpredicted(&self, args: &Args, drift: &Drift) -> Unpredicted {
+            fn unpredicted(&self, _args: &Args, drift: &Drift) -> Unpredicted {
                 match drift.plan::<Planned>() {
-                    Some(p) if has_guards($name) => command_unpredicted(args, p),
+                    Some(p) if $name != "raw" => command_unpredicted(p),
                     _ => Unpredicted::skip(None),
                 }
             }
@@ -209,9 +418,9 @@ macro_rules! command_like {
 
 /// Ansible's check-mode report of `command`/`shell`: the command would run, so it is skipped
 /// (with empty output keys), or predicted `changed` when `creates`/`removes` decided it.
-fn command_unpredicted(args: &Args, p: &Planned) -> Unpredicted {
+fn command_unpredicted(p: &Planned) -> Unpredicted {
     let mut u = Unpredicted::skip(Some(WOULD_RUN));
-    u.skip = !is_guarded(args);
+    u.skip = !p.guards.any();
     u.result.insert("cmd".into(), p.shown.clone());
     u.result.insert("rc".into(), Value::from(0));
     for k in ["stdout", "stderr"] {
@@ -228,15 +437,8 @@ fn command_unpredicted(args: &Args, p: &Planned) -> Unpredicted {
 /// Ansible's message for a command that `--check` does not run.
 const WOULD_RUN: &str = "Command would have run if not in check mode";
 
-/// Whether `creates` or `removes` is given (then `check` predicts whether it runs).
-fn is_guarded(args: &Args) -> bool {
-    ["creates", "removes"]
-        .iter()
-        .any(|k| args.str_arg(k).is_some())
-}
-
 command_like!(Command, "command", plan_command);
-command_like!(Shell, "shell", plan_guarded_shell);
+command_like!(Shell, "shell", plan_shell);
 command_like!(Raw, "raw", plan_raw);
 
 /// What `script` runs: the controller file's base name, its interpreter and arguments.
@@ -245,13 +447,16 @@ struct ScriptPlan {
     executable: Option<String>,
     argv: Vec<String>,
     shown: Value,
+    /// `creates`/`removes` and `chdir`.
+    guards: Guards,
 }
 
 /// Removes the temporary directory after the script, keeping the script's exit status.
 const SCRIPT_RUN: &str = r#"; t_=$1; shift; "$@"; s_=$?; rm -rf -- "$t_"; exit "$s_""#;
 
 fn plan_script(args: &Args, ctx: &ModuleCtx<'_>) -> Result<ScriptPlan, ModuleError> {
-    let text = free_text(args).ok_or_else(|| {
+    let a = ScriptArgs::parse(args)?;
+    let text = free_text(a.cmd, args).ok_or_else(|| {
         ModuleError::Args(format!(
             "no script given: free-form text ('{FREE_FORM}') or 'cmd'"
         ))
@@ -269,14 +474,19 @@ fn plan_script(args: &Args, ctx: &ModuleCtx<'_>) -> Result<ScriptPlan, ModuleErr
     Ok(ScriptPlan {
         shown: Value::from(text),
         file_name,
-        executable: args.str_arg("executable"),
+        executable: a.executable,
         argv: words.split_off(1),
+        guards: Guards {
+            creates: a.creates,
+            removes: a.removes,
+            chdir: a.chdir,
+        },
     })
 }
 
 impl ScriptPlan {
     /// The command for the script at `path` inside temp dir `tmp` (removed afterwards).
-    fn cmd(&self, tmp: &str, path: &str, args: &Args) -> Result<Cmd, ModuleError> {
+    fn cmd(&self, tmp: &str, path: &str) -> Cmd {
         let mut words = Vec::with_capacity(self.argv.len() + 3);
         words.push(tmp.to_string());
         // With `executable`, the interpreter runs the script as its first argument.
@@ -284,11 +494,22 @@ impl ScriptPlan {
         words.push(path.to_string());
         words.extend(self.argv.iter().cloned());
         let mut cmd = Cmd::raw("set --").args(words).op(SCRIPT_RUN);
-        if let Some(d) = args.str_arg("chdir") {
-            cmd = cmd.chdir(d);
+        if let Some(d) = &self.guards.chdir {
+            cmd = cmd.chdir(d.clone());
         }
-        Ok(cmd)
+        cmd
     }
+}
+
+/// `script`'s guards, read without the controller file (`resources` has no context).
+fn script_guards(args: &Args) -> Guards {
+    ScriptArgs::parse(args)
+        .map(|a| Guards {
+            creates: a.creates,
+            removes: a.removes,
+            chdir: a.chdir,
+        })
+        .unwrap_or_default()
 }
 
 impl Module for Script {
@@ -304,7 +525,7 @@ impl Module for Script {
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
         Box::pin(async move {
             let p = plan_script(args, ctx)?;
-            if let Some(skip) = guard(tr, args, ctx, &p.shown).await? {
+            if let Some(skip) = guard(tr, &p.guards, ctx, &p.shown).await? {
                 return Ok(Verdict::InSync { result: skip });
             }
             // What will run, as the user thinks of it: the pushed script and its arguments.
@@ -339,12 +560,12 @@ impl Module for Script {
             let local = need_local_src(ctx)?;
             // A vault-encrypted script runs decrypted, as Ansible's `decrypt: true` default.
             let (data, _) = crate::modules::source::open(local).await?;
-            run_script(tr, args, ctx, p, data.payload()).await
+            run_script(tr, ctx, p, data.payload()).await
         })
     }
 
     fn resources(&self, args: &Args) -> Vec<Resource> {
-        guarded_resources(args)
+        script_guards(args).resources()
     }
 
     fn converges(&self, _args: &Args) -> bool {
@@ -352,7 +573,7 @@ impl Module for Script {
     }
 
     fn unpredicted(&self, args: &Args, _drift: &Drift) -> Unpredicted {
-        if is_guarded(args) {
+        if script_guards(args).any() {
             Unpredicted {
                 skip: false,
                 result: Args::new(),
@@ -367,7 +588,6 @@ impl Module for Script {
 /// (with `become`), remove the directory.
 async fn run_script(
     tr: &mut AnyTransport,
-    args: &Args,
     ctx: &ModuleCtx<'_>,
     p: &ScriptPlan,
     data: crate::transport::Payload<'_>,
@@ -405,7 +625,7 @@ async fn run_script(
         let _ = tr.exec(&crate::transport::cmd::rm_rf(&tmp)).await;
         return Err(ModuleError::Transport(e));
     }
-    let cmd = p.cmd(&tmp, &path, args)?;
+    let cmd = p.cmd(&tmp, &path);
     let clock = Clock::start();
     let mut ran = ctx.run(tr, cmd.clone()).await;
     // Written by the controller itself (the local connection), the script can be "busy" for a
@@ -653,6 +873,64 @@ mod tests {
                 Err(ModuleError::Args(_))
             ));
         }
+    }
+
+    /// `shell` reads `stdin_add_newline` and `strip_empty_ends` as `command` does (Ansible's
+    /// shell is its command module with a shell); `raw` takes only its free-form text and
+    /// `executable`, and an argument given at run time that no module field reads is refused.
+    #[tokio::test]
+    async fn each_module_reads_exactly_its_own_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path(), None, vec![]);
+        let mut tr = transport();
+        let a = args(json!({"_raw_params": "od -c", "stdin": "x", "stdin_add_newline": "no"}));
+        let Ran::Applied(_, Ok(r)) = check_apply(&Shell, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert!(!out_str(&r, "stdout").contains("\\n"), "{r:?}");
+        let a = args(json!({"_raw_params": "od -c", "stdin": "x"}));
+        let Ran::Applied(_, Ok(r)) = check_apply(&Shell, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert!(out_str(&r, "stdout").contains("\\n"), "{r:?}");
+        for (module, a, word) in [
+            (
+                &Raw as &dyn Module,
+                json!({"_raw_params": "true", "cmd": "true"}),
+                "cmd",
+            ),
+            (&Raw, json!({"_raw_params": "true", "chdir": "/"}), "chdir"),
+            (
+                &Shell,
+                json!({"_raw_params": "true", "argv": ["true"]}),
+                "argv",
+            ),
+            (
+                &Command,
+                json!({"argv": ["true"], "executable": "/bin/sh"}),
+                "executable",
+            ),
+        ] {
+            let r = module.check(&mut tr, &args(a), &c).await;
+            let want = format!(
+                "argument '{word}' of module '{}' is not supported by rdeploy",
+                module.name()
+            );
+            assert!(
+                matches!(&r, Err(ModuleError::Args(m)) if *m == want),
+                "{}",
+                module.name()
+            );
+        }
+        // `raw` has no guards, so nothing to back up; the others back up what they guard on.
+        assert!(
+            Raw.resources(&args(json!({"_raw_params": "true"})))
+                .is_empty()
+        );
+        assert_eq!(
+            Script.resources(&args(json!({"_raw_params": "s.sh", "removes": "/x"}))),
+            vec![Resource::Path("/x".into())]
+        );
     }
 
     #[tokio::test]

@@ -18,10 +18,9 @@ use crate::transport::{AnyTransport, Cmd, Output};
 /// name for it). `cmd` is accepted as well.
 pub const FREE_FORM: &str = "_raw_params";
 
-/// The free-form text of a command-like task: `cmd`, else [`FREE_FORM`].
-pub fn free_text(args: &Args) -> Option<String> {
-    args.str_arg("cmd")
-        .or_else(|| args.str_arg(FREE_FORM))
+/// The free-form text of a command-like task: its `cmd` argument, else [`FREE_FORM`].
+pub fn free_text(cmd: Option<String>, args: &Args) -> Option<String> {
+    cmd.or_else(|| args.str_arg(FREE_FORM))
         .filter(|s| !s.trim().is_empty())
 }
 
@@ -262,22 +261,53 @@ pub fn glob_exists(pattern: &str) -> Cmd {
     Cmd::raw("set --").arg(pattern).op(GLOB_EXISTS)
 }
 
+/// The `creates`/`removes` guards of a command-like task and the `chdir` their relative
+/// patterns are looked up in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Guards {
+    /// Skip the command when this glob matches.
+    pub creates: Option<String>,
+    /// Run the command only when this glob matches.
+    pub removes: Option<String>,
+    /// The directory the command runs in.
+    pub chdir: Option<String>,
+}
+
+impl Guards {
+    /// Whether `creates` or `removes` is given (then `check` predicts whether it runs).
+    pub fn any(&self) -> bool {
+        self.creates.is_some() || self.removes.is_some()
+    }
+
+    /// The guarded paths, which the executor backs up before the command runs.
+    pub fn resources(&self) -> Vec<crate::modules::runtime::Resource> {
+        self.creates
+            .iter()
+            .chain(self.removes.iter())
+            .cloned()
+            .map(crate::modules::runtime::Resource::Path)
+            .collect()
+    }
+}
+
 /// Checks `creates`/`removes` on the host in one round trip (none without them). Returns the
 /// skip result (`rc 0`, `stdout "skipped, since X exists"`, `changed false`, `msg`) when the
 /// command must not run. Relative patterns are looked up in `chdir` when given, as Ansible does.
 pub async fn guard(
     tr: &mut AnyTransport,
-    args: &Args,
+    g: &Guards,
     ctx: &ModuleCtx<'_>,
     shown: &Value,
 ) -> Result<Option<Args>, ModuleError> {
-    let creates = args.str_arg("creates");
-    let removes = args.str_arg("removes");
-    let chdir = args.str_arg("chdir");
+    let Guards {
+        creates,
+        removes,
+        chdir,
+    } = g;
     let mut tests = Vec::new();
     for p in creates.iter().chain(removes.iter()) {
         let mut c = glob_exists(p);
-        if let Some(d) = &chdir {
+        if let Some(d) = chdir {
             c = c.chdir(d.clone());
         }
         tests.push(c);
@@ -301,7 +331,7 @@ pub async fn guard(
         }
     };
     let mut i = 0;
-    if let Some(c) = &creates {
+    if let Some(c) = creates {
         if found.get(i).copied().unwrap_or(false) {
             return Ok(Some(skipped(
                 shown,
@@ -311,7 +341,7 @@ pub async fn guard(
         }
         i += 1;
     }
-    if let Some(r) = &removes
+    if let Some(r) = removes
         && !found.get(i).copied().unwrap_or(true)
     {
         return Ok(Some(skipped(
@@ -414,6 +444,35 @@ fn repr_str(s: &str) -> String {
     out
 }
 
+/// Finds `tool` on the host as Ansible's `get_bin_path(tool, required=True)` does: `PATH`, then
+/// `/sbin`, `/usr/sbin` and `/usr/local/sbin`; prints its path, or Ansible's message and exits
+/// 127.
+const BIN_PATH: &str = r#"; p_=$PATH; for d_ in /sbin /usr/sbin /usr/local/sbin; do case ":$p_:" in *":$d_:"*) ;; *) p_=$p_:$d_ ;; esac; done
+PATH=$p_; export PATH; command -v "$1" 2>/dev/null || { printf 'Failed to find required executable "%s" in paths: %s\n' "$1" "$p_" >&2; exit 127; }"#;
+
+/// The absolute path of `tool` on the host (Ansible's `get_bin_path(tool, required=True)`),
+/// or Ansible's failure `Failed to find required executable "TOOL" in paths: ...`.
+pub async fn bin_path(
+    tr: &mut AnyTransport,
+    ctx: &ModuleCtx<'_>,
+    tool: &'static str,
+) -> Result<String, ModuleError> {
+    let out = ctx
+        .run(tr, Cmd::raw("set --").arg(tool).op(BIN_PATH))
+        .await?;
+    let path = out.stdout_lossy().trim().to_string();
+    if out.status != 0 || !path.starts_with('/') {
+        let err = out.stderr_lossy().trim().to_string();
+        let msg = if err.is_empty() {
+            format!("Failed to find required executable \"{tool}\"")
+        } else {
+            err
+        };
+        return Err(failed(msg, Args::new()));
+    }
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,5 +536,23 @@ mod tests {
         assert!(choice_arg(&a, "st", &["a", "b"], "a").is_err());
         assert_eq!(choice_arg(&a, "x", &["a", "b"], "b").unwrap(), "b");
         assert!(plain_name("package", "-rf").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_missing_tool_fails_with_ansibles_message_and_sbin_is_searched() {
+        use crate::modules::system::testutil::{ctx, transport};
+        let dir = tempfile::tempdir().unwrap();
+        let env = |p: &str| vec![("PATH".to_string(), p.to_string())];
+        let mut tr = transport();
+        let c = ctx(dir.path(), None, env("/nonexistent"));
+        let e = bin_path(&mut tr, &c, "rdeploy-no-such-tool")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Failed to find required executable \"rdeploy-no-such-tool\" in paths: /nonexistent:/sbin:/usr/sbin:/usr/local/sbin"
+        );
+        let c = ctx(dir.path(), None, env("/usr/sbin:/bin"));
+        assert_eq!(bin_path(&mut tr, &c, "sh").await.unwrap(), "/bin/sh");
     }
 }

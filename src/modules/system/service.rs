@@ -1,20 +1,25 @@
-//! `service` and `systemd`: a unit's running state, whether it starts at boot, masking and
-//! `daemon-reload`.
+//! `service` and `systemd`: a unit's running state, whether it starts at boot, masking,
+//! `daemon-reload` and `daemon-reexec`.
 //!
-//! Owns reading a service's state (one round trip: manager detection, active, enabled, load
-//! state), deciding the steps (`daemon-reload`, mask/unmask, enable/disable, start/stop/
-//! restart/reload) and running them chained with `&&` in one round trip. `service` uses
-//! systemd when `systemctl` is on the PATH and `/run/systemd/system` exists (booted with
-//! systemd), else the SysV `service NAME ACTION` tool with `update-rc.d`/`chkconfig` for boot
-//! links; `systemd` always uses `systemctl`. It must not format shell lines: unit names are
-//! quoted arguments after `--`.
+//! Owns both modules' typed arguments and load-time checks, reading a service's state (one
+//! round trip: manager detection, active, enabled, load state), deciding the steps
+//! (`daemon-reload`, `daemon-reexec`, mask/unmask, enable/disable, start/stop/restart/reload)
+//! and running them chained with `&&` in one round trip, each `systemctl` with the task's
+//! scope, `--no-block` and `--force`. `service` uses systemd when `systemctl` is on the PATH
+//! and `/run/systemd/system` exists (booted with systemd), else the SysV `service NAME ACTION`
+//! tool with `update-rc.d`/`chkconfig` for boot links (`use:` forces either); `systemd` always
+//! uses `systemctl`. A restart, a reload or a daemon reload acts on every run, so such a task
+//! does not converge. It must not format shell lines: unit names are quoted arguments after
+//! `--`.
 
 use serde_json::Value;
 
-use super::common::{choice_arg, failed, plain_name, result};
+use super::common::{failed, plain_name, result};
+use crate::diag::Diagnostic;
 use crate::modules::runtime::{
-    Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Unpredicted, Verdict,
 };
+use crate::modules::spec::ArgsRef;
 use crate::transport::{AnyTransport, Cmd};
 
 /// `service`: systemd when the host runs it, else SysV init scripts.
@@ -29,12 +34,13 @@ enum Manager {
     Sysv,
 }
 
-/// Reads the state of `$1`; `$2` is the systemctl scope flag, `$3` `systemd` to skip detection.
+/// Reads the state of `$1`; `$2` is the systemctl scope flag, `$3` `systemd` or `sysv` to skip
+/// detection (`auto` detects).
 /// Prints `manager systemd|sysv|none`, then `load STATE`, `active STATE`,
 /// `enabled RC STATE` (systemd) or `running RC`, `enabled yes|no` (SysV).
 const READ_STATE: &str = r#"
 n_=$1 f_=$2
-if [ "$3" = systemd ] || { command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; }; then
+if [ "$3" = systemd ] || { [ "$3" != sysv ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; }; then
   printf 'manager systemd\n'
   l_=$(systemctl "$f_" show -p LoadState --value -- "$n_" 2>/dev/null)
   printf 'load %s\n' "${l_:-unknown}"
@@ -142,6 +148,7 @@ fn parse_seen(text: &str) -> Result<Option<Seen>, String> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Step {
     DaemonReload,
+    DaemonReexec,
     Unmask,
     Mask,
     Enable,
@@ -154,11 +161,225 @@ enum Step {
 struct Plan {
     manager: Manager,
     name: String,
-    scope: &'static str,
+    flags: Flags,
     steps: Vec<Step>,
     result: Args,
     /// `service: sleep`: a restart is a stop, this many seconds, then a start.
     sleep: Option<u64>,
+}
+
+impl Plan {
+    /// The plan that runs `steps` on unit `name` with `w`'s options.
+    fn new(w: &Want, manager: Manager, name: String, steps: Vec<Step>, result: Args) -> Plan {
+        Plan {
+            manager,
+            name,
+            flags: w.flags,
+            steps,
+            result,
+            sleep: w.sleep.filter(|s| *s > 0),
+        }
+    }
+}
+
+/// The options every `systemctl` call that changes something gets, as Ansible's `systemd`
+/// adds them: the scope (`--system`, `--user`, `--global`), `--no-block`, `--force`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Flags {
+    scope: &'static str,
+    no_block: bool,
+    force: bool,
+}
+
+impl Flags {
+    const SYSTEM: Flags = Flags {
+        scope: "--system",
+        no_block: false,
+        force: false,
+    };
+
+    /// `systemctl` with these options.
+    fn systemctl(self) -> Cmd {
+        let mut cmd = Cmd::raw("systemctl").op(self.scope);
+        if self.no_block {
+            cmd = cmd.op("--no-block");
+        }
+        if self.force {
+            cmd = cmd.op("--force");
+        }
+        cmd
+    }
+}
+
+/// The text of the `backup` doc of both modules.
+const UNIT_BACKUP: &str = "The unit's active and enabled state is recorded; rollback starts or stops it and enables or disables it as it was. A `daemon_reload` (or `daemon_reexec`) is not undone.";
+
+/// The result keys of both modules.
+const UNIT_RETURNS: &[(&str, &str)] = &[
+    ("name", "the unit"),
+    ("state", "started or stopped"),
+    ("enabled", "whether it starts at boot"),
+    ("status", "systemd's properties"),
+];
+
+/// The values of `state`.
+const STATES: &[&str] = &["started", "stopped", "restarted", "reloaded"];
+
+crate::module_args! {
+    /// Starts, stops, restarts or reloads a service and sets whether it starts at boot. The
+    /// manager is systemd when the host runs it, else SysV init scripts through the `service`
+    /// tool (`update-rc.d`/`chkconfig` for boot links); `use` forces one. On a systemd host,
+    /// `daemon_reload` (with or without `name`) runs `systemctl daemon-reload` first, as
+    /// Ansible's `service` does through `systemd`. `sleep` applies on systemd hosts too (a
+    /// restart is then a stop, the pause and a start), where Ansible ignores it.
+    #[module(
+        name = "service",
+        check_args = service_check,
+        backup = "The service's active and enabled state is recorded; rollback starts or stops it and enables or disables it as it was.",
+        returns = UNIT_RETURNS,
+        examples = "- service:\n    name: nginx\n    state: restarted\n    enabled: true\n- service:\n    name: app\n    state: restarted\n    sleep: 2\n    use: sysvinit"
+    )]
+    pub struct ServiceArgs {
+        /// The service (required unless only `daemon_reload` is given).
+        name: Option<String>,
+        /// What to do; `restarted`/`reloaded` always act.
+        #[arg(choices = STATES)]
+        state: Option<String>,
+        /// Whether it starts at boot.
+        enabled: Option<bool>,
+        /// Run `systemctl daemon-reload` first (systemd hosts only; a change, where Ansible
+        /// reports `ok` when nothing else changed).
+        #[arg(aliases = &["daemon-reload"], default = "no")]
+        daemon_reload: bool,
+        /// With `state: restarted`, stop, wait this many seconds, then start.
+        sleep: Option<i64>,
+        /// The service manager: `auto` or `service` (detect: systemd when the host booted
+        /// with it, else SysV), `systemd`, or `sysvinit` (SysV init scripts through the
+        /// `service` tool); others (`openrc`, `upstart`...) are not supported by rdeploy.
+        #[arg(rename = "use", default = "auto")]
+        use_: String,
+    }
+}
+
+crate::module_args! {
+    /// Controls a systemd unit: state, enabled at boot, masked, and `daemon_reload` /
+    /// `daemon_reexec` after unit files or systemd itself changed. Also called
+    /// `systemd_service`; with only `name` it changes nothing and returns the unit's
+    /// properties in `status`.
+    #[module(
+        name = "systemd",
+        check_args = systemd_check,
+        backup = UNIT_BACKUP,
+        returns = UNIT_RETURNS,
+        examples = "- systemd:\n    name: app.service\n    state: restarted\n    daemon_reload: true\n- systemd_service:\n    name: app-sync.timer\n    enabled: true\n    force: true\n    no_block: true"
+    )]
+    pub struct SystemdArgs {
+        /// The unit (`.service` may be left out).
+        #[arg(aliases = &["service", "unit"])]
+        name: Option<String>,
+        /// What to do; `restarted`/`reloaded` always act.
+        #[arg(choices = STATES)]
+        state: Option<String>,
+        /// Whether it starts at boot.
+        enabled: Option<bool>,
+        /// Pass `--force` to `systemctl` (enable or mask over conflicting symlinks).
+        #[arg(default = "no")]
+        force: bool,
+        /// Whether the unit is masked.
+        masked: Option<bool>,
+        /// Run `systemctl daemon-reload` first (a change, where Ansible reports `ok` when
+        /// nothing else changed).
+        #[arg(aliases = &["daemon-reload"], default = "no")]
+        daemon_reload: bool,
+        /// Run `systemctl daemon-reexec` first, after `daemon_reload` (a change, as
+        /// `daemon_reload` is).
+        #[arg(aliases = &["daemon-reexec"], default = "no")]
+        daemon_reexec: bool,
+        /// Which systemd manager to talk to.
+        #[arg(default = "system", choices = &["system", "user", "global"])]
+        scope: String,
+        /// Pass `--no-block` to `systemctl`: queue the start/stop job and do not wait for it.
+        #[arg(default = "no")]
+        no_block: bool,
+    }
+}
+
+/// What `use:` may name: detection (`auto`, `service`), or the manager it forces.
+const USES: &[(&str, Option<Manager>)] = &[
+    ("auto", None),
+    ("service", None),
+    ("systemd", Some(Manager::Systemd)),
+    ("sysvinit", Some(Manager::Sysv)),
+];
+
+/// The manager `use` names (`None`: detect), or why rdeploy refuses it.
+fn use_manager(word: &str) -> Result<Option<Manager>, String> {
+    let word = word.to_ascii_lowercase();
+    USES.iter()
+        .find(|(w, _)| *w == word)
+        .map(|(_, m)| *m)
+        .ok_or_else(|| {
+            format!(
+                "service: use: {word} is not supported by rdeploy (auto, service, systemd or sysvinit)"
+            )
+        })
+}
+
+fn err(a: &ArgsRef<'_>, msg: String) -> Vec<Diagnostic> {
+    vec![Diagnostic::at(a.module_loc, msg)]
+}
+
+/// `systemd` with only `name` is Ansible's status query (the unit's properties in `status`).
+fn systemd_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    if a.has("name") {
+        return Vec::new();
+    }
+    unit_action(
+        a,
+        "systemd",
+        &["state", "enabled", "masked"],
+        &["daemon_reload", "daemon_reexec"],
+    )
+}
+
+/// `service` hands `daemon_reload` to systemd as Ansible's does, so `name` may be left out
+/// then; `use` names a manager rdeploy drives.
+fn service_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    let mut out = unit_action(a, "service", &["state", "enabled"], &["daemon_reload"]);
+    if let (Some(word), Some(n)) = (a.literal("use"), a.get("use"))
+        && let Err(m) = use_manager(&word)
+    {
+        out.push(Diagnostic::at(&n.loc, m));
+    }
+    out
+}
+
+/// A unit module acts on `name` through one of `acts`, or only runs one of `reloads`.
+fn unit_action(a: &ArgsRef<'_>, module: &str, acts: &[&str], reloads: &[&str]) -> Vec<Diagnostic> {
+    let quoted = |ks: &[&str]| {
+        ks.iter()
+            .map(|k| format!("'{k}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let acting = acts.iter().any(|k| a.has(k));
+    if acting && !a.has("name") {
+        return err(
+            a,
+            format!("module '{module}' needs 'name' with {}", quoted(acts)),
+        );
+    }
+    if !acting && !reloads.iter().any(|k| a.has(k)) {
+        return err(
+            a,
+            format!(
+                "module '{module}' needs {} or {}",
+                quoted(acts),
+                quoted(reloads)
+            ),
+        );
+    }
+    Vec::new()
 }
 
 /// The arguments both modules share, validated.
@@ -168,71 +389,101 @@ struct Want {
     enabled: Option<bool>,
     masked: Option<bool>,
     daemon_reload: bool,
-    scope: &'static str,
+    daemon_reexec: bool,
+    flags: Flags,
     /// `service: sleep` (seconds between stop and start when restarting).
     sleep: Option<u64>,
-    /// `service: use: systemd` forces systemd, as Ansible's `use` picks the module.
-    force_systemd: bool,
+    /// The manager `service: use` forces, or systemd for `systemd`; `None`: detect.
+    manager: Option<Manager>,
 }
 
-fn want(args: &Args, systemd: bool) -> Result<Want, ModuleError> {
-    let name = args.str_arg("name");
-    if let Some(n) = &name {
-        plain_name("service", n)?;
-    }
-    let state = match args.str_arg("state") {
-        None => None,
-        Some(_) => Some(choice_arg(
-            args,
-            "state",
-            &["started", "stopped", "restarted", "reloaded"],
-            "started",
-        )?),
-    };
-    let opt_bool = |k: &str| -> Result<Option<bool>, ModuleError> {
-        match args.get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(_) => args.bool_arg(k, false).map(Some),
-        }
-    };
-    let w = Want {
-        name,
-        state,
-        enabled: opt_bool("enabled")?,
-        masked: if systemd { opt_bool("masked")? } else { None },
-        daemon_reload: args.bool_arg("daemon_reload", false)?,
-        scope: if systemd {
-            match choice_arg(args, "scope", &["system", "user", "global"], "system")? {
+/// `state` as one of [`STATES`].
+fn static_state(state: Option<String>) -> Result<Option<&'static str>, ModuleError> {
+    state
+        .map(|s| {
+            STATES.iter().copied().find(|c| *c == s).ok_or_else(|| {
+                ModuleError::Args(format!(
+                    "value '{s}' for argument 'state' is not one of: {}",
+                    STATES.join(", ")
+                ))
+            })
+        })
+        .transpose()
+}
+
+fn want_systemd(a: SystemdArgs) -> Result<Want, ModuleError> {
+    Ok(Want {
+        name: a.name,
+        state: static_state(a.state)?,
+        enabled: a.enabled,
+        masked: a.masked,
+        daemon_reload: a.daemon_reload,
+        daemon_reexec: a.daemon_reexec,
+        flags: Flags {
+            scope: match a.scope.as_str() {
                 "user" => "--user",
                 "global" => "--global",
                 _ => "--system",
-            }
-        } else {
-            "--system"
-        },
-        sleep: match args.get("sleep") {
-            None | Some(Value::Null) => None,
-            Some(_) => Some(super::common::int_arg(args, "sleep", 0)?),
-        },
-        force_systemd: !systemd
-            && match args.str_arg("use").as_deref() {
-                None | Some("auto") => false,
-                Some("systemd") => true,
-                Some(other) => {
-                    return Err(ModuleError::Args(format!(
-                        "service: use: {other} is not supported by rdeploy (auto or systemd)"
-                    )));
-                }
             },
+            no_block: a.no_block,
+            force: a.force,
+        },
+        sleep: None,
+        manager: Some(Manager::Systemd),
+    })
+}
+
+fn want_service(a: ServiceArgs) -> Result<Want, ModuleError> {
+    Ok(Want {
+        name: a.name,
+        state: static_state(a.state)?,
+        enabled: a.enabled,
+        masked: None,
+        daemon_reload: a.daemon_reload,
+        daemon_reexec: false,
+        flags: Flags::SYSTEM,
+        sleep: a
+            .sleep
+            .map(|s| {
+                u64::try_from(s).map_err(|_| {
+                    ModuleError::Args(format!(
+                        "argument 'sleep' expects a non-negative integer, found {s}"
+                    ))
+                })
+            })
+            .transpose()?,
+        manager: use_manager(&a.use_).map_err(ModuleError::Args)?,
+    })
+}
+
+impl Want {
+    /// Whether part of the task runs whatever the unit's state (a restart, a reload, a
+    /// `daemon-reload` or `daemon-reexec`).
+    fn acts_every_run(&self) -> bool {
+        self.daemon_reload
+            || self.daemon_reexec
+            || matches!(self.state, Some("restarted" | "reloaded"))
+    }
+}
+
+fn want(args: &Args, systemd: bool) -> Result<Want, ModuleError> {
+    let w = if systemd {
+        want_systemd(SystemdArgs::parse(args)?)?
+    } else {
+        want_service(ServiceArgs::parse(args)?)?
     };
+    if let Some(n) = &w.name {
+        plain_name("service", n)?;
+    }
     let acts = w.state.is_some() || w.enabled.is_some() || w.masked.is_some();
     if acts && w.name.is_none() {
         return Err(ModuleError::Args("'name' is required".into()));
     }
     // `systemd: name=X` alone is a status query (see `query_unit`).
-    if !(acts || w.daemon_reload || systemd && w.name.is_some()) {
+    if !(acts || w.daemon_reload || w.daemon_reexec || systemd && w.name.is_some()) {
         return Err(ModuleError::Args(
-            "nothing to do: give 'state', 'enabled', 'masked' or 'daemon_reload'".into(),
+            "nothing to do: give 'state', 'enabled', 'masked', 'daemon_reload' or 'daemon_reexec'"
+                .into(),
         ));
     }
     Ok(w)
@@ -253,6 +504,12 @@ fn decide(w: &Want, seen: &Seen) -> (Vec<Step>, Vec<Change>) {
         steps.push(Step::DaemonReload);
         changes.push(Change::Run {
             command: "systemctl daemon-reload".into(),
+        });
+    }
+    if w.daemon_reexec {
+        steps.push(Step::DaemonReexec);
+        changes.push(Change::Run {
+            command: "systemctl daemon-reexec".into(),
         });
     }
     match w.masked {
@@ -299,18 +556,19 @@ fn decide(w: &Want, seen: &Seen) -> (Vec<Step>, Vec<Change>) {
     (steps, changes)
 }
 
-fn step_cmd(manager: Manager, scope: &'static str, name: &str, step: Step) -> Cmd {
+fn step_cmd(manager: Manager, flags: Flags, name: &str, step: Step) -> Cmd {
     match manager {
         Manager::Systemd => {
             let verb = match step {
-                Step::DaemonReload => return Cmd::raw("systemctl").op(scope).op("daemon-reload"),
+                Step::DaemonReload => return flags.systemctl().op("daemon-reload"),
+                Step::DaemonReexec => return flags.systemctl().op("daemon-reexec"),
                 Step::Unmask => "unmask",
                 Step::Mask => "mask",
                 Step::Enable => "enable",
                 Step::Disable => "disable",
                 Step::Action(a) => a,
             };
-            Cmd::raw("systemctl").op(scope).op(verb).op("--").arg(name)
+            flags.systemctl().op(verb).op("--").arg(name)
         }
         Manager::Sysv => match step {
             Step::Enable | Step::Disable => Cmd::raw("set --")
@@ -319,7 +577,7 @@ fn step_cmd(manager: Manager, scope: &'static str, name: &str, step: Step) -> Cm
                 .op(SYSV_ENABLE),
             Step::Action(a) => Cmd::raw("service").arg(name).op(a),
             // Refused in check for SysV.
-            Step::DaemonReload | Step::Mask | Step::Unmask => Cmd::raw("true"),
+            Step::DaemonReload | Step::DaemonReexec | Step::Mask | Step::Unmask => Cmd::raw("true"),
         },
     }
 }
@@ -329,12 +587,16 @@ async fn read_state(
     ctx: &ModuleCtx<'_>,
     name: &str,
     scope: &'static str,
-    force_systemd: bool,
+    forced: Option<Manager>,
 ) -> Result<Option<Seen>, ModuleError> {
     let cmd = Cmd::raw("set --")
         .arg(name)
         .arg(scope)
-        .arg(if force_systemd { "systemd" } else { "auto" })
+        .arg(match forced {
+            Some(Manager::Systemd) => "systemd",
+            Some(Manager::Sysv) => "sysv",
+            None => "auto",
+        })
         .op(READ_STATE);
     let out = ctx.run_ok(tr, cmd).await?;
     parse_seen(&out.stdout_lossy()).map_err(|e| {
@@ -378,21 +640,32 @@ async fn check_service(
     systemd: bool,
 ) -> Result<Verdict, ModuleError> {
     let w = want(args, systemd)?;
-    let acts = w.state.is_some() || w.enabled.is_some() || w.masked.is_some() || w.daemon_reload;
+    let acts = w.state.is_some()
+        || w.enabled.is_some()
+        || w.masked.is_some()
+        || w.daemon_reload
+        || w.daemon_reexec;
     if systemd
         && !acts
         && let Some(name) = &w.name
     {
-        return query_unit(tr, ctx, name, w.scope).await;
+        return query_unit(tr, ctx, name, w.flags.scope).await;
     }
     let Some(name) = w.name.clone() else {
         // daemon_reload alone. Ansible's `service` hands it to `systemd` on a systemd host;
         // elsewhere its own module fails on the missing name.
         if !systemd {
-            let out = ctx.run_ok(tr, Cmd::raw(DETECT)).await?;
-            let manager = parse_seen(&out.stdout_lossy())
-                .map_err(|e| failed(format!("cannot find the service manager: {e}"), Args::new()))?
-                .map(|s| s.manager);
+            let manager = match w.manager {
+                Some(m) => Some(m),
+                None => {
+                    let out = ctx.run_ok(tr, Cmd::raw(DETECT)).await?;
+                    parse_seen(&out.stdout_lossy())
+                        .map_err(|e| {
+                            failed(format!("cannot find the service manager: {e}"), Args::new())
+                        })?
+                        .map(|s| s.manager)
+                }
+            };
             if manager != Some(Manager::Systemd) {
                 return Err(failed(
                     "missing required arguments: name ('daemon_reload' alone needs a host that runs systemd)",
@@ -403,17 +676,10 @@ async fn check_service(
         let (steps, changes) = decide(&w, &dummy_seen());
         return Ok(Verdict::Drift(Drift::new(
             changes,
-            Plan {
-                manager: Manager::Systemd,
-                name: String::new(),
-                scope: w.scope,
-                steps,
-                result: Args::new(),
-                sleep: None,
-            },
+            Plan::new(&w, Manager::Systemd, String::new(), steps, Args::new()),
         )));
     };
-    let seen = read_state(tr, ctx, &name, w.scope, systemd || w.force_systemd)
+    let seen = read_state(tr, ctx, &name, w.flags.scope, w.manager)
         .await?
         .ok_or_else(|| {
             failed(
@@ -423,7 +689,8 @@ async fn check_service(
         })?;
     if seen.manager == Manager::Sysv && (w.masked.is_some() || w.daemon_reload) {
         return Err(ModuleError::Args(
-            "'masked' and 'daemon_reload' need systemd".into(),
+            "'masked' and 'daemon_reload' need systemd; the host's services are SysV init scripts"
+                .into(),
         ));
     }
     if seen.load == "not-found" && (w.state.is_some() || w.enabled.is_some()) {
@@ -440,14 +707,7 @@ async fn check_service(
     r.insert("changed".into(), Value::from(true));
     Ok(Verdict::Drift(Drift::new(
         changes,
-        Plan {
-            manager: seen.manager,
-            name,
-            scope: w.scope,
-            steps,
-            result: r,
-            sleep: w.sleep.filter(|s| *s > 0),
-        },
+        Plan::new(&w, seen.manager, name, steps, r),
     )))
 }
 
@@ -494,6 +754,32 @@ fn dummy_seen() -> Seen {
     }
 }
 
+/// The steps of `plan` as one command chained with `&&` (`None`: nothing to run).
+fn plan_cmd(plan: &Plan) -> Option<Cmd> {
+    let mut cmd: Option<Cmd> = None;
+    for step in &plan.steps {
+        let c = match (*step, plan.sleep) {
+            // `sleep`: stop, wait, start, as Ansible's service module restarts then.
+            (Step::Action("restart"), Some(s)) => {
+                step_cmd(plan.manager, plan.flags, &plan.name, Step::Action("stop"))
+                    .and(Cmd::raw("sleep").arg(s.to_string()))
+                    .and(step_cmd(
+                        plan.manager,
+                        plan.flags,
+                        &plan.name,
+                        Step::Action("start"),
+                    ))
+            }
+            _ => step_cmd(plan.manager, plan.flags, &plan.name, *step),
+        };
+        cmd = Some(match cmd {
+            None => c,
+            Some(prev) => prev.and(c),
+        });
+    }
+    cmd
+}
+
 async fn apply_service(
     tr: &mut AnyTransport,
     ctx: &ModuleCtx<'_>,
@@ -502,30 +788,9 @@ async fn apply_service(
     let plan = drift
         .plan::<Plan>()
         .ok_or_else(|| ModuleError::Args("service: apply without a plan from check".into()))?;
-    let mut cmd: Option<Cmd> = None;
-    for step in &plan.steps {
-        let c = match (*step, plan.sleep) {
-            // `sleep`: stop, wait, start, as Ansible's service module restarts then.
-            (Step::Action("restart"), Some(s)) => {
-                step_cmd(plan.manager, plan.scope, &plan.name, Step::Action("stop"))
-                    .and(Cmd::raw("sleep").arg(s.to_string()))
-                    .and(step_cmd(
-                        plan.manager,
-                        plan.scope,
-                        &plan.name,
-                        Step::Action("start"),
-                    ))
-            }
-            _ => step_cmd(plan.manager, plan.scope, &plan.name, *step),
-        };
-        cmd = Some(match cmd {
-            None => c,
-            Some(prev) => prev.and(c),
-        });
-    }
     let mut r = plan.result.clone();
     r.remove("changed");
-    let Some(cmd) = cmd else {
+    let Some(cmd) = plan_cmd(plan) else {
         return Ok(r);
     };
     let out = ctx.run(tr, cmd).await?;
@@ -570,8 +835,27 @@ macro_rules! service_module {
                 Box::pin(apply_service(tr, ctx, drift))
             }
 
+            /// `restarted`/`reloaded` and `daemon_reload`/`daemon_reexec` act on every run:
+            /// the executor must not expect `check` to find nothing left after them.
+            fn converges(&self, args: &Args) -> bool {
+                want(args, $systemd).map_or(true, |w| !w.acts_every_run())
+            }
+
+            /// `--check` predicts the change, as Ansible's modules report it.
+            fn unpredicted(&self, _args: &Args, drift: &Drift) -> Unpredicted {
+                Unpredicted {
+                    skip: false,
+                    result: drift
+                        .plan::<Plan>()
+                        .map(|p| p.result.clone())
+                        .unwrap_or_default(),
+                }
+            }
+
             fn resources(&self, args: &Args) -> Vec<Resource> {
-                args.str_arg("name")
+                want(args, $systemd)
+                    .ok()
+                    .and_then(|w| w.name)
                     .map(Resource::Service)
                     .into_iter()
                     .collect()
@@ -687,7 +971,7 @@ mod tests {
 
     #[test]
     fn step_commands_quote_the_name() {
-        let sd = |s| step_cmd(Manager::Systemd, "--system", "my app", s).display();
+        let sd = |s| step_cmd(Manager::Systemd, Flags::SYSTEM, "my app", s).display();
         assert_eq!(
             sd(Step::Action("start")),
             "systemctl --system start -- 'my app'"
@@ -699,15 +983,194 @@ mod tests {
             true,
         );
         assert_eq!(
-            step_cmd(Manager::Systemd, w.scope, "u", Step::Action("start")).display(),
+            step_cmd(Manager::Systemd, w.flags, "u", Step::Action("start")).display(),
             "systemctl --user start -- 'u'"
         );
-        let sv = |s| step_cmd(Manager::Sysv, "--system", "nginx", s).display();
+        let sv = |s| step_cmd(Manager::Sysv, Flags::SYSTEM, "nginx", s).display();
         assert_eq!(sv(Step::Action("reload")), "service 'nginx' reload");
         assert!(sv(Step::Enable).starts_with("set -- 'nginx' 'on'"));
         assert!(want(&args(json!({"name": "-x", "state": "started"})), true).is_err());
         assert!(want(&args(json!({"state": "started"})), true).is_err());
         assert!(want(&args(json!({"name": "a"})), false).is_err());
+    }
+
+    /// The command `apply` runs for `a` (systemd or service module) on a unit in state `s`.
+    fn commands(a: Value, systemd: bool, s: &Seen) -> Option<String> {
+        let w = want_of(a, systemd);
+        let (steps, _) = decide(&w, s);
+        let name = w.name.clone().unwrap_or_default();
+        // Chained steps display as `a && ( b\n)`: compare the words.
+        plan_cmd(&Plan::new(&w, s.manager, name, steps, Args::new()))
+            .map(|c| c.display().replace("( ", "").replace("\n)", ""))
+    }
+
+    /// Issue 14: every documented argument of `systemd` and `service` shows in the commands
+    /// (`force`, `no_block`, `daemon_reexec`, `scope`, `sleep`), or in the verdict.
+    #[test]
+    fn each_argument_changes_the_commands_run() {
+        let off = seen("inactive", false, "disabled");
+        let on = seen("active", true, "enabled");
+        let sysv = Seen {
+            manager: Manager::Sysv,
+            ..on.clone()
+        };
+        let t: &[(Value, bool, &Seen, Option<&str>)] = &[
+            (
+                json!({"name": "a", "state": "started"}),
+                true,
+                &off,
+                Some("systemctl --system start -- 'a'"),
+            ),
+            (
+                json!({"name": "a", "state": "started", "no_block": true}),
+                true,
+                &off,
+                Some("systemctl --system --no-block start -- 'a'"),
+            ),
+            (
+                json!({"name": "a", "enabled": true, "force": "yes"}),
+                true,
+                &off,
+                Some("systemctl --system --force enable -- 'a'"),
+            ),
+            (
+                json!({"name": "a", "masked": true, "force": true, "no_block": true}),
+                true,
+                &off,
+                Some("systemctl --system --no-block --force mask -- 'a'"),
+            ),
+            (
+                json!({"name": "a", "state": "stopped", "scope": "user"}),
+                true,
+                &on,
+                Some("systemctl --user stop -- 'a'"),
+            ),
+            (
+                json!({"name": "a", "state": "started", "scope": "global"}),
+                true,
+                &on,
+                None,
+            ),
+            (
+                json!({"name": "a", "daemon_reload": true, "daemon_reexec": true, "state": "started"}),
+                true,
+                &on,
+                Some("systemctl --system daemon-reload && systemctl --system daemon-reexec"),
+            ),
+            (
+                json!({"daemon_reexec": true}),
+                true,
+                &dummy_seen(),
+                Some("systemctl --system daemon-reexec"),
+            ),
+            (
+                json!({"name": "a", "state": "restarted", "sleep": 2}),
+                false,
+                &on,
+                Some(
+                    "systemctl --system stop -- 'a' && sleep '2' && systemctl --system start -- 'a'",
+                ),
+            ),
+            (
+                json!({"name": "a", "state": "restarted", "sleep": 0}),
+                false,
+                &on,
+                Some("systemctl --system restart -- 'a'"),
+            ),
+            (
+                json!({"name": "a", "state": "restarted", "sleep": 1, "use": "sysvinit"}),
+                false,
+                &sysv,
+                Some("service 'a' stop && sleep '1' && service 'a' start"),
+            ),
+            (
+                json!({"name": "a", "enabled": false}),
+                false,
+                &on,
+                Some("systemctl --system disable -- 'a'"),
+            ),
+        ];
+        for (a, systemd, s, want_cmd) in t {
+            assert_eq!(
+                commands(a.clone(), *systemd, s).as_deref(),
+                *want_cmd,
+                "{a} on {s:?}"
+            );
+        }
+    }
+
+    /// `use:` picks the manager `check` reads the state with; what rdeploy cannot drive is
+    /// refused by name, as are arguments of Ansible's that rdeploy does not implement.
+    #[test]
+    fn use_forces_a_manager_or_is_refused() {
+        let m =
+            |u: &str| want_of(json!({"name": "a", "state": "started", "use": u}), false).manager;
+        assert_eq!(m("auto"), None);
+        assert_eq!(m("service"), None);
+        assert_eq!(m("SystemD"), Some(Manager::Systemd));
+        assert_eq!(m("sysvinit"), Some(Manager::Sysv));
+        assert_eq!(
+            want_of(json!({"name": "a"}), true).manager,
+            Some(Manager::Systemd)
+        );
+        let e = want(
+            &args(json!({"name": "a", "state": "started", "use": "openrc"})),
+            false,
+        )
+        .err()
+        .map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some(
+                "service: use: openrc is not supported by rdeploy (auto, service, systemd or sysvinit)"
+            )
+        );
+        for (a, systemd, word) in [
+            (
+                json!({"name": "a", "state": "started", "pattern": "x"}),
+                false,
+                "pattern",
+            ),
+            (
+                json!({"name": "a", "state": "started", "masked": true}),
+                false,
+                "masked",
+            ),
+            (
+                json!({"name": "a", "state": "started", "sleep": 1}),
+                true,
+                "sleep",
+            ),
+        ] {
+            let e = want(&args(a), systemd).err().map(|e| e.to_string());
+            assert!(
+                e.as_deref()
+                    .is_some_and(|e| e.contains(&format!("argument '{word}'"))
+                        && e.ends_with("is not supported by rdeploy")),
+                "{e:?}"
+            );
+        }
+    }
+
+    /// What acts on every run is not expected to converge (the executor's verify would fail
+    /// it); what reaches a state is.
+    #[test]
+    fn restarts_and_reloads_act_every_run() {
+        for (a, converges) in [
+            (json!({"name": "a", "state": "restarted"}), false),
+            (json!({"name": "a", "state": "reloaded"}), false),
+            (json!({"daemon_reload": true}), false),
+            (json!({"daemon_reexec": "yes"}), false),
+            (
+                json!({"name": "a", "state": "started", "enabled": true}),
+                true,
+            ),
+            (json!({"name": "a", "masked": false}), true),
+        ] {
+            assert_eq!(Systemd.converges(&args(a.clone())), converges, "{a}");
+        }
+        assert!(!Service.converges(&args(json!({"name": "a", "state": "restarted"}))));
+        assert!(Service.converges(&args(json!({"name": "a", "state": "stopped"}))));
     }
 
     #[test]
@@ -734,7 +1197,7 @@ mod tests {
     /// every call to `$FAKE/log`.
     const FAKE_SYSTEMCTL: &str = r#"
 echo "systemctl $*" >> "$FAKE/log"
-[ "$1" = --system ] && shift
+while :; do case $1 in --system|--no-block|--force) shift ;; *) break ;; esac; done
 verb=$1; shift; [ "$1" = -- ] && shift
 case $verb in
   show) eval u=\${$#}; if [ -e "$FAKE/$u.active" ]; then echo loaded; else echo not-found; fi ;;
@@ -744,7 +1207,7 @@ case $verb in
   stop) echo inactive > "$FAKE/$1.active" ;;
   enable) echo enabled > "$FAKE/$1.enabled" ;;
   disable) echo disabled > "$FAKE/$1.enabled" ;;
-  daemon-reload) ;;
+  daemon-reload|daemon-reexec) ;;
   *) exit 9 ;;
 esac"#;
 
@@ -815,6 +1278,57 @@ esac"#;
             matches!(&ran, Ran::CheckFailed(m, _) if m.contains("use: openrc is not supported by rdeploy")),
             "{ran:?}"
         );
+    }
+
+    /// `force`, `no_block` and `daemon_reexec` were refused before the run; they now reach
+    /// `systemctl`, and a second run with the unit in place is in sync.
+    #[tokio::test]
+    async fn systemd_force_no_block_and_daemon_reexec_reach_systemctl() {
+        let (dir, bin, state) = fake_dirs();
+        fake_tool(&bin, "systemctl", FAKE_SYSTEMCTL);
+        std::fs::write(state.join("web.active"), "inactive\n").unwrap();
+        let c = ctx(dir.path(), None, fake_env(&bin, &state));
+        let mut tr = transport();
+        let a = args(
+            json!({"name": "web", "state": "started", "enabled": true, "force": true,
+                            "no_block": true, "daemon_reexec": true}),
+        );
+        let Ran::Applied(changes, Ok(_)) = check_apply(&Systemd, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert_eq!(changes.len(), 3, "{changes:?}");
+        let log = std::fs::read_to_string(state.join("log")).unwrap();
+        assert!(
+            log.ends_with(
+                "systemctl --system --no-block --force daemon-reexec\n\
+                 systemctl --system --no-block --force enable -- web\n\
+                 systemctl --system --no-block --force start -- web\n"
+            ),
+            "{log}"
+        );
+        let a = args(json!({"name": "web", "state": "started", "enabled": true, "force": true}));
+        assert!(matches!(
+            check_apply(&Systemd, &mut tr, &a, &c).await,
+            Ran::InSync(_)
+        ));
+    }
+
+    /// `use: sysvinit` reads the state through the `service` tool even where systemctl exists.
+    #[tokio::test]
+    async fn service_use_sysvinit_never_asks_systemctl() {
+        let (dir, bin, state) = fake_dirs();
+        fake_tool(&bin, "systemctl", FAKE_SYSTEMCTL);
+        fake_tool(&bin, "service", FAKE_SERVICE);
+        let c = ctx(dir.path(), None, fake_env(&bin, &state));
+        let mut tr = transport();
+        let a = args(json!({"name": "rdeploy-none", "state": "started", "use": "sysvinit"}));
+        let ran = check_apply(&Service, &mut tr, &a, &c).await;
+        assert!(
+            matches!(&ran, Ran::CheckFailed(m, r) if m.contains("Could not find") && r["status"]["LoadState"] == json!("not-found")),
+            "{ran:?}"
+        );
+        let log = std::fs::read_to_string(state.join("log")).unwrap_or_default();
+        assert_eq!(log, "service rdeploy-none status\n");
     }
 
     /// `systemd_service: name: docker` alone (geerlingguy.docker reads `status.FragmentPath`)

@@ -123,3 +123,12 @@ pub async fn check_only(
         Verdict::Drift(_) => Ok(None),
     }
 }
+
+/// Whether the machine has `tool` in one of the folders Ansible's `get_bin_path` adds to
+/// `PATH` (`/sbin`, `/usr/sbin`, `/usr/local/sbin`): a test of a host without the tool can
+/// only hide it from `PATH`, not from those.
+pub fn sbin_has(tool: &str) -> bool {
+    ["/sbin", "/usr/sbin", "/usr/local/sbin"]
+        .iter()
+        .any(|d| Path::new(d).join(tool).exists())
+}

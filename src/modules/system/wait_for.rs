@@ -13,10 +13,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::common::{choice_arg, failed, int_arg, python_str, result};
+use super::common::{failed, python_str, result};
+use crate::diag::Diagnostic;
 use crate::modules::runtime::{
-    Args, ArgsExt, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
+use crate::modules::spec::ArgsRef;
 use crate::transport::{AnyTransport, Cmd};
 
 /// `wait_for`.
@@ -66,32 +68,120 @@ while :; do
   sleep "$sl_"
 done"#;
 
+crate::module_args! {
+    /// Waits until a port accepts connections (or is closed), or a file exists or contains a
+    /// regex, or a delay has passed. The loop runs on the host, so `127.0.0.1` is the host's
+    /// own loopback. `state: drained` (waiting for a port's connections to end) is not
+    /// supported by rdeploy; `search_regex` reads files line by line with `grep -E` (POSIX
+    /// extended regexes), not a port's banner.
+    #[module(
+        name = "wait_for",
+        check_args = wait_for_check,
+        backup = "Changes nothing on the host: nothing to back up.",
+        returns = &[("elapsed", "seconds waited"), ("state", "what was waited for"), ("port", "the port"), ("path", "the path"), ("search_regex", "the regex")],
+        examples = "- wait_for:\n    port: 8080\n    host: 127.0.0.1\n    timeout: 60\n- wait_for:\n    path: /var/log/app/app.log\n    search_regex: started\n    timeout: 30"
+    )]
+    pub struct WaitForArgs {
+        /// Address to check, as seen from the host.
+        #[arg(default = "127.0.0.1")]
+        host: String,
+        /// TCP port to check.
+        port: Option<i64>,
+        /// File to check instead of a port.
+        #[arg(kind = Path)]
+        path: Option<String>,
+        /// Regex the file must match (a line of it).
+        search_regex: Option<String>,
+        /// The condition to wait for (`drained` is not supported by rdeploy).
+        #[arg(default = "started", choices = &["started", "stopped", "present", "absent", "drained"])]
+        state: String,
+        /// Give up after this many seconds.
+        #[arg(default = "300")]
+        timeout: i64,
+        /// Seconds to wait before the first check.
+        #[arg(default = "0")]
+        delay: i64,
+        /// Seconds between checks.
+        #[arg(default = "1")]
+        sleep: i64,
+        /// Seconds allowed for each connection attempt.
+        #[arg(default = "5")]
+        connect_timeout: i64,
+        /// Message on timeout.
+        msg: Option<String>,
+    }
+}
+
+crate::module_args! {
+    /// Checks that the host is reachable and can run commands; returns `data` (a list or
+    /// mapping as Python's `str()` of it, as Ansible does).
+    #[module(
+        name = "ping",
+        backup = "Changes nothing on the host: nothing to back up.",
+        returns = &[("ping", "pong (or `data`)")],
+        examples = "- ping:"
+    )]
+    pub struct PingArgs {
+        /// Value returned as `ping`.
+        #[arg(default = "pong")]
+        data: Value,
+    }
+}
+
+/// `wait_for`: `port` and `path` exclude each other; `state: drained` is refused before the
+/// run (it needs the host's connection table, which rdeploy does not read).
+fn wait_for_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if a.has("port") && a.has("path") {
+        out.push(Diagnostic::at(
+            a.module_loc,
+            "arguments 'port' and 'path' of module 'wait_for' are mutually exclusive",
+        ));
+    }
+    if a.literal("state").as_deref() == Some("drained")
+        && let Some(n) = a.get("state")
+    {
+        out.push(Diagnostic::at(
+            &n.loc,
+            "state 'drained' of module 'wait_for' is not supported by rdeploy",
+        ));
+    }
+    out
+}
+
+/// A count of seconds (or a port) that must not be negative.
+fn non_negative(name: &str, n: i64) -> Result<u64, ModuleError> {
+    u64::try_from(n).map_err(|_| {
+        ModuleError::Args(format!(
+            "argument '{name}' expects a non-negative integer, found {n}"
+        ))
+    })
+}
+
 async fn wait(
     tr: &mut AnyTransport,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
-    let state = choice_arg(
-        args,
-        "state",
-        &["started", "stopped", "present", "absent", "drained"],
-        "started",
-    )?;
+    let a = WaitForArgs::parse(args)?;
+    let state = a.state.as_str();
     if state == "drained" {
         return Err(ModuleError::Args(
-            "wait_for: state=drained is not supported".into(),
+            "wait_for: state=drained is not supported by rdeploy".into(),
         ));
     }
-    let host = args.str_arg("host").unwrap_or_else(|| "127.0.0.1".into());
-    let port = match args.get("port") {
-        None | Some(Value::Null) => None,
-        Some(_) => Some(int_arg(args, "port", 0)?).filter(|p| (1..=65_535).contains(p)),
+    let host = a.host;
+    let port = match a.port {
+        None => None,
+        Some(p) => Some(
+            u16::try_from(p)
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| ModuleError::Args("wait_for: port must be 1-65535".into()))?,
+        ),
     };
-    if args.get("port").is_some_and(|v| !v.is_null()) && port.is_none() {
-        return Err(ModuleError::Args("wait_for: port must be 1-65535".into()));
-    }
-    let path = args.str_arg("path");
-    let regex = args.str_arg("search_regex");
+    let path = a.path;
+    let regex = a.search_regex;
     if port.is_some() && path.is_some() {
         return Err(ModuleError::Args("'port' and 'path' are exclusive".into()));
     }
@@ -100,10 +190,10 @@ async fn wait(
             "wait_for: search_regex on a port's banner is not supported; use it with 'path'".into(),
         ));
     }
-    let timeout = int_arg(args, "timeout", 300)?;
-    let delay = int_arg(args, "delay", 0)?;
-    let sleep = int_arg(args, "sleep", 1)?.max(1);
-    let connect = int_arg(args, "connect_timeout", 5)?.max(1);
+    let timeout = non_negative("timeout", a.timeout)?;
+    let delay = non_negative("delay", a.delay)?;
+    let sleep = non_negative("sleep", a.sleep)?.max(1);
+    let connect = non_negative("connect_timeout", a.connect_timeout)?.max(1);
     let (kind, what) = match (&port, &path) {
         (Some(p), _) => ("port", format!("{host}:{p}")),
         (_, Some(f)) => match &regex {
@@ -151,8 +241,8 @@ async fn wait(
     match out.status {
         0 => Ok(Verdict::InSync { result: r }),
         1 => {
-            let msg = args
-                .str_arg("msg")
+            let msg = a
+                .msg
                 .unwrap_or_else(|| format!("Timeout when waiting for {what}"));
             Err(failed(msg, r))
         }
@@ -212,9 +302,9 @@ impl Module for Ping {
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
         Box::pin(async move {
             // A list or mapping becomes text as Ansible's `str` arguments do (Python's `str()`).
-            let data = match args.get("data") {
-                None | Some(Value::Null) => "pong".to_string(),
-                Some(v) => python_str(v),
+            let data = match PingArgs::parse(args)?.data {
+                Value::Null => "pong".to_string(),
+                v => python_str(&v),
             };
             // Ansible's test hook: `data: crash` makes the module fail.
             if data == "crash" {
@@ -395,6 +485,46 @@ mod tests {
             WaitFor.check(&mut tr, &a, &c).await,
             Err(ModuleError::Args(_))
         ));
+    }
+
+    /// The typed arguments: integers given as text are read, what is out of range or not
+    /// rdeploy's is refused before anything runs on the host.
+    #[tokio::test]
+    async fn arguments_out_of_range_or_unsupported_are_refused_before_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path(), None, vec![]);
+        let mut tr = transport();
+        let a = args(json!({"path": dir.path(), "timeout": "2", "sleep": "1"}));
+        assert!(
+            check_only(&WaitFor, &mut tr, &a, &c)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        for (a, want) in [
+            (json!({"port": 70000}), "wait_for: port must be 1-65535"),
+            (json!({"port": 0}), "wait_for: port must be 1-65535"),
+            (
+                json!({"path": "/x", "timeout": -1}),
+                "argument 'timeout' expects a non-negative integer, found -1",
+            ),
+            (
+                json!({"path": "/x", "exclude_hosts": ["a"]}),
+                "argument 'exclude_hosts' of module 'wait_for' is not supported by rdeploy",
+            ),
+            (
+                json!({"port": 22, "search_regex": "SSH"}),
+                "wait_for: search_regex on a port's banner is not supported; use it with 'path'",
+            ),
+        ] {
+            let r = WaitFor.check(&mut tr, &args(a.clone()), &c).await;
+            assert!(
+                matches!(&r, Err(ModuleError::Args(m)) if m == want),
+                "{a}: {:?}",
+                r.err()
+            );
+        }
+        assert_eq!(recorded(&tr).len(), 1);
     }
 
     #[tokio::test]
