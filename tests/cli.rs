@@ -918,7 +918,7 @@ fn every_module_documents_its_backup_and_its_examples_validate() {
          app_env: staging\n    app_version: '2.1'\n    result: {stdout_lines: []}\n  tasks:\n",
     );
     for e in rdeploy::modules::registry::MODULES {
-        let spec = e.spec().expect("a spec");
+        let spec = e.spec;
         assert!(
             !spec.backup.is_empty(),
             "{} says nothing of backups",

@@ -1111,6 +1111,14 @@ async fn absolute_paths(
     Ok(())
 }
 
+/// Whether `src` names a file on the host: `remote_src: yes`, or `unarchive`'s deprecated
+/// `copy: no`.
+fn src_on_host(module: &str, args: &Args) -> bool {
+    use crate::modules::runtime::ArgsExt;
+    args.bool_arg("remote_src", false).unwrap_or(false)
+        || (module == "unarchive" && !args.bool_arg("copy", true).unwrap_or(true))
+}
+
 /// Path arguments that name a file on the controller, not on the host: `~` in them is not the
 /// host's (with `remote_src`, `copy`'s and `unarchive`'s `src` are on the host).
 const CONTROLLER_PATHS: &[(&str, &str)] = &[
@@ -1131,10 +1139,10 @@ async fn home_paths(
     become_: Option<&Become>,
     implied: &[&str],
 ) -> Result<(), String> {
-    let Some(spec) = crate::modules::registry::entry(module).and_then(|e| e.spec()) else {
+    let Some(spec) = crate::modules::registry::entry(module).map(|e| e.spec) else {
         return Ok(());
     };
-    let remote_src = args.get("remote_src").is_some_and(|v| truthy(Some(v)));
+    let remote_src = src_on_host(module, args);
     // A documented default under `~` (`known_hosts`' `~/.ssh/known_hosts`) is the host's too:
     // written out, so the module and its backups see the same absolute path.
     for a in spec.args {
@@ -1748,10 +1756,7 @@ fn local_src(ctx: &TaskCtx, args: &Args) -> Option<PathBuf> {
         return Some(p.clone());
     }
     let src = args.get("src")?.as_str()?;
-    if args
-        .get("remote_src")
-        .is_some_and(|v| v == &Json::Bool(true))
-    {
+    if src_on_host(&ctx.task.action.module, args) {
         return None;
     }
     let expanded = crate::modules::source::expand_home(src);

@@ -5,7 +5,7 @@
 //! Owns two lists made from ansible-core 2.19 (`ansible-doc -j` of every `ansible.builtin`
 //! module, with aliases; `yum` is ansible-core's redirect to `dnf`) and from the `ansible` 12
 //! bundle (the short names of the modules of the most used collections). It must not decide
-//! what rdeploy runs: that is the registry in `builtin.rs`.
+//! what rdeploy runs: that is the registry in `registry.rs`.
 
 const BUILTIN_ARGS: &str = include_str!("ansible/builtin_args.txt");
 const COLLECTION_MODULES: &str = include_str!("ansible/collection_modules.txt");

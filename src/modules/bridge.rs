@@ -12,7 +12,7 @@
 //! A module is bridged only if ansible-core finds it, it is a Python module, and it has no
 //! controller-side action plugin of its own (those do part of their work on the controller,
 //! which the bridge does not run): everything else keeps its precise refusal. It must not
-//! decide anything about native modules (that is `builtin.rs`).
+//! decide anything about native modules (that is `registry.rs`).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};

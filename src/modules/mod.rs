@@ -1,14 +1,13 @@
 //! The module library: which modules exist, what arguments they take, and their code.
 //!
 //! Owns name lookup (`copy`, `ansible.builtin.copy` and `ansible.legacy.copy` are the same
-//! module), going through [`registry`], the one list that names modules. A converted module
-//! declares its arguments once as a typed struct ([`typed`], `module_args!`) that is its spec,
-//! its parser and its `rdeploy doc` text; the others keep a [`ModuleSpec`] row in [`builtin`].
+//! module), going through [`registry`], the one list that names modules. Every module declares
+//! its arguments once as a typed struct ([`typed`], `module_args!`) that is its spec, its parser
+//! and its `rdeploy doc` text.
 //! This file must not run modules or touch hosts.
 
 pub mod ansible;
 pub mod bridge;
-pub mod builtin;
 pub mod control;
 pub mod files;
 pub mod registry;
@@ -96,7 +95,7 @@ pub fn canonical_name(name: &str) -> &str {
 pub fn lookup(name: &str) -> Option<&'static ModuleSpec> {
     let short = canonical_name(name);
     match registry::entry(short) {
-        Some(e) => e.spec(),
+        Some(e) => Some(e.spec),
         None => bridge::spec(short),
     }
 }
@@ -197,7 +196,7 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(all, sorted);
-        for m in registry::MODULES.iter().filter_map(|e| e.spec()) {
+        for m in registry::MODULES.iter().map(|e| e.spec) {
             assert!(!m.doc.is_empty(), "{}", m.name);
             for a in m.args {
                 assert!(!a.doc.is_empty(), "{}.{}", m.name, a.name);

@@ -7,23 +7,11 @@
 //! (a name not here is Ansible's own module, run through ansible-core) all go through it.
 //!
 //! Adding a module is its file (a `module_args!` struct and a [`Module`] impl, or a controller
-//! action) plus one line here. A converted module's spec is its typed struct's `SPEC`
-//! ([`Spec::Typed`]); the others still have a row in `builtin::MODULES` ([`Spec::Table`]) until
-//! they are converted. It must not run modules.
+//! action) plus one entry here; its spec is its typed struct's `SPEC`. It must not run modules.
 
-use super::builtin;
 use super::runtime::Module;
 use super::spec::ModuleSpec;
 use super::{control, files, system};
-
-/// Where a module's spec comes from.
-#[derive(Clone, Copy)]
-pub enum Spec {
-    /// Its typed argument struct's `SPEC` (see [`super::typed`]).
-    Typed(&'static ModuleSpec),
-    /// Its row in `builtin::MODULES` (not converted yet), found by the entry's name.
-    Table,
-}
 
 /// Where a module runs.
 #[derive(Clone, Copy)]
@@ -39,20 +27,10 @@ pub enum Runs {
 pub struct Entry {
     /// Its canonical short name.
     pub name: &'static str,
-    /// Its spec.
-    pub spec: Spec,
+    /// Its spec: its typed argument struct's `SPEC` (see [`super::typed`]).
+    pub spec: &'static ModuleSpec,
     /// Its implementation.
     pub runs: Runs,
-}
-
-impl Entry {
-    /// The module's spec (its typed struct's, or its table row).
-    pub fn spec(&self) -> Option<&'static ModuleSpec> {
-        match self.spec {
-            Spec::Typed(s) => Some(s),
-            Spec::Table => builtin::MODULES.iter().find(|m| m.name == self.name),
-        }
-    }
 }
 
 /// Other names of native modules, as ansible-core redirects them: `systemd_service` is
@@ -84,357 +62,357 @@ pub static COLLECTION_NATIVE: &[&str] = &[
 pub static MODULES: &[Entry] = &[
     Entry {
         name: "add_host",
-        spec: Spec::Typed(&control::add_host::AddHostArgs::SPEC),
+        spec: &control::add_host::AddHostArgs::SPEC,
         runs: Runs::Controller,
     },
     Entry {
         name: "apt",
-        spec: Spec::Typed(&system::package::AptArgs::SPEC),
+        spec: &system::package::AptArgs::SPEC,
         runs: Runs::Host(&system::package::Apt),
     },
     Entry {
         name: "apt_key",
-        spec: Spec::Typed(&system::apt_key::AptKeyArgs::SPEC),
+        spec: &system::apt_key::AptKeyArgs::SPEC,
         runs: Runs::Host(&system::apt_key::AptKey),
     },
     Entry {
         name: "apt_repository",
-        spec: Spec::Typed(&system::apt_repository::AptRepositoryArgs::SPEC),
+        spec: &system::apt_repository::AptRepositoryArgs::SPEC,
         runs: Runs::Host(&system::apt_repository::AptRepository),
     },
     Entry {
         name: "assert",
-        spec: Spec::Typed(&control::assert::AssertArgs::SPEC),
+        spec: &control::assert::AssertArgs::SPEC,
         runs: Runs::Controller,
     },
     Entry {
         name: "authorized_key",
-        spec: Spec::Typed(&system::authorized_key::AuthorizedKeyArgs::SPEC),
+        spec: &system::authorized_key::AuthorizedKeyArgs::SPEC,
         runs: Runs::Host(&system::authorized_key::AuthorizedKey),
     },
     Entry {
         name: "blockinfile",
-        spec: Spec::Table,
+        spec: &files::blockinfile::BlockInFileArgs::SPEC,
         runs: Runs::Host(&files::blockinfile::BlockInFile),
     },
     Entry {
         name: "command",
-        spec: Spec::Typed(&system::command::CommandArgs::SPEC),
+        spec: &system::command::CommandArgs::SPEC,
         runs: Runs::Host(&system::command::Command),
     },
     Entry {
         name: "copy",
-        spec: Spec::Typed(&files::copy::CopyArgs::SPEC),
+        spec: &files::copy::CopyArgs::SPEC,
         runs: Runs::Host(&files::copy::Copy),
     },
     Entry {
         name: "cron",
-        spec: Spec::Typed(&system::cron::CronArgs::SPEC),
+        spec: &system::cron::CronArgs::SPEC,
         runs: Runs::Host(&system::cron::Cron),
     },
     Entry {
         name: "deb822_repository",
-        spec: Spec::Typed(&system::deb822_repository::Deb822RepositoryArgs::SPEC),
+        spec: &system::deb822_repository::Deb822RepositoryArgs::SPEC,
         runs: Runs::Host(&system::deb822_repository::Deb822Repository),
     },
     Entry {
         name: "debug",
-        spec: Spec::Typed(&control::debug::DebugArgs::SPEC),
+        spec: &control::debug::DebugArgs::SPEC,
         runs: Runs::Controller,
     },
     Entry {
         name: "dnf",
-        spec: Spec::Typed(&system::package::DnfArgs::SPEC),
+        spec: &system::package::DnfArgs::SPEC,
         runs: Runs::Host(&system::package::Dnf),
     },
     Entry {
         name: "fail",
-        spec: Spec::Typed(&control::fail::FailArgs::SPEC),
+        spec: &control::fail::FailArgs::SPEC,
         runs: Runs::Controller,
     },
     Entry {
         name: "fetch",
-        spec: Spec::Typed(&system::fetch::FetchArgs::SPEC),
+        spec: &system::fetch::FetchArgs::SPEC,
         runs: Runs::Host(&system::fetch::Fetch),
     },
     Entry {
         name: "file",
-        spec: Spec::Typed(&files::file::FileArgs::SPEC),
+        spec: &files::file::FileArgs::SPEC,
         runs: Runs::Host(&files::file::File),
     },
     Entry {
         name: "find",
-        spec: Spec::Typed(&files::find::FindArgs::SPEC),
+        spec: &files::find::FindArgs::SPEC,
         runs: Runs::Host(&files::find::Find),
     },
     Entry {
         name: "firewalld",
-        spec: Spec::Typed(&system::firewalld::FirewalldArgs::SPEC),
+        spec: &system::firewalld::FirewalldArgs::SPEC,
         runs: Runs::Host(&system::firewalld::Firewalld),
     },
     Entry {
         name: "gather_facts",
-        spec: Spec::Typed(&control::setup::GATHER_FACTS),
+        spec: &control::setup::GATHER_FACTS,
         runs: Runs::Controller,
     },
     Entry {
         name: "gem",
-        spec: Spec::Typed(&system::gem::GemArgs::SPEC),
+        spec: &system::gem::GemArgs::SPEC,
         runs: Runs::Host(&system::gem::Gem),
     },
     Entry {
         name: "get_url",
-        spec: Spec::Table,
+        spec: &system::get_url::GetUrlArgs::SPEC,
         runs: Runs::Host(&system::get_url::GetUrl),
     },
     Entry {
         name: "getent",
-        spec: Spec::Typed(&system::getent::GetentArgs::SPEC),
+        spec: &system::getent::GetentArgs::SPEC,
         runs: Runs::Host(&system::getent::Getent),
     },
     Entry {
         name: "git",
-        spec: Spec::Typed(&system::git::GitArgs::SPEC),
+        spec: &system::git::GitArgs::SPEC,
         runs: Runs::Host(&system::git::Git),
     },
     Entry {
         name: "group",
-        spec: Spec::Typed(&system::group::GroupArgs::SPEC),
+        spec: &system::group::GroupArgs::SPEC,
         runs: Runs::Host(&system::group::Group),
     },
     Entry {
         name: "group_by",
-        spec: Spec::Typed(&control::group_by::GroupByArgs::SPEC),
+        spec: &control::group_by::GroupByArgs::SPEC,
         runs: Runs::Controller,
     },
     Entry {
         name: "hostname",
-        spec: Spec::Typed(&system::hostname::HostnameArgs::SPEC),
+        spec: &system::hostname::HostnameArgs::SPEC,
         runs: Runs::Host(&system::hostname::Hostname),
     },
     Entry {
         name: "import_role",
-        spec: Spec::Typed(&control::include::ImportRoleArgs::SPEC),
+        spec: &control::include::ImportRoleArgs::SPEC,
         runs: Runs::Controller,
     },
     Entry {
         name: "import_tasks",
-        spec: Spec::Typed(&control::include::ImportTasksArgs::SPEC),
+        spec: &control::include::ImportTasksArgs::SPEC,
         runs: Runs::Controller,
     },
     Entry {
         name: "include_role",
-        spec: Spec::Typed(&control::include::IncludeRoleArgs::SPEC),
+        spec: &control::include::IncludeRoleArgs::SPEC,
         runs: Runs::Controller,
     },
     Entry {
         name: "include_tasks",
-        spec: Spec::Typed(&control::include::IncludeTasksArgs::SPEC),
+        spec: &control::include::IncludeTasksArgs::SPEC,
         runs: Runs::Controller,
     },
     Entry {
         name: "include_vars",
-        spec: Spec::Typed(&control::include_vars::IncludeVarsArgs::SPEC),
+        spec: &control::include_vars::IncludeVarsArgs::SPEC,
         runs: Runs::Controller,
     },
     Entry {
         name: "ini_file",
-        spec: Spec::Typed(&files::ini_file::IniFileArgs::SPEC),
+        spec: &files::ini_file::IniFileArgs::SPEC,
         runs: Runs::Host(&files::ini_file::IniFile),
     },
     Entry {
         name: "known_hosts",
-        spec: Spec::Typed(&system::known_hosts::KnownHostsArgs::SPEC),
+        spec: &system::known_hosts::KnownHostsArgs::SPEC,
         runs: Runs::Host(&system::known_hosts::KnownHosts),
     },
     Entry {
         name: "lineinfile",
-        spec: Spec::Table,
+        spec: &files::lineinfile::LineInFileArgs::SPEC,
         runs: Runs::Host(&files::lineinfile::LineInFile),
     },
     Entry {
         name: "meta",
-        spec: Spec::Typed(&control::meta::MetaArgs::SPEC),
+        spec: &control::meta::MetaArgs::SPEC,
         runs: Runs::Controller,
     },
     Entry {
         name: "mount",
-        spec: Spec::Typed(&system::mount::MountArgs::SPEC),
+        spec: &system::mount::MountArgs::SPEC,
         runs: Runs::Host(&system::mount::Mount),
     },
     Entry {
         name: "npm",
-        spec: Spec::Typed(&system::npm::NpmArgs::SPEC),
+        spec: &system::npm::NpmArgs::SPEC,
         runs: Runs::Host(&system::npm::Npm),
     },
     Entry {
         name: "openbsd_pkg",
-        spec: Spec::Typed(&system::openbsd_pkg::OpenbsdPkgArgs::SPEC),
+        spec: &system::openbsd_pkg::OpenbsdPkgArgs::SPEC,
         runs: Runs::Host(&system::openbsd_pkg::OpenbsdPkg),
     },
     Entry {
         name: "package",
-        spec: Spec::Typed(&system::package::PackageArgs::SPEC),
+        spec: &system::package::PackageArgs::SPEC,
         runs: Runs::Host(&system::package::Package),
     },
     Entry {
         name: "package_facts",
-        spec: Spec::Typed(&system::package_facts::PackageFactsArgs::SPEC),
+        spec: &system::package_facts::PackageFactsArgs::SPEC,
         runs: Runs::Host(&system::package_facts::PackageFacts),
     },
     Entry {
         name: "pacman",
-        spec: Spec::Typed(&system::pacman::PacmanArgs::SPEC),
+        spec: &system::pacman::PacmanArgs::SPEC,
         runs: Runs::Host(&system::pacman::Pacman),
     },
     Entry {
         name: "pause",
-        spec: Spec::Typed(&control::pause::PauseArgs::SPEC),
+        spec: &control::pause::PauseArgs::SPEC,
         runs: Runs::Controller,
     },
     Entry {
         name: "ping",
-        spec: Spec::Typed(&system::wait_for::PingArgs::SPEC),
+        spec: &system::wait_for::PingArgs::SPEC,
         runs: Runs::Host(&system::wait_for::Ping),
     },
     Entry {
         name: "pip",
-        spec: Spec::Typed(&system::pip::PipArgs::SPEC),
+        spec: &system::pip::PipArgs::SPEC,
         runs: Runs::Host(&system::pip::Pip),
     },
     Entry {
         name: "pkgng",
-        spec: Spec::Typed(&system::pkgng::PkgngArgs::SPEC),
+        spec: &system::pkgng::PkgngArgs::SPEC,
         runs: Runs::Host(&system::pkgng::Pkgng),
     },
     Entry {
         name: "raw",
-        spec: Spec::Typed(&system::command::RawArgs::SPEC),
+        spec: &system::command::RawArgs::SPEC,
         runs: Runs::Host(&system::command::Raw),
     },
     Entry {
         name: "replace",
-        spec: Spec::Table,
+        spec: &files::replace::ReplaceArgs::SPEC,
         runs: Runs::Host(&files::replace::Replace),
     },
     Entry {
         name: "rpm_key",
-        spec: Spec::Typed(&system::rpm_key::RpmKeyArgs::SPEC),
+        spec: &system::rpm_key::RpmKeyArgs::SPEC,
         runs: Runs::Host(&system::rpm_key::RpmKey),
     },
     Entry {
         name: "script",
-        spec: Spec::Typed(&system::command::ScriptArgs::SPEC),
+        spec: &system::command::ScriptArgs::SPEC,
         runs: Runs::Host(&system::command::Script),
     },
     Entry {
         name: "seboolean",
-        spec: Spec::Typed(&system::seboolean::SeBooleanArgs::SPEC),
+        spec: &system::seboolean::SeBooleanArgs::SPEC,
         runs: Runs::Host(&system::seboolean::SeBoolean),
     },
     Entry {
         name: "selinux",
-        spec: Spec::Typed(&system::selinux::SelinuxArgs::SPEC),
+        spec: &system::selinux::SelinuxArgs::SPEC,
         runs: Runs::Host(&system::selinux::Selinux),
     },
     Entry {
         name: "service",
-        spec: Spec::Typed(&system::service::ServiceArgs::SPEC),
+        spec: &system::service::ServiceArgs::SPEC,
         runs: Runs::Host(&system::service::Service),
     },
     Entry {
         name: "service_facts",
-        spec: Spec::Typed(&system::service_facts::ServiceFactsArgs::SPEC),
+        spec: &system::service_facts::ServiceFactsArgs::SPEC,
         runs: Runs::Host(&system::service_facts::ServiceFacts),
     },
     Entry {
         name: "set_fact",
-        spec: Spec::Typed(&control::set_fact::SetFactArgs::SPEC),
+        spec: &control::set_fact::SetFactArgs::SPEC,
         runs: Runs::Controller,
     },
     Entry {
         name: "setup",
-        spec: Spec::Typed(&control::setup::SetupArgs::SPEC),
+        spec: &control::setup::SetupArgs::SPEC,
         runs: Runs::Controller,
     },
     Entry {
         name: "shell",
-        spec: Spec::Typed(&system::command::ShellArgs::SPEC),
+        spec: &system::command::ShellArgs::SPEC,
         runs: Runs::Host(&system::command::Shell),
     },
     Entry {
         name: "slurp",
-        spec: Spec::Typed(&files::slurp::SlurpArgs::SPEC),
+        spec: &files::slurp::SlurpArgs::SPEC,
         runs: Runs::Host(&files::slurp::Slurp),
     },
     Entry {
         name: "stat",
-        spec: Spec::Typed(&files::stat::StatArgs::SPEC),
+        spec: &files::stat::StatArgs::SPEC,
         runs: Runs::Host(&files::stat::Stat),
     },
     Entry {
         name: "sysctl",
-        spec: Spec::Typed(&system::sysctl::SysctlArgs::SPEC),
+        spec: &system::sysctl::SysctlArgs::SPEC,
         runs: Runs::Host(&system::sysctl::Sysctl),
     },
     Entry {
         name: "systemd",
-        spec: Spec::Typed(&system::service::SystemdArgs::SPEC),
+        spec: &system::service::SystemdArgs::SPEC,
         runs: Runs::Host(&system::service::Systemd),
     },
     Entry {
         name: "template",
-        spec: Spec::Typed(&files::copy::TemplateArgs::SPEC),
+        spec: &files::copy::TemplateArgs::SPEC,
         runs: Runs::Host(&files::copy::Template),
     },
     Entry {
         name: "timezone",
-        spec: Spec::Typed(&system::timezone::TimezoneArgs::SPEC),
+        spec: &system::timezone::TimezoneArgs::SPEC,
         runs: Runs::Host(&system::timezone::Timezone),
     },
     Entry {
         name: "ufw",
-        spec: Spec::Typed(&system::ufw::UfwArgs::SPEC),
+        spec: &system::ufw::UfwArgs::SPEC,
         runs: Runs::Host(&system::ufw::Ufw),
     },
     Entry {
         name: "unarchive",
-        spec: Spec::Table,
+        spec: &system::unarchive::UnarchiveArgs::SPEC,
         runs: Runs::Host(&system::unarchive::Unarchive),
     },
     Entry {
         name: "uri",
-        spec: Spec::Typed(&control::uri::UriArgs::SPEC),
+        spec: &control::uri::UriArgs::SPEC,
         runs: Runs::Controller,
     },
     Entry {
         name: "user",
-        spec: Spec::Typed(&system::user::UserArgs::SPEC),
+        spec: &system::user::UserArgs::SPEC,
         runs: Runs::Host(&system::user::User),
     },
     Entry {
         name: "validate_argument_spec",
-        spec: Spec::Typed(&control::validate_argument_spec::ValidateArgumentSpecArgs::SPEC),
+        spec: &control::validate_argument_spec::ValidateArgumentSpecArgs::SPEC,
         runs: Runs::Controller,
     },
     Entry {
         name: "wait_for",
-        spec: Spec::Typed(&system::wait_for::WaitForArgs::SPEC),
+        spec: &system::wait_for::WaitForArgs::SPEC,
         runs: Runs::Host(&system::wait_for::WaitFor),
     },
     Entry {
         name: "yum_repository",
-        spec: Spec::Typed(&system::yum_repository::YumRepositoryArgs::SPEC),
+        spec: &system::yum_repository::YumRepositoryArgs::SPEC,
         runs: Runs::Host(&system::yum_repository::YumRepository),
     },
     Entry {
         name: "zypper",
-        spec: Spec::Typed(&system::zypper::ZypperArgs::SPEC),
+        spec: &system::zypper::ZypperArgs::SPEC,
         runs: Runs::Host(&system::zypper::Zypper),
     },
     Entry {
         name: "zypper_repository",
-        spec: Spec::Typed(&system::zypper_repository::ZypperRepositoryArgs::SPEC),
+        spec: &system::zypper_repository::ZypperRepositoryArgs::SPEC,
         runs: Runs::Host(&system::zypper_repository::ZypperRepository),
     },
 ];
@@ -449,7 +427,7 @@ pub fn entry(name: &str) -> Option<&'static Entry> {
 pub fn readme_table() -> String {
     let mut out = String::from("| module | what it does | arguments |\n|---|---|---|\n");
     for e in MODULES {
-        let Some(s) = e.spec() else { continue };
+        let s = e.spec;
         let args: Vec<String> = s.args.iter().map(|a| format!("`{}`", a.name)).collect();
         out.push_str(&format!(
             "| `{}` | {} | {} |\n",
@@ -465,8 +443,7 @@ pub fn readme_table() -> String {
 mod tests {
     use super::*;
 
-    /// Every module is listed once, sorted; every table row is in the registry (one list), and
-    /// a converted module has no table row left to drift from its struct.
+    /// Every module is listed once, sorted, under its spec's name.
     #[test]
     fn registry_is_the_one_list_of_modules() {
         let names: Vec<&str> = MODULES.iter().map(|e| e.name).collect();
@@ -474,18 +451,8 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(names, sorted);
-        for row in builtin::MODULES {
-            let e =
-                entry(row.name).unwrap_or_else(|| panic!("{} is not in the registry", row.name));
-            assert!(
-                matches!(e.spec, Spec::Table),
-                "{} is typed but keeps a table row",
-                row.name
-            );
-        }
         for e in MODULES {
-            let spec = e.spec().unwrap_or_else(|| panic!("{} has no spec", e.name));
-            assert_eq!(spec.name, e.name);
+            assert_eq!(e.spec.name, e.name);
             if let Runs::Host(m) = e.runs {
                 assert_eq!(m.name(), e.name);
             }

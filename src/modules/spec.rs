@@ -148,6 +148,23 @@ impl<'a> ArgsRef<'a> {
         self.get(name).is_some()
     }
 
+    /// One problem with the task's arguments, at the module's name.
+    pub fn error(&self, msg: String) -> Vec<Diagnostic> {
+        vec![Diagnostic::at(self.module_loc, msg)]
+    }
+
+    /// The problem that arguments `x` and `y` were both given, when they were.
+    pub fn exclusive(&self, x: &str, y: &str) -> Vec<Diagnostic> {
+        if self.has(x) && self.has(y) {
+            self.error(format!(
+                "arguments '{x}' and '{y}' of module '{}' are mutually exclusive",
+                self.module
+            ))
+        } else {
+            Vec::new()
+        }
+    }
+
     /// The value of `name` when it is literal text (not a template).
     pub fn literal(&self, name: &str) -> Option<String> {
         let n = self.get(name)?;

@@ -609,7 +609,8 @@ impl Loader<'_> {
     }
 
     /// `unarchive: copy:` is Ansible's older spelling of `remote_src` turned round (`copy:
-    /// no` is `remote_src: yes`); the two together are an error, as in Ansible.
+    /// no` is `remote_src: yes`); the two together are an error, as in Ansible. A literal
+    /// `copy` becomes `remote_src`; a templated one is left to the module.
     fn unarchive_copy(&mut self, raw: &mut Vec<(Node, Node)>) {
         let has = |k: &str| raw.iter().any(|(n, _)| n.as_str() == Some(k));
         let Some(i) = raw.iter().position(|(n, _)| n.as_str() == Some("copy")) else {
@@ -624,12 +625,8 @@ impl Loader<'_> {
             raw.remove(i);
             return;
         }
+        // A templated `copy` stays: the module reads it once rendered.
         let Some(copy) = crate::modules::spec::ansible_bool(value) else {
-            self.err(
-                &value.loc,
-                "unarchive: a templated 'copy' is not supported by rdeploy; write remote_src: yes or no",
-            );
-            raw.remove(i);
             return;
         };
         let loc = key.loc.clone();
@@ -655,7 +652,12 @@ impl Loader<'_> {
     fn local_src(&mut self, action: &Action, ctx: &Ctx) -> Option<PathBuf> {
         let remote = action
             .arg("remote_src")
-            .is_some_and(|n| crate::modules::spec::ansible_bool(n) != Some(false));
+            .is_some_and(|n| crate::modules::spec::ansible_bool(n) != Some(false))
+            // `unarchive`'s deprecated `copy: no` is `remote_src: yes`.
+            || (action.module == "unarchive"
+                && action
+                    .arg("copy")
+                    .is_some_and(|n| crate::modules::spec::ansible_bool(n) != Some(true)));
         let (node, name, sub) = match action.module.as_str() {
             "copy" | "unarchive" if !remote => {
                 let n = action.arg("src")?;

@@ -10,7 +10,7 @@ crate::module_args! {
     /// the run report.
     #[module(
         name = "debug",
-        check_args = crate::modules::builtin::msg_xor_var,
+        check_args = msg_xor_var,
         backup = "Runs on the controller and changes nothing on the hosts: nothing to back up.",
         returns = &[("msg", "the message printed")],
         examples = "- debug:\n    msg: \"deploying {{ app_version }} to {{ inventory_hostname }}\"\n- debug:\n    var: result.stdout_lines"
@@ -57,6 +57,11 @@ pub fn run(
         }
     }
     Ok(Report::Shown(r))
+}
+
+/// `msg` and `var` exclude each other.
+fn msg_xor_var(a: &crate::modules::ArgsRef<'_>) -> Vec<crate::diag::Diagnostic> {
+    a.exclusive("msg", "var")
 }
 
 #[cfg(test)]

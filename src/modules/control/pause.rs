@@ -12,7 +12,7 @@ crate::module_args! {
     /// approval.
     #[module(
         name = "pause",
-        check_args = crate::modules::builtin::pause_check,
+        check_args = pause_check,
         backup = "Runs on the controller and changes nothing on the hosts: nothing to back up.",
         returns = &[
             ("delta", "whole seconds paused"),
@@ -98,6 +98,17 @@ impl Pause {
         r.insert("user_input".into(), Value::from(""));
         r
     }
+}
+
+/// `seconds` or `minutes`, not both; one of them (waiting for a keypress is not supported).
+fn pause_check(a: &crate::modules::ArgsRef<'_>) -> Vec<crate::diag::Diagnostic> {
+    let mut out = a.exclusive("seconds", "minutes");
+    if !a.has("seconds") && !a.has("minutes") {
+        out.extend(a.error(
+            "module 'pause' without seconds or minutes waits for a keypress, which is not supported by rdeploy; give seconds: or minutes: (or an approval gate)".into(),
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -10,16 +10,74 @@
 
 use serde_json::Value;
 
-use super::common::{edit_apply, edit_verdict, failed, read_text_file};
+use super::common::{
+    EditOpts, WantAttrs, edit_apply, edit_verdict_with, failed, read_text_file, validate_text,
+};
 use super::lineinfile::split_lines;
 use super::pyre::compile;
+use crate::diag::Diagnostic;
 use crate::modules::runtime::{
-    Ahead, Args, ArgsExt, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Ahead, Args, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
+use crate::modules::spec::ArgsRef;
 use crate::transport::AnyTransport;
 
 /// The `blockinfile` module.
 pub struct BlockInFile;
+
+crate::module_args! {
+    /// Inserts, updates or removes a block of lines between marker lines in a text file.
+    #[module(
+        name = "blockinfile",
+        backup = "The file is copied (content, mode, owner) before it is changed; rollback puts the copy back, or removes the file if the step created it.",
+        returns = &[("msg", "Block inserted, Block removed, File created..."), ("backup_file", "with backup: the on-host copy's name")],
+        examples = "- blockinfile:\n    path: /etc/ssh/sshd_config\n    block: |\n      Match User deploy\n        PasswordAuthentication no",
+        check_args = after_xor_before
+    )]
+    pub struct BlockInFileArgs {
+        /// The file to change.
+        #[arg(required, kind = Path, aliases = &["dest", "destfile", "name"])]
+        path: String,
+        /// The text between the markers.
+        #[arg(aliases = &["content"], default = "")]
+        block: String,
+        /// Marker line template; `{mark}` becomes `marker_begin`/`marker_end`.
+        #[arg(default = "# {mark} ANSIBLE MANAGED BLOCK")]
+        marker: String,
+        /// Replaces `{mark}` in the opening marker.
+        #[arg(default = "BEGIN")]
+        marker_begin: String,
+        /// Replaces `{mark}` in the closing marker.
+        #[arg(default = "END")]
+        marker_end: String,
+        /// Insert after the last line matching this regex, or `EOF` (the default when neither
+        /// `insertafter` nor `insertbefore` is given).
+        insertafter: Option<String>,
+        /// Insert before the last line matching this regex, or `BOF`.
+        insertbefore: Option<String>,
+        /// Whether the block is present or absent.
+        #[arg(default = "present", choices = &["present", "absent"])]
+        state: String,
+        /// Create the file if it does not exist.
+        #[arg(default = "no")]
+        create: bool,
+        /// Keep a timestamped copy of the original file on the host.
+        #[arg(default = "no")]
+        backup: bool,
+        /// Permissions of the file (`0644`, `u=rw,g=r`).
+        mode: Value,
+        /// Owner of the file.
+        owner: Option<String>,
+        /// Group of the file.
+        group: Option<String>,
+        /// Command run on the new content before it is moved in; `%s` is the temp file.
+        validate: Option<String>,
+    }
+}
+
+fn after_xor_before(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    a.exclusive("insertafter", "insertbefore")
+}
 
 impl Module for BlockInFile {
     fn ahead(&self) -> Ahead {
@@ -37,8 +95,18 @@ impl Module for BlockInFile {
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
         Box::pin(async move {
-            let path = args.req_str("path")?;
-            let present = args.str_arg("state").as_deref() != Some("absent");
+            let a = BlockInFileArgs::parse(args)?;
+            let path = a.path.clone();
+            let present = a.state != "absent";
+            let opts = EditOpts {
+                want: WantAttrs {
+                    mode: Some(a.mode.clone()).filter(|m| !m.is_null()),
+                    owner: a.owner.clone(),
+                    group: a.group.clone(),
+                },
+                validate: validate_text(a.validate.clone())?,
+                backup: a.backup,
+            };
             let tf = read_text_file(tr, ctx, &path).await?;
             let result = Args::new();
             let original = match &tf.bytes {
@@ -54,22 +122,29 @@ impl Module for BlockInFile {
                     );
                     return Ok(Verdict::InSync { result });
                 }
-                None if !args.bool_arg("create", false)? => {
+                None if !a.create => {
                     return Err(failed(format!("Path {path} does not exist !")));
                 }
                 None => None,
             };
-            let new = edit_block(args, original.as_deref(), present)?;
+            let new = edit_block(&a, original.as_deref(), present)?;
             let msg = if original.as_deref() == Some(new.as_str()) {
                 ""
             } else if original.is_none() {
                 "File created"
-            } else if !present || args.str_arg("block").unwrap_or_default().is_empty() {
+            } else if !present || a.block.is_empty() {
                 "Block removed"
             } else {
                 "Block inserted"
             };
-            edit_verdict(&path, &tf, Some(new.into_bytes()), args, msg.into(), result)
+            edit_verdict_with(
+                &path,
+                &tf,
+                Some(new.into_bytes()),
+                &opts,
+                msg.into(),
+                result,
+            )
         })
     }
 
@@ -84,24 +159,24 @@ impl Module for BlockInFile {
     }
 
     fn resources(&self, args: &Args) -> Vec<Resource> {
-        args.str_arg("path")
-            .map(|p| vec![Resource::Path(p)])
+        BlockInFileArgs::parse(args)
+            .map(|a| vec![Resource::Path(a.path)])
             .unwrap_or_default()
     }
 }
 
 /// The file's new text (Ansible's `main()` after reading the file).
-fn edit_block(args: &Args, original: Option<&str>, present: bool) -> Result<String, ModuleError> {
+fn edit_block(
+    a: &BlockInFileArgs,
+    original: Option<&str>,
+    present: bool,
+) -> Result<String, ModuleError> {
     let mut lines = original.map(split_lines).unwrap_or_default();
-    let marker = args
-        .str_arg("marker")
-        .unwrap_or_else(|| "# {mark} ANSIBLE MANAGED BLOCK".into());
-    let begin = args
-        .str_arg("marker_begin")
-        .unwrap_or_else(|| "BEGIN".into());
-    let end = args.str_arg("marker_end").unwrap_or_else(|| "END".into());
-    let mut insertafter = args.str_arg("insertafter");
-    let insertbefore = args.str_arg("insertbefore");
+    let marker = &a.marker;
+    let begin = &a.marker_begin;
+    let end = &a.marker_end;
+    let mut insertafter = a.insertafter.clone();
+    let insertbefore = a.insertbefore.clone();
     if insertafter.is_some() && insertbefore.is_some() {
         return Err(ModuleError::Args(
             "insertafter and insertbefore are mutually exclusive".into(),
@@ -115,9 +190,9 @@ fn edit_block(args: &Args, original: Option<&str>, present: bool) -> Result<Stri
         (_, Some(b)) if b != "BOF" => Some((b.clone(), "insertbefore")),
         _ => None,
     };
-    let marker0 = format!("{}\n", marker.replace("{mark}", &begin));
-    let marker1 = format!("{}\n", marker.replace("{mark}", &end));
-    let mut block = args.str_arg("block").unwrap_or_default();
+    let marker0 = format!("{}\n", marker.replace("{mark}", begin));
+    let marker1 = format!("{}\n", marker.replace("{mark}", end));
+    let mut block = a.block.clone();
     let blocklines: Vec<String> = if present && !block.is_empty() {
         if !block.ends_with('\n') {
             block.push('\n');

@@ -584,10 +584,38 @@ pub fn edit_verdict(
     new: Option<Vec<u8>>,
     args: &Args,
     msg: String,
+    result: Args,
+) -> Result<crate::modules::runtime::Verdict, ModuleError> {
+    let opts = EditOpts {
+        want: WantAttrs::from_args(args),
+        validate: validate_arg(args)?,
+        backup: args.bool_arg("backup", false)?,
+    };
+    edit_verdict_with(path, tf, new, &opts, msg, result)
+}
+
+/// What a typed edit module's arguments say about how the file is written.
+#[derive(Clone, Debug, Default)]
+pub struct EditOpts {
+    /// `mode`, `owner`, `group`.
+    pub want: WantAttrs,
+    /// `validate`, already checked ([`validate_text`]).
+    pub validate: Option<String>,
+    /// `backup`: keep a timestamped copy of a regular file next to it.
+    pub backup: bool,
+}
+
+/// [`edit_verdict`] with the arguments already read ([`EditOpts`]).
+pub fn edit_verdict_with(
+    path: &str,
+    tf: &TextFile,
+    new: Option<Vec<u8>>,
+    opts: &EditOpts,
+    msg: String,
     mut result: Args,
 ) -> Result<crate::modules::runtime::Verdict, ModuleError> {
     use crate::modules::runtime::{Drift, Verdict};
-    let want = WantAttrs::from_args(args);
+    let want = &opts.want;
     let content_changes = new.as_ref().is_some_and(|n| tf.bytes.as_ref() != Some(n));
     let data = if content_changes { new } else { None };
     let mut changes = Vec::new();
@@ -623,8 +651,8 @@ pub fn edit_verdict(
         write: WriteSpec {
             dest: tf.real.clone(),
             attrs: want.put_attrs(&tf.state)?,
-            validate: validate_arg(args)?,
-            backup: args.bool_arg("backup", false)? && tf.state.kind == PathKind::File,
+            validate: opts.validate.clone(),
+            backup: opts.backup && tf.state.kind == PathKind::File,
         },
         mkdir_parent: !tf.state.exists() && !tf.parent_exists,
         data,

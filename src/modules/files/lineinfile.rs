@@ -13,15 +13,109 @@
 
 use serde_json::Value;
 
-use super::common::{edit_apply, edit_verdict, failed, read_text_file};
-use super::pyre::{Template, compile};
-use crate::modules::runtime::{
-    Ahead, Args, ArgsExt, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+use super::common::{
+    EditOpts, WantAttrs, edit_apply, edit_verdict_with, failed, read_text_file, validate_text,
 };
+use super::pyre::{Template, compile};
+use crate::diag::Diagnostic;
+use crate::modules::runtime::{
+    Ahead, Args, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+};
+use crate::modules::spec::ArgsRef;
 use crate::transport::AnyTransport;
 
 /// The `lineinfile` module.
 pub struct LineInFile;
+
+crate::module_args! {
+    /// Ensures one line is present (replacing the last line matching `regexp`) or absent in a
+    /// text file.
+    #[module(
+        name = "lineinfile",
+        backup = "The file is copied (content, mode, owner) before it is changed; rollback puts the copy back, or removes the file if the step created it.",
+        returns = &[("msg", "line added, line replaced, line removed..."), ("found", "with state absent: how many lines were removed"), ("backup", "with backup: the on-host copy's name")],
+        examples = "- lineinfile:\n    path: /etc/ssh/sshd_config\n    regexp: '^#?PermitRootLogin'\n    line: PermitRootLogin no\n- lineinfile:\n    path: /etc/hosts\n    line: 10.0.0.5 db\n    state: absent",
+        check_args = lineinfile_check
+    )]
+    pub struct LineInFileArgs {
+        /// The file to change.
+        #[arg(required, kind = Path, aliases = &["dest", "destfile", "name"])]
+        path: String,
+        /// Regex of the line to replace or remove.
+        #[arg(aliases = &["regex"])]
+        regexp: Option<String>,
+        /// Literal text of the line to replace or remove.
+        search_string: Option<String>,
+        /// The line to insert or put in place of the match.
+        #[arg(aliases = &["value"])]
+        line: Option<String>,
+        /// Insert after the last line matching this regex, or `EOF` (the default when neither
+        /// `insertafter` nor `insertbefore` is given).
+        insertafter: Option<String>,
+        /// Insert before the last line matching this regex, or `BOF`.
+        insertbefore: Option<String>,
+        /// Whether the line is present or absent.
+        #[arg(default = "present", choices = &["present", "absent"])]
+        state: String,
+        /// Create the file if it does not exist.
+        #[arg(default = "no")]
+        create: bool,
+        /// `line` may use `\1` groups of `regexp`; with no match, change nothing.
+        #[arg(default = "no")]
+        backrefs: bool,
+        /// With `insertafter`/`insertbefore`: insert at the first line matching, not the last.
+        #[arg(default = "no")]
+        firstmatch: bool,
+        /// Keep a timestamped copy of the original file on the host.
+        #[arg(default = "no")]
+        backup: bool,
+        /// Permissions of the file.
+        mode: Value,
+        /// Owner of the file.
+        owner: Option<String>,
+        /// Group of the file.
+        group: Option<String>,
+        /// Command run on the new content before it is moved in; `%s` is the temp file.
+        validate: Option<String>,
+    }
+}
+
+/// Ansible's `mutually_exclusive` and the `line` rules of its `main()`, at playbook load.
+fn lineinfile_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
+    let mut out = a.exclusive("insertafter", "insertbefore");
+    out.extend(a.exclusive("regexp", "search_string"));
+    out.extend(a.exclusive("backrefs", "search_string"));
+    let state = match a.get("state") {
+        None => "present".to_string(),
+        Some(_) => a.literal("state").unwrap_or_default(),
+    };
+    let err = |msg: &str| Diagnostic::at(a.module_loc, msg.to_string());
+    if state == "present" && !a.has("line") {
+        out.push(err(
+            "module 'lineinfile' needs 'line' when state is present",
+        ));
+    }
+    if state == "absent" && !a.has("regexp") && !a.has("search_string") && !a.has("line") {
+        out.push(err(
+            "module 'lineinfile' needs 'regexp', 'search_string' or 'line' when state is absent",
+        ));
+    }
+    out
+}
+
+impl LineInFileArgs {
+    fn opts(&self) -> Result<EditOpts, ModuleError> {
+        Ok(EditOpts {
+            want: WantAttrs {
+                mode: Some(self.mode.clone()).filter(|m| !m.is_null()),
+                owner: self.owner.clone(),
+                group: self.group.clone(),
+            },
+            validate: validate_text(self.validate.clone())?,
+            backup: self.backup,
+        })
+    }
+}
 
 impl Module for LineInFile {
     fn ahead(&self) -> Ahead {
@@ -39,8 +133,11 @@ impl Module for LineInFile {
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
         Box::pin(async move {
-            let path = args.req_str("path")?;
-            let params = Params::from_args(args)?;
+            let a = LineInFileArgs::parse(args)?;
+            let opts = a.opts()?;
+            let path = a.path.clone();
+            let create = a.create;
+            let params = Params::from_args(a)?;
             let tf = read_text_file(tr, ctx, &path).await?;
             let mut result = Args::new();
             let Some(bytes) = &tf.bytes else {
@@ -48,13 +145,13 @@ impl Module for LineInFile {
                     result.insert("msg".into(), Value::from("file not present"));
                     return Ok(Verdict::InSync { result });
                 }
-                if !args.bool_arg("create", false)? {
+                if !create {
                     return Err(failed(format!("Destination {path} does not exist !")));
                 }
                 let mut lines = Vec::new();
                 let (_, msg) = params.present(&mut lines);
                 let new = lines.concat().into_bytes();
-                return edit_verdict(&path, &tf, Some(new), args, msg, result);
+                return edit_verdict_with(&path, &tf, Some(new), &opts, msg, result);
             };
             let text = String::from_utf8(bytes.clone())
                 .map_err(|_| failed(format!("{path} is not UTF-8 text")))?;
@@ -70,11 +167,11 @@ impl Module for LineInFile {
                     String::new()
                 }
             };
-            edit_verdict(
+            edit_verdict_with(
                 &path,
                 &tf,
                 Some(lines.concat().into_bytes()),
-                args,
+                &opts,
                 msg,
                 result,
             )
@@ -92,8 +189,8 @@ impl Module for LineInFile {
     }
 
     fn resources(&self, args: &Args) -> Vec<Resource> {
-        args.str_arg("path")
-            .map(|p| vec![Resource::Path(p)])
+        LineInFileArgs::parse(args)
+            .map(|a| vec![Resource::Path(a.path)])
             .unwrap_or_default()
     }
 }
@@ -126,20 +223,31 @@ struct Params {
 }
 
 impl Params {
-    fn from_args(args: &Args) -> Result<Params, ModuleError> {
-        let present = args.str_arg("state").as_deref() != Some("absent");
-        let regexp = args
-            .str_arg("regexp")
-            .map(|r| compile(&r, "regexp", false, false))
+    fn from_args(a: LineInFileArgs) -> Result<Params, ModuleError> {
+        let present = a.state != "absent";
+        let regexp = a
+            .regexp
+            .as_deref()
+            .map(|r| compile(r, "regexp", false, false))
             .transpose()?;
-        let search = args.str_arg("search_string");
-        let line = args.str_arg("line");
-        let backrefs = args.bool_arg("backrefs", false)?;
-        let mut insertafter = args.str_arg("insertafter");
-        let insertbefore = args.str_arg("insertbefore");
+        let search = a.search_string;
+        let line = a.line;
+        let backrefs = a.backrefs;
+        let mut insertafter = a.insertafter;
+        let insertbefore = a.insertbefore;
         if insertafter.is_some() && insertbefore.is_some() {
             return Err(ModuleError::Args(
                 "insertafter and insertbefore are mutually exclusive".into(),
+            ));
+        }
+        if regexp.is_some() && search.is_some() {
+            return Err(ModuleError::Args(
+                "parameters are mutually exclusive: regexp|search_string".into(),
+            ));
+        }
+        if backrefs && search.is_some() {
+            return Err(ModuleError::Args(
+                "parameters are mutually exclusive: backrefs|search_string".into(),
             ));
         }
         if present {
@@ -182,7 +290,7 @@ impl Params {
             insertbefore,
             ins_re,
             backrefs,
-            firstmatch: args.bool_arg("firstmatch", false)?,
+            firstmatch: a.firstmatch,
         })
     }
 
@@ -318,5 +426,123 @@ impl Params {
             !hit
         });
         before - lines.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::modules::files::blockinfile::BlockInFile;
+    use crate::modules::files::replace::Replace;
+    use crate::modules::system::testutil::{Ran, args, check_apply, ctx, transport};
+
+    fn load_errors(task: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pb.yml");
+        std::fs::write(&p, format!("- hosts: all\n  tasks:\n    - {task}\n")).unwrap();
+        match crate::playbook::load(&p, &crate::playbook::LoadOptions::default()) {
+            Ok(_) => Vec::new(),
+            Err(d) => d.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    /// `insertafter` is documented as `EOF` by default but has no default value: given one,
+    /// `insertbefore` alone would be refused as "mutually exclusive".
+    #[tokio::test]
+    async fn insertbefore_alone_and_typed_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path(), None, vec![]);
+        let mut tr = transport();
+        let f = dir.path().join("f");
+        std::fs::write(&f, "a\nb\n").unwrap();
+        let a = args(json!({"path": f, "line": "x", "insertbefore": "^b", "mode": "0600"}));
+        let ran = check_apply(&LineInFile, &mut tr, &a, &c).await;
+        assert!(matches!(ran, Ran::Applied(_, Ok(_))), "{ran:?}");
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "a\nx\nb\n");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let a = args(json!({"path": f, "block": "y", "insertbefore": "^a"}));
+        let ran = check_apply(&BlockInFile, &mut tr, &a, &c).await;
+        assert!(matches!(ran, Ran::Applied(_, Ok(_))), "{ran:?}");
+        assert_eq!(
+            std::fs::read_to_string(&f).unwrap(),
+            "# BEGIN ANSIBLE MANAGED BLOCK\ny\n# END ANSIBLE MANAGED BLOCK\na\nx\nb\n"
+        );
+        let a = args(json!({"path": f, "regexp": "^x$", "replace": "z", "backup": true}));
+        let Ran::Applied(_, Ok(r)) = check_apply(&Replace, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        assert!(r["backup_file"].is_string(), "{r:?}");
+        // validate must hold %s, as in Ansible.
+        let a = args(json!({"path": f, "line": "q", "validate": "true"}));
+        let ran = check_apply(&LineInFile, &mut tr, &a, &c).await;
+        assert!(
+            matches!(ran, Ran::CheckFailed(ref m, _) if m.contains("validate must contain %s")),
+            "{ran:?}"
+        );
+        // Ansible's mutually exclusive backrefs and search_string, at run time too (arguments
+        // built from a variable).
+        let a = args(json!({"path": f, "line": "q", "search_string": "x", "backrefs": true}));
+        let ran = check_apply(&LineInFile, &mut tr, &a, &c).await;
+        assert!(
+            matches!(ran, Ran::CheckFailed(ref m, _) if m.contains("backrefs|search_string")),
+            "{ran:?}"
+        );
+        let a = args(json!({"path": f, "line": "q", "unsafe_writes": true}));
+        let ran = check_apply(&LineInFile, &mut tr, &a, &c).await;
+        assert!(
+            matches!(ran, Ran::CheckFailed(ref m, _) if m.contains("not supported by rdeploy")),
+            "{ran:?}"
+        );
+    }
+
+    /// The argument checks that moved here from the table, run at playbook load.
+    #[test]
+    fn checks_at_load() {
+        for (task, want) in [
+            (
+                "lineinfile: { path: /f, regexp: x, search_string: y, line: z }",
+                Some(
+                    "arguments 'regexp' and 'search_string' of module 'lineinfile' are mutually exclusive",
+                ),
+            ),
+            (
+                "lineinfile: { path: /f, backrefs: yes, search_string: y, line: z }",
+                Some(
+                    "arguments 'backrefs' and 'search_string' of module 'lineinfile' are mutually exclusive",
+                ),
+            ),
+            (
+                "lineinfile: { path: /f, regexp: x }",
+                Some("module 'lineinfile' needs 'line' when state is present"),
+            ),
+            (
+                "lineinfile: { path: /f, state: absent }",
+                Some("needs 'regexp', 'search_string' or 'line' when state is absent"),
+            ),
+            (
+                "blockinfile: { path: /f, block: x, insertafter: a, insertbefore: b }",
+                Some(
+                    "arguments 'insertafter' and 'insertbefore' of module 'blockinfile' are mutually exclusive",
+                ),
+            ),
+            ("lineinfile: { path: /f, line: x, insertbefore: BOF }", None),
+            (
+                "blockinfile: { dest: /f, content: x, insertbefore: BOF }",
+                None,
+            ),
+            ("replace: { path: /f, regexp: x }", None),
+        ] {
+            let e = load_errors(task);
+            match want {
+                Some(w) => assert!(e.iter().any(|e| e.contains(w)), "{task}: {e:?}"),
+                None => assert!(e.is_empty(), "{task}: {e:?}"),
+            }
+        }
     }
 }

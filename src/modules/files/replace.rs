@@ -12,15 +12,54 @@
 
 use serde_json::Value;
 
-use super::common::{edit_apply, edit_verdict, failed, read_text_file};
+use super::common::{
+    EditOpts, WantAttrs, edit_apply, edit_verdict_with, failed, read_text_file, validate_text,
+};
 use super::pyre::{Template, compile};
 use crate::modules::runtime::{
-    Ahead, Args, ArgsExt, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Ahead, Args, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::AnyTransport;
 
 /// The `replace` module.
 pub struct Replace;
+
+crate::module_args! {
+    /// Replaces every match of a regex in a text file, optionally only between `after` and
+    /// `before`.
+    #[module(
+        name = "replace",
+        backup = "The file is copied (content, mode, owner) before it is changed; rollback puts the copy back.",
+        returns = &[("msg", "N replacements made"), ("backup_file", "with backup: the on-host copy's name")],
+        examples = "- replace:\n    path: /etc/hosts\n    regexp: '(\\s+)old\\.example\\.com(\\s+.*)?$'\n    replace: '\\1new.example.com\\2'"
+    )]
+    pub struct ReplaceArgs {
+        /// The file to change.
+        #[arg(required, kind = Path, aliases = &["dest", "destfile", "name"])]
+        path: String,
+        /// Python-style regex to replace.
+        #[arg(required)]
+        regexp: String,
+        /// Replacement text; may use `\1` groups.
+        #[arg(default = "")]
+        replace: String,
+        /// Only replace after the first match of this regex.
+        after: Option<String>,
+        /// Only replace before the first match of this regex.
+        before: Option<String>,
+        /// Keep a timestamped copy of the original file on the host.
+        #[arg(default = "no")]
+        backup: bool,
+        /// Permissions of the file.
+        mode: Value,
+        /// Owner of the file.
+        owner: Option<String>,
+        /// Group of the file.
+        group: Option<String>,
+        /// Command run on the new content before it is moved in; `%s` is the temp file.
+        validate: Option<String>,
+    }
+}
 
 impl Module for Replace {
     fn ahead(&self) -> Ahead {
@@ -38,9 +77,19 @@ impl Module for Replace {
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
         Box::pin(async move {
-            let path = args.req_str("path")?;
-            let re = compile(&args.req_str("regexp")?, "regexp", true, false)?;
-            let template = Template::parse(&args.str_arg("replace").unwrap_or_default(), &re)?;
+            let a = ReplaceArgs::parse(args)?;
+            let path = a.path.clone();
+            let opts = EditOpts {
+                want: WantAttrs {
+                    mode: Some(a.mode.clone()).filter(|m| !m.is_null()),
+                    owner: a.owner.clone(),
+                    group: a.group.clone(),
+                },
+                validate: validate_text(a.validate.clone())?,
+                backup: a.backup,
+            };
+            let re = compile(&a.regexp, "regexp", true, false)?;
+            let template = Template::parse(&a.replace, &re)?;
             let tf = read_text_file(tr, ctx, &path).await?;
             let Some(bytes) = &tf.bytes else {
                 return Err(failed(format!("Path {path} does not exist !")));
@@ -48,7 +97,7 @@ impl Module for Replace {
             let text = String::from_utf8(bytes.clone())
                 .map_err(|_| failed(format!("{path} is not UTF-8 text")))?;
             let mut result = Args::new();
-            let (start, end) = match section(args, &text)? {
+            let (start, end) = match section(a.after.as_deref(), a.before.as_deref(), &text)? {
                 Ok(range) => range,
                 Err(msg) => {
                     // Like Ansible: nothing at all happens, not even attributes.
@@ -68,7 +117,7 @@ impl Module for Replace {
             } else {
                 (text.clone(), String::new())
             };
-            edit_verdict(&path, &tf, Some(new.into_bytes()), args, msg, result)
+            edit_verdict_with(&path, &tf, Some(new.into_bytes()), &opts, msg, result)
         })
     }
 
@@ -83,16 +132,20 @@ impl Module for Replace {
     }
 
     fn resources(&self, args: &Args) -> Vec<Resource> {
-        args.str_arg("path")
-            .map(|p| vec![Resource::Path(p)])
+        ReplaceArgs::parse(args)
+            .map(|a| vec![Resource::Path(a.path)])
             .unwrap_or_default()
     }
 }
 
 /// The byte range `after`/`before` select (the whole text without them); `Ok(Err(msg))` when
 /// the section pattern does not match.
-fn section(args: &Args, text: &str) -> Result<Result<(usize, usize), String>, ModuleError> {
-    let pattern = match (args.str_arg("after"), args.str_arg("before")) {
+fn section(
+    after: Option<&str>,
+    before: Option<&str>,
+    text: &str,
+) -> Result<Result<(usize, usize), String>, ModuleError> {
+    let pattern = match (after, before) {
         (Some(a), Some(b)) => format!("{a}(?P<subsection>.*?){b}"),
         (Some(a), None) => format!("{a}(?P<subsection>.*)"),
         (None, Some(b)) => format!("(?P<subsection>.*){b}"),

@@ -171,44 +171,28 @@ crate::module_args! {
     }
 }
 
-fn err(a: &ArgsRef<'_>, msg: String) -> Vec<Diagnostic> {
-    vec![Diagnostic::at(a.module_loc, msg)]
-}
-
 /// `command`: exactly one of free-form text, `cmd` and `argv`.
 fn one_command(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     let n =
         usize::from(a.free_form.is_some()) + usize::from(a.has("cmd")) + usize::from(a.has("argv"));
     match n {
-        0 => err(
-            a,
-            "module 'command' needs a command: free-form text, 'cmd' or 'argv'".into(),
-        ),
+        0 => a.error("module 'command' needs a command: free-form text, 'cmd' or 'argv'".into()),
         1 => Vec::new(),
-        _ => err(
-            a,
-            "module 'command' takes only one of free-form text, 'cmd' and 'argv'".into(),
-        ),
+        _ => a.error("module 'command' takes only one of free-form text, 'cmd' and 'argv'".into()),
     }
 }
 
 /// `shell`, `script`: free-form text or `cmd`, one of them.
 fn free_form_or_cmd(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     match (a.free_form.is_some(), a.has("cmd")) {
-        (false, false) => err(
-            a,
-            format!(
-                "module '{}' needs a command: free-form text or 'cmd'",
-                a.module
-            ),
-        ),
-        (true, true) => err(
-            a,
-            format!(
-                "module '{}' takes free-form text or 'cmd', not both",
-                a.module
-            ),
-        ),
+        (false, false) => a.error(format!(
+            "module '{}' needs a command: free-form text or 'cmd'",
+            a.module
+        )),
+        (true, true) => a.error(format!(
+            "module '{}' takes free-form text or 'cmd', not both",
+            a.module
+        )),
         _ => Vec::new(),
     }
 }
@@ -216,7 +200,7 @@ fn free_form_or_cmd(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
 /// `raw`: free-form text is its only way to say what to run.
 fn needs_free_form(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     if a.free_form.is_none() {
-        err(a, format!("module '{}' needs free-form text", a.module))
+        a.error(format!("module '{}' needs free-form text", a.module))
     } else {
         Vec::new()
     }

@@ -325,10 +325,6 @@ fn use_manager(word: &str) -> Result<Option<Manager>, String> {
         })
 }
 
-fn err(a: &ArgsRef<'_>, msg: String) -> Vec<Diagnostic> {
-    vec![Diagnostic::at(a.module_loc, msg)]
-}
-
 /// `systemd` with only `name` is Ansible's status query (the unit's properties in `status`).
 fn systemd_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
     if a.has("name") {
@@ -364,20 +360,17 @@ fn unit_action(a: &ArgsRef<'_>, module: &str, acts: &[&str], reloads: &[&str]) -
     };
     let acting = acts.iter().any(|k| a.has(k));
     if acting && !a.has("name") {
-        return err(
-            a,
-            format!("module '{module}' needs 'name' with {}", quoted(acts)),
-        );
+        return a.error(format!(
+            "module '{module}' needs 'name' with {}",
+            quoted(acts)
+        ));
     }
     if !acting && !reloads.iter().any(|k| a.has(k)) {
-        return err(
-            a,
-            format!(
-                "module '{module}' needs {} or {}",
-                quoted(acts),
-                quoted(reloads)
-            ),
-        );
+        return a.error(format!(
+            "module '{module}' needs {} or {}",
+            quoted(acts),
+            quoted(reloads)
+        ));
     }
     Vec::new()
 }

@@ -7,15 +7,15 @@
 //! the unpack (one round trip). A controller archive (`local_src`) is streamed on the command's
 //! stdin into a private temporary file on the host (in check as well, to list it there; under
 //! `--check` a tar archive is not looked at, as in Ansible), so it
-//! works the same with `become`; `remote_src` reads the host's file in place. `mode`, `owner`
-//! and `group` are applied to every unpacked member. It must not format shell lines.
+//! works the same with `become`; `remote_src` (or Ansible's deprecated `copy: no`) reads the
+//! host's file in place. `mode`, `owner` and `group` are applied to every unpacked member. It
+//! must not format shell lines.
 
 use serde_json::Value;
 
 use super::common::{failed, result};
 use crate::modules::runtime::{
-    Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
-    parse_mode,
+    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict, parse_mode,
 };
 use crate::modules::source::Content;
 use crate::transport::{AnyTransport, Cmd};
@@ -23,16 +23,85 @@ use crate::transport::{AnyTransport, Cmd};
 /// `unarchive`.
 pub struct Unarchive;
 
+crate::module_args! {
+    /// Unpacks a tar or zip archive (from the controller, or the host with `remote_src`) into a
+    /// directory on the host. Ansible's older `copy: no` is read as `remote_src: yes`.
+    /// With `remote_src`, `src` may be a URL the host downloads. Difference from Ansible: the
+    /// archive is in sync when every member exists under `dest` (Ansible also compares sizes,
+    /// modes and times).
+    #[module(
+        name = "unarchive",
+        backup = "The whole `dest` tree is copied before the archive is unpacked into it; rollback puts the tree back as it was.",
+        returns = &[("dest", "where it was unpacked"), ("src", "the archive"), ("handler", "the unpacker used")],
+        examples = "- unarchive:\n    src: app-2.1.tar.gz\n    dest: /srv/app/releases/2.1\n    creates: /srv/app/releases/2.1/bin\n- unarchive:\n    src: /var/cache/app/app-2.1.tar.gz\n    dest: /srv/app/releases/2.1\n    remote_src: true"
+    )]
+    pub struct UnarchiveArgs {
+        /// The archive: a controller file, or with `remote_src` a file on the host or a URL the
+        /// host downloads (curl or wget).
+        #[arg(required, kind = Path)]
+        src: String,
+        /// Existing directory to unpack into.
+        #[arg(required, kind = Path)]
+        dest: String,
+        /// Skip when this path exists on the host.
+        #[arg(kind = Path)]
+        creates: Option<String>,
+        /// `src` is already on the host.
+        #[arg(default = "no")]
+        remote_src: bool,
+        /// Ansible's deprecated spelling of the opposite of `remote_src` (`copy: no` is
+        /// `remote_src: yes`); not together with `remote_src`. A literal value is read as
+        /// `remote_src` when the playbook is loaded.
+        copy: Option<bool>,
+        /// Permissions of the unpacked entries.
+        mode: Value,
+        /// Owner of the unpacked entries.
+        owner: Option<String>,
+        /// Group of the unpacked entries.
+        group: Option<String>,
+        /// With `remote_src` and a URL `src`: verify its TLS certificate.
+        #[arg(default = "yes")]
+        validate_certs: bool,
+    }
+}
+
+/// Ansible's message for `copy` with `remote_src` given together (written in the playbook, the
+/// loader refuses them already).
+const COPY_AND_REMOTE_SRC: &str = "parameters are mutually exclusive: ('copy', 'remote_src')";
+
+impl UnarchiveArgs {
+    /// Whether `src` is on the host: `remote_src`, or `copy: no`.
+    fn remote(&self) -> Result<bool, ModuleError> {
+        match self.copy {
+            Some(_) if self.remote_src => Err(ModuleError::Args(COPY_AND_REMOTE_SRC.into())),
+            Some(copy) => Ok(!copy),
+            None => Ok(self.remote_src),
+        }
+    }
+}
+
 /// Shared prelude. `$1` dest, `$2` `zip`/`tar`, `$3` archive path on the host (empty: read the
-/// archive from stdin into a private temporary file). Defines `list_` (members, one per line).
+/// archive from stdin, or download `$4`, into a private temporary file), `$4` a URL the host
+/// downloads (`remote_src`), `$5` `yes` to skip TLS verification, `$6` mode and `$7`
+/// owner[:group] for [`EXTRACT`]. Defines `list_` (members, one per line).
 const PRELUDE: &str = r#"
-d_=$1 f_=$2 a_=$3
+d_=$1 f_=$2 a_=$3 u_=$4 k_=$5 m_=${6-} o_=${7-}
 if ! [ -d "$d_" ]; then printf 'nodest\n'; exit 0; fi
 if [ -z "$a_" ]; then
   t_=$(mktemp -d "${TMPDIR:-/tmp}/rdeploy-unarchive.XXXXXXXXXX") || exit 125
   trap 'rm -rf -- "$t_"' EXIT
   a_=$t_/archive
-  cat > "$a_" || exit 125
+  if [ -z "$u_" ]; then
+    cat > "$a_" || exit 125
+  elif command -v curl >/dev/null 2>&1; then
+    if [ "$k_" = yes ]; then set -- -k; else set --; fi
+    curl -fsSL -o "$a_" "$@" -- "$u_" || { printf 'rdeploy: cannot download %s\n' "$u_" >&2; exit 4; }
+  elif command -v wget >/dev/null 2>&1; then
+    if [ "$k_" = yes ]; then set -- --no-check-certificate; else set --; fi
+    wget -q -O "$a_" "$@" -- "$u_" || { printf 'rdeploy: cannot download %s\n' "$u_" >&2; exit 4; }
+  else
+    printf 'rdeploy: unarchive of a URL needs curl or wget on the host\n' >&2; exit 127
+  fi
 fi
 list_() { if [ "$f_" = zip ]; then unzip -Z1 "$a_"; else tar -tf "$a_"; fi; }
 l_=$(list_) || { printf 'rdeploy: cannot list the archive %s\n' "$3" >&2; exit 4; }
@@ -51,12 +120,11 @@ printf '%s\n' "$l_" | {
   printf 'listed %s\n' "$n_"
 }"#;
 
-/// Unpacks, then applies `$4` mode and `$5` owner[:group] to each member (links skipped for
+/// Unpacks, then applies `m_` mode and `o_` owner[:group] to each member (links skipped for
 /// mode). Prints `extracted`.
 const EXTRACT: &str = r#"
 if [ "$f_" = zip ]; then unzip -o -q "$a_" -d "$d_" || exit 5
 else tar -xf "$a_" -C "$d_" || exit 5; fi
-m_=$4 o_=$5
 if [ -n "$m_" ] || [ -n "$o_" ]; then
   printf '%s\n' "$l_" | while IFS= read -r e_; do
     e_=${e_%/}
@@ -70,6 +138,10 @@ printf 'extracted\n'"#;
 struct Src {
     /// The archive on the host (`remote_src`), or `None` to stream `bytes`.
     remote: Option<String>,
+    /// A URL the host downloads the archive from (`remote_src` with a `src` that has `://`).
+    url: Option<String>,
+    /// Do not verify the URL's TLS certificate (`validate_certs: no`).
+    insecure: bool,
     /// A controller archive: its bytes shared by every host in flight (never copied per host),
     /// or a large one streamed from disk.
     bytes: Content,
@@ -86,12 +158,30 @@ fn not_an_option(p: &str) -> String {
     }
 }
 
-async fn source(args: &Args, ctx: &ModuleCtx<'_>) -> Result<Src, ModuleError> {
-    let src = args.req_str("src")?;
+async fn source(a: &UnarchiveArgs, ctx: &ModuleCtx<'_>) -> Result<Src, ModuleError> {
+    let src = a.src.clone();
     let by_name = |s: &str| if zip_by_name(s) { "zip" } else { "tar" };
-    if args.bool_arg("remote_src", false)? {
+    if a.remote()? && src.contains("://") {
+        let path = src.split(['?', '#']).next().unwrap_or_default();
+        return Ok(Src {
+            remote: None,
+            url: Some(src.clone()),
+            insecure: !a.validate_certs,
+            bytes: Content::Mem(std::sync::Arc::from(Vec::new())),
+            format: by_name(path),
+            shown: src,
+        });
+    }
+    if src.contains("://") {
+        return Err(ModuleError::Args(format!(
+            "Unsupported option, an URI src ({src}) is only supported when remote_src is True"
+        )));
+    }
+    if a.remote()? {
         return Ok(Src {
             remote: Some(not_an_option(&src)),
+            url: None,
+            insecure: false,
             bytes: Content::Mem(std::sync::Arc::from(Vec::new())),
             format: by_name(&src),
             shown: src,
@@ -105,6 +195,8 @@ async fn source(args: &Args, ctx: &ModuleCtx<'_>) -> Result<Src, ModuleError> {
     let format = if is_zip(&bytes, local) { "zip" } else { "tar" };
     Ok(Src {
         remote: None,
+        url: None,
+        insecure: false,
         bytes,
         format,
         shown: src,
@@ -142,6 +234,8 @@ fn base_cmd(dest: &str, s: &Src) -> Cmd {
         .arg(dest)
         .arg(s.format)
         .arg(s.remote.clone().unwrap_or_default())
+        .arg(s.url.clone().unwrap_or_default())
+        .arg(if s.insecure { "yes" } else { "no" })
 }
 
 /// Runs `cmd` with the controller archive on its stdin (borrowed: no copy per host).
@@ -151,9 +245,9 @@ async fn run_with_archive(
     cmd: Cmd,
     s: &Src,
 ) -> Result<crate::transport::Output, ModuleError> {
-    match s.remote {
-        None => ctx.run_input(tr, cmd, s.bytes.payload()).await,
-        Some(_) => ctx.run(tr, cmd).await,
+    match (&s.remote, &s.url) {
+        (None, None) => ctx.run_input(tr, cmd, s.bytes.payload()).await,
+        _ => ctx.run(tr, cmd).await,
     }
 }
 
@@ -170,15 +264,16 @@ async fn check_unarchive(
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
-    let dest = args.req_str("dest")?;
-    let s = source(args, ctx).await?;
+    let a = UnarchiveArgs::parse(args)?;
+    let dest = a.dest.clone();
+    let s = source(&a, ctx).await?;
     let mut r = result([
         ("dest", Value::from(dest.clone())),
         ("src", Value::from(s.shown.clone())),
         ("handler", Value::from(handler(&s))),
     ]);
-    if let Some(c) = args.str_arg("creates") {
-        let out = ctx.run(tr, super::common::glob_exists(&c)).await?;
+    if let Some(c) = &a.creates {
+        let out = ctx.run(tr, super::common::glob_exists(c)).await?;
         if out.status == 0 {
             r.insert(
                 "msg".into(),
@@ -225,18 +320,19 @@ async fn apply_unarchive(
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Args, ModuleError> {
-    let dest = args.req_str("dest")?;
-    let s = source(args, ctx).await?;
-    let mode = match args.get("mode") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(m)) => {
+    let a = UnarchiveArgs::parse(args)?;
+    let dest = a.dest.clone();
+    let s = source(&a, ctx).await?;
+    let mode = match &a.mode {
+        Value::Null => String::new(),
+        Value::String(m) => {
             // Validated here; chmod applies the symbolic form to each member itself.
             parse_mode(&Value::String(m.clone()), Some(0), false)?;
             m.clone()
         }
-        Some(v) => format!("{:04o}", parse_mode(v, None, false)?),
+        v => format!("{:04o}", parse_mode(v, None, false)?),
     };
-    let owner = match (args.str_arg("owner"), args.str_arg("group")) {
+    let owner = match (a.owner, a.group) {
         (None, None) => String::new(),
         (Some(o), None) => o,
         (None, Some(g)) => format!(":{g}"),
@@ -283,9 +379,10 @@ impl Module for Unarchive {
     /// Ansible's unarchive supports check mode for zip archives only: a tar archive is not
     /// looked at (here it would be copied to the host to be listed).
     fn check_mode_skip(&self, args: &Args, ctx: &ModuleCtx<'_>) -> Option<&'static str> {
-        let zip = match (args.bool_arg("remote_src", false), ctx.local_src) {
+        let a = UnarchiveArgs::parse(args).ok()?;
+        let zip = match (a.remote(), ctx.local_src) {
             (Ok(false), Some(local)) => file_is_zip(local),
-            _ => args.str_arg("src").is_some_and(|s| zip_by_name(&s)),
+            _ => zip_by_name(&a.src),
         };
         (!zip).then_some(
             "remote module (ansible.legacy.unarchive) does not support check mode when using gtar",
@@ -313,10 +410,9 @@ impl Module for Unarchive {
 
     /// The whole `dest` tree: which members an archive holds is only known on the host.
     fn resources(&self, args: &Args) -> Vec<Resource> {
-        args.str_arg("dest")
-            .map(Resource::Tree)
-            .into_iter()
-            .collect()
+        UnarchiveArgs::parse(args)
+            .map(|a| vec![Resource::Tree(a.dest)])
+            .unwrap_or_default()
     }
 }
 
@@ -449,6 +545,161 @@ mod tests {
         assert_eq!(
             Unarchive.resources(&a),
             vec![Resource::Tree(dest.display().to_string())]
+        );
+    }
+
+    /// `copy: no` (Ansible's deprecated spelling) reads the archive on the host, like
+    /// `remote_src: yes`; `copy: yes` is the controller's archive; both with `remote_src` are
+    /// refused with Ansible's message.
+    #[tokio::test]
+    async fn copy_no_is_remote_src() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tgz, _) = make_archives(dir.path());
+        let dest = dir.path().join("d");
+        std::fs::create_dir_all(&dest).unwrap();
+        let c = ctx(dir.path(), None, vec![]);
+        let mut tr = transport();
+        let a = args(json!({"src": tgz, "dest": dest, "copy": "no"}));
+        let ran = check_apply(&Unarchive, &mut tr, &a, &c).await;
+        assert!(matches!(ran, Ran::Applied(_, Ok(_))), "{ran:?}");
+        assert!(dest.join("app/README").exists());
+        assert!(matches!(
+            check_apply(&Unarchive, &mut tr, &a, &c).await,
+            Ran::InSync(_)
+        ));
+        // `copy: yes` wants the controller's file, which this context has not.
+        let a = args(json!({"src": "app.tar.gz", "dest": dest, "copy": true}));
+        let ran = check_apply(&Unarchive, &mut tr, &a, &c).await;
+        assert!(
+            matches!(ran, Ran::CheckFailed(ref m, _) if m.contains("not found on the controller")),
+            "{ran:?}"
+        );
+        let a = args(json!({"src": tgz, "dest": dest, "copy": false, "remote_src": true}));
+        let ran = check_apply(&Unarchive, &mut tr, &a, &c).await;
+        assert!(
+            matches!(ran, Ran::CheckFailed(ref m, _) if m == COPY_AND_REMOTE_SRC),
+            "{ran:?}"
+        );
+        // A tar archive on the host is not looked at under --check (as Ansible's gtar
+        // handler), whichever spelling says it is there.
+        let a = args(json!({"src": tgz, "dest": dest, "copy": false}));
+        assert!(Unarchive.check_mode_skip(&a, &c).is_some());
+        let a = args(json!({"src": "/x/app.zip", "dest": dest, "copy": false}));
+        assert!(Unarchive.check_mode_skip(&a, &c).is_none());
+    }
+
+    fn load_errors(playbook: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pb.yml");
+        std::fs::write(&p, playbook).unwrap();
+        match crate::playbook::load(&p, &crate::playbook::LoadOptions::default()) {
+            Ok(_) => Vec::new(),
+            Err(d) => d.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    /// At playbook load: `copy: no` names an archive on the host, so it is not looked for on
+    /// the controller, and a templated `copy` may (before, it was refused); `copy` with
+    /// `remote_src` is refused.
+    #[test]
+    fn copy_no_is_not_looked_for_on_the_controller() {
+        let pb = |args: &str| {
+            format!(
+                "- hosts: all\n  tasks:\n    - unarchive: {{ src: /var/cache/app.tgz, dest: /srv/app{args} }}\n"
+            )
+        };
+        assert_eq!(load_errors(&pb(", copy: no")), Vec::<String>::new());
+        assert_eq!(
+            load_errors(&pb(", copy: \"{{ x }}\"")),
+            Vec::<String>::new()
+        );
+        assert_eq!(load_errors(&pb(", remote_src: yes")), Vec::<String>::new());
+        let e = load_errors(&pb(""));
+        assert!(
+            e.iter().any(|e| e.contains("not found on the controller")),
+            "{e:?}"
+        );
+        let e = load_errors(&pb(", copy: yes"));
+        assert!(
+            e.iter().any(|e| e.contains("not found on the controller")),
+            "{e:?}"
+        );
+        let e = load_errors(&pb(", copy: no, remote_src: yes"));
+        assert!(e.iter().any(|e| e.contains("mutually exclusive")), "{e:?}");
+    }
+
+    /// Serves `body` to every request on 127.0.0.1 (a 404 for paths not ending in `.tar.gz`).
+    fn serve(body: Vec<u8>) -> u16 {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(mut s) = conn else { continue };
+                let mut buf = [0u8; 4096];
+                let mut req = Vec::new();
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&req).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or_default();
+                let (status, b): (&str, &[u8]) = if path.ends_with(".tar.gz") {
+                    ("200 OK", &body)
+                } else {
+                    ("404 Not Found", b"")
+                };
+                let _ = s.write_all(
+                    format!(
+                        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        b.len()
+                    )
+                    .as_bytes(),
+                );
+                let _ = s.write_all(b);
+            }
+        });
+        port
+    }
+
+    /// With `remote_src`, a URL `src` is downloaded by the host into a private temporary file
+    /// (in check, to list it, and in apply), as Ansible's module does; without it, Ansible's
+    /// refusal. A download that fails names the URL.
+    #[tokio::test]
+    async fn remote_src_url_is_downloaded_by_the_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tgz, _) = make_archives(dir.path());
+        let port = serve(std::fs::read(&tgz).unwrap());
+        let dest = dir.path().join("d");
+        std::fs::create_dir_all(&dest).unwrap();
+        let env = vec![("no_proxy".to_string(), "127.0.0.1".to_string())];
+        let c = ctx(dir.path(), None, env);
+        let mut tr = transport();
+        let url = format!("http://127.0.0.1:{port}/app.tar.gz");
+        let a = args(json!({"src": url, "dest": dest, "remote_src": true}));
+        let ran = check_apply(&Unarchive, &mut tr, &a, &c).await;
+        assert!(matches!(ran, Ran::Applied(_, Ok(_))), "{ran:?}");
+        assert!(dest.join("app/README").exists());
+        assert!(matches!(
+            check_apply(&Unarchive, &mut tr, &a, &c).await,
+            Ran::InSync(_)
+        ));
+        let a = args(json!({"src": url, "dest": dest}));
+        let ran = check_apply(&Unarchive, &mut tr, &a, &c).await;
+        assert!(
+            matches!(ran, Ran::CheckFailed(ref m, _) if m.contains("is only supported when remote_src is True")),
+            "{ran:?}"
+        );
+        let a = args(
+            json!({"src": format!("http://127.0.0.1:{port}/nope"), "dest": dest,
+            "copy": false}),
+        );
+        let ran = check_apply(&Unarchive, &mut tr, &a, &c).await;
+        assert!(
+            matches!(ran, Ran::CheckFailed(ref m, _) if m.contains("cannot download")),
+            "{ran:?}"
         );
     }
 }
