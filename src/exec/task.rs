@@ -17,7 +17,7 @@ use crate::exec::backups::StepBackup;
 use crate::exec::host::HostState;
 use crate::exec::outcome::{HostOutcome, ItemOutcome, Status};
 use crate::exec::{Flow, Scope, Shared};
-use crate::modules::runtime::{Ahead, Args, Change, ModuleCtx, ModuleError, Verdict};
+use crate::modules::runtime::{Ahead, Args, Change, HostView, ModuleCtx, ModuleError, Verdict};
 use crate::playbook::model::{Keywords, LoopKind, Task, Val, loop_vars};
 use crate::template::{self, LazyVars, VarValue};
 use crate::transport::{AnyTransport, Become, LocalTransport, Reach, ReadSet, TransportError};
@@ -1272,7 +1272,7 @@ async fn pipeline(
         tr.reads().announce(window);
     }
     tr.reads().take_seen();
-    let drift = match imp.check(tr, args, mctx).await {
+    let drift = match imp.check(&mut HostView::of(tr), args, mctx).await {
         Ok(Verdict::InSync { result }) => return Step::new(Status::Ok, result),
         Ok(Verdict::Drift(d)) => d,
         Err(e) => return module_error(e),
@@ -1335,7 +1335,7 @@ async fn pipeline(
         }
     };
     if converges {
-        match imp.check(tr, args, mctx).await {
+        match imp.check(&mut HostView::of(tr), args, mctx).await {
             Ok(Verdict::InSync { .. }) => {}
             Ok(Verdict::Drift(d)) => {
                 let what: Vec<String> = d.changes.iter().map(describe_change).collect();
@@ -1556,7 +1556,7 @@ impl Lookahead<'_> {
             let mctx = parts.mctx(actx);
             let mut rec = AnyTransport::Local(LocalTransport::new(self.host));
             rec.reads().start_recording();
-            let r = imp.check(&mut rec, &args, &mctx).await;
+            let r = imp.check(&mut HostView::of(&mut rec), &args, &mctx).await;
             let got = rec.reads().stop_recording();
             tracing::trace!(task = %actx.label, sets = got.len(), ok = r.is_ok(), "reads of a next task");
             sets.extend(got);

@@ -25,7 +25,8 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Unpredicted, Verdict,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Unpredicted,
+    Verdict,
 };
 use super::spec::{ArgKind, ArgSpec, ModuleSpec};
 use crate::transport::{AnyTransport, Cmd, Payload};
@@ -618,12 +619,15 @@ impl Module for Bridged {
     /// Runs the module in check mode: its prediction is the drift.
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
         Box::pin(async move {
-            let r = cleaned(self.run(tr, args, ctx, true).await?);
+            let r = cleaned(
+                self.run(tr.for_ansible_check_mode(), args, ctx, true)
+                    .await?,
+            );
             let unsupported = r.get("skipped") == Some(&Value::Bool(true))
                 && r.get("msg")
                     .and_then(Value::as_str)

@@ -1,7 +1,8 @@
 //! The module contract the executor drives: `check` (read-only) → `apply` (only the drift).
 //!
 //! Owns the types every module implementation shares: rendered [`Args`], the [`ModuleCtx`]
-//! a task gives its module, [`Verdict`]/[`Drift`]/[`Change`], the [`Resource`]s a module may
+//! a task gives its module, the [`HostView`] `check` gets (it can look, not act: by type),
+//! [`Verdict`]/[`Drift`]/[`Change`], the [`Resource`]s a module may
 //! touch (the executor backs them up before `apply`) and [`ModuleError`]. Modules never see
 //! check or diff mode: the executor stops after `check` in check mode and renders the drift it
 //! already has for `--diff`. Modules build [`Cmd`]s and run them through the transport; they
@@ -26,6 +27,40 @@ pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Renders a template file's text with the task's variables (the `template` module's source).
 pub type RenderFn<'a> = &'a (dyn Fn(&str) -> Result<String, String> + Send + Sync);
+
+/// The host as a module's `check` sees it: it can look (commands that read, in one round trip or
+/// read ahead, through [`ModuleCtx::read`] and the `query` methods) but has no way to act: file
+/// transfers, queued backups and the `run` methods take the transport itself, which only
+/// `apply` receives. The executor hands `check` a view; `apply` looks again through one made
+/// with [`HostView::of`]. (What a queried program does is still its command's: the check-mode
+/// tests prove that `--check` changes nothing.)
+pub struct HostView<'t> {
+    tr: &'t mut AnyTransport,
+}
+
+impl<'t> HostView<'t> {
+    /// A view of `tr` (the executor's for `check`; `apply`'s own to look again).
+    pub fn of(tr: &'t mut AnyTransport) -> HostView<'t> {
+        HostView { tr }
+    }
+
+    /// The host's name, for messages.
+    pub fn name(&self) -> &str {
+        self.tr.name()
+    }
+
+    /// Reads the file at `path` (following symlinks) from the host; too large past `max_bytes`.
+    pub async fn get(&mut self, path: &str, max_bytes: u64) -> Result<Vec<u8>, TransportError> {
+        self.tr.get(path, max_bytes).await
+    }
+
+    /// The transport itself, for Ansible's own modules only: their `check` runs the module on
+    /// the host with `_ansible_check_mode` set (it is sent to a temporary directory first), and
+    /// Ansible's check-mode contract is what keeps that from changing anything.
+    pub(in crate::modules) fn for_ansible_check_mode(&mut self) -> &mut AnyTransport {
+        self.tr
+    }
+}
 
 /// What a task gives its module besides the arguments.
 pub struct ModuleCtx<'a> {
@@ -102,7 +137,7 @@ impl ModuleCtx<'_> {
     /// may have read them ahead ([`crate::transport::reads`]): then no round trip at all.
     pub async fn read(
         &self,
-        tr: &mut AnyTransport,
+        host: &mut HostView<'_>,
         cmds: &[Cmd],
         keep: u64,
     ) -> Result<Result<Vec<Output>, BatchError>, ModuleError> {
@@ -112,6 +147,7 @@ impl ModuleCtx<'_> {
             e => ModuleError::Transport(e),
         };
         let prepared: Vec<Cmd> = cmds.iter().map(|c| self.prepare(c.clone())).collect();
+        let tr = &mut *host.tr;
         match ReadSet::new(&prepared, keep) {
             Some(set) => tr.read(&set).await.map_err(args_fault),
             // Commands that cannot be read as one set (su): a batch of their own.
@@ -121,6 +157,37 @@ impl ModuleCtx<'_> {
                 self.run_batch(tr, &batch).await
             }
         }
+    }
+
+    /// Runs `cmd`, a command that only looks (`check`'s way of asking what [`ModuleCtx::read`]
+    /// cannot: a program that decides from what it reads, a long listing).
+    pub async fn query(&self, host: &mut HostView<'_>, cmd: Cmd) -> Result<Output, ModuleError> {
+        self.run(host.tr, cmd).await
+    }
+
+    /// [`ModuleCtx::query`] that fails with the command's stderr unless it exits 0.
+    pub async fn query_ok(&self, host: &mut HostView<'_>, cmd: Cmd) -> Result<Output, ModuleError> {
+        self.run_ok(host.tr, cmd).await
+    }
+
+    /// [`ModuleCtx::run_input`] for a command that only looks but needs the controller's data
+    /// to compare with (an archive listed against the host's files).
+    pub async fn query_input(
+        &self,
+        host: &mut HostView<'_>,
+        cmd: Cmd,
+        input: crate::transport::Payload<'_>,
+    ) -> Result<Output, ModuleError> {
+        self.run_input(host.tr, cmd, input).await
+    }
+
+    /// [`ModuleCtx::run_batch`] for commands that only look.
+    pub async fn query_batch(
+        &self,
+        host: &mut HostView<'_>,
+        batch: &Batch,
+    ) -> Result<Result<Vec<Output>, BatchError>, ModuleError> {
+        self.run_batch(host.tr, batch).await
     }
 
     /// Runs `cmd` and fails with its stderr unless it exits 0.
@@ -252,10 +319,11 @@ pub trait Module: Send + Sync {
     /// The canonical name (`copy`).
     fn name(&self) -> &'static str;
 
-    /// Looks at the host and says whether it matches the arguments. Must not change anything.
+    /// Looks at the host and says whether it matches the arguments. It gets a [`HostView`], which
+    /// cannot change anything.
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>>;

@@ -17,7 +17,7 @@ use super::lineinfile::split_lines;
 use super::pyre::compile;
 use crate::diag::Diagnostic;
 use crate::modules::runtime::{
-    Ahead, Args, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Ahead, Args, BoxFut, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::modules::spec::ArgsRef;
 use crate::transport::AnyTransport;
@@ -90,7 +90,7 @@ impl Module for BlockInFile {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

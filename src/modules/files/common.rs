@@ -10,7 +10,9 @@
 
 use serde_json::Value;
 
-use crate::modules::runtime::{Args, ArgsExt, Change, ModuleCtx, ModuleError, parse_mode};
+use crate::modules::runtime::{
+    Args, ArgsExt, Change, HostView, ModuleCtx, ModuleError, parse_mode,
+};
 use crate::transport::cmd::{
     self, Cmd, PathKind, PathState, chmod, chown, mv_f, parse_stat, rm_rf, user_script_with_path,
 };
@@ -34,7 +36,7 @@ pub fn failed(msg: impl Into<String>) -> ModuleError {
 /// Runs `cmds` as ONE round trip (a [`Cmd::batch`] keeping `keep` bytes of each stream's ends)
 /// with the task's become/environment/timeout, and splits the outputs back.
 pub async fn run_batch(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     ctx: &ModuleCtx<'_>,
     cmds: &[Cmd],
     keep: u64,
@@ -502,7 +504,7 @@ pub struct TextFile {
 /// Reads `path` for an edit in ONE round trip: realpath, stat of the real file, content. Fails
 /// on a directory or special file, or a file too big to edit here.
 pub async fn read_text_file(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     ctx: &ModuleCtx<'_>,
     path: &str,
 ) -> Result<TextFile, ModuleError> {

@@ -27,8 +27,8 @@ use super::common::{
 };
 use crate::diag::Diagnostic;
 use crate::modules::runtime::{
-    Ahead, Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
-    need_local_src,
+    Ahead, Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource,
+    Verdict, need_local_src,
 };
 use crate::modules::source::{self, Content};
 use crate::modules::spec::ArgsRef;
@@ -212,7 +212,7 @@ impl Module for Copy {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
@@ -284,7 +284,7 @@ impl Module for Template {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
@@ -381,7 +381,7 @@ fn tree_root(src: &str, dest: &str) -> String {
 /// and (when a source name is known) `dest/NAME`: stat, diff read; plus `test -d dest` to
 /// follow a symlink to a directory like Ansible does.
 async fn check_file(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     put: &Put,
     ctx: &ModuleCtx<'_>,
     source: Source,
@@ -792,7 +792,7 @@ fn parse_tree(out: &crate::transport::Output) -> Result<HashMap<String, PathStat
 /// Checks a recursive copy in ONE command: the relative paths go on stdin, the host lists the
 /// state of each under the destination root.
 async fn check_tree(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     put: &Put,
     src_arg: Option<&str>,
     ctx: &ModuleCtx<'_>,
@@ -816,7 +816,7 @@ async fn check_tree(
         .arg(root)
         .op(TREE_STAT)
         .stdin(list.into_bytes());
-    let out = ctx.run(tr, c).await?;
+    let out = ctx.query(tr, c).await?;
     let states = parse_tree(&out)?;
 
     let mut changes = Vec::new();

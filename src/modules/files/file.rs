@@ -33,7 +33,7 @@ use super::common::{
 };
 use crate::diag::Diagnostic;
 use crate::modules::runtime::{
-    Ahead, Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Ahead, Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::modules::spec::ArgsRef;
 use crate::transport::cmd::{
@@ -252,7 +252,7 @@ impl Module for File {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
@@ -413,7 +413,7 @@ fn chmod_spec(mode: &Value) -> Result<String, ModuleError> {
 }
 
 async fn check(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -994,7 +994,7 @@ struct Times<'a> {
 /// Ansible's `mktime`); `now` is always a change. Adds the `Times` step after the others (a
 /// path they create gets its times then).
 async fn times_drift(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     ctx: &ModuleCtx<'_>,
     t: Times<'_>,
     changes: &mut Vec<Change>,

@@ -17,7 +17,8 @@ use serde_json::{Map, Value};
 use super::common::{failed, run_batch, take};
 use super::pyre::compile;
 use crate::modules::runtime::{
-    Ahead, Args, ArgsExt, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Ahead, Args, ArgsExt, BoxFut, Drift, HostView, Module, ModuleCtx, ModuleError, Resource,
+    Verdict,
 };
 use crate::modules::spec::{ArgKind, ArgSpec};
 use crate::modules::typed::ArgValue;
@@ -175,7 +176,7 @@ impl Module for Find {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
@@ -198,7 +199,7 @@ impl Module for Find {
 }
 
 async fn check(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -385,7 +386,7 @@ fn skipped_any(result: &Args) -> bool {
 /// The files among `paths` with a line that `pattern` matches at its start (`grep -P`; the
 /// list goes on stdin, NUL-separated).
 async fn grep_files(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     ctx: &ModuleCtx<'_>,
     pattern: &str,
     paths: &[String],
@@ -402,7 +403,7 @@ async fn grep_files(
         .arg(format!("^(?:{pattern})"))
         .op(r#"; xargs -0 -r grep -l -Z -P -e "$1" --"#)
         .stdin(list);
-    let out = ctx.run(tr, c).await?;
+    let out = ctx.query(tr, c).await?;
     if out.status >= 124 || out.truncated.stdout > 0 {
         return Err(failed(format!(
             "searching file contents failed (exit {}): {}",

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::common::{edit_apply, edit_verdict, failed, read_text_file};
 use crate::modules::runtime::{
-    Ahead, Args, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Ahead, Args, BoxFut, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::AnyTransport;
 
@@ -505,7 +505,7 @@ fn edit_of(a: &IniFileArgs, given_values: bool) -> Result<IniEdit, ModuleError> 
 }
 
 async fn check_ini(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -575,7 +575,7 @@ impl Module for IniFile {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

@@ -19,7 +19,7 @@ use super::common::{
 use super::pyre::{Template, compile};
 use crate::diag::Diagnostic;
 use crate::modules::runtime::{
-    Ahead, Args, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Ahead, Args, BoxFut, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::modules::spec::ArgsRef;
 use crate::transport::AnyTransport;
@@ -128,7 +128,7 @@ impl Module for LineInFile {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

@@ -11,11 +11,11 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::modules::runtime::{
-    Args, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::modules::system::common::{failed, result};
 use crate::transport::cmd::read_file_cmd;
-use crate::transport::{AnyTransport, Cmd, Transport};
+use crate::transport::{AnyTransport, Cmd};
 
 /// The `slurp` module.
 pub struct Slurp;
@@ -56,20 +56,20 @@ fn refusal(kind: &str, src: &str) -> String {
 }
 
 async fn slurp(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
     let SlurpArgs { src } = SlurpArgs::parse(args)?;
     let out = ctx
-        .run_ok(tr, Cmd::raw("set --").arg(src.clone()).op(KIND))
+        .query_ok(tr, Cmd::raw("set --").arg(src.clone()).op(KIND))
         .await?;
     let kind = out.stdout_lossy();
     if kind.trim() != "file" {
         return Err(failed(refusal(kind.trim(), &src), Args::new()));
     }
     let data = if ctx.become_.is_some() {
-        let out = ctx.run_ok(tr, read_file_cmd(&src)).await?;
+        let out = ctx.query_ok(tr, read_file_cmd(&src)).await?;
         if out.truncated.stdout > 0 {
             return Err(failed(
                 format!(
@@ -103,7 +103,7 @@ impl Module for Slurp {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

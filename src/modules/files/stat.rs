@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::common::{failed, mode_text, realpath_cmd, run_batch, stat_of, take};
 use crate::modules::runtime::{
-    Ahead, Args, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Ahead, Args, BoxFut, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::AnyTransport;
 use crate::transport::cmd::{
@@ -108,7 +108,7 @@ impl Module for Stat {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::modules::implementation as lookup;
-use crate::modules::runtime::{Args, Change, ModuleCtx, ModuleError, Verdict};
+use crate::modules::runtime::{Args, Change, HostView, ModuleCtx, ModuleError, Verdict};
 use crate::transport::{AnyTransport, LocalTransport};
 
 fn render(s: &str) -> Result<String, String> {
@@ -85,7 +85,7 @@ async fn check_only(
     let ctx = ctx(local_src, controller.path());
     let mut tr = AnyTransport::Local(LocalTransport::new("t").with_recording());
     let before = fingerprint(host);
-    let v = m.check(&mut tr, &args, &ctx).await;
+    let v = m.check(&mut HostView::of(&mut tr), &args, &ctx).await;
     assert_eq!(fingerprint(host), before, "check changed the host");
     v.map(|v| (v, recorded(&tr)))
 }
@@ -108,7 +108,10 @@ async fn converge_n(
     let ctx = ctx(local_src, controller.path());
     let mut tr = AnyTransport::Local(LocalTransport::new("t").with_recording());
     let before = fingerprint(host);
-    let v = m.check(&mut tr, &args, &ctx).await.unwrap();
+    let v = m
+        .check(&mut HostView::of(&mut tr), &args, &ctx)
+        .await
+        .unwrap();
     assert_eq!(fingerprint(host), before, "check changed the host");
     let check_cmds = recorded(&tr);
     assert_eq!(
@@ -127,7 +130,10 @@ async fn converge_n(
             let result = m.apply(&mut tr, &args, &ctx, &d).await.unwrap();
             let apply_cmds = recorded(&tr)[check_cmds.len()..].to_vec();
             if m.converges(&args) {
-                let again = m.check(&mut tr, &args, &ctx).await.unwrap();
+                let again = m
+                    .check(&mut HostView::of(&mut tr), &args, &ctx)
+                    .await
+                    .unwrap();
                 if let Verdict::Drift(d2) = again {
                     panic!("not converged: {:?}", d2.changes);
                 }
@@ -402,7 +408,11 @@ async fn copy_validate_passes_and_fails_cleanly() {
     let controller = tempfile::tempdir().unwrap();
     let ctx = ctx(None, controller.path());
     let mut tr = AnyTransport::Local(LocalTransport::new("t"));
-    let Verdict::Drift(d) = m.check(&mut tr, &args, &ctx).await.unwrap() else {
+    let Verdict::Drift(d) = m
+        .check(&mut HostView::of(&mut tr), &args, &ctx)
+        .await
+        .unwrap()
+    else {
         panic!("expected drift");
     };
     let err = m.apply(&mut tr, &args, &ctx, &d).await.unwrap_err();
@@ -411,7 +421,7 @@ async fn copy_validate_passes_and_fails_cleanly() {
     assert_eq!(fingerprint(h.path()).len(), 1, "temporary file left behind");
     let no_s = to_args(json!({"content": "x", "dest": dest, "validate": "true"}));
     assert!(matches!(
-        m.check(&mut tr, &no_s, &ctx).await,
+        m.check(&mut HostView::of(&mut tr), &no_s, &ctx).await,
         Err(ModuleError::Args(_))
     ));
 }

@@ -17,7 +17,8 @@ use super::common::{failed, result};
 use super::repofile::{self, FileEdit};
 use crate::modules::files::common::WantAttrs;
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict, output_result,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    output_result,
 };
 use crate::transport::cmd::{if_program, read_file_cmd};
 use crate::transport::{AnyTransport, Cmd};
@@ -149,7 +150,7 @@ enum Source {
 
 /// The key's bytes, read or downloaded on the host.
 async fn key_bytes(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     ctx: &ModuleCtx<'_>,
     src: &Source,
 ) -> Result<Option<Vec<u8>>, ModuleError> {
@@ -169,7 +170,7 @@ async fn key_bytes(
             if_program("curl", curl.arg(u.clone()), wget.arg(u.clone()))
         }
     };
-    let out = ctx.run(tr, cmd).await?;
+    let out = ctx.query(tr, cmd).await?;
     if !out.success() {
         let msg = match src {
             Source::Url(u, _) => format!(
@@ -195,7 +196,7 @@ enum Plan {
 }
 
 async fn check_key(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -217,7 +218,7 @@ async fn check_key(
         _ => Source::None,
     };
     if a.keyring.is_none() {
-        let found = ctx.run(tr, Cmd::raw("command -v apt-key")).await?;
+        let found = ctx.query(tr, Cmd::raw("command -v apt-key")).await?;
         if !found.success() {
             return Err(failed(
                 "Failed to find required executable \"apt-key\". Apt-key has been deprecated. See the deb822_repository as an alternative.",
@@ -236,7 +237,7 @@ async fn check_key(
         None => match &bytes {
             Some(b) => {
                 let out = ctx
-                    .run(
+                    .query(
                         tr,
                         Cmd::raw("set --")
                             .op("--with-colons --show-keys")
@@ -270,11 +271,11 @@ async fn check_key(
     let short_format = key_id.len() == 8;
     let listing = match &a.keyring {
         Some(k) => {
-            ctx.run_ok(tr, Cmd::raw("set --").arg(k.clone()).op(SHOW_KEYRING))
+            ctx.query_ok(tr, Cmd::raw("set --").arg(k.clone()).op(SHOW_KEYRING))
                 .await?
         }
         None => ctx
-            .run_ok(
+            .query_ok(
                 tr,
                 Cmd::raw("apt-key adv --list-public-keys --keyid-format=long"),
             )
@@ -304,7 +305,7 @@ async fn check_key(
             if let Some(b) = &bytes {
                 cmd = cmd.stdin(b.clone());
             }
-            let out = ctx.run(tr, cmd).await?;
+            let out = ctx.query(tr, cmd).await?;
             if !out.success() {
                 return Err(failed(
                     format!(
@@ -386,7 +387,7 @@ impl Module for AptKey {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

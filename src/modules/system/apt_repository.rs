@@ -17,7 +17,7 @@ use super::common::{failed, result};
 use super::repofile::{self, FileEdit};
 use crate::modules::files::common::{TextFile, WantAttrs, join};
 use crate::modules::runtime::{
-    Args, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::{AnyTransport, Cmd};
 
@@ -249,13 +249,13 @@ const LIST_PARTS: &str =
 
 /// The paths Ansible loads (sources.list when it is a file, the parts), plus the target.
 async fn sources_paths(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     ctx: &ModuleCtx<'_>,
     at: &Apt,
     target: &str,
 ) -> Result<Vec<String>, ModuleError> {
     let out = ctx
-        .run_ok(
+        .query_ok(
             tr,
             Cmd::raw("set --")
                 .arg(at.dir.clone())
@@ -295,7 +295,7 @@ impl Apt {
 }
 
 async fn check_repo(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
     at: &Apt,
@@ -411,7 +411,7 @@ async fn revert(
     edits: &[(FileEdit, Option<Vec<u8>>)],
 ) -> Result<(), ModuleError> {
     for (edit, before) in edits {
-        let tf = repofile::read(tr, ctx, &edit.path).await?;
+        let tf = repofile::read(&mut HostView::of(tr), ctx, &edit.path).await?;
         let undo = match before {
             None => repofile::plan_remove(&edit.path, &tf),
             Some(b) => repofile::plan_write(&edit.path, &tf, b.clone(), &WantAttrs::default())?,
@@ -464,7 +464,7 @@ impl Module for AptRepository {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
@@ -569,7 +569,7 @@ mod tests {
             dir: root.join("sources.list.d").display().to_string(),
         };
         let mut tr = transport();
-        match check_repo(&mut tr, a, c, &at)
+        match check_repo(&mut HostView::of(&mut tr), a, c, &at)
             .await
             .map_err(|e| e.to_string())?
         {

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::modules::files::common::{READ_KEEP, as_text, failed, parent_of, run_batch, take};
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::cmd::{
     self, Cmd, PathKind, chmod, chown, if_program, mkdir_p, stat_attrs_cmd, stat_resolved_attrs_cmd,
@@ -518,7 +518,7 @@ fn named_file(a: &AuthorizedKeyArgs, args: &Args) -> Option<String> {
 }
 
 async fn check(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -533,7 +533,7 @@ async fn check(
     let keyfile = match named_file(&a, args) {
         Some(k) => k,
         None => {
-            let out = ctx.run(tr, getent.clone()).await?;
+            let out = ctx.query(tr, getent.clone()).await?;
             let (_, _, home) = passwd_entry(&out).ok_or_else(lookup_failed)?;
             format!("{}/.ssh/authorized_keys", home.trim_end_matches('/'))
         }
@@ -713,7 +713,7 @@ impl Module for AuthorizedKey {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

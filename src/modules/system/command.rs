@@ -18,8 +18,8 @@ use super::common::{
 };
 use crate::diag::Diagnostic;
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Unpredicted, Verdict,
-    need_local_src,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Unpredicted,
+    Verdict, need_local_src,
 };
 use crate::modules::spec::ArgsRef;
 use crate::transport::{AnyTransport, Cmd, FileAttrs, Transport};
@@ -352,7 +352,7 @@ macro_rules! command_like {
 
             fn check<'a>(
                 &'a self,
-                tr: &'a mut AnyTransport,
+                tr: &'a mut HostView<'_>,
                 args: &'a Args,
                 ctx: &'a ModuleCtx<'a>,
             ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
@@ -503,7 +503,7 @@ impl Module for Script {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
@@ -656,7 +656,11 @@ mod tests {
         let mut tr = transport();
         let a = args(json!({"_raw_params": "echo $HOME * '{{ x }}' $(id) `id`"}));
         // check runs nothing and says it would run.
-        let Verdict::Drift(d) = Command.check(&mut tr, &a, &c).await.unwrap() else {
+        let Verdict::Drift(d) = Command
+            .check(&mut HostView::of(&mut tr), &a, &c)
+            .await
+            .unwrap()
+        else {
             panic!("expected drift");
         };
         assert!(recorded(&tr).is_empty());
@@ -712,7 +716,11 @@ mod tests {
         let c = ctx(dir.path(), None, vec![]);
         let mut tr = transport();
         let a = args(json!({"_raw_params": "echo out; echo err >&2; exit 3"}));
-        let Verdict::Drift(d) = Shell.check(&mut tr, &a, &c).await.unwrap() else {
+        let Verdict::Drift(d) = Shell
+            .check(&mut HostView::of(&mut tr), &a, &c)
+            .await
+            .unwrap()
+        else {
             panic!()
         };
         let Err(ModuleError::Failed { msg, result }) = Shell.apply(&mut tr, &a, &c, &d).await
@@ -853,7 +861,9 @@ mod tests {
             json!({"argv": []}),
         ] {
             assert!(matches!(
-                Command.check(&mut tr, &args(a), &c).await,
+                Command
+                    .check(&mut HostView::of(&mut tr), &args(a), &c)
+                    .await,
                 Err(ModuleError::Args(_))
             ));
         }
@@ -895,7 +905,7 @@ mod tests {
                 "executable",
             ),
         ] {
-            let r = module.check(&mut tr, &args(a), &c).await;
+            let r = module.check(&mut HostView::of(&mut tr), &args(a), &c).await;
             let want = format!(
                 "argument '{word}' of module '{}' is not supported by rdeploy",
                 module.name()

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::modules::runtime::{Args, ArgsExt, ModuleCtx, ModuleError};
-use crate::transport::{AnyTransport, Cmd, Output};
+use crate::modules::runtime::{Args, ArgsExt, HostView, ModuleCtx, ModuleError};
+use crate::transport::{Cmd, Output};
 
 /// The `Args` key that carries a task's free-form text (`command: ls -l`, `shell: |`): the
 /// executor stores [`crate::playbook::model::Action::free_form`] under this name (Ansible's own
@@ -294,7 +294,7 @@ impl Guards {
 /// skip result (`rc 0`, `stdout "skipped, since X exists"`, `changed false`, `msg`) when the
 /// command must not run. Relative patterns are looked up in `chdir` when given, as Ansible does.
 pub async fn guard(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     g: &Guards,
     ctx: &ModuleCtx<'_>,
     shown: &Value,
@@ -316,12 +316,12 @@ pub async fn guard(
         0 => return Ok(None),
         1 => {
             let c = tests.remove(0);
-            vec![ctx.run(tr, c).await?.status == 0]
+            vec![ctx.query(tr, c).await?.status == 0]
         }
         _ => {
             let batch = Cmd::batch(&tests).map_err(|e| ModuleError::Args(e.to_string()))?;
             let parts = ctx
-                .run_batch(tr, &batch)
+                .query_batch(tr, &batch)
                 .await?
                 .map_err(|e| ModuleError::Failed {
                     msg: e.to_string(),
@@ -453,12 +453,12 @@ PATH=$p_; export PATH; command -v "$1" 2>/dev/null || { printf 'Failed to find r
 /// The absolute path of `tool` on the host (Ansible's `get_bin_path(tool, required=True)`),
 /// or Ansible's failure `Failed to find required executable "TOOL" in paths: ...`.
 pub async fn bin_path(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     ctx: &ModuleCtx<'_>,
     tool: &'static str,
 ) -> Result<String, ModuleError> {
     let out = ctx
-        .run(tr, Cmd::raw("set --").arg(tool).op(BIN_PATH))
+        .query(tr, Cmd::raw("set --").arg(tool).op(BIN_PATH))
         .await?;
     let path = out.stdout_lossy().trim().to_string();
     if out.status != 0 || !path.starts_with('/') {
@@ -545,7 +545,7 @@ mod tests {
         let env = |p: &str| vec![("PATH".to_string(), p.to_string())];
         let mut tr = transport();
         let c = ctx(dir.path(), None, env("/nonexistent"));
-        let e = bin_path(&mut tr, &c, "rdeploy-no-such-tool")
+        let e = bin_path(&mut HostView::of(&mut tr), &c, "rdeploy-no-such-tool")
             .await
             .unwrap_err();
         assert_eq!(
@@ -553,6 +553,11 @@ mod tests {
             "Failed to find required executable \"rdeploy-no-such-tool\" in paths: /nonexistent:/sbin:/usr/sbin:/usr/local/sbin"
         );
         let c = ctx(dir.path(), None, env("/usr/sbin:/bin"));
-        assert_eq!(bin_path(&mut tr, &c, "sh").await.unwrap(), "/bin/sh");
+        assert_eq!(
+            bin_path(&mut HostView::of(&mut tr), &c, "sh")
+                .await
+                .unwrap(),
+            "/bin/sh"
+        );
     }
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::common::failed;
 use crate::modules::files::common::{EditPlan, TextFile, edit_apply, edit_verdict, read_text_file};
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::{AnyTransport, Cmd, Payload};
 
@@ -406,7 +406,7 @@ fn result_of(o: &CronOutcome, cron_file: &Option<String>) -> Args {
 }
 
 async fn check_cron(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -472,7 +472,7 @@ async fn check_cron(
         }
     } else {
         let user = a.user.as_deref();
-        let out = ctx.run(tr, read_crontab_cmd(user)).await?;
+        let out = ctx.query(tr, read_crontab_cmd(user)).await?;
         if out.status != 0 && out.status != 1 {
             return Err(failed(
                 format!("Unable to read crontab: {}", out.stderr_lossy().trim()),
@@ -558,7 +558,7 @@ impl Module for Cron {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

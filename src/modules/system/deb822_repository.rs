@@ -15,7 +15,7 @@ use super::common::{failed, result};
 use super::repofile::{self, FileEdit};
 use crate::modules::files::common::WantAttrs;
 use crate::modules::runtime::{
-    Args, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::AnyTransport;
 use crate::transport::cmd::Cmd;
@@ -270,7 +270,7 @@ fn key_files(slug: &str) -> [String; 2] {
 }
 
 async fn check_repo(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
     root: &str,
@@ -283,7 +283,7 @@ async fn check_repo(
     if w.present {
         let is_file = match &w.signed_by {
             Some(s) => ctx
-                .run(tr, Cmd::raw("test -f").arg(s.clone()))
+                .query(tr, Cmd::raw("test -f").arg(s.clone()))
                 .await?
                 .success(),
             None => false,
@@ -344,7 +344,7 @@ impl Module for Deb822Repository {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
@@ -416,7 +416,10 @@ mod tests {
             "signed_by": "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBF\n-----END PGP PUBLIC KEY BLOCK-----\n",
         }));
         let mut tr = transport();
-        let Verdict::Drift(d) = check_repo(&mut tr, &a, &c, &root).await.unwrap() else {
+        let Verdict::Drift(d) = check_repo(&mut HostView::of(&mut tr), &a, &c, &root)
+            .await
+            .unwrap()
+        else {
             panic!("drift expected")
         };
         let r = apply_repo(&mut tr, &c, &d).await.unwrap();
@@ -431,19 +434,26 @@ mod tests {
             json!("/etc/apt/sources.list.d/example-repo.sources")
         );
         assert!(matches!(
-            check_repo(&mut tr, &a, &c, &root).await.unwrap(),
+            check_repo(&mut HostView::of(&mut tr), &a, &c, &root)
+                .await
+                .unwrap(),
             Verdict::InSync { .. }
         ));
         // The mode alone is put right (Ansible's set_mode_if_different, default 0644).
         std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .unwrap();
         assert!(matches!(
-            check_repo(&mut tr, &a, &c, &root).await.unwrap(),
+            check_repo(&mut HostView::of(&mut tr), &a, &c, &root)
+                .await
+                .unwrap(),
             Verdict::Drift(_)
         ));
         std::fs::write(dir.path().join("etc/apt/keyrings/example-repo.asc"), "k").unwrap();
         let gone = args(json!({"name": "Example Repo", "state": "absent"}));
-        let Verdict::Drift(d) = check_repo(&mut tr, &gone, &c, &root).await.unwrap() else {
+        let Verdict::Drift(d) = check_repo(&mut HostView::of(&mut tr), &gone, &c, &root)
+            .await
+            .unwrap()
+        else {
             panic!("drift expected")
         };
         assert_eq!(d.changes.len(), 2);
@@ -455,7 +465,9 @@ mod tests {
                 .exists()
         );
         assert!(matches!(
-            check_repo(&mut tr, &gone, &c, &root).await.unwrap(),
+            check_repo(&mut HostView::of(&mut tr), &gone, &c, &root)
+                .await
+                .unwrap(),
             Verdict::InSync { .. }
         ));
     }
@@ -469,14 +481,17 @@ mod tests {
         let c = ctx(dir.path(), None, vec![]);
         let mut tr = transport();
         let a = args(json!({"name": "x", "uris": "http://x", "suites": "s", "signed_by": key}));
-        let Verdict::Drift(d) = check_repo(&mut tr, &a, &c, &root).await.unwrap() else {
+        let Verdict::Drift(d) = check_repo(&mut HostView::of(&mut tr), &a, &c, &root)
+            .await
+            .unwrap()
+        else {
             panic!()
         };
         assert!(
             matches!(&d.changes[0], crate::modules::runtime::Change::Content { after, .. } if after.contains(&format!("Signed-By: {}\n", key.display())))
         );
         let a = args(json!({"name": "x", "uris": "http://x", "signed_by": "https://x/k.asc"}));
-        let e = check_repo(&mut tr, &a, &c, &root)
+        let e = check_repo(&mut HostView::of(&mut tr), &a, &c, &root)
             .await
             .err()
             .unwrap()

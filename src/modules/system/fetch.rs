@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::common::{failed, result};
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::cmd::read_file_cmd;
 use crate::transport::{AnyTransport, Cmd, Transport};
@@ -101,7 +101,7 @@ crate::module_args! {
 }
 
 async fn check_fetch(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -113,7 +113,7 @@ async fn check_fetch(
     } = FetchArgs::parse(args)?;
     let dest = local_dest(ctx, tr.name(), &src, &dest_arg, flat);
     let out = ctx
-        .run_ok(tr, Cmd::raw("set --").arg(src.clone()).op(REMOTE_SUM))
+        .query_ok(tr, Cmd::raw("set --").arg(src.clone()).op(REMOTE_SUM))
         .await?;
     let text = out.stdout_lossy();
     let line = text.lines().next().unwrap_or_default();
@@ -247,7 +247,7 @@ impl Module for Fetch {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use super::common::{bin_path, failed, result};
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict, output_result,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    output_result,
 };
 use crate::transport::{AnyTransport, Cmd};
 
@@ -234,8 +235,8 @@ fn caught(out: &crate::transport::Output, hint: bool) -> ModuleError {
 }
 
 /// Runs a `--query-*` command: exit 0 is yes, 1 is no, anything else a failure.
-async fn query(tr: &mut AnyTransport, ctx: &ModuleCtx<'_>, cmd: Cmd) -> Result<bool, ModuleError> {
-    let out = ctx.run(tr, cmd).await?;
+async fn query(tr: &mut HostView<'_>, ctx: &ModuleCtx<'_>, cmd: Cmd) -> Result<bool, ModuleError> {
+    let out = ctx.query(tr, cmd).await?;
     match out.status {
         0 => Ok(true),
         1 => Ok(false),
@@ -353,7 +354,7 @@ fn element(a: &FirewalldArgs, zone: &str) -> Result<Option<Element>, ModuleError
 }
 
 async fn check_firewalld(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -361,7 +362,7 @@ async fn check_firewalld(
     constraints(&a)?;
     let fw = bin_path(tr, ctx, "firewall-cmd").await?;
     let running = ctx
-        .run(tr, Cmd::argv([fw.clone()]).op("--state"))
+        .query(tr, Cmd::argv([fw.clone()]).op("--state"))
         .await?
         .status
         == 0;
@@ -394,7 +395,7 @@ async fn check_firewalld(
                 Some(off) => Cmd::argv([off.clone()]),
                 None => Cmd::argv([tools.cmd.clone()]),
             };
-            let out = ctx.run(tr, c.op("--get-default-zone")).await?;
+            let out = ctx.query(tr, c.op("--get-default-zone")).await?;
             if out.status != 0 {
                 return Err(caught(&out, false));
             }
@@ -499,7 +500,9 @@ async fn check_firewalld(
                     Args::new(),
                 ));
             }
-            let out = ctx.run(tr, tools.permanent_cmd().op("--get-zones")).await?;
+            let out = ctx
+                .query(tr, tools.permanent_cmd().op("--get-zones"))
+                .await?;
             if out.status != 0 {
                 return Err(caught(&out, false));
             }
@@ -575,7 +578,7 @@ impl Module for Firewalld {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::common::{command_result, failed, result};
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::{AnyTransport, Cmd};
 
@@ -260,7 +260,7 @@ fn result_keys(a: &GemArgs, version: Option<&str>) -> Args {
 }
 
 async fn check_gem(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -272,7 +272,7 @@ async fn check_gem(
     }
     let batch = Cmd::batch(&cmds).map_err(|e| ModuleError::Args(e.to_string()))?;
     let outs = ctx
-        .run_batch(tr, &batch)
+        .query_batch(tr, &batch)
         .await?
         .map_err(|e| failed(format!("cannot read the installed gems: {e}"), Args::new()))?;
     for (o, c) in outs.iter().zip(&cmds) {
@@ -367,7 +367,7 @@ impl Module for Gem {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

@@ -17,8 +17,8 @@ use serde_json::Value;
 
 use super::common::{failed, result};
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Unpredicted, Verdict,
-    parse_mode,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Unpredicted,
+    Verdict, parse_mode,
 };
 use crate::transport::cmd::{PathKind, PathState, chmod, chown, parse_stat, stat_cmd};
 use crate::transport::{AnyTransport, Cmd};
@@ -383,7 +383,7 @@ impl Want {
     /// the digest of the URL's file.
     async fn digest_from_url(
         &self,
-        tr: &mut AnyTransport,
+        tr: &mut HostView<'_>,
         ctx: &ModuleCtx<'_>,
         sums_url: &str,
     ) -> Result<String, ModuleError> {
@@ -394,7 +394,7 @@ impl Want {
             .arg(Self::yes(self.user.is_some()))
             .op(FETCH_SUMS)
             .stdin(self.request_input(sums_url));
-        let out = ctx.run(tr, cmd).await?;
+        let out = ctx.query(tr, cmd).await?;
         if out.status != 0 {
             return Err(failed(
                 format!(
@@ -475,7 +475,7 @@ fn attr_fixes(
 }
 
 async fn check_get_url(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -497,7 +497,7 @@ async fn check_get_url(
     }
     let batch = Cmd::batch(&cmds).map_err(|e| ModuleError::Args(e.to_string()))?;
     let outs = ctx
-        .run_batch(tr, &batch)
+        .query_batch(tr, &batch)
         .await?
         .map_err(|e| failed(format!("cannot look at {}: {e}", w.dest), Args::new()))?;
     let stat = |i: usize| -> Result<PathState, ModuleError> {
@@ -679,7 +679,7 @@ impl Module for GetUrl {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
@@ -853,7 +853,9 @@ mod tests {
             json!({"url": "http://h/x", "dest": "/x", "checksum": "crc:1"}),
         ] {
             assert!(matches!(
-                GetUrl.check(&mut tr, &args(bad), &c).await,
+                GetUrl
+                    .check(&mut HostView::of(&mut tr), &args(bad), &c)
+                    .await,
                 Err(ModuleError::Args(_))
             ));
         }

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::common::{failed, result};
 use crate::modules::runtime::{
-    Args, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::{AnyTransport, Cmd};
 
@@ -93,7 +93,7 @@ fn facts(database: &str, tree: Map<String, Value>) -> Args {
 }
 
 async fn getent(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -119,7 +119,7 @@ async fn getent(
     if let Some(s) = service {
         cmd = cmd.arg("-s").arg(s);
     }
-    let out = ctx.run(tr, cmd).await?;
+    let out = ctx.query(tr, cmd).await?;
     let msg = match out.status {
         0 => {
             let tree = parse_entries(&out.stdout_lossy(), split.as_deref());
@@ -157,7 +157,7 @@ impl Module for Getent {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

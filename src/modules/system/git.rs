@@ -16,7 +16,8 @@ use serde_json::Value;
 
 use super::common::{failed, result};
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict, output_result,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    output_result,
 };
 use crate::transport::cmd::{mkdir_p, quote};
 use crate::transport::{AnyTransport, Cmd, Output};
@@ -256,7 +257,7 @@ fn same_url(a: &str, b: &str) -> bool {
 }
 
 async fn check_git(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -267,10 +268,10 @@ async fn check_git(
     } else {
         format!("{}/.git/config", a.dest)
     };
-    let present = ctx.run(tr, Cmd::raw("test -f").arg(config)).await?.status == 0;
+    let present = ctx.query(tr, Cmd::raw("test -f").arg(config)).await?.status == 0;
 
     if present && !a.update {
-        let out = ctx.run(tr, g.in_dest(["rev-parse", "HEAD"])).await?;
+        let out = ctx.query(tr, g.in_dest(["rev-parse", "HEAD"])).await?;
         let before = first_word(&out.stdout_lossy());
         return Ok(Verdict::InSync {
             result: result([
@@ -295,7 +296,7 @@ async fn check_git(
         ])
     };
     let listing = ok_or_fail(
-        ctx.run(tr, listing).await?,
+        ctx.query(tr, listing).await?,
         &format!("Failed to list the remote's references ({})", g.url),
     )?;
     let (kind, sha) = classify(&a.version, &listing.stdout_lossy()).ok_or_else(|| {
@@ -366,7 +367,7 @@ async fn check_git(
     let text = |i: usize| outs.get(i).map(|o| o.stdout_lossy()).unwrap_or_default();
     let before = first_word(&text(0));
     let head = if a.bare {
-        ctx.run(tr, g.in_dest(["rev-parse", "HEAD"]))
+        ctx.query(tr, g.in_dest(["rev-parse", "HEAD"]))
             .await
             .ok()
             .and_then(|o| first_word(&o.stdout_lossy()))
@@ -654,7 +655,7 @@ impl Module for Git {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::accounts::{GroupEnt, account_files, parse_groups};
 use super::common::{failed, plain_name};
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::{AnyTransport, Cmd};
 
@@ -108,7 +108,7 @@ pub fn plan_group(
 }
 
 async fn read_groups(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Vec<GroupEnt>, ModuleError> {
     let out = ctx
@@ -144,7 +144,7 @@ fn result_of(a: &GroupArgs, groups: &[GroupEnt]) -> Args {
 }
 
 async fn check_group(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -183,7 +183,7 @@ async fn apply_group(
             r,
         ));
     }
-    let groups = read_groups(tr, ctx).await?;
+    let groups = read_groups(&mut HostView::of(tr), ctx).await?;
     let mut r = result_of(&a, &groups);
     for (k, v) in [
         ("stdout", out.stdout_lossy()),
@@ -203,7 +203,7 @@ impl Module for Group {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

@@ -15,7 +15,7 @@ use sha1::{Digest, Sha1};
 
 use crate::modules::files::common::{edit_apply, edit_verdict, failed, read_text_file};
 use crate::modules::runtime::{
-    Args, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::AnyTransport;
 
@@ -267,7 +267,7 @@ impl Module for KnownHosts {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

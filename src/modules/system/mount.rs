@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::common::failed;
 use crate::modules::files::common::{EditPlan, edit_apply, edit_verdict, read_text_file};
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::{AnyTransport, Cmd};
 
@@ -211,7 +211,7 @@ struct Plan {
 }
 
 async fn check_mount(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -264,7 +264,7 @@ async fn check_mount(
     let probe = Cmd::raw("set --").arg(a.path.clone()).op(
         r#"; if ! [ -e "$1" ]; then echo absent; elif findmnt -rn --mountpoint "$1" >/dev/null 2>&1; then echo mounted; else echo unmounted; fi"#,
     );
-    let out = ctx.run_ok(tr, probe).await?;
+    let out = ctx.query_ok(tr, probe).await?;
     let live = out.stdout_lossy().trim().to_string();
     let mounted = live == "mounted";
     let mut plan = Plan {
@@ -421,7 +421,7 @@ impl Module for Mount {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use super::common::{failed, result};
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Unpredicted, Verdict,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Unpredicted,
+    Verdict,
 };
 use crate::transport::{AnyTransport, Cmd};
 
@@ -229,7 +230,7 @@ struct Plan {
 }
 
 async fn check_npm(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -255,7 +256,7 @@ async fn check_npm(
     // `npm ls` in a directory that is not there would fail: it runs only when it is.
     let batch = Cmd::batch(&cmds).map_err(|e| ModuleError::Args(e.to_string()))?;
     let outs = ctx
-        .run_batch(tr, &batch)
+        .query_batch(tr, &batch)
         .await?
         .map_err(|e| failed(format!("cannot read the npm packages: {e}"), Args::new()))?;
     let dir = outs.first().map(|o| o.stdout_lossy().trim().to_string());
@@ -414,7 +415,7 @@ impl Module for Npm {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

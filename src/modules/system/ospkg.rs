@@ -14,7 +14,7 @@
 use serde_json::Value;
 
 use super::common::{failed, plain_name};
-use crate::modules::runtime::{Args, Change, Drift, ModuleCtx, ModuleError, Verdict};
+use crate::modules::runtime::{Args, Change, Drift, HostView, ModuleCtx, ModuleError, Verdict};
 use crate::transport::{AnyTransport, Cmd, Output};
 
 /// Which manager.
@@ -133,7 +133,7 @@ pub(super) struct Plan {
 /// Reads every name in one round trip and compares. `refresh_alone`: a refresh with no name
 /// is a change (pacman, zypper).
 pub(super) async fn check(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     ctx: &ModuleCtx<'_>,
     os: Os,
     w: &Want,
@@ -148,7 +148,7 @@ pub(super) async fn check(
         Vec::new()
     } else {
         let batch = Cmd::batch(&cmds).map_err(|e| ModuleError::Args(e.to_string()))?;
-        ctx.run_batch(tr, &batch)
+        ctx.query_batch(tr, &batch)
             .await?
             .map_err(|e| failed(format!("cannot read package state: {e}"), Args::new()))?
     };

@@ -19,7 +19,8 @@ use super::common::{command_result, failed, plain_name, result};
 use super::ospkg::{self, Os};
 use crate::diag::Diagnostic;
 use crate::modules::runtime::{
-    Args, ArgsExt, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, ArgsExt, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource,
+    Verdict,
 };
 use crate::modules::spec::ArgsRef;
 use crate::transport::{AnyTransport, Cmd};
@@ -891,7 +892,7 @@ fn apt_verb_opts(verb: &str, w: &Want, auto_remove: bool) -> Vec<String> {
 }
 
 async fn check_module(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
     module: &str,
@@ -930,7 +931,7 @@ fn mgr_spec(m: Mgr) -> &'static [crate::modules::spec::ArgSpec] {
 /// Checks the packages of `w` with manager `which` (`None`: `package` detects it; then
 /// `detected` holds `package`'s arguments, refused as the detected manager would refuse them).
 async fn check_packages(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     ctx: &ModuleCtx<'_>,
     w: Want,
     which: Option<Mgr>,
@@ -983,7 +984,7 @@ async fn check_packages(
         Vec::new()
     } else {
         let batch = Cmd::batch(&cmds).map_err(|e| ModuleError::Args(e.to_string()))?;
-        ctx.run_batch(tr, &batch)
+        ctx.query_batch(tr, &batch)
             .await?
             .map_err(|e| failed(format!("cannot read package state: {e}"), Args::new()))?
     };
@@ -1304,7 +1305,7 @@ fn os_name(os: Os) -> &'static str {
 /// `package` on another system's manager: `name`, `state` and `update_cache` go to it; the
 /// apt and dnf arguments are refused, as that manager's module refuses them under Ansible.
 async fn delegate(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     ctx: &ModuleCtx<'_>,
     args: &Args,
     os: Os,
@@ -1436,7 +1437,7 @@ macro_rules! package_module {
 
             fn check<'a>(
                 &'a self,
-                tr: &'a mut AnyTransport,
+                tr: &'a mut HostView<'_>,
                 args: &'a Args,
                 ctx: &'a ModuleCtx<'a>,
             ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

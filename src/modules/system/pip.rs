@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use super::common::{command_result, failed, result, shlex_split};
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Unpredicted, Verdict,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Unpredicted,
+    Verdict,
 };
 use crate::transport::{AnyTransport, Cmd};
 
@@ -564,7 +565,7 @@ struct Plan {
 }
 
 async fn check_pip(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -585,7 +586,7 @@ async fn check_pip(
         cmds.push(pip_cmd(&w, &py, &a));
     }
     let batch = Cmd::batch(&cmds).map_err(|e| ModuleError::Args(e.to_string()))?;
-    let outs = ctx.run_batch(tr, &batch).await?.map_err(|e| {
+    let outs = ctx.query_batch(tr, &batch).await?.map_err(|e| {
         failed(
             format!("cannot read the installed packages: {e}"),
             Args::new(),
@@ -830,7 +831,7 @@ impl Module for Pip {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

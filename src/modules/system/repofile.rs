@@ -11,7 +11,7 @@ use crate::modules::files::common::{
     EditPlan, TextFile, WantAttrs, WriteSpec, as_text, attr, read_text_file, shown_after,
     write_file,
 };
-use crate::modules::runtime::{Change, ModuleCtx, ModuleError};
+use crate::modules::runtime::{Change, HostView, ModuleCtx, ModuleError};
 use crate::transport::cmd::{mkdir_p, rm_rf};
 use crate::transport::{AnyTransport, Payload};
 
@@ -35,7 +35,7 @@ pub struct FileEdit {
 
 /// Reads `path` (absent is fine; a directory or special file is an error).
 pub async fn read(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     ctx: &ModuleCtx<'_>,
     path: &str,
 ) -> Result<TextFile, ModuleError> {

@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use super::common::{failed, result};
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict, output_result,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    output_result,
 };
 use crate::transport::cmd::if_program;
 use crate::transport::{AnyTransport, Cmd};
@@ -103,7 +104,7 @@ impl KeyData {
 }
 
 async fn gpg(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     ctx: &ModuleCtx<'_>,
     args: &[&'static str],
     data: &KeyData,
@@ -114,7 +115,7 @@ async fn gpg(
     }
     // The key file goes last: `set -- ARGS FILE`, then the gpg script.
     let cmd = data.feed(cmd).op(GPG_TMP);
-    let out = ctx.run(tr, cmd).await?;
+    let out = ctx.query(tr, cmd).await?;
     if !out.success() {
         return Err(failed(
             out.stderr_lossy().trim().to_string(),
@@ -130,7 +131,7 @@ enum Plan {
 }
 
 async fn check_key(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -146,7 +147,7 @@ async fn check_key(
             )
         };
         let out = ctx
-            .run(
+            .query(
                 tr,
                 if_program("curl", curl.arg(a.key.clone()), wget.arg(a.key.clone())),
             )
@@ -170,7 +171,7 @@ async fn check_key(
     } else if is_keyid(&a.key) {
         (None, a.key.clone())
     } else if ctx
-        .run(tr, Cmd::raw("test -f").arg(a.key.clone()))
+        .query(tr, Cmd::raw("test -f").arg(a.key.clone()))
         .await?
         .success()
     {
@@ -181,7 +182,7 @@ async fn check_key(
         return Err(failed(format!("Not a valid key {}", a.key), Args::new()));
     };
     let keyid = normalize(&keyid);
-    let out = ctx.run(tr, Cmd::raw(IMPORTED)).await?;
+    let out = ctx.query(tr, Cmd::raw(IMPORTED)).await?;
     if !out.success() {
         return Err(failed(
             out.stderr_lossy().trim().to_string(),
@@ -263,7 +264,7 @@ async fn check_key(
 
 /// The id of the first `pub` key in `data` (`gpg --with-colons --fixed-list-mode`).
 async fn key_id_of(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     ctx: &ModuleCtx<'_>,
     data: &KeyData,
 ) -> Result<String, ModuleError> {
@@ -306,7 +307,7 @@ impl Module for RpmKey {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

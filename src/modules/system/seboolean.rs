@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use super::common::{bin_path, failed, result};
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict, output_result,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    output_result,
 };
 use crate::transport::{AnyTransport, Cmd};
 
@@ -117,14 +118,14 @@ fn py_bool(b: bool) -> &'static str {
 }
 
 async fn check_bool(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
     let a = SeBooleanArgs::parse(args)?;
     let getsebool = bin_path(tr, ctx, "getsebool").await?;
     let out = ctx
-        .run(tr, Cmd::argv([getsebool]).arg(a.name.clone()))
+        .query(tr, Cmd::argv([getsebool]).arg(a.name.clone()))
         .await?;
     let live = parse_getsebool(out.status, &out.stdout_lossy(), &out.stderr_lossy());
     if live == Live::Disabled && !a.ignore_selinux_state {
@@ -138,7 +139,7 @@ async fn check_bool(
     let current = if a.persistent {
         // The persistent value, as Ansible reads it through libsemanage; without semanage the
         // live value stands for it.
-        let semanage = ctx.run(tr, Cmd::raw(SEMANAGE_LIST)).await?;
+        let semanage = ctx.query(tr, Cmd::raw(SEMANAGE_LIST)).await?;
         match (semanage.status, &live) {
             (0, _) => match parse_semanage(&semanage.stdout_lossy(), &a.name) {
                 Some(v) => v,
@@ -254,7 +255,7 @@ impl Module for SeBoolean {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

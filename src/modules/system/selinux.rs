@@ -13,7 +13,8 @@ use serde_json::Value;
 use super::common::{bin_path, failed, result};
 use crate::modules::files::common::{EditPlan, edit_apply, edit_verdict, read_text_file};
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict, output_result,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    output_result,
 };
 use crate::transport::{AnyTransport, Cmd};
 
@@ -259,13 +260,13 @@ struct Plan {
 }
 
 async fn check_selinux(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
     let a = SelinuxArgs::parse(args)?;
     let getenforce = bin_path(tr, ctx, "getenforce").await?;
-    let out = ctx.run(tr, Cmd::argv([getenforce])).await?;
+    let out = ctx.query(tr, Cmd::argv([getenforce])).await?;
     if out.status != 0 {
         return Err(failed(
             format!("getenforce failed: {}", out.stderr_lossy().trim()),
@@ -298,7 +299,7 @@ async fn check_selinux(
         .unwrap_or_else(|| "targeted".into());
     let policy_exists = match a.policy.as_deref().filter(|p| !p.is_empty()) {
         Some(p) => ctx
-            .run(
+            .query(
                 tr,
                 Cmd::raw("test -e").arg(format!("/etc/selinux/{p}/policy")),
             )
@@ -321,7 +322,7 @@ async fn check_selinux(
             )
         })?;
         let out = ctx
-            .run(tr, Cmd::argv([path.clone()]).op("--info=ALL"))
+            .query(tr, Cmd::argv([path.clone()]).op("--info=ALL"))
             .await?;
         if out.status != 0 {
             return Err(failed("unable to run grubby", output_result(&out)));
@@ -476,7 +477,7 @@ impl Module for Selinux {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

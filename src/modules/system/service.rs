@@ -17,7 +17,8 @@ use serde_json::Value;
 use super::common::{failed, plain_name, result};
 use crate::diag::Diagnostic;
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Unpredicted, Verdict,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Unpredicted,
+    Verdict,
 };
 use crate::modules::spec::ArgsRef;
 use crate::transport::{AnyTransport, Cmd};
@@ -576,7 +577,7 @@ fn step_cmd(manager: Manager, flags: Flags, name: &str, step: Step) -> Cmd {
 }
 
 async fn read_state(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     ctx: &ModuleCtx<'_>,
     name: &str,
     scope: &'static str,
@@ -591,7 +592,7 @@ async fn read_state(
             None => "auto",
         })
         .op(READ_STATE);
-    let out = ctx.run_ok(tr, cmd).await?;
+    let out = ctx.query_ok(tr, cmd).await?;
     parse_seen(&out.stdout_lossy()).map_err(|e| {
         failed(
             format!("cannot read the state of service {name}: {e}"),
@@ -627,7 +628,7 @@ fn status_result(name: &str, seen: Option<&Seen>, w: &Want) -> Args {
 }
 
 async fn check_service(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
     systemd: bool,
@@ -651,7 +652,7 @@ async fn check_service(
             let manager = match w.manager {
                 Some(m) => Some(m),
                 None => {
-                    let out = ctx.run_ok(tr, Cmd::raw(DETECT)).await?;
+                    let out = ctx.query_ok(tr, Cmd::raw(DETECT)).await?;
                     parse_seen(&out.stdout_lossy())
                         .map_err(|e| {
                             failed(format!("cannot find the service manager: {e}"), Args::new())
@@ -707,13 +708,13 @@ async fn check_service(
 /// `systemd: name=X` and nothing else: Ansible's status query. Every property `systemctl show`
 /// gives lands in `status` (`FragmentPath`, `ActiveState`, `ExecStart`...); nothing changes.
 async fn query_unit(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     ctx: &ModuleCtx<'_>,
     name: &str,
     scope: &'static str,
 ) -> Result<Verdict, ModuleError> {
     let cmd = Cmd::raw("systemctl").op(scope).op("show --").arg(name);
-    let out = ctx.run_ok(tr, cmd).await?;
+    let out = ctx.query_ok(tr, cmd).await?;
     let status: Args = parse_show(&out.stdout_lossy());
     if status.get("LoadState").and_then(Value::as_str) == Some("not-found") {
         return Err(failed(
@@ -811,7 +812,7 @@ macro_rules! service_module {
 
             fn check<'a>(
                 &'a self,
-                tr: &'a mut AnyTransport,
+                tr: &'a mut HostView<'_>,
                 args: &'a Args,
                 ctx: &'a ModuleCtx<'a>,
             ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

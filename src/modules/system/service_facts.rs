@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::common::result;
 use crate::modules::files::common::{failed, run_batch};
 use crate::modules::runtime::{
-    Args, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::{AnyTransport, Cmd, Output};
 
@@ -377,7 +377,7 @@ fn parse_systemd(
 }
 
 async fn check(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -480,7 +480,7 @@ impl Module for ServiceFacts {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::common::failed;
 use crate::modules::files::common::{EditPlan, edit_apply, edit_verdict, read_text_file};
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::{AnyTransport, Cmd};
 
@@ -182,7 +182,7 @@ fn stderr_failed(err: &str) -> bool {
 }
 
 async fn check_sysctl(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -200,7 +200,7 @@ async fn check_sysctl(
         v => parse_value(v.as_deref().unwrap_or_default()),
     };
     let out = ctx
-        .run(
+        .query(
             tr,
             Cmd::raw("sysctl -e -n")
                 .arg(name.clone())
@@ -324,7 +324,7 @@ impl Module for Sysctl {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::modules::runtime::{Args, Module, ModuleCtx, ModuleError, Verdict};
+use crate::modules::runtime::{Args, HostView, Module, ModuleCtx, ModuleError, Verdict};
 use crate::transport::{AnyTransport, LocalTransport};
 
 /// Renders nothing: templates were rendered before modules run.
@@ -97,7 +97,7 @@ pub async fn check_apply(
     a: &Args,
     c: &ModuleCtx<'_>,
 ) -> Ran {
-    match m.check(tr, a, c).await {
+    match m.check(&mut HostView::of(tr), a, c).await {
         Ok(Verdict::InSync { result }) => Ran::InSync(result),
         Ok(Verdict::Drift(d)) => {
             let r = m.apply(tr, a, c, &d).await.map_err(|e| match e {
@@ -118,7 +118,7 @@ pub async fn check_only(
     a: &Args,
     c: &ModuleCtx<'_>,
 ) -> Result<Option<Args>, ModuleError> {
-    match m.check(tr, a, c).await? {
+    match m.check(&mut HostView::of(tr), a, c).await? {
         Verdict::InSync { result } => Ok(Some(result)),
         Verdict::Drift(_) => Ok(None),
     }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::common::failed;
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::{AnyTransport, Cmd};
 
@@ -90,7 +90,7 @@ const READ_LINK: &str = r#"l_=$(readlink /etc/localtime 2>/dev/null) || exit 0
 case $l_ in */zoneinfo/*) printf '%s\n' "${l_#*/zoneinfo/}" ;; esac"#;
 
 async fn check_timezone(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -173,7 +173,7 @@ impl Module for Timezone {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::common::{bin_path, failed, result};
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::{AnyTransport, Cmd, Output};
 
@@ -368,18 +368,18 @@ pub fn ufw_version(out: &str) -> Option<(u64, u64)> {
 }
 
 async fn run_read(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     ctx: &ModuleCtx<'_>,
     cmd: Cmd,
     shown: &mut Vec<String>,
 ) -> Result<Output, ModuleError> {
     shown.push(cmd.display());
     let cmd = cmd.env("LANG", "C");
-    ctx.run(tr, cmd).await
+    ctx.query(tr, cmd).await
 }
 
 async fn check_ufw(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -399,7 +399,7 @@ async fn check_ufw(
     }
     let pre_state = out.stdout_lossy().to_string();
     let pre_rules = ctx
-        .run(tr, Cmd::raw(RULE_FILES))
+        .query(tr, Cmd::raw(RULE_FILES))
         .await?
         .stdout_lossy()
         .to_string();
@@ -470,7 +470,7 @@ async fn check_ufw(
                     Some(n)
                 } else {
                     let out = ctx
-                        .run(tr, ufw_cmd().op("status numbered").env("LANG", "C"))
+                        .query(tr, ufw_cmd().op("status numbered").env("LANG", "C"))
                         .await?;
                     insert_position(n, &a.insert_relative_to, &out.stdout_lossy())
                 }
@@ -545,13 +545,13 @@ async fn apply_ufw(
         .ok_or_else(|| ModuleError::Args("ufw: apply without a plan from check".into()))?;
     let mut shown = Vec::new();
     for c in &p.cmds {
-        let out = run_read(tr, ctx, c.clone(), &mut shown).await?;
+        let out = run_read(&mut HostView::of(tr), ctx, c.clone(), &mut shown).await?;
         if out.status != 0 {
             return Err(fail_out(&out, &shown));
         }
     }
     let out = run_read(
-        tr,
+        &mut HostView::of(tr),
         ctx,
         Cmd::argv([p.ufw.clone()]).op("status verbose"),
         &mut shown,
@@ -574,7 +574,7 @@ impl Module for Ufw {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

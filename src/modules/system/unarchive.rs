@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use super::common::{failed, result};
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict, parse_mode,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    parse_mode,
 };
 use crate::modules::source::Content;
 use crate::transport::{AnyTransport, Cmd};
@@ -240,14 +241,14 @@ fn base_cmd(dest: &str, s: &Src) -> Cmd {
 
 /// Runs `cmd` with the controller archive on its stdin (borrowed: no copy per host).
 async fn run_with_archive(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     ctx: &ModuleCtx<'_>,
     cmd: Cmd,
     s: &Src,
 ) -> Result<crate::transport::Output, ModuleError> {
     match (&s.remote, &s.url) {
-        (None, None) => ctx.run_input(tr, cmd, s.bytes.payload()).await,
-        _ => ctx.run(tr, cmd).await,
+        (None, None) => ctx.query_input(tr, cmd, s.bytes.payload()).await,
+        _ => ctx.query(tr, cmd).await,
     }
 }
 
@@ -260,7 +261,7 @@ fn handler(s: &Src) -> &'static str {
 }
 
 async fn check_unarchive(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -273,7 +274,7 @@ async fn check_unarchive(
         ("handler", Value::from(handler(&s))),
     ]);
     if let Some(c) = &a.creates {
-        let out = ctx.run(tr, super::common::glob_exists(c)).await?;
+        let out = ctx.query(tr, super::common::glob_exists(c)).await?;
         if out.status == 0 {
             r.insert(
                 "msg".into(),
@@ -343,7 +344,7 @@ async fn apply_unarchive(
         .arg(owner)
         .op(PRELUDE)
         .op(EXTRACT);
-    let out = run_with_archive(tr, ctx, cmd, &s).await?;
+    let out = run_with_archive(&mut HostView::of(tr), ctx, cmd, &s).await?;
     let mut r = result([
         ("dest", Value::from(dest.clone())),
         ("src", Value::from(s.shown.clone())),
@@ -391,7 +392,7 @@ impl Module for Unarchive {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

@@ -13,7 +13,8 @@ use super::accounts::{GroupEnt, Passwd, Shadow, account_files, find_group, parse
 use super::accounts::{parse_passwd, parse_shadow};
 use super::common::{civil_from_days, failed, plain_name};
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict, output_result,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    output_result,
 };
 use crate::transport::{AnyTransport, Cmd};
 
@@ -502,7 +503,7 @@ const HOME_EXISTS: &str = r#"; h_=$2
 if [ -n "$h_" ] && [ -e "$h_" ]; then echo yes; else echo no; fi"#;
 
 async fn read_state(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     ctx: &ModuleCtx<'_>,
     name: &str,
     home: Option<&str>,
@@ -583,7 +584,7 @@ fn result_of(a: &UserArgs, h: &HostState, kind: Option<Kind>) -> Args {
 }
 
 async fn check_user(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -628,7 +629,7 @@ async fn apply_user(
             return Err(failed(msg, r));
         }
     }
-    let h = read_state(tr, ctx, &a.name, a.home.as_deref()).await?;
+    let h = read_state(&mut HostView::of(tr), ctx, &a.name, a.home.as_deref()).await?;
     let mut r = result_of(&a, &h, Some(plan.kind));
     if !stdout.is_empty() {
         r.insert("stdout".into(), Value::from(stdout));
@@ -646,7 +647,7 @@ impl Module for User {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::common::{failed, python_str, result};
 use crate::diag::Diagnostic;
 use crate::modules::runtime::{
-    Args, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::modules::spec::ArgsRef;
 use crate::transport::{AnyTransport, Cmd};
@@ -159,7 +159,7 @@ fn non_negative(name: &str, n: i64) -> Result<u64, ModuleError> {
 }
 
 async fn wait(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
@@ -219,7 +219,7 @@ async fn wait(
         .op(WAIT)
         // Our own bound, so a task without a timeout cannot hang here; the task's wins.
         .timeout(Duration::from_secs(timeout + delay + connect + sleep + 30));
-    let out = ctx.run(tr, cmd).await?;
+    let out = ctx.query(tr, cmd).await?;
     let elapsed: u64 = out
         .stdout_lossy()
         .lines()
@@ -267,7 +267,7 @@ impl Module for WaitFor {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
@@ -296,7 +296,7 @@ impl Module for Ping {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
@@ -310,7 +310,7 @@ impl Module for Ping {
             if data == "crash" {
                 return Err(failed("boom", Args::new()));
             }
-            ctx.run_ok(tr, Cmd::raw("true")).await?;
+            ctx.query_ok(tr, Cmd::raw("true")).await?;
             Ok(Verdict::InSync {
                 result: result([("ping", Value::from(data))]),
             })
@@ -386,7 +386,9 @@ mod tests {
                 .is_some()
         );
         let a = args(json!({"port": closed, "timeout": 1, "host": "127.0.0.1"}));
-        let Err(ModuleError::Failed { msg, result }) = WaitFor.check(&mut tr, &a, &c).await else {
+        let Err(ModuleError::Failed { msg, result }) =
+            WaitFor.check(&mut HostView::of(&mut tr), &a, &c).await
+        else {
             panic!()
         };
         assert_eq!(msg, format!("Timeout when waiting for 127.0.0.1:{closed}"));
@@ -421,7 +423,9 @@ mod tests {
         let c = ctx(dir.path(), None, only_tools(dir.path(), &[]));
         let mut tr = transport();
         let a = args(json!({"port": open, "timeout": 3}));
-        let Err(ModuleError::Failed { msg, .. }) = WaitFor.check(&mut tr, &a, &c).await else {
+        let Err(ModuleError::Failed { msg, .. }) =
+            WaitFor.check(&mut HostView::of(&mut tr), &a, &c).await
+        else {
             panic!()
         };
         assert!(msg.contains("needs nc, bash or python3"), "{msg}");
@@ -450,7 +454,7 @@ mod tests {
         let mut tr = transport();
         let a = args(json!({"path": f, "timeout": 1}));
         assert!(matches!(
-            WaitFor.check(&mut tr, &a, &c).await,
+            WaitFor.check(&mut HostView::of(&mut tr), &a, &c).await,
             Err(ModuleError::Failed { .. })
         ));
         let a = args(json!({"path": f, "state": "absent", "timeout": 1}));
@@ -469,7 +473,9 @@ mod tests {
                 .is_some()
         );
         let a = args(json!({"path": f, "search_regex": "^DONE", "timeout": 1, "msg": "never"}));
-        let Err(ModuleError::Failed { msg, .. }) = WaitFor.check(&mut tr, &a, &c).await else {
+        let Err(ModuleError::Failed { msg, .. }) =
+            WaitFor.check(&mut HostView::of(&mut tr), &a, &c).await
+        else {
             panic!()
         };
         assert_eq!(msg, "never");
@@ -482,7 +488,7 @@ mod tests {
         assert!(r["elapsed"].as_u64().is_some_and(|e| e >= 1), "{r:?}");
         let a = args(json!({"port": 80, "state": "drained"}));
         assert!(matches!(
-            WaitFor.check(&mut tr, &a, &c).await,
+            WaitFor.check(&mut HostView::of(&mut tr), &a, &c).await,
             Err(ModuleError::Args(_))
         ));
     }
@@ -517,7 +523,9 @@ mod tests {
                 "wait_for: search_regex on a port's banner is not supported; use it with 'path'",
             ),
         ] {
-            let r = WaitFor.check(&mut tr, &args(a.clone()), &c).await;
+            let r = WaitFor
+                .check(&mut HostView::of(&mut tr), &args(a.clone()), &c)
+                .await;
             assert!(
                 matches!(&r, Err(ModuleError::Args(m)) if m == want),
                 "{a}: {:?}",
@@ -544,9 +552,13 @@ mod tests {
         assert_eq!(r["ping"], json!("hi"));
         assert_eq!(recorded(&tr), ["true", "true"]);
         assert!(
-            Ping.check(&mut tr, &args(json!({"data": "crash"})), &c)
-                .await
-                .is_err()
+            Ping.check(
+                &mut HostView::of(&mut tr),
+                &args(json!({"data": "crash"})),
+                &c
+            )
+            .await
+            .is_err()
         );
     }
 }

@@ -15,7 +15,7 @@ use super::common::{failed, result};
 use super::repofile::{self, FileEdit};
 use crate::modules::files::common::{WantAttrs, join};
 use crate::modules::runtime::{
-    Args, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::AnyTransport;
 use crate::transport::cmd::test_e;
@@ -412,12 +412,12 @@ fn edited(before: &Ini, w: &Want) -> Ini {
 }
 
 async fn check_repo(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
     let w = want(YumRepositoryArgs::parse(args)?)?;
-    let dir = ctx.run(tr, test_e(&w.reposdir)).await?;
+    let dir = ctx.query(tr, test_e(&w.reposdir)).await?;
     if !dir.success() {
         return Err(failed(
             format!("Repo directory '{}' does not exist.", w.reposdir),
@@ -477,7 +477,7 @@ impl Module for YumRepository {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

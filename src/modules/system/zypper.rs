@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::common::{failed, result};
 use super::ospkg::{self, Os, Want};
 use crate::modules::runtime::{
-    Args, BoxFut, Drift, Module, ModuleCtx, ModuleError, Resource, Verdict,
+    Args, BoxFut, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::transport::{AnyTransport, Cmd};
 
@@ -125,7 +125,7 @@ impl Module for Zypper {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {

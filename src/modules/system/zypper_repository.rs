@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::common::{failed, result};
 use crate::modules::runtime::{
-    Args, BoxFut, Change, Drift, Module, ModuleCtx, ModuleError, Resource, Unpredicted, Verdict,
+    Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Unpredicted,
+    Verdict,
 };
 use crate::transport::{AnyTransport, Cmd};
 
@@ -223,14 +224,14 @@ fn validate(a: &ZypperRepositoryArgs) -> Result<(), ModuleError> {
 }
 
 async fn check(
-    tr: &mut AnyTransport,
+    tr: &mut HostView<'_>,
     args: &Args,
     ctx: &ModuleCtx<'_>,
 ) -> Result<Verdict, ModuleError> {
     let a = ZypperRepositoryArgs::parse(args)?;
     validate(&a)?;
     let want = wanted(&a);
-    let out = ctx.run(tr, zypper().op("--xmlout repos")).await?;
+    let out = ctx.query(tr, zypper().op("--xmlout repos")).await?;
     let repos = match out.status {
         0 => parse_repos(&out.stdout_lossy()),
         6 => Vec::new(),
@@ -371,7 +372,7 @@ impl Module for ZypperRepository {
 
     fn check<'a>(
         &'a self,
-        tr: &'a mut AnyTransport,
+        tr: &'a mut HostView<'_>,
         args: &'a Args,
         ctx: &'a ModuleCtx<'a>,
     ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
