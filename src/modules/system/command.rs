@@ -49,10 +49,12 @@ const COMMAND_RETURNS: &[(&str, &str)] = &[
 ];
 
 crate::module_args! {
-    /// Runs a command on the host without a shell: no pipes, redirects or variable expansion
-    /// (Ansible's `command` expands `$VAR` and `~` in the words by default; rdeploy never
-    /// does, use `shell` for that). Give it free-form (`command: ls -l`), as `cmd`, or as an
-    /// `argv` list. Not reversible unless the task has `creates`/`removes` or a `rollback:`.
+    /// Runs a command on the host without a shell: no pipes, redirects, globs or command
+    /// substitution. As in Ansible, `$VAR`/`${VAR}` in each word is replaced by the command's
+    /// environment variable (left as written when it is not set) and a leading `~`/`~USER` by
+    /// that home directory, unless `expand_argument_vars: false`. Give it free-form (`command:
+    /// ls -l`), as `cmd`, or as an `argv` list. Not reversible unless the task has
+    /// `creates`/`removes` or a `rollback:`.
     #[module(
         name = "command",
         free_form = true,
@@ -83,8 +85,18 @@ crate::module_args! {
         /// Strip empty lines from the ends of stdout/stderr.
         #[arg(default = "yes")]
         strip_empty_ends: bool,
+        /// Replace `$VAR`, `${VAR}` and a leading `~`/`~USER` in each word on the host (what
+        /// Python's `os.path.expandvars` and `expanduser` do), as Ansible's `command`.
+        #[arg(default = "yes")]
+        expand_argument_vars: bool,
     }
 }
+
+/// Expands each positional parameter as Ansible's `command` does on the host (Python's
+/// `os.path.expanduser(os.path.expandvars(word))`): `$NAME`/`${NAME}` from the environment, left
+/// as written when unset; then a leading `~` (`$HOME`, else the user's passwd home) or `~USER`
+/// (that user's home; unchanged when there is no such user). Ends by running the words.
+const EXPAND_AND_EXEC: &str = r#"; n_=$#; for a_ do e_=$(RDEPLOY_WORD_="$a_" awk 'BEGIN { s = ENVIRON["RDEPLOY_WORD_"]; o = ""; while (match(s, /\$([A-Za-z0-9_]+|[{][^}]*[}])/)) { t = substr(s, RSTART, RLENGTH); v = substr(t, 2); if (substr(v, 1, 1) == "{") v = substr(v, 2, length(v) - 2); o = o substr(s, 1, RSTART - 1) ((v != "RDEPLOY_WORD_" && v in ENVIRON) ? ENVIRON[v] : t); s = substr(s, RSTART + RLENGTH) } printf "%sx", o s }') || exit 127; e_=${e_%x}; case $e_ in "~"*) r_=${e_#?}; u_=${r_%%/*}; t_=${r_#"$u_"}; if [ -z "$u_" ] && [ "${HOME+set}" = set ]; then h_=$HOME; f_=1; else [ -n "$u_" ] || u_=$(id -u); h_=$(getent passwd "$u_" | cut -d: -f6); f_=$(getent passwd "$u_" >/dev/null && echo 1); fi; if [ -n "$f_" ]; then while [ "${h_%/}" != "$h_" ]; do h_=${h_%/}; done; e_=$h_$t_; [ -n "$e_" ] || e_=/; fi ;; esac; set -- "$@" "$e_"; done; shift "$n_"; exec "$@""#;
 
 crate::module_args! {
     /// Runs a command line through `/bin/sh` on the host (pipes, redirects, variables). Give it
@@ -254,8 +266,14 @@ fn plan_command(args: &Args) -> Result<Planned, ModuleError> {
         return Err(ModuleError::Args("no command given".into()));
     }
     // `exec` runs the program found in PATH, never a shell builtin or keyword of the same name.
+    let expands = |w: &String| w.contains('$') || w.starts_with('~');
+    let run = if a.expand_argument_vars && argv.iter().any(expands) {
+        Cmd::raw("set --").args(argv.clone()).op(EXPAND_AND_EXEC)
+    } else {
+        Cmd::raw("exec").args(argv.clone())
+    };
     let cmd = with_common(
-        Cmd::raw("exec").args(argv.clone()),
+        run,
         a.chdir.as_ref(),
         stdin_bytes(a.stdin, a.stdin_add_newline),
     );
@@ -650,7 +668,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn command_does_not_expand_and_shell_does() {
+    async fn command_expands_only_variables_and_shell_runs_a_shell() {
         let dir = tempfile::tempdir().unwrap();
         let c = ctx(dir.path(), None, vec![("HOME".into(), "/home/x".into())]);
         let mut tr = transport();
@@ -666,7 +684,7 @@ mod tests {
         assert!(recorded(&tr).is_empty());
         assert!(matches!(&d.changes[0], Change::Run { command } if command.contains("'$HOME'")));
         let r = Command.apply(&mut tr, &a, &c, &d).await.unwrap();
-        assert_eq!(out_str(&r, "stdout"), "$HOME * {{ x }} $(id) `id`");
+        assert_eq!(out_str(&r, "stdout"), "/home/x * {{ x }} $(id) `id`");
         assert_eq!(
             r["cmd"],
             json!(["echo", "$HOME", "*", "{{ x }}", "$(id)", "`id`"])
@@ -692,16 +710,90 @@ mod tests {
         assert_eq!(r["cmd"], json!("echo $HOME; echo '{{ x }}'"));
     }
 
+    /// What Python's `os.path.expanduser(os.path.expandvars(word))` gives, word by word, as
+    /// Ansible's `command` runs it (checked with ansible-playbook 2.19 on this machine).
+    #[tokio::test]
+    async fn command_expands_vars_and_home_as_ansible_and_not_when_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = vec![
+            ("HOME".to_string(), "/home/x/".to_string()),
+            ("A_B".to_string(), "v'1 $HOME".to_string()),
+        ];
+        let c = ctx(dir.path(), None, env);
+        let mut tr = transport();
+        let words = [
+            "$A_B",
+            "${A_B}x",
+            "$NOT_SET_X/${NOT_SET_X}",
+            "${}",
+            "$",
+            "~",
+            "~/a/b",
+            "~root/c",
+            "~no-such-user-x/d",
+            "a~/$A_B~",
+            "line\n",
+        ];
+        let mut argv = vec!["printf".to_string(), "[%s]\\n".to_string()];
+        argv.extend(words.iter().map(|w| w.to_string()));
+        let root_home = std::fs::read_to_string("/etc/passwd")
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("root:")
+                    .map(|r| r.rsplit(':').nth(1).unwrap().to_string())
+            })
+            .unwrap();
+        let a = args(json!({ "argv": argv }));
+        let Ran::Applied(_, Ok(r)) = check_apply(&Command, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        let want = [
+            "[v'1 $HOME]".to_string(),
+            "[v'1 $HOMEx]".to_string(),
+            "[$NOT_SET_X/${NOT_SET_X}]".to_string(),
+            "[${}]".to_string(),
+            "[$]".to_string(),
+            "[/home/x]".to_string(),
+            "[/home/x/a/b]".to_string(),
+            format!("[{}/c]", root_home.trim_end_matches('/')),
+            "[~no-such-user-x/d]".to_string(),
+            "[a~/v'1 $HOME~]".to_string(),
+            // A word's own newline is kept.
+            "[line".to_string(),
+            "]".to_string(),
+        ];
+        assert_eq!(r["stdout_lines"], json!(want), "{r:?}");
+        let mut off = a.clone();
+        off.insert("expand_argument_vars".into(), json!(false));
+        let Ran::Applied(_, Ok(r)) = check_apply(&Command, &mut tr, &off, &c).await else {
+            panic!()
+        };
+        let literal: Vec<String> = words
+            .iter()
+            .map(|w| format!("[{w}]"))
+            .collect::<String>()
+            .replace("][", "]\n[")
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(r["stdout_lines"], json!(literal));
+    }
+
     #[tokio::test]
     async fn command_output_is_data_not_evaluated() {
         let dir = tempfile::tempdir().unwrap();
         let c = ctx(dir.path(), None, vec![]);
         let mut tr = transport();
-        let a = args(json!({"argv": ["printf", "%s\\n", "{{ x }} $(id) ${HOME}"]}));
+        let a = args(json!({"argv": ["printf", "%s\\n", "{{ x }} $(id) `id` ${HOME}"]}));
         let Ran::Applied(_, Ok(r)) = check_apply(&Command, &mut tr, &a, &c).await else {
             panic!()
         };
-        assert_eq!(out_str(&r, "stdout"), "{{ x }} $(id) ${HOME}");
+        let home = std::env::var("HOME").unwrap_or_default();
+        assert_eq!(
+            out_str(&r, "stdout"),
+            format!("{{{{ x }}}} $(id) `id` {home}")
+        );
         // A builtin's name runs the program, not the builtin (dash's echo would expand \n).
         let a = args(json!({"cmd": "echo 'a\\nb'"}));
         let Ran::Applied(_, Ok(r)) = check_apply(&Command, &mut tr, &a, &c).await else {
