@@ -1155,7 +1155,7 @@ fn command_and_service_arguments_load_or_are_refused_by_name() {
         "pb.yaml:6:45: error: argument 'pattern' of module 'service' is not supported by rdeploy",
         "pb.yaml:7:36: error: state 'drained' of module 'wait_for' is not supported by rdeploy",
         "pb.yaml:8:7: error: arguments 'port' and 'path' of module 'wait_for' are mutually exclusive",
-        "pb.yaml:9:27: error: argument 'executable' of module 'command' is not supported by rdeploy",
+        "pb.yaml:9:27: error: unknown argument 'executable' for module 'command'",
         "pb.yaml:10:7: error: module 'raw' needs free-form text",
         "pb.yaml:11:7: error: module 'systemd' needs 'name' with 'state', 'enabled', 'masked'",
     ] {
