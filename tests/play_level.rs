@@ -239,3 +239,39 @@ fn templated_rollout_keywords_were_refused() {
         "{out}"
     );
 }
+
+/// `pause` without a time, as ansible-playbook 2.19 runs it: on a terminal it asks once per
+/// batch (not once per host) and registers what was typed on the host that ran it; without a
+/// terminal it warns and goes on at once (the reply empty).
+#[test]
+fn pause_with_a_prompt_was_refused_and_asks_once_per_batch_or_warns_without_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("inv.yaml"), TWO_HOSTS).unwrap();
+    let pb = "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: Canary gate\n      pause:\n        prompt: Canary ok? type yes\n      register: gate\n    - debug: {msg: \"reply={{ gate.user_input }} {{ gate.stdout }}\"}\n      when: gate is defined\n    - fail: {msg: stopped}\n      when: gate is defined and gate.user_input != 'yes'\n";
+    std::fs::write(dir.path().join("pb.yaml"), pb).unwrap();
+    let shown = on_terminal(dir.path(), &[("Canary ok? type yes:", "yes")]);
+    assert_eq!(shown.matches("Canary ok? type yes:").count(), 1, "{shown}");
+    assert!(shown.contains("[Canary gate]"), "{shown}");
+    assert!(
+        shown.contains(r#"ok: [h1] => {"msg":"reply=yes Paused for "#),
+        "{shown}"
+    );
+    // As in Ansible, the result is the host's that ran it: h2 has no `gate`.
+    assert!(shown.contains("skipping: [h2]"), "{shown}");
+    assert!(!shown.contains("FAILED!"), "{shown}");
+
+    let (code, out, err) = support::run_local(dir.path(), &[("inv.yaml", TWO_HOSTS)], &[], &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.contains("[WARNING]: Not waiting for response to prompt as stdin is not interactive"),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"ok: [h1] => {"msg":"reply= Paused for 0.0 minutes"}"#),
+        "{out}"
+    );
+    assert!(
+        out.contains("fatal: [h1]: FAILED! => {\"msg\":\"stopped\"}"),
+        "{out}"
+    );
+}

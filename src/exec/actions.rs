@@ -45,7 +45,7 @@ pub async fn controller(
         ),
         "set_fact" => set_fact(st, args),
         "include_vars" => include_vars(ctx, st, vars, args),
-        "pause" => pause(args).await,
+        "pause" => pause(ctx, args).await,
         "meta" => match crate::modules::control::meta::action(args) {
             Ok(what) => {
                 let mut s = Step::new(Status::Ok, Map::new());
@@ -379,25 +379,69 @@ fn include_vars(ctx: &TaskCtx, st: &mut HostState, vars: &LazyVars, args: &Args)
     Step::new(Status::Ok, r)
 }
 
-/// `pause`: waits `seconds`/`minutes`, its prompt shown as the step's message.
-async fn pause(args: &Args) -> Step {
+/// `pause`: waits `seconds`/`minutes`, its prompt shown as the step's message; without a time,
+/// asks on the terminal and waits for Enter (or Ctrl-C, which stops the run), or warns and goes
+/// on when there is no terminal, as Ansible's pause. The executor runs it once per batch.
+async fn pause(ctx: &TaskCtx, args: &Args) -> Step {
     let p = match crate::modules::control::pause::plan(args) {
         Ok(p) => p,
         Err(e) => return Step::failed(e.to_string()),
     };
     let start = chrono::Local::now();
     let began = std::time::Instant::now();
-    tokio::time::sleep(p.wait).await;
+    let mut user_input = String::new();
+    let mut warning = None;
+    match p.wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => match crate::cli::prompt::Terminal::open() {
+            None => warning = Some(crate::modules::control::pause::NOT_INTERACTIVE),
+            Some(mut term) => {
+                let question = p.question(&ctx.label);
+                let echo = p.echo;
+                let _lifted = crate::report::progress::lifted();
+                let read = tokio::task::spawn_blocking(move || {
+                    use crate::resolve::Asker;
+                    term.say("");
+                    term.ask(&question, echo)
+                });
+                tokio::pin!(read);
+                let stop = ctx.shared.stop.clone();
+                let reply = loop {
+                    tokio::select! {
+                        r = &mut read => break r,
+                        () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {
+                            if stop.load(std::sync::atomic::Ordering::SeqCst) != 0 {
+                                return Step::failed("pause interrupted: the run is stopping");
+                            }
+                        }
+                    }
+                };
+                match reply {
+                    Ok(Ok(line)) => user_input = line,
+                    Ok(Err(e)) => {
+                        return Step::failed(format!("pause: could not read the terminal: {e}"));
+                    }
+                    Err(e) => {
+                        return Step::failed(format!("pause: the terminal reader failed: {e}"));
+                    }
+                }
+            }
+        },
+    }
     let stop = chrono::Local::now();
-    let r = p.result(
+    let mut r = p.result(
         start.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
         stop.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
         began.elapsed().as_secs_f64(),
+        user_input,
     );
+    if let Some(w) = warning {
+        r.insert("warnings".into(), Json::from(vec![w]));
+    }
     let mut s = Step::new(Status::Ok, r);
     // Shown with the result (as its `msg`, not registered).
-    s.show = p.prompt.is_some();
-    s.msg = p.prompt;
+    s.show = p.prompt.is_some() && p.wait.is_some();
+    s.msg = p.prompt.filter(|_| p.wait.is_some());
     s
 }
 

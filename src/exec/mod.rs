@@ -1144,14 +1144,18 @@ impl<'r> Runner<'r> {
         label: &str,
         rest: &[TaskItem],
     ) -> Vec<(String, HostOutcome, Flow)> {
-        // `add_host` bypasses the host loop as in Ansible: it runs once, on the first host.
-        let run_once = matches!(
+        // `add_host` and `pause` bypass the host loop as in Ansible: they run once, on the
+        // first host (a pause asks once per batch); a pause's result stays that host's, as in
+        // Ansible (`register:` reaches the other hosts only with an explicit `run_once`).
+        let explicit_once = matches!(
             t.keywords
                 .run_once
                 .as_ref()
                 .or(scope.keywords.run_once.as_ref()),
             Some(Val::Lit { value: true, .. })
-        ) || crate::modules::canonical_name(&t.action.module) == "add_host";
+        );
+        let module = crate::modules::canonical_name(&t.action.module);
+        let run_once = explicit_once || matches!(module, "add_host" | "pause");
         let targets: Vec<String> = if run_once {
             hosts.iter().take(1).cloned().collect()
         } else {
@@ -1165,7 +1169,10 @@ impl<'r> Runner<'r> {
         });
         let results = self.run_hosts(t, scope, &targets, label, rest).await;
         self.store_delegated_facts(&results);
-        if run_once && let Some((_, first, _)) = results.first() {
+        if run_once
+            && (explicit_once || module != "pause")
+            && let Some((_, first, _)) = results.first()
+        {
             self.once_for_all(t, first, hosts);
         }
         let fatal = matches!(
@@ -1339,6 +1346,12 @@ impl<'r> Runner<'r> {
             match joined {
                 Ok((mut st, mut outcome, flow)) => {
                     self.apply_inventory_changes(t, &mut st, &mut outcome);
+                    // A module's warnings come first, as ansible-playbook prints them.
+                    if let Some(Json::Array(ws)) = outcome.result.get("warnings") {
+                        for w in ws.iter().filter_map(Json::as_str) {
+                            self.reporter.emit(&Event::Warning(w));
+                        }
+                    }
                     self.reporter.emit(&Event::Host(&outcome));
                     if let Some(run) = &self.shared.opts.run {
                         run.journal.note(&Record::Result {

@@ -96,6 +96,33 @@ pub fn before_exit<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Takes the bars off the screen while the operator answers a question (a `pause` prompt), so
+/// that no redraw covers the question or the reply; they come back below when the returned
+/// guard is dropped. Without bars it does nothing.
+pub fn lifted() -> Lifted {
+    let mp = screen();
+    if mp.is_hidden() {
+        return Lifted(false);
+    }
+    let _ = mp.clear();
+    mp.set_draw_target(ProgressDrawTarget::hidden());
+    Lifted(true)
+}
+
+/// The bars lifted by [`lifted`], until this is dropped.
+pub struct Lifted(bool);
+
+impl Drop for Lifted {
+    fn drop(&mut self) {
+        if self.0 {
+            screen().set_draw_target(ProgressDrawTarget::term_like_with_hz(
+                Box::new(Stdout(console::Term::buffered_stdout())),
+                20,
+            ));
+        }
+    }
+}
+
 /// The writer diagnostic logs (`RDEPLOY_LOG`) go through: stderr, every registered secret
 /// masked, the bars (if any) lifted while a line is written. Each log event arrives as one
 /// write.

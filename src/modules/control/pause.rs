@@ -1,15 +1,16 @@
-//! `pause`: waits a number of seconds or minutes on the controller. Owns its arguments and its
-//! result; waiting for a keypress is refused (rdeploy runs unattended as often as not). Must not
-//! touch the hosts.
+//! `pause`: waits a number of seconds or minutes on the controller, or for the operator's Enter
+//! on a terminal. Owns its arguments, its prompt text and its result. Must not touch the hosts
+//! or read the terminal itself (the executor does).
 
 use serde_json::{Map, Value};
 
 use crate::modules::runtime::{Args, ModuleError};
 
 crate::module_args! {
-    /// Waits for a number of seconds or minutes, showing `prompt` if given. Waiting for a
-    /// keypress (no `seconds` or `minutes`) is not supported by rdeploy: give a time, or use an
-    /// approval.
+    /// Waits for a number of seconds or minutes, showing `prompt` if given; without a time,
+    /// asks on the terminal and waits for Enter (what was typed is `user_input`), once per
+    /// batch, as Ansible's pause. Without a terminal (cron, a pipe) it does not wait: it warns
+    /// and goes on, as Ansible does. Ctrl-C while it waits stops the run.
     #[module(
         name = "pause",
         check_args = pause_check,
@@ -19,24 +20,29 @@ crate::module_args! {
             ("start", "when the pause began"),
             ("stop", "when it ended"),
             ("stdout", "Paused for N.N seconds (or minutes)"),
-            ("user_input", "always empty (no keypress is read)"),
+            ("user_input", "what the operator typed before Enter (empty for a timed pause)"),
         ],
-        examples = "- pause:\n    seconds: 30\n    prompt: \"Waiting for caches to warm up\""
+        examples = "- pause:\n    seconds: 30\n    prompt: \"Waiting for caches to warm up\"\n- pause:\n    prompt: \"Canary is live; check the dashboards, then press Enter\""
     )]
     pub struct PauseArgs {
         /// How long to wait, in seconds.
         seconds: Option<i64>,
         /// How long to wait, in minutes.
         minutes: Option<i64>,
-        /// Text shown while waiting (in the task's result line).
+        /// Text shown while waiting (in the task's result line), or the question asked.
         prompt: Option<String>,
+        /// Show what the operator types (a prompt without a time only).
+        #[arg(default = "yes")]
+        echo: bool,
     }
 }
 
 /// How long to wait, and the text to show.
 pub struct Pause {
-    /// The wait.
-    pub wait: std::time::Duration,
+    /// The wait; `None` waits for Enter on a terminal.
+    pub wait: Option<std::time::Duration>,
+    /// Whether the typed reply is shown.
+    pub echo: bool,
     /// The prompt, shown while waiting.
     pub prompt: Option<String>,
     /// Whether the time was given in minutes (`stdout` then says minutes).
@@ -50,9 +56,12 @@ pub fn plan(args: &Args) -> Result<Pause, ModuleError> {
         (Some(s), _) => (s, false),
         (None, Some(m)) => (m * 60, true),
         (None, None) => {
-            return Err(ModuleError::Args(
-                "pause without seconds or minutes waits for a keypress, which is not supported by rdeploy; give seconds: or minutes: (or an approval gate)".into(),
-            ));
+            return Ok(Pause {
+                wait: None,
+                echo: a.echo,
+                prompt: a.prompt,
+                in_minutes: true,
+            });
         }
     };
     if secs < 0 {
@@ -61,17 +70,40 @@ pub fn plan(args: &Args) -> Result<Pause, ModuleError> {
         )));
     }
     Ok(Pause {
-        wait: std::time::Duration::from_secs(secs.unsigned_abs()),
+        wait: Some(std::time::Duration::from_secs(secs.unsigned_abs())),
+        echo: a.echo,
         prompt: a.prompt,
         in_minutes,
     })
+}
+
+/// Ansible's warning when a pause would ask but stdin is not a terminal.
+pub const NOT_INTERACTIVE: &str = "Not waiting for response to prompt as stdin is not interactive";
+
+impl Pause {
+    /// The question asked on the terminal, as Ansible words it: `[TASK]`, then the prompt (or
+    /// Ansible's default) and `(output is hidden)` without echo, then `:`.
+    pub fn question(&self, task: &str) -> String {
+        let text = self
+            .prompt
+            .as_deref()
+            .unwrap_or("Press enter to continue, Ctrl+C to interrupt");
+        let hidden = if self.echo { "" } else { " (output is hidden)" };
+        format!("[{}]\n{text}{hidden}:", task.trim())
+    }
 }
 
 impl Pause {
     /// The result after waiting from `start` to `stop` (local time, Python's `str(datetime)`)
     /// for `elapsed` seconds, as Ansible's pause returns it: `delta` in whole seconds, `stdout`
     /// the time paused rounded to 2 places in the unit given (`Paused for 1.0 seconds`).
-    pub fn result(&self, start: String, stop: String, elapsed: f64) -> Map<String, Value> {
+    pub fn result(
+        &self,
+        start: String,
+        stop: String,
+        elapsed: f64,
+        user_input: String,
+    ) -> Map<String, Value> {
         let (amount, unit) = if self.in_minutes {
             (elapsed / 60.0, "minutes")
         } else {
@@ -94,21 +126,15 @@ impl Pause {
         );
         r.insert("stderr".into(), Value::from(""));
         r.insert("rc".into(), Value::from(0));
-        r.insert("echo".into(), Value::from(true));
-        r.insert("user_input".into(), Value::from(""));
+        r.insert("echo".into(), Value::from(self.echo));
+        r.insert("user_input".into(), Value::from(user_input));
         r
     }
 }
 
-/// `seconds` or `minutes`, not both; one of them (waiting for a keypress is not supported).
+/// `seconds` or `minutes`, not both.
 fn pause_check(a: &crate::modules::ArgsRef<'_>) -> Vec<crate::diag::Diagnostic> {
-    let mut out = a.exclusive("seconds", "minutes");
-    if !a.has("seconds") && !a.has("minutes") {
-        out.extend(a.error(
-            "module 'pause' without seconds or minutes waits for a keypress, which is not supported by rdeploy; give seconds: or minutes: (or an approval gate)".into(),
-        ));
-    }
-    out
+    a.exclusive("seconds", "minutes")
 }
 
 #[cfg(test)]
@@ -121,11 +147,22 @@ mod tests {
     fn the_result_reads_as_ansibles_pause() {
         let m = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
         let p = plan(&m(json!({"seconds": 1}))).unwrap();
-        let r = p.result("a".into(), "b".into(), 1.0004);
+        let r = p.result("a".into(), "b".into(), 1.0004, String::new());
         assert_eq!(r["stdout"], json!("Paused for 1.0 seconds"));
         assert_eq!(r["delta"], json!(1));
         let p = plan(&m(json!({"minutes": 0}))).unwrap();
-        let r = p.result("a".into(), "b".into(), 1.2);
+        let r = p.result("a".into(), "b".into(), 1.2, String::new());
         assert_eq!(r["stdout"], json!("Paused for 0.02 minutes"));
+        let p = plan(&m(json!({"prompt": "Go on?", "echo": false}))).unwrap();
+        assert!(p.wait.is_none());
+        assert_eq!(
+            p.question(" deploy "),
+            "[deploy]\nGo on? (output is hidden):"
+        );
+        let p = plan(&m(json!({}))).unwrap();
+        assert_eq!(
+            p.question("t"),
+            "[t]\nPress enter to continue, Ctrl+C to interrupt:"
+        );
     }
 }
