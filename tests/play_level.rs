@@ -275,3 +275,89 @@ fn pause_with_a_prompt_was_refused_and_asks_once_per_batch_or_warns_without_a_te
         "{out}"
     );
 }
+
+const FIVE_HOSTS: &str = "all:\n  hosts:\n    h1: {ansible_connection: local}\n    h2: {ansible_connection: local}\n    h3: {ansible_connection: local}\n    h4: {ansible_connection: local}\n    h5: {ansible_connection: local}\n";
+
+/// `canary:` steps are cumulative shares of the play's hosts (issue 15): [20%, 60%, 100%] of
+/// five hosts runs one host, then two more (three in all), then the last two; `rdeploy plan`
+/// shows each step's share, and the same list as `serial` would mean Ansible's batch sizes.
+#[test]
+fn canary_steps_are_cumulative_shares_of_the_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = "- hosts: all\n  gather_facts: false\n  canary: [\"20%\", \"60%\", \"100%\"]\n  tasks:\n    - debug: {msg: \"{{ ansible_play_batch }}\"}\n";
+    let files = [("inv.yaml", FIVE_HOSTS), ("pb.yaml", pb)];
+    let (code, out, err) = support::run_local(dir.path(), &files, &[], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let banners: Vec<&str> = out.lines().filter(|l| l.starts_with("BATCH")).collect();
+    assert_eq!(banners.len(), 3, "{out}");
+    assert!(banners[0].starts_with("BATCH 1/3 [h1] "), "{out}");
+    assert!(banners[1].starts_with("BATCH 2/3 [h2, h3] "), "{out}");
+    assert!(banners[2].starts_with("BATCH 3/3 [h4, h5] "), "{out}");
+    let plan = support::Sandbox::new();
+    plan.write("inv.yaml", FIVE_HOSTS).write("pb.yaml", pb);
+    let shown = plan
+        .rdeploy(&["plan", "pb.yaml", "-i", "inv.yaml"])
+        .output()
+        .unwrap();
+    let shown = support::stdout(&shown);
+    assert!(
+        shown.contains("batch 1 (1, canary step: 1 of 5 hosts (20%)): h1"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("batch 2 (2, canary step: 3 of 5 hosts (60%)): h2, h3"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("batch 3 (2, canary step: 5 of 5 hosts (100%)): h4, h5"),
+        "{shown}"
+    );
+    // As `serial`, the same list is Ansible's batch sizes: 20% of 5 is 1, 60% is 3, then 1.
+    let serial = pb.replace("canary:", "serial:");
+    let files = [("inv.yaml", FIVE_HOSTS), ("pb.yaml", serial.as_str())];
+    let (code, out, err) = support::run_local(dir.path(), &files, &[], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("BATCH 2/3 [h2, h3, h4] "), "{out}");
+    assert!(out.contains("BATCH 3/3 [h5] "), "{out}");
+}
+
+/// A canary plan that cannot mean anything is refused before any host, where it was written.
+#[test]
+fn canary_plans_that_shrink_are_empty_or_meet_serial_are_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    for (plan, want) in [
+        (
+            "canary: [\"50%\", \"25%\"]",
+            "pb.yaml:3:19: error: invalid canary step 25%: the steps are cumulative shares of the hosts, so each must be larger than the one before",
+        ),
+        (
+            "canary: []",
+            "pb.yaml:3:11: error: 'canary' must not be an empty list",
+        ),
+        (
+            "canary: \"25%\"",
+            "pb.yaml:3:11: error: 'canary' must be a list of cumulative shares like [\"5%\", \"25%\", \"100%\"], found '25%'",
+        ),
+        (
+            "canary: [0, 2]",
+            "pb.yaml:3:12: error: invalid canary step 0: a step must take at least one host",
+        ),
+        (
+            "canary: [\"x%\"]",
+            "pb.yaml:3:12: error: invalid canary value 'x%': expected a number of hosts or a percentage like \"25%\"",
+        ),
+        (
+            "canary: [1, 3]\n  serial: 1",
+            "pb.yaml:3:11: error: a play takes 'canary' (cumulative shares of its hosts) or 'serial' (Ansible's batch sizes), not both",
+        ),
+    ] {
+        let pb = format!(
+            "- hosts: all\n  gather_facts: false\n  {plan}\n  tasks:\n    - file: {{path: \"{{{{ playbook_dir }}}}/touched\", state: touch}}\n"
+        );
+        let files = [("inv.yaml", FIVE_HOSTS), ("pb.yaml", pb.as_str())];
+        let (code, out, err) = support::run_local(dir.path(), &files, &[], &[]);
+        assert_eq!(code, 4, "{plan}\n{out}{err}");
+        assert!(err.contains(want), "{plan}\n{err}");
+        assert!(!dir.path().join("touched").exists(), "{plan}");
+    }
+}
