@@ -5,9 +5,7 @@ use std::collections::BTreeSet;
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::inventory::Inventory;
-use crate::plan::{
-    BatchSize, Plan, PlannedPlay, PlannedTask, WhenReached, batch_sizes, canary_sizes,
-};
+use crate::plan::{BatchSize, Plan, PlannedPlay, PlannedTask, WhenReached, batch_sizes};
 use crate::playbook::model::{Order, Play, Playbook, Section, SerialStep};
 use crate::yaml::{Kind, Node};
 
@@ -98,27 +96,24 @@ pub fn hosts_now(
 /// How [`Inventory::select`] says that a term matched nothing.
 const NO_MATCH: &str = "no host or group matches";
 
-/// The hosts cut into batches by the play's `serial`, or its `canary` steps.
+/// The hosts cut into batches by the play's `serial`.
 fn cut(hosts: &[String], play: &Play) -> Vec<Vec<String>> {
-    let sizes = |s: &crate::playbook::model::Serial| -> Vec<BatchSize> {
-        s.steps
-            .iter()
-            .map(|step| match *step {
-                SerialStep::Count(n) => BatchSize::Count(n),
-                SerialStep::Percent(p) => BatchSize::Percent(p),
-            })
-            .collect()
-    };
-    let cuts = match &play.canary {
-        Some(c) => canary_sizes(hosts.len(), &sizes(c)),
-        None => batch_sizes(
-            hosts.len(),
-            &play.serial.as_ref().map(sizes).unwrap_or_default(),
-        ),
-    };
+    let serial: Vec<BatchSize> = play
+        .serial
+        .as_ref()
+        .map(|s| {
+            s.steps
+                .iter()
+                .map(|step| match *step {
+                    SerialStep::Count(n) => BatchSize::Count(n),
+                    SerialStep::Percent(p) => BatchSize::Percent(p),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let mut batches = Vec::new();
     let mut rest = hosts;
-    for size in cuts {
+    for size in batch_sizes(hosts.len(), &serial) {
         let (batch, tail) = rest.split_at(size);
         batches.push(batch.to_vec());
         rest = tail;
@@ -192,7 +187,6 @@ fn plan_play(
         pattern,
         hosts,
         batches,
-        canary: play.canary.is_some(),
         deferred,
         checked_when_reached: when_reached(play),
         tasks,

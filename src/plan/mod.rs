@@ -10,7 +10,7 @@ pub mod serial;
 use serde::Serialize;
 
 pub use build::{PlanOptions, build};
-pub use serial::{BatchSize, batch_sizes, canary_sizes};
+pub use serial::{BatchSize, batch_sizes};
 
 /// Every play of a playbook, in order.
 #[derive(Clone, Debug, Serialize)]
@@ -28,11 +28,8 @@ pub struct PlannedPlay {
     pub pattern: String,
     /// The hosts, in run order.
     pub hosts: Vec<String>,
-    /// The hosts cut by `serial`, or the steps of its `canary` plan.
+    /// The hosts cut by `serial`.
     pub batches: Vec<Vec<String>>,
-    /// The batches are the steps of a `canary` plan (cumulative shares of the hosts).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub canary: bool,
     /// The pattern names what only `add_host`/`group_by` of an earlier play can make: its
     /// hosts are known when the play starts.
     #[serde(skip_serializing_if = "std::ops::Not::not")]

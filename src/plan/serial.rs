@@ -47,30 +47,6 @@ pub fn batch_sizes(host_count: usize, serial: &[BatchSize]) -> Vec<usize> {
     sizes
 }
 
-/// The batch sizes of a `canary` plan for `host_count` hosts: each step is a cumulative share
-/// (after step k, `ceil(share × hosts)` hosts, or the count, run the new version); a step that
-/// would add no host is merged into the next, and a plan that stops short of every host gets a
-/// last step with the rest.
-pub fn canary_sizes(host_count: usize, steps: &[BatchSize]) -> Vec<usize> {
-    let mut sizes = Vec::new();
-    let mut done = 0usize;
-    let targets = steps
-        .iter()
-        .map(|s| match *s {
-            BatchSize::Count(n) => usize::try_from(n).unwrap_or(usize::MAX),
-            BatchSize::Percent(p) => (p / 100.0 * host_count as f64).ceil() as usize,
-        })
-        .chain(std::iter::once(host_count));
-    for t in targets {
-        let t = t.min(host_count);
-        if t > done {
-            sizes.push(t - done);
-            done = t;
-        }
-    }
-    sizes
-}
-
 #[cfg(test)]
 mod tests {
     use super::BatchSize::{Count, Percent};
@@ -118,29 +94,5 @@ mod tests {
                 assert!(sizes.iter().all(|&s| s > 0));
             }
         }
-    }
-
-    #[test]
-    fn canary_steps_are_cumulative_shares_that_each_add_a_host() {
-        let p = |v: &[f64]| v.iter().map(|x| BatchSize::Percent(*x)).collect::<Vec<_>>();
-        let plan = p(&[5.0, 25.0, 50.0, 100.0]);
-        // 4 hosts: 5% and 25% both mean one host; the second step adds none and is merged.
-        assert_eq!(canary_sizes(4, &plan), [1, 1, 2]);
-        assert_eq!(canary_sizes(20, &plan), [1, 4, 5, 10]);
-        assert_eq!(canary_sizes(1, &plan), [1]);
-        assert_eq!(canary_sizes(0, &plan), Vec::<usize>::new());
-        // A plan short of 100% gets a last step with the rest.
-        assert_eq!(canary_sizes(10, &p(&[10.0, 50.0])), [1, 4, 5]);
-        assert_eq!(canary_sizes(5, &p(&[20.0, 60.0, 100.0])), [1, 2, 2]);
-        // Counts are cumulative too, and capped at the hosts there are.
-        let c = [
-            BatchSize::Count(1),
-            BatchSize::Count(3),
-            BatchSize::Count(50),
-        ];
-        assert_eq!(canary_sizes(6, &c), [1, 2, 3]);
-        // Unlike serial: the same list as `serial` makes Ansible's batches 1, 1, 2 on 4 hosts.
-        assert_eq!(batch_sizes(4, &plan), [1, 1, 2]);
-        assert_eq!(batch_sizes(20, &plan), [1, 5, 10, 4]);
     }
 }

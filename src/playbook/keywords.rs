@@ -48,7 +48,6 @@ pub const PLAY_ONLY: &[&str] = &[
     "gather_subset",
     "gather_timeout",
     "serial",
-    "canary",
     "max_fail_percentage",
     "order",
     "pre_tasks",

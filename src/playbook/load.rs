@@ -449,7 +449,6 @@ impl<'o> Loader<'o> {
             gather_subset: None,
             gather_timeout: None,
             serial: None,
-            canary: None,
             max_fail_percentage: None,
             order: Order::default(),
             force_handlers: None,
@@ -471,7 +470,6 @@ impl<'o> Loader<'o> {
         };
         let before = self.errors.len();
         let mut hosts_seen = false;
-        let mut canary_at = None;
         let mut prompts: Option<&Node> = None;
         let allowed = Level::Play.allowed();
         for (k, v) in node.as_map().unwrap_or_default() {
@@ -504,10 +502,6 @@ impl<'o> Loader<'o> {
                     play.gather_subset = Some(v.clone());
                 }
                 "gather_timeout" => play.gather_timeout = Some(v.clone()),
-                "canary" => {
-                    play.canary = values::canary(e, v);
-                    canary_at = Some(v.loc.clone());
-                }
                 "order" => {
                     play.order = match values::choice(e, key, v, Order::NAMES) {
                         Some(1) => Order::ReverseInventory,
@@ -551,14 +545,6 @@ impl<'o> Loader<'o> {
         }
         if !hosts_seen {
             self.err(&node.loc, "play has no 'hosts'");
-        }
-        let serial_given =
-            play.serial.is_some() || play.deferred.iter().any(|(k, _)| k == "serial");
-        if let Some(at) = canary_at.filter(|_| serial_given) {
-            self.err(
-                &at,
-                "a play takes 'canary' (cumulative shares of its hosts) or 'serial' (Ansible's batch sizes), not both",
-            );
         }
         if self.errors.len() == before {
             self.check_notify(&play);

@@ -215,8 +215,6 @@ pub struct Play {
     pub gather_timeout: Option<Node>,
     /// `serial`.
     pub serial: Option<Serial>,
-    /// `canary`: cumulative shares of the play's hosts (rdeploy's; not with `serial`).
-    pub canary: Option<Serial>,
     /// `max_fail_percentage`, `0..=100`.
     pub max_fail_percentage: Option<f64>,
     /// `order`.

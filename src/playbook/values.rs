@@ -208,7 +208,7 @@ pub fn serial(errors: &mut Errors, n: &Node) -> Option<Serial> {
     let mut steps = Vec::new();
     let before = errors.len();
     for it in items {
-        if let Some(s) = serial_step(errors, "serial", it) {
+        if let Some(s) = serial_step(errors, it) {
             steps.push(s);
         }
     }
@@ -218,66 +218,7 @@ pub fn serial(errors: &mut Errors, n: &Node) -> Option<Serial> {
     })
 }
 
-/// `canary`: a non-empty list of cumulative shares of the play's hosts, each a host count or a
-/// percentage above 0, growing step by step (counts after counts, percentages after
-/// percentages).
-pub fn canary(errors: &mut Errors, n: &Node) -> Option<Serial> {
-    let Kind::Seq(items) = &n.kind else {
-        push(
-            errors,
-            n,
-            format!(
-                "'canary' must be a list of cumulative shares like [\"5%\", \"25%\", \"100%\"], found {}",
-                shown(n)
-            ),
-        );
-        return None;
-    };
-    if items.is_empty() {
-        push(errors, n, "'canary' must not be an empty list".into());
-        return None;
-    }
-    let before = errors.len();
-    let mut steps: Vec<SerialStep> = Vec::new();
-    for it in items {
-        let Some(s) = serial_step(errors, "canary", it) else {
-            continue;
-        };
-        let text = match s {
-            SerialStep::Count(c) => c.to_string(),
-            SerialStep::Percent(p) => format!("{p}%"),
-        };
-        let zero =
-            matches!(s, SerialStep::Count(0)) || matches!(s, SerialStep::Percent(p) if p <= 0.0);
-        let shrinks = steps.iter().rev().find_map(|prev| match (prev, s) {
-            (SerialStep::Count(a), SerialStep::Count(b)) => Some(b <= *a),
-            (SerialStep::Percent(a), SerialStep::Percent(b)) => Some(b <= *a),
-            _ => None,
-        });
-        if zero {
-            push(
-                errors,
-                it,
-                format!("invalid canary step {text}: a step must take at least one host"),
-            );
-        } else if shrinks == Some(true) {
-            push(
-                errors,
-                it,
-                format!(
-                    "invalid canary step {text}: the steps are cumulative shares of the hosts, so each must be larger than the one before"
-                ),
-            );
-        }
-        steps.push(s);
-    }
-    (errors.len() == before).then(|| Serial {
-        steps,
-        loc: n.loc.clone(),
-    })
-}
-
-fn serial_step(errors: &mut Errors, what: &str, n: &Node) -> Option<SerialStep> {
+fn serial_step(errors: &mut Errors, n: &Node) -> Option<SerialStep> {
     let expected = "expected a number of hosts or a percentage like \"25%\"";
     match &n.kind {
         Kind::Int(i) if *i >= 0 => Some(SerialStep::Count(u64::try_from(*i).unwrap_or(0))),
@@ -285,7 +226,7 @@ fn serial_step(errors: &mut Errors, what: &str, n: &Node) -> Option<SerialStep> 
             push(
                 errors,
                 n,
-                format!("invalid {what} value {i}: must not be negative"),
+                format!("invalid serial value {i}: must not be negative"),
             );
             None
         }
@@ -299,13 +240,13 @@ fn serial_step(errors: &mut Errors, what: &str, n: &Node) -> Option<SerialStep> 
                             errors,
                             n,
                             format!(
-                                "invalid {what} value '{s}': a percentage must be between 0% and 100%"
+                                "invalid serial value '{s}': a percentage must be between 0% and 100%"
                             ),
                         );
                         None
                     }
                     Err(_) => {
-                        push(errors, n, format!("invalid {what} value '{s}': {expected}"));
+                        push(errors, n, format!("invalid serial value '{s}': {expected}"));
                         None
                     }
                 }
@@ -314,13 +255,13 @@ fn serial_step(errors: &mut Errors, what: &str, n: &Node) -> Option<SerialStep> 
                     push(
                         errors,
                         n,
-                        format!("invalid {what} value {i}: must not be negative"),
+                        format!("invalid serial value {i}: must not be negative"),
                     );
                     return None;
                 }
                 Some(SerialStep::Count(u64::try_from(i).unwrap_or(0)))
             } else {
-                push(errors, n, format!("invalid {what} value '{s}': {expected}"));
+                push(errors, n, format!("invalid serial value '{s}': {expected}"));
                 None
             }
         }
@@ -328,7 +269,7 @@ fn serial_step(errors: &mut Errors, what: &str, n: &Node) -> Option<SerialStep> 
             push(
                 errors,
                 n,
-                format!("invalid {what} value {}: {expected}", shown(n)),
+                format!("invalid serial value {}: {expected}", shown(n)),
             );
             None
         }

@@ -55,22 +55,10 @@ fn plan_human_raw(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<
                 plural_es(p.batches.len())
             )?;
         }
-        let mut so_far = 0;
         for (b, batch) in p.batches.iter().enumerate() {
-            so_far += batch.len();
-            // A canary step says how much of the play runs the new version after it.
-            let share = if p.canary && !p.hosts.is_empty() {
-                format!(
-                    ", canary step: {so_far} of {} hosts ({}%)",
-                    p.hosts.len(),
-                    so_far * 100 / p.hosts.len()
-                )
-            } else {
-                String::new()
-            };
             writeln!(
                 w,
-                "    batch {} ({}{share}): {}",
+                "    batch {} ({}): {}",
                 b + 1,
                 batch.len(),
                 batch.join(", ")
