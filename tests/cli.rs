@@ -951,3 +951,43 @@ fn every_module_documents_its_backup_and_its_examples_validate() {
         .expect("run rdeploy plan");
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
 }
+
+#[test]
+fn plan_shows_each_canary_step_its_cumulative_share_and_merges() {
+    let sb = Sandbox::new();
+    sb.write(
+        "inv.yaml",
+        "all:\n  hosts:\n    h1:\n    h2:\n    h3:\n    h4:\n",
+    );
+    sb.write(
+        "pb.yaml",
+        "- hosts: all\n  canary: [\"5%\", \"25%\", \"50%\"]\n  tasks:\n    - ping:\n",
+    );
+    let out = sb
+        .rdeploy(&["plan", "pb.yaml", "-i", "inv.yaml"])
+        .output()
+        .expect("run rdeploy");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let want = "  hosts (4), 3 batches:
+    batch 1 (1), canary step 5%: 1 of 4 hosts (25%): h1
+    batch 2 (1), canary step 50%: 2 of 4 hosts (50%): h2
+      25% merged in: it adds no host on 4 hosts
+    batch 3 (2), canary step 100%: 4 of 4 hosts (100%): h3, h4
+      added: the plan does not end at 100%
+";
+    assert!(text.contains(want), "{text}");
+    let json = sb
+        .rdeploy(&["plan", "pb.yaml", "-i", "inv.yaml", "--output", "json"])
+        .output()
+        .expect("run rdeploy");
+    let v: Value = serde_json::from_str(stdout(&json).trim()).expect("one JSON document");
+    let play = &v["plays"][0];
+    let cum: Vec<u64> = play["canary"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s["cumulative"].as_u64()).collect())
+        .unwrap_or_default();
+    assert_eq!(cum, [1, 2, 4], "{v}");
+    assert_eq!(play["canary"][1]["merged"][0], "25%");
+    assert_eq!(play["batches"][2], serde_json::json!(["h3", "h4"]));
+}

@@ -352,6 +352,50 @@ fn serial_percentage_above_100() {
 }
 
 #[test]
+fn canary_errors_are_positioned_and_say_what_was_expected() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "  canary: []\n",
+            "pb.yaml:2:11: error: 'canary' must not be an empty list: expected steps like [\"5%\", \"25%\", \"100%\"]",
+        ),
+        (
+            "  canary: \"5%\"\n",
+            "pb.yaml:2:11: error: 'canary' must be a list of steps like [\"5%\", \"25%\", \"100%\"], found '5%'",
+        ),
+        (
+            "  canary: [\"5%\", \"x%\"]\n",
+            "pb.yaml:2:18: error: invalid canary step 'x%': expected a number of hosts or a percentage like \"25%\", above 0",
+        ),
+        (
+            "  canary: [\"50%\", \"25%\"]\n",
+            "pb.yaml:2:19: error: invalid canary step '25%': steps are cumulative and must not decrease, expected at least 50%",
+        ),
+        (
+            "  canary: [3, 1]\n",
+            "pb.yaml:2:15: error: invalid canary step '1': steps are cumulative and must not decrease, expected at least 3",
+        ),
+        (
+            "  canary: [\"25%\", \"150%\"]\n",
+            "pb.yaml:2:19: error: invalid canary step '150%': expected a percentage above 0% and at most 100%, or a number of hosts",
+        ),
+        (
+            "  canary: [0, \"100%\"]\n",
+            "pb.yaml:2:12: error: invalid canary step '0': expected a number of hosts or a percentage like \"25%\", above 0",
+        ),
+        (
+            "  serial: 1\n  canary: [\"50%\"]\n",
+            "pb.yaml:3:3: error: 'canary' and 'serial' cannot be used together (serial at pb.yaml:2:3): canary steps are cumulative shares of the hosts, serial steps are batch sizes; keep one",
+        ),
+    ];
+    for (line, first) in cases {
+        bad_playbook(
+            &format!("- hosts: all\n{line}  tasks:\n    - ping:\n"),
+            first,
+        );
+    }
+}
+
+#[test]
 fn max_fail_percentage_above_100() {
     bad_playbook(
         "- hosts: all\n  max_fail_percentage: 150\n  tasks:\n    - ping:\n",

@@ -848,3 +848,78 @@ fn rdeploy_rollback_of_a_run_whose_journal_was_emptied_restores_every_host_from_
         assert_eq!(&r.snapshot(i), snap, "host {i} is back on 1.0.0");
     }
 }
+
+#[test]
+fn a_canary_plan_deploys_cumulative_shares_and_a_failing_step_stops_the_run() {
+    let r = Rollout::new(5);
+    r.sb.write(
+        "canary.yaml",
+        "- hosts: all\n  gather_facts: no\n  canary: [\"20%\", \"60%\", \"100%\"]\n  max_fail_percentage: 0\n  tasks:\n    - copy: { dest: /srv/touched, content: \"x\\n\" }\n    - fail: { msg: planned }\n      when: inventory_hostname in failing\n",
+    );
+    let run = |failing: Vec<&str>| {
+        let vars = json!({ "failing": failing }).to_string();
+        r.rdeploy(&[
+            "run",
+            "canary.yaml",
+            "-i",
+            "inv.yaml",
+            "--output",
+            "json",
+            "-e",
+            &vars,
+        ])
+    };
+    let batches = |run: &Run| -> Vec<Vec<String>> {
+        run.events
+            .iter()
+            .filter(|e| e["event"] == "batch")
+            .map(|e| {
+                e["hosts"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|h| h.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    let names: Vec<String> = (0..5).map(|i| r.host(i).name().to_string()).collect();
+    // 20% of 5 is 1 host, 60% is 3 in all (2 more), 100% the last 2: in inventory order.
+    let ok = run(vec![]);
+    assert_eq!(ok.code, 0, "{}", ok.explain());
+    assert_eq!(
+        batches(&ok),
+        [
+            names[0..1].to_vec(),
+            names[1..3].to_vec(),
+            names[3..5].to_vec()
+        ],
+        "{}",
+        ok.explain()
+    );
+    for i in 0..5 {
+        assert!(r.host(i).path("/srv/touched").exists(), "host {i}");
+        std::fs::remove_file(r.host(i).path("/srv/touched")).unwrap();
+    }
+    // A host of step 2 fails (over the budget of 0%): the run stops after step 2, as a failing batch does; step 3's
+    // hosts are never touched.
+    let failed = run(vec![names[2].as_str()]);
+    assert_eq!(failed.code, 2, "{}", failed.explain());
+    assert_eq!(batches(&failed).len(), 2, "{}", failed.explain());
+    assert!(
+        failed
+            .events
+            .iter()
+            .any(|e| e["event"] == "gate_failed" && e["batch"] == 2),
+        "{}",
+        failed.explain()
+    );
+    for i in 0..3 {
+        assert!(r.host(i).path("/srv/touched").exists(), "host {i}");
+    }
+    for i in 3..5 {
+        assert!(!r.host(i).path("/srv/touched").exists(), "host {i}");
+    }
+}

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::inventory::Inventory;
-use crate::plan::{BatchSize, Plan, PlannedPlay, PlannedTask, WhenReached, batch_sizes};
+use crate::plan::{BatchSize, Plan, PlannedPlay, PlannedTask, WhenReached, batch_sizes, canary};
 use crate::playbook::model::{Order, Play, Playbook, Section, SerialStep};
 use crate::yaml::{Kind, Node};
 
@@ -89,15 +89,34 @@ pub fn hosts_now(
         .map(|h| h.name.clone())
         .collect();
     apply_order(&mut hosts, play.order, seed);
-    let batches = cut(&hosts, play);
+    let (batches, _) = cut(&hosts, play);
     Ok((hosts, batches))
 }
 
 /// How [`Inventory::select`] says that a term matched nothing.
 const NO_MATCH: &str = "no host or group matches";
 
-/// The hosts cut into batches by the play's `serial`.
-fn cut(hosts: &[String], play: &Play) -> Vec<Vec<String>> {
+/// The hosts cut into batches by the play's `canary` plan (with its steps) or its `serial`.
+fn cut(hosts: &[String], play: &Play) -> (Vec<Vec<String>>, Vec<canary::Step>) {
+    if let Some(c) = &play.canary {
+        let shares: Vec<canary::Share> = c
+            .steps
+            .iter()
+            .map(|step| match *step {
+                SerialStep::Count(n) => canary::Share::Count(n),
+                SerialStep::Percent(p) => canary::Share::Percent(p),
+            })
+            .collect();
+        let steps = canary::steps(hosts.len(), &shares);
+        let mut batches = Vec::new();
+        let mut rest = hosts;
+        for s in &steps {
+            let (batch, tail) = rest.split_at(s.size.min(rest.len()));
+            batches.push(batch.to_vec());
+            rest = tail;
+        }
+        return (batches, steps);
+    }
     let serial: Vec<BatchSize> = play
         .serial
         .as_ref()
@@ -118,7 +137,7 @@ fn cut(hosts: &[String], play: &Play) -> Vec<Vec<String>> {
         batches.push(batch.to_vec());
         rest = tail;
     }
-    batches
+    (batches, Vec::new())
 }
 
 fn plan_play(
@@ -161,7 +180,7 @@ fn plan_play(
         .map(|h| h.name.clone())
         .collect();
     apply_order(&mut hosts, play.order, opts.shuffle_seed);
-    let batches = cut(&hosts, play);
+    let (batches, canary) = cut(&hosts, play);
     let mut tasks = Vec::new();
     let mut handlers = Vec::new();
     let mut rollback = Vec::new();
@@ -187,6 +206,7 @@ fn plan_play(
         pattern,
         hosts,
         batches,
+        canary,
         deferred,
         checked_when_reached: when_reached(play),
         tasks,

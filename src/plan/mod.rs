@@ -5,6 +5,7 @@
 //! It must not render templates or read files.
 
 pub mod build;
+pub mod canary;
 pub mod serial;
 
 use serde::Serialize;
@@ -30,6 +31,9 @@ pub struct PlannedPlay {
     pub hosts: Vec<String>,
     /// The hosts cut by `serial`.
     pub batches: Vec<Vec<String>>,
+    /// With `canary`: one step per batch (cumulative hosts, merged steps); empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub canary: Vec<canary::Step>,
     /// The pattern names what only `add_host`/`group_by` of an earlier play can make: its
     /// hosts are known when the play starts.
     #[serde(skip_serializing_if = "std::ops::Not::not")]

@@ -48,6 +48,7 @@ pub const PLAY_ONLY: &[&str] = &[
     "gather_subset",
     "gather_timeout",
     "serial",
+    "canary",
     "max_fail_percentage",
     "order",
     "pre_tasks",

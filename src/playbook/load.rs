@@ -449,6 +449,7 @@ impl<'o> Loader<'o> {
             gather_subset: None,
             gather_timeout: None,
             serial: None,
+            canary: None,
             max_fail_percentage: None,
             order: Order::default(),
             force_handlers: None,
@@ -470,6 +471,8 @@ impl<'o> Loader<'o> {
         };
         let before = self.errors.len();
         let mut hosts_seen = false;
+        let mut canary_key = None;
+        let mut serial_key = None;
         let mut prompts: Option<&Node> = None;
         let allowed = Level::Play.allowed();
         for (k, v) in node.as_map().unwrap_or_default() {
@@ -482,6 +485,9 @@ impl<'o> Loader<'o> {
             match key {
                 "name" => play.name = values::text(e, key, v),
                 _ if PLAY_RENDERED.contains(&key) => {
+                    if key == "serial" {
+                        serial_key = Some(k.loc.clone());
+                    }
                     if key == "hosts" {
                         hosts_seen = true;
                         play.hosts = v.clone();
@@ -512,6 +518,10 @@ impl<'o> Loader<'o> {
                     }
                 }
                 "force_handlers" => play.force_handlers = values::boolean(e, key, v),
+                "canary" => {
+                    play.canary = values::canary(e, v);
+                    canary_key = Some(k.loc.clone());
+                }
                 "strategy" => {
                     if v.as_str() != Some("linear") {
                         self.err(
@@ -542,6 +552,14 @@ impl<'o> Loader<'o> {
         }
         if let Some(v) = prompts {
             play.vars_prompt = self.vars_prompt(v);
+        }
+        if let (Some(c), Some(s)) = (&canary_key, &serial_key) {
+            self.err(
+                c,
+                format!(
+                    "'canary' and 'serial' cannot be used together (serial at {s}): canary steps are cumulative shares of the hosts, serial steps are batch sizes; keep one"
+                ),
+            );
         }
         if !hosts_seen {
             self.err(&node.loc, "play has no 'hosts'");

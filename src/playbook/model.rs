@@ -125,6 +125,17 @@ pub struct Serial {
     pub loc: Loc,
 }
 
+/// `canary`: cumulative shares of the play's hosts, one batch per step (see
+/// `plan::canary`). Checked: every step is above zero, none is below an earlier one of its
+/// kind, percentages at most 100%.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Canary {
+    /// At least one step; a count is of hosts in all, not added.
+    pub steps: Vec<SerialStep>,
+    /// Where `canary` was written.
+    pub loc: Loc,
+}
+
 /// One batch size.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum SerialStep {
@@ -215,6 +226,8 @@ pub struct Play {
     pub gather_timeout: Option<Node>,
     /// `serial`.
     pub serial: Option<Serial>,
+    /// `canary` (never together with `serial`).
+    pub canary: Option<Canary>,
     /// `max_fail_percentage`, `0..=100`.
     pub max_fail_percentage: Option<f64>,
     /// `order`.

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use super::keywords::is_identifier;
-use super::model::{Named, Serial, SerialStep, Val};
+use super::model::{Canary, Named, Serial, SerialStep, Val};
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::modules::spec::{ansible_bool, is_template, shown};
 use crate::yaml::{Kind, Node};
@@ -274,6 +274,100 @@ fn serial_step(errors: &mut Errors, n: &Node) -> Option<SerialStep> {
             None
         }
     }
+}
+
+/// `canary`: a non-empty list of cumulative steps, each a number of hosts (at least 1) or a
+/// percentage above 0% and at most 100%; none below an earlier step of its kind.
+pub fn canary(errors: &mut Errors, n: &Node) -> Option<Canary> {
+    let expected = "expected a number of hosts or a percentage like \"25%\", above 0";
+    let items = match &n.kind {
+        Kind::Seq(items) if items.is_empty() => {
+            push(
+                errors,
+                n,
+                "'canary' must not be an empty list: expected steps like [\"5%\", \"25%\", \"100%\"]"
+                    .into(),
+            );
+            return None;
+        }
+        Kind::Seq(items) => items,
+        _ => {
+            push(
+                errors,
+                n,
+                format!(
+                    "'canary' must be a list of steps like [\"5%\", \"25%\", \"100%\"], found {}",
+                    shown(n)
+                ),
+            );
+            return None;
+        }
+    };
+    let before = errors.len();
+    let mut steps = Vec::new();
+    let (mut count, mut pct) = (None::<u64>, None::<f64>);
+    for it in items {
+        let text = match &it.kind {
+            Kind::Int(i) => Some(i.to_string()),
+            Kind::Str { value, .. } => Some(value.trim().to_string()),
+            _ => None,
+        };
+        let step = text.as_deref().and_then(|s| match s.strip_suffix('%') {
+            Some(p) => p.trim().parse::<f64>().ok().map(SerialStep::Percent),
+            // A negative count is refused as zero is.
+            None => s
+                .parse::<i64>()
+                .ok()
+                .map(|i| SerialStep::Count(u64::try_from(i).unwrap_or(0))),
+        });
+        let shown_it = text.clone().unwrap_or_else(|| shown(it));
+        match step {
+            None => push(
+                errors,
+                it,
+                format!("invalid canary step '{shown_it}': {expected}"),
+            ),
+            Some(SerialStep::Count(0)) => push(
+                errors,
+                it,
+                format!("invalid canary step '{shown_it}': {expected}"),
+            ),
+            Some(SerialStep::Percent(p)) if !(p > 0.0 && p <= 100.0) => push(
+                errors,
+                it,
+                format!(
+                    "invalid canary step '{shown_it}': expected a percentage above 0% and at most 100%, or a number of hosts"
+                ),
+            ),
+            Some(SerialStep::Count(c)) if count.is_some_and(|prev| c < prev) => push(
+                errors,
+                it,
+                format!(
+                    "invalid canary step '{shown_it}': steps are cumulative and must not decrease, expected at least {}",
+                    count.unwrap_or(0)
+                ),
+            ),
+            Some(SerialStep::Percent(p)) if pct.is_some_and(|prev| p < prev) => push(
+                errors,
+                it,
+                format!(
+                    "invalid canary step '{shown_it}': steps are cumulative and must not decrease, expected at least {}%",
+                    pct.unwrap_or(0.0)
+                ),
+            ),
+            Some(s) => {
+                match s {
+                    SerialStep::Count(c) => count = Some(c),
+                    SerialStep::Percent(p) => pct = Some(p),
+                }
+                steps.push(s);
+            }
+        }
+    }
+    (errors.len() == before).then(|| Canary {
+        steps,
+        loc: n.loc.clone(),
+    })
 }
 
 /// `max_fail_percentage`: a number `0..=100`, or text `"N"`/`"N%"`.

@@ -56,13 +56,32 @@ fn plan_human_raw(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<
             )?;
         }
         for (b, batch) in p.batches.iter().enumerate() {
-            writeln!(
-                w,
-                "    batch {} ({}): {}",
-                b + 1,
-                batch.len(),
-                batch.join(", ")
-            )?;
+            match p.canary.get(b) {
+                Some(step) => {
+                    let n = p.hosts.len();
+                    writeln!(
+                        w,
+                        "    batch {} ({}), canary step {}: {} of {n} host{} ({:.0}%): {}",
+                        b + 1,
+                        batch.len(),
+                        step.written,
+                        step.cumulative,
+                        if n == 1 { "" } else { "s" },
+                        step.share(n),
+                        batch.join(", ")
+                    )?;
+                    if let Some(note) = crate::plan::canary::note(step, n) {
+                        writeln!(w, "      {note}")?;
+                    }
+                }
+                None => writeln!(
+                    w,
+                    "    batch {} ({}): {}",
+                    b + 1,
+                    batch.len(),
+                    batch.join(", ")
+                )?,
+            }
         }
         for (title, list) in [
             ("tasks", &p.tasks),
@@ -124,6 +143,7 @@ pub fn plan_json(w: &mut dyn Write, plan: &Plan) -> io::Result<()> {
                 "pattern": p.pattern,
                 "hosts": p.hosts,
                 "batches": p.batches,
+                "canary": p.canary,
                 "tasks": p.tasks,
                 "handlers": p.handlers,
                 "rollback": p.rollback,
