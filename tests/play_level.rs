@@ -96,12 +96,18 @@ fn play_level_timeout_was_refused_and_applies_to_tasks() {
 /// Runs `rdeploy run pb.yaml` in `dir` on a pseudo-terminal (python3's pty module), answering
 /// each (question, reply) in turn; returns everything the terminal showed.
 fn on_terminal(dir: &Path, dialogue: &[(&str, &str)]) -> String {
+    on_terminal_with(dir, &[], dialogue)
+}
+
+/// [`on_terminal`] with more arguments to `rdeploy run`.
+fn on_terminal_with(dir: &Path, extra: &[&str], dialogue: &[(&str, &str)]) -> String {
     let script = r#"
 import os, pty, select, sys, time
 steps = [(sys.argv[i], sys.argv[i + 1]) for i in range(2, len(sys.argv), 2)]
 pid, fd = pty.fork()
 if pid == 0:
-    os.execv(sys.argv[1], [sys.argv[1], "run", "pb.yaml", "-i", "inv.yaml"])
+    extra = os.environ["RDEPLOY_TEST_EXTRA"].split()
+    os.execv(sys.argv[1], [sys.argv[1], "run", "pb.yaml", "-i", "inv.yaml"] + extra)
 out = b""
 def read(until, seen):
     global out
@@ -140,6 +146,7 @@ sys.stdout.write(out.decode(errors="replace"))
     cmd.current_dir(dir)
         .env("NO_COLOR", "1")
         .env("RDEPLOY_STATE_DIR", dir.join("state"))
+        .env("RDEPLOY_TEST_EXTRA", extra.join(" "))
         .arg("-c")
         .arg(script)
         .arg(bin);
@@ -274,4 +281,78 @@ fn pause_with_a_prompt_was_refused_and_asks_once_per_batch_or_warns_without_a_te
         out.contains("fatal: [h1]: FAILED! => {\"msg\":\"stopped\"}"),
         "{out}"
     );
+}
+
+/// Ctrl-C, a signal or the deadline end a pause at once, timed or asking, and stop the run
+/// (the next task does not run); they used to wait out a timed pause until `--stop-grace` and
+/// forced the exit, and a signal while the question was asked left rdeploy waiting for the
+/// terminal's reply forever.
+#[test]
+fn a_signal_or_the_deadline_ends_a_pause_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    std::fs::write(dir.path().join("inv.yaml"), TWO_HOSTS).unwrap();
+    let pb = |pause: &str| {
+        format!(
+            "- hosts: h1\n  gather_facts: false\n  tasks:\n    - file: {{path: '{d}/before', state: touch}}\n    - pause: {pause}\n    - file: {{path: '{d}/after', state: touch}}\n"
+        )
+    };
+    // On the terminal: Ctrl-C typed while the question waits; then the deadline.
+    std::fs::write(dir.path().join("pb.yaml"), pb("{prompt: Go on?}")).unwrap();
+    let began = std::time::Instant::now();
+    let shown = on_terminal_with(dir.path(), &["--stop-grace", "20s"], &[("Go on?:", "\x03")]);
+    assert!(began.elapsed().as_secs() < 15, "{shown}");
+    assert!(
+        shown.contains("pause interrupted: the run is stopping"),
+        "{shown}"
+    );
+    assert!(shown.contains("interrupted by SIGINT"), "{shown}");
+    assert!(!dir.path().join("after").exists());
+    let began = std::time::Instant::now();
+    let shown = on_terminal_with(
+        dir.path(),
+        &["--deadline", "3s", "--stop-grace", "20s"],
+        &[],
+    );
+    assert!(began.elapsed().as_secs() < 15, "{shown}");
+    assert!(shown.contains("Go on?:"), "{shown}");
+    assert!(
+        shown.contains("pause interrupted: the run is stopping"),
+        "{shown}"
+    );
+    assert!(!dir.path().join("after").exists());
+
+    // A timed pause, no terminal: SIGTERM ends it at once, not after --stop-grace.
+    std::fs::write(dir.path().join("pb.yaml"), pb("{minutes: 5}")).unwrap();
+    let _ = std::fs::remove_file(dir.path().join("before"));
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("rdeploy"))
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .env("RDEPLOY_STATE_DIR", dir.path().join("state"))
+        .args(["run", "pb.yaml", "-i", "inv.yaml", "--stop-grace", "20s"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !dir.path().join("before").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let began = std::time::Instant::now();
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(began.elapsed().as_secs() < 5, "{stdout}");
+    assert_eq!(out.status.code(), Some(143), "{stdout}");
+    assert!(
+        stdout.contains("pause interrupted: the run is stopping"),
+        "{stdout}"
+    );
+    assert!(!dir.path().join("after").exists());
 }

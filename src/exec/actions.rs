@@ -391,38 +391,47 @@ async fn pause(ctx: &TaskCtx, args: &Args) -> Step {
     let began = std::time::Instant::now();
     let mut user_input = String::new();
     let mut warning = None;
+    let stop = ctx.shared.stop.clone();
+    let stopping = move || stop.load(std::sync::atomic::Ordering::SeqCst) != 0;
+    const STOPPED: &str = "pause interrupted: the run is stopping";
     match p.wait {
-        Some(wait) => tokio::time::sleep(wait).await,
+        // Ctrl-C (or the deadline) ends a timed pause at once: nothing is in flight on a host.
+        Some(wait) => {
+            if until_stopped(tokio::time::sleep(wait), &stopping)
+                .await
+                .is_none()
+            {
+                return Step::failed(STOPPED);
+            }
+        }
         None => match crate::cli::prompt::Terminal::open() {
             None => warning = Some(crate::modules::control::pause::NOT_INTERACTIVE),
             Some(mut term) => {
                 let question = p.question(&ctx.label);
                 let echo = p.echo;
                 let _lifted = crate::report::progress::lifted();
-                let read = tokio::task::spawn_blocking(move || {
+                // A thread of its own, not `spawn_blocking`: a run stopped by a signal while the
+                // operator has not answered must not wait for the read to end before exiting.
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                std::thread::spawn(move || {
                     use crate::resolve::Asker;
                     term.say("");
-                    term.ask(&question, echo)
+                    let _ = tx.send(term.ask(&question, echo));
                 });
-                tokio::pin!(read);
-                let stop = ctx.shared.stop.clone();
-                let reply = loop {
-                    tokio::select! {
-                        r = &mut read => break r,
-                        () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {
-                            if stop.load(std::sync::atomic::Ordering::SeqCst) != 0 {
-                                return Step::failed("pause interrupted: the run is stopping");
-                            }
+                match until_stopped(rx, &stopping).await {
+                    None => return Step::failed(STOPPED),
+                    Some(Ok(Ok(line))) => user_input = line,
+                    Some(Ok(Err(e))) => {
+                        // Ctrl-C interrupts the read before the signal's watcher marks the
+                        // run as stopping: give it that moment.
+                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                        if stopping() {
+                            return Step::failed(STOPPED);
                         }
-                    }
-                };
-                match reply {
-                    Ok(Ok(line)) => user_input = line,
-                    Ok(Err(e)) => {
                         return Step::failed(format!("pause: could not read the terminal: {e}"));
                     }
-                    Err(e) => {
-                        return Step::failed(format!("pause: the terminal reader failed: {e}"));
+                    Some(Err(_)) => {
+                        return Step::failed("pause: the terminal reader ended without a reply");
                     }
                 }
             }
@@ -443,6 +452,24 @@ async fn pause(ctx: &TaskCtx, args: &Args) -> Step {
     s.show = p.prompt.is_some() && p.wait.is_some();
     s.msg = p.prompt.filter(|_| p.wait.is_some());
     s
+}
+
+/// Waits for `fut`, or returns `None` as soon as `stopping()` (a signal or the deadline asked
+/// the run to stop).
+async fn until_stopped<T>(
+    fut: impl std::future::Future<Output = T>,
+    stopping: &impl Fn() -> bool,
+) -> Option<T> {
+    tokio::pin!(fut);
+    loop {
+        if stopping() {
+            return None;
+        }
+        tokio::select! {
+            r = &mut fut => return Some(r),
+            () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+        }
+    }
 }
 
 /// How to reach `delegate_to: NAME`: its inventory variables and connection; localhost

@@ -10,7 +10,10 @@ crate::module_args! {
     /// Waits for a number of seconds or minutes, showing `prompt` if given; without a time,
     /// asks on the terminal and waits for Enter (what was typed is `user_input`), once per
     /// batch, as Ansible's pause. Without a terminal (cron, a pipe) it does not wait: it warns
-    /// and goes on, as Ansible does. Ctrl-C while it waits stops the run.
+    /// and goes on, as Ansible does. Less than a second waits one second, as in Ansible.
+    /// Ctrl-C (or SIGTERM, or `--deadline`) while it waits, timed or not, ends it at once
+    /// (the task fails, "pause interrupted") and stops the run; Ansible asks instead whether
+    /// to continue or abort.
     #[module(
         name = "pause",
         check_args = pause_check,
@@ -49,7 +52,7 @@ pub struct Pause {
     in_minutes: bool,
 }
 
-/// Reads the arguments; a pause without a time is refused with what to do instead.
+/// Reads the arguments: a time (at least one second, as Ansible waits), or none (ask).
 pub fn plan(args: &Args) -> Result<Pause, ModuleError> {
     let a = PauseArgs::parse(args)?;
     let (secs, in_minutes) = match (a.seconds, a.minutes) {
@@ -64,13 +67,9 @@ pub fn plan(args: &Args) -> Result<Pause, ModuleError> {
             });
         }
     };
-    if secs < 0 {
-        return Err(ModuleError::Args(format!(
-            "pause: a negative time ({secs} s)"
-        )));
-    }
+    // As Ansible's pause: less than a second (0, or a negative time) waits one second.
     Ok(Pause {
-        wait: Some(std::time::Duration::from_secs(secs.unsigned_abs())),
+        wait: Some(std::time::Duration::from_secs(secs.max(1).unsigned_abs())),
         echo: a.echo,
         prompt: a.prompt,
         in_minutes,
@@ -151,8 +150,11 @@ mod tests {
         assert_eq!(r["stdout"], json!("Paused for 1.0 seconds"));
         assert_eq!(r["delta"], json!(1));
         let p = plan(&m(json!({"minutes": 0}))).unwrap();
+        assert_eq!(p.wait, Some(std::time::Duration::from_secs(1)));
         let r = p.result("a".into(), "b".into(), 1.2, String::new());
         assert_eq!(r["stdout"], json!("Paused for 0.02 minutes"));
+        let p = plan(&m(json!({"seconds": -5}))).unwrap();
+        assert_eq!(p.wait, Some(std::time::Duration::from_secs(1)));
         let p = plan(&m(json!({"prompt": "Go on?", "echo": false}))).unwrap();
         assert!(p.wait.is_none());
         assert_eq!(
