@@ -8,11 +8,13 @@
 mod support;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use support::Sandbox;
 use support::fleet::{Fleet, Host, enable_sudo};
+use support::oracle::{
+    ansible_playbook, ansible_statuses, rollback_id, run_statuses, trusted_host_vars,
+};
 
 const HASH: &str = "$6$rdeploytest$w4BoYV8X7pzcvogGVXkG12D9fKG5iofdw0ai9NfysGtvWRgtsNd87flDQBAjF73tWqc5Zo3ZzQ5bPIb5s9Wqw.";
 
@@ -73,23 +75,10 @@ const ABSENT_PB: &str = r#"- hosts: all
         state: absent
 "#;
 
-fn ansible_playbook() -> PathBuf {
-    std::env::var_os("RDEPLOY_ANSIBLE_PLAYBOOK")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| support::repo().join("target/ansible-venv/bin/ansible-playbook"))
-}
-
 /// A sandbox whose `inv.yaml` lists `host` only.
 fn sandbox(fleet: &Fleet, host: &Host) -> Sandbox {
     let sb = Sandbox::new();
-    let mut v = fleet.host_vars(host);
-    v.insert(
-        "ansible_ssh_extra_args".into(),
-        json!(format!(
-            "-o UserKnownHostsFile={}",
-            fleet.known_hosts().display()
-        )),
-    );
+    let mut v = trusted_host_vars(fleet, host);
     let py = ansible_playbook().with_file_name("python");
     v.insert(
         "ansible_python_interpreter".into(),
@@ -108,102 +97,6 @@ fn sandbox(fleet: &Fleet, host: &Host) -> Sandbox {
         serde_saphyr::to_string(&json!({"all": {"hosts": hosts}})).unwrap(),
     );
     sb
-}
-
-/// `rdeploy run pb.yaml --output json ARGS`: (the run id, each task's status), exit 0 or 2.
-fn rdeploy(sb: &Sandbox, playbook: &str, extra: &[&str]) -> (String, Vec<String>) {
-    sb.write("pb.yaml", playbook);
-    let mut args = vec!["run", "pb.yaml", "-i", "inv.yaml", "--output", "json"];
-    args.extend_from_slice(extra);
-    let out = sb
-        .rdeploy(&args)
-        .env_remove("SSH_AUTH_SOCK")
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        matches!(out.status.code(), Some(0 | 2)),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let events: Vec<Value> = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let id = events
-        .iter()
-        .find(|e| e["event"] == "run_end")
-        .and_then(|e| e["run_id"].as_str())
-        .unwrap_or_default()
-        .to_string();
-    let statuses = events
-        .iter()
-        .filter(|e| e["event"] == "result")
-        .map(|e| match e["result"]["status"].as_str().unwrap_or("") {
-            "failed" | "unreachable" => format!("failed: {}", e["result"]["msg"]),
-            s => s.to_string(),
-        })
-        .collect();
-    (id, statuses)
-}
-
-fn rollback(sb: &Sandbox, id: &str, extra: &[&str]) {
-    let mut args = vec!["rollback", id, "-i", "inv.yaml"];
-    args.extend_from_slice(extra);
-    let out = sb
-        .rdeploy(&args)
-        .env_remove("SSH_AUTH_SOCK")
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// ansible-playbook on `pb.yaml`: each task's changed flag (from the compat callback).
-fn ansible(sb: &Sandbox, playbook: &str) -> Vec<String> {
-    sb.write("pb.yaml", playbook);
-    let home = sb.path().join("ansible-home");
-    std::fs::create_dir_all(&home).unwrap();
-    let out = std::process::Command::new(ansible_playbook())
-        .current_dir(sb.path())
-        .args(["pb.yaml", "-i", "inv.yaml"])
-        .env_remove("SSH_AUTH_SOCK")
-        .env_remove("ANSIBLE_CONFIG")
-        .env("HOME", &home)
-        .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
-        .env(
-            "ANSIBLE_CALLBACK_PLUGINS",
-            support::repo().join("tests/compat/callback"),
-        )
-        .env("ANSIBLE_STDOUT_CALLBACK", "compat_results")
-        .env("ANSIBLE_PIPELINING", "true")
-        .env(
-            "ANSIBLE_SSH_ARGS",
-            "-o ControlMaster=no -o ControlPersist=no",
-        )
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["event"] == "result")
-        .map(|e| match e["result"]["status"].as_str().unwrap_or("") {
-            "failed" | "unreachable" => format!("failed: {}", e["result"]["msg"]),
-            s => s.to_string(),
-        })
-        .collect()
 }
 
 /// Makes `h`'s /etc/rdeploy-state root's, with the host lock file the login user's: the lock
@@ -276,7 +169,7 @@ fn user_and_group_create_modify_roll_back_and_remove_like_ansible() {
     let passwd_before = read(h, "/etc/passwd");
 
     // Create: changed, visible in the host's own files.
-    let (create_id, st) = rdeploy(&sb, &create_pb(), &[]);
+    let (create_id, st) = run_statuses(&sb, &create_pb(), &[]);
     assert_eq!(st, ["changed", "changed", "changed"]);
     let passwd = read(h, "/etc/passwd");
     assert!(
@@ -294,7 +187,7 @@ fn user_and_group_create_modify_roll_back_and_remove_like_ansible() {
     let ours: Value = serde_json::from_str(&read(h, "/srv/results.json")).unwrap();
 
     // ansible-playbook on an identical host: the same flags and result values.
-    let ost = ansible(&osb, &create_pb());
+    let ost = ansible_statuses(&osb, &create_pb(), &[]);
     assert_eq!(ost, st, "ansible-playbook's statuses");
     let theirs: Value = serde_json::from_str(&read(oracle, "/srv/results.json")).unwrap();
     for k in ["g", "u"] {
@@ -308,20 +201,20 @@ fn user_and_group_create_modify_roll_back_and_remove_like_ansible() {
     assert!(!read(h, "/srv/results.json").contains(HASH));
 
     // Second run: ok, for both (the results file changes: a modification's keys differ).
-    let (_, st) = rdeploy(&sb, &create_pb(), &[]);
+    let (_, st) = run_statuses(&sb, &create_pb(), &[]);
     assert_eq!(st, ["ok", "ok", "changed"]);
-    assert_eq!(ansible(&osb, &create_pb()), st);
+    assert_eq!(ansible_statuses(&osb, &create_pb(), &[]), st);
 
     // --check: changed reported, nothing changed.
     let after_create = accounts(h);
-    let (_, st) = rdeploy(&sb, MODIFY_PB, &["--check"]);
+    let (_, st) = run_statuses(&sb, MODIFY_PB, &["--check"]);
     assert_eq!(st, ["changed", "changed"]);
     assert_eq!(accounts(h), after_create);
 
     // Modify: gid, uid, shell, appended groups.
-    let (modify_id, st) = rdeploy(&sb, MODIFY_PB, &[]);
+    let (modify_id, st) = run_statuses(&sb, MODIFY_PB, &[]);
     assert_eq!(st, ["changed", "changed"]);
-    assert_eq!(ansible(&osb, MODIFY_PB), st);
+    assert_eq!(ansible_statuses(&osb, MODIFY_PB, &[]), st);
     let passwd = read(h, "/etc/passwd");
     assert!(
         passwd.contains("rdt-alice:x:4711:4710:Alice Test:/home/rdt-alice:/bin/bash\n"),
@@ -340,14 +233,14 @@ fn user_and_group_create_modify_roll_back_and_remove_like_ansible() {
         accounts(h).replace("4711", "x"),
         accounts(oracle).replace("4711", "x")
     );
-    let (_, st) = rdeploy(&sb, MODIFY_PB, &[]);
+    let (_, st) = run_statuses(&sb, MODIFY_PB, &[]);
     assert_eq!(st, ["ok", "ok"]);
 
     // Rollback of the modification, then of the creation: as before each.
-    rollback(&sb, &modify_id, &[]);
+    rollback_id(&sb, &modify_id, &[]);
     assert_eq!(accounts(h), after_create);
     // --force: the second run rewrote /srv/results.json (not an account file).
-    rollback(&sb, &create_id, &["--force"]);
+    rollback_id(&sb, &create_id, &["--force"]);
     assert_eq!(accounts(h), before);
     assert_eq!(read(h, "/etc/passwd"), passwd_before);
     assert!(
@@ -356,13 +249,13 @@ fn user_and_group_create_modify_roll_back_and_remove_like_ansible() {
     );
 
     // Absent: created again, then removed with its home.
-    rdeploy(&sb, &create_pb(), &[]);
-    let (_, st) = rdeploy(&sb, ABSENT_PB, &[]);
+    run_statuses(&sb, &create_pb(), &[]);
+    let (_, st) = run_statuses(&sb, ABSENT_PB, &[]);
     assert_eq!(st, ["changed", "changed"]);
     assert!(!read(h, "/etc/passwd").contains("rdt-alice"));
     assert!(!read(h, "/etc/group").contains("rdt-"));
     assert!(!h.path("/home/rdt-alice").exists());
-    let (_, st) = rdeploy(&sb, ABSENT_PB, &[]);
+    let (_, st) = run_statuses(&sb, ABSENT_PB, &[]);
     assert_eq!(st, ["ok", "ok"]);
 }
 
@@ -386,17 +279,17 @@ fn hostname_is_set_in_the_file_and_live_and_rollback_restores_the_file() {
             "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - hostname:\n        name: {name}\n"
         )
     };
-    let (id, st) = rdeploy(&sb, &pb("rdt-web01"), &[]);
+    let (id, st) = run_statuses(&sb, &pb("rdt-web01"), &[]);
     assert_eq!(st, ["changed"]);
     assert_eq!(read(h, "/etc/hostname"), "rdt-web01\n");
     assert_eq!(live(), "rdt-web01");
-    let (_, st) = rdeploy(&sb, &pb("rdt-web01"), &[]);
+    let (_, st) = run_statuses(&sb, &pb("rdt-web01"), &[]);
     assert_eq!(st, ["ok"]);
-    let (_, st) = rdeploy(&sb, &pb("rdt-web02"), &["--check"]);
+    let (_, st) = run_statuses(&sb, &pb("rdt-web02"), &["--check"]);
     assert_eq!(st, ["changed"]);
     assert_eq!(read(h, "/etc/hostname"), "rdt-web01\n");
     assert_eq!(live(), "rdt-web01");
-    rollback(&sb, &id, &[]);
+    rollback_id(&sb, &id, &[]);
     assert_eq!(read(h, "/etc/hostname"), file_before);
     assert_eq!(
         live(),
@@ -423,18 +316,18 @@ fn timezone_links_localtime_and_writes_etc_timezone_and_rollback_restores_both()
             "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - timezone:\n        name: {name}\n"
         )
     };
-    let (id, st) = rdeploy(&sb, &pb("Europe/Paris"), &[]);
+    let (id, st) = run_statuses(&sb, &pb("Europe/Paris"), &[]);
     assert_eq!(st, ["changed"]);
     assert_eq!(link(), PathBuf::from("/usr/share/zoneinfo/Europe/Paris"));
     assert_eq!(read(h, "/etc/timezone"), "Europe/Paris\n");
-    let (_, st) = rdeploy(&sb, &pb("Europe/Paris"), &[]);
+    let (_, st) = run_statuses(&sb, &pb("Europe/Paris"), &[]);
     assert_eq!(st, ["ok"]);
-    let (_, st) = rdeploy(&sb, &pb("Asia/Tokyo"), &["--check"]);
+    let (_, st) = run_statuses(&sb, &pb("Asia/Tokyo"), &["--check"]);
     assert_eq!(st, ["changed"]);
     assert_eq!(read(h, "/etc/timezone"), "Europe/Paris\n");
-    let (_, st) = rdeploy(&sb, &pb("Mars/Olympus"), &[]);
+    let (_, st) = run_statuses(&sb, &pb("Mars/Olympus"), &[]);
     assert!(st[0].contains("is not available"), "{st:?}");
-    rollback(&sb, &id, &[]);
+    rollback_id(&sb, &id, &[]);
     assert_eq!(link(), link_before);
     assert_eq!(read(h, "/etc/timezone"), file_before);
 }

@@ -11,11 +11,11 @@ mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use support::Sandbox;
 use support::fleet::{Fleet, Host, enable_sudo};
+use support::oracle::{ansible_statuses, rollback_id, run_statuses, trusted_host_vars};
 
 const KEY1: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGr1dQvSx0Y1rU3sS2c5pR6rQ0m8mXvR3q3X0e2YbN1d alice@laptop";
@@ -23,23 +23,10 @@ const KEY2: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP4k9w0Xq8lYwY5oJ2m7m0bq5kQ2sR3t4u5v6w7x8y9z";
 const KEY3: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7kC3ucQ3dJ8h3vZr0H1xQ bob@desk";
 
-fn ansible_playbook() -> PathBuf {
-    std::env::var_os("RDEPLOY_ANSIBLE_PLAYBOOK")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| support::repo().join("target/ansible-venv/bin/ansible-playbook"))
-}
-
 /// A sandbox whose `inv.yaml` lists `host` only; `state_dir` for rdeploy's backups.
 fn sandbox(fleet: &Fleet, host: &Host, state_dir: Option<&str>) -> Sandbox {
     let sb = Sandbox::new();
-    let mut v = fleet.host_vars(host);
-    v.insert(
-        "ansible_ssh_extra_args".into(),
-        json!(format!(
-            "-o UserKnownHostsFile={}",
-            fleet.known_hosts().display()
-        )),
-    );
+    let mut v = trusted_host_vars(fleet, host);
     // The hosts share this machine's Python (the venv's is root's only).
     v.insert(
         "ansible_python_interpreter".into(),
@@ -55,96 +42,6 @@ fn sandbox(fleet: &Fleet, host: &Host, state_dir: Option<&str>) -> Sandbox {
         serde_saphyr::to_string(&json!({"all": {"hosts": hosts}})).unwrap(),
     );
     sb
-}
-
-/// Each task's status from JSON-lines events (`failed: MSG` for a failure).
-fn statuses(stdout: &str) -> Vec<String> {
-    stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["event"] == "result")
-        .map(|e| match e["result"]["status"].as_str().unwrap_or("") {
-            "failed" | "unreachable" => format!("failed: {}", e["result"]["msg"]),
-            s => s.to_string(),
-        })
-        .collect()
-}
-
-/// `rdeploy run pb.yaml --output json ARGS`: (the run id, each task's status).
-fn rdeploy(sb: &Sandbox, playbook: &str, extra: &[&str]) -> (String, Vec<String>) {
-    sb.write("pb.yaml", playbook);
-    let mut args = vec!["run", "pb.yaml", "-i", "inv.yaml", "--output", "json"];
-    args.extend_from_slice(extra);
-    let out = sb
-        .rdeploy(&args)
-        .env_remove("SSH_AUTH_SOCK")
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        matches!(out.status.code(), Some(0 | 2)),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let id = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|e| e["event"] == "run_end")
-        .and_then(|e| e["run_id"].as_str().map(str::to_string))
-        .unwrap_or_default();
-    (id, statuses(&stdout))
-}
-
-fn rollback(sb: &Sandbox, id: &str, extra: &[&str]) {
-    let mut args = vec!["rollback", id, "-i", "inv.yaml"];
-    args.extend_from_slice(extra);
-    let out = sb
-        .rdeploy(&args)
-        .env_remove("SSH_AUTH_SOCK")
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// ansible-playbook on `pb.yaml`: each task's status (from the compat callback).
-fn ansible(sb: &Sandbox, playbook: &str, extra: &[&str]) -> Vec<String> {
-    sb.write("pb.yaml", playbook);
-    let home = sb.path().join("ansible-home");
-    std::fs::create_dir_all(&home).unwrap();
-    let out = std::process::Command::new(ansible_playbook())
-        .current_dir(sb.path())
-        .args(["pb.yaml", "-i", "inv.yaml"])
-        .args(extra)
-        .env_remove("SSH_AUTH_SOCK")
-        .env_remove("ANSIBLE_CONFIG")
-        .env("HOME", &home)
-        .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
-        .env(
-            "ANSIBLE_CALLBACK_PLUGINS",
-            support::repo().join("tests/compat/callback"),
-        )
-        .env("ANSIBLE_STDOUT_CALLBACK", "compat_results")
-        .env("ANSIBLE_PIPELINING", "true")
-        .env(
-            "ANSIBLE_SSH_ARGS",
-            "-o ControlMaster=no -o ControlPersist=no",
-        )
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    statuses(&stdout)
 }
 
 /// A registered result without the keys that are the executor's, not the module's.
@@ -209,12 +106,16 @@ fn authorized_key_adds_replaces_removes_and_rolls_back_like_ansible() {
         &format!("user: rdeploy-test\nkey: \"{KEY1}\""),
     );
     // --check predicts the change and creates nothing.
-    let (_, st) = rdeploy(&sb, &add, &["--check"]);
+    let (_, st) = run_statuses(&sb, &add, &["--check"]);
     assert_eq!(st[0], "changed");
     assert!(!h.path(&ssh_dir).exists(), "--check created .ssh");
-    let (add_id, st) = rdeploy(&sb, &add, &[]);
+    let (add_id, st) = run_statuses(&sb, &add, &[]);
     assert_eq!(st, ["changed", "changed"]);
-    assert_eq!(ansible(&osb, &add, &[]), st, "ansible-playbook's statuses");
+    assert_eq!(
+        ansible_statuses(&osb, &add, &[]),
+        st,
+        "ansible-playbook's statuses"
+    );
     let after_add = read(h.path(&file)).unwrap();
     assert_eq!(after_add, format!("{KEY1}\n").as_bytes());
     assert_eq!(read(oracle.path(&file)).unwrap(), after_add);
@@ -229,9 +130,9 @@ fn authorized_key_adds_replaces_removes_and_rolls_back_like_ansible() {
     assert_eq!(ours["changed"], json!(true));
 
     // Second run: ok, for both.
-    let (_, st) = rdeploy(&sb, &add, &[]);
+    let (_, st) = run_statuses(&sb, &add, &[]);
     assert_eq!(st[0], "ok");
-    assert_eq!(ansible(&osb, &add, &[])[0], "ok");
+    assert_eq!(ansible_statuses(&osb, &add, &[])[0], "ok");
     assert_eq!(result(h), result(oracle));
 
     // Exclusive, two keys without the first (the short name): --check changes nothing.
@@ -240,12 +141,12 @@ fn authorized_key_adds_replaces_removes_and_rolls_back_like_ansible() {
         "authorized_key",
         &format!("user: rdeploy-test\nkey: \"{KEY2}\\n{KEY3}\\n\"\nexclusive: true"),
     );
-    let (_, st) = rdeploy(&sb, &exclusive, &["--check"]);
+    let (_, st) = run_statuses(&sb, &exclusive, &["--check"]);
     assert_eq!(st[0], "changed");
     assert_eq!(read(h.path(&file)).unwrap(), after_add);
-    let (excl_id, st) = rdeploy(&sb, &exclusive, &[]);
+    let (excl_id, st) = run_statuses(&sb, &exclusive, &[]);
     assert_eq!(st, ["changed", "changed"]);
-    assert_eq!(ansible(&osb, &exclusive, &[]), st);
+    assert_eq!(ansible_statuses(&osb, &exclusive, &[]), st);
     let after_excl = read(h.path(&file)).unwrap();
     // A key without a comment is written with a trailing space, as Ansible writes it.
     assert_eq!(after_excl, format!("{KEY2} \n{KEY3}\n").as_bytes());
@@ -258,27 +159,27 @@ fn authorized_key_adds_replaces_removes_and_rolls_back_like_ansible() {
         "authorized_key",
         &format!("user: rdeploy-test\nkey: \"{KEY3}\"\nstate: absent\nkey_options: no-pty"),
     );
-    let (absent_id, st) = rdeploy(&sb, &absent, &[]);
+    let (absent_id, st) = run_statuses(&sb, &absent, &[]);
     assert_eq!(st, ["changed", "changed"]);
-    assert_eq!(ansible(&osb, &absent, &[]), st);
+    assert_eq!(ansible_statuses(&osb, &absent, &[]), st);
     assert_eq!(
         read(h.path(&file)).unwrap(),
         format!("{KEY2} \n").as_bytes()
     );
     assert_eq!(read(oracle.path(&file)), read(h.path(&file)));
     assert_eq!(result(h), result(oracle));
-    let (_, st) = rdeploy(&sb, &absent, &[]);
+    let (_, st) = run_statuses(&sb, &absent, &[]);
     assert_eq!(st[0], "ok");
 
     // Rollback, latest run first: each puts the file back as it was, byte for byte; the
     // first removes the file and the .ssh folder it created.
     // (--force: later runs rewrote /srv/result.json, not the keys.)
-    rollback(&sb, &absent_id, &["--force"]);
+    rollback_id(&sb, &absent_id, &["--force"]);
     assert_eq!(read(h.path(&file)).unwrap(), after_excl);
-    rollback(&sb, &excl_id, &["--force"]);
+    rollback_id(&sb, &excl_id, &["--force"]);
     assert_eq!(read(h.path(&file)).unwrap(), after_add);
     assert_eq!(mode(h.path(&file)), 0o600);
-    rollback(&sb, &add_id, &["--force"]);
+    rollback_id(&sb, &add_id, &["--force"]);
     assert!(!h.path(&file).exists());
     assert!(!h.path(&ssh_dir).exists(), "the created .ssh is removed");
 }
@@ -320,9 +221,9 @@ fn authorized_key_with_become_writes_another_users_file_owned_by_that_user() {
             "user: rdt-keys\nkey: \"{KEY1}\"\nkey_options: 'no-port-forwarding,from=\"10.0.1.1\"'"
         ),
     );
-    let (id, st) = rdeploy(&sb, &pb, &[]);
+    let (id, st) = run_statuses(&sb, &pb, &[]);
     assert_eq!(st, ["changed", "changed"]);
-    assert_eq!(ansible(&osb, &pb, &[]), st);
+    assert_eq!(ansible_statuses(&osb, &pb, &[]), st);
     let bytes = read(h.path(file)).unwrap();
     assert_eq!(
         bytes,
@@ -334,9 +235,9 @@ fn authorized_key_with_become_writes_another_users_file_owned_by_that_user() {
         assert_eq!((m.uid(), m.gid()), (4720, 4720), "{p}");
     }
     assert_eq!(result(h), result(oracle));
-    let (_, st) = rdeploy(&sb, &pb, &[]);
+    let (_, st) = run_statuses(&sb, &pb, &[]);
     assert_eq!(st[0], "ok");
     // --force: the second run rewrote /srv/result.json (not the keys).
-    rollback(&sb, &id, &["--force"]);
+    rollback_id(&sb, &id, &["--force"]);
     assert!(!h.path("/home/rdt-keys/.ssh").exists());
 }

@@ -7,126 +7,9 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::time::Duration;
 
-use serde_json::{Map, Value, json};
-use support::Sandbox;
 use support::fleet::Fleet;
-
-/// One `rdeploy` invocation's exit code and JSON events.
-struct Run {
-    code: i32,
-    events: Vec<Value>,
-    text: String,
-}
-
-impl Run {
-    fn recap(&self, host: &str) -> Value {
-        self.events
-            .iter()
-            .rev()
-            .find(|e| e["event"] == "recap")
-            .map(|e| e["hosts"][host].clone())
-            .unwrap_or(Value::Null)
-    }
-
-    /// The status of each task result of `host`, in order.
-    fn statuses(&self, host: &str) -> Vec<String> {
-        self.events
-            .iter()
-            .filter(|e| e["event"] == "result" && e["result"]["host"] == host)
-            .map(|e| {
-                e["result"]["status"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string()
-            })
-            .collect()
-    }
-
-    fn run_id(&self) -> String {
-        self.events
-            .iter()
-            .find(|e| e["event"] == "run_end")
-            .and_then(|e| e["run_id"].as_str())
-            .expect("a run id")
-            .to_string()
-    }
-}
-
-/// A sandbox whose inventory lists every fleet host, and the playbook `pb.yaml`.
-fn sandbox(fleet: &Fleet, playbook: &str) -> Sandbox {
-    let sb = Sandbox::new();
-    let known = format!("-o UserKnownHostsFile={}", fleet.known_hosts().display());
-    let hosts: Map<String, Value> = fleet
-        .hosts()
-        .iter()
-        .map(|h| {
-            let mut v = fleet.host_vars(h);
-            v.insert("ansible_ssh_extra_args".into(), json!(known));
-            (h.name().to_string(), Value::Object(v))
-        })
-        .collect();
-    let inv = json!({ "all": { "hosts": hosts } });
-    sb.write(
-        "inv.yaml",
-        serde_saphyr::to_string(&inv).expect("inventory"),
-    );
-    sb.write("pb.yaml", playbook);
-    sb
-}
-
-fn rdeploy(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = sb.rdeploy(args);
-    cmd.args(["-i", "inv.yaml", "--output", "json"])
-        .env_remove("SSH_AUTH_SOCK")
-        .timeout(Duration::from_secs(180));
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run rdeploy");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        events: stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect(),
-        text: format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)),
-    }
-}
-
-/// `rdeploy run pb.yaml` with `extra` arguments; asserts it exits 0.
-fn play(sb: &Sandbox, extra: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut args = vec!["run", "pb.yaml"];
-    args.extend_from_slice(extra);
-    let r = rdeploy(sb, &args, env);
-    assert_eq!(r.code, 0, "{}", r.text);
-    r
-}
-
-/// `rdeploy rollback RUN`; asserts it exits 0.
-fn rollback(sb: &Sandbox, run: &Run) {
-    let id = run.run_id();
-    let r = rdeploy(sb, &["rollback", &id, "--no-lock"], &[]);
-    assert_eq!(r.code, 0, "{}", r.text);
-}
-
-fn changed(r: &Run, host: &str) -> i64 {
-    r.recap(host)["changed"].as_i64().unwrap_or(-1)
-}
-
-/// The test user's uid and primary gid (the hosts' login user owns what it unpacks into).
-fn user_ids() -> (u32, u32) {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
-    let e: Vec<&str> = passwd
-        .lines()
-        .find(|l| l.starts_with(&format!("{}:", support::fleet::USER)))
-        .expect("the fleet's user")
-        .split(':')
-        .collect();
-    (e[2].parse().unwrap(), e[3].parse().unwrap())
-}
+use support::oracle::{fleet_sandbox_with, play, rollback_run, user_ids};
 
 /// A tar.gz of `app/README` (`hello`) and `app/bin/run`, written to `path`.
 fn make_archive(path: &std::path::Path) {
@@ -165,7 +48,7 @@ fn unarchive_copy_no_unpacks_the_hosts_own_archive_and_rollback_restores_dest() 
     let archive = tempfile::tempdir().unwrap();
     make_archive(&archive.path().join("app.tar.gz"));
     let port = serve_file(std::fs::read(archive.path().join("app.tar.gz")).unwrap());
-    let sb = sandbox(
+    let sb = fleet_sandbox_with(
         &fleet,
         &format!(
             "- hosts: all\n  gather_facts: no\n  vars:\n    from_controller: false\n  tasks:\n    - unarchive:\n        src: /srv/cache/app.tar.gz\n        dest: /srv/u\n        copy: no\n    - unarchive:\n        src: /srv/cache/app.tar.gz\n        dest: /srv/t\n        copy: \"{{{{ from_controller }}}}\"\n    - unarchive:\n        src: http://127.0.0.1:{port}/app.tar.gz\n        dest: /srv/w\n        remote_src: yes\n"
@@ -173,7 +56,7 @@ fn unarchive_copy_no_unpacks_the_hosts_own_archive_and_rollback_restores_dest() 
     );
     let check = play(&sb, &["--check"], &[]);
     for h in fleet.hosts() {
-        assert_eq!(changed(&check, h.name()), 0, "{}", check.text);
+        assert_eq!(check.changed(h.name()), 0, "{}", check.text);
         assert!(!h.path("/srv/u/app").exists(), "--check changes nothing");
     }
     let first = play(&sb, &[], &[]);
@@ -200,7 +83,7 @@ fn unarchive_copy_no_unpacks_the_hosts_own_archive_and_rollback_restores_dest() 
             second.text
         );
     }
-    rollback(&sb, &first);
+    rollback_run(&sb, &first);
     for h in fleet.hosts() {
         assert!(
             !h.path("/srv/u/app").exists(),
@@ -306,7 +189,7 @@ fn get_url_with_basic_auth_and_force_is_ok_when_the_content_is_the_same() {
     let fleet = Fleet::start(1);
     let h = fleet.host(0);
     let (port, hits) = serve();
-    let sb = sandbox(
+    let sb = fleet_sandbox_with(
         &fleet,
         &format!(
             "- hosts: all\n  gather_facts: no\n  tasks:\n    - get_url:\n        url: http://127.0.0.1:{port}/app.bin\n        dest: /srv/app.bin\n        username: deploy\n        password: \"{{{{ lookup('env', 'APP_REPO_PASSWORD') }}}}\"\n        force: yes\n        mode: \"0640\"\n"
@@ -318,7 +201,7 @@ fn get_url_with_basic_auth_and_force_is_ok_when_the_content_is_the_same() {
         ("NO_PROXY", "127.0.0.1"),
     ];
     let check = play(&sb, &["--check"], &env);
-    assert_eq!(changed(&check, h.name()), 1, "{}", check.text);
+    assert_eq!(check.changed(h.name()), 1, "{}", check.text);
     assert!(!h.path("/srv/app.bin").exists(), "--check changes nothing");
     let first = play(&sb, &["-vvv"], &env);
     assert_eq!(first.statuses(h.name()), ["changed"], "{}", first.text);
@@ -355,9 +238,9 @@ fn get_url_with_basic_auth_and_force_is_ok_when_the_content_is_the_same() {
         );
     }
     // The second run downloaded over the file too (with the same content): newest first.
-    rollback(&sb, &second);
+    rollback_run(&sb, &second);
     assert_eq!(std::fs::read(h.path("/srv/app.bin")).unwrap(), BODY);
-    rollback(&sb, &first);
+    rollback_run(&sb, &first);
     assert!(!h.path("/srv/app.bin").exists(), "rollback removes it");
 }
 
@@ -388,7 +271,7 @@ fn get_url_with_become_reads_the_credentials_after_sudo() {
     let fleet = Fleet::start(1);
     let h = fleet.host(0);
     let (port, hits) = serve();
-    let sb = sandbox(
+    let sb = fleet_sandbox_with(
         &fleet,
         &format!(
             "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - get_url:\n        url: http://127.0.0.1:{port}/app.bin\n        dest: /srv/root.bin\n        url_username: deploy\n        url_password: \"{{{{ lookup('env', 'APP_REPO_PASSWORD') }}}}\"\n        force_basic_auth: yes\n        owner: root\n        mode: \"0600\"\n"

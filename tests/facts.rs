@@ -13,39 +13,11 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use support::Sandbox;
 use support::fleet::Fleet;
+use support::oracle::fleet_sandbox;
 
 /// `ansible`, beside the oracle `ansible-playbook`.
 fn ansible() -> PathBuf {
-    let Some(pb) = std::env::var_os("RDEPLOY_ANSIBLE_PLAYBOOK") else {
-        panic!(
-            "RDEPLOY_ANSIBLE_PLAYBOOK is not set: this test compares rdeploy's facts with \
-             ansible-core's setup module; run it through ./scripts/test.sh, or set the variable \
-             to ansible-playbook 2.19 (scripts/ansible-venv.sh prints its path)"
-        );
-    };
-    PathBuf::from(pb).with_file_name("ansible")
-}
-
-/// A sandbox whose `inv.yaml` lists every fleet host with its connection variables and the
-/// fleet's known_hosts (read alike by rdeploy and Ansible).
-fn sandbox(fleet: &Fleet) -> Sandbox {
-    let sb = Sandbox::new();
-    let known = format!("-o UserKnownHostsFile={}", fleet.known_hosts().display());
-    let hosts: Map<String, Value> = fleet
-        .hosts()
-        .iter()
-        .map(|h| {
-            let mut v = fleet.host_vars(h);
-            v.insert("ansible_ssh_extra_args".into(), json!(known));
-            (h.name().to_string(), Value::Object(v))
-        })
-        .collect();
-    let inv = json!({ "all": { "hosts": hosts } });
-    sb.write(
-        "inv.yaml",
-        serde_saphyr::to_string(&inv).expect("inventory"),
-    );
-    sb
+    support::oracle::ansible_playbook().with_file_name("ansible")
 }
 
 /// `rdeploy run PLAYBOOK --output json`: the JSON events, after checking the exit code.
@@ -236,7 +208,7 @@ fn steady(name: &str, v: &Value) -> Value {
 #[test]
 fn setup_gathers_what_ansibles_setup_module_reports_on_the_same_host() {
     let fleet = Fleet::start(1);
-    let sb = sandbox(&fleet);
+    let sb = fleet_sandbox(&fleet);
     let host = fleet.host(0).name().to_string();
     // The second gathering runs on the open connection: its time is the round trip alone.
     let events = run(&sb, "- hosts: all\n  tasks:\n    - setup:\n", 0);
@@ -293,7 +265,7 @@ fn setup_gathers_what_ansibles_setup_module_reports_on_the_same_host() {
 #[test]
 fn gather_subset_filter_hostvars_and_delegate_facts_work_across_hosts() {
     let fleet = Fleet::start(2);
-    let sb = sandbox(&fleet);
+    let sb = fleet_sandbox(&fleet);
     let (h0, h1) = (fleet.host(0).name(), fleet.host(1).name());
     let pb = format!(
         "- hosts: all\n  gather_subset: ['!all', '!min', network]\n  tasks:\n\
@@ -321,7 +293,7 @@ fn gather_subset_filter_hostvars_and_delegate_facts_work_across_hosts() {
 #[test]
 fn a_fact_rdeploy_does_not_gather_fails_the_host_naming_it_at_run_time() {
     let fleet = Fleet::start(1);
-    let sb = sandbox(&fleet);
+    let sb = fleet_sandbox(&fleet);
     let host = fleet.host(0).name().to_string();
     // A key computed from a registered value is only known on the host.
     let events = run(
@@ -345,7 +317,7 @@ fn facts_are_gathered_as_the_become_user_and_with_the_plays_environment() {
         "sudo is required: scripts/test.sh --install-only installs it"
     );
     let fleet = Fleet::start(1);
-    let sb = sandbox(&fleet);
+    let sb = fleet_sandbox(&fleet);
     let host = fleet.host(0).name().to_string();
     let events = run(
         &sb,

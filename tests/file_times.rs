@@ -7,24 +7,12 @@
 mod support;
 
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use support::Sandbox;
 use support::fleet::Fleet;
-
-/// The oracle ansible-playbook.
-fn ansible_playbook() -> PathBuf {
-    let Some(pb) = std::env::var_os("RDEPLOY_ANSIBLE_PLAYBOOK") else {
-        panic!(
-            "RDEPLOY_ANSIBLE_PLAYBOOK is not set: this test compares rdeploy with ansible-playbook; \
-             run it through ./scripts/test.sh, or set the variable to ansible-playbook 2.19"
-        );
-    };
-    PathBuf::from(pb)
-}
+use support::oracle::{ansible_plain, fleet_sandbox_with};
 
 const PLAYBOOK: &str = r#"
 - hosts: all
@@ -39,27 +27,6 @@ const PLAYBOOK: &str = r#"
       ignore_errors: true
     - file: { path: /srv/times/f, setype: httpd_sys_content_t, seuser: _default, selevel: s0 }
 "#;
-
-fn sandbox(fleet: &Fleet) -> Sandbox {
-    let sb = Sandbox::new();
-    let known = format!("-o UserKnownHostsFile={}", fleet.known_hosts().display());
-    let hosts: Map<String, Value> = fleet
-        .hosts()
-        .iter()
-        .map(|h| {
-            let mut v = fleet.host_vars(h);
-            v.insert("ansible_ssh_extra_args".into(), json!(known));
-            (h.name().to_string(), Value::Object(v))
-        })
-        .collect();
-    let inv = json!({ "all": { "hosts": hosts } });
-    sb.write(
-        "inv.yaml",
-        serde_saphyr::to_string(&inv).expect("inventory"),
-    );
-    sb.write("pb.yaml", PLAYBOOK);
-    sb
-}
 
 /// Each task's status and message, from `rdeploy run --output json`.
 fn rdeploy(sb: &Sandbox, extra: &[&str]) -> Vec<(String, Value)> {
@@ -91,15 +58,7 @@ fn rdeploy(sb: &Sandbox, extra: &[&str]) -> Vec<(String, Value)> {
 
 /// Each task's status and message, from ansible-playbook's output.
 fn ansible(sb: &Sandbox) -> Vec<(String, Value)> {
-    let out = Command::new(ansible_playbook())
-        .current_dir(sb.path())
-        .args(["pb.yaml", "-i", "inv.yaml"])
-        .env("ANSIBLE_HOST_KEY_CHECKING", "True")
-        .env("ANSIBLE_PYTHON_INTERPRETER", "auto_silent")
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env_remove("SSH_AUTH_SOCK")
-        .output()
-        .expect("run ansible-playbook");
+    let out = ansible_plain(sb, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     stdout
         .lines()
@@ -129,7 +88,7 @@ fn file_times_and_follow_behave_as_ansibles() {
         .output()
         .expect("ssh");
     assert!(made.status.success(), "{made:?}");
-    let sb = sandbox(&fleet);
+    let sb = fleet_sandbox_with(&fleet, PLAYBOOK);
     let times = || {
         let m = std::fs::metadata(dir.join("f")).expect("stat");
         (m.atime(), m.mtime())

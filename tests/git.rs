@@ -7,24 +7,12 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use support::Sandbox;
 use support::fleet::{Fleet, Host};
-
-/// The oracle ansible-playbook.
-fn ansible_playbook() -> PathBuf {
-    let Some(pb) = std::env::var_os("RDEPLOY_ANSIBLE_PLAYBOOK") else {
-        panic!(
-            "RDEPLOY_ANSIBLE_PLAYBOOK is not set: this test compares rdeploy with ansible-playbook; \
-             run it through ./scripts/test.sh, or set the variable to ansible-playbook 2.19"
-        );
-    };
-    PathBuf::from(pb)
-}
+use support::oracle::{ansible_plain, fleet_sandbox_with};
 
 const PLAYBOOK: &str = r#"
 - hosts: all
@@ -38,28 +26,6 @@ const PLAYBOOK: &str = r#"
       register: r
     - debug: var=r
 "#;
-
-/// A sandbox whose `inv.yaml` lists the fleet's hosts (read alike by rdeploy and Ansible).
-fn sandbox(fleet: &Fleet) -> Sandbox {
-    let sb = Sandbox::new();
-    let known = format!("-o UserKnownHostsFile={}", fleet.known_hosts().display());
-    let hosts: Map<String, Value> = fleet
-        .hosts()
-        .iter()
-        .map(|h| {
-            let mut v = fleet.host_vars(h);
-            v.insert("ansible_ssh_extra_args".into(), json!(known));
-            (h.name().to_string(), Value::Object(v))
-        })
-        .collect();
-    let inv = json!({ "all": { "hosts": hosts } });
-    sb.write(
-        "inv.yaml",
-        serde_saphyr::to_string(&inv).expect("inventory"),
-    );
-    sb.write("pb.yaml", PLAYBOOK);
-    sb
-}
 
 /// Runs `script` on the host as its user; its trimmed stdout.
 fn on_host(fleet: &Fleet, h: &Host, script: &str) -> String {
@@ -148,15 +114,7 @@ fn rollback(sb: &Sandbox, run_id: &str) {
 /// ansible-playbook's `ok`/`changed`/`failed` for the git task and what `debug: var=r` (or the
 /// failure) printed.
 fn ansible(sb: &Sandbox, extra: &[&str]) -> (String, Value) {
-    let out = Command::new(ansible_playbook())
-        .current_dir(sb.path())
-        .args([&["pb.yaml", "-i", "inv.yaml"], extra].concat())
-        .env("ANSIBLE_HOST_KEY_CHECKING", "True")
-        .env("ANSIBLE_PYTHON_INTERPRETER", "auto_silent")
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env_remove("SSH_AUTH_SOCK")
-        .output()
-        .expect("run ansible-playbook");
+    let out = ansible_plain(sb, extra);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut lines = stdout.lines().skip_while(|l| !l.starts_with("TASK [git]"));
     let status_line = lines
@@ -195,7 +153,7 @@ fn git_clones_updates_checks_rolls_back_and_refuses_local_changes_as_ansible() {
          cd /srv/work && git remote add origin /srv/origin.git",
     );
     let c1 = commit(&fleet, h, "v1");
-    let sb = sandbox(&fleet);
+    let sb = fleet_sandbox_with(&fleet, PLAYBOOK);
     let app = |rel: &str| fleet.host(0).path(&format!("/srv/app/{rel}"));
     let head = || on_host(&fleet, h, "git -C /srv/app rev-parse HEAD");
     let dest = ["-e", "dest=/srv/app"];

@@ -5,18 +5,10 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use serde_json::{Map, Value, json};
 use support::Sandbox;
 use support::fleet::Fleet;
-
-fn ansible_playbook() -> PathBuf {
-    std::env::var_os("RDEPLOY_ANSIBLE_PLAYBOOK")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| support::repo().join("target/ansible-venv/bin/ansible-playbook"))
-}
+use support::oracle::{ansible_statuses, run_statuses, trusted_host_vars, write_inventory};
 
 const PB: &str = r#"- hosts: all
   gather_facts: no
@@ -29,18 +21,6 @@ const PB: &str = r#"- hosts: all
         dest: /srv/facts.json
 "#;
 
-fn statuses(stdout: &str) -> Vec<String> {
-    stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["event"] == "result")
-        .map(|e| match e["result"]["status"].as_str().unwrap_or("") {
-            "failed" | "unreachable" => format!("failed: {}", e["result"]["msg"]),
-            s => s.to_string(),
-        })
-        .collect()
-}
-
 fn facts(fleet: &Fleet) -> Value {
     let text = std::fs::read_to_string(fleet.host(0).path("/srv/facts.json")).unwrap();
     serde_json::from_str(&text).unwrap()
@@ -50,78 +30,23 @@ fn facts(fleet: &Fleet) -> Value {
 fn package_and_service_facts_are_ansibles() {
     let fleet = Fleet::start(1);
     let sb = Sandbox::new();
-    let mut v = fleet.host_vars(fleet.host(0));
-    v.insert(
-        "ansible_ssh_extra_args".into(),
-        json!(format!(
-            "-o UserKnownHostsFile={}",
-            fleet.known_hosts().display()
-        )),
-    );
+    let mut v = trusted_host_vars(&fleet, fleet.host(0));
     // The hosts share this machine's Python, with python3-apt for Ansible's apt.
     v.insert(
         "ansible_python_interpreter".into(),
         json!("/usr/bin/python3"),
     );
-    let mut hosts = Map::new();
-    hosts.insert(fleet.host(0).name().to_string(), Value::Object(v));
-    sb.write(
-        "inv.yaml",
-        serde_saphyr::to_string(&json!({"all": {"hosts": hosts}})).unwrap(),
-    );
+    write_inventory(&sb, [(fleet.host(0).name().to_string(), v)]);
     sb.write("pb.yaml", PB);
 
-    let run = |extra: &[&str]| {
-        let mut args = vec!["run", "pb.yaml", "-i", "inv.yaml", "--output", "json"];
-        args.extend_from_slice(extra);
-        let out = sb
-            .rdeploy(&args)
-            .env_remove("SSH_AUTH_SOCK")
-            .timeout(Duration::from_secs(120))
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        statuses(&stdout)
-    };
+    let run = |extra: &[&str]| run_statuses(&sb, PB, extra).1;
     // --check: read-only, so both run; nothing is written.
     assert_eq!(run(&["--check"]), ["ok", "ok", "changed"]);
     assert!(!fleet.host(0).path("/srv/facts.json").exists());
     assert_eq!(run(&[]), ["ok", "ok", "changed"]);
     let ours = facts(&fleet);
 
-    let home = sb.path().join("ansible-home");
-    std::fs::create_dir_all(&home).unwrap();
-    let out = std::process::Command::new(ansible_playbook())
-        .current_dir(sb.path())
-        .args(["pb.yaml", "-i", "inv.yaml"])
-        .env_remove("SSH_AUTH_SOCK")
-        .env_remove("ANSIBLE_CONFIG")
-        .env("HOME", &home)
-        .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
-        .env(
-            "ANSIBLE_CALLBACK_PLUGINS",
-            support::repo().join("tests/compat/callback"),
-        )
-        .env("ANSIBLE_STDOUT_CALLBACK", "compat_results")
-        .env("ANSIBLE_PIPELINING", "true")
-        .env(
-            "ANSIBLE_SSH_ARGS",
-            "-o ControlMaster=no -o ControlPersist=no",
-        )
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let st = statuses(&stdout);
+    let st = ansible_statuses(&sb, PB, &[]);
     assert_eq!(&st[..2], ["ok", "ok"], "ansible-playbook's statuses");
     let theirs = facts(&fleet);
 

@@ -5,46 +5,12 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use support::Sandbox;
 use support::fleet::Fleet;
-
-/// The oracle ansible-playbook.
-fn ansible_playbook() -> PathBuf {
-    let Some(pb) = std::env::var_os("RDEPLOY_ANSIBLE_PLAYBOOK") else {
-        panic!(
-            "RDEPLOY_ANSIBLE_PLAYBOOK is not set: this test compares rdeploy with ansible-playbook; \
-             run it through ./scripts/test.sh, or set the variable to ansible-playbook 2.19"
-        );
-    };
-    PathBuf::from(pb)
-}
-
-/// A sandbox whose `inv.yaml` lists the fleet's hosts (read alike by rdeploy and Ansible).
-fn sandbox(fleet: &Fleet, playbook: &str) -> Sandbox {
-    let sb = Sandbox::new();
-    let known = format!("-o UserKnownHostsFile={}", fleet.known_hosts().display());
-    let hosts: Map<String, Value> = fleet
-        .hosts()
-        .iter()
-        .map(|h| {
-            let mut v = fleet.host_vars(h);
-            v.insert("ansible_ssh_extra_args".into(), json!(known));
-            (h.name().to_string(), Value::Object(v))
-        })
-        .collect();
-    let inv = json!({ "all": { "hosts": hosts } });
-    sb.write(
-        "inv.yaml",
-        serde_saphyr::to_string(&inv).expect("inventory"),
-    );
-    sb.write("pb.yaml", playbook);
-    sb
-}
+use support::oracle::{ansible_plain, fleet_sandbox_with};
 
 /// `rdeploy run pb.yaml [extra] --output json`: the result events' `result`s of `host`.
 fn rdeploy(sb: &Sandbox, extra: &[&str], code: i32, host: &str) -> Vec<Value> {
@@ -77,15 +43,7 @@ fn rdeploy(sb: &Sandbox, extra: &[&str], code: i32, host: &str) -> Vec<Value> {
 /// ansible-playbook on the same sandbox: each `ok:`/`fatal:` result of `host` printed as JSON
 /// (what `debug` shows, a failure's result), in order.
 fn ansible(sb: &Sandbox, host: &str) -> Vec<Value> {
-    let out = Command::new(ansible_playbook())
-        .current_dir(sb.path())
-        .args(["pb.yaml", "-i", "inv.yaml"])
-        .env("ANSIBLE_HOST_KEY_CHECKING", "True")
-        .env("ANSIBLE_PYTHON_INTERPRETER", "auto_silent")
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env_remove("SSH_AUTH_SOCK")
-        .output()
-        .expect("run ansible-playbook");
+    let out = ansible_plain(sb, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut found = Vec::new();
     let mut lines = stdout.lines();
@@ -127,7 +85,7 @@ const GETENT: &str = r#"
 fn getent_sets_facts_later_tasks_use_and_fails_as_ansible_does() {
     let fleet = Fleet::start(1);
     let host = fleet.host(0).name().to_string();
-    let sb = sandbox(&fleet, GETENT);
+    let sb = fleet_sandbox_with(&fleet, GETENT);
     let ours = rdeploy(&sb, &[], 2, &host);
     let statuses: Vec<&str> = ours.iter().filter_map(|r| r["status"].as_str()).collect();
     assert_eq!(
@@ -187,7 +145,7 @@ fn slurp_returns_base64_changes_nothing_and_fails_as_ansible_does() {
     std::fs::create_dir_all(&dir).expect("mkdir");
     std::fs::write(dir.join("blob"), "line one\n{{ not a template }}\n").expect("write");
     std::fs::write(dir.join("secret"), "hunter2-canary\n").expect("write");
-    let sb = sandbox(&fleet, SLURP);
+    let sb = fleet_sandbox_with(&fleet, SLURP);
     let before = std::fs::read(dir.join("blob")).expect("read");
 
     for extra in [&[][..], &["--check"][..]] {

@@ -8,24 +8,12 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use support::Sandbox;
 use support::fleet::{Fleet, enable_sudo};
-
-/// The oracle ansible-playbook.
-fn ansible_playbook() -> PathBuf {
-    let Some(pb) = std::env::var_os("RDEPLOY_ANSIBLE_PLAYBOOK") else {
-        panic!(
-            "RDEPLOY_ANSIBLE_PLAYBOOK is not set: this test compares rdeploy with ansible-playbook; \
-             run it through ./scripts/test.sh, or set the variable to ansible-playbook 2.19"
-        );
-    };
-    PathBuf::from(pb)
-}
+use support::oracle::{ansible_plain, fleet_sandbox_with};
 
 /// Tasks named so that both tools' reports can be matched; every one is read-only under
 /// `--check`. `git` is installed on the test machine and not essential.
@@ -70,28 +58,6 @@ fn task_names() -> Vec<String> {
         .collect()
 }
 
-/// A sandbox whose `inv.yaml` lists the fleet's hosts (read alike by rdeploy and Ansible).
-fn sandbox(fleet: &Fleet) -> Sandbox {
-    let sb = Sandbox::new();
-    let known = format!("-o UserKnownHostsFile={}", fleet.known_hosts().display());
-    let hosts: Map<String, Value> = fleet
-        .hosts()
-        .iter()
-        .map(|h| {
-            let mut v = fleet.host_vars(h);
-            v.insert("ansible_ssh_extra_args".into(), json!(known));
-            (h.name().to_string(), Value::Object(v))
-        })
-        .collect();
-    let inv = json!({ "all": { "hosts": hosts } });
-    sb.write(
-        "inv.yaml",
-        serde_saphyr::to_string(&inv).expect("inventory"),
-    );
-    sb.write("pb.yaml", PLAYBOOK);
-    sb
-}
-
 /// rdeploy's (task name, status) pairs.
 fn rdeploy(sb: &Sandbox) -> Vec<(String, String)> {
     let out = sb
@@ -132,15 +98,7 @@ fn rdeploy(sb: &Sandbox) -> Vec<(String, String)> {
 
 /// ansible-playbook's (task name, status) pairs.
 fn ansible(sb: &Sandbox) -> Vec<(String, String)> {
-    let out = Command::new(ansible_playbook())
-        .current_dir(sb.path())
-        .args(["pb.yaml", "-i", "inv.yaml", "--check"])
-        .env("ANSIBLE_HOST_KEY_CHECKING", "True")
-        .env("ANSIBLE_PYTHON_INTERPRETER", "auto_silent")
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env_remove("SSH_AUTH_SOCK")
-        .output()
-        .expect("run ansible-playbook");
+    let out = ansible_plain(sb, &["--check"]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut task = String::new();
     let mut seen = Vec::new();
@@ -167,7 +125,7 @@ fn apt_package_and_yum_report_what_ansible_reports_under_check() {
         "sudo is missing: scripts/test.sh installs it"
     );
     let fleet = Fleet::start(1);
-    let sb = sandbox(&fleet);
+    let sb = fleet_sandbox_with(&fleet, PLAYBOOK);
     let mine = rdeploy(&sb);
     let names = task_names();
     assert_eq!(

@@ -5,111 +5,8 @@
 
 mod support;
 
-use std::time::Duration;
-
-use serde_json::{Map, Value, json};
-use support::Sandbox;
 use support::fleet::{Fleet, enable_sudo};
-
-/// One `rdeploy` invocation's exit code and JSON events.
-struct Run {
-    code: i32,
-    events: Vec<Value>,
-    text: String,
-}
-
-impl Run {
-    fn recap(&self, host: &str) -> Value {
-        self.events
-            .iter()
-            .rev()
-            .find(|e| e["event"] == "recap")
-            .map(|e| e["hosts"][host].clone())
-            .unwrap_or(Value::Null)
-    }
-
-    fn run_id(&self) -> String {
-        self.events
-            .iter()
-            .find(|e| e["event"] == "run_end")
-            .and_then(|e| e["run_id"].as_str())
-            .expect("a run id")
-            .to_string()
-    }
-}
-
-/// A sandbox whose inventory lists every fleet host, and the playbook `pb.yaml`.
-fn sandbox(fleet: &Fleet, playbook: &str) -> Sandbox {
-    let sb = Sandbox::new();
-    let known = format!("-o UserKnownHostsFile={}", fleet.known_hosts().display());
-    let hosts: Map<String, Value> = fleet
-        .hosts()
-        .iter()
-        .map(|h| {
-            let mut v = fleet.host_vars(h);
-            v.insert("ansible_ssh_extra_args".into(), json!(known));
-            (h.name().to_string(), Value::Object(v))
-        })
-        .collect();
-    let inv = json!({ "all": { "hosts": hosts } });
-    sb.write(
-        "inv.yaml",
-        serde_saphyr::to_string(&inv).expect("inventory"),
-    );
-    sb.write("pb.yaml", playbook);
-    sb
-}
-
-fn rdeploy(sb: &Sandbox, args: &[&str]) -> Run {
-    let out = sb
-        .rdeploy(args)
-        .args(["-i", "inv.yaml", "--output", "json"])
-        .env_remove("SSH_AUTH_SOCK")
-        .timeout(Duration::from_secs(180))
-        .output()
-        .expect("run rdeploy");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        events: stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect(),
-        text: format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)),
-    }
-}
-
-/// `rdeploy run pb.yaml` with `extra` arguments; asserts it exits 0.
-fn play(sb: &Sandbox, extra: &[&str]) -> Run {
-    let mut args = vec!["run", "pb.yaml"];
-    args.extend_from_slice(extra);
-    let r = rdeploy(sb, &args);
-    assert_eq!(r.code, 0, "{}", r.text);
-    r
-}
-
-/// `rdeploy rollback RUN`; asserts it exits 0.
-fn rollback(sb: &Sandbox, run: &Run) {
-    let id = run.run_id();
-    let r = rdeploy(sb, &["rollback", &id, "--no-lock"]);
-    assert_eq!(r.code, 0, "{}", r.text);
-}
-
-fn changed(r: &Run, host: &str) -> i64 {
-    r.recap(host)["changed"].as_i64().unwrap_or(-1)
-}
-
-/// The test user's uid and primary gid.
-fn user_ids() -> (u32, u32) {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
-    let e: Vec<&str> = passwd
-        .lines()
-        .find(|l| l.starts_with(&format!("{}:", support::fleet::USER)))
-        .expect("the fleet's user")
-        .split(':')
-        .collect();
-    (e[2].parse().unwrap(), e[3].parse().unwrap())
-}
+use support::oracle::{fleet_sandbox_with, play, rdeploy_json, rollback_run, user_ids};
 
 /// A host whose `/var/lib/rdeploy` is root's, as on a real host: become runs keep their
 /// backups there and rollback reads them with become.
@@ -142,17 +39,17 @@ fn ini_file_edits_the_hosts_file_and_rollback_restores_it() {
     // The login user's file, as on a real host.
     let (uid, gid) = user_ids();
     std::os::unix::fs::chown(&conf, Some(uid), Some(gid)).unwrap();
-    let sb = sandbox(
+    let sb = fleet_sandbox_with(
         &fleet,
         "- hosts: all\n  gather_facts: no\n  tasks:\n    - ini_file:\n        path: /srv/app.ini\n        section: server\n        option: port\n        value: '8080'\n        backup: yes\n    - ini_file:\n        path: /srv/app.ini\n        section: log\n        state: absent\n    - ini_file:\n        path: /srv/new.ini\n        section: a\n        option: b\n        value: c\n        mode: '0600'\n",
     );
     let before = read(conf.clone());
-    let check = play(&sb, &["--check"]);
-    assert_eq!(changed(&check, h.name()), 3, "{}", check.text);
+    let check = play(&sb, &["--check"], &[]);
+    assert_eq!(check.changed(h.name()), 3, "{}", check.text);
     assert_eq!(read(conf.clone()), before, "--check changes nothing");
     assert!(!h.path("/srv/new.ini").exists());
-    let first = play(&sb, &[]);
-    assert_eq!(changed(&first, h.name()), 3, "{}", first.text);
+    let first = play(&sb, &[], &[]);
+    assert_eq!(first.changed(h.name()), 3, "{}", first.text);
     assert_eq!(
         read(conf.clone()).as_deref(),
         Some("; app\n[server]\nport = 8080\n")
@@ -161,9 +58,9 @@ fn ini_file_edits_the_hosts_file_and_rollback_restores_it() {
         read(h.path("/srv/new.ini")).as_deref(),
         Some("\n[a]\nb = c\n")
     );
-    let second = play(&sb, &[]);
-    assert_eq!(changed(&second, h.name()), 0, "{}", second.text);
-    rollback(&sb, &first);
+    let second = play(&sb, &[], &[]);
+    assert_eq!(second.changed(h.name()), 0, "{}", second.text);
+    rollback_run(&sb, &first);
     assert_eq!(read(conf), before);
     assert!(
         !h.path("/srv/new.ini").exists(),
@@ -188,18 +85,18 @@ fn cron_changes_the_hosts_cron_files_and_rollback_removes_them() {
     let pb = format!(
         "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - cron:\n        name: app backup\n        minute: '0'\n        hour: '3'\n        user: root\n        job: /usr/local/bin/backup\n        cron_file: rdeploy-e2e\n    - cron:\n        name: rotate\n        special_time: daily\n        user: {user}\n        job: /usr/local/bin/rotate\n        backup: yes\n"
     );
-    let sb = sandbox(&fleet, &pb);
+    let sb = fleet_sandbox_with(&fleet, &pb);
     let cron_d = h.path("/etc/cron.d/rdeploy-e2e");
     let spool = h.path(&format!("/var/spool/cron/crontabs/{user}"));
     assert!(!cron_d.exists() && !spool.exists());
-    let check = play(&sb, &["--check"]);
-    assert_eq!(changed(&check, h.name()), 2, "{}", check.text);
+    let check = play(&sb, &["--check"], &[]);
+    assert_eq!(check.changed(h.name()), 2, "{}", check.text);
     assert!(
         !cron_d.exists() && !spool.exists(),
         "--check changes nothing"
     );
-    let first = play(&sb, &[]);
-    assert_eq!(changed(&first, h.name()), 2, "{}", first.text);
+    let first = play(&sb, &[], &[]);
+    assert_eq!(first.changed(h.name()), 2, "{}", first.text);
     assert_eq!(
         read(cron_d.clone()).as_deref(),
         Some("#Ansible: app backup\n0 3 * * * root /usr/local/bin/backup\n")
@@ -210,9 +107,9 @@ fn cron_changes_the_hosts_cron_files_and_rollback_removes_them() {
         "{tab}"
     );
     assert!(!std::path::Path::new("/etc/cron.d/rdeploy-e2e").exists());
-    let second = play(&sb, &[]);
-    assert_eq!(changed(&second, h.name()), 0, "{}", second.text);
-    rollback(&sb, &first);
+    let second = play(&sb, &[], &[]);
+    assert_eq!(second.changed(h.name()), 0, "{}", second.text);
+    rollback_run(&sb, &first);
     assert!(!cron_d.exists(), "the cron file is removed");
     assert!(!spool.exists(), "the crontab is removed");
 }
@@ -244,22 +141,22 @@ fn sysctl_sets_the_file_and_the_live_value_and_rollback_restores_both() {
     let pb = format!(
         "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - sysctl:\n        name: net.ipv4.ip_forward\n        value: '{want}'\n        sysctl_file: /etc/sysctl.d/90-rdeploy-e2e.conf\n        sysctl_set: yes\n        reload: no\n"
     );
-    let sb = sandbox(&fleet, &pb);
+    let sb = fleet_sandbox_with(&fleet, &pb);
     let conf = h.path("/etc/sysctl.d/90-rdeploy-e2e.conf");
-    let check = play(&sb, &["--check"]);
-    assert_eq!(changed(&check, h.name()), 1, "{}", check.text);
+    let check = play(&sb, &["--check"], &[]);
+    assert_eq!(check.changed(h.name()), 1, "{}", check.text);
     assert!(!conf.exists(), "--check writes no file");
     assert_eq!(live(), before, "--check sets nothing");
-    let first = play(&sb, &[]);
-    assert_eq!(changed(&first, h.name()), 1, "{}", first.text);
+    let first = play(&sb, &[], &[]);
+    assert_eq!(first.changed(h.name()), 1, "{}", first.text);
     assert_eq!(
         read(conf.clone()).as_deref(),
         Some(format!("net.ipv4.ip_forward={want}\n").as_str())
     );
     assert_eq!(live().trim(), want);
-    let second = play(&sb, &[]);
-    assert_eq!(changed(&second, h.name()), 0, "{}", second.text);
-    rollback(&sb, &first);
+    let second = play(&sb, &[], &[]);
+    assert_eq!(second.changed(h.name()), 0, "{}", second.text);
+    rollback_run(&sb, &first);
     assert!(!conf.exists(), "the created file is removed");
     assert_eq!(live(), before, "the live value is written back");
     assert_eq!(
@@ -283,7 +180,7 @@ fn mount_mounts_a_tmpfs_on_the_host_and_rollback_unmounts_it() {
     let h = fleet.host(0);
     root_state_dir(h);
     let pb = "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - mount:\n        path: /srv/rdeploy-mnt\n        src: tmpfs\n        fstype: tmpfs\n        opts: size=1m\n        state: mounted\n";
-    let sb = sandbox(&fleet, pb);
+    let sb = fleet_sandbox_with(&fleet, pb);
     let fstab = h.path("/etc/fstab");
     let point = h.path("/srv/rdeploy-mnt");
     let before = read(fstab.clone());
@@ -294,21 +191,21 @@ fn mount_mounts_a_tmpfs_on_the_host_and_rollback_unmounts_it() {
             "findmnt -rn -o FSTYPE --mountpoint /srv/rdeploy-mnt || true",
         )
     };
-    let check = play(&sb, &["--check"]);
-    assert_eq!(changed(&check, h.name()), 1, "{}", check.text);
+    let check = play(&sb, &["--check"], &[]);
+    assert_eq!(check.changed(h.name()), 1, "{}", check.text);
     assert_eq!(read(fstab.clone()), before, "--check changes nothing");
     assert!(!point.exists());
-    let first = play(&sb, &[]);
-    assert_eq!(changed(&first, h.name()), 1, "{}", first.text);
+    let first = play(&sb, &[], &[]);
+    assert_eq!(first.changed(h.name()), 1, "{}", first.text);
     let after = read(fstab.clone()).unwrap_or_default();
     assert!(
         after.ends_with("tmpfs /srv/rdeploy-mnt tmpfs size=1m 0 0\n"),
         "{after}"
     );
     assert_eq!(is_mounted(), "tmpfs\n");
-    let second = play(&sb, &[]);
-    assert_eq!(changed(&second, h.name()), 0, "{}", second.text);
-    rollback(&sb, &first);
+    let second = play(&sb, &[], &[]);
+    assert_eq!(second.changed(h.name()), 0, "{}", second.text);
+    rollback_run(&sb, &first);
     assert_eq!(read(fstab), before, "fstab is put back");
     assert_eq!(is_mounted(), "", "the tmpfs is unmounted");
     assert!(
@@ -340,7 +237,7 @@ fn ufw_enables_the_firewall_and_adds_a_rule_and_rollback_restores_its_files() {
     let h = fleet.host(0);
     root_state_dir(h);
     let pb = "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - community.general.ufw:\n        state: enabled\n    - ufw:\n        rule: allow\n        port: '2222'\n        proto: tcp\n        comment: e2e\n";
-    let sb = sandbox(&fleet, pb);
+    let sb = fleet_sandbox_with(&fleet, pb);
     let rules = h.path("/etc/ufw/user.rules");
     let conf = h.path("/etc/ufw/ufw.conf");
     let (rules_before, conf_before) = (read(rules.clone()), read(conf.clone()));
@@ -351,17 +248,17 @@ fn ufw_enables_the_firewall_and_adds_a_rule_and_rollback_restores_its_files() {
         "ufw starts disabled: {conf_before:?}"
     );
     let status = || on_host(&fleet, h, "sudo -n /usr/sbin/ufw status");
-    let plan = rdeploy(&sb, &["plan", "pb.yaml"]);
+    let plan = rdeploy_json(&sb, &["plan", "pb.yaml"], &[]);
     assert!(plan.text.contains("ufw reload"), "{}", plan.text);
-    let check = play(&sb, &["--check"]);
-    assert_eq!(changed(&check, h.name()), 2, "{}", check.text);
+    let check = play(&sb, &["--check"], &[]);
+    assert_eq!(check.changed(h.name()), 2, "{}", check.text);
     assert_eq!(read(rules.clone()), rules_before, "--check writes no rule");
     assert!(
         status().contains("Status: inactive"),
         "--check enables nothing"
     );
-    let first = play(&sb, &[]);
-    assert_eq!(changed(&first, h.name()), 2, "{}", first.text);
+    let first = play(&sb, &[], &[]);
+    assert_eq!(first.changed(h.name()), 2, "{}", first.text);
     let added = read(rules.clone()).unwrap_or_default();
     assert!(
         added.contains("### tuple ### allow tcp 2222 0.0.0.0/0 any 0.0.0.0/0 in comment="),
@@ -377,9 +274,9 @@ fn ufw_enables_the_firewall_and_adds_a_rule_and_rollback_restores_its_files() {
         live.contains("Status: active") && live.contains("2222/tcp"),
         "{live}"
     );
-    let second = play(&sb, &[]);
-    assert_eq!(changed(&second, h.name()), 0, "{}", second.text);
-    rollback(&sb, &first);
+    let second = play(&sb, &[], &[]);
+    assert_eq!(second.changed(h.name()), 0, "{}", second.text);
+    rollback_run(&sb, &first);
     assert_eq!(read(rules), rules_before, "the rules file is put back");
     assert_eq!(read(conf), conf_before, "ufw.conf is put back");
 }

@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test crate uses a different subset
 
 pub mod fleet;
+pub mod oracle;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

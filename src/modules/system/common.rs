@@ -473,6 +473,58 @@ pub async fn bin_path(
     Ok(path)
 }
 
+/// `impl Module for $ty`: a read-only facts module named `$name` that sets the facts `$facts`.
+/// Its `check` is the async fn `$check(tr, args, ctx)`, always `InSync`; `apply` is never
+/// called and nothing on the host changes, so it backs up nothing.
+#[macro_export]
+macro_rules! read_only_facts_module {
+    ($ty:ty, $name:literal, $facts:expr, $check:path) => {
+        impl $crate::modules::runtime::Module for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn facts(&self) -> &'static [&'static str] {
+                $facts
+            }
+
+            fn check<'a>(
+                &'a self,
+                tr: &'a mut $crate::modules::runtime::HostView<'_>,
+                args: &'a $crate::modules::runtime::Args,
+                ctx: &'a $crate::modules::runtime::ModuleCtx<'a>,
+            ) -> $crate::modules::runtime::BoxFut<
+                'a,
+                Result<$crate::modules::runtime::Verdict, $crate::modules::runtime::ModuleError>,
+            > {
+                Box::pin($check(tr, args, ctx))
+            }
+
+            /// Never called: `check` is always in sync.
+            fn apply<'a>(
+                &'a self,
+                _tr: &'a mut $crate::transport::AnyTransport,
+                _args: &'a $crate::modules::runtime::Args,
+                _ctx: &'a $crate::modules::runtime::ModuleCtx<'a>,
+                _drift: &'a $crate::modules::runtime::Drift,
+            ) -> $crate::modules::runtime::BoxFut<
+                'a,
+                Result<$crate::modules::runtime::Args, $crate::modules::runtime::ModuleError>,
+            > {
+                Box::pin(async { Ok($crate::modules::runtime::Args::new()) })
+            }
+
+            /// Nothing on the host changes.
+            fn resources(
+                &self,
+                _args: &$crate::modules::runtime::Args,
+            ) -> Vec<$crate::modules::runtime::Resource> {
+                Vec::new()
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,10 +16,8 @@ use serde_json::{Map, Value};
 
 use super::common::result;
 use crate::modules::files::common::{failed, run_batch};
-use crate::modules::runtime::{
-    Args, BoxFut, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
-};
-use crate::transport::{AnyTransport, Cmd, Output};
+use crate::modules::runtime::{Args, HostView, ModuleCtx, ModuleError, Verdict};
+use crate::transport::{Cmd, Output};
 
 /// The `service_facts` module.
 pub struct ServiceFacts;
@@ -469,40 +467,7 @@ async fn check(
     Ok(Verdict::InSync { result: r })
 }
 
-impl Module for ServiceFacts {
-    fn name(&self) -> &'static str {
-        "service_facts"
-    }
-
-    fn facts(&self) -> &'static [&'static str] {
-        &["services"]
-    }
-
-    fn check<'a>(
-        &'a self,
-        tr: &'a mut HostView<'_>,
-        args: &'a Args,
-        ctx: &'a ModuleCtx<'a>,
-    ) -> BoxFut<'a, Result<Verdict, ModuleError>> {
-        Box::pin(check(tr, args, ctx))
-    }
-
-    /// Never called: `check` is always in sync.
-    fn apply<'a>(
-        &'a self,
-        _tr: &'a mut AnyTransport,
-        _args: &'a Args,
-        _ctx: &'a ModuleCtx<'a>,
-        _drift: &'a Drift,
-    ) -> BoxFut<'a, Result<Args, ModuleError>> {
-        Box::pin(async { Ok(Args::new()) })
-    }
-
-    /// Nothing on the host changes.
-    fn resources(&self, _args: &Args) -> Vec<Resource> {
-        Vec::new()
-    }
-}
+crate::read_only_facts_module!(ServiceFacts, "service_facts", &["services"], check);
 
 #[cfg(test)]
 mod tests {
