@@ -56,12 +56,28 @@ fn plan_human_raw(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<
             )?;
         }
         for (b, batch) in p.batches.iter().enumerate() {
+            if let Some((n, msg)) = &p.approve
+                && *n == b + 1
+            {
+                writeln!(w, "    approval gate: {msg} (y/N; rdeploy approve RUN)")?;
+            }
             writeln!(
                 w,
                 "    batch {} ({}): {}",
                 b + 1,
                 batch.len(),
                 batch.join(", ")
+            )?;
+        }
+        if let Some((n, _)) = &p.approve
+            && *n > p.batches.len()
+            && !p.deferred
+        {
+            writeln!(
+                w,
+                "    approval gate before batch {n}: never reached ({} batch{})",
+                p.batches.len(),
+                plural_es(p.batches.len())
             )?;
         }
         for (title, list) in [
