@@ -36,6 +36,11 @@ pub enum Command {
     Show(ShowArgs),
     /// Go on with an interrupted run from the first batch it did not finish.
     Resume(ResumeArgs),
+    /// Approve a run awaiting approval: it goes on from the batch its gate stopped
+    /// (as `resume`).
+    Approve(ResumeArgs),
+    /// Reject a run awaiting approval: what it did is rolled back (as `rollback`).
+    Reject(RollbackArgs),
     /// Encrypt, decrypt or view a file in Ansible Vault format.
     #[command(subcommand)]
     Vault(VaultCommand),
@@ -186,6 +191,9 @@ pub struct RunArgs {
     /// Go on with an interrupted run: batches it finished are skipped (`rdeploy resume`).
     #[arg(long = "resume", value_name = "RUN_ID")]
     pub resume: Option<String>,
+    /// With `--resume`: the approval gate the run stopped at is passed (`rdeploy approve`).
+    #[arg(long = "approved", hide = true, requires = "resume")]
+    pub approved: bool,
     /// Start although run RUN_ID was left unfinished on these hosts (killed mid-step);
     /// without it such a run is refused (exit 4). Repeat for several runs.
     #[arg(long = "force-over", value_name = "RUN_ID")]

@@ -228,6 +228,44 @@ pub fn acquire(
     })
 }
 
+/// The file naming the run awaiting approval that holds `lock` after it ended.
+fn hold_path(lock: &Path) -> PathBuf {
+    lock.with_extension("awaiting-approval")
+}
+
+/// Run `run_id` ended awaiting approval: it keeps holding `lock` (held by the caller) until
+/// `rdeploy approve` or `rdeploy reject` of it. Best effort: a hold that cannot be written is
+/// a lock released, as after any run.
+pub fn hold(lock: &Path, run_id: &str) {
+    let _ = std::fs::write(hold_path(lock), format!("{run_id}\n"));
+}
+
+/// The run awaiting approval that holds `lock`, if any.
+pub fn held_for(lock: &Path) -> Option<String> {
+    let id = std::fs::read_to_string(hold_path(lock)).ok()?;
+    Some(id.trim().to_string()).filter(|i| !i.is_empty())
+}
+
+/// Ends run `run_id`'s hold of `lock` (the caller holds the lock), if it has one.
+pub fn release_hold(lock: &Path, run_id: &str) {
+    if held_for(lock).as_deref() == Some(run_id) {
+        let _ = std::fs::remove_file(hold_path(lock));
+    }
+}
+
+/// Refuses to go on under `lock` (just taken) while a run awaiting approval holds it, unless
+/// that run is `owner` (the run being approved, resumed or rejected).
+pub(crate) fn refuse_held(lock: &Path, owner: Option<&str>) -> Result<(), crate::cli::Failed> {
+    match held_for(lock) {
+        Some(id) if owner != Some(id.as_str()) => Err(crate::cli::Failed::Locked(format!(
+            "run {id} awaits approval and holds the lock {}: `rdeploy approve {id}` goes on, \
+             `rdeploy reject {id}` rolls it back",
+            lock.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn read_holder(file: &mut File) -> Option<Holder> {
     let mut text = String::new();
     file.rewind().ok()?;

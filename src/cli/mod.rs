@@ -62,6 +62,9 @@ pub enum Exit {
     Locked = 75,
     /// `--deadline` passed: the run stopped at a step boundary (GNU `timeout`'s code).
     Deadline = 124,
+    /// An approval gate stopped the run; it holds the lock until `rdeploy approve` or
+    /// `rdeploy reject`.
+    AwaitingApproval = 11,
     /// Interrupted by SIGINT.
     Interrupted = 130,
     /// Interrupted by SIGTERM.
@@ -81,6 +84,8 @@ pub fn run(cli: Cli) -> color_eyre::Result<Exit> {
         Command::History(a) => runs::cmd_history(&mut out, a),
         Command::Show(a) => runs::cmd_show(&mut out, a),
         Command::Resume(a) => runs::resume_args(a).and_then(|r| cmd_run(&mut out, r)),
+        Command::Approve(a) => runs::approve_args(a).and_then(|r| cmd_run(&mut out, r)),
+        Command::Reject(a) => runs::cmd_reject(a),
         Command::Vault(a) => vault::cmd_vault(&mut out, a),
     };
     // A reader that stopped reading (`rdeploy plan | head`), or a terminal that hung up
@@ -395,6 +400,7 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
         ssh_config: std::sync::Arc::new(ssh_config),
         run: run.clone(),
         done,
+        approved: a.approved,
         become_cli,
     };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
@@ -427,6 +433,13 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
         a.unattended.deadline.as_deref(),
     ) {
         reporter.emit(&crate::report::events::Event::Warning(&msg));
+    }
+    if let (Some(run), Some(l)) = (&run, &run_lock) {
+        if exit == Exit::AwaitingApproval {
+            lock::hold(l.path(), &run.run_id);
+        } else if let Some(id) = &a.resume {
+            lock::release_hold(l.path(), id);
+        }
     }
     if let Some(run) = &run {
         runs::end(run, &summary, exit);
@@ -466,7 +479,9 @@ fn lock_for_run(
         None => un.lock_wait,
     };
     let (inv, pb) = (&c.settings.inventory, &c.settings.playbook);
-    unattended::take_lock(&state, inv, pb, wait, "run", Some(run_id)).map(Some)
+    let l = unattended::take_lock(&state, inv, pb, wait, "run", Some(run_id))?;
+    lock::refuse_held(l.path(), a.resume.as_deref())?;
+    Ok(Some(l))
 }
 
 /// Starts the deadline's watcher (inside the runtime): it stops the run at `at`, and gives
@@ -554,6 +569,15 @@ fn stopped_note(
         exec::Outcome::Interrupted(15) => "interrupted by SIGTERM".to_string(),
         exec::Outcome::Interrupted(_) => "interrupted by SIGINT".to_string(),
         exec::Outcome::Deadline => format!("the deadline ({}) passed", deadline.unwrap_or("?")),
+        exec::Outcome::AwaitingApproval => {
+            return run.map(|run| {
+                format!(
+                    "the run awaits approval and keeps the lock of this inventory and playbook: \
+                     `rdeploy approve {id}` goes on, `rdeploy reject {id}` rolls it back",
+                    id = run.run_id
+                )
+            });
+        }
         _ => return None,
     };
     let steps = if crate::transport::abandoned() {
@@ -586,6 +610,7 @@ fn exit_of(summary: &exec::Summary) -> Exit {
         _ if summary.controller_exhausted() => Exit::ControllerExhausted,
         exec::Outcome::Halted => Exit::HostsFailed,
         exec::Outcome::Deadline => Exit::Deadline,
+        exec::Outcome::AwaitingApproval => Exit::AwaitingApproval,
         _ if summary.clean() => Exit::Success,
         _ => Exit::HostsFailed,
     }

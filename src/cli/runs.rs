@@ -103,6 +103,7 @@ pub(crate) fn outcome_word(exit: Exit) -> &'static str {
         Exit::Success => "success",
         Exit::ChangesPending => "changes_pending",
         Exit::Deadline => "deadline",
+        Exit::AwaitingApproval => "awaiting-approval",
         Exit::Locked => "locked",
         Exit::RolledBack => "rolled_back",
         Exit::RollbackIncomplete => "rollback_incomplete",
@@ -764,6 +765,10 @@ pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
         }
         results.extend(done);
     }
+    if clean && let Some(l) = &_lock {
+        // A run awaiting approval, rolled back: its hold on the lock ends.
+        super::lock::release_hold(l.path(), &a.run_id);
+    }
     Ok(if results.iter().any(HostRollback::host_key_refused) {
         Exit::HostKeyRefused
     } else if clean {
@@ -821,7 +826,9 @@ fn rollback_lock(
     let wait = super::unattended::lock_wait(&a.lock).map_err(Diagnostics::from)?;
     let what = format!("rollback {}", a.run_id);
     let playbook = Path::new(&cwd).join(playbook);
-    super::unattended::take_lock(state, sources, &playbook, wait, &what, Some(&a.run_id)).map(Some)
+    let l = super::unattended::take_lock(state, sources, &playbook, wait, &what, Some(&a.run_id))?;
+    super::lock::refuse_held(l.path(), Some(&a.run_id))?;
+    Ok(Some(l))
 }
 
 /// One host to roll back, as `rdeploy rollback` found it.
@@ -977,7 +984,7 @@ pub(crate) fn finished_batches(
     let info = run_info(run_id, &recs);
     if !matches!(
         info.outcome.as_str(),
-        "unfinished" | "interrupted" | "deadline"
+        "unfinished" | "interrupted" | "deadline" | "awaiting-approval"
     ) {
         return Err(invalid(format!(
             "run {run_id} ended ({}): only an interrupted run can be resumed; start a new run",
@@ -992,6 +999,41 @@ pub(crate) fn finished_batches(
         }
     }
     Ok(done)
+}
+
+/// Whether run `run_id` ended awaiting approval; `Err` says what it is instead.
+fn awaiting(state_dir: Option<&Path>, run_id: &str, verb: &str) -> Result<(), Failed> {
+    let state = journal::state_dir(state_dir);
+    let Some(read) = load_journal(&state, run_id)? else {
+        return Err(invalid(format!(
+            "no journal for run {run_id} under {}",
+            state.display()
+        )));
+    };
+    let info = run_info(run_id, &read.records);
+    if info.outcome != "awaiting-approval" {
+        return Err(invalid(format!(
+            "run {run_id} is not awaiting approval ({}): nothing to {verb}",
+            info.outcome
+        )));
+    }
+    Ok(())
+}
+
+/// `rdeploy approve RUN_ID [RUN FLAGS]`: `rdeploy resume` of a run awaiting approval, the
+/// gate it stopped at passed.
+pub(crate) fn approve_args(a: args::ResumeArgs) -> Result<args::RunArgs, Failed> {
+    awaiting(a.state_dir.as_deref(), &a.run_id, "approve")?;
+    let mut r = resume_args(a)?;
+    r.approved = true;
+    Ok(r)
+}
+
+/// `rdeploy reject RUN_ID`: `rdeploy rollback` of a run awaiting approval; the lock it held
+/// is released once the rollback is done.
+pub(crate) fn cmd_reject(a: args::RollbackArgs) -> Result<Exit, Failed> {
+    awaiting(a.state_dir.as_deref(), &a.run_id, "reject")?;
+    cmd_rollback(a)
 }
 
 /// `rdeploy resume RUN_ID [RUN FLAGS]`: `rdeploy run` again with the run's playbook,

@@ -68,6 +68,8 @@ pub struct RunOptions {
     /// Resuming: per play index, the hosts whose batch an interrupted run finished. A batch
     /// whose every host is listed is skipped.
     pub done: HashMap<usize, std::collections::HashSet<String>>,
+    /// `rdeploy approve RUN`: the approval gate the resumed run stopped at is passed.
+    pub approved: bool,
     /// `-b`, `--become-user`, `--become-method`, `-K`: below keywords and variables.
     pub become_cli: BecomeCli,
 }
@@ -132,6 +134,9 @@ impl Shared {
 /// A dynamic include as reached for a host: the include task's position, the module, the
 /// rendered name and `*_from` files.
 pub type IncludeKey = (crate::diag::Loc, String, String, FromFiles);
+
+/// How long a terminal waits for an approval whose gate gives no `timeout`.
+const APPROVAL_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// The value of [`Shared::stop`] when `--deadline` passed (signals use their numbers).
 pub const STOP_DEADLINE: i32 = -1;
@@ -214,6 +219,9 @@ pub enum Outcome {
     /// Every batch passed its gate.
     #[default]
     Completed,
+    /// An `approve:` gate was not approved (no terminal, no answer in time, or not `y`):
+    /// the run stopped before the gate's batch, to go on with `rdeploy approve RUN`.
+    AwaitingApproval,
     /// `--deadline` passed: the run stopped after the steps in flight. Anything that ended
     /// the run by itself (a halt, a rollback) ranks above it.
     Deadline,
@@ -313,7 +321,9 @@ pub async fn run<'r>(
         groups_stale: false,
         play_vars: None,
         batch: Vec::new(),
+        approved: false,
     };
+    runner.approved = runner.shared.opts.approved;
     let started = Instant::now();
     for (i, (play, planned)) in c.playbook.plays.iter().zip(&c.plan.plays).enumerate() {
         if runner.halted {
@@ -455,6 +465,8 @@ struct Runner<'r> {
     play_vars: Option<VarStack>,
     /// The hosts of the batch being run: a `run_once` task's result reaches each.
     batch: Vec<String>,
+    /// `rdeploy approve`: the first approval gate reached is passed without asking.
+    approved: bool,
 }
 
 impl<'r> Runner<'r> {
@@ -539,6 +551,13 @@ impl<'r> Runner<'r> {
                 );
                 self.reporter.emit(&Event::Warning(&msg));
                 continue;
+            }
+            if let Some(g) = play.approve.as_ref().filter(|g| g.before_batch == i + 1)
+                && !self.approval(g, i + 1, batches.len()).await
+            {
+                self.outcome = self.outcome.max(Outcome::AwaitingApproval);
+                self.halted = true;
+                break;
             }
             self.reporter.emit(&Event::BatchStart {
                 index: i + 1,
@@ -635,6 +654,62 @@ impl<'r> Runner<'r> {
                 st.release().await;
             }
         }
+    }
+
+    /// The play's approval gate before batch `index` of `total`: whether to go on. Passed
+    /// by `rdeploy approve` (the first gate a resumed run reaches) and in check mode; on a
+    /// terminal the operator answers `y` within the gate's timeout; otherwise (no terminal,
+    /// another answer, no answer in time) the run stops awaiting approval.
+    async fn approval(
+        &mut self,
+        g: &crate::playbook::model::Approval,
+        index: usize,
+        total: usize,
+    ) -> bool {
+        if std::mem::take(&mut self.approved) {
+            let msg = format!("approval before batch {index}/{total} given (rdeploy approve)");
+            self.reporter.emit(&Event::Warning(&msg));
+            return true;
+        }
+        if self.shared.opts.check {
+            let msg = format!(
+                "approval gate before batch {index}/{total} ({}): not asked in check mode",
+                g.message
+            );
+            self.reporter.emit(&Event::Warning(&msg));
+            return true;
+        }
+        let Some(mut term) = crate::cli::prompt::Terminal::open() else {
+            return false;
+        };
+        let question = format!(
+            "[approval before batch {index}/{total}]\n{} (y/N)",
+            g.message.trim()
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _lifted = crate::report::progress::lifted();
+        // A thread of its own, not the runtime's: a read the timeout gave up on must not keep
+        // the process from ending.
+        std::thread::spawn(move || {
+            use crate::resolve::Asker;
+            term.say("");
+            let _ = tx.send(term.ask(&question, true));
+        });
+        let wait = g.timeout.unwrap_or(APPROVAL_TIMEOUT);
+        let stop = self.shared.stop.clone();
+        let answer = tokio::select! {
+            r = rx => r.ok().and_then(Result::ok),
+            () = tokio::time::sleep(wait) => None,
+            () = async {
+                while stop.load(Ordering::SeqCst) == 0 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            } => None,
+        };
+        matches!(
+            answer.as_deref().map(|a| a.trim().to_ascii_lowercase()),
+            Some(a) if a == "y" || a == "yes"
+        )
     }
 
     /// A signal or the deadline asked the run to stop.

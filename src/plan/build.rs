@@ -209,6 +209,10 @@ fn plan_play(
         canary,
         deferred,
         checked_when_reached: when_reached(play),
+        approve: play
+            .approve
+            .as_ref()
+            .map(|g| (g.before_batch, g.message.clone())),
         tasks,
         handlers,
         rollback,

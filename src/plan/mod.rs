@@ -49,6 +49,9 @@ pub struct PlannedPlay {
     /// Includes whose file or role is checked when it is reached for a host, not before the
     /// run: a templated name (resolved per host), or a literal one under `when:`.
     pub checked_when_reached: Vec<WhenReached>,
+    /// The play's `approve:` gate: the batch (1-based) it stops before, and its message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approve: Option<(usize, String)>,
 }
 
 /// An include whose file or role is checked when it is reached.

@@ -65,6 +65,7 @@ pub const PLAY_ONLY: &[&str] = &[
     "rollback_scope",
     "rollback",
     "release_label",
+    "approve",
 ];
 
 /// Task-only keywords.

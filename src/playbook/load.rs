@@ -466,6 +466,7 @@ impl<'o> Loader<'o> {
             rollback_scope: RollbackScope::default(),
             rollback: Vec::new(),
             release_label: None,
+            approve: None,
             vars_prompt: Vec::new(),
             deferred: Vec::new(),
         };
@@ -546,6 +547,7 @@ impl<'o> Loader<'o> {
                     }
                 }
                 "release_label" => play.release_label = values::text(e, key, v),
+                "approve" => play.approve = approval(e, v),
                 "vars_prompt" => prompts = Some(v),
                 _ => self.keyword(&mut play.keywords, key, v),
             }
@@ -978,4 +980,54 @@ pub fn vars_dir_files(
         }
     }
     Ok(out)
+}
+
+/// `approve: {before_batch: N, message: TEXT, timeout: DURATION}`.
+fn approval(errors: &mut Errors, v: &Node) -> Option<crate::playbook::model::Approval> {
+    let Some(entries) = v.as_map() else {
+        errors.push(Diagnostic::at(
+            &v.loc,
+            format!(
+                "'approve' must be a mapping (before_batch, message, timeout), found {}",
+                v.type_name()
+            ),
+        ));
+        return None;
+    };
+    let mut before = None;
+    let mut message = "Approve the next batch?".to_string();
+    let mut timeout = None;
+    for (k, val) in entries {
+        let key = k.scalar_string().unwrap_or_default();
+        match key.as_str() {
+            "before_batch" => match values::count(errors, "before_batch", val) {
+                Some(n) if n >= 2 => before = usize::try_from(n).ok(),
+                Some(_) => errors.push(Diagnostic::at(
+                    &val.loc,
+                    "'before_batch' must be at least 2: the gate stops the rollout between batches",
+                )),
+                None => {}
+            },
+            "message" => match val.scalar_string() {
+                Some(m) => message = m,
+                None => errors.push(Diagnostic::at(&val.loc, "'message' must be text")),
+            },
+            "timeout" => timeout = values::duration(errors, "timeout", val),
+            other => errors.push(Diagnostic::at(
+                &k.loc,
+                format!("unknown 'approve' key '{other}': expected before_batch, message, timeout"),
+            )),
+        }
+    }
+    match before {
+        Some(before_batch) => Some(crate::playbook::model::Approval {
+            before_batch,
+            message,
+            timeout,
+        }),
+        None => {
+            errors.push(Diagnostic::at(&v.loc, "'approve' needs 'before_batch'"));
+            None
+        }
+    }
 }

@@ -205,6 +205,18 @@ pub struct VarsFile {
     pub vars: Option<Vec<(String, Node)>>,
 }
 
+/// `approve: {before_batch: N, message: TEXT, timeout: DURATION}`: the rollout stops before
+/// batch N until a person approves (rdeploy's own play keyword).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Approval {
+    /// The batch (1-based, at least 2) that waits for the approval.
+    pub before_batch: usize,
+    /// What the operator is asked.
+    pub message: String,
+    /// How long a terminal waits for the answer; `None`: an hour.
+    pub timeout: Option<std::time::Duration>,
+}
+
 /// One play.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Play {
@@ -261,6 +273,8 @@ pub struct Play {
     pub rollback: Vec<TaskItem>,
     /// `release_label`: a template naming the release in history (e.g. the version).
     pub release_label: Option<Node>,
+    /// `approve`: rdeploy's approval gate before a batch.
+    pub approve: Option<Approval>,
     /// `vars_prompt` entries, asked (or answered by `-e` or their `default`) before planning.
     pub vars_prompt: Vec<VarPrompt>,
     /// Play keywords written as templates (`hosts`, `serial`, `max_fail_percentage`, `soak`,

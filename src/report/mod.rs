@@ -56,6 +56,11 @@ fn plan_human_raw(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<
             )?;
         }
         for (b, batch) in p.batches.iter().enumerate() {
+            if let Some((n, msg)) = &p.approve
+                && *n == b + 1
+            {
+                writeln!(w, "    approval gate: {msg} (y/N; rdeploy approve RUN)")?;
+            }
             match p.canary.get(b) {
                 Some(step) => {
                     let n = p.hosts.len();
@@ -82,6 +87,17 @@ fn plan_human_raw(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<
                     batch.join(", ")
                 )?,
             }
+        }
+        if let Some((n, _)) = &p.approve
+            && *n > p.batches.len()
+            && !p.deferred
+        {
+            writeln!(
+                w,
+                "    approval gate before batch {n}: never reached ({} batch{})",
+                p.batches.len(),
+                plural_es(p.batches.len())
+            )?;
         }
         for (title, list) in [
             ("tasks", &p.tasks),
