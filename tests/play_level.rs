@@ -356,3 +356,40 @@ fn a_signal_or_the_deadline_ends_a_pause_at_once() {
     );
     assert!(!dir.path().join("after").exists());
 }
+
+/// An `approve:` gate on a real pseudo-terminal: it asks once before batch 2, `y` goes on;
+/// `n` (or no answer within the timeout) stops the run before batch 2, awaiting approval.
+#[test]
+fn an_approval_gate_asks_on_the_terminal_and_y_goes_on_n_or_silence_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("inv.yaml"), TWO_HOSTS).unwrap();
+    let pb = "- hosts: all\n  gather_facts: false\n  serial: 1\n  approve: {before_batch: 2, message: canary ok?, timeout: 2s}\n  tasks:\n    - debug: {msg: \"deployed {{ inventory_hostname }}\"}\n";
+    std::fs::write(dir.path().join("pb.yaml"), pb).unwrap();
+    let yes = on_terminal(dir.path(), &[("canary ok? (y/N)", "y")]);
+    assert_eq!(yes.matches("canary ok? (y/N)").count(), 1, "{yes}");
+    assert!(yes.contains("[approval before batch 2/2]"), "{yes}");
+    assert!(yes.contains("deployed h1"), "{yes}");
+    assert!(yes.contains("deployed h2"), "{yes}");
+    assert!(!yes.contains("awaits approval"), "{yes}");
+    for dialogue in [&[("canary ok? (y/N)", "n")][..], &[][..]] {
+        let no = on_terminal(dir.path(), dialogue);
+        assert!(no.contains("deployed h1"), "{no}");
+        assert!(!no.contains("deployed h2"), "{no}");
+        assert!(no.contains("the run awaits approval"), "{no}");
+        // Let the next run in: reject this one.
+        let id = no
+            .split("rdeploy reject ")
+            .nth(1)
+            .and_then(|r| r.split('`').next())
+            .unwrap_or_default()
+            .to_string();
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("rdeploy"))
+            .current_dir(dir.path())
+            .env("RDEPLOY_STATE_DIR", dir.path().join("state"))
+            .args(["reject", &id])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+    }
+}

@@ -686,6 +686,12 @@ pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
         targets.retain(|h, _| keep.contains(h));
     }
     if targets.is_empty() {
+        if a.limit.is_none()
+            && let Some(l) = &_lock
+        {
+            // Nothing to restore: a run awaiting approval that changed nothing lets go.
+            super::lock::release_hold(l.path(), &a.run_id);
+        }
         return Err(Failed::NoHosts(format!(
             "run {} changed no host that is selected",
             a.run_id
@@ -1033,7 +1039,15 @@ pub(crate) fn approve_args(a: args::ResumeArgs) -> Result<args::RunArgs, Failed>
 /// is released once the rollback is done.
 pub(crate) fn cmd_reject(a: args::RollbackArgs) -> Result<Exit, Failed> {
     awaiting(a.state_dir.as_deref(), &a.run_id, "reject")?;
-    cmd_rollback(a)
+    let whole = a.limit.is_none();
+    match cmd_rollback(a) {
+        // It changed no host: rejected, with nothing to restore.
+        Err(Failed::NoHosts(m)) if whole => {
+            eprintln!("rdeploy: {m}: nothing to roll back; the run is rejected");
+            Ok(Exit::Success)
+        }
+        other => other,
+    }
 }
 
 /// `rdeploy resume RUN_ID [RUN FLAGS]`: `rdeploy run` again with the run's playbook,
