@@ -51,6 +51,15 @@ pub enum Record {
         /// Unfinished runs this one was told to start over (`--force-over`).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         forced_over: Vec<String>,
+        /// Who started it: the name of the process's uid in the user database (not `$USER`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+        /// The controller's host name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        controller: Option<String>,
+        /// `--label`: the release this run deploys.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
     },
     /// A play begins.
     Play {

@@ -34,6 +34,9 @@ pub enum Command {
     History(HistoryArgs),
     /// Print one run, per host and step.
     Show(ShowArgs),
+    /// Per host: the release label it runs, the run that last changed it and how that run
+    /// ended (finished, rolled back, in flight, or left mid-flight: needs attention).
+    Status(StatusArgs),
     /// Go on with an interrupted run from the first batch it did not finish.
     Resume(ResumeArgs),
     /// Approve a run awaiting approval: it goes on from the batch its gate stopped
@@ -282,6 +285,10 @@ pub struct UnattendedArgs {
     /// With --check: exit 10 when something would change, 0 when nothing would.
     #[arg(long = "detailed-exitcode", requires = "check")]
     pub detailed_exitcode: bool,
+    /// The release this run deploys (recorded in the journal, shown by `history` and
+    /// `status`, sent in notifications); without it, the play's `release_label`.
+    #[arg(long = "label", value_name = "TEXT")]
+    pub label: Option<String>,
     /// POST a JSON summary to this URL when the run ends and when a rollback starts
     /// (5 s timeout; a failure is a warning); repeatable.
     #[arg(
@@ -396,6 +403,33 @@ pub struct HistoryArgs {
     /// duration.
     #[arg(long = "stats")]
     pub stats: bool,
+    /// Only runs of this playbook (as given to `run`, or its file name).
+    #[arg(long = "playbook", value_name = "PLAYBOOK")]
+    pub playbook: Option<String>,
+    /// Only runs on this environment: an inventory path as given to `run` (or the same
+    /// file or folder by another relative path).
+    #[arg(short = 'i', long = "inventory", value_name = "PATH")]
+    pub inventory: Option<String>,
+    /// Only runs with this release label.
+    #[arg(long = "label", value_name = "TEXT")]
+    pub label: Option<String>,
+}
+
+/// `rdeploy status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub journals: JournalArgs,
+    /// Only runs on this environment (an inventory path); its hosts are listed even when no
+    /// run changed them.
+    #[arg(short = 'i', long = "inventory", value_name = "PATH")]
+    pub inventory: Option<PathBuf>,
+    /// Only hosts matching this pattern (with -i: any host pattern; without: names and globs).
+    #[arg(short = 'l', long = "limit", value_name = "PATTERN")]
+    pub limit: Option<String>,
+    /// Same as --output json.
+    #[arg(long = "json")]
+    pub json: bool,
 }
 
 /// `rdeploy show`.

@@ -71,9 +71,15 @@ pub fn user_name() -> String {
     {
         return u;
     }
+    account_name()
+}
+
+/// The name of this process's uid in `/etc/passwd` (what the OS says, unlike `$USER`, which
+/// anyone can set), else `$USER`, else `uid N`.
+pub fn account_name() -> String {
     use std::os::unix::fs::MetadataExt;
     let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
-        return "?".into();
+        return std::env::var("USER").unwrap_or_else(|_| "?".into());
     };
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     passwd
@@ -83,6 +89,7 @@ pub fn user_name() -> String {
             let (name, _, id) = (f.next()?, f.next()?, f.next()?);
             (id.parse::<u32>().ok()? == uid).then(|| name.to_string())
         })
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
         .unwrap_or_else(|| format!("uid {uid}"))
 }
 

@@ -11,6 +11,7 @@ pub mod prompt;
 pub mod runs;
 pub mod settings;
 pub mod stats;
+pub mod status;
 pub mod unattended;
 pub mod vault;
 
@@ -83,6 +84,7 @@ pub fn run(cli: Cli) -> color_eyre::Result<Exit> {
         Command::Rollback(a) => runs::cmd_rollback(a),
         Command::History(a) => runs::cmd_history(&mut out, a),
         Command::Show(a) => runs::cmd_show(&mut out, a),
+        Command::Status(a) => status::cmd_status(&mut out, a),
         Command::Resume(a) => runs::resume_args(a).and_then(|r| cmd_run(&mut out, r)),
         Command::Approve(a) => runs::approve_args(a).and_then(|r| cmd_run(&mut out, r)),
         Command::Reject(a) => runs::cmd_reject(a),
@@ -366,6 +368,7 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
         ..RunFacts::default()
     };
     let mut reporter = reporter_for(&c.settings, &a, &un);
+    reporter.set_notify_context(notify_context(&a, &facts));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -387,6 +390,11 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
     if let Some(run) = &run {
         reporter.set_run_id(&run.run_id);
         facts.run_id = Some(run.run_id.clone());
+    }
+    {
+        // Webhooks are posted on the runtime.
+        let _inside = runtime.enter();
+        reporter.notify_start(a.check);
     }
     let opts = RunOptions {
         verbosity: c.settings.verbose,
@@ -503,6 +511,22 @@ fn start_deadline(
     };
     let grace = unattended::grace(deadline);
     unattended::watch_deadline(at, grace, std::sync::Arc::clone(stop), abandon)
+}
+
+/// What every webhook payload of the run carries: its release label (`--label`), who started
+/// it (the OS user and the controller's host name, as the journal records them), and its
+/// environment (the inventory sources as given) and playbook.
+fn notify_context(
+    a: &args::RunArgs,
+    facts: &RunFacts,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("label".into(), serde_json::json!(a.unattended.label));
+    m.insert("user".into(), serde_json::json!(lock::account_name()));
+    m.insert("controller".into(), serde_json::json!(lock::host_name()));
+    m.insert("environment".into(), serde_json::json!(facts.inventory));
+    m.insert("playbook".into(), serde_json::json!(facts.playbook));
+    m
 }
 
 /// The reporter of a run: output format, verbosity, `--quiet`, `--progress`, and the

@@ -71,6 +71,9 @@ pub(crate) fn start(a: &args::RunArgs, c: &Checked, run_id: String) -> Result<Ru
         started: journal::now(),
         resumed_from: a.resume.clone(),
         forced_over: a.force_over.clone(),
+        user: Some(super::lock::account_name()),
+        controller: Some(super::lock::host_name()),
+        label: a.unattended.label.clone(),
     });
     let local = std::path::absolute(state.join("local")).unwrap_or_else(|_| state.join("local"));
     let holder = format!(
@@ -125,6 +128,15 @@ pub(crate) struct RunInfo {
     pub(crate) outcome: String,
     pub(crate) hosts_changed: Vec<String>,
     pub(crate) release: Option<String>,
+    /// `--label`, else the last play's `release_label`.
+    pub(crate) label: Option<String>,
+    /// Who started it and from which controller.
+    pub(crate) user: Option<String>,
+    pub(crate) controller: Option<String>,
+    /// The inventory sources as given, and the folder they are relative to.
+    pub(crate) inventory: Vec<String>,
+    #[serde(skip)]
+    pub(crate) cwd: String,
     /// Hosts restored by a later `rdeploy rollback` of this run.
     pub(crate) rolled_back_hosts: Vec<String>,
     /// Unix seconds of the start.
@@ -135,7 +147,32 @@ pub(crate) struct RunInfo {
     pub(crate) ended_at: Option<u64>,
 }
 
-fn run_info(run_id: &str, recs: &[Record]) -> RunInfo {
+/// The same path as `given` from the current folder: `p` as recorded (relative to `cwd`).
+fn same_path(cwd: &str, p: &str, given: &str) -> bool {
+    let abs = |base: &Path, x: &str| {
+        let j = base.join(x);
+        std::fs::canonicalize(&j).unwrap_or_else(|_| std::path::absolute(&j).unwrap_or(j))
+    };
+    let here = std::env::current_dir().unwrap_or_default();
+    p == given || abs(Path::new(cwd), p) == abs(&here, given)
+}
+
+impl RunInfo {
+    /// Whether the run's playbook is `given` (as given to `run`, the same file, or its name).
+    fn is_playbook(&self, given: &str) -> bool {
+        same_path(&self.cwd, &self.playbook, given)
+            || Path::new(&self.playbook).file_name() == Some(std::ffi::OsStr::new(given))
+    }
+
+    /// Whether the run used the inventory `given` (the environment).
+    pub(crate) fn is_environment(&self, given: &str) -> bool {
+        self.inventory
+            .iter()
+            .any(|i| same_path(&self.cwd, i, given))
+    }
+}
+
+pub(crate) fn run_info(run_id: &str, recs: &[Record]) -> RunInfo {
     let mut info = RunInfo {
         run_id: run_id.to_string(),
         outcome: "unfinished".into(),
@@ -144,9 +181,21 @@ fn run_info(run_id: &str, recs: &[Record]) -> RunInfo {
     for r in recs {
         match r {
             Record::RunStart {
-                playbook, started, ..
+                playbook,
+                started,
+                user,
+                controller,
+                label,
+                inventory,
+                cwd,
+                ..
             } => {
                 info.playbook = playbook.clone();
+                info.user = user.clone();
+                info.controller = controller.clone();
+                info.label = label.clone();
+                info.inventory = inventory.clone();
+                info.cwd = cwd.clone();
                 info.started = Some(journal::rfc3339(*started));
                 info.started_at = Some(*started);
             }
@@ -172,6 +221,9 @@ fn run_info(run_id: &str, recs: &[Record]) -> RunInfo {
             _ => {}
         }
     }
+    if info.label.is_none() {
+        info.label = info.release.clone();
+    }
     // A killed run has no end record: the hosts it set out to change are in its intents.
     if info.ended_at.is_none() {
         for r in recs {
@@ -187,16 +239,16 @@ fn run_info(run_id: &str, recs: &[Record]) -> RunInfo {
 
 /// What an unfinished run left on one host.
 #[derive(Debug, Default, PartialEq)]
-struct LeftOn {
+pub(crate) struct LeftOn {
     /// Steps it changed and finished.
-    done: usize,
+    pub(crate) done: usize,
     /// Steps with an intent and no result after it: `(step, task)`.
-    mid_flight: Vec<(u32, String)>,
+    pub(crate) mid_flight: Vec<(u32, String)>,
 }
 
 /// Per host, what the run's journal says it left: every host with an intent that no
 /// successful `rdeploy rollback` of the run restored since.
-fn left_by(recs: &[Record]) -> BTreeMap<String, LeftOn> {
+pub(crate) fn left_by(recs: &[Record]) -> BTreeMap<String, LeftOn> {
     let mut left: BTreeMap<String, LeftOn> = BTreeMap::new();
     for r in recs {
         match r {
@@ -391,7 +443,15 @@ pub(crate) fn cmd_history(out: &mut dyn Write, a: args::HistoryArgs) -> Result<E
     for id in journal::run_ids(&state)? {
         let recs = journal::read(&journal::journal_path(&state, &id))?.records;
         let info = run_info(&id, &recs);
-        if since.is_none_or(|s| info.started_at.is_some_and(|t| t >= s)) {
+        if since.is_none_or(|s| info.started_at.is_some_and(|t| t >= s))
+            && a.playbook.as_deref().is_none_or(|p| info.is_playbook(p))
+            && a.inventory
+                .as_deref()
+                .is_none_or(|i| info.is_environment(i))
+            && a.label
+                .as_deref()
+                .is_none_or(|l| info.label.as_deref() == Some(l))
+        {
             runs.push(info);
         }
     }
@@ -435,8 +495,14 @@ fn history_line(r: &RunInfo) -> String {
         r.outcome,
         r.hosts_changed.len()
     );
-    if let Some(rel) = &r.release {
+    if let Some(rel) = &r.label {
         line.push_str(&format!(" release={rel}"));
+    }
+    if let Some(u) = &r.user {
+        line.push_str(&format!(
+            " by={u}@{}",
+            r.controller.as_deref().unwrap_or("?")
+        ));
     }
     if !r.rolled_back_hosts.is_empty() {
         line.push_str(&format!(" rolled-back={}", r.rolled_back_hosts.len()));

@@ -52,6 +52,8 @@ pub struct Reporter {
     tracker: Tracker,
     /// `--notify`.
     notifier: Option<Notifier>,
+    /// What every webhook payload carries: `label`, `user`, `controller`, `environment`.
+    notify_context: serde_json::Map<String, serde_json::Value>,
     /// `--progress`: bars below the lines, on a terminal.
     bars: Option<Bars>,
 }
@@ -88,6 +90,7 @@ impl Reporter {
             run_id: None,
             tracker: Tracker::default(),
             notifier: None,
+            notify_context: serde_json::Map::new(),
             bars: None,
         }
     }
@@ -122,6 +125,31 @@ impl Reporter {
         self
     }
 
+    /// What every webhook payload carries from now on (`label`, `user`, `controller`,
+    /// `environment`, `playbook`).
+    pub fn set_notify_context(&mut self, ctx: serde_json::Map<String, serde_json::Value>) {
+        self.notify_context = ctx;
+    }
+
+    /// The `run_start` webhook: the context and the run's id (null in check mode).
+    pub fn notify_start(&mut self, check: bool) {
+        let body = self.with_context(serde_json::json!({"event": "run_start",
+            "run_id": self.run_id, "check": check}));
+        if let Some(n) = self.notifier.as_mut() {
+            n.send(&body);
+        }
+    }
+
+    /// `body` with the notify context added (keys it has already win).
+    fn with_context(&self, mut body: serde_json::Value) -> serde_json::Value {
+        if let Some(m) = body.as_object_mut() {
+            for (k, v) in &self.notify_context {
+                m.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        body
+    }
+
     /// The run's id, for log lines and webhooks.
     pub fn set_run_id(&mut self, run_id: &str) {
         self.run_id = Some(run_id.to_string());
@@ -142,11 +170,12 @@ impl Reporter {
         if self.log.is_some() {
             let _ = self.log_line(e);
         }
-        if let (Event::RollbackStart { hosts }, Some(n)) = (e, self.notifier.as_mut()) {
-            n.send(
-                &serde_json::json!({"event": "rollback_start", "run_id": self.run_id,
-                "hosts": hosts}),
-            );
+        if let Event::RollbackStart { hosts } = e {
+            let body = self.with_context(serde_json::json!({"event": "rollback_start",
+                "run_id": self.run_id, "hosts": hosts}));
+            if let Some(n) = self.notifier.as_mut() {
+                n.send(&body);
+            }
         }
         if self.quiet && !self.shown_when_quiet(e) {
             return;
@@ -233,7 +262,7 @@ impl Reporter {
     pub async fn finish(&mut self, facts: &RunFacts) -> serde_json::Value {
         let doc = summary::document(facts, &self.tracker.hosts());
         if let Some(mut n) = self.notifier.take() {
-            let mut body = doc.clone();
+            let mut body = self.with_context(doc.clone());
             if let Some(m) = body.as_object_mut() {
                 m.insert("event".into(), serde_json::json!("run_end"));
             }
