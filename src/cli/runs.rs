@@ -1109,7 +1109,9 @@ pub(crate) fn cmd_reject(a: args::RollbackArgs) -> Result<Exit, Failed> {
     match cmd_rollback(a) {
         // It changed no host: rejected, with nothing to restore.
         Err(Failed::NoHosts(m)) if whole => {
-            eprintln!("rdeploy: {m}: nothing to roll back; the run is rejected");
+            let note = format!("rdeploy: {m}: nothing to roll back; the run is rejected");
+            // A closed stderr loses only this note: the rejection itself is done.
+            let _ = crate::report::text(&mut std::io::stderr().lock(), &note);
             Ok(Exit::Success)
         }
         other => other,
