@@ -20,6 +20,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::files::FileQuery;
 use super::{Output, Truncated};
 
 /// What is shown in place of a secret by [`Cmd::display`].
@@ -215,6 +216,9 @@ pub struct Cmd {
     /// A stat helper's path and whether it hashes it: a batch stats (and hashes) its helpers'
     /// paths with one process each ([`stat_tables`]).
     stats: Option<(String, bool)>,
+    /// What this command asks, typed, when it is one of the file plane's queries (a stat
+    /// helper): a transport with a file plane answers it without running the script.
+    query: Option<(FileQuery, usize)>,
     /// The long script this command ends with, which a batch of several such commands defines
     /// once as a shell function ([`Cmd::with_shared`]).
     shared: Option<Shared>,
@@ -630,6 +634,11 @@ fn valid_env_name(name: &str) -> bool {
 
 /// A random-enough token (128 bits) for batch delimiters and temporary names. Not a secret: the
 /// batch framing is length-prefixed, the nonce only guards against desynchronisation.
+/// A fresh name part for a temporary file next to another (the file plane's writes).
+pub(crate) fn temp_nonce() -> String {
+    nonce()
+}
+
 fn nonce() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut words = [0u64; 2];
@@ -1286,6 +1295,20 @@ pub struct PathState {
 }
 
 impl PathState {
+    /// Nothing at a path.
+    pub fn absent() -> PathState {
+        PathState {
+            kind: PathKind::Absent,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            owner: String::new(),
+            group: String::new(),
+            size: 0,
+            sha256: None,
+        }
+    }
+
     /// Whether anything (even a dangling link) is at the path.
     pub fn exists(&self) -> bool {
         self.kind != PathKind::Absent
@@ -1387,6 +1410,7 @@ pub fn stat_cmd(path: &str) -> Cmd {
         .arg(path)
         .with_shared(STAT_FN, STAT_SCRIPT)
         .stats(path, true)
+        .query(FileQuery::stat(path, true))
 }
 
 /// The name a batch gives [`STAT_SCRIPT`] when several of its helpers use it.
@@ -1403,6 +1427,10 @@ pub fn stat_content_cmd(path: &str, unless_sha: Option<&str>, max: u64) -> Cmd {
         .arg(max.to_string())
         .with_shared(STAT_FN, STAT_SCRIPT)
         .stats(path, true)
+        .query(FileQuery {
+            content: Some((unless_sha.map(str::to_string), max)),
+            ..FileQuery::stat(path, true)
+        })
 }
 
 /// [`stat_cmd`] without the sha256 (no `sha256sum` process, the file is not read): for
@@ -1412,6 +1440,7 @@ pub fn stat_attrs_cmd(path: &str) -> Cmd {
         .arg(path)
         .with_shared(STAT_FN, STAT_SCRIPT)
         .stats(path, false)
+        .query(FileQuery::stat(path, false))
 }
 
 impl Cmd {
@@ -1419,6 +1448,21 @@ impl Cmd {
     fn stats(mut self, path: &str, hash: bool) -> Cmd {
         self.stats = Some((path.to_string(), hash));
         self
+    }
+
+    /// Notes what this command asks, typed (it must be the command's last part).
+    fn query(mut self, q: FileQuery) -> Cmd {
+        self.query = Some((q, self.parts.len()));
+        self
+    }
+
+    /// The typed query this command is, when nothing was added to it since it was made (more
+    /// shell, a folder to run in, environment): a file plane may answer it instead.
+    pub fn file_query(&self) -> Option<&FileQuery> {
+        match &self.query {
+            Some((q, parts)) if *parts == self.parts.len() && self.chdir.is_none() => Some(q),
+            _ => None,
+        }
     }
 
     /// Ends this command with `body` (a script reading its arguments from `"$@"`, run in the
@@ -1572,16 +1616,7 @@ fn parse_stat_fields(out: &Output, data: &[u8]) -> Result<PathState, StatError> 
     };
     let fields = std::str::from_utf8(fields)
         .map_err(|_| StatError::Malformed("fields are not UTF-8".into()))?;
-    let mut state = PathState {
-        kind: PathKind::Absent,
-        mode: 0,
-        uid: 0,
-        gid: 0,
-        owner: String::new(),
-        group: String::new(),
-        size: 0,
-        sha256: None,
-    };
+    let mut state = PathState::absent();
     let mut kind = None;
     let bad = |what: &str, v: &str| StatError::Malformed(format!("bad {what} {v:?}"));
     for line in fields.lines() {
@@ -1747,6 +1782,10 @@ fn stat_resolved_with(path: &str, hash: bool) -> Cmd {
         .arg(path)
         .op(r#"; if [ -L "$1" ]; then r_=$(readlink -f -- "$1") || { printf 'rdeploy: cannot resolve %s\n' "$1" >&2; exit 3; }; set -- "$r_"; fi"#)
         .with_shared(STAT_FN, STAT_SCRIPT)
+        .query(FileQuery {
+            follow: true,
+            ..FileQuery::stat(path, hash)
+        })
 }
 
 /// Prints the path after following every symlink, as `readlink -f -- PATH` does. For a path
@@ -2099,6 +2138,34 @@ pub fn if_program(program: &'static str, found: Cmd, otherwise: Cmd) -> Cmd {
         .op("; else")
         .sub(otherwise)
         .op("; fi")
+}
+
+/// `test -d PATH`: exit 0 when a directory is there (links followed). A file plane answers it
+/// without a program.
+pub fn test_d(path: &str) -> Cmd {
+    Cmd::raw("test -d").arg(path).query(FileQuery::is_dir(path))
+}
+
+/// `sha256sum -- PATH`: the file's sha256 first on the line (the file plane's check of a large
+/// file it wrote, on the host).
+pub fn sha256_cmd(path: &str) -> Cmd {
+    Cmd::raw("sha256sum --").arg(path)
+}
+
+/// The exec line that starts OpenSSH's `sftp-server` as `user` (`sudo -n`, never a prompt):
+/// the first of `servers` (space-separated paths) that is executable. Its stdin and stdout are
+/// the SFTP session, so nothing else may print: no session wrapper, no marker.
+pub fn sftp_server_line(user: &str, servers: &'static str) -> Result<String, CmdError> {
+    let b = Become::sudo(user);
+    let user = b.validated_user()?;
+    let script = format!(
+        "for p in {servers}; do if [ -x \"$p\" ]; then exec \"$p\"; fi; done; echo 'rdeploy: no sftp-server found' >&2; exit 127"
+    );
+    Ok(format!(
+        "sudo -n -u {} -- sh -c {}",
+        quote(user)?,
+        quote(&script)?
+    ))
 }
 
 #[cfg(test)]

@@ -10,10 +10,12 @@
 //! (the default), with [`known_hosts`] and [`ssh_config`] beside it.
 
 pub mod cmd;
+pub mod files;
 pub mod known_hosts;
 pub mod local;
 mod quickack;
 pub mod reads;
+pub(crate) mod sftp;
 pub mod ssh;
 pub mod ssh_config;
 
@@ -503,6 +505,11 @@ impl Queued {
         self.outcome = None;
     }
 
+    /// Whether a command is queued and has not run yet.
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
     /// The queued command, if it has not run yet.
     pub fn take_pending(&mut self) -> Option<Cmd> {
         self.pending.take()
@@ -647,6 +654,18 @@ impl AnyTransport {
         }
         if let Some(outs) = self.reads().hit(set) {
             return Ok(Ok(outs));
+        }
+        if let AnyTransport::Ssh(t) = self {
+            let queries: Option<Vec<&files::FileQuery>> =
+                set.bare().iter().map(Cmd::file_query).collect();
+            if let Some(qs) = queries
+                && let Some(mut outs) = t.plane_answers(&qs, set.become_()).await?
+            {
+                for o in &mut outs {
+                    cmd::keep_ends(o, set.keep());
+                }
+                return Ok(Ok(outs));
+            }
         }
         let others = self.reads().batch_with(set);
         if others.is_empty() {

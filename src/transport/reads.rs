@@ -97,6 +97,16 @@ impl ReadSet {
     }
 
     /// Whether the set can run inside `cmd`'s round trip (same `become` and timeout).
+    /// The set's `become`.
+    pub fn become_(&self) -> Option<&Become> {
+        self.become_.as_ref()
+    }
+
+    /// Whether every command is a typed file query ([`Cmd::file_query`]).
+    pub fn is_file_queries(&self) -> bool {
+        self.cmds.iter().all(|c| c.file_query().is_some())
+    }
+
     fn runs_with(&self, cmd: &Cmd) -> bool {
         cmd.get_become() == self.become_.as_ref() && cmd.get_timeout() == self.timeout
     }
@@ -118,6 +128,9 @@ pub struct Reads {
     /// While recording, sets asked for are noted and nothing runs.
     recording: Option<Vec<ReadSet>>,
     hits: usize,
+    /// Become users (`None`: the login user) whose file queries a file plane answers: sets of
+    /// only such queries are not run ahead (the plane answers them without a program).
+    served: Vec<Option<String>>,
 }
 
 /// A command with announced reads riding along ([`Reads::ride`]).
@@ -137,11 +150,30 @@ impl Reads {
     pub fn announce(&mut self, sets: Vec<ReadSet>) {
         let mut fresh: Vec<ReadSet> = Vec::with_capacity(sets.len());
         for s in sets {
-            if !fresh.contains(&s) {
+            if !fresh.contains(&s) && !self.answered_by_plane(&s) {
                 fresh.push(s);
             }
         }
         self.announced = fresh;
+    }
+
+    /// A file plane answers `user`'s file queries from now on ([`ReadSet::is_file_queries`]).
+    pub fn serve(&mut self, user: Option<String>) {
+        if !self.served.contains(&user) {
+            self.served.push(user);
+        }
+    }
+
+    /// Whether a file plane answers every command of `set`.
+    fn answered_by_plane(&self, set: &ReadSet) -> bool {
+        let user = match &set.become_ {
+            None => None,
+            Some(b) if b.method == super::BecomeMethod::Sudo && b.password.is_none() => {
+                Some(b.user.clone())
+            }
+            Some(_) => return false,
+        };
+        self.served.contains(&user) && set.is_file_queries()
     }
 
     /// Nothing is kept and nothing announced.

@@ -11,9 +11,14 @@
 //! russh's inactivity timer is not enough, the server's own keepalives reset it). Each command
 //! runs in its own session and process group ([`cmd::session_line`]); on timeout or
 //! cancellation the group is killed over a fresh channel ([`cmd::kill_group_cmd`], with the
-//! command's `become`), so nothing is left behind on the host. Files go through `exec`
-//! channels: `put` streams the bytes to [`cmd::put_file_cmd`] (temp file, sha256 check on the
-//! host, chmod before rename), `get` reads at most the limit plus one byte.
+//! command's `become`), so nothing is left behind on the host. Files go through the file
+//! plane ([`super::sftp`]: one SFTP session per become user, started with the connection for
+//! the login user) when the host offers it: `put` (temp file, owner and mode, fsync, checked,
+//! posix-rename), `get`, and the stat helpers' questions ([`super::files::FileQuery`]). Where it
+//! cannot (no sftp subsystem, `su`, a sudo password, `RDEPLOY_FILE_PLANE=shell`, a queued
+//! backup that rides with the shell's write), `exec` channels do it: `put` streams the bytes to
+//! [`cmd::put_file_cmd`] (temp file, sha256 check on the host, chmod before rename), `get`
+//! reads at most the limit plus one byte.
 //!
 //! It must not build shell strings (all come from [`cmd`]), print, or log secrets.
 
@@ -29,9 +34,11 @@ use russh::keys::{Algorithm, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertif
 use russh::{ChannelMsg, Sig};
 use tokio::sync::{Semaphore, watch};
 
-use super::cmd::{self, Become, Cmd};
+use super::cmd::{self, Become, BecomeMethod, Cmd};
+use super::files::FileQuery;
 use super::known_hosts::{self, HostKey, HostKeyPolicy, KnownHosts, Verdict};
 use super::quickack::QuickAck;
+use super::sftp::Sftp;
 use super::ssh_config::{Hop, HostSettings, SshOptions};
 use super::{
     Capture, FileAttrs, GaveUp, Output, OutputLimits, Payload, Put, Queued, Reads, Transport,
@@ -59,6 +66,22 @@ pub struct SshTransport {
     /// The channel holding the host lock ([`SshTransport::hold`]), open until the connection
     /// closes.
     held: Option<russh::Channel<client::Msg>>,
+    /// The file plane's sessions ([`super::sftp`]), by become user (`None`: the login user),
+    /// opened at first use; a user whose session could not start is served by the shell.
+    planes: std::collections::HashMap<Option<String>, Plane>,
+    /// `RDEPLOY_FILE_PLANE=shell`: files go through shell programs only (the fallback, forced).
+    shell_only: bool,
+}
+
+/// One become user's file plane on a connection.
+enum Plane {
+    /// A session, and the channel permit it holds for the whole run.
+    Ready(
+        Box<Sftp>,
+        #[allow(dead_code)] tokio::sync::OwnedSemaphorePermit,
+    ),
+    /// No session: the shell plane serves this user.
+    Off,
 }
 
 impl std::fmt::Debug for SshTransport {
@@ -155,7 +178,7 @@ impl SshTransport {
             let _ = conn.liveness.set(task);
         }
         tracing::debug!(host = %name, "ssh connection ready");
-        Ok(SshTransport {
+        let mut t = SshTransport {
             name,
             conn,
             limits: OutputLimits::default(),
@@ -165,7 +188,15 @@ impl SshTransport {
             queued: Queued::default(),
             reads: Reads::default(),
             held: None,
-        })
+            planes: std::collections::HashMap::new(),
+            shell_only: std::env::var("RDEPLOY_FILE_PLANE").is_ok_and(|v| v == "shell"),
+        };
+        // The login user's file plane starts with the connection: the executor reads ahead
+        // (checks ride with commands) unless it knows the plane answers them.
+        if !t.shell_only {
+            t.plane(&None).await;
+        }
+        Ok(t)
     }
 
     /// The connection is gone (closed by the host, its session killed, keepalives unanswered):
@@ -420,6 +451,275 @@ impl SshTransport {
     }
 }
 
+/// Where OpenSSH's `sftp-server` is found on the common systems (Debian, Red Hat, Arch, BSD,
+/// Gentoo), tried in this order when a become user needs a session of its own.
+const SFTP_SERVERS: &str = "/usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server /usr/lib/ssh/sftp-server /usr/libexec/sftp-server /usr/lib/misc/sftp-server";
+
+impl SshTransport {
+    /// The become user whose file plane serves `b`: `Some(None)` for the login user,
+    /// `Some(Some(user))` for a `sudo` without a password, `None` when only the shell can do it
+    /// (`su`, a sudo password) or the shell plane is forced.
+    fn plane_key(&self, b: Option<&Become>) -> Option<Option<String>> {
+        if self.shell_only {
+            return None;
+        }
+        match b {
+            None => Some(None),
+            Some(b) if b.method == BecomeMethod::Sudo && b.password.is_none() => {
+                Some(Some(b.user.clone()))
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// The session serving `key`, started now if this is its first use.
+    async fn plane(&mut self, key: &Option<String>) -> Option<&Sftp> {
+        if !self.planes.contains_key(key) {
+            let plane = match self.start_plane(key.as_deref()).await {
+                Ok(p) => p,
+                Err(why) => {
+                    tracing::info!(host = %self.name, user = ?key, "file plane: shell programs ({why})");
+                    Plane::Off
+                }
+            };
+            self.planes.insert(key.clone(), plane);
+        }
+        match self.planes.get(key) {
+            Some(Plane::Ready(s, _)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Starts a session: the `sftp` subsystem for the login user, `sudo -n -u USER
+    /// sftp-server` (the first found of [`SFTP_SERVERS`]) on an exec channel for another.
+    async fn start_plane(&mut self, user: Option<&str>) -> Result<Plane, String> {
+        let permit = Arc::clone(&self.conn.channels)
+            .acquire_owned()
+            .await
+            .map_err(|e| format!("channel limit: {e}"))?;
+        let channel = self
+            .conn
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| format!("opening a channel: {e}"))?;
+        let what = match user {
+            None => {
+                channel
+                    .request_subsystem(true, "sftp")
+                    .await
+                    .map_err(|e| format!("sftp subsystem: {e}"))?;
+                "sftp subsystem".to_string()
+            }
+            Some(u) => {
+                let line = cmd::sftp_server_line(u, SFTP_SERVERS).map_err(|e| e.to_string())?;
+                channel
+                    .exec(true, line.as_bytes())
+                    .await
+                    .map_err(|e| format!("sudo sftp-server: {e}"))?;
+                format!("sudo -u {u} sftp-server")
+            }
+        };
+        // The server's answer to the request first: a host without the subsystem (or whose
+        // sudo refused) says so at once instead of leaving the session to time out.
+        let mut channel = channel;
+        let answer = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match channel.wait().await {
+                    Some(ChannelMsg::Success) => return Ok(()),
+                    Some(ChannelMsg::Failure) => {
+                        return Err(format!("{what}: refused by the host"));
+                    }
+                    Some(ChannelMsg::Close | ChannelMsg::Eof) | None => {
+                        return Err(format!("{what}: the host closed the channel"));
+                    }
+                    Some(_) => {}
+                }
+            }
+        })
+        .await
+        .map_err(|_| format!("{what}: no answer"))?;
+        answer?;
+        let sftp = Sftp::start(channel.into_stream(), what).await?;
+        tracing::info!(host = %self.name, plane = sftp.what(), "file plane: sftp");
+        self.reads.serve(user.map(str::to_string));
+        Ok(Plane::Ready(Box::new(sftp), permit))
+    }
+
+    /// Runs the queued command (the executor's backup) on its own, if one is waiting: a file
+    /// operation has no command line to ride on.
+    async fn settle_queued(&mut self) -> Result<(), TransportError> {
+        if let Some(pre) = self.queued.take_pending() {
+            let limits = self.limits;
+            let r = self.run_one(&pre, None, limits).await;
+            self.queued.settle_alone(r)?;
+        }
+        self.queued.blocked()
+    }
+
+    /// Waits for `fut` within the transport's default timeout and while the connection lives.
+    async fn on_plane<T>(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = T>,
+    ) -> Result<T, TransportError> {
+        let mut dead = self.conn.dead.clone();
+        if let Some(r) = dead.borrow_and_update().clone() {
+            return Err(TransportError::Unresponsive(r));
+        }
+        let guarded = async {
+            tokio::select! {
+                r = fut => Ok(r),
+                _ = dead.wait_for(Option::is_some) => Err(TransportError::Unresponsive(
+                    self.conn.dead_reason().unwrap_or_else(|| format!("{}: connection lost", self.name)),
+                )),
+            }
+        };
+        match within(self.default_timeout, guarded).await {
+            Ok(r) => r,
+            Err(GaveUp::TimedOut(after)) => Err(TransportError::TimedOut {
+                after,
+                what: Some(what.to_string()),
+                script: what.to_string(),
+            }),
+            Err(GaveUp::Abandoned) => Err(TransportError::Interrupted),
+        }
+    }
+
+    /// Marks `key`'s session broken after `e` (the shell plane serves it from now on).
+    fn plane_broke(&mut self, key: &Option<String>, e: &str) {
+        tracing::info!(host = %self.name, user = ?key, error = %e, "file plane: sftp session lost; shell programs from now on");
+        self.planes.insert(key.clone(), Plane::Off);
+    }
+
+    /// [`Transport::put`] on the file plane: `None` when the shell plane must do it.
+    async fn plane_put(
+        &mut self,
+        data: Payload<'_>,
+        path: &str,
+        attrs: &FileAttrs,
+    ) -> Result<Option<Put>, TransportError> {
+        let Some(key) = self.plane_key(attrs.become_.as_ref()) else {
+            return Ok(None);
+        };
+        self.reads.may_run()?;
+        // A queued backup rides with the shell plane's write in one round trip; on the file
+        // plane it would cost a command of its own (until backups move onto the plane).
+        if self.queued.is_pending() {
+            return Ok(None);
+        }
+        if self.plane(&key).await.is_none() {
+            return Ok(None);
+        }
+        self.reads.changed();
+        self.settle_queued().await?;
+        let Some(Plane::Ready(sftp, _)) = self.planes.get(&key) else {
+            return Ok(None);
+        };
+        let staged = self
+            .on_plane(&format!("writing {path}"), sftp.stage(data, path, attrs))
+            .await??;
+        let Some(staged) = staged else {
+            return Ok(None);
+        };
+        if !staged.verified {
+            // Too large to read back here: its sha256 is taken on the host.
+            let mut check = cmd::sha256_cmd(&staged.tmp);
+            if let Some(b) = &attrs.become_ {
+                check = check.with_become(b.clone());
+            }
+            let out = self.run_read(&check).await;
+            let got = match &out {
+                Ok(o) if o.status == 0 => o.stdout_lossy().get(..64).map(str::to_string),
+                _ => None,
+            };
+            if got.as_deref() != Some(staged.sha256.as_str()) {
+                if let Some(Plane::Ready(sftp, _)) = self.planes.get(&key) {
+                    sftp.discard(&staged).await;
+                }
+                out?;
+                return Err(TransportError::Protocol(format!(
+                    "{}: sha256 of {path} differs after writing (got {})",
+                    self.name,
+                    got.unwrap_or_default()
+                )));
+            }
+        }
+        let Some(Plane::Ready(sftp, _)) = self.planes.get(&key) else {
+            return Ok(None);
+        };
+        self.on_plane(&format!("writing {path}"), sftp.commit(&staged))
+            .await??;
+        tracing::debug!(host = %self.name, path, bytes = staged.len, "sftp put");
+        Ok(Some(staged.put))
+    }
+
+    /// [`Transport::get`] on the file plane: `None` when the shell plane must do it.
+    async fn plane_get(
+        &mut self,
+        path: &str,
+        max_bytes: u64,
+    ) -> Result<Option<Vec<u8>>, TransportError> {
+        let Some(key) = self.plane_key(None) else {
+            return Ok(None);
+        };
+        self.reads.may_run()?;
+        if self.plane(&key).await.is_none() {
+            return Ok(None);
+        }
+        self.settle_queued().await?;
+        let Some(Plane::Ready(sftp, _)) = self.planes.get(&key) else {
+            return Ok(None);
+        };
+        self.on_plane(&format!("reading {path}"), sftp.get(path, max_bytes))
+            .await?
+            .map(Some)
+    }
+
+    /// Answers a set of file queries on the file plane (no program on the host), as the
+    /// shell plane's stat helpers would: `None` when one of them needs the shell plane.
+    pub(crate) async fn plane_answers(
+        &mut self,
+        queries: &[&FileQuery],
+        become_: Option<&Become>,
+    ) -> Result<Option<Vec<Output>>, TransportError> {
+        let Some(key) = self.plane_key(become_) else {
+            return Ok(None);
+        };
+        tracing::debug!(host = %self.name, n = queries.len(), queued = self.queued.is_pending(), "file queries");
+        // A queued backup rides with the shell plane's next command; reads do not overtake it.
+        if self.queued.is_pending() {
+            return Ok(None);
+        }
+        self.queued.blocked()?;
+        if self.plane(&key).await.is_none() {
+            return Ok(None);
+        }
+        let Some(Plane::Ready(sftp, _)) = self.planes.get(&key) else {
+            return Ok(None);
+        };
+        let sftp: &Sftp = sftp;
+        let all = futures::future::join_all(queries.iter().map(|q| sftp.answer(q)));
+        let answers = self.on_plane("looking at files", all).await?;
+        let mut outs = Vec::with_capacity(answers.len());
+        for (a, q) in answers.into_iter().zip(queries) {
+            match a {
+                Ok(Some(a)) => outs.push(a.to_output()),
+                Ok(None) => {
+                    tracing::debug!(host = %self.name, path = %q.path, "file query left to the shell plane");
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.plane_broke(&key, &e);
+                    return Ok(None);
+                }
+            }
+        }
+        tracing::debug!(host = %self.name, n = outs.len(), "file queries answered over sftp");
+        Ok(Some(outs))
+    }
+}
+
 impl Transport for SshTransport {
     async fn exec(&mut self, cmd: &Cmd) -> Result<Output, TransportError> {
         let limits = self.limits;
@@ -434,6 +734,9 @@ impl Transport for SshTransport {
     ) -> Result<Put, TransportError> {
         if !path.starts_with('/') {
             return Err(TransportError::Io(format!("{path}: path must be absolute")));
+        }
+        if let Some(put) = self.plane_put(data, path, attrs).await? {
+            return Ok(put);
         }
         let sum = data.sha256();
         let mut cmd = cmd::put_file_keeping_cmd(
@@ -476,6 +779,9 @@ impl Transport for SshTransport {
     }
 
     async fn get(&mut self, path: &str, max_bytes: u64) -> Result<Vec<u8>, TransportError> {
+        if let Some(data) = self.plane_get(path, max_bytes).await? {
+            return Ok(data);
+        }
         let want = max_bytes.saturating_add(1);
         let mut cmd = cmd::read_file_bounded_cmd(path, want);
         if let Some(t) = self.default_timeout {

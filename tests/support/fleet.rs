@@ -367,9 +367,17 @@ pub struct FleetBuilder {
     sudo_password: bool,
     encrypted_key: bool,
     own_etc: bool,
+    no_sftp: bool,
 }
 
 impl FleetBuilder {
+    /// Hosts without the `sftp` subsystem (no `Subsystem` line in sshd_config): rdeploy's file
+    /// plane falls back to shell programs there.
+    pub fn no_sftp(mut self) -> Self {
+        self.no_sftp = true;
+        self
+    }
+
     /// How many inventory hosts (default 1).
     pub fn hosts(mut self, n: usize) -> Self {
         self.hosts = n;
@@ -466,6 +474,7 @@ impl Fleet {
             sudo_password: false,
             encrypted_key: false,
             own_etc: false,
+            no_sftp: false,
         }
     }
 
@@ -574,6 +583,7 @@ impl Fleet {
             key_types: opts.key_types.clone(),
             password_auth: opts.password_auth,
             penalties: user.penalties,
+            sftp: !opts.no_sftp,
             binds: opts
                 .own_etc
                 .then(own_etc_folders)
@@ -953,6 +963,8 @@ struct SshdOptions {
     key_types: Vec<KeyType>,
     password_auth: bool,
     penalties: bool,
+    /// Whether sshd serves the `sftp` subsystem.
+    sftp: bool,
     /// (source, relative to the sshd's directory or absolute; path it is mounted on inside
     /// the host)
     binds: Vec<(PathBuf, PathBuf)>,
@@ -1034,9 +1046,11 @@ impl ServerSpec {
         c.push_str(
             "StrictModes no\nAllowUsers rdeploy-test\nPermitRootLogin no\n\
              KbdInteractiveAuthentication no\nUsePAM no\nUseDNS no\nPrintMotd no\n\
-             PrintLastLog no\nMaxStartups 1000\nMaxSessions 100\n\
-             Subsystem sftp internal-sftp\nLogLevel VERBOSE\n",
+             PrintLastLog no\nMaxStartups 1000\nMaxSessions 100\nLogLevel VERBOSE\n",
         );
+        if opts.sftp {
+            c.push_str("Subsystem sftp internal-sftp\n");
+        }
         if opts.penalties {
             // Tests fail logins on purpose; sshd 9.8+ would then refuse 127.0.0.1 a while.
             c.push_str("PerSourcePenalties no\n");

@@ -552,16 +552,7 @@ pub async fn read_text_file(
 
 /// A [`PathState`] for a missing path.
 pub fn absent_state() -> PathState {
-    PathState {
-        kind: PathKind::Absent,
-        mode: 0,
-        uid: 0,
-        gid: 0,
-        owner: String::new(),
-        group: String::new(),
-        size: 0,
-        sha256: None,
-    }
+    PathState::absent()
 }
 
 /// What an in-place edit module carries from `check` to `apply`.

@@ -402,7 +402,7 @@ async fn check_file(
         cmds.push(stat_cmd(src));
     }
     cmds.push(stat_content_cmd(&dest, bytes_sha.as_deref(), DIFF_MAX + 1));
-    cmds.push(Cmd::raw("test -d").arg(dest.clone()));
+    cmds.push(cmd::test_d(&dest));
     if let Some(inner) = &inner {
         cmds.push(stat_content_cmd(inner, bytes_sha.as_deref(), DIFF_MAX + 1));
     }

@@ -1,0 +1,288 @@
+//! The file plane's nouns: typed questions about a host's files ([`FileQuery`]) and the one
+//! answer form they share ([`Answer`]), which every plane produces and one parser reads.
+//!
+//! A stat helper ([`super::cmd::stat_cmd`] and its kin) carries its [`FileQuery`]: a transport
+//! with a file plane (SFTP over SSH) answers it with protocol requests and no program on the
+//! host; the shell plane runs the helper's script. Both answers come out as the same
+//! [`Output`] (the stat helper's `key value` lines), so what a module reads does not depend on
+//! which plane answered. This module must not talk to a host: the planes do.
+
+use super::Output;
+use super::cmd::{PathKind, PathState};
+
+/// A file's size up to which a plane reads it whole to hash it on the controller; above it,
+/// the shell plane's `sha256sum` hashes it on the host.
+pub const HASH_READ_MAX: u64 = 256 * 1024;
+
+/// One question about a path, as a stat helper asks it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileQuery {
+    /// The path as the task gave it (relative paths are from the login's home).
+    pub path: String,
+    /// The sha256 of a regular file's content is wanted.
+    pub hash: bool,
+    /// The content is wanted too, unless its sha256 is the one given: its first bytes, at
+    /// most the number given.
+    pub content: Option<(Option<String>, u64)>,
+    /// A symlink at `path` is followed to the file it finally names (`readlink -f`).
+    pub follow: bool,
+    /// Asked as `test -d`: only whether a directory is there (links followed); the answer is
+    /// an exit status, no state.
+    pub is_dir: bool,
+}
+
+impl FileQuery {
+    /// The state of `path` (a symlink not followed), hashed when `hash`.
+    pub fn stat(path: &str, hash: bool) -> FileQuery {
+        FileQuery {
+            path: path.to_string(),
+            hash,
+            content: None,
+            follow: false,
+            is_dir: false,
+        }
+    }
+
+    /// Whether a directory is at `path`, links followed (`test -d`).
+    pub fn is_dir(path: &str) -> FileQuery {
+        FileQuery {
+            is_dir: true,
+            follow: true,
+            ..FileQuery::stat(path, false)
+        }
+    }
+}
+
+/// What a plane found for a [`FileQuery`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The path's state, and its content when it was asked for and differs.
+    Found(PathState, Option<Vec<u8>>),
+    /// The path could not be looked at (a folder on the way that cannot be searched, a link
+    /// that cannot be resolved): the helper's exit status 3 and this message.
+    Refused(String),
+    /// The exit status of a test (`test -d`: 0 yes, 1 no).
+    Status(i32),
+}
+
+impl Answer {
+    /// The answer as the stat helper prints it ([`super::cmd::parse_stat_content`] reads it).
+    pub fn to_output(&self) -> Output {
+        match self {
+            Answer::Status(status) => Output {
+                status: *status,
+                ..Output::default()
+            },
+            Answer::Refused(msg) => Output {
+                status: 3,
+                stderr: format!("rdeploy: {msg}\n").into_bytes(),
+                ..Output::default()
+            },
+            Answer::Found(state, content) => Output {
+                status: 0,
+                stdout: stat_text(state, content.as_deref()),
+                ..Output::default()
+            },
+        }
+    }
+}
+
+/// The stat helper's lines for `state`.
+fn stat_text(state: &PathState, content: Option<&[u8]>) -> Vec<u8> {
+    let kind = match &state.kind {
+        PathKind::Absent => return b"kind absent\n".to_vec(),
+        PathKind::File => "file",
+        PathKind::Directory => "directory",
+        PathKind::Link { .. } => "link",
+        PathKind::Other => "other",
+    };
+    let mut out = format!(
+        "kind {kind}\nmode {:o}\nuid {}\ngid {}\nowner {}\ngroup {}\nsize {}\n",
+        state.mode, state.uid, state.gid, state.owner, state.group, state.size
+    )
+    .into_bytes();
+    if let Some(h) = &state.sha256 {
+        out.extend_from_slice(format!("sha256 {h}\n").as_bytes());
+        if let Some(c) = content {
+            out.extend_from_slice(b"content\n");
+            out.extend_from_slice(c);
+        }
+    }
+    if let PathKind::Link { target } = &state.kind {
+        out.extend_from_slice(format!("target {target}\n").as_bytes());
+    }
+    out
+}
+
+/// The file kind in an SFTP/`lstat` mode word (`S_IFMT` bits).
+pub fn kind_of_mode(mode: u32) -> Option<PathKind> {
+    match mode & 0o170000 {
+        0o100000 => Some(PathKind::File),
+        0o040000 => Some(PathKind::Directory),
+        0o120000 => Some(PathKind::Link {
+            target: String::new(),
+        }),
+        0 => None,
+        _ => Some(PathKind::Other),
+    }
+}
+
+/// Id-to-name tables read from a host's `/etc/passwd` and `/etc/group`.
+#[derive(Clone, Debug, Default)]
+pub struct Names {
+    users: std::collections::HashMap<u32, String>,
+    groups: std::collections::HashMap<u32, String>,
+    user_ids: std::collections::HashMap<String, u32>,
+    group_ids: std::collections::HashMap<String, u32>,
+}
+
+impl Names {
+    /// Reads `passwd` and `group` (the files' text: `name:x:id:...` lines).
+    pub fn parse(passwd: &str, group: &str) -> Names {
+        let mut n = Names::default();
+        for (text, ids, names) in [
+            (passwd, &mut n.users, &mut n.user_ids),
+            (group, &mut n.groups, &mut n.group_ids),
+        ] {
+            for line in text.lines() {
+                let mut f = line.split(':');
+                let (Some(name), Some(_), Some(id)) = (f.next(), f.next(), f.next()) else {
+                    continue;
+                };
+                let Ok(id) = id.parse::<u32>() else { continue };
+                if name.is_empty() || name.starts_with(['#', '+', '-']) {
+                    continue;
+                }
+                // The first line for an id or a name wins, as getpwuid/getpwnam find it.
+                ids.entry(id).or_insert_with(|| name.to_string());
+                names.entry(name.to_string()).or_insert(id);
+            }
+        }
+        n
+    }
+
+    /// The user named for `uid`, when the file has it.
+    pub fn user(&self, uid: u32) -> Option<&str> {
+        self.users.get(&uid).map(String::as_str)
+    }
+
+    /// The group named for `gid`, when the file has it.
+    pub fn group(&self, gid: u32) -> Option<&str> {
+        self.groups.get(&gid).map(String::as_str)
+    }
+
+    /// The uid of `owner` (a name in the file, or a number).
+    pub fn uid(&self, owner: &str) -> Option<u32> {
+        self.user_ids
+            .get(owner)
+            .copied()
+            .or_else(|| owner.parse().ok())
+    }
+
+    /// The gid of `group` (a name in the file, or a number).
+    pub fn gid(&self, group: &str) -> Option<u32> {
+        self.group_ids
+            .get(group)
+            .copied()
+            .or_else(|| group.parse().ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::cmd::parse_stat_content;
+
+    fn state(kind: PathKind) -> PathState {
+        PathState {
+            kind,
+            mode: 0o1755,
+            uid: 1000,
+            gid: 27,
+            owner: "deploy".into(),
+            group: "domain users".into(),
+            size: 12,
+            sha256: None,
+        }
+    }
+
+    #[test]
+    fn answers_read_back_as_the_stat_helper_prints_them() {
+        let mut file = state(PathKind::File);
+        file.sha256 = Some("ab".repeat(32));
+        let cases = [
+            (Answer::Found(file.clone(), None), None),
+            (
+                Answer::Found(file.clone(), Some(b"old\ncontent\n".to_vec())),
+                Some(b"old\ncontent\n".to_vec()),
+            ),
+            (Answer::Found(state(PathKind::Directory), None), None),
+            (
+                Answer::Found(
+                    state(PathKind::Link {
+                        target: "a\nb c".into(),
+                    }),
+                    None,
+                ),
+                None,
+            ),
+            (Answer::Found(PathState::absent(), None), None),
+        ];
+        for (answer, content) in cases {
+            let Answer::Found(want, _) = &answer else {
+                unreachable!()
+            };
+            let (got, got_content) = parse_stat_content(&answer.to_output()).unwrap();
+            assert_eq!(&got, want);
+            assert_eq!(got_content, content);
+        }
+        let refused = Answer::Refused("cannot search directory /root".into()).to_output();
+        assert!(parse_stat_content(&refused).is_err());
+        assert_eq!(refused.status, 3);
+    }
+
+    #[test]
+    fn names_come_from_the_first_line_for_each_id_and_name() {
+        let n = Names::parse(
+            "root:x:0:0:root:/root:/bin/sh\n+nis\nbad\ntoor:x:0:0::/:/bin/sh\nweb:x:33:33::/:/bin/false\n",
+            "root:x:0:\nwww data:x:33:\n",
+        );
+        assert_eq!(n.user(0), Some("root"));
+        assert_eq!(n.uid("toor"), Some(0));
+        assert_eq!(n.uid("web"), Some(33));
+        assert_eq!(n.uid("1234"), Some(1234));
+        assert_eq!(n.uid("nobody-here"), None);
+        assert_eq!(n.group(33), Some("www data"));
+        assert_eq!(n.gid("www data"), Some(33));
+        assert_eq!(kind_of_mode(0o100644), Some(PathKind::File));
+        assert_eq!(kind_of_mode(0o020644), Some(PathKind::Other));
+    }
+}
+
+#[cfg(test)]
+mod query_tests {
+    use crate::transport::cmd::{stat_attrs_cmd, stat_cmd, stat_content_cmd, stat_resolved_cmd};
+
+    #[test]
+    fn the_stat_helpers_carry_their_query_until_more_is_added() {
+        assert!(
+            stat_cmd("/a")
+                .file_query()
+                .is_some_and(|q| q.hash && !q.follow)
+        );
+        assert!(stat_attrs_cmd("/a").file_query().is_some_and(|q| !q.hash));
+        assert!(
+            stat_resolved_cmd("/a")
+                .file_query()
+                .is_some_and(|q| q.follow)
+        );
+        let c = stat_content_cmd("/a", Some("ff"), 9);
+        assert_eq!(
+            c.file_query().and_then(|q| q.content.clone()),
+            Some((Some("ff".to_string()), 9))
+        );
+        assert!(c.bare().is_some_and(|b| b.file_query().is_some()));
+        assert!(stat_cmd("/a").op("; true").file_query().is_none());
+        assert!(stat_cmd("a").chdir("/tmp").file_query().is_none());
+    }
+}

@@ -1,0 +1,642 @@
+//! The SFTP file plane: a host's files reached through OpenSSH's own `sftp-server`, one session
+//! per (host, become user) for the whole run, instead of shell programs.
+//!
+//! Owns [`Sftp`]: starting a session over any byte stream (the `sftp` subsystem of the host's
+//! one SSH connection, or `sudo -n sftp-server` on an exec channel for a become user), the
+//! extensions it needs (`posix-rename@openssh.com` for an atomic replace, `fsync@openssh.com`
+//! for durability; without them the session is not used), answering [`FileQuery`]s, reading a
+//! file, and writing one atomically in two steps ([`Sftp::stage`], then [`Staged`]'s commit or
+//! discard) so the transport can check a large file's sha256 on the host between them. It must
+//! not run commands or decide when the shell plane is used: the transport does
+//! ([`super::ssh`]).
+//!
+//! Every answer is the one the shell plane would give, or none ([`Sftp::answer`] returns
+//! `None`): a name not in the host's `/etc/passwd`, a file too large to hash here, a link that
+//! cannot be resolved here. Then the transport asks the shell plane instead.
+
+use std::time::Duration;
+
+use futures::stream::{FuturesOrdered, StreamExt};
+use russh_sftp::client::RawSftpSession;
+use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
+use sha2::Digest;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+
+use super::cmd::{PathKind, PathState};
+use super::files::{Answer, FileQuery, HASH_READ_MAX, Names, kind_of_mode};
+use super::{FileAttrs, Payload, Put, TransportError};
+
+/// Bytes per read or write request (OpenSSH's sftp-server takes up to 256 KiB).
+const CHUNK: usize = 64 * 1024;
+
+/// Requests in flight at once for one transfer.
+const IN_FLIGHT: usize = 16;
+
+/// `/etc/passwd` and `/etc/group` larger than this are not read (names are then the shell
+/// plane's to find).
+const NAMES_MAX: u64 = 8 << 20;
+
+/// The extensions a session must have to be used.
+const NEEDED: [&str; 2] = ["posix-rename@openssh.com", "fsync@openssh.com"];
+
+/// One SFTP session (see the module docs).
+pub(crate) struct Sftp {
+    raw: RawSftpSession,
+    names: Names,
+    /// How the session was started, for `-v` (`sftp subsystem`, `sudo -u root sftp-server`).
+    what: String,
+}
+
+impl std::fmt::Debug for Sftp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sftp").field("what", &self.what).finish()
+    }
+}
+
+/// Why an SFTP request failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The server answered with an error status (the host said no: permission, no such file).
+    Status(StatusCode, String),
+    /// The session broke (closed, timed out, spoke nonsense): the plane is not used again.
+    Broken(String),
+}
+
+impl From<SftpError> for Failure {
+    fn from(e: SftpError) -> Failure {
+        match e {
+            SftpError::Status(s) => Failure::Status(s.status_code, s.error_message),
+            e => Failure::Broken(e.to_string()),
+        }
+    }
+}
+
+impl Failure {
+    fn no_such_file(&self) -> bool {
+        matches!(self, Failure::Status(StatusCode::NoSuchFile, _))
+    }
+
+    /// The failure as words about `what` (`writing /etc/x`).
+    fn describe(&self, what: &str) -> String {
+        match self {
+            Failure::Status(code, msg) if msg.is_empty() => format!("{what}: {code}"),
+            Failure::Status(_, msg) => format!("{what}: {msg}"),
+            Failure::Broken(e) => format!("{what}: sftp session lost: {e}"),
+        }
+    }
+}
+
+/// A file written to its temporary name and flushed, still open, not yet renamed over its
+/// destination ([`Sftp::stage`]).
+#[derive(Debug)]
+pub(crate) struct Staged {
+    /// Its open handle.
+    handle: String,
+    /// The temporary file (next to `dest`).
+    pub tmp: String,
+    /// Where it goes.
+    pub dest: String,
+    /// The sha256 it must have.
+    pub sha256: String,
+    /// Its length.
+    pub len: u64,
+    /// Whether its content was read back and checked already (small files); otherwise the
+    /// caller checks it on the host before [`Sftp::commit`].
+    pub verified: bool,
+    /// What [`super::Transport::put`] reports.
+    pub put: Put,
+}
+
+impl Sftp {
+    /// Starts a session on `stream` (a channel already running `sftp-server`): version
+    /// exchange, the extensions it needs, the id-to-name tables. `Err` says why the session
+    /// cannot be used (the shell plane is used instead).
+    pub(crate) async fn start<S>(stream: S, what: String) -> Result<Sftp, String>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let cfg = russh_sftp::client::Config {
+            // Our own waits (the task's timeout, the connection's liveness) bound every
+            // request; this only catches a server that stopped answering one.
+            request_timeout_secs: 3600,
+            ..russh_sftp::client::Config::default()
+        };
+        let mut raw = RawSftpSession::new_with_config(stream, cfg);
+        let version = tokio::time::timeout(Duration::from_secs(30), raw.init())
+            .await
+            .map_err(|_| format!("{what}: no answer to the version exchange"))?
+            .map_err(|e| format!("{what}: {e}"))?;
+        let missing: Vec<&str> = NEEDED
+            .into_iter()
+            .filter(|e| !version.extensions.contains_key(*e))
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!("{what} lacks {}", missing.join(", ")));
+        }
+        if version.extensions.contains_key("limits@openssh.com")
+            && let Ok(l) = raw.limits().await
+        {
+            raw.set_limits(l.into());
+        }
+        let mut s = Sftp {
+            raw,
+            names: Names::default(),
+            what,
+        };
+        let passwd = s.read("/etc/passwd", NAMES_MAX).await;
+        let group = s.read("/etc/group", NAMES_MAX).await;
+        if let (Ok(p), Ok(g)) = (passwd, group) {
+            s.names = Names::parse(&String::from_utf8_lossy(&p), &String::from_utf8_lossy(&g));
+        }
+        Ok(s)
+    }
+
+    /// How the session was started.
+    pub(crate) fn what(&self) -> &str {
+        &self.what
+    }
+
+    /// `lstat`: `None` when nothing is there.
+    async fn lstat(&self, path: &str) -> Result<Option<FileAttributes>, Failure> {
+        match self.raw.lstat(path).await {
+            Ok(a) => Ok(Some(a.attrs)),
+            Err(e) => {
+                let f = Failure::from(e);
+                if f.no_such_file() { Ok(None) } else { Err(f) }
+            }
+        }
+    }
+
+    /// Answers `q` as the shell plane's stat helper would, or `Ok(None)` when this plane cannot
+    /// say the same (see the module docs). `Err` only when the session broke.
+    pub(crate) async fn answer(&self, q: &FileQuery) -> Result<Option<Answer>, String> {
+        match self.try_answer(q).await {
+            Ok(a) => Ok(a),
+            Err(Failure::Broken(e)) => Err(e),
+            Err(Failure::Status(StatusCode::PermissionDenied, _)) => Ok(Some(Answer::Refused(
+                format!("cannot search a folder on the way to {}", q.path),
+            ))),
+            Err(Failure::Status(..)) => Ok(None),
+        }
+    }
+
+    async fn try_answer(&self, q: &FileQuery) -> Result<Option<Answer>, Failure> {
+        if q.is_dir {
+            // `test -d`: anything that keeps the answer from being "a directory" is a no.
+            return Ok(Some(Answer::Status(
+                match self.raw.stat(q.path.as_str()).await {
+                    Ok(a) if a.attrs.is_dir() => 0,
+                    Ok(_) => 1,
+                    Err(e) => match Failure::from(e) {
+                        Failure::Broken(b) => return Err(Failure::Broken(b)),
+                        Failure::Status(..) => 1,
+                    },
+                },
+            )));
+        }
+        let Some(mut attrs) = self.lstat(&q.path).await? else {
+            return Ok(Some(Answer::Found(PathState::absent(), None)));
+        };
+        let mut path = q.path.clone();
+        if q.follow && attrs.is_symlink() {
+            // `readlink -f`: the server's realpath resolves every link on the way.
+            let Ok(name) = self.raw.realpath(q.path.as_str()).await else {
+                return Ok(None);
+            };
+            let Some(real) = name.files.into_iter().next().map(|f| f.filename) else {
+                return Ok(None);
+            };
+            match self.lstat(&real).await? {
+                Some(a) => attrs = a,
+                None => return Ok(Some(Answer::Found(PathState::absent(), None))),
+            }
+            path = real;
+        }
+        let mode = attrs.permissions.unwrap_or_default();
+        let Some(mut kind) = kind_of_mode(mode) else {
+            return Ok(None);
+        };
+        let (Some(uid), Some(gid)) = (attrs.uid, attrs.gid) else {
+            return Ok(None);
+        };
+        let (Some(owner), Some(group)) = (self.names.user(uid), self.names.group(gid)) else {
+            return Ok(None);
+        };
+        let size = attrs.size.unwrap_or_default();
+        if let PathKind::Link { target } = &mut kind {
+            let name = self.raw.readlink(path.as_str()).await?;
+            match name.files.into_iter().next() {
+                Some(f) => *target = f.filename,
+                None => return Ok(None),
+            }
+        }
+        let mut state = PathState {
+            kind,
+            mode: mode & 0o7777,
+            uid,
+            gid,
+            owner: owner.to_string(),
+            group: group.to_string(),
+            size,
+            sha256: None,
+        };
+        let mut content = None;
+        if q.hash && state.kind == PathKind::File {
+            if size > HASH_READ_MAX {
+                return Ok(None);
+            }
+            // A file that cannot be read has no sha256, as with the shell helper.
+            if let Ok(data) = self.read(&path, HASH_READ_MAX).await {
+                let sum = hex::encode(sha2::Sha256::digest(&data));
+                if let Some((unless, max)) = &q.content
+                    && unless.as_deref() != Some(sum.as_str())
+                {
+                    let keep = usize::try_from(*max).unwrap_or(usize::MAX).min(data.len());
+                    content = Some(data[..keep].to_vec());
+                }
+                state.sha256 = Some(sum);
+            }
+        }
+        Ok(Some(Answer::Found(state, content)))
+    }
+
+    /// Reads `path` (following symlinks) to its end; `Err(None)`-like failures are statuses.
+    /// More than `max` bytes: [`TransportError::TooLarge`] (as a status failure's words).
+    pub(crate) async fn read(&self, path: &str, max: u64) -> Result<Vec<u8>, Failure> {
+        let handle = self
+            .raw
+            .open(path, OpenFlags::READ, FileAttributes::empty())
+            .await?
+            .handle;
+        let r = self.read_handle(&handle, max.saturating_add(1)).await;
+        let _ = self.raw.close(handle).await;
+        r
+    }
+
+    /// Reads an open file from offset 0 until its end or `limit` bytes, with reads in flight.
+    async fn read_handle(&self, handle: &str, limit: u64) -> Result<Vec<u8>, Failure> {
+        let mut data = Vec::new();
+        let mut next: u64 = 0;
+        let mut pending = FuturesOrdered::new();
+        let mut eof = false;
+        loop {
+            while !eof && pending.len() < IN_FLIGHT && next < limit {
+                let len = (limit - next).min(CHUNK as u64) as u32;
+                let at = next;
+                pending.push_back(async move { (at, self.raw.read(handle, at, len).await) });
+                next += u64::from(len);
+            }
+            let Some((at, r)) = pending.next().await else {
+                break;
+            };
+            match r {
+                Ok(d) if at == data.len() as u64 && !d.data.is_empty() => {
+                    data.extend_from_slice(&d.data);
+                    if (d.data.len() as u64) < u64::from(CHUNK as u32).min(limit - at) {
+                        // A short read: the rest comes from where it stopped, in order.
+                        eof = true;
+                        let mut at = data.len() as u64;
+                        while at < limit {
+                            let len = (limit - at).min(CHUNK as u64) as u32;
+                            match self.raw.read(handle, at, len).await {
+                                Ok(d) if !d.data.is_empty() => {
+                                    data.extend_from_slice(&d.data);
+                                    at = data.len() as u64;
+                                }
+                                Ok(_) => break,
+                                Err(e) => {
+                                    let f = Failure::from(e);
+                                    if matches!(f, Failure::Status(StatusCode::Eof, _)) {
+                                        break;
+                                    }
+                                    return Err(f);
+                                }
+                            }
+                        }
+                    }
+                }
+                Ok(_) => eof = true,
+                Err(e) => {
+                    let f = Failure::from(e);
+                    if !matches!(f, Failure::Status(StatusCode::Eof, _)) {
+                        return Err(f);
+                    }
+                    eof = true;
+                }
+            }
+        }
+        Ok(data)
+    }
+
+    /// Reads `path` for [`super::Transport::get`].
+    pub(crate) async fn get(&self, path: &str, max: u64) -> Result<Vec<u8>, TransportError> {
+        let data = self
+            .read(path, max)
+            .await
+            .map_err(|f| TransportError::Io(f.describe(&format!("read {path}"))))?;
+        if data.len() as u64 > max {
+            return Err(TransportError::TooLarge {
+                path: path.to_string(),
+                max_bytes: max,
+            });
+        }
+        Ok(data)
+    }
+
+    /// Writes `data` to a new temporary file next to `dest` (created exclusively, never through
+    /// a planted link), gives it its owner, group and mode and flushes it to disk
+    /// (`fsync@openssh.com`): [`Sftp::commit`] renames it over `dest`. `Ok(None)` when this
+    /// plane cannot do what the shell plane would (an owner name not in the host's
+    /// `/etc/passwd`): nothing was written. Requests are pipelined: three round trips for a
+    /// file that fits in one window, and one more to rename it.
+    pub(crate) async fn stage(
+        &self,
+        data: Payload<'_>,
+        dest: &str,
+        attrs: &FileAttrs,
+    ) -> Result<Option<Staged>, TransportError> {
+        let (dir, name) = dest.rsplit_once('/').unwrap_or(("", dest));
+        let io = |f: Failure| TransportError::Io(f.describe(&format!("writing {dest} failed")));
+        let owner = match attrs.owner.as_deref().map(|o| self.names.uid(o)) {
+            Some(None) => return Ok(None),
+            o => o.flatten(),
+        };
+        let group = match attrs.group.as_deref().map(|g| self.names.gid(g)) {
+            Some(None) => return Ok(None),
+            g => g.flatten(),
+        };
+        let tmp = format!("{dir}/.{name}.rdeploy-tmp.{}", super::cmd::temp_nonce());
+        let private = FileAttributes {
+            permissions: Some(0o600),
+            ..FileAttributes::empty()
+        };
+        let (cur, opened) = tokio::join!(
+            self.lstat(dest),
+            self.raw.open(
+                tmp.as_str(),
+                OpenFlags::READ | OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUDE,
+                private,
+            )
+        );
+        let handle = opened.map_err(|e| io(e.into()))?.handle;
+        let staged = match cur {
+            Err(f) => Err(io(f)),
+            Ok(Some(a)) if a.is_dir() => Err(TransportError::Io(format!(
+                "writing {dest} failed: it is a directory"
+            ))),
+            Ok(cur) => {
+                let existing_mode = cur
+                    .as_ref()
+                    .filter(|a| a.is_regular())
+                    .and_then(|a| a.permissions)
+                    .map(|m| m & 0o7777);
+                let mode = attrs.mode.or(existing_mode).unwrap_or(0o644) & 0o7777;
+                let want = Want {
+                    uid: owner,
+                    gid: group,
+                    mode,
+                    keep: attrs.keep,
+                };
+                self.fill(&handle, data, dest, &tmp, want).await
+            }
+        };
+        match staged {
+            Ok(s) => Ok(Some(s)),
+            Err(e) => {
+                let _ = tokio::join!(self.raw.close(handle), self.raw.remove(tmp.as_str()));
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Sftp::stage`]'s work on the open temporary file.
+    async fn fill(
+        &self,
+        handle: &str,
+        data: Payload<'_>,
+        dest: &str,
+        tmp: &str,
+        want: Want,
+    ) -> Result<Staged, TransportError> {
+        let io = |f: Failure| TransportError::Io(f.describe(&format!("writing {dest} failed")));
+        let sum = data.sha256();
+        let len = data.len();
+        let small = len <= HASH_READ_MAX;
+        // Who the new file belongs to is asked alongside the writes.
+        let (mine, sent) = tokio::join!(self.raw.fstat(handle), self.write_all(handle, data, dest));
+        let sent = sent?;
+        let mine = mine.map_err(|e| io(e.into()))?.attrs;
+        if sent != (sum.clone(), len) {
+            return Err(TransportError::Protocol(format!(
+                "sha256 of {dest} differs after writing (got {})",
+                sent.0
+            )));
+        }
+        let put = self.own(handle, dest, &mine, &want).await?;
+        let perms = FileAttributes {
+            permissions: Some(want.mode),
+            ..FileAttributes::empty()
+        };
+        let back = async {
+            if small {
+                Some(self.read_handle(handle, len.saturating_add(1)).await)
+            } else {
+                None
+            }
+        };
+        let (set, synced, now, back) = tokio::join!(
+            self.raw.fsetstat(handle, perms),
+            self.raw.fsync(handle),
+            self.raw.fstat(handle),
+            back
+        );
+        set.map_err(|e| io(e.into()))?;
+        synced.map_err(|e| io(e.into()))?;
+        let now = now.map_err(|e| io(e.into()))?.attrs;
+        if now.size != Some(len) || now.permissions.map(|m| m & 0o7777) != Some(want.mode) {
+            return Err(TransportError::Protocol(format!(
+                "{dest}: the written file has {} bytes, mode {:o} (wanted {len}, {:o})",
+                now.size.unwrap_or_default(),
+                now.permissions.unwrap_or_default() & 0o7777,
+                want.mode
+            )));
+        }
+        // The content as the host has it now: read back and hashed here when small.
+        let verified = match back {
+            Some(back) => {
+                let got = hex::encode(sha2::Sha256::digest(back.map_err(io)?));
+                if got != sum {
+                    return Err(TransportError::Protocol(format!(
+                        "sha256 of {dest} differs after writing (got {got})"
+                    )));
+                }
+                true
+            }
+            None => false,
+        };
+        Ok(Staged {
+            handle: handle.to_string(),
+            tmp: tmp.to_string(),
+            dest: dest.to_string(),
+            sha256: sum,
+            len,
+            verified,
+            put,
+        })
+    }
+
+    /// Writes what `data` holds from offset 0, with writes in flight; returns the sha256 and
+    /// length of what was sent (a controller file changed since it was hashed shows there).
+    async fn write_all(
+        &self,
+        handle: &str,
+        data: Payload<'_>,
+        dest: &str,
+    ) -> Result<(String, u64), TransportError> {
+        let io = |f: Failure| TransportError::Io(f.describe(&format!("writing {dest} failed")));
+        let mut reader = data.reader().await?;
+        let mut hasher = sha2::Sha256::new();
+        let mut pending = FuturesOrdered::new();
+        let mut at: u64 = 0;
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            let mut filled = 0;
+            while filled < CHUNK {
+                let n = reader
+                    .read(&mut buf[filled..])
+                    .await
+                    .map_err(|e| TransportError::Io(format!("reading what goes to {dest}: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            if filled == 0 {
+                break;
+            }
+            buf.truncate(filled);
+            hasher.update(&buf);
+            let off = at;
+            at += filled as u64;
+            pending.push_back(async move { self.raw.write(handle, off, buf).await });
+            while pending.len() >= IN_FLIGHT {
+                if let Some(r) = pending.next().await {
+                    r.map_err(|e| io(e.into()))?;
+                }
+            }
+            if filled < CHUNK {
+                break;
+            }
+        }
+        while let Some(r) = pending.next().await {
+            r.map_err(|e| io(e.into()))?;
+        }
+        Ok((hex::encode(hasher.finalize()), at))
+    }
+
+    /// Gives the open temporary file (now `mine`) its owner and group: asked for (a failure is
+    /// an error), or kept from the replaced file as far as permitted (`keep`: never a failure;
+    /// what the file got instead is reported).
+    async fn own(
+        &self,
+        handle: &str,
+        dest: &str,
+        mine: &FileAttributes,
+        want: &Want,
+    ) -> Result<Put, TransportError> {
+        let (mine_u, mine_g) = (mine.uid.unwrap_or_default(), mine.gid.unwrap_or_default());
+        let (want_u, want_g) = (want.uid.unwrap_or(mine_u), want.gid.unwrap_or(mine_g));
+        if (want_u, want_g) == (mine_u, mine_g) {
+            return Ok(Put::default());
+        }
+        let set = |u: u32, g: u32| FileAttributes {
+            uid: Some(u),
+            gid: Some(g),
+            ..FileAttributes::empty()
+        };
+        let r = self.raw.fsetstat(handle, set(want_u, want_g)).await;
+        if !want.keep {
+            return match r {
+                Ok(_) => Ok(Put::default()),
+                Err(e) => Err(TransportError::Io(format!(
+                    "writing {dest} failed: chown {want_u}:{want_g}: {}",
+                    match Failure::from(e) {
+                        Failure::Status(StatusCode::PermissionDenied, _) =>
+                            "Operation not permitted".to_string(),
+                        f => f.describe("chown"),
+                    }
+                ))),
+            };
+        }
+        if r.is_ok() {
+            return Ok(Put::default());
+        }
+        let (gu, gg) =
+            if want_g != mine_g && self.raw.fsetstat(handle, set(mine_u, want_g)).await.is_ok() {
+                (mine_u, want_g)
+            } else {
+                (mine_u, mine_g)
+            };
+        let user = self.names.user(gu).map_or(gu.to_string(), str::to_string);
+        let group = self.names.group(gg).map_or(gg.to_string(), str::to_string);
+        Ok(Put {
+            not_kept: Some(format!("{user}:{group}")),
+        })
+    }
+
+    /// Closes a staged file and renames it over its destination (`posix-rename@openssh.com`:
+    /// atomic, a symlink there is replaced, not followed), in one round trip. On failure the
+    /// temporary file is removed.
+    pub(crate) async fn commit(&self, staged: &Staged) -> Result<(), TransportError> {
+        let (closed, renamed) = tokio::join!(
+            self.raw.close(staged.handle.as_str()),
+            self.posix_rename(&staged.tmp, &staged.dest)
+        );
+        let fail =
+            |f: Failure| TransportError::Io(f.describe(&format!("writing {} failed", staged.dest)));
+        match (closed, renamed) {
+            (Ok(_), Ok(())) => Ok(()),
+            (_, Err(f)) => {
+                let _ = self.raw.remove(staged.tmp.as_str()).await;
+                Err(fail(f))
+            }
+            // Renamed; the data was flushed before, and a close that failed changes nothing.
+            (Err(e), Ok(())) => {
+                tracing::debug!(error = %e, dest = %staged.dest, "sftp close after rename failed");
+                Ok(())
+            }
+        }
+    }
+
+    /// Closes and removes a staged file (its check failed).
+    pub(crate) async fn discard(&self, staged: &Staged) {
+        let _ = tokio::join!(
+            self.raw.close(staged.handle.as_str()),
+            self.raw.remove(staged.tmp.as_str())
+        );
+    }
+
+    async fn posix_rename(&self, from: &str, to: &str) -> Result<(), Failure> {
+        let mut data = Vec::with_capacity(from.len() + to.len() + 8);
+        for s in [from, to] {
+            data.extend_from_slice(&(s.len() as u32).to_be_bytes());
+            data.extend_from_slice(s.as_bytes());
+        }
+        match self.raw.extended("posix-rename@openssh.com", data).await? {
+            russh_sftp::protocol::Packet::Status(s) if s.status_code == StatusCode::Ok => Ok(()),
+            russh_sftp::protocol::Packet::Status(s) => {
+                Err(Failure::Status(s.status_code, s.error_message))
+            }
+            _ => Err(Failure::Broken("unexpected answer to posix-rename".into())),
+        }
+    }
+}
+
+/// What a staged file is given.
+struct Want {
+    uid: Option<u32>,
+    gid: Option<u32>,
+    mode: u32,
+    keep: bool,
+}
