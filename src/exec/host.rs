@@ -387,6 +387,19 @@ pub async fn lock_host(
     })
 }
 
+/// What the run's connections reach: the hosts themselves (SSH, or the controller for
+/// `ansible_connection: local`), or, in tests, scripted hosts answering from canned replies.
+#[derive(Clone, Debug, Default)]
+pub enum Connect {
+    /// Each host as its variables say.
+    #[default]
+    Hosts,
+    /// Every connection goes to the test's scripted host of that name
+    /// ([`crate::transport::scripted`]), whatever the host's connection settings.
+    #[cfg(test)]
+    Scripted(crate::transport::scripted::Fleet),
+}
+
 /// How a connection will be opened, decided (and its settings checked) before any I/O.
 #[derive(Clone, Debug)]
 pub enum Opening {
@@ -414,6 +427,13 @@ impl Opening {
 
     /// Opens the connection.
     pub async fn open(self, opts: &RunOptions) -> Result<AnyTransport, TransportError> {
+        #[cfg(test)]
+        if let Connect::Scripted(fleet) = &opts.connect {
+            return fleet.connect(match &self {
+                Opening::Local(name) => name,
+                Opening::Ssh(settings) => &settings.name,
+            });
+        }
         match self {
             Opening::Local(name) => Ok(AnyTransport::Local(
                 LocalTransport::new(name).with_recording(),
