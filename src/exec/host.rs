@@ -407,6 +407,9 @@ pub enum Opening {
     Local(String),
     /// Over SSH with these settings.
     Ssh(Box<HostSettings>),
+    /// To the test's scripted host of this name ([`Connect::Scripted`]).
+    #[cfg(test)]
+    Scripted(String),
 }
 
 impl Opening {
@@ -417,6 +420,10 @@ impl Opening {
         opts: &RunOptions,
         var: &(dyn Fn(&str) -> Option<Json> + Sync),
     ) -> Result<Opening, TransportError> {
+        #[cfg(test)]
+        if let Connect::Scripted(_) = &opts.connect {
+            return Ok(Opening::Scripted(name.to_string()));
+        }
         match connection {
             Connection::Local => Ok(Opening::Local(name.to_string())),
             Connection::Ssh => ssh_config::resolve(name, var, &opts.ssh, &opts.ssh_config)
@@ -427,14 +434,14 @@ impl Opening {
 
     /// Opens the connection.
     pub async fn open(self, opts: &RunOptions) -> Result<AnyTransport, TransportError> {
-        #[cfg(test)]
-        if let Connect::Scripted(fleet) = &opts.connect {
-            return fleet.connect(match &self {
-                Opening::Local(name) => name,
-                Opening::Ssh(settings) => &settings.name,
-            });
-        }
         match self {
+            #[cfg(test)]
+            Opening::Scripted(name) => match &opts.connect {
+                Connect::Scripted(fleet) => fleet.connect(&name),
+                Connect::Hosts => Err(TransportError::Unreachable(format!(
+                    "{name}: no scripted hosts in this run"
+                ))),
+            },
             Opening::Local(name) => Ok(AnyTransport::Local(
                 LocalTransport::new(name).with_recording(),
             )),

@@ -14,6 +14,8 @@ mod gate;
 pub mod host;
 pub mod outcome;
 pub mod task;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

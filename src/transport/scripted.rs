@@ -62,12 +62,6 @@ impl Request {
             Request::Put { .. } | Request::Get { .. } => Vec::new(),
         }
     }
-
-    /// Whether this request may change the host: a transfer that writes, or a command that is
-    /// not a read (a batch is read-only only when the executor sent it as reads).
-    pub fn writes(&self) -> bool {
-        !matches!(self, Request::Get { .. } | Request::Batch(_))
-    }
 }
 
 /// A path in the host's in-memory file system.
