@@ -349,29 +349,71 @@ fn quoted_args(line: &str) -> Vec<String> {
     out
 }
 
-/// What the host answers by itself: stat helpers and `test -d` from its files.
+/// What the host answers by itself, from its files: `test -d PATH`, `test -L PATH`,
+/// `realpath_cmd`, and the stat helpers ([`super::cmd::stat_cmd`], `stat_content_cmd`, `stat_attrs_cmd`, the
+/// resolved ones, and a resolved one behind `test -L PATH &&`).
 fn builtin(shown: &str, files: &Files) -> Option<Output> {
     let first = shown.lines().next().unwrap_or_default();
-    if let Some(rest) = first.strip_prefix("test -d ") {
-        let path = quoted_args(rest).into_iter().next()?;
-        let is_dir = matches!(files.get(&path), Some(Node::Dir { .. }));
-        return Some(Output {
-            status: if is_dir { 0 } else { 1 },
-            ..Output::default()
+    let status = |yes: bool| Output {
+        status: if yes { 0 } else { 1 },
+        ..Output::default()
+    };
+    let is_link = |p: &str| matches!(files.get(p), Some(Node::Link { .. }));
+    if !first.contains("&&") {
+        if let Some(rest) = first.strip_prefix("test -d ") {
+            let path = quoted_args(rest).into_iter().next()?;
+            let dir = matches!(files.get(&resolve(files, &path)), Some(Node::Dir { .. }));
+            return Some(status(dir));
+        }
+        if let Some(rest) = first.strip_prefix("test -L ") {
+            return Some(status(is_link(&quoted_args(rest).into_iter().next()?)));
+        }
+    }
+    // `realpath_cmd`: the path with its links followed, when its folder exists.
+    if shown.ends_with("exec readlink -f -- \"$1\"")
+        && let Some(rest) = first.strip_prefix("set -- ")
+    {
+        let real = resolve(files, &quoted_args(rest).into_iter().next()?);
+        let parent = match real.rsplit_once('/') {
+            Some(("", _)) => "/".to_string(),
+            Some((d, _)) => d.to_string(),
+            None => ".".to_string(),
+        };
+        let found = files.contains_key(&real) || parent == "/" || files.contains_key(&parent);
+        return Some(if found {
+            ok(format!("{real}\n"))
+        } else {
+            status(false)
         });
     }
-    let hash = if first.starts_with("w_=1; set -- ") {
-        true
-    } else if first.starts_with("w_=; set -- ") {
-        false
-    } else {
-        return None;
+    let body = match first.strip_prefix("test -L ") {
+        Some(rest) => {
+            let (guard, body) = rest.split_once(" && ( ")?;
+            if !is_link(&quoted_args(guard).into_iter().next()?) {
+                return Some(status(false));
+            }
+            body
+        }
+        None => first,
     };
     if !shown.contains("\np_=$1;") {
         return None;
     }
-    let args = quoted_args(first);
+    let (hash, rest) = if let Some(r) = body.strip_prefix("w_=1; set -- ") {
+        (true, r)
+    } else if let Some(r) = body.strip_prefix("w_=; set -- ") {
+        (false, r)
+    } else {
+        return None;
+    };
+    let follow = rest.contains("readlink -f");
+    let args = quoted_args(rest.split(" ;").next().unwrap_or(rest));
     let path = args.first()?;
+    let path = if follow {
+        resolve(files, path)
+    } else {
+        path.clone()
+    };
     let content = match (
         args.get(1),
         args.get(2).and_then(|m| m.parse::<usize>().ok()),
@@ -380,6 +422,24 @@ fn builtin(shown: &str, files: &Files) -> Option<Output> {
         _ => None,
     };
     Some(stat_reply(files.get(path.as_str()), hash, content))
+}
+
+/// `path` with every symbolic link on it followed (as `readlink -f`, for links at the path
+/// itself; at most 40 of them).
+fn resolve(files: &Files, path: &str) -> String {
+    let mut p = path.to_string();
+    for _ in 0..40 {
+        let Some(Node::Link { target }) = files.get(&p) else {
+            break;
+        };
+        p = if target.starts_with('/') {
+            target.clone()
+        } else {
+            let parent = p.rsplit_once('/').map_or("", |(d, _)| d);
+            format!("{parent}/{target}")
+        };
+    }
+    p
 }
 
 /// What a stat helper prints for `node` (absent when `None`): kind, mode, owner and group
