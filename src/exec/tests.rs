@@ -502,3 +502,64 @@ async fn a_handler_not_notified_does_not_run() {
     assert_eq!(ran.status("restart app", "web1"), "(no result)");
     assert!(!h.commands().iter().any(|c| c.contains("/srv/app/restart")));
 }
+
+#[tokio::test]
+async fn a_loop_runs_each_item_in_order() {
+    let h = Host::new("web1").on("/srv/app/ctl", ok(""));
+    let book = r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: ctl
+      command: "/srv/app/ctl {{ item }}"
+      loop: [stop, migrate, start]
+"#;
+    let ran = run(book, &[&h], false).await;
+    ran.expect("ctl", "web1", "changed", &h);
+    let items = ["stop", "migrate", "start"];
+    let sent: Vec<&str> = h
+        .commands()
+        .iter()
+        .filter(|c| c.contains("/srv/app/ctl"))
+        .filter_map(|c| items.into_iter().find(|i| c.contains(&format!("'{i}'"))))
+        .collect();
+    assert_eq!(sent, ["stop", "migrate", "start"], "{}", shown(&h));
+}
+
+#[tokio::test]
+async fn the_next_tasks_checks_are_read_ahead_with_the_first() {
+    let h = Host::new("web1")
+        .dir("/etc", 0o755)
+        .file("/etc/a.conf", "a\n", 0o644)
+        .file("/etc/b.conf", "b\n", 0o644);
+    let book = r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: a
+      copy: { content: "a\n", dest: /etc/a.conf }
+    - name: b
+      copy: { content: "b\n", dest: /etc/b.conf }
+"#;
+    let ran = run(book, &[&h], false).await;
+    ran.expect("a", "web1", "ok", &h);
+    ran.expect("b", "web1", "ok", &h);
+    // One round trip for both checks: b's reads rode with a's.
+    let reqs = h.requests();
+    assert_eq!(reqs.len(), 1, "{}", shown(&h));
+    let cmds = reqs[0].commands();
+    assert!(cmds.iter().any(|c| c.contains("'/etc/a.conf'")));
+    assert!(cmds.iter().any(|c| c.contains("'/etc/b.conf'")));
+    // Turned off, each check reads for itself.
+    let h2 = Host::new("web2")
+        .dir("/etc", 0o755)
+        .file("/etc/a.conf", "a\n", 0o644)
+        .file("/etc/b.conf", "b\n", 0o644);
+    let off = book.replace(
+        "gather_facts: false\n",
+        "gather_facts: false\n  vars: { rdeploy_read_ahead: false }\n",
+    );
+    let ran = run(&off, &[&h2], false).await;
+    ran.expect("b", "web2", "ok", &h2);
+    assert_eq!(h2.requests().len(), 2, "{}", shown(&h2));
+}
