@@ -410,6 +410,7 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
         done,
         approved: a.approved,
         become_cli,
+        connect: exec::host::Connect::Hosts,
     };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
     let summary = runtime.block_on(async {

@@ -387,6 +387,19 @@ pub async fn lock_host(
     })
 }
 
+/// What the run's connections reach: the hosts themselves (SSH, or the controller for
+/// `ansible_connection: local`), or, in tests, scripted hosts answering from canned replies.
+#[derive(Clone, Debug, Default)]
+pub enum Connect {
+    /// Each host as its variables say.
+    #[default]
+    Hosts,
+    /// Every connection goes to the test's scripted host of that name
+    /// ([`crate::transport::scripted`]), whatever the host's connection settings.
+    #[cfg(test)]
+    Scripted(crate::transport::scripted::Fleet),
+}
+
 /// How a connection will be opened, decided (and its settings checked) before any I/O.
 #[derive(Clone, Debug)]
 pub enum Opening {
@@ -394,6 +407,9 @@ pub enum Opening {
     Local(String),
     /// Over SSH with these settings.
     Ssh(Box<HostSettings>),
+    /// To the test's scripted host of this name ([`Connect::Scripted`]).
+    #[cfg(test)]
+    Scripted(String),
 }
 
 impl Opening {
@@ -404,6 +420,10 @@ impl Opening {
         opts: &RunOptions,
         var: &(dyn Fn(&str) -> Option<Json> + Sync),
     ) -> Result<Opening, TransportError> {
+        #[cfg(test)]
+        if let Connect::Scripted(_) = &opts.connect {
+            return Ok(Opening::Scripted(name.to_string()));
+        }
         match connection {
             Connection::Local => Ok(Opening::Local(name.to_string())),
             Connection::Ssh => ssh_config::resolve(name, var, &opts.ssh, &opts.ssh_config)
@@ -415,6 +435,13 @@ impl Opening {
     /// Opens the connection.
     pub async fn open(self, opts: &RunOptions) -> Result<AnyTransport, TransportError> {
         match self {
+            #[cfg(test)]
+            Opening::Scripted(name) => match &opts.connect {
+                Connect::Scripted(fleet) => fleet.connect(&name),
+                Connect::Hosts => Err(TransportError::Unreachable(format!(
+                    "{name}: no scripted hosts in this run"
+                ))),
+            },
             Opening::Local(name) => Ok(AnyTransport::Local(
                 LocalTransport::new(name).with_recording(),
             )),

@@ -14,6 +14,8 @@ mod gate;
 pub mod host;
 pub mod outcome;
 pub mod task;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -72,6 +74,8 @@ pub struct RunOptions {
     pub approved: bool,
     /// `-b`, `--become-user`, `--become-method`, `-K`: below keywords and variables.
     pub become_cli: BecomeCli,
+    /// What connections reach (the hosts, or a test's scripted hosts).
+    pub connect: host::Connect,
 }
 
 /// `become` from the command line: the lowest precedence, as in Ansible (a play's or task's

@@ -10,6 +10,8 @@ pub mod ansible;
 pub mod bridge;
 pub mod control;
 pub mod files;
+#[cfg(test)]
+pub mod fixture;
 pub mod registry;
 pub mod runtime;
 pub mod source;

@@ -739,6 +739,8 @@ pub struct Batch {
     keep: u64,
     /// The sub-commands' scripts, for [`Batch::capped`].
     scripts: Vec<String>,
+    /// The sub-commands themselves ([`Batch::commands`]).
+    cmds: Vec<Cmd>,
     /// Which runner `cmd` is.
     capped: bool,
 }
@@ -796,6 +798,7 @@ impl Cmd {
             count: cmds.len(),
             keep,
             scripts,
+            cmds: cmds.to_vec(),
             capped: false,
         })
     }
@@ -833,8 +836,14 @@ impl Batch {
             count: self.count,
             keep: self.keep,
             scripts: self.scripts.clone(),
+            cmds: self.cmds.clone(),
             capped: true,
         }
+    }
+
+    /// The sub-commands, as given.
+    pub fn commands(&self) -> &[Cmd] {
+        &self.cmds
     }
 
     /// Split the batch's output back into one [`Output`] per sub-command, in order, each stream
@@ -1132,6 +1141,7 @@ impl ReadsFrame {
             count: self.count,
             keep: u64::MAX,
             scripts: Vec::new(),
+            cmds: Vec::new(),
             capped: false,
         };
         (main, batch.parse(&rest).ok())

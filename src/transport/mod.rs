@@ -7,7 +7,8 @@
 //! [`Output::status`], not an error) and [`AnyTransport`], the one type the executor holds. It
 //! must not build shell strings (that is [`cmd`]'s job), know about modules, or print anything.
 //! Implementations live in their own files: [`local`] (`ansible_connection: local`) and [`ssh`]
-//! (the default), with [`known_hosts`] and [`ssh_config`] beside it.
+//! (the default), with [`known_hosts`] and [`ssh_config`] beside it; in tests, `scripted`
+//! (canned replies, in-memory files) too.
 
 pub mod cmd;
 pub mod files;
@@ -15,6 +16,8 @@ pub mod known_hosts;
 pub mod local;
 mod quickack;
 pub mod reads;
+#[cfg(test)]
+pub mod scripted;
 pub(crate) mod sftp;
 pub mod ssh;
 pub mod ssh_config;
@@ -591,6 +594,9 @@ pub enum AnyTransport {
     Local(LocalTransport),
     /// Commands run over SSH.
     Ssh(SshTransport),
+    /// Commands answered from a test's script ([`scripted`]).
+    #[cfg(test)]
+    Scripted(scripted::ScriptedTransport),
 }
 
 impl AnyTransport {
@@ -599,6 +605,8 @@ impl AnyTransport {
         match self {
             AnyTransport::Local(t) => t.recorded().len(),
             AnyTransport::Ssh(t) => t.commands_run(),
+            #[cfg(test)]
+            AnyTransport::Scripted(t) => t.recorded().len(),
         }
     }
 
@@ -608,6 +616,8 @@ impl AnyTransport {
         match self {
             AnyTransport::Local(t) => t.recorded(),
             AnyTransport::Ssh(_) => &[],
+            #[cfg(test)]
+            AnyTransport::Scripted(t) => t.recorded(),
         }
     }
 
@@ -621,6 +631,8 @@ impl AnyTransport {
         match self {
             AnyTransport::Local(t) => t.queued.set(cmd),
             AnyTransport::Ssh(t) => t.queued.set(cmd),
+            #[cfg(test)]
+            AnyTransport::Scripted(t) => t.queued.set(cmd),
         }
     }
 
@@ -630,6 +642,8 @@ impl AnyTransport {
         match self {
             AnyTransport::Local(t) => t.queued.take(),
             AnyTransport::Ssh(t) => t.queued.take(),
+            #[cfg(test)]
+            AnyTransport::Scripted(t) => t.queued.take(),
         }
     }
 
@@ -638,6 +652,8 @@ impl AnyTransport {
         match self {
             AnyTransport::Local(t) => &mut t.reads,
             AnyTransport::Ssh(t) => &mut t.reads,
+            #[cfg(test)]
+            AnyTransport::Scripted(t) => &mut t.reads,
         }
     }
 
@@ -666,6 +682,10 @@ impl AnyTransport {
                 }
                 return Ok(Ok(outs));
             }
+        }
+        #[cfg(test)]
+        if let AnyTransport::Scripted(t) = self {
+            return t.read(set).await;
         }
         let others = self.reads().batch_with(set);
         if others.is_empty() {
@@ -713,6 +733,10 @@ impl AnyTransport {
         dress: &(dyn Fn(Cmd) -> Cmd + Sync),
         read_only: bool,
     ) -> Result<Result<Vec<Output>, BatchError>, TransportError> {
+        #[cfg(test)]
+        if let AnyTransport::Scripted(t) = self {
+            return t.batch(batch, dress, read_only).await;
+        }
         let cmd = dress(batch.cmd.clone());
         let out = if read_only {
             self.run_read(&cmd).await?
@@ -753,6 +777,8 @@ impl AnyTransport {
                 t.exec_input(cmd, input).await
             }
             AnyTransport::Ssh(t) => t.exec_input(cmd, input).await,
+            #[cfg(test)]
+            AnyTransport::Scripted(t) => t.exec_input(cmd, input).await,
         }
     }
 
@@ -765,6 +791,8 @@ impl AnyTransport {
                 t.exec(cmd).await
             }
             AnyTransport::Ssh(t) => t.run_read(cmd).await,
+            #[cfg(test)]
+            AnyTransport::Scripted(t) => t.run_read(cmd).await,
         }
     }
 
@@ -775,6 +803,8 @@ impl AnyTransport {
         match self {
             AnyTransport::Local(t) => t.set_default_timeout(limit),
             AnyTransport::Ssh(t) => t.set_default_timeout(limit),
+            #[cfg(test)]
+            AnyTransport::Scripted(t) => t.set_default_timeout(limit),
         }
     }
 
@@ -783,6 +813,8 @@ impl AnyTransport {
         match self {
             AnyTransport::Local(_) => false,
             AnyTransport::Ssh(t) => t.is_lost(),
+            #[cfg(test)]
+            AnyTransport::Scripted(t) => t.is_lost(),
         }
     }
 
@@ -791,6 +823,8 @@ impl AnyTransport {
         match self {
             AnyTransport::Local(_) => {}
             AnyTransport::Ssh(t) => t.close().await,
+            #[cfg(test)]
+            AnyTransport::Scripted(_) => {}
         }
     }
 }
@@ -816,6 +850,8 @@ impl Transport for AnyTransport {
                 }
             }
             AnyTransport::Ssh(t) => t.exec(cmd).await,
+            #[cfg(test)]
+            AnyTransport::Scripted(t) => t.exec(cmd).await,
         }
     }
 
@@ -834,6 +870,8 @@ impl Transport for AnyTransport {
                 t.put(data, path, attrs).await
             }
             AnyTransport::Ssh(t) => t.put(data, path, attrs).await,
+            #[cfg(test)]
+            AnyTransport::Scripted(t) => t.put(data, path, attrs).await,
         }
     }
 
@@ -845,6 +883,8 @@ impl Transport for AnyTransport {
                 t.get(path, max_bytes).await
             }
             AnyTransport::Ssh(t) => t.get(path, max_bytes).await,
+            #[cfg(test)]
+            AnyTransport::Scripted(t) => t.get(path, max_bytes).await,
         }
     }
 
@@ -852,6 +892,8 @@ impl Transport for AnyTransport {
         match self {
             AnyTransport::Local(t) => t.name(),
             AnyTransport::Ssh(t) => t.name(),
+            #[cfg(test)]
+            AnyTransport::Scripted(t) => t.name(),
         }
     }
 }

@@ -17,4 +17,6 @@ pub(crate) mod slurp;
 pub(crate) mod stat;
 
 #[cfg(test)]
+mod scripted_tests;
+#[cfg(test)]
 mod tests;
