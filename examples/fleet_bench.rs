@@ -455,11 +455,12 @@ async fn sftp_floor_host(
         .await
         .map_err(ctx("config"))?;
     // 4. checksum: read back and hashed here
-    let (kind, _, _) = plane.lstat(&payload_path).await.map_err(ctx("checksum"))?;
+    let (kind, _, size) = plane.lstat(&payload_path).await.map_err(ctx("checksum"))?;
     if kind != Kind::File {
         return Err(format!("checksum: {payload_path} is {kind:?}"));
     }
-    let sum = sha256(&plane.read(&payload_path).await.map_err(ctx("checksum"))?);
+    let content = plane.read(&payload_path, Some(size)).await;
+    let sum = sha256(&content.map_err(ctx("checksum"))?);
     if sum != sha256(payload) {
         return Err("checksum: payload.bin differs".into());
     }
@@ -481,7 +482,7 @@ async fn sftp_floor_host(
         .map_err(ctx("VERSION"))?;
     // 8. read version (through the link)
     let text = plane
-        .read(&format!("{r}/current/VERSION"))
+        .read(&format!("{r}/current/VERSION"), None)
         .await
         .map_err(ctx("read version"))?;
     if String::from_utf8_lossy(&text).trim() != VERSION {
@@ -601,11 +602,9 @@ impl Plane {
                 permissions: Some(0o755),
                 ..Default::default()
             };
-            self.raw
-                .mkdir(dir.as_str(), attrs)
-                .await
-                .map_err(|e| format!("mkdir {dir}: {e}"))?;
-            if self.lstat(dir).await?.0 != Kind::Dir {
+            let (made, stat) = tokio::join!(self.raw.mkdir(dir.as_str(), attrs), self.lstat(dir));
+            made.map_err(|e| format!("mkdir {dir}: {e}"))?;
+            if stat?.0 != Kind::Dir {
                 return Err(format!("mkdir {dir}: no folder afterwards"));
             }
         }
@@ -642,26 +641,56 @@ impl Plane {
         }
     }
 
-    /// The whole content of `path` (following symlinks).
-    async fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-        use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
+    /// The whole content of `path` (following symlinks); `size`, when known from an `lstat`,
+    /// saves the read that would find the end.
+    async fn read(&self, path: &str, size: Option<u64>) -> Result<Vec<u8>, String> {
+        use russh_sftp::protocol::{FileAttributes, OpenFlags};
         let h = self
             .raw
             .open(path, OpenFlags::READ, FileAttributes::default())
             .await
             .map_err(|e| format!("open {path}: {e}"))?
             .handle;
+        self.read_handle(h, path, size).await
+    }
+
+    /// Reads the open file `h` to its end (or `size` bytes) and closes it. A file that fits
+    /// one read is read and closed in one round trip (requests are answered in order).
+    async fn read_handle(
+        &self,
+        h: String,
+        path: &str,
+        size: Option<u64>,
+    ) -> Result<Vec<u8>, String> {
+        use russh_sftp::protocol::StatusCode;
+        let data = |r: Result<russh_sftp::protocol::Data, russh_sftp::client::error::Error>| match r
+        {
+            Ok(d) => Ok(d.data),
+            Err(e) if status_of(&e) == Some(StatusCode::Eof) => Ok(Vec::new()),
+            Err(e) => Err(format!("read {path}: {e}")),
+        };
+        if let Some(size) = size.filter(|&s| s <= SFTP_CHUNK as u64) {
+            let (read, closed) = tokio::join!(
+                self.raw.read(h.as_str(), 0, size.max(1) as u32),
+                self.raw.close(h.as_str())
+            );
+            let out = data(read)?;
+            closed.map_err(|e| format!("close {path}: {e}"))?;
+            if out.len() as u64 != size {
+                return Err(format!("{path}: read {} bytes, not {size}", out.len()));
+            }
+            return Ok(out);
+        }
         let mut out = Vec::new();
         let result = loop {
-            match self
-                .raw
-                .read(h.as_str(), out.len() as u64, SFTP_CHUNK as u32)
-                .await
-            {
-                Ok(d) if d.data.is_empty() => break Ok(()),
-                Ok(d) => out.extend_from_slice(&d.data),
-                Err(e) if status_of(&e) == Some(StatusCode::Eof) => break Ok(()),
-                Err(e) => break Err(format!("read {path}: {e}")),
+            match data(
+                self.raw
+                    .read(h.as_str(), out.len() as u64, SFTP_CHUNK as u32)
+                    .await,
+            ) {
+                Ok(d) if d.is_empty() => break Ok(()),
+                Ok(d) => out.extend_from_slice(&d),
+                Err(e) => break Err(e),
             }
         };
         let closed = self.raw.close(h).await;
@@ -678,7 +707,9 @@ impl Plane {
         let mode = match kind {
             Kind::Missing => mode,
             Kind::File => {
-                if size == data.len() as u64 && sha256(&self.read(path).await?) == sha256(data) {
+                if size == data.len() as u64
+                    && sha256(&self.read(path, Some(size)).await?) == sha256(data)
+                {
                     return Ok(());
                 }
                 self.backup(path).await?;
@@ -704,32 +735,43 @@ impl Plane {
             .await
             .map_err(|e| format!("create {tmp}: {e}"))?
             .handle;
-        let written = async {
-            for (i, chunk) in data.chunks(SFTP_CHUNK).enumerate() {
-                let offset = (i * SFTP_CHUNK) as u64;
+        // The last chunk, the mode, the fsync and the close go out together and are answered
+        // in order; the rename waits for every answer.
+        let chunks: Vec<&[u8]> = data.chunks(SFTP_CHUNK).collect();
+        let (head, last) = match chunks.split_last() {
+            Some((last, head)) => (head, Some(*last)),
+            None => (&chunks[..], None),
+        };
+        let mut written = Ok(());
+        for (i, chunk) in head.iter().enumerate() {
+            let offset = (i * SFTP_CHUNK) as u64;
+            if let Err(e) = self.raw.write(h.as_str(), offset, chunk.to_vec()).await {
+                written = Err(format!("write {tmp}: {e}"));
+                break;
+            }
+        }
+        let tail = async {
+            written?;
+            if let Some(chunk) = last {
+                let offset = (head.len() * SFTP_CHUNK) as u64;
                 self.raw
                     .write(h.as_str(), offset, chunk.to_vec())
                     .await
                     .map_err(|e| format!("write {tmp}: {e}"))?;
             }
-            // The mode asked for, whatever the umask made of the one given at creation.
-            self.raw
-                .fsetstat(h.as_str(), attrs)
-                .await
-                .map_err(|e| format!("chmod {tmp}: {e}"))?;
-            self.raw
-                .fsync(h.as_str())
-                .await
-                .map_err(|e| format!("fsync {tmp}: {e}"))?;
             Ok::<(), String>(())
-        }
-        .await;
-        let closed = self
-            .raw
-            .close(h)
-            .await
-            .map(drop)
-            .map_err(|e| format!("close {tmp}: {e}"));
+        };
+        let (wrote, moded, synced, closed) = tokio::join!(
+            tail,
+            // The mode asked for, whatever the umask made of the one given at creation.
+            self.raw.fsetstat(h.as_str(), attrs),
+            self.raw.fsync(h.as_str()),
+            self.raw.close(h.as_str()),
+        );
+        let written = wrote
+            .and(moded.map(drop).map_err(|e| format!("chmod {tmp}: {e}")))
+            .and(synced.map(drop).map_err(|e| format!("fsync {tmp}: {e}")));
+        let closed = closed.map(drop).map_err(|e| format!("close {tmp}: {e}"));
         let done = match written.and(closed) {
             Ok(()) => self.rename(&tmp, path).await,
             Err(e) => Err(e),
@@ -743,13 +785,21 @@ impl Plane {
     /// After a write: a regular file of the right size and mode whose content, read back,
     /// hashes as `data` does.
     async fn verify_file(&self, path: &str, data: &[u8], mode: u32) -> Result<(), String> {
-        let (kind, got_mode, size) = self.lstat(path).await?;
+        use russh_sftp::protocol::{FileAttributes, OpenFlags};
+        let (stat, opened) = tokio::join!(
+            self.lstat(path),
+            self.raw
+                .open(path, OpenFlags::READ, FileAttributes::default())
+        );
+        let h = opened.map_err(|e| format!("open {path}: {e}"))?.handle;
+        let content = self.read_handle(h, path, Some(data.len() as u64)).await;
+        let (kind, got_mode, size) = stat?;
         if kind != Kind::File || got_mode != mode || size != data.len() as u64 {
             return Err(format!(
                 "{path} after the write: {kind:?}, mode {got_mode:o}, {size} bytes"
             ));
         }
-        if sha256(&self.read(path).await?) != sha256(data) {
+        if sha256(&content?) != sha256(data) {
             return Err(format!("{path} after the write: content differs"));
         }
         Ok(())
@@ -757,11 +807,11 @@ impl Plane {
 
     /// `lineinfile` of the benchmark: `mode=production` and no other `mode=` line.
     async fn line(&self, path: &str) -> Result<(), String> {
-        let (kind, mode, _) = self.lstat(path).await?;
+        let (kind, mode, size) = self.lstat(path).await?;
         let (old, mode) = match kind {
             Kind::Missing => (String::new(), 0o644),
             Kind::File => (
-                String::from_utf8_lossy(&self.read(path).await?).into_owned(),
+                String::from_utf8_lossy(&self.read(path, Some(size)).await?).into_owned(),
                 mode,
             ),
             other => return Err(format!("{path} is {other:?}, not a file")),
@@ -809,8 +859,8 @@ impl Plane {
             let _ = self.raw.remove(tmp.as_str()).await;
             return Err(e);
         }
-        let (kind, _, _) = self.lstat(path).await?;
-        let now = self.readlink(path).await?;
+        let (stat, now) = tokio::join!(self.lstat(path), self.readlink(path));
+        let (kind, now) = (stat?.0, now?);
         if kind != Kind::Link || now != target {
             return Err(format!("{path} after the swap: {kind:?} to {now}"));
         }
@@ -843,11 +893,9 @@ impl Plane {
             permissions: Some(mode),
             ..Default::default()
         };
-        self.raw
-            .setstat(path, attrs)
-            .await
-            .map_err(|e| format!("chmod {path}: {e}"))?;
-        let (kind, now, _) = self.lstat(path).await?;
+        let (set, stat) = tokio::join!(self.raw.setstat(path, attrs), self.lstat(path));
+        set.map_err(|e| format!("chmod {path}: {e}"))?;
+        let (kind, now, _) = stat?;
         if kind != Kind::File || now != mode {
             return Err(format!("{path} after chmod: {kind:?}, mode {now:o}"));
         }
@@ -1220,7 +1268,7 @@ fn drive(args: &[String]) -> ExitCode {
         match m {
             Ok(m) => {
                 eprintln!(
-                    "  {name:<16} {:7.2} s wall {:7.2} s CPU {:6.1} MB {:7.2} s machine CPU",
+                    "  {name:<18} {:7.2} s wall {:7.2} s CPU {:6.1} MB {:7.2} s machine CPU",
                     m.wall.as_secs_f64(),
                     m.cpu.as_secs_f64(),
                     m.maxrss as f64 / 1024.0,
@@ -1826,4 +1874,47 @@ fn http_get(port: u16, path: &str) -> String {
     text.split_once("\r\n\r\n")
         .map(|(_, body)| body.to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An strace log of one host's sshd: a connection (sshd's forks and re-exec), a session
+    /// whose shell runs a command and a subshell, a failed PATH lookup, and the child's line
+    /// printed before its parent's `vfork` returned.
+    const TRACE: &str = r#"100 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|SIGCHLD, child_tidptr=0x7f) = 7 /* 201 in strace's PID NS */
+201 execve("/usr/sbin/sshd", [...], 0x55 /* 1 var */) = 0
+201 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|SIGCHLD, child_tidptr=0x7f) = 8 /* 202 in strace's PID NS */
+201 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|SIGCHLD, child_tidptr=0x7f) = 9 /* 203 in strace's PID NS */
+203 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|SIGCHLD, child_tidptr=0x7f) = 10 /* 204 in strace's PID NS */
+204 execve("/bin/sh", [...], 0x55 /* 9 vars */) = 0
+204 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|SIGCHLD, child_tidptr=0x7f) = 11 /* 205 in strace's PID NS */
+204 vfork( <unfinished ...>
+206 execve("/usr/local/bin/cat", [...], 0x55 /* 9 vars */) = -1 ENOENT (No such file or directory)
+206 execve("/usr/bin/cat", [...], 0x55 /* 9 vars */ <unfinished ...>
+204 <... vfork resumed>)              = 12 /* 206 in strace's PID NS */
+206 <... execve resumed>)             = 0
+"#;
+
+    #[test]
+    fn count_trace_tells_programs_subshells_and_sshd_apart() {
+        let c = count_trace(TRACE);
+        // sh and cat; sshd's re-exec and the failed lookup are not programs started.
+        assert_eq!(c.programs, 2);
+        assert_eq!(c.by_program.get("sh"), Some(&1));
+        assert_eq!(c.by_program.get("cat"), Some(&1));
+        // The shell's process, its subshell (205, no exec of its own) and cat's.
+        assert_eq!(c.processes, 3);
+        // 201 (re-exec'd sshd), 202, 203: the connection's sshd processes.
+        assert_eq!(c.new_pids - c.processes, 3);
+    }
+
+    #[test]
+    fn ssh_string_is_length_then_bytes() {
+        let mut out = Vec::new();
+        ssh_string(&mut out, "/a");
+        ssh_string(&mut out, "");
+        assert_eq!(out, [0, 0, 0, 2, b'/', b'a', 0, 0, 0, 0]);
+    }
 }
