@@ -1,5 +1,6 @@
-//! The fleet benchmark of issue 4 (run it through `bench/run.sh`): the same 10-step deploy
-//! on N test-fleet hosts by rdeploy and by three baselines, each measured as a child process.
+//! The fleet benchmark of issues 4 and 16 (run it through `bench/run.sh`): the same 10-step
+//! deploy on N test-fleet hosts by rdeploy and by four baselines, each measured as a child
+//! process.
 //!
 //! `fleet_bench drive N [--per-sshd K] [--reps R] [--no-ansible]` starts the fleet
 //! (`tests/support/fleet.rs`), writes the inventory, ssh config, playbook and scripts into a
@@ -14,6 +15,16 @@
 //! - `floor`: this binary again (`fleet_bench floor SPEC.json`), a minimal russh client:
 //!   one connection per host, the 10 steps as 10 exec channels one after the other, all
 //!   hosts at once. No checks before changing, no backups, no verification: the floor.
+//! - `sftp floor`: the same client (`fleet_bench sftp-floor SPEC.json`) doing the file steps
+//!   as requests on one SFTP session per host (russh-sftp's raw session on the `sftp`
+//!   subsystem) *with* every safety step rdeploy keeps: an `lstat` before each step; a file
+//!   about to be replaced hard-linked into a backup folder (`hardlink@openssh.com`); each
+//!   write to a temporary file created exclusively next to the destination, its mode set,
+//!   `fsync@openssh.com`, then `posix-rename@openssh.com` over the destination; the symlink
+//!   swap as a link at a temporary name renamed over; after each change an `lstat` and, for
+//!   a written file, its content read back and sha256-hashed here. The checksum and
+//!   read-back steps read the files over SFTP; the smoke test stays one exec channel. What
+//!   the SSH protocol allows with rdeploy's safety (no journal, though).
 //! - `openssh`: a generated bash script: per host, in the background, a ControlMaster
 //!   connection and the 10 steps as `ssh -S SOCKET` commands; measured as the bash process,
 //!   so the ssh processes it reaps count.
@@ -26,6 +37,17 @@
 //! to N hosts in 5 batches (a copy of the playbook with `serial: "20%"`): v1 on fresh hosts,
 //! then v2, and prints the v2 run's wall time and the `timing` of its `run_end` event. Every
 //! host must answer `ok 2.0.0` on /health afterwards.
+//!
+//! Host processes per host are counted after the measured repetitions, in one more run of
+//! each floor and of rdeploy's first and second runs: `strace -f` attached to the first
+//! host's sshd (PID 1 of the host's PID namespace, so it sees everything started on the
+//! host) logs each `execve` and fork, and the bench counts programs (successful `execve` of
+//! anything but sshd), processes (those that ran such a program, or were forked by one:
+//! subshells) and sshd's own processes (everything else new: the listener's fork, the
+//! re-exec, privilege separation, sessions; the fleet's sshd serves SFTP as
+//! `internal-sftp`, so an SFTP session is one of these and starts no program), divided by
+//! the hosts that sshd serves. Issue 4 counted the same way, by hand. These runs are not
+//! timed: strace slows the host it watches. Without strace they are skipped.
 //!
 //! Peak RSS is `ru_maxrss`: the largest single process of the contender's tree, not a sum
 //! (the OpenSSH baseline runs 12 ssh processes per host, up to N masters at once).
@@ -42,6 +64,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use russh::client;
@@ -61,12 +84,14 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("drive") => drive(&args[1..]),
         Some("rolling") => rolling(&args[1..]),
-        Some("floor") if args.len() == 2 => floor(Path::new(&args[1])),
+        Some("floor") if args.len() == 2 => floor(Path::new(&args[1]), Floor::Exec),
+        Some("sftp-floor") if args.len() == 2 => floor(Path::new(&args[1]), Floor::Sftp),
         _ => {
             eprintln!(
                 "usage: fleet_bench drive N [--per-sshd K] [--reps R] [--no-ansible] [--hold SECS]\n       \
                  fleet_bench rolling N\n       \
-                 fleet_bench floor SPEC.json"
+                 fleet_bench floor SPEC.json\n       \
+                 fleet_bench sftp-floor SPEC.json"
             );
             ExitCode::from(2)
         }
@@ -205,14 +230,23 @@ struct FloorSpec {
     hosts: Vec<(String, String, u16)>,
 }
 
-fn floor(spec: &Path) -> ExitCode {
+/// Which floor `floor_all` runs.
+#[derive(Clone, Copy)]
+enum Floor {
+    /// The 10 steps as 10 exec channels, no safety steps.
+    Exec,
+    /// The file steps over one SFTP session with every safety step, the command over exec.
+    Sftp,
+}
+
+fn floor(spec: &Path, kind: Floor) -> ExitCode {
     let spec: FloorSpec = match fs::read(spec).map(|b| serde_json::from_slice(&b)) {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return fail(format!("{}: {e}", spec.display())),
         Err(e) => return fail(format!("{}: {e}", spec.display())),
     };
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match rt.block_on(floor_all(spec)) {
+    match rt.block_on(floor_all(spec, kind)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }
@@ -223,7 +257,7 @@ fn fail(msg: String) -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn floor_all(spec: FloorSpec) -> Result<(), String> {
+async fn floor_all(spec: FloorSpec, kind: Floor) -> Result<(), String> {
     let key = russh::keys::load_secret_key(&spec.key, None).map_err(|e| e.to_string())?;
     let key = Arc::new(key);
     // `[addr]:port alg base64` lines: a host key is accepted only if it is listed for the host.
@@ -245,9 +279,15 @@ async fn floor_all(spec: FloorSpec) -> Result<(), String> {
             user.clone(),
         );
         set.spawn(async move {
-            floor_host(&name, &addr, port, &user, key, &known, &payload, config)
+            let handle = connect(&addr, port, &user, key, &known, config)
                 .await
-                .map_err(|e| format!("{name}: {e}"))
+                .map_err(|e| format!("{name}: {e}"))?;
+            let done = match kind {
+                Floor::Exec => floor_host(&handle, &name, &payload).await,
+                Floor::Sftp => sftp_floor_host(&handle, &name, &payload).await,
+            };
+            let _ = handle.disconnect(Disconnect::ByApplication, "", "").await;
+            done.map_err(|e| format!("{name}: {e}"))
         });
     }
     let mut errors = Vec::new();
@@ -290,17 +330,15 @@ impl client::Handler for Checker {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn floor_host(
-    name: &str,
+/// One authenticated connection to a host whose key is listed in `known`.
+async fn connect(
     addr: &str,
     port: u16,
     user: &str,
     key: Arc<russh::keys::PrivateKey>,
     known: &Arc<Vec<String>>,
-    payload: &[u8],
     config: Arc<client::Config>,
-) -> Result<(), String> {
+) -> Result<client::Handle<Checker>, String> {
     let checker = Checker {
         pattern: format!("[{addr}]:{port} "),
         known: known.clone(),
@@ -315,6 +353,15 @@ async fn floor_host(
     if !auth.success() {
         return Err("authentication refused".into());
     }
+    Ok(handle)
+}
+
+/// The exec floor on one host: the 10 steps as 10 exec channels, nothing checked.
+async fn floor_host(
+    handle: &client::Handle<Checker>,
+    name: &str,
+    payload: &[u8],
+) -> Result<(), String> {
     let conf = app_conf(name);
     for step in steps(name) {
         let input: Option<&[u8]> = match step.input {
@@ -322,7 +369,7 @@ async fn floor_host(
             Input::Payload => Some(payload),
             Input::AppConf => Some(conf.as_bytes()),
         };
-        let (status, out) = run(&handle, &step.cmd, input)
+        let (status, out) = run(handle, &step.cmd, input)
             .await
             .map_err(|e| format!("{}: {e}", step.cmd))?;
         if status != 0 {
@@ -334,7 +381,6 @@ async fn floor_host(
             return Err(format!("{}: printed {out:?}, not {want}", step.cmd));
         }
     }
-    let _ = handle.disconnect(Disconnect::ByApplication, "", "").await;
     Ok(())
 }
 
@@ -361,6 +407,500 @@ async fn run(
         }
     }
     Ok((status.unwrap_or(255), out))
+}
+
+// ------------------------------------------------------------------ the SFTP floor
+
+/// Largest SFTP read or write sent as one request: below OpenSSH's 256 KiB message limit.
+const SFTP_CHUNK: usize = 255 * 1024;
+
+/// The SFTP floor on one host: the same 10 steps, the file steps as requests on one SFTP
+/// session with every safety step rdeploy keeps (see [`Plane`]), the smoke test as one exec
+/// channel.
+async fn sftp_floor_host(
+    handle: &client::Handle<Checker>,
+    name: &str,
+    payload: &[u8],
+) -> Result<(), String> {
+    let channel = handle
+        .channel_open_session()
+        .await
+        .map_err(|e| format!("sftp channel: {e}"))?;
+    channel
+        .request_subsystem(true, "sftp")
+        .await
+        .map_err(|e| format!("sftp subsystem: {e}"))?;
+    let raw = russh_sftp::client::RawSftpSession::new(channel.into_stream());
+    raw.set_timeout(120);
+    raw.init().await.map_err(|e| format!("sftp init: {e}"))?;
+    let plane = Plane {
+        raw,
+        backups: format!("{}/.backups", root(name)),
+        seq: AtomicU32::new(0),
+        backups_made: AtomicBool::new(false),
+    };
+    let r = root(name);
+    let rel = format!("{r}/releases/{VERSION}");
+    let ctx = |what: &'static str| move |e: String| format!("{what}: {e}");
+    // 1. release directory
+    plane.mkdir_p(&rel).await.map_err(ctx("mkdir"))?;
+    // 2. payload, 3. config
+    let payload_path = format!("{rel}/payload.bin");
+    plane
+        .put(&payload_path, payload, 0o644)
+        .await
+        .map_err(ctx("payload"))?;
+    plane
+        .put(&format!("{rel}/app.conf"), app_conf(name).as_bytes(), 0o644)
+        .await
+        .map_err(ctx("config"))?;
+    // 4. checksum: read back and hashed here
+    let (kind, _, size) = plane.lstat(&payload_path).await.map_err(ctx("checksum"))?;
+    if kind != Kind::File {
+        return Err(format!("checksum: {payload_path} is {kind:?}"));
+    }
+    let content = plane.read(&payload_path, Some(size)).await;
+    let sum = sha256(&content.map_err(ctx("checksum"))?);
+    if sum != sha256(payload) {
+        return Err("checksum: payload.bin differs".into());
+    }
+    // 5. mode line
+    plane.line(&format!("{r}/env")).await.map_err(ctx("env"))?;
+    // 6. current link
+    plane
+        .symlink(&format!("{r}/current"), &rel)
+        .await
+        .map_err(ctx("current"))?;
+    // 7. version file
+    plane
+        .put(
+            &format!("{rel}/VERSION"),
+            format!("{VERSION}\n").as_bytes(),
+            0o644,
+        )
+        .await
+        .map_err(ctx("VERSION"))?;
+    // 8. read version (through the link)
+    let text = plane
+        .read(&format!("{r}/current/VERSION"), None)
+        .await
+        .map_err(ctx("read version"))?;
+    if String::from_utf8_lossy(&text).trim() != VERSION {
+        return Err(format!("read version: {text:?}, not {VERSION}"));
+    }
+    // 9. payload mode
+    plane
+        .chmod(&payload_path, 0o600)
+        .await
+        .map_err(ctx("chmod"))?;
+    // 10. smoke test: a command stays a command
+    let cmd = format!("test -f {r}/current/VERSION");
+    let (status, _) = run(handle, &cmd, None)
+        .await
+        .map_err(|e| format!("{cmd}: {e}"))?;
+    if status != 0 {
+        return Err(format!("{cmd}: exit status {status}"));
+    }
+    let _ = plane.raw.close_session();
+    Ok(())
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).into()
+}
+
+/// What `lstat` found at a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Missing,
+    File,
+    Dir,
+    Link,
+    Other,
+}
+
+/// File operations over one SFTP session, each with the safety steps rdeploy keeps: an
+/// `lstat` before the change decides whether there is one; a file about to be replaced is
+/// hard-linked into `backups` first (`hardlink@openssh.com`: no copy); a write goes to a
+/// temporary file created exclusively next to the destination, gets its mode, is fsynced
+/// (`fsync@openssh.com`) and renamed over the destination (`posix-rename@openssh.com`); and
+/// the result is checked afterwards (`lstat`, and a written file's content read back and
+/// hashed here).
+struct Plane {
+    raw: russh_sftp::client::RawSftpSession,
+    /// Where replaced files are hard-linked (same filesystem as the files).
+    backups: String,
+    /// Makes temporary and backup names unique within the session.
+    seq: AtomicU32,
+    /// Whether `backups` is known to exist.
+    backups_made: AtomicBool,
+}
+
+/// The SFTP status code of an error, if it is one.
+fn status_of(e: &russh_sftp::client::error::Error) -> Option<russh_sftp::protocol::StatusCode> {
+    match e {
+        russh_sftp::client::error::Error::Status(s) => Some(s.status_code),
+        _ => None,
+    }
+}
+
+/// A string as SSH encodes it: length (u32, big endian), then the bytes.
+fn ssh_string(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+impl Plane {
+    /// (kind, permission bits, size) of `path`, not following a final symlink.
+    async fn lstat(&self, path: &str) -> Result<(Kind, u32, u64), String> {
+        use russh_sftp::protocol::{FileType, StatusCode};
+        match self.raw.lstat(path).await {
+            Ok(a) => {
+                let attrs = a.attrs;
+                let kind = match attrs.file_type() {
+                    FileType::File => Kind::File,
+                    FileType::Dir => Kind::Dir,
+                    FileType::Symlink => Kind::Link,
+                    FileType::Other => Kind::Other,
+                };
+                let mode = attrs.permissions.unwrap_or(0) & 0o7777;
+                Ok((kind, mode, attrs.size.unwrap_or(0)))
+            }
+            Err(e) if status_of(&e) == Some(StatusCode::NoSuchFile) => Ok((Kind::Missing, 0, 0)),
+            Err(e) => Err(format!("lstat {path}: {e}")),
+        }
+    }
+
+    /// A name next to `path` (same folder, so the same filesystem) for a temporary file.
+    fn temp_name(&self, path: &str) -> String {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let (dir, base) = path.rsplit_once('/').unwrap_or((".", path));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        format!("{dir}/.{base}.tmp-{}-{n}-{nanos:x}", std::process::id())
+    }
+
+    /// `mkdir -p`: the missing folders from the top down, each checked afterwards.
+    async fn mkdir_p(&self, path: &str) -> Result<(), String> {
+        let mut missing = Vec::new();
+        let mut p = path.trim_end_matches('/');
+        loop {
+            match self.lstat(p).await?.0 {
+                Kind::Dir => break,
+                Kind::Missing => missing.push(p.to_string()),
+                other => return Err(format!("{p} is {other:?}, not a folder")),
+            }
+            match p.rsplit_once('/') {
+                Some((parent, _)) if !parent.is_empty() => p = parent,
+                _ => break,
+            }
+        }
+        for dir in missing.iter().rev() {
+            let attrs = russh_sftp::protocol::FileAttributes {
+                permissions: Some(0o755),
+                ..Default::default()
+            };
+            let (made, stat) = tokio::join!(self.raw.mkdir(dir.as_str(), attrs), self.lstat(dir));
+            made.map_err(|e| format!("mkdir {dir}: {e}"))?;
+            if stat?.0 != Kind::Dir {
+                return Err(format!("mkdir {dir}: no folder afterwards"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Hard-links `path` into the backup folder (made on first use).
+    async fn backup(&self, path: &str) -> Result<(), String> {
+        if !self.backups_made.load(Ordering::Relaxed) {
+            self.mkdir_p(&self.backups).await?;
+            self.backups_made.store(true, Ordering::Relaxed);
+        }
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let base = path.rsplit('/').next().unwrap_or(path);
+        let target = format!("{}/{base}.{}-{n}", self.backups, std::process::id());
+        self.raw
+            .hardlink(path, target.as_str())
+            .await
+            .map_err(|e| format!("backup {path}: {e}"))?;
+        Ok(())
+    }
+
+    /// `posix-rename@openssh.com`: replaces `to` atomically (SSH_FXP_RENAME refuses to).
+    async fn rename(&self, from: &str, to: &str) -> Result<(), String> {
+        use russh_sftp::protocol::{Packet, StatusCode};
+        let mut data = Vec::new();
+        ssh_string(&mut data, from);
+        ssh_string(&mut data, to);
+        match self.raw.extended("posix-rename@openssh.com", data).await {
+            Ok(Packet::Status(s)) if s.status_code == StatusCode::Ok => Ok(()),
+            Ok(Packet::Status(s)) => Err(format!("rename {from} {to}: {}", s.status_code)),
+            Ok(_) => Err(format!("rename {from} {to}: unexpected reply")),
+            Err(e) => Err(format!("rename {from} {to}: {e}")),
+        }
+    }
+
+    /// The whole content of `path` (following symlinks); `size`, when known from an `lstat`,
+    /// saves the read that would find the end.
+    async fn read(&self, path: &str, size: Option<u64>) -> Result<Vec<u8>, String> {
+        use russh_sftp::protocol::{FileAttributes, OpenFlags};
+        let h = self
+            .raw
+            .open(path, OpenFlags::READ, FileAttributes::default())
+            .await
+            .map_err(|e| format!("open {path}: {e}"))?
+            .handle;
+        self.read_handle(h, path, size).await
+    }
+
+    /// Reads the open file `h` to its end (or `size` bytes) and closes it. A file that fits
+    /// one read is read and closed in one round trip (requests are answered in order).
+    async fn read_handle(
+        &self,
+        h: String,
+        path: &str,
+        size: Option<u64>,
+    ) -> Result<Vec<u8>, String> {
+        use russh_sftp::protocol::StatusCode;
+        let data = |r: Result<russh_sftp::protocol::Data, russh_sftp::client::error::Error>| match r
+        {
+            Ok(d) => Ok(d.data),
+            Err(e) if status_of(&e) == Some(StatusCode::Eof) => Ok(Vec::new()),
+            Err(e) => Err(format!("read {path}: {e}")),
+        };
+        if let Some(size) = size.filter(|&s| s <= SFTP_CHUNK as u64) {
+            let (read, closed) = tokio::join!(
+                self.raw.read(h.as_str(), 0, size.max(1) as u32),
+                self.raw.close(h.as_str())
+            );
+            let out = data(read)?;
+            closed.map_err(|e| format!("close {path}: {e}"))?;
+            if out.len() as u64 != size {
+                return Err(format!("{path}: read {} bytes, not {size}", out.len()));
+            }
+            return Ok(out);
+        }
+        let mut out = Vec::new();
+        let result = loop {
+            match data(
+                self.raw
+                    .read(h.as_str(), out.len() as u64, SFTP_CHUNK as u32)
+                    .await,
+            ) {
+                Ok(d) if d.is_empty() => break Ok(()),
+                Ok(d) => out.extend_from_slice(&d),
+                Err(e) => break Err(e),
+            }
+        };
+        let closed = self.raw.close(h).await;
+        result?;
+        closed.map_err(|e| format!("close {path}: {e}"))?;
+        Ok(out)
+    }
+
+    /// Writes `data` to `path` unless it is already there: check, backup, temporary file
+    /// (exclusive) + write + mode + fsync + rename, verification. A new file gets `mode`, a
+    /// replaced one keeps its own (as `copy` without `mode:`).
+    async fn put(&self, path: &str, data: &[u8], mode: u32) -> Result<(), String> {
+        let (kind, old_mode, size) = self.lstat(path).await?;
+        let mode = match kind {
+            Kind::Missing => mode,
+            Kind::File => {
+                if size == data.len() as u64
+                    && sha256(&self.read(path, Some(size)).await?) == sha256(data)
+                {
+                    return Ok(());
+                }
+                self.backup(path).await?;
+                old_mode
+            }
+            other => return Err(format!("{path} is {other:?}, not a file")),
+        };
+        self.write_atomic(path, data, mode).await?;
+        self.verify_file(path, data, mode).await
+    }
+
+    async fn write_atomic(&self, path: &str, data: &[u8], mode: u32) -> Result<(), String> {
+        use russh_sftp::protocol::{FileAttributes, OpenFlags};
+        let tmp = self.temp_name(path);
+        let attrs = FileAttributes {
+            permissions: Some(mode),
+            ..Default::default()
+        };
+        let flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUDE;
+        let h = self
+            .raw
+            .open(tmp.as_str(), flags, attrs.clone())
+            .await
+            .map_err(|e| format!("create {tmp}: {e}"))?
+            .handle;
+        // The last chunk, the mode, the fsync and the close go out together and are answered
+        // in order; the rename waits for every answer.
+        let chunks: Vec<&[u8]> = data.chunks(SFTP_CHUNK).collect();
+        let (head, last) = match chunks.split_last() {
+            Some((last, head)) => (head, Some(*last)),
+            None => (&chunks[..], None),
+        };
+        let mut written = Ok(());
+        for (i, chunk) in head.iter().enumerate() {
+            let offset = (i * SFTP_CHUNK) as u64;
+            if let Err(e) = self.raw.write(h.as_str(), offset, chunk.to_vec()).await {
+                written = Err(format!("write {tmp}: {e}"));
+                break;
+            }
+        }
+        let tail = async {
+            written?;
+            if let Some(chunk) = last {
+                let offset = (head.len() * SFTP_CHUNK) as u64;
+                self.raw
+                    .write(h.as_str(), offset, chunk.to_vec())
+                    .await
+                    .map_err(|e| format!("write {tmp}: {e}"))?;
+            }
+            Ok::<(), String>(())
+        };
+        let (wrote, moded, synced, closed) = tokio::join!(
+            tail,
+            // The mode asked for, whatever the umask made of the one given at creation.
+            self.raw.fsetstat(h.as_str(), attrs),
+            self.raw.fsync(h.as_str()),
+            self.raw.close(h.as_str()),
+        );
+        let written = wrote
+            .and(moded.map(drop).map_err(|e| format!("chmod {tmp}: {e}")))
+            .and(synced.map(drop).map_err(|e| format!("fsync {tmp}: {e}")));
+        let closed = closed.map(drop).map_err(|e| format!("close {tmp}: {e}"));
+        let done = match written.and(closed) {
+            Ok(()) => self.rename(&tmp, path).await,
+            Err(e) => Err(e),
+        };
+        if done.is_err() {
+            let _ = self.raw.remove(tmp.as_str()).await;
+        }
+        done
+    }
+
+    /// After a write: a regular file of the right size and mode whose content, read back,
+    /// hashes as `data` does.
+    async fn verify_file(&self, path: &str, data: &[u8], mode: u32) -> Result<(), String> {
+        use russh_sftp::protocol::{FileAttributes, OpenFlags};
+        let (stat, opened) = tokio::join!(
+            self.lstat(path),
+            self.raw
+                .open(path, OpenFlags::READ, FileAttributes::default())
+        );
+        let h = opened.map_err(|e| format!("open {path}: {e}"))?.handle;
+        let content = self.read_handle(h, path, Some(data.len() as u64)).await;
+        let (kind, got_mode, size) = stat?;
+        if kind != Kind::File || got_mode != mode || size != data.len() as u64 {
+            return Err(format!(
+                "{path} after the write: {kind:?}, mode {got_mode:o}, {size} bytes"
+            ));
+        }
+        if sha256(&content?) != sha256(data) {
+            return Err(format!("{path} after the write: content differs"));
+        }
+        Ok(())
+    }
+
+    /// `lineinfile` of the benchmark: `mode=production` and no other `mode=` line.
+    async fn line(&self, path: &str) -> Result<(), String> {
+        let (kind, mode, size) = self.lstat(path).await?;
+        let (old, mode) = match kind {
+            Kind::Missing => (String::new(), 0o644),
+            Kind::File => (
+                String::from_utf8_lossy(&self.read(path, Some(size)).await?).into_owned(),
+                mode,
+            ),
+            other => return Err(format!("{path} is {other:?}, not a file")),
+        };
+        let mut new: String = old
+            .lines()
+            .filter(|l| !l.starts_with("mode=") || *l == "mode=production")
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if !new.lines().any(|l| l == "mode=production") {
+            new.push_str("mode=production\n");
+        }
+        if kind == Kind::File {
+            if new == old {
+                return Ok(());
+            }
+            self.backup(path).await?;
+        }
+        self.write_atomic(path, new.as_bytes(), mode).await?;
+        self.verify_file(path, new.as_bytes(), mode).await
+    }
+
+    /// `path` becomes a symlink to `target`: a link at a temporary name renamed over it.
+    async fn symlink(&self, path: &str, target: &str) -> Result<(), String> {
+        let (kind, _, _) = self.lstat(path).await?;
+        match kind {
+            Kind::Missing => {}
+            Kind::Link => {
+                let now = self.readlink(path).await?;
+                if now == target {
+                    return Ok(());
+                }
+                self.backup(path).await?;
+            }
+            other => return Err(format!("{path} is {other:?}, not a link")),
+        }
+        let tmp = self.temp_name(path);
+        // OpenSSH's sftp-server takes SSH_FXP_SYMLINK's paths in the reverse order of the
+        // draft: the target first, then the link. russh-sftp sends (linkpath, targetpath).
+        self.raw
+            .symlink(target, tmp.as_str())
+            .await
+            .map_err(|e| format!("symlink {tmp}: {e}"))?;
+        if let Err(e) = self.rename(&tmp, path).await {
+            let _ = self.raw.remove(tmp.as_str()).await;
+            return Err(e);
+        }
+        let (stat, now) = tokio::join!(self.lstat(path), self.readlink(path));
+        let (kind, now) = (stat?.0, now?);
+        if kind != Kind::Link || now != target {
+            return Err(format!("{path} after the swap: {kind:?} to {now}"));
+        }
+        Ok(())
+    }
+
+    async fn readlink(&self, path: &str) -> Result<String, String> {
+        let name = self
+            .raw
+            .readlink(path)
+            .await
+            .map_err(|e| format!("readlink {path}: {e}"))?;
+        name.files
+            .into_iter()
+            .next()
+            .map(|f| f.filename)
+            .ok_or(format!("readlink {path}: no name"))
+    }
+
+    /// Sets `path`'s permission bits when they differ, and checks them afterwards.
+    async fn chmod(&self, path: &str, mode: u32) -> Result<(), String> {
+        let (kind, old, _) = self.lstat(path).await?;
+        if kind != Kind::File {
+            return Err(format!("{path} is {kind:?}, not a file"));
+        }
+        if old == mode {
+            return Ok(());
+        }
+        let attrs = russh_sftp::protocol::FileAttributes {
+            permissions: Some(mode),
+            ..Default::default()
+        };
+        let (set, stat) = tokio::join!(self.raw.setstat(path, attrs), self.lstat(path));
+        set.map_err(|e| format!("chmod {path}: {e}"))?;
+        let (kind, now, _) = stat?;
+        if kind != Kind::File || now != mode {
+            return Err(format!("{path} after chmod: {kind:?}, mode {now:o}"));
+        }
+        Ok(())
+    }
 }
 
 // ------------------------------------------------------------------ the driver
@@ -728,7 +1268,7 @@ fn drive(args: &[String]) -> ExitCode {
         match m {
             Ok(m) => {
                 eprintln!(
-                    "  {name:<16} {:7.2} s wall {:7.2} s CPU {:6.1} MB {:7.2} s machine CPU",
+                    "  {name:<18} {:7.2} s wall {:7.2} s CPU {:6.1} MB {:7.2} s machine CPU",
                     m.wall.as_secs_f64(),
                     m.cpu.as_secs_f64(),
                     m.maxrss as f64 / 1024.0,
@@ -752,6 +1292,12 @@ fn drive(args: &[String]) -> ExitCode {
         failed |= !record("floor (russh)", measure(&mut c, &w.join("floor.log")), true);
 
         reset(&fleet);
+        let mut c = Command::new(&me);
+        c.arg("sftp-floor").arg(w.join("floor.json"));
+        let m = measure(&mut c, &w.join("sftp-floor.log"));
+        failed |= !record("sftp floor (russh)", m, true);
+
+        reset(&fleet);
         let mut c = Command::new("bash");
         c.arg(w.join("openssh.sh"));
         failed |= !record("openssh", measure(&mut c, &w.join("openssh.log")), true);
@@ -765,6 +1311,59 @@ fn drive(args: &[String]) -> ExitCode {
             commands_per_task(&log1, "first");
             commands_per_task(&log2, "second");
             check_unchanged(&log2);
+        }
+    }
+    // Host processes, in runs of their own: strace slows the host it watches.
+    let mut procs: Vec<(&str, HostProcs)> = Vec::new();
+    if which("strace").is_none() {
+        eprintln!("host processes: not counted (strace is not installed)");
+    } else {
+        eprintln!(
+            "host processes (strace -f on {}'s sshd, one run each)",
+            fleet.host(0).name()
+        );
+        let runs: [(&str, bool); 4] = [
+            ("floor (russh)", true),
+            ("sftp floor (russh)", true),
+            ("rdeploy first", true),
+            ("rdeploy second", false),
+        ];
+        for (name, fresh) in runs {
+            if fresh {
+                reset(&fleet);
+            }
+            let mut c = match name {
+                "floor (russh)" => {
+                    let mut c = Command::new(&me);
+                    c.arg("floor").arg(w.join("floor.json"));
+                    c
+                }
+                "sftp floor (russh)" => {
+                    let mut c = Command::new(&me);
+                    c.arg("sftp-floor").arg(w.join("floor.json"));
+                    c
+                }
+                _ => rdeploy_cmd(),
+            };
+            let tag = name.split(' ').take(2).collect::<Vec<_>>().join("-");
+            let counted = count_host_processes(&fleet, w, &tag, &mut c)
+                .and_then(|p| verify(&fleet, &payload).map(|()| p));
+            match counted {
+                Ok(p) => {
+                    eprintln!(
+                        "  {name:<18} {:.1} programs, {:.1} processes, {:.1} sshd's own per host ({})",
+                        p.programs,
+                        p.processes,
+                        p.sshd,
+                        p.shown()
+                    );
+                    procs.push((name, p));
+                }
+                Err(e) => {
+                    eprintln!("  {name}: FAILED: {e}");
+                    failed = true;
+                }
+            }
         }
     }
     match (o.ansible, which("ansible-playbook")) {
@@ -783,7 +1382,7 @@ fn drive(args: &[String]) -> ExitCode {
             close_masters(&w.join("acp"));
         }
     }
-    report(&o, &results);
+    report(&o, &results, &procs);
     if o.hold > 0 {
         eprintln!(
             "holding the fleet for {} s; work folder {} (rdeploy: {})",
@@ -865,7 +1464,7 @@ fn check_unchanged(log: &Path) {
     }
 }
 
-fn report(o: &Options, results: &BTreeMap<&str, Vec<Measure>>) {
+fn report(o: &Options, results: &BTreeMap<&str, Vec<Measure>>, procs: &[(&str, HostProcs)]) {
     let floor = results
         .get("floor (russh)")
         .map(|v| median(v.iter().map(|m| m.wall.as_secs_f64()).collect()));
@@ -884,6 +1483,7 @@ fn report(o: &Options, results: &BTreeMap<&str, Vec<Measure>>) {
     );
     let order = [
         "floor (russh)",
+        "sftp floor (russh)",
         "openssh",
         "ansible-playbook",
         "rdeploy first",
@@ -902,6 +1502,211 @@ fn report(o: &Options, results: &BTreeMap<&str, Vec<Measure>>) {
             "| {name:<18} | {wall:>8.2} | {cpu:>8.2} | {rss:>11.1} | {ratio:>12} | {machine:>14.2} |"
         );
     }
+    if procs.is_empty() {
+        return;
+    }
+    println!(
+        "\nhost processes per host (one run each, strace -f on one host's sshd; programs: \
+         execve of anything but sshd; processes: those that ran one, or were forked by one; \
+         sshd's own: the connection's sshd processes, internal-sftp sessions included)"
+    );
+    println!(
+        "| {:<18} | {:>8} | {:>9} | {:>10} | {:<40} |",
+        "contender", "programs", "processes", "sshd's own", "programs started"
+    );
+    println!(
+        "|{:-<20}|{:->10}|{:->11}|{:->12}|{:-<42}|",
+        "", "", "", "", ""
+    );
+    for (name, p) in procs {
+        println!(
+            "| {name:<18} | {:>8.1} | {:>9.1} | {:>10.1} | {:<40} |",
+            p.programs,
+            p.processes,
+            p.sshd,
+            p.shown()
+        );
+    }
+}
+
+/// What one run started on one host, per host (an sshd serving K hosts is divided by K).
+struct HostProcs {
+    /// Successful `execve` of anything but sshd.
+    programs: f64,
+    /// Processes that ran such a program, or were forked by one (subshells).
+    processes: f64,
+    /// The other new processes: sshd's own for each connection (the listener's fork, the
+    /// re-exec, privilege separation, sessions; an `internal-sftp` session is one of these).
+    sshd: f64,
+    /// Programs by name, per host.
+    by_program: BTreeMap<String, f64>,
+}
+
+impl HostProcs {
+    fn shown(&self) -> String {
+        let mut v: Vec<(&String, &f64)> = self.by_program.iter().collect();
+        v.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+        let v: Vec<String> = v.iter().map(|(n, c)| format!("{n} {c:.0}")).collect();
+        if v.is_empty() {
+            "-".into()
+        } else {
+            v.join(", ")
+        }
+    }
+}
+
+/// Runs `cmd` with `strace -f` attached to the first host's sshd and counts what the run
+/// started there (see [`HostProcs`]). The host's sessions must be gone before strace stops.
+fn count_host_processes(
+    fleet: &Fleet,
+    w: &Path,
+    tag: &str,
+    cmd: &mut Command,
+) -> Result<HostProcs, String> {
+    let host = fleet.host(0);
+    let sshd = host.sshd_pid();
+    let served = fleet
+        .hosts()
+        .iter()
+        .filter(|h| h.sshd_pid() == sshd)
+        .count()
+        .max(1);
+    let trace = w.join(format!("strace-{tag}.txt"));
+    let mut strace = Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-s",
+            "0",
+            "--decode-pids=pidns",
+            "-e",
+            "signal=none",
+        ])
+        .args(["-e", "trace=execve,fork,vfork,clone,clone3", "-o"])
+        .arg(&trace)
+        .args(["-p", &sshd.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("strace: {e}"))?;
+    let stop = |strace: &mut std::process::Child| {
+        // SAFETY: kill has no memory preconditions; the PID is our unreaped child.
+        unsafe { libc::kill(strace.id() as libc::pid_t, libc::SIGINT) };
+        let _ = strace.wait();
+    };
+    // Attached when the sshd names strace as its tracer.
+    let tracer = |pid: u32| -> Option<u32> {
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("TracerPid:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    let until = Instant::now() + Duration::from_secs(10);
+    while tracer(sshd) != Some(strace.id()) {
+        if Instant::now() > until || strace.try_wait().ok().flatten().is_some() {
+            stop(&mut strace);
+            return Err(format!("strace did not attach to sshd {sshd}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = measure(cmd, &w.join(format!("counted-{tag}.log")));
+    // The sessions end a little after the client: wait until only the sshd is left.
+    let until = Instant::now() + Duration::from_secs(10);
+    while host.processes().len() > 1 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop(&mut strace);
+    run?;
+    let text = fs::read_to_string(&trace).map_err(|e| format!("{}: {e}", trace.display()))?;
+    let c = count_trace(&text);
+    let per = |n: usize| n as f64 / served as f64;
+    Ok(HostProcs {
+        programs: per(c.programs),
+        processes: per(c.processes),
+        sshd: per(c.new_pids - c.processes),
+        by_program: c.by_program.into_iter().map(|(k, v)| (k, per(v))).collect(),
+    })
+}
+
+/// Counts from an `strace -f --decode-pids=pidns -e trace=execve,fork,vfork,clone,clone3`
+/// log (see [`HostProcs`]; here for the whole traced sshd).
+#[derive(Default)]
+struct TraceCount {
+    programs: usize,
+    processes: usize,
+    new_pids: usize,
+    by_program: BTreeMap<String, usize>,
+}
+
+fn count_trace(text: &str) -> TraceCount {
+    use std::collections::{HashMap, HashSet};
+    let is_sshd = |prog: &str| prog.rsplit('/').next() == Some("sshd");
+    // pid -> the program it runs now (a pid not seen yet runs sshd: everything comes from it).
+    let mut prog: HashMap<u32, String> = HashMap::new();
+    let mut pending_exec: HashMap<u32, String> = HashMap::new();
+    let mut ran_other: HashSet<u32> = HashSet::new();
+    let mut new: HashSet<u32> = HashSet::new();
+    let mut c = TraceCount::default();
+    for line in text.lines() {
+        let Some((pid, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let (call, resumed) = match rest.strip_prefix("<... ") {
+            Some(r) => (r.split(' ').next().unwrap_or(""), true),
+            None => (rest.split('(').next().unwrap_or(""), false),
+        };
+        if call == "execve" && !resumed {
+            let path = rest.split('"').nth(1).unwrap_or("").to_string();
+            pending_exec.insert(pid, path);
+        }
+        // The result, when this line has it: `= N` or `= N /* M in strace's PID NS */`.
+        let Some((_, result)) = rest.rsplit_once(") = ").or_else(|| {
+            rest.rsplit_once(')')
+                .and_then(|(_, r)| r.trim_start().strip_prefix("= ").map(|r| ("", r)))
+        }) else {
+            continue;
+        };
+        let result = result.trim();
+        let value = match result.split_once("/* ") {
+            Some((_, ns)) => ns.split(' ').next().unwrap_or(""),
+            None => result.split(' ').next().unwrap_or(""),
+        };
+        let Ok(value) = value.parse::<i64>() else {
+            continue;
+        };
+        match call {
+            "execve" if value == 0 => {
+                let path = pending_exec.remove(&pid).unwrap_or_default();
+                if !is_sshd(&path) {
+                    c.programs += 1;
+                    ran_other.insert(pid);
+                    let base = path.rsplit('/').next().unwrap_or(&path).to_string();
+                    *c.by_program.entry(base).or_default() += 1;
+                }
+                prog.insert(pid, path);
+            }
+            "execve" => {
+                pending_exec.remove(&pid);
+            }
+            "clone" | "clone3" | "fork" | "vfork" if value > 0 => {
+                let child = value as u32;
+                new.insert(child);
+                let parent = prog.get(&pid).cloned().unwrap_or_else(|| "sshd".into());
+                if !is_sshd(&parent) {
+                    ran_other.insert(child);
+                }
+                prog.entry(child).or_insert(parent);
+            }
+            _ => {}
+        }
+    }
+    c.new_pids = new.len();
+    c.processes = ran_other.intersection(&new).count();
+    c
 }
 
 // ------------------------------------------------------------------ rolling update (issue 5)
@@ -1069,4 +1874,47 @@ fn http_get(port: u16, path: &str) -> String {
     text.split_once("\r\n\r\n")
         .map(|(_, body)| body.to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An strace log of one host's sshd: a connection (sshd's forks and re-exec), a session
+    /// whose shell runs a command and a subshell, a failed PATH lookup, and the child's line
+    /// printed before its parent's `vfork` returned.
+    const TRACE: &str = r#"100 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|SIGCHLD, child_tidptr=0x7f) = 7 /* 201 in strace's PID NS */
+201 execve("/usr/sbin/sshd", [...], 0x55 /* 1 var */) = 0
+201 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|SIGCHLD, child_tidptr=0x7f) = 8 /* 202 in strace's PID NS */
+201 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|SIGCHLD, child_tidptr=0x7f) = 9 /* 203 in strace's PID NS */
+203 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|SIGCHLD, child_tidptr=0x7f) = 10 /* 204 in strace's PID NS */
+204 execve("/bin/sh", [...], 0x55 /* 9 vars */) = 0
+204 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|SIGCHLD, child_tidptr=0x7f) = 11 /* 205 in strace's PID NS */
+204 vfork( <unfinished ...>
+206 execve("/usr/local/bin/cat", [...], 0x55 /* 9 vars */) = -1 ENOENT (No such file or directory)
+206 execve("/usr/bin/cat", [...], 0x55 /* 9 vars */ <unfinished ...>
+204 <... vfork resumed>)              = 12 /* 206 in strace's PID NS */
+206 <... execve resumed>)             = 0
+"#;
+
+    #[test]
+    fn count_trace_tells_programs_subshells_and_sshd_apart() {
+        let c = count_trace(TRACE);
+        // sh and cat; sshd's re-exec and the failed lookup are not programs started.
+        assert_eq!(c.programs, 2);
+        assert_eq!(c.by_program.get("sh"), Some(&1));
+        assert_eq!(c.by_program.get("cat"), Some(&1));
+        // The shell's process, its subshell (205, no exec of its own) and cat's.
+        assert_eq!(c.processes, 3);
+        // 201 (re-exec'd sshd), 202, 203: the connection's sshd processes.
+        assert_eq!(c.new_pids - c.processes, 3);
+    }
+
+    #[test]
+    fn ssh_string_is_length_then_bytes() {
+        let mut out = Vec::new();
+        ssh_string(&mut out, "/a");
+        ssh_string(&mut out, "");
+        assert_eq!(out, [0, 0, 0, 2, b'/', b'a', 0, 0, 0, 0]);
+    }
 }
