@@ -2034,7 +2034,7 @@ fn a_host_without_the_sftp_subsystem_gets_its_files_through_shell_programs() {
     );
     for round in 0..2 {
         let r = Run::from(
-            sb.rdeploy(&["run", "pb.yaml", "-i", "inv.yaml", "--output", "json"])
+            sb.rdeploy(&["run", "pb.yaml", "-i", "inv.yaml", "--output", "json", "-v"])
                 .env_remove("SSH_AUTH_SOCK")
                 .env("RDEPLOY_LOG", "rdeploy=info")
                 .timeout(Duration::from_secs(120))
@@ -2046,6 +2046,15 @@ fn a_host_without_the_sftp_subsystem_gets_its_files_through_shell_programs() {
             r.stderr.contains("file plane: shell programs"),
             "{}",
             r.stderr
+        );
+        // `-v` says which plane serves the host, and why.
+        let plane = r.events.iter().find(|e| e["event"] == "file_plane");
+        let plane = plane.map(|e| e["plane"].as_str().unwrap_or_default().to_string());
+        assert!(
+            plane
+                .as_deref()
+                .is_some_and(|p| p.starts_with("shell programs (sftp subsystem")),
+            "{plane:?}"
         );
         assert_eq!(
             r.recap(h.name())["changed"],

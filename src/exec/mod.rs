@@ -1467,6 +1467,16 @@ impl<'r> Runner<'r> {
                     st.roles_ran.insert(key.clone());
                 }
                 self.check_notified(&mut st);
+                if let Some(plane) = st
+                    .transport
+                    .as_mut()
+                    .and_then(crate::transport::AnyTransport::take_plane_note)
+                {
+                    self.reporter.emit(&Event::FilePlane {
+                        host: h,
+                        plane: &plane,
+                    });
+                }
                 if let (Some(dir), false) = (&st.backups.dir, st.backups.shown) {
                     self.reporter.emit(&Event::StateDir { host: h, dir });
                     st.backups.shown = true;

@@ -57,6 +57,14 @@ pub enum Event<'a> {
         /// Its state directory on the host.
         dir: &'a str,
     },
+    /// How a host's files are reached (`-v`): `sftp subsystem`, `sudo -u root sftp-server`,
+    /// `shell programs (why)`.
+    FilePlane {
+        /// The host.
+        host: &'a str,
+        /// The plane, in words.
+        plane: &'a str,
+    },
     /// A batch's health gate begins (`soak` true for the probes after the soak time).
     GateStart {
         /// 1-based batch index.

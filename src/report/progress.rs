@@ -301,6 +301,7 @@ impl Board {
             Event::Recap { .. } => self.begin(Step::None, &[], now),
             Event::Warning(_)
             | Event::StateDir { .. }
+            | Event::FilePlane { .. }
             | Event::GateFailed { .. }
             | Event::RunEnd { .. } => {}
         }

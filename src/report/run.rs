@@ -180,7 +180,7 @@ impl Reporter {
         if self.quiet && !self.shown_when_quiet(e) {
             return;
         }
-        if matches!(e, Event::StateDir { .. }) && self.verbose == 0 {
+        if matches!(e, Event::StateDir { .. } | Event::FilePlane { .. }) && self.verbose == 0 {
             return;
         }
         let _ = match self.format {
@@ -226,7 +226,7 @@ impl Reporter {
                 failed
             }
             Event::Probe { passed, .. } => !passed,
-            Event::StateDir { .. } => false,
+            Event::StateDir { .. } | Event::FilePlane { .. } => false,
             Event::Warning(_)
             | Event::GateFailed { .. }
             | Event::RollbackStart { .. }
@@ -319,6 +319,9 @@ impl Reporter {
             }
             Event::StateDir { host, dir } => {
                 writeln!(self.buf, "backups: [{host}] => state directory {dir}")
+            }
+            Event::FilePlane { host, plane } => {
+                writeln!(self.buf, "files: [{host}] => {plane}")
             }
             Event::GateStart {
                 index, total, soak, ..
@@ -552,6 +555,9 @@ impl Reporter {
             Event::Warning(w) => serde_json::json!({"event": "warning", "msg": w}),
             Event::StateDir { host, dir } => {
                 serde_json::json!({"event": "state_dir", "host": host, "dir": dir})
+            }
+            Event::FilePlane { host, plane } => {
+                serde_json::json!({"event": "file_plane", "host": host, "plane": plane})
             }
             // Progress only: `emit` never gets here with them.
             Event::HostStart { .. } | Event::Soak { .. } => serde_json::Value::Null,

@@ -808,6 +808,15 @@ impl AnyTransport {
         }
     }
 
+    /// How the host's files are reached (the file plane), once, for `-v`: `None` after it was
+    /// taken and for the local connection.
+    pub fn take_plane_note(&mut self) -> Option<String> {
+        match self {
+            AnyTransport::Ssh(t) => t.take_plane_note(),
+            _ => None,
+        }
+    }
+
     /// The connection is gone: nothing can run on it any more (never for the local transport).
     pub fn is_lost(&self) -> bool {
         match self {

@@ -71,6 +71,10 @@ pub struct SshTransport {
     planes: std::collections::HashMap<Option<String>, Plane>,
     /// `RDEPLOY_FILE_PLANE=shell`: files go through shell programs only (the fallback, forced).
     shell_only: bool,
+    /// How the login user's files are reached, until it is reported (`-v`).
+    plane_note: Option<String>,
+    /// Why the last session that could not start did not.
+    plane_off: Option<String>,
 }
 
 /// One become user's file plane on a connection.
@@ -190,12 +194,25 @@ impl SshTransport {
             held: None,
             planes: std::collections::HashMap::new(),
             shell_only: std::env::var("RDEPLOY_FILE_PLANE").is_ok_and(|v| v == "shell"),
+            plane_note: None,
+            plane_off: None,
         };
         // The login user's file plane starts with the connection: the executor reads ahead
         // (checks ride with commands) unless it knows the plane answers them.
-        if !t.shell_only {
+        t.plane_note = Some(if t.shell_only {
+            "shell programs (RDEPLOY_FILE_PLANE=shell)".to_string()
+        } else {
             t.plane(&None).await;
-        }
+            match t.planes.get(&None) {
+                Some(Plane::Ready(s, _)) => s.what().to_string(),
+                _ => t
+                    .plane_off
+                    .take()
+                    .map_or("shell programs".to_string(), |why| {
+                        format!("shell programs ({why})")
+                    }),
+            }
+        });
         Ok(t)
     }
 
@@ -479,6 +496,7 @@ impl SshTransport {
                 Ok(p) => p,
                 Err(why) => {
                     tracing::info!(host = %self.name, user = ?key, "file plane: shell programs ({why})");
+                    self.plane_off = Some(why);
                     Plane::Off
                 }
             };
@@ -544,6 +562,12 @@ impl SshTransport {
         tracing::info!(host = %self.name, plane = sftp.what(), "file plane: sftp");
         self.reads.serve(user.map(str::to_string));
         Ok(Plane::Ready(Box::new(sftp), permit))
+    }
+
+    /// How the login user's files are reached (`sftp subsystem`, `shell programs (why)`), once:
+    /// `None` after it was taken.
+    pub fn take_plane_note(&mut self) -> Option<String> {
+        self.plane_note.take()
     }
 
     /// Runs the queued command (the executor's backup) on its own, if one is waiting: a file
