@@ -188,6 +188,95 @@ impl Names {
     }
 }
 
+/// Answers `q` on the controller's own files (the local connection's plane: `std::fs`, no
+/// program), as the stat helper would, or `None` when only the helper can say the same (a
+/// relative path, a name not in `names`, a link `canonicalize` cannot resolve).
+pub fn answer_local(q: &FileQuery, names: &Names) -> Option<Answer> {
+    use std::io::ErrorKind;
+    use std::os::unix::fs::MetadataExt;
+    if !q.path.starts_with('/') {
+        return None;
+    }
+    if q.is_dir {
+        return Some(Answer::Status(if std::path::Path::new(&q.path).is_dir() {
+            0
+        } else {
+            1
+        }));
+    }
+    let mut path = std::path::PathBuf::from(&q.path);
+    let mut meta = match std::fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Some(Answer::Found(PathState::absent(), None));
+        }
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+            return Some(Answer::Refused(format!(
+                "cannot search a folder on the way to {}",
+                q.path
+            )));
+        }
+        Err(_) => return None,
+    };
+    if q.follow && meta.file_type().is_symlink() {
+        path = std::fs::canonicalize(&path).ok()?;
+        meta = std::fs::symlink_metadata(&path).ok()?;
+    }
+    let ft = meta.file_type();
+    let kind = if ft.is_symlink() {
+        PathKind::Link {
+            target: std::fs::read_link(&path)
+                .ok()?
+                .to_string_lossy()
+                .into_owned(),
+        }
+    } else if ft.is_dir() {
+        PathKind::Directory
+    } else if ft.is_file() {
+        PathKind::File
+    } else {
+        PathKind::Other
+    };
+    let mut state = PathState {
+        kind,
+        mode: meta.mode() & 0o7777,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        owner: names.user(meta.uid())?.to_string(),
+        group: names.group(meta.gid())?.to_string(),
+        size: meta.len(),
+        sha256: None,
+    };
+    let mut content = None;
+    if q.hash && state.kind == PathKind::File {
+        // A file that cannot be read has no sha256, as with the shell helper.
+        if let Ok(mut f) = std::fs::File::open(&path)
+            && let Ok(sum) = super::sha256_reader(&mut f)
+        {
+            if let Some((unless, max)) = &q.content
+                && unless.as_deref() != Some(sum.as_str())
+            {
+                use std::io::Read;
+                let mut head = Vec::new();
+                let f = std::fs::File::open(&path).ok()?;
+                f.take(*max).read_to_end(&mut head).ok()?;
+                content = Some(head);
+            }
+            state.sha256 = Some(sum);
+        }
+    }
+    Some(Answer::Found(state, content))
+}
+
+/// The controller's own `/etc/passwd` and `/etc/group` ([`Names`]), read once.
+pub fn local_names() -> &'static Names {
+    static NAMES: std::sync::OnceLock<Names> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        Names::parse(&read("/etc/passwd"), &read("/etc/group"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,5 +373,56 @@ mod query_tests {
         assert!(c.bare().is_some_and(|b| b.file_query().is_some()));
         assert!(stat_cmd("/a").op("; true").file_query().is_none());
         assert!(stat_cmd("a").chdir("/tmp").file_query().is_none());
+    }
+}
+
+#[cfg(test)]
+mod local_tests {
+    use super::*;
+    use crate::transport::cmd::{
+        parse_stat_content, stat_attrs_cmd, stat_cmd, stat_content_cmd, stat_resolved_cmd, test_d,
+    };
+    use crate::transport::{LocalTransport, Transport};
+
+    /// The std::fs plane says what the shell plane's helpers say, path for path.
+    #[tokio::test]
+    async fn the_local_plane_answers_as_the_shell_helpers_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        std::fs::write(dir.path().join("f"), "old\ntext\n").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink("f", dir.path().join("ln")).unwrap();
+        std::os::unix::fs::symlink("nowhere", dir.path().join("dangling")).unwrap();
+        let mut shell = LocalTransport::new("t").with_shell_files();
+        let names = local_names();
+        for p in ["f", "sub", "ln", "dangling", "absent", "f/below"] {
+            let path = format!("{d}/{p}");
+            for cmd in [
+                stat_cmd(&path),
+                stat_attrs_cmd(&path),
+                stat_content_cmd(&path, None, 4),
+                stat_content_cmd(&path, Some("00"), 100),
+                stat_resolved_cmd(&path),
+                test_d(&path),
+            ] {
+                let q = cmd.file_query().unwrap().clone();
+                let Some(answer) = answer_local(&q, names) else {
+                    // Left to the shell (a path under a file, a dangling link to resolve).
+                    assert!(p == "f/below" || (p == "dangling" && q.follow), "{q:?}");
+                    continue;
+                };
+                let want = shell.exec(&cmd).await.unwrap();
+                let got = answer.to_output();
+                if q.is_dir {
+                    assert_eq!(got.status, want.status, "{q:?}");
+                    continue;
+                }
+                assert_eq!(
+                    parse_stat_content(&got).unwrap(),
+                    parse_stat_content(&want).unwrap(),
+                    "{q:?}"
+                );
+            }
+        }
     }
 }

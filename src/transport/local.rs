@@ -32,6 +32,13 @@ use super::{
 /// SIGKILL.
 pub const KILL_GRACE_DEFAULT: Duration = Duration::from_secs(2);
 
+/// `RDEPLOY_FILE_PLANE=shell`: the stat helpers' questions run as shell programs here too,
+/// instead of being answered with `std::fs` ([`super::files::answer_local`]).
+pub fn shell_only() -> bool {
+    static SHELL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SHELL.get_or_init(|| std::env::var("RDEPLOY_FILE_PLANE").is_ok_and(|v| v == "shell"))
+}
+
 /// Runs commands on the controller (see the module docs).
 #[derive(Clone, Debug)]
 pub struct LocalTransport {
@@ -46,6 +53,8 @@ pub struct LocalTransport {
     pub(crate) queued: Queued,
     /// Reads run ahead ([`super::reads`]).
     pub(crate) reads: Reads,
+    /// The stat helpers run as shell programs ([`shell_only`], or [`LocalTransport::with_shell_files`]).
+    pub(crate) shell_files: bool,
 }
 
 impl LocalTransport {
@@ -59,8 +68,24 @@ impl LocalTransport {
             kill_grace: KILL_GRACE_DEFAULT,
             recorded: None,
             queued: Queued::default(),
-            reads: Reads::default(),
+            reads: {
+                let mut r = Reads::default();
+                if !shell_only() {
+                    // Its file questions are answered with std::fs: nothing to read ahead.
+                    r.serve(None);
+                }
+                r
+            },
+            shell_files: shell_only(),
         }
+    }
+
+    /// The stat helpers' questions run as shell programs, not answered with `std::fs` (tests
+    /// of the commands the shell plane sends).
+    pub fn with_shell_files(mut self) -> LocalTransport {
+        self.shell_files = true;
+        self.reads = Reads::default();
+        self
     }
 
     /// Runs the queued command (if any) on its own, before the next command: a local command

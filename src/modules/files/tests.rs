@@ -106,7 +106,8 @@ async fn converge_n(
     let args = to_args(a);
     let controller = tempfile::tempdir().unwrap();
     let ctx = ctx(local_src, controller.path());
-    let mut tr = AnyTransport::Local(LocalTransport::new("t").with_recording());
+    // The shell plane: these tests count the commands it sends (the std::fs plane sends none).
+    let mut tr = AnyTransport::Local(LocalTransport::new("t").with_recording().with_shell_files());
     let before = fingerprint(host);
     let v = m
         .check(&mut HostView::of(&mut tr), &args, &ctx)
