@@ -1,0 +1,112 @@
+//! The host programs: the shell scripts rdeploy sends to hosts, as files.
+//!
+//! Each program lives in `src/host/sh/NAME.sh` and starts with a header of `#` lines (what it
+//! is, its arguments, stdin, output, exit codes, and any `# shellcheck` directive). The header
+//! is for people and for shellcheck only: [`program`] strips it (the leading `#` lines, nothing
+//! else) and the file's final newline at compile time, so what goes over the wire is the body
+//! exactly as written. A body that must start with a newline (a fragment appended to a command
+//! line) has an empty line right after its header.
+//!
+//! This module owns loading the files; it must not build command lines. The builders that put
+//! arguments in front of these bodies, and the parsers of what they print, are in
+//! [`crate::transport::cmd`]. `tests/host_sh.rs` runs shellcheck on every file and runs the
+//! programs under dash, `bash --posix` and BusyBox `sh`, with GNU and with BusyBox tools.
+
+/// The body of a host program file: `src` without its leading `#` header lines and without its
+/// final newline. Evaluated at compile time; a file without a header does not compile.
+pub const fn program(src: &'static str) -> &'static str {
+    let b = src.as_bytes();
+    let mut i = 0;
+    while i < b.len() && b[i] == b'#' {
+        while i < b.len() && b[i] != b'\n' {
+            i += 1;
+        }
+        if i < b.len() {
+            i += 1;
+        }
+    }
+    assert!(i > 0, "a host program must start with its header comment");
+    let mut end = b.len();
+    if end > i && b[end - 1] == b'\n' {
+        end -= 1;
+    }
+    let (_, rest) = src.split_at(i);
+    let (body, _) = rest.split_at(end - i);
+    body
+}
+
+/// Declares a host program: `NAME = "file.sh"` becomes a `&'static str` constant holding the
+/// file's body (see [`program`]).
+macro_rules! host_programs {
+    ($($(#[$doc:meta])* $name:ident = $file:literal;)*) => {
+        $(
+            $(#[$doc])*
+            pub const $name: &str = program(include_str!(concat!("sh/", $file)));
+        )*
+        /// Every host program: (file name, body), for the checks in `tests/host_sh.rs`.
+        pub const ALL: &[(&str, &str)] = &[$(($file, $name)),*];
+    };
+}
+
+host_programs! {
+    /// [`crate::transport::cmd::put_file_cmd`]'s atomic write.
+    PUT = "put.sh";
+    /// [`crate::transport::cmd::stat_cmd`] and its variants.
+    STAT = "stat.sh";
+    /// The fast batch runner's head ([`crate::transport::cmd::Cmd::batch`]).
+    BATCH_RUNNER = "batch_runner.sh";
+    /// The batch runners' `run_` function.
+    BATCH_RUN_FN = "batch_run_fn.sh";
+    /// The capped batch runner ([`crate::transport::cmd::Batch::capped`]).
+    BATCH_CAPPED = "batch_capped.sh";
+    /// The head of [`crate::transport::cmd::Cmd::then_reads`].
+    READS_HEAD = "reads_head.sh";
+    /// The middle of [`crate::transport::cmd::Cmd::then_reads`].
+    READS_MID = "reads_mid.sh";
+    /// [`crate::transport::cmd::Cmd::after`]'s preamble runner.
+    PREAMBLE = "preamble.sh";
+    /// The tail of [`crate::transport::cmd::session_line`]: process group and fast path.
+    SESSION = "session.sh";
+    /// [`crate::transport::cmd::stdin_bootstrap`]'s fixed command.
+    STDIN_BOOTSTRAP = "stdin_bootstrap.sh";
+    /// [`crate::transport::cmd::kill_group_cmd`].
+    KILL_GROUP = "kill_group.sh";
+    /// [`crate::transport::cmd::host_lock_line`].
+    HOST_LOCK = "host_lock.sh";
+    /// [`crate::transport::cmd::realpath_cmd`].
+    REALPATH = "realpath.sh";
+    /// [`crate::transport::cmd::keep_owner`].
+    KEEP_OWNER = "keep_owner.sh";
+    /// [`crate::transport::cmd::ln_sf_atomic`].
+    LN_SF = "ln_sf.sh";
+    /// The link resolution in front of [`crate::transport::cmd::stat_resolved_cmd`].
+    RESOLVE_LINK = "resolve_link.sh";
+    /// A batch's stat table (one `stat` for its stat helpers' paths).
+    STAT_TABLE = "stat_table.sh";
+    /// A batch's sha256 table (one `sha256sum` for its stat helpers' files).
+    HASH_TABLE = "hash_table.sh";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::program;
+
+    #[test]
+    fn the_header_and_the_final_newline_are_not_sent() {
+        assert_eq!(program("# a\n# b\necho x\n"), "echo x");
+        assert_eq!(program("# a\n\necho x\n"), "\necho x");
+        assert_eq!(
+            program("# a\necho x # not a header\n# kept\n"),
+            "echo x # not a header\n# kept"
+        );
+        assert_eq!(program("# a\necho x\n\n"), "echo x\n");
+    }
+
+    #[test]
+    fn every_program_has_a_body_and_no_header_left() {
+        for (file, body) in super::ALL {
+            assert!(!body.trim().is_empty(), "{file} is empty");
+            assert!(!body.starts_with('#'), "{file}");
+        }
+    }
+}
