@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 
 use rdeploy::transport::Output;
 use rdeploy::transport::cmd::{
-    Cmd, HOST_LOCK_TAKEN, PGID_MARKER, PathKind, host_lock_line, kill_group_cmd, parse_stat,
-    parse_stat_content, put_file_cmd, put_file_keeping_cmd, realpath_cmd, session_line,
+    Cmd, HOST_LOCK_TAKEN, PGID_MARKER, PathKind, host_lock_line, kill_group_cmd, ln_sf_atomic,
+    parse_stat, parse_stat_content, put_file_cmd, put_file_keeping_cmd, realpath_cmd, session_line,
     stat_attrs_cmd, stat_cmd, stat_content_cmd, stat_resolved_cmd, stdin_bootstrap,
 };
 
@@ -231,6 +231,18 @@ fn put_writes_atomically_with_its_mode_and_checks_the_sha_in_every_shell() {
         let out = env.run_cmd(&cmd);
         assert_eq!(out.status, 3, "{}: {out:?}", env.name);
         assert_eq!(std::fs::read(&dest).unwrap(), b"v2\n", "{}", env.name);
+        assert_eq!(leftovers(&dir), Vec::<String>::new(), "{}", env.name);
+        // A symlink to a folder swapped to another folder: replaced, not moved into.
+        let current = dir.join("current");
+        std::os::unix::fs::symlink(&dir, &current).unwrap();
+        let out = env.run_cmd(&ln_sf_atomic("/tmp", current.to_str().unwrap()));
+        assert_eq!(out.status, 0, "{}: {out:?}", env.name);
+        assert_eq!(
+            std::fs::read_link(&current).unwrap(),
+            Path::new("/tmp"),
+            "{}",
+            env.name
+        );
         assert_eq!(leftovers(&dir), Vec::<String>::new(), "{}", env.name);
     }
 }

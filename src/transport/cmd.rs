@@ -10,9 +10,13 @@
 //! anything, do I/O or know about a particular transport; a `format!` that makes a shell line
 //! anywhere else in the crate is a bug.
 //!
-//! Target shell: plain POSIX `sh` (dash on Debian) with GNU coreutils. Never a login shell, no
-//! bash-isms. Where a helper relies on a GNU option the comment says so and names the BusyBox/BSD
-//! difference.
+//! The longer scripts these commands carry are the host programs in `src/host/sh/` (loaded by
+//! [`crate::host`]); this file puts their arguments in front of them and parses what they print.
+//!
+//! Target shell: plain POSIX `sh` (dash on Debian) with GNU coreutils; `tests/host_sh.rs` also
+//! runs the host programs under `bash --posix` and BusyBox `sh` and with BusyBox's tools. Never a
+//! login shell, no bash-isms. Where a helper relies on a GNU option the comment says so and names
+//! the BusyBox/BSD difference.
 
 use std::borrow::Cow;
 use std::collections::hash_map::RandomState;
@@ -666,35 +670,6 @@ fn nonce() -> String {
 /// stderr in a batch (so at most 64 KiB per stream): batches are for small read-only checks.
 pub const BATCH_KEEP_DEFAULT: u64 = 32 * 1024;
 
-/// The batch runner (the fast one, [`Cmd::batch`]). It reads its nonce from stdin (the last
-/// line: a `su` password line may come first), so the nonce is never in a command line another
-/// user of the host could read, then prints a start line `RDEPLOY-BATCH NONCE start` on stdout
-/// and on stderr. Each sub-command runs in a subshell (`( eval SCRIPT )`: a syntax error, `exit`,
-/// `set` or `cd` in one cannot affect the others; the nonce is unset in there), stdin from
-/// /dev/null, its stdout and stderr going straight to the batch's. After it, a line
-/// `\nRDEPLOY-BATCH NONCE INDEX STATUS` ends its stdout and `\nRDEPLOY-BATCH NONCE INDEX` its
-/// stderr (the leading newline is the runner's: outputs without a trailing newline stay exact),
-/// and `RDEPLOY-BATCH-END NONCE COUNT` ends the batch. Nothing a sub-command prints can be taken
-/// for a boundary without the nonce, which no sub-command sees. No temporary file, no process
-/// but one fork per sub-command. `$$` in a sub-command is the runner's pid.
-const BATCH_RUNNER: &str = host::BATCH_RUNNER;
-
-/// The batch runners' `run_ INDEX SCRIPT` ([`Cmd::batch`], [`Cmd::then_reads`]): one sub-command
-/// in a subshell, stdin from /dev/null, then its stdout and stderr end lines.
-const BATCH_RUN_FN: &str = host::BATCH_RUN_FN;
-
-/// The capped batch runner ([`Batch::capped`]), run by `sh -c` after `set -- NONCE KEEP`: the
-/// fallback when a batch's whole output is too big for the transport. Each sub-command runs as
-/// `sh -c SCRIPT`, stdin from /dev/null, stdout and stderr into files in a private temporary
-/// directory. Then a header line `RDEPLOY-BATCH NONCE INDEX STATUS OUT_LEN OUT_DROPPED ERR_LEN
-/// ERR_DROPPED` is printed, followed by exactly OUT_LEN bytes of stdout and ERR_LEN bytes of
-/// stderr. The parser walks those lengths, so whatever a sub-command prints (including fake
-/// headers) can never be taken for a boundary. A stream longer than 2*KEEP keeps its first and
-/// last KEEP bytes and reports the rest dropped on the host, so the batch's output stays
-/// small. Exit 125 means the runner itself failed (mktemp, disk full). GNU/BusyBox `head -c`/
-/// `tail -c` and `mktemp -d` are needed (not in POSIX, but in every coreutils we target).
-const BATCH_PRELUDE: &str = host::BATCH_CAPPED;
-
 /// Several read-only commands run in one round trip; see [`Cmd::batch`].
 #[derive(Clone, Debug)]
 pub struct Batch {
@@ -742,7 +717,7 @@ pub enum BatchError {
 
 impl Cmd {
     /// One script that runs each of `cmds` in order and reports each one's exit status, stdout
-    /// and stderr separately (nonce-framed; see `BATCH_RUNNER`). Meant for read-only checks:
+    /// and stderr separately (nonce-framed; see `src/host/sh/batch_runner.sh`). Meant for read-only checks:
     /// sub-commands get `/dev/null` as stdin and may not carry stdin, become or a timeout of
     /// their own (set those on [`Batch::cmd`], which carries the nonce as its stdin). Each
     /// stream keeps at most [`BATCH_KEEP_DEFAULT`] bytes from its start and from its end.
@@ -754,7 +729,7 @@ impl Cmd {
     /// sub-command's stream.
     pub fn batch_keeping(cmds: &[Cmd], keep: u64) -> Result<Batch, CmdError> {
         let nonce = nonce();
-        let cmd = run_each(Cmd::raw(BATCH_RUNNER).op(BATCH_RUN_FN), cmds)?
+        let cmd = run_each(Cmd::raw(host::BATCH_RUNNER).op(host::BATCH_RUN_FN), cmds)?
             .stdin(format!("{nonce}\n").into_bytes());
         // The capped runner (no functions, no tables there) gets each whole script.
         let scripts = cmds.iter().map(Cmd::to_shell).collect::<Result<_, _>>()?;
@@ -789,7 +764,7 @@ impl Batch {
         let mut cmd = Cmd::raw("set --")
             .arg(nonce.clone())
             .arg(self.keep.to_string())
-            .op(BATCH_PRELUDE);
+            .op(host::BATCH_CAPPED);
         for (i, script) in self.scripts.iter().enumerate() {
             cmd = cmd.op("\nrun_").arg(i.to_string()).arg(script.clone());
         }
@@ -1006,13 +981,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 // Read-only commands run right after another, in the same round trip
 // ---------------------------------------------------------------------------------------------
 
-/// [`Cmd::then_reads`]: the nonce comes first on stdin (one line, before the main command's own
-/// input, which `read` leaves untouched), so it is never in a command line.
-const READS_HEAD: &str = host::READS_HEAD;
-
-/// After the main command: its status line on both streams, then the batch framing of the reads.
-const READS_MID: &str = host::READS_MID;
-
 /// How to split the output of a command built by [`Cmd::then_reads`].
 #[derive(Clone, Debug)]
 pub struct ReadsFrame {
@@ -1036,12 +1004,12 @@ impl Cmd {
         let mut main = self.clone();
         let (become_, timeout) = (main.become_.take(), main.timeout.take());
         main.stdin = None;
-        let mut cmd = Cmd::raw(READS_HEAD).op(BATCH_RUN_FN).op("\n");
+        let mut cmd = Cmd::raw(host::READS_HEAD).op(host::BATCH_RUN_FN).op("\n");
         cmd.parts.push(Part::Sub(Box::new(main)));
         if !main_stdin {
             cmd = cmd.op("< /dev/null");
         }
-        cmd = run_each(cmd.op(READS_MID), reads)?.op("\nexit \"$m_\"");
+        cmd = run_each(cmd.op(host::READS_MID), reads)?.op("\nexit \"$m_\"");
         cmd.become_ = become_;
         cmd.timeout = timeout;
         Ok((
@@ -1114,11 +1082,6 @@ impl ReadsFrame {
 // A command run right before another, in the same round trip
 // ---------------------------------------------------------------------------------------------
 
-/// Runs `PRE` (after `set -- NONCE PRE`) in a subshell with stdin from /dev/null, then prints
-/// `\nRDEPLOY-PRE NONCE STATUS` on stdout and `\nRDEPLOY-PRE NONCE` on stderr; only when PRE
-/// exited 0 does the main command's script follow, in the same shell (exit 97 otherwise).
-const PREAMBLE_RUNNER: &str = host::PREAMBLE;
-
 /// How to split the output of a command built by [`Cmd::after`].
 #[derive(Clone, Debug)]
 pub struct Preamble {
@@ -1165,7 +1128,7 @@ impl Cmd {
         let mut cmd = Cmd::raw("set --")
             .arg(nonce.clone())
             .arg(pre.to_shell()?)
-            .op(PREAMBLE_RUNNER);
+            .op(host::PREAMBLE);
         cmd.parts.push(Part::Raw(Cow::Owned(main.to_shell()?)));
         cmd.stdin = stdin;
         cmd.become_ = become_;
@@ -1306,27 +1269,17 @@ pub enum StatError {
     Malformed(String),
 }
 
-/// Script for [`stat_cmd`], after `set -- PATH`. Prints `key value` lines: `kind` (absent, file,
-/// directory, link, other); unless absent `mode` (octal, with special bits), `uid`, `gid`,
-/// `owner`, `group`, `size`; `sha256` for readable regular files; and for links `target` LAST,
-/// raw up to the final newline (so a target containing newlines still parses). A path whose
-/// parent exists but cannot be searched is an error (exit 3), not "absent" (the parent is found
-/// as `dirname` finds it, with shell built-ins: no process).
-/// GNU `stat -c`; BusyBox accepts the same `-c` formats; BSD/macOS `stat` needs `-f '%Lp %u %g
-/// %Su %Sg %z'` instead and `shasum -a 256` in place of `sha256sum`.
-const STAT_SCRIPT: &str = host::STAT;
-
 /// A command printing `path`'s type, mode, owner, group, size, link target and sha256 (for
 /// regular files) in the form [`parse_stat`] reads. Does not follow a symlink at `path`.
 pub fn stat_cmd(path: &str) -> Cmd {
     Cmd::raw("w_=1; set --")
         .arg(path)
-        .with_shared(STAT_FN, STAT_SCRIPT)
+        .with_shared(STAT_FN, host::STAT)
         .stats(path, true)
         .query(FileQuery::stat(path, true))
 }
 
-/// The name a batch gives [`STAT_SCRIPT`] when several of its helpers use it.
+/// The name a batch gives [`host::STAT`] when several of its helpers use it.
 const STAT_FN: &str = "st_f_";
 
 /// [`stat_cmd`], followed for a regular file whose sha256 is not `unless_sha` (any, when
@@ -1338,7 +1291,7 @@ pub fn stat_content_cmd(path: &str, unless_sha: Option<&str>, max: u64) -> Cmd {
         .arg(path)
         .arg(unless_sha.unwrap_or("-"))
         .arg(max.to_string())
-        .with_shared(STAT_FN, STAT_SCRIPT)
+        .with_shared(STAT_FN, host::STAT)
         .stats(path, true)
         .query(FileQuery {
             content: Some((unless_sha.map(str::to_string), max)),
@@ -1351,7 +1304,7 @@ pub fn stat_content_cmd(path: &str, unless_sha: Option<&str>, max: u64) -> Cmd {
 pub fn stat_attrs_cmd(path: &str) -> Cmd {
     Cmd::raw("w_=; set --")
         .arg(path)
-        .with_shared(STAT_FN, STAT_SCRIPT)
+        .with_shared(STAT_FN, host::STAT)
         .stats(path, false)
         .query(FileQuery::stat(path, false))
 }
@@ -1612,11 +1565,8 @@ pub fn keep_owner(path: &str, owner: Option<&str>, group: Option<&str>) -> Cmd {
         .arg(path)
         .arg(chown_spec(owner, group).unwrap_or_default())
         .op(";")
-        .op(KEEP_OWNER_SCRIPT)
+        .op(host::KEEP_OWNER)
 }
-
-/// `PATH UID:GID`: the keeping chown of [`PUT_SCRIPT`] on its own.
-const KEEP_OWNER_SCRIPT: &str = host::KEEP_OWNER;
 
 /// `OWNER:GROUP`, `OWNER` or `:GROUP` as chown takes it; `None` when neither is given.
 fn chown_spec(owner: Option<&str>, group: Option<&str>) -> Option<String> {
@@ -1631,7 +1581,7 @@ fn chown_spec(owner: Option<&str>, group: Option<&str>) -> Option<String> {
 /// Point the symlink `link` at `target` atomically: create a temporary link in the same
 /// directory, then `mv -Tf` it over `link` (rename(2) swaps it in one step; `-T` makes mv replace
 /// a link to a directory instead of moving into that directory). The temporary link is removed
-/// if the swap fails. GNU `mv -T`; BusyBox mv has no `-T` and BSD spells it `mv -h`.
+/// if the swap fails. GNU and BusyBox `mv -T`; BSD spells it `mv -h`.
 pub fn ln_sf_atomic(target: &str, link: &str) -> Cmd {
     let (dir, name) = match link.trim_end_matches('/').rsplit_once('/') {
         Some(("", name)) => ("/", name),
@@ -1689,7 +1639,7 @@ fn stat_resolved_with(path: &str, hash: bool) -> Cmd {
         .arg(path)
         .op(";")
         .op(host::RESOLVE_LINK)
-        .with_shared(STAT_FN, STAT_SCRIPT)
+        .with_shared(STAT_FN, host::STAT)
         .query(FileQuery {
             follow: true,
             ..FileQuery::stat(path, hash)
@@ -1702,10 +1652,8 @@ fn stat_resolved_with(path: &str, hash: bool) -> Cmd {
 /// `readlink -f` fails there (no output, exit 1); anything else (a link, a dangling link on
 /// the way, a directory that cannot be entered) goes to `readlink -f` (GNU/BusyBox).
 pub fn realpath_cmd(path: &str) -> Cmd {
-    Cmd::raw("set --").arg(path).op(REALPATH_SCRIPT)
+    Cmd::raw("set --").arg(path).op(host::REALPATH)
 }
-
-const REALPATH_SCRIPT: &str = host::REALPATH;
 
 /// A command written by the playbook's author that names a file with `%s` (Ansible's
 /// `validate: visudo -cf %s`). `path` is passed as a quoted positional parameter and each `%s`
@@ -1861,15 +1809,6 @@ fn fill(template: &str, words: &[(&str, &str)]) -> String {
     out
 }
 
-/// The command line sent in place of a [`session_line`] that holds a secret: it reads the real
-/// line from stdin (a line count, then the lines; `read` takes one line at a time and never
-/// more, so the command's own stdin follows untouched) and evaluates it in the same shell, so
-/// the secret is never in a process's arguments on the host (`ps`).
-/// It first becomes `sh` (`exec`: same process, still the group's leader), so the line's own
-/// fast path (a script evaluated in place, never in an argument list) applies whatever the
-/// login shell is.
-const STDIN_BOOTSTRAP: &str = host::STDIN_BOOTSTRAP;
-
 /// `line` delivered through stdin: the fixed command to send instead, and the bytes to send
 /// on stdin before the command's own input. The line must then always get stdin (its own
 /// `exec </dev/null` still applies once it is read).
@@ -1880,7 +1819,7 @@ pub fn stdin_bootstrap(line: &str) -> (&'static str, Vec<u8>) {
         data.extend_from_slice(l.as_bytes());
         data.push(b'\n');
     }
-    (STDIN_BOOTSTRAP, data)
+    (host::STDIN_BOOTSTRAP, data)
 }
 
 /// A shell line running `argv` (from [`Cmd::wrap`]) in the shell that evaluates it: an
@@ -1964,21 +1903,11 @@ pub fn put_file_keeping_cmd(
         .arg(chown.unwrap_or_default())
         .arg(umask)
         .arg(if keep { "keep" } else { "" })
-        .op(PUT_SCRIPT)
+        .op(host::PUT)
 }
 
 /// The marker [`put_file_keeping_cmd`] prints when the replaced file's owner/group were not kept.
 pub const NOT_KEPT: &str = "rdeploy-not-kept ";
-
-/// `DEST TMP SHA256 MODE CHOWN UMASK KEEP`. With UMASK (or a new file with no mode and no chown,
-/// which gets 0644), the temp file is created with its final mode: no `chmod` process.
-///
-/// The temp file is created exclusively (`set -C`: never through a planted symlink) on fd 3,
-/// and written and fsynced by one `dd conv=fsync` (GNU, BusyBox). A `dd` that refuses those
-/// operands exits before reading anything: then `cat` writes it and `sync FILE` flushes it.
-/// A chown/chmod afterwards is flushed with `sync FILE` too. Killed (a timeout, Ctrl-C: the
-/// whole process group gets SIGTERM), it removes the temp file before it goes.
-const PUT_SCRIPT: &str = host::PUT;
 
 /// Prints at most `max_bytes` bytes of `path` (following a symlink): the transport asks for one
 /// byte more than it accepts, to tell "exactly the limit" from "larger".
