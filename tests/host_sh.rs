@@ -55,24 +55,36 @@ const SHELLS: &[&[&str]] = &[&["dash"], &["bash", "--posix"], &["busybox", "sh"]
 /// and its `setsid` no `-w`: the host lock and the session line's fallback use util-linux's in
 /// every cell.
 const APPLETS: &[&str] = &[
+    "awk",
+    "basename",
     "cat",
     "chmod",
     "chown",
+    "cut",
+    "date",
     "dd",
+    "grep",
     "head",
     "id",
+    "ip",
     "kill",
     "ln",
+    "ls",
     "mkdir",
     "mktemp",
     "mv",
+    "nproc",
     "readlink",
     "rm",
     "sha256sum",
     "sleep",
+    "sort",
     "stat",
     "sync",
     "tail",
+    "timeout",
+    "tr",
+    "uname",
     "wc",
 ];
 
@@ -482,4 +494,65 @@ fn mkdir(parent: &Path, name: &str) -> PathBuf {
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn fact_gathering_prints_every_section_in_every_shell() {
+    use rdeploy::host::{FACTS_HARDWARE, FACTS_MIN, FACTS_NETWORK, FACTS_PROLOGUE, FACTS_VIRTUAL};
+    let tmp = tempfile::tempdir().unwrap();
+    let cells = matrix(&mkdir(tmp.path(), "bin"));
+    // As `exec::facts` joins them: the prologue, then each group in a subshell.
+    let mut script = FACTS_PROLOGUE.to_string();
+    for group in [FACTS_MIN, FACTS_NETWORK, FACTS_HARDWARE, FACTS_VIRTUAL] {
+        script.push_str(" ; ( ");
+        script.push_str(group);
+        script.push_str("\n)");
+    }
+    for env in &cells {
+        let out = env.run(&script, b"");
+        assert_eq!(out.status, 0, "{}: {out:?}", env.name);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let section = |name: &str| -> Vec<String> {
+            let head = format!("\n@@{name}\n");
+            let Some(at) = text.find(&head) else {
+                panic!("{}: no section {name} in {text}", env.name)
+            };
+            let rest = &text[at + head.len()..];
+            let end = rest.find("\n@@").unwrap_or(rest.len());
+            rest[..end].lines().map(String::from).collect()
+        };
+        assert_eq!(section("uname").len(), 5, "{}", env.name);
+        assert_eq!(section("id")[1], own_uid(), "{}", env.name);
+        assert!(
+            section("os_release").iter().any(|l| l.starts_with("ID=")),
+            "{}",
+            env.name
+        );
+        assert_eq!(section("date")[0].split('|').count(), 13, "{}", env.name);
+        assert!(
+            section("env").iter().any(|l| l.starts_with("PATH=")),
+            "{}",
+            env.name
+        );
+        let python = section("python");
+        assert!(
+            python.is_empty() || python[0].starts_with("{\"executable\""),
+            "{}",
+            env.name
+        );
+        let mounts = section("mounts");
+        assert!(mounts.iter().any(|l| l.starts_with("M ")), "{}", env.name);
+        assert!(mounts.iter().any(|l| l.starts_with("S ")), "{}", env.name);
+        assert!(!section("meminfo").is_empty(), "{}", env.name);
+        assert!(
+            section("if lo").iter().any(|l| l.starts_with("mtu=")),
+            "{}",
+            env.name
+        );
+    }
+}
+
+/// This process's uid, as `id -u` prints it.
+fn own_uid() -> String {
+    std::fs::metadata("/proc/self").unwrap().uid().to_string()
 }

@@ -85,6 +85,16 @@ host_programs! {
     STAT_TABLE = "stat_table.sh";
     /// A batch's sha256 table (one `sha256sum` for its stat helpers' files).
     HASH_TABLE = "hash_table.sh";
+    /// The start of every fact gathering ([`crate::exec::facts`]).
+    FACTS_PROLOGUE = "facts_prologue.sh";
+    /// The `min` fact group.
+    FACTS_MIN = "facts_min.sh";
+    /// The `network` fact group.
+    FACTS_NETWORK = "facts_network.sh";
+    /// The `hardware` fact group.
+    FACTS_HARDWARE = "facts_hardware.sh";
+    /// The `virtual` fact group.
+    FACTS_VIRTUAL = "facts_virtual.sh";
 }
 
 #[cfg(test)]

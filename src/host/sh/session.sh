@@ -15,6 +15,5 @@
 # Exit: the command's.
 # One line on purpose, byte for byte what was sent before it became a file (it is sent with
 # every command).
-# shellcheck disable=SC2016 # $$ and $@ in S expand in the inner sh, not here.
 g_=; p_=x; c_=; if IFS= read -r g_ 2>/dev/null < /proc/self/stat; then p_=${g_%% *}; c_=${g_#*'('}; c_=${c_%') '*}; g_=${g_##*') '}; g_=${g_#* * }; g_=${g_%% *}; fi; if [ "$g_" = "$p_" ]; then printf 'RDEPLOY-PGID %s\n' "$$"; if [ "$c_" = sh ] && [ $# -eq 3 ] && [ "$1" = sh ] && [ "$2" = -c ]; then c_=$3; eval "unset c_ g_ p_; set --
 $c_"; exit; fi; exec "$@"; fi; S='printf "RDEPLOY-PGID %s\n" "$$"; exec "$@"'; if command -v setsid >/dev/null 2>&1; then exec setsid -w sh -c "$S" rdeploy "$@"; else exec sh -c "$S" rdeploy "$@"; fi

@@ -16,7 +16,6 @@
 #   error, not "absent"; the parent is found with shell built-ins, no process).
 # Needs: GNU or BusyBox `stat -c`, sha256sum, head -c, readlink. BSD/macOS stat needs
 #   `-f '%Lp %u %g %Su %Sg %z'` instead and `shasum -a 256` in place of sha256sum.
-# shellcheck disable=SC2154 # w_, st_t_, sh_t_ are set by the builder or the batch.
 # shellcheck disable=SC2086 # $f_ is split on tabs on purpose (set -f is on).
 # shellcheck disable=SC2209 # k_=link, k_=file are words, not commands.
 # shellcheck disable=SC1007 # `f_= h_=` are empty assignments on purpose.

@@ -8,6 +8,5 @@
 #   own input, untouched (read takes one line at a time, never more).
 # Output: the line's.
 # Exit: 125 stdin ended before the line did; else the line's.
-# shellcheck disable=SC2016 # the script is for the inner sh.
 exec sh -c 'IFS= read -r n_ || exit 125; s_=; i_=0; while [ "$i_" -lt "$n_" ]; do l_=; IFS= read -r l_ || [ -n "$l_" ] || exit 125; if [ "$i_" -eq 0 ]; then s_=$l_; else s_="$s_
 $l_"; fi; i_=$((i_ + 1)); done; unset n_ i_ l_; eval "$s_"'
