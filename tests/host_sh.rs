@@ -556,3 +556,36 @@ fn fact_gathering_prints_every_section_in_every_shell() {
 fn own_uid() -> String {
     std::fs::metadata("/proc/self").unwrap().uid().to_string()
 }
+
+#[test]
+fn the_package_and_service_probes_answer_in_every_shell() {
+    use rdeploy::host::{APT_CACHE_AGE, PACKAGE_DETECT, SERVICE_DETECT};
+    let tmp = tempfile::tempdir().unwrap();
+    let cells = matrix(&mkdir(tmp.path(), "bin"));
+    for env in &cells {
+        for (script, answers) in [
+            (
+                PACKAGE_DETECT,
+                &[
+                    "apt",
+                    "dnf",
+                    "pacman",
+                    "zypper",
+                    "pkgng",
+                    "openbsd_pkg",
+                    "none",
+                ][..],
+            ),
+            (SERVICE_DETECT, &["systemd", "sysv", "none"][..]),
+        ] {
+            let out = env.run(script, b"");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let manager = text.trim_end().strip_prefix("manager ").unwrap_or_default();
+            assert!(answers.contains(&manager), "{}: {out:?}", env.name);
+            assert_eq!(out.status, 0, "{}: {out:?}", env.name);
+        }
+        let out = env.run(APT_CACHE_AGE, b"");
+        let age = String::from_utf8_lossy(&out.stdout).trim().parse::<i64>();
+        assert!(age.is_ok_and(|a| a >= 0), "{}: {out:?}", env.name);
+    }
+}

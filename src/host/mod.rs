@@ -95,6 +95,22 @@ host_programs! {
     FACTS_HARDWARE = "facts_hardware.sh";
     /// The `virtual` fact group.
     FACTS_VIRTUAL = "facts_virtual.sh";
+    /// `READ_STATE` in `service.rs`.
+    SERVICE_READ_STATE = "service_read_state.sh";
+    /// `DETECT` in `service.rs`.
+    SERVICE_DETECT = "service_detect.sh";
+    /// `SYSV_ENABLE` in `service.rs`.
+    SERVICE_SYSV_ENABLE = "service_sysv_enable.sh";
+    /// `QUERY` in `package.rs`.
+    PACKAGE_QUERY = "package_query.sh";
+    /// `DETECT` in `package.rs`.
+    PACKAGE_DETECT = "package_detect.sh";
+    /// `APT_CACHE_AGE` in `package.rs`.
+    APT_CACHE_AGE = "apt_cache_age.sh";
+    /// `POLICY_RC_D_ON` in `package.rs`.
+    POLICY_RC_D_ON = "policy_rc_d_on.sh";
+    /// `POLICY_RC_D_OFF` in `package.rs`.
+    POLICY_RC_D_OFF = "policy_rc_d_off.sh";
 }
 
 #[cfg(test)]
