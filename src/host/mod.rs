@@ -111,6 +111,22 @@ host_programs! {
     POLICY_RC_D_ON = "policy_rc_d_on.sh";
     /// `POLICY_RC_D_OFF` in `package.rs`.
     POLICY_RC_D_OFF = "policy_rc_d_off.sh";
+    /// `PROBE` in `service_facts.rs`.
+    SERVICE_FACTS_PROBE = "service_facts_probe.sh";
+    /// `CHKCONFIG` in `service_facts.rs`.
+    SERVICE_FACTS_CHKCONFIG = "service_facts_chkconfig.sh";
+    /// `OPENRC` in `service_facts.rs`.
+    SERVICE_FACTS_OPENRC = "service_facts_openrc.sh";
+    /// `SYSTEMD_GUARD` in `service_facts.rs`.
+    SERVICE_FACTS_SYSTEMD_GUARD = "service_facts_systemd_guard.sh";
+    /// `SHOW_STATES` in `service_facts.rs`.
+    SERVICE_FACTS_SHOW_STATES = "service_facts_show_states.sh";
+    /// `RH_STATUS` in `service_facts.rs`.
+    SERVICE_FACTS_RH_STATUS = "service_facts_rh_status.sh";
+    /// `GLOB_EXISTS` in `common.rs`.
+    GLOB_EXISTS = "glob_exists.sh";
+    /// `BIN_PATH` in `common.rs`.
+    BIN_PATH = "bin_path.sh";
 }
 
 #[cfg(test)]
