@@ -127,6 +127,20 @@ host_programs! {
     GLOB_EXISTS = "glob_exists.sh";
     /// `BIN_PATH` in `common.rs`.
     BIN_PATH = "bin_path.sh";
+    /// `PREPARE` in `backup/mod.rs`.
+    BACKUP_PREPARE = "backup_prepare.sh";
+    /// `BACKUP` in `backup/mod.rs`.
+    BACKUP = "backup.sh";
+    /// `RESTORE` in `backup/mod.rs`.
+    BACKUP_RESTORE = "backup_restore.sh";
+    /// `PRUNE_PARENTS` in `backup/mod.rs`.
+    BACKUP_PRUNE_PARENTS = "backup_prune_parents.sh";
+    /// `PENDING` in `backup/mod.rs`.
+    BACKUP_PENDING = "backup_pending.sh";
+    /// `WHOAMI` in `backup/mod.rs`.
+    WHOAMI = "whoami.sh";
+    /// `PREPARABLE` in `backup/mod.rs`.
+    BACKUP_PREPARABLE = "backup_preparable.sh";
 }
 
 #[cfg(test)]
