@@ -141,6 +141,14 @@ host_programs! {
     WHOAMI = "whoami.sh";
     /// `PREPARABLE` in `backup/mod.rs`.
     BACKUP_PREPARABLE = "backup_preparable.sh";
+    /// `TREE_STAT` in `copy.rs`.
+    TREE_STAT = "tree_stat.sh";
+    /// `DOWNLOAD` in `get_url.rs`.
+    GET_URL_DOWNLOAD = "get_url_download.sh";
+    /// `FETCH_SUMS` in `get_url.rs`.
+    GET_URL_FETCH_SUMS = "get_url_fetch_sums.sh";
+    /// `REMOTE_SUM` in `fetch.rs`.
+    FETCH_REMOTE_SUM = "fetch_remote_sum.sh";
 }
 
 #[cfg(test)]
