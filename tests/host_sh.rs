@@ -60,9 +60,11 @@ const APPLETS: &[&str] = &[
     "cat",
     "chmod",
     "chown",
+    "cp",
     "cut",
     "date",
     "dd",
+    "env",
     "grep",
     "head",
     "id",
@@ -76,6 +78,7 @@ const APPLETS: &[&str] = &[
     "nproc",
     "readlink",
     "rm",
+    "rmdir",
     "sha256sum",
     "sleep",
     "sort",
@@ -587,5 +590,87 @@ fn the_package_and_service_probes_answer_in_every_shell() {
         let out = env.run(APT_CACHE_AGE, b"");
         let age = String::from_utf8_lossy(&out.stdout).trim().parse::<i64>();
         assert!(age.is_ok_and(|a| a >= 0), "{}: {out:?}", env.name);
+    }
+}
+
+#[test]
+fn a_backup_restores_files_links_folders_and_absent_paths_in_every_shell() {
+    use rdeploy::backup::{
+        Store, Target, TargetKind, backup_cmd, parse_backup, prepare_cmd, restore_cmd,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let cells = matrix(&mkdir(tmp.path(), "bin"));
+    for (n, env) in cells.iter().enumerate() {
+        let root = mkdir(tmp.path(), &format!("backup{n}"));
+        let store = Store {
+            state_dir: root.join("state").to_str().unwrap().to_string(),
+            run_id: "20261206T081022Z-291cb7".into(),
+            keep_runs: 5,
+        };
+        let out = env.run_cmd(&prepare_cmd(&store));
+        assert_eq!(out.status, 0, "{}: {out:?}", env.name);
+        let file = root.join("app.conf");
+        std::fs::write(&file, b"v1\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let link = root.join("current");
+        std::os::unix::fs::symlink("app.conf", &link).unwrap();
+        let dir = mkdir(&root, "site");
+        std::fs::write(dir.join("index.html"), b"old").unwrap();
+        let absent = root.join("new/sub/x");
+        let path = |p: &Path| p.to_str().unwrap().to_string();
+        let targets = [
+            (path(&file), false),
+            (path(&link), false),
+            (path(&dir), true),
+            (path(&absent), false),
+        ]
+        .map(|(path, deep)| Target {
+            path,
+            deep,
+            kind: TargetKind::Path,
+        });
+        let out = env.run_cmd(&backup_cmd(&store, 1, "t", &targets, None, None));
+        assert_eq!(out.status, 0, "{}: {out:?}", env.name);
+        let entries = parse_backup(&out, &targets).unwrap();
+        let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["file", "link", "directory", "absent"],
+            "{}",
+            env.name
+        );
+        // The step changes everything.
+        std::fs::write(&file, b"v2 longer\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink("/elsewhere", &link).unwrap();
+        std::fs::remove_file(dir.join("index.html")).unwrap();
+        std::fs::write(dir.join("new.html"), b"new").unwrap();
+        std::fs::create_dir_all(absent.parent().unwrap()).unwrap();
+        std::fs::write(&absent, b"made").unwrap();
+        // Rollback: newest entry first.
+        for e in entries.iter().rev() {
+            let out = env.run_cmd(&restore_cmd(&store.state_dir, &store.run_id, e));
+            assert_eq!(out.status, 0, "{} ({}): {out:?}", env.name, e.path);
+        }
+        assert_eq!(std::fs::read(&file).unwrap(), b"v1\n", "{}", env.name);
+        assert_eq!(mode(&file), 0o640, "{}", env.name);
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            Path::new("app.conf"),
+            "{}",
+            env.name
+        );
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["index.html"], "{}", env.name);
+        assert!(
+            !root.join("new").exists(),
+            "{}: created folders pruned",
+            env.name
+        );
     }
 }
