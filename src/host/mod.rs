@@ -149,6 +149,24 @@ host_programs! {
     GET_URL_FETCH_SUMS = "get_url_fetch_sums.sh";
     /// `REMOTE_SUM` in `fetch.rs`.
     FETCH_REMOTE_SUM = "fetch_remote_sum.sh";
+    /// `PACMAN_QUERY` in `ospkg.rs`.
+    OSPKG_PACMAN_QUERY = "ospkg_pacman_query.sh";
+    /// `ZYPPER_QUERY` in `ospkg.rs`.
+    OSPKG_ZYPPER_QUERY = "ospkg_zypper_query.sh";
+    /// `PKGNG_QUERY` in `ospkg.rs`.
+    OSPKG_PKGNG_QUERY = "ospkg_pkgng_query.sh";
+    /// `OPENBSD_QUERY` in `ospkg.rs`.
+    OSPKG_OPENBSD_QUERY = "ospkg_openbsd_query.sh";
+    /// `DEB_QUERY` in `package.rs`.
+    PACKAGE_DEB_QUERY = "package_deb_query.sh";
+    /// `APT_LIST` in `package_facts.rs`.
+    PACKAGE_FACTS_APT_LIST = "package_facts_apt_list.sh";
+    /// `APT_SOURCES` in `package_facts.rs`.
+    PACKAGE_FACTS_APT_SOURCES = "package_facts_apt_sources.sh";
+    /// `APT_POLICY` in `package_facts.rs`.
+    PACKAGE_FACTS_APT_POLICY = "package_facts_apt_policy.sh";
+    /// `RPM_LIST` in `package_facts.rs`.
+    PACKAGE_FACTS_RPM_LIST = "package_facts_rpm_list.sh";
 }
 
 #[cfg(test)]

@@ -732,15 +732,7 @@ fn refuse_for(
 
 /// Reads a `.deb` on the host (`$1`): prints `deb NAME VERSION`, then `installed VERSION` or
 /// `absent` for that package; `missing` when the file is not there.
-const DEB_QUERY: &str = r#"
-[ -f "$1" ] || { printf 'missing\n'; exit 0; }
-n_=$(dpkg-deb -f "$1" Package) && v_=$(dpkg-deb -f "$1" Version) || exit 1
-printf 'deb %s %s\n' "$n_" "$v_"
-o_=$(dpkg-query -W -f='${Status}|${Version}\n' "$n_" 2>/dev/null | head -n 1)
-case $o_ in
-  *" ok installed|"*) printf 'installed %s\n' "${o_#*|}" ;;
-  *) printf 'absent\n' ;;
-esac"#;
+const DEB_QUERY: &str = crate::host::PACKAGE_DEB_QUERY;
 
 /// What the simulation (`apt-get -s VERB`) would do: its `Inst`/`Remv` lines' packages.
 fn simulated(out: &str) -> Vec<String> {
