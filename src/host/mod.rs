@@ -167,6 +167,22 @@ host_programs! {
     PACKAGE_FACTS_APT_POLICY = "package_facts_apt_policy.sh";
     /// `RPM_LIST` in `package_facts.rs`.
     PACKAGE_FACTS_RPM_LIST = "package_facts_rpm_list.sh";
+    /// `PRELUDE` in `unarchive.rs`.
+    UNARCHIVE_PRELUDE = "unarchive_prelude.sh";
+    /// `COMPARE` in `unarchive.rs`.
+    UNARCHIVE_COMPARE = "unarchive_compare.sh";
+    /// `EXTRACT` in `unarchive.rs`.
+    UNARCHIVE_EXTRACT = "unarchive_extract.sh";
+    /// `WAIT` in `wait_for.rs`.
+    WAIT_FOR = "wait_for.sh";
+    /// `EXPAND_AND_EXEC` in `command.rs`.
+    COMMAND_EXPAND_EXEC = "command_expand_exec.sh";
+    /// `SCRIPT_RUN` in `command.rs`.
+    COMMAND_SCRIPT_RUN = "command_script_run.sh";
+    /// `MAKE_HOME` in `user.rs`.
+    USER_MAKE_HOME = "user_make_home.sh";
+    /// `HOME_EXISTS` in `user.rs`.
+    USER_HOME_EXISTS = "user_home_exists.sh";
 }
 
 #[cfg(test)]
