@@ -183,6 +183,22 @@ host_programs! {
     USER_MAKE_HOME = "user_make_home.sh";
     /// `HOME_EXISTS` in `user.rs`.
     USER_HOME_EXISTS = "user_home_exists.sh";
+    /// `GPG_TMP` in `apt_key.rs`.
+    APT_KEY_GPG = "apt_key_gpg.sh";
+    /// `REBUILD` in `apt_key.rs`.
+    APT_KEY_REBUILD = "apt_key_rebuild.sh";
+    /// `SHOW_KEYRING` in `apt_key.rs`.
+    APT_KEY_SHOW_KEYRING = "apt_key_show_keyring.sh";
+    /// `GPG_TMP` in `rpm_key.rs`.
+    RPM_KEY_GPG = "rpm_key_gpg.sh";
+    /// `IMPORTED` in `rpm_key.rs`.
+    RPM_KEY_IMPORTED = "rpm_key_imported.sh";
+    /// `IMPORT_STDIN` in `rpm_key.rs`.
+    RPM_KEY_IMPORT = "rpm_key_import.sh";
+    /// `PIP` in `pip.rs`.
+    PIP = "pip.sh";
+    /// `VENV_EXISTS` in `pip.rs`.
+    PIP_VENV_EXISTS = "pip_venv_exists.sh";
 }
 
 #[cfg(test)]
