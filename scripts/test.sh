@@ -47,6 +47,10 @@ want gpg gpg
 want dpkg dpkg-deb
 # tests/sysconf.rs drives ufw in the fleet's own network namespace (never the machine's).
 want ufw /usr/sbin/ufw
+# tests/host_sh.rs checks the host programs (src/host/sh) with shellcheck and runs them under
+# dash, bash --posix and busybox sh, with GNU and with BusyBox tools.
+want shellcheck shellcheck
+want busybox busybox
 # useradd (passwd) and kill (procps/util-linux) are part of every Debian base system.
 
 if [ ${#need[@]} -gt 0 ]; then

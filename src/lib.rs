@@ -22,6 +22,7 @@ pub mod backup;
 pub mod cli;
 pub mod diag;
 pub mod exec;
+pub mod host;
 pub mod inventory;
 pub mod limits;
 pub mod modules;

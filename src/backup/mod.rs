@@ -201,38 +201,11 @@ pub fn targets(resources: &[Resource]) -> Vec<Target> {
 /// included), never one whose rollback is pending. Run ids sort by start time.
 /// The glob lists the runs oldest first (run ids sort by time); only `mkdir` (and `rm` for what
 /// goes) runs as a process.
-const PREPARE: &str = r#"; sd_=$1; run_=$2; keep_=$3
-umask 077
-mkdir -p -- "$sd_/runs" "$sd_/backups/$run_" || exit 3
-chmod 700 -- "$sd_/runs" "$sd_/backups" "$sd_/backups/$run_" || exit 3
-set -- "$sd_/backups"/*
-n_=$#
-for old_ in "$@"; do
-  [ "$n_" -le "$keep_" ] && break
-  n_=$((n_ - 1))
-  id_=${old_##*/}
-  [ "$id_" = "$run_" ] && continue
-  [ -e "$sd_/runs/$id_.pending" ] && continue
-  rm -rf -- "$old_" "$sd_/runs/$id_.json"
-done
-exit 0"#;
+const PREPARE: &str = crate::host::BACKUP_PREPARE;
 
 /// The exit status of a backup that refused a path (its stderr says why): nothing was
 /// backed up or changed.
 pub const REFUSED: i32 = 6;
-
-/// `up_`: sets `q_` to the folder holding the path in `q_` (what `dirname` prints; no process).
-macro_rules! up_fn {
-    () => {
-        r#"
-up_() {
-  while [ "${q_%/}" != "$q_" ] && [ "$q_" != / ]; do q_=${q_%/}; done
-  case $q_ in */*) q_=${q_%/*} ;; *) q_=. ;; esac
-  while [ "${q_%/}" != "$q_" ]; do q_=${q_%/}; done
-  [ -n "$q_" ] || q_=/
-}"#
-    };
-}
 
 /// Backs up each `INDEX PATH DEEP PREFIX` group after `STATE RUN STEP STARTED`: copies the
 /// data (into the entry's folder, made only when there is data to keep), then appends the
@@ -248,231 +221,21 @@ up_() {
 /// (`.NAME.rdeploy-tmp.*`, `.NAME.rdeploy-validate.*`, `.NAME.rdeploy-ln.*`) last modified
 /// before STARTED (the run's start, unix seconds; empty: none is removed) are removed: left
 /// by a killed transfer, they belong to no live write (the host lock keeps other runs out).
-const BACKUP: &str = concat!(
-    "; sd_=$1; run_=$2; step_=$3; t0_=$4; shift 4",
-    up_fn!(),
-    r#"
-umask 077
-man_="$sd_/runs/$run_.json"
-me_=
-chk_() {
-  case $1 in */) q_="${1}x" ;; *) q_=$1 ;; esac
-  while up_; [ "$q_" != / ] && [ "$q_" != . ]; do
-    [ -L "$q_" ] || continue
-    o_=$(stat -c %u -- "$q_") || exit 3
-    [ "$o_" = 0 ] && continue
-    if [ -z "$me_" ]; then me_=$(id -u) || exit 3; fi
-    [ "$o_" = "$me_" ] && continue
-    printf 'refusing to write %s: parent %s is a symlink owned by uid %s (neither root nor the user the task runs as)\n' "$1" "$q_" "$o_" >&2
-    exit 6
-  done
-}
-j_=0; pp_=
-for a_ in "$@"; do
-  j_=$((j_ + 1))
-  case $((j_ % 4)) in
-  2) pp_=$a_ ;;
-  3) case $a_ in svc|pkg|sysctl) ;; *) chk_ "$pp_" ;; esac ;;
-  esac
-done
-c_=
-clean_() {
-  [ -n "$t0_" ] || return 0
-  q_=$1; up_
-  [ "$q_" = "$c_" ] && return 0
-  c_=$q_
-  for f_ in "$q_"/.*.rdeploy-tmp.* "$q_"/.*.rdeploy-validate.* "$q_"/.*.rdeploy-ln.*; do
-    if [ -L "$f_" ] || [ -f "$f_" ]; then
-      y_=$(stat -c %Y -- "$f_") && [ "$y_" -lt "$t0_" ] && rm -f -- "$f_"
-    fi
-  done
-  return 0
-}
-while [ $# -ge 4 ]; do
-  i_=$1; p_=$2; deep_=$3; pre_=$4; shift 4
-  if [ "$deep_" = svc ]; then
-    if command -v systemctl >/dev/null 2>&1; then
-      a_=$(systemctl is-active -- "$p_" 2>/dev/null); e_=$(systemctl is-enabled -- "$p_" 2>/dev/null)
-    elif service "$p_" status >/dev/null 2>&1; then a_=active; e_=unknown
-    else a_=inactive; e_=unknown; fi
-    case $a_ in ''|*[!a-z-]*) a_=unknown ;; esac
-    case $e_ in ''|*[!a-z-]*) e_=unknown ;; esac
-    f_='%s,"kind":"service","state":"%s %s"}\n'
-    printf "$f_" "$pre_" "$a_" "$e_" >> "$man_" || exit 3
-    printf "$f_" "$pre_" "$a_" "$e_"
-    continue
-  fi
-  if [ "$deep_" = pkg ]; then
-    v_=
-    if command -v dpkg-query >/dev/null 2>&1; then
-      v_=$(dpkg-query -W -f='${Status} ${Version}' "$p_" 2>/dev/null)
-      case $v_ in "install ok installed "*) v_=${v_#install ok installed } ;; *) v_= ;; esac
-    elif command -v rpm >/dev/null 2>&1; then
-      v_=$(rpm -q --qf '%{VERSION}-%{RELEASE}' "$p_" 2>/dev/null) || v_=
-    fi
-    case $v_ in *[!A-Za-z0-9.+~:_-]*) echo "unexpected version of $p_: $v_" >&2; exit 3 ;; esac
-    f_='%s,"kind":"package","state":"%s"}\n'
-    printf "$f_" "$pre_" "$v_" >> "$man_" || exit 3
-    printf "$f_" "$pre_" "$v_"
-    continue
-  fi
-  if [ "$deep_" = sysctl ]; then
-    # The live value, whitespace made single spaces; empty: no such parameter.
-    v_=
-    f_=/proc/sys/$(printf '%s' "$p_" | tr . /)
-    if [ -f "$f_" ]; then v_=$(tr -s ' \t' '  ' < "$f_") || exit 3; fi
-    case $v_ in *[!A-Za-z0-9\ ._:/+-]*) echo "unexpected value of $p_: $v_" >&2; exit 3 ;; esac
-    f_='%s,"kind":"sysctl","state":"%s"}\n'
-    printf "$f_" "$pre_" "$v_" >> "$man_" || exit 3
-    printf "$f_" "$pre_" "$v_"
-    continue
-  fi
-  if [ "$deep_" = mount ]; then
-    # `SOURCE FSTYPE OPTIONS` mounted there (findmnt's raw form); empty: nothing; `absent`:
-    # no mount point.
-    if ! [ -e "$p_" ] && ! [ -L "$p_" ]; then v_=absent
-    else v_=$(findmnt -rn -o SOURCE,FSTYPE,OPTIONS --mountpoint "$p_" 2>/dev/null | tail -n 1); fi
-    case $v_ in *[!A-Za-z0-9\ ._:/,=+@-]*) echo "unexpected mount at $p_: $v_" >&2; exit 3 ;; esac
-    f_='%s,"kind":"mount","state":"%s"}\n'
-    printf "$f_" "$pre_" "$v_" >> "$man_" || exit 3
-    printf "$f_" "$pre_" "$v_"
-    continue
-  fi
-  clean_ "$p_"
-  d_="$sd_/backups/$run_/$step_/$i_"
-  if [ -e "$d_" ] || [ -L "$d_" ]; then rm -rf -- "$d_" || exit 3; fi
-  h_=
-  if [ -L "$p_" ]; then k_=link; mkdir -p -- "$d_" && readlink -- "$p_" > "$d_/target" || exit 3
-  elif [ -f "$p_" ] && [ "$deep_" = attr ]; then k_=attrs
-  elif [ -f "$p_" ]; then k_=file; mkdir -p -- "$d_" && cp -p -- "$p_" "$d_/data" && chmod 600 -- "$d_/data" || exit 3
-    h_=$(sha256sum < "$d_/data") || exit 3; h_=${h_%% *}
-  elif [ -d "$p_" ]; then k_=directory
-    if [ "$deep_" = 1 ]; then mkdir -p -- "$d_" && cp -a -- "$p_" "$d_/data" && chmod 700 -- "$d_/data" || exit 3; fi
-  elif [ -e "$p_" ]; then k_=other
-  else k_=absent; fi
-  n_=0
-  if [ "$k_" = absent ]; then m_=; u_=null; g_=null
-    q_=$p_
-    while up_; [ ! -e "$q_" ] && [ ! -L "$q_" ] && [ "$n_" -lt 4096 ]; do n_=$((n_ + 1)); done
-  else s_=$(stat -c '%a %u %g' -- "$p_") || exit 3
-    m_=${s_%% *}; s_=${s_#* }; u_=${s_%% *}; g_=${s_#* }; fi
-  if [ "$deep_" = 1 ]; then x_=true; else x_=false; fi
-  f_='%s,"kind":"%s","mode":"%s","uid":%s,"gid":%s,"sha256":"%s","deep":%s,"parents":%s}\n'
-  printf "$f_" "$pre_" "$k_" "$m_" "$u_" "$g_" "$h_" "$x_" "$n_" >> "$man_" || exit 3
-  printf "$f_" "$pre_" "$k_" "$m_" "$u_" "$g_" "$h_" "$x_" "$n_"
-done
-# A step run with become, in a state folder the login user owns: the manifest and the run's
-# backup folder stay the folder owner's, so its rollback and later steps without become can
-# read and add to them (the copies inside stay root's, 0600).
-if [ "$(id -u)" = 0 ]; then
-  o_=$(stat -c %u:%g -- "$sd_") || exit 3
-  if [ "$o_" != 0:0 ]; then
-    if [ -e "$man_" ]; then chown -- "$o_" "$man_" || exit 3; fi
-    if [ -d "$sd_/backups/$run_" ]; then chown -- "$o_" "$sd_/backups/$run_" || exit 3; fi
-  fi
-fi
-exit 0"#
-);
+const BACKUP: &str = crate::host::BACKUP;
 
 /// Restores one entry: `PATH KIND MODE UID GID DIR SHA256 DEEP`. Exit 4: the restored file's
 /// checksum is wrong; 5: the kind cannot be restored. Only what differs from the backup is
 /// written: a path the step never changed (it failed first, say on a read-only filesystem)
 /// is restored by doing nothing.
-const RESTORE: &str = r#"; p_=$1; k_=$2; m_=$3; u_=$4; g_=$5; d_=$6; h_=$7; deep_=$8; st_=$9
-t_="$p_.rdeploy-restore.$$"
-own_() { [ "$(stat -c '%u:%g' -- "$1")" = "$u_:$g_" ] || chown -h -- "$u_:$g_" "$1"; }
-mod_() { [ "$(stat -c '%a' -- "$1")" = "$m_" ] || chmod -- "$m_" "$1"; }
-case $k_ in
-absent) if [ -e "$p_" ] || [ -L "$p_" ]; then rm -rf -- "$p_" || exit 3; fi ;;
-attrs)
-  if [ -L "$p_" ] || ! [ -f "$p_" ]; then
-    echo "$p_ is no longer a regular file: only its mode and owner were kept" >&2; exit 3
-  fi
-  own_ "$p_" && mod_ "$p_" || exit 3 ;;
-file)
-  if [ -f "$p_" ] && [ ! -L "$p_" ]; then
-    x_=$(sha256sum < "$p_") || exit 3
-    if [ "${x_%% *}" = "$h_" ]; then own_ "$p_" && mod_ "$p_" || exit 3; exit 0; fi
-  fi
-  cp -p -- "$d_/data" "$t_" && own_ "$t_" && chmod -- "$m_" "$t_" || { rm -f -- "$t_"; exit 3; }
-  if [ -d "$p_" ] && [ ! -L "$p_" ]; then rm -rf -- "$p_" || exit 3; fi
-  mv -f -T -- "$t_" "$p_" || { rm -f -- "$t_"; exit 3; }
-  x_=$(sha256sum < "$p_") || exit 3
-  [ "${x_%% *}" = "$h_" ] || { echo "checksum of $p_ differs after restore" >&2; exit 4; } ;;
-link)
-  if [ -L "$p_" ] && [ "$(readlink -- "$p_")" = "$(cat -- "$d_/target")" ]; then
-    own_ "$p_" || exit 3; exit 0
-  fi
-  ln -s -- "$(cat -- "$d_/target")" "$t_" && own_ "$t_" || { rm -f -- "$t_"; exit 3; }
-  if [ -d "$p_" ] && [ ! -L "$p_" ]; then rm -rf -- "$p_" || exit 3; fi
-  mv -f -T -- "$t_" "$p_" || { rm -f -- "$t_"; exit 3; } ;;
-directory)
-  if [ "$deep_" = true ]; then
-    cp -a -- "$d_/data" "$t_" || { rm -rf -- "$t_"; exit 3; }
-    if [ -e "$p_" ] || [ -L "$p_" ]; then mv -f -T -- "$p_" "$p_.rdeploy-old.$$" || exit 3; fi
-    mv -T -- "$t_" "$p_" || exit 3
-    rm -rf -- "$p_.rdeploy-old.$$"
-  else
-    if [ -L "$p_" ] || { [ -e "$p_" ] && [ ! -d "$p_" ]; }; then rm -f -- "$p_" || exit 3; fi
-    [ -d "$p_" ] || mkdir -p -- "$p_" || exit 3
-  fi
-  own_ "$p_" && mod_ "$p_" || exit 3 ;;
-service)
-  a_=${st_%% *}; e_=${st_#* }
-  if command -v systemctl >/dev/null 2>&1; then
-    case $a_ in active) systemctl start -- "$p_" || exit 3 ;; inactive|failed) systemctl stop -- "$p_" || exit 3 ;; esac
-    case $e_ in enabled) systemctl enable -- "$p_" || exit 3 ;; disabled) systemctl disable -- "$p_" || exit 3 ;; esac
-  else
-    case $a_ in active) service "$p_" start || exit 3 ;; inactive|failed) service "$p_" stop || exit 3 ;; esac
-  fi ;;
-package)
-  if command -v apt-get >/dev/null 2>&1; then
-    if [ -z "$st_" ]; then DEBIAN_FRONTEND=noninteractive apt-get remove -y -q "$p_" || exit 3
-    else DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades "$p_=$st_" || exit 3; fi
-  elif command -v dnf >/dev/null 2>&1; then
-    if [ -z "$st_" ]; then dnf remove -y "$p_" || exit 3; else dnf install -y "$p_-$st_" || exit 3; fi
-  else echo "no apt-get or dnf to put $p_ back" >&2; exit 5; fi ;;
-sysctl)
-  # Written in place (a /proc/sys file cannot be replaced by a copy), only when it differs.
-  f_=/proc/sys/$(printf '%s' "$p_" | tr . /)
-  if [ -n "$st_" ] && [ -f "$f_" ] && [ "$(tr -s ' \t' '  ' < "$f_")" != "$st_" ]; then
-    printf '%s\n' "$st_" > "$f_" || exit 3
-  fi ;;
-mount)
-  # Unmounted when something else (or nothing) was there; mounted again as recorded; a mount
-  # point the step created is removed only while empty (rmdir).
-  cur_=
-  if [ -d "$p_" ]; then cur_=$(findmnt -rn -o SOURCE,FSTYPE,OPTIONS --mountpoint "$p_" 2>/dev/null | tail -n 1); fi
-  if [ "$cur_" != "$st_" ]; then
-    if [ -n "$cur_" ]; then umount -- "$p_" || exit 3; fi
-    case $st_ in
-    ''|absent) ;;
-    *) set -- $st_; mkdir -p -- "$p_" && mount -t "$2" -o "$3" -- "$1" "$p_" || exit 3 ;;
-    esac
-  fi
-  if [ "$st_" = absent ] && [ -d "$p_" ] && ! [ -L "$p_" ]; then rmdir -- "$p_" || exit 3; fi ;;
-*) echo "$p_ was a special file: it cannot be restored" >&2; exit 5 ;;
-esac
-exit 0"#;
+const RESTORE: &str = crate::host::BACKUP_RESTORE;
 
 /// After an `absent` entry is restored: `PATH N` removes the N folders above PATH that the
 /// step may have created, deepest first, stopping at the first that is not empty (`rmdir`
 /// removes nothing else). Always exits 0.
-const PRUNE_PARENTS: &str = concat!(
-    "; q_=$1; n_=$2",
-    up_fn!(),
-    r#"
-while [ "$n_" -gt 0 ]; do
-  up_
-  rmdir -- "$q_" 2>/dev/null || break
-  n_=$((n_ - 1))
-done
-exit 0"#
-);
+const PRUNE_PARENTS: &str = crate::host::BACKUP_PRUNE_PARENTS;
 
 /// Marks (`pending`) or unmarks a run whose rollback did not finish.
-const PENDING: &str = r#"; f_="$1/runs/$2.pending"
-if [ "$3" = 1 ]; then mkdir -p -- "$1/runs" && : > "$f_"; else rm -f -- "$f_"; fi"#;
+const PENDING: &str = crate::host::BACKUP_PENDING;
 
 /// Runs `cmd` with `become_` and fails on a non-zero exit with its stderr.
 async fn run_ok(
@@ -502,11 +265,12 @@ pub fn prepare_cmd(store: &Store) -> Cmd {
         .arg(&store.state_dir)
         .arg(&store.run_id)
         .arg(store.keep_runs.max(1).to_string())
+        .op(";")
         .op(PREPARE)
 }
 
 /// Prints the user's uid and home directory (from the user database, else `$HOME`).
-const WHOAMI: &str = r#"id -u; h_=$(getent passwd "$(id -u)" 2>/dev/null | cut -d: -f6); printf '%s\n' "${h_:-$HOME}""#;
+const WHOAMI: &str = crate::host::WHOAMI;
 
 /// The uid and home directory of the user commands run as on the host (with `become_`).
 pub async fn whoami(
@@ -530,10 +294,7 @@ pub async fn whoami(
 
 /// Whether `mkdir -p DIR` would succeed (read-only: the first existing folder on the way must
 /// be a writable, searchable directory, or DIR a writable one).
-const PREPARABLE: &str = r#"; d_=$1
-while [ ! -e "$d_" ] && [ ! -L "$d_" ]; do d_=$(dirname -- "$d_"); done
-[ -d "$d_" ] || { echo "$d_ is not a directory" >&2; exit 1; }
-[ -w "$d_" ] && [ -x "$d_" ] || { echo "$d_ is not writable by $(id -un)" >&2; exit 1; }"#;
+const PREPARABLE: &str = crate::host::BACKUP_PREPARABLE;
 
 /// `--check`: whether the state directory could be prepared (as the real run would: as the
 /// login user, else with `become_`). Changes nothing.
@@ -542,7 +303,7 @@ pub async fn preparable(
     state_dir: &str,
     become_: Option<&Become>,
 ) -> Result<(), BackupError> {
-    let cmd = Cmd::raw("set --").arg(state_dir).op(PREPARABLE);
+    let cmd = Cmd::raw("set --").arg(state_dir).op(";").op(PREPARABLE);
     let what = "preparing the state directory";
     let first = run_ok(tr, cmd.clone(), None, what).await;
     let result = match (first, become_) {
@@ -623,7 +384,7 @@ pub fn backup_cmd(
             })
             .arg(prefix);
     }
-    let cmd = cmd.op(BACKUP);
+    let cmd = cmd.op(";").op(BACKUP);
     match path_env {
         Some(p) => cmd.env("PATH", p),
         None => cmd,
@@ -804,6 +565,7 @@ pub fn restore_cmd(state_dir: &str, run_id: &str, e: &Entry) -> Cmd {
         .arg(&e.sha256)
         .arg(if e.deep { "true" } else { "false" })
         .arg(&e.state)
+        .op(";")
         .op(RESTORE);
     // Each script ends with `exit`: both run in subshells.
     let cmd = if e.kind == "absent" && e.parents > 0 {
@@ -811,6 +573,7 @@ pub fn restore_cmd(state_dir: &str, run_id: &str, e: &Entry) -> Cmd {
             Cmd::raw("set --")
                 .arg(&e.path)
                 .arg(e.parents.to_string())
+                .op(";")
                 .op(PRUNE_PARENTS),
         )
     } else {
@@ -888,6 +651,7 @@ pub async fn set_pending(
         .arg(state_dir)
         .arg(run_id)
         .arg(if pending { "1" } else { "0" })
+        .op(";")
         .op(PENDING);
     run_ok(tr, cmd, become_, "marking the rollback")
         .await

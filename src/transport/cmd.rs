@@ -10,9 +10,13 @@
 //! anything, do I/O or know about a particular transport; a `format!` that makes a shell line
 //! anywhere else in the crate is a bug.
 //!
-//! Target shell: plain POSIX `sh` (dash on Debian) with GNU coreutils. Never a login shell, no
-//! bash-isms. Where a helper relies on a GNU option the comment says so and names the BusyBox/BSD
-//! difference.
+//! The longer scripts these commands carry are the host programs in `src/host/sh/` (loaded by
+//! [`crate::host`]); this file puts their arguments in front of them and parses what they print.
+//!
+//! Target shell: plain POSIX `sh` (dash on Debian) with GNU coreutils; `tests/host_sh.rs` also
+//! runs the host programs under `bash --posix` and BusyBox `sh` and with BusyBox's tools. Never a
+//! login shell, no bash-isms. Where a helper relies on a GNU option the comment says so and names
+//! the BusyBox/BSD difference.
 
 use std::borrow::Cow;
 use std::collections::hash_map::RandomState;
@@ -22,6 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::files::FileQuery;
 use super::{Output, Truncated};
+use crate::host;
 
 /// What is shown in place of a secret by [`Cmd::display`].
 pub const MASK: &str = "********";
@@ -665,70 +670,6 @@ fn nonce() -> String {
 /// stderr in a batch (so at most 64 KiB per stream): batches are for small read-only checks.
 pub const BATCH_KEEP_DEFAULT: u64 = 32 * 1024;
 
-/// The batch runner (the fast one, [`Cmd::batch`]). It reads its nonce from stdin (the last
-/// line: a `su` password line may come first), so the nonce is never in a command line another
-/// user of the host could read, then prints a start line `RDEPLOY-BATCH NONCE start` on stdout
-/// and on stderr. Each sub-command runs in a subshell (`( eval SCRIPT )`: a syntax error, `exit`,
-/// `set` or `cd` in one cannot affect the others; the nonce is unset in there), stdin from
-/// /dev/null, its stdout and stderr going straight to the batch's. After it, a line
-/// `\nRDEPLOY-BATCH NONCE INDEX STATUS` ends its stdout and `\nRDEPLOY-BATCH NONCE INDEX` its
-/// stderr (the leading newline is the runner's: outputs without a trailing newline stay exact),
-/// and `RDEPLOY-BATCH-END NONCE COUNT` ends the batch. Nothing a sub-command prints can be taken
-/// for a boundary without the nonce, which no sub-command sees. No temporary file, no process
-/// but one fork per sub-command. `$$` in a sub-command is the runner's pid.
-const BATCH_RUNNER: &str = r#"n_=; while IFS= read -r l_; do n_=$l_; done; l_=
-[ "${#n_}" -eq 32 ] || { echo 'rdeploy: batch nonce missing on stdin' >&2; exit 125; }
-printf 'RDEPLOY-BATCH %s start\n' "$n_"; printf 'RDEPLOY-BATCH %s start\n' "$n_" >&2"#;
-
-/// The batch runners' `run_ INDEX SCRIPT` ([`Cmd::batch`], [`Cmd::then_reads`]): one sub-command
-/// in a subshell, stdin from /dev/null, then its stdout and stderr end lines.
-const BATCH_RUN_FN: &str = r#"
-run_() {
-  ( unset n_; eval "$2" ) < /dev/null
-  s_=$?
-  printf '\nRDEPLOY-BATCH %s %s %s\n' "$n_" "$1" "$s_"
-  printf '\nRDEPLOY-BATCH %s %s\n' "$n_" "$1" >&2
-}"#;
-
-/// The capped batch runner ([`Batch::capped`]), run by `sh -c` after `set -- NONCE KEEP`: the
-/// fallback when a batch's whole output is too big for the transport. Each sub-command runs as
-/// `sh -c SCRIPT`, stdin from /dev/null, stdout and stderr into files in a private temporary
-/// directory. Then a header line `RDEPLOY-BATCH NONCE INDEX STATUS OUT_LEN OUT_DROPPED ERR_LEN
-/// ERR_DROPPED` is printed, followed by exactly OUT_LEN bytes of stdout and ERR_LEN bytes of
-/// stderr. The parser walks those lengths, so whatever a sub-command prints (including fake
-/// headers) can never be taken for a boundary. A stream longer than 2*KEEP keeps its first and
-/// last KEEP bytes and reports the rest dropped on the host, so the batch's output stays
-/// small. Exit 125 means the runner itself failed (mktemp, disk full). GNU/BusyBox `head -c`/
-/// `tail -c` and `mktemp -d` are needed (not in POSIX, but in every coreutils we target).
-const BATCH_PRELUDE: &str = r#"
-n_=$1 c_=$2
-d_=$(mktemp -d "${TMPDIR:-/tmp}/rdeploy-batch.XXXXXXXXXX") || exit 125
-trap 'rm -rf -- "$d_"' EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
-cap_() {
-  if [ ! -s "$1" ]; then k_=0 x_=0; return; fi
-  z_=$(wc -c < "$1") || exit 125
-  z_=$((z_))
-  if [ "$z_" -gt "$((2 * c_))" ]; then
-    { head -c "$c_" -- "$1" && tail -c "$c_" -- "$1"; } > "$1.k" || exit 125
-    mv -f -- "$1.k" "$1" || exit 125
-    k_=$((2 * c_)) x_=$((z_ - 2 * c_))
-  else
-    k_=$z_ x_=0
-  fi
-}
-run_() {
-  sh -c "$2" < /dev/null > "$d_/o" 2> "$d_/e"
-  s_=$?
-  cap_ "$d_/o"
-  ok_=$k_ ox_=$x_
-  cap_ "$d_/e"
-  printf 'RDEPLOY-BATCH %s %s %s %s %s %s %s\n' "$n_" "$1" "$s_" "$ok_" "$ox_" "$k_" "$x_"
-  if [ "$ok_" -gt 0 ] || [ "$k_" -gt 0 ]; then cat -- "$d_/o" "$d_/e" || exit 125; fi
-}"#;
-
 /// Several read-only commands run in one round trip; see [`Cmd::batch`].
 #[derive(Clone, Debug)]
 pub struct Batch {
@@ -776,7 +717,7 @@ pub enum BatchError {
 
 impl Cmd {
     /// One script that runs each of `cmds` in order and reports each one's exit status, stdout
-    /// and stderr separately (nonce-framed; see `BATCH_RUNNER`). Meant for read-only checks:
+    /// and stderr separately (nonce-framed; see `src/host/sh/batch_runner.sh`). Meant for read-only checks:
     /// sub-commands get `/dev/null` as stdin and may not carry stdin, become or a timeout of
     /// their own (set those on [`Batch::cmd`], which carries the nonce as its stdin). Each
     /// stream keeps at most [`BATCH_KEEP_DEFAULT`] bytes from its start and from its end.
@@ -788,7 +729,7 @@ impl Cmd {
     /// sub-command's stream.
     pub fn batch_keeping(cmds: &[Cmd], keep: u64) -> Result<Batch, CmdError> {
         let nonce = nonce();
-        let cmd = run_each(Cmd::raw(BATCH_RUNNER).op(BATCH_RUN_FN), cmds)?
+        let cmd = run_each(Cmd::raw(host::BATCH_RUNNER).op(host::BATCH_RUN_FN), cmds)?
             .stdin(format!("{nonce}\n").into_bytes());
         // The capped runner (no functions, no tables there) gets each whole script.
         let scripts = cmds.iter().map(Cmd::to_shell).collect::<Result<_, _>>()?;
@@ -823,7 +764,7 @@ impl Batch {
         let mut cmd = Cmd::raw("set --")
             .arg(nonce.clone())
             .arg(self.keep.to_string())
-            .op(BATCH_PRELUDE);
+            .op(host::BATCH_CAPPED);
         for (i, script) in self.scripts.iter().enumerate() {
             cmd = cmd.op("\nrun_").arg(i.to_string()).arg(script.clone());
         }
@@ -1040,17 +981,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 // Read-only commands run right after another, in the same round trip
 // ---------------------------------------------------------------------------------------------
 
-/// [`Cmd::then_reads`]: the nonce comes first on stdin (one line, before the main command's own
-/// input, which `read` leaves untouched), so it is never in a command line.
-const READS_HEAD: &str = r#"n_=; IFS= read -r n_
-[ "${#n_}" -eq 32 ] || { echo 'rdeploy: reads nonce missing on stdin' >&2; exit 125; }"#;
-
-/// After the main command: its status line on both streams, then the batch framing of the reads.
-const READS_MID: &str = r#"
-m_=$?
-printf '\nRDEPLOY-POST %s %s\n' "$n_" "$m_"; printf '\nRDEPLOY-POST %s\n' "$n_" >&2
-printf 'RDEPLOY-BATCH %s start\n' "$n_"; printf 'RDEPLOY-BATCH %s start\n' "$n_" >&2"#;
-
 /// How to split the output of a command built by [`Cmd::then_reads`].
 #[derive(Clone, Debug)]
 pub struct ReadsFrame {
@@ -1074,12 +1004,12 @@ impl Cmd {
         let mut main = self.clone();
         let (become_, timeout) = (main.become_.take(), main.timeout.take());
         main.stdin = None;
-        let mut cmd = Cmd::raw(READS_HEAD).op(BATCH_RUN_FN).op("\n");
+        let mut cmd = Cmd::raw(host::READS_HEAD).op(host::BATCH_RUN_FN).op("\n");
         cmd.parts.push(Part::Sub(Box::new(main)));
         if !main_stdin {
             cmd = cmd.op("< /dev/null");
         }
-        cmd = run_each(cmd.op(READS_MID), reads)?.op("\nexit \"$m_\"");
+        cmd = run_each(cmd.op(host::READS_MID), reads)?.op("\nexit \"$m_\"");
         cmd.become_ = become_;
         cmd.timeout = timeout;
         Ok((
@@ -1152,18 +1082,6 @@ impl ReadsFrame {
 // A command run right before another, in the same round trip
 // ---------------------------------------------------------------------------------------------
 
-/// Runs `PRE` (after `set -- NONCE PRE`) in a subshell with stdin from /dev/null, then prints
-/// `\nRDEPLOY-PRE NONCE STATUS` on stdout and `\nRDEPLOY-PRE NONCE` on stderr; only when PRE
-/// exited 0 does the main command's script follow, in the same shell (exit 97 otherwise).
-const PREAMBLE_RUNNER: &str = r#"
-( eval "$2" ) < /dev/null
-s_=$?
-printf '\nRDEPLOY-PRE %s %s\n' "$1" "$s_"
-printf '\nRDEPLOY-PRE %s\n' "$1" >&2
-[ "$s_" -eq 0 ] || exit 97
-set --
-"#;
-
 /// How to split the output of a command built by [`Cmd::after`].
 #[derive(Clone, Debug)]
 pub struct Preamble {
@@ -1210,7 +1128,7 @@ impl Cmd {
         let mut cmd = Cmd::raw("set --")
             .arg(nonce.clone())
             .arg(pre.to_shell()?)
-            .op(PREAMBLE_RUNNER);
+            .op(host::PREAMBLE);
         cmd.parts.push(Part::Raw(Cow::Owned(main.to_shell()?)));
         cmd.stdin = stdin;
         cmd.become_ = become_;
@@ -1351,79 +1269,17 @@ pub enum StatError {
     Malformed(String),
 }
 
-/// Script for [`stat_cmd`], after `set -- PATH`. Prints `key value` lines: `kind` (absent, file,
-/// directory, link, other); unless absent `mode` (octal, with special bits), `uid`, `gid`,
-/// `owner`, `group`, `size`; `sha256` for readable regular files; and for links `target` LAST,
-/// raw up to the final newline (so a target containing newlines still parses). A path whose
-/// parent exists but cannot be searched is an error (exit 3), not "absent" (the parent is found
-/// as `dirname` finds it, with shell built-ins: no process).
-/// GNU `stat -c`; BusyBox accepts the same `-c` formats; BSD/macOS `stat` needs `-f '%Lp %u %g
-/// %Su %Sg %z'` instead and `shasum -a 256` in place of `sha256sum`.
-const STAT_SCRIPT: &str = r#"
-p_=$1; c_=${2-}; m_=${3-}
-if [ -L "$p_" ]; then k_=link
-elif [ -d "$p_" ]; then k_=directory
-elif [ -f "$p_" ]; then k_=file
-elif [ -e "$p_" ]; then k_=other
-else
-  q_=$p_
-  while case $q_ in */) [ "$q_" != / ] ;; *) false ;; esac; do q_=${q_%/}; done
-  case $q_ in */*) q_=${q_%/*}; q_=${q_:-/} ;; *) q_=. ;; esac
-  if [ -e "$q_" ] && ! [ -x "$q_" ]; then
-    printf 'rdeploy: cannot search directory %s\n' "$q_" >&2
-    exit 3
-  fi
-  printf 'kind absent\n'
-  exit 0
-fi
-printf 'kind %s\n' "$k_"
-f_= h_= r_=${st_t_-}
-while [ -n "$r_" ]; do
-  l_=${r_%%
-*}; r_=${r_#"$l_"}; r_=${r_#?}
-  case $l_ in "$p_	"*) f_=${l_#"$p_	"}; break ;; esac
-done
-if [ -n "$f_" ]; then
-  o_=$IFS; IFS='	'; set -f; set -- $f_; set +f; IFS=$o_
-  printf 'mode %s\nuid %s\ngid %s\nowner %s\ngroup %s\nsize %s\n' "$1" "$2" "$3" "$4" "$5" "$6"
-else
-  stat -c 'mode %a
-uid %u
-gid %g
-owner %U
-group %G
-size %s' -- "$p_" || exit 3
-fi
-if [ "$k_" = file ] && [ -n "$w_" ]; then
-  r_=${sh_t_-}
-  while [ -n "$r_" ]; do
-    l_=${r_%%
-*}; r_=${r_#"$l_"}; r_=${r_#?}
-    case $l_ in ????????????????????????????????????????????????????????????????"  $p_") h_=$l_; break ;; esac
-  done
-  [ -n "$h_" ] || h_=$(sha256sum < "$p_")
-  [ -n "$h_" ] && printf 'sha256 %.64s\n' "$h_"
-  if [ -n "$c_" ] && [ -n "$h_" ] && [ "${h_%% *}" != "$c_" ]; then
-    printf 'content\n'; head -c "$m_" -- "$p_" || :
-  fi
-fi
-if [ "$k_" = link ]; then
-  printf 'target '
-  readlink -- "$p_" || exit 3
-fi
-exit 0"#;
-
 /// A command printing `path`'s type, mode, owner, group, size, link target and sha256 (for
 /// regular files) in the form [`parse_stat`] reads. Does not follow a symlink at `path`.
 pub fn stat_cmd(path: &str) -> Cmd {
     Cmd::raw("w_=1; set --")
         .arg(path)
-        .with_shared(STAT_FN, STAT_SCRIPT)
+        .with_shared(STAT_FN, host::STAT)
         .stats(path, true)
         .query(FileQuery::stat(path, true))
 }
 
-/// The name a batch gives [`STAT_SCRIPT`] when several of its helpers use it.
+/// The name a batch gives [`host::STAT`] when several of its helpers use it.
 const STAT_FN: &str = "st_f_";
 
 /// [`stat_cmd`], followed for a regular file whose sha256 is not `unless_sha` (any, when
@@ -1435,7 +1291,7 @@ pub fn stat_content_cmd(path: &str, unless_sha: Option<&str>, max: u64) -> Cmd {
         .arg(path)
         .arg(unless_sha.unwrap_or("-"))
         .arg(max.to_string())
-        .with_shared(STAT_FN, STAT_SCRIPT)
+        .with_shared(STAT_FN, host::STAT)
         .stats(path, true)
         .query(FileQuery {
             content: Some((unless_sha.map(str::to_string), max)),
@@ -1448,7 +1304,7 @@ pub fn stat_content_cmd(path: &str, unless_sha: Option<&str>, max: u64) -> Cmd {
 pub fn stat_attrs_cmd(path: &str) -> Cmd {
     Cmd::raw("w_=; set --")
         .arg(path)
-        .with_shared(STAT_FN, STAT_SCRIPT)
+        .with_shared(STAT_FN, host::STAT)
         .stats(path, false)
         .query(FileQuery::stat(path, false))
 }
@@ -1577,16 +1433,10 @@ fn stat_tables(cmds: &[Cmd]) -> Option<Cmd> {
     }
     // Paths that exist only (on a fresh host nothing is there: no process at all);
     // tab-separated: an owner or group name may hold spaces (`domain users`).
-    let mut t = Cmd::raw("\nset --").args(stat).op(concat!(
-        "\nfor f_ do shift; if [ -e \"$f_\" ] || [ -L \"$f_\" ]; then set -- \"$@\" \"$f_\"; fi; done",
-        "\nif [ $# -gt 1 ]; then st_t_=$(stat -c '%n\t%a\t%u\t%g\t%U\t%G\t%s' -- \"$@\" 2>/dev/null); fi"
-    ));
+    let mut t = Cmd::raw("\nset --").args(stat).op(host::STAT_TABLE);
     if hash.len() >= 2 {
         // Regular files only (a FIFO would block): the helpers hash nothing else either.
-        t = t.op("\nset --").args(hash).op(concat!(
-            "\nfor f_ do shift; if [ -f \"$f_\" ] && ! [ -L \"$f_\" ]; then set -- \"$@\" \"$f_\"; fi; done",
-            "\nif [ $# -gt 1 ]; then sh_t_=$(sha256sum -- \"$@\" 2>/dev/null); fi; set --"
-        ));
+        t = t.op("\nset --").args(hash).op(host::HASH_TABLE);
     }
     Some(t)
 }
@@ -1714,13 +1564,9 @@ pub fn keep_owner(path: &str, owner: Option<&str>, group: Option<&str>) -> Cmd {
     Cmd::raw("set --")
         .arg(path)
         .arg(chown_spec(owner, group).unwrap_or_default())
-        .op(KEEP_OWNER_SCRIPT)
+        .op(";")
+        .op(host::KEEP_OWNER)
 }
-
-/// `PATH UID:GID`: the keeping chown of [`PUT_SCRIPT`] on its own.
-const KEEP_OWNER_SCRIPT: &str = r#"; [ -n "$2" ] || exit 0
-chown -- "$2" "$1" 2>/dev/null || chown -- ":${2#*:}" "$1" 2>/dev/null || :
-[ "$(stat -c %u:%g -- "$1")" = "$2" ] || printf 'rdeploy-not-kept %s\n' "$(stat -c %U:%G -- "$1")""#;
 
 /// `OWNER:GROUP`, `OWNER` or `:GROUP` as chown takes it; `None` when neither is given.
 fn chown_spec(owner: Option<&str>, group: Option<&str>) -> Option<String> {
@@ -1735,7 +1581,7 @@ fn chown_spec(owner: Option<&str>, group: Option<&str>) -> Option<String> {
 /// Point the symlink `link` at `target` atomically: create a temporary link in the same
 /// directory, then `mv -Tf` it over `link` (rename(2) swaps it in one step; `-T` makes mv replace
 /// a link to a directory instead of moving into that directory). The temporary link is removed
-/// if the swap fails. GNU `mv -T`; BusyBox mv has no `-T` and BSD spells it `mv -h`.
+/// if the swap fails. GNU and BusyBox `mv -T`; BSD spells it `mv -h`.
 pub fn ln_sf_atomic(target: &str, link: &str) -> Cmd {
     let (dir, name) = match link.trim_end_matches('/').rsplit_once('/') {
         Some(("", name)) => ("/", name),
@@ -1748,7 +1594,8 @@ pub fn ln_sf_atomic(target: &str, link: &str) -> Cmd {
         .arg(target)
         .arg(link)
         .arg(tmp)
-        .op(r#"; ln -s -- "$1" "$3" || exit 1; mv -f -T -- "$3" "$2" || { s_=$?; rm -f -- "$3"; exit "$s_"; }"#)
+        .op(";")
+        .op(host::LN_SF)
 }
 
 /// `rm -rf -- PATH` (GNU rm refuses `/` by default).
@@ -1790,8 +1637,9 @@ pub fn stat_resolved_attrs_cmd(path: &str) -> Cmd {
 fn stat_resolved_with(path: &str, hash: bool) -> Cmd {
     Cmd::raw(if hash { "w_=1; set --" } else { "w_=; set --" })
         .arg(path)
-        .op(r#"; if [ -L "$1" ]; then r_=$(readlink -f -- "$1") || { printf 'rdeploy: cannot resolve %s\n' "$1" >&2; exit 3; }; set -- "$r_"; fi"#)
-        .with_shared(STAT_FN, STAT_SCRIPT)
+        .op(";")
+        .op(host::RESOLVE_LINK)
+        .with_shared(STAT_FN, host::STAT)
         .query(FileQuery {
             follow: true,
             ..FileQuery::stat(path, hash)
@@ -1804,23 +1652,8 @@ fn stat_resolved_with(path: &str, hash: bool) -> Cmd {
 /// `readlink -f` fails there (no output, exit 1); anything else (a link, a dangling link on
 /// the way, a directory that cannot be entered) goes to `readlink -f` (GNU/BusyBox).
 pub fn realpath_cmd(path: &str) -> Cmd {
-    Cmd::raw("set --").arg(path).op(REALPATH_SCRIPT)
+    Cmd::raw("set --").arg(path).op(host::REALPATH)
 }
-
-const REALPATH_SCRIPT: &str = r#"
-if ! [ -L "$1" ]; then
-  if [ -d "$1" ]; then
-    cd -P -- "$1" 2>/dev/null && { printf '%s\n' "$PWD"; exit 0; }
-  else
-    case $1 in */*) d_=${1%/*} ;; *) d_=. ;; esac
-    case ${1##*/} in ''|.|..) ;; *)
-      cd -P -- "${d_:-/}" 2>/dev/null && { printf '%s/%s\n' "${PWD%/}" "${1##*/}"; exit 0; }
-      # A missing folder (not even a dangling link): readlink -f prints nothing and fails.
-      [ -e "${d_:-/}" ] || [ -L "${d_:-/}" ] || exit 1 ;;
-    esac
-  fi
-fi
-exec readlink -f -- "$1""#;
 
 /// A command written by the playbook's author that names a file with `%s` (Ansible's
 /// `validate: visudo -cf %s`). `path` is passed as a quoted positional parameter and each `%s`
@@ -1922,18 +1755,8 @@ pub fn session_line(cmd: &Cmd, stdin: bool) -> Result<String, CmdError> {
         line.push(' ');
         line.push_str(&quote(w)?);
     }
-    line.push_str(concat!(
-        "; g_=; p_=x; c_=; if IFS= read -r g_ 2>/dev/null < /proc/self/stat; then",
-        " p_=${g_%% *}; c_=${g_#*'('}; c_=${c_%') '*}",
-        "; g_=${g_##*') '}; g_=${g_#* * }; g_=${g_%% *}; fi",
-        "; if [ \"$g_\" = \"$p_\" ]; then printf 'RDEPLOY-PGID %s\\n' \"$$\"",
-        "; if [ \"$c_\" = sh ] && [ $# -eq 3 ] && [ \"$1\" = sh ] && [ \"$2\" = -c ]; then",
-        " c_=$3; eval \"unset c_ g_ p_; set --",
-        "\n$c_\"; exit; fi; exec \"$@\"; fi",
-        "; S='printf \"RDEPLOY-PGID %s\\n\" \"$$\"; exec \"$@\"'",
-        "; if command -v setsid >/dev/null 2>&1; then exec setsid -w sh -c \"$S\" rdeploy \"$@\"",
-        "; else exec sh -c \"$S\" rdeploy \"$@\"; fi"
-    ));
+    line.push_str("; ");
+    line.push_str(host::SESSION);
     Ok(line)
 }
 
@@ -1942,56 +1765,49 @@ pub const HOST_LOCK_TAKEN: &str = "RDEPLOY-HOSTLOCK taken";
 /// What [`host_lock_line`] prints, then the holder's line, when another run holds the lock.
 pub const HOST_LOCK_HELD: &str = "RDEPLOY-HOSTLOCK held ";
 
-/// How long (seconds) the host lock waits for a lock held under the run's own holder line: the
-/// session of a connection this run just closed ([`crate::exec::host::HostState::release`])
-/// may not have ended yet on the host.
-const HOST_LOCK_REWAIT_S: u32 = 10;
-
-/// The host lock's command line: in `dir` (else the login user's default state directory,
-/// `/var/lib/rdeploy` for root, `~/.local/state/rdeploy` otherwise), lock `host.lock` with
-/// `flock -n` on a descriptor of the shell itself, write `holder` into it and print
-/// [`HOST_LOCK_TAKEN`] (a lock whose holder line is `holder`, this run's own, is waited for up
-/// to [`HOST_LOCK_REWAIT_S`]), then wait for stdin to end: the channel, and with it the lock,
-/// lives as long as the connection (sshd closes the command's stdin when the connection dies,
-/// even when the controller was killed). When another process holds it: [`HOST_LOCK_HELD`] and its holder
-/// line, exit 75. Without `flock(1)`: exit 127.
+/// The host lock's command line (`src/host/sh/host_lock.sh`): in `dir` (else the login user's
+/// default state directory, `/var/lib/rdeploy` for root, `~/.local/state/rdeploy` otherwise),
+/// lock `host.lock` with `flock -n` on a descriptor of the shell itself, write `holder` into it
+/// and print [`HOST_LOCK_TAKEN`], then wait for stdin to end: the channel, and with it the
+/// lock, lives as long as the connection (sshd closes the command's stdin when the connection
+/// dies, even when the controller was killed). A lock whose holder line is `holder`, this
+/// run's own, is waited for up to 10 s: the session of a connection this run just closed
+/// ([`crate::exec::host::HostState::release`]) may not have ended yet on the host. When another
+/// process holds it: [`HOST_LOCK_HELD`] and its holder line, exit 75. Without `flock(1)`: exit
+/// 127.
 pub fn host_lock_line(dir: Option<&str>, holder: &str) -> Result<String, CmdError> {
     let dir = match dir {
         Some(d) => quote(d)?,
         None => "''".to_string(),
     };
-    Ok(format!(
-        concat!(
-            "d_={dir}; if [ -z \"$d_\" ]; then if [ \"$(id -u)\" = 0 ];",
-            " then d_=/var/lib/rdeploy; else d_=\"$HOME/.local/state/rdeploy\"; fi; fi",
-            "; umask 077; command -v flock >/dev/null 2>&1 || exit 127",
-            "; mkdir -p \"$d_\" && command exec 9>>\"$d_/host.lock\" 2>/dev/null || exit 71",
-            "; if flock -n 9 || {{ [ \"$(head -n 1 \"$d_/host.lock\")\" = {holder} ] && flock -w {rewait} 9; }}",
-            "; then printf '%s\\n' {holder} > \"$d_/host.lock\"",
-            "; echo '{taken}'; while IFS= read -r l_; do :; done; exit 0; fi",
-            "; printf '{held}'; head -n 1 \"$d_/host.lock\"; exit 75"
-        ),
-        dir = dir,
-        holder = quote(holder)?,
-        taken = HOST_LOCK_TAKEN,
-        held = HOST_LOCK_HELD,
-        rewait = HOST_LOCK_REWAIT_S,
+    Ok(fill(
+        host::HOST_LOCK,
+        &[("@DIR@", &dir), ("@HOLDER@", &quote(holder)?)],
     ))
 }
 
-/// The command line sent in place of a [`session_line`] that holds a secret: it reads the real
-/// line from stdin (a line count, then the lines; `read` takes one line at a time and never
-/// more, so the command's own stdin follows untouched) and evaluates it in the same shell, so
-/// the secret is never in a process's arguments on the host (`ps`).
-/// It first becomes `sh` (`exec`: same process, still the group's leader), so the line's own
-/// fast path (a script evaluated in place, never in an argument list) applies whatever the
-/// login shell is.
-const STDIN_BOOTSTRAP: &str = concat!(
-    "exec sh -c 'IFS= read -r n_ || exit 125; s_=; i_=0; while [ \"$i_\" -lt \"$n_\" ]; do",
-    " l_=; IFS= read -r l_ || [ -n \"$l_\" ] || exit 125",
-    "; if [ \"$i_\" -eq 0 ]; then s_=$l_; else s_=\"$s_",
-    "\n$l_\"; fi; i_=$((i_ + 1)); done; unset n_ i_ l_; eval \"$s_\"'"
-);
+/// `template` with each placeholder of `words` (trusted names such as `@DIR@`) replaced by its
+/// value (already quoted words), in one pass: a value is never searched for placeholders.
+fn fill(template: &str, words: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(at) = rest.find('@') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        match words.iter().find(|(name, _)| rest.starts_with(name)) {
+            Some((name, value)) => {
+                out.push_str(value);
+                rest = &rest[name.len()..];
+            }
+            None => {
+                out.push('@');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
 
 /// `line` delivered through stdin: the fixed command to send instead, and the bytes to send
 /// on stdin before the command's own input. The line must then always get stdin (its own
@@ -2003,7 +1819,7 @@ pub fn stdin_bootstrap(line: &str) -> (&'static str, Vec<u8>) {
         data.extend_from_slice(l.as_bytes());
         data.push(b'\n');
     }
-    (STDIN_BOOTSTRAP, data)
+    (host::STDIN_BOOTSTRAP, data)
 }
 
 /// A shell line running `argv` (from [`Cmd::wrap`]) in the shell that evaluates it: an
@@ -2035,7 +1851,8 @@ pub fn kill_group_cmd(pgid: u32, grace: Duration) -> Cmd {
     Cmd::raw("set --")
         .arg(format!("-{pgid}"))
         .arg(tenths.to_string())
-        .op(r#"; kill -s TERM -- "$1" 2>/dev/null; i=0; while kill -s 0 -- "$1" 2>/dev/null && [ "$i" -lt "$2" ]; do sleep 0.1; i=$((i+1)); done; kill -s KILL -- "$1" 2>/dev/null; :"#)
+        .op(";")
+        .op(host::KILL_GROUP)
 }
 
 /// Writes stdin to `dest` atomically for a remote-shell transport (stream the bytes to its
@@ -2086,46 +1903,11 @@ pub fn put_file_keeping_cmd(
         .arg(chown.unwrap_or_default())
         .arg(umask)
         .arg(if keep { "keep" } else { "" })
-        .op(PUT_SCRIPT)
+        .op(host::PUT)
 }
 
 /// The marker [`put_file_keeping_cmd`] prints when the replaced file's owner/group were not kept.
 pub const NOT_KEPT: &str = "rdeploy-not-kept ";
-
-/// `DEST TMP SHA256 MODE CHOWN UMASK KEEP`. With UMASK (or a new file with no mode and no chown,
-/// which gets 0644), the temp file is created with its final mode: no `chmod` process.
-///
-/// The temp file is created exclusively (`set -C`: never through a planted symlink) on fd 3,
-/// and written and fsynced by one `dd conv=fsync` (GNU, BusyBox). A `dd` that refuses those
-/// operands exits before reading anything: then `cat` writes it and `sync FILE` flushes it.
-/// A chown/chmod afterwards is flushed with `sync FILE` too. Killed (a timeout, Ctrl-C: the
-/// whole process group gets SIGTERM), it removes the temp file before it goes.
-const PUT_SCRIPT: &str = r#"
-T=$2
-fail() { rm -f -- "$T"; exit "${1:-1}"; }
-trap 'fail 143' TERM; trap 'fail 129' HUP; trap 'fail 130' INT
-u_=$6
-if [ -z "$u_" ] && [ -z "$4" ] && [ -z "$5" ] && ! { [ -f "$1" ] && ! [ -L "$1" ]; }; then u_=022; fi
-if [ -n "$u_" ]; then umask "$u_"; else umask 077; fi
-( set -C; exec 3>"$T"
-  dd bs=65536 conv=fsync status=none >&3 && exit 0
-  ! [ -s "$T" ] && cat >&3 && { sync -- "$T" 2>/dev/null || :; } ) || fail
-got=$(sha256sum < "$T") || fail
-got=${got%% *}
-[ "$got" = "$3" ] || { echo "sha256 of $1 differs after writing (got $got)" >&2; fail 3; }
-if [ -z "$u_" ]; then
-  m=$4
-  if [ -z "$m" ]; then
-    if [ -f "$1" ] && [ ! -L "$1" ]; then m=$(stat -c %a -- "$1") || m=644; else m=644; fi
-  fi
-  if [ -n "$7" ]; then
-    chown -- "$5" "$T" 2>/dev/null || chown -- ":${5#*:}" "$T" 2>/dev/null || :
-    [ "$(stat -c %u:%g -- "$T")" = "$5" ] || printf 'rdeploy-not-kept %s\n' "$(stat -c %U:%G -- "$T")"
-  elif [ -n "$5" ]; then chown -- "$5" "$T" || fail; fi
-  chmod -- "$m" "$T" || fail
-  sync -- "$T" 2>/dev/null || :
-fi
-mv -f -T -- "$T" "$1" || fail"#;
 
 /// Prints at most `max_bytes` bytes of `path` (following a symlink): the transport asks for one
 /// byte more than it accepts, to tell "exactly the limit" from "larger".
@@ -2182,6 +1964,26 @@ pub fn sftp_server_line(user: &str, servers: &'static str) -> Result<String, Cmd
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_host_lock_prints_the_markers_the_transport_looks_for() {
+        let line = host_lock_line(Some("/var/@HOLDER@"), "run @DIR@").unwrap();
+        assert!(
+            line.contains(&format!("echo '{HOST_LOCK_TAKEN}'")),
+            "{line}"
+        );
+        assert!(
+            line.contains(&format!("printf '{HOST_LOCK_HELD}'")),
+            "{line}"
+        );
+        // Values are quoted words put in once, never searched for placeholders.
+        assert!(line.starts_with("d_=/var/@HOLDER@; "), "{line}");
+        assert_eq!(line.matches("'run @DIR@'").count(), 2, "{line}");
+        assert!(
+            !line.contains("@DIR@;") && !line.contains("@HOLDER@ ]"),
+            "{line}"
+        );
+    }
 
     #[test]
     fn if_program_picks_the_first_tool_found() {

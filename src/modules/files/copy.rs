@@ -732,23 +732,7 @@ fn walk_local(root: &Path) -> Result<Vec<LocalEntry>, ModuleError> {
 /// Lists each relative path read from stdin under `$1` as `kind\tmode\tuid\tgid\towner\tgroup\t
 /// sha256\tpath` (lstat; sha256 `-` unless a regular file); missing paths print nothing. Exit 4
 /// when `$1` exists but is not a directory.
-const TREE_STAT: &str = r#"
-if ! [ -d "$1" ]; then
-  if [ -e "$1" ] || [ -L "$1" ]; then printf 'rdeploy: %s is not a directory\n' "$1" >&2; exit 4; fi
-  exit 0
-fi
-cd -- "$1" || exit 3
-while IFS= read -r p_; do
-  if [ -L "$p_" ]; then k_=link
-  elif [ -d "$p_" ]; then k_=directory
-  elif [ -f "$p_" ]; then k_=file
-  elif [ -e "$p_" ]; then k_=other
-  else continue; fi
-  a_=$(stat -c '%a	%u	%g	%U	%G' -- "$p_") || exit 3
-  h_=-
-  if [ "$k_" = file ]; then h_=$(sha256sum < "$p_") || exit 3; h_=${h_%% *}; fi
-  printf '%s\t%s\t%s\t%s\n' "$k_" "$a_" "$h_" "$p_"
-done"#;
+const TREE_STAT: &str = crate::host::TREE_STAT;
 
 fn parse_tree(out: &crate::transport::Output) -> Result<HashMap<String, PathState>, ModuleError> {
     if out.status != 0 || out.truncated.stdout > 0 {

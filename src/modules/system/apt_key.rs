@@ -69,28 +69,15 @@ crate::module_args! {
 
 /// Runs `gpg ARGS` in a fresh temporary `GNUPGHOME` (removed after), so nothing of the
 /// user's own keyrings is read or changed.
-const GPG_TMP: &str = r#"; t_=$(mktemp -d) || exit 1; GNUPGHOME=$t_; export GNUPGHOME
-gpg --batch "$@"; rc_=$?; rm -rf "$t_"; exit $rc_"#;
+const GPG_TMP: &str = crate::host::APT_KEY_GPG;
 
 /// Prints the keyring `$1` with one key added (from stdin) or the key `$3` removed, exported
 /// binary or armored (`$2` = 1). Runs in a temporary `GNUPGHOME`; changes nothing else.
-const REBUILD: &str = r#"; kr_=$1; armor_=$2; del_=$3
-t_=$(mktemp -d) || exit 1; GNUPGHOME=$t_; export GNUPGHOME
-{ [ ! -s "$kr_" ] || gpg --batch -q --import "$kr_"; } &&
-if [ -n "$del_" ]; then
-  fpr_=$(gpg --batch --with-colons --list-keys "$del_" | awk -F: '$1 == "fpr" { print $10; exit }') &&
-  [ -n "$fpr_" ] && gpg --batch --yes -q --delete-keys "$fpr_"
-else
-  gpg --batch -q --import
-fi &&
-if [ "$armor_" = 1 ]; then gpg --batch --armor --export; else gpg --batch --export; fi
-rc_=$?; rm -rf "$t_"; exit $rc_"#;
+const REBUILD: &str = crate::host::APT_KEY_REBUILD;
 
 /// Lists the keys of keyring `$1` (nothing when it does not exist or is empty: removing the
 /// last key leaves an empty keyring, as `apt-key del` does).
-const SHOW_KEYRING: &str = r#"; [ -s "$1" ] || exit 0
-t_=$(mktemp -d) || exit 1; GNUPGHOME=$t_; export GNUPGHOME
-gpg --batch --with-colons --show-keys "$1"; rc_=$?; rm -rf "$t_"; exit $rc_"#;
+const SHOW_KEYRING: &str = crate::host::APT_KEY_SHOW_KEYRING;
 
 /// Ansible's `parse_key_id`: (short id, fingerprint part, key id).
 fn parse_key_id(id: &str) -> Result<(String, String, String), String> {
@@ -241,6 +228,7 @@ async fn check_key(
                         tr,
                         Cmd::raw("set --")
                             .op("--with-colons --show-keys")
+                            .op(";")
                             .op(GPG_TMP)
                             .stdin(b.clone()),
                     )
@@ -271,8 +259,11 @@ async fn check_key(
     let short_format = key_id.len() == 8;
     let listing = match &a.keyring {
         Some(k) => {
-            ctx.query_ok(tr, Cmd::raw("set --").arg(k.clone()).op(SHOW_KEYRING))
-                .await?
+            ctx.query_ok(
+                tr,
+                Cmd::raw("set --").arg(k.clone()).op(";").op(SHOW_KEYRING),
+            )
+            .await?
         }
         None => ctx
             .query_ok(
@@ -301,6 +292,7 @@ async fn check_key(
                 .arg(k.clone())
                 .arg(armor)
                 .arg(del)
+                .op(";")
                 .op(REBUILD);
             if let Some(b) = &bytes {
                 cmd = cmd.stdin(b.clone());

@@ -96,7 +96,7 @@ crate::module_args! {
 /// `os.path.expanduser(os.path.expandvars(word))`): `$NAME`/`${NAME}` from the environment, left
 /// as written when unset; then a leading `~` (`$HOME`, else the user's passwd home) or `~USER`
 /// (that user's home; unchanged when there is no such user). Ends by running the words.
-const EXPAND_AND_EXEC: &str = r#"; n_=$#; for a_ do e_=$(RDEPLOY_WORD_="$a_" awk 'BEGIN { s = ENVIRON["RDEPLOY_WORD_"]; o = ""; while (match(s, /\$([A-Za-z0-9_]+|[{][^}]*[}])/)) { t = substr(s, RSTART, RLENGTH); v = substr(t, 2); if (substr(v, 1, 1) == "{") v = substr(v, 2, length(v) - 2); o = o substr(s, 1, RSTART - 1) ((v != "RDEPLOY_WORD_" && v in ENVIRON) ? ENVIRON[v] : t); s = substr(s, RSTART + RLENGTH) } printf "%sx", o s }') || exit 127; e_=${e_%x}; case $e_ in "~"*) r_=${e_#?}; u_=${r_%%/*}; t_=${r_#"$u_"}; if [ -z "$u_" ] && [ "${HOME+set}" = set ]; then h_=$HOME; f_=1; else [ -n "$u_" ] || u_=$(id -u); h_=$(getent passwd "$u_" | cut -d: -f6); f_=$(getent passwd "$u_" >/dev/null && echo 1); fi; if [ -n "$f_" ]; then while [ "${h_%/}" != "$h_" ]; do h_=${h_%/}; done; e_=$h_$t_; [ -n "$e_" ] || e_=/; fi ;; esac; set -- "$@" "$e_"; done; shift "$n_"; exec "$@""#;
+const EXPAND_AND_EXEC: &str = crate::host::COMMAND_EXPAND_EXEC;
 
 crate::module_args! {
     /// Runs a command line through `/bin/sh` on the host (pipes, redirects, variables). Give it
@@ -268,7 +268,10 @@ fn plan_command(args: &Args) -> Result<Planned, ModuleError> {
     // `exec` runs the program found in PATH, never a shell builtin or keyword of the same name.
     let expands = |w: &String| w.contains('$') || w.starts_with('~');
     let run = if a.expand_argument_vars && argv.iter().any(expands) {
-        Cmd::raw("set --").args(argv.clone()).op(EXPAND_AND_EXEC)
+        Cmd::raw("set --")
+            .args(argv.clone())
+            .op(";")
+            .op(EXPAND_AND_EXEC)
     } else {
         Cmd::raw("exec").args(argv.clone())
     };
@@ -454,7 +457,7 @@ struct ScriptPlan {
 }
 
 /// Removes the temporary directory after the script, keeping the script's exit status.
-const SCRIPT_RUN: &str = r#"; t_=$1; shift; "$@"; s_=$?; rm -rf -- "$t_"; exit "$s_""#;
+const SCRIPT_RUN: &str = crate::host::COMMAND_SCRIPT_RUN;
 
 fn plan_script(args: &Args, ctx: &ModuleCtx<'_>) -> Result<ScriptPlan, ModuleError> {
     let a = ScriptArgs::parse(args)?;
@@ -495,7 +498,7 @@ impl ScriptPlan {
         words.extend(self.executable.iter().cloned());
         words.push(path.to_string());
         words.extend(self.argv.iter().cloned());
-        let mut cmd = Cmd::raw("set --").args(words).op(SCRIPT_RUN);
+        let mut cmd = Cmd::raw("set --").args(words).op(";").op(SCRIPT_RUN);
         if let Some(d) = &self.guards.chdir {
             cmd = cmd.chdir(d.clone());
         }

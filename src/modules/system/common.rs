@@ -253,12 +253,11 @@ fn lines(s: &str) -> Value {
 /// by the shell's pathname expansion only (`IFS=` turns off word splitting; parameter expansion
 /// results are never re-parsed, so `$(...)` in it stays text). No match leaves the pattern as
 /// is, which then exists only if a file has that literal name — Python's `glob.glob` semantics.
-const GLOB_EXISTS: &str =
-    r#"; IFS=; for p_ in $1; do if [ -e "$p_" ] || [ -L "$p_" ]; then exit 0; fi; done; exit 1"#;
+const GLOB_EXISTS: &str = crate::host::GLOB_EXISTS;
 
 /// `test -e` with glob patterns (Ansible's `creates`/`removes` use `glob.glob`).
 pub fn glob_exists(pattern: &str) -> Cmd {
-    Cmd::raw("set --").arg(pattern).op(GLOB_EXISTS)
+    Cmd::raw("set --").arg(pattern).op(";").op(GLOB_EXISTS)
 }
 
 /// The `creates`/`removes` guards of a command-like task and the `chdir` their relative
@@ -447,8 +446,7 @@ fn repr_str(s: &str) -> String {
 /// Finds `tool` on the host as Ansible's `get_bin_path(tool, required=True)` does: `PATH`, then
 /// `/sbin`, `/usr/sbin` and `/usr/local/sbin`; prints its path, or Ansible's message and exits
 /// 127.
-const BIN_PATH: &str = r#"; p_=$PATH; for d_ in /sbin /usr/sbin /usr/local/sbin; do case ":$p_:" in *":$d_:"*) ;; *) p_=$p_:$d_ ;; esac; done
-PATH=$p_; export PATH; command -v "$1" 2>/dev/null || { printf 'Failed to find required executable "%s" in paths: %s\n' "$1" "$p_" >&2; exit 127; }"#;
+const BIN_PATH: &str = crate::host::BIN_PATH;
 
 /// The absolute path of `tool` on the host (Ansible's `get_bin_path(tool, required=True)`),
 /// or Ansible's failure `Failed to find required executable "TOOL" in paths: ...`.
@@ -458,7 +456,7 @@ pub async fn bin_path(
     tool: &'static str,
 ) -> Result<String, ModuleError> {
     let out = ctx
-        .query(tr, Cmd::raw("set --").arg(tool).op(BIN_PATH))
+        .query(tr, Cmd::raw("set --").arg(tool).op(";").op(BIN_PATH))
         .await?;
     let path = out.stdout_lossy().trim().to_string();
     if out.status != 0 || !path.starts_with('/') {

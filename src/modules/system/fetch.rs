@@ -27,11 +27,7 @@ pub struct Fetch;
 pub const FETCH_MAX_BYTES: u64 = 1 << 30;
 
 /// Follows links. Prints `absent`, `directory`, `unreadable` or `file SHA256`.
-const REMOTE_SUM: &str = r#"
-if [ -d "$1" ]; then printf 'directory\n'
-elif ! [ -e "$1" ]; then printf 'absent\n'
-elif ! [ -r "$1" ]; then printf 'unreadable\n'
-else h_=$(sha256sum < "$1") || exit 1; printf 'file %.64s\n' "$h_"; fi"#;
+const REMOTE_SUM: &str = crate::host::FETCH_REMOTE_SUM;
 
 /// What `check` found.
 struct Plan {

@@ -28,33 +28,13 @@ pub(super) enum Os {
 
 /// Reads one package: `$1` the name, `$2` `latest` to ask for an upgrade. Prints
 /// `installed VERSION` or `absent`, then (with `latest`) `upgradable yes|no`.
-const PACMAN_QUERY: &str = r#"
-if v_=$(LC_ALL=C pacman -Q "$1" 2>/dev/null); then printf 'installed %s\n' "${v_#* }"; else echo absent; fi
-if [ "$2" = latest ]; then
-  if LC_ALL=C pacman -Qu "$1" >/dev/null 2>&1; then echo 'upgradable yes'; else echo 'upgradable no'; fi
-fi"#;
+const PACMAN_QUERY: &str = crate::host::OSPKG_PACMAN_QUERY;
 
-const ZYPPER_QUERY: &str = r#"
-if v_=$(rpm -q --qf '%{VERSION}-%{RELEASE}\n' "$1" 2>/dev/null); then printf 'installed %s\n' "$(printf '%s\n' "$v_" | head -n 1)"; else echo absent; fi
-if [ "$2" = latest ]; then
-  if LC_ALL=C zypper --quiet --non-interactive list-updates 2>/dev/null | awk -F'|' -v p_="$1" '{ n_ = $3; gsub(/ /, "", n_); if (n_ == p_) f_ = 1 } END { exit !f_ }'
-  then echo 'upgradable yes'; else echo 'upgradable no'; fi
-fi"#;
+const ZYPPER_QUERY: &str = crate::host::OSPKG_ZYPPER_QUERY;
 
-const PKGNG_QUERY: &str = r#"
-v_=$(pkg query %v "$1" 2>/dev/null)
-if [ -n "$v_" ]; then printf 'installed %s\n' "$v_"; else echo absent; fi
-if [ "$2" = latest ]; then
-  pkg upgrade -n "$1" >/dev/null 2>&1
-  if [ $? -eq 1 ]; then echo 'upgradable yes'; else echo 'upgradable no'; fi
-fi"#;
+const PKGNG_QUERY: &str = crate::host::OSPKG_PKGNG_QUERY;
 
-const OPENBSD_QUERY: &str = r#"
-v_=$(pkg_info -Iq "inst:$1" 2>/dev/null | head -n 1)
-if [ -n "$v_" ]; then printf 'installed %s\n' "$v_"; else echo absent; fi
-if [ "$2" = latest ]; then
-  if pkg_add -u -n "$1" 2>&1 | grep -q -e '->'; then echo 'upgradable yes'; else echo 'upgradable no'; fi
-fi"#;
+const OPENBSD_QUERY: &str = crate::host::OSPKG_OPENBSD_QUERY;
 
 /// One package as the host has it.
 #[derive(Clone, Debug, PartialEq, Eq)]

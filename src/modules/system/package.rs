@@ -314,74 +314,21 @@ enum Mgr {
 /// for `check-update`. Prints `manager M`, then `installed VERSION` or `absent` (apt: then
 /// `config-files` when only its configuration files remain), then (with `latest`)
 /// `upgradable yes|no`.
-const QUERY: &str = r#"
-m_=$1 p_=$2 l_=$3 r_=$4
-shift 4
-if [ "$m_" = auto ]; then
-  if command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then m_=apt
-  elif command -v dnf >/dev/null 2>&1 && command -v rpm >/dev/null 2>&1; then m_=dnf
-  elif command -v pacman >/dev/null 2>&1; then printf 'manager pacman\n'; exit 0
-  elif command -v zypper >/dev/null 2>&1; then printf 'manager zypper\n'; exit 0
-  elif command -v pkg >/dev/null 2>&1 && ! command -v pkg_add >/dev/null 2>&1; then printf 'manager pkgng\n'; exit 0
-  elif command -v pkg_add >/dev/null 2>&1 && command -v pkg_info >/dev/null 2>&1; then printf 'manager openbsd_pkg\n'; exit 0
-  else printf 'manager none\n'; exit 0; fi
-elif [ "$m_" = dnf ] && ! { command -v dnf >/dev/null 2>&1 && command -v rpm >/dev/null 2>&1; }; then
-  printf 'manager missing-dnf\n'; exit 0
-elif [ "$m_" = apt ] && ! { command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; }; then
-  printf 'manager missing-apt\n'; exit 0
-fi
-printf 'manager %s\n' "$m_"
-v_=
-if [ "$m_" = apt ]; then
-  o_=$(dpkg-query -W -f='${Status}|${Version}\n' "$p_" 2>/dev/null | head -n 1)
-  case $o_ in
-    *" ok installed|"*) v_=${o_#*|}; printf 'installed %s\n' "$v_" ;;
-    *" ok config-files|"*) printf 'absent\nconfig-files\n' ;;
-    *) printf 'absent\n' ;;
-  esac
-  if [ "$l_" = latest ]; then
-    c_=$(LC_ALL=C apt-cache ${r_:+-t "$r_"} policy "$p_" 2>/dev/null | sed -n 's/^ *Candidate: *//p' | head -n 1)
-    if [ -n "$c_" ] && [ "$c_" != "(none)" ] && [ "$c_" != "$v_" ]; then printf 'upgradable yes\n'; else printf 'upgradable no\n'; fi
-  fi
-else
-  if v_=$(rpm -q --qf '%{VERSION}-%{RELEASE}\n' "$p_" 2>/dev/null); then
-    printf 'installed %s\n' "$(printf '%s\n' "$v_" | head -n 1)"
-  else
-    printf 'absent\n'
-  fi
-  if [ "$l_" = latest ]; then
-    dnf -q check-update "$@" "$p_" >/dev/null 2>&1
-    if [ $? -eq 100 ]; then printf 'upgradable yes\n'; else printf 'upgradable no\n'; fi
-  fi
-fi"#;
+const QUERY: &str = crate::host::PACKAGE_QUERY;
 
 /// Which manager the host has, for `package` with no package to query: prints `manager M`.
-const DETECT: &str = r#"
-if command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then printf 'manager apt\n'
-elif command -v dnf >/dev/null 2>&1 && command -v rpm >/dev/null 2>&1; then printf 'manager dnf\n'
-elif command -v pacman >/dev/null 2>&1; then printf 'manager pacman\n'
-elif command -v zypper >/dev/null 2>&1; then printf 'manager zypper\n'
-elif command -v pkg >/dev/null 2>&1 && ! command -v pkg_add >/dev/null 2>&1; then printf 'manager pkgng\n'
-elif command -v pkg_add >/dev/null 2>&1 && command -v pkg_info >/dev/null 2>&1; then printf 'manager openbsd_pkg\n'
-else printf 'manager none\n'; fi"#;
+const DETECT: &str = crate::host::PACKAGE_DETECT;
 
 /// Seconds since the apt lists were last updated (a large number when unknown).
-const APT_CACHE_AGE: &str = r#"
-s_=$(stat -c %Y /var/lib/apt/periodic/update-success-stamp 2>/dev/null || stat -c %Y /var/lib/apt/lists 2>/dev/null || echo 0)
-printf '%s\n' "$(( $(date +%s) - s_ ))""#;
+const APT_CACHE_AGE: &str = crate::host::APT_CACHE_AGE;
 
 /// Puts `/usr/sbin/policy-rc.d` exiting with `$1` in place, keeping an existing one aside
 /// (Ansible's `policy_rc_d`). Runs before the apt-get commands, in the same shell.
-const POLICY_RC_D_ON: &str = r#"
-pr_=/usr/sbin/policy-rc.d ps_=
-if [ -e "$pr_" ] || [ -L "$pr_" ]; then ps_=$(mktemp -d) && mv -f "$pr_" "$ps_/" || exit 1; fi
-printf '#!/bin/sh\nexit %s\n' "$1" > "$pr_" && chmod 0755 "$pr_""#;
+const POLICY_RC_D_ON: &str = crate::host::POLICY_RC_D_ON;
 
 /// Puts the previous `/usr/sbin/policy-rc.d` back (or removes ours), keeping the apt-get
 /// commands' exit status.
-const POLICY_RC_D_OFF: &str = r#"r_=$?
-if [ -n "$ps_" ]; then mv -f "$ps_/policy-rc.d" "$pr_" && rmdir "$ps_"; else rm -f "$pr_"; fi
-exit $r_"#;
+const POLICY_RC_D_OFF: &str = crate::host::POLICY_RC_D_OFF;
 
 /// One package as the host has it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -785,15 +732,7 @@ fn refuse_for(
 
 /// Reads a `.deb` on the host (`$1`): prints `deb NAME VERSION`, then `installed VERSION` or
 /// `absent` for that package; `missing` when the file is not there.
-const DEB_QUERY: &str = r#"
-[ -f "$1" ] || { printf 'missing\n'; exit 0; }
-n_=$(dpkg-deb -f "$1" Package) && v_=$(dpkg-deb -f "$1" Version) || exit 1
-printf 'deb %s %s\n' "$n_" "$v_"
-o_=$(dpkg-query -W -f='${Status}|${Version}\n' "$n_" 2>/dev/null | head -n 1)
-case $o_ in
-  *" ok installed|"*) printf 'installed %s\n' "${o_#*|}" ;;
-  *) printf 'absent\n' ;;
-esac"#;
+const DEB_QUERY: &str = crate::host::PACKAGE_DEB_QUERY;
 
 /// What the simulation (`apt-get -s VERB`) would do: its `Inst`/`Remv` lines' packages.
 fn simulated(out: &str) -> Vec<String> {

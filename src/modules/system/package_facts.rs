@@ -109,29 +109,17 @@ fn requested(manager: &[String]) -> Result<Vec<String>, String> {
     Ok(managers)
 }
 
-const APT_LIST: &str = r#"command -v dpkg-query >/dev/null 2>&1 || exit 127
-dpkg-query -W -f='${db:Status-Abbrev}\t${Package}\t${Architecture}\t${Version}\t${Section}\n'"#;
+const APT_LIST: &str = crate::host::PACKAGE_FACTS_APT_LIST;
 
 const APT_ARCH: &str = "command -v dpkg >/dev/null 2>&1 || exit 127; dpkg --print-architecture";
 
 /// Every package file apt knows and its `o=` (Origin) field.
-const APT_SOURCES: &str = r#"command -v apt-cache >/dev/null 2>&1 || exit 0
-LC_ALL=C apt-cache policy | awk '
-/^Pinned packages:/ { exit }
-/^ +-?[0-9]+ / { if (src != "") print src "\t" o; src = $0; sub(/^ +-?[0-9]+ /, "", src); o = ""; next }
-/^ +release / { n = split($0, f, ","); for (i = 1; i <= n; i++) { x = f[i]; sub(/^ *release /, "", x); if (x ~ /^o=/) o = substr(x, 3) } }
-END { if (src != "") print src "\t" o }'"#;
+const APT_SOURCES: &str = crate::host::PACKAGE_FACTS_APT_SOURCES;
 
 /// Each installed package's first package file for its installed version (`NAME\tFILE`).
-const APT_POLICY: &str = r#"command -v apt-cache >/dev/null 2>&1 || exit 0
-dpkg-query -W -f='${db:Status-Abbrev} ${binary:Package}\n' | awk '$1 !~ /^.[nc]/ { print $2 }' |
-LC_ALL=C xargs -r apt-cache policy | awk '
-/^[^ ]/ { name = $0; sub(/:$/, "", name); want = 0; next }
-/^ \*\*\* / { want = 1; next }
-want == 1 { sub(/^ +-?[0-9]+ /, ""); print name "\t" $0; want = 0 }'"#;
+const APT_POLICY: &str = crate::host::PACKAGE_FACTS_APT_POLICY;
 
-const RPM_LIST: &str = r#"command -v rpm >/dev/null 2>&1 || exit 127
-rpm -qa --qf '%{NAME}\t%{VERSION}\t%{RELEASE}\t%{EPOCH}\t%{ARCH}\n'"#;
+const RPM_LIST: &str = crate::host::PACKAGE_FACTS_RPM_LIST;
 
 const APK_LIST: &str = "command -v apk >/dev/null 2>&1 || exit 127; apk info -v";
 

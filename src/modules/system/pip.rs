@@ -80,19 +80,10 @@ crate::module_args! {
 
 /// Runs pip: `$1` the virtualenv (or empty), `$2` the executable (or empty), `$3` the Python
 /// for `-m pip`, then pip's arguments. A virtualenv's `bin` goes first on `PATH`.
-const PIP: &str = r#"
-e_=$1 x_=$2 y_=$3; shift 3
-if [ -n "$e_" ]; then
-  if [ -x "$e_/bin/pip3" ]; then p_=$e_/bin/pip3; elif [ -x "$e_/bin/pip" ]; then p_=$e_/bin/pip
-  else printf 'Unable to find pip in the virtualenv, %s, under any of these names: pip3, pip. Make sure pip is present in the virtualenv.\n' "$e_" >&2; exit 2; fi
-  PATH="$e_/bin:$PATH"; export PATH
-  "$p_" "$@"
-elif [ -n "$x_" ]; then "$x_" "$@"
-else "$y_" -m pip "$@"; fi"#;
+const PIP: &str = crate::host::PIP;
 
 /// Prints `venv yes` when `$1/bin/activate` exists, else `venv no`.
-const VENV_EXISTS: &str =
-    r#"; if [ -e "$1/bin/activate" ]; then echo 'venv yes'; else echo 'venv no'; fi"#;
+const VENV_EXISTS: &str = crate::host::PIP_VENV_EXISTS;
 
 /// The arguments after they were read and checked together.
 #[derive(Debug)]
@@ -573,7 +564,7 @@ async fn check_pip(
     let w = want(PipArgs::parse(args)?, &py)?;
     let mut cmds = Vec::new();
     if let Some(env) = &w.venv {
-        cmds.push(Cmd::raw("set --").arg(env.clone()).op(VENV_EXISTS));
+        cmds.push(Cmd::raw("set --").arg(env.clone()).op(";").op(VENV_EXISTS));
     }
     cmds.push(pip_cmd(&w, &py, &list_args()));
     let latest = w.state == "latest" && converging(&w);

@@ -48,19 +48,14 @@ crate::module_args! {
 }
 
 /// Runs `gpg --no-tty --batch ARGS` in a fresh temporary `GNUPGHOME`.
-const GPG_TMP: &str = r#"; t_=$(mktemp -d) || exit 1; GNUPGHOME=$t_; export GNUPGHOME
-gpg --no-tty --batch "$@"; rc_=$?; rm -rf "$t_"; exit $rc_"#;
+const GPG_TMP: &str = crate::host::RPM_KEY_GPG;
 
 /// Lists the imported keys as gpg reads their descriptions; exits 127 without rpm, prints
 /// nothing when no key is imported.
-const IMPORTED: &str = r#"command -v rpm >/dev/null 2>&1 || { echo 'Failed to find required executable "rpm"' >&2; exit 127; }
-rpm -q gpg-pubkey >/dev/null 2>&1 || exit 0
-t_=$(mktemp -d) || exit 1; GNUPGHOME=$t_; export GNUPGHOME
-rpm -q gpg-pubkey --qf '%{description}' | gpg --no-tty --batch --with-colons --fixed-list-mode -
-rc_=$?; rm -rf "$t_"; exit $rc_"#;
+const IMPORTED: &str = crate::host::RPM_KEY_IMPORTED;
 
 /// `rpm --import` of the key on stdin, through a temporary file.
-const IMPORT_STDIN: &str = r#"t_=$(mktemp) || exit 1; cat > "$t_" && rpm --import -- "$t_"; rc_=$?; rm -f "$t_"; exit $rc_"#;
+const IMPORT_STDIN: &str = crate::host::RPM_KEY_IMPORT;
 
 /// Ansible's `is_keyid`: starts with eight hex digits (after an optional `0x`).
 fn is_keyid(key: &str) -> bool {
@@ -114,7 +109,7 @@ async fn gpg(
         cmd = cmd.op(a);
     }
     // The key file goes last: `set -- ARGS FILE`, then the gpg script.
-    let cmd = data.feed(cmd).op(GPG_TMP);
+    let cmd = data.feed(cmd).op(";").op(GPG_TMP);
     let out = ctx.query(tr, cmd).await?;
     if !out.success() {
         return Err(failed(

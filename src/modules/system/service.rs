@@ -39,44 +39,14 @@ enum Manager {
 /// detection (`auto` detects).
 /// Prints `manager systemd|sysv|none`, then `load STATE`, `active STATE`,
 /// `enabled RC STATE` (systemd) or `running RC`, `enabled yes|no` (SysV).
-const READ_STATE: &str = r#"
-n_=$1 f_=$2
-if [ "$3" = systemd ] || { [ "$3" != sysv ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; }; then
-  printf 'manager systemd\n'
-  l_=$(systemctl "$f_" show -p LoadState --value -- "$n_" 2>/dev/null)
-  printf 'load %s\n' "${l_:-unknown}"
-  a_=$(systemctl "$f_" is-active -- "$n_" 2>/dev/null)
-  printf 'active %s\n' "${a_:-unknown}"
-  e_=$(systemctl "$f_" is-enabled -- "$n_" 2>/dev/null)
-  printf 'enabled %s %s\n' "$?" "${e_:-unknown}"
-  exit 0
-fi
-if ! command -v service >/dev/null 2>&1; then printf 'manager none\n'; exit 0; fi
-printf 'manager sysv\n'
-if [ -x "/etc/init.d/$n_" ]; then printf 'load loaded\n'; else printf 'load not-found\n'; fi
-service "$n_" status >/dev/null 2>&1
-printf 'running %s\n' "$?"
-e_=no
-for l_ in /etc/rc[2345].d/S[0-9][0-9]"$n_"; do [ -e "$l_" ] && e_=yes; done
-printf 'enabled %s\n' "$e_"
-"#;
+const READ_STATE: &str = crate::host::SERVICE_READ_STATE;
 
 /// Which tool manages services, for a `daemon_reload` with no unit to read: prints
 /// `manager systemd|sysv|none` as [`READ_STATE`] does.
-const DETECT: &str = r#"
-if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then printf 'manager systemd\n'
-elif command -v service >/dev/null 2>&1; then printf 'manager sysv\n'
-else printf 'manager none\n'; fi"#;
+const DETECT: &str = crate::host::SERVICE_DETECT;
 
 /// Sets SysV boot links for `$1`: `$2` is `on` or `off`.
-const SYSV_ENABLE: &str = r#"
-if command -v update-rc.d >/dev/null 2>&1; then
-  if [ "$2" = on ]; then update-rc.d "$1" defaults && update-rc.d "$1" enable; else update-rc.d "$1" disable; fi
-elif command -v chkconfig >/dev/null 2>&1; then
-  chkconfig "$1" "$2"
-else
-  printf 'rdeploy: neither update-rc.d nor chkconfig found to change boot links\n' >&2; exit 1
-fi"#;
+const SYSV_ENABLE: &str = crate::host::SERVICE_SYSV_ENABLE;
 
 /// The state `check` read.
 #[derive(Clone, Debug, PartialEq, Eq)]

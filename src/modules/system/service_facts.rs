@@ -42,11 +42,7 @@ crate::module_args! {
 const PRELUDE: &str = "LC_ALL=C.UTF-8; LANG=C.UTF-8; export LC_ALL LANG; PATH=$PATH:/sbin:/usr/sbin:/usr/local/sbin:/usr/bin:/usr/local/bin; has_() { command -v \"$1\" >/dev/null 2>&1; }; ";
 
 /// Which programs are there, and whether systemd is the init system.
-const PROBE: &str = r#"for p_ in service chkconfig initctl rc-status rc-update systemctl; do has_ "$p_" && printf '%s\n' "$p_"; done
-for c_ in /run/systemd/system/ /dev/.run/systemd/ /dev/.systemd/; do [ -e "$c_" ] && echo canary; done
-[ "$(cat /proc/1/comm 2>/dev/null)" = systemd ] && echo init-systemd
-[ -e /etc/init.d ] && echo init.d
-exit 0"#;
+const PROBE: &str = crate::host::SERVICE_FACTS_PROBE;
 
 const SYSV: &str =
     "has_ service && ! has_ chkconfig && ! has_ rc-status || exit 127; service --status-all";
@@ -55,27 +51,12 @@ const UPSTART: &str = "has_ initctl && ! has_ chkconfig || exit 127; initctl lis
 
 /// `chkconfig`, with Ansible's retries: `-l --allservices` (SLES 11) when no line has seven
 /// runlevels but some has one, `--list` (RHEL 5) when its error asks for it.
-const CHKCONFIG: &str = r#"has_ chkconfig || exit 127
-full_='^.*[[:space:]]+[0-9]:(on|off)[[:space:]]+[0-9]:(on|off)[[:space:]]+[0-9]:(on|off)[[:space:]]+[0-9]:(on|off)[[:space:]]+[0-9]:(on|off)[[:space:]]+[0-9]:(on|off)[[:space:]]+[0-9]:(on|off)'
-e_=$(mktemp) || exit 3
-o_=$(chkconfig 2>"$e_")
-if ! printf '%s\n' "$o_" | grep -Eq "$full_"; then
-  if printf '%s\n' "$o_" | grep -Eq '^.*[[:space:]]+(on|off)'; then o_=$(chkconfig -l --allservices 2>/dev/null)
-  elif grep -q -e --list "$e_"; then o_=$(chkconfig --list 2>/dev/null); fi
-fi
-rm -f -- "$e_"
-printf '%s\n' "$o_""#;
+const CHKCONFIG: &str = crate::host::SERVICE_FACTS_CHKCONFIG;
 
-const OPENRC: &str = r#"has_ rc-status && has_ rc-update && ! has_ chkconfig && ! { has_ initctl; } || exit 127
-rc-status -a -s -m 2>&1 | grep '^ ' | tr -d '[]'
-printf '\036\n'
-rc-update show -v 2>&1 | grep '|'
-exit 0"#;
+const OPENRC: &str = crate::host::SERVICE_FACTS_OPENRC;
 
 /// systemd as init (Ansible's `is_systemd_managed`), else 127.
-const SYSTEMD_GUARD: &str = r#"has_ systemctl || exit 127
-{ [ -e /run/systemd/system/ ] || [ -e /dev/.run/systemd/ ] || [ -e /dev/.systemd/ ] || [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; } || exit 127
-"#;
+const SYSTEMD_GUARD: &str = crate::host::SERVICE_FACTS_SYSTEMD_GUARD;
 
 const UNITS: &str = "systemctl list-units --no-pager --type service --all --plain";
 
@@ -83,17 +64,10 @@ const UNIT_FILES: &str = "systemctl list-unit-files --no-pager --type service --
 
 /// `NAME\tRC\tOUTPUT` of `systemctl show NAME --property=ActiveState` for each unit file that
 /// list-units did not list.
-const SHOW_STATES: &str = r#"{ systemctl list-units --no-pager --type service --all --plain 2>/dev/null | awk '/\.service/ { print "U " $1 }'
-  systemctl list-unit-files --no-pager --type service --all 2>/dev/null | awk '/\.service/ { print "F " $1 }'; } |
-awk '$1 == "U" { s[$2] = 1; next } !($2 in s) { s[$2] = 1; print $2 }' |
-while read -r n_; do o_=$(systemctl show "$n_" --property=ActiveState 2>/dev/null); r_=$?
-  printf '%s\t%s\t%s\n' "$n_" "$r_" "$(printf '%s' "$o_" | tr '\t\n' '  ')"; done
-exit 0"#;
+const SHOW_STATES: &str = crate::host::SERVICE_FACTS_SHOW_STATES;
 
 /// `NAME\tRC\tSTDERR` of `service NAME status` for each name given.
-const RH_STATUS: &str = r#"for n_ do e_=$(service "$n_" status 2>&1 >/dev/null); r_=$?
-  printf '%s\t%s\t%s\n' "$n_" "$r_" "$(printf '%s' "$e_" | tr '\t\n' '  ')"; done
-exit 0"#;
+const RH_STATUS: &str = crate::host::SERVICE_FACTS_RH_STATUS;
 
 fn script(body: &'static str) -> Cmd {
     Cmd::raw(PRELUDE).op(body)

@@ -85,56 +85,14 @@ impl UnarchiveArgs {
 /// archive from stdin, or download `$4`, into a private temporary file), `$4` a URL the host
 /// downloads (`remote_src`), `$5` `yes` to skip TLS verification, `$6` mode and `$7`
 /// owner[:group] for [`EXTRACT`]. Defines `list_` (members, one per line).
-const PRELUDE: &str = r#"
-d_=$1 f_=$2 a_=$3 u_=$4 k_=$5 m_=${6-} o_=${7-}
-if ! [ -d "$d_" ]; then printf 'nodest\n'; exit 0; fi
-if [ -z "$a_" ]; then
-  t_=$(mktemp -d "${TMPDIR:-/tmp}/rdeploy-unarchive.XXXXXXXXXX") || exit 125
-  trap 'rm -rf -- "$t_"' EXIT
-  a_=$t_/archive
-  if [ -z "$u_" ]; then
-    cat > "$a_" || exit 125
-  elif command -v curl >/dev/null 2>&1; then
-    if [ "$k_" = yes ]; then set -- -k; else set --; fi
-    curl -fsSL -o "$a_" "$@" -- "$u_" || { printf 'rdeploy: cannot download %s\n' "$u_" >&2; exit 4; }
-  elif command -v wget >/dev/null 2>&1; then
-    if [ "$k_" = yes ]; then set -- --no-check-certificate; else set --; fi
-    wget -q -O "$a_" "$@" -- "$u_" || { printf 'rdeploy: cannot download %s\n' "$u_" >&2; exit 4; }
-  else
-    printf 'rdeploy: unarchive of a URL needs curl or wget on the host\n' >&2; exit 127
-  fi
-fi
-list_() { if [ "$f_" = zip ]; then unzip -Z1 "$a_"; else tar -tf "$a_"; fi; }
-l_=$(list_) || { printf 'rdeploy: cannot list the archive %s\n' "$3" >&2; exit 4; }
-"#;
+const PRELUDE: &str = crate::host::UNARCHIVE_PRELUDE;
 
 /// Prints `missing MEMBER` for each member absent from dest, then `listed N`.
-const COMPARE: &str = r#"
-printf '%s\n' "$l_" | {
-  n_=0
-  while IFS= read -r e_; do
-    e_=${e_%/}
-    case $e_ in ''|.|./) continue ;; esac
-    n_=$((n_ + 1))
-    if ! [ -e "$d_/$e_" ] && ! [ -L "$d_/$e_" ]; then printf 'missing %s\n' "$e_"; fi
-  done
-  printf 'listed %s\n' "$n_"
-}"#;
+const COMPARE: &str = crate::host::UNARCHIVE_COMPARE;
 
 /// Unpacks, then applies `m_` mode and `o_` owner[:group] to each member (links skipped for
 /// mode). Prints `extracted`.
-const EXTRACT: &str = r#"
-if [ "$f_" = zip ]; then unzip -o -q "$a_" -d "$d_" || exit 5
-else tar -xf "$a_" -C "$d_" || exit 5; fi
-if [ -n "$m_" ] || [ -n "$o_" ]; then
-  printf '%s\n' "$l_" | while IFS= read -r e_; do
-    e_=${e_%/}
-    case $e_ in ''|.|./) continue ;; esac
-    if [ -n "$m_" ] && ! [ -L "$d_/$e_" ]; then chmod -- "$m_" "$d_/$e_" || exit 6; fi
-    if [ -n "$o_" ]; then chown -h -- "$o_" "$d_/$e_" || exit 6; fi
-  done || exit 6
-fi
-printf 'extracted\n'"#;
+const EXTRACT: &str = crate::host::UNARCHIVE_EXTRACT;
 
 struct Src {
     /// The archive on the host (`remote_src`), or `None` to stream `bytes`.

@@ -436,6 +436,7 @@ pub fn plan_user(a: &UserArgs, h: &HostState) -> Result<Option<(Plan, Vec<Change
                 .arg(a.skeleton.clone().unwrap_or_else(|| "/etc/skel".into()))
                 .arg(a.uid.unwrap_or(cur.uid).to_string())
                 .arg(cur.gid.to_string())
+                .op(";")
                 .op(MAKE_HOME),
         );
         changes.push(attr(&home, "state", "absent", "directory"));
@@ -461,11 +462,7 @@ pub fn plan_user(a: &UserArgs, h: &HostState) -> Result<Option<(Plan, Vec<Change
 /// Creates a missing home as Ansible does: the skeleton copied (if it exists), owned by the
 /// user, mode `HOME_MODE` from login.defs (else 0755). `$1` home, `$2` skeleton, `$3` uid,
 /// `$4` gid.
-const MAKE_HOME: &str = r#"; set -e
-if [ -d "$2" ]; then mkdir -p "$(dirname "$1")"; cp -R "$2" "$1"; else mkdir -p "$1"; fi
-chown -R "$3:$4" "$1"
-m_=$(sed -n 's/^HOME_MODE[[:space:]]*//p' /etc/login.defs 2>/dev/null | head -n 1)
-chmod "${m_:-0755}" "$1""#;
+const MAKE_HOME: &str = crate::host::USER_MAKE_HOME;
 
 /// `chpasswd -e` with `NAME:HASH` on stdin.
 fn chpasswd(name: &str, hash: &str) -> Cmd {
@@ -498,9 +495,7 @@ fn chage_cmd(a: &UserArgs, shadow: Option<&Shadow>) -> Option<Cmd> {
 }
 
 /// Whether `$2` (else the home in `$1`'s passwd entry) exists.
-const HOME_EXISTS: &str = r#"; h_=$2
-[ -n "$h_" ] || h_=$(getent passwd "$1" | cut -d: -f6)
-if [ -n "$h_" ] && [ -e "$h_" ]; then echo yes; else echo no; fi"#;
+const HOME_EXISTS: &str = crate::host::USER_HOME_EXISTS;
 
 async fn read_state(
     tr: &mut HostView<'_>,
@@ -515,6 +510,7 @@ async fn read_state(
         Cmd::raw("set --")
             .arg(name)
             .arg(home.unwrap_or_default())
+            .op(";")
             .op(HOME_EXISTS),
     ];
     let outs = ctx
