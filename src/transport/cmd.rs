@@ -24,7 +24,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::files::FileQuery;
+use super::files::{Asked, FileQuery};
 use super::{Output, Truncated};
 use crate::host;
 
@@ -1652,7 +1652,19 @@ fn stat_resolved_with(path: &str, hash: bool) -> Cmd {
 /// `readlink -f` fails there (no output, exit 1); anything else (a link, a dangling link on
 /// the way, a directory that cannot be entered) goes to `readlink -f` (GNU/BusyBox).
 pub fn realpath_cmd(path: &str) -> Cmd {
-    Cmd::raw("set --").arg(path).op(host::REALPATH)
+    Cmd::raw("set --")
+        .arg(path)
+        .op(host::REALPATH)
+        .query(FileQuery::asking(path, Asked::Realpath))
+}
+
+/// Prints a regular file's bytes, following a symlink; nothing for anything else (never blocks
+/// on a FIFO or reads a device).
+pub fn read_following_cmd(path: &str) -> Cmd {
+    Cmd::raw("set --")
+        .arg(path)
+        .op(r#"; if [ -f "$1" ]; then cat -- "$1"; fi"#)
+        .query(FileQuery::asking(path, Asked::Read))
 }
 
 /// A command written by the playbook's author that names a file with `%s` (Ansible's
@@ -1935,7 +1947,9 @@ pub fn if_program(program: &'static str, found: Cmd, otherwise: Cmd) -> Cmd {
 /// `test -d PATH`: exit 0 when a directory is there (links followed). A file plane answers it
 /// without a program.
 pub fn test_d(path: &str) -> Cmd {
-    Cmd::raw("test -d").arg(path).query(FileQuery::is_dir(path))
+    Cmd::raw("test -d")
+        .arg(path)
+        .query(FileQuery::asking(path, Asked::IsDir))
 }
 
 /// `sha256sum -- PATH`: the file's sha256 first on the line (the file plane's check of a large

@@ -26,10 +26,28 @@ pub struct FileQuery {
     pub content: Option<(Option<String>, u64)>,
     /// A symlink at `path` is followed to the file it finally names (`readlink -f`).
     pub follow: bool,
-    /// Asked as `test -d`: only whether a directory is there (links followed); the answer is
-    /// an exit status, no state.
-    pub is_dir: bool,
+    /// What is asked: the path's state (the fields above), or one of the small questions
+    /// answered as the shell would.
+    pub asked: Asked,
 }
+
+/// A [`FileQuery`]'s question.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Asked {
+    /// The stat helper's answer ([`Answer::Found`]).
+    Stat,
+    /// `test -d`: an exit status only (links followed).
+    IsDir,
+    /// A regular file's bytes, links followed; nothing (and exit 0) for anything else
+    /// (`read_following_cmd`).
+    Read,
+    /// The path after following every symlink, and a newline (`readlink -f`); exit 1 and no
+    /// output in a missing folder (`realpath_cmd`).
+    Realpath,
+}
+
+/// Files a plane reads for [`Asked::Read`] at most; larger ones are the shell's to read.
+pub const READ_MAX: u64 = 4 << 20;
 
 impl FileQuery {
     /// The state of `path` (a symlink not followed), hashed when `hash`.
@@ -39,15 +57,14 @@ impl FileQuery {
             hash,
             content: None,
             follow: false,
-            is_dir: false,
+            asked: Asked::Stat,
         }
     }
 
-    /// Whether a directory is at `path`, links followed (`test -d`).
-    pub fn is_dir(path: &str) -> FileQuery {
+    /// `what` asked about `path`.
+    pub fn asking(path: &str, what: Asked) -> FileQuery {
         FileQuery {
-            is_dir: true,
-            follow: true,
+            asked: what,
             ..FileQuery::stat(path, false)
         }
     }
@@ -63,6 +80,8 @@ pub enum Answer {
     Refused(String),
     /// The exit status of a test (`test -d`: 0 yes, 1 no).
     Status(i32),
+    /// What a program printed on stdout, with exit status 0 (a file's bytes, a path).
+    Printed(Vec<u8>),
 }
 
 impl Answer {
@@ -71,6 +90,10 @@ impl Answer {
         match self {
             Answer::Status(status) => Output {
                 status: *status,
+                ..Output::default()
+            },
+            Answer::Printed(out) => Output {
+                stdout: out.clone(),
                 ..Output::default()
             },
             Answer::Refused(msg) => Output {
@@ -197,12 +220,55 @@ pub fn answer_local(q: &FileQuery, names: &Names) -> Option<Answer> {
     if !q.path.starts_with('/') {
         return None;
     }
-    if q.is_dir {
-        return Some(Answer::Status(if std::path::Path::new(&q.path).is_dir() {
-            0
-        } else {
-            1
-        }));
+    match q.asked {
+        Asked::Stat => {}
+        Asked::IsDir => {
+            return Some(Answer::Status(if std::path::Path::new(&q.path).is_dir() {
+                0
+            } else {
+                1
+            }));
+        }
+        Asked::Read => {
+            let path = std::path::Path::new(&q.path);
+            if !path.is_file() {
+                return Some(Answer::Printed(Vec::new()));
+            }
+            if std::fs::metadata(path).ok()?.len() > READ_MAX {
+                return None;
+            }
+            return std::fs::read(path).ok().map(Answer::Printed);
+        }
+        Asked::Realpath => {
+            let path = std::path::Path::new(&q.path);
+            let real = match std::fs::symlink_metadata(path) {
+                Ok(m) if m.file_type().is_symlink() || m.is_dir() => {
+                    std::fs::canonicalize(path).ok()?
+                }
+                _ => {
+                    let (dir, name) = q.path.rsplit_once('/')?;
+                    if matches!(name, "" | "." | "..") {
+                        return None;
+                    }
+                    let dir = if dir.is_empty() { "/" } else { dir };
+                    match std::fs::canonicalize(dir) {
+                        // `cd -P` into it must work: a file on the way is readlink -f's.
+                        Ok(d) if d.is_dir() => d.join(name),
+                        Ok(_) => return None,
+                        Err(e)
+                            if e.kind() == ErrorKind::NotFound
+                                && std::fs::symlink_metadata(dir).is_err() =>
+                        {
+                            return Some(Answer::Status(1));
+                        }
+                        Err(_) => return None,
+                    }
+                }
+            };
+            let mut out = real.to_str()?.as_bytes().to_vec();
+            out.push(b'\n');
+            return Some(Answer::Printed(out));
+        }
     }
     let mut path = std::path::PathBuf::from(&q.path);
     let mut meta = match std::fs::symlink_metadata(&path) {
@@ -211,10 +277,17 @@ pub fn answer_local(q: &FileQuery, names: &Names) -> Option<Answer> {
             return Some(Answer::Found(PathState::absent(), None));
         }
         Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-            return Some(Answer::Refused(format!(
-                "cannot search a folder on the way to {}",
-                q.path
-            )));
+            // As the helper: refused when the folder holding the path is there but cannot be
+            // searched; a folder further up that cannot be searched hides it (absent).
+            let parent = match q.path.trim_end_matches('/').rsplit_once('/') {
+                Some(("", _)) => "/",
+                Some((d, _)) => d,
+                None => return None,
+            };
+            return Some(match std::fs::symlink_metadata(parent) {
+                Ok(_) => Answer::Refused(format!("cannot search directory {parent}")),
+                Err(_) => Answer::Found(PathState::absent(), None),
+            });
         }
         Err(_) => return None,
     };
@@ -275,6 +348,26 @@ pub fn local_names() -> &'static Names {
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
         Names::parse(&read("/etc/passwd"), &read("/etc/group"))
     })
+}
+
+/// Every kind of question a plane answers, asked about `path` (stat, attributes, content
+/// with and without a known sha256, resolved stat, `test -d`, `readlink -f`, a file read):
+/// what the tests comparing a plane with the shell programs ask, path after path.
+pub fn every_question(path: &str) -> Vec<super::cmd::Cmd> {
+    use super::cmd::{
+        read_following_cmd, realpath_cmd, stat_attrs_cmd, stat_cmd, stat_content_cmd,
+        stat_resolved_cmd, test_d,
+    };
+    vec![
+        stat_cmd(path),
+        stat_attrs_cmd(path),
+        stat_content_cmd(path, None, 4),
+        stat_content_cmd(path, Some("00"), 100),
+        stat_resolved_cmd(path),
+        test_d(path),
+        realpath_cmd(path),
+        read_following_cmd(path),
+    ]
 }
 
 #[cfg(test)]
@@ -379,9 +472,7 @@ mod query_tests {
 #[cfg(test)]
 mod local_tests {
     use super::*;
-    use crate::transport::cmd::{
-        parse_stat_content, stat_attrs_cmd, stat_cmd, stat_content_cmd, stat_resolved_cmd, test_d,
-    };
+    use crate::transport::cmd::parse_stat_content;
     use crate::transport::{LocalTransport, Transport};
 
     /// The std::fs plane says what the shell plane's helpers say, path for path.
@@ -395,26 +486,27 @@ mod local_tests {
         std::os::unix::fs::symlink("nowhere", dir.path().join("dangling")).unwrap();
         let mut shell = LocalTransport::new("t").with_shell_files();
         let names = local_names();
-        for p in ["f", "sub", "ln", "dangling", "absent", "f/below"] {
+        for p in ["f", "sub", "ln", "dangling", "absent", "f/below", "nodir/x"] {
             let path = format!("{d}/{p}");
-            for cmd in [
-                stat_cmd(&path),
-                stat_attrs_cmd(&path),
-                stat_content_cmd(&path, None, 4),
-                stat_content_cmd(&path, Some("00"), 100),
-                stat_resolved_cmd(&path),
-                test_d(&path),
-            ] {
+            for cmd in every_question(&path) {
                 let q = cmd.file_query().unwrap().clone();
                 let Some(answer) = answer_local(&q, names) else {
                     // Left to the shell (a path under a file, a dangling link to resolve).
-                    assert!(p == "f/below" || (p == "dangling" && q.follow), "{q:?}");
+                    assert!(
+                        p == "f/below"
+                            || (p == "dangling" && (q.follow || q.asked == Asked::Realpath)),
+                        "{q:?}"
+                    );
                     continue;
                 };
                 let want = shell.exec(&cmd).await.unwrap();
                 let got = answer.to_output();
-                if q.is_dir {
-                    assert_eq!(got.status, want.status, "{q:?}");
+                if q.asked != Asked::Stat {
+                    assert_eq!(
+                        (got.status, &got.stdout),
+                        (want.status, &want.stdout),
+                        "{q:?}"
+                    );
                     continue;
                 }
                 assert_eq!(

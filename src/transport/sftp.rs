@@ -24,7 +24,7 @@ use sha2::Digest;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::cmd::{PathKind, PathState};
-use super::files::{Answer, FileQuery, HASH_READ_MAX, Names, kind_of_mode};
+use super::files::{Answer, Asked, FileQuery, HASH_READ_MAX, Names, READ_MAX, kind_of_mode};
 use super::{FileAttrs, Payload, Put, TransportError};
 
 /// Bytes per read or write request (OpenSSH's sftp-server takes up to 256 KiB).
@@ -174,26 +174,69 @@ impl Sftp {
         match self.try_answer(q).await {
             Ok(a) => Ok(a),
             Err(Failure::Broken(e)) => Err(e),
-            Err(Failure::Status(StatusCode::PermissionDenied, _)) => Ok(Some(Answer::Refused(
-                format!("cannot search a folder on the way to {}", q.path),
-            ))),
+            // As the helper: refused when the folder holding the path is there but cannot be
+            // searched; a folder further up that cannot be searched hides it (absent).
+            Err(Failure::Status(StatusCode::PermissionDenied, _)) if q.asked == Asked::Stat => {
+                let parent = match q.path.trim_end_matches('/').rsplit_once('/') {
+                    Some(("", _)) => "/",
+                    Some((d, _)) => d,
+                    None => return Ok(None),
+                };
+                match self.lstat(parent).await {
+                    Ok(Some(_)) => Ok(Some(Answer::Refused(format!(
+                        "cannot search directory {parent}"
+                    )))),
+                    Ok(None) | Err(Failure::Status(StatusCode::PermissionDenied, _)) => {
+                        Ok(Some(Answer::Found(PathState::absent(), None)))
+                    }
+                    Err(Failure::Broken(e)) => Err(e),
+                    Err(Failure::Status(..)) => Ok(None),
+                }
+            }
             Err(Failure::Status(..)) => Ok(None),
         }
     }
 
     async fn try_answer(&self, q: &FileQuery) -> Result<Option<Answer>, Failure> {
-        if q.is_dir {
-            // `test -d`: anything that keeps the answer from being "a directory" is a no.
-            return Ok(Some(Answer::Status(
-                match self.raw.stat(q.path.as_str()).await {
-                    Ok(a) if a.attrs.is_dir() => 0,
-                    Ok(_) => 1,
+        match q.asked {
+            Asked::Stat => {}
+            Asked::IsDir => {
+                // `test -d`: anything that keeps the answer from being "a directory" is a no.
+                return Ok(Some(Answer::Status(
+                    match self.raw.stat(q.path.as_str()).await {
+                        Ok(a) if a.attrs.is_dir() => 0,
+                        Ok(_) => 1,
+                        Err(e) => match Failure::from(e) {
+                            Failure::Broken(b) => return Err(Failure::Broken(b)),
+                            Failure::Status(..) => 1,
+                        },
+                    },
+                )));
+            }
+            Asked::Read => {
+                let attrs = match self.raw.stat(q.path.as_str()).await {
+                    Ok(a) => a.attrs,
                     Err(e) => match Failure::from(e) {
                         Failure::Broken(b) => return Err(Failure::Broken(b)),
-                        Failure::Status(..) => 1,
+                        // `[ -f ]` is false: nothing printed.
+                        Failure::Status(..) => return Ok(Some(Answer::Printed(Vec::new()))),
                     },
-                },
-            )));
+                };
+                if !attrs.is_regular() {
+                    return Ok(Some(Answer::Printed(Vec::new())));
+                }
+                if attrs.size.unwrap_or(u64::MAX) > READ_MAX {
+                    return Ok(None);
+                }
+                return match self.read(&q.path, READ_MAX).await {
+                    Ok(data) if data.len() as u64 <= READ_MAX => Ok(Some(Answer::Printed(data))),
+                    Ok(_) => Ok(None),
+                    Err(Failure::Broken(b)) => Err(Failure::Broken(b)),
+                    // `cat` could not read it.
+                    Err(Failure::Status(..)) => Ok(Some(Answer::Status(1))),
+                };
+            }
+            Asked::Realpath => return self.realpath_answer(&q.path).await,
         }
         let Some(mut attrs) = self.lstat(&q.path).await? else {
             return Ok(Some(Answer::Found(PathState::absent(), None)));
@@ -259,6 +302,51 @@ impl Sftp {
             }
         }
         Ok(Some(Answer::Found(state, content)))
+    }
+
+    /// `readlink -f` as `realpath_cmd` answers it, or `None` for the shell to.
+    async fn realpath_answer(&self, path: &str) -> Result<Option<Answer>, Failure> {
+        let canonical =
+            |name: russh_sftp::protocol::Name| name.files.into_iter().next().map(|f| f.filename);
+        let link_or_dir = self
+            .lstat(path)
+            .await?
+            .is_some_and(|a| a.is_symlink() || a.is_dir());
+        if link_or_dir {
+            return Ok(match self.raw.realpath(path).await {
+                Ok(n) => canonical(n).map(|p| Answer::Printed(format!("{p}\n").into_bytes())),
+                Err(_) => None,
+            });
+        }
+        let Some((dir, name)) = path.rsplit_once('/') else {
+            return Ok(None);
+        };
+        if matches!(name, "" | "." | "..") {
+            return Ok(None);
+        }
+        let dir = if dir.is_empty() { "/" } else { dir };
+        match self.raw.realpath(dir).await {
+            Ok(n) => {
+                let Some(d) = canonical(n) else {
+                    return Ok(None);
+                };
+                // `cd -P` into it must work: a file on the way is readlink -f's to answer.
+                if !self.lstat(&d).await?.is_some_and(|a| a.is_dir()) {
+                    return Ok(None);
+                }
+                Ok(Some(Answer::Printed(
+                    format!("{}/{name}\n", d.trim_end_matches('/')).into_bytes(),
+                )))
+            }
+            Err(e) => match Failure::from(e) {
+                Failure::Broken(b) => Err(Failure::Broken(b)),
+                // A missing folder on the way (not even a dangling link): exit 1, no output.
+                f if f.no_such_file() && self.lstat(dir).await?.is_none() => {
+                    Ok(Some(Answer::Status(1)))
+                }
+                _ => Ok(None),
+            },
+        }
     }
 
     /// Reads `path` (following symlinks) to its end; `Err(None)`-like failures are statuses.

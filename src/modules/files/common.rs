@@ -66,12 +66,9 @@ pub fn stat_content_of(
     cmd::parse_stat_content(out).map_err(|e| failed(format!("{path}: {e}")))
 }
 
-/// Prints a regular file's bytes, following a symlink; nothing for anything else (never blocks
-/// on a FIFO or reads a device).
+/// Prints a regular file's bytes, following a symlink ([`cmd::read_following_cmd`]).
 pub fn read_following_cmd(path: &str) -> Cmd {
-    Cmd::raw("set --")
-        .arg(path)
-        .op(r#"; if [ -f "$1" ]; then cat -- "$1"; fi"#)
+    cmd::read_following_cmd(path)
 }
 
 /// `readlink -f -- PATH` (the path after following every symlink). See [`cmd::realpath_cmd`]:
