@@ -1612,7 +1612,22 @@ pub fn mv_f(src: &str, dst: &str) -> Cmd {
 /// `test -e PATH`: exit 0 when something exists there. Follows symlinks, so a dangling link
 /// counts as absent; use [`stat_cmd`] to tell them apart.
 pub fn test_e(path: &str) -> Cmd {
-    Cmd::raw("test -e").arg(path)
+    Cmd::raw("test -e")
+        .arg(path)
+        .query(FileQuery::asking(path, Asked::Exists))
+}
+
+/// `test -L PATH && ` [`stat_resolved_attrs_cmd`]: exit 1 and nothing unless a symlink is at
+/// `path`; else the attributes of what it finally names.
+pub fn stat_resolved_if_link_attrs_cmd(path: &str) -> Cmd {
+    Cmd::raw("test -L")
+        .arg(path)
+        .and(stat_resolved_attrs_cmd(path))
+        .query(FileQuery {
+            follow: true,
+            asked: Asked::StatIfLink,
+            ..FileQuery::stat(path, false)
+        })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -38,6 +38,11 @@ pub enum Asked {
     Stat,
     /// `test -d`: an exit status only (links followed).
     IsDir,
+    /// `test -e`: an exit status only (links followed: a dangling link is not there).
+    Exists,
+    /// `test -L PATH && (resolved stat)`: exit 1 and nothing unless a symlink is at the path,
+    /// else the stat of what it finally names ([`FileQuery::follow`]).
+    StatIfLink,
     /// A regular file's bytes, links followed; nothing (and exit 0) for anything else
     /// (`read_following_cmd`).
     Read,
@@ -222,6 +227,18 @@ pub fn answer_local(q: &FileQuery, names: &Names) -> Option<Answer> {
     }
     match q.asked {
         Asked::Stat => {}
+        Asked::Exists => {
+            return Some(Answer::Status(if std::path::Path::new(&q.path).exists() {
+                0
+            } else {
+                1
+            }));
+        }
+        Asked::StatIfLink => {
+            if !std::fs::symlink_metadata(&q.path).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Some(Answer::Status(1));
+            }
+        }
         Asked::IsDir => {
             return Some(Answer::Status(if std::path::Path::new(&q.path).is_dir() {
                 0
@@ -356,7 +373,7 @@ pub fn local_names() -> &'static Names {
 pub fn every_question(path: &str) -> Vec<super::cmd::Cmd> {
     use super::cmd::{
         read_following_cmd, realpath_cmd, stat_attrs_cmd, stat_cmd, stat_content_cmd,
-        stat_resolved_cmd, test_d,
+        stat_resolved_cmd, stat_resolved_if_link_attrs_cmd, test_d, test_e,
     };
     vec![
         stat_cmd(path),
@@ -365,6 +382,8 @@ pub fn every_question(path: &str) -> Vec<super::cmd::Cmd> {
         stat_content_cmd(path, Some("00"), 100),
         stat_resolved_cmd(path),
         test_d(path),
+        test_e(path),
+        stat_resolved_if_link_attrs_cmd(path),
         realpath_cmd(path),
         read_following_cmd(path),
     ]

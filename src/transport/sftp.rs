@@ -200,6 +200,22 @@ impl Sftp {
     async fn try_answer(&self, q: &FileQuery) -> Result<Option<Answer>, Failure> {
         match q.asked {
             Asked::Stat => {}
+            Asked::Exists => {
+                return Ok(Some(Answer::Status(
+                    match self.raw.stat(q.path.as_str()).await {
+                        Ok(_) => 0,
+                        Err(e) => match Failure::from(e) {
+                            Failure::Broken(b) => return Err(Failure::Broken(b)),
+                            Failure::Status(..) => 1,
+                        },
+                    },
+                )));
+            }
+            Asked::StatIfLink => {
+                if !self.lstat(&q.path).await?.is_some_and(|a| a.is_symlink()) {
+                    return Ok(Some(Answer::Status(1)));
+                }
+            }
             Asked::IsDir => {
                 // `test -d`: anything that keeps the answer from being "a directory" is a no.
                 return Ok(Some(Answer::Status(

@@ -36,9 +36,7 @@ use crate::modules::runtime::{
     Ahead, Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
 use crate::modules::spec::ArgsRef;
-use crate::transport::cmd::{
-    self, Cmd, PathKind, PathState, ln_sf_atomic, rm_rf, stat_attrs_cmd, stat_resolved_attrs_cmd,
-};
+use crate::transport::cmd::{self, Cmd, PathKind, PathState, ln_sf_atomic, rm_rf, stat_attrs_cmd};
 use crate::transport::{AnyTransport, Output};
 
 /// The `file` module.
@@ -463,11 +461,7 @@ async fn check(
     let follows = follow_links && !matches!(state_arg.as_deref(), Some("link" | "hard" | "absent"));
     let mut cmds = vec![stat_attrs_cmd(&path)];
     if follows {
-        cmds.push(
-            Cmd::raw("test -L")
-                .arg(path.clone())
-                .and(stat_resolved_attrs_cmd(&path)),
-        );
+        cmds.push(cmd::stat_resolved_if_link_attrs_cmd(&path));
         cmds.push(realpath_cmd(&path));
     }
     match state_arg.as_deref() {
@@ -475,7 +469,7 @@ async fn check(
             let s = src_on_host
                 .clone()
                 .ok_or_else(|| ModuleError::Args("src is required for state=link/hard".into()))?;
-            cmds.push(Cmd::raw("test -e").arg(s.clone()));
+            cmds.push(cmd::test_e(&s));
             if state_arg.as_deref() == Some("hard") {
                 cmds.push(inode_cmd(&s, &path));
             }
