@@ -1959,6 +1959,13 @@ fn files_go_over_sftp_and_the_forced_shell_plane_leaves_the_same_hosts() {
             "{}",
             first.stderr
         );
+        // The become tasks' questions went to a server of their own, run through sudo.
+        assert_eq!(
+            first.stderr.contains("plane=\"sudo -u root sftp-server\""),
+            !forced,
+            "{}",
+            first.stderr
+        );
         let second = on(h.name(), forced, "1");
         assert_eq!(second.code, 0, "{}", second.explain());
         assert_eq!(second.recap(h.name())["changed"], 0, "{}", second.explain());

@@ -1973,14 +1973,19 @@ pub fn sha256_cmd(path: &str) -> Cmd {
     Cmd::raw("sha256sum --").arg(path)
 }
 
+/// The line [`sftp_server_line`] prints once sudo let it in and a server was found, right
+/// before the server starts: the transport waits for it, so a refused sudo or a host without
+/// the server fails at once instead of leaving the session to time out.
+pub const SFTP_READY: &str = "rdeploy-sftp-ready";
+
 /// The exec line that starts OpenSSH's `sftp-server` as `user` (`sudo -n`, never a prompt):
-/// the first of `servers` (space-separated paths) that is executable. Its stdin and stdout are
-/// the SFTP session, so nothing else may print: no session wrapper, no marker.
+/// the first of `servers` (space-separated paths) that is executable, after the line
+/// [`SFTP_READY`]. From then on its stdin and stdout are the SFTP session: no session wrapper.
 pub fn sftp_server_line(user: &str, servers: &'static str) -> Result<String, CmdError> {
     let b = Become::sudo(user);
     let user = b.validated_user()?;
     let script = format!(
-        "for p in {servers}; do if [ -x \"$p\" ]; then exec \"$p\"; fi; done; echo 'rdeploy: no sftp-server found' >&2; exit 127"
+        "for p in {servers}; do if [ -x \"$p\" ]; then echo {SFTP_READY}; exec \"$p\"; fi; done; echo 'rdeploy: no sftp-server found' >&2; exit 127"
     );
     Ok(format!(
         "sudo -n -u {} -- sh -c {}",

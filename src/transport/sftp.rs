@@ -118,8 +118,9 @@ impl Sftp {
     {
         let cfg = russh_sftp::client::Config {
             // Our own waits (the task's timeout, the connection's liveness) bound every
-            // request; this only catches a server that stopped answering one.
-            request_timeout_secs: 3600,
+            // request; this catches a server that stopped answering one (a request of 64 KiB
+            // or one fsync), or died while the connection lives.
+            request_timeout_secs: 300,
             ..russh_sftp::client::Config::default()
         };
         let mut raw = RawSftpSession::new_with_config(stream, cfg);

@@ -558,6 +558,44 @@ impl SshTransport {
         .await
         .map_err(|_| format!("{what}: no answer"))?;
         answer?;
+        if user.is_some() {
+            // sudo and the server's search speak first: the ready line, or why not.
+            let ready = format!("{}\n", cmd::SFTP_READY);
+            let waited = tokio::time::timeout(Duration::from_secs(30), async {
+                let (mut out, mut err) = (Vec::new(), Vec::new());
+                loop {
+                    match channel.wait().await {
+                        Some(ChannelMsg::Data { data }) => {
+                            out.extend_from_slice(&data);
+                            if out == ready.as_bytes() {
+                                return Ok(());
+                            }
+                            if out.len() >= ready.len() {
+                                return Err(format!("{what}: unexpected output before the server"));
+                            }
+                        }
+                        Some(ChannelMsg::ExtendedData { data, .. }) => {
+                            err.extend_from_slice(&data);
+                            err.truncate(4096);
+                        }
+                        Some(
+                            ChannelMsg::ExitStatus { .. } | ChannelMsg::Close | ChannelMsg::Eof,
+                        )
+                        | None => {
+                            let why = String::from_utf8_lossy(&err).trim().to_string();
+                            return Err(format!(
+                                "{what}: {}",
+                                if why.is_empty() { "ended" } else { &why }
+                            ));
+                        }
+                        Some(_) => {}
+                    }
+                }
+            })
+            .await
+            .map_err(|_| format!("{what}: no answer"))?;
+            waited?;
+        }
         let sftp = Sftp::start(channel.into_stream(), what).await?;
         tracing::info!(host = %self.name, plane = sftp.what(), "file plane: sftp");
         self.reads.serve(user.map(str::to_string));
