@@ -123,7 +123,7 @@ impl Sftp {
             request_timeout_secs: 300,
             ..russh_sftp::client::Config::default()
         };
-        let mut raw = RawSftpSession::new_with_config(stream, cfg);
+        let raw = RawSftpSession::new_with_config(stream, cfg);
         let version = tokio::time::timeout(Duration::from_secs(30), raw.init())
             .await
             .map_err(|_| format!("{what}: no answer to the version exchange"))?
@@ -135,20 +135,29 @@ impl Sftp {
         if !missing.is_empty() {
             return Err(format!("{what} lacks {}", missing.join(", ")));
         }
-        if version.extensions.contains_key("limits@openssh.com")
-            && let Ok(l) = raw.limits().await
-        {
-            raw.set_limits(l.into());
-        }
         let mut s = Sftp {
             raw,
             names: Names::default(),
             what,
         };
-        let passwd = s.read("/etc/passwd", NAMES_MAX).await;
-        let group = s.read("/etc/group", NAMES_MAX).await;
+        // The server's limits and the id-to-name tables in one round trip.
+        let asks_limits = version.extensions.contains_key("limits@openssh.com");
+        let (limits, passwd, group) = tokio::join!(
+            async {
+                if asks_limits {
+                    s.raw.limits().await.ok()
+                } else {
+                    None
+                }
+            },
+            s.read("/etc/passwd", NAMES_MAX),
+            s.read("/etc/group", NAMES_MAX)
+        );
         if let (Ok(p), Ok(g)) = (passwd, group) {
             s.names = Names::parse(&String::from_utf8_lossy(&p), &String::from_utf8_lossy(&g));
+        }
+        if let Some(l) = limits {
+            s.raw.set_limits(l.into());
         }
         Ok(s)
     }
