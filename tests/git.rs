@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::Sandbox;
 use support::fleet::{Fleet, Host};
-use support::oracle::{ansible_plain, fleet_sandbox_with};
+use support::oracle::{ansible_plain, fleet_sandbox_with, rollback_id};
 
 const PLAYBOOK: &str = r#"
 - hosts: all
@@ -97,18 +97,7 @@ fn rdeploy(sb: &Sandbox, extra: &[&str]) -> Ran {
 }
 
 fn rollback(sb: &Sandbox, run_id: &str) {
-    let out = sb
-        .rdeploy(&["rollback", run_id, "-i", "inv.yaml", "--force"])
-        .env_remove("SSH_AUTH_SOCK")
-        .timeout(Duration::from_secs(120))
-        .output()
-        .expect("run rdeploy rollback");
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    rollback_id(sb, run_id, &["--force"]);
 }
 
 /// ansible-playbook's `ok`/`changed`/`failed` for the git task and what `debug: var=r` (or the

@@ -10,6 +10,19 @@
 use super::Output;
 use super::cmd::{PathKind, PathState};
 
+/// The user whose file-plane session serves commands with this `become`: `Some(None)` for
+/// the login user, `Some(Some(user))` for a sudo without a password (its own session), `None`
+/// when only shell programs can (`su`, a sudo password).
+pub fn plane_user(b: Option<&super::Become>) -> Option<Option<String>> {
+    match b {
+        None => Some(None),
+        Some(b) if b.method == super::BecomeMethod::Sudo && b.password.is_none() => {
+            Some(Some(b.user.clone()))
+        }
+        Some(_) => None,
+    }
+}
+
 /// A file's size up to which a plane reads it whole to hash it on the controller; above it,
 /// the shell plane's `sha256sum` hashes it on the host.
 pub const HASH_READ_MAX: u64 = 256 * 1024;

@@ -88,6 +88,45 @@ impl LocalTransport {
         self
     }
 
+    /// Answers a set of file queries with `std::fs` (no program), as the shell helpers would:
+    /// `None` when one of them needs the shell (or the set has a `become`, or a backup is
+    /// queued before the next command, or the shell plane is forced).
+    pub(crate) async fn plane_answers(
+        &mut self,
+        set: &super::ReadSet,
+    ) -> Result<Option<Vec<Output>>, TransportError> {
+        if set.become_().is_some() || self.queued.is_pending() || self.shell_files {
+            return Ok(None);
+        }
+        let Some(qs) = set
+            .bare()
+            .iter()
+            .map(|c| c.file_query().cloned())
+            .collect::<Option<Vec<super::files::FileQuery>>>()
+        else {
+            return Ok(None);
+        };
+        self.reads.may_run()?;
+        self.queued.blocked()?;
+        let answers = tokio::task::spawn_blocking(move || {
+            let names = super::files::local_names();
+            qs.iter()
+                .map(|q| super::files::answer_local(q, names))
+                .collect::<Option<Vec<super::files::Answer>>>()
+        })
+        .await
+        .map_err(|e| TransportError::Io(format!("looking at files: {e}")))?;
+        Ok(answers.map(|a| {
+            a.iter()
+                .map(|x| {
+                    let mut o = x.to_output();
+                    super::cmd::keep_ends(&mut o, set.keep());
+                    o
+                })
+                .collect()
+        }))
+    }
+
     /// Runs the queued command (if any) on its own, before the next command: a local command
     /// costs no round trip. `Err` when the next command must not run.
     pub(crate) async fn run_queued(&mut self) -> Result<(), TransportError> {

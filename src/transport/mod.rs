@@ -684,32 +684,9 @@ impl AnyTransport {
             }
         }
         if let AnyTransport::Local(t) = self
-            && set.become_().is_none()
-            && !t.queued.is_pending()
-            && !t.shell_files
+            && let Some(outs) = t.plane_answers(set).await?
         {
-            let queries: Option<Vec<files::FileQuery>> =
-                set.bare().iter().map(|c| c.file_query().cloned()).collect();
-            if let Some(qs) = queries {
-                t.reads.may_run()?;
-                t.queued.blocked()?;
-                let answers = tokio::task::spawn_blocking(move || {
-                    let names = files::local_names();
-                    qs.iter()
-                        .map(|q| files::answer_local(q, names))
-                        .collect::<Option<Vec<files::Answer>>>()
-                })
-                .await
-                .map_err(|e| TransportError::Io(format!("looking at files: {e}")))?;
-                if let Some(answers) = answers {
-                    let mut outs: Vec<Output> =
-                        answers.iter().map(files::Answer::to_output).collect();
-                    for o in &mut outs {
-                        cmd::keep_ends(o, set.keep());
-                    }
-                    return Ok(Ok(outs));
-                }
-            }
+            return Ok(Ok(outs));
         }
         #[cfg(test)]
         if let AnyTransport::Scripted(t) = self {

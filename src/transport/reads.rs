@@ -166,14 +166,8 @@ impl Reads {
 
     /// Whether a file plane answers every command of `set`.
     fn answered_by_plane(&self, set: &ReadSet) -> bool {
-        let user = match &set.become_ {
-            None => None,
-            Some(b) if b.method == super::BecomeMethod::Sudo && b.password.is_none() => {
-                Some(b.user.clone())
-            }
-            Some(_) => return false,
-        };
-        self.served.contains(&user) && set.is_file_queries()
+        super::files::plane_user(set.become_.as_ref())
+            .is_some_and(|user| self.served.contains(&user) && set.is_file_queries())
     }
 
     /// Nothing is kept and nothing announced.

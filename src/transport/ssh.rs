@@ -34,7 +34,7 @@ use russh::keys::{Algorithm, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertif
 use russh::{ChannelMsg, Sig};
 use tokio::sync::{Semaphore, watch};
 
-use super::cmd::{self, Become, BecomeMethod, Cmd};
+use super::cmd::{self, Become, Cmd};
 use super::files::FileQuery;
 use super::known_hosts::{self, HostKey, HostKeyPolicy, KnownHosts, Verdict};
 use super::quickack::QuickAck;
@@ -480,13 +480,7 @@ impl SshTransport {
         if self.shell_only {
             return None;
         }
-        match b {
-            None => Some(None),
-            Some(b) if b.method == BecomeMethod::Sudo && b.password.is_none() => {
-                Some(Some(b.user.clone()))
-            }
-            Some(_) => None,
-        }
+        super::files::plane_user(b)
     }
 
     /// The session serving `key`, started now if this is its first use.

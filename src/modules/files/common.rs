@@ -66,11 +66,6 @@ pub fn stat_content_of(
     cmd::parse_stat_content(out).map_err(|e| failed(format!("{path}: {e}")))
 }
 
-/// Prints a regular file's bytes, following a symlink ([`cmd::read_following_cmd`]).
-pub fn read_following_cmd(path: &str) -> Cmd {
-    cmd::read_following_cmd(path)
-}
-
 /// `readlink -f -- PATH` (the path after following every symlink). See [`cmd::realpath_cmd`]:
 /// no process for a path that exists and is not a symlink.
 pub fn realpath_cmd(path: &str) -> Cmd {
@@ -508,7 +503,7 @@ pub async fn read_text_file(
     let cmds = [
         realpath_cmd(path),
         cmd::stat_resolved_attrs_cmd(path),
-        read_following_cmd(path),
+        cmd::read_following_cmd(path),
     ];
     let mut outs = run_batch(tr, ctx, &cmds, READ_KEEP).await?.into_iter();
     let (real_out, stat_out, read_out) = (take(&mut outs)?, take(&mut outs)?, take(&mut outs)?);
@@ -518,7 +513,7 @@ pub async fn read_text_file(
         (real, stat_of(&stat_out, path)?)
     } else {
         // The parent does not exist: nothing to follow, the file is absent.
-        (path.to_string(), absent_state())
+        (path.to_string(), PathState::absent())
     };
     match state.kind {
         PathKind::Absent => Ok(TextFile {
@@ -545,11 +540,6 @@ pub async fn read_text_file(
         PathKind::Directory => Err(failed(format!("Path {path} is a directory !"))),
         _ => Err(failed(format!("Path {path} is not a regular file"))),
     }
-}
-
-/// A [`PathState`] for a missing path.
-pub fn absent_state() -> PathState {
-    PathState::absent()
 }
 
 /// What an in-place edit module carries from `check` to `apply`.

@@ -852,7 +852,7 @@ async fn check_tree(
         }
         let (data, _) = source::open(&e.path).await?;
         let file_want = resolve_preserve(want.clone(), local_mode(&e.path))?;
-        let absent = super::common::absent_state();
+        let absent = PathState::absent();
         let cur = cur.unwrap_or(&absent);
         if !force && cur.exists() {
             continue;

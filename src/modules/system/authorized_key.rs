@@ -544,7 +544,7 @@ async fn check(
         getent,
         stat_attrs_cmd(&dir),
         stat_resolved_attrs_cmd(&keyfile),
-        crate::modules::files::common::read_following_cmd(&keyfile),
+        crate::transport::cmd::read_following_cmd(&keyfile),
         cmd::realpath_cmd(&keyfile),
     ];
     cmds.extend(source_cmd(&src, a.validate_certs));
