@@ -22,6 +22,7 @@ pub mod journal;
 use serde::{Deserialize, Serialize};
 
 use crate::modules::runtime::Resource;
+use crate::transport::files::{BackupItem, BackupPlan};
 use crate::transport::{
     AnyTransport, Become, BecomeMethod, Cmd, Output, Transport, TransportError,
 };
@@ -389,6 +390,45 @@ pub fn backup_cmd(
         Some(p) => cmd.env("PATH", p),
         None => cmd,
     }
+}
+
+/// What [`backup_cmd`] does, typed, for a file plane to do instead
+/// ([`crate::transport::AnyTransport::run_before_next`]): `None` unless every target is a
+/// plain path (not a service, package, sysctl, mount, or a folder kept with its content).
+/// `prepare`: the state folders are made first, keeping this many runs.
+pub fn backup_plan(
+    store: &Store,
+    step: u32,
+    task: &str,
+    targets: &[Target],
+    become_: Option<&Become>,
+    path_env: Option<&str>,
+    prepare: Option<u32>,
+) -> Option<BackupPlan> {
+    let items = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let attrs_only = match (t.kind, t.deep) {
+                (TargetKind::Path, false) => false,
+                (TargetKind::Attrs, _) => true,
+                _ => return None,
+            };
+            Some(BackupItem {
+                path: t.path.clone(),
+                attrs_only,
+                prefix: prefix_json(step, i as u32, task, &t.path, become_, path_env),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(BackupPlan {
+        state_dir: store.state_dir.clone(),
+        run_id: store.run_id.clone(),
+        step: step_name(step),
+        started: journal::run_started(&store.run_id),
+        prepare,
+        items,
+    })
 }
 
 /// The manifest entries a [`backup_cmd`] that exited 0 printed: one per target.

@@ -226,6 +226,15 @@ impl StepBackup<'_> {
             .map(|(_, v)| v.as_str());
         let mut cmd = backup::backup_cmd(&store, step, self.task, &targets, become_, path_env);
         let prepares = prepare.is_some();
+        let plan = backup::backup_plan(
+            &store,
+            step,
+            self.task,
+            &targets,
+            become_,
+            path_env,
+            prepares.then_some(store.keep_runs.max(1)),
+        );
         if let Some(p) = prepare {
             cmd = Cmd::raw(":").and(p).and(cmd);
         }
@@ -236,7 +245,7 @@ impl StepBackup<'_> {
         if let Some(b) = become_ {
             cmd = cmd.with_become(b.clone());
         }
-        tr.run_before_next(cmd);
+        tr.run_before_next(cmd, plan);
         Ok(Some(Queued {
             step,
             targets,

@@ -229,6 +229,84 @@ impl Names {
     }
 }
 
+/// A backup of paths before a step's change, typed: what the backup program
+/// (`src/host/sh/backup.sh`) does for plain paths, for a file plane to do with protocol
+/// requests instead: the same refusals, entry folders and manifest lines. Made only for paths
+/// (not services, packages, sysctls, mounts, or a folder kept with its content).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupPlan {
+    /// The host's state folder.
+    pub state_dir: String,
+    /// The run's id.
+    pub run_id: String,
+    /// The step's folder name (`0007`).
+    pub step: String,
+    /// The run's start (unix seconds): rdeploy's temporary files older than it next to a path
+    /// are removed; `None`: none is.
+    pub started: Option<u64>,
+    /// The state folders are made first and runs beyond this many pruned (the host's first
+    /// backup).
+    pub prepare: Option<u32>,
+    /// What is backed up, in order.
+    pub items: Vec<BackupItem>,
+}
+
+/// One path of a [`BackupPlan`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupItem {
+    /// The path as the task names it.
+    pub path: String,
+    /// Only a regular file's mode and owner are kept, not its content.
+    pub attrs_only: bool,
+    /// The manifest line's fixed fields, as JSON without the closing brace.
+    pub prefix: String,
+}
+
+/// The names of rdeploy's temporary files (`.NAME.rdeploy-tmp.*` and its kin) that a backup
+/// removes from a folder when they are older than the run (left by a killed transfer).
+pub fn is_stale_temp_name(name: &str) -> bool {
+    name.strip_prefix('.').is_some_and(|rest| {
+        [".rdeploy-tmp.", ".rdeploy-validate.", ".rdeploy-ln."]
+            .iter()
+            .any(|m| rest.contains(m))
+    })
+}
+
+/// The folder `path` is in, as the backup program's `up_` finds it: trailing slashes
+/// dropped, then the last component; `.` for a bare name, `/` at the top. A path ending in
+/// `/` is its own folder's child (`a/b/` → `a/b`), as the program's `${1}x` makes it.
+pub fn parent_of(path: &str) -> String {
+    let mut q = path.trim_end_matches('/');
+    if q.is_empty() {
+        return "/".into();
+    }
+    q = match q.rsplit_once('/') {
+        Some((dir, _)) => dir,
+        None => return ".".into(),
+    };
+    let q = q.trim_end_matches('/');
+    if q.is_empty() { "/".into() } else { q.into() }
+}
+
+/// The folders above `path`, nearest first, as the backup program walks them (up to `/` or
+/// `.`, neither included).
+pub fn ancestors(path: &str) -> Vec<String> {
+    let start = if path.ends_with('/') {
+        format!("{path}x")
+    } else {
+        path.to_string()
+    };
+    let mut out = Vec::new();
+    let mut q = start;
+    loop {
+        q = parent_of(&q);
+        if q == "/" || q == "." || out.len() >= 4096 {
+            return out;
+        }
+        out.push(q.clone());
+    }
+}
+
 /// Answers `q` on the controller's own files (the local connection's plane: `std::fs`, no
 /// program), as the stat helper would, or `None` when only the helper can say the same (a
 /// relative path, a name not in `names`, a link `canonicalize` cannot resolve).

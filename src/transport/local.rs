@@ -1291,7 +1291,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let flag = dir.path().join("ran");
         let mut t = AnyTransport::Local(local());
-        t.run_before_next(Cmd::raw("echo backup; exit 3"));
+        t.run_before_next(Cmd::raw("echo backup; exit 3"), None);
         let touch = Cmd::raw("touch --").arg(flag.to_string_lossy());
         assert!(matches!(t.exec(&touch).await, Err(TransportError::NotRun)));
         assert!(matches!(t.exec(&touch).await, Err(TransportError::NotRun)));
@@ -1300,7 +1300,7 @@ mod tests {
             Some(QueuedOutcome::Failed(o)) => assert_eq!(o.status, 3),
             other => panic!("{other:?}"),
         }
-        t.run_before_next(Cmd::raw("echo backup"));
+        t.run_before_next(Cmd::raw("echo backup"), None);
         assert!(t.exec(&touch).await.unwrap().success());
         assert!(flag.exists());
         match t.take_queued() {

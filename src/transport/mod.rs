@@ -498,14 +498,23 @@ pub enum QueuedOutcome {
 #[derive(Clone, Debug, Default)]
 pub struct Queued {
     pending: Option<Cmd>,
+    /// What the pending command does, typed, when a file plane can do it instead.
+    plan: Option<files::BackupPlan>,
     outcome: Option<QueuedOutcome>,
 }
 
 impl Queued {
-    /// Queue `cmd` (replacing anything queued or recorded before).
-    pub fn set(&mut self, cmd: Cmd) {
+    /// Queue `cmd` (replacing anything queued or recorded before), with what it does typed
+    /// when a file plane can do it instead.
+    pub fn set(&mut self, cmd: Cmd, plan: Option<files::BackupPlan>) {
         self.pending = Some(cmd);
+        self.plan = plan;
         self.outcome = None;
+    }
+
+    /// The queued command and its typed plan, if it has one and has not run yet.
+    pub fn planned(&self) -> Option<(&Cmd, &files::BackupPlan)> {
+        self.pending.as_ref().zip(self.plan.as_ref())
     }
 
     /// Whether a command is queued and has not run yet.
@@ -515,6 +524,7 @@ impl Queued {
 
     /// The queued command, if it has not run yet.
     pub fn take_pending(&mut self) -> Option<Cmd> {
+        self.plan = None;
         self.pending.take()
     }
 
@@ -583,6 +593,7 @@ impl Queued {
     /// The outcome (`None` when nothing ran), clearing the queue and unblocking.
     pub fn take(&mut self) -> Option<QueuedOutcome> {
         self.pending = None;
+        self.plan = None;
         self.outcome.take()
     }
 }
@@ -627,12 +638,15 @@ impl AnyTransport {
     /// been taken ([`AnyTransport::take_queued`]) every command is refused with
     /// [`TransportError::NotRun`]. The executor queues its backup this way: it runs on the host
     /// before the change, without a round trip of its own. `cmd` may not carry stdin.
-    pub fn run_before_next(&mut self, cmd: Cmd) {
+    ///
+    /// `plan` is what `cmd` does, typed (a backup of plain paths): a transport with a file
+    /// plane takes it with protocol requests instead when the next operation is on that plane.
+    pub fn run_before_next(&mut self, cmd: Cmd, plan: Option<files::BackupPlan>) {
         match self {
-            AnyTransport::Local(t) => t.queued.set(cmd),
-            AnyTransport::Ssh(t) => t.queued.set(cmd),
+            AnyTransport::Local(t) => t.queued.set(cmd, plan),
+            AnyTransport::Ssh(t) => t.queued.set(cmd, plan),
             #[cfg(test)]
-            AnyTransport::Scripted(t) => t.queued.set(cmd),
+            AnyTransport::Scripted(t) => t.queued.set(cmd, plan),
         }
     }
 

@@ -814,7 +814,7 @@ mod tests {
     async fn a_queued_command_runs_alone_first_and_its_failure_blocks_the_next() {
         let h = Host::new("h").on("backup", exit(1, "disk full"));
         let mut t = tr(&h);
-        t.run_before_next(Cmd::raw("backup"));
+        t.run_before_next(Cmd::raw("backup"), None);
         assert!(matches!(
             t.exec(&Cmd::raw("change")).await,
             Err(TransportError::NotRun)

@@ -27,6 +27,8 @@ use super::cmd::{PathKind, PathState};
 use super::files::{Answer, Asked, FileQuery, HASH_READ_MAX, Names, READ_MAX, kind_of_mode};
 use super::{FileAttrs, Payload, Put, TransportError};
 
+mod backup;
+
 /// Bytes per read or write request (OpenSSH's sftp-server takes up to 256 KiB).
 const CHUNK: usize = 64 * 1024;
 
@@ -46,6 +48,12 @@ pub(crate) struct Sftp {
     names: Names,
     /// How the session was started, for `-v` (`sftp subsystem`, `sudo -u root sftp-server`).
     what: String,
+    /// The session's user's id, when the host's user table names it.
+    uid: Option<u32>,
+    /// Folders known to exist (made or seen by [`Sftp::mkdir_p`]).
+    dirs: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Folders whose stale temporary files were removed in this run (by a backup).
+    cleaned: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Sftp {
@@ -112,7 +120,7 @@ impl Sftp {
     /// Starts a session on `stream` (a channel already running `sftp-server`): version
     /// exchange, the extensions it needs, the id-to-name tables. `Err` says why the session
     /// cannot be used (the shell plane is used instead).
-    pub(crate) async fn start<S>(stream: S, what: String) -> Result<Sftp, String>
+    pub(crate) async fn start<S>(stream: S, what: String, user: &str) -> Result<Sftp, String>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -139,6 +147,9 @@ impl Sftp {
             raw,
             names: Names::default(),
             what,
+            uid: None,
+            dirs: Default::default(),
+            cleaned: Default::default(),
         };
         // The server's limits and the id-to-name tables in one round trip.
         let asks_limits = version.extensions.contains_key("limits@openssh.com");
@@ -156,6 +167,7 @@ impl Sftp {
         if let (Ok(p), Ok(g)) = (passwd, group) {
             s.names = Names::parse(&String::from_utf8_lossy(&p), &String::from_utf8_lossy(&g));
         }
+        s.uid = s.names.uid(user);
         if let Some(l) = limits {
             s.raw.set_limits(l.into());
         }

@@ -75,6 +75,8 @@ pub struct SshTransport {
     plane_note: Option<String>,
     /// Why the last session that could not start did not.
     plane_off: Option<String>,
+    /// The login user's name.
+    login: String,
 }
 
 /// One become user's file plane on a connection.
@@ -196,6 +198,7 @@ impl SshTransport {
             shell_only: std::env::var("RDEPLOY_FILE_PLANE").is_ok_and(|v| v == "shell"),
             plane_note: None,
             plane_off: None,
+            login: settings.target.endpoint.user.clone(),
         };
         // The login user's file plane starts with the connection: the executor reads ahead
         // (checks ride with commands) unless it knows the plane answers them.
@@ -590,7 +593,7 @@ impl SshTransport {
             .map_err(|_| format!("{what}: no answer"))?;
             waited?;
         }
-        let sftp = Sftp::start(channel.into_stream(), what).await?;
+        let sftp = Sftp::start(channel.into_stream(), what, user.unwrap_or(&self.login)).await?;
         tracing::info!(host = %self.name, plane = sftp.what(), "file plane: sftp");
         self.reads.serve(user.map(str::to_string));
         Ok(Plane::Ready(Box::new(sftp), permit))
@@ -603,8 +606,51 @@ impl SshTransport {
     }
 
     /// Runs the queued command (the executor's backup) on its own, if one is waiting: a file
-    /// operation has no command line to ride on.
+    /// operation has no command line to ride on. A backup of plain paths is taken on the file
+    /// plane of its user when that session is ready; else its program runs.
     async fn settle_queued(&mut self) -> Result<(), TransportError> {
+        if let Some((pre, plan)) = self.queued.planned() {
+            let (plan, become_) = (plan.clone(), pre.get_become().cloned());
+            if let Some(key) = self.plane_key(become_.as_ref())
+                && self.plane(&key).await.is_some()
+                && let Some(Plane::Ready(sftp, _)) = self.planes.get(&key)
+            {
+                let r = self.on_plane("backing up", sftp.backup(&plan)).await;
+                let taken = match r {
+                    Ok(Ok(Some(b))) => Some(Ok(b)),
+                    Ok(Ok(None)) => None,
+                    Ok(Err(broken)) => {
+                        self.plane_broke(&key, &broken);
+                        Some(Err(TransportError::Io(format!(
+                            "{}: backing up: sftp session lost: {broken}",
+                            self.name
+                        ))))
+                    }
+                    Err(e) => Some(Err(e)),
+                };
+                if let Some(taken) = taken {
+                    self.queued.take_pending();
+                    let out = match taken {
+                        Ok(b) => {
+                            if !b.prune_left.is_empty() {
+                                // Old runs too large to remove request by request.
+                                let mut rm = Cmd::raw("rm -rf --").args(b.prune_left);
+                                if let Some(b) = &become_ {
+                                    rm = rm.with_become(b.clone());
+                                }
+                                let limits = self.limits;
+                                let _ = self.run_one(&rm, None, limits).await;
+                            }
+                            Ok(b.out)
+                        }
+                        Err(e) => Err(e),
+                    };
+                    tracing::debug!(host = %self.name, "backup on the file plane");
+                    self.queued.settle_alone(out)?;
+                    return self.queued.blocked();
+                }
+            }
+        }
         if let Some(pre) = self.queued.take_pending() {
             let limits = self.limits;
             let r = self.run_one(&pre, None, limits).await;
@@ -659,9 +705,9 @@ impl SshTransport {
             return Ok(None);
         };
         self.reads.may_run()?;
-        // A queued backup rides with the shell plane's write in one round trip; on the file
-        // plane it would cost a command of its own (until backups move onto the plane).
-        if self.queued.is_pending() {
+        // A queued backup that only a program can take rides with the shell plane's write in
+        // one round trip; one of plain paths is taken on this plane first.
+        if self.queued.is_pending() && self.queued.planned().is_none() {
             return Ok(None);
         }
         if self.plane(&key).await.is_none() {
@@ -743,13 +789,17 @@ impl SshTransport {
             return Ok(None);
         };
         tracing::debug!(host = %self.name, n = queries.len(), queued = self.queued.is_pending(), "file queries");
-        // A queued backup rides with the shell plane's next command; reads do not overtake it.
-        if self.queued.is_pending() {
+        // A queued backup that only a program can take rides with the shell plane's next
+        // command; reads do not overtake it. One of plain paths is taken on the plane first.
+        if self.queued.is_pending() && self.queued.planned().is_none() {
             return Ok(None);
         }
         self.queued.blocked()?;
         if self.plane(&key).await.is_none() {
             return Ok(None);
+        }
+        if self.queued.is_pending() {
+            self.settle_queued().await?;
         }
         let Some(Plane::Ready(sftp, _)) = self.planes.get(&key) else {
             return Ok(None);

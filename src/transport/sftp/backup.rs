@@ -1,0 +1,615 @@
+//! The backup before a step's change, on the file plane: [`Sftp::backup`] does for plain paths
+//! what the backup program (`src/host/sh/backup.sh`) does, with protocol requests and no
+//! program on the host: refuses a path below another user's symlink, prepares the state
+//! folders (and prunes old runs) on the host's first backup, removes rdeploy's stale
+//! temporary files next to each path, keeps each path's data in its entry folder and appends
+//! the manifest lines, printing them as the program does. The program stays the reference:
+//! what this file cannot do the same way, it declines before changing anything.
+
+use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
+use sha2::Digest;
+
+use super::{Failure, Sftp};
+use crate::transport::Output;
+use crate::transport::files::{
+    BackupPlan, HASH_READ_MAX, ancestors, is_stale_temp_name, parent_of,
+};
+
+/// Entries a pruned run's folder may hold for the plane to remove it; a larger one is left
+/// to `rm -rf` ([`Backup::prune_left`]).
+const PRUNE_MAX: usize = 4096;
+
+/// What [`Sftp::backup`] did.
+#[derive(Debug)]
+pub(crate) struct Backup {
+    /// The backup program's output and exit status: 0 and the manifest lines; 6 and why a
+    /// path was refused (nothing changed); 3 and what failed.
+    pub out: Output,
+    /// Old runs' folders too large to remove here: the transport removes them with `rm -rf`.
+    pub prune_left: Vec<String>,
+}
+
+/// A failed step of the backup: the program's exit 3 and this message, unless the session
+/// broke.
+pub(crate) struct Fail {
+    msg: String,
+    broken: bool,
+}
+
+impl Fail {
+    fn new(msg: String) -> Fail {
+        Fail { msg, broken: false }
+    }
+}
+
+/// `e` while doing `what`.
+fn fail(e: impl Into<Failure>, what: &str) -> Fail {
+    let f = e.into();
+    Fail {
+        broken: matches!(f, Failure::Broken(_)),
+        msg: f.describe(what),
+    }
+}
+
+fn failed(what: String) -> impl FnOnce(Failure) -> Fail {
+    move |f| fail(f, &what)
+}
+
+/// What a path was when it was looked at.
+#[derive(Clone, Debug)]
+enum Seen {
+    Absent,
+    /// Looking failed (a folder on the way that cannot be searched): to the program's `-e`
+    /// and `-L` tests, nothing is there.
+    Unseen,
+    There(FileAttributes),
+}
+
+impl Seen {
+    fn exists(&self) -> bool {
+        matches!(self, Seen::There(_))
+    }
+}
+
+impl Sftp {
+    async fn look(&self, path: &str) -> Seen {
+        match self.lstat(path).await {
+            Ok(Some(a)) => Seen::There(a),
+            Ok(None) => Seen::Absent,
+            Err(_) => Seen::Unseen,
+        }
+    }
+
+    /// Takes the backup `plan` describes as the session's user. `Ok(None)` when only the program can (a file too
+    /// large to hash here, a refusal check that needs the uid the table does not give):
+    /// nothing was changed. `Err` when the session broke.
+    pub(crate) async fn backup(&self, plan: &BackupPlan) -> Result<Option<Backup>, String> {
+        let uid = self.uid;
+        // Everything the decisions need, in one round trip: each path and every folder above.
+        let mut paths: Vec<String> = Vec::new();
+        for it in &plan.items {
+            for p in std::iter::once(it.path.clone())
+                .chain(ancestors(&it.path))
+                .chain(parents(&it.path))
+            {
+                if !paths.contains(&p) {
+                    paths.push(p);
+                }
+            }
+        }
+        let seen: Vec<Seen> = futures::future::join_all(paths.iter().map(|p| self.look(p))).await;
+        let at = |p: &str| -> Seen {
+            paths
+                .iter()
+                .position(|q| q == p)
+                .map_or(Seen::Unseen, |i| seen[i].clone())
+        };
+        // The program's refusal: a folder on the way that is a symlink owned by neither root
+        // nor the user.
+        for it in &plan.items {
+            for q in ancestors(&it.path) {
+                let Seen::There(a) = at(&q) else { continue };
+                if !a.is_symlink() {
+                    continue;
+                }
+                let owner = a.uid.unwrap_or_default();
+                if owner == 0 {
+                    continue;
+                }
+                let Some(me) = uid else { return Ok(None) };
+                if owner == me {
+                    continue;
+                }
+                return Ok(Some(Backup {
+                    out: Output {
+                        status: crate::backup::REFUSED,
+                        stderr: format!(
+                            "refusing to write {}: parent {q} is a symlink owned by uid {owner} (neither root nor the user the task runs as)\n",
+                            it.path
+                        )
+                        .into_bytes(),
+                        ..Output::default()
+                    },
+                    prune_left: Vec::new(),
+                }));
+            }
+        }
+        // A file whose content is kept must be small enough to hash here.
+        for it in plan.items.iter().filter(|i| !i.attrs_only) {
+            if let Seen::There(a) = at(&it.path)
+                && a.is_regular()
+                && a.size.unwrap_or(u64::MAX) > HASH_READ_MAX
+            {
+                return Ok(None);
+            }
+        }
+        let mut prune_left = Vec::new();
+        match self.take(plan, uid, &at, &mut prune_left).await {
+            Ok(lines) => Ok(Some(Backup {
+                out: Output {
+                    stdout: lines.into_bytes(),
+                    ..Output::default()
+                },
+                prune_left,
+            })),
+            Err(Fail { msg, broken: true }) => Err(msg),
+            Err(Fail { msg, .. }) => Ok(Some(Backup {
+                out: Output {
+                    status: 3,
+                    stderr: format!("{msg}\n").into_bytes(),
+                    ..Output::default()
+                },
+                prune_left,
+            })),
+        }
+    }
+
+    /// The backup's changes, once it is sure to be taken here; returns the manifest lines.
+    async fn take(
+        &self,
+        plan: &BackupPlan,
+        uid: Option<u32>,
+        at: &impl Fn(&str) -> Seen,
+        prune_left: &mut Vec<String>,
+    ) -> Result<String, Fail> {
+        let sd = plan.state_dir.trim_end_matches('/');
+        let sd = if sd.is_empty() { "/" } else { sd };
+        let run_dir = format!("{sd}/backups/{}", plan.run_id);
+        if let Some(keep) = plan.prepare {
+            self.prepare(sd, &plan.run_id, keep, prune_left).await?;
+        }
+        if let Some(t0) = plan.started {
+            for it in &plan.items {
+                self.clean(&parent_of(&it.path), t0).await?;
+            }
+        }
+        let mut lines = String::new();
+        for (i, it) in plan.items.iter().enumerate() {
+            let d = format!("{run_dir}/{}/{i}", plan.step);
+            if self.look(&d).await.exists() {
+                self.remove_tree(&d, prune_left).await?;
+            }
+            let seen = at(&it.path);
+            let (kind, sha) = match &seen {
+                Seen::There(a) if a.is_symlink() => {
+                    let target = self
+                        .raw
+                        .readlink(it.path.as_str())
+                        .await
+                        .map_err(|e| fail(e, &format!("readlink {}", it.path)))?
+                        .files
+                        .into_iter()
+                        .next()
+                        .map(|f| f.filename)
+                        .unwrap_or_default();
+                    self.mkdir_p(&d, 0o700).await?;
+                    self.create(
+                        &format!("{d}/target"),
+                        format!("{target}\n").as_bytes(),
+                        None,
+                    )
+                    .await?;
+                    ("link", String::new())
+                }
+                Seen::There(a) if a.is_regular() && it.attrs_only => ("attrs", String::new()),
+                Seen::There(a) if a.is_regular() => {
+                    let data = self
+                        .read(&it.path, HASH_READ_MAX + 1)
+                        .await
+                        .map_err(failed(format!("reading {}", it.path)))?;
+                    if data.len() as u64 > HASH_READ_MAX {
+                        return Err(Fail::new(format!(
+                            "{} grew while it was backed up",
+                            it.path
+                        )));
+                    }
+                    self.mkdir_p(&d, 0o700).await?;
+                    self.create(&format!("{d}/data"), &data, Some(a)).await?;
+                    ("file", hex::encode(sha2::Sha256::digest(&data)))
+                }
+                Seen::There(a) if a.is_dir() => ("directory", String::new()),
+                Seen::There(_) => ("other", String::new()),
+                Seen::Absent | Seen::Unseen => ("absent", String::new()),
+            };
+            let line = match &seen {
+                Seen::There(a) => format!(
+                    "{},\"kind\":\"{kind}\",\"mode\":\"{:o}\",\"uid\":{},\"gid\":{},\"sha256\":\"{sha}\",\"deep\":false,\"parents\":0}}\n",
+                    it.prefix,
+                    a.permissions.unwrap_or_default() & 0o7777,
+                    a.uid.unwrap_or_default(),
+                    a.gid.unwrap_or_default(),
+                ),
+                _ => {
+                    let missing = parents(&it.path)
+                        .iter()
+                        .take_while(|q| !at(q).exists())
+                        .count();
+                    format!(
+                        "{},\"kind\":\"absent\",\"mode\":\"\",\"uid\":null,\"gid\":null,\"sha256\":\"\",\"deep\":false,\"parents\":{missing}}}\n",
+                        it.prefix
+                    )
+                }
+            };
+            lines.push_str(&line);
+        }
+        let manifest = format!("{sd}/runs/{}.json", plan.run_id);
+        self.append(&manifest, lines.as_bytes()).await?;
+        // A backup as root in a state folder the login user owns: the manifest and the run's
+        // backup folder stay the folder owner's (the copies inside stay root's, 0600).
+        if uid == Some(0)
+            && let Seen::There(a) = self.look(sd).await
+            && (a.uid, a.gid) != (Some(0), Some(0))
+        {
+            let owner = FileAttributes {
+                uid: a.uid,
+                gid: a.gid,
+                ..FileAttributes::empty()
+            };
+            for p in [manifest.as_str(), run_dir.as_str()] {
+                if self.look(p).await.exists() {
+                    self.raw
+                        .setstat(p, owner.clone())
+                        .await
+                        .map_err(|e| fail(e, &format!("chown {p}")))?;
+                }
+            }
+        }
+        Ok(lines)
+    }
+
+    /// The state folders, as `backup_prepare.sh` makes them: `runs` and this run's backup
+    /// folder (0700), then the oldest runs beyond `keep` removed, never one whose rollback is
+    /// pending.
+    async fn prepare(
+        &self,
+        sd: &str,
+        run: &str,
+        keep: u32,
+        prune_left: &mut Vec<String>,
+    ) -> Result<(), Fail> {
+        let runs = format!("{sd}/runs");
+        let backups = format!("{sd}/backups");
+        let this = format!("{backups}/{run}");
+        self.mkdir_p(&runs, 0o700).await?;
+        self.mkdir_p(&this, 0o700).await?;
+        let private = FileAttributes {
+            permissions: Some(0o700),
+            ..FileAttributes::empty()
+        };
+        let set = futures::future::join_all(
+            [&runs, &backups, &this].map(|p| self.raw.setstat(p.as_str(), private.clone())),
+        )
+        .await;
+        for (r, p) in set.into_iter().zip([&runs, &backups, &this]) {
+            r.map_err(|e| fail(e, &format!("chmod 700 {p}")))?;
+        }
+        let mut ids: Vec<String> = self
+            .list(&backups)
+            .await
+            .map_err(failed(format!("listing {backups}")))?
+            .into_iter()
+            .filter(|(n, _)| !n.starts_with('.'))
+            .map(|(n, _)| n)
+            .collect();
+        ids.sort();
+        let mut n = ids.len();
+        let keep = keep.max(1) as usize;
+        for id in ids {
+            if n <= keep {
+                break;
+            }
+            n -= 1;
+            if id == run || self.look(&format!("{runs}/{id}.pending")).await.exists() {
+                continue;
+            }
+            self.remove_tree(&format!("{backups}/{id}"), prune_left)
+                .await?;
+            let m = format!("{runs}/{id}.json");
+            if let Err(e) = self.raw.remove(m.as_str()).await {
+                let f = Failure::from(e);
+                if !f.no_such_file() {
+                    return Err(fail(f, &format!("removing {m}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes rdeploy's temporary files in `dir` last modified before `t0` (left by a killed
+    /// transfer), once per folder and session: later ones belong to this run.
+    async fn clean(&self, dir: &str, t0: u64) -> Result<(), Fail> {
+        {
+            let mut done = self.cleaned.lock().unwrap_or_else(|e| e.into_inner());
+            if !done.insert(dir.to_string()) {
+                return Ok(());
+            }
+        }
+        // A folder that cannot be listed has nothing the program's glob would find.
+        let Ok(entries) = self.list(dir).await else {
+            return Ok(());
+        };
+        let stale: Vec<String> = entries
+            .into_iter()
+            .filter(|(n, a)| {
+                is_stale_temp_name(n)
+                    && (a.is_regular() || a.is_symlink())
+                    && u64::from(a.mtime.unwrap_or(u32::MAX)) < t0
+            })
+            .map(|(n, _)| format!("{}/{n}", dir.trim_end_matches('/')))
+            .collect();
+        for r in futures::future::join_all(stale.iter().map(|p| self.raw.remove(p.as_str()))).await
+        {
+            // The program's `rm -f`: a file already gone is no failure, nor is one it may not
+            // remove (it said nothing either).
+            let _ = r;
+        }
+        Ok(())
+    }
+
+    /// The entries of folder `dir` (without `.` and `..`), with their `lstat` attributes.
+    async fn list(&self, dir: &str) -> Result<Vec<(String, FileAttributes)>, Failure> {
+        let handle = self.raw.opendir(dir).await?.handle;
+        let mut out = Vec::new();
+        let r = loop {
+            match self.raw.readdir(handle.as_str()).await {
+                Ok(name) => {
+                    for f in name.files {
+                        if f.filename != "." && f.filename != ".." {
+                            out.push((f.filename, f.attrs));
+                        }
+                    }
+                    if out.len() > 1 << 20 {
+                        break Err(Failure::Status(
+                            StatusCode::Failure,
+                            format!("{dir} has too many entries"),
+                        ));
+                    }
+                }
+                Err(e) => {
+                    let f = Failure::from(e);
+                    break match f {
+                        Failure::Status(StatusCode::Eof, _) => Ok(()),
+                        f => Err(f),
+                    };
+                }
+            }
+        };
+        let _ = self.raw.close(handle).await;
+        r.map(|()| out)
+    }
+
+    /// `rm -rf` of `path` (links not followed), when its tree has at most [`PRUNE_MAX`]
+    /// entries; a larger one is added to `left` for the transport.
+    async fn remove_tree(&self, path: &str, left: &mut Vec<String>) -> Result<(), Fail> {
+        let mut files = Vec::new();
+        let mut dirs = Vec::new();
+        match self.look(path).await {
+            Seen::There(a) if a.is_dir() => dirs.push(path.to_string()),
+            Seen::There(_) => files.push(path.to_string()),
+            _ => return Ok(()),
+        }
+        let mut i = 0;
+        while i < dirs.len() {
+            let d = dirs[i].clone();
+            i += 1;
+            let entries = self
+                .list(&d)
+                .await
+                .map_err(failed(format!("listing {d}")))?;
+            for (n, a) in entries {
+                let p = format!("{d}/{n}");
+                if a.is_dir() {
+                    dirs.push(p);
+                } else {
+                    files.push(p);
+                }
+            }
+            if files.len() + dirs.len() > PRUNE_MAX {
+                left.push(path.to_string());
+                return Ok(());
+            }
+        }
+        for (r, p) in futures::future::join_all(files.iter().map(|p| self.raw.remove(p.as_str())))
+            .await
+            .into_iter()
+            .zip(&files)
+        {
+            r.map_err(|e| fail(e, &format!("removing {p}")))?;
+        }
+        // Deepest first: a folder is listed after the one it is in.
+        for d in dirs.iter().rev() {
+            self.raw
+                .rmdir(d.as_str())
+                .await
+                .map_err(|e| fail(e, &format!("removing {d}")))?;
+        }
+        Ok(())
+    }
+
+    /// `mkdir -p` with `mode` for the folders it makes: every missing folder on the way asked
+    /// for at once (the server answers in order; one that exists answers with a failure),
+    /// then the last one looked at. Folders made or seen are remembered for the session.
+    pub(crate) async fn mkdir_p(&self, path: &str, mode: u32) -> Result<(), Fail> {
+        let path = path.trim_end_matches('/');
+        if path.is_empty() || self.known_dir(path) {
+            return Ok(());
+        }
+        let mut chain: Vec<String> = vec![path.to_string()];
+        let mut q = path.to_string();
+        loop {
+            q = parent_of(&q);
+            if q == "/" || q == "." || self.known_dir(&q) {
+                break;
+            }
+            chain.push(q.clone());
+        }
+        chain.reverse();
+        let attrs = FileAttributes {
+            permissions: Some(mode),
+            ..FileAttributes::empty()
+        };
+        let _ = futures::future::join_all(
+            chain
+                .iter()
+                .map(|p| self.raw.mkdir(p.as_str(), attrs.clone())),
+        )
+        .await;
+        match self.raw.stat(path).await {
+            Ok(a) if a.attrs.is_dir() => {
+                let mut known = self.dirs.lock().unwrap_or_else(|e| e.into_inner());
+                known.extend(chain);
+                Ok(())
+            }
+            Ok(_) => Err(Fail::new(format!("mkdir {path}: a file is in the way"))),
+            Err(e) => Err(fail(e, &format!("mkdir {path}"))),
+        }
+    }
+
+    fn known_dir(&self, p: &str) -> bool {
+        self.dirs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(p)
+    }
+
+    /// Creates `path` (it must not exist: created exclusively, 0600) holding `data`, flushed
+    /// to disk; with `like`, given that file's owner (as far as permitted, as `cp -p`) and
+    /// times.
+    async fn create(
+        &self,
+        path: &str,
+        data: &[u8],
+        like: Option<&FileAttributes>,
+    ) -> Result<(), Fail> {
+        let handle = self
+            .open_private(path, OpenFlags::EXCLUDE, "creating")
+            .await?;
+        let r = self.fill_new(&handle, path, data, like).await;
+        let closed = self.raw.close(handle).await;
+        r?;
+        closed.map_err(|e| fail(e, &format!("closing {path}")))?;
+        Ok(())
+    }
+
+    async fn fill_new(
+        &self,
+        handle: &str,
+        path: &str,
+        data: &[u8],
+        like: Option<&FileAttributes>,
+    ) -> Result<(), Fail> {
+        let writes =
+            futures::future::join_all(data.chunks(super::CHUNK).enumerate().map(|(i, c)| {
+                self.raw
+                    .write(handle, (i * super::CHUNK) as u64, c.to_vec())
+            }))
+            .await;
+        for w in writes {
+            w.map_err(|e| fail(e, &format!("writing {path}")))?;
+        }
+        if let Some(a) = like {
+            // cp -p: the owner where permitted (an error only to root), then the times.
+            if a.uid.is_some() && a.gid.is_some() {
+                let _ = self
+                    .raw
+                    .fsetstat(
+                        handle,
+                        FileAttributes {
+                            uid: a.uid,
+                            gid: a.gid,
+                            ..FileAttributes::empty()
+                        },
+                    )
+                    .await;
+            }
+            if a.atime.is_some() && a.mtime.is_some() {
+                self.raw
+                    .fsetstat(
+                        handle,
+                        FileAttributes {
+                            atime: a.atime,
+                            mtime: a.mtime,
+                            ..FileAttributes::empty()
+                        },
+                    )
+                    .await
+                    .map_err(|e| fail(e, &format!("setting the times of {path}")))?;
+            }
+        }
+        self.raw
+            .fsync(handle)
+            .await
+            .map_err(|e| fail(e, &format!("flushing {path}")))?;
+        Ok(())
+    }
+
+    /// Opens `path` for writing, made 0600 when missing, with `flags` besides.
+    async fn open_private(
+        &self,
+        path: &str,
+        flags: OpenFlags,
+        doing: &str,
+    ) -> Result<String, Fail> {
+        let private = FileAttributes {
+            permissions: Some(0o600),
+            ..FileAttributes::empty()
+        };
+        Ok(self
+            .raw
+            .open(path, OpenFlags::WRITE | OpenFlags::CREATE | flags, private)
+            .await
+            .map_err(|e| fail(e, &format!("{doing} {path}")))?
+            .handle)
+    }
+
+    /// Appends `data` to `path` (made 0600 when missing) in one write, flushed to disk.
+    async fn append(&self, path: &str, data: &[u8]) -> Result<(), Fail> {
+        let handle = self
+            .open_private(path, OpenFlags::APPEND, "opening")
+            .await?;
+        let (written, synced) = {
+            let w = self.raw.write(handle.as_str(), 0, data.to_vec()).await;
+            let s = self.raw.fsync(handle.as_str()).await;
+            (w, s)
+        };
+        let closed = self.raw.close(handle).await;
+        written.map_err(|e| fail(e, &format!("appending to {path}")))?;
+        synced.map_err(|e| fail(e, &format!("flushing {path}")))?;
+        closed.map_err(|e| fail(e, &format!("closing {path}")))?;
+        Ok(())
+    }
+}
+
+/// The folders above `path`, nearest first, as the program counts an absent path's missing
+/// parents (from the path itself, trailing slashes dropped).
+fn parents(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut q = path.to_string();
+    loop {
+        q = parent_of(&q);
+        if q == "/" || q == "." || out.len() >= 4096 {
+            return out;
+        }
+        out.push(q.clone());
+    }
+}
