@@ -82,6 +82,16 @@ async fn the_sftp_plane_answers_as_the_shell_programs_do() {
     );
 }
 
+/// Makes everything below `root` the fleet login user's (owner and group).
+fn give_to_login_user(root: &std::path::Path) {
+    let chown = std::process::Command::new("chown")
+        .args(["-R", &format!("{0}:{0}", support::fleet::USER)])
+        .arg(root)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+}
+
 /// Connects to `h` as the fleet's login user.
 async fn connect(fleet: &Fleet, h: &support::fleet::Host) -> AnyTransport {
     let vars = fleet.host_vars(h);
@@ -95,8 +105,9 @@ async fn connect(fleet: &Fleet, h: &support::fleet::Host) -> AnyTransport {
     AnyTransport::Ssh(ssh)
 }
 
-/// The files below `dir` (relative name → bytes and mode), links as `-> target`.
-fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, (Vec<u8>, u32)> {
+/// The files below `dir` (relative name → bytes, mode, owner and group), links as
+/// `-> target`.
+fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, (Vec<u8>, u32, u32, u32)> {
     use std::os::unix::fs::MetadataExt;
     let mut out = std::collections::BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -106,13 +117,18 @@ fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, (Vec<u8>, u
             let m = std::fs::symlink_metadata(&p).unwrap();
             let rel = p.strip_prefix(dir).unwrap().display().to_string();
             if m.is_dir() {
-                out.insert(format!("{rel}/"), (Vec::new(), m.mode() & 0o7777));
+                out.insert(
+                    format!("{rel}/"),
+                    (Vec::new(), m.mode() & 0o7777, m.uid(), m.gid()),
+                );
                 stack.push(p);
             } else if m.file_type().is_symlink() {
                 let t = std::fs::read_link(&p).unwrap();
-                out.insert(rel, (format!("-> {}", t.display()).into_bytes(), 0));
+                let t = format!("-> {}", t.display()).into_bytes();
+                out.insert(rel, (t, 0, m.uid(), m.gid()));
             } else {
-                out.insert(rel, (std::fs::read(&p).unwrap(), m.mode() & 0o7777));
+                let data = std::fs::read(&p).unwrap();
+                out.insert(rel, (data, m.mode() & 0o7777, m.uid(), m.gid()));
             }
         }
     }
@@ -144,12 +160,7 @@ async fn backups_on_the_sftp_plane_are_the_backup_programs() {
         std::fs::write(root.join(format!("state/runs/{old}.json")), "{}\n").unwrap();
     }
     std::fs::write(root.join("state/runs/20200102T000000Z-bbbb.pending"), "").unwrap();
-    let chown = std::process::Command::new("chown")
-        .args(["-R", &format!("{0}:{0}", support::fleet::USER)])
-        .arg(&root)
-        .status()
-        .unwrap();
-    assert!(chown.success());
+    give_to_login_user(&root);
     let stale = || {
         let p = root.join(".f.rdeploy-tmp.dead");
         std::fs::write(&p, "left by a killed transfer").unwrap();
@@ -305,12 +316,7 @@ async fn a_backup_of_a_large_file_is_left_to_the_program() {
     let root = h.path("/srv/bk");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("big"), vec![b'y'; 400 * 1024]).unwrap();
-    let chown = std::process::Command::new("chown")
-        .args(["-R", &format!("{0}:{0}", support::fleet::USER)])
-        .arg(&root)
-        .status()
-        .unwrap();
-    assert!(chown.success());
+    give_to_login_user(&root);
     let store = Store {
         state_dir: "/srv/bk/state".into(),
         run_id: "20261206T120000Z-big".into(),
@@ -343,5 +349,173 @@ async fn a_backup_of_a_large_file_is_left_to_the_program() {
     assert_eq!((e.kind.as_str(), e.sha256.len()), ("file", 64));
     let kept = root.join("state/backups/20261206T120000Z-big/0001/0/data");
     assert_eq!(std::fs::read(kept).unwrap().len(), 400 * 1024);
+    tr.close().await;
+}
+
+/// A change to make under a folder (`a/` or `b/`).
+type Change = Box<dyn Fn(&str) -> rdeploy::transport::cmd::Cmd>;
+
+/// File changes that the SFTP plane makes instead of programs (`mkdir -p`, `chmod`,
+/// `chown -h`, the atomic symlink swap, and those joined by `&&`) leave the host as the
+/// programs do, fail where they fail, and start no program. Each change is made twice on the
+/// same connection: on the plane in `a/`, by the programs in `b/` (a command that is more than
+/// file operations is the shell's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_changes_on_the_sftp_plane_are_the_programs() {
+    use rdeploy::transport::cmd;
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    let root = h.path("/srv/ops");
+    for side in ["a", "b"] {
+        let d = root.join(side);
+        std::fs::create_dir_all(d.join("dir/sub")).unwrap();
+        std::fs::write(d.join("f"), "x").unwrap();
+        std::fs::write(d.join("file-in-way"), "x").unwrap();
+        std::os::unix::fs::symlink("f", d.join("ln")).unwrap();
+        std::os::unix::fs::symlink("nowhere", d.join("dangling")).unwrap();
+    }
+    give_to_login_user(&root);
+    let mut tr = connect(&fleet, h).await;
+    let user = support::fleet::USER;
+    let changes: Vec<(&str, Change)> = vec![
+        (
+            "mkdir -p below a folder",
+            Box::new(|d| cmd::mkdir_p(&format!("{d}/dir/new/deeper"))),
+        ),
+        (
+            "mkdir -p of what exists",
+            Box::new(|d| cmd::mkdir_p(&format!("{d}/dir/sub"))),
+        ),
+        (
+            "mkdir -p through a file",
+            Box::new(|d| cmd::mkdir_p(&format!("{d}/file-in-way/x"))),
+        ),
+        (
+            "mkdir -p of several",
+            Box::new(|d| cmd::mkdir_p_all([format!("{d}/m1"), format!("{d}/m2/x")])),
+        ),
+        (
+            "chmod a file",
+            Box::new(|d| cmd::chmod(&format!("{d}/f"), 0o4750)),
+        ),
+        (
+            "chmod through a link",
+            Box::new(|d| cmd::chmod(&format!("{d}/ln"), 0o600)),
+        ),
+        (
+            "chmod a dangling link",
+            Box::new(|d| cmd::chmod(&format!("{d}/dangling"), 0o600)),
+        ),
+        (
+            "chmod what is absent",
+            Box::new(|d| cmd::chmod(&format!("{d}/absent"), 0o600)),
+        ),
+        (
+            "chown a file",
+            Box::new(move |d| cmd::chown(&format!("{d}/f"), Some(user), Some(user))),
+        ),
+        (
+            "chown a link itself",
+            Box::new(move |d| cmd::chown(&format!("{d}/ln"), None, Some(user))),
+        ),
+        (
+            "chown to root",
+            Box::new(|d| cmd::chown(&format!("{d}/f"), Some("root"), None)),
+        ),
+        (
+            "a new link",
+            Box::new(|d| cmd::ln_sf_atomic("dir", &format!("{d}/cur"))),
+        ),
+        (
+            "a link swapped",
+            Box::new(|d| cmd::ln_sf_atomic("dir/sub", &format!("{d}/cur"))),
+        ),
+        (
+            "a link over a folder",
+            Box::new(|d| cmd::ln_sf_atomic("f", &format!("{d}/dir"))),
+        ),
+        (
+            "a link in a missing folder",
+            Box::new(|d| cmd::ln_sf_atomic("f", &format!("{d}/none/l"))),
+        ),
+        (
+            "joined by &&",
+            Box::new(|d| {
+                cmd::mkdir_p(&format!("{d}/j/k"))
+                    .and(cmd::chmod(&format!("{d}/j/k"), 0o700))
+                    .and(cmd::ln_sf_atomic("j/k", &format!("{d}/jl")))
+            }),
+        ),
+        (
+            "joined, failing midway",
+            Box::new(|d| {
+                cmd::chmod(&format!("{d}/absent"), 0o700).and(cmd::mkdir_p(&format!("{d}/never")))
+            }),
+        ),
+    ];
+    let mut on_plane = 0;
+    for (what, change) in &changes {
+        let plane_cmd = change("/srv/ops/a");
+        assert!(plane_cmd.file_ops().is_some(), "{what}: typed");
+        let before = tr.commands_run();
+        let a = tr.exec(&plane_cmd).await.unwrap();
+        if tr.commands_run() == before {
+            on_plane += 1;
+        }
+        let b = tr
+            .exec(&cmd::Cmd::raw(":").and(change("/srv/ops/b")))
+            .await
+            .unwrap();
+        assert_eq!(
+            a.status == 0,
+            b.status == 0,
+            "{what}\nplane: {a:?}\nshell: {b:?}"
+        );
+        assert_eq!(tree(&root.join("a")), tree(&root.join("b")), "{what}");
+    }
+    assert_eq!(
+        on_plane,
+        changes.len(),
+        "every change was made without a program"
+    );
+    // As root through sudo (its own session): owners change, a link's own owner too.
+    let root_changes: Vec<(&str, Change)> = vec![
+        (
+            "chown a file to root",
+            Box::new(|d| cmd::chown(&format!("{d}/f"), Some("root"), Some("root"))),
+        ),
+        (
+            "chown a link itself",
+            Box::new(|d| cmd::chown(&format!("{d}/ln"), Some("root"), None)),
+        ),
+        (
+            "a root folder",
+            Box::new(|d| cmd::mkdir_p(&format!("{d}/rootdir/x"))),
+        ),
+    ];
+    let sudo = rdeploy::transport::cmd::Become::sudo("root");
+    for (what, change) in &root_changes {
+        let before = tr.commands_run();
+        let a = tr
+            .exec(&change("/srv/ops/a").with_become(sudo.clone()))
+            .await
+            .unwrap();
+        assert_eq!(tr.commands_run(), before, "{what}: no program");
+        let b = cmd::Cmd::raw(":")
+            .and(change("/srv/ops/b"))
+            .with_become(sudo.clone());
+        let b = tr.exec(&b).await.unwrap();
+        assert_eq!(
+            (a.status, b.status),
+            (0, 0),
+            "{what}\nplane: {a:?}\nshell: {b:?}"
+        );
+        assert_eq!(tree(&root.join("a")), tree(&root.join("b")), "{what}");
+    }
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::symlink_metadata(root.join("a/ln")).unwrap().uid(),
+        0
+    );
     tr.close().await;
 }

@@ -24,7 +24,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::files::{Asked, FileQuery};
+use super::files::{Asked, FileOp, FileQuery};
 use super::{Output, Truncated};
 use crate::host;
 
@@ -224,6 +224,10 @@ pub struct Cmd {
     /// What this command asks, typed, when it is one of the file plane's queries (a stat
     /// helper): a transport with a file plane answers it without running the script.
     query: Option<(FileQuery, usize)>,
+    /// What this command changes, typed, when it is only file operations (`mkdir -p`,
+    /// `chmod`, `chown -h`, an atomic symlink, joined by `&&`): a transport with a file plane
+    /// makes them with protocol requests instead of running the script.
+    ops: Option<(Vec<FileOp>, usize)>,
     /// The long script this command ends with, which a batch of several such commands defines
     /// once as a shell function ([`Cmd::with_shared`]).
     shared: Option<Shared>,
@@ -313,7 +317,15 @@ impl Cmd {
 
     /// `self && other` (`other` runs in a subshell so its `chdir`/`env` stay its own).
     pub fn and(self, other: Cmd) -> Cmd {
-        self.op("&&").sub(other)
+        let ops = self
+            .file_ops()
+            .zip(other.file_ops())
+            .map(|(a, b)| [a, b].concat());
+        let mut joined = self.op("&&").sub(other);
+        if let Some(ops) = ops {
+            joined.ops = Some((ops, joined.parts.len()));
+        }
+        joined
     }
 
     /// `self || other`.
@@ -1322,6 +1334,28 @@ impl Cmd {
         self
     }
 
+    fn changes(mut self, op: FileOp) -> Cmd {
+        self.ops = Some((vec![op], self.parts.len()));
+        self
+    }
+
+    /// The file operations this command is, in order, when nothing was added to it since it
+    /// was made (more shell, a folder to run in, environment, input): a file plane may make
+    /// them instead.
+    pub fn file_ops(&self) -> Option<&[FileOp]> {
+        match &self.ops {
+            Some((ops, parts))
+                if *parts == self.parts.len()
+                    && self.chdir.is_none()
+                    && self.env.is_empty()
+                    && self.stdin.is_none() =>
+            {
+                Some(ops)
+            }
+            _ => None,
+        }
+    }
+
     /// The typed query this command is, when nothing was added to it since it was made (more
     /// shell, a folder to run in, environment): a file plane may answer it instead.
     pub fn file_query(&self) -> Option<&FileQuery> {
@@ -1539,13 +1573,20 @@ where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    Cmd::raw("(umask 022 && mkdir -p --").args(paths).op(")")
+    let paths: Vec<String> = paths.into_iter().map(Into::into).collect();
+    let ops = paths.iter().cloned().map(FileOp::Mkdir).collect();
+    let mut c = Cmd::raw("(umask 022 && mkdir -p --").args(paths).op(")");
+    c.ops = Some((ops, c.parts.len()));
+    c
 }
 
 /// `chmod -- MODE PATH` with `mode` in octal (e.g. `0o644` → `0644`). Follows symlinks, like
 /// chmod itself: check the kind first.
 pub fn chmod(path: &str, mode: u32) -> Cmd {
-    Cmd::raw("chmod --").arg(format!("{mode:04o}")).arg(path)
+    Cmd::raw("chmod --")
+        .arg(format!("{mode:04o}"))
+        .arg(path)
+        .changes(FileOp::Chmod(path.to_string(), mode))
 }
 
 /// `chown -h -- OWNER:GROUP PATH` (either may be left out; `-h` changes a symlink itself).
@@ -1553,7 +1594,14 @@ pub fn chmod(path: &str, mode: u32) -> Cmd {
 pub fn chown(path: &str, owner: Option<&str>, group: Option<&str>) -> Cmd {
     match chown_spec(owner, group) {
         None => Cmd::raw(":"),
-        Some(spec) => Cmd::raw("chown -h --").arg(spec).arg(path),
+        Some(spec) => Cmd::raw("chown -h --")
+            .arg(spec)
+            .arg(path)
+            .changes(FileOp::Chown {
+                path: path.to_string(),
+                owner: owner.map(str::to_string),
+                group: group.map(str::to_string),
+            }),
     }
 }
 
@@ -1593,9 +1641,14 @@ pub fn ln_sf_atomic(target: &str, link: &str) -> Cmd {
     Cmd::raw("set --")
         .arg(target)
         .arg(link)
-        .arg(tmp)
+        .arg(&tmp)
         .op(";")
         .op(host::LN_SF)
+        .changes(FileOp::Symlink {
+            target: target.to_string(),
+            link: link.to_string(),
+            tmp,
+        })
 }
 
 /// `rm -rf -- PATH` (GNU rm refuses `/` by default).

@@ -229,6 +229,47 @@ impl Names {
     }
 }
 
+/// A change to a host's files that a file plane makes with protocol requests instead of a
+/// program, carried by the [`super::cmd::Cmd`] that makes it with shell programs
+/// ([`super::cmd::Cmd::file_ops`]): the plane must leave the host as the program would.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileOp {
+    /// `mkdir -p` under umask 022: the folders it makes are 0755.
+    Mkdir(String),
+    /// `chmod MODE PATH` (a symlink is followed).
+    Chmod(String, u32),
+    /// `chown -h OWNER:GROUP PATH` (a symlink itself is changed), names or ids; either may be
+    /// left out.
+    Chown {
+        /// The path.
+        path: String,
+        /// The new owner.
+        owner: Option<String>,
+        /// The new group.
+        group: Option<String>,
+    },
+    /// The symlink `link` pointed at `target` atomically: a link at `tmp` (in `link`'s
+    /// folder) renamed over it, removed when the rename fails.
+    Symlink {
+        /// What the link points at.
+        target: String,
+        /// Where the link is.
+        link: String,
+        /// The temporary name.
+        tmp: String,
+    },
+}
+
+impl FileOp {
+    /// The path the operation changes.
+    pub fn path(&self) -> &str {
+        match self {
+            FileOp::Mkdir(p) | FileOp::Chmod(p, _) | FileOp::Chown { path: p, .. } => p,
+            FileOp::Symlink { link, .. } => link,
+        }
+    }
+}
+
 /// A backup of paths before a step's change, typed: what the backup program
 /// (`src/host/sh/backup.sh`) does for plain paths, for a file plane to do with protocol
 /// requests instead: the same refusals, entry folders and manifest lines. Made only for paths

@@ -28,6 +28,7 @@ use super::files::{Answer, Asked, FileQuery, HASH_READ_MAX, Names, READ_MAX, kin
 use super::{FileAttrs, Payload, Put, TransportError};
 
 mod backup;
+mod ops;
 
 /// Bytes per read or write request (OpenSSH's sftp-server takes up to 256 KiB).
 const CHUNK: usize = 64 * 1024;
@@ -50,6 +51,8 @@ pub(crate) struct Sftp {
     what: String,
     /// The session's user's id, when the host's user table names it.
     uid: Option<u32>,
+    /// The server offers `lsetstat@openssh.com` (a symlink's own owner).
+    lsetstat: bool,
     /// Folders known to exist (made or seen by [`Sftp::mkdir_p`]).
     dirs: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Folders whose stale temporary files were removed in this run (by a backup).
@@ -93,6 +96,32 @@ impl Failure {
             Failure::Broken(e) => format!("{what}: sftp session lost: {e}"),
         }
     }
+}
+
+/// A failed step of a change made with several requests: the program's failure and this
+/// message, unless the session broke.
+pub(crate) struct Fail {
+    msg: String,
+    broken: bool,
+}
+
+impl Fail {
+    fn new(msg: String) -> Fail {
+        Fail { msg, broken: false }
+    }
+}
+
+/// `e` while doing `what`.
+fn fail(e: impl Into<Failure>, what: &str) -> Fail {
+    let f = e.into();
+    Fail {
+        broken: matches!(f, Failure::Broken(_)),
+        msg: f.describe(what),
+    }
+}
+
+fn failed(what: String) -> impl FnOnce(Failure) -> Fail {
+    move |f| fail(f, &what)
 }
 
 /// A file written to its temporary name and flushed, still open, not yet renamed over its
@@ -148,6 +177,7 @@ impl Sftp {
             names: Names::default(),
             what,
             uid: None,
+            lsetstat: version.extensions.contains_key("lsetstat@openssh.com"),
             dirs: Default::default(),
             cleaned: Default::default(),
         };

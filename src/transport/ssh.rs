@@ -701,20 +701,9 @@ impl SshTransport {
         path: &str,
         attrs: &FileAttrs,
     ) -> Result<Option<Put>, TransportError> {
-        let Some(key) = self.plane_key(attrs.become_.as_ref()) else {
+        let Some(key) = self.plane_for_change(attrs.become_.as_ref()).await? else {
             return Ok(None);
         };
-        self.reads.may_run()?;
-        // A queued backup that only a program can take rides with the shell plane's write in
-        // one round trip; one of plain paths is taken on this plane first.
-        if self.queued.is_pending() && self.queued.planned().is_none() {
-            return Ok(None);
-        }
-        if self.plane(&key).await.is_none() {
-            return Ok(None);
-        }
-        self.reads.changed();
-        self.settle_queued().await?;
         let Some(Plane::Ready(sftp, _)) = self.planes.get(&key) else {
             return Ok(None);
         };
@@ -754,6 +743,62 @@ impl SshTransport {
             .await??;
         tracing::debug!(host = %self.name, path, bytes = staged.len, "sftp put");
         Ok(Some(staged.put))
+    }
+
+    /// The session a change with `become_` is made on, ready, with what was read ahead
+    /// forgotten and the queued backup taken: `None` when the shell plane must make it (no
+    /// session for that user, or a queued backup that only a program can take: it rides with
+    /// the shell's command in one round trip).
+    async fn plane_for_change(
+        &mut self,
+        become_: Option<&Become>,
+    ) -> Result<Option<Option<String>>, TransportError> {
+        let Some(key) = self.plane_key(become_) else {
+            return Ok(None);
+        };
+        self.reads.may_run()?;
+        if self.queued.is_pending() && self.queued.planned().is_none() {
+            return Ok(None);
+        }
+        if self.plane(&key).await.is_none() {
+            return Ok(None);
+        }
+        self.reads.changed();
+        self.settle_queued().await?;
+        Ok(Some(key))
+    }
+
+    /// A command that is only file operations ([`Cmd::file_ops`]) made on the file plane:
+    /// `None` when the shell plane must run it.
+    async fn plane_ops(&mut self, cmd: &Cmd) -> Result<Option<Output>, TransportError> {
+        let Some(ops) = cmd.file_ops() else {
+            return Ok(None);
+        };
+        let Some(key) = self.plane_for_change(cmd.get_become()).await? else {
+            return Ok(None);
+        };
+        let Some(Plane::Ready(sftp, _)) = self.planes.get(&key) else {
+            return Ok(None);
+        };
+        let what = format!(
+            "changing {}",
+            ops.first().map(|o| o.path()).unwrap_or_default()
+        );
+        match self.on_plane(&what, sftp.apply(ops)).await? {
+            Ok(out) => {
+                if out.is_some() {
+                    tracing::debug!(host = %self.name, ops = ops.len(), "file operations on the file plane");
+                }
+                Ok(out)
+            }
+            Err(broken) => {
+                self.plane_broke(&key, &broken);
+                Err(TransportError::Io(format!(
+                    "{}: {what}: sftp session lost: {broken}",
+                    self.name
+                )))
+            }
+        }
     }
 
     /// [`Transport::get`] on the file plane: `None` when the shell plane must do it.
@@ -828,6 +873,9 @@ impl SshTransport {
 
 impl Transport for SshTransport {
     async fn exec(&mut self, cmd: &Cmd) -> Result<Output, TransportError> {
+        if let Some(out) = self.plane_ops(cmd).await? {
+            return Ok(out);
+        }
         let limits = self.limits;
         self.run(cmd, None, limits).await
     }

@@ -9,7 +9,7 @@
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use sha2::Digest;
 
-use super::{Failure, Sftp};
+use super::{Fail, Failure, Sftp, fail, failed};
 use crate::transport::Output;
 use crate::transport::files::{
     BackupPlan, HASH_READ_MAX, ancestors, is_stale_temp_name, parent_of,
@@ -27,32 +27,6 @@ pub(crate) struct Backup {
     pub out: Output,
     /// Old runs' folders too large to remove here: the transport removes them with `rm -rf`.
     pub prune_left: Vec<String>,
-}
-
-/// A failed step of the backup: the program's exit 3 and this message, unless the session
-/// broke.
-pub(crate) struct Fail {
-    msg: String,
-    broken: bool,
-}
-
-impl Fail {
-    fn new(msg: String) -> Fail {
-        Fail { msg, broken: false }
-    }
-}
-
-/// `e` while doing `what`.
-fn fail(e: impl Into<Failure>, what: &str) -> Fail {
-    let f = e.into();
-    Fail {
-        broken: matches!(f, Failure::Broken(_)),
-        msg: f.describe(what),
-    }
-}
-
-fn failed(what: String) -> impl FnOnce(Failure) -> Fail {
-    move |f| fail(f, &what)
 }
 
 /// What a path was when it was looked at.
@@ -202,7 +176,7 @@ impl Sftp {
                         .next()
                         .map(|f| f.filename)
                         .unwrap_or_default();
-                    self.mkdir_p(&d, 0o700).await?;
+                    self.mkdir_p(&d, 0o700, false).await?;
                     self.create(
                         &format!("{d}/target"),
                         format!("{target}\n").as_bytes(),
@@ -223,7 +197,7 @@ impl Sftp {
                             it.path
                         )));
                     }
-                    self.mkdir_p(&d, 0o700).await?;
+                    self.mkdir_p(&d, 0o700, false).await?;
                     self.create(&format!("{d}/data"), &data, Some(a)).await?;
                     ("file", hex::encode(sha2::Sha256::digest(&data)))
                 }
@@ -290,8 +264,8 @@ impl Sftp {
         let runs = format!("{sd}/runs");
         let backups = format!("{sd}/backups");
         let this = format!("{backups}/{run}");
-        self.mkdir_p(&runs, 0o700).await?;
-        self.mkdir_p(&this, 0o700).await?;
+        self.mkdir_p(&runs, 0o700, false).await?;
+        self.mkdir_p(&this, 0o700, false).await?;
         let private = FileAttributes {
             permissions: Some(0o700),
             ..FileAttributes::empty()
@@ -444,52 +418,6 @@ impl Sftp {
                 .map_err(|e| fail(e, &format!("removing {d}")))?;
         }
         Ok(())
-    }
-
-    /// `mkdir -p` with `mode` for the folders it makes: every missing folder on the way asked
-    /// for at once (the server answers in order; one that exists answers with a failure),
-    /// then the last one looked at. Folders made or seen are remembered for the session.
-    pub(crate) async fn mkdir_p(&self, path: &str, mode: u32) -> Result<(), Fail> {
-        let path = path.trim_end_matches('/');
-        if path.is_empty() || self.known_dir(path) {
-            return Ok(());
-        }
-        let mut chain: Vec<String> = vec![path.to_string()];
-        let mut q = path.to_string();
-        loop {
-            q = parent_of(&q);
-            if q == "/" || q == "." || self.known_dir(&q) {
-                break;
-            }
-            chain.push(q.clone());
-        }
-        chain.reverse();
-        let attrs = FileAttributes {
-            permissions: Some(mode),
-            ..FileAttributes::empty()
-        };
-        let _ = futures::future::join_all(
-            chain
-                .iter()
-                .map(|p| self.raw.mkdir(p.as_str(), attrs.clone())),
-        )
-        .await;
-        match self.raw.stat(path).await {
-            Ok(a) if a.attrs.is_dir() => {
-                let mut known = self.dirs.lock().unwrap_or_else(|e| e.into_inner());
-                known.extend(chain);
-                Ok(())
-            }
-            Ok(_) => Err(Fail::new(format!("mkdir {path}: a file is in the way"))),
-            Err(e) => Err(fail(e, &format!("mkdir {path}"))),
-        }
-    }
-
-    fn known_dir(&self, p: &str) -> bool {
-        self.dirs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(p)
     }
 
     /// Creates `path` (it must not exist: created exclusively, 0600) holding `data`, flushed
