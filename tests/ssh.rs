@@ -216,7 +216,7 @@ const RELEASE: &str = r#"- hosts: all
       register: version
       changed_when: false
       failed_when: version.stdout != v
-    - file: { path: "{{ rel }}/payload", mode: "0600" }
+    - file: { path: "{{ rel }}/stat", mode: "0600" }
     - command: test -f /srv/rel/current/VERSION
       changed_when: false
 "#;
@@ -1932,6 +1932,12 @@ fn files_go_over_sftp_and_the_forced_shell_plane_leaves_the_same_hosts() {
     - template: { src: app.conf.j2, dest: "{{ rel }}/app.conf" }
     - lineinfile: { path: /srv/rel/env, regexp: "^mode=", line: mode=production, create: true }
     - file: { src: "{{ rel }}", dest: /srv/rel/current, state: link }
+    - stat: { path: "{{ rel }}/payload", checksum_algorithm: sha256 }
+      register: st
+    - copy:
+        dest: "{{ rel }}/stat"
+        content: "{{ st.stat.checksum }} {{ st.stat.mode }} {{ st.stat.size }} {{ st.stat.pw_name }} {{ st.stat.isreg }} {{ st.stat.readable }} {{ st.stat.nlink }}\n"
+    - file: { path: "{{ rel }}/stat", mode: "0600" }
     - copy: { src: big.bin, dest: /etc/rdeploy-test/big.bin, mode: "0600" }
       become: yes
     - copy: { content: "{{ v }}\n", dest: /etc/rdeploy-test/VERSION, owner: root, group: root }
@@ -1960,10 +1966,11 @@ fn files_go_over_sftp_and_the_forced_shell_plane_leaves_the_same_hosts() {
         Run::from(c.output().expect("run rdeploy"))
     };
     let (sftp, shell) = (fleet.host(0), fleet.host(1));
-    let mut seconds = Vec::new();
+    let (mut firsts, mut seconds) = (Vec::new(), Vec::new());
     for (h, forced) in [(sftp, false), (shell, true)] {
         let first = on(h.name(), forced, "1");
         assert_eq!(first.code, 0, "{}", first.explain());
+        firsts.push((commands_per_host(&first, h.name()), first.explain()));
         assert_eq!(
             first.stderr.contains("file plane: sftp"),
             !forced,
@@ -1989,6 +1996,7 @@ fn files_go_over_sftp_and_the_forced_shell_plane_leaves_the_same_hosts() {
         "/srv/rel/1/payload",
         "/srv/rel/2/payload",
         "/srv/rel/2/app.conf",
+        "/srv/rel/2/stat",
         "/srv/rel/env",
         "/etc/rdeploy-test/big.bin",
         "/etc/rdeploy-test/VERSION",
@@ -2018,6 +2026,15 @@ fn files_go_over_sftp_and_the_forced_shell_plane_leaves_the_same_hosts() {
     assert_eq!(
         std::fs::read_link(sftp.path("/srv/rel/current")).unwrap(),
         Path::new("/srv/rel/2")
+    );
+    // The backups, the writes and the changes to folders and links go over sftp too.
+    assert!(
+        firsts[0].0 * 2 < firsts[1].0,
+        "first run: {} commands over sftp, {} with the shell plane\n{}\n{}",
+        firsts[0].0,
+        firsts[1].0,
+        firsts[0].1,
+        firsts[1].1
     );
     assert!(
         seconds[0].0 < seconds[1].0,

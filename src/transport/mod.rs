@@ -686,11 +686,34 @@ impl AnyTransport {
             return Ok(Ok(outs));
         }
         if let AnyTransport::Ssh(t) = self {
-            let queries: Option<Vec<&files::FileQuery>> =
-                set.bare().iter().map(Cmd::file_query).collect();
-            if let Some(qs) = queries
-                && let Some(mut outs) = t.plane_answers(&qs, set.become_()).await?
+            // The questions the file plane answers, by position; the rest are programs.
+            let (asked, programs): (Vec<usize>, Vec<usize>) =
+                (0..set.len()).partition(|&i| set.bare()[i].file_query().is_some());
+            let qs: Vec<&files::FileQuery> = asked
+                .iter()
+                .filter_map(|&i| set.bare()[i].file_query())
+                .collect();
+            if !qs.is_empty()
+                && let Some(answers) = t.plane_answers(&qs, set.become_()).await?
             {
+                let mut outs: Vec<Option<Output>> = vec![None; set.len()];
+                for (i, o) in asked.into_iter().zip(answers) {
+                    outs[i] = Some(o);
+                }
+                if !programs.is_empty() {
+                    // The programs alone, as a set of their own.
+                    self.reads().unannounce(set);
+                    let rest = set.part(&programs);
+                    let ran = match Box::pin(self.read_programs(&rest)).await? {
+                        Ok(ran) => ran,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    for (i, o) in programs.into_iter().zip(ran) {
+                        outs[i] = Some(o);
+                    }
+                }
+                let mut outs: Vec<Output> =
+                    outs.into_iter().map(Option::unwrap_or_default).collect();
                 for o in &mut outs {
                     cmd::keep_ends(o, set.keep());
                 }
@@ -706,6 +729,15 @@ impl AnyTransport {
         if let AnyTransport::Scripted(t) = self {
             return t.read(set).await;
         }
+        self.read_programs(set).await
+    }
+
+    /// Runs the read-only commands of `set` as programs: one on its own, several as one batch,
+    /// with the announced sets that can share it (their outputs kept for when they are asked).
+    async fn read_programs(
+        &mut self,
+        set: &ReadSet,
+    ) -> Result<Result<Vec<Output>, BatchError>, TransportError> {
         let others = self.reads().batch_with(set);
         if others.is_empty() {
             if let [one] = set.commands().as_slice() {

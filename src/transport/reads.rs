@@ -60,6 +60,17 @@ impl ReadSet {
         })
     }
 
+    /// The commands at `which` (in that order), with this set's settings.
+    pub fn part(&self, which: &[usize]) -> ReadSet {
+        ReadSet {
+            cmds: which
+                .iter()
+                .filter_map(|&i| self.cmds.get(i).cloned())
+                .collect(),
+            ..self.clone()
+        }
+    }
+
     /// How many commands.
     pub fn len(&self) -> usize {
         self.cmds.len()
@@ -241,6 +252,11 @@ impl Reads {
         tracing::debug!("read handed out from the reads run ahead");
         self.hits += 1;
         Some(self.cached.swap_remove(at).1)
+    }
+
+    /// `set` is no longer to be read ahead (part of it was answered otherwise).
+    pub fn unannounce(&mut self, set: &ReadSet) {
+        self.announced.retain(|s| s != set);
     }
 
     /// Before `set` is read on its own: the announced sets that can share its batch (taken; the
