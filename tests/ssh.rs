@@ -216,7 +216,7 @@ const RELEASE: &str = r#"- hosts: all
       register: version
       changed_when: false
       failed_when: version.stdout != v
-    - file: { path: "{{ rel }}/stat", mode: "0600" }
+    - file: { path: "{{ rel }}/payload", mode: "0600" }
     - command: test -f /srv/rel/current/VERSION
       changed_when: false
 "#;
