@@ -47,7 +47,16 @@ fn sandbox(fleet: &Fleet, playbook: &str) -> Sandbox {
 
 /// Starts `rdeploy run pb.yaml` (bounded at 120 s, so a regression fails instead of hanging).
 fn spawn(sb: &Sandbox, args: &[&str]) -> std::thread::JoinHandle<Run> {
+    spawn_on(sb, args, None)
+}
+
+/// [`spawn`] with the file plane chosen (`Some("shell")`: shell programs only).
+fn spawn_on(sb: &Sandbox, args: &[&str], plane: Option<&str>) -> std::thread::JoinHandle<Run> {
     let mut cmd = sb.rdeploy(&["run", "pb.yaml", "-i", "inv.yaml", "--output", "json"]);
+    match plane {
+        Some(p) => cmd.env("RDEPLOY_FILE_PLANE", p),
+        None => cmd.env_remove("RDEPLOY_FILE_PLANE"),
+    };
     cmd.args(args)
         .env_remove("SSH_AUTH_SOCK")
         .timeout(Duration::from_secs(120));
@@ -101,7 +110,9 @@ fn assert_nothing_left(h: &Host) {
 
 /// It held a run for 11 minutes: `put` had no time limit, and a write blocked on the SSH
 /// channel's window waited for ever. Now the task's `timeout:` bounds the transfer, the host
-/// is reported timed out, and the stopped receiver is killed with its process group.
+/// is reported timed out, and the stopped receiver is killed with its process group. The
+/// receiver is the shell plane's (`dd`): the plane is forced, since over SFTP the receiver
+/// is the connection's own sftp session.
 #[test]
 fn a_transfer_to_a_host_that_stops_reading_ends_at_the_task_timeout() {
     let fleet = Fleet::start(1);
@@ -112,7 +123,7 @@ fn a_transfer_to_a_host_that_stops_reading_ends_at_the_task_timeout() {
     );
     let big: Vec<u8> = (0..8u32 << 20).map(|i| (i ^ (i >> 11)) as u8).collect();
     sb.write("big.bin", &big);
-    let child = spawn(&sb, &[]);
+    let child = spawn_on(&sb, &[], Some("shell"));
     // The transfer's receiving process (`dd` in the put script) stops reading at once.
     let dd = wait_for(h, "dd bs=65536");
     let pid = rustix::process::Pid::from_raw(dd.pid as i32).unwrap();
