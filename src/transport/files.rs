@@ -329,16 +329,21 @@ pub fn parent_of(path: &str) -> String {
     if q.is_empty() { "/".into() } else { q.into() }
 }
 
-/// The folders above `path`, nearest first, as the backup program walks them (up to `/` or
-/// `.`, neither included).
+/// The folders above `path`, nearest first, as the backup program walks them for its refusal
+/// check (up to `/` or `.`, neither included; a path ending in `/` starts at itself).
 pub fn ancestors(path: &str) -> Vec<String> {
-    let start = if path.ends_with('/') {
-        format!("{path}x")
+    if path.ends_with('/') {
+        parents(&format!("{path}x"))
     } else {
-        path.to_string()
-    };
+        parents(path)
+    }
+}
+
+/// The folders above `path`, nearest first (trailing slashes dropped; up to `/` or `.`,
+/// neither included), as the backup program counts an absent path's missing parents.
+pub fn parents(path: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut q = start;
+    let mut q = path.to_string();
     loop {
         q = parent_of(&q);
         if q == "/" || q == "." || out.len() >= 4096 {

@@ -12,7 +12,7 @@ use sha2::Digest;
 use super::{Fail, Failure, Sftp, fail, failed};
 use crate::transport::Output;
 use crate::transport::files::{
-    BackupPlan, HASH_READ_MAX, ancestors, is_stale_temp_name, parent_of,
+    BackupPlan, HASH_READ_MAX, ancestors, is_stale_temp_name, parent_of, parents,
 };
 
 /// Entries a pruned run's folder may hold for the plane to remove it; a larger one is left
@@ -525,19 +525,5 @@ impl Sftp {
         synced.map_err(|e| fail(e, &format!("flushing {path}")))?;
         closed.map_err(|e| fail(e, &format!("closing {path}")))?;
         Ok(())
-    }
-}
-
-/// The folders above `path`, nearest first, as the program counts an absent path's missing
-/// parents (from the path itself, trailing slashes dropped).
-fn parents(path: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut q = path.to_string();
-    loop {
-        q = parent_of(&q);
-        if q == "/" || q == "." || out.len() >= 4096 {
-            return out;
-        }
-        out.push(q.clone());
     }
 }
