@@ -8,7 +8,9 @@ mod support;
 
 use rdeploy::transport::cmd::{Cmd, parse_stat_content};
 use rdeploy::transport::files::every_question;
-use rdeploy::transport::{AnyTransport, ReadSet, SshTransport, Transport, ssh_config};
+use rdeploy::transport::{
+    AnyTransport, LocalTransport, ReadSet, SshTransport, Transport, ssh_config,
+};
 use support::fleet::Fleet;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,11 +144,30 @@ fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, (Vec<u8>, u
 /// either restores the same files.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backups_on_the_sftp_plane_are_the_backup_programs() {
-    use rdeploy::backup::{self, Store, Target, TargetKind};
-    use std::os::unix::fs::PermissionsExt;
     let fleet = Fleet::start(1);
     let h = fleet.host(0);
     let root = h.path("/srv/bk");
+    backup_files(&root);
+    give_to_login_user(&root);
+    let mut tr = connect(&fleet, h).await;
+    assert_eq!(tr.take_plane_note().as_deref(), Some("sftp subsystem"));
+    backups_compared(&mut tr, &root, "/srv/bk").await;
+    tr.close().await;
+}
+
+/// The same on the local connection: the backup is taken with `std::fs`, no program.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_with_std_fs_are_the_backup_programs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("bk");
+    backup_files(&root);
+    let mut tr = AnyTransport::Local(LocalTransport::new("localhost").with_recording());
+    backups_compared(&mut tr, &root, &root.display().to_string()).await;
+}
+
+/// The files [`backups_compared`] backs up, below `root` on the controller.
+fn backup_files(root: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(root.join("d")).unwrap();
     std::fs::write(root.join("f"), "kept\nbytes\n").unwrap();
     std::fs::set_permissions(root.join("f"), std::fs::Permissions::from_mode(0o640)).unwrap();
@@ -160,7 +181,13 @@ async fn backups_on_the_sftp_plane_are_the_backup_programs() {
         std::fs::write(root.join(format!("state/runs/{old}.json")), "{}\n").unwrap();
     }
     std::fs::write(root.join("state/runs/20200102T000000Z-bbbb.pending"), "").unwrap();
-    give_to_login_user(&root);
+}
+
+/// Backs up the same paths below `host_root` (the host's name for `root`) with the program,
+/// then on `tr`'s file plane, and compares what each left.
+async fn backups_compared(tr: &mut AnyTransport, root: &std::path::Path, host_root: &str) {
+    use rdeploy::backup::{self, Store, Target, TargetKind};
+    use std::os::unix::fs::PermissionsExt;
     let stale = || {
         let p = root.join(".f.rdeploy-tmp.dead");
         std::fs::write(&p, "left by a killed transfer").unwrap();
@@ -175,12 +202,12 @@ async fn backups_on_the_sftp_plane_are_the_backup_programs() {
 
     let run = "20261206T120000Z-test".to_string();
     let store = Store {
-        state_dir: "/srv/bk/state".into(),
+        state_dir: format!("{host_root}/state"),
         run_id: run.clone(),
         keep_runs: 1,
     };
     let path = |k: TargetKind, p: &str| Target {
-        path: format!("/srv/bk/{p}"),
+        path: format!("{host_root}/{p}"),
         deep: false,
         kind: k,
     };
@@ -191,8 +218,6 @@ async fn backups_on_the_sftp_plane_are_the_backup_programs() {
         path(TargetKind::Path, "new/deeper/x"),
         path(TargetKind::Attrs, "g"),
     ];
-    let mut tr = connect(&fleet, h).await;
-    assert_eq!(tr.take_plane_note().as_deref(), Some("sftp subsystem"));
 
     // Step 1: the program (prepared by its own command first, as the executor would).
     let stale_file = stale();
@@ -224,7 +249,7 @@ async fn backups_on_the_sftp_plane_are_the_backup_programs() {
     tr.run_before_next(cmd, Some(plan));
     tr.put(
         rdeploy::transport::Payload::Bytes(b"new\n"),
-        "/srv/bk/f",
+        &format!("{host_root}/f"),
         &rdeploy::transport::FileAttrs::default(),
     )
     .await
@@ -292,7 +317,7 @@ async fn backups_on_the_sftp_plane_are_the_backup_programs() {
 
     // The rollback of the plane's entries puts the file back as it was.
     for e in backup::restore_order(on_plane) {
-        backup::restore(&mut tr, "/srv/bk/state", &run, &e, None)
+        backup::restore(tr, &format!("{host_root}/state"), &run, &e, None)
             .await
             .unwrap();
     }
@@ -303,7 +328,6 @@ async fn backups_on_the_sftp_plane_are_the_backup_programs() {
         .mode()
         & 0o7777;
     assert_eq!(mode, 0o640);
-    tr.close().await;
 }
 
 /// A backup the plane cannot take the program's way (a file too large to hash on the
@@ -366,6 +390,64 @@ async fn file_changes_on_the_sftp_plane_are_the_programs() {
     let fleet = Fleet::start(1);
     let h = fleet.host(0);
     let root = h.path("/srv/ops");
+    twins(&root);
+    give_to_login_user(&root);
+    let mut tr = connect(&fleet, h).await;
+    changes_compared(&mut tr, &root, "/srv/ops", support::fleet::USER).await;
+    // As root through sudo (its own session): owners change, a link's own owner too.
+    let root_changes: Vec<(&str, Change)> = vec![
+        (
+            "chown a file to root",
+            Box::new(|d| cmd::chown(&format!("{d}/f"), Some("root"), Some("root"))),
+        ),
+        (
+            "chown a link itself",
+            Box::new(|d| cmd::chown(&format!("{d}/ln"), Some("root"), None)),
+        ),
+        (
+            "a root folder",
+            Box::new(|d| cmd::mkdir_p(&format!("{d}/rootdir/x"))),
+        ),
+    ];
+    let sudo = cmd::Become::sudo("root");
+    for (what, change) in &root_changes {
+        let before = tr.commands_run();
+        let a = tr
+            .exec(&change("/srv/ops/a").with_become(sudo.clone()))
+            .await
+            .unwrap();
+        assert_eq!(tr.commands_run(), before, "{what}: no program");
+        let b = cmd::Cmd::raw(":")
+            .and(change("/srv/ops/b"))
+            .with_become(sudo.clone());
+        let b = tr.exec(&b).await.unwrap();
+        assert_eq!(
+            (a.status, b.status),
+            (0, 0),
+            "{what}\nplane: {a:?}\nshell: {b:?}"
+        );
+        assert_eq!(tree(&root.join("a")), tree(&root.join("b")), "{what}");
+    }
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::symlink_metadata(root.join("a/ln")).unwrap().uid(),
+        0
+    );
+    tr.close().await;
+}
+
+/// The same on the local connection: the changes are made with `std::fs`, no program.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_changes_with_std_fs_are_the_programs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ops");
+    twins(&root);
+    let mut tr = AnyTransport::Local(LocalTransport::new("localhost").with_recording());
+    changes_compared(&mut tr, &root, &root.display().to_string(), "daemon").await;
+}
+
+/// The same files in `root/a` and `root/b`.
+fn twins(root: &std::path::Path) {
     for side in ["a", "b"] {
         let d = root.join(side);
         std::fs::create_dir_all(d.join("dir/sub")).unwrap();
@@ -374,10 +456,12 @@ async fn file_changes_on_the_sftp_plane_are_the_programs() {
         std::os::unix::fs::symlink("f", d.join("ln")).unwrap();
         std::os::unix::fs::symlink("nowhere", d.join("dangling")).unwrap();
     }
-    give_to_login_user(&root);
-    let mut tr = connect(&fleet, h).await;
-    let user = support::fleet::USER;
-    let changes: Vec<(&str, Change)> = vec![
+}
+
+/// The changes compared, `user` the owner some of them give.
+fn changes(user: &'static str) -> Vec<(&'static str, Change)> {
+    use rdeploy::transport::cmd;
+    vec![
         (
             "mkdir -p below a folder",
             Box::new(|d| cmd::mkdir_p(&format!("{d}/dir/new/deeper"))),
@@ -452,10 +536,21 @@ async fn file_changes_on_the_sftp_plane_are_the_programs() {
                 cmd::chmod(&format!("{d}/absent"), 0o700).and(cmd::mkdir_p(&format!("{d}/never")))
             }),
         ),
-    ];
+    ]
+}
+
+/// Makes every change of [`changes`] on `tr`'s plane in `root/a` (`host_root/a` to the host)
+/// and by the programs in `root/b`, comparing the trees after each.
+async fn changes_compared(
+    tr: &mut AnyTransport,
+    root: &std::path::Path,
+    host_root: &str,
+    user: &'static str,
+) {
+    let changes = changes(user);
     let mut on_plane = 0;
     for (what, change) in &changes {
-        let plane_cmd = change("/srv/ops/a");
+        let plane_cmd = change(&format!("{host_root}/a"));
         assert!(plane_cmd.file_ops().is_some(), "{what}: typed");
         let before = tr.commands_run();
         let a = tr.exec(&plane_cmd).await.unwrap();
@@ -463,7 +558,7 @@ async fn file_changes_on_the_sftp_plane_are_the_programs() {
             on_plane += 1;
         }
         let b = tr
-            .exec(&cmd::Cmd::raw(":").and(change("/srv/ops/b")))
+            .exec(&Cmd::raw(":").and(change(&format!("{host_root}/b"))))
             .await
             .unwrap();
         assert_eq!(
@@ -478,44 +573,4 @@ async fn file_changes_on_the_sftp_plane_are_the_programs() {
         changes.len(),
         "every change was made without a program"
     );
-    // As root through sudo (its own session): owners change, a link's own owner too.
-    let root_changes: Vec<(&str, Change)> = vec![
-        (
-            "chown a file to root",
-            Box::new(|d| cmd::chown(&format!("{d}/f"), Some("root"), Some("root"))),
-        ),
-        (
-            "chown a link itself",
-            Box::new(|d| cmd::chown(&format!("{d}/ln"), Some("root"), None)),
-        ),
-        (
-            "a root folder",
-            Box::new(|d| cmd::mkdir_p(&format!("{d}/rootdir/x"))),
-        ),
-    ];
-    let sudo = rdeploy::transport::cmd::Become::sudo("root");
-    for (what, change) in &root_changes {
-        let before = tr.commands_run();
-        let a = tr
-            .exec(&change("/srv/ops/a").with_become(sudo.clone()))
-            .await
-            .unwrap();
-        assert_eq!(tr.commands_run(), before, "{what}: no program");
-        let b = cmd::Cmd::raw(":")
-            .and(change("/srv/ops/b"))
-            .with_become(sudo.clone());
-        let b = tr.exec(&b).await.unwrap();
-        assert_eq!(
-            (a.status, b.status),
-            (0, 0),
-            "{what}\nplane: {a:?}\nshell: {b:?}"
-        );
-        assert_eq!(tree(&root.join("a")), tree(&root.join("b")), "{what}");
-    }
-    use std::os::unix::fs::MetadataExt;
-    assert_eq!(
-        std::fs::symlink_metadata(root.join("a/ln")).unwrap().uid(),
-        0
-    );
-    tr.close().await;
 }

@@ -23,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin};
 
 use super::cmd::{self, Cmd};
+use super::plane::local::LocalPlane;
 use super::{
     Capture, FileAttrs, LocalFile, Output, OutputLimits, Payload, Put, Queued, Reads, Transport,
     TransportError, Truncated, within,
@@ -55,6 +56,8 @@ pub struct LocalTransport {
     pub(crate) reads: Reads,
     /// The stat helpers run as shell programs ([`shell_only`], or [`LocalTransport::with_shell_files`]).
     pub(crate) shell_files: bool,
+    /// File changes and backups made with `std::fs` ([`super::plane`]).
+    plane: LocalPlane,
 }
 
 impl LocalTransport {
@@ -77,6 +80,7 @@ impl LocalTransport {
                 r
             },
             shell_files: shell_only(),
+            plane: LocalPlane::default(),
         }
     }
 
@@ -88,26 +92,20 @@ impl LocalTransport {
         self
     }
 
-    /// Answers a set of file queries with `std::fs` (no program), as the shell helpers would:
-    /// `None` when one of them needs the shell (or the set has a `become`, or a backup is
-    /// queued before the next command, or the shell plane is forced).
+    /// Answers file queries with `std::fs` (no program), as the shell helpers would: `None`
+    /// when one of them needs the shell (or they become another user, or the shell plane is
+    /// forced). A command queued before the next one runs first.
     pub(crate) async fn plane_answers(
         &mut self,
-        set: &super::ReadSet,
+        queries: &[&super::files::FileQuery],
+        become_: Option<&super::Become>,
     ) -> Result<Option<Vec<Output>>, TransportError> {
-        if set.become_().is_some() || self.queued.is_pending() || self.shell_files {
+        if become_.is_some() || self.shell_files {
             return Ok(None);
         }
-        let Some(qs) = set
-            .bare()
-            .iter()
-            .map(|c| c.file_query().cloned())
-            .collect::<Option<Vec<super::files::FileQuery>>>()
-        else {
-            return Ok(None);
-        };
         self.reads.may_run()?;
-        self.queued.blocked()?;
+        self.run_queued().await?;
+        let qs: Vec<super::files::FileQuery> = queries.iter().map(|q| (*q).clone()).collect();
         let answers = tokio::task::spawn_blocking(move || {
             let names = super::files::local_names();
             qs.iter()
@@ -116,20 +114,37 @@ impl LocalTransport {
         })
         .await
         .map_err(|e| TransportError::Io(format!("looking at files: {e}")))?;
-        Ok(answers.map(|a| {
-            a.iter()
-                .map(|x| {
-                    let mut o = x.to_output();
-                    super::cmd::keep_ends(&mut o, set.keep());
-                    o
-                })
-                .collect()
-        }))
+        Ok(answers.map(|a| a.iter().map(super::files::Answer::to_output).collect()))
     }
 
     /// Runs the queued command (if any) on its own, before the next command: a local command
-    /// costs no round trip. `Err` when the next command must not run.
+    /// costs no round trip. A backup of plain paths is taken with `std::fs` instead of the
+    /// program ([`super::plane::backup`]) unless it becomes another user. `Err` when the next
+    /// command must not run.
     pub(crate) async fn run_queued(&mut self) -> Result<(), TransportError> {
+        if let Some((pre, plan)) = self.queued.planned()
+            && pre.get_become().is_none()
+            && !self.shell_files
+        {
+            let plan = plan.clone();
+            if let Some(taken) = super::plane::backup::backup(&self.plane, &plan)
+                .await
+                .map_err(TransportError::Io)
+                .transpose()
+            {
+                self.queued.take_pending();
+                let out = taken.map(|b| {
+                    // Old runs too large for the plane's walk: one call removes each.
+                    for p in &b.prune_left {
+                        let _ = std::fs::remove_dir_all(p);
+                    }
+                    b.out
+                });
+                tracing::debug!(host = %self.name, "backup with std::fs");
+                self.queued.settle_alone(out)?;
+                return self.queued.blocked();
+            }
+        }
         if let Some(pre) = self.queued.take_pending() {
             let r = self.exec(&pre).await;
             self.queued.settle_alone(r)?;
@@ -268,6 +283,17 @@ impl LocalTransport {
 
 impl Transport for LocalTransport {
     async fn exec(&mut self, cmd: &Cmd) -> Result<Output, TransportError> {
+        // File changes (mkdir -p, chmod, chown, a symlink swap) with std::fs, unless they
+        // become another user.
+        if let Some(ops) = cmd.file_ops()
+            && cmd.get_become().is_none()
+            && !self.shell_files
+            && let Some(out) = super::plane::ops::apply(&self.plane, ops)
+                .await
+                .map_err(TransportError::Io)?
+        {
+            return Ok(out);
+        }
         self.run(cmd, None).await
     }
 

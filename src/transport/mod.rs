@@ -14,6 +14,7 @@ pub mod cmd;
 pub mod files;
 pub mod known_hosts;
 pub mod local;
+pub(crate) mod plane;
 mod quickack;
 pub mod reads;
 #[cfg(test)]
@@ -685,44 +686,41 @@ impl AnyTransport {
         if let Some(outs) = self.reads().hit(set) {
             return Ok(Ok(outs));
         }
-        if let AnyTransport::Ssh(t) = self {
-            // The questions the file plane answers, by position; the rest are programs.
-            let (asked, programs): (Vec<usize>, Vec<usize>) =
-                (0..set.len()).partition(|&i| set.bare()[i].file_query().is_some());
-            let qs: Vec<&files::FileQuery> = asked
-                .iter()
-                .filter_map(|&i| set.bare()[i].file_query())
-                .collect();
-            if !qs.is_empty()
-                && let Some(answers) = t.plane_answers(&qs, set.become_()).await?
-            {
-                let mut outs: Vec<Option<Output>> = vec![None; set.len()];
-                for (i, o) in asked.into_iter().zip(answers) {
+        // The questions the file plane answers, by position; the rest are programs.
+        let (asked, programs): (Vec<usize>, Vec<usize>) =
+            (0..set.len()).partition(|&i| set.bare()[i].file_query().is_some());
+        let qs: Vec<&files::FileQuery> = asked
+            .iter()
+            .filter_map(|&i| set.bare()[i].file_query())
+            .collect();
+        let answers = match self {
+            _ if qs.is_empty() => None,
+            AnyTransport::Ssh(t) => t.plane_answers(&qs, set.become_()).await?,
+            AnyTransport::Local(t) => t.plane_answers(&qs, set.become_()).await?,
+            #[cfg(test)]
+            AnyTransport::Scripted(_) => None,
+        };
+        if let Some(answers) = answers {
+            let mut outs: Vec<Option<Output>> = vec![None; set.len()];
+            for (i, o) in asked.into_iter().zip(answers) {
+                outs[i] = Some(o);
+            }
+            if !programs.is_empty() {
+                // The programs alone, as a set of their own.
+                self.reads().unannounce(set);
+                let rest = set.part(&programs);
+                let ran = match Box::pin(self.read_programs(&rest)).await? {
+                    Ok(ran) => ran,
+                    Err(e) => return Ok(Err(e)),
+                };
+                for (i, o) in programs.into_iter().zip(ran) {
                     outs[i] = Some(o);
                 }
-                if !programs.is_empty() {
-                    // The programs alone, as a set of their own.
-                    self.reads().unannounce(set);
-                    let rest = set.part(&programs);
-                    let ran = match Box::pin(self.read_programs(&rest)).await? {
-                        Ok(ran) => ran,
-                        Err(e) => return Ok(Err(e)),
-                    };
-                    for (i, o) in programs.into_iter().zip(ran) {
-                        outs[i] = Some(o);
-                    }
-                }
-                let mut outs: Vec<Output> =
-                    outs.into_iter().map(Option::unwrap_or_default).collect();
-                for o in &mut outs {
-                    cmd::keep_ends(o, set.keep());
-                }
-                return Ok(Ok(outs));
             }
-        }
-        if let AnyTransport::Local(t) = self
-            && let Some(outs) = t.plane_answers(set).await?
-        {
+            let mut outs: Vec<Output> = outs.into_iter().map(Option::unwrap_or_default).collect();
+            for o in &mut outs {
+                cmd::keep_ends(o, set.keep());
+            }
             return Ok(Ok(outs));
         }
         #[cfg(test)]

@@ -25,10 +25,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::cmd::{PathKind, PathState};
 use super::files::{Answer, Asked, FileQuery, HASH_READ_MAX, Names, READ_MAX, kind_of_mode};
+use super::plane::Failure;
 use super::{FileAttrs, Payload, Put, TransportError};
 
-mod backup;
-mod ops;
+mod plane;
 
 /// Bytes per read or write request (OpenSSH's sftp-server takes up to 256 KiB).
 const CHUNK: usize = 64 * 1024;
@@ -65,15 +65,6 @@ impl std::fmt::Debug for Sftp {
     }
 }
 
-/// Why an SFTP request failed.
-#[derive(Debug)]
-pub(crate) enum Failure {
-    /// The server answered with an error status (the host said no: permission, no such file).
-    Status(StatusCode, String),
-    /// The session broke (closed, timed out, spoke nonsense): the plane is not used again.
-    Broken(String),
-}
-
 impl From<SftpError> for Failure {
     fn from(e: SftpError) -> Failure {
         match e {
@@ -81,47 +72,6 @@ impl From<SftpError> for Failure {
             e => Failure::Broken(e.to_string()),
         }
     }
-}
-
-impl Failure {
-    fn no_such_file(&self) -> bool {
-        matches!(self, Failure::Status(StatusCode::NoSuchFile, _))
-    }
-
-    /// The failure as words about `what` (`writing /etc/x`).
-    fn describe(&self, what: &str) -> String {
-        match self {
-            Failure::Status(code, msg) if msg.is_empty() => format!("{what}: {code}"),
-            Failure::Status(_, msg) => format!("{what}: {msg}"),
-            Failure::Broken(e) => format!("{what}: sftp session lost: {e}"),
-        }
-    }
-}
-
-/// A failed step of a change made with several requests: the program's failure and this
-/// message, unless the session broke.
-pub(crate) struct Fail {
-    msg: String,
-    broken: bool,
-}
-
-impl Fail {
-    fn new(msg: String) -> Fail {
-        Fail { msg, broken: false }
-    }
-}
-
-/// `e` while doing `what`.
-fn fail(e: impl Into<Failure>, what: &str) -> Fail {
-    let f = e.into();
-    Fail {
-        broken: matches!(f, Failure::Broken(_)),
-        msg: f.describe(what),
-    }
-}
-
-fn failed(what: String) -> impl FnOnce(Failure) -> Fail {
-    move |f| fail(f, &what)
 }
 
 /// A file written to its temporary name and flushed, still open, not yet renamed over its

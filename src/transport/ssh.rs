@@ -37,6 +37,7 @@ use tokio::sync::{Semaphore, watch};
 use super::cmd::{self, Become, Cmd};
 use super::files::FileQuery;
 use super::known_hosts::{self, HostKey, HostKeyPolicy, KnownHosts, Verdict};
+use super::plane;
 use super::quickack::QuickAck;
 use super::sftp::Sftp;
 use super::ssh_config::{Hop, HostSettings, SshOptions};
@@ -615,7 +616,9 @@ impl SshTransport {
                 && self.plane(&key).await.is_some()
                 && let Some(Plane::Ready(sftp, _)) = self.planes.get(&key)
             {
-                let r = self.on_plane("backing up", sftp.backup(&plan)).await;
+                let r = self
+                    .on_plane("backing up", plane::backup::backup(sftp.as_ref(), &plan))
+                    .await;
                 let taken = match r {
                     Ok(Ok(Some(b))) => Some(Ok(b)),
                     Ok(Ok(None)) => None,
@@ -784,7 +787,10 @@ impl SshTransport {
             "changing {}",
             ops.first().map(|o| o.path()).unwrap_or_default()
         );
-        match self.on_plane(&what, sftp.apply(ops)).await? {
+        match self
+            .on_plane(&what, plane::ops::apply(sftp.as_ref(), ops))
+            .await?
+        {
             Ok(out) => {
                 if out.is_some() {
                     tracing::debug!(host = %self.name, ops = ops.len(), "file operations on the file plane");
