@@ -433,6 +433,16 @@ async fn file_changes_on_the_sftp_plane_are_the_programs() {
         std::fs::symlink_metadata(root.join("a/ln")).unwrap().uid(),
         0
     );
+    // Back as the login user: root's folder cannot be removed, on either plane.
+    let before = tr.commands_run();
+    let a = tr.exec(&cmd::rm_rf("/srv/ops/a/rootdir")).await.unwrap();
+    assert_eq!(tr.commands_run(), before, "no program");
+    let b = tr
+        .exec(&cmd::Cmd::raw(":").and(cmd::rm_rf("/srv/ops/b/rootdir")))
+        .await
+        .unwrap();
+    assert_eq!((a.status, b.status), (1, 1), "plane: {a:?}\nshell: {b:?}");
+    assert_eq!(tree(&root.join("a")), tree(&root.join("b")));
     tr.close().await;
 }
 
@@ -455,6 +465,10 @@ fn twins(root: &std::path::Path) {
         std::fs::write(d.join("file-in-way"), "x").unwrap();
         std::os::unix::fs::symlink("f", d.join("ln")).unwrap();
         std::os::unix::fs::symlink("nowhere", d.join("dangling")).unwrap();
+        std::fs::create_dir_all(d.join("tree/x/y")).unwrap();
+        std::fs::write(d.join("tree/x/y/z"), "z").unwrap();
+        std::fs::write(d.join("tree/top"), "t").unwrap();
+        std::os::unix::fs::symlink("tree", d.join("treelink")).unwrap();
     }
 }
 
@@ -529,6 +543,26 @@ fn changes(user: &'static str) -> Vec<(&'static str, Change)> {
                     .and(cmd::chmod(&format!("{d}/j/k"), 0o700))
                     .and(cmd::ln_sf_atomic("j/k", &format!("{d}/jl")))
             }),
+        ),
+        (
+            "rm -rf a file",
+            Box::new(|d| cmd::rm_rf(&format!("{d}/file-in-way"))),
+        ),
+        (
+            "rm -rf a link to a folder",
+            Box::new(|d| cmd::rm_rf(&format!("{d}/treelink"))),
+        ),
+        (
+            "rm -rf a folder tree",
+            Box::new(|d| cmd::rm_rf(&format!("{d}/tree"))),
+        ),
+        (
+            "rm -rf what is absent",
+            Box::new(|d| cmd::rm_rf(&format!("{d}/absent"))),
+        ),
+        (
+            "rm -rf below a file",
+            Box::new(|d| cmd::rm_rf(&format!("{d}/f/x"))),
         ),
         (
             "joined, failing midway",

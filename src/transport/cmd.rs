@@ -1653,7 +1653,9 @@ pub fn ln_sf_atomic(target: &str, link: &str) -> Cmd {
 
 /// `rm -rf -- PATH` (GNU rm refuses `/` by default).
 pub fn rm_rf(path: &str) -> Cmd {
-    Cmd::raw("rm -rf --").arg(path)
+    Cmd::raw("rm -rf --")
+        .arg(path)
+        .changes(FileOp::Remove(path.to_string()))
 }
 
 /// `mv -f -T -- SRC DST`: rename over `dst`, never into it when it is a directory (GNU `-T`; see

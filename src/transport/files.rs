@@ -248,6 +248,9 @@ pub enum FileOp {
         /// The new group.
         group: Option<String>,
     },
+    /// `rm -rf`: a file, a symlink (not followed) or a folder with all it holds; nothing
+    /// there is no failure.
+    Remove(String),
     /// The symlink `link` pointed at `target` atomically: a link at `tmp` (in `link`'s
     /// folder) renamed over it, removed when the rename fails.
     Symlink {
@@ -264,7 +267,10 @@ impl FileOp {
     /// The path the operation changes.
     pub fn path(&self) -> &str {
         match self {
-            FileOp::Mkdir(p) | FileOp::Chmod(p, _) | FileOp::Chown { path: p, .. } => p,
+            FileOp::Mkdir(p)
+            | FileOp::Chmod(p, _)
+            | FileOp::Chown { path: p, .. }
+            | FileOp::Remove(p) => p,
             FileOp::Symlink { link, .. } => link,
         }
     }

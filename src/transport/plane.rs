@@ -51,8 +51,9 @@ impl Failure {
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Failure {
         use std::io::ErrorKind;
+        // A file on the way is "no such file", as OpenSSH's sftp-server says.
         let code = match e.kind() {
-            ErrorKind::NotFound => StatusCode::NoSuchFile,
+            ErrorKind::NotFound | ErrorKind::NotADirectory => StatusCode::NoSuchFile,
             ErrorKind::PermissionDenied => StatusCode::PermissionDenied,
             _ => StatusCode::Failure,
         };

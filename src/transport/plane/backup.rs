@@ -9,16 +9,12 @@
 use russh_sftp::protocol::FileAttributes;
 use sha2::Digest;
 
-use super::ops::mkdir_p;
+use super::ops::{TREE_MAX, mkdir_p, remove_listed, tree};
 use super::{Fail, FilePlane, fail, failed};
 use crate::transport::Output;
 use crate::transport::files::{
     BackupPlan, HASH_READ_MAX, ancestors, is_stale_temp_name, parent_of, parents,
 };
-
-/// Entries a pruned run's folder may hold for the plane to remove it; a larger one is left
-/// to `rm -rf` ([`Backup::prune_left`]).
-const PRUNE_MAX: usize = 4096;
 
 /// What [`backup`] did.
 #[derive(Debug)]
@@ -323,46 +319,14 @@ async fn clean(pl: &impl FilePlane, dir: &str, t0: u64) -> Result<(), Fail> {
     Ok(())
 }
 
-/// `rm -rf` of `path` (links not followed), when its tree has at most [`PRUNE_MAX`]
-/// entries; a larger one is added to `left` for the transport.
+/// `rm -rf` of `path` (links not followed), when its tree has at most [`TREE_MAX`] entries;
+/// a larger one is added to `left` for the transport.
 async fn remove_tree(pl: &impl FilePlane, path: &str, left: &mut Vec<String>) -> Result<(), Fail> {
-    let mut files = Vec::new();
-    let mut dirs = Vec::new();
-    match look(pl, path).await {
-        Seen::There(a) if a.is_dir() => dirs.push(path.to_string()),
-        Seen::There(_) => files.push(path.to_string()),
-        _ => return Ok(()),
-    }
-    let mut i = 0;
-    while i < dirs.len() {
-        let d = dirs[i].clone();
-        i += 1;
-        let entries = pl.list(&d).await.map_err(failed(format!("listing {d}")))?;
-        for (n, a) in entries {
-            let p = format!("{d}/{n}");
-            if a.is_dir() {
-                dirs.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-        if files.len() + dirs.len() > PRUNE_MAX {
+    match tree(pl, path, TREE_MAX).await? {
+        Some((files, dirs)) => remove_listed(pl, &files, &dirs).await,
+        None => {
             left.push(path.to_string());
-            return Ok(());
+            Ok(())
         }
     }
-    for (r, p) in futures::future::join_all(files.iter().map(|p| pl.remove(p)))
-        .await
-        .into_iter()
-        .zip(&files)
-    {
-        r.map_err(|e| fail(e, &format!("removing {p}")))?;
-    }
-    // Deepest first: a folder is listed after the one it is in.
-    for d in dirs.iter().rev() {
-        pl.rmdir(d)
-            .await
-            .map_err(|e| fail(e, &format!("removing {d}")))?;
-    }
-    Ok(())
 }

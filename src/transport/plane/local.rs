@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use russh_sftp::protocol::FileAttributes;
 
-use super::{Done, Fail, FilePlane, fail};
+use super::{Done, Fail, Failure, FilePlane, fail};
 use crate::transport::files::{Names, local_names};
 
 /// The controller's files as a plane (see the module docs).
@@ -63,8 +63,10 @@ impl FilePlane for LocalPlane {
     async fn lstat(&self, path: &str) -> Done<Option<FileAttributes>> {
         match std::fs::symlink_metadata(path) {
             Ok(m) => Ok(Some(attrs(&m))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
+            Err(e) => {
+                let f = Failure::from(e);
+                if f.no_such_file() { Ok(None) } else { Err(f) }
+            }
         }
     }
 

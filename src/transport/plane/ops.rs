@@ -5,6 +5,10 @@
 
 use russh_sftp::protocol::StatusCode;
 
+/// Entries a folder's tree may hold to be removed entry by entry; a larger one is left to
+/// `rm -rf`.
+pub(crate) const TREE_MAX: usize = 4096;
+
 use super::{Fail, Failure, FilePlane, fail};
 use crate::transport::Output;
 use crate::transport::files::{FileOp, parent_of};
@@ -27,6 +31,19 @@ pub(crate) async fn apply(p: &impl FilePlane, ops: &[FileOp]) -> Result<Option<O
                 && a.is_symlink()
             {
                 return Ok(None);
+            }
+        }
+    }
+    // A folder to remove whose tree is too large to remove entry by entry is the program's;
+    // asked before anything is changed.
+    for op in ops {
+        if let FileOp::Remove(path) = op {
+            match tree(p, path, TREE_MAX).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return Ok(None),
+                Err(f) if f.broken => return Err(f.msg),
+                // The removal itself fails the same way, in order.
+                Err(_) => {}
             }
         }
     }
@@ -56,6 +73,12 @@ fn can_make(p: &impl FilePlane, op: &FileOp) -> bool {
                 && group.as_deref().is_none_or(|g| p.names().gid(g).is_some())
         }
         FileOp::Symlink { link, tmp, .. } => absolute(link) && absolute(tmp),
+        // rm's own refusals (`/`, `.`, `..`) and a trailing slash (through a link) are its.
+        FileOp::Remove(path) => {
+            absolute(path)
+                && !path.ends_with('/')
+                && !matches!(path.rsplit('/').next(), Some("." | ".."))
+        }
     }
 }
 
@@ -89,6 +112,13 @@ async fn make(p: &impl FilePlane, op: &FileOp) -> Result<(), Fail> {
                 p.chown(path, uid, gid).await
             }
             .map_err(|f| fail(f, &what))
+        }
+        FileOp::Remove(path) => {
+            let what = format!("rm -rf {path}");
+            match tree(p, path, usize::MAX).await? {
+                Some((files, dirs)) => remove_listed(p, &files, &dirs).await,
+                None => Err(Fail::new(format!("{what}: too many entries"))),
+            }
         }
         FileOp::Symlink { target, link, tmp } => {
             let what = format!("ln -s {target} {link}");
@@ -190,5 +220,65 @@ async fn mkdir_chain(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .extend(chain);
+    Ok(())
+}
+
+/// The tree at `path` (links not followed): its files (and links and other non-folders), and
+/// its folders, each listed after the folder it is in; `None` when it has more than `max`
+/// entries; both empty when nothing is there.
+pub(crate) async fn tree(
+    p: &impl FilePlane,
+    path: &str,
+    max: usize,
+) -> Result<Option<(Vec<String>, Vec<String>)>, Fail> {
+    let mut files = Vec::new();
+    let mut dirs = Vec::new();
+    match p.lstat(path).await {
+        Ok(Some(a)) if a.is_dir() => dirs.push(path.to_string()),
+        Ok(Some(_)) => files.push(path.to_string()),
+        Ok(None) => return Ok(Some((files, dirs))),
+        Err(f) => return Err(fail(f, &format!("cannot remove '{path}'"))),
+    }
+    let mut i = 0;
+    while i < dirs.len() {
+        let d = dirs[i].clone();
+        i += 1;
+        let entries = p
+            .list(&d)
+            .await
+            .map_err(|f| fail(f, &format!("cannot remove '{d}'")))?;
+        for (n, a) in entries {
+            let q = format!("{d}/{n}");
+            if a.is_dir() {
+                dirs.push(q);
+            } else {
+                files.push(q);
+            }
+        }
+        if files.len() + dirs.len() > max {
+            return Ok(None);
+        }
+    }
+    Ok(Some((files, dirs)))
+}
+
+/// Removes what [`tree`] listed: the files at once, then the folders deepest first.
+pub(crate) async fn remove_listed(
+    p: &impl FilePlane,
+    files: &[String],
+    dirs: &[String],
+) -> Result<(), Fail> {
+    for (r, q) in futures::future::join_all(files.iter().map(|q| p.remove(q)))
+        .await
+        .into_iter()
+        .zip(files)
+    {
+        r.map_err(|e| fail(e, &format!("cannot remove '{q}'")))?;
+    }
+    for d in dirs.iter().rev() {
+        p.rmdir(d)
+            .await
+            .map_err(|e| fail(e, &format!("cannot remove '{d}'")))?;
+    }
     Ok(())
 }
