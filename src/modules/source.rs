@@ -255,11 +255,12 @@ impl<T: Clone> PerBuffer<T> {
     }
 }
 
-/// The sha256 of `data`, computed once per shared buffer of 1 MiB or more (smaller ones,
-/// content and rendered templates, are hashed again: not worth an entry).
+/// The sha256 of `data`, computed once per shared buffer of 16 KiB or more (a file copied to
+/// every host; smaller ones, content and rendered templates, are hashed again: not worth an
+/// entry).
 pub fn sha256_shared(data: &Arc<[u8]>) -> String {
     static SUMS: PerBuffer<String> = PerBuffer::new();
-    if data.len() < 1 << 20 {
+    if data.len() < 16 << 10 {
         return sha256_hex(data);
     }
     SUMS.get_or(data, || sha256_hex(data))
