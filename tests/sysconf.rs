@@ -280,3 +280,83 @@ fn ufw_enables_the_firewall_and_adds_a_rule_and_rollback_restores_its_files() {
     assert_eq!(read(rules), rules_before, "the rules file is put back");
     assert_eq!(read(conf), conf_before, "ufw.conf is put back");
 }
+
+/// `modprobe` with `persistent: present` loads the module and writes the host's own boot
+/// files (the module's name in /etc/modules-load.d, its parameters in /etc/modprobe.d, an old
+/// parameter line elsewhere commented out); `--check` only asks `modprobe -n`; the second run
+/// is ok; rollback puts the boot files back. The kernel is a fake: `modprobe`, and `cat` of
+/// /proc/modules and modules.builtin, are the host's own scripts first on `PATH` (this
+/// machine's kernel has no loadable modules, and a test must not load one).
+#[test]
+fn modprobe_loads_the_module_writes_the_boot_files_and_rollback_restores_them() {
+    use std::os::unix::fs::PermissionsExt;
+    assert!(
+        enable_sudo(),
+        "sudo is missing: scripts/test.sh installs it"
+    );
+    let fleet = Fleet::builder().own_etc().start();
+    let h = fleet.host(0);
+    root_state_dir(h);
+    let bin = h.path("/etc/rdeploy-test/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let tool = |name: &str, body: &str| {
+        let p = bin.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let state = "/etc/rdeploy-test";
+    tool(
+        "cat",
+        &format!(
+            "case \"$1\" in\n/proc/modules) echo 'overlay 151552 0 - Live 0x0'; exec /bin/cat {state}/loaded ;;\n/lib/modules/*/modules.builtin) echo kernel/fs/ext4/ext4.ko ;;\n*) exec /bin/cat \"$@\" ;;\nesac"
+        ),
+    );
+    tool(
+        "modprobe",
+        &format!(
+            "echo \"$*\" >> {state}/modprobe.log\ncase \"$1\" in -n) ;; -r) ;; *) echo \"$1 16384 0 - Live 0x0\" >> {state}/loaded ;; esac"
+        ),
+    );
+    std::fs::write(h.path("/etc/rdeploy-test/loaded"), "").unwrap();
+    std::fs::create_dir_all(h.path("/etc/modules-load.d")).unwrap();
+    std::fs::create_dir_all(h.path("/etc/modprobe.d")).unwrap();
+    let old = h.path("/etc/modprobe.d/old.conf");
+    std::fs::write(&old, "options dummy numdummies=1\noptions other a=1\n").unwrap();
+    let load = h.path("/etc/modules-load.d/dummy.conf");
+    let params = h.path("/etc/modprobe.d/dummy.conf");
+    let log = || read(h.path("/etc/rdeploy-test/modprobe.log")).unwrap_or_default();
+    let pb = "- hosts: all\n  gather_facts: no\n  become: yes\n  environment:\n    PATH: /etc/rdeploy-test/bin:/usr/sbin:/usr/bin:/sbin:/bin\n  tasks:\n    - community.general.modprobe:\n        name: dummy\n        params: numdummies=2\n        persistent: present\n    - modprobe:\n        name: ext4\n";
+    let sb = fleet_sandbox_with(&fleet, pb);
+    let check = play(&sb, &["--check"], &[]);
+    assert_eq!(check.changed(h.name()), 1, "{}", check.text);
+    assert_eq!(
+        log(),
+        "-n dummy numdummies=2\n",
+        "--check runs the dry run only"
+    );
+    assert!(!load.exists() && !params.exists(), "--check writes no file");
+    let first = play(&sb, &[], &[]);
+    assert_eq!(first.changed(h.name()), 1, "{}", first.text);
+    assert!(log().ends_with("dummy numdummies=2\n"), "{}", log());
+    assert_eq!(read(load.clone()).as_deref(), Some("dummy\n"));
+    assert_eq!(
+        read(params.clone()).as_deref(),
+        Some("options dummy numdummies=2\n")
+    );
+    assert_eq!(
+        read(old.clone()).as_deref(),
+        Some("#options dummy numdummies=1\noptions other a=1\n")
+    );
+    let second = play(&sb, &[], &[]);
+    assert_eq!(second.changed(h.name()), 0, "{}", second.text);
+    rollback_run(&sb, &first);
+    assert!(
+        !load.exists() && !params.exists(),
+        "created files are removed"
+    );
+    assert_eq!(
+        read(old).as_deref(),
+        Some("options dummy numdummies=1\noptions other a=1\n"),
+        "the old file is put back"
+    );
+}

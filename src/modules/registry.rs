@@ -47,6 +47,7 @@ pub static COLLECTION_NATIVE: &[&str] = &[
     "ansible.posix.selinux",
     "ansible.posix.sysctl",
     "community.general.gem",
+    "community.general.modprobe",
     "community.general.ini_file",
     "community.general.npm",
     "community.general.openbsd_pkg",
@@ -234,6 +235,11 @@ pub static MODULES: &[Entry] = &[
         name: "meta",
         spec: &control::meta::MetaArgs::SPEC,
         runs: Runs::Controller,
+    },
+    Entry {
+        name: "modprobe",
+        spec: &system::modprobe::ModprobeArgs::SPEC,
+        runs: Runs::Host(&system::modprobe::Modprobe),
     },
     Entry {
         name: "mount",

@@ -24,6 +24,7 @@ pub mod git;
 pub mod group;
 pub mod hostname;
 pub mod known_hosts;
+pub mod modprobe;
 pub mod mount;
 pub mod npm;
 pub mod openbsd_pkg;
