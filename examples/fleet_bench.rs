@@ -603,8 +603,10 @@ impl Plane {
                 ..Default::default()
             };
             let (made, stat) = tokio::join!(self.raw.mkdir(dir.as_str(), attrs), self.lstat(dir));
-            made.map_err(|e| format!("mkdir {dir}: {e}"))?;
+            // Made by another host on the same sshd meanwhile (`--per-sshd`): a folder is
+            // what `mkdir -p` wants.
             if stat?.0 != Kind::Dir {
+                made.map_err(|e| format!("mkdir {dir}: {e}"))?;
                 return Err(format!("mkdir {dir}: no folder afterwards"));
             }
         }

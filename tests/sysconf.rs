@@ -360,3 +360,55 @@ fn modprobe_loads_the_module_writes_the_boot_files_and_rollback_restores_them() 
         "the old file is put back"
     );
 }
+
+/// `debconf` pre-seeds answers (a string, a `multiselect` list) with
+/// `debconf-set-selections`, compares them as Ansible's module does (the second run is ok,
+/// the list in another order too), changes nothing under `--check`, and a task without
+/// `question` returns the package's answers. The databases are the host's own
+/// (`DEBCONF_SYSTEMRC` names a debconf.conf under /srv): the machine's never change.
+#[test]
+fn debconf_sets_answers_in_the_hosts_database() {
+    assert!(
+        enable_sudo(),
+        "sudo is missing: scripts/test.sh installs it"
+    );
+    let machine = |f: &str| std::fs::read(format!("/var/cache/debconf/{f}")).ok();
+    let (config_before, templates_before) = (machine("config.dat"), machine("templates.dat"));
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    root_state_dir(h);
+    std::fs::create_dir_all(h.path("/srv/dc")).unwrap();
+    std::fs::write(
+        h.path("/srv/dc/debconf.conf"),
+        "Config: configdb\nTemplates: templatedb\n\nName: configdb\nDriver: File\nFilename: /srv/dc/config.dat\n\nName: templatedb\nDriver: File\nMode: 644\nFilename: /srv/dc/templates.dat\n",
+    )
+    .unwrap();
+    let pb = |order: &str| {
+        format!(
+            "- hosts: all\n  gather_facts: no\n  become: yes\n  environment:\n    DEBCONF_SYSTEMRC: /srv/dc/debconf.conf\n  tasks:\n    - debconf:\n        name: rdeploy-e2e\n        question: rdeploy-e2e/answer\n        vtype: string\n        value: hello\n    - debconf:\n        name: rdeploy-e2e\n        question: rdeploy-e2e/locales\n        vtype: multiselect\n        value: {order}\n    - debconf:\n        name: rdeploy-e2e\n      register: answers\n    - assert:\n        that:\n          - answers.current['rdeploy-e2e/answer'] == 'hello'\n      when: not ansible_check_mode\n"
+        )
+    };
+    let sb = fleet_sandbox_with(&fleet, &pb("['en_US.UTF-8 UTF-8', 'fr_FR.UTF-8 UTF-8']"));
+    let db = h.path("/srv/dc/config.dat");
+    let check = play(&sb, &["--check"], &[]);
+    assert_eq!(check.changed(h.name()), 2, "{}", check.text);
+    // (debconf-show itself creates an empty database file.)
+    assert!(
+        !read(db.clone()).unwrap_or_default().contains("rdeploy-e2e"),
+        "--check writes no answer"
+    );
+    let sb = fleet_sandbox_with(&fleet, &pb("['en_US.UTF-8 UTF-8', 'fr_FR.UTF-8 UTF-8']"));
+    let first = play(&sb, &[], &[]);
+    assert_eq!(first.changed(h.name()), 2, "{}", first.text);
+    let text = read(db.clone()).unwrap_or_default();
+    assert!(text.contains("Value: hello"), "{text}");
+    assert!(
+        text.contains("Value: en_US.UTF-8 UTF-8, fr_FR.UTF-8 UTF-8"),
+        "{text}"
+    );
+    let sb = fleet_sandbox_with(&fleet, &pb("['fr_FR.UTF-8 UTF-8', 'en_US.UTF-8 UTF-8']"));
+    let second = play(&sb, &[], &[]);
+    assert_eq!(second.changed(h.name()), 0, "{}", second.text);
+    assert_eq!(machine("config.dat"), config_before);
+    assert_eq!(machine("templates.dat"), templates_before);
+}

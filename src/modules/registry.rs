@@ -117,6 +117,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::deb822_repository::Deb822Repository),
     },
     Entry {
+        name: "debconf",
+        spec: &system::debconf::DebconfArgs::SPEC,
+        runs: Runs::Host(&system::debconf::Debconf),
+    },
+    Entry {
         name: "debug",
         spec: &control::debug::DebugArgs::SPEC,
         runs: Runs::Controller,

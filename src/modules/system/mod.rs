@@ -15,6 +15,7 @@ pub mod command;
 pub mod common;
 pub mod cron;
 pub mod deb822_repository;
+pub mod debconf;
 pub mod fetch;
 pub mod firewalld;
 pub mod gem;
