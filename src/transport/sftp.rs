@@ -308,13 +308,13 @@ impl Sftp {
                 return Ok(None);
             }
             // A file that cannot be read has no sha256, as with the shell helper.
-            if let Ok(data) = self.read(&path, HASH_READ_MAX).await {
-                let sum = hex::encode(sha2::Sha256::digest(&data));
-                if let Some((unless, max)) = &q.content
+            // Hashed as it comes; only the head a diff may show is kept.
+            let keep = q.content.as_ref().map_or(0, |(_, max)| (*max).min(size));
+            if let Ok((sum, head)) = self.read_hashed(&path, HASH_READ_MAX, keep).await {
+                if let Some((unless, _)) = &q.content
                     && unless.as_deref() != Some(sum.as_str())
                 {
-                    let keep = usize::try_from(*max).unwrap_or(usize::MAX).min(data.len());
-                    content = Some(data[..keep].to_vec());
+                    content = Some(head);
                 }
                 state.sha256 = Some(sum);
             }
@@ -367,6 +367,33 @@ impl Sftp {
         }
     }
 
+    /// The sha256 of `path` (following symlinks; at most `max + 1` bytes read) and its first
+    /// `keep` bytes, without holding the rest.
+    async fn read_hashed(
+        &self,
+        path: &str,
+        max: u64,
+        keep: u64,
+    ) -> Result<(String, Vec<u8>), Failure> {
+        let handle = self
+            .raw
+            .open(path, OpenFlags::READ, FileAttributes::empty())
+            .await?
+            .handle;
+        let mut h = sha2::Sha256::new();
+        let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+        let mut head = Vec::with_capacity(keep.min(HASH_READ_MAX as usize));
+        let r = self
+            .read_handle_into(&handle, max.saturating_add(1), |d| {
+                h.update(d);
+                let room = keep.saturating_sub(head.len()).min(d.len());
+                head.extend_from_slice(&d[..room]);
+            })
+            .await;
+        let _ = self.raw.close(handle).await;
+        r.map(|_| (hex::encode(h.finalize()), head))
+    }
+
     /// Reads `path` (following symlinks) to its end; `Err(None)`-like failures are statuses.
     /// More than `max` bytes: [`TransportError::TooLarge`] (as a status failure's words).
     pub(crate) async fn read(&self, path: &str, max: u64) -> Result<Vec<u8>, Failure> {
@@ -383,6 +410,20 @@ impl Sftp {
     /// Reads an open file from offset 0 until its end or `limit` bytes, with reads in flight.
     async fn read_handle(&self, handle: &str, limit: u64) -> Result<Vec<u8>, Failure> {
         let mut data = Vec::new();
+        self.read_handle_into(handle, limit, |d| data.extend_from_slice(d))
+            .await?;
+        Ok(data)
+    }
+
+    /// [`Sftp::read_handle`] giving each piece to `sink` in order instead of keeping them
+    /// (a file read back only to be hashed is never held whole); returns how many bytes came.
+    async fn read_handle_into(
+        &self,
+        handle: &str,
+        limit: u64,
+        mut sink: impl FnMut(&[u8]),
+    ) -> Result<u64, Failure> {
+        let mut got: u64 = 0;
         let mut next: u64 = 0;
         let mut pending = FuturesOrdered::new();
         let mut eof = false;
@@ -397,18 +438,18 @@ impl Sftp {
                 break;
             };
             match r {
-                Ok(d) if at == data.len() as u64 && !d.data.is_empty() => {
-                    data.extend_from_slice(&d.data);
+                Ok(d) if at == got && !d.data.is_empty() => {
+                    sink(&d.data);
+                    got += d.data.len() as u64;
                     if (d.data.len() as u64) < u64::from(CHUNK as u32).min(limit - at) {
                         // A short read: the rest comes from where it stopped, in order.
                         eof = true;
-                        let mut at = data.len() as u64;
-                        while at < limit {
-                            let len = (limit - at).min(CHUNK as u64) as u32;
-                            match self.raw.read(handle, at, len).await {
+                        while got < limit {
+                            let len = (limit - got).min(CHUNK as u64) as u32;
+                            match self.raw.read(handle, got, len).await {
                                 Ok(d) if !d.data.is_empty() => {
-                                    data.extend_from_slice(&d.data);
-                                    at = data.len() as u64;
+                                    sink(&d.data);
+                                    got += d.data.len() as u64;
                                 }
                                 Ok(_) => break,
                                 Err(e) => {
@@ -432,7 +473,7 @@ impl Sftp {
                 }
             }
         }
-        Ok(data)
+        Ok(got)
     }
 
     /// Reads `path` for [`super::Transport::get`].
@@ -546,7 +587,12 @@ impl Sftp {
         };
         let back = async {
             if small {
-                Some(self.read_handle(handle, len.saturating_add(1)).await)
+                let mut h = sha2::Sha256::new();
+                Some(
+                    self.read_handle_into(handle, len.saturating_add(1), |d| h.update(d))
+                        .await
+                        .map(|_| hex::encode(h.finalize())),
+                )
             } else {
                 None
             }
@@ -571,7 +617,7 @@ impl Sftp {
         // The content as the host has it now: read back and hashed here when small.
         let verified = match back {
             Some(back) => {
-                let got = hex::encode(sha2::Sha256::digest(back.map_err(io)?));
+                let got = back.map_err(io)?;
                 if got != sum {
                     return Err(TransportError::Protocol(format!(
                         "sha256 of {dest} differs after writing (got {got})"
@@ -622,6 +668,8 @@ impl Sftp {
                 break;
             }
             buf.truncate(filled);
+            // The last piece of a file is mostly shorter: its buffer no larger than it.
+            buf.shrink_to_fit();
             hasher.update(&buf);
             let off = at;
             at += filled as u64;
