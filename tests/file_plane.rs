@@ -107,9 +107,11 @@ async fn connect(fleet: &Fleet, h: &support::fleet::Host) -> AnyTransport {
     AnyTransport::Ssh(ssh)
 }
 
-/// The files below `dir` (relative name → bytes, mode, owner and group), links as
-/// `-> target`.
-fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, (Vec<u8>, u32, u32, u32)> {
+/// The files below `dir` (relative name → bytes, mode, owner, group and link count), links
+/// as `-> target`.
+fn tree(
+    dir: &std::path::Path,
+) -> std::collections::BTreeMap<String, (Vec<u8>, u32, u32, u32, u64)> {
     use std::os::unix::fs::MetadataExt;
     let mut out = std::collections::BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -121,16 +123,16 @@ fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, (Vec<u8>, u
             if m.is_dir() {
                 out.insert(
                     format!("{rel}/"),
-                    (Vec::new(), m.mode() & 0o7777, m.uid(), m.gid()),
+                    (Vec::new(), m.mode() & 0o7777, m.uid(), m.gid(), m.nlink()),
                 );
                 stack.push(p);
             } else if m.file_type().is_symlink() {
                 let t = std::fs::read_link(&p).unwrap();
                 let t = format!("-> {}", t.display()).into_bytes();
-                out.insert(rel, (t, 0, m.uid(), m.gid()));
+                out.insert(rel, (t, 0, m.uid(), m.gid(), m.nlink()));
             } else {
                 let data = std::fs::read(&p).unwrap();
-                out.insert(rel, (data, m.mode() & 0o7777, m.uid(), m.gid()));
+                out.insert(rel, (data, m.mode() & 0o7777, m.uid(), m.gid(), m.nlink()));
             }
         }
     }
@@ -543,6 +545,26 @@ fn changes(user: &'static str) -> Vec<(&'static str, Change)> {
                     .and(cmd::chmod(&format!("{d}/j/k"), 0o700))
                     .and(cmd::ln_sf_atomic("j/k", &format!("{d}/jl")))
             }),
+        ),
+        (
+            "a hard link",
+            Box::new(|d| cmd::ln_atomic(&format!("{d}/f"), &format!("{d}/hl"))),
+        ),
+        (
+            "a hard link over a file",
+            Box::new(|d| cmd::ln_atomic(&format!("{d}/f"), &format!("{d}/file-in-way"))),
+        ),
+        (
+            "a hard link again",
+            Box::new(|d| cmd::ln_atomic(&format!("{d}/f"), &format!("{d}/hl"))),
+        ),
+        (
+            "a hard link to what is absent",
+            Box::new(|d| cmd::ln_atomic(&format!("{d}/absent"), &format!("{d}/hl2"))),
+        ),
+        (
+            "a hard link over a folder",
+            Box::new(|d| cmd::ln_atomic(&format!("{d}/f"), &format!("{d}/tree"))),
         ),
         (
             "rm -rf a file",

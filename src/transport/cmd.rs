@@ -1631,13 +1631,7 @@ fn chown_spec(owner: Option<&str>, group: Option<&str>) -> Option<String> {
 /// a link to a directory instead of moving into that directory). The temporary link is removed
 /// if the swap fails. GNU and BusyBox `mv -T`; BSD spells it `mv -h`.
 pub fn ln_sf_atomic(target: &str, link: &str) -> Cmd {
-    let (dir, name) = match link.trim_end_matches('/').rsplit_once('/') {
-        Some(("", name)) => ("/", name),
-        Some((dir, name)) => (dir, name),
-        None => (".", link),
-    };
-    let sep = if dir.ends_with('/') { "" } else { "/" };
-    let tmp = format!("{dir}{sep}.{name}.rdeploy-ln.{}", nonce());
+    let tmp = next_to(link, &format!("rdeploy-ln.{}", nonce()));
     Cmd::raw("set --")
         .arg(target)
         .arg(link)
@@ -1647,6 +1641,34 @@ pub fn ln_sf_atomic(target: &str, link: &str) -> Cmd {
         .changes(FileOp::Symlink {
             target: target.to_string(),
             link: link.to_string(),
+            tmp,
+        })
+}
+
+/// A temporary name in `path`'s folder: `.NAME.TAG`.
+fn next_to(path: &str, tag: &str) -> String {
+    let (dir, name) = match path.trim_end_matches('/').rsplit_once('/') {
+        Some(("", name)) => ("/", name),
+        Some((dir, name)) => (dir, name),
+        None => (".", path),
+    };
+    let sep = if dir.ends_with('/') { "" } else { "/" };
+    format!("{dir}{sep}.{name}.{tag}")
+}
+
+/// The hard link `path` to `src` made atomically: `ln` to a temporary name next to `path`
+/// (one left by an earlier failure removed first), then renamed over `path` (`mv -T`); the
+/// temporary name is removed if the rename fails.
+pub fn ln_atomic(src: &str, path: &str) -> Cmd {
+    let tmp = next_to(path, "rdeploy-hard");
+    Cmd::raw("set --")
+        .arg(src)
+        .arg(path)
+        .arg(&tmp)
+        .op(r#"; rm -f -- "$3"; ln -- "$1" "$3" || exit 1; mv -f -T -- "$3" "$2" || { s_=$?; rm -f -- "$3"; exit "$s_"; }"#)
+        .changes(FileOp::Hardlink {
+            src: src.to_string(),
+            path: path.to_string(),
             tmp,
         })
 }

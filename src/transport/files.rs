@@ -248,6 +248,17 @@ pub enum FileOp {
         /// The new group.
         group: Option<String>,
     },
+    /// The hard link `path` to `src` (a symlink `src` itself, not followed) made atomically:
+    /// a link at `tmp` (removed first if there) renamed over `path`, removed when the rename
+    /// fails.
+    Hardlink {
+        /// The file linked to.
+        src: String,
+        /// The new name.
+        path: String,
+        /// The temporary name.
+        tmp: String,
+    },
     /// `rm -rf`: a file, a symlink (not followed) or a folder with all it holds; nothing
     /// there is no failure.
     Remove(String),
@@ -272,6 +283,7 @@ impl FileOp {
             | FileOp::Chown { path: p, .. }
             | FileOp::Remove(p) => p,
             FileOp::Symlink { link, .. } => link,
+            FileOp::Hardlink { path, .. } => path,
         }
     }
 }

@@ -130,6 +130,10 @@ pub(crate) trait FilePlane: Sync {
     fn lchown(&self, path: &str, uid: u32, gid: u32) -> impl Future<Output = Done<()>> + Send;
     /// Makes the symlink `link` pointing at `target`.
     fn symlink(&self, target: &str, link: &str) -> impl Future<Output = Done<()>> + Send;
+    /// Hard links can be made ([`FilePlane::hardlink`]).
+    fn can_hardlink(&self) -> bool;
+    /// Makes `link` a hard link to `src` (a symlink `src` itself, not followed).
+    fn hardlink(&self, src: &str, link: &str) -> impl Future<Output = Done<()>> + Send;
     /// Renames `from` over `to` atomically.
     fn rename(&self, from: &str, to: &str) -> impl Future<Output = Done<()>> + Send;
     /// Removes a file or symlink.

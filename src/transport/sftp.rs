@@ -53,6 +53,8 @@ pub(crate) struct Sftp {
     uid: Option<u32>,
     /// The server offers `lsetstat@openssh.com` (a symlink's own owner).
     lsetstat: bool,
+    /// The server offers `hardlink@openssh.com`.
+    hardlink: bool,
     /// Folders known to exist (made or seen by [`Sftp::mkdir_p`]).
     dirs: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Folders whose stale temporary files were removed in this run (by a backup).
@@ -128,6 +130,7 @@ impl Sftp {
             what,
             uid: None,
             lsetstat: version.extensions.contains_key("lsetstat@openssh.com"),
+            hardlink: version.extensions.contains_key("hardlink@openssh.com"),
             dirs: Default::default(),
             cleaned: Default::default(),
         };
@@ -772,17 +775,24 @@ impl Sftp {
     }
 
     async fn posix_rename(&self, from: &str, to: &str) -> Result<(), Failure> {
-        let mut data = Vec::with_capacity(from.len() + to.len() + 8);
-        for s in [from, to] {
+        self.extended_on_two("posix-rename@openssh.com", from, to)
+            .await
+    }
+
+    /// The OpenSSH extension `name` on two paths (`posix-rename`, `hardlink`), answered with a
+    /// status.
+    async fn extended_on_two(&self, name: &str, a: &str, b: &str) -> Result<(), Failure> {
+        let mut data = Vec::with_capacity(a.len() + b.len() + 8);
+        for s in [a, b] {
             data.extend_from_slice(&(s.len() as u32).to_be_bytes());
             data.extend_from_slice(s.as_bytes());
         }
-        match self.raw.extended("posix-rename@openssh.com", data).await? {
+        match self.raw.extended(name, data).await? {
             russh_sftp::protocol::Packet::Status(s) if s.status_code == StatusCode::Ok => Ok(()),
             russh_sftp::protocol::Packet::Status(s) => {
                 Err(Failure::Status(s.status_code, s.error_message))
             }
-            _ => Err(Failure::Broken("unexpected answer to posix-rename".into())),
+            _ => Err(Failure::Broken(format!("unexpected answer to {name}"))),
         }
     }
 }

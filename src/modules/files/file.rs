@@ -226,19 +226,6 @@ fn inode_cmd(a: &str, b: &str) -> Cmd {
     Cmd::raw("stat -c '%d:%i' --").arg(a).arg(b)
 }
 
-/// Creates a hard link atomically: `ln` to a temporary name next to `path`, then rename.
-fn hardlink_atomic(src: &str, path: &str) -> Cmd {
-    let tmp = join(
-        parent_of(path),
-        &format!(".{}.rdeploy-hard", super::common::basename(path)),
-    );
-    Cmd::raw("set --")
-        .arg(src)
-        .arg(path)
-        .arg(tmp)
-        .op(r#"; rm -f -- "$3"; ln -- "$1" "$3" || exit 1; mv -f -T -- "$3" "$2" || { s_=$?; rm -f -- "$3"; exit "$s_"; }"#)
-}
-
 impl Module for File {
     fn ahead(&self) -> Ahead {
         Ahead::Reads
@@ -335,7 +322,7 @@ fn step_cmd(step: &Step) -> Option<Cmd> {
         Step::Mkdir(p) => cmd::mkdir_p(p),
         Step::Remove(p) => rm_rf(p),
         Step::Symlink(t, l) => ln_sf_atomic(t, l),
-        Step::Hardlink(s, p) => hardlink_atomic(s, p),
+        Step::Hardlink(s, p) => cmd::ln_atomic(s, p),
         Step::Touch(p, false) => Cmd::raw("touch --").arg(p.clone()),
         Step::Touch(p, true) => Cmd::raw("touch -h --").arg(p.clone()),
         Step::Times {

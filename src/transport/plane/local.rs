@@ -109,6 +109,14 @@ impl FilePlane for LocalPlane {
         Ok(std::os::unix::fs::symlink(target, link)?)
     }
 
+    fn can_hardlink(&self) -> bool {
+        true
+    }
+
+    async fn hardlink(&self, src: &str, link: &str) -> Done<()> {
+        Ok(std::fs::hard_link(src, link)?)
+    }
+
     async fn rename(&self, from: &str, to: &str) -> Done<()> {
         Ok(std::fs::rename(from, to)?)
     }

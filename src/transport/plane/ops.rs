@@ -73,6 +73,9 @@ fn can_make(p: &impl FilePlane, op: &FileOp) -> bool {
                 && group.as_deref().is_none_or(|g| p.names().gid(g).is_some())
         }
         FileOp::Symlink { link, tmp, .. } => absolute(link) && absolute(tmp),
+        FileOp::Hardlink { src, path, tmp } => {
+            p.can_hardlink() && absolute(src) && absolute(path) && absolute(tmp)
+        }
         // rm's own refusals (`/`, `.`, `..`) and a trailing slash (through a link) are its.
         FileOp::Remove(path) => {
             absolute(path)
@@ -119,6 +122,30 @@ async fn make(p: &impl FilePlane, op: &FileOp) -> Result<(), Fail> {
                 Some((files, dirs)) => remove_listed(p, &files, &dirs).await,
                 None => Err(Fail::new(format!("{what}: too many entries"))),
             }
+        }
+        FileOp::Hardlink { src, path, tmp } => {
+            // ln's own words are not the host's: what failed, and why.
+            if let Err(f) = p.remove(tmp).await
+                && !f.no_such_file()
+            {
+                return Err(fail(f, &format!("rm -f {tmp}")));
+            }
+            p.hardlink(src, tmp)
+                .await
+                .map_err(|e| fail(e, &format!("ln {src} {tmp}")))?;
+            if let Err(f) = p.rename(tmp, path).await {
+                let _ = p.remove(tmp).await;
+                return Err(fail(f, &format!("mv -T {tmp} {path}")));
+            }
+            // A rename between two names of one file changes nothing and leaves both: `mv`
+            // refuses that, and the temporary name goes.
+            if let Ok(Some(_)) = p.lstat(tmp).await {
+                let _ = p.remove(tmp).await;
+                return Err(Fail::new(format!(
+                    "mv: '{tmp}' and '{path}' are the same file"
+                )));
+            }
+            Ok(())
         }
         FileOp::Symlink { target, link, tmp } => {
             let what = format!("ln -s {target} {link}");

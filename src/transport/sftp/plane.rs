@@ -107,6 +107,15 @@ impl FilePlane for Sftp {
         Ok(())
     }
 
+    fn can_hardlink(&self) -> bool {
+        self.hardlink
+    }
+
+    async fn hardlink(&self, src: &str, link: &str) -> Done<()> {
+        self.extended_on_two("hardlink@openssh.com", src, link)
+            .await
+    }
+
     async fn rename(&self, from: &str, to: &str) -> Done<()> {
         self.posix_rename(from, to).await
     }
