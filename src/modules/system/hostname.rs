@@ -9,6 +9,8 @@
 use serde_json::Value;
 
 use super::common::{failed, plain_name};
+use super::repofile::{self, FileEdit};
+use crate::modules::files::common::WantAttrs;
 use crate::modules::runtime::{
     Args, BoxFut, Change, Drift, HostView, Module, ModuleCtx, ModuleError, Resource, Verdict,
 };
@@ -35,6 +37,9 @@ crate::module_args! {
     }
 }
 
+/// The file the name is kept in.
+const HOSTNAME: &str = "/etc/hostname";
+
 /// What `check` read.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Names {
@@ -46,19 +51,26 @@ pub struct Names {
     pub systemd: Option<String>,
 }
 
-/// Writes `$1` as /etc/hostname.
-const WRITE_FILE: &str = r#"; printf '%s\n' "$1" > /etc/hostname"#;
+/// What sets the name: /etc/hostname rewritten as `NAME` (the file strategy, when it differs),
+/// then these commands.
+#[derive(Debug, Default, PartialEq)]
+pub struct HostnamePlan {
+    /// /etc/hostname is written.
+    pub write_file: bool,
+    /// `hostnamectl set-hostname`, or `hostname NAME`.
+    pub cmds: Vec<Cmd>,
+}
 
-/// The commands that set `name` (with hostnamectl when it answered, else the file), with the
-/// changes shown; empty when the host already has that name.
-pub fn plan_hostname(name: &str, n: &Names) -> (Vec<Cmd>, Vec<Change>) {
+/// What sets `name` (with hostnamectl when it answered, else the file), with the changes
+/// shown; nothing when the host already has that name.
+pub fn plan_hostname(name: &str, n: &Names) -> (HostnamePlan, Vec<Change>) {
     let systemd = n.systemd.is_some();
     let permanent = if systemd {
         n.systemd.clone().unwrap_or_default()
     } else {
         n.file.clone()
     };
-    let mut cmds = Vec::new();
+    let mut plan = HostnamePlan::default();
     let mut changes = Vec::new();
     if n.current != name || permanent != name {
         let before = if n.current != name {
@@ -73,17 +85,22 @@ pub fn plan_hostname(name: &str, n: &Names) -> (Vec<Cmd>, Vec<Change>) {
             after: name.to_string(),
         });
         if systemd {
-            cmds.push(Cmd::raw("hostnamectl set-hostname").arg(name));
+            plan.cmds
+                .push(Cmd::raw("hostnamectl set-hostname").arg(name));
         } else {
-            if permanent != name {
-                cmds.push(Cmd::raw("set --").arg(name).op(WRITE_FILE));
-            }
+            plan.write_file = permanent != name;
             if n.current != name {
-                cmds.push(Cmd::raw("hostname").arg(name));
+                plan.cmds.push(Cmd::raw("hostname").arg(name));
             }
         }
     }
-    (cmds, changes)
+    (plan, changes)
+}
+
+/// What `apply` does: the file's edit (read in `check`) and the commands.
+struct Plan {
+    edit: Option<FileEdit>,
+    cmds: Vec<Cmd>,
 }
 
 fn result_of(name: &str) -> Args {
@@ -129,13 +146,33 @@ async fn check_hostname(
         },
         systemd: (sd.status == 0).then(|| line(&sd)),
     };
-    let (cmds, changes) = plan_hostname(&a.name, &names);
-    if cmds.is_empty() {
+    let (plan, changes) = plan_hostname(&a.name, &names);
+    if plan == HostnamePlan::default() {
         return Ok(Verdict::InSync {
             result: result_of(&a.name),
         });
     }
-    Ok(Verdict::Drift(Drift::new(changes, cmds)))
+    // The file as the module writes every file: temporary file and rename, through a link
+    // to where it points, mode and owner kept.
+    let edit = if plan.write_file {
+        let tf = repofile::read(tr, ctx, HOSTNAME).await?;
+        repofile::plan_write(
+            HOSTNAME,
+            &tf,
+            format!("{}\n", a.name).into_bytes(),
+            &WantAttrs::default(),
+        )?
+        .map(|(_, e)| e)
+    } else {
+        None
+    };
+    Ok(Verdict::Drift(Drift::new(
+        changes,
+        Plan {
+            edit,
+            cmds: plan.cmds,
+        },
+    )))
 }
 
 async fn apply_hostname(
@@ -145,10 +182,13 @@ async fn apply_hostname(
     drift: &Drift,
 ) -> Result<Args, ModuleError> {
     let a = HostnameArgs::parse(args)?;
-    let cmds = drift
-        .plan::<Vec<Cmd>>()
+    let p = drift
+        .plan::<Plan>()
         .ok_or_else(|| ModuleError::Args("hostname: apply without a plan from check".into()))?;
-    for c in cmds {
+    if let Some(e) = &p.edit {
+        repofile::apply(tr, ctx, e).await?;
+    }
+    for c in &p.cmds {
         ctx.run_ok(tr, c.clone()).await?;
     }
     Ok(result_of(&a.name))
@@ -180,7 +220,7 @@ impl Module for Hostname {
 
     /// /etc/hostname (both strategies write it).
     fn resources(&self, _args: &Args) -> Vec<Resource> {
-        vec![Resource::Path("/etc/hostname".into())]
+        vec![Resource::Path(HOSTNAME.into())]
     }
 
     fn not_reversible(&self, _given: &dyn Fn(&str) -> bool) -> Option<&'static str> {
@@ -204,31 +244,24 @@ mod tests {
 
     #[test]
     fn commands_for_each_strategy_and_state() {
-        let cases: Vec<(Names, Vec<&str>)> = vec![
-            (names("web01", "web01", None), vec![]),
-            (
-                names("old", "old", None),
-                vec![
-                    "set -- 'web01' ; printf '%s\\n' \"$1\" > /etc/hostname",
-                    "hostname 'web01'",
-                ],
-            ),
-            (names("old", "web01", None), vec!["hostname 'web01'"]),
-            (
-                names("web01", "old", None),
-                vec!["set -- 'web01' ; printf '%s\\n' \"$1\" > /etc/hostname"],
-            ),
+        let cases: Vec<(Names, bool, Vec<&str>)> = vec![
+            (names("web01", "web01", None), false, vec![]),
+            (names("old", "old", None), true, vec!["hostname 'web01'"]),
+            (names("old", "web01", None), false, vec!["hostname 'web01'"]),
+            (names("web01", "old", None), true, vec![]),
             (
                 names("old", "old", Some("old")),
+                false,
                 vec!["hostnamectl set-hostname 'web01'"],
             ),
-            (names("web01", "x", Some("web01")), vec![]),
+            (names("web01", "x", Some("web01")), false, vec![]),
         ];
-        for (n, want) in cases {
-            let (cmds, changes) = plan_hostname("web01", &n);
-            let got: Vec<String> = cmds.iter().map(Cmd::display).collect();
+        for (n, write, want) in cases {
+            let (plan, changes) = plan_hostname("web01", &n);
+            let got: Vec<String> = plan.cmds.iter().map(Cmd::display).collect();
+            assert_eq!(plan.write_file, write, "{n:?}");
             assert_eq!(got, want, "{n:?}");
-            assert_eq!(changes.is_empty(), want.is_empty());
+            assert_eq!(changes.is_empty(), want.is_empty() && !write);
         }
         assert_eq!(
             result_of("web01.example.com")["ansible_facts"]["ansible_hostname"],
