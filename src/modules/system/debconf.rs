@@ -161,7 +161,8 @@ fn differs(vtype: &str, existing: Option<&str>, want: &Wanted) -> bool {
 
 /// What `apply` writes: the line for `debconf-set-selections`, and the answers for the result.
 struct Plan {
-    line: String,
+    /// Or why the module's write fails.
+    line: Result<String, String>,
     current: Args,
     previous: Args,
 }
@@ -206,7 +207,15 @@ async fn check_debconf(
             ));
         }
     };
-    let want = wanted(&vtype, &a.value).map_err(|e| failed(e, Args::new()))?;
+    // A value that is neither text nor a `multiselect` list never equals an answer: the
+    // module reports a change, and only its write fails (`--check` writes nothing: changed).
+    let want = match wanted(&vtype, &a.value) {
+        Err(e) if a.value.is_array() => return Err(failed(e, Args::new())),
+        w => w,
+    };
+    let text = want
+        .as_ref()
+        .map_or_else(|_| python_str(&a.value), Wanted::text);
     let shown = prev
         .iter()
         .find(|(k, _)| *k == question)
@@ -229,7 +238,10 @@ async fn check_debconf(
         }
         (s, _) => s.clone(),
     };
-    if !differs(&vtype, existing.as_deref(), &want) {
+    if want
+        .as_ref()
+        .is_ok_and(|w| !differs(&vtype, existing.as_deref(), w))
+    {
         let mut r = Args::new();
         r.insert("msg".into(), Value::from(""));
         r.insert("current".into(), Value::Object(as_args(&prev)));
@@ -243,17 +255,17 @@ async fn check_debconf(
         question.clone(),
         match &a.value {
             Value::Array(_) => a.value.clone(),
-            _ => Value::from(want.text()),
+            _ => Value::from(text.clone()),
         },
     );
     let changes = vec![Change::Attr {
         subject: format!("debconf {}", a.name),
         what: question.clone(),
         before: mask(&vtype, &before),
-        after: mask(&vtype, &want.text()),
+        after: mask(&vtype, &text),
     }];
     // As the module's run_command(data=...) sends it: one line.
-    let line = format!("{} {question} {vtype} {}\n", a.name, want.text());
+    let line = want.map(|w| format!("{} {question} {vtype} {}\n", a.name, w.text()));
     Ok(Verdict::Drift(Drift::new(
         changes,
         Plan {
@@ -278,7 +290,8 @@ async fn apply_debconf(
     if a.unseen {
         set = set.arg("-u");
     }
-    let out = ctx.run(tr, set.stdin(p.line.clone().into_bytes())).await?;
+    let line = p.line.clone().map_err(|e| failed(e, Args::new()))?;
+    let out = ctx.run(tr, set.stdin(line.into_bytes())).await?;
     if out.status != 0 {
         return Err(failed(out.stderr_lossy().to_string(), Args::new()));
     }
