@@ -23,7 +23,7 @@ use crate::diag::{Diagnostic, Diagnostics};
 use crate::inventory::Inventory;
 use crate::plan::Plan;
 use crate::playbook::model::{
-    Included, Keywords, Play, Playbook, ProbeCheck, RoleRef, Task, TaskItem, Val, loop_vars,
+    Included, Keywords, Play, Playbook, RoleRef, Task, TaskItem, Val, loop_vars,
 };
 use crate::template::{self, HostVars, LazyVars, VarValue};
 use crate::vars::{Tier, VarStack, host_stacks, play_magic, play_stack, role_vars};
@@ -460,32 +460,8 @@ impl<'a> Checker<'a> {
             }
         }
         self.template(play.release_label.as_ref(), &ctx);
-        for p in &play.health {
-            let nodes: Vec<&Node> = match &p.check {
-                ProbeCheck::Http {
-                    url,
-                    body,
-                    headers,
-                    ca_file,
-                    ..
-                } => {
-                    let mut v = vec![url];
-                    v.extend(body.iter());
-                    v.extend(ca_file.iter());
-                    v.extend(headers.iter().map(|(_, n)| n));
-                    v
-                }
-                ProbeCheck::Tcp { address, .. } => vec![address],
-                ProbeCheck::Command { command, stdout } => {
-                    let mut v = vec![command];
-                    v.extend(stdout.iter());
-                    v
-                }
-                ProbeCheck::Prometheus { url, query, .. } => vec![url, query],
-            };
-            for n in nodes {
-                self.template(Some(n), &ctx);
-            }
+        for n in play.probe_templates() {
+            self.template(Some(n), &ctx);
         }
         self.items(&play.pre_tasks);
         for r in &play.roles {

@@ -3,10 +3,22 @@
 //! stops before batch 2 with exit code 11, records the run as `awaiting-approval`, keeps the
 //! lock (a second run is refused with 75), and `rdeploy approve RUN` deploys hosts 2 and 3;
 //! `rdeploy reject RUN` of another such run restores host 1.
+//!
+//! Canary analysis on the same fleet, against a stand-in Prometheus HTTP API (a thread of this
+//! test answering `/api/v1/query` per host from a script of values): a metric that goes bad at
+//! its third measurement rolls the canary back then, not at the end of the analysis, and no
+//! later step starts; a metric that is neither good nor bad stops the run awaiting approval
+//! (exit 11) with the canary kept, `rdeploy show` lists the measurements, and `rdeploy approve`
+//! deploys the rest; a soak watches its probes and fails the step when one fails mid-soak.
 
 mod support;
 
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::Sandbox;
@@ -148,4 +160,268 @@ fn without_a_terminal_the_gate_stops_the_run_holds_the_lock_and_approve_goes_on(
     assert_eq!(twice.code, 4, "{}", twice.text);
     let free = deploy(&sb, "4");
     assert_eq!(free.code, 11, "{}", free.text);
+}
+
+/// A stand-in for Prometheus' HTTP API: `/api/v1/query?query=Q` answers the next value
+/// scripted for `Q` (the last one repeats), or no data when none is; values are per host
+/// because the playbook's queries name the host.
+struct Prometheus {
+    port: u16,
+    script: Arc<Mutex<HashMap<String, VecDeque<String>>>>,
+    asked: Arc<Mutex<Vec<String>>>,
+}
+
+impl Prometheus {
+    fn start() -> Prometheus {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let script: Arc<Mutex<HashMap<String, VecDeque<String>>>> = Arc::default();
+        let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (s, a) = (Arc::clone(&script), Arc::clone(&asked));
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut line = String::new();
+                let mut reader = BufReader::new(&conn);
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                // Headers up to the blank line.
+                let mut h = String::new();
+                while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+                    h.clear();
+                }
+                let target = line.split_whitespace().nth(1).unwrap_or("");
+                let query = target
+                    .split_once("query=")
+                    .map(|(_, q)| decode(q))
+                    .unwrap_or_default();
+                a.lock().unwrap().push(query.clone());
+                let value = {
+                    let mut script = s.lock().unwrap();
+                    script.get_mut(&query).and_then(|q| {
+                        if q.len() > 1 {
+                            q.pop_front()
+                        } else {
+                            q.front().cloned()
+                        }
+                    })
+                };
+                let result = match value {
+                    Some(v) => json!([{ "metric": {}, "value": [0, v] }]),
+                    None => json!([]),
+                };
+                let body = json!({"status": "success",
+                    "data": {"resultType": "vector", "result": result}})
+                .to_string();
+                let mut conn = &conn;
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Prometheus {
+            port,
+            script,
+            asked,
+        }
+    }
+
+    /// What `query` answers, one value per request.
+    fn script(&self, query: &str, values: &[&str]) {
+        self.script.lock().unwrap().insert(
+            query.to_string(),
+            values.iter().map(|v| v.to_string()).collect(),
+        );
+    }
+
+    fn asked(&self, query: &str) -> usize {
+        self.asked
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|q| *q == query)
+            .count()
+    }
+}
+
+/// `%XX` and `+` decoding of a query string value.
+fn decode(q: &str) -> String {
+    let q = q.split('&').next().unwrap_or("").replace('+', " ");
+    let bytes = q.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(b) = q
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A canary of one host, then the rest, with an analysis after the first step: every second
+/// for 20 s, the host's error rate must stay below 1% and fails above 5%.
+fn analysed_playbook(prom: u16) -> String {
+    format!(
+        "- hosts: all\n  gather_facts: false\n  canary:\n    - step: 1\n      analysis:\n        interval: 1s\n        duration: 20s\n        metrics:\n          - name: error rate\n            prometheus: http://127.0.0.1:{prom}\n            query: 'errors{{host=\"{{{{ inventory_hostname }}}}\"}}'\n            success_condition: result < 0.01\n            failure_condition: result > 0.05\n    - 100%\n  tasks:\n    - copy:\n        dest: /srv/VERSION\n        content: \"{{{{ v }}}}\\n\"\n"
+    )
+}
+
+fn events(o: &Out, kind: &str) -> Vec<Value> {
+    o.text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == kind)
+        .collect()
+}
+
+fn deploy_file(sb: &Sandbox, file: &str, v: &str) -> Out {
+    let vars = json!({ "v": v }).to_string();
+    rdeploy(
+        sb,
+        &[
+            "run", file, "-i", "inv.yaml", "--output", "json", "-e", &vars,
+        ],
+    )
+}
+
+#[test]
+fn a_metric_that_goes_bad_rolls_the_canary_back_at_once_and_no_later_step_starts() {
+    let (fleet, sb) = setup();
+    let prom = Prometheus::start();
+    sb.write("analysed.yaml", analysed_playbook(prom.port));
+    let canary = fleet.hosts()[0].name().to_string();
+    let query = format!("errors{{host=\"{canary}\"}}");
+    prom.script(&query, &["0.001", "0.002", "0.5"]);
+
+    let plan = rdeploy(
+        &sb,
+        &["plan", "analysed.yaml", "-i", "inv.yaml", "-e", "v=2"],
+    );
+    assert_eq!(plan.code, 0, "{}", plan.text);
+    assert!(
+        plan.text
+            .contains("      then analysis for 20s, every 1s: error rate\n    batch 2 (2)"),
+        "{}",
+        plan.text
+    );
+
+    let started = Instant::now();
+    let run = deploy_file(&sb, "analysed.yaml", "2");
+    let took = started.elapsed();
+    // 3: a batch failed and was rolled back.
+    assert_eq!(run.code, 3, "{}", run.text);
+    let measured = events(&run, "measurement");
+    let verdicts: Vec<&str> = measured
+        .iter()
+        .map(|m| m["verdict"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(verdicts, ["success", "success", "failure"], "{}", run.text);
+    assert_eq!(measured[2]["value"], json!(0.5));
+    assert_eq!(prom.asked(&query), 3, "measuring stopped at the failure");
+    // Rolled back at the failure (about 2 s in), not after the 20 s the analysis would last.
+    assert!(
+        took < Duration::from_secs(15),
+        "took {took:?}:\n{}",
+        run.text
+    );
+    let failed = events(&run, "gate_failed");
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("analysis failed: error rate")),
+        "{}",
+        run.text
+    );
+    assert_eq!(versions(&fleet), ["", "", ""], "{}", run.text);
+}
+
+#[test]
+fn an_inconclusive_analysis_waits_for_a_person_and_approve_goes_on() {
+    let (fleet, sb) = setup();
+    let prom = Prometheus::start();
+    sb.write("analysed.yaml", analysed_playbook(prom.port));
+    let canary = fleet.hosts()[0].name().to_string();
+    // 3% is neither below 1% nor above 5%: rdeploy does not guess.
+    prom.script(&format!("errors{{host=\"{canary}\"}}"), &["0.001", "0.03"]);
+
+    let run = deploy_file(&sb, "analysed.yaml", "2");
+    assert_eq!(run.code, 11, "{}", run.text);
+    assert_eq!(versions(&fleet), ["2\n", "", ""], "{}", run.text);
+    let verdicts: Vec<Value> = events(&run, "measurement")
+        .iter()
+        .map(|m| m["verdict"].clone())
+        .collect();
+    assert_eq!(verdicts, [json!("success"), json!("inconclusive")]);
+    let id = run_id(&run);
+    let shown = rdeploy(&sb, &["show", &id]);
+    assert!(
+        shown.text.contains(&format!(
+            ": error rate #2 inconclusive [{canary}]: value 0.03: not result < 0.01"
+        )),
+        "{}",
+        shown.text
+    );
+
+    let vars = json!({ "v": "2" }).to_string();
+    let approved = rdeploy(&sb, &["approve", &id, "--output", "json", "-e", &vars]);
+    assert_eq!(approved.code, 0, "{}", approved.text);
+    assert_eq!(versions(&fleet), ["2\n", "2\n", "2\n"], "{}", approved.text);
+    // The canary's batch was finished: approving does not deploy or measure it again.
+    assert!(
+        events(&approved, "measurement").is_empty(),
+        "{}",
+        approved.text
+    );
+}
+
+#[test]
+fn a_soak_watches_its_probes_and_fails_the_step_when_one_fails_midway() {
+    let (fleet, sb) = setup();
+    sb.write(
+        "soaked.yaml",
+        "- hosts: all\n  gather_facts: false\n  canary:\n    - step: 1\n      pause: 30s\n    - 100%\n  health:\n    - name: not broken\n      command: \"! grep -q bad /srv/VERSION\"\n      retries: 0\n  tasks:\n    - copy:\n        dest: /srv/VERSION\n        content: \"{{ v }}\\n\"\n",
+    );
+    // Two seconds after the canary was deployed, during its soak, it goes bad (the rollback
+    // restores it).
+    let canary = fleet.hosts()[0].path("/srv/VERSION");
+    let breaker = std::thread::spawn(move || {
+        for _ in 0..600 {
+            if std::fs::read_to_string(&canary).is_ok_and(|v| v == "2\n") {
+                std::thread::sleep(Duration::from_secs(2));
+                std::fs::write(&canary, "bad\n").expect("break the canary");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the canary was never deployed");
+    });
+    let started = Instant::now();
+    let run = deploy_file(&sb, "soaked.yaml", "2");
+    let took = started.elapsed();
+    breaker.join().expect("breaker");
+    assert_eq!(run.code, 3, "{}", run.text);
+    let failed = events(&run, "gate_failed");
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("during the soak") && r.contains("not broken")),
+        "{}",
+        run.text
+    );
+    assert!(
+        took < Duration::from_secs(20),
+        "took {took:?}:\n{}",
+        run.text
+    );
+    assert_eq!(versions(&fleet), ["", "", ""], "{}", run.text);
 }

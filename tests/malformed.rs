@@ -396,6 +396,62 @@ fn canary_errors_are_positioned_and_say_what_was_expected() {
 }
 
 #[test]
+fn canary_step_gates_and_analyses_are_checked_before_the_run() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "  canary:\n    - step: 1\n      pasue: 5m\n",
+            "pb.yaml:4:7: error: unknown canary step key 'pasue', did you mean 'pause'?",
+        ),
+        (
+            "  canary:\n    - pause: 5m\n",
+            "pb.yaml:3:7: error: a canary step written as a mapping needs 'step' (a number of hosts or a percentage like \"25%\")",
+        ),
+        (
+            "  canary:\n    - step: 1\n    - step: 100%\n      approve: go?\n",
+            "pb.yaml:5:16: error: 'approve' on the last canary step (100%) has no next step to hold: put it on an earlier step",
+        ),
+        (
+            "  canary:\n    - step: 1\n      pause: soon\n",
+            "pb.yaml:4:14: error: invalid duration 'soon' for 'pause': expected a number and a unit (ms, s, m, h), e.g. 500ms or 30s",
+        ),
+        (
+            "  analysis:\n    duration: 1m\n",
+            "pb.yaml:3:5: error: 'analysis' needs 'metrics': a list of checks (http, tcp, command, prometheus) with their conditions",
+        ),
+        (
+            "  analysis:\n    metrics:\n      - prometheus: http://p:9090\n        query: up\n",
+            "pb.yaml:4:9: error: a prometheus metric needs 'success_condition', 'failure_condition', 'max' or 'min'",
+        ),
+        (
+            "  analysis:\n    metrics:\n      - http: http://a/\n        sucess_condition: status == 200\n",
+            "pb.yaml:5:9: error: unknown http probe option 'sucess_condition', did you mean 'success_condition'?",
+        ),
+        (
+            "  analysis:\n    metrics:\n      - command: cat /x\n        success_condition: result <\n",
+            "pb.yaml:5:28: error: 'success_condition': syntax error: unexpected end of input, expected expression",
+        ),
+        (
+            "  analysis:\n    metrics:\n      - tcp: a:1\n        baseline: up\n",
+            "pb.yaml:5:19: error: 'baseline' is a second PromQL query: only a prometheus metric has one",
+        ),
+        (
+            "  analysis:\n    intervall: 5s\n    metrics:\n      - tcp: a:1\n",
+            "pb.yaml:3:5: error: unknown 'analysis' key 'intervall', did you mean 'interval'?",
+        ),
+        (
+            "  health:\n    - tcp: a:1\n      retries: many\n",
+            "pb.yaml:4:16: error: 'retries' must be a non-negative integer, found 'many'",
+        ),
+    ];
+    for (line, first) in cases {
+        bad_playbook(
+            &format!("- hosts: all\n{line}  tasks:\n    - ping:\n"),
+            first,
+        );
+    }
+}
+
+#[test]
 fn max_fail_percentage_above_100() {
     bad_playbook(
         "- hosts: all\n  max_fail_percentage: 150\n  tasks:\n    - ping:\n",

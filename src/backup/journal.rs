@@ -159,6 +159,28 @@ pub enum Record {
         /// The last observed value.
         observed: String,
     },
+    /// One measurement of an analysis (no secret: the metric's name, its result and verdict).
+    Measurement {
+        /// 0-based play index.
+        play: usize,
+        /// 1-based batch index.
+        batch: usize,
+        /// The metric's name.
+        metric: String,
+        /// The hosts it speaks for.
+        hosts: Vec<String>,
+        /// 1-based number of the measurement.
+        n: u32,
+        /// `success`, `failure` or `inconclusive`.
+        verdict: String,
+        /// The measured result.
+        #[serde(default)]
+        value: Option<serde_json::Value>,
+        /// What was seen.
+        observed: String,
+        /// Seconds since the analysis started.
+        at_s: f64,
+    },
     /// A batch's health gate or failure budget failed.
     GateFailed {
         /// 0-based play index.

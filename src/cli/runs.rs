@@ -561,7 +561,25 @@ pub(crate) fn cmd_show(out: &mut dyn Write, a: args::ShowArgs) -> Result<Exit, F
     let recs = read.records;
     let info = run_info(&a.run_id, &recs);
     let mut hosts: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut analysis: Vec<Value> = Vec::new();
     for r in &recs {
+        if let Record::Measurement {
+            play,
+            batch,
+            metric,
+            hosts,
+            n,
+            verdict,
+            value,
+            observed,
+            at_s,
+        } = r
+        {
+            analysis.push(json!({"play": play + 1, "batch": batch, "metric": metric,
+                "hosts": hosts, "n": n, "verdict": verdict, "value": value,
+                "observed": observed, "at_s": at_s}));
+            continue;
+        }
         let (host, v) = match r {
             Record::Intent {
                 host,
@@ -599,7 +617,10 @@ pub(crate) fn cmd_show(out: &mut dyn Write, a: args::ShowArgs) -> Result<Exit, F
     }
     match a.journals.output {
         OutputFormat::Json => {
-            report::json_pretty(out, &json!({"run": info, "hosts": hosts}))?;
+            report::json_pretty(
+                out,
+                &json!({"run": info, "hosts": hosts, "analysis": analysis}),
+            )?;
         }
         OutputFormat::Human => {
             report::text(
@@ -632,6 +653,30 @@ pub(crate) fn cmd_show(out: &mut dyn Write, a: args::ShowArgs) -> Result<Exit, F
                     };
                     report::text(out, &line)?;
                 }
+            }
+            if !analysis.is_empty() {
+                report::text(out, "analysis:")?;
+            }
+            for m in &analysis {
+                let line = format!(
+                    "  play {} batch {} at {:.1}s: {} #{} {} [{}]: {}",
+                    m["play"],
+                    m["batch"],
+                    m["at_s"].as_f64().unwrap_or(0.0),
+                    m["metric"].as_str().unwrap_or("?"),
+                    m["n"],
+                    m["verdict"].as_str().unwrap_or("?"),
+                    m["hosts"]
+                        .as_array()
+                        .map(|h| h
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", "))
+                        .unwrap_or_default(),
+                    m["observed"].as_str().unwrap_or("")
+                );
+                report::text(out, &line)?;
             }
         }
     }

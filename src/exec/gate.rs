@@ -32,6 +32,17 @@ fn deadline_passed(play: &Play) -> String {
     )
 }
 
+/// Which round of probes this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Watch {
+    /// The health gate (or the gate after a rollback): every outcome is reported.
+    Gate,
+    /// A round during the soak: only failures are reported.
+    Quiet,
+    /// The round at the end of the soak.
+    AfterSoak,
+}
+
 /// Where a batch is: its play (0-based), its index (1-based) and the play's batch count.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchPos {
@@ -62,9 +73,9 @@ impl<'r> Runner<'r> {
     pub(super) async fn gate(
         &mut self,
         play: &Play,
-        index: usize,
-        total: usize,
+        (index, total): (usize, usize),
         batch: &[String],
+        soak: Option<std::time::Duration>,
     ) -> Option<String> {
         let failed = self.failed_among(batch);
         let fatal = matches!(
@@ -97,27 +108,43 @@ impl<'r> Runner<'r> {
             .collect();
         let deadline = play.probe.deadline.map(|d| tokio::time::Instant::now() + d);
         if let Some(why) = self
-            .probe_hosts(play, &healthy, (index, total), false, deadline)
+            .probe_hosts(play, &healthy, (index, total), Watch::Gate, deadline)
             .await
         {
             return Some(why);
         }
-        if let Some(soak) = play.soak {
+        if let Some(soak) = soak {
             self.reporter.emit(&Event::Soak {
                 index,
                 total,
                 seconds: soak.as_secs_f64(),
             });
+            // The soak watches: the probes run again every round (their interval, at least a
+            // second), reporting only failures, so that a failure at minute 3 of 5 fails the
+            // batch at minute 3.
             let until = tokio::time::Instant::now() + soak;
-            match deadline {
-                Some(d) if d < until => {
-                    tokio::time::sleep_until(d).await;
-                    return Some(deadline_passed(play));
+            let round = play.probe.interval.max(std::time::Duration::from_secs(1));
+            loop {
+                let next = (tokio::time::Instant::now() + round).min(until);
+                match deadline {
+                    Some(d) if d < next => {
+                        tokio::time::sleep_until(d).await;
+                        return Some(deadline_passed(play));
+                    }
+                    _ => tokio::time::sleep_until(next).await,
                 }
-                _ => tokio::time::sleep_until(until).await,
+                if next >= until || self.stopping() {
+                    break;
+                }
+                if let Some(why) = self
+                    .probe_hosts(play, &healthy, (index, total), Watch::Quiet, deadline)
+                    .await
+                {
+                    return Some(format!("during the soak, {why}"));
+                }
             }
             return self
-                .probe_hosts(play, &healthy, (index, total), true, deadline)
+                .probe_hosts(play, &healthy, (index, total), Watch::AfterSoak, deadline)
                 .await;
         }
         None
@@ -141,18 +168,20 @@ impl<'r> Runner<'r> {
         play: &Play,
         hosts: &[String],
         (index, total): (usize, usize),
-        soak: bool,
+        watch: Watch,
         deadline: Option<tokio::time::Instant>,
     ) -> Option<String> {
         if hosts.is_empty() || play.health.is_empty() {
             return None;
         }
-        self.reporter.emit(&Event::GateStart {
-            index,
-            total,
-            soak,
-            hosts,
-        });
+        if watch != Watch::Quiet {
+            self.reporter.emit(&Event::GateStart {
+                index,
+                total,
+                soak: watch == Watch::AfterSoak,
+                hosts,
+            });
+        }
         let hostvars = self.hostvars();
         let mut set = JoinSet::new();
         let mut failures: Vec<String> = Vec::new();
@@ -233,6 +262,9 @@ impl<'r> Runner<'r> {
                 st.recap.failed += 1;
             }
             for o in &outcomes {
+                if watch == Watch::Quiet && o.passed {
+                    continue;
+                }
                 self.reporter.emit(&Event::Probe {
                     host: &st.name,
                     probe: &o.probe,
@@ -423,7 +455,7 @@ impl<'r> Runner<'r> {
             .collect();
         let deadline = play.probe.deadline.map(|d| tokio::time::Instant::now() + d);
         if let Some(why) = self
-            .probe_hosts(play, &ok, (index, total), false, deadline)
+            .probe_hosts(play, &ok, (index, total), Watch::Gate, deadline)
             .await
         {
             clean = false;

@@ -8,6 +8,7 @@
 //! go to the reporter; nothing here prints.
 
 pub mod actions;
+mod analysis;
 pub mod backups;
 pub mod facts;
 mod gate;
@@ -37,7 +38,9 @@ use crate::exec::task::{AheadTask, TaskCtx, run_on_host};
 use crate::inventory::Inventory;
 use crate::modules::runtime::Ahead;
 use crate::plan::build::tags_selected;
-use crate::playbook::model::{Handler, Included, Keywords, Play, RoleRef, Task, TaskItem, Val};
+use crate::playbook::model::{
+    Approval, Handler, Included, Keywords, Play, RoleRef, Task, TaskItem, Val,
+};
 use crate::playbook::tasks::{FromFiles, Loaded};
 use crate::report::events::Event;
 use crate::report::run::Reporter;
@@ -536,6 +539,7 @@ impl<'r> Runner<'r> {
             tags: play.keywords.tags.iter().map(|t| t.name.clone()).collect(),
             ..Scope::default()
         };
+        let step_gates = crate::plan::build::step_gates(play, all.len());
         for (i, batch) in batches.iter().enumerate() {
             if self.end_play || self.halted || self.stopping() {
                 break;
@@ -556,9 +560,35 @@ impl<'r> Runner<'r> {
                 self.reporter.emit(&Event::Warning(&msg));
                 continue;
             }
-            if let Some(g) = play.approve.as_ref().filter(|g| g.before_batch == i + 1)
-                && !self.approval(g, i + 1, batches.len()).await
+            // `rdeploy approve` passes the gates before the first batch the resumed run runs
+            // (the one it stopped at, or the one after an inconclusive analysis).
+            let given = std::mem::take(&mut self.approved);
+            let mut before: Vec<&Approval> = play
+                .approve
+                .iter()
+                .filter(|g| g.before_batch == i + 1)
+                .collect();
+            if i > 0
+                && let Some(gs) = step_gates.get(i - 1)
             {
+                before.extend(gs.iter().filter_map(|g| g.approve.as_ref()));
+            }
+            if given && before.is_empty() {
+                let msg = format!(
+                    "approval given (rdeploy approve): going on with batch {}/{}",
+                    i + 1,
+                    batches.len()
+                );
+                self.reporter.emit(&Event::Warning(&msg));
+            }
+            let mut approved = true;
+            for g in before {
+                if !self.approval(g, i + 1, batches.len(), given).await {
+                    approved = false;
+                    break;
+                }
+            }
+            if !approved {
                 self.outcome = self.outcome.max(Outcome::AwaitingApproval);
                 self.halted = true;
                 break;
@@ -620,8 +650,54 @@ impl<'r> Runner<'r> {
                 break;
             }
             let gate_started = Instant::now();
-            let verdict = self.gate(play, i + 1, batches.len(), batch).await;
+            let gates = step_gates.get(i).map(Vec::as_slice).unwrap_or_default();
+            // A canary step's own pause replaces the play's soak (the longest, when merged
+            // steps have several).
+            let soak = gates.iter().filter_map(|g| g.pause).max().or(play.soak);
+            let mut verdict = self.gate(play, (i + 1, batches.len()), batch, soak).await;
+            let mut awaiting = None;
+            if verdict.is_none() {
+                match self
+                    .analyses(play, gates, (index, i + 1, batches.len()), batch)
+                    .await
+                {
+                    analysis::Concluded::Passed => {}
+                    analysis::Concluded::Failed(why) => verdict = Some(why),
+                    analysis::Concluded::Inconclusive(why) => awaiting = Some(why),
+                }
+            }
             self.timing.probes_s += gate_started.elapsed().as_secs_f64();
+            if let Some(why) = awaiting {
+                // Not rolled back, not let through: a person decides. The batch is finished
+                // (its tasks ran, its health gate passed), so `rdeploy approve` goes on after it.
+                let msg = format!(
+                    "batch {}/{}: {why}: neither rolled back nor let through, a person decides",
+                    i + 1,
+                    batches.len()
+                );
+                self.reporter.emit(&Event::Warning(&msg));
+                let g = Approval {
+                    before_batch: i + 2,
+                    message: format!("{why}\nGo on?"),
+                    timeout: None,
+                };
+                if !self.approval(&g, i + 2, batches.len(), false).await {
+                    if let Some(run) = &self.shared.opts.run {
+                        run.journal.note(&Record::BatchEnd {
+                            play: index,
+                            index: i + 1,
+                            hosts: batch.clone(),
+                        });
+                    }
+                    self.outcome = self.outcome.max(Outcome::AwaitingApproval);
+                    self.halted = true;
+                    break;
+                }
+            }
+            if i + 1 == batches.len() && gates.iter().any(|g| g.approve.is_some()) {
+                let msg = "the last canary step's approval has no next step to hold: not asked";
+                self.reporter.emit(&Event::Warning(msg));
+            }
             if let Some(reason) = verdict {
                 let pos = gate::BatchPos {
                     play: index,
@@ -664,20 +740,21 @@ impl<'r> Runner<'r> {
     /// by `rdeploy approve` (the first gate a resumed run reaches) and in check mode; on a
     /// terminal the operator answers `y` within the gate's timeout; otherwise (no terminal,
     /// another answer, no answer in time) the run stops awaiting approval.
-    async fn approval(
-        &mut self,
-        g: &crate::playbook::model::Approval,
-        index: usize,
-        total: usize,
-    ) -> bool {
-        if std::mem::take(&mut self.approved) {
-            let msg = format!("approval before batch {index}/{total} given (rdeploy approve)");
+    async fn approval(&mut self, g: &Approval, index: usize, total: usize, given: bool) -> bool {
+        // An inconclusive analysis of the last batch holds the end of the run, not a batch.
+        let place = if index > total {
+            format!("after batch {total}/{total}")
+        } else {
+            format!("before batch {index}/{total}")
+        };
+        if given {
+            let msg = format!("approval {place} given (rdeploy approve)");
             self.reporter.emit(&Event::Warning(&msg));
             return true;
         }
         if self.shared.opts.check {
             let msg = format!(
-                "approval gate before batch {index}/{total} ({}): not asked in check mode",
+                "approval gate {place} ({}): not asked in check mode",
                 g.message
             );
             self.reporter.emit(&Event::Warning(&msg));
@@ -686,10 +763,7 @@ impl<'r> Runner<'r> {
         let Some(mut term) = crate::cli::prompt::Terminal::open() else {
             return false;
         };
-        let question = format!(
-            "[approval before batch {index}/{total}]\n{} (y/N)",
-            g.message.trim()
-        );
+        let question = format!("[approval {place}]\n{} (y/N)", g.message.trim());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let _lifted = crate::report::progress::lifted();
         // A thread of its own, not the runtime's: a read the timeout gave up on must not keep

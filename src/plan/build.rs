@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::inventory::Inventory;
 use crate::plan::{BatchSize, Plan, PlannedPlay, PlannedTask, WhenReached, batch_sizes, canary};
-use crate::playbook::model::{Order, Play, Playbook, Section, SerialStep};
+use crate::playbook::model::{Order, Play, Playbook, Section, SerialStep, StepGates};
 use crate::yaml::{Kind, Node};
 
 /// What the command line adds to the plan.
@@ -96,17 +96,87 @@ pub fn hosts_now(
 /// How [`Inventory::select`] says that a term matched nothing.
 const NO_MATCH: &str = "no host or group matches";
 
+/// What each batch of the play does after its health gate, from its canary steps (merged
+/// steps' gates run after the batch they were merged into): one list per batch, empty
+/// without `canary`.
+pub fn step_gates(play: &Play, host_count: usize) -> Vec<Vec<&StepGates>> {
+    let Some(c) = &play.canary else {
+        return Vec::new();
+    };
+    let shares: Vec<canary::Share> = c.steps.iter().map(|s| share(*s)).collect();
+    canary::steps(host_count, &shares)
+        .iter()
+        .map(|s| s.indexes.iter().filter_map(|i| c.gates.get(*i)).collect())
+        .collect()
+}
+
+fn share(step: SerialStep) -> canary::Share {
+    match step {
+        SerialStep::Count(n) => canary::Share::Count(n),
+        SerialStep::Percent(p) => canary::Share::Percent(p),
+    }
+}
+
+/// A duration as it is written in a playbook: `500ms`, `30s`, `5m`, `1h30m`.
+pub fn written(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if !ms.is_multiple_of(1000) || ms == 0 {
+        return format!("{ms}ms");
+    }
+    let s = ms / 1000;
+    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+    let mut out = String::new();
+    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    out
+}
+
+/// What `rdeploy plan` lists after each batch: the soak, the analysis and a canary step's
+/// approval; empty when no batch has any.
+fn after_batches(play: &Play, host_count: usize, batches: usize) -> Vec<Vec<String>> {
+    let steps = step_gates(play, host_count);
+    let out: Vec<Vec<String>> = (0..batches)
+        .map(|b| {
+            let gates = steps.get(b).map(Vec::as_slice).unwrap_or_default();
+            let mut what = Vec::new();
+            let soak = gates.iter().filter_map(|g| g.pause).max().or(play.soak);
+            if let Some(d) = soak.filter(|_| !play.health.is_empty()) {
+                what.push(format!("soak {}: the health probes watched", written(d)));
+            }
+            for a in play.analyses_after(gates) {
+                let names = a.metric_names();
+                what.push(format!(
+                    "analysis for {}, every {}: {}",
+                    written(a.duration),
+                    written(a.interval),
+                    names.join(", ")
+                ));
+            }
+            for g in gates.iter().filter_map(|g| g.approve.as_ref()) {
+                match b + 1 < batches {
+                    true => what.push(format!("approval before the next step: {}", g.message)),
+                    false => what.push(format!(
+                        "approval never asked (no step follows): {}",
+                        g.message
+                    )),
+                }
+            }
+            what
+        })
+        .collect();
+    if out.iter().all(Vec::is_empty) {
+        return Vec::new();
+    }
+    out
+}
+
 /// The hosts cut into batches by the play's `canary` plan (with its steps) or its `serial`.
 fn cut(hosts: &[String], play: &Play) -> (Vec<Vec<String>>, Vec<canary::Step>) {
     if let Some(c) = &play.canary {
-        let shares: Vec<canary::Share> = c
-            .steps
-            .iter()
-            .map(|step| match *step {
-                SerialStep::Count(n) => canary::Share::Count(n),
-                SerialStep::Percent(p) => canary::Share::Percent(p),
-            })
-            .collect();
+        let shares: Vec<canary::Share> = c.steps.iter().map(|s| share(*s)).collect();
         let steps = canary::steps(hosts.len(), &shares);
         let mut batches = Vec::new();
         let mut rest = hosts;
@@ -181,6 +251,7 @@ fn plan_play(
         .collect();
     apply_order(&mut hosts, play.order, opts.shuffle_seed);
     let (batches, canary) = cut(&hosts, play);
+    let after = after_batches(play, hosts.len(), batches.len());
     let mut tasks = Vec::new();
     let mut handlers = Vec::new();
     let mut rollback = Vec::new();
@@ -213,6 +284,7 @@ fn plan_play(
             .approve
             .as_ref()
             .map(|g| (g.before_batch, g.message.clone())),
+        after,
         tasks,
         handlers,
         rollback,
@@ -321,6 +393,16 @@ mod tests {
 
     fn v(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn durations_are_shown_as_written() {
+        let d = std::time::Duration::from_millis;
+        assert_eq!(written(d(500)), "500ms");
+        assert_eq!(written(d(30_000)), "30s");
+        assert_eq!(written(d(300_000)), "5m");
+        assert_eq!(written(d(5_400_000)), "1h30m");
+        assert_eq!(written(d(0)), "0ms");
     }
 
     #[test]

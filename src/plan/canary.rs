@@ -28,6 +28,10 @@ pub struct Step {
     /// True for the final step added because the plan did not end at all hosts.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub added: bool,
+    /// The 0-based indexes of the written steps this batch stands for (merged ones first):
+    /// their gates run after it.
+    #[serde(skip)]
+    pub indexes: Vec<usize>,
 }
 
 impl Step {
@@ -57,7 +61,8 @@ pub fn steps(host_count: usize, plan: &[Share]) -> Vec<Step> {
     }
     let mut reached = 0usize;
     let mut pending: Vec<String> = Vec::new();
-    for &s in plan {
+    let mut pending_at: Vec<usize> = Vec::new();
+    for (i, &s) in plan.iter().enumerate() {
         let target = match s {
             Share::Count(n) => usize::try_from(n).unwrap_or(usize::MAX).min(host_count),
             Share::Percent(p) => {
@@ -66,6 +71,7 @@ pub fn steps(host_count: usize, plan: &[Share]) -> Vec<Step> {
                 (t.max(0.0) as usize).min(host_count)
             }
         };
+        pending_at.push(i);
         if target <= reached {
             pending.push(written(s));
             continue;
@@ -76,6 +82,7 @@ pub fn steps(host_count: usize, plan: &[Share]) -> Vec<Step> {
             written: written(s),
             merged: std::mem::take(&mut pending),
             added: false,
+            indexes: std::mem::take(&mut pending_at),
         });
         reached = target;
     }
@@ -86,10 +93,12 @@ pub fn steps(host_count: usize, plan: &[Share]) -> Vec<Step> {
             written: "100%".into(),
             merged: std::mem::take(&mut pending),
             added: true,
+            indexes: pending_at,
         });
     } else if let Some(last) = out.last_mut() {
         // Steps after every host was reached add nothing: they end with the last step.
         last.merged.append(&mut pending);
+        last.indexes.append(&mut pending_at);
     }
     out
 }

@@ -52,6 +52,10 @@ pub struct PlannedPlay {
     /// The play's `approve:` gate: the batch (1-based) it stops before, and its message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approve: Option<(usize, String)>,
+    /// What runs after each batch's health gate, in order (a watched soak, an analysis, an
+    /// approval before the next step), one list per batch.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<Vec<String>>,
 }
 
 /// An include whose file or role is checked when it is reached.

@@ -66,6 +66,7 @@ pub const PLAY_ONLY: &[&str] = &[
     "rollback",
     "release_label",
     "approve",
+    "analysis",
 ];
 
 /// Task-only keywords.

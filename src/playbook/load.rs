@@ -467,6 +467,7 @@ impl<'o> Loader<'o> {
             rollback: Vec::new(),
             release_label: None,
             approve: None,
+            analysis: None,
             vars_prompt: Vec::new(),
             deferred: Vec::new(),
         };
@@ -548,6 +549,7 @@ impl<'o> Loader<'o> {
                 }
                 "release_label" => play.release_label = values::text(e, key, v),
                 "approve" => play.approve = approval(e, v),
+                "analysis" => play.analysis = probe::analysis(e, v),
                 "vars_prompt" => prompts = Some(v),
                 _ => self.keyword(&mut play.keywords, key, v),
             }

@@ -132,8 +132,59 @@ pub struct Serial {
 pub struct Canary {
     /// At least one step; a count is of hosts in all, not added.
     pub steps: Vec<SerialStep>,
+    /// What each written step does once its hosts are deployed (same length as `steps`).
+    pub gates: Vec<StepGates>,
     /// Where `canary` was written.
     pub loc: Loc,
+}
+
+/// What a canary step does after its batch passed its health gate, in this order: a watched
+/// `pause`, an `analysis`, then an approval before the next step.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StepGates {
+    /// `pause: 5m`: a soak for this step (the health probes watched), instead of the play's.
+    pub pause: Option<Duration>,
+    /// `analysis:` for this step, instead of the play's.
+    pub analysis: Option<Analysis>,
+    /// `approve:` (a message, or `{message, timeout}`): asked before the next step.
+    pub approve: Option<Approval>,
+}
+
+/// `analysis:`: metrics measured every `interval` for `duration` after a batch passed its
+/// health gate (rdeploy's own keyword). Any metric that fails rolls the batch back at once; an
+/// inconclusive one stops for a person, as an approval gate does.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Analysis {
+    /// Where `analysis` was written.
+    pub loc: Loc,
+    /// Time between two measurements of a metric, unless the metric sets its own.
+    pub interval: Duration,
+    /// How long the analysis lasts (at least one measurement of each metric).
+    pub duration: Duration,
+    /// The metrics.
+    pub metrics: Vec<Metric>,
+}
+
+/// One metric of an analysis: a probe's check measured over time, judged by conditions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metric {
+    /// What is measured (an `http`, `tcp`, `command` or `prometheus` check; a prometheus check
+    /// may have no bounds when conditions judge it).
+    pub probe: Probe,
+    /// `baseline:` a second PromQL query (e.g. the old version's error rate), as `baseline`.
+    pub baseline: Option<Node>,
+    /// `success_condition`: an expression that must hold (e.g. `result < 0.01`).
+    pub success: Option<Node>,
+    /// `failure_condition`: an expression that must not hold.
+    pub failure: Option<Node>,
+    /// Failed measurements tolerated before the metric fails (default 0).
+    pub failure_limit: u32,
+    /// Inconclusive measurements tolerated before the metric is inconclusive (default 0).
+    pub inconclusive_limit: u32,
+    /// Successes in a row that must end the analysis (default 1).
+    pub consecutive_successes: u32,
+    /// This metric's own interval.
+    pub interval: Option<Duration>,
 }
 
 /// One batch size.
@@ -275,6 +326,8 @@ pub struct Play {
     pub release_label: Option<Node>,
     /// `approve`: rdeploy's approval gate before a batch.
     pub approve: Option<Approval>,
+    /// `analysis`: rdeploy's analysis after every batch (a canary step's own replaces it).
+    pub analysis: Option<Analysis>,
     /// `vars_prompt` entries, asked (or answered by `-e` or their `default`) before planning.
     pub vars_prompt: Vec<VarPrompt>,
     /// Play keywords written as templates (`hosts`, `serial`, `max_fail_percentage`, `soak`,
@@ -592,6 +645,38 @@ pub struct Probe {
     pub name: Option<Node>,
     /// What it checks.
     pub check: ProbeCheck,
+    /// This probe's own `retries`, `interval`, `timeout`, `initial_delay`,
+    /// `success_threshold`, over the play's `probe:` settings.
+    pub settings: ProbeOverrides,
+}
+
+/// A probe's own timing, each over the play's `probe:` setting of that name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProbeOverrides {
+    /// `initial_delay`.
+    pub initial_delay: Option<Duration>,
+    /// `retries`.
+    pub retries: Option<u32>,
+    /// `interval`.
+    pub interval: Option<Duration>,
+    /// `timeout`.
+    pub timeout: Option<Duration>,
+    /// `success_threshold`.
+    pub success_threshold: Option<u32>,
+}
+
+impl ProbeOverrides {
+    /// The play's settings with this probe's own over them.
+    pub fn over(&self, play: &ProbeSettings) -> ProbeSettings {
+        ProbeSettings {
+            initial_delay: self.initial_delay.unwrap_or(play.initial_delay),
+            retries: self.retries.unwrap_or(play.retries),
+            interval: self.interval.unwrap_or(play.interval),
+            timeout: self.timeout.unwrap_or(play.timeout),
+            success_threshold: self.success_threshold.unwrap_or(play.success_threshold),
+            deadline: play.deadline,
+        }
+    }
 }
 
 /// Where a network probe connects from.
@@ -802,13 +887,90 @@ impl Role {
     }
 }
 
+impl Analysis {
+    /// The metrics' names as written (`metric N` for one without a name).
+    pub fn metric_names(&self) -> Vec<String> {
+        self.metrics
+            .iter()
+            .enumerate()
+            .map(|(i, m)| match &m.probe.name {
+                Some(n) => n.scalar_string().unwrap_or_default(),
+                None => format!("metric {}", i + 1),
+            })
+            .collect()
+    }
+}
+
+impl Probe {
+    /// The templates of what it checks (rendered per host when it runs).
+    pub fn templates(&self) -> Vec<&Node> {
+        match &self.check {
+            ProbeCheck::Http {
+                url,
+                body,
+                headers,
+                ca_file,
+                ..
+            } => {
+                let mut v = vec![url];
+                v.extend(body.iter());
+                v.extend(ca_file.iter());
+                v.extend(headers.iter().map(|(_, n)| n));
+                v
+            }
+            ProbeCheck::Tcp { address, .. } => vec![address],
+            ProbeCheck::Command { command, stdout } => {
+                let mut v = vec![command];
+                v.extend(stdout.iter());
+                v
+            }
+            ProbeCheck::Prometheus { url, query, .. } => vec![url, query],
+        }
+    }
+}
+
 impl Play {
+    /// Every analysis of the play: its own, then its canary steps'.
+    pub fn analyses(&self) -> impl Iterator<Item = &Analysis> {
+        let steps = self
+            .canary
+            .iter()
+            .flat_map(|c| c.gates.iter().filter_map(|g| g.analysis.as_ref()));
+        self.analysis.iter().chain(steps)
+    }
+
+    /// The analyses after a batch whose canary steps have `gates`: the steps' own, else the
+    /// play's.
+    pub fn analyses_after<'p>(&'p self, gates: &[&'p StepGates]) -> Vec<&'p Analysis> {
+        let mut out: Vec<&Analysis> = gates.iter().filter_map(|g| g.analysis.as_ref()).collect();
+        if out.is_empty() {
+            out.extend(self.analysis.as_ref());
+        }
+        out
+    }
+
+    /// The templates of the play's health probes and analysis metrics (with baselines).
+    pub fn probe_templates(&self) -> Vec<&Node> {
+        let mut out: Vec<&Node> = self.health.iter().flat_map(Probe::templates).collect();
+        for m in self.analyses().flat_map(|a| &a.metrics) {
+            out.extend(m.probe.templates());
+            out.extend(m.baseline.iter());
+        }
+        out
+    }
+
     /// What a failed batch does: `on_failure` when written; otherwise a rollback for plays
-    /// with `health` probes or `rollback:` tasks, and Ansible's plain stop for the others.
+    /// with `health` probes, an `analysis` or `rollback:` tasks, and Ansible's plain stop for
+    /// the others.
     pub fn failure_action(&self) -> OnFailure {
         match self.on_failure {
             Some(a) => a,
-            None if !self.health.is_empty() || !self.rollback.is_empty() => OnFailure::Rollback,
+            None if !self.health.is_empty()
+                || !self.rollback.is_empty()
+                || self.analyses().next().is_some() =>
+            {
+                OnFailure::Rollback
+            }
             None => OnFailure::Halt,
         }
     }
@@ -882,6 +1044,12 @@ impl Play {
         v.node(self.release_label.as_ref(), "release_label", None, &[]);
         for p in &self.health {
             v.probe(p);
+        }
+        for a in self.analyses() {
+            for m in &a.metrics {
+                v.probe(&m.probe);
+                v.node(m.baseline.as_ref(), "analysis.baseline", None, &[]);
+            }
         }
         v.items(&self.pre_tasks, &[]);
         for r in &self.roles {

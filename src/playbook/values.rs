@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use super::keywords::is_identifier;
-use super::model::{Canary, Named, Serial, SerialStep, Val};
+use super::model::{Approval, Canary, Named, Serial, SerialStep, StepGates, Val};
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::modules::spec::{ansible_bool, is_template, shown};
 use crate::yaml::{Kind, Node};
@@ -305,8 +305,17 @@ pub fn canary(errors: &mut Errors, n: &Node) -> Option<Canary> {
     };
     let before = errors.len();
     let mut steps = Vec::new();
+    let mut gates = Vec::new();
     let (mut count, mut pct) = (None::<u64>, None::<f64>);
-    for it in items {
+    for (i, item) in items.iter().enumerate() {
+        let (it, step_gates) = match item.as_map() {
+            Some(_) => match canary_step(errors, item, i + 1 == items.len()) {
+                Some(parsed) => parsed,
+                None => continue,
+            },
+            None => (item, StepGates::default()),
+        };
+        gates.push(step_gates);
         let text = match &it.kind {
             Kind::Int(i) => Some(i.to_string()),
             Kind::Str { value, .. } => Some(value.trim().to_string()),
@@ -366,8 +375,94 @@ pub fn canary(errors: &mut Errors, n: &Node) -> Option<Canary> {
     }
     (errors.len() == before).then(|| Canary {
         steps,
+        gates,
         loc: n.loc.clone(),
     })
+}
+
+const STEP_KEYS: &[&str] = &["step", "pause", "analysis", "approve"];
+
+/// A canary step written as a mapping: `{step: "25%", pause: 5m, analysis: {...}, approve:
+/// "go on?"}`; the step's node and its gates.
+fn canary_step<'n>(errors: &mut Errors, n: &'n Node, last: bool) -> Option<(&'n Node, StepGates)> {
+    let before = errors.len();
+    for (k, _) in n.as_map().unwrap_or_default() {
+        let key = k.scalar_string().unwrap_or_default();
+        if !STEP_KEYS.contains(&key.as_str()) {
+            let msg = match did_you_mean(&key, STEP_KEYS.iter().copied()) {
+                Some(s) => format!("unknown canary step key '{key}', did you mean '{s}'?"),
+                None => format!(
+                    "unknown canary step key '{key}': expected step, pause, analysis, approve"
+                ),
+            };
+            push(errors, k, msg);
+        }
+    }
+    let Some(step) = n.get("step") else {
+        push(
+            errors,
+            n,
+            "a canary step written as a mapping needs 'step' (a number of hosts or a percentage like \"25%\")".into(),
+        );
+        return None;
+    };
+    let gates = StepGates {
+        pause: n.get("pause").and_then(|p| duration(errors, "pause", p)),
+        analysis: n
+            .get("analysis")
+            .and_then(|a| super::probe::analysis(errors, a)),
+        approve: n.get("approve").and_then(|a| step_approval(errors, a)),
+    };
+    let at_all = matches!(&step.kind, Kind::Str { value, .. } if value.trim() == "100%");
+    if let (Some(a), true) = (n.get("approve"), last && at_all) {
+        push(
+            errors,
+            a,
+            "'approve' on the last canary step (100%) has no next step to hold: put it on an earlier step".into(),
+        );
+    }
+    (errors.len() == before).then_some((step, gates))
+}
+
+/// A canary step's `approve:`: its message, or `{message, timeout}`.
+fn step_approval(errors: &mut Errors, n: &Node) -> Option<Approval> {
+    let mut g = Approval {
+        before_batch: 0,
+        message: "Approve the next canary step?".into(),
+        timeout: None,
+    };
+    match &n.kind {
+        Kind::Str { value, .. } => g.message = value.clone(),
+        Kind::Bool(true) => {}
+        Kind::Map(entries) => {
+            for (k, v) in entries {
+                match k.scalar_string().unwrap_or_default().as_str() {
+                    "message" => match v.scalar_string() {
+                        Some(m) => g.message = m,
+                        None => push(errors, v, "'message' must be text".into()),
+                    },
+                    "timeout" => g.timeout = duration(errors, "timeout", v),
+                    other => push(
+                        errors,
+                        k,
+                        format!("unknown 'approve' key '{other}': expected message, timeout"),
+                    ),
+                }
+            }
+        }
+        _ => {
+            push(
+                errors,
+                n,
+                format!(
+                    "'approve' must be a message or a mapping (message, timeout), found {}",
+                    shown(n)
+                ),
+            );
+            return None;
+        }
+    }
+    Some(g)
 }
 
 /// `max_fail_percentage`: a number `0..=100`, or text `"N"`/`"N%"`.

@@ -131,6 +131,13 @@ pub(crate) async fn fetch(req: reqwest::RequestBuilder) -> Result<(u16, String),
 /// The verdict on a response: status accepted, then latency within `max_latency`, then the
 /// body matched. The observed value starts `status N after M ms`.
 pub fn judge(spec: &HttpSpec<'_>, status: u16, body: &str, latency: Duration) -> Attempt {
+    verdict(spec, status, body, latency)
+        .with("result", status)
+        .with("status", status)
+        .with("latency_ms", millis(latency))
+}
+
+fn verdict(spec: &HttpSpec<'_>, status: u16, body: &str, latency: Duration) -> Attempt {
     let seen = format!("status {status} after {} ms", millis(latency));
     if !spec.status.contains(&status) {
         return Attempt::fail(seen);

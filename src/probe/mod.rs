@@ -9,6 +9,7 @@
 //! what a failed gate means for the batch (that is the executor's) or parse YAML (that is
 //! [`crate::playbook::probe`]'s). Shell lines for the host come from [`crate::transport::cmd`].
 
+pub mod analysis;
 pub mod http;
 pub mod prometheus;
 pub mod remote;
@@ -22,7 +23,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crate::playbook::model::ProbeFrom;
-use crate::playbook::model::{Probe, ProbeCheck, ProbeSettings};
+use crate::playbook::model::{Probe, ProbeCheck, ProbeOverrides, ProbeSettings};
 use crate::yaml::Node;
 pub use run::run_host;
 
@@ -33,6 +34,8 @@ pub struct Rendered {
     pub name: String,
     /// What it checks.
     pub check: Check,
+    /// Its own timing over the play's `probe:`.
+    pub settings: ProbeOverrides,
 }
 
 /// What a rendered probe checks.
@@ -249,11 +252,15 @@ pub fn render(
         Some(n) => field("name", n)?,
         None => described,
     };
-    Ok(Rendered { name, check })
+    Ok(Rendered {
+        name,
+        check,
+        settings: p.settings.clone(),
+    })
 }
 
 /// What one attempt of one probe saw.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Attempt {
     /// Whether the check passed.
     pub passed: bool,
@@ -262,6 +269,17 @@ pub struct Attempt {
     /// Retrying cannot help (no connection to the host, unreadable CA file, a command that
     /// cannot be built): stop now.
     pub fatal: bool,
+    /// What was measured, by name, for an analysis' conditions (`result`, `status`,
+    /// `latency_ms`, `rc`, `stdout`, `results`); empty when nothing could be measured.
+    pub values: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Two attempts are equal when their verdicts are: what they measured is read only by
+/// conditions.
+impl PartialEq for Attempt {
+    fn eq(&self, other: &Attempt) -> bool {
+        (self.passed, &self.observed, self.fatal) == (other.passed, &other.observed, other.fatal)
+    }
 }
 
 impl Attempt {
@@ -271,6 +289,7 @@ impl Attempt {
             passed: true,
             observed: observed.into(),
             fatal: false,
+            values: serde_json::Map::new(),
         }
     }
 
@@ -278,18 +297,22 @@ impl Attempt {
     pub fn fail(observed: impl Into<String>) -> Attempt {
         Attempt {
             passed: false,
-            observed: observed.into(),
-            fatal: false,
+            ..Attempt::pass(observed)
         }
     }
 
     /// A failure no retry can fix.
     pub fn fatal(observed: impl Into<String>) -> Attempt {
         Attempt {
-            passed: false,
-            observed: observed.into(),
             fatal: true,
+            ..Attempt::fail(observed)
         }
+    }
+
+    /// The attempt with a measured value.
+    pub fn with(mut self, name: &str, value: impl Into<serde_json::Value>) -> Attempt {
+        self.values.insert(name.to_string(), value.into());
+        self
     }
 }
 

@@ -87,9 +87,26 @@ pub fn evaluate(json: &Value, bounds: Bounds) -> Attempt {
     if samples.is_empty() {
         return Attempt::fail("no data");
     }
+    // What an analysis' conditions read: the first sample as `result`, all of them as
+    // `results` (only numbers: a sample that is not one leaves nothing to judge).
+    let measured: Vec<f64> = samples
+        .iter()
+        .filter_map(|(_, v)| v.as_ref().ok().copied())
+        .filter(|v| !v.is_nan())
+        .collect();
+    let attempt = judge_samples(&samples, bounds);
+    match measured.first() {
+        Some(first) if measured.len() == samples.len() => attempt
+            .with("result", *first)
+            .with("results", measured.clone()),
+        _ => attempt,
+    }
+}
+
+fn judge_samples(samples: &[(String, Result<f64, String>)], bounds: Bounds) -> Attempt {
     let mut values = Vec::with_capacity(samples.len());
     let mut bad: Vec<String> = Vec::new();
-    for (labels, v) in &samples {
+    for (labels, v) in samples {
         let problem = match v {
             Err(e) => Some(e.clone()),
             Ok(v) if v.is_nan() => Some("value NaN".to_string()),

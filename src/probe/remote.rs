@@ -40,10 +40,23 @@ pub async fn command(
 /// The verdict on a command probe's output.
 pub fn judge_command(out: &Output, stdout: Option<&Matcher>) -> Attempt {
     let so = out.stdout_lossy();
+    let text = so.trim();
+    // A number printed by the command is the measured result; any other output is text.
+    let result = match text.parse::<f64>() {
+        Ok(n) if n.is_finite() => serde_json::json!(n),
+        _ => serde_json::json!(text),
+    };
+    command_verdict(out, &so, stdout)
+        .with("result", result)
+        .with("rc", out.status)
+        .with("stdout", text)
+}
+
+fn command_verdict(out: &Output, so: &str, stdout: Option<&Matcher>) -> Attempt {
     let se = out.stderr_lossy();
     let mut streams = Vec::new();
     if !so.trim().is_empty() {
-        streams.push(format!("stdout \"{}\"", snippet(&so, 120)));
+        streams.push(format!("stdout \"{}\"", snippet(so, 120)));
     }
     if !out.success() && !se.trim().is_empty() {
         streams.push(format!("stderr \"{}\"", snippet(&se, 120)));
@@ -56,7 +69,7 @@ pub fn judge_command(out: &Output, stdout: Option<&Matcher>) -> Attempt {
         return Attempt::fail(seen);
     }
     match stdout {
-        Some(m) if !m.matches(&so) => Attempt::fail(format!("{seen}; stdout does not contain {m}")),
+        Some(m) if !m.matches(so) => Attempt::fail(format!("{seen}; stdout does not contain {m}")),
         _ => Attempt::pass(seen),
     }
 }
@@ -185,7 +198,10 @@ pub async fn tcp(tr: &mut AnyTransport, address: &str, limit: Duration) -> Attem
     let start = Instant::now();
     match tr.exec(&cmd).await {
         Ok(out) if out.success() => {
-            Attempt::pass(format!("connected in {} ms", millis(start.elapsed())))
+            let ms = millis(start.elapsed());
+            Attempt::pass(format!("connected in {ms} ms"))
+                .with("result", true)
+                .with("latency_ms", ms)
         }
         Ok(out) => {
             let se = out.stderr_lossy();

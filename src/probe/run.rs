@@ -39,7 +39,12 @@ pub async fn run_host(
     }
     let mut outcomes = Vec::with_capacity(probes.len());
     for p in probes {
-        outcomes.push(run_probe(p, settings, &mut clients, tr.as_deref_mut()).await);
+        // A probe's own settings win over the play's; its own initial delay waits before it.
+        let own = p.settings.over(settings);
+        if let Some(d) = p.settings.initial_delay.filter(|d| !d.is_zero()) {
+            tokio::time::sleep(d).await;
+        }
+        outcomes.push(run_probe(p, &own, &mut clients, tr.as_deref_mut()).await);
     }
     outcomes
 }
@@ -87,7 +92,7 @@ async fn run_probe(
 }
 
 /// One attempt of one check, bounded by the settings' timeout (plus [`BACKSTOP`]).
-async fn attempt(
+pub(crate) async fn attempt(
     check: &Check,
     settings: &ProbeSettings,
     clients: &mut Clients,

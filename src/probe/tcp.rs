@@ -32,7 +32,12 @@ pub async fn check(address: &str, limit: Duration) -> Attempt {
     };
     let start = Instant::now();
     match tokio::time::timeout(limit, tokio::net::TcpStream::connect((host, port))).await {
-        Ok(Ok(_stream)) => Attempt::pass(format!("connected in {} ms", millis(start.elapsed()))),
+        Ok(Ok(_stream)) => {
+            let ms = millis(start.elapsed());
+            Attempt::pass(format!("connected in {ms} ms"))
+                .with("result", true)
+                .with("latency_ms", ms)
+        }
         Ok(Err(e)) => Attempt::fail(tidy(&e)),
         Err(_) => Attempt::fail(format!("timed out after {}", human(limit))),
     }

@@ -141,6 +141,7 @@ fn probe(check: Check) -> Vec<Rendered> {
     vec![Rendered {
         name: "p".into(),
         check,
+        settings: Default::default(),
     }]
 }
 
@@ -304,6 +305,32 @@ async fn http_retries_then_succeeds() {
     assert!(!o.passed);
     assert_eq!(o.attempts, 2);
     assert!(o.observed.starts_with("status 500"), "{o:?}");
+}
+
+#[tokio::test]
+async fn a_probe_own_settings_win_over_the_play_ones() {
+    // The play retries 4 times; the probe that says `retries: 0` is tried once, the other one
+    // keeps the play's settings.
+    let s = serve(|_, _| reply(500, "")).await;
+    let own = crate::playbook::model::ProbeOverrides {
+        retries: Some(0),
+        ..Default::default()
+    };
+    let probes = vec![
+        Rendered {
+            name: "own".into(),
+            check: http(s.url("/own")),
+            settings: own,
+        },
+        Rendered {
+            name: "play".into(),
+            check: http(s.url("/play")),
+            settings: Default::default(),
+        },
+    ];
+    let out = run_host(&probes, &settings(4, 1), None).await;
+    assert_eq!(out[0].attempts, 1, "{out:?}");
+    assert_eq!(out[1].attempts, 5, "{out:?}");
 }
 
 #[tokio::test]
@@ -698,10 +725,12 @@ async fn initial_delay_is_waited_once() {
         Rendered {
             name: "a".into(),
             check: http(s.url("/a")),
+            settings: Default::default(),
         },
         Rendered {
             name: "b".into(),
             check: http(s.url("/b")),
+            settings: Default::default(),
         },
     ];
     let settings = ProbeSettings {

@@ -98,6 +98,37 @@ pub enum Event<'a> {
         /// The last observed value.
         observed: &'a str,
     },
+    /// A batch's analysis begins.
+    Analysis {
+        /// 1-based batch index.
+        index: usize,
+        /// Batches in the play.
+        total: usize,
+        /// The metrics' names.
+        metrics: &'a [String],
+        /// How long it lasts.
+        seconds: f64,
+    },
+    /// One measurement of an analysis' metric.
+    Measurement {
+        /// The hosts it speaks for (one for a metric measured on its host; those that rendered
+        /// the same metric for one taken from the controller).
+        hosts: &'a [String],
+        /// The metric's name.
+        metric: &'a str,
+        /// 1-based number of the measurement.
+        n: u32,
+        /// Measurements planned.
+        of: u32,
+        /// `success`, `failure` or `inconclusive`.
+        verdict: &'a str,
+        /// The measured result, when there is one.
+        value: Option<&'a serde_json::Value>,
+        /// What was seen.
+        observed: &'a str,
+        /// Seconds since the analysis started.
+        at_s: f64,
+    },
     /// A batch failed its health gate or its failure budget.
     GateFailed {
         /// 1-based batch index.

@@ -87,6 +87,9 @@ fn plan_human_raw(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<
                     batch.join(", ")
                 )?,
             }
+            for what in p.after.get(b).into_iter().flatten() {
+                writeln!(w, "      then {what}")?;
+            }
         }
         if let Some((n, _)) = &p.approve
             && *n > p.batches.len()

@@ -207,8 +207,10 @@ enum Step {
     Task { label: String, handler: bool },
     /// Health probes (`soak`: the round after the soak time).
     Probing { soak: bool },
-    /// Waiting `soak` seconds before probing again.
+    /// The `soak`: the probes watched for `seconds`, then probed again.
     Soak { seconds: f64 },
+    /// An analysis measuring its metrics for `seconds`.
+    Analysis { seconds: f64 },
     /// Restoring backups.
     Rollback,
 }
@@ -293,6 +295,9 @@ impl Board {
             Event::Soak { seconds, .. } => {
                 self.begin(Step::Soak { seconds: *seconds }, &[], now);
             }
+            Event::Analysis { seconds, .. } => {
+                self.begin(Step::Analysis { seconds: *seconds }, &[], now);
+            }
             Event::RollbackStart { hosts } => self.begin(Step::Rollback, hosts, now),
             Event::Rollback(r) => {
                 let mark = if r.clean() { Mark::Ok } else { Mark::Failed };
@@ -303,6 +308,7 @@ impl Board {
             | Event::StateDir { .. }
             | Event::FilePlane { .. }
             | Event::GateFailed { .. }
+            | Event::Measurement { .. }
             | Event::RunEnd { .. } => {}
         }
     }
@@ -349,8 +355,9 @@ impl Board {
             Step::Probing { soak: false } => "HEALTH probing".to_string(),
             Step::Probing { soak: true } => "HEALTH probing again after soak".to_string(),
             Step::Soak { seconds } => {
-                format!("HEALTH soak: waiting {seconds}s, then probing again")
+                format!("HEALTH soak: watching the probes for {seconds}s")
             }
+            Step::Analysis { seconds } => format!("ANALYSIS measuring for {seconds}s"),
             Step::Rollback => "ROLLBACK restoring backups".to_string(),
         };
         let prefix = match self.batch {
@@ -362,7 +369,7 @@ impl Board {
                 let total = self.targets.max(self.finished.len());
                 Some((self.finished.len() as u64, total as u64))
             }
-            Step::None | Step::Starting | Step::Soak { .. } => None,
+            Step::None | Step::Starting | Step::Soak { .. } | Step::Analysis { .. } => None,
         };
         let hosts = self
             .shown
@@ -849,7 +856,7 @@ mod tests {
             t0,
         );
         let v = b.view(t0).expect("bars");
-        assert_eq!(v.message, "HEALTH soak: waiting 30s, then probing again");
+        assert_eq!(v.message, "HEALTH soak: watching the probes for 30s");
         assert_eq!(v.progress, None);
         assert!(v.hosts.is_empty());
         b.apply(&Event::RollbackStart { hosts: &hosts }, t0);

@@ -226,6 +226,7 @@ impl Reporter {
                 failed
             }
             Event::Probe { passed, .. } => !passed,
+            Event::Measurement { verdict, .. } => *verdict != "success",
             Event::StateDir { .. } | Event::FilePlane { .. } => false,
             Event::Warning(_)
             | Event::GateFailed { .. }
@@ -235,6 +236,7 @@ impl Reporter {
             Event::PlayStart { .. }
             | Event::BatchStart { .. }
             | Event::GateStart { .. }
+            | Event::Analysis { .. }
             | Event::RunEnd { .. }
             | Event::HostStart { .. }
             | Event::Soak { .. } => false,
@@ -347,6 +349,39 @@ impl Reporter {
                     code,
                     &format!(
                         "{word}: [{host}] => {verdict}{probe}: {observed} ({attempts} {tries})"
+                    ),
+                );
+                writeln!(self.buf, "{line}")
+            }
+            Event::Analysis {
+                index,
+                total,
+                metrics,
+                seconds,
+            } => self.banner(&format!(
+                "ANALYSIS [batch {index}/{total}: {} for {seconds}s]",
+                metrics.join(", ")
+            )),
+            Event::Measurement {
+                hosts,
+                metric,
+                n,
+                of,
+                verdict,
+                observed,
+                at_s,
+                ..
+            } => {
+                let (word, code) = match *verdict {
+                    "success" => ("ok", "32"),
+                    "failure" => ("fatal", "31"),
+                    _ => ("inconclusive", "33"),
+                };
+                let line = self.paint(
+                    code,
+                    &format!(
+                        "{word}: [{}] => {metric} {n}/{of} at {at_s:.1}s: {observed}",
+                        hosts.join(", ")
                     ),
                 );
                 writeln!(self.buf, "{line}")
@@ -574,6 +609,25 @@ impl Reporter {
                 observed,
             } => serde_json::json!({"event": "probe", "host": host, "probe": probe,
                 "passed": passed, "attempts": attempts, "observed": observed}),
+            Event::Analysis {
+                index,
+                total,
+                metrics,
+                seconds,
+            } => serde_json::json!({"event": "analysis", "batch": index, "total": total,
+                "metrics": metrics, "seconds": seconds}),
+            Event::Measurement {
+                hosts,
+                metric,
+                n,
+                of,
+                verdict,
+                value,
+                observed,
+                at_s,
+            } => serde_json::json!({"event": "measurement", "hosts": hosts, "metric": metric,
+                "n": n, "of": of, "verdict": verdict, "value": value, "observed": observed,
+                "at_s": at_s}),
             Event::GateFailed {
                 index,
                 reason,
