@@ -37,4 +37,5 @@ pub mod transport;
 pub mod validate;
 pub mod vars;
 pub mod vault;
+pub mod window;
 pub mod yaml;

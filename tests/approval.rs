@@ -425,3 +425,145 @@ fn a_soak_watches_its_probes_and_fails_the_step_when_one_fails_midway() {
     );
     assert_eq!(versions(&fleet), ["", "", ""], "{}", run.text);
 }
+
+/// A play of one host per batch whose batches may start only when `windows` allows, with a
+/// short pause closing each batch.
+fn windowed_playbook(windows: &str) -> String {
+    format!(
+        "- hosts: all\n  gather_facts: false\n  serial: 1\n  windows:\n{windows}  tasks:\n    - copy:\n        dest: /srv/VERSION\n        content: \"{{{{ v }}}}\\n\"\n    - pause: {{ seconds: 2 }}\n"
+    )
+}
+
+#[test]
+fn outside_its_change_window_a_run_touches_nothing_and_exits_12() {
+    let (fleet, sb) = setup();
+    // A window that opens two hours from now and closes an hour later, every day.
+    let now = chrono::Utc::now();
+    let hm = |t: chrono::DateTime<chrono::Utc>| t.format("%H:%M").to_string();
+    let window = format!(
+        "{}-{} UTC",
+        hm(now + chrono::Duration::hours(2)),
+        hm(now + chrono::Duration::hours(3))
+    );
+    sb.write(
+        "windowed.yaml",
+        windowed_playbook(&format!("    allow: [\"{window}\"]\n")),
+    );
+    let plan = rdeploy(
+        &sb,
+        &["plan", "windowed.yaml", "-i", "inv.yaml", "-e", "v=2"],
+    );
+    assert!(
+        plan.text.contains(&format!(
+            "  change windows (each batch starts only then): allow {window}\n"
+        )),
+        "{}",
+        plan.text
+    );
+    let run = deploy_file(&sb, "windowed.yaml", "2");
+    assert_eq!(run.code, 12, "{}", run.text);
+    assert!(
+        run.text.contains("batch 1/3 not started:")
+            && run.text.contains("is outside the change windows"),
+        "{}",
+        run.text
+    );
+    assert_eq!(versions(&fleet), ["", "", ""]);
+    // A dry run is not held by the window.
+    let vars = json!({ "v": "2" }).to_string();
+    let check = rdeploy(
+        &sb,
+        &[
+            "run",
+            "windowed.yaml",
+            "-i",
+            "inv.yaml",
+            "--check",
+            "-e",
+            &vars,
+        ],
+    );
+    assert_eq!(check.code, 0, "{}", check.text);
+}
+
+#[test]
+fn a_freeze_file_stops_the_run_at_the_next_batch_and_resume_goes_on_once_it_is_gone() {
+    let (fleet, sb) = setup();
+    let freeze = sb.path().join("FREEZE");
+    sb.write(
+        "windowed.yaml",
+        windowed_playbook("    allow: [\"00:00-24:00 UTC\"]\n    deny_files: [FREEZE]\n"),
+    );
+    // The freeze is declared while the first batch runs.
+    let first = fleet.hosts()[0].path("/srv/VERSION");
+    let f = freeze.clone();
+    let freezer = std::thread::spawn(move || {
+        for _ in 0..1200 {
+            if first.exists() {
+                std::fs::write(&f, "change freeze\n").expect("freeze");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("the first batch never ran");
+    });
+    let run = deploy_file(&sb, "windowed.yaml", "2");
+    freezer.join().expect("freezer");
+    assert_eq!(run.code, 12, "{}", run.text);
+    assert_eq!(versions(&fleet), ["2\n", "", ""], "{}", run.text);
+    assert!(
+        run.text.contains(&format!(
+            "batch 2/3 not started: the freeze file {} exists",
+            freeze.display()
+        )),
+        "{}",
+        run.text
+    );
+    let id = run_id(&run);
+    let history = rdeploy(&sb, &["history", "--output", "json"]);
+    assert!(history.text.contains("outside-window"), "{}", history.text);
+
+    // Still frozen: resuming stops again, before any batch.
+    let vars = json!({ "v": "2" }).to_string();
+    let again = rdeploy(&sb, &["resume", &id, "--output", "json", "-e", &vars]);
+    assert_eq!(again.code, 12, "{}", again.text);
+    std::fs::remove_file(&freeze).expect("thaw");
+    let resumed = rdeploy(&sb, &["resume", &id, "--output", "json", "-e", &vars]);
+    assert_eq!(resumed.code, 0, "{}", resumed.text);
+    assert_eq!(versions(&fleet), ["2\n", "2\n", "2\n"], "{}", resumed.text);
+}
+
+#[test]
+fn a_run_wide_failure_budget_stops_the_rollout_when_it_is_exceeded() {
+    let (fleet, sb) = setup();
+    // Every batch may lose its one host (per_batch 100%), but the run may lose only one.
+    sb.write(
+        "budget.yaml",
+        format!(
+            "- hosts: all\n  gather_facts: false\n  serial: 1\n  max_failed: {{ per_batch: 100%, total: 1 }}\n  on_failure: rollback\n  tasks:\n    - copy:\n        dest: /srv/VERSION\n        content: \"{{{{ v }}}}\\n\"\n    - fail: {{ msg: broken }}\n      when: inventory_hostname != \"{}\"\n",
+            fleet.hosts()[2].name()
+        ),
+    );
+    let plan = rdeploy(&sb, &["plan", "budget.yaml", "-i", "inv.yaml", "-e", "v=2"]);
+    assert!(
+        plan.text
+            .contains("  failure budget: at most 1 failed host(s) in the run\n"),
+        "{}",
+        plan.text
+    );
+    let run = deploy_file(&sb, "budget.yaml", "2");
+    // Batch 1 fails (one host: within the run's budget), batch 2 fails (two: over it) and is
+    // rolled back; batch 3 never starts.
+    assert_eq!(run.code, 3, "{}", run.text);
+    let failed = events(&run, "gate_failed");
+    assert_eq!(failed.len(), 1, "{}", run.text);
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("2 hosts failed in this run (")
+                && r.ends_with("over the failure budget (max_failed total 1)")),
+        "{}",
+        run.text
+    );
+    assert_eq!(versions(&fleet), ["2\n", "", ""], "{}", run.text);
+}

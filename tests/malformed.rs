@@ -439,6 +439,26 @@ fn canary_step_gates_and_analyses_are_checked_before_the_run() {
             "pb.yaml:3:5: error: unknown 'analysis' key 'intervall', did you mean 'interval'?",
         ),
         (
+            "  windows:\n    allow: [\"Mon-Fry 09:00-16:00 UTC\"]\n",
+            "pb.yaml:3:13: error: invalid window 'Mon-Fry 09:00-16:00 UTC': unknown day 'Fry': expected Mon, Tue, Wed, Thu, Fri, Sat or Sun",
+        ),
+        (
+            "  windows:\n    allow: [\"09:00-16:00 Europe/Berln\"]\n",
+            "pb.yaml:3:13: error: invalid window '09:00-16:00 Europe/Berln': unknown time zone 'Europe/Berln': expected an IANA name like Europe/Berlin or UTC",
+        ),
+        (
+            "  windows:\n    alow: []\n",
+            "pb.yaml:3:5: error: unknown 'windows' key 'alow', did you mean 'allow'?",
+        ),
+        (
+            "  max_fail_percentage: 10\n  max_failed: {per_batch: 20%}\n",
+            "pb.yaml:3:3: error: 'max_failed: per_batch' and 'max_fail_percentage' (at pb.yaml:2:3) are the same budget: keep one",
+        ),
+        (
+            "  max_failed: {totl: 2}\n",
+            "pb.yaml:2:16: error: unknown 'max_failed' key 'totl', did you mean 'total'?",
+        ),
+        (
             "  health:\n    - tcp: a:1\n      retries: many\n",
             "pb.yaml:4:16: error: 'retries' must be a non-negative integer, found 'many'",
         ),

@@ -66,6 +66,8 @@ pub enum Exit {
     /// An approval gate stopped the run; it holds the lock until `rdeploy approve` or
     /// `rdeploy reject`.
     AwaitingApproval = 11,
+    /// A batch was due outside the play's change windows, or a freeze file exists.
+    OutsideWindow = 12,
     /// Interrupted by SIGINT.
     Interrupted = 130,
     /// Interrupted by SIGTERM.
@@ -594,6 +596,16 @@ fn stopped_note(
         exec::Outcome::Interrupted(15) => "interrupted by SIGTERM".to_string(),
         exec::Outcome::Interrupted(_) => "interrupted by SIGINT".to_string(),
         exec::Outcome::Deadline => format!("the deadline ({}) passed", deadline.unwrap_or("?")),
+        exec::Outcome::OutsideWindow => {
+            return run.map(|run| {
+                format!(
+                    "stopped at a batch boundary outside the change window: \
+                     `rdeploy resume {id}` goes on (inside a window), `rdeploy rollback {id}` \
+                     undoes the run",
+                    id = run.run_id
+                )
+            });
+        }
         exec::Outcome::AwaitingApproval => {
             return run.map(|run| {
                 format!(
@@ -636,6 +648,7 @@ fn exit_of(summary: &exec::Summary) -> Exit {
         exec::Outcome::Halted => Exit::HostsFailed,
         exec::Outcome::Deadline => Exit::Deadline,
         exec::Outcome::AwaitingApproval => Exit::AwaitingApproval,
+        exec::Outcome::OutsideWindow => Exit::OutsideWindow,
         _ if summary.clean() => Exit::Success,
         _ => Exit::HostsFailed,
     }

@@ -107,6 +107,7 @@ pub(crate) fn outcome_word(exit: Exit) -> &'static str {
         Exit::ChangesPending => "changes_pending",
         Exit::Deadline => "deadline",
         Exit::AwaitingApproval => "awaiting-approval",
+        Exit::OutsideWindow => "outside-window",
         Exit::Locked => "locked",
         Exit::RolledBack => "rolled_back",
         Exit::RollbackIncomplete => "rollback_incomplete",
@@ -1101,7 +1102,7 @@ pub(crate) fn finished_batches(
     let info = run_info(run_id, &recs);
     if !matches!(
         info.outcome.as_str(),
-        "unfinished" | "interrupted" | "deadline" | "awaiting-approval"
+        "unfinished" | "interrupted" | "deadline" | "awaiting-approval" | "outside-window"
     ) {
         return Err(invalid(format!(
             "run {run_id} ended ({}): only an interrupted run can be resumed; start a new run",

@@ -98,6 +98,22 @@ impl<'r> Runner<'r> {
                 }
             ));
         }
+        if let Some(total) = play.max_failed_total {
+            let mut failed: Vec<&str> = self
+                .states
+                .values()
+                .filter(|s| s.failed || s.unreachable || s.gate_failed)
+                .map(|s| s.name.as_str())
+                .collect();
+            if failed.len() > usize::try_from(total).unwrap_or(usize::MAX) {
+                failed.sort_unstable();
+                return Some(format!(
+                    "{} hosts failed in this run ({}), over the failure budget (max_failed total {total})",
+                    failed.len(),
+                    failed.join(", ")
+                ));
+            }
+        }
         if play.health.is_empty() {
             return None;
         }

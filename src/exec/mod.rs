@@ -220,6 +220,24 @@ pub enum Flow {
     Meta(String),
 }
 
+/// Why the play's next batch may not start now: a freeze file of its `windows` exists, or the
+/// time is outside every `allow` window. `None` when it may (or the play has no windows).
+fn window_closed(play: &Play) -> Option<String> {
+    let w = play.windows.as_ref()?;
+    if let Some(f) = w.deny_files.iter().find(|f| f.exists()) {
+        return Some(format!("the freeze file {} exists", f.display()));
+    }
+    let now = jiff::Timestamp::now();
+    if w.allow.is_empty() || w.allow.iter().any(|a| a.open_at(now)) {
+        return None;
+    }
+    let texts: Vec<&str> = w.allow.iter().map(|a| a.text.as_str()).collect();
+    Some(format!(
+        "{now} is outside the change windows ({})",
+        texts.join("; ")
+    ))
+}
+
 /// How a run ended, beyond each host's counters (worst wins).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Outcome {
@@ -232,6 +250,9 @@ pub enum Outcome {
     /// `--deadline` passed: the run stopped after the steps in flight. Anything that ended
     /// the run by itself (a halt, a rollback) ranks above it.
     Deadline,
+    /// A batch was due outside the play's change `windows` (or a freeze file exists): the
+    /// run stopped before it, to go on with `rdeploy resume RUN`.
+    OutsideWindow,
     /// A batch failed and `on_failure: halt` stopped the run.
     Halted,
     /// A batch failed and was rolled back cleanly.
@@ -559,6 +580,18 @@ impl<'r> Runner<'r> {
                 );
                 self.reporter.emit(&Event::Warning(&msg));
                 continue;
+            }
+            if let Some(why) = window_closed(play) {
+                let msg = format!("batch {}/{} not started: {why}", i + 1, batches.len());
+                if self.shared.opts.check {
+                    let msg = format!("{msg} (check mode goes on)");
+                    self.reporter.emit(&Event::Warning(&msg));
+                } else {
+                    self.reporter.emit(&Event::Warning(&msg));
+                    self.outcome = self.outcome.max(Outcome::OutsideWindow);
+                    self.halted = true;
+                    break;
+                }
             }
             // `rdeploy approve` passes the gates before the first batch the resumed run runs
             // (the one it stopped at, or the one after an inconclusive analysis).

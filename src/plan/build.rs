@@ -285,6 +285,19 @@ fn plan_play(
             .as_ref()
             .map(|g| (g.before_batch, g.message.clone())),
         after,
+        windows: play
+            .windows
+            .iter()
+            .flat_map(|w| {
+                let allow = w.allow.iter().map(|a| format!("allow {}", a.text));
+                let deny = w
+                    .deny_files
+                    .iter()
+                    .map(|f| format!("not while {} exists", f.display()));
+                allow.chain(deny).collect::<Vec<_>>()
+            })
+            .collect(),
+        max_failed_total: play.max_failed_total,
         tasks,
         handlers,
         rollback,

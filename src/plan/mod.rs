@@ -56,6 +56,12 @@ pub struct PlannedPlay {
     /// approval before the next step), one list per batch.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<Vec<String>>,
+    /// The play's change windows and freeze files, as written, checked before each batch.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<String>,
+    /// `max_failed: total`: hosts that may fail across the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_failed_total: Option<u32>,
 }
 
 /// An include whose file or role is checked when it is reached.

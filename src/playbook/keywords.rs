@@ -67,6 +67,8 @@ pub const PLAY_ONLY: &[&str] = &[
     "release_label",
     "approve",
     "analysis",
+    "windows",
+    "max_failed",
 ];
 
 /// Task-only keywords.

@@ -468,6 +468,8 @@ impl<'o> Loader<'o> {
             release_label: None,
             approve: None,
             analysis: None,
+            windows: None,
+            max_failed_total: None,
             vars_prompt: Vec::new(),
             deferred: Vec::new(),
         };
@@ -475,6 +477,8 @@ impl<'o> Loader<'o> {
         let mut hosts_seen = false;
         let mut canary_key = None;
         let mut serial_key = None;
+        let mut max_failed_per_batch = None;
+        let mut max_fail_key = None;
         let mut prompts: Option<&Node> = None;
         let allowed = Level::Play.allowed();
         for (k, v) in node.as_map().unwrap_or_default() {
@@ -489,6 +493,9 @@ impl<'o> Loader<'o> {
                 _ if PLAY_RENDERED.contains(&key) => {
                     if key == "serial" {
                         serial_key = Some(k.loc.clone());
+                    }
+                    if key == "max_fail_percentage" {
+                        max_fail_key = Some(k.loc.clone());
                     }
                     if key == "hosts" {
                         hosts_seen = true;
@@ -550,6 +557,15 @@ impl<'o> Loader<'o> {
                 "release_label" => play.release_label = values::text(e, key, v),
                 "approve" => play.approve = approval(e, v),
                 "analysis" => play.analysis = probe::analysis(e, v),
+                "windows" => play.windows = values::windows(e, v, &ctx.dir),
+                "max_failed" => {
+                    if let Some(m) = values::max_failed(e, v) {
+                        play.max_failed_total = m.total;
+                        if let Some(p) = m.per_batch {
+                            max_failed_per_batch = Some((p, k.loc.clone()));
+                        }
+                    }
+                }
                 "vars_prompt" => prompts = Some(v),
                 _ => self.keyword(&mut play.keywords, key, v),
             }
@@ -564,6 +580,16 @@ impl<'o> Loader<'o> {
                     "'canary' and 'serial' cannot be used together (serial at {s}): canary steps are cumulative shares of the hosts, serial steps are batch sizes; keep one"
                 ),
             );
+        }
+        match (max_failed_per_batch, &max_fail_key) {
+            (Some((_, at)), Some(other)) => self.err(
+                &at,
+                format!(
+                    "'max_failed: per_batch' and 'max_fail_percentage' (at {other}) are the same budget: keep one"
+                ),
+            ),
+            (Some((p, _)), None) => play.max_fail_percentage = Some(p),
+            (None, _) => {}
         }
         if !hosts_seen {
             self.err(&node.loc, "play has no 'hosts'");

@@ -268,6 +268,27 @@ pub struct Approval {
     pub timeout: Option<std::time::Duration>,
 }
 
+/// `windows:`: when the play's batches may start (rdeploy's own keyword).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Windows {
+    /// Where `windows` was written.
+    pub loc: Loc,
+    /// `allow`: a batch starts only inside one of these (none written: any time).
+    pub allow: Vec<crate::window::Window>,
+    /// `deny_files`: a batch does not start while one of these exists on the controller
+    /// (relative paths from the playbook's folder).
+    pub deny_files: Vec<PathBuf>,
+}
+
+/// `max_failed: {per_batch: 20%, total: 5}`: failure budgets (rdeploy's own keyword).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MaxFailed {
+    /// Per batch, as `max_fail_percentage`.
+    pub per_batch: Option<f64>,
+    /// Hosts failed across the run (every play so far): more than this fails the batch.
+    pub total: Option<u32>,
+}
+
 /// One play.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Play {
@@ -328,6 +349,10 @@ pub struct Play {
     pub approve: Option<Approval>,
     /// `analysis`: rdeploy's analysis after every batch (a canary step's own replaces it).
     pub analysis: Option<Analysis>,
+    /// `windows`: when batches may start.
+    pub windows: Option<Windows>,
+    /// `max_failed`: the run-wide failure budget (`per_batch` sets `max_fail_percentage`).
+    pub max_failed_total: Option<u32>,
     /// `vars_prompt` entries, asked (or answered by `-e` or their `default`) before planning.
     pub vars_prompt: Vec<VarPrompt>,
     /// Play keywords written as templates (`hosts`, `serial`, `max_fail_percentage`, `soak`,

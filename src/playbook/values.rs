@@ -8,7 +8,9 @@
 use std::time::Duration;
 
 use super::keywords::is_identifier;
-use super::model::{Approval, Canary, Named, Serial, SerialStep, StepGates, Val};
+use super::model::{
+    Approval, Canary, MaxFailed, Named, Serial, SerialStep, StepGates, Val, Windows,
+};
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::modules::spec::{ansible_bool, is_template, shown};
 use crate::yaml::{Kind, Node};
@@ -652,4 +654,117 @@ pub fn environment(errors: &mut Errors, n: &Node) -> Option<Node> {
         );
         None
     }
+}
+
+/// `windows: {allow: ["Mon-Fri 09:00-16:00 Europe/Berlin"], deny_files: [/etc/rdeploy/freeze]}`.
+pub fn windows(errors: &mut Errors, n: &Node, dir: &std::path::Path) -> Option<Windows> {
+    let Some(entries) = n.as_map() else {
+        push(
+            errors,
+            n,
+            format!(
+                "'windows' must be a mapping (allow, deny_files), found {}",
+                shown(n)
+            ),
+        );
+        return None;
+    };
+    let before = errors.len();
+    let mut w = Windows {
+        loc: n.loc.clone(),
+        allow: Vec::new(),
+        deny_files: Vec::new(),
+    };
+    let list = |errors: &mut Errors, key: &str, v: &Node| -> Vec<(String, Node)> {
+        let items: Vec<&Node> = match &v.kind {
+            Kind::Seq(items) => items.iter().collect(),
+            Kind::Str { .. } => vec![v],
+            _ => {
+                push(
+                    errors,
+                    v,
+                    format!("'{key}' must be a list of text, found {}", shown(v)),
+                );
+                return Vec::new();
+            }
+        };
+        items
+            .into_iter()
+            .filter_map(|it| match it.as_str() {
+                Some(t) => Some((t.to_string(), it.clone())),
+                None => {
+                    push(
+                        errors,
+                        it,
+                        format!("'{key}' entries must be text, found {}", shown(it)),
+                    );
+                    None
+                }
+            })
+            .collect()
+    };
+    for (k, v) in entries {
+        match k.scalar_string().unwrap_or_default().as_str() {
+            "allow" => {
+                for (text, node) in list(errors, "allow", v) {
+                    match crate::window::Window::parse(&text) {
+                        Ok(win) => w.allow.push(win),
+                        Err(e) => push(errors, &node, format!("invalid window '{text}': {e}")),
+                    }
+                }
+            }
+            "deny_files" => {
+                // Absolute, so that messages name the file whatever the working folder.
+                let base = match dir.is_absolute() {
+                    true => dir.to_path_buf(),
+                    false => std::env::current_dir().unwrap_or_default().join(dir),
+                };
+                w.deny_files = list(errors, "deny_files", v)
+                    .into_iter()
+                    .map(|(t, _)| base.join(t))
+                    .collect();
+            }
+            other => {
+                let msg = match did_you_mean(other, ["allow", "deny_files"]) {
+                    Some(s) => format!("unknown 'windows' key '{other}', did you mean '{s}'?"),
+                    None => format!("unknown 'windows' key '{other}': expected allow, deny_files"),
+                };
+                push(errors, k, msg);
+            }
+        }
+    }
+    (errors.len() == before).then_some(w)
+}
+
+/// `max_failed: {per_batch: 20%, total: 5}`.
+pub fn max_failed(errors: &mut Errors, n: &Node) -> Option<MaxFailed> {
+    let Some(entries) = n.as_map() else {
+        push(
+            errors,
+            n,
+            format!(
+                "'max_failed' must be a mapping (per_batch, total), found {}",
+                shown(n)
+            ),
+        );
+        return None;
+    };
+    let before = errors.len();
+    let mut m = MaxFailed::default();
+    for (k, v) in entries {
+        match k.scalar_string().unwrap_or_default().as_str() {
+            "per_batch" => m.per_batch = percentage(errors, "per_batch", v),
+            "total" => m.total = count(errors, "total", v),
+            other => {
+                let msg = match did_you_mean(other, ["per_batch", "total"]) {
+                    Some(s) => format!("unknown 'max_failed' key '{other}', did you mean '{s}'?"),
+                    None => {
+                        format!("unknown 'max_failed' key '{other}': expected per_batch, total")
+                    }
+                };
+                push(errors, k, msg);
+            }
+        }
+    }
+    (errors.len() == before).then_some(m)
 }

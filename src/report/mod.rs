@@ -55,6 +55,16 @@ fn plan_human_raw(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<
                 plural_es(p.batches.len())
             )?;
         }
+        if !p.windows.is_empty() {
+            writeln!(
+                w,
+                "  change windows (each batch starts only then): {}",
+                p.windows.join("; ")
+            )?;
+        }
+        if let Some(t) = p.max_failed_total {
+            writeln!(w, "  failure budget: at most {t} failed host(s) in the run")?;
+        }
         for (b, batch) in p.batches.iter().enumerate() {
             if let Some((n, msg)) = &p.approve
                 && *n == b + 1
