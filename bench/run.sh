@@ -7,6 +7,8 @@
 #   sftp floor), (b) OpenSSH with one ControlMaster per host, (c) ansible-playbook when it
 #   is on PATH (forks = N, pipelining, no facts).
 #   bench/run.sh [N] [--per-sshd K] [--reps R] [--no-ansible]    (default N = 50, R = 3)
+#   bench/run.sh --canary [N]     (issue 15: the same with canary steps 5/25/50/100%, a 30 s
+#                                  analysis per step and an approval after 25%)
 #   bench/run.sh --rolling [N]    (issue 5: playbooks/rolling-update.yaml on N hosts in 5
 #                                  batches, v1 then v2; prints the v2 run's wall time and timing)
 # Prints wall time, controller CPU time (user + system, reaped children included) and peak
@@ -20,6 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=drive
 if [ "${1:-}" = "--rolling" ]; then MODE=rolling; shift; fi
+if [ "${1:-}" = "--canary" ]; then MODE=canary; shift; fi
 N=${1:-50}
 [ $# -gt 0 ] && shift
 cargo build --release --quiet --bin rdeploy --example fleet_bench

@@ -83,13 +83,15 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("drive") => drive(&args[1..]),
-        Some("rolling") => rolling(&args[1..]),
+        Some("rolling") => rolling(&args[1..], Mode::Serial),
+        Some("canary") => rolling(&args[1..], Mode::Canary),
         Some("floor") if args.len() == 2 => floor(Path::new(&args[1]), Floor::Exec),
         Some("sftp-floor") if args.len() == 2 => floor(Path::new(&args[1]), Floor::Sftp),
         _ => {
             eprintln!(
                 "usage: fleet_bench drive N [--per-sshd K] [--reps R] [--no-ansible] [--hold SECS]\n       \
                  fleet_bench rolling N\n       \
+                 fleet_bench canary N\n       \
                  fleet_bench floor SPEC.json\n       \
                  fleet_bench sftp-floor SPEC.json"
             );
@@ -980,6 +982,11 @@ fn machine_cpu() -> Duration {
 /// Runs `cmd` (stdout and stderr to `log`) and takes its wall time and, from `wait4`, the
 /// CPU time and peak RSS of it and every child it reaped.
 fn measure(cmd: &mut Command, log: &Path) -> Result<Measure, String> {
+    measure_code(cmd, log, 0)
+}
+
+/// [`measure`], expecting exit code `expected`.
+fn measure_code(cmd: &mut Command, log: &Path, expected: i32) -> Result<Measure, String> {
     let out = fs::File::create(log).map_err(|e| e.to_string())?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
     let machine_start = machine_cpu();
@@ -1010,7 +1017,7 @@ fn measure(cmd: &mut Command, log: &Path) -> Result<Measure, String> {
     // Reaped above: dropping the handle neither waits nor kills.
     drop(child);
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == expected;
     if !ok {
         let text = fs::read_to_string(log).unwrap_or_default();
         let tail: Vec<String> = text
@@ -1713,8 +1720,34 @@ fn count_trace(text: &str) -> TraceCount {
 
 // ------------------------------------------------------------------ rolling update (issue 5)
 
-/// `fleet_bench rolling N`: see the file's docs.
-fn rolling(args: &[String]) -> ExitCode {
+/// What the rolling bench deploys with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `serial: 20%`, v1 then v2.
+    Serial,
+    /// A canary plan (5%, 25%, 50%, 100%) with a 30 s analysis after each step and an approval
+    /// after 25%: v1 plainly, then v2 run without a terminal (it stops awaiting approval) and
+    /// `rdeploy approve`.
+    Canary,
+}
+
+/// The canary plan the `canary` mode puts in place of the playbook's `serial`: after each
+/// step, the step's hosts' /health measured every 5 s for 30 s (it must answer `ok` within
+/// 500 ms); an approval after 25%.
+fn canary_plan() -> String {
+    let analysis = "      analysis:\n        interval: 5s\n        duration: 30s\n        metrics:\n          - name: health\n            http: \"http://127.0.0.1:{{ app_port }}/health\"\n            body: ok\n            success_condition: latency_ms < 500\n";
+    let mut out = String::from("  canary:\n");
+    for step in ["5%", "25%", "50%", "100%"] {
+        out.push_str(&format!("    - step: \"{step}\"\n{analysis}"));
+        if step == "25%" {
+            out.push_str("      approve: \"25% done: go on?\"\n");
+        }
+    }
+    out
+}
+
+/// `fleet_bench rolling N` and `fleet_bench canary N`: see the file's docs.
+fn rolling(args: &[String], mode: Mode) -> ExitCode {
     let Some(n) = args
         .first()
         .and_then(|n| n.parse::<usize>().ok())
@@ -1778,14 +1811,14 @@ fn rolling(args: &[String]) -> ExitCode {
             serial.trim()
         ));
     }
-    fs::write(
-        w.join("rolling.yaml"),
-        text.replace(serial, "  serial: \"20%\"\n"),
-    )
-    .expect("write playbook");
+    let plan = match mode {
+        Mode::Serial => "  serial: \"20%\"\n".to_string(),
+        Mode::Canary => canary_plan(),
+    };
+    fs::write(w.join("rolling.yaml"), text.replace(serial, &plan)).expect("write playbook");
 
     let forks = n.to_string();
-    let deploy = |version: &str, log: &Path| -> Result<Measure, String> {
+    let deploy = |version: &str, log: &Path, expected: i32| -> Result<Measure, String> {
         let mut c = Command::new(&rdeploy);
         c.current_dir(w)
             .args([
@@ -1796,18 +1829,22 @@ fn rolling(args: &[String]) -> ExitCode {
                 "--forks",
                 &forks,
             ])
+            .stdin(std::process::Stdio::null())
             .arg("--ssh-config")
             .arg(&ssh_config)
             .args(["--output", "json", "-e"])
             .arg(json!({ "app_version": version }).to_string())
             .env("NO_COLOR", "1")
             .env("HOME", w);
-        measure(&mut c, log)
+        measure_code(&mut c, log, expected)
     };
+    if mode == Mode::Canary {
+        return canary_run(&fleet, &ports, w, &rdeploy, &ssh_config, &deploy);
+    }
     let mut failed = false;
     for (version, log) in [("1.0.0", "rolling-v1.json"), ("2.0.0", "rolling-v2.json")] {
         let log = w.join(log);
-        match deploy(version, &log) {
+        match deploy(version, &log, 0) {
             Ok(m) => {
                 let timing = run_end_timing(&log);
                 eprintln!(
@@ -1847,6 +1884,130 @@ fn rolling(args: &[String]) -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// The canary mode's runs: v1 (stopped at the approval, approved), then v2 the same way; the
+/// v2 figures are printed: wall time of the run up to the approval and of `rdeploy approve`,
+/// and the commands each host ran (from the `result` events).
+fn canary_run(
+    fleet: &Fleet,
+    ports: &[u16],
+    w: &Path,
+    rdeploy: &Path,
+    ssh_config: &Path,
+    deploy: &dyn Fn(&str, &Path, i32) -> Result<Measure, String>,
+) -> ExitCode {
+    let approve = |id: &str, version: &str, log: &Path| -> Result<Measure, String> {
+        let mut c = Command::new(rdeploy);
+        c.current_dir(w)
+            .args(["approve", id])
+            .arg("--ssh-config")
+            .arg(ssh_config)
+            .args(["--output", "json", "-e"])
+            .arg(json!({ "app_version": version }).to_string())
+            .stdin(std::process::Stdio::null())
+            .env("NO_COLOR", "1")
+            .env("HOME", w);
+        measure(&mut c, log)
+    };
+    for version in ["1.0.0", "2.0.0"] {
+        let (first, second) = (
+            w.join(format!("canary-{version}-1.json")),
+            w.join(format!("canary-{version}-2.json")),
+        );
+        // Without a terminal the run stops at the approval: exit 11.
+        let stopped = match deploy(version, &first, 11) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("  v{version}: FAILED: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let Some(id) = run_id(&first) else {
+            eprintln!("  v{version}: no run id in {}", first.display());
+            return ExitCode::FAILURE;
+        };
+        let approved = match approve(&id, version, &second) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("  v{version} approve: FAILED: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let commands = commands_per_host(&[&first, &second]);
+        let (lo, hi) = (
+            commands.values().min().copied().unwrap_or(0),
+            commands.values().max().copied().unwrap_or(0),
+        );
+        let measured = count_events(&first, "measurement") + count_events(&second, "measurement");
+        eprintln!(
+            "  v{version}: up to the approval {:.2} s, approve {:.2} s; {measured} measurements; commands per host {lo}..{hi}",
+            stopped.wall.as_secs_f64(),
+            approved.wall.as_secs_f64(),
+        );
+        if version == "2.0.0" {
+            println!(
+                "\ncanary: {} hosts, steps 5% 25% (approval) 50% 100%, 30 s analysis per step\n\
+                 v2: {:.2} s to the approval, {:.2} s after it ({:.2} s of rdeploy in all); \
+                 {measured} measurements; commands per host {lo}..{hi}",
+                ports.len(),
+                stopped.wall.as_secs_f64(),
+                approved.wall.as_secs_f64(),
+                stopped.wall.as_secs_f64() + approved.wall.as_secs_f64(),
+            );
+        }
+    }
+    let mut failed = false;
+    for (h, port) in fleet.hosts().iter().zip(ports) {
+        let body = http_get(*port, "/health");
+        if body.trim() != "ok 2.0.0" {
+            eprintln!("  {}: /health answered {body:?}", h.name());
+            failed = true;
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn json_events(log: &Path) -> Vec<Value> {
+    fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect()
+}
+
+fn run_id(log: &Path) -> Option<String> {
+    json_events(log)
+        .into_iter()
+        .find(|e| e["event"] == "run_end")
+        .and_then(|e| e["run_id"].as_str().map(str::to_string))
+}
+
+fn count_events(log: &Path, kind: &str) -> usize {
+    json_events(log)
+        .iter()
+        .filter(|e| e["event"] == kind)
+        .count()
+}
+
+/// Commands each host ran, summed over the `result` events of the logs.
+fn commands_per_host(logs: &[&Path]) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for log in logs {
+        for e in json_events(log) {
+            if e["event"] == "result"
+                && let Some(h) = e["result"]["host"].as_str()
+            {
+                *out.entry(h.to_string()).or_insert(0) +=
+                    e["result"]["commands"].as_u64().unwrap_or(0);
+            }
+        }
+    }
+    out
 }
 
 /// The `timing` object of the `run_end` event in an `--output json` log.

@@ -716,6 +716,42 @@ fn notify_urls_can_come_from_the_environment() {
     }
 }
 
+/// `slack+URL` and `teams+URL` get the same news as a chat message.
+#[test]
+fn chat_webhooks_get_a_slack_message_and_a_teams_card() {
+    let (port, bodies) = recording_server();
+    let d = Dir::new(
+        ONE,
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - debug: { msg: hi }\n",
+    );
+    let slack = format!("slack+http://127.0.0.1:{port}/services/T/B/s3cr3t");
+    let teams = format!("teams+http://127.0.0.1:{port}/workflows/s3cr3t");
+    let out = d.run(&["--notify", &slack, "--notify", &teams, "--label", "app 2.0"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let got = bodies.lock().unwrap().clone();
+    assert_eq!(got.len(), 4, "start and end to each: {got:#?}");
+    let texts: Vec<String> = got
+        .iter()
+        .filter_map(|b| {
+            b["text"]
+                .as_str()
+                .or(b["attachments"][0]["content"]["body"][0]["text"].as_str())
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(texts.len(), 4, "{got:#?}");
+    let ends: Vec<&String> = texts.iter().filter(|t| t.contains(" ended ")).collect();
+    assert_eq!(ends.len(), 2, "{texts:#?}");
+    for t in ends {
+        assert!(
+            t.starts_with("rdeploy: pb.yaml (app 2.0) on inv.yaml ended success (exit 0) by "),
+            "{t}"
+        );
+    }
+    let cards = got.iter().filter(|b| b["type"] == "message").count();
+    assert_eq!(cards, 2, "{got:#?}");
+}
+
 #[test]
 fn an_unreachable_webhook_is_a_warning_and_does_not_change_the_exit_code() {
     let port = {

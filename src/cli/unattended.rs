@@ -45,7 +45,7 @@ pub struct Unattended {
     /// `--log-file FILE`, opened for appending.
     pub log: Option<File>,
     /// `--notify URL`s.
-    pub notify: Vec<reqwest::Url>,
+    pub notify: Vec<crate::report::notify::Hook>,
     /// `--detailed-exitcode`.
     pub detailed_exitcode: bool,
     /// `--stop-grace` ([`STOP_GRACE_DEFAULT`] when not given).
