@@ -789,7 +789,15 @@ fn history_since_and_stats() {
     pause();
     assert_eq!(code(&d.run(&["-e", "broken=true"])), 2);
     pause();
-    assert_eq!(code(&d.run(&[])), 0);
+    // The last run deploys a change made an hour before it (the extra variable stands in for
+    // --change-time, as a CI pipeline passes it).
+    let an_hour_ago = chrono::Utc::now().timestamp() - 3600;
+    assert_eq!(
+        code(&d.run(&["-e", &format!("release_time={an_hour_ago}")])),
+        0
+    );
+    let bad_time = d.run(&["--change-time", "last tuesday"]);
+    assert_eq!(code(&bad_time), 4, "{}", text(&bad_time));
     let out = d.rdeploy(&["history", "--stats", "--output", "json"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -804,6 +812,10 @@ fn history_since_and_stats() {
     assert!(pb["mean_time_to_restore_s"].as_f64().unwrap() >= 0.0);
     assert!(pb["median_duration_s"].as_f64().is_some());
     assert!(pb["runs_per_day"].as_f64().unwrap() >= 3.0 - 1e-9);
+    assert_eq!(pb["environment"], "inv.yaml", "{v:#}");
+    assert_eq!(pb["lead_times"], 1, "{v:#}");
+    let lead = pb["median_lead_time_s"].as_f64().unwrap();
+    assert!((3600.0..3700.0).contains(&lead), "{lead}");
     let human = stdout(&d.rdeploy(&["history", "--stats"]));
     assert!(
         human.contains("change failure rate") && human.contains("33% (1/3)"),

@@ -60,6 +60,10 @@ pub enum Record {
         /// `--label`: the release this run deploys.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         label: Option<String>,
+        /// `--change-time` (or the `release_time` extra variable): when the change it
+        /// deploys was made, unix seconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        change_time: Option<u64>,
     },
     /// A play begins.
     Play {

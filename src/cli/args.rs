@@ -289,6 +289,11 @@ pub struct UnattendedArgs {
     /// `status`, sent in notifications); without it, the play's `release_label`.
     #[arg(long = "label", value_name = "TEXT")]
     pub label: Option<String>,
+    /// When the change this run deploys was made (its commit or merge): a UTC date or time
+    /// (`2026-12-01T08:00:00Z`, `2026-12-01`) or unix seconds; without it, the extra variable
+    /// `release_time`. Recorded for `history --stats`' lead time.
+    #[arg(long = "change-time", value_name = "WHEN")]
+    pub change_time: Option<String>,
     /// POST a JSON summary to this URL when the run ends and when a rollback starts
     /// (5 s timeout; a failure is a warning); repeatable.
     #[arg(

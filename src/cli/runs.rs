@@ -48,6 +48,26 @@ pub(crate) fn fresh_run_id(state_dir: Option<&Path>) -> String {
 
 /// Opens the journal of a new run and records its start.
 pub(crate) fn start(a: &args::RunArgs, c: &Checked, run_id: String) -> Result<RunCtx, Failed> {
+    // Checked before the journal exists: a mistake leaves no run behind.
+    let change_time = match (
+        &a.unattended.change_time,
+        c.settings.extra_vars.get("release_time"),
+    ) {
+        (Some(t), _) => Some(
+            super::stats::parse_instant(t).map_err(|e| invalid(format!("--change-time: {e}")))?,
+        ),
+        (None, Some(v)) => {
+            let t = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Some(
+                super::stats::parse_instant(&t)
+                    .map_err(|e| invalid(format!("the extra variable release_time: {e}")))?,
+            )
+        }
+        (None, None) => None,
+    };
     let state = journal::state_dir(a.state_dir.as_deref());
     let journal = Journal::create(&state, &run_id).map_err(|e| {
         invalid(format!(
@@ -74,6 +94,7 @@ pub(crate) fn start(a: &args::RunArgs, c: &Checked, run_id: String) -> Result<Ru
         user: Some(super::lock::account_name()),
         controller: Some(super::lock::host_name()),
         label: a.unattended.label.clone(),
+        change_time,
     });
     let local = std::path::absolute(state.join("local")).unwrap_or_else(|_| state.join("local"));
     let holder = format!(
@@ -146,6 +167,9 @@ pub(crate) struct RunInfo {
     /// Unix seconds of the end.
     #[serde(skip)]
     pub(crate) ended_at: Option<u64>,
+    /// When the change it deploys was made (`--change-time`), unix seconds.
+    #[serde(skip)]
+    pub(crate) change_at: Option<u64>,
 }
 
 /// The same path as `given` from the current folder: `p` as recorded (relative to `cwd`).
@@ -189,8 +213,10 @@ pub(crate) fn run_info(run_id: &str, recs: &[Record]) -> RunInfo {
                 label,
                 inventory,
                 cwd,
+                change_time,
                 ..
             } => {
+                info.change_at = *change_time;
                 info.playbook = playbook.clone();
                 info.user = user.clone();
                 info.controller = controller.clone();

@@ -11,7 +11,11 @@
 //!   runs reached none;
 //! - **mean time to restore**: from the end of a failed run to the end of the next successful
 //!   run of the same playbook (consecutive failures are one incident, timed from the first);
-//! - **median duration** of the runs that ended.
+//! - **median duration** of the runs that ended;
+//! - **lead time**: from the change's creation (`--change-time`, or the `release_time`
+//!   extra variable) to the end of the successful run that deployed it, median.
+//!
+//! Statistics are per playbook and environment (the inventory sources as given).
 //!
 //! It must not read journals or print: `runs.rs` does both.
 
@@ -21,11 +25,13 @@ use serde::Serialize;
 
 use super::runs::RunInfo;
 
-/// One playbook's statistics.
+/// One playbook's statistics in one environment.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PlaybookStats {
     /// The playbook as given to `rdeploy run`.
     pub playbook: String,
+    /// The environment: the inventory sources as given, joined with `,`.
+    pub environment: String,
     /// Runs started in the span.
     pub runs: usize,
     /// The span in days (at least 1).
@@ -44,6 +50,31 @@ pub struct PlaybookStats {
     pub mean_time_to_restore_s: Option<f64>,
     /// Median duration of the runs that ended, seconds.
     pub median_duration_s: Option<f64>,
+    /// Successful runs that were given their change's creation time.
+    pub lead_times: usize,
+    /// Median lead time of those, seconds.
+    pub median_lead_time_s: Option<f64>,
+}
+
+/// `--change-time`: unix seconds, a UTC date (`2026-12-01`), or a time with its offset
+/// (`2026-12-01T08:00:00Z`, `2026-12-01T09:00:00+01:00`). Unix seconds.
+pub fn parse_instant(raw: &str) -> Result<u64, String> {
+    let t = raw.trim();
+    if let Ok(n) = t.parse::<u64>() {
+        return Ok(n);
+    }
+    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
+        return u64::try_from(ts.as_second()).map_err(|_| format!("'{raw}' is before 1970"));
+    }
+    if let Ok(d) = t.parse::<jiff::civil::Date>()
+        && let Ok(z) = d.to_zoned(jiff::tz::TimeZone::UTC)
+    {
+        return u64::try_from(z.timestamp().as_second())
+            .map_err(|_| format!("'{raw}' is before 1970"));
+    }
+    Err(format!(
+        "'{raw}': expected a UTC date or time (2026-12-01, 2026-12-01T08:00:00Z) or unix seconds"
+    ))
 }
 
 const DAY: u64 = 86_400;
@@ -123,19 +154,27 @@ fn is_success(r: &RunInfo) -> bool {
 /// Statistics per playbook of `runs` (oldest first), over the span from `since` (else the
 /// first run) to `now`.
 pub(crate) fn per_playbook(runs: &[RunInfo], since: Option<u64>, now: u64) -> Vec<PlaybookStats> {
-    let mut by: BTreeMap<&str, Vec<&RunInfo>> = BTreeMap::new();
+    let mut by: BTreeMap<(&str, String), Vec<&RunInfo>> = BTreeMap::new();
     for r in runs {
-        by.entry(r.playbook.as_str()).or_default().push(r);
+        by.entry((r.playbook.as_str(), r.inventory.join(",")))
+            .or_default()
+            .push(r);
     }
     by.into_iter()
-        .map(|(pb, mut rs)| {
+        .map(|((pb, env), mut rs)| {
             rs.sort_by_key(|r| r.started_at);
-            one(pb, &rs, since, now)
+            one(pb, env, &rs, since, now)
         })
         .collect()
 }
 
-fn one(playbook: &str, rs: &[&RunInfo], since: Option<u64>, now: u64) -> PlaybookStats {
+fn one(
+    playbook: &str,
+    environment: String,
+    rs: &[&RunInfo],
+    since: Option<u64>,
+    now: u64,
+) -> PlaybookStats {
     let first = since.or_else(|| rs.iter().filter_map(|r| r.started_at).min());
     let span_days = (now.saturating_sub(first.unwrap_or(now)) as f64 / DAY as f64).max(1.0);
     let failed = rs.iter().filter(|r| is_failure(r)).count();
@@ -157,8 +196,17 @@ fn one(playbook: &str, rs: &[&RunInfo], since: Option<u64>, now: u64) -> Playboo
         .filter_map(|r| Some(r.ended_at?.saturating_sub(r.started_at?) as f64))
         .collect();
     durations.sort_by(f64::total_cmp);
+    let mut leads: Vec<f64> = rs
+        .iter()
+        .filter(|r| is_success(r))
+        .filter_map(|r| Some(r.ended_at?.saturating_sub(r.change_at?) as f64))
+        .collect();
+    leads.sort_by(f64::total_cmp);
     PlaybookStats {
         playbook: playbook.to_string(),
+        environment,
+        lead_times: leads.len(),
+        median_lead_time_s: median(&leads),
         runs: rs.len(),
         span_days,
         runs_per_day: rs.len() as f64 / span_days,
@@ -203,9 +251,22 @@ pub fn table(stats: &[PlaybookStats]) -> String {
         .max()
         .unwrap_or(0)
         .max("playbook".len());
+    let e = stats
+        .iter()
+        .map(|s| s.environment.len())
+        .max()
+        .unwrap_or(0)
+        .max("environment".len());
     let mut out = format!(
-        "{:<w$}  {:>5}  {:>7}  {:>19}  {:>8}  {:>15}\n",
-        "playbook", "runs", "per day", "change failure rate", "MTTR", "median duration"
+        "{:<w$}  {:<e$}  {:>5}  {:>7}  {:>19}  {:>8}  {:>15}  {:>9}\n",
+        "playbook",
+        "environment",
+        "runs",
+        "per day",
+        "change failure rate",
+        "MTTR",
+        "median duration",
+        "lead time"
     );
     for s in stats {
         let cfr = match s.change_failure_rate {
@@ -214,13 +275,15 @@ pub fn table(stats: &[PlaybookStats]) -> String {
         };
         let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), human_secs);
         out.push_str(&format!(
-            "{:<w$}  {:>5}  {:>7.2}  {:>19}  {:>8}  {:>15}\n",
+            "{:<w$}  {:<e$}  {:>5}  {:>7.2}  {:>19}  {:>8}  {:>15}  {:>9}\n",
             s.playbook,
+            s.environment,
             s.runs,
             s.runs_per_day,
             cfr,
             opt(s.mean_time_to_restore_s),
-            opt(s.median_duration_s)
+            opt(s.median_duration_s),
+            opt(s.median_lead_time_s)
         ));
     }
     out
@@ -239,6 +302,42 @@ mod tests {
             ended_at: (outcome != "unfinished").then_some(start + dur),
             ..RunInfo::default()
         }
+    }
+
+    #[test]
+    fn lead_time_is_per_environment_from_the_change_to_the_successful_run() {
+        let mut prod = run("site.yaml", 1000, 100, "success");
+        prod.inventory = vec!["inventory/prod".into()];
+        prod.change_at = Some(100); // ended at 1100: 1000 s after the change
+        let mut prod2 = run("site.yaml", 5000, 100, "success");
+        prod2.inventory = vec!["inventory/prod".into()];
+        prod2.change_at = Some(2100); // 3000 s
+        let mut failed = run("site.yaml", 6000, 10, "failed");
+        failed.inventory = vec!["inventory/prod".into()];
+        failed.change_at = Some(0); // a failed run delivered nothing
+        let mut stage = run("site.yaml", 900, 50, "success");
+        stage.inventory = vec!["inventory/stage".into()];
+        stage.change_at = Some(800);
+        let stats = per_playbook(&[stage, prod, prod2, failed], None, 10_000);
+        assert_eq!(stats.len(), 2);
+        assert_eq!(stats[0].environment, "inventory/prod");
+        assert_eq!(stats[0].lead_times, 2);
+        assert_eq!(stats[0].median_lead_time_s, Some(2000.0));
+        assert_eq!(stats[1].environment, "inventory/stage");
+        assert_eq!(stats[1].median_lead_time_s, Some(150.0));
+        assert!(table(&stats).contains("lead time"));
+    }
+
+    #[test]
+    fn change_times_are_dates_times_or_unix_seconds() {
+        assert_eq!(parse_instant("1796083200"), Ok(1_796_083_200));
+        assert_eq!(parse_instant("2026-12-01"), Ok(1_796_083_200));
+        assert_eq!(parse_instant("2026-12-01T00:00:00Z"), Ok(1_796_083_200));
+        assert_eq!(
+            parse_instant("2026-12-01T01:00:00+01:00"),
+            Ok(1_796_083_200)
+        );
+        assert!(parse_instant("yesterday").is_err());
     }
 
     #[test]
