@@ -58,11 +58,20 @@ fn run_id(o: &Out) -> String {
 }
 
 fn setup() -> (Fleet, Sandbox) {
-    let fleet = Fleet::start(3);
+    setup_with(3, |_| serde_json::Map::new())
+}
+
+/// `n` fleet hosts, each with the extra variables `extra(i)`.
+fn setup_with(
+    n: usize,
+    extra: impl Fn(usize) -> serde_json::Map<String, Value>,
+) -> (Fleet, Sandbox) {
+    let fleet = Fleet::start(n);
     let sb = Sandbox::new();
     let mut hosts = serde_json::Map::new();
-    for h in fleet.hosts() {
+    for (i, h) in fleet.hosts().iter().enumerate() {
         let mut v = fleet.host_vars(h);
+        v.extend(extra(i));
         v.insert(
             "ansible_ssh_extra_args".into(),
             json!(format!(
@@ -566,4 +575,61 @@ fn a_run_wide_failure_budget_stops_the_rollout_when_it_is_exceeded() {
         run.text
     );
     assert_eq!(versions(&fleet), ["2\n", "", ""], "{}", run.text);
+}
+
+#[test]
+fn batches_and_their_rollback_are_packed_under_the_disruption_budgets() {
+    // Six hosts on three racks (two each); host 5 fails, so with rollback_scope: all every
+    // batch is rolled back, newest first.
+    let (fleet, sb) = setup_with(6, |i| {
+        let mut m = serde_json::Map::new();
+        m.insert("rack".into(), json!(format!("r{}", i / 2)));
+        m
+    });
+    let racks: std::collections::HashMap<String, String> = fleet
+        .hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.name().to_string(), format!("r{}", i / 2)))
+        .collect();
+    let last = fleet.hosts()[5].name().to_string();
+    sb.write(
+        "budget.yaml",
+        format!(
+            "- hosts: all\n  gather_facts: false\n  max_unavailable: {{ fleet: 50%, per: {{ rack: 1 }} }}\n  max_fail_percentage: 0\n  on_failure: rollback\n  rollback_scope: all\n  tasks:\n    - copy:\n        dest: /srv/VERSION\n        content: \"{{{{ v }}}}\\n\"\n    - fail: {{ msg: broken }}\n      when: inventory_hostname == \"{last}\"\n"
+        ),
+    );
+    let plan = rdeploy(&sb, &["plan", "budget.yaml", "-i", "inv.yaml", "-e", "v=2"]);
+    assert!(
+        plan.text.contains(
+            "  disruption budget: at most 50% of the hosts (3 of 6), 1 per rack out at once"
+        ),
+        "{}",
+        plan.text
+    );
+    let run = deploy_file(&sb, "budget.yaml", "2");
+    assert_eq!(run.code, 3, "{}", run.text);
+    let one_per_rack = |hosts: &[Value]| {
+        let mut seen: Vec<&String> = hosts
+            .iter()
+            .filter_map(|h| racks.get(h.as_str().unwrap_or("")))
+            .collect();
+        let n = seen.len();
+        seen.sort();
+        seen.dedup();
+        n <= 3 && seen.len() == n
+    };
+    let batches: Vec<Vec<Value>> = events(&run, "batch")
+        .iter()
+        .map(|b| b["hosts"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(batches.len(), 2, "{}", run.text);
+    assert!(batches.iter().all(|b| one_per_rack(b)), "{batches:?}");
+    let rollbacks: Vec<Vec<Value>> = events(&run, "rollback_start")
+        .iter()
+        .map(|b| b["hosts"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(rollbacks.len(), 2, "{}", run.text);
+    assert!(rollbacks.iter().all(|b| one_per_rack(b)), "{rollbacks:?}");
+    assert_eq!(versions(&fleet), ["", "", "", "", "", ""], "{}", run.text);
 }

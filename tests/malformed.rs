@@ -455,6 +455,18 @@ fn canary_step_gates_and_analyses_are_checked_before_the_run() {
             "pb.yaml:3:3: error: 'max_failed: per_batch' and 'max_fail_percentage' (at pb.yaml:2:3) are the same budget: keep one",
         ),
         (
+            "  max_unavailable: 0\n",
+            "pb.yaml:2:20: error: 'max_unavailable' fleet budget must be a number of hosts above 0 or a percentage like \"25%\", found '0'",
+        ),
+        (
+            "  canary: [1, \"100%\"]\n  max_unavailable: {per: {rack: 1}}\n",
+            "pb.yaml:3:20: error: 'max_unavailable' with 'canary' (at pb.yaml:2:3) is not supported by rdeploy: canary steps are the batches; use 'serial' with 'max_unavailable'",
+        ),
+        (
+            "  max_unavailable: {per: {rack: 0}}\n",
+            "pb.yaml:2:33: error: 'per.rack' must be at least 1",
+        ),
+        (
             "  max_failed: {totl: 2}\n",
             "pb.yaml:2:16: error: unknown 'max_failed' key 'totl', did you mean 'total'?",
         ),

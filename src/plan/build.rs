@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::inventory::Inventory;
 use crate::plan::{BatchSize, Plan, PlannedPlay, PlannedTask, WhenReached, batch_sizes, canary};
-use crate::playbook::model::{Order, Play, Playbook, Section, SerialStep, StepGates};
+use crate::playbook::model::{
+    MaxUnavailable, Order, Play, Playbook, Section, SerialStep, StepGates,
+};
 use crate::yaml::{Kind, Node};
 
 /// What the command line adds to the plan.
@@ -89,7 +91,7 @@ pub fn hosts_now(
         .map(|h| h.name.clone())
         .collect();
     apply_order(&mut hosts, play.order, seed);
-    let (batches, _) = cut(&hosts, play);
+    let (batches, _) = cut(inv, &hosts, play);
     Ok((hosts, batches))
 }
 
@@ -174,7 +176,7 @@ fn after_batches(play: &Play, host_count: usize, batches: usize) -> Vec<Vec<Stri
 }
 
 /// The hosts cut into batches by the play's `canary` plan (with its steps) or its `serial`.
-fn cut(hosts: &[String], play: &Play) -> (Vec<Vec<String>>, Vec<canary::Step>) {
+fn cut(inv: &Inventory, hosts: &[String], play: &Play) -> (Vec<Vec<String>>, Vec<canary::Step>) {
     if let Some(c) = &play.canary {
         let shares: Vec<canary::Share> = c.steps.iter().map(|s| share(*s)).collect();
         let steps = canary::steps(hosts.len(), &shares);
@@ -207,7 +209,70 @@ fn cut(hosts: &[String], play: &Play) -> (Vec<Vec<String>>, Vec<canary::Step>) {
         batches.push(batch.to_vec());
         rest = tail;
     }
-    (batches, Vec::new())
+    match &play.max_unavailable {
+        Some(m) => (budgeted(inv, hosts.len(), m, batches), Vec::new()),
+        None => (batches, Vec::new()),
+    }
+}
+
+/// The batches cut again under the play's disruption budgets: at most the fleet budget of the
+/// play's hosts, and per `per` key at most its count of the hosts of that group (when the key
+/// names a group) or sharing a value of that host variable (otherwise; hosts without it are
+/// not counted).
+fn budgeted(
+    inv: &Inventory,
+    host_count: usize,
+    m: &MaxUnavailable,
+    batches: Vec<Vec<String>>,
+) -> Vec<Vec<String>> {
+    let fleet = match m.fleet {
+        Some(SerialStep::Count(n)) => usize::try_from(n).unwrap_or(usize::MAX),
+        Some(SerialStep::Percent(p)) => {
+            ((p * host_count as f64 / 100.0 + 1e-9).floor() as usize).max(1)
+        }
+        None => usize::MAX,
+    };
+    let maxes: Vec<usize> = m
+        .per
+        .iter()
+        .map(|(_, n)| usize::try_from(*n).unwrap_or(usize::MAX))
+        .collect();
+    let buckets = |h: &str| -> Vec<Option<String>> {
+        let host = inv.hosts.get(h);
+        m.per
+            .iter()
+            .map(|(key, _)| {
+                let host = host?;
+                if inv.groups.contains_key(key) {
+                    return host.groups.contains(key).then(|| key.clone());
+                }
+                match inv.vars_of(host).get(key)? {
+                    serde_json::Value::Null => None,
+                    serde_json::Value::String(v) => Some(v.clone()),
+                    other => Some(other.to_string()),
+                }
+            })
+            .collect()
+    };
+    batches
+        .iter()
+        .flat_map(|b| crate::plan::budget::pack(b, fleet, &maxes, &buckets))
+        .collect()
+}
+
+/// `rdeploy plan`'s words for the play's disruption budgets.
+fn budget_words(host_count: usize, m: &MaxUnavailable) -> String {
+    let mut parts = Vec::new();
+    match m.fleet {
+        Some(SerialStep::Count(n)) => parts.push(format!("{n} of the {host_count} hosts")),
+        Some(SerialStep::Percent(p)) => parts.push(format!(
+            "{p}% of the hosts ({} of {host_count})",
+            ((p * host_count as f64 / 100.0 + 1e-9).floor() as usize).max(1)
+        )),
+        None => {}
+    }
+    parts.extend(m.per.iter().map(|(k, n)| format!("{n} per {k}")));
+    format!("at most {} out at once", parts.join(", "))
 }
 
 fn plan_play(
@@ -250,8 +315,12 @@ fn plan_play(
         .map(|h| h.name.clone())
         .collect();
     apply_order(&mut hosts, play.order, opts.shuffle_seed);
-    let (batches, canary) = cut(&hosts, play);
+    let (batches, canary) = cut(inv, &hosts, play);
     let after = after_batches(play, hosts.len(), batches.len());
+    let budget = play
+        .max_unavailable
+        .as_ref()
+        .map(|m| budget_words(hosts.len(), m));
     let mut tasks = Vec::new();
     let mut handlers = Vec::new();
     let mut rollback = Vec::new();
@@ -298,6 +367,7 @@ fn plan_play(
             })
             .collect(),
         max_failed_total: play.max_failed_total,
+        budget,
         tasks,
         handlers,
         rollback,

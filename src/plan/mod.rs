@@ -4,6 +4,7 @@
 //! contacted. `rdeploy plan`, `--list-hosts` and `--list-tasks` print it; the executor walks it.
 //! It must not render templates or read files.
 
+pub mod budget;
 pub mod build;
 pub mod canary;
 pub mod serial;
@@ -62,6 +63,9 @@ pub struct PlannedPlay {
     /// `max_failed: total`: hosts that may fail across the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_failed_total: Option<u32>,
+    /// `max_unavailable`, in words: the budgets the batches were packed under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
 }
 
 /// An include whose file or role is checked when it is reached.

@@ -69,6 +69,7 @@ pub const PLAY_ONLY: &[&str] = &[
     "analysis",
     "windows",
     "max_failed",
+    "max_unavailable",
 ];
 
 /// Task-only keywords.

@@ -470,6 +470,7 @@ impl<'o> Loader<'o> {
             analysis: None,
             windows: None,
             max_failed_total: None,
+            max_unavailable: None,
             vars_prompt: Vec::new(),
             deferred: Vec::new(),
         };
@@ -558,6 +559,7 @@ impl<'o> Loader<'o> {
                 "approve" => play.approve = approval(e, v),
                 "analysis" => play.analysis = probe::analysis(e, v),
                 "windows" => play.windows = values::windows(e, v, &ctx.dir),
+                "max_unavailable" => play.max_unavailable = values::max_unavailable(e, v),
                 "max_failed" => {
                     if let Some(m) = values::max_failed(e, v) {
                         play.max_failed_total = m.total;
@@ -572,6 +574,14 @@ impl<'o> Loader<'o> {
         }
         if let Some(v) = prompts {
             play.vars_prompt = self.vars_prompt(v);
+        }
+        if let (Some(c), Some(m)) = (&canary_key, &play.max_unavailable) {
+            self.err(
+                &m.loc,
+                format!(
+                    "'max_unavailable' with 'canary' (at {c}) is not supported by rdeploy: canary steps are the batches; use 'serial' with 'max_unavailable'"
+                ),
+            );
         }
         if let (Some(c), Some(s)) = (&canary_key, &serial_key) {
             self.err(

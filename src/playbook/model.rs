@@ -280,6 +280,18 @@ pub struct Windows {
     pub deny_files: Vec<PathBuf>,
 }
 
+/// `max_unavailable: {fleet: 25%, per: {rack: 1, lb_pool: 1}}`: disruption budgets (rdeploy's
+/// own keyword): batches are packed so that no more hosts than these are out at once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MaxUnavailable {
+    /// Where it was written.
+    pub loc: Loc,
+    /// Of the play's hosts (a count, or a percentage rounded down, at least one).
+    pub fleet: Option<SerialStep>,
+    /// Per group (hosts of that group) or per host variable (hosts sharing its value).
+    pub per: Vec<(String, u32)>,
+}
+
 /// `max_failed: {per_batch: 20%, total: 5}`: failure budgets (rdeploy's own keyword).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MaxFailed {
@@ -353,6 +365,8 @@ pub struct Play {
     pub windows: Option<Windows>,
     /// `max_failed`: the run-wide failure budget (`per_batch` sets `max_fail_percentage`).
     pub max_failed_total: Option<u32>,
+    /// `max_unavailable`: disruption budgets the batches are packed under.
+    pub max_unavailable: Option<MaxUnavailable>,
     /// `vars_prompt` entries, asked (or answered by `-e` or their `default`) before planning.
     pub vars_prompt: Vec<VarPrompt>,
     /// Play keywords written as templates (`hosts`, `serial`, `max_fail_percentage`, `soak`,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::keywords::is_identifier;
 use super::model::{
-    Approval, Canary, MaxFailed, Named, Serial, SerialStep, StepGates, Val, Windows,
+    Approval, Canary, MaxFailed, MaxUnavailable, Named, Serial, SerialStep, StepGates, Val, Windows,
 };
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::modules::spec::{ansible_bool, is_template, shown};
@@ -763,6 +763,93 @@ pub fn max_failed(errors: &mut Errors, n: &Node) -> Option<MaxFailed> {
                     }
                 };
                 push(errors, k, msg);
+            }
+        }
+    }
+    (errors.len() == before).then_some(m)
+}
+
+/// `max_unavailable: 25%` (the fleet only) or `{fleet: 25%, per: {rack: 1, lb_pool: 1}}`.
+pub fn max_unavailable(errors: &mut Errors, n: &Node) -> Option<MaxUnavailable> {
+    let before = errors.len();
+    let mut m = MaxUnavailable {
+        loc: n.loc.clone(),
+        fleet: None,
+        per: Vec::new(),
+    };
+    let fleet = |errors: &mut Errors, v: &Node| -> Option<SerialStep> {
+        let text = match &v.kind {
+            Kind::Int(i) => Some(i.to_string()),
+            Kind::Str { value, .. } => Some(value.trim().to_string()),
+            _ => None,
+        };
+        let step = text.as_deref().and_then(|t| match t.strip_suffix('%') {
+            Some(p) => p
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|p| *p > 0.0 && *p <= 100.0)
+                .map(SerialStep::Percent),
+            None => t
+                .parse::<u64>()
+                .ok()
+                .filter(|c| *c > 0)
+                .map(SerialStep::Count),
+        });
+        if step.is_none() {
+            push(
+                errors,
+                v,
+                format!(
+                    "'max_unavailable' fleet budget must be a number of hosts above 0 or a percentage like \"25%\", found {}",
+                    shown(v)
+                ),
+            );
+        }
+        step
+    };
+    match n.as_map() {
+        None => m.fleet = fleet(errors, n),
+        Some(entries) => {
+            for (k, v) in entries {
+                match k.scalar_string().unwrap_or_default().as_str() {
+                    "fleet" => m.fleet = fleet(errors, v),
+                    "per" => match v.as_map() {
+                        Some(per) => {
+                            for (key, max) in per {
+                                let name = key.scalar_string().unwrap_or_default();
+                                match count(errors, &format!("per.{name}"), max) {
+                                    Some(0) => push(
+                                        errors,
+                                        max,
+                                        format!("'per.{name}' must be at least 1"),
+                                    ),
+                                    Some(c) => m.per.push((name, c)),
+                                    None => {}
+                                }
+                            }
+                        }
+                        None => push(
+                            errors,
+                            v,
+                            format!(
+                                "'per' must map groups or host variables to counts, e.g. {{rack: 1}}, found {}",
+                                shown(v)
+                            ),
+                        ),
+                    },
+                    other => {
+                        let msg = match did_you_mean(other, ["fleet", "per"]) {
+                            Some(s) => format!(
+                                "unknown 'max_unavailable' key '{other}', did you mean '{s}'?"
+                            ),
+                            None => format!(
+                                "unknown 'max_unavailable' key '{other}': expected fleet, per"
+                            ),
+                        };
+                        push(errors, k, msg);
+                    }
+                }
             }
         }
     }

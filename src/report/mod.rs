@@ -41,6 +41,22 @@ fn plan_human_raw(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<
     for (i, p) in plan.plays.iter().enumerate() {
         writeln!(w)?;
         writeln!(w, "play #{} ({}): {}", i + 1, p.pattern, p.name)?;
+        if !p.windows.is_empty() {
+            writeln!(
+                w,
+                "  change windows (each batch starts only then): {}",
+                p.windows.join("; ")
+            )?;
+        }
+        if let Some(b) = &p.budget {
+            writeln!(
+                w,
+                "  disruption budget: {b}; the batches are packed under it"
+            )?;
+        }
+        if let Some(t) = p.max_failed_total {
+            writeln!(w, "  failure budget: at most {t} failed host(s) in the run")?;
+        }
         if p.deferred {
             writeln!(
                 w,
@@ -54,16 +70,6 @@ fn plan_human_raw(w: &mut dyn Write, playbook: &str, plan: &Plan) -> io::Result<
                 p.batches.len(),
                 plural_es(p.batches.len())
             )?;
-        }
-        if !p.windows.is_empty() {
-            writeln!(
-                w,
-                "  change windows (each batch starts only then): {}",
-                p.windows.join("; ")
-            )?;
-        }
-        if let Some(t) = p.max_failed_total {
-            writeln!(w, "  failure budget: at most {t} failed host(s) in the run")?;
         }
         for (b, batch) in p.batches.iter().enumerate() {
             if let Some((n, msg)) = &p.approve
