@@ -627,6 +627,49 @@ fn check_with_detailed_exitcode_exits_10_when_changes_are_pending() {
     assert_eq!(code(&without_check), 4, "{}", text(&without_check));
 }
 
+/// Several inventory hosts on the local connection change files at once: each keeps its own
+/// backups (they all number their steps from 1), and `rdeploy rollback` restores every one,
+/// also without the run's journal (as from another controller's copy of the state).
+#[test]
+fn several_local_hosts_keep_their_own_backups_and_all_roll_back() {
+    let inv = "local:\n  hosts:\n    h1:\n      ansible_connection: local\n    h2:\n      ansible_connection: local\n    h3:\n      ansible_connection: local\n";
+    let d = Dir::new(
+        inv,
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - copy: { dest: '{{ playbook_dir }}/f-{{ inventory_hostname }}', content: 'v2' }\n    - copy: { dest: '{{ playbook_dir }}/g-{{ inventory_hostname }}', content: 'v2' }\n",
+    );
+    // Each host's file says whose it is: a backup mixed up with another host's shows.
+    for h in ["h1", "h2", "h3"] {
+        d.write(&format!("f-{h}"), &format!("v1 of {h}"));
+    }
+    let out = d.run(&["--output", "json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    for h in ["h1", "h2", "h3"] {
+        assert_eq!(
+            std::fs::read_to_string(d.p(&format!("f-{h}"))).unwrap(),
+            "v2"
+        );
+    }
+    let id = stdout(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["event"] == "run_end")
+        .and_then(|e| e["run_id"].as_str().map(String::from))
+        .expect("run id");
+    // Without the journal: every host of the inventory is asked for its manifest.
+    std::fs::remove_dir_all(d.p("state/runs")).expect("remove the journals");
+    let rb = d.rdeploy(&["rollback", &id, "-i", "inv.yaml"]);
+    assert_eq!(code(&rb), 0, "{}", text(&rb));
+    for h in ["h1", "h2", "h3"] {
+        assert_eq!(
+            std::fs::read_to_string(d.p(&format!("f-{h}"))).unwrap(),
+            format!("v1 of {h}"),
+            "{}",
+            text(&rb)
+        );
+        assert!(!d.p(&format!("g-{h}")).exists(), "{}", text(&rb));
+    }
+}
+
 // ---------------------------------------------------------------- webhooks
 
 /// An HTTP server on 127.0.0.1 that answers 200 to every request and records the bodies.

@@ -1052,8 +1052,9 @@ async fn restore_one(inv: &Inventory, opts: &RunOptions, t: Target<'_>) -> HostR
     }
     let dir = match t.state_dir {
         "" => {
-            let local = (conn == Connection::Local).then_some(t.local_state_dir);
-            default_dir_holding(&mut tr, run_id, local).await
+            let local = (conn == Connection::Local)
+                .then(|| crate::exec::backups::local_dir(t.local_state_dir, host));
+            default_dir_holding(&mut tr, run_id, local.as_deref()).await
         }
         d => d.to_string(),
     };

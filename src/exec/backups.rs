@@ -147,6 +147,29 @@ fn keep_runs_of(vars: &LazyVars) -> Result<u32, String> {
     }
 }
 
+/// A host on the local connection keeps its backups in this controller's `base`
+/// (`<state>/local`) when it is `localhost`, else in `base/hosts/NAME`: several inventory
+/// hosts on the local connection (aliases of this machine) run their steps at once, and each
+/// numbers its steps from 1, so they must not share a folder.
+pub fn local_dir(base: &str, host: &str) -> String {
+    if host == "localhost" {
+        return base.to_string();
+    }
+    let safe: String = host
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '-' | '_' => c,
+            _ => '_',
+        })
+        .collect();
+    let safe = if safe.starts_with('.') {
+        format!("_{safe}")
+    } else {
+        safe
+    };
+    format!("{}/hosts/{safe}", base.trim_end_matches('/'))
+}
+
 /// What one step needs to be backed up.
 pub struct StepBackup<'a> {
     /// The run.
@@ -315,7 +338,10 @@ impl StepBackup<'_> {
         if let Some(s) = &self.host.store {
             return Ok((s.clone(), None));
         }
-        let local = self.local.then_some(self.run.local_state_dir.as_str());
+        let local = self
+            .local
+            .then(|| local_dir(&self.run.local_state_dir, self.name));
+        let local = local.as_deref();
         let store = Store {
             state_dir: resolve_state_dir(tr, self.vars, become_, local).await?,
             run_id: self.run.run_id.clone(),
