@@ -670,6 +670,69 @@ fn several_local_hosts_keep_their_own_backups_and_all_roll_back() {
     }
 }
 
+/// `rdeploy plan --out` pins the plan to its inputs; `rdeploy run --plan` runs it while it
+/// holds and refuses, naming what drifted, once it does not.
+#[test]
+fn a_pinned_plan_runs_while_it_holds_and_is_refused_once_an_input_changed() {
+    // The playbook in a folder of its own (its inputs), writing outside it.
+    let d = Dir::new(TWO, "");
+    std::fs::create_dir(d.p("site")).unwrap();
+    d.write(
+        "site/pb.yaml",
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - copy: { dest: '{{ playbook_dir }}/../out-{{ inventory_hostname }}', content: \"{{ v | default('1') }}\" }\n",
+    );
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "site/pb.yaml", "-i", "inv.yaml"];
+        all.extend_from_slice(args);
+        d.rdeploy(&all)
+    };
+    for file in ["pin.json", "pin.md"] {
+        let plan = d.rdeploy(&["plan", "site/pb.yaml", "-i", "inv.yaml", "--out", file]);
+        assert_eq!(code(&plan), 0, "{}", text(&plan));
+    }
+    let md = std::fs::read_to_string(d.p("pin.md")).unwrap();
+    assert!(md.starts_with("# rdeploy plan: site/pb.yaml\n"), "{md}");
+    assert!(
+        md.contains("| `inv.yaml` |") && md.contains("```json\n"),
+        "{md}"
+    );
+    // The Markdown form pins a run as well as the JSON one.
+    let ok = run(&["--plan", "pin.md"]);
+    assert_eq!(code(&ok), 0, "{}", text(&ok));
+    assert_eq!(std::fs::read_to_string(d.p("out-h1")).unwrap(), "1");
+
+    // Other extra variables, another --limit: refused, nothing runs.
+    let vars = run(&["--plan", "pin.json", "-e", "v=2"]);
+    assert_eq!(code(&vars), 4, "{}", text(&vars));
+    assert!(
+        stderr(&vars).contains("the extra variables (-e) differ"),
+        "{}",
+        text(&vars)
+    );
+    let limited = run(&["--plan", "pin.json", "--limit", "h1"]);
+    assert_eq!(code(&limited), 4, "{}", text(&limited));
+    assert!(
+        stderr(&limited).contains("--limit is h1 (the plan's: none)"),
+        "{}",
+        text(&limited)
+    );
+
+    // The playbook changed after the review: refused, naming the file.
+    d.write(
+        "site/pb.yaml",
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - copy: { dest: '{{ playbook_dir }}/../out-{{ inventory_hostname }}', content: 'other' }\n",
+    );
+    let stale = run(&["--plan", "pin.json"]);
+    assert_eq!(code(&stale), 4, "{}", text(&stale));
+    assert!(
+        stderr(&stale)
+            .contains("the plan pin.json no longer holds, nothing was run: changed: site/pb.yaml"),
+        "{}",
+        text(&stale)
+    );
+    assert_eq!(std::fs::read_to_string(d.p("out-h1")).unwrap(), "1");
+}
+
 // ---------------------------------------------------------------- webhooks
 
 /// An HTTP server on 127.0.0.1 that answers 200 to every request and records the bodies.

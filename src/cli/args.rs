@@ -154,6 +154,10 @@ pub struct RunArgs {
     pub playbook: PathBuf,
     #[command(flatten)]
     pub common: Common,
+    /// Run only if this plan (`rdeploy plan --out FILE`) still holds: the same input files,
+    /// extra variables, --limit and plan; otherwise exit 4 naming what drifted.
+    #[arg(long = "plan", value_name = "FILE")]
+    pub plan: Option<PathBuf>,
     /// Check the playbook, its roles and templates; connect to nothing.
     #[arg(long = "syntax-check")]
     pub syntax_check: bool,
@@ -462,6 +466,10 @@ pub struct PlanArgs {
     pub playbook: PathBuf,
     #[command(flatten)]
     pub common: Common,
+    /// Also write the plan pinned to its inputs (every file's sha256) to FILE, for
+    /// `rdeploy run --plan FILE`: JSON, or Markdown for review when FILE ends in `.md`.
+    #[arg(long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// `rdeploy inventory`.

@@ -7,6 +7,7 @@
 pub mod args;
 pub mod config;
 pub mod lock;
+pub mod pinned;
 pub mod prompt;
 pub mod runs;
 pub mod settings;
@@ -309,6 +310,23 @@ fn cmd_plan(out: &mut dyn Write, a: args::PlanArgs) -> Result<Exit, Failed> {
         OutputFormat::Human => report::plan_human(out, &a.playbook.display().to_string(), &c.plan)?,
     }
     no_hosts(&c.plan)?;
+    if let Some(file) = &a.out {
+        let pin = pinned::pin(&c.settings, &c.plan, std::slice::from_ref(file)).map_err(|e| {
+            Failed::Invalid(Diagnostics::from(Diagnostic::options(format!(
+                "--out: {e}"
+            ))))
+        })?;
+        let mut human = Vec::new();
+        report::plan_human(&mut human, &a.playbook.display().to_string(), &c.plan)?;
+        let markdown = file.extension().is_some_and(|e| e == "md");
+        let text = pinned::render(&pin, &String::from_utf8_lossy(&human), markdown);
+        crate::report::summary::write_text(file, &text).map_err(|e| {
+            Failed::Invalid(Diagnostics::from(Diagnostic::options(format!(
+                "--out {}: {e}",
+                file.display()
+            ))))
+        })?;
+    }
     Ok(Exit::Success)
 }
 
@@ -317,9 +335,43 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
     install_vault_with(&a.common.vault, typed_vault)?;
     // The deadline counts from here, lock waiting included.
     let began = (std::time::Instant::now(), journal::now());
-    let settings = Settings::from_common(&a.playbook, &a.common)?;
+    let mut settings = Settings::from_common(&a.playbook, &a.common)?;
+    let pinned = match &a.plan {
+        Some(file) => {
+            let pin = pinned::read(file).map_err(|e| {
+                Failed::Invalid(Diagnostics::from(Diagnostic::options(format!(
+                    "--plan: {e}"
+                ))))
+            })?;
+            // The pinned plan's shuffle, unless one is given.
+            if a.common.shuffle_seed.is_none() {
+                settings.shuffle_seed = pin.shuffle_seed;
+            }
+            Some((file.clone(), pin))
+        }
+        None => None,
+    };
     let listing = a.syntax_check || a.list_hosts || a.list_tasks || a.list_tags;
     let c = check(settings, !listing)?;
+    if let Some((file, pin)) = &pinned {
+        let mut skip = vec![file.clone()];
+        skip.extend(a.state_dir.clone());
+        let now = pinned::pin(&c.settings, &c.plan, &skip).map_err(|e| {
+            Failed::Invalid(Diagnostics::from(Diagnostic::options(format!(
+                "--plan: {e}"
+            ))))
+        })?;
+        let drift = pinned::drift(pin, &now);
+        if !drift.is_empty() {
+            return Err(Failed::Invalid(Diagnostics::from(Diagnostic::options(
+                format!(
+                    "the plan {} no longer holds, nothing was run: {}; make a new one with `rdeploy plan --out`",
+                    file.display(),
+                    drift.join("; ")
+                ),
+            ))));
+        }
+    }
     let name = a.playbook.display().to_string();
     if a.syntax_check {
         report::syntax_ok(out, &name, &c.plan)?;

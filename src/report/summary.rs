@@ -226,6 +226,13 @@ pub fn document(facts: &RunFacts, hosts: &IndexMap<String, HostReport>) -> Value
 
 /// Writes `doc` to `path` through a temp file in the same directory and a rename.
 pub fn write(path: &Path, doc: &Value) -> io::Result<()> {
+    let text = serde_json::to_string_pretty(doc)?;
+    write_text(path, &(text + "\n"))
+}
+
+/// Writes `text` to `path` (mode 0600) through a temp file in the same directory, fsync and a
+/// rename; registered secrets are masked.
+pub fn write_text(path: &Path, text: &str) -> io::Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -237,9 +244,8 @@ pub fn write(path: &Path, doc: &Value) -> io::Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(&tmp)?;
-    let text = serde_json::to_string_pretty(doc)?;
     // Registered secrets (vault values, `secret_vars`) never reach the report.
-    writeln!(f, "{}", crate::vault::redact::redact(&text))?;
+    write!(f, "{}", crate::vault::redact::redact(text))?;
     f.sync_data()?;
     drop(f);
     std::fs::rename(&tmp, path).inspect_err(|_| {
