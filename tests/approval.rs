@@ -633,3 +633,40 @@ fn batches_and_their_rollback_are_packed_under_the_disruption_budgets() {
     assert!(rollbacks.iter().all(|b| one_per_rack(b)), "{rollbacks:?}");
     assert_eq!(versions(&fleet), ["", "", "", "", "", ""], "{}", run.text);
 }
+
+#[test]
+fn a_command_metric_is_measured_on_each_host_over_its_connection() {
+    let (fleet, sb) = setup();
+    // Each host's error count is a file on it; the second host of the second step reports 7.
+    for (i, h) in fleet.hosts().iter().enumerate() {
+        let errors = if i == 2 { "7\n" } else { "0\n" };
+        std::fs::write(h.path("/srv/ERRORS"), errors).expect("errors file");
+    }
+    sb.write(
+        "measured.yaml",
+        "- hosts: all\n  gather_facts: false\n  max_fail_percentage: 0\n  canary: [1, \"100%\"]\n  analysis:\n    interval: 1s\n    duration: 2s\n    metrics:\n      - name: errors\n        command: cat /srv/ERRORS\n        success_condition: result < 5\n  tasks:\n    - copy:\n        dest: /srv/VERSION\n        content: \"{{ v }}\\n\"\n",
+    );
+    let run = deploy_file(&sb, "measured.yaml", "2");
+    assert_eq!(run.code, 3, "{}", run.text);
+    let measured = events(&run, "measurement");
+    // Batch 1 (host 0): two successes; batch 2: host 1 ok, host 2 fails at once and stops
+    // the measuring everywhere.
+    let of = |host: &str| -> Vec<String> {
+        measured
+            .iter()
+            .filter(|m| m["hosts"] == json!([host]))
+            .map(|m| format!("{} {}", m["verdict"].as_str().unwrap_or(""), m["value"]))
+            .collect()
+    };
+    let names: Vec<String> = fleet.hosts().iter().map(|h| h.name().to_string()).collect();
+    assert_eq!(
+        of(&names[0]),
+        ["success 0.0", "success 0.0"],
+        "{}",
+        run.text
+    );
+    assert_eq!(of(&names[2]), ["failure 7.0"], "{}", run.text);
+    assert!(of(&names[1]).len() <= 2, "{}", run.text);
+    // The second batch is rolled back; the canary's first batch stays deployed.
+    assert_eq!(versions(&fleet), ["2\n", "", ""], "{}", run.text);
+}
