@@ -733,6 +733,29 @@ fn a_pinned_plan_runs_while_it_holds_and_is_refused_once_an_input_changed() {
     assert_eq!(std::fs::read_to_string(d.p("out-h1")).unwrap(), "1");
 }
 
+/// A canary step's `pause` without health probes is a plain wait between the steps (and
+/// `rdeploy plan` says so), never skipped.
+#[test]
+fn a_pause_without_probes_waits_between_canary_steps() {
+    let d = Dir::new(
+        TWO,
+        "- hosts: all\n  gather_facts: no\n  canary:\n    - step: 1\n      pause: 2s\n    - 100%\n  tasks:\n    - debug: { msg: hi }\n",
+    );
+    let plan = d.rdeploy(&["plan", "pb.yaml", "-i", "inv.yaml"]);
+    assert!(
+        stdout(&plan).contains("      then pause 2s (no health probes to watch)\n"),
+        "{}",
+        text(&plan)
+    );
+    let started = std::time::Instant::now();
+    let out = d.run(&[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "the pause was skipped"
+    );
+}
+
 // ---------------------------------------------------------------- webhooks
 
 /// An HTTP server on 127.0.0.1 that answers 200 to every request and records the bodies.

@@ -210,7 +210,7 @@ fn on_a_terminal_bars_are_drawn_then_cleared_leaving_the_plain_lines() {
     for shown in [
         "TASK [Take a moment]",
         "HEALTH probing",
-        "HEALTH soak: waiting 0.3s",
+        "HEALTH soak: watching the probes for 0.3s",
     ] {
         assert!(
             text.contains(shown),

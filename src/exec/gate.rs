@@ -115,6 +115,20 @@ impl<'r> Runner<'r> {
             }
         }
         if play.health.is_empty() {
+            // Nothing to watch: a soak (or a canary step's pause) is a plain wait, cut short
+            // by a signal or the deadline.
+            if let Some(soak) = soak {
+                self.reporter.emit(&Event::Soak {
+                    index,
+                    total,
+                    seconds: soak.as_secs_f64(),
+                });
+                let until = tokio::time::Instant::now() + soak;
+                while tokio::time::Instant::now() < until && !self.stopping() {
+                    let step = std::time::Duration::from_millis(200);
+                    tokio::time::sleep_until((tokio::time::Instant::now() + step).min(until)).await;
+                }
+            }
             return None;
         }
         let healthy: Vec<String> = batch

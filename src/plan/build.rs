@@ -145,8 +145,12 @@ fn after_batches(play: &Play, host_count: usize, batches: usize) -> Vec<Vec<Stri
             let gates = steps.get(b).map(Vec::as_slice).unwrap_or_default();
             let mut what = Vec::new();
             let soak = gates.iter().filter_map(|g| g.pause).max().or(play.soak);
-            if let Some(d) = soak.filter(|_| !play.health.is_empty()) {
-                what.push(format!("soak {}: the health probes watched", written(d)));
+            match soak {
+                Some(d) if play.health.is_empty() => {
+                    what.push(format!("pause {} (no health probes to watch)", written(d)));
+                }
+                Some(d) => what.push(format!("soak {}: the health probes watched", written(d))),
+                None => {}
             }
             for a in play.analyses_after(gates) {
                 let names = a.metric_names();
