@@ -118,12 +118,7 @@ impl<'r> Runner<'r> {
             // Nothing to watch: a soak (or a canary step's pause) is a plain wait, cut short
             // by a signal or the deadline.
             if let Some(soak) = soak {
-                self.reporter.emit(&Event::Soak {
-                    index,
-                    total,
-                    seconds: soak.as_secs_f64(),
-                });
-                let until = tokio::time::Instant::now() + soak;
+                let until = self.soak_begins((index, total), soak);
                 while tokio::time::Instant::now() < until && !self.stopping() {
                     let step = std::time::Duration::from_millis(200);
                     tokio::time::sleep_until((tokio::time::Instant::now() + step).min(until)).await;
@@ -144,15 +139,10 @@ impl<'r> Runner<'r> {
             return Some(why);
         }
         if let Some(soak) = soak {
-            self.reporter.emit(&Event::Soak {
-                index,
-                total,
-                seconds: soak.as_secs_f64(),
-            });
             // The soak watches: the probes run again every round (their interval, at least a
             // second), reporting only failures, so that a failure at minute 3 of 5 fails the
             // batch at minute 3.
-            let until = tokio::time::Instant::now() + soak;
+            let until = self.soak_begins((index, total), soak);
             let round = play.probe.interval.max(std::time::Duration::from_secs(1));
             loop {
                 let next = (tokio::time::Instant::now() + round).min(until);
@@ -178,6 +168,20 @@ impl<'r> Runner<'r> {
                 .await;
         }
         None
+    }
+
+    /// Says that the soak of batch `index` of `total` begins; when it ends.
+    fn soak_begins(
+        &mut self,
+        (index, total): (usize, usize),
+        soak: std::time::Duration,
+    ) -> tokio::time::Instant {
+        self.reporter.emit(&Event::Soak {
+            index,
+            total,
+            seconds: soak.as_secs_f64(),
+        });
+        tokio::time::Instant::now() + soak
     }
 
     /// The hosts among `hosts` that failed or could not be used.
