@@ -1052,6 +1052,37 @@ fn sigterm_kills_a_step_that_outlives_the_stop_grace_and_exits_143() {
     assert_eq!(report["exit_code"], 143, "{report}");
 }
 
+/// SIGTERM during an analysis stops the measuring at once (exit 143); the batch is not
+/// recorded as finished, so `rdeploy resume` deploys and analyses it again.
+#[test]
+fn sigterm_during_an_analysis_stops_it_and_resume_analyses_the_batch_again() {
+    let d = Dir::new(
+        ONE,
+        "- hosts: localhost\n  gather_facts: no\n  analysis:\n    interval: 1s\n    duration: 60s\n    metrics:\n      - name: marker\n        command: \"touch '{{ playbook_dir }}/measured'; echo 0\"\n        success_condition: result == 0\n  tasks:\n    - copy: { dest: '{{ playbook_dir }}/f', content: 'x' }\n",
+    );
+    let child = d.spawn_run(&["--output", "json"]);
+    d.wait_for("measured");
+    let t = Instant::now();
+    signal(&child, rustix::process::Signal::TERM);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 143, "{}", text(&out));
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let id = d.run_ids().pop().unwrap();
+    let journal = d.journal_of(&id);
+    assert!(!journal.contains("\"batch_end\""), "{journal}");
+    std::fs::remove_file(d.p("measured")).unwrap();
+    let again = d.spawn_run(&["--resume", &id, "--output", "json"]);
+    d.wait_for("measured");
+    signal(&again, rustix::process::Signal::TERM);
+    let out = again.wait_with_output().unwrap();
+    assert_eq!(
+        code(&out),
+        143,
+        "the batch was analysed again: {}",
+        text(&out)
+    );
+}
+
 /// A step that ends within the grace is waited for, as before: SIGTERM does not cut it short.
 #[test]
 fn sigterm_lets_a_step_end_within_the_stop_grace() {

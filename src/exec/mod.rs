@@ -700,6 +700,12 @@ impl<'r> Runner<'r> {
                 }
             }
             self.timing.probes_s += gate_started.elapsed().as_secs_f64();
+            if verdict.is_none() && awaiting.is_none() && self.stopping() {
+                // A signal or the deadline cut the gates short: the batch is not recorded as
+                // finished, so `rdeploy resume` runs it again (its changes are in place, its
+                // gates are not passed yet).
+                break;
+            }
             if let Some(why) = awaiting {
                 // Not rolled back, not let through: a person decides. The batch is finished
                 // (its tasks ran, its health gate passed), so `rdeploy approve` goes on after it.
