@@ -51,6 +51,8 @@ want ufw /usr/sbin/ufw
 # dash, bash --posix and busybox sh, with GNU and with BusyBox tools.
 want shellcheck shellcheck
 want busybox busybox
+# tests/approval.rs opens `rdeploy show --html` pages in headless Chromium.
+want chromium chromium
 # useradd (passwd) and kill (procps/util-linux) are part of every Debian base system.
 
 if [ ${#need[@]} -gt 0 ]; then

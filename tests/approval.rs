@@ -670,3 +670,91 @@ fn a_command_metric_is_measured_on_each_host_over_its_connection() {
     // The second batch is rolled back; the canary's first batch stays deployed.
     assert_eq!(versions(&fleet), ["2\n", "", ""], "{}", run.text);
 }
+
+/// Headless Chromium (Debian's package) on `args`, bounded; its stdout.
+fn chromium(sb: &Sandbox, args: &[&str]) -> String {
+    let profile = sb.path().join("chromium-profile");
+    let out = std::process::Command::new("timeout")
+        .arg("60")
+        .arg("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .output()
+        .expect("run chromium (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn show_html_pictures_the_run_and_a_browser_renders_its_charts() {
+    let (fleet, sb) = setup();
+    let prom = Prometheus::start();
+    sb.write("analysed.yaml", analysed_playbook(prom.port));
+    let canary = fleet.hosts()[0].name().to_string();
+    prom.script(
+        &format!("errors{{host=\"{canary}\"}}"),
+        &["0.001", "0.002", "0.5"],
+    );
+    let run = deploy_file(&sb, "analysed.yaml", "2");
+    assert_eq!(run.code, 3, "{}", run.text);
+    let id = run_id(&run);
+    let shown = rdeploy(&sb, &["show", &id, "--html", "run.html"]);
+    assert_eq!(shown.code, 0, "{}", shown.text);
+    let page = sb.path().join("run.html");
+    let url = format!("file://{}", page.display());
+
+    // The DOM the browser built: the timeline with the canary rolled back, one chart with the
+    // three measurements (two successes, the failure) and both thresholds.
+    let dom = chromium(&sb, &["--dump-dom", &url]);
+    assert!(dom.contains("<table id=\"timeline\">"), "{dom}");
+    assert!(
+        dom.contains(&format!(
+            "<span class=\"host rolled_back\" title=\"rolled_back\">{canary}</span>"
+        )),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("gate failed: analysis failed: error rate"),
+        "{dom}"
+    );
+    assert_eq!(dom.matches("<circle class=\"success\"").count(), 2, "{dom}");
+    assert_eq!(dom.matches("<circle class=\"failure\"").count(), 1, "{dom}");
+    assert_eq!(dom.matches("class=\"threshold\"").count(), 2, "{dom}");
+
+    // And a screenshot of it: a real PNG of the window's size.
+    let shot = sb.path().join("run.png");
+    chromium(
+        &sb,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=900,700",
+            &url,
+        ],
+    );
+    let png = std::fs::read(&shot).expect("the screenshot");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let (w, h) = (
+        u32::from_be_bytes([png[16], png[17], png[18], png[19]]),
+        u32::from_be_bytes([png[20], png[21], png[22], png[23]]),
+    );
+    assert_eq!((w, h), (900, 700));
+    assert!(
+        png.len() > 5_000,
+        "a blank page compresses to almost nothing: {} bytes",
+        png.len()
+    );
+}

@@ -163,6 +163,16 @@ pub enum Record {
         /// The last observed value.
         observed: String,
     },
+    /// An analysis begins: its metrics with their conditions as written (for the charts of
+    /// `rdeploy show --html`).
+    Analysis {
+        /// 0-based play index.
+        play: usize,
+        /// 1-based batch index.
+        batch: usize,
+        /// `[name, success_condition, failure_condition]` per metric.
+        metrics: Vec<(String, Option<String>, Option<String>)>,
+    },
     /// One measurement of an analysis (no secret: the metric's name, its result and verdict).
     Measurement {
         /// 0-based play index.

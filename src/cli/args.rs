@@ -448,6 +448,10 @@ pub struct ShowArgs {
     pub run_id: String,
     #[command(flatten)]
     pub journals: JournalArgs,
+    /// Also write one self-contained HTML page picturing the run (timeline of batches and
+    /// hosts, gate failures, rollbacks, analysis charts) to FILE.
+    #[arg(long = "html", value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// `--host-key-checking` values.

@@ -587,6 +587,23 @@ pub(crate) fn cmd_show(out: &mut dyn Write, a: args::ShowArgs) -> Result<Exit, F
     }
     let recs = read.records;
     let info = run_info(&a.run_id, &recs);
+    if let Some(file) = &a.html {
+        let header = crate::report::html::Header {
+            run_id: info.run_id.clone(),
+            playbook: info.playbook.clone(),
+            outcome: info.outcome.clone(),
+            started: info.started.clone(),
+            ended: info.ended.clone(),
+            who: info.user.as_ref().map(|u| match &info.controller {
+                Some(c) => format!("{u}@{c}"),
+                None => u.clone(),
+            }),
+            label: info.label.clone().or_else(|| info.release.clone()),
+        };
+        let page = crate::report::html::page(&header, &recs);
+        crate::report::summary::write_text(file, &page)
+            .map_err(|e| invalid(format!("--html {}: {e}", file.display())))?;
+    }
     let mut hosts: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let mut analysis: Vec<Value> = Vec::new();
     for r in &recs {

@@ -142,6 +142,18 @@ impl<'r> Runner<'r> {
             return Concluded::Failed(format!("analysis: {}", problems.join("; ")));
         }
         let names = analysis.metric_names();
+        if let Some(run) = &self.shared.opts.run {
+            let text = |n: &Option<Node>| n.as_ref().and_then(Node::scalar_string);
+            run.journal.note(&Record::Analysis {
+                play: play_index,
+                batch: index,
+                metrics: names
+                    .iter()
+                    .zip(&analysis.metrics)
+                    .map(|(name, m)| (name.clone(), text(&m.success), text(&m.failure)))
+                    .collect(),
+            });
+        }
         self.reporter.emit(&Event::Analysis {
             index,
             total,

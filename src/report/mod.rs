@@ -6,6 +6,7 @@
 //! secret (`vault::redact`) is masked in what they write.
 
 pub mod events;
+pub mod html;
 pub mod notify;
 pub mod progress;
 pub mod run;
