@@ -9,7 +9,6 @@
 //! It must not run anything.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -63,11 +62,7 @@ pub fn pin(settings: &Settings, plan: &Plan, skip: &[PathBuf]) -> Result<Pin, St
 fn extra_digest(settings: &Settings) -> String {
     let sorted: BTreeMap<&String, &serde_json::Value> = settings.extra_vars.iter().collect();
     let text = serde_json::to_string(&sorted).unwrap_or_default();
-    hex(&Sha256::digest(text.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::modules::files::common::sha256_hex(text.as_bytes())
 }
 
 /// Every input file: the playbook's folder, the roles path and the inventory sources (folders
@@ -120,17 +115,9 @@ fn inputs(settings: &Settings, skip: &[PathBuf]) -> Result<BTreeMap<String, Stri
 fn file_digest(p: &Path) -> Result<String, String> {
     let mut f = std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| format!("{}: {e}", p.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
+    crate::transport::read_chunks(&mut f, |chunk| h.update(chunk))
+        .map_err(|e| format!("{}: {e}", p.display()))?;
+    Ok(hex::encode(h.finalize()))
 }
 
 /// The pin as its file holds it: JSON, or Markdown (`.md`) for review, with the JSON at its end

@@ -19,8 +19,7 @@ use crate::backup::journal::Record;
 use crate::playbook::model::{Analysis, Play, StepGates};
 use crate::probe::analysis::{self as measure, End, Measurement, RenderedMetric, Verdict};
 use crate::report::events::Event;
-use crate::template;
-use crate::yaml::{Kind, Node};
+use crate::yaml::Node;
 
 /// What an analysis concluded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,11 +35,6 @@ pub(super) enum Concluded {
 /// What a measuring loop gives back: the host state it took (for a loop on a host) and how
 /// each of its metrics ended.
 type Watched = (Option<HostState>, Vec<(String, End)>);
-
-/// One measuring loop: the hosts it speaks for.
-struct Job {
-    hosts: Vec<String>,
-}
 
 impl<'r> Runner<'r> {
     /// The analyses after batch `index`: its canary steps' own, else the play's, on the
@@ -114,14 +108,7 @@ impl<'r> Runner<'r> {
             let vars = task::vars_at(&self.shared, &Scope::default(), &hostvars, st, &[]);
             let ctx = vars.to_value();
             let env = &self.shared.env;
-            let render = |n: &Node| -> Result<String, String> {
-                match &n.kind {
-                    Kind::Str { value, .. } if n.tag.as_deref() != Some("unsafe") => {
-                        template::render_str(env, value, &ctx, &n.loc).map_err(|d| d.to_string())
-                    }
-                    _ => Ok(n.scalar_string().unwrap_or_default()),
-                }
-            };
+            let render = |n: &Node| crate::probe::render_node(env, &ctx, n);
             let mut mine = Vec::new();
             for m in &analysis.metrics {
                 match measure::render(m, analysis.interval, &render) {
@@ -164,7 +151,8 @@ impl<'r> Runner<'r> {
         let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Measurement)>();
         let (stop_tx, stop_rx) = watch::channel(false);
         let started = tokio::time::Instant::now();
-        let mut jobs: Vec<Job> = Vec::new();
+        // Per measuring loop, the hosts it speaks for.
+        let mut jobs: Vec<Vec<String>> = Vec::new();
         let mut set: JoinSet<Watched> = JoinSet::new();
         let schedule = measure::Schedule {
             env: Arc::clone(&self.shared.env),
@@ -174,7 +162,7 @@ impl<'r> Runner<'r> {
         };
         for (_, (metric, hs)) in from_controller {
             let j = jobs.len();
-            jobs.push(Job { hosts: hs });
+            jobs.push(hs);
             let (out, stop) = ((tx.clone(), j), stop_rx.clone());
             let schedule = schedule.clone();
             set.spawn(async move {
@@ -189,9 +177,7 @@ impl<'r> Runner<'r> {
                 continue;
             };
             let j = jobs.len();
-            jobs.push(Job {
-                hosts: vec![h.clone()],
-            });
+            jobs.push(vec![h.clone()]);
             let vars = task::vars_at(&self.shared, &Scope::default(), &hostvars, &mut st, &[]);
             let (out, stop) = ((tx.clone(), j), stop_rx.clone());
             let (shared, sem) = (Arc::clone(&self.shared), Arc::clone(&self.sem));
@@ -218,7 +204,7 @@ impl<'r> Runner<'r> {
             tokio::select! {
                 biased;
                 got = rx.recv(), if open => match got {
-                    Some((j, m)) => self.measured(&jobs[j].hosts, &m, (play_index, index), &stop_tx),
+                    Some((j, m)) => self.measured(&jobs[j], &m, (play_index, index), &stop_tx),
                     None => open = false,
                 },
                 joined = set.join_next() => match joined {

@@ -21,9 +21,8 @@ use crate::playbook::model::{OnFailure, Play, RollbackScope, Val};
 use crate::probe::{self, ProbeOutcome};
 use crate::report::events::Event;
 use crate::rollback::{self, HostRollback};
-use crate::template;
 use crate::transport::Reach;
-use crate::yaml::{Kind, Node};
+use crate::yaml::Node;
 
 fn deadline_passed(play: &Play) -> String {
     format!(
@@ -227,14 +226,7 @@ impl<'r> Runner<'r> {
             let vars = task::vars_at(&self.shared, &Scope::default(), &hostvars, &mut st, &[]);
             let env = Arc::clone(&self.shared.env);
             let ctx = vars.to_value();
-            let render = |n: &Node| -> Result<String, String> {
-                match &n.kind {
-                    Kind::Str { value, .. } if n.tag.as_deref() != Some("unsafe") => {
-                        template::render_str(&env, value, &ctx, &n.loc).map_err(|d| d.to_string())
-                    }
-                    _ => Ok(n.scalar_string().unwrap_or_default()),
-                }
-            };
+            let render = |n: &Node| probe::render_node(&env, &ctx, n);
             let rendered: Result<Vec<probe::Rendered>, String> = play
                 .health
                 .iter()

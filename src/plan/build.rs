@@ -229,13 +229,7 @@ fn budgeted(
     m: &MaxUnavailable,
     batches: Vec<Vec<String>>,
 ) -> Vec<Vec<String>> {
-    let fleet = match m.fleet {
-        Some(SerialStep::Count(n)) => usize::try_from(n).unwrap_or(usize::MAX),
-        Some(SerialStep::Percent(p)) => {
-            ((p * host_count as f64 / 100.0 + 1e-9).floor() as usize).max(1)
-        }
-        None => usize::MAX,
-    };
+    let fleet = fleet_budget(host_count, m).unwrap_or(usize::MAX);
     let maxes: Vec<usize> = m
         .per
         .iter()
@@ -264,6 +258,16 @@ fn budgeted(
         .collect()
 }
 
+/// The fleet budget in hosts: a count, or a percentage rounded down (at least one), as
+/// `serial` sizes a batch.
+fn fleet_budget(host_count: usize, m: &MaxUnavailable) -> Option<usize> {
+    let size = match m.fleet? {
+        SerialStep::Count(n) => BatchSize::Count(n),
+        SerialStep::Percent(p) => BatchSize::Percent(p),
+    };
+    batch_sizes(host_count.max(1), &[size]).first().copied()
+}
+
 /// `rdeploy plan`'s words for the play's disruption budgets.
 fn budget_words(host_count: usize, m: &MaxUnavailable) -> String {
     let mut parts = Vec::new();
@@ -271,7 +275,7 @@ fn budget_words(host_count: usize, m: &MaxUnavailable) -> String {
         Some(SerialStep::Count(n)) => parts.push(format!("{n} of the {host_count} hosts")),
         Some(SerialStep::Percent(p)) => parts.push(format!(
             "{p}% of the hosts ({} of {host_count})",
-            ((p * host_count as f64 / 100.0 + 1e-9).floor() as usize).max(1)
+            fleet_budget(host_count, m).unwrap_or(1)
         )),
         None => {}
     }

@@ -318,19 +318,7 @@ pub fn canary(errors: &mut Errors, n: &Node) -> Option<Canary> {
             None => (item, StepGates::default()),
         };
         gates.push(step_gates);
-        let text = match &it.kind {
-            Kind::Int(i) => Some(i.to_string()),
-            Kind::Str { value, .. } => Some(value.trim().to_string()),
-            _ => None,
-        };
-        let step = text.as_deref().and_then(|s| match s.strip_suffix('%') {
-            Some(p) => p.trim().parse::<f64>().ok().map(SerialStep::Percent),
-            // A negative count is refused as zero is.
-            None => s
-                .parse::<i64>()
-                .ok()
-                .map(|i| SerialStep::Count(u64::try_from(i).unwrap_or(0))),
-        });
+        let (text, step) = share(it);
         let shown_it = text.clone().unwrap_or_else(|| shown(it));
         match step {
             None => push(
@@ -380,6 +368,24 @@ pub fn canary(errors: &mut Errors, n: &Node) -> Option<Canary> {
         gates,
         loc: n.loc.clone(),
     })
+}
+
+/// A number of hosts or a percentage (`3`, `"25%"`) as written, and what it says (a negative
+/// count reads as 0, refused as zero is); `None` when it is neither.
+fn share(n: &Node) -> (Option<String>, Option<SerialStep>) {
+    let text = match &n.kind {
+        Kind::Int(i) => Some(i.to_string()),
+        Kind::Str { value, .. } => Some(value.trim().to_string()),
+        _ => None,
+    };
+    let step = text.as_deref().and_then(|s| match s.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().ok().map(SerialStep::Percent),
+        None => s
+            .parse::<i64>()
+            .ok()
+            .map(|i| SerialStep::Count(u64::try_from(i).unwrap_or(0))),
+    });
+    (text, step)
 }
 
 const STEP_KEYS: &[&str] = &["step", "pause", "analysis", "approve"];
@@ -778,23 +784,9 @@ pub fn max_unavailable(errors: &mut Errors, n: &Node) -> Option<MaxUnavailable> 
         per: Vec::new(),
     };
     let fleet = |errors: &mut Errors, v: &Node| -> Option<SerialStep> {
-        let text = match &v.kind {
-            Kind::Int(i) => Some(i.to_string()),
-            Kind::Str { value, .. } => Some(value.trim().to_string()),
-            _ => None,
-        };
-        let step = text.as_deref().and_then(|t| match t.strip_suffix('%') {
-            Some(p) => p
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|p| *p > 0.0 && *p <= 100.0)
-                .map(SerialStep::Percent),
-            None => t
-                .parse::<u64>()
-                .ok()
-                .filter(|c| *c > 0)
-                .map(SerialStep::Count),
+        let step = share(v).1.filter(|s| match *s {
+            SerialStep::Percent(p) => p > 0.0 && p <= 100.0,
+            SerialStep::Count(c) => c > 0,
         });
         if step.is_none() {
             push(

@@ -283,8 +283,6 @@ pub fn planned(duration: Duration, interval: Duration) -> u32 {
 /// One measurement, sent as it is taken.
 #[derive(Clone, Debug)]
 pub struct Measurement {
-    /// The metric's index in what [`watch`] was given.
-    pub metric: usize,
     /// The metric's name.
     pub name: String,
     /// 1-based number of this measurement.
@@ -377,7 +375,6 @@ pub async fn watch(
         let _ = out.send((
             job,
             Measurement {
-                metric: i,
                 name: m.probe.name.clone(),
                 n: t.taken,
                 of: plans[i],

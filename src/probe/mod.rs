@@ -150,6 +150,22 @@ pub struct ProbeOutcome {
     pub elapsed_ms: u64,
 }
 
+/// A probe's template node rendered with a host's variables (`ctx`): a string is rendered
+/// (unless tagged `!unsafe`), any other scalar is its text. What [`render`] and
+/// `analysis::render` are given by the executor.
+pub fn render_node(
+    env: &minijinja::Environment<'static>,
+    ctx: &minijinja::Value,
+    n: &Node,
+) -> Result<String, String> {
+    match &n.kind {
+        crate::yaml::Kind::Str { value, .. } if n.tag.as_deref() != Some("unsafe") => {
+            crate::template::render_str(env, value, ctx, &n.loc).map_err(|d| d.to_string())
+        }
+        _ => Ok(n.scalar_string().unwrap_or_default()),
+    }
+}
+
 /// Renders one probe for a host; `render` renders a template [`Node`] to a string (the executor
 /// passes a closure over the host's variables). Errors name the option that failed.
 pub fn render(
