@@ -53,6 +53,10 @@ want shellcheck shellcheck
 want busybox busybox
 # tests/approval.rs opens `rdeploy show --html` pages in headless Chromium.
 want chromium chromium
+# tests/blue_green.rs switches a real HAProxy (Debian's package, started by the test, never as
+# a system service) through its runtime API, which the haproxy module reaches with socat.
+want haproxy /usr/sbin/haproxy
+want socat socat
 # useradd (passwd) and kill (procps/util-linux) are part of every Debian base system.
 
 if [ ${#need[@]} -gt 0 ]; then

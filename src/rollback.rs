@@ -84,10 +84,26 @@ impl HostRollback {
     }
 }
 
-/// Restores `run_id` on the host behind `tr`. `manifest_as` is how the state folder was
-/// prepared (the journal's `host` record: user and method), `None` for the login user;
-/// `password` is the host's become password, if any, for the entries restored as their
-/// task's become user (by the method each was backed up with).
+/// What a restore puts back of a run's backups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything (`rdeploy rollback`).
+    All,
+    /// Only the load balancers' server states (`rdeploy switch-back`): the new colour's files
+    /// stay.
+    Switch,
+}
+
+impl Scope {
+    fn keeps(self, e: &Entry) -> bool {
+        self == Scope::All || e.kind == "haproxy"
+    }
+}
+
+/// Restores `run_id` (what `scope` names of it) on the host behind `tr`. `manifest_as` is how
+/// the state folder was prepared (the journal's `host` record: user and method), `None` for
+/// the login user; `password` is the host's become password, if any, for the entries restored
+/// as their task's become user (by the method each was backed up with).
 pub async fn restore_host(
     tr: &mut AnyTransport,
     host: &str,
@@ -95,6 +111,7 @@ pub async fn restore_host(
     run_id: &str,
     manifest_as: Option<&Become>,
     password: Option<&str>,
+    scope: Scope,
 ) -> HostRollback {
     let mut out = HostRollback {
         host: host.to_string(),
@@ -113,6 +130,11 @@ pub async fn restore_host(
             return out;
         }
     };
+    let entries: Vec<Entry> = entries.into_iter().filter(|e| scope.keeps(e)).collect();
+    if entries.is_empty() {
+        out.nothing_recorded = true;
+        return out;
+    }
     out.entries = entries.len();
     if let Err(e) = backup::set_pending(tr, state_dir, run_id, true, manifest_as).await {
         out.errors.push(RestoreError::from_backup(

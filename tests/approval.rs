@@ -16,7 +16,6 @@ mod support;
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,35 +25,14 @@ use support::fleet::Fleet;
 
 const PLAYBOOK: &str = "- hosts: all\n  gather_facts: false\n  serial: 1\n  approve:\n    before_batch: 2\n    message: canary ok?\n    timeout: 5s\n  tasks:\n    - copy:\n        dest: /srv/VERSION\n        content: \"{{ v }}\\n\"\n";
 
-struct Out {
-    code: i32,
-    text: String,
-}
+type Out = support::Finished;
 
 fn rdeploy(sb: &Sandbox, args: &[&str]) -> Out {
-    let out = sb
-        .rdeploy_process(args)
-        .env_remove("SSH_AUTH_SOCK")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run rdeploy");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        text: format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
+    sb.finish(args)
 }
 
 fn run_id(o: &Out) -> String {
-    o.text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|e| e["event"] == "run_end")
-        .and_then(|e| e["run_id"].as_str().map(str::to_string))
-        .unwrap_or_else(|| panic!("a run_end event in:\n{}", o.text))
+    o.run_id()
 }
 
 fn setup() -> (Fleet, Sandbox) {

@@ -216,6 +216,19 @@ pub enum Record {
         #[serde(default)]
         error: Option<String>,
     },
+    /// `rdeploy switch-back` put a host's load balancer servers back as they were before the
+    /// run.
+    SwitchBack {
+        /// The host (the load balancer).
+        host: String,
+        /// The run whose switches were undone.
+        run_id: String,
+        /// Entries restored.
+        restored: usize,
+        /// What failed, if anything.
+        #[serde(default)]
+        error: Option<String>,
+    },
     /// The run ended.
     RunEnd {
         /// `success`, `failed`, `rolled_back`, `rollback_incomplete`, `host_key_refused`,

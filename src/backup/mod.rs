@@ -149,6 +149,8 @@ pub enum TargetKind {
     Sysctl,
     /// A mount point: what is mounted there, if anything, and whether it exists.
     Mount,
+    /// A load balancer server: its forced state and weight in HAProxy.
+    Haproxy,
 }
 
 /// Something the run may change: a path (and whether a directory there is copied whole), a
@@ -175,6 +177,7 @@ pub fn targets(resources: &[Resource]) -> Vec<Target> {
             Resource::Package(n) => (n, false, TargetKind::Package),
             Resource::Sysctl(n) => (n, false, TargetKind::Sysctl),
             Resource::Mount(p) => (p, false, TargetKind::Mount),
+            Resource::Haproxy(s) => (s, false, TargetKind::Haproxy),
         };
         // A path named for its attributes and for more is backed up for more.
         let is_path = |k: TargetKind| matches!(k, TargetKind::Path | TargetKind::Attrs);
@@ -379,12 +382,18 @@ pub fn backup_cmd(
                 (TargetKind::Package, _) => "pkg",
                 (TargetKind::Sysctl, _) => "sysctl",
                 (TargetKind::Mount, _) => "mount",
+                (TargetKind::Haproxy, _) => "haproxy",
                 (TargetKind::Path, true) => "1",
                 (TargetKind::Path, false) => "0",
                 (TargetKind::Attrs, _) => "attr",
             })
             .arg(prefix);
     }
+    let cmd = if targets.iter().any(|t| t.kind == TargetKind::Haproxy) {
+        cmd.op(";").op(crate::host::HAPROXY_CLI)
+    } else {
+        cmd
+    };
     let cmd = cmd.op(";").op(BACKUP);
     match path_env {
         Some(p) => cmd.env("PATH", p),
@@ -605,8 +614,13 @@ pub fn restore_cmd(state_dir: &str, run_id: &str, e: &Entry) -> Cmd {
         .arg(&e.sha256)
         .arg(if e.deep { "true" } else { "false" })
         .arg(&e.state)
-        .op(";")
-        .op(RESTORE);
+        .op(";");
+    let cmd = if e.kind == "haproxy" {
+        cmd.op(crate::host::HAPROXY_CLI).op(";")
+    } else {
+        cmd
+    };
+    let cmd = cmd.op(RESTORE);
     // Each script ends with `exit`: both run in subshells.
     let cmd = if e.kind == "absent" && e.parents > 0 {
         Cmd::raw(":").and(cmd).and(
@@ -715,6 +729,7 @@ pub fn restore_order(mut entries: Vec<Entry>) -> Vec<Entry> {
             "package" => "package",
             "sysctl" => "sysctl",
             "mount" => "mount",
+            "haproxy" => "haproxy",
             _ => "path",
         };
         (class, e.path.clone())

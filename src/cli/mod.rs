@@ -85,6 +85,7 @@ pub fn run(cli: Cli) -> color_eyre::Result<Exit> {
         Command::Inventory(a) => cmd_inventory(&mut out, a),
         Command::Doc(a) => cmd_doc(&mut out, a),
         Command::Rollback(a) => runs::cmd_rollback(a),
+        Command::SwitchBack(a) => runs::cmd_switch_back(a),
         Command::History(a) => runs::cmd_history(&mut out, a),
         Command::Show(a) => runs::cmd_show(&mut out, a),
         Command::Status(a) => status::cmd_status(&mut out, a),

@@ -26,7 +26,7 @@ use crate::inventory::Inventory;
 use crate::report;
 use crate::report::events::Event;
 use crate::report::run::{Format, Reporter};
-use crate::rollback::{self, HostRollback};
+use crate::rollback::{self, HostRollback, Scope};
 use crate::transport::Become;
 
 fn invalid(msg: impl Into<String>) -> Failed {
@@ -655,6 +655,15 @@ pub(crate) fn cmd_show(out: &mut dyn Write, a: args::ShowArgs) -> Result<Exit, F
                 host,
                 json!({"rollback": {"restored": restored, "error": error}}),
             ),
+            Record::SwitchBack {
+                host,
+                restored,
+                error,
+                ..
+            } => (
+                host,
+                json!({"switch_back": {"restored": restored, "error": error}}),
+            ),
             _ => continue,
         };
         hosts.entry(host.clone()).or_default().push(v);
@@ -692,6 +701,8 @@ pub(crate) fn cmd_show(out: &mut dyn Write, a: args::ShowArgs) -> Result<Exit, F
                             "FAILED"
                         };
                         format!("  probe {} {ok}: {}", p, e["observed"])
+                    } else if let Some(sb) = e.get("switch_back") {
+                        format!("  switch-back {sb}")
                     } else {
                         format!("  rollback {}", e["rollback"])
                     };
@@ -734,6 +745,17 @@ pub(crate) fn cmd_show(out: &mut dyn Write, a: args::ShowArgs) -> Result<Exit, F
 /// every host in it (or `--limit`) is asked for its manifest; the journal's host records still
 /// say where those hosts keep it.
 pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
+    restore_run(a, Scope::All)
+}
+
+/// `rdeploy switch-back RUN`: only the load balancer switches of the run are undone (each
+/// server's state and weight as before the run); what the run deployed stays.
+pub(crate) fn cmd_switch_back(a: args::RollbackArgs) -> Result<Exit, Failed> {
+    restore_run(a, Scope::Switch)
+}
+
+/// `rollback` (every backup of the run) or `switch-back` (its load balancer switches).
+fn restore_run(a: args::RollbackArgs, scope: Scope) -> Result<Exit, Failed> {
     super::install_vault(&a.vault)?;
     let state = journal::state_dir(a.state_dir.as_deref());
     let read = load_journal(&state, &a.run_id)?;
@@ -782,7 +804,7 @@ pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
     };
     if let Some(recs) = &recs {
         let later = later_runs_over(&state, &a.run_id, recs);
-        if !later.is_empty() && !a.force {
+        if !later.is_empty() && !a.force && scope == Scope::All {
             return Err(invalid(format!(
                 "later runs changed the same paths since run {}: {}; rolling {} back would undo \
                  their changes too. Roll them back first (newest first), or give --force",
@@ -881,7 +903,10 @@ pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
             .to_string(),
     );
     for group in rollback_groups(recs.as_deref().unwrap_or_default(), &targets) {
-        reporter.emit(&Event::RollbackStart { hosts: &group });
+        reporter.emit(&Event::RollbackStart {
+            hosts: &group,
+            switch_back: scope == Scope::Switch,
+        });
         let done: Vec<HostRollback> = runtime.block_on(async {
             let sem = Arc::new(Semaphore::new(opts.forks));
             let mut set = JoinSet::new();
@@ -899,6 +924,7 @@ pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
                         run_id: &run_id,
                         prepared_as,
                         local_state_dir: &local,
+                        scope,
                     };
                     restore_one(&inv, &opts, t).await
                 });
@@ -916,17 +942,37 @@ pub(crate) fn cmd_rollback(a: args::RollbackArgs) -> Result<Exit, Failed> {
             reporter.emit(&Event::Rollback(r));
             clean &= r.clean();
             if let Some(j) = &journal {
-                j.note(&Record::Rollback {
-                    host: r.host.clone(),
-                    run_id: a.run_id.clone(),
-                    restored: r.restored,
-                    error: (!r.clean()).then(|| r.errors_line()),
+                let (host, run_id) = (r.host.clone(), a.run_id.clone());
+                let (restored, error) = (r.restored, (!r.clean()).then(|| r.errors_line()));
+                j.note(&match scope {
+                    Scope::All => Record::Rollback {
+                        host,
+                        run_id,
+                        restored,
+                        error,
+                    },
+                    Scope::Switch => Record::SwitchBack {
+                        host,
+                        run_id,
+                        restored,
+                        error,
+                    },
                 });
             }
         }
         results.extend(done);
     }
-    if clean && let Some(l) = &_lock {
+    if scope == Scope::Switch && results.iter().all(|r| r.nothing_recorded) {
+        return Err(Failed::NoHosts(format!(
+            "run {} switched no load balancer on the selected hosts: switch-back undoes what \
+             its haproxy tasks changed, and it had none that changed anything",
+            a.run_id
+        )));
+    }
+    if clean
+        && scope == Scope::All
+        && let Some(l) = &_lock
+    {
         // A run awaiting approval, rolled back: its hold on the lock ends.
         super::lock::release_hold(l.path(), &a.run_id);
     }
@@ -1002,6 +1048,8 @@ struct Target<'a> {
     prepared_as: Option<Become>,
     /// This controller's state folder for hosts on the local connection.
     local_state_dir: &'a str,
+    /// What to restore.
+    scope: Scope,
 }
 
 /// The host's become password (`ansible_become_password`, else `ansible_become_pass`) from
@@ -1082,6 +1130,7 @@ async fn restore_one(inv: &Inventory, opts: &RunOptions, t: Target<'_>) -> HostR
         run_id,
         prepared_as.as_ref(),
         password.as_deref(),
+        t.scope,
     )
     .await;
     tr.close().await;

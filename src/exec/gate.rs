@@ -496,7 +496,10 @@ impl<'r> Runner<'r> {
         let Some(run) = self.shared.opts.run.clone() else {
             return true;
         };
-        self.reporter.emit(&Event::RollbackStart { hosts });
+        self.reporter.emit(&Event::RollbackStart {
+            hosts,
+            switch_back: false,
+        });
         let hostvars = self.hostvars();
         let mut set = JoinSet::new();
         let crowded = self.crowded(hosts.len());
@@ -544,6 +547,7 @@ impl<'r> Runner<'r> {
                             &run.run_id,
                             prepared_as.as_ref(),
                             password.as_deref(),
+                            rollback::Scope::All,
                         )
                         .await
                     }

@@ -133,6 +133,10 @@ host_programs! {
     BACKUP = "backup.sh";
     /// `RESTORE` in `backup/mod.rs`.
     BACKUP_RESTORE = "backup_restore.sh";
+    /// The HAProxy runtime API client function, put before the programs that use it.
+    HAPROXY_CLI = "haproxy_cli.sh";
+    /// The `haproxy` module's commands to HAProxy's socket.
+    HAPROXY = "haproxy.sh";
     /// `PRUNE_PARENTS` in `backup/mod.rs`.
     BACKUP_PRUNE_PARENTS = "backup_prune_parents.sh";
     /// `PENDING` in `backup/mod.rs`.

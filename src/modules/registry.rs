@@ -47,6 +47,7 @@ pub static COLLECTION_NATIVE: &[&str] = &[
     "ansible.posix.selinux",
     "ansible.posix.sysctl",
     "community.general.gem",
+    "community.general.haproxy",
     "community.general.modprobe",
     "community.general.ini_file",
     "community.general.npm",
@@ -190,6 +191,11 @@ pub static MODULES: &[Entry] = &[
         name: "group_by",
         spec: &control::group_by::GroupByArgs::SPEC,
         runs: Runs::Controller,
+    },
+    Entry {
+        name: "haproxy",
+        spec: &system::haproxy::HaproxyArgs::SPEC,
+        runs: Runs::Host(&system::haproxy::Haproxy),
     },
     Entry {
         name: "hostname",

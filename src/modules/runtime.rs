@@ -293,6 +293,9 @@ pub enum Resource {
     /// What is mounted at a path (source, type, options), or that nothing is, or that the
     /// mount point does not exist.
     Mount(String),
+    /// A load balancer server's forced state (ready, drain, maintenance) and weight in HAProxy,
+    /// as `BACKEND/SERVER@SOCKET` (`*` as BACKEND: every backend holding the server).
+    Haproxy(String),
 }
 
 /// A module could not do its work.

@@ -142,6 +142,8 @@ pub enum Event<'a> {
     RollbackStart {
         /// The hosts.
         hosts: &'a [String],
+        /// Only the load balancer switches are undone (`rdeploy switch-back`).
+        switch_back: bool,
     },
     /// A host's backups were restored (or not).
     Rollback(&'a HostRollback),

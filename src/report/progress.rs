@@ -298,7 +298,7 @@ impl Board {
             Event::Analysis { seconds, .. } => {
                 self.begin(Step::Analysis { seconds: *seconds }, &[], now);
             }
-            Event::RollbackStart { hosts } => self.begin(Step::Rollback, hosts, now),
+            Event::RollbackStart { hosts, .. } => self.begin(Step::Rollback, hosts, now),
             Event::Rollback(r) => {
                 let mark = if r.clean() { Mark::Ok } else { Mark::Failed };
                 self.finish(&r.host, mark);
@@ -859,7 +859,13 @@ mod tests {
         assert_eq!(v.message, "HEALTH soak: watching the probes for 30s");
         assert_eq!(v.progress, None);
         assert!(v.hosts.is_empty());
-        b.apply(&Event::RollbackStart { hosts: &hosts }, t0);
+        b.apply(
+            &Event::RollbackStart {
+                hosts: &hosts,
+                switch_back: false,
+            },
+            t0,
+        );
         b.apply(
             &Event::Rollback(&HostRollback::failed(
                 "h2",

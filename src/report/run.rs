@@ -170,7 +170,7 @@ impl Reporter {
         if self.log.is_some() {
             let _ = self.log_line(e);
         }
-        if let Event::RollbackStart { hosts } = e {
+        if let Event::RollbackStart { hosts, .. } = e {
             let body = self.with_context(serde_json::json!({"event": "rollback_start",
                 "run_id": self.run_id, "hosts": hosts}));
             if let Some(n) = self.notifier.as_mut() {
@@ -402,8 +402,13 @@ impl Reporter {
                 );
                 writeln!(self.buf, "{line}")
             }
-            Event::RollbackStart { hosts } => {
-                self.banner(&format!("ROLLBACK [{}]", hosts.join(", ")))
+            Event::RollbackStart { hosts, switch_back } => {
+                let what = if *switch_back {
+                    "SWITCH BACK"
+                } else {
+                    "ROLLBACK"
+                };
+                self.banner(&format!("{what} [{}]", hosts.join(", ")))
             }
             Event::Rollback(r) => {
                 let line = if r.clean() {
@@ -634,8 +639,12 @@ impl Reporter {
                 action,
             } => serde_json::json!({"event": "gate_failed", "batch": index, "reason": reason,
                 "action": action}),
-            Event::RollbackStart { hosts } => {
-                serde_json::json!({"event": "rollback_start", "hosts": hosts})
+            Event::RollbackStart { hosts, switch_back } => {
+                let mut v = serde_json::json!({"event": "rollback_start", "hosts": hosts});
+                if *switch_back {
+                    v["switch_back"] = serde_json::Value::Bool(true);
+                }
+                v
             }
             Event::Rollback(r) => serde_json::json!({"event": "rollback", "rollback": r}),
             Event::RunEnd {

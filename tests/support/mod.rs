@@ -92,6 +92,24 @@ impl Sandbox {
         cmd
     }
 
+    /// Runs `rdeploy ARGS` to its end as cron would (stdin from /dev/null, no SSH agent).
+    pub fn finish(&self, args: &[&str]) -> Finished {
+        let out = self
+            .rdeploy_process(args)
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run rdeploy");
+        Finished {
+            code: out.status.code().unwrap_or(-1),
+            text: format!(
+                "{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    }
+
     /// Every file under the working directory and the sandbox HOME, with its content.
     pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
         let mut out = BTreeMap::new();
@@ -120,6 +138,24 @@ fn walk(dir: &Path, label: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
         } else {
             out.insert(name, std::fs::read(&path).expect("read file"));
         }
+    }
+}
+
+/// A finished `rdeploy` ([`Sandbox::finish`]): its exit code, and its stdout then stderr.
+pub struct Finished {
+    pub code: i32,
+    pub text: String,
+}
+
+impl Finished {
+    /// The run id of its `run_end` event (`--output json`).
+    pub fn run_id(&self) -> String {
+        self.text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| e["event"] == "run_end")
+            .and_then(|e| e["run_id"].as_str().map(str::to_string))
+            .unwrap_or_else(|| panic!("a run_end event in:\n{}", self.text))
     }
 }
 

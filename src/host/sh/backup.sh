@@ -3,9 +3,10 @@
 #
 # Arguments: STATE RUN STEP STARTED, then one group per entry:
 #   INDEX   the entry's number in the step
-#   PATH    the path (or the service, package, sysctl name, mount point)
+#   PATH    the path (or the service, package, sysctl name, mount point, or a load
+#           balancer's server as BACKEND/SERVER@SOCKET, BACKEND `*` for every backend)
 #   DEEP    1 (a folder with its content), 0, attr (mode and owner only), svc, pkg, sysctl,
-#           mount
+#           mount, haproxy (needs haproxy_cli.sh's hap_ defined before)
 #   PREFIX  the controller's JSON for the fixed fields, without the closing brace
 #   STARTED is the run's start (unix seconds): rdeploy's temporary files
 #   (.NAME.rdeploy-tmp.*, .NAME.rdeploy-validate.*, .NAME.rdeploy-ln.*) older than it in a
@@ -49,7 +50,7 @@ for a_ in "$@"; do
   j_=$((j_ + 1))
   case $((j_ % 4)) in
   2) pp_=$a_ ;;
-  3) case $a_ in svc|pkg|sysctl) ;; *) chk_ "$pp_" ;; esac ;;
+  3) case $a_ in svc|pkg|sysctl|haproxy) ;; *) chk_ "$pp_" ;; esac ;;
   esac
 done
 c_=
@@ -100,6 +101,23 @@ while [ $# -ge 4 ]; do
     if [ -f "$f_" ]; then v_=$(tr -s ' \t' '  ' < "$f_") || exit 3; fi
     case $v_ in *[!A-Za-z0-9\ ._:/+-]*) echo "unexpected value of $p_: $v_" >&2; exit 3 ;; esac
     f_='%s,"kind":"sysctl","state":"%s"}\n'
+    printf "$f_" "$pre_" "$v_" >> "$man_" || exit 3
+    printf "$f_" "$pre_" "$v_"
+    continue
+  fi
+  if [ "$deep_" = haproxy ]; then
+    # `BACKEND/SERVER:ADMIN:WEIGHT` for each backend holding the server (HAProxy's `show
+    # servers state`: admin state bits and user weight); empty: no such server.
+    be_=${p_%%/*}; r_=${p_#*/}; sv_=${r_%%@*}; sk_=${r_#*@}
+    x_=$(hap_ "$sk_" "show servers state") || exit 3
+    v_=$(printf '%s\n' "$x_" | while read -r _ b_ _ s_ _ _ ad_ w_ _; do
+      [ "$s_" = "$sv_" ] || continue
+      [ "$be_" = '*' ] || [ "$b_" = "$be_" ] || continue
+      printf '%s/%s:%s:%s ' "$b_" "$s_" "$ad_" "$w_"
+    done)
+    v_=${v_% }
+    case $v_ in *[!A-Za-z0-9\ ._:/-]*) echo "unexpected state of $p_: $v_" >&2; exit 3 ;; esac
+    f_='%s,"kind":"haproxy","state":"%s"}\n'
     printf "$f_" "$pre_" "$v_" >> "$man_" || exit 3
     printf "$f_" "$pre_" "$v_"
     continue

@@ -3,10 +3,12 @@
 # written: a path the step never changed is restored by doing nothing.
 #
 # Arguments: PATH; KIND (absent, attrs, file, link, directory, service, package, sysctl,
-#   mount, or another: a special file); MODE UID GID as recorded; DIR the entry's backup
-#   folder; SHA256 of a file's data; DEEP true for a folder kept with its content; STATE the
-#   recorded state of a service (`ACTIVE ENABLED`), package (version, empty: absent), sysctl or
-#   mount (`SOURCE FSTYPE OPTIONS`, empty or `absent`).
+#   mount, haproxy, or another: a special file); MODE UID GID as recorded; DIR the entry's
+#   backup folder; SHA256 of a file's data; DEEP true for a folder kept with its content; STATE
+#   the recorded state of a service (`ACTIVE ENABLED`), package (version, empty: absent),
+#   sysctl, mount (`SOURCE FSTYPE OPTIONS`, empty or `absent`) or load balancer server
+#   (`BACKEND/SERVER:ADMIN:WEIGHT`..., PATH being BACKEND/SERVER@SOCKET; haproxy_cli.sh's hap_
+#   is defined before).
 # Stdin: not read.
 # Output: the tools' errors only.
 # Exit: 0; 3 a step failed; 4 the restored file's checksum is wrong; 5 the kind cannot be
@@ -86,6 +88,27 @@ mount)
     esac
   fi
   if [ "$st_" = absent ] && [ -d "$p_" ] && ! [ -L "$p_" ]; then rmdir -- "$p_" || exit 3; fi ;;
+haproxy)
+  # Each server put back in its forced state (maintenance, drain or ready: HAProxy's admin
+  # bits 0x01 and 0x08) and weight, through the runtime API, only where it differs now.
+  sk_=${p_#*@}
+  want_() { if [ $(($1 & 1)) -ne 0 ]; then echo maint; elif [ $(($1 & 8)) -ne 0 ]; then echo drain; else echo ready; fi; }
+  x_=$(hap_ "$sk_" "show servers state") || exit 3
+  for e_ in $st_; do
+    n_=${e_%%:*}; r_=${e_#*:}; ad_=${r_%%:*}; w_=${r_#*:}
+    cur_=$(printf '%s\n' "$x_" | while read -r _ b_ _ s_ _ _ a_ u_ _; do
+      [ "$b_/$s_" = "$n_" ] && printf '%s:%s' "$a_" "$u_"
+    done)
+    [ -n "$cur_" ] || continue
+    if [ "$(want_ "${cur_%%:*}")" != "$(want_ "$ad_")" ]; then
+      o_=$(hap_ "$sk_" "set server $n_ state $(want_ "$ad_")") || exit 3
+      [ -z "$(printf '%s' "$o_" | tr -d '\n')" ] || { printf '%s: %s\n' "$n_" "$o_" >&2; exit 3; }
+    fi
+    if [ "${cur_#*:}" != "$w_" ]; then
+      o_=$(hap_ "$sk_" "set weight $n_ $w_") || exit 3
+      [ -z "$(printf '%s' "$o_" | tr -d '\n')" ] || { printf '%s: %s\n' "$n_" "$o_" >&2; exit 3; }
+    fi
+  done ;;
 *) echo "$p_ was a special file: it cannot be restored" >&2; exit 5 ;;
 esac
 exit 0

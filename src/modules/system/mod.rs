@@ -23,6 +23,7 @@ pub mod get_url;
 pub mod getent;
 pub mod git;
 pub mod group;
+pub mod haproxy;
 pub mod hostname;
 pub mod known_hosts;
 pub mod modprobe;
