@@ -95,6 +95,14 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// The mark a clean restore leaves: a switch-back restored only part of the run.
+    fn mark(self) -> backup::Mark {
+        match self {
+            Scope::All => backup::Mark::Restored,
+            Scope::Switch => backup::Mark::Clear,
+        }
+    }
+
     fn keeps(self, e: &Entry) -> bool {
         self == Scope::All || e.kind == "haproxy"
     }
@@ -136,7 +144,9 @@ pub async fn restore_host(
         return out;
     }
     out.entries = entries.len();
-    if let Err(e) = backup::set_pending(tr, state_dir, run_id, true, manifest_as).await {
+    if let Err(e) =
+        backup::set_pending(tr, state_dir, run_id, backup::Mark::Pending, manifest_as).await
+    {
         out.errors.push(RestoreError::from_backup(
             &e,
             "marking the rollback pending",
@@ -155,7 +165,7 @@ pub async fn restore_host(
         }
     }
     if out.clean()
-        && let Err(e) = backup::set_pending(tr, state_dir, run_id, false, manifest_as).await
+        && let Err(e) = backup::set_pending(tr, state_dir, run_id, scope.mark(), manifest_as).await
     {
         out.errors
             .push(RestoreError::from_backup(&e, "clearing the pending mark"));

@@ -207,6 +207,7 @@ async fn backups_compared(tr: &mut AnyTransport, root: &std::path::Path, host_ro
         state_dir: format!("{host_root}/state"),
         run_id: run.clone(),
         keep_runs: 1,
+        stamp: Some(r#"{"label":"v1","user":"ops"}"#.into()),
     };
     let path = |k: TargetKind, p: &str| Target {
         path: format!("{host_root}/{p}"),
@@ -280,6 +281,12 @@ async fn backups_compared(tr: &mut AnyTransport, root: &std::path::Path, host_ro
         );
     }
     assert_eq!(on_plane[0].kind, "file");
+    assert_eq!(
+        on_plane[0].run,
+        Some(serde_json::json!({"label": "v1", "user": "ops"})),
+        "a step's first entry keeps the run's stamp, for status --from-hosts"
+    );
+    assert_eq!(on_plane[1].run, None);
     assert_eq!(on_plane[1].kind, "link");
     assert_eq!(on_plane[2].kind, "directory");
     assert_eq!(
@@ -347,6 +354,7 @@ async fn a_backup_of_a_large_file_is_left_to_the_program() {
         state_dir: "/srv/bk/state".into(),
         run_id: "20261206T120000Z-big".into(),
         keep_runs: 5,
+        stamp: None,
     };
     let targets = vec![Target {
         path: "/srv/bk/big".into(),

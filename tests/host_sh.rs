@@ -606,6 +606,7 @@ fn a_backup_restores_files_links_folders_and_absent_paths_in_every_shell() {
             state_dir: root.join("state").to_str().unwrap().to_string(),
             run_id: "20261206T081022Z-291cb7".into(),
             keep_runs: 5,
+            stamp: Some(r#"{"label":"app 2.0 \"blue\" $x `y`","user":"ops"}"#.into()),
         };
         let out = env.run_cmd(&prepare_cmd(&store));
         assert_eq!(out.status, 0, "{}: {out:?}", env.name);
@@ -637,6 +638,12 @@ fn a_backup_restores_files_links_folders_and_absent_paths_in_every_shell() {
             kinds,
             ["file", "link", "directory", "absent"],
             "{}",
+            env.name
+        );
+        assert_eq!(
+            entries[0].run.as_ref().map(|r| r["label"].clone()),
+            Some(serde_json::json!("app 2.0 \"blue\" $x `y`")),
+            "{}: the stamp goes through the shell as written",
             env.name
         );
         // The step changes everything.

@@ -230,6 +230,35 @@ fn status_names_each_hosts_release_after_a_partial_rollback_and_history_filters_
         "{table}"
     );
 
+    // The hosts' own account, as another controller (no journal there) reads it.
+    let elsewhere = ["--from-hosts", "-i", "inv.yaml", "--state-dir", "elsewhere"];
+    let st = by_host(&e.status(&elsewhere));
+    assert_eq!(st.len(), 3, "{st:?}");
+    for h in &names[..2] {
+        assert_eq!(st[h]["label"], "v2", "{h}: {st:?}");
+        assert_eq!(st[h]["run_id"], r2);
+        assert_eq!(st[h]["state"], "standing");
+        assert_eq!(st[h]["user"], user.as_str());
+        assert_eq!(st[h]["controller"], runs[1]["controller"]);
+    }
+    let last = &st[&names[2]];
+    assert_eq!(
+        (&last["label"], &last["run_id"]),
+        (&json!("v1"), &r1),
+        "{st:?}"
+    );
+    assert_eq!(
+        last["rolled_back"],
+        json!([format!("{} (restored)", r2.as_str().unwrap())]),
+        "the run's own rollback left its mark on the host"
+    );
+    let (code, table) = e.rdeploy(&["status", "--from-hosts", "-i", "inv.yaml"]);
+    assert_eq!(code, 0, "{table}");
+    assert!(
+        table.contains(" v2 ") && table.contains("standing"),
+        "{table}"
+    );
+
     // History's filters: label, playbook, environment.
     assert_eq!(e.history(&["--label", "v1"]).len(), 1);
     assert_eq!(e.history(&["--label", "v1"])[0]["run_id"], r1);
@@ -251,6 +280,19 @@ fn status_names_each_hosts_release_after_a_partial_rollback_and_history_filters_
         assert_eq!(v["user"], user.as_str());
         assert_eq!(v["environment"], json!(["inv.yaml"]));
         assert_eq!(v["run_id"], r1);
+    }
+
+    // After `rdeploy rollback` of the second run, the hosts say the first run stands again.
+    let (code, out) = e.rdeploy(&["rollback", r2.as_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let st = by_host(&e.status(&elsewhere));
+    for h in &names {
+        assert_eq!(st[h]["run_id"], r1, "{h}: {st:?}");
+        assert_eq!(st[h]["label"], "v1");
+        assert_eq!(
+            st[h]["rolled_back"],
+            json!([format!("{} (restored)", r2.as_str().unwrap())])
+        );
     }
 }
 

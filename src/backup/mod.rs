@@ -9,6 +9,7 @@
 //! <state>/backups/<run-id>/<step>/<index>/target   a symlink's target
 //! <state>/runs/<run-id>.json                       the manifest: one JSON object per line
 //! <state>/runs/<run-id>.pending                    a rollback of this run did not finish
+//! <state>/runs/<run-id>.restored                   a rollback of this run restored everything
 //! ```
 //!
 //! A manifest line is appended only after its backup is complete, so every entry can be
@@ -41,6 +42,10 @@ pub struct Store {
     pub run_id: String,
     /// `rdeploy_keep_runs` for the host.
     pub keep_runs: u32,
+    /// Who runs what, as a JSON object (user, controller, playbook, started, label): kept in
+    /// each step's first manifest entry, so `rdeploy status --from-hosts` can say it from any
+    /// controller.
+    pub stamp: Option<String>,
 }
 
 /// One backed-up resource, as a manifest line records it.
@@ -94,6 +99,9 @@ pub struct Entry {
     /// removes those that are empty, deepest first. Absent from older manifests: 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub parents: u32,
+    /// The run's stamp ([`Store::stamp`]), on each step's first entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<serde_json::Value>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -373,7 +381,7 @@ pub fn backup_cmd(
         .arg(step_name(step))
         .arg(started);
     for (i, t) in targets.iter().enumerate() {
-        let prefix = prefix_json(step, i as u32, task, &t.path, become_, path_env);
+        let prefix = prefix_json(store, step, i as u32, task, &t.path, become_, path_env);
         cmd = cmd
             .arg(i.to_string())
             .arg(&t.path)
@@ -426,7 +434,7 @@ pub fn backup_plan(
             Some(BackupItem {
                 path: t.path.clone(),
                 attrs_only,
-                prefix: prefix_json(step, i as u32, task, &t.path, become_, path_env),
+                prefix: prefix_json(store, step, i as u32, task, &t.path, become_, path_env),
             })
         })
         .collect::<Option<Vec<_>>>()?;
@@ -453,8 +461,10 @@ pub fn parse_backup(out: &Output, targets: &[Target]) -> Result<Vec<Entry>, Back
     Ok(entries)
 }
 
-/// The manifest line's fixed fields, as JSON without the closing brace.
+/// The manifest line's fixed fields, as JSON without the closing brace; the first entry of a
+/// step carries the run's stamp.
 fn prefix_json(
+    store: &Store,
     step: u32,
     index: u32,
     task: &str,
@@ -470,8 +480,16 @@ fn prefix_json(
         "become_user": become_.map(|b| b.user.clone()),
         "become_method": become_.map(|b| b.method),
         "path_env": path_env,
-    })
-    .to_string();
+    });
+    if index == 0
+        && let Some(stamp) = store
+            .stamp
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+    {
+        v["run"] = stamp;
+    }
+    let mut v = v.to_string();
     v.pop(); // the closing brace: the host adds the fields it measured
     v
 }
@@ -692,19 +710,33 @@ pub async fn restore(
     }
 }
 
-/// Marks or unmarks `run_id`'s rollback as pending on the host (a pending run is never
-/// pruned).
+/// What a run's rollback left on a host, as its markers next to the manifest say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// A rollback began and has not finished (`.pending`: the run is never pruned).
+    Pending,
+    /// No rollback is under way (the `.pending` marker goes).
+    Clear,
+    /// A rollback restored every entry (`.pending` goes, `.restored` is written).
+    Restored,
+}
+
+/// Marks `run_id`'s rollback on the host (a pending run is never pruned).
 pub async fn set_pending(
     tr: &mut AnyTransport,
     state_dir: &str,
     run_id: &str,
-    pending: bool,
+    mark: Mark,
     become_: Option<&Become>,
 ) -> Result<(), BackupError> {
     let cmd = Cmd::raw("set --")
         .arg(state_dir)
         .arg(run_id)
-        .arg(if pending { "1" } else { "0" })
+        .arg(match mark {
+            Mark::Pending => "1",
+            Mark::Clear => "0",
+            Mark::Restored => "2",
+        })
         .op(";")
         .op(PENDING);
     run_ok(tr, cmd, become_, "marking the rollback")

@@ -33,6 +33,7 @@ fn store(dir: &Path, run: &str) -> Store {
         state_dir: dir.join("state").display().to_string(),
         run_id: run.into(),
         keep_runs: 3,
+        stamp: None,
     }
 }
 
@@ -268,7 +269,7 @@ async fn old_runs_are_pruned_except_pending_ones() {
             .await
             .unwrap();
         if i == 0 {
-            set_pending(&mut tr, &s.state_dir, id, true, None)
+            set_pending(&mut tr, &s.state_dir, id, Mark::Pending, None)
                 .await
                 .unwrap();
         }
@@ -862,6 +863,7 @@ fn restore_outcomes_are_typed_by_exit_status() {
         path_env: None,
         state: String::new(),
         parents: 0,
+        run: None,
     };
     let out = |status: i32, stderr: &str| Output {
         status,

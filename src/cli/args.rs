@@ -442,6 +442,18 @@ pub struct StatusArgs {
     /// Same as --output json.
     #[arg(long = "json")]
     pub json: bool,
+    /// Ask the hosts of the inventory (-i, required) instead of this controller's journals:
+    /// their manifests say which run last changed them, who ran it and whether it was rolled
+    /// back, so this works from any controller.
+    #[arg(long = "from-hosts")]
+    pub from_hosts: bool,
+    /// How many hosts are asked at once (--from-hosts).
+    #[arg(short = 'f', long = "forks", value_name = "N")]
+    pub forks: Option<usize>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(flatten)]
+    pub vault: VaultArgs,
 }
 
 /// `rdeploy show`.

@@ -102,11 +102,20 @@ pub(crate) fn start(a: &args::RunArgs, c: &Checked, run_id: String) -> Result<Ru
         super::lock::host_name(),
         journal::rfc3339(journal::now())
     );
+    let who = json!({
+        "user": super::lock::account_name(),
+        "controller": super::lock::host_name(),
+        "playbook": c.settings.playbook.display().to_string(),
+        "started": journal::rfc3339(journal::now()),
+        "label": a.unattended.label,
+    });
     Ok(RunCtx {
         holder,
         run_id,
         journal,
         local_state_dir: local.display().to_string(),
+        who,
+        release: std::sync::Mutex::new(None),
     })
 }
 
@@ -929,14 +938,7 @@ fn restore_run(a: args::RollbackArgs, scope: Scope) -> Result<Exit, Failed> {
                     restore_one(&inv, &opts, t).await
                 });
             }
-            let mut out = Vec::new();
-            while let Some(r) = set.join_next().await {
-                if let Ok(r) = r {
-                    out.push(r);
-                }
-            }
-            out.sort_by(|a, b| a.host.cmp(&b.host));
-            out
+            joined(set, |r| &r.host).await
         });
         for r in &done {
             reporter.emit(&Event::Rollback(r));
@@ -983,6 +985,21 @@ fn restore_run(a: args::RollbackArgs, scope: Scope) -> Result<Exit, Failed> {
     } else {
         Exit::RollbackIncomplete
     })
+}
+
+/// Every per-host answer of `set` that finished (a task that panicked has none), by host name.
+pub(crate) async fn joined<T: 'static>(
+    mut set: JoinSet<T>,
+    host: impl Fn(&T) -> &String,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next().await {
+        if let Ok(r) = r {
+            out.push(r);
+        }
+    }
+    out.sort_by(|a, b| host(a).cmp(host(b)));
+    out
 }
 
 /// The groups `rdeploy rollback` restores `targets` in, one after the other: the run's batches

@@ -1,8 +1,10 @@
 //! `rdeploy status`: per host, the release it runs and the run that put it there, read from
-//! the controller's run journals.
+//! the controller's run journals, or (`--from-hosts`) from the hosts' own manifests.
 //!
 //! Owns the per-host reading of every journal, oldest run first: a run's changes stand on a
-//! host until a later run changes it or a rollback undoes them there. It must not touch a host.
+//! host until a later run changes it or a rollback undoes them there; and the same reading of
+//! a host's manifests and their rollback markers ([`from_hosts`]). It must change nothing on a
+//! host.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -14,6 +16,7 @@ use super::args::{self, OutputFormat};
 use super::runs::{left_by, run_info};
 use super::{Exit, Failed};
 use crate::backup::journal::{self, Record};
+use crate::diag::{Diagnostic, Diagnostics};
 use crate::report;
 
 /// One host's line.
@@ -167,11 +170,183 @@ pub(crate) fn from_journals(
         .collect())
 }
 
-/// `rdeploy status [-i INVENTORY] [--limit PATTERN] [--json]`.
+/// One run manifest a host keeps: its id, rollback marker and stamp.
+#[derive(Debug, PartialEq)]
+struct Kept {
+    run_id: String,
+    /// `pending`, `restored` or `-`.
+    mark: String,
+    stamp: serde_json::Value,
+}
+
+/// The manifests in a `status_scan.sh` output, in run order (run ids sort by start time).
+fn parse_scan(text: &str) -> Vec<Kept> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(l) = lines.next() {
+        let Some(rest) = l.strip_prefix("@@run ") else {
+            continue;
+        };
+        let mut w = rest.splitn(3, ' ');
+        let (Some(mark), Some(id)) = (w.next(), w.next()) else {
+            continue;
+        };
+        let first = lines.next().unwrap_or_default();
+        let stamp = serde_json::from_str::<serde_json::Value>(first)
+            .ok()
+            .and_then(|v| v.get("run").cloned())
+            .unwrap_or(serde_json::Value::Null);
+        out.push(Kept {
+            run_id: id.to_string(),
+            mark: mark.to_string(),
+            stamp,
+        });
+    }
+    out.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+    out.dedup_by(|a, b| a.run_id == b.run_id);
+    out
+}
+
+/// A host's status from its manifests: the newest run not rolled back stands (`standing`, or
+/// `rollback_incomplete` when a rollback of it did not finish); later runs rolled back are
+/// listed; with none standing, the host is `rolled_back` (or never changed: `unchanged`).
+fn host_status(host: &str, kept: &[Kept]) -> HostStatus {
+    let standing = kept.iter().rev().find(|k| k.mark != "restored");
+    let text = |k: &Kept, f: &str| k.stamp.get(f).and_then(|v| v.as_str()).map(str::to_string);
+    let mut s = HostStatus {
+        host: host.to_string(),
+        state: match standing {
+            Some(k) if k.mark == "pending" => "rollback_incomplete".into(),
+            Some(_) => "standing".into(),
+            None if kept.is_empty() => "unchanged".into(),
+            None => "rolled_back".into(),
+        },
+        ..HostStatus::default()
+    };
+    if let Some(k) = standing {
+        s.run_id = Some(k.run_id.clone());
+        s.label = text(k, "label");
+        s.user = text(k, "user");
+        s.controller = text(k, "controller");
+        s.started = text(k, "started");
+    }
+    s.rolled_back = kept
+        .iter()
+        .filter(|k| k.mark == "restored")
+        .filter(|k| standing.is_none_or(|st| k.run_id > st.run_id))
+        .map(|k| format!("{} (restored)", k.run_id))
+        .collect();
+    s
+}
+
+/// Every selected host's status from its own manifests, asked over its connection
+/// (`--from-hosts`): in its `rdeploy_state_dir`, else in `/var/lib/rdeploy` and the login
+/// user's `~/.local/state/rdeploy`, as the login user.
+fn from_hosts(a: &args::StatusArgs) -> Result<Vec<HostStatus>, Failed> {
+    use crate::exec::host::{Connection, Opening};
+    use crate::transport::{Cmd, Transport};
+    let Some(inv_path) = &a.inventory else {
+        return Err(Failed::Invalid(Diagnostics::from(Diagnostic::options(
+            "--from-hosts asks the hosts of an inventory: give it with -i",
+        ))));
+    };
+    super::install_vault(&a.vault)?;
+    let inv = crate::inventory::Inventory::load(std::slice::from_ref(inv_path), None)?;
+    let pattern = a.limit.as_deref().unwrap_or("all");
+    let hosts: Vec<String> = inv
+        .select(pattern)
+        .map_err(|m| Failed::Invalid(Diagnostics::from(Diagnostic::options(m))))?
+        .into_iter()
+        .map(|h| h.name.clone())
+        .collect();
+    let cfg = super::config::AnsibleCfg::discover()?;
+    let (ssh, ssh_config) = super::ssh_options(&a.connect, cfg.as_ref())?;
+    let opts = std::sync::Arc::new(crate::exec::RunOptions {
+        forks: a.forks.unwrap_or(50).max(1),
+        ssh,
+        ssh_config: std::sync::Arc::new(ssh_config),
+        ..crate::exec::RunOptions::default()
+    });
+    let local = std::path::absolute(journal::state_dir(a.journals.state_dir.as_deref()))
+        .map(|p| p.join("local").display().to_string())
+        .unwrap_or_default();
+    let inv = std::sync::Arc::new(inv);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(async {
+        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(opts.forks));
+        let mut set = tokio::task::JoinSet::new();
+        for host in hosts {
+            let (inv, opts, sem, local) = (
+                std::sync::Arc::clone(&inv),
+                std::sync::Arc::clone(&opts),
+                std::sync::Arc::clone(&sem),
+                local.clone(),
+            );
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let failed = |why: String| HostStatus {
+                    host: host.clone(),
+                    state: "unreachable".into(),
+                    mid_flight: vec![why],
+                    ..HostStatus::default()
+                };
+                let Some(h) = inv.hosts.get(&host) else {
+                    return failed("not in the inventory".into());
+                };
+                let vars = inv.vars_of(h);
+                let conn = match Connection::from_vars(&vars) {
+                    Ok(c) => c,
+                    Err(e) => return failed(e),
+                };
+                let dirs: Vec<String> = match vars.get("rdeploy_state_dir") {
+                    Some(serde_json::Value::String(d)) => vec![d.clone()],
+                    _ if conn == Connection::Local => vec![
+                        local.clone(),
+                        crate::exec::backups::local_dir(&local, &host),
+                    ],
+                    _ => vec![crate::backup::DEFAULT_STATE_DIR.into(), "@home".into()],
+                };
+                let var = |k: &str| vars.get(k).cloned();
+                let opened = match Opening::plan(&host, &conn, &opts, &var) {
+                    Ok(o) => o.open(&opts).await,
+                    Err(e) => Err(e),
+                };
+                let mut tr = match opened {
+                    Ok(tr) => tr,
+                    Err(e) => return failed(e.to_string()),
+                };
+                let mut cmd = Cmd::raw("set --");
+                for d in &dirs {
+                    cmd = cmd.arg(d.clone());
+                }
+                let out = tr.exec(&cmd.op(";").op(crate::host::STATUS_SCAN)).await;
+                tr.close().await;
+                match out {
+                    Ok(o) if o.status == 0 => host_status(&host, &parse_scan(&o.stdout_lossy())),
+                    Ok(o) => failed(format!(
+                        "reading its state folder failed (exit {}): {}",
+                        o.status,
+                        o.stderr_lossy().trim()
+                    )),
+                    Err(e) => failed(e.to_string()),
+                }
+            });
+        }
+        super::runs::joined(set, |s| &s.host).await
+    }))
+}
+
+/// `rdeploy status [-i INVENTORY] [--limit PATTERN] [--json] [--from-hosts]`.
 pub(crate) fn cmd_status(out: &mut dyn Write, a: args::StatusArgs) -> Result<Exit, Failed> {
     let state = journal::state_dir(a.journals.state_dir.as_deref());
     let inventory = a.inventory.as_ref().map(|p| p.display().to_string());
-    let hosts = from_journals(&state, inventory.as_deref(), a.limit.as_deref())?;
+    let hosts = if a.from_hosts {
+        from_hosts(&a)?
+    } else {
+        from_journals(&state, inventory.as_deref(), a.limit.as_deref())?
+    };
     if a.json || a.journals.output == OutputFormat::Json {
         report::json_pretty(out, &serde_json::json!({ "hosts": hosts }))?;
         return Ok(Exit::Success);
@@ -195,7 +370,9 @@ pub(crate) fn cmd_status(out: &mut dyn Write, a: args::StatusArgs) -> Result<Exi
     )?;
     for h in &hosts {
         let mut note = Vec::new();
-        if !h.mid_flight.is_empty() {
+        if h.state == "unreachable" {
+            note.push(h.mid_flight.join(", "));
+        } else if !h.mid_flight.is_empty() {
             note.push(format!("left mid-flight: {}", h.mid_flight.join(", ")));
         }
         if !h.rolled_back.is_empty() {
@@ -225,7 +402,36 @@ pub(crate) fn cmd_status(out: &mut dyn Write, a: args::StatusArgs) -> Result<Exi
 
 #[cfg(test)]
 mod tests {
-    use super::matches;
+    use super::{host_status, matches, parse_scan};
+
+    /// A host's manifests as `status_scan.sh` prints them: the newest run not restored stands,
+    /// with its stamp; restored later runs are listed; an unreadable first line is no stamp.
+    #[test]
+    fn a_hosts_manifests_say_which_run_stands() {
+        let scan = "@@run - 20261201T000000Z-aaaaaa /var/lib/rdeploy\n\
+            {\"step\":1,\"index\":0,\"run\":{\"label\":\"v1\",\"user\":\"ops\",\"controller\":\"c1\"}}\n\
+            @@run restored 20261202T000000Z-bbbbbb /var/lib/rdeploy\n\
+            {\"step\":1,\"index\":0,\"run\":{\"label\":\"v2\"}}\n";
+        let kept = parse_scan(scan);
+        assert_eq!(kept.len(), 2);
+        let s = host_status("web1", &kept);
+        assert_eq!(s.state, "standing");
+        assert_eq!(s.run_id.as_deref(), Some("20261201T000000Z-aaaaaa"));
+        assert_eq!(s.label.as_deref(), Some("v1"));
+        assert_eq!(
+            (s.user.as_deref(), s.controller.as_deref()),
+            (Some("ops"), Some("c1"))
+        );
+        assert_eq!(s.rolled_back, ["20261202T000000Z-bbbbbb (restored)"]);
+
+        let pending = parse_scan("@@run pending 20261203T000000Z-cccccc /s\nnot json\n");
+        let s = host_status("web2", &pending);
+        assert_eq!(s.state, "rollback_incomplete");
+        assert_eq!(s.label, None);
+        assert_eq!(host_status("web3", &[]).state, "unchanged");
+        let all_back = parse_scan("@@run restored 20261203T000000Z-cccccc /s\n{}\n");
+        assert_eq!(host_status("web4", &all_back).state, "rolled_back");
+    }
 
     #[test]
     fn limit_patterns() {

@@ -25,6 +25,29 @@ pub struct RunCtx {
     pub local_state_dir: String,
     /// Who holds the hosts' locks, as their lock files say: `RUN from CONTROLLER since T`.
     pub holder: String,
+    /// Who runs what (user, controller, playbook, started, `--label`), a JSON object, for
+    /// the hosts' manifests ([`backup::Store::stamp`]).
+    pub who: serde_json::Value,
+    /// The release label of the play running now (`release_label`, rendered).
+    pub release: std::sync::Mutex<Option<String>>,
+}
+
+impl RunCtx {
+    /// The stamp a host's manifest keeps: [`RunCtx::who`] with the label (`--label`, else the
+    /// play's release label).
+    pub fn stamp(&self) -> String {
+        let mut v = self.who.clone();
+        if v.get("label").is_none_or(serde_json::Value::is_null)
+            && let Some(r) = self
+                .release
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        {
+            v["label"] = serde_json::Value::from(r);
+        }
+        v.to_string()
+    }
 }
 
 impl std::fmt::Debug for RunCtx {
@@ -227,7 +250,8 @@ impl StepBackup<'_> {
         become_: Option<&Become>,
         environment: &[(String, String)],
     ) -> Result<Option<Queued>, String> {
-        let (store, prepare) = self.store(tr, become_).await?;
+        let (mut store, prepare) = self.store(tr, become_).await?;
+        store.stamp = Some(self.run.stamp());
         if let Some(p) = become_.and_then(|b| b.password.as_ref()) {
             self.host.become_password = Some(p.clone());
         }
@@ -346,6 +370,7 @@ impl StepBackup<'_> {
             state_dir: resolve_state_dir(tr, self.vars, become_, local).await?,
             run_id: self.run.run_id.clone(),
             keep_runs: keep_runs_of(self.vars)?,
+            stamp: None,
         };
         self.host.dir = Some(store.state_dir.clone());
         if become_.is_none() {

@@ -522,13 +522,15 @@ impl<'r> Runner<'r> {
             batches: batches.len(),
         });
         if let Some(run) = &self.shared.opts.run {
+            let release = play
+                .release_label
+                .as_ref()
+                .map(|n| crate::vars::render_with(n, &shared_stack));
+            *run.release.lock().unwrap_or_else(|e| e.into_inner()) = release.clone();
             run.journal.note(&Record::Play {
                 index,
                 name: name.clone(),
-                release: play
-                    .release_label
-                    .as_ref()
-                    .map(|n| crate::vars::render_with(n, &shared_stack)),
+                release,
             });
         }
         self.end_play = false;

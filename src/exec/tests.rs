@@ -130,6 +130,8 @@ async fn run(playbook: &str, hosts: &[&Host], check: bool) -> Ran {
             journal: Journal::create(&state, RUN_ID).expect("journal"),
             local_state_dir: state.join("local").display().to_string(),
             holder: format!("{RUN_ID} from test"),
+            who: serde_json::Value::Null,
+            release: std::sync::Mutex::new(None),
         })
     });
     let opts = RunOptions {

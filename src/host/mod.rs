@@ -133,6 +133,8 @@ host_programs! {
     BACKUP = "backup.sh";
     /// `RESTORE` in `backup/mod.rs`.
     BACKUP_RESTORE = "backup_restore.sh";
+    /// What `rdeploy status --from-hosts` reads on a host.
+    STATUS_SCAN = "status_scan.sh";
     /// The HAProxy runtime API client function, put before the programs that use it.
     HAPROXY_CLI = "haproxy_cli.sh";
     /// The `haproxy` module's commands to HAProxy's socket.

@@ -20,6 +20,6 @@ for old_ in "$@"; do
   id_=${old_##*/}
   [ "$id_" = "$run_" ] && continue
   [ -e "$sd_/runs/$id_.pending" ] && continue
-  rm -rf -- "$old_" "$sd_/runs/$id_.json"
+  rm -rf -- "$old_" "$sd_/runs/$id_.json" "$sd_/runs/$id_.restored"
 done
 exit 0

@@ -279,11 +279,12 @@ async fn prepare(
             continue;
         }
         remove_tree(pl, &format!("{backups}/{id}"), prune_left).await?;
-        let m = format!("{runs}/{id}.json");
-        if let Err(f) = pl.remove(&m).await
-            && !f.no_such_file()
-        {
-            return Err(fail(f, &format!("removing {m}")));
+        for m in [format!("{runs}/{id}.json"), format!("{runs}/{id}.restored")] {
+            if let Err(f) = pl.remove(&m).await
+                && !f.no_such_file()
+            {
+                return Err(fail(f, &format!("removing {m}")));
+            }
         }
     }
     Ok(())
