@@ -733,6 +733,63 @@ fn a_pinned_plan_runs_while_it_holds_and_is_refused_once_an_input_changed() {
     assert_eq!(std::fs::read_to_string(d.p("out-h1")).unwrap(), "1");
 }
 
+/// `rdeploy plan --check --out` also pins what check mode finds on each host; a host changed by
+/// hand after the review refuses `run --plan`, naming that host only, and the run goes once it
+/// is as planned again. Making the plan changes nothing.
+#[test]
+fn a_plan_made_with_check_mode_pins_each_hosts_observed_state() {
+    // The playbook in a folder of its own (its inputs), writing outside it.
+    let d = Dir::new(TWO, "");
+    std::fs::create_dir(d.p("site")).unwrap();
+    d.write(
+        "site/pb.yaml",
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - name: release file\n      copy: { dest: '{{ playbook_dir }}/../out-{{ inventory_hostname }}', content: '1' }\n",
+    );
+    let plan = d.rdeploy(&[
+        "plan",
+        "site/pb.yaml",
+        "-i",
+        "inv.yaml",
+        "--check",
+        "--out",
+        "pin.md",
+    ]);
+    assert_eq!(code(&plan), 0, "{}", text(&plan));
+    for h in ["h1", "h2"] {
+        assert!(
+            stdout(&plan).contains(&format!("  {h}: would change: release file\n")),
+            "{}",
+            text(&plan)
+        );
+        assert!(
+            !d.p(&format!("out-{h}")).exists(),
+            "plan --check wrote out-{h}"
+        );
+    }
+    let md = std::fs::read_to_string(d.p("pin.md")).unwrap();
+    assert!(
+        md.contains("## What check mode found on each host")
+            && md.contains("| `h1` | release file |"),
+        "{md}"
+    );
+    // Someone writes h2's file by hand after the review: the plan no longer holds for h2.
+    d.write("out-h2", "by hand");
+    let drifted = d.rdeploy(&["run", "site/pb.yaml", "-i", "inv.yaml", "--plan", "pin.md"]);
+    assert_eq!(code(&drifted), 4, "{}", text(&drifted));
+    let err = stderr(&drifted);
+    assert!(
+        err.contains("host h2 is not as planned: check mode now finds release file to change")
+            && !err.contains("host h1"),
+        "{}",
+        text(&drifted)
+    );
+    assert!(!d.p("out-h1").exists(), "nothing ran");
+    std::fs::remove_file(d.p("out-h2")).unwrap();
+    let ok = d.rdeploy(&["run", "site/pb.yaml", "-i", "inv.yaml", "--plan", "pin.md"]);
+    assert_eq!(code(&ok), 0, "{}", text(&ok));
+    assert_eq!(std::fs::read_to_string(d.p("out-h2")).unwrap(), "1");
+}
+
 /// A canary step's `pause` without health probes is a plain wait between the steps (and
 /// `rdeploy plan` says so), never skipped.
 #[test]

@@ -489,6 +489,15 @@ pub struct PlanArgs {
     /// `rdeploy run --plan FILE`: JSON, or Markdown for review when FILE ends in `.md`.
     #[arg(long = "out", value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Also run the playbook in check mode on its hosts (changes nothing) and say what each
+    /// host would change; with --out, the pin holds it and `run --plan` checks the hosts again.
+    #[arg(long = "check")]
+    pub check: bool,
+    /// How many hosts check mode works on at once (--check).
+    #[arg(short = 'f', long = "forks", value_name = "N")]
+    pub forks: Option<usize>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 /// `rdeploy inventory`.

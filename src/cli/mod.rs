@@ -311,12 +311,36 @@ fn cmd_plan(out: &mut dyn Write, a: args::PlanArgs) -> Result<Exit, Failed> {
         OutputFormat::Human => report::plan_human(out, &a.playbook.display().to_string(), &c.plan)?,
     }
     no_hosts(&c.plan)?;
+    let predicted = if a.check {
+        let p = pinned::predictions(&check_mode_events(&c, &a.connect, a.forks)?);
+        match c.settings.output {
+            OutputFormat::Json => report::json_line(out, &serde_json::json!({"hosts": p}))?,
+            OutputFormat::Human => {
+                report::text(out, "check mode on the hosts:")?;
+                for (h, pr) in &p {
+                    let mut line = match pr.changes.as_slice() {
+                        [] => format!("  {h}: nothing to change"),
+                        c => format!("  {h}: would change: {}", c.join("; ")),
+                    };
+                    if !pr.failed.is_empty() {
+                        line.push_str(&format!(" (failed: {})", pr.failed.join("; ")));
+                    }
+                    report::text(out, &line)?;
+                }
+            }
+        }
+        p
+    } else {
+        Default::default()
+    };
     if let Some(file) = &a.out {
-        let pin = pinned::pin(&c.settings, &c.plan, std::slice::from_ref(file)).map_err(|e| {
-            Failed::Invalid(Diagnostics::from(Diagnostic::options(format!(
-                "--out: {e}"
-            ))))
-        })?;
+        let mut pin =
+            pinned::pin(&c.settings, &c.plan, std::slice::from_ref(file)).map_err(|e| {
+                Failed::Invalid(Diagnostics::from(Diagnostic::options(format!(
+                    "--out: {e}"
+                ))))
+            })?;
+        pin.hosts = predicted;
         let mut human = Vec::new();
         report::plan_human(&mut human, &a.playbook.display().to_string(), &c.plan)?;
         let markdown = file.extension().is_some_and(|e| e == "md");
@@ -357,11 +381,17 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
     if let Some((file, pin)) = &pinned {
         let mut skip = vec![file.clone()];
         skip.extend(a.state_dir.clone());
-        let now = pinned::pin(&c.settings, &c.plan, &skip).map_err(|e| {
+        let mut now = pinned::pin(&c.settings, &c.plan, &skip).map_err(|e| {
             Failed::Invalid(Diagnostics::from(Diagnostic::options(format!(
                 "--plan: {e}"
             ))))
         })?;
+        // A plan made with --check: the hosts are checked again (check mode) first, unless
+        // the inputs already drifted.
+        now.hosts = pin.hosts.clone();
+        if !pin.hosts.is_empty() && pinned::drift(pin, &now).is_empty() {
+            now.hosts = pinned::predictions(&check_mode_events(&c, &a.connect, a.forks)?);
+        }
         let drift = pinned::drift(pin, &now);
         if !drift.is_empty() {
             return Err(Failed::Invalid(Diagnostics::from(Diagnostic::options(
@@ -522,6 +552,35 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
         &un,
     )?;
     Ok(exit)
+}
+
+/// The JSON events (`--diff`) of the checked playbook run in check mode on its hosts: nothing
+/// is changed, nothing is journaled, no lock is taken (as `run --check`).
+fn check_mode_events(
+    c: &Checked,
+    connect: &args::ConnectArgs,
+    forks: Option<usize>,
+) -> Result<String, Failed> {
+    let cfg = c.settings.config.as_ref();
+    let (ssh, ssh_config) = ssh_options(connect, cfg)?;
+    let opts = RunOptions {
+        verbosity: 0,
+        check: true,
+        diff: true,
+        forks: forks.or(cfg.and_then(|f| f.forks)).unwrap_or(50).max(1),
+        ssh,
+        ssh_config: std::sync::Arc::new(ssh_config),
+        connect: exec::host::Connect::Hosts,
+        ..RunOptions::default()
+    };
+    let captured = crate::report::run::Captured::default();
+    let mut reporter = Reporter::new(Box::new(captured.clone()), Format::Json, false, 0, true);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+    runtime.block_on(exec::run(c, opts, &mut reporter, stop));
+    Ok(captured.text())
 }
 
 /// The run lock of the playbook and inventory, waiting at most `--lock-wait` (and never past

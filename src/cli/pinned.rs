@@ -6,7 +6,10 @@
 //! (JSON, or Markdown for review with the same JSON at its end) and checking a run against it:
 //! any changed, added or removed input, other extra variables, another `--limit`, or a plan
 //! that comes out different refuses the run before any host is touched, naming what drifted.
-//! It must not run anything.
+//! With `plan --check` the pin also holds what check mode found on each host ([`Predicted`]:
+//! the tasks that would change, and a digest of every task's check-mode status and diff, the
+//! host's observed state); `run --plan` then checks the hosts again and refuses when one
+//! differs. It must not run anything itself: the caller runs check mode and hands the events.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,6 +40,72 @@ pub struct Pin {
     pub inputs: BTreeMap<String, String>,
     /// The plan.
     pub plan: serde_json::Value,
+    /// `plan --check`: what check mode found on each host.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hosts: BTreeMap<String, Predicted>,
+}
+
+/// What check mode found on one host when the plan was made.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Predicted {
+    /// The tasks that would change it, in order (`TASK` or `TASK (handler)`).
+    pub changes: Vec<String>,
+    /// Tasks that failed, or `unreachable`, in check mode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
+    /// sha256 of every task's check-mode status and diff on the host, in order: the host's
+    /// state as the plan's tasks observe it (diffs are hashed, never kept: they may hold
+    /// secrets).
+    pub state: String,
+}
+
+/// Each host's [`Predicted`] from the JSON events of a check-mode run (`--output json
+/// --diff`): the `task` events name what the `result` events after them are of.
+pub fn predictions(events: &str) -> BTreeMap<String, Predicted> {
+    let mut task = String::new();
+    let mut seen: BTreeMap<String, (Predicted, Sha256)> = BTreeMap::new();
+    for line in events.lines() {
+        let Ok(e) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        match e["event"].as_str() {
+            Some("task") => {
+                let name = e["name"].as_str().unwrap_or_default();
+                task = if e["handler"] == true {
+                    format!("{name} (handler)")
+                } else {
+                    name.to_string()
+                };
+            }
+            Some("result") => {
+                let r = &e["result"];
+                let Some(host) = r["host"].as_str() else {
+                    continue;
+                };
+                let status = r["status"].as_str().unwrap_or_default();
+                let (p, h) = seen.entry(host.to_string()).or_default();
+                h.update(
+                    serde_json::json!([task, status, r["diff"]])
+                        .to_string()
+                        .as_bytes(),
+                );
+                h.update(b"\n");
+                match status {
+                    "changed" => p.changes.push(task.clone()),
+                    "failed" => p.failed.push(task.clone()),
+                    "unreachable" => p.failed.push("unreachable".into()),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    seen.into_iter()
+        .map(|(host, (mut p, h))| {
+            p.state = hex::encode(h.finalize());
+            (host, p)
+        })
+        .collect()
 }
 
 /// The plan as JSON, as `rdeploy plan --output json` prints it.
@@ -56,6 +125,7 @@ pub fn pin(settings: &Settings, plan: &Plan, skip: &[PathBuf]) -> Result<Pin, St
         extra_vars: extra_digest(settings),
         inputs: inputs(settings, skip)?,
         plan: plan_value(plan),
+        hosts: BTreeMap::new(),
     })
 }
 
@@ -137,6 +207,24 @@ pub fn render(p: &Pin, human_plan: &str, markdown: bool) -> String {
     for (f, h) in &p.inputs {
         md.push_str(&format!("| `{f}` | `{}` |\n", &h[..16.min(h.len())]));
     }
+    if !p.hosts.is_empty() {
+        md.push_str("\n## What check mode found on each host\n\n| host | would change | failed | state |\n|---|---|---|---|\n");
+        for (h, pr) in &p.hosts {
+            let list = |v: &[String]| {
+                if v.is_empty() {
+                    "-".to_string()
+                } else {
+                    v.join("; ")
+                }
+            };
+            md.push_str(&format!(
+                "| `{h}` | {} | {} | `{}` |\n",
+                list(&pr.changes),
+                list(&pr.failed),
+                &pr.state[..16.min(pr.state.len())]
+            ));
+        }
+    }
     md.push_str(&format!(
         "\nExtra variables: sha256 `{}`.\n\n## Pin\n\n`rdeploy run --plan` reads this block.\n\n```json\n{json}\n```\n",
         &p.extra_vars[..16.min(p.extra_vars.len())]
@@ -204,6 +292,26 @@ pub fn drift(pinned: &Pin, now: &Pin) -> Vec<String> {
     if pinned.extra_vars != now.extra_vars {
         out.push("the extra variables (-e) differ".into());
     }
+    for (h, was) in &pinned.hosts {
+        match now.hosts.get(h) {
+            None => out.push(format!("host {h}: check mode no longer reaches it")),
+            Some(is) if is.state != was.state => {
+                let said = |v: &[String]| {
+                    if v.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        v.join(", ")
+                    }
+                };
+                out.push(format!(
+                    "host {h} is not as planned: check mode now finds {} to change (the plan: {})",
+                    said(&is.changes),
+                    said(&was.changes)
+                ));
+            }
+            Some(_) => {}
+        }
+    }
     if out.is_empty() && pinned.plan != now.plan {
         out.push(
             "the plan comes out different (hosts, batches, gates or tasks: a dynamic inventory?)"
@@ -211,4 +319,31 @@ pub fn drift(pinned: &Pin, now: &Pin) -> Vec<String> {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::predictions;
+
+    const EVENTS: &str = r#"{"event":"task","name":"config","handler":false}
+{"event":"result","result":{"host":"web1","status":"changed","diff":[{"before":"a","after":"b"}]}}
+{"event":"result","result":{"host":"web2","status":"ok","diff":[]}}
+{"event":"task","name":"restart","handler":true}
+{"event":"result","result":{"host":"web1","status":"changed","diff":[]}}
+{"event":"result","result":{"host":"web3","status":"unreachable"}}
+"#;
+
+    /// Per host: the changing tasks in order (handlers named so), failures, and a digest that
+    /// moves with any task's status or diff, and only with that host's.
+    #[test]
+    fn check_mode_events_become_each_hosts_prediction() {
+        let p = predictions(EVENTS);
+        assert_eq!(p["web1"].changes, ["config", "restart (handler)"]);
+        assert!(p["web2"].changes.is_empty());
+        assert_eq!(p["web3"].failed, ["unreachable"]);
+        let other = predictions(&EVENTS.replace(r#""before":"a""#, r#""before":"hand-edited""#));
+        assert_ne!(other["web1"].state, p["web1"].state);
+        assert_eq!(other["web1"].changes, p["web1"].changes);
+        assert_eq!(other["web2"].state, p["web2"].state);
+    }
 }

@@ -4,8 +4,7 @@
 //! would check (each task's outcome, the recap, the journal) and what was sent to the host, in
 //! order. Nothing here starts a process or opens a socket: each test takes milliseconds.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::Value as Json;
 
@@ -72,23 +71,6 @@ impl Ran {
     }
 }
 
-/// A writer the test reads back after the reporter is done with it.
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Runs `playbook` (YAML text: plays targeting `all`, without fact gathering unless they
 /// ask) on `hosts`, as `rdeploy run` would (`--check` when `check`), and returns what it did.
 async fn run(playbook: &str, hosts: &[&Host], check: bool) -> Ran {
@@ -141,13 +123,12 @@ async fn run(playbook: &str, hosts: &[&Host], check: bool) -> Ran {
         connect: Connect::Scripted(Fleet::of(hosts.iter().map(|h| (*h).clone()))),
         ..RunOptions::default()
     };
-    let out = Buf::default();
+    let out = crate::report::run::Captured::default();
     let mut reporter = Reporter::new(Box::new(out.clone()), Format::Json, false, 0, false);
     let stop = Arc::new(std::sync::atomic::AtomicI32::new(0));
     let summary = crate::exec::run(&checked, opts, &mut reporter, stop).await;
     drop(reporter);
-    let text =
-        String::from_utf8_lossy(&out.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    let text = out.text();
     let mut results = Vec::new();
     let mut task = String::new();
     for line in text.lines() {

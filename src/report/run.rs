@@ -61,6 +61,33 @@ pub struct Reporter {
 const NO_LOG_MSG: &str =
     "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
 
+/// A stream that keeps what is written, for reading back afterwards (a check-mode run's
+/// events, say).
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// What was written so far, as text.
+    pub fn text(&self) -> String {
+        let b = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&b).into_owned()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Reporter {
     /// A reporter on stdout. Colours when stdout is a terminal and `NO_COLOR` is unset.
     pub fn stdout(format: Format, verbose: u8, diff: bool) -> Reporter {
@@ -753,27 +780,9 @@ mod tests {
         );
     }
 
-    /// A writer the test can read back.
-    #[derive(Clone, Default)]
-    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl Write for Shared {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.0
-                .lock()
-                .map_err(|_| io::Error::other("poisoned"))?
-                .extend_from_slice(b);
-            Ok(b.len())
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
     /// What a run of a few events prints, with or without bars drawn beside it.
     fn printed(bars: Option<Bars>) -> Vec<u8> {
-        let out = Shared::default();
+        let out = Captured::default();
         let mut r = Reporter::new(Box::new(out.clone()), Format::Human, false, 0, false);
         if let Some(b) = bars {
             r = r.with_bars(b);
@@ -818,7 +827,7 @@ mod tests {
             r.emit(&e);
         }
         drop(r);
-        out.0.lock().map(|b| b.clone()).unwrap_or_default()
+        out.text().into_bytes()
     }
 
     #[test]
