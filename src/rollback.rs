@@ -89,8 +89,9 @@ impl HostRollback {
 pub enum Scope {
     /// Everything (`rdeploy rollback`).
     All,
-    /// Only the load balancers' server states (`rdeploy switch-back`): the new colour's files
-    /// stay.
+    /// Only the switches (`rdeploy switch-back`): load balancers' server states, and what
+    /// tasks tagged `switch` changed (a `current` symlink between two colours' folders); the
+    /// new colour's files stay.
     Switch,
 }
 
@@ -104,7 +105,7 @@ impl Scope {
     }
 
     fn keeps(self, e: &Entry) -> bool {
-        self == Scope::All || e.kind == "haproxy"
+        self == Scope::All || e.kind == "haproxy" || e.switch
     }
 }
 

@@ -790,6 +790,52 @@ fn a_plan_made_with_check_mode_pins_each_hosts_observed_state() {
     assert_eq!(std::fs::read_to_string(d.p("out-h2")).unwrap(), "1");
 }
 
+/// Blue-green between two folders: the `current` link is switched by a task tagged `switch`;
+/// `rdeploy switch-back` points it at the old colour again and leaves the new colour's folder,
+/// which `rdeploy rollback` then removes.
+#[test]
+fn switch_back_restores_a_switch_tagged_link_and_keeps_the_new_colour() {
+    let d = Dir::new(
+        "local:\n  hosts:\n    h1:\n      ansible_connection: local\n",
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - file: { path: '{{ playbook_dir }}/{{ colour }}', state: directory }\n    - copy: { dest: '{{ playbook_dir }}/{{ colour }}/VERSION', content: '{{ v }}' }\n    - name: switch the current colour\n      file: { src: '{{ playbook_dir }}/{{ colour }}', dest: '{{ playbook_dir }}/current', state: link }\n      tags: [switch]\n",
+    );
+    let run = |colour: &str, v: &str| {
+        let (c, v) = (format!("colour={colour}"), format!("v={v}"));
+        let out = d.run(&["--output", "json", "-e", &c, "-e", &v]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        stdout(&out)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|e| e["event"] == "run_end")
+            .and_then(|e| e["run_id"].as_str().map(String::from))
+            .expect("run id")
+    };
+    let version = || std::fs::read_to_string(d.p("current/VERSION")).unwrap_or_default();
+    run("blue", "1");
+    let second = run("green", "2");
+    assert_eq!(version(), "2");
+    let back = d.rdeploy(&["switch-back", &second]);
+    assert_eq!(code(&back), 0, "{}", text(&back));
+    assert!(
+        stdout(&back).contains("SWITCH BACK [h1]"),
+        "{}",
+        text(&back)
+    );
+    assert_eq!(version(), "1", "current points at blue again");
+    assert_eq!(
+        std::fs::read_to_string(d.p("green/VERSION")).unwrap(),
+        "2",
+        "the new colour stays"
+    );
+    let rb = d.rdeploy(&["rollback", &second]);
+    assert_eq!(code(&rb), 0, "{}", text(&rb));
+    assert!(
+        !d.p("green").exists(),
+        "rollback removes what the run created"
+    );
+    assert_eq!(version(), "1");
+}
+
 /// A canary step's `pause` without health probes is a plain wait between the steps (and
 /// `rdeploy plan` says so), never skipped.
 #[test]

@@ -208,6 +208,7 @@ async fn backups_compared(tr: &mut AnyTransport, root: &std::path::Path, host_ro
         run_id: run.clone(),
         keep_runs: 1,
         stamp: Some(r#"{"label":"v1","user":"ops"}"#.into()),
+        switch: false,
     };
     let path = |k: TargetKind, p: &str| Target {
         path: format!("{host_root}/{p}"),
@@ -355,6 +356,7 @@ async fn a_backup_of_a_large_file_is_left_to_the_program() {
         run_id: "20261206T120000Z-big".into(),
         keep_runs: 5,
         stamp: None,
+        switch: false,
     };
     let targets = vec![Target {
         path: "/srv/bk/big".into(),

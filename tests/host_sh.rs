@@ -607,6 +607,7 @@ fn a_backup_restores_files_links_folders_and_absent_paths_in_every_shell() {
             run_id: "20261206T081022Z-291cb7".into(),
             keep_runs: 5,
             stamp: Some(r#"{"label":"app 2.0 \"blue\" $x `y`","user":"ops"}"#.into()),
+            switch: false,
         };
         let out = env.run_cmd(&prepare_cmd(&store));
         assert_eq!(out.status, 0, "{}: {out:?}", env.name);

@@ -46,6 +46,8 @@ pub struct Store {
     /// each step's first manifest entry, so `rdeploy status --from-hosts` can say it from any
     /// controller.
     pub stamp: Option<String>,
+    /// The step is a switch (its task is tagged `switch`): `rdeploy switch-back` restores it.
+    pub switch: bool,
 }
 
 /// One backed-up resource, as a manifest line records it.
@@ -102,6 +104,13 @@ pub struct Entry {
     /// The run's stamp ([`Store::stamp`]), on each step's first entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<serde_json::Value>,
+    /// The step is a switch ([`Store::switch`]).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub switch: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -488,6 +497,9 @@ fn prefix_json(
             .and_then(|t| serde_json::from_str(t).ok())
     {
         v["run"] = stamp;
+    }
+    if store.switch {
+        v["switch"] = serde_json::Value::Bool(true);
     }
     let mut v = v.to_string();
     v.pop(); // the closing brace: the host adds the fields it measured

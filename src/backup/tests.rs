@@ -34,6 +34,7 @@ fn store(dir: &Path, run: &str) -> Store {
         run_id: run.into(),
         keep_runs: 3,
         stamp: None,
+        switch: false,
     }
 }
 
@@ -864,6 +865,7 @@ fn restore_outcomes_are_typed_by_exit_status() {
         state: String::new(),
         parents: 0,
         run: None,
+        switch: false,
     };
     let out = |status: i32, stderr: &str| Output {
         status,

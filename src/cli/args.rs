@@ -30,8 +30,9 @@ pub enum Command {
     Doc(DocArgs),
     /// Restore every host an earlier run changed to what it was before that run.
     Rollback(RollbackArgs),
-    /// Undo only the load balancer switches of an earlier run (its `haproxy` tasks): each
-    /// server's state and weight as before it; what the run deployed stays.
+    /// Undo only the switches of an earlier run (its `haproxy` tasks, and tasks tagged
+    /// `switch`): each server's state and weight, or the switched link, as before it; what
+    /// the run deployed stays.
     SwitchBack(RollbackArgs),
     /// List earlier runs: id, playbook, start, end, outcome, hosts changed, release.
     History(HistoryArgs),

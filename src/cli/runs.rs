@@ -966,8 +966,8 @@ fn restore_run(a: args::RollbackArgs, scope: Scope) -> Result<Exit, Failed> {
     }
     if scope == Scope::Switch && results.iter().all(|r| r.nothing_recorded) {
         return Err(Failed::NoHosts(format!(
-            "run {} switched no load balancer on the selected hosts: switch-back undoes what \
-             its haproxy tasks changed, and it had none that changed anything",
+            "run {} switched nothing on the selected hosts: switch-back undoes what its \
+             haproxy tasks and its tasks tagged `switch` changed, and none changed anything",
             a.run_id
         )));
     }

@@ -207,6 +207,8 @@ pub struct StepBackup<'a> {
     pub task: &'a str,
     /// The host is the controller (local connection).
     pub local: bool,
+    /// The task is tagged `switch` ([`backup::Store::switch`]).
+    pub switch: bool,
 }
 
 /// A backup queued on the transport to run right before the module's first change
@@ -252,6 +254,7 @@ impl StepBackup<'_> {
     ) -> Result<Option<Queued>, String> {
         let (mut store, prepare) = self.store(tr, become_).await?;
         store.stamp = Some(self.run.stamp());
+        store.switch = self.switch;
         if let Some(p) = become_.and_then(|b| b.password.as_ref()) {
             self.host.become_password = Some(p.clone());
         }
@@ -371,6 +374,7 @@ impl StepBackup<'_> {
             run_id: self.run.run_id.clone(),
             keep_runs: keep_runs_of(self.vars)?,
             stamp: None,
+            switch: false,
         };
         self.host.dir = Some(store.state_dir.clone());
         if become_.is_none() {

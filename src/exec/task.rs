@@ -1021,6 +1021,8 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
             vars,
             task: &ctx.label,
             local,
+            switch: ctx.scope.tags.iter().any(|t| t == "switch")
+                || ctx.task.keywords.tags.iter().any(|t| t.name == "switch"),
         }),
         _ => None,
     };
