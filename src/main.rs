@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    rdeploy::limits::bound_malloc_arenas();
     // Colours in internal-error reports only for a person at a terminal.
     let plain = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
         || !std::io::IsTerminal::is_terminal(&std::io::stderr());

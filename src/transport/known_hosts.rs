@@ -229,6 +229,36 @@ impl KnownHosts {
         }
     }
 
+    /// [`KnownHosts::load`], parsed once for every connection of the run that reads the same
+    /// files while they stay as they were (same size and modification time each; a key
+    /// learned with `accept-new` changes them, and the next connection reads them again): 500
+    /// hosts sharing one known_hosts file of 500 lines hold it once, not 500 times.
+    pub fn load_shared(files: &[PathBuf]) -> Result<std::sync::Arc<KnownHosts>, KnownHostsError> {
+        type Stamp = Vec<Option<(std::time::SystemTime, u64)>>;
+        type Cache = std::collections::HashMap<Vec<PathBuf>, (Stamp, std::sync::Arc<KnownHosts>)>;
+        static CACHE: std::sync::OnceLock<std::sync::Mutex<Cache>> = std::sync::OnceLock::new();
+        let stamp: Stamp = files
+            .iter()
+            .map(|f| {
+                std::fs::metadata(f)
+                    .ok()
+                    .and_then(|m| Some((m.modified().ok()?, m.len())))
+            })
+            .collect();
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some((s, kh)) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(files)
+            && *s == stamp
+        {
+            return Ok(std::sync::Arc::clone(kh));
+        }
+        let kh = std::sync::Arc::new(KnownHosts::load(files)?);
+        cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(files.to_vec(), (stamp, std::sync::Arc::clone(&kh)));
+        Ok(kh)
+    }
+
     /// Reads each file in turn; a missing file is empty, any other read error is an error
     /// (fail closed: we cannot tell a changed key from an unknown one without it).
     pub fn load(files: &[PathBuf]) -> Result<KnownHosts, KnownHostsError> {
@@ -482,6 +512,24 @@ fn hmac_sha1(key: &[u8], msg: &[u8]) -> [u8; 20] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Connections reading the same unchanged files share one parse; a file that changed (a
+    /// key learned meanwhile) is read again.
+    #[test]
+    fn shared_known_hosts_are_read_again_once_a_file_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("known_hosts");
+        let k = key(ED, 1);
+        std::fs::write(&f, line("web1", &k)).unwrap();
+        let files = vec![f.clone()];
+        let a = KnownHosts::load_shared(&files).unwrap();
+        let b = KnownHosts::load_shared(&files).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&a, &b), "one parse for both");
+        assert_eq!(a.entries.len(), 1);
+        std::fs::write(&f, line("web1", &k) + &line("web2", &k)).unwrap();
+        let c = KnownHosts::load_shared(&files).unwrap();
+        assert_eq!(c.entries.len(), 2, "the changed file is read again");
+    }
 
     fn key(algo: &str, seed: u8) -> HostKey {
         HostKey {

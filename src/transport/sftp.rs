@@ -36,6 +36,27 @@ const CHUNK: usize = 64 * 1024;
 /// Requests in flight at once for one transfer.
 const IN_FLIGHT: usize = 16;
 
+/// Chunks in flight at once over every host's session together (32 MiB): the controller's
+/// memory for transfers stays bounded however many hosts write at once (each chunk is held
+/// several times on its way: read from its source, encoded as a request, queued on the
+/// connection). One host holds at most [`IN_FLIGHT`] of them, so a few hosts that stop
+/// answering mid-transfer cannot hold them all; their requests end with their connection.
+const CHUNKS_IN_FLIGHT: usize = 512;
+
+static BUDGET: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CHUNKS_IN_FLIGHT);
+
+/// One chunk's share of [`CHUNKS_IN_FLIGHT`], held until its request is answered. A transfer
+/// with requests of its own in flight only takes a share that is free (`None`: answer one of
+/// its requests first, which frees one); it waits for one only when it holds none, so that
+/// transfers never wait on each other's unanswered shares.
+async fn chunk_permit(holding: bool) -> Option<tokio::sync::SemaphorePermit<'static>> {
+    match BUDGET.try_acquire() {
+        Ok(p) => Some(p),
+        Err(_) if holding => None,
+        Err(_) => BUDGET.acquire().await.ok(),
+    }
+}
+
 /// `/etc/passwd` and `/etc/group` larger than this are not read (names are then the shell
 /// plane's to find).
 const NAMES_MAX: u64 = 8 << 20;
@@ -434,7 +455,14 @@ impl Sftp {
             while !eof && pending.len() < IN_FLIGHT && next < limit {
                 let len = (limit - next).min(CHUNK as u64) as u32;
                 let at = next;
-                pending.push_back(async move { (at, self.raw.read(handle, at, len).await) });
+                let Some(permit) = chunk_permit(!pending.is_empty()).await else {
+                    break;
+                };
+                pending.push_back(async move {
+                    let r = self.raw.read(handle, at, len).await;
+                    drop(permit);
+                    (at, r)
+                });
                 next += u64::from(len);
             }
             let Some((at, r)) = pending.next().await else {
@@ -655,6 +683,16 @@ impl Sftp {
         let mut pending = FuturesOrdered::new();
         let mut at: u64 = 0;
         loop {
+            let permit = match chunk_permit(!pending.is_empty()).await {
+                Some(p) => Some(p),
+                None => {
+                    if let Some(r) = pending.next().await {
+                        let r: Result<_, SftpError> = r;
+                        r.map_err(|e| io(e.into()))?;
+                    }
+                    continue;
+                }
+            };
             let mut buf = vec![0u8; CHUNK];
             let mut filled = 0;
             while filled < CHUNK {
@@ -676,7 +714,11 @@ impl Sftp {
             hasher.update(&buf);
             let off = at;
             at += filled as u64;
-            pending.push_back(async move { self.raw.write(handle, off, buf).await });
+            pending.push_back(async move {
+                let r = self.raw.write(handle, off, buf).await;
+                drop(permit);
+                r
+            });
             while pending.len() >= IN_FLIGHT {
                 if let Some(r) = pending.next().await {
                     r.map_err(|e| io(e.into()))?;

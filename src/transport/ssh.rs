@@ -1363,7 +1363,7 @@ struct Client {
     port: u16,
     policy: HostKeyPolicy,
     files: Vec<PathBuf>,
-    known: KnownHosts,
+    known: Arc<KnownHosts>,
     refusal: Arc<Mutex<Option<Refusal>>>,
 }
 
@@ -1482,7 +1482,7 @@ async fn connect_hop(
     let files = hop.known_hosts.clone();
     let known = {
         let files = files.clone();
-        tokio::task::spawn_blocking(move || KnownHosts::load(&files))
+        tokio::task::spawn_blocking(move || KnownHosts::load_shared(&files))
             .await
             .map_err(|e| TransportError::Io(format!("{label}: {e}")))?
             .map_err(|e| match &e.exhausted {
