@@ -723,6 +723,62 @@ mod tests {
         assert!(parse(&m.into_iter().collect()).is_err());
     }
 
+    /// The host program reaches the socket with socat, and with python3 where socat is
+    /// missing (a PATH holding only python3): the same answer either way.
+    #[test]
+    fn the_runtime_api_is_reached_with_socat_or_python3() {
+        use std::io::{BufRead, BufReader, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("admin.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let server = std::thread::spawn(move || {
+            let mut asked = Vec::new();
+            for _ in 0..2 {
+                let Ok((s, _)) = listener.accept() else { break };
+                let mut line = String::new();
+                let mut r = BufReader::new(&s);
+                let _ = r.read_line(&mut line);
+                asked.push(line);
+                let _ = (&s).write_all(b"1 (initial 1)\n\n");
+            }
+            asked
+        });
+        let only_python = dir.path().join("bin");
+        std::fs::create_dir(&only_python).unwrap();
+        let which = |b: &str| {
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .map(|d| d.join(b))
+                .find(|p| p.exists())
+        };
+        // The system's own python3 (a version manager's shim on PATH may be a bash script).
+        let python = Some(std::path::PathBuf::from("/usr/bin/python3"))
+            .filter(|p| p.exists())
+            .or_else(|| which("python3"))
+            .expect("python3 on the test machine");
+        std::os::unix::fs::symlink(python, only_python.join("python3")).unwrap();
+        let script = format!(
+            "{}\nhap_ \"$1\" \"get weight app/blue\"",
+            crate::host::HAPROXY_CLI
+        );
+        let run = |path: &std::ffi::OsStr| {
+            std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(&script)
+                .arg("sh")
+                .arg(&sock)
+                .env("PATH", path)
+                .output()
+                .unwrap()
+        };
+        let with_socat = run(&std::env::var_os("PATH").unwrap_or_default());
+        let with_python = run(only_python.as_os_str());
+        for out in [&with_socat, &with_python] {
+            assert!(out.status.success(), "{out:?}");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "1 (initial 1)\n\n");
+        }
+        assert_eq!(server.join().unwrap(), ["get weight app/blue\n"; 2]);
+    }
+
     #[test]
     fn only_get_weights_answer_and_blank_lines_are_not_complaints() {
         assert!(complaints("1 (initial 1)\n\n").is_empty());

@@ -183,12 +183,22 @@ async fn wait(
         .op(WAIT)
         // Our own bound, so a task without a timeout cannot hang here; the task's wins.
         .timeout(Duration::from_secs(timeout + delay + connect + sleep + 30));
+    let started = std::time::Instant::now();
     let out = ctx.query(tr, cmd).await?;
-    let elapsed: u64 = out
+    let on_host: u64 = out
         .stdout_lossy()
         .lines()
         .find_map(|l| l.strip_prefix("elapsed ")?.trim().parse().ok())
         .unwrap_or(0);
+    // Whole seconds waited, as Ansible's `elapsed` (a timedelta's seconds): the host counts
+    // in whole seconds of its clock (`date +%s`), so a condition that held at once could read
+    // 1 across a second's boundary; the controller's clock times a wait that ended well. A
+    // timeout keeps the host's count, which is at least the timeout.
+    let elapsed = if out.status == 0 {
+        started.elapsed().as_secs()
+    } else {
+        on_host
+    };
     let mut r = result([
         ("elapsed", Value::from(elapsed)),
         ("state", Value::from(state)),
