@@ -292,7 +292,7 @@ fn a_release_switches_the_front_and_switch_back_restores_it_without_a_failed_req
     let shown = rdeploy(&s.sb, &["show", &run]);
     assert!(shown.text.contains("switch-back"), "{}", shown.text);
 
-    // A second switch-back finds nothing left to switch and says so.
+    // A second switch-back changes nothing: each server is already as it was.
     let again = rdeploy(&s.sb, &["switch-back", &run, "--output", "json"]);
     assert_eq!(again.code, 0, "{}", again.text);
     assert_eq!(s.front_version(), "1.0");

@@ -381,18 +381,18 @@ fn cmd_run(out: &mut dyn Write, a: args::RunArgs) -> Result<Exit, Failed> {
     if let Some((file, pin)) = &pinned {
         let mut skip = vec![file.clone()];
         skip.extend(a.state_dir.clone());
-        let mut now = pinned::pin(&c.settings, &c.plan, &skip).map_err(|e| {
+        let now = pinned::pin(&c.settings, &c.plan, &skip).map_err(|e| {
             Failed::Invalid(Diagnostics::from(Diagnostic::options(format!(
                 "--plan: {e}"
             ))))
         })?;
-        // A plan made with --check: the hosts are checked again (check mode) first, unless
-        // the inputs already drifted.
-        now.hosts = pin.hosts.clone();
-        if !pin.hosts.is_empty() && pinned::drift(pin, &now).is_empty() {
-            now.hosts = pinned::predictions(&check_mode_events(&c, &a.connect, a.forks)?);
+        // A plan made with --check: the hosts are checked again (check mode) once the inputs
+        // hold.
+        let mut drift = pinned::drift(pin, &now);
+        if drift.is_empty() && !pin.hosts.is_empty() {
+            let found = pinned::predictions(&check_mode_events(&c, &a.connect, a.forks)?);
+            drift = pinned::host_drift(pin, &found);
         }
-        let drift = pinned::drift(pin, &now);
         if !drift.is_empty() {
             return Err(Failed::Invalid(Diagnostics::from(Diagnostic::options(
                 format!(

@@ -250,7 +250,8 @@ pub fn read(path: &Path) -> Result<Pin, String> {
     })
 }
 
-/// What differs between the pinned plan and the one made now; empty when nothing does.
+/// What differs between the pinned plan and the one made now (inputs, variables, `--limit`,
+/// the plan itself; the hosts are [`host_drift`]'s); empty when nothing does.
 pub fn drift(pinned: &Pin, now: &Pin) -> Vec<String> {
     let mut out = Vec::new();
     let changed: Vec<&str> = pinned
@@ -292,8 +293,21 @@ pub fn drift(pinned: &Pin, now: &Pin) -> Vec<String> {
     if pinned.extra_vars != now.extra_vars {
         out.push("the extra variables (-e) differ".into());
     }
+    if out.is_empty() && pinned.plan != now.plan {
+        out.push(
+            "the plan comes out different (hosts, batches, gates or tasks: a dynamic inventory?)"
+                .into(),
+        );
+    }
+    out
+}
+
+/// The hosts that are not as the pin's check mode found them, against what check mode finds
+/// now (`now`); empty when every host is.
+pub fn host_drift(pinned: &Pin, now: &BTreeMap<String, Predicted>) -> Vec<String> {
+    let mut out = Vec::new();
     for (h, was) in &pinned.hosts {
-        match now.hosts.get(h) {
+        match now.get(h) {
             None => out.push(format!("host {h}: check mode no longer reaches it")),
             Some(is) if is.state != was.state => {
                 let said = |v: &[String]| {
@@ -311,12 +325,6 @@ pub fn drift(pinned: &Pin, now: &Pin) -> Vec<String> {
             }
             Some(_) => {}
         }
-    }
-    if out.is_empty() && pinned.plan != now.plan {
-        out.push(
-            "the plan comes out different (hosts, batches, gates or tasks: a dynamic inventory?)"
-                .into(),
-        );
     }
     out
 }

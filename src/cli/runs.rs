@@ -1092,35 +1092,56 @@ fn become_password(vars: &serde_json::Map<String, Value>) -> Result<Option<Strin
     Ok(None)
 }
 
+/// A host of the inventory as a command outside a run (`rollback`, `status --from-hosts`)
+/// reaches it: its variables and connection, and the connection opened.
+pub(crate) struct Reached {
+    pub(crate) vars: serde_json::Map<String, Value>,
+    pub(crate) conn: Connection,
+    pub(crate) tr: crate::transport::AnyTransport,
+}
+
+/// Why [`reach`] did not: the inventory or its variables, or the connection.
+pub(crate) enum Unreached {
+    Config(String),
+    Transport(crate::transport::TransportError),
+}
+
+/// Opens `host` by its inventory variables, as `rdeploy run` would.
+pub(crate) async fn reach(
+    inv: &Inventory,
+    opts: &RunOptions,
+    host: &str,
+) -> Result<Reached, Unreached> {
+    let h = inv
+        .hosts
+        .get(host)
+        .ok_or_else(|| Unreached::Config("the host is no longer in the inventory".into()))?;
+    let vars = inv.vars_of(h);
+    let conn = Connection::from_vars(&vars).map_err(Unreached::Config)?;
+    let var = |k: &str| vars.get(k).cloned();
+    let tr = match Opening::plan(host, &conn, opts, &var) {
+        Ok(o) => o.open(opts).await,
+        Err(e) => Err(e),
+    }
+    .map_err(Unreached::Transport)?;
+    Ok(Reached { vars, conn, tr })
+}
+
 async fn restore_one(inv: &Inventory, opts: &RunOptions, t: Target<'_>) -> HostRollback {
     let (host, run_id) = (t.host, t.run_id);
-    let Some(h) = inv.hosts.get(host) else {
-        return HostRollback::failed(
-            host,
-            RestoreError::host("the host is no longer in the inventory"),
-        );
-    };
-    let vars = inv.vars_of(h);
-    let conn = match Connection::from_vars(&vars) {
-        Ok(c) => c,
-        Err(e) => return HostRollback::failed(host, RestoreError::host(e)),
+    let Reached { vars, conn, mut tr } = match reach(inv, opts, host).await {
+        Ok(r) => r,
+        Err(Unreached::Config(e)) => return HostRollback::failed(host, RestoreError::host(e)),
+        Err(Unreached::Transport(e)) => return HostRollback::unusable(host, &e, run_id),
     };
     let password = match become_password(&vars) {
         Ok(p) => p,
-        Err(e) => return HostRollback::failed(host, RestoreError::host(e)),
-    };
-    let prepared_as = t.prepared_as.map(|b| b.with_password(password.clone()));
-    let var = |k: &str| vars.get(k).cloned();
-    let opened = match Opening::plan(host, &conn, opts, &var) {
-        Ok(o) => o.open(opts).await,
-        Err(e) => Err(e),
-    };
-    let mut tr = match opened {
-        Ok(tr) => tr,
         Err(e) => {
-            return HostRollback::unusable(host, &e, run_id);
+            tr.close().await;
+            return HostRollback::failed(host, RestoreError::host(e));
         }
     };
+    let prepared_as = t.prepared_as.map(|b| b.with_password(password.clone()));
     // The hosts' locks keep a rollback and a run elsewhere apart too.
     let holder = format!(
         "rollback of {run_id} from {} since {}",

@@ -40,6 +40,9 @@ pub(crate) struct HostStatus {
     pub(crate) rolled_back: Vec<String>,
     /// Steps left mid-flight by a killed run: `step N 'TASK'`.
     pub(crate) mid_flight: Vec<String>,
+    /// `--from-hosts`: why the host could not be asked (its state is `unreachable`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
 }
 
 /// Whether `host` matches `pattern`: names and globs (`*`, `?`), unions with `,` or `:`.
@@ -143,6 +146,7 @@ pub(crate) fn from_journals(
                 started: info.started.clone(),
                 rolled_back: Vec::new(),
                 mid_flight,
+                error: None,
             });
         }
     }
@@ -243,7 +247,7 @@ fn host_status(host: &str, kept: &[Kept]) -> HostStatus {
 /// (`--from-hosts`): in its `rdeploy_state_dir`, else in `/var/lib/rdeploy` and the login
 /// user's `~/.local/state/rdeploy`, as the login user.
 fn from_hosts(a: &args::StatusArgs) -> Result<Vec<HostStatus>, Failed> {
-    use crate::exec::host::{Connection, Opening};
+    use crate::exec::host::Connection;
     use crate::transport::{Cmd, Transport};
     let Some(inv_path) = &a.inventory else {
         return Err(Failed::Invalid(Diagnostics::from(Diagnostic::options(
@@ -289,17 +293,15 @@ fn from_hosts(a: &args::StatusArgs) -> Result<Vec<HostStatus>, Failed> {
                 let failed = |why: String| HostStatus {
                     host: host.clone(),
                     state: "unreachable".into(),
-                    mid_flight: vec![why],
+                    error: Some(why),
                     ..HostStatus::default()
                 };
-                let Some(h) = inv.hosts.get(&host) else {
-                    return failed("not in the inventory".into());
-                };
-                let vars = inv.vars_of(h);
-                let conn = match Connection::from_vars(&vars) {
-                    Ok(c) => c,
-                    Err(e) => return failed(e),
-                };
+                let super::runs::Reached { vars, conn, mut tr } =
+                    match super::runs::reach(&inv, &opts, &host).await {
+                        Ok(r) => r,
+                        Err(super::runs::Unreached::Config(e)) => return failed(e),
+                        Err(super::runs::Unreached::Transport(e)) => return failed(e.to_string()),
+                    };
                 let dirs: Vec<String> = match vars.get("rdeploy_state_dir") {
                     Some(serde_json::Value::String(d)) => vec![d.clone()],
                     _ if conn == Connection::Local => vec![
@@ -307,15 +309,6 @@ fn from_hosts(a: &args::StatusArgs) -> Result<Vec<HostStatus>, Failed> {
                         crate::exec::backups::local_dir(&local, &host),
                     ],
                     _ => vec![crate::backup::DEFAULT_STATE_DIR.into(), "@home".into()],
-                };
-                let var = |k: &str| vars.get(k).cloned();
-                let opened = match Opening::plan(&host, &conn, &opts, &var) {
-                    Ok(o) => o.open(&opts).await,
-                    Err(e) => Err(e),
-                };
-                let mut tr = match opened {
-                    Ok(tr) => tr,
-                    Err(e) => return failed(e.to_string()),
                 };
                 let mut cmd = Cmd::raw("set --");
                 for d in &dirs {
@@ -370,9 +363,10 @@ pub(crate) fn cmd_status(out: &mut dyn Write, a: args::StatusArgs) -> Result<Exi
     )?;
     for h in &hosts {
         let mut note = Vec::new();
-        if h.state == "unreachable" {
-            note.push(h.mid_flight.join(", "));
-        } else if !h.mid_flight.is_empty() {
+        if let Some(e) = &h.error {
+            note.push(e.clone());
+        }
+        if !h.mid_flight.is_empty() {
             note.push(format!("left mid-flight: {}", h.mid_flight.join(", ")));
         }
         if !h.rolled_back.is_empty() {
