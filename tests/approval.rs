@@ -48,15 +48,8 @@ fn setup_with(
     let sb = Sandbox::new();
     let mut hosts = serde_json::Map::new();
     for (i, h) in fleet.hosts().iter().enumerate() {
-        let mut v = fleet.host_vars(h);
+        let mut v = support::oracle::trusted_host_vars(&fleet, h);
         v.extend(extra(i));
-        v.insert(
-            "ansible_ssh_extra_args".into(),
-            json!(format!(
-                "-o UserKnownHostsFile={}",
-                fleet.known_hosts().display()
-            )),
-        );
         hosts.insert(h.name().to_string(), Value::Object(v));
     }
     let inv = json!({ "all": { "hosts": hosts } });

@@ -8,7 +8,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,17 +17,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::fleet::Fleet;
+use support::fleet::{Fleet, free_port};
 use support::{Finished, Sandbox};
 
 const HAPROXY: &str = "/usr/sbin/haproxy";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// HAProxy, started by the test and stopped by PID when dropped.
 struct Balancer {
@@ -183,14 +176,7 @@ fn setup() -> Setup {
     let mut hosts = serde_json::Map::new();
     let mut vars = |i: usize, extra: Value| {
         let h = fleet.host(i);
-        let mut v = fleet.host_vars(h);
-        v.insert(
-            "ansible_ssh_extra_args".into(),
-            json!(format!(
-                "-o UserKnownHostsFile={}",
-                fleet.known_hosts().display()
-            )),
-        );
+        let mut v = support::oracle::trusted_host_vars(&fleet, h);
         if let Value::Object(e) = extra {
             v.extend(e);
         }

@@ -17,14 +17,7 @@ const PAYLOAD: &str = "{{ 7 * 7 }} {% if true %}T{% endif %} $(touch /srv/pwned)
 
 fn inventory(fleet: &Fleet, name: &str, extra: Value) -> String {
     let h = fleet.host(0);
-    let mut v = fleet.host_vars(h);
-    v.insert(
-        "ansible_ssh_extra_args".into(),
-        json!(format!(
-            "-o UserKnownHostsFile={}",
-            fleet.known_hosts().display()
-        )),
-    );
+    let mut v = support::oracle::trusted_host_vars(fleet, h);
     if let Some(m) = extra.as_object() {
         v.extend(m.clone());
     }

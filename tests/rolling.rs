@@ -9,14 +9,14 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::Sandbox;
-use support::fleet::{Fleet, Host};
+use support::fleet::{Fleet, Host, free_port};
 
 /// A fleet of `n` hosts, each with its own `app_port`, and a sandbox whose `inv.yaml` lists
 /// them.
@@ -48,13 +48,6 @@ impl Run {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl Rollout {
     fn new(n: usize) -> Rollout {
         let fleet = Fleet::start(n);
@@ -62,15 +55,8 @@ impl Rollout {
         let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let mut hosts = serde_json::Map::new();
         for (h, port) in fleet.hosts().iter().zip(&ports) {
-            let mut v = fleet.host_vars(h);
+            let mut v = support::oracle::trusted_host_vars(&fleet, h);
             v.insert("app_port".into(), json!(port));
-            v.insert(
-                "ansible_ssh_extra_args".into(),
-                json!(format!(
-                    "-o UserKnownHostsFile={}",
-                    fleet.known_hosts().display()
-                )),
-            );
             hosts.insert(h.name().to_string(), Value::Object(v));
         }
         let inv = json!({ "all": { "hosts": hosts } });

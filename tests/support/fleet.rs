@@ -781,8 +781,8 @@ impl Drop for Fleet {
 }
 
 /// A port that was free on 127.0.0.1 a moment ago. Another process may take it before
-/// sshd binds it: [`start_servers`] then tries another.
-fn free_port() -> u16 {
+/// sshd binds it: [`start_servers`] then tries another (a test's own server binds at once).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind a free port")
