@@ -295,6 +295,35 @@ fn a_module_of_a_collection_runs_through_the_bridge_and_its_options_are_checked_
         "{err}"
     );
     assert!(!out.contains("PLAY"), "{out}");
+
+    // `collections:` (the play's, and a role's own in meta/main.yml) lets the module be
+    // written without its collection, as in Ansible.
+    sb.write(
+        "pb.yaml",
+        "- hosts: all\n  gather_facts: no\n  collections: [rdeploytest.demo]\n  roles: [r]\n  tasks:\n    - hello: { name: play }\n      register: h\n    - debug: msg=\"{{ h.greeting }}\"\n",
+    );
+    sb.write(
+        "roles/r/meta/main.yml",
+        "collections:\n  - rdeploytest.demo\n",
+    );
+    sb.write(
+        "roles/r/tasks/main.yml",
+        "- hello: { name: role }\n  register: h\n- debug: msg=\"{{ h.greeting }}\"\n",
+    );
+    let (code, out, err) = run(&sb);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains(r#"{"msg":"hello role"}"#), "{out}");
+    assert!(out.contains(r#"{"msg":"hello play"}"#), "{out}");
+
+    // Without the search list the short name is not found, before any host.
+    sb.write(
+        "pb.yaml",
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - hello: { name: play }\n",
+    );
+    let (code, out, err) = run(&sb);
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert!(err.contains("pb.yaml:4:7: error:"), "{err}");
+    assert!(!out.contains("PLAY"), "{out}");
 }
 
 #[test]

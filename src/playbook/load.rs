@@ -142,6 +142,9 @@ pub(super) struct Ctx {
     /// True under a `when:` (a block's, a role's, a conditional include's): what an include
     /// loads here is checked when it is reached, not before the run.
     pub conditional: bool,
+    /// The `collections` search list in force (the innermost play, role or block's): where a
+    /// module name without a collection is also looked for.
+    pub collections: Vec<String>,
 }
 
 /// Loader state shared by the play, task, role and probe parsers.
@@ -302,31 +305,39 @@ impl<'o> Loader<'o> {
             "run_once" => kw.run_once = values::boolean(e, key, v),
             "throttle" => kw.throttle = values::integer(e, key, v, 0),
             "timeout" => kw.timeout = values::integer(e, key, v, 0),
-            "collections" => self.collections(v),
+            // Read (and checked) by `collections_of` before the play, block or task's keys.
+            "collections" => {}
             // `name` and level-specific keys are handled by the caller.
             _ => {}
         }
     }
 
-    /// `collections`: accepted when it names only the built-in collection.
-    fn collections(&mut self, v: &Node) {
+    /// `collections`: a list of collection names (`namespace.name`), the search list for
+    /// module names written without a collection.
+    pub(super) fn collections(&mut self, v: &Node) -> Vec<String> {
         let items: Vec<&Node> = match &v.kind {
             Kind::Seq(items) => items.iter().collect(),
             _ => vec![v],
         };
+        let mut out = Vec::new();
         for it in items {
             match it.as_str() {
-                Some("ansible.builtin" | "ansible.legacy") => {}
-                Some(s) => self.err(
+                Some(s) if is_collection_name(s) => out.push(s.to_string()),
+                _ => self.err(
                     &it.loc,
-                    format!("collection '{s}' is not supported: rdeploy has only ansible.builtin modules"),
-                ),
-                None => self.err(
-                    &it.loc,
-                    format!("'collections' must be a list of names, found {}", shown(it)),
+                    format!(
+                        "'collections' must be a list of collection names (namespace.name), found {}",
+                        shown(it)
+                    ),
                 ),
             }
         }
+        out
+    }
+
+    /// The `collections` of `node` (a play, block or task mapping), if it has the key.
+    pub(super) fn collections_of(&mut self, node: &Node) -> Option<Vec<String>> {
+        node.get("collections").map(|v| self.collections(v))
     }
 
     /// A playbook file: a list of plays and `import_playbook`s.
@@ -372,6 +383,7 @@ impl<'o> Loader<'o> {
             play_dir: dir,
             role: None,
             conditional: false,
+            collections: Vec::new(),
         };
         let mut plays = Vec::new();
         for item in items {
@@ -482,6 +494,10 @@ impl<'o> Loader<'o> {
         let mut max_fail_key = None;
         let mut prompts: Option<&Node> = None;
         let allowed = Level::Play.allowed();
+        let ctx = &Ctx {
+            collections: self.collections_of(node).unwrap_or_default(),
+            ..ctx.clone()
+        };
         for (k, v) in node.as_map().unwrap_or_default() {
             let Some(key) = self.key_str(k) else { continue };
             if !allowed.contains(&key) {
@@ -1068,4 +1084,13 @@ fn approval(errors: &mut Errors, v: &Node) -> Option<crate::playbook::model::App
             None
         }
     }
+}
+
+/// Whether `s` is a collection name: `namespace.name`, each part letters, digits and `_`.
+fn is_collection_name(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() == 2
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
 }

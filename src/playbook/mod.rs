@@ -12,7 +12,8 @@
 //! - `with_items` and `with_list` are loops; every other `with_*` is refused.
 //! - Real Ansible keywords rdeploy does not implement (`async`, `poll`, `connection`,
 //!   `module_defaults`, `strategy` other than `linear`...) are errors, never
-//!   silently ignored. `collections` is accepted when it names only `ansible.builtin`.
+//!   silently ignored. `collections` is the search list for module names without a
+//!   collection (after rdeploy's own modules).
 //! - Role entries' extra keys are role parameters, unless they are one typo away from a
 //!   keyword (then they are reported as unknown role keywords).
 

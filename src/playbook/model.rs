@@ -560,6 +560,8 @@ pub struct IncludeSite {
     pub roles_path: Vec<PathBuf>,
     /// True when the include sits in a handler list.
     pub in_handlers: bool,
+    /// The `collections` search list at the include.
+    pub collections: Vec<String>,
 }
 
 /// A task.

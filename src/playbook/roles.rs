@@ -16,6 +16,10 @@ use crate::diag::{Diagnostic, did_you_mean};
 use crate::modules::spec::{is_template, shown};
 use crate::yaml::{Kind, Node};
 
+/// What a role's `meta/main.yml` gives: dependencies, `allow_duplicates`, `argument_specs`,
+/// `collections`.
+type RoleMeta = (Vec<RoleRef>, bool, Option<Node>, Option<Vec<String>>);
+
 /// Which files of a role to load instead of `main` (from `import_role`/`include_role`).
 #[derive(Clone, Debug, Default)]
 pub(super) struct RoleFiles {
@@ -206,7 +210,7 @@ impl Loader<'_> {
         ctx: &Ctx,
         files: &RoleFiles,
     ) -> Role {
-        let rctx = Ctx {
+        let mut rctx = Ctx {
             dir: path.join("tasks"),
             play_dir: ctx.play_dir.clone(),
             role: Some(RoleCtx {
@@ -214,12 +218,17 @@ impl Loader<'_> {
                 path: path.to_path_buf(),
             }),
             conditional: ctx.conditional,
+            collections: ctx.collections.clone(),
         };
-        let (dependencies, allow_duplicates, meta_specs) =
+        let (dependencies, allow_duplicates, meta_specs, collections) =
             match self.role_file(path, "meta", None, name, at) {
                 Some(p) => self.role_meta(&p, &rctx),
-                None => (Vec::new(), false, None),
+                None => (Vec::new(), false, None, None),
             };
+        // A role's own `collections` (meta/main.yml) is the search list for its tasks.
+        if let Some(c) = collections {
+            rctx.collections = c;
+        }
         let specs = self.argument_specs(path, meta_specs);
         let mut tasks = match self.role_file(path, "tasks", files.tasks_from.as_deref(), name, at) {
             Some(p) => {
@@ -320,13 +329,14 @@ impl Loader<'_> {
     }
 
     /// `meta/main.yml`: the dependencies, `allow_duplicates` and `argument_specs`.
-    fn role_meta(&mut self, p: &Path, rctx: &Ctx) -> (Vec<RoleRef>, bool, Option<Node>) {
+    fn role_meta(&mut self, p: &Path, rctx: &Ctx) -> RoleMeta {
         let Some(doc) = self.read_yaml(p) else {
-            return (Vec::new(), false, None);
+            return (Vec::new(), false, None, None);
         };
         let mut deps = Vec::new();
         let mut allow_duplicates = false;
         let mut specs = None;
+        let mut collections = None;
         match &doc.kind {
             Kind::Null => {}
             Kind::Map(entries) => {
@@ -341,7 +351,7 @@ impl Loader<'_> {
                                 format!("'allow_duplicates' must be a boolean, found {}", shown(v)),
                             ),
                         },
-                        "collections" => self.keyword(&mut Keywords::default(), key, v),
+                        "collections" => collections = Some(self.collections(v)),
                         "argument_specs" => specs = Some(v.clone()),
                         _ if META_KEYS.contains(&key) => {}
                         _ => {
@@ -361,7 +371,7 @@ impl Loader<'_> {
                 format!("role meta must be a mapping, found {}", doc.type_name()),
             ),
         }
-        (deps, allow_duplicates, specs)
+        (deps, allow_duplicates, specs, collections)
     }
 
     /// The role's argument specs, checked: `meta/argument_specs.yml` (its `argument_specs`

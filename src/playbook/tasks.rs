@@ -170,6 +170,9 @@ impl Loader<'_> {
         let allowed = Level::Block.allowed();
         let inner = Ctx {
             conditional: ctx.conditional || node.get("when").is_some(),
+            collections: self
+                .collections_of(node)
+                .unwrap_or_else(|| ctx.collections.clone()),
             ..ctx.clone()
         };
         for (k, v) in node.as_map().unwrap_or_default() {
@@ -208,7 +211,7 @@ impl Loader<'_> {
         let mut args_kw: Option<&Node> = None;
         // (key node, written name, value, from action:/local_action:)
         let mut actions: Vec<(&Node, String, &Node, Option<bool>)> = Vec::new();
-        let mut unknown: Vec<&Node> = Vec::new();
+        let mut unknown: Vec<(&Node, &Node)> = Vec::new();
         let mut task_only_keys: Vec<&Node> = Vec::new();
 
         for (k, v) in node.as_map().unwrap_or_default() {
@@ -273,14 +276,26 @@ impl Loader<'_> {
             } else if is_unsupported(key, level) {
                 self.err(&k.loc, unsupported_message(key));
             } else {
-                unknown.push(k);
+                unknown.push((k, v));
+            }
+        }
+
+        // A module name without a collection is also looked for in the `collections` list.
+        let search = self
+            .collections_of(node)
+            .unwrap_or_else(|| ctx.collections.clone());
+        let mut unresolved = Vec::new();
+        for (k, v) in unknown {
+            match in_collections(k.as_str().unwrap_or_default(), &search) {
+                Some(full) => actions.push((k, full, v, None)),
+                None => unresolved.push(k),
             }
         }
 
         // Unknown keys: a mistyped keyword or a mistyped (or missing) module?
         let has_action = !actions.is_empty();
         let mut reported_module = false;
-        for k in unknown {
+        for k in unresolved {
             let key = k.as_str().unwrap_or_default();
             if let Some(d) = self.unsupported_module(key, k, ctx) {
                 reported_module = true;
@@ -346,7 +361,12 @@ impl Loader<'_> {
                     }
                     kw.delegate_to = Some(str_node("localhost", akey));
                 }
-                let (mname, rest) = self.action_value(&written, avalue)?;
+                let (mut mname, rest) = self.action_value(&written, avalue)?;
+                if modules::lookup(&mname).is_none()
+                    && let Some(full) = in_collections(&mname, &search)
+                {
+                    mname = full;
+                }
                 match modules::lookup(&mname) {
                     Some(s) => (s, avalue.loc.clone(), rest),
                     None => {
@@ -876,6 +896,7 @@ impl Loader<'_> {
                 play_dir: ctx.play_dir.clone(),
                 role: ctx.role.clone(),
                 conditional: ctx.conditional,
+                collections: ctx.collections.clone(),
             };
             match &doc.kind {
                 Kind::Null => Vec::new(),
@@ -962,6 +983,7 @@ impl Loader<'_> {
             role: ctx.role.as_ref().map(|r| (r.name.clone(), r.path.clone())),
             roles_path: self.opts.roles_path.clone(),
             in_handlers: level == Level::Handler,
+            collections: ctx.collections.clone(),
         }
     }
 
@@ -1309,6 +1331,7 @@ pub fn load_dynamic(
             path: path.clone(),
         }),
         conditional: false,
+        collections: site.collections.clone(),
     };
     let level = if site.in_handlers {
         Level::Handler
@@ -1380,4 +1403,17 @@ fn template_pattern(name: &str) -> Option<regex::Regex> {
     re.push_str(&regex::escape(rest));
     re.push('$');
     regex::Regex::new(&re).ok()
+}
+
+/// `name` (a module name without a collection) as found in the first collection of `search`
+/// that has it, spelled in full (`community.general.ini_file`); `None` when no collection has
+/// it, or `name` already names one.
+pub(super) fn in_collections(name: &str, search: &[String]) -> Option<String> {
+    if name.is_empty() || name.contains('.') {
+        return None;
+    }
+    search
+        .iter()
+        .map(|c| format!("{c}.{name}"))
+        .find(|full| modules::lookup(full).is_some())
 }

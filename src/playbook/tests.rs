@@ -875,3 +875,55 @@ fn unarchive_copy_no_is_remote_src_yes_and_both_together_are_an_error() {
     );
     assert!(t.action.arg("copy").is_none());
 }
+
+#[test]
+fn collections_at_play_role_block_and_task_are_search_lists_and_bad_names_are_errors() {
+    let (_dir, pb) = load_files(&[
+        (
+            "pb.yml",
+            "- hosts: all\n  collections: [community.general, ansible.posix]\n  roles: [r]\n  tasks:\n    - block:\n        - ini_file: {path: /tmp/x.ini, section: s, option: o, value: v}\n      collections: [community.docker]\n    - debug: msg=hi\n      collections:\n        - ansible.builtin\n",
+        ),
+        (
+            "roles/r/meta/main.yml",
+            "collections:\n  - community.general\n",
+        ),
+        ("roles/r/tasks/main.yml", "- timezone: {name: UTC}\n"),
+    ]);
+    let pb = pb.unwrap();
+    assert_eq!(pb.plays[0].roles.len(), 1);
+    // Native modules keep their short names whatever the search list.
+    let TaskItem::Block(b) = &pb.plays[0].tasks[0] else {
+        panic!("a block")
+    };
+    let TaskItem::Task(t) = &b.block[0] else {
+        panic!("a task")
+    };
+    assert_eq!(t.action.module, "ini_file");
+    // A module name without a collection is looked for in each listed collection in order;
+    // a name that already has one is left alone.
+    let search = ["community.docker".to_string(), "community.general".into()];
+    assert_eq!(
+        super::tasks::in_collections("ufw", &search).as_deref(),
+        Some("community.general.ufw")
+    );
+    assert_eq!(
+        super::tasks::in_collections("community.general.ufw", &search),
+        None
+    );
+    assert_eq!(
+        super::tasks::in_collections("no_such_module", &search),
+        None
+    );
+
+    let errs = errors(&[(
+        "pb.yml",
+        "- hosts: all\n  collections: community.general\n  tasks:\n    - ping:\n      collections: [community-general, 3]\n",
+    )]);
+    assert_eq!(
+        errs,
+        [
+            "pb.yml:5:21: error: 'collections' must be a list of collection names (namespace.name), found 'community-general'",
+            "pb.yml:5:40: error: 'collections' must be a list of collection names (namespace.name), found '3'",
+        ]
+    );
+}
