@@ -2107,3 +2107,103 @@ fn a_host_without_the_sftp_subsystem_gets_its_files_through_shell_programs() {
         0o640
     );
 }
+
+/// Forwards TCP connections on `listener` to `to`, each in threads of its own, until the test
+/// process ends (the listener's thread holds it).
+fn forward(listener: std::net::TcpListener, to: std::net::SocketAddr) {
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(a) = conn else { continue };
+            let Ok(b) = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(5)) else {
+                continue;
+            };
+            let (Ok(a2), Ok(b2)) = (a.try_clone(), b.try_clone()) else {
+                continue;
+            };
+            let pump = |mut from: std::net::TcpStream, mut into: std::net::TcpStream| {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut into);
+                    let _ = into.shutdown(std::net::Shutdown::Both);
+                });
+            };
+            pump(a, b2);
+            pump(b, a2);
+        }
+    });
+}
+
+#[test]
+fn wait_for_connection_waits_until_the_host_answers_and_fails_after_its_timeout() {
+    let fleet = Fleet::start(1);
+    let h = fleet.host(0);
+    // The host is reached through a port where nothing listens until the host "boots".
+    let port = support::fleet::free_port();
+    let sb = Sandbox::new();
+    let kh = sb.path().join("known_hosts");
+    let known = h.known_hosts_lines().replace(
+        &format!("[{}]:{}", h.addr(), h.port()),
+        &format!("[127.0.0.1]:{port}"),
+    );
+    std::fs::write(&kh, known).unwrap();
+    let mut vars = fleet.host_vars(h);
+    vars.insert("ansible_host".into(), json!("127.0.0.1"));
+    vars.insert("ansible_port".into(), json!(port));
+    vars.insert("ansible_ssh_extra_args".into(), known_hosts_arg(&kh));
+    sb.write(
+        "inv.yaml",
+        inventory("all", vec![("late".into(), vars)], Value::Null),
+    );
+    let playbook = "- hosts: all\n  gather_facts: false\n  tasks:\n    - wait_for_connection: { timeout: 30, sleep: 1, connect_timeout: 3 }\n      register: w\n    - command: echo up\n      register: up\n";
+    sb.write("pb.yaml", playbook);
+
+    // Under --check it is skipped, as in Ansible, and nothing is reached.
+    let r = run(&sb, "pb.yaml", &["--check"]);
+    assert_eq!(r.results("late")[0]["status"], "skipped", "{}", r.explain());
+
+    // With nothing listening for 3 s, it keeps trying; then the host answers.
+    let to = std::net::SocketAddr::from((h.addr(), h.port()));
+    let boot = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(3));
+        let l = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the late port");
+        forward(l, to);
+    });
+    let started = Instant::now();
+    let r = run(&sb, "pb.yaml", &[]);
+    boot.join().unwrap();
+    assert_eq!(r.code, 0, "{}", r.explain());
+    let results = r.results("late");
+    assert_eq!(results[0]["status"], "ok", "{}", r.explain());
+    let elapsed = results[0]["result"]["elapsed"].as_u64().unwrap_or(0);
+    assert!(
+        (2..30).contains(&elapsed),
+        "elapsed {elapsed}: {}",
+        r.explain()
+    );
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    assert_eq!(results[1]["result"]["stdout"], "up", "{}", r.explain());
+
+    // A host that never answers fails the task after `timeout`, with Ansible's words.
+    let sb2 = Sandbox::new();
+    let dead = support::fleet::free_port();
+    let mut vars = fleet.host_vars(h);
+    vars.insert("ansible_host".into(), json!("127.0.0.1"));
+    vars.insert("ansible_port".into(), json!(dead));
+    sb2.write(
+        "inv.yaml",
+        inventory("all", vec![("never".into(), vars)], Value::Null),
+    );
+    sb2.write(
+        "pb.yaml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - wait_for_connection: { timeout: 2, sleep: 1 }\n",
+    );
+    let r = run(&sb2, "pb.yaml", &[]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    let last = r.last("never");
+    assert_eq!(last["status"], "failed", "{last}");
+    let msg = last["msg"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with("timed out waiting for ping module test: "),
+        "{last}"
+    );
+    assert!(last["result"]["elapsed"].as_u64() >= Some(2), "{last}");
+}

@@ -81,6 +81,7 @@ pub async fn controller(
         }
         "setup" | "gather_facts" => setup(ctx, st, vars, args).await,
         "validate_argument_spec" => validate_argument_spec(vars, args),
+        "wait_for_connection" => wait_for_connection(ctx, st, vars, args).await,
         _ => return None,
     })
 }
@@ -456,6 +457,67 @@ async fn pause(ctx: &TaskCtx, args: &Args) -> Step {
 
 /// Waits for `fut`, or returns `None` as soon as `stopping()` (a signal or the deadline asked
 /// the run to stop).
+/// `wait_for_connection`: after `delay`, drops the host's connection and opens a new one
+/// until one opens (each attempt bounded by `connect_timeout`, `sleep` apart) or `timeout`
+/// has passed. Ctrl-C (or the deadline) ends the wait at once.
+async fn wait_for_connection(
+    ctx: &TaskCtx,
+    st: &mut HostState,
+    vars: &LazyVars,
+    args: &Args,
+) -> Step {
+    use crate::modules::control::wait_for_connection as w;
+    let plan = match w::plan(args) {
+        Ok(p) => p,
+        Err(e) => return Step::failed(e.to_string()),
+    };
+    let conn = match crate::exec::task::connection_of(ctx, vars, &st.connection) {
+        Ok(c) => c,
+        Err(m) => return Step::failed(m),
+    };
+    let opts = &ctx.shared.opts;
+    let stop = ctx.shared.stop.clone();
+    let stopping = move || stop.load(std::sync::atomic::Ordering::SeqCst) != 0;
+    const STOPPED: &str = "wait_for_connection interrupted: the run is stopping";
+    let began = std::time::Instant::now();
+    if until_stopped(tokio::time::sleep(plan.delay), &stopping)
+        .await
+        .is_none()
+    {
+        return Step::failed(STOPPED);
+    }
+    let deadline = std::time::Instant::now() + plan.timeout;
+    let var = |k: &str| vars.get_json(k).and_then(Result::ok);
+    loop {
+        // A fresh connection each time, as Ansible resets it: the old one may be to the host
+        // as it was before a reboot.
+        st.reset_connection(&conn).await;
+        let attempt =
+            tokio::time::timeout(plan.connect_timeout, st.transport_via(&conn, opts, &var));
+        let last = match until_stopped(attempt, &stopping).await {
+            None => return Step::failed(STOPPED),
+            Some(Ok(Ok(_))) => return Step::new(Status::Ok, w::result(began.elapsed())),
+            Some(Ok(Err(e))) => e.to_string(),
+            Some(Err(_)) => format!(
+                "no connection within connect_timeout ({} s)",
+                plan.connect_timeout.as_secs()
+            ),
+        };
+        // As Ansible: sleep after each failed attempt, then try again while time is left.
+        if until_stopped(tokio::time::sleep(plan.sleep), &stopping)
+            .await
+            .is_none()
+        {
+            return Step::failed(STOPPED);
+        }
+        if std::time::Instant::now() >= deadline {
+            let mut s = Step::new(Status::Failed, w::result(began.elapsed()));
+            s.msg = Some(w::timed_out(&last));
+            return s;
+        }
+    }
+}
+
 async fn until_stopped<T>(
     fut: impl std::future::Future<Output = T>,
     stopping: &impl Fn() -> bool,

@@ -245,7 +245,7 @@ impl HostState {
         if *connection == self.connection {
             return self.transport(opts, var).await;
         }
-        let key = format!("{}\0{connection:?}", self.name);
+        let key = self.via_key(connection);
         if !self.delegates.contains_key(&key) {
             let how = Opening::plan(&self.name, connection, opts, var)?;
             let t = how.open(opts).await?;
@@ -297,6 +297,24 @@ impl HostState {
             t.close().await;
         }
         true
+    }
+
+    /// Where the connection of kind `connection` (not the host's own) is kept in `delegates`.
+    fn via_key(&self, connection: &Connection) -> String {
+        format!("{}\0{connection:?}", self.name)
+    }
+
+    /// Closes the host's connection of kind `connection` (its own, or the one kept for a
+    /// task's `connection:`), so that the next use opens a new one.
+    pub async fn reset_connection(&mut self, connection: &Connection) {
+        let t = if *connection == self.connection {
+            self.transport.take()
+        } else {
+            self.delegates.remove(&self.via_key(connection))
+        };
+        if let Some(t) = t {
+            t.close().await;
+        }
     }
 
     /// True while the host holds a connection.

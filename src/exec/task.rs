@@ -933,6 +933,13 @@ async fn action(ctx: &TaskCtx, kw: &Keywords, st: &mut HostState, vars: &LazyVar
         Ok(c) => c,
         Err(m) => return Step::failed(m),
     };
+    if check_mode && module == "wait_for_connection" {
+        // As Ansible's: skipped under check mode, without a message.
+        let mut r = Map::new();
+        r.insert("skipped".into(), Json::Bool(true));
+        r.insert("changed".into(), Json::Bool(false));
+        return Step::new(Status::Skipped, r);
+    }
     if check_mode && actions::without_check_mode(module) {
         // As Ansible: an action that cannot predict its effect is not run under `--check`.
         return not_run_in_check_mode(&format!(

@@ -418,6 +418,11 @@ pub static MODULES: &[Entry] = &[
         runs: Runs::Host(&system::wait_for::WaitFor),
     },
     Entry {
+        name: "wait_for_connection",
+        spec: &control::wait_for_connection::WaitForConnectionArgs::SPEC,
+        runs: Runs::Controller,
+    },
+    Entry {
         name: "yum_repository",
         spec: &system::yum_repository::YumRepositoryArgs::SPEC,
         runs: Runs::Host(&system::yum_repository::YumRepository),

@@ -1,6 +1,6 @@
 //! Controller-side modules: actions that run in rdeploy itself, not on the host (`add_host`,
 //! `assert`, `debug`, `fail`, `group_by`, `include_vars`, `meta`, `pause`, `set_fact`, `setup`,
-//! `uri`, `validate_argument_spec`, and the specs of `include_*`/`import_*`).
+//! `uri`, `validate_argument_spec`, `wait_for_connection`, and the specs of `include_*`/`import_*`).
 //!
 //! Owns each one's typed arguments (`module_args!`) and what it computes from them. Must not
 //! reach the executor's state: the executor hands in what a module needs (the run's `-v`
@@ -20,3 +20,4 @@ pub mod set_fact;
 pub mod setup;
 pub mod uri;
 pub mod validate_argument_spec;
+pub mod wait_for_connection;
