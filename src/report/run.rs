@@ -470,7 +470,10 @@ impl Reporter {
             Event::Recap { rows } => {
                 self.banner("PLAY RECAP")?;
                 let width = rows.iter().map(|(h, _)| h.len()).max().unwrap_or(0);
-                for (host, r) in rows.iter() {
+                // Sorted by name, as ansible-playbook's recap is.
+                let mut sorted: Vec<_> = rows.iter().collect();
+                sorted.sort_by(|a, b| a.0.cmp(&b.0));
+                for (host, r) in sorted {
                     let code = if r.unreachable > 0 || r.failed > 0 {
                         "31"
                     } else if r.changed > 0 {
@@ -778,6 +781,24 @@ mod tests {
             render_change(&c),
             "--- before: /srv/x\n+++ after: /srv/x\n-  mode: 0644\n+  mode: 0600\n"
         );
+    }
+
+    #[test]
+    fn the_recap_lists_hosts_sorted_by_name_as_ansible_does() {
+        let out = Captured::default();
+        let mut r = Reporter::new(Box::new(out.clone()), Format::Human, false, 0, false);
+        let rows: Vec<_> = ["web2", "db1", "web10"]
+            .iter()
+            .map(|h| (h.to_string(), crate::exec::outcome::Recap::default()))
+            .collect();
+        r.emit(&Event::Recap { rows: &rows });
+        drop(r);
+        let text = out.text();
+        let order: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().filter(|_| l.contains(" : ok=")))
+            .collect();
+        assert_eq!(order, ["db1", "web10", "web2"], "{text}");
     }
 
     /// What a run of a few events prints, with or without bars drawn beside it.
