@@ -23,6 +23,9 @@ pub struct AnsibleCfg {
     pub forks: Option<usize>,
     /// `[defaults] roles_path`: colon-separated, relative to the file's directory.
     pub roles_path: Vec<PathBuf>,
+    /// `[defaults] collections_path` (or `collections_paths`): colon-separated, relative to
+    /// the file's directory.
+    pub collections_path: Vec<PathBuf>,
     /// `[defaults] remote_user`.
     pub remote_user: Option<String>,
     /// `[defaults] private_key_file`.
@@ -146,6 +149,9 @@ fn parse(text: &str, path: &Path, file: &Arc<str>) -> Result<AnsibleCfg, Diagnos
             "roles_path" => {
                 cfg.roles_path = split(value, ':').map(|p| resolve(base, p)).collect();
             }
+            "collections_path" | "collections_paths" => {
+                cfg.collections_path = split(value, ':').map(|p| resolve(base, p)).collect();
+            }
             "forks" => match value.parse::<usize>() {
                 Ok(n) if n > 0 => cfg.forks = Some(n),
                 _ => bad("a positive whole number"),
@@ -219,6 +225,7 @@ mod tests {
             "# comment\n[defaults]\ninventory = inventory/prod, /etc/hosts.ini\nforks=20\n\
              remote_user: deploy\nprivate_key_file = keys/id\nhost_key_checking = False\n\
              timeout = 5\nroles_path = roles:/usr/share/roles\ngathering = smart\n\
+             collections_path = ./colls:/opt/c\n\
              [ssh_connection]\npipelining = True\n",
         )
         .unwrap();
@@ -238,6 +245,10 @@ mod tests {
         assert_eq!(
             cfg.roles_path,
             [PathBuf::from("/p/roles"), PathBuf::from("/usr/share/roles")]
+        );
+        assert_eq!(
+            cfg.collections_path,
+            [PathBuf::from("/p/./colls"), PathBuf::from("/opt/c")]
         );
         assert_eq!(
             cfg.ignored,

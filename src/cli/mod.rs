@@ -164,6 +164,7 @@ pub fn check(settings: Settings, ask: bool) -> Result<Checked, Diagnostics> {
     let inventory = Inventory::load(&settings.inventory, playbook_dir.as_deref());
     let opts = playbook::LoadOptions {
         roles_path: settings.roles_path.clone(),
+        collections_path: settings.collections_path.clone(),
         extra_var_names: settings.extra_vars.keys().cloned().collect(),
     };
     crate::modules::bridge::configure(settings.ansible_python.clone());

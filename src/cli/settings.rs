@@ -35,6 +35,9 @@ pub struct Settings {
     pub skip_tags: Vec<String>,
     /// `--roles-path`.
     pub roles_path: Vec<PathBuf>,
+    /// Where collections are looked for (their roles): `ANSIBLE_COLLECTIONS_PATH`, else
+    /// ansible.cfg's `collections_path`, else Ansible's default.
+    pub collections_path: Vec<PathBuf>,
     /// `--ansible-python`.
     pub ansible_python: Option<PathBuf>,
     /// Seed for `order: shuffle`.
@@ -109,12 +112,38 @@ impl Settings {
                 .chain(config.iter().flat_map(|cfg| &cfg.roles_path))
                 .cloned()
                 .collect(),
+            collections_path: collections_path(config.as_ref()),
             ansible_python: c.ansible_python.clone(),
             shuffle_seed: c.shuffle_seed.unwrap_or_else(seed_from_clock),
             output: c.output,
             verbose: c.verbose,
             config,
         })
+    }
+}
+
+/// Ansible's collections path: `ANSIBLE_COLLECTIONS_PATH` (or the older
+/// `ANSIBLE_COLLECTIONS_PATHS`), else ansible.cfg's, else `~/.ansible/collections` and
+/// `/usr/share/ansible/collections`.
+fn collections_path(config: Option<&AnsibleCfg>) -> Vec<PathBuf> {
+    let env = ["ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_COLLECTIONS_PATHS"]
+        .iter()
+        .find_map(std::env::var_os);
+    if let Some(v) = env {
+        return std::env::split_paths(&v)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+    }
+    match config {
+        Some(cfg) if !cfg.collections_path.is_empty() => cfg.collections_path.clone(),
+        _ => {
+            let mut out: Vec<PathBuf> = std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".ansible/collections"))
+                .into_iter()
+                .collect();
+            out.push(PathBuf::from("/usr/share/ansible/collections"));
+            out
+        }
     }
 }
 

@@ -95,6 +95,7 @@ async fn run(playbook: &str, hosts: &[&Host], check: bool) -> Ran {
         tags: Vec::new(),
         skip_tags: Vec::new(),
         roles_path: Vec::new(),
+        collections_path: Vec::new(),
         ansible_python: None,
         shuffle_seed: 0,
         output: OutputFormat::Json,

@@ -26,6 +26,9 @@ use crate::yaml::{self, Kind, Node};
 pub struct LoadOptions {
     /// Directories searched for roles after `<playbook dir>/roles` (Ansible's `roles_path`).
     pub roles_path: Vec<PathBuf>,
+    /// Collection roots (each holding `ansible_collections/NS/NAME`), searched for roles of
+    /// collections after `<playbook dir>/collections`.
+    pub collections_path: Vec<PathBuf>,
     /// Names given with `-e` (a `vars_prompt` they answer is not asked).
     pub extra_var_names: Vec<String>,
 }

@@ -558,6 +558,8 @@ pub struct IncludeSite {
     pub role: Option<(String, PathBuf)>,
     /// Role directories after `<playbook dir>/roles` (`--roles-path`).
     pub roles_path: Vec<PathBuf>,
+    /// Collection roots (`collections_path`).
+    pub collections_path: Vec<PathBuf>,
     /// True when the include sits in a handler list.
     pub in_handlers: bool,
     /// The `collections` search list at the include.

@@ -1,7 +1,9 @@
 //! Roles: `roles:` entries, finding a role directory, loading its `tasks`, `handlers`,
 //! `defaults`, `vars` and `meta` files, and its dependencies (with cycle detection).
 //!
-//! Search order for a role named `NAME`: a path if the name contains `/`; else
+//! Search order for a role named `NAME`: a collection's `roles/ROLE` for `NS.COLL.ROLE`, or
+//! for each collection of the `collections` list (under `<playbook dir>/collections`, then
+//! each `collections_path` root); then a path if the name contains `/`; else
 //! `<playbook dir>/roles/NAME`, each `roles_path` entry, then (for dependencies) a sibling of
 //! the depending role, then `<playbook dir>/NAME`. It records what identifies a role instance
 //! and whether it allows duplicates ([`RoleRef::origin`], [`RoleRef::allow_duplicates`]), but
@@ -151,6 +153,33 @@ impl Loader<'_> {
     /// Where role `name` lives, or an error at `at`.
     fn find_role(&mut self, name: &str, at: &Node, ctx: &Ctx) -> Option<PathBuf> {
         let mut cands: Vec<PathBuf> = Vec::new();
+        // A collection's role: `NS.COLLECTION.ROLE`, or a plain name in a collection of the
+        // `collections` search list (looked for first, as Ansible does).
+        let roots: Vec<PathBuf> = std::iter::once(ctx.play_dir.join("collections"))
+            .chain(self.opts.collections_path.iter().cloned())
+            .collect();
+        let in_collection = |coll: &str, role: &str| -> Vec<PathBuf> {
+            let Some((ns, c)) = coll.split_once('.') else {
+                return Vec::new();
+            };
+            roots
+                .iter()
+                .map(|r| {
+                    r.join("ansible_collections")
+                        .join(ns)
+                        .join(c)
+                        .join("roles")
+                        .join(role)
+                })
+                .collect()
+        };
+        if let Some((coll, role)) = collection_role(name) {
+            cands.extend(in_collection(coll, role));
+        } else if !name.contains('/') {
+            for coll in &ctx.collections {
+                cands.extend(in_collection(coll, name));
+            }
+        }
         if name.contains('/') || Path::new(name).is_absolute() {
             cands.push(ctx.play_dir.join(name));
         } else {
@@ -225,9 +254,15 @@ impl Loader<'_> {
                 Some(p) => self.role_meta(&p, &rctx),
                 None => (Vec::new(), false, None, None),
             };
-        // A role's own `collections` (meta/main.yml) is the search list for its tasks.
+        // A role's own `collections` (meta/main.yml) is the search list for its tasks; a
+        // collection's role looks in its own collection first.
         if let Some(c) = collections {
             rctx.collections = c;
+        }
+        if let Some(own) = own_collection(path)
+            && !rctx.collections.contains(&own)
+        {
+            rctx.collections.insert(0, own);
         }
         let specs = self.argument_specs(path, meta_specs);
         let mut tasks = match self.role_file(path, "tasks", files.tasks_from.as_deref(), name, at) {
@@ -620,4 +655,29 @@ fn validation_task(
             },
         ),
     ]))
+}
+
+/// `NS.COLLECTION.ROLE` split into the collection (`NS.COLLECTION`) and the role; `None` for
+/// any other name.
+fn collection_role(name: &str) -> Option<(&str, &str)> {
+    let parts: Vec<&str> = name.split('.').collect();
+    let ident =
+        |p: &&str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if parts.len() != 3 || !parts.iter().all(ident) {
+        return None;
+    }
+    let at = parts[0].len() + 1 + parts[1].len();
+    Some((&name[..at], parts[2]))
+}
+
+/// The collection (`NS.COLLECTION`) a role directory belongs to, when it is
+/// `.../ansible_collections/NS/COLLECTION/roles/ROLE`.
+fn own_collection(path: &Path) -> Option<String> {
+    let parts: Vec<&str> = path
+        .components()
+        .filter_map(|c| c.as_os_str().to_str())
+        .collect();
+    let n = parts.len();
+    (n >= 5 && parts[n - 5] == "ansible_collections" && parts[n - 2] == "roles")
+        .then(|| format!("{}.{}", parts[n - 4], parts[n - 3]))
 }

@@ -982,6 +982,7 @@ impl Loader<'_> {
             play_dir: ctx.play_dir.clone(),
             role: ctx.role.as_ref().map(|r| (r.name.clone(), r.path.clone())),
             roles_path: self.opts.roles_path.clone(),
+            collections_path: self.opts.collections_path.clone(),
             in_handlers: level == Level::Handler,
             collections: ctx.collections.clone(),
         }
@@ -1320,6 +1321,7 @@ pub fn load_dynamic(
 ) -> Result<Loaded, crate::diag::Diagnostics> {
     let opts = super::LoadOptions {
         roles_path: site.roles_path.clone(),
+        collections_path: site.collections_path.clone(),
         ..Default::default()
     };
     let mut l = Loader::new(&opts);

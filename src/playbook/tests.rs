@@ -927,3 +927,52 @@ fn collections_at_play_role_block_and_task_are_search_lists_and_bad_names_are_er
         ]
     );
 }
+
+#[test]
+fn roles_of_collections_are_found_by_full_name_and_through_the_collections_list() {
+    let role = "collections/ansible_collections/acme/tools/roles/hello/tasks/main.yml";
+    let (dir, pb) = load_files(&[
+        (
+            "pb.yml",
+            "- hosts: all\n  roles: [acme.tools.hello]\n  tasks:\n    - include_role: {name: acme.tools.hello}\n- hosts: all\n  collections: [acme.tools]\n  roles: [hello]\n",
+        ),
+        (role, "- debug: msg=hi\n"),
+    ]);
+    let pb = pb.unwrap();
+    let expect = dir
+        .path()
+        .join("collections/ansible_collections/acme/tools/roles/hello");
+    assert_eq!(pb.plays[0].roles[0].role.path, expect);
+    assert_eq!(pb.plays[1].roles[0].role.path, expect);
+
+    // A collection root on `collections_path` (ANSIBLE_COLLECTIONS_PATH, ansible.cfg).
+    let other = tempfile::tempdir().unwrap();
+    let under = other
+        .path()
+        .join("ansible_collections/acme/more/roles/there/tasks");
+    std::fs::create_dir_all(&under).unwrap();
+    std::fs::write(under.join("main.yml"), "- debug: msg=there\n").unwrap();
+    let pbdir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        pbdir.path().join("pb.yml"),
+        "- hosts: all\n  roles: [acme.more.there]\n",
+    )
+    .unwrap();
+    let opts = LoadOptions {
+        collections_path: vec![other.path().to_path_buf()],
+        ..Default::default()
+    };
+    let pb = load(&pbdir.path().join("pb.yml"), &opts).unwrap();
+    assert_eq!(
+        pb.plays[0].roles[0].role.path,
+        other
+            .path()
+            .join("ansible_collections/acme/more/roles/there")
+    );
+    // Without it, the error names where it looked.
+    let errs = errors(&[("pb.yml", "- hosts: all\n  roles: [acme.more.there]\n")]);
+    assert_eq!(
+        errs,
+        ["pb.yml:2:11: error: role 'acme.more.there' not found"]
+    );
+}
