@@ -450,8 +450,8 @@ fn spec_required(r: &RoleRef) -> Vec<String> {
 
 impl<'a> Checker<'a> {
     fn play(&mut self, play: &'a Play) {
+        // Names are not checked: Ansible shows a name that does not render, never fails on it.
         let ctx = self.ctx(&[], None);
-        self.template(play.name.as_ref(), &ctx);
         self.syntax_only(&play.keywords.vars);
         for vf in &play.vars_files {
             self.template(Some(&vf.node), &ctx);
@@ -505,8 +505,6 @@ impl<'a> Checker<'a> {
             match it {
                 TaskItem::Task(t) => self.task(t),
                 TaskItem::Block(b) => {
-                    let ctx = self.ctx(&[], None);
-                    self.template(b.name.as_ref(), &ctx);
                     if self.enter(&b.keywords) {
                         self.items(&b.block);
                         self.items(&b.rescue);
@@ -570,7 +568,6 @@ impl<'a> Checker<'a> {
         if !self.conditions(&t.keywords.when, &ctx) {
             return;
         }
-        self.template(t.name.as_ref(), &ctx);
         if let Some(l) = &t.loop_over {
             // The list itself is rendered without the loop variable it defines.
             let outer = self.ctx(&t.keywords.vars, None);

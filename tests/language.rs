@@ -1162,3 +1162,44 @@ fn command_and_service_arguments_load_or_are_refused_by_name() {
         assert!(err.contains(want), "{want}\n{err}");
     }
 }
+
+#[test]
+fn task_names_show_rendered_with_the_first_hosts_variables_and_never_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                "- hosts: all\n  gather_facts: false\n  vars: {svc: nginx}\n  tasks:\n    - name: \"Configure {{ svc }} on {{ inventory_hostname }}\"\n      debug: msg=x\n    - set_fact: {r: 5}\n    - name: \"registered {{ r }}, undefined {{ nope }}\"\n      debug: msg=y\n    - name: \"broken {{ a \"\n      debug: msg=z\n    - name: Loop over users\n      include_tasks: user.yaml\n      loop: [alice, bob]\n      loop_control: {loop_var: user}\n",
+            ),
+            (
+                "user.yaml",
+                "- name: \"Manage user {{ user }}\"\n  debug: msg=\"{{ user }}\"\n",
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let tasks: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("TASK ["))
+        .filter_map(|l| l.split_once(']').map(|(n, _)| n))
+        .collect();
+    // As ansible-playbook: rendered with the host's variables, registered ones and an
+    // include's loop variable; a name that does not render is shown as written (Ansible
+    // 2.19 puts an `<< error ... >>` note there), and neither is refused before the run.
+    assert_eq!(
+        tasks,
+        [
+            "Configure nginx on localhost",
+            "set_fact",
+            "registered 5, undefined {{ nope }}",
+            "broken {{ a ",
+            "Loop over users",
+            "Manage user alice",
+            "Manage user bob"
+        ],
+        "{out}"
+    );
+}

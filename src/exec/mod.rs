@@ -1355,6 +1355,8 @@ impl<'r> Runner<'r> {
         } else {
             hosts.to_vec()
         };
+        let shown = self.shown_label(t, scope, &targets, label);
+        let label = shown.as_str();
         self.reporter.emit(&Event::TaskStart {
             label,
             handler,
@@ -1803,6 +1805,26 @@ impl<'r> Runner<'r> {
                 st.set_runtime("group_names".to_string(), Json::from(h.groups.clone()));
             }
         }
+    }
+
+    /// A task's label with its templated name rendered, as Ansible shows it: with the
+    /// variables of the first host the task runs on (the play's, the host's, registered ones,
+    /// an include's loop variable). An expression that does not render (a loop's `item`, an
+    /// undefined variable) is shown as written; Ansible 2.19 shows an `<< error ... >>` note in
+    /// its place.
+    fn shown_label(&mut self, t: &Task, scope: &Scope, hosts: &[String], label: &str) -> String {
+        if !template::has_template(label) {
+            return label.to_string();
+        }
+        let Some(first) = hosts.first() else {
+            return label.to_string();
+        };
+        let hostvars = self.hostvars();
+        let Some(st) = self.states.get_mut(first) else {
+            return label.to_string();
+        };
+        let vars = task::vars_at(&self.shared, scope, &hostvars, st, &t.keywords.vars);
+        template::render_name(&self.shared.env, label, &vars.to_value(), &t.loc)
     }
 
     /// `hostvars` for the next task: every host's current variables.

@@ -237,6 +237,32 @@ pub fn render_str(
     render_guarded(env, source, ctx).map_err(|e| to_diagnostic_in(env, &e, source, ctx, loc))
 }
 
+/// A name (a task's, shown in its banner) rendered for display: each `{{ ... }}` on its own,
+/// one that fails kept as written, so a name never fails. A name with `{% ... %}` is rendered
+/// whole, or kept as written when that fails.
+pub fn render_name(env: &Environment<'static>, name: &str, ctx: &Value, loc: &Loc) -> String {
+    if name.contains("{%") {
+        return render_str(env, name, ctx, loc).unwrap_or_else(|_| name.to_string());
+    }
+    let mut out = String::new();
+    let mut rest = name;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let Some(len) = rest[start..].find("}}") else {
+            rest = &rest[start..];
+            break;
+        };
+        let expr = &rest[start..start + len + 2];
+        match render_str(env, expr, ctx, loc) {
+            Ok(v) => out.push_str(&v),
+            Err(_) => out.push_str(expr),
+        }
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// [`render_str`] for a whole template file (a `template:` source): an error is reported at
 /// its exact line and column in `file`.
 pub fn render_file(

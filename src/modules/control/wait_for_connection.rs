@@ -20,7 +20,7 @@ crate::module_args! {
         name = "wait_for_connection",
         backup = "Changes nothing on the host: nothing to back up.",
         returns = &[("elapsed", "whole seconds waited")],
-        examples = "- shell: sleep 2 && /sbin/shutdown -r now\n  async: 1\n  poll: 1\n  ignore_errors: true\n- wait_for_connection:\n    delay: 10\n    timeout: 300"
+        examples = "- wait_for_connection:\n    delay: 10\n    timeout: 300\n- wait_for_connection:\n    sleep: 5\n    connect_timeout: 10"
     )]
     pub struct WaitForConnectionArgs {
         /// Seconds an attempt to connect may take.
