@@ -168,6 +168,21 @@ fn user_and_group_create_modify_roll_back_and_remove_like_ansible() {
     let before = accounts(h);
     let passwd_before = read(h, "/etc/passwd");
 
+    // --check on a fresh host: the user in a group an earlier task creates is reported as
+    // created (Ansible does not look for the group of an account it would create in check
+    // mode), and nothing changes.
+    let (_, st) = run_statuses(&sb, &create_pb(), &["--check"]);
+    assert_eq!(st, ["changed", "changed", "changed"]);
+    assert_eq!(ansible_statuses(&osb, &create_pb(), &["--check"]), st);
+    assert_eq!(accounts(h), before);
+    // A real run of such a user whose group nobody creates fails before useradd runs, with
+    // Ansible's words.
+    let missing = "- hosts: all\n  gather_facts: no\n  become: yes\n  tasks:\n    - user: {name: rdt-bob, group: rdt-nope}\n      ignore_errors: true\n";
+    let (_, st) = run_statuses(&sb, missing, &[]);
+    assert_eq!(st, ["failed: \"Group rdt-nope does not exist\""]);
+    assert_eq!(ansible_statuses(&osb, missing, &[]), st);
+    assert!(!read(h, "/etc/passwd").contains("rdt-bob"));
+
     // Create: changed, visible in the host's own files.
     let (create_id, st) = run_statuses(&sb, &create_pb(), &[]);
     assert_eq!(st, ["changed", "changed", "changed"]);

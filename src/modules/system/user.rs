@@ -27,7 +27,9 @@ const MASKED: &str = "NOT_LOGGING_PASSWORD";
 crate::module_args! {
     /// Manages a local user account (useradd/usermod/userdel, chpasswd for the hash, chage for
     /// password ageing), as Ansible's `user` on Linux. The password hash is sent on stdin, never
-    /// on a command line.
+    /// on a command line. As Ansible's, `--check` reports an account it would create even when
+    /// its `group` or `groups` do not exist yet (an earlier task may create them); a real run
+    /// then fails with "Group X does not exist" before running anything.
     #[module(
         name = "user",
         backup = "Backs up /etc/passwd, /etc/shadow, /etc/group, /etc/gshadow, /etc/subuid and /etc/subgid, and the home directory (`home`, else /home/NAME) when the step may create, move or remove it; rollback restores /etc/passwd, /etc/shadow, /etc/group and /etc/gshadow as they were before the step (changes made by others in between are undone too), removes a home the step created and puts back one it removed.",
@@ -117,6 +119,10 @@ pub struct HostState {
 pub struct Plan {
     cmds: Vec<Cmd>,
     kind: Kind,
+    /// A group a new account names that does not exist: as Ansible's, check mode reports the
+    /// account's creation (an earlier task may create the group), and a real run fails with
+    /// "Group X does not exist" before running anything.
+    missing_group: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -214,6 +220,7 @@ pub fn plan_user(a: &UserArgs, h: &HostState) -> Result<Option<(Plan, Vec<Change
             Plan {
                 cmds,
                 kind: Kind::Remove,
+                missing_group: None,
             },
             changes,
         )));
@@ -233,8 +240,14 @@ pub fn plan_user(a: &UserArgs, h: &HostState) -> Result<Option<(Plan, Vec<Change
                 c = c.op("-o");
             }
         }
+        let mut missing_group = None;
+        let mut note_missing = |g: &str| {
+            if find_group(&h.groups, g).is_none() && missing_group.is_none() {
+                missing_group = Some(g.to_string());
+            }
+        };
         if let Some(g) = &a.group {
-            need_group(h, g)?;
+            note_missing(g);
             c = c.op("-g").arg(g.clone());
         } else if h.groups.iter().any(|e| e.name == n) {
             // A group named like the user exists: no user group (USERGROUPS_ENAB would fail).
@@ -242,7 +255,7 @@ pub fn plan_user(a: &UserArgs, h: &HostState) -> Result<Option<(Plan, Vec<Change
         }
         if let Some(gs) = groups.as_ref().filter(|g| !g.is_empty()) {
             for g in gs {
-                need_group(h, g)?;
+                note_missing(g);
             }
             let mut uniq: Vec<&str> = Vec::new();
             for g in gs {
@@ -294,6 +307,7 @@ pub fn plan_user(a: &UserArgs, h: &HostState) -> Result<Option<(Plan, Vec<Change
             Plan {
                 cmds,
                 kind: Kind::Create,
+                missing_group,
             },
             changes,
         )));
@@ -454,6 +468,7 @@ pub fn plan_user(a: &UserArgs, h: &HostState) -> Result<Option<(Plan, Vec<Change
         Plan {
             cmds,
             kind: Kind::Modify,
+            missing_group: None,
         },
         changes,
     )))
@@ -605,6 +620,9 @@ async fn apply_user(
     let plan = drift
         .plan::<Plan>()
         .ok_or_else(|| ModuleError::Args("user: apply without a plan from check".into()))?;
+    if let Some(g) = &plan.missing_group {
+        return Err(failed(format!("Group {g} does not exist"), Args::new()));
+    }
     let mut stdout = String::new();
     let mut stderr = String::new();
     for c in &plan.cmds {
@@ -735,10 +753,10 @@ mod tests {
                 ])),
             ),
             (
-                "create, missing group",
+                "create, missing group: planned (check mode reports it), refused by apply",
                 json!({"name": "bob", "group": "nope"}),
                 &absent,
-                Err("Group nope does not exist"),
+                Ok(Some(vec!["useradd -g 'nope' -m -- 'bob'"])),
             ),
             (
                 "create with a password: stdin, masked",
@@ -835,6 +853,28 @@ mod tests {
                 _ => assert_eq!(got, want, "{what}"),
             }
         }
+        // The missing group (of `group` or `groups`) is what apply refuses with, Ansible's words.
+        for args in [
+            json!({"name": "bob", "group": "nope"}),
+            json!({"name": "bob", "groups": ["adm", "nope"]}),
+        ] {
+            let a = UserArgs::parse(args.as_object().unwrap()).unwrap();
+            let (plan, _) = plan_user(&a, &absent).unwrap().unwrap();
+            assert_eq!(plan.missing_group.as_deref(), Some("nope"), "{args}");
+        }
+        // An existing account's missing group is refused at once, in check mode too.
+        let a = UserArgs::parse(
+            json!({"name": "alice", "group": "nope"})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(
+            plan_user(&a, &present)
+                .unwrap_err()
+                .to_string()
+                .contains("Group nope does not exist")
+        );
         // A missing home is created for an existing user.
         let no_home = host(Some(ALICE), Some(SHADOW), GROUPS, false);
         let cmds = planned(json!({"name": "alice"}), &no_home)
