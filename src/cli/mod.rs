@@ -165,6 +165,11 @@ pub fn check(settings: Settings, ask: bool) -> Result<Checked, Diagnostics> {
     let opts = playbook::LoadOptions {
         roles_path: settings.roles_path.clone(),
         collections_path: settings.collections_path.clone(),
+        extra_vars: settings
+            .extra_vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         extra_var_names: settings.extra_vars.keys().cloned().collect(),
     };
     crate::modules::bridge::configure(settings.ansible_python.clone());

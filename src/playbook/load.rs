@@ -29,6 +29,8 @@ pub struct LoadOptions {
     /// Collection roots (each holding `ansible_collections/NS/NAME`), searched for roles of
     /// collections after `<playbook dir>/collections`.
     pub collections_path: Vec<PathBuf>,
+    /// Values given with `-e`: role names in `roles:` may use them, as in Ansible.
+    pub extra_vars: serde_json::Map<String, serde_json::Value>,
     /// Names given with `-e` (a `vars_prompt` they answer is not asked).
     pub extra_var_names: Vec<String>,
 }
@@ -160,6 +162,8 @@ pub(super) struct Loader<'o> {
     pub role_chain: Vec<(PathBuf, String)>,
     /// `listen` of handlers, by task position, until the handler list is assembled.
     pub listen: HashMap<Loc, Vec<Named>>,
+    /// The `vars:` of the play being read, as written (for templated role names).
+    pub play_vars: serde_json::Map<String, serde_json::Value>,
 }
 
 impl<'o> Loader<'o> {
@@ -171,6 +175,7 @@ impl<'o> Loader<'o> {
             chain: Vec::new(),
             role_chain: Vec::new(),
             listen: HashMap::new(),
+            play_vars: serde_json::Map::new(),
         }
     }
 
@@ -501,6 +506,13 @@ impl<'o> Loader<'o> {
             collections: self.collections_of(node).unwrap_or_default(),
             ..ctx.clone()
         };
+        self.play_vars = node
+            .get("vars")
+            .and_then(Node::as_map)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.to_json())))
+            .collect();
         for (k, v) in node.as_map().unwrap_or_default() {
             let Some(key) = self.key_str(k) else { continue };
             if !allowed.contains(&key) {

@@ -125,10 +125,28 @@ impl Loader<'_> {
             );
             return None;
         };
-        if is_template(name_node) {
-            self.err(&name_node.loc, "role names in 'roles:' cannot be templates");
-            return None;
-        }
+        let rendered;
+        let name = if is_template(name_node) {
+            match self.role_name(name) {
+                Ok(n) => {
+                    rendered = n;
+                    rendered.as_str()
+                }
+                Err(why) => {
+                    self.err(
+                        &name_node.loc,
+                        format!(
+                            "a role name in 'roles:' rendered from variables other than \
+                             the play's vars, playbook_dir and -e is not supported by rdeploy: \
+                             {why}"
+                        ),
+                    );
+                    return None;
+                }
+            }
+        } else {
+            name
+        };
         let sub = Ctx {
             conditional: ctx.conditional || node.get("when").is_some(),
             ..ctx.clone()
@@ -148,6 +166,41 @@ impl Loader<'_> {
             public: true,
             role,
         })
+    }
+
+    /// A templated role name in `roles:` rendered as the playbook is read, with what Ansible's
+    /// has then that rdeploy has too: the play's `vars:` (a templated one rendered once),
+    /// `playbook_dir` and `-e` values.
+    fn role_name(&self, name: &str) -> Result<String, String> {
+        let env = crate::template::shared_environment();
+        let mut vars = self.play_vars.clone();
+        vars.extend(self.opts.extra_vars.clone());
+        if let Some((_, shown)) = self.chain.first() {
+            let dir = super::load::parent_dir(Path::new(shown));
+            let dir = if dir.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                dir
+            };
+            let dir = std::path::absolute(&dir).unwrap_or(dir);
+            vars.insert(
+                "playbook_dir".into(),
+                serde_json::Value::from(dir.display().to_string()),
+            );
+        }
+        let ctx = crate::template::json_to_value(&serde_json::Value::Object(vars.clone()));
+        for v in vars.values_mut() {
+            if let serde_json::Value::String(s) = v
+                && crate::template::has_template(s)
+                && let Ok(r) = env.render_str(s, ctx.clone())
+            {
+                *s = r;
+            }
+        }
+        let ctx = crate::template::json_to_value(&serde_json::Value::Object(vars));
+        env.render_str(name, ctx)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| e.to_string())
     }
 
     /// Where role `name` lives, or an error at `at`.

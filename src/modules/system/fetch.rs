@@ -93,6 +93,9 @@ crate::module_args! {
         /// Fail when `src` does not exist.
         #[arg(default = "yes")]
         fail_on_missing: bool,
+        /// Accepted and ignored, as Ansible's `fetch` ignores it: the controller's copy gets
+        /// the controller's default mode.
+        mode: Value,
     }
 }
 
@@ -106,6 +109,7 @@ async fn check_fetch(
         dest: dest_arg,
         flat,
         fail_on_missing,
+        mode: _ignored_as_ansible_does,
     } = FetchArgs::parse(args)?;
     let dest = local_dest(ctx, tr.name(), &src, &dest_arg, flat);
     let out = ctx
@@ -271,6 +275,26 @@ mod tests {
     use super::*;
     use crate::modules::system::testutil::*;
     use serde_json::json;
+
+    #[tokio::test]
+    async fn mode_is_accepted_and_ignored_as_ansible_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = dir.path().join("remote/hostname");
+        std::fs::create_dir_all(remote.parent().unwrap()).unwrap();
+        std::fs::write(&remote, "h\n").unwrap();
+        let ctrl = dir.path().join("ctrl");
+        let c = ctx(&ctrl, None, vec![]);
+        let mut tr = transport();
+        let a = args(json!({"src": remote, "dest": "out/", "flat": true, "mode": "0600"}));
+        let Ran::Applied(_, Ok(r)) = check_apply(&Fetch, &mut tr, &a, &c).await else {
+            panic!()
+        };
+        let got = std::path::PathBuf::from(r["dest"].as_str().unwrap());
+        assert_eq!(std::fs::read_to_string(&got).unwrap(), "h\n");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&got).unwrap().permissions().mode() & 0o777;
+        assert_ne!(mode, 0o600, "mode is not applied, as in Ansible");
+    }
 
     #[tokio::test]
     async fn fetch_under_host_dir_then_in_sync_then_changed() {

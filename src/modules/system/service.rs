@@ -218,6 +218,9 @@ crate::module_args! {
         state: Option<String>,
         /// Whether it starts at boot.
         enabled: Option<bool>,
+        /// Whether the unit is masked (systemd hosts only: Ansible's `service` hands it to
+        /// `systemd`; on a SysV host the task fails).
+        masked: Option<bool>,
         /// Run `systemctl daemon-reload` first (systemd hosts only; a change, where Ansible
         /// reports `ok` when nothing else changed).
         #[arg(aliases = &["daemon-reload"], default = "no")]
@@ -312,7 +315,12 @@ fn systemd_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
 /// `service` hands `daemon_reload` to systemd as Ansible's does, so `name` may be left out
 /// then; `use` names a manager rdeploy drives.
 fn service_check(a: &ArgsRef<'_>) -> Vec<Diagnostic> {
-    let mut out = unit_action(a, "service", &["state", "enabled"], &["daemon_reload"]);
+    let mut out = unit_action(
+        a,
+        "service",
+        &["state", "enabled", "masked"],
+        &["daemon_reload"],
+    );
     if let (Some(word), Some(n)) = (a.literal("use"), a.get("use"))
         && let Err(m) = use_manager(&word)
     {
@@ -402,7 +410,7 @@ fn want_service(a: ServiceArgs) -> Result<Want, ModuleError> {
         name: a.name,
         state: static_state(a.state)?,
         enabled: a.enabled,
-        masked: None,
+        masked: a.masked,
         daemon_reload: a.daemon_reload,
         daemon_reexec: false,
         flags: Flags::SYSTEM,
@@ -839,6 +847,17 @@ mod tests {
 
     fn want_of(a: Value, systemd: bool) -> Want {
         want(&args(a), systemd).unwrap()
+    }
+
+    #[test]
+    fn service_hands_masked_to_systemd_as_ansibles_does() {
+        let w = want_of(json!({"name": "nginx", "masked": true}), false);
+        assert_eq!(w.masked, Some(true));
+        let (steps, _) = decide(&w, &seen("active", true, "enabled"));
+        assert!(!steps.is_empty(), "masking an unmasked unit is a change");
+        let w = want_of(json!({"name": "nginx", "masked": false}), false);
+        let (steps, _) = decide(&w, &seen("active", true, "enabled"));
+        assert!(steps.is_empty(), "an unmasked unit stays as it is");
     }
 
     fn seen(active: &str, enabled: bool, word: &str) -> Seen {
