@@ -203,6 +203,53 @@ fn with_items_over_a_bare_name_is_refused_with_the_fix() {
 }
 
 #[test]
+fn with_nested_over_a_bare_name_is_refused_with_the_fix() {
+    // Ansible 2.19 loops over the characters of `listvar1` (items ['l', 1], ['l', 2], ...).
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        "- hosts: localhost\n  gather_facts: no\n  vars:\n    listvar1: [a, b]\n  tasks:\n    - debug: {msg: \"{{ item[0] }}-{{ item[1] }}\"}\n      with_nested:\n        - listvar1\n        - [1, 2]\n",
+        &[],
+    );
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(
+        err.contains("pb.yaml:8:11: error: 'with_nested' term 'listvar1' is the text 'listvar1' itself, not the variable listvar1"),
+        "{err}"
+    );
+    assert!(err.contains(r#"write `- "{{ listvar1 }}"`"#), "{err}");
+    assert!(!out.contains("TASK"), "nothing ran: {out}");
+}
+
+#[test]
+fn with_together_over_text_is_refused_and_templated_terms_still_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - debug: {msg: \"{{ item }}\"}\n      with_together:\n        - [1, 2]\n        - a b\n",
+        &[],
+    );
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(
+        err.contains("pb.yaml:7:11: error: 'with_together' term 'a b' is text, not a list: Ansible loops over its characters, which is not supported by rdeploy"),
+        "{err}"
+    );
+    let (code, out, err) = run(
+        dir.path(),
+        "- hosts: localhost\n  gather_facts: no\n  vars:\n    listvar1: [a, b]\n  tasks:\n    - debug: {msg: \"{{ item[0] }}-{{ item[1] }}\"}\n      with_nested:\n        - \"{{ listvar1 }}\"\n        - [1, 2]\n",
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    for want in [
+        r#"(item=["a",1])"#,
+        r#"(item=["a",2])"#,
+        r#"(item=["b",1])"#,
+        r#"(item=["b",2])"#,
+    ] {
+        assert!(out.contains(want), "{want} in {out}");
+    }
+}
+
+#[test]
 fn vars_prompt_takes_its_default_or_the_extra_var_and_never_waits() {
     let dir = tempfile::tempdir().unwrap();
     let pb = "- hosts: localhost\n  gather_facts: no\n  vars_prompt:\n    - name: release\n      prompt: Which release?\n      default: v1\n    - name: token\n      prompt: Token\n      private: yes\n  tasks:\n    - debug: {msg: \"{{ release }}\"}\n";

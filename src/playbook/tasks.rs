@@ -754,6 +754,11 @@ impl Loader<'_> {
             );
             return;
         }
+        if let LoopKind::Lookup(plugin @ ("nested" | "together")) = kind
+            && self.text_terms(v, plugin)
+        {
+            return;
+        }
         let ok = match kind {
             // `with_NAME: value` hands the value to the lookup as its terms, whatever it is.
             LoopKind::Lookup(_) => true,
@@ -787,6 +792,44 @@ impl Loader<'_> {
                 shown(v)
             ),
         );
+    }
+
+    /// `with_nested`/`with_together` take lists: a term written as plain text
+    /// (`with_nested: [listvar1, [1, 2]]`) is refused, true when one was. Ansible 2.19 loops
+    /// over its characters (`l`, `i`, `s`, ...), never over the variable of that name, which
+    /// only Ansible 1 read; rdeploy refuses it rather than guess, as for `with_items: name`.
+    fn text_terms(&mut self, v: &Node, plugin: &str) -> bool {
+        let terms: Vec<&Node> = match &v.kind {
+            Kind::Seq(items) => items.iter().collect(),
+            _ => vec![v],
+        };
+        let mut found = false;
+        for t in terms {
+            let Some(text) = t.as_str().filter(|_| !is_template(t)) else {
+                continue;
+            };
+            found = true;
+            let d = if keywords::is_identifier(text) {
+                Diagnostic::at(
+                    &t.loc,
+                    format!(
+                        "'with_{plugin}' term '{text}' is the text '{text}' itself, not the variable {text}: Ansible loops over its characters ('{}', ...), as it stopped reading bare variable names here; rdeploy refuses it rather than guess",
+                        text.chars().next().unwrap_or_default()
+                    ),
+                )
+                .note(format!("write `- \"{{{{ {text} }}}}\"`"))
+            } else {
+                Diagnostic::at(
+                    &t.loc,
+                    format!(
+                        "'with_{plugin}' term '{text}' is text, not a list: Ansible loops over its characters, which is not supported by rdeploy"
+                    ),
+                )
+                .note("write the term as a list, or a template that gives one")
+            };
+            self.errors.push(d);
+        }
+        found
     }
 
     fn loop_control(&mut self, v: &Node) -> Option<LoopControl> {
