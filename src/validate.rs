@@ -19,7 +19,7 @@ use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 use minijinja::{Environment, ErrorKind, State};
 
 use crate::cli::settings::Settings;
-use crate::diag::{Diagnostic, Diagnostics};
+use crate::diag::{Diagnostic, Diagnostics, Loc};
 use crate::inventory::Inventory;
 use crate::plan::Plan;
 use crate::playbook::model::{
@@ -660,7 +660,13 @@ impl<'a> Checker<'a> {
     fn template_file(&mut self, path: &Path, ctx: &Value) {
         let file: Arc<str> = Arc::from(path.display().to_string());
         match crate::yaml::read_text(path, &file, 16 * 1024 * 1024) {
-            Ok(text) => self.report(template::check_render_file(self.env, &text, ctx, &file)),
+            Ok(text) => {
+                if self.report(template::check_render_file(self.env, &text, ctx, &file)) {
+                    for d in template::check_names_file(self.env, &text, &file) {
+                        self.errors.push(d);
+                    }
+                }
+            }
             Err(d) => self.errors.push(d),
         }
     }
@@ -712,6 +718,8 @@ impl<'a> Checker<'a> {
                     Err((kind, d)) => {
                         if reportable(kind) {
                             self.errors.push(d);
+                        } else {
+                            self.unreached_names(value, true, &w.loc);
                         }
                         return false;
                     }
@@ -725,7 +733,9 @@ impl<'a> Checker<'a> {
     fn expression(&mut self, n: &Node, ctx: &Value) {
         if let Some(s) = n.as_str() {
             let r = template::check_expr(self.env, s, ctx, &n.loc).map(|_| ());
-            self.report(r);
+            if self.report(r) {
+                self.unreached_names(s, true, &n.loc);
+            }
         }
     }
 
@@ -737,7 +747,9 @@ impl<'a> Checker<'a> {
                 if template::has_template(value) && node.tag.as_deref() != Some("unsafe") =>
             {
                 let r = template::check_render(self.env, value, ctx, &node.loc);
-                self.report(r);
+                if self.report(r) {
+                    self.unreached_names(value, false, &node.loc);
+                }
             }
             Kind::Seq(items) => items.iter().for_each(|n| self.template(Some(n), ctx)),
             Kind::Map(entries) => {
@@ -770,12 +782,25 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn report(&mut self, r: Result<(), (ErrorKind, Diagnostic)>) {
+    /// Reports what the check found; true when the render stopped on an error that may be
+    /// an artefact of the stand-ins (left to the run), so what follows it was not checked.
+    fn report(&mut self, r: Result<(), (ErrorKind, Diagnostic)>) -> bool {
         // A variable whose template reads itself (`a: "{{ b }}"`, `b: "{{ a }}"`) fails
         // whatever the stand-ins: caught here, before the run.
-        if let Err((kind, d)) = r
-            && (reportable(kind) || d.message.contains("recursive loop detected"))
-        {
+        match r {
+            Ok(()) => false,
+            Err((kind, d)) if reportable(kind) || d.message.contains("recursive loop detected") => {
+                self.errors.push(d);
+                false
+            }
+            Err(_) => true,
+        }
+    }
+
+    /// After a render the stand-ins stopped (`'^' + item`), the filters, tests and lookups
+    /// the rest of `source` names are still checked, by name.
+    fn unreached_names(&mut self, source: &str, in_expr: bool, loc: &Loc) {
+        for d in template::check_names(self.env, source, in_expr, loc) {
             self.errors.push(d);
         }
     }

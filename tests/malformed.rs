@@ -680,6 +680,48 @@ fn undefined_variable_in_task() {
 }
 
 #[test]
+fn filters_and_lookups_after_an_operator_on_a_run_time_value_are_still_checked() {
+    // `'^' + item` stops the check's render (the loop item is a stand-in); what follows it is
+    // still checked by name, before the run.
+    let err = bad_playbook(
+        "- hosts: all\n  tasks:\n    - debug:\n        msg: \"{{ ('^' + item) | to_jsn }}\"\n      loop: [a]\n",
+        "pb.yaml:4:14: error: unknown filter 'to_jsn', did you mean 'to_json'?",
+    );
+    assert!(
+        err.contains("note: in template: {{ ('^' + item) | to_jsn }}"),
+        "{err}"
+    );
+    bad_playbook(
+        "- hosts: all\n  tasks:\n    - command: echo hi\n      register: r\n    - debug:\n        msg: \"{{ (r.stdout + 'x') | json_query('a') }}\"\n",
+        "pb.yaml:6:14: error: filter 'json_query' (community.general) is not supported by rdeploy",
+    );
+    bad_playbook(
+        "- hosts: all\n  tasks:\n    - command: echo hi\n      register: r\n    - debug:\n        msg: \"{{ r.rc % 2 }}\"\n      when: (r.stdout + 'x') is sucess\n",
+        "pb.yaml:7:13: error: unknown test 'sucess', did you mean 'success'?",
+    );
+    bad_playbook(
+        "- hosts: all\n  tasks:\n    - debug:\n        msg: \"{{ lookup('hashi_vault', 'secret/' + item) }}\"\n      loop: [a]\n",
+        "pb.yaml:4:14: error: lookup plugin 'hashi_vault' is not supported by rdeploy (rdeploy has: file, template, env, pipe, fileglob, first_found, lines, password, vars, items, list, dict, subelements, sequence, indexed_items, together, nested)",
+    );
+    bad_playbook(
+        "- hosts: all\n  tasks:\n    - debug:\n        msg: \"{{ lookup('file', 'x' + item, lstrip=true, colour='red') }}\"\n      loop: [a]\n",
+        "pb.yaml:4:14: error: lookup('file') has no option 'colour' (it takes lstrip, rstrip)",
+    );
+}
+
+#[test]
+fn an_operator_on_a_run_time_value_with_known_names_passes_the_check() {
+    let sb = Sandbox::new();
+    sb.write("inv.yaml", INV);
+    sb.write(
+        "pb.yaml",
+        "- hosts: all\n  tasks:\n    - command: echo hi\n      register: r\n    - debug:\n        msg: \"{{ ('^' + item) | to_json }} {{ (r.stdout + 'x') | regex_replace('x', 'y') }} {{ lookup('env', 'HOME' + item, default='') }}\"\n      loop: [a]\n      when: (r.stdout + 'x') is not failed\n",
+    );
+    let out = sb.rdeploy(PLAN).output().expect("run rdeploy");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
 fn a_fact_rdeploy_does_not_gather_is_named_so_not_called_undefined() {
     bad_playbook(
         "- hosts: all\n  tasks:\n    - debug:\n        msg: \"{{ ansible_bios_date }}\"\n",

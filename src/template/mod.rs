@@ -19,6 +19,7 @@ pub mod lazy;
 pub mod lookups;
 pub mod more_filters;
 pub mod more_tests;
+mod names;
 mod pyrandom;
 pub mod tests;
 pub mod time;
@@ -435,6 +436,61 @@ pub fn check_expr(
     let inner = bare_expression(env, expr, loc).map_err(|d| (ErrorKind::SyntaxError, d))?;
     eval_guarded(env, inner, ctx)
         .map_err(|e| (e.kind(), to_diagnostic_in(env, &e, inner, ctx, loc)))
+}
+
+/// After a check render stopped on an error of the stand-ins (an operator on a run-time
+/// value, see [`names`]), the filters, tests and lookups `source` names, checked by name and
+/// reported as the render would report them at `loc`. `in_expr`: `source` is a bare
+/// expression (`when:`), written alone or as one `{{ expr }}`.
+pub fn check_names(
+    env: &Environment<'static>,
+    source: &str,
+    in_expr: bool,
+    loc: &Loc,
+) -> Vec<Diagnostic> {
+    let source = if in_expr {
+        match bare_expression(env, source, loc) {
+            Ok(inner) => inner,
+            Err(_) => return Vec::new(),
+        }
+    } else {
+        source
+    };
+    names::refused(env, source, in_expr)
+        .into_iter()
+        .map(|r| {
+            let mut at = loc.clone();
+            if r.line > 1 {
+                // As [`to_diagnostic_in`]: later lines of a YAML value lost their indentation.
+                at.line = at
+                    .line
+                    .saturating_add(u32::try_from(r.line - 1).unwrap_or(u32::MAX));
+                at.col = 1;
+            }
+            let msg = describe_error(env, &r.error, source, &Value::UNDEFINED);
+            with_notes(Diagnostic::at(&at, msg), &r.error, source, r.line)
+        })
+        .collect()
+}
+
+/// [`check_names`] for a whole template file, each at its name's line and column in `file`.
+pub fn check_names_file(
+    env: &Environment<'static>,
+    source: &str,
+    file: &Arc<str>,
+) -> Vec<Diagnostic> {
+    names::refused(env, source, false)
+        .into_iter()
+        .map(|r| {
+            let at = Loc::new(
+                file,
+                u32::try_from(r.line).unwrap_or(u32::MAX),
+                u32::try_from(r.col).unwrap_or(u32::MAX),
+            );
+            let msg = describe_error(env, &r.error, source, &Value::UNDEFINED);
+            with_notes(Diagnostic::at(&at, msg), &r.error, source, r.line)
+        })
+        .collect()
 }
 
 /// Evaluates a conditional to a bool with Ansible truthiness: a bool is itself; none, `0`, `""`
