@@ -199,6 +199,8 @@ pub fn templates(
     let mut errors = Diagnostics::new();
     delegates(inv, pb, &mut errors);
     let dynamic = pb.plays.iter().any(crate::plan::build::changes_inventory);
+    // Hosts earlier plays targeted: the run keeps them (and their facts) in `hostvars`.
+    let mut earlier: indexmap::IndexSet<String> = indexmap::IndexSet::new();
     for (play, planned) in pb.plays.iter().zip(&plan.plays) {
         if planned.hosts.is_empty() {
             continue;
@@ -209,10 +211,21 @@ pub fn templates(
             .iter()
             .map(|(h, s)| (h.clone(), Arc::new(s.layers())))
             .collect();
+        let others: Vec<String> = earlier
+            .iter()
+            .filter(|h| !layers.contains_key(*h))
+            .cloned()
+            .collect();
+        let mut all_layers = layers.clone();
+        for (h, s) in host_stacks(inv, &shared, &others) {
+            all_layers.insert(h, Arc::new(s.layers()));
+        }
+        earlier.extend(planned.hosts.iter().cloned());
         // Other hosts' facts and registered results are only known at run time, as this
-        // host's are: `hostvars[h]['ansible_hostname']` stands in for them the same way.
+        // host's are: `hostvars[h]['ansible_hostname']` stands in for them the same way,
+        // also for the hosts of earlier plays (gathered there, read here).
         let hostvars = HostVars::with_stand_ins(
-            layers.clone(),
+            all_layers,
             Arc::clone(&env),
             runtime_standins(&runtime),
             fact_stand_in,

@@ -295,6 +295,34 @@ fn a_templated_include_vars_sets_the_variables_of_the_file_it_names() {
 }
 
 #[test]
+fn facts_an_earlier_play_gathered_are_read_through_hostvars_by_a_later_play() {
+    // ansible-examples lamp_haproxy rolling_update.yml: gather on the monitoring hosts, then
+    // template their addresses into the web servers' config.
+    let dir = tempfile::tempdir().unwrap();
+    let inv = "monitoring:\n  hosts:\n    mon1:\n      ansible_connection: local\nweb:\n  hosts:\n    web1:\n      ansible_connection: local\n";
+    let pb = |expr: &str| {
+        format!(
+            "- hosts: monitoring\n  tasks: []\n- hosts: web\n  gather_facts: no\n  tasks:\n    - debug:\n        msg: \"sys={{% for h in groups.monitoring %}}{{{{ hostvars[h].{expr} }}}}{{% endfor %}}\"\n"
+        )
+    };
+    let (code, out, err) = run(
+        dir.path(),
+        &[("inv.yaml", inv), ("pb.yaml", &pb("ansible_system"))],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("sys=Linux"), "{out}");
+    let (code, out, err) = run(
+        dir.path(),
+        &[("inv.yaml", inv), ("pb.yaml", &pb("ansible_sytem"))],
+        &[],
+    );
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert!(err.contains("pb.yaml:7:14: error: "), "{err}");
+    assert!(err.contains("ansible_sytem"), "{err}");
+}
+
+#[test]
 fn inventory_values_are_templates_rendered_when_used() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("custom-state");
