@@ -195,7 +195,10 @@ pub fn templates(
     // Lookups are checked, not run: nothing on the controller is read, run or written.
     let env = Arc::new(template::plan_environment(unknown()));
     let mut runtime: BTreeSet<String> = pb.runtime_names();
-    runtime.extend(templated_fact_names(pb, &env));
+    let (fact_names, opening) = templated_fact_names(pb, &env);
+    runtime.extend(fact_names);
+    // Hosts that ran a task setting names unknown before the run, in an earlier play.
+    let mut open_hosts: BTreeSet<String> = BTreeSet::new();
     let mut errors = Diagnostics::new();
     delegates(inv, pb, &mut errors);
     let dynamic = pb.plays.iter().any(crate::plan::build::changes_inventory);
@@ -243,6 +246,7 @@ pub fn templates(
                 }
             }
         }
+        let mut opened = false;
         for host in representatives(inv, &planned.hosts) {
             let Some(base) = layers.get(host) else {
                 continue;
@@ -262,8 +266,15 @@ pub fn templates(
                 role_stack: Vec::new(),
                 spec_required: Vec::new(),
                 loop_names: Vec::new(),
+                opening: &opening,
+                open: open_hosts.contains(host.as_str()),
             };
             c.play(play);
+            opened |= c.open;
+        }
+        if opened {
+            // The names such a task set stay with its hosts for the rest of the run.
+            open_hosts.extend(planned.hosts.iter().cloned());
         }
     }
     if errors.is_empty() {
@@ -321,11 +332,20 @@ fn delegates(inv: &Inventory, pb: &Playbook, errors: &mut Diagnostics) {
 /// rendered before the run from literal values and the play's and task's own `vars:`. A key
 /// that depends on anything else sets names only known at run time: their uses must be
 /// guarded (`default`, `is defined`) to pass the check.
-fn templated_fact_names(pb: &Playbook, env: &Environment<'static>) -> BTreeSet<String> {
+fn templated_fact_names(
+    pb: &Playbook,
+    env: &Environment<'static>,
+) -> (BTreeSet<String>, BTreeSet<Loc>) {
     let mut out = BTreeSet::new();
+    let mut opening = BTreeSet::new();
     for play in &pb.plays {
         play.for_each_task(&mut |t| {
-            if t.action.module != "set_fact" {
+            if crate::modules::canonical_name(&t.action.module) == "include_vars"
+                && include_vars_unknown(t)
+            {
+                opening.insert(t.loc.clone());
+            }
+            if crate::modules::canonical_name(&t.action.module) != "set_fact" {
                 return;
             }
             let keys: Vec<&(String, Node)> = t
@@ -349,6 +369,8 @@ fn templated_fact_names(pb: &Playbook, env: &Environment<'static>) -> BTreeSet<S
                     .collect(),
             };
             let loop_var = loop_vars(t).into_iter().next().unwrap_or_default();
+            // No item known before the run (or none at all): the names are unknown.
+            let mut known = !items.is_empty();
             for item in items {
                 let mut ctx = vars.clone();
                 if let Some(i) = item {
@@ -356,15 +378,68 @@ fn templated_fact_names(pb: &Playbook, env: &Environment<'static>) -> BTreeSet<S
                 }
                 let ctx = template::json_to_value(&serde_json::Value::Object(ctx));
                 for (k, n) in &keys {
-                    if let Ok(name) = template::render_str(env, k, &ctx, &n.loc)
-                        && crate::playbook::keywords::is_identifier(&name)
-                    {
-                        out.insert(name);
+                    match template::render_str(env, k, &ctx, &n.loc) {
+                        Ok(name) if crate::playbook::keywords::is_identifier(&name) => {
+                            out.insert(name);
+                        }
+                        _ => known = false,
                     }
                 }
             }
+            if !known {
+                opening.insert(t.loc.clone());
+            }
         });
     }
+    (out, opening)
+}
+
+/// True when an `include_vars` sets names only known at run time: its `name:` is a
+/// template, a `dir:` with templated arguments, or a file whose directory, or whole name, is a
+/// template (`"{{ item }}"` over `with_first_found`: any file anywhere). A file name with a
+/// literal part (`"{{ ansible_os_family }}.yml"`) is known by the names of the files it can
+/// stand for (see the loader).
+fn include_vars_unknown(t: &Task) -> bool {
+    let tmpl = |n: &Node| n.as_str().is_some_and(template::has_template);
+    if let Some(n) = t.action.arg("name") {
+        return tmpl(n);
+    }
+    if t.action.arg("dir").is_some() {
+        return t.action.args.iter().any(|(_, n)| tmpl(n));
+    }
+    let Some(file) = t
+        .action
+        .free_form
+        .as_ref()
+        .or_else(|| t.action.arg("file"))
+        .and_then(Node::as_str)
+    else {
+        return false;
+    };
+    if !template::has_template(file) {
+        return false;
+    }
+    let (dir, base) = file.trim().rsplit_once('/').unwrap_or(("", file.trim()));
+    template::has_template(dir) || template_literal_text(base).trim().is_empty()
+}
+
+/// `s` without its `{{ ... }}` and `{% ... %}` parts (an unclosed one ends it).
+fn template_literal_text(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("{{").or_else(|| rest.find("{%")) {
+        out.push_str(&rest[..start]);
+        let close = if rest[start..].starts_with("{{") {
+            "}}"
+        } else {
+            "%}"
+        };
+        match rest[start..].find(close) {
+            Some(end) => rest = &rest[start + end + 2..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
     out
 }
 
@@ -438,6 +513,12 @@ struct Checker<'a> {
     /// the role's validation task fails the host before any of its tasks, so its tasks
     /// never see it undefined (stood in for by [`Unknown`]).
     spec_required: Vec<String>,
+    /// Tasks that set variables whose names are only known at run time (a templated
+    /// `set_fact` key over run-time values, `include_vars` of a file found at run time).
+    opening: &'a BTreeSet<Loc>,
+    /// True once such a task was passed for this host (here or in an earlier play): from
+    /// then on a name nothing defines may be one of them, and is not refused as undefined.
+    open: bool,
 }
 
 /// The `required` options of a role's argument spec validation task (its first task).
@@ -596,6 +677,9 @@ impl<'a> Checker<'a> {
         self.args(t, &ctx);
         for e in t.changed_when.iter().chain(&t.failed_when).chain(&t.until) {
             self.expression(e, &ctx);
+        }
+        if self.opening.contains(&t.loc) {
+            self.open = true;
         }
         // An include's own vars and those of its `apply:` reach what it includes.
         let include_vars = t
@@ -862,8 +946,11 @@ impl<'a> Checker<'a> {
                 extra.push((name, v));
             }
         }
-        lazy.with_values(extra)
-            .with_fallback(fact_stand_in)
-            .to_value()
+        let fallback: fn(&str) -> Option<Value> = if self.open {
+            |name| fact_stand_in(name).or_else(|| Some(unknown()))
+        } else {
+            fact_stand_in
+        };
+        lazy.with_values(extra).with_fallback(fallback).to_value()
     }
 }

@@ -295,6 +295,82 @@ fn a_templated_include_vars_sets_the_variables_of_the_file_it_names() {
 }
 
 #[test]
+fn names_set_at_run_time_under_names_known_only_then_are_not_refused_after_that_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                r#"
+- hosts: localhost
+  gather_facts: yes
+  tasks:
+    - command: echo svc_user
+      register: r
+      changed_when: false
+    - set_fact:
+        "{{ r.stdout }}": nobody
+    - debug: { msg: "user={{ svc_user }}" }
+    - include_vars:
+        file: "{{ item }}"
+        name: os_vars
+      with_first_found:
+        - files: ["{{ ansible_facts.system }}.yml"]
+    - set_fact:
+        "{{ item.key }}": "{{ item.value }}"
+      with_dict: "{{ os_vars }}"
+    - debug: { msg: "os={{ os_name }}" }
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - debug: { msg: "again={{ svc_user }}" }
+"#,
+            ),
+            ("vars/Linux.yml", "os_name: linux\n"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    for want in ["user=nobody", "os=linux", "again=nobody"] {
+        assert!(out.contains(want), "{want} in {out}");
+    }
+}
+
+#[test]
+fn before_a_task_that_sets_unknown_names_and_for_filters_after_it_the_check_still_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            r#"
+- hosts: localhost
+  gather_facts: no
+  tasks:
+    - command: echo svc_user
+      register: r
+    - debug: { msg: "{{ early }}" }
+    - set_fact:
+        "{{ r.stdout }}": nobody
+    - debug: { msg: "{{ svc_user | to_jsn }}" }
+"#,
+        )],
+        &[],
+    );
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert!(
+        err.contains("pb.yaml:7:21: error: 'early' is undefined"),
+        "{err}"
+    );
+    assert!(
+        err.contains("pb.yaml:10:21: error: unknown filter 'to_jsn', did you mean 'to_json'?"),
+        "{err}"
+    );
+    assert!(!err.contains("svc_user' is undefined"), "{err}");
+}
+
+#[test]
 fn facts_an_earlier_play_gathered_are_read_through_hostvars_by_a_later_play() {
     // ansible-examples lamp_haproxy rolling_update.yml: gather on the monitoring hosts, then
     // template their addresses into the web servers' config.
