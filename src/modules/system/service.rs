@@ -1115,11 +1115,6 @@ mod tests {
                 "pattern",
             ),
             (
-                json!({"name": "a", "state": "started", "masked": true}),
-                false,
-                "masked",
-            ),
-            (
                 json!({"name": "a", "state": "started", "sleep": 1}),
                 true,
                 "sleep",
