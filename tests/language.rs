@@ -1307,3 +1307,36 @@ fn task_names_show_rendered_with_the_first_hosts_variables_and_never_fail() {
         "{out}"
     );
 }
+
+#[test]
+fn a_looping_include_counts_in_the_recap_once_per_item_it_included() {
+    // The recaps are ansible-playbook 2.19's for the same playbooks.
+    for (tasks, recap) in [
+        (
+            "    - include_tasks: inc.yaml\n      loop: [1, 2]\n    - include_tasks: inc.yaml\n    - include_role: {name: r}\n      loop: [1, 2]\n",
+            "localhost : ok=10 changed=0 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0",
+        ),
+        (
+            "    - include_tasks: inc.yaml\n      loop: [1, 2, 3]\n      when: item != 2\n",
+            "localhost : ok=4 changed=0 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0",
+        ),
+        (
+            "    - include_tasks: inc.yaml\n      loop: [1, 2]\n      when: false\n",
+            "localhost : ok=0 changed=0 unreachable=0 failed=0 skipped=1 rescued=0 ignored=0",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let pb = format!("- hosts: all\n  gather_facts: false\n  tasks:\n{tasks}");
+        let (code, out, err) = run(
+            dir.path(),
+            &[
+                ("pb.yaml", &pb),
+                ("inc.yaml", "- debug: msg=hi\n"),
+                ("roles/r/tasks/main.yaml", "- debug: msg=role\n"),
+            ],
+            &[],
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(recap_line(&out), recap, "{tasks}\n{out}");
+    }
+}

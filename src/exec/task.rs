@@ -153,8 +153,20 @@ pub async fn run_on_host(ctx: Arc<TaskCtx>, mut st: HostState) -> (HostState, Ho
         show: step.show,
         reach: step.reach,
     };
-    // As Ansible: a `meta:` that ran is not a task result of the recap.
-    if !(ctx.task.action.module == "meta" && outcome.status == Status::Ok) {
+    // As Ansible: a `meta:` that ran is not a task result of the recap, and a looping
+    // include counts once per item it included (its skipped items are not counted).
+    let module = ctx.task.action.module.as_str();
+    if matches!(module, "include_tasks" | "include_role")
+        && outcome.status == Status::Ok
+        && !outcome.items.is_empty()
+    {
+        let included = outcome
+            .items
+            .iter()
+            .filter(|i| i.status != Status::Skipped)
+            .count();
+        st.recap.ok += u32::try_from(included.max(1)).unwrap_or(u32::MAX);
+    } else if !(module == "meta" && outcome.status == Status::Ok) {
         st.recap.count(&outcome);
     }
     (st, outcome, step.flow)
