@@ -1306,3 +1306,31 @@ fn delegate_to_a_host_the_inventory_does_not_have() {
     );
     assert!(err.contains("1 error found"), "{err}");
 }
+
+#[test]
+fn a_filter_or_test_of_the_playbooks_or_a_roles_python_plugins_is_named_as_such() {
+    let plugin = b"class FilterModule(object):\n    def filters(self):\n        return {'shout': lambda s: s.upper()}\n";
+    let tests = b"class TestModule(object):\n    def tests(self):\n        return {\"loud\": lambda s: s.isupper()}\n";
+    let err = check(
+        &[
+            ("inv.yaml", INV.as_bytes()),
+            (
+                "pb.yaml",
+                b"- hosts: all\n  roles: [r]\n  tasks:\n    - debug: msg=\"{{ 'hi' | shout }}\"\n",
+            ),
+            ("filter_plugins/shout.py", plugin),
+            (
+                "roles/r/tasks/main.yml",
+                b"- debug: msg=\"{{ 'HI' is loud }}\"\n",
+            ),
+            ("roles/r/test_plugins/loud.py", tests),
+        ],
+        PLAN,
+        "pb.yaml:4:14: error: filter 'shout' is a Python plugin (filter_plugins/shout.py): not supported by rdeploy",
+    );
+    assert!(
+        err.contains("test 'loud' is a Python plugin (")
+            && err.contains("loud.py): not supported by rdeploy"),
+        "{err}"
+    );
+}

@@ -369,6 +369,7 @@ impl<'o> Loader<'o> {
             return Vec::new();
         };
         let dir = parent_dir(path);
+        crate::template::register_plugin_dir(&dir);
         let items = match &doc.kind {
             Kind::Seq(items) => items,
             Kind::Null => {

@@ -292,6 +292,7 @@ impl Loader<'_> {
         ctx: &Ctx,
         files: &RoleFiles,
     ) -> Role {
+        crate::template::register_plugin_dir(path);
         let mut rctx = Ctx {
             dir: path.join("tasks"),
             play_dir: ctx.play_dir.clone(),

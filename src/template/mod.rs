@@ -24,6 +24,7 @@ mod pyrandom;
 pub mod tests;
 pub mod time;
 mod unknown;
+pub use unknown::register_plugin_dir;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -219,6 +219,47 @@ const JINJA_TESTS: &[&str] = &[
     "endingwith",
 ];
 
+/// Filters and tests that the playbook's or a role's `filter_plugins/` and `test_plugins/`
+/// define in Python: (kind, name, file). rdeploy runs none of them; naming them in the error
+/// says why better than a did-you-mean.
+static PLUGINS: std::sync::Mutex<Vec<(&'static str, String, std::path::PathBuf)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Notes the Python filters and tests under `dir/filter_plugins` and `dir/test_plugins` (a
+/// playbook's or a role's folder): the keys of the dictionaries their files return.
+pub fn register_plugin_dir(dir: &std::path::Path) {
+    static KEY: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    let Some(key) = KEY
+        .get_or_init(|| regex::Regex::new(r#"['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*:"#).ok())
+        .as_ref()
+    else {
+        return;
+    };
+    for (sub, what) in [("filter_plugins", "filter"), ("test_plugins", "test")] {
+        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().and_then(|x| x.to_str()) != Some("py") {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let Ok(mut known) = PLUGINS.lock() else {
+                return;
+            };
+            for c in key.captures_iter(&text) {
+                let name = c[1].to_string();
+                if !known.iter().any(|(w, n, _)| *w == what && *n == name) {
+                    known.push((what, name, path.clone()));
+                }
+            }
+        }
+    }
+}
+
 /// The message for minijinja's "filter NAME is unknown" / "test NAME is unknown" detail, or
 /// None for any other error.
 pub fn message(kind: ErrorKind, detail: &str) -> Option<String> {
@@ -241,6 +282,14 @@ pub fn message(kind: ErrorKind, detail: &str) -> Option<String> {
     if let Some((_, collection)) = table.iter().find(|(n, _)| *n == name) {
         return Some(format!(
             "{what} '{name}' ({collection}) is not supported by rdeploy"
+        ));
+    }
+    if let Ok(known) = PLUGINS.lock()
+        && let Some((_, _, file)) = known.iter().find(|(w, n, _)| *w == what && n == name)
+    {
+        return Some(format!(
+            "{what} '{name}' is a Python plugin ({}): not supported by rdeploy",
+            file.display()
         ));
     }
     let suggestion = match name.strip_prefix("ansible.builtin.") {
