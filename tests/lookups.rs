@@ -304,3 +304,22 @@ fn vars_files_take_a_first_found_list() {
         "{err}"
     );
 }
+
+#[test]
+fn varnames_lists_the_matching_variable_names_as_ansible_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        "- hosts: localhost\n  gather_facts: no\n  vars: {app_port: 1, app_name: x, other: 2}\n  tasks:\n    - debug: {msg: \"{{ lookup('varnames', '^app_') }}\"}\n    - debug: {msg: \"{{ query('varnames', '^app_', '^oth') }}\"}\n    - debug: {msg: \"{{ lookup('varnames', '^nomatch$') | length }}\"}\n",
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    // ansible-playbook 2.19's messages for the same playbook.
+    for want in [
+        r#"{"msg":"app_port,app_name"}"#,
+        r#"{"msg":["app_port","app_name","other"]}"#,
+        r#"{"msg":0}"#,
+    ] {
+        assert!(out.contains(want), "{want}\n{out}");
+    }
+}

@@ -36,6 +36,7 @@ pub const SUPPORTED: &[&str] = &[
     "lines",
     "password",
     "vars",
+    "varnames",
     "items",
     "list",
     "dict",
@@ -203,6 +204,38 @@ fn shape(items: Vec<Value>, wantlist: bool) -> Value {
     Value::from(items)
 }
 
+/// `varnames`: the names of the task's variables matching each term (a Python regular
+/// expression, searched anywhere in the name), term after term, in the order the variables
+/// are known (as Ansible lists them).
+fn varnames(c: &Caller<'_, '_>, terms: &[Value]) -> Result<Vec<Value>, Error> {
+    let mut names: Vec<String> = Vec::new();
+    if let Ok(keys) = c.context.try_iter() {
+        for k in keys {
+            if let Some(k) = k.as_str()
+                && !names.iter().any(|n| n == k)
+            {
+                names.push(k.to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for t in terms {
+        let term = term_str("varnames", t)?;
+        let re = regex::Regex::new(&term).map_err(|e| {
+            op_err(format!(
+                "Unable to use \"{term}\" as a search parameter: {e}"
+            ))
+        })?;
+        out.extend(
+            names
+                .iter()
+                .filter(|n| re.is_match(n))
+                .map(|n| Value::from(n.clone())),
+        );
+    }
+    Ok(out)
+}
+
 /// The options each plugin takes (besides `wantlist` and `errors`).
 fn options(name: &str) -> &'static [&'static str] {
     match name {
@@ -331,6 +364,7 @@ pub fn run(
             .iter()
             .map(|t| vars_lookup(c, t, opt("default")))
             .collect(),
+        "varnames" => varnames(c, terms),
         "items" => Ok(flatten(terms)),
         "list" => Ok(terms.to_vec()),
         "indexed_items" => Ok(flatten(terms)
