@@ -585,3 +585,39 @@ fn an_import_role_with_public_false_keeps_its_variables_to_itself() {
         ]
     );
 }
+
+#[test]
+fn a_roles_include_vars_of_a_first_found_file_reads_it_from_a_relative_playbook() {
+    // dev-sec's and geerlingguy's idiom; `rdeploy run pb.yaml` from the project's folder.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                "- hosts: all\n  gather_facts: false\n  tasks:\n    - include_role: {name: r}\n",
+            ),
+            (
+                "roles/r/tasks/main.yml",
+                "- include_vars: \"{{ item }}\"\n  with_first_found:\n    - \"{{ 'Nope' }}.yml\"\n    - default.yml\n- debug: msg=\"{{ svc_user }}\"\n",
+            ),
+            ("roles/r/vars/default.yml", "svc_user: nobody\n"),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(r#"{"msg":"nobody"}"#), "{out}");
+    // The path found is absolute, as Ansible's.
+    let abs = dir
+        .path()
+        .canonicalize()
+        .unwrap()
+        .join("roles/r/vars/default.yml");
+    assert!(
+        out.contains(&format!("(item={})", abs.display()))
+            || out.contains(&format!(
+                "(item={})",
+                dir.path().join("roles/r/vars/default.yml").display()
+            )),
+        "{out}"
+    );
+}

@@ -675,6 +675,9 @@ fn first_found(
     let sub = c.with_subdir;
     for name in &candidates {
         if let Ok(p) = find(c, sub, name) {
+            // An absolute path, as Ansible's: a task of a role resolves a relative one
+            // against its own folder.
+            let p = std::path::absolute(&p).unwrap_or(p);
             return Ok(vec![Value::from(p.display().to_string())]);
         }
     }
