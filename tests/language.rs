@@ -1340,3 +1340,29 @@ fn a_looping_include_counts_in_the_recap_once_per_item_it_included() {
         assert_eq!(recap_line(&out), recap, "{tasks}\n{out}");
     }
 }
+
+#[test]
+fn a_dict_indexed_by_a_key_known_at_run_time_is_not_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            "- hosts: all\n  gather_facts: false\n  vars:\n    pkgs: {Debian: python3 sudo, RedHat: python3}\n  tasks:\n    - command: echo Debian\n      register: r\n      changed_when: false\n    - set_fact: {distro: Debian}\n    - debug: {msg: \"{{ pkgs[distro] }}\"}\n    - debug: {msg: \"{{ pkgs[r.stdout] }}\"}\n",
+        )],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.matches(r#"{"msg":"python3 sudo"}"#).count(), 2, "{out}");
+    // A missing key still fails the host when the run reaches it, as in Ansible.
+    let (code, out, _) = run(
+        dir.path(),
+        &[(
+            "pb.yaml",
+            "- hosts: all\n  gather_facts: false\n  vars:\n    pkgs: {Debian: python3}\n  tasks:\n    - set_fact: {distro: Suse}\n    - debug: {msg: \"{{ pkgs[distro] }}\"}\n",
+        )],
+        &[],
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("fatal: [localhost]"), "{out}");
+}

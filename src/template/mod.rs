@@ -412,7 +412,27 @@ pub fn check_render(
 ) -> Result<(), (ErrorKind, Diagnostic)> {
     render_guarded(env, source, ctx)
         .map(|_| ())
-        .map_err(|e| (e.kind(), to_diagnostic_in(env, &e, source, ctx, loc)))
+        .map_err(|e| (check_kind(&e), to_diagnostic_in(env, &e, source, ctx, loc)))
+}
+
+/// The kind of a check render's error, as the check weighs it: an undefined value reached
+/// by a computed subscript, last (`pkgs[ansible_os_family]`, `pkgs[r.stdout]`: minijinja names
+/// it `pkgs[...]`), depends on a key only the run knows, so it is left to the run (as an
+/// operator on a stand-in is), not reported as an undefined variable. A name read after one
+/// (`hostvars[h].ansible_sytem`) is still reported.
+fn check_kind(e: &Error) -> ErrorKind {
+    match e.kind() {
+        ErrorKind::UndefinedError
+            if e.detail().is_some_and(|d| {
+                d.strip_prefix('`')
+                    .and_then(|d| d.split_once("` is undefined"))
+                    .is_some_and(|(name, _)| name.ends_with("[...]"))
+            }) =>
+        {
+            ErrorKind::InvalidOperation
+        }
+        k => k,
+    }
 }
 
 /// [`check_render`] for a whole template file, reported as [`render_file`] reports.
@@ -424,7 +444,7 @@ pub fn check_render_file(
 ) -> Result<(), (ErrorKind, Diagnostic)> {
     render_guarded(env, source, ctx)
         .map(|_| ())
-        .map_err(|e| (e.kind(), file_diagnostic(env, &e, source, ctx, file)))
+        .map_err(|e| (check_kind(&e), file_diagnostic(env, &e, source, ctx, file)))
 }
 
 /// [`eval_expr`] keeping minijinja's error kind (see [`check_render`]).
@@ -436,7 +456,7 @@ pub fn check_expr(
 ) -> Result<Value, (ErrorKind, Diagnostic)> {
     let inner = bare_expression(env, expr, loc).map_err(|d| (ErrorKind::SyntaxError, d))?;
     eval_guarded(env, inner, ctx)
-        .map_err(|e| (e.kind(), to_diagnostic_in(env, &e, inner, ctx, loc)))
+        .map_err(|e| (check_kind(&e), to_diagnostic_in(env, &e, inner, ctx, loc)))
 }
 
 /// After a check render stopped on an error of the stand-ins (an operator on a run-time
