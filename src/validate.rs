@@ -926,15 +926,17 @@ impl<'a> Checker<'a> {
         for (k, n) in task_vars {
             task_tier.insert(k.clone(), VarValue::of_node(n));
         }
-        let role_path = self
+        let role = self
             .role_stack
             .last()
-            .map(|r| r.role.path.display().to_string());
+            .map(|r| (r.role.path.display().to_string(), r.name.clone()));
         let lazy = LazyVars::new(layers, Arc::clone(self.env));
         let mut extra: Vec<(String, Value)> = vec![("hostvars".into(), self.hostvars.clone())];
         extra.extend(self.magic.iter().cloned());
-        if let Some(p) = role_path {
+        if let Some((p, name)) = role {
             extra.push(("role_path".into(), Value::from(p)));
+            extra.push(("role_name".into(), Value::from(name.clone())));
+            extra.push(("ansible_role_name".into(), Value::from(name)));
         }
         extra.push(("ansible_search_path".into(), unknown()));
         for (name, v) in runtime_standins(self.runtime)

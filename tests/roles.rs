@@ -621,3 +621,23 @@ fn a_roles_include_vars_of_a_first_found_file_reads_it_from_a_relative_playbook(
         "{out}"
     );
 }
+
+#[test]
+fn role_name_and_ansible_role_name_are_the_roles_name_as_in_ansible() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                "- hosts: all\n  gather_facts: false\n  roles: [rn]\n",
+            ),
+            (
+                "roles/rn/tasks/main.yml",
+                "- debug: msg=\"{{ role_name }} {{ ansible_role_name }}\"\n",
+            ),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(r#"{"msg":"rn rn"}"#), "{out}");
+}

@@ -257,6 +257,7 @@ pub fn vars_at(
             Value::from(r.path.display().to_string()),
         ));
         extra.push(("role_name".into(), Value::from(r.name.clone())));
+        extra.push(("ansible_role_name".into(), Value::from(r.name.clone())));
     }
     for frame in &st.scoped {
         for (k, v) in frame {
