@@ -1366,3 +1366,22 @@ fn a_dict_indexed_by_a_key_known_at_run_time_is_not_refused_before_the_run() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("fatal: [localhost]"), "{out}");
 }
+
+#[test]
+fn file_touch_under_check_is_a_predicted_change_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("touched");
+    let pb = format!(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - file: {{path: '{}', state: touch, mode: '0640'}}\n",
+        target.display()
+    );
+    let (code, out, err) = run(dir.path(), &[("pb.yaml", &pb)], &["--check"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // ansible-playbook 2.19 reports the same: `file` supports check mode.
+    assert_eq!(
+        recap_line(&out),
+        "localhost : ok=1 changed=1 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0",
+        "{out}"
+    );
+    assert!(!target.exists());
+}

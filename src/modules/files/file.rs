@@ -296,6 +296,19 @@ impl Module for File {
             })
     }
 
+    /// Under `--check`, a `touch` (or a time set to `now`) is a change, as Ansible's `file`
+    /// reports it: it supports check mode.
+    fn unpredicted(
+        &self,
+        _args: &Args,
+        _drift: &crate::modules::runtime::Drift,
+    ) -> crate::modules::runtime::Unpredicted {
+        crate::modules::runtime::Unpredicted {
+            skip: false,
+            result: Args::new(),
+        }
+    }
+
     fn not_reversible(&self, given: &dyn Fn(&str) -> bool) -> Option<&'static str> {
         let times = given("access_time") || given("modification_time");
         let se = ["seuser", "serole", "setype", "selevel"]
