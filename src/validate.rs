@@ -659,7 +659,11 @@ impl<'a> Checker<'a> {
             }
         }
         let ctx = self.ctx(&t.keywords.vars, Some(&own_loop));
+        // A task that may set names unknown before the run opens the check even when its
+        // `when:` cannot be decided here (`when: not lookup('varnames', '^' + item.key)`).
+        let opening = self.opening.contains(&t.loc);
         if !self.conditions(&t.keywords.when, &ctx) {
+            self.open |= opening;
             return;
         }
         if let Some(l) = &t.loop_over {
@@ -678,7 +682,7 @@ impl<'a> Checker<'a> {
         for e in t.changed_when.iter().chain(&t.failed_when).chain(&t.until) {
             self.expression(e, &ctx);
         }
-        if self.opening.contains(&t.loc) {
+        if opening {
             self.open = true;
         }
         // An include's own vars and those of its `apply:` reach what it includes.

@@ -323,3 +323,26 @@ fn varnames_lists_the_matching_variable_names_as_ansible_does() {
         assert!(out.contains(want), "{want}\n{out}");
     }
 }
+
+#[test]
+fn community_general_flattened_flattens_every_list_as_the_collections_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        "- hosts: localhost\n  gather_facts: no\n  vars:\n    a: [/usr/bin, [/bin, [/sbin]]]\n    b: [[/opt]]\n  tasks:\n    - debug: {msg: \"{{ item }}\"}\n      with_community.general.flattened:\n        - \"{{ a }}\"\n        - \"{{ b }}\"\n        - plain\n    - debug: {msg: \"{{ lookup('community.general.flattened', [1, [2, [3]]], [[4]]) }}\"}\n    - debug: {msg: \"{{ item }}\"}\n      with_flattened: [[x, [y]], z]\n",
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    // The items and the value ansible-playbook 2.19 (community.general) gives.
+    let items: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("ok: [localhost] => (item="))
+        .filter_map(|l| l.split_once(')').map(|(i, _)| i))
+        .collect();
+    assert_eq!(
+        items,
+        ["/usr/bin", "/bin", "/sbin", "/opt", "plain", "x", "y", "z"],
+        "{out}"
+    );
+    assert!(out.contains(r#"{"msg":[1,2,3,4]}"#), "{out}");
+}

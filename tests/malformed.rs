@@ -701,7 +701,7 @@ fn filters_and_lookups_after_an_operator_on_a_run_time_value_are_still_checked()
     );
     bad_playbook(
         "- hosts: all\n  tasks:\n    - debug:\n        msg: \"{{ lookup('hashi_vault', 'secret/' + item) }}\"\n      loop: [a]\n",
-        "pb.yaml:4:14: error: lookup plugin 'hashi_vault' is not supported by rdeploy (rdeploy has: file, template, env, pipe, fileglob, first_found, lines, password, vars, varnames, items, list, dict, subelements, sequence, indexed_items, together, nested)",
+        "pb.yaml:4:14: error: lookup plugin 'hashi_vault' is not supported by rdeploy (rdeploy has: file, template, env, pipe, fileglob, first_found, lines, password, vars, varnames, flattened, items, list, dict, subelements, sequence, indexed_items, together, nested)",
     );
     bad_playbook(
         "- hosts: all\n  tasks:\n    - debug:\n        msg: \"{{ lookup('file', 'x' + item, lstrip=true, colour='red') }}\"\n      loop: [a]\n",

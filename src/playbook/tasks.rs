@@ -27,7 +27,7 @@ use crate::yaml::{Kind, Node};
 /// The lookup plugin a `with_NAME` task key names, if rdeploy has it (`with_items` and
 /// `with_list` are handled as their own loop kinds).
 fn with_lookup(key: &str) -> Option<&'static str> {
-    let name = key.strip_prefix("with_")?;
+    let name = crate::template::lookups::canonical(key.strip_prefix("with_")?);
     crate::template::lookups::SUPPORTED
         .iter()
         .find(|s| **s == name && !matches!(name, "items" | "list"))

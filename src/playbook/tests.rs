@@ -234,7 +234,7 @@ fn cases() -> Vec<(
             "unsupported loop kind",
             t("    - debug: {var: item}\n      with_cartesian: \"{{ d }}\"\n"),
             vec![],
-            "pb.yml:4:7: error: 'with_cartesian' (a loop over the 'cartesian' lookup plugin) is not supported by rdeploy; it has with_file, with_template, with_env, with_pipe, with_fileglob, with_first_found, with_lines, with_password, with_vars, with_varnames, with_items, with_list, with_dict, with_subelements, with_sequence, with_indexed_items, with_together, with_nested",
+            "pb.yml:4:7: error: 'with_cartesian' (a loop over the 'cartesian' lookup plugin) is not supported by rdeploy; it has with_file, with_template, with_env, with_pipe, with_fileglob, with_first_found, with_lines, with_password, with_vars, with_varnames, with_flattened, with_items, with_list, with_dict, with_subelements, with_sequence, with_indexed_items, with_together, with_nested",
         ),
         (
             "vars_prompt encrypt",
@@ -799,7 +799,7 @@ fn bad_fixtures_report_every_mistake() {
         vec![
             "unsupported.yaml:3:13: error: strategy 'free' is not supported by rdeploy: it runs plays like Ansible's linear strategy",
             "unsupported.yaml:7:13: error: 'poll: 0' (start the task in the background, then ask async_status) is not supported by rdeploy; rdeploy waits for an async task: give poll a number of seconds, or leave poll and async out",
-            "unsupported.yaml:9:7: error: 'with_inventory_hostnames' (a loop over the 'inventory_hostnames' lookup plugin) is not supported by rdeploy; it has with_file, with_template, with_env, with_pipe, with_fileglob, with_first_found, with_lines, with_password, with_vars, with_varnames, with_items, with_list, with_dict, with_subelements, with_sequence, with_indexed_items, with_together, with_nested",
+            "unsupported.yaml:9:7: error: 'with_inventory_hostnames' (a loop over the 'inventory_hostnames' lookup plugin) is not supported by rdeploy; it has with_file, with_template, with_env, with_pipe, with_fileglob, with_first_found, with_lines, with_password, with_vars, with_varnames, with_flattened, with_items, with_list, with_dict, with_subelements, with_sequence, with_indexed_items, with_together, with_nested",
         ]
     );
 }

@@ -37,6 +37,7 @@ pub const SUPPORTED: &[&str] = &[
     "password",
     "vars",
     "varnames",
+    "flattened",
     "items",
     "list",
     "dict",
@@ -111,10 +112,7 @@ fn call(
     query: bool,
 ) -> Result<Value, Error> {
     // `lookup('ansible.builtin.env', ...)`: the same plugins under their full names.
-    let name = ["ansible.builtin.", "ansible.legacy."]
-        .iter()
-        .find_map(|p| name.strip_prefix(p))
-        .unwrap_or(name);
+    let name = canonical(name);
     if !SUPPORTED.contains(&name) {
         return Err(unsupported(name));
     }
@@ -234,6 +232,47 @@ fn varnames(c: &Caller<'_, '_>, terms: &[Value]) -> Result<Vec<Value>, Error> {
         );
     }
     Ok(out)
+}
+
+/// A lookup's name as rdeploy carries it: `ansible.builtin.NAME` and `ansible.legacy.NAME`
+/// are `NAME`, and so is `community.general.flattened` (the one collection lookup rdeploy
+/// carries, which ansible-core also routes `flattened` to).
+pub fn canonical(name: &str) -> &str {
+    ["ansible.builtin.", "ansible.legacy.", "community.general."]
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .filter(|short| !name.starts_with("community.general.") || *short == "flattened")
+        .unwrap_or(name)
+}
+
+/// `community.general.flattened`: the terms with every list in them flattened, however deep
+/// (a list of one list is that list); a `None` or `null` text term ends the list, as in the
+/// collection's plugin.
+fn flattened(terms: &[Value]) -> Vec<Value> {
+    fn one_list(mut v: Value) -> Value {
+        while v.kind() == minijinja::value::ValueKind::Seq && v.len() == Some(1) {
+            match v.get_item_by_index(0) {
+                Ok(inner) if inner.kind() == minijinja::value::ValueKind::Seq => v = inner,
+                Ok(inner) => return inner,
+                Err(_) => break,
+            }
+        }
+        v
+    }
+    let mut out = Vec::new();
+    for t in terms {
+        let t = one_list(t.clone());
+        if matches!(t.as_str(), Some("None" | "null")) {
+            break;
+        }
+        if t.kind() == minijinja::value::ValueKind::Seq {
+            let items: Vec<Value> = t.try_iter().map(Iterator::collect).unwrap_or_default();
+            out.extend(flattened(&items));
+        } else {
+            out.push(t);
+        }
+    }
+    out
 }
 
 /// The options each plugin takes (besides `wantlist` and `errors`).
@@ -365,6 +404,7 @@ pub fn run(
             .map(|t| vars_lookup(c, t, opt("default")))
             .collect(),
         "varnames" => varnames(c, terms),
+        "flattened" => Ok(flattened(terms)),
         "items" => Ok(flatten(terms)),
         "list" => Ok(terms.to_vec()),
         "indexed_items" => Ok(flatten(terms)
