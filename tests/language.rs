@@ -1385,3 +1385,22 @@ fn file_touch_under_check_is_a_predicted_change_and_creates_nothing() {
     );
     assert!(!target.exists());
 }
+
+#[test]
+fn a_set_fact_of_run_time_names_under_an_undecidable_when_still_opens_the_check() {
+    // dev-sec's pattern: set each OS default unless the user set it already.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            (
+                "pb.yaml",
+                "- hosts: all\n  gather_facts: false\n  vars:\n    ssh_owner: admin\n  tasks:\n    - include_vars: {file: os.yml, name: os_vars}\n    - set_fact:\n        \"{{ item.key }}\": \"{{ item.value }}\"\n      when: not lookup('varnames', '^' + item.key + '$')\n      with_dict: \"{{ os_vars }}\"\n    - debug: {msg: \"{{ ssh_owner }} {{ ssh_group }}\"}\n",
+            ),
+            ("os.yml", "ssh_owner: root\nssh_group: wheel\n"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(r#"{"msg":"admin wheel"}"#), "{out}");
+}
